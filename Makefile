@@ -1,0 +1,69 @@
+# Thin wrapper over CMake so nobody needs to know it. See README.md.
+#   make            build (build/)
+#   make test       bootstrap, then the whole suite in the plain build (gcc) and in an
+#                   ASan+UBSan build (clang, build-asan/); fails on any failure or sanitizer report
+#   make run        build, then run the main job on a copy of examples/demo
+#   make bench      run every benchmark and print one Markdown table
+#   make fuzz       build the libFuzzer targets (clang) and run each for a short while
+#   make format     clang-format every C file
+#   make install    PREFIX=/usr/local by default
+#   make clean
+PREFIX ?= /usr/local
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+CMAKE_FLAGS ?=
+WERROR ?= ON
+CTEST_FLAGS ?= --output-on-failure --timeout 300
+FUZZ_SECONDS ?= 20
+
+.PHONY: all build bootstrap test test-plain test-asan run bench fuzz format install clean
+
+all: build
+
+bootstrap:
+	@scripts/bootstrap
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSANDBAR_WERROR=$(WERROR) \
+		-DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS)
+
+build: bootstrap $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+$(ASAN_BUILD)/CMakeCache.txt:
+	CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSANDBAR_SANITIZE=ON \
+		-DSANDBAR_BENCH=OFF -DSANDBAR_WERROR=$(WERROR) $(CMAKE_FLAGS)
+
+test: bootstrap test-plain test-asan
+
+test-plain: build
+	cd $(BUILD) && ctest $(CTEST_FLAGS) -j $(JOBS)
+
+test-asan: bootstrap $(ASAN_BUILD)/CMakeCache.txt
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
+		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest $(CTEST_FLAGS) -j $(JOBS)
+
+run: build
+	@scripts/run-demo $(BUILD)
+
+bench: build
+	@scripts/bench $(BUILD)
+
+fuzz: bootstrap
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSANDBAR_FUZZ=ON \
+		-DSANDBAR_TESTS=OFF -DSANDBAR_BENCH=OFF
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	@scripts/fuzz $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+format:
+	find include src tests bench fuzz -name '*.[ch]' -print0 | xargs -0 clang-format -i
+
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+	@scripts/create-sandbar-user || true
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,408 @@
+/* sandbar base layer: the small things every other layer leans on.
+ *
+ * Errors, memory, growable buffers, strings, logging, time, base64, hashing, random ids,
+ * shell quoting, bounded JSON, cancellation tokens, file-system helpers (atomic write, safe
+ * walk, path confinement, copies), the exclude matcher and tar archives (libarchive).
+ *
+ * Conventions: a fallible function returns `sb_err *` (NULL on success) and the caller owns and
+ * frees the error with sb_err_free(). Out-of-memory aborts the process with a message (as Redis
+ * does): every allocation below goes through sb_xmalloc() and friends, so callers never see NULL
+ * from them.
+ */
+#ifndef SANDBAR_BASE_H
+#define SANDBAR_BASE_H
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SB_VERSION "0.1.0"
+
+#if defined(__GNUC__)
+#define SB_PRINTF(fmt, args) __attribute__((format(printf, fmt, args)))
+#define SB_NODISCARD __attribute__((warn_unused_result))
+#else
+#define SB_PRINTF(fmt, args)
+#define SB_NODISCARD
+#endif
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum sb_errcode {
+	SB_E_OK = 0,
+	SB_E_INVAL,          /* bad input from the caller or from outside */
+	SB_E_IO,             /* a system call failed; sys_errno says which */
+	SB_E_NOTFOUND,       /* no such file, lease, exec, ... */
+	SB_E_EXISTS,         /* already there */
+	SB_E_TOO_LARGE,      /* a bound was crossed (body, JSON, path, ...) */
+	SB_E_FILE_TOO_LARGE, /* remote file over the caller's byte limit (actual/limit set) */
+	SB_E_ESCAPE,         /* a path tried to leave its confinement root */
+	SB_E_TIMEOUT,        /* a deadline passed */
+	SB_E_CANCELED,       /* cancelled by the caller or by a callback */
+	SB_E_PROTOCOL,       /* the far side broke the protocol */
+	SB_E_CONFLICT,       /* state conflict (acquisition, merge, lease busy) */
+	SB_E_AUTH,           /* authentication failed */
+	SB_E_BUSY,           /* try again later */
+	SB_E_UNSUPPORTED,    /* this host or runner cannot do that */
+	SB_E_STATE_LOST,     /* the sandbox behind a lease is gone */
+	SB_E_SPAWN,          /* a command could not be started */
+	SB_E_COMMAND,        /* a remote command ran and failed */
+	SB_E_INTERNAL,       /* a bug: an invariant did not hold */
+} sb_errcode;
+
+typedef struct sb_err {
+	sb_errcode code;
+	int sys_errno;        /* errno when code == SB_E_IO (or 0) */
+	char *msg;            /* human message, never NULL */
+	int64_t actual_bytes; /* SB_E_FILE_TOO_LARGE: the size found */
+	int64_t limit_bytes;  /* SB_E_FILE_TOO_LARGE: the limit */
+} sb_err;
+
+/* New error with a printf message. Never returns NULL. */
+sb_err *sb_err_new(sb_errcode code, const char *fmt, ...) SB_PRINTF(2, 3);
+/* New SB_E_IO error; appends ": strerror(errnum)" and records errnum. */
+sb_err *sb_err_sys(int errnum, const char *fmt, ...) SB_PRINTF(2, 3);
+/* Prefix the message with context ("reading config: <old message>"); returns err. */
+sb_err *sb_err_prefix(sb_err *err, const char *fmt, ...) SB_PRINTF(2, 3);
+void sb_err_free(sb_err *err);
+/* Stable machine name of a code, e.g. "ERR_SANDBOX_FILE_TOO_LARGE", "invalid_request". */
+const char *sb_errcode_name(sb_errcode code);
+
+/* --------------------------------------------------------------- memory */
+
+void *sb_xmalloc(size_t n);
+void *sb_xcalloc(size_t count, size_t size);
+void *sb_xrealloc(void *p, size_t n);
+char *sb_xstrdup(const char *s);
+char *sb_xstrndup(const char *s, size_t n);
+void *sb_xmemdup(const void *p, size_t n);
+
+/* --------------------------------------------------------------- buffers */
+
+/* Growable byte buffer. data is always NUL-terminated past len (when data != NULL), so a buffer
+ * of text can be used as a C string; it may also hold arbitrary bytes. */
+typedef struct sb_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+} sb_buf;
+
+#define SB_BUF_INIT {NULL, 0, 0}
+
+void sb_buf_init(sb_buf *b);
+void sb_buf_deinit(sb_buf *b);
+void sb_buf_reserve(sb_buf *b, size_t extra);
+void sb_buf_append(sb_buf *b, const void *p, size_t n);
+void sb_buf_appends(sb_buf *b, const char *s);
+void sb_buf_appendc(sb_buf *b, char c);
+void sb_buf_appendf(sb_buf *b, const char *fmt, ...) SB_PRINTF(2, 3);
+void sb_buf_vappendf(sb_buf *b, const char *fmt, va_list ap) SB_PRINTF(2, 0);
+void sb_buf_clear(sb_buf *b);
+/* Drop the first n bytes (n <= len). */
+void sb_buf_consume(sb_buf *b, size_t n);
+/* Always a valid C string (empty when nothing was appended). */
+const char *sb_buf_cstr(sb_buf *b);
+/* Hand the memory to the caller (free() it); the buffer is left empty. Never NULL. */
+char *sb_buf_steal(sb_buf *b, size_t *len_out);
+
+/* Keeps the LAST cap bytes written to it (output tails). */
+typedef struct sb_tail {
+	sb_buf buf;     /* ring storage, cap bytes once full */
+	size_t cap;
+	size_t start;   /* ring start once full */
+	uint64_t total; /* bytes ever appended */
+} sb_tail;
+
+void sb_tail_init(sb_tail *t, size_t cap);
+void sb_tail_deinit(sb_tail *t);
+void sb_tail_append(sb_tail *t, const void *p, size_t n);
+/* Move the kept bytes, in order, into out (replacing its content). When bytes were dropped, the
+ * kept tail is advanced to a UTF-8 code point boundary (at most 3 bytes) and *truncated is set. */
+void sb_tail_finish(sb_tail *t, sb_buf *out, bool *truncated);
+
+/* --------------------------------------------------------------- strings */
+
+bool sb_str_has_prefix(const char *s, const char *prefix);
+bool sb_str_has_suffix(const char *s, const char *suffix);
+/* malloc'd printf. */
+char *sb_strfmt(const char *fmt, ...) SB_PRINTF(1, 2);
+/* NULL-terminated vectors of strings (argv, env). */
+size_t sb_strv_len(char *const *v);
+char **sb_strv_dup(char *const *v);
+void sb_strv_free(char **v);
+/* Append a copy of s; *v may be NULL. */
+void sb_strv_push(char ***v, const char *s);
+/* Parse a size "512", "64k", "256M", "2G" (binary units) into bytes. */
+sb_err *sb_parse_size(const char *s, uint64_t *out);
+/* Parse a duration "500ms", "30s", "5m", "1h", plain number = seconds, into milliseconds. */
+sb_err *sb_parse_duration_ms(const char *s, int64_t *out);
+/* Strict decimal parse of a whole string into [min, max]. */
+sb_err *sb_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
+/* Hex of bytes into out (2n+1 chars incl. NUL). */
+void sb_hex_encode(const void *p, size_t n, char *out);
+
+/* --------------------------------------------------------------- shell */
+
+/* Append s single-quoted for POSIX sh: each ' becomes '"'"'. */
+void sb_shell_quote(sb_buf *out, const char *s);
+/* malloc'd single-quoted copy. */
+char *sb_shell_quoted(const char *s);
+/* One sh command line from argv: every word quoted, separated by spaces. */
+char *sb_shell_join(char *const *argv);
+
+/* --------------------------------------------------------------- logging */
+
+typedef enum sb_log_level {
+	SB_LOG_ERROR = 0,
+	SB_LOG_WARN = 1,
+	SB_LOG_INFO = 2,
+	SB_LOG_DEBUG = 3,
+} sb_log_level;
+
+void sb_log_set_level(sb_log_level level);
+sb_log_level sb_log_get_level(void);
+/* JSON lines ({"ts","level","msg"}) instead of text. */
+void sb_log_set_json(bool json);
+/* Redirect output (default stderr, fd 2). */
+void sb_log_set_fd(int fd);
+void sb_log(sb_log_level level, const char *fmt, ...) SB_PRINTF(2, 3);
+#define sb_error(...) sb_log(SB_LOG_ERROR, __VA_ARGS__)
+#define sb_warn(...) sb_log(SB_LOG_WARN, __VA_ARGS__)
+#define sb_info(...) sb_log(SB_LOG_INFO, __VA_ARGS__)
+#define sb_debug(...) sb_log(SB_LOG_DEBUG, __VA_ARGS__)
+
+/* --------------------------------------------------------------- time */
+
+#define SB_ISO8601_LEN 32 /* "2026-11-26T13:07:25.123Z" plus room */
+
+int64_t sb_mono_ms(void);
+int64_t sb_mono_ns(void);
+/* Milliseconds since the epoch. */
+int64_t sb_wall_ms(void);
+/* ISO-8601 UTC with milliseconds: "2026-11-26T13:07:25.123Z". */
+void sb_iso8601(int64_t wall_ms, char out[SB_ISO8601_LEN]);
+sb_err *sb_iso8601_parse(const char *s, int64_t *wall_ms_out);
+/* Sleep, retrying on EINTR. */
+void sb_sleep_ms(int64_t ms);
+
+/* --------------------------------------------------------------- base64 */
+
+/* Streaming encoder (standard alphabet, padded). */
+typedef struct sb_b64enc {
+	unsigned char carry[3];
+	size_t ncarry;
+} sb_b64enc;
+
+void sb_b64enc_init(sb_b64enc *e);
+void sb_b64enc_update(sb_b64enc *e, const void *in, size_t n, sb_buf *out);
+void sb_b64enc_final(sb_b64enc *e, sb_buf *out);
+
+/* Streaming decoder: skips ASCII white space anywhere; rejects any other character outside the
+ * alphabet, data after padding, and a final group that is incomplete or has non-zero pad bits. */
+typedef struct sb_b64dec {
+	uint32_t acc;
+	unsigned nacc;    /* sextets in acc */
+	unsigned npad;    /* '=' seen */
+	uint64_t offset;  /* characters consumed, for error messages */
+} sb_b64dec;
+
+void sb_b64dec_init(sb_b64dec *d);
+sb_err *sb_b64dec_update(sb_b64dec *d, const void *in, size_t n, sb_buf *out);
+sb_err *sb_b64dec_final(sb_b64dec *d, sb_buf *out);
+
+size_t sb_b64_encoded_len(size_t n);
+void sb_b64_encode(const void *in, size_t n, sb_buf *out);
+sb_err *sb_b64_decode(const void *in, size_t n, sb_buf *out);
+
+/* --------------------------------------------------------------- crypto */
+
+#define SB_SHA256_LEN 32
+#define SB_SHA256_HEX_LEN 65
+
+typedef struct sb_sha256 sb_sha256; /* opaque streaming context */
+
+sb_sha256 *sb_sha256_new(void);
+void sb_sha256_update(sb_sha256 *c, const void *p, size_t n);
+/* Writes the digest and resets the context for reuse. */
+void sb_sha256_final(sb_sha256 *c, unsigned char out[SB_SHA256_LEN]);
+void sb_sha256_free(sb_sha256 *c);
+void sb_sha256_once(const void *p, size_t n, unsigned char out[SB_SHA256_LEN]);
+void sb_sha256_hex(const void *p, size_t n, char out[SB_SHA256_HEX_LEN]);
+sb_err *sb_sha256_file(const char *path, unsigned char out[SB_SHA256_LEN]);
+void sb_hmac_sha256(const void *key, size_t keylen, const void *p, size_t n,
+		    unsigned char out[SB_SHA256_LEN]);
+/* Constant-time comparison of two equal-length byte strings. */
+bool sb_ct_equal(const void *a, const void *b, size_t n);
+/* Constant-time comparison of two strings of possibly different lengths (via SHA-256 digests,
+ * so the time does not depend on where or whether they differ). */
+bool sb_ct_streq(const char *a, const char *b);
+/* CSPRNG bytes (getrandom). */
+sb_err *sb_random_bytes(void *p, size_t n);
+/* prefix + 32 hex characters from 16 random bytes. Aborts if the kernel CSPRNG fails. */
+char *sb_random_id(const char *prefix);
+
+/* --------------------------------------------------------------- JSON */
+
+#define SB_JSON_MAX_DEPTH_DEFAULT 64
+#define SB_JSON_MAX_BYTES_DEFAULT (1u << 20)
+
+/* Parse text into *out after checking its size and nesting depth (an object or array inside
+ * another counts one level). Errors are SB_E_TOO_LARGE or SB_E_INVAL with the position. */
+sb_err *sb_json_parse(const char *text, size_t len, size_t max_bytes, size_t max_depth,
+		      json_t **out);
+/* Same, but the top level must be an object. */
+sb_err *sb_json_parse_object(const char *text, size_t len, size_t max_bytes, size_t max_depth,
+			     json_t **out);
+/* Compact serialisation; malloc'd. */
+char *sb_json_dumps(const json_t *j);
+/* Field accessors. Absent (or JSON null) optional fields leave *out untouched and succeed; a
+ * present field of the wrong type is an SB_E_INVAL error naming the field. */
+sb_err *sb_json_get_str(const json_t *obj, const char *key, bool required, const char **out);
+sb_err *sb_json_get_int(const json_t *obj, const char *key, bool required, int64_t min,
+			int64_t max, int64_t *out);
+sb_err *sb_json_get_bool(const json_t *obj, const char *key, bool required, bool *out);
+/* An array of strings into a NULL-terminated vector (caller frees with sb_strv_free). */
+sb_err *sb_json_get_strv(const json_t *obj, const char *key, bool required, size_t max_items,
+			 char ***out);
+
+/* --------------------------------------------------------------- cancellation */
+
+/* A flag that another thread can set, with an eventfd so poll loops wake up. */
+typedef struct sb_cancel sb_cancel;
+
+sb_cancel *sb_cancel_new(void);
+void sb_cancel_free(sb_cancel *c);
+void sb_cancel_trigger(sb_cancel *c);
+bool sb_cancel_is_set(const sb_cancel *c);
+/* Readable once triggered. -1 when c is NULL. */
+int sb_cancel_fd(const sb_cancel *c);
+
+/* --------------------------------------------------------------- I/O */
+
+/* Full writes and reads, retrying EINTR and short transfers. sb_read_full stops at EOF and
+ * reports the count in *got. */
+sb_err *sb_write_all(int fd, const void *p, size_t n);
+sb_err *sb_read_full(int fd, void *p, size_t n, size_t *got);
+/* Read a whole fd or file, failing with SB_E_TOO_LARGE past max bytes. */
+sb_err *sb_read_fd_all(int fd, size_t max, sb_buf *out);
+sb_err *sb_read_file(const char *path, size_t max, sb_buf *out);
+sb_err *sb_fd_set_nonblock(int fd, bool on);
+sb_err *sb_fd_set_cloexec(int fd, bool on);
+void sb_close(int *fd); /* close if >= 0, set to -1, keep errno */
+
+/* --------------------------------------------------------------- file system */
+
+/* Atomic replace: temp file in the same directory, fsync, rename, fsync of the directory. */
+sb_err *sb_fs_write_atomic(const char *path, const void *p, size_t n, mode_t mode);
+
+/* Streaming atomic write: write to fd, then commit (fsync+rename+dir fsync) or abort (unlink). */
+typedef struct sb_atomic_file {
+	int fd;
+	char *tmp_path;
+	char *path;
+} sb_atomic_file;
+
+sb_err *sb_atomic_open(const char *path, mode_t mode, sb_atomic_file *af);
+sb_err *sb_atomic_commit(sb_atomic_file *af);
+void sb_atomic_abort(sb_atomic_file *af);
+
+sb_err *sb_fs_mkdir_p(const char *path, mode_t mode);
+/* Remove a tree without following symlinks; a missing path is success. */
+sb_err *sb_fs_rm_rf(const char *path);
+/* Copy a regular file's bytes (FICLONE reflink when possible, else copy_file_range/read-write)
+ * to dst atomically (temp + rename) with the given mode. Never a hard link. */
+sb_err *sb_fs_copy_file(const char *src, const char *dst, mode_t mode);
+/* Make a fresh private temp directory under $TMPDIR (or /tmp) named prefix-XXXXXX. */
+sb_err *sb_fs_mkdtemp(const char *prefix, char **out);
+
+typedef enum sb_ftype {
+	SB_FT_FILE,
+	SB_FT_DIR,
+	SB_FT_SYMLINK,
+	SB_FT_OTHER, /* FIFO, socket, device */
+} sb_ftype;
+
+typedef struct sb_walk_entry {
+	const char *relpath; /* relative to the root, '/'-separated, never "" */
+	const char *name;    /* last segment */
+	sb_ftype type;
+	mode_t mode; /* full st_mode */
+	uint64_t size;
+	int dirfd; /* open directory holding the entry (valid during the callback only) */
+} sb_walk_entry;
+
+enum {
+	SB_WALK_CONTINUE = 0,
+	SB_WALK_SKIP = 1, /* for a directory: do not descend */
+	SB_WALK_STOP = 2,
+};
+
+/* Called for every entry, parents before children, siblings sorted by name (strcmp); set *err
+ * and return SB_WALK_STOP to fail the walk with that error. */
+typedef int (*sb_walk_fn)(const sb_walk_entry *e, void *ud, sb_err **err);
+
+/* Depth-first walk below root (root itself is not reported). Never follows symlinks: a link is
+ * reported as SB_FT_SYMLINK. A directory that cannot be read is an error. */
+sb_err *sb_fs_walk(const char *root, sb_walk_fn fn, void *ud);
+
+/* Lexical check of a relative path from outside: not empty, not absolute, no "." / ".." / empty
+ * segments, no NUL, at most PATH_MAX bytes. */
+sb_err *sb_path_check_relative(const char *rel);
+
+/* Open rel beneath the directory rootfd, refusing anything that would resolve outside it (".."
+ * or symlinks pointing out): openat2(RESOLVE_BENEATH) where the kernel has it, else a
+ * component-by-component walk. flags are open(2) flags; O_CREAT creates only the last component.
+ * With SB_OPEN_MKDIRS, missing parent directories are created (mode 0755 adjusted by umask). */
+#define SB_OPEN_MKDIRS 0x1
+sb_err *sb_fs_open_beneath(int rootfd, const char *rel, int flags, mode_t mode, unsigned sbflags,
+			   int *out_fd);
+/* Force the fallback resolver (for tests). */
+void sb_fs_beneath_force_fallback(bool on);
+
+/* --------------------------------------------------------------- excludes */
+
+/* The one exclude matcher (managed-runtime spec §2.8) that drives archives, snapshots and
+ * restores alike. Patterns: "*\/X/\*" or "*\/X" match segment X at any depth; "X/\*" matches
+ * under X; anything else is a literal path prefix (p == X or p starts with "X/"). No globbing. */
+typedef struct sb_excludes {
+	char **patterns; /* NULL-terminated */
+} sb_excludes;
+
+void sb_excludes_init(sb_excludes *ex);
+void sb_excludes_deinit(sb_excludes *ex);
+/* Add one raw pattern (deduplicated). */
+void sb_excludes_add(sb_excludes *ex, const char *pattern);
+/* Add a directory name in all four forms X, X/\*, *\/X, *\/X/\*. */
+void sb_excludes_add_dir(sb_excludes *ex, const char *dir);
+/* Validate a caller-supplied exclude: a plain relative path, no glob characters (* ? [ \),
+ * no "." / ".." / empty segments. */
+sb_err *sb_excludes_check_user(const char *path);
+bool sb_excludes_match(const sb_excludes *ex, const char *relpath);
+
+/* --------------------------------------------------------------- tar */
+
+typedef void (*sb_progress_fn)(void *ud, uint64_t done, uint64_t total);
+
+/* Write a ustar/pax archive of dir's contents to fd: entries named relative to dir (never "." or
+ * "./"), sorted, excluding "._*" files and whatever ex matches, no xattrs/ACLs. Symlinks are kept
+ * as links unless follow_symlinks. An empty selection yields a valid empty archive (1024 zero
+ * bytes). *bytes_out (optional) receives the archive size. */
+sb_err *sb_tar_create(const char *dir, const sb_excludes *ex, bool follow_symlinks, int fd,
+		      uint64_t *bytes_out);
+
+/* Extract an archive read from fd into dir (created if missing). Every member is confined to dir:
+ * absolute names, ".." segments and writes through symlinks are refused (SB_E_ESCAPE); hard links
+ * and device nodes are refused. Modes are kept (permission bits only), owners are not. */
+sb_err *sb_tar_extract(int fd, const char *dir, uint64_t *bytes_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

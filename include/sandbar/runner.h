@@ -1,0 +1,147 @@
+/* sandbar runner: the one seam through which every command runs (DESIGN.md §3).
+ *
+ * A runner executes one request and returns one result, optionally streaming output through
+ * callbacks. The managed runtime, the CLI and the daemon know only this interface; the local,
+ * prefix, sandbox and bridge runners implement it. A runner may also offer native file transfer
+ * (tar streams in and out of a remote directory), which the runtime uses as its fast path.
+ */
+#ifndef SANDBAR_RUNNER_H
+#define SANDBAR_RUNNER_H
+
+#include <sandbar/base.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SB_OUTPUT_CAP_DEFAULT (4u * 1024u * 1024u)
+#define SB_GRACE_MS_DEFAULT 1000
+
+typedef enum sb_stream {
+	SB_STREAM_STDOUT = 1,
+	SB_STREAM_STDERR = 2,
+} sb_stream;
+
+typedef struct sb_exec_request {
+	char *const *argv;     /* required, NULL-terminated, argv[0] looked up in PATH */
+	const char *cwd;       /* NULL = the runner's default */
+	char *const *env;      /* "KEY=VALUE" additions, NULL-terminated; may be NULL */
+	bool clear_env;        /* start from an empty environment instead of the runner's */
+	bool has_stdin;        /* false: no stdin at all (/dev/null); true: stdin_data is written */
+	const void *stdin_data; /* may be NULL when stdin_len == 0 (closed at once) */
+	size_t stdin_len;
+	int64_t timeout_ms; /* 0 = no deadline */
+	int64_t grace_ms;   /* TERM-to-KILL grace; 0 = default; raised to at least 1000 */
+	size_t output_cap;  /* per stream, the LAST bytes kept; 0 = SB_OUTPUT_CAP_DEFAULT */
+} sb_exec_request;
+
+typedef struct sb_exec_callbacks {
+	/* After the process exists and before any stdin is written. pid is 0 when unknown. An error
+	 * cancels the command. */
+	sb_err *(*on_spawn)(void *ud, int pid, const char *started_at);
+	/* Each chunk of output, in order; the runner reads no more output until it returns (back
+	 * pressure). An error cancels the command; execute() then returns that error. */
+	sb_err *(*on_output)(void *ud, sb_stream stream, const char *data, size_t len);
+	void *ud;
+} sb_exec_callbacks;
+
+typedef struct sb_exec_result {
+	bool has_exit_code; /* false when killed by a signal (or unknown) */
+	int exit_code;
+	char signal[16];    /* "SIGKILL", "" when none */
+	bool timed_out;
+	sb_buf out, err;    /* the last output_cap bytes, cut at a UTF-8 boundary when truncated */
+	bool out_truncated, err_truncated;
+	int pid;            /* 0 when unknown */
+	char started_at[SB_ISO8601_LEN];
+	char finished_at[SB_ISO8601_LEN];
+	int64_t duration_ms;
+	/* Set when the channel itself failed after the command started (result still filled as far
+	 * as known), e.g. "duplex_channel_lost". NULL otherwise. */
+	char *transport_error_code;
+	char *transport_error_msg;
+} sb_exec_result;
+
+void sb_exec_result_init(sb_exec_result *r);
+void sb_exec_result_deinit(sb_exec_result *r);
+/* exit code 0 and not timed out (and no transport error). */
+bool sb_exec_result_ok(const sb_exec_result *r);
+/* "SIGKILL" for 9, "SIG<n>" for unknown numbers; and back (0 when unknown). */
+const char *sb_signal_name(int signo);
+int sb_signal_number(const char *name);
+
+enum {
+	SB_RUNNER_CAP_STDIN = 1u << 0,           /* requests may carry stdin */
+	SB_RUNNER_CAP_STDIN_PROGRESS = 1u << 1,  /* one stdin exec can stream a large upload */
+	SB_RUNNER_CAP_FILE_TRANSFER = 1u << 2,   /* sync_in / sync_out available */
+};
+
+typedef struct sb_runner sb_runner;
+
+/* For runner implementations. */
+typedef struct sb_runner_ops {
+	const char *name;
+	sb_err *(*execute)(sb_runner *r, const sb_exec_request *req, const sb_exec_callbacks *cb,
+			   sb_cancel *cancel, sb_exec_result *res);
+	/* Native transfer in: replace the contents of remote_dir (created if missing) with the tar
+	 * stream read from tar_fd, first deleting every top-level entry except the names in
+	 * preserve (NULL-terminated, may be NULL). */
+	sb_err *(*sync_in)(sb_runner *r, const char *remote_dir, char *const *preserve, int tar_fd,
+			   sb_progress_fn progress, void *progress_ud);
+	/* Native transfer out: write a tar of remote_dir (entries relative to it, never "./"),
+	 * skipping what ex matches and "._*", to tar_fd. */
+	sb_err *(*sync_out)(sb_runner *r, const char *remote_dir, const sb_excludes *ex, int tar_fd,
+			    sb_progress_fn progress, void *progress_ud);
+	void (*destroy)(sb_runner *r);
+} sb_runner_ops;
+
+struct sb_runner {
+	const sb_runner_ops *ops;
+	unsigned caps;
+	void *impl;
+};
+
+/* Run one command. Returns an error when the command could not be started (SB_E_SPAWN, message
+ * `failed to start "<cmd>" in "<cwd>": <reason>`), when a callback failed or the cancel token
+ * fired before a result existed, or when the request is invalid. A command that ran (whatever its
+ * exit) fills *res and returns NULL. res must have been initialised with sb_exec_result_init.
+ * Safe to call from several threads at once on the same runner. cancel may be NULL. */
+sb_err *sb_runner_execute(sb_runner *r, const sb_exec_request *req, const sb_exec_callbacks *cb,
+			  sb_cancel *cancel, sb_exec_result *res);
+unsigned sb_runner_caps(const sb_runner *r);
+const char *sb_runner_name(const sb_runner *r);
+sb_err *sb_runner_sync_in(sb_runner *r, const char *remote_dir, char *const *preserve,
+			  int tar_fd, sb_progress_fn progress, void *progress_ud);
+sb_err *sb_runner_sync_out(sb_runner *r, const char *remote_dir, const sb_excludes *ex,
+			   int tar_fd, sb_progress_fn progress, void *progress_ud);
+void sb_runner_free(sb_runner *r);
+
+/* ---- local runner: child processes on this host. */
+typedef struct sb_local_runner_opts {
+	bool file_transfer;      /* offer sync_in/sync_out on the local file system */
+	const char *default_cwd; /* NULL = the current directory */
+} sb_local_runner_opts;
+
+sb_runner *sb_local_runner_new(const sb_local_runner_opts *opts);
+
+/* ---- prefix runner: runs a request elsewhere through a command prefix that runs commands
+ * there: `ssh -T host --`, `kubectl exec -i pod --`, `docker exec -i c`, `sh -c`. The request
+ * becomes one POSIX sh command line (cd to cwd, env additions, every argument single-quoted) run
+ * by `sh -c` on the far side, so arguments arrive byte for byte. Two kinds of prefix:
+ *  - argv prefixes (kubectl, docker, bwrap) exec their trailing arguments directly: the runner
+ *    appends "sh", "-c", <command line>;
+ *  - shell prefixes (ssh, sh -c) hand one string to a shell: the runner appends a single
+ *    argument, `sh -c '<command line>'` quoted once more (set prefix_is_shell).
+ * The prefix itself runs through an inner local runner (timeouts, streaming, stdin). */
+typedef struct sb_prefix_runner_opts {
+	char *const *prefix; /* NULL-terminated, required */
+	bool prefix_is_shell;
+	bool no_stdin;       /* the far side cannot take stdin: SB_RUNNER_CAP_STDIN off */
+} sb_prefix_runner_opts;
+
+sb_err *sb_prefix_runner_new(const sb_prefix_runner_opts *opts, sb_runner **out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,45 @@
+/* Helpers shared by every test program: temp directories, file fixtures, running the built
+ * binaries. Area-specific helpers live beside their tests, not here. */
+#ifndef SB_TESTUTIL_H
+#define SB_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <sandbar/base.h>
+
+/* Fail the test with the error's message when err != NULL (and free it). */
+#define SB_ASSERT_OK(expr)                                                                   \
+	do {                                                                                 \
+		sb_err *sb_t_err_ = (expr);                                                  \
+		if (sb_t_err_) {                                                             \
+			print_error("%s:%d: %s failed: %s\n", __FILE__, __LINE__, #expr,     \
+				    sb_t_err_->msg);                                         \
+			sb_err_free(sb_t_err_);                                              \
+			fail();                                                              \
+		}                                                                            \
+	} while (0)
+
+/* A fresh temp directory (removed by sbt_rmtree). Aborts the test on failure. */
+char *sbt_mkdtemp(const char *tag);
+void sbt_rmtree(char *dir); /* removes and frees */
+/* path = dir + "/" + rel; malloc'd. */
+char *sbt_path(const char *dir, const char *rel);
+/* Write bytes to dir/rel, creating parents, with mode. */
+void sbt_write(const char *dir, const char *rel, const void *p, size_t n, unsigned mode);
+void sbt_write_str(const char *dir, const char *rel, const char *s);
+/* Read dir/rel whole (NUL-terminated, caller frees); NULL when missing. */
+char *sbt_read(const char *dir, const char *rel, size_t *len);
+/* Path of a built program (SB_TEST_BUILD_DIR/name). malloc'd. */
+char *sbt_build_path(const char *name);
+/* Run a shell command line, return its exit status (or -1). */
+int sbt_sh(const char *fmt, ...) SB_PRINTF(1, 2);
+/* Run a shell command line and capture stdout (malloc'd). */
+char *sbt_sh_out(const char *fmt, ...) SB_PRINTF(1, 2);
+/* Deterministic pseudo-random bytes for fixtures. */
+void sbt_fill_random(void *p, size_t n, uint64_t seed);
+
+#endif
