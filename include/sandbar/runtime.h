@@ -148,7 +148,8 @@ typedef struct sb_runtime_conflict {
 } sb_runtime_conflict;
 
 typedef struct sb_restore_report {
-	char **added;   /* NULL-terminated relative paths created locally (files, links, dirs) */
+	/* NULL-terminated relative paths of files and symlinks (directories are not listed) */
+	char **added;   /* created locally */
 	char **changed; /* replaced with the remote version */
 	char **deleted; /* removed locally because the remote removed them */
 	size_t n_added, n_changed, n_deleted;

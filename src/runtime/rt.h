@@ -161,6 +161,8 @@ typedef struct sb_snap {
 sb_err *sb_snap_take(const char *root, const sb_excludes *ex, bool hash_now, sb_snap *out);
 void sb_snap_init(sb_snap *s);
 void sb_snap_deinit(sb_snap *s);
+/* Hash every file not hashed yet and drop the root fd: the snapshot then stands alone. */
+sb_err *sb_snap_hash_all(sb_snap *s);
 sb_snap_entry *sb_snap_find(const sb_snap *s, const char *path);
 /* Entry equality (kinds, symlink targets, file mode + content); NULL entries mean absent. */
 sb_err *sb_snap_equal(const sb_snap *sa, sb_snap_entry *a, const sb_snap *sb, sb_snap_entry *b,
@@ -190,6 +192,21 @@ typedef struct sb_rt_merge {
 	sb_conflict_policy policy;
 } sb_rt_merge;
 
-sb_err *sb_rt_merge_apply(const sb_rt_merge *m, sb_restore_report *rep);
+/* source_out (may be NULL) receives the source snapshot on success (to become the next
+ * baseline). */
+sb_err *sb_rt_merge_apply(const sb_rt_merge *m, sb_restore_report *rep, sb_snap *source_out);
+
+/* ---- the prepared runtime (prepare.c builds it, restore.c uses it, runtime.c frees it) */
+struct sb_runtime {
+	sb_rt_ctx ctx;
+	char *shell;
+	char *local_dir; /* canonical */
+	char *remote_dir, *root_dir, *overlay, *adapter_key, *lock_root;
+	char *provider_key, *lease_id;
+	char **asset_keys, **asset_dirs; /* NULL-terminated, parallel */
+	sb_excludes archive_ex, restore_ex;
+	sb_snap baseline;
+	bool native;
+};
 
 #endif

@@ -184,6 +184,19 @@ static sb_err *ensure_hash(const sb_snap *s, sb_snap_entry *e)
 	return err;
 }
 
+sb_err *sb_snap_hash_all(sb_snap *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->v[i].type != SB_FT_FILE)
+			continue;
+		sb_err *err = ensure_hash(s, &s->v[i]);
+		if (err)
+			return err;
+	}
+	sb_close(&s->rootfd);
+	return NULL;
+}
+
 sb_err *sb_snap_equal(const sb_snap *sa, sb_snap_entry *a, const sb_snap *sb, sb_snap_entry *b,
 		      bool *eq)
 {
