@@ -122,21 +122,50 @@ static sb_err *plan(merger *g)
 	return err;
 }
 
-/* Open the parent directory of path beneath the root (creating missing directories) and
- * point *name at the last segment. Returns SB_E_ESCAPE / ENOTDIR errors for paths that a local
- * symlink or non-directory blocks. */
+/* Open the directory rel beneath rootfd one component at a time with O_NOFOLLOW, creating
+ * missing components: any symlink on the way (even one that stays inside the workspace) or a
+ * non-directory blocks the path with ELOOP / ENOTDIR. Snapshot paths come from readdir, so
+ * they hold no "." or ".." components. */
+static sb_err *open_dir_nofollow(int rootfd, const char *rel, int *out)
+{
+	int fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return sb_err_sys(errno, "duplicating the workspace fd");
+	char *copy = sb_xstrdup(rel);
+	char *save = NULL;
+	sb_err *err = NULL;
+	for (char *comp = strtok_r(copy, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+		int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0 && errno == ENOENT) {
+			if (mkdirat(fd, comp, 0755) != 0 && errno != EEXIST) {
+				err = sb_err_sys(errno, "creating the directory %s", rel);
+				break;
+			}
+			next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (next < 0) {
+			err = sb_err_sys(errno, "opening the directory %s", rel);
+			break;
+		}
+		close(fd);
+		fd = next;
+	}
+	free(copy);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	*out = fd;
+	return NULL;
+}
+
+/* Open the parent directory of path and point *name at the last segment. */
 static sb_err *open_parent(merger *g, const char *path, int *pfd, const char **name)
 {
 	const char *slash = strrchr(path, '/');
 	*name = slash ? slash + 1 : path;
-	if (!slash) {
-		*pfd = fcntl(g->rootfd, F_DUPFD_CLOEXEC, 0);
-		return *pfd < 0 ? sb_err_sys(errno, "duplicating the workspace fd") : NULL;
-	}
-	char *parent = sb_xstrndup(path, (size_t)(slash - path));
-	sb_err *err = sb_fs_open_beneath(g->rootfd, parent,
-					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0,
-					 SB_OPEN_MKDIRS, pfd);
+	char *parent = sb_xstrndup(path, slash ? (size_t)(slash - path) : 0);
+	sb_err *err = open_dir_nofollow(g->rootfd, parent, pfd);
 	free(parent);
 	return err;
 }
