@@ -4,6 +4,8 @@
  */
 #include "runtime/rt.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const phase_names[] = {
@@ -105,6 +107,8 @@ static bool active(const sb_rt_progress *p)
 
 void sb_rt_progress_report(sb_rt_progress *p, uint64_t done, uint64_t total)
 {
+	if (p && p->on_bytes)
+		p->on_bytes(p->bytes_ud, done, total);
 	if (!active(p))
 		return;
 	p->last_done = done;
@@ -131,10 +135,12 @@ void sb_rt_progress_report(sb_rt_progress *p, uint64_t done, uint64_t total)
 
 void sb_rt_progress_complete(sb_rt_progress *p, uint64_t done, uint64_t total)
 {
-	if (!active(p))
-		return;
 	if (total == 0)
 		total = done;
+	if (p && p->on_bytes && !p->finished)
+		p->on_bytes(p->bytes_ud, total, total);
+	if (!active(p))
+		return;
 	emit_known(p, total, total);
 	p->finished = true;
 }

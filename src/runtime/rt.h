@@ -59,6 +59,9 @@ typedef struct sb_rt_progress {
 	unsigned step_percent;
 	int64_t min_interval_ms;
 	int64_t (*clock_ms)(void);
+	/* Optional: every report's raw byte counts, before throttling (tests, callers' meters). */
+	sb_progress_fn on_bytes;
+	void *bytes_ud;
 	bool started, finished;
 	unsigned last_bucket;
 	int64_t last_emit_ms;
