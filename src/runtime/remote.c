@@ -53,10 +53,12 @@ char *sb_rt_script_archive(const char *dir, const char *tar, const sb_excludes *
 	sb_rt_remote_tar_filters(ex, &segments, &toplevel);
 	char *tardir = sb_rt_dirname(tar);
 	sb_buf s = SB_BUF_INIT;
-	sb_buf_appends(&s, "mkdir -p ");
-	sb_shell_quote(&s, tardir);
-	sb_buf_appends(&s, " && cd ");
+	/* cd first: a workspace that vanished must fail the restore, not be recreated (by the
+	 * mkdir of the archive's directory inside it) and read back as "everything deleted". */
+	sb_buf_appends(&s, "cd ");
 	sb_shell_quote(&s, dir);
+	sb_buf_appends(&s, " && mkdir -p ");
+	sb_shell_quote(&s, tardir);
 	sb_buf_appends(&s, " || exit 1; set --; for e in * .[!.]* ..?*; do ");
 	if (toplevel) {
 		sb_buf_appends(&s, "case \"$e\" in ");

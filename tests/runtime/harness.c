@@ -248,6 +248,14 @@ size_t rth_strv_count_containing(char **v, const char *needle)
 	return n;
 }
 
+size_t rth_strv_count_equal(char **v, const char *s)
+{
+	size_t n = 0;
+	for (size_t i = 0; v && v[i]; i++)
+		n += strcmp(v[i], s) == 0;
+	return n;
+}
+
 /* ---- trees */
 
 typedef struct tree_walk {

@@ -55,6 +55,7 @@ sb_runtime_progress_sink rth_progress_sink(rth_lines *l);
 sb_runtime_status_sink rth_status_sink(rth_lines *l);
 void rth_lines_free(rth_lines *l);
 size_t rth_strv_count_containing(char **v, const char *needle);
+size_t rth_strv_count_equal(char **v, const char *s);
 
 /* Byte-exact comparison of two trees (names, kinds, permission bits, contents, link targets),
  * skipping the top-level names in skip (NULL-terminated, may be NULL). */
