@@ -148,7 +148,8 @@ typedef struct sb_runtime_conflict {
 } sb_runtime_conflict;
 
 typedef struct sb_restore_report {
-	/* NULL-terminated relative paths of files and symlinks (directories are not listed) */
+	/* NULL-terminated relative paths of files and symlinks (directories are not listed);
+	 * conflicts appear only in conflicts[], whatever the policy did with them */
 	char **added;   /* created locally */
 	char **changed; /* replaced with the remote version */
 	char **deleted; /* removed locally because the remote removed them */

@@ -320,6 +320,8 @@ static sb_err *fail_with_conflicts(merger *g)
 	return err;
 }
 
+/* Remove the local entry. force: a conflict resolved for the remote (any kind, any content;
+ * reported as a conflict, not in the deleted list). */
 static sb_err *delete_local(merger *g, const item *it, bool force, bool dir_pass)
 {
 	int pfd = -1;
@@ -341,7 +343,7 @@ static sb_err *delete_local(merger *g, const item *it, bool force, bool dir_pass
 	if (exists)
 		err = remove_at(pfd, name, it->path, force, &busy);
 	close(pfd);
-	if (!err && exists && !busy && !S_ISDIR(st.st_mode))
+	if (!err && exists && !busy && !force && !S_ISDIR(st.st_mode))
 		note(&g->rep->deleted, &g->rep->n_deleted, it->path);
 	return err;
 }
@@ -380,6 +382,8 @@ static sb_err *run_merge(merger *g)
 		item *it = &g->v[k];
 		if (it->act == ACT_DELETE)
 			continue;
+		if (it->act == ACT_CONFLICT && !it->s && pol == SB_CONFLICT_TAKE_REMOTE)
+			continue; /* settled by the deletion pass */
 		bool blocked = false;
 		if (it->act == ACT_APPLY ||
 		    (it->act == ACT_CONFLICT && pol == SB_CONFLICT_TAKE_REMOTE)) {
