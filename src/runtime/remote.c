@@ -81,7 +81,7 @@ char *sb_rt_script_archive(const char *dir, const char *tar, const sb_excludes *
 		sb_shell_quote(&s, segments[i]);
 	}
 	/* Exit 1 is "file changed as we read it" on a live workspace: benign (#8287). */
-	sb_buf_appends(&s, " -- \"$@\"; rc=$?; [ \"$rc\" -le 1 ]; }; fi");
+	sb_buf_appends(&s, " -- \"$@\"; rc=$?; if [ \"$rc\" -gt 1 ]; then exit \"$rc\"; fi; }; fi");
 	free(tardir);
 	sb_strv_free(segments);
 	sb_strv_free(toplevel);
