@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <locale.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,24 +28,20 @@
 /* libarchive converts names between the archive's charset and the current locale's; in the "C"
  * locale it replaces or refuses every non-ASCII byte. A UTF-8 locale for this thread only
  * (uselocale) keeps names byte-exact without touching the rest of the process. */
+static locale_t the_utf8_locale;
+static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
+
+static void make_utf8_locale(void)
+{
+	the_utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	if (!the_utf8_locale)
+		the_utf8_locale = newlocale(LC_CTYPE_MASK, "en_US.UTF-8", (locale_t)0);
+}
+
 static locale_t utf8_locale(void)
 {
-	static _Atomic(locale_t) cached;
-	locale_t loc = cached;
-	if (loc)
-		return loc;
-	loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
-	if (!loc)
-		loc = newlocale(LC_CTYPE_MASK, "en_US.UTF-8", (locale_t)0);
-	if (!loc)
-		return (locale_t)0;
-	locale_t expected = (locale_t)0;
-	if (!__atomic_compare_exchange_n(&cached, &expected, loc, false, __ATOMIC_SEQ_CST,
-					 __ATOMIC_SEQ_CST)) {
-		freelocale(loc);
-		loc = expected;
-	}
-	return loc;
+	pthread_once(&utf8_once, make_utf8_locale);
+	return the_utf8_locale;
 }
 
 static locale_t enter_utf8(void)
@@ -819,7 +816,8 @@ static int deeper_first(const void *pa, const void *pb)
  * chain again (no symlinks) and opened with O_NOFOLLOW: a later member may have replaced it. */
 static sb_err *apply_dirs(struct tar_extract *x)
 {
-	qsort(x->dirs, x->ndirs, sizeof *x->dirs, deeper_first);
+	if (x->ndirs > 1)
+		qsort(x->dirs, x->ndirs, sizeof *x->dirs, deeper_first);
 	sb_err *first = NULL;
 	for (size_t i = 0; i < x->ndirs; i++) {
 		struct deferred_dir *d = &x->dirs[i];
