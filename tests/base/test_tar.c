@@ -154,6 +154,7 @@ static void fill_tree(const char *src)
 	sbt_write_str(src, "plain.txt", "plain\n");
 	sbt_write_str(src, "with space/and 'single' \"double\" quotes.txt", "quoted");
 	sbt_write_str(src, "new\nline", "newline in the name");
+	sbt_write_str(src, "not-utf8-\xff\xfe", "raw bytes in the name");
 	sbt_write_str(src, "\xc3\xbc" "n\xc3\xaf" "c\xc3\xb8" "d\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac.md", "unicode");
 	sbt_write(src, "bin/run.sh", "#!/bin/sh\necho hi\n", 18, 0755);
 	sbt_write(src, "private", "secret", 6, 0600);
