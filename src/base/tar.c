@@ -76,6 +76,7 @@ struct tar_create {
 	const char *dir;
 	int out_fd;
 	uint64_t bytes;
+	bool discard; /* failed: swallow the trailer libarchive writes when freed */
 	sb_err *write_err;
 	char *buf;
 	/* Directories on the path from the root to the current entry, to spot link loops when
@@ -87,6 +88,8 @@ struct tar_create {
 static la_ssize_t create_write_cb(struct archive *a, void *ud, const void *p, size_t n)
 {
 	struct tar_create *c = ud;
+	if (c->discard)
+		return (la_ssize_t)n;
 	sb_err *err = sb_write_all(c->out_fd, p, n);
 	if (err) {
 		if (!c->write_err)
@@ -364,7 +367,10 @@ sb_err *sb_tar_create(const char *dir, const sb_excludes *ex, bool follow_symlin
 	if (!err && archive_write_close(c.a) != ARCHIVE_OK)
 		err = take_write_err(&c, "the end of the archive");
 	archive_entry_free(c.entry);
-	archive_write_free(c.a); /* closes (and flushes) when an error cut us short */
+	/* After a failure, freeing would still close the archive with a valid end marker, and a
+	 * reader could take the stream for complete: write nothing more. */
+	c.discard = err != NULL;
+	archive_write_free(c.a);
 	if (c.write_err)
 		sb_err_free(c.write_err);
 	for (size_t i = 0; i < c.nstack; i++)
