@@ -1,0 +1,180 @@
+/* Streaming base64 (RFC 4648, standard alphabet, padded). The decoder accepts input split at
+ * any byte, skips ASCII white space (base64(1) wraps lines), and rejects everything else that
+ * is not canonical: foreign characters, data after padding, a dangling final group, and
+ * non-zero bits in the unused part of the last group. */
+#include <sandbar/base.h>
+
+static const char enc_table[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* -1 invalid, -2 white space, -3 padding, else the sextet. */
+static signed char dec_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return (signed char)(c - 'A');
+	if (c >= 'a' && c <= 'z')
+		return (signed char)(c - 'a' + 26);
+	if (c >= '0' && c <= '9')
+		return (signed char)(c - '0' + 52);
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	if (c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\v' || c == '\f')
+		return -2;
+	if (c == '=')
+		return -3;
+	return -1;
+}
+
+size_t sb_b64_encoded_len(size_t n)
+{
+	return (n + 2) / 3 * 4;
+}
+
+void sb_b64enc_init(sb_b64enc *e)
+{
+	e->ncarry = 0;
+}
+
+static void encode_group(const unsigned char *in, char *out)
+{
+	out[0] = enc_table[in[0] >> 2];
+	out[1] = enc_table[((in[0] & 3) << 4) | (in[1] >> 4)];
+	out[2] = enc_table[((in[1] & 15) << 2) | (in[2] >> 6)];
+	out[3] = enc_table[in[2] & 63];
+}
+
+void sb_b64enc_update(sb_b64enc *e, const void *in, size_t n, sb_buf *out)
+{
+	const unsigned char *p = in;
+	while (e->ncarry > 0 && e->ncarry < 3 && n > 0) {
+		e->carry[e->ncarry++] = *p++;
+		n--;
+	}
+	sb_buf_reserve(out, (n / 3 + 1) * 4);
+	if (e->ncarry == 3) {
+		encode_group(e->carry, out->data + out->len);
+		out->len += 4;
+		e->ncarry = 0;
+	}
+	while (n >= 3) {
+		encode_group(p, out->data + out->len);
+		out->len += 4;
+		p += 3;
+		n -= 3;
+	}
+	while (n > 0) {
+		e->carry[e->ncarry++] = *p++;
+		n--;
+	}
+	out->data[out->len] = '\0';
+}
+
+void sb_b64enc_final(sb_b64enc *e, sb_buf *out)
+{
+	if (e->ncarry == 0)
+		return;
+	unsigned char g[3] = {0, 0, 0};
+	for (size_t i = 0; i < e->ncarry; i++)
+		g[i] = e->carry[i];
+	char quad[4];
+	encode_group(g, quad);
+	if (e->ncarry == 1)
+		quad[2] = '=';
+	quad[3] = '=';
+	sb_buf_append(out, quad, 4);
+	e->ncarry = 0;
+}
+
+void sb_b64dec_init(sb_b64dec *d)
+{
+	d->acc = 0;
+	d->nacc = 0;
+	d->npad = 0;
+	d->offset = 0;
+}
+
+sb_err *sb_b64dec_update(sb_b64dec *d, const void *in, size_t n, sb_buf *out)
+{
+	const unsigned char *p = in;
+	sb_buf_reserve(out, n / 4 * 3 + 3);
+	for (size_t i = 0; i < n; i++, d->offset++) {
+		signed char v = dec_value(p[i]);
+		if (v == -2)
+			continue;
+		if (v == -1)
+			return sb_err_new(SB_E_INVAL,
+					  "invalid base64: unexpected byte 0x%02x at offset %llu",
+					  p[i], (unsigned long long)d->offset);
+		if (v == -3) {
+			/* '=' is only valid as the 3rd/4th character of the final group. */
+			if (d->nacc + d->npad < 2 || d->nacc + d->npad >= 4)
+				return sb_err_new(SB_E_INVAL,
+						  "invalid base64: misplaced '=' at offset %llu",
+						  (unsigned long long)d->offset);
+			d->npad++;
+			if (d->nacc + d->npad == 4) {
+				/* Group complete with padding: emit and check unused bits. */
+				unsigned keep = d->nacc == 2 ? 1u : 2u;
+				uint32_t bits = d->acc << (6 * (4 - d->nacc));
+				uint32_t unused = keep == 1 ? (bits & 0xFFFF) : (bits & 0xFF);
+				if (unused)
+					return sb_err_new(SB_E_INVAL,
+							  "invalid base64: non-zero padding bits "
+							  "before offset %llu",
+							  (unsigned long long)d->offset);
+				out->data[out->len++] = (char)(bits >> 16);
+				if (keep == 2)
+					out->data[out->len++] = (char)(bits >> 8);
+				d->acc = 0;
+				d->nacc = 4; /* marks "finished": nothing may follow */
+			}
+			continue;
+		}
+		if (d->npad > 0 || d->nacc == 4)
+			return sb_err_new(SB_E_INVAL,
+					  "invalid base64: data after padding at offset %llu",
+					  (unsigned long long)d->offset);
+		d->acc = (d->acc << 6) | (uint32_t)v;
+		if (++d->nacc == 4) {
+			out->data[out->len++] = (char)(d->acc >> 16);
+			out->data[out->len++] = (char)(d->acc >> 8);
+			out->data[out->len++] = (char)d->acc;
+			d->acc = 0;
+			d->nacc = 0;
+		}
+	}
+	out->data[out->len] = '\0';
+	return NULL;
+}
+
+sb_err *sb_b64dec_final(sb_b64dec *d, sb_buf *out)
+{
+	(void)out;
+	bool finished_padded = d->nacc == 4 && d->npad > 0;
+	if (d->nacc != 0 && !finished_padded)
+		return sb_err_new(SB_E_INVAL, "invalid base64: input ends inside a group (%llu "
+					      "characters read)",
+				  (unsigned long long)d->offset);
+	sb_b64dec_init(d);
+	return NULL;
+}
+
+void sb_b64_encode(const void *in, size_t n, sb_buf *out)
+{
+	sb_b64enc e;
+	sb_b64enc_init(&e);
+	sb_b64enc_update(&e, in, n, out);
+	sb_b64enc_final(&e, out);
+}
+
+sb_err *sb_b64_decode(const void *in, size_t n, sb_buf *out)
+{
+	sb_b64dec d;
+	sb_b64dec_init(&d);
+	sb_err *err = sb_b64dec_update(&d, in, n, out);
+	if (!err)
+		err = sb_b64dec_final(&d, out);
+	return err;
+}
