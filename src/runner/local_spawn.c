@@ -242,6 +242,18 @@ static void child_default_signals(sigset_t *set)
 		sigaddset(set, sigs[i]);
 }
 
+/* The child gets stdin, stdout and stderr and nothing else: our own descriptors are O_CLOEXEC,
+ * but the embedding program (or whatever started it) may hold inheritable ones. */
+static int close_inherited(posix_spawn_file_actions_t *fa)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+	return posix_spawn_file_actions_addclosefrom_np(fa, STDERR_FILENO + 1);
+#else
+	(void)fa;
+	return 0;
+#endif
+}
+
 sb_err *sb_local_spawn(const sb_exec_request *req, const char *cwd, sb_local_child *child)
 {
 	const char *cmd = req->argv[0];
@@ -307,7 +319,8 @@ sb_err *sb_local_spawn(const sb_exec_request *req, const char *cwd, sb_local_chi
 							     O_RDONLY, 0)) ||
 	    (rc = posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO)) ||
 	    (rc = posix_spawn_file_actions_adddup2(&fa, errp[1], STDERR_FILENO)) ||
-	    (cwd && (rc = posix_spawn_file_actions_addchdir_np(&fa, cwd)))) {
+	    (cwd && (rc = posix_spawn_file_actions_addchdir_np(&fa, cwd))) ||
+	    (rc = close_inherited(&fa))) {
 		err = sb_err_sys(rc, "preparing to start \"%s\"", cmd);
 	} else {
 		pid_t pid = 0;
