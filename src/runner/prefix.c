@@ -4,10 +4,11 @@
  * timeouts, streaming, stdin and cancellation behave exactly as for local commands (they act on
  * the local prefix process; what the far side does when its client goes away is up to it).
  *
- * The command line is `[cd '<cwd>' && ]exec [env [-i] 'K=V'... sh -c 'exec "$@"' sh ]'<argv>'...`.
- * Environment changes go through env(1) because a shell assignment cannot name every variable a
- * caller may pass; the `sh -c 'exec "$@"'` hop lets argv[0] contain '=' (env would take it for an
- * assignment) and gives an environment without PATH a shell that still finds commands.
+ * The command line is `[cd '<cwd>' && ]exec [env [-i] 'K=V'... ]'<argv>'...`. Environment
+ * changes go through env(1) because a shell assignment cannot name every variable a caller may
+ * pass (e.g. "dotted.name"). A command name env(1) would misread (containing '=', or starting
+ * with '-') is run through an extra `sh -c 'exec "$@"' sh` hop; that shell drops variables whose
+ * names are not shell names and adds PWD, the one case where the environment is not exact.
  */
 #include "runner/runner_int.h"
 
@@ -64,7 +65,11 @@ static sb_err *command_line(const sb_exec_request *req, char **out)
 			sb_shell_quote(&b, "PATH=" SB_RUNNER_DEFAULT_PATH);
 			sb_buf_appendc(&b, ' ');
 		}
-		sb_buf_appends(&b, "sh -c 'exec \"$@\"' sh ");
+		/* env(1) would read a command name with '=' as one more assignment, or one
+		 * starting with '-' as an option: those go through a shell hop. */
+		const char *cmd = req->argv[0];
+		if (strchr(cmd, '=') || cmd[0] == '-')
+			sb_buf_appends(&b, "sh -c 'exec \"$@\"' sh ");
 	}
 	char *words = sb_shell_join(req->argv);
 	sb_buf_appends(&b, words);
