@@ -163,6 +163,8 @@ static void write_stdin(run *r)
 		r->in_off += (size_t)n;
 		if (r->in_off == r->req->stdin_len)
 			sb_close(&r->child.in_fd);
+		if (r->cb->on_stdin_progress && !r->callbacks_off)
+			r->cb->on_stdin_progress(r->cb->ud, r->in_off, r->req->stdin_len);
 		return;
 	}
 	if (errno == EAGAIN)
@@ -288,6 +290,17 @@ static void finish(run *r, sb_exec_result *res)
 	sb_tail_finish(&r->err, &res->err, &res->err_truncated);
 }
 
+/* dir made absolute against base (NULL = this process's cwd). malloc'd. */
+static char *absolute_dir(const char *base, const char *dir)
+{
+	if (base)
+		return sb_strfmt("%s/%s", base, dir);
+	char *here = getcwd(NULL, 0);
+	char *abs = sb_strfmt("%s/%s", here ? here : ".", dir);
+	free(here);
+	return abs;
+}
+
 /* The working directory a request runs in: its own (relative ones against the runner's
  * default), else the runner's default, else NULL (this process's cwd). *owned is set when the
  * result was allocated. */
@@ -296,9 +309,11 @@ static const char *request_cwd(const local_runner *lr, const sb_exec_request *re
 	*owned = NULL;
 	if (!req->cwd)
 		return lr->default_cwd;
-	if (req->cwd[0] != '/' && lr->default_cwd)
-		return *owned = sb_strfmt("%s/%s", lr->default_cwd, req->cwd);
-	return req->cwd;
+	if (req->cwd[0] == '/')
+		return req->cwd;
+	/* Absolute, so that the executable found relative to it stays right after the child's
+	 * chdir. */
+	return *owned = absolute_dir(lr->default_cwd, req->cwd);
 }
 
 static sb_err *local_execute(sb_runner *base, const sb_exec_request *req,
@@ -416,6 +431,8 @@ sb_runner *sb_local_runner_new(const sb_local_runner_opts *opts)
 	if (opts && opts->file_transfer)
 		lr->base.caps |= SB_RUNNER_CAP_FILE_TRANSFER;
 	if (opts && opts->default_cwd)
-		lr->default_cwd = sb_xstrdup(opts->default_cwd);
+		lr->default_cwd = opts->default_cwd[0] == '/'
+					  ? sb_xstrdup(opts->default_cwd)
+					  : absolute_dir(NULL, opts->default_cwd);
 	return &lr->base;
 }

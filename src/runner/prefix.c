@@ -99,21 +99,27 @@ static char **prefix_argv(const prefix_runner *pr, const char *line)
 
 /* The far side's pid is unknown; the local prefix process's pid would mislead (signalling it
  * does not reach the command), so callers see 0. */
-typedef struct spawn_relay {
+typedef struct callback_relay {
 	const sb_exec_callbacks *outer;
-} spawn_relay;
+} callback_relay;
 
 static sb_err *relay_spawn(void *ud, int pid, const char *started_at)
 {
 	(void)pid;
-	const spawn_relay *s = ud;
+	const callback_relay *s = ud;
 	return s->outer->on_spawn(s->outer->ud, 0, started_at);
 }
 
 static sb_err *relay_output(void *ud, sb_stream stream, const char *data, size_t len)
 {
-	const spawn_relay *s = ud;
+	const callback_relay *s = ud;
 	return s->outer->on_output(s->outer->ud, stream, data, len);
+}
+
+static void relay_stdin_progress(void *ud, uint64_t done, uint64_t total)
+{
+	const callback_relay *s = ud;
+	s->outer->on_stdin_progress(s->outer->ud, done, total);
 }
 
 static sb_err *prefix_execute(sb_runner *base, const sb_exec_request *req,
@@ -136,10 +142,11 @@ static sb_err *prefix_execute(sb_runner *base, const sb_exec_request *req,
 		.grace_ms = req->grace_ms,
 		.output_cap = req->output_cap,
 	};
-	spawn_relay relay = {.outer = cb};
+	callback_relay relay = {.outer = cb};
 	sb_exec_callbacks inner_cb = {
 		.on_spawn = cb->on_spawn ? relay_spawn : NULL,
 		.on_output = cb->on_output ? relay_output : NULL,
+		.on_stdin_progress = cb->on_stdin_progress ? relay_stdin_progress : NULL,
 		.ud = &relay,
 	};
 	err = sb_runner_execute(pr->inner, &inner, &inner_cb, cancel, res);

@@ -621,6 +621,72 @@ static void cwd_request_and_runner_default(void **state)
 	rt_rmdir(dir);
 }
 
+static void relative_cwd_without_default_is_against_the_process_cwd(void **state)
+{
+	(void)state;
+	char *dir = rt_tmpdir();
+	char *sub = sb_strfmt("%s/bin dir", dir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	char *tool = sb_strfmt("%s/tool", sub);
+	char *tmp = rt_tmpfile("#!/bin/sh\npwd\n", 14);
+	assert_int_equal(rename(tmp, tool), 0);
+	assert_int_equal(chmod(tool, 0755), 0);
+	char *here = getcwd(NULL, 0);
+	assert_int_equal(chdir(dir), 0);
+	/* A relative PATH entry is looked up in the command's cwd, as execvp in the child would. */
+	sb_exec_request req = {.argv = RT_ARGV("tool"), .cwd = "bin dir", .env = RT_ARGV("PATH=.")};
+	sb_exec_result res;
+	sb_exec_result_init(&res);
+	SB_ASSERT_OK(sb_runner_execute(runner, &req, NULL, NULL, &res));
+	char *want = sb_strfmt("%s\n", sub);
+	assert_string_equal(sb_buf_cstr(&res.out), want);
+	sb_exec_result_deinit(&res);
+	assert_int_equal(chdir(here), 0);
+	free(want);
+	free(here);
+	free(tmp);
+	free(tool);
+	free(sub);
+	rt_rmdir(dir);
+}
+
+typedef struct stdin_progress {
+	uint64_t last, total;
+	int calls;
+	bool monotonic;
+} stdin_progress;
+
+static void note_stdin_progress(void *ud, uint64_t done, uint64_t total)
+{
+	stdin_progress *p = ud;
+	if (done < p->last)
+		p->monotonic = false;
+	p->last = done;
+	p->total = total;
+	p->calls++;
+}
+
+static void stdin_progress_is_reported_as_it_is_written(void **state)
+{
+	(void)state;
+	const size_t n = 8u << 20;
+	char *in = sb_xcalloc(1, n);
+	stdin_progress p = {.monotonic = true};
+	sb_exec_callbacks cb = {.on_stdin_progress = note_stdin_progress, .ud = &p};
+	sb_exec_request req = {
+		.argv = RT_ARGV("wc", "-c"), .has_stdin = true, .stdin_data = in, .stdin_len = n};
+	sb_exec_result res;
+	sb_exec_result_init(&res);
+	SB_ASSERT_OK(sb_runner_execute(runner, &req, &cb, NULL, &res));
+	assert_string_equal(sb_buf_cstr(&res.out), "8388608\n");
+	assert_true(p.monotonic);
+	assert_true(p.calls > 1); /* a pipe takes 64 KiB at a time, not 8 MiB at once */
+	assert_int_equal(p.last, n);
+	assert_int_equal(p.total, n);
+	sb_exec_result_deinit(&res);
+	free(in);
+}
+
 static void environment_drops_nesting_guards_and_applies_additions(void **state)
 {
 	(void)state;
@@ -704,6 +770,8 @@ int main(void)
 		cmocka_unit_test(missing_cwd_is_a_spawn_error),
 		cmocka_unit_test(non_executable_file_is_a_spawn_error),
 		cmocka_unit_test(cwd_request_and_runner_default),
+		cmocka_unit_test(relative_cwd_without_default_is_against_the_process_cwd),
+		cmocka_unit_test(stdin_progress_is_reported_as_it_is_written),
 		cmocka_unit_test(environment_drops_nesting_guards_and_applies_additions),
 		cmocka_unit_test(clear_env_passes_only_additions_and_a_path),
 		cmocka_unit_test(child_gets_only_stdio_and_its_own_process_group),
