@@ -143,8 +143,8 @@ static void read_stream(run *r, int *fd, sb_stream stream)
 			continue;
 		if (errno != EAGAIN)
 			sb_warn("reading %s of pid %d: %s; treating it as closed",
-				stream == SB_STREAM_STDOUT ? "stdout" : "stderr", (int)r->child.pid,
-				strerror(errno));
+			        stream == SB_STREAM_STDOUT ? "stdout" : "stderr", (int)r->child.pid,
+			        strerror(errno));
 		if (errno != EAGAIN)
 			sb_close(fd);
 		return;
@@ -175,7 +175,7 @@ static void write_stdin(run *r)
 		r->got_epipe = true;
 	else
 		sb_warn("writing stdin of pid %d: %s; closing it", (int)r->child.pid,
-			strerror(errno));
+		        strerror(errno));
 	sb_close(&r->child.in_fd);
 }
 
@@ -235,7 +235,9 @@ static void loop(run *r)
 		if (r->cancel_fd >= 0 && !r->stopping)
 			pfd[i_cancel = n++] = (struct pollfd){.fd = r->cancel_fd, .events = POLLIN};
 
-		int64_t wake = earliest(r->kill_at, r->drain_until);
+		int64_t wake = r->kill_at;
+		if (r->child.out_fd >= 0 || r->child.err_fd >= 0)
+			wake = earliest(wake, r->drain_until);
 		if (!r->exited && !r->stopping)
 			wake = earliest(wake, r->deadline);
 		if (r->pidfd < 0 && !r->exited) {
@@ -244,7 +246,8 @@ static void loop(run *r)
 		}
 		int timeout = -1;
 		if (wake)
-			timeout = wake - now > INT_MAX ? INT_MAX : (int)(wake > now ? wake - now : 0);
+			timeout =
+			    wake - now > INT_MAX ? INT_MAX : (int)(wake > now ? wake - now : 0);
 
 		if (poll(pfd, (nfds_t)n, timeout) < 0) {
 			if (errno == EINTR)
@@ -264,7 +267,7 @@ static void loop(run *r)
 			check_exit(r);
 		if (i_cancel >= 0 && (pfd[i_cancel].revents & (done | POLLNVAL)))
 			stop(r, sb_err_new(SB_E_CANCELED, "command \"%s\" (pid %d) was canceled",
-					   r->req->argv[0], (int)r->child.pid));
+			                   r->req->argv[0], (int)r->child.pid));
 	}
 }
 
@@ -283,7 +286,7 @@ static void finish(run *r, sb_exec_result *res)
 		snprintf(res->signal, sizeof(res->signal), "%s", sb_signal_name(WTERMSIG(status)));
 	} else {
 		sb_warn("the exit status of pid %d is unknown (reaped elsewhere)",
-			(int)r->child.pid);
+		        (int)r->child.pid);
 	}
 	res->timed_out = r->timed_out;
 	sb_tail_finish(&r->out, &res->out, &res->out_truncated);
@@ -317,12 +320,12 @@ static const char *request_cwd(const local_runner *lr, const sb_exec_request *re
 }
 
 static sb_err *local_execute(sb_runner *base, const sb_exec_request *req,
-			     const sb_exec_callbacks *cb, sb_cancel *cancel, sb_exec_result *res)
+                             const sb_exec_callbacks *cb, sb_cancel *cancel, sb_exec_result *res)
 {
 	local_runner *lr = base->impl;
 	if (cancel && sb_cancel_is_set(cancel))
 		return sb_err_new(SB_E_CANCELED, "command \"%s\" was canceled before it started",
-				  req->argv[0]);
+		                  req->argv[0]);
 
 	sigset_t pipe_only, old_mask;
 	sigemptyset(&pipe_only);
@@ -332,11 +335,11 @@ static sb_err *local_execute(sb_runner *base, const sb_exec_request *req,
 	char *owned_cwd;
 	const char *cwd = request_cwd(lr, req, &owned_cwd);
 	run r = {
-		.req = req,
-		.cb = cb,
-		.pidfd = -1,
-		.cancel_fd = sb_cancel_fd(cancel),
-		.grace_ms = sb_runner_effective_grace_ms(req->grace_ms),
+	    .req = req,
+	    .cb = cb,
+	    .pidfd = -1,
+	    .cancel_fd = sb_cancel_fd(cancel),
+	    .grace_ms = sb_runner_effective_grace_ms(req->grace_ms),
 	};
 	int64_t wall_start = sb_wall_ms();
 	int64_t mono_start = sb_mono_ms();
@@ -394,14 +397,14 @@ static sb_err *local_execute(sb_runner *base, const sb_exec_request *req,
 }
 
 static sb_err *local_sync_in(sb_runner *r, const char *remote_dir, char *const *preserve,
-			     int tar_fd, sb_progress_fn progress, void *progress_ud)
+                             int tar_fd, sb_progress_fn progress, void *progress_ud)
 {
 	(void)r;
 	return sb_local_sync_in(remote_dir, preserve, tar_fd, progress, progress_ud);
 }
 
 static sb_err *local_sync_out(sb_runner *r, const char *remote_dir, const sb_excludes *ex,
-			      int tar_fd, sb_progress_fn progress, void *progress_ud)
+                              int tar_fd, sb_progress_fn progress, void *progress_ud)
 {
 	(void)r;
 	return sb_local_sync_out(remote_dir, ex, tar_fd, progress, progress_ud);
@@ -415,11 +418,11 @@ static void local_destroy(sb_runner *base)
 }
 
 static const sb_runner_ops local_ops = {
-	.name = "local",
-	.execute = local_execute,
-	.sync_in = local_sync_in,
-	.sync_out = local_sync_out,
-	.destroy = local_destroy,
+    .name = "local",
+    .execute = local_execute,
+    .sync_in = local_sync_in,
+    .sync_out = local_sync_out,
+    .destroy = local_destroy,
 };
 
 sb_runner *sb_local_runner_new(const sb_local_runner_opts *opts)
@@ -432,7 +435,7 @@ sb_runner *sb_local_runner_new(const sb_local_runner_opts *opts)
 		lr->base.caps |= SB_RUNNER_CAP_FILE_TRANSFER;
 	if (opts && opts->default_cwd)
 		lr->default_cwd = opts->default_cwd[0] == '/'
-					  ? sb_xstrdup(opts->default_cwd)
-					  : absolute_dir(NULL, opts->default_cwd);
+		                      ? sb_xstrdup(opts->default_cwd)
+		                      : absolute_dir(NULL, opts->default_cwd);
 	return &lr->base;
 }

@@ -21,10 +21,10 @@ extern char **environ;
 /* Variables that make a nested coding agent believe it runs inside another one (managed-runtime
  * spec §1.4): never passed on. */
 static const char *const nesting_guards[] = {
-	"CLAUDECODE",
-	"CLAUDE_CODE_ENTRYPOINT",
-	"CLAUDE_CODE_SESSION",
-	"CLAUDE_CODE_PARENT_SESSION",
+    "CLAUDECODE",
+    "CLAUDE_CODE_ENTRYPOINT",
+    "CLAUDE_CODE_SESSION",
+    "CLAUDE_CODE_PARENT_SESSION",
 };
 
 static size_t key_len(const char *entry)
@@ -167,8 +167,7 @@ static char *display_cwd(const char *cwd)
 	return copy;
 }
 
-static sb_err *spawn_error(const char *cmd, const char *cwd, const char *fmt, ...)
-	SB_PRINTF(3, 4);
+static sb_err *spawn_error(const char *cmd, const char *cwd, const char *fmt, ...) SB_PRINTF(3, 4);
 
 static sb_err *spawn_error(const char *cmd, const char *cwd, const char *fmt, ...)
 {
@@ -179,7 +178,7 @@ static sb_err *spawn_error(const char *cmd, const char *cwd, const char *fmt, ..
 	va_end(ap);
 	char *where = display_cwd(cwd);
 	sb_err *err = sb_err_new(SB_E_SPAWN, "failed to start \"%s\" in \"%s\": %s", cmd, where,
-				 sb_buf_cstr(&why));
+	                         sb_buf_cstr(&why));
 	free(where);
 	sb_buf_deinit(&why);
 	return err;
@@ -192,13 +191,13 @@ static sb_err *check_cwd(const char *cmd, const char *cwd)
 		if (errno == ENOENT)
 			return spawn_error(cmd, cwd, "the working directory does not exist");
 		return spawn_error(cmd, cwd, "cannot use the working directory: %s",
-				   strerror(errno));
+		                   strerror(errno));
 	}
 	if (!S_ISDIR(st.st_mode))
 		return spawn_error(cmd, cwd, "the working directory is not a directory");
 	if (access(cwd, X_OK) != 0)
 		return spawn_error(cmd, cwd, "cannot enter the working directory: %s",
-				   strerror(errno));
+		                   strerror(errno));
 	return NULL;
 }
 
@@ -236,8 +235,8 @@ static void close_pair(int fds[2])
 static void child_default_signals(sigset_t *set)
 {
 	sigemptyset(set);
-	static const int sigs[] = {SIGPIPE, SIGXFSZ, SIGHUP, SIGINT,  SIGQUIT,
-				   SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD};
+	static const int sigs[] = {SIGPIPE, SIGXFSZ, SIGHUP,  SIGINT,  SIGQUIT,
+	                           SIGTERM, SIGUSR1, SIGUSR2, SIGALRM, SIGCHLD};
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaddset(set, sigs[i]);
 }
@@ -273,9 +272,9 @@ sb_err *sb_local_spawn(const sb_exec_request *req, const char *cwd, sb_local_chi
 		sb_err *err;
 		if (lookup == ENOENT && !strchr(cmd, '/'))
 			err = spawn_error(cmd, cwd,
-					  "command not found in PATH (%s); verify the command, "
-					  "the working directory and PATH",
-					  path_env);
+			                  "command not found in PATH (%s); verify the command, "
+			                  "the working directory and PATH",
+			                  path_env);
 		else if (lookup == ENOENT)
 			err = spawn_error(cmd, cwd, "no such file");
 		else
@@ -309,14 +308,13 @@ sb_err *sb_local_spawn(const sb_exec_request *req, const char *cwd, sb_local_chi
 	/* The child leads a new process group (so timeouts signal everything it starts), with an
 	 * empty signal mask: this thread blocks SIGPIPE while it runs commands. */
 	if ((rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-							  POSIX_SPAWN_SETSIGDEF)) ||
+	                                              POSIX_SPAWN_SETSIGDEF)) ||
 	    (rc = posix_spawnattr_setpgroup(&attr, 0)) ||
 	    (rc = posix_spawnattr_setsigmask(&attr, &empty)) ||
 	    (rc = posix_spawnattr_setsigdefault(&attr, &defaults)) ||
-	    (rc = req->has_stdin
-			  ? posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO)
-			  : posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
-							     O_RDONLY, 0)) ||
+	    (rc = req->has_stdin ? posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO)
+	                         : posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null",
+	                                                            O_RDONLY, 0)) ||
 	    (rc = posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO)) ||
 	    (rc = posix_spawn_file_actions_adddup2(&fa, errp[1], STDERR_FILENO)) ||
 	    (cwd && (rc = posix_spawn_file_actions_addchdir_np(&fa, cwd))) ||

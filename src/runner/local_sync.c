@@ -22,7 +22,7 @@ static sb_err *check_dir(const char *what, const char *remote_dir)
 {
 	if (remote_dir[0] != '/')
 		return sb_err_new(SB_E_INVAL, "%s: remote directory \"%s\" must be absolute", what,
-				  remote_dir);
+		                  remote_dir);
 	return NULL;
 }
 
@@ -60,7 +60,7 @@ static sb_err *clear_dir(const char *dir, char *const *preserve)
 }
 
 sb_err *sb_local_sync_in(const char *remote_dir, char *const *preserve, int tar_fd,
-			 sb_progress_fn progress, void *progress_ud)
+                         sb_progress_fn progress, void *progress_ud)
 {
 	sb_err *err = check_dir("sync in", remote_dir);
 	if (err)
@@ -79,7 +79,7 @@ sb_err *sb_local_sync_in(const char *remote_dir, char *const *preserve, int tar_
 }
 
 sb_err *sb_local_sync_out(const char *remote_dir, const sb_excludes *ex, int tar_fd,
-			  sb_progress_fn progress, void *progress_ud)
+                          sb_progress_fn progress, void *progress_ud)
 {
 	sb_err *err = check_dir("sync out", remote_dir);
 	if (err)

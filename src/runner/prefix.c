@@ -52,10 +52,11 @@ static sb_err *command_line(const sb_exec_request *req, char **out)
 		for (char *const *e = req->env; e && *e; e++) {
 			if ((*e)[0] == '-') {
 				sb_buf_deinit(&b);
-				return sb_err_new(SB_E_INVAL,
-						  "environment entry \"%s\" cannot be passed through "
-						  "a command prefix: env(1) would read it as an option",
-						  *e);
+				return sb_err_new(
+				    SB_E_INVAL,
+				    "environment entry \"%s\" cannot be passed through "
+				    "a command prefix: env(1) would read it as an option",
+				    *e);
 			}
 			sb_shell_quote(&b, *e);
 			sb_buf_appendc(&b, ' ');
@@ -123,7 +124,7 @@ static void relay_stdin_progress(void *ud, uint64_t done, uint64_t total)
 }
 
 static sb_err *prefix_execute(sb_runner *base, const sb_exec_request *req,
-			      const sb_exec_callbacks *cb, sb_cancel *cancel, sb_exec_result *res)
+                              const sb_exec_callbacks *cb, sb_cancel *cancel, sb_exec_result *res)
 {
 	prefix_runner *pr = base->impl;
 	char *line = NULL;
@@ -134,20 +135,20 @@ static sb_err *prefix_execute(sb_runner *base, const sb_exec_request *req,
 	free(line);
 
 	sb_exec_request inner = {
-		.argv = argv,
-		.has_stdin = req->has_stdin,
-		.stdin_data = req->stdin_data,
-		.stdin_len = req->stdin_len,
-		.timeout_ms = req->timeout_ms,
-		.grace_ms = req->grace_ms,
-		.output_cap = req->output_cap,
+	    .argv = argv,
+	    .has_stdin = req->has_stdin,
+	    .stdin_data = req->stdin_data,
+	    .stdin_len = req->stdin_len,
+	    .timeout_ms = req->timeout_ms,
+	    .grace_ms = req->grace_ms,
+	    .output_cap = req->output_cap,
 	};
 	callback_relay relay = {.outer = cb};
 	sb_exec_callbacks inner_cb = {
-		.on_spawn = cb->on_spawn ? relay_spawn : NULL,
-		.on_output = cb->on_output ? relay_output : NULL,
-		.on_stdin_progress = cb->on_stdin_progress ? relay_stdin_progress : NULL,
-		.ud = &relay,
+	    .on_spawn = cb->on_spawn ? relay_spawn : NULL,
+	    .on_output = cb->on_output ? relay_output : NULL,
+	    .on_stdin_progress = cb->on_stdin_progress ? relay_stdin_progress : NULL,
+	    .ud = &relay,
 	};
 	err = sb_runner_execute(pr->inner, &inner, &inner_cb, cancel, res);
 	res->pid = 0;
@@ -164,9 +165,9 @@ static void prefix_destroy(sb_runner *base)
 }
 
 static const sb_runner_ops prefix_ops = {
-	.name = "prefix",
-	.execute = prefix_execute,
-	.destroy = prefix_destroy,
+    .name = "prefix",
+    .execute = prefix_execute,
+    .destroy = prefix_destroy,
 };
 
 sb_err *sb_prefix_runner_new(const sb_prefix_runner_opts *opts, sb_runner **out)
@@ -174,7 +175,7 @@ sb_err *sb_prefix_runner_new(const sb_prefix_runner_opts *opts, sb_runner **out)
 	*out = NULL;
 	if (!opts || !opts->prefix || !opts->prefix[0] || !opts->prefix[0][0])
 		return sb_err_new(SB_E_INVAL, "prefix runner: the prefix must name a command (e.g. "
-					      "ssh -T host --)");
+		                              "ssh -T host --)");
 	prefix_runner *pr = sb_xcalloc(1, sizeof(*pr));
 	pr->base.ops = &prefix_ops;
 	pr->base.impl = pr;

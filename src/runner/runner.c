@@ -41,17 +41,14 @@ static const struct {
 	int signo;
 	const char *name;
 } signal_table[] = {
-	{SIGHUP, "SIGHUP"},     {SIGINT, "SIGINT"},       {SIGQUIT, "SIGQUIT"},
-	{SIGILL, "SIGILL"},     {SIGTRAP, "SIGTRAP"},     {SIGABRT, "SIGABRT"},
-	{SIGBUS, "SIGBUS"},     {SIGFPE, "SIGFPE"},       {SIGKILL, "SIGKILL"},
-	{SIGUSR1, "SIGUSR1"},   {SIGSEGV, "SIGSEGV"},     {SIGUSR2, "SIGUSR2"},
-	{SIGPIPE, "SIGPIPE"},   {SIGALRM, "SIGALRM"},     {SIGTERM, "SIGTERM"},
-	{SIGSTKFLT, "SIGSTKFLT"}, {SIGCHLD, "SIGCHLD"},   {SIGCONT, "SIGCONT"},
-	{SIGSTOP, "SIGSTOP"},   {SIGTSTP, "SIGTSTP"},     {SIGTTIN, "SIGTTIN"},
-	{SIGTTOU, "SIGTTOU"},   {SIGURG, "SIGURG"},       {SIGXCPU, "SIGXCPU"},
-	{SIGXFSZ, "SIGXFSZ"},   {SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"},
-	{SIGWINCH, "SIGWINCH"}, {SIGIO, "SIGIO"},         {SIGPWR, "SIGPWR"},
-	{SIGSYS, "SIGSYS"},
+    {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},       {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
+    {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},     {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
+    {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"},     {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+    {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"},     {SIGTERM, "SIGTERM"}, {SIGSTKFLT, "SIGSTKFLT"},
+    {SIGCHLD, "SIGCHLD"}, {SIGCONT, "SIGCONT"},     {SIGSTOP, "SIGSTOP"}, {SIGTSTP, "SIGTSTP"},
+    {SIGTTIN, "SIGTTIN"}, {SIGTTOU, "SIGTTOU"},     {SIGURG, "SIGURG"},   {SIGXCPU, "SIGXCPU"},
+    {SIGXFSZ, "SIGXFSZ"}, {SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"}, {SIGWINCH, "SIGWINCH"},
+    {SIGIO, "SIGIO"},     {SIGPWR, "SIGPWR"},       {SIGSYS, "SIGSYS"},
 };
 
 #define SIGNAL_TABLE_LEN (sizeof(signal_table) / sizeof(signal_table[0]))
@@ -94,48 +91,50 @@ static sb_err *check_request(const sb_runner *r, const sb_exec_request *req)
 		return sb_err_new(SB_E_INVAL, "exec request: argv must name a command");
 	if (req->cwd && !req->cwd[0])
 		return sb_err_new(SB_E_INVAL, "exec request: cwd is empty (use NULL for the "
-					      "runner's default)");
+		                              "runner's default)");
 	if (req->env) {
 		for (char *const *e = req->env; *e; e++) {
 			const char *eq = strchr(*e, '=');
 			if (!eq || eq == *e)
 				return sb_err_new(SB_E_INVAL,
-						  "exec request: environment entry \"%s\" is not "
-						  "KEY=VALUE",
-						  *e);
+				                  "exec request: environment entry \"%s\" is not "
+				                  "KEY=VALUE",
+				                  *e);
 		}
 	}
 	if (!req->has_stdin && req->stdin_len > 0)
 		return sb_err_new(SB_E_INVAL,
-				  "exec request: stdin_len is %zu but has_stdin is false",
-				  req->stdin_len);
+		                  "exec request: stdin_len is %zu but has_stdin is false",
+		                  req->stdin_len);
 	if (req->stdin_len > 0 && !req->stdin_data)
-		return sb_err_new(SB_E_INVAL, "exec request: stdin_len is %zu but stdin_data is "
-					      "NULL",
-				  req->stdin_len);
+		return sb_err_new(SB_E_INVAL,
+		                  "exec request: stdin_len is %zu but stdin_data is "
+		                  "NULL",
+		                  req->stdin_len);
 	if (req->has_stdin && !(r->caps & SB_RUNNER_CAP_STDIN))
 		return sb_err_new(SB_E_UNSUPPORTED,
-				  "the %s runner cannot pass stdin to a command; send the data "
-				  "another way (e.g. a file)",
-				  r->ops->name);
+		                  "the %s runner cannot pass stdin to a command; send the data "
+		                  "another way (e.g. a file)",
+		                  r->ops->name);
 	if (req->timeout_ms < 0)
 		return sb_err_new(SB_E_INVAL, "exec request: timeout_ms %lld is negative",
-				  (long long)req->timeout_ms);
+		                  (long long)req->timeout_ms);
 	if (req->grace_ms < 0)
 		return sb_err_new(SB_E_INVAL, "exec request: grace_ms %lld is negative",
-				  (long long)req->grace_ms);
+		                  (long long)req->grace_ms);
 	return NULL;
 }
 
 sb_err *sb_runner_execute(sb_runner *r, const sb_exec_request *req, const sb_exec_callbacks *cb,
-			  sb_cancel *cancel, sb_exec_result *res)
+                          sb_cancel *cancel, sb_exec_result *res)
 {
 	if (!r || !r->ops || !r->ops->execute)
 		return sb_err_new(SB_E_INVAL, "exec: no runner");
 	if (!req || !res)
-		return sb_err_new(SB_E_INVAL, "exec on the %s runner: request and result are "
-					      "required",
-				  r->ops->name);
+		return sb_err_new(SB_E_INVAL,
+		                  "exec on the %s runner: request and result are "
+		                  "required",
+		                  r->ops->name);
 	sb_err *err = check_request(r, req);
 	if (err)
 		return err;
@@ -165,37 +164,37 @@ const char *sb_runner_name(const sb_runner *r)
 	return r && r->ops ? r->ops->name : "none";
 }
 
-sb_err *sb_runner_sync_in(sb_runner *r, const char *remote_dir, char *const *preserve,
-			  int tar_fd, sb_progress_fn progress, void *progress_ud)
+sb_err *sb_runner_sync_in(sb_runner *r, const char *remote_dir, char *const *preserve, int tar_fd,
+                          sb_progress_fn progress, void *progress_ud)
 {
 	if (!r || !r->ops)
 		return sb_err_new(SB_E_INVAL, "sync in: no runner");
 	if (!(r->caps & SB_RUNNER_CAP_FILE_TRANSFER) || !r->ops->sync_in)
 		return sb_err_new(SB_E_UNSUPPORTED,
-				  "the %s runner has no native file transfer; use the "
-				  "command-based transfer",
-				  r->ops->name);
+		                  "the %s runner has no native file transfer; use the "
+		                  "command-based transfer",
+		                  r->ops->name);
 	if (!remote_dir || !remote_dir[0])
 		return sb_err_new(SB_E_INVAL, "sync in on the %s runner: remote_dir is empty",
-				  r->ops->name);
+		                  r->ops->name);
 	if (tar_fd < 0)
 		return sb_err_new(SB_E_INVAL, "sync in to %s: no tar stream", remote_dir);
 	return r->ops->sync_in(r, remote_dir, preserve, tar_fd, progress, progress_ud);
 }
 
-sb_err *sb_runner_sync_out(sb_runner *r, const char *remote_dir, const sb_excludes *ex,
-			   int tar_fd, sb_progress_fn progress, void *progress_ud)
+sb_err *sb_runner_sync_out(sb_runner *r, const char *remote_dir, const sb_excludes *ex, int tar_fd,
+                           sb_progress_fn progress, void *progress_ud)
 {
 	if (!r || !r->ops)
 		return sb_err_new(SB_E_INVAL, "sync out: no runner");
 	if (!(r->caps & SB_RUNNER_CAP_FILE_TRANSFER) || !r->ops->sync_out)
 		return sb_err_new(SB_E_UNSUPPORTED,
-				  "the %s runner has no native file transfer; use the "
-				  "command-based transfer",
-				  r->ops->name);
+		                  "the %s runner has no native file transfer; use the "
+		                  "command-based transfer",
+		                  r->ops->name);
 	if (!remote_dir || !remote_dir[0])
 		return sb_err_new(SB_E_INVAL, "sync out on the %s runner: remote_dir is empty",
-				  r->ops->name);
+		                  r->ops->name);
 	if (tar_fd < 0)
 		return sb_err_new(SB_E_INVAL, "sync out of %s: no tar stream", remote_dir);
 	return r->ops->sync_out(r, remote_dir, ex, tar_fd, progress, progress_ud);

@@ -27,8 +27,8 @@ sb_err *sb_local_spawn(const sb_exec_request *req, const char *cwd, sb_local_chi
 
 /* The local file-system transfer behind sb_local_runner_opts.file_transfer (local_sync.c). */
 sb_err *sb_local_sync_in(const char *remote_dir, char *const *preserve, int tar_fd,
-			 sb_progress_fn progress, void *progress_ud);
+                         sb_progress_fn progress, void *progress_ud);
 sb_err *sb_local_sync_out(const char *remote_dir, const sb_excludes *ex, int tar_fd,
-			  sb_progress_fn progress, void *progress_ud);
+                          sb_progress_fn progress, void *progress_ud);
 
 #endif

@@ -38,13 +38,17 @@ static void *work(void *arg)
 		snprintf(tag, sizeof(tag), "t%d-c%d", w->id, i);
 		char *input = sb_strfmt("stdin of %s\n", tag);
 		/* The child lists its own descriptors too: only 0 1 2 may be open. */
-		char *const argv[] = {"sh", "-c",
-				      "echo \"$1\"; cat; echo \"$1\" >&2; ls /proc/self/fd | tr '\\n' ' '",
-				      "sh", tag, NULL};
+		char *const argv[] = {
+		    "sh",
+		    "-c",
+		    "echo \"$1\"; cat; echo \"$1\" >&2; ls /proc/self/fd | tr '\\n' ' '",
+		    "sh",
+		    tag,
+		    NULL};
 		sb_exec_request req = {.argv = argv,
-				       .has_stdin = true,
-				       .stdin_data = input,
-				       .stdin_len = strlen(input)};
+		                       .has_stdin = true,
+		                       .stdin_data = input,
+		                       .stdin_len = strlen(input)};
 		sb_exec_result res;
 		sb_exec_result_init(&res);
 		sb_err *err = sb_runner_execute(runner, &req, NULL, NULL, &res);
@@ -53,9 +57,9 @@ static void *work(void *arg)
 		if (err)
 			snprintf(w->failure, sizeof(w->failure), "%s: %s", tag, err->msg);
 		else if (!sb_exec_result_ok(&res) || strcmp(sb_buf_cstr(&res.out), want_out) != 0 ||
-			 strcmp(sb_buf_cstr(&res.err), want_err) != 0)
-			snprintf(w->failure, sizeof(w->failure), "%s: exit %d out [%s] err [%s]", tag,
-				 res.exit_code, sb_buf_cstr(&res.out), sb_buf_cstr(&res.err));
+		         strcmp(sb_buf_cstr(&res.err), want_err) != 0)
+			snprintf(w->failure, sizeof(w->failure), "%s: exit %d out [%s] err [%s]",
+			         tag, res.exit_code, sb_buf_cstr(&res.out), sb_buf_cstr(&res.err));
 		else
 			w->ok++;
 		sb_err_free(err);
@@ -93,7 +97,7 @@ static void hundred_commands_from_four_threads(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(hundred_commands_from_four_threads),
+	    cmocka_unit_test(hundred_commands_from_four_threads),
 	};
 	return cmocka_run_group_tests_name("runner.concurrent", tests, NULL, NULL);
 }

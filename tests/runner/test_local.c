@@ -81,9 +81,9 @@ static void timeout_kills_a_command_that_ignores_sigterm(void **state)
 {
 	(void)state;
 	sb_exec_request req = {
-		.argv = RT_ARGV("sh", "-c", "trap '' TERM; echo ready; sleep 30; echo survived"),
-		.timeout_ms = 200,
-		.grace_ms = 1,
+	    .argv = RT_ARGV("sh", "-c", "trap '' TERM; echo ready; sleep 30; echo survived"),
+	    .timeout_ms = 200,
+	    .grace_ms = 1,
 	};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
@@ -135,8 +135,8 @@ static void escaped_grandchild_does_not_hang_a_timed_out_command(void **state)
 {
 	(void)state;
 	sb_exec_request req = {
-		.argv = RT_ARGV("sh", "-c", "setsid sleep 300 & echo gc=$!; trap '' TERM; sleep 300"),
-		.timeout_ms = 100,
+	    .argv = RT_ARGV("sh", "-c", "setsid sleep 300 & echo gc=$!; trap '' TERM; sleep 300"),
+	    .timeout_ms = 100,
 	};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
@@ -208,7 +208,7 @@ static void binary_stdin_round_trips_all_256_byte_values(void **state)
 	for (size_t i = 0; i < sizeof(in); i++)
 		in[i] = (unsigned char)(i % 256);
 	sb_exec_request req = {
-		.argv = RT_ARGV("cat"), .has_stdin = true, .stdin_data = in, .stdin_len = sizeof(in)};
+	    .argv = RT_ARGV("cat"), .has_stdin = true, .stdin_data = in, .stdin_len = sizeof(in)};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	SB_ASSERT_OK(sb_runner_execute(runner, &req, NULL, NULL, &res));
@@ -263,7 +263,7 @@ static void hundred_mib_through_cat_does_not_deadlock(void **state)
 	counter c = {.sha = sb_sha256_new()};
 	sb_exec_callbacks cb = {.on_output = count_output, .ud = &c};
 	sb_exec_request req = {
-		.argv = RT_ARGV("cat"), .has_stdin = true, .stdin_data = in, .stdin_len = n};
+	    .argv = RT_ARGV("cat"), .has_stdin = true, .stdin_data = in, .stdin_len = n};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	SB_ASSERT_OK(sb_runner_execute(runner, &req, &cb, NULL, &res));
@@ -285,9 +285,9 @@ static void command_closing_stdin_early_does_not_raise_sigpipe(void **state)
 	const size_t n = 8u << 20;
 	char *in = sb_xcalloc(1, n);
 	sb_exec_request req = {.argv = RT_ARGV("sh", "-c", "exec 0<&-; echo closed"),
-			       .has_stdin = true,
-			       .stdin_data = in,
-			       .stdin_len = n};
+	                       .has_stdin = true,
+	                       .stdin_data = in,
+	                       .stdin_len = n};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	/* Were SIGPIPE delivered, this test process would die here. */
@@ -344,12 +344,12 @@ static void on_output_keeps_order_and_applies_back_pressure(void **state)
 	(void)state;
 	char *dir = rt_tmpdir();
 	char *progress = sb_strfmt("%s/progress", dir);
-	char *script = sb_strfmt(
-		"pad=$(printf '%%1000s' '' | tr ' ' x); i=0; while [ $i -lt %d ]; do "
-		"printf '%%s %%06d\\n' \"$pad\" $i; "
-		"if [ $((i %% 100)) -eq 0 ]; then printf 'e%%06d\\n' $i >&2; fi; "
-		"i=$((i+1)); echo $i > %s; done",
-		BP_LINES, progress);
+	char *script =
+	    sb_strfmt("pad=$(printf '%%1000s' '' | tr ' ' x); i=0; while [ $i -lt %d ]; do "
+	              "printf '%%s %%06d\\n' \"$pad\" $i; "
+	              "if [ $((i %% 100)) -eq 0 ]; then printf 'e%%06d\\n' $i >&2; fi; "
+	              "i=$((i+1)); echo $i > %s; done",
+	              BP_LINES, progress);
 	bp_state s = {.progress_path = progress};
 	sb_buf_init(&s.out);
 	sb_buf_init(&s.err);
@@ -380,9 +380,9 @@ static void on_output_keeps_order_and_applies_back_pressure(void **state)
 	 * runner that kept reading would have let it write (nearly) all 4 MB. */
 	assert_true(s.probed);
 	print_message("delivered %zu bytes, child had written %ld lines when probed\n",
-		      s.delivered_at_probe, s.written_at_probe);
+	              s.delivered_at_probe, s.written_at_probe);
 	assert_true((size_t)s.written_at_probe * BP_LINE_LEN <=
-		    s.delivered_at_probe + (256u << 10));
+	            s.delivered_at_probe + (256u << 10));
 
 	sb_buf_deinit(&want);
 	sb_buf_deinit(&want_err);
@@ -458,7 +458,7 @@ static void on_spawn_runs_before_stdin_is_written(void **state)
 	spawn_probe p = {0};
 	sb_exec_callbacks cb = {.on_spawn = probe_spawn, .ud = &p};
 	sb_exec_request req = {
-		.argv = RT_ARGV("cat"), .has_stdin = true, .stdin_data = "hello", .stdin_len = 5};
+	    .argv = RT_ARGV("cat"), .has_stdin = true, .stdin_data = "hello", .stdin_len = 5};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	SB_ASSERT_OK(sb_runner_execute(runner, &req, &cb, NULL, &res));
@@ -541,16 +541,16 @@ static void missing_command_error_names_cwd_and_path(void **state)
 {
 	(void)state;
 	sb_exec_request req = {.argv = RT_ARGV("sb-no-such-command"),
-			       .cwd = "/tmp",
-			       .env = RT_ARGV("PATH=/nonexistent/bin:/usr/bin")};
+	                       .cwd = "/tmp",
+	                       .env = RT_ARGV("PATH=/nonexistent/bin:/usr/bin")};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	sb_err *err = sb_runner_execute(runner, &req, NULL, NULL, &res);
 	assert_non_null(err);
 	assert_int_equal(err->code, SB_E_SPAWN);
 	assert_string_equal(err->msg, "failed to start \"sb-no-such-command\" in \"/tmp\": command "
-				      "not found in PATH (/nonexistent/bin:/usr/bin); verify the "
-				      "command, the working directory and PATH");
+	                              "not found in PATH (/nonexistent/bin:/usr/bin); verify the "
+	                              "command, the working directory and PATH");
 	assert_int_equal(res.pid, 0);
 	sb_err_free(err);
 	sb_exec_result_deinit(&res);
@@ -566,7 +566,7 @@ static void missing_cwd_is_a_spawn_error(void **state)
 	assert_non_null(err);
 	assert_int_equal(err->code, SB_E_SPAWN);
 	assert_string_equal(err->msg, "failed to start \"true\" in \"/nonexistent/sb-dir\": the "
-				      "working directory does not exist");
+	                              "working directory does not exist");
 	sb_err_free(err);
 	sb_exec_result_deinit(&res);
 }
@@ -674,7 +674,7 @@ static void stdin_progress_is_reported_as_it_is_written(void **state)
 	stdin_progress p = {.monotonic = true};
 	sb_exec_callbacks cb = {.on_stdin_progress = note_stdin_progress, .ud = &p};
 	sb_exec_request req = {
-		.argv = RT_ARGV("wc", "-c"), .has_stdin = true, .stdin_data = in, .stdin_len = n};
+	    .argv = RT_ARGV("wc", "-c"), .has_stdin = true, .stdin_data = in, .stdin_len = n};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	SB_ASSERT_OK(sb_runner_execute(runner, &req, &cb, NULL, &res));
@@ -695,10 +695,10 @@ static void environment_drops_nesting_guards_and_applies_additions(void **state)
 	setenv("SB_RT_INHERITED", "kept", 1);
 	setenv("SB_RT_OVERRIDDEN", "old", 1);
 	sb_exec_request req = {
-		.argv = RT_ARGV("sh", "-c",
-				"echo \"${CLAUDECODE-unset}|${CLAUDE_CODE_ENTRYPOINT-unset}|"
-				"$SB_RT_INHERITED|$SB_RT_OVERRIDDEN|$SB_RT_NEW\""),
-		.env = RT_ARGV("SB_RT_OVERRIDDEN=first", "SB_RT_NEW=a b=c", "SB_RT_OVERRIDDEN=new"),
+	    .argv = RT_ARGV("sh", "-c",
+	                    "echo \"${CLAUDECODE-unset}|${CLAUDE_CODE_ENTRYPOINT-unset}|"
+	                    "$SB_RT_INHERITED|$SB_RT_OVERRIDDEN|$SB_RT_NEW\""),
+	    .env = RT_ARGV("SB_RT_OVERRIDDEN=first", "SB_RT_NEW=a b=c", "SB_RT_OVERRIDDEN=new"),
 	};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
@@ -712,13 +712,13 @@ static void environment_drops_nesting_guards_and_applies_additions(void **state)
 static void clear_env_passes_only_additions_and_a_path(void **state)
 {
 	(void)state;
-	sb_exec_request req = {
-		.argv = RT_ARGV("env"), .env = RT_ARGV("ONLY=1"), .clear_env = true};
+	sb_exec_request req = {.argv = RT_ARGV("env"), .env = RT_ARGV("ONLY=1"), .clear_env = true};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	SB_ASSERT_OK(sb_runner_execute(runner, &req, NULL, NULL, &res));
-	assert_string_equal(sb_buf_cstr(&res.out),
-			    "ONLY=1\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
+	assert_string_equal(
+	    sb_buf_cstr(&res.out),
+	    "ONLY=1\nPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
 	sb_exec_result_deinit(&res);
 }
 
@@ -738,8 +738,8 @@ static void child_gets_only_stdio_and_its_own_process_group(void **state)
 	SB_ASSERT_OK(rt_run(runner, RT_ARGV("cat", "/proc/self/stat"), &res));
 	int pid = 0, ppid = 0, pgrp = 0;
 	char st = 0;
-	assert_int_equal(sscanf(sb_buf_cstr(&res.out), "%d (cat) %c %d %d", &pid, &st, &ppid, &pgrp),
-			 4);
+	assert_int_equal(
+	    sscanf(sb_buf_cstr(&res.out), "%d (cat) %c %d %d", &pid, &st, &ppid, &pgrp), 4);
 	assert_int_equal(pid, res.pid);
 	assert_int_equal(pgrp, pid);
 	assert_int_equal(ppid, (int)getpid());
@@ -749,32 +749,32 @@ static void child_gets_only_stdio_and_its_own_process_group(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(exit_codes_0_1_255_are_reported),
-		cmocka_unit_test(death_by_signal_has_a_name_and_no_exit_code),
-		cmocka_unit_test(stdout_and_stderr_are_captured_separately),
-		cmocka_unit_test(timeout_kills_a_command_that_ignores_sigterm),
-		cmocka_unit_test(timeout_terminates_a_cooperative_command),
-		cmocka_unit_test(escaped_grandchild_does_not_hang_a_finished_command),
-		cmocka_unit_test(escaped_grandchild_does_not_hang_a_timed_out_command),
-		cmocka_unit_test(tail_keeps_last_4mib_exactly_and_cuts_at_a_code_point),
-		cmocka_unit_test(output_cap_is_per_request),
-		cmocka_unit_test(binary_stdin_round_trips_all_256_byte_values),
-		cmocka_unit_test(absent_stdin_is_dev_null_and_empty_stdin_is_a_closed_pipe),
-		cmocka_unit_test(hundred_mib_through_cat_does_not_deadlock),
-		cmocka_unit_test(command_closing_stdin_early_does_not_raise_sigpipe),
-		cmocka_unit_test(on_output_keeps_order_and_applies_back_pressure),
-		cmocka_unit_test(callback_error_cancels_the_command_and_is_returned),
-		cmocka_unit_test(on_spawn_runs_before_stdin_is_written),
-		cmocka_unit_test(cancel_from_another_thread_stops_the_command),
-		cmocka_unit_test(missing_command_error_names_cwd_and_path),
-		cmocka_unit_test(missing_cwd_is_a_spawn_error),
-		cmocka_unit_test(non_executable_file_is_a_spawn_error),
-		cmocka_unit_test(cwd_request_and_runner_default),
-		cmocka_unit_test(relative_cwd_without_default_is_against_the_process_cwd),
-		cmocka_unit_test(stdin_progress_is_reported_as_it_is_written),
-		cmocka_unit_test(environment_drops_nesting_guards_and_applies_additions),
-		cmocka_unit_test(clear_env_passes_only_additions_and_a_path),
-		cmocka_unit_test(child_gets_only_stdio_and_its_own_process_group),
+	    cmocka_unit_test(exit_codes_0_1_255_are_reported),
+	    cmocka_unit_test(death_by_signal_has_a_name_and_no_exit_code),
+	    cmocka_unit_test(stdout_and_stderr_are_captured_separately),
+	    cmocka_unit_test(timeout_kills_a_command_that_ignores_sigterm),
+	    cmocka_unit_test(timeout_terminates_a_cooperative_command),
+	    cmocka_unit_test(escaped_grandchild_does_not_hang_a_finished_command),
+	    cmocka_unit_test(escaped_grandchild_does_not_hang_a_timed_out_command),
+	    cmocka_unit_test(tail_keeps_last_4mib_exactly_and_cuts_at_a_code_point),
+	    cmocka_unit_test(output_cap_is_per_request),
+	    cmocka_unit_test(binary_stdin_round_trips_all_256_byte_values),
+	    cmocka_unit_test(absent_stdin_is_dev_null_and_empty_stdin_is_a_closed_pipe),
+	    cmocka_unit_test(hundred_mib_through_cat_does_not_deadlock),
+	    cmocka_unit_test(command_closing_stdin_early_does_not_raise_sigpipe),
+	    cmocka_unit_test(on_output_keeps_order_and_applies_back_pressure),
+	    cmocka_unit_test(callback_error_cancels_the_command_and_is_returned),
+	    cmocka_unit_test(on_spawn_runs_before_stdin_is_written),
+	    cmocka_unit_test(cancel_from_another_thread_stops_the_command),
+	    cmocka_unit_test(missing_command_error_names_cwd_and_path),
+	    cmocka_unit_test(missing_cwd_is_a_spawn_error),
+	    cmocka_unit_test(non_executable_file_is_a_spawn_error),
+	    cmocka_unit_test(cwd_request_and_runner_default),
+	    cmocka_unit_test(relative_cwd_without_default_is_against_the_process_cwd),
+	    cmocka_unit_test(stdin_progress_is_reported_as_it_is_written),
+	    cmocka_unit_test(environment_drops_nesting_guards_and_applies_additions),
+	    cmocka_unit_test(clear_env_passes_only_additions_and_a_path),
+	    cmocka_unit_test(child_gets_only_stdio_and_its_own_process_group),
 	};
 	return cmocka_run_group_tests_name("runner.local", tests, setup, teardown);
 }

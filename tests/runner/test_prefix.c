@@ -17,9 +17,9 @@ typedef struct prefix_kind {
 } prefix_kind;
 
 static const prefix_kind kinds[] = {
-	{"shell prefix sh -c", RT_ARGV("sh", "-c"), true},
-	{"argv prefix sh -c 'exec \"$@\"' sh", RT_ARGV("sh", "-c", "exec \"$@\"", "sh"), false},
-	{"argv prefix env", RT_ARGV("env"), false},
+    {"shell prefix sh -c", RT_ARGV("sh", "-c"), true},
+    {"argv prefix sh -c 'exec \"$@\"' sh", RT_ARGV("sh", "-c", "exec \"$@\"", "sh"), false},
+    {"argv prefix env", RT_ARGV("env"), false},
 };
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 
@@ -38,7 +38,7 @@ static void run_ok(sb_runner *r, const sb_exec_request *req, sb_exec_result *res
 	SB_ASSERT_OK(sb_runner_execute(r, req, NULL, NULL, res));
 	if (!sb_exec_result_ok(res))
 		print_error("exit %d signal %s stderr: %s\n", res->exit_code, res->signal,
-			    sb_buf_cstr(&res->err));
+		            sb_buf_cstr(&res->err));
 	assert_true(sb_exec_result_ok(res));
 }
 
@@ -64,11 +64,12 @@ static void every_quoting_case_arrives_unchanged(void **state)
 		assert_int_equal(res.pid, 0);
 		sb_exec_result_deinit(&res);
 
-		/* The same words as environment values (env(1) path) and one at a time as argv[1]. */
+		/* The same words as environment values (env(1) path) and one at a time as argv[1].
+		 */
 		for (size_t i = 0; i < n; i++) {
 			char *entry = sb_strfmt("SB_Q=%s", quoting_cases[i]);
 			sb_exec_request ereq = {.argv = RT_ARGV("printenv", "SB_Q"),
-						.env = RT_ARGV(entry)};
+			                        .env = RT_ARGV(entry)};
 			run_ok(r, &ereq, &res);
 			char *line = sb_strfmt("%s\n", quoting_cases[i]);
 			assert_string_equal(sb_buf_cstr(&res.out), line);
@@ -123,13 +124,14 @@ static void env_clear_and_unusual_names_pass_through(void **state)
 	for (size_t k = 0; k < N_KINDS; k++) {
 		sb_runner *r = make(&kinds[k]);
 		sb_exec_request req = {.argv = RT_ARGV("env"),
-				       .env = RT_ARGV("ONLY=1", "dotted.name=x y"),
-				       .clear_env = true};
+		                       .env = RT_ARGV("ONLY=1", "dotted.name=x y"),
+		                       .clear_env = true};
 		sb_exec_result res;
 		run_ok(r, &req, &res);
-		assert_string_equal(sb_buf_cstr(&res.out),
-				    "ONLY=1\ndotted.name=x y\n"
-				    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
+		assert_string_equal(
+		    sb_buf_cstr(&res.out),
+		    "ONLY=1\ndotted.name=x y\n"
+		    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n");
 		sb_exec_result_deinit(&res);
 		sb_runner_free(r);
 	}
@@ -165,7 +167,7 @@ static void stdin_exit_codes_signals_and_timeouts_pass_through(void **state)
 		sb_runner *r = make(&kinds[k]);
 		assert_true(sb_runner_caps(r) & SB_RUNNER_CAP_STDIN);
 		sb_exec_request req = {
-			.argv = RT_ARGV("cat"), .has_stdin = true, .stdin_data = in, .stdin_len = 256};
+		    .argv = RT_ARGV("cat"), .has_stdin = true, .stdin_data = in, .stdin_len = 256};
 		sb_exec_result res;
 		run_ok(r, &req, &res);
 		assert_int_equal(res.out.len, 256);
@@ -193,8 +195,8 @@ static void stdin_exit_codes_signals_and_timeouts_pass_through(void **state)
 static void no_stdin_prefix_refuses_stdin(void **state)
 {
 	(void)state;
-	sb_prefix_runner_opts opts = {.prefix = RT_ARGV("sh", "-c"), .prefix_is_shell = true,
-				      .no_stdin = true};
+	sb_prefix_runner_opts opts = {
+	    .prefix = RT_ARGV("sh", "-c"), .prefix_is_shell = true, .no_stdin = true};
 	sb_runner *r = NULL;
 	SB_ASSERT_OK(sb_prefix_runner_new(&opts, &r));
 	assert_false(sb_runner_caps(r) & SB_RUNNER_CAP_STDIN);
@@ -213,7 +215,7 @@ static void missing_prefix_command_is_a_spawn_error(void **state)
 {
 	(void)state;
 	sb_prefix_runner_opts opts = {.prefix = RT_ARGV("sb-no-such-ssh", "-T", "host", "--"),
-				      .prefix_is_shell = true};
+	                              .prefix_is_shell = true};
 	sb_runner *r = NULL;
 	SB_ASSERT_OK(sb_prefix_runner_new(&opts, &r));
 	sb_exec_result res;
@@ -237,13 +239,13 @@ static void missing_prefix_command_is_a_spawn_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(every_quoting_case_arrives_unchanged),
-		cmocka_unit_test(cwd_with_awkward_name_is_entered),
-		cmocka_unit_test(env_clear_and_unusual_names_pass_through),
-		cmocka_unit_test(argv0_with_equals_sign_runs_with_env_additions),
-		cmocka_unit_test(stdin_exit_codes_signals_and_timeouts_pass_through),
-		cmocka_unit_test(no_stdin_prefix_refuses_stdin),
-		cmocka_unit_test(missing_prefix_command_is_a_spawn_error),
+	    cmocka_unit_test(every_quoting_case_arrives_unchanged),
+	    cmocka_unit_test(cwd_with_awkward_name_is_entered),
+	    cmocka_unit_test(env_clear_and_unusual_names_pass_through),
+	    cmocka_unit_test(argv0_with_equals_sign_runs_with_env_additions),
+	    cmocka_unit_test(stdin_exit_codes_signals_and_timeouts_pass_through),
+	    cmocka_unit_test(no_stdin_prefix_refuses_stdin),
+	    cmocka_unit_test(missing_prefix_command_is_a_spawn_error),
 	};
 	return cmocka_run_group_tests_name("runner.prefix", tests, NULL, NULL);
 }

@@ -6,7 +6,7 @@
 #include <string.h>
 
 static void expect_invalid(sb_runner *r, const sb_exec_request *req, sb_errcode code,
-			   const char *fragment)
+                           const char *fragment)
 {
 	sb_exec_result res;
 	sb_exec_result_init(&res);
@@ -133,10 +133,10 @@ static void capabilities_and_missing_file_transfer(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(invalid_requests_are_refused_before_running),
-		cmocka_unit_test(result_ok_needs_exit_zero_no_timeout_no_transport_error),
-		cmocka_unit_test(signal_names_round_trip),
-		cmocka_unit_test(capabilities_and_missing_file_transfer),
+	    cmocka_unit_test(invalid_requests_are_refused_before_running),
+	    cmocka_unit_test(result_ok_needs_exit_zero_no_timeout_no_transport_error),
+	    cmocka_unit_test(signal_names_round_trip),
+	    cmocka_unit_test(capabilities_and_missing_file_transfer),
 	};
 	return cmocka_run_group_tests_name("runner.seam", tests, NULL, NULL);
 }

@@ -51,8 +51,8 @@ static bool port_open(int port)
 {
 	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	                        .sin_port = htons((uint16_t)port),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	bool ok = connect(s, (struct sockaddr *)&a, sizeof(a)) == 0;
 	close(s);
 	return ok;
@@ -72,8 +72,8 @@ static bool start_sshd(void)
 {
 	if (access(SSHD, X_OK) != 0) {
 		fx.why_not = sb_strfmt("%s is not installed (scripts/bootstrap installs "
-				       "openssh-server)",
-				       SSHD);
+		                       "openssh-server)",
+		                       SSHD);
 		return false;
 	}
 	/* sshd insists on its privilege separation directory even for a private instance. */
@@ -82,9 +82,9 @@ static bool start_sshd(void)
 		return false;
 	}
 	char *keygen = sb_strfmt("ssh-keygen -q -t ed25519 -N '' -f '%s/host_key' && "
-				 "ssh-keygen -q -t ed25519 -N '' -f '%s/client_key' && "
-				 "cp '%s/client_key.pub' '%s/authorized_keys'",
-				 fx.dir, fx.dir, fx.dir, fx.dir);
+	                         "ssh-keygen -q -t ed25519 -N '' -f '%s/client_key' && "
+	                         "cp '%s/client_key.pub' '%s/authorized_keys'",
+	                         fx.dir, fx.dir, fx.dir, fx.dir);
 	int rc = system(keygen);
 	free(keygen);
 	if (rc != 0) {
@@ -93,11 +93,11 @@ static bool start_sshd(void)
 	}
 	fx.port = free_port();
 	char *conf = sb_strfmt("Port %d\nListenAddress 127.0.0.1\nHostKey %s/host_key\n"
-			       "PidFile %s/sshd.pid\nAuthorizedKeysFile %s/authorized_keys\n"
-			       "StrictModes no\nPubkeyAuthentication yes\n"
-			       "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
-			       "UsePAM no\nPermitRootLogin prohibit-password\n",
-			       fx.port, fx.dir, fx.dir, fx.dir);
+	                       "PidFile %s/sshd.pid\nAuthorizedKeysFile %s/authorized_keys\n"
+	                       "StrictModes no\nPubkeyAuthentication yes\n"
+	                       "PasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+	                       "UsePAM no\nPermitRootLogin prohibit-password\n",
+	                       fx.port, fx.dir, fx.dir, fx.dir);
 	char *conf_path = sb_strfmt("%s/sshd_config", fx.dir);
 	char *tmp = rt_tmpfile(conf, strlen(conf));
 	assert_int_equal(rename(tmp, conf_path), 0);
@@ -147,10 +147,17 @@ static int setup(void **state)
 	fx.key = sb_strfmt("%s/client_key", fx.dir);
 	fx.target = sb_strfmt("%s@127.0.0.1", pw->pw_name);
 	fx.port_s = sb_strfmt("%d", fx.port);
-	char *const prefix[] = {"ssh", "-T", "-F", "/dev/null", "-p", fx.port_s, "-i", fx.key,
-				"-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-o",
-				"StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o",
-				"LogLevel=ERROR", fx.target, "--", NULL};
+	char *const prefix[] = {"ssh",     "-T",
+	                        "-F",      "/dev/null",
+	                        "-p",      fx.port_s,
+	                        "-i",      fx.key,
+	                        "-o",      "BatchMode=yes",
+	                        "-o",      "IdentitiesOnly=yes",
+	                        "-o",      "StrictHostKeyChecking=no",
+	                        "-o",      "UserKnownHostsFile=/dev/null",
+	                        "-o",      "LogLevel=ERROR",
+	                        fx.target, "--",
+	                        NULL};
 	sb_prefix_runner_opts opts = {.prefix = prefix, .prefix_is_shell = true};
 	SB_ASSERT_OK(sb_prefix_runner_new(&opts, &fx.runner));
 	return 0;
@@ -172,12 +179,12 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define NEED_SSHD()                                                                           \
-	do {                                                                                  \
-		if (fx.why_not) {                                                             \
-			print_message("skipped: real sshd unavailable: %s\n", fx.why_not);   \
-			skip();                                                               \
-		}                                                                             \
+#define NEED_SSHD()                                                                                \
+	do {                                                                                       \
+		if (fx.why_not) {                                                                  \
+			print_message("skipped: real sshd unavailable: %s\n", fx.why_not);         \
+			skip();                                                                    \
+		}                                                                                  \
 	} while (0)
 
 static void run_ok(const sb_exec_request *req, sb_exec_result *res)
@@ -186,7 +193,7 @@ static void run_ok(const sb_exec_request *req, sb_exec_result *res)
 	SB_ASSERT_OK(sb_runner_execute(fx.runner, req, NULL, NULL, res));
 	if (!sb_exec_result_ok(res))
 		print_error("exit %d signal %s stderr: %s\n", res->exit_code, res->signal,
-			    sb_buf_cstr(&res->err));
+		            sb_buf_cstr(&res->err));
 	assert_true(sb_exec_result_ok(res));
 }
 
@@ -219,11 +226,11 @@ static void cwd_env_stdin_and_exit_codes_survive_ssh(void **state)
 	char *odd = sb_strfmt("%s/it's a \"dir\" $x", fx.dir);
 	assert_int_equal(mkdir(odd, 0755), 0);
 	sb_exec_request req = {.argv = RT_ARGV("sh", "-c", "pwd; printf '%s|' \"$V\"; cat"),
-			       .cwd = odd,
-			       .env = RT_ARGV("V=a 'b' \"c\" $d\n\xe2\x9c\x93"),
-			       .has_stdin = true,
-			       .stdin_data = "\x00\x01\xff binary\n",
-			       .stdin_len = 11};
+	                       .cwd = odd,
+	                       .env = RT_ARGV("V=a 'b' \"c\" $d\n\xe2\x9c\x93"),
+	                       .has_stdin = true,
+	                       .stdin_data = "\x00\x01\xff binary\n",
+	                       .stdin_len = 11};
 	sb_exec_result res;
 	run_ok(&req, &res);
 	sb_buf want = SB_BUF_INIT;
@@ -247,8 +254,8 @@ static void cwd_env_stdin_and_exit_codes_survive_ssh(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(quoting_cases_survive_ssh),
-		cmocka_unit_test(cwd_env_stdin_and_exit_codes_survive_ssh),
+	    cmocka_unit_test(quoting_cases_survive_ssh),
+	    cmocka_unit_test(cwd_env_stdin_and_exit_codes_survive_ssh),
 	};
 	return cmocka_run_group_tests_name("runner.ssh", tests, setup, teardown);
 }
