@@ -421,6 +421,19 @@ static void callback_error_cancels_the_command_and_is_returned(void **state)
 	assert_string_equal(res.signal, "SIGTERM");
 	sb_err_free(err);
 	sb_exec_result_deinit(&res);
+
+	/* A command that ignores SIGTERM is killed after the grace period. */
+	calls = 0;
+	sb_exec_request stubborn = {.argv = RT_ARGV("sh", "-c", "trap '' TERM; echo hi; sleep 30")};
+	sb_exec_result_init(&res);
+	err = sb_runner_execute(runner, &stubborn, &cb, NULL, &res);
+	assert_non_null(err);
+	assert_string_equal(err->msg, "consumer gave up");
+	assert_int_equal(calls, 1);
+	assert_string_equal(res.signal, "SIGKILL");
+	assert_false(res.timed_out);
+	sb_err_free(err);
+	sb_exec_result_deinit(&res);
 }
 
 typedef struct spawn_probe {
