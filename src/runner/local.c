@@ -10,8 +10,10 @@
  * left the group but holds them open cannot hang the runner.
  *
  * SIGPIPE: the executing thread blocks SIGPIPE while a command runs, so a child that closes its
- * stdin early gives EPIPE instead of killing this process; a SIGPIPE so raised is consumed before
- * the caller's mask is restored. Nothing process-wide is changed.
+ * stdin early gives EPIPE instead of killing this process. A SIGPIPE raised meanwhile (by those
+ * writes, or by the callbacks, which run on this thread and see EPIPE too) is consumed before the
+ * caller's mask is restored, unless the caller had SIGPIPE blocked already. Nothing process-wide
+ * is changed.
  */
 #include "runner/runner_int.h"
 
@@ -54,7 +56,6 @@ typedef struct run {
 	bool stopping;       /* SIGTERM sent */
 	bool timed_out;
 	bool callbacks_off; /* a callback failed: call none again */
-	bool got_epipe;
 	sb_err *fail; /* what execute returns */
 } run;
 
@@ -171,9 +172,7 @@ static void write_stdin(run *r)
 		return;
 	/* The command stopped reading (closed stdin or exited): like a shell pipeline, that is its
 	 * business, not a failure of the run. */
-	if (errno == EPIPE)
-		r->got_epipe = true;
-	else
+	if (errno != EPIPE)
 		sb_warn("writing stdin of pid %d: %s; closing it", (int)r->child.pid,
 		        strerror(errno));
 	sb_close(&r->child.in_fd);
@@ -386,8 +385,9 @@ static sb_err *local_execute(sb_runner *base, const sb_exec_request *req,
 	sb_tail_deinit(&r.out);
 	sb_tail_deinit(&r.err);
 	free(r.chunk);
-	if (r.got_epipe && !sigismember(&old_mask, SIGPIPE)) {
-		/* Consume the SIGPIPE our write raised, so it does not fire on unblocking. */
+	sigset_t pending;
+	if (!sigismember(&old_mask, SIGPIPE) && sigpending(&pending) == 0 &&
+	    sigismember(&pending, SIGPIPE)) {
 		struct timespec zero = {0, 0};
 		while (sigtimedwait(&pipe_only, NULL, &zero) < 0 && errno == EINTR)
 			;

@@ -300,6 +300,32 @@ static void command_closing_stdin_early_does_not_raise_sigpipe(void **state)
 	free(in);
 }
 
+static sb_err *write_to_broken_pipe(void *ud, sb_stream stream, const char *data, size_t len)
+{
+	(void)stream;
+	int *fds = ud;
+	errno = 0;
+	ssize_t n = write(fds[1], data, len);
+	assert_true(n < 0 && errno == EPIPE);
+	return NULL;
+}
+
+static void callback_writing_to_a_broken_pipe_does_not_kill_the_process(void **state)
+{
+	(void)state;
+	int fds[2];
+	assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+	close(fds[0]);
+	sb_exec_callbacks cb = {.on_output = write_to_broken_pipe, .ud = fds};
+	sb_exec_result res;
+	sb_exec_result_init(&res);
+	sb_exec_request req = {.argv = RT_ARGV("echo", "hi")};
+	SB_ASSERT_OK(sb_runner_execute(runner, &req, &cb, NULL, &res));
+	assert_int_equal(res.exit_code, 0);
+	sb_exec_result_deinit(&res);
+	close(fds[1]);
+}
+
 /* ---- on_output order and back-pressure */
 
 #define BP_LINES 4000
@@ -775,6 +801,7 @@ int main(void)
 	    cmocka_unit_test(absent_stdin_is_dev_null_and_empty_stdin_is_a_closed_pipe),
 	    cmocka_unit_test(hundred_mib_through_cat_does_not_deadlock),
 	    cmocka_unit_test(command_closing_stdin_early_does_not_raise_sigpipe),
+	    cmocka_unit_test(callback_writing_to_a_broken_pipe_does_not_kill_the_process),
 	    cmocka_unit_test(on_output_keeps_order_and_applies_back_pressure),
 	    cmocka_unit_test(callback_error_cancels_the_command_and_is_returned),
 	    cmocka_unit_test(on_spawn_runs_before_stdin_is_written),
