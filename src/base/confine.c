@@ -251,9 +251,10 @@ static int open_any(int rootfd, const char *rel, int flags, mode_t mode, int *ou
 {
 	if (!atomic_load(&force_fallback) && !atomic_load(&no_openat2)) {
 		int rc = open_kernel(rootfd, rel, flags, mode, out);
-		if (rc != ENOSYS)
+		if (rc == ENOSYS)
+			atomic_store(&no_openat2, true);
+		else if (rc != EAGAIN) /* EAGAIN: renames kept racing; resolve it ourselves */
 			return rc;
-		atomic_store(&no_openat2, true);
 	}
 	return open_fallback(rootfd, rel, flags, mode, out);
 }

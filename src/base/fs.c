@@ -124,7 +124,9 @@ sb_err *sb_atomic_open(const char *path, mode_t mode, sb_atomic_file *af)
 
 void sb_atomic_abort(sb_atomic_file *af)
 {
-	if (!af)
+	/* Without a temp path nothing was opened (or it was committed): a zeroed struct's fd 0
+	 * is not ours to close. */
+	if (!af || !af->tmp_path)
 		return;
 	sb_close(&af->fd);
 	if (af->tmp_path)
