@@ -33,6 +33,7 @@ typedef struct merger {
 	size_t n, cap;
 	sb_restore_report *rep;
 	sb_restore_report scratch;
+	bool moved_ok; /* source files may be renamed out of the staging dir */
 	char **added, **changed, **deleted;
 } merger;
 
@@ -224,11 +225,27 @@ static sb_err *write_entry(merger *g, int pfd, const char *name, const char *pat
 		free(tmp);
 		return err;
 	}
-	/* The source lives in our private extraction dir. The destination is named through the
-	 * already-confined parent fd, so no component of it is resolved again. */
+	/* The source is a file our extraction created in the staging dir on the workspace's
+	 * file system: renaming it into place is atomic and copies nothing. Its hash is taken
+	 * first, because the remote tree becomes the next baseline. */
+	sb_err *err = sb_snap_entry_hash(&g->src, (sb_snap_entry *)s);
+	if (err)
+		return err;
 	char *src = sb_strfmt("%s/%s", g->m->source_dir, s->path);
+	if (g->moved_ok && renameat(AT_FDCWD, src, pfd, name) == 0) {
+		g->rep->bytes_written += s->size;
+		free(src);
+		return NULL;
+	}
+	if (g->moved_ok && errno != EXDEV) {
+		err = sb_err_sys(errno, "moving %s into place", path);
+		free(src);
+		return err;
+	}
+	/* A mount point inside the workspace (EXDEV): copy, still temp + rename. The destination
+	 * is named through the already-confined parent fd, so no component is resolved again. */
 	char *dst = sb_strfmt("/proc/self/fd/%d/%s", pfd, name);
-	sb_err *err = sb_fs_copy_file(src, dst, s->mode & 0777);
+	err = sb_fs_copy_file(src, dst, s->mode & 0777);
 	if (err)
 		err = sb_err_prefix(err, "writing %s", path);
 	else
@@ -427,6 +444,7 @@ sb_err *sb_rt_merge_apply(const sb_rt_merge *m, sb_restore_report *rep, sb_snap 
 	g.rootfd = -1;
 	sb_restore_report_init(&g.scratch);
 	g.rep = rep ? rep : &g.scratch;
+	g.moved_ok = m->move_files;
 	sb_snap_init(&g.src);
 	sb_snap_init(&g.cur);
 	sb_err *err = sb_snap_take(m->source_dir, m->ex, false, &g.src);

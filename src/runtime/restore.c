@@ -1,7 +1,8 @@
-/* restore (spec §3.1, §8.3): fetch the remote workspace (remote tar + chunked download, or the
- * native stream) into a private host temp dir, take the restore lock, three-way merge it into
- * the local workspace, and move the baseline forward to what the remote now holds. Failures
- * always reach the caller; the last status is always "finalize".
+/* restore (spec §3.1, §8.3): take the restore lock, fetch the remote workspace (remote tar +
+ * chunked download, or the native stream) into a staging dir inside the local workspace (so
+ * files are renamed into place, not copied twice), three-way merge it, and move the baseline
+ * forward to what the remote now holds. Failures always reach the caller; the last status is
+ * always "finalize".
  */
 #include "runtime/rt.h"
 
@@ -9,17 +10,32 @@
 
 #define RESTORE_LOCK_TIMEOUT_MS 30000
 
+static void remove_staging(const char *dir)
+{
+	sb_err *err = sb_fs_rm_rf(dir);
+	if (err) {
+		sb_warn("could not remove the restore staging dir %s: %s", dir, err->msg);
+		sb_err_free(err);
+	}
+}
+
 static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 			       const sb_rt_ctx *c, sb_restore_report *rep)
 {
-	char *tmp = NULL, *dest = NULL, *download = NULL, *lock_root = NULL;
+	char *staging = NULL, *download = NULL, *lock_root = NULL;
 	sb_rt_lock lock = {NULL};
 	sb_snap next;
 	sb_snap_init(&next);
-	sb_err *err = sb_fs_mkdtemp("sandbar-restore", &tmp);
+	/* The lock covers the staging dir as well as the merge: both live in the workspace. */
+	sb_err *err = sb_rt_lock_root(rt->lock_root, &lock_root);
+	if (!err)
+		err = sb_rt_lock_acquire(lock_root, rt->local_dir, RESTORE_LOCK_TIMEOUT_MS, &lock);
 	if (err)
 		goto out;
-	dest = sb_strfmt("%s/workspace", tmp);
+	staging = sb_strfmt("%s/%s", rt->local_dir, SB_RT_STAGING_DIR);
+	err = sb_fs_rm_rf(staging); /* left by a crashed restore */
+	if (err)
+		goto out;
 	download = sb_strfmt("%s/workspace-download.tar", rt->root_dir);
 	sb_rt_progress p;
 	sb_rt_progress_init(&p, &c->progress, &c->status, SB_PHASE_RESTORE, "Restoring",
@@ -29,7 +45,7 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 		.ex = &rt->restore_ex,
 		.download_tar = download,
 		.max_bytes = o->max_bytes,
-		.local_dest = dest,
+		.local_dest = staging,
 		.native = rt->native,
 	};
 	uint64_t bytes = 0;
@@ -37,17 +53,13 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	if (err)
 		goto out;
 	rep->bytes_moved += bytes;
-	err = sb_rt_lock_root(rt->lock_root, &lock_root);
-	if (!err)
-		err = sb_rt_lock_acquire(lock_root, rt->local_dir, RESTORE_LOCK_TIMEOUT_MS, &lock);
-	if (err)
-		goto out;
 	sb_rt_merge m = {
 		.baseline = &rt->baseline,
-		.source_dir = dest,
+		.source_dir = staging,
 		.target_dir = rt->local_dir,
 		.ex = &rt->restore_ex,
 		.policy = o->policy,
+		.move_files = true,
 	};
 	err = sb_rt_merge_apply(&m, rep, &next);
 	/* The remote tree is now the common ancestor of both sides: the next restore compares
@@ -60,17 +72,11 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 		sb_snap_init(&next);
 	}
 out:
+	if (staging)
+		remove_staging(staging);
 	sb_rt_lock_release(&lock);
 	sb_snap_deinit(&next);
-	if (tmp) {
-		sb_err *rmerr = sb_fs_rm_rf(tmp);
-		if (rmerr) {
-			sb_warn("could not remove the restore temp dir %s: %s", tmp, rmerr->msg);
-			sb_err_free(rmerr);
-		}
-	}
-	free(tmp);
-	free(dest);
+	free(staging);
 	free(download);
 	free(lock_root);
 	return err;

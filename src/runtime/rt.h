@@ -13,6 +13,10 @@
 #define SB_RT_DD_BS 3145728u
 #define SB_RT_TAIL_CHARS 4000u
 #define SB_RT_UPLOAD_TAG ".sandbar-upload."
+/* Where restore extracts the remote tree: inside the local workspace, so that applying a file
+ * is a rename on the same file system rather than a second copy. Always excluded; only touched
+ * under the restore lock; removed after every restore (and before, if a crash left one). */
+#define SB_RT_STAGING_DIR ".sandbar-restore"
 
 /* Everything a remote operation needs. */
 typedef struct sb_rt_ctx {
@@ -164,6 +168,8 @@ typedef struct sb_snap {
 sb_err *sb_snap_take(const char *root, const sb_excludes *ex, bool hash_now, sb_snap *out);
 void sb_snap_init(sb_snap *s);
 void sb_snap_deinit(sb_snap *s);
+/* Hash one file entry now (no-op when hashed). */
+sb_err *sb_snap_entry_hash(const sb_snap *s, sb_snap_entry *e);
 /* Hash every file not hashed yet and drop the root fd: the snapshot then stands alone. */
 sb_err *sb_snap_hash_all(sb_snap *s);
 sb_snap_entry *sb_snap_find(const sb_snap *s, const char *path);
@@ -193,6 +199,7 @@ typedef struct sb_rt_merge {
 	const char *target_dir;
 	const sb_excludes *ex;
 	sb_conflict_policy policy;
+	bool move_files; /* rename files out of source_dir instead of copying them */
 } sb_rt_merge;
 
 /* source_out (may be NULL) receives the source snapshot on success (to become the next

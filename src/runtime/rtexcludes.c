@@ -28,7 +28,7 @@ sb_err *sb_rt_build_excludes(const char *overlay, char *const *caller, char *con
 		sb_excludes_add_dir(archive, heavy_dirs[i]);
 		sb_excludes_add_dir(restore, heavy_dirs[i]);
 	}
-	const char *fixed[] = {".git", ".git/*", overlay};
+	const char *fixed[] = {".git", ".git/*", overlay, SB_RT_STAGING_DIR};
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
 		sb_excludes_add(archive, fixed[i]);
 		sb_excludes_add(restore, fixed[i]);

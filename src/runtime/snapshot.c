@@ -184,6 +184,11 @@ static sb_err *ensure_hash(const sb_snap *s, sb_snap_entry *e)
 	return err;
 }
 
+sb_err *sb_snap_entry_hash(const sb_snap *s, sb_snap_entry *e)
+{
+	return e->type == SB_FT_FILE ? ensure_hash(s, e) : NULL;
+}
+
 sb_err *sb_snap_hash_all(sb_snap *s)
 {
 	for (size_t i = 0; i < s->n; i++) {
