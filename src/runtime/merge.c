@@ -34,6 +34,10 @@ typedef struct merger {
 	sb_restore_report *rep;
 	sb_restore_report scratch;
 	bool moved_ok; /* source files may be renamed out of the staging dir */
+	/* The parent directory of the previous entry, kept open: sorted paths mostly share it. */
+	char *pc_path;
+	int pc_fd;
+	size_t cap_added, cap_changed, cap_deleted;
 	char **added, **changed, **deleted;
 } merger;
 
@@ -60,10 +64,15 @@ static void add_conflict(merger *g, const char *path, sb_conflict_kind kind, boo
 	};
 }
 
-static void note(char ***v, size_t *n, const char *path)
+/* Append to a NULL-terminated report list, growing geometrically (thousands of entries). */
+static void note(char ***v, size_t *n, size_t *cap, const char *path)
 {
-	sb_strv_push(v, path);
-	(*n)++;
+	if (*n + 2 > *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		*v = sb_xrealloc(*v, *cap * sizeof **v);
+	}
+	(*v)[(*n)++] = sb_xstrdup(path);
+	(*v)[*n] = NULL;
 }
 
 /* Decide what to do with one path. */
@@ -160,15 +169,34 @@ static sb_err *open_dir_nofollow(int rootfd, const char *rel, int *out)
 	return NULL;
 }
 
-/* Open the parent directory of path and point *name at the last segment. */
+static void drop_parent_cache(merger *g)
+{
+	sb_close(&g->pc_fd);
+	free(g->pc_path);
+	g->pc_path = NULL;
+}
+
+/* The parent directory of path (borrowed: valid until the next call or drop_parent_cache), and
+ * *name set to the last segment. */
 static sb_err *open_parent(merger *g, const char *path, int *pfd, const char **name)
 {
 	const char *slash = strrchr(path, '/');
 	*name = slash ? slash + 1 : path;
-	char *parent = sb_xstrndup(path, slash ? (size_t)(slash - path) : 0);
-	sb_err *err = open_dir_nofollow(g->rootfd, parent, pfd);
-	free(parent);
-	return err;
+	size_t plen = slash ? (size_t)(slash - path) : 0;
+	if (g->pc_path && strlen(g->pc_path) == plen && memcmp(g->pc_path, path, plen) == 0) {
+		*pfd = g->pc_fd;
+		return NULL;
+	}
+	drop_parent_cache(g);
+	char *parent = sb_xstrndup(path, plen);
+	sb_err *err = open_dir_nofollow(g->rootfd, parent, &g->pc_fd);
+	if (err) {
+		free(parent);
+		return err;
+	}
+	g->pc_path = parent;
+	*pfd = g->pc_fd;
+	return NULL;
 }
 
 static bool is_blocking(const sb_err *err)
@@ -284,14 +312,12 @@ static sb_err *apply_remote(merger *g, const item *it, bool force, bool *blocked
 			err = remove_at(pfd, name, it->path, force, &busy);
 			if (!err && busy) {
 				*blocked = true;
-				close(pfd);
 				return NULL;
 			}
 		}
 	}
 	if (!err)
 		err = write_entry(g, pfd, name, it->path, it->s);
-	close(pfd);
 	return err;
 }
 
@@ -353,15 +379,14 @@ static sb_err *delete_local(merger *g, const item *it, bool force, bool dir_pass
 	bool busy = false;
 	struct stat st;
 	bool exists = fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-	if (exists && S_ISDIR(st.st_mode) != dir_pass && !force) {
-		close(pfd);
+	if (exists && S_ISDIR(st.st_mode) != dir_pass && !force)
 		return NULL;
-	}
 	if (exists)
 		err = remove_at(pfd, name, it->path, force, &busy);
-	close(pfd);
+	if (exists && S_ISDIR(st.st_mode))
+		drop_parent_cache(g); /* it may have been the cached directory */
 	if (!err && exists && !busy && !force && !S_ISDIR(st.st_mode))
-		note(&g->rep->deleted, &g->rep->n_deleted, it->path);
+		note(&g->rep->deleted, &g->rep->n_deleted, &g->cap_deleted, it->path);
 	return err;
 }
 
@@ -415,9 +440,9 @@ static sb_err *run_merge(merger *g)
 				if (it->s->type == SB_FT_DIR)
 					continue; /* the report lists files and links */
 				if (it->c)
-					note(&g->rep->changed, &g->rep->n_changed, it->path);
+					note(&g->rep->changed, &g->rep->n_changed, &g->cap_changed, it->path);
 				else
-					note(&g->rep->added, &g->rep->n_added, it->path);
+					note(&g->rep->added, &g->rep->n_added, &g->cap_added, it->path);
 				continue;
 			}
 		}
@@ -442,6 +467,7 @@ sb_err *sb_rt_merge_apply(const sb_rt_merge *m, sb_restore_report *rep, sb_snap 
 	memset(&g, 0, sizeof g);
 	g.m = m;
 	g.rootfd = -1;
+	g.pc_fd = -1;
 	sb_restore_report_init(&g.scratch);
 	g.rep = rep ? rep : &g.scratch;
 	g.moved_ok = m->move_files;
@@ -459,6 +485,7 @@ sb_err *sb_rt_merge_apply(const sb_rt_merge *m, sb_restore_report *rep, sb_snap 
 		err = plan(&g);
 	if (!err)
 		err = run_merge(&g);
+	drop_parent_cache(&g);
 	sb_close(&g.rootfd);
 	free(g.v);
 	if (!err && source_out) {
