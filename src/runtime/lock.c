@@ -8,6 +8,7 @@
 #include "runtime/rt.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -125,14 +126,27 @@ static bool lock_is_stale(const char *dir, int64_t *owner)
 	return !pid_alive(pid);
 }
 
+/* Written to a temp name and renamed, so a waiter never reads half a record (which it would
+ * take for stale). Not fsynced: after a crash the owner pid is dead anyway. */
 static sb_err *write_owner(const char *dir)
 {
 	char ts[SB_ISO8601_LEN];
 	sb_iso8601(sb_wall_ms(), ts);
 	char *body = sb_strfmt("{\"pid\":%ld,\"createdAt\":\"%s\"}\n", (long)getpid(), ts);
+	char *tmp = sb_strfmt("%s/owner.json.tmp", dir);
 	char *path = sb_strfmt("%s/owner.json", dir);
-	sb_err *err = sb_fs_write_atomic(path, body, strlen(body), 0600);
+	sb_err *err = NULL;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		err = sb_err_sys(errno, "creating %s", tmp);
+	if (!err)
+		err = sb_write_all(fd, body, strlen(body));
+	if (fd >= 0 && close(fd) != 0 && !err)
+		err = sb_err_sys(errno, "writing %s", tmp);
+	if (!err && rename(tmp, path) != 0)
+		err = sb_err_sys(errno, "renaming %s", tmp);
 	free(body);
+	free(tmp);
 	free(path);
 	return err;
 }

@@ -474,8 +474,18 @@ sb_err *sb_rt_merge_apply(const sb_rt_merge *m, sb_restore_report *rep, sb_snap 
 	sb_snap_init(&g.src);
 	sb_snap_init(&g.cur);
 	sb_err *err = sb_snap_take(m->source_dir, m->ex, false, &g.src);
-	if (!err)
+	if (!err) {
+		/* Every source file is hashed anyway (it becomes the next baseline): do it on two
+		 * threads, overlapping the walk of the local tree. */
+		sb_snap_hasher h;
+		sb_snap_hash_start(&g.src, &h);
 		err = sb_snap_take(m->target_dir, m->ex, false, &g.cur);
+		sb_err *herr = sb_snap_hash_finish(&h);
+		if (err)
+			sb_err_free(herr);
+		else
+			err = herr;
+	}
 	if (!err) {
 		g.rootfd = open(m->target_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (g.rootfd < 0)

@@ -6,6 +6,8 @@
 
 #include <sandbar/runtime.h>
 
+#include <pthread.h>
+
 /* ---- constants of the command protocol (spec §2.2, §2.3, §5.3) */
 #define SB_RT_SINGLE_STREAM_MAX (96u * 1024u * 1024u) /* base64 characters */
 #define SB_RT_CHUNK_DECODED (3u * 1024u * 1024u)       /* 4 MiB of base64 per exec */
@@ -170,6 +172,17 @@ void sb_snap_init(sb_snap *s);
 void sb_snap_deinit(sb_snap *s);
 /* Hash one file entry now (no-op when hashed). */
 sb_err *sb_snap_entry_hash(const sb_snap *s, sb_snap_entry *e);
+/* Hash every file not hashed yet on a helper thread and the caller's, so that other work (the
+ * caller's, between start and finish) overlaps with half of it. No other access to s between
+ * the two calls. */
+typedef struct sb_snap_hasher {
+	sb_snap *s;
+	bool started;
+	pthread_t thread;
+	sb_err *err;
+} sb_snap_hasher;
+void sb_snap_hash_start(sb_snap *s, sb_snap_hasher *h);
+sb_err *sb_snap_hash_finish(sb_snap_hasher *h);
 /* Hash every file not hashed yet and drop the root fd: the snapshot then stands alone. */
 sb_err *sb_snap_hash_all(sb_snap *s);
 sb_snap_entry *sb_snap_find(const sb_snap *s, const char *path);

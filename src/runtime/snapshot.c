@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -187,6 +188,48 @@ static sb_err *ensure_hash(const sb_snap *s, sb_snap_entry *e)
 sb_err *sb_snap_entry_hash(const sb_snap *s, sb_snap_entry *e)
 {
 	return e->type == SB_FT_FILE ? ensure_hash(s, e) : NULL;
+}
+
+static sb_err *hash_every_other(sb_snap *s, size_t first)
+{
+	for (size_t i = first; i < s->n; i += 2) {
+		if (s->v[i].type != SB_FT_FILE)
+			continue;
+		sb_err *err = ensure_hash(s, &s->v[i]);
+		if (err)
+			return err;
+	}
+	return NULL;
+}
+
+static void *hasher_main(void *arg)
+{
+	sb_snap_hasher *h = arg;
+	h->err = hash_every_other(h->s, 1);
+	return NULL;
+}
+
+void sb_snap_hash_start(sb_snap *s, sb_snap_hasher *h)
+{
+	h->s = s;
+	h->err = NULL;
+	h->started = pthread_create(&h->thread, NULL, hasher_main, h) == 0;
+}
+
+sb_err *sb_snap_hash_finish(sb_snap_hasher *h)
+{
+	sb_err *err = hash_every_other(h->s, 0);
+	if (h->started) {
+		pthread_join(h->thread, NULL);
+		h->started = false;
+	} else if (!err) {
+		err = hash_every_other(h->s, 1); /* no helper thread: do its half too */
+	}
+	if (err) {
+		sb_err_free(h->err);
+		return err;
+	}
+	return h->err;
 }
 
 sb_err *sb_snap_hash_all(sb_snap *s)
