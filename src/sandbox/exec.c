@@ -1,0 +1,474 @@
+/* Execs on the host side: start a command through sandbar-init, then follow it through its
+ * spool directory (output files readable from any offset, status.json replaced atomically by
+ * init, an inotify watch to wake up on changes). Attaching by id works the same before and
+ * after a restart, which is what makes recovery possible. */
+#include "sandbox_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STATUS_MAX 4096
+#define ALIVE_CHECK_MS 500
+
+struct sb_sandbox_exec {
+	sb_sandbox *sb;
+	char id[SB_SANDBOX_ID_MAX + 1];
+	int dirfd;
+	int out[2];
+	int ino;
+	int stdin_w;
+	int64_t alive_checked_ms; /* last liveness check of init while the exec ran */
+};
+
+static const char *const default_env[] = {
+	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	"HOME=" SB_SANDBOX_HOME,
+	"USER=sandbox",
+	"LOGNAME=sandbox",
+	"SHELL=/bin/sh",
+	"TMPDIR=/tmp",
+	"LANG=C.UTF-8",
+	NULL,
+};
+
+static bool env_overridden(char *const *add, const char *kv)
+{
+	size_t klen = strcspn(kv, "=");
+	for (size_t i = 0; add && add[i]; i++)
+		if (strncmp(add[i], kv, klen) == 0 && add[i][klen] == '=')
+			return true;
+	return false;
+}
+
+static sb_err *build_request(sb_sandbox *sb, const sb_sandbox_exec_req *req, const char *id,
+			     const char *cwd, sbi_msg *m)
+{
+	int bad = 0;
+	bad |= sbi_msg_add(m, "op", "exec");
+	bad |= sbi_msg_add(m, "id", id);
+	bad |= sbi_msg_add(m, "cwd", cwd);
+	bad |= sbi_msg_addi(m, "timeout_ms", req->timeout_ms);
+	bad |= sbi_msg_addi(m, "grace_ms", req->grace_ms > 0 ? req->grace_ms : SB_GRACE_MS_DEFAULT);
+	bad |= sbi_msg_add(m, "stdin", req->stdin_mode == SB_SANDBOX_STDIN_PIPE ? "pipe" : "null");
+	for (size_t i = 0; req->argv[i]; i++)
+		bad |= sbi_msg_add(m, "arg", req->argv[i]);
+	if (!req->clear_env)
+		for (size_t i = 0; default_env[i]; i++)
+			if (!env_overridden(req->env, default_env[i]))
+				bad |= sbi_msg_add(m, "env", default_env[i]);
+	for (size_t i = 0; req->env && req->env[i]; i++) {
+		if (!strchr(req->env[i], '=') || req->env[i][0] == '=')
+			return sb_err_new(SB_E_INVAL, "environment entry \"%s\" is not KEY=VALUE",
+					  req->env[i]);
+		bad |= sbi_msg_add(m, "env", req->env[i]);
+	}
+	if (bad)
+		return sb_err_new(SB_E_TOO_LARGE,
+				  "exec request for lease %s is over %u bytes (argv + env)", sb->id,
+				  SBI_FRAME_MAX);
+	return NULL;
+}
+
+sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req,
+			      sb_sandbox_exec **out)
+{
+	*out = NULL;
+	if (sb->dead)
+		return sb_err_new(SB_E_STATE_LOST, "the sandbox of lease %s is gone", sb->id);
+	if (!req || !req->argv || !req->argv[0] || !req->argv[0][0])
+		return sb_err_new(SB_E_INVAL, "exec in lease %s: argv is empty", sb->id);
+	if (req->timeout_ms < 0 || req->grace_ms < 0)
+		return sb_err_new(SB_E_INVAL, "exec in lease %s: negative timeout", sb->id);
+	const char *cwd = req->cwd ? req->cwd : sb->workspace_mount;
+	if (cwd[0] != '/')
+		return sb_err_new(SB_E_INVAL, "exec in lease %s: cwd \"%s\" is not absolute",
+				  sb->id, cwd);
+	char *gen = NULL;
+	const char *id = req->exec_id;
+	if (!id)
+		id = gen = sb_random_id("ex_");
+	sb_err *err = sb_lease_check_id("exec", id);
+	sbi_msg m, reply;
+	sbi_msg_init(&m);
+	sbi_msg_init(&reply);
+	int in[2] = {-1, -1};
+	if (err || (err = build_request(sb, req, id, cwd, &m)))
+		goto out;
+	if (req->stdin_mode == SB_SANDBOX_STDIN_PIPE && pipe2(in, O_CLOEXEC) < 0) {
+		err = sb_err_sys(errno, "stdin pipe for lease %s", sb->id);
+		goto out;
+	}
+	if ((err = sb_ctl_call(sb, &m, in[0] >= 0 ? &in[0] : NULL, in[0] >= 0 ? 1 : 0, &reply)))
+		goto out;
+	sb_close(&in[0]);
+	if (sbi_msg_get(&reply, "stage")) {
+		const char *msg = sbi_msg_get(&reply, "msg");
+		err = sb_err_new(SB_E_SPAWN, "failed to start \"%s\" in \"%s\": %s", req->argv[0],
+				 cwd, msg ? msg : "unknown reason");
+		goto out;
+	}
+	if ((err = sb_ctl_reply_err(sb, &reply, "starting a command")))
+		goto out;
+	if ((err = sb_sandbox_exec_attach(sb, id, out)))
+		goto out;
+	(*out)->stdin_w = in[1];
+	in[1] = -1;
+out:
+	sb_close(&in[0]);
+	sb_close(&in[1]);
+	sbi_msg_deinit(&m);
+	sbi_msg_deinit(&reply);
+	free(gen);
+	return err;
+}
+
+sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec **out)
+{
+	*out = NULL;
+	sb_err *err = sb_lease_check_id("exec", exec_id);
+	if (err)
+		return err;
+	sb_sandbox_exec *x = sb_xcalloc(1, sizeof *x);
+	x->sb = sb;
+	snprintf(x->id, sizeof x->id, "%s", exec_id);
+	x->out[0] = x->out[1] = x->ino = x->stdin_w = -1;
+	x->alive_checked_ms = sb_mono_ms();
+	x->dirfd = openat(sb->spool_fd, exec_id, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (x->dirfd < 0) {
+		err = errno == ENOENT ? sb_err_new(SB_E_NOTFOUND, "no exec %s in lease %s", exec_id,
+						   sb->id)
+				      : sb_err_sys(errno, "opening exec %s of lease %s", exec_id,
+						   sb->id);
+		goto fail;
+	}
+	/* watch before reading anything, so no change after our first read can be missed */
+	char *dir = sb_strfmt("%s/%s", sb->spool_dir, exec_id);
+	x->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (x->ino < 0 || inotify_add_watch(x->ino, dir, IN_MODIFY | IN_MOVED_TO |
+							     IN_DELETE_SELF) < 0) {
+		err = sb_err_sys(errno, "watching %s", dir);
+		free(dir);
+		goto fail;
+	}
+	free(dir);
+	static const char *const names[2] = {"stdout", "stderr"};
+	for (int s = 0; s < 2; s++)
+		if ((x->out[s] = openat(x->dirfd, names[s], O_RDONLY | O_CLOEXEC)) < 0) {
+			err = sb_err_sys(errno, "opening the %s of exec %s in lease %s", names[s],
+					 exec_id, sb->id);
+			goto fail;
+		}
+	*out = x;
+	return NULL;
+fail:
+	sb_sandbox_exec_free(x);
+	return err;
+}
+
+const char *sb_sandbox_exec_id(const sb_sandbox_exec *x)
+{
+	return x->id;
+}
+
+int sb_sandbox_exec_stdin_fd(const sb_sandbox_exec *x)
+{
+	return x->stdin_w;
+}
+
+void sb_sandbox_exec_close_stdin(sb_sandbox_exec *x)
+{
+	sb_close(&x->stdin_w);
+}
+
+sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offset, void *buf,
+			     size_t max, size_t *got)
+{
+	*got = 0;
+	if (stream != SB_STREAM_STDOUT && stream != SB_STREAM_STDERR)
+		return sb_err_new(SB_E_INVAL, "unknown stream %d", (int)stream);
+	if (offset > (uint64_t)INT64_MAX)
+		return sb_err_new(SB_E_INVAL, "offset %llu out of range",
+				  (unsigned long long)offset);
+	int fd = x->out[stream == SB_STREAM_STDOUT ? 0 : 1];
+	for (;;) {
+		ssize_t n = pread(fd, buf, max, (off_t)offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return sb_err_sys(errno, "reading output of exec %s in lease %s", x->id,
+					  x->sb->id);
+		*got = (size_t)n;
+		return NULL;
+	}
+}
+
+static sb_err *parse_status(sb_sandbox_exec *x, const char *text, size_t len,
+			    sb_sandbox_exec_status *st)
+{
+	json_t *j = NULL;
+	sb_err *err = sb_json_parse_object(text, len, STATUS_MAX, 4, &j);
+	int64_t pid = 0, sig = 0, code = 0;
+	const json_t *codej = j ? json_object_get(j, "exit_code") : NULL;
+	if (!err &&
+	    ((err = sb_json_get_bool(j, "running", true, &st->running)) ||
+	     (err = sb_json_get_int(j, "pid", false, 0, INT32_MAX, &pid)) ||
+	     (err = sb_json_get_int(j, "started_at_ms", false, 0, INT64_MAX,
+				    &st->started_at_ms)) ||
+	     (err = sb_json_get_int(j, "finished_at_ms", false, 0, INT64_MAX,
+				    &st->finished_at_ms)) ||
+	     (err = sb_json_get_int(j, "signal", false, 0, 128, &sig)) ||
+	     (err = sb_json_get_bool(j, "timed_out", false, &st->timed_out)) ||
+	     (err = sb_json_get_bool(j, "oom_killed", false, &st->oom_killed)) ||
+	     (json_is_integer(codej) &&
+	      (err = sb_json_get_int(j, "exit_code", false, 0, 255, &code)))))
+		err = sb_err_prefix(err, "status of exec %s in lease %s", x->id, x->sb->id);
+	st->pid = (int)pid;
+	st->signal = (int)sig;
+	st->has_exit_code = json_is_integer(codej);
+	st->exit_code = (int)code;
+	json_decref(j);
+	return err;
+}
+
+static bool init_alive(const sb_sandbox *sb)
+{
+	return sb->info.init_pid > 0 && sb_proc_start_time(sb->info.init_pid) == sb->init_start;
+}
+
+sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *st)
+{
+	memset(st, 0, sizeof *st);
+	snprintf(st->exec_id, sizeof st->exec_id, "%s", x->id);
+	char buf[STATUS_MAX];
+	size_t len = 0;
+	int fd = openat(x->dirfd, "status.json", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT)
+		return sb_err_sys(errno, "status of exec %s in lease %s", x->id, x->sb->id);
+	if (fd >= 0) {
+		sb_err *err = sb_read_full(fd, buf, sizeof buf, &len);
+		close(fd);
+		if (err)
+			return sb_err_prefix(err, "status of exec %s", x->id);
+	}
+	sb_err *err = NULL;
+	if (len > 0)
+		err = parse_status(x, buf, len, st);
+	else
+		st->running = true; /* between spool creation and the first status record */
+	if (err)
+		return err;
+	struct stat s;
+	if (fstat(x->out[0], &s) == 0)
+		st->stdout_size = (uint64_t)s.st_size;
+	if (fstat(x->out[1], &s) == 0)
+		st->stderr_size = (uint64_t)s.st_size;
+	/* a dead sandbox never finishes its execs: say so instead of letting readers wait */
+	if (!st->running)
+		return NULL;
+	if (!x->sb->dead && sb_mono_ms() - x->alive_checked_ms < ALIVE_CHECK_MS)
+		return NULL;
+	x->alive_checked_ms = sb_mono_ms();
+	if (!x->sb->dead && init_alive(x->sb))
+		return NULL;
+	return sb_err_new(SB_E_STATE_LOST,
+			  "exec %s in lease %s will never finish: the sandbox is gone", x->id,
+			  x->sb->id);
+}
+
+int sb_sandbox_exec_fd(const sb_sandbox_exec *x)
+{
+	return x->ino;
+}
+
+/* Does one inotify event matter to readers: output grew or the status record was replaced
+ * (the temp file init writes before renaming does not). */
+static bool event_relevant(const struct inotify_event *ev)
+{
+	if (ev->mask & (IN_DELETE_SELF | IN_IGNORED | IN_Q_OVERFLOW))
+		return true;
+	if (ev->len == 0)
+		return false;
+	if (ev->mask & IN_MOVED_TO)
+		return strcmp(ev->name, "status.json") == 0;
+	return strcmp(ev->name, "stdout") == 0 || strcmp(ev->name, "stderr") == 0;
+}
+
+static bool drain_events(int ino)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool any = false;
+	for (;;) {
+		ssize_t n = read(ino, buf, sizeof buf);
+		if (n <= 0)
+			return any;
+		for (ssize_t off = 0; off < n;) {
+			const struct inotify_event *ev = (const void *)(buf + off);
+			any |= event_relevant(ev);
+			off += (ssize_t)(sizeof *ev + ev->len);
+		}
+	}
+}
+
+sb_err *sb_sandbox_exec_wait(sb_sandbox_exec *x, int64_t timeout_ms, bool *changed)
+{
+	if (changed)
+		*changed = false;
+	int64_t deadline = timeout_ms < 0 ? -1 : sb_mono_ms() + timeout_ms;
+	for (;;) {
+		int64_t left = deadline < 0 ? -1 : deadline - sb_mono_ms();
+		if (deadline >= 0 && left < 0)
+			left = 0;
+		struct pollfd p = {x->ino, POLLIN, 0};
+		int rc = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0)
+			return sb_err_sys(errno, "waiting for exec %s", x->id);
+		if (rc > 0 && drain_events(x->ino)) {
+			if (changed)
+				*changed = true;
+			return NULL;
+		}
+		if (rc == 0)
+			return NULL;
+	}
+}
+
+void sb_sandbox_exec_free(sb_sandbox_exec *x)
+{
+	if (!x)
+		return;
+	sb_close(&x->dirfd);
+	sb_close(&x->out[0]);
+	sb_close(&x->out[1]);
+	sb_close(&x->ino);
+	sb_close(&x->stdin_w);
+	free(x);
+}
+
+sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id,
+				   sb_sandbox_exec_status *st)
+{
+	sb_sandbox_exec *x = NULL;
+	sb_err *err = sb_sandbox_exec_attach(sb, exec_id, &x);
+	if (!err)
+		err = sb_sandbox_exec_get_status(x, st);
+	sb_sandbox_exec_free(x);
+	return err;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+sb_err *sb_sandbox_exec_list(sb_sandbox *sb, char ***ids_out)
+{
+	*ids_out = NULL;
+	int fd = openat(sb->spool_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		sb_err *err = sb_err_sys(errno, "listing %s", sb->spool_dir);
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	char **ids = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (sbi_id_valid(de->d_name)) {
+			sb_strv_push(&ids, de->d_name);
+			n++;
+		}
+	closedir(d);
+	if (!ids)
+		ids = sb_xcalloc(1, sizeof(char *));
+	qsort(ids, n, sizeof *ids, cmp_str);
+	*ids_out = ids;
+	return NULL;
+}
+
+sb_err *sb_sandbox_exec_signal(sb_sandbox *sb, const char *exec_id, int signo)
+{
+	sb_err *err = sb_lease_check_id("exec", exec_id);
+	if (err)
+		return err;
+	if (signo < 1 || signo > 64)
+		return sb_err_new(SB_E_INVAL, "invalid signal number %d", signo);
+	sbi_msg m, reply;
+	sbi_msg_init(&m);
+	sbi_msg_init(&reply);
+	sbi_msg_add(&m, "op", "signal");
+	sbi_msg_add(&m, "id", exec_id);
+	sbi_msg_addi(&m, "sig", signo);
+	if (!(err = sb_ctl_call(sb, &m, NULL, 0, &reply)))
+		err = sb_ctl_reply_err(sb, &reply, "signalling an exec");
+	sbi_msg_deinit(&m);
+	sbi_msg_deinit(&reply);
+	return err;
+}
+
+sb_err *sb_sandbox_list_processes(sb_sandbox *sb, sb_sandbox_process **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	sbi_msg m, reply;
+	sbi_msg_init(&m);
+	sbi_msg_init(&reply);
+	sbi_msg_add(&m, "op", "ps");
+	sb_err *err = sb_ctl_call(sb, &m, NULL, 0, &reply);
+	if (!err)
+		err = sb_ctl_reply_err(sb, &reply, "listing processes");
+	if (!err) {
+		size_t cap = sbi_msg_count(&reply, "proc"), pos = 0;
+		sb_sandbox_process *p = sb_xcalloc(cap ? cap : 1, sizeof *p);
+		const char *k, *v;
+		while (sbi_msg_next(&reply, &pos, &k, &v)) {
+			if (strcmp(k, "proc") != 0)
+				continue;
+			/* pid ppid pgid state rss exec_id cmdline, tab-separated */
+			char *f[7] = {0}, *copy = sb_xstrdup(v), *s = copy;
+			int nf = 0;
+			while (nf < 6 && s) {
+				f[nf++] = s;
+				s = strchr(s, '\t');
+				if (s)
+					*s++ = '\0';
+			}
+			f[6] = s;
+			if (nf == 6 && s) {
+				sb_sandbox_process *q = &p[(*n)++];
+				q->pid = atoi(f[0]);
+				q->ppid = atoi(f[1]);
+				q->pgid = atoi(f[2]);
+				q->state = f[3][0];
+				q->rss_bytes = strtoull(f[4], NULL, 10);
+				q->exec_id = f[5][0] ? sb_xstrdup(f[5]) : NULL;
+				q->cmdline = sb_xstrdup(f[6]);
+			}
+			free(copy);
+		}
+		*out = p;
+	}
+	sbi_msg_deinit(&m);
+	sbi_msg_deinit(&reply);
+	return err;
+}
+
+void sb_sandbox_processes_free(sb_sandbox_process *p, size_t n)
+{
+	for (size_t i = 0; p && i < n; i++) {
+		free(p[i].exec_id);
+		free(p[i].cmdline);
+	}
+	free(p);
+}

@@ -1,0 +1,372 @@
+/* Starting a sandbox: bubblewrap with sandbar-init as PID 1, detached from the caller.
+ *
+ * The caller forks twice (the middle process calls setsid and exits at once) so bwrap is not
+ * our child and never dies with us: no --die-with-parent. The grandchild joins the lease's
+ * cgroups, drops to the sandbox host user when we are root, arranges the descriptors init
+ * needs at fixed numbers and execs bwrap. Directories are bound from descriptors (--bind-fd),
+ * so the unprivileged bwrap needs no access to the state directory's path. Readiness is one
+ * byte on a pipe from init; bwrap's --info-fd gives init's host pid.
+ */
+#include "sandbox_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define READY_TIMEOUT_MS 20000
+
+/* Descriptor numbers inside bwrap / init. */
+enum { FD_CTL = 3, FD_SPOOL, FD_SECCOMP, FD_READY, FD_INFO, FD_WS, FD_HOME, FD_INIT, FD_OOM,
+       FD_COUNT_MAX };
+
+long long sb_proc_start_time(int pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	sb_buf b = SB_BUF_INIT;
+	sb_err *err = sb_read_file(path, 4096, &b);
+	long long t = -1;
+	if (!err) {
+		const char *p = strrchr(sb_buf_cstr(&b), ')');
+		/* field 22 (starttime); after ')' come fields 3.. */
+		for (int field = 2; p && field < 22; field++)
+			p = strchr(p + 1, ' ');
+		if (p)
+			t = strtoll(p + 1, NULL, 10);
+	}
+	sb_err_free(err);
+	sb_buf_deinit(&b);
+	return t;
+}
+
+static void push(char ***v, const char *a)
+{
+	sb_strv_push(v, a);
+}
+
+static void push3(char ***v, const char *a, const char *b, const char *c)
+{
+	sb_strv_push(v, a);
+	sb_strv_push(v, b);
+	if (c)
+		sb_strv_push(v, c);
+}
+
+/* The read-only system part of the file system. */
+static void add_system_dirs(char ***v, const char *rootfs)
+{
+	if (rootfs) {
+		push3(v, "--ro-bind", rootfs, "/");
+		return;
+	}
+	static const char *const dirs[] = {"/usr", "/etc", "/bin", "/sbin", "/lib",
+					   "/lib32", "/lib64", "/libx32", "/opt"};
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		struct stat st;
+		if (lstat(dirs[i], &st) < 0)
+			continue;
+		if (S_ISLNK(st.st_mode)) {
+			char target[4096];
+			ssize_t n = readlink(dirs[i], target, sizeof target - 1);
+			if (n <= 0)
+				continue;
+			target[n] = '\0';
+			push3(v, "--symlink", target, dirs[i]);
+		} else if (S_ISDIR(st.st_mode)) {
+			push3(v, "--ro-bind", dirs[i], dirs[i]);
+		}
+	}
+}
+
+static char **build_argv(const sb_sandbox *sb, const sb_launch *l, bool have_oom)
+{
+	char **v = NULL, num[32];
+	push(&v, l->bwrap);
+	push(&v, "--unshare-user");
+	push(&v, "--unshare-ipc");
+	push(&v, "--unshare-pid");
+	push(&v, "--unshare-uts");
+	push(&v, "--unshare-cgroup");
+	if (!l->network)
+		push(&v, "--unshare-net");
+	snprintf(num, sizeof num, "%d", SB_SANDBOX_INNER_UID);
+	push3(&v, "--uid", num, NULL);
+	push3(&v, "--gid", num, NULL);
+	push3(&v, "--hostname", "sandbar", NULL);
+	push(&v, "--as-pid-1");
+	push(&v, "--new-session");
+	snprintf(num, sizeof num, "%d", FD_INFO);
+	push3(&v, "--info-fd", num, NULL);
+	add_system_dirs(&v, l->rootfs);
+	push3(&v, "--proc", "/proc", NULL);
+	push3(&v, "--dev", "/dev", NULL);
+	push3(&v, "--perms", "01777", NULL);
+	push3(&v, "--tmpfs", "/tmp", NULL);
+	snprintf(num, sizeof num, "%d", FD_HOME);
+	push3(&v, "--bind-fd", num, SB_SANDBOX_HOME);
+	snprintf(num, sizeof num, "%d", FD_WS);
+	push3(&v, "--bind-fd", num, sb->workspace_mount);
+	snprintf(num, sizeof num, "%d", FD_INIT);
+	push3(&v, "--ro-bind-fd", num, "/.sandbar-init");
+	push3(&v, "--remount-ro", "/", NULL);
+	push3(&v, "--chdir", "/", NULL);
+	push(&v, "/.sandbar-init");
+	snprintf(num, sizeof num, "%d", FD_CTL);
+	push3(&v, "--ctl-fd", num, NULL);
+	snprintf(num, sizeof num, "%d", FD_SPOOL);
+	push3(&v, "--spool-fd", num, NULL);
+	snprintf(num, sizeof num, "%d", FD_SECCOMP);
+	push3(&v, "--seccomp-fd", num, NULL);
+	snprintf(num, sizeof num, "%d", FD_READY);
+	push3(&v, "--ready-fd", num, NULL);
+	if (have_oom) {
+		snprintf(num, sizeof num, "%d", FD_OOM);
+		push3(&v, "--oom-fd", num, NULL);
+	}
+	snprintf(num, sizeof num, "%llu", (unsigned long long)l->nofile);
+	push3(&v, "--nofile", num, NULL);
+	snprintf(num, sizeof num, "%llu", (unsigned long long)l->nproc);
+	push3(&v, "--nproc", num, NULL);
+	return v;
+}
+
+/* Only async-signal-safe calls from here until exec: the caller may have threads. */
+static void write_pid(const char *cgdir_procs, int pid)
+{
+	char num[16];
+	int n = 0;
+	char rev[16];
+	do {
+		rev[n++] = (char)('0' + pid % 10);
+		pid /= 10;
+	} while (pid > 0);
+	for (int i = 0; i < n; i++)
+		num[i] = rev[n - 1 - i];
+	int fd = open(cgdir_procs, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, num, (size_t)n) != n)
+		_exit(121);
+	close(fd);
+}
+
+static void grandchild(const sb_launch *l, char **argv, char **envp, char **procs_files,
+		       const int *src, int nsrc, int devnull, int log)
+{
+	for (size_t i = 0; procs_files && procs_files[i]; i++)
+		write_pid(procs_files[i], getpid());
+	if (l->drop_privs) {
+		if (setgroups(0, NULL) < 0 || setresgid((gid_t)l->gid, (gid_t)l->gid,
+							(gid_t)l->gid) < 0 ||
+		    setresuid((uid_t)l->uid, (uid_t)l->uid, (uid_t)l->uid) < 0)
+			_exit(122);
+	}
+	/* move every descriptor above the target range first, then into place */
+	int tmp[FD_COUNT_MAX];
+	for (int i = 0; i < nsrc; i++) {
+		tmp[i] = -1;
+		if (src[i] >= 0 && (tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 64)) < 0)
+			_exit(123);
+	}
+	if (dup2(devnull, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
+		_exit(124);
+	for (int i = 0; i < nsrc; i++)
+		if (tmp[i] >= 0 && dup2(tmp[i], FD_CTL + i) < 0)
+			_exit(125);
+	close_range(FD_CTL + (unsigned)nsrc, ~0U, 0);
+	signal(SIGPIPE, SIG_DFL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execve(argv[0], argv, envp);
+	_exit(126);
+}
+
+static sb_err *bind_listener(sb_sandbox *sb, int *out)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return sb_err_sys(errno, "creating the control socket of lease %s", sb->id);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/ctl.sock", sb->run_fd);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 64) < 0) {
+		sb_err *err = sb_err_sys(errno, "binding %s/ctl.sock", sb->run_dir);
+		close(fd);
+		return err;
+	}
+	*out = fd;
+	return NULL;
+}
+
+static int parse_child_pid(const char *json)
+{
+	const char *p = strstr(json, "\"child-pid\"");
+	if (!p || !(p = strchr(p, ':')))
+		return -1;
+	return (int)strtol(p + 1, NULL, 10);
+}
+
+/* bwrap writes {"child-pid": N, ...} and may keep the descriptor open: read up to the '}'. */
+static void read_info(int fd, sb_buf *out)
+{
+	int64_t deadline = sb_mono_ms() + 5000;
+	while (!memchr(out->data ? out->data : "", '}', out->len) && out->len < 65536) {
+		int64_t left = deadline - sb_mono_ms();
+		struct pollfd pfd = {fd, POLLIN, 0};
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return;
+		char buf[1024];
+		ssize_t n = read(fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		sb_buf_append(out, buf, (size_t)n);
+	}
+}
+
+static char *log_tail(const sb_sandbox *sb)
+{
+	char *path = sb_strfmt("%s/init.log", sb->run_dir);
+	sb_buf b = SB_BUF_INIT;
+	sb_err *err = sb_read_file(path, 1u << 20, &b);
+	free(path);
+	sb_err_free(err);
+	while (b.len > 0 && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == ' '))
+		b.data[--b.len] = '\0';
+	const char *s = sb_buf_cstr(&b);
+	if (b.len > 600)
+		s += b.len - 600;
+	char *out = sb_xstrdup(*s ? s : "(no output)");
+	sb_buf_deinit(&b);
+	return out;
+}
+
+sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
+{
+	sb_err *err = NULL;
+	int src[FD_COUNT_MAX - FD_CTL];
+	int nsrc = FD_OOM - FD_CTL + 1;
+	for (int i = 0; i < nsrc; i++)
+		src[i] = -1;
+	int ready[2] = {-1, -1}, info[2] = {-1, -1}, devnull = -1, log = -1;
+	char **argv = NULL, **procs = NULL;
+	char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+
+	if ((err = bind_listener(sb, &src[FD_CTL - FD_CTL])))
+		goto out;
+	if ((err = sb_seccomp_memfd(&src[FD_SECCOMP - FD_CTL])))
+		goto out;
+	src[FD_SPOOL - FD_CTL] = fcntl(sb->spool_fd, F_DUPFD_CLOEXEC, 3);
+	if ((src[FD_WS - FD_CTL] = open(sb->workspace, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (src[FD_HOME - FD_CTL] = open(sb->home, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (src[FD_INIT - FD_CTL] = open(l->init_path, O_PATH | O_CLOEXEC)) < 0) {
+		err = sb_err_sys(errno, "opening the directories and init binary of lease %s",
+				 sb->id);
+		goto out;
+	}
+	if (l->oom_file && (src[FD_OOM - FD_CTL] = open(l->oom_file, O_RDONLY | O_CLOEXEC)) < 0) {
+		err = sb_err_sys(errno, "opening %s", l->oom_file);
+		goto out;
+	}
+	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(info, O_CLOEXEC) < 0) {
+		err = sb_err_sys(errno, "creating pipes for lease %s", sb->id);
+		goto out;
+	}
+	src[FD_READY - FD_CTL] = ready[1];
+	src[FD_INFO - FD_CTL] = info[1];
+	char *logpath = sb_strfmt("%s/init.log", sb->run_dir);
+	log = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	free(logpath);
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (log < 0 || devnull < 0) {
+		err = sb_err_sys(errno, "opening %s/init.log", sb->run_dir);
+		goto out;
+	}
+	argv = build_argv(sb, l, l->oom_file != NULL);
+	for (size_t i = 0; l->cgroups && l->cgroups[i]; i++) {
+		char *p = sb_strfmt("%s/cgroup.procs", l->cgroups[i]);
+		sb_strv_push(&procs, p);
+		free(p);
+	}
+	pid_t mid = fork();
+	if (mid < 0) {
+		err = sb_err_sys(errno, "fork for lease %s", sb->id);
+		goto out;
+	}
+	if (mid == 0) {
+		if (setsid() < 0)
+			_exit(120);
+		pid_t g = fork();
+		if (g == 0)
+			grandchild(l, argv, envp, procs, src, nsrc, devnull, log);
+		_exit(g < 0 ? 119 : 0);
+	}
+	int ws = 0;
+	while (waitpid(mid, &ws, 0) < 0 && errno == EINTR)
+		;
+	/* our copies of the child's ends must go, so EOF means the sandbox died */
+	sb_close(&ready[1]);
+	sb_close(&info[1]);
+	src[FD_READY - FD_CTL] = src[FD_INFO - FD_CTL] = -1;
+	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+		err = sb_err_new(SB_E_SPAWN, "starting the sandbox of lease %s: fork failed",
+				 sb->id);
+		goto out;
+	}
+	char c = 0;
+	struct pollfd pfd = {ready[0], POLLIN, 0};
+	int rc;
+	do
+		rc = poll(&pfd, 1, READY_TIMEOUT_MS);
+	while (rc < 0 && errno == EINTR);
+	ssize_t n = rc > 0 ? read(ready[0], &c, 1) : -1;
+	sb_buf ib = SB_BUF_INIT;
+	if (n == 1 && c == 'R') {
+		read_info(info[0], &ib);
+		{
+			sb->info.init_pid = parse_child_pid(sb_buf_cstr(&ib));
+			if (sb->info.init_pid <= 0)
+				err = sb_err_new(SB_E_PROTOCOL,
+						 "bwrap did not report the sandbox pid of lease %s",
+						 sb->id);
+			else
+				sb->init_start = sb_proc_start_time(sb->info.init_pid);
+		}
+	} else {
+		char *tail = log_tail(sb);
+		err = sb_err_new(SB_E_SPAWN,
+				 "the sandbox of lease %s did not start (%s): %s; check that "
+				 "bubblewrap works for uid %lld and that %s is executable by it",
+				 sb->id, rc == 0 ? "timed out" : "exited", tail,
+				 (long long)sb->info.host_uid, l->init_path);
+		free(tail);
+		/* a hung start: kill it through its pid if bwrap told us */
+		read_info(info[0], &ib);
+		int pid = parse_child_pid(sb_buf_cstr(&ib));
+		if (rc == 0 && pid > 0)
+			kill(pid, SIGKILL);
+	}
+	sb_buf_deinit(&ib);
+out:
+	for (int i = 0; i < nsrc; i++)
+		if (src[i] >= 0)
+			close(src[i]);
+	sb_close(&ready[0]);
+	sb_close(&ready[1]);
+	sb_close(&info[0]);
+	sb_close(&info[1]);
+	sb_close(&devnull);
+	sb_close(&log);
+	sb_strv_free(argv);
+	sb_strv_free(procs);
+	return err;
+}
