@@ -130,10 +130,11 @@ const char *sb_sandbox_workspace_mount(const sb_sandbox *sb);
  * SB_E_ESCAPE for anything outside the workspace or with "." / ".." segments. */
 sb_err *sb_sandbox_map_path(const sb_sandbox *sb, const char *inside_path, char **rel_out);
 
-/* Run fn(ud) with the lease owner's credentials: when we are root, in a forked child that has
- * switched to info.host_uid/gid (so that racing sandboxed code can never make a host-side file
- * operation touch anything the sandbox user could not); otherwise directly. The child's error
- * message is carried back. Use for every host-side write into or read from the workspace. */
+/* Run fn(ud) in a forked child with the lease owner's credentials (when we are root the child
+ * switches to info.host_uid/gid, so that racing sandboxed code can never make a host-side file
+ * operation touch anything the sandbox user could not). The child's error (code and message)
+ * is carried back; memory changes made by fn are not. Use for every host-side write into or
+ * read from the workspace. */
 sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud);
 
 /* Extend (or set) the TTL: expires_at = now + ttl_s (0 clears it). Rewrites lease.json. */
@@ -212,7 +213,8 @@ sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id,
 				   sb_sandbox_exec_status *st);
 /* Exec ids spooled for this lease, sorted; caller frees with sb_strv_free. */
 sb_err *sb_sandbox_exec_list(sb_sandbox *sb, char ***ids_out);
-/* Send signo to the exec's process group. SB_E_NOTFOUND when it is not running. */
+/* Send signo to the exec's process group (also after its first process exited, while other
+ * members such as background children live on). SB_E_NOTFOUND when none is running. */
 sb_err *sb_sandbox_exec_signal(sb_sandbox *sb, const char *exec_id, int signo);
 
 typedef struct sb_sandbox_process {

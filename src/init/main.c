@@ -138,14 +138,12 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 		if (sbi_msg_geti(req, "sig", 1, 64, &sig) < 0) {
 			sbi_msg_add(&reply, "ok", "0");
 			sbi_msg_add(&reply, "msg", "invalid signal number");
-		} else if (!x || x->exited) {
+		} else if (!x || kill(-x->pid, (int)sig) < 0) {
+			/* after its leader exits, an exec's process group may live on (background
+			 * children holding its output): it can still be signalled */
 			sbi_msg_add(&reply, "ok", "0");
 			sbi_msg_addi(&reply, "errno", ESRCH);
-			sbi_msg_add(&reply, "msg", "exec is not running");
-		} else if (kill(-x->pid, (int)sig) < 0) {
-			sbi_msg_add(&reply, "ok", "0");
-			sbi_msg_addi(&reply, "errno", errno);
-			sbi_msg_add(&reply, "msg", strerror(errno));
+			sbi_msg_add(&reply, "msg", "no process of this exec is running");
 		} else {
 			sbi_msg_add(&reply, "ok", "1");
 		}

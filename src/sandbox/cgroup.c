@@ -2,7 +2,7 @@
  *
  * cgroup v2 is used when a unified hierarchy with those controllers is mounted, else the v1
  * controllers (memory, pids, cpu mounts under the cgroup root). Each lease gets
- * <controller>/sandbar/<lease-id>; the launcher moves the process that becomes bwrap into them
+ * <controller>/sandbar/<lease-id>-<random>; the launcher moves the process that becomes bwrap into them
  * before exec, so everything in the sandbox is accounted. A limit that cannot be set is
  * reported as not enforced, never dropped silently.
  */
@@ -99,6 +99,8 @@ static sb_err *write_value(const char *dir, const char *file, const char *value)
 	return err;
 }
 
+/* <parent>/sandbar/<lease-id>-<random>: lease ids are unique per state directory only, and
+ * several state directories (daemons, tests) may share the host's cgroups. */
 static sb_err *make_dir(const char *parent, const char *lease_id, char **out)
 {
 	char *base = sb_strfmt("%s/sandbar", parent);
@@ -107,7 +109,11 @@ static sb_err *make_dir(const char *parent, const char *lease_id, char **out)
 		free(base);
 		return err;
 	}
-	*out = sb_strfmt("%s/%s", base, lease_id);
+	char *prefix = sb_strfmt("%s-", lease_id);
+	char *name = sb_random_id(prefix);
+	*out = sb_strfmt("%s/%s", base, name);
+	free(name);
+	free(prefix);
 	free(base);
 	if (mkdir(*out, 0755) < 0) {
 		sb_err *err = sb_err_sys(errno, "creating cgroup %s", *out);

@@ -26,6 +26,8 @@ struct sb_sandbox_exec {
 	int ino;
 	int stdin_w;
 	int64_t alive_checked_ms; /* last liveness check of init while the exec ran */
+	int pid;                  /* from the start reply, until status.json has it */
+	int64_t started_ms;
 };
 
 static const char *const default_env[] = {
@@ -121,6 +123,11 @@ sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req,
 		goto out;
 	(*out)->stdin_w = in[1];
 	in[1] = -1;
+	long long v = 0;
+	if (sbi_msg_geti(&reply, "pid", 1, INT32_MAX, &v) == 0)
+		(*out)->pid = (int)v;
+	if (sbi_msg_geti(&reply, "started_at_ms", 0, INT64_MAX, &v) == 0)
+		(*out)->started_ms = v;
 out:
 	sb_close(&in[0]);
 	sb_close(&in[1]);
@@ -261,8 +268,12 @@ sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *s
 	sb_err *err = NULL;
 	if (len > 0)
 		err = parse_status(x, buf, len, st);
-	else
-		st->running = true; /* between spool creation and the first status record */
+	else {
+		/* init writes the first record only if the command lives a few ms */
+		st->running = true;
+		st->pid = x->pid;
+		st->started_at_ms = x->started_ms;
+	}
 	if (err)
 		return err;
 	struct stat s;

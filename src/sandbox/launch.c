@@ -111,6 +111,8 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, bool have_oom
 	push3(&v, "--proc", "/proc", NULL);
 	push3(&v, "--dev", "/dev", NULL);
 	push3(&v, "--perms", "01777", NULL);
+	push3(&v, "--tmpfs", "/dev/shm", NULL);
+	push3(&v, "--perms", "01777", NULL);
 	push3(&v, "--tmpfs", "/tmp", NULL);
 	snprintf(num, sizeof num, "%d", FD_HOME);
 	push3(&v, "--bind-fd", num, SB_SANDBOX_HOME);
@@ -118,6 +120,7 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, bool have_oom
 	push3(&v, "--bind-fd", num, sb->workspace_mount);
 	snprintf(num, sizeof num, "%d", FD_INIT);
 	push3(&v, "--ro-bind-fd", num, "/.sandbar-init");
+	push3(&v, "--remount-ro", "/dev", NULL);
 	push3(&v, "--remount-ro", "/", NULL);
 	push3(&v, "--chdir", "/", NULL);
 	push(&v, "/.sandbar-init");

@@ -52,9 +52,12 @@ static void send_err(int fd, const sb_err *err)
 		sb_err_free(sb_write_all(fd, err->msg, len));
 }
 
-sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud)
+sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud,
+		       int close_in_child, sb_owner_child *oc)
 {
 	int p[2];
+	oc->pid = -1;
+	oc->errfd = -1;
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return sb_err_sys(errno, "pipe for a workspace operation in lease %s", sb->id);
 	pid_t pid = fork();
@@ -66,6 +69,8 @@ sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void 
 	}
 	if (pid == 0) {
 		close(p[0]);
+		if (close_in_child >= 0)
+			close(close_in_child);
 		signal(SIGPIPE, SIG_DFL);
 		sb_err *err = NULL;
 		if (geteuid() == 0 &&
@@ -82,12 +87,20 @@ sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void 
 		_exit(err ? 1 : 0);
 	}
 	close(p[1]);
+	oc->pid = pid;
+	oc->errfd = p[0];
+	return NULL;
+}
+
+sb_err *sb_owner_finish(const sb_sandbox *sb, sb_owner_child *oc)
+{
 	sb_buf b = SB_BUF_INIT;
-	sb_err *rerr = sb_read_fd_all(p[0], OWNER_MSG_MAX + 64, &b);
-	close(p[0]);
+	sb_err *rerr = sb_read_fd_all(oc->errfd, OWNER_MSG_MAX + 64, &b);
+	sb_close(&oc->errfd);
 	int ws = 0;
-	while (waitpid(pid, &ws, 0) < 0 && errno == EINTR)
+	while (waitpid(oc->pid, &ws, 0) < 0 && errno == EINTR)
 		;
+	oc->pid = -1;
 	sb_err *err = NULL;
 	if (rerr) {
 		err = sb_err_prefix(rerr, "workspace operation in lease %s", sb->id);
@@ -103,4 +116,11 @@ sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void 
 	}
 	sb_buf_deinit(&b);
 	return err;
+}
+
+sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud)
+{
+	sb_owner_child oc;
+	sb_err *err = sb_owner_start(sb, fn, ud, -1, &oc);
+	return err ? err : sb_owner_finish(sb, &oc);
 }
