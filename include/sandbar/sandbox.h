@@ -202,7 +202,7 @@ sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offs
 sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *st);
 /* Pollable fd (POLLIN) that becomes readable when output grows or the status changes; call
  * sb_sandbox_exec_wait (timeout 0) to consume the events. */
-int sb_sandbox_exec_fd(const sb_sandbox_exec *x);
+int sb_sandbox_exec_fd(sb_sandbox_exec *x);
 /* Block until output grows or the status changes, or timeout_ms passes (-1 = forever).
  * *changed (optional) says which. Always re-check by reading: wake-ups may be spurious. */
 sb_err *sb_sandbox_exec_wait(sb_sandbox_exec *x, int64_t timeout_ms, bool *changed);

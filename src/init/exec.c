@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -47,25 +48,40 @@ static long long read_oom_kills(const sbi_state *st)
 	return 0;
 }
 
+/* The outcome of an exec as both records carry it. */
+typedef struct outcome {
+	bool running;
+	bool has_code;
+	int code, sig;
+	bool oom;
+} outcome;
+
+static outcome outcome_of(bool running, int wstatus, bool oom)
+{
+	outcome o = {.running = running, .oom = oom};
+	if (!running && WIFEXITED(wstatus)) {
+		o.has_code = true;
+		o.code = WEXITSTATUS(wstatus);
+	} else if (!running && WIFSIGNALED(wstatus)) {
+		o.sig = WTERMSIG(wstatus);
+	}
+	return o;
+}
+
 /* status.json, replaced atomically (temp file + rename in the exec's spool directory). */
-static void write_status(sbi_exec *x, bool running, int wstatus, bool oom)
+static void write_status(sbi_exec *x, outcome o)
 {
 	char code[16] = "null";
-	int sig = 0;
-	if (!running) {
-		if (WIFEXITED(wstatus))
-			snprintf(code, sizeof code, "%d", WEXITSTATUS(wstatus));
-		else if (WIFSIGNALED(wstatus))
-			sig = WTERMSIG(wstatus);
-	}
+	if (o.has_code)
+		snprintf(code, sizeof code, "%d", o.code);
 	char buf[512];
 	int n = snprintf(buf, sizeof buf,
 			 "{\"id\":\"%s\",\"pid\":%d,\"running\":%s,\"started_at_ms\":%lld,"
 			 "\"finished_at_ms\":%lld,\"exit_code\":%s,\"signal\":%d,"
 			 "\"timed_out\":%s,\"oom_killed\":%s}\n",
-			 x->id, (int)x->pid, running ? "true" : "false",
-			 (long long)x->started_ms, (long long)x->finished_ms, code, sig,
-			 x->timed_out ? "true" : "false", oom ? "true" : "false");
+			 x->id, (int)x->pid, o.running ? "true" : "false",
+			 (long long)x->started_ms, (long long)x->finished_ms, code, o.sig,
+			 x->timed_out ? "true" : "false", o.oom ? "true" : "false");
 	int fd = openat(x->dirfd, "status.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 			0600);
 	if (fd < 0) {
@@ -87,6 +103,30 @@ static void write_status(sbi_exec *x, bool running, int wstatus, bool oom)
 	close(fd);
 	if (renameat(x->dirfd, "status.json.tmp", x->dirfd, "status.json") < 0)
 		sbi_log("exec %s: renaming status: %s", x->id, strerror(errno));
+}
+
+/* Tell the connection that started the exec (when it asked) that it ended: the host learns
+ * it from one message instead of re-reading status.json. A host that went away is fine. */
+static void notify_exit(sbi_exec *x, outcome o)
+{
+	if (x->notify_fd < 0)
+		return;
+	sbi_msg m;
+	sbi_msg_init(&m);
+	sbi_msg_add(&m, "op", "exit");
+	sbi_msg_add(&m, "id", x->id);
+	sbi_msg_addi(&m, "pid", x->pid);
+	if (o.has_code)
+		sbi_msg_addi(&m, "exit_code", o.code);
+	sbi_msg_addi(&m, "signal", o.sig);
+	sbi_msg_addi(&m, "timed_out", x->timed_out);
+	sbi_msg_addi(&m, "oom_killed", o.oom);
+	sbi_msg_addi(&m, "started_at_ms", x->started_ms);
+	sbi_msg_addi(&m, "finished_at_ms", x->finished_ms);
+	(void)sbi_send(x->notify_fd, &m, NULL, 0);
+	sbi_msg_deinit(&m);
+	close(x->notify_fd);
+	x->notify_fd = -1;
 }
 
 static void set_limit(int res, unsigned long long want)
@@ -202,6 +242,8 @@ static void exec_free(sbi_exec *x)
 	}
 	if (x->dirfd >= 0)
 		close(x->dirfd);
+	if (x->notify_fd >= 0)
+		close(x->notify_fd);
 	free(x);
 }
 
@@ -217,7 +259,8 @@ static void spool_remove(int spool_fd, const char *id)
 	unlinkat(spool_fd, id, AT_REMOVEDIR);
 }
 
-void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, sbi_msg *reply)
+void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd,
+		    sbi_msg *reply)
 {
 	const char *id = sbi_msg_get(req, "id"), *cwd = sbi_msg_get(req, "cwd");
 	long long timeout_ms = 0, grace_ms = 1000;
@@ -243,17 +286,17 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, sbi_msg *re
 	}
 	snprintf(x->id, sizeof x->id, "%s", id);
 	x->dirfd = x->pipe[0] = x->pipe[1] = x->file[0] = x->file[1] = -1;
+	x->notify_fd = notify_fd;
+	notify_fd = -1;
 	if (mkdirat(st->spool_fd, id, 0700) < 0) {
 		reply_err(reply, errno, errno == EEXIST ? "exec id already used" : "creating spool");
 		goto out;
 	}
+	/* stdout and stderr files appear with the first byte: readers treat a missing file as
+	 * empty, and a silent command costs two file creations less */
 	x->dirfd = openat(st->spool_fd, id, O_DIRECTORY | O_PATH | O_CLOEXEC);
-	if (x->dirfd < 0 ||
-	    (x->file[0] = openat(x->dirfd, "stdout", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-				 0600)) < 0 ||
-	    (x->file[1] = openat(x->dirfd, "stderr", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-				 0600)) < 0) {
-		reply_err(reply, errno, "creating spool files");
+	if (x->dirfd < 0) {
+		reply_err(reply, errno, "opening the spool directory");
 		goto out_rm;
 	}
 	if (stdin_fd < 0 && (stdin_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
@@ -328,6 +371,8 @@ out:
 	}
 	if (stdin_fd >= 0)
 		close(stdin_fd);
+	if (notify_fd >= 0)
+		close(notify_fd);
 	free(argv);
 	free(env);
 }
@@ -340,6 +385,34 @@ sbi_exec *sbi_exec_find(sbi_state *st, const char *id)
 	return NULL;
 }
 
+static const char *const stream_names[2] = {"stdout", "stderr"};
+
+static bool ensure_file(sbi_exec *x, int s)
+{
+	if (x->file[s] >= 0)
+		return true;
+	x->file[s] = openat(x->dirfd, stream_names[s], O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (x->file[s] < 0)
+		sbi_log("exec %s: creating %s: %s", x->id, stream_names[s], strerror(errno));
+	return x->file[s] >= 0;
+}
+
+static void spool_write(sbi_exec *x, int s, const char *buf, ssize_t n)
+{
+	ssize_t done = 0;
+	while (done < n) {
+		ssize_t w = pwrite(x->file[s], buf + done, (size_t)(n - done), x->off[s]);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			sbi_log("exec %s: spool write: %s", x->id, strerror(errno));
+			return;
+		}
+		done += w;
+		x->off[s] += w;
+	}
+}
+
 /* Copy what the pipe holds into the spool file: splice (no copy through user space), falling
  * back to read+pwrite on file systems that refuse splice. Bounded per call so one chatty
  * command cannot starve the loop. */
@@ -348,33 +421,36 @@ void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 	(void)st;
 	size_t budget = 8u << 20;
 	while (x->pipe[s] >= 0 && budget > 0) {
-		ssize_t n = splice(x->pipe[s], NULL, x->file[s], &x->off[s], 1u << 20,
+		int avail = 0;
+		if (ioctl(x->pipe[s], FIONREAD, &avail) < 0)
+			avail = 0;
+		ssize_t n;
+		if (avail == 0) {
+			/* empty: end of file, or nothing yet (or a byte that raced in) */
+			char c;
+			n = read(x->pipe[s], &c, 1);
+			if (n == 1 && ensure_file(x, s)) {
+				spool_write(x, s, &c, 1);
+				continue;
+			}
+		} else if (!ensure_file(x, s)) {
+			n = -1;
+			errno = EIO;
+		} else {
+			n = splice(x->pipe[s], NULL, x->file[s], &x->off[s], (size_t)avail,
 				   SPLICE_F_NONBLOCK);
-		if (n < 0 && errno == EINVAL) {
-			char buf[65536];
-			n = read(x->pipe[s], buf, sizeof buf);
-			if (n > 0) {
-				ssize_t done = 0;
-				while (done < n) {
-					ssize_t w = pwrite(x->file[s], buf + done,
-							   (size_t)(n - done), x->off[s]);
-					if (w < 0 && errno == EINTR)
-						continue;
-					if (w <= 0) {
-						sbi_log("exec %s: spool write: %s", x->id,
-							strerror(errno));
-						break;
-					}
-					done += w;
-					x->off[s] += w;
-				}
+			if (n < 0 && errno == EINVAL) {
+				char buf[65536];
+				n = read(x->pipe[s], buf, sizeof buf);
+				if (n > 0)
+					spool_write(x, s, buf, n);
 			}
 		}
 		if (n > 0) {
 			budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
 			continue;
 		}
-		if (n < 0 && (errno == EINTR))
+		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			return;
@@ -394,7 +470,9 @@ static void exec_finish(sbi_state *st, sbi_exec *x, int wstatus)
 	x->finished_ms = sbi_wall_ms();
 	bool oom = WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL &&
 		   read_oom_kills(st) > x->oom_before;
-	write_status(x, false, wstatus, oom);
+	outcome o = outcome_of(false, wstatus, oom);
+	notify_exit(x, o);
+	write_status(x, o);
 }
 
 void sbi_exec_reap(sbi_state *st)
@@ -422,7 +500,7 @@ int sbi_exec_timeouts(sbi_state *st)
 			continue;
 		if (x->status_due_ms && now >= x->status_due_ms) {
 			x->status_due_ms = 0;
-			write_status(x, true, 0, false);
+			write_status(x, outcome_of(true, 0, false));
 		}
 		if (x->status_due_ms && (next < 0 || x->status_due_ms - now < next))
 			next = x->status_due_ms - now;

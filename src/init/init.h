@@ -17,6 +17,7 @@ typedef struct sbi_exec {
 	char id[65];
 	pid_t pid;         /* also its process group and session id */
 	int dirfd;         /* spool/<id> */
+	int notify_fd;     /* connection to tell about the exit, or -1 */
 	int pipe[2];       /* read ends for stdout, stderr; -1 once at EOF */
 	int file[2];       /* spool files stdout, stderr */
 	off_t off[2];      /* bytes spooled so far */
@@ -43,8 +44,10 @@ int64_t sbi_mono_ms(void);
 /* Log a line to init's stderr (a host-side file outside the sandbox). */
 void sbi_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Handle an exec request: start the command, fill reply. stdin_fd (or -1) is consumed. */
-void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, sbi_msg *reply);
+/* Handle an exec request: start the command, fill reply. stdin_fd and notify_fd (or -1) are
+ * consumed; notify_fd gets an "exit" message when the command ends. */
+void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd,
+		    sbi_msg *reply);
 /* Reap exited children (after SIGCHLD) and record the status of the ones that are execs. */
 void sbi_exec_reap(sbi_state *st);
 /* Move available output from pipes to spool files; close pipes at EOF. */

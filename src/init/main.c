@@ -130,7 +130,11 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 			stdin_fd = fds[0];
 			used = 1;
 		}
-		sbi_exec_start(st, req, stdin_fd, &reply);
+		const char *notify = sbi_msg_get(req, "notify");
+		int nfd = notify && strcmp(notify, "1") == 0
+				  ? fcntl(cfd, F_DUPFD_CLOEXEC, 3)
+				  : -1;
+		sbi_exec_start(st, req, stdin_fd, nfd, &reply);
 	} else if (strcmp(op, "signal") == 0) {
 		const char *id = sbi_msg_get(req, "id");
 		long long sig = 0;

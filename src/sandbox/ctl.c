@@ -13,8 +13,8 @@
 
 #define CTL_TIMEOUT_S 30
 
-sb_err *sb_ctl_call(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
-		    sbi_msg *reply)
+sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
+			 sbi_msg *reply, int *keep, sbi_reader *keep_rd)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -75,9 +75,21 @@ sb_err *sb_ctl_call(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds
 		}
 	}
 out:
+	if (!err && keep) {
+		/* later messages may already be buffered behind the reply: they go along */
+		*keep = fd;
+		*keep_rd = rd;
+		return NULL;
+	}
 	sbi_reader_deinit(&rd);
 	close(fd);
 	return err;
+}
+
+sb_err *sb_ctl_call(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
+		    sbi_msg *reply)
+{
+	return sb_ctl_call_keep(sb, req, fds, nfds, reply, NULL, NULL);
 }
 
 sb_err *sb_ctl_reply_err(sb_sandbox *sb, const sbi_msg *reply, const char *what)

@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -28,7 +29,14 @@ struct sb_sandbox_exec {
 	int64_t alive_checked_ms; /* last liveness check of init while the exec ran */
 	int pid;                  /* from the start reply, until status.json has it */
 	int64_t started_ms;
+	int conn;                 /* start connection, on which init announces the exit */
+	int epfd;                 /* for sb_sandbox_exec_fd when there are two fds */
+	sbi_reader rd;
+	bool final;               /* final_st holds the outcome from init's exit message */
+	sb_sandbox_exec_status final_st;
 };
+
+static const char *const stream_names[2] = {"stdout", "stderr"};
 
 static const char *const default_env[] = {
 	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
@@ -60,6 +68,7 @@ static sb_err *build_request(sb_sandbox *sb, const sb_sandbox_exec_req *req, con
 	bad |= sbi_msg_addi(m, "timeout_ms", req->timeout_ms);
 	bad |= sbi_msg_addi(m, "grace_ms", req->grace_ms > 0 ? req->grace_ms : SB_GRACE_MS_DEFAULT);
 	bad |= sbi_msg_add(m, "stdin", req->stdin_mode == SB_SANDBOX_STDIN_PIPE ? "pipe" : "null");
+	bad |= sbi_msg_add(m, "notify", "1");
 	for (size_t i = 0; req->argv[i]; i++)
 		bad |= sbi_msg_add(m, "arg", req->argv[i]);
 	if (!req->clear_env)
@@ -101,14 +110,17 @@ sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req,
 	sbi_msg m, reply;
 	sbi_msg_init(&m);
 	sbi_msg_init(&reply);
-	int in[2] = {-1, -1};
+	int in[2] = {-1, -1}, conn = -1;
+	sbi_reader rd;
+	sbi_reader_init(&rd);
 	if (err || (err = build_request(sb, req, id, cwd, &m)))
 		goto out;
 	if (req->stdin_mode == SB_SANDBOX_STDIN_PIPE && pipe2(in, O_CLOEXEC) < 0) {
 		err = sb_err_sys(errno, "stdin pipe for lease %s", sb->id);
 		goto out;
 	}
-	if ((err = sb_ctl_call(sb, &m, in[0] >= 0 ? &in[0] : NULL, in[0] >= 0 ? 1 : 0, &reply)))
+	if ((err = sb_ctl_call_keep(sb, &m, in[0] >= 0 ? &in[0] : NULL, in[0] >= 0 ? 1 : 0,
+				    &reply, &conn, &rd)))
 		goto out;
 	sb_close(&in[0]);
 	if (sbi_msg_get(&reply, "stage")) {
@@ -123,12 +135,25 @@ sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req,
 		goto out;
 	(*out)->stdin_w = in[1];
 	in[1] = -1;
+	if ((err = sb_fd_set_nonblock(conn, true)))
+		goto out;
+	(*out)->conn = conn;
+	conn = -1;
+	sbi_reader_deinit(&(*out)->rd);
+	(*out)->rd = rd;
+	sbi_reader_init(&rd);
 	long long v = 0;
 	if (sbi_msg_geti(&reply, "pid", 1, INT32_MAX, &v) == 0)
 		(*out)->pid = (int)v;
 	if (sbi_msg_geti(&reply, "started_at_ms", 0, INT64_MAX, &v) == 0)
 		(*out)->started_ms = v;
 out:
+	if (err && *out) {
+		sb_sandbox_exec_free(*out);
+		*out = NULL;
+	}
+	sb_close(&conn);
+	sbi_reader_deinit(&rd);
 	sb_close(&in[0]);
 	sb_close(&in[1]);
 	sbi_msg_deinit(&m);
@@ -146,7 +171,8 @@ sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_e
 	sb_sandbox_exec *x = sb_xcalloc(1, sizeof *x);
 	x->sb = sb;
 	snprintf(x->id, sizeof x->id, "%s", exec_id);
-	x->out[0] = x->out[1] = x->ino = x->stdin_w = -1;
+	x->out[0] = x->out[1] = x->ino = x->stdin_w = x->conn = x->epfd = -1;
+	sbi_reader_init(&x->rd);
 	x->alive_checked_ms = sb_mono_ms();
 	x->dirfd = openat(sb->spool_fd, exec_id, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (x->dirfd < 0) {
@@ -156,23 +182,6 @@ sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_e
 						   sb->id);
 		goto fail;
 	}
-	/* watch before reading anything, so no change after our first read can be missed */
-	char *dir = sb_strfmt("%s/%s", sb->spool_dir, exec_id);
-	x->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (x->ino < 0 || inotify_add_watch(x->ino, dir, IN_MODIFY | IN_MOVED_TO |
-							     IN_DELETE_SELF) < 0) {
-		err = sb_err_sys(errno, "watching %s", dir);
-		free(dir);
-		goto fail;
-	}
-	free(dir);
-	static const char *const names[2] = {"stdout", "stderr"};
-	for (int s = 0; s < 2; s++)
-		if ((x->out[s] = openat(x->dirfd, names[s], O_RDONLY | O_CLOEXEC)) < 0) {
-			err = sb_err_sys(errno, "opening the %s of exec %s in lease %s", names[s],
-					 exec_id, sb->id);
-			goto fail;
-		}
 	*out = x;
 	return NULL;
 fail:
@@ -204,7 +213,17 @@ sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offs
 	if (offset > (uint64_t)INT64_MAX)
 		return sb_err_new(SB_E_INVAL, "offset %llu out of range",
 				  (unsigned long long)offset);
-	int fd = x->out[stream == SB_STREAM_STDOUT ? 0 : 1];
+	int s = stream == SB_STREAM_STDOUT ? 0 : 1;
+	if (x->out[s] < 0) {
+		/* init creates the file with the first byte */
+		x->out[s] = openat(x->dirfd, stream_names[s], O_RDONLY | O_CLOEXEC);
+		if (x->out[s] < 0 && errno == ENOENT)
+			return NULL;
+		if (x->out[s] < 0)
+			return sb_err_sys(errno, "opening the %s of exec %s in lease %s",
+					  stream_names[s], x->id, x->sb->id);
+	}
+	int fd = x->out[s];
 	for (;;) {
 		ssize_t n = pread(fd, buf, max, (off_t)offset);
 		if (n < 0 && errno == EINTR)
@@ -250,9 +269,63 @@ static bool init_alive(const sb_sandbox *sb)
 	return sb->info.init_pid > 0 && sb_proc_start_time(sb->info.init_pid) == sb->init_start;
 }
 
+/* Take init's exit message from the start connection if it has arrived (never blocks). */
+static void poll_exit_message(sb_sandbox_exec *x)
+{
+	while (x->conn >= 0 && !x->final) {
+		sbi_msg m;
+		sbi_msg_init(&m);
+		int got = sbi_reader_take(&x->rd, &m, NULL, NULL);
+		if (got == 1) {
+			const char *op = sbi_msg_get(&m, "op");
+			if (op && strcmp(op, "exit") == 0) {
+				sb_sandbox_exec_status *f = &x->final_st;
+				long long v = 0;
+				memset(f, 0, sizeof *f);
+				snprintf(f->exec_id, sizeof f->exec_id, "%s", x->id);
+				f->has_exit_code = sbi_msg_geti(&m, "exit_code", 0, 255, &v) == 0;
+				f->exit_code = (int)(f->has_exit_code ? v : 0);
+				f->signal = sbi_msg_geti(&m, "signal", 0, 128, &v) == 0 ? (int)v : 0;
+				f->timed_out = sbi_msg_geti(&m, "timed_out", 0, 1, &v) == 0 && v;
+				f->oom_killed = sbi_msg_geti(&m, "oom_killed", 0, 1, &v) == 0 && v;
+				f->pid = sbi_msg_geti(&m, "pid", 0, INT32_MAX, &v) == 0 ? (int)v : 0;
+				if (sbi_msg_geti(&m, "started_at_ms", 0, INT64_MAX, &v) == 0)
+					f->started_at_ms = v;
+				if (sbi_msg_geti(&m, "finished_at_ms", 0, INT64_MAX, &v) == 0)
+					f->finished_at_ms = v;
+				x->final = true;
+			}
+			sbi_msg_deinit(&m);
+			continue;
+		}
+		sbi_msg_deinit(&m);
+		long n = got < 0 ? 0 : sbi_reader_fill(&x->rd, x->conn);
+		if (n > 0)
+			continue;
+		if (n == -EAGAIN || n == -EINTR)
+			return;
+		/* closed or broken: status.json remains the source of truth */
+		sb_close(&x->conn);
+	}
+	if (x->final)
+		sb_close(&x->conn);
+}
+
 sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *st)
 {
 	memset(st, 0, sizeof *st);
+	poll_exit_message(x);
+	if (x->final) {
+		*st = x->final_st;
+		struct stat fs;
+		for (int s = 0; s < 2; s++) {
+			if (x->out[s] < 0)
+				x->out[s] = openat(x->dirfd, stream_names[s], O_RDONLY | O_CLOEXEC);
+			if (x->out[s] >= 0 && fstat(x->out[s], &fs) == 0)
+				*(s == 0 ? &st->stdout_size : &st->stderr_size) = (uint64_t)fs.st_size;
+		}
+		return NULL;
+	}
 	snprintf(st->exec_id, sizeof st->exec_id, "%s", x->id);
 	char buf[STATUS_MAX];
 	size_t len = 0;
@@ -276,11 +349,13 @@ sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *s
 	}
 	if (err)
 		return err;
-	struct stat s;
-	if (fstat(x->out[0], &s) == 0)
-		st->stdout_size = (uint64_t)s.st_size;
-	if (fstat(x->out[1], &s) == 0)
-		st->stderr_size = (uint64_t)s.st_size;
+	struct stat fs;
+	for (int s = 0; s < 2; s++) {
+		if (x->out[s] < 0)
+			x->out[s] = openat(x->dirfd, stream_names[s], O_RDONLY | O_CLOEXEC);
+		if (x->out[s] >= 0 && fstat(x->out[s], &fs) == 0)
+			*(s == 0 ? &st->stdout_size : &st->stderr_size) = (uint64_t)fs.st_size;
+	}
 	/* a dead sandbox never finishes its execs: say so instead of letting readers wait */
 	if (!st->running)
 		return NULL;
@@ -294,9 +369,49 @@ sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *s
 			  x->sb->id);
 }
 
-int sb_sandbox_exec_fd(const sb_sandbox_exec *x)
+/* The inotify watch is set up on first need: a command that is over before anyone waits
+ * never pays for it. Returns true when it was just created (the caller must re-read, since
+ * changes before the watch existed were not seen). */
+static sb_err *ensure_watch(sb_sandbox_exec *x, bool *created)
 {
-	return x->ino;
+	*created = false;
+	if (x->ino >= 0)
+		return NULL;
+	char *dir = sb_strfmt("%s/%s", x->sb->spool_dir, x->id);
+	x->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	sb_err *err = NULL;
+	if (x->ino < 0 ||
+	    inotify_add_watch(x->ino, dir, IN_MODIFY | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF) < 0)
+		err = sb_err_sys(errno, "watching %s", dir);
+	free(dir);
+	if (err)
+		sb_close(&x->ino);
+	else
+		*created = true;
+	return err;
+}
+
+int sb_sandbox_exec_fd(sb_sandbox_exec *x)
+{
+	bool created;
+	sb_err *err = ensure_watch(x, &created);
+	if (err) {
+		sb_warn("%s", err->msg);
+		sb_err_free(err);
+		return -1;
+	}
+	if (x->conn >= 0 && x->epfd < 0) {
+		/* one pollable fd for both the watch and init's exit message */
+		x->epfd = epoll_create1(EPOLL_CLOEXEC);
+		struct epoll_event ev = {.events = EPOLLIN};
+		if (x->epfd >= 0) {
+			ev.data.fd = x->ino;
+			epoll_ctl(x->epfd, EPOLL_CTL_ADD, x->ino, &ev);
+			ev.data.fd = x->conn;
+			epoll_ctl(x->epfd, EPOLL_CTL_ADD, x->conn, &ev);
+		}
+	}
+	return x->epfd >= 0 ? x->epfd : x->ino;
 }
 
 /* Does one inotify event matter to readers: output grew or the status record was replaced
@@ -309,6 +424,8 @@ static bool event_relevant(const struct inotify_event *ev)
 		return false;
 	if (ev->mask & IN_MOVED_TO)
 		return strcmp(ev->name, "status.json") == 0;
+	if (ev->mask & IN_CREATE)
+		return false; /* the first byte follows as IN_MODIFY */
 	return strcmp(ev->name, "stdout") == 0 || strcmp(ev->name, "stderr") == 0;
 }
 
@@ -332,17 +449,38 @@ sb_err *sb_sandbox_exec_wait(sb_sandbox_exec *x, int64_t timeout_ms, bool *chang
 {
 	if (changed)
 		*changed = false;
+	bool created = false;
+	sb_err *werr = ensure_watch(x, &created);
+	if (werr)
+		return werr;
+	if (created) {
+		if (changed)
+			*changed = true;
+		return NULL;
+	}
 	int64_t deadline = timeout_ms < 0 ? -1 : sb_mono_ms() + timeout_ms;
 	for (;;) {
 		int64_t left = deadline < 0 ? -1 : deadline - sb_mono_ms();
 		if (deadline >= 0 && left < 0)
 			left = 0;
-		struct pollfd p = {x->ino, POLLIN, 0};
-		int rc = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+		struct pollfd p[2] = {{x->ino, POLLIN, 0}, {x->final ? -1 : x->conn, POLLIN, 0}};
+		int rc = poll(p, 2, left > INT32_MAX ? INT32_MAX : (int)left);
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc < 0)
 			return sb_err_sys(errno, "waiting for exec %s", x->id);
+		if (rc > 0 && x->epfd >= 0) {
+			/* level-triggered: consume so a later epoll_wait does not spin */
+			struct epoll_event evs[2];
+			(void)!epoll_wait(x->epfd, evs, 2, 0);
+		}
+		if (rc > 0 && p[1].revents) {
+			poll_exit_message(x);
+			if (changed)
+				*changed = true;
+			drain_events(x->ino);
+			return NULL;
+		}
 		if (rc > 0 && drain_events(x->ino)) {
 			if (changed)
 				*changed = true;
@@ -362,6 +500,9 @@ void sb_sandbox_exec_free(sb_sandbox_exec *x)
 	sb_close(&x->out[1]);
 	sb_close(&x->ino);
 	sb_close(&x->stdin_w);
+	sb_close(&x->conn);
+	sb_close(&x->epfd);
+	sbi_reader_deinit(&x->rd);
 	free(x);
 }
 

@@ -127,6 +127,8 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 	sb_err *err = sb_sandbox_exec_start(impl->sb, &xr, &rs.x);
 	if (err)
 		goto out;
+	/* the wake-up fd exists before the first read, so no change can slip between them */
+	int wake = sb_sandbox_exec_fd(rs.x);
 	sb_sandbox_exec_status st;
 	if ((err = sb_sandbox_exec_get_status(rs.x, &st)))
 		goto kill;
@@ -157,7 +159,7 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 			goto kill;
 		if (!st.running)
 			break;
-		struct pollfd p[3] = {{sb_sandbox_exec_fd(rs.x), POLLIN, 0},
+		struct pollfd p[3] = {{wake, POLLIN, 0},
 				      {sb_cancel_fd(cancel), POLLIN, 0},
 				      {in, POLLOUT, 0}};
 		int rc = poll(p, 3, POLL_MS);

@@ -73,6 +73,10 @@ long long sb_proc_start_time(int pid);
  * the request. SB_E_STATE_LOST when init does not answer. */
 sb_err *sb_ctl_call(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
 		    sbi_msg *reply);
+/* The same, keeping the connection open in *keep on success, with whatever was read past
+ * the reply in *keep_rd (for later messages). */
+sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
+			 sbi_msg *reply, int *keep, sbi_reader *keep_rd);
 /* Turn an {"ok":"0"} reply into an error. */
 sb_err *sb_ctl_reply_err(sb_sandbox *sb, const sbi_msg *reply, const char *what);
 
