@@ -172,8 +172,11 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 		if (in >= 0 && p[2].revents) {
 			const char *data = req->stdin_data;
 			ssize_t w = write_nosigpipe(in, data + in_done, req->stdin_len - in_done);
-			if (w > 0)
+			if (w > 0) {
 				in_done += (size_t)w;
+				if (cb && cb->on_stdin_progress)
+					cb->on_stdin_progress(cb->ud, in_done, req->stdin_len);
+			}
 			if ((w < 0 && errno != EAGAIN && errno != EINTR) ||
 			    in_done == req->stdin_len) {
 				/* done, or the command stopped reading (EPIPE): it sees EOF */
