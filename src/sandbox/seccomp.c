@@ -52,15 +52,19 @@ static void compile(void)
 			goto out;
 	}
 	what = "clone";
-	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
-				   SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_NEWUSER, CLONE_NEWUSER))) < 0)
+	const struct scmp_arg_cmp newuser = {.arg = 0, .op = SCMP_CMP_MASKED_EQ,
+					     .datum_a = CLONE_NEWUSER, .datum_b = CLONE_NEWUSER};
+	if ((rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
+					 &newuser)) < 0)
 		goto out;
 	what = "clone3";
 	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) < 0)
 		goto out;
 	what = "prlimit64";
-	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(prlimit64), 1,
-				   SCMP_A0(SCMP_CMP_NE, 0))) < 0)
+	const struct scmp_arg_cmp other_pid = {.arg = 0, .op = SCMP_CMP_NE, .datum_a = 0,
+					       .datum_b = 0};
+	if ((rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(prlimit64), 1,
+					 &other_pid)) < 0)
 		goto out;
 	what = "export";
 	memfd = memfd_create("sandbar-seccomp-build", MFD_CLOEXEC);
