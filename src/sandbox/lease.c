@@ -254,11 +254,12 @@ static sb_err *lease_load(sb_sandbox *sb)
 		} f[] = {{"memory", &i->enforced.memory},   {"pids", &i->enforced.pids},
 			 {"cpu", &i->enforced.cpu},         {"rlimits", &i->enforced.rlimits},
 			 {"seccomp", &i->enforced.seccomp}, {"ttl", &i->enforced.ttl}};
-		for (size_t k = 0; k < sizeof f / sizeof f[0]; k++)
+		for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) {
+			b1 = false;
 			if ((err = sb_json_get_bool(enf, f[k].k, false, &b1)))
 				goto bad;
-			else
-				*f[k].v = b1, b1 = false;
+			*f[k].v = b1;
+		}
 	}
 	i->init_pid = (int)pid;
 	sb->init_start = start;

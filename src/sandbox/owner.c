@@ -34,7 +34,9 @@ sb_err *sb_sandbox_map_path(const sb_sandbox *sb, const char *inside_path, char 
 	if (n > 0) {
 		sb_err *err = sb_path_check_relative(rel);
 		if (err) {
+			/* "..", "." or empty segments: never a plain path inside the workspace */
 			free(rel);
+			err->code = SB_E_ESCAPE;
 			return sb_err_prefix(err, "path \"%s\" in lease %s", inside_path, sb->id);
 		}
 	}
