@@ -119,9 +119,14 @@ bool sb_sandbox_alive(sb_sandbox *sb);
 const char *sb_sandbox_id(const sb_sandbox *sb);
 void sb_sandbox_get_info(const sb_sandbox *sb, sb_sandbox_info *out);
 /* Host path of the lease's workspace / home directory (owned by info.host_uid). Valid as long
- * as the handle. */
+ * as the handle. Not necessarily reachable by path for the sandbox user (the state directory
+ * is root's when we are root): see sb_sandbox_workspace_fd. */
 const char *sb_sandbox_workspace_dir(const sb_sandbox *sb);
 const char *sb_sandbox_home_dir(const sb_sandbox *sb);
+/* An O_PATH descriptor of the workspace directory, owned by the handle. Use it as the root for
+ * openat / sb_fs_open_beneath inside sb_sandbox_as_owner: it works even where the owner cannot
+ * traverse the state directory's path. */
+int sb_sandbox_workspace_fd(const sb_sandbox *sb);
 /* The in-sandbox mount point of the workspace ("/workspace"). */
 const char *sb_sandbox_workspace_mount(const sb_sandbox *sb);
 

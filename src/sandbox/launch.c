@@ -269,7 +269,7 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	if ((err = sb_seccomp_memfd(&src[FD_SECCOMP - FD_CTL])))
 		goto out;
 	src[FD_SPOOL - FD_CTL] = fcntl(sb->spool_fd, F_DUPFD_CLOEXEC, 3);
-	if ((src[FD_WS - FD_CTL] = open(sb->workspace, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	if ((src[FD_WS - FD_CTL] = fcntl(sb->workspace_fd, F_DUPFD_CLOEXEC, 3)) < 0 ||
 	    (src[FD_HOME - FD_CTL] = open(sb->home, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 	    (src[FD_INIT - FD_CTL] = open(l->init_path, O_PATH | O_CLOEXEC)) < 0) {
 		err = sb_err_sys(errno, "opening the directories and init binary of lease %s",

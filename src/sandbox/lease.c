@@ -2,9 +2,9 @@
  *
  * Everything needed to find a sandbox again lives in <state>/leases/<id>/lease.json (limits,
  * owner, init's host pid and start time, cgroup directories). When we are root the lease
- * directory and run/ belong to root, while workspace/, home/ and spool/ belong to the sandbox
- * host user, so an escaped sandboxed process can neither reach the control socket nor edit
- * lease.json.
+ * directory (0711) and run/ (0700) belong to root, while workspace/, home/ and spool/ belong to
+ * the sandbox host user: an escaped sandboxed process can neither list other leases, reach a
+ * control socket nor edit lease.json.
  */
 #include "sandbox_int.h"
 
@@ -108,7 +108,7 @@ static void set_paths(sb_sandbox *sb, const sb_sandbox_config *cfg, const char *
 	sb->home = sb_strfmt("%s/home", sb->lease_dir);
 	sb->run_dir = sb_strfmt("%s/run", sb->lease_dir);
 	sb->spool_dir = sb_strfmt("%s/spool", sb->lease_dir);
-	sb->run_fd = sb->spool_fd = -1;
+	sb->run_fd = sb->spool_fd = sb->workspace_fd = -1;
 	snprintf(sb->info.id, sizeof sb->info.id, "%s", id);
 }
 
@@ -118,6 +118,7 @@ static void sandbox_free(sb_sandbox *sb)
 		return;
 	sb_close(&sb->run_fd);
 	sb_close(&sb->spool_fd);
+	sb_close(&sb->workspace_fd);
 	free(sb->id);
 	free(sb->lease_dir);
 	free(sb->workspace);
@@ -135,6 +136,9 @@ static sb_err *open_dirs(sb_sandbox *sb)
 		return sb_err_sys(errno, "opening %s", sb->run_dir);
 	if ((sb->spool_fd = open(sb->spool_dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return sb_err_sys(errno, "opening %s", sb->spool_dir);
+	if ((sb->workspace_fd = open(sb->workspace, O_PATH | O_DIRECTORY | O_NOFOLLOW |
+							  O_CLOEXEC)) < 0)
+		return sb_err_sys(errno, "opening %s", sb->workspace);
 	return NULL;
 }
 
@@ -288,8 +292,9 @@ static sb_err *mkdir_owned(const char *path, mode_t mode, bool chown_it, int64_t
 	return NULL;
 }
 
-/* The state and leases directories must be traversable by the sandbox user (workspace
- * operations run as that user) but leases/ must not be listable by it. */
+/* bwrap resolves the directories it binds by path (even given descriptors), as the sandbox
+ * user: the state and leases directories must be traversable by it, though leases/ is not
+ * listable. Owner operations use descriptors (sb_sandbox_workspace_fd). */
 static sb_err *prepare_state(const sb_sandbox_config *cfg, bool root)
 {
 	sb_err *err = sb_fs_mkdir_p(cfg->state_dir, 0755);

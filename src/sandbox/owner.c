@@ -54,6 +54,11 @@ static void send_err(int fd, const sb_err *err)
 		sb_err_free(sb_write_all(fd, err->msg, len));
 }
 
+int sb_sandbox_workspace_fd(const sb_sandbox *sb)
+{
+	return sb->workspace_fd;
+}
+
 sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud,
 		       int close_in_child, sb_owner_child *oc)
 {

@@ -212,7 +212,7 @@ out:
  * symlinks anywhere: the workspace is writable by sandboxed code. */
 static sb_err *open_confined(const sb_sandbox *sb, const char *rel, bool create, int *out)
 {
-	int fd = open(sb->workspace, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int fd = openat(sb->workspace_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return sb_err_sys(errno, "opening the workspace %s", sb->workspace);
 	char *copy = sb_xstrdup(rel), *save = NULL;

@@ -16,6 +16,8 @@ struct sb_sandbox {
 	char **cgroups;       /* cgroup directories of this lease (NULL-terminated, may be NULL) */
 	int run_fd;           /* O_PATH of run/ (the control socket is reached through it) */
 	int spool_fd;         /* O_PATH of spool/ */
+	int workspace_fd;     /* O_PATH of workspace/: reachable after dropping to the owner even
+			       * when the state directory's ancestors are not */
 	bool dead;
 };
 

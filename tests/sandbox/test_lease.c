@@ -100,10 +100,18 @@ static void inside_paths_map_to_the_workspace_only(void **s)
 
 static sb_err *write_marker(void *ud)
 {
-	const char *path = ud;
+	const sb_sandbox *sb = ud;
+	/* the lease's run/ (root's) is out of reach ... */
+	char *path = sb_strfmt("%s/../run/probe", sb_sandbox_workspace_dir(sb));
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	free(path);
+	if (fd >= 0 || errno != EACCES)
+		return sb_err_new(SB_E_INTERNAL, "run/ was reachable as the owner");
+	/* ... the workspace is not */
+	fd = openat(sb_sandbox_workspace_fd(sb), "made-by-owner",
+		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
-		return sb_err_sys(errno, "creating %s", path);
+		return sb_err_sys(errno, "creating made-by-owner");
 	close(fd);
 	/* and the owner cannot reach what the sandbox user cannot */
 	if (access("/root", W_OK) == 0)
@@ -123,7 +131,7 @@ static void owner_operations_run_as_the_sandbox_user(void **s)
 	char *state = sbx_state_dir();
 	sb_sandbox *sb = sbx_create(state, "owner", NULL);
 	char *path = sb_strfmt("%s/made-by-owner", sb_sandbox_workspace_dir(sb));
-	SB_ASSERT_OK(sb_sandbox_as_owner(sb, write_marker, path));
+	SB_ASSERT_OK(sb_sandbox_as_owner(sb, write_marker, sb));
 	struct stat st;
 	assert_int_equal(stat(path, &st), 0);
 	sb_sandbox_info info;
