@@ -129,6 +129,13 @@ static void notify_exit(sbi_exec *x, outcome o)
 	x->notify_fd = -1;
 }
 
+/* Non-blocking: a full pipe means the host has wake-ups pending anyway. */
+static void wake_host(sbi_exec *x)
+{
+	if (x->wake_fd >= 0)
+		(void)!write(x->wake_fd, "w", 1);
+}
+
 static void set_limit(int res, unsigned long long want)
 {
 	struct rlimit rl;
@@ -244,6 +251,8 @@ static void exec_free(sbi_exec *x)
 		close(x->dirfd);
 	if (x->notify_fd >= 0)
 		close(x->notify_fd);
+	if (x->wake_fd >= 0)
+		close(x->wake_fd);
 	free(x);
 }
 
@@ -260,7 +269,7 @@ static void spool_remove(int spool_fd, const char *id)
 }
 
 void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd,
-		    sbi_msg *reply)
+		    int wake_fd, sbi_msg *reply)
 {
 	const char *id = sbi_msg_get(req, "id"), *cwd = sbi_msg_get(req, "cwd");
 	long long timeout_ms = 0, grace_ms = 1000;
@@ -288,6 +297,10 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 	x->dirfd = x->pipe[0] = x->pipe[1] = x->file[0] = x->file[1] = -1;
 	x->notify_fd = notify_fd;
 	notify_fd = -1;
+	x->wake_fd = wake_fd;
+	wake_fd = -1;
+	if (x->wake_fd >= 0)
+		fcntl(x->wake_fd, F_SETFL, O_NONBLOCK);
 	if (mkdirat(st->spool_fd, id, 0700) < 0) {
 		reply_err(reply, errno, errno == EEXIST ? "exec id already used" : "creating spool");
 		goto out;
@@ -373,6 +386,8 @@ out:
 		close(stdin_fd);
 	if (notify_fd >= 0)
 		close(notify_fd);
+	if (wake_fd >= 0)
+		close(wake_fd);
 	free(argv);
 	free(env);
 }
@@ -419,7 +434,7 @@ static void spool_write(sbi_exec *x, int s, const char *buf, ssize_t n)
 void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 {
 	(void)st;
-	size_t budget = 8u << 20;
+	size_t budget = 8u << 20, moved = 0;
 	while (x->pipe[s] >= 0 && budget > 0) {
 		int avail = 0;
 		if (ioctl(x->pipe[s], FIONREAD, &avail) < 0)
@@ -448,30 +463,35 @@ void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 		}
 		if (n > 0) {
 			budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
+			moved += (size_t)n;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
-			return;
+			break;
 		if (n < 0)
 			sbi_log("exec %s: spooling: %s", x->id, strerror(errno));
 		close(x->pipe[s]); /* EOF (or a broken pipe): no writer is left */
 		x->pipe[s] = -1;
 	}
+	if (moved && !x->exited)
+		wake_host(x); /* after the exit, the exit path wakes the host itself */
 }
 
 static void exec_finish(sbi_state *st, sbi_exec *x, int wstatus)
 {
-	/* the process is gone, so what it wrote is in the pipes: spool it before the status */
+	/* the process is gone, so what it wrote is in the pipes: spool it before the status
+	 * (exited first: this pump needs no wake-up of its own, the exit message follows) */
+	x->exited = true;
 	for (int s = 0; s < 2; s++)
 		sbi_exec_pump(st, x, s);
-	x->exited = true;
 	x->finished_ms = sbi_wall_ms();
 	bool oom = WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL &&
 		   read_oom_kills(st) > x->oom_before;
 	outcome o = outcome_of(false, wstatus, oom);
 	notify_exit(x, o);
+	wake_host(x);
 	write_status(x, o);
 }
 

@@ -18,6 +18,7 @@ typedef struct sbi_exec {
 	pid_t pid;         /* also its process group and session id */
 	int dirfd;         /* spool/<id> */
 	int notify_fd;     /* connection to tell about the exit, or -1 */
+	int wake_fd;       /* host's pipe: one byte when output grew or the exec ended, or -1 */
 	int pipe[2];       /* read ends for stdout, stderr; -1 once at EOF */
 	int file[2];       /* spool files stdout, stderr */
 	off_t off[2];      /* bytes spooled so far */
@@ -44,10 +45,11 @@ int64_t sbi_mono_ms(void);
 /* Log a line to init's stderr (a host-side file outside the sandbox). */
 void sbi_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Handle an exec request: start the command, fill reply. stdin_fd and notify_fd (or -1) are
- * consumed; notify_fd gets an "exit" message when the command ends. */
+/* Handle an exec request: start the command, fill reply. stdin_fd, notify_fd and wake_fd (or
+ * -1) are consumed; notify_fd gets an "exit" message when the command ends, wake_fd a byte
+ * whenever output was spooled and after the exit message. */
 void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd,
-		    sbi_msg *reply);
+		    int wake_fd, sbi_msg *reply);
 /* Reap exited children (after SIGCHLD) and record the status of the ones that are execs. */
 void sbi_exec_reap(sbi_state *st);
 /* Move available output from pipes to spool files; close pipes at EOF. */

@@ -124,17 +124,18 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 		sbi_msg_add(&reply, "ok", "1");
 		sbi_msg_addi(&reply, "pid", getpid());
 	} else if (strcmp(op, "exec") == 0) {
-		const char *in = sbi_msg_get(req, "stdin");
-		int stdin_fd = -1;
-		if (in && strcmp(in, "pipe") == 0 && nfds > 0) {
-			stdin_fd = fds[0];
-			used = 1;
-		}
+		/* fds in order: the stdin pipe (stdin=pipe), then the wake pipe (wake=1) */
+		const char *in = sbi_msg_get(req, "stdin"), *wake = sbi_msg_get(req, "wake");
+		int stdin_fd = -1, wake_fd = -1;
+		if (in && strcmp(in, "pipe") == 0 && used < nfds)
+			stdin_fd = fds[used++];
+		if (wake && strcmp(wake, "1") == 0 && used < nfds)
+			wake_fd = fds[used++];
 		const char *notify = sbi_msg_get(req, "notify");
 		int nfd = notify && strcmp(notify, "1") == 0
 				  ? fcntl(cfd, F_DUPFD_CLOEXEC, 3)
 				  : -1;
-		sbi_exec_start(st, req, stdin_fd, nfd, &reply);
+		sbi_exec_start(st, req, stdin_fd, nfd, wake_fd, &reply);
 	} else if (strcmp(op, "signal") == 0) {
 		const char *id = sbi_msg_get(req, "id");
 		long long sig = 0;

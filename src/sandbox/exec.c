@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -30,7 +29,7 @@ struct sb_sandbox_exec {
 	int pid;                  /* from the start reply, until status.json has it */
 	int64_t started_ms;
 	int conn;                 /* start connection, on which init announces the exit */
-	int epfd;                 /* for sb_sandbox_exec_fd when there are two fds */
+	int wake;                 /* started execs: pipe init writes a byte to on output / exit */
 	sbi_reader rd;
 	bool final;               /* final_st holds the outcome from init's exit message */
 	sb_sandbox_exec_status final_st;
@@ -69,6 +68,7 @@ static sb_err *build_request(sb_sandbox *sb, const sb_sandbox_exec_req *req, con
 	bad |= sbi_msg_addi(m, "grace_ms", req->grace_ms > 0 ? req->grace_ms : SB_GRACE_MS_DEFAULT);
 	bad |= sbi_msg_add(m, "stdin", req->stdin_mode == SB_SANDBOX_STDIN_PIPE ? "pipe" : "null");
 	bad |= sbi_msg_add(m, "notify", "1");
+	bad |= sbi_msg_add(m, "wake", "1");
 	for (size_t i = 0; req->argv[i]; i++)
 		bad |= sbi_msg_add(m, "arg", req->argv[i]);
 	if (!req->clear_env)
@@ -110,7 +110,7 @@ sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req,
 	sbi_msg m, reply;
 	sbi_msg_init(&m);
 	sbi_msg_init(&reply);
-	int in[2] = {-1, -1}, conn = -1;
+	int in[2] = {-1, -1}, wake[2] = {-1, -1}, conn = -1;
 	sbi_reader rd;
 	sbi_reader_init(&rd);
 	if (err || (err = build_request(sb, req, id, cwd, &m)))
@@ -119,10 +119,19 @@ sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req,
 		err = sb_err_sys(errno, "stdin pipe for lease %s", sb->id);
 		goto out;
 	}
-	if ((err = sb_ctl_call_keep(sb, &m, in[0] >= 0 ? &in[0] : NULL, in[0] >= 0 ? 1 : 0,
-				    &reply, &conn, &rd)))
+	/* init's wake-ups for this exec: one byte per spooled chunk and one after the exit */
+	if (pipe2(wake, O_CLOEXEC) < 0 || (err = sb_fd_set_nonblock(wake[0], true))) {
+		err = err ? err : sb_err_sys(errno, "wake pipe for lease %s", sb->id);
+		goto out;
+	}
+	int fds[2], nfds = 0;
+	if (in[0] >= 0)
+		fds[nfds++] = in[0];
+	fds[nfds++] = wake[1];
+	if ((err = sb_ctl_call_keep(sb, &m, fds, nfds, &reply, &conn, &rd)))
 		goto out;
 	sb_close(&in[0]);
+	sb_close(&wake[1]);
 	if (sbi_msg_get(&reply, "stage")) {
 		const char *msg = sbi_msg_get(&reply, "msg");
 		err = sb_err_new(SB_E_SPAWN, "failed to start \"%s\" in \"%s\": %s", req->argv[0],
@@ -139,6 +148,8 @@ sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req,
 		goto out;
 	(*out)->conn = conn;
 	conn = -1;
+	(*out)->wake = wake[0];
+	wake[0] = -1;
 	sbi_reader_deinit(&(*out)->rd);
 	(*out)->rd = rd;
 	sbi_reader_init(&rd);
@@ -154,6 +165,8 @@ out:
 	}
 	sb_close(&conn);
 	sbi_reader_deinit(&rd);
+	sb_close(&wake[0]);
+	sb_close(&wake[1]);
 	sb_close(&in[0]);
 	sb_close(&in[1]);
 	sbi_msg_deinit(&m);
@@ -171,7 +184,7 @@ sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_e
 	sb_sandbox_exec *x = sb_xcalloc(1, sizeof *x);
 	x->sb = sb;
 	snprintf(x->id, sizeof x->id, "%s", exec_id);
-	x->out[0] = x->out[1] = x->ino = x->stdin_w = x->conn = x->epfd = -1;
+	x->out[0] = x->out[1] = x->ino = x->stdin_w = x->conn = x->wake = -1;
 	sbi_reader_init(&x->rd);
 	x->alive_checked_ms = sb_mono_ms();
 	x->dirfd = openat(sb->spool_fd, exec_id, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -269,6 +282,31 @@ static bool init_alive(const sb_sandbox *sb)
 	return sb->info.init_pid > 0 && sb_proc_start_time(sb->info.init_pid) == sb->init_start;
 }
 
+static void fill_sizes(sb_sandbox_exec *x, sb_sandbox_exec_status *st)
+{
+	struct stat fs;
+	for (int s = 0; s < 2; s++) {
+		if (x->out[s] < 0)
+			x->out[s] = openat(x->dirfd, stream_names[s], O_RDONLY | O_CLOEXEC);
+		if (x->out[s] >= 0 && fstat(x->out[s], &fs) == 0)
+			*(s == 0 ? &st->stdout_size : &st->stderr_size) = (uint64_t)fs.st_size;
+	}
+}
+
+/* A dead sandbox never finishes its execs: say so instead of letting readers wait. Checked
+ * at most every ALIVE_CHECK_MS (a /proc read). */
+static sb_err *check_alive(sb_sandbox_exec *x)
+{
+	if (!x->sb->dead && sb_mono_ms() - x->alive_checked_ms < ALIVE_CHECK_MS)
+		return NULL;
+	x->alive_checked_ms = sb_mono_ms();
+	if (!x->sb->dead && init_alive(x->sb))
+		return NULL;
+	return sb_err_new(SB_E_STATE_LOST,
+			  "exec %s in lease %s will never finish: the sandbox is gone", x->id,
+			  x->sb->id);
+}
+
 /* Take init's exit message from the start connection if it has arrived (never blocks). */
 static void poll_exit_message(sb_sandbox_exec *x)
 {
@@ -317,16 +355,18 @@ sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *s
 	poll_exit_message(x);
 	if (x->final) {
 		*st = x->final_st;
-		struct stat fs;
-		for (int s = 0; s < 2; s++) {
-			if (x->out[s] < 0)
-				x->out[s] = openat(x->dirfd, stream_names[s], O_RDONLY | O_CLOEXEC);
-			if (x->out[s] >= 0 && fstat(x->out[s], &fs) == 0)
-				*(s == 0 ? &st->stdout_size : &st->stderr_size) = (uint64_t)fs.st_size;
-		}
+		fill_sizes(x, st);
 		return NULL;
 	}
 	snprintf(st->exec_id, sizeof st->exec_id, "%s", x->id);
+	if (x->conn >= 0) {
+		/* we started it and init will tell us when it ends: no need to read the record */
+		st->running = true;
+		st->pid = x->pid;
+		st->started_at_ms = x->started_ms;
+		fill_sizes(x, st);
+		return check_alive(x);
+	}
 	char buf[STATUS_MAX];
 	size_t len = 0;
 	int fd = openat(x->dirfd, "status.json", O_RDONLY | O_CLOEXEC);
@@ -349,24 +389,8 @@ sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *s
 	}
 	if (err)
 		return err;
-	struct stat fs;
-	for (int s = 0; s < 2; s++) {
-		if (x->out[s] < 0)
-			x->out[s] = openat(x->dirfd, stream_names[s], O_RDONLY | O_CLOEXEC);
-		if (x->out[s] >= 0 && fstat(x->out[s], &fs) == 0)
-			*(s == 0 ? &st->stdout_size : &st->stderr_size) = (uint64_t)fs.st_size;
-	}
-	/* a dead sandbox never finishes its execs: say so instead of letting readers wait */
-	if (!st->running)
-		return NULL;
-	if (!x->sb->dead && sb_mono_ms() - x->alive_checked_ms < ALIVE_CHECK_MS)
-		return NULL;
-	x->alive_checked_ms = sb_mono_ms();
-	if (!x->sb->dead && init_alive(x->sb))
-		return NULL;
-	return sb_err_new(SB_E_STATE_LOST,
-			  "exec %s in lease %s will never finish: the sandbox is gone", x->id,
-			  x->sb->id);
+	fill_sizes(x, st);
+	return st->running ? check_alive(x) : NULL;
 }
 
 /* The inotify watch is set up on first need: a command that is over before anyone waits
@@ -393,6 +417,8 @@ static sb_err *ensure_watch(sb_sandbox_exec *x, bool *created)
 
 int sb_sandbox_exec_fd(sb_sandbox_exec *x)
 {
+	if (x->wake >= 0)
+		return x->wake;
 	bool created;
 	sb_err *err = ensure_watch(x, &created);
 	if (err) {
@@ -400,18 +426,7 @@ int sb_sandbox_exec_fd(sb_sandbox_exec *x)
 		sb_err_free(err);
 		return -1;
 	}
-	if (x->conn >= 0 && x->epfd < 0) {
-		/* one pollable fd for both the watch and init's exit message */
-		x->epfd = epoll_create1(EPOLL_CLOEXEC);
-		struct epoll_event ev = {.events = EPOLLIN};
-		if (x->epfd >= 0) {
-			ev.data.fd = x->ino;
-			epoll_ctl(x->epfd, EPOLL_CTL_ADD, x->ino, &ev);
-			ev.data.fd = x->conn;
-			epoll_ctl(x->epfd, EPOLL_CTL_ADD, x->conn, &ev);
-		}
-	}
-	return x->epfd >= 0 ? x->epfd : x->ino;
+	return x->ino;
 }
 
 /* Does one inotify event matter to readers: output grew or the status record was replaced
@@ -445,49 +460,64 @@ static bool drain_events(int ino)
 	}
 }
 
+/* Empty the wake pipe; at its end of file (init is gone) force a liveness check. */
+static bool drain_wake(sb_sandbox_exec *x)
+{
+	char buf[256];
+	bool any = false;
+	for (;;) {
+		ssize_t n = read(x->wake, buf, sizeof buf);
+		if (n > 0) {
+			any = true;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0) {
+			sb_close(&x->wake);
+			x->alive_checked_ms = 0;
+			any = true;
+		}
+		return any;
+	}
+}
+
 sb_err *sb_sandbox_exec_wait(sb_sandbox_exec *x, int64_t timeout_ms, bool *changed)
 {
 	if (changed)
 		*changed = false;
-	bool created = false;
-	sb_err *werr = ensure_watch(x, &created);
-	if (werr)
-		return werr;
-	if (created) {
-		if (changed)
-			*changed = true;
-		return NULL;
+	int fd = x->wake;
+	if (fd < 0) {
+		bool created = false;
+		sb_err *werr = ensure_watch(x, &created);
+		if (werr)
+			return werr;
+		if (created) {
+			if (changed)
+				*changed = true;
+			return NULL;
+		}
+		fd = x->ino;
 	}
 	int64_t deadline = timeout_ms < 0 ? -1 : sb_mono_ms() + timeout_ms;
 	for (;;) {
 		int64_t left = deadline < 0 ? -1 : deadline - sb_mono_ms();
 		if (deadline >= 0 && left < 0)
 			left = 0;
-		struct pollfd p[2] = {{x->ino, POLLIN, 0}, {x->final ? -1 : x->conn, POLLIN, 0}};
-		int rc = poll(p, 2, left > INT32_MAX ? INT32_MAX : (int)left);
+		struct pollfd p = {fd, POLLIN, 0};
+		int rc = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc < 0)
 			return sb_err_sys(errno, "waiting for exec %s", x->id);
-		if (rc > 0 && x->epfd >= 0) {
-			/* level-triggered: consume so a later epoll_wait does not spin */
-			struct epoll_event evs[2];
-			(void)!epoll_wait(x->epfd, evs, 2, 0);
-		}
-		if (rc > 0 && p[1].revents) {
-			poll_exit_message(x);
-			if (changed)
-				*changed = true;
-			drain_events(x->ino);
-			return NULL;
-		}
-		if (rc > 0 && drain_events(x->ino)) {
-			if (changed)
-				*changed = true;
-			return NULL;
-		}
 		if (rc == 0)
 			return NULL;
+		bool any = fd == x->wake ? drain_wake(x) : drain_events(x->ino);
+		if (any) {
+			if (changed)
+				*changed = true;
+			return NULL;
+		}
 	}
 }
 
@@ -501,7 +531,7 @@ void sb_sandbox_exec_free(sb_sandbox_exec *x)
 	sb_close(&x->ino);
 	sb_close(&x->stdin_w);
 	sb_close(&x->conn);
-	sb_close(&x->epfd);
+	sb_close(&x->wake);
 	sbi_reader_deinit(&x->rd);
 	free(x);
 }

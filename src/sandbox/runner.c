@@ -128,7 +128,7 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 	if (err)
 		goto out;
 	/* the wake-up fd exists before the first read, so no change can slip between them */
-	int wake = sb_sandbox_exec_fd(rs.x);
+	(void)sb_sandbox_exec_fd(rs.x);
 	sb_sandbox_exec_status st;
 	if ((err = sb_sandbox_exec_get_status(rs.x, &st)))
 		goto kill;
@@ -159,7 +159,8 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 			goto kill;
 		if (!st.running)
 			break;
-		struct pollfd p[3] = {{wake, POLLIN, 0},
+		/* fetched each time: it changes if init goes away mid-command */
+		struct pollfd p[3] = {{sb_sandbox_exec_fd(rs.x), POLLIN, 0},
 				      {sb_cancel_fd(cancel), POLLIN, 0},
 				      {in, POLLOUT, 0}};
 		int rc = poll(p, 3, POLL_MS);
