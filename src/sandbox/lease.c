@@ -109,6 +109,7 @@ static void set_paths(sb_sandbox *sb, const sb_sandbox_config *cfg, const char *
 	sb->run_dir = sb_strfmt("%s/run", sb->lease_dir);
 	sb->spool_dir = sb_strfmt("%s/spool", sb->lease_dir);
 	sb->run_fd = sb->spool_fd = sb->workspace_fd = -1;
+	pthread_mutex_init(&sb->lock, NULL);
 	snprintf(sb->info.id, sizeof sb->info.id, "%s", id);
 }
 
@@ -127,6 +128,7 @@ static void sandbox_free(sb_sandbox *sb)
 	free(sb->spool_dir);
 	free(sb->workspace_mount);
 	sb_strv_free(sb->cgroups);
+	pthread_mutex_destroy(&sb->lock);
 	free(sb);
 }
 
@@ -560,7 +562,10 @@ const char *sb_sandbox_id(const sb_sandbox *sb)
 
 void sb_sandbox_get_info(const sb_sandbox *sb, sb_sandbox_info *out)
 {
+	pthread_mutex_t *lock = (pthread_mutex_t *)&sb->lock;
+	pthread_mutex_lock(lock);
 	*out = sb->info;
+	pthread_mutex_unlock(lock);
 }
 
 const char *sb_sandbox_workspace_dir(const sb_sandbox *sb)
@@ -582,9 +587,12 @@ sb_err *sb_sandbox_renew(sb_sandbox *sb, int64_t ttl_s)
 {
 	if (ttl_s < 0)
 		return sb_err_new(SB_E_INVAL, "negative ttl_s for lease %s", sb->id);
+	pthread_mutex_lock(&sb->lock);
 	sb->info.limits.ttl_s = ttl_s;
 	sb->info.expires_at_ms = ttl_s > 0 ? sb_wall_ms() + ttl_s * 1000 : 0;
-	return sb_lease_save(sb);
+	sb_err *err = sb_lease_save(sb);
+	pthread_mutex_unlock(&sb->lock);
+	return err;
 }
 
 sb_err *sb_sandbox_destroy(sb_sandbox *sb)

@@ -5,6 +5,8 @@
 
 #include <sandbar/sandbox.h>
 
+#include <pthread.h>
+
 #include "init/proto.h"
 
 struct sb_sandbox {
@@ -19,6 +21,7 @@ struct sb_sandbox {
 	int workspace_fd;     /* O_PATH of workspace/: reachable after dropping to the owner even
 			       * when the state directory's ancestors are not */
 	bool dead;
+	pthread_mutex_t lock; /* info and lease.json against concurrent renew/get_info */
 };
 
 /* ---- lease.c */
