@@ -57,7 +57,11 @@ typedef struct sb_sandbox_limits {
 	uint64_t nproc;        /* RLIMIT_NPROC per command; 0 = pids or 4096 */
 	int64_t ttl_s;         /* wall-clock lifetime; 0 = none. Recorded, enforced by the caller's
 				* reaper (sb_sandbox_info.expires_at_ms). */
+	uint64_t spool_bytes;  /* spooled output kept per stream of each exec; 0 = 1 GiB. Output
+				* beyond it is discarded (the command is not blocked) and flagged. */
 } sb_sandbox_limits;
+
+#define SB_SANDBOX_SPOOL_BYTES_DEFAULT (1ull << 30)
 
 typedef struct sb_sandbox_opts {
 	bool network;             /* share the host network; false = own netns with only lo */
@@ -181,6 +185,7 @@ typedef struct sb_sandbox_exec_status {
 	int pid;             /* pid inside the sandbox (pgid too) */
 	int64_t started_at_ms, finished_at_ms; /* wall clock; finished 0 while running */
 	uint64_t stdout_size, stderr_size;     /* bytes spooled so far */
+	bool stdout_truncated, stderr_truncated; /* output beyond limits.spool_bytes dropped */
 } sb_sandbox_exec_status;
 
 /* A started or re-attached exec: its output streams, its status and a wake-up fd. */

@@ -78,10 +78,12 @@ static void write_status(sbi_exec *x, outcome o)
 	int n = snprintf(buf, sizeof buf,
 			 "{\"id\":\"%s\",\"pid\":%d,\"running\":%s,\"started_at_ms\":%lld,"
 			 "\"finished_at_ms\":%lld,\"exit_code\":%s,\"signal\":%d,"
-			 "\"timed_out\":%s,\"oom_killed\":%s}\n",
+			 "\"timed_out\":%s,\"oom_killed\":%s,\"stdout_truncated\":%s,"
+			 "\"stderr_truncated\":%s}\n",
 			 x->id, (int)x->pid, o.running ? "true" : "false",
 			 (long long)x->started_ms, (long long)x->finished_ms, code, o.sig,
-			 x->timed_out ? "true" : "false", o.oom ? "true" : "false");
+			 x->timed_out ? "true" : "false", o.oom ? "true" : "false",
+			 x->truncated[0] ? "true" : "false", x->truncated[1] ? "true" : "false");
 	int fd = openat(x->dirfd, "status.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 			0600);
 	if (fd < 0) {
@@ -121,6 +123,8 @@ static void notify_exit(sbi_exec *x, outcome o)
 	sbi_msg_addi(&m, "signal", o.sig);
 	sbi_msg_addi(&m, "timed_out", x->timed_out);
 	sbi_msg_addi(&m, "oom_killed", o.oom);
+	sbi_msg_addi(&m, "stdout_truncated", x->truncated[0]);
+	sbi_msg_addi(&m, "stderr_truncated", x->truncated[1]);
 	sbi_msg_addi(&m, "started_at_ms", x->started_ms);
 	sbi_msg_addi(&m, "finished_at_ms", x->finished_ms);
 	(void)sbi_send(x->notify_fd, &m, NULL, 0);
@@ -431,19 +435,39 @@ static void spool_write(sbi_exec *x, int s, const char *buf, ssize_t n)
 /* Copy what the pipe holds into the spool file: splice (no copy through user space), falling
  * back to read+pwrite on file systems that refuse splice. Bounded per call so one chatty
  * command cannot starve the loop. */
+/* Past the spool limit, output is read and dropped: the command must not block on a full
+ * pipe, and the disk must not fill up. */
+static ssize_t discard(sbi_exec *x, int s)
+{
+	char buf[65536];
+	ssize_t n = read(x->pipe[s], buf, sizeof buf);
+	if (n > 0)
+		x->truncated[s] = true;
+	return n;
+}
+
 void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 {
-	(void)st;
 	size_t budget = 8u << 20, moved = 0;
 	while (x->pipe[s] >= 0 && budget > 0) {
 		int avail = 0;
 		if (ioctl(x->pipe[s], FIONREAD, &avail) < 0)
 			avail = 0;
 		ssize_t n;
-		if (avail == 0) {
+		unsigned long long room =
+			(unsigned long long)x->off[s] >= st->spool_max
+				? 0
+				: st->spool_max - (unsigned long long)x->off[s];
+		if (avail > 0 && room == 0) {
+			n = discard(x, s);
+		} else if (avail == 0) {
 			/* empty: end of file, or nothing yet (or a byte that raced in) */
 			char c;
 			n = read(x->pipe[s], &c, 1);
+			if (n == 1 && room == 0) {
+				x->truncated[s] = true;
+				continue;
+			}
 			if (n == 1 && ensure_file(x, s)) {
 				spool_write(x, s, &c, 1);
 				continue;
@@ -452,11 +476,12 @@ void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 			n = -1;
 			errno = EIO;
 		} else {
-			n = splice(x->pipe[s], NULL, x->file[s], &x->off[s], (size_t)avail,
+			size_t want = (unsigned long long)avail < room ? (size_t)avail : (size_t)room;
+			n = splice(x->pipe[s], NULL, x->file[s], &x->off[s], want,
 				   SPLICE_F_NONBLOCK);
 			if (n < 0 && errno == EINVAL) {
 				char buf[65536];
-				n = read(x->pipe[s], buf, sizeof buf);
+				n = read(x->pipe[s], buf, want < sizeof buf ? want : sizeof buf);
 				if (n > 0)
 					spool_write(x, s, buf, n);
 			}

@@ -27,6 +27,7 @@ typedef struct sbi_exec {
 	int64_t grace_ms;
 	int64_t kill_at_ms;  /* SIGKILL due (after TERM on timeout); 0 = none */
 	bool exited, timed_out;
+	bool truncated[2];  /* output past spool_max was dropped */
 	int64_t status_due_ms; /* when to write the "running" record; 0 = done */
 	long long oom_before;
 	struct sbi_exec *next;
@@ -37,6 +38,7 @@ typedef struct sbi_state {
 	int oom_fd;   /* memory.oom_control (v1) or memory.events (v2), -1 when no memory limit */
 	struct sock_fprog seccomp;
 	unsigned long long nofile, nproc;
+	unsigned long long spool_max; /* bytes kept per stream of an exec */
 	sbi_exec *execs;
 } sbi_state;
 

@@ -213,14 +213,15 @@ static void accept_clients(int lfd)
 static void usage_exit(const char *why)
 {
 	sbi_log("%s (usage: sandbar-init --ctl-fd N --spool-fd N --seccomp-fd N [--ready-fd N] "
-		"[--oom-fd N] [--nofile N] [--nproc N]); this program is started by sandbar",
+		"[--oom-fd N] [--nofile N] [--nproc N] [--spool-max N]); this program is started by sandbar",
 		why);
 	_exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	sbi_state st = {.spool_fd = -1, .oom_fd = -1, .nofile = 4096, .nproc = 4096};
+	sbi_state st = {.spool_fd = -1, .oom_fd = -1, .nofile = 4096, .nproc = 4096,
+			.spool_max = 1ull << 30};
 	int ctl = -1, ready = -1, seccomp = -1;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		const char *k = argv[i], *v = argv[i + 1];
@@ -238,6 +239,8 @@ int main(int argc, char **argv)
 			st.nofile = strtoull(v, NULL, 10);
 		else if (strcmp(k, "--nproc") == 0)
 			st.nproc = strtoull(v, NULL, 10);
+		else if (strcmp(k, "--spool-max") == 0)
+			st.spool_max = strtoull(v, NULL, 10);
 		else
 			usage_exit("unknown argument");
 	}

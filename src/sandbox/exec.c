@@ -266,6 +266,8 @@ static sb_err *parse_status(sb_sandbox_exec *x, const char *text, size_t len,
 	     (err = sb_json_get_int(j, "signal", false, 0, 128, &sig)) ||
 	     (err = sb_json_get_bool(j, "timed_out", false, &st->timed_out)) ||
 	     (err = sb_json_get_bool(j, "oom_killed", false, &st->oom_killed)) ||
+	     (err = sb_json_get_bool(j, "stdout_truncated", false, &st->stdout_truncated)) ||
+	     (err = sb_json_get_bool(j, "stderr_truncated", false, &st->stderr_truncated)) ||
 	     (json_is_integer(codej) &&
 	      (err = sb_json_get_int(j, "exit_code", false, 0, 255, &code)))))
 		err = sb_err_prefix(err, "status of exec %s in lease %s", x->id, x->sb->id);
@@ -326,6 +328,10 @@ static void poll_exit_message(sb_sandbox_exec *x)
 				f->signal = sbi_msg_geti(&m, "signal", 0, 128, &v) == 0 ? (int)v : 0;
 				f->timed_out = sbi_msg_geti(&m, "timed_out", 0, 1, &v) == 0 && v;
 				f->oom_killed = sbi_msg_geti(&m, "oom_killed", 0, 1, &v) == 0 && v;
+				f->stdout_truncated =
+					sbi_msg_geti(&m, "stdout_truncated", 0, 1, &v) == 0 && v;
+				f->stderr_truncated =
+					sbi_msg_geti(&m, "stderr_truncated", 0, 1, &v) == 0 && v;
 				f->pid = sbi_msg_geti(&m, "pid", 0, INT32_MAX, &v) == 0 ? (int)v : 0;
 				if (sbi_msg_geti(&m, "started_at_ms", 0, INT64_MAX, &v) == 0)
 					f->started_at_ms = v;

@@ -140,6 +140,8 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, bool have_oom
 	push3(&v, "--nofile", num, NULL);
 	snprintf(num, sizeof num, "%llu", (unsigned long long)l->nproc);
 	push3(&v, "--nproc", num, NULL);
+	snprintf(num, sizeof num, "%llu", (unsigned long long)l->spool_max);
+	push3(&v, "--spool-max", num, NULL);
 	return v;
 }
 

@@ -146,10 +146,11 @@ static sb_err *open_dirs(sb_sandbox *sb)
 
 static json_t *limits_json(const sb_sandbox_limits *l)
 {
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "memory_bytes", (json_int_t)l->memory_bytes,
-			 "pids", (json_int_t)l->pids, "cpu_weight", (json_int_t)l->cpu_weight,
-			 "nofile", (json_int_t)l->nofile, "nproc", (json_int_t)l->nproc, "ttl_s",
-			 (json_int_t)l->ttl_s);
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "memory_bytes",
+			 (json_int_t)l->memory_bytes, "pids", (json_int_t)l->pids, "cpu_weight",
+			 (json_int_t)l->cpu_weight, "nofile", (json_int_t)l->nofile, "nproc",
+			 (json_int_t)l->nproc, "ttl_s", (json_int_t)l->ttl_s, "spool_bytes",
+			 (json_int_t)l->spool_bytes);
 }
 
 static json_t *enforced_json(const sb_sandbox_enforced *e)
@@ -251,6 +252,7 @@ static sb_err *lease_load(sb_sandbox *sb)
 	     (err = get_u64(lim, "cpu_weight", &i->limits.cpu_weight)) ||
 	     (err = get_u64(lim, "nofile", &i->limits.nofile)) ||
 	     (err = get_u64(lim, "nproc", &i->limits.nproc)) ||
+	     (err = get_u64(lim, "spool_bytes", &i->limits.spool_bytes)) ||
 	     (err = sb_json_get_int(lim, "ttl_s", false, 0, INT64_MAX, &i->limits.ttl_s))))
 		goto bad;
 	if (json_is_object(enf)) {
@@ -438,6 +440,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 		.network = opts->network,
 		.nofile = lim->nofile ? lim->nofile : 4096,
 		.nproc = lim->nproc ? lim->nproc : (lim->pids ? lim->pids : 4096),
+		.spool_max = lim->spool_bytes ? lim->spool_bytes : SB_SANDBOX_SPOOL_BYTES_DEFAULT,
 		.oom_file = oom_file,
 		.cgroups = sb->cgroups,
 		.drop_privs = root,

@@ -96,6 +96,8 @@ static void fill_result(const sb_sandbox_exec_status *st, run_state *rs, sb_exec
 	}
 	sb_tail_finish(&rs->tail[0], &res->out, &res->out_truncated);
 	sb_tail_finish(&rs->tail[1], &res->err, &res->err_truncated);
+	res->out_truncated |= st->stdout_truncated; /* the spool itself dropped output */
+	res->err_truncated |= st->stderr_truncated;
 	res->pid = st->pid;
 	sb_iso8601(st->started_at_ms, res->started_at);
 	sb_iso8601(st->finished_at_ms ? st->finished_at_ms : sb_wall_ms(), res->finished_at);

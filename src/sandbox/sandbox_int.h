@@ -60,7 +60,7 @@ typedef struct sb_launch {
 	const char *init_path;
 	const char *rootfs;
 	bool network;
-	uint64_t nofile, nproc;
+	uint64_t nofile, nproc, spool_max;
 	const char *oom_file;     /* NULL = none */
 	char *const *cgroups;     /* to join before exec'ing bwrap */
 	bool drop_privs;

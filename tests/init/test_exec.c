@@ -227,6 +227,33 @@ static void env_and_cwd_follow_the_request(void **s)
 	sb_sandbox_exec_free(x);
 }
 
+static void output_beyond_the_spool_limit_is_dropped_and_flagged(void **s)
+{
+	(void)s;
+	sb_sandbox_opts o = {.limits = {.spool_bytes = 1000}};
+	sb_sandbox *small = sbx_create(state, "init-spool", &o);
+	char *argv[] = {"sh", "-c", "seq 1 100000; echo small >&2; echo done > /tmp/d", NULL};
+	sbx_result r;
+	sbx_run(small, argv, 60000, &r);
+	/* the command ran to the end, unblocked */
+	assert_true(r.st.has_exit_code && r.st.exit_code == 0);
+	assert_int_equal(r.out.len, 1000);
+	assert_true(r.st.stdout_truncated);
+	assert_int_equal(r.st.stdout_size, 1000);
+	assert_true(sb_str_has_prefix(sb_buf_cstr(&r.out), "1\n2\n3\n"));
+	assert_string_equal(sb_buf_cstr(&r.err), "small\n");
+	assert_false(r.st.stderr_truncated);
+	sbx_result_free(&r);
+	/* the record on disk says so too */
+	char **ids = NULL;
+	SB_ASSERT_OK(sb_sandbox_exec_list(small, &ids));
+	sb_sandbox_exec_status st;
+	SB_ASSERT_OK(sb_sandbox_exec_status_get(small, ids[0], &st));
+	assert_true(st.stdout_truncated);
+	sb_strv_free(ids);
+	SB_ASSERT_OK(sb_sandbox_destroy(small));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -238,6 +265,7 @@ int main(void)
 		cmocka_unit_test(orphans_are_reaped),
 		cmocka_unit_test(output_is_readable_while_running),
 		cmocka_unit_test(env_and_cwd_follow_the_request),
+		cmocka_unit_test(output_beyond_the_spool_limit_is_dropped_and_flagged),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
