@@ -90,8 +90,8 @@ int main(void)
 	sb_sandbox_config cfg;
 	sb_sandbox_config_init(&cfg);
 	cfg.state_dir = state;
-	char *bwrap_argv[] = {"bwrap", "--unshare-all", "--ro-bind", "/", "/", "--proc", "/proc",
-			      "--dev", "/dev", "/bin/true", NULL};
+	char *bwrap_argv[] = {"bwrap", "--unshare-all", "--ro-bind", "/",         "/", "--proc",
+	                      "/proc", "--dev",         "/dev",      "/bin/true", NULL};
 	char *true_argv[] = {"/bin/true", NULL};
 
 	/* warm-up: first sandbox, page cache, seccomp compile */
@@ -132,8 +132,8 @@ int main(void)
 	snprintf(b, sizeof b, "%.3f ms (fresh bwrap per command)", mf * 1e3);
 	snprintf(r, sizeof r, "%.1fx faster", mf / me);
 	sbb_row("sandbox: exec `true` on a warm lease vs a fresh bwrap per command (target >= 4x "
-		"faster)",
-		o, b, r);
+	        "faster)",
+	        o, b, r);
 	die(sb_sandbox_destroy(sb), "destroy");
 	sb_err_free(sb_fs_rm_rf(state));
 	return 0;

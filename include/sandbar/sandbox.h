@@ -34,12 +34,12 @@ typedef struct sb_sandbox_config {
 	const char *init_path;       /* sandbar-init binary; NULL = build path, else install path */
 	const char *bwrap_path;      /* NULL = "bwrap" from PATH */
 	const char *rootfs;          /* NULL = host /usr,/bin,/sbin,/lib*,/etc read-only; else this
-				      * directory read-only as / */
+	                              * directory read-only as / */
 	const char *workspace_mount; /* NULL = SB_SANDBOX_WORKSPACE_DEFAULT */
 	/* When the caller is root, sandboxes (bwrap and everything under it) run as this host
-	 * uid/gid, and workspace/home belong to it. -1 = look up SB_SANDBOX_USER_DEFAULT; creating a
-	 * sandbox as root fails when that user does not exist. Ignored when not root (sandboxes then
-	 * run as the caller). */
+	 * uid/gid, and workspace/home belong to it. -1 = look up SB_SANDBOX_USER_DEFAULT; creating
+	 * a sandbox as root fails when that user does not exist. Ignored when not root (sandboxes
+	 * then run as the caller). */
 	int64_t host_uid;
 	int64_t host_gid;
 	const char *cgroup_root; /* NULL = "/sys/fs/cgroup" */
@@ -52,19 +52,20 @@ void sb_sandbox_config_init(sb_sandbox_config *cfg);
 typedef struct sb_sandbox_limits {
 	uint64_t memory_bytes; /* cgroup memory limit for the whole sandbox */
 	uint64_t pids;         /* cgroup pids limit for the whole sandbox (includes sandbar-init) */
-	uint64_t cpu_weight;   /* relative CPU share, 1..10000, 100 = normal (v1 shares = w*1024/100) */
-	uint64_t nofile;       /* RLIMIT_NOFILE per command; 0 = 4096 */
-	uint64_t nproc;        /* RLIMIT_NPROC per command; 0 = pids or 4096 */
-	int64_t ttl_s;         /* wall-clock lifetime; 0 = none. Recorded, enforced by the caller's
-				* reaper (sb_sandbox_info.expires_at_ms). */
-	uint64_t spool_bytes;  /* spooled output kept per stream of each exec; 0 = 1 GiB. Output
-				* beyond it is discarded (the command is not blocked) and flagged. */
+	uint64_t
+	    cpu_weight;  /* relative CPU share, 1..10000, 100 = normal (v1 shares = w*1024/100) */
+	uint64_t nofile; /* RLIMIT_NOFILE per command; 0 = 4096 */
+	uint64_t nproc;  /* RLIMIT_NPROC per command; 0 = pids or 4096 */
+	int64_t ttl_s;   /* wall-clock lifetime; 0 = none. Recorded, enforced by the caller's
+	                  * reaper (sb_sandbox_info.expires_at_ms). */
+	uint64_t spool_bytes; /* spooled output kept per stream of each exec; 0 = 1 GiB. Output
+	                       * beyond it is discarded (the command is not blocked) and flagged. */
 } sb_sandbox_limits;
 
 #define SB_SANDBOX_SPOOL_BYTES_DEFAULT (1ull << 30)
 
 typedef struct sb_sandbox_opts {
-	bool network;             /* share the host network; false = own netns with only lo */
+	bool network; /* share the host network; false = own netns with only lo */
 	sb_sandbox_limits limits;
 	/* A requested cgroup limit the host cannot enforce fails the create (SB_E_UNSUPPORTED)
 	 * when true; when false it is logged as a warning and reported in info.enforced. */
@@ -78,7 +79,7 @@ typedef struct sb_sandbox_enforced {
 	bool cpu;
 	bool rlimits; /* always true: NOFILE, NPROC, CORE=0 per command */
 	bool seccomp;
-	bool ttl;     /* recorded; enforcement is the reaper's job */
+	bool ttl; /* recorded; enforcement is the reaper's job */
 } sb_sandbox_enforced;
 
 /* ------------------------------------------------------------ leases */
@@ -90,11 +91,11 @@ typedef struct sb_sandbox_info {
 	bool network;
 	sb_sandbox_limits limits;
 	sb_sandbox_enforced enforced;
-	int64_t created_at_ms;    /* wall clock */
-	int64_t expires_at_ms;    /* 0 = no TTL */
-	int init_pid;             /* host pid of sandbar-init */
+	int64_t created_at_ms;      /* wall clock */
+	int64_t expires_at_ms;      /* 0 = no TTL */
+	int init_pid;               /* host pid of sandbar-init */
 	int64_t host_uid, host_gid; /* who the sandbox runs as on the host */
-	char cgroup_version[4];   /* "v1", "v2" or "" when no cgroup limits apply */
+	char cgroup_version[4];     /* "v1", "v2" or "" when no cgroup limits apply */
 } sb_sandbox_info;
 
 /* Create and start the sandbox of lease_id (ids: [A-Za-z0-9_-]{1,64}); returns once
@@ -102,7 +103,7 @@ typedef struct sb_sandbox_info {
  * session, not our child): it keeps running if the caller dies. SB_E_EXISTS if the lease
  * directory exists already. On failure everything created is removed again. */
 sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
-			  const sb_sandbox_opts *opts, sb_sandbox **out);
+                          const sb_sandbox_opts *opts, sb_sandbox **out);
 
 /* Re-adopt an existing lease (e.g. after a restart): reads lease.json and checks that
  * sandbar-init answers. SB_E_NOTFOUND when there is no such lease, SB_E_STATE_LOST when its
@@ -111,8 +112,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 sb_err *sb_sandbox_open(const sb_sandbox_config *cfg, const char *lease_id, sb_sandbox **out);
 /* Open a lease whose sandbox may be dead, to read its spooled exec results or destroy it.
  * exec_start fails with SB_E_STATE_LOST on such a handle. */
-sb_err *sb_sandbox_open_dead(const sb_sandbox_config *cfg, const char *lease_id,
-			     sb_sandbox **out);
+sb_err *sb_sandbox_open_dead(const sb_sandbox_config *cfg, const char *lease_id, sb_sandbox **out);
 
 /* Lease ids present on disk (live or not), sorted; caller frees with sb_strv_free. */
 sb_err *sb_sandbox_list(const sb_sandbox_config *cfg, char ***ids_out);
@@ -163,10 +163,10 @@ typedef enum sb_sandbox_stdin {
 } sb_sandbox_stdin;
 
 typedef struct sb_sandbox_exec_req {
-	char *const *argv;   /* required; argv[0] looked up in the sandbox PATH */
-	const char *cwd;     /* in-sandbox path; NULL = the workspace mount */
-	char *const *env;    /* "K=V" added to (or replacing, with clear_env) the default env:
-			      * PATH, HOME=/home/sandbox, USER=sandbox, TMPDIR=/tmp, LANG=C.UTF-8 */
+	char *const *argv; /* required; argv[0] looked up in the sandbox PATH */
+	const char *cwd;   /* in-sandbox path; NULL = the workspace mount */
+	char *const *env;  /* "K=V" added to (or replacing, with clear_env) the default env:
+	                    * PATH, HOME=/home/sandbox, USER=sandbox, TMPDIR=/tmp, LANG=C.UTF-8 */
 	bool clear_env;
 	sb_sandbox_stdin stdin_mode;
 	int64_t timeout_ms;  /* 0 = none; enforced by sandbar-init on the process group */
@@ -179,12 +179,12 @@ typedef struct sb_sandbox_exec_status {
 	bool running;
 	bool has_exit_code;
 	int exit_code;
-	int signal;          /* terminating signal number, 0 if none */
+	int signal; /* terminating signal number, 0 if none */
 	bool timed_out;
-	bool oom_killed;     /* the memory limit killed it (signal is then SIGKILL) */
-	int pid;             /* pid inside the sandbox (pgid too) */
-	int64_t started_at_ms, finished_at_ms; /* wall clock; finished 0 while running */
-	uint64_t stdout_size, stderr_size;     /* bytes spooled so far */
+	bool oom_killed; /* the memory limit killed it (signal is then SIGKILL) */
+	int pid;         /* pid inside the sandbox (pgid too) */
+	int64_t started_at_ms, finished_at_ms;   /* wall clock; finished 0 while running */
+	uint64_t stdout_size, stderr_size;       /* bytes spooled so far */
 	bool stdout_truncated, stderr_truncated; /* output beyond limits.spool_bytes dropped */
 } sb_sandbox_exec_status;
 
@@ -195,7 +195,7 @@ typedef struct sb_sandbox_exec sb_sandbox_exec;
  * (`failed to start "<cmd>" in "<cwd>": <reason>`) when it could not be started (no such
  * program, bad cwd). *out is attached to the new exec. */
 sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req,
-			      sb_sandbox_exec **out);
+                              sb_sandbox_exec **out);
 /* Attach to an existing exec by id (running or finished, before or after a restart).
  * SB_E_NOTFOUND for an unknown id. */
 sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec **out);
@@ -207,7 +207,7 @@ void sb_sandbox_exec_close_stdin(sb_sandbox_exec *x);
 /* Read up to max bytes of stream from byte offset; *got = 0 means no more for now (check the
  * status: when it is finished, that is the end). Output stays readable after the exec ends. */
 sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offset, void *buf,
-			     size_t max, size_t *got);
+                             size_t max, size_t *got);
 /* Current status (from the spool's status.json plus the spool sizes). */
 sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *st);
 /* Pollable fd (POLLIN) that becomes readable when output grows or the status changes; call
@@ -219,8 +219,7 @@ sb_err *sb_sandbox_exec_wait(sb_sandbox_exec *x, int64_t timeout_ms, bool *chang
 void sb_sandbox_exec_free(sb_sandbox_exec *x);
 
 /* Status of one exec without attaching. SB_E_NOTFOUND for an unknown id. */
-sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id,
-				   sb_sandbox_exec_status *st);
+sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec_status *st);
 /* Exec ids spooled for this lease, sorted; caller frees with sb_strv_free. */
 sb_err *sb_sandbox_exec_list(sb_sandbox *sb, char ***ids_out);
 /* Send signo to the exec's process group (also after its first process exited, while other
@@ -231,8 +230,8 @@ typedef struct sb_sandbox_process {
 	int pid, ppid, pgid; /* inside the sandbox */
 	char state;          /* /proc state letter */
 	uint64_t rss_bytes;
-	char *exec_id;       /* the exec whose process group it is in; NULL if none */
-	char *cmdline;       /* arguments joined by spaces (bounded) */
+	char *exec_id; /* the exec whose process group it is in; NULL if none */
+	char *cmdline; /* arguments joined by spaces (bounded) */
 } sb_sandbox_process;
 
 /* Every process in the sandbox except sandbar-init. Free with sb_sandbox_processes_free. */
@@ -242,12 +241,12 @@ void sb_sandbox_processes_free(sb_sandbox_process *p, size_t n);
 /* ------------------------------------------------------------ health */
 
 typedef struct sb_sandbox_health {
-	bool ok;                  /* a sandbox can be created at all */
-	char *message;            /* why not, or a summary; malloc'd */
-	char *bwrap_version;      /* malloc'd, NULL if bwrap missing */
+	bool ok;             /* a sandbox can be created at all */
+	char *message;       /* why not, or a summary; malloc'd */
+	char *bwrap_version; /* malloc'd, NULL if bwrap missing */
 	bool running_as_root;
-	int64_t host_uid, host_gid; /* what sandboxes run as */
-	char cgroup_version[4];   /* "v1", "v2", "" */
+	int64_t host_uid, host_gid;      /* what sandboxes run as */
+	char cgroup_version[4];          /* "v1", "v2", "" */
 	sb_sandbox_enforced enforceable; /* which limits this host can enforce */
 } sb_sandbox_health;
 
@@ -270,8 +269,7 @@ typedef struct sb_sandbox_runner_opts {
  * STDIN_PROGRESS | FILE_TRANSFER. sync_in/sync_out take in-sandbox paths under the workspace
  * mount and work directly on the host-side workspace directory, as the lease owner (copies,
  * never hard links). sb must outlive the runner unless own_sandbox. */
-sb_err *sb_sandbox_runner_new(sb_sandbox *sb, const sb_sandbox_runner_opts *opts,
-			      sb_runner **out);
+sb_err *sb_sandbox_runner_new(sb_sandbox *sb, const sb_sandbox_runner_opts *opts, sb_runner **out);
 
 #ifdef __cplusplus
 }

@@ -76,16 +76,16 @@ static void write_status(sbi_exec *x, outcome o)
 		snprintf(code, sizeof code, "%d", o.code);
 	char buf[512];
 	int n = snprintf(buf, sizeof buf,
-			 "{\"id\":\"%s\",\"pid\":%d,\"running\":%s,\"started_at_ms\":%lld,"
-			 "\"finished_at_ms\":%lld,\"exit_code\":%s,\"signal\":%d,"
-			 "\"timed_out\":%s,\"oom_killed\":%s,\"stdout_truncated\":%s,"
-			 "\"stderr_truncated\":%s}\n",
-			 x->id, (int)x->pid, o.running ? "true" : "false",
-			 (long long)x->started_ms, (long long)x->finished_ms, code, o.sig,
-			 x->timed_out ? "true" : "false", o.oom ? "true" : "false",
-			 x->truncated[0] ? "true" : "false", x->truncated[1] ? "true" : "false");
-	int fd = openat(x->dirfd, "status.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-			0600);
+	                 "{\"id\":\"%s\",\"pid\":%d,\"running\":%s,\"started_at_ms\":%lld,"
+	                 "\"finished_at_ms\":%lld,\"exit_code\":%s,\"signal\":%d,"
+	                 "\"timed_out\":%s,\"oom_killed\":%s,\"stdout_truncated\":%s,"
+	                 "\"stderr_truncated\":%s}\n",
+	                 x->id, (int)x->pid, o.running ? "true" : "false", (long long)x->started_ms,
+	                 (long long)x->finished_ms, code, o.sig, x->timed_out ? "true" : "false",
+	                 o.oom ? "true" : "false", x->truncated[0] ? "true" : "false",
+	                 x->truncated[1] ? "true" : "false");
+	int fd =
+	    openat(x->dirfd, "status.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0) {
 		sbi_log("exec %s: cannot write status: %s", x->id, strerror(errno));
 		return;
@@ -272,8 +272,8 @@ static void spool_remove(int spool_fd, const char *id)
 	unlinkat(spool_fd, id, AT_REMOVEDIR);
 }
 
-void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd,
-		    int wake_fd, sbi_msg *reply)
+void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd, int wake_fd,
+                    sbi_msg *reply)
 {
 	const char *id = sbi_msg_get(req, "id"), *cwd = sbi_msg_get(req, "cwd");
 	long long timeout_ms = 0, grace_ms = 1000;
@@ -306,7 +306,8 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 	if (x->wake_fd >= 0)
 		fcntl(x->wake_fd, F_SETFL, O_NONBLOCK);
 	if (mkdirat(st->spool_fd, id, 0700) < 0) {
-		reply_err(reply, errno, errno == EEXIST ? "exec id already used" : "creating spool");
+		reply_err(reply, errno,
+		          errno == EEXIST ? "exec id already used" : "creating spool");
 		goto out;
 	}
 	/* stdout and stderr files appear with the first byte: readers treat a missing file as
@@ -347,8 +348,8 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 			;
 		char msg[256];
 		const char *what = a.stage == STAGE_CHDIR  ? "cannot change to the directory"
-				   : a.stage == STAGE_EXEC ? "cannot execute the program"
-							   : "cannot set up the process";
+		                   : a.stage == STAGE_EXEC ? "cannot execute the program"
+		                                           : "cannot set up the process";
 		snprintf(msg, sizeof msg, "%s: %s", what, strerror(a.error));
 		reply_err(reply, a.error, msg);
 		sbi_msg_add(reply, "stage", a.stage == STAGE_CHDIR ? "chdir" : "exec");
@@ -454,10 +455,9 @@ void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 		if (ioctl(x->pipe[s], FIONREAD, &avail) < 0)
 			avail = 0;
 		ssize_t n;
-		unsigned long long room =
-			(unsigned long long)x->off[s] >= st->spool_max
-				? 0
-				: st->spool_max - (unsigned long long)x->off[s];
+		unsigned long long room = (unsigned long long)x->off[s] >= st->spool_max
+		                              ? 0
+		                              : st->spool_max - (unsigned long long)x->off[s];
 		if (avail > 0 && room == 0) {
 			n = discard(x, s);
 		} else if (avail == 0) {
@@ -476,9 +476,10 @@ void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 			n = -1;
 			errno = EIO;
 		} else {
-			size_t want = (unsigned long long)avail < room ? (size_t)avail : (size_t)room;
+			size_t want =
+			    (unsigned long long)avail < room ? (size_t)avail : (size_t)room;
 			n = splice(x->pipe[s], NULL, x->file[s], &x->off[s], want,
-				   SPLICE_F_NONBLOCK);
+			           SPLICE_F_NONBLOCK);
 			if (n < 0 && errno == EINVAL) {
 				char buf[65536];
 				n = read(x->pipe[s], buf, want < sizeof buf ? want : sizeof buf);
@@ -513,11 +514,12 @@ static void exec_finish(sbi_state *st, sbi_exec *x, int wstatus)
 		sbi_exec_pump(st, x, s);
 	x->finished_ms = sbi_wall_ms();
 	bool oom = WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL &&
-		   read_oom_kills(st) > x->oom_before;
+	           read_oom_kills(st) > x->oom_before;
 	outcome o = outcome_of(false, wstatus, oom);
+	/* the record first: whoever hears of the exit can read the final status.json */
+	write_status(x, o);
 	notify_exit(x, o);
 	wake_host(x);
-	write_status(x, o);
 }
 
 void sbi_exec_reap(sbi_state *st)

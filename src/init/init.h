@@ -15,19 +15,19 @@
  * both output pipes have reached end of file (background children may keep them open). */
 typedef struct sbi_exec {
 	char id[65];
-	pid_t pid;         /* also its process group and session id */
-	int dirfd;         /* spool/<id> */
-	int notify_fd;     /* connection to tell about the exit, or -1 */
-	int wake_fd;       /* host's pipe: one byte when output grew or the exec ended, or -1 */
-	int pipe[2];       /* read ends for stdout, stderr; -1 once at EOF */
-	int file[2];       /* spool files stdout, stderr */
-	off_t off[2];      /* bytes spooled so far */
+	pid_t pid;     /* also its process group and session id */
+	int dirfd;     /* spool/<id> */
+	int notify_fd; /* connection to tell about the exit, or -1 */
+	int wake_fd;   /* host's pipe: one byte when output grew or the exec ended, or -1 */
+	int pipe[2];   /* read ends for stdout, stderr; -1 once at EOF */
+	int file[2];   /* spool files stdout, stderr */
+	off_t off[2];  /* bytes spooled so far */
 	int64_t started_ms, finished_ms;
 	int64_t deadline_ms; /* 0 = none */
 	int64_t grace_ms;
-	int64_t kill_at_ms;  /* SIGKILL due (after TERM on timeout); 0 = none */
+	int64_t kill_at_ms; /* SIGKILL due (after TERM on timeout); 0 = none */
 	bool exited, timed_out;
-	bool truncated[2];  /* output past spool_max was dropped */
+	bool truncated[2];     /* output past spool_max was dropped */
 	int64_t status_due_ms; /* when to write the "running" record; 0 = done */
 	long long oom_before;
 	struct sbi_exec *next;
@@ -50,8 +50,8 @@ void sbi_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Handle an exec request: start the command, fill reply. stdin_fd, notify_fd and wake_fd (or
  * -1) are consumed; notify_fd gets an "exit" message when the command ends, wake_fd a byte
  * whenever output was spooled and after the exit message. */
-void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd,
-		    int wake_fd, sbi_msg *reply);
+void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd, int wake_fd,
+                    sbi_msg *reply);
 /* Reap exited children (after SIGCHLD) and record the status of the ones that are execs. */
 void sbi_exec_reap(sbi_state *st);
 /* Move available output from pipes to spool files; close pipes at EOF. */

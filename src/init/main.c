@@ -132,9 +132,7 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 		if (wake && strcmp(wake, "1") == 0 && used < nfds)
 			wake_fd = fds[used++];
 		const char *notify = sbi_msg_get(req, "notify");
-		int nfd = notify && strcmp(notify, "1") == 0
-				  ? fcntl(cfd, F_DUPFD_CLOEXEC, 3)
-				  : -1;
+		int nfd = notify && strcmp(notify, "1") == 0 ? fcntl(cfd, F_DUPFD_CLOEXEC, 3) : -1;
 		sbi_exec_start(st, req, stdin_fd, nfd, wake_fd, &reply);
 	} else if (strcmp(op, "signal") == 0) {
 		const char *id = sbi_msg_get(req, "id");
@@ -213,15 +211,16 @@ static void accept_clients(int lfd)
 static void usage_exit(const char *why)
 {
 	sbi_log("%s (usage: sandbar-init --ctl-fd N --spool-fd N --seccomp-fd N [--ready-fd N] "
-		"[--oom-fd N] [--nofile N] [--nproc N] [--spool-max N]); this program is started by sandbar",
-		why);
+	        "[--oom-fd N] [--nofile N] [--nproc N] [--spool-max N]); this program is started "
+	        "by sandbar",
+	        why);
 	_exit(2);
 }
 
 int main(int argc, char **argv)
 {
-	sbi_state st = {.spool_fd = -1, .oom_fd = -1, .nofile = 4096, .nproc = 4096,
-			.spool_max = 1ull << 30};
+	sbi_state st = {
+	    .spool_fd = -1, .oom_fd = -1, .nofile = 4096, .nproc = 4096, .spool_max = 1ull << 30};
 	int ctl = -1, ready = -1, seccomp = -1;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		const char *k = argv[i], *v = argv[i + 1];

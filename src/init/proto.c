@@ -89,8 +89,7 @@ const char *sbi_msg_get(const sbi_msg *m, const char *key)
 	return NULL;
 }
 
-int sbi_msg_geti(const sbi_msg *m, const char *key, long long min, long long max,
-		 long long *out)
+int sbi_msg_geti(const sbi_msg *m, const char *key, long long min, long long max, long long *out)
 {
 	const char *v = sbi_msg_get(m, key);
 	if (!v || !*v)
@@ -220,8 +219,10 @@ long sbi_reader_fill(sbi_reader *r, int sock)
 		char buf[CMSG_SPACE(sizeof(int) * SBI_MAX_FDS)];
 	} ctl;
 	struct iovec iov = {r->buf + r->len, want};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-			    .msg_controllen = sizeof ctl.buf};
+	struct msghdr mh = {.msg_iov = &iov,
+	                    .msg_iovlen = 1,
+	                    .msg_control = ctl.buf,
+	                    .msg_controllen = sizeof ctl.buf};
 	ssize_t n;
 	do
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);

@@ -32,8 +32,7 @@ int sbi_msg_adopt(sbi_msg *m, char *data, size_t len);
 /* First value of key, NULL when absent. */
 const char *sbi_msg_get(const sbi_msg *m, const char *key);
 /* Parse the first value of key as an integer in [min, max]; -1 when absent or invalid. */
-int sbi_msg_geti(const sbi_msg *m, const char *key, long long min, long long max,
-		 long long *out);
+int sbi_msg_geti(const sbi_msg *m, const char *key, long long min, long long max, long long *out);
 /* Iterate: start with *pos = 0; returns false at the end. */
 bool sbi_msg_next(const sbi_msg *m, size_t *pos, const char **key, const char **value);
 /* Count of fields named key. */

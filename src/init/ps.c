@@ -43,11 +43,12 @@ static void ps_one(sbi_state *st, int procfd, const char *name, sbi_msg *reply)
 	char state = '?';
 	long long ppid = 0, pgid = 0, rss = 0;
 	long long skip;
-	if (sscanf(p + 1, " %c %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld "
-			  "%lld %lld %lld %lld %lld %lld %lld %lld",
-		   &state, &ppid, &pgid, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &skip,
-		   &skip, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &skip,
-		   &rss) != 22)
+	if (sscanf(p + 1,
+	           " %c %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld "
+	           "%lld %lld %lld %lld %lld %lld %lld %lld",
+	           &state, &ppid, &pgid, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &skip,
+	           &skip, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &skip, &skip,
+	           &rss) != 22)
 		return;
 	if (cn <= 0) {
 		/* kernel-style name from stat for processes without a command line (zombies) */
@@ -67,7 +68,7 @@ static void ps_one(sbi_state *st, int procfd, const char *name, sbi_msg *reply)
 			exec_id = x->id;
 	char line[800];
 	snprintf(line, sizeof line, "%s\t%lld\t%lld\t%c\t%lld\t%s\t%s", name, ppid, pgid, state,
-		 rss * (long long)sysconf(_SC_PAGESIZE), exec_id, cmd);
+	         rss * (long long)sysconf(_SC_PAGESIZE), exec_id, cmd);
 	sbi_msg_add(reply, "proc", line);
 }
 

@@ -2,8 +2,8 @@
  *
  * cgroup v2 is used when a unified hierarchy with those controllers is mounted, else the v1
  * controllers (memory, pids, cpu mounts under the cgroup root). Each lease gets
- * <controller>/sandbar/<lease-id>-<random>; the launcher moves the process that becomes bwrap into them
- * before exec, so everything in the sandbox is accounted. A limit that cannot be set is
+ * <controller>/sandbar/<lease-id>-<random>; the launcher moves the process that becomes bwrap into
+ * them before exec, so everything in the sandbox is accounted. A limit that cannot be set is
  * reported as not enforced, never dropped silently.
  */
 #include "sandbox_int.h"
@@ -125,7 +125,7 @@ static sb_err *make_dir(const char *parent, const char *lease_id, char **out)
 }
 
 static sb_err *create_v2(const sb_cg_host *h, const char *id, const sb_sandbox_limits *lim,
-			 sb_sandbox_enforced *enf, char ***dirs, char **oom_file)
+                         sb_sandbox_enforced *enf, char ***dirs, char **oom_file)
 {
 	sb_buf want = SB_BUF_INIT;
 	if (lim->memory_bytes && h->can.memory)
@@ -179,7 +179,7 @@ out:
 }
 
 static sb_err *create_v1(const sb_cg_host *h, const char *id, const sb_sandbox_limits *lim,
-			 sb_sandbox_enforced *enf, char ***dirs, char **oom_file)
+                         sb_sandbox_enforced *enf, char ***dirs, char **oom_file)
 {
 	char num[32], *dir = NULL;
 	sb_err *err = NULL;
@@ -225,13 +225,13 @@ out:
 }
 
 sb_err *sb_cg_create(const sb_cg_host *h, const char *lease_id, const sb_sandbox_limits *lim,
-		     sb_sandbox_enforced *enf, char ***dirs_out, char **oom_file_out)
+                     sb_sandbox_enforced *enf, char ***dirs_out, char **oom_file_out)
 {
 	*dirs_out = NULL;
 	*oom_file_out = NULL;
 	enf->memory = enf->pids = enf->cpu = false;
 	sb_err *err = h->v2 ? create_v2(h, lease_id, lim, enf, dirs_out, oom_file_out)
-			    : create_v1(h, lease_id, lim, enf, dirs_out, oom_file_out);
+	                    : create_v1(h, lease_id, lim, enf, dirs_out, oom_file_out);
 	if (err) {
 		sb_err_free(sb_cg_destroy(*dirs_out));
 		sb_strv_free(*dirs_out);

@@ -14,7 +14,7 @@
 #define CTL_TIMEOUT_S 30
 
 sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
-			 sbi_msg *reply, int *keep, sbi_reader *keep_rd)
+                         sbi_msg *reply, int *keep, sbi_reader *keep_rd)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -34,18 +34,17 @@ sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int
 	if (rc < 0) {
 		if (errno == ECONNREFUSED || errno == ENOENT)
 			err = sb_err_new(SB_E_STATE_LOST,
-					 "the sandbox of lease %s is gone (nobody listens on "
-					 "%s/ctl.sock)",
-					 sb->id, sb->run_dir);
+			                 "the sandbox of lease %s is gone (nobody listens on "
+			                 "%s/ctl.sock)",
+			                 sb->id, sb->run_dir);
 		else
 			err = sb_err_sys(errno, "connecting to sandbar-init of lease %s", sb->id);
 		goto out;
 	}
 	if ((rc = sbi_send(fd, req, fds, nfds)) < 0) {
 		err = rc == -EPIPE || rc == -ECONNRESET
-			      ? sb_err_new(SB_E_STATE_LOST, "sandbar-init of lease %s hung up",
-					   sb->id)
-			      : sb_err_sys(-rc, "sending a request to lease %s", sb->id);
+		          ? sb_err_new(SB_E_STATE_LOST, "sandbar-init of lease %s hung up", sb->id)
+		          : sb_err_sys(-rc, "sending a request to lease %s", sb->id);
 		goto out;
 	}
 	for (;;) {
@@ -53,20 +52,20 @@ sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int
 		if (got == 1)
 			break;
 		if (got < 0) {
-			err = sb_err_new(SB_E_PROTOCOL, "malformed reply from sandbar-init of lease %s",
-					 sb->id);
+			err = sb_err_new(SB_E_PROTOCOL,
+			                 "malformed reply from sandbar-init of lease %s", sb->id);
 			goto out;
 		}
 		long n = sbi_reader_fill(&rd, fd);
 		if (n == 0 || n == -ECONNRESET) {
 			err = sb_err_new(SB_E_STATE_LOST,
-					 "sandbar-init of lease %s closed the connection", sb->id);
+			                 "sandbar-init of lease %s closed the connection", sb->id);
 			goto out;
 		}
 		if (n == -EAGAIN) {
 			err = sb_err_new(SB_E_TIMEOUT,
-					 "sandbar-init of lease %s did not answer within %d s",
-					 sb->id, CTL_TIMEOUT_S);
+			                 "sandbar-init of lease %s did not answer within %d s",
+			                 sb->id, CTL_TIMEOUT_S);
 			goto out;
 		}
 		if (n < 0) {
@@ -86,8 +85,7 @@ out:
 	return err;
 }
 
-sb_err *sb_ctl_call(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
-		    sbi_msg *reply)
+sb_err *sb_ctl_call(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds, sbi_msg *reply)
 {
 	return sb_ctl_call_keep(sb, req, fds, nfds, reply, NULL, NULL);
 }
@@ -101,11 +99,11 @@ sb_err *sb_ctl_reply_err(sb_sandbox *sb, const sbi_msg *reply, const char *what)
 	long long e = 0;
 	sbi_msg_geti(reply, "errno", 0, 4095, &e);
 	sb_errcode code = e == ESRCH || e == ENOENT ? SB_E_NOTFOUND
-			  : e == EEXIST		    ? SB_E_EXISTS
-			  : e == EINVAL		    ? SB_E_INVAL
-						    : SB_E_IO;
+	                  : e == EEXIST             ? SB_E_EXISTS
+	                  : e == EINVAL             ? SB_E_INVAL
+	                                            : SB_E_IO;
 	sb_err *err = sb_err_new(code, "%s in lease %s: %s", what, sb->id,
-				 msg ? msg : "sandbar-init refused");
+	                         msg ? msg : "sandbar-init refused");
 	err->sys_errno = (int)e;
 	return err;
 }

@@ -28,24 +28,24 @@ struct sb_sandbox_exec {
 	int64_t alive_checked_ms; /* last liveness check of init while the exec ran */
 	int pid;                  /* from the start reply, until status.json has it */
 	int64_t started_ms;
-	int conn;                 /* start connection, on which init announces the exit */
-	int wake;                 /* started execs: pipe init writes a byte to on output / exit */
+	int conn; /* start connection, on which init announces the exit */
+	int wake; /* started execs: pipe init writes a byte to on output / exit */
 	sbi_reader rd;
-	bool final;               /* final_st holds the outcome from init's exit message */
+	bool final; /* final_st holds the outcome from init's exit message */
 	sb_sandbox_exec_status final_st;
 };
 
 static const char *const stream_names[2] = {"stdout", "stderr"};
 
 static const char *const default_env[] = {
-	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-	"HOME=" SB_SANDBOX_HOME,
-	"USER=sandbox",
-	"LOGNAME=sandbox",
-	"SHELL=/bin/sh",
-	"TMPDIR=/tmp",
-	"LANG=C.UTF-8",
-	NULL,
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=" SB_SANDBOX_HOME,
+    "USER=sandbox",
+    "LOGNAME=sandbox",
+    "SHELL=/bin/sh",
+    "TMPDIR=/tmp",
+    "LANG=C.UTF-8",
+    NULL,
 };
 
 static bool env_overridden(char *const *add, const char *kv)
@@ -58,7 +58,7 @@ static bool env_overridden(char *const *add, const char *kv)
 }
 
 static sb_err *build_request(sb_sandbox *sb, const sb_sandbox_exec_req *req, const char *id,
-			     const char *cwd, sbi_msg *m)
+                             const char *cwd, sbi_msg *m)
 {
 	int bad = 0;
 	bad |= sbi_msg_add(m, "op", "exec");
@@ -78,18 +78,17 @@ static sb_err *build_request(sb_sandbox *sb, const sb_sandbox_exec_req *req, con
 	for (size_t i = 0; req->env && req->env[i]; i++) {
 		if (!strchr(req->env[i], '=') || req->env[i][0] == '=')
 			return sb_err_new(SB_E_INVAL, "environment entry \"%s\" is not KEY=VALUE",
-					  req->env[i]);
+			                  req->env[i]);
 		bad |= sbi_msg_add(m, "env", req->env[i]);
 	}
 	if (bad)
 		return sb_err_new(SB_E_TOO_LARGE,
-				  "exec request for lease %s is over %u bytes (argv + env)", sb->id,
-				  SBI_FRAME_MAX);
+		                  "exec request for lease %s is over %u bytes (argv + env)", sb->id,
+		                  SBI_FRAME_MAX);
 	return NULL;
 }
 
-sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req,
-			      sb_sandbox_exec **out)
+sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req, sb_sandbox_exec **out)
 {
 	*out = NULL;
 	if (sb->dead)
@@ -101,7 +100,7 @@ sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req,
 	const char *cwd = req->cwd ? req->cwd : sb->workspace_mount;
 	if (cwd[0] != '/')
 		return sb_err_new(SB_E_INVAL, "exec in lease %s: cwd \"%s\" is not absolute",
-				  sb->id, cwd);
+		                  sb->id, cwd);
 	char *gen = NULL;
 	const char *id = req->exec_id;
 	if (!id)
@@ -135,7 +134,7 @@ sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req,
 	if (sbi_msg_get(&reply, "stage")) {
 		const char *msg = sbi_msg_get(&reply, "msg");
 		err = sb_err_new(SB_E_SPAWN, "failed to start \"%s\" in \"%s\": %s", req->argv[0],
-				 cwd, msg ? msg : "unknown reason");
+		                 cwd, msg ? msg : "unknown reason");
 		goto out;
 	}
 	if ((err = sb_ctl_reply_err(sb, &reply, "starting a command")))
@@ -189,10 +188,9 @@ sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_e
 	x->alive_checked_ms = sb_mono_ms();
 	x->dirfd = openat(sb->spool_fd, exec_id, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (x->dirfd < 0) {
-		err = errno == ENOENT ? sb_err_new(SB_E_NOTFOUND, "no exec %s in lease %s", exec_id,
-						   sb->id)
-				      : sb_err_sys(errno, "opening exec %s of lease %s", exec_id,
-						   sb->id);
+		err = errno == ENOENT
+		          ? sb_err_new(SB_E_NOTFOUND, "no exec %s in lease %s", exec_id, sb->id)
+		          : sb_err_sys(errno, "opening exec %s of lease %s", exec_id, sb->id);
 		goto fail;
 	}
 	*out = x;
@@ -218,14 +216,14 @@ void sb_sandbox_exec_close_stdin(sb_sandbox_exec *x)
 }
 
 sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offset, void *buf,
-			     size_t max, size_t *got)
+                             size_t max, size_t *got)
 {
 	*got = 0;
 	if (stream != SB_STREAM_STDOUT && stream != SB_STREAM_STDERR)
 		return sb_err_new(SB_E_INVAL, "unknown stream %d", (int)stream);
 	if (offset > (uint64_t)INT64_MAX)
 		return sb_err_new(SB_E_INVAL, "offset %llu out of range",
-				  (unsigned long long)offset);
+		                  (unsigned long long)offset);
 	int s = stream == SB_STREAM_STDOUT ? 0 : 1;
 	if (x->out[s] < 0) {
 		/* init creates the file with the first byte */
@@ -234,7 +232,7 @@ sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offs
 			return NULL;
 		if (x->out[s] < 0)
 			return sb_err_sys(errno, "opening the %s of exec %s in lease %s",
-					  stream_names[s], x->id, x->sb->id);
+			                  stream_names[s], x->id, x->sb->id);
 	}
 	int fd = x->out[s];
 	for (;;) {
@@ -243,14 +241,14 @@ sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offs
 			continue;
 		if (n < 0)
 			return sb_err_sys(errno, "reading output of exec %s in lease %s", x->id,
-					  x->sb->id);
+			                  x->sb->id);
 		*got = (size_t)n;
 		return NULL;
 	}
 }
 
 static sb_err *parse_status(sb_sandbox_exec *x, const char *text, size_t len,
-			    sb_sandbox_exec_status *st)
+                            sb_sandbox_exec_status *st)
 {
 	json_t *j = NULL;
 	sb_err *err = sb_json_parse_object(text, len, STATUS_MAX, 4, &j);
@@ -259,10 +257,9 @@ static sb_err *parse_status(sb_sandbox_exec *x, const char *text, size_t len,
 	if (!err &&
 	    ((err = sb_json_get_bool(j, "running", true, &st->running)) ||
 	     (err = sb_json_get_int(j, "pid", false, 0, INT32_MAX, &pid)) ||
-	     (err = sb_json_get_int(j, "started_at_ms", false, 0, INT64_MAX,
-				    &st->started_at_ms)) ||
-	     (err = sb_json_get_int(j, "finished_at_ms", false, 0, INT64_MAX,
-				    &st->finished_at_ms)) ||
+	     (err = sb_json_get_int(j, "started_at_ms", false, 0, INT64_MAX, &st->started_at_ms)) ||
+	     (err =
+	          sb_json_get_int(j, "finished_at_ms", false, 0, INT64_MAX, &st->finished_at_ms)) ||
 	     (err = sb_json_get_int(j, "signal", false, 0, 128, &sig)) ||
 	     (err = sb_json_get_bool(j, "timed_out", false, &st->timed_out)) ||
 	     (err = sb_json_get_bool(j, "oom_killed", false, &st->oom_killed)) ||
@@ -305,8 +302,8 @@ static sb_err *check_alive(sb_sandbox_exec *x)
 	if (!x->sb->dead && init_alive(x->sb))
 		return NULL;
 	return sb_err_new(SB_E_STATE_LOST,
-			  "exec %s in lease %s will never finish: the sandbox is gone", x->id,
-			  x->sb->id);
+	                  "exec %s in lease %s will never finish: the sandbox is gone", x->id,
+	                  x->sb->id);
 }
 
 /* Take init's exit message from the start connection if it has arrived (never blocks). */
@@ -325,14 +322,16 @@ static void poll_exit_message(sb_sandbox_exec *x)
 				snprintf(f->exec_id, sizeof f->exec_id, "%s", x->id);
 				f->has_exit_code = sbi_msg_geti(&m, "exit_code", 0, 255, &v) == 0;
 				f->exit_code = (int)(f->has_exit_code ? v : 0);
-				f->signal = sbi_msg_geti(&m, "signal", 0, 128, &v) == 0 ? (int)v : 0;
+				f->signal =
+				    sbi_msg_geti(&m, "signal", 0, 128, &v) == 0 ? (int)v : 0;
 				f->timed_out = sbi_msg_geti(&m, "timed_out", 0, 1, &v) == 0 && v;
 				f->oom_killed = sbi_msg_geti(&m, "oom_killed", 0, 1, &v) == 0 && v;
 				f->stdout_truncated =
-					sbi_msg_geti(&m, "stdout_truncated", 0, 1, &v) == 0 && v;
+				    sbi_msg_geti(&m, "stdout_truncated", 0, 1, &v) == 0 && v;
 				f->stderr_truncated =
-					sbi_msg_geti(&m, "stderr_truncated", 0, 1, &v) == 0 && v;
-				f->pid = sbi_msg_geti(&m, "pid", 0, INT32_MAX, &v) == 0 ? (int)v : 0;
+				    sbi_msg_geti(&m, "stderr_truncated", 0, 1, &v) == 0 && v;
+				f->pid =
+				    sbi_msg_geti(&m, "pid", 0, INT32_MAX, &v) == 0 ? (int)v : 0;
 				if (sbi_msg_geti(&m, "started_at_ms", 0, INT64_MAX, &v) == 0)
 					f->started_at_ms = v;
 				if (sbi_msg_geti(&m, "finished_at_ms", 0, INT64_MAX, &v) == 0)
@@ -411,7 +410,8 @@ static sb_err *ensure_watch(sb_sandbox_exec *x, bool *created)
 	x->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	sb_err *err = NULL;
 	if (x->ino < 0 ||
-	    inotify_add_watch(x->ino, dir, IN_MODIFY | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF) < 0)
+	    inotify_add_watch(x->ino, dir, IN_MODIFY | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF) <
+	        0)
 		err = sb_err_sys(errno, "watching %s", dir);
 	free(dir);
 	if (err)
@@ -542,8 +542,7 @@ void sb_sandbox_exec_free(sb_sandbox_exec *x)
 	free(x);
 }
 
-sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id,
-				   sb_sandbox_exec_status *st)
+sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec_status *st)
 {
 	sb_sandbox_exec *x = NULL;
 	sb_err *err = sb_sandbox_exec_attach(sb, exec_id, &x);

@@ -70,9 +70,10 @@ void sb_sandbox_health_check(const sb_sandbox_config *cfg, sb_sandbox_health *ou
 	bool can[3] = {out->enforceable.memory, out->enforceable.pids, out->enforceable.cpu};
 	for (int i = 0; i < 3; i++)
 		if (!can[i])
-			sb_buf_appendf(&msg, "%s limits cannot be enforced (no writable cgroup "
-					     "controller); ",
-				       names[i]);
+			sb_buf_appendf(&msg,
+			               "%s limits cannot be enforced (no writable cgroup "
+			               "controller); ",
+			               names[i]);
 	if (msg.len == 0)
 		sb_buf_appends(&msg, "ok");
 	else
@@ -92,9 +93,9 @@ json_t *sb_sandbox_health_json(const sb_sandbox_health *h)
 {
 	const sb_sandbox_enforced *e = &h->enforceable;
 	return json_pack("{s:b,s:s,s:s?,s:b,s:I,s:I,s:s,s:{s:b,s:b,s:b,s:b,s:b,s:b}}", "ok", h->ok,
-			 "message", h->message ? h->message : "", "bwrap", h->bwrap_version,
-			 "root", h->running_as_root, "uid", (json_int_t)h->host_uid, "gid",
-			 (json_int_t)h->host_gid, "cgroup", h->cgroup_version, "limits", "memory",
-			 e->memory, "pids", e->pids, "cpu", e->cpu, "rlimits", e->rlimits,
-			 "seccomp", e->seccomp, "ttl", e->ttl);
+	                 "message", h->message ? h->message : "", "bwrap", h->bwrap_version, "root",
+	                 h->running_as_root, "uid", (json_int_t)h->host_uid, "gid",
+	                 (json_int_t)h->host_gid, "cgroup", h->cgroup_version, "limits", "memory",
+	                 e->memory, "pids", e->pids, "cpu", e->cpu, "rlimits", e->rlimits,
+	                 "seccomp", e->seccomp, "ttl", e->ttl);
 }

@@ -26,8 +26,18 @@
 #define READY_TIMEOUT_MS 20000
 
 /* Descriptor numbers inside bwrap / init. */
-enum { FD_CTL = 3, FD_SPOOL, FD_SECCOMP, FD_READY, FD_INFO, FD_WS, FD_HOME, FD_INIT, FD_OOM,
-       FD_COUNT_MAX };
+enum {
+	FD_CTL = 3,
+	FD_SPOOL,
+	FD_SECCOMP,
+	FD_READY,
+	FD_INFO,
+	FD_WS,
+	FD_HOME,
+	FD_INIT,
+	FD_OOM,
+	FD_COUNT_MAX
+};
 
 long long sb_proc_start_time(int pid)
 {
@@ -69,8 +79,8 @@ static void add_system_dirs(char ***v, const char *rootfs)
 		push3(v, "--ro-bind", rootfs, "/");
 		return;
 	}
-	static const char *const dirs[] = {"/usr", "/etc", "/bin", "/sbin", "/lib",
-					   "/lib32", "/lib64", "/libx32", "/opt"};
+	static const char *const dirs[] = {"/usr",   "/etc",   "/bin",    "/sbin", "/lib",
+	                                   "/lib32", "/lib64", "/libx32", "/opt"};
 	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
 		struct stat st;
 		if (lstat(dirs[i], &st) < 0)
@@ -164,13 +174,13 @@ static void write_pid(const char *cgdir_procs, int pid)
 }
 
 static void grandchild(const sb_launch *l, char **argv, char **envp, char **procs_files,
-		       const int *src, int nsrc, int devnull, int log)
+                       const int *src, int nsrc, int devnull, int log)
 {
 	for (size_t i = 0; procs_files && procs_files[i]; i++)
 		write_pid(procs_files[i], getpid());
 	if (l->drop_privs) {
-		if (setgroups(0, NULL) < 0 || setresgid((gid_t)l->gid, (gid_t)l->gid,
-							(gid_t)l->gid) < 0 ||
+		if (setgroups(0, NULL) < 0 ||
+		    setresgid((gid_t)l->gid, (gid_t)l->gid, (gid_t)l->gid) < 0 ||
 		    setresuid((uid_t)l->uid, (uid_t)l->uid, (uid_t)l->uid) < 0)
 			_exit(122);
 	}
@@ -275,7 +285,7 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	    (src[FD_HOME - FD_CTL] = open(sb->home, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 	    (src[FD_INIT - FD_CTL] = open(l->init_path, O_PATH | O_CLOEXEC)) < 0) {
 		err = sb_err_sys(errno, "opening the directories and init binary of lease %s",
-				 sb->id);
+		                 sb->id);
 		goto out;
 	}
 	if (l->oom_file && (src[FD_OOM - FD_CTL] = open(l->oom_file, O_RDONLY | O_CLOEXEC)) < 0) {
@@ -323,8 +333,8 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	sb_close(&info[1]);
 	src[FD_READY - FD_CTL] = src[FD_INFO - FD_CTL] = -1;
 	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-		err = sb_err_new(SB_E_SPAWN, "starting the sandbox of lease %s: fork failed",
-				 sb->id);
+		err =
+		    sb_err_new(SB_E_SPAWN, "starting the sandbox of lease %s: fork failed", sb->id);
 		goto out;
 	}
 	char c = 0;
@@ -341,18 +351,18 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 			sb->info.init_pid = parse_child_pid(sb_buf_cstr(&ib));
 			if (sb->info.init_pid <= 0)
 				err = sb_err_new(SB_E_PROTOCOL,
-						 "bwrap did not report the sandbox pid of lease %s",
-						 sb->id);
+				                 "bwrap did not report the sandbox pid of lease %s",
+				                 sb->id);
 			else
 				sb->init_start = sb_proc_start_time(sb->info.init_pid);
 		}
 	} else {
 		char *tail = log_tail(sb);
 		err = sb_err_new(SB_E_SPAWN,
-				 "the sandbox of lease %s did not start (%s): %s; check that "
-				 "bubblewrap works for uid %lld and that %s is executable by it",
-				 sb->id, rc == 0 ? "timed out" : "exited", tail,
-				 (long long)sb->info.host_uid, l->init_path);
+		                 "the sandbox of lease %s did not start (%s): %s; check that "
+		                 "bubblewrap works for uid %lld and that %s is executable by it",
+		                 sb->id, rc == 0 ? "timed out" : "exited", tail,
+		                 (long long)sb->info.host_uid, l->init_path);
 		free(tail);
 		/* a hung start: kill it through its pid if bwrap told us */
 		read_info(info[0], &ib);

@@ -33,7 +33,7 @@ sb_err *sb_lease_check_id(const char *what, const char *id)
 {
 	if (!id || !sbi_id_valid(id))
 		return sb_err_new(SB_E_INVAL, "invalid %s id \"%s\": use 1-%d of [A-Za-z0-9_-]",
-				  what, id ? id : "(null)", SB_SANDBOX_ID_MAX);
+		                  what, id ? id : "(null)", SB_SANDBOX_ID_MAX);
 	return NULL;
 }
 
@@ -69,7 +69,8 @@ sb_err *sb_sandbox_bwrap_path(const sb_sandbox_config *cfg, char **out)
 	}
 	free(copy);
 	return sb_err_new(SB_E_UNSUPPORTED,
-			  "bubblewrap (%s) not found in PATH: install the bubblewrap package", name);
+	                  "bubblewrap (%s) not found in PATH: install the bubblewrap package",
+	                  name);
 }
 
 sb_err *sb_sandbox_resolve_owner(const sb_sandbox_config *cfg, int64_t *uid, int64_t *gid)
@@ -88,10 +89,10 @@ sb_err *sb_sandbox_resolve_owner(const sb_sandbox_config *cfg, int64_t *uid, int
 		int rc = getpwnam_r(SB_SANDBOX_USER_DEFAULT, &pw, buf, sizeof buf, &res);
 		if (rc != 0 || !res)
 			return sb_err_new(SB_E_UNSUPPORTED,
-					  "running as root, sandboxes need an unprivileged host "
-					  "user: create \"%s\" (scripts/create-sandbar-user) or "
-					  "configure host_uid/host_gid",
-					  SB_SANDBOX_USER_DEFAULT);
+			                  "running as root, sandboxes need an unprivileged host "
+			                  "user: create \"%s\" (scripts/create-sandbar-user) or "
+			                  "configure host_uid/host_gid",
+			                  SB_SANDBOX_USER_DEFAULT);
 		*uid = pw.pw_uid;
 		*gid = cfg->host_gid >= 0 ? cfg->host_gid : pw.pw_gid;
 	}
@@ -138,8 +139,8 @@ static sb_err *open_dirs(sb_sandbox *sb)
 		return sb_err_sys(errno, "opening %s", sb->run_dir);
 	if ((sb->spool_fd = open(sb->spool_dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return sb_err_sys(errno, "opening %s", sb->spool_dir);
-	if ((sb->workspace_fd = open(sb->workspace, O_PATH | O_DIRECTORY | O_NOFOLLOW |
-							  O_CLOEXEC)) < 0)
+	if ((sb->workspace_fd =
+	         open(sb->workspace, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
 		return sb_err_sys(errno, "opening %s", sb->workspace);
 	return NULL;
 }
@@ -147,16 +148,16 @@ static sb_err *open_dirs(sb_sandbox *sb)
 static json_t *limits_json(const sb_sandbox_limits *l)
 {
 	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "memory_bytes",
-			 (json_int_t)l->memory_bytes, "pids", (json_int_t)l->pids, "cpu_weight",
-			 (json_int_t)l->cpu_weight, "nofile", (json_int_t)l->nofile, "nproc",
-			 (json_int_t)l->nproc, "ttl_s", (json_int_t)l->ttl_s, "spool_bytes",
-			 (json_int_t)l->spool_bytes);
+	                 (json_int_t)l->memory_bytes, "pids", (json_int_t)l->pids, "cpu_weight",
+	                 (json_int_t)l->cpu_weight, "nofile", (json_int_t)l->nofile, "nproc",
+	                 (json_int_t)l->nproc, "ttl_s", (json_int_t)l->ttl_s, "spool_bytes",
+	                 (json_int_t)l->spool_bytes);
 }
 
 static json_t *enforced_json(const sb_sandbox_enforced *e)
 {
 	return json_pack("{s:b,s:b,s:b,s:b,s:b,s:b}", "memory", e->memory, "pids", e->pids, "cpu",
-			 e->cpu, "rlimits", e->rlimits, "seccomp", e->seccomp, "ttl", e->ttl);
+	                 e->cpu, "rlimits", e->rlimits, "seccomp", e->seccomp, "ttl", e->ttl);
 }
 
 /* Atomic replace without fsync: lease.json must survive our crash, not a power cut, and a
@@ -186,15 +187,14 @@ sb_err *sb_lease_save(const sb_sandbox *sb)
 	json_t *cg = json_array();
 	for (size_t k = 0; sb->cgroups && sb->cgroups[k]; k++)
 		json_array_append_new(cg, json_string(sb->cgroups[k]));
-	json_t *j = json_pack("{s:s,s:b,s:o,s:o,s:I,s:I,s:i,s:I,s:I,s:I,s:s,s:s,s:o}", "id", i->id,
-			      "network", i->network, "limits", limits_json(&i->limits),
-			      "enforced", enforced_json(&i->enforced), "created_at_ms",
-			      (json_int_t)i->created_at_ms, "expires_at_ms",
-			      (json_int_t)i->expires_at_ms, "init_pid", i->init_pid, "init_start",
-			      (json_int_t)sb->init_start, "host_uid", (json_int_t)i->host_uid,
-			      "host_gid", (json_int_t)i->host_gid, "workspace_mount",
-			      sb->workspace_mount, "cgroup_version", i->cgroup_version, "cgroups",
-			      cg);
+	json_t *j =
+	    json_pack("{s:s,s:b,s:o,s:o,s:I,s:I,s:i,s:I,s:I,s:I,s:s,s:s,s:o}", "id", i->id,
+	              "network", i->network, "limits", limits_json(&i->limits), "enforced",
+	              enforced_json(&i->enforced), "created_at_ms", (json_int_t)i->created_at_ms,
+	              "expires_at_ms", (json_int_t)i->expires_at_ms, "init_pid", i->init_pid,
+	              "init_start", (json_int_t)sb->init_start, "host_uid", (json_int_t)i->host_uid,
+	              "host_gid", (json_int_t)i->host_gid, "workspace_mount", sb->workspace_mount,
+	              "cgroup_version", i->cgroup_version, "cgroups", cg);
 	if (!j)
 		return sb_err_new(SB_E_INTERNAL, "encoding lease.json of %s", sb->id);
 	char *text = sb_json_dumps(j);
@@ -260,8 +260,8 @@ static sb_err *lease_load(sb_sandbox *sb)
 			const char *k;
 			bool *v;
 		} f[] = {{"memory", &i->enforced.memory},   {"pids", &i->enforced.pids},
-			 {"cpu", &i->enforced.cpu},         {"rlimits", &i->enforced.rlimits},
-			 {"seccomp", &i->enforced.seccomp}, {"ttl", &i->enforced.ttl}};
+		         {"cpu", &i->enforced.cpu},         {"rlimits", &i->enforced.rlimits},
+		         {"seccomp", &i->enforced.seccomp}, {"ttl", &i->enforced.ttl}};
 		for (size_t k = 0; k < sizeof f / sizeof f[0]; k++) {
 			b1 = false;
 			if ((err = sb_json_get_bool(enf, f[k].k, false, &b1)))
@@ -283,8 +283,7 @@ out:
 	return err;
 }
 
-static sb_err *mkdir_owned(const char *path, mode_t mode, bool chown_it, int64_t uid,
-			   int64_t gid)
+static sb_err *mkdir_owned(const char *path, mode_t mode, bool chown_it, int64_t uid, int64_t gid)
 {
 	if (mkdir(path, mode) < 0)
 		return sb_err_sys(errno, "creating %s", path);
@@ -292,7 +291,7 @@ static sb_err *mkdir_owned(const char *path, mode_t mode, bool chown_it, int64_t
 		return sb_err_sys(errno, "chmod %s", path);
 	if (chown_it && chown(path, (uid_t)uid, (gid_t)gid) < 0)
 		return sb_err_sys(errno, "chown %s to %lld:%lld", path, (long long)uid,
-				  (long long)gid);
+		                  (long long)gid);
 	return NULL;
 }
 
@@ -310,8 +309,8 @@ static sb_err *prepare_state(const sb_sandbox_config *cfg, bool root)
 	struct stat st;
 	if (!err && root && stat(cfg->state_dir, &st) == 0 && !(st.st_mode & S_IXOTH) &&
 	    chmod(cfg->state_dir, st.st_mode | S_IXOTH) < 0)
-		err = sb_err_sys(errno, "making %s traversable for the sandbox user",
-				 cfg->state_dir);
+		err =
+		    sb_err_sys(errno, "making %s traversable for the sandbox user", cfg->state_dir);
 	free(leases);
 	return err;
 }
@@ -353,7 +352,7 @@ static sb_err *teardown(sb_sandbox *sb)
 }
 
 sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
-			  const sb_sandbox_opts *opts, sb_sandbox **out)
+                          const sb_sandbox_opts *opts, sb_sandbox **out)
 {
 	*out = NULL;
 	sb_err *err = NULL;
@@ -364,8 +363,8 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 		return sb_err_new(SB_E_INVAL, "sandbox config needs a state_dir");
 	if ((err = sb_lease_check_id("lease", lease_id)))
 		return err;
-	const char *mount = cfg->workspace_mount ? cfg->workspace_mount
-						 : SB_SANDBOX_WORKSPACE_DEFAULT;
+	const char *mount =
+	    cfg->workspace_mount ? cfg->workspace_mount : SB_SANDBOX_WORKSPACE_DEFAULT;
 	if (mount[0] != '/' || strlen(mount) < 2 || strstr(mount, "..") ||
 	    strcmp(mount, "/tmp") == 0 || strcmp(mount, "/proc") == 0 ||
 	    strcmp(mount, "/dev") == 0 || strcmp(mount, SB_SANDBOX_HOME) == 0)
@@ -373,7 +372,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	const char *init = sb_sandbox_init_path(cfg);
 	if (access(init, X_OK) < 0)
 		return sb_err_sys(errno, "sandbar-init at %s (set init_path or install sandbar)",
-				  init);
+		                  init);
 	bool root = geteuid() == 0;
 	char *bwrap = NULL;
 	sb_cg_host cg;
@@ -392,7 +391,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 		goto fail;
 	if (mkdir(sb->lease_dir, root ? 0711 : 0700) < 0) {
 		err = errno == EEXIST ? sb_err_new(SB_E_EXISTS, "lease %s exists already", lease_id)
-				      : sb_err_sys(errno, "creating %s", sb->lease_dir);
+		                      : sb_err_sys(errno, "creating %s", sb->lease_dir);
 		goto fail;
 	}
 	created = true;
@@ -406,8 +405,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	const sb_sandbox_limits *lim = &opts->limits;
 	if (lim->memory_bytes || lim->pids || lim->cpu_weight) {
 		sb_cg_detect(cfg->cgroup_root, &cg);
-		if ((err = sb_cg_create(&cg, lease_id, lim, &i->enforced, &sb->cgroups,
-					&oom_file)))
+		if ((err = sb_cg_create(&cg, lease_id, lim, &i->enforced, &sb->cgroups, &oom_file)))
 			goto fail;
 		snprintf(i->cgroup_version, sizeof i->cgroup_version, "%s", cg.version);
 		const char *missing[3];
@@ -421,31 +419,31 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 		for (size_t k = 0; k < nm; k++) {
 			if (opts->require_limits) {
 				err = sb_err_new(SB_E_UNSUPPORTED,
-						 "lease %s: this host cannot enforce the %s limit "
-						 "(no writable cgroup controller)",
-						 lease_id, missing[k]);
+				                 "lease %s: this host cannot enforce the %s limit "
+				                 "(no writable cgroup controller)",
+				                 lease_id, missing[k]);
 				goto fail;
 			}
 			sb_warn("lease %s: the %s limit is NOT enforced: no writable cgroup "
-				"controller on this host (see sandbar health)",
-				lease_id, missing[k]);
+			        "controller on this host (see sandbar health)",
+			        lease_id, missing[k]);
 		}
 	}
 	i->created_at_ms = sb_wall_ms();
 	i->expires_at_ms = lim->ttl_s > 0 ? i->created_at_ms + lim->ttl_s * 1000 : 0;
 	sb_launch l = {
-		.bwrap = bwrap,
-		.init_path = init,
-		.rootfs = cfg->rootfs,
-		.network = opts->network,
-		.nofile = lim->nofile ? lim->nofile : 4096,
-		.nproc = lim->nproc ? lim->nproc : (lim->pids ? lim->pids : 4096),
-		.spool_max = lim->spool_bytes ? lim->spool_bytes : SB_SANDBOX_SPOOL_BYTES_DEFAULT,
-		.oom_file = oom_file,
-		.cgroups = sb->cgroups,
-		.drop_privs = root,
-		.uid = i->host_uid,
-		.gid = i->host_gid,
+	    .bwrap = bwrap,
+	    .init_path = init,
+	    .rootfs = cfg->rootfs,
+	    .network = opts->network,
+	    .nofile = lim->nofile ? lim->nofile : 4096,
+	    .nproc = lim->nproc ? lim->nproc : (lim->pids ? lim->pids : 4096),
+	    .spool_max = lim->spool_bytes ? lim->spool_bytes : SB_SANDBOX_SPOOL_BYTES_DEFAULT,
+	    .oom_file = oom_file,
+	    .cgroups = sb->cgroups,
+	    .drop_privs = root,
+	    .uid = i->host_uid,
+	    .gid = i->host_gid,
 	};
 	if ((err = sb_launch_sandbox(sb, &l)) || (err = sb_lease_save(sb)))
 		goto fail;
@@ -468,7 +466,7 @@ fail:
 }
 
 static sb_err *open_common(const sb_sandbox_config *cfg, const char *lease_id, bool need_alive,
-			   sb_sandbox **out)
+                           sb_sandbox **out)
 {
 	*out = NULL;
 	if (!cfg || !cfg->state_dir)
@@ -486,9 +484,9 @@ static sb_err *open_common(const sb_sandbox_config *cfg, const char *lease_id, b
 	if (sb->dead && need_alive) {
 		sandbox_free(sb);
 		return sb_err_new(SB_E_STATE_LOST,
-				  "the sandbox of lease %s is gone (sandbar-init does not answer); "
-				  "its spooled results stay readable until the lease is destroyed",
-				  lease_id);
+		                  "the sandbox of lease %s is gone (sandbar-init does not answer); "
+		                  "its spooled results stay readable until the lease is destroyed",
+		                  lease_id);
 	}
 	*out = sb;
 	return NULL;
@@ -499,8 +497,7 @@ sb_err *sb_sandbox_open(const sb_sandbox_config *cfg, const char *lease_id, sb_s
 	return open_common(cfg, lease_id, true, out);
 }
 
-sb_err *sb_sandbox_open_dead(const sb_sandbox_config *cfg, const char *lease_id,
-			     sb_sandbox **out)
+sb_err *sb_sandbox_open_dead(const sb_sandbox_config *cfg, const char *lease_id, sb_sandbox **out)
 {
 	return open_common(cfg, lease_id, false, out);
 }

@@ -22,8 +22,9 @@ sb_err *sb_sandbox_map_path(const sb_sandbox *sb, const char *inside_path, char 
 	size_t ml = strlen(m);
 	if (!inside_path || strncmp(inside_path, m, ml) != 0 ||
 	    (inside_path[ml] != '\0' && inside_path[ml] != '/'))
-		return sb_err_new(SB_E_ESCAPE, "path \"%s\" is outside the workspace %s of lease %s",
-				  inside_path ? inside_path : "(null)", m, sb->id);
+		return sb_err_new(SB_E_ESCAPE,
+		                  "path \"%s\" is outside the workspace %s of lease %s",
+		                  inside_path ? inside_path : "(null)", m, sb->id);
 	const char *rest = inside_path + ml;
 	while (*rest == '/')
 		rest++;
@@ -59,8 +60,8 @@ int sb_sandbox_workspace_fd(const sb_sandbox *sb)
 	return sb->workspace_fd;
 }
 
-sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud,
-		       int close_in_child, sb_owner_child *oc)
+sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud, int close_in_child,
+                       sb_owner_child *oc)
 {
 	int p[2];
 	oc->pid = -1;
@@ -69,7 +70,8 @@ sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud,
 		return sb_err_sys(errno, "pipe for a workspace operation in lease %s", sb->id);
 	pid_t pid = fork();
 	if (pid < 0) {
-		sb_err *err = sb_err_sys(errno, "fork for a workspace operation in lease %s", sb->id);
+		sb_err *err =
+		    sb_err_sys(errno, "fork for a workspace operation in lease %s", sb->id);
 		close(p[0]);
 		close(p[1]);
 		return err;
@@ -80,13 +82,13 @@ sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud,
 			close(close_in_child);
 		signal(SIGPIPE, SIG_DFL);
 		sb_err *err = NULL;
-		if (geteuid() == 0 &&
-		    (setgroups(0, NULL) < 0 ||
-		     setresgid((gid_t)sb->info.host_gid, (gid_t)sb->info.host_gid,
-			       (gid_t)sb->info.host_gid) < 0 ||
-		     setresuid((uid_t)sb->info.host_uid, (uid_t)sb->info.host_uid,
-			       (uid_t)sb->info.host_uid) < 0))
-			err = sb_err_sys(errno, "switching to uid %lld", (long long)sb->info.host_uid);
+		if (geteuid() == 0 && (setgroups(0, NULL) < 0 ||
+		                       setresgid((gid_t)sb->info.host_gid, (gid_t)sb->info.host_gid,
+		                                 (gid_t)sb->info.host_gid) < 0 ||
+		                       setresuid((uid_t)sb->info.host_uid, (uid_t)sb->info.host_uid,
+		                                 (uid_t)sb->info.host_uid) < 0))
+			err = sb_err_sys(errno, "switching to uid %lld",
+			                 (long long)sb->info.host_uid);
 		if (!err)
 			err = fn(ud);
 		if (err)
@@ -115,11 +117,11 @@ sb_err *sb_owner_finish(const sb_sandbox *sb, sb_owner_child *oc)
 		int hdr[2];
 		memcpy(hdr, b.data, sizeof hdr);
 		err = sb_err_new((sb_errcode)hdr[0], "%.*s", (int)(b.len - sizeof hdr),
-				 b.data + sizeof hdr);
+		                 b.data + sizeof hdr);
 		err->sys_errno = hdr[1];
 	} else if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
 		err = sb_err_new(SB_E_INTERNAL,
-				 "workspace operation in lease %s died (status 0x%x)", sb->id, ws);
+		                 "workspace operation in lease %s died (status 0x%x)", sb->id, ws);
 	}
 	sb_buf_deinit(&b);
 	return err;

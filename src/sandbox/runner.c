@@ -61,9 +61,9 @@ static sb_err *drain(run_state *rs)
 	for (int s = 0; s < 2; s++) {
 		for (;;) {
 			size_t got = 0;
-			sb_err *err = sb_sandbox_exec_read(rs->x, s == 0 ? SB_STREAM_STDOUT
-									 : SB_STREAM_STDERR,
-							   rs->off[s], rs->buf, READ_CHUNK, &got);
+			sb_err *err = sb_sandbox_exec_read(
+			    rs->x, s == 0 ? SB_STREAM_STDOUT : SB_STREAM_STDERR, rs->off[s],
+			    rs->buf, READ_CHUNK, &got);
 			if (err)
 				return err;
 			if (got == 0)
@@ -72,8 +72,8 @@ static sb_err *drain(run_state *rs)
 			sb_tail_append(&rs->tail[s], rs->buf, got);
 			if (rs->cb && rs->cb->on_output &&
 			    (err = rs->cb->on_output(rs->cb->ud,
-						     s == 0 ? SB_STREAM_STDOUT : SB_STREAM_STDERR,
-						     rs->buf, got)))
+			                             s == 0 ? SB_STREAM_STDOUT : SB_STREAM_STDERR,
+			                             rs->buf, got)))
 				return err;
 		}
 	}
@@ -90,8 +90,8 @@ static void fill_result(const sb_sandbox_exec_status *st, run_state *rs, sb_exec
 	res->timed_out = st->timed_out;
 	if (st->oom_killed) {
 		static const char note[] =
-			"\nsandbar: the command was killed by the lease's memory limit (out of "
-			"memory)\n";
+		    "\nsandbar: the command was killed by the lease's memory limit (out of "
+		    "memory)\n";
 		sb_tail_append(&rs->tail[1], note, sizeof note - 1);
 	}
 	sb_tail_finish(&rs->tail[0], &res->out, &res->out_truncated);
@@ -101,24 +101,24 @@ static void fill_result(const sb_sandbox_exec_status *st, run_state *rs, sb_exec
 	res->pid = st->pid;
 	sb_iso8601(st->started_at_ms, res->started_at);
 	sb_iso8601(st->finished_at_ms ? st->finished_at_ms : sb_wall_ms(), res->finished_at);
-	res->duration_ms = (st->finished_at_ms ? st->finished_at_ms : sb_wall_ms()) -
-			   st->started_at_ms;
+	res->duration_ms =
+	    (st->finished_at_ms ? st->finished_at_ms : sb_wall_ms()) - st->started_at_ms;
 }
 
 static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exec_callbacks *cb,
-			  sb_cancel *cancel, sb_exec_result *res)
+                          sb_cancel *cancel, sb_exec_result *res)
 {
 	sandbox_runner *impl = r->impl;
 	if (!req || !req->argv || !req->argv[0])
 		return sb_err_new(SB_E_INVAL, "sandbox runner: argv is empty");
 	sb_sandbox_exec_req xr = {
-		.argv = req->argv,
-		.cwd = req->cwd ? req->cwd : impl->default_cwd,
-		.env = req->env,
-		.clear_env = req->clear_env,
-		.stdin_mode = req->has_stdin ? SB_SANDBOX_STDIN_PIPE : SB_SANDBOX_STDIN_NULL,
-		.timeout_ms = req->timeout_ms,
-		.grace_ms = req->grace_ms < SB_GRACE_MS_DEFAULT ? SB_GRACE_MS_DEFAULT : req->grace_ms,
+	    .argv = req->argv,
+	    .cwd = req->cwd ? req->cwd : impl->default_cwd,
+	    .env = req->env,
+	    .clear_env = req->clear_env,
+	    .stdin_mode = req->has_stdin ? SB_SANDBOX_STDIN_PIPE : SB_SANDBOX_STDIN_NULL,
+	    .timeout_ms = req->timeout_ms,
+	    .grace_ms = req->grace_ms < SB_GRACE_MS_DEFAULT ? SB_GRACE_MS_DEFAULT : req->grace_ms,
 	};
 	run_state rs = {0};
 	size_t cap = req->output_cap ? req->output_cap : SB_OUTPUT_CAP_DEFAULT;
@@ -163,8 +163,8 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 			break;
 		/* fetched each time: it changes if init goes away mid-command */
 		struct pollfd p[3] = {{sb_sandbox_exec_fd(rs.x), POLLIN, 0},
-				      {sb_cancel_fd(cancel), POLLIN, 0},
-				      {in, POLLOUT, 0}};
+		                      {sb_cancel_fd(cancel), POLLIN, 0},
+		                      {in, POLLOUT, 0}};
 		int rc = poll(p, 3, POLL_MS);
 		if (rc < 0 && errno != EINTR) {
 			err = sb_err_sys(errno, "waiting for command \"%s\"", req->argv[0]);
@@ -231,13 +231,13 @@ static sb_err *open_confined(const sb_sandbox *sb, const char *rel, bool create,
 		}
 		if (next < 0) {
 			err = errno == ELOOP || errno == ENOTDIR
-				      ? sb_err_new(SB_E_ESCAPE,
-						   "%s/%s: a component is a symlink or not a directory",
-						   sb->workspace_mount, rel)
+			          ? sb_err_new(SB_E_ESCAPE,
+			                       "%s/%s: a component is a symlink or not a directory",
+			                       sb->workspace_mount, rel)
 			      : errno == ENOENT
-				      ? sb_err_new(SB_E_NOTFOUND, "no directory %s/%s in lease %s",
-						   sb->workspace_mount, rel, sb->id)
-				      : sb_err_sys(errno, "opening %s/%s", sb->workspace, rel);
+			          ? sb_err_new(SB_E_NOTFOUND, "no directory %s/%s in lease %s",
+			                       sb->workspace_mount, rel, sb->id)
+			          : sb_err_sys(errno, "opening %s/%s", sb->workspace, rel);
 			break;
 		}
 		close(fd);
@@ -354,7 +354,7 @@ out:
 /* Run fn as the owner with t->tar_fd = tar_fd, or, with a progress callback, through a pipe
  * that we feed or drain while counting bytes. */
 static sb_err *transfer(const sb_sandbox *sb, sb_err *(*fn)(void *), xfer *t, int tar_fd,
-			bool inbound, sb_progress_fn progress, void *ud)
+                        bool inbound, sb_progress_fn progress, void *ud)
 {
 	if (!progress) {
 		t->tar_fd = tar_fd;
@@ -372,7 +372,8 @@ static sb_err *transfer(const sb_sandbox *sb, sb_err *(*fn)(void *), xfer *t, in
 		close(mine);
 		return err;
 	}
-	sb_err *perr = inbound ? pump(tar_fd, mine, progress, ud) : pump(mine, tar_fd, progress, ud);
+	sb_err *perr =
+	    inbound ? pump(tar_fd, mine, progress, ud) : pump(mine, tar_fd, progress, ud);
 	close(mine);
 	err = sb_owner_finish(sb, &oc);
 	if (err) {
@@ -382,8 +383,8 @@ static sb_err *transfer(const sb_sandbox *sb, sb_err *(*fn)(void *), xfer *t, in
 	return perr;
 }
 
-static sb_err *sr_sync_in(sb_runner *r, const char *remote_dir, char *const *preserve,
-			  int tar_fd, sb_progress_fn progress, void *progress_ud)
+static sb_err *sr_sync_in(sb_runner *r, const char *remote_dir, char *const *preserve, int tar_fd,
+                          sb_progress_fn progress, void *progress_ud)
 {
 	sandbox_runner *impl = r->impl;
 	char *rel = NULL;
@@ -394,11 +395,11 @@ static sb_err *sr_sync_in(sb_runner *r, const char *remote_dir, char *const *pre
 	err = transfer(impl->sb, do_sync_in, &t, tar_fd, true, progress, progress_ud);
 	free(rel);
 	return err ? sb_err_prefix(err, "sync into %s of lease %s", remote_dir, impl->sb->id)
-		   : NULL;
+	           : NULL;
 }
 
-static sb_err *sr_sync_out(sb_runner *r, const char *remote_dir, const sb_excludes *ex,
-			   int tar_fd, sb_progress_fn progress, void *progress_ud)
+static sb_err *sr_sync_out(sb_runner *r, const char *remote_dir, const sb_excludes *ex, int tar_fd,
+                           sb_progress_fn progress, void *progress_ud)
 {
 	sandbox_runner *impl = r->impl;
 	char *rel = NULL;
@@ -409,7 +410,7 @@ static sb_err *sr_sync_out(sb_runner *r, const char *remote_dir, const sb_exclud
 	err = transfer(impl->sb, do_sync_out, &t, tar_fd, false, progress, progress_ud);
 	free(rel);
 	return err ? sb_err_prefix(err, "sync out of %s of lease %s", remote_dir, impl->sb->id)
-		   : NULL;
+	           : NULL;
 }
 
 static void sr_destroy(sb_runner *r)
@@ -423,15 +424,14 @@ static void sr_destroy(sb_runner *r)
 }
 
 static const sb_runner_ops sandbox_ops = {
-	.name = "sandbox",
-	.execute = sr_execute,
-	.sync_in = sr_sync_in,
-	.sync_out = sr_sync_out,
-	.destroy = sr_destroy,
+    .name = "sandbox",
+    .execute = sr_execute,
+    .sync_in = sr_sync_in,
+    .sync_out = sr_sync_out,
+    .destroy = sr_destroy,
 };
 
-sb_err *sb_sandbox_runner_new(sb_sandbox *sb, const sb_sandbox_runner_opts *opts,
-			      sb_runner **out)
+sb_err *sb_sandbox_runner_new(sb_sandbox *sb, const sb_sandbox_runner_opts *opts, sb_runner **out)
 {
 	*out = NULL;
 	if (!sb)
@@ -439,8 +439,8 @@ sb_err *sb_sandbox_runner_new(sb_sandbox *sb, const sb_sandbox_runner_opts *opts
 	sandbox_runner *impl = sb_xcalloc(1, sizeof *impl);
 	impl->sb = sb;
 	impl->own = opts && opts->own_sandbox;
-	impl->default_cwd = sb_xstrdup(opts && opts->default_cwd ? opts->default_cwd
-								 : sb->workspace_mount);
+	impl->default_cwd =
+	    sb_xstrdup(opts && opts->default_cwd ? opts->default_cwd : sb->workspace_mount);
 	sb_runner *r = sb_xcalloc(1, sizeof *r);
 	r->ops = &sandbox_ops;
 	r->caps = SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS | SB_RUNNER_CAP_FILE_TRANSFER;

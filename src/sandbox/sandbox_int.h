@@ -19,7 +19,7 @@ struct sb_sandbox {
 	int run_fd;           /* O_PATH of run/ (the control socket is reached through it) */
 	int spool_fd;         /* O_PATH of spool/ */
 	int workspace_fd;     /* O_PATH of workspace/: reachable after dropping to the owner even
-			       * when the state directory's ancestors are not */
+	                       * when the state directory's ancestors are not */
 	bool dead;
 	pthread_mutex_t lock; /* info and lease.json against concurrent renew/get_info */
 };
@@ -35,9 +35,9 @@ sb_err *sb_sandbox_bwrap_path(const sb_sandbox_config *cfg, char **out);
 
 /* ---- cgroup.c */
 typedef struct sb_cg_host {
-	char version[4];  /* "v1", "v2" or "" */
-	char *v2;         /* unified root with controllers, or NULL */
-	char *v1[3];      /* mount points of memory, pids, cpu (v1), or NULL */
+	char version[4]; /* "v1", "v2" or "" */
+	char *v2;        /* unified root with controllers, or NULL */
+	char *v1[3];     /* mount points of memory, pids, cpu (v1), or NULL */
 	sb_sandbox_enforced can;
 } sb_cg_host;
 
@@ -46,7 +46,7 @@ void sb_cg_host_deinit(sb_cg_host *h);
 /* Create the lease's cgroups with the limits (only for limits that are set). Fills which are
  * enforced, the directories (to join and later remove) and the file counting OOM kills. */
 sb_err *sb_cg_create(const sb_cg_host *h, const char *lease_id, const sb_sandbox_limits *lim,
-		     sb_sandbox_enforced *enf, char ***dirs_out, char **oom_file_out);
+                     sb_sandbox_enforced *enf, char ***dirs_out, char **oom_file_out);
 /* Kill whatever is left in the cgroups and remove them. */
 sb_err *sb_cg_destroy(char *const *dirs);
 
@@ -61,8 +61,8 @@ typedef struct sb_launch {
 	const char *rootfs;
 	bool network;
 	uint64_t nofile, nproc, spool_max;
-	const char *oom_file;     /* NULL = none */
-	char *const *cgroups;     /* to join before exec'ing bwrap */
+	const char *oom_file; /* NULL = none */
+	char *const *cgroups; /* to join before exec'ing bwrap */
 	bool drop_privs;
 	int64_t uid, gid;
 } sb_launch;
@@ -76,12 +76,11 @@ long long sb_proc_start_time(int pid);
 /* ---- ctl.c */
 /* One request/response round trip with sandbar-init on a fresh connection. fds are sent with
  * the request. SB_E_STATE_LOST when init does not answer. */
-sb_err *sb_ctl_call(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
-		    sbi_msg *reply);
+sb_err *sb_ctl_call(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds, sbi_msg *reply);
 /* The same, keeping the connection open in *keep on success, with whatever was read past
  * the reply in *keep_rd (for later messages). */
 sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
-			 sbi_msg *reply, int *keep, sbi_reader *keep_rd);
+                         sbi_msg *reply, int *keep, sbi_reader *keep_rd);
 /* Turn an {"ok":"0"} reply into an error. */
 sb_err *sb_ctl_reply_err(sb_sandbox *sb, const sbi_msg *reply, const char *what);
 
@@ -91,8 +90,8 @@ typedef struct sb_owner_child {
 	pid_t pid;
 	int errfd;
 } sb_owner_child;
-sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud,
-		       int close_in_child, sb_owner_child *oc);
+sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud, int close_in_child,
+                       sb_owner_child *oc);
 sb_err *sb_owner_finish(const sb_sandbox *sb, sb_owner_child *oc);
 
 #endif

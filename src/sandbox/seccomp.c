@@ -20,13 +20,45 @@
 #include <unistd.h>
 
 static const char *const denied[] = {
-	"mount", "umount", "umount2", "pivot_root", "fsopen", "fsconfig", "fsmount", "fspick",
-	"move_mount", "open_tree", "mount_setattr", "ptrace", "process_vm_readv",
-	"process_vm_writev", "kexec_load", "kexec_file_load", "init_module", "finit_module",
-	"delete_module", "bpf", "perf_event_open", "keyctl", "add_key", "request_key",
-	"userfaultfd", "unshare", "setns", "reboot", "swapon", "swapoff", "open_by_handle_at",
-	"name_to_handle_at", "acct", "quotactl", "lookup_dcookie", "syslog", "vhangup",
-	"iopl", "ioperm",
+    "mount",
+    "umount",
+    "umount2",
+    "pivot_root",
+    "fsopen",
+    "fsconfig",
+    "fsmount",
+    "fspick",
+    "move_mount",
+    "open_tree",
+    "mount_setattr",
+    "ptrace",
+    "process_vm_readv",
+    "process_vm_writev",
+    "kexec_load",
+    "kexec_file_load",
+    "init_module",
+    "finit_module",
+    "delete_module",
+    "bpf",
+    "perf_event_open",
+    "keyctl",
+    "add_key",
+    "request_key",
+    "userfaultfd",
+    "unshare",
+    "setns",
+    "reboot",
+    "swapon",
+    "swapoff",
+    "open_by_handle_at",
+    "name_to_handle_at",
+    "acct",
+    "quotactl",
+    "lookup_dcookie",
+    "syslog",
+    "vhangup",
+    "iopl",
+    "ioperm",
 };
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -52,19 +84,19 @@ static void compile(void)
 			goto out;
 	}
 	what = "clone";
-	const struct scmp_arg_cmp newuser = {.arg = 0, .op = SCMP_CMP_MASKED_EQ,
-					     .datum_a = CLONE_NEWUSER, .datum_b = CLONE_NEWUSER};
+	const struct scmp_arg_cmp newuser = {
+	    .arg = 0, .op = SCMP_CMP_MASKED_EQ, .datum_a = CLONE_NEWUSER, .datum_b = CLONE_NEWUSER};
 	if ((rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(clone), 1,
-					 &newuser)) < 0)
+	                                 &newuser)) < 0)
 		goto out;
 	what = "clone3";
 	if ((rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0)) < 0)
 		goto out;
 	what = "prlimit64";
-	const struct scmp_arg_cmp other_pid = {.arg = 0, .op = SCMP_CMP_NE, .datum_a = 0,
-					       .datum_b = 0};
+	const struct scmp_arg_cmp other_pid = {
+	    .arg = 0, .op = SCMP_CMP_NE, .datum_a = 0, .datum_b = 0};
 	if ((rc = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(prlimit64), 1,
-					 &other_pid)) < 0)
+	                                 &other_pid)) < 0)
 		goto out;
 	what = "export";
 	memfd = memfd_create("sandbar-seccomp-build", MFD_CLOEXEC);
@@ -107,12 +139,14 @@ sb_err *sb_seccomp_memfd(int *fd_out)
 {
 	pthread_once(&once, compile);
 	if (!bpf)
-		return sb_err_new(SB_E_UNSUPPORTED, "%s", bpf_error ? bpf_error : "no seccomp filter");
+		return sb_err_new(SB_E_UNSUPPORTED, "%s",
+		                  bpf_error ? bpf_error : "no seccomp filter");
 	int fd = memfd_create("sandbar-seccomp", MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (fd < 0)
 		return sb_err_sys(errno, "memfd_create for the seccomp filter");
 	sb_err *err = sb_write_all(fd, bpf, bpf_len);
-	if (!err && fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+	if (!err &&
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
 		err = sb_err_sys(errno, "sealing the seccomp filter");
 	if (err) {
 		close(fd);

@@ -92,8 +92,8 @@ void sbx_result_free(sbx_result *r)
 void sbx_install_probe(sb_sandbox *sb)
 {
 	char *dst = sb_strfmt("%s/probe", sb_sandbox_workspace_dir(sb));
-	char *cmd = sb_strfmt("cp '%s/sbx-probe' '%s' && chmod 755 '%s'", SB_TEST_BUILD_DIR, dst,
-			      dst);
+	char *cmd =
+	    sb_strfmt("cp '%s/sbx-probe' '%s' && chmod 755 '%s'", SB_TEST_BUILD_DIR, dst, dst);
 	assert_int_equal(system(cmd), 0);
 	free(cmd);
 	free(dst);

@@ -109,11 +109,12 @@ static void cannot_write_outside_workspace_home_and_tmp(void **s)
 {
 	(void)s;
 	sbx_result r;
-	sbx_sh(sb, "for d in / /etc /usr /usr/bin /bin /opt /home /proc /dev /var /root; do "
-		   "  if echo x > $d/sbx-probe-file 2>/dev/null; then echo WROTE $d; fi; "
-		   "done; "
-		   "echo a > /workspace/w && echo a > /home/sandbox/h && echo a > /tmp/t && "
-		   "echo writable-ok; echo s > /dev/shm/s && echo shm-ok",
+	sbx_sh(sb,
+	       "for d in / /etc /usr /usr/bin /bin /opt /home /proc /dev /var /root; do "
+	       "  if echo x > $d/sbx-probe-file 2>/dev/null; then echo WROTE $d; fi; "
+	       "done; "
+	       "echo a > /workspace/w && echo a > /home/sandbox/h && echo a > /tmp/t && "
+	       "echo writable-ok; echo s > /dev/shm/s && echo shm-ok",
 	       &r);
 	const char *o = sb_buf_cstr(&r.out);
 	assert_null(strstr(o, "WROTE"));
@@ -134,8 +135,8 @@ static void cannot_see_host_processes(void **s)
 	(void)s;
 	sbx_result r;
 	char *script = sb_strfmt("ls /proc | grep -c '^[0-9]'; test -e /proc/%d && echo SEEN; "
-				 "cat /proc/[0-9]*/comm 2>/dev/null | grep -c test_sandbox",
-				 (int)getpid());
+	                         "cat /proc/[0-9]*/comm 2>/dev/null | grep -c test_sandbox",
+	                         (int)getpid());
 	sbx_sh(sb, script, &r);
 	free(script);
 	int nprocs = atoi(sb_buf_cstr(&r.out));
@@ -213,9 +214,10 @@ static void other_lease_is_unreachable(void **s)
 	sb_sandbox *other = sbx_create(state, "iso-other", NULL);
 	sbt_write_str(sb_sandbox_workspace_dir(other), "other-secret-marker", "secret\n");
 	sbx_result r;
-	sbx_sh(sb, "find / -xdev -name 'other-secret-marker*' 2>/dev/null; "
-		   "find /proc/[0-9]*/root/ -maxdepth 2 -name 'other-secret-marker' 2>/dev/null; "
-		   "ls /workspace; echo end",
+	sbx_sh(sb,
+	       "find / -xdev -name 'other-secret-marker*' 2>/dev/null; "
+	       "find /proc/[0-9]*/root/ -maxdepth 2 -name 'other-secret-marker' 2>/dev/null; "
+	       "ls /workspace; echo end",
 	       &r);
 	assert_null(strstr(sb_buf_cstr(&r.out), "other-secret-marker"));
 	assert_non_null(strstr(sb_buf_cstr(&r.out), "end"));
@@ -226,15 +228,15 @@ static void other_lease_is_unreachable(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(sandboxed_processes_have_nonzero_host_uid),
-		cmocka_unit_test(command_is_not_uid_zero_and_has_no_capabilities),
-		cmocka_unit_test(cannot_write_outside_workspace_home_and_tmp),
-		cmocka_unit_test(cannot_see_host_processes),
-		cmocka_unit_test(only_loopback_without_network),
-		cmocka_unit_test(network_lease_sees_host_interfaces),
-		cmocka_unit_test(cannot_read_host_root),
-		cmocka_unit_test(spool_control_socket_and_init_are_unreachable),
-		cmocka_unit_test(other_lease_is_unreachable),
+	    cmocka_unit_test(sandboxed_processes_have_nonzero_host_uid),
+	    cmocka_unit_test(command_is_not_uid_zero_and_has_no_capabilities),
+	    cmocka_unit_test(cannot_write_outside_workspace_home_and_tmp),
+	    cmocka_unit_test(cannot_see_host_processes),
+	    cmocka_unit_test(only_loopback_without_network),
+	    cmocka_unit_test(network_lease_sees_host_interfaces),
+	    cmocka_unit_test(cannot_read_host_root),
+	    cmocka_unit_test(spool_control_socket_and_init_are_unreachable),
+	    cmocka_unit_test(other_lease_is_unreachable),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -38,7 +38,7 @@ static void lease_json_round_trips_through_open(void **s)
 	(void)s;
 	char *state = sbx_state_dir();
 	sb_sandbox_opts o = {.network = true,
-			     .limits = {.memory_bytes = 256u << 20, .pids = 100, .ttl_s = 60}};
+	                     .limits = {.memory_bytes = 256u << 20, .pids = 100, .ttl_s = 60}};
 	sb_sandbox *sb = sbx_create(state, "meta", &o);
 	sb_sandbox_info a;
 	sb_sandbox_get_info(sb, &a);
@@ -86,8 +86,8 @@ static void inside_paths_map_to_the_workspace_only(void **s)
 	SB_ASSERT_OK(sb_sandbox_map_path(sb, "/workspace/a/b/", &rel));
 	assert_string_equal(rel, "a/b");
 	free(rel);
-	static const char *const bad[] = {"/", "/etc", "/workspace2", "/workspace/../etc",
-					  "/workspace/a/./b", "workspace/a"};
+	static const char *const bad[] = {
+	    "/", "/etc", "/workspace2", "/workspace/../etc", "/workspace/a/./b", "workspace/a"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		sb_err *err = sb_sandbox_map_path(sb, bad[i], &rel);
 		assert_non_null(err);
@@ -109,7 +109,7 @@ static sb_err *write_marker(void *ud)
 		return sb_err_new(SB_E_INTERNAL, "run/ was reachable as the owner");
 	/* ... the workspace is not */
 	fd = openat(sb_sandbox_workspace_fd(sb), "made-by-owner",
-		    O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	            O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return sb_err_sys(errno, "creating made-by-owner");
 	close(fd);
@@ -150,10 +150,10 @@ static void owner_operations_run_as_the_sandbox_user(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(ids_are_validated_and_unique),
-		cmocka_unit_test(lease_json_round_trips_through_open),
-		cmocka_unit_test(inside_paths_map_to_the_workspace_only),
-		cmocka_unit_test(owner_operations_run_as_the_sandbox_user),
+	    cmocka_unit_test(ids_are_validated_and_unique),
+	    cmocka_unit_test(lease_json_round_trips_through_open),
+	    cmocka_unit_test(inside_paths_map_to_the_workspace_only),
+	    cmocka_unit_test(owner_operations_run_as_the_sandbox_user),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,8 +19,8 @@ static void fork_bomb_is_stopped_by_the_pids_limit(void **s)
 	assert_true(info.enforced.pids);
 	/* a bounded bomb: the shell dies when fork fails ("Cannot fork") */
 	char *bomb[] = {"sh", "-c",
-			"i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; echo never",
-			NULL};
+	                "i=0; while [ $i -lt 200 ]; do sleep 30 & i=$((i+1)); done; echo never",
+	                NULL};
 	sb_sandbox_exec_req req = {.argv = bomb};
 	sb_sandbox_exec *x = NULL;
 	SB_ASSERT_OK(sb_sandbox_exec_start(sb, &req, &x));
@@ -135,9 +135,9 @@ static void health_reports_what_is_enforced(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(fork_bomb_is_stopped_by_the_pids_limit),
-		cmocka_unit_test(memory_hog_is_killed_and_the_result_says_so),
-		cmocka_unit_test(health_reports_what_is_enforced),
+	    cmocka_unit_test(fork_bomb_is_stopped_by_the_pids_limit),
+	    cmocka_unit_test(memory_hog_is_killed_and_the_result_says_so),
+	    cmocka_unit_test(health_reports_what_is_enforced),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

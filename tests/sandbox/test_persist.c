@@ -9,12 +9,14 @@ static void tmp_and_background_process_persist_between_execs(void **s)
 	char *state = sbx_state_dir();
 	sb_sandbox *sb = sbx_create(state, "persist", NULL);
 	sbx_result r;
-	sbx_sh(sb, "echo kept > /tmp/f; sleep 300 > /dev/null 2>&1 & echo $! > /tmp/bg; echo ok", &r);
+	sbx_sh(sb, "echo kept > /tmp/f; sleep 300 > /dev/null 2>&1 & echo $! > /tmp/bg; echo ok",
+	       &r);
 	assert_string_equal(sb_buf_cstr(&r.out), "ok\n");
 	assert_true(r.st.has_exit_code && r.st.exit_code == 0);
 	sbx_result_free(&r);
-	sbx_sh(sb, "cat /tmp/f; kill -0 $(cat /tmp/bg) && echo alive; "
-		   "cat /proc/$(cat /tmp/bg)/cmdline | tr '\\0' ' '",
+	sbx_sh(sb,
+	       "cat /tmp/f; kill -0 $(cat /tmp/bg) && echo alive; "
+	       "cat /proc/$(cat /tmp/bg)/cmdline | tr '\\0' ' '",
 	       &r);
 	assert_string_equal(sb_buf_cstr(&r.out), "kept\nalive\nsleep 300 ");
 	sbx_result_free(&r);
@@ -25,7 +27,7 @@ static void tmp_and_background_process_persist_between_execs(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(tmp_and_background_process_persist_between_execs),
+	    cmocka_unit_test(tmp_and_background_process_persist_between_execs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

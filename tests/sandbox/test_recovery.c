@@ -15,8 +15,8 @@
 #include <unistd.h>
 
 static const char stream_script[] =
-	"i=0; while [ $i -lt 60 ]; do seq $((i*1000)) $((i*1000+3000)); i=$((i+1)); "
-	"sleep 0.02; done; echo done >&2; exit 7";
+    "i=0; while [ $i -lt 60 ]; do seq $((i*1000)) $((i*1000+3000)); i=$((i+1)); "
+    "sleep 0.02; done; echo done >&2; exit 7";
 
 /* The creator: a child process that creates the lease, starts the commands, reports ready,
  * and then is killed mid-stream. */
@@ -207,8 +207,8 @@ static void dead_sandbox_is_reported_lost_and_keeps_results(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(recovers_streaming_exec_after_creator_is_killed),
-		cmocka_unit_test(dead_sandbox_is_reported_lost_and_keeps_results),
+	    cmocka_unit_test(recovers_streaming_exec_after_creator_is_killed),
+	    cmocka_unit_test(dead_sandbox_is_reported_lost_and_keeps_results),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -82,11 +82,13 @@ static void execute_streams_output_and_stdin(void **s)
 	char *data = sb_xmalloc(len);
 	sbt_fill_random(data, len, 7);
 	char *argv[] = {"sh", "-c", "echo start >&2; sha256sum; seq 1 20000; echo end >&2", NULL};
-	sb_exec_request req = {.argv = argv, .has_stdin = true, .stdin_data = data,
-			       .stdin_len = len};
+	sb_exec_request req = {
+	    .argv = argv, .has_stdin = true, .stdin_data = data, .stdin_len = len};
 	seen sn = {0};
-	sb_exec_callbacks cb = {.on_spawn = on_spawn, .on_output = on_output, .ud = &sn,
-			       .on_stdin_progress = stdin_progress};
+	sb_exec_callbacks cb = {.on_spawn = on_spawn,
+	                        .on_output = on_output,
+	                        .ud = &sn,
+	                        .on_stdin_progress = stdin_progress};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	SB_ASSERT_OK(sb_runner_execute(run, &req, &cb, NULL, &res));
@@ -209,19 +211,21 @@ static void sync_in_and_out_move_trees_through_the_workspace(void **s)
 	sbt_write(src, "sub/big.bin", big, sizeof big, 0755);
 	/* something already there: replaced, except what is preserved */
 	sbx_result r;
-	sbx_sh(sb, "mkdir -p /workspace/proj/.keep /workspace/proj/old && echo k > "
-		   "/workspace/proj/.keep/k && echo o > /workspace/proj/old/o",
+	sbx_sh(sb,
+	       "mkdir -p /workspace/proj/.keep /workspace/proj/old && echo k > "
+	       "/workspace/proj/.keep/k && echo o > /workspace/proj/old/o",
 	       &r);
 	sbx_result_free(&r);
 	int fd = make_tar(src);
 	char *keep[] = {".keep", NULL};
 	uint64_t progressed = 0;
-	SB_ASSERT_OK(sb_runner_sync_in(run, "/workspace/proj", keep, fd, progress_count,
-				       &progressed));
+	SB_ASSERT_OK(
+	    sb_runner_sync_in(run, "/workspace/proj", keep, fd, progress_count, &progressed));
 	close(fd);
 	assert_true(progressed > sizeof big);
-	sbx_sh(sb, "cd /workspace/proj && cat a.txt sub/b.txt .keep/k && ls && "
-		   "sha256sum sub/big.bin && stat -c %a sub/big.bin && echo x >> a.txt",
+	sbx_sh(sb,
+	       "cd /workspace/proj && cat a.txt sub/b.txt .keep/k && ls && "
+	       "sha256sum sub/big.bin && stat -c %a sub/big.bin && echo x >> a.txt",
 	       &r);
 	char hex[SB_SHA256_HEX_LEN];
 	sb_sha256_hex(big, sizeof big, hex);
@@ -252,8 +256,8 @@ static void sync_in_and_out_move_trees_through_the_workspace(void **s)
 	sb_excludes_init(&ex);
 	sb_excludes_add(&ex, ".keep");
 	progressed = 0;
-	SB_ASSERT_OK(sb_runner_sync_out(run, "/workspace/proj", &ex, out, progress_count,
-					&progressed));
+	SB_ASSERT_OK(
+	    sb_runner_sync_out(run, "/workspace/proj", &ex, out, progress_count, &progressed));
 	assert_true(progressed > 0);
 	sb_excludes_deinit(&ex);
 	assert_int_equal(lseek(out, 0, SEEK_SET), 0);
@@ -286,12 +290,14 @@ static void sync_paths_are_confined_to_the_workspace(void **s)
 	sbt_write_str(src, "evil.txt", "x\n");
 	/* sandboxed code plants symlinks pointing out of the workspace */
 	sbx_result r;
-	sbx_sh(sb, "ln -sfn /etc /workspace/link && mkdir -p /workspace/d && "
-		   "ln -sfn /root /workspace/d/up",
+	sbx_sh(sb,
+	       "ln -sfn /etc /workspace/link && mkdir -p /workspace/d && "
+	       "ln -sfn /root /workspace/d/up",
 	       &r);
 	sbx_result_free(&r);
-	static const char *const bad[] = {"/etc", "/workspace/../etc", "/workspacex",
-					  "/workspace/link", "/workspace/d/up/x", "relative"};
+	static const char *const bad[] = {
+	    "/etc",    "/workspace/../etc", "/workspacex", "/workspace/link", "/workspace/d/up/x",
+	    "relative"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		int fd = make_tar(src);
 		sb_err *err = sb_runner_sync_in(run, bad[i], NULL, fd, NULL, NULL);
@@ -318,14 +324,14 @@ static void sync_paths_are_confined_to_the_workspace(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(runner_reports_caps),
-		cmocka_unit_test(execute_streams_output_and_stdin),
-		cmocka_unit_test(execute_keeps_the_last_output_cap_bytes),
-		cmocka_unit_test(execute_times_out_and_reports_it),
-		cmocka_unit_test(execute_spawn_failure_is_an_error),
-		cmocka_unit_test(callback_error_cancels_the_command),
-		cmocka_unit_test(sync_in_and_out_move_trees_through_the_workspace),
-		cmocka_unit_test(sync_paths_are_confined_to_the_workspace),
+	    cmocka_unit_test(runner_reports_caps),
+	    cmocka_unit_test(execute_streams_output_and_stdin),
+	    cmocka_unit_test(execute_keeps_the_last_output_cap_bytes),
+	    cmocka_unit_test(execute_times_out_and_reports_it),
+	    cmocka_unit_test(execute_spawn_failure_is_an_error),
+	    cmocka_unit_test(callback_error_cancels_the_command),
+	    cmocka_unit_test(sync_in_and_out_move_trees_through_the_workspace),
+	    cmocka_unit_test(sync_paths_are_confined_to_the_workspace),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

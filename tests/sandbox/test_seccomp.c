@@ -14,11 +14,14 @@ static void denied_system_calls_fail_inside(void **s)
 	sbx_run(sb, argv, 60000, &r);
 	const char *o = sb_buf_cstr(&r.out);
 	static const char *const eperm[] = {
-		"unshare_user",  "clone_newuser", "mount",	   "umount2",	  "pivot_root",
-		"ptrace",	 "kexec_load",	  "init_module",   "finit_module", "delete_module",
-		"bpf",		 "perf_event_open", "keyctl",	   "add_key",	  "request_key",
-		"userfaultfd",	 "setns",	  "reboot",	   "swapon",	  "swapoff",
-		"open_by_handle_at", "prlimit_init",
+	    "unshare_user",  "clone_newuser", "mount",
+	    "umount2",       "pivot_root",    "ptrace",
+	    "kexec_load",    "init_module",   "finit_module",
+	    "delete_module", "bpf",           "perf_event_open",
+	    "keyctl",        "add_key",       "request_key",
+	    "userfaultfd",   "setns",         "reboot",
+	    "swapon",        "swapoff",       "open_by_handle_at",
+	    "prlimit_init",
 	};
 	for (size_t i = 0; i < sizeof eperm / sizeof eperm[0]; i++) {
 		char *want = sb_strfmt("\n%s=EPERM\n", eperm[i]);
@@ -34,8 +37,9 @@ static void denied_system_calls_fail_inside(void **s)
 	sbx_result_free(&r);
 
 	/* and the tools people would reach for fail too */
-	sbx_sh(sb, "unshare -U true 2>&1 && echo UNSHARED; unshare -r true 2>&1 && echo UNSHARED; "
-		   "mkdir -p /tmp/m && mount -t tmpfs none /tmp/m 2>&1 && echo MOUNTED; echo end",
+	sbx_sh(sb,
+	       "unshare -U true 2>&1 && echo UNSHARED; unshare -r true 2>&1 && echo UNSHARED; "
+	       "mkdir -p /tmp/m && mount -t tmpfs none /tmp/m 2>&1 && echo MOUNTED; echo end",
 	       &r);
 	assert_null(strstr(sb_buf_cstr(&r.out), "UNSHARED"));
 	assert_null(strstr(sb_buf_cstr(&r.out), "MOUNTED"));
@@ -52,7 +56,7 @@ static void denied_system_calls_fail_inside(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(denied_system_calls_fail_inside),
+	    cmocka_unit_test(denied_system_calls_fail_inside),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
