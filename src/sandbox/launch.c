@@ -18,12 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define READY_TIMEOUT_MS 20000
+#define SB_STR_(x) #x
+#define SB_STR(x) SB_STR_(x)
 
 /* Descriptor numbers inside bwrap / init. */
 enum {
@@ -36,6 +39,8 @@ enum {
 	FD_HOME,
 	FD_INIT,
 	FD_OOM,
+	FD_PASSWD,
+	FD_GROUP,
 	FD_COUNT_MAX
 };
 
@@ -118,6 +123,11 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, bool have_oom
 	snprintf(num, sizeof num, "%d", FD_INFO);
 	push3(&v, "--info-fd", num, NULL);
 	add_system_dirs(&v, l->rootfs);
+	/* a name for the sandbox uid, whatever the host's /etc says about uid 1000 */
+	snprintf(num, sizeof num, "%d", FD_PASSWD);
+	push3(&v, "--ro-bind-data", num, "/etc/passwd");
+	snprintf(num, sizeof num, "%d", FD_GROUP);
+	push3(&v, "--ro-bind-data", num, "/etc/group");
 	push3(&v, "--proc", "/proc", NULL);
 	push3(&v, "--dev", "/dev", NULL);
 	push3(&v, "--perms", "01777", NULL);
@@ -205,6 +215,54 @@ static void grandchild(const sb_launch *l, char **argv, char **envp, char **proc
 	_exit(126);
 }
 
+/* The host's (or rootfs') passwd/group without any entry for the sandbox uid/gid or name,
+ * plus "sandbox" for them, in a sealed memfd. */
+static sb_err *account_file(const char *rootfs, const char *name, const char *line, int *out)
+{
+	char *path = sb_strfmt("%s/etc/%s", rootfs ? rootfs : "", name);
+	sb_buf in = SB_BUF_INIT, outb = SB_BUF_INIT;
+	sb_err *err = sb_read_file(path, 4u << 20, &in);
+	if (err && err->sys_errno == ENOENT) {
+		sb_err_free(err);
+		err = NULL;
+	}
+	free(path);
+	if (err)
+		return err;
+	char id[16];
+	snprintf(id, sizeof id, "%d", SB_SANDBOX_INNER_UID);
+	const char *p = sb_buf_cstr(&in);
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		/* name:x:id:... — drop lines naming "sandbox" or using the id */
+		const char *c1 = memchr(p, ':', len);
+		const char *c2 = c1 ? memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - p)) : NULL;
+		const char *c3 = c2 ? memchr(c2 + 1, ':', len - (size_t)(c2 + 1 - p)) : NULL;
+		bool drop = (c1 && (size_t)(c1 - p) == 7 && strncmp(p, "sandbox", 7) == 0) ||
+		            (c2 && c3 && (size_t)(c3 - c2 - 1) == strlen(id) &&
+		             strncmp(c2 + 1, id, strlen(id)) == 0);
+		if (!drop && len > 0) {
+			sb_buf_append(&outb, p, len);
+			sb_buf_appendc(&outb, '\n');
+		}
+		p += len + (nl ? 1 : 0);
+	}
+	sb_buf_appends(&outb, line);
+	sb_buf_deinit(&in);
+	int fd = memfd_create(name, MFD_CLOEXEC);
+	if (fd < 0)
+		err = sb_err_sys(errno, "memfd for /etc/%s", name);
+	else if ((err = sb_write_all(fd, outb.data, outb.len)) || lseek(fd, 0, SEEK_SET) < 0) {
+		err = err ? err : sb_err_sys(errno, "rewinding /etc/%s", name);
+		close(fd);
+	} else {
+		*out = fd;
+	}
+	sb_buf_deinit(&outb);
+	return err;
+}
+
 static sb_err *bind_listener(sb_sandbox *sb, int *out)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -269,7 +327,7 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 {
 	sb_err *err = NULL;
 	int src[FD_COUNT_MAX - FD_CTL];
-	int nsrc = FD_OOM - FD_CTL + 1;
+	int nsrc = FD_GROUP - FD_CTL + 1;
 	for (int i = 0; i < nsrc; i++)
 		src[i] = -1;
 	int ready[2] = {-1, -1}, info[2] = {-1, -1}, devnull = -1, log = -1;
@@ -288,6 +346,13 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 		                 sb->id);
 		goto out;
 	}
+	if ((err = account_file(l->rootfs, "passwd",
+	                        "sandbox:x:" SB_STR(SB_SANDBOX_INNER_UID) ":" SB_STR(
+	                            SB_SANDBOX_INNER_UID) "::" SB_SANDBOX_HOME ":/bin/sh\n",
+	                        &src[FD_PASSWD - FD_CTL])) ||
+	    (err = account_file(l->rootfs, "group", "sandbox:x:" SB_STR(SB_SANDBOX_INNER_UID) ":\n",
+	                        &src[FD_GROUP - FD_CTL])))
+		goto out;
 	if (l->oom_file && (src[FD_OOM - FD_CTL] = open(l->oom_file, O_RDONLY | O_CLOEXEC)) < 0) {
 		err = sb_err_sys(errno, "opening %s", l->oom_file);
 		goto out;

@@ -93,11 +93,13 @@ static void command_is_not_uid_zero_and_has_no_capabilities(void **s)
 {
 	(void)s;
 	sbx_result r;
-	sbx_sh(sb, "id -u; id -g; grep -E '^(CapEff|CapPrm|NoNewPrivs|Seccomp):' /proc/self/status",
+	sbx_sh(sb,
+	       "id -u; id -g; id -un; id -gn; grep -E '^(CapEff|CapPrm|NoNewPrivs|Seccomp):' "
+	       "/proc/self/status",
 	       &r);
 	assert_true(r.st.has_exit_code && r.st.exit_code == 0);
 	const char *o = sb_buf_cstr(&r.out);
-	assert_true(sb_str_has_prefix(o, "1000\n1000\n"));
+	assert_true(sb_str_has_prefix(o, "1000\n1000\nsandbox\nsandbox\n"));
 	assert_non_null(strstr(o, "CapEff:\t0000000000000000"));
 	assert_non_null(strstr(o, "CapPrm:\t0000000000000000"));
 	assert_non_null(strstr(o, "NoNewPrivs:\t1"));
