@@ -107,26 +107,33 @@ static void write_status(sbi_exec *x, outcome o)
 		sbi_log("exec %s: renaming status: %s", x->id, strerror(errno));
 }
 
+void sbi_exec_describe(const sbi_exec *x, sbi_msg *m)
+{
+	outcome o = outcome_of(!x->exited, x->wstatus, x->oom);
+	sbi_msg_add(m, "id", x->id);
+	sbi_msg_addi(m, "running", o.running);
+	sbi_msg_addi(m, "pid", x->pid);
+	if (o.has_code)
+		sbi_msg_addi(m, "exit_code", o.code);
+	sbi_msg_addi(m, "signal", o.sig);
+	sbi_msg_addi(m, "timed_out", x->timed_out);
+	sbi_msg_addi(m, "oom_killed", o.oom);
+	sbi_msg_addi(m, "stdout_truncated", x->truncated[0]);
+	sbi_msg_addi(m, "stderr_truncated", x->truncated[1]);
+	sbi_msg_addi(m, "started_at_ms", x->started_ms);
+	sbi_msg_addi(m, "finished_at_ms", x->finished_ms);
+}
+
 /* Tell the connection that started the exec (when it asked) that it ended: the host learns
  * it from one message instead of re-reading status.json. A host that went away is fine. */
-static void notify_exit(sbi_exec *x, outcome o)
+static void notify_exit(sbi_exec *x)
 {
 	if (x->notify_fd < 0)
 		return;
 	sbi_msg m;
 	sbi_msg_init(&m);
 	sbi_msg_add(&m, "op", "exit");
-	sbi_msg_add(&m, "id", x->id);
-	sbi_msg_addi(&m, "pid", x->pid);
-	if (o.has_code)
-		sbi_msg_addi(&m, "exit_code", o.code);
-	sbi_msg_addi(&m, "signal", o.sig);
-	sbi_msg_addi(&m, "timed_out", x->timed_out);
-	sbi_msg_addi(&m, "oom_killed", o.oom);
-	sbi_msg_addi(&m, "stdout_truncated", x->truncated[0]);
-	sbi_msg_addi(&m, "stderr_truncated", x->truncated[1]);
-	sbi_msg_addi(&m, "started_at_ms", x->started_ms);
-	sbi_msg_addi(&m, "finished_at_ms", x->finished_ms);
+	sbi_exec_describe(x, &m);
 	(void)sbi_send(x->notify_fd, &m, NULL, 0);
 	sbi_msg_deinit(&m);
 	close(x->notify_fd);
@@ -513,13 +520,14 @@ static void exec_finish(sbi_state *st, sbi_exec *x, int wstatus)
 	for (int s = 0; s < 2; s++)
 		sbi_exec_pump(st, x, s);
 	x->finished_ms = sbi_wall_ms();
-	bool oom = WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL &&
-	           read_oom_kills(st) > x->oom_before;
-	outcome o = outcome_of(false, wstatus, oom);
-	/* the record first: whoever hears of the exit can read the final status.json */
-	write_status(x, o);
-	notify_exit(x, o);
+	x->wstatus = wstatus;
+	x->oom = WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL &&
+	         read_oom_kills(st) > x->oom_before;
+	/* The host hears first; the record follows in this same loop turn, before init reads
+	 * any other request, so a status request (answered from this table) always agrees. */
+	notify_exit(x);
 	wake_host(x);
+	write_status(x, outcome_of(false, wstatus, x->oom));
 }
 
 void sbi_exec_reap(sbi_state *st)

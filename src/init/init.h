@@ -27,6 +27,8 @@ typedef struct sbi_exec {
 	int64_t grace_ms;
 	int64_t kill_at_ms; /* SIGKILL due (after TERM on timeout); 0 = none */
 	bool exited, timed_out;
+	int wstatus;           /* once exited */
+	bool oom;              /* once exited: the memory limit killed it */
 	bool truncated[2];     /* output past spool_max was dropped */
 	int64_t status_due_ms; /* when to write the "running" record; 0 = done */
 	long long oom_before;
@@ -61,6 +63,8 @@ int sbi_exec_timeouts(sbi_state *st);
 /* Free finished execs whose pipes are closed. */
 void sbi_exec_gc(sbi_state *st);
 sbi_exec *sbi_exec_find(sbi_state *st, const char *id);
+/* The exec's state as message fields (running, pid, exit_code, signal, ...). */
+void sbi_exec_describe(const sbi_exec *x, sbi_msg *m);
 /* List processes into reply ("proc" fields). */
 void sbi_ps(sbi_state *st, sbi_msg *reply);
 

@@ -150,6 +150,19 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 		} else {
 			sbi_msg_add(&reply, "ok", "1");
 		}
+	} else if (strcmp(op, "status") == 0) {
+		/* from memory while init still tracks the exec; the host falls back to the
+		 * record on disk otherwise */
+		const char *id = sbi_msg_get(req, "id");
+		sbi_exec *x = id ? sbi_exec_find(st, id) : NULL;
+		if (x) {
+			sbi_msg_add(&reply, "ok", "1");
+			sbi_exec_describe(x, &reply);
+		} else {
+			sbi_msg_add(&reply, "ok", "0");
+			sbi_msg_addi(&reply, "errno", ENOENT);
+			sbi_msg_add(&reply, "msg", "not tracked by sandbar-init");
+		}
 	} else if (strcmp(op, "ps") == 0) {
 		sbi_ps(st, &reply);
 	} else {

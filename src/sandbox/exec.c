@@ -306,6 +306,27 @@ static sb_err *check_alive(sb_sandbox_exec *x)
 	                  x->sb->id);
 }
 
+/* An exec's state as sbi_exec_describe puts it in a message. */
+static void status_from_msg(const sbi_msg *m, const char *id, sb_sandbox_exec_status *f)
+{
+	long long v = 0;
+	memset(f, 0, sizeof *f);
+	snprintf(f->exec_id, sizeof f->exec_id, "%s", id);
+	f->running = sbi_msg_geti(m, "running", 0, 1, &v) == 0 && v;
+	f->has_exit_code = sbi_msg_geti(m, "exit_code", 0, 255, &v) == 0;
+	f->exit_code = (int)(f->has_exit_code ? v : 0);
+	f->signal = sbi_msg_geti(m, "signal", 0, 128, &v) == 0 ? (int)v : 0;
+	f->timed_out = sbi_msg_geti(m, "timed_out", 0, 1, &v) == 0 && v;
+	f->oom_killed = sbi_msg_geti(m, "oom_killed", 0, 1, &v) == 0 && v;
+	f->stdout_truncated = sbi_msg_geti(m, "stdout_truncated", 0, 1, &v) == 0 && v;
+	f->stderr_truncated = sbi_msg_geti(m, "stderr_truncated", 0, 1, &v) == 0 && v;
+	f->pid = sbi_msg_geti(m, "pid", 0, INT32_MAX, &v) == 0 ? (int)v : 0;
+	if (sbi_msg_geti(m, "started_at_ms", 0, INT64_MAX, &v) == 0)
+		f->started_at_ms = v;
+	if (sbi_msg_geti(m, "finished_at_ms", 0, INT64_MAX, &v) == 0)
+		f->finished_at_ms = v;
+}
+
 /* Take init's exit message from the start connection if it has arrived (never blocks). */
 static void poll_exit_message(sb_sandbox_exec *x)
 {
@@ -316,26 +337,7 @@ static void poll_exit_message(sb_sandbox_exec *x)
 		if (got == 1) {
 			const char *op = sbi_msg_get(&m, "op");
 			if (op && strcmp(op, "exit") == 0) {
-				sb_sandbox_exec_status *f = &x->final_st;
-				long long v = 0;
-				memset(f, 0, sizeof *f);
-				snprintf(f->exec_id, sizeof f->exec_id, "%s", x->id);
-				f->has_exit_code = sbi_msg_geti(&m, "exit_code", 0, 255, &v) == 0;
-				f->exit_code = (int)(f->has_exit_code ? v : 0);
-				f->signal =
-				    sbi_msg_geti(&m, "signal", 0, 128, &v) == 0 ? (int)v : 0;
-				f->timed_out = sbi_msg_geti(&m, "timed_out", 0, 1, &v) == 0 && v;
-				f->oom_killed = sbi_msg_geti(&m, "oom_killed", 0, 1, &v) == 0 && v;
-				f->stdout_truncated =
-				    sbi_msg_geti(&m, "stdout_truncated", 0, 1, &v) == 0 && v;
-				f->stderr_truncated =
-				    sbi_msg_geti(&m, "stderr_truncated", 0, 1, &v) == 0 && v;
-				f->pid =
-				    sbi_msg_geti(&m, "pid", 0, INT32_MAX, &v) == 0 ? (int)v : 0;
-				if (sbi_msg_geti(&m, "started_at_ms", 0, INT64_MAX, &v) == 0)
-					f->started_at_ms = v;
-				if (sbi_msg_geti(&m, "finished_at_ms", 0, INT64_MAX, &v) == 0)
-					f->finished_at_ms = v;
+				status_from_msg(&m, x->id, &x->final_st);
 				x->final = true;
 			}
 			sbi_msg_deinit(&m);
@@ -546,8 +548,27 @@ sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandb
 {
 	sb_sandbox_exec *x = NULL;
 	sb_err *err = sb_sandbox_exec_attach(sb, exec_id, &x);
-	if (!err)
+	if (err)
+		return err;
+	/* init answers from memory for the execs it still tracks (exactly in step with its exit
+	 * messages); the record on disk covers the rest and a dead sandbox */
+	sbi_msg m, reply;
+	sbi_msg_init(&m);
+	sbi_msg_init(&reply);
+	sbi_msg_add(&m, "op", "status");
+	sbi_msg_add(&m, "id", exec_id);
+	sb_err *cerr =
+	    sb->dead ? sb_err_new(SB_E_STATE_LOST, "dead") : sb_ctl_call(sb, &m, NULL, 0, &reply);
+	const char *ok = cerr ? NULL : sbi_msg_get(&reply, "ok");
+	if (ok && strcmp(ok, "1") == 0) {
+		status_from_msg(&reply, exec_id, st);
+		fill_sizes(x, st);
+	} else {
 		err = sb_sandbox_exec_get_status(x, st);
+	}
+	sb_err_free(cerr);
+	sbi_msg_deinit(&m);
+	sbi_msg_deinit(&reply);
 	sb_sandbox_exec_free(x);
 	return err;
 }

@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -240,6 +241,32 @@ static void env_and_cwd_follow_the_request(void **s)
 	sb_sandbox_exec_free(x);
 }
 
+static void status_agrees_with_the_exit_message_at_once(void **s)
+{
+	(void)s;
+	for (int i = 0; i < 20; i++) {
+		char script[64];
+		snprintf(script, sizeof script, "echo %d; exit %d", i, i % 7);
+		char *argv[] = {"sh", "-c", script, NULL};
+		sb_sandbox_exec_req req = {.argv = argv};
+		sb_sandbox_exec *x = NULL;
+		SB_ASSERT_OK(sb_sandbox_exec_start(sb, &req, &x));
+		sbx_result r = {0};
+		sbx_follow(x, &r);
+		/* another reader asking right after the exit sees the same outcome */
+		sb_sandbox_exec_status st;
+		SB_ASSERT_OK(sb_sandbox_exec_status_get(sb, sb_sandbox_exec_id(x), &st));
+		assert_false(st.running);
+		assert_true(st.has_exit_code);
+		assert_int_equal(st.exit_code, i % 7);
+		assert_int_equal(st.exit_code, r.st.exit_code);
+		assert_int_equal(st.finished_at_ms, r.st.finished_at_ms);
+		assert_int_equal(st.stdout_size, r.out.len);
+		sbx_result_free(&r);
+		sb_sandbox_exec_free(x);
+	}
+}
+
 static void output_beyond_the_spool_limit_is_dropped_and_flagged(void **s)
 {
 	(void)s;
@@ -278,6 +305,7 @@ int main(void)
 	    cmocka_unit_test(orphans_are_reaped),
 	    cmocka_unit_test(output_is_readable_while_running),
 	    cmocka_unit_test(env_and_cwd_follow_the_request),
+	    cmocka_unit_test(status_agrees_with_the_exit_message_at_once),
 	    cmocka_unit_test(output_beyond_the_spool_limit_is_dropped_and_flagged),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
