@@ -147,16 +147,23 @@ static void wake_host(sbi_exec *x)
 		(void)!write(x->wake_fd, "w", 1);
 }
 
-static void set_limit(int res, unsigned long long want)
+static const int limit_res[3] = {RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_CORE};
+
+/* Each limit as asked, but never above our own hard limit (raising it needs a privilege). */
+int sbi_exec_setup(sbi_state *st)
 {
-	struct rlimit rl;
-	if (getrlimit(res, &rl) < 0)
-		return;
-	rlim_t v = (rlim_t)want;
-	if (rl.rlim_max != RLIM_INFINITY && v > rl.rlim_max)
-		v = rl.rlim_max;
-	rl.rlim_cur = rl.rlim_max = v;
-	setrlimit(res, &rl);
+	unsigned long long want[3] = {st->nofile, st->nproc, 0};
+	for (int i = 0; i < 3; i++) {
+		struct rlimit rl;
+		if (getrlimit(limit_res[i], &rl) < 0)
+			return -1;
+		rlim_t v = (rlim_t)want[i];
+		if (rl.rlim_max != RLIM_INFINITY && v > rl.rlim_max)
+			v = rl.rlim_max;
+		st->limits[i].rlim_cur = st->limits[i].rlim_max = v;
+	}
+	st->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return st->devnull < 0 ? -1 : 0;
 }
 
 /* What the vfork-style child needs; it shares our memory, so it reports failures here. */
@@ -222,9 +229,9 @@ static int child(void *arg)
 	if (chdir(a->cwd) < 0)
 		goto fail;
 	a->stage = STAGE_SETUP;
-	set_limit(RLIMIT_NOFILE, st->nofile);
-	set_limit(RLIMIT_NPROC, st->nproc);
-	set_limit(RLIMIT_CORE, 0);
+	for (int i = 0; i < 3; i++)
+		if (setrlimit(limit_res[i], &st->limits[i]) < 0)
+			goto fail;
 	/* no_new_privs and the seccomp filter are inherited from init, which installed them on
 	 * itself at start: compiling the filter once instead of per command */
 	a->stage = STAGE_EXEC;
@@ -324,17 +331,14 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 		reply_err(reply, errno, "opening the spool directory");
 		goto out_rm;
 	}
-	if (stdin_fd < 0 && (stdin_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-		reply_err(reply, errno, "opening /dev/null");
-		goto out_rm;
-	}
+	int in = stdin_fd >= 0 ? stdin_fd : st->devnull;
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		reply_err(reply, errno, "creating pipes");
 		goto out_rm;
 	}
 	x->oom_before = read_oom_kills(st);
 	x->started_ms = sbi_wall_ms();
-	spawn_args a = {st, argv, env, cwd, stdin_fd, outp[1], errp[1], 0, 0};
+	spawn_args a = {st, argv, env, cwd, in, outp[1], errp[1], 0, 0};
 	/* vfork semantics (like posix_spawn): no page-table copy, and we resume only once the
 	 * child has exec'd or failed, with the failure in a.stage / a.error */
 	static char *stack;

@@ -7,6 +7,7 @@
 #include <linux/filter.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "proto.h"
@@ -41,6 +42,8 @@ typedef struct sbi_state {
 	struct sock_fprog seccomp;
 	unsigned long long nofile, nproc;
 	unsigned long long spool_max; /* bytes kept per stream of an exec */
+	struct rlimit limits[3];      /* NOFILE, NPROC, CORE for commands, clamped once */
+	int devnull;                  /* stdin of commands without a stdin pipe */
 	sbi_exec *execs;
 } sbi_state;
 
@@ -49,6 +52,8 @@ int64_t sbi_mono_ms(void);
 /* Log a line to init's stderr (a host-side file outside the sandbox). */
 void sbi_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Once at start: compute the commands' rlimits and open /dev/null. -1 on failure (errno). */
+int sbi_exec_setup(sbi_state *st);
 /* Handle an exec request: start the command, fill reply. stdin_fd, notify_fd and wake_fd (or
  * -1) are consumed; notify_fd gets an "exit" message when the command ends, wake_fd a byte
  * whenever output was spooled and after the exit message. */

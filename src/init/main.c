@@ -268,6 +268,10 @@ int main(int argc, char **argv)
 		for (int fd = 3; fd < 1024; fd++)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
 	}
+	if (sbi_exec_setup(&st) < 0) {
+		sbi_log("preparing command limits: %s", strerror(errno));
+		_exit(1);
+	}
 	if (load_seccomp(&st, seccomp) < 0) {
 		sbi_log("reading the seccomp filter: %s", strerror(errno));
 		_exit(1);
