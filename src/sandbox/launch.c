@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
@@ -78,32 +79,68 @@ static void push3(char ***v, const char *a, const char *b, const char *c)
 }
 
 /* The read-only system part of the file system. */
-static void add_system_dirs(char ***v, const char *rootfs)
+/* One top-level entry made visible read-only: a directory or file bound, a symlink recreated. */
+static void add_entry(char ***v, const char *src, const char *dst)
 {
-	if (rootfs) {
-		push3(v, "--ro-bind", rootfs, "/");
+	struct stat st;
+	if (lstat(src, &st) < 0)
 		return;
-	}
-	static const char *const dirs[] = {"/usr",   "/etc",   "/bin",    "/sbin", "/lib",
-	                                   "/lib32", "/lib64", "/libx32", "/opt"};
-	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-		struct stat st;
-		if (lstat(dirs[i], &st) < 0)
-			continue;
-		if (S_ISLNK(st.st_mode)) {
-			char target[4096];
-			ssize_t n = readlink(dirs[i], target, sizeof target - 1);
-			if (n <= 0)
-				continue;
-			target[n] = '\0';
-			push3(v, "--symlink", target, dirs[i]);
-		} else if (S_ISDIR(st.st_mode)) {
-			push3(v, "--ro-bind", dirs[i], dirs[i]);
-		}
+	if (S_ISLNK(st.st_mode)) {
+		char target[4096];
+		ssize_t n = readlink(src, target, sizeof target - 1);
+		if (n <= 0)
+			return;
+		target[n] = '\0';
+		push3(v, "--symlink", target, dst);
+	} else if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
+		push3(v, "--ro-bind", src, dst);
 	}
 }
 
-static char **build_argv(const sb_sandbox *sb, const sb_launch *l, bool have_oom)
+/* The read-only system part of the file system: the host's /usr, /etc, /bin, /sbin, /lib*,
+ * /opt, or every top-level entry of a configured root file system except the places the
+ * sandbox provides itself (so their mount points can be made in bwrap's own root). */
+static void add_system_dirs(char ***v, const char *rootfs, const char *workspace_mount)
+{
+	if (!rootfs) {
+		static const char *const dirs[] = {"/usr",   "/etc",   "/bin",    "/sbin", "/lib",
+		                                   "/lib32", "/lib64", "/libx32", "/opt"};
+		for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+			add_entry(v, dirs[i], dirs[i]);
+		return;
+	}
+	size_t wlen = strcspn(workspace_mount + 1, "/");
+	DIR *d = opendir(rootfs);
+	if (!d)
+		return; /* bwrap then runs on an empty root and init fails to start: reported */
+	char **names = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		static const char *const own[] = {".",   "..",  "proc", "dev",
+		                                  "tmp", "sys", "home", ".sandbar-init"};
+		bool skip = strlen(de->d_name) == wlen &&
+		            strncmp(de->d_name, workspace_mount + 1, wlen) == 0;
+		for (size_t i = 0; i < sizeof own / sizeof own[0] && !skip; i++)
+			skip = strcmp(de->d_name, own[i]) == 0;
+		if (!skip) {
+			sb_strv_push(&names, de->d_name);
+			n++;
+		}
+	}
+	closedir(d);
+	for (size_t i = 0; i < n; i++) {
+		char *src = sb_strfmt("%s/%s", rootfs, names[i]);
+		char *dst = sb_strfmt("/%s", names[i]);
+		add_entry(v, src, dst);
+		free(src);
+		free(dst);
+	}
+	sb_strv_free(names);
+}
+
+static char **build_argv(const sb_sandbox *sb, const sb_launch *l, bool have_oom,
+                         bool have_accounts)
 {
 	char **v = NULL, num[32];
 	push(&v, l->bwrap);
@@ -122,12 +159,14 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, bool have_oom
 	push(&v, "--new-session");
 	snprintf(num, sizeof num, "%d", FD_INFO);
 	push3(&v, "--info-fd", num, NULL);
-	add_system_dirs(&v, l->rootfs);
-	/* a name for the sandbox uid, whatever the host's /etc says about uid 1000 */
-	snprintf(num, sizeof num, "%d", FD_PASSWD);
-	push3(&v, "--ro-bind-data", num, "/etc/passwd");
-	snprintf(num, sizeof num, "%d", FD_GROUP);
-	push3(&v, "--ro-bind-data", num, "/etc/group");
+	add_system_dirs(&v, l->rootfs, sb->workspace_mount);
+	if (have_accounts) {
+		/* a name for the sandbox uid, whatever the host's /etc says about uid 1000 */
+		snprintf(num, sizeof num, "%d", FD_PASSWD);
+		push3(&v, "--ro-bind-data", num, "/etc/passwd");
+		snprintf(num, sizeof num, "%d", FD_GROUP);
+		push3(&v, "--ro-bind-data", num, "/etc/group");
+	}
 	push3(&v, "--proc", "/proc", NULL);
 	push3(&v, "--dev", "/dev", NULL);
 	push3(&v, "--perms", "01777", NULL);
@@ -221,12 +260,14 @@ static sb_err *account_file(const char *rootfs, const char *name, const char *li
 {
 	char *path = sb_strfmt("%s/etc/%s", rootfs ? rootfs : "", name);
 	sb_buf in = SB_BUF_INIT, outb = SB_BUF_INIT;
+	*out = -1;
 	sb_err *err = sb_read_file(path, 4u << 20, &in);
-	if (err && err->sys_errno == ENOENT) {
-		sb_err_free(err);
-		err = NULL;
-	}
 	free(path);
+	if (err && err->sys_errno == ENOENT) {
+		/* a root file system without the file: leave it so (its /etc may be read-only) */
+		sb_err_free(err);
+		return NULL;
+	}
 	if (err)
 		return err;
 	char id[16];
@@ -371,7 +412,12 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 		err = sb_err_sys(errno, "opening %s/init.log", sb->run_dir);
 		goto out;
 	}
-	argv = build_argv(sb, l, l->oom_file != NULL);
+	bool accounts = src[FD_PASSWD - FD_CTL] >= 0 && src[FD_GROUP - FD_CTL] >= 0;
+	if (!accounts) {
+		sb_close(&src[FD_PASSWD - FD_CTL]);
+		sb_close(&src[FD_GROUP - FD_CTL]);
+	}
+	argv = build_argv(sb, l, l->oom_file != NULL, accounts);
 	for (size_t i = 0; l->cgroups && l->cgroups[i]; i++) {
 		char *p = sb_strfmt("%s/cgroup.procs", l->cgroups[i]);
 		sb_strv_push(&procs, p);

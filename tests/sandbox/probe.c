@@ -1,6 +1,7 @@
 /* sbx-probe: runs INSIDE a sandbox during the tests and reports, one "name=result" line each,
  * what happened when it tried things sandboxed code must not be able to do. "ok" means the
- * call succeeded; otherwise the errno name. */
+ * call succeeded; otherwise the errno name. Linked statically, so it also runs on a bare
+ * configured root file system. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -119,12 +120,34 @@ static void isolation_checks(void)
 	printf("done=1\n");
 }
 
+/* In a sandbox on a configured root file system: what is there and what is not. */
+static void rootfs_checks(void)
+{
+	static const char *const paths[] = {"/usr/bin/sh",   "/etc/marker", "/workspace",
+	                                    "/home/sandbox", "/tmp",        "/proc/self",
+	                                    "/root"};
+	for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++)
+		printf("%s=%s\n", paths[i], access(paths[i], F_OK) == 0 ? "present" : "absent");
+	FILE *f = fopen("/etc/marker", "r");
+	char line[128] = "";
+	if (f) {
+		if (!fgets(line, sizeof line, f))
+			line[0] = '\0';
+		fclose(f);
+	}
+	printf("marker=%s", line);
+	int fd = open("/etc/x", O_WRONLY | O_CREAT, 0644);
+	report("write_etc", fd);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "seccomp"))
 		seccomp_checks();
 	else if (argc > 1 && !strcmp(argv[1], "isolation"))
 		isolation_checks();
+	else if (argc > 1 && !strcmp(argv[1], "rootfs"))
+		rootfs_checks();
 	else
 		return 2;
 	return 0;
