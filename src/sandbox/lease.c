@@ -343,6 +343,7 @@ static sb_err *teardown(sb_sandbox *sb)
 {
 	kill_init(sb);
 	sb_err *err = sb_cg_destroy(sb->cgroups);
+	/* sb_fs_rm_rf also copes with directories sandboxed code made unreadable */
 	sb_err *e2 = sb_fs_rm_rf(sb->lease_dir);
 	if (e2 && !err)
 		err = e2;
