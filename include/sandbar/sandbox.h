@@ -22,19 +22,26 @@ extern "C" {
 #define SB_SANDBOX_WORKSPACE_DEFAULT "/workspace"
 #define SB_SANDBOX_HOME "/home/sandbox"
 #define SB_SANDBOX_USER_DEFAULT "sandbar" /* host user the sandboxes run as when we are root */
-#define SB_SANDBOX_INNER_UID 1000         /* uid/gid of every process inside a sandbox */
-#define SB_SANDBOX_ID_MAX 64              /* lease and exec ids: [A-Za-z0-9_-]{1,64} */
+#define SB_SANDBOX_INNER_UID 1000 /* uid/gid of every process inside ("sandbox" in /etc/passwd) */
+#define SB_SANDBOX_ID_MAX 64      /* lease and exec ids: [A-Za-z0-9_-]{1,64} */
 
 /* ------------------------------------------------------------ configuration */
 
 /* Host-wide settings, shared by every lease. Strings are borrowed for the duration of a call
  * (sb_sandbox_open/create copy what they keep). Zeroed fields take the defaults. */
 typedef struct sb_sandbox_config {
-	const char *state_dir;       /* required: <state>, leases live in <state>/leases */
-	const char *init_path;       /* sandbar-init binary; NULL = build path, else install path */
-	const char *bwrap_path;      /* NULL = "bwrap" from PATH */
-	const char *rootfs;          /* NULL = host /usr,/bin,/sbin,/lib*,/etc read-only; else this
-	                              * directory read-only as / */
+	/* Required: <state>, leases live in <state>/leases. When we are root it is made traversable
+	 * (o+x) for the sandbox user, because bwrap resolves the directories it binds by path as
+	 * that user; leases/ and each lease directory are 0711 (not listable). Its ancestors must
+	 * be traversable too (e.g. /var/lib/sandbar, not something under /root). */
+	const char *state_dir;
+	const char *init_path;  /* sandbar-init binary; NULL = build path, else install path */
+	const char *bwrap_path; /* NULL = "bwrap" from PATH */
+	/* NULL = the host's /usr, /etc, /bin, /sbin, /lib*, /opt read-only. Else every top-level
+	 * entry of this directory read-only, except proc, dev, tmp, sys, home and the workspace
+	 * mount, which the sandbox provides itself. sandbar-init is static and needs nothing in it.
+	 */
+	const char *rootfs;
 	const char *workspace_mount; /* NULL = SB_SANDBOX_WORKSPACE_DEFAULT */
 	/* When the caller is root, sandboxes (bwrap and everything under it) run as this host
 	 * uid/gid, and workspace/home belong to it. -1 = look up SB_SANDBOX_USER_DEFAULT; creating
@@ -52,12 +59,11 @@ void sb_sandbox_config_init(sb_sandbox_config *cfg);
 typedef struct sb_sandbox_limits {
 	uint64_t memory_bytes; /* cgroup memory limit for the whole sandbox */
 	uint64_t pids;         /* cgroup pids limit for the whole sandbox (includes sandbar-init) */
-	uint64_t
-	    cpu_weight;  /* relative CPU share, 1..10000, 100 = normal (v1 shares = w*1024/100) */
-	uint64_t nofile; /* RLIMIT_NOFILE per command; 0 = 4096 */
-	uint64_t nproc;  /* RLIMIT_NPROC per command; 0 = pids or 4096 */
-	int64_t ttl_s;   /* wall-clock lifetime; 0 = none. Recorded, enforced by the caller's
-	                  * reaper (sb_sandbox_info.expires_at_ms). */
+	uint64_t cpu_weight;  /* relative share, 1..10000, 100 = normal (v1: shares = w*1024/100) */
+	uint64_t nofile;      /* RLIMIT_NOFILE per command; 0 = 4096 */
+	uint64_t nproc;       /* RLIMIT_NPROC per command; 0 = pids or 4096 */
+	int64_t ttl_s;        /* wall-clock lifetime; 0 = none. Recorded, enforced by the caller's
+	                       * reaper (sb_sandbox_info.expires_at_ms). */
 	uint64_t spool_bytes; /* spooled output kept per stream of each exec; 0 = 1 GiB. Output
 	                       * beyond it is discarded (the command is not blocked) and flagged. */
 } sb_sandbox_limits;
@@ -123,8 +129,8 @@ bool sb_sandbox_alive(sb_sandbox *sb);
 const char *sb_sandbox_id(const sb_sandbox *sb);
 void sb_sandbox_get_info(const sb_sandbox *sb, sb_sandbox_info *out);
 /* Host path of the lease's workspace / home directory (owned by info.host_uid). Valid as long
- * as the handle. Not necessarily reachable by path for the sandbox user (the state directory
- * is root's when we are root): see sb_sandbox_workspace_fd. */
+ * as the handle. In owner operations prefer sb_sandbox_workspace_fd, which does not depend on
+ * the path's ancestors. */
 const char *sb_sandbox_workspace_dir(const sb_sandbox *sb);
 const char *sb_sandbox_home_dir(const sb_sandbox *sb);
 /* An O_PATH descriptor of the workspace directory, owned by the handle. Use it as the root for
@@ -208,17 +214,22 @@ void sb_sandbox_exec_close_stdin(sb_sandbox_exec *x);
  * status: when it is finished, that is the end). Output stays readable after the exec ends. */
 sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offset, void *buf,
                              size_t max, size_t *got);
-/* Current status (from the spool's status.json plus the spool sizes). */
+/* Current status plus the spool sizes: for an exec started on this handle from init's exit
+ * message (while none came: running), else from the spool's status.json. SB_E_STATE_LOST
+ * when the exec can never finish because the sandbox died (checked at most every 0.5 s). */
 sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *st);
 /* Pollable fd (POLLIN) that becomes readable when output grows or the status changes; call
- * sb_sandbox_exec_wait (timeout 0) to consume the events. */
+ * sb_sandbox_exec_wait (timeout 0) to consume the events. Fetch it again after each wait: it
+ * changes when the sandbox goes away mid-command. */
 int sb_sandbox_exec_fd(sb_sandbox_exec *x);
 /* Block until output grows or the status changes, or timeout_ms passes (-1 = forever).
  * *changed (optional) says which. Always re-check by reading: wake-ups may be spurious. */
 sb_err *sb_sandbox_exec_wait(sb_sandbox_exec *x, int64_t timeout_ms, bool *changed);
 void sb_sandbox_exec_free(sb_sandbox_exec *x);
 
-/* Status of one exec without attaching. SB_E_NOTFOUND for an unknown id. */
+/* Status of one exec without attaching: from sandbar-init's memory while it tracks the exec
+ * (always in step with exit messages), else from status.json. SB_E_NOTFOUND for an unknown
+ * id. */
 sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec_status *st);
 /* Exec ids spooled for this lease, sorted; caller frees with sb_strv_free. */
 sb_err *sb_sandbox_exec_list(sb_sandbox *sb, char ***ids_out);
