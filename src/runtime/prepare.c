@@ -223,6 +223,7 @@ static sb_err *stage_workspace(sb_runtime *rt, const sb_runtime_prepare_opts *o)
 		.upload_tar = upload,
 		.spare = spare,
 		.native = rt->native,
+		.label = "workspace",
 	};
 	uint64_t bytes = 0;
 	sb_err *err = sb_rt_stage_in(c, &s, &p, &bytes);
@@ -266,6 +267,7 @@ static sb_err *stage_asset(sb_runtime *rt, const sb_runtime_asset *a)
 		.upload_tar = upload,
 		.spare = NULL,
 		.native = rt->native,
+		.label = a->key,
 	};
 	uint64_t bytes;
 	if (!err)

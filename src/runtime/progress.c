@@ -160,6 +160,43 @@ void sb_rt_progress_fail(sb_rt_progress *p)
 	p->finished = true;
 }
 
+void sb_rt_timer_start(sb_rt_timer *t, const sb_runtime_progress_sink *sink, const char *phase,
+		       const char *artifact, bool native)
+{
+	memset(t, 0, sizeof *t);
+	if (sink)
+		t->sink = *sink;
+	t->phase = phase;
+	t->artifact = artifact;
+	t->native = native;
+	t->t0 = t->last = sb_mono_ms();
+}
+
+void sb_rt_timer_mark(sb_rt_timer *t, const char *step)
+{
+	int64_t now = sb_mono_ms();
+	sb_buf_appendf(&t->steps, "%s%s %lldms", t->steps.len ? ", " : "", step,
+		       (long long)(now - t->last));
+	t->last = now;
+}
+
+void sb_rt_timer_finish(sb_rt_timer *t, bool failed)
+{
+	if (t->finished)
+		return;
+	t->finished = true;
+	char *text = sb_strfmt("sync %s %s: %s%s(total %lldms)%s [transport=%s]", t->phase,
+			       t->artifact, sb_buf_cstr(&t->steps), t->steps.len ? " " : "",
+			       (long long)(sb_mono_ms() - t->t0), failed ? " failed" : "",
+			       t->native ? "native" : "fallback");
+	if (t->sink.fn)
+		sb_rt_say(&t->sink, text);
+	else
+		sb_debug("%s", text);
+	free(text);
+	sb_buf_deinit(&t->steps);
+}
+
 void sb_rt_progress_fn(void *ud, uint64_t done, uint64_t total)
 {
 	sb_rt_progress_report(ud, done, total);

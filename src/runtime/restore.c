@@ -47,6 +47,7 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 		.max_bytes = o->max_bytes,
 		.local_dest = staging,
 		.native = rt->native,
+		.label = "workspace",
 	};
 	uint64_t bytes = 0;
 	err = sb_rt_fetch_out(c, &f, &p, &bytes);

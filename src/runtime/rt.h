@@ -88,6 +88,23 @@ void sb_rt_status(const sb_runtime_status_sink *s, sb_runtime_phase phase, const
 /* Send "[sandbar] <text>\n" to the progress sink, or log it as a warning without one. */
 void sb_rt_say(const sb_runtime_progress_sink *s, const char *text);
 
+/* Stage timer (spec §5.1): "[sandbar] sync <phase> <artifact>: tar 12ms, upload 340ms, extract
+ * 88ms (total 440ms) [transport=fallback|native]", emitted once by finish, also after a failure
+ * (then with " failed" before the transport tag). Without a sink the line goes to debug log. */
+typedef struct sb_rt_timer {
+	sb_runtime_progress_sink sink;
+	const char *phase, *artifact;
+	bool native, finished;
+	int64_t t0, last;
+	sb_buf steps;
+} sb_rt_timer;
+
+void sb_rt_timer_start(sb_rt_timer *t, const sb_runtime_progress_sink *sink, const char *phase,
+		       const char *artifact, bool native);
+/* Record the time since the previous mark (or start) as "<step> <n>ms". */
+void sb_rt_timer_mark(sb_rt_timer *t, const char *step);
+void sb_rt_timer_finish(sb_rt_timer *t, bool failed);
+
 /* ---- upload.c: write the bytes of fd [0, size) to the remote file dest (spec §2.2). Picks the
  * single-stream, chunked-stdin or printf protocol from the runner's capabilities. */
 sb_err *sb_rt_upload(const sb_rt_ctx *c, int fd, uint64_t size, const char *dest,
@@ -131,6 +148,7 @@ typedef struct sb_rt_stage {
 	const char *upload_tar; /* command path: where the archive is uploaded */
 	char *const *spare;     /* top-level names kept by the wipe; NULL = recreate the dir */
 	bool native;
+	const char *label; /* "workspace" or the asset key, for the stage timer */
 } sb_rt_stage;
 
 sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
@@ -143,6 +161,7 @@ typedef struct sb_rt_fetch {
 	int64_t max_bytes;
 	const char *local_dest; /* extracted here (created) */
 	bool native;
+	const char *label;
 } sb_rt_fetch;
 
 sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,

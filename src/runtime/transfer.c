@@ -56,10 +56,14 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 		       uint64_t *bytes_out)
 {
 	tar_src t = {.s = s, .bytes = 0};
+	sb_rt_timer tm;
+	sb_rt_timer_start(&tm, &c->progress, "stage", s->label ? s->label : "tree", s->native);
 	sb_err *err;
 	if (s->native) {
 		sync_in_ctx k = {.c = c, .s = s, .p = p};
 		err = sb_rt_pump(produce_tar, &t, consume_sync_in, &k);
+		sb_rt_timer_mark(&tm, "tar+transfer");
+		sb_rt_timer_finish(&tm, err != NULL);
 		if (err) {
 			sb_rt_progress_fail(p);
 			return sb_err_prefix(err, "staging %s into %s (native transfer)", s->local_dir,
@@ -74,12 +78,17 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 	err = new_memfd("workspace-upload", &fd);
 	if (!err)
 		err = produce_tar(&t, fd);
-	if (!err)
+	sb_rt_timer_mark(&tm, "tar");
+	if (!err) {
 		err = sb_rt_upload(c, fd, t.bytes, s->upload_tar, p);
+		sb_rt_timer_mark(&tm, "upload");
+	}
 	if (!err) {
 		script = sb_rt_script_extract(s->remote_dir, s->upload_tar, s->spare);
 		err = sb_rt_run(c, script, NULL, NULL, 0, NULL);
+		sb_rt_timer_mark(&tm, "extract");
 	}
+	sb_rt_timer_finish(&tm, err != NULL);
 	sb_close(&fd);
 	free(script);
 	if (err)
@@ -186,9 +195,13 @@ static sb_err *fetch_native(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_prog
 sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
 			uint64_t *bytes_out)
 {
+	sb_rt_timer tm;
+	sb_rt_timer_start(&tm, &c->progress, "restore", f->label ? f->label : "tree", f->native);
 	sb_err *err;
 	if (f->native) {
 		err = fetch_native(c, f, p, bytes_out);
+		sb_rt_timer_mark(&tm, "transfer+extract");
+		sb_rt_timer_finish(&tm, err != NULL);
 		return err ? sb_err_prefix(err, "fetching %s (native transfer)", f->remote_dir)
 			   : NULL;
 	}
@@ -196,10 +209,13 @@ sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress
 	int fd = -1;
 	uint64_t size = 0;
 	err = sb_rt_run(c, script, NULL, NULL, 0, NULL);
-	if (!err)
+	sb_rt_timer_mark(&tm, "archive");
+	if (!err) {
 		err = new_memfd("workspace-download", &fd);
-	if (!err)
-		err = sb_rt_download(c, f->download_tar, f->max_bytes, fd, &size, p);
+		if (!err)
+			err = sb_rt_download(c, f->download_tar, f->max_bytes, fd, &size, p);
+		sb_rt_timer_mark(&tm, "download");
+	}
 	/* The remote archive goes whatever happened (best effort, spec §3.1 step 3). */
 	sb_buf rm = SB_BUF_INIT;
 	sb_buf_appends(&rm, "rm -f ");
@@ -211,7 +227,9 @@ sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress
 	if (!err) {
 		extract_ctx x = {.dest = f->local_dest};
 		err = consume_extract(&x, fd);
+		sb_rt_timer_mark(&tm, "extract");
 	}
+	sb_rt_timer_finish(&tm, err != NULL);
 	sb_close(&fd);
 	free(script);
 	if (err)

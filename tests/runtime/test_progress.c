@@ -97,6 +97,35 @@ static void unknown_total_and_failure(void **state)
 	rth_lines_free(&l);
 }
 
+static void stage_timer_format(void **state)
+{
+	(void)state;
+	rth_lines l = {0};
+	sb_runtime_progress_sink ps = rth_progress_sink(&l);
+	sb_rt_timer t;
+	sb_rt_timer_start(&t, &ps, "stage", "workspace", false);
+	sb_rt_timer_mark(&t, "tar");
+	sb_rt_timer_mark(&t, "upload");
+	sb_rt_timer_finish(&t, false);
+	sb_rt_timer_finish(&t, true); /* idempotent */
+	assert_int_equal(sb_strv_len(l.lines), 1);
+	long a, b, total;
+	char tail[64];
+	assert_int_equal(sscanf(l.lines[0],
+				"[sandbar] sync stage workspace: tar %ldms, upload %ldms (total %ldms) %63[^\n]",
+				&a, &b, &total, tail),
+			 4);
+	assert_string_equal(tail, "[transport=fallback]");
+	rth_lines_free(&l);
+	/* a failure still records the durations so far */
+	sb_rt_timer_start(&t, &ps, "restore", "workspace", true);
+	sb_rt_timer_mark(&t, "transfer+extract");
+	sb_rt_timer_finish(&t, true);
+	assert_non_null(strstr(l.lines[0], "[sandbar] sync restore workspace: transfer+extract "));
+	assert_non_null(strstr(l.lines[0], "ms) failed [transport=native]\n"));
+	rth_lines_free(&l);
+}
+
 static void prepare_and_restore_report_phases(void **state)
 {
 	(void)state;
@@ -126,10 +155,13 @@ static void prepare_and_restore_report_phases(void **state)
 	assert_int_equal(rth_strv_count_equal(l.status, "config_sync|Syncing runtime assets to sandbox"), 1);
 	assert_int_equal(rth_strv_count_containing(l.lines, "[sandbar] Syncing workspace to sandbox: 100% ("), 1);
 	assert_int_equal(rth_strv_count_containing(l.lines, "[sandbar] Syncing home to sandbox: 100% ("), 1);
+	assert_int_equal(rth_strv_count_containing(l.lines, "[sandbar] sync stage workspace: tar "), 1);
+	assert_int_equal(rth_strv_count_containing(l.lines, "[sandbar] sync stage home: tar "), 1);
 	SB_ASSERT_OK(sb_runtime_restore(rt, NULL, NULL));
 	assert_int_equal(rth_strv_count_equal(l.status, "restore|Restoring workspace from sandbox"), 1);
 	assert_int_equal(rth_strv_count_containing(l.status, "restore|Restoring workspace from sandbox: 100% ("), 1);
 	assert_int_equal(rth_strv_count_containing(l.lines, "[sandbar] Restoring workspace from sandbox: 100% ("), 1);
+	assert_int_equal(rth_strv_count_containing(l.lines, "[sandbar] sync restore workspace: archive "), 1);
 	size_t ns = sb_strv_len(l.status);
 	assert_string_equal(l.status[ns - 1], "finalize|Finalizing sandbox workspace");
 	rth_lines_free(&l);
@@ -182,6 +214,7 @@ int main(void)
 		cmocka_unit_test(throttles_to_ten_percent_steps),
 		cmocka_unit_test(emits_after_interval_without_step),
 		cmocka_unit_test(unknown_total_and_failure),
+		cmocka_unit_test(stage_timer_format),
 	};
 	const struct CMUnitTest flows[] = {
 		cmocka_unit_test(prepare_and_restore_report_phases),
