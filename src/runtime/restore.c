@@ -6,9 +6,40 @@
  */
 #include "runtime/rt.h"
 
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #define RESTORE_LOCK_TIMEOUT_MS 30000
+
+#define STAGING_MARK "sandbar-staging"
+
+/* Create <workspace>/.sandbar-restore with its marker; a leftover of ours (marker present) is
+ * cleared first, anything else by that name is the user's and is refused, never deleted. */
+static sb_err *make_staging(const char *staging)
+{
+	char *mark = sb_strfmt("%s/%s", staging, STAGING_MARK);
+	sb_err *err = NULL;
+	struct stat st;
+	if (lstat(staging, &st) == 0) {
+		struct stat ms;
+		if (!S_ISDIR(st.st_mode) || lstat(mark, &ms) != 0)
+			err = sb_err_new(SB_E_EXISTS,
+					 "%s exists but was not made by sandbar; move it out of the "
+					 "workspace and restore again",
+					 staging);
+		else
+			err = sb_fs_rm_rf(staging); /* left by a crashed restore */
+	} else if (errno != ENOENT) {
+		err = sb_err_sys(errno, "checking %s", staging);
+	}
+	if (!err && mkdir(staging, 0700) != 0)
+		err = sb_err_sys(errno, "creating the restore staging dir %s", staging);
+	if (!err)
+		err = sb_fs_write_atomic(mark, "", 0, 0600);
+	free(mark);
+	return err;
+}
 
 static void remove_staging(const char *dir)
 {
@@ -22,7 +53,7 @@ static void remove_staging(const char *dir)
 static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 			       const sb_rt_ctx *c, sb_restore_report *rep)
 {
-	char *staging = NULL, *download = NULL, *lock_root = NULL;
+	char *staging = NULL, *tree = NULL, *download = NULL, *lock_root = NULL;
 	sb_rt_lock lock = {NULL};
 	sb_snap next;
 	sb_snap_init(&next);
@@ -33,9 +64,13 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	if (err)
 		goto out;
 	staging = sb_strfmt("%s/%s", rt->local_dir, SB_RT_STAGING_DIR);
-	err = sb_fs_rm_rf(staging); /* left by a crashed restore */
-	if (err)
+	err = make_staging(staging);
+	if (err) {
+		free(staging);
+		staging = NULL; /* not ours to remove */
 		goto out;
+	}
+	tree = sb_strfmt("%s/tree", staging);
 	download = sb_strfmt("%s/workspace-download.tar", rt->root_dir);
 	sb_rt_progress p;
 	sb_rt_progress_init(&p, &c->progress, &c->status, SB_PHASE_RESTORE, "Restoring",
@@ -45,7 +80,7 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 		.ex = &rt->restore_ex,
 		.download_tar = download,
 		.max_bytes = o->max_bytes,
-		.local_dest = staging,
+		.local_dest = tree,
 		.native = rt->native,
 		.label = "workspace",
 	};
@@ -56,7 +91,7 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	rep->bytes_moved += bytes;
 	sb_rt_merge m = {
 		.baseline = &rt->baseline,
-		.source_dir = staging,
+		.source_dir = tree,
 		.target_dir = rt->local_dir,
 		.ex = &rt->restore_ex,
 		.policy = o->policy,
@@ -78,6 +113,7 @@ out:
 	sb_rt_lock_release(&lock);
 	sb_snap_deinit(&next);
 	free(staging);
+	free(tree);
 	free(download);
 	free(lock_root);
 	return err;

@@ -346,6 +346,31 @@ static void local_symlink_on_path_blocks_writes(void **state)
 	}
 }
 
+static void foreign_staging_dir_is_never_deleted(void **state)
+{
+	(void)state;
+	env e;
+	env_init(&e);
+	sbt_write_str(e.local, "a.txt", "base\n");
+	env_prepare(&e);
+	/* the user happens to own a directory by the staging name (excluded from the sync) */
+	sbt_write_str(e.local, ".sandbar-restore/mine.txt", "user data\n");
+	sbt_write_str(e.ws, "a.txt", "remote\n");
+	sb_err *err = sb_runtime_restore(e.rt, NULL, NULL);
+	assert_non_null(err);
+	assert_int_equal(err->code, SB_E_EXISTS);
+	assert_non_null(strstr(err->msg, "was not made by sandbar"));
+	sb_err_free(err);
+	rth_assert_file(e.local, ".sandbar-restore/mine.txt", "user data\n");
+	rth_assert_file(e.local, "a.txt", "base\n");
+	/* moved away: the restore goes through and leaves no staging dir behind */
+	assert_int_equal(sbt_sh("rm -rf '%s/.sandbar-restore'", e.local), 0);
+	SB_ASSERT_OK(sb_runtime_restore(e.rt, NULL, NULL));
+	rth_assert_file(e.local, "a.txt", "remote\n");
+	assert_false(rth_exists(e.local, ".sandbar-restore"));
+	env_free(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -357,6 +382,7 @@ int main(void)
 		cmocka_unit_test(remote_dotdot_member_never_written),
 		cmocka_unit_test(remote_symlink_member_never_followed),
 		cmocka_unit_test(local_symlink_on_path_blocks_writes),
+		cmocka_unit_test(foreign_staging_dir_is_never_deleted),
 	};
 	return rth_run_both("runtime.merge", tests, sizeof tests / sizeof tests[0]);
 }
