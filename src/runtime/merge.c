@@ -471,6 +471,10 @@ sb_err *sb_rt_merge_apply(const sb_rt_merge *m, sb_restore_report *rep, sb_snap 
 	sb_restore_report_init(&g.scratch);
 	g.rep = rep ? rep : &g.scratch;
 	g.moved_ok = m->move_files;
+	/* A report that already holds entries (a caller reusing it) has at least n + 1 slots. */
+	g.cap_added = g.rep->n_added ? g.rep->n_added + 1 : 0;
+	g.cap_changed = g.rep->n_changed ? g.rep->n_changed + 1 : 0;
+	g.cap_deleted = g.rep->n_deleted ? g.rep->n_deleted + 1 : 0;
 	sb_snap_init(&g.src);
 	sb_snap_init(&g.cur);
 	sb_err *err = sb_snap_take(m->source_dir, m->ex, false, &g.src);

@@ -203,6 +203,21 @@ static sb_err *init_runtime(const sb_runtime_prepare_opts *o, sb_runtime *rt)
 				    &rt->archive_ex, &rt->restore_ex);
 }
 
+/* Walk, then hash on two threads: the baseline needs every file's hash before anything is
+ * uploaded (so that it is never newer than what the remote receives). */
+static sb_err *take_baseline(sb_runtime *rt)
+{
+	sb_err *err = sb_snap_take(rt->local_dir, &rt->restore_ex, false, &rt->baseline);
+	if (err)
+		return err;
+	sb_snap_hasher h;
+	sb_snap_hash_start(&rt->baseline, &h);
+	err = sb_snap_hash_finish(&h);
+	if (!err)
+		err = sb_snap_hash_all(&rt->baseline); /* drops the root fd */
+	return err ? sb_err_prefix(err, "recording the baseline of %s", rt->local_dir) : NULL;
+}
+
 static sb_err *stage_workspace(sb_runtime *rt, const sb_runtime_prepare_opts *o)
 {
 	const sb_rt_ctx *c = &rt->ctx;
@@ -297,7 +312,7 @@ sb_err *sb_runtime_prepare(const sb_runtime_prepare_opts *o, sb_runtime **out)
 		run_install(&rt->ctx, o);
 	/* The baseline is taken before anything is uploaded: it is what the remote starts from. */
 	if (!err)
-		err = sb_snap_take(rt->local_dir, &rt->restore_ex, true, &rt->baseline);
+		err = take_baseline(rt);
 	if (!err)
 		err = stage_workspace(rt, o);
 	if (!err && o->n_assets)
