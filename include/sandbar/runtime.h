@@ -172,7 +172,12 @@ typedef struct sb_runtime_restore_opts {
 /* Bring the remote workspace back and merge it into the local directory (spec §3). opts may be
  * NULL (keep-local, prepare's sinks). report (may be NULL) must have been initialised; it is
  * filled even when the restore fails part way, as far as changes were applied. Restores into the
- * same local directory are serialised by a lock. A failure always returns an error. */
+ * same local directory are serialised by a lock (in the prepare's lock_root). While a restore
+ * runs, the remote tree is staged in <local>/.sandbar-restore (excluded from every sync and
+ * removed afterwards), so that applying a file is a rename on the workspace's own file system;
+ * a directory of that name that sandbar did not create is never deleted (SB_E_EXISTS). After a
+ * successful restore the remote tree becomes the baseline of the next one. A failure always
+ * returns an error. One restore at a time per runtime (different runtimes may run in parallel). */
 sb_err *sb_runtime_restore(sb_runtime *rt, const sb_runtime_restore_opts *opts,
 			   sb_restore_report *report);
 

@@ -309,6 +309,8 @@ sb_err *sb_runtime_prepare(const sb_runtime_prepare_opts *o, sb_runtime **out)
 	sb_snap_init(&rt->baseline);
 	err = init_runtime(o, rt);
 	if (!err)
+		err = sb_rt_check_cancel(&rt->ctx);
+	if (!err)
 		run_install(&rt->ctx, o);
 	/* The baseline is taken before anything is uploaded: it is what the remote starts from. */
 	if (!err)

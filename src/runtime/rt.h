@@ -43,6 +43,9 @@ typedef struct sb_rt_stdin {
  * NULL) receives the result either way. */
 sb_err *sb_rt_run(const sb_rt_ctx *c, const char *script, const sb_rt_stdin *in,
 		  const sb_exec_callbacks *cb, size_t output_cap, sb_exec_result *res);
+/* SB_E_CANCELED when the context's cancel token fired (checked between steps; the native
+ * transfers themselves cannot be interrupted through the runner interface). */
+sb_err *sb_rt_check_cancel(const sb_rt_ctx *c);
 /* Same, ignoring every failure (cleanup paths); logs at debug level. */
 void sb_rt_run_quiet(const sb_rt_ctx *c, const char *script);
 /* The error for a finished command that did not succeed (exported for tests). */

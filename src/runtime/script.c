@@ -88,11 +88,19 @@ sb_err *sb_rt_command_error(const char *action, const sb_exec_result *res)
 	return err;
 }
 
-sb_err *sb_rt_run(const sb_rt_ctx *c, const char *script, const sb_rt_stdin *in,
-		  const sb_exec_callbacks *cb, size_t output_cap, sb_exec_result *res)
+sb_err *sb_rt_check_cancel(const sb_rt_ctx *c)
 {
 	if (c->cancel && sb_cancel_is_set(c->cancel))
 		return sb_err_new(SB_E_CANCELED, "managed runtime operation cancelled");
+	return NULL;
+}
+
+sb_err *sb_rt_run(const sb_rt_ctx *c, const char *script, const sb_rt_stdin *in,
+		  const sb_exec_callbacks *cb, size_t output_cap, sb_exec_result *res)
+{
+	sb_err *cerr = sb_rt_check_cancel(c);
+	if (cerr)
+		return cerr;
 	char *argv[] = {(char *)c->shell, (char *)"-c", (char *)script, NULL};
 	sb_exec_request req = {
 		.argv = argv,

@@ -58,7 +58,9 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 	tar_src t = {.s = s, .bytes = 0};
 	sb_rt_timer tm;
 	sb_rt_timer_start(&tm, &c->progress, "stage", s->label ? s->label : "tree", s->native);
-	sb_err *err;
+	sb_err *err = sb_rt_check_cancel(c);
+	if (err)
+		return err;
 	if (s->native) {
 		sync_in_ctx k = {.c = c, .s = s, .p = p};
 		err = sb_rt_pump(produce_tar, &t, consume_sync_in, &k);
@@ -197,7 +199,9 @@ sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress
 {
 	sb_rt_timer tm;
 	sb_rt_timer_start(&tm, &c->progress, "restore", f->label ? f->label : "tree", f->native);
-	sb_err *err;
+	sb_err *err = sb_rt_check_cancel(c);
+	if (err)
+		return err;
 	if (f->native) {
 		err = fetch_native(c, f, p, bytes_out);
 		sb_rt_timer_mark(&tm, "transfer+extract");

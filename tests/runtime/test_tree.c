@@ -312,6 +312,30 @@ static void assets_follow_symlinks_and_exclude(void **state)
 	env_free(&e);
 }
 
+static void cancelled_prepare_runs_nothing(void **state)
+{
+	(void)state;
+	env e;
+	env_init(&e);
+	sbt_write_str(e.local, "a.txt", "a\n");
+	sb_cancel *cancel = sb_cancel_new();
+	sb_cancel_trigger(cancel);
+	sb_runtime_prepare_opts o = {
+		.runner = e.runner,
+		.spec = {.remote_cwd = e.ws},
+		.adapter_key = "x",
+		.workspace_local_dir = e.local,
+		.cancel = cancel,
+	};
+	sb_err *err = sb_runtime_prepare(&o, &e.rt);
+	assert_non_null(err);
+	assert_int_equal(err->code, SB_E_CANCELED);
+	sb_err_free(err);
+	assert_false(rth_exists(e.ws, "a.txt"));
+	sb_cancel_free(cancel);
+	env_free(&e);
+}
+
 static void bad_requests_are_refused(void **state)
 {
 	(void)state;
@@ -375,6 +399,7 @@ int main(void)
 		cmocka_unit_test(fifo_is_ignored),
 		cmocka_unit_test(assets_follow_symlinks_and_exclude),
 		cmocka_unit_test(bad_requests_are_refused),
+		cmocka_unit_test(cancelled_prepare_runs_nothing),
 	};
 	return rth_run_both("runtime.tree", tests, sizeof tests / sizeof tests[0]);
 }
