@@ -56,9 +56,9 @@ typedef struct sb_runtime_status_sink {
 } sb_runtime_status_sink;
 
 typedef struct sb_runtime_spec {
-	const char *remote_cwd; /* required, absolute */
-	int64_t timeout_ms;     /* per remote command; <= 0 = SB_RUNTIME_TIMEOUT_MS_DEFAULT */
-	const char *shell;      /* "sh" (default, NULL) or "bash" */
+	const char *remote_cwd;   /* required, absolute */
+	int64_t timeout_ms;       /* per remote command; <= 0 = SB_RUNTIME_TIMEOUT_MS_DEFAULT */
+	const char *shell;        /* "sh" (default, NULL) or "bash" */
 	const char *provider_key; /* informational, default "sandbox" */
 	const char *lease_id;     /* informational, default "managed" */
 } sb_runtime_spec;
@@ -71,7 +71,7 @@ typedef struct sb_runtime_asset {
 } sb_runtime_asset;
 
 typedef struct sb_runtime_prepare_opts {
-	sb_runner *runner;    /* required; borrowed, must outlive the prepared runtime */
+	sb_runner *runner; /* required; borrowed, must outlive the prepared runtime */
 	sb_runtime_spec spec;
 	const char *adapter_key;          /* required, one path segment */
 	const char *workspace_local_dir;  /* required, an existing directory */
@@ -131,17 +131,17 @@ const char *sb_conflict_policy_name(sb_conflict_policy p);
 sb_err *sb_conflict_policy_parse(const char *s, sb_conflict_policy *out);
 
 typedef enum sb_conflict_kind {
-	SB_CONFLICT_BOTH_CHANGED,          /* both sides changed (or created) the entry */
-	SB_CONFLICT_REMOTE_DELETED,        /* remote deleted it, the local side changed it */
-	SB_CONFLICT_LOCAL_DELETED,         /* local deleted it, the remote side changed it */
-	SB_CONFLICT_BLOCKED,               /* the remote entry cannot be placed: a local non-directory
-					    * or a symlink sits on its parent path */
+	SB_CONFLICT_BOTH_CHANGED,   /* both sides changed (or created) the entry */
+	SB_CONFLICT_REMOTE_DELETED, /* remote deleted it, the local side changed it */
+	SB_CONFLICT_LOCAL_DELETED,  /* local deleted it, the remote side changed it */
+	SB_CONFLICT_BLOCKED,        /* the remote entry cannot be placed: a local non-directory
+	                             * or a symlink sits on its parent path */
 } sb_conflict_kind;
 
 const char *sb_conflict_kind_name(sb_conflict_kind k);
 
 typedef struct sb_runtime_conflict {
-	char *path;        /* relative to the workspace */
+	char *path; /* relative to the workspace */
 	sb_conflict_kind kind;
 	bool kept_remote;  /* true when the remote version replaced the local one */
 	char *remote_copy; /* relative path of the .sandbar-remote copy, NULL when none written */
@@ -156,7 +156,7 @@ typedef struct sb_restore_report {
 	size_t n_added, n_changed, n_deleted;
 	sb_runtime_conflict *conflicts;
 	size_t n_conflicts;
-	uint64_t bytes_moved; /* archive bytes transferred from the remote side */
+	uint64_t bytes_moved;   /* archive bytes transferred from the remote side */
 	uint64_t bytes_written; /* file bytes written into the local workspace */
 } sb_restore_report;
 
@@ -179,7 +179,7 @@ typedef struct sb_runtime_restore_opts {
  * successful restore the remote tree becomes the baseline of the next one. A failure always
  * returns an error. One restore at a time per runtime (different runtimes may run in parallel). */
 sb_err *sb_runtime_restore(sb_runtime *rt, const sb_runtime_restore_opts *opts,
-			   sb_restore_report *report);
+                           sb_restore_report *report);
 
 void sb_runtime_free(sb_runtime *rt);
 

@@ -29,7 +29,7 @@ static sb_err *on_chunk_output(void *ud, sb_stream stream, const char *data, siz
 	k->err = sb_b64dec_update(&k->dec, data, len, &k->data);
 	if (k->data.len > SB_RT_DD_BS && !k->err)
 		k->err = sb_err_new(SB_E_PROTOCOL, "a download chunk decoded to more than %u bytes",
-				    SB_RT_DD_BS);
+		                    SB_RT_DD_BS);
 	return k->err ? sb_err_new(k->err->code, "%s", k->err->msg) : NULL;
 }
 
@@ -54,9 +54,10 @@ static sb_err *probe_size(const sb_rt_ctx *c, const char *path, uint64_t *size)
 		sb_err *perr = sb_parse_int64(t, 0, INT64_MAX, &v);
 		if (perr) {
 			sb_err_free(perr);
-			err = sb_err_new(SB_E_PROTOCOL, "Could not determine remote file size for %s "
-							"(wc -c printed \"%.80s\")",
-					 path, t);
+			err = sb_err_new(SB_E_PROTOCOL,
+			                 "Could not determine remote file size for %s "
+			                 "(wc -c printed \"%.80s\")",
+			                 path, t);
 		} else {
 			*size = (uint64_t)v;
 		}
@@ -86,7 +87,7 @@ static sb_err *read_chunk(const sb_rt_ctx *c, const char *path, uint64_t i, sb_b
 		err = sb_b64dec_final(&k.dec, &k.data);
 		if (err)
 			err = sb_err_prefix(err, "decoding download chunk %" PRIu64 " of %s", i,
-					    path);
+			                    path);
 	}
 	*out = k.data;
 	sb_buf_deinit(&s);
@@ -142,9 +143,10 @@ static sb_err *fetch_chunk(dl_shared *s, uint64_t i, sb_buf *chunk)
 	sb_err *err = read_chunk(s->c, s->path, i, chunk);
 	if (!err && chunk->len != want)
 		err = sb_err_new(SB_E_PROTOCOL,
-				 "Remote file read was truncated for %s: chunk %" PRIu64 " has %zu of "
-				 "%" PRIu64 " bytes (did the file change during the read?)",
-				 s->path, i, chunk->len, want);
+		                 "Remote file read was truncated for %s: chunk %" PRIu64
+		                 " has %zu of "
+		                 "%" PRIu64 " bytes (did the file change during the read?)",
+		                 s->path, i, chunk->len, want);
 	if (!err)
 		err = pwrite_all(s->out_fd, chunk->data, chunk->len, off);
 	pthread_mutex_lock(&s->mu);
@@ -170,7 +172,7 @@ static void *dl_worker(void *arg)
 }
 
 sb_err *sb_rt_download(const sb_rt_ctx *c, const char *path, int64_t max_bytes, int out_fd,
-		       uint64_t *size_out, sb_rt_progress *p)
+                       uint64_t *size_out, sb_rt_progress *p)
 {
 	uint64_t size = 0;
 	sb_err *err = probe_size(c, path, &size);
@@ -178,20 +180,20 @@ sb_err *sb_rt_download(const sb_rt_ctx *c, const char *path, int64_t max_bytes, 
 		return err;
 	if (max_bytes > 0 && size > (uint64_t)max_bytes) {
 		err = sb_err_new(SB_E_FILE_TOO_LARGE,
-				 "Remote file %s is %" PRIu64 " bytes, exceeding the %" PRId64
-				 " byte limit",
-				 path, size, max_bytes);
+		                 "Remote file %s is %" PRIu64 " bytes, exceeding the %" PRId64
+		                 " byte limit",
+		                 path, size, max_bytes);
 		err->actual_bytes = size > INT64_MAX ? INT64_MAX : (int64_t)size;
 		err->limit_bytes = max_bytes;
 		return err;
 	}
 	sb_rt_progress_report(p, 0, size);
 	dl_shared s = {
-		.c = c,
-		.path = path,
-		.out_fd = out_fd,
-		.size = size,
-		.nchunks = (size + SB_RT_DD_BS - 1) / SB_RT_DD_BS,
+	    .c = c,
+	    .path = path,
+	    .out_fd = out_fd,
+	    .size = size,
+	    .nchunks = (size + SB_RT_DD_BS - 1) / SB_RT_DD_BS,
 	};
 	pthread_mutex_init(&s.mu, NULL);
 	pthread_t helpers[DOWNLOAD_WORKERS - 1];

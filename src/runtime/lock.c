@@ -29,10 +29,10 @@ static sb_err *ensure_private_dir(const char *dir)
 		return sb_err_sys(errno, "checking the restore lock directory %s", dir);
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
 		return sb_err_new(SB_E_INVAL,
-				  "restore lock directory %s is not a private directory of uid %u "
-				  "(mode %o, owner %u); remove it or configure another lock root",
-				  dir, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
-				  (unsigned)st.st_uid);
+		                  "restore lock directory %s is not a private directory of uid %u "
+		                  "(mode %o, owner %u); remove it or configure another lock root",
+		                  dir, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
+		                  (unsigned)st.st_uid);
 	return NULL;
 }
 
@@ -108,7 +108,7 @@ static bool lock_is_stale(const char *dir, int64_t *owner)
 		struct timespec now;
 		clock_gettime(CLOCK_REALTIME, &now);
 		int64_t age_ms = ((int64_t)now.tv_sec - (int64_t)st.st_mtim.tv_sec) * 1000 +
-				 ((int64_t)now.tv_nsec - (int64_t)st.st_mtim.tv_nsec) / 1000000;
+		                 ((int64_t)now.tv_nsec - (int64_t)st.st_mtim.tv_nsec) / 1000000;
 		return age_ms > SB_RT_LOCK_STALE_MS;
 	}
 	json_t *j = NULL;
@@ -152,7 +152,7 @@ static sb_err *write_owner(const char *dir)
 }
 
 sb_err *sb_rt_lock_acquire(const char *root, const char *target, int64_t timeout_ms,
-			   sb_rt_lock *out)
+                           sb_rt_lock *out)
 {
 	out->dir = NULL;
 	char *dir = NULL;
@@ -180,8 +180,8 @@ sb_err *sb_rt_lock_acquire(const char *root, const char *target, int64_t timeout
 		if (lock_is_stale(dir, &owner)) {
 			char *aside = sb_rt_temp_name(dir, ".stale.");
 			if (rename(dir, aside) == 0) {
-				sb_info("removed stale workspace restore lock %s (owner pid %lld)", dir,
-					(long long)owner);
+				sb_info("removed stale workspace restore lock %s (owner pid %lld)",
+				        dir, (long long)owner);
 				sb_err_free(sb_fs_rm_rf(aside));
 			}
 			free(aside);
@@ -192,9 +192,9 @@ sb_err *sb_rt_lock_acquire(const char *root, const char *target, int64_t timeout
 		sb_sleep_ms(POLL_MS);
 	}
 	err = sb_err_new(SB_E_TIMEOUT,
-			 "Timed out waiting for workspace restore lock at %s (held by pid %lld); "
-			 "if no restore of %s is running, remove that directory",
-			 dir, (long long)owner, target);
+	                 "Timed out waiting for workspace restore lock at %s (held by pid %lld); "
+	                 "if no restore of %s is running, remove that directory",
+	                 dir, (long long)owner, target);
 	free(dir);
 	return err;
 }

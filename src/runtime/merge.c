@@ -42,7 +42,7 @@ typedef struct merger {
 } merger;
 
 static void add_item(merger *g, const char *path, sb_snap_entry *b, sb_snap_entry *s,
-		     sb_snap_entry *c, action act, sb_conflict_kind kind)
+                     sb_snap_entry *c, action act, sb_conflict_kind kind)
 {
 	if (g->n == g->cap) {
 		g->cap = g->cap ? g->cap * 2 : 64;
@@ -52,15 +52,15 @@ static void add_item(merger *g, const char *path, sb_snap_entry *b, sb_snap_entr
 }
 
 static void add_conflict(merger *g, const char *path, sb_conflict_kind kind, bool kept_remote,
-			 const char *copy)
+                         const char *copy)
 {
 	sb_restore_report *r = g->rep;
 	r->conflicts = sb_xrealloc(r->conflicts, (r->n_conflicts + 1) * sizeof *r->conflicts);
 	r->conflicts[r->n_conflicts++] = (sb_runtime_conflict){
-		.path = sb_xstrdup(path),
-		.kind = kind,
-		.kept_remote = kept_remote,
-		.remote_copy = copy ? sb_xstrdup(copy) : NULL,
+	    .path = sb_xstrdup(path),
+	    .kind = kind,
+	    .kept_remote = kept_remote,
+	    .remote_copy = copy ? sb_xstrdup(copy) : NULL,
 	};
 }
 
@@ -102,8 +102,8 @@ static sb_err *plan_path(merger *g, const char *path, sb_snap_entry *b, sb_snap_
 		return NULL;
 	}
 	sb_conflict_kind kind = s && c ? SB_CONFLICT_BOTH_CHANGED
-			       : !s   ? SB_CONFLICT_REMOTE_DELETED
-				      : SB_CONFLICT_LOCAL_DELETED;
+	                        : !s   ? SB_CONFLICT_REMOTE_DELETED
+	                               : SB_CONFLICT_LOCAL_DELETED;
 	add_item(g, path, b, s, c, ACT_CONFLICT, kind);
 	return NULL;
 }
@@ -114,9 +114,9 @@ static sb_err *plan(merger *g)
 	size_t i = 0, j = 0;
 	sb_err *err = NULL;
 	while (!err && (i < base->n || j < g->src.n)) {
-		int cmp = i >= base->n	 ? 1
-			  : j >= g->src.n ? -1
-					  : strcmp(base->v[i].path, g->src.v[j].path);
+		int cmp = i >= base->n    ? 1
+		          : j >= g->src.n ? -1
+		                          : strcmp(base->v[i].path, g->src.v[j].path);
 		if (cmp < 0) {
 			err = plan_path(g, base->v[i].path, &base->v[i], NULL);
 			i++;
@@ -234,7 +234,7 @@ static sb_err *remove_at(int pfd, const char *name, const char *path, bool force
 /* Write the source entry s as name in pfd (file: temp + rename by sb_fs_copy_file; symlink:
  * temp link + rename; dir: mkdir). */
 static sb_err *write_entry(merger *g, int pfd, const char *name, const char *path,
-			   const sb_snap_entry *s)
+                           const sb_snap_entry *s)
 {
 	if (s->type == SB_FT_DIR) {
 		if (mkdirat(pfd, name, 0755) != 0 && errno != EEXIST)
@@ -302,7 +302,8 @@ static sb_err *apply_remote(merger *g, const item *it, bool force, bool *blocked
 		struct stat st;
 		if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
 		    unlinkat(pfd, name, 0) != 0)
-			err = sb_err_sys(errno, "removing %s to make room for a directory", it->path);
+			err =
+			    sb_err_sys(errno, "removing %s to make room for a directory", it->path);
 	} else {
 		/* A file or link replaces a directory only when the directory is gone or empty
 		 * (its unchanged children were deleted first). */
@@ -349,16 +350,17 @@ static sb_err *fail_with_conflicts(merger *g)
 			continue;
 		add_conflict(g, it->path, it->kind, false, NULL);
 		if (n < 50)
-			sb_buf_appendf(&m, "\n  %s (%s)", it->path, sb_conflict_kind_name(it->kind));
+			sb_buf_appendf(&m, "\n  %s (%s)", it->path,
+			               sb_conflict_kind_name(it->kind));
 		n++;
 	}
 	if (n > 50)
 		sb_buf_appendf(&m, "\n  ... and %zu more", n - 50);
 	sb_err *err = sb_err_new(SB_E_CONFLICT,
-				 "workspace restore into %s stopped: %zu path(s) changed both "
-				 "locally and in the sandbox, nothing was applied (policy fail); "
-				 "restore again with keep-local or take-remote:%s",
-				 g->m->target_dir, n, sb_buf_cstr(&m));
+	                         "workspace restore into %s stopped: %zu path(s) changed both "
+	                         "locally and in the sandbox, nothing was applied (policy fail); "
+	                         "restore again with keep-local or take-remote:%s",
+	                         g->m->target_dir, n, sb_buf_cstr(&m));
 	sb_buf_deinit(&m);
 	return err;
 }
@@ -404,7 +406,8 @@ static sb_err *run_merge(merger *g)
 	for (int pass = 0; pass < 2 && !err; pass++) {
 		for (size_t k = g->n; k-- > 0 && !err;) {
 			item *it = &g->v[k];
-			bool take = it->act == ACT_CONFLICT && pol == SB_CONFLICT_TAKE_REMOTE && !it->s;
+			bool take =
+			    it->act == ACT_CONFLICT && pol == SB_CONFLICT_TAKE_REMOTE && !it->s;
 			if (it->act != ACT_DELETE && !take)
 				continue;
 			bool is_dir = it->b && it->b->type == SB_FT_DIR;
@@ -440,9 +443,11 @@ static sb_err *run_merge(merger *g)
 				if (it->s->type == SB_FT_DIR)
 					continue; /* the report lists files and links */
 				if (it->c)
-					note(&g->rep->changed, &g->rep->n_changed, &g->cap_changed, it->path);
+					note(&g->rep->changed, &g->rep->n_changed, &g->cap_changed,
+					     it->path);
 				else
-					note(&g->rep->added, &g->rep->n_added, &g->cap_added, it->path);
+					note(&g->rep->added, &g->rep->n_added, &g->cap_added,
+					     it->path);
 				continue;
 			}
 		}
@@ -455,7 +460,7 @@ static sb_err *run_merge(merger *g)
 		err = write_beside(g, it, &copy);
 		if (!err)
 			add_conflict(g, it->path, blocked ? SB_CONFLICT_BLOCKED : it->kind, false,
-				     copy);
+			             copy);
 		free(copy);
 	}
 	return err;

@@ -26,10 +26,11 @@ static sb_err *make_staging(const char *staging)
 	if (lstat(staging, &st) == 0) {
 		struct stat ms;
 		if (!S_ISDIR(st.st_mode) || lstat(mark, &ms) != 0)
-			err = sb_err_new(SB_E_EXISTS,
-					 "%s exists but was not made by sandbar; move it out of the "
-					 "workspace and restore again",
-					 staging);
+			err =
+			    sb_err_new(SB_E_EXISTS,
+			               "%s exists but was not made by sandbar; move it out of the "
+			               "workspace and restore again",
+			               staging);
 		else
 			err = sb_fs_rm_rf(staging); /* left by a crashed restore */
 	} else if (errno != ENOENT) {
@@ -58,8 +59,8 @@ static void remove_staging(const char *dir)
 	}
 }
 
-static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
-			       const sb_rt_ctx *c, sb_restore_report *rep)
+static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o, const sb_rt_ctx *c,
+                               sb_restore_report *rep)
 {
 	char *staging = NULL, *tree = NULL, *download = NULL, *lock_root = NULL;
 	sb_rt_lock lock = {NULL};
@@ -82,15 +83,15 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	download = sb_strfmt("%s/workspace-download.tar", rt->root_dir);
 	sb_rt_progress p;
 	sb_rt_progress_init(&p, &c->progress, &c->status, SB_PHASE_RESTORE, "Restoring",
-			    "workspace", "from");
+	                    "workspace", "from");
 	sb_rt_fetch f = {
-		.remote_dir = rt->remote_dir,
-		.ex = &rt->restore_ex,
-		.download_tar = download,
-		.max_bytes = o->max_bytes,
-		.local_dest = tree,
-		.native = rt->native,
-		.label = "workspace",
+	    .remote_dir = rt->remote_dir,
+	    .ex = &rt->restore_ex,
+	    .download_tar = download,
+	    .max_bytes = o->max_bytes,
+	    .local_dest = tree,
+	    .native = rt->native,
+	    .label = "workspace",
 	};
 	uint64_t bytes = 0;
 	err = sb_rt_fetch_out(c, &f, &p, &bytes);
@@ -98,12 +99,12 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 		goto out;
 	rep->bytes_moved += bytes;
 	sb_rt_merge m = {
-		.baseline = &rt->baseline,
-		.source_dir = tree,
-		.target_dir = rt->local_dir,
-		.ex = &rt->restore_ex,
-		.policy = o->policy,
-		.move_files = true,
+	    .baseline = &rt->baseline,
+	    .source_dir = tree,
+	    .target_dir = rt->local_dir,
+	    .ex = &rt->restore_ex,
+	    .policy = o->policy,
+	    .move_files = true,
 	};
 	err = sb_rt_merge_apply(&m, rep, &next);
 	/* The remote tree is now the common ancestor of both sides: the next restore compares
@@ -128,7 +129,7 @@ out:
 }
 
 sb_err *sb_runtime_restore(sb_runtime *rt, const sb_runtime_restore_opts *opts,
-			   sb_restore_report *report)
+                           sb_restore_report *report)
 {
 	sb_runtime_restore_opts o = {0};
 	if (opts)
@@ -144,6 +145,6 @@ sb_err *sb_runtime_restore(sb_runtime *rt, const sb_runtime_restore_opts *opts,
 	sb_rt_status(&c.status, SB_PHASE_FINALIZE, "Finalizing sandbox workspace");
 	if (err)
 		return sb_err_prefix(err, "restoring the workspace %s from %s", rt->local_dir,
-				     rt->remote_dir);
+		                     rt->remote_dir);
 	return NULL;
 }

@@ -10,8 +10,8 @@
 
 /* ---- constants of the command protocol (spec §2.2, §2.3, §5.3) */
 #define SB_RT_SINGLE_STREAM_MAX (96u * 1024u * 1024u) /* base64 characters */
-#define SB_RT_CHUNK_DECODED (3u * 1024u * 1024u)       /* 4 MiB of base64 per exec */
-#define SB_RT_PRINTF_SLICE (32u * 1024u)               /* base64 characters per printf */
+#define SB_RT_CHUNK_DECODED (3u * 1024u * 1024u)      /* 4 MiB of base64 per exec */
+#define SB_RT_PRINTF_SLICE (32u * 1024u)              /* base64 characters per printf */
 #define SB_RT_DD_BS 3145728u
 #define SB_RT_TAIL_CHARS 4000u
 #define SB_RT_UPLOAD_TAG ".sandbar-upload."
@@ -42,7 +42,7 @@ typedef struct sb_rt_stdin {
  * error "<script> failed with exit code <n|null>:\nstderr: <tail>\nstdout: <tail>". res (may be
  * NULL) receives the result either way. */
 sb_err *sb_rt_run(const sb_rt_ctx *c, const char *script, const sb_rt_stdin *in,
-		  const sb_exec_callbacks *cb, size_t output_cap, sb_exec_result *res);
+                  const sb_exec_callbacks *cb, size_t output_cap, sb_exec_result *res);
 /* SB_E_CANCELED when the context's cancel token fired (checked between steps; the native
  * transfers themselves cannot be interrupted through the runner interface). */
 sb_err *sb_rt_check_cancel(const sb_rt_ctx *c);
@@ -78,8 +78,8 @@ typedef struct sb_rt_progress {
 } sb_rt_progress;
 
 void sb_rt_progress_init(sb_rt_progress *p, const sb_runtime_progress_sink *sink,
-			 const sb_runtime_status_sink *status, sb_runtime_phase phase,
-			 const char *verb, const char *label, const char *direction);
+                         const sb_runtime_status_sink *status, sb_runtime_phase phase,
+                         const char *verb, const char *label, const char *direction);
 void sb_rt_progress_report(sb_rt_progress *p, uint64_t done, uint64_t total);
 /* Emit the terminal 100% line once (no-op after complete or fail). */
 void sb_rt_progress_complete(sb_rt_progress *p, uint64_t done, uint64_t total);
@@ -103,7 +103,7 @@ typedef struct sb_rt_timer {
 } sb_rt_timer;
 
 void sb_rt_timer_start(sb_rt_timer *t, const sb_runtime_progress_sink *sink, const char *phase,
-		       const char *artifact, bool native);
+                       const char *artifact, bool native);
 /* Record the time since the previous mark (or start) as "<step> <n>ms". */
 void sb_rt_timer_mark(sb_rt_timer *t, const char *step);
 void sb_rt_timer_finish(sb_rt_timer *t, bool failed);
@@ -111,17 +111,17 @@ void sb_rt_timer_finish(sb_rt_timer *t, bool failed);
 /* ---- upload.c: write the bytes of fd [0, size) to the remote file dest (spec §2.2). Picks the
  * single-stream, chunked-stdin or printf protocol from the runner's capabilities. */
 sb_err *sb_rt_upload(const sb_rt_ctx *c, int fd, uint64_t size, const char *dest,
-		     sb_rt_progress *p);
+                     sb_rt_progress *p);
 
 /* ---- download.c: read the remote file path into out_fd (spec §2.3). max_bytes > 0 rejects a
  * larger file before any content is read. */
 sb_err *sb_rt_download(const sb_rt_ctx *c, const char *path, int64_t max_bytes, int out_fd,
-		       uint64_t *size_out, sb_rt_progress *p);
+                       uint64_t *size_out, sb_rt_progress *p);
 
 /* ---- rtexcludes.c: the exclude sets (spec §2.5, §2.8) and their shell forms. */
 /* archive: heavy dirs + .git + overlay + caller excludes. restore: archive + preserve. */
 sb_err *sb_rt_build_excludes(const char *overlay, char *const *caller, char *const *preserve,
-			     sb_excludes *archive, sb_excludes *restore);
+                             sb_excludes *archive, sb_excludes *restore);
 /* A name the archives always skip ("._*" AppleDouble files), so snapshots skip them too. */
 bool sb_rt_name_ignored(const char *name);
 /* The part of ex a remote `tar -c` can apply exactly: segment names (for --exclude, matched at
@@ -155,7 +155,7 @@ typedef struct sb_rt_stage {
 } sb_rt_stage;
 
 sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
-		       uint64_t *bytes_out);
+                       uint64_t *bytes_out);
 
 typedef struct sb_rt_fetch {
 	const char *remote_dir;
@@ -168,7 +168,7 @@ typedef struct sb_rt_fetch {
 } sb_rt_fetch;
 
 sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
-			uint64_t *bytes_out);
+                        uint64_t *bytes_out);
 
 /* ---- snapshot.c: dir / file{mode, sha256} / symlink{target} entries of a tree (spec §3.3). */
 typedef struct sb_snap_entry {
@@ -182,7 +182,7 @@ typedef struct sb_snap_entry {
 } sb_snap_entry;
 
 typedef struct sb_snap {
-	int rootfd; /* O_PATH of the root while the snapshot may hash lazily; -1 otherwise */
+	int rootfd;       /* O_PATH of the root while the snapshot may hash lazily; -1 otherwise */
 	sb_snap_entry *v; /* sorted by strcmp(path) */
 	size_t n, cap;
 } sb_snap;
@@ -210,7 +210,7 @@ sb_err *sb_snap_hash_all(sb_snap *s);
 sb_snap_entry *sb_snap_find(const sb_snap *s, const char *path);
 /* Entry equality (kinds, symlink targets, file mode + content); NULL entries mean absent. */
 sb_err *sb_snap_equal(const sb_snap *sa, sb_snap_entry *a, const sb_snap *sb, sb_snap_entry *b,
-		      bool *eq);
+                      bool *eq);
 
 /* ---- lock.c: the restore lock (spec §3.4, §8.3). */
 typedef struct sb_rt_lock {
@@ -222,7 +222,7 @@ typedef struct sb_rt_lock {
 sb_err *sb_rt_lock_root(const char *configured, char **out);
 /* Lock dir = <root>/<sha256 hex of realpath(target)>.lock. Waits up to timeout_ms. */
 sb_err *sb_rt_lock_acquire(const char *root, const char *target, int64_t timeout_ms,
-			   sb_rt_lock *out);
+                           sb_rt_lock *out);
 void sb_rt_lock_release(sb_rt_lock *l);
 /* The lock directory for target (exported for tests). */
 sb_err *sb_rt_lock_path(const char *root, const char *target, char **out);

@@ -115,7 +115,7 @@ static int on_entry(const sb_walk_entry *we, void *ud, sb_err **err)
 		e->target = sb_buf_steal(&t, NULL);
 	} else if (we->type == SB_FT_FILE && w->hash_now) {
 		int fd = openat(we->dirfd, we->name,
-				O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		                O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 		if (fd < 0) {
 			*err = sb_err_sys(errno, "opening %s to snapshot it", we->relpath);
 			return SB_WALK_STOP;
@@ -174,10 +174,10 @@ static sb_err *ensure_hash(const sb_snap *s, sb_snap_entry *e)
 		return NULL;
 	if (s->rootfd < 0)
 		return sb_err_new(SB_E_INTERNAL, "snapshot entry %s has no hash and no root",
-				  e->path);
+		                  e->path);
 	int fd;
 	sb_err *err = sb_fs_open_beneath(s->rootfd, e->path,
-					 O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0, 0, &fd);
+	                                 O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0, 0, &fd);
 	if (err)
 		return sb_err_prefix(err, "opening %s to hash it", e->path);
 	err = hash_fd(fd, e->path, e);
@@ -246,7 +246,7 @@ sb_err *sb_snap_hash_all(sb_snap *s)
 }
 
 sb_err *sb_snap_equal(const sb_snap *sa, sb_snap_entry *a, const sb_snap *sb, sb_snap_entry *b,
-		      bool *eq)
+                      bool *eq)
 {
 	*eq = false;
 	if (!a || !b) {

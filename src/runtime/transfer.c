@@ -48,12 +48,12 @@ typedef struct sync_in_ctx {
 static sb_err *consume_sync_in(void *ud, int fd)
 {
 	sync_in_ctx *k = ud;
-	return sb_runner_sync_in(k->c->runner, k->s->remote_dir, k->s->spare, fd,
-				 sb_rt_progress_fn, k->p);
+	return sb_runner_sync_in(k->c->runner, k->s->remote_dir, k->s->spare, fd, sb_rt_progress_fn,
+	                         k->p);
 }
 
 sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
-		       uint64_t *bytes_out)
+                       uint64_t *bytes_out)
 {
 	tar_src t = {.s = s, .bytes = 0};
 	sb_rt_timer tm;
@@ -68,8 +68,8 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 		sb_rt_timer_finish(&tm, err != NULL);
 		if (err) {
 			sb_rt_progress_fail(p);
-			return sb_err_prefix(err, "staging %s into %s (native transfer)", s->local_dir,
-					     s->remote_dir);
+			return sb_err_prefix(err, "staging %s into %s (native transfer)",
+			                     s->local_dir, s->remote_dir);
 		}
 		sb_rt_progress_complete(p, t.bytes, t.bytes);
 		*bytes_out = t.bytes;
@@ -111,7 +111,7 @@ static sb_err *produce_sync_out(void *ud, int fd)
 {
 	sync_out_ctx *k = ud;
 	return sb_runner_sync_out(k->c->runner, k->f->remote_dir, k->f->ex, fd, sb_rt_progress_fn,
-				  k->p);
+	                          k->p);
 }
 
 typedef struct extract_ctx {
@@ -151,8 +151,8 @@ static sb_err *consume_bounded(void *ud, int fd)
 		b->bytes += (uint64_t)r;
 		if (b->bytes > (uint64_t)b->max) {
 			err = sb_err_new(SB_E_FILE_TOO_LARGE,
-					 "Remote archive of %s exceeds the %lld byte limit", b->what,
-					 (long long)b->max);
+			                 "Remote archive of %s exceeds the %lld byte limit",
+			                 b->what, (long long)b->max);
 			err->actual_bytes = (int64_t)b->bytes;
 			err->limit_bytes = b->max;
 			break;
@@ -166,7 +166,7 @@ static sb_err *consume_bounded(void *ud, int fd)
 }
 
 static sb_err *fetch_native(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
-			    uint64_t *bytes_out)
+                            uint64_t *bytes_out)
 {
 	sync_out_ctx k = {.c = c, .f = f, .p = p};
 	extract_ctx x = {.dest = f->local_dest, .bytes = 0};
@@ -195,7 +195,7 @@ static sb_err *fetch_native(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_prog
 }
 
 sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
-			uint64_t *bytes_out)
+                        uint64_t *bytes_out)
 {
 	sb_rt_timer tm;
 	sb_rt_timer_start(&tm, &c->progress, "restore", f->label ? f->label : "tree", f->native);
@@ -207,7 +207,7 @@ sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress
 		sb_rt_timer_mark(&tm, "transfer+extract");
 		sb_rt_timer_finish(&tm, err != NULL);
 		return err ? sb_err_prefix(err, "fetching %s (native transfer)", f->remote_dir)
-			   : NULL;
+		           : NULL;
 	}
 	char *script = sb_rt_script_archive(f->remote_dir, f->download_tar, f->ex);
 	int fd = -1;

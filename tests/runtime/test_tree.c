@@ -10,13 +10,13 @@
 #include <unistd.h>
 
 static const char *const NAMES[] = {
-	"with space.txt",
-	"it's quoted \"twice\".txt",
-	"new\nline.txt",
-	"ünïcødé-日本語.txt",
-	"$(touch pwned)`id`;*.txt",
-	"-starts-with-dash",
-	"dir with space/inner 'q'.txt",
+    "with space.txt",
+    "it's quoted \"twice\".txt",
+    "new\nline.txt",
+    "ünïcødé-日本語.txt",
+    "$(touch pwned)`id`;*.txt",
+    "-starts-with-dash",
+    "dir with space/inner 'q'.txt",
 };
 
 typedef struct env {
@@ -38,10 +38,10 @@ static void env_init(env *e)
 static void env_prepare(env *e)
 {
 	sb_runtime_prepare_opts o = {
-		.runner = e->runner,
-		.spec = {.remote_cwd = e->ws},
-		.adapter_key = "claude",
-		.workspace_local_dir = e->local,
+	    .runner = e->runner,
+	    .spec = {.remote_cwd = e->ws},
+	    .adapter_key = "claude",
+	    .workspace_local_dir = e->local,
 	};
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &e->rt));
 }
@@ -102,9 +102,10 @@ static void awkward_names_round_trip(void **state)
 	sbt_write_str(e.ws, "new\nline.txt", "changed remotely\n");
 	sbt_write_str(e.ws, "remote only ü'\".txt", "new\n");
 	assert_int_equal(sbt_sh("chmod 0755 '%s/secret'", e.ws), 0);
-	assert_int_equal(sbt_sh("rm '%s/link-in-tree' && ln -s 'ünïcødé-日本語.txt' '%s/link-in-tree'",
-				e.ws, e.ws),
-			 0);
+	assert_int_equal(
+	    sbt_sh("rm '%s/link-in-tree' && ln -s 'ünïcødé-日本語.txt' '%s/link-in-tree'", e.ws,
+	           e.ws),
+	    0);
 	assert_int_equal(sbt_sh("rmdir '%s/empty dir' && mkdir '%s/new empty'", e.ws, e.ws), 0);
 	sbt_write(e.ws, "empty.bin", "x", 1, 0644);
 	sbt_write(e.ws, "now-empty.txt", "", 0, 0640);
@@ -178,12 +179,12 @@ static void caller_excludes_and_preserved_paths(void **state)
 	char *excludes[] = {(char *)"big", (char *)"docs/gen", NULL};
 	char *preserve[] = {(char *)".claude", NULL};
 	sb_runtime_prepare_opts o = {
-		.runner = e.runner,
-		.spec = {.remote_cwd = e.ws},
-		.adapter_key = "claude",
-		.workspace_local_dir = e.local,
-		.excludes = excludes,
-		.preserve_absent_on_restore = preserve,
+	    .runner = e.runner,
+	    .spec = {.remote_cwd = e.ws},
+	    .adapter_key = "claude",
+	    .workspace_local_dir = e.local,
+	    .excludes = excludes,
+	    .preserve_absent_on_restore = preserve,
 	};
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &e.rt));
 	assert_false(rth_exists(e.ws, "big"));
@@ -279,15 +280,15 @@ static void assets_follow_symlinks_and_exclude(void **state)
 	sbt_write_str(home, "._auth.json", "appledouble\n");
 	char *asset_ex[] = {(char *)"tmp", (char *)".tmp", NULL};
 	sb_runtime_asset assets[] = {
-		{.key = "home", .local_dir = home, .follow_symlinks = true, .excludes = asset_ex},
+	    {.key = "home", .local_dir = home, .follow_symlinks = true, .excludes = asset_ex},
 	};
 	sb_runtime_prepare_opts o = {
-		.runner = e.runner,
-		.spec = {.remote_cwd = e.ws},
-		.adapter_key = "codex",
-		.workspace_local_dir = e.local,
-		.assets = assets,
-		.n_assets = 1,
+	    .runner = e.runner,
+	    .spec = {.remote_cwd = e.ws},
+	    .adapter_key = "codex",
+	    .workspace_local_dir = e.local,
+	    .assets = assets,
+	    .n_assets = 1,
 	};
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &e.rt));
 	const char *dir = sb_runtime_asset_dir(e.rt, "home");
@@ -321,11 +322,11 @@ static void cancelled_prepare_runs_nothing(void **state)
 	sb_cancel *cancel = sb_cancel_new();
 	sb_cancel_trigger(cancel);
 	sb_runtime_prepare_opts o = {
-		.runner = e.runner,
-		.spec = {.remote_cwd = e.ws},
-		.adapter_key = "x",
-		.workspace_local_dir = e.local,
-		.cancel = cancel,
+	    .runner = e.runner,
+	    .spec = {.remote_cwd = e.ws},
+	    .adapter_key = "x",
+	    .workspace_local_dir = e.local,
+	    .cancel = cancel,
 	};
 	sb_err *err = sb_runtime_prepare(&o, &e.rt);
 	assert_non_null(err);
@@ -351,10 +352,10 @@ static void bad_requests_are_refused(void **state)
 	const char *bad_keys[] = {"a/b", "..", "", "x*"};
 	for (size_t i = 0; i < 4; i++) {
 		sb_runtime_prepare_opts o = {
-			.runner = e.runner,
-			.spec = {.remote_cwd = e.ws},
-			.adapter_key = bad_keys[i],
-			.workspace_local_dir = e.local,
+		    .runner = e.runner,
+		    .spec = {.remote_cwd = e.ws},
+		    .adapter_key = bad_keys[i],
+		    .workspace_local_dir = e.local,
 		};
 		err = sb_runtime_prepare(&o, &e.rt);
 		assert_non_null(err);
@@ -363,10 +364,10 @@ static void bad_requests_are_refused(void **state)
 	}
 	sb_runtime_asset reserved[] = {{.key = "workspace", .local_dir = e.local}};
 	sb_runtime_prepare_opts o = {
-		.runner = e.runner,
-		.spec = {.remote_cwd = "relative/dir"},
-		.adapter_key = "x",
-		.workspace_local_dir = e.local,
+	    .runner = e.runner,
+	    .spec = {.remote_cwd = "relative/dir"},
+	    .adapter_key = "x",
+	    .workspace_local_dir = e.local,
 	};
 	err = sb_runtime_prepare(&o, &e.rt);
 	assert_non_null(err);
@@ -391,15 +392,15 @@ static void bad_requests_are_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(awkward_names_round_trip),
-		cmocka_unit_test(heavy_dirs_stay_on_their_side),
-		cmocka_unit_test(caller_excludes_and_preserved_paths),
-		cmocka_unit_test(empty_workspace_round_trips),
-		cmocka_unit_test(restage_wipes_stale_remote_but_spares_overlay),
-		cmocka_unit_test(fifo_is_ignored),
-		cmocka_unit_test(assets_follow_symlinks_and_exclude),
-		cmocka_unit_test(bad_requests_are_refused),
-		cmocka_unit_test(cancelled_prepare_runs_nothing),
+	    cmocka_unit_test(awkward_names_round_trip),
+	    cmocka_unit_test(heavy_dirs_stay_on_their_side),
+	    cmocka_unit_test(caller_excludes_and_preserved_paths),
+	    cmocka_unit_test(empty_workspace_round_trips),
+	    cmocka_unit_test(restage_wipes_stale_remote_but_spares_overlay),
+	    cmocka_unit_test(fifo_is_ignored),
+	    cmocka_unit_test(assets_follow_symlinks_and_exclude),
+	    cmocka_unit_test(bad_requests_are_refused),
+	    cmocka_unit_test(cancelled_prepare_runs_nothing),
 	};
 	return rth_run_both("runtime.tree", tests, sizeof tests / sizeof tests[0]);
 }
