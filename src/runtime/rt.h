@@ -137,11 +137,6 @@ char *sb_rt_script_extract(const char *dir, const char *tar, char *const *spare)
  * from /dev/zero. */
 char *sb_rt_script_archive(const char *dir, const char *tar, const sb_excludes *ex);
 
-/* ---- pump.c: connect a producer writing to a pipe with a consumer reading it. The producer runs
- * on its own thread with SIGPIPE blocked; the first real failure wins. */
-typedef sb_err *(*sb_rt_pump_fn)(void *ud, int fd);
-sb_err *sb_rt_pump(sb_rt_pump_fn producer, void *pud, sb_rt_pump_fn consumer, void *cud);
-
 /* ---- transfer.c: move a directory tree in or out, command path or native. */
 typedef struct sb_rt_stage {
 	const char *local_dir;
