@@ -8,6 +8,7 @@
 
 #include <sandbar/runner.h>
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,6 +257,79 @@ static void bridge_runner_executes_json_and_streamed(void **state)
 	sb_bridge_free(b);
 }
 
+/* Concurrent replays of one acquisition: whoever arrives while setup runs gets 503
+ * acquisition_in_progress and retries with backoff; all end up with the one lease. */
+typedef struct racer {
+	pthread_t t;
+	sb_bridge_lease lease;
+	sb_err *err;
+} racer;
+
+static void *race(void *ud)
+{
+	racer *r = ud;
+	sb_bridge_opts o = opts();
+	sb_bridge *b = NULL;
+	r->err = sb_bridge_new(&o, &b);
+	sb_bridge_lease_params p = params("raced");
+	if (!r->err)
+		r->err = sb_bridge_acquire(b, &p, &r->lease);
+	sb_bridge_free(b);
+	return NULL;
+}
+
+static void bridge_client_concurrent_replays_share_one_lease(void **state)
+{
+	(void)state;
+	racer rs[4];
+	memset(rs, 0, sizeof(rs));
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pthread_create(&rs[i].t, NULL, race, &rs[i]), 0);
+	for (int i = 0; i < 4; i++)
+		pthread_join(rs[i].t, NULL);
+	for (int i = 0; i < 4; i++) {
+		SB_ASSERT_OK(rs[i].err);
+		assert_string_equal(rs[i].lease.provider_lease_id, "pc-acq-raced");
+		sb_bridge_lease_deinit(&rs[i].lease);
+	}
+}
+
+static sb_err *cancel_on_output(void *ud, sb_stream s, const char *p, size_t n)
+{
+	(void)s, (void)p, (void)n;
+	sb_cancel_trigger(ud);
+	return NULL;
+}
+
+/* Cancelling stops waiting for the command (the protocol has no abort; the command itself ends
+ * at its timeout). */
+static void bridge_runner_cancel_stops_waiting(void **state)
+{
+	(void)state;
+	sb_bridge *b = NULL;
+	sb_bridge_opts o = opts();
+	SB_ASSERT_OK(sb_bridge_new(&o, &b));
+	sb_bridge_lease_params p = params("runner-cancel");
+	sb_bridge_lease l = {0};
+	SB_ASSERT_OK(sb_bridge_acquire(b, &p, &l));
+	sb_runner *r = runner_for(&l);
+	sb_cancel *c = sb_cancel_new();
+	char *argv[] = {"sh", "-c", "echo first; sleep 30", NULL};
+	sb_exec_request rq = {.argv = argv, .timeout_ms = 60000};
+	sb_exec_callbacks cb = {.on_output = cancel_on_output, .ud = c};
+	sb_exec_result res;
+	sb_exec_result_init(&res);
+	sb_err *err = sb_runner_execute(r, &rq, &cb, c, &res);
+	assert_non_null(err);
+	assert_int_equal(err->code, SB_E_CANCELED);
+	sb_err_free(err);
+	sb_exec_result_deinit(&res);
+	sb_cancel_free(c);
+	sb_runner_free(r);
+	sb_bridge_lease_deinit(&l);
+	sb_bridge_free(b);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -276,6 +350,8 @@ int main(void)
 		cmocka_unit_test(bridge_client_acquires_replays_and_refuses_conflicts),
 		cmocka_unit_test(bridge_client_reports_bad_credentials_and_requests),
 		cmocka_unit_test(bridge_runner_executes_json_and_streamed),
+		cmocka_unit_test(bridge_client_concurrent_replays_share_one_lease),
+		cmocka_unit_test(bridge_runner_cancel_stops_waiting),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
