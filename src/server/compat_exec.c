@@ -23,7 +23,7 @@
 
 typedef struct session {
 	struct session *next;
-	char *lease_id, *id;
+	char *lease_id, *id; /* lease_id is the owner key "<lease id>/<acquisition id>" */
 	char *cwd;  /* NULL = the lease's remoteCwd */
 	char **env; /* "K=V" */
 	int64_t used_ms;
@@ -131,6 +131,8 @@ typedef struct exec_call {
 	sbs_lease *lease;
 	sbs_exec *x;
 	char *lease_id, *acquisition_id, *session_id;
+	char *owner; /* sessions belong to one acquisition of a lease: a later owner of the same
+		      * (reusable) lease id never inherits an earlier owner's cwd or env */
 	bool named;
 	int64_t timeout_ms;
 	size_t cap;
@@ -156,6 +158,7 @@ static void call_free(void *ud)
 	free(c->lease_id);
 	free(c->acquisition_id);
 	free(c->session_id);
+	free(c->owner);
 	free(c);
 }
 
@@ -187,7 +190,7 @@ static void after_exec(exec_call *c, const sb_exec_result *res)
 	if (!res->timed_out)
 		return;
 	if (c->named) {
-		session_drop(c->lease_id, c->session_id);
+		session_drop(c->owner, c->session_id);
 		return;
 	}
 	sbs_exec_free(c->x);
@@ -203,7 +206,7 @@ static void after_exec(exec_call *c, const sb_exec_result *res)
 			c->lease_id, err->msg);
 		sb_err_free(err);
 	}
-	session_drop(c->lease_id, NULL);
+	session_drop(c->owner, NULL);
 }
 
 static sb_err *finish(exec_call *c, json_t **result)
@@ -411,6 +414,7 @@ void compat_route_exec(sbs_req *r, void *ud)
 	c->lease_id = sb_xstrdup(id);
 	c->acquisition_id = sb_xstrdup(acq);
 	c->session_id = sb_xstrdup(o.session_id);
+	c->owner = sb_strfmt("%s/%s", id, acq);
 	c->named = o.named;
 	c->timeout_ms = o.timeout_ms;
 	c->cap = srv->limits.output_cap;
@@ -432,7 +436,7 @@ void compat_route_exec(sbs_req *r, void *ud)
 		goto out;
 	}
 	if (o.named) {
-		session_apply(id, o.session_id, &env, &cwd);
+		session_apply(c->owner, o.session_id, &env, &cwd);
 		/* A session starts in the lease's workspace directory. */
 		const char *home = json_string_value(
 			json_object_get(compat_record_meta(&info), "requestedCwd"));

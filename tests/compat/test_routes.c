@@ -497,6 +497,45 @@ static void bridge_named_sessions_keep_cwd_and_env(void **state)
 	free(id);
 }
 
+/* A later owner of a reusable lease id never inherits an earlier owner's session. */
+static void bridge_sessions_do_not_outlive_their_owner(void **state)
+{
+	(void)state;
+	const char *scope = "abcdefabcdefabcdefabcdefabcdef01";
+	char *path = P(0, "/leases/acquire");
+	char *xpath = P(0, "/exec");
+	const char *owners[] = {"owner-a", "owner-b"};
+	char *id = NULL;
+	for (int k = 0; k < 2; k++) {
+		ct_resp r;
+		ct_call(&D, "POST", path,
+			json_pack("{s:s, s:s, s:s, s:b, s:b, s:s}", "acquisitionId", owners[k],
+				  "environmentId", "e", "runId", "r", "reuseLease", 1, "keepAlive", 1,
+				  "reuseScopeId", scope),
+			&r);
+		assert_int_equal(r.status, 200);
+		free(id);
+		id = sb_xstrdup(jstr(r.json, "providerLeaseId", NULL));
+		ct_resp_deinit(&r);
+		json_t *b = exec_body(id, owners[k], "printf '%s' \"${SECRET-unset}\"");
+		json_object_set_new(b, "sessionId", json_string("agent"));
+		if (k == 0)
+			json_object_set_new(b, "env", json_pack("{s:s}", "SECRET", "a-only"));
+		ct_call(&D, "POST", xpath, b, &r);
+		assert_int_equal(r.status, 200);
+		assert_string_equal(jstr(r.json, "stdout", NULL), k == 0 ? "a-only" : "unset");
+		ct_resp_deinit(&r);
+		char *dpath = sb_strfmt("%s/leases/%s", PREFIXES[0], id);
+		ct_call(&D, "DELETE", dpath, json_pack("{s:s}", "acquisitionId", owners[k]), &r);
+		assert_int_equal(r.status, 200);
+		ct_resp_deinit(&r);
+		free(dpath);
+	}
+	free(id);
+	free(xpath);
+	free(path);
+}
+
 static void bridge_default_session_timeout_destroys_the_lease(void **state)
 {
 	(void)state;
@@ -588,6 +627,7 @@ int main(void)
 		cmocka_unit_test(bridge_release_keeps_reusable_and_destroys_others),
 		cmocka_unit_test(bridge_exec_runs_commands_as_composed),
 		cmocka_unit_test(bridge_named_sessions_keep_cwd_and_env),
+		cmocka_unit_test(bridge_sessions_do_not_outlive_their_owner),
 		cmocka_unit_test(bridge_default_session_timeout_destroys_the_lease),
 		cmocka_unit_test(bridge_destroy_is_refused_while_an_exec_runs),
 	};
