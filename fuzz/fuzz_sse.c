@@ -13,7 +13,7 @@ static sb_err *record(void *ud, const char *event, const char *id, const char *d
 	sb_buf *log = ud;
 	/* Length-prefixed so that different event sequences cannot serialise alike. */
 	sb_buf_appendf(log, "%zu:%s|%zu:%s|%zu:", strlen(event), event, id ? strlen(id) : 0,
-		       id ? id : "", n);
+	               id ? id : "", n);
 	sb_buf_append(log, d, n);
 	if (strcmp(event, "stop") == 0)
 		return sb_err_new(SB_E_CANCELED, "stop event");
@@ -51,8 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * errors, both ways must agree byte for byte. */
 	if (ok1 != ok2 || c1 != c2)
 		abort();
-	if (ok1 && (whole.len != split.len || memcmp(sb_buf_cstr(&whole), sb_buf_cstr(&split),
-						     whole.len) != 0))
+	if (ok1 && (whole.len != split.len ||
+	            memcmp(sb_buf_cstr(&whole), sb_buf_cstr(&split), whole.len) != 0))
 		abort();
 	sb_buf_deinit(&whole);
 	sb_buf_deinit(&split);

@@ -107,7 +107,7 @@ static void call_info_deinit(call_info *ci)
 }
 
 static sb_err *call_json(sb_bridge *b, const char *method, const char *path, json_t *body,
-			 int64_t timeout_ms, json_t **answer, call_info *ci)
+                         int64_t timeout_ms, json_t **answer, call_info *ci)
 {
 	if (answer)
 		*answer = NULL;
@@ -140,9 +140,9 @@ static sb_err *call_json(sb_bridge *b, const char *method, const char *path, jso
 		if (!j || !json_is_object(j)) {
 			json_decref(j);
 			err = sb_err_new(SB_E_PROTOCOL,
-					 "%s: bridge answered %ld with a body that is not a JSON "
-					 "object",
-					 what, rs.status);
+			                 "%s: bridge answered %ld with a body that is not a JSON "
+			                 "object",
+			                 what, rs.status);
 			goto out;
 		}
 		*answer = j;
@@ -167,9 +167,9 @@ static int64_t command_timeout(const sb_bridge_lease_params *p)
 static void add_common(json_t *o, const sb_bridge_lease_params *p)
 {
 	json_object_set_new(o, "requestedCwd",
-			    json_string(or_default(p->requested_cwd, "/workspace/paperclip")));
+	                    json_string(or_default(p->requested_cwd, "/workspace/paperclip")));
 	json_object_set_new(o, "sessionStrategy",
-			    json_string(or_default(p->session_strategy, "named")));
+	                    json_string(or_default(p->session_strategy, "named")));
 	json_object_set_new(o, "sessionId", json_string(or_default(p->session_id, "paperclip")));
 	json_object_set_new(o, "timeoutMs", json_integer(command_timeout(p)));
 }
@@ -186,13 +186,14 @@ static sb_err *parse_lease(const json_t *j, const char *what, sb_bridge_lease *o
 	json_t *m = json_object_get(j, "metadata");
 	if (!id || !*id || !json_is_object(m))
 		return sb_err_new(SB_E_PROTOCOL,
-				  "%s: the bridge's answer lacks providerLeaseId or metadata", what);
+		                  "%s: the bridge's answer lacks providerLeaseId or metadata",
+		                  what);
 	const char *acq = json_string_value(json_object_get(m, "acquisitionId"));
 	if (!acq || !*acq)
 		return sb_err_new(SB_E_PROTOCOL,
-				  "%s: the bridge's answer for lease %s lacks ownership metadata "
-				  "(metadata.acquisitionId)",
-				  what, id);
+		                  "%s: the bridge's answer for lease %s lacks ownership metadata "
+		                  "(metadata.acquisitionId)",
+		                  what, id);
 	out->provider_lease_id = sb_xstrdup(id);
 	out->acquisition_id = sb_xstrdup(acq);
 	const char *s = json_string_value(json_object_get(m, "remoteCwd"));
@@ -228,9 +229,10 @@ static sb_err *health_once(sb_bridge *b, int64_t timeout_ms, sb_bridge_health *o
 	j = json_loadb(rs.body.data ? rs.body.data : "", rs.body.len, 0, &jerr);
 	json_t *caps = j ? json_object_get(j, "capabilities") : NULL;
 	if (!json_is_object(j) || !json_is_true(json_object_get(j, "ok"))) {
-		err = sb_err_new(SB_E_PROTOCOL, "GET %s/health: the answer is not {ok: true, ...}; "
-						"is %s a sandbox bridge?",
-				 BRIDGE_PREFIX_V1, b->conf.base_url);
+		err = sb_err_new(SB_E_PROTOCOL,
+		                 "GET %s/health: the answer is not {ok: true, ...}; "
+		                 "is %s a sandbox bridge?",
+		                 BRIDGE_PREFIX_V1, b->conf.base_url);
 		goto out;
 	}
 	const char *s = json_string_value(json_object_get(j, "provider"));
@@ -281,13 +283,13 @@ sb_err *sb_bridge_probe(sb_bridge *b, const sb_bridge_lease_params *p, char **su
 	json_object_set_new(body, "normalizeId", json_true());
 	json_t *ans = NULL;
 	sb_err *err = call_json(b, "POST", BRIDGE_PREFIX_V1 "/probe", body,
-				b->conf.request_timeout_ms, &ans, NULL);
+	                        b->conf.request_timeout_ms, &ans, NULL);
 	if (err)
 		return err;
 	if (!json_is_true(json_object_get(ans, "ok"))) {
 		const char *sum = json_string_value(json_object_get(ans, "summary"));
 		err = sb_err_new(SB_E_PROTOCOL, "bridge probe failed: %s",
-				 sum ? sum : "the answer is not ok:true");
+		                 sum ? sum : "the answer is not ok:true");
 	} else if (summary_out) {
 		const char *sum = json_string_value(json_object_get(ans, "summary"));
 		*summary_out = sb_xstrdup(sum ? sum : "");
@@ -344,13 +346,13 @@ sb_err *sb_bridge_acquire(sb_bridge *b, const sb_bridge_lease_params *p, sb_brid
 	if (!p || !p->acquisition_id || !*p->acquisition_id || !p->environment_id ||
 	    !*p->environment_id || !p->run_id || !*p->run_id)
 		return sb_err_new(SB_E_INVAL, "bridge acquire: acquisition_id, environment_id and "
-					      "run_id are required");
+		                              "run_id are required");
 	if (p->reuse_lease && !is_hex32(p->reuse_scope_id))
 		return sb_err_new(SB_E_INVAL, "bridge acquire: a reusable lease needs a "
-					      "reuse_scope_id of 32 hex characters");
+		                              "reuse_scope_id of 32 hex characters");
 	int64_t cmd_timeout = command_timeout(p);
-	int64_t budget = cmd_timeout > b->conf.request_timeout_ms ? cmd_timeout
-								    : b->conf.request_timeout_ms;
+	int64_t budget =
+	    cmd_timeout > b->conf.request_timeout_ms ? cmd_timeout : b->conf.request_timeout_ms;
 	int64_t deadline = sb_mono_ms() + budget;
 
 	sb_bridge_health h;
@@ -358,15 +360,17 @@ sb_err *sb_bridge_acquire(sb_bridge *b, const sb_bridge_lease_params *p, sb_brid
 	if (err)
 		return sb_err_prefix(err, "bridge acquire");
 	if (!h.acquisition_replay)
-		err = sb_err_new(SB_E_UNSUPPORTED,
-				 "bridge acquire: %s does not advertise acquisitionReplay; it cannot "
-				 "replay an acquisition safely (upgrade the bridge)",
-				 b->conf.base_url);
+		err =
+		    sb_err_new(SB_E_UNSUPPORTED,
+		               "bridge acquire: %s does not advertise acquisitionReplay; it cannot "
+		               "replay an acquisition safely (upgrade the bridge)",
+		               b->conf.base_url);
 	else if (p->reuse_lease && !h.scoped_reuse)
-		err = sb_err_new(SB_E_UNSUPPORTED,
-				 "bridge acquire: %s does not advertise scopedReuse; reusable leases "
-				 "need it (upgrade the bridge or turn reuse off)",
-				 b->conf.base_url);
+		err =
+		    sb_err_new(SB_E_UNSUPPORTED,
+		               "bridge acquire: %s does not advertise scopedReuse; reusable leases "
+		               "need it (upgrade the bridge or turn reuse off)",
+		               b->conf.base_url);
 	sb_bridge_health_deinit(&h);
 	if (err)
 		return err;
@@ -381,7 +385,7 @@ sb_err *sb_bridge_acquire(sb_bridge *b, const sb_bridge_lease_params *p, sb_brid
 		json_t *ans = NULL;
 		call_info ci;
 		sb_err *e = call_json(b, "POST", BRIDGE_PREFIX_V2 "/leases/acquire", body,
-				      remaining, &ans, &ci);
+		                      remaining, &ans, &ci);
 		if (!e) {
 			e = parse_lease(ans, "bridge acquire", out);
 			json_decref(ans);
@@ -416,7 +420,7 @@ sb_err *sb_bridge_acquire(sb_bridge *b, const sb_bridge_lease_params *p, sb_brid
 	}
 	if (!last)
 		last = sb_err_new(SB_E_TIMEOUT, "bridge acquire %s: no answer within %lld ms",
-				  p->acquisition_id, (long long)budget);
+		                  p->acquisition_id, (long long)budget);
 	out->orphan_lease_id = orphan;
 	return last;
 }
@@ -424,7 +428,7 @@ sb_err *sb_bridge_acquire(sb_bridge *b, const sb_bridge_lease_params *p, sb_brid
 /* ---------------------------------------------------------------- resume, release, destroy */
 
 sb_err *sb_bridge_resume(sb_bridge *b, const char *lease_id, const sb_bridge_lease_params *p,
-			 sb_bridge_lease *out)
+                         sb_bridge_lease *out)
 {
 	static const sb_bridge_lease_params none;
 	memset(out, 0, sizeof(*out));
@@ -442,17 +446,18 @@ sb_err *sb_bridge_resume(sb_bridge *b, const char *lease_id, const sb_bridge_lea
 	json_t *ans = NULL;
 	call_info ci;
 	sb_err *err = call_json(b, "POST", BRIDGE_PREFIX_V2 "/leases/resume", body,
-				b->conf.request_timeout_ms, &ans, &ci);
+	                        b->conf.request_timeout_ms, &ans, &ci);
 	if (err) {
 		/* 409 means the sandbox (or its ownership) is gone: the caller acquires anew. */
 		if (ci.status == 409)
 			err->code = SB_E_STATE_LOST;
 		else if (ci.status == 404) {
 			sb_err_free(err);
-			err = sb_err_new(SB_E_UNSUPPORTED,
-					 "bridge resume of %s: %s does not support ownership API v2 "
-					 "(404); upgrade the bridge",
-					 lease_id, b->conf.base_url);
+			err =
+			    sb_err_new(SB_E_UNSUPPORTED,
+			               "bridge resume of %s: %s does not support ownership API v2 "
+			               "(404); upgrade the bridge",
+			               lease_id, b->conf.base_url);
 		}
 		call_info_deinit(&ci);
 		return err;
@@ -462,13 +467,14 @@ sb_err *sb_bridge_resume(sb_bridge *b, const char *lease_id, const sb_bridge_lea
 	json_decref(ans);
 	if (!err && strcmp(out->provider_lease_id, lease_id) != 0)
 		err = sb_err_new(SB_E_PROTOCOL,
-				 "bridge resume of %s: the bridge answered for another lease, %s",
-				 lease_id, out->provider_lease_id);
+		                 "bridge resume of %s: the bridge answered for another lease, %s",
+		                 lease_id, out->provider_lease_id);
 	if (!err && p->acquisition_id && *p->acquisition_id &&
 	    strcmp(out->acquisition_id, p->acquisition_id) != 0)
-		err = sb_err_new(SB_E_PROTOCOL,
-				 "bridge resume of %s: the bridge answered for acquisition %s, not %s",
-				 lease_id, out->acquisition_id, p->acquisition_id);
+		err = sb_err_new(
+		    SB_E_PROTOCOL,
+		    "bridge resume of %s: the bridge answered for acquisition %s, not %s", lease_id,
+		    out->acquisition_id, p->acquisition_id);
 	if (err)
 		sb_bridge_lease_deinit(out);
 	return err;
@@ -488,7 +494,7 @@ sb_err *sb_bridge_release(sb_bridge *b, const char *lease_id, const sb_bridge_le
 	json_object_set_new(body, "keepAlive", json_boolean(p->keep_alive));
 	add_common(body, p);
 	return call_json(b, "POST", BRIDGE_PREFIX_V2 "/leases/release", body,
-			 b->conf.request_timeout_ms, NULL, NULL);
+	                 b->conf.request_timeout_ms, NULL, NULL);
 }
 
 sb_err *sb_bridge_destroy(sb_bridge *b, const char *lease_id, const sb_bridge_lease_params *p)

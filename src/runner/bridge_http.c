@@ -38,21 +38,22 @@ sb_err *bridge_conf_init(bridge_conf *c, const sb_bridge_opts *o)
 	memset(c, 0, sizeof(*c));
 	if (!o || !o->base_url || !*o->base_url)
 		return sb_err_new(SB_E_INVAL, "bridge: base_url is required (e.g. "
-					      "https://bridge.example:7469)");
+		                              "https://bridge.example:7469)");
 	bool https = sb_str_has_prefix(o->base_url, "https://");
 	if (!https && !sb_str_has_prefix(o->base_url, "http://"))
-		return sb_err_new(SB_E_INVAL, "bridge: base_url \"%s\" must start with https:// "
-					      "(or http:// for a loopback address)",
-				  o->base_url);
+		return sb_err_new(SB_E_INVAL,
+		                  "bridge: base_url \"%s\" must start with https:// "
+		                  "(or http:// for a loopback address)",
+		                  o->base_url);
 	if (!https && !o->unix_socket) {
 		/* The stock plugin refuses clear text except to loopback; so do we. */
 		const char *h = o->base_url + strlen("http://");
 		if (!sb_str_has_prefix(h, "localhost") && !sb_str_has_prefix(h, "127.") &&
 		    !sb_str_has_prefix(h, "[::1]"))
 			return sb_err_new(SB_E_INVAL,
-					  "bridge: base_url \"%s\" uses http:// for a host that is "
-					  "not loopback; use https://",
-					  o->base_url);
+			                  "bridge: base_url \"%s\" uses http:// for a host that is "
+			                  "not loopback; use https://",
+			                  o->base_url);
 	}
 	bool has_key = o->hmac_key_id && *o->hmac_key_id;
 	if (has_key != (o->hmac_secret && *o->hmac_secret))
@@ -64,7 +65,7 @@ sb_err *bridge_conf_init(bridge_conf *c, const sb_bridge_opts *o)
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_rc != CURLE_OK)
 		return sb_err_new(SB_E_INTERNAL, "bridge: libcurl failed to initialise: %s",
-				  curl_easy_strerror(curl_init_rc));
+		                  curl_easy_strerror(curl_init_rc));
 	c->base_url = sb_xstrdup(o->base_url);
 	trim_trailing_slashes(c->base_url);
 	c->token = dup_or_null(o->token);
@@ -75,7 +76,7 @@ sb_err *bridge_conf_init(bridge_conf *c, const sb_bridge_opts *o)
 	c->insecure = o->insecure;
 	c->unix_socket = dup_or_null(o->unix_socket);
 	c->request_timeout_ms =
-		o->request_timeout_ms ? o->request_timeout_ms : BRIDGE_REQUEST_TIMEOUT_DEFAULT;
+	    o->request_timeout_ms ? o->request_timeout_ms : BRIDGE_REQUEST_TIMEOUT_DEFAULT;
 	return NULL;
 }
 
@@ -104,7 +105,7 @@ typedef struct xfer {
 	CURL *h;
 	const bridge_req *rq;
 	bridge_resp *rs;
-	bool decided;   /* status and content type looked at */
+	bool decided; /* status and content type looked at */
 	bool to_sse, to_fd;
 	sb_err *sink_err; /* why a callback stopped the transfer */
 	bool canceled;
@@ -143,9 +144,8 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *ud)
 		if (!x->sink_err && x->rq->progress)
 			x->rq->progress(x->rq->progress_ud, x->sent, 0);
 	} else if (x->rs->body.len + n > BRIDGE_MAX_JSON_BODY) {
-		x->sink_err = sb_err_new(SB_E_TOO_LARGE,
-					 "response body is over the %u byte limit",
-					 BRIDGE_MAX_JSON_BODY);
+		x->sink_err = sb_err_new(SB_E_TOO_LARGE, "response body is over the %u byte limit",
+		                         BRIDGE_MAX_JSON_BODY);
 	} else {
 		sb_buf_append(&x->rs->body, p, n);
 	}
@@ -172,7 +172,7 @@ static size_t on_upload(char *p, size_t size, size_t nmemb, void *ud)
 }
 
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-		       curl_off_t ulnow)
+                       curl_off_t ulnow)
 {
 	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
 	xfer *x = ud;
@@ -237,14 +237,14 @@ static sb_err *build_headers(const bridge_conf *c, const bridge_req *rq, struct 
 	char **signed_headers = NULL;
 	char *host = c->host ? sb_xstrdup(c->host) : url_authority(c->base_url);
 
-#define ADD(s)                                                                               \
-	do {                                                                                 \
-		struct curl_slist *n_ = curl_slist_append(h, (s));                           \
-		if (!n_) {                                                                   \
-			err = sb_err_new(SB_E_INTERNAL, "bridge: out of memory for headers"); \
-			goto fail;                                                           \
-		}                                                                            \
-		h = n_;                                                                      \
+#define ADD(s)                                                                                     \
+	do {                                                                                       \
+		struct curl_slist *n_ = curl_slist_append(h, (s));                                 \
+		if (!n_) {                                                                         \
+			err = sb_err_new(SB_E_INTERNAL, "bridge: out of memory for headers");      \
+			goto fail;                                                                 \
+		}                                                                                  \
+		h = n_;                                                                            \
 	} while (0)
 
 	if (c->host) {
@@ -270,7 +270,7 @@ static sb_err *build_headers(const bridge_conf *c, const bridge_req *rq, struct 
 	}
 	if (rq->body || rq->upload_fd >= 0) {
 		line = sb_strfmt("Content-Type: %s",
-				 rq->content_type ? rq->content_type : "application/json");
+		                 rq->content_type ? rq->content_type : "application/json");
 		ADD(line);
 		free(line);
 		line = NULL;
@@ -305,7 +305,7 @@ sb_err *bridge_http_do(const bridge_conf *c, const bridge_req *rq, bridge_resp *
 	if (!h) {
 		curl_slist_free_all(hdrs);
 		return sb_err_new(SB_E_INTERNAL, "%s %s: curl_easy_init failed", rq->method,
-				  rq->path);
+		                  rq->path);
 	}
 	xfer x = {.h = h, .rq = rq, .rs = rs};
 	char *url = sb_strfmt("%s%s", c->base_url, rq->path);
@@ -351,12 +351,13 @@ sb_err *bridge_http_do(const bridge_conf *c, const bridge_req *rq, bridge_resp *
 	else if (x.sink_err)
 		err = sb_err_prefix(x.sink_err, "%s %s", rq->method, rq->path);
 	else if (rc == CURLE_OPERATION_TIMEDOUT)
-		err = sb_err_new(SB_E_TIMEOUT,
-				 "sandbox bridge request %s %s timed out after %lldms", rq->method,
-				 rq->path, (long long)rq->timeout_ms);
+		err =
+		    sb_err_new(SB_E_TIMEOUT, "sandbox bridge request %s %s timed out after %lldms",
+		               rq->method, rq->path, (long long)rq->timeout_ms);
 	else if (rc != CURLE_OK)
-		err = sb_err_new(SB_E_IO, "sandbox bridge request %s %s%s failed: %s", rq->method,
-				 c->base_url, rq->path, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		err =
+		    sb_err_new(SB_E_IO, "sandbox bridge request %s %s%s failed: %s", rq->method,
+		               c->base_url, rq->path, errbuf[0] ? errbuf : curl_easy_strerror(rc));
 	x.sink_err = NULL;
 	curl_easy_cleanup(h);
 	curl_slist_free_all(hdrs);
@@ -374,10 +375,10 @@ static sb_errcode map_code(const char *code, long status)
 		const char *name;
 		sb_errcode code;
 	} map[] = {
-		{"acquisition_in_progress", SB_E_BUSY}, {"acquisition_conflict", SB_E_CONFLICT},
-		{"sandbox_state_lost", SB_E_STATE_LOST}, {"unauthorized", SB_E_AUTH},
-		{"invalid_request", SB_E_INVAL},         {"not_found", SB_E_NOTFOUND},
-		{"payload_too_large", SB_E_TOO_LARGE},
+	    {"acquisition_in_progress", SB_E_BUSY},  {"acquisition_conflict", SB_E_CONFLICT},
+	    {"sandbox_state_lost", SB_E_STATE_LOST}, {"unauthorized", SB_E_AUTH},
+	    {"invalid_request", SB_E_INVAL},         {"not_found", SB_E_NOTFOUND},
+	    {"payload_too_large", SB_E_TOO_LARGE},
 	};
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (code && strcmp(code, map[i].name) == 0)
@@ -407,31 +408,31 @@ sb_err *bridge_error(const bridge_resp *rs, const char *what, char **code_out, c
 		msg = json_string_value(json_object_get(j, "message"));
 		json_t *details = json_object_get(j, "details");
 		const char *lid =
-			json_is_object(details)
-				? json_string_value(json_object_get(details, "providerLeaseId"))
-				: NULL;
+		    json_is_object(details)
+		        ? json_string_value(json_object_get(details, "providerLeaseId"))
+		        : NULL;
 		if (lease_out && lid && *lid)
 			*lease_out = sb_xstrdup(lid);
 	}
 	sb_err *err;
 	if (code || msg) {
 		err = sb_err_new(map_code(code, rs->status), "%s: bridge answered %ld %s: %s", what,
-				 rs->status, code ? code : "error", msg ? msg : "(no message)");
+		                 rs->status, code ? code : "error", msg ? msg : "(no message)");
 		if (code_out && code) {
 			free(*code_out);
 			*code_out = sb_xstrdup(code);
 		}
 	} else if (rs->status == 403 && strstr(text, "1010") && strcasestr(text, "cloudflare")) {
 		err = sb_err_new(SB_E_AUTH,
-				 "%s: Cloudflare bot protection (error 1010) blocked the bridge "
-				 "request; exempt the bridge path from bot protection in the "
-				 "Cloudflare dashboard",
-				 what);
+		                 "%s: Cloudflare bot protection (error 1010) blocked the bridge "
+		                 "request; exempt the bridge path from bot protection in the "
+		                 "Cloudflare dashboard",
+		                 what);
 	} else {
 		/* Not the protocol's error shape (a proxy page, say): show its start only. */
 		size_t n = rs->body.len < 240 ? rs->body.len : 240;
 		err = sb_err_new(map_code(NULL, rs->status), "%s: bridge answered %ld: %.*s%s",
-				 what, rs->status, (int)n, text, rs->body.len > n ? "..." : "");
+		                 what, rs->status, (int)n, text, rs->body.len > n ? "..." : "");
 	}
 	json_decref(j);
 	return err;

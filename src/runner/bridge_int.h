@@ -32,10 +32,10 @@ void bridge_conf_deinit(bridge_conf *c);
 
 typedef struct bridge_req {
 	const char *method;
-	const char *path;       /* appended to base_url; may carry a query */
-	const char *body;       /* JSON; NULL = no body */
+	const char *path; /* appended to base_url; may carry a query */
+	const char *body; /* JSON; NULL = no body */
 	size_t body_len;
-	int upload_fd;          /* seekable fd streamed as the body (PUT tar); -1 = none */
+	int upload_fd; /* seekable fd streamed as the body (PUT tar); -1 = none */
 	uint64_t upload_len;
 	const char *content_type; /* NULL = application/json when there is a body */
 	const char *accept;       /* NULL = application/json */
@@ -44,11 +44,14 @@ typedef struct bridge_req {
 	sb_sse_parser *sse;       /* a 2xx text/event-stream body is fed here */
 	int download_fd;          /* a 2xx body is written here; -1 = buffer it */
 	sb_cancel *cancel;
-	sb_progress_fn progress;  /* upload/download bytes */
+	sb_progress_fn progress; /* upload/download bytes */
 	void *progress_ud;
 } bridge_req;
 
-#define BRIDGE_REQ_INIT {.upload_fd = -1, .download_fd = -1}
+#define BRIDGE_REQ_INIT                                                                            \
+	{                                                                                          \
+		.upload_fd = -1, .download_fd = -1                                                 \
+	}
 
 typedef struct bridge_resp {
 	long status;
@@ -73,8 +76,8 @@ sb_err *bridge_error(const bridge_resp *rs, const char *what, char **code_out, c
 /* Sign a request: the headers (one "Name: value" per string) to add. Fails with
  * SB_E_UNSUPPORTED when no key is configured. */
 sb_err *bridge_sign(const bridge_conf *c, const char *method, const char *path_and_query,
-		    const char *host, const char body_sha256_hex[SB_SHA256_HEX_LEN],
-		    char ***headers_out);
+                    const char *host, const char body_sha256_hex[SB_SHA256_HEX_LEN],
+                    char ***headers_out);
 
 /* The connection of a client and whether its requests are signed (bridge.c). */
 const bridge_conf *bridge_client_conf(sb_bridge *b, bool *sign);

@@ -23,13 +23,12 @@ typedef struct bridge_runner {
 
 /* ---------------------------------------------------------------- results */
 
-static sb_err *get_text(const json_t *j, const char *key, size_t cap, sb_buf *out,
-			bool *truncated)
+static sb_err *get_text(const json_t *j, const char *key, size_t cap, sb_buf *out, bool *truncated)
 {
 	json_t *v = json_object_get(j, key);
 	if (!json_is_string(v))
-		return sb_err_new(SB_E_PROTOCOL,
-				  "malformed_execute_response: %s is not a string", key);
+		return sb_err_new(SB_E_PROTOCOL, "malformed_execute_response: %s is not a string",
+		                  key);
 	sb_tail t;
 	sb_tail_init(&t, cap);
 	sb_tail_append(&t, json_string_value(v), json_string_length(v));
@@ -37,9 +36,9 @@ static sb_err *get_text(const json_t *j, const char *key, size_t cap, sb_buf *ou
 	sb_tail_finish(&t, out, &cut);
 	sb_tail_deinit(&t);
 	/* sandbar servers say when they already cut the stream. */
-	*truncated = cut || json_is_true(json_object_get(j, strcmp(key, "stdout") == 0
-								 ? "stdoutTruncated"
-								 : "stderrTruncated"));
+	*truncated =
+	    cut || json_is_true(json_object_get(j, strcmp(key, "stdout") == 0 ? "stdoutTruncated"
+	                                                                      : "stderrTruncated"));
 	return NULL;
 }
 
@@ -51,25 +50,27 @@ sb_err *bridge_parse_result(const json_t *j, size_t cap, sb_exec_result *res)
 	json_t *to = json_object_get(j, "timedOut");
 	if (!json_is_boolean(to))
 		return sb_err_new(SB_E_PROTOCOL,
-				  "malformed_execute_response: timedOut is not a boolean");
+		                  "malformed_execute_response: timedOut is not a boolean");
 	if (json_is_integer(ec)) {
 		json_int_t v = json_integer_value(ec);
 		if (v < -2147483647 || v > 2147483647)
-			return sb_err_new(SB_E_PROTOCOL,
-					  "malformed_execute_response: exitCode %lld is out of range",
-					  (long long)v);
+			return sb_err_new(
+			    SB_E_PROTOCOL,
+			    "malformed_execute_response: exitCode %lld is out of range",
+			    (long long)v);
 		res->has_exit_code = true;
 		res->exit_code = (int)v;
 	} else if (json_is_real(ec)) {
 		double v = json_real_value(ec);
 		if (!(v >= -2147483647.0 && v <= 2147483647.0))
 			return sb_err_new(SB_E_PROTOCOL,
-					  "malformed_execute_response: exitCode is out of range");
+			                  "malformed_execute_response: exitCode is out of range");
 		res->has_exit_code = true;
 		res->exit_code = (int)v;
 	} else if (ec && !json_is_null(ec)) {
-		return sb_err_new(SB_E_PROTOCOL,
-				  "malformed_execute_response: exitCode is neither a number nor null");
+		return sb_err_new(
+		    SB_E_PROTOCOL,
+		    "malformed_execute_response: exitCode is neither a number nor null");
 	} else if (!ec) {
 		return sb_err_new(SB_E_PROTOCOL, "malformed_execute_response: exitCode is missing");
 	}
@@ -89,7 +90,8 @@ sb_err *bridge_parse_result(const json_t *j, size_t cap, sb_exec_result *res)
 
 static bool valid_env_key(const char *k, size_t n)
 {
-	if (n == 0 || !((k[0] >= 'A' && k[0] <= 'Z') || (k[0] >= 'a' && k[0] <= 'z') || k[0] == '_'))
+	if (n == 0 ||
+	    !((k[0] >= 'A' && k[0] <= 'Z') || (k[0] >= 'a' && k[0] <= 'z') || k[0] == '_'))
 		return false;
 	for (size_t i = 1; i < n; i++)
 		if (!((k[i] >= 'A' && k[i] <= 'Z') || (k[i] >= 'a' && k[i] <= 'z') ||
@@ -105,7 +107,7 @@ static json_t *text_or_null(const char *p, size_t n)
 
 /* The /exec body for req; *bridge_channel says whether it is a callback-bridge control exec. */
 static sb_err *exec_body(const bridge_runner *br, const sb_exec_request *req, bool want_stream,
-			 json_t **out, bool *bridge_channel)
+                         json_t **out, bool *bridge_channel)
 {
 	*out = NULL;
 	*bridge_channel = false;
@@ -117,22 +119,24 @@ static sb_err *exec_body(const bridge_runner *br, const sb_exec_request *req, bo
 			const char *eq = strchr(*e, '=');
 			size_t kn = (size_t)(eq - *e);
 			if (kn == strlen(BRIDGE_CHANNEL_VAR) &&
-			    memcmp(*e, BRIDGE_CHANNEL_VAR, kn) == 0 && strcmp(eq + 1, "bridge") == 0) {
+			    memcmp(*e, BRIDGE_CHANNEL_VAR, kn) == 0 &&
+			    strcmp(eq + 1, "bridge") == 0) {
 				*bridge_channel = true;
 				continue;
 			}
 			if (!valid_env_key(*e, kn)) {
 				err = sb_err_new(SB_E_INVAL,
-						 "Invalid sandbox environment variable key: %.*s",
-						 (int)kn, *e);
+				                 "Invalid sandbox environment variable key: %.*s",
+				                 (int)kn, *e);
 				goto fail;
 			}
 			json_t *v = text_or_null(eq + 1, strlen(eq + 1));
 			if (!v) {
-				err = sb_err_new(SB_E_INVAL,
-						 "environment variable %.*s is not valid UTF-8; the "
-						 "bridge protocol carries text only",
-						 (int)kn, *e);
+				err =
+				    sb_err_new(SB_E_INVAL,
+				               "environment variable %.*s is not valid UTF-8; the "
+				               "bridge protocol carries text only",
+				               (int)kn, *e);
 				goto fail;
 			}
 			char *key = sb_xstrndup(*e, kn);
@@ -153,9 +157,10 @@ static sb_err *exec_body(const bridge_runner *br, const sb_exec_request *req, bo
 		json_t *v = json_string(*a);
 		if (!v) {
 			json_decref(args);
-			err = sb_err_new(SB_E_INVAL, "argument %zu is not valid UTF-8; the bridge "
-						     "protocol carries text only",
-					 (size_t)(a - req->argv));
+			err = sb_err_new(SB_E_INVAL,
+			                 "argument %zu is not valid UTF-8; the bridge "
+			                 "protocol carries text only",
+			                 (size_t)(a - req->argv));
 			goto fail;
 		}
 		json_array_append_new(args, v);
@@ -168,10 +173,11 @@ static sb_err *exec_body(const bridge_runner *br, const sb_exec_request *req, bo
 	if (req->has_stdin && req->stdin_len > 0) {
 		json_t *in = text_or_null(req->stdin_data, req->stdin_len);
 		if (!in) {
-			err = sb_err_new(SB_E_INVAL,
-					 "stdin (%zu bytes) is not valid UTF-8; the bridge protocol "
-					 "carries stdin as text (encode it, e.g. base64)",
-					 req->stdin_len);
+			err =
+			    sb_err_new(SB_E_INVAL,
+			               "stdin (%zu bytes) is not valid UTF-8; the bridge protocol "
+			               "carries stdin as text (encode it, e.g. base64)",
+			               req->stdin_len);
 			goto fail;
 		}
 		json_object_set_new(o, "stdin", in);
@@ -209,8 +215,7 @@ typedef struct stream_ctx {
 	sb_err *result_err;
 } stream_ctx;
 
-static sb_err *on_event(void *ud, const char *event, const char *id, const char *data,
-			size_t len)
+static sb_err *on_event(void *ud, const char *event, const char *id, const char *data, size_t len)
 {
 	(void)id;
 	stream_ctx *sc = ud;
@@ -224,17 +229,18 @@ static sb_err *on_event(void *ud, const char *event, const char *id, const char 
 	json_t *j = json_loadb(data, len, JSON_ALLOW_NUL, &jerr);
 	sb_err *e = NULL;
 	if (!j) {
-		e = sb_err_new(SB_E_PROTOCOL, "the bridge sent a `%s` event whose data is not JSON "
-					      "(%s)",
-			       event, jerr.text);
+		e = sb_err_new(SB_E_PROTOCOL,
+		               "the bridge sent a `%s` event whose data is not JSON "
+		               "(%s)",
+		               event, jerr.text);
 	} else if (out || err) {
 		json_t *d = json_object_get(j, "data");
 		if (!json_is_string(d))
 			e = sb_err_new(SB_E_PROTOCOL,
-				       "the bridge sent a `%s` event without a data string", event);
+			               "the bridge sent a `%s` event without a data string", event);
 		else if (sc->cb->on_output && json_string_length(d) > 0)
 			e = sc->cb->on_output(sc->cb->ud, out ? SB_STREAM_STDOUT : SB_STREAM_STDERR,
-					      json_string_value(d), json_string_length(d));
+			                      json_string_value(d), json_string_length(d));
 	} else if (complete) {
 		sc->complete = true;
 		sc->result_err = bridge_parse_result(j, sc->cap, sc->res);
@@ -248,19 +254,19 @@ static sb_err *on_event(void *ud, const char *event, const char *id, const char 
 
 /* ---------------------------------------------------------------- execute */
 
-static sb_err *bridge_execute(sb_runner *r, const sb_exec_request *req,
-			      const sb_exec_callbacks *cb, sb_cancel *cancel, sb_exec_result *res)
+static sb_err *bridge_execute(sb_runner *r, const sb_exec_request *req, const sb_exec_callbacks *cb,
+                              sb_cancel *cancel, sb_exec_result *res)
 {
 	bridge_runner *br = r->impl;
 	if (req->clear_env)
 		return sb_err_new(SB_E_UNSUPPORTED, "the bridge runner cannot start a command "
-						    "with an empty environment (clear_env)");
+		                                    "with an empty environment (clear_env)");
 	bool bridge_channel = false;
 	json_t *body = NULL;
 	sb_err *err = exec_body(br, req, cb->on_output != NULL, &body, &bridge_channel);
 	if (err)
 		return sb_err_prefix(err, "exec of \"%s\" on bridge lease %s", req->argv[0],
-				     br->lease_id);
+		                     br->lease_id);
 	bool stream = json_is_true(json_object_get(body, "streamOutput"));
 	char *text = sb_json_dumps(body);
 	json_decref(body);
@@ -309,23 +315,24 @@ static sb_err *bridge_execute(sb_runner *r, const sb_exec_request *req,
 			err = sb_err_prefix(sc.result_err, "%s", what);
 			sc.result_err = NULL;
 		} else if (sc.error) {
-			err = sb_err_new(SB_E_PROTOCOL, "%s: the bridge reported an error: %s", what,
-					 sc.error);
+			err = sb_err_new(SB_E_PROTOCOL, "%s: the bridge reported an error: %s",
+			                 what, sc.error);
 		} else if (!sc.complete) {
-			err = sb_err_new(SB_E_PROTOCOL,
-					 "%s: sandbox bridge exec stream ended without a completion "
-					 "event",
-					 what);
+			err =
+			    sb_err_new(SB_E_PROTOCOL,
+			               "%s: sandbox bridge exec stream ended without a completion "
+			               "event",
+			               what);
 		}
 		goto out;
 	}
 	json_error_t jerr;
-	json_t *j = json_loadb(rs.body.data ? rs.body.data : "", rs.body.len, JSON_ALLOW_NUL,
-			       &jerr);
+	json_t *j =
+	    json_loadb(rs.body.data ? rs.body.data : "", rs.body.len, JSON_ALLOW_NUL, &jerr);
 	if (!j)
 		err = sb_err_new(SB_E_PROTOCOL,
-				 "%s: malformed_execute_response: the body is not JSON (%s)", what,
-				 jerr.text);
+		                 "%s: malformed_execute_response: the body is not JSON (%s)", what,
+		                 jerr.text);
 	else if ((err = bridge_parse_result(j, req->output_cap, res)))
 		err = sb_err_prefix(err, "%s", what);
 	json_decref(j);
@@ -387,10 +394,19 @@ static sb_err *spool(int fd, int *out_fd, uint64_t *len)
 		*len = (uint64_t)st.st_size;
 		return NULL;
 	}
-	const char *dir = getenv("TMPDIR");
-	int t = open(dir && *dir ? dir : "/tmp", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	const char *env = getenv("TMPDIR");
+	const char *dir = env && *env ? env : "/tmp";
+	int t = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (t < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
+		/* No O_TMPFILE on this file system: a named file, unlinked at once. */
+		char *tmpl = sb_strfmt("%s/sandbar-bridge-XXXXXX", dir);
+		t = mkostemp(tmpl, O_CLOEXEC);
+		if (t >= 0)
+			unlink(tmpl);
+		free(tmpl);
+	}
 	if (t < 0)
-		return sb_err_sys(errno, "creating a spool file in %s", dir && *dir ? dir : "/tmp");
+		return sb_err_sys(errno, "creating a spool file in %s", dir);
 	char buf[65536];
 	uint64_t total = 0;
 	for (;;) {
@@ -422,7 +438,7 @@ static sb_err *spool(int fd, int *out_fd, uint64_t *len)
 }
 
 static sb_err *bridge_sync_in(sb_runner *r, const char *remote_dir, char *const *preserve,
-			      int tar_fd, sb_progress_fn progress, void *progress_ud)
+                              int tar_fd, sb_progress_fn progress, void *progress_ud)
 {
 	bridge_runner *br = r->impl;
 	int fd = -1;
@@ -430,7 +446,7 @@ static sb_err *bridge_sync_in(sb_runner *r, const char *remote_dir, char *const 
 	sb_err *err = spool(tar_fd, &fd, &len);
 	if (err)
 		return sb_err_prefix(err, "sync into %s on bridge lease %s", remote_dir,
-				     br->lease_id);
+		                     br->lease_id);
 	sb_buf q = SB_BUF_INIT;
 	add_query(&q, "path", remote_dir);
 	for (char *const *p = preserve; p && *p; p++)
@@ -465,7 +481,7 @@ static sb_err *bridge_sync_in(sb_runner *r, const char *remote_dir, char *const 
 }
 
 static sb_err *bridge_sync_out(sb_runner *r, const char *remote_dir, const sb_excludes *ex,
-			       int tar_fd, sb_progress_fn progress, void *progress_ud)
+                               int tar_fd, sb_progress_fn progress, void *progress_ud)
 {
 	bridge_runner *br = r->impl;
 	sb_buf q = SB_BUF_INIT;
@@ -515,11 +531,11 @@ static void bridge_destroy(sb_runner *r)
 }
 
 static const sb_runner_ops bridge_ops = {
-	.name = "bridge",
-	.execute = bridge_execute,
-	.sync_in = bridge_sync_in,
-	.sync_out = bridge_sync_out,
-	.destroy = bridge_destroy,
+    .name = "bridge",
+    .execute = bridge_execute,
+    .sync_in = bridge_sync_in,
+    .sync_out = bridge_sync_out,
+    .destroy = bridge_destroy,
 };
 
 sb_err *sb_bridge_runner_new(const sb_bridge_runner_opts *opts, sb_runner **out)
@@ -528,7 +544,7 @@ sb_err *sb_bridge_runner_new(const sb_bridge_runner_opts *opts, sb_runner **out)
 	if (!opts || !opts->provider_lease_id || !*opts->provider_lease_id ||
 	    !opts->acquisition_id || !*opts->acquisition_id)
 		return sb_err_new(SB_E_INVAL, "bridge runner: provider_lease_id and acquisition_id "
-					      "are required (acquire a lease first)");
+		                              "are required (acquire a lease first)");
 	sb_bridge *client = NULL;
 	sb_err *err = sb_bridge_new(&opts->bridge, &client);
 	if (err)
@@ -542,13 +558,12 @@ sb_err *sb_bridge_runner_new(const sb_bridge_runner_opts *opts, sb_runner **out)
 	br->client = client;
 	br->lease_id = sb_xstrdup(opts->provider_lease_id);
 	br->acquisition_id = sb_xstrdup(opts->acquisition_id);
-	br->remote_cwd = opts->remote_cwd && *opts->remote_cwd ? sb_xstrdup(opts->remote_cwd)
-							       : NULL;
-	br->strategy = sb_xstrdup(opts->session_strategy && *opts->session_strategy
-					  ? opts->session_strategy
-					  : "named");
-	br->session = sb_xstrdup(opts->session_id && *opts->session_id ? opts->session_id
-								      : "paperclip");
+	br->remote_cwd =
+	    opts->remote_cwd && *opts->remote_cwd ? sb_xstrdup(opts->remote_cwd) : NULL;
+	br->strategy = sb_xstrdup(
+	    opts->session_strategy && *opts->session_strategy ? opts->session_strategy : "named");
+	br->session =
+	    sb_xstrdup(opts->session_id && *opts->session_id ? opts->session_id : "paperclip");
 	sb_runner *r = sb_xcalloc(1, sizeof(*r));
 	r->ops = &bridge_ops;
 	r->impl = br;

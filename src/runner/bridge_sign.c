@@ -9,17 +9,17 @@
 #include <string.h>
 
 sb_err *bridge_sign(const bridge_conf *c, const char *method, const char *path_and_query,
-		    const char *host, const char body_sha256_hex[SB_SHA256_HEX_LEN],
-		    char ***headers_out)
+                    const char *host, const char body_sha256_hex[SB_SHA256_HEX_LEN],
+                    char ***headers_out)
 {
 	*headers_out = NULL;
 	if (!c->hmac_key_id || !c->hmac_secret)
 		return sb_err_new(SB_E_UNSUPPORTED, "no HMAC key is configured for %s",
-				  c->base_url);
+		                  c->base_url);
 	sb_hmac_headers h;
-	sb_err *err = sb_hmac_sign_request(c->hmac_key_id, c->hmac_secret,
-					   strlen(c->hmac_secret), method, path_and_query, host,
-					   body_sha256_hex, 0, NULL, &h);
+	sb_err *err =
+	    sb_hmac_sign_request(c->hmac_key_id, c->hmac_secret, strlen(c->hmac_secret), method,
+	                         path_and_query, host, body_sha256_hex, 0, NULL, &h);
 	if (err)
 		return sb_err_prefix(err, "signing %s %s", method, path_and_query);
 	char **v = NULL;

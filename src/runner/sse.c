@@ -107,8 +107,8 @@ static sb_err *process_line(sb_sse_parser *p, const char *s, size_t n)
 	}
 	if (frame_size(p) + val_len > p->lim.max_frame)
 		return sb_err_new(SB_E_TOO_LARGE,
-				  "event stream frame is over the %zu byte limit (frame %llu)",
-				  p->lim.max_frame, (unsigned long long)p->frames + 1);
+		                  "event stream frame is over the %zu byte limit (frame %llu)",
+		                  p->lim.max_frame, (unsigned long long)p->frames + 1);
 	sb_buf_append(dst, val, val_len);
 	return NULL;
 }
@@ -124,8 +124,8 @@ static sb_err *append_line(sb_sse_parser *p, const char *s, size_t n)
 {
 	if (p->line.len + n > p->lim.max_line)
 		return sb_err_new(SB_E_TOO_LARGE,
-				  "event stream line is over the %zu byte limit (frame %llu)",
-				  p->lim.max_line, (unsigned long long)p->frames + 1);
+		                  "event stream line is over the %zu byte limit (frame %llu)",
+		                  p->lim.max_line, (unsigned long long)p->frames + 1);
 	sb_buf_append(&p->line, s, n);
 	return NULL;
 }
@@ -135,9 +135,9 @@ sb_err *sb_sse_feed(sb_sse_parser *p, const void *data, size_t len)
 	if (p->failed)
 		return sb_err_new(p->failed->code, "%s", p->failed->msg);
 	if (p->total + len > p->lim.max_total || p->total + len < p->total)
-		return fail(p, sb_err_new(SB_E_TOO_LARGE,
-					  "event stream is over the %llu byte limit",
-					  (unsigned long long)p->lim.max_total));
+		return fail(p,
+		            sb_err_new(SB_E_TOO_LARGE, "event stream is over the %llu byte limit",
+		                       (unsigned long long)p->lim.max_total));
 	p->total += len;
 	const char *s = data, *end = s + len;
 	sb_err *err = NULL;

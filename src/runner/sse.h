@@ -17,22 +17,22 @@ typedef struct sb_sse_limits {
 
 /* One dispatched frame. data is NUL-terminated (data_len excludes it); id is NULL when the frame
  * had no `id:` field. An error stops the parser and is returned by the feed call. */
-typedef sb_err *(*sb_sse_event_fn)(void *ud, const char *event, const char *id,
-				   const char *data, size_t data_len);
+typedef sb_err *(*sb_sse_event_fn)(void *ud, const char *event, const char *id, const char *data,
+                                   size_t data_len);
 
 typedef struct sb_sse_parser {
 	sb_sse_limits lim;
 	sb_sse_event_fn fn;
 	void *ud;
-	sb_buf line;      /* the current, unterminated line */
-	bool pending_cr;  /* the last byte fed was '\r' (maybe the first half of CRLF) */
-	sb_buf event;     /* the current frame's fields */
+	sb_buf line;     /* the current, unterminated line */
+	bool pending_cr; /* the last byte fed was '\r' (maybe the first half of CRLF) */
+	sb_buf event;    /* the current frame's fields */
 	sb_buf data;
 	sb_buf id;
 	bool has_event, has_data, has_id;
 	uint64_t total;
-	sb_err *failed;   /* sticky: once a feed failed, every later call fails the same way */
-	uint64_t frames;  /* frames dispatched */
+	sb_err *failed;  /* sticky: once a feed failed, every later call fails the same way */
+	uint64_t frames; /* frames dispatched */
 } sb_sse_parser;
 
 void sb_sse_init(sb_sse_parser *p, const sb_sse_limits *lim, sb_sse_event_fn fn, void *ud);

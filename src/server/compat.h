@@ -39,8 +39,8 @@ char *compat_str(const json_t *o, const char *key, const char *def);
 int64_t compat_int(const json_t *o, const char *key, int64_t def);
 /* The whole set of lease/exec options every body may carry, with the bridge's defaults. */
 typedef struct compat_opts {
-	char *remote_cwd;   /* requestedCwd, no trailing '/' unless "/" */
-	bool named;         /* sessionStrategy != "default" */
+	char *remote_cwd; /* requestedCwd, no trailing '/' unless "/" */
+	bool named;       /* sessionStrategy != "default" */
 	char *session_id;
 	bool keep_alive;
 	char *sleep_after;
@@ -61,7 +61,7 @@ char *compat_normalize_id(const char *s);
  * normalised when normalize. SB_E_INVAL when it is empty or cannot be a sandbox id
  * ([A-Za-z0-9_-]{1,64}). */
 sb_err *compat_lease_id(const char *acquisition_id, const char *reuse_scope_id, bool normalize,
-			char **out);
+                        char **out);
 bool compat_is_hex32(const char *s);
 /* ^[A-Za-z_][A-Za-z0-9_]*$ */
 bool compat_env_key_ok(const char *k);
@@ -82,7 +82,7 @@ typedef struct compat_cmd {
 	const char *cwd;       /* NULL = none */
 	char *const *env_keys; /* names only: values travel in the exec's environment */
 	const char *stdin_tag; /* non-NULL: stdin arrives on the exec's stdin and is staged
-				* through /tmp/.paperclip-bridge-stdin-<tag> */
+	                        * through /tmp/.paperclip-bridge-stdin-<tag> */
 } compat_cmd;
 
 /* The `sh -c` script: /etc/profile sourced quietly (client env values restored after it), cd to

@@ -24,8 +24,8 @@
 typedef struct session {
 	struct session *next;
 	char *lease_id, *id; /* lease_id is the owner key "<lease id>/<acquisition id>" */
-	char *cwd;  /* NULL = the lease's remoteCwd */
-	char **env; /* "K=V" */
+	char *cwd;           /* NULL = the lease's remoteCwd */
+	char **env;          /* "K=V" */
 	int64_t used_ms;
 } session;
 
@@ -132,7 +132,7 @@ typedef struct exec_call {
 	sbs_exec *x;
 	char *lease_id, *acquisition_id, *session_id;
 	char *owner; /* sessions belong to one acquisition of a lease: a later owner of the same
-		      * (reusable) lease id never inherits an earlier owner's cwd or env */
+	              * (reusable) lease id never inherits an earlier owner's cwd or env */
 	bool named;
 	int64_t timeout_ms;
 	size_t cap;
@@ -168,16 +168,14 @@ static json_t *result_json(const exec_call *c, sb_exec_result *res)
 	compat_utf8_repair(res->out.data ? res->out.data : "", res->out.len, &out);
 	compat_utf8_repair(res->err.data ? res->err.data : "", res->err.len, &err);
 	if (res->timed_out)
-		sb_buf_appendf(&err, "Command timed out after %lldms\n",
-			       (long long)c->timeout_ms);
-	json_t *j = json_pack("{s:o, s:o, s:b, s:s%, s:s%, s:b, s:b}", "exitCode",
-			      res->has_exit_code && !res->timed_out ? json_integer(res->exit_code)
-								   : json_null(),
-			      "signal", res->signal[0] ? json_string(res->signal) : json_null(),
-			      "timedOut", res->timed_out, "stdout", out.data ? out.data : "",
-			      out.len, "stderr", err.data ? err.data : "", err.len,
-			      "stdoutTruncated", res->out_truncated, "stderrTruncated",
-			      res->err_truncated);
+		sb_buf_appendf(&err, "Command timed out after %lldms\n", (long long)c->timeout_ms);
+	json_t *j = json_pack(
+	    "{s:o, s:o, s:b, s:s%, s:s%, s:b, s:b}", "exitCode",
+	    res->has_exit_code && !res->timed_out ? json_integer(res->exit_code) : json_null(),
+	    "signal", res->signal[0] ? json_string(res->signal) : json_null(), "timedOut",
+	    res->timed_out, "stdout", out.data ? out.data : "", out.len, "stderr",
+	    err.data ? err.data : "", err.len, "stdoutTruncated", res->out_truncated,
+	    "stderrTruncated", res->err_truncated);
 	sb_buf_deinit(&out);
 	sb_buf_deinit(&err);
 	return j;
@@ -197,13 +195,14 @@ static void after_exec(exec_call *c, const sb_exec_result *res)
 	c->x = NULL;
 	sbs_lease_put(c->lease);
 	c->lease = NULL;
-	sbs_destroy_opts o = {.acquisition_id = c->acquisition_id, .defer = true,
-			      .reason = "paperclip default-session timeout"};
+	sbs_destroy_opts o = {.acquisition_id = c->acquisition_id,
+	                      .defer = true,
+	                      .reason = "paperclip default-session timeout"};
 	sbs_destroy_outcome out;
 	sb_err *err = sbs_leases_destroy(c->srv->leases, c->lease_id, &o, &out, NULL);
 	if (err) {
 		sb_warn("bridge exec on lease %s timed out; destroying the lease failed: %s",
-			c->lease_id, err->msg);
+		        c->lease_id, err->msg);
 		sb_err_free(err);
 	}
 	session_drop(c->owner, NULL);
@@ -230,12 +229,11 @@ static void emit_chunk(exec_call *c, sb_stream stream)
 	if (c->chunk.len == 0)
 		return;
 	sbs_sse_event(c->sse, stream == SB_STREAM_STDOUT ? "stdout" : "stderr", NULL,
-		      json_pack("{s:s%}", "data", c->chunk.data, c->chunk.len));
+	              json_pack("{s:s%}", "data", c->chunk.data, c->chunk.len));
 	sb_buf_clear(&c->chunk);
 }
 
-static sb_err *on_output(void *ud, sb_stream stream, uint64_t offset, const char *data,
-			 size_t len)
+static sb_err *on_output(void *ud, sb_stream stream, uint64_t offset, const char *data, size_t len)
 {
 	(void)offset;
 	exec_call *c = ud;
@@ -251,8 +249,8 @@ static bool sse_step(void *ud, sbs_sse *s, int64_t max_wait_ms)
 	if (sbs_sse_draining(s))
 		return false;
 	bool finished = false;
-	sb_err *err = sbs_exec_pump(c->x, &c->cur, 256 * 1024, max_wait_ms, on_output, c,
-				    &finished, NULL);
+	sb_err *err =
+	    sbs_exec_pump(c->x, &c->cur, 256 * 1024, max_wait_ms, on_output, c, &finished, NULL);
 	if (!err && !finished)
 		return true;
 	json_t *result = NULL;
@@ -281,9 +279,10 @@ static sb_err *read_body(sbs_req *r, json_t **out)
 	uint64_t size = 0;
 	int fd = sbs_req_body_fd(r, &size);
 	if (size > COMPAT_EXEC_BODY_MAX)
-		return sb_err_new(SB_E_TOO_LARGE, "the exec body is %llu bytes, over the %u byte "
-						  "limit",
-				  (unsigned long long)size, COMPAT_EXEC_BODY_MAX);
+		return sb_err_new(SB_E_TOO_LARGE,
+		                  "the exec body is %llu bytes, over the %u byte "
+		                  "limit",
+		                  (unsigned long long)size, COMPAT_EXEC_BODY_MAX);
 	sb_buf b = SB_BUF_INIT;
 	sb_err *err = fd >= 0 ? sb_read_fd_all(fd, COMPAT_EXEC_BODY_MAX, &b) : NULL;
 	if (err) {
@@ -296,7 +295,7 @@ static sb_err *read_body(sbs_req *r, json_t **out)
 	if (!json_is_object(j)) {
 		json_decref(j);
 		return sb_err_new(SB_E_INVAL, "the exec body is not a JSON object%s%s",
-				  j ? "" : ": ", j ? "" : jerr.text);
+		                  j ? "" : ": ", j ? "" : jerr.text);
 	}
 	*out = j;
 	return NULL;
@@ -314,13 +313,14 @@ static sb_err *parse_env(const json_t *body, char ***env)
 		return sb_err_new(SB_E_INVAL, "env has more than %d entries", SBS_EXEC_MAX_ENV);
 	const char *k;
 	json_t *v;
-	json_object_foreach(o, k, v) {
+	json_object_foreach(o, k, v)
+	{
 		if (!compat_env_key_ok(k))
-			return sb_err_new(SB_E_INVAL, "Invalid sandbox environment variable key: %s",
-					  k);
+			return sb_err_new(SB_E_INVAL,
+			                  "Invalid sandbox environment variable key: %s", k);
 		if (!json_is_string(v) || memchr(json_string_value(v), 0, json_string_length(v)))
 			return sb_err_new(SB_E_INVAL, "env.%s must be a string without NUL bytes",
-					  k);
+			                  k);
 		char *kv = sb_strfmt("%s=%s", k, json_string_value(v));
 		sb_strv_push(env, kv);
 		free(kv);
@@ -367,13 +367,14 @@ void compat_route_exec(sbs_req *r, void *ud)
 	    !memchr(json_string_value(jcmd), 0, json_string_length(jcmd)))
 		cmd = sb_xstrdup(json_string_value(jcmd));
 	if (!id || !cmd) {
-		sbs_reply_error(r, 400, "invalid_request", "providerLeaseId and command are required");
+		sbs_reply_error(r, 400, "invalid_request",
+		                "providerLeaseId and command are required");
 		goto out;
 	}
 	/* Checked before the lease is even looked up: no unowned command ever runs. */
 	if (!acq) {
 		sbs_reply_error(r, 400, "invalid_request",
-				"acquisitionId is required (ownership API v2)");
+		                "acquisitionId is required (ownership API v2)");
 		goto out;
 	}
 	sbs_req_set_lease(r, id);
@@ -383,13 +384,15 @@ void compat_route_exec(sbs_req *r, void *ud)
 	if (json_is_array(ja)) {
 		if (json_array_size(ja) > SBS_EXEC_MAX_ARGS) {
 			sbs_reply_error(r, 400, "invalid_request", "more than %d args",
-					SBS_EXEC_MAX_ARGS);
+			                SBS_EXEC_MAX_ARGS);
 			goto out;
 		}
-		json_array_foreach(ja, i, v) {
+		json_array_foreach(ja, i, v)
+		{
 			/* Non-string args are dropped, as the bridge drops them; NUL cannot
 			 * travel in argv. */
-			if (json_is_string(v) && !memchr(json_string_value(v), 0, json_string_length(v)))
+			if (json_is_string(v) &&
+			    !memchr(json_string_value(v), 0, json_string_length(v)))
 				sb_strv_push(&args, json_string_value(v));
 		}
 	}
@@ -399,8 +402,8 @@ void compat_route_exec(sbs_req *r, void *ud)
 	}
 	cwd = compat_str(body, "cwd", NULL);
 	if (cwd && (strlen(cwd) > COMPAT_STR_MAX || cwd[0] != '/')) {
-		sbs_reply_error(r, 400, "invalid_request", "cwd \"%.200s\" must be an absolute path",
-				cwd);
+		sbs_reply_error(r, 400, "invalid_request",
+		                "cwd \"%.200s\" must be an absolute path", cwd);
 		goto out;
 	}
 	json_t *jin = json_object_get(body, "stdin");
@@ -422,24 +425,25 @@ void compat_route_exec(sbs_req *r, void *ud)
 	if ((err = sbs_leases_get(srv->leases, id, 0, &c->lease))) {
 		if (err->code == SB_E_STATE_LOST)
 			sbs_reply_error(r, 409, "sandbox_state_lost",
-					"the sandbox of lease %s is gone: %s", id, err->msg);
+			                "the sandbox of lease %s is gone: %s", id, err->msg);
 		else
 			sbs_reply_error(r, 409, "acquisition_conflict",
-					"no usable lease %s for this acquisition: %s", id, err->msg);
+			                "no usable lease %s for this acquisition: %s", id,
+			                err->msg);
 		goto out;
 	}
 	sbs_lease_get_info(c->lease, &info);
 	if (!info.acquisition_id || strcmp(info.acquisition_id, acq) != 0 ||
 	    !compat_record_meta(&info)) {
 		sbs_reply_error(r, 409, "acquisition_conflict",
-				"lease %s is not owned by acquisition %s", id, acq);
+		                "lease %s is not owned by acquisition %s", id, acq);
 		goto out;
 	}
 	if (o.named) {
 		session_apply(c->owner, o.session_id, &env, &cwd);
 		/* A session starts in the lease's workspace directory. */
-		const char *home = json_string_value(
-			json_object_get(compat_record_meta(&info), "requestedCwd"));
+		const char *home =
+		    json_string_value(json_object_get(compat_record_meta(&info), "requestedCwd"));
 		if (!cwd && home)
 			cwd = sb_xstrdup(home);
 	}
@@ -450,8 +454,8 @@ void compat_route_exec(sbs_req *r, void *ud)
 	bool has_stdin = json_is_string(jin) && json_string_length(jin) > 0;
 	if (has_stdin)
 		tag = sb_random_id("");
-	compat_cmd cc = {.command = cmd, .args = args, .cwd = cwd, .env_keys = keys,
-			 .stdin_tag = tag};
+	compat_cmd cc = {
+	    .command = cmd, .args = args, .cwd = cwd, .env_keys = keys, .stdin_tag = tag};
 	script = compat_exec_script(&cc);
 	sb_strv_push(&spec.argv, "sh");
 	sb_strv_push(&spec.argv, "-c");
@@ -464,8 +468,9 @@ void compat_route_exec(sbs_req *r, void *ud)
 	spec.timeout_ms = o.timeout_ms;
 	if ((err = sbs_execs_start(srv->execs, c->lease, &spec, &c->x))) {
 		sbs_reply_error(r, err->code == SB_E_CONFLICT ? 409 : 500,
-				err->code == SB_E_CONFLICT ? "acquisition_conflict" : "internal_error",
-				"starting the command on lease %s failed: %s", id, err->msg);
+		                err->code == SB_E_CONFLICT ? "acquisition_conflict"
+		                                           : "internal_error",
+		                "starting the command on lease %s failed: %s", id, err->msg);
 		goto out;
 	}
 	/* The callback-bridge channel carries JSON, base64 and readiness payloads on stdout: it

@@ -96,7 +96,7 @@ sb_err *compat_opts_parse(const json_t *body, compat_opts *out)
 	sb_err *err = NULL;
 	if (out->remote_cwd[0] != '/')
 		err = sb_err_new(SB_E_INVAL, "requestedCwd \"%s\" must be an absolute path",
-				 out->remote_cwd);
+		                 out->remote_cwd);
 	if (!err)
 		err = check_len("requestedCwd", out->remote_cwd);
 	if (!err)
@@ -159,20 +159,20 @@ static bool sandbox_id_ok(const char *s)
 }
 
 sb_err *compat_lease_id(const char *acquisition_id, const char *reuse_scope_id, bool normalize,
-			char **out)
+                        char **out)
 {
 	*out = NULL;
 	char *raw = reuse_scope_id ? sb_strfmt("pc-scope-%s", reuse_scope_id)
-				   : sb_strfmt("pc-acq-%s", acquisition_id);
+	                           : sb_strfmt("pc-acq-%s", acquisition_id);
 	char *id = normalize ? compat_normalize_id(raw) : sb_xstrdup(raw);
 	free(raw);
 	if (!sandbox_id_ok(id)) {
 		sb_err *err = sb_err_new(SB_E_INVAL,
-					 "the lease id \"%.80s\" derived from %s is not a valid "
-					 "sandbox id ([A-Za-z0-9_-], 1 to %d characters); use a "
-					 "shorter acquisitionId or normalizeId",
-					 id, reuse_scope_id ? "reuseScopeId" : "acquisitionId",
-					 SB_SANDBOX_ID_MAX);
+		                         "the lease id \"%.80s\" derived from %s is not a valid "
+		                         "sandbox id ([A-Za-z0-9_-], 1 to %d characters); use a "
+		                         "shorter acquisitionId or normalizeId",
+		                         id, reuse_scope_id ? "reuseScopeId" : "acquisitionId",
+		                         SB_SANDBOX_ID_MAX);
 		free(id);
 		return err;
 	}
@@ -231,7 +231,7 @@ char *compat_exec_script(const compat_cmd *c)
 		sb_buf_appends(&s, "__sb_in=");
 		sb_shell_quote(&s, path);
 		sb_buf_appends(&s, "; (umask 077 && cat > \"$__sb_in\") || exit 125; "
-				   "exec 3<\"$__sb_in\" || exit 125; rm -f \"$__sb_in\"; ");
+		                   "exec 3<\"$__sb_in\" || exit 125; rm -f \"$__sb_in\"; ");
 		free(path);
 	}
 	/* The profile may reset PATH and friends; the client's values win, as they do with the
@@ -302,8 +302,7 @@ static int utf8_seq(const unsigned char *s, size_t avail, size_t *n)
 	return 1;
 }
 
-static void utf8_scan(const unsigned char *s, size_t len, bool final, sb_buf *out,
-		      sb_buf *carry)
+static void utf8_scan(const unsigned char *s, size_t len, bool final, sb_buf *out, sb_buf *carry)
 {
 	size_t i = 0, run = 0; /* run: start of the pending stretch of valid bytes */
 	while (i < len) {

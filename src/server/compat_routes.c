@@ -13,8 +13,8 @@
 
 /* ---------------------------------------------------------------- helpers */
 
-sb_err *compat_run_sh(sb_sandbox *sb, const char *script, const void *stdin_data,
-		      size_t stdin_len, int64_t timeout_ms, sb_exec_result *res)
+sb_err *compat_run_sh(sb_sandbox *sb, const char *script, const void *stdin_data, size_t stdin_len,
+                      int64_t timeout_ms, sb_exec_result *res)
 {
 	sb_runner *runner = NULL;
 	sb_sandbox_runner_opts ro = {.default_cwd = "/"};
@@ -23,13 +23,13 @@ sb_err *compat_run_sh(sb_sandbox *sb, const char *script, const void *stdin_data
 		return err;
 	char *argv[] = {"sh", "-c", (char *)script, NULL};
 	sb_exec_request rq = {
-		.argv = argv,
-		.cwd = "/",
-		.has_stdin = stdin_data != NULL,
-		.stdin_data = stdin_data,
-		.stdin_len = stdin_len,
-		.timeout_ms = timeout_ms,
-		.output_cap = 64 * 1024,
+	    .argv = argv,
+	    .cwd = "/",
+	    .has_stdin = stdin_data != NULL,
+	    .stdin_data = stdin_data,
+	    .stdin_len = stdin_len,
+	    .timeout_ms = timeout_ms,
+	    .output_cap = 64 * 1024,
 	};
 	err = sb_runner_execute(runner, &rq, NULL, NULL, res);
 	sb_runner_free(runner);
@@ -44,26 +44,26 @@ static sb_err *command_failed(const char *action, const sb_exec_result *res)
 	const char *detail = res->err.len ? res->err.data : res->out.len ? res->out.data : "";
 	if (res->has_exit_code)
 		return sb_err_new(SB_E_COMMAND, "%s failed with exit code %d%s%.500s", action,
-				  res->exit_code, *detail ? ": " : "", detail);
+		                  res->exit_code, *detail ? ": " : "", detail);
 	return sb_err_new(SB_E_COMMAND, "%s failed (killed by %s)", action, res->signal);
 }
 
 json_t *compat_mirror_json(const char *lease_id, const char *acquisition_id,
-			   const char *fingerprint, const compat_opts *o, bool resumed)
+                           const char *fingerprint, const compat_opts *o, bool resumed)
 {
 	char now[SB_ISO8601_LEN];
 	sb_iso8601(sb_wall_ms(), now);
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:s}",
-			 "provider", COMPAT_PROVIDER, "providerLeaseId", lease_id,
-			 "acquisitionId", acquisition_id, "acquisitionFingerprint", fingerprint,
-			 "remoteCwd", o->remote_cwd, "sessionStrategy",
-			 o->named ? "named" : "default", "sessionId", o->session_id, "keepAlive",
-			 o->keep_alive, "sleepAfter", o->sleep_after, "normalizeId",
-			 o->normalize_id, "resumedLease", resumed, "updatedAt", now);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:s}", "provider",
+	                 COMPAT_PROVIDER, "providerLeaseId", lease_id, "acquisitionId",
+	                 acquisition_id, "acquisitionFingerprint", fingerprint, "remoteCwd",
+	                 o->remote_cwd, "sessionStrategy", o->named ? "named" : "default",
+	                 "sessionId", o->session_id, "keepAlive", o->keep_alive, "sleepAfter",
+	                 o->sleep_after, "normalizeId", o->normalize_id, "resumedLease", resumed,
+	                 "updatedAt", now);
 }
 
 sb_err *compat_write_mirror(sb_sandbox *sb, const char *lease_id, const char *acquisition_id,
-			    const char *fingerprint, const compat_opts *o, bool resumed)
+                            const char *fingerprint, const compat_opts *o, bool resumed)
 {
 	json_t *m = compat_mirror_json(lease_id, acquisition_id, fingerprint, o, resumed);
 	char *text = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -120,21 +120,21 @@ static sb_err *stored_opts(const sbs_lease_info *li, compat_opts *o)
 	const json_t *pc = compat_record_meta(li);
 	if (!pc)
 		return sb_err_new(SB_E_CONFLICT,
-				  "lease %s was not acquired through the bridge protocol", li->id);
+		                  "lease %s was not acquired through the bridge protocol", li->id);
 	return compat_opts_parse(pc, o);
 }
 
 /* The metadata every lease answer carries. */
-static json_t *lease_answer(const char *lease_id, const char *acquisition_id,
-			    const compat_opts *o, bool reuse, const char *scope, bool resumed)
+static json_t *lease_answer(const char *lease_id, const char *acquisition_id, const compat_opts *o,
+                            bool reuse, const char *scope, bool resumed)
 {
 	json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:o, s:b}",
-			      "provider", COMPAT_PROVIDER, "acquisitionId", acquisition_id,
-			      "remoteCwd", o->remote_cwd, "sandboxId", lease_id, "sessionStrategy",
-			      o->named ? "named" : "default", "sessionId", o->session_id,
-			      "keepAlive", o->keep_alive, "sleepAfter", o->sleep_after,
-			      "normalizeId", o->normalize_id, "reuseLease", reuse, "reuseScopeId",
-			      scope ? json_string(scope) : json_null(), "resumedLease", resumed);
+	                      "provider", COMPAT_PROVIDER, "acquisitionId", acquisition_id,
+	                      "remoteCwd", o->remote_cwd, "sandboxId", lease_id, "sessionStrategy",
+	                      o->named ? "named" : "default", "sessionId", o->session_id,
+	                      "keepAlive", o->keep_alive, "sleepAfter", o->sleep_after,
+	                      "normalizeId", o->normalize_id, "reuseLease", reuse, "reuseScopeId",
+	                      scope ? json_string(scope) : json_null(), "resumedLease", resumed);
 	return json_pack("{s:s, s:o}", "providerLeaseId", lease_id, "metadata", m);
 }
 
@@ -159,14 +159,15 @@ static void route_health(sbs_req *r, void *ud)
 {
 	(void)ud;
 	json_t *caps = json_pack("{s:b, s:b, s:b, s:b, s:b}", "reuseLease", 1, "namedSessions", 1,
-				 "previewUrls", 0, "acquisitionReplay", 1, "scopedReuse", 1);
+	                         "previewUrls", 0, "acquisitionReplay", 1, "scopedReuse", 1);
 	/* sandbar's own object: ignored by the stock plugin, read by sandbar's bridge runner to
 	 * choose HMAC signing and the native workspace routes. */
 	json_t *ext = json_pack("{s:s, s:b, s:b, s:s}", "version", SB_VERSION, "hmac", 1,
-				"workspaceTar", 1, "nativeApi", "/v1");
+	                        "workspaceTar", 1, "nativeApi", "/v1");
 	sbs_reply_json(r, 200,
-		       json_pack("{s:b, s:s, s:s, s:o, s:o}", "ok", 1, "provider", COMPAT_PROVIDER,
-				 "bridgeVersion", SB_VERSION, "capabilities", caps, "sandbar", ext));
+	               json_pack("{s:b, s:s, s:s, s:o, s:o}", "ok", 1, "provider", COMPAT_PROVIDER,
+	                         "bridgeVersion", SB_VERSION, "capabilities", caps, "sandbar",
+	                         ext));
 }
 
 typedef struct setup_ctx {
@@ -181,7 +182,7 @@ static sb_err *setup_lease(void *ud, sb_sandbox *sb)
 	setup_ctx *sc = ud;
 	if (!sc->probe)
 		return compat_write_mirror(sb, sc->lease_id, sc->acquisition_id, sc->fingerprint,
-					   sc->o, false);
+		                           sc->o, false);
 	sb_buf script = SB_BUF_INIT;
 	sb_buf_appends(&script, "mkdir -p ");
 	sb_shell_quote(&script, sc->o->remote_cwd);
@@ -210,16 +211,20 @@ static void route_probe(sbs_req *r, void *ud)
 	/* Two probes in the same millisecond still get distinct sandboxes. */
 	char *rnd = sb_random_id("");
 	char *id = sb_strfmt("pc-acq-probe-%lld-%.24s", (long long)sb_wall_ms(), rnd);
-	setup_ctx sc = {.lease_id = id, .acquisition_id = id, .fingerprint = "probe", .o = &o,
-			.probe = true};
-	sbs_lease_params p = {.lease_id = id, .acquisition_id = id, .fingerprint = "probe",
-			      .network = true, .ttl_s = 600, .setup = setup_lease,
-			      .setup_ud = &sc};
+	setup_ctx sc = {
+	    .lease_id = id, .acquisition_id = id, .fingerprint = "probe", .o = &o, .probe = true};
+	sbs_lease_params p = {.lease_id = id,
+	                      .acquisition_id = id,
+	                      .fingerprint = "probe",
+	                      .network = true,
+	                      .ttl_s = 600,
+	                      .setup = setup_lease,
+	                      .setup_ud = &sc};
 	sbs_acquire_outcome outcome;
 	sb_err *err = sbs_leases_acquire(srv->leases, &p, &outcome, NULL);
 	if (!err && outcome != SBS_ACQ_CLAIMED)
 		err = sb_err_new(SB_E_CONFLICT, "probe sandbox %s: %s", id,
-				 sbs_acquire_outcome_name(outcome));
+		                 sbs_acquire_outcome_name(outcome));
 	/* Always destroyed, whatever happened; a failed destroy surfaces as 500. */
 	sbs_destroy_opts dopt = {.acquisition_id = id, .force = true, .reason = "probe"};
 	sbs_destroy_outcome dout;
@@ -232,18 +237,18 @@ static void route_probe(sbs_req *r, void *ud)
 	}
 	if (err || derr) {
 		sbs_reply_error(r, 500, "internal_error", "sandbox probe failed: %s%s%s",
-				err ? err->msg : "", err && derr ? "; " : "",
-				derr ? derr->msg : "");
+		                err ? err->msg : "", err && derr ? "; " : "",
+		                derr ? derr->msg : "");
 	} else {
 		size_t n = sc.pwd ? strlen(sc.pwd) : 0;
 		while (n > 0 && sc.pwd[n - 1] == '\n')
 			sc.pwd[--n] = '\0';
 		json_t *m = json_pack("{s:s, s:s, s:b, s:s}", "provider", COMPAT_PROVIDER,
-				      "remoteCwd", o.remote_cwd, "namedSessions", o.named, "stdout",
-				      sc.pwd ? sc.pwd : "");
+		                      "remoteCwd", o.remote_cwd, "namedSessions", o.named, "stdout",
+		                      sc.pwd ? sc.pwd : "");
 		sbs_reply_json(r, 200,
-			       json_pack("{s:b, s:s, s:o}", "ok", 1, "summary",
-					 "Connected to sandbar sandbox bridge.", "metadata", m));
+		               json_pack("{s:b, s:s, s:o}", "ok", 1, "summary",
+		                         "Connected to sandbar sandbox bridge.", "metadata", m));
 	}
 	sb_err_free(err);
 	sb_err_free(derr);
@@ -257,17 +262,16 @@ static void route_probe(sbs_req *r, void *ud)
 /* ---------------------------------------------------------------- acquire */
 
 static char *fingerprint_of(const json_t *body, const compat_opts *o, const char *env_id,
-			    const char *run_id, const char *issue_id, bool reuse,
-			    const char *scope)
+                            const char *run_id, const char *issue_id, bool reuse, const char *scope)
 {
 	/* The same fields as the bridge's fingerprint, hashed so the record stays small. */
 	json_t *f = json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:o}",
-			      "environmentId", env_id, "runId", run_id, "issueId",
-			      issue_id ? json_string(issue_id) : json_null(), "remoteCwd",
-			      o->remote_cwd, "sessionStrategy", o->named ? "named" : "default",
-			      "sessionId", o->session_id, "keepAlive", o->keep_alive, "sleepAfter",
-			      o->sleep_after, "normalizeId", o->normalize_id, "reuseLease", reuse,
-			      "reuseScopeId", scope ? json_string(scope) : json_null());
+	                      "environmentId", env_id, "runId", run_id, "issueId",
+	                      issue_id ? json_string(issue_id) : json_null(), "remoteCwd",
+	                      o->remote_cwd, "sessionStrategy", o->named ? "named" : "default",
+	                      "sessionId", o->session_id, "keepAlive", o->keep_alive, "sleepAfter",
+	                      o->sleep_after, "normalizeId", o->normalize_id, "reuseLease", reuse,
+	                      "reuseScopeId", scope ? json_string(scope) : json_null());
 	(void)body;
 	char *text = json_dumps(f, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	char hex[SB_SHA256_HEX_LEN];
@@ -296,20 +300,20 @@ static void route_acquire(sbs_req *r, void *ud)
 	sb_err *err = NULL;
 	if (!acq || !env_id || !run_id) {
 		sbs_reply_error(r, 400, "invalid_request",
-				"acquisitionId, environmentId and runId are required");
+		                "acquisitionId, environmentId and runId are required");
 		goto out;
 	}
 	if (strlen(acq) > SBS_ACQUISITION_ID_MAX || strlen(env_id) > COMPAT_STR_MAX ||
 	    strlen(run_id) > COMPAT_STR_MAX || (issue_id && strlen(issue_id) > COMPAT_STR_MAX)) {
 		sbs_reply_error(r, 400, "invalid_request",
-				"acquisitionId (max %d bytes), environmentId, runId or issueId is "
-				"too long",
-				SBS_ACQUISITION_ID_MAX);
+		                "acquisitionId (max %d bytes), environmentId, runId or issueId is "
+		                "too long",
+		                SBS_ACQUISITION_ID_MAX);
 		goto out;
 	}
 	if (reuse && !compat_is_hex32(scope)) {
 		sbs_reply_error(r, 400, "invalid_request",
-				"reuseLease requires a reuseScopeId of exactly 32 hex characters");
+		                "reuseLease requires a reuseScopeId of exactly 32 hex characters");
 		goto out;
 	}
 	if ((err = compat_lease_id(acq, reuse ? scope : NULL, o.normalize_id, &id))) {
@@ -317,18 +321,23 @@ static void route_acquire(sbs_req *r, void *ud)
 		goto out;
 	}
 	fp = fingerprint_of(body, &o, env_id, run_id, issue_id, reuse, reuse ? scope : NULL);
-	json_t *md = json_pack("{s:{s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:o, s:s, s:o}}",
-			       "paperclip", "environmentId", env_id, "requestedCwd", o.remote_cwd,
-			       "sessionStrategy", o.named ? "named" : "default", "keepAlive",
-			       o.keep_alive, "sleepAfter", o.sleep_after, "normalizeId",
-			       o.normalize_id, "reuseLease", reuse, "reuseScopeId",
-			       reuse ? json_string(scope) : json_null(), "sessionId", o.session_id,
-			       "sessions", json_object());
+	json_t *md = json_pack(
+	    "{s:{s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:o, s:s, s:o}}", "paperclip", "environmentId",
+	    env_id, "requestedCwd", o.remote_cwd, "sessionStrategy", o.named ? "named" : "default",
+	    "keepAlive", o.keep_alive, "sleepAfter", o.sleep_after, "normalizeId", o.normalize_id,
+	    "reuseLease", reuse, "reuseScopeId", reuse ? json_string(scope) : json_null(),
+	    "sessionId", o.session_id, "sessions", json_object());
 	setup_ctx sc = {.lease_id = id, .acquisition_id = acq, .fingerprint = fp, .o = &o};
-	sbs_lease_params p = {.lease_id = id, .acquisition_id = acq, .fingerprint = fp,
-			      .network = true, .issue_id = issue_id, .run_id = run_id,
-			      .reuse_scope = reuse ? scope : NULL, .metadata = md,
-			      .setup = setup_lease, .setup_ud = &sc};
+	sbs_lease_params p = {.lease_id = id,
+	                      .acquisition_id = acq,
+	                      .fingerprint = fp,
+	                      .network = true,
+	                      .issue_id = issue_id,
+	                      .run_id = run_id,
+	                      .reuse_scope = reuse ? scope : NULL,
+	                      .metadata = md,
+	                      .setup = setup_lease,
+	                      .setup_ud = &sc};
 	sbs_acquire_outcome outcome;
 	err = sbs_leases_acquire(srv->leases, &p, &outcome, &info);
 	json_decref(md);
@@ -342,19 +351,19 @@ static void route_acquire(sbs_req *r, void *ud)
 	case SBS_ACQ_CLAIMED:
 	case SBS_ACQ_REPLAYED:
 		sbs_reply_json(r, 200,
-			       lease_answer(id, acq, &o, reuse, reuse ? scope : NULL, false));
+		               lease_answer(id, acq, &o, reuse, reuse ? scope : NULL, false));
 		break;
 	case SBS_ACQ_IN_PROGRESS:
 		sbs_reply_error_details(r, 503, "acquisition_in_progress",
-					json_pack("{s:s}", "providerLeaseId", id),
-					"Acquisition %s of sandbox %s is still being set up; retry "
-					"with the same acquisitionId",
-					acq, id);
+		                        json_pack("{s:s}", "providerLeaseId", id),
+		                        "Acquisition %s of sandbox %s is still being set up; retry "
+		                        "with the same acquisitionId",
+		                        acq, id);
 		break;
 	default:
 		sbs_reply_error(r, 409, "acquisition_conflict",
-				"Refusing to adopt sandbox %s for acquisition %s: %s", id, acq,
-				sbs_acquire_outcome_name(outcome));
+		                "Refusing to adopt sandbox %s for acquisition %s: %s", id, acq,
+		                sbs_acquire_outcome_name(outcome));
 		break;
 	}
 out:
@@ -376,9 +385,9 @@ out:
 static void reply_lost(sbs_req *r, const char *id, const char *why)
 {
 	sbs_reply_error(r, 409, "sandbox_state_lost",
-			"Sandbox state of lease %s is no longer available (%s); acquire a new "
-			"lease",
-			id, why);
+	                "Sandbox state of lease %s is no longer available (%s); acquire a new "
+	                "lease",
+	                id, why);
 }
 
 static void route_resume(sbs_req *r, void *ud)
@@ -406,7 +415,7 @@ static void route_resume(sbs_req *r, void *ud)
 		/* Unknown, destroyed, dying or dead: the sandbox the caller knew is gone. */
 		if (err->code == SB_E_BUSY)
 			sbs_reply_error(r, 409, "acquisition_conflict",
-					"lease %s is still being set up", id);
+			                "lease %s is still being set up", id);
 		else
 			reply_lost(r, id, err->msg);
 		goto out;
@@ -414,8 +423,8 @@ static void route_resume(sbs_req *r, void *ud)
 	sbs_lease_get_info(l, &info);
 	if (!acq || !info.acquisition_id || strcmp(acq, info.acquisition_id) != 0) {
 		sbs_reply_error(r, 409, "acquisition_conflict",
-				"lease %s is owned by another acquisition%s", id,
-				acq ? "" : " (the request names none)");
+		                "lease %s is owned by another acquisition%s", id,
+		                acq ? "" : " (the request names none)");
 		goto out;
 	}
 	if ((err = stored_opts(&info, &so))) {
@@ -430,8 +439,8 @@ static void route_resume(sbs_req *r, void *ud)
 	}
 	const char *m_acq = json_string_value(json_object_get(mirror, "acquisitionId"));
 	const char *m_fp = json_string_value(json_object_get(mirror, "acquisitionFingerprint"));
-	if (!mirror || !m_acq || !m_fp || strcmp(m_acq, acq) != 0 ||
-	    !info.fingerprint || strcmp(m_fp, info.fingerprint) != 0) {
+	if (!mirror || !m_acq || !m_fp || strcmp(m_acq, acq) != 0 || !info.fingerprint ||
+	    strcmp(m_fp, info.fingerprint) != 0) {
 		reply_lost(r, id, "its ownership mirror is missing, corrupt or foreign");
 		goto out;
 	}
@@ -440,14 +449,14 @@ static void route_resume(sbs_req *r, void *ud)
 		free(fence);
 		fence = NULL;
 		sbs_reply_error(r, 409, "acquisition_conflict",
-				"ownership of lease %s changed during resume: %s", id, err->msg);
+		                "ownership of lease %s changed during resume: %s", id, err->msg);
 		goto out;
 	}
 	/* The stored options win over the request's (they are what the fingerprint covers);
 	 * only the command timeout is the caller's. */
 	so.timeout_ms = o.timeout_ms;
-	if ((err = compat_write_mirror(sbs_lease_sandbox(l), id, acq, info.fingerprint, &so,
-				       true))) {
+	if ((err =
+	         compat_write_mirror(sbs_lease_sandbox(l), id, acq, info.fingerprint, &so, true))) {
 		sbs_reply_error(r, 500, "internal_error", "%s", err->msg);
 		goto out;
 	}
@@ -491,7 +500,7 @@ static void destroy_and_reply(sbs_req *r, sbs_server *srv, const char *id, const
 	if (!acq) {
 		/* sandbar never had unowned (legacy) bridge leases: no identity, no destroy. */
 		sbs_reply_error(r, 409, "acquisition_conflict",
-				"destroying lease %s requires its acquisitionId", id);
+		                "destroying lease %s requires its acquisitionId", id);
 		return;
 	}
 	sbs_destroy_opts o = {.acquisition_id = acq, .reason = "paperclip"};
@@ -501,7 +510,7 @@ static void destroy_and_reply(sbs_req *r, sbs_server *srv, const char *id, const
 	if (err) {
 		if (err->code == SB_E_NOTFOUND)
 			sbs_reply_error(r, 409, "acquisition_conflict",
-					"lease %s has no ownership record: %s", id, err->msg);
+			                "lease %s has no ownership record: %s", id, err->msg);
 		else
 			/* The outcome is unknown and the record stays DESTROYING: retry. */
 			sbs_reply_error(r, 500, "internal_error", "%s", err->msg);
@@ -518,10 +527,10 @@ static void destroy_and_reply(sbs_req *r, sbs_server *srv, const char *id, const
 	case SBS_DESTROY_DEFERRED:
 	case SBS_DESTROY_IN_PROGRESS:
 		sbs_reply_error_details(r, 409, "acquisition_conflict",
-					json_pack("{s:s}", "providerLeaseId", id),
-					"lease %s is busy (a setup, resume or exec is running); "
-					"retry once it has finished",
-					id);
+		                        json_pack("{s:s}", "providerLeaseId", id),
+		                        "lease %s is busy (a setup, resume or exec is running); "
+		                        "retry once it has finished",
+		                        id);
 		break;
 	case SBS_DESTROY_CONFLICT:
 		/* A repeated destroy by an acquisition whose lease is already gone succeeds
@@ -530,7 +539,7 @@ static void destroy_and_reply(sbs_req *r, sbs_server *srv, const char *id, const
 			sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
 		else
 			sbs_reply_error(r, 409, "acquisition_conflict",
-					"lease %s is owned by another acquisition", id);
+			                "lease %s is owned by another acquisition", id);
 		break;
 	}
 	sb_strv_free(busy);
@@ -557,15 +566,15 @@ static void route_release(sbs_req *r, void *ud)
 	}
 	if (!acq) {
 		sbs_reply_error(r, 400, "invalid_request",
-				"releasing a reusable lease requires its acquisitionId");
+		                "releasing a reusable lease requires its acquisitionId");
 		goto out;
 	}
 	sb_err *err = sbs_leases_info(srv->leases, id, &info);
 	if (err || info.state == SBS_LEASE_DESTROYED || info.state == SBS_LEASE_DESTROYING ||
 	    !info.acquisition_id || strcmp(info.acquisition_id, acq) != 0)
 		sbs_reply_error(r, 409, "acquisition_conflict",
-				"lease %s is not owned by acquisition %s%s%s", id, acq,
-				err ? ": " : "", err ? err->msg : "");
+		                "lease %s is not owned by acquisition %s%s%s", id, acq,
+		                err ? ": " : "", err ? err->msg : "");
 	else
 		sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1)); /* kept for reuse */
 	sb_err_free(err);
@@ -600,7 +609,7 @@ static void route_not_found(sbs_req *r, void *ud)
 {
 	(void)ud;
 	sbs_reply_error(r, 404, "not_found", "No bridge route matched %s %s", sbs_req_method(r),
-			sbs_req_path(r));
+	                sbs_req_path(r));
 }
 
 /* ---------------------------------------------------------------- registration */
@@ -611,10 +620,10 @@ void sbs_compat_routes_register(sbs_server *srv)
 	for (size_t i = 0; i < 2; i++) {
 		const char *p = prefixes[i];
 		char buf[128];
-#define ROUTE(method, path, flags, h)                                                        \
-	do {                                                                                 \
-		snprintf(buf, sizeof(buf), "%s%s", p, path);                                 \
-		sbs_router_add(srv->router, method, buf, flags, h, srv);                     \
+#define ROUTE(method, path, flags, h)                                                              \
+	do {                                                                                       \
+		snprintf(buf, sizeof(buf), "%s%s", p, path);                                       \
+		sbs_router_add(srv->router, method, buf, flags, h, srv);                           \
 	} while (0)
 		ROUTE("GET", "/health", 0, route_health);
 		ROUTE("POST", "/probe", SBS_ROUTE_BODY_JSON, route_probe);

@@ -23,7 +23,7 @@ void ct_daemon_start(ct_daemon *d, const char *token, const char *hmac_keys_file
 }
 
 void ct_daemon_start_ex(ct_daemon *d, const char *token, const char *hmac_keys_file,
-			const char *expected_host, int64_t keepalive_ms)
+                        const char *expected_host, int64_t keepalive_ms)
 {
 	memset(d, 0, sizeof(*d));
 	d->state_dir = sbt_mkdtemp("compat-state");
@@ -133,7 +133,7 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud)
 }
 
 void ct_http(const ct_daemon *d, const char *method, const char *path, const char *token,
-	     const char *body, ct_piece_fn on_body, void *ud, ct_resp *out)
+             const char *body, ct_piece_fn on_body, void *ud, ct_resp *out)
 {
 	memset(out, 0, sizeof(*out));
 	sb_buf_init(&out->body);
@@ -175,8 +175,7 @@ void ct_http(const ct_daemon *d, const char *method, const char *path, const cha
 	curl_easy_cleanup(h);
 }
 
-void ct_call(const ct_daemon *d, const char *method, const char *path, json_t *body,
-	     ct_resp *out)
+void ct_call(const ct_daemon *d, const char *method, const char *path, json_t *body, ct_resp *out)
 {
 	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
 	json_decref(body);

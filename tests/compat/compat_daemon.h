@@ -21,7 +21,7 @@ void ct_daemon_start(ct_daemon *d, const char *token, const char *hmac_keys_file
 /* The same with a pinned Host for signed requests (NULL = any) and an SSE keepalive interval
  * (0 = the daemon's default). */
 void ct_daemon_start_ex(ct_daemon *d, const char *token, const char *hmac_keys_file,
-			const char *expected_host, int64_t keepalive_ms);
+                        const char *expected_host, int64_t keepalive_ms);
 /* SIGTERM, wait, remove the state directory (sandboxes destroyed first). */
 void ct_daemon_stop(ct_daemon *d);
 
@@ -38,10 +38,9 @@ void ct_resp_deinit(ct_resp *r);
  * every received piece as it arrives (to act in the middle of a stream). */
 typedef void (*ct_piece_fn)(void *ud, const char *p, size_t n);
 void ct_http(const ct_daemon *d, const char *method, const char *path, const char *token,
-	     const char *body, ct_piece_fn on_body, void *ud, ct_resp *out);
+             const char *body, ct_piece_fn on_body, void *ud, ct_resp *out);
 /* POST/DELETE with a JSON body built by json_pack-style args, the test token. */
-void ct_call(const ct_daemon *d, const char *method, const char *path, json_t *body,
-	     ct_resp *out);
+void ct_call(const ct_daemon *d, const char *method, const char *path, json_t *body, ct_resp *out);
 
 /* Host path of a lease's workspace directory (what /workspace is inside). malloc'd. */
 char *ct_workspace(const ct_daemon *d, const char *lease_id);

@@ -21,7 +21,8 @@ static int setup(void **state)
 {
 	(void)state;
 	keys_dir = sbt_mkdtemp("compat-hmac");
-	sbt_write_str(keys_dir, "keys", "# test keys\nk1 s3cret-one-0123456789\nk2 s3cret-two-0123456789\n");
+	sbt_write_str(keys_dir, "keys",
+	              "# test keys\nk1 s3cret-one-0123456789\nk2 s3cret-two-0123456789\n");
 	char *path = sbt_path(keys_dir, "keys");
 	ct_daemon_start_ex(&D, NULL, path, "bridge.test:7469", 0);
 	free(path);
@@ -38,8 +39,11 @@ static int teardown(void **state)
 
 static sb_bridge_opts signed_opts(const char *key, const char *secret)
 {
-	sb_bridge_opts o = {.base_url = D.base_url, .hmac_key_id = key, .hmac_secret = secret,
-			    .expected_host = "bridge.test:7469", .request_timeout_ms = 30000};
+	sb_bridge_opts o = {.base_url = D.base_url,
+	                    .hmac_key_id = key,
+	                    .hmac_secret = secret,
+	                    .expected_host = "bridge.test:7469",
+	                    .request_timeout_ms = 30000};
 	return o;
 }
 
@@ -49,19 +53,20 @@ static void bridge_client_signs_requests_with_hmac(void **state)
 	sb_bridge_opts o = signed_opts("k2", "s3cret-two-0123456789");
 	sb_bridge *b = NULL;
 	SB_ASSERT_OK(sb_bridge_new(&o, &b));
-	sb_bridge_lease_params p = {.acquisition_id = "hmac-1", .environment_id = "e",
-				    .run_id = "r"};
+	sb_bridge_lease_params p = {
+	    .acquisition_id = "hmac-1", .environment_id = "e", .run_id = "r"};
 	sb_bridge_lease l = {0};
 	SB_ASSERT_OK(sb_bridge_acquire(b, &p, &l));
 
-	sb_bridge_runner_opts ro = {.bridge = o, .provider_lease_id = l.provider_lease_id,
-				    .acquisition_id = l.acquisition_id,
-				    .remote_cwd = l.remote_cwd};
+	sb_bridge_runner_opts ro = {.bridge = o,
+	                            .provider_lease_id = l.provider_lease_id,
+	                            .acquisition_id = l.acquisition_id,
+	                            .remote_cwd = l.remote_cwd};
 	sb_runner *r = NULL;
 	SB_ASSERT_OK(sb_bridge_runner_new(&ro, &r));
 	char *argv[] = {"sh", "-c", "cat; echo signed", NULL};
-	sb_exec_request rq = {.argv = argv, .has_stdin = true, .stdin_data = "body ",
-			      .stdin_len = 5};
+	sb_exec_request rq = {
+	    .argv = argv, .has_stdin = true, .stdin_data = "body ", .stdin_len = 5};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	SB_ASSERT_OK(sb_runner_execute(r, &rq, NULL, NULL, &res));
@@ -103,9 +108,9 @@ static void bridge_client_is_refused_with_bad_signatures(void **state)
 	const struct {
 		const char *key, *secret, *host;
 	} bad[] = {
-		{"k1", "wrong-secret", "bridge.test:7469"},
-		{"nokey", "s3cret-one-0123456789", "bridge.test:7469"},
-		{"k1", "s3cret-one-0123456789", "other.host:7469"},
+	    {"k1", "wrong-secret", "bridge.test:7469"},
+	    {"nokey", "s3cret-one-0123456789", "bridge.test:7469"},
+	    {"k1", "s3cret-one-0123456789", "other.host:7469"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		sb_bridge_opts o = signed_opts(bad[i].key, bad[i].secret);
@@ -120,8 +125,8 @@ static void bridge_client_is_refused_with_bad_signatures(void **state)
 		sb_bridge_free(b);
 	}
 	/* A bearer token alone gets nowhere on a daemon without one. */
-	sb_bridge_opts o = {.base_url = D.base_url, .token = "guess",
-			    .expected_host = "bridge.test:7469"};
+	sb_bridge_opts o = {
+	    .base_url = D.base_url, .token = "guess", .expected_host = "bridge.test:7469"};
 	sb_bridge *b = NULL;
 	SB_ASSERT_OK(sb_bridge_new(&o, &b));
 	sb_bridge_health h;
@@ -135,8 +140,8 @@ static void bridge_client_is_refused_with_bad_signatures(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(bridge_client_signs_requests_with_hmac),
-		cmocka_unit_test(bridge_client_is_refused_with_bad_signatures),
+	    cmocka_unit_test(bridge_client_signs_requests_with_hmac),
+	    cmocka_unit_test(bridge_client_is_refused_with_bad_signatures),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -21,11 +21,11 @@ static void input_coercion_follows_the_bridge_rules(void **state)
 {
 	(void)state;
 	json_t *b = J("{\"keepAlive\":\"true\",\"normalizeId\":false,\"sessionId\":\"  s1  \","
-		      "\"sleepAfter\":\"\",\"timeoutMs\":\"450000.9\",\"sessionStrategy\":\"x\","
-		      "\"requestedCwd\":\"/w/p///\"}");
+	              "\"sleepAfter\":\"\",\"timeoutMs\":\"450000.9\",\"sessionStrategy\":\"x\","
+	              "\"requestedCwd\":\"/w/p///\"}");
 	compat_opts o;
 	SB_ASSERT_OK(compat_opts_parse(b, &o));
-	assert_false(o.keep_alive);         /* only JSON true is true */
+	assert_false(o.keep_alive); /* only JSON true is true */
 	assert_false(o.normalize_id);
 	assert_string_equal(o.session_id, "s1");
 	assert_string_equal(o.sleep_after, "10m"); /* empty -> default */
@@ -115,20 +115,20 @@ static void exec_script_runs_the_command_with_args_env_cwd_and_stdin(void **stat
 	(void)state;
 	char *dir = sbt_mkdtemp("compat-cwd");
 	char *args[] = {"-c",
-			"printf '[%s|%s|%s]' \"$1\" \"$(pwd)\" \"$GREETING\"; cat; "
-			"ls /tmp/.paperclip-bridge-stdin-TAG1 2>/dev/null || echo ' gone'",
-			"x", "it's \"quoted\" $HOME * \\ ünï", NULL};
+	                "printf '[%s|%s|%s]' \"$1\" \"$(pwd)\" \"$GREETING\"; cat; "
+	                "ls /tmp/.paperclip-bridge-stdin-TAG1 2>/dev/null || echo ' gone'",
+	                "x", "it's \"quoted\" $HOME * \\ ünï", NULL};
 	char *keys[] = {"GREETING", NULL};
-	compat_cmd c = {.command = "sh", .args = args, .cwd = dir, .env_keys = keys,
-			.stdin_tag = "TAG1"};
+	compat_cmd c = {
+	    .command = "sh", .args = args, .cwd = dir, .env_keys = keys, .stdin_tag = "TAG1"};
 	char *script = compat_exec_script(&c);
 	assert_null(strstr(script, "hello world")); /* values never in the script */
 	char *env[] = {"GREETING=hello world", NULL};
 	int st;
 	char *out = run_sh(script, env, "line1\nline2", &st);
 	char *want = sb_strfmt("[it's \"quoted\" $HOME * \\ ünï|%s|hello world]line1\nline2 "
-			       "gone\nrc=0\n",
-			       dir);
+	                       "gone\nrc=0\n",
+	                       dir);
 	assert_string_equal(out, want);
 	free(want);
 	free(out);
@@ -176,10 +176,13 @@ static void utf8_repair_keeps_valid_text_and_replaces_the_rest(void **state)
 {
 	(void)state;
 	sb_buf out = SB_BUF_INIT;
-	compat_utf8_repair("a\xc3\xa9\xff" "b\xed\xa0\x80" "c\xf0\x9f\x98\x80", 14, &out);
+	compat_utf8_repair("a\xc3\xa9\xff"
+	                   "b\xed\xa0\x80"
+	                   "c\xf0\x9f\x98\x80",
+	                   14, &out);
 	assert_string_equal(sb_buf_cstr(&out), "a\xc3\xa9\xef\xbf\xbd"
-					       "b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
-					       "c\xf0\x9f\x98\x80");
+	                                       "b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
+	                                       "c\xf0\x9f\x98\x80");
 	sb_buf_deinit(&out);
 
 	/* "€" split over three feeds: nothing is emitted until it is whole. */
@@ -203,11 +206,11 @@ static void utf8_repair_keeps_valid_text_and_replaces_the_rest(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(input_coercion_follows_the_bridge_rules),
-		cmocka_unit_test(lease_ids_are_normalised_like_the_bridge),
-		cmocka_unit_test(exec_script_runs_the_command_with_args_env_cwd_and_stdin),
-		cmocka_unit_test(mirror_script_writes_atomically_and_quotes_a_hostile_cwd),
-		cmocka_unit_test(utf8_repair_keeps_valid_text_and_replaces_the_rest),
+	    cmocka_unit_test(input_coercion_follows_the_bridge_rules),
+	    cmocka_unit_test(lease_ids_are_normalised_like_the_bridge),
+	    cmocka_unit_test(exec_script_runs_the_command_with_args_env_cwd_and_stdin),
+	    cmocka_unit_test(mirror_script_writes_atomically_and_quotes_a_hostile_cwd),
+	    cmocka_unit_test(utf8_repair_keeps_valid_text_and_replaces_the_rest),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

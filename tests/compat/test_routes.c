@@ -37,7 +37,8 @@ static char *P(size_t i, const char *route)
 static void assert_error(const ct_resp *r, long status, const char *code)
 {
 	if (r->status != status || !r->json)
-		fail_msg("want %ld %s, got %ld: %s", status, code, r->status, sb_buf_cstr((sb_buf *)&r->body));
+		fail_msg("want %ld %s, got %ld: %s", status, code, r->status,
+		         sb_buf_cstr((sb_buf *)&r->body));
 	assert_string_equal(json_string_value(json_object_get(r->json, "error")), code);
 	assert_non_null(json_string_value(json_object_get(r->json, "message")));
 }
@@ -56,9 +57,9 @@ static char *acquire(size_t pi, const char *acq, const char *cwd)
 	ct_resp r;
 	char *path = P(pi, "/leases/acquire");
 	ct_call(&D, "POST", path,
-		json_pack("{s:s, s:s, s:s, s:s, s:s}", "acquisitionId", acq, "environmentId",
-			  "env-1", "runId", "run-1", "issueId", "issue-42", "requestedCwd", cwd),
-		&r);
+	        json_pack("{s:s, s:s, s:s, s:s, s:s}", "acquisitionId", acq, "environmentId",
+	                  "env-1", "runId", "run-1", "issueId", "issue-42", "requestedCwd", cwd),
+	        &r);
 	if (r.status != 200)
 		fail_msg("acquire %s: %ld %s", acq, r.status, sb_buf_cstr(&r.body));
 	char *id = sb_xstrdup(jstr(r.json, "providerLeaseId", NULL));
@@ -70,7 +71,7 @@ static char *acquire(size_t pi, const char *acq, const char *cwd)
 static json_t *exec_body(const char *id, const char *acq, const char *script)
 {
 	return json_pack("{s:s, s:s, s:s, s:[ss]}", "providerLeaseId", id, "acquisitionId", acq,
-			 "command", "sh", "args", "-c", script);
+	                 "command", "sh", "args", "-c", script);
 }
 
 /* ---------------------------------------------------------------- auth and routing */
@@ -92,15 +93,17 @@ static void bridge_auth_runs_before_routing(void **state)
 			free(path);
 		}
 		/* Unknown paths and known paths with another method alike: 404. */
-		const char *const misses[][2] = {{"GET", "/no/such/route"}, {"GET", "/exec"},
-						 {"POST", "/health"}, {"PUT", "/leases/x"}};
+		const char *const misses[][2] = {{"GET", "/no/such/route"},
+		                                 {"GET", "/exec"},
+		                                 {"POST", "/health"},
+		                                 {"PUT", "/leases/x"}};
 		for (size_t k = 0; k < 4; k++) {
 			char *path = P(i, misses[k][1]);
 			ct_resp r;
 			ct_http(&D, misses[k][0], path, CT_TOKEN, NULL, NULL, NULL, &r);
 			assert_error(&r, 404, "not_found");
 			assert_non_null(
-				strstr(jstr(r.json, "message", NULL), "No bridge route matched"));
+			    strstr(jstr(r.json, "message", NULL), "No bridge route matched"));
 			ct_resp_deinit(&r);
 			free(path);
 		}
@@ -131,9 +134,9 @@ static void bridge_health_advertises_g2_capabilities(void **state)
 		ct_http(&D, "GET", path, CT_TOKEN, NULL, NULL, NULL, &r);
 		assert_int_equal(r.status, 200);
 		assert_true(json_is_true(json_object_get(r.json, "ok")));
-		json_t *want = json_pack("{s:b, s:b, s:b, s:b, s:b}", "reuseLease", 1,
-					 "namedSessions", 1, "previewUrls", 0,
-					 "acquisitionReplay", 1, "scopedReuse", 1);
+		json_t *want =
+		    json_pack("{s:b, s:b, s:b, s:b, s:b}", "reuseLease", 1, "namedSessions", 1,
+		              "previewUrls", 0, "acquisitionReplay", 1, "scopedReuse", 1);
 		assert_true(json_equal(json_object_get(r.json, "capabilities"), want));
 		json_decref(want);
 		ct_resp_deinit(&r);
@@ -148,7 +151,7 @@ static void bridge_probe_creates_and_destroys_a_sandbox(void **state)
 		char *path = P(i, "/probe");
 		ct_resp r;
 		ct_call(&D, "POST", path, json_pack("{s:s}", "requestedCwd", "/workspace/probe"),
-			&r);
+		        &r);
 		assert_int_equal(r.status, 200);
 		assert_true(json_is_true(json_object_get(r.json, "ok")));
 		assert_string_equal(jstr(r.json, "metadata", "stdout"), "/workspace/probe");
@@ -173,38 +176,39 @@ static void bridge_acquire_validates_replays_conflicts_and_tombstones(void **sta
 		char *path = P(i, "/leases/acquire");
 		ct_resp r;
 		/* 400s, with no sandbox made. */
-		ct_call(&D, "POST", path, json_pack("{s:s, s:s}", "acquisitionId", "a", "runId", "r"),
-			&r);
+		ct_call(&D, "POST", path,
+		        json_pack("{s:s, s:s}", "acquisitionId", "a", "runId", "r"), &r);
 		assert_error(&r, 400, "invalid_request");
 		ct_resp_deinit(&r);
 		ct_call(&D, "POST", path,
-			json_pack("{s:s, s:s, s:s, s:b}", "acquisitionId", "a", "environmentId", "e",
-				  "runId", "r", "reuseLease", 1),
-			&r);
+		        json_pack("{s:s, s:s, s:s, s:b}", "acquisitionId", "a", "environmentId",
+		                  "e", "runId", "r", "reuseLease", 1),
+		        &r);
 		assert_error(&r, 400, "invalid_request");
 		ct_resp_deinit(&r);
 		ct_call(&D, "POST", path,
-			json_pack("{s:s, s:s, s:s, s:b, s:s}", "acquisitionId", "a", "environmentId",
-				  "e", "runId", "r", "reuseLease", 1, "reuseScopeId", "xyz"),
-			&r);
+		        json_pack("{s:s, s:s, s:s, s:b, s:s}", "acquisitionId", "a",
+		                  "environmentId", "e", "runId", "r", "reuseLease", 1,
+		                  "reuseScopeId", "xyz"),
+		        &r);
 		assert_error(&r, 400, "invalid_request");
 		ct_resp_deinit(&r);
 
 		/* Claim, then replay the same body: the same lease, nothing new. */
 		char *acq = sb_strfmt("Acq_Replay.%zu", i);
-		json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s}", "acquisitionId", acq,
-					 "environmentId", "env-1", "runId", "run-1", "issueId",
-					 "issue-7", "reuseLease", 1, "keepAlive", 1, "reuseScopeId",
-					 i ? "0123456789abcdef0123456789ABCDEF"
-					   : "fedcba9876543210fedcba9876543210");
+		json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:s}", "acquisitionId",
+		                         acq, "environmentId", "env-1", "runId", "run-1", "issueId",
+		                         "issue-7", "reuseLease", 1, "keepAlive", 1, "reuseScopeId",
+		                         i ? "0123456789abcdef0123456789ABCDEF"
+		                           : "fedcba9876543210fedcba9876543210");
 		ct_call(&D, "POST", path, json_incref(body), &r);
 		assert_int_equal(r.status, 200);
 		char *id = sb_xstrdup(jstr(r.json, "providerLeaseId", NULL));
 		assert_true(sb_str_has_prefix(id, "pc-scope-"));
 		assert_string_equal(jstr(r.json, "metadata", "acquisitionId"), acq);
 		assert_string_equal(jstr(r.json, "metadata", "remoteCwd"), "/workspace/paperclip");
-		assert_false(json_is_true(json_object_get(json_object_get(r.json, "metadata"),
-							  "resumedLease")));
+		assert_false(json_is_true(
+		    json_object_get(json_object_get(r.json, "metadata"), "resumedLease")));
 		ct_resp_deinit(&r);
 		ct_call(&D, "POST", path, json_incref(body), &r);
 		assert_int_equal(r.status, 200);
@@ -282,16 +286,17 @@ static void bridge_resume_answers_state_lost_when_the_sandbox_died(void **state)
 		char *path = P(i, "/leases/resume");
 		ct_resp r;
 		ct_call(&D, "POST", path,
-			json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", acq), &r);
+		        json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", acq), &r);
 		assert_int_equal(r.status, 200);
 		assert_string_equal(jstr(r.json, "providerLeaseId", NULL), id);
 		assert_string_equal(jstr(r.json, "metadata", "acquisitionId"), acq);
-		assert_true(json_is_true(json_object_get(json_object_get(r.json, "metadata"),
-							 "resumedLease")));
+		assert_true(json_is_true(
+		    json_object_get(json_object_get(r.json, "metadata"), "resumedLease")));
 		ct_resp_deinit(&r);
 		/* A foreign or missing acquisition is refused before anything runs. */
 		ct_call(&D, "POST", path,
-			json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", "thief"), &r);
+		        json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", "thief"),
+		        &r);
 		assert_error(&r, 409, "acquisition_conflict");
 		ct_resp_deinit(&r);
 		ct_call(&D, "POST", path, json_pack("{s:s}", "providerLeaseId", id), &r);
@@ -305,7 +310,7 @@ static void bridge_resume_answers_state_lost_when_the_sandbox_died(void **state)
 		char *ws = ct_workspace(&D, id);
 		sbt_write_str(ws, "paperclip/.paperclip-lease.json", "{not json");
 		ct_call(&D, "POST", path,
-			json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", acq), &r);
+		        json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", acq), &r);
 		assert_error(&r, 409, "sandbox_state_lost");
 		ct_resp_deinit(&r);
 
@@ -314,14 +319,14 @@ static void bridge_resume_answers_state_lost_when_the_sandbox_died(void **state)
 		char *id2 = acquire(i, acq2, "/workspace/paperclip");
 		ct_kill_sandbox(&D, id2);
 		ct_call(&D, "POST", path,
-			json_pack("{s:s, s:s}", "providerLeaseId", id2, "acquisitionId", acq2), &r);
+		        json_pack("{s:s, s:s}", "providerLeaseId", id2, "acquisitionId", acq2), &r);
 		assert_error(&r, 409, "sandbox_state_lost");
 		ct_resp_deinit(&r);
 		/* And an id nobody knows. */
 		ct_call(&D, "POST", path,
-			json_pack("{s:s, s:s}", "providerLeaseId", "pc-acq-nobody", "acquisitionId",
-				  "nobody"),
-			&r);
+		        json_pack("{s:s, s:s}", "providerLeaseId", "pc-acq-nobody", "acquisitionId",
+		                  "nobody"),
+		        &r);
 		assert_error(&r, 409, "sandbox_state_lost");
 		ct_resp_deinit(&r);
 		free(ws);
@@ -346,35 +351,35 @@ static void bridge_release_keeps_reusable_and_destroys_others(void **state)
 		char *acq = sb_strfmt("release-%zu", i);
 		char *id = acquire(i, acq, "/workspace/paperclip");
 		ct_call(&D, "POST", path,
-			json_pack("{s:s, s:b}", "providerLeaseId", id, "reuseLease", 1), &r);
+		        json_pack("{s:s, s:b}", "providerLeaseId", id, "reuseLease", 1), &r);
 		assert_error(&r, 400, "invalid_request"); /* reuse needs the owner */
 		ct_resp_deinit(&r);
 		ct_call(&D, "POST", path,
-			json_pack("{s:s, s:s, s:b}", "providerLeaseId", id, "acquisitionId", "x",
-				  "reuseLease", 1),
-			&r);
+		        json_pack("{s:s, s:s, s:b}", "providerLeaseId", id, "acquisitionId", "x",
+		                  "reuseLease", 1),
+		        &r);
 		assert_error(&r, 409, "acquisition_conflict");
 		ct_resp_deinit(&r);
 		ct_call(&D, "POST", path,
-			json_pack("{s:s, s:s, s:b}", "providerLeaseId", id, "acquisitionId", acq,
-				  "reuseLease", 1),
-			&r);
+		        json_pack("{s:s, s:s, s:b}", "providerLeaseId", id, "acquisitionId", acq,
+		                  "reuseLease", 1),
+		        &r);
 		assert_int_equal(r.status, 200);
 		ct_resp_deinit(&r);
 		char *ws = ct_workspace(&D, id);
 		struct stat st;
 		assert_int_equal(stat(ws, &st), 0); /* kept */
 		ct_call(&D, "POST", path,
-			json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", "x"), &r);
+		        json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", "x"), &r);
 		assert_error(&r, 409, "acquisition_conflict"); /* not the owner: not destroyed */
 		ct_resp_deinit(&r);
 		ct_call(&D, "POST", path,
-			json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", acq), &r);
+		        json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", acq), &r);
 		assert_int_equal(r.status, 200);
 		ct_resp_deinit(&r);
 		assert_int_not_equal(stat(ws, &st), 0); /* gone */
 		ct_call(&D, "POST", path,
-			json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", acq), &r);
+		        json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", acq), &r);
 		assert_int_equal(r.status, 200); /* completed: replay-safe */
 		ct_resp_deinit(&r);
 		char *dpath = sb_strfmt("%s/leases/", PREFIXES[i]);
@@ -399,21 +404,20 @@ static void bridge_exec_runs_commands_as_composed(void **state)
 		char *id = acquire(i, acq, "/workspace/paperclip");
 		char *path = P(i, "/exec");
 		ct_resp r;
-		json_t *b = json_pack("{s:s, s:s, s:s, s:[ssssi], s:s, s:{s:s}, s:s, s:b}",
-				      "providerLeaseId", id, "acquisitionId", acq, "command", "sh",
-				      "args", "-c",
-				      "printf '%s|%s|%s|' \"$1\" \"$(pwd)\" \"$MY_VAR\"; cat; "
-				      "echo oops >&2; exit 3",
-				      "zero", "arg with 'quotes' and $dollar", 42, "cwd", "/workspace/paperclip",
-				      "env", "MY_VAR", "v a l", "stdin", "from stdin\n",
-				      "streamOutput", 0);
+		json_t *b = json_pack(
+		    "{s:s, s:s, s:s, s:[ssssi], s:s, s:{s:s}, s:s, s:b}", "providerLeaseId", id,
+		    "acquisitionId", acq, "command", "sh", "args", "-c",
+		    "printf '%s|%s|%s|' \"$1\" \"$(pwd)\" \"$MY_VAR\"; cat; "
+		    "echo oops >&2; exit 3",
+		    "zero", "arg with 'quotes' and $dollar", 42, "cwd", "/workspace/paperclip",
+		    "env", "MY_VAR", "v a l", "stdin", "from stdin\n", "streamOutput", 0);
 		ct_call(&D, "POST", path, b, &r);
 		assert_int_equal(r.status, 200);
 		assert_int_equal(json_integer_value(json_object_get(r.json, "exitCode")), 3);
 		assert_false(json_is_true(json_object_get(r.json, "timedOut")));
 		assert_string_equal(jstr(r.json, "stdout", NULL),
-				    "arg with 'quotes' and $dollar|/workspace/paperclip|v a l|"
-				    "from stdin\n");
+		                    "arg with 'quotes' and $dollar|/workspace/paperclip|v a l|"
+		                    "from stdin\n");
 		assert_string_equal(jstr(r.json, "stderr", NULL), "oops\n");
 		ct_resp_deinit(&r);
 
@@ -433,7 +437,7 @@ static void bridge_exec_runs_commands_as_composed(void **state)
 		ct_call(&D, "POST", path, badenv, &r);
 		assert_error(&r, 400, "invalid_request");
 		assert_non_null(strstr(jstr(r.json, "message", NULL),
-				       "Invalid sandbox environment variable key: bad-key"));
+		                       "Invalid sandbox environment variable key: bad-key"));
 		ct_resp_deinit(&r);
 		json_t *nocmd = exec_body(id, acq, "true");
 		json_object_del(nocmd, "command");
@@ -509,10 +513,10 @@ static void bridge_sessions_do_not_outlive_their_owner(void **state)
 	for (int k = 0; k < 2; k++) {
 		ct_resp r;
 		ct_call(&D, "POST", path,
-			json_pack("{s:s, s:s, s:s, s:b, s:b, s:s}", "acquisitionId", owners[k],
-				  "environmentId", "e", "runId", "r", "reuseLease", 1, "keepAlive", 1,
-				  "reuseScopeId", scope),
-			&r);
+		        json_pack("{s:s, s:s, s:s, s:b, s:b, s:s}", "acquisitionId", owners[k],
+		                  "environmentId", "e", "runId", "r", "reuseLease", 1, "keepAlive",
+		                  1, "reuseScopeId", scope),
+		        &r);
 		assert_int_equal(r.status, 200);
 		free(id);
 		id = sb_xstrdup(jstr(r.json, "providerLeaseId", NULL));
@@ -554,8 +558,8 @@ static void bridge_default_session_timeout_destroys_the_lease(void **state)
 	ct_resp_deinit(&r);
 	char *rpath = P(0, "/leases/resume");
 	ct_call(&D, "POST", rpath,
-		json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", "timeout-default"),
-		&r);
+	        json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", "timeout-default"),
+	        &r);
 	assert_error(&r, 409, "sandbox_state_lost");
 	ct_resp_deinit(&r);
 	free(rpath);
@@ -592,8 +596,8 @@ static void bridge_destroy_is_refused_while_an_exec_runs(void **state)
 	char *dpath = sb_strfmt("%s/leases/%s", PREFIXES[1], id);
 	during d = {.dpath = dpath, .acq = "busy", .ws = ws};
 	json_t *b = exec_body(id, "busy",
-			      "echo running; while [ ! -e /workspace/go ]; do sleep 0.01; done; "
-			      "echo done");
+	                      "echo running; while [ ! -e /workspace/go ]; do sleep 0.01; done; "
+	                      "echo done");
 	json_object_set_new(b, "streamOutput", json_true());
 	char *text = json_dumps(b, JSON_COMPACT);
 	json_decref(b);
@@ -618,18 +622,18 @@ static void bridge_destroy_is_refused_while_an_exec_runs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(bridge_auth_runs_before_routing),
-		cmocka_unit_test(bridge_without_a_token_refuses_everything),
-		cmocka_unit_test(bridge_health_advertises_g2_capabilities),
-		cmocka_unit_test(bridge_probe_creates_and_destroys_a_sandbox),
-		cmocka_unit_test(bridge_acquire_validates_replays_conflicts_and_tombstones),
-		cmocka_unit_test(bridge_resume_answers_state_lost_when_the_sandbox_died),
-		cmocka_unit_test(bridge_release_keeps_reusable_and_destroys_others),
-		cmocka_unit_test(bridge_exec_runs_commands_as_composed),
-		cmocka_unit_test(bridge_named_sessions_keep_cwd_and_env),
-		cmocka_unit_test(bridge_sessions_do_not_outlive_their_owner),
-		cmocka_unit_test(bridge_default_session_timeout_destroys_the_lease),
-		cmocka_unit_test(bridge_destroy_is_refused_while_an_exec_runs),
+	    cmocka_unit_test(bridge_auth_runs_before_routing),
+	    cmocka_unit_test(bridge_without_a_token_refuses_everything),
+	    cmocka_unit_test(bridge_health_advertises_g2_capabilities),
+	    cmocka_unit_test(bridge_probe_creates_and_destroys_a_sandbox),
+	    cmocka_unit_test(bridge_acquire_validates_replays_conflicts_and_tombstones),
+	    cmocka_unit_test(bridge_resume_answers_state_lost_when_the_sandbox_died),
+	    cmocka_unit_test(bridge_release_keeps_reusable_and_destroys_others),
+	    cmocka_unit_test(bridge_exec_runs_commands_as_composed),
+	    cmocka_unit_test(bridge_named_sessions_keep_cwd_and_env),
+	    cmocka_unit_test(bridge_sessions_do_not_outlive_their_owner),
+	    cmocka_unit_test(bridge_default_session_timeout_destroys_the_lease),
+	    cmocka_unit_test(bridge_destroy_is_refused_while_an_exec_runs),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

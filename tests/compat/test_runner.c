@@ -16,23 +16,25 @@ static ct_daemon D;
 
 static sb_bridge_opts opts(void)
 {
-	sb_bridge_opts o = {.base_url = D.base_url, .token = CT_TOKEN,
-			    .request_timeout_ms = 60000};
+	sb_bridge_opts o = {.base_url = D.base_url, .token = CT_TOKEN, .request_timeout_ms = 60000};
 	return o;
 }
 
 static sb_bridge_lease_params params(const char *acq)
 {
-	sb_bridge_lease_params p = {.acquisition_id = acq, .environment_id = "env-1",
-				    .run_id = "run-1", .issue_id = "issue-9"};
+	sb_bridge_lease_params p = {.acquisition_id = acq,
+	                            .environment_id = "env-1",
+	                            .run_id = "run-1",
+	                            .issue_id = "issue-9"};
 	return p;
 }
 
 static sb_runner *runner_for(const sb_bridge_lease *l)
 {
-	sb_bridge_runner_opts ro = {.bridge = opts(), .provider_lease_id = l->provider_lease_id,
-				    .acquisition_id = l->acquisition_id,
-				    .remote_cwd = l->remote_cwd};
+	sb_bridge_runner_opts ro = {.bridge = opts(),
+	                            .provider_lease_id = l->provider_lease_id,
+	                            .acquisition_id = l->acquisition_id,
+	                            .remote_cwd = l->remote_cwd};
 	sb_runner *r = NULL;
 	SB_ASSERT_OK(sb_bridge_runner_new(&ro, &r));
 	assert_string_equal(sb_runner_name(r), "bridge");
@@ -166,13 +168,20 @@ static void bridge_runner_executes_json_and_streamed(void **state)
 	SB_ASSERT_OK(sb_bridge_acquire(b, &p, &l));
 	sb_runner *r = runner_for(&l);
 
-	char *argv[] = {"sh", "-c",
-			"printf '%s|%s|%s|' \"$1\" \"$(pwd)\" \"$V\"; cat; echo e >&2; exit 4",
-			"x", "it's $HOME \"q\" ünï", NULL};
+	char *argv[] = {"sh",
+	                "-c",
+	                "printf '%s|%s|%s|' \"$1\" \"$(pwd)\" \"$V\"; cat; echo e >&2; exit 4",
+	                "x",
+	                "it's $HOME \"q\" ünï",
+	                NULL};
 	char *env[] = {"V=some value", NULL};
 	const char in[] = "stdin line\n";
-	sb_exec_request rq = {.argv = argv, .env = env, .has_stdin = true, .stdin_data = in,
-			      .stdin_len = sizeof(in) - 1, .timeout_ms = 30000};
+	sb_exec_request rq = {.argv = argv,
+	                      .env = env,
+	                      .has_stdin = true,
+	                      .stdin_data = in,
+	                      .stdin_len = sizeof(in) - 1,
+	                      .timeout_ms = 30000};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	SB_ASSERT_OK(sb_runner_execute(r, &rq, NULL, NULL, &res));
@@ -180,15 +189,15 @@ static void bridge_runner_executes_json_and_streamed(void **state)
 	assert_int_equal(res.exit_code, 4);
 	assert_false(res.timed_out);
 	assert_string_equal(sb_buf_cstr(&res.out),
-			    "it's $HOME \"q\" ünï|/workspace/paperclip|some value|stdin line\n");
+	                    "it's $HOME \"q\" ünï|/workspace/paperclip|some value|stdin line\n");
 	assert_string_equal(sb_buf_cstr(&res.err), "e\n");
 	assert_true(res.started_at[0] && res.finished_at[0]);
 	sb_exec_result_deinit(&res);
 
 	/* Streamed: every byte reaches on_output, and the result repeats it. */
 	char *argv2[] = {"sh", "-c",
-			 "for i in 1 2 3; do echo out$i; echo err$i >&2; done; printf '\\303\\251'",
-			 NULL};
+	                 "for i in 1 2 3; do echo out$i; echo err$i >&2; done; printf '\\303\\251'",
+	                 NULL};
 	sb_exec_request rq2 = {.argv = argv2, .cwd = "/tmp", .timeout_ms = 30000};
 	chunks c;
 	sb_buf_init(&c.out);
@@ -228,8 +237,8 @@ static void bridge_runner_executes_json_and_streamed(void **state)
 
 	/* Binary stdin cannot travel as a JSON string: a clear error, nothing run. */
 	const char bin[] = {'a', (char)0xff, 'b'};
-	sb_exec_request rq5 = {.argv = argv4, .has_stdin = true, .stdin_data = bin,
-			       .stdin_len = sizeof(bin)};
+	sb_exec_request rq5 = {
+	    .argv = argv4, .has_stdin = true, .stdin_data = bin, .stdin_len = sizeof(bin)};
 	sb_exec_result_init(&res);
 	sb_err *err = sb_runner_execute(r, &rq5, NULL, NULL, &res);
 	assert_non_null(err);
@@ -239,8 +248,9 @@ static void bridge_runner_executes_json_and_streamed(void **state)
 	sb_exec_result_deinit(&res);
 
 	/* A foreign acquisition cannot run anything on the lease. */
-	sb_bridge_runner_opts ro = {.bridge = opts(), .provider_lease_id = l.provider_lease_id,
-				    .acquisition_id = "intruder"};
+	sb_bridge_runner_opts ro = {.bridge = opts(),
+	                            .provider_lease_id = l.provider_lease_id,
+	                            .acquisition_id = "intruder"};
 	sb_runner *bad = NULL;
 	SB_ASSERT_OK(sb_bridge_runner_new(&ro, &bad));
 	sb_exec_result_init(&res);
@@ -347,11 +357,11 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(bridge_client_acquires_replays_and_refuses_conflicts),
-		cmocka_unit_test(bridge_client_reports_bad_credentials_and_requests),
-		cmocka_unit_test(bridge_runner_executes_json_and_streamed),
-		cmocka_unit_test(bridge_client_concurrent_replays_share_one_lease),
-		cmocka_unit_test(bridge_runner_cancel_stops_waiting),
+	    cmocka_unit_test(bridge_client_acquires_replays_and_refuses_conflicts),
+	    cmocka_unit_test(bridge_client_reports_bad_credentials_and_requests),
+	    cmocka_unit_test(bridge_runner_executes_json_and_streamed),
+	    cmocka_unit_test(bridge_client_concurrent_replays_share_one_lease),
+	    cmocka_unit_test(bridge_runner_cancel_stops_waiting),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

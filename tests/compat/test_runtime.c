@@ -23,7 +23,7 @@ typedef struct rec {
 } rec;
 
 static sb_err *rec_execute(sb_runner *r, const sb_exec_request *req, const sb_exec_callbacks *cb,
-			   sb_cancel *cancel, sb_exec_result *res)
+                           sb_cancel *cancel, sb_exec_result *res)
 {
 	rec *x = r->impl;
 	x->calls++;
@@ -35,7 +35,7 @@ static sb_err *rec_execute(sb_runner *r, const sb_exec_request *req, const sb_ex
 }
 
 static sb_err *rec_sync_in(sb_runner *r, const char *dir, char *const *preserve, int fd,
-			   sb_progress_fn p, void *ud)
+                           sb_progress_fn p, void *ud)
 {
 	rec *x = r->impl;
 	x->syncs++;
@@ -43,7 +43,7 @@ static sb_err *rec_sync_in(sb_runner *r, const char *dir, char *const *preserve,
 }
 
 static sb_err *rec_sync_out(sb_runner *r, const char *dir, const sb_excludes *ex, int fd,
-			    sb_progress_fn p, void *ud)
+                            sb_progress_fn p, void *ud)
 {
 	rec *x = r->impl;
 	x->syncs++;
@@ -59,10 +59,10 @@ static void rec_destroy(sb_runner *r)
 }
 
 static const sb_runner_ops rec_ops = {.name = "recorded-bridge",
-				      .execute = rec_execute,
-				      .sync_in = rec_sync_in,
-				      .sync_out = rec_sync_out,
-				      .destroy = rec_destroy};
+                                      .execute = rec_execute,
+                                      .sync_in = rec_sync_in,
+                                      .sync_out = rec_sync_out,
+                                      .destroy = rec_destroy};
 
 typedef enum path_kind { COMMAND, COMMAND_NO_STDIN, NATIVE } path_kind;
 
@@ -72,7 +72,7 @@ typedef struct lease_fixture {
 	sb_bridge_lease_params params;
 	sb_runner *runner; /* the recording wrapper */
 	rec *rec;
-	char *host_ws;     /* host directory behind /workspace */
+	char *host_ws; /* host directory behind /workspace */
 } lease_fixture;
 
 static void fixture_open(lease_fixture *f, const char *acq, path_kind kind)
@@ -80,14 +80,14 @@ static void fixture_open(lease_fixture *f, const char *acq, path_kind kind)
 	memset(f, 0, sizeof(*f));
 	sb_bridge_opts o = {.base_url = D.base_url, .token = CT_TOKEN};
 	SB_ASSERT_OK(sb_bridge_new(&o, &f->client));
-	f->params = (sb_bridge_lease_params){.acquisition_id = acq, .environment_id = "env",
-					     .run_id = "run"};
+	f->params = (sb_bridge_lease_params){
+	    .acquisition_id = acq, .environment_id = "env", .run_id = "run"};
 	SB_ASSERT_OK(sb_bridge_acquire(f->client, &f->params, &f->lease));
 	sb_bridge_runner_opts ro = {.bridge = o,
-				    .provider_lease_id = f->lease.provider_lease_id,
-				    .acquisition_id = f->lease.acquisition_id,
-				    .remote_cwd = f->lease.remote_cwd,
-				    .no_file_transfer = kind != NATIVE};
+	                            .provider_lease_id = f->lease.provider_lease_id,
+	                            .acquisition_id = f->lease.acquisition_id,
+	                            .remote_cwd = f->lease.remote_cwd,
+	                            .no_file_transfer = kind != NATIVE};
 	sb_runner *inner = NULL;
 	SB_ASSERT_OK(sb_bridge_runner_new(&ro, &inner));
 	assert_int_equal(!!(sb_runner_caps(inner) & SB_RUNNER_CAP_FILE_TRANSFER), kind == NATIVE);
@@ -143,9 +143,9 @@ static void overlay_case(path_kind kind, const char *acq)
 	sbt_write_str(local, "README.md", "hello from the host\n");
 	sbt_write_str(local, ".paperclip-runtime/state.json", "{\"local\":true}\n");
 	sb_runtime_prepare_opts o = {.runner = f.runner,
-				     .spec = {.remote_cwd = "/workspace/paperclip"},
-				     .adapter_key = "claude",
-				     .workspace_local_dir = local};
+	                             .spec = {.remote_cwd = "/workspace/paperclip"},
+	                             .adapter_key = "claude",
+	                             .workspace_local_dir = local};
 	sb_runtime *rt = NULL;
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));
 	assert_int_equal(sb_runtime_uses_native(rt), kind == NATIVE);
@@ -159,9 +159,9 @@ static void overlay_case(path_kind kind, const char *acq)
 	size_t prepare_stdin = f.rec->stdin_calls;
 
 	sandbox_sh(&f, "printf 'edited in the sandbox\\n' > /workspace/paperclip/README.md && "
-		       "mkdir -p /workspace/paperclip/.paperclip-runtime && "
-		       "printf '{\"remote\":true}\\n' > "
-		       "/workspace/paperclip/.paperclip-runtime/remote-state.json");
+	               "mkdir -p /workspace/paperclip/.paperclip-runtime && "
+	               "printf '{\"remote\":true}\\n' > "
+	               "/workspace/paperclip/.paperclip-runtime/remote-state.json");
 	sb_restore_report rep;
 	sb_restore_report_init(&rep);
 	SB_ASSERT_OK(sb_runtime_restore(rt, NULL, &rep));
@@ -208,10 +208,10 @@ static void nested_case(path_kind kind, const char *acq)
 	sbt_write_str(local, "task.txt", "nested\n");
 	const char *ws = "/workspace/paperclip/.paperclip-runtime/runs/test/workspace";
 	sb_runtime_prepare_opts o = {.runner = f.runner,
-				     .spec = {.remote_cwd = "/workspace/paperclip"},
-				     .workspace_remote_dir = ws,
-				     .adapter_key = "codex",
-				     .workspace_local_dir = local};
+	                             .spec = {.remote_cwd = "/workspace/paperclip"},
+	                             .workspace_remote_dir = ws,
+	                             .adapter_key = "codex",
+	                             .workspace_local_dir = local};
 	sb_runtime *rt = NULL;
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));
 	char *host = sbt_path(f.host_ws, "paperclip/.paperclip-runtime/runs/test/workspace");
@@ -219,7 +219,7 @@ static void nested_case(path_kind kind, const char *acq)
 	char *root = sb_strfmt("%s/.paperclip-runtime/codex", ws);
 	assert_string_equal(sb_runtime_root_dir(rt), root);
 	sandbox_sh(&f, "printf 'done\\n' > "
-		       "/workspace/paperclip/.paperclip-runtime/runs/test/workspace/task.txt");
+	               "/workspace/paperclip/.paperclip-runtime/runs/test/workspace/task.txt");
 	SB_ASSERT_OK(sb_runtime_restore(rt, NULL, NULL));
 	assert_file(local, "task.txt", "done\n");
 	assert_true(f.rec->calls + f.rec->syncs > 0);
@@ -258,9 +258,9 @@ static void round_trip(path_kind kind, const char *acq)
 	sbt_write(local, "bin/tool.sh", "#!/bin/sh\necho hi\n", 18, 0755);
 	sbt_write_str(local, "notes/ünï code.txt", "x\n");
 	sb_runtime_prepare_opts o = {.runner = f.runner,
-				     .spec = {.remote_cwd = "/workspace/paperclip"},
-				     .adapter_key = "claude",
-				     .workspace_local_dir = local};
+	                             .spec = {.remote_cwd = "/workspace/paperclip"},
+	                             .adapter_key = "claude",
+	                             .workspace_local_dir = local};
 	sb_runtime *rt = NULL;
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));
 	char *remote = sbt_path(f.host_ws, "paperclip");
@@ -273,8 +273,8 @@ static void round_trip(path_kind kind, const char *acq)
 	/* The sandbox rewrites the big file (reversing every 4 KiB block's order would be slow
 	 * in sh; appending a tail and flipping the head is enough to make it differ). */
 	sandbox_sh(&f, "cd /workspace/paperclip && printf 'HEAD' | dd of=data/big.bin bs=1 "
-		       "conv=notrunc 2>/dev/null && printf 'tail' >> data/big.bin && "
-		       "printf 'new\\n' > added.txt");
+	               "conv=notrunc 2>/dev/null && printf 'tail' >> data/big.bin && "
+	               "printf 'new\\n' > added.txt");
 	sb_restore_report rep;
 	sb_restore_report_init(&rep);
 	SB_ASSERT_OK(sb_runtime_restore(rt, NULL, &rep));
@@ -326,13 +326,13 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(bridge_runtime_overlay_stays_out_of_sync_command_path),
-		cmocka_unit_test(bridge_runtime_overlay_stays_out_of_sync_without_stdin),
-		cmocka_unit_test(bridge_runtime_overlay_stays_out_of_sync_native_path),
-		cmocka_unit_test(bridge_runtime_nested_workspace_runs_from_root_command_path),
-		cmocka_unit_test(bridge_runtime_nested_workspace_runs_from_root_native_path),
-		cmocka_unit_test(bridge_runtime_20mib_round_trip_native_path),
-		cmocka_unit_test(bridge_runtime_20mib_round_trip_command_path),
+	    cmocka_unit_test(bridge_runtime_overlay_stays_out_of_sync_command_path),
+	    cmocka_unit_test(bridge_runtime_overlay_stays_out_of_sync_without_stdin),
+	    cmocka_unit_test(bridge_runtime_overlay_stays_out_of_sync_native_path),
+	    cmocka_unit_test(bridge_runtime_nested_workspace_runs_from_root_command_path),
+	    cmocka_unit_test(bridge_runtime_nested_workspace_runs_from_root_native_path),
+	    cmocka_unit_test(bridge_runtime_20mib_round_trip_native_path),
+	    cmocka_unit_test(bridge_runtime_20mib_round_trip_command_path),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

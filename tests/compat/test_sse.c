@@ -40,15 +40,14 @@ static char *parse(const char *s, size_t len, size_t piece, int *n, sb_errcode *
 	return sb_buf_steal(&ev.log, NULL);
 }
 
-static const char stream_lf[] =
-	"event: stdout\ndata: {\"data\":\"line one\\nline two\"}\n\n"
-	": keepalive\n\n"
-	"event: stderr\ndata: {\"data\":\"caf\xc3\xa9 \xe2\x82\xac\"}\n\n"
-	"event: complete\ndata: {\"exitCode\":0}\n\n";
+static const char stream_lf[] = "event: stdout\ndata: {\"data\":\"line one\\nline two\"}\n\n"
+                                ": keepalive\n\n"
+                                "event: stderr\ndata: {\"data\":\"caf\xc3\xa9 \xe2\x82\xac\"}\n\n"
+                                "event: complete\ndata: {\"exitCode\":0}\n\n";
 
 static const char expected[] = "[stdout|-|{\"data\":\"line one\\nline two\"}]"
-			       "[stderr|-|{\"data\":\"caf\xc3\xa9 \xe2\x82\xac\"}]"
-			       "[complete|-|{\"exitCode\":0}]";
+                               "[stderr|-|{\"data\":\"caf\xc3\xa9 \xe2\x82\xac\"}]"
+                               "[complete|-|{\"exitCode\":0}]";
 
 static void sse_frames_split_on_blank_lines_and_skip_keepalives(void **state)
 {
@@ -183,13 +182,13 @@ static void sse_callback_error_stops_the_parser(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(sse_frames_split_on_blank_lines_and_skip_keepalives),
-		cmocka_unit_test(sse_crlf_stream_gives_the_same_events_as_lf),
-		cmocka_unit_test(sse_every_two_piece_split_gives_the_same_events),
-		cmocka_unit_test(sse_data_lines_join_with_newline_and_default_type_is_message),
-		cmocka_unit_test(sse_unterminated_last_frame_is_dispatched_at_end),
-		cmocka_unit_test(sse_line_and_frame_bounds_are_enforced),
-		cmocka_unit_test(sse_callback_error_stops_the_parser),
+	    cmocka_unit_test(sse_frames_split_on_blank_lines_and_skip_keepalives),
+	    cmocka_unit_test(sse_crlf_stream_gives_the_same_events_as_lf),
+	    cmocka_unit_test(sse_every_two_piece_split_gives_the_same_events),
+	    cmocka_unit_test(sse_data_lines_join_with_newline_and_default_type_is_message),
+	    cmocka_unit_test(sse_unterminated_last_frame_is_dispatched_at_end),
+	    cmocka_unit_test(sse_line_and_frame_bounds_are_enforced),
+	    cmocka_unit_test(sse_callback_error_stops_the_parser),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
