@@ -235,9 +235,13 @@ static void bridge_acquire_validates_replays_conflicts_and_tombstones(void **sta
 		assert_error(&r, 409, "acquisition_conflict");
 		ct_resp_deinit(&r);
 
-		/* issueId is recorded and listed. */
+		/* issueId is recorded, shown with the lease and in the lease listing. */
 		char *lpath = sb_strfmt("/v1/leases/%s", id);
 		ct_http(&D, "GET", lpath, CT_TOKEN, NULL, NULL, NULL, &r);
+		assert_int_equal(r.status, 200);
+		assert_non_null(strstr(sb_buf_cstr(&r.body), "issue-7"));
+		ct_resp_deinit(&r);
+		ct_http(&D, "GET", "/v1/leases", CT_TOKEN, NULL, NULL, NULL, &r);
 		assert_int_equal(r.status, 200);
 		assert_non_null(strstr(sb_buf_cstr(&r.body), "issue-7"));
 		ct_resp_deinit(&r);
