@@ -51,7 +51,7 @@ typedef struct sb_server_config {
 	const char *token;        /* bearer token; NULL = token_file, then env SANDBAR_TOKEN */
 	const char *token_file;
 	const char *hmac_keys_file; /* "key-id secret" lines */
-	const char *expected_host;  /* pinned Host for HMAC (and checked for bearer too when set) */
+	const char *expected_host;  /* pinned Host of HMAC-signed requests; NULL = any */
 	const char *tls_cert_file;  /* PEM; both or neither */
 	const char *tls_key_file;
 	sb_server_limits limits;

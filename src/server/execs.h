@@ -72,6 +72,9 @@ sb_err *sbs_exec_collect(sbs_exec *x, size_t cap, sb_cancel *cancel, sb_exec_res
  *  "stdout_bytes","stderr_bytes"} */
 json_t *sbs_exec_status_json(const sb_sandbox_exec_status *st);
 
+/* Reaper tick: forget started execs that finished (keeps the running gauge right). */
+void sbs_execs_tick(sbs_execs *xs, sbs_leases *ls);
+
 sb_err *sbs_execs_signal(sbs_execs *xs, sbs_lease *l, const char *exec_id, int signo);
 
 #endif

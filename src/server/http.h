@@ -58,6 +58,8 @@ typedef struct sbs_match {
 bool sbs_router_match(const sbs_router *rt, const char *method, const char *raw_path,
 		      sbs_match *m, sb_err **err);
 void sbs_match_deinit(sbs_match *m);
+/* Does a match name (pattern text after '{': "id}" or "path...}") name parameter `name`? */
+bool sbs_param_name_eq(const char *pattern_name, const char *name);
 
 /* Percent-decode src[0..len) into out; SB_E_INVAL on a malformed escape or a NUL byte. '+' is
  * decoded to ' ' when plus_is_space (query strings). */

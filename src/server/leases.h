@@ -76,6 +76,8 @@ enum {
  * DESTROYING, SB_E_STATE_LOST for a lost one without the flag. Release with sbs_lease_put. */
 sb_err *sbs_leases_get(sbs_leases *ls, const char *id, unsigned flags, sbs_lease **out);
 void sbs_lease_put(sbs_lease *l);
+/* Another reference to a lease already held. */
+void sbs_lease_ref(sbs_lease *l);
 const char *sbs_lease_id(const sbs_lease *l);
 sb_sandbox *sbs_lease_sandbox(sbs_lease *l);
 sbs_leases *sbs_lease_service(sbs_lease *l);

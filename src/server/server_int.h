@@ -24,6 +24,7 @@ struct sbs_server {
 	sbs_leases *leases;
 	sbs_execs *execs;
 	sbs_metrics *metrics;
+	json_t *sandbox_health;   /* sb_sandbox_health_json at start */
 	bool access_log;
 	int64_t started_ms;
 	volatile int draining;    /* set when SIGTERM arrived: streams end */
@@ -31,6 +32,7 @@ struct sbs_server {
 
 /* Route registration (one per route file). */
 void sbs_native_routes_register(sbs_server *srv);
+void sbs_file_routes_register(sbs_server *srv);
 
 /* Temp file under tmp_dir, already unlinked, O_RDWR|O_CLOEXEC. */
 sb_err *sbs_server_tmpfile(sbs_server *srv, int *fd_out);

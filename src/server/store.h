@@ -38,21 +38,29 @@ void sbs_lease_info_deinit(sbs_lease_info *li);
 void sbs_lease_info_copy(sbs_lease_info *dst, const sbs_lease_info *src);
 /* The public JSON form (docs/api.md "Lease"). */
 json_t *sbs_lease_info_json(const sbs_lease_info *li);
+/* And back (the store keeps records in that form). */
+sb_err *sbs_lease_info_from_json(const json_t *j, sbs_lease_info *out);
 
 typedef struct sbs_store sbs_store;
 
 sb_err *sbs_store_open(const char *path, sbs_store **out);
 void sbs_store_close(sbs_store *st);
-/* Insert or replace the record with li->id. */
+/* Live records are keyed by lease id; tombstones by acquisition id (a destroyed acquisition
+ * stays destroyed even when a later acquisition reuses the lease id). */
+/* Insert or replace the live record with li->id. */
 sb_err *sbs_store_lease_put(sbs_store *st, const sbs_lease_info *li);
-/* SB_E_NOTFOUND when absent. */
+/* The live record, else the newest tombstone of that id. SB_E_NOTFOUND when neither. */
 sb_err *sbs_store_lease_get(sbs_store *st, const char *id, sbs_lease_info *out);
 sb_err *sbs_store_lease_by_acquisition(sbs_store *st, const char *acquisition_id,
 				       sbs_lease_info *out);
-/* Every record (tombstones too), ordered by creation. Free with sbs_store_leases_free. */
+/* Every record (tombstones first, then live ones by creation). Free with sbs_store_leases_free. */
 sb_err *sbs_store_lease_all(sbs_store *st, sbs_lease_info **out, size_t *n);
 void sbs_store_leases_free(sbs_lease_info *v, size_t n);
 sb_err *sbs_store_lease_delete(sbs_store *st, const char *id);
+/* Atomically drop the live record and write li (state DESTROYED) as its acquisition's tombstone
+ * (acquisition "adopted:<id>" when it has none). */
+sb_err *sbs_store_lease_tombstone(sbs_store *st, const sbs_lease_info *li);
+int64_t sbs_store_tombstone_count(sbs_store *st);
 /* Forget tombstones finished before cutoff_ms. */
 sb_err *sbs_store_prune_tombstones(sbs_store *st, int64_t cutoff_ms);
 /* Append an audit line (detail may be NULL; borrowed). */
