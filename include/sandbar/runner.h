@@ -43,6 +43,9 @@ typedef struct sb_exec_callbacks {
 	 * pressure). An error cancels the command; execute() then returns that error. */
 	sb_err *(*on_output)(void *ud, sb_stream stream, const char *data, size_t len);
 	void *ud;
+	/* Optional: stdin bytes handed to the command so far, of the total, after each write
+	 * (runners with SB_RUNNER_CAP_STDIN_PROGRESS; others call it at most once, at the end). */
+	sb_progress_fn on_stdin_progress;
 } sb_exec_callbacks;
 
 typedef struct sb_exec_result {

@@ -53,8 +53,10 @@ sb_err *sb_read_fd_all(int fd, size_t max, sb_buf *out)
 			continue;
 		if (r < 0)
 			return sb_err_sys(errno, "reading from fd %d", fd);
-		if (r == 0)
+		if (r == 0) {
+			out->data[out->len] = '\0'; /* reserve() does not terminate */
 			break;
+		}
 		out->len += (size_t)r;
 		out->data[out->len] = '\0';
 		if (out->len > max)

@@ -1,0 +1,914 @@
+/* tar archives with libarchive, no tar process. Creation walks the tree with sb_fs_walk (sorted,
+ * never following links unless asked) and writes pax-restricted entries by hand: no xattrs, ACLs
+ * or flags, no "." member, no "._*" AppleDouble files, nothing the excludes match. Extraction
+ * reads members with libarchive but creates them itself relative to directory fds opened with
+ * O_NOFOLLOW: archive_write_disk resolves names against the process cwd, which a threaded
+ * daemon cannot chdir, and walking fds refuses "..", absolute names and writes through any
+ * symlink by construction. Names are bytes: libarchive runs under a thread-local UTF-8 locale so
+ * it neither mangles nor rejects non-ASCII names. */
+#include "base/fs_internal.h"
+
+#include <archive.h>
+#include <archive_entry.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <locale.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Archive blocks handed to write(): large, so a pipe sees few big writes. */
+#define TAR_BLOCK (256 * 1024)
+
+/* ---------------------------------------------------------------- locale */
+
+/* libarchive converts names between the archive's charset and the current locale's; in the "C"
+ * locale it replaces or refuses every non-ASCII byte. A UTF-8 locale for this thread only
+ * (uselocale) keeps names byte-exact without touching the rest of the process. */
+static locale_t the_utf8_locale;
+static pthread_once_t utf8_once = PTHREAD_ONCE_INIT;
+
+static void make_utf8_locale(void)
+{
+	the_utf8_locale = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+	if (!the_utf8_locale)
+		the_utf8_locale = newlocale(LC_CTYPE_MASK, "en_US.UTF-8", (locale_t)0);
+}
+
+static locale_t utf8_locale(void)
+{
+	pthread_once(&utf8_once, make_utf8_locale);
+	return the_utf8_locale;
+}
+
+static locale_t enter_utf8(void)
+{
+	locale_t loc = utf8_locale();
+	if (!loc) {
+		sb_warn("tar: no UTF-8 locale on this host; non-ASCII member names may be altered");
+		return (locale_t)0;
+	}
+	return uselocale(loc);
+}
+
+static void leave_utf8(locale_t prev)
+{
+	if (prev)
+		uselocale(prev);
+}
+
+/* ---------------------------------------------------------------- create */
+
+struct dir_id {
+	dev_t dev;
+	ino_t ino;
+	char *relpath; /* "" for the root */
+};
+
+struct tar_create {
+	struct archive *a;
+	struct archive_entry *entry;
+	const sb_excludes *ex;
+	bool follow;
+	const char *dir;
+	int out_fd;
+	uint64_t bytes;
+	bool discard; /* failed: swallow the trailer libarchive writes when freed */
+	sb_err *write_err;
+	char *buf;
+	/* Directories on the path from the root to the current entry, to spot link loops when
+	 * following symlinks. */
+	struct dir_id *stack;
+	size_t nstack, capstack;
+};
+
+static la_ssize_t create_write_cb(struct archive *a, void *ud, const void *p, size_t n)
+{
+	struct tar_create *c = ud;
+	if (c->discard)
+		return (la_ssize_t)n;
+	sb_err *err = sb_write_all(c->out_fd, p, n);
+	if (err) {
+		if (!c->write_err)
+			c->write_err = err;
+		else
+			sb_err_free(err);
+		archive_set_error(a, EIO, "writing the archive failed");
+		return -1;
+	}
+	c->bytes += n;
+	return (la_ssize_t)n;
+}
+
+static void stack_push(struct tar_create *c, const struct stat *st, const char *relpath)
+{
+	if (c->nstack == c->capstack) {
+		c->capstack = c->capstack ? c->capstack * 2 : 16;
+		c->stack = sb_xrealloc(c->stack, c->capstack * sizeof *c->stack);
+	}
+	c->stack[c->nstack++] = (struct dir_id){st->st_dev, st->st_ino, sb_xstrdup(relpath)};
+}
+
+/* Drop the directories that are not ancestors of relpath (the walk has left them). */
+static void stack_trim(struct tar_create *c, const char *relpath)
+{
+	while (c->nstack > 0) {
+		const char *top = c->stack[c->nstack - 1].relpath;
+		size_t n = strlen(top);
+		if (n == 0 || (strncmp(relpath, top, n) == 0 && relpath[n] == '/'))
+			return;
+		free(c->stack[--c->nstack].relpath);
+	}
+}
+
+static bool stack_has(const struct tar_create *c, const struct stat *st)
+{
+	for (size_t i = 0; i < c->nstack; i++)
+		if (c->stack[i].dev == st->st_dev && c->stack[i].ino == st->st_ino)
+			return true;
+	return false;
+}
+
+static void entry_common(struct tar_create *c, const char *relpath, const struct stat *st,
+			 unsigned type)
+{
+	archive_entry_clear(c->entry);
+	archive_entry_copy_pathname(c->entry, relpath);
+	archive_entry_set_filetype(c->entry, type);
+	archive_entry_set_perm(c->entry, st->st_mode & 07777);
+	archive_entry_set_uid(c->entry, st->st_uid);
+	archive_entry_set_gid(c->entry, st->st_gid);
+	/* Whole seconds: sub-second times would cost a pax header per member. */
+	archive_entry_set_mtime(c->entry, st->st_mtim.tv_sec, 0);
+	archive_entry_set_size(c->entry, type == AE_IFREG ? st->st_size : 0);
+}
+
+static sb_err *take_write_err(struct tar_create *c, const char *relpath)
+{
+	if (c->write_err) {
+		sb_err *err = c->write_err;
+		c->write_err = NULL;
+		return sb_err_prefix(err, "archiving %s", c->dir);
+	}
+	return sb_err_new(SB_E_IO, "archiving %s: writing %s: %s", c->dir, relpath,
+			  archive_error_string(c->a));
+}
+
+static sb_err *add_header(struct tar_create *c, const char *relpath)
+{
+	int r = archive_write_header(c->a, c->entry);
+	if (r == ARCHIVE_OK)
+		return NULL;
+	if (r == ARCHIVE_WARN) {
+		/* e.g. a name that is not UTF-8, stored as raw bytes (hdrcharset=BINARY). */
+		sb_debug("tar %s: %s: %s", c->dir, relpath, archive_error_string(c->a));
+		return NULL;
+	}
+	return take_write_err(c, relpath);
+}
+
+static sb_err *add_dir(struct tar_create *c, const char *relpath, const struct stat *st)
+{
+	entry_common(c, relpath, st, AE_IFDIR);
+	return add_header(c, relpath);
+}
+
+static sb_err *add_symlink(struct tar_create *c, int dirfd, const char *name,
+			   const char *relpath, const struct stat *st)
+{
+	char target[PATH_MAX + 1];
+	ssize_t n = readlinkat(dirfd, name, target, sizeof target);
+	if (n < 0) {
+		if (errno == ENOENT)
+			return NULL; /* gone since the listing */
+		return sb_err_sys(errno, "archiving %s: reading the symlink %s", c->dir, relpath);
+	}
+	if ((size_t)n >= sizeof target)
+		return sb_err_new(SB_E_TOO_LARGE, "archiving %s: the target of %s is too long",
+				  c->dir, relpath);
+	target[n] = '\0';
+	entry_common(c, relpath, st, AE_IFLNK);
+	archive_entry_copy_symlink(c->entry, target);
+	return add_header(c, relpath);
+}
+
+static sb_err *add_file(struct tar_create *c, int dirfd, const char *name, const char *relpath,
+			bool follow)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return NULL; /* gone since the listing */
+		return sb_err_sys(errno, "archiving %s: opening %s", c->dir, relpath);
+	}
+	struct stat st;
+	sb_err *err = NULL;
+	if (fstat(fd, &st) != 0) {
+		err = sb_err_sys(errno, "archiving %s: examining %s", c->dir, relpath);
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode))
+		goto out; /* replaced by something else since the listing */
+	entry_common(c, relpath, &st, AE_IFREG);
+	err = add_header(c, relpath);
+	uint64_t left = (uint64_t)st.st_size;
+	while (!err && left > 0) {
+		size_t want = left < SB_FS_COPY_BUF ? (size_t)left : SB_FS_COPY_BUF;
+		ssize_t n = read(fd, c->buf, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = sb_err_sys(errno, "archiving %s: reading %s", c->dir, relpath);
+			break;
+		}
+		if (n == 0) {
+			/* Shrunk while we read: libarchive pads the member with zeros. */
+			sb_warn("archiving %s: %s shrank while being read; padded with zeros", c->dir,
+				relpath);
+			break;
+		}
+		if (archive_write_data(c->a, c->buf, (size_t)n) < 0) {
+			err = take_write_err(c, relpath);
+			break;
+		}
+		left -= (uint64_t)n;
+	}
+out:
+	close(fd);
+	return err;
+}
+
+static int create_cb(const sb_walk_entry *e, void *ud, sb_err **err);
+
+/* follow_symlinks: archive what the link points to under the link's name. */
+static int add_followed(struct tar_create *c, const sb_walk_entry *e, sb_err **err)
+{
+	struct stat st;
+	if (fstatat(e->dirfd, e->name, &st, 0) != 0) {
+		sb_warn("archiving %s: cannot follow the symlink %s (%s); keeping it as a link",
+			c->dir, e->relpath, strerror(errno));
+		struct stat lst;
+		if (fstatat(e->dirfd, e->name, &lst, AT_SYMLINK_NOFOLLOW) == 0)
+			*err = add_symlink(c, e->dirfd, e->name, e->relpath, &lst);
+		return *err ? SB_WALK_STOP : SB_WALK_CONTINUE;
+	}
+	if (S_ISREG(st.st_mode)) {
+		*err = add_file(c, e->dirfd, e->name, e->relpath, true);
+		return *err ? SB_WALK_STOP : SB_WALK_CONTINUE;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return SB_WALK_CONTINUE; /* FIFO, socket, device: not archived */
+	if (stack_has(c, &st)) {
+		sb_warn("archiving %s: the symlink %s leads back to one of its parents; not "
+			"followed",
+			c->dir, e->relpath);
+		return SB_WALK_CONTINUE;
+	}
+	*err = add_dir(c, e->relpath, &st);
+	if (*err)
+		return SB_WALK_STOP;
+	int dfd = openat(e->dirfd, e->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		*err = sb_err_sys(errno, "archiving %s: opening the linked directory %s", c->dir,
+				  e->relpath);
+		return SB_WALK_STOP;
+	}
+	stack_push(c, &st, e->relpath);
+	char *display = sb_strfmt("%s/%s", c->dir, e->relpath);
+	*err = sb_fs_walk_fd(dfd, display, e->relpath, create_cb, c);
+	free(display);
+	close(dfd);
+	return *err ? SB_WALK_STOP : SB_WALK_CONTINUE;
+}
+
+static int create_cb(const sb_walk_entry *e, void *ud, sb_err **err)
+{
+	struct tar_create *c = ud;
+	if (strncmp(e->name, "._", 2) == 0 || sb_excludes_match(c->ex, e->relpath))
+		return SB_WALK_SKIP;
+	stack_trim(c, e->relpath);
+	struct stat st;
+	switch (e->type) {
+	case SB_FT_DIR:
+		if (fstatat(e->dirfd, e->name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+			if (errno == ENOENT)
+				return SB_WALK_SKIP;
+			*err = sb_err_sys(errno, "archiving %s: examining %s", c->dir, e->relpath);
+			return SB_WALK_STOP;
+		}
+		*err = add_dir(c, e->relpath, &st);
+		stack_push(c, &st, e->relpath);
+		break;
+	case SB_FT_FILE:
+		*err = add_file(c, e->dirfd, e->name, e->relpath, false);
+		break;
+	case SB_FT_SYMLINK:
+		if (c->follow)
+			return add_followed(c, e, err);
+		if (fstatat(e->dirfd, e->name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+			if (errno == ENOENT)
+				return SB_WALK_CONTINUE;
+			*err = sb_err_sys(errno, "archiving %s: examining %s", c->dir, e->relpath);
+			return SB_WALK_STOP;
+		}
+		*err = add_symlink(c, e->dirfd, e->name, e->relpath, &st);
+		break;
+	case SB_FT_OTHER:
+		sb_debug("archiving %s: skipping %s (not a file, directory or symlink)", c->dir,
+			 e->relpath);
+		break;
+	}
+	return *err ? SB_WALK_STOP : SB_WALK_CONTINUE;
+}
+
+sb_err *sb_tar_create(const char *dir, const sb_excludes *ex, bool follow_symlinks, int fd,
+		      uint64_t *bytes_out)
+{
+	if (bytes_out)
+		*bytes_out = 0;
+	if (!dir || !*dir)
+		return sb_err_new(SB_E_INVAL, "archiving: the directory path is empty");
+	int rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (rootfd < 0)
+		return sb_err_sys(errno, "archiving %s: opening the directory", dir);
+	struct stat rootst;
+	if (fstat(rootfd, &rootst) != 0) {
+		sb_err *err = sb_err_sys(errno, "archiving %s: examining the directory", dir);
+		close(rootfd);
+		return err;
+	}
+	locale_t prev = enter_utf8();
+	struct tar_create c = {
+		.ex = ex,
+		.follow = follow_symlinks,
+		.dir = dir,
+		.out_fd = fd,
+		.buf = sb_xmalloc(SB_FS_COPY_BUF),
+	};
+	stack_push(&c, &rootst, "");
+	c.a = archive_write_new();
+	c.entry = archive_entry_new();
+	if (!c.a || !c.entry)
+		sb_xmalloc(SIZE_MAX); /* libarchive out of memory: abort like every allocation */
+	sb_err *err = NULL;
+	/* bytes_in_last_block 1: no padding past the two end records, so an empty selection is
+	 * exactly 1024 zero bytes. */
+	if (archive_write_set_format_pax_restricted(c.a) != ARCHIVE_OK ||
+	    archive_write_set_bytes_per_block(c.a, TAR_BLOCK) != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(c.a, 1) != ARCHIVE_OK ||
+	    archive_write_open2(c.a, &c, NULL, create_write_cb, NULL, NULL) != ARCHIVE_OK)
+		err = sb_err_new(SB_E_INTERNAL, "archiving %s: setting up libarchive: %s", dir,
+				 archive_error_string(c.a));
+	if (!err)
+		err = sb_fs_walk_fd(rootfd, dir, NULL, create_cb, &c);
+	if (!err && archive_write_close(c.a) != ARCHIVE_OK)
+		err = take_write_err(&c, "the end of the archive");
+	archive_entry_free(c.entry);
+	/* After a failure, freeing would still close the archive with a valid end marker, and a
+	 * reader could take the stream for complete: write nothing more. */
+	c.discard = err != NULL;
+	archive_write_free(c.a);
+	if (c.write_err)
+		sb_err_free(c.write_err);
+	for (size_t i = 0; i < c.nstack; i++)
+		free(c.stack[i].relpath);
+	free(c.stack);
+	free(c.buf);
+	close(rootfd);
+	leave_utf8(prev);
+	if (bytes_out)
+		*bytes_out = c.bytes;
+	return err;
+}
+
+/* ---------------------------------------------------------------- extract */
+
+struct deferred_dir {
+	char *relpath;
+	size_t depth;
+	mode_t mode;
+	struct timespec mtime;
+};
+
+struct tar_extract {
+	const char *dir;
+	int rootfd;
+	int in_fd;
+	uint64_t bytes;
+	sb_err *read_err;
+	char *rbuf;
+	/* Open directories (O_PATH) along the last member's parent path: most members share a
+	 * parent with the one before, so they cost one openat() each. */
+	char **chain_names;
+	int *chain_fds;
+	size_t nchain, capchain;
+	/* Directory modes and times, applied at the end so that a read-only directory can still
+	 * receive its members and extracting a child does not disturb a parent's mtime. */
+	struct deferred_dir *dirs;
+	size_t ndirs, capdirs;
+};
+
+static la_ssize_t extract_read_cb(struct archive *a, void *ud, const void **buf)
+{
+	struct tar_extract *x = ud;
+	for (;;) {
+		ssize_t n = read(x->in_fd, x->rbuf, SB_FS_COPY_BUF);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			if (!x->read_err)
+				x->read_err = sb_err_sys(errno, "reading the archive");
+			archive_set_error(a, errno, "reading the archive failed");
+			return -1;
+		}
+		x->bytes += (uint64_t)n;
+		*buf = x->rbuf;
+		return n;
+	}
+}
+
+static void chain_truncate(struct tar_extract *x, size_t n)
+{
+	while (x->nchain > n) {
+		x->nchain--;
+		close(x->chain_fds[x->nchain]);
+		free(x->chain_names[x->nchain]);
+	}
+}
+
+/* Split a member name into its segments: leading "./" and empty or "." segments are dropped
+ * (GNU tar writes "./a"), while an absolute name or a ".." anywhere is an escape. */
+static sb_err *split_member(const char *dir, const char *name, char ***segs_out, size_t *n_out)
+{
+	*segs_out = NULL;
+	*n_out = 0;
+	if (name[0] == '/')
+		return sb_err_new(SB_E_ESCAPE,
+				  "extracting into %s: member %s is an absolute path; refused", dir,
+				  name);
+	if (strlen(name) > PATH_MAX)
+		return sb_err_new(SB_E_TOO_LARGE,
+				  "extracting into %s: a member name is longer than %d bytes", dir,
+				  PATH_MAX);
+	char **segs = NULL;
+	size_t n = 0;
+	for (const char *s = name; *s;) {
+		const char *e = strchr(s, '/');
+		size_t len = e ? (size_t)(e - s) : strlen(s);
+		if (len == 2 && s[0] == '.' && s[1] == '.') {
+			sb_strv_free(segs);
+			return sb_err_new(SB_E_ESCAPE,
+					  "extracting into %s: member %s climbs out with \"..\"; "
+					  "refused",
+					  dir, name);
+		}
+		if (len > NAME_MAX) {
+			sb_strv_free(segs);
+			return sb_err_new(SB_E_TOO_LARGE,
+					  "extracting into %s: member %s has a segment longer than %d "
+					  "bytes",
+					  dir, name, NAME_MAX);
+		}
+		if (len > 0 && !(len == 1 && s[0] == '.')) {
+			segs = sb_xrealloc(segs, (n + 2) * sizeof *segs);
+			segs[n++] = sb_xstrndup(s, len);
+			segs[n] = NULL;
+		}
+		s += len;
+		if (*s == '/')
+			s++;
+	}
+	*segs_out = segs;
+	*n_out = n;
+	return NULL;
+}
+
+/* The directory holding segs[0..n) (n may be 0: the root), opened along the chain. Missing
+ * directories are created when create is set. Any symlink on the way is refused: a member is
+ * never written through a link, whether the archive made it or it was there before. The
+ * returned fd belongs to the chain. */
+static sb_err *chain_open(struct tar_extract *x, char **segs, size_t n, bool create,
+			  const char *member, int *out)
+{
+	size_t k = 0;
+	while (k < x->nchain && k < n && strcmp(x->chain_names[k], segs[k]) == 0)
+		k++;
+	chain_truncate(x, k);
+	for (size_t i = k; i < n; i++) {
+		int cur = i ? x->chain_fds[i - 1] : x->rootfd;
+		int fd = openat(cur, segs[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT && create) {
+			if (mkdirat(cur, segs[i], 0755) != 0 && errno != EEXIST)
+				return sb_err_sys(errno, "extracting %s into %s: creating its parent %s",
+						  member, x->dir, segs[i]);
+			fd = openat(cur, segs[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (fd < 0) {
+			int e = errno;
+			struct stat st;
+			if (fstatat(cur, segs[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+				return sb_err_new(SB_E_ESCAPE,
+						  "extracting into %s: member %s would be written "
+						  "through the symlink %s; refused",
+						  x->dir, member, segs[i]);
+			return sb_err_sys(e, "extracting %s into %s: opening its parent %s", member,
+					  x->dir, segs[i]);
+		}
+		if (x->nchain == x->capchain) {
+			x->capchain = x->capchain ? x->capchain * 2 : 16;
+			x->chain_names =
+				sb_xrealloc(x->chain_names, x->capchain * sizeof *x->chain_names);
+			x->chain_fds = sb_xrealloc(x->chain_fds, x->capchain * sizeof *x->chain_fds);
+		}
+		x->chain_names[x->nchain] = sb_xstrdup(segs[i]);
+		x->chain_fds[x->nchain] = fd;
+		x->nchain++;
+	}
+	*out = n ? x->chain_fds[n - 1] : x->rootfd;
+	return NULL;
+}
+
+/* Make room for a new member called name in pfd: remove a file or symlink, or an empty
+ * directory, in the way (what tar does). */
+static sb_err *clear_way(struct tar_extract *x, int pfd, const char *name, const char *member)
+{
+	if (unlinkat(pfd, name, 0) == 0 || errno == ENOENT)
+		return NULL;
+	if (errno == EISDIR || errno == EPERM) {
+		if (unlinkat(pfd, name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+			return NULL;
+		if (errno == ENOTEMPTY || errno == EEXIST)
+			return sb_err_new(SB_E_CONFLICT,
+					  "extracting %s into %s: a non-empty directory is in the "
+					  "way",
+					  member, x->dir);
+	}
+	return sb_err_sys(errno, "extracting %s into %s: removing what is in the way", member,
+			  x->dir);
+}
+
+static sb_err *pwrite_all(int fd, const char *p, size_t n, off_t off)
+{
+	while (n > 0) {
+		ssize_t w = pwrite(fd, p, n, off);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return sb_err_sys(errno, "writing");
+		p += w;
+		n -= (size_t)w;
+		off += w;
+	}
+	return NULL;
+}
+
+static sb_err *archive_err(struct tar_extract *x, struct archive *a, const char *what)
+{
+	if (x->read_err) {
+		sb_err *err = x->read_err;
+		x->read_err = NULL;
+		return sb_err_prefix(err, "extracting into %s", x->dir);
+	}
+	return sb_err_new(SB_E_INVAL, "extracting into %s: %s: the archive is malformed: %s",
+			  x->dir, what, archive_error_string(a));
+}
+
+static int open_new_file(int pfd, const char *name, mode_t mode)
+{
+	int fd;
+	do
+		fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+			    mode | 0200);
+	while (fd < 0 && errno == EINTR);
+	return fd;
+}
+
+static sb_err *extract_file(struct tar_extract *x, struct archive *a, struct archive_entry *e,
+			    int pfd, const char *name, const char *member)
+{
+	mode_t mode = archive_entry_perm(e) & 0777;
+	int fd = open_new_file(pfd, name, mode);
+	if (fd < 0 && errno == EEXIST) {
+		sb_err *err = clear_way(x, pfd, name, member);
+		if (err)
+			return err;
+		fd = open_new_file(pfd, name, mode);
+	}
+	if (fd < 0)
+		return sb_err_sys(errno, "extracting %s into %s: creating it", member, x->dir);
+	sb_err *err = NULL;
+	int64_t end = 0;
+	for (;;) {
+		const void *buf;
+		size_t size;
+		la_int64_t off;
+		int r = archive_read_data_block(a, &buf, &size, &off);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r < ARCHIVE_WARN) {
+			err = archive_err(x, a, member);
+			break;
+		}
+		err = pwrite_all(fd, buf, size, (off_t)off);
+		if (err) {
+			err = sb_err_prefix(err, "extracting %s into %s", member, x->dir);
+			break;
+		}
+		if (off + (int64_t)size > end)
+			end = off + (int64_t)size;
+	}
+	/* A sparse member ends in a hole: give the file its full length. */
+	int64_t size = archive_entry_size(e);
+	if (!err && size > end && ftruncate(fd, (off_t)size) != 0)
+		err = sb_err_sys(errno, "extracting %s into %s: setting its size", member, x->dir);
+	if (!err && fchmod(fd, mode) != 0)
+		err = sb_err_sys(errno, "extracting %s into %s: setting its mode", member, x->dir);
+	if (!err) {
+		struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+					 {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}};
+		if (futimens(fd, ts) != 0)
+			err = sb_err_sys(errno, "extracting %s into %s: setting its time", member,
+					 x->dir);
+	}
+	if (close(fd) != 0 && errno != EINTR && !err)
+		err = sb_err_sys(errno, "extracting %s into %s: closing it", member, x->dir);
+	return err;
+}
+
+static sb_err *extract_dir(struct tar_extract *x, struct archive_entry *e, int pfd,
+			   const char *name, char **segs, size_t n, const char *member)
+{
+	if (mkdirat(pfd, name, 0700) != 0) {
+		if (errno != EEXIST)
+			return sb_err_sys(errno, "extracting %s into %s: creating the directory",
+					  member, x->dir);
+		struct stat st;
+		if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+			return sb_err_sys(errno, "extracting %s into %s: examining it", member,
+					  x->dir);
+		if (!S_ISDIR(st.st_mode)) {
+			sb_err *err = clear_way(x, pfd, name, member);
+			if (err)
+				return err;
+			if (mkdirat(pfd, name, 0700) != 0)
+				return sb_err_sys(errno,
+						  "extracting %s into %s: creating the directory",
+						  member, x->dir);
+		} else if ((st.st_mode & 0700) != 0700 &&
+			   fchmodat(pfd, name, (st.st_mode & 0777) | 0700, 0) != 0) {
+			/* An existing directory must take its members; the final mode comes later. */
+			return sb_err_sys(errno, "extracting %s into %s: making it writable", member,
+					  x->dir);
+		}
+	}
+	if (x->ndirs == x->capdirs) {
+		x->capdirs = x->capdirs ? x->capdirs * 2 : 64;
+		x->dirs = sb_xrealloc(x->dirs, x->capdirs * sizeof *x->dirs);
+	}
+	sb_buf rel = SB_BUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			sb_buf_appendc(&rel, '/');
+		sb_buf_appends(&rel, segs[i]);
+	}
+	x->dirs[x->ndirs++] = (struct deferred_dir){
+		.relpath = sb_buf_steal(&rel, NULL),
+		.depth = n,
+		.mode = archive_entry_perm(e) & 0777,
+		.mtime = {archive_entry_mtime(e), archive_entry_mtime_nsec(e)},
+	};
+	return NULL;
+}
+
+static sb_err *extract_symlink(struct tar_extract *x, struct archive_entry *e, int pfd,
+			       const char *name, const char *member)
+{
+	const char *target = archive_entry_symlink(e);
+	if (!target || !*target)
+		return sb_err_new(SB_E_INVAL, "extracting into %s: symlink member %s has no target",
+				  x->dir, member);
+	/* The target is data, as in tar: it may point anywhere (a venv's python -> /usr/bin).
+	 * What is refused is writing through it, see chain_open(). */
+	if (symlinkat(target, pfd, name) != 0) {
+		if (errno != EEXIST)
+			return sb_err_sys(errno, "extracting %s into %s: creating the symlink", member,
+					  x->dir);
+		sb_err *err = clear_way(x, pfd, name, member);
+		if (err)
+			return err;
+		if (symlinkat(target, pfd, name) != 0)
+			return sb_err_sys(errno, "extracting %s into %s: creating the symlink", member,
+					  x->dir);
+	}
+	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+				 {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}};
+	(void)utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW); /* cosmetic; not all FS allow it */
+	return NULL;
+}
+
+/* A hard link member becomes an independent copy of its (already extracted, confined) target:
+ * a link could tie the tree to a file elsewhere, and sandbar never hard-links. */
+static sb_err *extract_hardlink(struct tar_extract *x, struct archive_entry *e,
+				const char *member, char **segs, size_t n)
+{
+	const char *target = archive_entry_hardlink(e);
+	char **tsegs = NULL;
+	size_t tn = 0;
+	sb_err *err = split_member(x->dir, target, &tsegs, &tn);
+	if (err)
+		return sb_err_prefix(err, "hard link %s", member);
+	int src = -1;
+	if (tn == 0)
+		err = sb_err_new(SB_E_INVAL, "extracting into %s: hard link %s has no target",
+				 x->dir, member);
+	int tpfd = -1;
+	if (!err)
+		err = chain_open(x, tsegs, tn - 1, false, target, &tpfd);
+	if (!err) {
+		src = openat(tpfd, tsegs[tn - 1], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		struct stat st;
+		if (src < 0)
+			err = sb_err_sys(errno, "extracting hard link %s into %s: opening its target %s",
+					 member, x->dir, target);
+		else if (fstat(src, &st) != 0 || !S_ISREG(st.st_mode))
+			err = sb_err_new(SB_E_INVAL,
+					 "extracting hard link %s into %s: its target %s is not a "
+					 "regular file",
+					 member, x->dir, target);
+	}
+	int pfd = -1;
+	if (!err)
+		err = chain_open(x, segs, n - 1, true, member, &pfd);
+	int dst = -1;
+	mode_t mode = archive_entry_perm(e) & 0777;
+	if (!err) {
+		dst = open_new_file(pfd, segs[n - 1], mode);
+		if (dst < 0 && errno == EEXIST) {
+			err = clear_way(x, pfd, segs[n - 1], member);
+			if (!err)
+				dst = open_new_file(pfd, segs[n - 1], mode);
+		}
+		if (!err && dst < 0)
+			err = sb_err_sys(errno, "extracting %s into %s: creating it", member, x->dir);
+	}
+	if (!err)
+		err = sb_fs_copy_fd(src, dst, target);
+	if (!err && fchmod(dst, mode) != 0)
+		err = sb_err_sys(errno, "extracting %s into %s: setting its mode", member, x->dir);
+	if (dst >= 0)
+		close(dst);
+	if (src >= 0)
+		close(src);
+	sb_strv_free(tsegs);
+	return err;
+}
+
+static sb_err *extract_member(struct tar_extract *x, struct archive *a, struct archive_entry *e)
+{
+	const char *member = archive_entry_pathname(e);
+	if (!member)
+		return sb_err_new(SB_E_INVAL, "extracting into %s: a member has no name", x->dir);
+	char **segs = NULL;
+	size_t n = 0;
+	sb_err *err = split_member(x->dir, member, &segs, &n);
+	if (err || n == 0) {
+		sb_strv_free(segs);
+		return err; /* n == 0: the archive's "." entry; the target keeps its own mode */
+	}
+	/* The member replaces whatever is at its path: forget any open fd for that path. */
+	size_t k = 0;
+	while (k < x->nchain && k < n && strcmp(x->chain_names[k], segs[k]) == 0)
+		k++;
+	if (k == n)
+		chain_truncate(x, n - 1);
+	if (archive_entry_hardlink(e)) {
+		err = extract_hardlink(x, e, member, segs, n);
+		sb_strv_free(segs);
+		return err;
+	}
+	unsigned type = archive_entry_filetype(e);
+	if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
+		sb_warn("extracting into %s: skipping %s (devices, FIFOs and sockets are not "
+			"extracted)",
+			x->dir, member);
+		sb_strv_free(segs);
+		return NULL;
+	}
+	int pfd = -1;
+	err = chain_open(x, segs, n - 1, true, member, &pfd);
+	if (!err) {
+		const char *name = segs[n - 1];
+		if (type == AE_IFREG)
+			err = extract_file(x, a, e, pfd, name, member);
+		else if (type == AE_IFDIR)
+			err = extract_dir(x, e, pfd, name, segs, n, member);
+		else
+			err = extract_symlink(x, e, pfd, name, member);
+	}
+	sb_strv_free(segs);
+	return err;
+}
+
+static int deeper_first(const void *pa, const void *pb)
+{
+	const struct deferred_dir *a = pa, *b = pb;
+	return a->depth < b->depth ? 1 : a->depth > b->depth ? -1 : 0;
+}
+
+/* Apply the directory modes and times, deepest first. Each directory is reached through the
+ * chain again (no symlinks) and opened with O_NOFOLLOW: a later member may have replaced it. */
+static sb_err *apply_dirs(struct tar_extract *x)
+{
+	if (x->ndirs > 1)
+		qsort(x->dirs, x->ndirs, sizeof *x->dirs, deeper_first);
+	sb_err *first = NULL;
+	for (size_t i = 0; i < x->ndirs; i++) {
+		struct deferred_dir *d = &x->dirs[i];
+		char **segs = NULL;
+		size_t n = 0;
+		sb_err *err = split_member(x->dir, d->relpath, &segs, &n);
+		int pfd = -1;
+		if (!err && n > 0)
+			err = chain_open(x, segs, n - 1, false, d->relpath, &pfd);
+		if (!err && n > 0) {
+			int fd = openat(pfd, segs[n - 1],
+					O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (fd >= 0) {
+				struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, d->mtime};
+				if (fchmod(fd, d->mode) != 0 || futimens(fd, ts) != 0)
+					err = sb_err_sys(errno,
+							 "extracting into %s: setting the mode and "
+							 "time of %s",
+							 x->dir, d->relpath);
+				close(fd);
+			}
+		}
+		sb_strv_free(segs);
+		if (err && !first)
+			first = err;
+		else
+			sb_err_free(err);
+	}
+	return first;
+}
+
+sb_err *sb_tar_extract(int fd, const char *dir, uint64_t *bytes_out)
+{
+	if (bytes_out)
+		*bytes_out = 0;
+	if (!dir || !*dir)
+		return sb_err_new(SB_E_INVAL, "extracting: the target directory path is empty");
+	sb_err *err = sb_fs_mkdir_p(dir, 0755);
+	if (err)
+		return sb_err_prefix(err, "extracting");
+	struct tar_extract x = {.dir = dir, .in_fd = fd, .rootfd = -1};
+	x.rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (x.rootfd < 0)
+		return sb_err_sys(errno, "extracting into %s: opening the directory", dir);
+	x.rbuf = sb_xmalloc(SB_FS_COPY_BUF);
+	locale_t prev = enter_utf8();
+	struct archive *a = archive_read_new();
+	if (!a)
+		sb_xmalloc(SIZE_MAX); /* libarchive out of memory: abort like every allocation */
+	if (archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    archive_read_open(a, &x, NULL, extract_read_cb, NULL) != ARCHIVE_OK)
+		err = archive_err(&x, a, "opening the archive");
+	size_t members = 0;
+	while (!err) {
+		struct archive_entry *e;
+		int r = archive_read_next_header(a, &e);
+		if (r == ARCHIVE_EOF)
+			break;
+		if (r < ARCHIVE_WARN) {
+			err = archive_err(&x, a, members ? "reading a member header"
+							 : "reading the first member header");
+			break;
+		}
+		if (r == ARCHIVE_WARN)
+			sb_debug("extracting into %s: %s", dir, archive_error_string(a));
+		members++;
+		err = extract_member(&x, a, e);
+	}
+	archive_read_free(a);
+	sb_err *derr = apply_dirs(&x);
+	if (!err)
+		err = derr;
+	else
+		sb_err_free(derr);
+	leave_utf8(prev);
+	chain_truncate(&x, 0);
+	free(x.chain_names);
+	free(x.chain_fds);
+	for (size_t i = 0; i < x.ndirs; i++)
+		free(x.dirs[i].relpath);
+	free(x.dirs);
+	sb_err_free(x.read_err);
+	free(x.rbuf);
+	close(x.rootfd);
+	if (bytes_out)
+		*bytes_out = x.bytes;
+	return err;
+}

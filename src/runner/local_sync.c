@@ -1,0 +1,93 @@
+/* The local runner's native file transfer: a directory on this host replaced by, or packed into,
+ * a tar stream (sb_runner_ops.sync_in / sync_out). The archive work itself is base's
+ * sb_tar_extract / sb_tar_create; this file adds the "replace the contents, keep what the caller
+ * preserves" rule and the progress report.
+ */
+#include "runner/runner_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static bool preserved(char *const *preserve, const char *name)
+{
+	for (char *const *p = preserve; p && *p; p++)
+		if (strcmp(*p, name) == 0)
+			return true;
+	return false;
+}
+
+static sb_err *check_dir(const char *what, const char *remote_dir)
+{
+	if (remote_dir[0] != '/')
+		return sb_err_new(SB_E_INVAL, "%s: remote directory \"%s\" must be absolute", what,
+		                  remote_dir);
+	return NULL;
+}
+
+/* Delete every top-level entry of dir except the preserved names. */
+static sb_err *clear_dir(const char *dir, char *const *preserve)
+{
+	DIR *d = opendir(dir);
+	if (!d)
+		return sb_err_sys(errno, "sync in: opening %s", dir);
+	char **doomed = NULL;
+	sb_err *err = NULL;
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (!de) {
+			if (errno)
+				err = sb_err_sys(errno, "sync in: reading %s", dir);
+			break;
+		}
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    preserved(preserve, de->d_name))
+			continue;
+		sb_strv_push(&doomed, de->d_name);
+	}
+	closedir(d);
+	for (char **n = doomed; !err && n && *n; n++) {
+		char *path = sb_strfmt("%s/%s", dir, *n);
+		err = sb_fs_rm_rf(path);
+		if (err)
+			err = sb_err_prefix(err, "sync in: clearing %s", dir);
+		free(path);
+	}
+	sb_strv_free(doomed);
+	return err;
+}
+
+sb_err *sb_local_sync_in(const char *remote_dir, char *const *preserve, int tar_fd,
+                         sb_progress_fn progress, void *progress_ud)
+{
+	sb_err *err = check_dir("sync in", remote_dir);
+	if (err)
+		return err;
+	if ((err = sb_fs_mkdir_p(remote_dir, 0755)))
+		return sb_err_prefix(err, "sync in: creating %s", remote_dir);
+	if ((err = clear_dir(remote_dir, preserve)))
+		return err;
+	uint64_t bytes = 0;
+	if ((err = sb_tar_extract(tar_fd, remote_dir, &bytes)))
+		return sb_err_prefix(err, "sync in: extracting into %s", remote_dir);
+	/* sb_tar_extract reports no intermediate progress; the caller gets the final count. */
+	if (progress)
+		progress(progress_ud, bytes, bytes);
+	return NULL;
+}
+
+sb_err *sb_local_sync_out(const char *remote_dir, const sb_excludes *ex, int tar_fd,
+                          sb_progress_fn progress, void *progress_ud)
+{
+	sb_err *err = check_dir("sync out", remote_dir);
+	if (err)
+		return err;
+	uint64_t bytes = 0;
+	if ((err = sb_tar_create(remote_dir, ex, false, tar_fd, &bytes)))
+		return sb_err_prefix(err, "sync out: archiving %s", remote_dir);
+	if (progress)
+		progress(progress_ud, bytes, bytes);
+	return NULL;
+}

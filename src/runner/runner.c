@@ -1,0 +1,207 @@
+/* The runner seam: request validation and normalisation in front of every runner, the result
+ * helpers and signal names. Runners (local, prefix, sandbox, bridge) implement sb_runner_ops and
+ * receive only requests that passed sb_runner_execute's checks, with grace_ms and output_cap
+ * already resolved to their effective values (see runner_int.h).
+ */
+#include "runner/runner_int.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sb_exec_result_init(sb_exec_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	sb_buf_init(&r->out);
+	sb_buf_init(&r->err);
+}
+
+void sb_exec_result_deinit(sb_exec_result *r)
+{
+	if (!r)
+		return;
+	sb_buf_deinit(&r->out);
+	sb_buf_deinit(&r->err);
+	free(r->transport_error_code);
+	free(r->transport_error_msg);
+	r->transport_error_code = NULL;
+	r->transport_error_msg = NULL;
+}
+
+bool sb_exec_result_ok(const sb_exec_result *r)
+{
+	return r->has_exit_code && r->exit_code == 0 && !r->timed_out &&
+	       r->transport_error_code == NULL;
+}
+
+/* ---------------------------------------------------------------- signals */
+
+static const struct {
+	int signo;
+	const char *name;
+} signal_table[] = {
+    {SIGHUP, "SIGHUP"},   {SIGINT, "SIGINT"},       {SIGQUIT, "SIGQUIT"}, {SIGILL, "SIGILL"},
+    {SIGTRAP, "SIGTRAP"}, {SIGABRT, "SIGABRT"},     {SIGBUS, "SIGBUS"},   {SIGFPE, "SIGFPE"},
+    {SIGKILL, "SIGKILL"}, {SIGUSR1, "SIGUSR1"},     {SIGSEGV, "SIGSEGV"}, {SIGUSR2, "SIGUSR2"},
+    {SIGPIPE, "SIGPIPE"}, {SIGALRM, "SIGALRM"},     {SIGTERM, "SIGTERM"}, {SIGSTKFLT, "SIGSTKFLT"},
+    {SIGCHLD, "SIGCHLD"}, {SIGCONT, "SIGCONT"},     {SIGSTOP, "SIGSTOP"}, {SIGTSTP, "SIGTSTP"},
+    {SIGTTIN, "SIGTTIN"}, {SIGTTOU, "SIGTTOU"},     {SIGURG, "SIGURG"},   {SIGXCPU, "SIGXCPU"},
+    {SIGXFSZ, "SIGXFSZ"}, {SIGVTALRM, "SIGVTALRM"}, {SIGPROF, "SIGPROF"}, {SIGWINCH, "SIGWINCH"},
+    {SIGIO, "SIGIO"},     {SIGPWR, "SIGPWR"},       {SIGSYS, "SIGSYS"},
+};
+
+#define SIGNAL_TABLE_LEN (sizeof(signal_table) / sizeof(signal_table[0]))
+
+const char *sb_signal_name(int signo)
+{
+	for (size_t i = 0; i < SIGNAL_TABLE_LEN; i++)
+		if (signal_table[i].signo == signo)
+			return signal_table[i].name;
+	/* Unknown numbers (real-time signals, garbage): a per-thread buffer keeps this callable
+	 * from several threads; the string lives until the thread's next unknown lookup. */
+	static _Thread_local char unknown[16];
+	snprintf(unknown, sizeof(unknown), "SIG%d", signo);
+	return unknown;
+}
+
+int sb_signal_number(const char *name)
+{
+	if (!name || !*name)
+		return 0;
+	const char *bare = sb_str_has_prefix(name, "SIG") ? name + 3 : name;
+	for (size_t i = 0; i < SIGNAL_TABLE_LEN; i++)
+		if (strcmp(signal_table[i].name + 3, bare) == 0)
+			return signal_table[i].signo;
+	/* "SIG<n>" is what sb_signal_name produces for numbers it has no name for. */
+	int64_t n = 0;
+	sb_err *err = sb_parse_int64(bare, 1, 127, &n);
+	if (err) {
+		sb_err_free(err);
+		return 0;
+	}
+	return (int)n;
+}
+
+/* ---------------------------------------------------------------- dispatch */
+
+static sb_err *check_request(const sb_runner *r, const sb_exec_request *req)
+{
+	if (!req->argv || !req->argv[0] || !req->argv[0][0])
+		return sb_err_new(SB_E_INVAL, "exec request: argv must name a command");
+	if (req->cwd && !req->cwd[0])
+		return sb_err_new(SB_E_INVAL, "exec request: cwd is empty (use NULL for the "
+		                              "runner's default)");
+	if (req->env) {
+		for (char *const *e = req->env; *e; e++) {
+			const char *eq = strchr(*e, '=');
+			if (!eq || eq == *e)
+				return sb_err_new(SB_E_INVAL,
+				                  "exec request: environment entry \"%s\" is not "
+				                  "KEY=VALUE",
+				                  *e);
+		}
+	}
+	if (!req->has_stdin && req->stdin_len > 0)
+		return sb_err_new(SB_E_INVAL,
+		                  "exec request: stdin_len is %zu but has_stdin is false",
+		                  req->stdin_len);
+	if (req->stdin_len > 0 && !req->stdin_data)
+		return sb_err_new(SB_E_INVAL,
+		                  "exec request: stdin_len is %zu but stdin_data is "
+		                  "NULL",
+		                  req->stdin_len);
+	if (req->has_stdin && !(r->caps & SB_RUNNER_CAP_STDIN))
+		return sb_err_new(SB_E_UNSUPPORTED,
+		                  "the %s runner cannot pass stdin to a command; send the data "
+		                  "another way (e.g. a file)",
+		                  r->ops->name);
+	if (req->timeout_ms < 0)
+		return sb_err_new(SB_E_INVAL, "exec request: timeout_ms %lld is negative",
+		                  (long long)req->timeout_ms);
+	if (req->grace_ms < 0)
+		return sb_err_new(SB_E_INVAL, "exec request: grace_ms %lld is negative",
+		                  (long long)req->grace_ms);
+	return NULL;
+}
+
+sb_err *sb_runner_execute(sb_runner *r, const sb_exec_request *req, const sb_exec_callbacks *cb,
+                          sb_cancel *cancel, sb_exec_result *res)
+{
+	if (!r || !r->ops || !r->ops->execute)
+		return sb_err_new(SB_E_INVAL, "exec: no runner");
+	if (!req || !res)
+		return sb_err_new(SB_E_INVAL,
+		                  "exec on the %s runner: request and result are "
+		                  "required",
+		                  r->ops->name);
+	sb_err *err = check_request(r, req);
+	if (err)
+		return err;
+
+	sb_exec_request norm = *req;
+	norm.grace_ms = sb_runner_effective_grace_ms(req->grace_ms);
+	if (norm.output_cap == 0)
+		norm.output_cap = SB_OUTPUT_CAP_DEFAULT;
+	static const sb_exec_callbacks no_callbacks = {0};
+	return r->ops->execute(r, &norm, cb ? cb : &no_callbacks, cancel, res);
+}
+
+int64_t sb_runner_effective_grace_ms(int64_t grace_ms)
+{
+	if (grace_ms == 0)
+		grace_ms = SB_GRACE_MS_DEFAULT;
+	return grace_ms < 1000 ? 1000 : grace_ms;
+}
+
+unsigned sb_runner_caps(const sb_runner *r)
+{
+	return r ? r->caps : 0;
+}
+
+const char *sb_runner_name(const sb_runner *r)
+{
+	return r && r->ops ? r->ops->name : "none";
+}
+
+sb_err *sb_runner_sync_in(sb_runner *r, const char *remote_dir, char *const *preserve, int tar_fd,
+                          sb_progress_fn progress, void *progress_ud)
+{
+	if (!r || !r->ops)
+		return sb_err_new(SB_E_INVAL, "sync in: no runner");
+	if (!(r->caps & SB_RUNNER_CAP_FILE_TRANSFER) || !r->ops->sync_in)
+		return sb_err_new(SB_E_UNSUPPORTED,
+		                  "the %s runner has no native file transfer; use the "
+		                  "command-based transfer",
+		                  r->ops->name);
+	if (!remote_dir || !remote_dir[0])
+		return sb_err_new(SB_E_INVAL, "sync in on the %s runner: remote_dir is empty",
+		                  r->ops->name);
+	if (tar_fd < 0)
+		return sb_err_new(SB_E_INVAL, "sync in to %s: no tar stream", remote_dir);
+	return r->ops->sync_in(r, remote_dir, preserve, tar_fd, progress, progress_ud);
+}
+
+sb_err *sb_runner_sync_out(sb_runner *r, const char *remote_dir, const sb_excludes *ex, int tar_fd,
+                           sb_progress_fn progress, void *progress_ud)
+{
+	if (!r || !r->ops)
+		return sb_err_new(SB_E_INVAL, "sync out: no runner");
+	if (!(r->caps & SB_RUNNER_CAP_FILE_TRANSFER) || !r->ops->sync_out)
+		return sb_err_new(SB_E_UNSUPPORTED,
+		                  "the %s runner has no native file transfer; use the "
+		                  "command-based transfer",
+		                  r->ops->name);
+	if (!remote_dir || !remote_dir[0])
+		return sb_err_new(SB_E_INVAL, "sync out on the %s runner: remote_dir is empty",
+		                  r->ops->name);
+	if (tar_fd < 0)
+		return sb_err_new(SB_E_INVAL, "sync out of %s: no tar stream", remote_dir);
+	return r->ops->sync_out(r, remote_dir, ex, tar_fd, progress, progress_ud);
+}
+
+void sb_runner_free(sb_runner *r)
+{
+	if (r && r->ops && r->ops->destroy)
+		r->ops->destroy(r);
+}
