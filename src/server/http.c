@@ -207,10 +207,9 @@ bool sbs_req_json(sbs_req *r, json_t **out)
 					   r->srv->limits.max_json_bytes,
 					   r->srv->limits.max_json_depth, out);
 	if (err) {
-		if (err->code == SB_E_TOO_LARGE)
-			sbs_reply_error(r, 413, "payload_too_large", "request body: %s", err->msg);
-		else
-			sbs_reply_error(r, 400, "invalid_request", "request body: %s", err->msg);
+		/* The size was enforced while reading (413); what fails here is syntax or nesting
+		 * depth: a bad request. */
+		sbs_reply_error(r, 400, "invalid_request", "request body: %s", err->msg);
 		sb_err_free(err);
 		return false;
 	}

@@ -285,6 +285,7 @@ CURL *sbt_easy(sbt_daemon *d, const sbt_req *rq, sbt_resp *out, struct curl_slis
 	curl_easy_setopt(c, CURLOPT_PRIVATE, p);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
 	size_t blen = rq->body ? (rq->body_len ? rq->body_len : strlen(rq->body)) : 0;
 	if (rq->in_file) {
 		p->in = fopen(rq->in_file, "rbe");
