@@ -19,7 +19,6 @@ static int hexval(char c)
 
 sb_err *sbs_url_decode(const char *src, size_t len, bool plus_is_space, sb_buf *out)
 {
-	sb_buf_reserve(out, len);
 	for (size_t i = 0; i < len; i++) {
 		char c = src[i];
 		if (c == '%') {
