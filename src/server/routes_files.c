@@ -100,12 +100,11 @@ typedef struct put_job {
 static sb_err *put_as_owner(void *ud)
 {
 	put_job *j = ud;
-	int pfd = -1, tfd = -1;
-	char *parent = NULL, *tmp = NULL;
+	int root = -1, pfd = -1, tfd = -1;
+	char *parent = NULL, *tmp = NULL, *tmp_rel = NULL;
 	const char *name = NULL;
-	sb_err *err = open_parent(j->ws, j->rel, true, &pfd, &name, &parent);
-	if (err)
-		goto out;
+	sb_err *err = NULL;
+	split_rel(j->rel, &parent, &name);
 	char rnd[17];
 	unsigned char b[8];
 	if ((err = sb_random_bytes(b, sizeof b)))
@@ -116,10 +115,23 @@ static sb_err *put_as_owner(void *ud)
 		free(tmp);
 		tmp = sb_strfmt(".sbtmp-%s", rnd);
 	}
-	tfd = openat(pfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (tfd < 0) {
-		err = sb_err_sys(errno, "creating a temp file for %s", j->rel);
+	tmp_rel = parent[0] ? sb_strfmt("%s/%s", parent, tmp) : sb_xstrdup(tmp);
+	root = open(j->ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0) {
+		err = sb_err_sys(errno, "opening workspace %s", j->ws);
 		goto out;
+	}
+	/* The temp file first (creating missing parents), then the parent it landed in: both
+	 * resolved beneath the workspace, so a swapped parent still cannot lead outside. */
+	if ((err = sb_fs_open_beneath(root, tmp_rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+				      0600, SB_OPEN_MKDIRS, &tfd)))
+		goto out;
+	if (parent[0]) {
+		if ((err = sb_fs_open_beneath(root, parent, O_RDONLY | O_DIRECTORY, 0, 0, &pfd)))
+			goto out;
+	} else {
+		pfd = root;
+		root = -1;
 	}
 	if ((err = copy_fd(j->src, tfd, NULL)))
 		goto unlink;
@@ -146,8 +158,11 @@ out:
 		close(tfd);
 	if (pfd >= 0)
 		close(pfd);
+	if (root >= 0)
+		close(root);
 	free(parent);
 	free(tmp);
+	free(tmp_rel);
 	return err;
 }
 
