@@ -698,6 +698,10 @@ sb_err *sbs_leases_destroy(sbs_leases *ls, const char *id, const sbs_destroy_opt
 	static const sbs_destroy_opts defaults = {0};
 	if (!o)
 		o = &defaults;
+	char **scratch = NULL;
+	if (!busy)
+		busy = &scratch; /* callers that do not care still get the check */
+	sb_err *err = NULL;
 	const char *reason = o->reason ? o->reason : "client";
 	pthread_mutex_lock(&ls->mu);
 	sbs_lease *l = find_locked(ls, id);
@@ -705,29 +709,29 @@ sb_err *sbs_leases_destroy(sbs_leases *ls, const char *id, const sbs_destroy_opt
 		pthread_mutex_unlock(&ls->mu);
 		sbs_lease_info old;
 		sbs_lease_info_init(&old);
-		sb_err *err = sbs_store_lease_get(ls->store, id, &old);
+		err = sbs_store_lease_get(ls->store, id, &old);
 		if (err) {
 			if (err->code == SB_E_NOTFOUND) {
 				sb_err_free(err);
-				return sb_err_new(SB_E_NOTFOUND, "no lease \"%s\"", id);
+				err = sb_err_new(SB_E_NOTFOUND, "no lease \"%s\"", id);
 			}
-			return err;
+			goto out;
 		}
 		*outcome = SBS_DESTROY_ALREADY;
 		sbs_lease_info_deinit(&old);
-		return NULL;
+		goto out;
 	}
 	if (o->acquisition_id &&
 	    (!l->info.acquisition_id || strcmp(o->acquisition_id, l->info.acquisition_id) != 0)) {
 		*outcome = SBS_DESTROY_CONFLICT;
 		pthread_mutex_unlock(&ls->mu);
-		return NULL;
+		goto out;
 	}
 	if (l->info.state == SBS_LEASE_PENDING ||
 	    (l->info.state == SBS_LEASE_DESTROYING && !l->deferred)) {
 		*outcome = SBS_DESTROY_IN_PROGRESS;
 		pthread_mutex_unlock(&ls->mu);
-		return NULL;
+		goto out;
 	}
 	bool was_deferred = l->deferred;
 	sbs_lease_state prev = was_deferred ? SBS_LEASE_ACTIVE : l->info.state;
@@ -738,7 +742,6 @@ sb_err *sbs_leases_destroy(sbs_leases *ls, const char *id, const sbs_destroy_opt
 	sb_sandbox *sb = l->sb;
 	pthread_mutex_unlock(&ls->mu);
 
-	sb_err *err = NULL;
 	if (!o->force && sb && prev == SBS_LEASE_ACTIVE) {
 		size_t nrun = 0;
 		err = running_execs(sb, busy, &nrun);
@@ -757,14 +760,22 @@ sb_err *sbs_leases_destroy(sbs_leases *ls, const char *id, const sbs_destroy_opt
 		}
 		pthread_mutex_unlock(&ls->mu);
 		sbs_lease_put(l);
-		return NULL;
+		goto out;
 	}
 	if (!err) {
 		err = destroy_now(ls, l, reason);
 		if (!err)
 			*outcome = SBS_DESTROY_DONE;
+	} else {
+		/* Could not tell whether execs run: do not destroy blind. */
+		pthread_mutex_lock(&ls->mu);
+		if (l->info.state == SBS_LEASE_DESTROYING && !l->deferred)
+			l->info.state = prev;
+		pthread_mutex_unlock(&ls->mu);
 	}
 	sbs_lease_put(l);
+out:
+	sb_strv_free(scratch);
 	return err;
 }
 
