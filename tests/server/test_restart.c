@@ -1,0 +1,184 @@
+/* Daemon restarts: SIGKILL during a streaming exec, restart on the same state directory,
+ * reattach by offset: the full output and the exit code arrive. SIGTERM drains and exits 0
+ * leaving the sandbox running; the restarted daemon re-adopts the lease (and its tombstones:
+ * a destroyed acquisition stays destroyed). */
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "srvtest.h"
+
+static const char *jstr(json_t *j, const char *k)
+{
+	return json_string_value(json_object_get(j, k));
+}
+
+static char *seq_text(int from, int to)
+{
+	sb_buf b = SB_BUF_INIT;
+	for (int i = from; i <= to; i++)
+		sb_buf_appendf(&b, "%d\n", i);
+	return sb_buf_steal(&b, NULL);
+}
+
+static void collect(sbt_event *ev, size_t n, uint64_t *next, sb_buf *out, json_t **end)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(ev[i].type, "end")) {
+			*end = json_incref(ev[i].data);
+			return;
+		}
+		if (strcmp(ev[i].type, "stdout") != 0)
+			continue;
+		assert_int_equal((uint64_t)json_integer_value(json_object_get(ev[i].data, "offset")),
+				 *next);
+		const char *b64 = json_string_value(json_object_get(ev[i].data, "data_b64"));
+		sb_buf dec = SB_BUF_INIT;
+		SB_ASSERT_OK(sb_b64_decode(b64, strlen(b64), &dec));
+		sb_buf_append(out, dec.data, dec.len);
+		*next += dec.len;
+		sb_buf_deinit(&dec);
+	}
+}
+
+static void sigkill_during_stream_then_reattach_gets_everything(void **state)
+{
+	(void)state;
+	sbt_daemon d;
+	sbt_daemon_start(&d, NULL);
+	if (!sbt_sandbox_ok(&d)) {
+		sbt_daemon_stop(&d);
+		skip();
+	}
+	char *lease = sbt_acquire(&d, "restart-kill");
+	char *t = sb_strfmt("/v1/leases/%s/exec", lease);
+	sbt_req rq = {.method = "POST",
+		      .target = t,
+		      .body = "{\"script\":\"seq 1 10000; sleep 1; seq 10001 20000; sleep 0.5; seq "
+			      "20001 30000; exit 7\"}",
+		      .accept = "text/event-stream",
+		      .abort_after = 30000};
+	sbt_resp r;
+	sbt_http(&d, &rq, &r);
+	sbt_event *ev;
+	size_t n = sbt_sse_parse(r.body.data, r.body.len, &ev, NULL);
+	sbt_resp_deinit(&r);
+	assert_true(n >= 1);
+	assert_string_equal(ev[0].type, "start");
+	char *xid = sb_xstrdup(jstr(ev[0].data, "exec_id"));
+	uint64_t next = 0;
+	sb_buf out = SB_BUF_INIT;
+	json_t *end = NULL;
+	collect(ev, n, &next, &out, &end);
+	sbt_events_free(ev, n);
+	assert_null(end);
+
+	/* The daemon dies without any chance to clean up, while the command still runs. */
+	int st = sbt_daemon_signal(&d, SIGKILL);
+	assert_true(WIFSIGNALED(st));
+	sbt_daemon_restart(&d);
+
+	char *o = sb_strfmt("/v1/leases/%s/execs/%s/output?stream=stdout&offset=%llu&follow=1",
+			    lease, xid, (unsigned long long)next);
+	sbt_req rr = {.method = "GET", .target = o, .accept = "text/event-stream"};
+	assert_int_equal(sbt_http(&d, &rr, &r), 200);
+	n = sbt_sse_parse(r.body.data, r.body.len, &ev, NULL);
+	sbt_resp_deinit(&r);
+	collect(ev, n, &next, &out, &end);
+	sbt_events_free(ev, n);
+	assert_non_null(end);
+	assert_int_equal(json_integer_value(json_object_get(end, "exit_code")), 7);
+	char *want = seq_text(1, 30000);
+	assert_int_equal(out.len, strlen(want));
+	assert_memory_equal(out.data, want, out.len);
+
+	/* The lease itself is still usable. */
+	long s;
+	json_t *j = sbt_call(&d, "POST", t, "{\"argv\":[\"echo\",\"alive\"]}", &s);
+	assert_int_equal(s, 200);
+	assert_string_equal(jstr(j, "stdout"), "alive\n");
+	json_decref(j);
+
+	json_decref(end);
+	free(want);
+	free(o);
+	sb_buf_deinit(&out);
+	free(xid);
+	free(t);
+	free(lease);
+	sbt_daemon_stop(&d);
+}
+
+static void sigterm_leaves_sandboxes_and_restart_readopts(void **state)
+{
+	(void)state;
+	sbt_daemon d;
+	sbt_daemon_start(&d, NULL);
+	if (!sbt_sandbox_ok(&d)) {
+		sbt_daemon_stop(&d);
+		skip();
+	}
+	char *keep = sbt_acquire(&d, "restart-keep");
+	char *gone = sbt_acquire(&d, "restart-gone");
+	long s;
+	/* Something in the sandbox's /tmp shows that it is the same sandbox afterwards. */
+	char *x = sb_strfmt("/v1/leases/%s/exec", keep);
+	json_t *j = sbt_call(&d, "POST", x, "{\"script\":\"echo mark > /tmp/mark\"}", &s);
+	assert_int_equal(s, 200);
+	json_decref(j);
+	char *g = sb_strfmt("/v1/leases/%s", gone);
+	j = sbt_call(&d, "DELETE", g, NULL, &s);
+	assert_int_equal(s, 200);
+	json_decref(j);
+
+	int st = sbt_daemon_signal(&d, SIGTERM);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	char *log = sbt_read(d.dir, "daemon.log", NULL);
+	assert_non_null(strstr(log, "sandboxes keep running"));
+	free(log);
+	sbt_daemon_restart(&d);
+
+	char *k = sb_strfmt("/v1/leases/%s", keep);
+	j = sbt_call(&d, "GET", k, NULL, &s);
+	assert_int_equal(s, 200);
+	assert_string_equal(jstr(j, "state"), "active");
+	json_decref(j);
+	j = sbt_call(&d, "POST", x, "{\"argv\":[\"cat\",\"/tmp/mark\"]}", &s);
+	assert_int_equal(s, 200);
+	assert_string_equal(jstr(j, "stdout"), "mark\n");
+	json_decref(j);
+	/* Replaying the kept acquisition returns the same lease. */
+	j = sbt_call(&d, "POST", "/v1/leases", "{\"acquisition_id\":\"restart-keep\",\"ttl_s\":600}",
+		     &s);
+	assert_int_equal(s, 200);
+	assert_string_equal(jstr(j, "id"), keep);
+	json_decref(j);
+	/* The tombstone survived. */
+	j = sbt_call(&d, "POST", "/v1/leases", "{\"acquisition_id\":\"restart-gone\",\"ttl_s\":600}",
+		     &s);
+	assert_int_equal(s, 409);
+	json_decref(j);
+	j = sbt_call(&d, "GET", g, NULL, &s);
+	assert_string_equal(jstr(j, "state"), "destroyed");
+	json_decref(j);
+	free(k);
+	free(g);
+	free(x);
+	free(keep);
+	free(gone);
+	sbt_daemon_stop(&d);
+}
+
+int main(void)
+{
+	curl_global_init(CURL_GLOBAL_ALL);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(sigkill_during_stream_then_reattach_gets_everything),
+		cmocka_unit_test(sigterm_leaves_sandboxes_and_restart_readopts),
+	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return rc;
+}
