@@ -166,13 +166,24 @@ void sbt_daemon_stop(sbt_daemon *d)
 			free(t);
 		}
 		json_decref(j);
-		sbt_daemon_signal(d, SIGTERM);
+		/* A clean drain exits 0; a sanitizer report in the daemon would not. */
+		int st = sbt_daemon_signal(d, SIGTERM);
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			char *log = sbt_read(d->dir, "daemon.log", NULL);
+			print_error("daemon did not exit cleanly (status %d):\n%s\n", st,
+				    log ? log : "");
+			free(log);
+			fail();
+		}
 	}
 	free(d->state_dir);
 	free(d->sock);
 	free(d->port_file);
 	free(d->cert);
-	sbt_rmtree(d->dir);
+	if (getenv("SBT_KEEP"))
+		print_message("kept %s\n", d->dir); /* debugging: the daemon log stays */
+	else
+		sbt_rmtree(d->dir);
 	memset(d, 0, sizeof *d);
 }
 
