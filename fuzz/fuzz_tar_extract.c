@@ -23,7 +23,7 @@ static void check_only_root(const char *box)
 		    strcmp(de->d_name, "root") == 0)
 			continue;
 		fprintf(stderr, "fuzz_tar_extract: %s/%s was written outside the target\n", box,
-			de->d_name);
+		        de->d_name);
 		abort();
 	}
 	closedir(d);

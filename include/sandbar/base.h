@@ -398,8 +398,10 @@ sb_err *sb_tar_create(const char *dir, const sb_excludes *ex, bool follow_symlin
 		      uint64_t *bytes_out);
 
 /* Extract an archive read from fd into dir (created if missing). Every member is confined to dir:
- * absolute names, ".." segments and writes through symlinks are refused (SB_E_ESCAPE); hard links
- * and device nodes are refused. Modes are kept (permission bits only), owners are not. */
+ * absolute names, ".." segments and writes through symlinks are refused (SB_E_ESCAPE). Hard links
+ * inside the tree become independent copies (one pointing outside is SB_E_ESCAPE); device, FIFO
+ * and socket members are skipped with a warning. Modes are kept (permission bits only), owners
+ * are not. */
 sb_err *sb_tar_extract(int fd, const char *dir, uint64_t *bytes_out);
 
 #ifdef __cplusplus

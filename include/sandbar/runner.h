@@ -43,8 +43,9 @@ typedef struct sb_exec_callbacks {
 	 * pressure). An error cancels the command; execute() then returns that error. */
 	sb_err *(*on_output)(void *ud, sb_stream stream, const char *data, size_t len);
 	void *ud;
-	/* Optional: stdin bytes handed to the command so far, of the total, after each write
-	 * (runners with SB_RUNNER_CAP_STDIN_PROGRESS; others call it at most once, at the end). */
+	/* Optional: stdin bytes handed to the command so far, of the total, after each write.
+	 * Runners with SB_RUNNER_CAP_STDIN_PROGRESS call it as stdin goes out; others may call it
+	 * once at the end, or never. */
 	sb_progress_fn on_stdin_progress;
 } sb_exec_callbacks;
 

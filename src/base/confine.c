@@ -42,26 +42,29 @@ sb_err *sb_path_check_relative(const char *rel)
 		return sb_err_new(SB_E_TOO_LARGE, "path is longer than %d bytes", PATH_MAX);
 	if (rel[0] == '/')
 		return sb_err_new(SB_E_ESCAPE,
-				  "path %s is absolute: it escapes its confinement root (give a "
-				  "path relative to the root)",
-				  rel);
+		                  "path %s is absolute: it escapes its confinement root (give a "
+		                  "path relative to the root)",
+		                  rel);
 	for (const char *seg = rel;;) {
 		const char *slash = strchr(seg, '/');
 		size_t n = slash ? (size_t)(slash - seg) : strlen(seg);
 		if (n == 0)
-			return sb_err_new(SB_E_INVAL, "path %s has an empty segment (\"//\" or a "
-						      "trailing '/')",
-					  rel);
+			return sb_err_new(SB_E_INVAL,
+			                  "path %s has an empty segment (\"//\" or a "
+			                  "trailing '/')",
+			                  rel);
 		if (n == 1 && seg[0] == '.')
 			return sb_err_new(SB_E_INVAL, "path %s has a \".\" segment", rel);
 		if (n == 2 && seg[0] == '.' && seg[1] == '.')
-			return sb_err_new(SB_E_ESCAPE,
-					  "path %s has a \"..\" segment: it escapes its confinement "
-					  "root",
-					  rel);
+			return sb_err_new(
+			    SB_E_ESCAPE,
+			    "path %s has a \"..\" segment: it escapes its confinement "
+			    "root",
+			    rel);
 		if (n > NAME_MAX)
-			return sb_err_new(SB_E_TOO_LARGE, "path %s has a segment longer than %d bytes",
-					  rel, NAME_MAX);
+			return sb_err_new(SB_E_TOO_LARGE,
+			                  "path %s has a segment longer than %d bytes", rel,
+			                  NAME_MAX);
 		if (!slash)
 			break;
 		seg = slash + 1;
@@ -74,10 +77,10 @@ sb_err *sb_path_check_relative(const char *rel)
 static int open_kernel(int rootfd, const char *rel, int flags, mode_t mode, int *out)
 {
 	struct open_how how = {
-		.flags = (uint64_t)(unsigned)flags,
-		/* openat2 rejects a mode without O_CREAT/O_TMPFILE, unlike openat. */
-		.mode = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode & 07777) : 0,
-		.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+	    .flags = (uint64_t)(unsigned)flags,
+	    /* openat2 rejects a mode without O_CREAT/O_TMPFILE, unlike openat. */
+	    .mode = (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode & 07777) : 0,
+	    .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
 	};
 	for (int again = 0;; again++) {
 		long fd = syscall(SYS_openat2, rootfd, rel, &how, sizeof how);
@@ -251,9 +254,10 @@ static int open_any(int rootfd, const char *rel, int flags, mode_t mode, int *ou
 {
 	if (!atomic_load(&force_fallback) && !atomic_load(&no_openat2)) {
 		int rc = open_kernel(rootfd, rel, flags, mode, out);
-		if (rc != ENOSYS)
+		if (rc == ENOSYS)
+			atomic_store(&no_openat2, true);
+		else if (rc != EAGAIN) /* EAGAIN: renames kept racing; resolve it ourselves */
 			return rc;
-		atomic_store(&no_openat2, true);
 	}
 	return open_fallback(rootfd, rel, flags, mode, out);
 }
@@ -286,7 +290,7 @@ static int make_parents(int rootfd, const char *rel)
 				rc = errno;
 			else
 				rc = open_any(rootfd, prefix, O_PATH | O_DIRECTORY | O_CLOEXEC, 0,
-					      &fd);
+				              &fd);
 		}
 		if (!rc) {
 			if (parent >= 0)
@@ -302,19 +306,19 @@ static int make_parents(int rootfd, const char *rel)
 }
 
 sb_err *sb_fs_open_beneath(int rootfd, const char *rel, int flags, mode_t mode, unsigned sbflags,
-			   int *out_fd)
+                           int *out_fd)
 {
 	*out_fd = -1;
 	if (!rel || !*rel)
 		return sb_err_new(SB_E_INVAL, "opening beneath a root: the path is empty");
 	if (strnlen(rel, PATH_MAX + 1) > PATH_MAX)
-		return sb_err_new(SB_E_TOO_LARGE, "opening beneath a root: the path is longer than %d",
-				  PATH_MAX);
+		return sb_err_new(SB_E_TOO_LARGE,
+		                  "opening beneath a root: the path is longer than %d", PATH_MAX);
 	if (sbflags & ~(unsigned)SB_OPEN_MKDIRS)
 		return sb_err_new(SB_E_INVAL, "opening %s: unknown flags 0x%x", rel, sbflags);
 	if (rel[0] == '/')
 		return sb_err_new(SB_E_ESCAPE,
-				  "opening %s: an absolute path escapes its confinement root", rel);
+		                  "opening %s: an absolute path escapes its confinement root", rel);
 	flags |= O_CLOEXEC;
 	int fd = -1;
 	int rc = open_any(rootfd, rel, flags, mode, &fd);
@@ -325,9 +329,9 @@ sb_err *sb_fs_open_beneath(int rootfd, const char *rel, int flags, mode_t mode, 
 	}
 	if (rc == EXDEV)
 		return sb_err_new(SB_E_ESCAPE,
-				  "opening %s: the path escapes its confinement root (\"..\" above "
-				  "the root, an absolute symlink or a symlink pointing outside)",
-				  rel);
+		                  "opening %s: the path escapes its confinement root (\"..\" above "
+		                  "the root, an absolute symlink or a symlink pointing outside)",
+		                  rel);
 	if (rc)
 		return sb_err_sys(rc, "opening %s beneath its root", rel);
 	*out_fd = fd;

@@ -37,10 +37,10 @@ void sb_excludes_add_dir(sb_excludes *ex, const char *dir)
 	if (!dir || !*dir)
 		return;
 	char *forms[4] = {
-		sb_xstrdup(dir),
-		sb_strfmt("%s/*", dir),
-		sb_strfmt("*/%s", dir),
-		sb_strfmt("*/%s/*", dir),
+	    sb_xstrdup(dir),
+	    sb_strfmt("%s/*", dir),
+	    sb_strfmt("*/%s", dir),
+	    sb_strfmt("*/%s/*", dir),
 	};
 	for (size_t i = 0; i < 4; i++) {
 		sb_excludes_add(ex, forms[i]);
@@ -55,9 +55,9 @@ sb_err *sb_excludes_check_user(const char *path)
 	size_t bad = strcspn(path, "*?[\\");
 	if (path[bad])
 		return sb_err_new(SB_E_INVAL,
-				  "exclude path %s contains the glob character '%c': excludes are "
-				  "plain relative paths",
-				  path, path[bad]);
+		                  "exclude path %s contains the glob character '%c': excludes are "
+		                  "plain relative paths",
+		                  path, path[bad]);
 	sb_err *err = sb_path_check_relative(path);
 	if (err) {
 		/* Same words for every rejection: the caller gave a bad exclude, not an escape. */

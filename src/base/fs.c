@@ -32,10 +32,10 @@ static sb_err *split_path(const char *what, const char *path, char **dir, char *
 	size_t len = strlen(path);
 	if (len > PATH_MAX)
 		return sb_err_new(SB_E_TOO_LARGE, "%s: the path is longer than %d bytes", what,
-				  PATH_MAX);
+		                  PATH_MAX);
 	if (path[len - 1] == '/')
 		return sb_err_new(SB_E_INVAL, "%s %s: the path names a directory (trailing '/')",
-				  what, path);
+		                  what, path);
 	const char *slash = strrchr(path, '/');
 	if (!slash) {
 		*dir = sb_xstrdup(".");
@@ -48,7 +48,8 @@ static sb_err *split_path(const char *what, const char *path, char **dir, char *
 		free(*dir);
 		free(*base);
 		*dir = *base = NULL;
-		return sb_err_new(SB_E_INVAL, "%s %s: the path ends in \".\" or \"..\"", what, path);
+		return sb_err_new(SB_E_INVAL, "%s %s: the path ends in \".\" or \"..\"", what,
+		                  path);
 	}
 	return NULL;
 }
@@ -94,22 +95,22 @@ sb_err *sb_atomic_open(const char *path, mode_t mode, sb_atomic_file *af)
 		sb_hex_encode(rnd, sizeof rnd, hex);
 		free(af->tmp_path);
 		af->tmp_path = sb_strfmt("%s/.%.*s.sbtmp-%s", dir, (int)keep, base, hex);
-		af->fd = open(af->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			      0600);
+		af->fd =
+		    open(af->tmp_path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (af->fd < 0 && errno != EEXIST) {
 			err = sb_err_sys(errno, "writing %s: creating the temp file %s", path,
-					 af->tmp_path);
+			                 af->tmp_path);
 			break;
 		}
 	}
 	if (!err && af->fd < 0)
 		err = sb_err_new(SB_E_EXISTS, "writing %s: no unused temp file name in %s", path,
-				 dir);
+		                 dir);
 	/* The requested mode exactly, not filtered by the umask: the caller said what it wants
 	 * (0600 for credentials, the recorded mode for restored files). */
 	if (!err && fchmod(af->fd, mode & 07777) != 0) {
 		err = sb_err_sys(errno, "writing %s: setting mode %o on %s", path,
-				 (unsigned)(mode & 07777), af->tmp_path);
+		                 (unsigned)(mode & 07777), af->tmp_path);
 		unlink(af->tmp_path);
 	}
 	free(dir);
@@ -124,7 +125,9 @@ sb_err *sb_atomic_open(const char *path, mode_t mode, sb_atomic_file *af)
 
 void sb_atomic_abort(sb_atomic_file *af)
 {
-	if (!af)
+	/* Without a temp path nothing was opened (or it was committed): a zeroed struct's fd 0
+	 * is not ours to close. */
+	if (!af || !af->tmp_path)
 		return;
 	sb_close(&af->fd);
 	if (af->tmp_path)
@@ -146,7 +149,7 @@ sb_err *sb_atomic_commit_opt(sb_atomic_file *af, bool durable)
 		err = sb_err_sys(errno, "writing %s: closing %s", af->path, af->tmp_path);
 	if (!err && rename(af->tmp_path, af->path) != 0)
 		err = sb_err_sys(errno, "replacing %s with %s (the old content is kept)", af->path,
-				 af->tmp_path);
+		                 af->tmp_path);
 	if (err) {
 		sb_atomic_abort(af);
 		return err;
@@ -187,8 +190,8 @@ sb_err *sb_fs_mkdir_p(const char *path, mode_t mode)
 	if (!path || !*path)
 		return sb_err_new(SB_E_INVAL, "creating a directory: the path is empty");
 	if (strlen(path) > PATH_MAX)
-		return sb_err_new(SB_E_TOO_LARGE, "creating a directory: the path is longer than %d",
-				  PATH_MAX);
+		return sb_err_new(SB_E_TOO_LARGE,
+		                  "creating a directory: the path is longer than %d", PATH_MAX);
 	char *p = sb_xstrdup(path);
 	size_t len = strlen(p);
 	while (len > 1 && p[len - 1] == '/')
@@ -220,7 +223,8 @@ sb_err *sb_fs_mkdir_p(const char *path, mode_t mode)
 			err = sb_err_sys(errno, "creating directory %s", p);
 		else if (!S_ISDIR(st.st_mode))
 			err = sb_err_new(SB_E_EXISTS,
-					 "creating directory %s: it exists and is not a directory", p);
+			                 "creating directory %s: it exists and is not a directory",
+			                 p);
 	}
 	free(p);
 	return err;
@@ -250,7 +254,8 @@ static sb_err *rm_at(int dfd, const char *name, sb_buf *path)
 	}
 	struct stat st;
 	if (fstat(cfd, &st) == 0 && (st.st_mode & 0700) != 0700)
-		(void)fchmod(cfd, (st.st_mode & 07777) | 0700); /* failure shows up as EACCES below */
+		(void)fchmod(cfd,
+		             (st.st_mode & 07777) | 0700); /* failure shows up as EACCES below */
 	char **names = NULL;
 	size_t n = 0;
 	sb_err *err = sb_fs_read_names(cfd, path->data, &names, &n);
@@ -367,7 +372,8 @@ sb_err *sb_fs_copy_file(const char *src, const char *dst, mode_t mode)
 	int sfd = open(src, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (sfd < 0) {
 		if (errno == ELOOP)
-			return sb_err_new(SB_E_INVAL, "copying %s: it is a symlink, not a file", src);
+			return sb_err_new(SB_E_INVAL, "copying %s: it is a symlink, not a file",
+			                  src);
 		return sb_err_sys(errno, "copying %s: opening it", src);
 	}
 	struct stat st;
@@ -402,8 +408,9 @@ sb_err *sb_fs_mkdtemp(const char *prefix, char **out)
 {
 	*out = NULL;
 	if (!prefix || !*prefix || strchr(prefix, '/'))
-		return sb_err_new(SB_E_INVAL,
-				  "making a temp directory: the prefix must be one non-empty segment");
+		return sb_err_new(
+		    SB_E_INVAL,
+		    "making a temp directory: the prefix must be one non-empty segment");
 	const char *tmp = getenv("TMPDIR");
 	if (!tmp || !*tmp)
 		tmp = "/tmp";

@@ -11,8 +11,7 @@
 /* Walk below the open directory dirfd (not closed) like sb_fs_walk. Relative paths are reported
  * as prefix + "/" + name (just name when prefix is NULL or ""); display names the directory in
  * error messages. */
-sb_err *sb_fs_walk_fd(int dirfd, const char *display, const char *prefix, sb_walk_fn fn,
-		      void *ud);
+sb_err *sb_fs_walk_fd(int dirfd, const char *display, const char *prefix, sb_walk_fn fn, void *ud);
 
 /* The names in the open directory dfd (not closed), without "." and "..", sorted by strcmp.
  * Free with sb_strv_free(). */

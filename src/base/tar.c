@@ -133,7 +133,7 @@ static bool stack_has(const struct tar_create *c, const struct stat *st)
 }
 
 static void entry_common(struct tar_create *c, const char *relpath, const struct stat *st,
-			 unsigned type)
+                         unsigned type)
 {
 	archive_entry_clear(c->entry);
 	archive_entry_copy_pathname(c->entry, relpath);
@@ -154,7 +154,7 @@ static sb_err *take_write_err(struct tar_create *c, const char *relpath)
 		return sb_err_prefix(err, "archiving %s", c->dir);
 	}
 	return sb_err_new(SB_E_IO, "archiving %s: writing %s: %s", c->dir, relpath,
-			  archive_error_string(c->a));
+	                  archive_error_string(c->a));
 }
 
 static sb_err *add_header(struct tar_create *c, const char *relpath)
@@ -176,8 +176,8 @@ static sb_err *add_dir(struct tar_create *c, const char *relpath, const struct s
 	return add_header(c, relpath);
 }
 
-static sb_err *add_symlink(struct tar_create *c, int dirfd, const char *name,
-			   const char *relpath, const struct stat *st)
+static sb_err *add_symlink(struct tar_create *c, int dirfd, const char *name, const char *relpath,
+                           const struct stat *st)
 {
 	char target[PATH_MAX + 1];
 	ssize_t n = readlinkat(dirfd, name, target, sizeof target);
@@ -188,7 +188,7 @@ static sb_err *add_symlink(struct tar_create *c, int dirfd, const char *name,
 	}
 	if ((size_t)n >= sizeof target)
 		return sb_err_new(SB_E_TOO_LARGE, "archiving %s: the target of %s is too long",
-				  c->dir, relpath);
+		                  c->dir, relpath);
 	target[n] = '\0';
 	entry_common(c, relpath, st, AE_IFLNK);
 	archive_entry_copy_symlink(c->entry, target);
@@ -196,7 +196,7 @@ static sb_err *add_symlink(struct tar_create *c, int dirfd, const char *name,
 }
 
 static sb_err *add_file(struct tar_create *c, int dirfd, const char *name, const char *relpath,
-			bool follow)
+                        bool follow)
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
 	if (fd < 0) {
@@ -226,8 +226,8 @@ static sb_err *add_file(struct tar_create *c, int dirfd, const char *name, const
 		}
 		if (n == 0) {
 			/* Shrunk while we read: libarchive pads the member with zeros. */
-			sb_warn("archiving %s: %s shrank while being read; padded with zeros", c->dir,
-				relpath);
+			sb_warn("archiving %s: %s shrank while being read; padded with zeros",
+			        c->dir, relpath);
 			break;
 		}
 		if (archive_write_data(c->a, c->buf, (size_t)n) < 0) {
@@ -249,7 +249,7 @@ static int add_followed(struct tar_create *c, const sb_walk_entry *e, sb_err **e
 	struct stat st;
 	if (fstatat(e->dirfd, e->name, &st, 0) != 0) {
 		sb_warn("archiving %s: cannot follow the symlink %s (%s); keeping it as a link",
-			c->dir, e->relpath, strerror(errno));
+		        c->dir, e->relpath, strerror(errno));
 		struct stat lst;
 		if (fstatat(e->dirfd, e->name, &lst, AT_SYMLINK_NOFOLLOW) == 0)
 			*err = add_symlink(c, e->dirfd, e->name, e->relpath, &lst);
@@ -263,8 +263,8 @@ static int add_followed(struct tar_create *c, const sb_walk_entry *e, sb_err **e
 		return SB_WALK_CONTINUE; /* FIFO, socket, device: not archived */
 	if (stack_has(c, &st)) {
 		sb_warn("archiving %s: the symlink %s leads back to one of its parents; not "
-			"followed",
-			c->dir, e->relpath);
+		        "followed",
+		        c->dir, e->relpath);
 		return SB_WALK_CONTINUE;
 	}
 	*err = add_dir(c, e->relpath, &st);
@@ -273,7 +273,7 @@ static int add_followed(struct tar_create *c, const sb_walk_entry *e, sb_err **e
 	int dfd = openat(e->dirfd, e->name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dfd < 0) {
 		*err = sb_err_sys(errno, "archiving %s: opening the linked directory %s", c->dir,
-				  e->relpath);
+		                  e->relpath);
 		return SB_WALK_STOP;
 	}
 	stack_push(c, &st, e->relpath);
@@ -318,14 +318,14 @@ static int create_cb(const sb_walk_entry *e, void *ud, sb_err **err)
 		break;
 	case SB_FT_OTHER:
 		sb_debug("archiving %s: skipping %s (not a file, directory or symlink)", c->dir,
-			 e->relpath);
+		         e->relpath);
 		break;
 	}
 	return *err ? SB_WALK_STOP : SB_WALK_CONTINUE;
 }
 
 sb_err *sb_tar_create(const char *dir, const sb_excludes *ex, bool follow_symlinks, int fd,
-		      uint64_t *bytes_out)
+                      uint64_t *bytes_out)
 {
 	if (bytes_out)
 		*bytes_out = 0;
@@ -342,11 +342,11 @@ sb_err *sb_tar_create(const char *dir, const sb_excludes *ex, bool follow_symlin
 	}
 	locale_t prev = enter_utf8();
 	struct tar_create c = {
-		.ex = ex,
-		.follow = follow_symlinks,
-		.dir = dir,
-		.out_fd = fd,
-		.buf = sb_xmalloc(SB_FS_COPY_BUF),
+	    .ex = ex,
+	    .follow = follow_symlinks,
+	    .dir = dir,
+	    .out_fd = fd,
+	    .buf = sb_xmalloc(SB_FS_COPY_BUF),
 	};
 	stack_push(&c, &rootst, "");
 	c.a = archive_write_new();
@@ -361,7 +361,7 @@ sb_err *sb_tar_create(const char *dir, const sb_excludes *ex, bool follow_symlin
 	    archive_write_set_bytes_in_last_block(c.a, 1) != ARCHIVE_OK ||
 	    archive_write_open2(c.a, &c, NULL, create_write_cb, NULL, NULL) != ARCHIVE_OK)
 		err = sb_err_new(SB_E_INTERNAL, "archiving %s: setting up libarchive: %s", dir,
-				 archive_error_string(c.a));
+		                 archive_error_string(c.a));
 	if (!err)
 		err = sb_fs_walk_fd(rootfd, dir, NULL, create_cb, &c);
 	if (!err && archive_write_close(c.a) != ARCHIVE_OK)
@@ -447,12 +447,12 @@ static sb_err *split_member(const char *dir, const char *name, char ***segs_out,
 	*n_out = 0;
 	if (name[0] == '/')
 		return sb_err_new(SB_E_ESCAPE,
-				  "extracting into %s: member %s is an absolute path; refused", dir,
-				  name);
+		                  "extracting into %s: member %s is an absolute path; refused", dir,
+		                  name);
 	if (strlen(name) > PATH_MAX)
 		return sb_err_new(SB_E_TOO_LARGE,
-				  "extracting into %s: a member name is longer than %d bytes", dir,
-				  PATH_MAX);
+		                  "extracting into %s: a member name is longer than %d bytes", dir,
+		                  PATH_MAX);
 	char **segs = NULL;
 	size_t n = 0;
 	for (const char *s = name; *s;) {
@@ -461,16 +461,17 @@ static sb_err *split_member(const char *dir, const char *name, char ***segs_out,
 		if (len == 2 && s[0] == '.' && s[1] == '.') {
 			sb_strv_free(segs);
 			return sb_err_new(SB_E_ESCAPE,
-					  "extracting into %s: member %s climbs out with \"..\"; "
-					  "refused",
-					  dir, name);
+			                  "extracting into %s: member %s climbs out with \"..\"; "
+			                  "refused",
+			                  dir, name);
 		}
 		if (len > NAME_MAX) {
 			sb_strv_free(segs);
-			return sb_err_new(SB_E_TOO_LARGE,
-					  "extracting into %s: member %s has a segment longer than %d "
-					  "bytes",
-					  dir, name, NAME_MAX);
+			return sb_err_new(
+			    SB_E_TOO_LARGE,
+			    "extracting into %s: member %s has a segment longer than %d "
+			    "bytes",
+			    dir, name, NAME_MAX);
 		}
 		if (len > 0 && !(len == 1 && s[0] == '.')) {
 			segs = sb_xrealloc(segs, (n + 2) * sizeof *segs);
@@ -491,7 +492,7 @@ static sb_err *split_member(const char *dir, const char *name, char ***segs_out,
  * never written through a link, whether the archive made it or it was there before. The
  * returned fd belongs to the chain. */
 static sb_err *chain_open(struct tar_extract *x, char **segs, size_t n, bool create,
-			  const char *member, int *out)
+                          const char *member, int *out)
 {
 	size_t k = 0;
 	while (k < x->nchain && k < n && strcmp(x->chain_names[k], segs[k]) == 0)
@@ -502,26 +503,29 @@ static sb_err *chain_open(struct tar_extract *x, char **segs, size_t n, bool cre
 		int fd = openat(cur, segs[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0 && errno == ENOENT && create) {
 			if (mkdirat(cur, segs[i], 0755) != 0 && errno != EEXIST)
-				return sb_err_sys(errno, "extracting %s into %s: creating its parent %s",
-						  member, x->dir, segs[i]);
+				return sb_err_sys(errno,
+				                  "extracting %s into %s: creating its parent %s",
+				                  member, x->dir, segs[i]);
 			fd = openat(cur, segs[i], O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		}
 		if (fd < 0) {
 			int e = errno;
 			struct stat st;
-			if (fstatat(cur, segs[i], &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+			if (fstatat(cur, segs[i], &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(st.st_mode))
 				return sb_err_new(SB_E_ESCAPE,
-						  "extracting into %s: member %s would be written "
-						  "through the symlink %s; refused",
-						  x->dir, member, segs[i]);
+				                  "extracting into %s: member %s would be written "
+				                  "through the symlink %s; refused",
+				                  x->dir, member, segs[i]);
 			return sb_err_sys(e, "extracting %s into %s: opening its parent %s", member,
-					  x->dir, segs[i]);
+			                  x->dir, segs[i]);
 		}
 		if (x->nchain == x->capchain) {
 			x->capchain = x->capchain ? x->capchain * 2 : 16;
 			x->chain_names =
-				sb_xrealloc(x->chain_names, x->capchain * sizeof *x->chain_names);
-			x->chain_fds = sb_xrealloc(x->chain_fds, x->capchain * sizeof *x->chain_fds);
+			    sb_xrealloc(x->chain_names, x->capchain * sizeof *x->chain_names);
+			x->chain_fds =
+			    sb_xrealloc(x->chain_fds, x->capchain * sizeof *x->chain_fds);
 		}
 		x->chain_names[x->nchain] = sb_xstrdup(segs[i]);
 		x->chain_fds[x->nchain] = fd;
@@ -542,12 +546,12 @@ static sb_err *clear_way(struct tar_extract *x, int pfd, const char *name, const
 			return NULL;
 		if (errno == ENOTEMPTY || errno == EEXIST)
 			return sb_err_new(SB_E_CONFLICT,
-					  "extracting %s into %s: a non-empty directory is in the "
-					  "way",
-					  member, x->dir);
+			                  "extracting %s into %s: a non-empty directory is in the "
+			                  "way",
+			                  member, x->dir);
 	}
 	return sb_err_sys(errno, "extracting %s into %s: removing what is in the way", member,
-			  x->dir);
+	                  x->dir);
 }
 
 static sb_err *pwrite_all(int fd, const char *p, size_t n, off_t off)
@@ -573,7 +577,7 @@ static sb_err *archive_err(struct tar_extract *x, struct archive *a, const char 
 		return sb_err_prefix(err, "extracting into %s", x->dir);
 	}
 	return sb_err_new(SB_E_INVAL, "extracting into %s: %s: the archive is malformed: %s",
-			  x->dir, what, archive_error_string(a));
+	                  x->dir, what, archive_error_string(a));
 }
 
 static int open_new_file(int pfd, const char *name, mode_t mode)
@@ -581,13 +585,13 @@ static int open_new_file(int pfd, const char *name, mode_t mode)
 	int fd;
 	do
 		fd = openat(pfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			    mode | 0200);
+		            mode | 0200);
 	while (fd < 0 && errno == EINTR);
 	return fd;
 }
 
 static sb_err *extract_file(struct tar_extract *x, struct archive *a, struct archive_entry *e,
-			    int pfd, const char *name, const char *member)
+                            int pfd, const char *name, const char *member)
 {
 	mode_t mode = archive_entry_perm(e) & 0777;
 	int fd = open_new_file(pfd, name, mode);
@@ -628,10 +632,10 @@ static sb_err *extract_file(struct tar_extract *x, struct archive *a, struct arc
 		err = sb_err_sys(errno, "extracting %s into %s: setting its mode", member, x->dir);
 	if (!err) {
 		struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
-					 {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}};
+		                         {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}};
 		if (futimens(fd, ts) != 0)
 			err = sb_err_sys(errno, "extracting %s into %s: setting its time", member,
-					 x->dir);
+			                 x->dir);
 	}
 	if (close(fd) != 0 && errno != EINTR && !err)
 		err = sb_err_sys(errno, "extracting %s into %s: closing it", member, x->dir);
@@ -639,29 +643,30 @@ static sb_err *extract_file(struct tar_extract *x, struct archive *a, struct arc
 }
 
 static sb_err *extract_dir(struct tar_extract *x, struct archive_entry *e, int pfd,
-			   const char *name, char **segs, size_t n, const char *member)
+                           const char *name, char **segs, size_t n, const char *member)
 {
 	if (mkdirat(pfd, name, 0700) != 0) {
 		if (errno != EEXIST)
 			return sb_err_sys(errno, "extracting %s into %s: creating the directory",
-					  member, x->dir);
+			                  member, x->dir);
 		struct stat st;
 		if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 			return sb_err_sys(errno, "extracting %s into %s: examining it", member,
-					  x->dir);
+			                  x->dir);
 		if (!S_ISDIR(st.st_mode)) {
 			sb_err *err = clear_way(x, pfd, name, member);
 			if (err)
 				return err;
 			if (mkdirat(pfd, name, 0700) != 0)
 				return sb_err_sys(errno,
-						  "extracting %s into %s: creating the directory",
-						  member, x->dir);
+				                  "extracting %s into %s: creating the directory",
+				                  member, x->dir);
 		} else if ((st.st_mode & 0700) != 0700 &&
-			   fchmodat(pfd, name, (st.st_mode & 0777) | 0700, 0) != 0) {
-			/* An existing directory must take its members; the final mode comes later. */
-			return sb_err_sys(errno, "extracting %s into %s: making it writable", member,
-					  x->dir);
+		           fchmodat(pfd, name, (st.st_mode & 0777) | 0700, 0) != 0) {
+			/* An existing directory must take its members; the final mode comes later.
+			 */
+			return sb_err_sys(errno, "extracting %s into %s: making it writable",
+			                  member, x->dir);
 		}
 	}
 	if (x->ndirs == x->capdirs) {
@@ -675,44 +680,44 @@ static sb_err *extract_dir(struct tar_extract *x, struct archive_entry *e, int p
 		sb_buf_appends(&rel, segs[i]);
 	}
 	x->dirs[x->ndirs++] = (struct deferred_dir){
-		.relpath = sb_buf_steal(&rel, NULL),
-		.depth = n,
-		.mode = archive_entry_perm(e) & 0777,
-		.mtime = {archive_entry_mtime(e), archive_entry_mtime_nsec(e)},
+	    .relpath = sb_buf_steal(&rel, NULL),
+	    .depth = n,
+	    .mode = archive_entry_perm(e) & 0777,
+	    .mtime = {archive_entry_mtime(e), archive_entry_mtime_nsec(e)},
 	};
 	return NULL;
 }
 
 static sb_err *extract_symlink(struct tar_extract *x, struct archive_entry *e, int pfd,
-			       const char *name, const char *member)
+                               const char *name, const char *member)
 {
 	const char *target = archive_entry_symlink(e);
 	if (!target || !*target)
 		return sb_err_new(SB_E_INVAL, "extracting into %s: symlink member %s has no target",
-				  x->dir, member);
+		                  x->dir, member);
 	/* The target is data, as in tar: it may point anywhere (a venv's python -> /usr/bin).
 	 * What is refused is writing through it, see chain_open(). */
 	if (symlinkat(target, pfd, name) != 0) {
 		if (errno != EEXIST)
-			return sb_err_sys(errno, "extracting %s into %s: creating the symlink", member,
-					  x->dir);
+			return sb_err_sys(errno, "extracting %s into %s: creating the symlink",
+			                  member, x->dir);
 		sb_err *err = clear_way(x, pfd, name, member);
 		if (err)
 			return err;
 		if (symlinkat(target, pfd, name) != 0)
-			return sb_err_sys(errno, "extracting %s into %s: creating the symlink", member,
-					  x->dir);
+			return sb_err_sys(errno, "extracting %s into %s: creating the symlink",
+			                  member, x->dir);
 	}
 	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
-				 {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}};
+	                         {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}};
 	(void)utimensat(pfd, name, ts, AT_SYMLINK_NOFOLLOW); /* cosmetic; not all FS allow it */
 	return NULL;
 }
 
 /* A hard link member becomes an independent copy of its (already extracted, confined) target:
  * a link could tie the tree to a file elsewhere, and sandbar never hard-links. */
-static sb_err *extract_hardlink(struct tar_extract *x, struct archive_entry *e,
-				const char *member, char **segs, size_t n)
+static sb_err *extract_hardlink(struct tar_extract *x, struct archive_entry *e, const char *member,
+                                char **segs, size_t n)
 {
 	const char *target = archive_entry_hardlink(e);
 	char **tsegs = NULL;
@@ -723,7 +728,7 @@ static sb_err *extract_hardlink(struct tar_extract *x, struct archive_entry *e,
 	int src = -1;
 	if (tn == 0)
 		err = sb_err_new(SB_E_INVAL, "extracting into %s: hard link %s has no target",
-				 x->dir, member);
+		                 x->dir, member);
 	int tpfd = -1;
 	if (!err)
 		err = chain_open(x, tsegs, tn - 1, false, target, &tpfd);
@@ -731,13 +736,14 @@ static sb_err *extract_hardlink(struct tar_extract *x, struct archive_entry *e,
 		src = openat(tpfd, tsegs[tn - 1], O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		struct stat st;
 		if (src < 0)
-			err = sb_err_sys(errno, "extracting hard link %s into %s: opening its target %s",
-					 member, x->dir, target);
+			err = sb_err_sys(errno,
+			                 "extracting hard link %s into %s: opening its target %s",
+			                 member, x->dir, target);
 		else if (fstat(src, &st) != 0 || !S_ISREG(st.st_mode))
 			err = sb_err_new(SB_E_INVAL,
-					 "extracting hard link %s into %s: its target %s is not a "
-					 "regular file",
-					 member, x->dir, target);
+			                 "extracting hard link %s into %s: its target %s is not a "
+			                 "regular file",
+			                 member, x->dir, target);
 	}
 	int pfd = -1;
 	if (!err)
@@ -752,7 +758,8 @@ static sb_err *extract_hardlink(struct tar_extract *x, struct archive_entry *e,
 				dst = open_new_file(pfd, segs[n - 1], mode);
 		}
 		if (!err && dst < 0)
-			err = sb_err_sys(errno, "extracting %s into %s: creating it", member, x->dir);
+			err =
+			    sb_err_sys(errno, "extracting %s into %s: creating it", member, x->dir);
 	}
 	if (!err)
 		err = sb_fs_copy_fd(src, dst, target);
@@ -792,8 +799,8 @@ static sb_err *extract_member(struct tar_extract *x, struct archive *a, struct a
 	unsigned type = archive_entry_filetype(e);
 	if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
 		sb_warn("extracting into %s: skipping %s (devices, FIFOs and sockets are not "
-			"extracted)",
-			x->dir, member);
+		        "extracted)",
+		        x->dir, member);
 		sb_strv_free(segs);
 		return NULL;
 	}
@@ -835,14 +842,14 @@ static sb_err *apply_dirs(struct tar_extract *x)
 			err = chain_open(x, segs, n - 1, false, d->relpath, &pfd);
 		if (!err && n > 0) {
 			int fd = openat(pfd, segs[n - 1],
-					O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (fd >= 0) {
 				struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, d->mtime};
 				if (fchmod(fd, d->mode) != 0 || futimens(fd, ts) != 0)
 					err = sb_err_sys(errno,
-							 "extracting into %s: setting the mode and "
-							 "time of %s",
-							 x->dir, d->relpath);
+					                 "extracting into %s: setting the mode and "
+					                 "time of %s",
+					                 x->dir, d->relpath);
 				close(fd);
 			}
 		}
@@ -883,8 +890,9 @@ sb_err *sb_tar_extract(int fd, const char *dir, uint64_t *bytes_out)
 		if (r == ARCHIVE_EOF)
 			break;
 		if (r < ARCHIVE_WARN) {
-			err = archive_err(&x, a, members ? "reading a member header"
-							 : "reading the first member header");
+			err = archive_err(&x, a,
+			                  members ? "reading a member header"
+			                          : "reading the first member header");
 			break;
 		}
 		if (r == ARCHIVE_WARN)

@@ -26,7 +26,8 @@ sb_err *sb_fs_read_names(int dfd, const char *display, char ***names_out, size_t
 	 * *at() calls that follow. */
 	int dup_fd = fcntl(dfd, F_DUPFD_CLOEXEC, 0);
 	if (dup_fd < 0)
-		return sb_err_sys(errno, "reading directory %s: duplicating its descriptor", display);
+		return sb_err_sys(errno, "reading directory %s: duplicating its descriptor",
+		                  display);
 	DIR *d = fdopendir(dup_fd);
 	if (!d) {
 		int e = errno;
@@ -93,7 +94,7 @@ static sb_err *walk_dir(struct walk *w, int dfd)
 	size_t base_len = w->rel.len;
 	{
 		char *what = w->rel.len ? sb_strfmt("%s/%s", w->display, w->rel.data)
-					: sb_xstrdup(w->display);
+		                        : sb_xstrdup(w->display);
 		err = sb_fs_read_names(dfd, what, &names, &n);
 		free(what);
 	}
@@ -105,8 +106,9 @@ static sb_err *walk_dir(struct walk *w, int dfd)
 		if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
 			if (errno == ENOENT)
 				continue; /* removed since the listing: not part of the tree */
-			err = sb_err_sys(errno, "walking %s: examining %s%s%s", w->display,
-					 w->rel.len ? w->rel.data : "", w->rel.len ? "/" : "", name);
+			err =
+			    sb_err_sys(errno, "walking %s: examining %s%s%s", w->display,
+			               w->rel.len ? w->rel.data : "", w->rel.len ? "/" : "", name);
 			break;
 		}
 		w->rel.len = base_len;
@@ -116,12 +118,12 @@ static sb_err *walk_dir(struct walk *w, int dfd)
 			sb_buf_appendc(&w->rel, '/');
 		sb_buf_appends(&w->rel, name);
 		sb_walk_entry e = {
-			.relpath = w->rel.data,
-			.name = name,
-			.type = type_of(st.st_mode),
-			.mode = st.st_mode,
-			.size = (uint64_t)st.st_size,
-			.dirfd = dfd,
+		    .relpath = w->rel.data,
+		    .name = name,
+		    .type = type_of(st.st_mode),
+		    .mode = st.st_mode,
+		    .size = (uint64_t)st.st_size,
+		    .dirfd = dfd,
 		};
 		sb_err *cb_err = NULL;
 		int r = w->fn(&e, w->ud, &cb_err);
@@ -135,7 +137,7 @@ static sb_err *walk_dir(struct walk *w, int dfd)
 		}
 		if (r != SB_WALK_CONTINUE && r != SB_WALK_SKIP) {
 			err = sb_err_new(SB_E_INTERNAL, "walking %s: callback returned %d at %s",
-					 w->display, r, w->rel.data);
+			                 w->display, r, w->rel.data);
 			break;
 		}
 		if (r == SB_WALK_SKIP || e.type != SB_FT_DIR)
@@ -143,7 +145,7 @@ static sb_err *walk_dir(struct walk *w, int dfd)
 		int cfd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (cfd < 0) {
 			err = sb_err_sys(errno, "walking %s: opening directory %s", w->display,
-					 w->rel.data);
+			                 w->rel.data);
 			break;
 		}
 		err = walk_dir(w, cfd);
@@ -156,8 +158,7 @@ static sb_err *walk_dir(struct walk *w, int dfd)
 	return err;
 }
 
-sb_err *sb_fs_walk_fd(int dirfd, const char *display, const char *prefix, sb_walk_fn fn,
-		      void *ud)
+sb_err *sb_fs_walk_fd(int dirfd, const char *display, const char *prefix, sb_walk_fn fn, void *ud)
 {
 	struct walk w = {.fn = fn, .ud = ud, .display = display};
 	sb_buf_init(&w.rel);

@@ -19,7 +19,7 @@ static void expect_code(sb_err *err, sb_errcode code, const char *what)
 	}
 	if (err->code != code)
 		print_error("%s: expected %s, got %s: %s\n", what, sb_errcode_name(code),
-			    sb_errcode_name(err->code), err->msg);
+		            sb_errcode_name(err->code), err->msg);
 	assert_int_equal(err->code, code);
 	sb_err_free(err);
 }
@@ -54,7 +54,7 @@ static void check_relative_accepts_plain_and_rejects_the_rest(void **state)
 }
 
 struct fixture {
-	char *top;     /* holds root/ and outside/ side by side */
+	char *top; /* holds root/ and outside/ side by side */
 	char *root;
 	char *outside;
 	int rootfd;
@@ -75,15 +75,15 @@ static void fixture_up(struct fixture *f)
 	sbt_write_str(f->outside, "secret", "outside secret");
 	sbt_write_str(f->root, "a/b/file", "inside");
 	sbt_write_str(f->root, "top", "top file");
-	link_at(f->root, "abs", f->outside);             /* absolute symlink */
-	link_at(f->root, "abs_file", "/etc/hostname");   /* absolute, to a file */
-	link_at(f->root, "up", "../outside");            /* relative, climbing out */
+	link_at(f->root, "abs", f->outside);           /* absolute symlink */
+	link_at(f->root, "abs_file", "/etc/hostname"); /* absolute, to a file */
+	link_at(f->root, "up", "../outside");          /* relative, climbing out */
 	link_at(f->root, "a/b/deep_up", "../../../outside/secret");
-	link_at(f->root, "chain1", "chain2");            /* a chain that ends outside */
+	link_at(f->root, "chain1", "chain2"); /* a chain that ends outside */
 	link_at(f->root, "chain2", "a/../../outside");
-	link_at(f->root, "in", "a/b");                   /* in-tree, to a directory */
-	link_at(f->root, "in_chain", "in");              /* in-tree chain */
-	link_at(f->root, "a/b/sibling", "../../top");    /* in-tree, via .. */
+	link_at(f->root, "in", "a/b");                /* in-tree, to a directory */
+	link_at(f->root, "in_chain", "in");           /* in-tree chain */
+	link_at(f->root, "a/b/sibling", "../../top"); /* in-tree, via .. */
 	link_at(f->root, "loop", "loop");
 	link_at(f->root, "dangling", "a/new_target");
 	f->rootfd = open(f->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -118,7 +118,7 @@ static void expect_read(int rootfd, const char *rel, const char *want)
 }
 
 static void expect_open_fails(int rootfd, const char *rel, int flags, unsigned sbflags,
-			      sb_errcode code)
+                              sb_errcode code)
 {
 	int fd = 12345;
 	expect_code(sb_fs_open_beneath(rootfd, rel, flags, 0644, sbflags, &fd), code, rel);
@@ -156,15 +156,15 @@ static void open_beneath_battery(bool fallback)
 	expect_open_fails(f.rootfd, "chain1/secret", O_RDONLY, 0, SB_E_ESCAPE);
 
 	/* creation: inside works, through an escaping link is refused and writes nothing */
-	SB_ASSERT_OK(sb_fs_open_beneath(f.rootfd, "a/created", O_WRONLY | O_CREAT | O_EXCL, 0600,
-					0, &fd));
+	SB_ASSERT_OK(
+	    sb_fs_open_beneath(f.rootfd, "a/created", O_WRONLY | O_CREAT | O_EXCL, 0600, 0, &fd));
 	assert_int_equal(write(fd, "c", 1), 1);
 	close(fd);
 	expect_read(f.rootfd, "a/created", "c");
 	expect_open_fails(f.rootfd, "up/pwned", O_WRONLY | O_CREAT, 0, SB_E_ESCAPE);
 	expect_open_fails(f.rootfd, "abs/pwned", O_WRONLY | O_CREAT, SB_OPEN_MKDIRS, SB_E_ESCAPE);
 	expect_open_fails(f.rootfd, "up/x/y/pwned", O_WRONLY | O_CREAT, SB_OPEN_MKDIRS,
-			  SB_E_ESCAPE);
+	                  SB_E_ESCAPE);
 	char *pwned = sbt_path(f.outside, "pwned");
 	assert_int_equal(access(pwned, F_OK), -1);
 	free(pwned);
@@ -181,10 +181,10 @@ static void open_beneath_battery(bool fallback)
 	/* SB_OPEN_MKDIRS makes the missing parents, also below an in-tree link */
 	expect_open_fails(f.rootfd, "m/n/o/file", O_WRONLY | O_CREAT, 0, SB_E_NOTFOUND);
 	SB_ASSERT_OK(sb_fs_open_beneath(f.rootfd, "m/n/o/file", O_WRONLY | O_CREAT, 0600,
-					SB_OPEN_MKDIRS, &fd));
+	                                SB_OPEN_MKDIRS, &fd));
 	close(fd);
-	SB_ASSERT_OK(sb_fs_open_beneath(f.rootfd, "in/p/q", O_WRONLY | O_CREAT, 0600,
-					SB_OPEN_MKDIRS, &fd));
+	SB_ASSERT_OK(
+	    sb_fs_open_beneath(f.rootfd, "in/p/q", O_WRONLY | O_CREAT, 0600, SB_OPEN_MKDIRS, &fd));
 	close(fd);
 	char *q = sbt_read(f.root, "a/b/p/q", NULL);
 	assert_non_null(q);
@@ -250,10 +250,10 @@ static void fallback_refuses_long_symlink_chains(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(check_relative_accepts_plain_and_rejects_the_rest),
-		cmocka_unit_test(open_beneath_with_openat2),
-		cmocka_unit_test(open_beneath_with_the_fallback_resolver),
-		cmocka_unit_test(fallback_refuses_long_symlink_chains),
+	    cmocka_unit_test(check_relative_accepts_plain_and_rejects_the_rest),
+	    cmocka_unit_test(open_beneath_with_openat2),
+	    cmocka_unit_test(open_beneath_with_the_fallback_resolver),
+	    cmocka_unit_test(fallback_refuses_long_symlink_chains),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

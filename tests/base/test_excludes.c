@@ -94,8 +94,8 @@ static void check_user_accepts_plain_paths_only(void **state)
 	(void)state;
 	SB_ASSERT_OK(sb_excludes_check_user("node_modules"));
 	SB_ASSERT_OK(sb_excludes_check_user("web/.cache"));
-	const char *bad[] = {"",     "/abs",  "../x", "a/../b", "./a", "a/./b",
-			     "a//b", "a/",    "*.log", "a?",    "[ab]", "a\\b"};
+	const char *bad[] = {"",     "/abs", "../x",  "a/../b", "./a",  "a/./b",
+	                     "a//b", "a/",   "*.log", "a?",     "[ab]", "a\\b"};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		sb_err *err = sb_excludes_check_user(bad[i]);
 		if (!err)
@@ -112,11 +112,11 @@ static void check_user_accepts_plain_paths_only(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(any_depth_forms_match_the_segment_anywhere),
-		cmocka_unit_test(under_form_matches_only_below),
-		cmocka_unit_test(other_patterns_are_literal_prefixes_without_globbing),
-		cmocka_unit_test(add_dir_adds_four_forms_once),
-		cmocka_unit_test(check_user_accepts_plain_paths_only),
+	    cmocka_unit_test(any_depth_forms_match_the_segment_anywhere),
+	    cmocka_unit_test(under_form_matches_only_below),
+	    cmocka_unit_test(other_patterns_are_literal_prefixes_without_globbing),
+	    cmocka_unit_test(add_dir_adds_four_forms_once),
+	    cmocka_unit_test(check_user_accepts_plain_paths_only),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -51,7 +51,7 @@ static void write_atomic_replaces_content_with_exact_mode(void **state)
 	char *got = sbt_read(dir, "config.json", NULL);
 	assert_string_equal(got, "new content");
 	assert_int_equal(mode_of(path) & 07777, 0640); /* exact, not filtered by the umask */
-	assert_int_equal(count_entries(dir), 1);         /* no temp file left */
+	assert_int_equal(count_entries(dir), 1);       /* no temp file left */
 	SB_ASSERT_OK(sb_fs_write_atomic(path, "", 0, 0600));
 	free(got);
 	got = sbt_read(dir, "config.json", NULL);
@@ -124,6 +124,10 @@ static void atomic_stream_abort_leaves_target_untouched(void **state)
 	assert_string_equal(got, "streamed");
 	free(got);
 	sb_atomic_abort(&af); /* harmless after commit */
+	bool fd0_open = fcntl(0, F_GETFD) != -1;
+	sb_atomic_file zeroed = {0};
+	sb_atomic_abort(&zeroed); /* and on a never-opened struct: fd 0 is left alone */
+	assert_int_equal(fcntl(0, F_GETFD) != -1, fd0_open);
 	assert_int_equal(count_entries(dir), 1);
 	free(path);
 	sbt_rmtree(dir);
@@ -296,15 +300,15 @@ static void mkdtemp_is_private_unique_and_honours_tmpdir(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(write_atomic_replaces_content_with_exact_mode),
-		cmocka_unit_test(write_atomic_failed_rename_keeps_old_and_no_temp),
-		cmocka_unit_test(write_atomic_rejects_bad_paths),
-		cmocka_unit_test(atomic_stream_abort_leaves_target_untouched),
-		cmocka_unit_test(mkdir_p_creates_nested_and_accepts_existing),
-		cmocka_unit_test(rm_rf_removes_tree_without_following_symlinks),
-		cmocka_unit_test(copy_file_copies_bytes_never_links),
-		cmocka_unit_test(copy_file_refuses_links_fifos_and_missing),
-		cmocka_unit_test(mkdtemp_is_private_unique_and_honours_tmpdir),
+	    cmocka_unit_test(write_atomic_replaces_content_with_exact_mode),
+	    cmocka_unit_test(write_atomic_failed_rename_keeps_old_and_no_temp),
+	    cmocka_unit_test(write_atomic_rejects_bad_paths),
+	    cmocka_unit_test(atomic_stream_abort_leaves_target_untouched),
+	    cmocka_unit_test(mkdir_p_creates_nested_and_accepts_existing),
+	    cmocka_unit_test(rm_rf_removes_tree_without_following_symlinks),
+	    cmocka_unit_test(copy_file_copies_bytes_never_links),
+	    cmocka_unit_test(copy_file_refuses_links_fifos_and_missing),
+	    cmocka_unit_test(mkdtemp_is_private_unique_and_honours_tmpdir),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

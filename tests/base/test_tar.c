@@ -26,7 +26,7 @@ static void expect_code(sb_err *err, sb_errcode code, const char *what)
 	}
 	if (err->code != code)
 		print_error("%s: expected %s, got %s: %s\n", what, sb_errcode_name(code),
-			    sb_errcode_name(err->code), err->msg);
+		            sb_errcode_name(err->code), err->msg);
 	assert_int_equal(err->code, code);
 	sb_err_free(err);
 }
@@ -62,7 +62,10 @@ static int listing_cb(const sb_walk_entry *e, void *ud, sb_err **err)
 {
 	struct listing *l = ud;
 	(void)err;
-	const char *t = e->type == SB_FT_FILE ? "F" : e->type == SB_FT_DIR ? "D" : e->type == SB_FT_SYMLINK ? "L" : "O";
+	const char *t = e->type == SB_FT_FILE      ? "F"
+	                : e->type == SB_FT_DIR     ? "D"
+	                : e->type == SB_FT_SYMLINK ? "L"
+	                                           : "O";
 	sb_buf_appendf(&l->out, "%s ", t);
 	sb_shell_quote(&l->out, e->relpath);
 	sb_buf_appendf(&l->out, " %o", (unsigned)(e->mode & 07777));
@@ -155,7 +158,12 @@ static void fill_tree(const char *src)
 	sbt_write_str(src, "with space/and 'single' \"double\" quotes.txt", "quoted");
 	sbt_write_str(src, "new\nline", "newline in the name");
 	sbt_write_str(src, "not-utf8-\xff\xfe", "raw bytes in the name");
-	sbt_write_str(src, "\xc3\xbc" "n\xc3\xaf" "c\xc3\xb8" "d\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac.md", "unicode");
+	sbt_write_str(src,
+	              "\xc3\xbc"
+	              "n\xc3\xaf"
+	              "c\xc3\xb8"
+	              "d\xc3\xa9/\xe6\x97\xa5\xe6\x9c\xac.md",
+	              "unicode");
 	sbt_write(src, "bin/run.sh", "#!/bin/sh\necho hi\n", 18, 0755);
 	sbt_write(src, "private", "secret", 6, 0600);
 	sbt_write(src, "zero", "", 0, 0644);
@@ -329,9 +337,9 @@ static void skips_appledouble_and_excludes_at_any_depth(void **state)
 	for (size_t i = 1; names[i]; i++)
 		sb_buf_appendf(&all, "%s|", names[i]);
 	assert_string_equal(sb_buf_cstr(&all),
-			    "a/|a/.paperclip-runtime/|a/.paperclip-runtime/state|d/|d/e/|d/e/f.txt|"
-			    "keep.txt|web/|web/app/|web/app/node_modules_not/|"
-			    "web/app/node_modules_not/x|");
+	                    "a/|a/.paperclip-runtime/|a/.paperclip-runtime/state|d/|d/e/|d/e/f.txt|"
+	                    "keep.txt|web/|web/app/|web/app/node_modules_not/|"
+	                    "web/app/node_modules_not/x|");
 	sb_buf_deinit(&all);
 	sb_strv_free(names);
 	SB_ASSERT_OK(extract_from(fd, dst, NULL));
@@ -415,7 +423,7 @@ static void interoperates_with_gnu_tar(void **state)
 
 struct member {
 	const char *name;
-	unsigned type; /* AE_IFREG, AE_IFDIR, AE_IFLNK, AE_IFIFO, AE_IFCHR; 0 = hard link */
+	unsigned type;    /* AE_IFREG, AE_IFDIR, AE_IFLNK, AE_IFIFO, AE_IFCHR; 0 = hard link */
 	const char *data; /* file content, symlink or hard link target */
 };
 
@@ -503,28 +511,25 @@ static void extract_refuses_hostile_members(void **state)
 	const struct member abs_etc[] = {{"/etc/sandbar-test-evil", AE_IFREG, "x"}};
 	expect_refused(abs_etc, 1, SB_E_ESCAPE, "/etc member");
 	const struct member via_rel_link[] = {{"l", AE_IFLNK, "../outside"},
-					      {"l/evil", AE_IFREG, "x"}};
+	                                      {"l/evil", AE_IFREG, "x"}};
 	expect_refused(via_rel_link, 2, SB_E_ESCAPE, "write through a climbing symlink");
 	const struct member via_dotdot_link[] = {{"l", AE_IFLNK, ".."},
-						 {"l/outside/evil", AE_IFREG, "x"}};
+	                                         {"l/outside/evil", AE_IFREG, "x"}};
 	expect_refused(via_dotdot_link, 2, SB_E_ESCAPE, "write through a '..' symlink");
-	const struct member via_in_tree_link[] = {{"sub/", AE_IFDIR, NULL},
-						  {"l", AE_IFLNK, "sub"},
-						  {"l/evil", AE_IFREG, "x"}};
+	const struct member via_in_tree_link[] = {
+	    {"sub/", AE_IFDIR, NULL}, {"l", AE_IFLNK, "sub"}, {"l/evil", AE_IFREG, "x"}};
 	expect_refused(via_in_tree_link, 3, SB_E_ESCAPE, "write through an in-tree symlink");
-	const struct member link_chain[] = {{"l1", AE_IFLNK, "l2"},
-					    {"l2", AE_IFLNK, "../outside"},
-					    {"l1/evil", AE_IFREG, "x"}};
+	const struct member link_chain[] = {
+	    {"l1", AE_IFLNK, "l2"}, {"l2", AE_IFLNK, "../outside"}, {"l1/evil", AE_IFREG, "x"}};
 	expect_refused(link_chain, 3, SB_E_ESCAPE, "write through a symlink chain");
 	const struct member dir_over_link[] = {{"l", AE_IFLNK, "../outside"},
-					       {"l/sub/", AE_IFDIR, NULL}};
+	                                       {"l/sub/", AE_IFDIR, NULL}};
 	expect_refused(dir_over_link, 2, SB_E_ESCAPE, "directory through a symlink");
 	const struct member hard_abs[] = {{"h", 0, "/etc/passwd"}};
 	expect_refused(hard_abs, 1, SB_E_ESCAPE, "hard link to an absolute path");
 	const struct member hard_out[] = {{"h", 0, "../outside/secret"}};
 	expect_refused(hard_out, 1, SB_E_ESCAPE, "hard link climbing out");
-	const struct member hard_via_link[] = {{"l", AE_IFLNK, "../outside"},
-					       {"h", 0, "l/secret"}};
+	const struct member hard_via_link[] = {{"l", AE_IFLNK, "../outside"}, {"h", 0, "l/secret"}};
 	expect_refused(hard_via_link, 2, SB_E_ESCAPE, "hard link through a symlink");
 }
 
@@ -538,7 +543,7 @@ static void extract_refuses_absolute_members(void **state)
 	const struct member abs_file[] = {{evil, AE_IFREG, "x"}};
 	const struct member abs_dir[] = {{h.outside, AE_IFDIR, NULL}};
 	const struct member abs_link_then_write[] = {{"l", AE_IFLNK, h.outside},
-						     {"l/evil", AE_IFREG, "x"}};
+	                                             {"l/evil", AE_IFREG, "x"}};
 	const struct member abs_hard[] = {{"h", 0, secret}};
 	const struct {
 		const struct member *m;
@@ -586,9 +591,8 @@ static void extract_replaces_existing_entries(void **state)
 	free(secret);
 	mkdir_at(h.dst, "z", 0755);
 	sbt_write_str(h.dst, "full/keep", "k");
-	const struct member m[] = {{"x", AE_IFREG, "new x"},
-				   {"y", AE_IFREG, "new y"},
-				   {"z", AE_IFREG, "new z"}};
+	const struct member m[] = {
+	    {"x", AE_IFREG, "new x"}, {"y", AE_IFREG, "new y"}, {"z", AE_IFREG, "new z"}};
 	int fd = build_archive(m, 3);
 	SB_ASSERT_OK(extract_from(fd, h.dst, NULL));
 	close(fd);
@@ -615,19 +619,16 @@ static void extract_turns_hard_links_into_copies_and_skips_devices(void **state)
 	(void)state;
 	struct hostile h;
 	hostile_up(&h);
-	const struct member m[] = {{"./", AE_IFDIR, NULL},
-				   {"./f", AE_IFREG, "shared"},
-				   {"./h", 0, "./f"},
-				   {"./fifo", AE_IFIFO, NULL},
-				   {"./null", AE_IFCHR, NULL},
-				   {"./after", AE_IFREG, "after"}};
+	const struct member m[] = {{"./", AE_IFDIR, NULL},     {"./f", AE_IFREG, "shared"},
+	                           {"./h", 0, "./f"},          {"./fifo", AE_IFIFO, NULL},
+	                           {"./null", AE_IFCHR, NULL}, {"./after", AE_IFREG, "after"}};
 	int fd = build_archive(m, 6);
 	SB_ASSERT_OK(extract_from(fd, h.dst, NULL));
 	close(fd);
 	char *listing = tree_listing(h.dst, false);
 	assert_string_equal(listing, "F 'after' 644 5 f39592393ef0859c\n"
-				     "F 'f' 644 6 a4d26868017c0ccf\n"
-				     "F 'h' 644 6 a4d26868017c0ccf\n");
+	                             "F 'f' 644 6 a4d26868017c0ccf\n"
+	                             "F 'h' 644 6 a4d26868017c0ccf\n");
 	free(listing);
 	char *f = sbt_path(h.dst, "f"), *hl = sbt_path(h.dst, "h");
 	struct stat s1, s2;
@@ -698,20 +699,20 @@ static void create_reports_missing_dir_and_write_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(round_trip_keeps_names_modes_links_and_empties),
-		cmocka_unit_test(round_trip_through_a_pipe),
-		cmocka_unit_test(members_are_sorted_relative_and_never_dot),
-		cmocka_unit_test(empty_selection_is_exactly_1024_zero_bytes),
-		cmocka_unit_test(skips_appledouble_and_excludes_at_any_depth),
-		cmocka_unit_test(follow_symlinks_archives_what_links_point_to),
-		cmocka_unit_test(interoperates_with_gnu_tar),
-		cmocka_unit_test(extract_refuses_hostile_members),
-		cmocka_unit_test(extract_refuses_absolute_members),
-		cmocka_unit_test(extract_refuses_writing_through_existing_symlinks),
-		cmocka_unit_test(extract_replaces_existing_entries),
-		cmocka_unit_test(extract_turns_hard_links_into_copies_and_skips_devices),
-		cmocka_unit_test(extract_rejects_garbage_truncation_and_empty_input),
-		cmocka_unit_test(create_reports_missing_dir_and_write_errors),
+	    cmocka_unit_test(round_trip_keeps_names_modes_links_and_empties),
+	    cmocka_unit_test(round_trip_through_a_pipe),
+	    cmocka_unit_test(members_are_sorted_relative_and_never_dot),
+	    cmocka_unit_test(empty_selection_is_exactly_1024_zero_bytes),
+	    cmocka_unit_test(skips_appledouble_and_excludes_at_any_depth),
+	    cmocka_unit_test(follow_symlinks_archives_what_links_point_to),
+	    cmocka_unit_test(interoperates_with_gnu_tar),
+	    cmocka_unit_test(extract_refuses_hostile_members),
+	    cmocka_unit_test(extract_refuses_absolute_members),
+	    cmocka_unit_test(extract_refuses_writing_through_existing_symlinks),
+	    cmocka_unit_test(extract_replaces_existing_entries),
+	    cmocka_unit_test(extract_turns_hard_links_into_copies_and_skips_devices),
+	    cmocka_unit_test(extract_rejects_garbage_truncation_and_empty_input),
+	    cmocka_unit_test(create_reports_missing_dir_and_write_errors),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

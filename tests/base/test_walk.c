@@ -20,10 +20,14 @@ struct collect {
 static const char *type_name(sb_ftype t)
 {
 	switch (t) {
-	case SB_FT_FILE: return "F";
-	case SB_FT_DIR: return "D";
-	case SB_FT_SYMLINK: return "L";
-	case SB_FT_OTHER: return "O";
+	case SB_FT_FILE:
+		return "F";
+	case SB_FT_DIR:
+		return "D";
+	case SB_FT_SYMLINK:
+		return "L";
+	case SB_FT_OTHER:
+		return "O";
 	}
 	return "?";
 }
@@ -34,7 +38,7 @@ static int collect_cb(const sb_walk_entry *e, void *ud, sb_err **err)
 	sb_buf_appendf(&c->out, "%s %s", type_name(e->type), e->relpath);
 	if (e->type == SB_FT_FILE)
 		sb_buf_appendf(&c->out, " %llu %o", (unsigned long long)e->size,
-			       (unsigned)(e->mode & 07777));
+		               (unsigned)(e->mode & 07777));
 	sb_buf_appendc(&c->out, '\n');
 	/* the entry's directory fd is usable during the callback */
 	struct stat st;
@@ -75,14 +79,14 @@ static void walk_is_sorted_parents_first(void **state)
 	SB_ASSERT_OK(sb_fs_walk(dir, collect_cb, &c));
 	/* strcmp order per directory ("B" < "a" < "a.txt" < "b"), depth first */
 	assert_string_equal(sb_buf_cstr(&c.out), "F B 5 644\n"
-						 "D a\n"
-						 "D a/empty\n"
-						 "F a/x 4 755\n"
-						 "D a/y\n"
-						 "F a/y/f 1 644\n"
-						 "F a.txt 1 644\n"
-						 "D b\n"
-						 "F b/z 2 644\n");
+	                                         "D a\n"
+	                                         "D a/empty\n"
+	                                         "F a/x 4 755\n"
+	                                         "D a/y\n"
+	                                         "F a/y/f 1 644\n"
+	                                         "F a.txt 1 644\n"
+	                                         "D b\n"
+	                                         "F b/z 2 644\n");
 	assert_int_equal(c.dirfd_checks, 9);
 	sb_buf_deinit(&c.out);
 	sbt_rmtree(dir);
@@ -110,11 +114,11 @@ static void walk_never_follows_symlinks_and_reports_fifos_as_other(void **state)
 	struct collect c = {.out = SB_BUF_INIT};
 	SB_ASSERT_OK(sb_fs_walk(dir, collect_cb, &c));
 	assert_string_equal(sb_buf_cstr(&c.out), "D d\n"
-						 "F d/f 1 644\n"
-						 "L dangling\n"
-						 "L in\n"
-						 "L out\n"
-						 "O pipe\n");
+	                                         "F d/f 1 644\n"
+	                                         "L dangling\n"
+	                                         "L in\n"
+	                                         "L out\n"
+	                                         "O pipe\n");
 	sb_buf_deinit(&c.out);
 	sbt_rmtree(dir);
 	sbt_rmtree(outside);
@@ -126,7 +130,8 @@ static void walk_skip_and_stop(void **state)
 	char *dir = make_tree();
 	struct collect c = {.out = SB_BUF_INIT, .skip = "a"};
 	SB_ASSERT_OK(sb_fs_walk(dir, collect_cb, &c));
-	assert_string_equal(sb_buf_cstr(&c.out), "F B 5 644\nD a\nF a.txt 1 644\nD b\nF b/z 2 644\n");
+	assert_string_equal(sb_buf_cstr(&c.out),
+	                    "F B 5 644\nD a\nF a.txt 1 644\nD b\nF b/z 2 644\n");
 	sb_buf_clear(&c.out);
 	c.skip = NULL;
 	c.stop = "a/x";
@@ -180,10 +185,10 @@ static void walk_fails_on_missing_or_unreadable_root(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(walk_is_sorted_parents_first),
-		cmocka_unit_test(walk_never_follows_symlinks_and_reports_fifos_as_other),
-		cmocka_unit_test(walk_skip_and_stop),
-		cmocka_unit_test(walk_fails_on_missing_or_unreadable_root),
+	    cmocka_unit_test(walk_is_sorted_parents_first),
+	    cmocka_unit_test(walk_never_follows_symlinks_and_reports_fifos_as_other),
+	    cmocka_unit_test(walk_skip_and_stop),
+	    cmocka_unit_test(walk_fails_on_missing_or_unreadable_root),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
