@@ -43,6 +43,8 @@ struct sbs_req {
 	uint64_t body_size;
 	hdr *hdrs;
 	size_t nhdrs;
+	void (*done_fn)(void *ud);
+	void *done_ud;
 	unsigned status;
 	atomic_uint_fast64_t bytes_out;
 	int64_t start_ns;
@@ -83,6 +85,8 @@ static void req_unref(sbs_req *r)
 {
 	if (atomic_fetch_sub(&r->refs, 1) != 1)
 		return;
+	if (r->done_fn)
+		r->done_fn(r->done_ud);
 	access_log(r);
 	free(r->raw_target);
 	free(r->method);
@@ -224,6 +228,14 @@ const char *sbs_req_auth_id(sbs_req *r)
 void sbs_req_set_lease(sbs_req *r, const char *lease_id)
 {
 	snprintf(r->lease, sizeof r->lease, "%s", lease_id ? lease_id : "");
+}
+
+void sbs_req_on_done(sbs_req *r, void (*fn)(void *ud), void *ud)
+{
+	if (r->done_fn) /* one slot is all the routes need; never lose a cleanup */
+		r->done_fn(r->done_ud);
+	r->done_fn = fn;
+	r->done_ud = ud;
 }
 
 void sbs_req_add_header(sbs_req *r, const char *name, const char *value)

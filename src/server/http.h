@@ -112,6 +112,10 @@ int sbs_req_body_fd(sbs_req *r, uint64_t *size);
 const char *sbs_req_auth_id(sbs_req *r);
 /* Lease id for the access log. */
 void sbs_req_set_lease(sbs_req *r, const char *lease_id);
+/* Run fn(ud) once the request is over (reply sent or connection gone), on the connection's
+ * thread: for cleanup that is slow and need not delay the reply (closing an exec handle closes
+ * an inotify fd, which can take milliseconds). */
+void sbs_req_on_done(sbs_req *r, void (*fn)(void *ud), void *ud);
 /* Add a header to the reply that will be queued. */
 void sbs_req_add_header(sbs_req *r, const char *name, const char *value);
 

@@ -447,6 +447,11 @@ static void reply_exec_json(sbs_req *r, sbs_exec *x)
 	sbs_reply_json(r, 200, j);
 }
 
+static void exec_free_cb(void *ud)
+{
+	sbs_exec_free(ud);
+}
+
 static void h_exec(sbs_req *r, void *ud)
 {
 	(void)ud;
@@ -489,7 +494,7 @@ static void h_exec(sbs_req *r, void *ud)
 		return;
 	}
 	reply_exec_json(r, x);
-	sbs_exec_free(x);
+	sbs_req_on_done(r, exec_free_cb, x);
 }
 
 static sbs_exec *exec_or_reply(sbs_req *r)
