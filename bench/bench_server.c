@@ -37,7 +37,7 @@ static size_t sink(char *p, size_t sz, size_t nm, void *ud)
 
 /* One request on a reused handle (keep-alive). Returns the status. */
 static long request(CURL *c, const char *method, const char *target, const char *body,
-		    const char *accept, bool hmac, sb_buf *out)
+                    const char *accept, bool hmac, sb_buf *out)
 {
 	char url[512];
 	snprintf(url, sizeof url, "http://localhost%s", target);
@@ -65,7 +65,7 @@ static long request(CURL *c, const char *method, const char *target, const char 
 		sb_sha256_hex(body ? body : "", body ? strlen(body) : 0, digest);
 		sb_hmac_headers hh;
 		sb_err *err = sb_hmac_sign_request(KEY, SECRET, strlen(SECRET), method, target,
-						   "localhost", digest, 0, NULL, &hh);
+		                                   "localhost", digest, 0, NULL, &hh);
 		if (err) {
 			fprintf(stderr, "%s\n", err->msg);
 			exit(1);
@@ -133,7 +133,8 @@ int main(void)
 	char *state = sb_strfmt("%s/state", dir);
 	char *keys = sb_strfmt("%s/keys", dir);
 	g_sock = sb_strfmt("%s/sock", dir);
-	sb_err *err = sb_fs_write_atomic(keys, KEY " " SECRET "\n", strlen(KEY " " SECRET "\n"), 0600);
+	sb_err *err =
+	    sb_fs_write_atomic(keys, KEY " " SECRET "\n", strlen(KEY " " SECRET "\n"), 0600);
 	int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
 	sb_log_set_fd(devnull); /* the access log is formatted, just not kept */
 	sb_server_config cfg;
@@ -167,7 +168,7 @@ int main(void)
 
 	sb_buf_clear(&out);
 	long st = request(c, "POST", "/v1/leases", "{\"acquisition_id\":\"bench-warm\"}", NULL,
-			  false, &out);
+	                  false, &out);
 	if (st != 200) {
 		printf("# bench_server: sandboxes unavailable here (%ld): %s\n", st,
 		       sb_buf_cstr(&out));
@@ -211,7 +212,8 @@ int main(void)
 		ss[i] = sbb_now() - a;
 		bs[i] = spawn_true();
 	}
-	double jm = sbb_median(js, N_EXEC), sm = sbb_median(ss, N_EXEC), bm = sbb_median(bs, N_EXEC);
+	double jm = sbb_median(js, N_EXEC), sm = sbb_median(ss, N_EXEC),
+	       bm = sbb_median(bs, N_EXEC);
 
 	/* The sandbox layer alone, to separate the HTTP cost from the sandbox cost. */
 	sb_sandbox_config sc;
@@ -280,7 +282,8 @@ int main(void)
 	json_t *l;
 	json_array_foreach(json_object_get(j, "leases"), i, l)
 	{
-		char *t = sb_strfmt("/v1/leases/%s?force=1", json_string_value(json_object_get(l, "id")));
+		char *t =
+		    sb_strfmt("/v1/leases/%s?force=1", json_string_value(json_object_get(l, "id")));
 		sb_buf_clear(&out);
 		request(c, "DELETE", t, NULL, NULL, false, &out);
 		free(t);

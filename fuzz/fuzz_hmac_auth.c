@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char *target = sb_xstrndup(nl + 1, size - alen - 1);
 		sb_buf out = SB_BUF_INIT;
 		err = sb_hmac_canonical_request("GET", target, "h", "1", "nonce-0123456789ab",
-						SB_SHA256_EMPTY_HEX, &out);
+		                                SB_SHA256_EMPTY_HEX, &out);
 		if (!err && memchr(out.data, '\0', out.len))
 			abort(); /* decoded NULs must never reach the canonical string */
 		sb_err_free(err);

@@ -21,16 +21,16 @@ static sbs_router *table(void)
 		return rt;
 	rt = sbs_router_new();
 	const char *pats[] = {
-		"/v1/health",
-		"/metrics",
-		"/v1/leases",
-		"/v1/leases/{id}",
-		"/v1/leases/{id}/renew",
-		"/v1/leases/{id}/exec",
-		"/v1/leases/{id}/execs/{exec_id}",
-		"/v1/leases/{id}/execs/{exec_id}/output",
-		"/v1/leases/{id}/files/{path...}",
-		"/v1/leases/{id}/workspace",
+	    "/v1/health",
+	    "/metrics",
+	    "/v1/leases",
+	    "/v1/leases/{id}",
+	    "/v1/leases/{id}/renew",
+	    "/v1/leases/{id}/exec",
+	    "/v1/leases/{id}/execs/{exec_id}",
+	    "/v1/leases/{id}/execs/{exec_id}/output",
+	    "/v1/leases/{id}/files/{path...}",
+	    "/v1/leases/{id}/workspace",
 	};
 	for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++)
 		sbs_router_add(rt, "GET", pats[i], 0, noop, NULL);

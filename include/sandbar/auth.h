@@ -23,10 +23,10 @@ extern "C" {
 #endif
 
 #define SB_HMAC_SCHEME "SANDBAR-HMAC-SHA256"
-#define SB_HMAC_SKEW_S 300          /* accepted clock skew either way, seconds */
+#define SB_HMAC_SKEW_S 300 /* accepted clock skew either way, seconds */
 #define SB_HMAC_NONCE_MIN 16
 #define SB_HMAC_NONCE_MAX 128
-#define SB_HMAC_KEY_ID_MAX 64       /* key ids: [A-Za-z0-9_.-]{1,64} */
+#define SB_HMAC_KEY_ID_MAX 64           /* key ids: [A-Za-z0-9_.-]{1,64} */
 #define SB_HMAC_CANON_MAX (64u * 1024u) /* bound on path + query in a canonical string */
 /* SHA-256 of the empty body, for requests without one. */
 #define SB_SHA256_EMPTY_HEX "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -46,24 +46,24 @@ sb_err *sb_hmac_canonical_path(const char *raw_path, size_t len, sb_buf *out);
 /* Canonical query of a raw query string (the part after '?', without it; may be empty). */
 sb_err *sb_hmac_canonical_query(const char *raw_query, size_t len, sb_buf *out);
 /* The whole canonical string. path_and_query is the request target as sent ("/v1/x?a=b"). */
-sb_err *sb_hmac_canonical_request(const char *method, const char *path_and_query,
-				  const char *host, const char *timestamp, const char *nonce,
-				  const char *body_sha256_hex, sb_buf *out);
+sb_err *sb_hmac_canonical_request(const char *method, const char *path_and_query, const char *host,
+                                  const char *timestamp, const char *nonce,
+                                  const char *body_sha256_hex, sb_buf *out);
 
 /* Sign a request: fills the four headers. body_sha256_hex NULL = the empty body; unix_s 0 = now;
  * nonce NULL = 32 random hex characters. secret is the raw key bytes (the second word of a
  * line of the daemon's --hmac-keys file). */
 sb_err *sb_hmac_sign_request(const char *key_id, const void *secret, size_t secret_len,
-			     const char *method, const char *path_and_query, const char *host,
-			     const char *body_sha256_hex, int64_t unix_s, const char *nonce,
-			     sb_hmac_headers *out);
+                             const char *method, const char *path_and_query, const char *host,
+                             const char *body_sha256_hex, int64_t unix_s, const char *nonce,
+                             sb_hmac_headers *out);
 
 /* Parse an Authorization header value of the SANDBAR-HMAC-SHA256 scheme: the scheme word
  * (case-insensitive), then "key=<id>" and "signature=<64 hex>" separated by ',' and optional
  * spaces, in any order, each exactly once. key_id receives a NUL-terminated copy. */
 sb_err *sb_hmac_parse_authorization(const char *value, size_t len,
-				    char key_id[SB_HMAC_KEY_ID_MAX + 1],
-				    unsigned char signature[SB_SHA256_LEN]);
+                                    char key_id[SB_HMAC_KEY_ID_MAX + 1],
+                                    unsigned char signature[SB_SHA256_LEN]);
 
 /* Key ring: "key-id secret" lines (blank lines and '#' comments ignored). */
 typedef struct sb_hmac_key {

@@ -18,15 +18,15 @@ extern "C" {
 
 /* Bounds; 0 in the config = these defaults. */
 #define SB_SERVER_MAX_CONNECTIONS_DEFAULT 1024
-#define SB_SERVER_MAX_HEADER_BYTES_DEFAULT (32u * 1024u)    /* request line + headers */
-#define SB_SERVER_MAX_JSON_BYTES_DEFAULT (1u << 20)         /* JSON request bodies */
+#define SB_SERVER_MAX_HEADER_BYTES_DEFAULT (32u * 1024u) /* request line + headers */
+#define SB_SERVER_MAX_JSON_BYTES_DEFAULT (1u << 20)      /* JSON request bodies */
 #define SB_SERVER_MAX_JSON_DEPTH_DEFAULT 32
-#define SB_SERVER_MAX_UPLOAD_BYTES_DEFAULT (4ull << 30)     /* files and workspace uploads */
-#define SB_SERVER_OUTPUT_CAP_DEFAULT SB_OUTPUT_CAP_DEFAULT  /* JSON exec result, per stream */
-#define SB_SERVER_KEEPALIVE_MS_DEFAULT 15000                /* SSE ": keepalive" interval */
-#define SB_SERVER_REAP_MS_DEFAULT 1000                      /* reaper period */
-#define SB_SERVER_DRAIN_MS_DEFAULT 10000                    /* SIGTERM: wait for requests */
-#define SB_SERVER_NONCE_CACHE_DEFAULT 200000                /* remembered HMAC nonces */
+#define SB_SERVER_MAX_UPLOAD_BYTES_DEFAULT (4ull << 30)    /* files and workspace uploads */
+#define SB_SERVER_OUTPUT_CAP_DEFAULT SB_OUTPUT_CAP_DEFAULT /* JSON exec result, per stream */
+#define SB_SERVER_KEEPALIVE_MS_DEFAULT 15000               /* SSE ": keepalive" interval */
+#define SB_SERVER_REAP_MS_DEFAULT 1000                     /* reaper period */
+#define SB_SERVER_DRAIN_MS_DEFAULT 10000                   /* SIGTERM: wait for requests */
+#define SB_SERVER_NONCE_CACHE_DEFAULT 200000               /* remembered HMAC nonces */
 
 typedef struct sb_server_limits {
 	unsigned max_connections;
@@ -43,21 +43,21 @@ typedef struct sb_server_limits {
 
 /* Strings are borrowed during sb_server_new (copied). Zero/NULL fields take defaults. */
 typedef struct sb_server_config {
-	const char *listen;       /* "HOST:PORT" ("[::1]:7469" for IPv6); NULL = default, unless
-				   * socket_path is set and listen_tcp is false */
-	bool listen_tcp;          /* set by sb_server_config_init; clear to serve only the socket */
-	const char *socket_path;  /* unix socket (mode 0660), NULL = none */
-	const char *state_dir;    /* NULL = $XDG_STATE_HOME/sandbar, /var/lib/sandbar for root */
-	const char *token;        /* bearer token; NULL = token_file, then env SANDBAR_TOKEN */
+	const char *listen;      /* "HOST:PORT" ("[::1]:7469" for IPv6); NULL = default, unless
+	                          * socket_path is set and listen_tcp is false */
+	bool listen_tcp;         /* set by sb_server_config_init; clear to serve only the socket */
+	const char *socket_path; /* unix socket (mode 0660), NULL = none */
+	const char *state_dir;   /* NULL = $XDG_STATE_HOME/sandbar, /var/lib/sandbar for root */
+	const char *token;       /* bearer token; NULL = token_file, then env SANDBAR_TOKEN */
 	const char *token_file;
 	const char *hmac_keys_file; /* "key-id secret" lines */
 	const char *expected_host;  /* pinned Host of HMAC-signed requests; NULL = any */
 	const char *tls_cert_file;  /* PEM; both or neither */
 	const char *tls_key_file;
 	sb_server_limits limits;
-	sb_sandbox_config sandbox;  /* state_dir is filled from ours */
-	const char *overlay_dir;    /* kept by PUT workspace; NULL = ".paperclip-runtime" */
-	bool access_log;            /* one JSON line per request on the log fd; default true */
+	sb_sandbox_config sandbox; /* state_dir is filled from ours */
+	const char *overlay_dir;   /* kept by PUT workspace; NULL = ".paperclip-runtime" */
+	bool access_log;           /* one JSON line per request on the log fd; default true */
 } sb_server_config;
 
 void sb_server_config_init(sb_server_config *cfg);

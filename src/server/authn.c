@@ -40,7 +40,8 @@ sbs_auth *sbs_auth_new(const sbs_auth_config *cfg)
 	}
 	if (cfg->keys) {
 		for (size_t i = 0; i < cfg->keys->n; i++) {
-			a->keys.keys = sb_xrealloc(a->keys.keys, (a->keys.n + 1) * sizeof(sb_hmac_key));
+			a->keys.keys =
+			    sb_xrealloc(a->keys.keys, (a->keys.n + 1) * sizeof(sb_hmac_key));
 			sb_hmac_key *k = &a->keys.keys[a->keys.n++];
 			*k = cfg->keys->keys[i];
 			k->secret = sb_xmemdup(cfg->keys->keys[i].secret, k->secret_len);
@@ -128,7 +129,7 @@ static void purge_locked(sbs_auth *a, int64_t now_s)
 
 /* Record key/nonce; SB_E_AUTH when seen inside the window, SB_E_BUSY when the cache is full. */
 static sb_err *nonce_record(sbs_auth *a, const char *key_id, const char *nonce, int64_t ts,
-			    int64_t now_s)
+                            int64_t now_s)
 {
 	char *k = sb_strfmt("%s\n%s", key_id, nonce);
 	size_t b = fnv1a(k) % a->nbuckets;
@@ -195,8 +196,8 @@ static bool hex_digest(const char *s, unsigned char out[SB_SHA256_LEN])
 }
 
 static sb_err *check_hmac(sbs_auth *a, const char *method, const char *raw_target,
-			  const char *authz, sbs_header_fn header, void *hud, int64_t now_s,
-			  sbs_auth_state *st)
+                          const char *authz, sbs_header_fn header, void *hud, int64_t now_s,
+                          sbs_auth_state *st)
 {
 	char key_id[SB_HMAC_KEY_ID_MAX + 1];
 	unsigned char sig[SB_SHA256_LEN];
@@ -212,7 +213,7 @@ static sb_err *check_hmac(sbs_auth *a, const char *method, const char *raw_targe
 	const char *digest = header(hud, "X-Sandbar-Content-SHA256");
 	if (!host || !ts || !nonce || !digest)
 		return sb_err_new(SB_E_AUTH, "signed requests need Host, X-Sandbar-Timestamp, "
-					     "X-Sandbar-Nonce and X-Sandbar-Content-SHA256");
+		                             "X-Sandbar-Nonce and X-Sandbar-Content-SHA256");
 	if (a->expected_host && strcasecmp(host, a->expected_host) != 0)
 		return sb_err_new(SB_E_AUTH, "Host does not match the pinned host");
 	int64_t t = 0;
@@ -223,10 +224,10 @@ static sb_err *check_hmac(sbs_auth *a, const char *method, const char *raw_targe
 	}
 	if (t < now_s - a->skew_s || t > now_s + a->skew_s)
 		return sb_err_new(SB_E_AUTH, "X-Sandbar-Timestamp outside the +-%llds window",
-				  (long long)a->skew_s);
+		                  (long long)a->skew_s);
 	if (!nonce_ok(nonce))
 		return sb_err_new(SB_E_AUTH, "X-Sandbar-Nonce must be %d..%d of [A-Za-z0-9_-]",
-				  SB_HMAC_NONCE_MIN, SB_HMAC_NONCE_MAX);
+		                  SB_HMAC_NONCE_MIN, SB_HMAC_NONCE_MAX);
 	if (!hex_digest(digest, st->body_sha256))
 		return sb_err_new(SB_E_AUTH, "X-Sandbar-Content-SHA256 is not a hex SHA-256");
 	sb_buf canon = SB_BUF_INIT;
@@ -250,12 +251,12 @@ static sb_err *check_hmac(sbs_auth *a, const char *method, const char *raw_targe
 }
 
 sb_err *sbs_auth_check_headers(sbs_auth *a, const char *method, const char *raw_target,
-			       sbs_header_fn header, void *hud, int64_t now_s, sbs_auth_state *st)
+                               sbs_header_fn header, void *hud, int64_t now_s, sbs_auth_state *st)
 {
 	memset(st, 0, sizeof *st);
 	if (sbs_auth_fail_closed(a))
 		return sb_err_new(SB_E_AUTH, "the daemon has no token and no HMAC keys configured: "
-					     "every request is refused");
+		                             "every request is refused");
 	const char *authz = header(hud, "Authorization");
 	if (!authz)
 		return sb_err_new(SB_E_AUTH, "missing Authorization header");

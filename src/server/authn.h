@@ -27,8 +27,8 @@ bool sbs_auth_fail_closed(const sbs_auth *a);
 /* What the header phase saw; filled by sbs_auth_check_headers. */
 typedef struct sbs_auth_state {
 	bool ok;
-	bool hmac;                    /* the body digest must still be checked */
-	char key_id[SB_HMAC_KEY_ID_MAX + 1]; /* "bearer" for the token */
+	bool hmac;                                /* the body digest must still be checked */
+	char key_id[SB_HMAC_KEY_ID_MAX + 1];      /* "bearer" for the token */
 	unsigned char body_sha256[SB_SHA256_LEN]; /* declared digest (hmac) */
 } sbs_auth_state;
 
@@ -39,7 +39,7 @@ typedef const char *(*sbs_header_fn)(void *ud, const char *name);
  * now_s is the wall clock in unix seconds. Returns NULL and fills st on success; SB_E_AUTH with
  * a message safe to send to the client otherwise. A valid HMAC request's nonce is recorded. */
 sb_err *sbs_auth_check_headers(sbs_auth *a, const char *method, const char *raw_target,
-			       sbs_header_fn header, void *hud, int64_t now_s, sbs_auth_state *st);
+                               sbs_header_fn header, void *hud, int64_t now_s, sbs_auth_state *st);
 /* After the body: compare its SHA-256 with the declared one (HMAC only). */
 sb_err *sbs_auth_check_body(const sbs_auth_state *st, const unsigned char digest[SB_SHA256_LEN]);
 

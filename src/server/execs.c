@@ -78,14 +78,16 @@ sb_err *sbs_exec_spec_from_json(const json_t *body, sbs_exec_spec *out)
 		goto fail;
 	if (argv && !json_is_null(argv)) {
 		if (script) {
-			err = sb_err_new(SB_E_INVAL, "give either \"argv\" or \"script\", not both");
+			err =
+			    sb_err_new(SB_E_INVAL, "give either \"argv\" or \"script\", not both");
 			goto fail;
 		}
 		if ((err = sb_json_get_strv(body, "argv", true, SBS_EXEC_MAX_ARGS, &out->argv)))
 			goto fail;
 		if (!out->argv || !out->argv[0] || !out->argv[0][0]) {
-			err = sb_err_new(SB_E_INVAL, "\"argv\" must be a non-empty array whose first "
-						     "element is a program name");
+			err =
+			    sb_err_new(SB_E_INVAL, "\"argv\" must be a non-empty array whose first "
+			                           "element is a program name");
 			goto fail;
 		}
 	} else if (script) {
@@ -94,7 +96,7 @@ sb_err *sbs_exec_spec_from_json(const json_t *body, sbs_exec_spec *out)
 		sb_strv_push(&out->argv, script);
 	} else {
 		err = sb_err_new(SB_E_INVAL, "\"argv\" (array of strings) or \"script\" (string) "
-					     "is required");
+		                             "is required");
 		goto fail;
 	}
 	const char *cwd = NULL;
@@ -110,9 +112,10 @@ sb_err *sbs_exec_spec_from_json(const json_t *body, sbs_exec_spec *out)
 	const json_t *env = json_object_get(body, "env");
 	if (env && !json_is_null(env)) {
 		if (!json_is_object(env) || json_object_size(env) > SBS_EXEC_MAX_ENV) {
-			err = sb_err_new(SB_E_INVAL, "\"env\" must be an object of at most %d "
-						     "string values",
-					 SBS_EXEC_MAX_ENV);
+			err = sb_err_new(SB_E_INVAL,
+			                 "\"env\" must be an object of at most %d "
+			                 "string values",
+			                 SBS_EXEC_MAX_ENV);
 			goto fail;
 		}
 		const char *k;
@@ -121,9 +124,9 @@ sb_err *sbs_exec_spec_from_json(const json_t *body, sbs_exec_spec *out)
 		{
 			if (!env_key_ok(k) || !json_is_string(v)) {
 				err = sb_err_new(SB_E_INVAL,
-						 "\"env\": key \"%s\" must match "
-						 "[A-Za-z_][A-Za-z0-9_]* with a string value",
-						 k);
+				                 "\"env\": key \"%s\" must match "
+				                 "[A-Za-z_][A-Za-z0-9_]* with a string value",
+				                 k);
 				goto fail;
 			}
 			char *kv = sb_strfmt("%s=%s", k, json_string_value(v));
@@ -151,7 +154,7 @@ sb_err *sbs_exec_spec_from_json(const json_t *body, sbs_exec_spec *out)
 	if (xid) {
 		if (!exec_id_ok(xid)) {
 			err = sb_err_new(SB_E_INVAL, "\"exec_id\" must match [A-Za-z0-9_-]{1,%d}",
-					 SB_SANDBOX_ID_MAX);
+			                 SB_SANDBOX_ID_MAX);
 			goto fail;
 		}
 		out->exec_id = sb_xstrdup(xid);
@@ -303,13 +306,13 @@ sb_err *sbs_execs_start(sbs_execs *xs, sbs_lease *l, const sbs_exec_spec *spec, 
 		return err;
 	}
 	sb_sandbox_exec_req req = {
-		.argv = spec->argv,
-		.cwd = spec->cwd,
-		.env = spec->env,
-		.clear_env = spec->clear_env,
-		.stdin_mode = spec->has_stdin ? SB_SANDBOX_STDIN_PIPE : SB_SANDBOX_STDIN_NULL,
-		.timeout_ms = spec->timeout_ms,
-		.exec_id = spec->exec_id,
+	    .argv = spec->argv,
+	    .cwd = spec->cwd,
+	    .env = spec->env,
+	    .clear_env = spec->clear_env,
+	    .stdin_mode = spec->has_stdin ? SB_SANDBOX_STDIN_PIPE : SB_SANDBOX_STDIN_NULL,
+	    .timeout_ms = spec->timeout_ms,
+	    .exec_id = spec->exec_id,
 	};
 	sb_sandbox_exec *x = NULL;
 	err = sb_sandbox_exec_start(sbs_lease_sandbox(l), &req, &x);
@@ -372,7 +375,7 @@ void sbs_exec_free(sbs_exec *x)
 
 /* Read what is available after the cursor; *got_any says whether anything was delivered. */
 static sb_err *pump_once(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, sbs_output_fn fn,
-			 void *ud, bool *got_any)
+                         void *ud, bool *got_any)
 {
 	char *buf = sb_xmalloc(READ_CHUNK);
 	size_t budget = max_bytes ? max_bytes : SIZE_MAX;
@@ -403,7 +406,7 @@ out:
 }
 
 sb_err *sbs_exec_pump(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, int64_t max_wait_ms,
-		      sbs_output_fn fn, void *ud, bool *finished, sb_sandbox_exec_status *st_out)
+                      sbs_output_fn fn, void *ud, bool *finished, sb_sandbox_exec_status *st_out)
 {
 	*finished = false;
 	sb_sandbox_exec_status st;
@@ -444,7 +447,7 @@ static sb_err *collect_out(void *ud, sb_stream s, uint64_t off, const char *d, s
 }
 
 sb_err *sbs_exec_collect(sbs_exec *x, size_t cap, sb_cancel *cancel, sb_exec_result *res,
-			 sb_sandbox_exec_status *st_out)
+                         sb_sandbox_exec_status *st_out)
 {
 	collect_ctx c;
 	sb_tail_init(&c.tails[SB_STREAM_STDOUT], cap ? cap : SB_OUTPUT_CAP_DEFAULT);
@@ -457,7 +460,7 @@ sb_err *sbs_exec_collect(sbs_exec *x, size_t cap, sb_cancel *cancel, sb_exec_res
 	while (!finished) {
 		if (cancel && sb_cancel_is_set(cancel)) {
 			err = sb_err_new(SB_E_CANCELED, "canceled while waiting for exec %s",
-					 sbs_exec_id(x));
+			                 sbs_exec_id(x));
 			break;
 		}
 		if ((err = sbs_exec_pump(x, &cur, 0, 500, collect_out, &c, &finished, &st)))
@@ -469,7 +472,7 @@ sb_err *sbs_exec_collect(sbs_exec *x, size_t cap, sb_cancel *cancel, sb_exec_res
 		res->has_exit_code = st.has_exit_code;
 		res->exit_code = st.exit_code;
 		snprintf(res->signal, sizeof res->signal, "%s",
-			 st.signal ? sb_signal_name(st.signal) : "");
+		         st.signal ? sb_signal_name(st.signal) : "");
 		res->timed_out = st.timed_out;
 		res->pid = st.pid;
 		sb_iso8601(st.started_at_ms, res->started_at);
@@ -489,9 +492,9 @@ json_t *sbs_exec_status_json(const sb_sandbox_exec_status *st)
 	json_object_set_new(j, "exec_id", json_string(st->exec_id));
 	json_object_set_new(j, "running", json_boolean(st->running));
 	json_object_set_new(j, "exit_code",
-			    st->has_exit_code ? json_integer(st->exit_code) : json_null());
+	                    st->has_exit_code ? json_integer(st->exit_code) : json_null());
 	json_object_set_new(j, "signal",
-			    st->signal ? json_string(sb_signal_name(st->signal)) : json_null());
+	                    st->signal ? json_string(sb_signal_name(st->signal)) : json_null());
 	json_object_set_new(j, "timed_out", json_boolean(st->timed_out));
 	json_object_set_new(j, "oom_killed", json_boolean(st->oom_killed));
 	json_object_set_new(j, "pid", json_integer(st->pid));

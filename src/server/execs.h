@@ -16,14 +16,14 @@
 
 /* What to run. Owned strings; free with sbs_exec_spec_deinit. */
 typedef struct sbs_exec_spec {
-	char **argv;     /* argv, or {"sh", "-c", script} */
-	char *cwd;       /* in-sandbox path, NULL = workspace */
-	char **env;      /* "K=V" */
+	char **argv; /* argv, or {"sh", "-c", script} */
+	char *cwd;   /* in-sandbox path, NULL = workspace */
+	char **env;  /* "K=V" */
 	bool clear_env;
 	bool has_stdin;
 	sb_buf stdin_data;
 	int64_t timeout_ms;
-	char *exec_id;   /* NULL = generated */
+	char *exec_id; /* NULL = generated */
 } sbs_exec_spec;
 
 void sbs_exec_spec_init(sbs_exec_spec *s);
@@ -40,33 +40,33 @@ void sbs_execs_free(sbs_execs *xs);
 
 /* Start spec in the lease (under a fence, so a destroy cannot cut in between); stdin is written
  * and closed before returning. SB_E_SPAWN when the command could not start. */
-sb_err *sbs_execs_start(sbs_execs *xs, sbs_lease *l, const sbs_exec_spec *spec,
-			sbs_exec **out);
+sb_err *sbs_execs_start(sbs_execs *xs, sbs_lease *l, const sbs_exec_spec *spec, sbs_exec **out);
 /* Attach to an exec of the lease by id (running or finished, also after a restart). */
 sb_err *sbs_execs_attach(sbs_execs *xs, sbs_lease *l, const char *exec_id, sbs_exec **out);
 const char *sbs_exec_id(const sbs_exec *x);
 sb_err *sbs_exec_status(sbs_exec *x, sb_sandbox_exec_status *st);
 void sbs_exec_free(sbs_exec *x);
 
-/* Read positions per stream; streams is a mask of (1 << SB_STREAM_STDOUT | 1 << SB_STREAM_STDERR). */
+/* Read positions per stream; streams is a mask of (1 << SB_STREAM_STDOUT | 1 << SB_STREAM_STDERR).
+ */
 typedef struct sbs_exec_cursor {
 	uint64_t off[3]; /* indexed by sb_stream */
 	unsigned streams;
 } sbs_exec_cursor;
 
 typedef sb_err *(*sbs_output_fn)(void *ud, sb_stream stream, uint64_t offset, const char *data,
-				 size_t len);
+                                 size_t len);
 
 /* Hand the output after the cursor to fn (at most max_bytes in this call, stdout before stderr
  * for what is available), advancing the cursor; when nothing is available, wait up to
  * max_wait_ms for more. *finished is set once the exec has ended and every byte of the selected
  * streams was delivered; st (optional) receives the latest status. */
 sb_err *sbs_exec_pump(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, int64_t max_wait_ms,
-		      sbs_output_fn fn, void *ud, bool *finished, sb_sandbox_exec_status *st);
+                      sbs_output_fn fn, void *ud, bool *finished, sb_sandbox_exec_status *st);
 
 /* Wait for the end and gather the result (the last cap bytes per stream). cancel may be NULL. */
 sb_err *sbs_exec_collect(sbs_exec *x, size_t cap, sb_cancel *cancel, sb_exec_result *res,
-			 sb_sandbox_exec_status *st);
+                         sb_sandbox_exec_status *st);
 
 /* {"exec_id","running","exit_code","signal","timed_out","pid","started_at","finished_at",
  *  "stdout_bytes","stderr_bytes"} */

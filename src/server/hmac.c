@@ -36,7 +36,7 @@ sb_err *sb_hmac_canonical_path(const char *raw_path, size_t len, sb_buf *out)
 		return sb_err_new(SB_E_INVAL, "request path must start with '/'");
 	if (len > SB_HMAC_CANON_MAX)
 		return sb_err_new(SB_E_TOO_LARGE, "request path longer than %u bytes",
-				  SB_HMAC_CANON_MAX);
+		                  SB_HMAC_CANON_MAX);
 	sb_buf d = SB_BUF_INIT;
 	sb_err *err = sbs_url_decode(raw_path, len, false, &d);
 	if (!err)
@@ -62,7 +62,7 @@ sb_err *sb_hmac_canonical_query(const char *raw_query, size_t len, sb_buf *out)
 {
 	if (len > SB_HMAC_CANON_MAX)
 		return sb_err_new(SB_E_TOO_LARGE, "query string longer than %u bytes",
-				  SB_HMAC_CANON_MAX);
+		                  SB_HMAC_CANON_MAX);
 	sbs_query q;
 	sb_err *err = sbs_query_parse(raw_query, len, &q);
 	if (err)
@@ -87,9 +87,9 @@ sb_err *sb_hmac_canonical_query(const char *raw_query, size_t len, sb_buf *out)
 	return NULL;
 }
 
-sb_err *sb_hmac_canonical_request(const char *method, const char *path_and_query,
-				  const char *host, const char *timestamp, const char *nonce,
-				  const char *body_sha256_hex, sb_buf *out)
+sb_err *sb_hmac_canonical_request(const char *method, const char *path_and_query, const char *host,
+                                  const char *timestamp, const char *nonce,
+                                  const char *body_sha256_hex, sb_buf *out)
 {
 	sb_buf_appends(out, SB_HMAC_SCHEME "\n");
 	for (const char *m = method; *m; m++)
@@ -125,26 +125,26 @@ static bool key_id_ok(const char *s, size_t n)
 }
 
 sb_err *sb_hmac_sign_request(const char *key_id, const void *secret, size_t secret_len,
-			     const char *method, const char *path_and_query, const char *host,
-			     const char *body_sha256_hex, int64_t unix_s, const char *nonce,
-			     sb_hmac_headers *out)
+                             const char *method, const char *path_and_query, const char *host,
+                             const char *body_sha256_hex, int64_t unix_s, const char *nonce,
+                             sb_hmac_headers *out)
 {
 	memset(out, 0, sizeof *out);
 	if (!key_id_ok(key_id, strlen(key_id)))
 		return sb_err_new(SB_E_INVAL, "bad HMAC key id \"%s\": use [A-Za-z0-9_.-]{1,%d}",
-				  key_id, SB_HMAC_KEY_ID_MAX);
+		                  key_id, SB_HMAC_KEY_ID_MAX);
 	if (!body_sha256_hex)
 		body_sha256_hex = SB_SHA256_EMPTY_HEX;
 	if (strlen(body_sha256_hex) != SB_SHA256_HEX_LEN - 1)
 		return sb_err_new(SB_E_INVAL, "body digest must be 64 hex characters");
 	snprintf(out->content_sha256, sizeof out->content_sha256, "%s", body_sha256_hex);
 	snprintf(out->timestamp, sizeof out->timestamp, "%lld",
-		 (long long)(unix_s ? unix_s : sb_wall_ms() / 1000));
+	         (long long)(unix_s ? unix_s : sb_wall_ms() / 1000));
 	if (nonce) {
 		size_t n = strlen(nonce);
 		if (n < SB_HMAC_NONCE_MIN || n > SB_HMAC_NONCE_MAX)
 			return sb_err_new(SB_E_INVAL, "nonce must have %d..%d characters",
-					  SB_HMAC_NONCE_MIN, SB_HMAC_NONCE_MAX);
+			                  SB_HMAC_NONCE_MIN, SB_HMAC_NONCE_MAX);
 		memcpy(out->nonce, nonce, n + 1);
 	} else {
 		unsigned char rnd[16];
@@ -155,7 +155,7 @@ sb_err *sb_hmac_sign_request(const char *key_id, const void *secret, size_t secr
 	}
 	sb_buf canon = SB_BUF_INIT;
 	sb_err *err = sb_hmac_canonical_request(method, path_and_query, host, out->timestamp,
-						out->nonce, out->content_sha256, &canon);
+	                                        out->nonce, out->content_sha256, &canon);
 	if (err) {
 		sb_buf_deinit(&canon);
 		return err;
@@ -165,7 +165,7 @@ sb_err *sb_hmac_sign_request(const char *key_id, const void *secret, size_t secr
 	sb_hmac_sha256(secret, secret_len, canon.data, canon.len, mac);
 	sb_hex_encode(mac, sizeof mac, hex);
 	snprintf(out->authorization, sizeof out->authorization, "%s key=%s, signature=%s",
-		 SB_HMAC_SCHEME, key_id, hex);
+	         SB_HMAC_SCHEME, key_id, hex);
 	sb_buf_deinit(&canon);
 	return NULL;
 }
@@ -182,8 +182,8 @@ static int hexval(char c)
 }
 
 sb_err *sb_hmac_parse_authorization(const char *value, size_t len,
-				    char key_id[SB_HMAC_KEY_ID_MAX + 1],
-				    unsigned char signature[SB_SHA256_LEN])
+                                    char key_id[SB_HMAC_KEY_ID_MAX + 1],
+                                    unsigned char signature[SB_SHA256_LEN])
 {
 	size_t slen = strlen(SB_HMAC_SCHEME);
 	if (len < slen || strncasecmp(value, SB_HMAC_SCHEME, slen) != 0 ||
@@ -203,19 +203,20 @@ sb_err *sb_hmac_parse_authorization(const char *value, size_t len,
 		size_t n = i - start;
 		if (n > 4 && strncmp(item, "key=", 4) == 0) {
 			if (have_key || !key_id_ok(item + 4, n - 4))
-				return sb_err_new(SB_E_AUTH, "bad or repeated key= in Authorization");
+				return sb_err_new(SB_E_AUTH,
+				                  "bad or repeated key= in Authorization");
 			memcpy(key_id, item + 4, n - 4);
 			key_id[n - 4] = '\0';
 			have_key = true;
 		} else if (n > 10 && strncmp(item, "signature=", 10) == 0) {
 			if (have_sig || n - 10 != 2 * SB_SHA256_LEN)
 				return sb_err_new(SB_E_AUTH,
-						  "bad or repeated signature= in Authorization");
+				                  "bad or repeated signature= in Authorization");
 			for (size_t k = 0; k < SB_SHA256_LEN; k++) {
 				int h = hexval(item[10 + 2 * k]), l = hexval(item[11 + 2 * k]);
 				if (h < 0 || l < 0)
 					return sb_err_new(SB_E_AUTH,
-							  "signature is not hexadecimal");
+					                  "signature is not hexadecimal");
 				signature[k] = (unsigned char)(h * 16 + l);
 			}
 			have_sig = true;
@@ -252,23 +253,24 @@ sb_err *sb_hmac_keyring_parse(const char *text, size_t len, sb_hmac_keyring *out
 			if (!key_id_ok(text + ks, klen) || a >= b) {
 				sb_hmac_keyring_deinit(out);
 				return sb_err_new(SB_E_INVAL,
-						  "HMAC keys line %zu: expected \"key-id secret\" "
-						  "with key-id [A-Za-z0-9_.-]{1,%d}",
-						  lineno, SB_HMAC_KEY_ID_MAX);
+				                  "HMAC keys line %zu: expected \"key-id secret\" "
+				                  "with key-id [A-Za-z0-9_.-]{1,%d}",
+				                  lineno, SB_HMAC_KEY_ID_MAX);
 			}
 			if (b - a < 16) {
 				sb_hmac_keyring_deinit(out);
-				return sb_err_new(SB_E_INVAL,
-						  "HMAC keys line %zu: secret shorter than 16 bytes",
-						  lineno);
+				return sb_err_new(
+				    SB_E_INVAL, "HMAC keys line %zu: secret shorter than 16 bytes",
+				    lineno);
 			}
 			char id[SB_HMAC_KEY_ID_MAX + 1];
 			memcpy(id, text + ks, klen);
 			id[klen] = '\0';
 			if (sb_hmac_keyring_find(out, id)) {
 				sb_hmac_keyring_deinit(out);
-				return sb_err_new(SB_E_INVAL, "HMAC keys line %zu: key id \"%s\" repeated",
-						  lineno, id);
+				return sb_err_new(SB_E_INVAL,
+				                  "HMAC keys line %zu: key id \"%s\" repeated",
+				                  lineno, id);
 			}
 			out->keys = sb_xrealloc(out->keys, (out->n + 1) * sizeof *out->keys);
 			sb_hmac_key *k = &out->keys[out->n++];

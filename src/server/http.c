@@ -31,8 +31,8 @@ struct sbs_req {
 	sbs_query query;
 	sbs_match match;
 	bool matched;
-	int phase; /* 0 new, 1 body, 2 replied */
-	bool refused;        /* reply queued early or pending: swallow the body */
+	int phase;            /* 0 new, 1 body, 2 replied */
+	bool refused;         /* reply queued early or pending: swallow the body */
 	unsigned pend_status; /* a refusal to send at the final call */
 	char *pend_code, *pend_msg;
 	uint64_t discarded;
@@ -123,7 +123,7 @@ void *sbs_http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 }
 
 void sbs_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			enum MHD_RequestTerminationCode toe)
+                        enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
 	(void)conn;
@@ -207,9 +207,8 @@ bool sbs_req_json(sbs_req *r, json_t **out)
 		*out = json_object();
 		return true;
 	}
-	sb_err *err = sb_json_parse_object(r->body.data, r->body.len,
-					   r->srv->limits.max_json_bytes,
-					   r->srv->limits.max_json_depth, out);
+	sb_err *err = sb_json_parse_object(r->body.data, r->body.len, r->srv->limits.max_json_bytes,
+	                                   r->srv->limits.max_json_depth, out);
 	if (err) {
 		/* The size was enforced while reading (413); what fails here is syntax or nesting
 		 * depth: a bad request. */
@@ -268,11 +267,10 @@ static void queue(sbs_req *r, unsigned status, struct MHD_Response *resp, const 
 	r->phase = 2;
 }
 
-void sbs_reply_bytes(sbs_req *r, unsigned status, const char *content_type, const void *p,
-		     size_t n)
+void sbs_reply_bytes(sbs_req *r, unsigned status, const char *content_type, const void *p, size_t n)
 {
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(n, (void *)p, MHD_RESPMEM_MUST_COPY);
+	    MHD_create_response_from_buffer(n, (void *)p, MHD_RESPMEM_MUST_COPY);
 	atomic_fetch_add(&r->bytes_out, n);
 	queue(r, status, resp, content_type);
 }
@@ -287,13 +285,13 @@ void sbs_reply_json(sbs_req *r, unsigned status, json_t *body)
 	s[n] = '\n';
 	s[n + 1] = '\0';
 	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(n + 1, s, MHD_RESPMEM_MUST_FREE);
+	    MHD_create_response_from_buffer(n + 1, s, MHD_RESPMEM_MUST_FREE);
 	atomic_fetch_add(&r->bytes_out, n + 1);
 	queue(r, status, resp, "application/json");
 }
 
 static void reply_verror(sbs_req *r, unsigned status, const char *code, json_t *details,
-			 const char *fmt, va_list ap)
+                         const char *fmt, va_list ap)
 {
 	sb_buf msg = SB_BUF_INIT;
 	sb_buf_vappendf(&msg, fmt, ap);
@@ -315,7 +313,7 @@ void sbs_reply_error(sbs_req *r, unsigned status, const char *code, const char *
 }
 
 void sbs_reply_error_details(sbs_req *r, unsigned status, const char *code, json_t *details,
-			     const char *fmt, ...)
+                             const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -326,19 +324,45 @@ void sbs_reply_error_details(sbs_req *r, unsigned status, const char *code, json
 unsigned sbs_err_status(const sb_err *err, const char **code)
 {
 	switch (err->code) {
-	case SB_E_INVAL: *code = "invalid_request"; return 400;
-	case SB_E_ESCAPE: *code = "invalid_request"; return 400;
-	case SB_E_NOTFOUND: *code = "not_found"; return 404;
-	case SB_E_EXISTS: *code = "conflict"; return 409;
-	case SB_E_CONFLICT: *code = "conflict"; return 409;
-	case SB_E_STATE_LOST: *code = "sandbox_state_lost"; return 409;
-	case SB_E_TOO_LARGE: *code = "payload_too_large"; return 413;
-	case SB_E_FILE_TOO_LARGE: *code = "payload_too_large"; return 413;
-	case SB_E_SPAWN: *code = "spawn_failed"; return 400;
-	case SB_E_AUTH: *code = "unauthorized"; return 401;
-	case SB_E_BUSY: *code = "busy"; return 503;
-	case SB_E_UNSUPPORTED: *code = "unsupported"; return 400;
-	default: *code = "internal_error"; return 500;
+	case SB_E_INVAL:
+		*code = "invalid_request";
+		return 400;
+	case SB_E_ESCAPE:
+		*code = "invalid_request";
+		return 400;
+	case SB_E_NOTFOUND:
+		*code = "not_found";
+		return 404;
+	case SB_E_EXISTS:
+		*code = "conflict";
+		return 409;
+	case SB_E_CONFLICT:
+		*code = "conflict";
+		return 409;
+	case SB_E_STATE_LOST:
+		*code = "sandbox_state_lost";
+		return 409;
+	case SB_E_TOO_LARGE:
+		*code = "payload_too_large";
+		return 413;
+	case SB_E_FILE_TOO_LARGE:
+		*code = "payload_too_large";
+		return 413;
+	case SB_E_SPAWN:
+		*code = "spawn_failed";
+		return 400;
+	case SB_E_AUTH:
+		*code = "unauthorized";
+		return 401;
+	case SB_E_BUSY:
+		*code = "busy";
+		return 503;
+	case SB_E_UNSUPPORTED:
+		*code = "unsupported";
+		return 400;
+	default:
+		*code = "internal_error";
+		return 500;
 	}
 }
 
@@ -401,8 +425,8 @@ static void stream_free(void *cls)
 	free(c);
 }
 
-void sbs_reply_stream(sbs_req *r, unsigned status, const char *content_type,
-		      sbs_stream_fill fill, void *ud, void (*free_ud)(void *ud))
+void sbs_reply_stream(sbs_req *r, unsigned status, const char *content_type, sbs_stream_fill fill,
+                      void *ud, void (*free_ud)(void *ud))
 {
 	stream_ctx *c = sb_xcalloc(1, sizeof *c);
 	c->r = r;
@@ -410,9 +434,8 @@ void sbs_reply_stream(sbs_req *r, unsigned status, const char *content_type,
 	c->ud = ud;
 	c->free_ud = free_ud;
 	atomic_fetch_add(&r->refs, 1);
-	struct MHD_Response *resp =
-		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, c,
-						  stream_free);
+	struct MHD_Response *resp = MHD_create_response_from_callback(
+	    MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, c, stream_free);
 	if (!resp) {
 		stream_free(c);
 		sbs_reply_error(r, 500, "internal_error", "cannot create a stream response");
@@ -550,7 +573,7 @@ static void begin(sbs_req *r, const char *method)
 
 	if (!(r->matched && (r->match.flags & SBS_ROUTE_NOAUTH))) {
 		sb_err *aerr = sbs_auth_check_headers(srv->auth, method, r->raw_target, header_cb,
-						      r, sb_wall_ms() / 1000, &r->auth);
+		                                      r, sb_wall_ms() / 1000, &r->auth);
 		if (aerr) {
 			sbs_metrics_auth_failure(srv->metrics);
 			refuse(r, 401, "unauthorized", aerr->msg);
@@ -575,7 +598,7 @@ static void begin(sbs_req *r, const char *method)
 	}
 	const char *cl = sbs_req_header(r, "Content-Length");
 	uint64_t limit = (r->match.flags & SBS_ROUTE_BODY_SPOOL) ? srv->limits.max_upload_bytes
-								 : srv->limits.max_json_bytes;
+	                                                         : srv->limits.max_json_bytes;
 	if (cl) {
 		int64_t n = 0;
 		sb_err *e = sb_parse_int64(cl, 0, INT64_MAX, &n);
@@ -583,7 +606,7 @@ static void begin(sbs_req *r, const char *method)
 			sb_err_free(e);
 		} else if ((uint64_t)n > limit) {
 			char *m = sb_strfmt("request body of %lld bytes exceeds the limit of %llu",
-					    (long long)n, (unsigned long long)limit);
+			                    (long long)n, (unsigned long long)limit);
 			refuse(r, 413, "payload_too_large", m);
 			free(m);
 			return;
@@ -610,10 +633,10 @@ static void body_chunk(sbs_req *r, const char *data, size_t n)
 		sb_sha256_update(r->hash, data, n);
 	unsigned flags = r->match.flags;
 	uint64_t limit = (flags & SBS_ROUTE_BODY_SPOOL) ? r->srv->limits.max_upload_bytes
-							: r->srv->limits.max_json_bytes;
+	                                                : r->srv->limits.max_json_bytes;
 	if (r->body_size + n > limit) {
 		char *m = sb_strfmt("request body exceeds the limit of %llu bytes",
-				    (unsigned long long)limit);
+		                    (unsigned long long)limit);
 		refuse(r, 413, "payload_too_large", m);
 		free(m);
 		return;
@@ -650,7 +673,7 @@ static void finish(sbs_req *r)
 	}
 	if (r->spool_fd >= 0 && lseek(r->spool_fd, 0, SEEK_SET) < 0) {
 		sbs_reply_error(r, 500, "internal_error", "rewinding the upload: %s",
-				strerror(errno));
+		                strerror(errno));
 		return;
 	}
 	r->match.h(r, r->match.ud);
@@ -661,8 +684,8 @@ static void finish(sbs_req *r)
 }
 
 enum MHD_Result sbs_http_access(void *cls, struct MHD_Connection *conn, const char *url,
-				const char *method, const char *version, const char *upload_data,
-				size_t *upload_data_size, void **con_cls)
+                                const char *method, const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **con_cls)
 {
 	(void)url;
 	(void)version;

@@ -23,7 +23,7 @@ enum {
 	SBS_ROUTE_NOAUTH = 1u << 0,     /* no credentials needed (GET /v1/health only) */
 	SBS_ROUTE_BODY_JSON = 1u << 1,  /* body buffered up to max_json_bytes (413 beyond) */
 	SBS_ROUTE_BODY_SPOOL = 1u << 2, /* body spooled to an unlinked temp file up to
-					 * max_upload_bytes; sbs_req_body_fd() */
+	                                 * max_upload_bytes; sbs_req_body_fd() */
 };
 
 /* ------------------------------------------------------------------ router */
@@ -35,7 +35,7 @@ void sbs_router_free(sbs_router *rt);
  * after percent-decoding; a trailing '/' on the request path is ignored. method NULL = any.
  * The first registered match wins. */
 void sbs_router_add(sbs_router *rt, const char *method, const char *pattern, unsigned flags,
-		    sbs_handler h, void *ud);
+                    sbs_handler h, void *ud);
 /* Handler for authenticated requests whose path starts with prefix but matches no route
  * (default: 404 {"error":"not_found"}). Longest prefix wins. */
 void sbs_router_set_fallback(sbs_router *rt, const char *prefix, sbs_handler h, void *ud);
@@ -55,8 +55,8 @@ typedef struct sbs_match {
 /* Match a raw (still percent-encoded) path without its query. Returns true when a route (or a
  * fallback) was found. SB_E_INVAL in *err for a malformed path (bad escape, NUL, "." or ".."
  * segments). Free with sbs_match_deinit. */
-bool sbs_router_match(const sbs_router *rt, const char *method, const char *raw_path,
-		      sbs_match *m, sb_err **err);
+bool sbs_router_match(const sbs_router *rt, const char *method, const char *raw_path, sbs_match *m,
+                      sb_err **err);
 void sbs_match_deinit(sbs_match *m);
 /* Does a match name (pattern text after '{': "id}" or "path...}") name parameter `name`? */
 bool sbs_param_name_eq(const char *pattern_name, const char *name);
@@ -125,10 +125,10 @@ void sbs_req_add_header(sbs_req *r, const char *name, const char *value);
 void sbs_reply_json(sbs_req *r, unsigned status, json_t *body);
 /* {"error": code, "message": ...} */
 void sbs_reply_error(sbs_req *r, unsigned status, const char *code, const char *fmt, ...)
-	SB_PRINTF(4, 5);
+    SB_PRINTF(4, 5);
 /* Same with "details" (stolen, may be NULL). */
 void sbs_reply_error_details(sbs_req *r, unsigned status, const char *code, json_t *details,
-			     const char *fmt, ...) SB_PRINTF(5, 6);
+                             const char *fmt, ...) SB_PRINTF(5, 6);
 /* Map an sb_err to status + code (INVAL 400 invalid_request, NOTFOUND 404 not_found, CONFLICT
  * 409 conflict, TOO_LARGE 413 payload_too_large, BUSY 503 busy, ESCAPE 400 path_escape,
  * STATE_LOST 409 sandbox_state_lost, SPAWN 400 spawn_failed, AUTH 401, else 500
@@ -137,7 +137,7 @@ void sbs_reply_err(sbs_req *r, sb_err *err);
 unsigned sbs_err_status(const sb_err *err, const char **code);
 /* Raw bytes (copied). */
 void sbs_reply_bytes(sbs_req *r, unsigned status, const char *content_type, const void *p,
-		     size_t n);
+                     size_t n);
 /* Stream size bytes of fd from its current offset; takes ownership of fd. */
 void sbs_reply_fd(sbs_req *r, unsigned status, const char *content_type, int fd, uint64_t size);
 
@@ -145,8 +145,8 @@ void sbs_reply_fd(sbs_req *r, unsigned status, const char *content_type, int fd,
  * the count, 0 to wait and be called again (it may block up to a short while itself), -1 for
  * the end, -2 to abort the connection. free_ud is called once when the reply is done. */
 typedef ssize_t (*sbs_stream_fill)(void *ud, char *buf, size_t max);
-void sbs_reply_stream(sbs_req *r, unsigned status, const char *content_type,
-		      sbs_stream_fill fill, void *ud, void (*free_ud)(void *ud));
+void sbs_reply_stream(sbs_req *r, unsigned status, const char *content_type, sbs_stream_fill fill,
+                      void *ud, void (*free_ud)(void *ud));
 
 /* ------------------------------------------------------------------ SSE */
 

@@ -106,7 +106,8 @@ json_t *sbs_lease_info_json(const sbs_lease_info *li)
 	json_object_set_new(j, "renewed_ms", json_integer(li->renewed_ms));
 	json_object_set_new(j, "expires_ms", json_integer(li->expires_ms));
 	json_object_set_new(j, "finished_ms", json_integer(li->finished_ms));
-	json_object_set_new(j, "metadata", li->metadata ? json_deep_copy(li->metadata) : json_null());
+	json_object_set_new(j, "metadata",
+	                    li->metadata ? json_deep_copy(li->metadata) : json_null());
 	return j;
 }
 

@@ -25,9 +25,9 @@ struct sbs_lease {
 	sb_sandbox *sb; /* NULL while PENDING */
 	fence *fences;
 	size_t nfences;
-	bool deferred;  /* a destroy waits for the fences/execs to end */
+	bool deferred; /* a destroy waits for the fences/execs to end */
 	char *deferred_reason;
-	bool removed;   /* no longer in the table */
+	bool removed; /* no longer in the table */
 };
 
 struct sbs_leases {
@@ -41,7 +41,7 @@ struct sbs_leases {
 };
 
 static const char *outcome_names[] = {"claimed",  "replayed",  "in_progress",
-				      "conflict", "completed", "destroying"};
+                                      "conflict", "completed", "destroying"};
 
 const char *sbs_acquire_outcome_name(sbs_acquire_outcome o)
 {
@@ -93,7 +93,8 @@ static sbs_lease *find_locked(sbs_leases *ls, const char *id)
 static sbs_lease *find_acq_locked(sbs_leases *ls, const char *acq)
 {
 	for (size_t i = 0; i < ls->n; i++)
-		if (ls->v[i]->info.acquisition_id && strcmp(ls->v[i]->info.acquisition_id, acq) == 0)
+		if (ls->v[i]->info.acquisition_id &&
+		    strcmp(ls->v[i]->info.acquisition_id, acq) == 0)
 			return ls->v[i];
 	return NULL;
 }
@@ -222,7 +223,7 @@ char *sbs_lease_params_fingerprint(const sbs_lease_params *p)
 	json_object_set_new(j, "issue_id", p->issue_id ? json_string(p->issue_id) : json_null());
 	json_object_set_new(j, "run_id", p->run_id ? json_string(p->run_id) : json_null());
 	json_object_set_new(j, "reuse_scope",
-			    p->reuse_scope ? json_string(p->reuse_scope) : json_null());
+	                    p->reuse_scope ? json_string(p->reuse_scope) : json_null());
 	json_object_set_new(j, "lease_id", p->lease_id ? json_string(p->lease_id) : json_null());
 	/* jansson keeps insertion order; JSON_SORT_KEYS makes the text canonical anyway. */
 	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
@@ -241,15 +242,15 @@ static void fill_out(sbs_lease_info *out, const sbs_lease_info *src)
 	sbs_lease_info_copy(out, src);
 }
 
-sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p,
-			   sbs_acquire_outcome *outcome, sbs_lease_info *out)
+sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquire_outcome *outcome,
+                           sbs_lease_info *out)
 {
 	if (!p->acquisition_id || !acq_ok(p->acquisition_id))
 		return sb_err_new(SB_E_INVAL, "acquisition_id must be 1..%d printable characters",
-				  SBS_ACQUISITION_ID_MAX);
+		                  SBS_ACQUISITION_ID_MAX);
 	if (p->lease_id && !id_ok(p->lease_id))
 		return sb_err_new(SB_E_INVAL, "lease id \"%s\" must match [A-Za-z0-9_-]{1,%d}",
-				  p->lease_id, SB_SANDBOX_ID_MAX);
+		                  p->lease_id, SB_SANDBOX_ID_MAX);
 	char *fp = p->fingerprint ? sb_xstrdup(p->fingerprint) : sbs_lease_params_fingerprint(p);
 	sb_err *err = NULL;
 	sbs_lease_info rec;
@@ -289,8 +290,8 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p,
 	}
 	sb_err_free(e);
 	if (p->lease_id && (l = find_locked(ls, p->lease_id))) {
-		*outcome = l->info.state == SBS_LEASE_DESTROYING ? SBS_ACQ_DESTROYING
-								 : SBS_ACQ_CONFLICT;
+		*outcome =
+		    l->info.state == SBS_LEASE_DESTROYING ? SBS_ACQ_DESTROYING : SBS_ACQ_CONFLICT;
 		fill_out(out, &l->info);
 		pthread_mutex_unlock(&ls->mu);
 		goto done;
@@ -338,7 +339,7 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p,
 			sb_err *de = sb_sandbox_destroy(sb);
 			if (de) {
 				sb_warn("cleaning up lease %s after a failed acquire: %s", rec.id,
-					de->msg);
+				        de->msg);
 				sb_err_free(de);
 			}
 		}
@@ -360,7 +361,7 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p,
 	pthread_mutex_unlock(&ls->mu);
 	persist(ls, &copy);
 	json_t *d = json_pack("{s:s, s:s?, s:s?}", "acquisition_id", copy.acquisition_id,
-			      "issue_id", copy.issue_id, "run_id", copy.run_id);
+	                      "issue_id", copy.issue_id, "run_id", copy.run_id);
 	audit(ls, copy.id, "acquire", d);
 	*outcome = SBS_ACQ_CLAIMED;
 	fill_out(out, &copy);
@@ -451,7 +452,7 @@ sb_err *sbs_leases_get(sbs_leases *ls, const char *id, unsigned flags, sbs_lease
 		if ((flags & SBS_GET_ALLOW_LOST) && l->sb)
 			break;
 		err = sb_err_new(SB_E_STATE_LOST, "the sandbox of lease \"%s\" is gone (%s)", id,
-				 l->info.reason ? l->info.reason : "lost");
+		                 l->info.reason ? l->info.reason : "lost");
 		break;
 	case SBS_LEASE_PENDING:
 		err = sb_err_new(SB_E_BUSY, "lease \"%s\" is still being set up", id);
@@ -479,14 +480,14 @@ static fence *find_fence(sbs_lease *l, const char *id)
 }
 
 sb_err *sbs_lease_fence_begin(sbs_lease *l, const char *fence_id, int64_t expires_at_ms,
-			      bool *replayed)
+                              bool *replayed)
 {
 	sb_err *err = NULL;
 	pthread_mutex_lock(&l->ls->mu);
 	if (l->info.state != SBS_LEASE_ACTIVE || l->deferred) {
 		err = sb_err_new(SB_E_CONFLICT, "lease \"%s\" is %s", l->info.id,
-				 l->deferred ? "waiting to be destroyed"
-					     : sbs_lease_state_name(l->info.state));
+		                 l->deferred ? "waiting to be destroyed"
+		                             : sbs_lease_state_name(l->info.state));
 	} else {
 		fence *f = find_fence(l, fence_id);
 		if (replayed)
@@ -513,7 +514,7 @@ sb_err *sbs_lease_fence_renew(sbs_lease *l, const char *fence_id, int64_t expire
 		f->expires_ms = expires_at_ms;
 	else
 		err = sb_err_new(SB_E_NOTFOUND, "no fence \"%s\" on lease \"%s\"", fence_id,
-				 l->info.id);
+		                 l->info.id);
 	pthread_mutex_unlock(&l->ls->mu);
 	return err;
 }
@@ -668,7 +669,7 @@ static sb_err *destroy_now(sbs_leases *ls, sbs_lease *l, const char *reason)
 	if (err) {
 		sbs_lease_info_deinit(&copy);
 		return sb_err_prefix(err, "destroying lease %s (state kept \"destroying\"; retry)",
-				     l->info.id);
+		                     l->info.id);
 	}
 	pthread_mutex_lock(&ls->mu);
 	l->info.state = SBS_LEASE_DESTROYED;
@@ -693,7 +694,7 @@ static sb_err *destroy_now(sbs_leases *ls, sbs_lease *l, const char *reason)
 }
 
 sb_err *sbs_leases_destroy(sbs_leases *ls, const char *id, const sbs_destroy_opts *o,
-			   sbs_destroy_outcome *outcome, char ***busy)
+                           sbs_destroy_outcome *outcome, char ***busy)
 {
 	static const sbs_destroy_opts defaults = {0};
 	if (!o)
@@ -842,7 +843,8 @@ void sbs_leases_reap(sbs_leases *ls, int64_t now_ms)
 	}
 	if (do_probe) {
 		ls->last_probe_ms = now_ms;
-		sb_err *err = sbs_store_prune_tombstones(ls->store, now_ms - 7LL * 24 * 3600 * 1000);
+		sb_err *err =
+		    sbs_store_prune_tombstones(ls->store, now_ms - 7LL * 24 * 3600 * 1000);
 		if (err) {
 			sb_warn("%s", err->msg);
 			sb_err_free(err);
@@ -864,8 +866,8 @@ static void adopt(sbs_leases *ls, sbs_lease_info *rec)
 	sb_sandbox *sb = NULL;
 	sb_err *err = sb_sandbox_open(ls->cfg, rec->id, &sb);
 	if (err) {
-		const char *why = err->code == SB_E_NOTFOUND ? "lease directory missing"
-							      : "sandbox died";
+		const char *why =
+		    err->code == SB_E_NOTFOUND ? "lease directory missing" : "sandbox died";
 		sb_warn("lease %s: %s; marked lost", rec->id, err->msg);
 		sb_err_free(err);
 		sb = NULL;
@@ -907,7 +909,7 @@ sb_err *sbs_leases_recover(sbs_leases *ls)
 				e = sb_sandbox_destroy(h);
 			if (e && e->code != SB_E_NOTFOUND)
 				sb_warn("lease %s: cleaning up an unfinished acquire: %s", rec->id,
-					e->msg);
+				        e->msg);
 			sb_err_free(e);
 			sb_err_free(sbs_store_lease_delete(ls->store, rec->id));
 			break;

@@ -32,9 +32,9 @@ typedef struct sbs_lease_params {
 	const char *fingerprint;    /* NULL = derived from the fields below */
 	bool network;
 	sb_sandbox_limits limits;
-	int64_t ttl_s;              /* 0 = no expiry */
+	int64_t ttl_s;                               /* 0 = no expiry */
 	const char *issue_id, *run_id, *reuse_scope; /* audit; may be NULL */
-	const json_t *metadata;     /* stored with the record; borrowed */
+	const json_t *metadata;                      /* stored with the record; borrowed */
 	/* Runs after the sandbox exists and before the lease turns ACTIVE (e.g. mkdir, sentinel).
 	 * An error destroys the sandbox and fails the acquire. May be NULL. */
 	sb_err *(*setup)(void *ud, sb_sandbox *sb);
@@ -56,8 +56,8 @@ const char *sbs_acquire_outcome_name(sbs_acquire_outcome o);
  * NULL) describes the lease (for IN_PROGRESS/CONFLICT/COMPLETED/DESTROYING: the record that
  * stands in the way). An error means the sandbox could not be created or set up (reply 500
  * acquisition_failed) or the store failed. */
-sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p,
-			   sbs_acquire_outcome *outcome, sbs_lease_info *info);
+sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquire_outcome *outcome,
+                           sbs_lease_info *info);
 
 /* The fingerprint acquire derives when p->fingerprint is NULL (hex SHA-256); malloc'd. */
 char *sbs_lease_params_fingerprint(const sbs_lease_params *p);
@@ -89,7 +89,7 @@ void sbs_lease_get_info(sbs_lease *l, sbs_lease_info *out);
  * holds off a destroy. Beginning a fence id that is already present renews it and sets
  * *replayed (may be NULL). SB_E_CONFLICT when the lease is not ACTIVE. */
 sb_err *sbs_lease_fence_begin(sbs_lease *l, const char *fence_id, int64_t expires_at_ms,
-			      bool *replayed);
+                              bool *replayed);
 /* SB_E_NOTFOUND for an unknown fence. */
 sb_err *sbs_lease_fence_renew(sbs_lease *l, const char *fence_id, int64_t expires_at_ms);
 /* Drop the fence; if a deferred destroy waits and this was the last fence, it runs now. */
@@ -100,11 +100,11 @@ sb_err *sbs_leases_renew(sbs_leases *ls, const char *id, int64_t ttl_s, sbs_leas
 sb_err *sbs_leases_set_metadata(sbs_leases *ls, const char *id, const json_t *metadata);
 
 typedef enum sbs_destroy_outcome {
-	SBS_DESTROY_DONE,     /* destroyed now */
-	SBS_DESTROY_ALREADY,  /* a tombstone: destroyed before (idempotent success) */
-	SBS_DESTROY_BUSY,     /* live fences or running execs: refused (409 lease_busy) */
-	SBS_DESTROY_CONFLICT, /* acquisition_id given and it does not own the lease (409) */
-	SBS_DESTROY_DEFERRED, /* marked DESTROYING; destroyed when the last fence ends */
+	SBS_DESTROY_DONE,        /* destroyed now */
+	SBS_DESTROY_ALREADY,     /* a tombstone: destroyed before (idempotent success) */
+	SBS_DESTROY_BUSY,        /* live fences or running execs: refused (409 lease_busy) */
+	SBS_DESTROY_CONFLICT,    /* acquisition_id given and it does not own the lease (409) */
+	SBS_DESTROY_DEFERRED,    /* marked DESTROYING; destroyed when the last fence ends */
 	SBS_DESTROY_IN_PROGRESS, /* another destroy is running */
 } sbs_destroy_outcome;
 
@@ -119,7 +119,7 @@ typedef struct sbs_destroy_opts {
  * and running exec ids that made it BUSY/DEFERRED (sb_strv_free). An error from the sandbox
  * leaves the record DESTROYING so that a retry finishes the job. */
 sb_err *sbs_leases_destroy(sbs_leases *ls, const char *id, const sbs_destroy_opts *o,
-			   sbs_destroy_outcome *outcome, char ***busy);
+                           sbs_destroy_outcome *outcome, char ***busy);
 
 /* One reaper pass: destroy leases whose TTL passed (unless busy: retried next pass), mark dead
  * sandboxes LOST, prune old tombstones. */

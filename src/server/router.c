@@ -13,7 +13,7 @@ typedef struct route {
 	char *method;
 	char **segs; /* pattern segments */
 	size_t nsegs;
-	bool rest;   /* last segment is "{name...}" */
+	bool rest; /* last segment is "{name...}" */
 	unsigned flags;
 	sbs_handler h;
 	void *ud;
@@ -55,7 +55,7 @@ void sbs_router_free(sbs_router *rt)
 }
 
 void sbs_router_add(sbs_router *rt, const char *method, const char *pattern, unsigned flags,
-		    sbs_handler h, void *ud)
+                    sbs_handler h, void *ud)
 {
 	route r = {0};
 	r.method = method ? sb_xstrdup(method) : NULL;
@@ -114,7 +114,8 @@ static sb_err *split_path(const char *raw, char **segs, size_t *nsegs)
 		size_t n = slash ? (size_t)(slash - p) : strlen(p);
 		sb_buf_clear(&b);
 		sb_err *err = sbs_url_decode(p, n, false, &b);
-		if (!err && (strcmp(sb_buf_cstr(&b), ".") == 0 || strcmp(sb_buf_cstr(&b), "..") == 0))
+		if (!err &&
+		    (strcmp(sb_buf_cstr(&b), ".") == 0 || strcmp(sb_buf_cstr(&b), "..") == 0))
 			err = sb_err_new(SB_E_INVAL, "\".\" and \"..\" segments are not allowed");
 		if (!err && *nsegs >= MAX_SEGS)
 			err = sb_err_new(SB_E_INVAL, "more than %d path segments", MAX_SEGS);
@@ -169,8 +170,8 @@ static bool match_route(const route *r, char **segs, size_t nsegs, sbs_match *m)
 	return true;
 }
 
-bool sbs_router_match(const sbs_router *rt, const char *method, const char *raw_path,
-		      sbs_match *m, sb_err **err)
+bool sbs_router_match(const sbs_router *rt, const char *method, const char *raw_path, sbs_match *m,
+                      sb_err **err)
 {
 	memset(m, 0, sizeof *m);
 	*err = NULL;

@@ -71,7 +71,7 @@ static void split_rel(const char *rel, char **parent, const char **name)
 
 /* Open the parent directory of rel beneath the workspace (creating it when mkdirs). */
 static sb_err *open_parent(const char *ws, const char *rel, bool mkdirs, int *pfd,
-			   const char **name, char **parent)
+                           const char **name, char **parent)
 {
 	int root = open(ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
@@ -83,7 +83,7 @@ static sb_err *open_parent(const char *ws, const char *rel, bool mkdirs, int *pf
 		return NULL;
 	}
 	err = sb_fs_open_beneath(root, *parent, O_RDONLY | O_DIRECTORY, 0,
-				 mkdirs ? SB_OPEN_MKDIRS : 0, pfd);
+	                         mkdirs ? SB_OPEN_MKDIRS : 0, pfd);
 	close(root);
 	return err;
 }
@@ -123,8 +123,8 @@ static sb_err *put_as_owner(void *ud)
 	}
 	/* The temp file first (creating missing parents), then the parent it landed in: both
 	 * resolved beneath the workspace, so a swapped parent still cannot lead outside. */
-	if ((err = sb_fs_open_beneath(root, tmp_rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
-				      0600, SB_OPEN_MKDIRS, &tfd)))
+	if ((err = sb_fs_open_beneath(root, tmp_rel, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600,
+	                              SB_OPEN_MKDIRS, &tfd)))
 		goto out;
 	if (parent[0]) {
 		if ((err = sb_fs_open_beneath(root, parent, O_RDONLY | O_DIRECTORY, 0, 0, &pfd)))
@@ -191,7 +191,7 @@ static void h_put_file(sbs_req *r, void *ud)
 		unsigned long m = strtoul(mh, &end, 8);
 		if (!mh[0] || *end || m > 07777) {
 			sbs_reply_error(r, 400, "invalid_request",
-					"X-Sandbar-Mode must be octal permission bits, e.g. 0644");
+			                "X-Sandbar-Mode must be octal permission bits, e.g. 0644");
 			return;
 		}
 		mode = (mode_t)(m & 0777);
@@ -201,9 +201,9 @@ static void h_put_file(sbs_req *r, void *ud)
 		return;
 	uint64_t size = 0;
 	put_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
-		     .rel = rel,
-		     .src = sbs_req_body_fd(r, &size),
-		     .mode = mode};
+	             .rel = rel,
+	             .src = sbs_req_body_fd(r, &size),
+	             .mode = mode};
 	char *fence = sb_random_id("file-");
 	sb_err *err = sbs_lease_fence_begin(l, fence, 0, NULL);
 	if (!err) {
@@ -218,8 +218,9 @@ static void h_put_file(sbs_req *r, void *ud)
 	}
 	char ms[8];
 	snprintf(ms, sizeof ms, "%04o", (unsigned)mode);
-	sbs_reply_json(r, 200, json_pack("{s:s, s:I, s:s}", "path", rel, "size", (json_int_t)size,
-					  "mode", ms));
+	sbs_reply_json(
+	    r, 200,
+	    json_pack("{s:s, s:I, s:s}", "path", rel, "size", (json_int_t)size, "mode", ms));
 }
 
 /* ------------------------------------------------------------------ GET file */
@@ -272,9 +273,9 @@ static void h_get_file(sbs_req *r, void *ud)
 		err = sb_err_sys(errno, "pipe");
 	if (!err) {
 		get_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
-			     .rel = rel,
-			     .dst = spool,
-			     .info_fd = pp[1]};
+		             .rel = rel,
+		             .dst = spool,
+		             .info_fd = pp[1]};
 		err = sb_sandbox_as_owner(sbs_lease_sandbox(l), get_as_owner, &j);
 	}
 	sbs_lease_put(l);
@@ -330,11 +331,11 @@ static sb_err *del_as_owner(void *ud)
 		if (!j->recursive) {
 			if (unlinkat(pfd, name, AT_REMOVEDIR) < 0)
 				err = errno == ENOTEMPTY
-					      ? sb_err_new(SB_E_CONFLICT,
-							   "%s is a non-empty directory; add "
-							   "?recursive=1",
-							   j->rel)
-					      : sb_err_sys(errno, "removing %s", j->rel);
+				          ? sb_err_new(SB_E_CONFLICT,
+				                       "%s is a non-empty directory; add "
+				                       "?recursive=1",
+				                       j->rel)
+				          : sb_err_sys(errno, "removing %s", j->rel);
 			goto out;
 		}
 		/* Through the already-confined parent fd: rm_rf never follows symlinks. */
@@ -362,8 +363,8 @@ static void h_delete_file(sbs_req *r, void *ud)
 	if (!l)
 		return;
 	del_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
-		     .rel = rel,
-		     .recursive = rq && (strcmp(rq, "1") == 0 || strcmp(rq, "true") == 0)};
+	             .rel = rel,
+	             .recursive = rq && (strcmp(rq, "1") == 0 || strcmp(rq, "true") == 0)};
 	sb_err *err = sb_sandbox_as_owner(sbs_lease_sandbox(l), del_as_owner, &j);
 	sbs_lease_put(l);
 	if (err) {
@@ -433,8 +434,8 @@ static void h_put_workspace(sbs_req *r, void *ud)
 		return;
 	uint64_t size = 0;
 	ws_put_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
-			.keep = srv->overlay_dir,
-			.src = sbs_req_body_fd(r, &size)};
+	                .keep = srv->overlay_dir,
+	                .src = sbs_req_body_fd(r, &size)};
 	char *fence = sb_random_id("workspace-");
 	sb_err *err = sbs_lease_fence_begin(l, fence, 0, NULL);
 	if (!err) {
@@ -447,8 +448,8 @@ static void h_put_workspace(sbs_req *r, void *ud)
 		sbs_reply_err(r, err);
 		return;
 	}
-	sbs_reply_json(r, 200, json_pack("{s:I, s:s}", "bytes", (json_int_t)size, "kept",
-					  srv->overlay_dir));
+	sbs_reply_json(
+	    r, 200, json_pack("{s:I, s:s}", "bytes", (json_int_t)size, "kept", srv->overlay_dir));
 }
 
 typedef struct ws_get_job {
@@ -475,7 +476,7 @@ static void h_get_workspace(sbs_req *r, void *ud)
 		sb_err *err = sb_excludes_check_user(q->pairs[i].value);
 		if (err) {
 			sbs_reply_error(r, 400, "invalid_request", "exclude \"%s\": %s",
-					q->pairs[i].value, err->msg);
+			                q->pairs[i].value, err->msg);
 			sb_err_free(err);
 			sb_excludes_deinit(&ex);
 			return;
@@ -490,9 +491,8 @@ static void h_get_workspace(sbs_req *r, void *ud)
 	int spool = -1;
 	sb_err *err = sbs_server_tmpfile(sbs_req_server(r), &spool);
 	if (!err) {
-		ws_get_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
-				.ex = &ex,
-				.dst = spool};
+		ws_get_job j = {
+		    .ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)), .ex = &ex, .dst = spool};
 		err = sb_sandbox_as_owner(sbs_lease_sandbox(l), ws_get_as_owner, &j);
 	}
 	sbs_lease_put(l);
@@ -512,10 +512,10 @@ void sbs_file_routes_register(sbs_server *srv)
 {
 	sbs_router *rt = srv->router;
 	sbs_router_add(rt, "PUT", "/v1/leases/{id}/files/{path...}", SBS_ROUTE_BODY_SPOOL,
-		       h_put_file, NULL);
+	               h_put_file, NULL);
 	sbs_router_add(rt, "GET", "/v1/leases/{id}/files/{path...}", 0, h_get_file, NULL);
 	sbs_router_add(rt, "DELETE", "/v1/leases/{id}/files/{path...}", 0, h_delete_file, NULL);
 	sbs_router_add(rt, "PUT", "/v1/leases/{id}/workspace", SBS_ROUTE_BODY_SPOOL,
-		       h_put_workspace, NULL);
+	               h_put_workspace, NULL);
 	sbs_router_add(rt, "GET", "/v1/leases/{id}/workspace", 0, h_get_workspace, NULL);
 }

@@ -56,17 +56,17 @@ static void h_health(sbs_req *r, void *ud)
 	json_object_set_new(j, "capabilities", caps);
 	json_t *lim = json_object();
 	json_object_set_new(lim, "max_connections",
-			    json_integer((json_int_t)srv->limits.max_connections));
+	                    json_integer((json_int_t)srv->limits.max_connections));
 	json_object_set_new(lim, "max_header_bytes",
-			    json_integer((json_int_t)srv->limits.max_header_bytes));
+	                    json_integer((json_int_t)srv->limits.max_header_bytes));
 	json_object_set_new(lim, "max_json_bytes",
-			    json_integer((json_int_t)srv->limits.max_json_bytes));
+	                    json_integer((json_int_t)srv->limits.max_json_bytes));
 	json_object_set_new(lim, "max_json_depth",
-			    json_integer((json_int_t)srv->limits.max_json_depth));
+	                    json_integer((json_int_t)srv->limits.max_json_depth));
 	json_object_set_new(lim, "max_upload_bytes",
-			    json_integer((json_int_t)srv->limits.max_upload_bytes));
+	                    json_integer((json_int_t)srv->limits.max_upload_bytes));
 	json_object_set_new(lim, "exec_output_cap",
-			    json_integer((json_int_t)srv->limits.output_cap));
+	                    json_integer((json_int_t)srv->limits.output_cap));
 	json_object_set_new(lim, "sse_keepalive_ms", json_integer(srv->limits.keepalive_ms));
 	json_object_set_new(lim, "hmac_skew_s", json_integer(SB_HMAC_SKEW_S));
 	json_t *sh = srv->sandbox_health;
@@ -84,10 +84,10 @@ static void h_metrics(sbs_req *r, void *ud)
 	uint64_t c[5];
 	sbs_leases_counts(srv->leases, c);
 	sbs_lease_counts lc = {.pending = c[SBS_LEASE_PENDING],
-			       .active = c[SBS_LEASE_ACTIVE],
-			       .destroying = c[SBS_LEASE_DESTROYING],
-			       .destroyed = c[SBS_LEASE_DESTROYED],
-			       .lost = c[SBS_LEASE_LOST]};
+	                       .active = c[SBS_LEASE_ACTIVE],
+	                       .destroying = c[SBS_LEASE_DESTROYING],
+	                       .destroyed = c[SBS_LEASE_DESTROYED],
+	                       .lost = c[SBS_LEASE_LOST]};
 	sb_buf out = SB_BUF_INIT;
 	sbs_metrics_render(srv->metrics, &lc, &out);
 	sbs_reply_bytes(r, 200, "text/plain; version=0.0.4", sb_buf_cstr(&out), out.len);
@@ -169,8 +169,8 @@ static void h_acquire(sbs_req *r, void *ud)
 		return;
 	}
 	sbs_req_set_lease(r, li.id);
-	json_t *details = json_pack("{s:s, s:s}", "lease_id", li.id, "state",
-				    sbs_lease_state_name(li.state));
+	json_t *details =
+	    json_pack("{s:s, s:s}", "lease_id", li.id, "state", sbs_lease_state_name(li.state));
 	switch (oc) {
 	case SBS_ACQ_CLAIMED:
 	case SBS_ACQ_REPLAYED: {
@@ -183,21 +183,21 @@ static void h_acquire(sbs_req *r, void *ud)
 	case SBS_ACQ_IN_PROGRESS:
 		sbs_req_add_header(r, "Retry-After", "1");
 		sbs_reply_error_details(r, 503, "acquisition_in_progress", details,
-					"acquisition is still being set up; retry");
+		                        "acquisition is still being set up; retry");
 		break;
 	case SBS_ACQ_CONFLICT:
 		sbs_reply_error_details(r, 409, "acquisition_conflict", details,
-					"acquisition id or lease id is already used with different "
-					"parameters");
+		                        "acquisition id or lease id is already used with different "
+		                        "parameters");
 		break;
 	case SBS_ACQ_COMPLETED:
 		sbs_reply_error_details(r, 409, "acquisition_conflict", details,
-					"this acquisition's lease was destroyed; use a new "
-					"acquisition_id");
+		                        "this acquisition's lease was destroyed; use a new "
+		                        "acquisition_id");
 		break;
 	case SBS_ACQ_DESTROYING:
 		sbs_reply_error_details(r, 409, "acquisition_conflict", details,
-					"the lease of this acquisition is being destroyed");
+		                        "the lease of this acquisition is being destroyed");
 		break;
 	}
 	sbs_lease_info_deinit(&li);
@@ -262,9 +262,9 @@ static void h_destroy(sbs_req *r, void *ud)
 	const char *id = sbs_req_param(r, "id");
 	sbs_req_set_lease(r, id);
 	sbs_destroy_opts o = {.acquisition_id = sbs_req_query_get(r, "acquisition_id"),
-			      .force = query_bool(r, "force", false),
-			      .defer = query_bool(r, "defer", false),
-			      .reason = "client"};
+	                      .force = query_bool(r, "force", false),
+	                      .defer = query_bool(r, "defer", false),
+	                      .reason = "client"};
 	sbs_destroy_outcome oc;
 	char **busy = NULL;
 	sb_err *err = sbs_leases_destroy(sbs_req_server(r)->leases, id, &o, &oc, &busy);
@@ -281,28 +281,30 @@ static void h_destroy(sbs_req *r, void *ud)
 	case SBS_DESTROY_DONE:
 	case SBS_DESTROY_ALREADY:
 		json_decref(ids);
-		sbs_reply_json(r, 200, json_pack("{s:s, s:s, s:b}", "id", id, "state", "destroyed",
-						  "already", oc == SBS_DESTROY_ALREADY));
+		sbs_reply_json(r, 200,
+		               json_pack("{s:s, s:s, s:b}", "id", id, "state", "destroyed",
+		                         "already", oc == SBS_DESTROY_ALREADY));
 		break;
 	case SBS_DESTROY_DEFERRED:
-		sbs_reply_json(r, 202, json_pack("{s:s, s:s, s:o}", "id", id, "state",
-						  "destroying", "waiting_for", ids));
+		sbs_reply_json(r, 202,
+		               json_pack("{s:s, s:s, s:o}", "id", id, "state", "destroying",
+		                         "waiting_for", ids));
 		break;
 	case SBS_DESTROY_BUSY:
 		sbs_reply_error_details(r, 409, "lease_busy", json_pack("{s:o}", "busy", ids),
-					"lease \"%s\" has running execs or active fences; retry "
-					"later, or use ?defer=1 or ?force=1",
-					id);
+		                        "lease \"%s\" has running execs or active fences; retry "
+		                        "later, or use ?defer=1 or ?force=1",
+		                        id);
 		break;
 	case SBS_DESTROY_CONFLICT:
 		json_decref(ids);
 		sbs_reply_error(r, 409, "acquisition_conflict",
-				"lease \"%s\" belongs to another acquisition", id);
+		                "lease \"%s\" belongs to another acquisition", id);
 		break;
 	case SBS_DESTROY_IN_PROGRESS:
 		json_decref(ids);
 		sbs_reply_error(r, 409, "lease_busy",
-				"lease \"%s\" is being set up or destroyed; retry", id);
+		                "lease \"%s\" is being set up or destroyed; retry", id);
 		break;
 	}
 }
@@ -328,7 +330,7 @@ static sb_err *sse_out(void *ud, sb_stream stream, uint64_t off, const char *d, 
 	sb_buf b64 = SB_BUF_INIT;
 	sb_b64_encode(d, n, &b64);
 	json_t *j = json_pack("{s:I, s:I, s:s}", "seq", (json_int_t)e->seq++, "offset",
-			      (json_int_t)off, "data_b64", sb_buf_cstr(&b64));
+	                      (json_int_t)off, "data_b64", sb_buf_cstr(&b64));
 	sb_buf_deinit(&b64);
 	uint64_t o = e->cur.off[SB_STREAM_STDOUT], er = e->cur.off[SB_STREAM_STDERR];
 	if (stream == SB_STREAM_STDOUT)
@@ -346,9 +348,9 @@ static json_t *end_json(const sb_sandbox_exec_status *st)
 	json_t *j = json_object();
 	json_object_set_new(j, "exec_id", json_string(st->exec_id));
 	json_object_set_new(j, "exit_code",
-			    st->has_exit_code ? json_integer(st->exit_code) : json_null());
+	                    st->has_exit_code ? json_integer(st->exit_code) : json_null());
 	json_object_set_new(j, "signal",
-			    st->signal ? json_string(sb_signal_name(st->signal)) : json_null());
+	                    st->signal ? json_string(sb_signal_name(st->signal)) : json_null());
 	json_object_set_new(j, "timed_out", json_boolean(st->timed_out));
 	json_object_set_new(j, "truncated", json_false());
 	json_object_set_new(j, "oom_killed", json_boolean(st->oom_killed));
@@ -363,20 +365,19 @@ static bool sse_step(void *ud, sbs_sse *s, int64_t max_wait_ms)
 	e->s = s;
 	if (!e->started) {
 		e->started = true;
-		sbs_sse_event(s, "start",
-			      NULL, json_pack("{s:s, s:i}", "exec_id", sbs_exec_id(e->x), "pid",
-					      e->pid));
+		sbs_sse_event(s, "start", NULL,
+		              json_pack("{s:s, s:i}", "exec_id", sbs_exec_id(e->x), "pid", e->pid));
 		return true;
 	}
 	bool finished = false;
 	sb_sandbox_exec_status st;
 	uint64_t seq0 = e->seq;
 	sb_err *err = sbs_exec_pump(e->x, &e->cur, 256 * 1024, e->no_follow ? 0 : max_wait_ms,
-				    sse_out, e, &finished, &st);
+	                            sse_out, e, &finished, &st);
 	if (err) {
 		sbs_sse_event(s, "error", NULL,
-			      json_pack("{s:s, s:s}", "error", sb_errcode_name(err->code),
-					"message", err->msg));
+		              json_pack("{s:s, s:s}", "error", sb_errcode_name(err->code),
+		                        "message", err->msg));
 		sb_err_free(err);
 		return false; /* no "end": the client knows it was interrupted */
 	}
@@ -395,7 +396,7 @@ static void sse_exec_free(void *ud)
 }
 
 static void reply_exec_sse(sbs_req *r, sbs_exec *x, const sbs_exec_cursor *cur, int pid,
-			   bool follow)
+                           bool follow)
 {
 	sse_exec *e = sb_xcalloc(1, sizeof *e);
 	e->no_follow = !follow;
@@ -488,8 +489,8 @@ static void h_exec(sbs_req *r, void *ud)
 		sb_sandbox_exec_status st = {0};
 		sb_err *se = sbs_exec_status(x, &st);
 		sb_err_free(se);
-		sbs_exec_cursor cur = {.streams = (1u << SB_STREAM_STDOUT) |
-						  (1u << SB_STREAM_STDERR)};
+		sbs_exec_cursor cur = {.streams =
+		                           (1u << SB_STREAM_STDOUT) | (1u << SB_STREAM_STDERR)};
 		reply_exec_sse(r, x, &cur, st.pid, true);
 		return;
 	}
@@ -503,7 +504,8 @@ static sbs_exec *exec_or_reply(sbs_req *r)
 	if (!l)
 		return NULL;
 	sbs_exec *x = NULL;
-	sb_err *err = sbs_execs_attach(sbs_req_server(r)->execs, l, sbs_req_param(r, "exec_id"), &x);
+	sb_err *err =
+	    sbs_execs_attach(sbs_req_server(r)->execs, l, sbs_req_param(r, "exec_id"), &x);
 	sbs_lease_put(l);
 	if (err) {
 		sbs_reply_err(r, err);
@@ -586,7 +588,7 @@ static ssize_t raw_fill(void *ud, char *buf, size_t max)
 		if (ro->done)
 			return -1;
 		int s = (ro->cur.streams & (1u << SB_STREAM_STDOUT)) ? SB_STREAM_STDOUT
-									: SB_STREAM_STDERR;
+		                                                     : SB_STREAM_STDERR;
 		size_t budget = 256 * 1024;
 		if (!ro->follow) {
 			if (ro->cur.off[s] >= ro->stop_at)
@@ -596,8 +598,8 @@ static ssize_t raw_fill(void *ud, char *buf, size_t max)
 				budget = (size_t)left;
 		}
 		bool finished = false;
-		sb_err *err = sbs_exec_pump(ro->x, &ro->cur, budget, 500, raw_collect, ro,
-					    &finished, NULL);
+		sb_err *err =
+		    sbs_exec_pump(ro->x, &ro->cur, budget, 500, raw_collect, ro, &finished, NULL);
 		if (err) {
 			sb_warn("streaming exec output: %s", err->msg);
 			sb_err_free(err);
@@ -652,14 +654,14 @@ static void h_exec_output(sbs_req *r, void *ud)
 		streams = 1u << SB_STREAM_STDERR;
 	else {
 		sbs_reply_error(r, 400, "invalid_request",
-				"\"stream\" must be stdout, stderr or both");
+		                "\"stream\" must be stdout, stderr or both");
 		return;
 	}
 	if (!sse && streams == ((1u << SB_STREAM_STDOUT) | (1u << SB_STREAM_STDERR))) {
 		if (stream) {
 			sbs_reply_error(r, 400, "invalid_request",
-					"raw output takes one \"stream\" (stdout or stderr); use "
-					"Accept: text/event-stream for both");
+			                "raw output takes one \"stream\" (stdout or stderr); use "
+			                "Accept: text/event-stream for both");
 			return;
 		}
 		streams = 1u << SB_STREAM_STDOUT;
@@ -678,9 +680,10 @@ static void h_exec_output(sbs_req *r, void *ud)
 	}
 	if (lei && sse) {
 		if (!parse_last_event_id(lei, &cur.off[SB_STREAM_STDOUT],
-					 &cur.off[SB_STREAM_STDERR])) {
-			sbs_reply_error(r, 400, "invalid_request",
-					"Last-Event-ID must be \"<stdout offset>,<stderr offset>\"");
+		                         &cur.off[SB_STREAM_STDERR])) {
+			sbs_reply_error(
+			    r, 400, "invalid_request",
+			    "Last-Event-ID must be \"<stdout offset>,<stderr offset>\"");
 			return;
 		}
 	}
@@ -735,8 +738,8 @@ static void h_exec_signal(sbs_req *r, void *ud)
 	json_decref(b);
 	if (!signo) {
 		sbs_reply_error(r, 400, "invalid_request",
-				"\"signal\" must be a signal name (\"TERM\", \"SIGKILL\") or "
-				"number");
+		                "\"signal\" must be a signal name (\"TERM\", \"SIGKILL\") or "
+		                "number");
 		return;
 	}
 	sbs_lease *l = lease_or_reply(r, 0);
@@ -749,8 +752,8 @@ static void h_exec_signal(sbs_req *r, void *ud)
 		sbs_reply_err(r, err);
 		return;
 	}
-	sbs_reply_json(r, 200, json_pack("{s:s, s:s}", "exec_id", xid, "signal",
-					  sb_signal_name(signo)));
+	sbs_reply_json(r, 200,
+	               json_pack("{s:s, s:s}", "exec_id", xid, "signal", sb_signal_name(signo)));
 }
 
 static void h_processes(sbs_req *r, void *ud)
@@ -771,10 +774,10 @@ static void h_processes(sbs_req *r, void *ud)
 	for (size_t i = 0; i < n; i++) {
 		char st[2] = {p[i].state, 0};
 		json_array_append_new(
-			arr, json_pack("{s:i, s:i, s:i, s:s, s:I, s:s?, s:s}", "pid", p[i].pid,
-				       "ppid", p[i].ppid, "pgid", p[i].pgid, "state", st,
-				       "rss_bytes", (json_int_t)p[i].rss_bytes, "exec_id",
-				       p[i].exec_id, "cmdline", p[i].cmdline ? p[i].cmdline : ""));
+		    arr, json_pack("{s:i, s:i, s:i, s:s, s:I, s:s?, s:s}", "pid", p[i].pid, "ppid",
+		                   p[i].ppid, "pgid", p[i].pgid, "state", st, "rss_bytes",
+		                   (json_int_t)p[i].rss_bytes, "exec_id", p[i].exec_id, "cmdline",
+		                   p[i].cmdline ? p[i].cmdline : ""));
 	}
 	sb_sandbox_processes_free(p, n);
 	sbs_reply_json(r, 200, json_pack("{s:o}", "processes", arr));
@@ -793,10 +796,9 @@ void sbs_native_routes_register(sbs_server *srv)
 	sbs_router_add(rt, "POST", "/v1/leases/{id}/exec", SBS_ROUTE_BODY_JSON, h_exec, NULL);
 	sbs_router_add(rt, "GET", "/v1/leases/{id}/execs", 0, h_exec_list, NULL);
 	sbs_router_add(rt, "GET", "/v1/leases/{id}/execs/{exec_id}", 0, h_exec_status, NULL);
-	sbs_router_add(rt, "GET", "/v1/leases/{id}/execs/{exec_id}/output", 0, h_exec_output,
-		       NULL);
+	sbs_router_add(rt, "GET", "/v1/leases/{id}/execs/{exec_id}/output", 0, h_exec_output, NULL);
 	sbs_router_add(rt, "POST", "/v1/leases/{id}/execs/{exec_id}/signal", SBS_ROUTE_BODY_JSON,
-		       h_exec_signal, NULL);
+	               h_exec_signal, NULL);
 	sbs_router_add(rt, "GET", "/v1/leases/{id}/processes", 0, h_processes, NULL);
 	sbs_file_routes_register(srv);
 }

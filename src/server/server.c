@@ -118,7 +118,7 @@ static sb_err *read_token(const sb_server_config *cfg, char **out)
 			return sb_err_prefix(err, "reading the token file");
 		size_t n = b.len;
 		while (n && (b.data[n - 1] == '\n' || b.data[n - 1] == '\r' ||
-			     b.data[n - 1] == ' ' || b.data[n - 1] == '\t'))
+		             b.data[n - 1] == ' ' || b.data[n - 1] == '\t'))
 			n--;
 		if (n == 0) {
 			sb_buf_deinit(&b);
@@ -173,8 +173,8 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	srv->sandbox = cfg->sandbox;
 	srv->sandbox.state_dir = srv->state_dir;
 	const char **strs[] = {&srv->sandbox.init_path, &srv->sandbox.bwrap_path,
-			       &srv->sandbox.rootfs, &srv->sandbox.workspace_mount,
-			       &srv->sandbox.cgroup_root};
+	                       &srv->sandbox.rootfs, &srv->sandbox.workspace_mount,
+	                       &srv->sandbox.cgroup_root};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		if (*strs[i])
 			*strs[i] = sb_xstrdup(*strs[i]);
@@ -191,9 +191,9 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 		goto fail;
 	}
 	sbs_auth_config ac = {.token = token,
-			      .keys = &keys,
-			      .expected_host = cfg->expected_host,
-			      .nonce_cache = srv->limits.nonce_cache};
+	                      .keys = &keys,
+	                      .expected_host = cfg->expected_host,
+	                      .nonce_cache = srv->limits.nonce_cache};
 	srv->auth = sbs_auth_new(&ac);
 	if (token) {
 		memset(token, 0, strlen(token));
@@ -203,7 +203,7 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	sb_hmac_keyring_deinit(&keys);
 	if (sbs_auth_fail_closed(srv->auth))
 		sb_warn("no token (--token-file, SANDBAR_TOKEN) and no HMAC keys (--hmac-keys) are "
-			"configured: every request except GET /v1/health will be refused");
+		        "configured: every request except GET /v1/health will be refused");
 
 	if ((err = sb_fs_mkdir_p(srv->state_dir, 0700)))
 		goto fail;
@@ -225,7 +225,7 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	srv->sandbox_health = sb_sandbox_health_json(&h);
 	if (!h.ok)
 		sb_warn("sandboxes cannot be created on this host: %s",
-			h.message ? h.message : "unknown reason");
+		        h.message ? h.message : "unknown reason");
 	sb_sandbox_health_deinit(&h);
 	srv->router = sbs_router_new();
 	sbs_native_routes_register(srv);
@@ -254,20 +254,20 @@ static sb_err *tcp_listen(const char *spec, int *fd_out, int *port_out)
 		const char *e = strchr(spec, ']');
 		if (!e || e[1] != ':')
 			return sb_err_new(SB_E_INVAL, "bad listen address \"%s\": use [v6]:port",
-					  spec);
+			                  spec);
 		host = sb_xstrndup(spec + 1, (size_t)(e - spec - 1));
 		port = sb_xstrdup(e + 2);
 	} else {
 		const char *c = strrchr(spec, ':');
 		if (!c)
 			return sb_err_new(SB_E_INVAL, "bad listen address \"%s\": use HOST:PORT",
-					  spec);
+			                  spec);
 		host = sb_xstrndup(spec, (size_t)(c - spec));
 		port = sb_xstrdup(c + 1);
 	}
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	                         .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *ai = NULL;
 	int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
 	sb_err *err = NULL;
@@ -291,7 +291,7 @@ static sb_err *tcp_listen(const char *spec, int *fd_out, int *port_out)
 	socklen_t sl = sizeof ss;
 	getsockname(fd, (struct sockaddr *)&ss, &sl);
 	*port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						   : ((struct sockaddr_in *)&ss)->sin_port);
+	                                           : ((struct sockaddr_in *)&ss)->sin_port);
 	*fd_out = fd;
 out:
 	if (ai)
@@ -306,7 +306,7 @@ static sb_err *unix_listen(const char *path, int *fd_out)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof sa.sun_path)
 		return sb_err_new(SB_E_INVAL, "socket path %s is longer than %zu bytes", path,
-				  sizeof sa.sun_path - 1);
+		                  sizeof sa.sun_path - 1);
 	memcpy(sa.sun_path, path, strlen(path) + 1);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -346,29 +346,29 @@ static sb_err *start_daemon(sb_server *s, int fd, bool tls, const char *cert, co
 {
 	sbs_server *srv = &s->srv;
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-			 MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	                 MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	if (tls)
 		flags |= MHD_USE_TLS;
 	size_t mem = srv->limits.max_header_bytes * 2;
 	if (mem < 64 * 1024)
 		mem = 64 * 1024;
 	struct MHD_OptionItem opts[] = {
-		{MHD_OPTION_LISTEN_SOCKET, fd, NULL},
-		{MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->limits.max_connections, NULL},
-		{MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)mem, NULL},
-		{MHD_OPTION_CONNECTION_TIMEOUT, 300, NULL},
-		{MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)sbs_http_uri_log, srv},
-		{MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)sbs_http_completed, srv},
-		{MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
-		{tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)cert},
-		{tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *)key},
-		{MHD_OPTION_END, 0, NULL},
+	    {MHD_OPTION_LISTEN_SOCKET, fd, NULL},
+	    {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->limits.max_connections, NULL},
+	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)mem, NULL},
+	    {MHD_OPTION_CONNECTION_TIMEOUT, 300, NULL},
+	    {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)sbs_http_uri_log, srv},
+	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)sbs_http_completed, srv},
+	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
+	    {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)cert},
+	    {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *)key},
+	    {MHD_OPTION_END, 0, NULL},
 	};
 	struct MHD_Daemon *d = MHD_start_daemon(flags, 0, NULL, NULL, sbs_http_access, srv,
-						MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	                                        MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
 	if (!d)
 		return sb_err_new(SB_E_IO, "libmicrohttpd refused to start (%s)",
-				  tls ? "check the TLS certificate and key" : "see the log");
+		                  tls ? "check the TLS certificate and key" : "see the log");
 	s->d[s->nd] = d;
 	s->listen_fd[s->nd] = fd;
 	s->nd++;
@@ -422,7 +422,7 @@ sb_err *sb_server_start(sb_server *s)
 			goto out;
 		}
 		sb_info("listening on %s://%s (port %d)", cert ? "https" : "http", s->listen,
-			s->port);
+		        s->port);
 	}
 	if (s->socket_path) {
 		int fd = -1;
@@ -510,7 +510,7 @@ void sb_server_stop(sb_server *s)
 		sb_sleep_ms(20);
 	if (sbs_http_inflight() > 0)
 		sb_warn("drain: %ld request(s) still running after %lld ms; closing them",
-			sbs_http_inflight(), (long long)s->srv.limits.drain_ms);
+		        sbs_http_inflight(), (long long)s->srv.limits.drain_ms);
 	for (size_t i = 0; i < s->nd; i++) {
 		MHD_stop_daemon(s->d[i]);
 		s->d[i] = NULL;
@@ -544,7 +544,7 @@ void sb_server_free(sb_server *s)
 	sbs_metrics_free(srv->metrics);
 	json_decref(srv->sandbox_health);
 	const char *strs[] = {srv->sandbox.init_path, srv->sandbox.bwrap_path, srv->sandbox.rootfs,
-			      srv->sandbox.workspace_mount, srv->sandbox.cgroup_root};
+	                      srv->sandbox.workspace_mount, srv->sandbox.cgroup_root};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		free((char *)strs[i]);
 	free(srv->state_dir);

@@ -13,10 +13,10 @@
 #include "server/store.h"
 
 struct sbs_server {
-	sb_server_limits limits;  /* defaults filled in */
+	sb_server_limits limits; /* defaults filled in */
 	char *state_dir;
-	char *tmp_dir;            /* <state>/tmp: spooled uploads and downloads */
-	char *overlay_dir;        /* ".paperclip-runtime" */
+	char *tmp_dir;             /* <state>/tmp: spooled uploads and downloads */
+	char *overlay_dir;         /* ".paperclip-runtime" */
 	sb_sandbox_config sandbox; /* strings owned by the server */
 	sbs_router *router;
 	sbs_auth *auth;
@@ -24,10 +24,10 @@ struct sbs_server {
 	sbs_leases *leases;
 	sbs_execs *execs;
 	sbs_metrics *metrics;
-	json_t *sandbox_health;   /* sb_sandbox_health_json at start */
+	json_t *sandbox_health; /* sb_sandbox_health_json at start */
 	bool access_log;
 	int64_t started_ms;
-	volatile int draining;    /* set when SIGTERM arrived: streams end */
+	volatile int draining; /* set when SIGTERM arrived: streams end */
 };
 
 /* Route registration (one per route file). */

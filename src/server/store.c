@@ -19,36 +19,34 @@ static sb_err *db_err(sqlite3 *db, const char *what)
 }
 
 static const char *schema =
-	"PRAGMA journal_mode=WAL;"
-	"PRAGMA synchronous=NORMAL;"
-	"CREATE TABLE IF NOT EXISTS leases ("
-	"  id TEXT PRIMARY KEY,"
-	"  acquisition_id TEXT,"
-	"  state TEXT NOT NULL,"
-	"  created_ms INTEGER NOT NULL,"
-	"  finished_ms INTEGER NOT NULL DEFAULT 0,"
-	"  record TEXT NOT NULL);"
-	"CREATE UNIQUE INDEX IF NOT EXISTS leases_acq ON leases(acquisition_id) "
-	"  WHERE acquisition_id IS NOT NULL;"
-	"CREATE TABLE IF NOT EXISTS tombstones ("
-	"  acquisition_id TEXT PRIMARY KEY,"
-	"  id TEXT NOT NULL,"
-	"  finished_ms INTEGER NOT NULL,"
-	"  record TEXT NOT NULL);"
-	"CREATE INDEX IF NOT EXISTS tombstones_id ON tombstones(id, finished_ms);"
-	"CREATE TABLE IF NOT EXISTS audit ("
-	"  ts_ms INTEGER NOT NULL, lease_id TEXT, action TEXT NOT NULL, detail TEXT);";
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=NORMAL;"
+    "CREATE TABLE IF NOT EXISTS leases ("
+    "  id TEXT PRIMARY KEY,"
+    "  acquisition_id TEXT,"
+    "  state TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  finished_ms INTEGER NOT NULL DEFAULT 0,"
+    "  record TEXT NOT NULL);"
+    "CREATE UNIQUE INDEX IF NOT EXISTS leases_acq ON leases(acquisition_id) "
+    "  WHERE acquisition_id IS NOT NULL;"
+    "CREATE TABLE IF NOT EXISTS tombstones ("
+    "  acquisition_id TEXT PRIMARY KEY,"
+    "  id TEXT NOT NULL,"
+    "  finished_ms INTEGER NOT NULL,"
+    "  record TEXT NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS tombstones_id ON tombstones(id, finished_ms);"
+    "CREATE TABLE IF NOT EXISTS audit ("
+    "  ts_ms INTEGER NOT NULL, lease_id TEXT, action TEXT NOT NULL, detail TEXT);";
 
 sb_err *sbs_store_open(const char *path, sbs_store **out)
 {
 	sqlite3 *db = NULL;
-	int rc = sqlite3_open_v2(path, &db,
-				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-					 SQLITE_OPEN_FULLMUTEX,
-				 NULL);
+	int rc = sqlite3_open_v2(
+	    path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		sb_err *err = sb_err_new(SB_E_IO, "opening state database %s: %s", path,
-					 db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+		                         db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 		sqlite3_close(db);
 		return err;
 	}
@@ -56,7 +54,7 @@ sb_err *sbs_store_open(const char *path, sbs_store **out)
 	char *msg = NULL;
 	if (sqlite3_exec(db, schema, NULL, NULL, &msg) != SQLITE_OK) {
 		sb_err *err = sb_err_new(SB_E_IO, "initialising state database %s: %s", path,
-					 msg ? msg : "?");
+		                         msg ? msg : "?");
 		sqlite3_free(msg);
 		sqlite3_close(db);
 		return err;
@@ -85,10 +83,11 @@ sb_err *sbs_store_lease_put(sbs_store *st, const sbs_lease_info *li)
 	sb_err *err = NULL;
 	pthread_mutex_lock(&st->mu);
 	sqlite3_stmt *s = NULL;
-	if (sqlite3_prepare_v2(st->db,
-			       "INSERT OR REPLACE INTO leases(id, acquisition_id, state, created_ms, "
-			       "finished_ms, record) VALUES(?,?,?,?,?,?)",
-			       -1, &s, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+	        st->db,
+	        "INSERT OR REPLACE INTO leases(id, acquisition_id, state, created_ms, "
+	        "finished_ms, record) VALUES(?,?,?,?,?,?)",
+	        -1, &s, NULL) != SQLITE_OK) {
 		err = db_err(st->db, "preparing lease write");
 		goto out;
 	}
@@ -150,21 +149,22 @@ out:
 
 sb_err *sbs_store_lease_get(sbs_store *st, const char *id, sbs_lease_info *out)
 {
-	return get_one(st,
-		       "SELECT record FROM (SELECT record, 1 AS o, 0 AS f FROM leases WHERE id = ?1 "
-		       "UNION ALL SELECT record, 2, finished_ms FROM tombstones WHERE id = ?1) "
-		       "ORDER BY o, f DESC LIMIT 1",
-		       id, out);
+	return get_one(
+	    st,
+	    "SELECT record FROM (SELECT record, 1 AS o, 0 AS f FROM leases WHERE id = ?1 "
+	    "UNION ALL SELECT record, 2, finished_ms FROM tombstones WHERE id = ?1) "
+	    "ORDER BY o, f DESC LIMIT 1",
+	    id, out);
 }
 
 sb_err *sbs_store_lease_by_acquisition(sbs_store *st, const char *acquisition_id,
-				       sbs_lease_info *out)
+                                       sbs_lease_info *out)
 {
 	return get_one(st,
-		       "SELECT record FROM (SELECT record, 1 AS o FROM leases WHERE "
-		       "acquisition_id = ?1 UNION ALL SELECT record, 2 FROM tombstones WHERE "
-		       "acquisition_id = ?1) ORDER BY o LIMIT 1",
-		       acquisition_id, out);
+	               "SELECT record FROM (SELECT record, 1 AS o FROM leases WHERE "
+	               "acquisition_id = ?1 UNION ALL SELECT record, 2 FROM tombstones WHERE "
+	               "acquisition_id = ?1) ORDER BY o LIMIT 1",
+	               acquisition_id, out);
 }
 
 sb_err *sbs_store_lease_tombstone(sbs_store *st, const sbs_lease_info *li)
@@ -172,8 +172,8 @@ sb_err *sbs_store_lease_tombstone(sbs_store *st, const sbs_lease_info *li)
 	json_t *j = sbs_lease_info_json(li);
 	char *rec = sb_json_dumps(j);
 	json_decref(j);
-	char *acq = li->acquisition_id ? sb_xstrdup(li->acquisition_id)
-				       : sb_strfmt("adopted:%s", li->id);
+	char *acq =
+	    li->acquisition_id ? sb_xstrdup(li->acquisition_id) : sb_strfmt("adopted:%s", li->id);
 	sb_err *err = NULL;
 	pthread_mutex_lock(&st->mu);
 	sqlite3_stmt *s = NULL, *d = NULL;
@@ -182,11 +182,11 @@ sb_err *sbs_store_lease_tombstone(sbs_store *st, const sbs_lease_info *li)
 		goto out;
 	}
 	if (sqlite3_prepare_v2(st->db,
-			       "INSERT OR REPLACE INTO tombstones(acquisition_id, id, finished_ms, "
-			       "record) VALUES(?,?,?,?)",
-			       -1, &s, NULL) != SQLITE_OK ||
+	                       "INSERT OR REPLACE INTO tombstones(acquisition_id, id, finished_ms, "
+	                       "record) VALUES(?,?,?,?)",
+	                       -1, &s, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(st->db, "DELETE FROM leases WHERE id = ?", -1, &d, NULL) !=
-		    SQLITE_OK) {
+	        SQLITE_OK) {
 		err = db_err(st->db, "preparing tombstone write");
 		goto rollback;
 	}
@@ -219,7 +219,7 @@ int64_t sbs_store_tombstone_count(sbs_store *st)
 	pthread_mutex_lock(&st->mu);
 	sqlite3_stmt *s = NULL;
 	if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM tombstones", -1, &s, NULL) ==
-		    SQLITE_OK &&
+	        SQLITE_OK &&
 	    sqlite3_step(s) == SQLITE_ROW)
 		n = sqlite3_column_int64(s, 0);
 	sqlite3_finalize(s);
@@ -234,9 +234,11 @@ sb_err *sbs_store_lease_all(sbs_store *st, sbs_lease_info **out, size_t *n)
 	sb_err *err = NULL;
 	pthread_mutex_lock(&st->mu);
 	sqlite3_stmt *s = NULL;
-	if (sqlite3_prepare_v2(st->db, "SELECT record FROM (SELECT record, created_ms, id FROM leases UNION ALL "
-			       "SELECT record, 0, id FROM tombstones) ORDER BY created_ms, id", -1,
-			       &s, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(
+	        st->db,
+	        "SELECT record FROM (SELECT record, created_ms, id FROM leases UNION ALL "
+	        "SELECT record, 0, id FROM tombstones) ORDER BY created_ms, id",
+	        -1, &s, NULL) != SQLITE_OK) {
 		err = db_err(st->db, "preparing lease list");
 		goto out;
 	}
@@ -271,7 +273,7 @@ void sbs_store_leases_free(sbs_lease_info *v, size_t n)
 }
 
 static sb_err *exec1(sbs_store *st, const char *sql, const char *text, int64_t num,
-		     const char *what)
+                     const char *what)
 {
 	sb_err *err = NULL;
 	pthread_mutex_lock(&st->mu);
@@ -299,21 +301,20 @@ sb_err *sbs_store_lease_delete(sbs_store *st, const char *id)
 
 sb_err *sbs_store_prune_tombstones(sbs_store *st, int64_t cutoff_ms)
 {
-	return exec1(st,
-		     "DELETE FROM tombstones WHERE finished_ms < ?",
-		     NULL, cutoff_ms, "pruning tombstones");
+	return exec1(st, "DELETE FROM tombstones WHERE finished_ms < ?", NULL, cutoff_ms,
+	             "pruning tombstones");
 }
 
 sb_err *sbs_store_audit(sbs_store *st, const char *lease_id, const char *action,
-			const json_t *detail)
+                        const json_t *detail)
 {
 	char *d = detail ? sb_json_dumps(detail) : NULL;
 	sb_err *err = NULL;
 	pthread_mutex_lock(&st->mu);
 	sqlite3_stmt *s = NULL;
 	if (sqlite3_prepare_v2(st->db,
-			       "INSERT INTO audit(ts_ms, lease_id, action, detail) VALUES(?,?,?,?)",
-			       -1, &s, NULL) != SQLITE_OK) {
+	                       "INSERT INTO audit(ts_ms, lease_id, action, detail) VALUES(?,?,?,?)",
+	                       -1, &s, NULL) != SQLITE_OK) {
 		err = db_err(st->db, "preparing audit write");
 		goto out;
 	}

@@ -8,11 +8,11 @@
 #include <sandbar/sandbox.h>
 
 typedef enum sbs_lease_state {
-	SBS_LEASE_PENDING = 0,  /* claimed, sandbox being set up */
+	SBS_LEASE_PENDING = 0, /* claimed, sandbox being set up */
 	SBS_LEASE_ACTIVE = 1,
 	SBS_LEASE_DESTROYING = 2,
 	SBS_LEASE_DESTROYED = 3, /* tombstone: the id and its acquisition can never come back */
-	SBS_LEASE_LOST = 4,      /* the sandbox died (crash, reboot); spooled output still readable */
+	SBS_LEASE_LOST = 4, /* the sandbox died (crash, reboot); spooled output still readable */
 } sbs_lease_state;
 
 const char *sbs_lease_state_name(sbs_lease_state s);
@@ -52,7 +52,7 @@ sb_err *sbs_store_lease_put(sbs_store *st, const sbs_lease_info *li);
 /* The live record, else the newest tombstone of that id. SB_E_NOTFOUND when neither. */
 sb_err *sbs_store_lease_get(sbs_store *st, const char *id, sbs_lease_info *out);
 sb_err *sbs_store_lease_by_acquisition(sbs_store *st, const char *acquisition_id,
-				       sbs_lease_info *out);
+                                       sbs_lease_info *out);
 /* Every record (tombstones first, then live ones by creation). Free with sbs_store_leases_free. */
 sb_err *sbs_store_lease_all(sbs_store *st, sbs_lease_info **out, size_t *n);
 void sbs_store_leases_free(sbs_lease_info *v, size_t n);
@@ -65,6 +65,6 @@ int64_t sbs_store_tombstone_count(sbs_store *st);
 sb_err *sbs_store_prune_tombstones(sbs_store *st, int64_t cutoff_ms);
 /* Append an audit line (detail may be NULL; borrowed). */
 sb_err *sbs_store_audit(sbs_store *st, const char *lease_id, const char *action,
-			const json_t *detail);
+                        const json_t *detail);
 
 #endif

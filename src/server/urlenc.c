@@ -23,8 +23,8 @@ sb_err *sbs_url_decode(const char *src, size_t len, bool plus_is_space, sb_buf *
 		char c = src[i];
 		if (c == '%') {
 			if (len - i < 3)
-				return sb_err_new(SB_E_INVAL, "truncated percent escape at byte %zu",
-						  i);
+				return sb_err_new(SB_E_INVAL,
+				                  "truncated percent escape at byte %zu", i);
 			int h = hexval(src[i + 1]), l = hexval(src[i + 2]);
 			if (h < 0 || l < 0)
 				return sb_err_new(SB_E_INVAL, "bad percent escape at byte %zu", i);
@@ -52,9 +52,8 @@ sb_err *sbs_query_parse(const char *raw, size_t len, sbs_query *out)
 		size_t end = amp ? (size_t)(amp - raw) : len;
 		if (end > i) {
 			if (out->n >= SBS_QUERY_MAX_PAIRS) {
-				err = sb_err_new(SB_E_TOO_LARGE,
-						 "more than %d query parameters",
-						 SBS_QUERY_MAX_PAIRS);
+				err = sb_err_new(SB_E_TOO_LARGE, "more than %d query parameters",
+				                 SBS_QUERY_MAX_PAIRS);
 				goto fail;
 			}
 			const char *eq = memchr(raw + i, '=', end - i);
@@ -63,8 +62,8 @@ sb_err *sbs_query_parse(const char *raw, size_t len, sbs_query *out)
 			sb_buf_clear(&v);
 			if ((err = sbs_url_decode(raw + i, klen, true, &k)))
 				goto fail;
-			if (eq && (err = sbs_url_decode(eq + 1, end - (size_t)(eq + 1 - raw), true,
-							&v)))
+			if (eq &&
+			    (err = sbs_url_decode(eq + 1, end - (size_t)(eq + 1 - raw), true, &v)))
 				goto fail;
 			out->pairs = sb_xrealloc(out->pairs, (out->n + 1) * sizeof *out->pairs);
 			out->pairs[out->n].key = sb_xstrdup(sb_buf_cstr(&k));

@@ -11,10 +11,10 @@
 static void usage(void)
 {
 	fprintf(stderr, "usage: sandbar-serve-test [--listen HOST:PORT] [--socket PATH] "
-			"[--no-tcp] [--state-dir DIR] [--token-file FILE] [--hmac-keys FILE] "
-			"[--expected-host HOST] [--tls-cert FILE --tls-key FILE] "
-			"[--port-file FILE] [--keepalive-ms N] [--max-json-bytes N] "
-			"[--max-upload-bytes N] [--reap-ms N] [--no-access-log]\n");
+	                "[--no-tcp] [--state-dir DIR] [--token-file FILE] [--hmac-keys FILE] "
+	                "[--expected-host HOST] [--tls-cert FILE --tls-key FILE] "
+	                "[--port-file FILE] [--keepalive-ms N] [--max-json-bytes N] "
+	                "[--max-upload-bytes N] [--reap-ms N] [--no-access-log]\n");
 }
 
 int main(int argc, char **argv)

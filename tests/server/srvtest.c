@@ -118,15 +118,15 @@ void sbt_daemon_start(sbt_daemon *d, const sbt_daemon_opts *o)
 	d->port_file = sbt_path(d->dir, "port");
 	sbt_write_str(d->dir, "token", SBT_TOKEN "\n");
 	sbt_write_str(d->dir, "keys",
-		      "# test keys\n" SBT_KEY1 " " SBT_SECRET1 "\n" SBT_KEY2 " " SBT_SECRET2 "\n");
+	              "# test keys\n" SBT_KEY1 " " SBT_SECRET1 "\n" SBT_KEY2 " " SBT_SECRET2 "\n");
 	if (d->opts.tls) {
 		assert_int_equal(
-			sbt_sh("cd '%s' && openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
-			       "-subj /CN=localhost -addext "
-			       "subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout key.pem "
-			       "-out cert.pem >/dev/null 2>&1",
-			       d->dir),
-			0);
+		    sbt_sh("cd '%s' && openssl req -x509 -newkey rsa:2048 -nodes -days 2 "
+		           "-subj /CN=localhost -addext "
+		           "subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout key.pem "
+		           "-out cert.pem >/dev/null 2>&1",
+		           d->dir),
+		    0);
 		d->cert = sbt_path(d->dir, "cert.pem");
 	}
 	spawn(d);
@@ -161,7 +161,7 @@ void sbt_daemon_stop(sbt_daemon *d)
 		json_array_foreach(arr, i, l)
 		{
 			char *t = sb_strfmt("/v1/leases/%s?force=1",
-					    json_string_value(json_object_get(l, "id")));
+			                    json_string_value(json_object_get(l, "id")));
 			json_decref(sbt_call(d, "DELETE", t, NULL, &status));
 			free(t);
 		}
@@ -171,7 +171,7 @@ void sbt_daemon_stop(sbt_daemon *d)
 		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 			char *log = sbt_read(d->dir, "daemon.log", NULL);
 			print_error("daemon did not exit cleanly (status %d):\n%s\n", st,
-				    log ? log : "");
+			            log ? log : "");
 			free(log);
 			fail();
 		}
@@ -246,8 +246,8 @@ static void sign(const sbt_req *rq, const void *body, size_t blen, struct curl_s
 	const char *secret = rq->secret ? rq->secret : SBT_SECRET1;
 	sb_hmac_headers hh;
 	SB_ASSERT_OK(sb_hmac_sign_request(key, secret, strlen(secret), rq->method, rq->target,
-					  rq->host ? rq->host : SBT_HOST, digest,
-					  sb_wall_ms() / 1000 + rq->ts_offset_s, rq->nonce, &hh));
+	                                  rq->host ? rq->host : SBT_HOST, digest,
+	                                  sb_wall_ms() / 1000 + rq->ts_offset_s, rq->nonce, &hh));
 	char *v;
 	v = sb_strfmt("Authorization: %s", hh.authorization);
 	*h = curl_slist_append(*h, v);
@@ -278,7 +278,7 @@ CURL *sbt_easy(sbt_daemon *d, const sbt_req *rq, sbt_resp *out, struct curl_slis
 	bool tcp = rq->tcp || d->opts.tls;
 	if (tcp)
 		p->url = sb_strfmt("%s://127.0.0.1:%d%s", d->opts.tls ? "https" : "http", d->port,
-				   rq->target);
+		                   rq->target);
 	else
 		p->url = sb_strfmt("http://localhost%s", rq->target);
 	curl_easy_setopt(c, CURLOPT_URL, p->url);
@@ -286,7 +286,8 @@ CURL *sbt_easy(sbt_daemon *d, const sbt_req *rq, sbt_resp *out, struct curl_slis
 		curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, d->sock);
 	if (d->opts.tls) {
 		curl_easy_setopt(c, CURLOPT_CAINFO, d->cert);
-		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L); /* CN=localhost vs 127.0.0.1 SAN ok */
+		curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST,
+		                 0L); /* CN=localhost vs 127.0.0.1 SAN ok */
 	}
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, rq->method);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
@@ -373,7 +374,7 @@ void sbt_easy_finish(CURL *c, sbt_resp *out, struct curl_slist *h)
 }
 
 json_t *sbt_call(sbt_daemon *d, const char *method, const char *target, const char *body,
-		 long *status)
+                 long *status)
 {
 	sbt_req rq = {.method = method, .target = target, .body = body};
 	sbt_resp r;

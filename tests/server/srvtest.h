@@ -19,19 +19,19 @@
 
 typedef struct sbt_daemon_opts {
 	bool tls;
-	bool no_token;      /* configure neither token nor keys: fail closed */
-	int keepalive_ms;   /* 0 = default */
+	bool no_token;    /* configure neither token nor keys: fail closed */
+	int keepalive_ms; /* 0 = default */
 	long max_json_bytes;
 	long max_upload_bytes;
 } sbt_daemon_opts;
 
 typedef struct sbt_daemon {
 	pid_t pid;
-	char *dir;       /* test root (removed at stop) */
+	char *dir; /* test root (removed at stop) */
 	char *state_dir;
 	char *sock;
 	char *port_file;
-	char *cert;      /* TLS certificate (PEM) when tls */
+	char *cert; /* TLS certificate (PEM) when tls */
 	int port;
 	sbt_daemon_opts opts;
 } sbt_daemon;
@@ -53,23 +53,23 @@ typedef enum sbt_auth {
 
 typedef struct sbt_req {
 	const char *method;
-	const char *target;   /* "/v1/...?..." */
+	const char *target; /* "/v1/...?..." */
 	const void *body;
-	size_t body_len;      /* 0 with body != NULL: strlen */
+	size_t body_len; /* 0 with body != NULL: strlen */
 	sbt_auth auth;
-	bool tcp;             /* via 127.0.0.1 instead of the unix socket */
-	const char *token;    /* bearer override */
+	bool tcp;          /* via 127.0.0.1 instead of the unix socket */
+	const char *token; /* bearer override */
 	/* HMAC tampering for the auth matrix */
 	const char *key_id, *secret;
-	const char *host;     /* Host header (default SBT_HOST) */
+	const char *host; /* Host header (default SBT_HOST) */
 	int64_t ts_offset_s;
 	const char *nonce;
 	const char *sign_body; /* sign this body instead of the one sent */
 	const char *accept;
 	const char *const *headers; /* extra "Name: value", NULL-terminated */
-	size_t abort_after;   /* abort the transfer after this many body bytes (0 = never) */
-	const char *out_file; /* stream the body into this file instead of memory */
-	const char *in_file;  /* upload this file as the body */
+	size_t abort_after;         /* abort the transfer after this many body bytes (0 = never) */
+	const char *out_file;       /* stream the body into this file instead of memory */
+	const char *in_file;        /* upload this file as the body */
 } sbt_req;
 
 typedef struct sbt_resp {
@@ -86,7 +86,7 @@ long sbt_http(sbt_daemon *d, const sbt_req *rq, sbt_resp *out);
 /* Convenience: method + target + JSON body text (may be NULL), bearer auth; returns the parsed
  * JSON (caller decrefs; NULL when not JSON) and *status. */
 json_t *sbt_call(sbt_daemon *d, const char *method, const char *target, const char *body,
-		 long *status);
+                 long *status);
 /* Prepare a curl handle for rq (for the multi interface); the handle writes into out. */
 CURL *sbt_easy(sbt_daemon *d, const sbt_req *rq, sbt_resp *out, struct curl_slist **hdrs);
 /* Collect the result of a handle made by sbt_easy (after the multi interface ran it). */

@@ -24,8 +24,8 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void expect_error(const char *method, const char *target, const char *body,
-			 long status, const char *code, const char *in_message)
+static void expect_error(const char *method, const char *target, const char *body, long status,
+                         const char *code, const char *in_message)
 {
 	sbt_req rq = {.method = method, .target = target, .body = body};
 	sbt_resp r;
@@ -46,11 +46,11 @@ static void acquire_validates_fields_by_name(void **state)
 	(void)state;
 	expect_error("POST", "/v1/leases", "{}", 400, "invalid_request", "acquisition_id");
 	expect_error("POST", "/v1/leases", "{\"acquisition_id\":\"a\",\"ttl_s\":\"x\"}", 400,
-		     "invalid_request", "ttl_s");
+	             "invalid_request", "ttl_s");
 	expect_error("POST", "/v1/leases", "{\"acquisition_id\":\"a\",\"limits\":{\"pids\":-1}}",
-		     400, "invalid_request", "pids");
-	expect_error("POST", "/v1/leases", "{\"acquisition_id\":\"a\",\"lease_id\":\"../x\"}",
-		     400, "invalid_request", "lease id");
+	             400, "invalid_request", "pids");
+	expect_error("POST", "/v1/leases", "{\"acquisition_id\":\"a\",\"lease_id\":\"../x\"}", 400,
+	             "invalid_request", "lease id");
 	expect_error("POST", "/v1/leases", "not json", 400, "invalid_request", NULL);
 	expect_error("POST", "/v1/leases", "[1]", 400, "invalid_request", NULL);
 }
@@ -87,7 +87,7 @@ static void upload_beyond_limit_is_413(void **state)
 	sbt_resp r;
 	assert_int_equal(sbt_http(&D, &rq, &r), 413);
 	assert_string_equal(json_string_value(json_object_get(r.json, "error")),
-			    "payload_too_large");
+	                    "payload_too_large");
 	sbt_resp_deinit(&r);
 	free(blob);
 	free(path);
@@ -99,15 +99,15 @@ static void unknown_things_are_404_and_wrong_methods_405(void **state)
 	(void)state;
 	expect_error("GET", "/v1/leases/nosuch", NULL, 404, "not_found", "nosuch");
 	expect_error("POST", "/v1/leases/nosuch/exec", "{\"argv\":[\"true\"]}", 404, "not_found",
-		     NULL);
+	             NULL);
 	expect_error("DELETE", "/v1/leases/nosuch", NULL, 404, "not_found", NULL);
 	expect_error("GET", "/v2/whatever", NULL, 404, "not_found", NULL);
 	expect_error("PATCH", "/v1/leases", NULL, 405, "method_not_allowed", NULL);
 	expect_error("POST", "/v1/leases/x/exec", "{\"argv\":[]}", 400, "invalid_request", "argv");
 	expect_error("POST", "/v1/leases/x/exec", "{\"argv\":[\"a\"],\"env\":{\"1x\":\"v\"}}", 400,
-		     "invalid_request", "1x");
+	             "invalid_request", "1x");
 	expect_error("POST", "/v1/leases/x/exec", "{\"script\":\"true\",\"stdin\":\"!!\"}", 400,
-		     "invalid_request", "stdin");
+	             "invalid_request", "stdin");
 	expect_error("GET", "/v1/leases/x/files/a/../b", NULL, 400, "invalid_request", NULL);
 }
 
@@ -153,8 +153,8 @@ static void https_with_a_self_signed_certificate(void **state)
 	/* Plain HTTP to the TLS port is no way in. */
 	char *url = sb_strfmt("http://127.0.0.1:%d/v1/leases", d.port);
 	char *out = sbt_sh_out("curl -s -o /dev/null -w '%%{http_code}' -m 5 "
-			       "-H 'Authorization: Bearer %s' %s",
-			       SBT_TOKEN, url);
+	                       "-H 'Authorization: Bearer %s' %s",
+	                       SBT_TOKEN, url);
 	assert_true(strcmp(out, "200") != 0);
 	free(out);
 	free(url);
@@ -164,12 +164,12 @@ static void https_with_a_self_signed_certificate(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(acquire_validates_fields_by_name),
-		cmocka_unit_test(json_depth_and_size_are_bounded),
-		cmocka_unit_test(upload_beyond_limit_is_413),
-		cmocka_unit_test(unknown_things_are_404_and_wrong_methods_405),
-		cmocka_unit_test(metrics_are_prometheus_text),
-		cmocka_unit_test(https_with_a_self_signed_certificate),
+	    cmocka_unit_test(acquire_validates_fields_by_name),
+	    cmocka_unit_test(json_depth_and_size_are_bounded),
+	    cmocka_unit_test(upload_beyond_limit_is_413),
+	    cmocka_unit_test(unknown_things_are_404_and_wrong_methods_405),
+	    cmocka_unit_test(metrics_are_prometheus_text),
+	    cmocka_unit_test(https_with_a_self_signed_certificate),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

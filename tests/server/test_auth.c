@@ -19,23 +19,23 @@ static char empty_tar[1024];
 
 /* In execution order: creations before reads, the lease's DELETE last. */
 static const route routes[] = {
-	{"GET", "/metrics", NULL, 0},
-	{"GET", "/v1/leases", NULL, 0},
-	{"GET", "/v1/leases/{L}", NULL, 0},
-	{"POST", "/v1/leases/{L}/renew", "{\"ttl_s\":600}", 0},
-	{"POST", "/v1/leases/{L}/exec", "{\"argv\":[\"true\"]}", 0},
-	{"GET", "/v1/leases/{L}/execs", NULL, 0},
-	{"GET", "/v1/leases/{L}/execs/{X}", NULL, 0},
-	{"GET", "/v1/leases/{L}/execs/{X}/output?stream=stdout&offset=0", NULL, 0},
-	{"POST", "/v1/leases/{L}/execs/{X}/signal", "{\"signal\":\"TERM\"}", 0},
-	{"GET", "/v1/leases/{L}/processes", NULL, 0},
-	{"PUT", "/v1/leases/{L}/files/dir/f.txt", "hello", 0},
-	{"GET", "/v1/leases/{L}/files/dir/f.txt", NULL, 0},
-	{"DELETE", "/v1/leases/{L}/files/dir/f.txt", NULL, 0},
-	{"PUT", "/v1/leases/{L}/workspace", empty_tar, sizeof empty_tar},
-	{"GET", "/v1/leases/{L}/workspace?exclude=node_modules", NULL, 0},
-	{"POST", "/v1/leases", "{\"acquisition_id\":\"matrix-acq-2\"}", 0},
-	{"DELETE", "/v1/leases/{L}", NULL, 0},
+    {"GET", "/metrics", NULL, 0},
+    {"GET", "/v1/leases", NULL, 0},
+    {"GET", "/v1/leases/{L}", NULL, 0},
+    {"POST", "/v1/leases/{L}/renew", "{\"ttl_s\":600}", 0},
+    {"POST", "/v1/leases/{L}/exec", "{\"argv\":[\"true\"]}", 0},
+    {"GET", "/v1/leases/{L}/execs", NULL, 0},
+    {"GET", "/v1/leases/{L}/execs/{X}", NULL, 0},
+    {"GET", "/v1/leases/{L}/execs/{X}/output?stream=stdout&offset=0", NULL, 0},
+    {"POST", "/v1/leases/{L}/execs/{X}/signal", "{\"signal\":\"TERM\"}", 0},
+    {"GET", "/v1/leases/{L}/processes", NULL, 0},
+    {"PUT", "/v1/leases/{L}/files/dir/f.txt", "hello", 0},
+    {"GET", "/v1/leases/{L}/files/dir/f.txt", NULL, 0},
+    {"DELETE", "/v1/leases/{L}/files/dir/f.txt", NULL, 0},
+    {"PUT", "/v1/leases/{L}/workspace", empty_tar, sizeof empty_tar},
+    {"GET", "/v1/leases/{L}/workspace?exclude=node_modules", NULL, 0},
+    {"POST", "/v1/leases", "{\"acquisition_id\":\"matrix-acq-2\"}", 0},
+    {"DELETE", "/v1/leases/{L}", NULL, 0},
 };
 
 static sbt_daemon D;
@@ -82,7 +82,7 @@ static long do_req(sbt_req *rq)
 		/* Every 401 has the documented body. */
 		assert_non_null(r.json);
 		assert_string_equal(json_string_value(json_object_get(r.json, "error")),
-				    "unauthorized");
+		                    "unauthorized");
 		assert_true(json_is_string(json_object_get(r.json, "message")));
 	}
 	sbt_resp_deinit(&r);
@@ -91,10 +91,8 @@ static long do_req(sbt_req *rq)
 
 static void expect_refused(const route *rt, const char *target)
 {
-	sbt_req base = {.method = rt->method,
-			.target = target,
-			.body = rt->body,
-			.body_len = rt->body_len};
+	sbt_req base = {
+	    .method = rt->method, .target = target, .body = rt->body, .body_len = rt->body_len};
 	sbt_req rq;
 
 	rq = base;
@@ -169,14 +167,14 @@ static void matrix_on_every_route(void **state)
 		char nonce[40];
 		snprintf(nonce, sizeof nonce, "matrix-nonce-%zu-0123456789", i);
 		sbt_req rq = {.method = rt->method,
-			      .target = target,
-			      .body = rt->body,
-			      .body_len = rt->body_len,
-			      .auth = SBT_AUTH_HMAC,
-			      .nonce = nonce,
-			      .key_id = (i % 2) ? SBT_KEY2 : SBT_KEY1,
-			      .secret = (i % 2) ? SBT_SECRET2 : SBT_SECRET1,
-			      .tcp = (i % 3) == 0};
+		              .target = target,
+		              .body = rt->body,
+		              .body_len = rt->body_len,
+		              .auth = SBT_AUTH_HMAC,
+		              .nonce = nonce,
+		              .key_id = (i % 2) ? SBT_KEY2 : SBT_KEY1,
+		              .secret = (i % 2) ? SBT_SECRET2 : SBT_SECRET1,
+		              .tcp = (i % 3) == 0};
 		long st = do_req(&rq);
 		if (st == 0 || st == 401 || st >= 300)
 			print_message("hmac %s %s -> %ld\n", rt->method, target, st);
@@ -188,9 +186,9 @@ static void matrix_on_every_route(void **state)
 
 		/* Valid bearer. A second DELETE is idempotent; a second acquire replays. */
 		sbt_req rb = {.method = rt->method,
-			      .target = target,
-			      .body = rt->body,
-			      .body_len = rt->body_len};
+		              .target = target,
+		              .body = rt->body,
+		              .body_len = rt->body_len};
 		st = do_req(&rb);
 		if (st == 0 || st == 401 || st >= 300)
 			print_message("bearer %s %s -> %ld\n", rt->method, target, st);
@@ -229,7 +227,7 @@ static void health_needs_no_credentials(void **state)
 	assert_string_equal(json_string_value(json_object_get(r.json, "version")), SB_VERSION);
 	assert_non_null(json_object_get(json_object_get(r.json, "limits"), "max_json_bytes"));
 	assert_true(json_is_true(
-		json_object_get(json_object_get(r.json, "capabilities"), "acquisition_replay")));
+	    json_object_get(json_object_get(r.json, "capabilities"), "acquisition_replay")));
 	sbt_resp_deinit(&r);
 }
 
@@ -259,8 +257,11 @@ static void daemon_without_credentials_refuses_everything(void **state)
 static void access_log_names_key_but_never_secrets(void **state)
 {
 	(void)state;
-	sbt_req rq = {.method = "GET", .target = "/v1/leases", .auth = SBT_AUTH_HMAC,
-		      .key_id = SBT_KEY2, .secret = SBT_SECRET2};
+	sbt_req rq = {.method = "GET",
+	              .target = "/v1/leases",
+	              .auth = SBT_AUTH_HMAC,
+	              .key_id = SBT_KEY2,
+	              .secret = SBT_SECRET2};
 	sbt_resp r;
 	assert_int_equal(sbt_http(&D, &rq, &r), 200);
 	sbt_resp_deinit(&r);
@@ -281,11 +282,11 @@ static void access_log_names_key_but_never_secrets(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(health_needs_no_credentials),
-		cmocka_unit_test(unknown_paths_are_401_before_404),
-		cmocka_unit_test(matrix_on_every_route),
-		cmocka_unit_test(access_log_names_key_but_never_secrets),
-		cmocka_unit_test(daemon_without_credentials_refuses_everything),
+	    cmocka_unit_test(health_needs_no_credentials),
+	    cmocka_unit_test(unknown_paths_are_401_before_404),
+	    cmocka_unit_test(matrix_on_every_route),
+	    cmocka_unit_test(access_log_names_key_but_never_secrets),
+	    cmocka_unit_test(daemon_without_credentials_refuses_everything),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -27,12 +27,13 @@ static void two_hundred_concurrent_streams_lose_no_bytes(void **state)
 	static CURL *easy[N];
 	static char *bodies[N];
 	for (int i = 0; i < N; i++) {
-		bodies[i] = sb_strfmt("{\"argv\":[\"seq\",\"-f\",\"%d:%%g\",\"1\",\"%d\"]}", i, LINES);
+		bodies[i] =
+		    sb_strfmt("{\"argv\":[\"seq\",\"-f\",\"%d:%%g\",\"1\",\"%d\"]}", i, LINES);
 		sbt_req rq = {.method = "POST",
-			      .target = t,
-			      .body = bodies[i],
-			      .accept = "text/event-stream",
-			      .tcp = (i % 2) == 0};
+		              .target = t,
+		              .body = bodies[i],
+		              .accept = "text/event-stream",
+		              .tcp = (i % 2) == 0};
 		easy[i] = sbt_easy(&d, &rq, &resp[i], &hdrs[i]);
 		curl_easy_setopt(easy[i], CURLOPT_FORBID_REUSE, 1L);
 		curl_multi_add_handle(m, easy[i]);
@@ -60,14 +61,15 @@ static void two_hundred_concurrent_streams_lose_no_bytes(void **state)
 		for (size_t k = 0; k < n; k++) {
 			if (!strcmp(ev[k].type, "end")) {
 				assert_int_equal(
-					json_integer_value(json_object_get(ev[k].data, "exit_code")), 0);
+				    json_integer_value(json_object_get(ev[k].data, "exit_code")),
+				    0);
 				ended = true;
 			} else if (!strcmp(ev[k].type, "stdout")) {
-				assert_int_equal(json_integer_value(json_object_get(ev[k].data,
-										   "offset")),
-						 next);
+				assert_int_equal(
+				    json_integer_value(json_object_get(ev[k].data, "offset")),
+				    next);
 				const char *b64 =
-					json_string_value(json_object_get(ev[k].data, "data_b64"));
+				    json_string_value(json_object_get(ev[k].data, "data_b64"));
 				size_t before = out.len;
 				SB_ASSERT_OK(sb_b64_decode(b64, strlen(b64), &out));
 				next += out.len - before;
@@ -95,7 +97,7 @@ static void two_hundred_concurrent_streams_lose_no_bytes(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(two_hundred_concurrent_streams_lose_no_bytes),
+	    cmocka_unit_test(two_hundred_concurrent_streams_lose_no_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

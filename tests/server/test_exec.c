@@ -32,10 +32,10 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define NEED_SANDBOX()                                                                       \
-	do {                                                                                 \
-		if (!OK)                                                                     \
-			skip();                                                              \
+#define NEED_SANDBOX()                                                                             \
+	do {                                                                                       \
+		if (!OK)                                                                           \
+			skip();                                                                    \
 	} while (0)
 
 static json_t *exec_json(const char *body, long *st)
@@ -57,8 +57,8 @@ static void json_exec_returns_output_exit_code_and_reads_stdin(void **state)
 	NEED_SANDBOX();
 	long st;
 	/* "hello\n" in base64 */
-	json_t *j = exec_json("{\"script\":\"cat; echo err >&2; exit 3\",\"stdin\":\"aGVsbG8K\"}",
-			      &st);
+	json_t *j =
+	    exec_json("{\"script\":\"cat; echo err >&2; exit 3\",\"stdin\":\"aGVsbG8K\"}", &st);
 	assert_int_equal(st, 200);
 	assert_string_equal(jstr(j, "stdout"), "hello\n");
 	assert_string_equal(jstr(j, "stderr"), "err\n");
@@ -77,8 +77,8 @@ static void json_exec_applies_env_and_cwd(void **state)
 	NEED_SANDBOX();
 	long st;
 	json_t *j = exec_json("{\"argv\":[\"sh\",\"-c\",\"echo $FOO; pwd\"],\"env\":{\"FOO\":\"b a "
-			      "r\"},\"cwd\":\"/tmp\"}",
-			      &st);
+	                      "r\"},\"cwd\":\"/tmp\"}",
+	                      &st);
 	assert_int_equal(st, 200);
 	assert_string_equal(jstr(j, "stdout"), "b a r\n/tmp\n");
 	assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 0);
@@ -111,16 +111,16 @@ static void missing_program_is_a_spawn_error(void **state)
 
 /* Run an SSE request; returns the events (caller frees). */
 static size_t sse(const char *method, const char *target, const char *body, const char *lei,
-		  size_t abort_after, sbt_event **ev, size_t *keepalives, long *status)
+                  size_t abort_after, sbt_event **ev, size_t *keepalives, long *status)
 {
 	char *h = lei ? sb_strfmt("Last-Event-ID: %s", lei) : NULL;
 	const char *hdrs[] = {h, NULL};
 	sbt_req rq = {.method = method,
-		      .target = target,
-		      .body = body,
-		      .accept = "text/event-stream",
-		      .abort_after = abort_after,
-		      .headers = h ? hdrs : NULL};
+	              .target = target,
+	              .body = body,
+	              .accept = "text/event-stream",
+	              .abort_after = abort_after,
+	              .headers = h ? hdrs : NULL};
 	sbt_resp r;
 	*status = sbt_http(&D, &rq, &r);
 	size_t n = sbt_sse_parse(r.body.data ? r.body.data : "", r.body.len, ev, keepalives);
@@ -167,7 +167,7 @@ static void sse_exec_streams_start_output_keepalive_end(void **state)
 	size_t ka = 0;
 	long st;
 	size_t n = sse("POST", t, "{\"script\":\"seq 1 3; sleep 1; seq 4 6; echo e >&2\"}", NULL, 0,
-		       &ev, &ka, &st);
+	               &ev, &ka, &st);
 	assert_int_equal(st, 200);
 	assert_true(n >= 3);
 	assert_string_equal(ev[0].type, "start");
@@ -205,7 +205,7 @@ static void dropped_stream_reattaches_by_offset_and_last_event_id(void **state)
 	long st;
 	/* 1..60000 in three bursts, so the drop lands while it still runs. */
 	const char *body = "{\"script\":\"seq 1 20000; sleep 0.3; seq 20001 40000; sleep 0.3; seq "
-			   "40001 60000\"}";
+	                   "40001 60000\"}";
 	size_t n = sse("POST", t, body, NULL, 200000, &ev, &ka, &st);
 	assert_int_equal(st, 200);
 	assert_string_equal(ev[0].type, "start");
@@ -227,7 +227,7 @@ static void dropped_stream_reattaches_by_offset_and_last_event_id(void **state)
 
 	/* Reattach by offset: the rest of stdout, exactly once, then end. */
 	char *o = sb_strfmt("/v1/leases/%s/execs/%s/output?stream=stdout&offset=%llu&follow=1", L,
-			    xid, (unsigned long long)next);
+	                    xid, (unsigned long long)next);
 	n = sse("GET", o, NULL, NULL, 0, &ev, &ka, &st);
 	assert_int_equal(st, 200);
 	end = collect_stdout(ev, n, &next, &out);
@@ -341,13 +341,13 @@ static void running_exec_fences_destroy_until_signalled(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(json_exec_returns_output_exit_code_and_reads_stdin),
-		cmocka_unit_test(json_exec_applies_env_and_cwd),
-		cmocka_unit_test(json_exec_times_out),
-		cmocka_unit_test(missing_program_is_a_spawn_error),
-		cmocka_unit_test(sse_exec_streams_start_output_keepalive_end),
-		cmocka_unit_test(dropped_stream_reattaches_by_offset_and_last_event_id),
-		cmocka_unit_test(running_exec_fences_destroy_until_signalled),
+	    cmocka_unit_test(json_exec_returns_output_exit_code_and_reads_stdin),
+	    cmocka_unit_test(json_exec_applies_env_and_cwd),
+	    cmocka_unit_test(json_exec_times_out),
+	    cmocka_unit_test(missing_program_is_a_spawn_error),
+	    cmocka_unit_test(sse_exec_streams_start_output_keepalive_end),
+	    cmocka_unit_test(dropped_stream_reattaches_by_offset_and_last_event_id),
+	    cmocka_unit_test(running_exec_fences_destroy_until_signalled),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -35,10 +35,10 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define NEED_SANDBOX()                                                                       \
-	do {                                                                                 \
-		if (!OK)                                                                     \
-			skip();                                                              \
+#define NEED_SANDBOX()                                                                             \
+	do {                                                                                       \
+		if (!OK)                                                                           \
+			skip();                                                                    \
 	} while (0)
 
 static json_t *sh(const char *script, long *st)
@@ -64,20 +64,22 @@ static void put_get_delete_roundtrip_with_mode(void **state)
 	char *src = sbt_path(TMP, "blob");
 	char *t = sb_strfmt("/v1/leases/%s/files/sub/dir/blob%%20x.bin", L);
 	const char *mh[] = {"X-Sandbar-Mode: 0750", NULL};
-	sbt_req put = {.method = "PUT", .target = t, .in_file = src, .headers = mh,
-		       .auth = SBT_AUTH_HMAC};
+	sbt_req put = {
+	    .method = "PUT", .target = t, .in_file = src, .headers = mh, .auth = SBT_AUTH_HMAC};
 	sbt_resp r;
 	assert_int_equal(sbt_http(&D, &put, &r), 200);
 	assert_int_equal(json_integer_value(json_object_get(r.json, "size")), n);
 	sbt_resp_deinit(&r);
 
 	long st;
-	json_t *j = sh("stat -c %a '/workspace/sub/dir/blob x.bin'; wc -c < '/workspace/sub/dir/blob "
-		       "x.bin'; ls -a /workspace/sub/dir",
-		       &st);
+	json_t *j =
+	    sh("stat -c %a '/workspace/sub/dir/blob x.bin'; wc -c < '/workspace/sub/dir/blob "
+	       "x.bin'; ls -a /workspace/sub/dir",
+	       &st);
 	assert_int_equal(st, 200);
 	char *want = sb_strfmt("750\n%zu\n.\n..\nblob x.bin\n", n);
-	assert_string_equal(json_string_value(json_object_get(j, "stdout")), want); /* no temp left */
+	assert_string_equal(json_string_value(json_object_get(j, "stdout")),
+	                    want); /* no temp left */
 	free(want);
 	json_decref(j);
 
@@ -133,8 +135,8 @@ static void paths_stay_inside_the_workspace(void **state)
 	NEED_SANDBOX();
 	long st;
 	json_t *j = sh("ln -s /etc /workspace/etc-link; ln -s ../../../../../../tmp "
-		       "/workspace/up; ln -s /etc/hostname /workspace/host-link",
-		       &st);
+	               "/workspace/up; ln -s /etc/hostname /workspace/host-link",
+	               &st);
 	assert_int_equal(st, 200);
 	json_decref(j);
 	const char *bad[] = {"etc-link/passwd", "up/x", "host-link", "../x", "a/../../x"};
@@ -172,14 +174,14 @@ static void workspace_tar_in_replaces_but_keeps_overlay_and_out_excludes(void **
 	NEED_SANDBOX();
 	long st;
 	json_t *j = sh("mkdir -p /workspace/old /workspace/.paperclip-runtime && echo o > "
-		       "/workspace/old/f && echo keep > /workspace/.paperclip-runtime/state",
-		       &st);
+	               "/workspace/old/f && echo keep > /workspace/.paperclip-runtime/state",
+	               &st);
 	assert_int_equal(st, 200);
 	json_decref(j);
 	assert_int_equal(sbt_sh("cd '%s' && mkdir -p src/a node_modules/m && echo A > src/a/x && "
-				"echo M > node_modules/m/y && tar -cf in.tar src node_modules",
-				TMP),
-			 0);
+	                        "echo M > node_modules/m/y && tar -cf in.tar src node_modules",
+	                        TMP),
+	                 0);
 	char *tar = sbt_path(TMP, "in.tar");
 	char *t = sb_strfmt("/v1/leases/%s/workspace", L);
 	sbt_req put = {.method = "PUT", .target = t, .in_file = tar, .auth = SBT_AUTH_HMAC};
@@ -187,13 +189,14 @@ static void workspace_tar_in_replaces_but_keeps_overlay_and_out_excludes(void **
 	assert_int_equal(sbt_http(&D, &put, &r), 200);
 	sbt_resp_deinit(&r);
 	j = sh("cd /workspace && find . | sort && cat .paperclip-runtime/state", &st);
-	assert_string_equal(json_string_value(json_object_get(j, "stdout")),
-			    ".\n./.paperclip-runtime\n./.paperclip-runtime/state\n./node_modules\n"
-			    "./node_modules/m\n./node_modules/m/y\n./src\n./src/a\n./src/a/x\nkeep\n");
+	assert_string_equal(
+	    json_string_value(json_object_get(j, "stdout")),
+	    ".\n./.paperclip-runtime\n./.paperclip-runtime/state\n./node_modules\n"
+	    "./node_modules/m\n./node_modules/m/y\n./src\n./src/a\n./src/a/x\nkeep\n");
 	json_decref(j);
 
-	char *o = sb_strfmt("/v1/leases/%s/workspace?exclude=node_modules&exclude=.paperclip-runtime",
-			    L);
+	char *o =
+	    sb_strfmt("/v1/leases/%s/workspace?exclude=node_modules&exclude=.paperclip-runtime", L);
 	char *out = sbt_path(TMP, "out.tar");
 	sbt_req get = {.method = "GET", .target = o, .out_file = out};
 	assert_int_equal(sbt_http(&D, &get, &r), 200);
@@ -210,9 +213,9 @@ static void workspace_tar_in_replaces_but_keeps_overlay_and_out_excludes(void **
 	sbt_resp_deinit(&r);
 	/* A tar trying to escape is refused. */
 	assert_int_equal(sbt_sh("cd '%s' && printf x > esc && tar -cPf esc.tar --transform "
-				"'s,^,../../,' esc 2>/dev/null",
-				TMP),
-			 0);
+	                        "'s,^,../../,' esc 2>/dev/null",
+	                        TMP),
+	                 0);
 	char *esc = sbt_path(TMP, "esc.tar");
 	sbt_req pe = {.method = "PUT", .target = t, .in_file = esc};
 	long s = sbt_http(&D, &pe, &r);
@@ -229,9 +232,9 @@ static void workspace_tar_in_replaces_but_keeps_overlay_and_out_excludes(void **
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(put_get_delete_roundtrip_with_mode),
-		cmocka_unit_test(paths_stay_inside_the_workspace),
-		cmocka_unit_test(workspace_tar_in_replaces_but_keeps_overlay_and_out_excludes),
+	    cmocka_unit_test(put_get_delete_roundtrip_with_mode),
+	    cmocka_unit_test(paths_stay_inside_the_workspace),
+	    cmocka_unit_test(workspace_tar_in_replaces_but_keeps_overlay_and_out_excludes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

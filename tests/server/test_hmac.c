@@ -40,10 +40,11 @@ static void canonical_request_has_the_documented_lines(void **state)
 	(void)state;
 	sb_buf b = SB_BUF_INIT;
 	SB_ASSERT_OK(sb_hmac_canonical_request("get", "/v1/leases/x?z=1&a=2", "Sandbar.Test",
-					       "1700000000", "nonce-0123456789ab",
-					       SB_SHA256_EMPTY_HEX, &b));
-	assert_string_equal(sb_buf_cstr(&b), "SANDBAR-HMAC-SHA256\nGET\n/v1/leases/x\na=2&z=1\n"
-					     "sandbar.test\n1700000000\nnonce-0123456789ab\n" SB_SHA256_EMPTY_HEX);
+	                                       "1700000000", "nonce-0123456789ab",
+	                                       SB_SHA256_EMPTY_HEX, &b));
+	assert_string_equal(sb_buf_cstr(&b),
+	                    "SANDBAR-HMAC-SHA256\nGET\n/v1/leases/x\na=2&z=1\n"
+	                    "sandbar.test\n1700000000\nnonce-0123456789ab\n" SB_SHA256_EMPTY_HEX);
 	sb_buf_deinit(&b);
 }
 
@@ -52,14 +53,14 @@ static void signature_matches_a_fixed_vector(void **state)
 	(void)state;
 	sb_hmac_headers h;
 	SB_ASSERT_OK(sb_hmac_sign_request("k1", "secret-one-0123456789abcdef", 27, "GET",
-					  "/v1/health", "sandbar.test", NULL, 1700000000,
-					  "nonce-0123456789ab", &h));
+	                                  "/v1/health", "sandbar.test", NULL, 1700000000,
+	                                  "nonce-0123456789ab", &h));
 	/* Computed independently with: printf '<canonical>' | openssl dgst -sha256 -hmac ... */
 	char *expect = sbt_sh_out(
-		"printf 'SANDBAR-HMAC-SHA256\\nGET\\n/v1/health\\n\\nsandbar.test\\n1700000000\\n"
-		"nonce-0123456789ab\\n%s' | openssl dgst -sha256 -hmac "
-		"'secret-one-0123456789abcdef' | sed 's/.*= //' | tr -d '\\n'",
-		SB_SHA256_EMPTY_HEX);
+	    "printf 'SANDBAR-HMAC-SHA256\\nGET\\n/v1/health\\n\\nsandbar.test\\n1700000000\\n"
+	    "nonce-0123456789ab\\n%s' | openssl dgst -sha256 -hmac "
+	    "'secret-one-0123456789abcdef' | sed 's/.*= //' | tr -d '\\n'",
+	    SB_SHA256_EMPTY_HEX);
 	char want[256];
 	snprintf(want, sizeof want, "SANDBAR-HMAC-SHA256 key=k1, signature=%s", expect);
 	assert_string_equal(h.authorization, want);
@@ -80,12 +81,12 @@ static void authorization_parser_accepts_any_order_and_rejects_junk(void **state
 	assert_int_equal(sig[1], 0x11);
 	free(v);
 	const char *bad[] = {
-		"Bearer x",
-		"SANDBAR-HMAC-SHA256",
-		"SANDBAR-HMAC-SHA256 key=a",
-		"SANDBAR-HMAC-SHA256 key=a, key=b, signature=00",
-		"SANDBAR-HMAC-SHA256 key=a b, signature=zz",
-		"SANDBAR-HMAC-SHA256X key=a, signature=00",
+	    "Bearer x",
+	    "SANDBAR-HMAC-SHA256",
+	    "SANDBAR-HMAC-SHA256 key=a",
+	    "SANDBAR-HMAC-SHA256 key=a, key=b, signature=00",
+	    "SANDBAR-HMAC-SHA256 key=a b, signature=zz",
+	    "SANDBAR-HMAC-SHA256X key=a, signature=00",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		sb_err *err = sb_hmac_parse_authorization(bad[i], strlen(bad[i]), id, sig);
@@ -167,14 +168,14 @@ static void router_matches_params_rest_and_methods(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(canonical_query_sorts_decodes_and_reencodes),
-		cmocka_unit_test(canonical_path_normalises_escapes),
-		cmocka_unit_test(canonical_request_has_the_documented_lines),
-		cmocka_unit_test(signature_matches_a_fixed_vector),
-		cmocka_unit_test(authorization_parser_accepts_any_order_and_rejects_junk),
-		cmocka_unit_test(keyring_parses_lines_and_rejects_duplicates),
-		cmocka_unit_test(query_parser_keeps_duplicates_in_order),
-		cmocka_unit_test(router_matches_params_rest_and_methods),
+	    cmocka_unit_test(canonical_query_sorts_decodes_and_reencodes),
+	    cmocka_unit_test(canonical_path_normalises_escapes),
+	    cmocka_unit_test(canonical_request_has_the_documented_lines),
+	    cmocka_unit_test(signature_matches_a_fixed_vector),
+	    cmocka_unit_test(authorization_parser_accepts_any_order_and_rejects_junk),
+	    cmocka_unit_test(keyring_parses_lines_and_rejects_duplicates),
+	    cmocka_unit_test(query_parser_keeps_duplicates_in_order),
+	    cmocka_unit_test(router_matches_params_rest_and_methods),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -44,8 +44,8 @@ static int teardown(void **state)
 		{
 			sbs_destroy_opts o = {.force = true};
 			sbs_destroy_outcome oc;
-			sb_err_free(sbs_leases_destroy(e->ls, json_string_value(json_object_get(l, "id")),
-						       &o, &oc, NULL));
+			sb_err_free(sbs_leases_destroy(
+			    e->ls, json_string_value(json_object_get(l, "id")), &o, &oc, NULL));
 		}
 		json_decref(arr);
 	}
@@ -101,7 +101,7 @@ static void *acquire_main(void *arg)
 }
 
 static void run_gated(env *e, gate *g, const char *acq, bool fail, sbs_acquire_outcome *seen,
-		      sbs_acquire_outcome *conflict, acq_thread *a)
+                      sbs_acquire_outcome *conflict, acq_thread *a)
 {
 	pthread_mutex_init(&g->mu, NULL);
 	pthread_cond_init(&g->cv, NULL);
@@ -242,9 +242,9 @@ static void fences_hold_off_destroy(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(replay_during_setup_is_in_progress, setup, teardown),
-		cmocka_unit_test_setup_teardown(failed_setup_leaves_nothing_behind, setup, teardown),
-		cmocka_unit_test_setup_teardown(fences_hold_off_destroy, setup, teardown),
+	    cmocka_unit_test_setup_teardown(replay_during_setup_is_in_progress, setup, teardown),
+	    cmocka_unit_test_setup_teardown(failed_setup_leaves_nothing_behind, setup, teardown),
+	    cmocka_unit_test_setup_teardown(fences_hold_off_destroy, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

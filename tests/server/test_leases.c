@@ -27,10 +27,10 @@ static int teardown(void **state)
 	return 0;
 }
 
-#define NEED_SANDBOX()                                                                       \
-	do {                                                                                 \
-		if (!OK)                                                                     \
-			skip();                                                              \
+#define NEED_SANDBOX()                                                                             \
+	do {                                                                                       \
+		if (!OK)                                                                           \
+			skip();                                                                    \
 	} while (0)
 
 static const char *jstr(json_t *j, const char *k)
@@ -44,7 +44,7 @@ static void acquire_replays_and_conflicts(void **state)
 	NEED_SANDBOX();
 	long st;
 	const char *body = "{\"acquisition_id\":\"acq-replay\",\"ttl_s\":600,\"issue_id\":\"I-1\","
-			   "\"run_id\":\"R-1\",\"limits\":{\"pids\":256}}";
+	                   "\"run_id\":\"R-1\",\"limits\":{\"pids\":256}}";
 	json_t *a = sbt_call(&D, "POST", "/v1/leases", body, &st);
 	assert_int_equal(st, 200);
 	assert_true(json_is_false(json_object_get(a, "replayed")));
@@ -55,12 +55,13 @@ static void acquire_replays_and_conflicts(void **state)
 	assert_true(json_is_true(json_object_get(b, "replayed")));
 	assert_string_equal(jstr(a, "id"), jstr(b, "id"));
 	json_t *c = sbt_call(&D, "POST", "/v1/leases",
-			     "{\"acquisition_id\":\"acq-replay\",\"ttl_s\":601}", &st);
+	                     "{\"acquisition_id\":\"acq-replay\",\"ttl_s\":601}", &st);
 	assert_int_equal(st, 409);
 	assert_string_equal(jstr(c, "error"), "acquisition_conflict");
 	assert_string_equal(jstr(json_object_get(c, "details"), "lease_id"), jstr(a, "id"));
 	/* A caller-chosen lease id taken by another acquisition conflicts too. */
-	char *b2 = sb_strfmt("{\"acquisition_id\":\"acq-other\",\"lease_id\":\"%s\"}", jstr(a, "id"));
+	char *b2 =
+	    sb_strfmt("{\"acquisition_id\":\"acq-other\",\"lease_id\":\"%s\"}", jstr(a, "id"));
 	json_t *d = sbt_call(&D, "POST", "/v1/leases", b2, &st);
 	assert_int_equal(st, 409);
 	json_decref(d);
@@ -91,7 +92,7 @@ static void destroyed_lease_is_a_tombstone(void **state)
 	json_decref(j);
 	/* A late replay of the same acquisition must not revive it. */
 	j = sbt_call(&D, "POST", "/v1/leases", "{\"acquisition_id\":\"acq-tomb\",\"ttl_s\":600}",
-		     &st);
+	             &st);
 	assert_int_equal(st, 409);
 	assert_string_equal(jstr(j, "error"), "acquisition_conflict");
 	assert_string_equal(jstr(json_object_get(j, "details"), "state"), "destroyed");
@@ -161,10 +162,10 @@ static void defer_destroys_after_the_running_exec(void **state)
 	char *id = sbt_acquire(&D, "acq-defer");
 	char *x = sb_strfmt("/v1/leases/%s/exec", id);
 	sbt_req rq = {.method = "POST",
-		      .target = x,
-		      .body = "{\"argv\":[\"sleep\",\"1\"]}",
-		      .accept = "text/event-stream",
-		      .abort_after = 1};
+	              .target = x,
+	              .body = "{\"argv\":[\"sleep\",\"1\"]}",
+	              .accept = "text/event-stream",
+	              .abort_after = 1};
 	sbt_resp rs;
 	sbt_http(&D, &rq, &rs);
 	sbt_resp_deinit(&rs);
@@ -202,9 +203,9 @@ static void lease_json_has_the_documented_fields(void **state)
 	char *t = sb_strfmt("/v1/leases/%s", id);
 	json_t *j = sbt_call(&D, "GET", t, NULL, &st);
 	assert_int_equal(st, 200);
-	const char *keys[] = {"id",       "state",      "acquisition_id", "fingerprint",
-			      "network",  "ttl_s",      "limits",         "enforced",
-			      "created_at", "expires_at", "renewed_at"};
+	const char *keys[] = {"id",         "state",      "acquisition_id", "fingerprint",
+	                      "network",    "ttl_s",      "limits",         "enforced",
+	                      "created_at", "expires_at", "renewed_at"};
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
 		assert_non_null(json_object_get(j, keys[i]));
 	json_decref(j);
@@ -218,11 +219,11 @@ static void lease_json_has_the_documented_fields(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(acquire_replays_and_conflicts),
-		cmocka_unit_test(destroyed_lease_is_a_tombstone),
-		cmocka_unit_test(renew_moves_expiry_and_reaper_destroys_expired),
-		cmocka_unit_test(defer_destroys_after_the_running_exec),
-		cmocka_unit_test(lease_json_has_the_documented_fields),
+	    cmocka_unit_test(acquire_replays_and_conflicts),
+	    cmocka_unit_test(destroyed_lease_is_a_tombstone),
+	    cmocka_unit_test(renew_moves_expiry_and_reaper_destroys_expired),
+	    cmocka_unit_test(defer_destroys_after_the_running_exec),
+	    cmocka_unit_test(lease_json_has_the_documented_fields),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -31,8 +31,8 @@ static void collect(sbt_event *ev, size_t n, uint64_t *next, sb_buf *out, json_t
 		}
 		if (strcmp(ev[i].type, "stdout") != 0)
 			continue;
-		assert_int_equal((uint64_t)json_integer_value(json_object_get(ev[i].data, "offset")),
-				 *next);
+		assert_int_equal(
+		    (uint64_t)json_integer_value(json_object_get(ev[i].data, "offset")), *next);
 		const char *b64 = json_string_value(json_object_get(ev[i].data, "data_b64"));
 		sb_buf dec = SB_BUF_INIT;
 		SB_ASSERT_OK(sb_b64_decode(b64, strlen(b64), &dec));
@@ -54,11 +54,11 @@ static void sigkill_during_stream_then_reattach_gets_everything(void **state)
 	char *lease = sbt_acquire(&d, "restart-kill");
 	char *t = sb_strfmt("/v1/leases/%s/exec", lease);
 	sbt_req rq = {.method = "POST",
-		      .target = t,
-		      .body = "{\"script\":\"seq 1 10000; sleep 1; seq 10001 20000; sleep 0.5; seq "
-			      "20001 30000; exit 7\"}",
-		      .accept = "text/event-stream",
-		      .abort_after = 30000};
+	              .target = t,
+	              .body = "{\"script\":\"seq 1 10000; sleep 1; seq 10001 20000; sleep 0.5; seq "
+	                      "20001 30000; exit 7\"}",
+	              .accept = "text/event-stream",
+	              .abort_after = 30000};
 	sbt_resp r;
 	sbt_http(&d, &rq, &r);
 	sbt_event *ev;
@@ -80,7 +80,7 @@ static void sigkill_during_stream_then_reattach_gets_everything(void **state)
 	sbt_daemon_restart(&d);
 
 	char *o = sb_strfmt("/v1/leases/%s/execs/%s/output?stream=stdout&offset=%llu&follow=1",
-			    lease, xid, (unsigned long long)next);
+	                    lease, xid, (unsigned long long)next);
 	sbt_req rr = {.method = "GET", .target = o, .accept = "text/event-stream"};
 	assert_int_equal(sbt_http(&d, &rr, &r), 200);
 	n = sbt_sse_parse(r.body.data, r.body.len, &ev, NULL);
@@ -150,14 +150,14 @@ static void sigterm_leaves_sandboxes_and_restart_readopts(void **state)
 	assert_string_equal(jstr(j, "stdout"), "mark\n");
 	json_decref(j);
 	/* Replaying the kept acquisition returns the same lease. */
-	j = sbt_call(&d, "POST", "/v1/leases", "{\"acquisition_id\":\"restart-keep\",\"ttl_s\":600}",
-		     &s);
+	j = sbt_call(&d, "POST", "/v1/leases",
+	             "{\"acquisition_id\":\"restart-keep\",\"ttl_s\":600}", &s);
 	assert_int_equal(s, 200);
 	assert_string_equal(jstr(j, "id"), keep);
 	json_decref(j);
 	/* The tombstone survived. */
-	j = sbt_call(&d, "POST", "/v1/leases", "{\"acquisition_id\":\"restart-gone\",\"ttl_s\":600}",
-		     &s);
+	j = sbt_call(&d, "POST", "/v1/leases",
+	             "{\"acquisition_id\":\"restart-gone\",\"ttl_s\":600}", &s);
 	assert_int_equal(s, 409);
 	json_decref(j);
 	j = sbt_call(&d, "GET", g, NULL, &s);
@@ -175,8 +175,8 @@ int main(void)
 {
 	curl_global_init(CURL_GLOBAL_ALL);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(sigkill_during_stream_then_reattach_gets_everything),
-		cmocka_unit_test(sigterm_leaves_sandboxes_and_restart_readopts),
+	    cmocka_unit_test(sigkill_during_stream_then_reattach_gets_everything),
+	    cmocka_unit_test(sigterm_leaves_sandboxes_and_restart_readopts),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
