@@ -111,6 +111,27 @@ static void unknown_things_are_404_and_wrong_methods_405(void **state)
 	expect_error("GET", "/v1/leases/x/files/a/../b", NULL, 400, "invalid_request", NULL);
 }
 
+static void oversized_headers_are_refused(void **state)
+{
+	(void)state;
+	char *big = sb_xmalloc(80 * 1024);
+	memset(big, 'a', 80 * 1024 - 1);
+	big[80 * 1024 - 1] = '\0';
+	char *h = sb_strfmt("X-Big: %s", big);
+	const char *hdrs[] = {h, NULL};
+	sbt_req rq = {.method = "GET", .target = "/v1/leases", .headers = hdrs};
+	sbt_resp r;
+	long st = sbt_http(&D, &rq, &r);
+	assert_true(st == 431 || st == 413 || st == 400);
+	sbt_resp_deinit(&r);
+	/* The daemon is still fine. */
+	sbt_req ok = {.method = "GET", .target = "/v1/leases"};
+	assert_int_equal(sbt_http(&D, &ok, &r), 200);
+	sbt_resp_deinit(&r);
+	free(h);
+	free(big);
+}
+
 static void metrics_are_prometheus_text(void **state)
 {
 	(void)state;

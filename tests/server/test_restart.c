@@ -2,6 +2,7 @@
  * reattach by offset: the full output and the exit code arrive. SIGTERM drains and exits 0
  * leaving the sandbox running; the restarted daemon re-adopts the lease (and its tombstones:
  * a destroyed acquisition stays destroyed). */
+#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -168,6 +169,91 @@ static void sigterm_leaves_sandboxes_and_restart_readopts(void **state)
 	free(x);
 	free(keep);
 	free(gone);
+	sbt_daemon_stop(&d);
+}
+
+typedef struct bg_stream {
+	sbt_daemon *d;
+	const char *target;
+	sbt_resp r;
+} bg_stream;
+
+static void *stream_main(void *arg)
+{
+	bg_stream *b = arg;
+	sbt_req rq = {.method = "POST",
+		      .target = b->target,
+		      .body = "{\"script\":\"echo first; sleep 3; echo second\"}",
+		      .accept = "text/event-stream"};
+	sbt_http(b->d, &rq, &b->r);
+	return NULL;
+}
+
+static void sigterm_ends_open_streams_without_end_and_exits_cleanly(void **state)
+{
+	(void)state;
+	sbt_daemon d;
+	sbt_daemon_start(&d, NULL);
+	if (!sbt_sandbox_ok(&d)) {
+		sbt_daemon_stop(&d);
+		skip();
+	}
+	char *lease = sbt_acquire(&d, "restart-drain");
+	char *t = sb_strfmt("/v1/leases/%s/exec", lease);
+	bg_stream b = {.d = &d, .target = t};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, stream_main, &b), 0);
+	/* Wait until the command runs (the process list shows its sleep). */
+	char *p = sb_strfmt("/v1/leases/%s/processes", lease);
+	bool running = false;
+	for (int i = 0; i < 500 && !running; i++) {
+		long s;
+		json_t *j = sbt_call(&d, "GET", p, NULL, &s);
+		char *txt = json_dumps(j, 0);
+		running = txt && strstr(txt, "sleep 3") != NULL;
+		free(txt);
+		json_decref(j);
+		if (!running)
+			usleep(10000);
+	}
+	assert_true(running);
+	int st = sbt_daemon_signal(&d, SIGTERM);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	pthread_join(th, NULL);
+	sbt_event *ev;
+	size_t n = sbt_sse_parse(b.r.body.data, b.r.body.len, &ev, NULL);
+	assert_true(n >= 1);
+	assert_string_equal(ev[0].type, "start");
+	char *xid = sb_xstrdup(json_string_value(json_object_get(ev[0].data, "exec_id")));
+	for (size_t i = 0; i < n; i++)
+		assert_string_not_equal(ev[i].type, "end"); /* interrupted, never "success" */
+	sbt_events_free(ev, n);
+	sbt_resp_deinit(&b.r);
+
+	/* The command kept running; after a restart its end is there. */
+	sbt_daemon_restart(&d);
+	char *o = sb_strfmt("/v1/leases/%s/execs/%s/output?stream=stdout", lease, xid);
+	sbt_req rq = {.method = "GET", .target = o, .accept = "text/event-stream"};
+	sbt_resp r;
+	assert_int_equal(sbt_http(&d, &rq, &r), 200);
+	n = sbt_sse_parse(r.body.data, r.body.len, &ev, NULL);
+	uint64_t next = 0;
+	sb_buf out = SB_BUF_INIT;
+	json_t *end = NULL;
+	collect(ev, n, &next, &out, &end);
+	assert_non_null(end);
+	assert_int_equal(json_integer_value(json_object_get(end, "exit_code")), 0);
+	assert_string_equal(sb_buf_cstr(&out), "first\nsecond\n");
+	json_decref(end);
+	sb_buf_deinit(&out);
+	sbt_events_free(ev, n);
+	sbt_resp_deinit(&r);
+	free(o);
+	free(xid);
+	free(p);
+	free(t);
+	free(lease);
 	sbt_daemon_stop(&d);
 }
 
