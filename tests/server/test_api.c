@@ -189,6 +189,7 @@ int main(void)
 	    cmocka_unit_test(json_depth_and_size_are_bounded),
 	    cmocka_unit_test(upload_beyond_limit_is_413),
 	    cmocka_unit_test(unknown_things_are_404_and_wrong_methods_405),
+	    cmocka_unit_test(oversized_headers_are_refused),
 	    cmocka_unit_test(metrics_are_prometheus_text),
 	    cmocka_unit_test(https_with_a_self_signed_certificate),
 	};

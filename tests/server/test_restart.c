@@ -263,6 +263,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(sigkill_during_stream_then_reattach_gets_everything),
 	    cmocka_unit_test(sigterm_leaves_sandboxes_and_restart_readopts),
+	    cmocka_unit_test(sigterm_ends_open_streams_without_end_and_exits_cleanly),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
