@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -373,6 +374,20 @@ void sbs_exec_free(sbs_exec *x)
 	free(x);
 }
 
+#define POLL_FALLBACK_MS 25
+
+static bool wait_exhausted(const sb_err *err)
+{
+	static atomic_bool warned;
+	bool out = err->code == SB_E_IO && (err->sys_errno == EMFILE || err->sys_errno == ENFILE ||
+					    err->sys_errno == ENOSPC);
+	if (out && !atomic_exchange(&warned, true))
+		sb_warn("%s; following exec output by polling (raise "
+			"fs.inotify.max_user_instances or RLIMIT_NOFILE)",
+			err->msg);
+	return out;
+}
+
 /* Read what is available after the cursor; *got_any says whether anything was delivered. */
 static sb_err *pump_once(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, sbs_output_fn fn,
                          void *ud, bool *got_any)
@@ -422,8 +437,14 @@ sb_err *sbs_exec_pump(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, int64_t
 		*finished = true;
 	} else if (!got) {
 		bool changed = false;
-		if ((err = sb_sandbox_exec_wait(x->x, max_wait_ms, &changed)))
-			return err;
+		if ((err = sb_sandbox_exec_wait(x->x, max_wait_ms, &changed))) {
+			if (!wait_exhausted(err))
+				return err;
+			/* Out of inotify instances (fs.inotify.max_user_instances, 128 by default,
+			 * one per followed exec): poll the spool instead of failing the stream. */
+			sb_err_free(err);
+			sb_sleep_ms(max_wait_ms < POLL_FALLBACK_MS ? max_wait_ms : POLL_FALLBACK_MS);
+		}
 		if ((err = sb_sandbox_exec_get_status(x->x, &st)))
 			return err;
 		if ((err = pump_once(x, c, max_bytes, fn, ud, &got)))
