@@ -12,6 +12,53 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Daemons still running when the test program exits (a failed assertion jumps past the
+ * test's own sbt_daemon_stop): stopped at exit so no daemon or sandbox outlives the test. */
+#define MAX_LIVE 16
+static sbt_daemon g_live[MAX_LIVE];
+static bool g_atexit;
+
+static void stop_quietly(sbt_daemon *d);
+
+static void stop_leftovers(void)
+{
+	for (size_t i = 0; i < MAX_LIVE; i++)
+		if (g_live[i].pid > 0)
+			stop_quietly(&g_live[i]);
+}
+
+static void untrack(pid_t pid)
+{
+	for (size_t i = 0; i < MAX_LIVE; i++) {
+		if (g_live[i].pid == pid && pid > 0) {
+			free(g_live[i].dir);
+			free(g_live[i].sock);
+			free(g_live[i].cert);
+			memset(&g_live[i], 0, sizeof g_live[i]);
+		}
+	}
+}
+
+/* Copies what stopping needs: d itself may live on a stack frame a failure unwinds. */
+static void track(const sbt_daemon *d)
+{
+	if (!g_atexit) {
+		atexit(stop_leftovers);
+		g_atexit = true;
+	}
+	for (size_t i = 0; i < MAX_LIVE; i++) {
+		if (g_live[i].pid == 0) {
+			g_live[i] = *d;
+			g_live[i].dir = sb_xstrdup(d->dir);
+			g_live[i].sock = sb_xstrdup(d->sock);
+			g_live[i].state_dir = NULL;
+			g_live[i].port_file = NULL;
+			g_live[i].cert = d->cert ? sb_xstrdup(d->cert) : NULL;
+			return;
+		}
+	}
+}
+
 static void spawn(sbt_daemon *d)
 {
 	char *prog = sbt_build_path("sandbar-serve-test");
@@ -97,6 +144,7 @@ static void spawn(sbt_daemon *d)
 		usleep(10000);
 	}
 	assert_true(d->port > 0);
+	track(d);
 	free(prog);
 	free(token);
 	free(keys);
@@ -146,26 +194,45 @@ int sbt_daemon_signal(sbt_daemon *d, int sig)
 	int st = 0;
 	while (waitpid(d->pid, &st, 0) < 0 && errno == EINTR)
 		;
+	untrack(d->pid);
 	d->pid = 0;
 	return st;
+}
+
+static void destroy_all_leases(sbt_daemon *d)
+{
+	long status = 0;
+	json_t *j = sbt_call(d, "GET", "/v1/leases", NULL, &status);
+	json_t *arr = json_object_get(j, "leases");
+	size_t i;
+	json_t *l;
+	json_array_foreach(arr, i, l)
+	{
+		char *t =
+		    sb_strfmt("/v1/leases/%s?force=1", json_string_value(json_object_get(l, "id")));
+		json_decref(sbt_call(d, "DELETE", t, NULL, &status));
+		free(t);
+	}
+	json_decref(j);
+}
+
+static void stop_quietly(sbt_daemon *d)
+{
+	destroy_all_leases(d);
+	pid_t pid = d->pid;
+	kill(pid, SIGTERM);
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!getenv("SBT_KEEP"))
+		sb_err_free(sb_fs_rm_rf(d->dir));
+	untrack(pid);
 }
 
 void sbt_daemon_stop(sbt_daemon *d)
 {
 	if (d->pid > 0) {
-		long status = 0;
-		json_t *j = sbt_call(d, "GET", "/v1/leases", NULL, &status);
-		json_t *arr = json_object_get(j, "leases");
-		size_t i;
-		json_t *l;
-		json_array_foreach(arr, i, l)
-		{
-			char *t = sb_strfmt("/v1/leases/%s?force=1",
-			                    json_string_value(json_object_get(l, "id")));
-			json_decref(sbt_call(d, "DELETE", t, NULL, &status));
-			free(t);
-		}
-		json_decref(j);
+		destroy_all_leases(d);
 		/* A clean drain exits 0; a sanitizer report in the daemon would not. */
 		int st = sbt_daemon_signal(d, SIGTERM);
 		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
