@@ -291,6 +291,9 @@ void sbs_reply_json(sbs_req *r, unsigned status, json_t *body)
 }
 
 static void reply_verror(sbs_req *r, unsigned status, const char *code, json_t *details,
+                         const char *fmt, va_list ap) SB_PRINTF(5, 0);
+
+static void reply_verror(sbs_req *r, unsigned status, const char *code, json_t *details,
                          const char *fmt, va_list ap)
 {
 	sb_buf msg = SB_BUF_INIT;

@@ -331,6 +331,8 @@ static sb_err *unix_listen(const char *path, int *fd_out)
 	return NULL;
 }
 
+static void mhd_log(void *cls, const char *fmt, va_list ap) SB_PRINTF(2, 0);
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
