@@ -381,60 +381,161 @@ static void h_delete_file(sbs_req *r, void *ud)
 
 /* ------------------------------------------------------------------ workspace tar */
 
+/* Open (creating it when create) the directory rel beneath the workspace; "" is the workspace
+ * itself. Runs as the lease owner. */
+static sb_err *open_dir_beneath(const char *ws, const char *rel, bool create, int *out)
+{
+	int root = open(ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return sb_err_sys(errno, "opening workspace %s", ws);
+	if (!rel[0]) {
+		*out = root;
+		return NULL;
+	}
+	sb_err *err = NULL;
+	if (create) {
+		char *parent = NULL;
+		const char *name = NULL;
+		split_rel(rel, &parent, &name);
+		int pfd = -1;
+		if (parent[0])
+			err = sb_fs_open_beneath(root, parent, O_RDONLY | O_DIRECTORY, 0,
+			                         SB_OPEN_MKDIRS, &pfd);
+		else
+			pfd = dup(root);
+		if (!err && pfd < 0)
+			err = sb_err_sys(errno, "dup");
+		if (!err && mkdirat(pfd, name, 0755) < 0 && errno != EEXIST)
+			err = sb_err_sys(errno, "creating %s", rel);
+		if (pfd >= 0)
+			close(pfd);
+		free(parent);
+	}
+	if (!err)
+		err = sb_fs_open_beneath(root, rel, O_RDONLY | O_DIRECTORY, 0, 0, out);
+	close(root);
+	return err;
+}
+
 typedef struct ws_put_job {
 	const char *ws;
-	const char *keep; /* overlay directory name */
+	const char *rel;   /* directory to replace, relative to the workspace */
+	char *const *keep; /* top-level names kept */
 	int src;
 	uint64_t bytes;
 } ws_put_job;
 
+static bool kept(char *const *keep, const char *name)
+{
+	for (size_t i = 0; keep && keep[i]; i++)
+		if (!strcmp(keep[i], name))
+			return true;
+	return false;
+}
+
 static sb_err *ws_put_as_owner(void *ud)
 {
 	ws_put_job *j = ud;
-	int dfd = open(j->ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return sb_err_sys(errno, "opening workspace %s", j->ws);
-	DIR *d = fdopendir(dfd);
-	if (!d) {
-		sb_err *err = sb_err_sys(errno, "reading workspace %s", j->ws);
-		close(dfd);
+	int dfd = -1;
+	sb_err *err = open_dir_beneath(j->ws, j->rel, true, &dfd);
+	if (err)
 		return err;
+	/* Everything below goes through the confined directory fd. */
+	char *dir = sb_strfmt("/proc/self/fd/%d", dfd);
+	int lfd = dup(dfd);
+	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+	if (!d) {
+		err = sb_err_sys(errno, "reading %s", j->rel[0] ? j->rel : "the workspace");
+		if (lfd >= 0)
+			close(lfd);
+		goto out;
 	}
-	sb_err *err = NULL;
 	struct dirent *de;
 	char **names = NULL;
 	while ((errno = 0, de = readdir(d))) {
 		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    !strcmp(de->d_name, j->keep))
+		    kept(j->keep, de->d_name))
 			continue;
 		sb_strv_push(&names, de->d_name);
 	}
 	if (errno)
-		err = sb_err_sys(errno, "reading workspace %s", j->ws);
+		err = sb_err_sys(errno, "reading %s", j->rel[0] ? j->rel : "the workspace");
+	closedir(d);
 	for (size_t i = 0; !err && names && names[i]; i++) {
-		char *p = sb_strfmt("%s/%s", j->ws, names[i]);
+		char *p = sb_strfmt("%s/%s", dir, names[i]);
 		err = sb_fs_rm_rf(p);
 		free(p);
 	}
 	sb_strv_free(names);
-	closedir(d);
-	if (err)
-		return sb_err_prefix(err, "clearing the workspace");
-	if (lseek(j->src, 0, SEEK_SET) < 0)
-		return sb_err_sys(errno, "rewinding the upload");
-	return sb_tar_extract(j->src, j->ws, &j->bytes);
+	if (err) {
+		err = sb_err_prefix(err, "clearing %s", j->rel[0] ? j->rel : "the workspace");
+		goto out;
+	}
+	if (lseek(j->src, 0, SEEK_SET) < 0) {
+		err = sb_err_sys(errno, "rewinding the upload");
+		goto out;
+	}
+	err = sb_tar_extract(j->src, dir, &j->bytes);
+out:
+	free(dir);
+	close(dfd);
+	return err;
+}
+
+/* ?path=<in-sandbox directory> (default: the workspace) as a path relative to the host-side
+ * workspace; replies 400 and returns NULL when it is outside. */
+static char *dir_param_or_reply(sbs_req *r, sbs_lease *l)
+{
+	const char *path = sbs_req_query_get(r, "path");
+	if (!path || !path[0])
+		return sb_xstrdup("");
+	char *rel = NULL;
+	sb_err *err = sb_sandbox_map_path(sbs_lease_sandbox(l), path, &rel);
+	if (err) {
+		sbs_reply_error(r, 400, "invalid_request", "path \"%s\": %s", path, err->msg);
+		sb_err_free(err);
+		return NULL;
+	}
+	return rel;
 }
 
 static void h_put_workspace(sbs_req *r, void *ud)
 {
 	(void)ud;
 	sbs_server *srv = sbs_req_server(r);
+	char **keep = NULL;
+	bool any_preserve = false;
+	const sbs_query *q = sbs_req_query(r);
+	for (size_t i = 0; i < q->n; i++) {
+		if (strcmp(q->pairs[i].key, "preserve") != 0)
+			continue;
+		any_preserve = true;
+		const char *v = q->pairs[i].value;
+		if (!v[0] || strchr(v, '/') || !strcmp(v, ".") || !strcmp(v, "..")) {
+			sbs_reply_error(r, 400, "invalid_request",
+			                "preserve \"%s\": must be one top-level name", v);
+			sb_strv_free(keep);
+			return;
+		}
+		sb_strv_push(&keep, v);
+	}
+	if (!any_preserve)
+		sb_strv_push(&keep, srv->overlay_dir);
 	sbs_lease *l = lease_or_reply(r);
-	if (!l)
+	if (!l) {
+		sb_strv_free(keep);
 		return;
+	}
+	char *rel = dir_param_or_reply(r, l);
+	if (!rel) {
+		sbs_lease_put(l);
+		sb_strv_free(keep);
+		return;
+	}
 	uint64_t size = 0;
 	ws_put_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
-	                .keep = srv->overlay_dir,
+	                .rel = rel,
+	                .keep = keep,
 	                .src = sbs_req_body_fd(r, &size)};
 	char *fence = sb_random_id("workspace-");
 	sb_err *err = sbs_lease_fence_begin(l, fence, 0, NULL);
@@ -444,16 +545,22 @@ static void h_put_workspace(sbs_req *r, void *ud)
 	}
 	free(fence);
 	sbs_lease_put(l);
+	free(rel);
 	if (err) {
+		sb_strv_free(keep);
 		sbs_reply_err(r, err);
 		return;
 	}
-	sbs_reply_json(
-	    r, 200, json_pack("{s:I, s:s}", "bytes", (json_int_t)size, "kept", srv->overlay_dir));
+	json_t *kj = json_array();
+	for (size_t i = 0; keep && keep[i]; i++)
+		json_array_append_new(kj, json_string(keep[i]));
+	sb_strv_free(keep);
+	sbs_reply_json(r, 200, json_pack("{s:I, s:o}", "bytes", (json_int_t)size, "kept", kj));
 }
 
 typedef struct ws_get_job {
 	const char *ws;
+	const char *rel;
 	const sb_excludes *ex;
 	int dst;
 } ws_get_job;
@@ -461,7 +568,35 @@ typedef struct ws_get_job {
 static sb_err *ws_get_as_owner(void *ud)
 {
 	ws_get_job *j = ud;
-	return sb_tar_create(j->ws, j->ex, false, j->dst, NULL);
+	int dfd = -1;
+	sb_err *err = open_dir_beneath(j->ws, j->rel, false, &dfd);
+	if (err)
+		return err;
+	char *dir = sb_strfmt("/proc/self/fd/%d", dfd);
+	err = sb_tar_create(dir, j->ex, false, j->dst, NULL);
+	free(dir);
+	close(dfd);
+	return err;
+}
+
+/* Excludes: plain relative paths, or the exclude matcher's own forms ("*\/X", "*\/X/\*",
+ * "X/\*") that the managed runtime sends. Anything else is refused. */
+static sb_err *exclude_ok(const char *v)
+{
+	if (!v[0] || strlen(v) > 4096)
+		return sb_err_new(SB_E_INVAL, "empty or longer than 4096 bytes");
+	const char *core = v;
+	size_t n = strlen(v);
+	if (sb_str_has_prefix(core, "*/")) {
+		core += 2;
+		n -= 2;
+	}
+	char *c = sb_xstrndup(core, n);
+	if (sb_str_has_suffix(c, "/*"))
+		c[strlen(c) - 2] = '\0';
+	sb_err *err = sb_excludes_check_user(c);
+	free(c);
+	return err;
 }
 
 static void h_get_workspace(sbs_req *r, void *ud)
@@ -473,7 +608,7 @@ static void h_get_workspace(sbs_req *r, void *ud)
 	for (size_t i = 0; i < q->n; i++) {
 		if (strcmp(q->pairs[i].key, "exclude") != 0)
 			continue;
-		sb_err *err = sb_excludes_check_user(q->pairs[i].value);
+		sb_err *err = exclude_ok(q->pairs[i].value);
 		if (err) {
 			sbs_reply_error(r, 400, "invalid_request", "exclude \"%s\": %s",
 			                q->pairs[i].value, err->msg);
@@ -488,20 +623,34 @@ static void h_get_workspace(sbs_req *r, void *ud)
 		sb_excludes_deinit(&ex);
 		return;
 	}
+	char *rel = dir_param_or_reply(r, l);
+	if (!rel) {
+		sbs_lease_put(l);
+		sb_excludes_deinit(&ex);
+		return;
+	}
 	int spool = -1;
 	sb_err *err = sbs_server_tmpfile(sbs_req_server(r), &spool);
 	if (!err) {
-		ws_get_job j = {
-		    .ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)), .ex = &ex, .dst = spool};
+		ws_get_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
+		                .rel = rel,
+		                .ex = &ex,
+		                .dst = spool};
 		err = sb_sandbox_as_owner(sbs_lease_sandbox(l), ws_get_as_owner, &j);
 	}
 	sbs_lease_put(l);
 	sb_excludes_deinit(&ex);
+	free(rel);
 	struct stat st;
 	if (!err && (fstat(spool, &st) < 0 || lseek(spool, 0, SEEK_SET) < 0))
 		err = sb_err_sys(errno, "spooled workspace archive");
 	if (err) {
 		sb_close(&spool);
+		if (err->code == SB_E_IO && err->sys_errno == ENOENT) {
+			sb_err_free(err);
+			sbs_reply_error(r, 404, "not_found", "no such directory in the workspace");
+			return;
+		}
 		sbs_reply_err(r, err);
 		return;
 	}

@@ -229,12 +229,65 @@ static void workspace_tar_in_replaces_but_keeps_overlay_and_out_excludes(void **
 	free(tar);
 }
 
+static void workspace_routes_take_a_directory_and_preserve_list(void **state)
+{
+	(void)state;
+	NEED_SANDBOX();
+	long st;
+	json_t *j = sh("mkdir -p /workspace/pc/keep /workspace/pc/old /workspace/other && echo k > "
+	               "/workspace/pc/keep/f && echo o > /workspace/other/f",
+	               &st);
+	assert_int_equal(st, 200);
+	json_decref(j);
+	assert_int_equal(sbt_sh("cd '%s' && mkdir -p sub/x/deep && echo N > sub/new && echo D > "
+	                        "sub/x/deep/d && tar -C sub -cf sub.tar .",
+	                        TMP),
+	                 0);
+	char *tar = sbt_path(TMP, "sub.tar");
+	char *t = sb_strfmt("/v1/leases/%s/workspace?path=/workspace/pc&preserve=keep", L);
+	sbt_req put = {.method = "PUT", .target = t, .in_file = tar};
+	sbt_resp r;
+	assert_int_equal(sbt_http(&D, &put, &r), 200);
+	sbt_resp_deinit(&r);
+	j = sh("cd /workspace && find pc other | sort", &st);
+	assert_string_equal(json_string_value(json_object_get(j, "stdout")),
+	                    "other\nother/f\npc\npc/keep\npc/keep/f\npc/new\npc/x\npc/x/deep\n"
+	                    "pc/x/deep/d\n");
+	json_decref(j);
+	/* A new directory is created; outside the workspace is refused. */
+	char *t2 = sb_strfmt("/v1/leases/%s/workspace?path=/workspace/fresh/dir", L);
+	sbt_req put2 = {.method = "PUT", .target = t2, .in_file = tar};
+	assert_int_equal(sbt_http(&D, &put2, &r), 200);
+	sbt_resp_deinit(&r);
+	char *t3 = sb_strfmt("/v1/leases/%s/workspace?path=/etc", L);
+	sbt_req put3 = {.method = "PUT", .target = t3, .in_file = tar};
+	assert_int_equal(sbt_http(&D, &put3, &r), 400);
+	sbt_resp_deinit(&r);
+	/* Out of a directory, with the matcher's own exclude forms. */
+	char *g = sb_strfmt("/v1/leases/%s/workspace?path=/workspace/pc&exclude=*/deep/*&exclude=keep",
+	                    L);
+	char *out = sbt_path(TMP, "pc.tar");
+	sbt_req get = {.method = "GET", .target = g, .out_file = out};
+	assert_int_equal(sbt_http(&D, &get, &r), 200);
+	sbt_resp_deinit(&r);
+	char *list = sbt_sh_out("tar -tf '%s' | sort", out);
+	assert_string_equal(list, "new\nx/\nx/deep/\n");
+	free(list);
+	free(out);
+	free(g);
+	free(t3);
+	free(t2);
+	free(t);
+	free(tar);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(put_get_delete_roundtrip_with_mode),
 	    cmocka_unit_test(paths_stay_inside_the_workspace),
 	    cmocka_unit_test(workspace_tar_in_replaces_but_keeps_overlay_and_out_excludes),
+	    cmocka_unit_test(workspace_routes_take_a_directory_and_preserve_list),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
