@@ -394,22 +394,31 @@ static sb_err *open_dir_beneath(const char *ws, const char *rel, bool create, in
 	}
 	sb_err *err = NULL;
 	if (create) {
-		char *parent = NULL;
-		const char *name = NULL;
-		split_rel(rel, &parent, &name);
-		int pfd = -1;
-		if (parent[0])
-			err = sb_fs_open_beneath(root, parent, O_RDONLY | O_DIRECTORY, 0,
-			                         SB_OPEN_MKDIRS, &pfd);
-		else
-			pfd = dup(root);
-		if (!err && pfd < 0)
+		/* One component at a time, each opened beneath the previous one: a symlink
+		 * planted on the way cannot lead out. */
+		int cur = dup(root);
+		char *copy = sb_xstrdup(rel), *save = NULL;
+		if (cur < 0)
 			err = sb_err_sys(errno, "dup");
-		if (!err && mkdirat(pfd, name, 0755) < 0 && errno != EEXIST)
-			err = sb_err_sys(errno, "creating %s", rel);
-		if (pfd >= 0)
-			close(pfd);
-		free(parent);
+		for (char *seg = strtok_r(copy, "/", &save); !err && seg;
+		     seg = strtok_r(NULL, "/", &save)) {
+			if (mkdirat(cur, seg, 0755) < 0 && errno != EEXIST) {
+				err = sb_err_sys(errno, "creating %s in %s", seg, rel);
+				break;
+			}
+			int next = -1;
+			err = sb_fs_open_beneath(cur, seg, O_RDONLY | O_DIRECTORY, 0, 0, &next);
+			close(cur);
+			cur = next;
+		}
+		free(copy);
+		if (!err) {
+			close(root);
+			*out = cur;
+			return NULL;
+		}
+		if (cur >= 0)
+			close(cur);
 	}
 	if (!err)
 		err = sb_fs_open_beneath(root, rel, O_RDONLY | O_DIRECTORY, 0, 0, out);
