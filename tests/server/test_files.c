@@ -271,7 +271,7 @@ static void workspace_routes_take_a_directory_and_preserve_list(void **state)
 	assert_int_equal(sbt_http(&D, &get, &r), 200);
 	sbt_resp_deinit(&r);
 	char *list = sbt_sh_out("tar -tf '%s' | sort", out);
-	assert_string_equal(list, "new\nx/\n"); /* "*/X/*" drops the segment X itself */
+	assert_string_equal(list, "new\nx/\n"); /* a segment pattern drops the directory itself */
 	free(list);
 	free(out);
 	free(g);
