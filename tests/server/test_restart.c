@@ -257,6 +257,67 @@ static void sigterm_ends_open_streams_without_end_and_exits_cleanly(void **state
 	sbt_daemon_stop(&d);
 }
 
+static void dead_sandbox_is_marked_lost_and_its_output_stays_readable(void **state)
+{
+	(void)state;
+	sbt_daemon d;
+	sbt_daemon_start(&d, NULL);
+	if (!sbt_sandbox_ok(&d)) {
+		sbt_daemon_stop(&d);
+		skip();
+	}
+	char *lease = sbt_acquire(&d, "restart-lost");
+	char *x = sb_strfmt("/v1/leases/%s/exec", lease);
+	long s;
+	json_t *j = sbt_call(&d, "POST", x, "{\"script\":\"echo before\"}", &s);
+	assert_int_equal(s, 200);
+	char *xid = sb_xstrdup(json_string_value(json_object_get(j, "exec_id")));
+	json_decref(j);
+	int st = sbt_daemon_signal(&d, SIGTERM);
+	assert_true(WIFEXITED(st));
+
+	/* The sandbox dies while no daemon watches (a crash, an OOM kill, a reboot). */
+	char *rel = sb_strfmt("leases/%s/lease.json", lease);
+	char *lj = sbt_read(d.state_dir, rel, NULL);
+	assert_non_null(lj);
+	json_t *info = json_loads(lj, 0, NULL);
+	int pid = (int)json_integer_value(json_object_get(info, "init_pid"));
+	assert_true(pid > 1);
+	assert_int_equal(kill(pid, SIGKILL), 0);
+	for (int i = 0; i < 500 && kill(pid, 0) == 0; i++)
+		usleep(10000);
+	json_decref(info);
+	free(lj);
+	free(rel);
+
+	sbt_daemon_restart(&d);
+	char *g = sb_strfmt("/v1/leases/%s", lease);
+	j = sbt_call(&d, "GET", g, NULL, &s);
+	assert_int_equal(s, 200);
+	assert_string_equal(jstr(j, "state"), "lost");
+	json_decref(j);
+	j = sbt_call(&d, "POST", x, "{\"argv\":[\"true\"]}", &s);
+	assert_int_equal(s, 409);
+	assert_string_equal(jstr(j, "error"), "sandbox_state_lost");
+	json_decref(j);
+	char *o = sb_strfmt("/v1/leases/%s/execs/%s/output?stream=stdout", lease, xid);
+	sbt_req rq = {.method = "GET", .target = o};
+	sbt_resp r;
+	assert_int_equal(sbt_http(&d, &rq, &r), 200);
+	assert_string_equal(sb_buf_cstr(&r.body), "before\n");
+	sbt_resp_deinit(&r);
+	/* A lost lease can still be destroyed (cleaned up). */
+	j = sbt_call(&d, "DELETE", g, NULL, &s);
+	assert_int_equal(s, 200);
+	json_decref(j);
+	free(o);
+	free(g);
+	free(xid);
+	free(x);
+	free(lease);
+	sbt_daemon_stop(&d);
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_ALL);
@@ -264,6 +325,7 @@ int main(void)
 	    cmocka_unit_test(sigkill_during_stream_then_reattach_gets_everything),
 	    cmocka_unit_test(sigterm_leaves_sandboxes_and_restart_readopts),
 	    cmocka_unit_test(sigterm_ends_open_streams_without_end_and_exits_cleanly),
+	    cmocka_unit_test(dead_sandbox_is_marked_lost_and_its_output_stays_readable),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
