@@ -10,11 +10,12 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: sandbar-serve-test [--listen HOST:PORT] [--socket PATH] "
-	                "[--no-tcp] [--state-dir DIR] [--token-file FILE] [--hmac-keys FILE] "
-	                "[--expected-host HOST] [--tls-cert FILE --tls-key FILE] "
-	                "[--port-file FILE] [--keepalive-ms N] [--max-json-bytes N] "
-	                "[--max-upload-bytes N] [--reap-ms N] [--no-access-log]\n");
+	fprintf(stderr,
+	        "usage: sandbar-serve-test [--listen HOST:PORT] [--socket PATH] "
+	        "[--no-tcp] [--state-dir DIR] [--token-file FILE] [--hmac-keys FILE] "
+	        "[--expected-host HOST] [--tls-cert FILE --tls-key FILE] "
+	        "[--port-file FILE] [--keepalive-ms N] [--max-json-bytes N] "
+	        "[--max-upload-bytes N] [--reap-ms N] [--max-connections N] [--no-access-log]\n");
 }
 
 int main(int argc, char **argv)
@@ -52,6 +53,8 @@ int main(int argc, char **argv)
 			cfg.limits.max_upload_bytes = (uint64_t)atoll(v);
 		else if (!strcmp(a, "--reap-ms") && v)
 			cfg.limits.reap_ms = atoll(v);
+		else if (!strcmp(a, "--max-connections") && v)
+			cfg.limits.max_connections = (unsigned)atoi(v);
 		else {
 			takes = false;
 			if (!strcmp(a, "--no-tcp"))

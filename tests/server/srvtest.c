@@ -67,7 +67,7 @@ static void spawn(sbt_daemon *d)
 	unlink(d->port_file);
 	char *argv[40];
 	int n = 0;
-	char ka[32], mj[32], mu[32];
+	char ka[32], mj[32], mu[32], mc[32];
 	argv[n++] = prog;
 	argv[n++] = "--listen";
 	argv[n++] = "127.0.0.1:0";
@@ -101,6 +101,11 @@ static void spawn(sbt_daemon *d)
 		snprintf(mu, sizeof mu, "%ld", d->opts.max_upload_bytes);
 		argv[n++] = "--max-upload-bytes";
 		argv[n++] = mu;
+	}
+	if (d->opts.max_connections) {
+		snprintf(mc, sizeof mc, "%d", d->opts.max_connections);
+		argv[n++] = "--max-connections";
+		argv[n++] = mc;
 	}
 	char *cert = NULL, *key = NULL;
 	if (d->opts.tls) {

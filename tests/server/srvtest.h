@@ -23,6 +23,7 @@ typedef struct sbt_daemon_opts {
 	int keepalive_ms; /* 0 = default */
 	long max_json_bytes;
 	long max_upload_bytes;
+	int max_connections;
 } sbt_daemon_opts;
 
 typedef struct sbt_daemon {

@@ -1,7 +1,11 @@
 /* Error contracts of the native API that hold whatever the host can do: JSON errors with
  * precise codes (400 naming the field, 404, 405, 413 beyond the limits), bounded JSON depth,
  * Prometheus metrics, and HTTPS with a self-signed certificate. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "srvtest.h"
 
@@ -132,6 +136,44 @@ static void oversized_headers_are_refused(void **state)
 	free(big);
 }
 
+static void connections_beyond_the_limit_are_refused(void **state)
+{
+	(void)state;
+	sbt_daemon d;
+	sbt_daemon_opts o = {.max_connections = 3};
+	sbt_daemon_start(&d, &o);
+	int fds[3];
+	for (int i = 0; i < 3; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in sa = {.sin_family = AF_INET,
+		                         .sin_port = htons((uint16_t)d.port)};
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
+	}
+	/* The idle connections hold every slot: a fourth gets no answer. */
+	sbt_req rq = {.method = "GET", .target = "/v1/health", .auth = SBT_AUTH_NONE, .tcp = true};
+	sbt_resp r;
+	bool refused = false;
+	for (int i = 0; i < 50 && !refused; i++) {
+		refused = sbt_http(&d, &rq, &r) == 0;
+		sbt_resp_deinit(&r);
+		if (!refused)
+			usleep(20000); /* the daemon may not have accepted the three yet */
+	}
+	assert_true(refused);
+	for (int i = 0; i < 3; i++)
+		close(fds[i]);
+	long st = 0;
+	for (int i = 0; i < 100 && st != 200; i++) {
+		st = sbt_http(&d, &rq, &r);
+		sbt_resp_deinit(&r);
+		if (st != 200)
+			usleep(20000);
+	}
+	assert_int_equal(st, 200);
+	sbt_daemon_stop(&d);
+}
+
 static void metrics_are_prometheus_text(void **state)
 {
 	(void)state;
@@ -190,6 +232,7 @@ int main(void)
 	    cmocka_unit_test(upload_beyond_limit_is_413),
 	    cmocka_unit_test(unknown_things_are_404_and_wrong_methods_405),
 	    cmocka_unit_test(oversized_headers_are_refused),
+	    cmocka_unit_test(connections_beyond_the_limit_are_refused),
 	    cmocka_unit_test(metrics_are_prometheus_text),
 	    cmocka_unit_test(https_with_a_self_signed_certificate),
 	};

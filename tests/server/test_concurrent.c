@@ -77,9 +77,10 @@ static void two_hundred_concurrent_streams_lose_no_bytes(void **state)
 		}
 		if (!ended)
 			print_error("stream %d: %zu events, last %s, body tail: %.600s\n", i, n,
-				    n ? ev[n - 1].type : "-",
-				    resp[i].body.len > 600 ? resp[i].body.data + resp[i].body.len - 600
-							   : sb_buf_cstr(&resp[i].body));
+			            n ? ev[n - 1].type : "-",
+			            resp[i].body.len > 600
+			                ? resp[i].body.data + resp[i].body.len - 600
+			                : sb_buf_cstr(&resp[i].body));
 		assert_true(ended);
 		sb_buf want = SB_BUF_INIT;
 		for (int k = 1; k <= LINES; k++)

@@ -264,8 +264,8 @@ static void workspace_routes_take_a_directory_and_preserve_list(void **state)
 	assert_int_equal(sbt_http(&D, &put3, &r), 400);
 	sbt_resp_deinit(&r);
 	/* Out of a directory, with the matcher's own exclude forms. */
-	char *g = sb_strfmt("/v1/leases/%s/workspace?path=/workspace/pc&exclude=*/deep/*&exclude=keep",
-	                    L);
+	char *g = sb_strfmt(
+	    "/v1/leases/%s/workspace?path=/workspace/pc&exclude=*/deep/*&exclude=keep", L);
 	char *out = sbt_path(TMP, "pc.tar");
 	sbt_req get = {.method = "GET", .target = g, .out_file = out};
 	assert_int_equal(sbt_http(&D, &get, &r), 200);

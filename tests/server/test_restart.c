@@ -182,9 +182,9 @@ static void *stream_main(void *arg)
 {
 	bg_stream *b = arg;
 	sbt_req rq = {.method = "POST",
-		      .target = b->target,
-		      .body = "{\"script\":\"echo first; sleep 3; echo second\"}",
-		      .accept = "text/event-stream"};
+	              .target = b->target,
+	              .body = "{\"script\":\"echo first; sleep 3; echo second\"}",
+	              .accept = "text/event-stream"};
 	sbt_http(b->d, &rq, &b->r);
 	return NULL;
 }
