@@ -1,0 +1,193 @@
+/* Managed-runtime throughput: stage (prepare) and restore a generated tree of 5,000 files /
+ * 100 MiB through the local runner, on the command path (sh + tar + base64 + dd) and on the
+ * native path (sync_in / sync_out), against `tar -cf - | tar -xf -` between the same kind of
+ * directories in the same run. Each direction moves the whole tree into an empty directory:
+ * stage from the full local tree into an empty remote dir; restore into an empty local dir from
+ * a full remote dir (so every file is added). Rows give medians in MiB/s and ours/tar (higher is
+ * better; targets: native >= 0.7, command >= 0.25).
+ */
+#include "benchutil.h"
+
+#include <sandbar/runner.h>
+#include <sandbar/runtime.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define NFILES 5000
+#define NLARGE 50
+#define TOTAL_BYTES (100u << 20)
+#define RUNS 5
+
+static void die_err(sb_err *err, const char *what)
+{
+	if (err) {
+		fprintf(stderr, "bench_runtime: %s: %s\n", what, err->msg);
+		exit(1);
+	}
+}
+
+static void sh(const char *cmd)
+{
+	if (system(cmd) != 0) {
+		fprintf(stderr, "bench_runtime: command failed: %s\n", cmd);
+		exit(1);
+	}
+}
+
+/* 4,950 small files (2-14 KiB) and 50 large ones that make up the rest of exactly 100 MiB,
+ * spread over 50 directories of 3 subdirectories each. */
+static void make_tree(const char *src)
+{
+	size_t sizes[NFILES], small_sum = 0;
+	for (int i = 0; i < NFILES - NLARGE; i++) {
+		sizes[i] = (size_t)(i % 7 + 1) * 2048 + (size_t)(i % 13);
+		small_sum += sizes[i];
+	}
+	size_t large = (TOTAL_BYTES - small_sum) / NLARGE;
+	for (int i = NFILES - NLARGE; i < NFILES; i++)
+		sizes[i] = large;
+	sizes[NFILES - 1] += TOTAL_BYTES - small_sum - large * NLARGE;
+	/* files start at different offsets of one random buffer, so no two are alike */
+	size_t buflen = sizes[NFILES - 1] + 4096;
+	char *buf = sb_xmalloc(buflen);
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (size_t i = 0; i < buflen; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (char)x;
+	}
+	for (int i = 0; i < NFILES; i++) {
+		char *path = sb_strfmt("%s/d%02d/sub%d/file-%04d.dat", src, i % 50, i % 3, i);
+		char *slash = strrchr(path, '/');
+		*slash = '\0';
+		die_err(sb_fs_mkdir_p(path, 0755), "mkdir");
+		*slash = '/';
+		die_err(sb_fs_write_atomic(path, buf + (i % 4096), sizes[i], 0644), "write");
+		free(path);
+	}
+	free(buf);
+}
+
+static char *fresh_dir(const char *root, const char *name)
+{
+	char *d = sb_strfmt("%s/%s", root, name);
+	die_err(sb_fs_rm_rf(d), "rm");
+	die_err(sb_fs_mkdir_p(d, 0755), "mkdir");
+	return d;
+}
+
+static double run_tar(const char *src, const char *dst)
+{
+	char *cmd = sb_strfmt("tar -cf - -C '%s' . | tar -xf - -C '%s'", src, dst);
+	double t0 = sbb_now();
+	sh(cmd);
+	double t = sbb_now() - t0;
+	free(cmd);
+	return t;
+}
+
+static sb_runtime *prepare(sb_runner *r, bool native, const char *local, const char *remote)
+{
+	sb_runtime_prepare_opts o = {
+		.runner = r,
+		.spec = {.remote_cwd = remote},
+		.adapter_key = "bench",
+		.workspace_local_dir = local,
+		.force_command_path = !native,
+	};
+	sb_runtime *rt = NULL;
+	die_err(sb_runtime_prepare(&o, &rt), "prepare");
+	if (sb_runtime_uses_native(rt) != native) {
+		fprintf(stderr, "bench_runtime: wrong transfer path\n");
+		exit(1);
+	}
+	return rt;
+}
+
+static double run_stage(sb_runner *r, bool native, const char *src, const char *remote)
+{
+	double t0 = sbb_now();
+	sb_runtime *rt = prepare(r, native, src, remote);
+	double t = sbb_now() - t0;
+	sb_runtime_free(rt);
+	return t;
+}
+
+/* Restore into an empty local dir from a remote that holds the whole tree (filled untimed). */
+static double run_restore(sb_runner *r, bool native, const char *src, const char *local,
+			  const char *remote)
+{
+	sb_runtime *rt = prepare(r, native, local, remote);
+	char *fill = sb_strfmt("tar -cf - -C '%s' . | tar -xf - -C '%s'", src, remote);
+	sh(fill);
+	free(fill);
+	sb_restore_report rep;
+	sb_restore_report_init(&rep);
+	double t0 = sbb_now();
+	die_err(sb_runtime_restore(rt, NULL, &rep), "restore");
+	double t = sbb_now() - t0;
+	if (rep.n_added != NFILES) {
+		fprintf(stderr, "bench_runtime: restore added %zu files, expected %d\n", rep.n_added,
+			NFILES);
+		exit(1);
+	}
+	sb_restore_report_deinit(&rep);
+	sb_runtime_free(rt);
+	return t;
+}
+
+static void row(const char *figure, double *ours, double *tar)
+{
+	double mib = (double)TOTAL_BYTES / 1048576.0;
+	double o = mib / sbb_median(ours, RUNS), b = mib / sbb_median(tar, RUNS);
+	char so[64], sb[64], sr[64];
+	snprintf(so, sizeof so, "%.0f MiB/s", o);
+	snprintf(sb, sizeof sb, "%.0f MiB/s (tar | tar)", b);
+	snprintf(sr, sizeof sr, "%.2fx", o / b);
+	sbb_row(figure, so, sb, sr);
+}
+
+int main(void)
+{
+	char *root = NULL;
+	die_err(sb_fs_mkdtemp("sandbar-bench-runtime", &root), "mkdtemp");
+	char *src = fresh_dir(root, "src");
+	make_tree(src);
+	sb_local_runner_opts lo = {.file_transfer = true};
+	sb_runner *runner = sb_local_runner_new(&lo);
+	if (!runner) {
+		fprintf(stderr, "bench_runtime: no local runner\n");
+		return 1;
+	}
+	double tar_t[RUNS], stage[2][RUNS], restore[2][RUNS];
+	for (int i = 0; i < RUNS; i++) {
+		char *dst = fresh_dir(root, "tar-dst");
+		tar_t[i] = run_tar(src, dst);
+		free(dst);
+		for (int native = 0; native < 2; native++) {
+			char *remote = fresh_dir(root, "remote");
+			stage[native][i] = run_stage(runner, native, src, remote);
+			free(remote);
+			remote = fresh_dir(root, "remote");
+			char *local = fresh_dir(root, "local");
+			restore[native][i] = run_restore(runner, native, src, local, remote);
+			free(local);
+			free(remote);
+		}
+	}
+	printf("# bench_runtime: %d files, %u MiB, %d runs, medians; temp dirs under %s\n", NFILES,
+	       TOTAL_BYTES >> 20, RUNS, root);
+	row("runtime stage, command path (5,000 files / 100 MiB)", stage[0], tar_t);
+	row("runtime restore, command path (5,000 files / 100 MiB)", restore[0], tar_t);
+	row("runtime stage, native path (5,000 files / 100 MiB)", stage[1], tar_t);
+	row("runtime restore, native path (5,000 files / 100 MiB)", restore[1], tar_t);
+	sb_runner_free(runner);
+	die_err(sb_fs_rm_rf(root), "cleanup");
+	free(root);
+	free(src);
+	return 0;
+}

@@ -1,0 +1,104 @@
+/* restore (spec §3.1, §8.3): take the restore lock, fetch the remote workspace (remote tar +
+ * chunked download, or the native stream) into a staging dir inside the local workspace (so
+ * files are renamed into place, not copied twice), three-way merge it, and move the baseline
+ * forward to what the remote now holds. Failures always reach the caller; the last status is
+ * always "finalize".
+ */
+#include "runtime/rt.h"
+
+#include <stdlib.h>
+
+#define RESTORE_LOCK_TIMEOUT_MS 30000
+
+static void remove_staging(const char *dir)
+{
+	sb_err *err = sb_fs_rm_rf(dir);
+	if (err) {
+		sb_warn("could not remove the restore staging dir %s: %s", dir, err->msg);
+		sb_err_free(err);
+	}
+}
+
+static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
+			       const sb_rt_ctx *c, sb_restore_report *rep)
+{
+	char *staging = NULL, *download = NULL, *lock_root = NULL;
+	sb_rt_lock lock = {NULL};
+	sb_snap next;
+	sb_snap_init(&next);
+	/* The lock covers the staging dir as well as the merge: both live in the workspace. */
+	sb_err *err = sb_rt_lock_root(rt->lock_root, &lock_root);
+	if (!err)
+		err = sb_rt_lock_acquire(lock_root, rt->local_dir, RESTORE_LOCK_TIMEOUT_MS, &lock);
+	if (err)
+		goto out;
+	staging = sb_strfmt("%s/%s", rt->local_dir, SB_RT_STAGING_DIR);
+	err = sb_fs_rm_rf(staging); /* left by a crashed restore */
+	if (err)
+		goto out;
+	download = sb_strfmt("%s/workspace-download.tar", rt->root_dir);
+	sb_rt_progress p;
+	sb_rt_progress_init(&p, &c->progress, &c->status, SB_PHASE_RESTORE, "Restoring",
+			    "workspace", "from");
+	sb_rt_fetch f = {
+		.remote_dir = rt->remote_dir,
+		.ex = &rt->restore_ex,
+		.download_tar = download,
+		.max_bytes = o->max_bytes,
+		.local_dest = staging,
+		.native = rt->native,
+	};
+	uint64_t bytes = 0;
+	err = sb_rt_fetch_out(c, &f, &p, &bytes);
+	if (err)
+		goto out;
+	rep->bytes_moved += bytes;
+	sb_rt_merge m = {
+		.baseline = &rt->baseline,
+		.source_dir = staging,
+		.target_dir = rt->local_dir,
+		.ex = &rt->restore_ex,
+		.policy = o->policy,
+		.move_files = true,
+	};
+	err = sb_rt_merge_apply(&m, rep, &next);
+	/* The remote tree is now the common ancestor of both sides: the next restore compares
+	 * against it, so changes applied now are not seen again as conflicts. */
+	if (!err)
+		err = sb_snap_hash_all(&next);
+	if (!err) {
+		sb_snap_deinit(&rt->baseline);
+		rt->baseline = next;
+		sb_snap_init(&next);
+	}
+out:
+	if (staging)
+		remove_staging(staging);
+	sb_rt_lock_release(&lock);
+	sb_snap_deinit(&next);
+	free(staging);
+	free(download);
+	free(lock_root);
+	return err;
+}
+
+sb_err *sb_runtime_restore(sb_runtime *rt, const sb_runtime_restore_opts *opts,
+			   sb_restore_report *report)
+{
+	sb_runtime_restore_opts o = {0};
+	if (opts)
+		o = *opts;
+	sb_rt_ctx c = rt->ctx;
+	if (o.progress.fn)
+		c.progress = o.progress;
+	sb_restore_report scratch;
+	sb_restore_report_init(&scratch);
+	sb_rt_status(&c.status, SB_PHASE_RESTORE, "Restoring workspace from sandbox");
+	sb_err *err = fetch_and_merge(rt, &o, &c, report ? report : &scratch);
+	sb_restore_report_deinit(&scratch);
+	sb_rt_status(&c.status, SB_PHASE_FINALIZE, "Finalizing sandbox workspace");
+	if (err)
+		return sb_err_prefix(err, "restoring the workspace %s from %s", rt->local_dir,
+				     rt->remote_dir);
+	return NULL;
+}

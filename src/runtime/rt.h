@@ -1,0 +1,222 @@
+/* Private interfaces of the managed runtime (src/runtime). Each block below is implemented by
+ * one file; prepare.c and restore.c compose them. Nothing here knows which runner it talks to.
+ */
+#ifndef SB_RUNTIME_RT_H
+#define SB_RUNTIME_RT_H
+
+#include <sandbar/runtime.h>
+
+/* ---- constants of the command protocol (spec §2.2, §2.3, §5.3) */
+#define SB_RT_SINGLE_STREAM_MAX (96u * 1024u * 1024u) /* base64 characters */
+#define SB_RT_CHUNK_DECODED (3u * 1024u * 1024u)       /* 4 MiB of base64 per exec */
+#define SB_RT_PRINTF_SLICE (32u * 1024u)               /* base64 characters per printf */
+#define SB_RT_DD_BS 3145728u
+#define SB_RT_TAIL_CHARS 4000u
+#define SB_RT_UPLOAD_TAG ".sandbar-upload."
+/* Where restore extracts the remote tree: inside the local workspace, so that applying a file
+ * is a rename on the same file system rather than a second copy. Always excluded; only touched
+ * under the restore lock; removed after every restore (and before, if a crash left one). */
+#define SB_RT_STAGING_DIR ".sandbar-restore"
+
+/* Everything a remote operation needs. */
+typedef struct sb_rt_ctx {
+	sb_runner *runner;
+	const char *shell; /* "sh" or "bash" */
+	int64_t timeout_ms;
+	sb_cancel *cancel;
+	sb_runtime_progress_sink progress;
+	sb_runtime_status_sink status;
+} sb_rt_ctx;
+
+/* ---- script.c: run one `<shell> -c <script>` from cwd "/" and turn failures into errors. */
+typedef struct sb_rt_stdin {
+	bool has;
+	const void *data;
+	size_t len;
+} sb_rt_stdin;
+
+/* Runs script. in may be NULL (no stdin). cb may be NULL. output_cap 0 = runner default.
+ * Returns NULL when the command exited 0 in time; otherwise an SB_E_COMMAND / SB_E_TIMEOUT
+ * error "<script> failed with exit code <n|null>:\nstderr: <tail>\nstdout: <tail>". res (may be
+ * NULL) receives the result either way. */
+sb_err *sb_rt_run(const sb_rt_ctx *c, const char *script, const sb_rt_stdin *in,
+		  const sb_exec_callbacks *cb, size_t output_cap, sb_exec_result *res);
+/* Same, ignoring every failure (cleanup paths); logs at debug level. */
+void sb_rt_run_quiet(const sb_rt_ctx *c, const char *script);
+/* The error for a finished command that did not succeed (exported for tests). */
+sb_err *sb_rt_command_error(const char *action, const sb_exec_result *res);
+/* Append "<label>: <trimmed tail>" keeping the last SB_RT_TAIL_CHARS characters. */
+void sb_rt_append_tail(sb_buf *out, const char *label, const char *data, size_t len);
+/* "<dest><tag><16 hex>" beside dest; malloc'd. */
+char *sb_rt_temp_name(const char *dest, const char *tag);
+/* Parent directory of an absolute path ("/" for "/x"); malloc'd. */
+char *sb_rt_dirname(const char *path);
+
+/* ---- progress.c: byte progress lines with throttling (spec §5.1) and status events. */
+typedef struct sb_rt_progress {
+	sb_runtime_progress_sink sink;
+	sb_runtime_status_sink status;
+	sb_runtime_phase phase;
+	const char *verb;      /* "Syncing", "Restoring" */
+	const char *label;     /* "workspace", asset key, or NULL */
+	const char *direction; /* "to", "from" */
+	unsigned step_percent;
+	int64_t min_interval_ms;
+	int64_t (*clock_ms)(void);
+	/* Optional: every report's raw byte counts, before throttling (tests, callers' meters). */
+	sb_progress_fn on_bytes;
+	void *bytes_ud;
+	bool started, finished;
+	unsigned last_bucket;
+	int64_t last_emit_ms;
+	uint64_t last_done, last_total;
+} sb_rt_progress;
+
+void sb_rt_progress_init(sb_rt_progress *p, const sb_runtime_progress_sink *sink,
+			 const sb_runtime_status_sink *status, sb_runtime_phase phase,
+			 const char *verb, const char *label, const char *direction);
+void sb_rt_progress_report(sb_rt_progress *p, uint64_t done, uint64_t total);
+/* Emit the terminal 100% line once (no-op after complete or fail). */
+void sb_rt_progress_complete(sb_rt_progress *p, uint64_t done, uint64_t total);
+void sb_rt_progress_fail(sb_rt_progress *p);
+/* sb_progress_fn adapter; ud is an sb_rt_progress (may be NULL). */
+void sb_rt_progress_fn(void *ud, uint64_t done, uint64_t total);
+/* Send a status event (no-op without a sink). */
+void sb_rt_status(const sb_runtime_status_sink *s, sb_runtime_phase phase, const char *msg);
+/* Send "[sandbar] <text>\n" to the progress sink, or log it as a warning without one. */
+void sb_rt_say(const sb_runtime_progress_sink *s, const char *text);
+
+/* ---- upload.c: write the bytes of fd [0, size) to the remote file dest (spec §2.2). Picks the
+ * single-stream, chunked-stdin or printf protocol from the runner's capabilities. */
+sb_err *sb_rt_upload(const sb_rt_ctx *c, int fd, uint64_t size, const char *dest,
+		     sb_rt_progress *p);
+
+/* ---- download.c: read the remote file path into out_fd (spec §2.3). max_bytes > 0 rejects a
+ * larger file before any content is read. */
+sb_err *sb_rt_download(const sb_rt_ctx *c, const char *path, int64_t max_bytes, int out_fd,
+		       uint64_t *size_out, sb_rt_progress *p);
+
+/* ---- rtexcludes.c: the exclude sets (spec §2.5, §2.8) and their shell forms. */
+/* archive: heavy dirs + .git + overlay + caller excludes. restore: archive + preserve. */
+sb_err *sb_rt_build_excludes(const char *overlay, char *const *caller, char *const *preserve,
+			     sb_excludes *archive, sb_excludes *restore);
+/* A name the archives always skip ("._*" AppleDouble files), so snapshots skip them too. */
+bool sb_rt_name_ignored(const char *name);
+/* The part of ex a remote `tar -c` can apply exactly: segment names (for --exclude, matched at
+ * any depth) and top-level literal names (left out of the entry list). Whatever else ex holds is
+ * downloaded and dropped on the host by the same matcher. Both vectors NULL-terminated, owned. */
+void sb_rt_remote_tar_filters(const sb_excludes *ex, char ***segments, char ***toplevel);
+
+/* ---- remote.c: the scripts of the command path. All return malloc'd scripts. */
+/* Destroy-then-replace: wipe <dir>'s top-level entries except spare, then extract tar. When
+ * spare is NULL the whole dir is recreated. */
+char *sb_rt_script_extract(const char *dir, const char *tar, char *const *spare);
+/* Archive <dir> into tar: entries by name (never "./"), tolerant of tar exit 1, empty archive
+ * from /dev/zero. */
+char *sb_rt_script_archive(const char *dir, const char *tar, const sb_excludes *ex);
+
+/* ---- pump.c: connect a producer writing to a pipe with a consumer reading it. The producer runs
+ * on its own thread with SIGPIPE blocked; the first real failure wins. */
+typedef sb_err *(*sb_rt_pump_fn)(void *ud, int fd);
+sb_err *sb_rt_pump(sb_rt_pump_fn producer, void *pud, sb_rt_pump_fn consumer, void *cud);
+
+/* ---- transfer.c: move a directory tree in or out, command path or native. */
+typedef struct sb_rt_stage {
+	const char *local_dir;
+	const sb_excludes *ex;
+	bool follow_symlinks;
+	const char *remote_dir;
+	const char *upload_tar; /* command path: where the archive is uploaded */
+	char *const *spare;     /* top-level names kept by the wipe; NULL = recreate the dir */
+	bool native;
+} sb_rt_stage;
+
+sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
+		       uint64_t *bytes_out);
+
+typedef struct sb_rt_fetch {
+	const char *remote_dir;
+	const sb_excludes *ex;
+	const char *download_tar; /* command path: where the remote archive is built */
+	int64_t max_bytes;
+	const char *local_dest; /* extracted here (created) */
+	bool native;
+} sb_rt_fetch;
+
+sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
+			uint64_t *bytes_out);
+
+/* ---- snapshot.c: dir / file{mode, sha256} / symlink{target} entries of a tree (spec §3.3). */
+typedef struct sb_snap_entry {
+	char *path;
+	sb_ftype type; /* SB_FT_FILE, SB_FT_DIR or SB_FT_SYMLINK */
+	mode_t mode;
+	uint64_t size;
+	bool hashed;
+	unsigned char sha[SB_SHA256_LEN];
+	char *target; /* symlinks */
+} sb_snap_entry;
+
+typedef struct sb_snap {
+	int rootfd; /* O_PATH of the root while the snapshot may hash lazily; -1 otherwise */
+	sb_snap_entry *v; /* sorted by strcmp(path) */
+	size_t n, cap;
+} sb_snap;
+
+/* Walk root under ex (and sb_rt_name_ignored). hash_now: hash every file during the walk (the
+ * baseline); otherwise files are hashed on first comparison, from rootfd. */
+sb_err *sb_snap_take(const char *root, const sb_excludes *ex, bool hash_now, sb_snap *out);
+void sb_snap_init(sb_snap *s);
+void sb_snap_deinit(sb_snap *s);
+/* Hash one file entry now (no-op when hashed). */
+sb_err *sb_snap_entry_hash(const sb_snap *s, sb_snap_entry *e);
+/* Hash every file not hashed yet and drop the root fd: the snapshot then stands alone. */
+sb_err *sb_snap_hash_all(sb_snap *s);
+sb_snap_entry *sb_snap_find(const sb_snap *s, const char *path);
+/* Entry equality (kinds, symlink targets, file mode + content); NULL entries mean absent. */
+sb_err *sb_snap_equal(const sb_snap *sa, sb_snap_entry *a, const sb_snap *sb, sb_snap_entry *b,
+		      bool *eq);
+
+/* ---- lock.c: the restore lock (spec §3.4, §8.3). */
+typedef struct sb_rt_lock {
+	char *dir;
+} sb_rt_lock;
+
+#define SB_RT_LOCK_STALE_MS 30000
+/* Default private lock root (created 0700 and checked to be ours). */
+sb_err *sb_rt_lock_root(const char *configured, char **out);
+/* Lock dir = <root>/<sha256 hex of realpath(target)>.lock. Waits up to timeout_ms. */
+sb_err *sb_rt_lock_acquire(const char *root, const char *target, int64_t timeout_ms,
+			   sb_rt_lock *out);
+void sb_rt_lock_release(sb_rt_lock *l);
+/* The lock directory for target (exported for tests). */
+sb_err *sb_rt_lock_path(const char *root, const char *target, char **out);
+
+/* ---- merge.c: three-way merge of source into target against baseline (spec §3.3 + §8.2). */
+typedef struct sb_rt_merge {
+	sb_snap *baseline;
+	const char *source_dir;
+	const char *target_dir;
+	const sb_excludes *ex;
+	sb_conflict_policy policy;
+	bool move_files; /* rename files out of source_dir instead of copying them */
+} sb_rt_merge;
+
+/* source_out (may be NULL) receives the source snapshot on success (to become the next
+ * baseline). */
+sb_err *sb_rt_merge_apply(const sb_rt_merge *m, sb_restore_report *rep, sb_snap *source_out);
+
+/* ---- the prepared runtime (prepare.c builds it, restore.c uses it, runtime.c frees it) */
+struct sb_runtime {
+	sb_rt_ctx ctx;
+	char *shell;
+	char *local_dir; /* canonical */
+	char *remote_dir, *root_dir, *overlay, *adapter_key, *lock_root;
+	char *provider_key, *lease_id;
+	char **asset_keys, **asset_dirs; /* NULL-terminated, parallel */
+	sb_excludes archive_ex, restore_ex;
+	sb_snap baseline;
+	bool native;
+};
+
+#endif

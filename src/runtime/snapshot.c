@@ -1,0 +1,237 @@
+/* Tree snapshots for the three-way merge (spec §3.3): every directory, regular file (permission
+ * bits, size, SHA-256) and symlink (target text) below a root, under the runtime's one exclude
+ * list; FIFOs, sockets and devices are ignored, symlinks never followed. The baseline hashes
+ * everything while the tree is as it was at prepare; the other snapshots hash a file only when a
+ * comparison gets that far (same kind, mode and size), which keeps restores of big trees cheap.
+ */
+#include "runtime/rt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define HASH_BUF (256u * 1024u)
+
+void sb_snap_init(sb_snap *s)
+{
+	memset(s, 0, sizeof *s);
+	s->rootfd = -1;
+}
+
+void sb_snap_deinit(sb_snap *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->v[i].path);
+		free(s->v[i].target);
+	}
+	free(s->v);
+	sb_close(&s->rootfd);
+	sb_snap_init(s);
+}
+
+/* Hash an open regular file; updates size to what was hashed. */
+static sb_err *hash_fd(int fd, const char *path, sb_snap_entry *e)
+{
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return sb_err_sys(errno, "stat %s", path);
+	if (!S_ISREG(st.st_mode))
+		return sb_err_new(SB_E_CONFLICT, "%s changed while it was being snapshotted", path);
+	sb_sha256 *h = sb_sha256_new();
+	char *buf = sb_xmalloc(HASH_BUF);
+	uint64_t total = 0;
+	sb_err *err = NULL;
+	for (;;) {
+		ssize_t r = read(fd, buf, HASH_BUF);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			err = sb_err_sys(errno, "reading %s", path);
+			break;
+		}
+		if (r == 0)
+			break;
+		sb_sha256_update(h, buf, (size_t)r);
+		total += (uint64_t)r;
+	}
+	if (!err) {
+		sb_sha256_final(h, e->sha);
+		e->hashed = true;
+		e->size = total;
+	}
+	free(buf);
+	sb_sha256_free(h);
+	return err;
+}
+
+typedef struct walk_ctx {
+	sb_snap *s;
+	const sb_excludes *ex;
+	bool hash_now;
+} walk_ctx;
+
+static int on_entry(const sb_walk_entry *we, void *ud, sb_err **err)
+{
+	walk_ctx *w = ud;
+	if (sb_rt_name_ignored(we->name) || sb_excludes_match(w->ex, we->relpath))
+		return we->type == SB_FT_DIR ? SB_WALK_SKIP : SB_WALK_CONTINUE;
+	if (we->type == SB_FT_OTHER)
+		return SB_WALK_CONTINUE;
+	sb_snap *s = w->s;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 256;
+		s->v = sb_xrealloc(s->v, s->cap * sizeof *s->v);
+	}
+	sb_snap_entry *e = &s->v[s->n];
+	memset(e, 0, sizeof *e);
+	e->path = sb_xstrdup(we->relpath);
+	e->type = we->type;
+	e->mode = we->mode;
+	e->size = we->size;
+	s->n++;
+	if (we->type == SB_FT_SYMLINK) {
+		sb_buf t = SB_BUF_INIT;
+		size_t cap = 256;
+		for (;;) {
+			sb_buf_clear(&t);
+			sb_buf_reserve(&t, cap + 1);
+			ssize_t r = readlinkat(we->dirfd, we->name, t.data, cap);
+			if (r < 0) {
+				*err = sb_err_sys(errno, "reading the symlink %s", we->relpath);
+				sb_buf_deinit(&t);
+				return SB_WALK_STOP;
+			}
+			if ((size_t)r < cap) {
+				t.len = (size_t)r;
+				t.data[t.len] = '\0';
+				break;
+			}
+			cap *= 2;
+		}
+		e->target = sb_buf_steal(&t, NULL);
+	} else if (we->type == SB_FT_FILE && w->hash_now) {
+		int fd = openat(we->dirfd, we->name,
+				O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		if (fd < 0) {
+			*err = sb_err_sys(errno, "opening %s to snapshot it", we->relpath);
+			return SB_WALK_STOP;
+		}
+		*err = hash_fd(fd, we->relpath, e);
+		close(fd);
+		if (*err)
+			return SB_WALK_STOP;
+	}
+	return SB_WALK_CONTINUE;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+	return strcmp(((const sb_snap_entry *)a)->path, ((const sb_snap_entry *)b)->path);
+}
+
+sb_err *sb_snap_take(const char *root, const sb_excludes *ex, bool hash_now, sb_snap *out)
+{
+	sb_snap_init(out);
+	walk_ctx w = {.s = out, .ex = ex, .hash_now = hash_now};
+	sb_err *err = sb_fs_walk(root, on_entry, &w);
+	if (!err && !hash_now) {
+		out->rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (out->rootfd < 0)
+			err = sb_err_sys(errno, "opening %s", root);
+	}
+	if (err) {
+		sb_snap_deinit(out);
+		return sb_err_prefix(err, "snapshotting %s", root);
+	}
+	if (out->n > 1)
+		qsort(out->v, out->n, sizeof *out->v, cmp_entry);
+	return NULL;
+}
+
+sb_snap_entry *sb_snap_find(const sb_snap *s, const char *path)
+{
+	size_t lo = 0, hi = s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(s->v[mid].path, path);
+		if (c == 0)
+			return &s->v[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static sb_err *ensure_hash(const sb_snap *s, sb_snap_entry *e)
+{
+	if (e->hashed)
+		return NULL;
+	if (s->rootfd < 0)
+		return sb_err_new(SB_E_INTERNAL, "snapshot entry %s has no hash and no root",
+				  e->path);
+	int fd;
+	sb_err *err = sb_fs_open_beneath(s->rootfd, e->path,
+					 O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0, 0, &fd);
+	if (err)
+		return sb_err_prefix(err, "opening %s to hash it", e->path);
+	err = hash_fd(fd, e->path, e);
+	close(fd);
+	return err;
+}
+
+sb_err *sb_snap_entry_hash(const sb_snap *s, sb_snap_entry *e)
+{
+	return e->type == SB_FT_FILE ? ensure_hash(s, e) : NULL;
+}
+
+sb_err *sb_snap_hash_all(sb_snap *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		if (s->v[i].type != SB_FT_FILE)
+			continue;
+		sb_err *err = ensure_hash(s, &s->v[i]);
+		if (err)
+			return err;
+	}
+	sb_close(&s->rootfd);
+	return NULL;
+}
+
+sb_err *sb_snap_equal(const sb_snap *sa, sb_snap_entry *a, const sb_snap *sb, sb_snap_entry *b,
+		      bool *eq)
+{
+	*eq = false;
+	if (!a || !b) {
+		*eq = !a && !b;
+		return NULL;
+	}
+	if (a->type != b->type)
+		return NULL;
+	switch (a->type) {
+	case SB_FT_DIR:
+		*eq = true;
+		return NULL;
+	case SB_FT_SYMLINK:
+		*eq = strcmp(a->target, b->target) == 0;
+		return NULL;
+	case SB_FT_FILE:
+		break;
+	default:
+		return NULL;
+	}
+	/* Permission bits only: the transports keep those and nothing else (no setuid/sticky). */
+	if ((a->mode & 0777) != (b->mode & 0777) || a->size != b->size)
+		return NULL;
+	sb_err *err = ensure_hash(sa, a);
+	if (!err)
+		err = ensure_hash(sb, b);
+	if (err)
+		return err;
+	*eq = a->size == b->size && memcmp(a->sha, b->sha, SB_SHA256_LEN) == 0;
+	return NULL;
+}
