@@ -20,11 +20,25 @@ typedef struct running {
 	char *exec_id;
 } running;
 
+typedef struct dead_exec {
+	struct dead_exec *next;
+	sbs_exec *x;
+} dead_exec;
+
 struct sbs_execs {
 	sbs_metrics *m;
 	pthread_mutex_t mu;
 	running *v;
 	size_t n;
+	/* Handles closed by the janitor thread: closing one closes its inotify fd, which can take
+	 * milliseconds in the kernel, and a connection thread must not wait for that before
+	 * reading its next keep-alive request. */
+	pthread_mutex_t jmu;
+	pthread_cond_t jcv;
+	dead_exec *dead;
+	bool jstop;
+	bool jrunning;
+	pthread_t janitor;
 };
 
 struct sbs_exec {
@@ -166,18 +180,73 @@ fail:
 	return err;
 }
 
+static void *janitor_main(void *arg)
+{
+	sbs_execs *xs = arg;
+	pthread_mutex_lock(&xs->jmu);
+	for (;;) {
+		while (!xs->dead && !xs->jstop)
+			pthread_cond_wait(&xs->jcv, &xs->jmu);
+		dead_exec *list = xs->dead;
+		xs->dead = NULL;
+		if (!list && xs->jstop)
+			break;
+		pthread_mutex_unlock(&xs->jmu);
+		while (list) {
+			dead_exec *next = list->next;
+			sbs_exec_free(list->x);
+			free(list);
+			list = next;
+		}
+		pthread_mutex_lock(&xs->jmu);
+	}
+	pthread_mutex_unlock(&xs->jmu);
+	return NULL;
+}
+
 sbs_execs *sbs_execs_new(sbs_metrics *m)
 {
 	sbs_execs *xs = sb_xcalloc(1, sizeof *xs);
 	xs->m = m;
 	pthread_mutex_init(&xs->mu, NULL);
+	pthread_mutex_init(&xs->jmu, NULL);
+	pthread_cond_init(&xs->jcv, NULL);
+	/* Without the thread, handles are simply closed inline (sbs_exec_release). */
+	xs->jrunning = pthread_create(&xs->janitor, NULL, janitor_main, xs) == 0;
 	return xs;
+}
+
+void sbs_exec_release(sbs_exec *x)
+{
+	if (!x)
+		return;
+	sbs_execs *xs = x->xs;
+	if (!xs->jrunning) {
+		sbs_exec_free(x);
+		return;
+	}
+	dead_exec *d = sb_xmalloc(sizeof *d);
+	d->x = x;
+	pthread_mutex_lock(&xs->jmu);
+	d->next = xs->dead;
+	xs->dead = d;
+	pthread_cond_signal(&xs->jcv);
+	pthread_mutex_unlock(&xs->jmu);
 }
 
 void sbs_execs_free(sbs_execs *xs)
 {
 	if (!xs)
 		return;
+	if (xs->jrunning) {
+		pthread_mutex_lock(&xs->jmu);
+		xs->jstop = true;
+		pthread_cond_signal(&xs->jcv);
+		pthread_mutex_unlock(&xs->jmu);
+		pthread_join(xs->janitor, NULL);
+	}
+	pthread_mutex_destroy(&xs->jmu);
+	pthread_cond_destroy(&xs->jcv);
 	for (size_t i = 0; i < xs->n; i++) {
 		free(xs->v[i].lease_id);
 		free(xs->v[i].exec_id);
@@ -380,11 +449,11 @@ static bool wait_exhausted(const sb_err *err)
 {
 	static atomic_bool warned;
 	bool out = err->code == SB_E_IO && (err->sys_errno == EMFILE || err->sys_errno == ENFILE ||
-					    err->sys_errno == ENOSPC);
+	                                    err->sys_errno == ENOSPC);
 	if (out && !atomic_exchange(&warned, true))
 		sb_warn("%s; following exec output by polling (raise "
-			"fs.inotify.max_user_instances or RLIMIT_NOFILE)",
-			err->msg);
+		        "fs.inotify.max_user_instances or RLIMIT_NOFILE)",
+		        err->msg);
 	return out;
 }
 
@@ -443,7 +512,8 @@ sb_err *sbs_exec_pump(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, int64_t
 			/* Out of inotify instances (fs.inotify.max_user_instances, 128 by default,
 			 * one per followed exec): poll the spool instead of failing the stream. */
 			sb_err_free(err);
-			sb_sleep_ms(max_wait_ms < POLL_FALLBACK_MS ? max_wait_ms : POLL_FALLBACK_MS);
+			sb_sleep_ms(max_wait_ms < POLL_FALLBACK_MS ? max_wait_ms
+			                                           : POLL_FALLBACK_MS);
 		}
 		if ((err = sb_sandbox_exec_get_status(x->x, &st)))
 			return err;

@@ -46,6 +46,9 @@ sb_err *sbs_execs_attach(sbs_execs *xs, sbs_lease *l, const char *exec_id, sbs_e
 const char *sbs_exec_id(const sbs_exec *x);
 sb_err *sbs_exec_status(sbs_exec *x, sb_sandbox_exec_status *st);
 void sbs_exec_free(sbs_exec *x);
+/* Same, but on the service's janitor thread: for connection threads, which should not wait for
+ * the handle's teardown (an inotify close can take milliseconds) before their next request. */
+void sbs_exec_release(sbs_exec *x);
 
 /* Read positions per stream; streams is a mask of (1 << SB_STREAM_STDOUT | 1 << SB_STREAM_STDERR).
  */

@@ -391,7 +391,7 @@ static bool sse_step(void *ud, sbs_sse *s, int64_t max_wait_ms)
 static void sse_exec_free(void *ud)
 {
 	sse_exec *e = ud;
-	sbs_exec_free(e->x);
+	sbs_exec_release(e->x);
 	free(e);
 }
 
@@ -450,7 +450,7 @@ static void reply_exec_json(sbs_req *r, sbs_exec *x)
 
 static void exec_free_cb(void *ud)
 {
-	sbs_exec_free(ud);
+	sbs_exec_release(ud);
 }
 
 static void h_exec(sbs_req *r, void *ud)
@@ -621,7 +621,7 @@ static ssize_t raw_fill(void *ud, char *buf, size_t max)
 static void raw_free(void *ud)
 {
 	raw_out *ro = ud;
-	sbs_exec_free(ro->x);
+	sbs_exec_release(ro->x);
 	sb_buf_deinit(&ro->pending);
 	free(ro);
 }
