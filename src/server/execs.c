@@ -7,6 +7,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,8 +212,14 @@ sbs_execs *sbs_execs_new(sbs_metrics *m)
 	pthread_mutex_init(&xs->mu, NULL);
 	pthread_mutex_init(&xs->jmu, NULL);
 	pthread_cond_init(&xs->jcv, NULL);
-	/* Without the thread, handles are simply closed inline (sbs_exec_release). */
+	/* The janitor takes no signals (SIGTERM must reach the daemon's signalfd, not kill the
+	 * process through a thread that left it unblocked). Without the thread, handles are simply
+	 * closed inline (sbs_exec_release). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
 	xs->jrunning = pthread_create(&xs->janitor, NULL, janitor_main, xs) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return xs;
 }
 
