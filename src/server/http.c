@@ -534,6 +534,10 @@ void sbs_reply_sse(sbs_req *r, sbs_sse_step step, void *ud, void (*free_ud)(void
 	s->ud = ud;
 	s->free_ud = free_ud;
 	s->last_ms = sb_mono_ms();
+	/* One step before the reply goes out, without waiting: what is known at once (an exec's
+	 * start event) reaches the client even when a drain begins right after. */
+	if (!step(ud, s, 0))
+		s->done = true;
 	sbs_req_add_header(r, "Cache-Control", "no-cache");
 	sbs_req_add_header(r, "X-Accel-Buffering", "no");
 	sbs_reply_stream(r, 200, "text/event-stream", sse_fill, s, sse_free);

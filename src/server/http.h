@@ -158,7 +158,8 @@ typedef struct sbs_sse sbs_sse;
  * complete. The writer adds ": keepalive" when keepalive_ms pass without an event and ends the
  * stream (without further events) when the server drains. */
 typedef bool (*sbs_sse_step)(void *ud, sbs_sse *s, int64_t max_wait_ms);
-/* Reply 200 text/event-stream (Cache-Control: no-cache, X-Accel-Buffering: no). */
+/* Reply 200 text/event-stream (Cache-Control: no-cache, X-Accel-Buffering: no). The first step
+ * runs at once (max_wait_ms 0), before the reply is queued. */
 void sbs_reply_sse(sbs_req *r, sbs_sse_step step, void *ud, void (*free_ud)(void *ud));
 /* "event: <type>\n[id: <id>\n]data: <compact JSON>\n\n"; steals data. id may be NULL. */
 void sbs_sse_event(sbs_sse *s, const char *type, const char *id, json_t *data);
