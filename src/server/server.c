@@ -200,6 +200,9 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 		free(token);
 		token = NULL;
 	}
+	if (keys.n && !cfg->expected_host)
+		sb_warn("HMAC keys are configured without --expected-host: signed requests bind the "
+		        "Host they name, but it is not pinned to this daemon's name");
 	sb_hmac_keyring_deinit(&keys);
 	if (sbs_auth_fail_closed(srv->auth))
 		sb_warn("no token (--token-file, SANDBAR_TOKEN) and no HMAC keys (--hmac-keys) are "
