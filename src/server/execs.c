@@ -501,31 +501,35 @@ sb_err *sbs_exec_pump(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, int64_t
 {
 	*finished = false;
 	sb_sandbox_exec_status st;
-	/* Status first: if it says finished, everything spooled before it is in the files, so
-	 * an empty read afterwards really is the end. */
-	sb_err *err = sb_sandbox_exec_get_status(x->x, &st);
-	if (err)
-		return err;
-	bool got = false;
-	if ((err = pump_once(x, c, max_bytes, fn, ud, &got)))
-		return err;
-	if (!got && !st.running) {
-		*finished = true;
-	} else if (!got) {
-		bool changed = false;
-		if ((err = sb_sandbox_exec_wait(x->x, max_wait_ms, &changed))) {
-			if (!wait_exhausted(err))
-				return err;
-			/* Out of inotify instances (fs.inotify.max_user_instances, 128 by default,
-			 * one per followed exec): poll the spool instead of failing the stream. */
-			sb_err_free(err);
-			sb_sleep_ms(max_wait_ms < POLL_FALLBACK_MS ? max_wait_ms
-			                                           : POLL_FALLBACK_MS);
+	int64_t deadline = sb_mono_ms() + (max_wait_ms > 0 ? max_wait_ms : 0);
+	sb_err *err = NULL;
+	for (bool first = true;; first = false) {
+		if (!first) {
+			int64_t left = deadline - sb_mono_ms();
+			if ((err = sb_sandbox_exec_wait(x->x, left > 0 ? left : 0, NULL))) {
+				if (!wait_exhausted(err))
+					return err;
+				/* Out of inotify instances (fs.inotify.max_user_instances, 128 by
+				 * default, one per followed exec): poll the spool instead. */
+				sb_err_free(err);
+				err = NULL;
+				sb_sleep_ms(left < POLL_FALLBACK_MS ? (left > 0 ? left : 0)
+				                                    : POLL_FALLBACK_MS);
+			}
 		}
+		/* Status first: if it says finished, everything spooled before it is in the
+		 * files, so an empty read afterwards really is the end. */
 		if ((err = sb_sandbox_exec_get_status(x->x, &st)))
 			return err;
+		bool got = false;
 		if ((err = pump_once(x, c, max_bytes, fn, ud, &got)))
 			return err;
+		if (!got && !st.running)
+			*finished = true;
+		/* Wake-ups may be spurious (the first wait only sets up the watch): go on
+		 * waiting until something came, the exec ended or the time is up. */
+		if (got || *finished || sb_mono_ms() >= deadline)
+			break;
 	}
 	if (st_out)
 		*st_out = st;
