@@ -22,24 +22,31 @@ extern "C" {
 #define SB_SANDBOX_WORKSPACE_DEFAULT "/workspace"
 #define SB_SANDBOX_HOME "/home/sandbox"
 #define SB_SANDBOX_USER_DEFAULT "sandbar" /* host user the sandboxes run as when we are root */
-#define SB_SANDBOX_INNER_UID 1000         /* uid/gid of every process inside a sandbox */
-#define SB_SANDBOX_ID_MAX 64              /* lease and exec ids: [A-Za-z0-9_-]{1,64} */
+#define SB_SANDBOX_INNER_UID 1000 /* uid/gid of every process inside ("sandbox" in /etc/passwd) */
+#define SB_SANDBOX_ID_MAX 64      /* lease and exec ids: [A-Za-z0-9_-]{1,64} */
 
 /* ------------------------------------------------------------ configuration */
 
 /* Host-wide settings, shared by every lease. Strings are borrowed for the duration of a call
  * (sb_sandbox_open/create copy what they keep). Zeroed fields take the defaults. */
 typedef struct sb_sandbox_config {
-	const char *state_dir;       /* required: <state>, leases live in <state>/leases */
-	const char *init_path;       /* sandbar-init binary; NULL = build path, else install path */
-	const char *bwrap_path;      /* NULL = "bwrap" from PATH */
-	const char *rootfs;          /* NULL = host /usr,/bin,/sbin,/lib*,/etc read-only; else this
-				      * directory read-only as / */
+	/* Required: <state>, leases live in <state>/leases. When we are root it is made traversable
+	 * (o+x) for the sandbox user, because bwrap resolves the directories it binds by path as
+	 * that user; leases/ and each lease directory are 0711 (not listable). Its ancestors must
+	 * be traversable too (e.g. /var/lib/sandbar, not something under /root). */
+	const char *state_dir;
+	const char *init_path;  /* sandbar-init binary; NULL = build path, else install path */
+	const char *bwrap_path; /* NULL = "bwrap" from PATH */
+	/* NULL = the host's /usr, /etc, /bin, /sbin, /lib*, /opt read-only. Else every top-level
+	 * entry of this directory read-only, except proc, dev, tmp, sys, home and the workspace
+	 * mount, which the sandbox provides itself. sandbar-init is static and needs nothing in it.
+	 */
+	const char *rootfs;
 	const char *workspace_mount; /* NULL = SB_SANDBOX_WORKSPACE_DEFAULT */
 	/* When the caller is root, sandboxes (bwrap and everything under it) run as this host
-	 * uid/gid, and workspace/home belong to it. -1 = look up SB_SANDBOX_USER_DEFAULT; creating a
-	 * sandbox as root fails when that user does not exist. Ignored when not root (sandboxes then
-	 * run as the caller). */
+	 * uid/gid, and workspace/home belong to it. -1 = look up SB_SANDBOX_USER_DEFAULT; creating
+	 * a sandbox as root fails when that user does not exist. Ignored when not root (sandboxes
+	 * then run as the caller). */
 	int64_t host_uid;
 	int64_t host_gid;
 	const char *cgroup_root; /* NULL = "/sys/fs/cgroup" */
@@ -52,15 +59,19 @@ void sb_sandbox_config_init(sb_sandbox_config *cfg);
 typedef struct sb_sandbox_limits {
 	uint64_t memory_bytes; /* cgroup memory limit for the whole sandbox */
 	uint64_t pids;         /* cgroup pids limit for the whole sandbox (includes sandbar-init) */
-	uint64_t cpu_weight;   /* relative CPU share, 1..10000, 100 = normal (v1 shares = w*1024/100) */
-	uint64_t nofile;       /* RLIMIT_NOFILE per command; 0 = 4096 */
-	uint64_t nproc;        /* RLIMIT_NPROC per command; 0 = pids or 4096 */
-	int64_t ttl_s;         /* wall-clock lifetime; 0 = none. Recorded, enforced by the caller's
-				* reaper (sb_sandbox_info.expires_at_ms). */
+	uint64_t cpu_weight;  /* relative share, 1..10000, 100 = normal (v1: shares = w*1024/100) */
+	uint64_t nofile;      /* RLIMIT_NOFILE per command; 0 = 4096 */
+	uint64_t nproc;       /* RLIMIT_NPROC per command; 0 = pids or 4096 */
+	int64_t ttl_s;        /* wall-clock lifetime; 0 = none. Recorded, enforced by the caller's
+	                       * reaper (sb_sandbox_info.expires_at_ms). */
+	uint64_t spool_bytes; /* spooled output kept per stream of each exec; 0 = 1 GiB. Output
+	                       * beyond it is discarded (the command is not blocked) and flagged. */
 } sb_sandbox_limits;
 
+#define SB_SANDBOX_SPOOL_BYTES_DEFAULT (1ull << 30)
+
 typedef struct sb_sandbox_opts {
-	bool network;             /* share the host network; false = own netns with only lo */
+	bool network; /* share the host network; false = own netns with only lo */
 	sb_sandbox_limits limits;
 	/* A requested cgroup limit the host cannot enforce fails the create (SB_E_UNSUPPORTED)
 	 * when true; when false it is logged as a warning and reported in info.enforced. */
@@ -74,7 +85,7 @@ typedef struct sb_sandbox_enforced {
 	bool cpu;
 	bool rlimits; /* always true: NOFILE, NPROC, CORE=0 per command */
 	bool seccomp;
-	bool ttl;     /* recorded; enforcement is the reaper's job */
+	bool ttl; /* recorded; enforcement is the reaper's job */
 } sb_sandbox_enforced;
 
 /* ------------------------------------------------------------ leases */
@@ -86,11 +97,11 @@ typedef struct sb_sandbox_info {
 	bool network;
 	sb_sandbox_limits limits;
 	sb_sandbox_enforced enforced;
-	int64_t created_at_ms;    /* wall clock */
-	int64_t expires_at_ms;    /* 0 = no TTL */
-	int init_pid;             /* host pid of sandbar-init */
+	int64_t created_at_ms;      /* wall clock */
+	int64_t expires_at_ms;      /* 0 = no TTL */
+	int init_pid;               /* host pid of sandbar-init */
 	int64_t host_uid, host_gid; /* who the sandbox runs as on the host */
-	char cgroup_version[4];   /* "v1", "v2" or "" when no cgroup limits apply */
+	char cgroup_version[4];     /* "v1", "v2" or "" when no cgroup limits apply */
 } sb_sandbox_info;
 
 /* Create and start the sandbox of lease_id (ids: [A-Za-z0-9_-]{1,64}); returns once
@@ -98,7 +109,7 @@ typedef struct sb_sandbox_info {
  * session, not our child): it keeps running if the caller dies. SB_E_EXISTS if the lease
  * directory exists already. On failure everything created is removed again. */
 sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
-			  const sb_sandbox_opts *opts, sb_sandbox **out);
+                          const sb_sandbox_opts *opts, sb_sandbox **out);
 
 /* Re-adopt an existing lease (e.g. after a restart): reads lease.json and checks that
  * sandbar-init answers. SB_E_NOTFOUND when there is no such lease, SB_E_STATE_LOST when its
@@ -107,8 +118,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 sb_err *sb_sandbox_open(const sb_sandbox_config *cfg, const char *lease_id, sb_sandbox **out);
 /* Open a lease whose sandbox may be dead, to read its spooled exec results or destroy it.
  * exec_start fails with SB_E_STATE_LOST on such a handle. */
-sb_err *sb_sandbox_open_dead(const sb_sandbox_config *cfg, const char *lease_id,
-			     sb_sandbox **out);
+sb_err *sb_sandbox_open_dead(const sb_sandbox_config *cfg, const char *lease_id, sb_sandbox **out);
 
 /* Lease ids present on disk (live or not), sorted; caller frees with sb_strv_free. */
 sb_err *sb_sandbox_list(const sb_sandbox_config *cfg, char ***ids_out);
@@ -119,9 +129,14 @@ bool sb_sandbox_alive(sb_sandbox *sb);
 const char *sb_sandbox_id(const sb_sandbox *sb);
 void sb_sandbox_get_info(const sb_sandbox *sb, sb_sandbox_info *out);
 /* Host path of the lease's workspace / home directory (owned by info.host_uid). Valid as long
- * as the handle. */
+ * as the handle. In owner operations prefer sb_sandbox_workspace_fd, which does not depend on
+ * the path's ancestors. */
 const char *sb_sandbox_workspace_dir(const sb_sandbox *sb);
 const char *sb_sandbox_home_dir(const sb_sandbox *sb);
+/* An O_PATH descriptor of the workspace directory, owned by the handle. Use it as the root for
+ * openat / sb_fs_open_beneath inside sb_sandbox_as_owner: it works even where the owner cannot
+ * traverse the state directory's path. */
+int sb_sandbox_workspace_fd(const sb_sandbox *sb);
 /* The in-sandbox mount point of the workspace ("/workspace"). */
 const char *sb_sandbox_workspace_mount(const sb_sandbox *sb);
 
@@ -130,10 +145,11 @@ const char *sb_sandbox_workspace_mount(const sb_sandbox *sb);
  * SB_E_ESCAPE for anything outside the workspace or with "." / ".." segments. */
 sb_err *sb_sandbox_map_path(const sb_sandbox *sb, const char *inside_path, char **rel_out);
 
-/* Run fn(ud) with the lease owner's credentials: when we are root, in a forked child that has
- * switched to info.host_uid/gid (so that racing sandboxed code can never make a host-side file
- * operation touch anything the sandbox user could not); otherwise directly. The child's error
- * message is carried back. Use for every host-side write into or read from the workspace. */
+/* Run fn(ud) in a forked child with the lease owner's credentials (when we are root the child
+ * switches to info.host_uid/gid, so that racing sandboxed code can never make a host-side file
+ * operation touch anything the sandbox user could not). The child's error (code and message)
+ * is carried back; memory changes made by fn are not. Use for every host-side write into or
+ * read from the workspace. */
 sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud);
 
 /* Extend (or set) the TTL: expires_at = now + ttl_s (0 clears it). Rewrites lease.json. */
@@ -153,10 +169,10 @@ typedef enum sb_sandbox_stdin {
 } sb_sandbox_stdin;
 
 typedef struct sb_sandbox_exec_req {
-	char *const *argv;   /* required; argv[0] looked up in the sandbox PATH */
-	const char *cwd;     /* in-sandbox path; NULL = the workspace mount */
-	char *const *env;    /* "K=V" added to (or replacing, with clear_env) the default env:
-			      * PATH, HOME=/home/sandbox, USER=sandbox, TMPDIR=/tmp, LANG=C.UTF-8 */
+	char *const *argv; /* required; argv[0] looked up in the sandbox PATH */
+	const char *cwd;   /* in-sandbox path; NULL = the workspace mount */
+	char *const *env;  /* "K=V" added to (or replacing, with clear_env) the default env:
+	                    * PATH, HOME=/home/sandbox, USER=sandbox, TMPDIR=/tmp, LANG=C.UTF-8 */
 	bool clear_env;
 	sb_sandbox_stdin stdin_mode;
 	int64_t timeout_ms;  /* 0 = none; enforced by sandbar-init on the process group */
@@ -169,12 +185,13 @@ typedef struct sb_sandbox_exec_status {
 	bool running;
 	bool has_exit_code;
 	int exit_code;
-	int signal;          /* terminating signal number, 0 if none */
+	int signal; /* terminating signal number, 0 if none */
 	bool timed_out;
-	bool oom_killed;     /* the memory limit killed it (signal is then SIGKILL) */
-	int pid;             /* pid inside the sandbox (pgid too) */
-	int64_t started_at_ms, finished_at_ms; /* wall clock; finished 0 while running */
-	uint64_t stdout_size, stderr_size;     /* bytes spooled so far */
+	bool oom_killed; /* the memory limit killed it (signal is then SIGKILL) */
+	int pid;         /* pid inside the sandbox (pgid too) */
+	int64_t started_at_ms, finished_at_ms;   /* wall clock; finished 0 while running */
+	uint64_t stdout_size, stderr_size;       /* bytes spooled so far */
+	bool stdout_truncated, stderr_truncated; /* output beyond limits.spool_bytes dropped */
 } sb_sandbox_exec_status;
 
 /* A started or re-attached exec: its output streams, its status and a wake-up fd. */
@@ -184,7 +201,7 @@ typedef struct sb_sandbox_exec sb_sandbox_exec;
  * (`failed to start "<cmd>" in "<cwd>": <reason>`) when it could not be started (no such
  * program, bad cwd). *out is attached to the new exec. */
 sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req,
-			      sb_sandbox_exec **out);
+                              sb_sandbox_exec **out);
 /* Attach to an existing exec by id (running or finished, before or after a restart).
  * SB_E_NOTFOUND for an unknown id. */
 sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec **out);
@@ -196,31 +213,36 @@ void sb_sandbox_exec_close_stdin(sb_sandbox_exec *x);
 /* Read up to max bytes of stream from byte offset; *got = 0 means no more for now (check the
  * status: when it is finished, that is the end). Output stays readable after the exec ends. */
 sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offset, void *buf,
-			     size_t max, size_t *got);
-/* Current status (from the spool's status.json plus the spool sizes). */
+                             size_t max, size_t *got);
+/* Current status plus the spool sizes: for an exec started on this handle from init's exit
+ * message (while none came: running), else from the spool's status.json. SB_E_STATE_LOST
+ * when the exec can never finish because the sandbox died (checked at most every 0.5 s). */
 sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *st);
 /* Pollable fd (POLLIN) that becomes readable when output grows or the status changes; call
- * sb_sandbox_exec_wait (timeout 0) to consume the events. */
-int sb_sandbox_exec_fd(const sb_sandbox_exec *x);
+ * sb_sandbox_exec_wait (timeout 0) to consume the events. Fetch it again after each wait: it
+ * changes when the sandbox goes away mid-command. */
+int sb_sandbox_exec_fd(sb_sandbox_exec *x);
 /* Block until output grows or the status changes, or timeout_ms passes (-1 = forever).
  * *changed (optional) says which. Always re-check by reading: wake-ups may be spurious. */
 sb_err *sb_sandbox_exec_wait(sb_sandbox_exec *x, int64_t timeout_ms, bool *changed);
 void sb_sandbox_exec_free(sb_sandbox_exec *x);
 
-/* Status of one exec without attaching. SB_E_NOTFOUND for an unknown id. */
-sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id,
-				   sb_sandbox_exec_status *st);
+/* Status of one exec without attaching: from sandbar-init's memory while it tracks the exec
+ * (always in step with exit messages), else from status.json. SB_E_NOTFOUND for an unknown
+ * id. */
+sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec_status *st);
 /* Exec ids spooled for this lease, sorted; caller frees with sb_strv_free. */
 sb_err *sb_sandbox_exec_list(sb_sandbox *sb, char ***ids_out);
-/* Send signo to the exec's process group. SB_E_NOTFOUND when it is not running. */
+/* Send signo to the exec's process group (also after its first process exited, while other
+ * members such as background children live on). SB_E_NOTFOUND when none is running. */
 sb_err *sb_sandbox_exec_signal(sb_sandbox *sb, const char *exec_id, int signo);
 
 typedef struct sb_sandbox_process {
 	int pid, ppid, pgid; /* inside the sandbox */
 	char state;          /* /proc state letter */
 	uint64_t rss_bytes;
-	char *exec_id;       /* the exec whose process group it is in; NULL if none */
-	char *cmdline;       /* arguments joined by spaces (bounded) */
+	char *exec_id; /* the exec whose process group it is in; NULL if none */
+	char *cmdline; /* arguments joined by spaces (bounded) */
 } sb_sandbox_process;
 
 /* Every process in the sandbox except sandbar-init. Free with sb_sandbox_processes_free. */
@@ -230,12 +252,12 @@ void sb_sandbox_processes_free(sb_sandbox_process *p, size_t n);
 /* ------------------------------------------------------------ health */
 
 typedef struct sb_sandbox_health {
-	bool ok;                  /* a sandbox can be created at all */
-	char *message;            /* why not, or a summary; malloc'd */
-	char *bwrap_version;      /* malloc'd, NULL if bwrap missing */
+	bool ok;             /* a sandbox can be created at all */
+	char *message;       /* why not, or a summary; malloc'd */
+	char *bwrap_version; /* malloc'd, NULL if bwrap missing */
 	bool running_as_root;
-	int64_t host_uid, host_gid; /* what sandboxes run as */
-	char cgroup_version[4];   /* "v1", "v2", "" */
+	int64_t host_uid, host_gid;      /* what sandboxes run as */
+	char cgroup_version[4];          /* "v1", "v2", "" */
 	sb_sandbox_enforced enforceable; /* which limits this host can enforce */
 } sb_sandbox_health;
 
@@ -258,8 +280,7 @@ typedef struct sb_sandbox_runner_opts {
  * STDIN_PROGRESS | FILE_TRANSFER. sync_in/sync_out take in-sandbox paths under the workspace
  * mount and work directly on the host-side workspace directory, as the lease owner (copies,
  * never hard links). sb must outlive the runner unless own_sandbox. */
-sb_err *sb_sandbox_runner_new(sb_sandbox *sb, const sb_sandbox_runner_opts *opts,
-			      sb_runner **out);
+sb_err *sb_sandbox_runner_new(sb_sandbox *sb, const sb_sandbox_runner_opts *opts, sb_runner **out);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,140 @@
+/* Sandbox benchmarks (issue 5), ratios of medians measured in the same run:
+ *  - lease create (ready for exec) vs a bare `bwrap --unshare-all ... /bin/true`;
+ *  - exec of `true` on a warm lease vs a bare posix_spawn + waitpid of `true`;
+ *  - the same exec vs a fresh bwrap per command.
+ * Runs as root here (sandboxes then run as the sandbar user). */
+#include "benchutil.h"
+
+#include <sandbar/sandbox.h>
+
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define CREATES 30
+#define EXECS 300
+#define BWRAPS 30
+
+static void die(sb_err *err, const char *what)
+{
+	if (!err)
+		return;
+	fprintf(stderr, "bench_sandbox: %s: %s\n", what, err->msg);
+	exit(1);
+}
+
+static double spawn_wait(char *const *argv)
+{
+	double t0 = sbb_now();
+	pid_t pid;
+	if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0) {
+		perror("posix_spawnp");
+		exit(1);
+	}
+	int ws;
+	waitpid(pid, &ws, 0);
+	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+		fprintf(stderr, "bench_sandbox: %s failed\n", argv[0]);
+		exit(1);
+	}
+	return sbb_now() - t0;
+}
+
+/* Exec and wait for the final status, as a client of the lease would. */
+static double exec_true(sb_sandbox *sb)
+{
+	static char *argv[] = {"true", NULL};
+	sb_sandbox_exec_req req = {.argv = argv};
+	double t0 = sbb_now();
+	sb_sandbox_exec *x = NULL;
+	die(sb_sandbox_exec_start(sb, &req, &x), "exec");
+	sb_sandbox_exec_status st;
+	for (;;) {
+		die(sb_sandbox_exec_get_status(x, &st), "status");
+		if (!st.running)
+			break;
+		die(sb_sandbox_exec_wait(x, 1000, NULL), "wait");
+	}
+	double t = sbb_now() - t0;
+	if (!st.has_exit_code || st.exit_code != 0) {
+		fprintf(stderr, "bench_sandbox: true failed in the sandbox\n");
+		exit(1);
+	}
+	sb_sandbox_exec_free(x);
+	return t;
+}
+
+static void row(const char *fig, double ours, double base, const char *unit_note)
+{
+	char o[64], b[64], r[64];
+	snprintf(o, sizeof o, "%.3f ms", ours * 1e3);
+	snprintf(b, sizeof b, "%.3f ms%s", base * 1e3, unit_note);
+	snprintf(r, sizeof r, "%.2fx", ours / base);
+	sbb_row(fig, o, b, r);
+}
+
+int main(void)
+{
+	char tmpl[] = "/tmp/sandbar-bench-XXXXXX";
+	char *state = mkdtemp(tmpl);
+	if (!state || chmod(state, 0711) < 0) {
+		perror("mkdtemp");
+		return 1;
+	}
+	sb_sandbox_config cfg;
+	sb_sandbox_config_init(&cfg);
+	cfg.state_dir = state;
+	char *bwrap_argv[] = {"bwrap", "--unshare-all", "--ro-bind", "/",         "/", "--proc",
+	                      "/proc", "--dev",         "/dev",      "/bin/true", NULL};
+	char *true_argv[] = {"/bin/true", NULL};
+
+	/* warm-up: first sandbox, page cache, seccomp compile */
+	sb_sandbox *sb = NULL;
+	die(sb_sandbox_create(&cfg, "warm", NULL, &sb), "create");
+	for (int i = 0; i < 20; i++)
+		exec_true(sb);
+	spawn_wait(bwrap_argv);
+
+	double create[CREATES], bare_bwrap[CREATES];
+	for (int i = 0; i < CREATES; i++) {
+		/* interleaved, so that load from elsewhere hits both alike */
+		char id[32];
+		snprintf(id, sizeof id, "c%d", i);
+		sb_sandbox *c = NULL;
+		double t0 = sbb_now();
+		die(sb_sandbox_create(&cfg, id, NULL, &c), "create");
+		create[i] = sbb_now() - t0;
+		die(sb_sandbox_destroy(c), "destroy");
+		bare_bwrap[i] = spawn_wait(bwrap_argv);
+	}
+	double ex[EXECS], sp[EXECS], fresh[BWRAPS];
+	for (int i = 0; i < EXECS; i++) {
+		ex[i] = exec_true(sb);
+		sp[i] = spawn_wait(true_argv);
+	}
+	for (int i = 0; i < BWRAPS; i++)
+		fresh[i] = spawn_wait(bwrap_argv);
+	double mc = sbb_median(create, CREATES), mb = sbb_median(bare_bwrap, CREATES);
+	double me = sbb_median(ex, EXECS), ms = sbb_median(sp, EXECS);
+	double mf = sbb_median(fresh, BWRAPS);
+	row("sandbox: lease create (ready for exec) vs bare bwrap /bin/true (target <= 1.3x)", mc,
+	    mb, "");
+	row("sandbox: exec `true` on a warm lease vs posix_spawn+waitpid (target <= 2x)", me, ms,
+	    "");
+	char o[64], b[64], r[64];
+	snprintf(o, sizeof o, "%.3f ms", me * 1e3);
+	snprintf(b, sizeof b, "%.3f ms (fresh bwrap per command)", mf * 1e3);
+	snprintf(r, sizeof r, "%.1fx faster", mf / me);
+	sbb_row("sandbox: exec `true` on a warm lease vs a fresh bwrap per command (target >= 4x "
+	        "faster)",
+	        o, b, r);
+	die(sb_sandbox_destroy(sb), "destroy");
+	sb_err_free(sb_fs_rm_rf(state));
+	return 0;
+}

@@ -1,0 +1,595 @@
+/* sandbar-init: starting commands, spooling their output, recording their exit.
+ *
+ * Each command gets its own session (so its process group is its pid), pipes for stdout and
+ * stderr that init copies into the spool files (so sandboxed code never holds a spool fd), the
+ * request's stdin, cwd and env, rlimits, no_new_privs and the lease's seccomp filter. A status
+ * record (status.json) is replaced atomically when the command starts and when it ends.
+ */
+#include "init.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <linux/seccomp.h>
+
+enum { STAGE_CHDIR = 1, STAGE_EXEC, STAGE_SETUP };
+
+static void reply_err(sbi_msg *reply, int err, const char *msg)
+{
+	sbi_msg_clear(reply);
+	sbi_msg_add(reply, "ok", "0");
+	sbi_msg_addi(reply, "errno", err);
+	sbi_msg_add(reply, "msg", msg);
+}
+
+static long long read_oom_kills(const sbi_state *st)
+{
+	if (st->oom_fd < 0)
+		return 0;
+	char buf[4096];
+	ssize_t n = pread(st->oom_fd, buf, sizeof buf - 1, 0);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	for (char *p = buf; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, "oom_kill ", 9) == 0)
+			return strtoll(p + 9, NULL, 10);
+	return 0;
+}
+
+/* The outcome of an exec as both records carry it. */
+typedef struct outcome {
+	bool running;
+	bool has_code;
+	int code, sig;
+	bool oom;
+} outcome;
+
+static outcome outcome_of(bool running, int wstatus, bool oom)
+{
+	outcome o = {.running = running, .oom = oom};
+	if (!running && WIFEXITED(wstatus)) {
+		o.has_code = true;
+		o.code = WEXITSTATUS(wstatus);
+	} else if (!running && WIFSIGNALED(wstatus)) {
+		o.sig = WTERMSIG(wstatus);
+	}
+	return o;
+}
+
+/* status.json, replaced atomically (temp file + rename in the exec's spool directory). */
+static void write_status(sbi_exec *x, outcome o)
+{
+	char code[16] = "null";
+	if (o.has_code)
+		snprintf(code, sizeof code, "%d", o.code);
+	char buf[512];
+	int n = snprintf(buf, sizeof buf,
+	                 "{\"id\":\"%s\",\"pid\":%d,\"running\":%s,\"started_at_ms\":%lld,"
+	                 "\"finished_at_ms\":%lld,\"exit_code\":%s,\"signal\":%d,"
+	                 "\"timed_out\":%s,\"oom_killed\":%s,\"stdout_truncated\":%s,"
+	                 "\"stderr_truncated\":%s}\n",
+	                 x->id, (int)x->pid, o.running ? "true" : "false", (long long)x->started_ms,
+	                 (long long)x->finished_ms, code, o.sig, x->timed_out ? "true" : "false",
+	                 o.oom ? "true" : "false", x->truncated[0] ? "true" : "false",
+	                 x->truncated[1] ? "true" : "false");
+	int fd =
+	    openat(x->dirfd, "status.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		sbi_log("exec %s: cannot write status: %s", x->id, strerror(errno));
+		return;
+	}
+	size_t done = 0;
+	while (done < (size_t)n) {
+		ssize_t w = write(fd, buf + done, (size_t)n - done);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			sbi_log("exec %s: writing status: %s", x->id, strerror(errno));
+			close(fd);
+			return;
+		}
+		done += (size_t)w;
+	}
+	close(fd);
+	if (renameat(x->dirfd, "status.json.tmp", x->dirfd, "status.json") < 0)
+		sbi_log("exec %s: renaming status: %s", x->id, strerror(errno));
+}
+
+void sbi_exec_describe(const sbi_exec *x, sbi_msg *m)
+{
+	outcome o = outcome_of(!x->exited, x->wstatus, x->oom);
+	sbi_msg_add(m, "id", x->id);
+	sbi_msg_addi(m, "running", o.running);
+	sbi_msg_addi(m, "pid", x->pid);
+	if (o.has_code)
+		sbi_msg_addi(m, "exit_code", o.code);
+	sbi_msg_addi(m, "signal", o.sig);
+	sbi_msg_addi(m, "timed_out", x->timed_out);
+	sbi_msg_addi(m, "oom_killed", o.oom);
+	sbi_msg_addi(m, "stdout_truncated", x->truncated[0]);
+	sbi_msg_addi(m, "stderr_truncated", x->truncated[1]);
+	sbi_msg_addi(m, "started_at_ms", x->started_ms);
+	sbi_msg_addi(m, "finished_at_ms", x->finished_ms);
+}
+
+/* Tell the connection that started the exec (when it asked) that it ended: the host learns
+ * it from one message instead of re-reading status.json. A host that went away is fine. */
+static void notify_exit(sbi_exec *x)
+{
+	if (x->notify_fd < 0)
+		return;
+	sbi_msg m;
+	sbi_msg_init(&m);
+	sbi_msg_add(&m, "op", "exit");
+	sbi_exec_describe(x, &m);
+	(void)sbi_send(x->notify_fd, &m, NULL, 0);
+	sbi_msg_deinit(&m);
+	close(x->notify_fd);
+	x->notify_fd = -1;
+}
+
+/* Non-blocking: a full pipe means the host has wake-ups pending anyway. */
+static void wake_host(sbi_exec *x)
+{
+	if (x->wake_fd >= 0)
+		(void)!write(x->wake_fd, "w", 1);
+}
+
+static const int limit_res[3] = {RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_CORE};
+
+/* Each limit as asked, but never above our own hard limit (raising it needs a privilege). */
+int sbi_exec_setup(sbi_state *st)
+{
+	unsigned long long want[3] = {st->nofile, st->nproc, 0};
+	for (int i = 0; i < 3; i++) {
+		struct rlimit rl;
+		if (getrlimit(limit_res[i], &rl) < 0)
+			return -1;
+		rlim_t v = (rlim_t)want[i];
+		if (rl.rlim_max != RLIM_INFINITY && v > rl.rlim_max)
+			v = rl.rlim_max;
+		st->limits[i].rlim_cur = st->limits[i].rlim_max = v;
+	}
+	st->devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	return st->devnull < 0 ? -1 : 0;
+}
+
+/* What the vfork-style child needs; it shares our memory, so it reports failures here. */
+typedef struct spawn_args {
+	const sbi_state *st;
+	char **argv, **env;
+	const char *cwd;
+	int in, out, err;
+	int stage, error; /* written by the child before it exits */
+} spawn_args;
+
+/* execvpe with the command's own PATH (not init's): the child shares init's memory, so it
+ * must not touch environ. Like execvp, a later EACCES is reported over ENOENT. */
+static void exec_path(spawn_args *a)
+{
+	const char *file = a->argv[0];
+	if (strchr(file, '/')) {
+		execve(file, a->argv, a->env);
+		return;
+	}
+	const char *path = "/usr/local/bin:/usr/bin:/bin";
+	for (size_t i = 0; a->env[i]; i++)
+		if (strncmp(a->env[i], "PATH=", 5) == 0)
+			path = a->env[i] + 5;
+	size_t flen = strlen(file);
+	int saved = ENOENT;
+	char buf[PATH_MAX];
+	for (const char *p = path;; p++) {
+		const char *colon = strchr(p, ':');
+		size_t dlen = colon ? (size_t)(colon - p) : strlen(p);
+		if (dlen + 1 + flen + 1 <= sizeof buf) {
+			memcpy(buf, p, dlen);
+			size_t off = dlen;
+			if (dlen == 0)
+				buf[off++] = '.';
+			buf[off++] = '/';
+			memcpy(buf + off, file, flen + 1);
+			execve(buf, a->argv, a->env);
+			if (errno == EACCES)
+				saved = EACCES;
+			else if (errno != ENOENT && errno != ENOTDIR)
+				saved = errno;
+		}
+		if (!colon)
+			break;
+		p = colon;
+	}
+	errno = saved;
+}
+
+/* Runs in the child (CLONE_VM | CLONE_VFORK, own stack): only system calls from here. */
+static int child(void *arg)
+{
+	spawn_args *a = arg;
+	const sbi_state *st = a->st;
+	a->stage = STAGE_SETUP;
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	if (setsid() < 0 || dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0)
+		goto fail;
+	a->stage = STAGE_CHDIR;
+	if (chdir(a->cwd) < 0)
+		goto fail;
+	a->stage = STAGE_SETUP;
+	for (int i = 0; i < 3; i++)
+		if (setrlimit(limit_res[i], &st->limits[i]) < 0)
+			goto fail;
+	/* no_new_privs and the seccomp filter are inherited from init, which installed them on
+	 * itself at start: compiling the filter once instead of per command */
+	a->stage = STAGE_EXEC;
+	exec_path(a);
+fail:
+	a->error = errno;
+	_exit(127);
+}
+
+#define CHILD_STACK (64u * 1024u)
+#define RUNNING_STATUS_DELAY_MS 5
+
+static char **collect(const sbi_msg *m, const char *key)
+{
+	size_t n = sbi_msg_count(m, key), i = 0, pos = 0;
+	char **v = calloc(n + 1, sizeof *v);
+	if (!v)
+		return NULL;
+	const char *k, *val;
+	while (sbi_msg_next(m, &pos, &k, &val))
+		if (strcmp(k, key) == 0)
+			v[i++] = (char *)val;
+	return v;
+}
+
+static void exec_free(sbi_exec *x)
+{
+	for (int s = 0; s < 2; s++) {
+		if (x->pipe[s] >= 0)
+			close(x->pipe[s]);
+		if (x->file[s] >= 0)
+			close(x->file[s]);
+	}
+	if (x->dirfd >= 0)
+		close(x->dirfd);
+	if (x->notify_fd >= 0)
+		close(x->notify_fd);
+	if (x->wake_fd >= 0)
+		close(x->wake_fd);
+	free(x);
+}
+
+static void spool_remove(int spool_fd, const char *id)
+{
+	int d = openat(spool_fd, id, O_DIRECTORY | O_CLOEXEC);
+	if (d >= 0) {
+		unlinkat(d, "stdout", 0);
+		unlinkat(d, "stderr", 0);
+		unlinkat(d, "status.json", 0);
+		close(d);
+	}
+	unlinkat(spool_fd, id, AT_REMOVEDIR);
+}
+
+void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd, int wake_fd,
+                    sbi_msg *reply)
+{
+	const char *id = sbi_msg_get(req, "id"), *cwd = sbi_msg_get(req, "cwd");
+	long long timeout_ms = 0, grace_ms = 1000;
+	char **argv = NULL, **env = NULL;
+	sbi_exec *x = NULL;
+	int outp[2] = {-1, -1}, errp[2] = {-1, -1};
+	if (!id || !sbi_id_valid(id) || !cwd || sbi_msg_count(req, "arg") == 0) {
+		reply_err(reply, EINVAL, "exec request needs a valid id, cwd and argv");
+		goto out;
+	}
+	sbi_msg_geti(req, "timeout_ms", 0, INT64_MAX / 2, &timeout_ms);
+	sbi_msg_geti(req, "grace_ms", 0, INT64_MAX / 2, &grace_ms);
+	if (sbi_exec_find(st, id)) {
+		reply_err(reply, EEXIST, "an exec with this id is still running");
+		goto out;
+	}
+	argv = collect(req, "arg");
+	env = collect(req, "env");
+	x = calloc(1, sizeof *x);
+	if (!argv || !env || !x) {
+		reply_err(reply, ENOMEM, "out of memory");
+		goto out;
+	}
+	snprintf(x->id, sizeof x->id, "%s", id);
+	x->dirfd = x->pipe[0] = x->pipe[1] = x->file[0] = x->file[1] = -1;
+	x->notify_fd = notify_fd;
+	notify_fd = -1;
+	x->wake_fd = wake_fd;
+	wake_fd = -1;
+	if (x->wake_fd >= 0)
+		fcntl(x->wake_fd, F_SETFL, O_NONBLOCK);
+	if (mkdirat(st->spool_fd, id, 0700) < 0) {
+		reply_err(reply, errno,
+		          errno == EEXIST ? "exec id already used" : "creating spool");
+		goto out;
+	}
+	/* stdout and stderr files appear with the first byte: readers treat a missing file as
+	 * empty, and a silent command costs two file creations less */
+	x->dirfd = openat(st->spool_fd, id, O_DIRECTORY | O_PATH | O_CLOEXEC);
+	if (x->dirfd < 0) {
+		reply_err(reply, errno, "opening the spool directory");
+		goto out_rm;
+	}
+	int in = stdin_fd >= 0 ? stdin_fd : st->devnull;
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		reply_err(reply, errno, "creating pipes");
+		goto out_rm;
+	}
+	x->oom_before = read_oom_kills(st);
+	x->started_ms = sbi_wall_ms();
+	spawn_args a = {st, argv, env, cwd, in, outp[1], errp[1], 0, 0};
+	/* vfork semantics (like posix_spawn): no page-table copy, and we resume only once the
+	 * child has exec'd or failed, with the failure in a.stage / a.error */
+	static char *stack;
+	if (!stack && !(stack = malloc(CHILD_STACK))) {
+		reply_err(reply, ENOMEM, "out of memory");
+		goto out_rm;
+	}
+	pid_t pid = clone(child, stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+	if (pid < 0) {
+		reply_err(reply, errno, "clone");
+		goto out_rm;
+	}
+	close(outp[1]);
+	close(errp[1]);
+	outp[1] = errp[1] = -1;
+	if (a.error) {
+		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		char msg[256];
+		const char *what = a.stage == STAGE_CHDIR  ? "cannot change to the directory"
+		                   : a.stage == STAGE_EXEC ? "cannot execute the program"
+		                                           : "cannot set up the process";
+		snprintf(msg, sizeof msg, "%s: %s", what, strerror(a.error));
+		reply_err(reply, a.error, msg);
+		sbi_msg_add(reply, "stage", a.stage == STAGE_CHDIR ? "chdir" : "exec");
+		goto out_rm;
+	}
+	x->pid = pid;
+	x->pipe[0] = outp[0];
+	x->pipe[1] = errp[0];
+	outp[0] = errp[0] = -1;
+	for (int s = 0; s < 2; s++)
+		fcntl(x->pipe[s], F_SETFL, O_NONBLOCK);
+	x->grace_ms = grace_ms;
+	if (timeout_ms > 0)
+		x->deadline_ms = sbi_mono_ms() + timeout_ms;
+	/* The "running" record is written only if the command outlives a few milliseconds: a
+	 * short command gets just its final record, and readers treat a missing record as
+	 * running. */
+	x->status_due_ms = sbi_mono_ms() + RUNNING_STATUS_DELAY_MS;
+	x->next = st->execs;
+	st->execs = x;
+	x = NULL;
+	sbi_msg_clear(reply);
+	sbi_msg_add(reply, "ok", "1");
+	sbi_msg_addi(reply, "pid", pid);
+	sbi_msg_addi(reply, "started_at_ms", st->execs->started_ms);
+	goto out;
+out_rm:
+	spool_remove(st->spool_fd, id);
+out:
+	if (x)
+		exec_free(x);
+	for (int i = 0; i < 2; i++) {
+		if (outp[i] >= 0)
+			close(outp[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+	}
+	if (stdin_fd >= 0)
+		close(stdin_fd);
+	if (notify_fd >= 0)
+		close(notify_fd);
+	if (wake_fd >= 0)
+		close(wake_fd);
+	free(argv);
+	free(env);
+}
+
+sbi_exec *sbi_exec_find(sbi_state *st, const char *id)
+{
+	for (sbi_exec *x = st->execs; x; x = x->next)
+		if (strcmp(x->id, id) == 0)
+			return x;
+	return NULL;
+}
+
+static const char *const stream_names[2] = {"stdout", "stderr"};
+
+static bool ensure_file(sbi_exec *x, int s)
+{
+	if (x->file[s] >= 0)
+		return true;
+	x->file[s] = openat(x->dirfd, stream_names[s], O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (x->file[s] < 0)
+		sbi_log("exec %s: creating %s: %s", x->id, stream_names[s], strerror(errno));
+	return x->file[s] >= 0;
+}
+
+static void spool_write(sbi_exec *x, int s, const char *buf, ssize_t n)
+{
+	ssize_t done = 0;
+	while (done < n) {
+		ssize_t w = pwrite(x->file[s], buf + done, (size_t)(n - done), x->off[s]);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			sbi_log("exec %s: spool write: %s", x->id, strerror(errno));
+			return;
+		}
+		done += w;
+		x->off[s] += w;
+	}
+}
+
+/* Copy what the pipe holds into the spool file: splice (no copy through user space), falling
+ * back to read+pwrite on file systems that refuse splice. Bounded per call so one chatty
+ * command cannot starve the loop. */
+/* Past the spool limit, output is read and dropped: the command must not block on a full
+ * pipe, and the disk must not fill up. */
+static ssize_t discard(sbi_exec *x, int s)
+{
+	char buf[65536];
+	ssize_t n = read(x->pipe[s], buf, sizeof buf);
+	if (n > 0)
+		x->truncated[s] = true;
+	return n;
+}
+
+void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
+{
+	size_t budget = 8u << 20, moved = 0;
+	while (x->pipe[s] >= 0 && budget > 0) {
+		int avail = 0;
+		if (ioctl(x->pipe[s], FIONREAD, &avail) < 0)
+			avail = 0;
+		ssize_t n;
+		unsigned long long room = (unsigned long long)x->off[s] >= st->spool_max
+		                              ? 0
+		                              : st->spool_max - (unsigned long long)x->off[s];
+		if (avail > 0 && room == 0) {
+			n = discard(x, s);
+		} else if (avail == 0) {
+			/* empty: end of file, or nothing yet (or a byte that raced in) */
+			char c;
+			n = read(x->pipe[s], &c, 1);
+			if (n == 1 && room == 0) {
+				x->truncated[s] = true;
+				continue;
+			}
+			if (n == 1 && ensure_file(x, s)) {
+				spool_write(x, s, &c, 1);
+				continue;
+			}
+		} else if (!ensure_file(x, s)) {
+			n = -1;
+			errno = EIO;
+		} else {
+			size_t want =
+			    (unsigned long long)avail < room ? (size_t)avail : (size_t)room;
+			n = splice(x->pipe[s], NULL, x->file[s], &x->off[s], want,
+			           SPLICE_F_NONBLOCK);
+			if (n < 0 && errno == EINVAL) {
+				char buf[65536];
+				n = read(x->pipe[s], buf, want < sizeof buf ? want : sizeof buf);
+				if (n > 0)
+					spool_write(x, s, buf, n);
+			}
+		}
+		if (n > 0) {
+			budget = (size_t)n >= budget ? 0 : budget - (size_t)n;
+			moved += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0)
+			sbi_log("exec %s: spooling: %s", x->id, strerror(errno));
+		close(x->pipe[s]); /* EOF (or a broken pipe): no writer is left */
+		x->pipe[s] = -1;
+	}
+	if (moved && !x->exited)
+		wake_host(x); /* after the exit, the exit path wakes the host itself */
+}
+
+static void exec_finish(sbi_state *st, sbi_exec *x, int wstatus)
+{
+	/* the process is gone, so what it wrote is in the pipes: spool it before the status
+	 * (exited first: this pump needs no wake-up of its own, the exit message follows) */
+	x->exited = true;
+	for (int s = 0; s < 2; s++)
+		sbi_exec_pump(st, x, s);
+	x->finished_ms = sbi_wall_ms();
+	x->wstatus = wstatus;
+	x->oom = WIFSIGNALED(wstatus) && WTERMSIG(wstatus) == SIGKILL &&
+	         read_oom_kills(st) > x->oom_before;
+	/* The host hears first; the record follows in this same loop turn, before init reads
+	 * any other request, so a status request (answered from this table) always agrees. */
+	notify_exit(x);
+	wake_host(x);
+	write_status(x, outcome_of(false, wstatus, x->oom));
+}
+
+void sbi_exec_reap(sbi_state *st)
+{
+	for (;;) {
+		int ws;
+		pid_t pid = waitpid(-1, &ws, WNOHANG);
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid <= 0)
+			return;
+		for (sbi_exec *x = st->execs; x; x = x->next)
+			if (x->pid == pid && !x->exited) {
+				exec_finish(st, x, ws);
+				break;
+			}
+	}
+}
+
+int sbi_exec_timeouts(sbi_state *st)
+{
+	int64_t now = sbi_mono_ms(), next = -1;
+	for (sbi_exec *x = st->execs; x; x = x->next) {
+		if (x->exited)
+			continue;
+		if (x->status_due_ms && now >= x->status_due_ms) {
+			x->status_due_ms = 0;
+			write_status(x, outcome_of(true, 0, false));
+		}
+		if (x->status_due_ms && (next < 0 || x->status_due_ms - now < next))
+			next = x->status_due_ms - now;
+		if (x->deadline_ms && now >= x->deadline_ms) {
+			x->deadline_ms = 0;
+			x->timed_out = true;
+			kill(-x->pid, SIGTERM);
+			x->kill_at_ms = now + (x->grace_ms > 0 ? x->grace_ms : 1000);
+		}
+		if (x->kill_at_ms && now >= x->kill_at_ms) {
+			x->kill_at_ms = 0;
+			kill(-x->pid, SIGKILL);
+		}
+		int64_t due = x->deadline_ms ? x->deadline_ms : x->kill_at_ms;
+		if (due && (next < 0 || due - now < next))
+			next = due - now;
+	}
+	return next < 0 ? -1 : (int)(next > INT_MAX ? INT_MAX : next);
+}
+
+void sbi_exec_gc(sbi_state *st)
+{
+	sbi_exec **pp = &st->execs;
+	while (*pp) {
+		sbi_exec *x = *pp;
+		if (x->exited && x->pipe[0] < 0 && x->pipe[1] < 0) {
+			*pp = x->next;
+			exec_free(x);
+		} else {
+			pp = &x->next;
+		}
+	}
+}

@@ -1,0 +1,76 @@
+/* sandbar-init internals: the state of the supervisor that runs as PID 1 in every sandbox.
+ * main.c owns the event loop and the control connections; exec.c spawns commands, copies their
+ * output to the spool and records their status; ps.c lists processes. */
+#ifndef SANDBAR_INIT_H
+#define SANDBAR_INIT_H
+
+#include <linux/filter.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#include "proto.h"
+
+/* One command started by a host request. It stays in the table until its process has exited and
+ * both output pipes have reached end of file (background children may keep them open). */
+typedef struct sbi_exec {
+	char id[65];
+	pid_t pid;     /* also its process group and session id */
+	int dirfd;     /* spool/<id> */
+	int notify_fd; /* connection to tell about the exit, or -1 */
+	int wake_fd;   /* host's pipe: one byte when output grew or the exec ended, or -1 */
+	int pipe[2];   /* read ends for stdout, stderr; -1 once at EOF */
+	int file[2];   /* spool files stdout, stderr */
+	off_t off[2];  /* bytes spooled so far */
+	int64_t started_ms, finished_ms;
+	int64_t deadline_ms; /* 0 = none */
+	int64_t grace_ms;
+	int64_t kill_at_ms; /* SIGKILL due (after TERM on timeout); 0 = none */
+	bool exited, timed_out;
+	int wstatus;           /* once exited */
+	bool oom;              /* once exited: the memory limit killed it */
+	bool truncated[2];     /* output past spool_max was dropped */
+	int64_t status_due_ms; /* when to write the "running" record; 0 = done */
+	long long oom_before;
+	struct sbi_exec *next;
+} sbi_exec;
+
+typedef struct sbi_state {
+	int spool_fd; /* <lease>/spool, the only way into it: it is not mounted in the sandbox */
+	int oom_fd;   /* memory.oom_control (v1) or memory.events (v2), -1 when no memory limit */
+	struct sock_fprog seccomp;
+	unsigned long long nofile, nproc;
+	unsigned long long spool_max; /* bytes kept per stream of an exec */
+	struct rlimit limits[3];      /* NOFILE, NPROC, CORE for commands, clamped once */
+	int devnull;                  /* stdin of commands without a stdin pipe */
+	sbi_exec *execs;
+} sbi_state;
+
+int64_t sbi_wall_ms(void);
+int64_t sbi_mono_ms(void);
+/* Log a line to init's stderr (a host-side file outside the sandbox). */
+void sbi_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Once at start: compute the commands' rlimits and open /dev/null. -1 on failure (errno). */
+int sbi_exec_setup(sbi_state *st);
+/* Handle an exec request: start the command, fill reply. stdin_fd, notify_fd and wake_fd (or
+ * -1) are consumed; notify_fd gets an "exit" message when the command ends, wake_fd a byte
+ * whenever output was spooled and after the exit message. */
+void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd, int wake_fd,
+                    sbi_msg *reply);
+/* Reap exited children (after SIGCHLD) and record the status of the ones that are execs. */
+void sbi_exec_reap(sbi_state *st);
+/* Move available output from pipes to spool files; close pipes at EOF. */
+void sbi_exec_pump(sbi_state *st, sbi_exec *x, int stream);
+/* Apply due timeouts and deferred records; returns the ms until the next deadline (-1 = none). */
+int sbi_exec_timeouts(sbi_state *st);
+/* Free finished execs whose pipes are closed. */
+void sbi_exec_gc(sbi_state *st);
+sbi_exec *sbi_exec_find(sbi_state *st, const char *id);
+/* The exec's state as message fields (running, pid, exit_code, signal, ...). */
+void sbi_exec_describe(const sbi_exec *x, sbi_msg *m);
+/* List processes into reply ("proc" fields). */
+void sbi_ps(sbi_state *st, sbi_msg *reply);
+
+#endif

@@ -1,0 +1,109 @@
+/* The host end of the control channel: one connection per request to the listening socket
+ * that sandbar-init holds (<lease>/run/ctl.sock, reached through an O_PATH descriptor of run/
+ * so that long state-directory paths never hit the sun_path limit). */
+#include "sandbox_int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CTL_TIMEOUT_S 30
+
+sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
+                         sbi_msg *reply, int *keep, sbi_reader *keep_rd)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return sb_err_sys(errno, "socket for lease %s", sb->id);
+	sb_err *err = NULL;
+	sbi_reader rd;
+	sbi_reader_init(&rd);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/ctl.sock", sb->run_fd);
+	struct timeval tv = {CTL_TIMEOUT_S, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	int rc;
+	do
+		rc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+	while (rc < 0 && errno == EINTR);
+	if (rc < 0) {
+		if (errno == ECONNREFUSED || errno == ENOENT)
+			err = sb_err_new(SB_E_STATE_LOST,
+			                 "the sandbox of lease %s is gone (nobody listens on "
+			                 "%s/ctl.sock)",
+			                 sb->id, sb->run_dir);
+		else
+			err = sb_err_sys(errno, "connecting to sandbar-init of lease %s", sb->id);
+		goto out;
+	}
+	if ((rc = sbi_send(fd, req, fds, nfds)) < 0) {
+		err = rc == -EPIPE || rc == -ECONNRESET
+		          ? sb_err_new(SB_E_STATE_LOST, "sandbar-init of lease %s hung up", sb->id)
+		          : sb_err_sys(-rc, "sending a request to lease %s", sb->id);
+		goto out;
+	}
+	for (;;) {
+		int got = sbi_reader_take(&rd, reply, NULL, NULL);
+		if (got == 1)
+			break;
+		if (got < 0) {
+			err = sb_err_new(SB_E_PROTOCOL,
+			                 "malformed reply from sandbar-init of lease %s", sb->id);
+			goto out;
+		}
+		long n = sbi_reader_fill(&rd, fd);
+		if (n == 0 || n == -ECONNRESET) {
+			err = sb_err_new(SB_E_STATE_LOST,
+			                 "sandbar-init of lease %s closed the connection", sb->id);
+			goto out;
+		}
+		if (n == -EAGAIN) {
+			err = sb_err_new(SB_E_TIMEOUT,
+			                 "sandbar-init of lease %s did not answer within %d s",
+			                 sb->id, CTL_TIMEOUT_S);
+			goto out;
+		}
+		if (n < 0) {
+			err = sb_err_sys((int)-n, "reading from sandbar-init of lease %s", sb->id);
+			goto out;
+		}
+	}
+out:
+	if (!err && keep) {
+		/* later messages may already be buffered behind the reply: they go along */
+		*keep = fd;
+		*keep_rd = rd;
+		return NULL;
+	}
+	sbi_reader_deinit(&rd);
+	close(fd);
+	return err;
+}
+
+sb_err *sb_ctl_call(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds, sbi_msg *reply)
+{
+	return sb_ctl_call_keep(sb, req, fds, nfds, reply, NULL, NULL);
+}
+
+sb_err *sb_ctl_reply_err(sb_sandbox *sb, const sbi_msg *reply, const char *what)
+{
+	const char *ok = sbi_msg_get(reply, "ok");
+	if (ok && strcmp(ok, "1") == 0)
+		return NULL;
+	const char *msg = sbi_msg_get(reply, "msg");
+	long long e = 0;
+	sbi_msg_geti(reply, "errno", 0, 4095, &e);
+	sb_errcode code = e == ESRCH || e == ENOENT ? SB_E_NOTFOUND
+	                  : e == EEXIST             ? SB_E_EXISTS
+	                  : e == EINVAL             ? SB_E_INVAL
+	                                            : SB_E_IO;
+	sb_err *err = sb_err_new(code, "%s in lease %s: %s", what, sb->id,
+	                         msg ? msg : "sandbar-init refused");
+	err->sys_errno = (int)e;
+	return err;
+}

@@ -1,0 +1,682 @@
+/* Execs on the host side: start a command through sandbar-init, then follow it through its
+ * spool directory (output files readable from any offset, status.json replaced atomically by
+ * init, an inotify watch to wake up on changes). Attaching by id works the same before and
+ * after a restart, which is what makes recovery possible. */
+#include "sandbox_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STATUS_MAX 4096
+#define ALIVE_CHECK_MS 500
+
+struct sb_sandbox_exec {
+	sb_sandbox *sb;
+	char id[SB_SANDBOX_ID_MAX + 1];
+	int dirfd;
+	int out[2];
+	int ino;
+	int stdin_w;
+	int64_t alive_checked_ms; /* last liveness check of init while the exec ran */
+	int pid;                  /* from the start reply, until status.json has it */
+	int64_t started_ms;
+	int conn; /* start connection, on which init announces the exit */
+	int wake; /* started execs: pipe init writes a byte to on output / exit */
+	sbi_reader rd;
+	bool final; /* final_st holds the outcome from init's exit message */
+	sb_sandbox_exec_status final_st;
+};
+
+static const char *const stream_names[2] = {"stdout", "stderr"};
+
+static const char *const default_env[] = {
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "HOME=" SB_SANDBOX_HOME,
+    "USER=sandbox",
+    "LOGNAME=sandbox",
+    "SHELL=/bin/sh",
+    "TMPDIR=/tmp",
+    "LANG=C.UTF-8",
+    NULL,
+};
+
+static bool env_overridden(char *const *add, const char *kv)
+{
+	size_t klen = strcspn(kv, "=");
+	for (size_t i = 0; add && add[i]; i++)
+		if (strncmp(add[i], kv, klen) == 0 && add[i][klen] == '=')
+			return true;
+	return false;
+}
+
+static sb_err *build_request(sb_sandbox *sb, const sb_sandbox_exec_req *req, const char *id,
+                             const char *cwd, sbi_msg *m)
+{
+	int bad = 0;
+	bad |= sbi_msg_add(m, "op", "exec");
+	bad |= sbi_msg_add(m, "id", id);
+	bad |= sbi_msg_add(m, "cwd", cwd);
+	bad |= sbi_msg_addi(m, "timeout_ms", req->timeout_ms);
+	bad |= sbi_msg_addi(m, "grace_ms", req->grace_ms > 0 ? req->grace_ms : SB_GRACE_MS_DEFAULT);
+	bad |= sbi_msg_add(m, "stdin", req->stdin_mode == SB_SANDBOX_STDIN_PIPE ? "pipe" : "null");
+	bad |= sbi_msg_add(m, "notify", "1");
+	bad |= sbi_msg_add(m, "wake", "1");
+	for (size_t i = 0; req->argv[i]; i++)
+		bad |= sbi_msg_add(m, "arg", req->argv[i]);
+	if (!req->clear_env)
+		for (size_t i = 0; default_env[i]; i++)
+			if (!env_overridden(req->env, default_env[i]))
+				bad |= sbi_msg_add(m, "env", default_env[i]);
+	for (size_t i = 0; req->env && req->env[i]; i++) {
+		if (!strchr(req->env[i], '=') || req->env[i][0] == '=')
+			return sb_err_new(SB_E_INVAL, "environment entry \"%s\" is not KEY=VALUE",
+			                  req->env[i]);
+		bad |= sbi_msg_add(m, "env", req->env[i]);
+	}
+	if (bad)
+		return sb_err_new(SB_E_TOO_LARGE,
+		                  "exec request for lease %s is over %u bytes (argv + env)", sb->id,
+		                  SBI_FRAME_MAX);
+	return NULL;
+}
+
+sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req, sb_sandbox_exec **out)
+{
+	*out = NULL;
+	if (sb->dead)
+		return sb_err_new(SB_E_STATE_LOST, "the sandbox of lease %s is gone", sb->id);
+	if (!req || !req->argv || !req->argv[0] || !req->argv[0][0])
+		return sb_err_new(SB_E_INVAL, "exec in lease %s: argv is empty", sb->id);
+	if (req->timeout_ms < 0 || req->grace_ms < 0)
+		return sb_err_new(SB_E_INVAL, "exec in lease %s: negative timeout", sb->id);
+	const char *cwd = req->cwd ? req->cwd : sb->workspace_mount;
+	if (cwd[0] != '/')
+		return sb_err_new(SB_E_INVAL, "exec in lease %s: cwd \"%s\" is not absolute",
+		                  sb->id, cwd);
+	char *gen = NULL;
+	const char *id = req->exec_id;
+	if (!id)
+		id = gen = sb_random_id("ex_");
+	sb_err *err = sb_lease_check_id("exec", id);
+	sbi_msg m, reply;
+	sbi_msg_init(&m);
+	sbi_msg_init(&reply);
+	int in[2] = {-1, -1}, wake[2] = {-1, -1}, conn = -1;
+	sbi_reader rd;
+	sbi_reader_init(&rd);
+	if (err || (err = build_request(sb, req, id, cwd, &m)))
+		goto out;
+	if (req->stdin_mode == SB_SANDBOX_STDIN_PIPE && pipe2(in, O_CLOEXEC) < 0) {
+		err = sb_err_sys(errno, "stdin pipe for lease %s", sb->id);
+		goto out;
+	}
+	/* init's wake-ups for this exec: one byte per spooled chunk and one after the exit */
+	if (pipe2(wake, O_CLOEXEC) < 0 || (err = sb_fd_set_nonblock(wake[0], true))) {
+		err = err ? err : sb_err_sys(errno, "wake pipe for lease %s", sb->id);
+		goto out;
+	}
+	int fds[2], nfds = 0;
+	if (in[0] >= 0)
+		fds[nfds++] = in[0];
+	fds[nfds++] = wake[1];
+	if ((err = sb_ctl_call_keep(sb, &m, fds, nfds, &reply, &conn, &rd)))
+		goto out;
+	sb_close(&in[0]);
+	sb_close(&wake[1]);
+	if (sbi_msg_get(&reply, "stage")) {
+		const char *msg = sbi_msg_get(&reply, "msg");
+		err = sb_err_new(SB_E_SPAWN, "failed to start \"%s\" in \"%s\": %s", req->argv[0],
+		                 cwd, msg ? msg : "unknown reason");
+		goto out;
+	}
+	if ((err = sb_ctl_reply_err(sb, &reply, "starting a command")))
+		goto out;
+	if ((err = sb_sandbox_exec_attach(sb, id, out)))
+		goto out;
+	(*out)->stdin_w = in[1];
+	in[1] = -1;
+	if ((err = sb_fd_set_nonblock(conn, true)))
+		goto out;
+	(*out)->conn = conn;
+	conn = -1;
+	(*out)->wake = wake[0];
+	wake[0] = -1;
+	sbi_reader_deinit(&(*out)->rd);
+	(*out)->rd = rd;
+	sbi_reader_init(&rd);
+	long long v = 0;
+	if (sbi_msg_geti(&reply, "pid", 1, INT32_MAX, &v) == 0)
+		(*out)->pid = (int)v;
+	if (sbi_msg_geti(&reply, "started_at_ms", 0, INT64_MAX, &v) == 0)
+		(*out)->started_ms = v;
+out:
+	if (err && *out) {
+		sb_sandbox_exec_free(*out);
+		*out = NULL;
+	}
+	sb_close(&conn);
+	sbi_reader_deinit(&rd);
+	sb_close(&wake[0]);
+	sb_close(&wake[1]);
+	sb_close(&in[0]);
+	sb_close(&in[1]);
+	sbi_msg_deinit(&m);
+	sbi_msg_deinit(&reply);
+	free(gen);
+	return err;
+}
+
+sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec **out)
+{
+	*out = NULL;
+	sb_err *err = sb_lease_check_id("exec", exec_id);
+	if (err)
+		return err;
+	sb_sandbox_exec *x = sb_xcalloc(1, sizeof *x);
+	x->sb = sb;
+	snprintf(x->id, sizeof x->id, "%s", exec_id);
+	x->out[0] = x->out[1] = x->ino = x->stdin_w = x->conn = x->wake = -1;
+	sbi_reader_init(&x->rd);
+	x->alive_checked_ms = sb_mono_ms();
+	x->dirfd = openat(sb->spool_fd, exec_id, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (x->dirfd < 0) {
+		err = errno == ENOENT
+		          ? sb_err_new(SB_E_NOTFOUND, "no exec %s in lease %s", exec_id, sb->id)
+		          : sb_err_sys(errno, "opening exec %s of lease %s", exec_id, sb->id);
+		goto fail;
+	}
+	*out = x;
+	return NULL;
+fail:
+	sb_sandbox_exec_free(x);
+	return err;
+}
+
+const char *sb_sandbox_exec_id(const sb_sandbox_exec *x)
+{
+	return x->id;
+}
+
+int sb_sandbox_exec_stdin_fd(const sb_sandbox_exec *x)
+{
+	return x->stdin_w;
+}
+
+void sb_sandbox_exec_close_stdin(sb_sandbox_exec *x)
+{
+	sb_close(&x->stdin_w);
+}
+
+sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offset, void *buf,
+                             size_t max, size_t *got)
+{
+	*got = 0;
+	if (stream != SB_STREAM_STDOUT && stream != SB_STREAM_STDERR)
+		return sb_err_new(SB_E_INVAL, "unknown stream %d", (int)stream);
+	if (offset > (uint64_t)INT64_MAX)
+		return sb_err_new(SB_E_INVAL, "offset %llu out of range",
+		                  (unsigned long long)offset);
+	int s = stream == SB_STREAM_STDOUT ? 0 : 1;
+	if (x->out[s] < 0) {
+		/* init creates the file with the first byte */
+		x->out[s] = openat(x->dirfd, stream_names[s], O_RDONLY | O_CLOEXEC);
+		if (x->out[s] < 0 && errno == ENOENT)
+			return NULL;
+		if (x->out[s] < 0)
+			return sb_err_sys(errno, "opening the %s of exec %s in lease %s",
+			                  stream_names[s], x->id, x->sb->id);
+	}
+	int fd = x->out[s];
+	for (;;) {
+		ssize_t n = pread(fd, buf, max, (off_t)offset);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return sb_err_sys(errno, "reading output of exec %s in lease %s", x->id,
+			                  x->sb->id);
+		*got = (size_t)n;
+		return NULL;
+	}
+}
+
+static sb_err *parse_status(sb_sandbox_exec *x, const char *text, size_t len,
+                            sb_sandbox_exec_status *st)
+{
+	json_t *j = NULL;
+	sb_err *err = sb_json_parse_object(text, len, STATUS_MAX, 4, &j);
+	int64_t pid = 0, sig = 0, code = 0;
+	const json_t *codej = j ? json_object_get(j, "exit_code") : NULL;
+	if (!err &&
+	    ((err = sb_json_get_bool(j, "running", true, &st->running)) ||
+	     (err = sb_json_get_int(j, "pid", false, 0, INT32_MAX, &pid)) ||
+	     (err = sb_json_get_int(j, "started_at_ms", false, 0, INT64_MAX, &st->started_at_ms)) ||
+	     (err =
+	          sb_json_get_int(j, "finished_at_ms", false, 0, INT64_MAX, &st->finished_at_ms)) ||
+	     (err = sb_json_get_int(j, "signal", false, 0, 128, &sig)) ||
+	     (err = sb_json_get_bool(j, "timed_out", false, &st->timed_out)) ||
+	     (err = sb_json_get_bool(j, "oom_killed", false, &st->oom_killed)) ||
+	     (err = sb_json_get_bool(j, "stdout_truncated", false, &st->stdout_truncated)) ||
+	     (err = sb_json_get_bool(j, "stderr_truncated", false, &st->stderr_truncated)) ||
+	     (json_is_integer(codej) &&
+	      (err = sb_json_get_int(j, "exit_code", false, 0, 255, &code)))))
+		err = sb_err_prefix(err, "status of exec %s in lease %s", x->id, x->sb->id);
+	st->pid = (int)pid;
+	st->signal = (int)sig;
+	st->has_exit_code = json_is_integer(codej);
+	st->exit_code = (int)code;
+	json_decref(j);
+	return err;
+}
+
+static bool init_alive(const sb_sandbox *sb)
+{
+	return sb->info.init_pid > 0 && sb_proc_start_time(sb->info.init_pid) == sb->init_start;
+}
+
+static void fill_sizes(sb_sandbox_exec *x, sb_sandbox_exec_status *st)
+{
+	struct stat fs;
+	for (int s = 0; s < 2; s++) {
+		if (x->out[s] < 0)
+			x->out[s] = openat(x->dirfd, stream_names[s], O_RDONLY | O_CLOEXEC);
+		if (x->out[s] >= 0 && fstat(x->out[s], &fs) == 0)
+			*(s == 0 ? &st->stdout_size : &st->stderr_size) = (uint64_t)fs.st_size;
+	}
+}
+
+/* A dead sandbox never finishes its execs: say so instead of letting readers wait. Checked
+ * at most every ALIVE_CHECK_MS (a /proc read). */
+static sb_err *check_alive(sb_sandbox_exec *x)
+{
+	if (!x->sb->dead && sb_mono_ms() - x->alive_checked_ms < ALIVE_CHECK_MS)
+		return NULL;
+	x->alive_checked_ms = sb_mono_ms();
+	if (!x->sb->dead && init_alive(x->sb))
+		return NULL;
+	return sb_err_new(SB_E_STATE_LOST,
+	                  "exec %s in lease %s will never finish: the sandbox is gone", x->id,
+	                  x->sb->id);
+}
+
+/* An exec's state as sbi_exec_describe puts it in a message. */
+static void status_from_msg(const sbi_msg *m, const char *id, sb_sandbox_exec_status *f)
+{
+	long long v = 0;
+	memset(f, 0, sizeof *f);
+	snprintf(f->exec_id, sizeof f->exec_id, "%s", id);
+	f->running = sbi_msg_geti(m, "running", 0, 1, &v) == 0 && v;
+	f->has_exit_code = sbi_msg_geti(m, "exit_code", 0, 255, &v) == 0;
+	f->exit_code = (int)(f->has_exit_code ? v : 0);
+	f->signal = sbi_msg_geti(m, "signal", 0, 128, &v) == 0 ? (int)v : 0;
+	f->timed_out = sbi_msg_geti(m, "timed_out", 0, 1, &v) == 0 && v;
+	f->oom_killed = sbi_msg_geti(m, "oom_killed", 0, 1, &v) == 0 && v;
+	f->stdout_truncated = sbi_msg_geti(m, "stdout_truncated", 0, 1, &v) == 0 && v;
+	f->stderr_truncated = sbi_msg_geti(m, "stderr_truncated", 0, 1, &v) == 0 && v;
+	f->pid = sbi_msg_geti(m, "pid", 0, INT32_MAX, &v) == 0 ? (int)v : 0;
+	if (sbi_msg_geti(m, "started_at_ms", 0, INT64_MAX, &v) == 0)
+		f->started_at_ms = v;
+	if (sbi_msg_geti(m, "finished_at_ms", 0, INT64_MAX, &v) == 0)
+		f->finished_at_ms = v;
+}
+
+/* Take init's exit message from the start connection if it has arrived (never blocks). */
+static void poll_exit_message(sb_sandbox_exec *x)
+{
+	while (x->conn >= 0 && !x->final) {
+		sbi_msg m;
+		sbi_msg_init(&m);
+		int got = sbi_reader_take(&x->rd, &m, NULL, NULL);
+		if (got == 1) {
+			const char *op = sbi_msg_get(&m, "op");
+			if (op && strcmp(op, "exit") == 0) {
+				status_from_msg(&m, x->id, &x->final_st);
+				x->final = true;
+			}
+			sbi_msg_deinit(&m);
+			continue;
+		}
+		sbi_msg_deinit(&m);
+		long n = got < 0 ? 0 : sbi_reader_fill(&x->rd, x->conn);
+		if (n > 0)
+			continue;
+		if (n == -EAGAIN || n == -EINTR)
+			return;
+		/* closed or broken: status.json remains the source of truth */
+		sb_close(&x->conn);
+	}
+	if (x->final)
+		sb_close(&x->conn);
+}
+
+sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *st)
+{
+	memset(st, 0, sizeof *st);
+	poll_exit_message(x);
+	if (x->final) {
+		*st = x->final_st;
+		fill_sizes(x, st);
+		return NULL;
+	}
+	snprintf(st->exec_id, sizeof st->exec_id, "%s", x->id);
+	if (x->conn >= 0) {
+		/* we started it and init will tell us when it ends: no need to read the record */
+		st->running = true;
+		st->pid = x->pid;
+		st->started_at_ms = x->started_ms;
+		fill_sizes(x, st);
+		return check_alive(x);
+	}
+	char buf[STATUS_MAX];
+	size_t len = 0;
+	int fd = openat(x->dirfd, "status.json", O_RDONLY | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT)
+		return sb_err_sys(errno, "status of exec %s in lease %s", x->id, x->sb->id);
+	if (fd >= 0) {
+		sb_err *err = sb_read_full(fd, buf, sizeof buf, &len);
+		close(fd);
+		if (err)
+			return sb_err_prefix(err, "status of exec %s", x->id);
+	}
+	sb_err *err = NULL;
+	if (len > 0)
+		err = parse_status(x, buf, len, st);
+	else {
+		/* init writes the first record only if the command lives a few ms */
+		st->running = true;
+		st->pid = x->pid;
+		st->started_at_ms = x->started_ms;
+	}
+	if (err)
+		return err;
+	fill_sizes(x, st);
+	return st->running ? check_alive(x) : NULL;
+}
+
+/* The inotify watch is set up on first need: a command that is over before anyone waits
+ * never pays for it. Returns true when it was just created (the caller must re-read, since
+ * changes before the watch existed were not seen). */
+static sb_err *ensure_watch(sb_sandbox_exec *x, bool *created)
+{
+	*created = false;
+	if (x->ino >= 0)
+		return NULL;
+	char *dir = sb_strfmt("%s/%s", x->sb->spool_dir, x->id);
+	x->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	sb_err *err = NULL;
+	if (x->ino < 0 ||
+	    inotify_add_watch(x->ino, dir, IN_MODIFY | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF) <
+	        0)
+		err = sb_err_sys(errno, "watching %s", dir);
+	free(dir);
+	if (err)
+		sb_close(&x->ino);
+	else
+		*created = true;
+	return err;
+}
+
+int sb_sandbox_exec_fd(sb_sandbox_exec *x)
+{
+	if (x->wake >= 0)
+		return x->wake;
+	bool created;
+	sb_err *err = ensure_watch(x, &created);
+	if (err) {
+		sb_warn("%s", err->msg);
+		sb_err_free(err);
+		return -1;
+	}
+	return x->ino;
+}
+
+/* Does one inotify event matter to readers: output grew or the status record was replaced
+ * (the temp file init writes before renaming does not). */
+static bool event_relevant(const struct inotify_event *ev)
+{
+	if (ev->mask & (IN_DELETE_SELF | IN_IGNORED | IN_Q_OVERFLOW))
+		return true;
+	if (ev->len == 0)
+		return false;
+	if (ev->mask & IN_MOVED_TO)
+		return strcmp(ev->name, "status.json") == 0;
+	if (ev->mask & IN_CREATE)
+		return false; /* the first byte follows as IN_MODIFY */
+	return strcmp(ev->name, "stdout") == 0 || strcmp(ev->name, "stderr") == 0;
+}
+
+static bool drain_events(int ino)
+{
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool any = false;
+	for (;;) {
+		ssize_t n = read(ino, buf, sizeof buf);
+		if (n <= 0)
+			return any;
+		for (ssize_t off = 0; off < n;) {
+			const struct inotify_event *ev = (const void *)(buf + off);
+			any |= event_relevant(ev);
+			off += (ssize_t)(sizeof *ev + ev->len);
+		}
+	}
+}
+
+/* Empty the wake pipe; at its end of file (init is gone) force a liveness check. */
+static bool drain_wake(sb_sandbox_exec *x)
+{
+	char buf[256];
+	bool any = false;
+	for (;;) {
+		ssize_t n = read(x->wake, buf, sizeof buf);
+		if (n > 0) {
+			any = true;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0) {
+			sb_close(&x->wake);
+			x->alive_checked_ms = 0;
+			any = true;
+		}
+		return any;
+	}
+}
+
+sb_err *sb_sandbox_exec_wait(sb_sandbox_exec *x, int64_t timeout_ms, bool *changed)
+{
+	if (changed)
+		*changed = false;
+	int fd = x->wake;
+	if (fd < 0) {
+		bool created = false;
+		sb_err *werr = ensure_watch(x, &created);
+		if (werr)
+			return werr;
+		if (created) {
+			if (changed)
+				*changed = true;
+			return NULL;
+		}
+		fd = x->ino;
+	}
+	int64_t deadline = timeout_ms < 0 ? -1 : sb_mono_ms() + timeout_ms;
+	for (;;) {
+		int64_t left = deadline < 0 ? -1 : deadline - sb_mono_ms();
+		if (deadline >= 0 && left < 0)
+			left = 0;
+		struct pollfd p = {fd, POLLIN, 0};
+		int rc = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0)
+			return sb_err_sys(errno, "waiting for exec %s", x->id);
+		if (rc == 0)
+			return NULL;
+		bool any = fd == x->wake ? drain_wake(x) : drain_events(x->ino);
+		if (any) {
+			if (changed)
+				*changed = true;
+			return NULL;
+		}
+	}
+}
+
+void sb_sandbox_exec_free(sb_sandbox_exec *x)
+{
+	if (!x)
+		return;
+	sb_close(&x->dirfd);
+	sb_close(&x->out[0]);
+	sb_close(&x->out[1]);
+	sb_close(&x->ino);
+	sb_close(&x->stdin_w);
+	sb_close(&x->conn);
+	sb_close(&x->wake);
+	sbi_reader_deinit(&x->rd);
+	free(x);
+}
+
+sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec_status *st)
+{
+	sb_sandbox_exec *x = NULL;
+	sb_err *err = sb_sandbox_exec_attach(sb, exec_id, &x);
+	if (err)
+		return err;
+	/* init answers from memory for the execs it still tracks (exactly in step with its exit
+	 * messages); the record on disk covers the rest and a dead sandbox */
+	sbi_msg m, reply;
+	sbi_msg_init(&m);
+	sbi_msg_init(&reply);
+	sbi_msg_add(&m, "op", "status");
+	sbi_msg_add(&m, "id", exec_id);
+	sb_err *cerr =
+	    sb->dead ? sb_err_new(SB_E_STATE_LOST, "dead") : sb_ctl_call(sb, &m, NULL, 0, &reply);
+	const char *ok = cerr ? NULL : sbi_msg_get(&reply, "ok");
+	if (ok && strcmp(ok, "1") == 0) {
+		status_from_msg(&reply, exec_id, st);
+		fill_sizes(x, st);
+	} else {
+		err = sb_sandbox_exec_get_status(x, st);
+	}
+	sb_err_free(cerr);
+	sbi_msg_deinit(&m);
+	sbi_msg_deinit(&reply);
+	sb_sandbox_exec_free(x);
+	return err;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+sb_err *sb_sandbox_exec_list(sb_sandbox *sb, char ***ids_out)
+{
+	*ids_out = NULL;
+	int fd = openat(sb->spool_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		sb_err *err = sb_err_sys(errno, "listing %s", sb->spool_dir);
+		if (fd >= 0)
+			close(fd);
+		return err;
+	}
+	char **ids = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (sbi_id_valid(de->d_name)) {
+			sb_strv_push(&ids, de->d_name);
+			n++;
+		}
+	closedir(d);
+	if (!ids)
+		ids = sb_xcalloc(1, sizeof(char *));
+	qsort(ids, n, sizeof *ids, cmp_str);
+	*ids_out = ids;
+	return NULL;
+}
+
+sb_err *sb_sandbox_exec_signal(sb_sandbox *sb, const char *exec_id, int signo)
+{
+	sb_err *err = sb_lease_check_id("exec", exec_id);
+	if (err)
+		return err;
+	if (signo < 1 || signo > 64)
+		return sb_err_new(SB_E_INVAL, "invalid signal number %d", signo);
+	sbi_msg m, reply;
+	sbi_msg_init(&m);
+	sbi_msg_init(&reply);
+	sbi_msg_add(&m, "op", "signal");
+	sbi_msg_add(&m, "id", exec_id);
+	sbi_msg_addi(&m, "sig", signo);
+	if (!(err = sb_ctl_call(sb, &m, NULL, 0, &reply)))
+		err = sb_ctl_reply_err(sb, &reply, "signalling an exec");
+	sbi_msg_deinit(&m);
+	sbi_msg_deinit(&reply);
+	return err;
+}
+
+sb_err *sb_sandbox_list_processes(sb_sandbox *sb, sb_sandbox_process **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	sbi_msg m, reply;
+	sbi_msg_init(&m);
+	sbi_msg_init(&reply);
+	sbi_msg_add(&m, "op", "ps");
+	sb_err *err = sb_ctl_call(sb, &m, NULL, 0, &reply);
+	if (!err)
+		err = sb_ctl_reply_err(sb, &reply, "listing processes");
+	if (!err) {
+		size_t cap = sbi_msg_count(&reply, "proc"), pos = 0;
+		sb_sandbox_process *p = sb_xcalloc(cap ? cap : 1, sizeof *p);
+		const char *k, *v;
+		while (sbi_msg_next(&reply, &pos, &k, &v)) {
+			if (strcmp(k, "proc") != 0)
+				continue;
+			/* pid ppid pgid state rss exec_id cmdline, tab-separated */
+			char *f[7] = {0}, *copy = sb_xstrdup(v), *s = copy;
+			int nf = 0;
+			while (nf < 6 && s) {
+				f[nf++] = s;
+				s = strchr(s, '\t');
+				if (s)
+					*s++ = '\0';
+			}
+			f[6] = s;
+			if (nf == 6 && s) {
+				sb_sandbox_process *q = &p[(*n)++];
+				q->pid = atoi(f[0]);
+				q->ppid = atoi(f[1]);
+				q->pgid = atoi(f[2]);
+				q->state = f[3][0];
+				q->rss_bytes = strtoull(f[4], NULL, 10);
+				q->exec_id = f[5][0] ? sb_xstrdup(f[5]) : NULL;
+				q->cmdline = sb_xstrdup(f[6]);
+			}
+			free(copy);
+		}
+		*out = p;
+	}
+	sbi_msg_deinit(&m);
+	sbi_msg_deinit(&reply);
+	return err;
+}
+
+void sb_sandbox_processes_free(sb_sandbox_process *p, size_t n)
+{
+	for (size_t i = 0; p && i < n; i++) {
+		free(p[i].exec_id);
+		free(p[i].cmdline);
+	}
+	free(p);
+}

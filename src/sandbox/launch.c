@@ -1,0 +1,498 @@
+/* Starting a sandbox: bubblewrap with sandbar-init as PID 1, detached from the caller.
+ *
+ * The caller forks twice (the middle process calls setsid and exits at once) so bwrap is not
+ * our child and never dies with us: no --die-with-parent. The grandchild joins the lease's
+ * cgroups, drops to the sandbox host user when we are root, arranges the descriptors init
+ * needs at fixed numbers and execs bwrap. Directories are bound from descriptors (--bind-fd),
+ * so the unprivileged bwrap needs no access to the state directory's path. Readiness is one
+ * byte on a pipe from init; bwrap's --info-fd gives init's host pid.
+ */
+#include "sandbox_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <grp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define READY_TIMEOUT_MS 20000
+#define SB_STR_(x) #x
+#define SB_STR(x) SB_STR_(x)
+
+/* Descriptor numbers inside bwrap / init. */
+enum {
+	FD_CTL = 3,
+	FD_SPOOL,
+	FD_SECCOMP,
+	FD_READY,
+	FD_INFO,
+	FD_WS,
+	FD_HOME,
+	FD_INIT,
+	FD_OOM,
+	FD_PASSWD,
+	FD_GROUP,
+	FD_COUNT_MAX
+};
+
+long long sb_proc_start_time(int pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/stat", pid);
+	sb_buf b = SB_BUF_INIT;
+	sb_err *err = sb_read_file(path, 4096, &b);
+	long long t = -1;
+	if (!err) {
+		const char *p = strrchr(sb_buf_cstr(&b), ')');
+		/* field 22 (starttime); after ')' come fields 3.. */
+		for (int field = 2; p && field < 22; field++)
+			p = strchr(p + 1, ' ');
+		if (p)
+			t = strtoll(p + 1, NULL, 10);
+	}
+	sb_err_free(err);
+	sb_buf_deinit(&b);
+	return t;
+}
+
+static void push(char ***v, const char *a)
+{
+	sb_strv_push(v, a);
+}
+
+static void push3(char ***v, const char *a, const char *b, const char *c)
+{
+	sb_strv_push(v, a);
+	sb_strv_push(v, b);
+	if (c)
+		sb_strv_push(v, c);
+}
+
+/* The read-only system part of the file system. */
+/* One top-level entry made visible read-only: a directory or file bound, a symlink recreated. */
+static void add_entry(char ***v, const char *src, const char *dst)
+{
+	struct stat st;
+	if (lstat(src, &st) < 0)
+		return;
+	if (S_ISLNK(st.st_mode)) {
+		char target[4096];
+		ssize_t n = readlink(src, target, sizeof target - 1);
+		if (n <= 0)
+			return;
+		target[n] = '\0';
+		push3(v, "--symlink", target, dst);
+	} else if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
+		push3(v, "--ro-bind", src, dst);
+	}
+}
+
+/* The read-only system part of the file system: the host's /usr, /etc, /bin, /sbin, /lib*,
+ * /opt, or every top-level entry of a configured root file system except the places the
+ * sandbox provides itself (so their mount points can be made in bwrap's own root). */
+static void add_system_dirs(char ***v, const char *rootfs, const char *workspace_mount)
+{
+	if (!rootfs) {
+		static const char *const dirs[] = {"/usr",   "/etc",   "/bin",    "/sbin", "/lib",
+		                                   "/lib32", "/lib64", "/libx32", "/opt"};
+		for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
+			add_entry(v, dirs[i], dirs[i]);
+		return;
+	}
+	size_t wlen = strcspn(workspace_mount + 1, "/");
+	DIR *d = opendir(rootfs);
+	if (!d)
+		return; /* bwrap then runs on an empty root and init fails to start: reported */
+	char **names = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		static const char *const own[] = {".",   "..",  "proc", "dev",
+		                                  "tmp", "sys", "home", ".sandbar-init"};
+		bool skip = strlen(de->d_name) == wlen &&
+		            strncmp(de->d_name, workspace_mount + 1, wlen) == 0;
+		for (size_t i = 0; i < sizeof own / sizeof own[0] && !skip; i++)
+			skip = strcmp(de->d_name, own[i]) == 0;
+		if (!skip) {
+			sb_strv_push(&names, de->d_name);
+			n++;
+		}
+	}
+	closedir(d);
+	for (size_t i = 0; i < n; i++) {
+		char *src = sb_strfmt("%s/%s", rootfs, names[i]);
+		char *dst = sb_strfmt("/%s", names[i]);
+		add_entry(v, src, dst);
+		free(src);
+		free(dst);
+	}
+	sb_strv_free(names);
+}
+
+static char **build_argv(const sb_sandbox *sb, const sb_launch *l, bool have_oom,
+                         bool have_accounts)
+{
+	char **v = NULL, num[32];
+	push(&v, l->bwrap);
+	push(&v, "--unshare-user");
+	push(&v, "--unshare-ipc");
+	push(&v, "--unshare-pid");
+	push(&v, "--unshare-uts");
+	push(&v, "--unshare-cgroup");
+	if (!l->network)
+		push(&v, "--unshare-net");
+	snprintf(num, sizeof num, "%d", SB_SANDBOX_INNER_UID);
+	push3(&v, "--uid", num, NULL);
+	push3(&v, "--gid", num, NULL);
+	push3(&v, "--hostname", "sandbar", NULL);
+	push(&v, "--as-pid-1");
+	push(&v, "--new-session");
+	snprintf(num, sizeof num, "%d", FD_INFO);
+	push3(&v, "--info-fd", num, NULL);
+	add_system_dirs(&v, l->rootfs, sb->workspace_mount);
+	if (have_accounts) {
+		/* a name for the sandbox uid, whatever the host's /etc says about uid 1000 */
+		snprintf(num, sizeof num, "%d", FD_PASSWD);
+		push3(&v, "--ro-bind-data", num, "/etc/passwd");
+		snprintf(num, sizeof num, "%d", FD_GROUP);
+		push3(&v, "--ro-bind-data", num, "/etc/group");
+	}
+	push3(&v, "--proc", "/proc", NULL);
+	push3(&v, "--dev", "/dev", NULL);
+	push3(&v, "--perms", "01777", NULL);
+	push3(&v, "--tmpfs", "/dev/shm", NULL);
+	push3(&v, "--perms", "01777", NULL);
+	push3(&v, "--tmpfs", "/tmp", NULL);
+	snprintf(num, sizeof num, "%d", FD_HOME);
+	push3(&v, "--bind-fd", num, SB_SANDBOX_HOME);
+	snprintf(num, sizeof num, "%d", FD_WS);
+	push3(&v, "--bind-fd", num, sb->workspace_mount);
+	snprintf(num, sizeof num, "%d", FD_INIT);
+	push3(&v, "--ro-bind-fd", num, "/.sandbar-init");
+	push3(&v, "--remount-ro", "/dev", NULL);
+	push3(&v, "--remount-ro", "/", NULL);
+	push3(&v, "--chdir", "/", NULL);
+	push(&v, "/.sandbar-init");
+	snprintf(num, sizeof num, "%d", FD_CTL);
+	push3(&v, "--ctl-fd", num, NULL);
+	snprintf(num, sizeof num, "%d", FD_SPOOL);
+	push3(&v, "--spool-fd", num, NULL);
+	snprintf(num, sizeof num, "%d", FD_SECCOMP);
+	push3(&v, "--seccomp-fd", num, NULL);
+	snprintf(num, sizeof num, "%d", FD_READY);
+	push3(&v, "--ready-fd", num, NULL);
+	if (have_oom) {
+		snprintf(num, sizeof num, "%d", FD_OOM);
+		push3(&v, "--oom-fd", num, NULL);
+	}
+	snprintf(num, sizeof num, "%llu", (unsigned long long)l->nofile);
+	push3(&v, "--nofile", num, NULL);
+	snprintf(num, sizeof num, "%llu", (unsigned long long)l->nproc);
+	push3(&v, "--nproc", num, NULL);
+	snprintf(num, sizeof num, "%llu", (unsigned long long)l->spool_max);
+	push3(&v, "--spool-max", num, NULL);
+	return v;
+}
+
+/* Only async-signal-safe calls from here until exec: the caller may have threads. */
+static void write_pid(const char *cgdir_procs, int pid)
+{
+	char num[16];
+	int n = 0;
+	char rev[16];
+	do {
+		rev[n++] = (char)('0' + pid % 10);
+		pid /= 10;
+	} while (pid > 0);
+	for (int i = 0; i < n; i++)
+		num[i] = rev[n - 1 - i];
+	int fd = open(cgdir_procs, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || write(fd, num, (size_t)n) != n)
+		_exit(121);
+	close(fd);
+}
+
+static void grandchild(const sb_launch *l, char **argv, char **envp, char **procs_files,
+                       const int *src, int nsrc, int devnull, int log)
+{
+	for (size_t i = 0; procs_files && procs_files[i]; i++)
+		write_pid(procs_files[i], getpid());
+	if (l->drop_privs) {
+		if (setgroups(0, NULL) < 0 ||
+		    setresgid((gid_t)l->gid, (gid_t)l->gid, (gid_t)l->gid) < 0 ||
+		    setresuid((uid_t)l->uid, (uid_t)l->uid, (uid_t)l->uid) < 0)
+			_exit(122);
+	}
+	/* move every descriptor above the target range first, then into place */
+	int tmp[FD_COUNT_MAX];
+	for (int i = 0; i < nsrc; i++) {
+		tmp[i] = -1;
+		if (src[i] >= 0 && (tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 64)) < 0)
+			_exit(123);
+	}
+	if (dup2(devnull, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
+		_exit(124);
+	for (int i = 0; i < nsrc; i++)
+		if (tmp[i] >= 0 && dup2(tmp[i], FD_CTL + i) < 0)
+			_exit(125);
+	close_range(FD_CTL + (unsigned)nsrc, ~0U, 0);
+	signal(SIGPIPE, SIG_DFL);
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	execve(argv[0], argv, envp);
+	_exit(126);
+}
+
+/* The host's (or rootfs') passwd/group without any entry for the sandbox uid/gid or name,
+ * plus "sandbox" for them, in a sealed memfd. */
+static sb_err *account_file(const char *rootfs, const char *name, const char *line, int *out)
+{
+	char *path = sb_strfmt("%s/etc/%s", rootfs ? rootfs : "", name);
+	sb_buf in = SB_BUF_INIT, outb = SB_BUF_INIT;
+	*out = -1;
+	sb_err *err = sb_read_file(path, 4u << 20, &in);
+	free(path);
+	if (err && err->sys_errno == ENOENT) {
+		/* a root file system without the file: leave it so (its /etc may be read-only) */
+		sb_err_free(err);
+		return NULL;
+	}
+	if (err)
+		return err;
+	char id[16];
+	snprintf(id, sizeof id, "%d", SB_SANDBOX_INNER_UID);
+	const char *p = sb_buf_cstr(&in);
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl ? (size_t)(nl - p) : strlen(p);
+		/* name:x:id:... — drop lines naming "sandbox" or using the id */
+		const char *c1 = memchr(p, ':', len);
+		const char *c2 = c1 ? memchr(c1 + 1, ':', len - (size_t)(c1 + 1 - p)) : NULL;
+		const char *c3 = c2 ? memchr(c2 + 1, ':', len - (size_t)(c2 + 1 - p)) : NULL;
+		bool drop = (c1 && (size_t)(c1 - p) == 7 && strncmp(p, "sandbox", 7) == 0) ||
+		            (c2 && c3 && (size_t)(c3 - c2 - 1) == strlen(id) &&
+		             strncmp(c2 + 1, id, strlen(id)) == 0);
+		if (!drop && len > 0) {
+			sb_buf_append(&outb, p, len);
+			sb_buf_appendc(&outb, '\n');
+		}
+		p += len + (nl ? 1 : 0);
+	}
+	sb_buf_appends(&outb, line);
+	sb_buf_deinit(&in);
+	int fd = memfd_create(name, MFD_CLOEXEC);
+	if (fd < 0)
+		err = sb_err_sys(errno, "memfd for /etc/%s", name);
+	else if ((err = sb_write_all(fd, outb.data, outb.len)) || lseek(fd, 0, SEEK_SET) < 0) {
+		err = err ? err : sb_err_sys(errno, "rewinding /etc/%s", name);
+		close(fd);
+	} else {
+		*out = fd;
+	}
+	sb_buf_deinit(&outb);
+	return err;
+}
+
+static sb_err *bind_listener(sb_sandbox *sb, int *out)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return sb_err_sys(errno, "creating the control socket of lease %s", sb->id);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "/proc/self/fd/%d/ctl.sock", sb->run_fd);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 64) < 0) {
+		sb_err *err = sb_err_sys(errno, "binding %s/ctl.sock", sb->run_dir);
+		close(fd);
+		return err;
+	}
+	*out = fd;
+	return NULL;
+}
+
+static int parse_child_pid(const char *json)
+{
+	const char *p = strstr(json, "\"child-pid\"");
+	if (!p || !(p = strchr(p, ':')))
+		return -1;
+	return (int)strtol(p + 1, NULL, 10);
+}
+
+/* bwrap writes {"child-pid": N, ...} and may keep the descriptor open: read up to the '}'. */
+static void read_info(int fd, sb_buf *out)
+{
+	int64_t deadline = sb_mono_ms() + 5000;
+	while (!memchr(out->data ? out->data : "", '}', out->len) && out->len < 65536) {
+		int64_t left = deadline - sb_mono_ms();
+		struct pollfd pfd = {fd, POLLIN, 0};
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			return;
+		char buf[1024];
+		ssize_t n = read(fd, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return;
+		sb_buf_append(out, buf, (size_t)n);
+	}
+}
+
+static char *log_tail(const sb_sandbox *sb)
+{
+	char *path = sb_strfmt("%s/init.log", sb->run_dir);
+	sb_buf b = SB_BUF_INIT;
+	sb_err *err = sb_read_file(path, 1u << 20, &b);
+	free(path);
+	sb_err_free(err);
+	while (b.len > 0 && (b.data[b.len - 1] == '\n' || b.data[b.len - 1] == ' '))
+		b.data[--b.len] = '\0';
+	const char *s = sb_buf_cstr(&b);
+	if (b.len > 600)
+		s += b.len - 600;
+	char *out = sb_xstrdup(*s ? s : "(no output)");
+	sb_buf_deinit(&b);
+	return out;
+}
+
+sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
+{
+	sb_err *err = NULL;
+	int src[FD_COUNT_MAX - FD_CTL];
+	int nsrc = FD_GROUP - FD_CTL + 1;
+	for (int i = 0; i < nsrc; i++)
+		src[i] = -1;
+	int ready[2] = {-1, -1}, info[2] = {-1, -1}, devnull = -1, log = -1;
+	char **argv = NULL, **procs = NULL;
+	char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+
+	if ((err = bind_listener(sb, &src[FD_CTL - FD_CTL])))
+		goto out;
+	if ((err = sb_seccomp_memfd(&src[FD_SECCOMP - FD_CTL])))
+		goto out;
+	src[FD_SPOOL - FD_CTL] = fcntl(sb->spool_fd, F_DUPFD_CLOEXEC, 3);
+	if ((src[FD_WS - FD_CTL] = fcntl(sb->workspace_fd, F_DUPFD_CLOEXEC, 3)) < 0 ||
+	    (src[FD_HOME - FD_CTL] = open(sb->home, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
+	    (src[FD_INIT - FD_CTL] = open(l->init_path, O_PATH | O_CLOEXEC)) < 0) {
+		err = sb_err_sys(errno, "opening the directories and init binary of lease %s",
+		                 sb->id);
+		goto out;
+	}
+	if ((err = account_file(l->rootfs, "passwd",
+	                        "sandbox:x:" SB_STR(SB_SANDBOX_INNER_UID) ":" SB_STR(
+	                            SB_SANDBOX_INNER_UID) "::" SB_SANDBOX_HOME ":/bin/sh\n",
+	                        &src[FD_PASSWD - FD_CTL])) ||
+	    (err = account_file(l->rootfs, "group", "sandbox:x:" SB_STR(SB_SANDBOX_INNER_UID) ":\n",
+	                        &src[FD_GROUP - FD_CTL])))
+		goto out;
+	if (l->oom_file && (src[FD_OOM - FD_CTL] = open(l->oom_file, O_RDONLY | O_CLOEXEC)) < 0) {
+		err = sb_err_sys(errno, "opening %s", l->oom_file);
+		goto out;
+	}
+	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(info, O_CLOEXEC) < 0) {
+		err = sb_err_sys(errno, "creating pipes for lease %s", sb->id);
+		goto out;
+	}
+	src[FD_READY - FD_CTL] = ready[1];
+	src[FD_INFO - FD_CTL] = info[1];
+	char *logpath = sb_strfmt("%s/init.log", sb->run_dir);
+	log = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	free(logpath);
+	devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (log < 0 || devnull < 0) {
+		err = sb_err_sys(errno, "opening %s/init.log", sb->run_dir);
+		goto out;
+	}
+	bool accounts = src[FD_PASSWD - FD_CTL] >= 0 && src[FD_GROUP - FD_CTL] >= 0;
+	if (!accounts) {
+		sb_close(&src[FD_PASSWD - FD_CTL]);
+		sb_close(&src[FD_GROUP - FD_CTL]);
+	}
+	argv = build_argv(sb, l, l->oom_file != NULL, accounts);
+	for (size_t i = 0; l->cgroups && l->cgroups[i]; i++) {
+		char *p = sb_strfmt("%s/cgroup.procs", l->cgroups[i]);
+		sb_strv_push(&procs, p);
+		free(p);
+	}
+	pid_t mid = fork();
+	if (mid < 0) {
+		err = sb_err_sys(errno, "fork for lease %s", sb->id);
+		goto out;
+	}
+	if (mid == 0) {
+		if (setsid() < 0)
+			_exit(120);
+		pid_t g = fork();
+		if (g == 0)
+			grandchild(l, argv, envp, procs, src, nsrc, devnull, log);
+		_exit(g < 0 ? 119 : 0);
+	}
+	int ws = 0;
+	while (waitpid(mid, &ws, 0) < 0 && errno == EINTR)
+		;
+	/* our copies of the child's ends must go, so EOF means the sandbox died */
+	sb_close(&ready[1]);
+	sb_close(&info[1]);
+	src[FD_READY - FD_CTL] = src[FD_INFO - FD_CTL] = -1;
+	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
+		err =
+		    sb_err_new(SB_E_SPAWN, "starting the sandbox of lease %s: fork failed", sb->id);
+		goto out;
+	}
+	char c = 0;
+	struct pollfd pfd = {ready[0], POLLIN, 0};
+	int rc;
+	do
+		rc = poll(&pfd, 1, READY_TIMEOUT_MS);
+	while (rc < 0 && errno == EINTR);
+	ssize_t n = rc > 0 ? read(ready[0], &c, 1) : -1;
+	sb_buf ib = SB_BUF_INIT;
+	if (n == 1 && c == 'R') {
+		read_info(info[0], &ib);
+		{
+			sb->info.init_pid = parse_child_pid(sb_buf_cstr(&ib));
+			if (sb->info.init_pid <= 0)
+				err = sb_err_new(SB_E_PROTOCOL,
+				                 "bwrap did not report the sandbox pid of lease %s",
+				                 sb->id);
+			else
+				sb->init_start = sb_proc_start_time(sb->info.init_pid);
+		}
+	} else {
+		char *tail = log_tail(sb);
+		err = sb_err_new(SB_E_SPAWN,
+		                 "the sandbox of lease %s did not start (%s): %s; check that "
+		                 "bubblewrap works for uid %lld and that %s is executable by it",
+		                 sb->id, rc == 0 ? "timed out" : "exited", tail,
+		                 (long long)sb->info.host_uid, l->init_path);
+		free(tail);
+		/* a hung start: kill it through its pid if bwrap told us */
+		read_info(info[0], &ib);
+		int pid = parse_child_pid(sb_buf_cstr(&ib));
+		if (rc == 0 && pid > 0)
+			kill(pid, SIGKILL);
+	}
+	sb_buf_deinit(&ib);
+out:
+	for (int i = 0; i < nsrc; i++)
+		if (src[i] >= 0)
+			close(src[i]);
+	sb_close(&ready[0]);
+	sb_close(&ready[1]);
+	sb_close(&info[0]);
+	sb_close(&info[1]);
+	sb_close(&devnull);
+	sb_close(&log);
+	sb_strv_free(argv);
+	sb_strv_free(procs);
+	return err;
+}

@@ -1,0 +1,100 @@
+/* Test helpers for real sandboxes (see sbx.h). */
+#include "sbx.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+char *sbx_state_dir(void)
+{
+	char tmpl[] = "/tmp/sbx-state-XXXXXX";
+	char *dir = mkdtemp(tmpl);
+	assert_non_null(dir); /* 0700: sb_sandbox_create makes it traversable (o+x) */
+	return sb_xstrdup(dir);
+}
+
+void sbx_state_free(char *dir)
+{
+	if (!dir)
+		return;
+	sb_err_free(sb_fs_rm_rf(dir));
+	free(dir);
+}
+
+void sbx_config(sb_sandbox_config *cfg, const char *state_dir)
+{
+	sb_sandbox_config_init(cfg);
+	cfg->state_dir = state_dir;
+	cfg->init_path = SB_TEST_BUILD_DIR "/sandbar-init";
+}
+
+sb_sandbox *sbx_create(const char *state_dir, const char *id, const sb_sandbox_opts *opts)
+{
+	sb_sandbox_config cfg;
+	sbx_config(&cfg, state_dir);
+	sb_sandbox *sb = NULL;
+	SB_ASSERT_OK(sb_sandbox_create(&cfg, id, opts, &sb));
+	return sb;
+}
+
+static void read_new(sb_sandbox_exec *x, sb_stream s, sb_buf *b)
+{
+	char buf[65536];
+	for (;;) {
+		size_t got = 0;
+		SB_ASSERT_OK(sb_sandbox_exec_read(x, s, b->len, buf, sizeof buf, &got));
+		if (got == 0)
+			return;
+		sb_buf_append(b, buf, got);
+	}
+}
+
+void sbx_follow(sb_sandbox_exec *x, sbx_result *r)
+{
+	for (;;) {
+		SB_ASSERT_OK(sb_sandbox_exec_get_status(x, &r->st));
+		read_new(x, SB_STREAM_STDOUT, &r->out);
+		read_new(x, SB_STREAM_STDERR, &r->err);
+		if (!r->st.running)
+			return;
+		SB_ASSERT_OK(sb_sandbox_exec_wait(x, 1000, NULL));
+	}
+}
+
+void sbx_run(sb_sandbox *sb, char *const *argv, int64_t timeout_ms, sbx_result *r)
+{
+	memset(r, 0, sizeof *r);
+	sb_buf_init(&r->out);
+	sb_buf_init(&r->err);
+	sb_sandbox_exec_req req = {.argv = argv, .timeout_ms = timeout_ms};
+	sb_sandbox_exec *x = NULL;
+	SB_ASSERT_OK(sb_sandbox_exec_start(sb, &req, &x));
+	sbx_follow(x, r);
+	sb_sandbox_exec_free(x);
+}
+
+void sbx_sh(sb_sandbox *sb, const char *script, sbx_result *r)
+{
+	char *argv[] = {"sh", "-c", (char *)script, NULL};
+	sbx_run(sb, argv, 60000, r);
+}
+
+void sbx_result_free(sbx_result *r)
+{
+	sb_buf_deinit(&r->out);
+	sb_buf_deinit(&r->err);
+}
+
+void sbx_install_probe(sb_sandbox *sb)
+{
+	char *dst = sb_strfmt("%s/probe", sb_sandbox_workspace_dir(sb));
+	char *cmd =
+	    sb_strfmt("cp '%s/sbx-probe' '%s' && chmod 755 '%s'", SB_TEST_BUILD_DIR, dst, dst);
+	assert_int_equal(system(cmd), 0);
+	free(cmd);
+	free(dst);
+}
