@@ -33,7 +33,8 @@ struct sb_server {
 	int listen_fd[MAX_DAEMONS];
 	size_t nd;
 	int port;
-	int stop_fd; /* eventfd: request_stop */
+	bool socket_bound; /* we created socket_path and remove it at stop */
+	int stop_fd;       /* eventfd: request_stop */
 	pthread_t reaper;
 	bool reaper_running;
 	pthread_mutex_t mu;
@@ -201,8 +202,9 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 		token = NULL;
 	}
 	if (keys.n && !cfg->expected_host)
-		sb_warn("HMAC keys are configured without --expected-host: signed requests bind the "
-		        "Host they name, but it is not pinned to this daemon's name");
+		sb_warn(
+		    "HMAC keys are configured without --expected-host: signed requests bind the "
+		    "Host they name, but it is not pinned to this daemon's name");
 	sb_hmac_keyring_deinit(&keys);
 	if (sbs_auth_fail_closed(srv->auth))
 		sb_warn("no token (--token-file, SANDBAR_TOKEN) and no HMAC keys (--hmac-keys) are "
@@ -320,7 +322,19 @@ static sb_err *unix_listen(const char *path, int *fd_out)
 			close(fd);
 			return sb_err_new(SB_E_EXISTS, "%s exists and is not a socket", path);
 		}
-		unlink(path); /* stale socket of an earlier run */
+		/* Remove a stale socket of an earlier run, never a live one. */
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0;
+		if (probe >= 0)
+			close(probe);
+		if (live) {
+			close(fd);
+			return sb_err_new(SB_E_EXISTS,
+			                  "another daemon is listening on %s; stop it or choose "
+			                  "another --socket",
+			                  path);
+		}
+		unlink(path);
 	}
 	mode_t old = umask(0117);
 	int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
@@ -433,6 +447,7 @@ sb_err *sb_server_start(sb_server *s)
 		int fd = -1;
 		if ((err = unix_listen(s->socket_path, &fd)))
 			goto out;
+		s->socket_bound = true;
 		if ((err = start_daemon(s, fd, false, NULL, NULL))) {
 			close(fd);
 			goto out;
@@ -522,7 +537,7 @@ void sb_server_stop(sb_server *s)
 		sb_close(&s->listen_fd[i]);
 	}
 	s->nd = 0;
-	if (s->socket_path)
+	if (s->socket_bound)
 		unlink(s->socket_path);
 	pthread_mutex_lock(&s->mu);
 	s->stopping = true;

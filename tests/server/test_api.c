@@ -174,6 +174,25 @@ static void connections_beyond_the_limit_are_refused(void **state)
 	sbt_daemon_stop(&d);
 }
 
+static void a_second_daemon_never_takes_a_live_socket(void **state)
+{
+	(void)state;
+	char *prog = sbt_build_path("sandbar-serve-test");
+	char *other = sbt_mkdtemp("srv2");
+	char *out = sbt_sh_out("SANDBAR_TOKEN=x '%s' --no-tcp --socket '%s' --state-dir '%s/st' "
+	                       "2>&1; echo \"rc=$?\"",
+	                       prog, D.sock, other);
+	assert_non_null(strstr(out, "another daemon is listening"));
+	assert_non_null(strstr(out, "rc=1"));
+	free(out);
+	sbt_req rq = {.method = "GET", .target = "/v1/leases"};
+	sbt_resp r;
+	assert_int_equal(sbt_http(&D, &rq, &r), 200);
+	sbt_resp_deinit(&r);
+	sbt_rmtree(other);
+	free(prog);
+}
+
 static void metrics_are_prometheus_text(void **state)
 {
 	(void)state;
@@ -233,6 +252,7 @@ int main(void)
 	    cmocka_unit_test(unknown_things_are_404_and_wrong_methods_405),
 	    cmocka_unit_test(oversized_headers_are_refused),
 	    cmocka_unit_test(connections_beyond_the_limit_are_refused),
+	    cmocka_unit_test(a_second_daemon_never_takes_a_live_socket),
 	    cmocka_unit_test(metrics_are_prometheus_text),
 	    cmocka_unit_test(https_with_a_self_signed_certificate),
 	};
