@@ -415,7 +415,11 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 		if (n < -1)
 			return MHD_CONTENT_READER_END_WITH_ERROR;
 		/* 0: the filler waited a while without data; thread-per-connection MHD must not
-		 * get 0 back (it would spin), so ask again. */
+		 * get 0 back (it would spin), so ask again, unless the daemon drains: then the
+		 * stream is cut (a chunked body without its end tells the client it was
+		 * interrupted). */
+		if (c->r->srv->draining)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
 	}
 }
 

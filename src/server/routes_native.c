@@ -420,9 +420,19 @@ static void reply_exec_json(sbs_req *r, sbs_exec *x)
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	sb_sandbox_exec_status st;
-	sb_err *err = sbs_exec_collect(x, srv->limits.output_cap, NULL, &res, &st);
+	sb_err *err = sbs_exec_collect(x, srv->limits.output_cap, srv->drain_cancel, &res, &st);
 	if (err) {
 		sb_exec_result_deinit(&res);
+		if (err->code == SB_E_CANCELED) {
+			/* The command keeps running; its result stays readable after a restart. */
+			sbs_reply_error_details(
+			    r, 503, "shutting_down", json_pack("{s:s}", "exec_id", sbs_exec_id(x)),
+			    "the daemon is shutting down; the command keeps running: read its end "
+			    "with GET .../execs/%s/output",
+			    sbs_exec_id(x));
+			sb_err_free(err);
+			return;
+		}
 		sbs_reply_err(r, err);
 		return;
 	}

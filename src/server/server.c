@@ -225,6 +225,7 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	if ((err = sbs_leases_recover(srv->leases)))
 		goto fail;
 	srv->execs = sbs_execs_new(srv->metrics);
+	srv->drain_cancel = sb_cancel_new();
 	sb_sandbox_health h;
 	sb_sandbox_health_check(&srv->sandbox, &h);
 	srv->sandbox_health = sb_sandbox_health_json(&h);
@@ -521,6 +522,8 @@ void sb_server_stop(sb_server *s)
 		return;
 	s->stopped = true;
 	s->srv.draining = 1;
+	if (s->srv.drain_cancel)
+		sb_cancel_trigger(s->srv.drain_cancel);
 	for (size_t i = 0; i < s->nd; i++) {
 		MHD_socket fd = MHD_quiesce_daemon(s->d[i]);
 		(void)fd; /* our listen_fd, closed below */
@@ -563,6 +566,7 @@ void sb_server_free(sb_server *s)
 	sbs_auth_free(srv->auth);
 	sbs_metrics_free(srv->metrics);
 	json_decref(srv->sandbox_health);
+	sb_cancel_free(srv->drain_cancel);
 	const char *strs[] = {srv->sandbox.init_path, srv->sandbox.bwrap_path, srv->sandbox.rootfs,
 	                      srv->sandbox.workspace_mount, srv->sandbox.cgroup_root};
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)

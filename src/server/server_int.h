@@ -28,6 +28,7 @@ struct sbs_server {
 	bool access_log;
 	int64_t started_ms;
 	volatile int draining; /* set when SIGTERM arrived: streams end */
+	sb_cancel *drain_cancel; /* triggered with draining: for handlers that wait (collect) */
 };
 
 /* Route registration (one per route file). */

@@ -257,6 +257,66 @@ static void sigterm_ends_open_streams_without_end_and_exits_cleanly(void **state
 	sbt_daemon_stop(&d);
 }
 
+static void *json_exec_main(void *arg)
+{
+	bg_stream *b = arg;
+	sbt_req rq = {
+	    .method = "POST", .target = b->target, .body = "{\"script\":\"sleep 2; echo done\"}"};
+	sbt_http(b->d, &rq, &b->r);
+	return NULL;
+}
+
+static void sigterm_answers_a_waiting_json_exec_with_503(void **state)
+{
+	(void)state;
+	sbt_daemon d;
+	sbt_daemon_start(&d, NULL);
+	if (!sbt_sandbox_ok(&d)) {
+		sbt_daemon_stop(&d);
+		skip();
+	}
+	char *lease = sbt_acquire(&d, "restart-json");
+	char *t = sb_strfmt("/v1/leases/%s/exec", lease);
+	bg_stream b = {.d = &d, .target = t};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, json_exec_main, &b), 0);
+	char *p = sb_strfmt("/v1/leases/%s/processes", lease);
+	bool running = false;
+	for (int i = 0; i < 500 && !running; i++) {
+		long s;
+		json_t *j = sbt_call(&d, "GET", p, NULL, &s);
+		char *txt = json_dumps(j, 0);
+		running = txt && strstr(txt, "sleep 2") != NULL;
+		free(txt);
+		json_decref(j);
+		if (!running)
+			usleep(10000);
+	}
+	assert_true(running);
+	int st = sbt_daemon_signal(&d, SIGTERM);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(b.r.status, 503);
+	assert_string_equal(jstr(b.r.json, "error"), "shutting_down");
+	char *xid = sb_xstrdup(jstr(json_object_get(b.r.json, "details"), "exec_id"));
+	sbt_resp_deinit(&b.r);
+
+	sbt_daemon_restart(&d);
+	char *o = sb_strfmt("/v1/leases/%s/execs/%s/output?stream=stdout&follow=1", lease, xid);
+	sbt_req rq = {.method = "GET", .target = o};
+	sbt_resp r;
+	assert_int_equal(sbt_http(&d, &rq, &r), 200);
+	assert_string_equal(sb_buf_cstr(&r.body), "done\n");
+	sbt_resp_deinit(&r);
+	free(o);
+	free(xid);
+	free(p);
+	free(t);
+	free(lease);
+	sbt_daemon_stop(&d);
+}
+
 static void dead_sandbox_is_marked_lost_and_its_output_stays_readable(void **state)
 {
 	(void)state;
@@ -326,6 +386,7 @@ int main(void)
 	    cmocka_unit_test(sigterm_leaves_sandboxes_and_restart_readopts),
 	    cmocka_unit_test(sigterm_ends_open_streams_without_end_and_exits_cleanly),
 	    cmocka_unit_test(dead_sandbox_is_marked_lost_and_its_output_stays_readable),
+	    cmocka_unit_test(sigterm_answers_a_waiting_json_exec_with_503),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
