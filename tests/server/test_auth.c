@@ -273,6 +273,10 @@ static void access_log_names_key_but_never_secrets(void **state)
 	assert_non_null(strstr(log, "\"key_id\":\"k2\""));
 	assert_non_null(strstr(log, "\"key_id\":\"bearer\""));
 	assert_non_null(strstr(log, "\"method\":\"GET\""));
+	assert_non_null(strstr(log, "\"status\":401"));
+	assert_non_null(strstr(log, "\"duration_ms\""));
+	if (sbt_sandbox_ok(&D))
+		assert_non_null(strstr(log, "\"lease\":\"lease_")); /* from the matrix */
 	assert_null(strstr(log, SBT_TOKEN));
 	assert_null(strstr(log, SBT_SECRET1));
 	assert_null(strstr(log, SBT_SECRET2));

@@ -295,6 +295,15 @@ static void running_exec_fences_destroy_until_signalled(void **state)
 	char *xid = sb_xstrdup(jstr(ev[0].data, "exec_id"));
 	sbt_events_free(ev, n);
 
+	/* The running exec shows in the metrics. */
+	sbt_req mq = {.method = "GET", .target = "/metrics"};
+	sbt_resp mr;
+	assert_int_equal(sbt_http(&D, &mq, &mr), 200);
+	const char *run = strstr(sb_buf_cstr(&mr.body), "\nsandbar_execs_running ");
+	assert_non_null(run);
+	assert_true(atoi(run + strlen("\nsandbar_execs_running ")) >= 1);
+	sbt_resp_deinit(&mr);
+
 	char *d = sb_strfmt("/v1/leases/%s", L);
 	json_t *j = sbt_call(&D, "DELETE", d, NULL, &st);
 	assert_int_equal(st, 409);
