@@ -29,6 +29,8 @@ struct sbs_auth {
 	size_t nbuckets;
 	size_t nnonces;
 	int64_t last_purge_s;
+	sb_err *(*persist)(void *ud, const char *key, int64_t expires_s);
+	void *persist_ud;
 };
 
 sbs_auth *sbs_auth_new(const sbs_auth_config *cfg)
@@ -54,6 +56,8 @@ sbs_auth *sbs_auth_new(const sbs_auth_config *cfg)
 	}
 	a->skew_s = cfg->skew_s > 0 ? cfg->skew_s : SB_HMAC_SKEW_S;
 	a->nonce_max = cfg->nonce_cache ? cfg->nonce_cache : 200000;
+	a->persist = cfg->persist;
+	a->persist_ud = cfg->persist_ud;
 	a->nbuckets = 4096;
 	a->buckets = sb_xcalloc(a->nbuckets, sizeof *a->buckets);
 	pthread_mutex_init(&a->mu, NULL);
@@ -127,7 +131,18 @@ static void purge_locked(sbs_auth *a, int64_t now_s)
 	a->last_purge_s = now_s;
 }
 
-/* Record key/nonce; SB_E_AUTH when seen inside the window, SB_E_BUSY when the cache is full. */
+static void insert_locked(sbs_auth *a, const char *k, size_t b, int64_t expires_s)
+{
+	size_t kl = strlen(k);
+	nonce_ent *e = sb_xmalloc(sizeof *e + kl + 1);
+	memcpy(e->key, k, kl + 1);
+	e->expires_s = expires_s;
+	e->next = a->buckets[b];
+	a->buckets[b] = e;
+	a->nnonces++;
+}
+
+/* Record key/nonce; SB_E_AUTH when seen inside the window or when the cache is full. */
 static sb_err *nonce_record(sbs_auth *a, const char *key_id, const char *nonce, int64_t ts,
                             int64_t now_s)
 {
@@ -147,18 +162,32 @@ static sb_err *nonce_record(sbs_auth *a, const char *key_id, const char *nonce, 
 		err = sb_err_new(SB_E_AUTH, "replay cache full; retry in a few seconds");
 		goto out;
 	}
-	size_t kl = strlen(k);
-	nonce_ent *e = sb_xmalloc(sizeof *e + kl + 1);
-	memcpy(e->key, k, kl + 1);
 	/* Kept until the timestamp can no longer pass the window check. */
-	e->expires_s = ts + a->skew_s + 1;
-	e->next = a->buckets[b];
-	a->buckets[b] = e;
-	a->nnonces++;
+	insert_locked(a, k, b, ts + a->skew_s + 1);
 out:
 	pthread_mutex_unlock(&a->mu);
+	if (!err && a->persist) {
+		sb_err *perr = a->persist(a->persist_ud, k, ts + a->skew_s + 1);
+		if (perr) {
+			/* Still refused in this run; only a restart could miss it. */
+			sb_warn("remembering a nonce: %s", perr->msg);
+			sb_err_free(perr);
+		}
+	}
 	free(k);
 	return err;
+}
+
+void sbs_auth_remember(sbs_auth *a, const char *key, int64_t expires_s)
+{
+	pthread_mutex_lock(&a->mu);
+	size_t b = fnv1a(key) % a->nbuckets;
+	bool dup = false;
+	for (nonce_ent *e = a->buckets[b]; e && !dup; e = e->next)
+		dup = strcmp(e->key, key) == 0;
+	if (!dup && a->nnonces < a->nonce_max)
+		insert_locked(a, key, b, expires_s);
+	pthread_mutex_unlock(&a->mu);
 }
 
 static bool nonce_ok(const char *n)

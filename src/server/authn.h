@@ -17,10 +17,16 @@ typedef struct sbs_auth_config {
 	const char *expected_host;   /* NULL = any Host (HMAC still binds the Host it signed) */
 	int64_t skew_s;              /* 0 = SB_HMAC_SKEW_S */
 	size_t nonce_cache;          /* max remembered nonces; 0 = default */
+	/* Called (outside the auth lock) for every nonce accepted, so that a restarted daemon
+	 * still refuses replays inside the window (the store keeps them). May be NULL. */
+	sb_err *(*persist)(void *ud, const char *key, int64_t expires_s);
+	void *persist_ud;
 } sbs_auth_config;
 
 sbs_auth *sbs_auth_new(const sbs_auth_config *cfg);
 void sbs_auth_free(sbs_auth *a);
+/* Load a nonce remembered by an earlier run (key "<key-id>\n<nonce>"). */
+void sbs_auth_remember(sbs_auth *a, const char *key, int64_t expires_s);
 /* True when no token and no key is configured: every request is refused. */
 bool sbs_auth_fail_closed(const sbs_auth *a);
 

@@ -105,6 +105,16 @@ sb_err *sbs_server_tmpfile(sbs_server *srv, int *fd_out)
 	return NULL;
 }
 
+static sb_err *persist_nonce(void *ud, const char *key, int64_t expires_s)
+{
+	return sbs_store_nonce_put(ud, key, expires_s);
+}
+
+static void remember_nonce(void *ud, const char *key, int64_t expires_s)
+{
+	sbs_auth_remember(ud, key, expires_s);
+}
+
 static sb_err *read_token(const sb_server_config *cfg, char **out)
 {
 	*out = NULL;
@@ -191,11 +201,25 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 		err = sb_err_new(SB_E_UNSUPPORTED, "this libmicrohttpd was built without TLS");
 		goto fail;
 	}
+	if ((err = sb_fs_mkdir_p(srv->state_dir, 0700)))
+		goto fail;
+	if ((err = sb_fs_rm_rf(srv->tmp_dir)) || (err = sb_fs_mkdir_p(srv->tmp_dir, 0700)))
+		goto fail;
+	char *db = sb_strfmt("%s/sandbar.db", srv->state_dir);
+	err = sbs_store_open(db, &srv->store);
+	free(db);
+	if (err)
+		goto fail;
 	sbs_auth_config ac = {.token = token,
 	                      .keys = &keys,
 	                      .expected_host = cfg->expected_host,
-	                      .nonce_cache = srv->limits.nonce_cache};
+	                      .nonce_cache = srv->limits.nonce_cache,
+	                      .persist = persist_nonce,
+	                      .persist_ud = srv->store};
 	srv->auth = sbs_auth_new(&ac);
+	if ((err =
+	         sbs_store_nonces_load(srv->store, sb_wall_ms() / 1000, remember_nonce, srv->auth)))
+		goto fail;
 	if (token) {
 		memset(token, 0, strlen(token));
 		free(token);
@@ -210,15 +234,6 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 		sb_warn("no token (--token-file, SANDBAR_TOKEN) and no HMAC keys (--hmac-keys) are "
 		        "configured: every request except GET /v1/health will be refused");
 
-	if ((err = sb_fs_mkdir_p(srv->state_dir, 0700)))
-		goto fail;
-	if ((err = sb_fs_rm_rf(srv->tmp_dir)) || (err = sb_fs_mkdir_p(srv->tmp_dir, 0700)))
-		goto fail;
-	char *db = sb_strfmt("%s/sandbar.db", srv->state_dir);
-	err = sbs_store_open(db, &srv->store);
-	free(db);
-	if (err)
-		goto fail;
 	srv->metrics = sbs_metrics_new();
 	if ((err = sbs_leases_new(&srv->sandbox, srv->store, &srv->leases)))
 		goto fail;
@@ -398,6 +413,7 @@ static sb_err *start_daemon(sb_server *s, int fd, bool tls, const char *cert, co
 static void *reaper_main(void *arg)
 {
 	sb_server *s = arg;
+	int64_t last_nonce_prune = 0;
 	pthread_mutex_lock(&s->mu);
 	while (!s->stopping) {
 		struct timespec ts;
@@ -409,8 +425,17 @@ static void *reaper_main(void *arg)
 		if (s->stopping)
 			break;
 		pthread_mutex_unlock(&s->mu);
-		sbs_leases_reap(s->srv.leases, sb_wall_ms());
+		int64_t now = sb_wall_ms();
+		sbs_leases_reap(s->srv.leases, now);
 		sbs_execs_tick(s->srv.execs, s->srv.leases);
+		if (now - last_nonce_prune >= 60000) {
+			sb_err *err = sbs_store_nonces_prune(s->srv.store, now / 1000);
+			if (err) {
+				sb_warn("%s", err->msg);
+				sb_err_free(err);
+			}
+			last_nonce_prune = now;
+		}
 		pthread_mutex_lock(&s->mu);
 	}
 	pthread_mutex_unlock(&s->mu);

@@ -27,7 +27,7 @@ struct sbs_server {
 	json_t *sandbox_health; /* sb_sandbox_health_json at start */
 	bool access_log;
 	int64_t started_ms;
-	volatile int draining; /* set when SIGTERM arrived: streams end */
+	volatile int draining;   /* set when SIGTERM arrived: streams end */
 	sb_cancel *drain_cancel; /* triggered with draining: for handlers that wait (collect) */
 };
 

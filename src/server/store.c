@@ -36,6 +36,7 @@ static const char *schema =
     "  finished_ms INTEGER NOT NULL,"
     "  record TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS tombstones_id ON tombstones(id, finished_ms);"
+    "CREATE TABLE IF NOT EXISTS nonces (key TEXT PRIMARY KEY, expires_s INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS audit ("
     "  ts_ms INTEGER NOT NULL, lease_id TEXT, action TEXT NOT NULL, detail TEXT);";
 
@@ -303,6 +304,54 @@ sb_err *sbs_store_prune_tombstones(sbs_store *st, int64_t cutoff_ms)
 {
 	return exec1(st, "DELETE FROM tombstones WHERE finished_ms < ?", NULL, cutoff_ms,
 	             "pruning tombstones");
+}
+
+sb_err *sbs_store_nonce_put(sbs_store *st, const char *key, int64_t expires_s)
+{
+	sb_err *err = NULL;
+	pthread_mutex_lock(&st->mu);
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO nonces(key, expires_s) VALUES(?,?)",
+	                       -1, &s, NULL) != SQLITE_OK) {
+		err = db_err(st->db, "preparing nonce write");
+		goto out;
+	}
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, expires_s);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		err = db_err(st->db, "writing nonce");
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->mu);
+	return err;
+}
+
+sb_err *sbs_store_nonces_load(sbs_store *st, int64_t now_s,
+                              void (*fn)(void *ud, const char *key, int64_t expires_s), void *ud)
+{
+	sb_err *err = NULL;
+	pthread_mutex_lock(&st->mu);
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(st->db, "SELECT key, expires_s FROM nonces WHERE expires_s >= ?", -1,
+	                       &s, NULL) != SQLITE_OK) {
+		err = db_err(st->db, "preparing nonce read");
+		goto out;
+	}
+	sqlite3_bind_int64(s, 1, now_s);
+	int rc;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		fn(ud, (const char *)sqlite3_column_text(s, 0), sqlite3_column_int64(s, 1));
+	if (rc != SQLITE_DONE)
+		err = db_err(st->db, "reading nonces");
+out:
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->mu);
+	return err;
+}
+
+sb_err *sbs_store_nonces_prune(sbs_store *st, int64_t now_s)
+{
+	return exec1(st, "DELETE FROM nonces WHERE expires_s < ?", NULL, now_s, "pruning nonces");
 }
 
 sb_err *sbs_store_audit(sbs_store *st, const char *lease_id, const char *action,

@@ -63,6 +63,12 @@ sb_err *sbs_store_lease_tombstone(sbs_store *st, const sbs_lease_info *li);
 int64_t sbs_store_tombstone_count(sbs_store *st);
 /* Forget tombstones finished before cutoff_ms. */
 sb_err *sbs_store_prune_tombstones(sbs_store *st, int64_t cutoff_ms);
+/* Accepted HMAC nonces, so that a restart does not reopen the replay window. */
+sb_err *sbs_store_nonce_put(sbs_store *st, const char *key, int64_t expires_s);
+/* Call fn for every nonce that expires after now_s. */
+sb_err *sbs_store_nonces_load(sbs_store *st, int64_t now_s,
+                              void (*fn)(void *ud, const char *key, int64_t expires_s), void *ud);
+sb_err *sbs_store_nonces_prune(sbs_store *st, int64_t now_s);
 /* Append an audit line (detail may be NULL; borrowed). */
 sb_err *sbs_store_audit(sbs_store *st, const char *lease_id, const char *action,
                         const json_t *detail);

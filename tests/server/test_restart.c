@@ -317,6 +317,30 @@ static void sigterm_answers_a_waiting_json_exec_with_503(void **state)
 	sbt_daemon_stop(&d);
 }
 
+static void replayed_nonce_is_refused_after_a_restart_too(void **state)
+{
+	(void)state;
+	sbt_daemon d;
+	sbt_daemon_start(&d, NULL);
+	sbt_req rq = {.method = "GET",
+	              .target = "/v1/leases",
+	              .auth = SBT_AUTH_HMAC,
+	              .nonce = "restart-nonce-0123456789"};
+	sbt_resp r;
+	assert_int_equal(sbt_http(&d, &rq, &r), 200);
+	sbt_resp_deinit(&r);
+	int st = sbt_daemon_signal(&d, SIGKILL); /* no chance to save anything at exit */
+	assert_true(WIFSIGNALED(st));
+	sbt_daemon_restart(&d);
+	assert_int_equal(sbt_http(&d, &rq, &r), 401);
+	assert_non_null(strstr(json_string_value(json_object_get(r.json, "message")), "nonce"));
+	sbt_resp_deinit(&r);
+	rq.nonce = "restart-nonce-fresh-0123456789";
+	assert_int_equal(sbt_http(&d, &rq, &r), 200);
+	sbt_resp_deinit(&r);
+	sbt_daemon_stop(&d);
+}
+
 static void dead_sandbox_is_marked_lost_and_its_output_stays_readable(void **state)
 {
 	(void)state;
@@ -387,6 +411,7 @@ int main(void)
 	    cmocka_unit_test(sigterm_ends_open_streams_without_end_and_exits_cleanly),
 	    cmocka_unit_test(dead_sandbox_is_marked_lost_and_its_output_stays_readable),
 	    cmocka_unit_test(sigterm_answers_a_waiting_json_exec_with_503),
+	    cmocka_unit_test(replayed_nonce_is_refused_after_a_restart_too),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
