@@ -6,7 +6,7 @@
 
 #include <sandbar/runner.h>
 
-#include "runner/sse.h"
+#include "sse.h" /* beside this header */
 
 #define BRIDGE_PREFIX_V1 "/api/paperclip-sandbox/v1"
 #define BRIDGE_PREFIX_V2 "/api/paperclip-sandbox/v2"

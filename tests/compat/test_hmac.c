@@ -9,6 +9,8 @@
 
 #include <sandbar/runner.h>
 
+#include "../../src/runner/bridge_int.h" /* to see the signing decision */
+
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,11 +139,59 @@ static void bridge_client_is_refused_with_bad_signatures(void **state)
 	sb_bridge_free(b);
 }
 
+/* Holding both a token and a key, the client starts with the token and switches to signatures
+ * once /health says the server verifies them; signed requests then work end to end. */
+static void bridge_client_signs_once_the_server_advertises_it(void **state)
+{
+	(void)state;
+	char *path = sbt_path(keys_dir, "keys");
+	ct_daemon both;
+	ct_daemon_start_ex(&both, CT_TOKEN, path, NULL, 0);
+	free(path);
+	sb_bridge_opts o = {.base_url = both.base_url,
+	                    .token = CT_TOKEN,
+	                    .hmac_key_id = "k1",
+	                    .hmac_secret = "s3cret-one-0123456789"};
+	sb_bridge *b = NULL;
+	SB_ASSERT_OK(sb_bridge_new(&o, &b));
+	bool sign = true;
+	(void)bridge_client_conf(b, &sign);
+	assert_false(sign); /* nothing known yet: the token */
+	sb_bridge_health h;
+	SB_ASSERT_OK(sb_bridge_health_get(b, &h));
+	assert_true(h.hmac);
+	sb_bridge_health_deinit(&h);
+	(void)bridge_client_conf(b, &sign);
+	assert_true(sign);
+	sb_bridge_lease_params p = {
+	    .acquisition_id = "hmac-both", .environment_id = "e", .run_id = "r"};
+	sb_bridge_lease l = {0};
+	SB_ASSERT_OK(sb_bridge_acquire(b, &p, &l));
+	SB_ASSERT_OK(sb_bridge_destroy(b, l.provider_lease_id, &p));
+	sb_bridge_lease_deinit(&l);
+	sb_bridge_free(b);
+
+	/* The same client with a wrong secret now fails: it really signs. */
+	o.hmac_secret = "not-the-secret-0123456789";
+	SB_ASSERT_OK(sb_bridge_new(&o, &b));
+	SB_ASSERT_OK(sb_bridge_health_get(b, &h)); /* bearer */
+	sb_bridge_health_deinit(&h);
+	p.acquisition_id = "hmac-both-2";
+	sb_err *err = sb_bridge_acquire(b, &p, &l);
+	assert_non_null(err);
+	assert_int_equal(err->code, SB_E_AUTH);
+	sb_err_free(err);
+	sb_bridge_lease_deinit(&l);
+	sb_bridge_free(b);
+	ct_daemon_stop(&both);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(bridge_client_signs_requests_with_hmac),
 	    cmocka_unit_test(bridge_client_is_refused_with_bad_signatures),
+	    cmocka_unit_test(bridge_client_signs_once_the_server_advertises_it),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
