@@ -53,6 +53,11 @@ static void bridge_client_acquires_replays_and_refuses_conflicts(void **state)
 	assert_true(h.acquisition_replay && h.scoped_reuse && h.named_sessions && h.sandbar);
 	sb_bridge_health_deinit(&h);
 
+	char *summary = NULL;
+	SB_ASSERT_OK(sb_bridge_probe(b, NULL, &summary));
+	assert_string_equal(summary, "Connected to sandbar sandbox bridge.");
+	free(summary);
+
 	sb_bridge_lease_params p = params("client-acq");
 	sb_bridge_lease l1 = {0}, l2 = {0}, l3 = {0};
 	SB_ASSERT_OK(sb_bridge_acquire(b, &p, &l1));
