@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -29,10 +30,14 @@ void ct_daemon_start_ex(ct_daemon *d, const char *token, const char *hmac_keys_f
 	d->state_dir = sbt_mkdtemp("compat-state");
 	int p[2];
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		close(p[0]);
+		/* A test program that crashes must not leave its daemon behind. */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+			_exit(4);
 		sigset_t set;
 		sigemptyset(&set);
 		sigaddset(&set, SIGTERM);
