@@ -220,6 +220,25 @@ static void bridge_runner_executes_json_and_streamed(void **state)
 	sb_buf_deinit(&c.err);
 	sb_buf_deinit(&c.order);
 
+	/* Callback-bridge control execs: the marker variable is dropped and the command runs in the
+	 * "paperclip-bridge" session, whose environment is its own. */
+	{
+		char *show[] = {
+		    "sh", "-c",
+		    "printf '[%s]%s' \"${PAPERCLIP_SANDBOX_EXEC_CHANNEL-}\" \"${X-unset}\"", NULL};
+		char *env_set[] = {"PAPERCLIP_SANDBOX_EXEC_CHANNEL=bridge", "X=payload", NULL};
+		char *env_bridge[] = {"PAPERCLIP_SANDBOX_EXEC_CHANNEL=bridge", NULL};
+		char *const *envs[] = {env_set, NULL, env_bridge};
+		const char *want[] = {"[]payload", "[]unset", "[]payload"};
+		for (int k = 0; k < 3; k++) {
+			sb_exec_request rq_b = {.argv = show, .env = envs[k]};
+			sb_exec_result_init(&res);
+			SB_ASSERT_OK(sb_runner_execute(r, &rq_b, NULL, NULL, &res));
+			assert_string_equal(sb_buf_cstr(&res.out), want[k]);
+			sb_exec_result_deinit(&res);
+		}
+	}
+
 	/* A timeout is a result, not an error. Named session: the lease survives it. */
 	char *argv3[] = {"sh", "-c", "echo before; sleep 30", NULL};
 	sb_exec_request rq3 = {.argv = argv3, .timeout_ms = 300};
