@@ -1,19 +1,16 @@
 /* Host-side access to a lease's workspace: mapping in-sandbox paths to host paths, and running
- * file operations under the sandbox owner's credentials in a child process, so that sandboxed
+ * file operations under the sandbox owner's credentials on a thread of their own, so that sandboxed
  * code racing symlinks into the workspace can never make a privileged daemon read or write
  * anything the sandbox user could not reach anyway. */
 #include "sandbox_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <signal.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
+#include <sys/syscall.h>
 #include <unistd.h>
-
-#define OWNER_MSG_MAX 4096
 
 sb_err *sb_sandbox_map_path(const sb_sandbox *sb, const char *inside_path, char **rel_out)
 {
@@ -45,85 +42,72 @@ sb_err *sb_sandbox_map_path(const sb_sandbox *sb, const char *inside_path, char 
 	return NULL;
 }
 
-static void send_err(int fd, const sb_err *err)
-{
-	int hdr[2] = {(int)err->code, err->sys_errno};
-	size_t len = strlen(err->msg);
-	if (len > OWNER_MSG_MAX)
-		len = OWNER_MSG_MAX;
-	if (!sb_write_all(fd, hdr, sizeof hdr))
-		sb_err_free(sb_write_all(fd, err->msg, len));
-}
-
 int sb_sandbox_workspace_fd(const sb_sandbox *sb)
 {
 	return sb->workspace_fd;
 }
 
-sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud, int close_in_child,
-                       sb_owner_child *oc)
+struct owner_job {
+	const sb_sandbox *sb;
+	sb_err *(*fn)(void *ud);
+	void *ud;
+	int close_when_done;
+	sb_err *err;
+};
+
+/* Runs on its own thread. Credentials are per thread in the kernel: the raw syscalls change only
+ * this thread's (glibc's wrappers would change every thread of the process), and they die with
+ * it. A thread rather than a fork, because a forked child of a multithreaded process may not
+ * take locks (locale, stdio, libarchive's) that another thread held at the fork. */
+static void *owner_thread(void *arg)
 {
-	int p[2];
-	oc->pid = -1;
-	oc->errfd = -1;
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return sb_err_sys(errno, "pipe for a workspace operation in lease %s", sb->id);
-	pid_t pid = fork();
-	if (pid < 0) {
-		sb_err *err =
-		    sb_err_sys(errno, "fork for a workspace operation in lease %s", sb->id);
-		close(p[0]);
-		close(p[1]);
-		return err;
+	struct owner_job *job = arg;
+	const sb_sandbox *sb = job->sb;
+	if (geteuid() == 0) {
+		gid_t gid = (gid_t)sb->info.host_gid;
+		uid_t uid = (uid_t)sb->info.host_uid;
+		if (syscall(SYS_setgroups, 0, NULL) < 0 ||
+		    syscall(SYS_setresgid, gid, gid, gid) < 0 ||
+		    syscall(SYS_setresuid, uid, uid, uid) < 0)
+			job->err = sb_err_sys(errno, "switching to uid %lld",
+			                      (long long)sb->info.host_uid);
 	}
-	if (pid == 0) {
-		close(p[0]);
-		if (close_in_child >= 0)
-			close(close_in_child);
-		signal(SIGPIPE, SIG_DFL);
-		sb_err *err = NULL;
-		if (geteuid() == 0 && (setgroups(0, NULL) < 0 ||
-		                       setresgid((gid_t)sb->info.host_gid, (gid_t)sb->info.host_gid,
-		                                 (gid_t)sb->info.host_gid) < 0 ||
-		                       setresuid((uid_t)sb->info.host_uid, (uid_t)sb->info.host_uid,
-		                                 (uid_t)sb->info.host_uid) < 0))
-			err = sb_err_sys(errno, "switching to uid %lld",
-			                 (long long)sb->info.host_uid);
-		if (!err)
-			err = fn(ud);
-		if (err)
-			send_err(p[1], err);
-		_exit(err ? 1 : 0);
+	if (!job->err)
+		job->err = job->fn(job->ud);
+	if (job->close_when_done >= 0)
+		close(job->close_when_done);
+	return NULL;
+}
+
+sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud,
+                       int close_when_done, sb_owner_child *oc)
+{
+	struct owner_job *job = sb_xcalloc(1, sizeof *job);
+	job->sb = sb;
+	job->fn = fn;
+	job->ud = ud;
+	job->close_when_done = close_when_done;
+	int rc = pthread_create(&oc->thread, NULL, owner_thread, job);
+	if (rc != 0) {
+		if (close_when_done >= 0)
+			close(close_when_done);
+		free(job);
+		oc->job = NULL;
+		return sb_err_sys(rc, "starting a workspace operation in lease %s", sb->id);
 	}
-	close(p[1]);
-	oc->pid = pid;
-	oc->errfd = p[0];
+	oc->job = job;
 	return NULL;
 }
 
 sb_err *sb_owner_finish(const sb_sandbox *sb, sb_owner_child *oc)
 {
-	sb_buf b = SB_BUF_INIT;
-	sb_err *rerr = sb_read_fd_all(oc->errfd, OWNER_MSG_MAX + 64, &b);
-	sb_close(&oc->errfd);
-	int ws = 0;
-	while (waitpid(oc->pid, &ws, 0) < 0 && errno == EINTR)
-		;
-	oc->pid = -1;
-	sb_err *err = NULL;
-	if (rerr) {
-		err = sb_err_prefix(rerr, "workspace operation in lease %s", sb->id);
-	} else if (b.len >= 2 * sizeof(int)) {
-		int hdr[2];
-		memcpy(hdr, b.data, sizeof hdr);
-		err = sb_err_new((sb_errcode)hdr[0], "%.*s", (int)(b.len - sizeof hdr),
-		                 b.data + sizeof hdr);
-		err->sys_errno = hdr[1];
-	} else if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-		err = sb_err_new(SB_E_INTERNAL,
-		                 "workspace operation in lease %s died (status 0x%x)", sb->id, ws);
-	}
-	sb_buf_deinit(&b);
+	(void)sb;
+	if (!oc->job)
+		return NULL;
+	pthread_join(oc->thread, NULL);
+	sb_err *err = oc->job->err;
+	free(oc->job);
+	oc->job = NULL;
 	return err;
 }
 

@@ -366,8 +366,8 @@ static sb_err *transfer(const sb_sandbox *sb, sb_err *(*fn)(void *), xfer *t, in
 	int mine = inbound ? p[1] : p[0], theirs = inbound ? p[0] : p[1];
 	t->tar_fd = theirs;
 	sb_owner_child oc;
-	sb_err *err = sb_owner_start(sb, fn, t, mine, &oc);
-	close(theirs);
+	/* The owner thread closes its end when done: a writer's EOF ends our pump. */
+	sb_err *err = sb_owner_start(sb, fn, t, theirs, &oc);
 	if (err) {
 		close(mine);
 		return err;
