@@ -171,7 +171,10 @@ void sb_restore_report_deinit(sb_restore_report *r);
 typedef struct sb_runtime_restore_opts {
 	sb_runtime_progress_sink progress; /* fn NULL = the prepare sink */
 	sb_conflict_policy policy;
-	int64_t max_bytes; /* > 0: refuse a download archive larger than this (FILE_TOO_LARGE) */
+	/* > 0: refuse a workspace archive larger than this (SB_E_FILE_TOO_LARGE with actual and
+	 * limit bytes) and apply nothing. Command path: decided by the size probe before any content
+	 * is read; native path: after the transfer, before extraction. */
+	int64_t max_bytes;
 } sb_runtime_restore_opts;
 
 /* Bring the remote workspace back and merge it into the local directory (spec §3). opts may be
