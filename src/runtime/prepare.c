@@ -80,8 +80,11 @@ static char *output_tail(const sb_buf *b)
 			sb_buf_appends(&out, " | ");
 	}
 	if (out.len > 480) {
-		out.len = 480;
-		out.data[480] = '\0';
+		size_t cut = 480; /* at a code point boundary */
+		while (cut > 0 && ((unsigned char)out.data[cut] & 0xC0u) == 0x80u)
+			cut--;
+		out.len = cut;
+		out.data[cut] = '\0';
 	}
 	return sb_buf_steal(&out, NULL);
 }
