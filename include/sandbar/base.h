@@ -147,6 +147,9 @@ sb_err *sb_parse_duration_ms(const char *s, int64_t *out);
 sb_err *sb_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out);
 /* Hex of bytes into out (2n+1 chars incl. NUL). */
 void sb_hex_encode(const void *p, size_t n, char *out);
+/* Decode n bytes from the 2n hex digits (either case) at s into out. Returns false, with out
+ * partly written, if any of those characters is not a hex digit. */
+bool sb_hex_decode(const char *s, size_t n, unsigned char *out);
 
 /* --------------------------------------------------------------- shell */
 

@@ -160,3 +160,25 @@ void sb_hex_encode(const void *p, size_t n, char *out)
 	}
 	out[2 * n] = '\0';
 }
+
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+bool sb_hex_decode(const char *s, size_t n, unsigned char *out)
+{
+	for (size_t i = 0; i < n; i++) {
+		int h = hex_digit(s[2 * i]), l = hex_digit(s[2 * i + 1]);
+		if (h < 0 || l < 0)
+			return false;
+		out[i] = (unsigned char)(h * 16 + l);
+	}
+	return true;
+}

@@ -170,17 +170,6 @@ sb_err *sb_hmac_sign_request(const char *key_id, const void *secret, size_t secr
 	return NULL;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 sb_err *sb_hmac_parse_authorization(const char *value, size_t len,
                                     char key_id[SB_HMAC_KEY_ID_MAX + 1],
                                     unsigned char signature[SB_SHA256_LEN])
@@ -212,13 +201,8 @@ sb_err *sb_hmac_parse_authorization(const char *value, size_t len,
 			if (have_sig || n - 10 != 2 * SB_SHA256_LEN)
 				return sb_err_new(SB_E_AUTH,
 				                  "bad or repeated signature= in Authorization");
-			for (size_t k = 0; k < SB_SHA256_LEN; k++) {
-				int h = hexval(item[10 + 2 * k]), l = hexval(item[11 + 2 * k]);
-				if (h < 0 || l < 0)
-					return sb_err_new(SB_E_AUTH,
-					                  "signature is not hexadecimal");
-				signature[k] = (unsigned char)(h * 16 + l);
-			}
+			if (!sb_hex_decode(item + 10, SB_SHA256_LEN, signature))
+				return sb_err_new(SB_E_AUTH, "signature is not hexadecimal");
 			have_sig = true;
 		} else {
 			return sb_err_new(SB_E_AUTH, "unknown item in Authorization header");

@@ -6,17 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 sb_err *sbs_url_decode(const char *src, size_t len, bool plus_is_space, sb_buf *out)
 {
 	for (size_t i = 0; i < len; i++) {
@@ -25,10 +14,10 @@ sb_err *sbs_url_decode(const char *src, size_t len, bool plus_is_space, sb_buf *
 			if (len - i < 3)
 				return sb_err_new(SB_E_INVAL,
 				                  "truncated percent escape at byte %zu", i);
-			int h = hexval(src[i + 1]), l = hexval(src[i + 2]);
-			if (h < 0 || l < 0)
+			unsigned char byte;
+			if (!sb_hex_decode(src + i + 1, 1, &byte))
 				return sb_err_new(SB_E_INVAL, "bad percent escape at byte %zu", i);
-			c = (char)(h * 16 + l);
+			c = (char)byte;
 			i += 2;
 		} else if (c == '+' && plus_is_space) {
 			c = ' ';

@@ -148,6 +148,21 @@ static void hex_and_prefix_helpers(void **state)
 	assert_false(sb_str_has_suffix("r", ".tar"));
 }
 
+static void hex_decode_takes_either_case_and_refuses_non_digits(void **state)
+{
+	(void)state;
+	unsigned char out[3];
+	assert_true(sb_hex_decode("00aBfF", 3, out));
+	assert_memory_equal(out, "\x00\xab\xff", 3);
+	assert_true(sb_hex_decode("7f", 1, out));
+	assert_int_equal(out[0], 0x7f);
+	assert_false(sb_hex_decode("0g", 1, out));
+	assert_false(sb_hex_decode("g0", 1, out));
+	assert_false(sb_hex_decode("12 4", 2, out));
+	assert_false(sb_hex_decode("1\0", 1, out));
+	assert_true(sb_hex_decode("", 0, out));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -159,6 +174,7 @@ int main(void)
 		cmocka_unit_test(iso8601_formats_and_parses),
 		cmocka_unit_test(errors_carry_code_message_and_context),
 		cmocka_unit_test(hex_and_prefix_helpers),
+		cmocka_unit_test(hex_decode_takes_either_case_and_refuses_non_digits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
