@@ -114,6 +114,22 @@ void ct_daemon_stop(ct_daemon *d)
 	memset(d, 0, sizeof(*d));
 }
 
+ct_daemon ct_shared;
+
+int ct_group_setup(void **state)
+{
+	(void)state;
+	ct_daemon_start(&ct_shared, CT_TOKEN, NULL);
+	return 0;
+}
+
+int ct_group_teardown(void **state)
+{
+	(void)state;
+	ct_daemon_stop(&ct_shared);
+	return 0;
+}
+
 void ct_resp_deinit(ct_resp *r)
 {
 	sb_buf_deinit(&r->body);

@@ -25,6 +25,12 @@ void ct_daemon_start_ex(ct_daemon *d, const char *token, const char *hmac_keys_f
 /* SIGTERM, wait, remove the state directory (sandboxes destroyed first). */
 void ct_daemon_stop(ct_daemon *d);
 
+/* The daemon one test program's tests share: ct_group_setup (a cmocka group setup) starts it
+ * with the test token, ct_group_teardown stops it. */
+extern ct_daemon ct_shared;
+int ct_group_setup(void **state);
+int ct_group_teardown(void **state);
+
 typedef struct ct_resp {
 	long status;
 	char content_type[128];

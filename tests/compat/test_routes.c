@@ -12,22 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static ct_daemon D;
 static const char *const PREFIXES[] = {"/api/paperclip-sandbox/v1", "/api/paperclip-sandbox/v2"};
-
-static int setup(void **state)
-{
-	(void)state;
-	ct_daemon_start(&D, CT_TOKEN, NULL);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	ct_daemon_stop(&D);
-	return 0;
-}
 
 static char *P(size_t i, const char *route)
 {
@@ -56,7 +41,7 @@ static char *acquire(size_t pi, const char *acq, const char *cwd)
 {
 	ct_resp r;
 	char *path = P(pi, "/leases/acquire");
-	ct_call(&D, "POST", path,
+	ct_call(&ct_shared, "POST", path,
 	        json_pack("{s:s, s:s, s:s, s:s, s:s}", "acquisitionId", acq, "environmentId",
 	                  "env-1", "runId", "run-1", "issueId", "issue-42", "requestedCwd", cwd),
 	        &r);
@@ -84,10 +69,10 @@ static void bridge_auth_runs_before_routing(void **state)
 		for (size_t k = 0; k < 3; k++) {
 			char *path = P(i, routes[k]);
 			ct_resp r;
-			ct_http(&D, "GET", path, NULL, NULL, NULL, NULL, &r);
+			ct_http(&ct_shared, "GET", path, NULL, NULL, NULL, NULL, &r);
 			assert_error(&r, 401, "unauthorized");
 			ct_resp_deinit(&r);
-			ct_http(&D, "GET", path, "wrong-token", NULL, NULL, NULL, &r);
+			ct_http(&ct_shared, "GET", path, "wrong-token", NULL, NULL, NULL, &r);
 			assert_error(&r, 401, "unauthorized");
 			ct_resp_deinit(&r);
 			free(path);
@@ -100,7 +85,7 @@ static void bridge_auth_runs_before_routing(void **state)
 		for (size_t k = 0; k < 4; k++) {
 			char *path = P(i, misses[k][1]);
 			ct_resp r;
-			ct_http(&D, misses[k][0], path, CT_TOKEN, NULL, NULL, NULL, &r);
+			ct_http(&ct_shared, misses[k][0], path, CT_TOKEN, NULL, NULL, NULL, &r);
 			assert_error(&r, 404, "not_found");
 			assert_non_null(
 			    strstr(jstr(r.json, "message", NULL), "No bridge route matched"));
@@ -131,7 +116,7 @@ static void bridge_health_advertises_g2_capabilities(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		char *path = P(i, "/health");
 		ct_resp r;
-		ct_http(&D, "GET", path, CT_TOKEN, NULL, NULL, NULL, &r);
+		ct_http(&ct_shared, "GET", path, CT_TOKEN, NULL, NULL, NULL, &r);
 		assert_int_equal(r.status, 200);
 		assert_true(json_is_true(json_object_get(r.json, "ok")));
 		json_t *want =
@@ -150,8 +135,8 @@ static void bridge_probe_creates_and_destroys_a_sandbox(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		char *path = P(i, "/probe");
 		ct_resp r;
-		ct_call(&D, "POST", path, json_pack("{s:s}", "requestedCwd", "/workspace/probe"),
-		        &r);
+		ct_call(&ct_shared, "POST", path,
+		        json_pack("{s:s}", "requestedCwd", "/workspace/probe"), &r);
 		assert_int_equal(r.status, 200);
 		assert_true(json_is_true(json_object_get(r.json, "ok")));
 		assert_string_equal(jstr(r.json, "metadata", "stdout"), "/workspace/probe");
@@ -161,7 +146,7 @@ static void bridge_probe_creates_and_destroys_a_sandbox(void **state)
 	}
 	/* Nothing is left behind. */
 	ct_resp r;
-	ct_http(&D, "GET", "/v1/leases", CT_TOKEN, NULL, NULL, NULL, &r);
+	ct_http(&ct_shared, "GET", "/v1/leases", CT_TOKEN, NULL, NULL, NULL, &r);
 	assert_int_equal(r.status, 200);
 	assert_null(strstr(sb_buf_cstr(&r.body), "\"state\":\"active\""));
 	ct_resp_deinit(&r);
@@ -176,17 +161,17 @@ static void bridge_acquire_validates_replays_conflicts_and_tombstones(void **sta
 		char *path = P(i, "/leases/acquire");
 		ct_resp r;
 		/* 400s, with no sandbox made. */
-		ct_call(&D, "POST", path,
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s}", "acquisitionId", "a", "runId", "r"), &r);
 		assert_error(&r, 400, "invalid_request");
 		ct_resp_deinit(&r);
-		ct_call(&D, "POST", path,
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s, s:s, s:b}", "acquisitionId", "a", "environmentId",
 		                  "e", "runId", "r", "reuseLease", 1),
 		        &r);
 		assert_error(&r, 400, "invalid_request");
 		ct_resp_deinit(&r);
-		ct_call(&D, "POST", path,
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s, s:s, s:b, s:s}", "acquisitionId", "a",
 		                  "environmentId", "e", "runId", "r", "reuseLease", 1,
 		                  "reuseScopeId", "xyz"),
@@ -201,7 +186,7 @@ static void bridge_acquire_validates_replays_conflicts_and_tombstones(void **sta
 		                         "issue-7", "reuseLease", 1, "keepAlive", 1, "reuseScopeId",
 		                         i ? "0123456789abcdef0123456789ABCDEF"
 		                           : "fedcba9876543210fedcba9876543210");
-		ct_call(&D, "POST", path, json_incref(body), &r);
+		ct_call(&ct_shared, "POST", path, json_incref(body), &r);
 		assert_int_equal(r.status, 200);
 		char *id = sb_xstrdup(jstr(r.json, "providerLeaseId", NULL));
 		assert_true(sb_str_has_prefix(id, "pc-scope-"));
@@ -210,13 +195,13 @@ static void bridge_acquire_validates_replays_conflicts_and_tombstones(void **sta
 		assert_false(json_is_true(
 		    json_object_get(json_object_get(r.json, "metadata"), "resumedLease")));
 		ct_resp_deinit(&r);
-		ct_call(&D, "POST", path, json_incref(body), &r);
+		ct_call(&ct_shared, "POST", path, json_incref(body), &r);
 		assert_int_equal(r.status, 200);
 		assert_string_equal(jstr(r.json, "providerLeaseId", NULL), id);
 		ct_resp_deinit(&r);
 
 		/* The ownership mirror in the workspace names the owner. */
-		char *ws = ct_workspace(&D, id);
+		char *ws = ct_workspace(&ct_shared, id);
 		char *mirror = sbt_read(ws, "paperclip/.paperclip-lease.json", NULL);
 		assert_non_null(mirror);
 		assert_non_null(strstr(mirror, acq));
@@ -225,23 +210,23 @@ static void bridge_acquire_validates_replays_conflicts_and_tombstones(void **sta
 		/* Changed parameters under the same acquisition: 409. */
 		json_t *changed = json_deep_copy(body);
 		json_object_set_new(changed, "requestedCwd", json_string("/workspace/other"));
-		ct_call(&D, "POST", path, changed, &r);
+		ct_call(&ct_shared, "POST", path, changed, &r);
 		assert_error(&r, 409, "acquisition_conflict");
 		ct_resp_deinit(&r);
 		/* Another acquisition on the same reuse scope: 409. */
 		json_t *other = json_deep_copy(body);
 		json_object_set_new(other, "acquisitionId", json_string("someone-else"));
-		ct_call(&D, "POST", path, other, &r);
+		ct_call(&ct_shared, "POST", path, other, &r);
 		assert_error(&r, 409, "acquisition_conflict");
 		ct_resp_deinit(&r);
 
 		/* issueId is recorded, shown with the lease and in the lease listing. */
 		char *lpath = sb_strfmt("/v1/leases/%s", id);
-		ct_http(&D, "GET", lpath, CT_TOKEN, NULL, NULL, NULL, &r);
+		ct_http(&ct_shared, "GET", lpath, CT_TOKEN, NULL, NULL, NULL, &r);
 		assert_int_equal(r.status, 200);
 		assert_non_null(strstr(sb_buf_cstr(&r.body), "issue-7"));
 		ct_resp_deinit(&r);
-		ct_http(&D, "GET", "/v1/leases", CT_TOKEN, NULL, NULL, NULL, &r);
+		ct_http(&ct_shared, "GET", "/v1/leases", CT_TOKEN, NULL, NULL, NULL, &r);
 		assert_int_equal(r.status, 200);
 		assert_non_null(strstr(sb_buf_cstr(&r.body), "issue-7"));
 		ct_resp_deinit(&r);
@@ -249,24 +234,24 @@ static void bridge_acquire_validates_replays_conflicts_and_tombstones(void **sta
 
 		/* Destroy, then a late replay cannot revive it. */
 		char *dpath = sb_strfmt("%s/leases/%s", PREFIXES[i], id);
-		ct_call(&D, "DELETE", dpath, json_pack("{s:s}", "acquisitionId", acq), &r);
+		ct_call(&ct_shared, "DELETE", dpath, json_pack("{s:s}", "acquisitionId", acq), &r);
 		assert_int_equal(r.status, 200);
 		ct_resp_deinit(&r);
-		ct_call(&D, "DELETE", dpath, json_pack("{s:s}", "acquisitionId", acq), &r);
+		ct_call(&ct_shared, "DELETE", dpath, json_pack("{s:s}", "acquisitionId", acq), &r);
 		assert_int_equal(r.status, 200); /* replayed destruction */
 		ct_resp_deinit(&r);
-		ct_call(&D, "POST", path, json_incref(body), &r);
+		ct_call(&ct_shared, "POST", path, json_incref(body), &r);
 		assert_error(&r, 409, "acquisition_conflict");
 		ct_resp_deinit(&r);
 		/* A new acquisition may claim the reuse scope again. */
 		json_t *fresh = json_deep_copy(body);
 		char *acq2 = sb_strfmt("%s-next", acq);
 		json_object_set_new(fresh, "acquisitionId", json_string(acq2));
-		ct_call(&D, "POST", path, fresh, &r);
+		ct_call(&ct_shared, "POST", path, fresh, &r);
 		assert_int_equal(r.status, 200);
 		assert_string_equal(jstr(r.json, "providerLeaseId", NULL), id);
 		ct_resp_deinit(&r);
-		ct_call(&D, "DELETE", dpath, json_pack("{s:s}", "acquisitionId", acq2), &r);
+		ct_call(&ct_shared, "DELETE", dpath, json_pack("{s:s}", "acquisitionId", acq2), &r);
 		assert_int_equal(r.status, 200);
 		ct_resp_deinit(&r);
 		free(acq2);
@@ -289,7 +274,7 @@ static void bridge_resume_answers_state_lost_when_the_sandbox_died(void **state)
 		char *id = acquire(i, acq, "/workspace/paperclip");
 		char *path = P(i, "/leases/resume");
 		ct_resp r;
-		ct_call(&D, "POST", path,
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", acq), &r);
 		assert_int_equal(r.status, 200);
 		assert_string_equal(jstr(r.json, "providerLeaseId", NULL), id);
@@ -298,22 +283,22 @@ static void bridge_resume_answers_state_lost_when_the_sandbox_died(void **state)
 		    json_object_get(json_object_get(r.json, "metadata"), "resumedLease")));
 		ct_resp_deinit(&r);
 		/* A foreign or missing acquisition is refused before anything runs. */
-		ct_call(&D, "POST", path,
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", "thief"),
 		        &r);
 		assert_error(&r, 409, "acquisition_conflict");
 		ct_resp_deinit(&r);
-		ct_call(&D, "POST", path, json_pack("{s:s}", "providerLeaseId", id), &r);
+		ct_call(&ct_shared, "POST", path, json_pack("{s:s}", "providerLeaseId", id), &r);
 		assert_error(&r, 409, "acquisition_conflict");
 		ct_resp_deinit(&r);
-		ct_call(&D, "POST", path, json_pack("{}"), &r);
+		ct_call(&ct_shared, "POST", path, json_pack("{}"), &r);
 		assert_error(&r, 400, "invalid_request");
 		ct_resp_deinit(&r);
 
 		/* A corrupted mirror means the state is lost. */
-		char *ws = ct_workspace(&D, id);
+		char *ws = ct_workspace(&ct_shared, id);
 		sbt_write_str(ws, "paperclip/.paperclip-lease.json", "{not json");
-		ct_call(&D, "POST", path,
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", acq), &r);
 		assert_error(&r, 409, "sandbox_state_lost");
 		ct_resp_deinit(&r);
@@ -321,13 +306,13 @@ static void bridge_resume_answers_state_lost_when_the_sandbox_died(void **state)
 		/* So does a sandbox that died. */
 		char *acq2 = sb_strfmt("resume-killed-%zu", i);
 		char *id2 = acquire(i, acq2, "/workspace/paperclip");
-		ct_kill_sandbox(&D, id2);
-		ct_call(&D, "POST", path,
+		ct_kill_sandbox(&ct_shared, id2);
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s}", "providerLeaseId", id2, "acquisitionId", acq2), &r);
 		assert_error(&r, 409, "sandbox_state_lost");
 		ct_resp_deinit(&r);
 		/* And an id nobody knows. */
-		ct_call(&D, "POST", path,
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s}", "providerLeaseId", "pc-acq-nobody", "acquisitionId",
 		                  "nobody"),
 		        &r);
@@ -348,46 +333,46 @@ static void bridge_release_keeps_reusable_and_destroys_others(void **state)
 	for (size_t i = 0; i < 2; i++) {
 		char *path = P(i, "/leases/release");
 		ct_resp r;
-		ct_call(&D, "POST", path, json_pack("{}"), &r); /* no lease: idempotent */
+		ct_call(&ct_shared, "POST", path, json_pack("{}"), &r); /* no lease: idempotent */
 		assert_int_equal(r.status, 200);
 		ct_resp_deinit(&r);
 
 		char *acq = sb_strfmt("release-%zu", i);
 		char *id = acquire(i, acq, "/workspace/paperclip");
-		ct_call(&D, "POST", path,
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:b}", "providerLeaseId", id, "reuseLease", 1), &r);
 		assert_error(&r, 400, "invalid_request"); /* reuse needs the owner */
 		ct_resp_deinit(&r);
-		ct_call(&D, "POST", path,
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s, s:b}", "providerLeaseId", id, "acquisitionId", "x",
 		                  "reuseLease", 1),
 		        &r);
 		assert_error(&r, 409, "acquisition_conflict");
 		ct_resp_deinit(&r);
-		ct_call(&D, "POST", path,
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s, s:b}", "providerLeaseId", id, "acquisitionId", acq,
 		                  "reuseLease", 1),
 		        &r);
 		assert_int_equal(r.status, 200);
 		ct_resp_deinit(&r);
-		char *ws = ct_workspace(&D, id);
+		char *ws = ct_workspace(&ct_shared, id);
 		struct stat st;
 		assert_int_equal(stat(ws, &st), 0); /* kept */
-		ct_call(&D, "POST", path,
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", "x"), &r);
 		assert_error(&r, 409, "acquisition_conflict"); /* not the owner: not destroyed */
 		ct_resp_deinit(&r);
-		ct_call(&D, "POST", path,
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", acq), &r);
 		assert_int_equal(r.status, 200);
 		ct_resp_deinit(&r);
 		assert_int_not_equal(stat(ws, &st), 0); /* gone */
-		ct_call(&D, "POST", path,
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", acq), &r);
 		assert_int_equal(r.status, 200); /* completed: replay-safe */
 		ct_resp_deinit(&r);
 		char *dpath = sb_strfmt("%s/leases/", PREFIXES[i]);
-		ct_http(&D, "DELETE", dpath, CT_TOKEN, NULL, NULL, NULL, &r);
+		ct_http(&ct_shared, "DELETE", dpath, CT_TOKEN, NULL, NULL, NULL, &r);
 		assert_true(r.status == 400 || r.status == 404);
 		ct_resp_deinit(&r);
 		free(dpath);
@@ -415,7 +400,7 @@ static void bridge_exec_runs_commands_as_composed(void **state)
 		    "echo oops >&2; exit 3",
 		    "zero", "arg with 'quotes' and $dollar", 42, "cwd", "/workspace/paperclip",
 		    "env", "MY_VAR", "v a l", "stdin", "from stdin\n", "streamOutput", 0);
-		ct_call(&D, "POST", path, b, &r);
+		ct_call(&ct_shared, "POST", path, b, &r);
 		assert_int_equal(r.status, 200);
 		assert_int_equal(json_integer_value(json_object_get(r.json, "exitCode")), 3);
 		assert_false(json_is_true(json_object_get(r.json, "timedOut")));
@@ -428,24 +413,25 @@ static void bridge_exec_runs_commands_as_composed(void **state)
 		/* Validation: ownership is checked before anything runs. */
 		json_t *noacq = exec_body(id, acq, "true");
 		json_object_del(noacq, "acquisitionId");
-		ct_call(&D, "POST", path, noacq, &r);
+		ct_call(&ct_shared, "POST", path, noacq, &r);
 		assert_error(&r, 400, "invalid_request");
 		ct_resp_deinit(&r);
-		ct_call(&D, "POST", path, exec_body(id, "intruder", "touch /workspace/pwned"), &r);
+		ct_call(&ct_shared, "POST", path,
+		        exec_body(id, "intruder", "touch /workspace/pwned"), &r);
 		assert_error(&r, 409, "acquisition_conflict");
 		ct_resp_deinit(&r);
-		char *ws = ct_workspace(&D, id);
+		char *ws = ct_workspace(&ct_shared, id);
 		assert_null(sbt_read(ws, "pwned", NULL));
 		json_t *badenv = exec_body(id, acq, "true");
 		json_object_set_new(badenv, "env", json_pack("{s:s}", "bad-key", "v"));
-		ct_call(&D, "POST", path, badenv, &r);
+		ct_call(&ct_shared, "POST", path, badenv, &r);
 		assert_error(&r, 400, "invalid_request");
 		assert_non_null(strstr(jstr(r.json, "message", NULL),
 		                       "Invalid sandbox environment variable key: bad-key"));
 		ct_resp_deinit(&r);
 		json_t *nocmd = exec_body(id, acq, "true");
 		json_object_del(nocmd, "command");
-		ct_call(&D, "POST", path, nocmd, &r);
+		ct_call(&ct_shared, "POST", path, nocmd, &r);
 		assert_error(&r, 400, "invalid_request");
 		ct_resp_deinit(&r);
 
@@ -453,7 +439,7 @@ static void bridge_exec_runs_commands_as_composed(void **state)
 		json_t *br = exec_body(id, acq, "echo ready");
 		json_object_set_new(br, "streamOutput", json_true());
 		json_object_set_new(br, "sessionId", json_string("paperclip-bridge"));
-		ct_call(&D, "POST", path, br, &r);
+		ct_call(&ct_shared, "POST", path, br, &r);
 		assert_int_equal(r.status, 200);
 		assert_true(sb_str_has_prefix(r.content_type, "application/json"));
 		assert_string_equal(jstr(r.json, "stdout", NULL), "ready\n");
@@ -473,32 +459,32 @@ static void bridge_named_sessions_keep_cwd_and_env(void **state)
 	ct_resp r;
 	json_t *b = exec_body(id, "sessions", "mkdir -p sub; true");
 	json_object_set_new(b, "cwd", json_string("/workspace/paperclip"));
-	ct_call(&D, "POST", path, b, &r);
+	ct_call(&ct_shared, "POST", path, b, &r);
 	assert_int_equal(r.status, 200);
 	ct_resp_deinit(&r);
 	b = exec_body(id, "sessions", "true");
 	json_object_set_new(b, "cwd", json_string("/workspace/paperclip/sub"));
 	json_object_set_new(b, "env", json_pack("{s:s}", "KEEP", "kept"));
 	json_object_set_new(b, "sessionId", json_string("agent"));
-	ct_call(&D, "POST", path, b, &r);
+	ct_call(&ct_shared, "POST", path, b, &r);
 	assert_int_equal(r.status, 200);
 	ct_resp_deinit(&r);
 	/* Same session, no cwd and no env: both persist. */
 	b = exec_body(id, "sessions", "printf '%s %s' \"$(pwd)\" \"${KEEP-unset}\"");
 	json_object_set_new(b, "sessionId", json_string("agent"));
-	ct_call(&D, "POST", path, b, &r);
+	ct_call(&ct_shared, "POST", path, b, &r);
 	assert_string_equal(jstr(r.json, "stdout", NULL), "/workspace/paperclip/sub kept");
 	ct_resp_deinit(&r);
 	/* Another session sees neither. */
 	b = exec_body(id, "sessions", "printf '%s %s' \"$(pwd)\" \"${KEEP-unset}\"");
 	json_object_set_new(b, "sessionId", json_string("other"));
-	ct_call(&D, "POST", path, b, &r);
+	ct_call(&ct_shared, "POST", path, b, &r);
 	assert_string_equal(jstr(r.json, "stdout", NULL), "/workspace/paperclip unset");
 	ct_resp_deinit(&r);
 	/* The default session has no memory. */
 	b = exec_body(id, "sessions", "printf '%s' \"${KEEP-unset}\"");
 	json_object_set_new(b, "sessionStrategy", json_string("default"));
-	ct_call(&D, "POST", path, b, &r);
+	ct_call(&ct_shared, "POST", path, b, &r);
 	assert_string_equal(jstr(r.json, "stdout", NULL), "unset");
 	ct_resp_deinit(&r);
 	free(path);
@@ -516,7 +502,7 @@ static void bridge_sessions_do_not_outlive_their_owner(void **state)
 	char *id = NULL;
 	for (int k = 0; k < 2; k++) {
 		ct_resp r;
-		ct_call(&D, "POST", path,
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s, s:s, s:b, s:b, s:s}", "acquisitionId", owners[k],
 		                  "environmentId", "e", "runId", "r", "reuseLease", 1, "keepAlive",
 		                  1, "reuseScopeId", scope),
@@ -529,12 +515,13 @@ static void bridge_sessions_do_not_outlive_their_owner(void **state)
 		json_object_set_new(b, "sessionId", json_string("agent"));
 		if (k == 0)
 			json_object_set_new(b, "env", json_pack("{s:s}", "SECRET", "a-only"));
-		ct_call(&D, "POST", xpath, b, &r);
+		ct_call(&ct_shared, "POST", xpath, b, &r);
 		assert_int_equal(r.status, 200);
 		assert_string_equal(jstr(r.json, "stdout", NULL), k == 0 ? "a-only" : "unset");
 		ct_resp_deinit(&r);
 		char *dpath = sb_strfmt("%s/leases/%s", PREFIXES[0], id);
-		ct_call(&D, "DELETE", dpath, json_pack("{s:s}", "acquisitionId", owners[k]), &r);
+		ct_call(&ct_shared, "DELETE", dpath, json_pack("{s:s}", "acquisitionId", owners[k]),
+		        &r);
 		assert_int_equal(r.status, 200);
 		ct_resp_deinit(&r);
 		free(dpath);
@@ -553,7 +540,7 @@ static void bridge_default_session_timeout_destroys_the_lease(void **state)
 	json_t *b = exec_body(id, "timeout-default", "echo started; sleep 30");
 	json_object_set_new(b, "timeoutMs", json_integer(300));
 	json_object_set_new(b, "sessionStrategy", json_string("default"));
-	ct_call(&D, "POST", path, b, &r);
+	ct_call(&ct_shared, "POST", path, b, &r);
 	assert_int_equal(r.status, 200);
 	assert_true(json_is_true(json_object_get(r.json, "timedOut")));
 	assert_true(json_is_null(json_object_get(r.json, "exitCode")));
@@ -561,7 +548,7 @@ static void bridge_default_session_timeout_destroys_the_lease(void **state)
 	assert_non_null(strstr(jstr(r.json, "stderr", NULL), "timed out"));
 	ct_resp_deinit(&r);
 	char *rpath = P(0, "/leases/resume");
-	ct_call(&D, "POST", rpath,
+	ct_call(&ct_shared, "POST", rpath,
 	        json_pack("{s:s, s:s}", "providerLeaseId", id, "acquisitionId", "timeout-default"),
 	        &r);
 	assert_error(&r, 409, "sandbox_state_lost");
@@ -586,7 +573,7 @@ static void on_piece(void *ud, const char *p, size_t n)
 		return;
 	d->deleted_during = true;
 	ct_resp r;
-	ct_call(&D, "DELETE", d->dpath, json_pack("{s:s}", "acquisitionId", d->acq), &r);
+	ct_call(&ct_shared, "DELETE", d->dpath, json_pack("{s:s}", "acquisitionId", d->acq), &r);
 	d->status_during = r.status;
 	ct_resp_deinit(&r);
 	sbt_write_str(d->ws, "go", "");
@@ -596,7 +583,7 @@ static void bridge_destroy_is_refused_while_an_exec_runs(void **state)
 {
 	(void)state;
 	char *id = acquire(1, "busy", "/workspace/paperclip");
-	char *ws = ct_workspace(&D, id);
+	char *ws = ct_workspace(&ct_shared, id);
 	char *dpath = sb_strfmt("%s/leases/%s", PREFIXES[1], id);
 	during d = {.dpath = dpath, .acq = "busy", .ws = ws};
 	json_t *b = exec_body(id, "busy",
@@ -607,13 +594,13 @@ static void bridge_destroy_is_refused_while_an_exec_runs(void **state)
 	json_decref(b);
 	char *path = P(1, "/exec");
 	ct_resp r;
-	ct_http(&D, "POST", path, CT_TOKEN, text, on_piece, &d, &r);
+	ct_http(&ct_shared, "POST", path, CT_TOKEN, text, on_piece, &d, &r);
 	assert_int_equal(r.status, 200);
 	assert_true(d.deleted_during);
 	assert_int_equal(d.status_during, 409);
 	assert_non_null(strstr(sb_buf_cstr(&r.body), "event: complete"));
 	ct_resp_deinit(&r);
-	ct_call(&D, "DELETE", dpath, json_pack("{s:s}", "acquisitionId", "busy"), &r);
+	ct_call(&ct_shared, "DELETE", dpath, json_pack("{s:s}", "acquisitionId", "busy"), &r);
 	assert_int_equal(r.status, 200);
 	ct_resp_deinit(&r);
 	free(path);
@@ -639,5 +626,5 @@ int main(void)
 	    cmocka_unit_test(bridge_default_session_timeout_destroys_the_lease),
 	    cmocka_unit_test(bridge_destroy_is_refused_while_an_exec_runs),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, ct_group_setup, ct_group_teardown);
 }

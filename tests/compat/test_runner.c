@@ -12,11 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static ct_daemon D;
-
 static sb_bridge_opts opts(void)
 {
-	sb_bridge_opts o = {.base_url = D.base_url, .token = CT_TOKEN, .request_timeout_ms = 60000};
+	sb_bridge_opts o = {
+	    .base_url = ct_shared.base_url, .token = CT_TOKEN, .request_timeout_ms = 60000};
 	return o;
 }
 
@@ -104,7 +103,7 @@ static void bridge_client_acquires_replays_and_refuses_conflicts(void **state)
 	SB_ASSERT_OK(sb_bridge_release(b, lr.provider_lease_id, &rp));
 	SB_ASSERT_OK(sb_bridge_resume(b, lr.provider_lease_id, &rp, &r1));
 	sb_bridge_lease_deinit(&r1);
-	ct_kill_sandbox(&D, lr.provider_lease_id);
+	ct_kill_sandbox(&ct_shared, lr.provider_lease_id);
 	err = sb_bridge_resume(b, lr.provider_lease_id, &rp, &r1);
 	assert_non_null(err);
 	assert_int_equal(err->code, SB_E_STATE_LOST);
@@ -364,20 +363,6 @@ static void bridge_runner_cancel_stops_waiting(void **state)
 	sb_bridge_free(b);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	ct_daemon_start(&D, CT_TOKEN, NULL);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	ct_daemon_stop(&D);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -387,5 +372,5 @@ int main(void)
 	    cmocka_unit_test(bridge_client_concurrent_replays_share_one_lease),
 	    cmocka_unit_test(bridge_runner_cancel_stops_waiting),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, ct_group_setup, ct_group_teardown);
 }

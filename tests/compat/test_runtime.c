@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static ct_daemon D;
-
 /* ---------------------------------------------------------------- recording wrapper */
 
 typedef struct rec {
@@ -78,7 +76,7 @@ typedef struct lease_fixture {
 static void fixture_open(lease_fixture *f, const char *acq, path_kind kind)
 {
 	memset(f, 0, sizeof(*f));
-	sb_bridge_opts o = {.base_url = D.base_url, .token = CT_TOKEN};
+	sb_bridge_opts o = {.base_url = ct_shared.base_url, .token = CT_TOKEN};
 	SB_ASSERT_OK(sb_bridge_new(&o, &f->client));
 	f->params = (sb_bridge_lease_params){
 	    .acquisition_id = acq, .environment_id = "env", .run_id = "run"};
@@ -99,7 +97,7 @@ static void fixture_open(lease_fixture *f, const char *acq, path_kind kind)
 	f->runner->caps = sb_runner_caps(inner);
 	if (kind == COMMAND_NO_STDIN)
 		f->runner->caps &= ~(unsigned)(SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS);
-	f->host_ws = ct_workspace(&D, f->lease.provider_lease_id);
+	f->host_ws = ct_workspace(&ct_shared, f->lease.provider_lease_id);
 }
 
 static void fixture_close(lease_fixture *f)
@@ -309,20 +307,6 @@ static void bridge_runtime_20mib_round_trip_command_path(void **state)
 	round_trip(COMMAND, "rt-big-cmd");
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	ct_daemon_start(&D, CT_TOKEN, NULL);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	ct_daemon_stop(&D);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -334,5 +318,5 @@ int main(void)
 	    cmocka_unit_test(bridge_runtime_20mib_round_trip_native_path),
 	    cmocka_unit_test(bridge_runtime_20mib_round_trip_command_path),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, ct_group_setup, ct_group_teardown);
 }

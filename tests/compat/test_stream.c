@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static ct_daemon D;
-
 typedef struct steps {
 	char *ws;
 	int stage;
@@ -39,7 +37,7 @@ static void stream_frames_are_byte_exact(void **state)
 		ct_resp r;
 		char *acq = sb_strfmt("stream-%d", v);
 		char *path = sb_strfmt("/api/paperclip-sandbox/v%d/leases/acquire", v);
-		ct_call(&D, "POST", path,
+		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s, s:s}", "acquisitionId", acq, "environmentId", "e",
 		                  "runId", "r"),
 		        &r);
@@ -49,7 +47,7 @@ static void stream_frames_are_byte_exact(void **state)
 		ct_resp_deinit(&r);
 		free(path);
 
-		steps s = {.ws = ct_workspace(&D, id)};
+		steps s = {.ws = ct_workspace(&ct_shared, id)};
 		sb_buf_init(&s.seen);
 		const char *script = "printf 'a\\nb'; "
 		                     "while [ ! -e /workspace/go1 ]; do sleep 0.01; done; "
@@ -62,7 +60,7 @@ static void stream_frames_are_byte_exact(void **state)
 		char *text = json_dumps(b, JSON_COMPACT);
 		json_decref(b);
 		path = sb_strfmt("/api/paperclip-sandbox/v%d/exec", v);
-		ct_http(&D, "POST", path, CT_TOKEN, text, on_piece, &s, &r);
+		ct_http(&ct_shared, "POST", path, CT_TOKEN, text, on_piece, &s, &r);
 		assert_int_equal(r.status, 200);
 		assert_true(sb_str_has_prefix(r.content_type, "text/event-stream"));
 		const char *want =
@@ -137,25 +135,11 @@ static void stream_sends_keepalives_while_quiet(void **state)
 	ct_daemon_stop(&K);
 }
 
-static int setup(void **state)
-{
-	(void)state;
-	ct_daemon_start(&D, CT_TOKEN, NULL);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	ct_daemon_stop(&D);
-	return 0;
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(stream_frames_are_byte_exact),
 	    cmocka_unit_test(stream_sends_keepalives_while_quiet),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, ct_group_setup, ct_group_teardown);
 }
