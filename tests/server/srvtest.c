@@ -259,6 +259,18 @@ void sbt_daemon_stop(sbt_daemon *d)
 	memset(d, 0, sizeof *d);
 }
 
+void sbt_group_start(sbt_daemon *d, const sbt_daemon_opts *o)
+{
+	curl_global_init(CURL_GLOBAL_ALL);
+	sbt_daemon_start(d, o);
+}
+
+void sbt_group_stop(sbt_daemon *d)
+{
+	sbt_daemon_stop(d);
+	curl_global_cleanup();
+}
+
 void sbt_resp_deinit(sbt_resp *r)
 {
 	sb_buf_deinit(&r->body);

@@ -46,6 +46,17 @@ int sbt_daemon_signal(sbt_daemon *d, int sig);
 /* Destroy every lease (force), SIGTERM, wait, remove the directory. */
 void sbt_daemon_stop(sbt_daemon *d);
 
+/* The halves of a cmocka group fixture around a daemon the file's tests share: curl_global_init
+ * then sbt_daemon_start(d, o); sbt_daemon_stop(d) then curl_global_cleanup. */
+void sbt_group_start(sbt_daemon *d, const sbt_daemon_opts *o);
+void sbt_group_stop(sbt_daemon *d);
+/* Skip the calling test unless ok (the group's sbt_sandbox_ok result). */
+#define SBT_NEED_SANDBOX(ok)                                                                       \
+	do {                                                                                       \
+		if (!(ok))                                                                         \
+			skip();                                                                    \
+	} while (0)
+
 typedef enum sbt_auth {
 	SBT_AUTH_BEARER = 0,
 	SBT_AUTH_NONE,

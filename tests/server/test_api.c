@@ -14,17 +14,15 @@ static sbt_daemon D;
 static int setup(void **state)
 {
 	(void)state;
-	curl_global_init(CURL_GLOBAL_ALL);
 	sbt_daemon_opts o = {.max_json_bytes = 4096, .max_upload_bytes = 65536};
-	sbt_daemon_start(&D, &o);
+	sbt_group_start(&D, &o);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	sbt_daemon_stop(&D);
-	curl_global_cleanup();
+	sbt_group_stop(&D);
 	return 0;
 }
 

@@ -61,16 +61,14 @@ static void subst(char *out, size_t cap, const char *tmpl, const char *lease, co
 static int setup(void **state)
 {
 	(void)state;
-	curl_global_init(CURL_GLOBAL_ALL);
-	sbt_daemon_start(&D, NULL);
+	sbt_group_start(&D, NULL);
 	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	sbt_daemon_stop(&D);
-	curl_global_cleanup();
+	sbt_group_stop(&D);
 	return 0;
 }
 

@@ -14,9 +14,8 @@ static bool OK;
 static int setup(void **state)
 {
 	(void)state;
-	curl_global_init(CURL_GLOBAL_ALL);
 	sbt_daemon_opts o = {.keepalive_ms = 300};
-	sbt_daemon_start(&D, &o);
+	sbt_group_start(&D, &o);
 	OK = sbt_sandbox_ok(&D);
 	if (OK)
 		L = sbt_acquire(&D, "exec-tests");
@@ -27,16 +26,9 @@ static int teardown(void **state)
 {
 	(void)state;
 	free(L);
-	sbt_daemon_stop(&D);
-	curl_global_cleanup();
+	sbt_group_stop(&D);
 	return 0;
 }
-
-#define NEED_SANDBOX()                                                                             \
-	do {                                                                                       \
-		if (!OK)                                                                           \
-			skip();                                                                    \
-	} while (0)
 
 static json_t *exec_json(const char *body, long *st)
 {
@@ -54,7 +46,7 @@ static const char *jstr(json_t *j, const char *k)
 static void json_exec_returns_output_exit_code_and_reads_stdin(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	long st;
 	/* "hello\n" in base64 */
 	json_t *j =
@@ -74,7 +66,7 @@ static void json_exec_returns_output_exit_code_and_reads_stdin(void **state)
 static void json_exec_applies_env_and_cwd(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	long st;
 	json_t *j = exec_json("{\"argv\":[\"sh\",\"-c\",\"echo $FOO; pwd\"],\"env\":{\"FOO\":\"b a "
 	                      "r\"},\"cwd\":\"/tmp\"}",
@@ -88,7 +80,7 @@ static void json_exec_applies_env_and_cwd(void **state)
 static void json_exec_times_out(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	long st;
 	json_t *j = exec_json("{\"argv\":[\"sleep\",\"30\"],\"timeout_ms\":300}", &st);
 	assert_int_equal(st, 200);
@@ -101,7 +93,7 @@ static void json_exec_times_out(void **state)
 static void missing_program_is_a_spawn_error(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	long st;
 	json_t *j = exec_json("{\"argv\":[\"/no/such/program\"]}", &st);
 	assert_int_equal(st, 400);
@@ -161,7 +153,7 @@ static char *seq_text(int from, int to)
 static void sse_exec_streams_start_output_keepalive_end(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	char *t = sb_strfmt("/v1/leases/%s/exec", L);
 	sbt_event *ev;
 	size_t ka = 0;
@@ -198,7 +190,7 @@ static void sse_exec_streams_start_output_keepalive_end(void **state)
 static void dropped_stream_reattaches_by_offset_and_last_event_id(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	char *t = sb_strfmt("/v1/leases/%s/exec", L);
 	sbt_event *ev;
 	size_t ka;
@@ -283,7 +275,7 @@ static void dropped_stream_reattaches_by_offset_and_last_event_id(void **state)
 static void running_exec_fences_destroy_until_signalled(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	char *t = sb_strfmt("/v1/leases/%s/exec", L);
 	sbt_event *ev;
 	size_t ka;

@@ -16,8 +16,7 @@ static char *TMP;
 static int setup(void **state)
 {
 	(void)state;
-	curl_global_init(CURL_GLOBAL_ALL);
-	sbt_daemon_start(&D, NULL);
+	sbt_group_start(&D, NULL);
 	OK = sbt_sandbox_ok(&D);
 	if (OK)
 		L = sbt_acquire(&D, "files-tests");
@@ -30,16 +29,9 @@ static int teardown(void **state)
 	(void)state;
 	free(L);
 	sbt_rmtree(TMP);
-	sbt_daemon_stop(&D);
-	curl_global_cleanup();
+	sbt_group_stop(&D);
 	return 0;
 }
-
-#define NEED_SANDBOX()                                                                             \
-	do {                                                                                       \
-		if (!OK)                                                                           \
-			skip();                                                                    \
-	} while (0)
 
 static json_t *sh(const char *script, long *st)
 {
@@ -56,7 +48,7 @@ static json_t *sh(const char *script, long *st)
 static void put_get_delete_roundtrip_with_mode(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	size_t n = 300 * 1024 + 7;
 	unsigned char *data = sb_xmalloc(n);
 	sbt_fill_random(data, n, 42);
@@ -132,7 +124,7 @@ static void put_get_delete_roundtrip_with_mode(void **state)
 static void paths_stay_inside_the_workspace(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	long st;
 	json_t *j = sh("ln -s /etc /workspace/etc-link; ln -s ../../../../../../tmp "
 	               "/workspace/up; ln -s /etc/hostname /workspace/host-link",
@@ -171,7 +163,7 @@ static void paths_stay_inside_the_workspace(void **state)
 static void workspace_tar_in_replaces_but_keeps_overlay_and_out_excludes(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	long st;
 	json_t *j = sh("mkdir -p /workspace/old /workspace/.paperclip-runtime && echo o > "
 	               "/workspace/old/f && echo keep > /workspace/.paperclip-runtime/state",
@@ -232,7 +224,7 @@ static void workspace_tar_in_replaces_but_keeps_overlay_and_out_excludes(void **
 static void workspace_routes_take_a_directory_and_preserve_list(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	long st;
 	json_t *j = sh("mkdir -p /workspace/pc/keep /workspace/pc/old /workspace/other && echo k > "
 	               "/workspace/pc/keep/f && echo o > /workspace/other/f",

@@ -13,8 +13,7 @@ static bool OK;
 static int setup(void **state)
 {
 	(void)state;
-	curl_global_init(CURL_GLOBAL_ALL);
-	sbt_daemon_start(&D, NULL);
+	sbt_group_start(&D, NULL);
 	OK = sbt_sandbox_ok(&D);
 	return 0;
 }
@@ -22,16 +21,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	sbt_daemon_stop(&D);
-	curl_global_cleanup();
+	sbt_group_stop(&D);
 	return 0;
 }
-
-#define NEED_SANDBOX()                                                                             \
-	do {                                                                                       \
-		if (!OK)                                                                           \
-			skip();                                                                    \
-	} while (0)
 
 static const char *jstr(json_t *j, const char *k)
 {
@@ -41,7 +33,7 @@ static const char *jstr(json_t *j, const char *k)
 static void acquire_replays_and_conflicts(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	long st;
 	const char *body = "{\"acquisition_id\":\"acq-replay\",\"ttl_s\":600,\"issue_id\":\"I-1\","
 	                   "\"run_id\":\"R-1\",\"limits\":{\"pids\":256}}";
@@ -74,7 +66,7 @@ static void acquire_replays_and_conflicts(void **state)
 static void destroyed_lease_is_a_tombstone(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	long st;
 	char *id = sbt_acquire(&D, "acq-tomb");
 	char *t = sb_strfmt("/v1/leases/%s", id);
@@ -121,7 +113,7 @@ static void destroyed_lease_is_a_tombstone(void **state)
 static void renew_moves_expiry_and_reaper_destroys_expired(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	long st;
 	char *id = sbt_acquire(&D, "acq-renew");
 	char *r = sb_strfmt("/v1/leases/%s/renew", id);
@@ -157,7 +149,7 @@ static void renew_moves_expiry_and_reaper_destroys_expired(void **state)
 static void defer_destroys_after_the_running_exec(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	long st;
 	char *id = sbt_acquire(&D, "acq-defer");
 	char *x = sb_strfmt("/v1/leases/%s/exec", id);
@@ -197,7 +189,7 @@ static void defer_destroys_after_the_running_exec(void **state)
 static void lease_json_has_the_documented_fields(void **state)
 {
 	(void)state;
-	NEED_SANDBOX();
+	SBT_NEED_SANDBOX(OK);
 	long st;
 	char *id = sbt_acquire(&D, "acq-fields");
 	char *t = sb_strfmt("/v1/leases/%s", id);
