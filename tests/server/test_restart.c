@@ -43,15 +43,49 @@ static void collect(sbt_event *ev, size_t n, uint64_t *next, sb_buf *out, json_t
 	}
 }
 
+/* Start a daemon on a fresh state directory, or skip the test where sandboxes cannot be
+ * created on this host. */
+static void start_or_skip(sbt_daemon *d)
+{
+	sbt_daemon_start(d, NULL);
+	if (!sbt_sandbox_ok(d)) {
+		sbt_daemon_stop(d);
+		skip();
+	}
+}
+
+/* Wait until a command line containing needle shows in the lease's process list. */
+static void wait_for_process(sbt_daemon *d, const char *lease, const char *needle)
+{
+	char *p = sb_strfmt("/v1/leases/%s/processes", lease);
+	bool running = false;
+	for (int i = 0; i < 500 && !running; i++) {
+		long s;
+		json_t *j = sbt_call(d, "GET", p, NULL, &s);
+		char *txt = json_dumps(j, 0);
+		running = txt && strstr(txt, needle) != NULL;
+		free(txt);
+		json_decref(j);
+		if (!running)
+			usleep(10000);
+	}
+	free(p);
+	assert_true(running);
+}
+
+/* SIGTERM drains the daemon: it exits 0. */
+static void sigterm_drains(sbt_daemon *d)
+{
+	int st = sbt_daemon_signal(d, SIGTERM);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void sigkill_during_stream_then_reattach_gets_everything(void **state)
 {
 	(void)state;
 	sbt_daemon d;
-	sbt_daemon_start(&d, NULL);
-	if (!sbt_sandbox_ok(&d)) {
-		sbt_daemon_stop(&d);
-		skip();
-	}
+	start_or_skip(&d);
 	char *lease = sbt_acquire(&d, "restart-kill");
 	char *t = sb_strfmt("/v1/leases/%s/exec", lease);
 	sbt_req rq = {.method = "POST",
@@ -115,11 +149,7 @@ static void sigterm_leaves_sandboxes_and_restart_readopts(void **state)
 {
 	(void)state;
 	sbt_daemon d;
-	sbt_daemon_start(&d, NULL);
-	if (!sbt_sandbox_ok(&d)) {
-		sbt_daemon_stop(&d);
-		skip();
-	}
+	start_or_skip(&d);
 	char *keep = sbt_acquire(&d, "restart-keep");
 	char *gone = sbt_acquire(&d, "restart-gone");
 	long s;
@@ -133,9 +163,7 @@ static void sigterm_leaves_sandboxes_and_restart_readopts(void **state)
 	assert_int_equal(s, 200);
 	json_decref(j);
 
-	int st = sbt_daemon_signal(&d, SIGTERM);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), 0);
+	sigterm_drains(&d);
 	char *log = sbt_read(d.dir, "daemon.log", NULL);
 	assert_non_null(strstr(log, "sandboxes keep running"));
 	free(log);
@@ -193,33 +221,14 @@ static void sigterm_ends_open_streams_without_end_and_exits_cleanly(void **state
 {
 	(void)state;
 	sbt_daemon d;
-	sbt_daemon_start(&d, NULL);
-	if (!sbt_sandbox_ok(&d)) {
-		sbt_daemon_stop(&d);
-		skip();
-	}
+	start_or_skip(&d);
 	char *lease = sbt_acquire(&d, "restart-drain");
 	char *t = sb_strfmt("/v1/leases/%s/exec", lease);
 	bg_stream b = {.d = &d, .target = t};
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, stream_main, &b), 0);
-	/* Wait until the command runs (the process list shows its sleep). */
-	char *p = sb_strfmt("/v1/leases/%s/processes", lease);
-	bool running = false;
-	for (int i = 0; i < 500 && !running; i++) {
-		long s;
-		json_t *j = sbt_call(&d, "GET", p, NULL, &s);
-		char *txt = json_dumps(j, 0);
-		running = txt && strstr(txt, "sleep 3") != NULL;
-		free(txt);
-		json_decref(j);
-		if (!running)
-			usleep(10000);
-	}
-	assert_true(running);
-	int st = sbt_daemon_signal(&d, SIGTERM);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), 0);
+	wait_for_process(&d, lease, "sleep 3");
+	sigterm_drains(&d);
 	pthread_join(th, NULL);
 	sbt_event *ev;
 	size_t n = sbt_sse_parse(b.r.body.data, b.r.body.len, &ev, NULL);
@@ -251,7 +260,6 @@ static void sigterm_ends_open_streams_without_end_and_exits_cleanly(void **state
 	sbt_resp_deinit(&r);
 	free(o);
 	free(xid);
-	free(p);
 	free(t);
 	free(lease);
 	sbt_daemon_stop(&d);
@@ -270,32 +278,14 @@ static void sigterm_answers_a_waiting_json_exec_with_503(void **state)
 {
 	(void)state;
 	sbt_daemon d;
-	sbt_daemon_start(&d, NULL);
-	if (!sbt_sandbox_ok(&d)) {
-		sbt_daemon_stop(&d);
-		skip();
-	}
+	start_or_skip(&d);
 	char *lease = sbt_acquire(&d, "restart-json");
 	char *t = sb_strfmt("/v1/leases/%s/exec", lease);
 	bg_stream b = {.d = &d, .target = t};
 	pthread_t th;
 	assert_int_equal(pthread_create(&th, NULL, json_exec_main, &b), 0);
-	char *p = sb_strfmt("/v1/leases/%s/processes", lease);
-	bool running = false;
-	for (int i = 0; i < 500 && !running; i++) {
-		long s;
-		json_t *j = sbt_call(&d, "GET", p, NULL, &s);
-		char *txt = json_dumps(j, 0);
-		running = txt && strstr(txt, "sleep 2") != NULL;
-		free(txt);
-		json_decref(j);
-		if (!running)
-			usleep(10000);
-	}
-	assert_true(running);
-	int st = sbt_daemon_signal(&d, SIGTERM);
-	assert_true(WIFEXITED(st));
-	assert_int_equal(WEXITSTATUS(st), 0);
+	wait_for_process(&d, lease, "sleep 2");
+	sigterm_drains(&d);
 	pthread_join(th, NULL);
 	assert_int_equal(b.r.status, 503);
 	assert_string_equal(jstr(b.r.json, "error"), "shutting_down");
@@ -311,7 +301,6 @@ static void sigterm_answers_a_waiting_json_exec_with_503(void **state)
 	sbt_resp_deinit(&r);
 	free(o);
 	free(xid);
-	free(p);
 	free(t);
 	free(lease);
 	sbt_daemon_stop(&d);
@@ -345,11 +334,7 @@ static void dead_sandbox_is_marked_lost_and_its_output_stays_readable(void **sta
 {
 	(void)state;
 	sbt_daemon d;
-	sbt_daemon_start(&d, NULL);
-	if (!sbt_sandbox_ok(&d)) {
-		sbt_daemon_stop(&d);
-		skip();
-	}
+	start_or_skip(&d);
 	char *lease = sbt_acquire(&d, "restart-lost");
 	char *x = sb_strfmt("/v1/leases/%s/exec", lease);
 	long s;
