@@ -30,6 +30,35 @@ static sbs_lease *lease_or_reply(sbs_req *r)
 	return l;
 }
 
+/* Run fn as the lease owner under an execution fence (its id: prefix + random), so that a
+ * destroy waits for the write instead of cutting it short. */
+static sb_err *as_owner_fenced(sbs_lease *l, const char *prefix, sb_err *(*fn)(void *ud), void *ud)
+{
+	char *fence = sb_random_id(prefix);
+	sb_err *err = sbs_lease_fence_begin(l, fence, 0, NULL);
+	if (!err) {
+		err = sb_sandbox_as_owner(sbs_lease_sandbox(l), fn, ud);
+		sbs_lease_fence_end(l, fence);
+	}
+	free(fence);
+	return err;
+}
+
+/* Reply to a failed file route (err is consumed): a missing path in the workspace is a 404
+ * naming rel (NULL: the directory asked for); anything else goes out as the error it is. */
+static void reply_workspace_err(sbs_req *r, sb_err *err, const char *rel)
+{
+	if (err->code == SB_E_IO && err->sys_errno == ENOENT) {
+		sb_err_free(err);
+		if (rel)
+			sbs_reply_error(r, 404, "not_found", "no file %s in the workspace", rel);
+		else
+			sbs_reply_error(r, 404, "not_found", "no such directory in the workspace");
+		return;
+	}
+	sbs_reply_err(r, err);
+}
+
 /* Copy all of src (from offset 0, by pread: the offset may be shared) to dst. */
 static sb_err *copy_fd(int src, int dst, uint64_t *copied)
 {
@@ -204,13 +233,7 @@ static void h_put_file(sbs_req *r, void *ud)
 	             .rel = rel,
 	             .src = sbs_req_body_fd(r, &size),
 	             .mode = mode};
-	char *fence = sb_random_id("file-");
-	sb_err *err = sbs_lease_fence_begin(l, fence, 0, NULL);
-	if (!err) {
-		err = sb_sandbox_as_owner(sbs_lease_sandbox(l), put_as_owner, &j);
-		sbs_lease_fence_end(l, fence);
-	}
-	free(fence);
+	sb_err *err = as_owner_fenced(l, "file-", put_as_owner, &j);
 	sbs_lease_put(l);
 	if (err) {
 		sbs_reply_err(r, err);
@@ -294,12 +317,7 @@ static void h_get_file(sbs_req *r, void *ud)
 		err = sb_err_sys(errno, "spooled copy of %s", rel);
 	if (err) {
 		sb_close(&spool);
-		if (err->code == SB_E_IO && err->sys_errno == ENOENT) {
-			sb_err_free(err);
-			sbs_reply_error(r, 404, "not_found", "no file %s in the workspace", rel);
-			return;
-		}
-		sbs_reply_err(r, err);
+		reply_workspace_err(r, err, rel);
 		return;
 	}
 	char ms[8];
@@ -368,12 +386,7 @@ static void h_delete_file(sbs_req *r, void *ud)
 	sb_err *err = sb_sandbox_as_owner(sbs_lease_sandbox(l), del_as_owner, &j);
 	sbs_lease_put(l);
 	if (err) {
-		if (err->code == SB_E_IO && err->sys_errno == ENOENT) {
-			sb_err_free(err);
-			sbs_reply_error(r, 404, "not_found", "no file %s in the workspace", rel);
-			return;
-		}
-		sbs_reply_err(r, err);
+		reply_workspace_err(r, err, rel);
 		return;
 	}
 	sbs_reply_json(r, 200, json_pack("{s:s, s:b}", "path", rel, "deleted", 1));
@@ -546,13 +559,7 @@ static void h_put_workspace(sbs_req *r, void *ud)
 	                .rel = rel,
 	                .keep = keep,
 	                .src = sbs_req_body_fd(r, &size)};
-	char *fence = sb_random_id("workspace-");
-	sb_err *err = sbs_lease_fence_begin(l, fence, 0, NULL);
-	if (!err) {
-		err = sb_sandbox_as_owner(sbs_lease_sandbox(l), ws_put_as_owner, &j);
-		sbs_lease_fence_end(l, fence);
-	}
-	free(fence);
+	sb_err *err = as_owner_fenced(l, "workspace-", ws_put_as_owner, &j);
 	sbs_lease_put(l);
 	free(rel);
 	if (err) {
@@ -655,12 +662,7 @@ static void h_get_workspace(sbs_req *r, void *ud)
 		err = sb_err_sys(errno, "spooled workspace archive");
 	if (err) {
 		sb_close(&spool);
-		if (err->code == SB_E_IO && err->sys_errno == ENOENT) {
-			sb_err_free(err);
-			sbs_reply_error(r, 404, "not_found", "no such directory in the workspace");
-			return;
-		}
-		sbs_reply_err(r, err);
+		reply_workspace_err(r, err, NULL);
 		return;
 	}
 	sbs_reply_fd(r, 200, "application/x-tar", spool, (uint64_t)st.st_size);
