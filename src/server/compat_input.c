@@ -3,6 +3,7 @@
  * output for JSON strings. No daemon state here, so all of it is unit-tested and fuzzed.
  */
 #include "server/compat.h"
+#include "server/leases.h"
 
 #include <sandbar/sandbox.h>
 
@@ -147,17 +148,6 @@ bool compat_is_hex32(const char *s)
 	return true;
 }
 
-static bool sandbox_id_ok(const char *s)
-{
-	size_t n = strlen(s);
-	if (n == 0 || n > SB_SANDBOX_ID_MAX)
-		return false;
-	for (; *s; s++)
-		if (!(isalnum((unsigned char)*s) || *s == '-' || *s == '_'))
-			return false;
-	return true;
-}
-
 sb_err *compat_lease_id(const char *acquisition_id, const char *reuse_scope_id, bool normalize,
                         char **out)
 {
@@ -166,7 +156,7 @@ sb_err *compat_lease_id(const char *acquisition_id, const char *reuse_scope_id, 
 	                           : sb_strfmt("pc-acq-%s", acquisition_id);
 	char *id = normalize ? compat_normalize_id(raw) : sb_xstrdup(raw);
 	free(raw);
-	if (!sandbox_id_ok(id)) {
+	if (!sbs_id_ok(id)) {
 		sb_err *err = sb_err_new(SB_E_INVAL,
 		                         "the lease id \"%.80s\" derived from %s is not a valid "
 		                         "sandbox id ([A-Za-z0-9_-], 1 to %d characters); use a "

@@ -73,17 +73,6 @@ static bool env_key_ok(const char *k)
 	return true;
 }
 
-static bool exec_id_ok(const char *id)
-{
-	size_t n = strlen(id);
-	if (n == 0 || n > SB_SANDBOX_ID_MAX)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!isalnum((unsigned char)id[i]) && id[i] != '_' && id[i] != '-')
-			return false;
-	return true;
-}
-
 sb_err *sbs_exec_spec_from_json(const json_t *body, sbs_exec_spec *out)
 {
 	sbs_exec_spec_init(out);
@@ -168,7 +157,7 @@ sb_err *sbs_exec_spec_from_json(const json_t *body, sbs_exec_spec *out)
 	if ((err = sb_json_get_str(body, "exec_id", false, &xid)))
 		goto fail;
 	if (xid) {
-		if (!exec_id_ok(xid)) {
+		if (!sbs_id_ok(xid)) {
 			err = sb_err_new(SB_E_INVAL, "\"exec_id\" must match [A-Za-z0-9_-]{1,%d}",
 			                 SB_SANDBOX_ID_MAX);
 			goto fail;
@@ -416,7 +405,7 @@ sb_err *sbs_execs_start(sbs_execs *xs, sbs_lease *l, const sbs_exec_spec *spec, 
 
 sb_err *sbs_execs_attach(sbs_execs *xs, sbs_lease *l, const char *exec_id, sbs_exec **out)
 {
-	if (!exec_id_ok(exec_id))
+	if (!sbs_id_ok(exec_id))
 		return sb_err_new(SB_E_NOTFOUND, "no exec \"%s\"", exec_id);
 	sb_sandbox_exec *x = NULL;
 	sb_err *err = sb_sandbox_exec_attach(sbs_lease_sandbox(l), exec_id, &x);
@@ -617,7 +606,7 @@ json_t *sbs_exec_status_json(const sb_sandbox_exec_status *st)
 sb_err *sbs_execs_signal(sbs_execs *xs, sbs_lease *l, const char *exec_id, int signo)
 {
 	(void)xs;
-	if (!exec_id_ok(exec_id))
+	if (!sbs_id_ok(exec_id))
 		return sb_err_new(SB_E_NOTFOUND, "no exec \"%s\"", exec_id);
 	return sb_sandbox_exec_signal(sbs_lease_sandbox(l), exec_id, signo);
 }

@@ -188,7 +188,7 @@ static void persist(sbs_leases *ls, const sbs_lease_info *li)
 
 /* ------------------------------------------------------------------ acquire */
 
-static bool id_ok(const char *id)
+bool sbs_id_ok(const char *id)
 {
 	size_t n = strlen(id);
 	if (n == 0 || n > SB_SANDBOX_ID_MAX)
@@ -248,7 +248,7 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 	if (!p->acquisition_id || !acq_ok(p->acquisition_id))
 		return sb_err_new(SB_E_INVAL, "acquisition_id must be 1..%d printable characters",
 		                  SBS_ACQUISITION_ID_MAX);
-	if (p->lease_id && !id_ok(p->lease_id))
+	if (p->lease_id && !sbs_id_ok(p->lease_id))
 		return sb_err_new(SB_E_INVAL, "lease id \"%s\" must match [A-Za-z0-9_-]{1,%d}",
 		                  p->lease_id, SB_SANDBOX_ID_MAX);
 	char *fp = p->fingerprint ? sb_xstrdup(p->fingerprint) : sbs_lease_params_fingerprint(p);

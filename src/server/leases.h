@@ -18,6 +18,10 @@ typedef struct sbs_lease sbs_lease; /* a referenced live lease */
 
 #define SBS_ACQUISITION_ID_MAX 256
 
+/* Whether id has the form of a lease or exec id, [A-Za-z0-9_-]{1,SB_SANDBOX_ID_MAX}: the ids the
+ * sandbox layer accepts, checked here so the client gets a 400 rather than a failed sandbox. */
+bool sbs_id_ok(const char *id);
+
 sb_err *sbs_leases_new(const sb_sandbox_config *sbcfg, sbs_store *store, sbs_leases **out);
 /* Closes every handle; the sandboxes keep running. */
 void sbs_leases_free(sbs_leases *ls);
