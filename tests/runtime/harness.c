@@ -364,6 +364,37 @@ void rth_assert_file(const char *dir, const char *rel, const char *content)
 	free(got);
 }
 
+void rth_env_init(rth_env *e, bool record)
+{
+	memset(e, 0, sizeof *e);
+	e->local = sbt_mkdtemp("rt-local");
+	e->base = sbt_mkdtemp("rt-remote");
+	e->outside = sbt_mkdtemp("rt-outside");
+	e->ws = sbt_path(e->base, "ws");
+	e->runner = record ? rth_rec_new(rth_runner(false), 0, &e->rec) : rth_runner(false);
+}
+
+void rth_env_prepare(rth_env *e)
+{
+	sb_runtime_prepare_opts o = {
+	    .runner = e->runner,
+	    .spec = {.remote_cwd = e->ws},
+	    .adapter_key = "claude",
+	    .workspace_local_dir = e->local,
+	};
+	SB_ASSERT_OK(sb_runtime_prepare(&o, &e->rt));
+}
+
+void rth_env_free(rth_env *e)
+{
+	sb_runtime_free(e->rt);
+	sb_runner_free(e->runner);
+	free(e->ws);
+	sbt_rmtree(e->base);
+	sbt_rmtree(e->local);
+	sbt_rmtree(e->outside);
+}
+
 int rth_run_both(const char *name, const struct CMUnitTest *tests, size_t n)
 {
 	int failed = 0;

@@ -63,6 +63,22 @@ void rth_assert_trees_equal(const char *a, const char *b, const char *const *ski
 bool rth_exists(const char *dir, const char *rel);
 void rth_assert_file(const char *dir, const char *rel, const char *content);
 
+/* A prepare/restore scenario: a local workspace directory, a "remote" base directory holding
+ * the remote workspace ws = base/ws, a directory outside both (for escape checks), a runner of
+ * the current kind (wrapped in a recorder when record is set) and, once prepared, the runtime. */
+typedef struct rth_env {
+	char *local, *base, *ws, *outside;
+	sb_runner *runner;
+	rth_rec *rec; /* NULL unless recorded */
+	sb_runtime *rt;
+} rth_env;
+
+void rth_env_init(rth_env *e, bool record);
+/* Prepare the runtime (adapter "claude") from local into ws. */
+void rth_env_prepare(rth_env *e);
+/* Free the runtime and runner, remove the directories. */
+void rth_env_free(rth_env *e);
+
 /* Run the group once per runner kind. */
 int rth_run_both(const char *name, const struct CMUnitTest *tests, size_t n);
 

@@ -9,51 +9,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef struct env {
-	char *local, *base, *ws, *outside;
-	sb_runner *runner;
-	rth_rec *rec;
-	sb_runtime *rt;
-} env;
-
-static void env_init(env *e)
-{
-	memset(e, 0, sizeof *e);
-	e->local = sbt_mkdtemp("rt-local");
-	e->base = sbt_mkdtemp("rt-remote");
-	e->outside = sbt_mkdtemp("rt-outside");
-	e->ws = sbt_path(e->base, "ws");
-	e->runner = rth_rec_new(rth_runner(false), 0, &e->rec);
-}
-
-static void env_prepare(env *e)
-{
-	sb_runtime_prepare_opts o = {
-	    .runner = e->runner,
-	    .spec = {.remote_cwd = e->ws},
-	    .adapter_key = "claude",
-	    .workspace_local_dir = e->local,
-	};
-	SB_ASSERT_OK(sb_runtime_prepare(&o, &e->rt));
-}
-
-static void env_free(env *e)
-{
-	sb_runtime_free(e->rt);
-	sb_runner_free(e->runner);
-	free(e->ws);
-	sbt_rmtree(e->base);
-	sbt_rmtree(e->local);
-	sbt_rmtree(e->outside);
-}
-
 /* The scenario every policy test starts from. */
-static void diverge(env *e)
+static void diverge(rth_env *e)
 {
 	const char *files[] = {"a.txt", "b.txt", "c.txt", "d.txt", "f.txt", "g.txt", "dir/h.txt"};
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
 		sbt_write_str(e->local, files[i], "base\n");
-	env_prepare(e);
+	rth_env_prepare(e);
 	sbt_write_str(e->ws, "a.txt", "remote\n"); /* both changed: conflict */
 	sbt_write_str(e->local, "a.txt", "local\n");
 	assert_int_equal(sbt_sh("rm '%s/b.txt'", e->ws), 0); /* remote deleted, local changed */
@@ -77,7 +39,7 @@ static const sb_runtime_conflict *find_conflict(const sb_restore_report *r, cons
 	return NULL;
 }
 
-static void assert_common_outcome(env *e, const sb_restore_report *rep)
+static void assert_common_outcome(rth_env *e, const sb_restore_report *rep)
 {
 	assert_false(rth_exists(e->local, "d.txt"));
 	rth_assert_file(e->local, "e.txt", "created locally during the run\n");
@@ -98,8 +60,8 @@ static void assert_common_outcome(env *e, const sb_restore_report *rep)
 static void conflict_keeps_both_versions(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	rth_env_init(&e, true);
 	diverge(&e);
 	sb_restore_report rep;
 	sb_restore_report_init(&rep);
@@ -131,14 +93,14 @@ static void conflict_keeps_both_versions(void **state)
 	assert_int_equal(rep.n_added + rep.n_changed + rep.n_deleted, 0);
 	rth_assert_file(e.local, "dir/h.txt", "edited after the restore\n");
 	sb_restore_report_deinit(&rep);
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 static void conflict_take_remote(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	rth_env_init(&e, true);
 	diverge(&e);
 	sb_restore_report rep;
 	sb_restore_report_init(&rep);
@@ -152,14 +114,14 @@ static void conflict_take_remote(void **state)
 	for (size_t i = 0; i < rep.n_conflicts; i++)
 		assert_true(rep.conflicts[i].kept_remote);
 	sb_restore_report_deinit(&rep);
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 static void conflict_fail_applies_nothing(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	rth_env_init(&e, true);
 	diverge(&e);
 	sb_restore_report rep;
 	sb_restore_report_init(&rep);
@@ -178,21 +140,21 @@ static void conflict_fail_applies_nothing(void **state)
 	rth_assert_file(e.local, "dir/h.txt", "base\n");
 	assert_false(rth_exists(e.local, "new"));
 	sb_restore_report_deinit(&rep);
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 static void stale_baseline_restores_keep_siblings(void **state)
 {
 	(void)state;
-	env e1, e2;
-	env_init(&e1);
-	env_init(&e2);
+	rth_env e1, e2;
+	rth_env_init(&e1, true);
+	rth_env_init(&e2, true);
 	sbt_write_str(e1.local, "root.txt", "r\n");
 	/* two runtimes over the same local dir, both from the same baseline */
 	sbt_rmtree(e2.local);
 	e2.local = sb_xstrdup(e1.local);
-	env_prepare(&e1);
-	env_prepare(&e2);
+	rth_env_prepare(&e1);
+	rth_env_prepare(&e2);
 	sbt_write_str(e1.ws, "a/b/c/one.txt", "1\n");
 	sbt_write_str(e2.ws, "a/b/c/two.txt", "2\n");
 	SB_ASSERT_OK(sb_runtime_restore(e1.rt, NULL, NULL));
@@ -202,17 +164,17 @@ static void stale_baseline_restores_keep_siblings(void **state)
 	rth_assert_file(e1.local, "root.txt", "r\n");
 	free(e2.local);
 	e2.local = sbt_mkdtemp("rt-local");
-	env_free(&e2);
-	env_free(&e1);
+	rth_env_free(&e2);
+	rth_env_free(&e1);
 }
 
 static void dir_replaced_by_file_with_local_additions(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	rth_env_init(&e, true);
 	sbt_write_str(e.local, "thing/old.txt", "old\n");
-	env_prepare(&e);
+	rth_env_prepare(&e);
 	assert_int_equal(sbt_sh("rm -rf '%s/thing'", e.ws), 0);
 	sbt_write_str(e.ws, "thing", "now a file\n");
 	sbt_write_str(e.local, "thing/mine.txt", "added locally\n");
@@ -226,11 +188,11 @@ static void dir_replaced_by_file_with_local_additions(void **state)
 	assert_non_null(c);
 	assert_int_equal(c->kind, SB_CONFLICT_BLOCKED);
 	sb_restore_report_deinit(&rep);
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 /* A remote `tar` that answers the archive step with a hostile archive. */
-static void install_hostile_tar(env *e, const char *make_archive)
+static void install_hostile_tar(rth_env *e, const char *make_archive)
 {
 	char *real = sbt_sh_out("command -v tar");
 	real[strcspn(real, "\n")] = '\0';
@@ -248,7 +210,7 @@ static void install_hostile_tar(env *e, const char *make_archive)
 	free(real);
 }
 
-static void assert_hostile_restore_refused(env *e)
+static void assert_hostile_restore_refused(rth_env *e)
 {
 	sb_restore_report rep;
 	sb_restore_report_init(&rep);
@@ -267,10 +229,10 @@ static void assert_hostile_restore_refused(env *e)
 static void remote_dotdot_member_never_written(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	rth_env_init(&e, true);
 	sbt_write_str(e.local, "keep.txt", "keep\n");
-	env_prepare(&e);
+	rth_env_prepare(&e);
 	char *evil = sbt_path(e.base, "evil");
 	sbt_write_str(evil, "escape.txt", "pwned\n");
 	/* "../../<outside>/escape.txt" relative to the extraction dir, kept by -P */
@@ -290,16 +252,16 @@ static void remote_dotdot_member_never_written(void **state)
 	free(real);
 	free(mk);
 	free(evil);
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 static void remote_symlink_member_never_followed(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	rth_env_init(&e, true);
 	sbt_write_str(e.local, "keep.txt", "keep\n");
-	env_prepare(&e);
+	rth_env_prepare(&e);
 	/* member "link" -> outside, then member "link/pwn.txt": a write through the link */
 	char *d1 = sbt_path(e.base, "d1"), *d2 = sbt_path(e.base, "d2");
 	char *l = sbt_path(d1, "link");
@@ -318,17 +280,17 @@ static void remote_symlink_member_never_followed(void **state)
 	free(l);
 	free(d1);
 	free(d2);
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 static void local_symlink_on_path_blocks_writes(void **state)
 {
 	(void)state;
 	for (int pol = SB_CONFLICT_KEEP_LOCAL; pol <= SB_CONFLICT_TAKE_REMOTE; pol++) {
-		env e;
-		env_init(&e);
+		rth_env e;
+		rth_env_init(&e, true);
 		sbt_write_str(e.local, "d/x.txt", "base\n");
-		env_prepare(&e);
+		rth_env_prepare(&e);
 		/* locally, d becomes a link out of the tree; remotely, d/x.txt and d/y.txt change
 		 */
 		assert_int_equal(
@@ -345,17 +307,17 @@ static void local_symlink_on_path_blocks_writes(void **state)
 		assert_non_null(find_conflict(&rep, "d/x.txt"));
 		assert_non_null(find_conflict(&rep, "d/y.txt"));
 		sb_restore_report_deinit(&rep);
-		env_free(&e);
+		rth_env_free(&e);
 	}
 }
 
 static void foreign_staging_dir_is_never_deleted(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	rth_env_init(&e, true);
 	sbt_write_str(e.local, "a.txt", "base\n");
-	env_prepare(&e);
+	rth_env_prepare(&e);
 	/* the user happens to own a directory by the staging name (excluded from the sync) */
 	sbt_write_str(e.local, ".sandbar-restore/mine.txt", "user data\n");
 	sbt_write_str(e.ws, "a.txt", "remote\n");
@@ -371,7 +333,7 @@ static void foreign_staging_dir_is_never_deleted(void **state)
 	SB_ASSERT_OK(sb_runtime_restore(e.rt, NULL, NULL));
 	rth_assert_file(e.local, "a.txt", "remote\n");
 	assert_false(rth_exists(e.local, ".sandbar-restore"));
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 int main(void)

@@ -9,41 +9,16 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef struct env {
-	char *local, *base, *ws;
-	rth_rec *rec;
-	sb_runner *runner;
-	sb_runtime *rt;
-} env;
-
-static void env_init(env *e)
+/* A runtime prepared from a local tree holding one file. */
+static void start_prepared(rth_env *e)
 {
-	memset(e, 0, sizeof *e);
-	e->local = sbt_mkdtemp("rt-local");
-	e->base = sbt_mkdtemp("rt-remote");
-	e->ws = sbt_path(e->base, "ws");
-	e->runner = rth_rec_new(rth_runner(false), 0, &e->rec);
+	rth_env_init(e, true);
 	sbt_write_str(e->local, "a.txt", "base\n");
-	sb_runtime_prepare_opts o = {
-	    .runner = e->runner,
-	    .spec = {.remote_cwd = e->ws},
-	    .adapter_key = "claude",
-	    .workspace_local_dir = e->local,
-	};
-	SB_ASSERT_OK(sb_runtime_prepare(&o, &e->rt));
-}
-
-static void env_free(env *e)
-{
-	sb_runtime_free(e->rt);
-	sb_runner_free(e->runner);
-	free(e->ws);
-	sbt_rmtree(e->base);
-	sbt_rmtree(e->local);
+	rth_env_prepare(e);
 }
 
 /* tar on the remote PATH: `-cf` runs the real tar, then does `after`. */
-static void shim_tar(env *e, const char *after)
+static void shim_tar(rth_env *e, const char *after)
 {
 	char *real = sbt_sh_out("command -v tar");
 	real[strcspn(real, "\n")] = '\0';
@@ -64,20 +39,20 @@ static void shim_tar(env *e, const char *after)
 static void tar_exit_one_is_tolerated(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	start_prepared(&e);
 	shim_tar(&e, "echo 'tar: .: file changed as we read it' >&2; exit 1");
 	sbt_write_str(e.ws, "a.txt", "remote\n");
 	SB_ASSERT_OK(sb_runtime_restore(e.rt, NULL, NULL));
 	rth_assert_file(e.local, "a.txt", "remote\n");
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 static void tar_exit_two_fails_with_stdout(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	start_prepared(&e);
 	shim_tar(&e, "echo 'tar: workspace-download.tar: Cannot open: Permission denied'; exit 2");
 	sbt_write_str(e.ws, "a.txt", "remote\n");
 	sb_err *err = sb_runtime_restore(e.rt, NULL, NULL);
@@ -87,10 +62,10 @@ static void tar_exit_two_fails_with_stdout(void **state)
 	    err->msg, "stdout: tar: workspace-download.tar: Cannot open: Permission denied"));
 	sb_err_free(err);
 	rth_assert_file(e.local, "a.txt", "base\n");
-	env_free(&e);
+	rth_env_free(&e);
 }
 
-static char *run_archive(env *e, const char *dir, const char *tar)
+static char *run_archive(rth_env *e, const char *dir, const char *tar)
 {
 	sb_rt_ctx c = {.runner = e->runner, .shell = "sh", .timeout_ms = 60000};
 	sb_excludes ex;
@@ -107,8 +82,8 @@ static char *run_archive(env *e, const char *dir, const char *tar)
 static void empty_workspace_archive_is_1024_zero_bytes(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	start_prepared(&e);
 	char *dir = sbt_path(e.base, "empty");
 	SB_ASSERT_OK(sb_fs_mkdir_p(dir, 0755));
 	sbt_write_str(dir, ".paperclip-runtime/x", "overlay only\n");
@@ -124,14 +99,14 @@ static void empty_workspace_archive_is_1024_zero_bytes(void **state)
 	free(list);
 	free(tar);
 	free(dir);
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 static void archives_have_no_self_entry(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	start_prepared(&e);
 	char *dir = sbt_path(e.base, "tree");
 	sbt_write_str(dir, "plain", "p\n");
 	sbt_write_str(dir, ".hidden", "h\n");
@@ -159,7 +134,7 @@ static void archives_have_no_self_entry(void **state)
 	free(list);
 	free(tar);
 	free(dir);
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 int main(void)

@@ -19,43 +19,6 @@ static const char *const NAMES[] = {
     "dir with space/inner 'q'.txt",
 };
 
-typedef struct env {
-	char *local, *base, *ws, *outside;
-	sb_runner *runner;
-	sb_runtime *rt;
-} env;
-
-static void env_init(env *e)
-{
-	memset(e, 0, sizeof *e);
-	e->local = sbt_mkdtemp("rt-local");
-	e->base = sbt_mkdtemp("rt-remote");
-	e->outside = sbt_mkdtemp("rt-outside");
-	e->ws = sbt_path(e->base, "ws");
-	e->runner = rth_runner(false);
-}
-
-static void env_prepare(env *e)
-{
-	sb_runtime_prepare_opts o = {
-	    .runner = e->runner,
-	    .spec = {.remote_cwd = e->ws},
-	    .adapter_key = "claude",
-	    .workspace_local_dir = e->local,
-	};
-	SB_ASSERT_OK(sb_runtime_prepare(&o, &e->rt));
-}
-
-static void env_free(env *e)
-{
-	sb_runtime_free(e->rt);
-	sb_runner_free(e->runner);
-	free(e->ws);
-	sbt_rmtree(e->base);
-	sbt_rmtree(e->local);
-	sbt_rmtree(e->outside);
-}
-
 static void mklink(const char *dir, const char *rel, const char *target)
 {
 	char *p = sbt_path(dir, rel);
@@ -75,8 +38,8 @@ static const char *const SKIP_OVERLAY[] = {".paperclip-runtime", NULL};
 static void awkward_names_round_trip(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	rth_env_init(&e, false);
 	for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++)
 		sbt_write_str(e.local, NAMES[i], NAMES[i]);
 	sbt_write(e.local, "run.sh", "#!/bin/sh\necho hi\n", 18, 0755);
@@ -88,7 +51,7 @@ static void awkward_names_round_trip(void **state)
 	mklink(e.local, "link-dangling", "does/not/exist");
 	mklink(e.local, "link-out", e.outside);
 	sbt_write_str(e.outside, "precious.txt", "outside\n");
-	env_prepare(&e);
+	rth_env_prepare(&e);
 	rth_assert_trees_equal(e.local, e.ws, SKIP_OVERLAY);
 	/* the link that points out of the tree was staged as a link, never followed */
 	char *lp = sbt_path(e.ws, "link-out");
@@ -121,14 +84,14 @@ static void awkward_names_round_trip(void **state)
 	free(ls);
 	assert_false(rth_exists(e.local, "pwned"));
 	sb_restore_report_deinit(&rep);
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 static void heavy_dirs_stay_on_their_side(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	rth_env_init(&e, false);
 	sbt_write_str(e.local, "src/main.c", "int main;\n");
 	sbt_write_str(e.local, "node_modules/dep/index.js", "local dep\n");
 	sbt_write_str(e.local, "pkg/node_modules/x.js", "nested dep\n");
@@ -137,7 +100,7 @@ static void heavy_dirs_stay_on_their_side(void **state)
 	sbt_write_str(e.local, "._README.md", "appledouble\n");
 	sbt_write_str(e.local, "sub/._x", "appledouble\n");
 	sbt_write_str(e.local, "builder.txt", "not a heavy dir\n");
-	env_prepare(&e);
+	rth_env_prepare(&e);
 	rth_assert_file(e.ws, "src/main.c", "int main;\n");
 	rth_assert_file(e.ws, "builder.txt", "not a heavy dir\n");
 	assert_false(rth_exists(e.ws, "node_modules"));
@@ -163,14 +126,14 @@ static void heavy_dirs_stay_on_their_side(void **state)
 	assert_false(rth_exists(e.local, "node_modules/remote-dep"));
 	assert_false(rth_exists(e.local, "pkg/dist"));
 	assert_false(rth_exists(e.local, "._remote"));
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 static void caller_excludes_and_preserved_paths(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	rth_env_init(&e, false);
 	sbt_write_str(e.local, "keep.txt", "k\n");
 	sbt_write_str(e.local, "big/data.bin", "huge\n");
 	sbt_write_str(e.local, "docs/gen/api.html", "generated\n");
@@ -197,10 +160,10 @@ static void caller_excludes_and_preserved_paths(void **state)
 	rth_assert_file(e.local, "docs/gen/api.html", "generated\n");
 	rth_assert_file(e.local, ".claude/settings.json", "{}\n");
 	assert_false(rth_exists(e.local, "x")); /* the remote deleted it: deleted locally */
-	env_free(&e);
+	rth_env_free(&e);
 
 	/* bad excludes are refused before anything runs */
-	env_init(&e);
+	rth_env_init(&e, false);
 	char *bad[] = {(char *)"../up", NULL};
 	o.runner = e.runner;
 	o.workspace_local_dir = e.local;
@@ -212,15 +175,15 @@ static void caller_excludes_and_preserved_paths(void **state)
 	assert_int_equal(err->code, SB_E_INVAL);
 	sb_err_free(err);
 	assert_false(rth_exists(e.base, "ws"));
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 static void empty_workspace_round_trips(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
-	env_prepare(&e);
+	rth_env e;
+	rth_env_init(&e, false);
+	rth_env_prepare(&e);
 	assert_true(rth_exists(e.ws, ".paperclip-runtime/claude"));
 	sbt_write_str(e.ws, "created.txt", "from the sandbox\n");
 	SB_ASSERT_OK(sb_runtime_restore(e.rt, NULL, NULL));
@@ -228,33 +191,33 @@ static void empty_workspace_round_trips(void **state)
 	assert_int_equal(sbt_sh("rm '%s/created.txt'", e.ws), 0);
 	SB_ASSERT_OK(sb_runtime_restore(e.rt, NULL, NULL)); /* remote empty again */
 	assert_false(rth_exists(e.local, "created.txt"));
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 static void restage_wipes_stale_remote_but_spares_overlay(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	rth_env_init(&e, false);
 	sbt_write_str(e.ws, "stale.txt", "left from an earlier run\n");
 	sbt_write_str(e.ws, ".paperclip-runtime/bridge/queue.json", "[]\n");
 	sbt_write_str(e.local, "fresh.txt", "fresh\n");
-	env_prepare(&e);
+	rth_env_prepare(&e);
 	assert_false(rth_exists(e.ws, "stale.txt"));
 	rth_assert_file(e.ws, "fresh.txt", "fresh\n");
 	rth_assert_file(e.ws, ".paperclip-runtime/bridge/queue.json", "[]\n");
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 static void fifo_is_ignored(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	rth_env_init(&e, false);
 	sbt_write_str(e.local, "a.txt", "a\n");
 	char *fifo = sbt_path(e.local, "pipe");
 	assert_int_equal(mkfifo(fifo, 0644), 0);
-	env_prepare(&e);
+	rth_env_prepare(&e);
 	assert_false(rth_exists(e.ws, "pipe"));
 	sbt_write_str(e.ws, "a.txt", "b\n");
 	SB_ASSERT_OK(sb_runtime_restore(e.rt, NULL, NULL));
@@ -263,14 +226,14 @@ static void fifo_is_ignored(void **state)
 	assert_int_equal(lstat(fifo, &st), 0); /* never taken for a deleted file */
 	assert_true(S_ISFIFO(st.st_mode));
 	free(fifo);
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 static void assets_follow_symlinks_and_exclude(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	rth_env_init(&e, false);
 	char *home = sbt_mkdtemp("rt-home");
 	sbt_write_str(e.outside, "real-config.toml", "model = \"x\"\n");
 	char *cfg = sb_strfmt("%s/real-config.toml", e.outside);
@@ -310,14 +273,14 @@ static void assets_follow_symlinks_and_exclude(void **state)
 	free(want);
 	free(cfg);
 	sbt_rmtree(home);
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 static void cancelled_prepare_runs_nothing(void **state)
 {
 	(void)state;
-	env e;
-	env_init(&e);
+	rth_env e;
+	rth_env_init(&e, false);
 	sbt_write_str(e.local, "a.txt", "a\n");
 	sb_cancel *cancel = sb_cancel_new();
 	sb_cancel_trigger(cancel);
@@ -334,7 +297,7 @@ static void cancelled_prepare_runs_nothing(void **state)
 	sb_err_free(err);
 	assert_false(rth_exists(e.ws, "a.txt"));
 	sb_cancel_free(cancel);
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 static void bad_requests_are_refused(void **state)
@@ -347,8 +310,8 @@ static void bad_requests_are_refused(void **state)
 	sb_err *err = sb_conflict_policy_parse("theirs", &pol);
 	assert_non_null(err);
 	sb_err_free(err);
-	env e;
-	env_init(&e);
+	rth_env e;
+	rth_env_init(&e, false);
 	const char *bad_keys[] = {"a/b", "..", "", "x*"};
 	for (size_t i = 0; i < 4; i++) {
 		sb_runtime_prepare_opts o = {
@@ -386,7 +349,7 @@ static void bad_requests_are_refused(void **state)
 	assert_non_null(err);
 	sb_err_free(err);
 	assert_false(rth_exists(e.base, "ws"));
-	env_free(&e);
+	rth_env_free(&e);
 }
 
 int main(void)
