@@ -5,31 +5,10 @@
 
 #include <sandbar/runner.h>
 
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/wait.h>
-
-extern char **environ;
 
 #define RUNS 500
-
-static double bare_true(void)
-{
-	char *const argv[] = {"true", NULL};
-	double t0 = sbb_now();
-	pid_t pid;
-	if (posix_spawnp(&pid, "true", NULL, NULL, argv, environ) != 0) {
-		fprintf(stderr, "posix_spawnp true failed\n");
-		exit(1);
-	}
-	int status;
-	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		fprintf(stderr, "bare true failed\n");
-		exit(1);
-	}
-	return sbb_now() - t0;
-}
 
 static double runner_true(sb_runner *r)
 {
@@ -51,18 +30,19 @@ static double runner_true(sb_runner *r)
 int main(void)
 {
 	sb_runner *r = sb_local_runner_new(NULL);
+	char *true_argv[] = {"true", NULL};
 	static double ours[RUNS], base[RUNS];
 	for (int i = 0; i < 20; i++) { /* warm caches and the page cache for `true` */
 		runner_true(r);
-		bare_true();
+		sbb_spawn_wait(true_argv);
 	}
 	for (int i = 0; i < RUNS; i++) {
 		/* Alternate which goes first so neither always follows the other. */
 		if (i % 2) {
 			ours[i] = runner_true(r);
-			base[i] = bare_true();
+			base[i] = sbb_spawn_wait(true_argv);
 		} else {
-			base[i] = bare_true();
+			base[i] = sbb_spawn_wait(true_argv);
 			ours[i] = runner_true(r);
 		}
 	}

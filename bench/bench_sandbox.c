@@ -7,15 +7,11 @@
 
 #include <sandbar/sandbox.h>
 
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #define CREATES 30
 #define EXECS 300
@@ -27,23 +23,6 @@ static void die(sb_err *err, const char *what)
 		return;
 	fprintf(stderr, "bench_sandbox: %s: %s\n", what, err->msg);
 	exit(1);
-}
-
-static double spawn_wait(char *const *argv)
-{
-	double t0 = sbb_now();
-	pid_t pid;
-	if (posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ) != 0) {
-		perror("posix_spawnp");
-		exit(1);
-	}
-	int ws;
-	waitpid(pid, &ws, 0);
-	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-		fprintf(stderr, "bench_sandbox: %s failed\n", argv[0]);
-		exit(1);
-	}
-	return sbb_now() - t0;
 }
 
 /* Exec and wait for the final status, as a client of the lease would. */
@@ -70,15 +49,6 @@ static double exec_true(sb_sandbox *sb)
 	return t;
 }
 
-static void row(const char *fig, double ours, double base, const char *unit_note)
-{
-	char o[64], b[64], r[64];
-	snprintf(o, sizeof o, "%.3f ms", ours * 1e3);
-	snprintf(b, sizeof b, "%.3f ms%s", base * 1e3, unit_note);
-	snprintf(r, sizeof r, "%.2fx", ours / base);
-	sbb_row(fig, o, b, r);
-}
-
 int main(void)
 {
 	char tmpl[] = "/tmp/sandbar-bench-XXXXXX";
@@ -99,7 +69,7 @@ int main(void)
 	die(sb_sandbox_create(&cfg, "warm", NULL, &sb), "create");
 	for (int i = 0; i < 20; i++)
 		exec_true(sb);
-	spawn_wait(bwrap_argv);
+	sbb_spawn_wait(bwrap_argv);
 
 	double create[CREATES], bare_bwrap[CREATES];
 	for (int i = 0; i < CREATES; i++) {
@@ -111,22 +81,23 @@ int main(void)
 		die(sb_sandbox_create(&cfg, id, NULL, &c), "create");
 		create[i] = sbb_now() - t0;
 		die(sb_sandbox_destroy(c), "destroy");
-		bare_bwrap[i] = spawn_wait(bwrap_argv);
+		bare_bwrap[i] = sbb_spawn_wait(bwrap_argv);
 	}
 	double ex[EXECS], sp[EXECS], fresh[BWRAPS];
 	for (int i = 0; i < EXECS; i++) {
 		ex[i] = exec_true(sb);
-		sp[i] = spawn_wait(true_argv);
+		sp[i] = sbb_spawn_wait(true_argv);
 	}
 	for (int i = 0; i < BWRAPS; i++)
-		fresh[i] = spawn_wait(bwrap_argv);
+		fresh[i] = sbb_spawn_wait(bwrap_argv);
 	double mc = sbb_median(create, CREATES), mb = sbb_median(bare_bwrap, CREATES);
 	double me = sbb_median(ex, EXECS), ms = sbb_median(sp, EXECS);
 	double mf = sbb_median(fresh, BWRAPS);
-	row("sandbox: lease create (ready for exec) vs bare bwrap /bin/true (target <= 1.3x)", mc,
-	    mb, "");
-	row("sandbox: exec `true` on a warm lease vs posix_spawn+waitpid (target <= 2x)", me, ms,
-	    "");
+	sbb_row_ms(
+	    "sandbox: lease create (ready for exec) vs bare bwrap /bin/true (target <= 1.3x)", mc,
+	    mb, NULL);
+	sbb_row_ms("sandbox: exec `true` on a warm lease vs posix_spawn+waitpid (target <= 2x)", me,
+	           ms, NULL);
 	char o[64], b[64], r[64];
 	snprintf(o, sizeof o, "%.3f ms", me * 1e3);
 	snprintf(b, sizeof b, "%.3f ms (fresh bwrap per command)", mf * 1e3);

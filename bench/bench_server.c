@@ -8,17 +8,13 @@
 
 #include <curl/curl.h>
 #include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "benchutil.h"
-
-extern char **environ;
 
 #define N_EXEC 200
 #define N_REQ 3000
@@ -89,18 +85,6 @@ static long request(CURL *c, const char *method, const char *target, const char 
 	return st;
 }
 
-static double spawn_true(void)
-{
-	double t0 = sbb_now();
-	pid_t pid;
-	char *argv[] = {"true", NULL};
-	if (posix_spawnp(&pid, "true", NULL, NULL, argv, environ) != 0)
-		exit(1);
-	int st;
-	waitpid(pid, &st, 0);
-	return sbb_now() - t0;
-}
-
 static long rss_kib(void)
 {
 	FILE *f = fopen("/proc/self/status", "re");
@@ -112,15 +96,6 @@ static long rss_kib(void)
 	if (f)
 		fclose(f);
 	return kb;
-}
-
-static void row_ms(const char *fig, double ours_s, double base_s, const char *base_name)
-{
-	char o[64], b[96], r[32];
-	snprintf(o, sizeof o, "%.3f ms", ours_s * 1e3);
-	snprintf(b, sizeof b, "%.3f ms (%s)", base_s * 1e3, base_name);
-	snprintf(r, sizeof r, "%.2fx", ours_s / base_s);
-	sbb_row(fig, o, b, r);
 }
 
 int main(void)
@@ -192,6 +167,7 @@ int main(void)
 	/* Exec of `true`: JSON and SSE over HTTP, the sandbox layer directly, bare spawn. */
 	char *exec_t = sb_strfmt("/v1/leases/%s/exec", lease);
 	const char *body = "{\"argv\":[\"true\"]}";
+	char *true_argv[] = {"true", NULL};
 	double *js = calloc(N_EXEC, sizeof *js), *ss = calloc(N_EXEC, sizeof *ss),
 	       *bs = calloc(N_EXEC, sizeof *bs);
 	for (int i = 0; i < 20; i++) {
@@ -210,7 +186,7 @@ int main(void)
 		    !strstr(sb_buf_cstr(&out), "event: end"))
 			return 1;
 		ss[i] = sbb_now() - a;
-		bs[i] = spawn_true();
+		bs[i] = sbb_spawn_wait(true_argv);
 	}
 	double jm = sbb_median(js, N_EXEC), sm = sbb_median(ss, N_EXEC),
 	       bm = sbb_median(bs, N_EXEC);
@@ -243,12 +219,12 @@ int main(void)
 		sb_sandbox_close(sb);
 	}
 
-	row_ms("exec `true` over HTTP, JSON (median)", jm, bm, "posix_spawn+waitpid");
-	row_ms("exec `true` over HTTP, SSE (median)", sm, bm, "posix_spawn+waitpid");
+	sbb_row_ms("exec `true` over HTTP, JSON (median)", jm, bm, "posix_spawn+waitpid");
+	sbb_row_ms("exec `true` over HTTP, SSE (median)", sm, bm, "posix_spawn+waitpid");
 	if (dm > 0) {
-		row_ms("exec `true` via the sandbox layer, no HTTP (median)", dm, bm,
-		       "posix_spawn+waitpid");
-		row_ms("HTTP JSON exec vs the sandbox layer alone", jm, dm, "sandbox layer");
+		sbb_row_ms("exec `true` via the sandbox layer, no HTTP (median)", dm, bm,
+		           "posix_spawn+waitpid");
+		sbb_row_ms("HTTP JSON exec vs the sandbox layer alone", jm, dm, "sandbox layer");
 	}
 	char r1[64], r2[64];
 	snprintf(r1, sizeof r1, "%.0f req/s", health_rps);

@@ -10,4 +10,10 @@ double sbb_median(double *v, size_t n);
 void sbb_row(const char *figure, const char *ours, const char *baseline, const char *ratio);
 /* Seconds from a monotonic clock. */
 double sbb_now(void);
+/* Print a row of two durations in seconds as milliseconds, ratio ours/baseline; base_name, when
+ * given and not empty, is shown in parentheses after the baseline. */
+void sbb_row_ms(const char *figure, double ours_s, double base_s, const char *base_name);
+/* The bare baseline: seconds for posix_spawnp(argv[0]) + waitpid. Exits 1 if the command cannot
+ * be started or does not exit 0 (a failed baseline would make every ratio meaningless). */
+double sbb_spawn_wait(char *const *argv);
 #endif
