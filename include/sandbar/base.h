@@ -368,6 +368,12 @@ sb_err *sb_fs_open_beneath(int rootfd, const char *rel, int flags, mode_t mode, 
 			   int *out_fd);
 /* Force the fallback resolver (for tests). */
 void sb_fs_beneath_force_fallback(bool on);
+/* Open the directory rel beneath rootfd one component at a time with O_NOFOLLOW, stricter than
+ * sb_fs_open_beneath: any symlink on the way, even one that stays inside, and any non-directory
+ * fail with ENOTDIR or ELOOP (sb_err_sys: sys_errno says which). With create, missing components
+ * are made (mode 0755 adjusted by umask). rel holds no "." or ".." components (callers pass paths
+ * they read from a directory or checked); "" opens rootfd itself again. */
+sb_err *sb_fs_open_dir_nofollow(int rootfd, const char *rel, bool create, int *out_fd);
 
 /* --------------------------------------------------------------- excludes */
 

@@ -337,3 +337,36 @@ sb_err *sb_fs_open_beneath(int rootfd, const char *rel, int flags, mode_t mode, 
 	*out_fd = fd;
 	return NULL;
 }
+
+sb_err *sb_fs_open_dir_nofollow(int rootfd, const char *rel, bool create, int *out_fd)
+{
+	int fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return sb_err_sys(errno, "duplicating the directory fd for %s", rel);
+	char *copy = sb_xstrdup(rel);
+	char *save = NULL;
+	sb_err *err = NULL;
+	for (char *comp = strtok_r(copy, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
+		int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0 && errno == ENOENT && create) {
+			if (mkdirat(fd, comp, 0755) != 0 && errno != EEXIST) {
+				err = sb_err_sys(errno, "creating the directory %s", rel);
+				break;
+			}
+			next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		}
+		if (next < 0) {
+			err = sb_err_sys(errno, "opening the directory %s", rel);
+			break;
+		}
+		close(fd);
+		fd = next;
+	}
+	free(copy);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	*out_fd = fd;
+	return NULL;
+}

@@ -132,43 +132,6 @@ static sb_err *plan(merger *g)
 	return err;
 }
 
-/* Open the directory rel beneath rootfd one component at a time with O_NOFOLLOW, creating
- * missing components: any symlink on the way (even one that stays inside the workspace) or a
- * non-directory blocks the path with ELOOP / ENOTDIR. Snapshot paths come from readdir, so
- * they hold no "." or ".." components. */
-static sb_err *open_dir_nofollow(int rootfd, const char *rel, int *out)
-{
-	int fd = fcntl(rootfd, F_DUPFD_CLOEXEC, 0);
-	if (fd < 0)
-		return sb_err_sys(errno, "duplicating the workspace fd");
-	char *copy = sb_xstrdup(rel);
-	char *save = NULL;
-	sb_err *err = NULL;
-	for (char *comp = strtok_r(copy, "/", &save); comp; comp = strtok_r(NULL, "/", &save)) {
-		int next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (next < 0 && errno == ENOENT) {
-			if (mkdirat(fd, comp, 0755) != 0 && errno != EEXIST) {
-				err = sb_err_sys(errno, "creating the directory %s", rel);
-				break;
-			}
-			next = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		}
-		if (next < 0) {
-			err = sb_err_sys(errno, "opening the directory %s", rel);
-			break;
-		}
-		close(fd);
-		fd = next;
-	}
-	free(copy);
-	if (err) {
-		close(fd);
-		return err;
-	}
-	*out = fd;
-	return NULL;
-}
-
 static void drop_parent_cache(merger *g)
 {
 	sb_close(&g->pc_fd);
@@ -189,7 +152,9 @@ static sb_err *open_parent(merger *g, const char *path, int *pfd, const char **n
 	}
 	drop_parent_cache(g);
 	char *parent = sb_xstrndup(path, plen);
-	sb_err *err = open_dir_nofollow(g->rootfd, parent, &g->pc_fd);
+	/* Any symlink on the way, even one that stays inside the workspace, blocks the path
+	 * (is_blocking). Snapshot paths come from readdir: no "." or ".." components. */
+	sb_err *err = sb_fs_open_dir_nofollow(g->rootfd, parent, true, &g->pc_fd);
 	if (err) {
 		free(parent);
 		return err;

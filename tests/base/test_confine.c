@@ -247,6 +247,55 @@ static void fallback_refuses_long_symlink_chains(void **state)
 	sbt_rmtree(dir);
 }
 
+static void expect_sys(sb_err *err, int errnum, const char *what)
+{
+	if (!err) {
+		print_error("%s: expected errno %d, got success\n", what, errnum);
+		fail();
+	}
+	assert_int_equal(err->sys_errno, errnum);
+	sb_err_free(err);
+}
+
+/* O_NOFOLLOW|O_DIRECTORY on a link: Linux answers ENOTDIR, POSIX allows ELOOP. */
+static void expect_blocked(sb_err *err, const char *what)
+{
+	assert_non_null(err);
+	expect_sys(err, err->sys_errno == ELOOP ? ELOOP : ENOTDIR, what);
+}
+
+static void open_dir_nofollow_refuses_every_link_and_creates_on_request(void **state)
+{
+	(void)state;
+	struct fixture f;
+	fixture_up(&f);
+	int fd = -1;
+	SB_ASSERT_OK(sb_fs_open_dir_nofollow(f.rootfd, "a/b", false, &fd));
+	expect_read(fd, "file", "inside");
+	close(fd);
+	SB_ASSERT_OK(sb_fs_open_dir_nofollow(f.rootfd, "", false, &fd));
+	expect_read(fd, "top", "top file");
+	close(fd);
+	/* Even a link that stays inside is refused, at the end or on the way. */
+	expect_blocked(sb_fs_open_dir_nofollow(f.rootfd, "in", false, &fd), "in");
+	expect_blocked(sb_fs_open_dir_nofollow(f.rootfd, "in/x", true, &fd), "in/x");
+	expect_blocked(sb_fs_open_dir_nofollow(f.rootfd, "up", true, &fd), "up");
+	expect_sys(sb_fs_open_dir_nofollow(f.rootfd, "top/x", true, &fd), ENOTDIR, "top/x");
+	expect_sys(sb_fs_open_dir_nofollow(f.rootfd, "new/dir", false, &fd), ENOENT, "new/dir");
+	SB_ASSERT_OK(sb_fs_open_dir_nofollow(f.rootfd, "new/dir", true, &fd));
+	close(fd);
+	struct stat st;
+	char *made = sbt_path(f.root, "new/dir");
+	assert_int_equal(lstat(made, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	free(made);
+	/* Nothing was created through the links. */
+	char *x = sbt_path(f.root, "a/b/x");
+	assert_int_not_equal(lstat(x, &st), 0);
+	free(x);
+	fixture_down(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -254,6 +303,7 @@ int main(void)
 	    cmocka_unit_test(open_beneath_with_openat2),
 	    cmocka_unit_test(open_beneath_with_the_fallback_resolver),
 	    cmocka_unit_test(fallback_refuses_long_symlink_chains),
+	    cmocka_unit_test(open_dir_nofollow_refuses_every_link_and_creates_on_request),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
