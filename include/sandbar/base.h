@@ -319,6 +319,10 @@ void sb_atomic_abort(sb_atomic_file *af);
 sb_err *sb_fs_mkdir_p(const char *path, mode_t mode);
 /* Remove a tree without following symlinks; a missing path is success. */
 sb_err *sb_fs_rm_rf(const char *path);
+/* Remove every entry of the open directory dfd (not closed) except the names in keep
+ * (NULL-terminated, may be NULL), each the way sb_fs_rm_rf does (never following a symlink).
+ * display names the directory in error messages. */
+sb_err *sb_fs_clear_dir(int dfd, const char *display, char *const *keep);
 /* Copy a regular file's bytes (FICLONE reflink when possible, else copy_file_range/read-write)
  * to dst atomically (temp + rename) with the given mode. Never a hard link. */
 sb_err *sb_fs_copy_file(const char *src, const char *dst, mode_t mode);

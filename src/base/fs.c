@@ -276,6 +276,32 @@ static sb_err *rm_at(int dfd, const char *name, sb_buf *path)
 	return err;
 }
 
+static bool kept(char *const *keep, const char *name)
+{
+	for (char *const *k = keep; k && *k; k++)
+		if (strcmp(*k, name) == 0)
+			return true;
+	return false;
+}
+
+sb_err *sb_fs_clear_dir(int dfd, const char *display, char *const *keep)
+{
+	char **names = NULL;
+	size_t n = 0;
+	sb_err *err = sb_fs_read_names(dfd, display, &names, &n);
+	sb_buf path = SB_BUF_INIT;
+	for (size_t i = 0; i < n && !err; i++) {
+		if (kept(keep, names[i]))
+			continue;
+		sb_buf_clear(&path);
+		sb_buf_appendf(&path, "%s/%s", display, names[i]);
+		err = rm_at(dfd, names[i], &path);
+	}
+	sb_buf_deinit(&path);
+	sb_strv_free(names);
+	return err;
+}
+
 sb_err *sb_fs_rm_rf(const char *path)
 {
 	if (!path || !*path)

@@ -5,18 +5,11 @@
  */
 #include "runner/runner_int.h"
 
-#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-
-static bool preserved(char *const *preserve, const char *name)
-{
-	for (char *const *p = preserve; p && *p; p++)
-		if (strcmp(*p, name) == 0)
-			return true;
-	return false;
-}
+#include <unistd.h>
 
 static sb_err *check_dir(const char *what, const char *remote_dir)
 {
@@ -29,33 +22,13 @@ static sb_err *check_dir(const char *what, const char *remote_dir)
 /* Delete every top-level entry of dir except the preserved names. */
 static sb_err *clear_dir(const char *dir, char *const *preserve)
 {
-	DIR *d = opendir(dir);
-	if (!d)
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0)
 		return sb_err_sys(errno, "sync in: opening %s", dir);
-	char **doomed = NULL;
-	sb_err *err = NULL;
-	for (;;) {
-		errno = 0;
-		struct dirent *de = readdir(d);
-		if (!de) {
-			if (errno)
-				err = sb_err_sys(errno, "sync in: reading %s", dir);
-			break;
-		}
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-		    preserved(preserve, de->d_name))
-			continue;
-		sb_strv_push(&doomed, de->d_name);
-	}
-	closedir(d);
-	for (char **n = doomed; !err && n && *n; n++) {
-		char *path = sb_strfmt("%s/%s", dir, *n);
-		err = sb_fs_rm_rf(path);
-		if (err)
-			err = sb_err_prefix(err, "sync in: clearing %s", dir);
-		free(path);
-	}
-	sb_strv_free(doomed);
+	sb_err *err = sb_fs_clear_dir(dfd, dir, preserve);
+	close(dfd);
+	if (err)
+		err = sb_err_prefix(err, "sync in: clearing %s", dir);
 	return err;
 }
 

@@ -7,7 +7,6 @@
  * directory). */
 #include "server/server_int.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -447,14 +446,6 @@ typedef struct ws_put_job {
 	uint64_t bytes;
 } ws_put_job;
 
-static bool kept(char *const *keep, const char *name)
-{
-	for (size_t i = 0; keep && keep[i]; i++)
-		if (!strcmp(keep[i], name))
-			return true;
-	return false;
-}
-
 static sb_err *ws_put_as_owner(void *ud)
 {
 	ws_put_job *j = ud;
@@ -464,31 +455,7 @@ static sb_err *ws_put_as_owner(void *ud)
 		return err;
 	/* Everything below goes through the confined directory fd. */
 	char *dir = sb_strfmt("/proc/self/fd/%d", dfd);
-	int lfd = dup(dfd);
-	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
-	if (!d) {
-		err = sb_err_sys(errno, "reading %s", j->rel[0] ? j->rel : "the workspace");
-		if (lfd >= 0)
-			close(lfd);
-		goto out;
-	}
-	struct dirent *de;
-	char **names = NULL;
-	while ((errno = 0, de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-		    kept(j->keep, de->d_name))
-			continue;
-		sb_strv_push(&names, de->d_name);
-	}
-	if (errno)
-		err = sb_err_sys(errno, "reading %s", j->rel[0] ? j->rel : "the workspace");
-	closedir(d);
-	for (size_t i = 0; !err && names && names[i]; i++) {
-		char *p = sb_strfmt("%s/%s", dir, names[i]);
-		err = sb_fs_rm_rf(p);
-		free(p);
-	}
-	sb_strv_free(names);
+	err = sb_fs_clear_dir(dfd, j->rel[0] ? j->rel : "the workspace", j->keep);
 	if (err) {
 		err = sb_err_prefix(err, "clearing %s", j->rel[0] ? j->rel : "the workspace");
 		goto out;

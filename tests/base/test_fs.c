@@ -202,6 +202,39 @@ static void rm_rf_removes_tree_without_following_symlinks(void **state)
 	sbt_rmtree(outside);
 }
 
+static void clear_dir_keeps_named_entries_and_never_follows_links(void **state)
+{
+	(void)state;
+	char *outside = sbt_mkdtemp("sb-fs-outside");
+	sbt_write_str(outside, "precious/file", "keep me");
+	char *dir = sbt_mkdtemp("sb-fs");
+	sbt_write_str(dir, "keep/inner", "k");
+	sbt_write_str(dir, "kept.txt", "k");
+	sbt_write_str(dir, "gone/a/b", "x");
+	sbt_write_str(dir, "gone.txt", "x");
+	char *precious = sbt_path(outside, "precious");
+	char *link = sbt_path(dir, "link-to-outside");
+	assert_int_equal(symlink(precious, link), 0);
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	assert_true(dfd >= 0);
+	char *keep[] = {"keep", "kept.txt", "not-there", NULL};
+	SB_ASSERT_OK(sb_fs_clear_dir(dfd, dir, keep));
+	assert_int_equal(count_entries(dir), 2);
+	char *k = sbt_read(dir, "keep/inner", NULL);
+	assert_string_equal(k, "k");
+	free(k);
+	k = sbt_read(outside, "precious/file", NULL);
+	assert_string_equal(k, "keep me");
+	free(k);
+	SB_ASSERT_OK(sb_fs_clear_dir(dfd, dir, NULL));
+	assert_int_equal(count_entries(dir), 0);
+	close(dfd);
+	free(precious);
+	free(link);
+	sbt_rmtree(dir);
+	sbt_rmtree(outside);
+}
+
 static void copy_file_copies_bytes_never_links(void **state)
 {
 	(void)state;
@@ -306,6 +339,7 @@ int main(void)
 	    cmocka_unit_test(atomic_stream_abort_leaves_target_untouched),
 	    cmocka_unit_test(mkdir_p_creates_nested_and_accepts_existing),
 	    cmocka_unit_test(rm_rf_removes_tree_without_following_symlinks),
+	    cmocka_unit_test(clear_dir_keeps_named_entries_and_never_follows_links),
 	    cmocka_unit_test(copy_file_copies_bytes_never_links),
 	    cmocka_unit_test(copy_file_refuses_links_fifos_and_missing),
 	    cmocka_unit_test(mkdtemp_is_private_unique_and_honours_tmpdir),
