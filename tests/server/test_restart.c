@@ -200,21 +200,34 @@ static void sigterm_leaves_sandboxes_and_restart_readopts(void **state)
 	sbt_daemon_stop(&d);
 }
 
-typedef struct bg_stream {
+typedef struct bg_exec {
 	sbt_daemon *d;
-	const char *target;
+	sbt_req rq;
 	sbt_resp r;
-} bg_stream;
+} bg_exec;
 
-static void *stream_main(void *arg)
+static void *bg_exec_main(void *arg)
 {
-	bg_stream *b = arg;
-	sbt_req rq = {.method = "POST",
-	              .target = b->target,
-	              .body = "{\"script\":\"echo first; sleep 3; echo second\"}",
-	              .accept = "text/event-stream"};
-	sbt_http(b->d, &rq, &b->r);
+	bg_exec *b = arg;
+	sbt_http(b->d, &b->rq, &b->r);
 	return NULL;
+}
+
+/* POST body (answered as accept, NULL = JSON) to the lease's exec route on a thread, wait until
+ * its command (needle) runs, SIGTERM the daemon (it must drain and exit 0) and hand back the
+ * answer the interrupted request got. */
+static void sigterm_during_exec(sbt_daemon *d, const char *lease, const char *body,
+                                const char *accept, const char *needle, sbt_resp *out)
+{
+	char *t = sb_strfmt("/v1/leases/%s/exec", lease);
+	bg_exec b = {.d = d, .rq = {.method = "POST", .target = t, .body = body, .accept = accept}};
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, bg_exec_main, &b), 0);
+	wait_for_process(d, lease, needle);
+	sigterm_drains(d);
+	pthread_join(th, NULL);
+	*out = b.r;
+	free(t);
 }
 
 static void sigterm_ends_open_streams_without_end_and_exits_cleanly(void **state)
@@ -223,22 +236,18 @@ static void sigterm_ends_open_streams_without_end_and_exits_cleanly(void **state
 	sbt_daemon d;
 	start_or_skip(&d);
 	char *lease = sbt_acquire(&d, "restart-drain");
-	char *t = sb_strfmt("/v1/leases/%s/exec", lease);
-	bg_stream b = {.d = &d, .target = t};
-	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, stream_main, &b), 0);
-	wait_for_process(&d, lease, "sleep 3");
-	sigterm_drains(&d);
-	pthread_join(th, NULL);
+	sbt_resp br;
+	sigterm_during_exec(&d, lease, "{\"script\":\"echo first; sleep 3; echo second\"}",
+	                    "text/event-stream", "sleep 3", &br);
 	sbt_event *ev;
-	size_t n = sbt_sse_parse(b.r.body.data, b.r.body.len, &ev, NULL);
+	size_t n = sbt_sse_parse(br.body.data, br.body.len, &ev, NULL);
 	assert_true(n >= 1);
 	assert_string_equal(ev[0].type, "start");
 	char *xid = sb_xstrdup(json_string_value(json_object_get(ev[0].data, "exec_id")));
 	for (size_t i = 0; i < n; i++)
 		assert_string_not_equal(ev[i].type, "end"); /* interrupted, never "success" */
 	sbt_events_free(ev, n);
-	sbt_resp_deinit(&b.r);
+	sbt_resp_deinit(&br);
 
 	/* The command kept running; after a restart its end is there. */
 	sbt_daemon_restart(&d);
@@ -260,18 +269,8 @@ static void sigterm_ends_open_streams_without_end_and_exits_cleanly(void **state
 	sbt_resp_deinit(&r);
 	free(o);
 	free(xid);
-	free(t);
 	free(lease);
 	sbt_daemon_stop(&d);
-}
-
-static void *json_exec_main(void *arg)
-{
-	bg_stream *b = arg;
-	sbt_req rq = {
-	    .method = "POST", .target = b->target, .body = "{\"script\":\"sleep 2; echo done\"}"};
-	sbt_http(b->d, &rq, &b->r);
-	return NULL;
 }
 
 static void sigterm_answers_a_waiting_json_exec_with_503(void **state)
@@ -280,17 +279,12 @@ static void sigterm_answers_a_waiting_json_exec_with_503(void **state)
 	sbt_daemon d;
 	start_or_skip(&d);
 	char *lease = sbt_acquire(&d, "restart-json");
-	char *t = sb_strfmt("/v1/leases/%s/exec", lease);
-	bg_stream b = {.d = &d, .target = t};
-	pthread_t th;
-	assert_int_equal(pthread_create(&th, NULL, json_exec_main, &b), 0);
-	wait_for_process(&d, lease, "sleep 2");
-	sigterm_drains(&d);
-	pthread_join(th, NULL);
-	assert_int_equal(b.r.status, 503);
-	assert_string_equal(jstr(b.r.json, "error"), "shutting_down");
-	char *xid = sb_xstrdup(jstr(json_object_get(b.r.json, "details"), "exec_id"));
-	sbt_resp_deinit(&b.r);
+	sbt_resp br;
+	sigterm_during_exec(&d, lease, "{\"script\":\"sleep 2; echo done\"}", NULL, "sleep 2", &br);
+	assert_int_equal(br.status, 503);
+	assert_string_equal(jstr(br.json, "error"), "shutting_down");
+	char *xid = sb_xstrdup(jstr(json_object_get(br.json, "details"), "exec_id"));
+	sbt_resp_deinit(&br);
 
 	sbt_daemon_restart(&d);
 	char *o = sb_strfmt("/v1/leases/%s/execs/%s/output?stream=stdout&follow=1", lease, xid);
@@ -301,7 +295,6 @@ static void sigterm_answers_a_waiting_json_exec_with_503(void **state)
 	sbt_resp_deinit(&r);
 	free(o);
 	free(xid);
-	free(t);
 	free(lease);
 	sbt_daemon_stop(&d);
 }
