@@ -169,13 +169,19 @@ static void printf_upload_uses_no_stdin(void **state)
 	fx_deinit(&f);
 }
 
+/* The capabilities to clear for each upload path: one stdin stream, chunked stdin without
+ * progress, printf chunks without stdin. */
+static const unsigned UPLOAD_PATHS[] = {
+    0,
+    SB_RUNNER_CAP_STDIN_PROGRESS,
+    SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS,
+};
+
 static void zero_byte_upload(void **state)
 {
 	(void)state;
-	for (int mode = 0; mode < 3; mode++) {
-		unsigned clear = mode == 0   ? 0
-		                 : mode == 1 ? SB_RUNNER_CAP_STDIN_PROGRESS
-		                             : SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS;
+	for (size_t mode = 0; mode < sizeof UPLOAD_PATHS / sizeof UPLOAD_PATHS[0]; mode++) {
+		unsigned clear = UPLOAD_PATHS[mode];
 		fixture f;
 		fx_init(&f, clear);
 		int fd = memfd_with("", 0);
@@ -196,10 +202,8 @@ static void zero_byte_upload(void **state)
 static void upload_cleans_temp_when_rename_fails(void **state)
 {
 	(void)state;
-	for (int mode = 0; mode < 3; mode++) {
-		unsigned clear = mode == 0   ? 0
-		                 : mode == 1 ? SB_RUNNER_CAP_STDIN_PROGRESS
-		                             : SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS;
+	for (size_t mode = 0; mode < sizeof UPLOAD_PATHS / sizeof UPLOAD_PATHS[0]; mode++) {
+		unsigned clear = UPLOAD_PATHS[mode];
 		fixture f;
 		fx_init(&f, clear);
 		char *shim = sbt_path(f.dir, "shim");
