@@ -541,6 +541,11 @@ void sbt_events_free(sbt_event *v, size_t n)
 	free(v);
 }
 
+const char *sbt_jstr(const json_t *j, const char *k)
+{
+	return json_string_value(json_object_get(j, k));
+}
+
 char *sbt_acquire(sbt_daemon *d, const char *acquisition_id)
 {
 	char *body = sb_strfmt("{\"acquisition_id\":\"%s\",\"ttl_s\":600}", acquisition_id);

@@ -116,6 +116,9 @@ typedef struct sbt_event {
 size_t sbt_sse_parse(const char *text, size_t len, sbt_event **out, size_t *keepalives);
 void sbt_events_free(sbt_event *v, size_t n);
 
+/* The string member k of the JSON object j; NULL when j or the member is missing or not a
+ * string. */
+const char *sbt_jstr(const json_t *j, const char *k);
 /* A fresh lease via POST /v1/leases; returns its id (malloc'd). */
 char *sbt_acquire(sbt_daemon *d, const char *acquisition_id);
 /* Skip the calling test when sandboxes cannot be created on this host. */

@@ -38,11 +38,6 @@ static json_t *exec_json(const char *body, long *st)
 	return j;
 }
 
-static const char *jstr(json_t *j, const char *k)
-{
-	return json_string_value(json_object_get(j, k));
-}
-
 static void json_exec_returns_output_exit_code_and_reads_stdin(void **state)
 {
 	(void)state;
@@ -52,14 +47,14 @@ static void json_exec_returns_output_exit_code_and_reads_stdin(void **state)
 	json_t *j =
 	    exec_json("{\"script\":\"cat; echo err >&2; exit 3\",\"stdin\":\"aGVsbG8K\"}", &st);
 	assert_int_equal(st, 200);
-	assert_string_equal(jstr(j, "stdout"), "hello\n");
-	assert_string_equal(jstr(j, "stderr"), "err\n");
-	assert_string_equal(jstr(j, "stdout_b64"), "aGVsbG8K");
+	assert_string_equal(sbt_jstr(j, "stdout"), "hello\n");
+	assert_string_equal(sbt_jstr(j, "stderr"), "err\n");
+	assert_string_equal(sbt_jstr(j, "stdout_b64"), "aGVsbG8K");
 	assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 3);
 	assert_true(json_is_false(json_object_get(j, "timed_out")));
 	assert_true(json_is_null(json_object_get(j, "signal")));
 	assert_true(json_is_false(json_object_get(j, "truncated")));
-	assert_non_null(jstr(j, "exec_id"));
+	assert_non_null(sbt_jstr(j, "exec_id"));
 	json_decref(j);
 }
 
@@ -72,7 +67,7 @@ static void json_exec_applies_env_and_cwd(void **state)
 	                      "r\"},\"cwd\":\"/tmp\"}",
 	                      &st);
 	assert_int_equal(st, 200);
-	assert_string_equal(jstr(j, "stdout"), "b a r\n/tmp\n");
+	assert_string_equal(sbt_jstr(j, "stdout"), "b a r\n/tmp\n");
 	assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 0);
 	json_decref(j);
 }
@@ -86,7 +81,7 @@ static void json_exec_times_out(void **state)
 	assert_int_equal(st, 200);
 	assert_true(json_is_true(json_object_get(j, "timed_out")));
 	assert_true(json_is_null(json_object_get(j, "exit_code")));
-	assert_non_null(jstr(j, "signal"));
+	assert_non_null(sbt_jstr(j, "signal"));
 	json_decref(j);
 }
 
@@ -97,7 +92,7 @@ static void missing_program_is_a_spawn_error(void **state)
 	long st;
 	json_t *j = exec_json("{\"argv\":[\"/no/such/program\"]}", &st);
 	assert_int_equal(st, 400);
-	assert_string_equal(jstr(j, "error"), "spawn_failed");
+	assert_string_equal(sbt_jstr(j, "error"), "spawn_failed");
 	json_decref(j);
 }
 
@@ -163,7 +158,7 @@ static void sse_exec_streams_start_output_keepalive_end(void **state)
 	assert_int_equal(st, 200);
 	assert_true(n >= 3);
 	assert_string_equal(ev[0].type, "start");
-	assert_non_null(jstr(ev[0].data, "exec_id"));
+	assert_non_null(sbt_jstr(ev[0].data, "exec_id"));
 	assert_true(json_integer_value(json_object_get(ev[0].data, "pid")) > 0);
 	uint64_t next = 0;
 	sb_buf out = SB_BUF_INIT;
@@ -201,7 +196,7 @@ static void dropped_stream_reattaches_by_offset_and_last_event_id(void **state)
 	size_t n = sse("POST", t, body, NULL, 200000, &ev, &ka, &st);
 	assert_int_equal(st, 200);
 	assert_string_equal(ev[0].type, "start");
-	char *xid = sb_xstrdup(jstr(ev[0].data, "exec_id"));
+	char *xid = sb_xstrdup(sbt_jstr(ev[0].data, "exec_id"));
 	uint64_t next = 0;
 	sb_buf out = SB_BUF_INIT;
 	size_t end = collect_stdout(ev, n, &next, &out);
@@ -284,7 +279,7 @@ static void running_exec_fences_destroy_until_signalled(void **state)
 	size_t n = sse("POST", t, "{\"argv\":[\"sleep\",\"60\"]}", NULL, 1, &ev, &ka, &st);
 	assert_int_equal(st, 200);
 	assert_true(n >= 1);
-	char *xid = sb_xstrdup(jstr(ev[0].data, "exec_id"));
+	char *xid = sb_xstrdup(sbt_jstr(ev[0].data, "exec_id"));
 	sbt_events_free(ev, n);
 
 	/* The running exec shows in the metrics. */
@@ -299,7 +294,7 @@ static void running_exec_fences_destroy_until_signalled(void **state)
 	char *d = sb_strfmt("/v1/leases/%s", L);
 	json_t *j = sbt_call(&D, "DELETE", d, NULL, &st);
 	assert_int_equal(st, 409);
-	assert_string_equal(jstr(j, "error"), "lease_busy");
+	assert_string_equal(sbt_jstr(j, "error"), "lease_busy");
 	json_t *busy = json_object_get(json_object_get(j, "details"), "busy");
 	assert_true(json_array_size(busy) >= 1);
 	json_decref(j);
@@ -307,7 +302,7 @@ static void running_exec_fences_destroy_until_signalled(void **state)
 	char *sg = sb_strfmt("/v1/leases/%s/execs/%s/signal", L, xid);
 	j = sbt_call(&D, "POST", sg, "{\"signal\":\"KILL\"}", &st);
 	assert_int_equal(st, 200);
-	assert_string_equal(jstr(j, "signal"), "SIGKILL");
+	assert_string_equal(sbt_jstr(j, "signal"), "SIGKILL");
 	json_decref(j);
 	j = sbt_call(&D, "POST", sg, "{\"signal\":\"NOPE\"}", &st);
 	assert_int_equal(st, 400);
@@ -319,7 +314,7 @@ static void running_exec_fences_destroy_until_signalled(void **state)
 		j = sbt_call(&D, "GET", s, NULL, &st);
 		running = json_is_true(json_object_get(j, "running"));
 		if (!running)
-			assert_string_equal(jstr(j, "signal"), "SIGKILL");
+			assert_string_equal(sbt_jstr(j, "signal"), "SIGKILL");
 		json_decref(j);
 		if (running)
 			usleep(10000);

@@ -25,11 +25,6 @@ static int teardown(void **state)
 	return 0;
 }
 
-static const char *jstr(json_t *j, const char *k)
-{
-	return json_string_value(json_object_get(j, k));
-}
-
 static void acquire_replays_and_conflicts(void **state)
 {
 	(void)state;
@@ -40,20 +35,20 @@ static void acquire_replays_and_conflicts(void **state)
 	json_t *a = sbt_call(&D, "POST", "/v1/leases", body, &st);
 	assert_int_equal(st, 200);
 	assert_true(json_is_false(json_object_get(a, "replayed")));
-	assert_string_equal(jstr(a, "state"), "active");
-	assert_string_equal(jstr(a, "issue_id"), "I-1");
+	assert_string_equal(sbt_jstr(a, "state"), "active");
+	assert_string_equal(sbt_jstr(a, "issue_id"), "I-1");
 	json_t *b = sbt_call(&D, "POST", "/v1/leases", body, &st);
 	assert_int_equal(st, 200);
 	assert_true(json_is_true(json_object_get(b, "replayed")));
-	assert_string_equal(jstr(a, "id"), jstr(b, "id"));
+	assert_string_equal(sbt_jstr(a, "id"), sbt_jstr(b, "id"));
 	json_t *c = sbt_call(&D, "POST", "/v1/leases",
 	                     "{\"acquisition_id\":\"acq-replay\",\"ttl_s\":601}", &st);
 	assert_int_equal(st, 409);
-	assert_string_equal(jstr(c, "error"), "acquisition_conflict");
-	assert_string_equal(jstr(json_object_get(c, "details"), "lease_id"), jstr(a, "id"));
+	assert_string_equal(sbt_jstr(c, "error"), "acquisition_conflict");
+	assert_string_equal(sbt_jstr(json_object_get(c, "details"), "lease_id"), sbt_jstr(a, "id"));
 	/* A caller-chosen lease id taken by another acquisition conflicts too. */
 	char *b2 =
-	    sb_strfmt("{\"acquisition_id\":\"acq-other\",\"lease_id\":\"%s\"}", jstr(a, "id"));
+	    sb_strfmt("{\"acquisition_id\":\"acq-other\",\"lease_id\":\"%s\"}", sbt_jstr(a, "id"));
 	json_t *d = sbt_call(&D, "POST", "/v1/leases", b2, &st);
 	assert_int_equal(st, 409);
 	json_decref(d);
@@ -80,14 +75,14 @@ static void destroyed_lease_is_a_tombstone(void **state)
 	json_decref(j);
 	j = sbt_call(&D, "GET", t, NULL, &st);
 	assert_int_equal(st, 200);
-	assert_string_equal(jstr(j, "state"), "destroyed");
+	assert_string_equal(sbt_jstr(j, "state"), "destroyed");
 	json_decref(j);
 	/* A late replay of the same acquisition must not revive it. */
 	j = sbt_call(&D, "POST", "/v1/leases", "{\"acquisition_id\":\"acq-tomb\",\"ttl_s\":600}",
 	             &st);
 	assert_int_equal(st, 409);
-	assert_string_equal(jstr(j, "error"), "acquisition_conflict");
-	assert_string_equal(jstr(json_object_get(j, "details"), "state"), "destroyed");
+	assert_string_equal(sbt_jstr(j, "error"), "acquisition_conflict");
+	assert_string_equal(sbt_jstr(json_object_get(j, "details"), "state"), "destroyed");
 	json_decref(j);
 	/* Execs on it are refused as not found. */
 	char *x = sb_strfmt("/v1/leases/%s/exec", id);
@@ -133,9 +128,9 @@ static void renew_moves_expiry_and_reaper_destroys_expired(void **state)
 	bool destroyed = false;
 	for (int i = 0; i < 1000 && !destroyed; i++) {
 		j = sbt_call(&D, "GET", t, NULL, &st);
-		destroyed = !strcmp(jstr(j, "state"), "destroyed");
+		destroyed = !strcmp(sbt_jstr(j, "state"), "destroyed");
 		if (destroyed)
-			assert_string_equal(jstr(j, "reason"), "expired");
+			assert_string_equal(sbt_jstr(j, "reason"), "expired");
 		json_decref(j);
 		if (!destroyed)
 			usleep(20000);
@@ -164,7 +159,7 @@ static void defer_destroys_after_the_running_exec(void **state)
 	char *t = sb_strfmt("/v1/leases/%s?defer=1", id);
 	json_t *j = sbt_call(&D, "DELETE", t, NULL, &st);
 	assert_int_equal(st, 202);
-	assert_string_equal(jstr(j, "state"), "destroying");
+	assert_string_equal(sbt_jstr(j, "state"), "destroying");
 	json_decref(j);
 	/* New execs are refused while it waits. */
 	j = sbt_call(&D, "POST", x, "{\"argv\":[\"true\"]}", &st);
@@ -174,7 +169,7 @@ static void defer_destroys_after_the_running_exec(void **state)
 	bool destroyed = false;
 	for (int i = 0; i < 1000 && !destroyed; i++) {
 		j = sbt_call(&D, "GET", g, NULL, &st);
-		destroyed = !strcmp(jstr(j, "state"), "destroyed");
+		destroyed = !strcmp(sbt_jstr(j, "state"), "destroyed");
 		json_decref(j);
 		if (!destroyed)
 			usleep(20000);

@@ -10,11 +10,6 @@
 
 #include "srvtest.h"
 
-static const char *jstr(json_t *j, const char *k)
-{
-	return json_string_value(json_object_get(j, k));
-}
-
 static char *seq_text(int from, int to)
 {
 	sb_buf b = SB_BUF_INIT;
@@ -101,7 +96,7 @@ static void sigkill_during_stream_then_reattach_gets_everything(void **state)
 	sbt_resp_deinit(&r);
 	assert_true(n >= 1);
 	assert_string_equal(ev[0].type, "start");
-	char *xid = sb_xstrdup(jstr(ev[0].data, "exec_id"));
+	char *xid = sb_xstrdup(sbt_jstr(ev[0].data, "exec_id"));
 	uint64_t next = 0;
 	sb_buf out = SB_BUF_INIT;
 	json_t *end = NULL;
@@ -132,7 +127,7 @@ static void sigkill_during_stream_then_reattach_gets_everything(void **state)
 	long s;
 	json_t *j = sbt_call(&d, "POST", t, "{\"argv\":[\"echo\",\"alive\"]}", &s);
 	assert_int_equal(s, 200);
-	assert_string_equal(jstr(j, "stdout"), "alive\n");
+	assert_string_equal(sbt_jstr(j, "stdout"), "alive\n");
 	json_decref(j);
 
 	json_decref(end);
@@ -172,17 +167,17 @@ static void sigterm_leaves_sandboxes_and_restart_readopts(void **state)
 	char *k = sb_strfmt("/v1/leases/%s", keep);
 	j = sbt_call(&d, "GET", k, NULL, &s);
 	assert_int_equal(s, 200);
-	assert_string_equal(jstr(j, "state"), "active");
+	assert_string_equal(sbt_jstr(j, "state"), "active");
 	json_decref(j);
 	j = sbt_call(&d, "POST", x, "{\"argv\":[\"cat\",\"/tmp/mark\"]}", &s);
 	assert_int_equal(s, 200);
-	assert_string_equal(jstr(j, "stdout"), "mark\n");
+	assert_string_equal(sbt_jstr(j, "stdout"), "mark\n");
 	json_decref(j);
 	/* Replaying the kept acquisition returns the same lease. */
 	j = sbt_call(&d, "POST", "/v1/leases",
 	             "{\"acquisition_id\":\"restart-keep\",\"ttl_s\":600}", &s);
 	assert_int_equal(s, 200);
-	assert_string_equal(jstr(j, "id"), keep);
+	assert_string_equal(sbt_jstr(j, "id"), keep);
 	json_decref(j);
 	/* The tombstone survived. */
 	j = sbt_call(&d, "POST", "/v1/leases",
@@ -190,7 +185,7 @@ static void sigterm_leaves_sandboxes_and_restart_readopts(void **state)
 	assert_int_equal(s, 409);
 	json_decref(j);
 	j = sbt_call(&d, "GET", g, NULL, &s);
-	assert_string_equal(jstr(j, "state"), "destroyed");
+	assert_string_equal(sbt_jstr(j, "state"), "destroyed");
 	json_decref(j);
 	free(k);
 	free(g);
@@ -282,8 +277,8 @@ static void sigterm_answers_a_waiting_json_exec_with_503(void **state)
 	sbt_resp br;
 	sigterm_during_exec(&d, lease, "{\"script\":\"sleep 2; echo done\"}", NULL, "sleep 2", &br);
 	assert_int_equal(br.status, 503);
-	assert_string_equal(jstr(br.json, "error"), "shutting_down");
-	char *xid = sb_xstrdup(jstr(json_object_get(br.json, "details"), "exec_id"));
+	assert_string_equal(sbt_jstr(br.json, "error"), "shutting_down");
+	char *xid = sb_xstrdup(sbt_jstr(json_object_get(br.json, "details"), "exec_id"));
 	sbt_resp_deinit(&br);
 
 	sbt_daemon_restart(&d);
@@ -356,11 +351,11 @@ static void dead_sandbox_is_marked_lost_and_its_output_stays_readable(void **sta
 	char *g = sb_strfmt("/v1/leases/%s", lease);
 	j = sbt_call(&d, "GET", g, NULL, &s);
 	assert_int_equal(s, 200);
-	assert_string_equal(jstr(j, "state"), "lost");
+	assert_string_equal(sbt_jstr(j, "state"), "lost");
 	json_decref(j);
 	j = sbt_call(&d, "POST", x, "{\"argv\":[\"true\"]}", &s);
 	assert_int_equal(s, 409);
-	assert_string_equal(jstr(j, "error"), "sandbox_state_lost");
+	assert_string_equal(sbt_jstr(j, "error"), "sandbox_state_lost");
 	json_decref(j);
 	char *o = sb_strfmt("/v1/leases/%s/execs/%s/output?stream=stdout", lease, xid);
 	sbt_req rq = {.method = "GET", .target = o};
