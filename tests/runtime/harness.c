@@ -374,15 +374,22 @@ void rth_env_init(rth_env *e, bool record)
 	e->runner = record ? rth_rec_new(rth_runner(false), 0, &e->rec) : rth_runner(false);
 }
 
-void rth_env_prepare(rth_env *e)
+sb_runtime *rth_prepare(sb_runner *runner, const char *local, const char *ws)
 {
 	sb_runtime_prepare_opts o = {
-	    .runner = e->runner,
-	    .spec = {.remote_cwd = e->ws},
+	    .runner = runner,
+	    .spec = {.remote_cwd = ws},
 	    .adapter_key = "claude",
-	    .workspace_local_dir = e->local,
+	    .workspace_local_dir = local,
 	};
-	SB_ASSERT_OK(sb_runtime_prepare(&o, &e->rt));
+	sb_runtime *rt = NULL;
+	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));
+	return rt;
+}
+
+void rth_env_prepare(rth_env *e)
+{
+	e->rt = rth_prepare(e->runner, e->local, e->ws);
 }
 
 void rth_env_free(rth_env *e)

@@ -73,6 +73,9 @@ typedef struct rth_env {
 	sb_runtime *rt;
 } rth_env;
 
+/* Prepare a runtime with the defaults (adapter "claude") from local into the remote ws. */
+sb_runtime *rth_prepare(sb_runner *runner, const char *local, const char *ws);
+
 void rth_env_init(rth_env *e, bool record);
 /* Prepare the runtime (adapter "claude") from local into ws. */
 void rth_env_prepare(rth_env *e);

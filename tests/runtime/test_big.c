@@ -12,14 +12,7 @@ static void round_trip(const char *local, const char *tag)
 	char *base = sbt_mkdtemp(tag);
 	char *ws = sbt_path(base, "ws");
 	sb_runner *runner = rth_runner(false);
-	sb_runtime_prepare_opts o = {
-	    .runner = runner,
-	    .spec = {.remote_cwd = ws},
-	    .adapter_key = "claude",
-	    .workspace_local_dir = local,
-	};
-	sb_runtime *rt = NULL;
-	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));
+	sb_runtime *rt = rth_prepare(runner, local, ws);
 	const char *const skip[] = {".paperclip-runtime", NULL};
 	rth_assert_trees_equal(local, ws, skip);
 	/* the sandbox rewrites everything: the restore brings every byte back */

@@ -29,14 +29,7 @@ static void overlay_case(unsigned caps_clear, bool expect_stdin)
 
 	rth_rec *rec;
 	sb_runner *runner = rth_rec_new(rth_runner(false), caps_clear, &rec);
-	sb_runtime_prepare_opts o = {
-	    .runner = runner,
-	    .spec = {.remote_cwd = ws},
-	    .adapter_key = "claude",
-	    .workspace_local_dir = local,
-	};
-	sb_runtime *rt = NULL;
-	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));
+	sb_runtime *rt = rth_prepare(runner, local, ws);
 	rth_assert_file(ws, "README.md", "hello from the host\n");
 	assert_false(rth_exists(ws, ".paperclip-runtime/state.json"));
 	if (expect_stdin)
