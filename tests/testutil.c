@@ -10,6 +10,19 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+void sbt_expect_code(sb_err *err, sb_errcode code, const char *what)
+{
+	if (!err) {
+		print_error("%s: expected %s, got success\n", what, sb_errcode_name(code));
+		fail();
+	}
+	if (err->code != code)
+		print_error("%s: expected %s, got %s: %s\n", what, sb_errcode_name(code),
+		            sb_errcode_name(err->code), err->msg);
+	assert_int_equal(err->code, code);
+	sb_err_free(err);
+}
+
 char *sbt_mkdtemp(const char *tag)
 {
 	char *dir = NULL;

@@ -23,6 +23,10 @@
 		}                                                                            \
 	} while (0)
 
+/* Fail the test unless err is an error with code (what names the call in the message); frees
+ * err. */
+void sbt_expect_code(sb_err *err, sb_errcode code, const char *what);
+
 /* A fresh temp directory (removed by sbt_rmtree). Aborts the test on failure. */
 char *sbt_mkdtemp(const char *tag);
 void sbt_rmtree(char *dir); /* removes and frees */

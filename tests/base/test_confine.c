@@ -11,44 +11,31 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-static void expect_code(sb_err *err, sb_errcode code, const char *what)
-{
-	if (!err) {
-		print_error("%s: expected %s, got success\n", what, sb_errcode_name(code));
-		fail();
-	}
-	if (err->code != code)
-		print_error("%s: expected %s, got %s: %s\n", what, sb_errcode_name(code),
-		            sb_errcode_name(err->code), err->msg);
-	assert_int_equal(err->code, code);
-	sb_err_free(err);
-}
-
 static void check_relative_accepts_plain_and_rejects_the_rest(void **state)
 {
 	(void)state;
 	SB_ASSERT_OK(sb_path_check_relative("a"));
 	SB_ASSERT_OK(sb_path_check_relative("a/b c/.hidden/..x/x.."));
-	expect_code(sb_path_check_relative(NULL), SB_E_INVAL, "NULL");
-	expect_code(sb_path_check_relative(""), SB_E_INVAL, "empty");
-	expect_code(sb_path_check_relative("/etc/passwd"), SB_E_ESCAPE, "absolute");
-	expect_code(sb_path_check_relative(".."), SB_E_ESCAPE, "..");
-	expect_code(sb_path_check_relative("../x"), SB_E_ESCAPE, "../x");
-	expect_code(sb_path_check_relative("a/../../x"), SB_E_ESCAPE, "a/../../x");
-	expect_code(sb_path_check_relative("a/.."), SB_E_ESCAPE, "a/..");
-	expect_code(sb_path_check_relative("./a"), SB_E_INVAL, "./a");
-	expect_code(sb_path_check_relative("a/./b"), SB_E_INVAL, "a/./b");
-	expect_code(sb_path_check_relative("a//b"), SB_E_INVAL, "a//b");
-	expect_code(sb_path_check_relative("a/"), SB_E_INVAL, "a/");
+	sbt_expect_code(sb_path_check_relative(NULL), SB_E_INVAL, "NULL");
+	sbt_expect_code(sb_path_check_relative(""), SB_E_INVAL, "empty");
+	sbt_expect_code(sb_path_check_relative("/etc/passwd"), SB_E_ESCAPE, "absolute");
+	sbt_expect_code(sb_path_check_relative(".."), SB_E_ESCAPE, "..");
+	sbt_expect_code(sb_path_check_relative("../x"), SB_E_ESCAPE, "../x");
+	sbt_expect_code(sb_path_check_relative("a/../../x"), SB_E_ESCAPE, "a/../../x");
+	sbt_expect_code(sb_path_check_relative("a/.."), SB_E_ESCAPE, "a/..");
+	sbt_expect_code(sb_path_check_relative("./a"), SB_E_INVAL, "./a");
+	sbt_expect_code(sb_path_check_relative("a/./b"), SB_E_INVAL, "a/./b");
+	sbt_expect_code(sb_path_check_relative("a//b"), SB_E_INVAL, "a//b");
+	sbt_expect_code(sb_path_check_relative("a/"), SB_E_INVAL, "a/");
 	char *long_seg = sb_xmalloc(NAME_MAX + 2);
 	memset(long_seg, 'x', NAME_MAX + 1);
 	long_seg[NAME_MAX + 1] = '\0';
-	expect_code(sb_path_check_relative(long_seg), SB_E_TOO_LARGE, "long segment");
+	sbt_expect_code(sb_path_check_relative(long_seg), SB_E_TOO_LARGE, "long segment");
 	char *long_path = sb_xmalloc(PATH_MAX + 2);
 	for (size_t i = 0; i < PATH_MAX + 1; i++)
 		long_path[i] = i % 2 ? '/' : 'a';
 	long_path[PATH_MAX + 1] = '\0';
-	expect_code(sb_path_check_relative(long_path), SB_E_TOO_LARGE, "long path");
+	sbt_expect_code(sb_path_check_relative(long_path), SB_E_TOO_LARGE, "long path");
 	free(long_seg);
 	free(long_path);
 }
@@ -121,7 +108,7 @@ static void expect_open_fails(int rootfd, const char *rel, int flags, unsigned s
                               sb_errcode code)
 {
 	int fd = 12345;
-	expect_code(sb_fs_open_beneath(rootfd, rel, flags, 0644, sbflags, &fd), code, rel);
+	sbt_expect_code(sb_fs_open_beneath(rootfd, rel, flags, 0644, sbflags, &fd), code, rel);
 	assert_int_equal(fd, -1);
 }
 

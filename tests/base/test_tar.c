@@ -18,19 +18,6 @@
 
 /* ---- helpers */
 
-static void expect_code(sb_err *err, sb_errcode code, const char *what)
-{
-	if (!err) {
-		print_error("%s: expected %s, got success\n", what, sb_errcode_name(code));
-		fail();
-	}
-	if (err->code != code)
-		print_error("%s: expected %s, got %s: %s\n", what, sb_errcode_name(code),
-		            sb_errcode_name(err->code), err->msg);
-	assert_int_equal(err->code, code);
-	sb_err_free(err);
-}
-
 static int memfd(void)
 {
 	int fd = memfd_create("sb-test-tar", MFD_CLOEXEC);
@@ -494,7 +481,7 @@ static void expect_refused(const struct member *m, size_t n, sb_errcode code, co
 	struct hostile h;
 	hostile_up(&h);
 	int fd = build_archive(m, n);
-	expect_code(extract_from(fd, h.dst, NULL), code, what);
+	sbt_expect_code(extract_from(fd, h.dst, NULL), code, what);
 	close(fd);
 	hostile_down(&h);
 }
@@ -551,7 +538,7 @@ static void extract_refuses_absolute_members(void **state)
 	} cases[] = {{abs_file, 1}, {abs_dir, 1}, {abs_link_then_write, 2}, {abs_hard, 1}};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		int fd = build_archive(cases[i].m, cases[i].n);
-		expect_code(extract_from(fd, h.dst, NULL), SB_E_ESCAPE, cases[i].m[0].name);
+		sbt_expect_code(extract_from(fd, h.dst, NULL), SB_E_ESCAPE, cases[i].m[0].name);
 		close(fd);
 	}
 	free(evil);
@@ -567,7 +554,7 @@ static void extract_refuses_writing_through_existing_symlinks(void **state)
 	link_at(h.dst, "pre", h.outside); /* already in the target before extraction */
 	const struct member m[] = {{"pre/evil", AE_IFREG, "x"}};
 	int fd = build_archive(m, 1);
-	expect_code(extract_from(fd, h.dst, NULL), SB_E_ESCAPE, "pre-existing link");
+	sbt_expect_code(extract_from(fd, h.dst, NULL), SB_E_ESCAPE, "pre-existing link");
 	close(fd);
 	/* a member that replaces the link itself is fine: the link goes, nothing outside moves */
 	const struct member replace[] = {{"pre", AE_IFREG, "now a file"}};
@@ -606,7 +593,7 @@ static void extract_replaces_existing_entries(void **state)
 	/* a non-empty directory in the way is a conflict, not silently deleted */
 	const struct member full[] = {{"full", AE_IFREG, "x"}};
 	fd = build_archive(full, 1);
-	expect_code(extract_from(fd, h.dst, NULL), SB_E_CONFLICT, "non-empty dir in the way");
+	sbt_expect_code(extract_from(fd, h.dst, NULL), SB_E_CONFLICT, "non-empty dir in the way");
 	close(fd);
 	char *kept = sbt_read(h.dst, "full/keep", NULL);
 	assert_string_equal(kept, "k");
@@ -651,11 +638,11 @@ static void extract_rejects_garbage_truncation_and_empty_input(void **state)
 	char junk[4096];
 	sbt_fill_random(junk, sizeof junk, 99);
 	assert_int_equal(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
-	expect_code(extract_from(fd, h.dst, NULL), SB_E_INVAL, "garbage");
+	sbt_expect_code(extract_from(fd, h.dst, NULL), SB_E_INVAL, "garbage");
 	close(fd);
 	/* empty input */
 	fd = memfd();
-	expect_code(extract_from(fd, h.dst, NULL), SB_E_INVAL, "empty input");
+	sbt_expect_code(extract_from(fd, h.dst, NULL), SB_E_INVAL, "empty input");
 	close(fd);
 	/* a valid archive cut in the middle of a member's data */
 	char big[3000];
@@ -664,7 +651,7 @@ static void extract_rejects_garbage_truncation_and_empty_input(void **state)
 	const struct member m[] = {{"big", AE_IFREG, big}};
 	fd = build_archive(m, 1);
 	assert_int_equal(ftruncate(fd, 512 + 1024), 0);
-	expect_code(extract_from(fd, h.dst, NULL), SB_E_INVAL, "truncated");
+	sbt_expect_code(extract_from(fd, h.dst, NULL), SB_E_INVAL, "truncated");
 	close(fd);
 	/* a bad fd is an I/O error naming the target */
 	sb_err *err = sb_tar_extract(-1, h.dst, NULL);
@@ -681,14 +668,15 @@ static void create_reports_missing_dir_and_write_errors(void **state)
 	sbt_write_str(dir, "f", "x");
 	int fd = memfd();
 	char *missing = sbt_path(dir, "missing");
-	expect_code(sb_tar_create(missing, NULL, false, fd, NULL), SB_E_NOTFOUND, "missing dir");
+	sbt_expect_code(sb_tar_create(missing, NULL, false, fd, NULL), SB_E_NOTFOUND,
+	                "missing dir");
 	close(fd);
 	int p[2];
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	close(p[0]);
 	void (*old)(int) = signal(SIGPIPE, SIG_IGN);
 	uint64_t out = 7;
-	expect_code(sb_tar_create(dir, NULL, false, p[1], &out), SB_E_IO, "closed pipe");
+	sbt_expect_code(sb_tar_create(dir, NULL, false, p[1], &out), SB_E_IO, "closed pipe");
 	signal(SIGPIPE, old);
 	assert_int_equal(out, 0);
 	close(p[1]);
