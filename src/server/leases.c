@@ -374,6 +374,17 @@ done:
 
 /* ------------------------------------------------------------------ lookups */
 
+/* The stored record of id (tombstones included); SB_E_NOTFOUND names the id when there is none. */
+static sb_err *stored_record(sbs_leases *ls, const char *id, sbs_lease_info *out)
+{
+	sb_err *err = sbs_store_lease_get(ls->store, id, out);
+	if (err && err->code == SB_E_NOTFOUND) {
+		sb_err_free(err);
+		return sb_err_new(SB_E_NOTFOUND, "no lease \"%s\"", id);
+	}
+	return err;
+}
+
 sb_err *sbs_leases_info(sbs_leases *ls, const char *id, sbs_lease_info *out)
 {
 	pthread_mutex_lock(&ls->mu);
@@ -384,12 +395,7 @@ sb_err *sbs_leases_info(sbs_leases *ls, const char *id, sbs_lease_info *out)
 		return NULL;
 	}
 	pthread_mutex_unlock(&ls->mu);
-	sb_err *err = sbs_store_lease_get(ls->store, id, out);
-	if (err && err->code == SB_E_NOTFOUND) {
-		sb_err_free(err);
-		return sb_err_new(SB_E_NOTFOUND, "no lease \"%s\"", id);
-	}
-	return err;
+	return stored_record(ls, id, out);
 }
 
 sb_err *sbs_leases_list(sbs_leases *ls, bool include_destroyed, json_t **out)
@@ -426,6 +432,18 @@ void sbs_leases_counts(sbs_leases *ls, uint64_t counts[5])
 	pthread_mutex_unlock(&ls->mu);
 }
 
+/* For an id not among the live leases: NULL when the store still holds its record (the tombstone
+ * of a destroyed lease), SB_E_NOTFOUND when it never existed, else the store's error. */
+static sb_err *find_tombstone(sbs_leases *ls, const char *id)
+{
+	sbs_lease_info old;
+	sbs_lease_info_init(&old);
+	sb_err *err = stored_record(ls, id, &old);
+	if (!err)
+		sbs_lease_info_deinit(&old);
+	return err;
+}
+
 sb_err *sbs_leases_get(sbs_leases *ls, const char *id, unsigned flags, sbs_lease **out)
 {
 	sb_err *err = NULL;
@@ -433,16 +451,9 @@ sb_err *sbs_leases_get(sbs_leases *ls, const char *id, unsigned flags, sbs_lease
 	sbs_lease *l = find_locked(ls, id);
 	if (!l) {
 		pthread_mutex_unlock(&ls->mu);
-		sbs_lease_info old;
-		sbs_lease_info_init(&old);
-		err = sbs_store_lease_get(ls->store, id, &old);
-		if (!err) {
+		err = find_tombstone(ls, id);
+		if (!err)
 			err = sb_err_new(SB_E_NOTFOUND, "lease \"%s\" was destroyed", id);
-			sbs_lease_info_deinit(&old);
-		} else if (err->code == SB_E_NOTFOUND) {
-			sb_err_free(err);
-			err = sb_err_new(SB_E_NOTFOUND, "no lease \"%s\"", id);
-		}
 		return err;
 	}
 	switch (l->info.state) {
@@ -708,18 +719,9 @@ sb_err *sbs_leases_destroy(sbs_leases *ls, const char *id, const sbs_destroy_opt
 	sbs_lease *l = find_locked(ls, id);
 	if (!l) {
 		pthread_mutex_unlock(&ls->mu);
-		sbs_lease_info old;
-		sbs_lease_info_init(&old);
-		err = sbs_store_lease_get(ls->store, id, &old);
-		if (err) {
-			if (err->code == SB_E_NOTFOUND) {
-				sb_err_free(err);
-				err = sb_err_new(SB_E_NOTFOUND, "no lease \"%s\"", id);
-			}
-			goto out;
-		}
-		*outcome = SBS_DESTROY_ALREADY;
-		sbs_lease_info_deinit(&old);
+		err = find_tombstone(ls, id);
+		if (!err)
+			*outcome = SBS_DESTROY_ALREADY;
 		goto out;
 	}
 	if (o->acquisition_id &&
