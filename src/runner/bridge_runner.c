@@ -437,6 +437,23 @@ static sb_err *spool(int fd, int *out_fd, uint64_t *len)
 	return NULL;
 }
 
+/* Send a workspace transfer request (signed when the client's configuration says so) and turn
+ * a transport failure or a non-2xx answer into an error about what. */
+static sb_err *workspace_transfer(bridge_runner *br, bridge_req *rq, const char *what)
+{
+	bool sign = false;
+	const bridge_conf *conf = bridge_client_conf(br->client, &sign);
+	rq->sign = sign;
+	bridge_resp rs;
+	sb_err *err = bridge_http_do(conf, rq, &rs);
+	if (err)
+		return sb_err_prefix(err, "%s", what);
+	if (rs.status < 200 || rs.status > 299)
+		err = bridge_error(&rs, what, NULL, NULL);
+	bridge_resp_deinit(&rs);
+	return err;
+}
+
 static sb_err *bridge_sync_in(sb_runner *r, const char *remote_dir, char *const *preserve,
                               int tar_fd, sb_progress_fn progress, void *progress_ud)
 {
@@ -452,27 +469,16 @@ static sb_err *bridge_sync_in(sb_runner *r, const char *remote_dir, char *const 
 	for (char *const *p = preserve; p && *p; p++)
 		add_query(&q, "preserve", *p);
 	char *path = workspace_path(br, &q);
-	bool sign = false;
-	const bridge_conf *conf = bridge_client_conf(br->client, &sign);
 	bridge_req rq = BRIDGE_REQ_INIT;
 	rq.method = "PUT";
 	rq.path = path;
 	rq.upload_fd = fd;
 	rq.upload_len = len;
 	rq.content_type = "application/x-tar";
-	rq.sign = sign;
 	rq.progress = progress;
 	rq.progress_ud = progress_ud;
-	bridge_resp rs;
 	char *what = sb_strfmt("sync into %s on bridge lease %s", remote_dir, br->lease_id);
-	err = bridge_http_do(conf, &rq, &rs);
-	if (err) {
-		err = sb_err_prefix(err, "%s", what);
-	} else {
-		if (rs.status < 200 || rs.status > 299)
-			err = bridge_error(&rs, what, NULL, NULL);
-		bridge_resp_deinit(&rs);
-	}
+	err = workspace_transfer(br, &rq, what);
 	close(fd);
 	free(what);
 	free(path);
@@ -489,26 +495,15 @@ static sb_err *bridge_sync_out(sb_runner *r, const char *remote_dir, const sb_ex
 	for (char **p = ex && ex->patterns ? ex->patterns : NULL; p && *p; p++)
 		add_query(&q, "exclude", *p);
 	char *path = workspace_path(br, &q);
-	bool sign = false;
-	const bridge_conf *conf = bridge_client_conf(br->client, &sign);
 	bridge_req rq = BRIDGE_REQ_INIT;
 	rq.method = "GET";
 	rq.path = path;
 	rq.accept = "application/x-tar";
 	rq.download_fd = tar_fd;
-	rq.sign = sign;
 	rq.progress = progress;
 	rq.progress_ud = progress_ud;
-	bridge_resp rs;
 	char *what = sb_strfmt("sync out of %s on bridge lease %s", remote_dir, br->lease_id);
-	sb_err *err = bridge_http_do(conf, &rq, &rs);
-	if (err)
-		err = sb_err_prefix(err, "%s", what);
-	else {
-		if (rs.status < 200 || rs.status > 299)
-			err = bridge_error(&rs, what, NULL, NULL);
-		bridge_resp_deinit(&rs);
-	}
+	sb_err *err = workspace_transfer(br, &rq, what);
 	free(what);
 	free(path);
 	sb_buf_deinit(&q);
