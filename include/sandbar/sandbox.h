@@ -134,8 +134,9 @@ void sb_sandbox_get_info(const sb_sandbox *sb, sb_sandbox_info *out);
 const char *sb_sandbox_workspace_dir(const sb_sandbox *sb);
 const char *sb_sandbox_home_dir(const sb_sandbox *sb);
 /* An O_PATH descriptor of the workspace directory, owned by the handle. Use it as the root for
- * openat / sb_fs_open_beneath inside sb_sandbox_as_owner: it works even where the owner cannot
- * traverse the state directory's path. */
+ * openat / sb_fs_open_beneath inside sb_sandbox_as_owner ("/proc/self/fd/<fd>" for functions
+ * that take a path): it works even where the owner cannot traverse the state directory's
+ * path. */
 int sb_sandbox_workspace_fd(const sb_sandbox *sb);
 /* The in-sandbox mount point of the workspace ("/workspace"). */
 const char *sb_sandbox_workspace_mount(const sb_sandbox *sb);
@@ -145,11 +146,13 @@ const char *sb_sandbox_workspace_mount(const sb_sandbox *sb);
  * SB_E_ESCAPE for anything outside the workspace or with "." / ".." segments. */
 sb_err *sb_sandbox_map_path(const sb_sandbox *sb, const char *inside_path, char **rel_out);
 
-/* Run fn(ud) in a forked child with the lease owner's credentials (when we are root the child
- * switches to info.host_uid/gid, so that racing sandboxed code can never make a host-side file
- * operation touch anything the sandbox user could not). The child's error (code and message)
- * is carried back; memory changes made by fn are not. Use for every host-side write into or
- * read from the workspace. */
+/* Run fn(ud) on the calling thread with the lease owner's file-system identity: when we are
+ * root, this thread's fsuid/fsgid become info.host_uid/gid, its supplementary groups are
+ * dropped and its file-system capabilities go with them, so that racing sandboxed code can
+ * never make a host-side file operation touch anything the sandbox user could not. Other
+ * threads are not affected; everything is restored before returning fn's error. Use for every
+ * host-side write into or read from the workspace. fn must not change the process-wide state
+ * (current directory, umask) nor call setuid-family functions. */
 sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud);
 
 /* Extend (or set) the TTL: expires_at = now + ttl_s (0 clears it). Rewrites lease.json. */

@@ -10,10 +10,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#define OWNER_MSG_MAX 4096
 
 sb_err *sb_sandbox_map_path(const sb_sandbox *sb, const char *inside_path, char **rel_out)
 {
@@ -45,91 +44,49 @@ sb_err *sb_sandbox_map_path(const sb_sandbox *sb, const char *inside_path, char 
 	return NULL;
 }
 
-static void send_err(int fd, const sb_err *err)
+/* The calling thread's file-system identity becomes the owner's, for fn only. Linux keeps
+ * credentials per thread and the raw system calls (unlike glibc's setgroups wrapper) change
+ * just this thread: other threads of a daemon keep working as root meanwhile. A non-zero fsuid
+ * also drops the thread's file-system capabilities (DAC override, fowner, ...), so every
+ * permission check inside fn is the sandbox user's. No fork: a forked child of a threaded
+ * process may inherit locks held by other threads (glibc's locale lock, taken by libarchive)
+ * and hang. */
+sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud)
 {
-	int hdr[2] = {(int)err->code, err->sys_errno};
-	size_t len = strlen(err->msg);
-	if (len > OWNER_MSG_MAX)
-		len = OWNER_MSG_MAX;
-	if (!sb_write_all(fd, hdr, sizeof hdr))
-		sb_err_free(sb_write_all(fd, err->msg, len));
+	if (geteuid() != 0)
+		return fn(ud);
+	gid_t saved[256];
+	int nsaved = getgroups((int)(sizeof saved / sizeof saved[0]), saved);
+	if (nsaved < 0)
+		return sb_err_sys(errno, "reading the supplementary groups");
+	uid_t uid = (uid_t)sb->info.host_uid;
+	gid_t gid = (gid_t)sb->info.host_gid;
+	sb_err *err = NULL;
+	if (syscall(SYS_setgroups, 0, NULL) < 0) {
+		err = sb_err_sys(errno, "dropping supplementary groups for lease %s", sb->id);
+		goto restore;
+	}
+	/* setfs[ug]id report the previous value, not errors: ask twice to confirm */
+	syscall(SYS_setfsgid, gid);
+	syscall(SYS_setfsuid, uid);
+	if ((gid_t)syscall(SYS_setfsgid, gid) != gid || (uid_t)syscall(SYS_setfsuid, uid) != uid) {
+		err = sb_err_new(SB_E_IO, "cannot switch to uid %lld / gid %lld for lease %s",
+		                 (long long)uid, (long long)gid, sb->id);
+		goto restore;
+	}
+	err = fn(ud);
+restore:
+	syscall(SYS_setfsuid, 0);
+	syscall(SYS_setfsgid, getegid());
+	if (syscall(SYS_setgroups, (size_t)nsaved, saved) < 0 ||
+	    (uid_t)syscall(SYS_setfsuid, 0) != 0)
+		sb_error("lease %s: could not restore this thread's credentials after a "
+		         "workspace operation",
+		         sb->id);
+	return err;
 }
 
 int sb_sandbox_workspace_fd(const sb_sandbox *sb)
 {
 	return sb->workspace_fd;
-}
-
-sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud, int close_in_child,
-                       sb_owner_child *oc)
-{
-	int p[2];
-	oc->pid = -1;
-	oc->errfd = -1;
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return sb_err_sys(errno, "pipe for a workspace operation in lease %s", sb->id);
-	pid_t pid = fork();
-	if (pid < 0) {
-		sb_err *err =
-		    sb_err_sys(errno, "fork for a workspace operation in lease %s", sb->id);
-		close(p[0]);
-		close(p[1]);
-		return err;
-	}
-	if (pid == 0) {
-		close(p[0]);
-		if (close_in_child >= 0)
-			close(close_in_child);
-		signal(SIGPIPE, SIG_DFL);
-		sb_err *err = NULL;
-		if (geteuid() == 0 && (setgroups(0, NULL) < 0 ||
-		                       setresgid((gid_t)sb->info.host_gid, (gid_t)sb->info.host_gid,
-		                                 (gid_t)sb->info.host_gid) < 0 ||
-		                       setresuid((uid_t)sb->info.host_uid, (uid_t)sb->info.host_uid,
-		                                 (uid_t)sb->info.host_uid) < 0))
-			err = sb_err_sys(errno, "switching to uid %lld",
-			                 (long long)sb->info.host_uid);
-		if (!err)
-			err = fn(ud);
-		if (err)
-			send_err(p[1], err);
-		_exit(err ? 1 : 0);
-	}
-	close(p[1]);
-	oc->pid = pid;
-	oc->errfd = p[0];
-	return NULL;
-}
-
-sb_err *sb_owner_finish(const sb_sandbox *sb, sb_owner_child *oc)
-{
-	sb_buf b = SB_BUF_INIT;
-	sb_err *rerr = sb_read_fd_all(oc->errfd, OWNER_MSG_MAX + 64, &b);
-	sb_close(&oc->errfd);
-	int ws = 0;
-	while (waitpid(oc->pid, &ws, 0) < 0 && errno == EINTR)
-		;
-	oc->pid = -1;
-	sb_err *err = NULL;
-	if (rerr) {
-		err = sb_err_prefix(rerr, "workspace operation in lease %s", sb->id);
-	} else if (b.len >= 2 * sizeof(int)) {
-		int hdr[2];
-		memcpy(hdr, b.data, sizeof hdr);
-		err = sb_err_new((sb_errcode)hdr[0], "%.*s", (int)(b.len - sizeof hdr),
-		                 b.data + sizeof hdr);
-		err->sys_errno = hdr[1];
-	} else if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
-		err = sb_err_new(SB_E_INTERNAL,
-		                 "workspace operation in lease %s died (status 0x%x)", sb->id, ws);
-	}
-	sb_buf_deinit(&b);
-	return err;
-}
-
-sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud)
-{
-	sb_owner_child oc;
-	sb_err *err = sb_owner_start(sb, fn, ud, -1, &oc);
-	return err ? err : sb_owner_finish(sb, &oc);
 }

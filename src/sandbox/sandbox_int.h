@@ -84,14 +84,4 @@ sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int
 /* Turn an {"ok":"0"} reply into an error. */
 sb_err *sb_ctl_reply_err(sb_sandbox *sb, const sbi_msg *reply, const char *what);
 
-/* ---- owner.c */
-/* sb_sandbox_as_owner in two halves, so the caller can feed or drain a pipe meanwhile. */
-typedef struct sb_owner_child {
-	pid_t pid;
-	int errfd;
-} sb_owner_child;
-sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud, int close_in_child,
-                       sb_owner_child *oc);
-sb_err *sb_owner_finish(const sb_sandbox *sb, sb_owner_child *oc);
-
 #endif
