@@ -49,7 +49,7 @@ static double spawn_wait(char *const *argv)
 /* Exec and wait for the final status, as a client of the lease would. */
 static double exec_true(sb_sandbox *sb)
 {
-	static char *argv[] = {"true", NULL};
+	static char *argv[] = {"/bin/true", NULL}; /* the same program as the baseline */
 	sb_sandbox_exec_req req = {.argv = argv};
 	double t0 = sbb_now();
 	sb_sandbox_exec *x = NULL;

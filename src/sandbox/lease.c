@@ -46,8 +46,24 @@ const char *sb_sandbox_init_path(const sb_sandbox_config *cfg)
 	return SANDBAR_INIT_INSTALL_PATH;
 }
 
+/* PATH lookup of the default bwrap and of the default user, done once per process (both are
+ * on every lease creation's path); failures are not cached. */
+static pthread_mutex_t lookup_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *cached_bwrap;
+static bool cached_user;
+static int64_t cached_uid, cached_gid;
+
 sb_err *sb_sandbox_bwrap_path(const sb_sandbox_config *cfg, char **out)
 {
+	if (!cfg->bwrap_path) {
+		pthread_mutex_lock(&lookup_lock);
+		char *hit = cached_bwrap ? sb_xstrdup(cached_bwrap) : NULL;
+		pthread_mutex_unlock(&lookup_lock);
+		if (hit) {
+			*out = hit;
+			return NULL;
+		}
+	}
 	const char *name = cfg->bwrap_path ? cfg->bwrap_path : "bwrap";
 	if (strchr(name, '/')) {
 		if (access(name, X_OK) < 0)
@@ -63,6 +79,12 @@ sb_err *sb_sandbox_bwrap_path(const sb_sandbox_config *cfg, char **out)
 		if (access(p, X_OK) == 0) {
 			free(copy);
 			*out = p;
+			if (!cfg->bwrap_path) {
+				pthread_mutex_lock(&lookup_lock);
+				if (!cached_bwrap)
+					cached_bwrap = sb_xstrdup(p);
+				pthread_mutex_unlock(&lookup_lock);
+			}
 			return NULL;
 		}
 		free(p);
@@ -84,6 +106,13 @@ sb_err *sb_sandbox_resolve_owner(const sb_sandbox_config *cfg, int64_t *uid, int
 		*uid = cfg->host_uid;
 		*gid = cfg->host_gid >= 0 ? cfg->host_gid : cfg->host_uid;
 	} else {
+		pthread_mutex_lock(&lookup_lock);
+		bool hit = cached_user;
+		*uid = cached_uid;
+		*gid = cfg->host_gid >= 0 ? cfg->host_gid : cached_gid;
+		pthread_mutex_unlock(&lookup_lock);
+		if (hit)
+			goto check;
 		struct passwd pw, *res = NULL;
 		char buf[4096];
 		int rc = getpwnam_r(SB_SANDBOX_USER_DEFAULT, &pw, buf, sizeof buf, &res);
@@ -95,7 +124,13 @@ sb_err *sb_sandbox_resolve_owner(const sb_sandbox_config *cfg, int64_t *uid, int
 			                  SB_SANDBOX_USER_DEFAULT);
 		*uid = pw.pw_uid;
 		*gid = cfg->host_gid >= 0 ? cfg->host_gid : pw.pw_gid;
+		pthread_mutex_lock(&lookup_lock);
+		cached_user = true;
+		cached_uid = pw.pw_uid;
+		cached_gid = pw.pw_gid;
+		pthread_mutex_unlock(&lookup_lock);
 	}
+check:
 	if (*uid == 0 || *gid == 0)
 		return sb_err_new(SB_E_INVAL, "sandboxes must not run as host uid/gid 0");
 	return NULL;
@@ -181,7 +216,7 @@ static sb_err *write_replace(const char *path, const char *data, size_t len)
 	return err;
 }
 
-sb_err *sb_lease_save(const sb_sandbox *sb)
+sb_err *sb_lease_save(sb_sandbox *sb)
 {
 	const sb_sandbox_info *i = &sb->info;
 	json_t *cg = json_array();
@@ -445,8 +480,9 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	    .drop_privs = root,
 	    .uid = i->host_uid,
 	    .gid = i->host_gid,
+	    .started = sb_lease_save,
 	};
-	if ((err = sb_launch_sandbox(sb, &l)) || (err = sb_lease_save(sb)))
+	if ((err = sb_launch_sandbox(sb, &l)))
 		goto fail;
 	free(bwrap);
 	free(oom_file);
