@@ -71,6 +71,8 @@ static outcome outcome_of(bool running, int wstatus, bool oom)
 /* status.json, replaced atomically (temp file + rename in the exec's spool directory). */
 static void write_status(sbi_exec *x, outcome o)
 {
+	if (x->dirfd < 0)
+		return;
 	char code[16] = "null";
 	if (o.has_code)
 		snprintf(code, sizeof code, "%d", o.code);
@@ -274,16 +276,17 @@ static void exec_free(sbi_exec *x)
 	free(x);
 }
 
-static void spool_remove(int spool_fd, const char *id)
+void sbi_exec_after_reply(sbi_state *st)
 {
-	int d = openat(spool_fd, id, O_DIRECTORY | O_CLOEXEC);
-	if (d >= 0) {
-		unlinkat(d, "stdout", 0);
-		unlinkat(d, "stderr", 0);
-		unlinkat(d, "status.json", 0);
-		close(d);
+	for (sbi_exec *x = st->execs; x; x = x->next) {
+		if (!x->spool_pending)
+			continue;
+		x->spool_pending = false;
+		if (mkdirat(st->spool_fd, x->id, 0700) < 0 ||
+		    (x->dirfd = openat(st->spool_fd, x->id, O_DIRECTORY | O_PATH | O_CLOEXEC)) < 0)
+			sbi_log("exec %s: creating its spool directory: %s (its output is dropped)",
+			        x->id, strerror(errno));
 	}
-	unlinkat(spool_fd, id, AT_REMOVEDIR);
 }
 
 void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd, int wake_fd,
@@ -319,22 +322,19 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 	wake_fd = -1;
 	if (x->wake_fd >= 0)
 		fcntl(x->wake_fd, F_SETFL, O_NONBLOCK);
-	if (mkdirat(st->spool_fd, id, 0700) < 0) {
-		reply_err(reply, errno,
-		          errno == EEXIST ? "exec id already used" : "creating spool");
+	/* The spool directory is made right after the reply (sbi_exec_after_reply), off the
+	 * path the host waits on; only the id's novelty is checked now. stdout and stderr files
+	 * appear with the first byte: readers treat a missing file as empty. */
+	struct stat sst;
+	if (fstatat(st->spool_fd, id, &sst, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
+		reply_err(reply, EEXIST, "exec id already used");
 		goto out;
 	}
-	/* stdout and stderr files appear with the first byte: readers treat a missing file as
-	 * empty, and a silent command costs two file creations less */
-	x->dirfd = openat(st->spool_fd, id, O_DIRECTORY | O_PATH | O_CLOEXEC);
-	if (x->dirfd < 0) {
-		reply_err(reply, errno, "opening the spool directory");
-		goto out_rm;
-	}
+	x->spool_pending = true;
 	int in = stdin_fd >= 0 ? stdin_fd : st->devnull;
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		reply_err(reply, errno, "creating pipes");
-		goto out_rm;
+		goto out;
 	}
 	x->oom_before = read_oom_kills(st);
 	x->started_ms = sbi_wall_ms();
@@ -344,12 +344,12 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 	static char *stack;
 	if (!stack && !(stack = malloc(CHILD_STACK))) {
 		reply_err(reply, ENOMEM, "out of memory");
-		goto out_rm;
+		goto out;
 	}
 	pid_t pid = clone(child, stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
 	if (pid < 0) {
 		reply_err(reply, errno, "clone");
-		goto out_rm;
+		goto out;
 	}
 	close(outp[1]);
 	close(errp[1]);
@@ -364,7 +364,7 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 		snprintf(msg, sizeof msg, "%s: %s", what, strerror(a.error));
 		reply_err(reply, a.error, msg);
 		sbi_msg_add(reply, "stage", a.stage == STAGE_CHDIR ? "chdir" : "exec");
-		goto out_rm;
+		goto out;
 	}
 	x->pid = pid;
 	x->pipe[0] = outp[0];
@@ -387,8 +387,6 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 	sbi_msg_addi(reply, "pid", pid);
 	sbi_msg_addi(reply, "started_at_ms", st->execs->started_ms);
 	goto out;
-out_rm:
-	spool_remove(st->spool_fd, id);
 out:
 	if (x)
 		exec_free(x);
@@ -422,6 +420,8 @@ static bool ensure_file(sbi_exec *x, int s)
 {
 	if (x->file[s] >= 0)
 		return true;
+	if (x->dirfd < 0)
+		return false;
 	x->file[s] = openat(x->dirfd, stream_names[s], O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (x->file[s] < 0)
 		sbi_log("exec %s: creating %s: %s", x->id, stream_names[s], strerror(errno));
@@ -483,9 +483,12 @@ void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 				spool_write(x, s, &c, 1);
 				continue;
 			}
+			if (n == 1) {
+				x->truncated[s] = true;
+				continue;
+			}
 		} else if (!ensure_file(x, s)) {
-			n = -1;
-			errno = EIO;
+			n = discard(x, s); /* nowhere to spool it: the command must not block */
 		} else {
 			size_t want =
 			    (unsigned long long)avail < room ? (size_t)avail : (size_t)room;

@@ -174,6 +174,7 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 	int rc = sbi_send(cfd, &reply, NULL, 0);
 	if (rc < 0 && rc != -EPIPE)
 		sbi_log("reply to host: %s", strerror(-rc));
+	sbi_exec_after_reply(st);
 	sbi_msg_deinit(&reply);
 }
 

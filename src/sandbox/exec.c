@@ -88,6 +88,26 @@ static sb_err *build_request(sb_sandbox *sb, const sb_sandbox_exec_req *req, con
 	return NULL;
 }
 
+static sb_sandbox_exec *new_handle(sb_sandbox *sb, const char *exec_id)
+{
+	sb_sandbox_exec *x = sb_xcalloc(1, sizeof *x);
+	x->sb = sb;
+	snprintf(x->id, sizeof x->id, "%s", exec_id);
+	x->dirfd = x->out[0] = x->out[1] = x->ino = x->stdin_w = x->conn = x->wake = -1;
+	sbi_reader_init(&x->rd);
+	x->alive_checked_ms = sb_mono_ms();
+	return x;
+}
+
+/* init makes an exec's spool directory right after replying to its start: a handle from
+ * exec_start opens it on first need. False while it does not exist yet. */
+static bool ensure_dir(sb_sandbox_exec *x)
+{
+	if (x->dirfd < 0)
+		x->dirfd = openat(x->sb->spool_fd, x->id, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return x->dirfd >= 0;
+}
+
 sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req, sb_sandbox_exec **out)
 {
 	*out = NULL;
@@ -139,8 +159,7 @@ sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req, sb
 	}
 	if ((err = sb_ctl_reply_err(sb, &reply, "starting a command")))
 		goto out;
-	if ((err = sb_sandbox_exec_attach(sb, id, out)))
-		goto out;
+	*out = new_handle(sb, id);
 	(*out)->stdin_w = in[1];
 	in[1] = -1;
 	if ((err = sb_fd_set_nonblock(conn, true)))
@@ -180,12 +199,7 @@ sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_e
 	sb_err *err = sb_lease_check_id("exec", exec_id);
 	if (err)
 		return err;
-	sb_sandbox_exec *x = sb_xcalloc(1, sizeof *x);
-	x->sb = sb;
-	snprintf(x->id, sizeof x->id, "%s", exec_id);
-	x->out[0] = x->out[1] = x->ino = x->stdin_w = x->conn = x->wake = -1;
-	sbi_reader_init(&x->rd);
-	x->alive_checked_ms = sb_mono_ms();
+	sb_sandbox_exec *x = new_handle(sb, exec_id);
 	x->dirfd = openat(sb->spool_fd, exec_id, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (x->dirfd < 0) {
 		err = errno == ENOENT
@@ -227,6 +241,8 @@ sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offs
 	int s = stream == SB_STREAM_STDOUT ? 0 : 1;
 	if (x->out[s] < 0) {
 		/* init creates the file with the first byte */
+		if (!ensure_dir(x))
+			return NULL; /* not even the directory yet: nothing written */
 		x->out[s] = openat(x->dirfd, stream_names[s], O_RDONLY | O_CLOEXEC);
 		if (x->out[s] < 0 && errno == ENOENT)
 			return NULL;
@@ -285,7 +301,7 @@ static void fill_sizes(sb_sandbox_exec *x, sb_sandbox_exec_status *st)
 {
 	struct stat fs;
 	for (int s = 0; s < 2; s++) {
-		if (x->out[s] < 0)
+		if (x->out[s] < 0 && ensure_dir(x))
 			x->out[s] = openat(x->dirfd, stream_names[s], O_RDONLY | O_CLOEXEC);
 		if (x->out[s] >= 0 && fstat(x->out[s], &fs) == 0)
 			*(s == 0 ? &st->stdout_size : &st->stderr_size) = (uint64_t)fs.st_size;
@@ -376,7 +392,7 @@ sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *s
 	}
 	char buf[STATUS_MAX];
 	size_t len = 0;
-	int fd = openat(x->dirfd, "status.json", O_RDONLY | O_CLOEXEC);
+	int fd = ensure_dir(x) ? openat(x->dirfd, "status.json", O_RDONLY | O_CLOEXEC) : -1;
 	if (fd < 0 && errno != ENOENT)
 		return sb_err_sys(errno, "status of exec %s in lease %s", x->id, x->sb->id);
 	if (fd >= 0) {
