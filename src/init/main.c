@@ -288,8 +288,12 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	/* SIGPIPE blocked too (not ignored, which commands would inherit): a host that went away
+	 * leaves the wake pipe and the exit message without a reader; the writes just fail.
+	 * Commands start with an empty mask. */
+	sigaddset(&mask, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
 	if (sfd < 0 || fcntl(ctl, F_SETFL, O_NONBLOCK) < 0) {
 		sbi_log("setting up the event loop: %s", strerror(errno));
 		_exit(1);

@@ -241,6 +241,19 @@ static void env_and_cwd_follow_the_request(void **s)
 	sb_sandbox_exec_free(x);
 }
 
+static void commands_get_default_signal_dispositions(void **s)
+{
+	(void)s;
+	/* init blocks SIGPIPE for itself; a command must still die of it quietly */
+	sbx_result r;
+	sbx_sh(sb, "yes | head -n 1; grep -E '^Sig(Blk|Ign):' /proc/self/status", &r);
+	const char *o = sb_buf_cstr(&r.out);
+	assert_true(sb_str_has_prefix(o, "y\n"));
+	assert_non_null(strstr(o, "SigBlk:\t0000000000000000"));
+	assert_string_equal(sb_buf_cstr(&r.err), "");
+	sbx_result_free(&r);
+}
+
 static void status_agrees_with_the_exit_message_at_once(void **s)
 {
 	(void)s;
@@ -305,6 +318,7 @@ int main(void)
 	    cmocka_unit_test(orphans_are_reaped),
 	    cmocka_unit_test(output_is_readable_while_running),
 	    cmocka_unit_test(env_and_cwd_follow_the_request),
+	    cmocka_unit_test(commands_get_default_signal_dispositions),
 	    cmocka_unit_test(status_agrees_with_the_exit_message_at_once),
 	    cmocka_unit_test(output_beyond_the_spool_limit_is_dropped_and_flagged),
 	};
