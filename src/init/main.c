@@ -17,13 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <linux/seccomp.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CLIENTS 256
+#define MAX_CLIENTS 16384 /* each running exec started with notify keeps one */
 #define SECCOMP_MAX_BYTES (64u * 1024u)
 
 typedef struct client {
@@ -31,8 +32,8 @@ typedef struct client {
 	sbi_reader rd;
 } client;
 
-static client clients[MAX_CLIENTS];
-static int nclients;
+static client *clients;
+static int nclients, clients_cap;
 
 int64_t sbi_wall_ms(void)
 {
@@ -210,9 +211,18 @@ static void accept_clients(int lfd)
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			return; /* EAGAIN: the listening socket is non-blocking */
-		if (nclients == MAX_CLIENTS) {
-			close(fd);
-			continue;
+		if (nclients == clients_cap) {
+			int cap = clients_cap ? clients_cap * 2 : 64;
+			client *grown = cap <= MAX_CLIENTS
+			                    ? realloc(clients, (size_t)cap * sizeof *grown)
+			                    : NULL;
+			if (!grown) {
+				sbi_log("refusing a host connection: %d open already", nclients);
+				close(fd);
+				continue;
+			}
+			clients = grown;
+			clients_cap = cap;
 		}
 		struct timeval tv = {2, 0};
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -268,6 +278,13 @@ int main(int argc, char **argv)
 	if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
 		for (int fd = 3; fd < 1024; fd++)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
+	/* every running exec holds several descriptors here (pipes, spool files, connections):
+	 * use all the hard limit allows */
+	struct rlimit nof;
+	if (getrlimit(RLIMIT_NOFILE, &nof) == 0 && nof.rlim_cur < nof.rlim_max) {
+		nof.rlim_cur = nof.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nof);
 	}
 	if (sbi_exec_setup(&st) < 0) {
 		sbi_log("preparing command limits: %s", strerror(errno));

@@ -3,6 +3,7 @@
 #include "sbx.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -89,10 +90,41 @@ static void many_threads_share_one_lease(void **s)
 	sbx_state_free(state);
 }
 
+static void hundreds_of_execs_run_at_once(void **s)
+{
+	(void)s;
+	enum { N = 300 };
+	char *state = sbx_state_dir();
+	sb = sbx_create(state, "many", NULL);
+	static sb_sandbox_exec *x[N];
+	char *argv[] = {"sleep", "60", NULL};
+	for (int i = 0; i < N; i++) {
+		sb_sandbox_exec_req req = {.argv = argv};
+		SB_ASSERT_OK(sb_sandbox_exec_start(sb, &req, &x[i]));
+	}
+	sb_sandbox_process *p = NULL;
+	size_t n = 0;
+	SB_ASSERT_OK(sb_sandbox_list_processes(sb, &p, &n));
+	assert_int_equal(n, N);
+	sb_sandbox_processes_free(p, n);
+	for (int i = 0; i < N; i++)
+		SB_ASSERT_OK(sb_sandbox_exec_signal(sb, sb_sandbox_exec_id(x[i]), SIGTERM));
+	for (int i = 0; i < N; i++) {
+		sbx_result r = {0};
+		sbx_follow(x[i], &r);
+		assert_int_equal(r.st.signal, SIGTERM);
+		sbx_result_free(&r);
+		sb_sandbox_exec_free(x[i]);
+	}
+	SB_ASSERT_OK(sb_sandbox_destroy(sb));
+	sbx_state_free(state);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(many_threads_share_one_lease),
+	    cmocka_unit_test(hundreds_of_execs_run_at_once),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
