@@ -2,8 +2,10 @@
  *
  * Each command gets its own session (so its process group is its pid), pipes for stdout and
  * stderr that init copies into the spool files (so sandboxed code never holds a spool fd), the
- * request's stdin, cwd and env, rlimits, no_new_privs and the lease's seccomp filter. A status
- * record (status.json) is replaced atomically when the command starts and when it ends.
+ * request's stdin, cwd and env, and rlimits; no_new_privs and the seccomp filter come from init
+ * itself. The starting connection hears of the exit first (message + wake-up byte); the status
+ * record (status.json, replaced atomically) follows in the same loop turn, and a "running"
+ * record is written only for commands that outlive a few milliseconds.
  */
 #include "init.h"
 
