@@ -234,6 +234,10 @@ void sb_sandbox_exec_free(sb_sandbox_exec *x);
  * (always in step with exit messages), else from status.json. SB_E_NOTFOUND for an unknown
  * id. */
 sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec_status *st);
+/* Forget a finished exec: remove its spool (output and status). SB_E_BUSY while it runs,
+ * SB_E_NOTFOUND for an unknown id. For long-lived leases whose spool would otherwise grow
+ * with every command. */
+sb_err *sb_sandbox_exec_remove(sb_sandbox *sb, const char *exec_id);
 /* Exec ids spooled for this lease, sorted; caller frees with sb_strv_free. */
 sb_err *sb_sandbox_exec_list(sb_sandbox *sb, char ***ids_out);
 /* Send signo to the exec's process group (also after its first process exited, while other

@@ -589,6 +589,28 @@ sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandb
 	return err;
 }
 
+sb_err *sb_sandbox_exec_remove(sb_sandbox *sb, const char *exec_id)
+{
+	sb_sandbox_exec_status st;
+	sb_err *err = sb_sandbox_exec_status_get(sb, exec_id, &st);
+	if (err && err->code == SB_E_STATE_LOST) {
+		/* a dead sandbox runs nothing: its records can go */
+		sb_err_free(err);
+		err = NULL;
+		st.running = false;
+	}
+	if (err)
+		return err;
+	if (st.running)
+		return sb_err_new(SB_E_BUSY,
+		                  "exec %s in lease %s is still running; signal it first", exec_id,
+		                  sb->id);
+	char *dir = sb_strfmt("%s/%s", sb->spool_dir, exec_id);
+	err = sb_fs_rm_rf(dir);
+	free(dir);
+	return err ? sb_err_prefix(err, "removing exec %s of lease %s", exec_id, sb->id) : NULL;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);

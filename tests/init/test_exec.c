@@ -241,6 +241,34 @@ static void env_and_cwd_follow_the_request(void **s)
 	sb_sandbox_exec_free(x);
 }
 
+static void finished_execs_can_be_removed(void **s)
+{
+	(void)s;
+	char *sleeper[] = {"sleep", "30", NULL};
+	sb_sandbox_exec_req req = {.argv = sleeper, .exec_id = "to-remove"};
+	sb_sandbox_exec *x = NULL;
+	SB_ASSERT_OK(sb_sandbox_exec_start(sb, &req, &x));
+	sb_err *err = sb_sandbox_exec_remove(sb, "to-remove");
+	assert_non_null(err);
+	assert_int_equal(err->code, SB_E_BUSY);
+	sb_err_free(err);
+	SB_ASSERT_OK(sb_sandbox_exec_signal(sb, "to-remove", SIGKILL));
+	sbx_result r = {0};
+	sbx_follow(x, &r);
+	sbx_result_free(&r);
+	sb_sandbox_exec_free(x);
+	SB_ASSERT_OK(sb_sandbox_exec_remove(sb, "to-remove"));
+	sb_sandbox_exec_status st;
+	err = sb_sandbox_exec_status_get(sb, "to-remove", &st);
+	assert_non_null(err);
+	assert_int_equal(err->code, SB_E_NOTFOUND);
+	sb_err_free(err);
+	err = sb_sandbox_exec_remove(sb, "never-was");
+	assert_non_null(err);
+	assert_int_equal(err->code, SB_E_NOTFOUND);
+	sb_err_free(err);
+}
+
 static void commands_get_default_signal_dispositions(void **s)
 {
 	(void)s;
@@ -319,6 +347,7 @@ int main(void)
 	    cmocka_unit_test(output_is_readable_while_running),
 	    cmocka_unit_test(env_and_cwd_follow_the_request),
 	    cmocka_unit_test(commands_get_default_signal_dispositions),
+	    cmocka_unit_test(finished_execs_can_be_removed),
 	    cmocka_unit_test(status_agrees_with_the_exit_message_at_once),
 	    cmocka_unit_test(output_beyond_the_spool_limit_is_dropped_and_flagged),
 	};
