@@ -206,7 +206,9 @@ typedef struct sb_sandbox_exec sb_sandbox_exec;
 sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req,
                               sb_sandbox_exec **out);
 /* Attach to an existing exec by id (running or finished, before or after a restart).
- * SB_E_NOTFOUND for an unknown id. */
+ * While it runs, sandbar-init wakes this handle and announces the exit to it like to the
+ * starting one; a finished exec, or one of a dead sandbox, is read from its spool (an inotify
+ * watch serves waits there). SB_E_NOTFOUND for an unknown id. */
 sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec **out);
 const char *sb_sandbox_exec_id(const sb_sandbox_exec *x);
 /* Write end of the stdin pipe (STDIN_PIPE only, else -1); owned by the handle: write, then
@@ -217,8 +219,8 @@ void sb_sandbox_exec_close_stdin(sb_sandbox_exec *x);
  * status: when it is finished, that is the end). Output stays readable after the exec ends. */
 sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offset, void *buf,
                              size_t max, size_t *got);
-/* Current status plus the spool sizes: for an exec started on this handle from init's exit
- * message (while none came: running), else from the spool's status.json. SB_E_STATE_LOST
+/* Current status plus the spool sizes: from init's exit message while this handle follows a
+ * running exec (running until it comes), else from the spool's status.json. SB_E_STATE_LOST
  * when the exec can never finish because the sandbox died (checked at most every 0.5 s). */
 sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *st);
 /* Pollable fd (POLLIN) that becomes readable when output grows or the status changes; call

@@ -128,27 +128,66 @@ void sbi_exec_describe(const sbi_exec *x, sbi_msg *m)
 	sbi_msg_addi(m, "finished_at_ms", x->finished_ms);
 }
 
-/* Tell the connection that started the exec (when it asked) that it ended: the host learns
- * it from one message instead of re-reading status.json. A host that went away is fine. */
+bool sbi_exec_watch(sbi_exec *x, int notify_fd, int wake_fd)
+{
+	if (x->exited) {
+		if (notify_fd >= 0)
+			close(notify_fd);
+		if (wake_fd >= 0)
+			close(wake_fd);
+		return false;
+	}
+	struct sbi_watcher *w = realloc(x->watchers, (x->nwatchers + 1) * sizeof *w);
+	if (!w) {
+		if (notify_fd >= 0)
+			close(notify_fd);
+		if (wake_fd >= 0)
+			close(wake_fd);
+		return true; /* still running; this reader falls back to the files */
+	}
+	x->watchers = w;
+	if (wake_fd >= 0)
+		fcntl(wake_fd, F_SETFL, O_NONBLOCK);
+	x->watchers[x->nwatchers++] = (struct sbi_watcher){notify_fd, wake_fd};
+	return true;
+}
+
+/* Non-blocking: a full pipe means that reader has wake-ups pending anyway; a reader that went
+ * away makes the write fail (SIGPIPE is blocked). */
+static void wake_watchers(sbi_exec *x)
+{
+	for (size_t i = 0; i < x->nwatchers; i++)
+		if (x->watchers[i].wake_fd >= 0)
+			(void)!write(x->watchers[i].wake_fd, "w", 1);
+}
+
+static void drop_watchers(sbi_exec *x)
+{
+	for (size_t i = 0; i < x->nwatchers; i++) {
+		if (x->watchers[i].notify_fd >= 0)
+			close(x->watchers[i].notify_fd);
+		if (x->watchers[i].wake_fd >= 0)
+			close(x->watchers[i].wake_fd);
+	}
+	free(x->watchers);
+	x->watchers = NULL;
+	x->nwatchers = 0;
+}
+
+/* Tell every reader that it ended: one message instead of re-reading status.json, then a
+ * wake-up so that a reader polling its pipe looks. */
 static void notify_exit(sbi_exec *x)
 {
-	if (x->notify_fd < 0)
-		return;
 	sbi_msg m;
 	sbi_msg_init(&m);
 	sbi_msg_add(&m, "op", "exit");
 	sbi_exec_describe(x, &m);
-	(void)sbi_send(x->notify_fd, &m, NULL, 0);
+	for (size_t i = 0; i < x->nwatchers; i++)
+		if (x->watchers[i].notify_fd >= 0)
+			(void)sbi_send(x->watchers[i].notify_fd, &m, NULL, 0);
 	sbi_msg_deinit(&m);
-	close(x->notify_fd);
-	x->notify_fd = -1;
-}
-
-/* Non-blocking: a full pipe means the host has wake-ups pending anyway. */
-static void wake_host(sbi_exec *x)
-{
-	if (x->wake_fd >= 0)
-		(void)!write(x->wake_fd, "w", 1);
+	wake_watchers(x);
+	drop_watchers(x);
 }
 
 static const int limit_res[3] = {RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_CORE};
@@ -271,10 +310,7 @@ static void exec_free(sbi_exec *x)
 	}
 	if (x->dirfd >= 0)
 		close(x->dirfd);
-	if (x->notify_fd >= 0)
-		close(x->notify_fd);
-	if (x->wake_fd >= 0)
-		close(x->wake_fd);
+	drop_watchers(x);
 	free(x);
 }
 
@@ -318,12 +354,9 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 	}
 	snprintf(x->id, sizeof x->id, "%s", id);
 	x->dirfd = x->pipe[0] = x->pipe[1] = x->file[0] = x->file[1] = -1;
-	x->notify_fd = notify_fd;
-	notify_fd = -1;
-	x->wake_fd = wake_fd;
-	wake_fd = -1;
-	if (x->wake_fd >= 0)
-		fcntl(x->wake_fd, F_SETFL, O_NONBLOCK);
+	if (notify_fd >= 0 || wake_fd >= 0)
+		sbi_exec_watch(x, notify_fd, wake_fd);
+	notify_fd = wake_fd = -1;
 	/* The spool directory is made right after the reply (sbi_exec_after_reply), off the
 	 * path the host waits on; only the id's novelty is checked now. stdout and stderr files
 	 * appear with the first byte: readers treat a missing file as empty. */
@@ -518,7 +551,7 @@ void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 		x->pipe[s] = -1;
 	}
 	if (moved && !x->exited)
-		wake_host(x); /* after the exit, the exit path wakes the host itself */
+		wake_watchers(x); /* after the exit, the exit path wakes them itself */
 }
 
 static void exec_finish(sbi_state *st, sbi_exec *x, int wstatus)
@@ -535,7 +568,6 @@ static void exec_finish(sbi_state *st, sbi_exec *x, int wstatus)
 	/* The host hears first; the record follows in this same loop turn, before init reads
 	 * any other request, so a status request (answered from this table) always agrees. */
 	notify_exit(x);
-	wake_host(x);
 	write_status(x, outcome_of(false, wstatus, x->oom));
 }
 

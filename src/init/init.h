@@ -16,13 +16,17 @@
  * both output pipes have reached end of file (background children may keep them open). */
 typedef struct sbi_exec {
 	char id[65];
-	pid_t pid;     /* also its process group and session id */
-	int dirfd;     /* spool/<id> */
-	int notify_fd; /* connection to tell about the exit, or -1 */
-	int wake_fd;   /* host's pipe: one byte when output grew or the exec ended, or -1 */
-	int pipe[2];   /* read ends for stdout, stderr; -1 once at EOF */
-	int file[2];   /* spool files stdout, stderr */
-	off_t off[2];  /* bytes spooled so far */
+	pid_t pid; /* also its process group and session id */
+	int dirfd; /* spool/<id> */
+	/* Host readers following this exec: each gets a byte on its wake pipe when output was
+	 * spooled, and at the exit an "exit" message on its connection, then a last byte. */
+	struct sbi_watcher {
+		int notify_fd, wake_fd;
+	} * watchers;
+	size_t nwatchers;
+	int pipe[2];  /* read ends for stdout, stderr; -1 once at EOF */
+	int file[2];  /* spool files stdout, stderr */
+	off_t off[2]; /* bytes spooled so far */
 	int64_t started_ms, finished_ms;
 	int64_t deadline_ms; /* 0 = none */
 	int64_t grace_ms;
@@ -56,8 +60,7 @@ void sbi_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Once at start: compute the commands' rlimits and open /dev/null. -1 on failure (errno). */
 int sbi_exec_setup(sbi_state *st);
 /* Handle an exec request: start the command, fill reply. stdin_fd, notify_fd and wake_fd (or
- * -1) are consumed; notify_fd gets an "exit" message when the command ends, wake_fd a byte
- * whenever output was spooled and after the exit message. */
+ * -1) are consumed; the latter two make the first watcher (see sbi_exec). */
 void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd, int wake_fd,
                     sbi_msg *reply);
 /* After a reply went out: make the spool directories of the execs just started. */
@@ -71,6 +74,8 @@ int sbi_exec_timeouts(sbi_state *st);
 /* Free finished execs whose pipes are closed. */
 void sbi_exec_gc(sbi_state *st);
 sbi_exec *sbi_exec_find(sbi_state *st, const char *id);
+/* Add a watcher to a running exec (both fds consumed). false when it has exited already. */
+bool sbi_exec_watch(sbi_exec *x, int notify_fd, int wake_fd);
 /* The exec's state as message fields (running, pid, exit_code, signal, ...). */
 void sbi_exec_describe(const sbi_exec *x, sbi_msg *m);
 /* List processes into reply ("proc" fields). */

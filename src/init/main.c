@@ -151,6 +151,23 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 		} else {
 			sbi_msg_add(&reply, "ok", "1");
 		}
+	} else if (strcmp(op, "watch") == 0) {
+		/* a reader attaching to a running exec: wake-ups on fds[0], the exit message on
+		 * this connection; the reply carries the state at this moment */
+		const char *id = sbi_msg_get(req, "id");
+		sbi_exec *x = id ? sbi_exec_find(st, id) : NULL;
+		if (!x) {
+			sbi_msg_add(&reply, "ok", "0");
+			sbi_msg_addi(&reply, "errno", ENOENT);
+			sbi_msg_add(&reply, "msg", "not tracked by sandbar-init");
+		} else {
+			int nfd = fcntl(cfd, F_DUPFD_CLOEXEC, 3);
+			bool watching = sbi_exec_watch(x, nfd, nfds > 0 ? fds[0] : -1);
+			used = nfds > 0 ? 1 : 0;
+			sbi_msg_add(&reply, "ok", "1");
+			sbi_msg_addi(&reply, "watching", watching);
+			sbi_exec_describe(x, &reply);
+		}
 	} else if (strcmp(op, "status") == 0) {
 		/* from memory while init still tracks the exec; the host falls back to the
 		 * record on disk otherwise */

@@ -193,7 +193,78 @@ out:
 	return err;
 }
 
-sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec **out)
+static void status_from_msg(const sbi_msg *m, const char *id, sb_sandbox_exec_status *f);
+
+/* Ask init to treat this handle like the one that started the exec: wake-ups on a pipe and
+ * the exit message on a connection, instead of an inotify watch per follower. Best effort:
+ * without it (init no longer tracks the exec, or the sandbox is dead) the handle falls back
+ * to the spool's files. */
+static void watch_exec(sb_sandbox_exec *x)
+{
+	int wake[2] = {-1, -1}, conn = -1;
+	sbi_msg m, reply;
+	sbi_msg_init(&m);
+	sbi_msg_init(&reply);
+	sbi_reader rd;
+	sbi_reader_init(&rd);
+	sb_err *err = NULL;
+	if (pipe2(wake, O_CLOEXEC) < 0 || (err = sb_fd_set_nonblock(wake[0], true)))
+		goto out;
+	sbi_msg_add(&m, "op", "watch");
+	sbi_msg_add(&m, "id", x->id);
+	if ((err = sb_ctl_call_keep(x->sb, &m, &wake[1], 1, &reply, &conn, &rd)))
+		goto out;
+	const char *ok = sbi_msg_get(&reply, "ok");
+	if (!ok || strcmp(ok, "1") != 0)
+		goto out;
+	sb_sandbox_exec_status st;
+	status_from_msg(&reply, x->id, &st);
+	long long watching = 0;
+	sbi_msg_geti(&reply, "watching", 0, 1, &watching);
+	if (!st.running) {
+		x->final_st = st;
+		x->final = true;
+		goto out;
+	}
+	if (!watching || (err = sb_fd_set_nonblock(conn, true)))
+		goto out;
+	x->pid = st.pid;
+	x->started_ms = st.started_at_ms;
+	x->conn = conn;
+	x->wake = wake[0];
+	conn = wake[0] = -1;
+	sbi_reader_deinit(&x->rd);
+	x->rd = rd;
+	sbi_reader_init(&rd);
+out:
+	sb_err_free(err);
+	sb_close(&conn);
+	sb_close(&wake[0]);
+	sb_close(&wake[1]);
+	sbi_reader_deinit(&rd);
+	sbi_msg_deinit(&m);
+	sbi_msg_deinit(&reply);
+}
+
+static bool init_tracks(sb_sandbox *sb, const char *exec_id)
+{
+	int saved = errno;
+	sbi_msg m, reply;
+	sbi_msg_init(&m);
+	sbi_msg_init(&reply);
+	sbi_msg_add(&m, "op", "status");
+	sbi_msg_add(&m, "id", exec_id);
+	sb_err *err = sb_ctl_call(sb, &m, NULL, 0, &reply);
+	const char *ok = err ? NULL : sbi_msg_get(&reply, "ok");
+	bool tracked = ok && strcmp(ok, "1") == 0;
+	sb_err_free(err);
+	sbi_msg_deinit(&m);
+	sbi_msg_deinit(&reply);
+	errno = saved;
+	return tracked;
+}
+
+static sb_err *attach_plain(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec **out)
 {
 	*out = NULL;
 	sb_err *err = sb_lease_check_id("exec", exec_id);
@@ -201,6 +272,11 @@ sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_e
 		return err;
 	sb_sandbox_exec *x = new_handle(sb, exec_id);
 	x->dirfd = openat(sb->spool_fd, exec_id, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (x->dirfd < 0 && errno == ENOENT && !sb->dead && init_tracks(sb, exec_id)) {
+		/* just started: init makes the directory right after its reply */
+		*out = x;
+		return NULL;
+	}
 	if (x->dirfd < 0) {
 		err = errno == ENOENT
 		          ? sb_err_new(SB_E_NOTFOUND, "no exec %s in lease %s", exec_id, sb->id)
@@ -211,6 +287,14 @@ sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_e
 	return NULL;
 fail:
 	sb_sandbox_exec_free(x);
+	return err;
+}
+
+sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec **out)
+{
+	sb_err *err = attach_plain(sb, exec_id, out);
+	if (!err && !sb->dead)
+		watch_exec(*out);
 	return err;
 }
 
@@ -563,7 +647,7 @@ void sb_sandbox_exec_free(sb_sandbox_exec *x)
 sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec_status *st)
 {
 	sb_sandbox_exec *x = NULL;
-	sb_err *err = sb_sandbox_exec_attach(sb, exec_id, &x);
+	sb_err *err = attach_plain(sb, exec_id, &x);
 	if (err)
 		return err;
 	/* init answers from memory for the execs it still tracks (exactly in step with its exit
