@@ -46,6 +46,9 @@ const char *sb_runtime_phase_name(sb_runtime_phase phase);
 typedef struct sb_runtime_progress_sink {
 	void (*fn)(void *ud, const char *line);
 	void *ud;
+	/* Optional: every transfer's raw byte counts (decoded bytes, unthrottled), with the same
+	 * ud, for callers that draw their own meter. */
+	void (*bytes)(void *ud, uint64_t done, uint64_t total);
 } sb_runtime_progress_sink;
 
 /* Status sink: phase changes and every progress line mirrored without the prefix and newline.
@@ -115,6 +118,8 @@ const char *sb_runtime_root_dir(const sb_runtime *rt);
 const char *sb_runtime_asset_dir(const sb_runtime *rt, const char *key);
 /* True when prepare used the runner's native transfer (restore does the same). */
 bool sb_runtime_uses_native(const sb_runtime *rt);
+/* Bytes sent to the far side by prepare (archives of the workspace and assets). */
+uint64_t sb_runtime_bytes_up(const sb_runtime *rt);
 
 typedef enum sb_conflict_policy {
 	/* The local entry stays; a remote file or symlink is written beside it as

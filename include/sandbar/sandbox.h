@@ -146,13 +146,12 @@ const char *sb_sandbox_workspace_mount(const sb_sandbox *sb);
  * SB_E_ESCAPE for anything outside the workspace or with "." / ".." segments. */
 sb_err *sb_sandbox_map_path(const sb_sandbox *sb, const char *inside_path, char **rel_out);
 
-/* Run fn(ud) on the calling thread with the lease owner's file-system identity: when we are
- * root, this thread's fsuid/fsgid become info.host_uid/gid, its supplementary groups are
- * dropped and its file-system capabilities go with them, so that racing sandboxed code can
- * never make a host-side file operation touch anything the sandbox user could not. Other
- * threads are not affected; everything is restored before returning fn's error. Use for every
- * host-side write into or read from the workspace. fn must not change the process-wide state
- * (current directory, umask) nor call setuid-family functions. */
+/* Run fn(ud) on a thread of its own that, when we are root, has switched to the lease owner
+ * (info.host_uid/gid, no supplementary groups, no capabilities), so that racing sandboxed
+ * code can never make a host-side file operation touch anything the sandbox user could not;
+ * returns fn's error once that thread is done. Other threads are not affected, and fn's
+ * memory effects are visible afterwards. Use for every host-side write into or read from the
+ * workspace. fn must not change process-wide state (current directory, umask). */
 sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud);
 
 /* Extend (or set) the TTL: expires_at = now + ttl_s (0 clears it). Rewrites lease.json. */

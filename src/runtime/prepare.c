@@ -226,6 +226,7 @@ static sb_err *stage_workspace(sb_runtime *rt, const sb_runtime_prepare_opts *o)
 	};
 	uint64_t bytes = 0;
 	sb_err *err = sb_rt_stage_in(c, &s, &p, &bytes);
+	rt->bytes_up += bytes;
 	if (!err && rt->native) {
 		/* The command path creates the runtime root by uploading into it; create it here
 		 * too so both paths leave the same tree (callers put assets and queues there). */
@@ -267,9 +268,10 @@ static sb_err *stage_asset(sb_runtime *rt, const sb_runtime_asset *a)
 		.spare = NULL,
 		.native = rt->native,
 	};
-	uint64_t bytes;
+	uint64_t bytes = 0;
 	if (!err)
 		err = sb_rt_stage_in(c, &s, &p, &bytes);
+	rt->bytes_up += bytes;
 	if (!err) {
 		sb_strv_push(&rt->asset_keys, a->key);
 		sb_strv_push(&rt->asset_dirs, dir);

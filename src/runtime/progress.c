@@ -44,8 +44,11 @@ void sb_rt_progress_init(sb_rt_progress *p, const sb_runtime_progress_sink *sink
 			 const char *verb, const char *label, const char *direction)
 {
 	memset(p, 0, sizeof *p);
-	if (sink)
+	if (sink) {
 		p->sink = *sink;
+		p->on_bytes = sink->bytes;
+		p->bytes_ud = sink->ud;
+	}
 	if (status)
 		p->status = *status;
 	p->phase = phase;

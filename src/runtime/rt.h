@@ -217,6 +217,7 @@ struct sb_runtime {
 	sb_excludes archive_ex, restore_ex;
 	sb_snap baseline;
 	bool native;
+	uint64_t bytes_up; /* archive bytes staged by prepare */
 };
 
 #endif

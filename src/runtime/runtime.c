@@ -34,6 +34,11 @@ bool sb_runtime_uses_native(const sb_runtime *rt)
 	return rt->native;
 }
 
+uint64_t sb_runtime_bytes_up(const sb_runtime *rt)
+{
+	return rt->bytes_up;
+}
+
 void sb_runtime_free(sb_runtime *rt)
 {
 	if (!rt)

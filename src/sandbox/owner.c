@@ -1,17 +1,15 @@
 /* Host-side access to a lease's workspace: mapping in-sandbox paths to host paths, and running
- * file operations under the sandbox owner's credentials in a child process, so that sandboxed
+ * file operations under the sandbox owner's credentials on a thread of their own, so that sandboxed
  * code racing symlinks into the workspace can never make a privileged daemon read or write
  * anything the sandbox user could not reach anyway. */
 #include "sandbox_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <signal.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 sb_err *sb_sandbox_map_path(const sb_sandbox *sb, const char *inside_path, char **rel_out)
@@ -44,49 +42,78 @@ sb_err *sb_sandbox_map_path(const sb_sandbox *sb, const char *inside_path, char 
 	return NULL;
 }
 
-/* The calling thread's file-system identity becomes the owner's, for fn only. Linux keeps
- * credentials per thread and the raw system calls (unlike glibc's setgroups wrapper) change
- * just this thread: other threads of a daemon keep working as root meanwhile. A non-zero fsuid
- * also drops the thread's file-system capabilities (DAC override, fowner, ...), so every
- * permission check inside fn is the sandbox user's. No fork: a forked child of a threaded
- * process may inherit locks held by other threads (glibc's locale lock, taken by libarchive)
- * and hang. */
-sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud)
-{
-	if (geteuid() != 0)
-		return fn(ud);
-	gid_t saved[256];
-	int nsaved = getgroups((int)(sizeof saved / sizeof saved[0]), saved);
-	if (nsaved < 0)
-		return sb_err_sys(errno, "reading the supplementary groups");
-	uid_t uid = (uid_t)sb->info.host_uid;
-	gid_t gid = (gid_t)sb->info.host_gid;
-	sb_err *err = NULL;
-	if (syscall(SYS_setgroups, 0, NULL) < 0) {
-		err = sb_err_sys(errno, "dropping supplementary groups for lease %s", sb->id);
-		goto restore;
-	}
-	/* setfs[ug]id report the previous value, not errors: ask twice to confirm */
-	syscall(SYS_setfsgid, gid);
-	syscall(SYS_setfsuid, uid);
-	if ((gid_t)syscall(SYS_setfsgid, gid) != gid || (uid_t)syscall(SYS_setfsuid, uid) != uid) {
-		err = sb_err_new(SB_E_IO, "cannot switch to uid %lld / gid %lld for lease %s",
-		                 (long long)uid, (long long)gid, sb->id);
-		goto restore;
-	}
-	err = fn(ud);
-restore:
-	syscall(SYS_setfsuid, 0);
-	syscall(SYS_setfsgid, getegid());
-	if (syscall(SYS_setgroups, (size_t)nsaved, saved) < 0 ||
-	    (uid_t)syscall(SYS_setfsuid, 0) != 0)
-		sb_error("lease %s: could not restore this thread's credentials after a "
-		         "workspace operation",
-		         sb->id);
-	return err;
-}
-
 int sb_sandbox_workspace_fd(const sb_sandbox *sb)
 {
 	return sb->workspace_fd;
+}
+
+struct owner_job {
+	const sb_sandbox *sb;
+	sb_err *(*fn)(void *ud);
+	void *ud;
+	int close_when_done;
+	sb_err *err;
+};
+
+/* Runs on its own thread. Credentials are per thread in the kernel: the raw syscalls change only
+ * this thread's (glibc's wrappers would change every thread of the process), and they die with
+ * it. A thread rather than a fork, because a forked child of a multithreaded process may not
+ * take locks (locale, stdio, libarchive's) that another thread held at the fork. */
+static void *owner_thread(void *arg)
+{
+	struct owner_job *job = arg;
+	const sb_sandbox *sb = job->sb;
+	if (geteuid() == 0) {
+		gid_t gid = (gid_t)sb->info.host_gid;
+		uid_t uid = (uid_t)sb->info.host_uid;
+		if (syscall(SYS_setgroups, 0, NULL) < 0 ||
+		    syscall(SYS_setresgid, gid, gid, gid) < 0 ||
+		    syscall(SYS_setresuid, uid, uid, uid) < 0)
+			job->err = sb_err_sys(errno, "switching to uid %lld",
+			                      (long long)sb->info.host_uid);
+	}
+	if (!job->err)
+		job->err = job->fn(job->ud);
+	if (job->close_when_done >= 0)
+		close(job->close_when_done);
+	return NULL;
+}
+
+sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud,
+                       int close_when_done, sb_owner_child *oc)
+{
+	struct owner_job *job = sb_xcalloc(1, sizeof *job);
+	job->sb = sb;
+	job->fn = fn;
+	job->ud = ud;
+	job->close_when_done = close_when_done;
+	int rc = pthread_create(&oc->thread, NULL, owner_thread, job);
+	if (rc != 0) {
+		if (close_when_done >= 0)
+			close(close_when_done);
+		free(job);
+		oc->job = NULL;
+		return sb_err_sys(rc, "starting a workspace operation in lease %s", sb->id);
+	}
+	oc->job = job;
+	return NULL;
+}
+
+sb_err *sb_owner_finish(const sb_sandbox *sb, sb_owner_child *oc)
+{
+	(void)sb;
+	if (!oc->job)
+		return NULL;
+	pthread_join(oc->thread, NULL);
+	sb_err *err = oc->job->err;
+	free(oc->job);
+	oc->job = NULL;
+	return err;
+}
+
+sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud)
+{
+	sb_owner_child oc;
+	sb_err *err = sb_owner_start(sb, fn, ud, -1, &oc);
+	return err ? err : sb_owner_finish(sb, &oc);
 }

@@ -362,24 +362,9 @@ out:
 	return err;
 }
 
-typedef struct helper {
-	const sb_sandbox *sb;
-	sb_err *(*fn)(void *);
-	xfer *t;
-	sb_err *err;
-} helper;
-
-static void *helper_main(void *arg)
-{
-	helper *h = arg;
-	h->err = sb_sandbox_as_owner(h->sb, h->fn, h->t);
-	close(h->t->tar_fd); /* our end: the caller's pump sees end of file or EPIPE */
-	return NULL;
-}
-
-/* Run fn as the owner with t->tar_fd = tar_fd, or, with a progress callback, on a helper
- * thread through a pipe that this thread feeds or drains while counting bytes (so progress is
- * reported on the caller's thread). */
+/* Run fn as the owner with t->tar_fd = tar_fd, or, with a progress callback, through a pipe
+ * that this thread feeds or drains while counting bytes (so progress is reported on the
+ * caller's thread) as the owner's thread does the tar work. */
 static sb_err *transfer(const sb_sandbox *sb, sb_err *(*fn)(void *), xfer *t, int tar_fd,
                         bool inbound, sb_progress_fn progress, void *ud)
 {
@@ -390,22 +375,22 @@ static sb_err *transfer(const sb_sandbox *sb, sb_err *(*fn)(void *), xfer *t, in
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return sb_err_sys(errno, "pipe for a workspace transfer in lease %s", sb->id);
-	int mine = inbound ? p[1] : p[0];
-	t->tar_fd = inbound ? p[0] : p[1];
-	helper h = {sb, fn, t, NULL};
-	pthread_t th;
-	if (pthread_create(&th, NULL, helper_main, &h) != 0) {
-		close(p[0]);
-		close(p[1]);
-		return sb_err_new(SB_E_IO, "cannot start a transfer thread for lease %s", sb->id);
+	int mine = inbound ? p[1] : p[0], theirs = inbound ? p[0] : p[1];
+	t->tar_fd = theirs;
+	sb_owner_child oc;
+	/* The owner thread closes its end when done: a writer's EOF ends our pump. */
+	sb_err *err = sb_owner_start(sb, fn, t, theirs, &oc);
+	if (err) {
+		close(mine);
+		return err;
 	}
 	sb_err *perr =
 	    inbound ? pump(tar_fd, mine, progress, ud) : pump(mine, tar_fd, progress, ud);
 	close(mine);
-	pthread_join(th, NULL);
-	if (h.err) {
+	err = sb_owner_finish(sb, &oc);
+	if (err) {
 		sb_err_free(perr);
-		return h.err;
+		return err;
 	}
 	return perr;
 }

@@ -87,4 +87,17 @@ sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int
 /* Turn an {"ok":"0"} reply into an error. */
 sb_err *sb_ctl_reply_err(sb_sandbox *sb, const sbi_msg *reply, const char *what);
 
+/* ---- owner.c */
+/* sb_sandbox_as_owner in two halves, so the caller can feed or drain a pipe meanwhile. The
+ * operation runs on a thread with the owner's credentials; close_when_done (or -1) is closed when
+ * fn returns (or at once if the thread cannot start), so a pipe end fn uses reaches EOF. */
+struct owner_job;
+typedef struct sb_owner_child {
+	pthread_t thread;
+	struct owner_job *job;
+} sb_owner_child;
+sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud,
+                       int close_when_done, sb_owner_child *oc);
+sb_err *sb_owner_finish(const sb_sandbox *sb, sb_owner_child *oc);
+
 #endif

@@ -1,0 +1,623 @@
+/* The exec service (execs.h) over the sandbox layer: starts commands under a lease fence, pumps
+ * spooled output from byte offsets (the spool is sandbar-init's, so offsets survive a daemon
+ * restart), collects complete results and keeps the running/total exec metrics honest by
+ * polling the execs it started from the reaper thread. */
+#include "server/execs.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define READ_CHUNK (64u * 1024u)
+#define STDIN_INLINE_MAX (60u * 1024u) /* fits a pipe buffer: written before returning */
+
+typedef struct running {
+	char *lease_id;
+	char *exec_id;
+} running;
+
+typedef struct dead_exec {
+	struct dead_exec *next;
+	sbs_exec *x;
+} dead_exec;
+
+struct sbs_execs {
+	sbs_metrics *m;
+	pthread_mutex_t mu;
+	running *v;
+	size_t n;
+	/* Handles closed by the janitor thread: closing one closes its inotify fd, which can take
+	 * milliseconds in the kernel, and a connection thread must not wait for that before
+	 * reading its next keep-alive request. */
+	pthread_mutex_t jmu;
+	pthread_cond_t jcv;
+	dead_exec *dead;
+	bool jstop;
+	bool jrunning;
+	pthread_t janitor;
+};
+
+struct sbs_exec {
+	sbs_execs *xs;
+	sbs_lease *l;
+	sb_sandbox_exec *x;
+};
+
+void sbs_exec_spec_init(sbs_exec_spec *s)
+{
+	memset(s, 0, sizeof *s);
+}
+
+void sbs_exec_spec_deinit(sbs_exec_spec *s)
+{
+	sb_strv_free(s->argv);
+	sb_strv_free(s->env);
+	free(s->cwd);
+	free(s->exec_id);
+	sb_buf_deinit(&s->stdin_data);
+	memset(s, 0, sizeof *s);
+}
+
+static bool env_key_ok(const char *k)
+{
+	if (!(isalpha((unsigned char)k[0]) || k[0] == '_'))
+		return false;
+	for (const char *p = k; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '_')
+			return false;
+	return true;
+}
+
+static bool exec_id_ok(const char *id)
+{
+	size_t n = strlen(id);
+	if (n == 0 || n > SB_SANDBOX_ID_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)id[i]) && id[i] != '_' && id[i] != '-')
+			return false;
+	return true;
+}
+
+sb_err *sbs_exec_spec_from_json(const json_t *body, sbs_exec_spec *out)
+{
+	sbs_exec_spec_init(out);
+	sb_err *err = NULL;
+	const json_t *argv = json_object_get(body, "argv");
+	const char *script = NULL;
+	if ((err = sb_json_get_str(body, "script", false, &script)))
+		goto fail;
+	if (argv && !json_is_null(argv)) {
+		if (script) {
+			err =
+			    sb_err_new(SB_E_INVAL, "give either \"argv\" or \"script\", not both");
+			goto fail;
+		}
+		if ((err = sb_json_get_strv(body, "argv", true, SBS_EXEC_MAX_ARGS, &out->argv)))
+			goto fail;
+		if (!out->argv || !out->argv[0] || !out->argv[0][0]) {
+			err =
+			    sb_err_new(SB_E_INVAL, "\"argv\" must be a non-empty array whose first "
+			                           "element is a program name");
+			goto fail;
+		}
+	} else if (script) {
+		sb_strv_push(&out->argv, "sh");
+		sb_strv_push(&out->argv, "-c");
+		sb_strv_push(&out->argv, script);
+	} else {
+		err = sb_err_new(SB_E_INVAL, "\"argv\" (array of strings) or \"script\" (string) "
+		                             "is required");
+		goto fail;
+	}
+	const char *cwd = NULL;
+	if ((err = sb_json_get_str(body, "cwd", false, &cwd)))
+		goto fail;
+	if (cwd) {
+		if (cwd[0] != '/') {
+			err = sb_err_new(SB_E_INVAL, "\"cwd\" must be an absolute in-sandbox path");
+			goto fail;
+		}
+		out->cwd = sb_xstrdup(cwd);
+	}
+	const json_t *env = json_object_get(body, "env");
+	if (env && !json_is_null(env)) {
+		if (!json_is_object(env) || json_object_size(env) > SBS_EXEC_MAX_ENV) {
+			err = sb_err_new(SB_E_INVAL,
+			                 "\"env\" must be an object of at most %d "
+			                 "string values",
+			                 SBS_EXEC_MAX_ENV);
+			goto fail;
+		}
+		const char *k;
+		const json_t *v;
+		json_object_foreach((json_t *)env, k, v)
+		{
+			if (!env_key_ok(k) || !json_is_string(v)) {
+				err = sb_err_new(SB_E_INVAL,
+				                 "\"env\": key \"%s\" must match "
+				                 "[A-Za-z_][A-Za-z0-9_]* with a string value",
+				                 k);
+				goto fail;
+			}
+			char *kv = sb_strfmt("%s=%s", k, json_string_value(v));
+			sb_strv_push(&out->env, kv);
+			free(kv);
+		}
+	}
+	if ((err = sb_json_get_bool(body, "clear_env", false, &out->clear_env)))
+		goto fail;
+	const char *in = NULL;
+	if ((err = sb_json_get_str(body, "stdin", false, &in)))
+		goto fail;
+	if (in) {
+		out->has_stdin = true;
+		if ((err = sb_b64_decode(in, strlen(in), &out->stdin_data))) {
+			err = sb_err_prefix(err, "\"stdin\" (base64)");
+			goto fail;
+		}
+	}
+	if ((err = sb_json_get_int(body, "timeout_ms", false, 0, INT64_MAX / 2, &out->timeout_ms)))
+		goto fail;
+	const char *xid = NULL;
+	if ((err = sb_json_get_str(body, "exec_id", false, &xid)))
+		goto fail;
+	if (xid) {
+		if (!exec_id_ok(xid)) {
+			err = sb_err_new(SB_E_INVAL, "\"exec_id\" must match [A-Za-z0-9_-]{1,%d}",
+			                 SB_SANDBOX_ID_MAX);
+			goto fail;
+		}
+		out->exec_id = sb_xstrdup(xid);
+	}
+	return NULL;
+fail:
+	sbs_exec_spec_deinit(out);
+	return err;
+}
+
+static void *janitor_main(void *arg)
+{
+	sbs_execs *xs = arg;
+	pthread_mutex_lock(&xs->jmu);
+	for (;;) {
+		while (!xs->dead && !xs->jstop)
+			pthread_cond_wait(&xs->jcv, &xs->jmu);
+		dead_exec *list = xs->dead;
+		xs->dead = NULL;
+		if (!list && xs->jstop)
+			break;
+		pthread_mutex_unlock(&xs->jmu);
+		while (list) {
+			dead_exec *next = list->next;
+			sbs_exec_free(list->x);
+			free(list);
+			list = next;
+		}
+		pthread_mutex_lock(&xs->jmu);
+	}
+	pthread_mutex_unlock(&xs->jmu);
+	return NULL;
+}
+
+sbs_execs *sbs_execs_new(sbs_metrics *m)
+{
+	sbs_execs *xs = sb_xcalloc(1, sizeof *xs);
+	xs->m = m;
+	pthread_mutex_init(&xs->mu, NULL);
+	pthread_mutex_init(&xs->jmu, NULL);
+	pthread_cond_init(&xs->jcv, NULL);
+	/* The janitor takes no signals (SIGTERM must reach the daemon's signalfd, not kill the
+	 * process through a thread that left it unblocked). Without the thread, handles are simply
+	 * closed inline (sbs_exec_release). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	xs->jrunning = pthread_create(&xs->janitor, NULL, janitor_main, xs) == 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return xs;
+}
+
+void sbs_exec_release(sbs_exec *x)
+{
+	if (!x)
+		return;
+	sbs_execs *xs = x->xs;
+	if (!xs->jrunning) {
+		sbs_exec_free(x);
+		return;
+	}
+	dead_exec *d = sb_xmalloc(sizeof *d);
+	d->x = x;
+	pthread_mutex_lock(&xs->jmu);
+	d->next = xs->dead;
+	xs->dead = d;
+	pthread_cond_signal(&xs->jcv);
+	pthread_mutex_unlock(&xs->jmu);
+}
+
+void sbs_execs_free(sbs_execs *xs)
+{
+	if (!xs)
+		return;
+	if (xs->jrunning) {
+		pthread_mutex_lock(&xs->jmu);
+		xs->jstop = true;
+		pthread_cond_signal(&xs->jcv);
+		pthread_mutex_unlock(&xs->jmu);
+		pthread_join(xs->janitor, NULL);
+	}
+	pthread_mutex_destroy(&xs->jmu);
+	pthread_cond_destroy(&xs->jcv);
+	for (size_t i = 0; i < xs->n; i++) {
+		free(xs->v[i].lease_id);
+		free(xs->v[i].exec_id);
+	}
+	free(xs->v);
+	pthread_mutex_destroy(&xs->mu);
+	free(xs);
+}
+
+static void track(sbs_execs *xs, const char *lease_id, const char *exec_id)
+{
+	pthread_mutex_lock(&xs->mu);
+	xs->v = sb_xrealloc(xs->v, (xs->n + 1) * sizeof *xs->v);
+	xs->v[xs->n].lease_id = sb_xstrdup(lease_id);
+	xs->v[xs->n].exec_id = sb_xstrdup(exec_id);
+	xs->n++;
+	pthread_mutex_unlock(&xs->mu);
+	sbs_metrics_exec_started(xs->m);
+}
+
+void sbs_execs_tick(sbs_execs *xs, sbs_leases *ls)
+{
+	pthread_mutex_lock(&xs->mu);
+	size_t n = xs->n;
+	running *v = sb_xcalloc(n ? n : 1, sizeof *v);
+	for (size_t i = 0; i < n; i++) {
+		v[i].lease_id = sb_xstrdup(xs->v[i].lease_id);
+		v[i].exec_id = sb_xstrdup(xs->v[i].exec_id);
+	}
+	pthread_mutex_unlock(&xs->mu);
+	for (size_t i = 0; i < n; i++) {
+		bool done = true;
+		sbs_lease *l = NULL;
+		sb_err *err = sbs_leases_get(ls, v[i].lease_id, 0, &l);
+		if (!err) {
+			sb_sandbox_exec_status st;
+			err = sb_sandbox_exec_status_get(sbs_lease_sandbox(l), v[i].exec_id, &st);
+			if (!err && st.running)
+				done = false;
+			sbs_lease_put(l);
+		}
+		sb_err_free(err);
+		if (!done)
+			continue;
+		pthread_mutex_lock(&xs->mu);
+		for (size_t j = 0; j < xs->n; j++) {
+			if (strcmp(xs->v[j].exec_id, v[i].exec_id) == 0 &&
+			    strcmp(xs->v[j].lease_id, v[i].lease_id) == 0) {
+				free(xs->v[j].lease_id);
+				free(xs->v[j].exec_id);
+				xs->v[j] = xs->v[--xs->n];
+				sbs_metrics_exec_finished(xs->m);
+				break;
+			}
+		}
+		pthread_mutex_unlock(&xs->mu);
+	}
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].lease_id);
+		free(v[i].exec_id);
+	}
+	free(v);
+}
+
+typedef struct stdin_job {
+	int fd;
+	sb_buf data;
+} stdin_job;
+
+static void *stdin_writer(void *arg)
+{
+	stdin_job *j = arg;
+	sb_err *err = sb_write_all(j->fd, j->data.data, j->data.len);
+	if (err && err->sys_errno != EPIPE)
+		sb_warn("writing exec stdin: %s", err->msg);
+	sb_err_free(err);
+	close(j->fd);
+	sb_buf_deinit(&j->data);
+	free(j);
+	return NULL;
+}
+
+static sb_err *feed_stdin(sb_sandbox_exec *x, const sbs_exec_spec *spec)
+{
+	int fd = sb_sandbox_exec_stdin_fd(x);
+	if (fd < 0)
+		return NULL;
+	sb_err *err = NULL;
+	if (spec->stdin_data.len <= STDIN_INLINE_MAX) {
+		err = sb_write_all(fd, spec->stdin_data.data, spec->stdin_data.len);
+		if (err && err->sys_errno == EPIPE) {
+			sb_err_free(err); /* the command does not read stdin: fine */
+			err = NULL;
+		}
+		sb_sandbox_exec_close_stdin(x);
+		return err;
+	}
+	/* Larger input is written by a thread of its own, so a command that reads slowly (or not
+	 * at all) cannot hold the request hostage. */
+	stdin_job *j = sb_xcalloc(1, sizeof *j);
+	j->fd = dup(fd);
+	sb_sandbox_exec_close_stdin(x);
+	if (j->fd < 0) {
+		free(j);
+		return sb_err_sys(errno, "duplicating the stdin pipe");
+	}
+	sb_fd_set_cloexec(j->fd, true);
+	sb_buf_append(&j->data, spec->stdin_data.data, spec->stdin_data.len);
+	pthread_t t;
+	int rc = pthread_create(&t, NULL, stdin_writer, j);
+	if (rc) {
+		close(j->fd);
+		sb_buf_deinit(&j->data);
+		free(j);
+		return sb_err_sys(rc, "starting the stdin writer");
+	}
+	pthread_detach(t);
+	return NULL;
+}
+
+sb_err *sbs_execs_start(sbs_execs *xs, sbs_lease *l, const sbs_exec_spec *spec, sbs_exec **out)
+{
+	char *fence = sb_random_id("exec-start-");
+	sb_err *err = sbs_lease_fence_begin(l, fence, 0, NULL);
+	if (err) {
+		free(fence);
+		return err;
+	}
+	sb_sandbox_exec_req req = {
+	    .argv = spec->argv,
+	    .cwd = spec->cwd,
+	    .env = spec->env,
+	    .clear_env = spec->clear_env,
+	    .stdin_mode = spec->has_stdin ? SB_SANDBOX_STDIN_PIPE : SB_SANDBOX_STDIN_NULL,
+	    .timeout_ms = spec->timeout_ms,
+	    .exec_id = spec->exec_id,
+	};
+	sb_sandbox_exec *x = NULL;
+	err = sb_sandbox_exec_start(sbs_lease_sandbox(l), &req, &x);
+	if (!err) {
+		track(xs, sbs_lease_id(l), sb_sandbox_exec_id(x));
+		err = feed_stdin(x, spec);
+	}
+	sbs_lease_fence_end(l, fence);
+	free(fence);
+	if (err) {
+		if (x)
+			sb_sandbox_exec_free(x);
+		return err;
+	}
+	sbs_exec *e = sb_xcalloc(1, sizeof *e);
+	e->xs = xs;
+	e->l = l;
+	e->x = x;
+	/* The handle keeps the lease (and so its sandbox handle) alive. */
+	sbs_lease_ref(l);
+	*out = e;
+	return NULL;
+}
+
+sb_err *sbs_execs_attach(sbs_execs *xs, sbs_lease *l, const char *exec_id, sbs_exec **out)
+{
+	if (!exec_id_ok(exec_id))
+		return sb_err_new(SB_E_NOTFOUND, "no exec \"%s\"", exec_id);
+	sb_sandbox_exec *x = NULL;
+	sb_err *err = sb_sandbox_exec_attach(sbs_lease_sandbox(l), exec_id, &x);
+	if (err)
+		return err;
+	sbs_lease_ref(l);
+	sbs_exec *e = sb_xcalloc(1, sizeof *e);
+	e->xs = xs;
+	e->l = l;
+	e->x = x;
+	*out = e;
+	return NULL;
+}
+
+const char *sbs_exec_id(const sbs_exec *x)
+{
+	return sb_sandbox_exec_id(x->x);
+}
+
+sb_err *sbs_exec_status(sbs_exec *x, sb_sandbox_exec_status *st)
+{
+	return sb_sandbox_exec_get_status(x->x, st);
+}
+
+void sbs_exec_free(sbs_exec *x)
+{
+	if (!x)
+		return;
+	sb_sandbox_exec_free(x->x);
+	sbs_lease_put(x->l);
+	free(x);
+}
+
+#define POLL_FALLBACK_MS 25
+
+static bool wait_exhausted(const sb_err *err)
+{
+	static atomic_bool warned;
+	bool out = err->code == SB_E_IO && (err->sys_errno == EMFILE || err->sys_errno == ENFILE ||
+	                                    err->sys_errno == ENOSPC);
+	if (out && !atomic_exchange(&warned, true))
+		sb_warn("%s; following exec output by polling (raise "
+		        "fs.inotify.max_user_instances or RLIMIT_NOFILE)",
+		        err->msg);
+	return out;
+}
+
+/* Read what is available after the cursor; *got_any says whether anything was delivered. */
+static sb_err *pump_once(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, sbs_output_fn fn,
+                         void *ud, bool *got_any)
+{
+	char *buf = sb_xmalloc(READ_CHUNK);
+	size_t budget = max_bytes ? max_bytes : SIZE_MAX;
+	sb_err *err = NULL;
+	*got_any = false;
+	for (int s = SB_STREAM_STDOUT; s <= SB_STREAM_STDERR && budget; s++) {
+		if (!(c->streams & (1u << s)))
+			continue;
+		while (budget) {
+			size_t want = budget < READ_CHUNK ? budget : READ_CHUNK;
+			size_t got = 0;
+			err = sb_sandbox_exec_read(x->x, (sb_stream)s, c->off[s], buf, want, &got);
+			if (err)
+				goto out;
+			if (got == 0)
+				break;
+			err = fn(ud, (sb_stream)s, c->off[s], buf, got);
+			c->off[s] += got;
+			budget -= got;
+			*got_any = true;
+			if (err)
+				goto out;
+		}
+	}
+out:
+	free(buf);
+	return err;
+}
+
+sb_err *sbs_exec_pump(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, int64_t max_wait_ms,
+                      sbs_output_fn fn, void *ud, bool *finished, sb_sandbox_exec_status *st_out)
+{
+	*finished = false;
+	sb_sandbox_exec_status st;
+	int64_t deadline = sb_mono_ms() + (max_wait_ms > 0 ? max_wait_ms : 0);
+	sb_err *err = NULL;
+	for (bool first = true;; first = false) {
+		if (!first) {
+			int64_t left = deadline - sb_mono_ms();
+			if ((err = sb_sandbox_exec_wait(x->x, left > 0 ? left : 0, NULL))) {
+				if (!wait_exhausted(err))
+					return err;
+				/* Out of inotify instances (fs.inotify.max_user_instances, 128 by
+				 * default, one per followed exec): poll the spool instead. */
+				sb_err_free(err);
+				err = NULL;
+				sb_sleep_ms(left < POLL_FALLBACK_MS ? (left > 0 ? left : 0)
+				                                    : POLL_FALLBACK_MS);
+			}
+		}
+		/* Status first: if it says finished, everything spooled before it is in the
+		 * files, so an empty read afterwards really is the end. */
+		if ((err = sb_sandbox_exec_get_status(x->x, &st)))
+			return err;
+		bool got = false;
+		if ((err = pump_once(x, c, max_bytes, fn, ud, &got)))
+			return err;
+		if (!got && !st.running)
+			*finished = true;
+		/* Wake-ups may be spurious (the first wait only sets up the watch): go on
+		 * waiting until something came, the exec ended or the time is up. */
+		if (got || *finished || sb_mono_ms() >= deadline)
+			break;
+	}
+	if (st_out)
+		*st_out = st;
+	return NULL;
+}
+
+typedef struct collect_ctx {
+	sb_tail tails[3];
+} collect_ctx;
+
+static sb_err *collect_out(void *ud, sb_stream s, uint64_t off, const char *d, size_t n)
+{
+	(void)off;
+	collect_ctx *c = ud;
+	sb_tail_append(&c->tails[s], d, n);
+	return NULL;
+}
+
+sb_err *sbs_exec_collect(sbs_exec *x, size_t cap, sb_cancel *cancel, sb_exec_result *res,
+                         sb_sandbox_exec_status *st_out)
+{
+	collect_ctx c;
+	sb_tail_init(&c.tails[SB_STREAM_STDOUT], cap ? cap : SB_OUTPUT_CAP_DEFAULT);
+	sb_tail_init(&c.tails[SB_STREAM_STDERR], cap ? cap : SB_OUTPUT_CAP_DEFAULT);
+	sbs_exec_cursor cur = {.streams = (1u << SB_STREAM_STDOUT) | (1u << SB_STREAM_STDERR)};
+	sb_sandbox_exec_status st;
+	memset(&st, 0, sizeof st);
+	bool finished = false;
+	sb_err *err = NULL;
+	while (!finished) {
+		if (cancel && sb_cancel_is_set(cancel)) {
+			err = sb_err_new(SB_E_CANCELED, "canceled while waiting for exec %s",
+			                 sbs_exec_id(x));
+			break;
+		}
+		if ((err = sbs_exec_pump(x, &cur, 0, 500, collect_out, &c, &finished, &st)))
+			break;
+	}
+	if (!err) {
+		sb_tail_finish(&c.tails[SB_STREAM_STDOUT], &res->out, &res->out_truncated);
+		sb_tail_finish(&c.tails[SB_STREAM_STDERR], &res->err, &res->err_truncated);
+		res->has_exit_code = st.has_exit_code;
+		res->exit_code = st.exit_code;
+		snprintf(res->signal, sizeof res->signal, "%s",
+		         st.signal ? sb_signal_name(st.signal) : "");
+		res->timed_out = st.timed_out;
+		res->pid = st.pid;
+		sb_iso8601(st.started_at_ms, res->started_at);
+		sb_iso8601(st.finished_at_ms, res->finished_at);
+		res->duration_ms = st.finished_at_ms - st.started_at_ms;
+		if (st_out)
+			*st_out = st;
+	}
+	sb_tail_deinit(&c.tails[SB_STREAM_STDOUT]);
+	sb_tail_deinit(&c.tails[SB_STREAM_STDERR]);
+	return err;
+}
+
+json_t *sbs_exec_status_json(const sb_sandbox_exec_status *st)
+{
+	json_t *j = json_object();
+	json_object_set_new(j, "exec_id", json_string(st->exec_id));
+	json_object_set_new(j, "running", json_boolean(st->running));
+	json_object_set_new(j, "exit_code",
+	                    st->has_exit_code ? json_integer(st->exit_code) : json_null());
+	json_object_set_new(j, "signal",
+	                    st->signal ? json_string(sb_signal_name(st->signal)) : json_null());
+	json_object_set_new(j, "timed_out", json_boolean(st->timed_out));
+	json_object_set_new(j, "oom_killed", json_boolean(st->oom_killed));
+	json_object_set_new(j, "pid", json_integer(st->pid));
+	char t[SB_ISO8601_LEN];
+	sb_iso8601(st->started_at_ms, t);
+	json_object_set_new(j, "started_at", json_string(t));
+	if (st->finished_at_ms) {
+		sb_iso8601(st->finished_at_ms, t);
+		json_object_set_new(j, "finished_at", json_string(t));
+	} else {
+		json_object_set_new(j, "finished_at", json_null());
+	}
+	json_object_set_new(j, "stdout_bytes", json_integer((json_int_t)st->stdout_size));
+	json_object_set_new(j, "stderr_bytes", json_integer((json_int_t)st->stderr_size));
+	return j;
+}
+
+sb_err *sbs_execs_signal(sbs_execs *xs, sbs_lease *l, const char *exec_id, int signo)
+{
+	(void)xs;
+	if (!exec_id_ok(exec_id))
+		return sb_err_new(SB_E_NOTFOUND, "no exec \"%s\"", exec_id);
+	return sb_sandbox_exec_signal(sbs_lease_sandbox(l), exec_id, signo);
+}

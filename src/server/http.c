@@ -1,0 +1,736 @@
+/* The request pipeline on libmicrohttpd: for every request, in the connection's own thread,
+ * (1) the raw target is captured and parsed, (2) the route is matched and the credentials are
+ * checked before anything else (401 for everything but NOAUTH routes, unknown paths included),
+ * (3) the body is hashed and buffered (JSON) or spooled to an unlinked file (uploads) within
+ * the limits (413 beyond), (4) the HMAC body digest is compared with what arrived, and (5) the
+ * handler runs and queues one reply. Replies and the SSE writer are here too. A request is
+ * reference counted: the connection holds one reference until MHD reports completion and a
+ * streamed reply holds one until its reader is freed; the last one writes the access-log line.
+ */
+#include "server/http_int.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define DISCARD_MAX (64ull << 20) /* body bytes swallowed after a refusal before hanging up */
+
+typedef struct hdr {
+	char *name, *value;
+} hdr;
+
+struct sbs_req {
+	atomic_int refs;
+	sbs_server *srv;
+	struct MHD_Connection *conn;
+	char *raw_target;
+	char *method;
+	char *path; /* decoded */
+	sbs_query query;
+	sbs_match match;
+	bool matched;
+	int phase;            /* 0 new, 1 body, 2 replied */
+	bool refused;         /* reply queued early or pending: swallow the body */
+	unsigned pend_status; /* a refusal to send at the final call */
+	char *pend_code, *pend_msg;
+	uint64_t discarded;
+	sbs_auth_state auth;
+	sb_sha256 *hash;
+	sb_buf body;
+	int spool_fd;
+	uint64_t body_size;
+	hdr *hdrs;
+	size_t nhdrs;
+	void (*done_fn)(void *ud);
+	void *done_ud;
+	unsigned status;
+	atomic_uint_fast64_t bytes_out;
+	int64_t start_ns;
+	char lease[SB_SANDBOX_ID_MAX + 1];
+};
+
+static atomic_long g_inflight;
+
+long sbs_http_inflight(void)
+{
+	return atomic_load(&g_inflight);
+}
+
+static void access_log(sbs_req *r)
+{
+	int64_t dur_us = (sb_mono_ns() - r->start_ns) / 1000;
+	sbs_metrics_request(r->srv->metrics, r->status, dur_us);
+	if (!r->srv->access_log)
+		return;
+	json_t *j = json_object();
+	json_object_set_new(j, "type", json_string("access"));
+	json_object_set_new(j, "method", json_string(r->method ? r->method : "-"));
+	json_object_set_new(j, "path", json_string(r->path ? r->path : "-"));
+	json_object_set_new(j, "status", json_integer(r->status));
+	json_object_set_new(j, "bytes", json_integer((json_int_t)atomic_load(&r->bytes_out)));
+	json_object_set_new(j, "duration_ms", json_real((double)dur_us / 1000.0));
+	if (r->lease[0])
+		json_object_set_new(j, "lease", json_string(r->lease));
+	if (r->auth.key_id[0])
+		json_object_set_new(j, "key_id", json_string(r->auth.key_id));
+	char *s = sb_json_dumps(j);
+	sb_info("%s", s);
+	free(s);
+	json_decref(j);
+}
+
+static void req_unref(sbs_req *r)
+{
+	if (atomic_fetch_sub(&r->refs, 1) != 1)
+		return;
+	if (r->done_fn)
+		r->done_fn(r->done_ud);
+	access_log(r);
+	free(r->raw_target);
+	free(r->method);
+	free(r->path);
+	sbs_query_deinit(&r->query);
+	sbs_match_deinit(&r->match);
+	free(r->pend_code);
+	free(r->pend_msg);
+	sb_sha256_free(r->hash);
+	sb_buf_deinit(&r->body);
+	sb_close(&r->spool_fd);
+	for (size_t i = 0; i < r->nhdrs; i++) {
+		free(r->hdrs[i].name);
+		free(r->hdrs[i].value);
+	}
+	free(r->hdrs);
+	free(r);
+	atomic_fetch_sub(&g_inflight, 1);
+}
+
+void *sbs_http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	sbs_req *r = sb_xcalloc(1, sizeof *r);
+	atomic_init(&r->refs, 1);
+	atomic_init(&r->bytes_out, 0);
+	r->srv = cls;
+	r->conn = conn;
+	r->raw_target = sb_xstrdup(uri ? uri : "");
+	r->spool_fd = -1;
+	r->start_ns = sb_mono_ns();
+	r->status = 0;
+	atomic_fetch_add(&g_inflight, 1);
+	return r;
+}
+
+void sbs_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                        enum MHD_RequestTerminationCode toe)
+{
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	sbs_req *r = *con_cls;
+	if (!r)
+		return;
+	*con_cls = NULL;
+	req_unref(r);
+}
+
+/* ------------------------------------------------------------------ accessors */
+
+sbs_server *sbs_req_server(sbs_req *r)
+{
+	return r->srv;
+}
+
+const char *sbs_req_method(sbs_req *r)
+{
+	return r->method;
+}
+
+const char *sbs_req_path(sbs_req *r)
+{
+	return r->path;
+}
+
+const char *sbs_req_param(sbs_req *r, const char *name)
+{
+	for (size_t i = 0; i < r->match.nparams; i++)
+		if (sbs_param_name_eq(r->match.names[i], name))
+			return r->match.values[i];
+	return NULL;
+}
+
+const sbs_query *sbs_req_query(sbs_req *r)
+{
+	return &r->query;
+}
+
+const char *sbs_req_query_get(sbs_req *r, const char *key)
+{
+	return sbs_query_get(&r->query, key);
+}
+
+const char *sbs_req_header(sbs_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static const char *header_cb(void *ud, const char *name)
+{
+	return sbs_req_header(ud, name);
+}
+
+bool sbs_req_wants_sse(sbs_req *r)
+{
+	const char *a = sbs_req_header(r, "Accept");
+	return a && strstr(a, "text/event-stream") != NULL;
+}
+
+const char *sbs_req_body(sbs_req *r, size_t *len)
+{
+	if (len)
+		*len = r->body.len;
+	return sb_buf_cstr(&r->body);
+}
+
+int sbs_req_body_fd(sbs_req *r, uint64_t *size)
+{
+	if (size)
+		*size = r->body_size;
+	return r->spool_fd;
+}
+
+bool sbs_req_json(sbs_req *r, json_t **out)
+{
+	*out = NULL;
+	if (r->body.len == 0) {
+		*out = json_object();
+		return true;
+	}
+	sb_err *err = sb_json_parse_object(r->body.data, r->body.len, r->srv->limits.max_json_bytes,
+	                                   r->srv->limits.max_json_depth, out);
+	if (err) {
+		/* The size was enforced while reading (413); what fails here is syntax or nesting
+		 * depth: a bad request. */
+		sbs_reply_error(r, 400, "invalid_request", "request body: %s", err->msg);
+		sb_err_free(err);
+		return false;
+	}
+	return true;
+}
+
+const char *sbs_req_auth_id(sbs_req *r)
+{
+	return r->auth.key_id;
+}
+
+void sbs_req_set_lease(sbs_req *r, const char *lease_id)
+{
+	snprintf(r->lease, sizeof r->lease, "%s", lease_id ? lease_id : "");
+}
+
+void sbs_req_on_done(sbs_req *r, void (*fn)(void *ud), void *ud)
+{
+	if (r->done_fn) /* one slot is all the routes need; never lose a cleanup */
+		r->done_fn(r->done_ud);
+	r->done_fn = fn;
+	r->done_ud = ud;
+}
+
+void sbs_req_add_header(sbs_req *r, const char *name, const char *value)
+{
+	r->hdrs = sb_xrealloc(r->hdrs, (r->nhdrs + 1) * sizeof *r->hdrs);
+	r->hdrs[r->nhdrs].name = sb_xstrdup(name);
+	r->hdrs[r->nhdrs].value = sb_xstrdup(value);
+	r->nhdrs++;
+}
+
+/* ------------------------------------------------------------------ replies */
+
+static void queue(sbs_req *r, unsigned status, struct MHD_Response *resp, const char *ctype)
+{
+	if (!resp) {
+		sb_error("cannot create a response for %s %s", r->method, r->path);
+		r->phase = 2;
+		return;
+	}
+	if (ctype)
+		MHD_add_response_header(resp, "Content-Type", ctype);
+	for (size_t i = 0; i < r->nhdrs; i++)
+		MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
+	if (r->srv->draining)
+		MHD_add_response_header(resp, "Connection", "close");
+	r->status = status;
+	if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
+		sb_warn("could not queue the %u reply to %s %s", status, r->method, r->path);
+	MHD_destroy_response(resp);
+	r->phase = 2;
+}
+
+void sbs_reply_bytes(sbs_req *r, unsigned status, const char *content_type, const void *p, size_t n)
+{
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(n, (void *)p, MHD_RESPMEM_MUST_COPY);
+	atomic_fetch_add(&r->bytes_out, n);
+	queue(r, status, resp, content_type);
+}
+
+void sbs_reply_json(sbs_req *r, unsigned status, json_t *body)
+{
+	char *s = sb_json_dumps(body);
+	json_decref(body);
+	size_t n = strlen(s);
+	/* A trailing newline makes `curl` output readable; JSON parsers ignore it. */
+	s = sb_xrealloc(s, n + 2);
+	s[n] = '\n';
+	s[n + 1] = '\0';
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(n + 1, s, MHD_RESPMEM_MUST_FREE);
+	atomic_fetch_add(&r->bytes_out, n + 1);
+	queue(r, status, resp, "application/json");
+}
+
+static void reply_verror(sbs_req *r, unsigned status, const char *code, json_t *details,
+                         const char *fmt, va_list ap) SB_PRINTF(5, 0);
+
+static void reply_verror(sbs_req *r, unsigned status, const char *code, json_t *details,
+                         const char *fmt, va_list ap)
+{
+	sb_buf msg = SB_BUF_INIT;
+	sb_buf_vappendf(&msg, fmt, ap);
+	json_t *j = json_object();
+	json_object_set_new(j, "error", json_string(code));
+	json_object_set_new(j, "message", json_string(sb_buf_cstr(&msg)));
+	if (details)
+		json_object_set_new(j, "details", details);
+	sb_buf_deinit(&msg);
+	sbs_reply_json(r, status, j);
+}
+
+void sbs_reply_error(sbs_req *r, unsigned status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	reply_verror(r, status, code, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void sbs_reply_error_details(sbs_req *r, unsigned status, const char *code, json_t *details,
+                             const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	reply_verror(r, status, code, details, fmt, ap);
+	va_end(ap);
+}
+
+unsigned sbs_err_status(const sb_err *err, const char **code)
+{
+	switch (err->code) {
+	case SB_E_INVAL:
+		*code = "invalid_request";
+		return 400;
+	case SB_E_ESCAPE:
+		*code = "invalid_request";
+		return 400;
+	case SB_E_NOTFOUND:
+		*code = "not_found";
+		return 404;
+	case SB_E_EXISTS:
+		*code = "conflict";
+		return 409;
+	case SB_E_CONFLICT:
+		*code = "conflict";
+		return 409;
+	case SB_E_STATE_LOST:
+		*code = "sandbox_state_lost";
+		return 409;
+	case SB_E_TOO_LARGE:
+		*code = "payload_too_large";
+		return 413;
+	case SB_E_FILE_TOO_LARGE:
+		*code = "payload_too_large";
+		return 413;
+	case SB_E_SPAWN:
+		*code = "spawn_failed";
+		return 400;
+	case SB_E_AUTH:
+		*code = "unauthorized";
+		return 401;
+	case SB_E_BUSY:
+		*code = "busy";
+		return 503;
+	case SB_E_UNSUPPORTED:
+		*code = "unsupported";
+		return 400;
+	default:
+		*code = "internal_error";
+		return 500;
+	}
+}
+
+void sbs_reply_err(sbs_req *r, sb_err *err)
+{
+	const char *code;
+	unsigned st = sbs_err_status(err, &code);
+	if (st >= 500)
+		sb_warn("%s %s: %s", r->method, r->path, err->msg);
+	sbs_reply_error(r, st, code, "%s", err->msg);
+	sb_err_free(err);
+}
+
+void sbs_reply_fd(sbs_req *r, unsigned status, const char *content_type, int fd, uint64_t size)
+{
+	struct MHD_Response *resp = MHD_create_response_from_fd64(size, fd);
+	if (!resp) {
+		close(fd);
+		sbs_reply_error(r, 500, "internal_error", "cannot create a file response");
+		return;
+	}
+	atomic_fetch_add(&r->bytes_out, size);
+	sbs_metrics_bytes_streamed(r->srv->metrics, size);
+	queue(r, status, resp, content_type);
+}
+
+typedef struct stream_ctx {
+	sbs_req *r;
+	sbs_stream_fill fill;
+	void *ud;
+	void (*free_ud)(void *ud);
+} stream_ctx;
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	stream_ctx *c = cls;
+	for (;;) {
+		ssize_t n = c->fill(c->ud, buf, max);
+		if (n > 0) {
+			atomic_fetch_add(&c->r->bytes_out, (uint64_t)n);
+			sbs_metrics_bytes_streamed(c->r->srv->metrics, (uint64_t)n);
+			return n;
+		}
+		if (n == -1)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (n < -1)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		/* 0: the filler waited a while without data; thread-per-connection MHD must not
+		 * get 0 back (it would spin), so ask again, unless the daemon drains: then the
+		 * stream is cut (a chunked body without its end tells the client it was
+		 * interrupted). */
+		if (c->r->srv->draining)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+	}
+}
+
+static void stream_free(void *cls)
+{
+	stream_ctx *c = cls;
+	if (c->free_ud)
+		c->free_ud(c->ud);
+	req_unref(c->r);
+	free(c);
+}
+
+void sbs_reply_stream(sbs_req *r, unsigned status, const char *content_type, sbs_stream_fill fill,
+                      void *ud, void (*free_ud)(void *ud))
+{
+	stream_ctx *c = sb_xcalloc(1, sizeof *c);
+	c->r = r;
+	c->fill = fill;
+	c->ud = ud;
+	c->free_ud = free_ud;
+	atomic_fetch_add(&r->refs, 1);
+	struct MHD_Response *resp = MHD_create_response_from_callback(
+	    MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, c, stream_free);
+	if (!resp) {
+		stream_free(c);
+		sbs_reply_error(r, 500, "internal_error", "cannot create a stream response");
+		return;
+	}
+	queue(r, status, resp, content_type);
+}
+
+/* ------------------------------------------------------------------ SSE */
+
+struct sbs_sse {
+	sbs_server *srv;
+	sb_buf buf;
+	size_t pos;
+	int64_t last_ms; /* last time anything was queued */
+	bool done;
+	sbs_sse_step step;
+	void *ud;
+	void (*free_ud)(void *ud);
+};
+
+void sbs_sse_event(sbs_sse *s, const char *type, const char *id, json_t *data)
+{
+	char *d = sb_json_dumps(data);
+	json_decref(data);
+	sb_buf_appendf(&s->buf, "event: %s\n", type);
+	if (id)
+		sb_buf_appendf(&s->buf, "id: %s\n", id);
+	sb_buf_appendf(&s->buf, "data: %s\n\n", d);
+	free(d);
+	s->last_ms = sb_mono_ms();
+}
+
+void sbs_sse_comment(sbs_sse *s, const char *text)
+{
+	sb_buf_appendf(&s->buf, ": %s\n\n", text);
+	s->last_ms = sb_mono_ms();
+}
+
+bool sbs_sse_draining(const sbs_sse *s)
+{
+	return s->srv->draining != 0;
+}
+
+size_t sbs_sse_pending(const sbs_sse *s)
+{
+	return s->buf.len - s->pos;
+}
+
+/* The longest a step may block: short enough to notice a drain promptly. */
+#define SSE_STEP_MAX_MS 500
+
+static ssize_t sse_fill(void *ud, char *out, size_t max)
+{
+	sbs_sse *s = ud;
+	while (s->pos >= s->buf.len) {
+		sb_buf_clear(&s->buf);
+		s->pos = 0;
+		if (s->done || s->srv->draining)
+			return -1;
+		int64_t ka = s->srv->limits.keepalive_ms;
+		int64_t left = s->last_ms + ka - sb_mono_ms();
+		if (left <= 0) {
+			sbs_sse_comment(s, "keepalive");
+			break;
+		}
+		int64_t wait = left < SSE_STEP_MAX_MS ? left : SSE_STEP_MAX_MS;
+		if (!s->step(s->ud, s, wait))
+			s->done = true;
+	}
+	size_t n = s->buf.len - s->pos;
+	if (n > max)
+		n = max;
+	memcpy(out, s->buf.data + s->pos, n);
+	s->pos += n;
+	return (ssize_t)n;
+}
+
+static void sse_free(void *ud)
+{
+	sbs_sse *s = ud;
+	if (s->free_ud)
+		s->free_ud(s->ud);
+	sb_buf_deinit(&s->buf);
+	free(s);
+}
+
+void sbs_reply_sse(sbs_req *r, sbs_sse_step step, void *ud, void (*free_ud)(void *ud))
+{
+	sbs_sse *s = sb_xcalloc(1, sizeof *s);
+	s->srv = r->srv;
+	s->step = step;
+	s->ud = ud;
+	s->free_ud = free_ud;
+	s->last_ms = sb_mono_ms();
+	/* One step before the reply goes out, without waiting: what is known at once (an exec's
+	 * start event) reaches the client even when a drain begins right after. */
+	if (!step(ud, s, 0))
+		s->done = true;
+	sbs_req_add_header(r, "Cache-Control", "no-cache");
+	sbs_req_add_header(r, "X-Accel-Buffering", "no");
+	sbs_reply_stream(r, 200, "text/event-stream", sse_fill, s, sse_free);
+}
+
+/* ------------------------------------------------------------------ the pipeline */
+
+static void refuse(sbs_req *r, unsigned status, const char *code, const char *msg)
+{
+	r->refused = true;
+	r->pend_status = status;
+	free(r->pend_code);
+	free(r->pend_msg);
+	r->pend_code = sb_xstrdup(code);
+	r->pend_msg = sb_xstrdup(msg);
+}
+
+static void send_refusal(sbs_req *r)
+{
+	sbs_reply_error(r, r->pend_status, r->pend_code, "%s", r->pend_msg);
+}
+
+/* First call: everything that can be decided from the request line and headers. */
+static void begin(sbs_req *r, const char *method)
+{
+	sbs_server *srv = r->srv;
+	r->method = sb_xstrdup(method);
+	const char *q = strchr(r->raw_target, '?');
+	size_t plen = q ? (size_t)(q - r->raw_target) : strlen(r->raw_target);
+	char *raw_path = sb_xstrndup(r->raw_target, plen);
+	sb_buf dp = SB_BUF_INIT;
+	sb_err *path_err = sbs_url_decode(raw_path, plen, false, &dp);
+	r->path = sb_buf_steal(&dp, NULL);
+	if (!path_err && q)
+		path_err = sbs_query_parse(q + 1, strlen(q + 1), &r->query);
+	if (!path_err) {
+		r->matched = sbs_router_match(srv->router, method, raw_path, &r->match, &path_err);
+	}
+	free(raw_path);
+
+	if (!(r->matched && (r->match.flags & SBS_ROUTE_NOAUTH))) {
+		sb_err *aerr = sbs_auth_check_headers(srv->auth, method, r->raw_target, header_cb,
+		                                      r, sb_wall_ms() / 1000, &r->auth);
+		if (aerr) {
+			sbs_metrics_auth_failure(srv->metrics);
+			refuse(r, 401, "unauthorized", aerr->msg);
+			sb_err_free(aerr);
+			sb_err_free(path_err);
+			return;
+		}
+	}
+	if (path_err) {
+		refuse(r, 400, "invalid_request", path_err->msg);
+		sb_err_free(path_err);
+		return;
+	}
+	if (!r->matched) {
+		char *m = sb_strfmt("no route for %s %s", method, r->path);
+		if (r->match.path_matched)
+			refuse(r, 405, "method_not_allowed", m);
+		else
+			refuse(r, 404, "not_found", m);
+		free(m);
+		return;
+	}
+	const char *cl = sbs_req_header(r, "Content-Length");
+	uint64_t limit = (r->match.flags & SBS_ROUTE_BODY_SPOOL) ? srv->limits.max_upload_bytes
+	                                                         : srv->limits.max_json_bytes;
+	if (cl) {
+		int64_t n = 0;
+		sb_err *e = sb_parse_int64(cl, 0, INT64_MAX, &n);
+		if (e) {
+			sb_err_free(e);
+		} else if ((uint64_t)n > limit) {
+			char *m = sb_strfmt("request body of %lld bytes exceeds the limit of %llu",
+			                    (long long)n, (unsigned long long)limit);
+			refuse(r, 413, "payload_too_large", m);
+			free(m);
+			return;
+		}
+	}
+	if (r->auth.hmac)
+		r->hash = sb_sha256_new();
+	if (r->match.flags & SBS_ROUTE_BODY_SPOOL) {
+		sb_err *e = sbs_server_tmpfile(srv, &r->spool_fd);
+		if (e) {
+			refuse(r, 500, "internal_error", e->msg);
+			sb_err_free(e);
+		}
+	}
+}
+
+static void body_chunk(sbs_req *r, const char *data, size_t n)
+{
+	if (r->refused) {
+		r->discarded += n;
+		return;
+	}
+	if (r->hash)
+		sb_sha256_update(r->hash, data, n);
+	unsigned flags = r->match.flags;
+	uint64_t limit = (flags & SBS_ROUTE_BODY_SPOOL) ? r->srv->limits.max_upload_bytes
+	                                                : r->srv->limits.max_json_bytes;
+	if (r->body_size + n > limit) {
+		char *m = sb_strfmt("request body exceeds the limit of %llu bytes",
+		                    (unsigned long long)limit);
+		refuse(r, 413, "payload_too_large", m);
+		free(m);
+		return;
+	}
+	r->body_size += n;
+	if (flags & SBS_ROUTE_BODY_SPOOL) {
+		sb_err *e = sb_write_all(r->spool_fd, data, n);
+		if (e) {
+			refuse(r, 500, "internal_error", e->msg);
+			sb_err_free(e);
+		}
+	} else if (flags & SBS_ROUTE_BODY_JSON) {
+		sb_buf_append(&r->body, data, n);
+	}
+	/* Other routes take no body: it is hashed (HMAC binds it) and dropped. */
+}
+
+static void finish(sbs_req *r)
+{
+	if (r->refused) {
+		send_refusal(r);
+		return;
+	}
+	if (r->hash) {
+		unsigned char d[SB_SHA256_LEN];
+		sb_sha256_final(r->hash, d);
+		sb_err *e = sbs_auth_check_body(&r->auth, d);
+		if (e) {
+			sbs_metrics_auth_failure(r->srv->metrics);
+			sbs_reply_error(r, 401, "unauthorized", "%s", e->msg);
+			sb_err_free(e);
+			return;
+		}
+	}
+	if (r->spool_fd >= 0 && lseek(r->spool_fd, 0, SEEK_SET) < 0) {
+		sbs_reply_error(r, 500, "internal_error", "rewinding the upload: %s",
+		                strerror(errno));
+		return;
+	}
+	r->match.h(r, r->match.ud);
+	if (r->phase != 2) {
+		sb_error("handler for %s %s queued no reply", r->method, r->path);
+		sbs_reply_error(r, 500, "internal_error", "the handler produced no reply");
+	}
+}
+
+enum MHD_Result sbs_http_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                const char *method, const char *version, const char *upload_data,
+                                size_t *upload_data_size, void **con_cls)
+{
+	(void)url;
+	(void)version;
+	sbs_req *r = *con_cls;
+	if (!r) {
+		r = sbs_http_uri_log(cls, url, conn);
+		*con_cls = r;
+	}
+	if (r->phase == 0) {
+		begin(r, method);
+		r->phase = 1;
+		/* Refuse before the body arrives when we can: the client need not send it. */
+		if (r->refused && *upload_data_size == 0) {
+			const char *cl = sbs_req_header(r, "Content-Length");
+			const char *te = sbs_req_header(r, "Transfer-Encoding");
+			if ((cl && strcmp(cl, "0") != 0) || te) {
+				send_refusal(r);
+				return MHD_YES;
+			}
+		}
+		return MHD_YES;
+	}
+	if (r->phase == 2) {
+		/* Reply queued early; MHD may still pass the body: drop it. */
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		body_chunk(r, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		if (r->refused && r->discarded > DISCARD_MAX)
+			return MHD_NO;
+		return MHD_YES;
+	}
+	finish(r);
+	return MHD_YES;
+}

@@ -1,0 +1,814 @@
+/* The native API under /v1 (docs/api.md): health, metrics, leases, execs with SSE streaming
+ * and resumable output, signals and processes. File and workspace routes are in
+ * routes_files.c. Handlers validate input (400 naming the field), call the lease and exec
+ * services, and map outcomes to the documented status codes. */
+#include "server/server_int.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ helpers */
+
+/* Resolve {id} to a referenced lease or reply with the error. */
+static sbs_lease *lease_or_reply(sbs_req *r, unsigned flags)
+{
+	const char *id = sbs_req_param(r, "id");
+	sbs_req_set_lease(r, id);
+	sbs_lease *l = NULL;
+	sb_err *err = sbs_leases_get(sbs_req_server(r)->leases, id, flags, &l);
+	if (err) {
+		sbs_reply_err(r, err);
+		return NULL;
+	}
+	return l;
+}
+
+static bool query_bool(sbs_req *r, const char *key, bool dflt)
+{
+	const char *v = sbs_req_query_get(r, key);
+	if (!v)
+		return dflt;
+	return strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 ||
+	       v[0] == '\0';
+}
+
+/* ------------------------------------------------------------------ health, metrics */
+
+static void h_health(sbs_req *r, void *ud)
+{
+	(void)ud;
+	sbs_server *srv = sbs_req_server(r);
+	json_t *j = json_object();
+	json_object_set_new(j, "ok", json_true());
+	json_object_set_new(j, "version", json_string(SB_VERSION));
+	char t[SB_ISO8601_LEN];
+	sb_iso8601(srv->started_ms, t);
+	json_object_set_new(j, "started_at", json_string(t));
+	json_t *caps = json_object();
+	json_object_set_new(caps, "sse", json_true());
+	json_object_set_new(caps, "resumable_output", json_true());
+	json_object_set_new(caps, "acquisition_replay", json_true());
+	json_object_set_new(caps, "tombstones", json_true());
+	json_object_set_new(caps, "files", json_true());
+	json_object_set_new(caps, "workspace_tar", json_true());
+	json_object_set_new(caps, "hmac", json_true());
+	json_object_set_new(j, "capabilities", caps);
+	json_t *lim = json_object();
+	json_object_set_new(lim, "max_connections",
+	                    json_integer((json_int_t)srv->limits.max_connections));
+	json_object_set_new(lim, "max_header_bytes",
+	                    json_integer((json_int_t)srv->limits.max_header_bytes));
+	json_object_set_new(lim, "max_json_bytes",
+	                    json_integer((json_int_t)srv->limits.max_json_bytes));
+	json_object_set_new(lim, "max_json_depth",
+	                    json_integer((json_int_t)srv->limits.max_json_depth));
+	json_object_set_new(lim, "max_upload_bytes",
+	                    json_integer((json_int_t)srv->limits.max_upload_bytes));
+	json_object_set_new(lim, "exec_output_cap",
+	                    json_integer((json_int_t)srv->limits.output_cap));
+	json_object_set_new(lim, "sse_keepalive_ms", json_integer(srv->limits.keepalive_ms));
+	json_object_set_new(lim, "hmac_skew_s", json_integer(SB_HMAC_SKEW_S));
+	json_t *sh = srv->sandbox_health;
+	json_t *enf = sh ? json_object_get(sh, "limits") : NULL;
+	json_object_set_new(lim, "sandbox", enf ? json_deep_copy(enf) : json_object());
+	json_object_set_new(j, "limits", lim);
+	json_object_set_new(j, "sandbox", sh ? json_deep_copy(sh) : json_null());
+	sbs_reply_json(r, 200, j);
+}
+
+static void h_metrics(sbs_req *r, void *ud)
+{
+	(void)ud;
+	sbs_server *srv = sbs_req_server(r);
+	uint64_t c[5];
+	sbs_leases_counts(srv->leases, c);
+	sbs_lease_counts lc = {.pending = c[SBS_LEASE_PENDING],
+	                       .active = c[SBS_LEASE_ACTIVE],
+	                       .destroying = c[SBS_LEASE_DESTROYING],
+	                       .destroyed = c[SBS_LEASE_DESTROYED],
+	                       .lost = c[SBS_LEASE_LOST]};
+	sb_buf out = SB_BUF_INIT;
+	sbs_metrics_render(srv->metrics, &lc, &out);
+	sbs_reply_bytes(r, 200, "text/plain; version=0.0.4", sb_buf_cstr(&out), out.len);
+	sb_buf_deinit(&out);
+}
+
+/* ------------------------------------------------------------------ leases */
+
+static sb_err *get_u64(const json_t *o, const char *key, uint64_t max, uint64_t *out)
+{
+	int64_t v = (int64_t)*out;
+	sb_err *err = sb_json_get_int(o, key, false, 0, (int64_t)max, &v);
+	if (!err)
+		*out = (uint64_t)v;
+	return err;
+}
+
+static sb_err *parse_acquire(const json_t *b, sbs_lease_params *p)
+{
+	sb_err *err;
+	if ((err = sb_json_get_str(b, "acquisition_id", true, &p->acquisition_id)) ||
+	    (err = sb_json_get_str(b, "lease_id", false, &p->lease_id)) ||
+	    (err = sb_json_get_int(b, "ttl_s", false, 0, 365LL * 24 * 3600, &p->ttl_s)) ||
+	    (err = sb_json_get_bool(b, "network", false, &p->network)) ||
+	    (err = sb_json_get_str(b, "issue_id", false, &p->issue_id)) ||
+	    (err = sb_json_get_str(b, "run_id", false, &p->run_id)) ||
+	    (err = sb_json_get_str(b, "reuse_scope", false, &p->reuse_scope)))
+		return err;
+	if (p->acquisition_id[0] == '\0')
+		return sb_err_new(SB_E_INVAL, "\"acquisition_id\" must not be empty");
+	const json_t *lim = json_object_get(b, "limits");
+	if (lim && !json_is_null(lim)) {
+		if (!json_is_object(lim))
+			return sb_err_new(SB_E_INVAL, "\"limits\" must be an object");
+		if ((err = get_u64(lim, "memory_bytes", UINT64_MAX / 2, &p->limits.memory_bytes)) ||
+		    (err = get_u64(lim, "pids", 1u << 22, &p->limits.pids)) ||
+		    (err = get_u64(lim, "cpu_weight", 10000, &p->limits.cpu_weight)) ||
+		    (err = get_u64(lim, "nofile", 1u << 20, &p->limits.nofile)) ||
+		    (err = get_u64(lim, "nproc", 1u << 22, &p->limits.nproc)))
+			return sb_err_prefix(err, "\"limits\"");
+	}
+	const json_t *md = json_object_get(b, "metadata");
+	if (md && !json_is_null(md)) {
+		if (!json_is_object(md))
+			return sb_err_new(SB_E_INVAL, "\"metadata\" must be an object");
+		p->metadata = md;
+	}
+	return NULL;
+}
+
+static void h_acquire(sbs_req *r, void *ud)
+{
+	(void)ud;
+	sbs_server *srv = sbs_req_server(r);
+	json_t *b = NULL;
+	if (!sbs_req_json(r, &b))
+		return;
+	sbs_lease_params p = {0};
+	sb_err *err = parse_acquire(b, &p);
+	if (err) {
+		sbs_reply_err(r, err);
+		json_decref(b);
+		return;
+	}
+	sbs_acquire_outcome oc;
+	sbs_lease_info li;
+	sbs_lease_info_init(&li);
+	err = sbs_leases_acquire(srv->leases, &p, &oc, &li);
+	json_decref(b);
+	if (err) {
+		const char *code;
+		unsigned st = sbs_err_status(err, &code);
+		if (st >= 500)
+			sbs_reply_error(r, 500, "acquisition_failed", "%s", err->msg);
+		else
+			sbs_reply_error(r, st, code, "%s", err->msg);
+		sb_err_free(err);
+		sbs_lease_info_deinit(&li);
+		return;
+	}
+	sbs_req_set_lease(r, li.id);
+	json_t *details =
+	    json_pack("{s:s, s:s}", "lease_id", li.id, "state", sbs_lease_state_name(li.state));
+	switch (oc) {
+	case SBS_ACQ_CLAIMED:
+	case SBS_ACQ_REPLAYED: {
+		json_t *j = sbs_lease_info_json(&li);
+		json_object_set_new(j, "replayed", json_boolean(oc == SBS_ACQ_REPLAYED));
+		json_decref(details);
+		sbs_reply_json(r, 200, j);
+		break;
+	}
+	case SBS_ACQ_IN_PROGRESS:
+		sbs_req_add_header(r, "Retry-After", "1");
+		sbs_reply_error_details(r, 503, "acquisition_in_progress", details,
+		                        "acquisition is still being set up; retry");
+		break;
+	case SBS_ACQ_CONFLICT:
+		sbs_reply_error_details(r, 409, "acquisition_conflict", details,
+		                        "acquisition id or lease id is already used with different "
+		                        "parameters");
+		break;
+	case SBS_ACQ_COMPLETED:
+		sbs_reply_error_details(r, 409, "acquisition_conflict", details,
+		                        "this acquisition's lease was destroyed; use a new "
+		                        "acquisition_id");
+		break;
+	case SBS_ACQ_DESTROYING:
+		sbs_reply_error_details(r, 409, "acquisition_conflict", details,
+		                        "the lease of this acquisition is being destroyed");
+		break;
+	}
+	sbs_lease_info_deinit(&li);
+}
+
+static void h_list(sbs_req *r, void *ud)
+{
+	(void)ud;
+	json_t *arr = NULL;
+	sb_err *err = sbs_leases_list(sbs_req_server(r)->leases, query_bool(r, "all", false), &arr);
+	if (err) {
+		sbs_reply_err(r, err);
+		return;
+	}
+	sbs_reply_json(r, 200, json_pack("{s:o}", "leases", arr));
+}
+
+static void h_get(sbs_req *r, void *ud)
+{
+	(void)ud;
+	const char *id = sbs_req_param(r, "id");
+	sbs_req_set_lease(r, id);
+	sbs_lease_info li;
+	sbs_lease_info_init(&li);
+	sb_err *err = sbs_leases_info(sbs_req_server(r)->leases, id, &li);
+	if (err) {
+		sbs_reply_err(r, err);
+		return;
+	}
+	sbs_reply_json(r, 200, sbs_lease_info_json(&li));
+	sbs_lease_info_deinit(&li);
+}
+
+static void h_renew(sbs_req *r, void *ud)
+{
+	(void)ud;
+	const char *id = sbs_req_param(r, "id");
+	sbs_req_set_lease(r, id);
+	json_t *b = NULL;
+	if (!sbs_req_json(r, &b))
+		return;
+	int64_t ttl = 0;
+	sb_err *err = sb_json_get_int(b, "ttl_s", true, 0, 365LL * 24 * 3600, &ttl);
+	json_decref(b);
+	if (err) {
+		sbs_reply_err(r, err);
+		return;
+	}
+	sbs_lease_info li;
+	sbs_lease_info_init(&li);
+	if ((err = sbs_leases_renew(sbs_req_server(r)->leases, id, ttl, &li))) {
+		sbs_reply_err(r, err);
+		return;
+	}
+	sbs_reply_json(r, 200, sbs_lease_info_json(&li));
+	sbs_lease_info_deinit(&li);
+}
+
+static void h_destroy(sbs_req *r, void *ud)
+{
+	(void)ud;
+	const char *id = sbs_req_param(r, "id");
+	sbs_req_set_lease(r, id);
+	sbs_destroy_opts o = {.acquisition_id = sbs_req_query_get(r, "acquisition_id"),
+	                      .force = query_bool(r, "force", false),
+	                      .defer = query_bool(r, "defer", false),
+	                      .reason = "client"};
+	sbs_destroy_outcome oc;
+	char **busy = NULL;
+	sb_err *err = sbs_leases_destroy(sbs_req_server(r)->leases, id, &o, &oc, &busy);
+	if (err) {
+		sb_strv_free(busy);
+		sbs_reply_err(r, err);
+		return;
+	}
+	json_t *ids = json_array();
+	for (size_t i = 0; busy && busy[i]; i++)
+		json_array_append_new(ids, json_string(busy[i]));
+	sb_strv_free(busy);
+	switch (oc) {
+	case SBS_DESTROY_DONE:
+	case SBS_DESTROY_ALREADY:
+		json_decref(ids);
+		sbs_reply_json(r, 200,
+		               json_pack("{s:s, s:s, s:b}", "id", id, "state", "destroyed",
+		                         "already", oc == SBS_DESTROY_ALREADY));
+		break;
+	case SBS_DESTROY_DEFERRED:
+		sbs_reply_json(r, 202,
+		               json_pack("{s:s, s:s, s:o}", "id", id, "state", "destroying",
+		                         "waiting_for", ids));
+		break;
+	case SBS_DESTROY_BUSY:
+		sbs_reply_error_details(r, 409, "lease_busy", json_pack("{s:o}", "busy", ids),
+		                        "lease \"%s\" has running execs or active fences; retry "
+		                        "later, or use ?defer=1 or ?force=1",
+		                        id);
+		break;
+	case SBS_DESTROY_CONFLICT:
+		json_decref(ids);
+		sbs_reply_error(r, 409, "acquisition_conflict",
+		                "lease \"%s\" belongs to another acquisition", id);
+		break;
+	case SBS_DESTROY_IN_PROGRESS:
+		json_decref(ids);
+		sbs_reply_error(r, 409, "lease_busy",
+		                "lease \"%s\" is being set up or destroyed; retry", id);
+		break;
+	}
+}
+
+/* ------------------------------------------------------------------ execs */
+
+/* SSE output: "start", "stdout"/"stderr" with offsets, "end"; ids are "<out>,<err>" offsets
+ * after the event, which is what Last-Event-ID hands back. */
+typedef struct sse_exec {
+	sbs_server *srv;
+	sbs_exec *x;
+	sbs_exec_cursor cur;
+	uint64_t seq;
+	bool started;
+	bool no_follow; /* stop once caught up with the spool */
+	int pid;
+	sbs_sse *s; /* during a step */
+} sse_exec;
+
+static sb_err *sse_out(void *ud, sb_stream stream, uint64_t off, const char *d, size_t n)
+{
+	sse_exec *e = ud;
+	sb_buf b64 = SB_BUF_INIT;
+	sb_b64_encode(d, n, &b64);
+	json_t *j = json_pack("{s:I, s:I, s:s}", "seq", (json_int_t)e->seq++, "offset",
+	                      (json_int_t)off, "data_b64", sb_buf_cstr(&b64));
+	sb_buf_deinit(&b64);
+	uint64_t o = e->cur.off[SB_STREAM_STDOUT], er = e->cur.off[SB_STREAM_STDERR];
+	if (stream == SB_STREAM_STDOUT)
+		o = off + n;
+	else
+		er = off + n;
+	char id[64];
+	snprintf(id, sizeof id, "%llu,%llu", (unsigned long long)o, (unsigned long long)er);
+	sbs_sse_event(e->s, stream == SB_STREAM_STDOUT ? "stdout" : "stderr", id, j);
+	return NULL;
+}
+
+static json_t *end_json(const sb_sandbox_exec_status *st)
+{
+	json_t *j = json_object();
+	json_object_set_new(j, "exec_id", json_string(st->exec_id));
+	json_object_set_new(j, "exit_code",
+	                    st->has_exit_code ? json_integer(st->exit_code) : json_null());
+	json_object_set_new(j, "signal",
+	                    st->signal ? json_string(sb_signal_name(st->signal)) : json_null());
+	json_object_set_new(j, "timed_out", json_boolean(st->timed_out));
+	json_object_set_new(j, "truncated", json_false());
+	json_object_set_new(j, "oom_killed", json_boolean(st->oom_killed));
+	json_object_set_new(j, "stdout_bytes", json_integer((json_int_t)st->stdout_size));
+	json_object_set_new(j, "stderr_bytes", json_integer((json_int_t)st->stderr_size));
+	return j;
+}
+
+static bool sse_step(void *ud, sbs_sse *s, int64_t max_wait_ms)
+{
+	sse_exec *e = ud;
+	e->s = s;
+	if (!e->started) {
+		e->started = true;
+		sbs_sse_event(s, "start", NULL,
+		              json_pack("{s:s, s:i}", "exec_id", sbs_exec_id(e->x), "pid", e->pid));
+		return true;
+	}
+	bool finished = false;
+	sb_sandbox_exec_status st;
+	uint64_t seq0 = e->seq;
+	sb_err *err = sbs_exec_pump(e->x, &e->cur, 256 * 1024, e->no_follow ? 0 : max_wait_ms,
+	                            sse_out, e, &finished, &st);
+	if (err) {
+		sbs_sse_event(s, "error", NULL,
+		              json_pack("{s:s, s:s}", "error", sb_errcode_name(err->code),
+		                        "message", err->msg));
+		sb_err_free(err);
+		return false; /* no "end": the client knows it was interrupted */
+	}
+	if (finished) {
+		sbs_sse_event(s, "end", NULL, end_json(&st));
+		return false;
+	}
+	return !(e->no_follow && e->seq == seq0);
+}
+
+static void sse_exec_free(void *ud)
+{
+	sse_exec *e = ud;
+	sbs_exec_release(e->x);
+	free(e);
+}
+
+static void reply_exec_sse(sbs_req *r, sbs_exec *x, const sbs_exec_cursor *cur, int pid,
+                           bool follow)
+{
+	sse_exec *e = sb_xcalloc(1, sizeof *e);
+	e->no_follow = !follow;
+	e->srv = sbs_req_server(r);
+	e->x = x;
+	e->cur = *cur;
+	e->pid = pid;
+	sbs_req_add_header(r, "X-Sandbar-Exec-Id", sbs_exec_id(x));
+	sbs_reply_sse(r, sse_step, e, sse_exec_free);
+}
+
+static json_t *text_or_null(const sb_buf *b)
+{
+	json_t *s = json_stringn(b->data ? b->data : "", b->len);
+	return s ? s : json_null(); /* not UTF-8: the _b64 field has the bytes */
+}
+
+static void reply_exec_json(sbs_req *r, sbs_exec *x)
+{
+	sbs_server *srv = sbs_req_server(r);
+	sb_exec_result res;
+	sb_exec_result_init(&res);
+	sb_sandbox_exec_status st;
+	sb_err *err = sbs_exec_collect(x, srv->limits.output_cap, srv->drain_cancel, &res, &st);
+	if (err) {
+		sb_exec_result_deinit(&res);
+		if (err->code == SB_E_CANCELED) {
+			/* The command keeps running; its result stays readable after a restart. */
+			sbs_reply_error_details(
+			    r, 503, "shutting_down", json_pack("{s:s}", "exec_id", sbs_exec_id(x)),
+			    "the daemon is shutting down; the command keeps running: read its end "
+			    "with GET .../execs/%s/output",
+			    sbs_exec_id(x));
+			sb_err_free(err);
+			return;
+		}
+		sbs_reply_err(r, err);
+		return;
+	}
+	sb_buf o64 = SB_BUF_INIT, e64 = SB_BUF_INIT;
+	sb_b64_encode(res.out.data ? res.out.data : "", res.out.len, &o64);
+	sb_b64_encode(res.err.data ? res.err.data : "", res.err.len, &e64);
+	json_t *j = end_json(&st);
+	json_object_set_new(j, "pid", json_integer(res.pid));
+	json_object_set_new(j, "stdout", text_or_null(&res.out));
+	json_object_set_new(j, "stderr", text_or_null(&res.err));
+	json_object_set_new(j, "stdout_b64", json_string(sb_buf_cstr(&o64)));
+	json_object_set_new(j, "stderr_b64", json_string(sb_buf_cstr(&e64)));
+	json_object_set_new(j, "stdout_truncated", json_boolean(res.out_truncated));
+	json_object_set_new(j, "stderr_truncated", json_boolean(res.err_truncated));
+	json_object_set_new(j, "truncated", json_boolean(res.out_truncated || res.err_truncated));
+	json_object_set_new(j, "started_at", json_string(res.started_at));
+	json_object_set_new(j, "finished_at", json_string(res.finished_at));
+	json_object_set_new(j, "duration_ms", json_integer(res.duration_ms));
+	sb_buf_deinit(&o64);
+	sb_buf_deinit(&e64);
+	sb_exec_result_deinit(&res);
+	sbs_req_add_header(r, "X-Sandbar-Exec-Id", sbs_exec_id(x));
+	sbs_reply_json(r, 200, j);
+}
+
+static void exec_free_cb(void *ud)
+{
+	sbs_exec_release(ud);
+}
+
+static void h_exec(sbs_req *r, void *ud)
+{
+	(void)ud;
+	sbs_server *srv = sbs_req_server(r);
+	json_t *b = NULL;
+	if (!sbs_req_json(r, &b))
+		return;
+	sbs_exec_spec spec;
+	sb_err *err = sbs_exec_spec_from_json(b, &spec);
+	json_decref(b);
+	if (err) {
+		sbs_reply_err(r, err);
+		return;
+	}
+	sbs_lease *l = lease_or_reply(r, 0);
+	if (!l) {
+		sbs_exec_spec_deinit(&spec);
+		return;
+	}
+	sbs_exec *x = NULL;
+	err = sbs_execs_start(srv->execs, l, &spec, &x);
+	sbs_exec_spec_deinit(&spec);
+	sbs_lease_put(l);
+	if (err) {
+		if (err->code == SB_E_CONFLICT) {
+			sbs_reply_error(r, 409, "lease_busy", "%s", err->msg);
+			sb_err_free(err);
+		} else {
+			sbs_reply_err(r, err);
+		}
+		return;
+	}
+	if (sbs_req_wants_sse(r)) {
+		sb_sandbox_exec_status st = {0};
+		sb_err *se = sbs_exec_status(x, &st);
+		sb_err_free(se);
+		sbs_exec_cursor cur = {.streams =
+		                           (1u << SB_STREAM_STDOUT) | (1u << SB_STREAM_STDERR)};
+		reply_exec_sse(r, x, &cur, st.pid, true);
+		return;
+	}
+	reply_exec_json(r, x);
+	sbs_req_on_done(r, exec_free_cb, x);
+}
+
+static sbs_exec *exec_or_reply(sbs_req *r)
+{
+	sbs_lease *l = lease_or_reply(r, SBS_GET_ALLOW_LOST);
+	if (!l)
+		return NULL;
+	sbs_exec *x = NULL;
+	sb_err *err =
+	    sbs_execs_attach(sbs_req_server(r)->execs, l, sbs_req_param(r, "exec_id"), &x);
+	sbs_lease_put(l);
+	if (err) {
+		sbs_reply_err(r, err);
+		return NULL;
+	}
+	return x;
+}
+
+static void h_exec_status(sbs_req *r, void *ud)
+{
+	(void)ud;
+	sbs_exec *x = exec_or_reply(r);
+	if (!x)
+		return;
+	sb_sandbox_exec_status st;
+	sb_err *err = sbs_exec_status(x, &st);
+	sbs_exec_free(x);
+	if (err) {
+		sbs_reply_err(r, err);
+		return;
+	}
+	sbs_reply_json(r, 200, sbs_exec_status_json(&st));
+}
+
+static void h_exec_list(sbs_req *r, void *ud)
+{
+	(void)ud;
+	sbs_lease *l = lease_or_reply(r, SBS_GET_ALLOW_LOST);
+	if (!l)
+		return;
+	char **ids = NULL;
+	sb_err *err = sb_sandbox_exec_list(sbs_lease_sandbox(l), &ids);
+	json_t *arr = json_array();
+	for (size_t i = 0; !err && ids && ids[i]; i++) {
+		sb_sandbox_exec_status st;
+		sb_err *e = sb_sandbox_exec_status_get(sbs_lease_sandbox(l), ids[i], &st);
+		if (e) {
+			sb_err_free(e);
+			continue;
+		}
+		json_array_append_new(arr, sbs_exec_status_json(&st));
+	}
+	sb_strv_free(ids);
+	sbs_lease_put(l);
+	if (err) {
+		json_decref(arr);
+		sbs_reply_err(r, err);
+		return;
+	}
+	sbs_reply_json(r, 200, json_pack("{s:o}", "execs", arr));
+}
+
+/* Raw (non-SSE) output of one stream: chunked bytes from the offset, to the current end or,
+ * with follow, to the end of the exec. */
+typedef struct raw_out {
+	sbs_exec *x;
+	sbs_exec_cursor cur;
+	bool follow;
+	bool done;
+	uint64_t stop_at; /* without follow: the size seen when the request came */
+	sb_buf pending;
+	size_t pos;
+} raw_out;
+
+static sb_err *raw_collect(void *ud, sb_stream s, uint64_t off, const char *d, size_t n)
+{
+	(void)s;
+	(void)off;
+	raw_out *ro = ud;
+	sb_buf_append(&ro->pending, d, n);
+	return NULL;
+}
+
+static ssize_t raw_fill(void *ud, char *buf, size_t max)
+{
+	raw_out *ro = ud;
+	if (ro->pos >= ro->pending.len) {
+		sb_buf_clear(&ro->pending);
+		ro->pos = 0;
+		if (ro->done)
+			return -1;
+		int s = (ro->cur.streams & (1u << SB_STREAM_STDOUT)) ? SB_STREAM_STDOUT
+		                                                     : SB_STREAM_STDERR;
+		size_t budget = 256 * 1024;
+		if (!ro->follow) {
+			if (ro->cur.off[s] >= ro->stop_at)
+				return -1;
+			uint64_t left = ro->stop_at - ro->cur.off[s];
+			if (left < budget)
+				budget = (size_t)left;
+		}
+		bool finished = false;
+		sb_err *err =
+		    sbs_exec_pump(ro->x, &ro->cur, budget, 500, raw_collect, ro, &finished, NULL);
+		if (err) {
+			sb_warn("streaming exec output: %s", err->msg);
+			sb_err_free(err);
+			return -2;
+		}
+		if (finished)
+			ro->done = true;
+		if (ro->pending.len == 0)
+			return ro->done ? -1 : 0;
+	}
+	size_t n = ro->pending.len - ro->pos;
+	if (n > max)
+		n = max;
+	memcpy(buf, ro->pending.data + ro->pos, n);
+	ro->pos += n;
+	return (ssize_t)n;
+}
+
+static void raw_free(void *ud)
+{
+	raw_out *ro = ud;
+	sbs_exec_release(ro->x);
+	sb_buf_deinit(&ro->pending);
+	free(ro);
+}
+
+static bool parse_last_event_id(const char *v, uint64_t *o, uint64_t *e)
+{
+	unsigned long long a = 0, b = 0;
+	char tail = 0;
+	if (sscanf(v, "%llu,%llu%c", &a, &b, &tail) != 2)
+		return false;
+	*o = a;
+	*e = b;
+	return true;
+}
+
+static void h_exec_output(sbs_req *r, void *ud)
+{
+	(void)ud;
+	const char *stream = sbs_req_query_get(r, "stream");
+	const char *offs = sbs_req_query_get(r, "offset");
+	const char *lei = sbs_req_header(r, "Last-Event-ID");
+	bool sse = sbs_req_wants_sse(r);
+	bool follow = query_bool(r, "follow", sse);
+	unsigned streams;
+	if (!stream || strcmp(stream, "both") == 0)
+		streams = (1u << SB_STREAM_STDOUT) | (1u << SB_STREAM_STDERR);
+	else if (strcmp(stream, "stdout") == 0)
+		streams = 1u << SB_STREAM_STDOUT;
+	else if (strcmp(stream, "stderr") == 0)
+		streams = 1u << SB_STREAM_STDERR;
+	else {
+		sbs_reply_error(r, 400, "invalid_request",
+		                "\"stream\" must be stdout, stderr or both");
+		return;
+	}
+	if (!sse && streams == ((1u << SB_STREAM_STDOUT) | (1u << SB_STREAM_STDERR))) {
+		if (stream) {
+			sbs_reply_error(r, 400, "invalid_request",
+			                "raw output takes one \"stream\" (stdout or stderr); use "
+			                "Accept: text/event-stream for both");
+			return;
+		}
+		streams = 1u << SB_STREAM_STDOUT;
+	}
+	sbs_exec_cursor cur = {.streams = streams};
+	if (offs) {
+		int64_t o = 0;
+		sb_err *err = sb_parse_int64(offs, 0, INT64_MAX, &o);
+		if (err) {
+			sbs_reply_error(r, 400, "invalid_request", "\"offset\": %s", err->msg);
+			sb_err_free(err);
+			return;
+		}
+		/* One offset applies to the selected stream(s). */
+		cur.off[SB_STREAM_STDOUT] = cur.off[SB_STREAM_STDERR] = (uint64_t)o;
+	}
+	if (lei && sse) {
+		if (!parse_last_event_id(lei, &cur.off[SB_STREAM_STDOUT],
+		                         &cur.off[SB_STREAM_STDERR])) {
+			sbs_reply_error(
+			    r, 400, "invalid_request",
+			    "Last-Event-ID must be \"<stdout offset>,<stderr offset>\"");
+			return;
+		}
+	}
+	sbs_exec *x = exec_or_reply(r);
+	if (!x)
+		return;
+	sb_sandbox_exec_status st;
+	sb_err *err = sbs_exec_status(x, &st);
+	if (err) {
+		sbs_exec_free(x);
+		sbs_reply_err(r, err);
+		return;
+	}
+	if (sse) {
+		/* Without follow the stream stops once caught up (an `end` only when the exec
+		 * has finished). */
+		reply_exec_sse(r, x, &cur, st.pid, follow);
+		return;
+	}
+	raw_out *ro = sb_xcalloc(1, sizeof *ro);
+	ro->x = x;
+	ro->cur = cur;
+	ro->follow = follow;
+	int s = (streams & (1u << SB_STREAM_STDOUT)) ? SB_STREAM_STDOUT : SB_STREAM_STDERR;
+	ro->stop_at = s == SB_STREAM_STDOUT ? st.stdout_size : st.stderr_size;
+	sbs_req_add_header(r, "X-Sandbar-Exec-Running", st.running ? "true" : "false");
+	sbs_reply_stream(r, 200, "application/octet-stream", raw_fill, ro, raw_free);
+}
+
+static void h_exec_signal(sbs_req *r, void *ud)
+{
+	(void)ud;
+	json_t *b = NULL;
+	if (!sbs_req_json(r, &b))
+		return;
+	int signo = SIGTERM;
+	const json_t *sv = json_object_get(b, "signal");
+	if (json_is_integer(sv)) {
+		json_int_t v = json_integer_value(sv);
+		signo = v > 0 && v < 65 ? (int)v : 0;
+	} else if (json_is_string(sv)) {
+		const char *name = json_string_value(sv);
+		signo = sb_signal_number(name);
+		if (!signo && !sb_str_has_prefix(name, "SIG")) {
+			char *full = sb_strfmt("SIG%s", name);
+			signo = sb_signal_number(full);
+			free(full);
+		}
+	} else if (sv && !json_is_null(sv)) {
+		signo = 0;
+	}
+	json_decref(b);
+	if (!signo) {
+		sbs_reply_error(r, 400, "invalid_request",
+		                "\"signal\" must be a signal name (\"TERM\", \"SIGKILL\") or "
+		                "number");
+		return;
+	}
+	sbs_lease *l = lease_or_reply(r, 0);
+	if (!l)
+		return;
+	const char *xid = sbs_req_param(r, "exec_id");
+	sb_err *err = sbs_execs_signal(sbs_req_server(r)->execs, l, xid, signo);
+	sbs_lease_put(l);
+	if (err) {
+		sbs_reply_err(r, err);
+		return;
+	}
+	sbs_reply_json(r, 200,
+	               json_pack("{s:s, s:s}", "exec_id", xid, "signal", sb_signal_name(signo)));
+}
+
+static void h_processes(sbs_req *r, void *ud)
+{
+	(void)ud;
+	sbs_lease *l = lease_or_reply(r, 0);
+	if (!l)
+		return;
+	sb_sandbox_process *p = NULL;
+	size_t n = 0;
+	sb_err *err = sb_sandbox_list_processes(sbs_lease_sandbox(l), &p, &n);
+	sbs_lease_put(l);
+	if (err) {
+		sbs_reply_err(r, err);
+		return;
+	}
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		char st[2] = {p[i].state, 0};
+		json_array_append_new(
+		    arr, json_pack("{s:i, s:i, s:i, s:s, s:I, s:s?, s:s}", "pid", p[i].pid, "ppid",
+		                   p[i].ppid, "pgid", p[i].pgid, "state", st, "rss_bytes",
+		                   (json_int_t)p[i].rss_bytes, "exec_id", p[i].exec_id, "cmdline",
+		                   p[i].cmdline ? p[i].cmdline : ""));
+	}
+	sb_sandbox_processes_free(p, n);
+	sbs_reply_json(r, 200, json_pack("{s:o}", "processes", arr));
+}
+
+void sbs_native_routes_register(sbs_server *srv)
+{
+	sbs_router *rt = srv->router;
+	sbs_router_add(rt, "GET", "/v1/health", SBS_ROUTE_NOAUTH, h_health, NULL);
+	sbs_router_add(rt, "GET", "/metrics", 0, h_metrics, NULL);
+	sbs_router_add(rt, "POST", "/v1/leases", SBS_ROUTE_BODY_JSON, h_acquire, NULL);
+	sbs_router_add(rt, "GET", "/v1/leases", 0, h_list, NULL);
+	sbs_router_add(rt, "GET", "/v1/leases/{id}", 0, h_get, NULL);
+	sbs_router_add(rt, "DELETE", "/v1/leases/{id}", 0, h_destroy, NULL);
+	sbs_router_add(rt, "POST", "/v1/leases/{id}/renew", SBS_ROUTE_BODY_JSON, h_renew, NULL);
+	sbs_router_add(rt, "POST", "/v1/leases/{id}/exec", SBS_ROUTE_BODY_JSON, h_exec, NULL);
+	sbs_router_add(rt, "GET", "/v1/leases/{id}/execs", 0, h_exec_list, NULL);
+	sbs_router_add(rt, "GET", "/v1/leases/{id}/execs/{exec_id}", 0, h_exec_status, NULL);
+	sbs_router_add(rt, "GET", "/v1/leases/{id}/execs/{exec_id}/output", 0, h_exec_output, NULL);
+	sbs_router_add(rt, "POST", "/v1/leases/{id}/execs/{exec_id}/signal", SBS_ROUTE_BODY_JSON,
+	               h_exec_signal, NULL);
+	sbs_router_add(rt, "GET", "/v1/leases/{id}/processes", 0, h_processes, NULL);
+	sbs_file_routes_register(srv);
+}

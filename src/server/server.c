@@ -1,0 +1,610 @@
+/* The daemon's lifecycle (include/sandbar/server.h): configuration and secrets, the state
+ * directory and its database, re-adoption of leases, one libmicrohttpd daemon per listening
+ * socket (TCP, optionally TLS, and a unix socket), the reaper thread, signal handling and the
+ * drain on SIGTERM. Connection threads inherit a mask with SIGTERM, SIGINT and SIGPIPE blocked,
+ * so signals reach only run_until_signal's signalfd and broken pipes surface as EPIPE. */
+#include "server/http_int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define MAX_DAEMONS 2
+
+struct sb_server {
+	sbs_server srv;
+	char *listen;
+	bool listen_tcp;
+	char *socket_path;
+	char *tls_cert, *tls_key;
+	struct MHD_Daemon *d[MAX_DAEMONS];
+	int listen_fd[MAX_DAEMONS];
+	size_t nd;
+	int port;
+	bool socket_bound; /* we created socket_path and remove it at stop */
+	int stop_fd;       /* eventfd: request_stop */
+	pthread_t reaper;
+	bool reaper_running;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool stopping;
+	bool stopped;
+};
+
+void sb_server_config_init(sb_server_config *cfg)
+{
+	memset(cfg, 0, sizeof *cfg);
+	cfg->listen_tcp = true;
+	cfg->access_log = true;
+	sb_sandbox_config_init(&cfg->sandbox);
+}
+
+static void fill_limits(sb_server_limits *l)
+{
+	if (!l->max_connections)
+		l->max_connections = SB_SERVER_MAX_CONNECTIONS_DEFAULT;
+	if (!l->max_header_bytes)
+		l->max_header_bytes = SB_SERVER_MAX_HEADER_BYTES_DEFAULT;
+	if (!l->max_json_bytes)
+		l->max_json_bytes = SB_SERVER_MAX_JSON_BYTES_DEFAULT;
+	if (!l->max_json_depth)
+		l->max_json_depth = SB_SERVER_MAX_JSON_DEPTH_DEFAULT;
+	if (!l->max_upload_bytes)
+		l->max_upload_bytes = SB_SERVER_MAX_UPLOAD_BYTES_DEFAULT;
+	if (!l->output_cap)
+		l->output_cap = SB_SERVER_OUTPUT_CAP_DEFAULT;
+	if (!l->keepalive_ms)
+		l->keepalive_ms = SB_SERVER_KEEPALIVE_MS_DEFAULT;
+	if (!l->reap_ms)
+		l->reap_ms = SB_SERVER_REAP_MS_DEFAULT;
+	if (!l->drain_ms)
+		l->drain_ms = SB_SERVER_DRAIN_MS_DEFAULT;
+	if (!l->nonce_cache)
+		l->nonce_cache = SB_SERVER_NONCE_CACHE_DEFAULT;
+}
+
+static char *default_state_dir(void)
+{
+	if (geteuid() == 0)
+		return sb_xstrdup("/var/lib/sandbar");
+	const char *x = getenv("XDG_STATE_HOME");
+	if (x && x[0] == '/')
+		return sb_strfmt("%s/sandbar", x);
+	const char *home = getenv("HOME");
+	return sb_strfmt("%s/.local/state/sandbar", home && home[0] ? home : "/tmp");
+}
+
+sb_err *sbs_server_tmpfile(sbs_server *srv, int *fd_out)
+{
+	int fd = open(srv->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		/* O_TMPFILE unsupported on this file system: create and unlink at once. */
+		char *path = sb_strfmt("%s/spool-XXXXXX", srv->tmp_dir);
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd < 0) {
+			sb_err *err = sb_err_sys(errno, "creating a temp file in %s", srv->tmp_dir);
+			free(path);
+			return err;
+		}
+		unlink(path);
+		free(path);
+	}
+	*fd_out = fd;
+	return NULL;
+}
+
+static sb_err *persist_nonce(void *ud, const char *key, int64_t expires_s)
+{
+	return sbs_store_nonce_put(ud, key, expires_s);
+}
+
+static void remember_nonce(void *ud, const char *key, int64_t expires_s)
+{
+	sbs_auth_remember(ud, key, expires_s);
+}
+
+static sb_err *read_token(const sb_server_config *cfg, char **out)
+{
+	*out = NULL;
+	if (cfg->token && cfg->token[0]) {
+		*out = sb_xstrdup(cfg->token);
+		return NULL;
+	}
+	if (cfg->token_file) {
+		sb_buf b = SB_BUF_INIT;
+		sb_err *err = sb_read_file(cfg->token_file, 4096, &b);
+		if (err)
+			return sb_err_prefix(err, "reading the token file");
+		size_t n = b.len;
+		while (n && (b.data[n - 1] == '\n' || b.data[n - 1] == '\r' ||
+		             b.data[n - 1] == ' ' || b.data[n - 1] == '\t'))
+			n--;
+		if (n == 0) {
+			sb_buf_deinit(&b);
+			return sb_err_new(SB_E_INVAL, "token file %s is empty", cfg->token_file);
+		}
+		*out = sb_xstrndup(b.data, n);
+		sb_buf_deinit(&b);
+		return NULL;
+	}
+	const char *env = getenv("SANDBAR_TOKEN");
+	if (env && env[0])
+		*out = sb_xstrdup(env);
+	return NULL;
+}
+
+static void block_signals(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
+{
+	*out = NULL;
+	if (!!cfg->tls_cert_file != !!cfg->tls_key_file)
+		return sb_err_new(SB_E_INVAL, "--tls-cert and --tls-key go together");
+	sb_server *s = sb_xcalloc(1, sizeof *s);
+	sbs_server *srv = &s->srv;
+	s->stop_fd = -1;
+	for (size_t i = 0; i < MAX_DAEMONS; i++)
+		s->listen_fd[i] = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	srv->limits = cfg->limits;
+	fill_limits(&srv->limits);
+	srv->access_log = cfg->access_log;
+	srv->started_ms = sb_wall_ms();
+	srv->state_dir = cfg->state_dir ? sb_xstrdup(cfg->state_dir) : default_state_dir();
+	srv->tmp_dir = sb_strfmt("%s/tmp", srv->state_dir);
+	srv->overlay_dir = sb_xstrdup(cfg->overlay_dir ? cfg->overlay_dir : ".paperclip-runtime");
+	s->listen_tcp = cfg->listen_tcp || !cfg->socket_path;
+	s->listen = sb_xstrdup(cfg->listen ? cfg->listen : SB_SERVER_LISTEN_DEFAULT);
+	s->socket_path = cfg->socket_path ? sb_xstrdup(cfg->socket_path) : NULL;
+	s->tls_cert = cfg->tls_cert_file ? sb_xstrdup(cfg->tls_cert_file) : NULL;
+	s->tls_key = cfg->tls_key_file ? sb_xstrdup(cfg->tls_key_file) : NULL;
+
+	/* Sandbox config: copy the strings we keep. */
+	srv->sandbox = cfg->sandbox;
+	srv->sandbox.state_dir = srv->state_dir;
+	const char **strs[] = {&srv->sandbox.init_path, &srv->sandbox.bwrap_path,
+	                       &srv->sandbox.rootfs, &srv->sandbox.workspace_mount,
+	                       &srv->sandbox.cgroup_root};
+	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+		if (*strs[i])
+			*strs[i] = sb_xstrdup(*strs[i]);
+
+	char *token = NULL;
+	sb_hmac_keyring keys = {0};
+	sb_err *err = NULL;
+	if ((err = read_token(cfg, &token)))
+		goto fail;
+	if (cfg->hmac_keys_file && (err = sb_hmac_keyring_load(cfg->hmac_keys_file, &keys)))
+		goto fail;
+	if (s->tls_cert && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+		err = sb_err_new(SB_E_UNSUPPORTED, "this libmicrohttpd was built without TLS");
+		goto fail;
+	}
+	if ((err = sb_fs_mkdir_p(srv->state_dir, 0700)))
+		goto fail;
+	if ((err = sb_fs_rm_rf(srv->tmp_dir)) || (err = sb_fs_mkdir_p(srv->tmp_dir, 0700)))
+		goto fail;
+	char *db = sb_strfmt("%s/sandbar.db", srv->state_dir);
+	err = sbs_store_open(db, &srv->store);
+	free(db);
+	if (err)
+		goto fail;
+	sbs_auth_config ac = {.token = token,
+	                      .keys = &keys,
+	                      .expected_host = cfg->expected_host,
+	                      .nonce_cache = srv->limits.nonce_cache,
+	                      .persist = persist_nonce,
+	                      .persist_ud = srv->store};
+	srv->auth = sbs_auth_new(&ac);
+	if ((err =
+	         sbs_store_nonces_load(srv->store, sb_wall_ms() / 1000, remember_nonce, srv->auth)))
+		goto fail;
+	if (token) {
+		memset(token, 0, strlen(token));
+		free(token);
+		token = NULL;
+	}
+	if (keys.n && !cfg->expected_host)
+		sb_warn(
+		    "HMAC keys are configured without --expected-host: signed requests bind the "
+		    "Host they name, but it is not pinned to this daemon's name");
+	sb_hmac_keyring_deinit(&keys);
+	if (sbs_auth_fail_closed(srv->auth))
+		sb_warn("no token (--token-file, SANDBAR_TOKEN) and no HMAC keys (--hmac-keys) are "
+		        "configured: every request except GET /v1/health will be refused");
+
+	srv->metrics = sbs_metrics_new();
+	if ((err = sbs_leases_new(&srv->sandbox, srv->store, &srv->leases)))
+		goto fail;
+	if ((err = sbs_leases_recover(srv->leases)))
+		goto fail;
+	srv->execs = sbs_execs_new(srv->metrics);
+	srv->drain_cancel = sb_cancel_new();
+	sb_sandbox_health h;
+	sb_sandbox_health_check(&srv->sandbox, &h);
+	srv->sandbox_health = sb_sandbox_health_json(&h);
+	if (!h.ok)
+		sb_warn("sandboxes cannot be created on this host: %s",
+		        h.message ? h.message : "unknown reason");
+	sb_sandbox_health_deinit(&h);
+	srv->router = sbs_router_new();
+	sbs_native_routes_register(srv);
+	s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->stop_fd < 0) {
+		err = sb_err_sys(errno, "eventfd");
+		goto fail;
+	}
+	*out = s;
+	return NULL;
+fail:
+	if (token) {
+		memset(token, 0, strlen(token));
+		free(token);
+	}
+	sb_hmac_keyring_deinit(&keys);
+	sb_server_free(s);
+	return sb_err_prefix(err, "starting the daemon");
+}
+
+/* "host:port", "[v6]:port" */
+static sb_err *tcp_listen(const char *spec, int *fd_out, int *port_out)
+{
+	char *host = NULL, *port = NULL;
+	if (spec[0] == '[') {
+		const char *e = strchr(spec, ']');
+		if (!e || e[1] != ':')
+			return sb_err_new(SB_E_INVAL, "bad listen address \"%s\": use [v6]:port",
+			                  spec);
+		host = sb_xstrndup(spec + 1, (size_t)(e - spec - 1));
+		port = sb_xstrdup(e + 2);
+	} else {
+		const char *c = strrchr(spec, ':');
+		if (!c)
+			return sb_err_new(SB_E_INVAL, "bad listen address \"%s\": use HOST:PORT",
+			                  spec);
+		host = sb_xstrndup(spec, (size_t)(c - spec));
+		port = sb_xstrdup(c + 1);
+	}
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+	                         .ai_socktype = SOCK_STREAM,
+	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *ai = NULL;
+	int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
+	sb_err *err = NULL;
+	if (rc) {
+		err = sb_err_new(SB_E_INVAL, "listen address \"%s\": %s", spec, gai_strerror(rc));
+		goto out;
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		err = sb_err_sys(errno, "socket for %s", spec);
+		goto out;
+	}
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 512) < 0) {
+		err = sb_err_sys(errno, "listening on %s", spec);
+		close(fd);
+		goto out;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	*port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+	                                           : ((struct sockaddr_in *)&ss)->sin_port);
+	*fd_out = fd;
+out:
+	if (ai)
+		freeaddrinfo(ai);
+	free(host);
+	free(port);
+	return err;
+}
+
+static sb_err *unix_listen(const char *path, int *fd_out)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	if (strlen(path) >= sizeof sa.sun_path)
+		return sb_err_new(SB_E_INVAL, "socket path %s is longer than %zu bytes", path,
+		                  sizeof sa.sun_path - 1);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return sb_err_sys(errno, "socket for %s", path);
+	struct stat st;
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode)) {
+			close(fd);
+			return sb_err_new(SB_E_EXISTS, "%s exists and is not a socket", path);
+		}
+		/* Remove a stale socket of an earlier run, never a live one. */
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0;
+		if (probe >= 0)
+			close(probe);
+		if (live) {
+			close(fd);
+			return sb_err_new(SB_E_EXISTS,
+			                  "another daemon is listening on %s; stop it or choose "
+			                  "another --socket",
+			                  path);
+		}
+		unlink(path);
+	}
+	mode_t old = umask(0117);
+	int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+	umask(old);
+	if (rc < 0 || listen(fd, 512) < 0) {
+		sb_err *err = sb_err_sys(errno, "listening on %s", path);
+		close(fd);
+		return err;
+	}
+	*fd_out = fd;
+	return NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) SB_PRINTF(2, 0);
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	char buf[512];
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	size_t n = strlen(buf);
+	while (n && buf[n - 1] == '\n')
+		buf[--n] = '\0';
+	sb_debug("libmicrohttpd: %s", buf);
+}
+
+static sb_err *start_daemon(sb_server *s, int fd, bool tls, const char *cert, const char *key)
+{
+	sbs_server *srv = &s->srv;
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+	                 MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	if (tls)
+		flags |= MHD_USE_TLS;
+	size_t mem = srv->limits.max_header_bytes * 2;
+	if (mem < 64 * 1024)
+		mem = 64 * 1024;
+	struct MHD_OptionItem opts[] = {
+	    {MHD_OPTION_LISTEN_SOCKET, fd, NULL},
+	    {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->limits.max_connections, NULL},
+	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)mem, NULL},
+	    {MHD_OPTION_CONNECTION_TIMEOUT, 300, NULL},
+	    {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)sbs_http_uri_log, srv},
+	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)sbs_http_completed, srv},
+	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
+	    {tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, (void *)cert},
+	    {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, (void *)key},
+	    {MHD_OPTION_END, 0, NULL},
+	};
+	struct MHD_Daemon *d = MHD_start_daemon(flags, 0, NULL, NULL, sbs_http_access, srv,
+	                                        MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
+	if (!d)
+		return sb_err_new(SB_E_IO, "libmicrohttpd refused to start (%s)",
+		                  tls ? "check the TLS certificate and key" : "see the log");
+	s->d[s->nd] = d;
+	s->listen_fd[s->nd] = fd;
+	s->nd++;
+	return NULL;
+}
+
+static void *reaper_main(void *arg)
+{
+	sb_server *s = arg;
+	int64_t last_nonce_prune = 0;
+	pthread_mutex_lock(&s->mu);
+	while (!s->stopping) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		int64_t ns = ts.tv_nsec + (s->srv.limits.reap_ms % 1000) * 1000000;
+		ts.tv_sec += s->srv.limits.reap_ms / 1000 + ns / 1000000000;
+		ts.tv_nsec = ns % 1000000000;
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+		if (s->stopping)
+			break;
+		pthread_mutex_unlock(&s->mu);
+		int64_t now = sb_wall_ms();
+		sbs_leases_reap(s->srv.leases, now);
+		sbs_execs_tick(s->srv.execs, s->srv.leases);
+		if (now - last_nonce_prune >= 60000) {
+			sb_err *err = sbs_store_nonces_prune(s->srv.store, now / 1000);
+			if (err) {
+				sb_warn("%s", err->msg);
+				sb_err_free(err);
+			}
+			last_nonce_prune = now;
+		}
+		pthread_mutex_lock(&s->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return NULL;
+}
+
+sb_err *sb_server_start(sb_server *s)
+{
+	block_signals();
+	sb_err *err = NULL;
+	char *cert = NULL, *key = NULL;
+	if (s->tls_cert) {
+		sb_buf c = SB_BUF_INIT, k = SB_BUF_INIT;
+		if ((err = sb_read_file(s->tls_cert, 1u << 20, &c)) ||
+		    (err = sb_read_file(s->tls_key, 1u << 20, &k))) {
+			sb_buf_deinit(&c);
+			sb_buf_deinit(&k);
+			return sb_err_prefix(err, "reading the TLS certificate/key");
+		}
+		cert = sb_buf_steal(&c, NULL);
+		key = sb_buf_steal(&k, NULL);
+	}
+	if (s->listen_tcp) {
+		int fd = -1;
+		if ((err = tcp_listen(s->listen, &fd, &s->port)))
+			goto out;
+		if ((err = start_daemon(s, fd, cert != NULL, cert, key))) {
+			close(fd);
+			goto out;
+		}
+		sb_info("listening on %s://%s (port %d)", cert ? "https" : "http", s->listen,
+		        s->port);
+	}
+	if (s->socket_path) {
+		int fd = -1;
+		if ((err = unix_listen(s->socket_path, &fd)))
+			goto out;
+		s->socket_bound = true;
+		if ((err = start_daemon(s, fd, false, NULL, NULL))) {
+			close(fd);
+			goto out;
+		}
+		sb_info("listening on unix:%s", s->socket_path);
+	}
+	int rc = pthread_create(&s->reaper, NULL, reaper_main, s);
+	if (rc) {
+		err = sb_err_sys(rc, "starting the reaper thread");
+		goto out;
+	}
+	s->reaper_running = true;
+out:
+	if (key) {
+		memset(key, 0, strlen(key));
+		free(key);
+	}
+	free(cert);
+	return err;
+}
+
+int sb_server_port(const sb_server *s)
+{
+	return s->port;
+}
+
+void sb_server_request_stop(sb_server *s)
+{
+	uint64_t one = 1;
+	ssize_t n = write(s->stop_fd, &one, sizeof one);
+	(void)n;
+}
+
+sb_err *sb_server_run_until_signal(sb_server *s)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC);
+	if (sfd < 0)
+		return sb_err_sys(errno, "signalfd");
+	struct pollfd p[2] = {{.fd = sfd, .events = POLLIN}, {.fd = s->stop_fd, .events = POLLIN}};
+	for (;;) {
+		int rc = poll(p, 2, -1);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0) {
+			sb_err *err = sb_err_sys(errno, "poll");
+			close(sfd);
+			return err;
+		}
+		if (p[0].revents) {
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si)
+				sb_info("signal %u received: draining", si.ssi_signo);
+			break;
+		}
+		if (p[1].revents)
+			break;
+	}
+	close(sfd);
+	sb_server_stop(s);
+	return NULL;
+}
+
+void sb_server_stop(sb_server *s)
+{
+	if (!s || s->stopped)
+		return;
+	s->stopped = true;
+	s->srv.draining = 1;
+	if (s->srv.drain_cancel)
+		sb_cancel_trigger(s->srv.drain_cancel);
+	for (size_t i = 0; i < s->nd; i++) {
+		MHD_socket fd = MHD_quiesce_daemon(s->d[i]);
+		(void)fd; /* our listen_fd, closed below */
+	}
+	int64_t deadline = sb_mono_ms() + s->srv.limits.drain_ms;
+	while (sbs_http_inflight() > 0 && sb_mono_ms() < deadline)
+		sb_sleep_ms(20);
+	if (sbs_http_inflight() > 0)
+		sb_warn("drain: %ld request(s) still running after %lld ms; closing them",
+		        sbs_http_inflight(), (long long)s->srv.limits.drain_ms);
+	for (size_t i = 0; i < s->nd; i++) {
+		MHD_stop_daemon(s->d[i]);
+		s->d[i] = NULL;
+		sb_close(&s->listen_fd[i]);
+	}
+	s->nd = 0;
+	if (s->socket_bound)
+		unlink(s->socket_path);
+	pthread_mutex_lock(&s->mu);
+	s->stopping = true;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	if (s->reaper_running) {
+		pthread_join(s->reaper, NULL);
+		s->reaper_running = false;
+	}
+	sb_info("stopped; sandboxes keep running");
+}
+
+void sb_server_free(sb_server *s)
+{
+	if (!s)
+		return;
+	sb_server_stop(s);
+	sbs_server *srv = &s->srv;
+	sbs_router_free(srv->router);
+	sbs_execs_free(srv->execs);
+	sbs_leases_free(srv->leases);
+	sbs_store_close(srv->store);
+	sbs_auth_free(srv->auth);
+	sbs_metrics_free(srv->metrics);
+	json_decref(srv->sandbox_health);
+	sb_cancel_free(srv->drain_cancel);
+	const char *strs[] = {srv->sandbox.init_path, srv->sandbox.bwrap_path, srv->sandbox.rootfs,
+	                      srv->sandbox.workspace_mount, srv->sandbox.cgroup_root};
+	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+		free((char *)strs[i]);
+	free(srv->state_dir);
+	free(srv->tmp_dir);
+	free(srv->overlay_dir);
+	free(s->listen);
+	free(s->socket_path);
+	free(s->tls_cert);
+	free(s->tls_key);
+	sb_close(&s->stop_fd);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+}
