@@ -13,23 +13,29 @@
  * every lease in them is destroyed (sandboxes outlive their creator by design). */
 static char *live_states[64];
 
+/* Destroy every lease still in a state directory, then the directory. */
+static void destroy_state(const char *dir)
+{
+	sb_sandbox_config cfg;
+	sbx_config(&cfg, dir);
+	char **ids = NULL;
+	sb_err *err = sb_sandbox_list(&cfg, &ids);
+	for (size_t k = 0; !err && ids[k]; k++) {
+		sb_sandbox *sb = NULL;
+		if (!sb_sandbox_open_dead(&cfg, ids[k], &sb))
+			sb_err_free(sb_sandbox_destroy(sb));
+	}
+	sb_err_free(err);
+	sb_strv_free(ids);
+	sb_err_free(sb_fs_rm_rf(dir));
+}
+
 static void destroy_leftovers(void)
 {
 	for (size_t i = 0; i < sizeof live_states / sizeof live_states[0]; i++) {
 		if (!live_states[i])
 			continue;
-		sb_sandbox_config cfg;
-		sbx_config(&cfg, live_states[i]);
-		char **ids = NULL;
-		sb_err *err = sb_sandbox_list(&cfg, &ids);
-		for (size_t k = 0; !err && ids[k]; k++) {
-			sb_sandbox *sb = NULL;
-			if (!sb_sandbox_open_dead(&cfg, ids[k], &sb))
-				sb_err_free(sb_sandbox_destroy(sb));
-		}
-		sb_err_free(err);
-		sb_strv_free(ids);
-		sb_err_free(sb_fs_rm_rf(live_states[i]));
+		destroy_state(live_states[i]);
 		free(live_states[i]);
 		live_states[i] = NULL;
 	}
@@ -62,7 +68,7 @@ void sbx_state_free(char *dir)
 			free(live_states[i]);
 			live_states[i] = NULL;
 		}
-	sb_err_free(sb_fs_rm_rf(dir));
+	destroy_state(dir); /* leases a failed test left behind included */
 	free(dir);
 }
 
