@@ -387,6 +387,42 @@ static sb_err *teardown(sb_sandbox *sb)
 	return err ? sb_err_prefix(err, "destroying lease %s", sb->id) : NULL;
 }
 
+/* bubblewrap, running as the sandbox user, resolves the bind sources it is handed by path, so
+ * every directory above the state directory must be searchable by that user. Checked up front
+ * because bwrap's own message ("Can't find source path /proc/self/fd/9") names no directory. */
+static sb_err *check_reachable(const char *dir, int64_t uid, int64_t gid)
+{
+	char *real = realpath(dir, NULL);
+	if (!real)
+		return sb_err_sys(errno, "resolving the state directory %s", dir);
+	sb_err *err = NULL;
+	size_t len = strlen(real);
+	for (size_t end = 1; end <= len && !err; end++) {
+		if (end != len && real[end] != '/')
+			continue;
+		char saved = real[end];
+		real[end] = '\0';
+		struct stat st;
+		if (stat(end == 0 ? "/" : real, &st) != 0) {
+			err = sb_err_sys(errno, "checking %s", real);
+		} else {
+			bool ok = (st.st_mode & S_IXOTH) ||
+			          ((int64_t)st.st_uid == uid && (st.st_mode & S_IXUSR)) ||
+			          ((int64_t)st.st_gid == gid && (st.st_mode & S_IXGRP));
+			if (!ok)
+				err = sb_err_new(SB_E_UNSUPPORTED,
+				                 "the state directory %s is out of reach of the sandbox "
+				                 "user (uid %lld): %s is not searchable by it; use a "
+				                 "state directory such as /var/lib/sandbar, or allow it "
+				                 "with `chmod o+x %s`",
+				                 dir, (long long)uid, real, real);
+		}
+		real[end] = saved;
+	}
+	free(real);
+	return err;
+}
+
 sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
                           const sb_sandbox_opts *opts, sb_sandbox **out)
 {
@@ -423,7 +459,8 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	i->enforced.rlimits = i->enforced.seccomp = i->enforced.ttl = true;
 	bool created = false;
 	if ((err = sb_sandbox_resolve_owner(cfg, &i->host_uid, &i->host_gid)) ||
-	    (err = sb_sandbox_bwrap_path(cfg, &bwrap)) || (err = prepare_state(cfg, root)))
+	    (err = sb_sandbox_bwrap_path(cfg, &bwrap)) || (err = prepare_state(cfg, root)) ||
+	    (root && (err = check_reachable(cfg->state_dir, i->host_uid, i->host_gid))))
 		goto fail;
 	if (mkdir(sb->lease_dir, root ? 0711 : 0700) < 0) {
 		err = errno == EEXIST ? sb_err_new(SB_E_EXISTS, "lease %s exists already", lease_id)
