@@ -410,16 +410,40 @@ static sb_err *check_reachable(const char *dir, int64_t uid, int64_t gid)
 			          ((int64_t)st.st_uid == uid && (st.st_mode & S_IXUSR)) ||
 			          ((int64_t)st.st_gid == gid && (st.st_mode & S_IXGRP));
 			if (!ok)
-				err = sb_err_new(SB_E_UNSUPPORTED,
-				                 "the state directory %s is out of reach of the sandbox "
-				                 "user (uid %lld): %s is not searchable by it; use a "
-				                 "state directory such as /var/lib/sandbar, or allow it "
-				                 "with `chmod o+x %s`",
-				                 dir, (long long)uid, real, real);
+				err = sb_err_new(
+				    SB_E_UNSUPPORTED,
+				    "the state directory %s is out of reach of the sandbox "
+				    "user (uid %lld): %s is not searchable by it; use a "
+				    "state directory such as /var/lib/sandbar, or allow it "
+				    "with `chmod o+x %s`",
+				    dir, (long long)uid, real, real);
 		}
 		real[end] = saved;
 	}
 	free(real);
+	return err;
+}
+
+/* The check walks every ancestor: done once per state directory and owner, as long as it
+ * passes (permissions above the state directory rarely change under a running daemon). */
+static sb_err *check_reachable_once(const char *dir, int64_t uid, int64_t gid)
+{
+	static char *ok_dir;
+	static int64_t ok_uid = -1, ok_gid = -1;
+	pthread_mutex_lock(&lookup_lock);
+	bool known = ok_dir && strcmp(ok_dir, dir) == 0 && ok_uid == uid && ok_gid == gid;
+	pthread_mutex_unlock(&lookup_lock);
+	if (known)
+		return NULL;
+	sb_err *err = check_reachable(dir, uid, gid);
+	if (!err) {
+		pthread_mutex_lock(&lookup_lock);
+		free(ok_dir);
+		ok_dir = sb_xstrdup(dir);
+		ok_uid = uid;
+		ok_gid = gid;
+		pthread_mutex_unlock(&lookup_lock);
+	}
 	return err;
 }
 
@@ -460,7 +484,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	bool created = false;
 	if ((err = sb_sandbox_resolve_owner(cfg, &i->host_uid, &i->host_gid)) ||
 	    (err = sb_sandbox_bwrap_path(cfg, &bwrap)) || (err = prepare_state(cfg, root)) ||
-	    (root && (err = check_reachable(cfg->state_dir, i->host_uid, i->host_gid))))
+	    (root && (err = check_reachable_once(cfg->state_dir, i->host_uid, i->host_gid))))
 		goto fail;
 	if (mkdir(sb->lease_dir, root ? 0711 : 0700) < 0) {
 		err = errno == EEXIST ? sb_err_new(SB_E_EXISTS, "lease %s exists already", lease_id)
