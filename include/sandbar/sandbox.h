@@ -239,7 +239,8 @@ sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandb
  * SB_E_NOTFOUND for an unknown id. For long-lived leases whose spool would otherwise grow
  * with every command. */
 sb_err *sb_sandbox_exec_remove(sb_sandbox *sb, const char *exec_id);
-/* Exec ids spooled for this lease, sorted; caller frees with sb_strv_free. */
+/* Exec ids of this lease (spooled, or running in sandbar-init), sorted; caller frees with
+ * sb_strv_free. */
 sb_err *sb_sandbox_exec_list(sb_sandbox *sb, char ***ids_out);
 /* Send signo to the exec's process group (also after its first process exited, while other
  * members such as background children live on). SB_E_NOTFOUND when none is running. */

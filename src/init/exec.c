@@ -70,10 +70,28 @@ static outcome outcome_of(bool running, int wstatus, bool oom)
 	return o;
 }
 
-/* status.json, replaced atomically (temp file + rename in the exec's spool directory). */
-static void write_status(sbi_exec *x, outcome o)
+/* The exec's spool directory, made on first need. false when it cannot be (logged once; the
+ * exec's output is then dropped and its records skipped). */
+static bool ensure_dir(const sbi_state *st, sbi_exec *x)
 {
-	if (x->dirfd < 0)
+	if (x->dirfd >= 0)
+		return true;
+	if (x->dir_failed)
+		return false;
+	if ((mkdirat(st->spool_fd, x->id, 0700) < 0 && errno != EEXIST) ||
+	    (x->dirfd = openat(st->spool_fd, x->id, O_DIRECTORY | O_PATH | O_CLOEXEC)) < 0) {
+		sbi_log("exec %s: creating its spool directory: %s (its output is dropped)", x->id,
+		        strerror(errno));
+		x->dir_failed = true;
+		return false;
+	}
+	return true;
+}
+
+/* status.json, replaced atomically (temp file + rename in the exec's spool directory). */
+static void write_status(const sbi_state *st, sbi_exec *x, outcome o)
+{
+	if (!ensure_dir(st, x))
 		return;
 	char code[16] = "null";
 	if (o.has_code)
@@ -314,19 +332,6 @@ static void exec_free(sbi_exec *x)
 	free(x);
 }
 
-void sbi_exec_after_reply(sbi_state *st)
-{
-	for (sbi_exec *x = st->execs; x; x = x->next) {
-		if (!x->spool_pending)
-			continue;
-		x->spool_pending = false;
-		if (mkdirat(st->spool_fd, x->id, 0700) < 0 ||
-		    (x->dirfd = openat(st->spool_fd, x->id, O_DIRECTORY | O_PATH | O_CLOEXEC)) < 0)
-			sbi_log("exec %s: creating its spool directory: %s (its output is dropped)",
-			        x->id, strerror(errno));
-	}
-}
-
 void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd, int wake_fd,
                     sbi_msg *reply)
 {
@@ -357,15 +362,15 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 	if (notify_fd >= 0 || wake_fd >= 0)
 		sbi_exec_watch(x, notify_fd, wake_fd);
 	notify_fd = wake_fd = -1;
-	/* The spool directory is made right after the reply (sbi_exec_after_reply), off the
-	 * path the host waits on; only the id's novelty is checked now. stdout and stderr files
+	/* The spool directory is made on first need (output, a status record), never on the
+	 * path the host waits on: a directory operation can take milliseconds on a busy disk.
+	 * Only the id's novelty is checked now. stdout and stderr files
 	 * appear with the first byte: readers treat a missing file as empty. */
 	struct stat sst;
 	if (fstatat(st->spool_fd, id, &sst, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
 		reply_err(reply, EEXIST, "exec id already used");
 		goto out;
 	}
-	x->spool_pending = true;
 	int in = stdin_fd >= 0 ? stdin_fd : st->devnull;
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		reply_err(reply, errno, "creating pipes");
@@ -451,11 +456,11 @@ sbi_exec *sbi_exec_find(sbi_state *st, const char *id)
 
 static const char *const stream_names[2] = {"stdout", "stderr"};
 
-static bool ensure_file(sbi_exec *x, int s)
+static bool ensure_file(const sbi_state *st, sbi_exec *x, int s)
 {
 	if (x->file[s] >= 0)
 		return true;
-	if (x->dirfd < 0)
+	if (!ensure_dir(st, x))
 		return false;
 	x->file[s] = openat(x->dirfd, stream_names[s], O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (x->file[s] < 0)
@@ -514,7 +519,7 @@ void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 				x->truncated[s] = true;
 				continue;
 			}
-			if (n == 1 && ensure_file(x, s)) {
+			if (n == 1 && ensure_file(st, x, s)) {
 				spool_write(x, s, &c, 1);
 				continue;
 			}
@@ -522,7 +527,7 @@ void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 				x->truncated[s] = true;
 				continue;
 			}
-		} else if (!ensure_file(x, s)) {
+		} else if (!ensure_file(st, x, s)) {
 			n = discard(x, s); /* nowhere to spool it: the command must not block */
 		} else {
 			size_t want =
@@ -568,7 +573,7 @@ static void exec_finish(sbi_state *st, sbi_exec *x, int wstatus)
 	/* The host hears first; the record follows in this same loop turn, before init reads
 	 * any other request, so a status request (answered from this table) always agrees. */
 	notify_exit(x);
-	write_status(x, outcome_of(false, wstatus, x->oom));
+	write_status(st, x, outcome_of(false, wstatus, x->oom));
 }
 
 void sbi_exec_reap(sbi_state *st)
@@ -596,7 +601,7 @@ int sbi_exec_timeouts(sbi_state *st)
 			continue;
 		if (x->status_due_ms && now >= x->status_due_ms) {
 			x->status_due_ms = 0;
-			write_status(x, outcome_of(true, 0, false));
+			write_status(st, x, outcome_of(true, 0, false));
 		}
 		if (x->status_due_ms && (next < 0 || x->status_due_ms - now < next))
 			next = x->status_due_ms - now;

@@ -36,7 +36,7 @@ typedef struct sbi_exec {
 	bool oom;              /* once exited: the memory limit killed it */
 	bool truncated[2];     /* output past spool_max was dropped */
 	int64_t status_due_ms; /* when to write the "running" record; 0 = done */
-	bool spool_pending;    /* the spool directory is made after the reply */
+	bool dir_failed;       /* its spool directory could not be made */
 	long long oom_before;
 	struct sbi_exec *next;
 } sbi_exec;
@@ -63,8 +63,6 @@ int sbi_exec_setup(sbi_state *st);
  * -1) are consumed; the latter two make the first watcher (see sbi_exec). */
 void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd, int wake_fd,
                     sbi_msg *reply);
-/* After a reply went out: make the spool directories of the execs just started. */
-void sbi_exec_after_reply(sbi_state *st);
 /* Reap exited children (after SIGCHLD) and record the status of the ones that are execs. */
 void sbi_exec_reap(sbi_state *st);
 /* Move available output from pipes to spool files; close pipes at EOF. */

@@ -168,6 +168,11 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 			sbi_msg_addi(&reply, "watching", watching);
 			sbi_exec_describe(x, &reply);
 		}
+	} else if (strcmp(op, "list") == 0) {
+		/* the execs init tracks: some may have no spool directory yet */
+		sbi_msg_add(&reply, "ok", "1");
+		for (sbi_exec *x = st->execs; x; x = x->next)
+			sbi_msg_add(&reply, "id", x->id);
 	} else if (strcmp(op, "status") == 0) {
 		/* from memory while init still tracks the exec; the host falls back to the
 		 * record on disk otherwise */
@@ -192,7 +197,6 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 	int rc = sbi_send(cfd, &reply, NULL, 0);
 	if (rc < 0 && rc != -EPIPE)
 		sbi_log("reply to host: %s", strerror(-rc));
-	sbi_exec_after_reply(st);
 	sbi_msg_deinit(&reply);
 }
 

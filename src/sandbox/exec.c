@@ -272,10 +272,14 @@ static sb_err *attach_plain(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec
 		return err;
 	sb_sandbox_exec *x = new_handle(sb, exec_id);
 	x->dirfd = openat(sb->spool_fd, exec_id, O_PATH | O_DIRECTORY | O_CLOEXEC);
-	if (x->dirfd < 0 && errno == ENOENT && !sb->dead && init_tracks(sb, exec_id)) {
-		/* just started: init makes the directory right after its reply */
-		*out = x;
-		return NULL;
+	if (x->dirfd < 0 && errno == ENOENT && !sb->dead) {
+		/* init makes the directory on first need (output, a record): an exec it tracks
+		 * may have none yet. Once init answered, any directory it was making exists. */
+		if (init_tracks(sb, exec_id)) {
+			*out = x;
+			return NULL;
+		}
+		x->dirfd = openat(sb->spool_fd, exec_id, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	}
 	if (x->dirfd < 0) {
 		err = errno == ENOENT
@@ -700,6 +704,14 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static bool has_id(char **ids, const char *id)
+{
+	for (size_t i = 0; ids && ids[i]; i++)
+		if (strcmp(ids[i], id) == 0)
+			return true;
+	return false;
+}
+
 sb_err *sb_sandbox_exec_list(sb_sandbox *sb, char ***ids_out)
 {
 	*ids_out = NULL;
@@ -720,6 +732,24 @@ sb_err *sb_sandbox_exec_list(sb_sandbox *sb, char ***ids_out)
 			n++;
 		}
 	closedir(d);
+	/* plus what init runs that has no spool directory yet (made on first need) */
+	if (!sb->dead) {
+		sbi_msg m, reply;
+		sbi_msg_init(&m);
+		sbi_msg_init(&reply);
+		sbi_msg_add(&m, "op", "list");
+		sb_err *err = sb_ctl_call(sb, &m, NULL, 0, &reply);
+		size_t pos = 0;
+		const char *k, *v;
+		while (!err && sbi_msg_next(&reply, &pos, &k, &v))
+			if (strcmp(k, "id") == 0 && sbi_id_valid(v) && !has_id(ids, v)) {
+				sb_strv_push(&ids, v);
+				n++;
+			}
+		sb_err_free(err);
+		sbi_msg_deinit(&m);
+		sbi_msg_deinit(&reply);
+	}
 	if (!ids)
 		ids = sb_xcalloc(1, sizeof(char *));
 	qsort(ids, n, sizeof *ids, cmp_str);
