@@ -196,7 +196,13 @@ typedef struct sb_sandbox_exec_status {
 	bool stdout_truncated, stderr_truncated; /* output beyond limits.spool_bytes dropped */
 } sb_sandbox_exec_status;
 
-/* A started or re-attached exec: its output streams, its status and a wake-up fd. */
+/* A started or re-attached exec: its output streams, its status and a wake-up fd.
+ *
+ * Records: sandbar-init announces an exit to the handles following the exec at once and
+ * writes the final status.json a moment later (on a thread of its own, so that a slow disk
+ * delays no other request); until then it answers status requests from memory. Results
+ * survive the host's death; a sandbox killed within those milliseconds may lose the last
+ * record (the exec then reads as never finished: SB_E_STATE_LOST). */
 typedef struct sb_sandbox_exec sb_sandbox_exec;
 
 /* Start a command. Returns after sandbar-init has forked it (pid known) or with SB_E_SPAWN

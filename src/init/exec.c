@@ -88,11 +88,9 @@ static bool ensure_dir(const sbi_state *st, sbi_exec *x)
 	return true;
 }
 
-/* status.json, replaced atomically (temp file + rename in the exec's spool directory). */
+/* status.json, replaced atomically (temp file + rename), by the writer thread. */
 static void write_status(const sbi_state *st, sbi_exec *x, outcome o)
 {
-	if (!ensure_dir(st, x))
-		return;
 	char code[16] = "null";
 	if (o.has_code)
 		snprintf(code, sizeof code, "%d", o.code);
@@ -106,27 +104,8 @@ static void write_status(const sbi_state *st, sbi_exec *x, outcome o)
 	                 (long long)x->finished_ms, code, o.sig, x->timed_out ? "true" : "false",
 	                 o.oom ? "true" : "false", x->truncated[0] ? "true" : "false",
 	                 x->truncated[1] ? "true" : "false");
-	int fd =
-	    openat(x->dirfd, "status.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		sbi_log("exec %s: cannot write status: %s", x->id, strerror(errno));
-		return;
-	}
-	size_t done = 0;
-	while (done < (size_t)n) {
-		ssize_t w = write(fd, buf + done, (size_t)n - done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			sbi_log("exec %s: writing status: %s", x->id, strerror(errno));
-			close(fd);
-			return;
-		}
-		done += (size_t)w;
-	}
-	close(fd);
-	if (renameat(x->dirfd, "status.json.tmp", x->dirfd, "status.json") < 0)
-		sbi_log("exec %s: renaming status: %s", x->id, strerror(errno));
+	if (n > 0 && (size_t)n < sizeof buf)
+		sbi_records_put(st, x, buf, (size_t)n);
 }
 
 void sbi_exec_describe(const sbi_exec *x, sbi_msg *m)
@@ -142,6 +121,7 @@ void sbi_exec_describe(const sbi_exec *x, sbi_msg *m)
 	sbi_msg_addi(m, "oom_killed", o.oom);
 	sbi_msg_addi(m, "stdout_truncated", x->truncated[0]);
 	sbi_msg_addi(m, "stderr_truncated", x->truncated[1]);
+	sbi_msg_addi(m, "recording", x->pending_records > 0);
 	sbi_msg_addi(m, "started_at_ms", x->started_ms);
 	sbi_msg_addi(m, "finished_at_ms", x->finished_ms);
 }
@@ -627,7 +607,7 @@ void sbi_exec_gc(sbi_state *st)
 	sbi_exec **pp = &st->execs;
 	while (*pp) {
 		sbi_exec *x = *pp;
-		if (x->exited && x->pipe[0] < 0 && x->pipe[1] < 0) {
+		if (x->exited && x->pipe[0] < 0 && x->pipe[1] < 0 && x->pending_records == 0) {
 			*pp = x->next;
 			exec_free(x);
 		} else {

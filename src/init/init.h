@@ -37,6 +37,7 @@ typedef struct sbi_exec {
 	bool truncated[2];     /* output past spool_max was dropped */
 	int64_t status_due_ms; /* when to write the "running" record; 0 = done */
 	bool dir_failed;       /* its spool directory could not be made */
+	int pending_records;   /* status records queued to the writer thread (records.c) */
 	long long oom_before;
 	struct sbi_exec *next;
 } sbi_exec;
@@ -56,6 +57,13 @@ int64_t sbi_wall_ms(void);
 int64_t sbi_mono_ms(void);
 /* Log a line to init's stderr (a host-side file outside the sandbox). */
 void sbi_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* records.c: start the record writer; returns the descriptor the main loop polls for
+ * completions (then calls sbi_records_reap), or -1. */
+int sbi_records_start(void);
+/* Queue an exec's status record (text of len bytes) for writing. */
+void sbi_records_put(const sbi_state *st, sbi_exec *x, const char *text, size_t len);
+void sbi_records_reap(void);
 
 /* Once at start: compute the commands' rlimits and open /dev/null. -1 on failure (errno). */
 int sbi_exec_setup(sbi_state *st);

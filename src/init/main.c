@@ -336,6 +336,11 @@ int main(int argc, char **argv)
 		sbi_log("setting up the event loop: %s", strerror(errno));
 		_exit(1);
 	}
+	int records = sbi_records_start();
+	if (records < 0) {
+		sbi_log("starting the record writer: %s", strerror(errno));
+		_exit(1);
+	}
 	if (ready >= 0) {
 		(void)!write(ready, "R", 1);
 		close(ready);
@@ -343,7 +348,7 @@ int main(int argc, char **argv)
 	struct pollfd *pfds = NULL;
 	size_t pcap = 0;
 	for (;;) {
-		size_t n = 0, want = 2 + (size_t)nclients;
+		size_t n = 0, want = 3 + (size_t)nclients;
 		for (sbi_exec *x = st.execs; x; x = x->next)
 			want += 2;
 		if (want > pcap) {
@@ -356,6 +361,7 @@ int main(int argc, char **argv)
 		}
 		pfds[n++] = (struct pollfd){ctl, POLLIN, 0};
 		pfds[n++] = (struct pollfd){sfd, POLLIN, 0};
+		pfds[n++] = (struct pollfd){records, POLLIN, 0};
 		for (int i = 0; i < nclients; i++)
 			pfds[n++] = (struct pollfd){clients[i].fd, POLLIN, 0};
 		for (sbi_exec *x = st.execs; x; x = x->next)
@@ -371,7 +377,7 @@ int main(int argc, char **argv)
 		if (rc <= 0)
 			continue;
 		/* output first, so a reaped exec's status comes after all its bytes */
-		size_t k = 2 + (size_t)nclients;
+		size_t k = 3 + (size_t)nclients;
 		for (sbi_exec *x = st.execs; x; x = x->next)
 			for (int s = 0; s < 2; s++, k++)
 				if (pfds[k].revents && x->pipe[s] == pfds[k].fd)
@@ -382,8 +388,10 @@ int main(int argc, char **argv)
 				;
 			sbi_exec_reap(&st);
 		}
+		if (pfds[2].revents)
+			sbi_records_reap();
 		for (int i = nclients - 1; i >= 0; i--)
-			if (pfds[2 + i].revents)
+			if (pfds[3 + i].revents)
 				client_readable(&st, i);
 		if (pfds[0].revents)
 			accept_clients(ctl);

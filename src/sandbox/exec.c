@@ -677,6 +677,23 @@ sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandb
 	return err;
 }
 
+/* Is init still writing the exec's records (it would recreate a removed directory)? */
+static bool init_recording(sb_sandbox *sb, const char *exec_id)
+{
+	sbi_msg m, reply;
+	sbi_msg_init(&m);
+	sbi_msg_init(&reply);
+	sbi_msg_add(&m, "op", "status");
+	sbi_msg_add(&m, "id", exec_id);
+	sb_err *err = sb_ctl_call(sb, &m, NULL, 0, &reply);
+	long long v = 0;
+	bool busy = !err && sbi_msg_geti(&reply, "recording", 0, 1, &v) == 0 && v;
+	sb_err_free(err);
+	sbi_msg_deinit(&m);
+	sbi_msg_deinit(&reply);
+	return busy;
+}
+
 sb_err *sb_sandbox_exec_remove(sb_sandbox *sb, const char *exec_id)
 {
 	sb_sandbox_exec_status st;
@@ -693,6 +710,15 @@ sb_err *sb_sandbox_exec_remove(sb_sandbox *sb, const char *exec_id)
 		return sb_err_new(SB_E_BUSY,
 		                  "exec %s in lease %s is still running; signal it first", exec_id,
 		                  sb->id);
+	/* its final record may still be on its way to the disk (a few ms) */
+	int64_t deadline = sb_mono_ms() + 2000;
+	while (!sb->dead && init_recording(sb, exec_id)) {
+		if (sb_mono_ms() > deadline)
+			return sb_err_new(SB_E_BUSY,
+			                  "exec %s in lease %s is still being recorded; try again",
+			                  exec_id, sb->id);
+		sb_sleep_ms(5);
+	}
 	char *dir = sb_strfmt("%s/%s", sb->spool_dir, exec_id);
 	err = sb_fs_rm_rf(dir);
 	free(dir);
