@@ -1,5 +1,6 @@
 /* `sandbar exec`: run one command in a kept lease, streaming its output, and exit with its
  * exit code. The exec id is printed so `sandbar logs` can reattach from any offset later. */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -130,7 +131,11 @@ int cmd_exec(int argc, char **argv)
 	sb_sandbox_exec *x = NULL;
 	err = sb_sandbox_exec_start(sb, &req, &x);
 	if (err) {
-		rc = err->code == SB_E_SPAWN ? SB_EXIT_NOTFOUND : SB_EXIT_FAILURE;
+		/* As in `sandbar run`: 127 only when exec said ENOENT, 126 for any other start
+		 * failure (not executable, bad --cwd). */
+		rc = err->code != SB_E_SPAWN     ? SB_EXIT_FAILURE
+		     : err->sys_errno == ENOENT ? SB_EXIT_NOTFOUND
+						: SB_EXIT_NOEXEC;
 		fprintf(stderr, "sandbar exec: %s\n", err->msg);
 		sb_err_free(err);
 	} else {

@@ -134,6 +134,16 @@ static void exec_passes_the_exit_code_and_prints_the_exec_id(void **state)
 				  CLIT_V("exec", "-q", "--lease", id, "--", "no-such-command-z")),
 			 127);
 	clit_res_free(&r);
+	/* Found but not executable: 126, not 127. */
+	assert_int_equal(clit_run(t, &r, NULL,
+				  CLIT_V("exec", "-q", "--lease", id, "--", "sh", "-c",
+					 "printf 'echo hi' > noexec.sh; chmod 644 noexec.sh")),
+			 0);
+	clit_res_free(&r);
+	assert_int_equal(clit_run(t, &r, NULL,
+				  CLIT_V("exec", "-q", "--lease", id, "--", "/workspace/noexec.sh")),
+			 126);
+	clit_res_free(&r);
 	assert_int_equal(clit_run(t, &r, NULL,
 				  CLIT_V("exec", "-q", "--lease", id, "--", "sh", "-c", "kill -9 $$")),
 			 137);

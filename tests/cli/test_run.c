@@ -66,6 +66,12 @@ static void command_not_found_is_127(void **state)
 			 127);
 	assert_non_null(strstr(r.err, "no-such-command-x"));
 	clit_res_free(&r);
+	/* Found but not executable: 126. */
+	sbt_write(t->ws, "noexec.sh", "echo hi\n", 8, 0644);
+	assert_int_equal(clit_run(t, &r, NULL,
+				  CLIT_V("run", "-q", "-w", t->ws, "--", "./noexec.sh")),
+			 126);
+	clit_res_free(&r);
 	/* Through a shell too: the shell's own 127 passes through. */
 	assert_int_equal(run_sh(t, &r, "no-such-command-y"), 127);
 	clit_res_free(&r);
