@@ -356,6 +356,13 @@ int cmd_run(int argc, char **argv)
 	err = sb_runtime_prepare(&popts, &rt);
 	cli_bar_clear(&bar);
 	report.phases.prepare_ms = sb_mono_ms() - t0;
+	if (err && g_interrupts > 0) {
+		/* Ctrl-C cancelled the staging: an interrupt, not a sandbar failure. */
+		sb_err_free(err);
+		fprintf(stderr, "sandbar run: interrupted while staging; nothing was run\n");
+		rc = SB_EXIT_SIGNAL_BASE + SIGINT;
+		goto out_release;
+	}
 	if (err) {
 		rc = cli_fail_err("run", sb_err_prefix(err, "staging %s", workspace));
 		goto out_release;
