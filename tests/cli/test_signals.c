@@ -108,6 +108,45 @@ static void second_sigint_aborts_and_names_the_lease(void **state)
 	free(lease);
 }
 
+static void sigint_during_staging_is_130_and_cleans_up(void **state)
+{
+	clit *t = *state;
+	/* A command prefix that holds the first transfer (the staging tar) until killed. */
+	char *script = sb_strfmt("#!/bin/sh\n"
+				 "case \"$*\" in *tar*)\n"
+				 "  if [ ! -e '%s/held' ]; then : > '%s/held';\n"
+				 "    while :; do sleep 0.01; done; fi;;\n"
+				 "esac\n"
+				 "exec \"$@\"\n",
+				 t->root, t->root);
+	sbt_write(t->root, "holdsh", script, strlen(script), 0755);
+	free(script);
+	char *tmp = sbt_path(t->root, "tmp");
+	SB_ASSERT_OK(sb_fs_mkdir_p(tmp, 0755));
+	char *env_tmp = sb_strfmt("TMPDIR=%s", tmp);
+	char *via = sb_strfmt("cmd:%s/holdsh", t->root);
+	char *ran = sbt_path(t->root, "ran");
+	clit_proc p;
+	clit_start(t, &p, CLIT_V(env_tmp),
+		   CLIT_V("run", "-w", t->ws, "--via", via, "--", "touch", ran));
+	char *held = sbt_path(t->root, "held");
+	clit_wait_for(held, "");
+	assert_int_equal(kill(p.pid, SIGINT), 0);
+	clit_res r;
+	assert_int_equal(clit_finish(&p, &r), 130);
+	assert_non_null(strstr(r.err, "interrupted while staging"));
+	clit_res_free(&r);
+	assert_int_not_equal(sbt_sh("test -e '%s'", ran), 0);
+	char *left = sbt_sh_out("ls -A '%s' | grep -c '^sandbar-run'", tmp);
+	assert_int_equal(atoi(left), 0);
+	free(left);
+	free(held);
+	free(ran);
+	free(via);
+	free(env_tmp);
+	free(tmp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -115,6 +154,7 @@ int main(void)
 		T(first_sigint_stops_restores_and_releases),
 		T(first_sigint_kills_a_command_ignoring_term),
 		T(second_sigint_aborts_and_names_the_lease),
+		T(sigint_during_staging_is_130_and_cleans_up),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
