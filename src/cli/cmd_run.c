@@ -74,10 +74,17 @@ static void on_sigint(int signo)
 	_exit(SB_EXIT_SIGNAL_BASE + SIGINT);
 }
 
-static void set_abort_message(const char *lease_id, const char *remote_dir)
+static void set_abort_message(const char *lease_id, const char *remote_dir,
+			      const char *bridge_url)
 {
 	int n;
-	if (lease_id)
+	if (lease_id && bridge_url)
+		/* `sandbar lease` manages local leases only: this one lives on the bridge. */
+		n = snprintf(g_abort_msg, sizeof g_abort_msg,
+			     "\nsandbar: aborted without restoring; lease %s is left behind on %s "
+			     "(release it through that bridge)\n",
+			     lease_id, bridge_url);
+	else if (lease_id)
 		n = snprintf(g_abort_msg, sizeof g_abort_msg,
 			     "\nsandbar: aborted without restoring; lease %s is left behind "
 			     "(remove it with `sandbar lease destroy %s`)\n",
@@ -336,7 +343,8 @@ int cmd_run(int argc, char **argv)
 		goto out_ws;
 	}
 	report.lease_id = target.lease_id ? sb_xstrdup(target.lease_id) : NULL;
-	set_abort_message(target.lease_id, target.remote_dir);
+	set_abort_message(target.lease_id, target.remote_dir,
+			  topts.via == CLI_VIA_BRIDGE ? topts.bridge_url : NULL);
 
 	/* 2. Stage. */
 	t0 = sb_mono_ms();
