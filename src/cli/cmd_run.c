@@ -436,6 +436,10 @@ int cmd_run(int argc, char **argv)
 
 out_release:
 	t0 = sb_mono_ms();
+	/* Without a lease id (--via local, 'cmd:...') the kept thing is the remote directory. */
+	char *kept_dir = o.keep && !target.lease_id && target.remote_dir
+				 ? sb_xstrdup(target.remote_dir)
+				 : NULL;
 	err = cli_target_release(&target, o.keep);
 	report.phases.release_ms = sb_mono_ms() - t0;
 	if (err) {
@@ -446,6 +450,9 @@ out_release:
 	}
 	if (o.keep && report.lease_id)
 		fprintf(stderr, "sandbar run: lease %s kept\n", report.lease_id);
+	else if (kept_dir)
+		fprintf(stderr, "sandbar run: remote copy kept in %s\n", kept_dir);
+	free(kept_dir);
 	if (!o.quiet)
 		run_report_print_summary(&report, stderr);
 	if (o.json)
