@@ -119,6 +119,30 @@ static void via_prefix_through_a_shell(void **state)
 	free(tmp);
 }
 
+static void keep_with_via_local_names_the_kept_copy(void **state)
+{
+	clit *t = *state;
+	char *tmp = sbt_path(t->root, "tmp");
+	char *env_tmp = sb_strfmt("TMPDIR=%s", tmp);
+	sbt_write_str(t->ws, "mine.txt", "m\n");
+	clit_res r;
+	assert_int_equal(clit_run(t, &r, CLIT_V(env_tmp),
+				  CLIT_V("run", "-q", "--keep", "-w", t->ws, "--via", "local", "--",
+					 "sh", "-c", "echo r > theirs.txt")),
+			 0);
+	char *dir = clit_word_after(r.err, "remote copy kept in ");
+	clit_res_free(&r);
+	assert_true(sb_str_has_prefix(dir, tmp));
+	char *theirs = sbt_read(dir, "theirs.txt", NULL), *mine = sbt_read(dir, "mine.txt", NULL);
+	assert_string_equal(theirs, "r\n");
+	assert_string_equal(mine, "m\n");
+	free(theirs);
+	free(mine);
+	free(dir);
+	free(env_tmp);
+	free(tmp);
+}
+
 /* ---- a real daemon */
 
 typedef struct daemon {
@@ -245,6 +269,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 		T(via_local_runs_on_the_host_and_cleans_up),
 		T(via_prefix_through_a_shell),
+		T(keep_with_via_local_names_the_kept_copy),
 		T(bridge_against_a_real_daemon),
 		T(via_and_bridge_together_is_a_usage_error),
 #undef T
