@@ -282,6 +282,7 @@ int cmd_run(int argc, char **argv)
 		cfg.bridge_url = sb_xstrdup(o.bridge);
 	sb_err *err = cli_config_resolve(&cfg);
 	if (err) {
+		cli_config_deinit(&cfg); /* what the environment already set */
 		run_opts_free(&o);
 		return cli_fail_err("run", err);
 	}
@@ -338,9 +339,9 @@ int cmd_run(int argc, char **argv)
 	err = cli_target_acquire(&topts, &target);
 	report.phases.acquire_ms = sb_mono_ms() - t0;
 	if (err) {
-		cli_target_release(&target, false);
+		sb_err_free(cli_target_release(&target, false));
 		rc = cli_fail_err("run", sb_err_prefix(err, "acquiring a lease"));
-		goto out_ws;
+		goto out_report;
 	}
 	report.lease_id = target.lease_id ? sb_xstrdup(target.lease_id) : NULL;
 	set_abort_message(target.lease_id, target.remote_dir,
@@ -457,11 +458,11 @@ out_release:
 		run_report_print_summary(&report, stderr);
 	if (o.json)
 		run_report_print_json(&report, stdout);
+out_report:
 	run_report_deinit(&report);
 	signal(SIGINT, SIG_DFL);
 	sb_cancel_free(g_cancel);
 	g_cancel = NULL;
-out_ws:
 	free(workspace);
 out_cfg:
 	sb_strv_free(topts.prefix);
