@@ -311,6 +311,15 @@ int cmd_run(int argc, char **argv)
 				     o.via);
 		goto out_cfg;
 	}
+	/* The bridge protocol carries neither: the daemon's own settings decide, so a flag the
+	 * user gave would silently not hold. */
+	if ((o.memory || o.network) && topts.via == CLI_VIA_BRIDGE) {
+		rc = cli_usage_error("run", "%s cannot be passed to a bridge (%s): its daemon sets "
+					    "sandbox limits and network; drop the flag or use the "
+					    "embedded sandbox (--via sandbox)",
+				     o.memory ? "--memory" : "--network", topts.bridge_url);
+		goto out_cfg;
+	}
 
 	char *workspace = NULL;
 	{
