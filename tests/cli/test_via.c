@@ -251,7 +251,7 @@ static void bridge_against_a_real_daemon(void **state)
 	daemon_stop(t, &d);
 }
 
-static void via_and_bridge_together_is_a_usage_error(void **state)
+static void flags_a_target_cannot_honour_are_usage_errors(void **state)
 {
 	clit *t = *state;
 	clit_res r;
@@ -261,6 +261,30 @@ static void via_and_bridge_together_is_a_usage_error(void **state)
 			 125);
 	assert_non_null(strstr(r.err, "--bridge"));
 	clit_res_free(&r);
+	/* Limits that a target cannot enforce are refused, never silently dropped. */
+	static const struct {
+		const char *env, *args[6], *named;
+	} cases[] = {
+		{NULL, {"--via", "local", "--memory", "1G"}, "--memory"},
+		{NULL, {"--bridge", "http://127.0.0.1:1", "--memory", "1G"}, "--memory"},
+		{NULL, {"--bridge", "http://127.0.0.1:1", "--network"}, "--network"},
+		{"SANDBAR_BRIDGE_URL=http://127.0.0.1:1", {"--memory", "1G"}, "--memory"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		const char *args[12] = {"run", "-w", t->ws};
+		size_t n = 3;
+		for (size_t k = 0; k < 6 && cases[i].args[k]; k++)
+			args[n++] = cases[i].args[k];
+		args[n++] = "--";
+		args[n++] = "true";
+		const char *env[2] = {cases[i].env ? cases[i].env : "SANDBAR_UNUSED=1", NULL};
+		int code = clit_run(t, &r, env, args);
+		if (code != 125 || !strstr(r.err, cases[i].named)) {
+			print_error("case %zu: exit %d, stderr: %s\n", i, code, r.err);
+			fail();
+		}
+		clit_res_free(&r);
+	}
 }
 
 int main(void)
@@ -271,7 +295,7 @@ int main(void)
 		T(via_prefix_through_a_shell),
 		T(keep_with_via_local_names_the_kept_copy),
 		T(bridge_against_a_real_daemon),
-		T(via_and_bridge_together_is_a_usage_error),
+		T(flags_a_target_cannot_honour_are_usage_errors),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
