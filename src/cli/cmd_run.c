@@ -45,8 +45,8 @@ static const char run_help[] =
 	"                         theirs is written beside it as NAME.sandbar-remote),\n"
 	"                         take-remote, or fail (apply nothing)\n"
 	"  -q, --quiet            no progress bar and no summary\n"
-	"      --json             print one JSON result object on stdout at the end; COMMAND's\n"
-	"                         own output then goes to stderr\n"
+	"      --json             print one JSON result object on stdout at the end instead of\n"
+	"                         the summary; COMMAND's own output then goes to stderr\n"
 	"  -h, --help             this text\n"
 	"\n"
 	"exit status: COMMAND's exit code; 128+N when it was killed by signal N; 124 when it timed\n"
@@ -463,7 +463,9 @@ out_release:
 	else if (kept_dir)
 		fprintf(stderr, "sandbar run: remote copy kept in %s\n", kept_dir);
 	free(kept_dir);
-	if (!o.quiet)
+	/* With --json the object is the summary (as in `sandbar pull` and sandbar(1)): stderr
+	 * then carries only the command's own output and sandbar's errors. */
+	if (!o.quiet && !o.json)
 		run_report_print_summary(&report, stderr);
 	if (o.json)
 		run_report_print_json(&report, stdout);

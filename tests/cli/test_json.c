@@ -56,6 +56,8 @@ static void json_reports_every_field(void **state)
 	assert_null(strstr(r.out, "command-stdout"));
 	assert_non_null(strstr(r.err, "command-stdout\n"));
 	assert_non_null(strstr(r.err, "command-stderr\n"));
+	/* The object replaces the human summary (sandbar(1)). */
+	assert_null(strstr(r.err, "in conflict;"));
 	size_t len = strlen(r.out);
 	assert_true(len > 0 && r.out[len - 1] == '\n');
 	assert_null(memchr(r.out, '\n', len - 1));
