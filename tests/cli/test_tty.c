@@ -102,6 +102,10 @@ static void bar_is_drawn_and_cleared_on_a_terminal(void **state)
 	/* Erased after it was drawn, before the summary. */
 	const char *erase = strstr(bar, "\r\033[K");
 	assert_non_null(erase);
+	/* The restore has its bar too, erased in turn. */
+	const char *restoring = strstr(erase, "\rrestoring");
+	assert_non_null(restoring);
+	assert_non_null(strstr(restoring, "\r\033[K"));
 	const char *summary = strstr(tty, "1 added");
 	assert_non_null(summary);
 	assert_true(erase < summary);

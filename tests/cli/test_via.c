@@ -57,14 +57,15 @@ static void check_roundtrip(clit *t, const char *const *env, const char *flag, c
 	sbt_write_str(t->ws, "gone.txt", "x\n");
 	clit_res r;
 	int code = clit_run(t, &r, env,
-			    CLIT_V("run", "--json", "-w", t->ws, flag, value, "--", "sh", "-c",
-				   "cat edit.txt; echo v2 > edit.txt; rm gone.txt; "
+			    CLIT_V("run", "--json", "-w", t->ws, flag, value, "-e",
+				   "SB_T=hello world", "--", "sh", "-c",
+				   "echo \"env:$SB_T\"; cat edit.txt; echo v2 > edit.txt; rm gone.txt; "
 				   "echo made > new.txt; exit 5"));
 	if (code != 5) {
 		print_error("exit %d, stderr:\n%s\n", code, r.err);
 		fail();
 	}
-	assert_non_null(strstr(r.err, "v1\n"));
+	assert_non_null(strstr(r.err, "env:hello world\nv1\n"));
 	json_t *j = clit_json(r.out);
 	json_t *ch = json_object_get(j, "changes");
 	assert_true(clit_json_set_eq(json_object_get(ch, "added"), CLIT_V("new.txt")));
