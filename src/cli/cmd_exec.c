@@ -30,6 +30,7 @@ static const char exec_help[] =
 	"  -h, --help           this text\n";
 
 struct stdin_copy {
+	sb_sandbox_exec *x;
 	int fd;
 };
 
@@ -40,6 +41,8 @@ static void *copy_stdin(void *arg)
 	char buf[64 * 1024];
 	for (;;) {
 		ssize_t n = read(0, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			break;
 		sb_err *err = sb_write_all(c->fd, buf, (size_t)n);
@@ -48,6 +51,8 @@ static void *copy_stdin(void *arg)
 			break;
 		}
 	}
+	/* The main thread leaves the exec's stdin alone until it has joined us. */
+	sb_sandbox_exec_close_stdin(c->x);
 	return NULL;
 }
 
@@ -143,7 +148,7 @@ int cmd_exec(int argc, char **argv)
 			fprintf(stderr, "sandbar exec: exec %s in lease %s\n", sb_sandbox_exec_id(x),
 				lease);
 		pthread_t t;
-		struct stdin_copy sc = {.fd = sb_sandbox_exec_stdin_fd(x)};
+		struct stdin_copy sc = {.x = x, .fd = sb_sandbox_exec_stdin_fd(x)};
 		bool copying = interactive && sc.fd >= 0 &&
 			       pthread_create(&t, NULL, copy_stdin, &sc) == 0;
 		sb_sandbox_exec_status st;
