@@ -82,7 +82,27 @@ static void child_env(clit *t, const char *const *env)
 	}
 }
 
+static void start(clit *t, clit_proc *p, const char *const *env, const char *const *args,
+		  const char *stdin_path);
+
 void clit_start(clit *t, clit_proc *p, const char *const *env, const char *const *args)
+{
+	start(t, p, env, args, "/dev/null");
+}
+
+int clit_run_stdin(clit *t, clit_res *r, const char *input, const char *const *env,
+		   const char *const *args)
+{
+	char *in = sb_strfmt("%s/in.%u", t->root, t->seq);
+	sbt_write("/", in + 1, input, strlen(input), 0644);
+	clit_proc p;
+	start(t, &p, env, args, in);
+	free(in);
+	return clit_finish(&p, r);
+}
+
+static void start(clit *t, clit_proc *p, const char *const *env, const char *const *args,
+		  const char *stdin_path)
 {
 	unsigned n = ++t->seq;
 	p->out_path = sb_strfmt("%s/out.%u", t->root, n);
@@ -97,7 +117,7 @@ void clit_start(clit *t, clit_proc *p, const char *const *env, const char *const
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		int in = open(stdin_path, O_RDONLY | O_CLOEXEC);
 		int out = open(p->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		int err = open(p->err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (in < 0 || out < 0 || err < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||

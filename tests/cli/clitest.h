@@ -34,6 +34,9 @@ void clit_destroy_leases(clit *t, const char *state_dir);
 
 /* Run sandbar with args (without argv[0]) and wait for it. */
 int clit_run(clit *t, clit_res *r, const char *const *env, const char *const *args);
+/* The same with input as its standard input (instead of /dev/null). */
+int clit_run_stdin(clit *t, clit_res *r, const char *input, const char *const *env,
+		   const char *const *args);
 void clit_res_free(clit_res *r);
 
 /* Start sandbar without waiting; stdout/stderr go to the returned paths (malloc'd). */

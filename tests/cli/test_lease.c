@@ -163,6 +163,28 @@ static void exec_passes_the_exit_code_and_prints_the_exec_id(void **state)
 	free(id);
 }
 
+static void exec_interactive_passes_stdin_and_its_end(void **state)
+{
+	clit *t = *state;
+	char *id = acquire(t);
+	clit_res r;
+	/* The command sees our input and then EOF, so it finishes. */
+	assert_int_equal(clit_run_stdin(t, &r, "hello\nworld\n", NULL,
+					CLIT_V("exec", "-q", "-i", "--lease", id, "--", "sh", "-c",
+					       "cat; echo done; exit 3")),
+			 3);
+	assert_string_equal(r.out, "hello\nworld\ndone\n");
+	clit_res_free(&r);
+	/* Without -i the command's stdin is empty. */
+	assert_int_equal(clit_run_stdin(t, &r, "ignored\n", NULL,
+					CLIT_V("exec", "-q", "--lease", id, "--", "sh", "-c",
+					       "cat; echo done")),
+			 0);
+	assert_string_equal(r.out, "done\n");
+	clit_res_free(&r);
+	free(id);
+}
+
 static void logs_print_from_an_offset(void **state)
 {
 	clit *t = *state;
@@ -239,6 +261,7 @@ int main(void)
 		T(lease_acquire_list_renew_destroy),
 		T(lease_acquire_with_ttl_and_limits),
 		T(exec_passes_the_exit_code_and_prints_the_exec_id),
+		T(exec_interactive_passes_stdin_and_its_end),
 		T(logs_print_from_an_offset),
 		T(logs_follow_until_the_exec_ends),
 #undef T
