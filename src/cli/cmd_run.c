@@ -337,6 +337,10 @@ int cmd_run(int argc, char **argv)
 
 	g_cancel = sb_cancel_new();
 	install_sigint();
+	/* `sandbar run ... | head` must not die of SIGPIPE with the changes and the lease still
+	 * out there: a failed write to our stdout is ignored (on_output), the run goes on.
+	 * Commands get SIGPIPE back at its default (the runners reset it). */
+	signal(SIGPIPE, SIG_IGN);
 	run_report report;
 	run_report_init(&report);
 	cli_bar bar;
