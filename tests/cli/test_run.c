@@ -210,6 +210,28 @@ static void stdout_and_stderr_stream_to_their_own_fds(void **state)
 	clit_res_free(&r);
 }
 
+static void a_closed_stdout_does_not_stop_the_run(void **state)
+{
+	clit *t = *state;
+	/* `sandbar run ... | head -c 1`: our stdout closes early; the changes must still come
+	 * back and the lease be released, with the command's own exit code. */
+	assert_int_equal(sbt_sh("cd '%s' && { SANDBAR_STATE_DIR='%s' SANDBAR_CONFIG=/nonexistent "
+				"'%s' run -q -w '%s' -- sh -c 'head -c 4000000 /dev/zero; "
+				"echo done > piped.txt; exit 6'; echo $? > rc; } | head -c 1 "
+				">/dev/null",
+				t->root, t->state, t->bin, t->ws),
+			 0);
+	char *rc = sbt_read(t->root, "rc", NULL);
+	assert_string_equal(rc, "6\n");
+	free(rc);
+	char *piped = sbt_read(t->ws, "piped.txt", NULL);
+	assert_string_equal(piped, "done\n");
+	free(piped);
+	char *n = sbt_sh_out("ls -A '%s/leases' | wc -l", t->state);
+	assert_int_equal(atoi(n), 0);
+	free(n);
+}
+
 static void summary_names_changes_unless_quiet(void **state)
 {
 	clit *t = *state;
@@ -286,6 +308,7 @@ int main(void)
 		T(env_reaches_the_command),
 		T(exclude_keeps_a_path_out_both_ways),
 		T(stdout_and_stderr_stream_to_their_own_fds),
+		T(a_closed_stdout_does_not_stop_the_run),
 		T(summary_names_changes_unless_quiet),
 		T(help_and_version),
 #undef T
