@@ -93,11 +93,11 @@ static double run_tar(const char *src, const char *dst)
 static sb_runtime *prepare(sb_runner *r, bool native, const char *local, const char *remote)
 {
 	sb_runtime_prepare_opts o = {
-		.runner = r,
-		.spec = {.remote_cwd = remote},
-		.adapter_key = "bench",
-		.workspace_local_dir = local,
-		.force_command_path = !native,
+	    .runner = r,
+	    .spec = {.remote_cwd = remote},
+	    .adapter_key = "bench",
+	    .workspace_local_dir = local,
+	    .force_command_path = !native,
 	};
 	sb_runtime *rt = NULL;
 	die_err(sb_runtime_prepare(&o, &rt), "prepare");
@@ -119,7 +119,7 @@ static double run_stage(sb_runner *r, bool native, const char *src, const char *
 
 /* Restore into an empty local dir from a remote that holds the whole tree (filled untimed). */
 static double run_restore(sb_runner *r, bool native, const char *src, const char *local,
-			  const char *remote)
+                          const char *remote)
 {
 	sb_runtime *rt = prepare(r, native, local, remote);
 	char *fill = sb_strfmt("tar -cf - -C '%s' . | tar -xf - -C '%s'", src, remote);
@@ -131,8 +131,8 @@ static double run_restore(sb_runner *r, bool native, const char *src, const char
 	die_err(sb_runtime_restore(rt, NULL, &rep), "restore");
 	double t = sbb_now() - t0;
 	if (rep.n_added != NFILES) {
-		fprintf(stderr, "bench_runtime: restore added %zu files, expected %d\n", rep.n_added,
-			NFILES);
+		fprintf(stderr, "bench_runtime: restore added %zu files, expected %d\n",
+		        rep.n_added, NFILES);
 		exit(1);
 	}
 	sb_restore_report_deinit(&rep);

@@ -59,9 +59,9 @@ typedef struct sb_runtime_status_sink {
 } sb_runtime_status_sink;
 
 typedef struct sb_runtime_spec {
-	const char *remote_cwd; /* required, absolute */
-	int64_t timeout_ms;     /* per remote command; <= 0 = SB_RUNTIME_TIMEOUT_MS_DEFAULT */
-	const char *shell;      /* "sh" (default, NULL) or "bash" */
+	const char *remote_cwd;   /* required, absolute */
+	int64_t timeout_ms;       /* per remote command; <= 0 = SB_RUNTIME_TIMEOUT_MS_DEFAULT */
+	const char *shell;        /* "sh" (default, NULL) or "bash" */
 	const char *provider_key; /* informational, default "sandbox" */
 	const char *lease_id;     /* informational, default "managed" */
 } sb_runtime_spec;
@@ -74,7 +74,7 @@ typedef struct sb_runtime_asset {
 } sb_runtime_asset;
 
 typedef struct sb_runtime_prepare_opts {
-	sb_runner *runner;    /* required; borrowed, must outlive the prepared runtime */
+	sb_runner *runner; /* required; borrowed, must outlive the prepared runtime */
 	sb_runtime_spec spec;
 	const char *adapter_key;          /* required, one path segment */
 	const char *workspace_local_dir;  /* required, an existing directory */
@@ -136,17 +136,17 @@ const char *sb_conflict_policy_name(sb_conflict_policy p);
 sb_err *sb_conflict_policy_parse(const char *s, sb_conflict_policy *out);
 
 typedef enum sb_conflict_kind {
-	SB_CONFLICT_BOTH_CHANGED,          /* both sides changed (or created) the entry */
-	SB_CONFLICT_REMOTE_DELETED,        /* remote deleted it, the local side changed it */
-	SB_CONFLICT_LOCAL_DELETED,         /* local deleted it, the remote side changed it */
-	SB_CONFLICT_BLOCKED,               /* the remote entry cannot be placed: a local non-directory
-					    * or a symlink sits on its parent path */
+	SB_CONFLICT_BOTH_CHANGED,   /* both sides changed (or created) the entry */
+	SB_CONFLICT_REMOTE_DELETED, /* remote deleted it, the local side changed it */
+	SB_CONFLICT_LOCAL_DELETED,  /* local deleted it, the remote side changed it */
+	SB_CONFLICT_BLOCKED,        /* the remote entry cannot be placed: a local non-directory
+	                             * or a symlink sits on its parent path */
 } sb_conflict_kind;
 
 const char *sb_conflict_kind_name(sb_conflict_kind k);
 
 typedef struct sb_runtime_conflict {
-	char *path;        /* relative to the workspace */
+	char *path; /* relative to the workspace */
 	sb_conflict_kind kind;
 	bool kept_remote;  /* true when the remote version replaced the local one */
 	char *remote_copy; /* relative path of the .sandbar-remote copy, NULL when none written */
@@ -161,7 +161,7 @@ typedef struct sb_restore_report {
 	size_t n_added, n_changed, n_deleted;
 	sb_runtime_conflict *conflicts;
 	size_t n_conflicts;
-	uint64_t bytes_moved; /* archive bytes transferred from the remote side */
+	uint64_t bytes_moved;   /* archive bytes transferred from the remote side */
 	uint64_t bytes_written; /* file bytes written into the local workspace */
 } sb_restore_report;
 
@@ -171,15 +171,23 @@ void sb_restore_report_deinit(sb_restore_report *r);
 typedef struct sb_runtime_restore_opts {
 	sb_runtime_progress_sink progress; /* fn NULL = the prepare sink */
 	sb_conflict_policy policy;
-	int64_t max_bytes; /* > 0: refuse a download archive larger than this (FILE_TOO_LARGE) */
+	/* > 0: refuse a workspace archive larger than this (SB_E_FILE_TOO_LARGE with actual and
+	 * limit bytes) and apply nothing. Command path: decided by the size probe before any content
+	 * is read; native path: after the transfer, before extraction. */
+	int64_t max_bytes;
 } sb_runtime_restore_opts;
 
 /* Bring the remote workspace back and merge it into the local directory (spec §3). opts may be
  * NULL (keep-local, prepare's sinks). report (may be NULL) must have been initialised; it is
  * filled even when the restore fails part way, as far as changes were applied. Restores into the
- * same local directory are serialised by a lock. A failure always returns an error. */
+ * same local directory are serialised by a lock (in the prepare's lock_root). While a restore
+ * runs, the remote tree is staged in <local>/.sandbar-restore (excluded from every sync and
+ * removed afterwards), so that applying a file is a rename on the workspace's own file system;
+ * a directory of that name that sandbar did not create is never deleted (SB_E_EXISTS). After a
+ * successful restore the remote tree becomes the baseline of the next one. A failure always
+ * returns an error. One restore at a time per runtime (different runtimes may run in parallel). */
 sb_err *sb_runtime_restore(sb_runtime *rt, const sb_runtime_restore_opts *opts,
-			   sb_restore_report *report);
+                           sb_restore_report *report);
 
 /* Save everything restore needs (directories, excludes, the baseline) to path (atomically,
  * mode 0600), so a later process can restore: `sandbar push` then `sandbar pull`. */

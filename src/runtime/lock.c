@@ -8,6 +8,7 @@
 #include "runtime/rt.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -28,10 +29,10 @@ static sb_err *ensure_private_dir(const char *dir)
 		return sb_err_sys(errno, "checking the restore lock directory %s", dir);
 	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 022))
 		return sb_err_new(SB_E_INVAL,
-				  "restore lock directory %s is not a private directory of uid %u "
-				  "(mode %o, owner %u); remove it or configure another lock root",
-				  dir, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
-				  (unsigned)st.st_uid);
+		                  "restore lock directory %s is not a private directory of uid %u "
+		                  "(mode %o, owner %u); remove it or configure another lock root",
+		                  dir, (unsigned)geteuid(), (unsigned)(st.st_mode & 07777),
+		                  (unsigned)st.st_uid);
 	return NULL;
 }
 
@@ -107,7 +108,7 @@ static bool lock_is_stale(const char *dir, int64_t *owner)
 		struct timespec now;
 		clock_gettime(CLOCK_REALTIME, &now);
 		int64_t age_ms = ((int64_t)now.tv_sec - (int64_t)st.st_mtim.tv_sec) * 1000 +
-				 ((int64_t)now.tv_nsec - (int64_t)st.st_mtim.tv_nsec) / 1000000;
+		                 ((int64_t)now.tv_nsec - (int64_t)st.st_mtim.tv_nsec) / 1000000;
 		return age_ms > SB_RT_LOCK_STALE_MS;
 	}
 	json_t *j = NULL;
@@ -125,20 +126,33 @@ static bool lock_is_stale(const char *dir, int64_t *owner)
 	return !pid_alive(pid);
 }
 
+/* Written to a temp name and renamed, so a waiter never reads half a record (which it would
+ * take for stale). Not fsynced: after a crash the owner pid is dead anyway. */
 static sb_err *write_owner(const char *dir)
 {
 	char ts[SB_ISO8601_LEN];
 	sb_iso8601(sb_wall_ms(), ts);
 	char *body = sb_strfmt("{\"pid\":%ld,\"createdAt\":\"%s\"}\n", (long)getpid(), ts);
+	char *tmp = sb_strfmt("%s/owner.json.tmp", dir);
 	char *path = sb_strfmt("%s/owner.json", dir);
-	sb_err *err = sb_fs_write_atomic(path, body, strlen(body), 0600);
+	sb_err *err = NULL;
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		err = sb_err_sys(errno, "creating %s", tmp);
+	if (!err)
+		err = sb_write_all(fd, body, strlen(body));
+	if (fd >= 0 && close(fd) != 0 && !err)
+		err = sb_err_sys(errno, "writing %s", tmp);
+	if (!err && rename(tmp, path) != 0)
+		err = sb_err_sys(errno, "renaming %s", tmp);
 	free(body);
+	free(tmp);
 	free(path);
 	return err;
 }
 
 sb_err *sb_rt_lock_acquire(const char *root, const char *target, int64_t timeout_ms,
-			   sb_rt_lock *out)
+                           sb_rt_lock *out)
 {
 	out->dir = NULL;
 	char *dir = NULL;
@@ -166,8 +180,8 @@ sb_err *sb_rt_lock_acquire(const char *root, const char *target, int64_t timeout
 		if (lock_is_stale(dir, &owner)) {
 			char *aside = sb_rt_temp_name(dir, ".stale.");
 			if (rename(dir, aside) == 0) {
-				sb_info("removed stale workspace restore lock %s (owner pid %lld)", dir,
-					(long long)owner);
+				sb_info("removed stale workspace restore lock %s (owner pid %lld)",
+				        dir, (long long)owner);
 				sb_err_free(sb_fs_rm_rf(aside));
 			}
 			free(aside);
@@ -178,9 +192,9 @@ sb_err *sb_rt_lock_acquire(const char *root, const char *target, int64_t timeout
 		sb_sleep_ms(POLL_MS);
 	}
 	err = sb_err_new(SB_E_TIMEOUT,
-			 "Timed out waiting for workspace restore lock at %s (held by pid %lld); "
-			 "if no restore of %s is running, remove that directory",
-			 dir, (long long)owner, target);
+	                 "Timed out waiting for workspace restore lock at %s (held by pid %lld); "
+	                 "if no restore of %s is running, remove that directory",
+	                 dir, (long long)owner, target);
 	free(dir);
 	return err;
 }

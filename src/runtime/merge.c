@@ -34,11 +34,15 @@ typedef struct merger {
 	sb_restore_report *rep;
 	sb_restore_report scratch;
 	bool moved_ok; /* source files may be renamed out of the staging dir */
+	/* The parent directory of the previous entry, kept open: sorted paths mostly share it. */
+	char *pc_path;
+	int pc_fd;
+	size_t cap_added, cap_changed, cap_deleted;
 	char **added, **changed, **deleted;
 } merger;
 
 static void add_item(merger *g, const char *path, sb_snap_entry *b, sb_snap_entry *s,
-		     sb_snap_entry *c, action act, sb_conflict_kind kind)
+                     sb_snap_entry *c, action act, sb_conflict_kind kind)
 {
 	if (g->n == g->cap) {
 		g->cap = g->cap ? g->cap * 2 : 64;
@@ -48,22 +52,27 @@ static void add_item(merger *g, const char *path, sb_snap_entry *b, sb_snap_entr
 }
 
 static void add_conflict(merger *g, const char *path, sb_conflict_kind kind, bool kept_remote,
-			 const char *copy)
+                         const char *copy)
 {
 	sb_restore_report *r = g->rep;
 	r->conflicts = sb_xrealloc(r->conflicts, (r->n_conflicts + 1) * sizeof *r->conflicts);
 	r->conflicts[r->n_conflicts++] = (sb_runtime_conflict){
-		.path = sb_xstrdup(path),
-		.kind = kind,
-		.kept_remote = kept_remote,
-		.remote_copy = copy ? sb_xstrdup(copy) : NULL,
+	    .path = sb_xstrdup(path),
+	    .kind = kind,
+	    .kept_remote = kept_remote,
+	    .remote_copy = copy ? sb_xstrdup(copy) : NULL,
 	};
 }
 
-static void note(char ***v, size_t *n, const char *path)
+/* Append to a NULL-terminated report list, growing geometrically (thousands of entries). */
+static void note(char ***v, size_t *n, size_t *cap, const char *path)
 {
-	sb_strv_push(v, path);
-	(*n)++;
+	if (*n + 2 > *cap) {
+		*cap = *cap ? *cap * 2 : 64;
+		*v = sb_xrealloc(*v, *cap * sizeof **v);
+	}
+	(*v)[(*n)++] = sb_xstrdup(path);
+	(*v)[*n] = NULL;
 }
 
 /* Decide what to do with one path. */
@@ -93,8 +102,8 @@ static sb_err *plan_path(merger *g, const char *path, sb_snap_entry *b, sb_snap_
 		return NULL;
 	}
 	sb_conflict_kind kind = s && c ? SB_CONFLICT_BOTH_CHANGED
-			       : !s   ? SB_CONFLICT_REMOTE_DELETED
-				      : SB_CONFLICT_LOCAL_DELETED;
+	                        : !s   ? SB_CONFLICT_REMOTE_DELETED
+	                               : SB_CONFLICT_LOCAL_DELETED;
 	add_item(g, path, b, s, c, ACT_CONFLICT, kind);
 	return NULL;
 }
@@ -105,9 +114,9 @@ static sb_err *plan(merger *g)
 	size_t i = 0, j = 0;
 	sb_err *err = NULL;
 	while (!err && (i < base->n || j < g->src.n)) {
-		int cmp = i >= base->n	 ? 1
-			  : j >= g->src.n ? -1
-					  : strcmp(base->v[i].path, g->src.v[j].path);
+		int cmp = i >= base->n    ? 1
+		          : j >= g->src.n ? -1
+		                          : strcmp(base->v[i].path, g->src.v[j].path);
 		if (cmp < 0) {
 			err = plan_path(g, base->v[i].path, &base->v[i], NULL);
 			i++;
@@ -160,15 +169,34 @@ static sb_err *open_dir_nofollow(int rootfd, const char *rel, int *out)
 	return NULL;
 }
 
-/* Open the parent directory of path and point *name at the last segment. */
+static void drop_parent_cache(merger *g)
+{
+	sb_close(&g->pc_fd);
+	free(g->pc_path);
+	g->pc_path = NULL;
+}
+
+/* The parent directory of path (borrowed: valid until the next call or drop_parent_cache), and
+ * *name set to the last segment. */
 static sb_err *open_parent(merger *g, const char *path, int *pfd, const char **name)
 {
 	const char *slash = strrchr(path, '/');
 	*name = slash ? slash + 1 : path;
-	char *parent = sb_xstrndup(path, slash ? (size_t)(slash - path) : 0);
-	sb_err *err = open_dir_nofollow(g->rootfd, parent, pfd);
-	free(parent);
-	return err;
+	size_t plen = slash ? (size_t)(slash - path) : 0;
+	if (g->pc_path && strlen(g->pc_path) == plen && memcmp(g->pc_path, path, plen) == 0) {
+		*pfd = g->pc_fd;
+		return NULL;
+	}
+	drop_parent_cache(g);
+	char *parent = sb_xstrndup(path, plen);
+	sb_err *err = open_dir_nofollow(g->rootfd, parent, &g->pc_fd);
+	if (err) {
+		free(parent);
+		return err;
+	}
+	g->pc_path = parent;
+	*pfd = g->pc_fd;
+	return NULL;
 }
 
 static bool is_blocking(const sb_err *err)
@@ -206,7 +234,7 @@ static sb_err *remove_at(int pfd, const char *name, const char *path, bool force
 /* Write the source entry s as name in pfd (file: temp + rename by sb_fs_copy_file; symlink:
  * temp link + rename; dir: mkdir). */
 static sb_err *write_entry(merger *g, int pfd, const char *name, const char *path,
-			   const sb_snap_entry *s)
+                           const sb_snap_entry *s)
 {
 	if (s->type == SB_FT_DIR) {
 		if (mkdirat(pfd, name, 0755) != 0 && errno != EEXIST)
@@ -274,7 +302,8 @@ static sb_err *apply_remote(merger *g, const item *it, bool force, bool *blocked
 		struct stat st;
 		if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !S_ISDIR(st.st_mode) &&
 		    unlinkat(pfd, name, 0) != 0)
-			err = sb_err_sys(errno, "removing %s to make room for a directory", it->path);
+			err =
+			    sb_err_sys(errno, "removing %s to make room for a directory", it->path);
 	} else {
 		/* A file or link replaces a directory only when the directory is gone or empty
 		 * (its unchanged children were deleted first). */
@@ -284,14 +313,12 @@ static sb_err *apply_remote(merger *g, const item *it, bool force, bool *blocked
 			err = remove_at(pfd, name, it->path, force, &busy);
 			if (!err && busy) {
 				*blocked = true;
-				close(pfd);
 				return NULL;
 			}
 		}
 	}
 	if (!err)
 		err = write_entry(g, pfd, name, it->path, it->s);
-	close(pfd);
 	return err;
 }
 
@@ -323,16 +350,17 @@ static sb_err *fail_with_conflicts(merger *g)
 			continue;
 		add_conflict(g, it->path, it->kind, false, NULL);
 		if (n < 50)
-			sb_buf_appendf(&m, "\n  %s (%s)", it->path, sb_conflict_kind_name(it->kind));
+			sb_buf_appendf(&m, "\n  %s (%s)", it->path,
+			               sb_conflict_kind_name(it->kind));
 		n++;
 	}
 	if (n > 50)
 		sb_buf_appendf(&m, "\n  ... and %zu more", n - 50);
 	sb_err *err = sb_err_new(SB_E_CONFLICT,
-				 "workspace restore into %s stopped: %zu path(s) changed both "
-				 "locally and in the sandbox, nothing was applied (policy fail); "
-				 "restore again with keep-local or take-remote:%s",
-				 g->m->target_dir, n, sb_buf_cstr(&m));
+	                         "workspace restore into %s stopped: %zu path(s) changed both "
+	                         "locally and in the sandbox, nothing was applied (policy fail); "
+	                         "restore again with keep-local or take-remote:%s",
+	                         g->m->target_dir, n, sb_buf_cstr(&m));
 	sb_buf_deinit(&m);
 	return err;
 }
@@ -353,15 +381,14 @@ static sb_err *delete_local(merger *g, const item *it, bool force, bool dir_pass
 	bool busy = false;
 	struct stat st;
 	bool exists = fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-	if (exists && S_ISDIR(st.st_mode) != dir_pass && !force) {
-		close(pfd);
+	if (exists && S_ISDIR(st.st_mode) != dir_pass && !force)
 		return NULL;
-	}
 	if (exists)
 		err = remove_at(pfd, name, it->path, force, &busy);
-	close(pfd);
+	if (exists && S_ISDIR(st.st_mode))
+		drop_parent_cache(g); /* it may have been the cached directory */
 	if (!err && exists && !busy && !force && !S_ISDIR(st.st_mode))
-		note(&g->rep->deleted, &g->rep->n_deleted, it->path);
+		note(&g->rep->deleted, &g->rep->n_deleted, &g->cap_deleted, it->path);
 	return err;
 }
 
@@ -379,7 +406,8 @@ static sb_err *run_merge(merger *g)
 	for (int pass = 0; pass < 2 && !err; pass++) {
 		for (size_t k = g->n; k-- > 0 && !err;) {
 			item *it = &g->v[k];
-			bool take = it->act == ACT_CONFLICT && pol == SB_CONFLICT_TAKE_REMOTE && !it->s;
+			bool take =
+			    it->act == ACT_CONFLICT && pol == SB_CONFLICT_TAKE_REMOTE && !it->s;
 			if (it->act != ACT_DELETE && !take)
 				continue;
 			bool is_dir = it->b && it->b->type == SB_FT_DIR;
@@ -415,9 +443,11 @@ static sb_err *run_merge(merger *g)
 				if (it->s->type == SB_FT_DIR)
 					continue; /* the report lists files and links */
 				if (it->c)
-					note(&g->rep->changed, &g->rep->n_changed, it->path);
+					note(&g->rep->changed, &g->rep->n_changed, &g->cap_changed,
+					     it->path);
 				else
-					note(&g->rep->added, &g->rep->n_added, it->path);
+					note(&g->rep->added, &g->rep->n_added, &g->cap_added,
+					     it->path);
 				continue;
 			}
 		}
@@ -430,7 +460,7 @@ static sb_err *run_merge(merger *g)
 		err = write_beside(g, it, &copy);
 		if (!err)
 			add_conflict(g, it->path, blocked ? SB_CONFLICT_BLOCKED : it->kind, false,
-				     copy);
+			             copy);
 		free(copy);
 	}
 	return err;
@@ -442,14 +472,29 @@ sb_err *sb_rt_merge_apply(const sb_rt_merge *m, sb_restore_report *rep, sb_snap 
 	memset(&g, 0, sizeof g);
 	g.m = m;
 	g.rootfd = -1;
+	g.pc_fd = -1;
 	sb_restore_report_init(&g.scratch);
 	g.rep = rep ? rep : &g.scratch;
 	g.moved_ok = m->move_files;
+	/* A report that already holds entries (a caller reusing it) has at least n + 1 slots. */
+	g.cap_added = g.rep->n_added ? g.rep->n_added + 1 : 0;
+	g.cap_changed = g.rep->n_changed ? g.rep->n_changed + 1 : 0;
+	g.cap_deleted = g.rep->n_deleted ? g.rep->n_deleted + 1 : 0;
 	sb_snap_init(&g.src);
 	sb_snap_init(&g.cur);
 	sb_err *err = sb_snap_take(m->source_dir, m->ex, false, &g.src);
-	if (!err)
+	if (!err) {
+		/* Every source file is hashed anyway (it becomes the next baseline): do it on two
+		 * threads, overlapping the walk of the local tree. */
+		sb_snap_hasher h;
+		sb_snap_hash_start(&g.src, &h);
 		err = sb_snap_take(m->target_dir, m->ex, false, &g.cur);
+		sb_err *herr = sb_snap_hash_finish(&h);
+		if (err)
+			sb_err_free(herr);
+		else
+			err = herr;
+	}
 	if (!err) {
 		g.rootfd = open(m->target_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (g.rootfd < 0)
@@ -459,6 +504,7 @@ sb_err *sb_rt_merge_apply(const sb_rt_merge *m, sb_restore_report *rep, sb_snap 
 		err = plan(&g);
 	if (!err)
 		err = run_merge(&g);
+	drop_parent_cache(&g);
 	sb_close(&g.rootfd);
 	free(g.v);
 	if (!err && source_out) {

@@ -21,7 +21,7 @@ static sb_err *normalize_remote(const char *p, const char *what, char **out)
 {
 	if (!p || p[0] != '/')
 		return sb_err_new(SB_E_INVAL, "%s must be an absolute path, got \"%s\"", what,
-				  p ? p : "(null)");
+		                  p ? p : "(null)");
 	char *s = sb_xstrdup(p);
 	size_t n = strlen(s);
 	while (n > 1 && s[n - 1] == '/')
@@ -80,8 +80,11 @@ static char *output_tail(const sb_buf *b)
 			sb_buf_appends(&out, " | ");
 	}
 	if (out.len > 480) {
-		out.len = 480;
-		out.data[480] = '\0';
+		size_t cut = 480; /* at a code point boundary */
+		while (cut > 0 && ((unsigned char)out.data[cut] & 0xC0u) == 0x80u)
+			cut--;
+		out.len = cut;
+		out.data[cut] = '\0';
 	}
 	return sb_buf_steal(&out, NULL);
 }
@@ -117,8 +120,8 @@ static void run_install(const sb_rt_ctx *c, const sb_runtime_prepare_opts *o)
 		else
 			what = sb_strfmt("failed (%s)", err->msg);
 		char *tail = output_tail(res.err.len ? &res.err : &res.out);
-		char *line = sb_strfmt("managed-runtime install command %s: %s :: %s", what,
-				       install, tail);
+		char *line =
+		    sb_strfmt("managed-runtime install command %s: %s :: %s", what, install, tail);
 		sb_rt_say(&c->progress, line);
 		free(line);
 		free(tail);
@@ -137,15 +140,14 @@ static sb_err *validate(const sb_runtime_prepare_opts *o)
 		return sb_err_new(SB_E_INVAL, "managed runtime prepare needs a runner");
 	if (!is_segment(o->adapter_key))
 		return sb_err_new(SB_E_INVAL,
-				  "adapter key \"%s\" must be one path segment without wildcards",
-				  o->adapter_key ? o->adapter_key : "(null)");
+		                  "adapter key \"%s\" must be one path segment without wildcards",
+		                  o->adapter_key ? o->adapter_key : "(null)");
 	if (o->overlay_dir && !is_segment(o->overlay_dir))
 		return sb_err_new(SB_E_INVAL, "overlay directory \"%s\" must be one path segment",
-				  o->overlay_dir);
-	if (o->spec.shell && strcmp(o->spec.shell, "sh") != 0 &&
-	    strcmp(o->spec.shell, "bash") != 0)
+		                  o->overlay_dir);
+	if (o->spec.shell && strcmp(o->spec.shell, "sh") != 0 && strcmp(o->spec.shell, "bash") != 0)
 		return sb_err_new(SB_E_INVAL, "shell must be \"sh\" or \"bash\", got \"%s\"",
-				  o->spec.shell);
+		                  o->spec.shell);
 	if (!o->workspace_local_dir)
 		return sb_err_new(SB_E_INVAL, "managed runtime prepare needs a local workspace");
 	for (size_t i = 0; i < o->n_assets; i++) {
@@ -153,9 +155,9 @@ static sb_err *validate(const sb_runtime_prepare_opts *o)
 		if (!is_segment(a->key) || strcmp(a->key, "workspace") == 0 ||
 		    strcmp(a->key, "git-workspace") == 0)
 			return sb_err_new(SB_E_INVAL,
-					  "asset key \"%s\" must be one path segment other than "
-					  "workspace and git-workspace",
-					  a->key ? a->key : "(null)");
+			                  "asset key \"%s\" must be one path segment other than "
+			                  "workspace and git-workspace",
+			                  a->key ? a->key : "(null)");
 		if (!a->local_dir)
 			return sb_err_new(SB_E_INVAL, "asset %s has no local directory", a->key);
 		for (size_t j = 0; j < i; j++)
@@ -170,13 +172,14 @@ static sb_err *init_runtime(const sb_runtime_prepare_opts *o, sb_runtime *rt)
 	struct stat st;
 	rt->local_dir = realpath(o->workspace_local_dir, NULL);
 	if (!rt->local_dir)
-		return sb_err_sys(errno, "resolving the local workspace %s", o->workspace_local_dir);
+		return sb_err_sys(errno, "resolving the local workspace %s",
+		                  o->workspace_local_dir);
 	if (stat(rt->local_dir, &st) != 0 || !S_ISDIR(st.st_mode))
 		return sb_err_new(SB_E_INVAL, "local workspace %s is not a directory",
-				  o->workspace_local_dir);
-	sb_err *err = normalize_remote(o->workspace_remote_dir ? o->workspace_remote_dir
-							       : o->spec.remote_cwd,
-				       "remote workspace directory", &rt->remote_dir);
+		                  o->workspace_local_dir);
+	sb_err *err =
+	    normalize_remote(o->workspace_remote_dir ? o->workspace_remote_dir : o->spec.remote_cwd,
+	                     "remote workspace directory", &rt->remote_dir);
 	if (err)
 		return err;
 	rt->shell = sb_xstrdup(o->spec.shell ? o->spec.shell : "sh");
@@ -185,22 +188,37 @@ static sb_err *init_runtime(const sb_runtime_prepare_opts *o, sb_runtime *rt)
 	rt->provider_key = sb_xstrdup(o->spec.provider_key ? o->spec.provider_key : "sandbox");
 	rt->lease_id = sb_xstrdup(o->spec.lease_id ? o->spec.lease_id : "managed");
 	rt->root_dir = sb_strfmt("%s/%s/%s", strcmp(rt->remote_dir, "/") ? rt->remote_dir : "",
-				 rt->overlay, rt->adapter_key);
+	                         rt->overlay, rt->adapter_key);
 	if (o->lock_root)
 		rt->lock_root = sb_xstrdup(o->lock_root);
 	rt->ctx = (sb_rt_ctx){
-		.runner = o->runner,
-		.shell = rt->shell,
-		.timeout_ms = o->spec.timeout_ms > 0 ? o->spec.timeout_ms
-						     : SB_RUNTIME_TIMEOUT_MS_DEFAULT,
-		.cancel = o->cancel,
-		.progress = o->progress,
-		.status = o->status,
+	    .runner = o->runner,
+	    .shell = rt->shell,
+	    .timeout_ms =
+	        o->spec.timeout_ms > 0 ? o->spec.timeout_ms : SB_RUNTIME_TIMEOUT_MS_DEFAULT,
+	    .cancel = o->cancel,
+	    .progress = o->progress,
+	    .status = o->status,
 	};
-	rt->native = (sb_runner_caps(o->runner) & SB_RUNNER_CAP_FILE_TRANSFER) &&
-		     !o->force_command_path;
+	rt->native =
+	    (sb_runner_caps(o->runner) & SB_RUNNER_CAP_FILE_TRANSFER) && !o->force_command_path;
 	return sb_rt_build_excludes(rt->overlay, o->excludes, o->preserve_absent_on_restore,
-				    &rt->archive_ex, &rt->restore_ex);
+	                            &rt->archive_ex, &rt->restore_ex);
+}
+
+/* Walk, then hash on two threads: the baseline needs every file's hash before anything is
+ * uploaded (so that it is never newer than what the remote receives). */
+static sb_err *take_baseline(sb_runtime *rt)
+{
+	sb_err *err = sb_snap_take(rt->local_dir, &rt->restore_ex, false, &rt->baseline);
+	if (err)
+		return err;
+	sb_snap_hasher h;
+	sb_snap_hash_start(&rt->baseline, &h);
+	err = sb_snap_hash_finish(&h);
+	if (!err)
+		err = sb_snap_hash_all(&rt->baseline); /* drops the root fd */
+	return err ? sb_err_prefix(err, "recording the baseline of %s", rt->local_dir) : NULL;
 }
 
 static sb_err *stage_workspace(sb_runtime *rt, const sb_runtime_prepare_opts *o)
@@ -215,14 +233,15 @@ static sb_err *stage_workspace(sb_runtime *rt, const sb_runtime_prepare_opts *o)
 	char *upload = sb_strfmt("%s/workspace-upload.tar", rt->root_dir);
 	sb_rt_progress p;
 	sb_rt_progress_init(&p, &c->progress, &c->status, SB_PHASE_CONFIG_SYNC, "Syncing",
-			    "workspace", "to");
+	                    "workspace", "to");
 	sb_rt_stage s = {
-		.local_dir = rt->local_dir,
-		.ex = &rt->archive_ex,
-		.remote_dir = rt->remote_dir,
-		.upload_tar = upload,
-		.spare = spare,
-		.native = rt->native,
+	    .local_dir = rt->local_dir,
+	    .ex = &rt->archive_ex,
+	    .remote_dir = rt->remote_dir,
+	    .upload_tar = upload,
+	    .spare = spare,
+	    .native = rt->native,
+	    .label = "workspace",
 	};
 	uint64_t bytes = 0;
 	sb_err *err = sb_rt_stage_in(c, &s, &p, &bytes);
@@ -258,15 +277,16 @@ static sb_err *stage_asset(sb_runtime *rt, const sb_runtime_asset *a)
 	char *upload = sb_strfmt("%s/%s-upload.tar", rt->root_dir, a->key);
 	sb_rt_progress p;
 	sb_rt_progress_init(&p, &c->progress, &c->status, SB_PHASE_CONFIG_SYNC, "Syncing", a->key,
-			    "to");
+	                    "to");
 	sb_rt_stage s = {
-		.local_dir = a->local_dir,
-		.ex = &ex,
-		.follow_symlinks = a->follow_symlinks,
-		.remote_dir = dir,
-		.upload_tar = upload,
-		.spare = NULL,
-		.native = rt->native,
+	    .local_dir = a->local_dir,
+	    .ex = &ex,
+	    .follow_symlinks = a->follow_symlinks,
+	    .remote_dir = dir,
+	    .upload_tar = upload,
+	    .spare = NULL,
+	    .native = rt->native,
+	    .label = a->key,
 	};
 	uint64_t bytes = 0;
 	if (!err)
@@ -294,15 +314,17 @@ sb_err *sb_runtime_prepare(const sb_runtime_prepare_opts *o, sb_runtime **out)
 	sb_snap_init(&rt->baseline);
 	err = init_runtime(o, rt);
 	if (!err)
+		err = sb_rt_check_cancel(&rt->ctx);
+	if (!err)
 		run_install(&rt->ctx, o);
 	/* The baseline is taken before anything is uploaded: it is what the remote starts from. */
 	if (!err)
-		err = sb_snap_take(rt->local_dir, &rt->restore_ex, true, &rt->baseline);
+		err = take_baseline(rt);
 	if (!err)
 		err = stage_workspace(rt, o);
 	if (!err && o->n_assets)
 		sb_rt_status(&rt->ctx.status, SB_PHASE_CONFIG_SYNC,
-			     "Syncing runtime assets to sandbox");
+		             "Syncing runtime assets to sandbox");
 	for (size_t i = 0; !err && i < o->n_assets; i++)
 		err = stage_asset(rt, &o->assets[i]);
 	if (err) {

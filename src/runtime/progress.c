@@ -9,10 +9,13 @@
 #include <string.h>
 
 static const char *const phase_names[] = {
-	[SB_PHASE_GIT_SYNC] = "git_sync",       [SB_PHASE_CONFIG_SYNC] = "config_sync",
-	[SB_PHASE_ADAPTER_STARTUP] = "adapter_startup", [SB_PHASE_RESTORE] = "restore",
-	[SB_PHASE_EXPORT] = "export",           [SB_PHASE_FINALIZE] = "finalize",
-	[SB_PHASE_RUN_ACTIVITY] = "run_activity",
+    [SB_PHASE_GIT_SYNC] = "git_sync",
+    [SB_PHASE_CONFIG_SYNC] = "config_sync",
+    [SB_PHASE_ADAPTER_STARTUP] = "adapter_startup",
+    [SB_PHASE_RESTORE] = "restore",
+    [SB_PHASE_EXPORT] = "export",
+    [SB_PHASE_FINALIZE] = "finalize",
+    [SB_PHASE_RUN_ACTIVITY] = "run_activity",
 };
 
 const char *sb_runtime_phase_name(sb_runtime_phase phase)
@@ -40,8 +43,8 @@ void sb_rt_say(const sb_runtime_progress_sink *s, const char *text)
 }
 
 void sb_rt_progress_init(sb_rt_progress *p, const sb_runtime_progress_sink *sink,
-			 const sb_runtime_status_sink *status, sb_runtime_phase phase,
-			 const char *verb, const char *label, const char *direction)
+                         const sb_runtime_status_sink *status, sb_runtime_phase phase,
+                         const char *verb, const char *label, const char *direction)
 {
 	memset(p, 0, sizeof *p);
 	if (sink) {
@@ -99,7 +102,7 @@ static void emit_known(sb_rt_progress *p, uint64_t done, uint64_t total)
 {
 	char tail[96];
 	snprintf(tail, sizeof tail, "%u%% (%.1f/%.1f MB)", percent_of(done, total), mb(done),
-		 mb(total));
+	         mb(total));
 	emit(p, tail);
 }
 
@@ -155,12 +158,49 @@ void sb_rt_progress_fail(sb_rt_progress *p)
 	char tail[96];
 	if (p->last_total > 0)
 		snprintf(tail, sizeof tail, "failed at %u%% (%.1f/%.1f MB)",
-			 percent_of(p->last_done, p->last_total), mb(p->last_done),
-			 mb(p->last_total));
+		         percent_of(p->last_done, p->last_total), mb(p->last_done),
+		         mb(p->last_total));
 	else
 		snprintf(tail, sizeof tail, "failed after %.1f MB", mb(p->last_done));
 	emit(p, tail);
 	p->finished = true;
+}
+
+void sb_rt_timer_start(sb_rt_timer *t, const sb_runtime_progress_sink *sink, const char *phase,
+                       const char *artifact, bool native)
+{
+	memset(t, 0, sizeof *t);
+	if (sink)
+		t->sink = *sink;
+	t->phase = phase;
+	t->artifact = artifact;
+	t->native = native;
+	t->t0 = t->last = sb_mono_ms();
+}
+
+void sb_rt_timer_mark(sb_rt_timer *t, const char *step)
+{
+	int64_t now = sb_mono_ms();
+	sb_buf_appendf(&t->steps, "%s%s %lldms", t->steps.len ? ", " : "", step,
+	               (long long)(now - t->last));
+	t->last = now;
+}
+
+void sb_rt_timer_finish(sb_rt_timer *t, bool failed)
+{
+	if (t->finished)
+		return;
+	t->finished = true;
+	char *text = sb_strfmt("sync %s %s: %s%s(total %lldms)%s [transport=%s]", t->phase,
+	                       t->artifact, sb_buf_cstr(&t->steps), t->steps.len ? " " : "",
+	                       (long long)(sb_mono_ms() - t->t0), failed ? " failed" : "",
+	                       t->native ? "native" : "fallback");
+	if (t->sink.fn)
+		sb_rt_say(&t->sink, text);
+	else
+		sb_debug("%s", text);
+	free(text);
+	sb_buf_deinit(&t->steps);
 }
 
 void sb_rt_progress_fn(void *ud, uint64_t done, uint64_t total)

@@ -71,7 +71,7 @@ char *sb_rt_script_archive(const char *dir, const char *tar, const sb_excludes *
 	}
 	/* Globs that matched nothing stay literal: keep only names that exist (or dangle). */
 	sb_buf_appends(&s, "if [ -e \"$e\" ] || [ -L \"$e\" ]; then set -- \"$@\" \"$e\"; fi; "
-			   "done; if [ \"$#\" -eq 0 ]; then dd if=/dev/zero of=");
+	                   "done; if [ \"$#\" -eq 0 ]; then dd if=/dev/zero of=");
 	sb_shell_quote(&s, tar);
 	sb_buf_appends(&s, " bs=1024 count=1 2>/dev/null; else { tar -cf ");
 	sb_shell_quote(&s, tar);

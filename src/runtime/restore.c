@@ -6,9 +6,49 @@
  */
 #include "runtime/rt.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define RESTORE_LOCK_TIMEOUT_MS 30000
+
+#define STAGING_MARK "sandbar-staging"
+
+/* Create <workspace>/.sandbar-restore with its marker; a leftover of ours (marker present) is
+ * cleared first, anything else by that name is the user's and is refused, never deleted. */
+static sb_err *make_staging(const char *staging)
+{
+	char *mark = sb_strfmt("%s/%s", staging, STAGING_MARK);
+	sb_err *err = NULL;
+	struct stat st;
+	if (lstat(staging, &st) == 0) {
+		struct stat ms;
+		if (!S_ISDIR(st.st_mode) || lstat(mark, &ms) != 0)
+			err =
+			    sb_err_new(SB_E_EXISTS,
+			               "%s exists but was not made by sandbar; move it out of the "
+			               "workspace and restore again",
+			               staging);
+		else
+			err = sb_fs_rm_rf(staging); /* left by a crashed restore */
+	} else if (errno != ENOENT) {
+		err = sb_err_sys(errno, "checking %s", staging);
+	}
+	if (!err && mkdir(staging, 0700) != 0)
+		err = sb_err_sys(errno, "creating the restore staging dir %s", staging);
+	if (!err) {
+		/* An empty marker: nothing to tear, nothing worth an fsync. */
+		int fd = open(mark, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			err = sb_err_sys(errno, "creating %s", mark);
+		else
+			close(fd);
+	}
+	free(mark);
+	return err;
+}
 
 static void remove_staging(const char *dir)
 {
@@ -19,10 +59,10 @@ static void remove_staging(const char *dir)
 	}
 }
 
-static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
-			       const sb_rt_ctx *c, sb_restore_report *rep)
+static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o, const sb_rt_ctx *c,
+                               sb_restore_report *rep)
 {
-	char *staging = NULL, *download = NULL, *lock_root = NULL;
+	char *staging = NULL, *tree = NULL, *download = NULL, *lock_root = NULL;
 	sb_rt_lock lock = {NULL};
 	sb_snap next;
 	sb_snap_init(&next);
@@ -33,20 +73,25 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	if (err)
 		goto out;
 	staging = sb_strfmt("%s/%s", rt->local_dir, SB_RT_STAGING_DIR);
-	err = sb_fs_rm_rf(staging); /* left by a crashed restore */
-	if (err)
+	err = make_staging(staging);
+	if (err) {
+		free(staging);
+		staging = NULL; /* not ours to remove */
 		goto out;
+	}
+	tree = sb_strfmt("%s/tree", staging);
 	download = sb_strfmt("%s/workspace-download.tar", rt->root_dir);
 	sb_rt_progress p;
 	sb_rt_progress_init(&p, &c->progress, &c->status, SB_PHASE_RESTORE, "Restoring",
-			    "workspace", "from");
+	                    "workspace", "from");
 	sb_rt_fetch f = {
-		.remote_dir = rt->remote_dir,
-		.ex = &rt->restore_ex,
-		.download_tar = download,
-		.max_bytes = o->max_bytes,
-		.local_dest = staging,
-		.native = rt->native,
+	    .remote_dir = rt->remote_dir,
+	    .ex = &rt->restore_ex,
+	    .download_tar = download,
+	    .max_bytes = o->max_bytes,
+	    .local_dest = tree,
+	    .native = rt->native,
+	    .label = "workspace",
 	};
 	uint64_t bytes = 0;
 	err = sb_rt_fetch_out(c, &f, &p, &bytes);
@@ -54,12 +99,12 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 		goto out;
 	rep->bytes_moved += bytes;
 	sb_rt_merge m = {
-		.baseline = &rt->baseline,
-		.source_dir = staging,
-		.target_dir = rt->local_dir,
-		.ex = &rt->restore_ex,
-		.policy = o->policy,
-		.move_files = true,
+	    .baseline = &rt->baseline,
+	    .source_dir = tree,
+	    .target_dir = rt->local_dir,
+	    .ex = &rt->restore_ex,
+	    .policy = o->policy,
+	    .move_files = true,
 	};
 	err = sb_rt_merge_apply(&m, rep, &next);
 	/* The remote tree is now the common ancestor of both sides: the next restore compares
@@ -77,13 +122,14 @@ out:
 	sb_rt_lock_release(&lock);
 	sb_snap_deinit(&next);
 	free(staging);
+	free(tree);
 	free(download);
 	free(lock_root);
 	return err;
 }
 
 sb_err *sb_runtime_restore(sb_runtime *rt, const sb_runtime_restore_opts *opts,
-			   sb_restore_report *report)
+                           sb_restore_report *report)
 {
 	sb_runtime_restore_opts o = {0};
 	if (opts)
@@ -99,6 +145,6 @@ sb_err *sb_runtime_restore(sb_runtime *rt, const sb_runtime_restore_opts *opts,
 	sb_rt_status(&c.status, SB_PHASE_FINALIZE, "Finalizing sandbox workspace");
 	if (err)
 		return sb_err_prefix(err, "restoring the workspace %s from %s", rt->local_dir,
-				     rt->remote_dir);
+		                     rt->remote_dir);
 	return NULL;
 }

@@ -6,10 +6,12 @@
 
 #include <sandbar/runtime.h>
 
+#include <pthread.h>
+
 /* ---- constants of the command protocol (spec §2.2, §2.3, §5.3) */
 #define SB_RT_SINGLE_STREAM_MAX (96u * 1024u * 1024u) /* base64 characters */
-#define SB_RT_CHUNK_DECODED (3u * 1024u * 1024u)       /* 4 MiB of base64 per exec */
-#define SB_RT_PRINTF_SLICE (32u * 1024u)               /* base64 characters per printf */
+#define SB_RT_CHUNK_DECODED (3u * 1024u * 1024u)      /* 4 MiB of base64 per exec */
+#define SB_RT_PRINTF_SLICE (32u * 1024u)              /* base64 characters per printf */
 #define SB_RT_DD_BS 3145728u
 #define SB_RT_TAIL_CHARS 4000u
 #define SB_RT_UPLOAD_TAG ".sandbar-upload."
@@ -40,7 +42,10 @@ typedef struct sb_rt_stdin {
  * error "<script> failed with exit code <n|null>:\nstderr: <tail>\nstdout: <tail>". res (may be
  * NULL) receives the result either way. */
 sb_err *sb_rt_run(const sb_rt_ctx *c, const char *script, const sb_rt_stdin *in,
-		  const sb_exec_callbacks *cb, size_t output_cap, sb_exec_result *res);
+                  const sb_exec_callbacks *cb, size_t output_cap, sb_exec_result *res);
+/* SB_E_CANCELED when the context's cancel token fired (checked between steps; the native
+ * transfers themselves cannot be interrupted through the runner interface). */
+sb_err *sb_rt_check_cancel(const sb_rt_ctx *c);
 /* Same, ignoring every failure (cleanup paths); logs at debug level. */
 void sb_rt_run_quiet(const sb_rt_ctx *c, const char *script);
 /* The error for a finished command that did not succeed (exported for tests). */
@@ -73,8 +78,8 @@ typedef struct sb_rt_progress {
 } sb_rt_progress;
 
 void sb_rt_progress_init(sb_rt_progress *p, const sb_runtime_progress_sink *sink,
-			 const sb_runtime_status_sink *status, sb_runtime_phase phase,
-			 const char *verb, const char *label, const char *direction);
+                         const sb_runtime_status_sink *status, sb_runtime_phase phase,
+                         const char *verb, const char *label, const char *direction);
 void sb_rt_progress_report(sb_rt_progress *p, uint64_t done, uint64_t total);
 /* Emit the terminal 100% line once (no-op after complete or fail). */
 void sb_rt_progress_complete(sb_rt_progress *p, uint64_t done, uint64_t total);
@@ -86,20 +91,37 @@ void sb_rt_status(const sb_runtime_status_sink *s, sb_runtime_phase phase, const
 /* Send "[sandbar] <text>\n" to the progress sink, or log it as a warning without one. */
 void sb_rt_say(const sb_runtime_progress_sink *s, const char *text);
 
+/* Stage timer (spec §5.1): "[sandbar] sync <phase> <artifact>: tar 12ms, upload 340ms, extract
+ * 88ms (total 440ms) [transport=fallback|native]", emitted once by finish, also after a failure
+ * (then with " failed" before the transport tag). Without a sink the line goes to debug log. */
+typedef struct sb_rt_timer {
+	sb_runtime_progress_sink sink;
+	const char *phase, *artifact;
+	bool native, finished;
+	int64_t t0, last;
+	sb_buf steps;
+} sb_rt_timer;
+
+void sb_rt_timer_start(sb_rt_timer *t, const sb_runtime_progress_sink *sink, const char *phase,
+                       const char *artifact, bool native);
+/* Record the time since the previous mark (or start) as "<step> <n>ms". */
+void sb_rt_timer_mark(sb_rt_timer *t, const char *step);
+void sb_rt_timer_finish(sb_rt_timer *t, bool failed);
+
 /* ---- upload.c: write the bytes of fd [0, size) to the remote file dest (spec §2.2). Picks the
  * single-stream, chunked-stdin or printf protocol from the runner's capabilities. */
 sb_err *sb_rt_upload(const sb_rt_ctx *c, int fd, uint64_t size, const char *dest,
-		     sb_rt_progress *p);
+                     sb_rt_progress *p);
 
 /* ---- download.c: read the remote file path into out_fd (spec §2.3). max_bytes > 0 rejects a
  * larger file before any content is read. */
 sb_err *sb_rt_download(const sb_rt_ctx *c, const char *path, int64_t max_bytes, int out_fd,
-		       uint64_t *size_out, sb_rt_progress *p);
+                       uint64_t *size_out, sb_rt_progress *p);
 
 /* ---- rtexcludes.c: the exclude sets (spec §2.5, §2.8) and their shell forms. */
 /* archive: heavy dirs + .git + overlay + caller excludes. restore: archive + preserve. */
 sb_err *sb_rt_build_excludes(const char *overlay, char *const *caller, char *const *preserve,
-			     sb_excludes *archive, sb_excludes *restore);
+                             sb_excludes *archive, sb_excludes *restore);
 /* A name the archives always skip ("._*" AppleDouble files), so snapshots skip them too. */
 bool sb_rt_name_ignored(const char *name);
 /* The part of ex a remote `tar -c` can apply exactly: segment names (for --exclude, matched at
@@ -115,11 +137,6 @@ char *sb_rt_script_extract(const char *dir, const char *tar, char *const *spare)
  * from /dev/zero. */
 char *sb_rt_script_archive(const char *dir, const char *tar, const sb_excludes *ex);
 
-/* ---- pump.c: connect a producer writing to a pipe with a consumer reading it. The producer runs
- * on its own thread with SIGPIPE blocked; the first real failure wins. */
-typedef sb_err *(*sb_rt_pump_fn)(void *ud, int fd);
-sb_err *sb_rt_pump(sb_rt_pump_fn producer, void *pud, sb_rt_pump_fn consumer, void *cud);
-
 /* ---- transfer.c: move a directory tree in or out, command path or native. */
 typedef struct sb_rt_stage {
 	const char *local_dir;
@@ -129,10 +146,11 @@ typedef struct sb_rt_stage {
 	const char *upload_tar; /* command path: where the archive is uploaded */
 	char *const *spare;     /* top-level names kept by the wipe; NULL = recreate the dir */
 	bool native;
+	const char *label; /* "workspace" or the asset key, for the stage timer */
 } sb_rt_stage;
 
 sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
-		       uint64_t *bytes_out);
+                       uint64_t *bytes_out);
 
 typedef struct sb_rt_fetch {
 	const char *remote_dir;
@@ -141,10 +159,11 @@ typedef struct sb_rt_fetch {
 	int64_t max_bytes;
 	const char *local_dest; /* extracted here (created) */
 	bool native;
+	const char *label;
 } sb_rt_fetch;
 
 sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
-			uint64_t *bytes_out);
+                        uint64_t *bytes_out);
 
 /* ---- snapshot.c: dir / file{mode, sha256} / symlink{target} entries of a tree (spec §3.3). */
 typedef struct sb_snap_entry {
@@ -158,7 +177,7 @@ typedef struct sb_snap_entry {
 } sb_snap_entry;
 
 typedef struct sb_snap {
-	int rootfd; /* O_PATH of the root while the snapshot may hash lazily; -1 otherwise */
+	int rootfd;       /* O_PATH of the root while the snapshot may hash lazily; -1 otherwise */
 	sb_snap_entry *v; /* sorted by strcmp(path) */
 	size_t n, cap;
 } sb_snap;
@@ -170,12 +189,23 @@ void sb_snap_init(sb_snap *s);
 void sb_snap_deinit(sb_snap *s);
 /* Hash one file entry now (no-op when hashed). */
 sb_err *sb_snap_entry_hash(const sb_snap *s, sb_snap_entry *e);
+/* Hash every file not hashed yet on a helper thread and the caller's, so that other work (the
+ * caller's, between start and finish) overlaps with half of it. No other access to s between
+ * the two calls. */
+typedef struct sb_snap_hasher {
+	sb_snap *s;
+	bool started;
+	pthread_t thread;
+	sb_err *err;
+} sb_snap_hasher;
+void sb_snap_hash_start(sb_snap *s, sb_snap_hasher *h);
+sb_err *sb_snap_hash_finish(sb_snap_hasher *h);
 /* Hash every file not hashed yet and drop the root fd: the snapshot then stands alone. */
 sb_err *sb_snap_hash_all(sb_snap *s);
 sb_snap_entry *sb_snap_find(const sb_snap *s, const char *path);
 /* Entry equality (kinds, symlink targets, file mode + content); NULL entries mean absent. */
 sb_err *sb_snap_equal(const sb_snap *sa, sb_snap_entry *a, const sb_snap *sb, sb_snap_entry *b,
-		      bool *eq);
+                      bool *eq);
 
 /* ---- lock.c: the restore lock (spec §3.4, §8.3). */
 typedef struct sb_rt_lock {
@@ -187,7 +217,7 @@ typedef struct sb_rt_lock {
 sb_err *sb_rt_lock_root(const char *configured, char **out);
 /* Lock dir = <root>/<sha256 hex of realpath(target)>.lock. Waits up to timeout_ms. */
 sb_err *sb_rt_lock_acquire(const char *root, const char *target, int64_t timeout_ms,
-			   sb_rt_lock *out);
+                           sb_rt_lock *out);
 void sb_rt_lock_release(sb_rt_lock *l);
 /* The lock directory for target (exported for tests). */
 sb_err *sb_rt_lock_path(const char *root, const char *target, char **out);

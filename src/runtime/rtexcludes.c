@@ -8,7 +8,7 @@
 #include <string.h>
 
 static const char *const heavy_dirs[] = {
-	"node_modules", "vendor", "dist", "build", "out", "coverage", ".next", ".turbo", ".cache",
+    "node_modules", "vendor", "dist", "build", "out", "coverage", ".next", ".turbo", ".cache",
 };
 
 static sb_err *add_user(sb_excludes *ex, const char *p, const char *what)
@@ -21,7 +21,7 @@ static sb_err *add_user(sb_excludes *ex, const char *p, const char *what)
 }
 
 sb_err *sb_rt_build_excludes(const char *overlay, char *const *caller, char *const *preserve,
-			     sb_excludes *archive, sb_excludes *restore)
+                             sb_excludes *archive, sb_excludes *restore)
 {
 	sb_err *err = NULL;
 	for (size_t i = 0; i < sizeof heavy_dirs / sizeof heavy_dirs[0]; i++) {

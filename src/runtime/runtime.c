@@ -79,9 +79,9 @@ void sb_restore_report_deinit(sb_restore_report *r)
 }
 
 static const char *const policy_names[] = {
-	[SB_CONFLICT_KEEP_LOCAL] = "keep-local",
-	[SB_CONFLICT_TAKE_REMOTE] = "take-remote",
-	[SB_CONFLICT_FAIL] = "fail",
+    [SB_CONFLICT_KEEP_LOCAL] = "keep-local",
+    [SB_CONFLICT_TAKE_REMOTE] = "take-remote",
+    [SB_CONFLICT_FAIL] = "fail",
 };
 
 const char *sb_conflict_policy_name(sb_conflict_policy p)
@@ -100,8 +100,8 @@ sb_err *sb_conflict_policy_parse(const char *s, sb_conflict_policy *out)
 		}
 	}
 	return sb_err_new(SB_E_INVAL,
-			  "unknown conflict policy \"%s\": use keep-local, take-remote or fail",
-			  s ? s : "(null)");
+	                  "unknown conflict policy \"%s\": use keep-local, take-remote or fail",
+	                  s ? s : "(null)");
 }
 
 const char *sb_conflict_kind_name(sb_conflict_kind k)

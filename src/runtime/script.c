@@ -69,7 +69,7 @@ sb_err *sb_rt_command_error(const char *action, const sb_exec_result *res)
 		sb_buf_appends(&m, " (timed out)");
 	if (res->transport_error_code)
 		sb_buf_appendf(&m, " (transport error %s: %s)", res->transport_error_code,
-			       res->transport_error_msg ? res->transport_error_msg : "");
+		               res->transport_error_msg ? res->transport_error_msg : "");
 	bool e = has_text(&res->err), o = has_text(&res->out);
 	if (e || o) {
 		sb_buf_appends(&m, ":");
@@ -82,26 +82,34 @@ sb_err *sb_rt_command_error(const char *action, const sb_exec_result *res)
 			sb_rt_append_tail(&m, "stdout", res->out.data, res->out.len);
 		}
 	}
-	sb_err *err = sb_err_new(res->timed_out ? SB_E_TIMEOUT : SB_E_COMMAND, "%s",
-				 sb_buf_cstr(&m));
+	sb_err *err =
+	    sb_err_new(res->timed_out ? SB_E_TIMEOUT : SB_E_COMMAND, "%s", sb_buf_cstr(&m));
 	sb_buf_deinit(&m);
 	return err;
 }
 
-sb_err *sb_rt_run(const sb_rt_ctx *c, const char *script, const sb_rt_stdin *in,
-		  const sb_exec_callbacks *cb, size_t output_cap, sb_exec_result *res)
+sb_err *sb_rt_check_cancel(const sb_rt_ctx *c)
 {
 	if (c->cancel && sb_cancel_is_set(c->cancel))
 		return sb_err_new(SB_E_CANCELED, "managed runtime operation cancelled");
+	return NULL;
+}
+
+sb_err *sb_rt_run(const sb_rt_ctx *c, const char *script, const sb_rt_stdin *in,
+                  const sb_exec_callbacks *cb, size_t output_cap, sb_exec_result *res)
+{
+	sb_err *cerr = sb_rt_check_cancel(c);
+	if (cerr)
+		return cerr;
 	char *argv[] = {(char *)c->shell, (char *)"-c", (char *)script, NULL};
 	sb_exec_request req = {
-		.argv = argv,
-		.cwd = "/",
-		.has_stdin = in && in->has,
-		.stdin_data = in ? in->data : NULL,
-		.stdin_len = in ? in->len : 0,
-		.timeout_ms = c->timeout_ms,
-		.output_cap = output_cap,
+	    .argv = argv,
+	    .cwd = "/",
+	    .has_stdin = in && in->has,
+	    .stdin_data = in ? in->data : NULL,
+	    .stdin_len = in ? in->len : 0,
+	    .timeout_ms = c->timeout_ms,
+	    .output_cap = output_cap,
 	};
 	sb_exec_result local;
 	sb_exec_result *r = res ? res : &local;

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -114,7 +115,7 @@ static int on_entry(const sb_walk_entry *we, void *ud, sb_err **err)
 		e->target = sb_buf_steal(&t, NULL);
 	} else if (we->type == SB_FT_FILE && w->hash_now) {
 		int fd = openat(we->dirfd, we->name,
-				O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+		                O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 		if (fd < 0) {
 			*err = sb_err_sys(errno, "opening %s to snapshot it", we->relpath);
 			return SB_WALK_STOP;
@@ -173,10 +174,10 @@ static sb_err *ensure_hash(const sb_snap *s, sb_snap_entry *e)
 		return NULL;
 	if (s->rootfd < 0)
 		return sb_err_new(SB_E_INTERNAL, "snapshot entry %s has no hash and no root",
-				  e->path);
+		                  e->path);
 	int fd;
 	sb_err *err = sb_fs_open_beneath(s->rootfd, e->path,
-					 O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0, 0, &fd);
+	                                 O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0, 0, &fd);
 	if (err)
 		return sb_err_prefix(err, "opening %s to hash it", e->path);
 	err = hash_fd(fd, e->path, e);
@@ -187,6 +188,48 @@ static sb_err *ensure_hash(const sb_snap *s, sb_snap_entry *e)
 sb_err *sb_snap_entry_hash(const sb_snap *s, sb_snap_entry *e)
 {
 	return e->type == SB_FT_FILE ? ensure_hash(s, e) : NULL;
+}
+
+static sb_err *hash_every_other(sb_snap *s, size_t first)
+{
+	for (size_t i = first; i < s->n; i += 2) {
+		if (s->v[i].type != SB_FT_FILE)
+			continue;
+		sb_err *err = ensure_hash(s, &s->v[i]);
+		if (err)
+			return err;
+	}
+	return NULL;
+}
+
+static void *hasher_main(void *arg)
+{
+	sb_snap_hasher *h = arg;
+	h->err = hash_every_other(h->s, 1);
+	return NULL;
+}
+
+void sb_snap_hash_start(sb_snap *s, sb_snap_hasher *h)
+{
+	h->s = s;
+	h->err = NULL;
+	h->started = pthread_create(&h->thread, NULL, hasher_main, h) == 0;
+}
+
+sb_err *sb_snap_hash_finish(sb_snap_hasher *h)
+{
+	sb_err *err = hash_every_other(h->s, 0);
+	if (h->started) {
+		pthread_join(h->thread, NULL);
+		h->started = false;
+	} else if (!err) {
+		err = hash_every_other(h->s, 1); /* no helper thread: do its half too */
+	}
+	if (err) {
+		sb_err_free(h->err);
+		return err;
+	}
+	return h->err;
 }
 
 sb_err *sb_snap_hash_all(sb_snap *s)
@@ -203,7 +246,7 @@ sb_err *sb_snap_hash_all(sb_snap *s)
 }
 
 sb_err *sb_snap_equal(const sb_snap *sa, sb_snap_entry *a, const sb_snap *sb, sb_snap_entry *b,
-		      bool *eq)
+                      bool *eq)
 {
 	*eq = false;
 	if (!a || !b) {

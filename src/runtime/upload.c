@@ -7,6 +7,7 @@
 #include "runtime/rt.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -19,11 +20,12 @@ static sb_err *read_at(int fd, void *p, size_t n, uint64_t off)
 			if (errno == EINTR)
 				continue;
 			return sb_err_sys(errno, "reading the upload source at offset %llu",
-					  (unsigned long long)(off + got));
+			                  (unsigned long long)(off + got));
 		}
 		if (r == 0)
-			return sb_err_new(SB_E_IO, "upload source ended at %llu bytes, expected more",
-					  (unsigned long long)(off + got));
+			return sb_err_new(SB_E_IO,
+			                  "upload source ended at %llu bytes, expected more",
+			                  (unsigned long long)(off + got));
 		got += (size_t)r;
 	}
 	return NULL;
@@ -57,7 +59,7 @@ static void append_trap(sb_buf *s, const char *a, const char *b)
 }
 
 static sb_err *upload_single(const sb_rt_ctx *c, int fd, uint64_t size, const char *dest,
-			     const char *tmp, sb_rt_progress *p)
+                             const char *tmp, sb_rt_progress *p)
 {
 	sb_rt_progress_report(p, 0, size);
 	char *raw = sb_xmalloc(size ? (size_t)size : 1);
@@ -85,8 +87,8 @@ out:
 	return err;
 }
 
-static sb_err *run_fmt_path(const sb_rt_ctx *c, const char *pre, const char *path,
-			    const char *mid, const char *path2)
+static sb_err *run_fmt_path(const sb_rt_ctx *c, const char *pre, const char *path, const char *mid,
+                            const char *path2)
 {
 	sb_buf s = SB_BUF_INIT;
 	sb_buf_appends(&s, pre);
@@ -114,33 +116,77 @@ static sb_err *init_temp(const sb_rt_ctx *c, const char *dest, const char *f)
 	return err;
 }
 
+/* One append command running on a helper thread while the caller encodes the next chunk. */
+typedef struct append_job {
+	const sb_rt_ctx *c;
+	const char *script;
+	const sb_buf *b64;
+	sb_err *err;
+} append_job;
+
+static void *run_append(void *arg)
+{
+	append_job *j = arg;
+	sb_rt_stdin in = {.has = true, .data = j->b64->data, .len = j->b64->len};
+	j->err = sb_rt_run(j->c, j->script, &in, NULL, 0, NULL);
+	return NULL;
+}
+
+static sb_err *encode_chunk(int fd, uint64_t off, size_t n, char *raw, sb_buf *b64)
+{
+	sb_err *err = read_at(fd, raw, n, off);
+	if (!err) {
+		sb_buf_clear(b64);
+		sb_b64_encode(raw, n, b64);
+	}
+	return err;
+}
+
 static sb_err *upload_chunked(const sb_rt_ctx *c, int fd, uint64_t size, const char *dest,
-			      const char *tmp, sb_rt_progress *p)
+                              const char *tmp, sb_rt_progress *p)
 {
 	sb_err *err = init_temp(c, dest, tmp);
 	if (err)
 		return err;
 	sb_rt_progress_report(p, 0, size);
 	char *raw = sb_xmalloc(SB_RT_CHUNK_DECODED);
-	sb_buf b64 = SB_BUF_INIT, s = SB_BUF_INIT;
+	sb_buf b64[2] = {SB_BUF_INIT, SB_BUF_INIT}, s = SB_BUF_INIT;
 	sb_buf_appends(&s, "base64 -d >> ");
 	sb_shell_quote(&s, tmp);
-	for (uint64_t off = 0; off < size && !err;) {
-		size_t n = size - off < SB_RT_CHUNK_DECODED ? (size_t)(size - off)
-							    : SB_RT_CHUNK_DECODED;
-		err = read_at(fd, raw, n, off);
-		if (err)
-			break;
-		sb_buf_clear(&b64);
-		sb_b64_encode(raw, n, &b64);
-		sb_rt_stdin in = {.has = true, .data = b64.data, .len = b64.len};
-		err = sb_rt_run(c, sb_buf_cstr(&s), &in, NULL, 0, NULL);
-		off += n;
-		if (!err)
-			sb_rt_progress_report(p, off, size);
+	uint64_t nchunks = (size + SB_RT_CHUNK_DECODED - 1) / SB_RT_CHUNK_DECODED;
+	if (nchunks)
+		err = encode_chunk(fd, 0,
+		                   size < SB_RT_CHUNK_DECODED ? (size_t)size : SB_RT_CHUNK_DECODED,
+		                   raw, &b64[0]);
+	/* Chunk k is appended remotely while chunk k + 1 is read and encoded here; the appends
+	 * themselves stay strictly in order. */
+	for (uint64_t k = 0; k < nchunks && !err; k++) {
+		append_job job = {.c = c, .script = sb_buf_cstr(&s), .b64 = &b64[k % 2]};
+		pthread_t t;
+		bool threaded = pthread_create(&t, NULL, run_append, &job) == 0;
+		if (!threaded)
+			run_append(&job);
+		sb_err *enc_err = NULL;
+		uint64_t off = (k + 1) * SB_RT_CHUNK_DECODED;
+		if (k + 1 < nchunks)
+			enc_err =
+			    encode_chunk(fd, off,
+			                 size - off < SB_RT_CHUNK_DECODED ? (size_t)(size - off)
+			                                                  : SB_RT_CHUNK_DECODED,
+			                 raw, &b64[(k + 1) % 2]);
+		if (threaded)
+			pthread_join(t, NULL);
+		err = job.err ? job.err : enc_err;
+		if (job.err)
+			sb_err_free(enc_err);
+		if (!err) {
+			uint64_t done = off < size ? off : size;
+			sb_rt_progress_report(p, done, size);
+		}
 	}
 	free(raw);
-	sb_buf_deinit(&b64);
+	sb_buf_deinit(&b64[0]);
+	sb_buf_deinit(&b64[1]);
 	sb_buf_deinit(&s);
 	if (!err)
 		err = run_fmt_path(c, "mv -f ", tmp, " ", dest);
@@ -148,7 +194,7 @@ static sb_err *upload_chunked(const sb_rt_ctx *c, int fd, uint64_t size, const c
 }
 
 static sb_err *upload_printf(const sb_rt_ctx *c, int fd, uint64_t size, const char *dest,
-			     const char *tmp, const char *b64path, sb_rt_progress *p)
+                             const char *tmp, const char *b64path, sb_rt_progress *p)
 {
 	/* 24 KiB of input encodes to exactly one 32 KiB slice, a whole number of base64
 	 * quanta, so slices concatenate into one valid stream. */
@@ -194,8 +240,7 @@ static sb_err *upload_printf(const sb_rt_ctx *c, int fd, uint64_t size, const ch
 	return err;
 }
 
-sb_err *sb_rt_upload(const sb_rt_ctx *c, int fd, uint64_t size, const char *dest,
-		     sb_rt_progress *p)
+sb_err *sb_rt_upload(const sb_rt_ctx *c, int fd, uint64_t size, const char *dest, sb_rt_progress *p)
 {
 	if (dest[0] != '/')
 		return sb_err_new(SB_E_INVAL, "upload target %s is not an absolute path", dest);
@@ -206,8 +251,8 @@ sb_err *sb_rt_upload(const sb_rt_ctx *c, int fd, uint64_t size, const char *dest
 	if (!(caps & SB_RUNNER_CAP_STDIN))
 		err = upload_printf(c, fd, size, dest, tmp, b64path, p);
 	else if ((caps & SB_RUNNER_CAP_STDIN_PROGRESS) &&
-		 sb_b64_encoded_len((size_t)size) <= SB_RT_SINGLE_STREAM_MAX &&
-		 size <= SIZE_MAX / 2)
+	         sb_b64_encoded_len((size_t)size) <= SB_RT_SINGLE_STREAM_MAX &&
+	         size <= SIZE_MAX / 2)
 		err = upload_single(c, fd, size, dest, tmp, p);
 	else
 		err = upload_chunked(c, fd, size, dest, tmp, p);

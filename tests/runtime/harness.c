@@ -75,7 +75,7 @@ static void push_call(rth_rec *r, rth_call c)
 }
 
 static sb_err *rec_execute(sb_runner *rr, const sb_exec_request *req, const sb_exec_callbacks *cb,
-			   sb_cancel *cancel, sb_exec_result *res)
+                           sb_cancel *cancel, sb_exec_result *res)
 {
 	rth_rec *r = rr->impl;
 	sb_exec_request q = *req;
@@ -84,16 +84,16 @@ static sb_err *rec_execute(sb_runner *rr, const sb_exec_request *req, const sb_e
 		sb_strv_push(&env, r->env[i]);
 	q.env = env;
 	out_counter oc = {.inner = cb, .out = 0};
-	sb_exec_callbacks wrapped = {.on_spawn = forward_spawn, .on_output = count_output,
-				     .ud = &oc};
+	sb_exec_callbacks wrapped = {
+	    .on_spawn = forward_spawn, .on_output = count_output, .ud = &oc};
 	sb_err *err = sb_runner_execute(r->inner, &q, &wrapped, cancel, res);
 	size_t argc = sb_strv_len(req->argv);
 	rth_call c = {
-		.script = sb_xstrdup(argc >= 3 ? req->argv[2] : req->argv[0]),
-		.cwd = sb_xstrdup(req->cwd ? req->cwd : "(default)"),
-		.has_stdin = req->has_stdin,
-		.stdin_len = req->stdin_len,
-		.stdout_len = oc.out,
+	    .script = sb_xstrdup(argc >= 3 ? req->argv[2] : req->argv[0]),
+	    .cwd = sb_xstrdup(req->cwd ? req->cwd : "(default)"),
+	    .has_stdin = req->has_stdin,
+	    .stdin_len = req->stdin_len,
+	    .stdout_len = oc.out,
 	};
 	push_call(r, c);
 	sb_strv_free(env);
@@ -101,7 +101,7 @@ static sb_err *rec_execute(sb_runner *rr, const sb_exec_request *req, const sb_e
 }
 
 static sb_err *rec_sync_in(sb_runner *rr, const char *dir, char *const *preserve, int fd,
-			   sb_progress_fn p, void *ud)
+                           sb_progress_fn p, void *ud)
 {
 	rth_rec *r = rr->impl;
 	push_call(r, (rth_call){.script = sb_strfmt("sync_in %s", dir), .cwd = sb_xstrdup("")});
@@ -109,7 +109,7 @@ static sb_err *rec_sync_in(sb_runner *rr, const char *dir, char *const *preserve
 }
 
 static sb_err *rec_sync_out(sb_runner *rr, const char *dir, const sb_excludes *ex, int fd,
-			    sb_progress_fn p, void *ud)
+                            sb_progress_fn p, void *ud)
 {
 	rth_rec *r = rr->impl;
 	push_call(r, (rth_call){.script = sb_strfmt("sync_out %s", dir), .cwd = sb_xstrdup("")});
@@ -127,11 +127,11 @@ static void rec_destroy(sb_runner *rr)
 }
 
 static const sb_runner_ops rec_ops = {
-	.name = "recording",
-	.execute = rec_execute,
-	.sync_in = rec_sync_in,
-	.sync_out = rec_sync_out,
-	.destroy = rec_destroy,
+    .name = "recording",
+    .execute = rec_execute,
+    .sync_in = rec_sync_in,
+    .sync_out = rec_sync_out,
+    .destroy = rec_destroy,
 };
 
 sb_runner *rth_rec_new(sb_runner *inner, unsigned caps_clear, rth_rec **out)
@@ -284,7 +284,7 @@ static int tree_entry(const sb_walk_entry *e, void *ud, sb_err **err)
 		char hex[SB_SHA256_HEX_LEN];
 		sb_sha256_hex(b.data ? b.data : "", b.len, hex);
 		desc = sb_strfmt("%s file %o %zu %s", e->relpath, (unsigned)(e->mode & 0777), b.len,
-				 hex);
+		                 hex);
 		sb_buf_deinit(&b);
 	} else if (e->type == SB_FT_SYMLINK) {
 		char target[4096];
@@ -328,8 +328,8 @@ void rth_assert_trees_equal(const char *a, const char *b, const char *const *ski
 		const char *x = i < na ? la[i] : "(end)";
 		const char *y = i < nb ? lb[i] : "(end)";
 		if (strcmp(x, y) != 0) {
-			print_error("trees %s and %s differ at entry %zu:\n  %s\n  %s\n", a, b, i, x,
-				    y);
+			print_error("trees %s and %s differ at entry %zu:\n  %s\n  %s\n", a, b, i,
+			            x, y);
 			sb_strv_free(la);
 			sb_strv_free(lb);
 			fail();

@@ -47,8 +47,8 @@ size_t rth_rec_max_stdout(rth_rec *r);
 
 /* Collected sink output. */
 typedef struct rth_lines {
-	char **lines;   /* progress lines */
-	char **status;  /* "phase|message" */
+	char **lines;  /* progress lines */
+	char **status; /* "phase|message" */
 } rth_lines;
 
 sb_runtime_progress_sink rth_progress_sink(rth_lines *l);

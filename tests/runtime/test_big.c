@@ -13,10 +13,10 @@ static void round_trip(const char *local, const char *tag)
 	char *ws = sbt_path(base, "ws");
 	sb_runner *runner = rth_runner(false);
 	sb_runtime_prepare_opts o = {
-		.runner = runner,
-		.spec = {.remote_cwd = ws},
-		.adapter_key = "claude",
-		.workspace_local_dir = local,
+	    .runner = runner,
+	    .spec = {.remote_cwd = ws},
+	    .adapter_key = "claude",
+	    .workspace_local_dir = local,
 	};
 	sb_runtime *rt = NULL;
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));
@@ -24,9 +24,9 @@ static void round_trip(const char *local, const char *tag)
 	rth_assert_trees_equal(local, ws, skip);
 	/* the sandbox rewrites everything: the restore brings every byte back */
 	assert_int_equal(sbt_sh("cd '%s' && for f in $(find . -type f -name '*.bin' "
-				"! -path './.paperclip-runtime/*'); do printf x >> \"$f\"; done",
-				ws),
-			 0);
+	                        "! -path './.paperclip-runtime/*'); do printf x >> \"$f\"; done",
+	                        ws),
+	                 0);
 	sb_restore_report rep;
 	sb_restore_report_init(&rep);
 	SB_ASSERT_OK(sb_runtime_restore(rt, NULL, &rep));
@@ -71,8 +71,8 @@ static void five_thousand_small_files(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(fifty_mib_file_byte_exact),
-		cmocka_unit_test(five_thousand_small_files),
+	    cmocka_unit_test(fifty_mib_file_byte_exact),
+	    cmocka_unit_test(five_thousand_small_files),
 	};
 	return rth_run_both("runtime.big", tests, sizeof tests / sizeof tests[0]);
 }

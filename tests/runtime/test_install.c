@@ -33,13 +33,13 @@ static void run_prepare(env *e, const char *install, const char *detect)
 	}
 	char *cmd = sb_buf_steal(&b, NULL);
 	sb_runtime_prepare_opts o = {
-		.runner = e->runner,
-		.spec = {.remote_cwd = e->ws},
-		.adapter_key = "claude",
-		.workspace_local_dir = e->local,
-		.install_command = cmd,
-		.detect_command = detect,
-		.progress = rth_progress_sink(&e->lines),
+	    .runner = e->runner,
+	    .spec = {.remote_cwd = e->ws},
+	    .adapter_key = "claude",
+	    .workspace_local_dir = e->local,
+	    .install_command = cmd,
+	    .detect_command = detect,
+	    .progress = rth_progress_sink(&e->lines),
 	};
 	sb_runtime *rt = NULL;
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));
@@ -95,11 +95,11 @@ static void failed_install_only_warns(void **state)
 	(void)state;
 	env e;
 	run_prepare(&e, "echo out1; echo e1 >&2; echo >&2; echo e2 >&2; echo e3 >&2; exit 7",
-		    "sandbar-no-such-tool-4711");
+	            "sandbar-no-such-tool-4711");
 	assert_int_equal(rth_strv_count_containing(
-				 e.lines.lines, "[sandbar] managed-runtime install command exited 7: "
-						"echo out1;"),
-			 1);
+	                     e.lines.lines, "[sandbar] managed-runtime install command exited 7: "
+	                                    "echo out1;"),
+	                 1);
 	assert_int_equal(rth_strv_count_containing(e.lines.lines, " :: e1 | e2 | e3\n"), 1);
 	env_free(&e);
 }
@@ -116,11 +116,11 @@ static void blank_install_runs_nothing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(detected_tool_skips_install),
-		cmocka_unit_test(missing_tool_runs_install),
-		cmocka_unit_test(no_detect_always_installs),
-		cmocka_unit_test(failed_install_only_warns),
-		cmocka_unit_test(blank_install_runs_nothing),
+	    cmocka_unit_test(detected_tool_skips_install),
+	    cmocka_unit_test(missing_tool_runs_install),
+	    cmocka_unit_test(no_detect_always_installs),
+	    cmocka_unit_test(failed_install_only_warns),
+	    cmocka_unit_test(blank_install_runs_nothing),
 	};
 	return rth_run_both("runtime.install", tests, sizeof tests / sizeof tests[0]);
 }

@@ -129,7 +129,8 @@ static void ownerless_lock_recovered_only_when_old(void **state)
 	sb_rt_lock_release(&l);
 	/* a live owner is never stale, however old */
 	assert_int_equal(mkdir(d, 0700), 0);
-	char *owner = sb_strfmt("{\"pid\":%d,\"createdAt\":\"2026-01-01T00:00:00.000Z\"}", getpid());
+	char *owner =
+	    sb_strfmt("{\"pid\":%d,\"createdAt\":\"2026-01-01T00:00:00.000Z\"}", getpid());
 	sbt_write_str(d, "owner.json", owner);
 	assert_int_equal(utimensat(AT_FDCWD, d, old, 0), 0);
 	err = sb_rt_lock_acquire(f.root, f.target, 150, &l);
@@ -164,11 +165,11 @@ static void restore_waits_for_the_lock(void **state)
 	sbt_write_str(f.target, "a.txt", "base\n");
 	sb_runner *runner = rth_runner(false);
 	sb_runtime_prepare_opts o = {
-		.runner = runner,
-		.spec = {.remote_cwd = ws},
-		.adapter_key = "x",
-		.workspace_local_dir = f.target,
-		.lock_root = f.root,
+	    .runner = runner,
+	    .spec = {.remote_cwd = ws},
+	    .adapter_key = "x",
+	    .workspace_local_dir = f.target,
+	    .lock_root = f.root,
 	};
 	sb_runtime *rt;
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));
@@ -197,11 +198,11 @@ static void restore_waits_for_the_lock(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(lock_root_is_private),
-		cmocka_unit_test(held_lock_times_out_then_frees),
-		cmocka_unit_test(dead_owner_is_recovered),
-		cmocka_unit_test(ownerless_lock_recovered_only_when_old),
-		cmocka_unit_test(restore_waits_for_the_lock),
+	    cmocka_unit_test(lock_root_is_private),
+	    cmocka_unit_test(held_lock_times_out_then_frees),
+	    cmocka_unit_test(dead_owner_is_recovered),
+	    cmocka_unit_test(ownerless_lock_recovered_only_when_old),
+	    cmocka_unit_test(restore_waits_for_the_lock),
 	};
 	return cmocka_run_group_tests_name("runtime.lock", tests, NULL, NULL);
 }

@@ -29,10 +29,10 @@ static void env_init(env *e)
 static void env_prepare(env *e)
 {
 	sb_runtime_prepare_opts o = {
-		.runner = e->runner,
-		.spec = {.remote_cwd = e->ws},
-		.adapter_key = "claude",
-		.workspace_local_dir = e->local,
+	    .runner = e->runner,
+	    .spec = {.remote_cwd = e->ws},
+	    .adapter_key = "claude",
+	    .workspace_local_dir = e->local,
 	};
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &e->rt));
 }
@@ -63,7 +63,7 @@ static void diverge(env *e)
 	assert_int_equal(sbt_sh("rm '%s/d.txt'", e->ws), 0); /* remote deleted, local same */
 	sbt_write_str(e->local, "e.txt", "created locally during the run\n");
 	sbt_write_str(e->local, "f.txt", "local only edit\n"); /* remote unchanged */
-	sbt_write_str(e->ws, "g.txt", "same\n"); /* both changed the same way */
+	sbt_write_str(e->ws, "g.txt", "same\n");               /* both changed the same way */
 	sbt_write_str(e->local, "g.txt", "same\n");
 	sbt_write_str(e->ws, "dir/h.txt", "remote\n"); /* remote changed, local same */
 	sbt_write_str(e->ws, "new/remote.txt", "remote new\n");
@@ -236,9 +236,9 @@ static void install_hostile_tar(env *e, const char *make_archive)
 	real[strcspn(real, "\n")] = '\0';
 	char *shim = sbt_path(e->base, "shim");
 	char *script = sb_strfmt("#!/bin/sh\n"
-				 "if [ \"$1\" = \"-cf\" ]; then out=\"$2\"; %s; exit $?; fi\n"
-				 "exec '%s' \"$@\"\n",
-				 make_archive, real);
+	                         "if [ \"$1\" = \"-cf\" ]; then out=\"$2\"; %s; exit $?; fi\n"
+	                         "exec '%s' \"$@\"\n",
+	                         make_archive, real);
 	sbt_write(shim, "tar", script, strlen(script), 0755);
 	char *path = sb_strfmt("PATH=%s:/usr/local/bin:/usr/bin:/bin", shim);
 	rth_rec_add_env(e->rec, path);
@@ -276,12 +276,14 @@ static void remote_dotdot_member_never_written(void **state)
 	/* "../../<outside>/escape.txt" relative to the extraction dir, kept by -P */
 	char *real = sbt_sh_out("command -v tar");
 	real[strcspn(real, "\n")] = '\0';
-	char *mk = sb_strfmt("'%s' -cPf \"$out\" -C '%s' --transform 's,^,../../../../../../../../..%s/,' "
-		       "escape.txt",
-		       real, evil, e.outside);
+	char *mk =
+	    sb_strfmt("'%s' -cPf \"$out\" -C '%s' --transform 's,^,../../../../../../../../..%s/,' "
+	              "escape.txt",
+	              real, evil, e.outside);
 	install_hostile_tar(&e, mk);
-	char *listing = sbt_sh_out("cd '%s' && '%s' -cPf - --transform 's,^,../x/,' escape.txt | '%s' -tf -",
-				   evil, real, real);
+	char *listing =
+	    sbt_sh_out("cd '%s' && '%s' -cPf - --transform 's,^,../x/,' escape.txt | '%s' -tf -",
+	               evil, real, real);
 	assert_non_null(strstr(listing, "../x/escape.txt")); /* the shim really emits ".." */
 	free(listing);
 	assert_hostile_restore_refused(&e);
@@ -306,8 +308,9 @@ static void remote_symlink_member_never_followed(void **state)
 	sbt_write_str(d2, "link/pwn.txt", "pwned\n");
 	char *real = sbt_sh_out("command -v tar");
 	real[strcspn(real, "\n")] = '\0';
-	char *mk = sb_strfmt("'%s' -cf \"$out\" -C '%s' link && '%s' -rf \"$out\" -C '%s' link/pwn.txt",
-			     real, d1, real, d2);
+	char *mk =
+	    sb_strfmt("'%s' -cf \"$out\" -C '%s' link && '%s' -rf \"$out\" -C '%s' link/pwn.txt",
+	              real, d1, real, d2);
 	install_hostile_tar(&e, mk);
 	assert_hostile_restore_refused(&e);
 	free(mk);
@@ -326,10 +329,10 @@ static void local_symlink_on_path_blocks_writes(void **state)
 		env_init(&e);
 		sbt_write_str(e.local, "d/x.txt", "base\n");
 		env_prepare(&e);
-		/* locally, d becomes a link out of the tree; remotely, d/x.txt and d/y.txt change */
-		assert_int_equal(sbt_sh("rm -rf '%s/d' && ln -s '%s' '%s/d'", e.local, e.outside,
-					e.local),
-				 0);
+		/* locally, d becomes a link out of the tree; remotely, d/x.txt and d/y.txt change
+		 */
+		assert_int_equal(
+		    sbt_sh("rm -rf '%s/d' && ln -s '%s' '%s/d'", e.local, e.outside, e.local), 0);
 		sbt_write_str(e.ws, "d/x.txt", "remote\n");
 		sbt_write_str(e.ws, "d/y.txt", "remote new\n");
 		sb_restore_report rep;
@@ -346,17 +349,43 @@ static void local_symlink_on_path_blocks_writes(void **state)
 	}
 }
 
+static void foreign_staging_dir_is_never_deleted(void **state)
+{
+	(void)state;
+	env e;
+	env_init(&e);
+	sbt_write_str(e.local, "a.txt", "base\n");
+	env_prepare(&e);
+	/* the user happens to own a directory by the staging name (excluded from the sync) */
+	sbt_write_str(e.local, ".sandbar-restore/mine.txt", "user data\n");
+	sbt_write_str(e.ws, "a.txt", "remote\n");
+	sb_err *err = sb_runtime_restore(e.rt, NULL, NULL);
+	assert_non_null(err);
+	assert_int_equal(err->code, SB_E_EXISTS);
+	assert_non_null(strstr(err->msg, "was not made by sandbar"));
+	sb_err_free(err);
+	rth_assert_file(e.local, ".sandbar-restore/mine.txt", "user data\n");
+	rth_assert_file(e.local, "a.txt", "base\n");
+	/* moved away: the restore goes through and leaves no staging dir behind */
+	assert_int_equal(sbt_sh("rm -rf '%s/.sandbar-restore'", e.local), 0);
+	SB_ASSERT_OK(sb_runtime_restore(e.rt, NULL, NULL));
+	rth_assert_file(e.local, "a.txt", "remote\n");
+	assert_false(rth_exists(e.local, ".sandbar-restore"));
+	env_free(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(conflict_keeps_both_versions),
-		cmocka_unit_test(conflict_take_remote),
-		cmocka_unit_test(conflict_fail_applies_nothing),
-		cmocka_unit_test(stale_baseline_restores_keep_siblings),
-		cmocka_unit_test(dir_replaced_by_file_with_local_additions),
-		cmocka_unit_test(remote_dotdot_member_never_written),
-		cmocka_unit_test(remote_symlink_member_never_followed),
-		cmocka_unit_test(local_symlink_on_path_blocks_writes),
+	    cmocka_unit_test(conflict_keeps_both_versions),
+	    cmocka_unit_test(conflict_take_remote),
+	    cmocka_unit_test(conflict_fail_applies_nothing),
+	    cmocka_unit_test(stale_baseline_restores_keep_siblings),
+	    cmocka_unit_test(dir_replaced_by_file_with_local_additions),
+	    cmocka_unit_test(remote_dotdot_member_never_written),
+	    cmocka_unit_test(remote_symlink_member_never_followed),
+	    cmocka_unit_test(local_symlink_on_path_blocks_writes),
+	    cmocka_unit_test(foreign_staging_dir_is_never_deleted),
 	};
 	return rth_run_both("runtime.merge", tests, sizeof tests / sizeof tests[0]);
 }

@@ -45,11 +45,11 @@ static void side_prepare(side *s, bool native)
 	sb_local_runner_opts lo = {.file_transfer = true};
 	s->runner = rth_rec_new(sb_local_runner_new(&lo), 0, &s->rec);
 	sb_runtime_prepare_opts o = {
-		.runner = s->runner,
-		.spec = {.remote_cwd = s->ws},
-		.adapter_key = "claude",
-		.workspace_local_dir = s->local,
-		.force_command_path = !native,
+	    .runner = s->runner,
+	    .spec = {.remote_cwd = s->ws},
+	    .adapter_key = "claude",
+	    .workspace_local_dir = s->local,
+	    .force_command_path = !native,
 	};
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &s->rt));
 	assert_int_equal(sb_runtime_uses_native(s->rt), native);
@@ -130,8 +130,8 @@ static void native_restore_honours_byte_limit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(native_and_command_paths_are_byte_identical),
-		cmocka_unit_test(native_restore_honours_byte_limit),
+	    cmocka_unit_test(native_and_command_paths_are_byte_identical),
+	    cmocka_unit_test(native_restore_honours_byte_limit),
 	};
 	return cmocka_run_group_tests_name("runtime.native", tests, NULL, NULL);
 }

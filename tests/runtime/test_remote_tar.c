@@ -25,10 +25,10 @@ static void env_init(env *e)
 	e->runner = rth_rec_new(rth_runner(false), 0, &e->rec);
 	sbt_write_str(e->local, "a.txt", "base\n");
 	sb_runtime_prepare_opts o = {
-		.runner = e->runner,
-		.spec = {.remote_cwd = e->ws},
-		.adapter_key = "claude",
-		.workspace_local_dir = e->local,
+	    .runner = e->runner,
+	    .spec = {.remote_cwd = e->ws},
+	    .adapter_key = "claude",
+	    .workspace_local_dir = e->local,
 	};
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &e->rt));
 }
@@ -49,9 +49,9 @@ static void shim_tar(env *e, const char *after)
 	real[strcspn(real, "\n")] = '\0';
 	char *dir = sbt_path(e->base, "shim");
 	char *script = sb_strfmt("#!/bin/sh\n"
-				 "if [ \"$1\" = \"-cf\" ]; then '%s' \"$@\"; %s; fi\n"
-				 "exec '%s' \"$@\"\n",
-				 real, after, real);
+	                         "if [ \"$1\" = \"-cf\" ]; then '%s' \"$@\"; %s; fi\n"
+	                         "exec '%s' \"$@\"\n",
+	                         real, after, real);
 	sbt_write(dir, "tar", script, strlen(script), 0755);
 	char *path = sb_strfmt("PATH=%s:/usr/local/bin:/usr/bin:/bin", dir);
 	rth_rec_add_env(e->rec, path);
@@ -83,8 +83,8 @@ static void tar_exit_two_fails_with_stdout(void **state)
 	sb_err *err = sb_runtime_restore(e.rt, NULL, NULL);
 	assert_non_null(err);
 	assert_non_null(strstr(err->msg, "failed with exit code 2"));
-	assert_non_null(
-		strstr(err->msg, "stdout: tar: workspace-download.tar: Cannot open: Permission denied"));
+	assert_non_null(strstr(
+	    err->msg, "stdout: tar: workspace-download.tar: Cannot open: Permission denied"));
 	sb_err_free(err);
 	rth_assert_file(e.local, "a.txt", "base\n");
 	env_free(&e);
@@ -165,10 +165,10 @@ static void archives_have_no_self_entry(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(tar_exit_one_is_tolerated),
-		cmocka_unit_test(tar_exit_two_fails_with_stdout),
-		cmocka_unit_test(empty_workspace_archive_is_1024_zero_bytes),
-		cmocka_unit_test(archives_have_no_self_entry),
+	    cmocka_unit_test(tar_exit_one_is_tolerated),
+	    cmocka_unit_test(tar_exit_two_fails_with_stdout),
+	    cmocka_unit_test(empty_workspace_archive_is_1024_zero_bytes),
+	    cmocka_unit_test(archives_have_no_self_entry),
 	};
 	return rth_run_both("runtime.remote_tar", tests, sizeof tests / sizeof tests[0]);
 }

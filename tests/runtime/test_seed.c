@@ -30,10 +30,10 @@ static void overlay_case(unsigned caps_clear, bool expect_stdin)
 	rth_rec *rec;
 	sb_runner *runner = rth_rec_new(rth_runner(false), caps_clear, &rec);
 	sb_runtime_prepare_opts o = {
-		.runner = runner,
-		.spec = {.remote_cwd = ws},
-		.adapter_key = "claude",
-		.workspace_local_dir = local,
+	    .runner = runner,
+	    .spec = {.remote_cwd = ws},
+	    .adapter_key = "claude",
+	    .workspace_local_dir = local,
 	};
 	sb_runtime *rt = NULL;
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));
@@ -94,11 +94,11 @@ static void nested_remote_workspace_runs_from_root(void **state)
 	rth_rec *rec;
 	sb_runner *runner = rth_rec_new(rth_runner(false), 0, &rec);
 	sb_runtime_prepare_opts o = {
-		.runner = runner,
-		.spec = {.remote_cwd = base},
-		.workspace_remote_dir = ws,
-		.adapter_key = "codex",
-		.workspace_local_dir = local,
+	    .runner = runner,
+	    .spec = {.remote_cwd = base},
+	    .workspace_remote_dir = ws,
+	    .adapter_key = "codex",
+	    .workspace_local_dir = local,
 	};
 	sb_runtime *rt = NULL;
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));
@@ -122,9 +122,9 @@ static void nested_remote_workspace_runs_from_root(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(overlay_stays_out_of_sync),
-		cmocka_unit_test(overlay_stays_out_of_sync_without_stdin),
-		cmocka_unit_test(nested_remote_workspace_runs_from_root),
+	    cmocka_unit_test(overlay_stays_out_of_sync),
+	    cmocka_unit_test(overlay_stays_out_of_sync_without_stdin),
+	    cmocka_unit_test(nested_remote_workspace_runs_from_root),
 	};
 	return rth_run_both("runtime.seed", tests, sizeof tests / sizeof tests[0]);
 }

@@ -174,8 +174,8 @@ static void zero_byte_upload(void **state)
 	(void)state;
 	for (int mode = 0; mode < 3; mode++) {
 		unsigned clear = mode == 0   ? 0
-				 : mode == 1 ? SB_RUNNER_CAP_STDIN_PROGRESS
-					     : SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS;
+		                 : mode == 1 ? SB_RUNNER_CAP_STDIN_PROGRESS
+		                             : SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS;
 		fixture f;
 		fx_init(&f, clear);
 		int fd = memfd_with("", 0);
@@ -198,8 +198,8 @@ static void upload_cleans_temp_when_rename_fails(void **state)
 	(void)state;
 	for (int mode = 0; mode < 3; mode++) {
 		unsigned clear = mode == 0   ? 0
-				 : mode == 1 ? SB_RUNNER_CAP_STDIN_PROGRESS
-					     : SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS;
+		                 : mode == 1 ? SB_RUNNER_CAP_STDIN_PROGRESS
+		                             : SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS;
 		fixture f;
 		fx_init(&f, clear);
 		char *shim = sbt_path(f.dir, "shim");
@@ -303,14 +303,14 @@ static void command_error_carries_stdout_tail(void **state)
 	fixture f;
 	fx_init(&f, 0);
 	const char *script =
-		"echo 'tar: workspace-download.tar: Cannot open: Permission denied'; exit 2";
+	    "echo 'tar: workspace-download.tar: Cannot open: Permission denied'; exit 2";
 	sb_err *err = sb_rt_run(&f.ctx, script, NULL, NULL, 0, NULL);
 	assert_non_null(err);
 	assert_int_equal(err->code, SB_E_COMMAND);
 	assert_non_null(strstr(err->msg, script));
 	assert_non_null(strstr(err->msg, "failed with exit code 2:\n"));
-	assert_non_null(
-		strstr(err->msg, "stdout: tar: workspace-download.tar: Cannot open: Permission denied"));
+	assert_non_null(strstr(
+	    err->msg, "stdout: tar: workspace-download.tar: Cannot open: Permission denied"));
 	assert_null(strstr(err->msg, "stderr:"));
 	sb_err_free(err);
 	fx_deinit(&f);
@@ -322,9 +322,9 @@ static void command_error_tails_are_bounded(void **state)
 	fixture f;
 	fx_init(&f, 0);
 	sb_err *err = sb_rt_run(&f.ctx,
-				"i=0; while [ $i -lt 1000 ]; do printf 'line %05d\\n' $i >&2; "
-				"i=$((i+1)); done; echo out; exit 3",
-				NULL, NULL, 0, NULL);
+	                        "i=0; while [ $i -lt 1000 ]; do printf 'line %05d\\n' $i >&2; "
+	                        "i=$((i+1)); done; echo out; exit 3",
+	                        NULL, NULL, 0, NULL);
 	assert_non_null(err);
 	const char *e = strstr(err->msg, "stderr: ...[truncated]\n");
 	assert_non_null(e);
@@ -338,17 +338,17 @@ static void command_error_tails_are_bounded(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(single_stream_upload_is_one_call),
-		cmocka_unit_test(chunked_upload_without_stdin_progress),
-		cmocka_unit_test(single_stream_collapses_round_trips),
-		cmocka_unit_test(printf_upload_uses_no_stdin),
-		cmocka_unit_test(zero_byte_upload),
-		cmocka_unit_test(upload_cleans_temp_when_rename_fails),
-		cmocka_unit_test(download_chunks_under_stdout_cap),
-		cmocka_unit_test(download_rejects_oversize_before_reading),
-		cmocka_unit_test(download_empty_file_reads_nothing),
-		cmocka_unit_test(command_error_carries_stdout_tail),
-		cmocka_unit_test(command_error_tails_are_bounded),
+	    cmocka_unit_test(single_stream_upload_is_one_call),
+	    cmocka_unit_test(chunked_upload_without_stdin_progress),
+	    cmocka_unit_test(single_stream_collapses_round_trips),
+	    cmocka_unit_test(printf_upload_uses_no_stdin),
+	    cmocka_unit_test(zero_byte_upload),
+	    cmocka_unit_test(upload_cleans_temp_when_rename_fails),
+	    cmocka_unit_test(download_chunks_under_stdout_cap),
+	    cmocka_unit_test(download_rejects_oversize_before_reading),
+	    cmocka_unit_test(download_empty_file_reads_nothing),
+	    cmocka_unit_test(command_error_carries_stdout_tail),
+	    cmocka_unit_test(command_error_tails_are_bounded),
 	};
 	return rth_run_both("runtime.transport", tests, sizeof tests / sizeof tests[0]);
 }

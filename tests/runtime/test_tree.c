@@ -10,13 +10,13 @@
 #include <unistd.h>
 
 static const char *const NAMES[] = {
-	"with space.txt",
-	"it's quoted \"twice\".txt",
-	"new\nline.txt",
-	"ünïcødé-日本語.txt",
-	"$(touch pwned)`id`;*.txt",
-	"-starts-with-dash",
-	"dir with space/inner 'q'.txt",
+    "with space.txt",
+    "it's quoted \"twice\".txt",
+    "new\nline.txt",
+    "ünïcødé-日本語.txt",
+    "$(touch pwned)`id`;*.txt",
+    "-starts-with-dash",
+    "dir with space/inner 'q'.txt",
 };
 
 typedef struct env {
@@ -38,10 +38,10 @@ static void env_init(env *e)
 static void env_prepare(env *e)
 {
 	sb_runtime_prepare_opts o = {
-		.runner = e->runner,
-		.spec = {.remote_cwd = e->ws},
-		.adapter_key = "claude",
-		.workspace_local_dir = e->local,
+	    .runner = e->runner,
+	    .spec = {.remote_cwd = e->ws},
+	    .adapter_key = "claude",
+	    .workspace_local_dir = e->local,
 	};
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &e->rt));
 }
@@ -102,9 +102,10 @@ static void awkward_names_round_trip(void **state)
 	sbt_write_str(e.ws, "new\nline.txt", "changed remotely\n");
 	sbt_write_str(e.ws, "remote only ü'\".txt", "new\n");
 	assert_int_equal(sbt_sh("chmod 0755 '%s/secret'", e.ws), 0);
-	assert_int_equal(sbt_sh("rm '%s/link-in-tree' && ln -s 'ünïcødé-日本語.txt' '%s/link-in-tree'",
-				e.ws, e.ws),
-			 0);
+	assert_int_equal(
+	    sbt_sh("rm '%s/link-in-tree' && ln -s 'ünïcødé-日本語.txt' '%s/link-in-tree'", e.ws,
+	           e.ws),
+	    0);
 	assert_int_equal(sbt_sh("rmdir '%s/empty dir' && mkdir '%s/new empty'", e.ws, e.ws), 0);
 	sbt_write(e.ws, "empty.bin", "x", 1, 0644);
 	sbt_write(e.ws, "now-empty.txt", "", 0, 0640);
@@ -178,12 +179,12 @@ static void caller_excludes_and_preserved_paths(void **state)
 	char *excludes[] = {(char *)"big", (char *)"docs/gen", NULL};
 	char *preserve[] = {(char *)".claude", NULL};
 	sb_runtime_prepare_opts o = {
-		.runner = e.runner,
-		.spec = {.remote_cwd = e.ws},
-		.adapter_key = "claude",
-		.workspace_local_dir = e.local,
-		.excludes = excludes,
-		.preserve_absent_on_restore = preserve,
+	    .runner = e.runner,
+	    .spec = {.remote_cwd = e.ws},
+	    .adapter_key = "claude",
+	    .workspace_local_dir = e.local,
+	    .excludes = excludes,
+	    .preserve_absent_on_restore = preserve,
 	};
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &e.rt));
 	assert_false(rth_exists(e.ws, "big"));
@@ -245,14 +246,161 @@ static void restage_wipes_stale_remote_but_spares_overlay(void **state)
 	env_free(&e);
 }
 
+static void fifo_is_ignored(void **state)
+{
+	(void)state;
+	env e;
+	env_init(&e);
+	sbt_write_str(e.local, "a.txt", "a\n");
+	char *fifo = sbt_path(e.local, "pipe");
+	assert_int_equal(mkfifo(fifo, 0644), 0);
+	env_prepare(&e);
+	assert_false(rth_exists(e.ws, "pipe"));
+	sbt_write_str(e.ws, "a.txt", "b\n");
+	SB_ASSERT_OK(sb_runtime_restore(e.rt, NULL, NULL));
+	rth_assert_file(e.local, "a.txt", "b\n");
+	struct stat st;
+	assert_int_equal(lstat(fifo, &st), 0); /* never taken for a deleted file */
+	assert_true(S_ISFIFO(st.st_mode));
+	free(fifo);
+	env_free(&e);
+}
+
+static void assets_follow_symlinks_and_exclude(void **state)
+{
+	(void)state;
+	env e;
+	env_init(&e);
+	char *home = sbt_mkdtemp("rt-home");
+	sbt_write_str(e.outside, "real-config.toml", "model = \"x\"\n");
+	char *cfg = sb_strfmt("%s/real-config.toml", e.outside);
+	mklink(home, "config.toml", cfg);
+	sbt_write_str(home, "auth.json", "{}\n");
+	sbt_write_str(home, "tmp/big.bin", "scratch\n");
+	sbt_write_str(home, "._auth.json", "appledouble\n");
+	char *asset_ex[] = {(char *)"tmp", (char *)".tmp", NULL};
+	sb_runtime_asset assets[] = {
+	    {.key = "home", .local_dir = home, .follow_symlinks = true, .excludes = asset_ex},
+	};
+	sb_runtime_prepare_opts o = {
+	    .runner = e.runner,
+	    .spec = {.remote_cwd = e.ws},
+	    .adapter_key = "codex",
+	    .workspace_local_dir = e.local,
+	    .assets = assets,
+	    .n_assets = 1,
+	};
+	SB_ASSERT_OK(sb_runtime_prepare(&o, &e.rt));
+	const char *dir = sb_runtime_asset_dir(e.rt, "home");
+	char *want = sb_strfmt("%s/.paperclip-runtime/codex/home", e.ws);
+	assert_string_equal(dir, want);
+	struct stat st;
+	char *p = sbt_path(dir, "config.toml");
+	assert_int_equal(lstat(p, &st), 0);
+	assert_true(S_ISREG(st.st_mode)); /* followed: a regular file in the sandbox */
+	rth_assert_file(dir, "config.toml", "model = \"x\"\n");
+	rth_assert_file(dir, "auth.json", "{}\n");
+	assert_false(rth_exists(dir, "tmp"));
+	assert_false(rth_exists(dir, "._auth.json"));
+	assert_null(sb_runtime_asset_dir(e.rt, "nope"));
+	/* the overlay holding the asset is never restored into the workspace */
+	SB_ASSERT_OK(sb_runtime_restore(e.rt, NULL, NULL));
+	assert_false(rth_exists(e.local, ".paperclip-runtime"));
+	free(p);
+	free(want);
+	free(cfg);
+	sbt_rmtree(home);
+	env_free(&e);
+}
+
+static void cancelled_prepare_runs_nothing(void **state)
+{
+	(void)state;
+	env e;
+	env_init(&e);
+	sbt_write_str(e.local, "a.txt", "a\n");
+	sb_cancel *cancel = sb_cancel_new();
+	sb_cancel_trigger(cancel);
+	sb_runtime_prepare_opts o = {
+	    .runner = e.runner,
+	    .spec = {.remote_cwd = e.ws},
+	    .adapter_key = "x",
+	    .workspace_local_dir = e.local,
+	    .cancel = cancel,
+	};
+	sb_err *err = sb_runtime_prepare(&o, &e.rt);
+	assert_non_null(err);
+	assert_int_equal(err->code, SB_E_CANCELED);
+	sb_err_free(err);
+	assert_false(rth_exists(e.ws, "a.txt"));
+	sb_cancel_free(cancel);
+	env_free(&e);
+}
+
+static void bad_requests_are_refused(void **state)
+{
+	(void)state;
+	sb_conflict_policy pol;
+	SB_ASSERT_OK(sb_conflict_policy_parse("take-remote", &pol));
+	assert_int_equal(pol, SB_CONFLICT_TAKE_REMOTE);
+	assert_string_equal(sb_conflict_policy_name(SB_CONFLICT_KEEP_LOCAL), "keep-local");
+	sb_err *err = sb_conflict_policy_parse("theirs", &pol);
+	assert_non_null(err);
+	sb_err_free(err);
+	env e;
+	env_init(&e);
+	const char *bad_keys[] = {"a/b", "..", "", "x*"};
+	for (size_t i = 0; i < 4; i++) {
+		sb_runtime_prepare_opts o = {
+		    .runner = e.runner,
+		    .spec = {.remote_cwd = e.ws},
+		    .adapter_key = bad_keys[i],
+		    .workspace_local_dir = e.local,
+		};
+		err = sb_runtime_prepare(&o, &e.rt);
+		assert_non_null(err);
+		assert_int_equal(err->code, SB_E_INVAL);
+		sb_err_free(err);
+	}
+	sb_runtime_asset reserved[] = {{.key = "workspace", .local_dir = e.local}};
+	sb_runtime_prepare_opts o = {
+	    .runner = e.runner,
+	    .spec = {.remote_cwd = "relative/dir"},
+	    .adapter_key = "x",
+	    .workspace_local_dir = e.local,
+	};
+	err = sb_runtime_prepare(&o, &e.rt);
+	assert_non_null(err);
+	sb_err_free(err);
+	o.spec.remote_cwd = e.ws;
+	o.assets = reserved;
+	o.n_assets = 1;
+	err = sb_runtime_prepare(&o, &e.rt);
+	assert_non_null(err);
+	assert_non_null(strstr(err->msg, "asset key"));
+	sb_err_free(err);
+	o.assets = NULL;
+	o.n_assets = 0;
+	o.spec.shell = "zsh";
+	err = sb_runtime_prepare(&o, &e.rt);
+	assert_non_null(err);
+	sb_err_free(err);
+	assert_false(rth_exists(e.base, "ws"));
+	env_free(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(awkward_names_round_trip),
-		cmocka_unit_test(heavy_dirs_stay_on_their_side),
-		cmocka_unit_test(caller_excludes_and_preserved_paths),
-		cmocka_unit_test(empty_workspace_round_trips),
-		cmocka_unit_test(restage_wipes_stale_remote_but_spares_overlay),
+	    cmocka_unit_test(awkward_names_round_trip),
+	    cmocka_unit_test(heavy_dirs_stay_on_their_side),
+	    cmocka_unit_test(caller_excludes_and_preserved_paths),
+	    cmocka_unit_test(empty_workspace_round_trips),
+	    cmocka_unit_test(restage_wipes_stale_remote_but_spares_overlay),
+	    cmocka_unit_test(fifo_is_ignored),
+	    cmocka_unit_test(assets_follow_symlinks_and_exclude),
+	    cmocka_unit_test(bad_requests_are_refused),
+	    cmocka_unit_test(cancelled_prepare_runs_nothing),
 	};
 	return rth_run_both("runtime.tree", tests, sizeof tests / sizeof tests[0]);
 }
