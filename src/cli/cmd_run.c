@@ -54,8 +54,12 @@ static const char run_help[] =
 	"failed (then nothing was run, or the changes could not be brought back: the message says\n"
 	"which).\n";
 
-/* Ctrl-C state, touched from the signal handler: only async-signal-safe operations. */
-static sb_cancel *g_cancel;
+/* Ctrl-C state, touched from the signal handler: only async-signal-safe operations.
+ * g_cancel is the token of the phase a Ctrl-C stops: the staging, then the command. They are
+ * separate because the runtime checks the staging token again during the restore, which
+ * must still run after the command was stopped. */
+static sb_cancel *volatile g_cancel;
+static sb_cancel *g_stage_cancel, *g_exec_cancel;
 static volatile sig_atomic_t g_interrupts;
 static char g_abort_msg[512];
 static size_t g_abort_len;
@@ -335,7 +339,9 @@ int cmd_run(int argc, char **argv)
 		}
 	}
 
-	g_cancel = sb_cancel_new();
+	g_stage_cancel = sb_cancel_new();
+	g_exec_cancel = sb_cancel_new();
+	g_cancel = g_stage_cancel;
 	install_sigint();
 	/* `sandbar run ... | head` must not die of SIGPIPE with the changes and the lease still
 	 * out there: a failed write to our stdout is ignored (on_output), the run goes on.
@@ -373,11 +379,18 @@ int cmd_run(int argc, char **argv)
 	popts.progress.fn = progress_line;
 	popts.progress.bytes = on_bytes;
 	popts.progress.ud = &bar;
-	popts.cancel = g_cancel;
+	popts.cancel = g_stage_cancel;
 	sb_runtime *rt = NULL;
 	err = sb_runtime_prepare(&popts, &rt);
 	cli_bar_clear(&bar);
 	report.phases.prepare_ms = sb_mono_ms() - t0;
+	g_cancel = g_exec_cancel;
+	if (!err && sb_cancel_is_set(g_stage_cancel)) {
+		/* The Ctrl-C landed as the staging finished: the restore would be cancelled too. */
+		sb_runtime_free(rt);
+		rt = NULL;
+		err = sb_err_new(SB_E_CANCELED, "staging cancelled");
+	}
 	if (err && g_interrupts > 0) {
 		/* Ctrl-C cancelled the staging: an interrupt, not a sandbar failure. */
 		sb_err_free(err);
@@ -400,8 +413,8 @@ int cmd_run(int argc, char **argv)
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	sb_err *exec_err = NULL;
-	if (!sb_cancel_is_set(g_cancel))
-		exec_err = sb_runner_execute(target.runner, &req, &cbs, g_cancel, &res);
+	if (!sb_cancel_is_set(g_exec_cancel))
+		exec_err = sb_runner_execute(target.runner, &req, &cbs, g_exec_cancel, &res);
 	report.phases.exec_ms = sb_mono_ms() - t0;
 	bool interrupted = g_interrupts > 0;
 	if (exec_err) {
@@ -476,8 +489,10 @@ out_release:
 out_report:
 	run_report_deinit(&report);
 	signal(SIGINT, SIG_DFL);
-	sb_cancel_free(g_cancel);
 	g_cancel = NULL;
+	sb_cancel_free(g_stage_cancel);
+	sb_cancel_free(g_exec_cancel);
+	g_stage_cancel = g_exec_cancel = NULL;
 	free(workspace);
 out_cfg:
 	sb_strv_free(topts.prefix);
