@@ -103,7 +103,7 @@ static void missing_workspace_is_125_and_says_so(void **state)
 	clit_res_free(&r);
 	/* Nothing was acquired. */
 	char *leases = sbt_path(t->state, "leases");
-	char *n = sbt_sh_out("ls -A '%s' 2>/dev/null | wc -l", leases);
+	char *n = sbt_sh_out("ls '%s' 2>/dev/null | wc -l", leases);
 	assert_int_equal(atoi(n), 0);
 	free(n);
 	free(leases);
@@ -227,7 +227,7 @@ static void a_closed_stdout_does_not_stop_the_run(void **state)
 	char *piped = sbt_read(t->ws, "piped.txt", NULL);
 	assert_string_equal(piped, "done\n");
 	free(piped);
-	char *n = sbt_sh_out("ls -A '%s/leases' | wc -l", t->state);
+	char *n = sbt_sh_out("ls '%s/leases' | wc -l", t->state);
 	assert_int_equal(atoi(n), 0);
 	free(n);
 }
