@@ -155,6 +155,11 @@ sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req, sb
 		const char *msg = sbi_msg_get(&reply, "msg");
 		err = sb_err_new(SB_E_SPAWN, "failed to start \"%s\" in \"%s\": %s", req->argv[0],
 		                 cwd, msg ? msg : "unknown reason");
+		/* The caller tells "not found" (ENOENT from exec) from "cannot start" by it. */
+		long long e = 0;
+		const char *stage = sbi_msg_get(&reply, "stage");
+		if (!strcmp(stage, "exec") && sbi_msg_geti(&reply, "errno", 1, 4095, &e) == 0)
+			err->sys_errno = (int)e;
 		goto out;
 	}
 	if ((err = sb_ctl_reply_err(sb, &reply, "starting a command")))

@@ -150,8 +150,16 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 			in = -1;
 		}
 	}
+	/* Cancelling stops the command the way a timeout does: TERM, so it can save its work,
+	 * then KILL once the grace period is over. 0 = not cancelled yet. */
+	int64_t kill_at = 0;
 	for (;;) {
-		if (sb_cancel_is_set(cancel)) {
+		if (!kill_at && sb_cancel_is_set(cancel)) {
+			kill_at = sb_mono_ms() + xr.grace_ms;
+			sb_err_free(
+			    sb_sandbox_exec_signal(impl->sb, sb_sandbox_exec_id(rs.x), SIGTERM));
+		}
+		if (kill_at && sb_mono_ms() >= kill_at) {
 			err = sb_err_new(SB_E_CANCELED, "command \"%s\" cancelled", req->argv[0]);
 			goto kill;
 		}
@@ -159,13 +167,20 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 			break;
 		if ((err = drain(&rs)))
 			goto kill;
+		if (!st.running && kill_at) {
+			err = sb_err_new(SB_E_CANCELED, "command \"%s\" cancelled", req->argv[0]);
+			goto out;
+		}
 		if (!st.running)
 			break;
 		/* fetched each time: it changes if init goes away mid-command */
 		struct pollfd p[3] = {{sb_sandbox_exec_fd(rs.x), POLLIN, 0},
-		                      {sb_cancel_fd(cancel), POLLIN, 0},
+		                      {kill_at ? -1 : sb_cancel_fd(cancel), POLLIN, 0},
 		                      {in, POLLOUT, 0}};
-		int rc = poll(p, 3, POLL_MS);
+		int64_t wait_ms = POLL_MS;
+		if (kill_at && kill_at - sb_mono_ms() < wait_ms)
+			wait_ms = kill_at - sb_mono_ms() > 0 ? kill_at - sb_mono_ms() : 0;
+		int rc = poll(p, 3, (int)wait_ms);
 		if (rc < 0 && errno != EINTR) {
 			err = sb_err_sys(errno, "waiting for command \"%s\"", req->argv[0]);
 			goto kill;
