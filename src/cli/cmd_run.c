@@ -116,6 +116,7 @@ struct run_opts {
 	char *via;
 	char *bridge;
 	char *remote_dir;
+	char *state_dir;
 	char **excludes;
 	bool network;
 	uint64_t memory;
@@ -134,12 +135,13 @@ static void run_opts_free(struct run_opts *o)
 	free(o->via);
 	free(o->bridge);
 	free(o->remote_dir);
+	free(o->state_dir);
 	sb_strv_free(o->excludes);
 	sb_strv_free(o->env);
 }
 
 enum { OPT_VIA = 256, OPT_BRIDGE, OPT_REMOTE_DIR, OPT_EXCLUDE, OPT_NETWORK, OPT_MEMORY,
-       OPT_TIMEOUT, OPT_KEEP, OPT_CONFLICT, OPT_JSON };
+       OPT_TIMEOUT, OPT_KEEP, OPT_CONFLICT, OPT_JSON, OPT_STATE_DIR };
 
 static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 {
@@ -154,6 +156,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"env", required_argument, NULL, 'e'},
 		{"keep", no_argument, NULL, OPT_KEEP},
+		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 		{"conflict", required_argument, NULL, OPT_CONFLICT},
 		{"quiet", no_argument, NULL, 'q'},
 		{"json", no_argument, NULL, OPT_JSON},
@@ -211,6 +214,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 			break;
 		case 'q': o->quiet = true; break;
 		case OPT_JSON: o->json = true; break;
+		case OPT_STATE_DIR: free(o->state_dir); o->state_dir = sb_xstrdup(optarg); break;
 		case 'h': *help = true; return 0;
 		case ':':
 			return cli_usage_error("run", "option %s needs a value", argv[optind - 1]);
@@ -284,6 +288,8 @@ int cmd_run(int argc, char **argv)
 	cli_config cfg = {0};
 	if (o.bridge)
 		cfg.bridge_url = sb_xstrdup(o.bridge);
+	if (o.state_dir)
+		cfg.state_dir = sb_xstrdup(o.state_dir);
 	sb_err *err = cli_config_resolve(&cfg);
 	if (err) {
 		cli_config_deinit(&cfg); /* what the environment already set */
@@ -343,10 +349,6 @@ int cmd_run(int argc, char **argv)
 	g_exec_cancel = sb_cancel_new();
 	g_cancel = g_stage_cancel;
 	install_sigint();
-	/* `sandbar run ... | head` must not die of SIGPIPE with the changes and the lease still
-	 * out there: a failed write to our stdout is ignored (on_output), the run goes on.
-	 * Commands get SIGPIPE back at its default (the runners reset it). */
-	signal(SIGPIPE, SIG_IGN);
 	run_report report;
 	run_report_init(&report);
 	cli_bar bar;
