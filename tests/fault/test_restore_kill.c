@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #define N_SMALL 150
-#define N_ITER 16
+#define N_ITER 12
 #define N_LINKS 400 /* a long run of link replacements for the kills to land in */
 
 static char *version(const char *side, int i)
@@ -57,7 +57,7 @@ static void write_side(const char *dir, const char *side)
 		free(t);
 		free(p);
 	}
-	size_t n = 3u << 20;
+	size_t n = 1u << 20;
 	char *big = sb_xmalloc(n);
 	sbt_fill_random(big, n, strcmp(side, "old") == 0 ? 1 : 2);
 	sbt_write(dir, "big.bin", big, n, 0644);
