@@ -291,6 +291,43 @@ static void transfers_leave_the_process_directory_alone(void **s)
 	sbt_rmtree(src);
 }
 
+/* A hard link in the workspace to a file the sandbox user cannot write (root's, 0644): a
+ * transfer in that carries the same name replaces the name, never writes the file. */
+static void sync_in_never_writes_through_a_hard_link(void **s)
+{
+	(void)s;
+	const char *ws = sb_sandbox_workspace_dir(sb);
+	sbt_write_str(ws, "rootfile", "root content\n");
+	char *rf = sbt_path(ws, "rootfile"), *hl = sbt_path(ws, "hl");
+	assert_int_equal(chown(rf, 0, 0), 0);
+	assert_int_equal(chmod(rf, 0644), 0);
+	/* the sandbox cannot make the link (protected_hardlinks); the host does, as if it could */
+	sbx_result r;
+	sbx_sh(sb, "ln /workspace/rootfile /workspace/hl-try 2>&1; echo rc=$?", &r);
+	print_message("sandboxed ln of a root file: %s", sb_buf_cstr(&r.out));
+	sbx_result_free(&r);
+	unlink(hl);
+	assert_int_equal(link(rf, hl), 0);
+	char *src = sbt_mkdtemp("esc-src");
+	sbt_write_str(src, "hl", "pwned\n");
+	char tmpl[] = "/tmp/esc-tar-XXXXXX";
+	int fd = mkstemp(tmpl);
+	unlink(tmpl);
+	assert_int_equal(sbt_sh("tar -C '%s' -cf /proc/%d/fd/%d hl", src, (int)getpid(), fd), 0);
+	assert_int_equal(lseek(fd, 0, SEEK_SET), 0);
+	/* keep rootfile (preserve) so only hl is replaced */
+	char *keep[] = {"rootfile", NULL};
+	SB_ASSERT_OK(sb_runner_sync_in(run, "/workspace", keep, fd, NULL, NULL));
+	close(fd);
+	rth_assert_file(ws, "rootfile", "root content\n");
+	rth_assert_file(ws, "hl", "pwned\n");
+	unlink(rf);
+	unlink(hl);
+	free(rf);
+	free(hl);
+	sbt_rmtree(src);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -302,6 +339,7 @@ int main(void)
 	    cmocka_unit_test(native_transfers_survive_a_swapped_directory),
 	    cmocka_unit_test(command_transfers_survive_a_swapped_directory),
 	    cmocka_unit_test(sync_out_of_a_swapped_directory_never_reads_outside),
+	    cmocka_unit_test(sync_in_never_writes_through_a_hard_link),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
