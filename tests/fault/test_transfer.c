@@ -6,9 +6,11 @@
  */
 #include "harness.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef enum fail_mode {
 	FAIL_REFUSE, /* the call never reaches the far side */
@@ -21,6 +23,7 @@ typedef struct flaky {
 	size_t calls;  /* execute calls so far */
 	size_t fail_k; /* 1-based call that fails; 0 = none */
 	fail_mode mode;
+	size_t cut_bytes; /* native transfers: cut the stream after this many bytes */
 } flaky;
 
 static sb_err *flaky_execute(sb_runner *r, const sb_exec_request *req, const sb_exec_callbacks *cb,
@@ -42,6 +45,85 @@ static sb_err *flaky_execute(sb_runner *r, const sb_exec_request *req, const sb_
 	return NULL;
 }
 
+/* Native transfer cut after cut_bytes of the tar stream (0 = pass through): the far side or
+ * the channel dies part way through the archive. */
+static sb_err *copy_to_tmp(int in, size_t limit, int *out)
+{
+	char tmpl[] = "/tmp/flt-stream-XXXXXX";
+	int fd = mkstemp(tmpl);
+	if (fd < 0)
+		return sb_err_sys(errno, "creating a temp file");
+	unlink(tmpl);
+	char buf[65536];
+	size_t total = 0;
+	for (;;) {
+		ssize_t n = read(in, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		size_t keep = total >= limit ? 0 : (size_t)n < limit - total ? (size_t)n : limit - total;
+		total += (size_t)n;
+		sb_err *err = keep ? sb_write_all(fd, buf, keep) : NULL;
+		if (err) {
+			close(fd);
+			return err;
+		}
+	}
+	lseek(fd, 0, SEEK_SET);
+	*out = fd;
+	return NULL;
+}
+
+static sb_err *flaky_sync_in(sb_runner *r, const char *dir, char *const *preserve, int tar_fd,
+			     sb_progress_fn p, void *ud)
+{
+	flaky *f = r->impl;
+	if (!f->cut_bytes)
+		return sb_runner_sync_in(f->inner, dir, preserve, tar_fd, p, ud);
+	int cut = -1;
+	sb_err *err = copy_to_tmp(tar_fd, f->cut_bytes, &cut);
+	if (err)
+		return err;
+	err = sb_runner_sync_in(f->inner, dir, preserve, cut, p, ud);
+	close(cut);
+	sb_err_free(err);
+	return sb_err_new(SB_E_IO, "injected: the channel died after %zu bytes", f->cut_bytes);
+}
+
+static sb_err *flaky_sync_out(sb_runner *r, const char *dir, const sb_excludes *ex, int tar_fd,
+			      sb_progress_fn p, void *ud)
+{
+	flaky *f = r->impl;
+	if (!f->cut_bytes)
+		return sb_runner_sync_out(f->inner, dir, ex, tar_fd, p, ud);
+	char tmpl[] = "/tmp/flt-out-XXXXXX";
+	int full = mkstemp(tmpl);
+	if (full < 0)
+		return sb_err_sys(errno, "creating a temp file");
+	unlink(tmpl);
+	sb_err *err = sb_runner_sync_out(f->inner, dir, ex, full, p, ud);
+	if (err) {
+		close(full);
+		return err;
+	}
+	lseek(full, 0, SEEK_SET);
+	int cut = -1;
+	err = copy_to_tmp(full, f->cut_bytes, &cut);
+	close(full);
+	if (err)
+		return err;
+	char buf[65536];
+	ssize_t n;
+	/* a reader that already gave up on the truncated stream is fine: the error below is
+	 * the one that counts */
+	while ((n = read(cut, buf, sizeof buf)) > 0 && !err)
+		err = sb_write_all(tar_fd, buf, (size_t)n);
+	sb_err_free(err);
+	close(cut);
+	return sb_err_new(SB_E_IO, "injected: the channel died after %zu bytes", f->cut_bytes);
+}
+
 static void flaky_destroy(sb_runner *r)
 {
 	flaky *f = r->impl;
@@ -52,8 +134,22 @@ static void flaky_destroy(sb_runner *r)
 static const sb_runner_ops flaky_ops = {
     .name = "flaky",
     .execute = flaky_execute,
+    .sync_in = flaky_sync_in,
+    .sync_out = flaky_sync_out,
     .destroy = flaky_destroy,
 };
+
+/* The local runner with native transfer, behind the same wrapper. */
+static flaky *flaky_native_new(void)
+{
+	flaky *f = sb_xcalloc(1, sizeof *f);
+	sb_local_runner_opts o = {.file_transfer = true};
+	f->inner = sb_local_runner_new(&o);
+	f->base.ops = &flaky_ops;
+	f->base.caps = sb_runner_caps(f->inner);
+	f->base.impl = f;
+	return f;
+}
 
 /* A command-path runner (no native transfer) that uploads in chunks: stdin but no stdin
  * progress, so a 3.5 MiB archive takes two chunk calls. */
@@ -254,11 +350,74 @@ static void failed_download_call_leaves_the_local_workspace_untouched(void **sta
 	sbt_rmtree(local);
 }
 
+/* Native transfers cut part way: prepare fails naming the step, restore fails and applies
+ * nothing. (The far side of a cut sync_in is left part-replaced: sync_in is destroy-then-
+ * replace; no temp files are involved, and the next prepare replaces it whole.) */
+static void cut_native_transfers_fail_and_leave_no_staging(void **state)
+{
+	(void)state;
+	char *local = sbt_mkdtemp("flt-local");
+	fill_workspace(local);
+	static const size_t cuts[] = {700, 100 * 1024, 2u << 20};
+	for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+		flaky *f = flaky_native_new();
+		f->cut_bytes = cuts[c];
+		char *base = sbt_mkdtemp("flt-remote");
+		char *ws = sbt_path(base, "ws");
+		sb_runtime_prepare_opts o = prep_opts(&f->base, local, ws);
+		sb_runtime *rt = NULL;
+		sb_err *err = sb_runtime_prepare(&o, &rt);
+		assert_non_null(err);
+		assert_non_null(strstr(err->msg, "preparing the managed runtime"));
+		assert_non_null(strstr(err->msg, "staging"));
+		assert_non_null(strstr(err->msg, "injected"));
+		sb_err_free(err);
+		assert_no_leftovers(base, "cut native prepare");
+		sb_runner_free(&f->base);
+		sbt_rmtree(base);
+		free(ws);
+	}
+	/* restore */
+	flaky *f = flaky_native_new();
+	char *base = sbt_mkdtemp("flt-remote");
+	char *ws = sbt_path(base, "ws");
+	sb_runtime_prepare_opts o = prep_opts(&f->base, local, ws);
+	sb_runtime *rt = NULL;
+	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));
+	sbt_write_str(ws, "a.txt", "remote alpha\n");
+	sbt_write_str(ws, "zz-new.txt", "new\n");
+	assert_int_equal(sbt_sh("rm -f '%s/src/lib/util.c'", ws), 0);
+	char *ref = sbt_mkdtemp("flt-ref");
+	assert_int_equal(sbt_sh("cp -a '%s/.' '%s/'", local, ref), 0);
+	for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+		f->cut_bytes = cuts[c];
+		sb_err *err = sb_runtime_restore(rt, NULL, NULL);
+		assert_non_null(err);
+		assert_non_null(strstr(err->msg, "injected"));
+		sb_err_free(err);
+		rth_assert_trees_equal(ref, local, NULL);
+		assert_no_leftovers(local, "cut native restore");
+	}
+	f->cut_bytes = 0;
+	SB_ASSERT_OK(sb_runtime_restore(rt, NULL, NULL));
+	rth_assert_trees_equal(ws, local, (const char *const[]){".paperclip-runtime", NULL});
+	sb_runtime_free(rt);
+	sb_runner_free(&f->base);
+	sbt_rmtree(ref);
+	sbt_rmtree(base);
+	free(ws);
+	sbt_rmtree(local);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(failed_upload_call_leaves_nothing_on_the_far_side),
 	    cmocka_unit_test(failed_download_call_leaves_the_local_workspace_untouched),
 	};
-	return rth_run_both("fault.transfer", tests, sizeof tests / sizeof tests[0]);
+	int rc = rth_run_both("fault.transfer", tests, sizeof tests / sizeof tests[0]);
+	const struct CMUnitTest native[] = {
+	    cmocka_unit_test(cut_native_transfers_fail_and_leave_no_staging),
+	};
+	return rc + cmocka_run_group_tests_name("fault.transfer native", native, NULL, NULL);
 }
