@@ -223,11 +223,12 @@ static void workspace_routes_keep_links_as_links(void **state)
 	free(tarpath);
 }
 
-/* ---- a link swapped in while the daemon writes */
+/* ---- a link swapped in while the daemon reads and writes */
 
 typedef struct putter {
 	int n;
 	int accepted;
+	int leaked; /* reads that returned the host secret */
 } putter;
 
 static void *put_loop(void *arg)
@@ -242,7 +243,25 @@ static void *put_loop(void *arg)
 	return NULL;
 }
 
-static void swapped_directory_never_leads_a_write_outside(void **state)
+/* Reads through the flipping directory: a file GET and a workspace GET of it. */
+static void *get_loop(void *arg)
+{
+	putter *p = arg;
+	for (int i = 0; i < p->n; i++) {
+		sbt_resp r;
+		req("GET", "files/race/secret.txt", NULL, &r);
+		if (r.body.data && memmem(r.body.data, r.body.len, SECRET, strlen(SECRET)))
+			p->leaked++;
+		sbt_resp_deinit(&r);
+		req("GET", "workspace?path=/workspace/race", NULL, &r);
+		if (r.body.data && memmem(r.body.data, r.body.len, SECRET, strlen(SECRET)))
+			p->leaked++;
+		sbt_resp_deinit(&r);
+	}
+	return NULL;
+}
+
+static void swapped_directory_never_leads_a_read_or_write_outside(void **state)
 {
 	(void)state;
 	NEED_SANDBOX();
@@ -253,9 +272,10 @@ static void swapped_directory_never_leads_a_write_outside(void **state)
 				 OUT);
 	sh_ok(script);
 	free(script);
-	putter p = {.n = 400};
-	pthread_t t;
+	putter p = {.n = 400}, g = {.n = 150};
+	pthread_t t, tg;
 	assert_int_equal(pthread_create(&t, NULL, put_loop, &p), 0);
+	assert_int_equal(pthread_create(&tg, NULL, get_loop, &g), 0);
 	/* and workspace PUTs into race/ at the same time */
 	char *tmp = sbt_mkdtemp("esc-tarsrc");
 	sbt_write_str(tmp, "new.txt", "pwned\n");
@@ -269,7 +289,9 @@ static void swapped_directory_never_leads_a_write_outside(void **state)
 		sbt_resp_deinit(&r);
 	}
 	pthread_join(t, NULL);
+	pthread_join(tg, NULL);
 	sh_ok("kill $(cat /tmp/race.pid)");
+	assert_int_equal(g.leaked, 0);
 	print_message("file PUTs accepted while racing: %d of %d\n", p.accepted, p.n);
 	assert_outside_untouched();
 	free(pt);
@@ -315,7 +337,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(file_routes_refuse_planted_links),
 	    cmocka_unit_test(workspace_routes_keep_links_as_links),
-	    cmocka_unit_test(swapped_directory_never_leads_a_write_outside),
+	    cmocka_unit_test(swapped_directory_never_leads_a_read_or_write_outside),
 	    cmocka_unit_test(hard_link_to_an_unwritable_file_is_not_written),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
