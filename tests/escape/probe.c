@@ -107,6 +107,12 @@ static void privileged_checks(void)
 	report("open_proc_kcore", open("/proc/kcore", O_RDONLY | O_CLOEXEC));
 	report("open_dev_mem", open("/dev/mem", O_RDONLY | O_CLOEXEC));
 	report("open_sysrq", open("/proc/sysrq-trigger", O_WRONLY | O_CLOEXEC));
+	/* the classic container escapes: host-wide helpers the kernel runs as root */
+	report("open_core_pattern", open("/proc/sys/kernel/core_pattern", O_WRONLY | O_CLOEXEC));
+	report("open_modprobe", open("/proc/sys/kernel/modprobe", O_WRONLY | O_CLOEXEC));
+	report("open_uevent_helper", open("/sys/kernel/uevent_helper", O_WRONLY | O_CLOEXEC));
+	report("open_cgroup_release_agent",
+	       open("/sys/fs/cgroup/release_agent", O_WRONLY | O_CLOEXEC));
 	printf("done=1\n");
 }
 

@@ -144,7 +144,8 @@ static void privileged_calls_are_refused(void **s)
 	    "setns_own_user=",  "keyctl=",          "add_key=",          "bpf=",
 	    "perf_event_open=", "ptrace_attach_init=", "ptrace_seize_init=", "chroot=",
 	    "mknod_char=",      "sethostname=",     "setuid_0=",         "open_proc_kcore=",
-	    "open_dev_mem=",    "open_sysrq="};
+	    "open_dev_mem=",    "open_sysrq=",      "open_core_pattern=", "open_modprobe=",
+	    "open_uevent_helper=", "open_cgroup_release_agent="};
 	for (size_t i = 0; i < sizeof tried / sizeof tried[0]; i++)
 		expect(o, tried[i]);
 	sbx_result_free(&r);
