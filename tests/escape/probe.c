@@ -64,11 +64,12 @@ static void proc_checks(int argc, char **argv)
 				char path[8192];
 				/* /proc/<pid>/root/<abs>, and climbing out of cwd with ".." */
 				int n = snprintf(path, sizeof path, "/proc/%s/%s%s", pids[p],
-						 via[v], argv[a]);
+				                 via[v], argv[a]);
 				if (n > 0 && (size_t)n < sizeof path)
 					try_open("via", path);
-				n = snprintf(path, sizeof path, "/proc/%s/%s/../../../../../../..%s",
-					     pids[p], via[v], argv[a]);
+				n = snprintf(path, sizeof path,
+				             "/proc/%s/%s/../../../../../../..%s", pids[p], via[v],
+				             argv[a]);
 				if (n > 0 && (size_t)n < sizeof path)
 					try_open("climb", path);
 			}

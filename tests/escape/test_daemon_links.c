@@ -20,9 +20,9 @@
 static sbt_daemon D;
 static char *L;
 static bool OK;
-static char *OUT;  /* host directory outside the workspace, owned by the sandbox's host user */
-static char *WS;   /* the lease's host-side workspace */
-static char *REL;  /* a relative link from the workspace root to OUT */
+static char *OUT; /* host directory outside the workspace, owned by the sandbox's host user */
+static char *WS;  /* the lease's host-side workspace */
+static char *REL; /* a relative link from the workspace root to OUT */
 
 static int setup(void **state)
 {
@@ -39,9 +39,9 @@ static int setup(void **state)
 	OUT = sbt_mkdtemp("esc-out");
 	sbt_write_str(OUT, "secret.txt", SECRET "\n");
 	assert_int_equal(sbt_sh("chown -R %u:%u '%s' && chmod 0755 '%s' && chmod 0644 "
-				"'%s/secret.txt'",
-				(unsigned)st.st_uid, (unsigned)st.st_gid, OUT, OUT, OUT),
-			 0);
+	                        "'%s/secret.txt'",
+	                        (unsigned)st.st_uid, (unsigned)st.st_gid, OUT, OUT, OUT),
+	                 0);
 	/* ../ once per component of WS, then OUT */
 	sb_buf r = SB_BUF_INIT;
 	for (const char *p = WS; *p; p++)
@@ -81,7 +81,7 @@ static void sh_ok(const char *script)
 	assert_int_equal(st, 200);
 	if (json_integer_value(json_object_get(j, "exit_code")) != 0)
 		fail_msg("script failed: %s: %s", script,
-			 json_string_value(json_object_get(j, "stderr")));
+		         json_string_value(json_object_get(j, "stderr")));
 	json_decref(j);
 	free(b);
 	json_decref(s);
@@ -111,10 +111,10 @@ static void assert_outside_untouched(void)
 static void plant_links(void)
 {
 	char *script = sb_strfmt("cd /workspace && rm -rf dirlink rellink filelink sub && "
-				 "ln -s '%s' dirlink && ln -s '%s' rellink && "
-				 "ln -s '%s/secret.txt' filelink && mkdir sub && "
-				 "ln -s ../rellink sub/up",
-				 OUT, REL, OUT);
+	                         "ln -s '%s' dirlink && ln -s '%s' rellink && "
+	                         "ln -s '%s/secret.txt' filelink && mkdir sub && "
+	                         "ln -s ../rellink sub/up",
+	                         OUT, REL, OUT);
 	sh_ok(script);
 	free(script);
 }
@@ -125,8 +125,8 @@ static void file_routes_refuse_planted_links(void **state)
 	NEED_SANDBOX();
 	plant_links();
 	static const char *const through[] = {"files/dirlink/new.txt", "files/rellink/new.txt",
-					      "files/sub/up/new.txt", "files/dirlink/secret.txt",
-					      "files/sub/up/secret.txt"};
+	                                      "files/sub/up/new.txt", "files/dirlink/secret.txt",
+	                                      "files/sub/up/secret.txt"};
 	for (size_t i = 0; i < sizeof through / sizeof through[0]; i++) {
 		sbt_resp r;
 		long s = req("PUT", through[i], "pwned\n", &r);
@@ -195,7 +195,7 @@ static void workspace_routes_keep_links_as_links(void **state)
 	sbt_write_str(tmp, "new.txt", "pwned\n");
 	assert_int_equal(sbt_sh("tar -C '%s' -cf '%s' new.txt", tmp, tarpath), 0);
 	static const char *const dirs[] = {"/workspace/dirlink", "/workspace/rellink",
-					   "/workspace/sub/up", "/workspace/sub/up/deeper"};
+	                                   "/workspace/sub/up", "/workspace/sub/up/deeper"};
 	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
 		char *pt = sb_strfmt("/v1/leases/%s/workspace?path=%s", L, dirs[i]);
 		sbt_req pq = {.method = "PUT", .target = pt, .in_file = tarpath};
@@ -267,9 +267,9 @@ static void swapped_directory_never_leads_a_read_or_write_outside(void **state)
 	NEED_SANDBOX();
 	/* sandboxed code flips race/ between a directory and a link to OUT as fast as it can */
 	char *script = sb_strfmt("cd /workspace && timeout 20 sh -c 'while :; do "
-				 "rm -rf race; mkdir race; rm -rf race; ln -s %s race; done' "
-				 ">/dev/null 2>&1 & echo $! > /tmp/race.pid",
-				 OUT);
+	                         "rm -rf race; mkdir race; rm -rf race; ln -s %s race; done' "
+	                         ">/dev/null 2>&1 & echo $! > /tmp/race.pid",
+	                         OUT);
 	sh_ok(script);
 	free(script);
 	putter p = {.n = 400}, g = {.n = 150};

@@ -38,16 +38,14 @@ static int setup(void **s)
 	other = sbx_create(state, "esc-other", NULL);
 	marker_dir = sbt_mkdtemp("esc-marker");
 	sbt_write_str(marker_dir, "host-marker", "host\n");
-	assert_int_equal(sbt_sh("chmod 755 '%s' && chmod 644 '%s/host-marker'", marker_dir,
-				marker_dir),
-			 0);
+	assert_int_equal(
+	    sbt_sh("chmod 755 '%s' && chmod 644 '%s/host-marker'", marker_dir, marker_dir), 0);
 	root_marker = sb_strfmt("/root/.sandbar-escape-marker-%d", (int)getpid());
 	assert_int_equal(sbt_sh("echo root > '%s' && chmod 644 '%s'", root_marker, root_marker), 0);
 	sbt_write_str(sb_sandbox_workspace_dir(other), "other-secret", "other\n");
 	char *dst = sb_strfmt("%s/esc-probe", sb_sandbox_workspace_dir(sb));
-	assert_int_equal(sbt_sh("cp '%s/esc-probe' '%s' && chmod 755 '%s'", SB_TEST_BUILD_DIR, dst,
-				dst),
-			 0);
+	assert_int_equal(
+	    sbt_sh("cp '%s/esc-probe' '%s' && chmod 755 '%s'", SB_TEST_BUILD_DIR, dst, dst), 0);
 	free(dst);
 	return 0;
 }
@@ -74,7 +72,7 @@ static void probe(sb_sandbox *in, char **args, sbx_result *r)
 	sbx_run(in, argv, 60000, r);
 	if (!strstr(sb_buf_cstr(&r->out), "done=1"))
 		fail_msg("esc-probe did not finish: %s / %s", sb_buf_cstr(&r->out),
-			 sb_buf_cstr(&r->err));
+		         sb_buf_cstr(&r->err));
 }
 
 /* No line of the probe's report says "=ok", except those named in allowed. */
@@ -138,14 +136,32 @@ static void privileged_calls_are_refused(void **s)
 	 * namespace's init ignores it (checked below) */
 	static const char *const allowed[] = {"open_init_mnt_ns=", "kill_init=", NULL};
 	assert_nothing_ok(o, allowed);
-	static const char *const tried[] = {
-	    "mount_tmpfs=",     "mount_bind_root=", "mount_proc=",       "unshare_user=",
-	    "unshare_mount=",   "unshare_pid=",     "unshare_net=",      "setns_init_mnt=",
-	    "setns_own_user=",  "keyctl=",          "add_key=",          "bpf=",
-	    "perf_event_open=", "ptrace_attach_init=", "ptrace_seize_init=", "chroot=",
-	    "mknod_char=",      "sethostname=",     "setuid_0=",         "open_proc_kcore=",
-	    "open_dev_mem=",    "open_sysrq=",      "open_core_pattern=", "open_modprobe=",
-	    "open_uevent_helper=", "open_cgroup_release_agent="};
+	static const char *const tried[] = {"mount_tmpfs=",
+	                                    "mount_bind_root=",
+	                                    "mount_proc=",
+	                                    "unshare_user=",
+	                                    "unshare_mount=",
+	                                    "unshare_pid=",
+	                                    "unshare_net=",
+	                                    "setns_init_mnt=",
+	                                    "setns_own_user=",
+	                                    "keyctl=",
+	                                    "add_key=",
+	                                    "bpf=",
+	                                    "perf_event_open=",
+	                                    "ptrace_attach_init=",
+	                                    "ptrace_seize_init=",
+	                                    "chroot=",
+	                                    "mknod_char=",
+	                                    "sethostname=",
+	                                    "setuid_0=",
+	                                    "open_proc_kcore=",
+	                                    "open_dev_mem=",
+	                                    "open_sysrq=",
+	                                    "open_core_pattern=",
+	                                    "open_modprobe=",
+	                                    "open_uevent_helper=",
+	                                    "open_cgroup_release_agent="};
 	for (size_t i = 0; i < sizeof tried / sizeof tried[0]; i++)
 		expect(o, tried[i]);
 	sbx_result_free(&r);

@@ -37,8 +37,8 @@ static int setup(void **s)
 	sbt_write_str(OUT, "secret.txt", SECRET "\n");
 	sbt_write_str(OUT, "a.txt", "host a\n");
 	assert_int_equal(sbt_sh("chown -R %lld:%lld '%s' && chmod 0755 '%s'",
-				(long long)info.host_uid, (long long)info.host_gid, OUT, OUT),
-			 0);
+	                        (long long)info.host_uid, (long long)info.host_gid, OUT, OUT),
+	                 0);
 	return 0;
 }
 
@@ -96,9 +96,9 @@ static void planted_links_come_back_as_links(bool command_path)
 	sbt_write_str(local, "keep.txt", "local\n");
 	sb_runtime *rt = prepare(local, command_path);
 	char *script = sb_strfmt("cd /workspace && ln -s '%s/secret.txt' filelink && "
-				 "ln -s '%s' dirlink && mkdir -p deep/er && "
-				 "ln -s ../../../../../../../../../../..'%s' deep/er/up",
-				 OUT, OUT, OUT);
+	                         "ln -s '%s' dirlink && mkdir -p deep/er && "
+	                         "ln -s ../../../../../../../../../../..'%s' deep/er/up",
+	                         OUT, OUT, OUT);
 	sh_ok(script);
 	free(script);
 	SB_ASSERT_OK(sb_runtime_restore(rt, NULL, NULL));
@@ -181,9 +181,9 @@ static void command_restore_never_follows_a_replaced_directory(void **s)
 static void start_flipper(void)
 {
 	char *script = sb_strfmt("cd /workspace && timeout 30 sh -c 'while :; do rm -rf race; "
-				 "mkdir race; echo inside > race/f.txt; rm -rf race; "
-				 "ln -s %s race; done' >/dev/null 2>&1 & echo $! > /tmp/flip.pid",
-				 OUT);
+	                         "mkdir race; echo inside > race/f.txt; rm -rf race; "
+	                         "ln -s %s race; done' >/dev/null 2>&1 & echo $! > /tmp/flip.pid",
+	                         OUT);
 	sh_ok(script);
 	free(script);
 }
@@ -208,9 +208,9 @@ static void swapped_directory_never_leads_a_transfer_outside(bool command_path)
 		/* prepare: writes race/ into the remote (sync_in or remote tar -x) */
 		sb_runtime_free(rt);
 		assert_int_equal(sbt_sh("rm -rf '%s'/race && mkdir -p '%s/race' && echo pwned > "
-					"'%s/race/new.txt'",
-					local, local, local),
-				 0);
+		                        "'%s/race/new.txt'",
+		                        local, local, local),
+		                 0);
 		sb_runtime_prepare_opts o = {
 		    .runner = run,
 		    .spec = {.remote_cwd = "/workspace"},

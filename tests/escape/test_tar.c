@@ -219,8 +219,8 @@ static void dotdot_members_never_land_outside(void **s)
 	static const tmember c1[] = {{"sub/../../escaped2.txt", '0', NULL, "out\n"}, {0}};
 	static const tmember c2[] = {{"../outside/keep.txt", '0', NULL, "overwritten\n"}, {0}};
 	static const tmember c3[] = {{"./../escaped3.txt", '0', NULL, "out\n"}, {0}};
-	static const tmember c4[] = {{"..", '5', NULL, NULL}, {"../escaped4.txt", '0', NULL, "x"},
-				     {0}};
+	static const tmember c4[] = {
+	    {"..", '5', NULL, NULL}, {"../escaped4.txt", '0', NULL, "x"}, {0}};
 	const tmember *const cases[] = {c0, c1, c2, c3, c4};
 	try_cases("../ members", cases, sizeof cases / sizeof cases[0]);
 }
@@ -241,27 +241,23 @@ static void write_through_a_symlink_member_never_lands_outside(void **s)
 	/* links out (absolute, relative, from a subdirectory), each followed by members written
 	 * through them; a link to a host file replaced by a regular member of the same name; a
 	 * link to a link */
-	static const tmember c0[] = {{"l", '2', "@", NULL},
-				     {"l/keep.txt", '0', NULL, "overwritten\n"},
-				     {0}};
+	static const tmember c0[] = {
+	    {"l", '2', "@", NULL}, {"l/keep.txt", '0', NULL, "overwritten\n"}, {0}};
 	static const tmember c1[] = {{"l", '2', "@", NULL}, {"l/new.txt", '0', NULL, "x\n"}, {0}};
-	static const tmember c2[] = {{"r", '2', "../outside", NULL},
-				     {"r/new2.txt", '0', NULL, "x\n"},
-				     {0}};
+	static const tmember c2[] = {
+	    {"r", '2', "../outside", NULL}, {"r/new2.txt", '0', NULL, "x\n"}, {0}};
 	static const tmember c3[] = {{"d", '5', NULL, NULL},
-				     {"d/up", '2', "../../outside", NULL},
-				     {"d/up/new3.txt", '0', NULL, "x\n"},
-				     {0}};
-	static const tmember c4[] = {{"f", '2', "../outside/keep.txt", NULL},
-				     {"f", '0', NULL, "overwritten\n"},
-				     {0}};
+	                             {"d/up", '2', "../../outside", NULL},
+	                             {"d/up/new3.txt", '0', NULL, "x\n"},
+	                             {0}};
+	static const tmember c4[] = {
+	    {"f", '2', "../outside/keep.txt", NULL}, {"f", '0', NULL, "overwritten\n"}, {0}};
 	static const tmember c5[] = {{"x", '2', "../outside", NULL},
-				     {"y", '2', "x", NULL},
-				     {"y/new4.txt", '0', NULL, "x\n"},
-				     {0}};
-	static const tmember c6[] = {{"z", '2', "../outside", NULL},
-				     {"z/sub", '5', NULL, NULL},
-				     {0}};
+	                             {"y", '2', "x", NULL},
+	                             {"y/new4.txt", '0', NULL, "x\n"},
+	                             {0}};
+	static const tmember c6[] = {
+	    {"z", '2', "../outside", NULL}, {"z/sub", '5', NULL, NULL}, {0}};
 	const tmember *const cases[] = {c0, c1, c2, c3, c4, c5, c6};
 	try_cases("symlink then write", cases, sizeof cases / sizeof cases[0]);
 }
@@ -269,13 +265,11 @@ static void write_through_a_symlink_member_never_lands_outside(void **s)
 static void hard_link_members_never_reach_host_files(void **s)
 {
 	(void)s;
-	static const tmember c0[] = {{"h", '1', "@/keep.txt", NULL},
-				     {"h", '0', NULL, "overwritten\n"},
-				     {0}};
+	static const tmember c0[] = {
+	    {"h", '1', "@/keep.txt", NULL}, {"h", '0', NULL, "overwritten\n"}, {0}};
 	static const tmember c1[] = {{"h2", '1', "../outside/keep.txt", NULL}, {0}};
-	static const tmember c2[] = {{"l", '2', "../outside", NULL},
-				     {"h3", '1', "l/keep.txt", NULL},
-				     {0}};
+	static const tmember c2[] = {
+	    {"l", '2', "../outside", NULL}, {"h3", '1', "l/keep.txt", NULL}, {0}};
 	const tmember *const cases[] = {c0, c1, c2};
 	try_cases("hard links", cases, sizeof cases / sizeof cases[0]);
 }

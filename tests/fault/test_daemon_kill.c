@@ -73,8 +73,8 @@ static bool fixture_init(fixture *f)
 	f->old_tar = sbt_path(f->tmp, "old.tar");
 	f->new_tar = sbt_path(f->tmp, "new.tar");
 	assert_int_equal(sbt_sh("cd '%s' && tar -cf '%s' * && cd '%s' && tar -cf '%s' *", f->old,
-				f->old_tar, f->neu, f->new_tar),
-			 0);
+	                        f->old_tar, f->neu, f->new_tar),
+	                 0);
 	return true;
 }
 
@@ -104,7 +104,8 @@ static long put_tar(fixture *f, const char *tar)
 
 static void assert_tree(const char *want, const char *ws)
 {
-	int rc = sbt_sh("diff -r --no-dereference -x .paperclip-runtime '%s' '%s' >/dev/null", want, ws);
+	int rc =
+	    sbt_sh("diff -r --no-dereference -x .paperclip-runtime '%s' '%s' >/dev/null", want, ws);
 	if (rc != 0)
 		fail_msg("workspace %s differs from %s", ws, want);
 }
@@ -143,9 +144,9 @@ static void killed_while_the_body_arrives_keeps_the_old_tree(void **state)
 	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", f.d.sock);
 	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
 	char *head = sb_strfmt("PUT /v1/leases/%s/workspace HTTP/1.1\r\nHost: %s\r\n"
-			       "Authorization: Bearer %s\r\nContent-Type: application/x-tar\r\n"
-			       "Content-Length: %zu\r\n\r\n",
-			       f.lease, SBT_HOST, SBT_TOKEN, len);
+	                       "Authorization: Bearer %s\r\nContent-Type: application/x-tar\r\n"
+	                       "Content-Length: %zu\r\n\r\n",
+	                       f.lease, SBT_HOST, SBT_TOKEN, len);
 	SB_ASSERT_OK(sb_write_all(fd, head, strlen(head)));
 	SB_ASSERT_OK(sb_write_all(fd, body, len / 2));
 	/* the daemon has (some of) it: wait until it reads, then kill it */
@@ -191,7 +192,8 @@ static int check_after_kill(fixture *f, bool *mixed)
 	char *save = NULL;
 	for (char *p = strtok_r(list, "\n", &save); p; p = strtok_r(NULL, "\n", &save)) {
 		const char *rel = p + 2;
-		if (!strcmp(rel, ".paperclip-runtime") || sb_str_has_prefix(rel, ".paperclip-runtime/"))
+		if (!strcmp(rel, ".paperclip-runtime") ||
+		    sb_str_has_prefix(rel, ".paperclip-runtime/"))
 			continue;
 		size_t lw = 0, lo = 0, ln = 0;
 		char *w = sbt_read(f->ws, rel, &lw);
@@ -249,7 +251,7 @@ static void killed_while_replacing_leaves_known_entries_and_recovers(void **stat
 		torn += check_after_kill(&f, &mixed);
 		char *n = sbt_sh_out("cd '%s' && find . -type f | wc -l", f.ws);
 		print_message("kill %d after %lld us (PUT status %ld): %s files, mixed=%d\n", i,
-			      (long long)(span * (i + 1) / 9), p.status, n, mixed);
+		              (long long)(span * (i + 1) / 9), p.status, n, mixed);
 		free(n);
 		mixtures += mixed;
 		sbt_daemon_restart(&f.d);
@@ -260,7 +262,7 @@ static void killed_while_replacing_leaves_known_entries_and_recovers(void **stat
 	}
 	/* the known gap, measured rather than asserted */
 	print_message("kills mid-replacement: %d left an old/new mixture, %d torn files\n",
-		      mixtures, torn);
+	              mixtures, torn);
 	fixture_free(&f);
 }
 

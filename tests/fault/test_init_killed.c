@@ -124,8 +124,8 @@ static void runner_execute_is_not_a_success_when_init_dies(void **state)
 		sb_err_free(c.err);
 	} else {
 		print_message("execute: transport error %s: %s\n",
-			      c.res.transport_error_code ? c.res.transport_error_code : "(none)",
-			      c.res.transport_error_msg ? c.res.transport_error_msg : "");
+		              c.res.transport_error_code ? c.res.transport_error_code : "(none)",
+		              c.res.transport_error_msg ? c.res.transport_error_msg : "");
 		assert_false(sb_exec_result_ok(&c.res));
 		assert_non_null(c.res.transport_error_code);
 	}
@@ -200,9 +200,9 @@ static void daemon_exec_reports_loss_and_lease_answers_state_lost(void **state)
 	char *x = sb_strfmt("/v1/leases/%s/exec", lease);
 	http_call json = {.d = &d, .target = x, .body = "{\"argv\":[\"sleep\",\"60\"]}"};
 	http_call sse = {.d = &d,
-			 .target = x,
-			 .body = "{\"script\":\"echo hi; exec sleep 61\"}",
-			 .accept = "text/event-stream"};
+	                 .target = x,
+	                 .body = "{\"script\":\"echo hi; exec sleep 61\"}",
+	                 .accept = "text/event-stream"};
 	pthread_t tj, ts;
 	assert_int_equal(pthread_create(&tj, NULL, http_main, &json), 0);
 	assert_int_equal(pthread_create(&ts, NULL, http_main, &sse), 0);
@@ -225,21 +225,21 @@ static void daemon_exec_reports_loss_and_lease_answers_state_lost(void **state)
 
 	/* the waiting JSON exec: not a 200 success */
 	print_message("JSON exec after init died: %ld %s\n", json.resp.status,
-		      sb_buf_cstr(&json.resp.body));
+	              sb_buf_cstr(&json.resp.body));
 	if (json.resp.status == 200) {
 		json_t *e = json.resp.json;
 		assert_false(json_is_integer(json_object_get(e, "exit_code")) &&
-			     json_integer_value(json_object_get(e, "exit_code")) == 0);
+		             json_integer_value(json_object_get(e, "exit_code")) == 0);
 		assert_non_null(json_object_get(e, "error"));
 	} else {
 		assert_int_equal(json.resp.status, 409);
 		assert_string_equal(json_string_value(json_object_get(json.resp.json, "error")),
-				    "sandbox_state_lost");
+		                    "sandbox_state_lost");
 	}
 	/* the stream: never an `end`; an `error` event naming the loss, or closed without end */
 	sbt_event *ev = NULL;
-	size_t nev = sbt_sse_parse(sse.resp.body.data ? sse.resp.body.data : "",
-				   sse.resp.body.len, &ev, NULL);
+	size_t nev = sbt_sse_parse(sse.resp.body.data ? sse.resp.body.data : "", sse.resp.body.len,
+	                           &ev, NULL);
 	bool ended = false, lost = false;
 	for (size_t i = 0; i < nev; i++) {
 		if (!strcmp(ev[i].type, "end"))
@@ -249,8 +249,8 @@ static void daemon_exec_reports_loss_and_lease_answers_state_lost(void **state)
 			lost = code && strcmp(code, "sandbox_state_lost") == 0;
 		}
 	}
-	print_message("SSE exec after init died: %zu events, end=%d, state_lost=%d\n", nev,
-		      ended, lost);
+	print_message("SSE exec after init died: %zu events, end=%d, state_lost=%d\n", nev, ended,
+	              lost);
 	assert_false(ended);
 	assert_true(lost);
 	sbt_events_free(ev, nev);

@@ -23,7 +23,7 @@ static char *version(const char *side, int i)
 {
 	/* sizes differ between versions so a torn write shows up as a wrong length too */
 	return sb_strfmt("%s version of file %d %0*d\n", side, i,
-			 strcmp(side, "old") == 0 ? 10 : 200, i);
+	                 strcmp(side, "old") == 0 ? 10 : 200, i);
 }
 
 static void write_side(const char *dir, const char *side)
@@ -82,10 +82,11 @@ static char *read_entry(const char *dir, const char *rel, size_t *len)
 static void assert_old_or_new(const char *local, const char *old, const char *neu, int iter)
 {
 	/* the staging dir and temp names are the next restore's to clear (checked at the end) */
-	char *list = sbt_sh_out("cd '%s' && find . \\( -path ./.paperclip-runtime -o -path "
-				"./.sandbar-restore \\) -prune -o \\( -type f -o -type l \\) ! -name "
-				"'*.sandbar-*' ! -name '*.sbtmp-*' -print | sort",
-				local);
+	char *list =
+	    sbt_sh_out("cd '%s' && find . \\( -path ./.paperclip-runtime -o -path "
+	               "./.sandbar-restore \\) -prune -o \\( -type f -o -type l \\) ! -name "
+	               "'*.sandbar-*' ! -name '*.sbtmp-*' -print | sort",
+	               local);
 	char *save = NULL;
 	for (char *p = strtok_r(list, "\n", &save); p; p = strtok_r(NULL, "\n", &save)) {
 		const char *rel = p + 2;
@@ -94,11 +95,11 @@ static void assert_old_or_new(const char *local, const char *old, const char *ne
 		char *o = read_entry(old, rel, &lo);
 		char *w = read_entry(neu, rel, &lw);
 		bool ok = l && ((o && lo == ln && memcmp(o, l, ln) == 0) ||
-				(w && lw == ln && memcmp(w, l, ln) == 0));
+		                (w && lw == ln && memcmp(w, l, ln) == 0));
 		if (!ok)
 			print_error("iteration %d: %s is neither the old nor the new version "
-				    "(%zu bytes)\n",
-				    iter, rel, ln);
+			            "(%zu bytes)\n",
+			            iter, rel, ln);
 		assert_true(ok);
 		free(l);
 		free(o);
@@ -151,27 +152,25 @@ static bool restore_in_child(sb_runtime *rt, int64_t delay_us)
 }
 
 /* Local side back to the old version, remote side the new one, a fresh runtime between. */
-static sb_runtime *fresh_runtime(const sb_runtime_prepare_opts *o, const char *old,
-				 const char *neu)
+static sb_runtime *fresh_runtime(const sb_runtime_prepare_opts *o, const char *old, const char *neu)
 {
 	const char *local = o->workspace_local_dir, *ws = o->spec.remote_cwd;
-	assert_int_equal(sbt_sh("rm -rf '%s' && mkdir '%s' && cp -a '%s/.' '%s/'", local, local,
-				old, local),
-			 0);
+	assert_int_equal(
+	    sbt_sh("rm -rf '%s' && mkdir '%s' && cp -a '%s/.' '%s/'", local, local, old, local), 0);
 	sb_runtime *rt = NULL;
 	SB_ASSERT_OK(sb_runtime_prepare(o, &rt));
 	assert_int_equal(sbt_sh("cd '%s' && find . -mindepth 1 -maxdepth 1 ! -name "
-				".paperclip-runtime -exec rm -rf {} + && cp -a '%s/.' .",
-				ws, neu),
-			 0);
+	                        ".paperclip-runtime -exec rm -rf {} + && cp -a '%s/.' .",
+	                        ws, neu),
+	                 0);
 	return rt;
 }
 
 static void assert_clean(const char *local, const char *locks, int iter)
 {
 	char *left = sbt_sh_out("cd '%s' && find . -name '*.sandbar-*' -o -name '*.sbtmp-*' -o "
-				"-name '.sandbar-restore'",
-				local);
+	                        "-name '.sandbar-restore'",
+	                        local);
 	if (left[0])
 		print_error("iteration %d: left behind after the next restore:\n%s", iter, left);
 	assert_string_equal(left, "");
@@ -219,7 +218,8 @@ static void killed_restores_never_leave_partial_files(bool command_path)
 		SB_ASSERT_OK(sb_runtime_restore(rt, NULL, &rep));
 		assert_int_equal(rep.n_conflicts, 0);
 		sb_restore_report_deinit(&rep);
-		rth_assert_trees_equal(neu, local, (const char *const[]){".paperclip-runtime", NULL});
+		rth_assert_trees_equal(neu, local,
+		                       (const char *const[]){".paperclip-runtime", NULL});
 		assert_clean(local, locks, i);
 		sb_runtime_free(rt);
 	}

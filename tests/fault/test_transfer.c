@@ -27,7 +27,7 @@ typedef struct flaky {
 } flaky;
 
 static sb_err *flaky_execute(sb_runner *r, const sb_exec_request *req, const sb_exec_callbacks *cb,
-			     sb_cancel *cancel, sb_exec_result *res)
+                             sb_cancel *cancel, sb_exec_result *res)
 {
 	flaky *f = r->impl;
 	size_t n = ++f->calls;
@@ -62,7 +62,9 @@ static sb_err *copy_to_tmp(int in, size_t limit, int *out)
 			continue;
 		if (n <= 0)
 			break;
-		size_t keep = total >= limit ? 0 : (size_t)n < limit - total ? (size_t)n : limit - total;
+		size_t keep = total >= limit              ? 0
+		              : (size_t)n < limit - total ? (size_t)n
+		                                          : limit - total;
 		total += (size_t)n;
 		sb_err *err = keep ? sb_write_all(fd, buf, keep) : NULL;
 		if (err) {
@@ -76,7 +78,7 @@ static sb_err *copy_to_tmp(int in, size_t limit, int *out)
 }
 
 static sb_err *flaky_sync_in(sb_runner *r, const char *dir, char *const *preserve, int tar_fd,
-			     sb_progress_fn p, void *ud)
+                             sb_progress_fn p, void *ud)
 {
 	flaky *f = r->impl;
 	if (!f->cut_bytes)
@@ -92,7 +94,7 @@ static sb_err *flaky_sync_in(sb_runner *r, const char *dir, char *const *preserv
 }
 
 static sb_err *flaky_sync_out(sb_runner *r, const char *dir, const sb_excludes *ex, int tar_fd,
-			      sb_progress_fn p, void *ud)
+                              sb_progress_fn p, void *ud)
 {
 	flaky *f = r->impl;
 	if (!f->cut_bytes)
@@ -179,9 +181,9 @@ static void fill_workspace(const char *dir)
 static char *leftovers(const char *dir)
 {
 	return sbt_sh_out("cd '%s' && find . \\( -name '*.sandbar-*' -o -name '*-upload.tar' "
-			  "-o -name '*-download.tar' -o -name '*.b64' -o -name '.sandbar-restore' "
-			  "\\) -print",
-			  dir);
+	                  "-o -name '*-download.tar' -o -name '*.b64' -o -name '.sandbar-restore' "
+	                  "\\) -print",
+	                  dir);
 }
 
 static void assert_no_leftovers(const char *dir, const char *when)
@@ -238,20 +240,20 @@ static void failed_upload_call_leaves_nothing_on_the_far_side(void **state)
 			if (!err) {
 				/* the failed call was one prepare may ignore (a probe): the result
 				 * must then be complete */
-				rth_assert_trees_equal(local, ws,
-						       (const char *const[]){".paperclip-runtime",
-									     NULL});
+				rth_assert_trees_equal(
+				    local, ws, (const char *const[]){".paperclip-runtime", NULL});
 				sb_runtime_free(rt);
 			} else {
 				assert_null(rt);
 				/* names the operation and the step that failed */
 				assert_non_null(strstr(err->msg, "preparing the managed runtime"));
 				assert_non_null(strstr(err->msg, "injected"));
-				assert_true(strstr(err->msg, "uploading") || strstr(err->msg, "staging"));
+				assert_true(strstr(err->msg, "uploading") ||
+				            strstr(err->msg, "staging"));
 				sb_err_free(err);
 			}
 			char *when = sb_strfmt("prepare failing call %zu (%s)", k,
-					       mode == FAIL_REFUSE ? "refused" : "lost");
+			                       mode == FAIL_REFUSE ? "refused" : "lost");
 			assert_no_leftovers(base, when);
 			free(when);
 			sb_runner_free(&f->base);
@@ -309,7 +311,7 @@ static void failed_download_call_leaves_the_local_workspace_untouched(void **sta
 			f->mode = (fail_mode)mode;
 			sb_err *err = sb_runtime_restore(rt, NULL, NULL);
 			char *when = sb_strfmt("restore failing call %zu (%s)", k,
-					       mode == FAIL_REFUSE ? "refused" : "lost");
+			                       mode == FAIL_REFUSE ? "refused" : "lost");
 			if (err) {
 				assert_non_null(strstr(err->msg, "injected"));
 				sb_err_free(err);
@@ -317,19 +319,19 @@ static void failed_download_call_leaves_the_local_workspace_untouched(void **sta
 				rth_assert_trees_equal(ref, local, NULL);
 			} else {
 				/* an ignorable call (the cleanup of the remote archive): the
-				 * restore is complete; put the local side back for the next round */
-				rth_assert_trees_equal(ws, local,
-						       (const char *const[]){".paperclip-runtime",
-									     NULL});
+				 * restore is complete; put the local side back for the next round
+				 */
+				rth_assert_trees_equal(
+				    ws, local, (const char *const[]){".paperclip-runtime", NULL});
 				/* the best-effort removal of the remote archive (spec §3.1) was the
 				 * call that failed: the next restore, with the far side answering,
 				 * replaces and removes it */
 				f->fail_k = 0;
 				SB_ASSERT_OK(sb_runtime_restore(rt, NULL, NULL));
 				assert_int_equal(sbt_sh("rm -rf '%s' && mkdir '%s' && cp -a '%s/.' "
-							"'%s/'",
-							ref, ref, local, ref),
-						 0);
+				                        "'%s/'",
+				                        ref, ref, local, ref),
+				                 0);
 			}
 			assert_no_leftovers(local, when);
 			assert_no_leftovers(base, when);
