@@ -68,8 +68,10 @@ static void *owner_thread(void *arg)
 	 * cwd would move the whole process (every other thread's relative paths, another
 	 * lease's transfer included) into a directory sandboxed code controls. */
 	if (unshare(CLONE_FS) < 0)
-		job->err = sb_err_sys(errno, "unsharing the file system attributes of a workspace "
-		                             "operation in lease %s", sb->id);
+		job->err = sb_err_sys(errno,
+		                      "unsharing the file system attributes of a workspace "
+		                      "operation in lease %s",
+		                      sb->id);
 	if (!job->err && geteuid() == 0) {
 		gid_t gid = (gid_t)sb->info.host_gid;
 		uid_t uid = (uid_t)sb->info.host_uid;
