@@ -61,8 +61,10 @@ fuzz: bootstrap
 format:
 	find include src tests bench fuzz -name '*.[ch]' -print0 | xargs -0 clang-format -i
 
-install: build
-	cmake --install $(BUILD) --prefix $(PREFIX)
+install: bootstrap
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+	cmake --build $(BUILD) -j $(JOBS)
+	cmake --install $(BUILD)
 	@scripts/create-sandbar-user || true
 
 clean:

@@ -145,6 +145,117 @@ typedef struct sb_prefix_runner_opts {
 
 sb_err *sb_prefix_runner_new(const sb_prefix_runner_opts *opts, sb_runner **out);
 
+
+/* ---- bridge client and runner: a lease on a remote `sandbar serve`, or on any server that
+ * speaks Paperclip's sandbox bridge protocol (paperclip-bridge-protocol.md), over HTTP(S) with
+ * libcurl. The client performs the lease operations; the runner executes requests on one
+ * acquired lease through POST /exec (streamed as SSE when the caller wants output as it comes).
+ * When the server is a sandbar that advertises its native workspace routes, the runner also
+ * offers SB_RUNNER_CAP_FILE_TRANSFER (tar streams through PUT/GET /v1/leases/{id}/workspace);
+ * otherwise the managed runtime moves files with commands. Requests carry the bearer token, or
+ * are HMAC-signed when a key is configured and the server advertises signing. */
+typedef struct sb_bridge_opts {
+	const char *base_url;      /* required: "https://host:port" (http only for loopback) */
+	const char *token;         /* bearer token; required unless an HMAC key is given */
+	const char *hmac_key_id;   /* optional HMAC key (id and secret together) */
+	const char *hmac_secret;
+	const char *expected_host; /* Host header to send and sign; NULL = the URL's authority */
+	const char *ca_file;       /* PEM bundle to trust (self-signed servers); NULL = system */
+	bool insecure;             /* skip TLS verification (tests only) */
+	const char *unix_socket;   /* connect through this unix socket instead of TCP */
+	int64_t request_timeout_ms; /* non-exec requests and the acquire budget; 0 = 300000 */
+} sb_bridge_opts;
+
+typedef struct sb_bridge sb_bridge;
+
+/* What GET /health advertised. */
+typedef struct sb_bridge_health {
+	char *provider;       /* "cloudflare" for the stock bridge, "sandbar" for ours */
+	char *bridge_version;
+	bool reuse_lease, named_sessions, acquisition_replay, scoped_reuse;
+	bool sandbar;         /* the server is sandbar (native routes below may exist) */
+	bool hmac;            /* it verifies SANDBAR-HMAC-SHA256 signatures */
+	bool workspace_tar;   /* it serves PUT/GET /v1/leases/{id}/workspace */
+} sb_bridge_health;
+
+void sb_bridge_health_deinit(sb_bridge_health *h);
+
+/* Lease parameters (the plugin's acquire/resume/release/destroy bodies). Zeroed fields take the
+ * protocol's defaults; strings are borrowed. */
+typedef struct sb_bridge_lease_params {
+	const char *acquisition_id; /* required for acquire; also sent on every later call */
+	const char *environment_id; /* required for acquire */
+	const char *run_id;         /* required for acquire */
+	const char *issue_id;
+	bool reuse_lease;
+	const char *reuse_scope_id; /* 32 hex; required when reuse_lease */
+	bool keep_alive;
+	const char *sleep_after;      /* NULL = "1h" */
+	const char *requested_cwd;    /* NULL = "/workspace/paperclip" */
+	const char *session_strategy; /* "named" (default) or "default" */
+	const char *session_id;       /* NULL = "paperclip" */
+	int64_t timeout_ms;           /* command timeout sent to the bridge; 0 = 300000 */
+} sb_bridge_lease_params;
+
+/* An acquired (or resumed) lease. */
+typedef struct sb_bridge_lease {
+	char *provider_lease_id;
+	char *acquisition_id;
+	char *remote_cwd;
+	char *session_strategy;
+	char *session_id;
+	bool resumed;
+	/* Set on a failed acquire when the server reported a sandbox that survived and must be
+	 * destroyed by the caller (details.providerLeaseId); NULL otherwise. */
+	char *orphan_lease_id;
+} sb_bridge_lease;
+
+void sb_bridge_lease_deinit(sb_bridge_lease *l);
+
+/* A client; safe to use from several threads at once. */
+sb_err *sb_bridge_new(const sb_bridge_opts *opts, sb_bridge **out);
+void sb_bridge_free(sb_bridge *b);
+/* GET /health. Also decides whether later requests are HMAC-signed. */
+sb_err *sb_bridge_health_get(sb_bridge *b, sb_bridge_health *out);
+/* POST /probe: the operator's connection test; *summary_out (optional) gets the summary. */
+sb_err *sb_bridge_probe(sb_bridge *b, const sb_bridge_lease_params *p, char **summary_out);
+/* GET /health (refusing servers without acquisitionReplay, or without scopedReuse when reuse
+ * is asked for), then POST /v2/leases/acquire, replayed with the same acquisition id on
+ * network errors, 503 acquisition_in_progress and 5xx other than acquisition_failed, with
+ * delays of min(250 * 2^(n-1), 5000) ms, all within one budget of
+ * max(p->timeout_ms, request_timeout_ms). Errors: SB_E_CONFLICT (acquisition_conflict),
+ * SB_E_BUSY (still in progress when the budget ran out), SB_E_INVAL, SB_E_AUTH, ... *out must
+ * be zeroed; on failure out->orphan_lease_id may be set. */
+sb_err *sb_bridge_acquire(sb_bridge *b, const sb_bridge_lease_params *p, sb_bridge_lease *out);
+/* POST /v2/leases/resume of lease_id (p->acquisition_id is checked against the answer).
+ * SB_E_STATE_LOST when the sandbox is gone (409): acquire again. SB_E_UNSUPPORTED for a bridge
+ * without the v2 ownership API. */
+sb_err *sb_bridge_resume(sb_bridge *b, const char *lease_id, const sb_bridge_lease_params *p,
+			 sb_bridge_lease *out);
+/* POST /v2/leases/release: kept when p->reuse_lease, destroyed otherwise. */
+sb_err *sb_bridge_release(sb_bridge *b, const char *lease_id, const sb_bridge_lease_params *p);
+/* DELETE /v2/leases/{id}: forced teardown (idempotent). SB_E_CONFLICT while an exec runs or
+ * when another acquisition owns the sandbox. */
+sb_err *sb_bridge_destroy(sb_bridge *b, const char *lease_id, const sb_bridge_lease_params *p);
+
+typedef struct sb_bridge_runner_opts {
+	sb_bridge_opts bridge;        /* connection (copied) */
+	const char *provider_lease_id; /* the lease to run on (from sb_bridge_acquire) */
+	const char *acquisition_id;    /* its owner */
+	const char *remote_cwd;        /* default cwd of requests without one; NULL = "/" */
+	const char *session_strategy;  /* NULL = "named" */
+	const char *session_id;        /* NULL = "paperclip" */
+	/* Never ask for native file transfer even when the server offers it (forces the
+	 * command path; for tests and for servers behind proxies that mangle bodies). */
+	bool no_file_transfer;
+} sb_bridge_runner_opts;
+
+/* A runner on one lease. Asks GET /health once to learn the server's capabilities. Requests
+ * whose env holds PAPERCLIP_SANDBOX_EXEC_CHANNEL=bridge run in the session "<session_id>-bridge"
+ * without that variable and are never streamed (as the stock plugin does). stdin must be valid
+ * UTF-8 (the protocol carries it as a JSON string); clear_env is not supported. */
+sb_err *sb_bridge_runner_new(const sb_bridge_runner_opts *opts, sb_runner **out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -181,6 +181,22 @@ typedef struct sb_runtime_restore_opts {
 sb_err *sb_runtime_restore(sb_runtime *rt, const sb_runtime_restore_opts *opts,
 			   sb_restore_report *report);
 
+/* Save everything restore needs (directories, excludes, the baseline) to path (atomically,
+ * mode 0600), so a later process can restore: `sandbar push` then `sandbar pull`. */
+sb_err *sb_runtime_save(sb_runtime *rt, const char *path);
+
+typedef struct sb_runtime_load_opts {
+	sb_runner *runner; /* required; reaches the same remote directory as at prepare */
+	sb_runtime_progress_sink progress;
+	sb_runtime_status_sink status;
+	bool force_command_path;
+	const char *lock_root;
+	sb_cancel *cancel;
+} sb_runtime_load_opts;
+
+/* Load a runtime saved by sb_runtime_save. The file is validated as outside input. */
+sb_err *sb_runtime_load(const char *path, const sb_runtime_load_opts *opts, sb_runtime **out);
+
 void sb_runtime_free(sb_runtime *rt);
 
 #ifdef __cplusplus

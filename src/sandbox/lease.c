@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -37,13 +38,51 @@ sb_err *sb_lease_check_id(const char *what, const char *id)
 	return NULL;
 }
 
+/* Where sandbar-init is, found once: $SANDBAR_INIT, then beside the running program (the build
+ * tree puts sandbar and sandbar-init side by side), then <prefix>/libexec/sandbar/ relative to
+ * it (an installed tree, wherever it was installed), then the paths baked in at build time. */
+static char *found_init_path;
+static pthread_once_t found_init_once = PTHREAD_ONCE_INIT;
+
+static bool try_init_candidate(char *candidate)
+{
+	if (access(candidate, X_OK) == 0) {
+		found_init_path = candidate;
+		return true;
+	}
+	free(candidate);
+	return false;
+}
+
+static void find_init_path(void)
+{
+	const char *env = getenv("SANDBAR_INIT");
+	if (env && *env && try_init_candidate(sb_xstrdup(env)))
+		return;
+	char *exe = realpath("/proc/self/exe", NULL);
+	if (exe) {
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			if (try_init_candidate(sb_strfmt("%s/sandbar-init", exe)) ||
+			    try_init_candidate(sb_strfmt("%s/../libexec/sandbar/sandbar-init", exe))) {
+				free(exe);
+				return;
+			}
+		}
+		free(exe);
+	}
+	if (try_init_candidate(sb_xstrdup(SANDBAR_INIT_BUILD_PATH)))
+		return;
+	found_init_path = sb_xstrdup(SANDBAR_INIT_INSTALL_PATH);
+}
+
 const char *sb_sandbox_init_path(const sb_sandbox_config *cfg)
 {
 	if (cfg->init_path)
 		return cfg->init_path;
-	if (access(SANDBAR_INIT_BUILD_PATH, X_OK) == 0)
-		return SANDBAR_INIT_BUILD_PATH;
-	return SANDBAR_INIT_INSTALL_PATH;
+	pthread_once(&found_init_once, find_init_path);
+	return found_init_path;
 }
 
 sb_err *sb_sandbox_bwrap_path(const sb_sandbox_config *cfg, char **out)
@@ -352,6 +391,42 @@ static sb_err *teardown(sb_sandbox *sb)
 	return err ? sb_err_prefix(err, "destroying lease %s", sb->id) : NULL;
 }
 
+/* bubblewrap, running as the sandbox user, resolves the bind sources it is handed by path, so
+ * every directory above the state directory must be searchable by that user. Checked up front
+ * because bwrap's own message ("Can't find source path /proc/self/fd/9") names no directory. */
+static sb_err *check_reachable(const char *dir, int64_t uid, int64_t gid)
+{
+	char *real = realpath(dir, NULL);
+	if (!real)
+		return sb_err_sys(errno, "resolving the state directory %s", dir);
+	sb_err *err = NULL;
+	size_t len = strlen(real);
+	for (size_t end = 1; end <= len && !err; end++) {
+		if (end != len && real[end] != '/')
+			continue;
+		char saved = real[end];
+		real[end] = '\0';
+		struct stat st;
+		if (stat(end == 0 ? "/" : real, &st) != 0) {
+			err = sb_err_sys(errno, "checking %s", real);
+		} else {
+			bool ok = (st.st_mode & S_IXOTH) ||
+			          ((int64_t)st.st_uid == uid && (st.st_mode & S_IXUSR)) ||
+			          ((int64_t)st.st_gid == gid && (st.st_mode & S_IXGRP));
+			if (!ok)
+				err = sb_err_new(SB_E_UNSUPPORTED,
+				                 "the state directory %s is out of reach of the sandbox "
+				                 "user (uid %lld): %s is not searchable by it; use a "
+				                 "state directory such as /var/lib/sandbar, or allow it "
+				                 "with `chmod o+x %s`",
+				                 dir, (long long)uid, real, real);
+		}
+		real[end] = saved;
+	}
+	free(real);
+	return err;
+}
+
 sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
                           const sb_sandbox_opts *opts, sb_sandbox **out)
 {
@@ -388,7 +463,8 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	i->enforced.rlimits = i->enforced.seccomp = i->enforced.ttl = true;
 	bool created = false;
 	if ((err = sb_sandbox_resolve_owner(cfg, &i->host_uid, &i->host_gid)) ||
-	    (err = sb_sandbox_bwrap_path(cfg, &bwrap)) || (err = prepare_state(cfg, root)))
+	    (err = sb_sandbox_bwrap_path(cfg, &bwrap)) || (err = prepare_state(cfg, root)) ||
+	    (root && (err = check_reachable(cfg->state_dir, i->host_uid, i->host_gid))))
 		goto fail;
 	if (mkdir(sb->lease_dir, root ? 0711 : 0700) < 0) {
 		err = errno == EEXIST ? sb_err_new(SB_E_EXISTS, "lease %s exists already", lease_id)

@@ -4,6 +4,7 @@
  * drain on SIGTERM. Connection threads inherit a mask with SIGTERM, SIGINT and SIGPIPE blocked,
  * so signals reach only run_until_signal's signalfd and broken pipes surface as EPIPE. */
 #include "server/http_int.h"
+#include "server/compat.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -250,6 +251,7 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	sb_sandbox_health_deinit(&h);
 	srv->router = sbs_router_new();
 	sbs_native_routes_register(srv);
+	sbs_compat_routes_register(srv); /* the Paperclip bridge (compat_routes.c) */
 	s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->stop_fd < 0) {
 		err = sb_err_sys(errno, "eventfd");

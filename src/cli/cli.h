@@ -1,0 +1,57 @@
+/* Private declarations of the sandbar command-line tool: exit codes, the resolved configuration
+ * (flags, then environment, then ~/.config/sandbar/config) and the subcommand entry points. */
+#ifndef SB_CLI_H
+#define SB_CLI_H
+
+#include <sandbar/base.h>
+
+/* Exit codes (documented in sandbar(1)). A command's own exit code passes through unchanged;
+ * these are the ones sandbar adds. */
+enum {
+	SB_EXIT_OK = 0,
+	SB_EXIT_TIMEOUT = 124,  /* the command hit --timeout */
+	SB_EXIT_FAILURE = 125,  /* sandbar itself failed (usage, setup, staging, restore, daemon) */
+	SB_EXIT_NOEXEC = 126,   /* the command was found but could not be started */
+	SB_EXIT_NOTFOUND = 127, /* the command was not found */
+	SB_EXIT_SIGNAL_BASE = 128, /* + n when the command was killed by signal n */
+};
+
+/* Settings that flags, the environment and the config file can all provide. NULL = unset. */
+typedef struct cli_config {
+	char *bridge_url;  /* SANDBAR_BRIDGE_URL, bridge_url = */
+	char *token_file;  /* SANDBAR_TOKEN_FILE, token_file = */
+	char *state_dir;   /* SANDBAR_STATE_DIR, state_dir = */
+	char *hmac_key_id; /* SANDBAR_HMAC_KEY_ID, hmac_key_id = */
+	char *hmac_key_file; /* SANDBAR_HMAC_KEY_FILE, hmac_key_file = (the secret, one line) */
+	char *config_path; /* where the file was read from, for messages */
+} cli_config;
+
+/* Fill unset fields from the environment, then from the config file ($SANDBAR_CONFIG, else
+ * $XDG_CONFIG_HOME/sandbar/config, else ~/.config/sandbar/config). Fields already set (from
+ * flags) are kept. A missing file is fine; a malformed one is an error naming the line. */
+sb_err *cli_config_resolve(cli_config *cfg);
+void cli_config_deinit(cli_config *cfg);
+/* Parse one `key = value` config text (exported for tests). */
+sb_err *cli_config_parse(cli_config *cfg, const char *text, const char *origin);
+/* The state directory to use: cfg->state_dir, else $XDG_STATE_HOME/sandbar, else
+ * /var/lib/sandbar for root, else ~/.local/state/sandbar. malloc'd. */
+char *cli_state_dir(const cli_config *cfg);
+/* Read the bearer token named by cfg->token_file (or $SANDBAR_TOKEN); NULL when none. */
+sb_err *cli_read_token(const cli_config *cfg, char **token_out);
+
+/* Print "sandbar <cmd>: <message>" and a hint to stderr; returns SB_EXIT_FAILURE. */
+int cli_fail(const char *cmd, const char *fmt, ...) SB_PRINTF(2, 3);
+/* Same for an error (frees it). */
+int cli_fail_err(const char *cmd, sb_err *err);
+/* A usage error: names the offending flag and points at --help. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) SB_PRINTF(2, 3);
+
+int cmd_run(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_lease(int argc, char **argv);
+int cmd_push(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
+
+#endif

@@ -1,0 +1,163 @@
+/* `sandbar exec`: run one command in a kept lease, streaming its output, and exit with its
+ * exit code. The exec id is printed so `sandbar logs` can reattach from any offset later. */
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "exec_follow.h"
+#include "lease_store.h"
+
+static const char exec_help[] =
+	"usage: sandbar exec --lease ID [options] -- COMMAND [ARG...]\n"
+	"\n"
+	"Run COMMAND in the kept lease ID (see `sandbar lease list`), stream its output and exit\n"
+	"with its exit code (124 timed out, 128+N killed by signal N, 125 sandbar failed).\n"
+	"\n"
+	"options:\n"
+	"  -l, --lease ID       the lease (required)\n"
+	"  -C, --cwd DIR        working directory inside the sandbox (default /workspace)\n"
+	"  -e, --env K=V        environment variable for COMMAND (repeat)\n"
+	"      --timeout DUR    stop COMMAND after DUR (e.g. 30s, 5m): TERM, then KILL\n"
+	"  -i, --interactive    pass our standard input to COMMAND\n"
+	"  -q, --quiet          do not print the exec id\n"
+	"      --state-dir DIR  where leases live (default: SANDBAR_STATE_DIR, the config file,\n"
+	"                       then $XDG_STATE_HOME/sandbar or /var/lib/sandbar for root)\n"
+	"  -h, --help           this text\n";
+
+struct stdin_copy {
+	int fd;
+};
+
+/* Copies our stdin into the command's, then closes it, so the command sees EOF. */
+static void *copy_stdin(void *arg)
+{
+	struct stdin_copy *c = arg;
+	char buf[64 * 1024];
+	for (;;) {
+		ssize_t n = read(0, buf, sizeof buf);
+		if (n <= 0)
+			break;
+		sb_err *err = sb_write_all(c->fd, buf, (size_t)n);
+		if (err) {
+			sb_err_free(err);
+			break;
+		}
+	}
+	return NULL;
+}
+
+int cmd_exec(int argc, char **argv)
+{
+	enum { OPT_TIMEOUT = 256, OPT_STATE_DIR };
+	static const struct option longopts[] = {
+		{"lease", required_argument, NULL, 'l'},
+		{"cwd", required_argument, NULL, 'C'},
+		{"env", required_argument, NULL, 'e'},
+		{"timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"interactive", no_argument, NULL, 'i'},
+		{"quiet", no_argument, NULL, 'q'},
+		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *lease = NULL, *cwd = NULL;
+	char **env = NULL;
+	int64_t timeout_ms = 0;
+	bool interactive = false, quiet = false;
+	cli_config cfg = {0};
+	int rc = 0, c;
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+:l:C:e:iqh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l': lease = optarg; break;
+		case 'C': cwd = optarg; break;
+		case 'e':
+			if (!strchr(optarg, '=') || optarg[0] == '=') {
+				rc = cli_usage_error("exec", "--env wants KEY=VALUE, not \"%s\"",
+						     optarg);
+				goto out;
+			}
+			sb_strv_push(&env, optarg);
+			break;
+		case OPT_TIMEOUT: {
+			sb_err *err = sb_parse_duration_ms(optarg, &timeout_ms);
+			if (err) {
+				rc = cli_usage_error("exec", "--timeout %s: %s", optarg, err->msg);
+				sb_err_free(err);
+				goto out;
+			}
+			break;
+		}
+		case 'i': interactive = true; break;
+		case 'q': quiet = true; break;
+		case OPT_STATE_DIR: free(cfg.state_dir); cfg.state_dir = sb_xstrdup(optarg); break;
+		case 'h': fputs(exec_help, stdout); goto out;
+		case ':': rc = cli_usage_error("exec", "option %s needs a value", argv[optind - 1]); goto out;
+		default: rc = cli_usage_error("exec", "unknown option %s", argv[optind - 1]); goto out;
+		}
+	}
+	if (!lease) {
+		rc = cli_usage_error("exec", "--lease is required");
+		goto out;
+	}
+	if (optind >= argc) {
+		rc = cli_usage_error("exec", "no command given (put it after --)");
+		goto out;
+	}
+	sb_err *err = cli_config_resolve(&cfg);
+	if (err) {
+		rc = cli_fail_err("exec", err);
+		goto out;
+	}
+	cli_sandbox_env senv;
+	cli_sandbox_env_init(&senv, &cfg);
+	sb_sandbox *sb = NULL;
+	err = cli_open_lease(&senv, lease, &sb);
+	if (err) {
+		rc = cli_fail_err("exec", err);
+		cli_sandbox_env_deinit(&senv);
+		goto out;
+	}
+	sb_sandbox_exec_req req = {.argv = argv + optind, .cwd = cwd, .env = env,
+				   .timeout_ms = timeout_ms,
+				   .stdin_mode = interactive ? SB_SANDBOX_STDIN_PIPE
+							     : SB_SANDBOX_STDIN_NULL};
+	sb_sandbox_exec *x = NULL;
+	err = sb_sandbox_exec_start(sb, &req, &x);
+	if (err) {
+		rc = err->code == SB_E_SPAWN ? SB_EXIT_NOTFOUND : SB_EXIT_FAILURE;
+		fprintf(stderr, "sandbar exec: %s\n", err->msg);
+		sb_err_free(err);
+	} else {
+		if (!quiet)
+			fprintf(stderr, "sandbar exec: exec %s in lease %s\n", sb_sandbox_exec_id(x),
+				lease);
+		pthread_t t;
+		struct stdin_copy sc = {.fd = sb_sandbox_exec_stdin_fd(x)};
+		bool copying = interactive && sc.fd >= 0 &&
+			       pthread_create(&t, NULL, copy_stdin, &sc) == 0;
+		sb_sandbox_exec_status st;
+		err = cli_exec_follow(x, 3, 0, 0, true, &st);
+		if (copying) {
+			/* The command is over: stop reading our stdin, it may never reach EOF. */
+			pthread_cancel(t);
+			pthread_join(t, NULL);
+		}
+		if (err)
+			rc = cli_fail_err("exec", err);
+		else
+			rc = cli_exec_exit_code(&st);
+		sb_sandbox_exec_free(x);
+	}
+	sb_sandbox_close(sb);
+	cli_sandbox_env_deinit(&senv);
+out:
+	sb_strv_free(env);
+	cli_config_deinit(&cfg);
+	return rc;
+}

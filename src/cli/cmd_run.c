@@ -1,0 +1,449 @@
+/* `sandbar run`: the main job. Acquire a lease, stage the workspace, run the command with its
+ * output streamed live, merge the changes back, release the lease, and exit with the command's
+ * exit code. Ctrl-C once stops the command and still brings back what it produced; twice
+ * aborts at once and says which lease is left behind. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sandbar/runtime.h>
+
+#include "cli.h"
+#include "progress_bar.h"
+#include "run_report.h"
+#include "target.h"
+
+static const char run_help[] =
+	"usage: sandbar run [options] -- COMMAND [ARG...]\n"
+	"\n"
+	"Stage a workspace into a throwaway sandbox, run COMMAND there with its output streamed\n"
+	"live, merge the changes back (three-way, against the state at staging), and exit with\n"
+	"COMMAND's exit code.\n"
+	"\n"
+	"options:\n"
+	"  -w, --workspace DIR    workspace to stage (default: the current directory)\n"
+	"      --via WHERE        sandbox (default): an embedded local sandbox, no daemon needed;\n"
+	"                         local: the host itself, in a fresh temporary directory (no\n"
+	"                         isolation); 'cmd:PREFIX...': any machine a command reaches, e.g.\n"
+	"                         'cmd:ssh -T host --' or 'cmd:kubectl exec -i pod --'\n"
+	"      --bridge URL       a lease on a running `sandbar serve` or a Paperclip-compatible\n"
+	"                         bridge (also SANDBAR_BRIDGE_URL; token: SANDBAR_TOKEN_FILE)\n"
+	"      --remote-dir PATH  where the workspace goes on the far side (default: the\n"
+	"                         sandbox's /workspace, or a fresh temporary directory)\n"
+	"      --exclude PATH     do not stage or restore PATH (a literal relative path; repeat)\n"
+	"      --network          give the sandbox network access (default: only loopback)\n"
+	"      --memory SIZE      memory limit for the sandbox, e.g. 512M, 2G\n"
+	"      --timeout DUR      stop COMMAND after DUR (e.g. 90s, 10m): TERM, then KILL\n"
+	"  -e, --env K=V          set an environment variable for COMMAND (repeat)\n"
+	"      --keep             keep the lease afterwards and print its id\n"
+	"      --conflict POLICY  when both sides changed a file: keep-local (default: yours stays,\n"
+	"                         theirs is written beside it as NAME.sandbar-remote),\n"
+	"                         take-remote, or fail (apply nothing)\n"
+	"  -q, --quiet            no progress bar and no summary\n"
+	"      --json             print one JSON result object on stdout at the end; COMMAND's\n"
+	"                         own output then goes to stderr\n"
+	"  -h, --help             this text\n"
+	"\n"
+	"exit status: COMMAND's exit code; 128+N when it was killed by signal N; 124 when it timed\n"
+	"out; 127 when it was not found; 126 when it could not be started; 125 when sandbar itself\n"
+	"failed (then nothing was run, or the changes could not be brought back: the message says\n"
+	"which).\n";
+
+/* Ctrl-C state, touched from the signal handler: only async-signal-safe operations. */
+static sb_cancel *g_cancel;
+static volatile sig_atomic_t g_interrupts;
+static char g_abort_msg[512];
+static size_t g_abort_len;
+
+static void on_sigint(int signo)
+{
+	(void)signo;
+	if (++g_interrupts == 1) {
+		sb_cancel_trigger(g_cancel);
+		static const char msg[] =
+			"\nsandbar: stopping the command (Ctrl-C again to abort at once)\n";
+		(void)!write(2, msg, sizeof msg - 1);
+		return;
+	}
+	(void)!write(2, g_abort_msg, g_abort_len);
+	_exit(SB_EXIT_SIGNAL_BASE + SIGINT);
+}
+
+static void set_abort_message(const char *lease_id, const char *remote_dir)
+{
+	int n;
+	if (lease_id)
+		n = snprintf(g_abort_msg, sizeof g_abort_msg,
+			     "\nsandbar: aborted without restoring; lease %s is left behind "
+			     "(remove it with `sandbar lease destroy %s`)\n",
+			     lease_id, lease_id);
+	else
+		n = snprintf(g_abort_msg, sizeof g_abort_msg,
+			     "\nsandbar: aborted without restoring; the remote copy in %s is left "
+			     "behind\n",
+			     remote_dir ? remote_dir : "(none)");
+	g_abort_len = n > 0 ? ((size_t)n < sizeof g_abort_msg ? (size_t)n : sizeof g_abort_msg - 1)
+			    : 0;
+}
+
+static void install_sigint(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+struct run_opts {
+	char *workspace;
+	char *via;
+	char *bridge;
+	char *remote_dir;
+	char **excludes;
+	bool network;
+	uint64_t memory;
+	int64_t timeout_ms;
+	char **env;
+	bool keep;
+	sb_conflict_policy policy;
+	bool quiet;
+	bool json;
+	char **command;
+};
+
+static void run_opts_free(struct run_opts *o)
+{
+	free(o->workspace);
+	free(o->via);
+	free(o->bridge);
+	free(o->remote_dir);
+	sb_strv_free(o->excludes);
+	sb_strv_free(o->env);
+}
+
+enum { OPT_VIA = 256, OPT_BRIDGE, OPT_REMOTE_DIR, OPT_EXCLUDE, OPT_NETWORK, OPT_MEMORY,
+       OPT_TIMEOUT, OPT_KEEP, OPT_CONFLICT, OPT_JSON };
+
+static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
+{
+	static const struct option longopts[] = {
+		{"workspace", required_argument, NULL, 'w'},
+		{"via", required_argument, NULL, OPT_VIA},
+		{"bridge", required_argument, NULL, OPT_BRIDGE},
+		{"remote-dir", required_argument, NULL, OPT_REMOTE_DIR},
+		{"exclude", required_argument, NULL, OPT_EXCLUDE},
+		{"network", no_argument, NULL, OPT_NETWORK},
+		{"memory", required_argument, NULL, OPT_MEMORY},
+		{"timeout", required_argument, NULL, OPT_TIMEOUT},
+		{"env", required_argument, NULL, 'e'},
+		{"keep", no_argument, NULL, OPT_KEEP},
+		{"conflict", required_argument, NULL, OPT_CONFLICT},
+		{"quiet", no_argument, NULL, 'q'},
+		{"json", no_argument, NULL, OPT_JSON},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	opterr = 0;
+	optind = 1;
+	int c;
+	/* '+': stop at the first non-option, so COMMAND's own flags are never ours. */
+	while ((c = getopt_long(argc, argv, "+:w:e:qh", longopts, NULL)) != -1) {
+		sb_err *err = NULL;
+		const char *flag = NULL; /* names the flag in a value error */
+		switch (c) {
+		case 'w': free(o->workspace); o->workspace = sb_xstrdup(optarg); break;
+		case OPT_VIA: free(o->via); o->via = sb_xstrdup(optarg); break;
+		case OPT_BRIDGE: free(o->bridge); o->bridge = sb_xstrdup(optarg); break;
+		case OPT_REMOTE_DIR:
+			if (optarg[0] != '/')
+				return cli_usage_error("run", "--remote-dir must be an absolute path, "
+							      "not \"%s\"", optarg);
+			free(o->remote_dir);
+			o->remote_dir = sb_xstrdup(optarg);
+			break;
+		case OPT_EXCLUDE:
+			err = sb_excludes_check_user(optarg);
+			if (err) {
+				int rc = cli_usage_error("run", "--exclude %s: %s", optarg, err->msg);
+				sb_err_free(err);
+				return rc;
+			}
+			sb_strv_push(&o->excludes, optarg);
+			break;
+		case OPT_NETWORK: o->network = true; break;
+		case OPT_MEMORY:
+			flag = "--memory";
+			err = sb_parse_size(optarg, &o->memory);
+			break;
+		case OPT_TIMEOUT:
+			flag = "--timeout";
+			err = sb_parse_duration_ms(optarg, &o->timeout_ms);
+			if (!err && o->timeout_ms <= 0)
+				err = sb_err_new(SB_E_INVAL, "must be more than zero");
+			break;
+		case 'e':
+			if (!strchr(optarg, '=') || optarg[0] == '=')
+				return cli_usage_error("run", "--env wants KEY=VALUE, not \"%s\"",
+						       optarg);
+			sb_strv_push(&o->env, optarg);
+			break;
+		case OPT_KEEP: o->keep = true; break;
+		case OPT_CONFLICT:
+			flag = "--conflict";
+			err = sb_conflict_policy_parse(optarg, &o->policy);
+			break;
+		case 'q': o->quiet = true; break;
+		case OPT_JSON: o->json = true; break;
+		case 'h': *help = true; return 0;
+		case ':':
+			return cli_usage_error("run", "option %s needs a value", argv[optind - 1]);
+		default:
+			return cli_usage_error("run", "unknown option %s", argv[optind - 1]);
+		}
+		if (err) {
+			int rc = cli_usage_error("run", "%s %s: %s", flag, optarg, err->msg);
+			sb_err_free(err);
+			return rc;
+		}
+	}
+	if (optind >= argc)
+		return cli_usage_error("run", "no command given (put it after --)");
+	o->command = argv + optind;
+	return 0;
+}
+
+/* ---- streaming the command's output */
+
+struct stream_ctx {
+	int out_fd; /* where the command's stdout goes (2 with --json) */
+	cli_bar *bar;
+};
+
+static sb_err *on_output(void *ud, sb_stream stream, const char *data, size_t len)
+{
+	struct stream_ctx *s = ud;
+	int fd = stream == SB_STREAM_STDOUT ? s->out_fd : 2;
+	/* Our terminal is not the command's business: a closed stdout must not stop the run, the
+	 * changes still come back. */
+	sb_err_free(sb_write_all(fd, data, len));
+	return NULL;
+}
+
+static void on_bytes(void *ud, uint64_t done, uint64_t total)
+{
+	cli_bar_update(ud, done, total);
+}
+
+static void progress_line(void *ud, const char *line)
+{
+	/* The bar shows progress on a terminal; the throttled text lines are for logs only. */
+	(void)ud;
+	(void)line;
+}
+
+static int exit_code_for(const sb_exec_result *res)
+{
+	if (res->timed_out)
+		return SB_EXIT_TIMEOUT;
+	if (res->has_exit_code)
+		return res->exit_code;
+	int signo = sb_signal_number(res->signal);
+	return signo > 0 ? SB_EXIT_SIGNAL_BASE + signo : SB_EXIT_FAILURE;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	struct run_opts o;
+	memset(&o, 0, sizeof o);
+	bool help = false;
+	int rc = parse_args(argc, argv, &o, &help);
+	if (rc || help) {
+		if (help)
+			fputs(run_help, stdout);
+		run_opts_free(&o);
+		return rc;
+	}
+
+	cli_config cfg = {0};
+	if (o.bridge)
+		cfg.bridge_url = sb_xstrdup(o.bridge);
+	sb_err *err = cli_config_resolve(&cfg);
+	if (err) {
+		run_opts_free(&o);
+		return cli_fail_err("run", err);
+	}
+
+	cli_target_opts topts = {.via = CLI_VIA_SANDBOX, .config = &cfg,
+				 .remote_dir = o.remote_dir, .network = o.network,
+				 .memory_bytes = o.memory};
+	if (o.via) {
+		err = cli_via_parse(o.via, &topts.via, &topts.prefix);
+		if (err) {
+			rc = cli_usage_error("run", "%s", err->msg);
+			sb_err_free(err);
+			goto out_cfg;
+		}
+		if (o.bridge) {
+			rc = cli_usage_error("run", "--via and --bridge cannot be used together");
+			goto out_cfg;
+		}
+	} else if (cfg.bridge_url) {
+		/* --bridge, else SANDBAR_BRIDGE_URL or bridge_url in the config file. */
+		topts.via = CLI_VIA_BRIDGE;
+		topts.bridge_url = cfg.bridge_url;
+	}
+	if (o.memory && topts.via != CLI_VIA_SANDBOX && topts.via != CLI_VIA_BRIDGE) {
+		rc = cli_usage_error("run", "--memory applies to sandboxes only (not --via %s)",
+				     o.via);
+		goto out_cfg;
+	}
+
+	char *workspace = NULL;
+	{
+		char *ws = o.workspace ? o.workspace : ".";
+		workspace = realpath(ws, NULL);
+		struct stat st;
+		if (!workspace || stat(workspace, &st) != 0 || !S_ISDIR(st.st_mode)) {
+			rc = cli_fail("run", "workspace %s is not a directory (%s); pass an existing "
+					     "one with --workspace",
+				      ws, workspace ? "not a directory" : strerror(errno));
+			free(workspace);
+			goto out_cfg;
+		}
+	}
+
+	g_cancel = sb_cancel_new();
+	install_sigint();
+	run_report report;
+	run_report_init(&report);
+	cli_bar bar;
+	cli_bar_init(&bar, 2, !o.quiet && isatty(2));
+
+	/* 1. Acquire. */
+	int64_t t0 = sb_mono_ms();
+	cli_target target;
+	err = cli_target_acquire(&topts, &target);
+	report.phases.acquire_ms = sb_mono_ms() - t0;
+	if (err) {
+		cli_target_release(&target, false);
+		rc = cli_fail_err("run", sb_err_prefix(err, "acquiring a lease"));
+		goto out_ws;
+	}
+	report.lease_id = target.lease_id ? sb_xstrdup(target.lease_id) : NULL;
+	set_abort_message(target.lease_id, target.remote_dir);
+
+	/* 2. Stage. */
+	t0 = sb_mono_ms();
+	cli_bar_phase(&bar, "staging");
+	sb_runtime_prepare_opts popts;
+	memset(&popts, 0, sizeof popts);
+	popts.runner = target.runner;
+	popts.spec.remote_cwd = target.remote_dir;
+	popts.adapter_key = "sandbar";
+	popts.workspace_local_dir = workspace;
+	popts.excludes = o.excludes;
+	popts.progress.fn = progress_line;
+	popts.progress.bytes = on_bytes;
+	popts.progress.ud = &bar;
+	popts.cancel = g_cancel;
+	sb_runtime *rt = NULL;
+	err = sb_runtime_prepare(&popts, &rt);
+	cli_bar_clear(&bar);
+	report.phases.prepare_ms = sb_mono_ms() - t0;
+	if (err) {
+		rc = cli_fail_err("run", sb_err_prefix(err, "staging %s", workspace));
+		goto out_release;
+	}
+	report.bytes_up = sb_runtime_bytes_up(rt);
+
+	/* 3. Run. */
+	t0 = sb_mono_ms();
+	struct stream_ctx sctx = {.out_fd = o.json ? 2 : 1, .bar = &bar};
+	sb_exec_callbacks cbs = {.on_output = on_output, .ud = &sctx};
+	sb_exec_request req = {.argv = o.command, .cwd = target.remote_dir, .env = o.env,
+			       .timeout_ms = o.timeout_ms};
+	sb_exec_result res;
+	sb_exec_result_init(&res);
+	sb_err *exec_err = NULL;
+	if (!sb_cancel_is_set(g_cancel))
+		exec_err = sb_runner_execute(target.runner, &req, &cbs, g_cancel, &res);
+	report.phases.exec_ms = sb_mono_ms() - t0;
+	bool interrupted = g_interrupts > 0;
+	if (exec_err) {
+		if (exec_err->code == SB_E_SPAWN) {
+			fprintf(stderr, "sandbar run: %s\n", exec_err->msg);
+			rc = exec_err->sys_errno == ENOENT || strstr(exec_err->msg, "PATH")
+				     ? SB_EXIT_NOTFOUND
+				     : SB_EXIT_NOEXEC;
+		} else if (interrupted) {
+			rc = SB_EXIT_SIGNAL_BASE + SIGINT;
+		} else {
+			fprintf(stderr, "sandbar run: running the command: %s\n", exec_err->msg);
+			rc = SB_EXIT_FAILURE;
+		}
+		sb_err_free(exec_err);
+	} else {
+		rc = interrupted ? SB_EXIT_SIGNAL_BASE + SIGINT : exit_code_for(&res);
+		run_report_set_result(&report, &res);
+	}
+
+	/* 4. Restore, even after a failed or interrupted command: its work is still the user's. */
+	t0 = sb_mono_ms();
+	cli_bar_phase(&bar, "restoring");
+	sb_runtime_restore_opts ropts = {
+		.policy = o.policy,
+		.progress = {.fn = progress_line, .bytes = on_bytes, .ud = &bar}};
+	sb_restore_report rr;
+	sb_restore_report_init(&rr);
+	err = sb_runtime_restore(rt, &ropts, &rr);
+	cli_bar_clear(&bar);
+	report.phases.restore_ms = sb_mono_ms() - t0;
+	run_report_set_changes(&report, &rr);
+	if (err) {
+		fprintf(stderr, "sandbar run: bringing the changes back: %s\n", err->msg);
+		if (err->code == SB_E_CONFLICT)
+			fprintf(stderr, "sandbar run: nothing was applied (--conflict fail); the "
+					"lease is kept so you can inspect it\n");
+		if (err->code == SB_E_CONFLICT)
+			o.keep = true;
+		sb_err_free(err);
+		rc = SB_EXIT_FAILURE;
+	}
+	sb_restore_report_deinit(&rr);
+	sb_exec_result_deinit(&res);
+	sb_runtime_free(rt);
+
+out_release:
+	t0 = sb_mono_ms();
+	err = cli_target_release(&target, o.keep);
+	report.phases.release_ms = sb_mono_ms() - t0;
+	if (err) {
+		fprintf(stderr, "sandbar run: releasing the lease: %s\n", err->msg);
+		sb_err_free(err);
+		if (rc == 0)
+			rc = SB_EXIT_FAILURE;
+	}
+	if (o.keep && report.lease_id)
+		fprintf(stderr, "sandbar run: lease %s kept\n", report.lease_id);
+	if (!o.quiet)
+		run_report_print_summary(&report, stderr);
+	if (o.json)
+		run_report_print_json(&report, stdout);
+	run_report_deinit(&report);
+	signal(SIGINT, SIG_DFL);
+	sb_cancel_free(g_cancel);
+	g_cancel = NULL;
+out_ws:
+	free(workspace);
+out_cfg:
+	sb_strv_free(topts.prefix);
+	cli_config_deinit(&cfg);
+	run_opts_free(&o);
+	return rc;
+}

@@ -1,0 +1,174 @@
+/* Configuration for the CLI, in order of precedence: command-line flags, then the environment
+ * (SANDBAR_BRIDGE_URL, SANDBAR_TOKEN_FILE, SANDBAR_STATE_DIR, ...), then the config file of
+ * `key = value` lines. Unknown keys and malformed lines are errors that name the line, so a typo
+ * never silently changes behaviour. */
+#include "cli.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CONFIG_MAX_BYTES (64 * 1024)
+
+struct key_slot {
+	const char *key;
+	const char *env;
+	size_t offset;
+};
+
+static const struct key_slot slots[] = {
+	{"bridge_url", "SANDBAR_BRIDGE_URL", offsetof(cli_config, bridge_url)},
+	{"token_file", "SANDBAR_TOKEN_FILE", offsetof(cli_config, token_file)},
+	{"state_dir", "SANDBAR_STATE_DIR", offsetof(cli_config, state_dir)},
+	{"hmac_key_id", "SANDBAR_HMAC_KEY_ID", offsetof(cli_config, hmac_key_id)},
+	{"hmac_key_file", "SANDBAR_HMAC_KEY_FILE", offsetof(cli_config, hmac_key_file)},
+};
+
+static char **slot_ptr(cli_config *cfg, const struct key_slot *s)
+{
+	return (char **)((char *)cfg + s->offset);
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && isspace((unsigned char)s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+sb_err *cli_config_parse(cli_config *cfg, const char *text, const char *origin)
+{
+	char *copy = sb_xstrdup(text);
+	int lineno = 0;
+	sb_err *err = NULL;
+	char *p = copy;
+	while (p && !err) {
+		char *nl = strchr(p, '\n');
+		if (nl)
+			*nl = '\0';
+		lineno++;
+		char *line = trim(p);
+		p = nl ? nl + 1 : NULL;
+		if (*line == '\0' || *line == '#')
+			continue;
+		char *eq = strchr(line, '=');
+		if (!eq) {
+			err = sb_err_new(SB_E_INVAL, "%s:%d: expected `key = value`", origin, lineno);
+			break;
+		}
+		*eq = '\0';
+		char *key = trim(line), *value = trim(eq + 1);
+		const struct key_slot *slot = NULL;
+		for (size_t i = 0; i < sizeof slots / sizeof *slots; i++)
+			if (!strcmp(slots[i].key, key))
+				slot = &slots[i];
+		if (!slot) {
+			err = sb_err_new(SB_E_INVAL,
+					 "%s:%d: unknown key \"%s\" (known: bridge_url, token_file, "
+					 "state_dir, hmac_key_id, hmac_key_file)",
+					 origin, lineno, key);
+			break;
+		}
+		char **dst = slot_ptr(cfg, slot);
+		if (!*dst && *value)
+			*dst = sb_xstrdup(value);
+	}
+	free(copy);
+	return err;
+}
+
+static char *config_file_path(void)
+{
+	const char *explicit_path = getenv("SANDBAR_CONFIG");
+	if (explicit_path && *explicit_path)
+		return sb_xstrdup(explicit_path);
+	const char *xdg = getenv("XDG_CONFIG_HOME");
+	if (xdg && *xdg)
+		return sb_strfmt("%s/sandbar/config", xdg);
+	const char *home = getenv("HOME");
+	if (home && *home)
+		return sb_strfmt("%s/.config/sandbar/config", home);
+	return NULL;
+}
+
+sb_err *cli_config_resolve(cli_config *cfg)
+{
+	for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) {
+		char **dst = slot_ptr(cfg, &slots[i]);
+		const char *v = getenv(slots[i].env);
+		if (!*dst && v && *v)
+			*dst = sb_xstrdup(v);
+	}
+	char *path = config_file_path();
+	if (!path)
+		return NULL;
+	sb_buf text = SB_BUF_INIT;
+	sb_err *err = sb_read_file(path, CONFIG_MAX_BYTES, &text);
+	if (err && err->code == SB_E_NOTFOUND) {
+		sb_err_free(err);
+		err = NULL;
+	} else if (!err) {
+		err = cli_config_parse(cfg, sb_buf_cstr(&text), path);
+		if (!err) {
+			free(cfg->config_path);
+			cfg->config_path = sb_xstrdup(path);
+		}
+	}
+	sb_buf_deinit(&text);
+	free(path);
+	return err;
+}
+
+void cli_config_deinit(cli_config *cfg)
+{
+	for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) {
+		char **dst = slot_ptr(cfg, &slots[i]);
+		free(*dst);
+		*dst = NULL;
+	}
+	free(cfg->config_path);
+	cfg->config_path = NULL;
+}
+
+char *cli_state_dir(const cli_config *cfg)
+{
+	if (cfg->state_dir)
+		return sb_xstrdup(cfg->state_dir);
+	const char *xdg = getenv("XDG_STATE_HOME");
+	if (xdg && *xdg)
+		return sb_strfmt("%s/sandbar", xdg);
+	if (geteuid() == 0)
+		return sb_xstrdup("/var/lib/sandbar");
+	const char *home = getenv("HOME");
+	return sb_strfmt("%s/.local/state/sandbar", home && *home ? home : "/tmp");
+}
+
+sb_err *cli_read_token(const cli_config *cfg, char **token_out)
+{
+	*token_out = NULL;
+	if (cfg->token_file) {
+		sb_buf b = SB_BUF_INIT;
+		sb_err *err = sb_read_file(cfg->token_file, 4096, &b);
+		if (err) {
+			sb_buf_deinit(&b);
+			return sb_err_prefix(err, "reading the token file");
+		}
+		char *t = trim((char *)sb_buf_cstr(&b));
+		if (*t == '\0') {
+			sb_buf_deinit(&b);
+			return sb_err_new(SB_E_INVAL, "token file %s is empty", cfg->token_file);
+		}
+		*token_out = sb_xstrdup(t);
+		sb_buf_deinit(&b);
+		return NULL;
+	}
+	const char *env = getenv("SANDBAR_TOKEN");
+	if (env && *env)
+		*token_out = sb_xstrdup(env);
+	return NULL;
+}

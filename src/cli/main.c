@@ -1,0 +1,85 @@
+/* sandbar: the command-line tool. Dispatches to one subcommand per file (cmd_*.c); this file
+ * holds only the top-level usage, --version and the shared error printers. */
+#include "cli.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage_text[] =
+	"usage: sandbar <command> [options]\n"
+	"\n"
+	"Run AI coding agents' commands in isolated Linux sandboxes and bring their changes back.\n"
+	"\n"
+	"commands:\n"
+	"  run      stage a workspace into a sandbox, run a command, merge the changes back\n"
+	"  serve    run the authenticated sandbox daemon (HTTP, native and Paperclip APIs)\n"
+	"  exec     run a command in a kept lease\n"
+	"  lease    list, acquire, renew or destroy leases\n"
+	"  push     stage a workspace into a kept lease\n"
+	"  pull     merge a kept lease's workspace back\n"
+	"  logs     print (or follow) an exec's output from any byte offset\n"
+	"\n"
+	"`sandbar <command> --help` describes each command. See sandbar(1) for exit codes,\n"
+	"configuration (flags, SANDBAR_* environment, ~/.config/sandbar/config) and examples.\n";
+
+int cli_fail_err(const char *cmd, sb_err *err)
+{
+	fprintf(stderr, "sandbar %s: %s\n", cmd, err ? err->msg : "unknown error");
+	sb_err_free(err);
+	return SB_EXIT_FAILURE;
+}
+
+int cli_fail(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "sandbar %s: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	return SB_EXIT_FAILURE;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "sandbar %s: ", cmd);
+	vfprintf(stderr, fmt, ap);
+	fprintf(stderr, "\nTry `sandbar %s --help`.\n", cmd);
+	va_end(ap);
+	return SB_EXIT_FAILURE;
+}
+
+struct command {
+	const char *name;
+	int (*fn)(int, char **);
+};
+
+static const struct command commands[] = {
+	{"run", cmd_run},     {"serve", cmd_serve}, {"exec", cmd_exec}, {"lease", cmd_lease},
+	{"push", cmd_push},   {"pull", cmd_pull},   {"logs", cmd_logs},
+};
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		fputs(usage_text, stderr);
+		return SB_EXIT_FAILURE;
+	}
+	const char *name = argv[1];
+	if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
+		fputs(usage_text, stdout);
+		return SB_EXIT_OK;
+	}
+	if (!strcmp(name, "--version") || !strcmp(name, "version")) {
+		printf("sandbar %s\n", SB_VERSION);
+		return SB_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+		if (!strcmp(commands[i].name, name))
+			return commands[i].fn(argc - 1, argv + 1);
+	fprintf(stderr, "sandbar: unknown command \"%s\"\n\n%s", name, usage_text);
+	return SB_EXIT_FAILURE;
+}

@@ -1,0 +1,154 @@
+/* The end-of-run report (see run_report.h): one place that knows what happened, rendered for
+ * people (a few lines on stderr) and for programs (one JSON object). */
+#include "run_report.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+void run_report_init(run_report *r)
+{
+	memset(r, 0, sizeof *r);
+	r->conflicts = json_array();
+}
+
+void run_report_deinit(run_report *r)
+{
+	free(r->lease_id);
+	sb_strv_free(r->added);
+	sb_strv_free(r->changed);
+	sb_strv_free(r->deleted);
+	json_decref(r->conflicts);
+	memset(r, 0, sizeof *r);
+}
+
+void run_report_set_result(run_report *r, const sb_exec_result *res)
+{
+	r->ran = true;
+	r->has_exit_code = res->has_exit_code;
+	r->exit_code = res->exit_code;
+	snprintf(r->signal, sizeof r->signal, "%s", res->signal);
+	r->timed_out = res->timed_out;
+	r->truncated = res->out_truncated || res->err_truncated;
+}
+
+void run_report_set_changes(run_report *r, const sb_restore_report *rr)
+{
+	sb_strv_free(r->added);
+	sb_strv_free(r->changed);
+	sb_strv_free(r->deleted);
+	r->added = sb_strv_dup(rr->added);
+	r->changed = sb_strv_dup(rr->changed);
+	r->deleted = sb_strv_dup(rr->deleted);
+	r->bytes_down = rr->bytes_moved;
+	json_array_clear(r->conflicts);
+	for (size_t i = 0; i < rr->n_conflicts; i++) {
+		const sb_runtime_conflict *c = &rr->conflicts[i];
+		json_t *o = json_pack("{s:s, s:s, s:s}", "path", c->path, "kind",
+				      sb_conflict_kind_name(c->kind), "kept",
+				      c->kept_remote ? "remote" : "local");
+		json_object_set_new(o, "remote_copy",
+				    c->remote_copy ? json_string(c->remote_copy) : json_null());
+		json_array_append_new(r->conflicts, o);
+	}
+}
+
+static json_t *strv_json(char **v)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; v && v[i]; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return a;
+}
+
+json_t *run_report_json(const run_report *r)
+{
+	json_t *conflict_paths = json_array();
+	size_t i;
+	json_t *c;
+	json_array_foreach(r->conflicts, i, c)
+		json_array_append(conflict_paths, json_object_get(c, "path"));
+	json_t *o = json_object();
+	json_object_set_new(o, "exit_code",
+			    r->ran && r->has_exit_code ? json_integer(r->exit_code) : json_null());
+	json_object_set_new(o, "signal", r->signal[0] ? json_string(r->signal) : json_null());
+	json_object_set_new(o, "timed_out", json_boolean(r->timed_out));
+	json_object_set_new(o, "lease_id", r->lease_id ? json_string(r->lease_id) : json_null());
+	json_object_set_new(o, "phases",
+			    json_pack("{s:I, s:I, s:I, s:I, s:I}", "acquire_ms",
+				      (json_int_t)r->phases.acquire_ms, "prepare_ms",
+				      (json_int_t)r->phases.prepare_ms, "exec_ms",
+				      (json_int_t)r->phases.exec_ms, "restore_ms",
+				      (json_int_t)r->phases.restore_ms, "release_ms",
+				      (json_int_t)r->phases.release_ms));
+	json_object_set_new(o, "bytes_up", json_integer((json_int_t)r->bytes_up));
+	json_object_set_new(o, "bytes_down", json_integer((json_int_t)r->bytes_down));
+	json_object_set_new(o, "changes",
+			    json_pack("{s:o, s:o, s:o, s:o}", "added", strv_json(r->added),
+				      "changed", strv_json(r->changed), "deleted",
+				      strv_json(r->deleted), "conflicts", conflict_paths));
+	json_object_set(o, "conflict_details", r->conflicts);
+	json_object_set_new(o, "output_truncated", json_boolean(r->truncated));
+	return o;
+}
+
+void run_report_print_json(const run_report *r, FILE *f)
+{
+	json_t *o = run_report_json(r);
+	char *s = sb_json_dumps(o);
+	fprintf(f, "%s\n", s);
+	fflush(f);
+	free(s);
+	json_decref(o);
+}
+
+static void human_bytes(uint64_t n, char *out, size_t len)
+{
+	if (n < 1024)
+		snprintf(out, len, "%llu B", (unsigned long long)n);
+	else if (n < 1024 * 1024)
+		snprintf(out, len, "%.1f KiB", (double)n / 1024.0);
+	else
+		snprintf(out, len, "%.1f MiB", (double)n / (1024.0 * 1024.0));
+}
+
+/* Names the first few paths of a change list; a long list ends with a count. */
+static void print_paths(FILE *f, char mark, char **paths)
+{
+	enum { SHOWN = 10 };
+	size_t n = sb_strv_len(paths);
+	for (size_t i = 0; i < n && i < SHOWN; i++)
+		fprintf(f, "sandbar:   %c %s\n", mark, paths[i]);
+	if (n > SHOWN)
+		fprintf(f, "sandbar:   %c ... and %zu more\n", mark, n - SHOWN);
+}
+
+void run_report_print_summary(const run_report *r, FILE *f)
+{
+	char up[32], down[32];
+	human_bytes(r->bytes_up, up, sizeof up);
+	human_bytes(r->bytes_down, down, sizeof down);
+	size_t nconf = json_array_size(r->conflicts);
+	fprintf(f, "sandbar: %zu added, %zu changed, %zu deleted, %zu in conflict; %s up, %s down\n",
+		sb_strv_len(r->added), sb_strv_len(r->changed), sb_strv_len(r->deleted), nconf, up,
+		down);
+	print_paths(f, '+', r->added);
+	print_paths(f, '~', r->changed);
+	print_paths(f, '-', r->deleted);
+	size_t i;
+	json_t *c;
+	json_array_foreach(r->conflicts, i, c)
+	{
+		const char *copy = json_string_value(json_object_get(c, "remote_copy"));
+		fprintf(f, "sandbar: conflict: %s (%s; kept %s%s%s)\n",
+			json_string_value(json_object_get(c, "path")),
+			json_string_value(json_object_get(c, "kind")),
+			json_string_value(json_object_get(c, "kept")),
+			copy ? ", remote version in " : "", copy ? copy : "");
+	}
+	fprintf(f,
+		"sandbar: acquire %lldms, stage %lldms, run %lldms, restore %lldms, release %lldms\n",
+		(long long)r->phases.acquire_ms, (long long)r->phases.prepare_ms,
+		(long long)r->phases.exec_ms, (long long)r->phases.restore_ms,
+		(long long)r->phases.release_ms);
+	fflush(f);
+}

@@ -1,0 +1,37 @@
+/* What `sandbar run` tells at the end: the short summary on stderr and the --json object. */
+#ifndef SB_CLI_RUN_REPORT_H
+#define SB_CLI_RUN_REPORT_H
+
+#include <stdio.h>
+
+#include <sandbar/runner.h>
+#include <sandbar/runtime.h>
+
+typedef struct run_report {
+	char *lease_id;
+	bool ran;                /* the command ran and returned a result */
+	bool has_exit_code;
+	int exit_code;
+	char signal[16];
+	bool timed_out;
+	bool truncated;          /* an output tail was cut (only the live stream is whole) */
+	struct {
+		int64_t acquire_ms, prepare_ms, exec_ms, restore_ms, release_ms;
+	} phases;
+	uint64_t bytes_up, bytes_down;
+	char **added, **changed, **deleted; /* NULL-terminated copies */
+	json_t *conflicts;       /* array of {path, kind, kept, remote_copy} */
+} run_report;
+
+void run_report_init(run_report *r);
+void run_report_deinit(run_report *r);
+void run_report_set_result(run_report *r, const sb_exec_result *res);
+void run_report_set_changes(run_report *r, const sb_restore_report *rr);
+void run_report_print_summary(const run_report *r, FILE *f);
+/* {"exit_code","signal","timed_out","lease_id","phases":{...},"bytes_up","bytes_down",
+ *  "changes":{"added":[],"changed":[],"deleted":[],"conflicts":[paths]},
+ *  "conflict_details":[{path,kind,kept,remote_copy}]} and a newline. */
+void run_report_print_json(const run_report *r, FILE *f);
+json_t *run_report_json(const run_report *r);
+
+#endif

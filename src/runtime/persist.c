@@ -1,0 +1,270 @@
+/* Saving a prepared runtime to a file and loading it back, so staging and restoring can happen
+ * in different processes (`sandbar push` now, `sandbar pull` later). The file holds everything
+ * restore needs: the directories, the exclude lists and the baseline snapshot. Paths are stored
+ * base64-encoded because file names need not be UTF-8 and JSON strings must be. */
+#include "runtime/rt.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PERSIST_VERSION 1
+#define PERSIST_MAX_BYTES (512u * 1024u * 1024u)
+#define PERSIST_MAX_DEPTH 8
+
+static json_t *b64_json(const char *s)
+{
+	sb_buf b = SB_BUF_INIT;
+	sb_b64_encode(s, strlen(s), &b);
+	json_t *j = json_stringn(b.data ? b.data : "", b.len);
+	sb_buf_deinit(&b);
+	return j;
+}
+
+static json_t *strv_json(char *const *v)
+{
+	json_t *a = json_array();
+	for (size_t i = 0; v && v[i]; i++)
+		json_array_append_new(a, b64_json(v[i]));
+	return a;
+}
+
+static const char *type_code(sb_ftype t)
+{
+	return t == SB_FT_DIR ? "d" : t == SB_FT_SYMLINK ? "l" : "f";
+}
+
+sb_err *sb_runtime_save(sb_runtime *rt, const char *path)
+{
+	/* The baseline must stand alone: no lazily hashed entry may be left. */
+	sb_err *err = sb_snap_hash_all(&rt->baseline);
+	if (err)
+		return sb_err_prefix(err, "saving the runtime state");
+	json_t *entries = json_array();
+	for (size_t i = 0; i < rt->baseline.n; i++) {
+		const sb_snap_entry *e = &rt->baseline.v[i];
+		json_t *o = json_pack("{s:o, s:s, s:I, s:I}", "p", b64_json(e->path), "t",
+				      type_code(e->type), "m", (json_int_t)e->mode, "s",
+				      (json_int_t)e->size);
+		if (e->type == SB_FT_FILE) {
+			char hex[SB_SHA256_HEX_LEN];
+			sb_hex_encode(e->sha, SB_SHA256_LEN, hex);
+			json_object_set_new(o, "h", json_string(hex));
+		}
+		if (e->type == SB_FT_SYMLINK && e->target)
+			json_object_set_new(o, "l", b64_json(e->target));
+		json_array_append_new(entries, o);
+	}
+	json_t *root = json_object();
+	json_object_set_new(root, "version", json_integer(PERSIST_VERSION));
+	json_object_set_new(root, "local_dir", b64_json(rt->local_dir));
+	json_object_set_new(root, "remote_dir", b64_json(rt->remote_dir));
+	json_object_set_new(root, "root_dir", b64_json(rt->root_dir));
+	json_object_set_new(root, "overlay", b64_json(rt->overlay));
+	json_object_set_new(root, "adapter_key", b64_json(rt->adapter_key));
+	json_object_set_new(root, "shell", b64_json(rt->shell));
+	json_object_set_new(root, "provider_key", b64_json(rt->provider_key));
+	json_object_set_new(root, "lease_id", b64_json(rt->lease_id));
+	json_object_set_new(root, "timeout_ms", json_integer((json_int_t)rt->ctx.timeout_ms));
+	json_object_set_new(root, "native", json_boolean(rt->native));
+	json_object_set_new(root, "archive_excludes", strv_json(rt->archive_ex.patterns));
+	json_object_set_new(root, "restore_excludes", strv_json(rt->restore_ex.patterns));
+	json_object_set_new(root, "asset_keys", strv_json(rt->asset_keys));
+	json_object_set_new(root, "asset_dirs", strv_json(rt->asset_dirs));
+	json_object_set_new(root, "baseline", entries);
+	char *text = json_dumps(root, JSON_COMPACT);
+	json_decref(root);
+	if (!text)
+		return sb_err_new(SB_E_INTERNAL, "serialising the runtime state failed");
+	err = sb_fs_write_atomic(path, text, strlen(text), 0600);
+	free(text);
+	return err ? sb_err_prefix(err, "saving the runtime state") : NULL;
+}
+
+/* Decodes a base64 string field into a malloc'd C string (no NUL bytes allowed). */
+static sb_err *get_b64(const json_t *obj, const char *key, char **out)
+{
+	const char *s = NULL;
+	sb_err *err = sb_json_get_str(obj, key, true, &s);
+	if (err)
+		return err;
+	sb_buf b = SB_BUF_INIT;
+	err = sb_b64_decode(s, strlen(s), &b);
+	if (!err && memchr(sb_buf_cstr(&b), '\0', b.len))
+		err = sb_err_new(SB_E_INVAL, "field \"%s\" holds a NUL byte", key);
+	if (err) {
+		sb_buf_deinit(&b);
+		return sb_err_prefix(err, "field \"%s\"", key);
+	}
+	*out = sb_buf_steal(&b, NULL);
+	return NULL;
+}
+
+static sb_err *get_b64_strv(const json_t *obj, const char *key, char ***out)
+{
+	json_t *a = json_object_get(obj, key);
+	if (!json_is_array(a))
+		return sb_err_new(SB_E_INVAL, "field \"%s\" must be an array", key);
+	char **v = sb_xcalloc(1, sizeof *v);
+	size_t i;
+	json_t *item;
+	json_array_foreach(a, i, item)
+	{
+		json_t *wrap = json_pack("{s:O}", "x", item);
+		char *s = NULL;
+		sb_err *err = get_b64(wrap, "x", &s);
+		json_decref(wrap);
+		if (err) {
+			sb_strv_free(v);
+			return sb_err_prefix(err, "field \"%s\"[%zu]", key, i);
+		}
+		sb_strv_push(&v, s);
+		free(s);
+	}
+	*out = v;
+	return NULL;
+}
+
+static sb_err *load_entry(const json_t *o, sb_snap_entry *e)
+{
+	const char *t = NULL, *hex = NULL;
+	int64_t mode = 0, size = 0;
+	sb_err *err = get_b64(o, "p", &e->path);
+	if (!err)
+		err = sb_json_get_str(o, "t", true, &t);
+	if (!err)
+		err = sb_json_get_int(o, "m", true, 0, 0xFFFFFF, &mode);
+	if (!err)
+		err = sb_json_get_int(o, "s", true, 0, INT64_MAX, &size);
+	if (err)
+		return err;
+	e->mode = (mode_t)mode;
+	e->size = (uint64_t)size;
+	e->hashed = true;
+	if (!strcmp(t, "d")) {
+		e->type = SB_FT_DIR;
+	} else if (!strcmp(t, "l")) {
+		e->type = SB_FT_SYMLINK;
+		err = get_b64(o, "l", &e->target);
+	} else if (!strcmp(t, "f")) {
+		e->type = SB_FT_FILE;
+		err = sb_json_get_str(o, "h", true, &hex);
+		if (!err && strlen(hex) != 2 * SB_SHA256_LEN)
+			err = sb_err_new(SB_E_INVAL, "bad digest for %s", e->path);
+		for (size_t i = 0; !err && i < SB_SHA256_LEN; i++) {
+			unsigned v;
+			if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+				err = sb_err_new(SB_E_INVAL, "bad digest for %s", e->path);
+			e->sha[i] = (unsigned char)v;
+		}
+	} else {
+		err = sb_err_new(SB_E_INVAL, "unknown entry type \"%s\"", t);
+	}
+	return err;
+}
+
+static sb_err *load_baseline(const json_t *root, sb_snap *s)
+{
+	json_t *a = json_object_get(root, "baseline");
+	if (!json_is_array(a))
+		return sb_err_new(SB_E_INVAL, "field \"baseline\" must be an array");
+	size_t n = json_array_size(a);
+	s->v = sb_xcalloc(n ? n : 1, sizeof *s->v);
+	s->cap = n ? n : 1;
+	for (size_t i = 0; i < n; i++) {
+		sb_err *err = load_entry(json_array_get(a, i), &s->v[i]);
+		s->n = i + 1;
+		if (err)
+			return sb_err_prefix(err, "baseline entry %zu", i);
+		/* Lookups are binary searches: the saved order must still be sorted. */
+		if (i > 0 && strcmp(s->v[i - 1].path, s->v[i].path) >= 0)
+			return sb_err_new(SB_E_INVAL, "baseline entries are not sorted at %zu", i);
+	}
+	return NULL;
+}
+
+sb_err *sb_runtime_load(const char *path, const sb_runtime_load_opts *o, sb_runtime **out)
+{
+	*out = NULL;
+	if (!o || !o->runner)
+		return sb_err_new(SB_E_INVAL, "loading a runtime needs a runner");
+	sb_buf text = SB_BUF_INIT;
+	sb_err *err = sb_read_file(path, PERSIST_MAX_BYTES, &text);
+	json_t *root = NULL;
+	if (!err)
+		err = sb_json_parse_object(sb_buf_cstr(&text), text.len, PERSIST_MAX_BYTES,
+					   PERSIST_MAX_DEPTH, &root);
+	sb_buf_deinit(&text);
+	if (err)
+		return sb_err_prefix(err, "loading the runtime state %s", path);
+	sb_runtime *rt = sb_xcalloc(1, sizeof *rt);
+	sb_excludes_init(&rt->archive_ex);
+	sb_excludes_init(&rt->restore_ex);
+	sb_snap_init(&rt->baseline);
+	int64_t version = 0, timeout_ms = 0;
+	bool native = false;
+	char **archive = NULL, **restore = NULL;
+	err = sb_json_get_int(root, "version", true, 1, 1000, &version);
+	if (!err && version != PERSIST_VERSION)
+		err = sb_err_new(SB_E_UNSUPPORTED, "state version %lld is not %d",
+				 (long long)version, PERSIST_VERSION);
+	if (!err)
+		err = get_b64(root, "local_dir", &rt->local_dir);
+	if (!err)
+		err = get_b64(root, "remote_dir", &rt->remote_dir);
+	if (!err)
+		err = get_b64(root, "root_dir", &rt->root_dir);
+	if (!err)
+		err = get_b64(root, "overlay", &rt->overlay);
+	if (!err)
+		err = get_b64(root, "adapter_key", &rt->adapter_key);
+	if (!err)
+		err = get_b64(root, "shell", &rt->shell);
+	if (!err)
+		err = get_b64(root, "provider_key", &rt->provider_key);
+	if (!err)
+		err = get_b64(root, "lease_id", &rt->lease_id);
+	if (!err)
+		err = sb_json_get_int(root, "timeout_ms", true, 1, INT64_MAX, &timeout_ms);
+	if (!err)
+		err = sb_json_get_bool(root, "native", true, &native);
+	if (!err)
+		err = get_b64_strv(root, "archive_excludes", &archive);
+	if (!err)
+		err = get_b64_strv(root, "restore_excludes", &restore);
+	if (!err)
+		err = get_b64_strv(root, "asset_keys", &rt->asset_keys);
+	if (!err)
+		err = get_b64_strv(root, "asset_dirs", &rt->asset_dirs);
+	if (!err && sb_strv_len(rt->asset_keys) != sb_strv_len(rt->asset_dirs))
+		err = sb_err_new(SB_E_INVAL, "asset keys and directories do not pair up");
+	if (!err)
+		err = load_baseline(root, &rt->baseline);
+	json_decref(root);
+	for (size_t i = 0; archive && archive[i]; i++)
+		sb_excludes_add(&rt->archive_ex, archive[i]);
+	for (size_t i = 0; restore && restore[i]; i++)
+		sb_excludes_add(&rt->restore_ex, restore[i]);
+	sb_strv_free(archive);
+	sb_strv_free(restore);
+	if (!err && strcmp(rt->shell, "sh") && strcmp(rt->shell, "bash"))
+		err = sb_err_new(SB_E_INVAL, "shell must be sh or bash");
+	if (err) {
+		sb_runtime_free(rt);
+		return sb_err_prefix(err, "loading the runtime state %s", path);
+	}
+	if (o->lock_root)
+		rt->lock_root = sb_xstrdup(o->lock_root);
+	rt->native = native && (sb_runner_caps(o->runner) & SB_RUNNER_CAP_FILE_TRANSFER) &&
+		     !o->force_command_path;
+	rt->ctx = (sb_rt_ctx){
+		.runner = o->runner,
+		.shell = rt->shell,
+		.timeout_ms = timeout_ms,
+		.cancel = o->cancel,
+		.progress = o->progress,
+		.status = o->status,
+	};
+	*out = rt;
+	return NULL;
+}

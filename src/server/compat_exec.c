@@ -1,0 +1,505 @@
+/* POST /exec of the bridge protocol (§2.3, §2.6) on the daemon's exec service: the request is
+ * composed into one `sh -c` script (profile, cd, stdin staged through a private temp file,
+ * exec of the quoted command) with env values passed in the exec's environment, never in argv.
+ * The answer is one JSON result, or with streamOutput an SSE stream of `stdout`/`stderr`
+ * chunks (UTF-8 sequences never split between events), `complete` with the full result, or
+ * `error`, with the daemon's SSE writer adding `: keepalive` every 15 s.
+ *
+ * Named sessions keep a cwd and an environment per (lease, sessionId) in memory; the session
+ * "<id>-bridge" (the callback-bridge channel) is never streamed. A timeout in the default
+ * session destroys the lease once no other exec runs (the bridge's destroy-after-execution);
+ * in a named session it discards that session.
+ */
+#include "server/compat_int.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---------------------------------------------------------------- named sessions */
+
+#define SESSIONS_MAX 4096
+
+typedef struct session {
+	struct session *next;
+	char *lease_id, *id; /* lease_id is the owner key "<lease id>/<acquisition id>" */
+	char *cwd;           /* NULL = the lease's remoteCwd */
+	char **env;          /* "K=V" */
+	int64_t used_ms;
+} session;
+
+static pthread_mutex_t sessions_mu = PTHREAD_MUTEX_INITIALIZER;
+static session *sessions;
+static size_t nsessions;
+
+static void session_free(session *s)
+{
+	free(s->lease_id);
+	free(s->id);
+	free(s->cwd);
+	sb_strv_free(s->env);
+	free(s);
+}
+
+static session **session_find(const char *lease_id, const char *id)
+{
+	for (session **p = &sessions; *p; p = &(*p)->next)
+		if (strcmp((*p)->lease_id, lease_id) == 0 && strcmp((*p)->id, id) == 0)
+			return p;
+	return NULL;
+}
+
+/* Forget one session (after a timeout), or every session of a lease when id is NULL. */
+static void session_drop(const char *lease_id, const char *id)
+{
+	pthread_mutex_lock(&sessions_mu);
+	for (session **p = &sessions; *p;) {
+		if (strcmp((*p)->lease_id, lease_id) == 0 && (!id || strcmp((*p)->id, id) == 0)) {
+			session *dead = *p;
+			*p = dead->next;
+			session_free(dead);
+			nsessions--;
+		} else {
+			p = &(*p)->next;
+		}
+	}
+	pthread_mutex_unlock(&sessions_mu);
+}
+
+static const char *env_get(char *const *env, const char *key, size_t klen)
+{
+	for (char *const *e = env; e && *e; e++)
+		if (strncmp(*e, key, klen) == 0 && (*e)[klen] == '=')
+			return *e + klen + 1;
+	return NULL;
+}
+
+/* The env and cwd a named-session exec runs with: the session's, overridden by the request's
+ * (which then persist). A new session starts with the request's env and cwd. */
+static void session_apply(const char *lease_id, const char *id, char ***env, char **cwd)
+{
+	pthread_mutex_lock(&sessions_mu);
+	session **p = session_find(lease_id, id);
+	session *s = p ? *p : NULL;
+	if (!s) {
+		if (nsessions >= SESSIONS_MAX) {
+			/* Evict the least recently used. */
+			session **lru = &sessions;
+			for (session **q = &sessions; *q; q = &(*q)->next)
+				if ((*q)->used_ms < (*lru)->used_ms)
+					lru = q;
+			session *dead = *lru;
+			*lru = dead->next;
+			session_free(dead);
+			nsessions--;
+		}
+		s = sb_xcalloc(1, sizeof(*s));
+		s->lease_id = sb_xstrdup(lease_id);
+		s->id = sb_xstrdup(id);
+		s->next = sessions;
+		sessions = s;
+		nsessions++;
+	}
+	s->used_ms = sb_mono_ms();
+	/* Merge: session values first, request values replace them. */
+	char **merged = NULL;
+	for (char **e = s->env; e && *e; e++) {
+		size_t kl = (size_t)(strchr(*e, '=') - *e);
+		if (!env_get(*env, *e, kl))
+			sb_strv_push(&merged, *e);
+	}
+	for (char **e = *env; e && *e; e++)
+		sb_strv_push(&merged, *e);
+	sb_strv_free(s->env);
+	s->env = sb_strv_dup(merged);
+	sb_strv_free(*env);
+	*env = merged;
+	if (*cwd) {
+		free(s->cwd);
+		s->cwd = sb_xstrdup(*cwd);
+	} else if (s->cwd) {
+		*cwd = sb_xstrdup(s->cwd);
+	}
+	pthread_mutex_unlock(&sessions_mu);
+}
+
+/* ---------------------------------------------------------------- the request */
+
+typedef struct exec_call {
+	sbs_server *srv;
+	sbs_lease *lease;
+	sbs_exec *x;
+	char *lease_id, *acquisition_id, *session_id;
+	char *owner; /* sessions belong to one acquisition of a lease: a later owner of the same
+	              * (reusable) lease id never inherits an earlier owner's cwd or env */
+	bool named;
+	int64_t timeout_ms;
+	size_t cap;
+	/* streaming */
+	sbs_sse *sse;
+	sbs_exec_cursor cur;
+	sb_buf carry[3]; /* per stream: an incomplete UTF-8 sequence held back */
+	sb_buf chunk;
+} exec_call;
+
+static void call_free(void *ud)
+{
+	exec_call *c = ud;
+	if (!c)
+		return;
+	if (c->x)
+		sbs_exec_free(c->x);
+	if (c->lease)
+		sbs_lease_put(c->lease);
+	for (int i = 0; i < 3; i++)
+		sb_buf_deinit(&c->carry[i]);
+	sb_buf_deinit(&c->chunk);
+	free(c->lease_id);
+	free(c->acquisition_id);
+	free(c->session_id);
+	free(c->owner);
+	free(c);
+}
+
+static json_t *result_json(const exec_call *c, sb_exec_result *res)
+{
+	sb_buf out = SB_BUF_INIT, err = SB_BUF_INIT;
+	compat_utf8_repair(res->out.data ? res->out.data : "", res->out.len, &out);
+	compat_utf8_repair(res->err.data ? res->err.data : "", res->err.len, &err);
+	if (res->timed_out)
+		sb_buf_appendf(&err, "Command timed out after %lldms\n", (long long)c->timeout_ms);
+	json_t *j = json_pack(
+	    "{s:o, s:o, s:b, s:s%, s:s%, s:b, s:b}", "exitCode",
+	    res->has_exit_code && !res->timed_out ? json_integer(res->exit_code) : json_null(),
+	    "signal", res->signal[0] ? json_string(res->signal) : json_null(), "timedOut",
+	    res->timed_out, "stdout", out.data ? out.data : "", out.len, "stderr",
+	    err.data ? err.data : "", err.len, "stdoutTruncated", res->out_truncated,
+	    "stderrTruncated", res->err_truncated);
+	sb_buf_deinit(&out);
+	sb_buf_deinit(&err);
+	return j;
+}
+
+/* After the command: a timeout discards a named session, or destroys a default-session lease
+ * (deferred past any other exec) as the bridge's destroy-after-execution does. */
+static void after_exec(exec_call *c, const sb_exec_result *res)
+{
+	if (!res->timed_out)
+		return;
+	if (c->named) {
+		session_drop(c->owner, c->session_id);
+		return;
+	}
+	sbs_exec_free(c->x);
+	c->x = NULL;
+	sbs_lease_put(c->lease);
+	c->lease = NULL;
+	sbs_destroy_opts o = {.acquisition_id = c->acquisition_id,
+	                      .defer = true,
+	                      .reason = "paperclip default-session timeout"};
+	sbs_destroy_outcome out;
+	sb_err *err = sbs_leases_destroy(c->srv->leases, c->lease_id, &o, &out, NULL);
+	if (err) {
+		sb_warn("bridge exec on lease %s timed out; destroying the lease failed: %s",
+		        c->lease_id, err->msg);
+		sb_err_free(err);
+	}
+	session_drop(c->owner, NULL);
+}
+
+static sb_err *finish(exec_call *c, json_t **result)
+{
+	sb_exec_result res;
+	sb_exec_result_init(&res);
+	sb_sandbox_exec_status st;
+	sb_err *err = sbs_exec_collect(c->x, c->cap, NULL, &res, &st);
+	if (!err) {
+		*result = result_json(c, &res);
+		after_exec(c, &res);
+	}
+	sb_exec_result_deinit(&res);
+	return err;
+}
+
+/* ---------------------------------------------------------------- streaming */
+
+static void emit_chunk(exec_call *c, sb_stream stream)
+{
+	if (c->chunk.len == 0)
+		return;
+	sbs_sse_event(c->sse, stream == SB_STREAM_STDOUT ? "stdout" : "stderr", NULL,
+	              json_pack("{s:s%}", "data", c->chunk.data, c->chunk.len));
+	sb_buf_clear(&c->chunk);
+}
+
+static sb_err *on_output(void *ud, sb_stream stream, uint64_t offset, const char *data, size_t len)
+{
+	(void)offset;
+	exec_call *c = ud;
+	compat_utf8_feed(&c->carry[stream], data, len, false, &c->chunk);
+	emit_chunk(c, stream);
+	return NULL;
+}
+
+static bool sse_step(void *ud, sbs_sse *s, int64_t max_wait_ms)
+{
+	exec_call *c = ud;
+	c->sse = s;
+	if (sbs_sse_draining(s))
+		return false;
+	bool finished = false;
+	sb_err *err =
+	    sbs_exec_pump(c->x, &c->cur, 256 * 1024, max_wait_ms, on_output, c, &finished, NULL);
+	if (!err && !finished)
+		return true;
+	json_t *result = NULL;
+	if (!err) {
+		/* Whatever is still held back can no longer complete. */
+		for (int st = SB_STREAM_STDOUT; st <= SB_STREAM_STDERR; st++) {
+			compat_utf8_feed(&c->carry[st], "", 0, true, &c->chunk);
+			emit_chunk(c, (sb_stream)st);
+		}
+		err = finish(c, &result);
+	}
+	if (err) {
+		sbs_sse_event(s, "error", NULL, json_pack("{s:s}", "error", err->msg));
+		sb_err_free(err);
+	} else {
+		sbs_sse_event(s, "complete", NULL, result);
+	}
+	return false;
+}
+
+/* ---------------------------------------------------------------- parsing */
+
+static sb_err *read_body(sbs_req *r, json_t **out)
+{
+	*out = NULL;
+	uint64_t size = 0;
+	int fd = sbs_req_body_fd(r, &size);
+	if (size > COMPAT_EXEC_BODY_MAX)
+		return sb_err_new(SB_E_TOO_LARGE,
+		                  "the exec body is %llu bytes, over the %u byte "
+		                  "limit",
+		                  (unsigned long long)size, COMPAT_EXEC_BODY_MAX);
+	sb_buf b = SB_BUF_INIT;
+	sb_err *err = fd >= 0 ? sb_read_fd_all(fd, COMPAT_EXEC_BODY_MAX, &b) : NULL;
+	if (err) {
+		sb_buf_deinit(&b);
+		return sb_err_prefix(err, "reading the exec body");
+	}
+	json_error_t jerr;
+	json_t *j = json_loadb(b.data ? b.data : "{}", b.len ? b.len : 2, JSON_ALLOW_NUL, &jerr);
+	sb_buf_deinit(&b);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		return sb_err_new(SB_E_INVAL, "the exec body is not a JSON object%s%s",
+		                  j ? "" : ": ", j ? "" : jerr.text);
+	}
+	*out = j;
+	return NULL;
+}
+
+/* env: {K: "v"} into "K=V" entries, under the bridge's key rule. */
+static sb_err *parse_env(const json_t *body, char ***env)
+{
+	json_t *o = json_object_get(body, "env");
+	if (!o || json_is_null(o))
+		return NULL;
+	if (!json_is_object(o))
+		return sb_err_new(SB_E_INVAL, "env must be an object of strings");
+	if (json_object_size(o) > SBS_EXEC_MAX_ENV)
+		return sb_err_new(SB_E_INVAL, "env has more than %d entries", SBS_EXEC_MAX_ENV);
+	const char *k;
+	json_t *v;
+	json_object_foreach(o, k, v)
+	{
+		if (!compat_env_key_ok(k))
+			return sb_err_new(SB_E_INVAL,
+			                  "Invalid sandbox environment variable key: %s", k);
+		if (!json_is_string(v) || memchr(json_string_value(v), 0, json_string_length(v)))
+			return sb_err_new(SB_E_INVAL, "env.%s must be a string without NUL bytes",
+			                  k);
+		char *kv = sb_strfmt("%s=%s", k, json_string_value(v));
+		sb_strv_push(env, kv);
+		free(kv);
+	}
+	return NULL;
+}
+
+static void add_keys_of(char *const *env, char ***keys)
+{
+	for (char *const *e = env; e && *e; e++) {
+		char *k = sb_xstrndup(*e, (size_t)(strchr(*e, '=') - *e));
+		sb_strv_push(keys, k);
+		free(k);
+	}
+}
+
+void compat_route_exec(sbs_req *r, void *ud)
+{
+	sbs_server *srv = ud;
+	json_t *body = NULL;
+	compat_opts o;
+	memset(&o, 0, sizeof(o));
+	char *id = NULL, *acq = NULL, *cmd = NULL, *cwd = NULL;
+	char **args = NULL, **env = NULL, **keys = NULL;
+	char *script = NULL, *tag = NULL;
+	exec_call *c = NULL;
+	sbs_lease_info info;
+	sbs_lease_info_init(&info);
+	sbs_exec_spec spec;
+	sbs_exec_spec_init(&spec);
+	sb_err *err = read_body(r, &body);
+	if (err) {
+		sbs_reply_err(r, err);
+		return;
+	}
+	if ((err = compat_opts_parse(body, &o))) {
+		sbs_reply_error(r, 400, "invalid_request", "%s", err->msg);
+		goto out;
+	}
+	id = compat_str(body, "providerLeaseId", NULL);
+	acq = compat_str(body, "acquisitionId", NULL);
+	json_t *jcmd = json_object_get(body, "command");
+	if (json_is_string(jcmd) && json_string_length(jcmd) > 0 &&
+	    !memchr(json_string_value(jcmd), 0, json_string_length(jcmd)))
+		cmd = sb_xstrdup(json_string_value(jcmd));
+	if (!id || !cmd) {
+		sbs_reply_error(r, 400, "invalid_request",
+		                "providerLeaseId and command are required");
+		goto out;
+	}
+	/* Checked before the lease is even looked up: no unowned command ever runs. */
+	if (!acq) {
+		sbs_reply_error(r, 400, "invalid_request",
+		                "acquisitionId is required (ownership API v2)");
+		goto out;
+	}
+	sbs_req_set_lease(r, id);
+	json_t *ja = json_object_get(body, "args");
+	size_t i;
+	json_t *v;
+	if (json_is_array(ja)) {
+		if (json_array_size(ja) > SBS_EXEC_MAX_ARGS) {
+			sbs_reply_error(r, 400, "invalid_request", "more than %d args",
+			                SBS_EXEC_MAX_ARGS);
+			goto out;
+		}
+		json_array_foreach(ja, i, v)
+		{
+			/* Non-string args are dropped, as the bridge drops them; NUL cannot
+			 * travel in argv. */
+			if (json_is_string(v) &&
+			    !memchr(json_string_value(v), 0, json_string_length(v)))
+				sb_strv_push(&args, json_string_value(v));
+		}
+	}
+	if ((err = parse_env(body, &env))) {
+		sbs_reply_error(r, 400, "invalid_request", "%s", err->msg);
+		goto out;
+	}
+	cwd = compat_str(body, "cwd", NULL);
+	if (cwd && (strlen(cwd) > COMPAT_STR_MAX || cwd[0] != '/')) {
+		sbs_reply_error(r, 400, "invalid_request",
+		                "cwd \"%.200s\" must be an absolute path", cwd);
+		goto out;
+	}
+	json_t *jin = json_object_get(body, "stdin");
+	if (jin && !json_is_null(jin) && !json_is_string(jin)) {
+		sbs_reply_error(r, 400, "invalid_request", "stdin must be a string or null");
+		goto out;
+	}
+
+	c = sb_xcalloc(1, sizeof(*c));
+	c->srv = srv;
+	c->lease_id = sb_xstrdup(id);
+	c->acquisition_id = sb_xstrdup(acq);
+	c->session_id = sb_xstrdup(o.session_id);
+	c->owner = sb_strfmt("%s/%s", id, acq);
+	c->named = o.named;
+	c->timeout_ms = o.timeout_ms;
+	c->cap = srv->limits.output_cap;
+	c->cur.streams = (1u << SB_STREAM_STDOUT) | (1u << SB_STREAM_STDERR);
+	if ((err = sbs_leases_get(srv->leases, id, 0, &c->lease))) {
+		if (err->code == SB_E_STATE_LOST)
+			sbs_reply_error(r, 409, "sandbox_state_lost",
+			                "the sandbox of lease %s is gone: %s", id, err->msg);
+		else
+			sbs_reply_error(r, 409, "acquisition_conflict",
+			                "no usable lease %s for this acquisition: %s", id,
+			                err->msg);
+		goto out;
+	}
+	sbs_lease_get_info(c->lease, &info);
+	if (!info.acquisition_id || strcmp(info.acquisition_id, acq) != 0 ||
+	    !compat_record_meta(&info)) {
+		sbs_reply_error(r, 409, "acquisition_conflict",
+		                "lease %s is not owned by acquisition %s", id, acq);
+		goto out;
+	}
+	if (o.named) {
+		session_apply(c->owner, o.session_id, &env, &cwd);
+		/* A session starts in the lease's workspace directory. */
+		const char *home =
+		    json_string_value(json_object_get(compat_record_meta(&info), "requestedCwd"));
+		if (!cwd && home)
+			cwd = sb_xstrdup(home);
+	}
+	sb_strv_free(keys);
+	keys = NULL;
+	add_keys_of(env, &keys);
+
+	bool has_stdin = json_is_string(jin) && json_string_length(jin) > 0;
+	if (has_stdin)
+		tag = sb_random_id("");
+	compat_cmd cc = {
+	    .command = cmd, .args = args, .cwd = cwd, .env_keys = keys, .stdin_tag = tag};
+	script = compat_exec_script(&cc);
+	sb_strv_push(&spec.argv, "sh");
+	sb_strv_push(&spec.argv, "-c");
+	sb_strv_push(&spec.argv, script);
+	spec.cwd = sb_xstrdup("/");
+	spec.env = sb_strv_dup(env);
+	spec.has_stdin = has_stdin;
+	if (has_stdin)
+		sb_buf_append(&spec.stdin_data, json_string_value(jin), json_string_length(jin));
+	spec.timeout_ms = o.timeout_ms;
+	if ((err = sbs_execs_start(srv->execs, c->lease, &spec, &c->x))) {
+		sbs_reply_error(r, err->code == SB_E_CONFLICT ? 409 : 500,
+		                err->code == SB_E_CONFLICT ? "acquisition_conflict"
+		                                           : "internal_error",
+		                "starting the command on lease %s failed: %s", id, err->msg);
+		goto out;
+	}
+	/* The callback-bridge channel carries JSON, base64 and readiness payloads on stdout: it
+	 * always gets the single JSON answer. */
+	bool bridge_channel = o.named && sb_str_has_suffix(o.session_id, "-bridge");
+	if (compat_bool(body, "streamOutput", false) && !bridge_channel) {
+		sbs_reply_sse(r, sse_step, c, call_free);
+		c = NULL;
+		goto out;
+	}
+	json_t *result = NULL;
+	if ((err = finish(c, &result)))
+		sbs_reply_error(r, 500, "internal_error", "exec on lease %s: %s", id, err->msg);
+	else
+		sbs_reply_json(r, 200, result);
+out:
+	call_free(c);
+	sb_err_free(err);
+	sbs_exec_spec_deinit(&spec);
+	sbs_lease_info_deinit(&info);
+	free(script);
+	free(tag);
+	sb_strv_free(args);
+	sb_strv_free(env);
+	sb_strv_free(keys);
+	free(cwd);
+	free(cmd);
+	free(id);
+	free(acq);
+	compat_opts_deinit(&o);
+	json_decref(body);
+}

@@ -1,0 +1,25 @@
+/* Internals shared by the bridge route files (compat_routes.c, compat_exec.c); they need the
+ * daemon's service headers, which compat.h (the pure helpers) does not. */
+#ifndef SB_SERVER_COMPAT_INT_H
+#define SB_SERVER_COMPAT_INT_H
+
+#include "server/compat.h"
+#include "server/server_int.h"
+
+#define COMPAT_EXEC_BODY_MAX (64u * 1024u * 1024u) /* /exec JSON, stdin included */
+
+/* Run `sh -c script` at cwd "/" in the sandbox (setup commands: mkdir, the mirror). */
+sb_err *compat_run_sh(sb_sandbox *sb, const char *script, const void *stdin_data, size_t stdin_len,
+                      int64_t timeout_ms, sb_exec_result *res);
+/* The ownership mirror's JSON, and writing it atomically into o->remote_cwd. */
+json_t *compat_mirror_json(const char *lease_id, const char *acquisition_id,
+                           const char *fingerprint, const compat_opts *o, bool resumed);
+sb_err *compat_write_mirror(sb_sandbox *sb, const char *lease_id, const char *acquisition_id,
+                            const char *fingerprint, const compat_opts *o, bool resumed);
+/* metadata.paperclip of a lease record, NULL when the lease was not made by the bridge. */
+const json_t *compat_record_meta(const sbs_lease_info *li);
+
+/* POST /exec (compat_exec.c). */
+void compat_route_exec(sbs_req *r, void *ud);
+
+#endif

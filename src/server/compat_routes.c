@@ -1,0 +1,640 @@
+/* The bridge's lease routes (paperclip-bridge-protocol.md §2.3, G2 semantics) on the daemon's
+ * lease service: health, probe, acquire (idempotent on acquisitionId, fingerprint-checked,
+ * tombstoned), resume (409 sandbox_state_lost when the sandbox died or its mirror no longer
+ * matches), release and destroy (refused while an exec runs). Ownership lives in the lease
+ * service's records; the `.paperclip-lease.json` file in remoteCwd only mirrors it.
+ */
+#include "server/compat.h"
+#include "server/compat_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- helpers */
+
+sb_err *compat_run_sh(sb_sandbox *sb, const char *script, const void *stdin_data, size_t stdin_len,
+                      int64_t timeout_ms, sb_exec_result *res)
+{
+	sb_runner *runner = NULL;
+	sb_sandbox_runner_opts ro = {.default_cwd = "/"};
+	sb_err *err = sb_sandbox_runner_new(sb, &ro, &runner);
+	if (err)
+		return err;
+	char *argv[] = {"sh", "-c", (char *)script, NULL};
+	sb_exec_request rq = {
+	    .argv = argv,
+	    .cwd = "/",
+	    .has_stdin = stdin_data != NULL,
+	    .stdin_data = stdin_data,
+	    .stdin_len = stdin_len,
+	    .timeout_ms = timeout_ms,
+	    .output_cap = 64 * 1024,
+	};
+	err = sb_runner_execute(runner, &rq, NULL, NULL, res);
+	sb_runner_free(runner);
+	return err;
+}
+
+/* "... failed with exit code N: <stderr>" for a setup command that ran and failed. */
+static sb_err *command_failed(const char *action, const sb_exec_result *res)
+{
+	if (res->timed_out)
+		return sb_err_new(SB_E_TIMEOUT, "%s timed out", action);
+	const char *detail = res->err.len ? res->err.data : res->out.len ? res->out.data : "";
+	if (res->has_exit_code)
+		return sb_err_new(SB_E_COMMAND, "%s failed with exit code %d%s%.500s", action,
+		                  res->exit_code, *detail ? ": " : "", detail);
+	return sb_err_new(SB_E_COMMAND, "%s failed (killed by %s)", action, res->signal);
+}
+
+json_t *compat_mirror_json(const char *lease_id, const char *acquisition_id,
+                           const char *fingerprint, const compat_opts *o, bool resumed)
+{
+	char now[SB_ISO8601_LEN];
+	sb_iso8601(sb_wall_ms(), now);
+	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:s}", "provider",
+	                 COMPAT_PROVIDER, "providerLeaseId", lease_id, "acquisitionId",
+	                 acquisition_id, "acquisitionFingerprint", fingerprint, "remoteCwd",
+	                 o->remote_cwd, "sessionStrategy", o->named ? "named" : "default",
+	                 "sessionId", o->session_id, "keepAlive", o->keep_alive, "sleepAfter",
+	                 o->sleep_after, "normalizeId", o->normalize_id, "resumedLease", resumed,
+	                 "updatedAt", now);
+}
+
+sb_err *compat_write_mirror(sb_sandbox *sb, const char *lease_id, const char *acquisition_id,
+                            const char *fingerprint, const compat_opts *o, bool resumed)
+{
+	json_t *m = compat_mirror_json(lease_id, acquisition_id, fingerprint, o, resumed);
+	char *text = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(m);
+	char *tag = sb_random_id("");
+	char *script = compat_sentinel_write_script(o->remote_cwd, text, tag);
+	sb_exec_result res;
+	sb_exec_result_init(&res);
+	sb_err *err = compat_run_sh(sb, script, NULL, 0, o->timeout_ms, &res);
+	if (!err && !sb_exec_result_ok(&res))
+		err = command_failed("writing the lease mirror", &res);
+	sb_exec_result_deinit(&res);
+	free(script);
+	free(tag);
+	free(text);
+	return err ? sb_err_prefix(err, "lease %s at %s", lease_id, o->remote_cwd) : NULL;
+}
+
+/* The mirror as the sandbox holds it now: NULL (and no error) when missing, corrupt or over
+ * COMPAT_SENTINEL_MAX bytes, since each of those means the same: state lost. */
+static sb_err *read_mirror(sb_sandbox *sb, const char *cwd, int64_t timeout_ms, json_t **out)
+{
+	*out = NULL;
+	char *path = compat_sentinel_path(cwd);
+	sb_buf script = SB_BUF_INIT;
+	sb_buf_appendf(&script, "head -c %d ", COMPAT_SENTINEL_MAX + 1);
+	sb_shell_quote(&script, path);
+	sb_exec_result res;
+	sb_exec_result_init(&res);
+	sb_err *err = compat_run_sh(sb, sb_buf_cstr(&script), NULL, 0, timeout_ms, &res);
+	if (!err && sb_exec_result_ok(&res) && res.out.len <= COMPAT_SENTINEL_MAX) {
+		json_error_t jerr;
+		json_t *j = json_loadb(res.out.data ? res.out.data : "", res.out.len, 0, &jerr);
+		if (json_is_object(j))
+			*out = j;
+		else
+			json_decref(j);
+	}
+	sb_exec_result_deinit(&res);
+	sb_buf_deinit(&script);
+	free(path);
+	return err;
+}
+
+const json_t *compat_record_meta(const sbs_lease_info *li)
+{
+	json_t *pc = li->metadata ? json_object_get(li->metadata, "paperclip") : NULL;
+	return json_is_object(pc) ? pc : NULL;
+}
+
+/* Options as stored at acquire time. */
+static sb_err *stored_opts(const sbs_lease_info *li, compat_opts *o)
+{
+	const json_t *pc = compat_record_meta(li);
+	if (!pc)
+		return sb_err_new(SB_E_CONFLICT,
+		                  "lease %s was not acquired through the bridge protocol", li->id);
+	return compat_opts_parse(pc, o);
+}
+
+/* The metadata every lease answer carries. */
+static json_t *lease_answer(const char *lease_id, const char *acquisition_id, const compat_opts *o,
+                            bool reuse, const char *scope, bool resumed)
+{
+	json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:o, s:b}",
+	                      "provider", COMPAT_PROVIDER, "acquisitionId", acquisition_id,
+	                      "remoteCwd", o->remote_cwd, "sandboxId", lease_id, "sessionStrategy",
+	                      o->named ? "named" : "default", "sessionId", o->session_id,
+	                      "keepAlive", o->keep_alive, "sleepAfter", o->sleep_after,
+	                      "normalizeId", o->normalize_id, "reuseLease", reuse, "reuseScopeId",
+	                      scope ? json_string(scope) : json_null(), "resumedLease", resumed);
+	return json_pack("{s:s, s:o}", "providerLeaseId", lease_id, "metadata", m);
+}
+
+static bool parse_body(sbs_req *r, json_t **body, compat_opts *o)
+{
+	if (!sbs_req_json(r, body))
+		return false;
+	sb_err *err = compat_opts_parse(*body, o);
+	if (err) {
+		sbs_reply_error(r, 400, "invalid_request", "%s", err->msg);
+		sb_err_free(err);
+		json_decref(*body);
+		*body = NULL;
+		return false;
+	}
+	return true;
+}
+
+/* ---------------------------------------------------------------- health, probe */
+
+static void route_health(sbs_req *r, void *ud)
+{
+	(void)ud;
+	json_t *caps = json_pack("{s:b, s:b, s:b, s:b, s:b}", "reuseLease", 1, "namedSessions", 1,
+	                         "previewUrls", 0, "acquisitionReplay", 1, "scopedReuse", 1);
+	/* sandbar's own object: ignored by the stock plugin, read by sandbar's bridge runner to
+	 * choose HMAC signing and the native workspace routes. */
+	json_t *ext = json_pack("{s:s, s:b, s:b, s:s}", "version", SB_VERSION, "hmac", 1,
+	                        "workspaceTar", 1, "nativeApi", "/v1");
+	sbs_reply_json(r, 200,
+	               json_pack("{s:b, s:s, s:s, s:o, s:o}", "ok", 1, "provider", COMPAT_PROVIDER,
+	                         "bridgeVersion", SB_VERSION, "capabilities", caps, "sandbar",
+	                         ext));
+}
+
+typedef struct setup_ctx {
+	const char *lease_id, *acquisition_id, *fingerprint;
+	const compat_opts *o;
+	bool probe;
+	char *pwd; /* probe: what `pwd` printed */
+} setup_ctx;
+
+static sb_err *setup_lease(void *ud, sb_sandbox *sb)
+{
+	setup_ctx *sc = ud;
+	if (!sc->probe)
+		return compat_write_mirror(sb, sc->lease_id, sc->acquisition_id, sc->fingerprint,
+		                           sc->o, false);
+	sb_buf script = SB_BUF_INIT;
+	sb_buf_appends(&script, "mkdir -p ");
+	sb_shell_quote(&script, sc->o->remote_cwd);
+	sb_buf_appends(&script, " && cd ");
+	sb_shell_quote(&script, sc->o->remote_cwd);
+	sb_buf_appends(&script, " && pwd");
+	sb_exec_result res;
+	sb_exec_result_init(&res);
+	sb_err *err = compat_run_sh(sb, sb_buf_cstr(&script), NULL, 0, sc->o->timeout_ms, &res);
+	if (!err && !sb_exec_result_ok(&res))
+		err = command_failed(sb_buf_cstr(&script), &res);
+	if (!err)
+		sc->pwd = sb_xstrdup(res.out.data ? res.out.data : "");
+	sb_exec_result_deinit(&res);
+	sb_buf_deinit(&script);
+	return err;
+}
+
+static void route_probe(sbs_req *r, void *ud)
+{
+	sbs_server *srv = ud;
+	json_t *body = NULL;
+	compat_opts o;
+	if (!parse_body(r, &body, &o))
+		return;
+	/* Two probes in the same millisecond still get distinct sandboxes. */
+	char *rnd = sb_random_id("");
+	char *id = sb_strfmt("pc-acq-probe-%lld-%.24s", (long long)sb_wall_ms(), rnd);
+	setup_ctx sc = {
+	    .lease_id = id, .acquisition_id = id, .fingerprint = "probe", .o = &o, .probe = true};
+	sbs_lease_params p = {.lease_id = id,
+	                      .acquisition_id = id,
+	                      .fingerprint = "probe",
+	                      .network = true,
+	                      .ttl_s = 600,
+	                      .setup = setup_lease,
+	                      .setup_ud = &sc};
+	sbs_acquire_outcome outcome;
+	sb_err *err = sbs_leases_acquire(srv->leases, &p, &outcome, NULL);
+	if (!err && outcome != SBS_ACQ_CLAIMED)
+		err = sb_err_new(SB_E_CONFLICT, "probe sandbox %s: %s", id,
+		                 sbs_acquire_outcome_name(outcome));
+	/* Always destroyed, whatever happened; a failed destroy surfaces as 500. */
+	sbs_destroy_opts dopt = {.acquisition_id = id, .force = true, .reason = "probe"};
+	sbs_destroy_outcome dout;
+	sb_err *derr = NULL;
+	if (!err || outcome == SBS_ACQ_CLAIMED)
+		derr = sbs_leases_destroy(srv->leases, id, &dopt, &dout, NULL);
+	if (derr && derr->code == SB_E_NOTFOUND) {
+		sb_err_free(derr);
+		derr = NULL;
+	}
+	if (err || derr) {
+		sbs_reply_error(r, 500, "internal_error", "sandbox probe failed: %s%s%s",
+		                err ? err->msg : "", err && derr ? "; " : "",
+		                derr ? derr->msg : "");
+	} else {
+		size_t n = sc.pwd ? strlen(sc.pwd) : 0;
+		while (n > 0 && sc.pwd[n - 1] == '\n')
+			sc.pwd[--n] = '\0';
+		json_t *m = json_pack("{s:s, s:s, s:b, s:s}", "provider", COMPAT_PROVIDER,
+		                      "remoteCwd", o.remote_cwd, "namedSessions", o.named, "stdout",
+		                      sc.pwd ? sc.pwd : "");
+		sbs_reply_json(r, 200,
+		               json_pack("{s:b, s:s, s:o}", "ok", 1, "summary",
+		                         "Connected to sandbar sandbox bridge.", "metadata", m));
+	}
+	sb_err_free(err);
+	sb_err_free(derr);
+	free(sc.pwd);
+	free(id);
+	free(rnd);
+	compat_opts_deinit(&o);
+	json_decref(body);
+}
+
+/* ---------------------------------------------------------------- acquire */
+
+static char *fingerprint_of(const json_t *body, const compat_opts *o, const char *env_id,
+                            const char *run_id, const char *issue_id, bool reuse, const char *scope)
+{
+	/* The same fields as the bridge's fingerprint, hashed so the record stays small. */
+	json_t *f = json_pack("{s:s, s:s, s:o, s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:o}",
+	                      "environmentId", env_id, "runId", run_id, "issueId",
+	                      issue_id ? json_string(issue_id) : json_null(), "remoteCwd",
+	                      o->remote_cwd, "sessionStrategy", o->named ? "named" : "default",
+	                      "sessionId", o->session_id, "keepAlive", o->keep_alive, "sleepAfter",
+	                      o->sleep_after, "normalizeId", o->normalize_id, "reuseLease", reuse,
+	                      "reuseScopeId", scope ? json_string(scope) : json_null());
+	(void)body;
+	char *text = json_dumps(f, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	char hex[SB_SHA256_HEX_LEN];
+	sb_sha256_hex(text, strlen(text), hex);
+	free(text);
+	json_decref(f);
+	return sb_xstrdup(hex);
+}
+
+static void route_acquire(sbs_req *r, void *ud)
+{
+	sbs_server *srv = ud;
+	json_t *body = NULL;
+	compat_opts o;
+	if (!parse_body(r, &body, &o))
+		return;
+	char *acq = compat_str(body, "acquisitionId", NULL);
+	char *env_id = compat_str(body, "environmentId", NULL);
+	char *run_id = compat_str(body, "runId", NULL);
+	char *issue_id = compat_str(body, "issueId", NULL);
+	char *scope = compat_str(body, "reuseScopeId", NULL);
+	bool reuse = compat_bool(body, "reuseLease", false);
+	char *id = NULL, *fp = NULL;
+	sbs_lease_info info;
+	sbs_lease_info_init(&info);
+	sb_err *err = NULL;
+	if (!acq || !env_id || !run_id) {
+		sbs_reply_error(r, 400, "invalid_request",
+		                "acquisitionId, environmentId and runId are required");
+		goto out;
+	}
+	if (strlen(acq) > SBS_ACQUISITION_ID_MAX || strlen(env_id) > COMPAT_STR_MAX ||
+	    strlen(run_id) > COMPAT_STR_MAX || (issue_id && strlen(issue_id) > COMPAT_STR_MAX)) {
+		sbs_reply_error(r, 400, "invalid_request",
+		                "acquisitionId (max %d bytes), environmentId, runId or issueId is "
+		                "too long",
+		                SBS_ACQUISITION_ID_MAX);
+		goto out;
+	}
+	if (reuse && !compat_is_hex32(scope)) {
+		sbs_reply_error(r, 400, "invalid_request",
+		                "reuseLease requires a reuseScopeId of exactly 32 hex characters");
+		goto out;
+	}
+	if ((err = compat_lease_id(acq, reuse ? scope : NULL, o.normalize_id, &id))) {
+		sbs_reply_error(r, 400, "invalid_request", "%s", err->msg);
+		goto out;
+	}
+	fp = fingerprint_of(body, &o, env_id, run_id, issue_id, reuse, reuse ? scope : NULL);
+	json_t *md = json_pack(
+	    "{s:{s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:o, s:s, s:o}}", "paperclip", "environmentId",
+	    env_id, "requestedCwd", o.remote_cwd, "sessionStrategy", o.named ? "named" : "default",
+	    "keepAlive", o.keep_alive, "sleepAfter", o.sleep_after, "normalizeId", o.normalize_id,
+	    "reuseLease", reuse, "reuseScopeId", reuse ? json_string(scope) : json_null(),
+	    "sessionId", o.session_id, "sessions", json_object());
+	setup_ctx sc = {.lease_id = id, .acquisition_id = acq, .fingerprint = fp, .o = &o};
+	sbs_lease_params p = {.lease_id = id,
+	                      .acquisition_id = acq,
+	                      .fingerprint = fp,
+	                      .network = true,
+	                      .issue_id = issue_id,
+	                      .run_id = run_id,
+	                      .reuse_scope = reuse ? scope : NULL,
+	                      .metadata = md,
+	                      .setup = setup_lease,
+	                      .setup_ud = &sc};
+	sbs_acquire_outcome outcome;
+	err = sbs_leases_acquire(srv->leases, &p, &outcome, &info);
+	json_decref(md);
+	sbs_req_set_lease(r, id);
+	if (err) {
+		/* The lease service destroyed what it created; nothing survives to report. */
+		sbs_reply_error(r, 500, "acquisition_failed", "%s", err->msg);
+		goto out;
+	}
+	switch (outcome) {
+	case SBS_ACQ_CLAIMED:
+	case SBS_ACQ_REPLAYED:
+		sbs_reply_json(r, 200,
+		               lease_answer(id, acq, &o, reuse, reuse ? scope : NULL, false));
+		break;
+	case SBS_ACQ_IN_PROGRESS:
+		sbs_reply_error_details(r, 503, "acquisition_in_progress",
+		                        json_pack("{s:s}", "providerLeaseId", id),
+		                        "Acquisition %s of sandbox %s is still being set up; retry "
+		                        "with the same acquisitionId",
+		                        acq, id);
+		break;
+	default:
+		sbs_reply_error(r, 409, "acquisition_conflict",
+		                "Refusing to adopt sandbox %s for acquisition %s: %s", id, acq,
+		                sbs_acquire_outcome_name(outcome));
+		break;
+	}
+out:
+	sb_err_free(err);
+	sbs_lease_info_deinit(&info);
+	free(acq);
+	free(env_id);
+	free(run_id);
+	free(issue_id);
+	free(scope);
+	free(id);
+	free(fp);
+	compat_opts_deinit(&o);
+	json_decref(body);
+}
+
+/* ---------------------------------------------------------------- resume */
+
+static void reply_lost(sbs_req *r, const char *id, const char *why)
+{
+	sbs_reply_error(r, 409, "sandbox_state_lost",
+	                "Sandbox state of lease %s is no longer available (%s); acquire a new "
+	                "lease",
+	                id, why);
+}
+
+static void route_resume(sbs_req *r, void *ud)
+{
+	sbs_server *srv = ud;
+	json_t *body = NULL;
+	compat_opts o, so;
+	memset(&so, 0, sizeof(so));
+	if (!parse_body(r, &body, &o))
+		return;
+	char *id = compat_str(body, "providerLeaseId", NULL);
+	char *acq = compat_str(body, "acquisitionId", NULL);
+	sbs_lease *l = NULL;
+	sbs_lease_info info;
+	sbs_lease_info_init(&info);
+	char *fence = NULL;
+	json_t *mirror = NULL;
+	sb_err *err = NULL;
+	if (!id) {
+		sbs_reply_error(r, 400, "invalid_request", "providerLeaseId is required");
+		goto out;
+	}
+	sbs_req_set_lease(r, id);
+	if ((err = sbs_leases_get(srv->leases, id, 0, &l))) {
+		/* Unknown, destroyed, dying or dead: the sandbox the caller knew is gone. */
+		if (err->code == SB_E_BUSY)
+			sbs_reply_error(r, 409, "acquisition_conflict",
+			                "lease %s is still being set up", id);
+		else
+			reply_lost(r, id, err->msg);
+		goto out;
+	}
+	sbs_lease_get_info(l, &info);
+	if (!acq || !info.acquisition_id || strcmp(acq, info.acquisition_id) != 0) {
+		sbs_reply_error(r, 409, "acquisition_conflict",
+		                "lease %s is owned by another acquisition%s", id,
+		                acq ? "" : " (the request names none)");
+		goto out;
+	}
+	if ((err = stored_opts(&info, &so))) {
+		sbs_reply_error(r, 409, "acquisition_conflict", "%s", err->msg);
+		goto out;
+	}
+	/* The mirror must still describe this owner; anything else means the workspace the
+	 * caller relies on is not the one it left. */
+	if ((err = read_mirror(sbs_lease_sandbox(l), so.remote_cwd, o.timeout_ms, &mirror))) {
+		reply_lost(r, id, err->msg);
+		goto out;
+	}
+	const char *m_acq = json_string_value(json_object_get(mirror, "acquisitionId"));
+	const char *m_fp = json_string_value(json_object_get(mirror, "acquisitionFingerprint"));
+	if (!mirror || !m_acq || !m_fp || strcmp(m_acq, acq) != 0 || !info.fingerprint ||
+	    strcmp(m_fp, info.fingerprint) != 0) {
+		reply_lost(r, id, "its ownership mirror is missing, corrupt or foreign");
+		goto out;
+	}
+	fence = sb_random_id("resume-");
+	if ((err = sbs_lease_fence_begin(l, fence, sb_wall_ms() + COMPAT_FENCE_TTL_MS, NULL))) {
+		free(fence);
+		fence = NULL;
+		sbs_reply_error(r, 409, "acquisition_conflict",
+		                "ownership of lease %s changed during resume: %s", id, err->msg);
+		goto out;
+	}
+	/* The stored options win over the request's (they are what the fingerprint covers);
+	 * only the command timeout is the caller's. */
+	so.timeout_ms = o.timeout_ms;
+	if ((err =
+	         compat_write_mirror(sbs_lease_sandbox(l), id, acq, info.fingerprint, &so, true))) {
+		sbs_reply_error(r, 500, "internal_error", "%s", err->msg);
+		goto out;
+	}
+	const json_t *pc = compat_record_meta(&info);
+	bool reuse = json_is_true(json_object_get(pc, "reuseLease"));
+	const char *scope = json_string_value(json_object_get(pc, "reuseScopeId"));
+	sbs_reply_json(r, 200, lease_answer(id, acq, &so, reuse, scope, true));
+out:
+	if (fence)
+		sbs_lease_fence_end(l, fence);
+	free(fence);
+	if (l)
+		sbs_lease_put(l);
+	json_decref(mirror);
+	sb_err_free(err);
+	sbs_lease_info_deinit(&info);
+	free(id);
+	free(acq);
+	compat_opts_deinit(&so);
+	compat_opts_deinit(&o);
+	json_decref(body);
+}
+
+/* ---------------------------------------------------------------- release, destroy */
+
+/* Was lease id, as owned by acquisition acq, destroyed already (a tombstone)? */
+static bool destroyed_by(sbs_server *srv, const char *id, const char *acq)
+{
+	sbs_lease_info li;
+	sbs_lease_info_init(&li);
+	sb_err *err = sbs_store_lease_by_acquisition(srv->store, acq, &li);
+	bool yes = !err && li.state == SBS_LEASE_DESTROYED && strcmp(li.id, id) == 0;
+	sb_err_free(err);
+	sbs_lease_info_deinit(&li);
+	return yes;
+}
+
+/* Coordinated destroy of lease id by acquisition acq; replies. */
+static void destroy_and_reply(sbs_req *r, sbs_server *srv, const char *id, const char *acq)
+{
+	if (!acq) {
+		/* sandbar never had unowned (legacy) bridge leases: no identity, no destroy. */
+		sbs_reply_error(r, 409, "acquisition_conflict",
+		                "destroying lease %s requires its acquisitionId", id);
+		return;
+	}
+	sbs_destroy_opts o = {.acquisition_id = acq, .reason = "paperclip"};
+	sbs_destroy_outcome out;
+	char **busy = NULL;
+	sb_err *err = sbs_leases_destroy(srv->leases, id, &o, &out, &busy);
+	if (err) {
+		if (err->code == SB_E_NOTFOUND)
+			sbs_reply_error(r, 409, "acquisition_conflict",
+			                "lease %s has no ownership record: %s", id, err->msg);
+		else
+			/* The outcome is unknown and the record stays DESTROYING: retry. */
+			sbs_reply_error(r, 500, "internal_error", "%s", err->msg);
+		sb_err_free(err);
+		sb_strv_free(busy);
+		return;
+	}
+	switch (out) {
+	case SBS_DESTROY_DONE:
+	case SBS_DESTROY_ALREADY:
+		sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+		break;
+	case SBS_DESTROY_BUSY:
+	case SBS_DESTROY_DEFERRED:
+	case SBS_DESTROY_IN_PROGRESS:
+		sbs_reply_error_details(r, 409, "acquisition_conflict",
+		                        json_pack("{s:s}", "providerLeaseId", id),
+		                        "lease %s is busy (a setup, resume or exec is running); "
+		                        "retry once it has finished",
+		                        id);
+		break;
+	case SBS_DESTROY_CONFLICT:
+		/* A repeated destroy by an acquisition whose lease is already gone succeeds
+		 * without touching the later owner of the same id. */
+		if (destroyed_by(srv, id, acq))
+			sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+		else
+			sbs_reply_error(r, 409, "acquisition_conflict",
+			                "lease %s is owned by another acquisition", id);
+		break;
+	}
+	sb_strv_free(busy);
+}
+
+static void route_release(sbs_req *r, void *ud)
+{
+	sbs_server *srv = ud;
+	json_t *body = NULL;
+	if (!sbs_req_json(r, &body))
+		return;
+	char *id = compat_str(body, "providerLeaseId", NULL);
+	char *acq = compat_str(body, "acquisitionId", NULL);
+	sbs_lease_info info;
+	sbs_lease_info_init(&info);
+	if (!id) {
+		sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1)); /* nothing to release */
+		goto out;
+	}
+	sbs_req_set_lease(r, id);
+	if (!compat_bool(body, "reuseLease", false)) {
+		destroy_and_reply(r, srv, id, acq);
+		goto out;
+	}
+	if (!acq) {
+		sbs_reply_error(r, 400, "invalid_request",
+		                "releasing a reusable lease requires its acquisitionId");
+		goto out;
+	}
+	sb_err *err = sbs_leases_info(srv->leases, id, &info);
+	if (err || info.state == SBS_LEASE_DESTROYED || info.state == SBS_LEASE_DESTROYING ||
+	    !info.acquisition_id || strcmp(info.acquisition_id, acq) != 0)
+		sbs_reply_error(r, 409, "acquisition_conflict",
+		                "lease %s is not owned by acquisition %s%s%s", id, acq,
+		                err ? ": " : "", err ? err->msg : "");
+	else
+		sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1)); /* kept for reuse */
+	sb_err_free(err);
+out:
+	sbs_lease_info_deinit(&info);
+	free(id);
+	free(acq);
+	json_decref(body);
+}
+
+static void route_delete(sbs_req *r, void *ud)
+{
+	sbs_server *srv = ud;
+	const char *id = sbs_req_param(r, "id");
+	if (!id || !*id) {
+		sbs_reply_error(r, 400, "invalid_request", "the lease id is empty");
+		return;
+	}
+	sbs_req_set_lease(r, id);
+	/* The body is optional and a broken one is ignored, as the bridge does. */
+	size_t len = 0;
+	const char *text = sbs_req_body(r, &len);
+	json_error_t jerr;
+	json_t *body = len ? json_loadb(text, len, 0, &jerr) : NULL;
+	char *acq = json_is_object(body) ? compat_str(body, "acquisitionId", NULL) : NULL;
+	destroy_and_reply(r, srv, id, acq);
+	free(acq);
+	json_decref(body);
+}
+
+static void route_not_found(sbs_req *r, void *ud)
+{
+	(void)ud;
+	sbs_reply_error(r, 404, "not_found", "No bridge route matched %s %s", sbs_req_method(r),
+	                sbs_req_path(r));
+}
+
+/* ---------------------------------------------------------------- registration */
+
+void sbs_compat_routes_register(sbs_server *srv)
+{
+	static const char *const prefixes[] = {COMPAT_PREFIX_V1, COMPAT_PREFIX_V2};
+	for (size_t i = 0; i < 2; i++) {
+		const char *p = prefixes[i];
+		char buf[128];
+#define ROUTE(method, path, flags, h)                                                              \
+	do {                                                                                       \
+		snprintf(buf, sizeof(buf), "%s%s", p, path);                                       \
+		sbs_router_add(srv->router, method, buf, flags, h, srv);                           \
+	} while (0)
+		ROUTE("GET", "/health", 0, route_health);
+		ROUTE("POST", "/probe", SBS_ROUTE_BODY_JSON, route_probe);
+		ROUTE("POST", "/leases/acquire", SBS_ROUTE_BODY_JSON, route_acquire);
+		ROUTE("POST", "/leases/resume", SBS_ROUTE_BODY_JSON, route_resume);
+		ROUTE("POST", "/leases/release", SBS_ROUTE_BODY_JSON, route_release);
+		ROUTE("DELETE", "/leases/{id}", SBS_ROUTE_BODY_JSON, route_delete);
+		/* Exec bodies carry stdin (base64 upload chunks of 4 MiB and more): spooled, then
+		 * parsed under the route's own bound. */
+		ROUTE("POST", "/exec", SBS_ROUTE_BODY_SPOOL, compat_route_exec);
+#undef ROUTE
+	}
+	sbs_router_set_fallback(srv->router, "/api/paperclip-sandbox/", route_not_found, srv);
+}
