@@ -411,6 +411,75 @@ static void cut_native_transfers_fail_and_leave_no_staging(void **state)
 	sbt_rmtree(local);
 }
 
+/* A real prefix runner whose far side behaves like ssh losing its host: call k exits 255 with
+ * ssh's message and runs nothing; the calls before and after it work. Chunked uploads (stdin
+ * progress hidden) so a prepare makes several calls. */
+static sb_runner *dying_prefix(const char *dir, size_t k, rth_rec **rec)
+{
+	char *script =
+	    sb_strfmt("#!/bin/sh\n"
+	              "n=$(cat '%s/count' 2>/dev/null || echo 0); n=$((n + 1)); "
+	              "echo $n > '%s/count'\n"
+	              "if [ $n -eq %zu ]; then echo 'ssh: connect to host far: Connection "
+	              "refused' >&2; exit 255; fi\n"
+	              "exec sh -c \"$1\"\n",
+	              dir, dir, k);
+	sbt_write(dir, "fake-ssh", script, strlen(script), 0755);
+	free(script);
+	char *path = sbt_path(dir, "fake-ssh");
+	char *prefix[] = {path, NULL};
+	sb_prefix_runner_opts o = {.prefix = prefix, .prefix_is_shell = true};
+	sb_runner *r = NULL;
+	SB_ASSERT_OK(sb_prefix_runner_new(&o, &r));
+	free(path);
+	return rth_rec_new(r, SB_RUNNER_CAP_STDIN_PROGRESS, rec);
+}
+
+static void far_side_dying_like_ssh_leaves_nothing_behind(void **state)
+{
+	(void)state;
+	char *local = sbt_mkdtemp("flt-local");
+	fill_workspace(local);
+	char *ctl = sbt_mkdtemp("flt-ssh");
+	rth_rec *rec = NULL;
+	sb_runner *r = dying_prefix(ctl, 0, &rec);
+	char *base = sbt_mkdtemp("flt-remote");
+	char *ws = sbt_path(base, "ws");
+	sb_runtime_prepare_opts o = prep_opts(r, local, ws);
+	sb_runtime *rt = NULL;
+	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));
+	size_t total = rth_rec_count(rec);
+	sb_runtime_free(rt);
+	sb_runner_free(r);
+	sbt_rmtree(base);
+	free(ws);
+	for (size_t k = 1; k <= total; k++) {
+		assert_int_equal(sbt_sh("rm -f '%s/count'", ctl), 0);
+		r = dying_prefix(ctl, k, &rec);
+		base = sbt_mkdtemp("flt-remote");
+		ws = sbt_path(base, "ws");
+		o = prep_opts(r, local, ws);
+		rt = NULL;
+		sb_err *err = sb_runtime_prepare(&o, &rt);
+		if (err) {
+			/* the step, and what the far side said */
+			assert_non_null(strstr(err->msg, "preparing the managed runtime"));
+			assert_non_null(strstr(err->msg, "Connection refused"));
+			sb_err_free(err);
+		} else {
+			sb_runtime_free(rt);
+		}
+		char *when = sb_strfmt("prepare with ssh dying on call %zu", k);
+		assert_no_leftovers(base, when);
+		free(when);
+		sb_runner_free(r);
+		sbt_rmtree(base);
+		free(ws);
+	}
+	sbt_rmtree(ctl);
+	sbt_rmtree(local);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -420,6 +489,7 @@ int main(void)
 	int rc = rth_run_both("fault.transfer", tests, sizeof tests / sizeof tests[0]);
 	const struct CMUnitTest native[] = {
 	    cmocka_unit_test(cut_native_transfers_fail_and_leave_no_staging),
+	    cmocka_unit_test(far_side_dying_like_ssh_leaves_nothing_behind),
 	};
 	return rc + cmocka_run_group_tests_name("fault.transfer native", native, NULL, NULL);
 }
