@@ -173,7 +173,8 @@ static void workspace_routes_keep_links_as_links(void **state)
 	NEED_SANDBOX();
 	plant_links();
 	/* GET: the archive holds the links, not what they point at */
-	char *tarpath = sbt_path(OUT, "../esc-ws.tar");
+	char *tmp = sbt_mkdtemp("esc-tarsrc");
+	char *tarpath = sbt_path(tmp, "ws.tar");
 	char *t = sb_strfmt("/v1/leases/%s/workspace", L);
 	sbt_req rq = {.method = "GET", .target = t, .out_file = tarpath};
 	sbt_resp r;
@@ -191,7 +192,6 @@ static void workspace_routes_keep_links_as_links(void **state)
 	unlink(tarpath);
 
 	/* PUT into a directory that is a link: refused */
-	char *tmp = sbt_mkdtemp("esc-tarsrc");
 	sbt_write_str(tmp, "new.txt", "pwned\n");
 	assert_int_equal(sbt_sh("tar -C '%s' -cf '%s' new.txt", tmp, tarpath), 0);
 	static const char *const dirs[] = {"/workspace/dirlink", "/workspace/rellink",
@@ -217,10 +217,9 @@ static void workspace_routes_keep_links_as_links(void **state)
 	sbt_resp_deinit(&r);
 	assert_outside_untouched();
 	free(pt);
-	unlink(tarpath);
+	free(tarpath);
 	sbt_rmtree(tmp);
 	free(t);
-	free(tarpath);
 }
 
 /* ---- a link swapped in while the daemon reads and writes */
