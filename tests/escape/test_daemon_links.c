@@ -222,6 +222,59 @@ static void workspace_routes_keep_links_as_links(void **state)
 	free(t);
 }
 
+/* Crafted archives into the workspace PUT: members climbing out with "..", absolute members
+ * aimed at OUT, and a link to OUT followed by a member written through it. Refused; nothing
+ * lands beside the workspace (the lease directory: run/, spool/) or in OUT. */
+static void workspace_put_refuses_crafted_archives(void **state)
+{
+	(void)state;
+	NEED_SANDBOX();
+	char *tmp = sbt_mkdtemp("esc-craft");
+	sbt_write_str(tmp, "src/esc-a.txt", "pwned\n");
+	char *lease_dir = sb_strfmt("%s/leases/%s", D.state_dir, L);
+	char *before = sbt_sh_out("ls -A '%s'", lease_dir);
+	/* and the workspace itself survives the refusals whole */
+	sh_ok("echo keep > /workspace/keep-me.txt");
+	char *ws_before = sbt_sh_out("cd '%s' && find . | sort", WS);
+	char *cmds[] = {
+	    sb_strfmt("tar -C '%s/src' -cf '%s/c.tar' --transform 's,^,../,' esc-a.txt", tmp, tmp),
+	    sb_strfmt("tar -C '%s/src' -cf '%s/c.tar' --transform 's,^,sub/../../,' esc-a.txt", tmp,
+	              tmp),
+	    sb_strfmt("cp '%s/src/esc-a.txt' '%s/abs.txt' && tar -cPf '%s/c.tar' '%s/abs.txt'; "
+	              "rm -f '%s/abs.txt'",
+	              tmp, OUT, tmp, OUT, OUT),
+	    sb_strfmt("ln -s '%s' '%s/src/l' && tar -C '%s/src' -cf '%s/c.tar' l esc-a.txt "
+	              "--transform 's,^esc-a.txt$,l/esc-a.txt,'; rm -f '%s/src/l'",
+	              OUT, tmp, tmp, tmp, tmp),
+	};
+	char *t = sb_strfmt("/v1/leases/%s/workspace", L);
+	char *tarpath = sbt_path(tmp, "c.tar");
+	for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+		assert_int_equal(sbt_sh("%s 2>/dev/null", cmds[i]), 0);
+		sbt_req pq = {.method = "PUT", .target = t, .in_file = tarpath};
+		sbt_resp r;
+		long s = sbt_http(&D, &pq, &r);
+		if (s != 400)
+			print_error("crafted archive %zu: %ld %s\n", i, s, sb_buf_cstr(&r.body));
+		assert_int_equal(s, 400);
+		sbt_resp_deinit(&r);
+		assert_outside_untouched();
+		char *after = sbt_sh_out("ls -A '%s'", lease_dir);
+		assert_string_equal(before, after);
+		free(after);
+		after = sbt_sh_out("cd '%s' && find . | sort", WS);
+		assert_string_equal(ws_before, after);
+		free(after);
+		free(cmds[i]);
+	}
+	free(tarpath);
+	free(t);
+	free(before);
+	free(ws_before);
+	free(lease_dir);
+	sbt_rmtree(tmp);
+}
+
 /* ---- a link swapped in while the daemon reads and writes */
 
 typedef struct putter {
@@ -336,6 +389,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(file_routes_refuse_planted_links),
 	    cmocka_unit_test(workspace_routes_keep_links_as_links),
+	    cmocka_unit_test(workspace_put_refuses_crafted_archives),
 	    cmocka_unit_test(swapped_directory_never_leads_a_read_or_write_outside),
 	    cmocka_unit_test(hard_link_to_an_unwritable_file_is_not_written),
 	};

@@ -1,15 +1,16 @@
 /* The daemon SIGKILLed in the middle of a workspace PUT, then restarted on the same state.
  *
- * What the daemon guarantees (docs/api.md: the PUT is destroy-then-replace, extracting in
- * place) and what this pins:
- *  - killed while the body is still arriving: the workspace is exactly the old tree (the body
- *    is spooled outside the workspace, nothing is touched before it is complete);
- *  - killed while the tree is being replaced: after the restart the lease is active and runs
- *    commands, the workspace holds no name foreign to both trees (no spool or temp files), and
- *    every file is its old version, its new version, or (the one file being written when the
- *    kill landed) a prefix of its new version; a repeated PUT then yields exactly the new tree.
- * It does NOT guarantee old-or-new for the tree as a whole: a kill during the replacement
- * leaves a mixture (some old entries removed, part of the new ones extracted).
+ * The PUT extracts into a hidden staging directory inside the target and only then clears the
+ * old entries and renames the new ones into place. What that guarantees, and what this pins:
+ *  - killed while the body is still arriving: the workspace is exactly the old tree;
+ *  - killed at any point after: the lease is active and runs commands after the restart, no
+ *    name foreign to both trees exists besides the staging directory, no file outside it is
+ *    torn (each is its old or its new version), and a retried PUT yields exactly the new tree
+ *    with the stale staging directory gone;
+ *  - a refused or truncated archive replaces nothing.
+ * It does NOT guarantee old-or-new for the tree as a whole: a kill inside the final
+ * clear-and-rename step leaves a mixture (the workspace root is a bind mount the sandbox holds
+ * open, so it cannot be swapped atomically). The test measures how often that happened.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -195,6 +196,10 @@ static int check_after_kill(fixture *f, bool *mixed)
 		if (!strcmp(rel, ".paperclip-runtime") ||
 		    sb_str_has_prefix(rel, ".paperclip-runtime/"))
 			continue;
+		/* the PUT's staging directory (a kill during extraction): the next PUT removes
+		 * it; its files may be partial */
+		if (sb_str_has_prefix(rel, ".sandbar-put-"))
+			continue;
 		size_t lw = 0, lo = 0, ln = 0;
 		char *w = sbt_read(f->ws, rel, &lw);
 		char *o = sbt_read(f->old, rel, &lo);
@@ -260,9 +265,33 @@ static void killed_while_replacing_leaves_known_entries_and_recovers(void **stat
 		assert_int_equal(put_tar(&f, f.new_tar), 200);
 		assert_tree(f.neu, f.ws);
 	}
-	/* the known gap, measured rather than asserted */
-	print_message("kills mid-replacement: %d left an old/new mixture, %d torn files\n",
-	              mixtures, torn);
+	/* the known gap (a mixture from the clear-and-rename step) is measured, not asserted; a
+	 * torn file outside the staging directory would be a bug */
+	print_message("kills mid-replacement: %d left an old/new mixture\n", mixtures);
+	assert_int_equal(torn, 0);
+	fixture_free(&f);
+}
+
+/* A body that is complete but not a whole archive (cut in the middle of a member): 400, and
+ * nothing of the old tree is gone. */
+static void truncated_archive_replaces_nothing(void **state)
+{
+	(void)state;
+	fixture f;
+	if (!fixture_init(&f)) {
+		fixture_free(&f);
+		skip();
+	}
+	assert_int_equal(put_tar(&f, f.old_tar), 200);
+	char *cut = sbt_path(f.tmp, "cut.tar");
+	assert_int_equal(sbt_sh("head -c 1500000 '%s' > '%s'", f.new_tar, cut), 0);
+	long s = put_tar(&f, cut);
+	assert_int_equal(s, 400);
+	assert_tree(f.old, f.ws);
+	char *left = sbt_sh_out("ls -A '%s' | grep '^.sandbar-put-' ; true", f.ws);
+	assert_string_equal(left, "");
+	free(left);
+	free(cut);
 	fixture_free(&f);
 }
 
@@ -272,6 +301,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(killed_while_the_body_arrives_keeps_the_old_tree),
 	    cmocka_unit_test(killed_while_replacing_leaves_known_entries_and_recovers),
+	    cmocka_unit_test(truncated_archive_replaces_nothing),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
