@@ -80,6 +80,16 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 		}
 	}
 	sb_rt_timer_finish(&tm, err != NULL);
+	if (err && !s->native) {
+		/* The archive is a temporary of this staging. The extract script's trap removes it
+		 * when that script ran; this covers an upload whose rename landed before its call
+		 * failed, and an extract call that never reached the far side. */
+		sb_buf rm = SB_BUF_INIT;
+		sb_buf_appends(&rm, "rm -f ");
+		sb_shell_quote(&rm, s->upload_tar);
+		sb_rt_run_quiet(c, sb_buf_cstr(&rm));
+		sb_buf_deinit(&rm);
+	}
 	sb_close(&fd);
 	free(script);
 	if (err)
