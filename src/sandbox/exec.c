@@ -607,6 +607,20 @@ sb_err *sb_sandbox_exec_wait(sb_sandbox_exec *x, int64_t timeout_ms, bool *chang
 	if (fd < 0) {
 		bool created = false;
 		sb_err *werr = ensure_watch(x, &created);
+		if (werr && werr->sys_errno == ENOENT) {
+			/* No spool directory: init makes it on first need, or the sandbox died
+			 * before it could. Tell the two apart, then poll briefly (the caller
+			 * re-reads after any wake-up, spurious ones included). */
+			sb_err_free(werr);
+			x->alive_checked_ms = 0;
+			sb_err *lost = check_alive(x);
+			if (lost)
+				return lost;
+			sb_sleep_ms(timeout_ms >= 0 && timeout_ms < 25 ? timeout_ms : 25);
+			if (changed)
+				*changed = true;
+			return NULL;
+		}
 		if (werr)
 			return werr;
 		if (created) {
