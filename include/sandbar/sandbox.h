@@ -134,8 +134,9 @@ void sb_sandbox_get_info(const sb_sandbox *sb, sb_sandbox_info *out);
 const char *sb_sandbox_workspace_dir(const sb_sandbox *sb);
 const char *sb_sandbox_home_dir(const sb_sandbox *sb);
 /* An O_PATH descriptor of the workspace directory, owned by the handle. Use it as the root for
- * openat / sb_fs_open_beneath inside sb_sandbox_as_owner: it works even where the owner cannot
- * traverse the state directory's path. */
+ * openat / sb_fs_open_beneath inside sb_sandbox_as_owner ("/proc/self/fd/<fd>" for functions
+ * that take a path): it works even where the owner cannot traverse the state directory's
+ * path. */
 int sb_sandbox_workspace_fd(const sb_sandbox *sb);
 /* The in-sandbox mount point of the workspace ("/workspace"). */
 const char *sb_sandbox_workspace_mount(const sb_sandbox *sb);
@@ -145,11 +146,12 @@ const char *sb_sandbox_workspace_mount(const sb_sandbox *sb);
  * SB_E_ESCAPE for anything outside the workspace or with "." / ".." segments. */
 sb_err *sb_sandbox_map_path(const sb_sandbox *sb, const char *inside_path, char **rel_out);
 
-/* Run fn(ud) in a forked child with the lease owner's credentials (when we are root the child
- * switches to info.host_uid/gid, so that racing sandboxed code can never make a host-side file
- * operation touch anything the sandbox user could not). The child's error (code and message)
- * is carried back; memory changes made by fn are not. Use for every host-side write into or
- * read from the workspace. */
+/* Run fn(ud) on a thread of its own that, when we are root, has switched to the lease owner
+ * (info.host_uid/gid, no supplementary groups, no capabilities), so that racing sandboxed
+ * code can never make a host-side file operation touch anything the sandbox user could not;
+ * returns fn's error once that thread is done. Other threads are not affected, and fn's
+ * memory effects are visible afterwards. Use for every host-side write into or read from the
+ * workspace. fn must not change process-wide state (current directory, umask). */
 sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud);
 
 /* Extend (or set) the TTL: expires_at = now + ttl_s (0 clears it). Rewrites lease.json. */
@@ -194,7 +196,13 @@ typedef struct sb_sandbox_exec_status {
 	bool stdout_truncated, stderr_truncated; /* output beyond limits.spool_bytes dropped */
 } sb_sandbox_exec_status;
 
-/* A started or re-attached exec: its output streams, its status and a wake-up fd. */
+/* A started or re-attached exec: its output streams, its status and a wake-up fd.
+ *
+ * Records: sandbar-init announces an exit to the handles following the exec at once and
+ * writes the final status.json a moment later (on a thread of its own, so that a slow disk
+ * delays no other request); until then it answers status requests from memory. Results
+ * survive the host's death; a sandbox killed within those milliseconds may lose the last
+ * record (the exec then reads as never finished: SB_E_STATE_LOST). */
 typedef struct sb_sandbox_exec sb_sandbox_exec;
 
 /* Start a command. Returns after sandbar-init has forked it (pid known) or with SB_E_SPAWN
@@ -203,7 +211,9 @@ typedef struct sb_sandbox_exec sb_sandbox_exec;
 sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req,
                               sb_sandbox_exec **out);
 /* Attach to an existing exec by id (running or finished, before or after a restart).
- * SB_E_NOTFOUND for an unknown id. */
+ * While it runs, sandbar-init wakes this handle and announces the exit to it like to the
+ * starting one; a finished exec, or one of a dead sandbox, is read from its spool (an inotify
+ * watch serves waits there). SB_E_NOTFOUND for an unknown id. */
 sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec **out);
 const char *sb_sandbox_exec_id(const sb_sandbox_exec *x);
 /* Write end of the stdin pipe (STDIN_PIPE only, else -1); owned by the handle: write, then
@@ -214,8 +224,8 @@ void sb_sandbox_exec_close_stdin(sb_sandbox_exec *x);
  * status: when it is finished, that is the end). Output stays readable after the exec ends. */
 sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offset, void *buf,
                              size_t max, size_t *got);
-/* Current status plus the spool sizes: for an exec started on this handle from init's exit
- * message (while none came: running), else from the spool's status.json. SB_E_STATE_LOST
+/* Current status plus the spool sizes: from init's exit message while this handle follows a
+ * running exec (running until it comes), else from the spool's status.json. SB_E_STATE_LOST
  * when the exec can never finish because the sandbox died (checked at most every 0.5 s). */
 sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *st);
 /* Pollable fd (POLLIN) that becomes readable when output grows or the status changes; call
@@ -231,7 +241,12 @@ void sb_sandbox_exec_free(sb_sandbox_exec *x);
  * (always in step with exit messages), else from status.json. SB_E_NOTFOUND for an unknown
  * id. */
 sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec_status *st);
-/* Exec ids spooled for this lease, sorted; caller frees with sb_strv_free. */
+/* Forget a finished exec: remove its spool (output and status). SB_E_BUSY while it runs,
+ * SB_E_NOTFOUND for an unknown id. For long-lived leases whose spool would otherwise grow
+ * with every command. */
+sb_err *sb_sandbox_exec_remove(sb_sandbox *sb, const char *exec_id);
+/* Exec ids of this lease (spooled, or running in sandbar-init), sorted; caller frees with
+ * sb_strv_free. */
 sb_err *sb_sandbox_exec_list(sb_sandbox *sb, char ***ids_out);
 /* Send signo to the exec's process group (also after its first process exited, while other
  * members such as background children live on). SB_E_NOTFOUND when none is running. */

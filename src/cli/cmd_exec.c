@@ -1,5 +1,6 @@
 /* `sandbar exec`: run one command in a kept lease, streaming its output, and exit with its
  * exit code. The exec id is printed so `sandbar logs` can reattach from any offset later. */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@ static const char exec_help[] =
 	"  -h, --help           this text\n";
 
 struct stdin_copy {
+	sb_sandbox_exec *x;
 	int fd;
 };
 
@@ -39,6 +41,8 @@ static void *copy_stdin(void *arg)
 	char buf[64 * 1024];
 	for (;;) {
 		ssize_t n = read(0, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
 		if (n <= 0)
 			break;
 		sb_err *err = sb_write_all(c->fd, buf, (size_t)n);
@@ -47,6 +51,8 @@ static void *copy_stdin(void *arg)
 			break;
 		}
 	}
+	/* The main thread leaves the exec's stdin alone until it has joined us. */
+	sb_sandbox_exec_close_stdin(c->x);
 	return NULL;
 }
 
@@ -130,7 +136,11 @@ int cmd_exec(int argc, char **argv)
 	sb_sandbox_exec *x = NULL;
 	err = sb_sandbox_exec_start(sb, &req, &x);
 	if (err) {
-		rc = err->code == SB_E_SPAWN ? SB_EXIT_NOTFOUND : SB_EXIT_FAILURE;
+		/* As in `sandbar run`: 127 only when exec said ENOENT, 126 for any other start
+		 * failure (not executable, bad --cwd). */
+		rc = err->code != SB_E_SPAWN     ? SB_EXIT_FAILURE
+		     : err->sys_errno == ENOENT ? SB_EXIT_NOTFOUND
+						: SB_EXIT_NOEXEC;
 		fprintf(stderr, "sandbar exec: %s\n", err->msg);
 		sb_err_free(err);
 	} else {
@@ -138,7 +148,7 @@ int cmd_exec(int argc, char **argv)
 			fprintf(stderr, "sandbar exec: exec %s in lease %s\n", sb_sandbox_exec_id(x),
 				lease);
 		pthread_t t;
-		struct stdin_copy sc = {.fd = sb_sandbox_exec_stdin_fd(x)};
+		struct stdin_copy sc = {.x = x, .fd = sb_sandbox_exec_stdin_fd(x)};
 		bool copying = interactive && sc.fd >= 0 &&
 			       pthread_create(&t, NULL, copy_stdin, &sc) == 0;
 		sb_sandbox_exec_status st;

@@ -45,8 +45,8 @@ static const char run_help[] =
 	"                         theirs is written beside it as NAME.sandbar-remote),\n"
 	"                         take-remote, or fail (apply nothing)\n"
 	"  -q, --quiet            no progress bar and no summary\n"
-	"      --json             print one JSON result object on stdout at the end; COMMAND's\n"
-	"                         own output then goes to stderr\n"
+	"      --json             print one JSON result object on stdout at the end instead of\n"
+	"                         the summary; COMMAND's own output then goes to stderr\n"
 	"  -h, --help             this text\n"
 	"\n"
 	"exit status: COMMAND's exit code; 128+N when it was killed by signal N; 124 when it timed\n"
@@ -54,8 +54,12 @@ static const char run_help[] =
 	"failed (then nothing was run, or the changes could not be brought back: the message says\n"
 	"which).\n";
 
-/* Ctrl-C state, touched from the signal handler: only async-signal-safe operations. */
-static sb_cancel *g_cancel;
+/* Ctrl-C state, touched from the signal handler: only async-signal-safe operations.
+ * g_cancel is the token of the phase a Ctrl-C stops: the staging, then the command. They are
+ * separate because the runtime checks the staging token again during the restore, which
+ * must still run after the command was stopped. */
+static sb_cancel *volatile g_cancel;
+static sb_cancel *g_stage_cancel, *g_exec_cancel;
 static volatile sig_atomic_t g_interrupts;
 static char g_abort_msg[512];
 static size_t g_abort_len;
@@ -74,10 +78,17 @@ static void on_sigint(int signo)
 	_exit(SB_EXIT_SIGNAL_BASE + SIGINT);
 }
 
-static void set_abort_message(const char *lease_id, const char *remote_dir)
+static void set_abort_message(const char *lease_id, const char *remote_dir,
+			      const char *bridge_url)
 {
 	int n;
-	if (lease_id)
+	if (lease_id && bridge_url)
+		/* `sandbar lease` manages local leases only: this one lives on the bridge. */
+		n = snprintf(g_abort_msg, sizeof g_abort_msg,
+			     "\nsandbar: aborted without restoring; lease %s is left behind on %s "
+			     "(release it through that bridge)\n",
+			     lease_id, bridge_url);
+	else if (lease_id)
 		n = snprintf(g_abort_msg, sizeof g_abort_msg,
 			     "\nsandbar: aborted without restoring; lease %s is left behind "
 			     "(remove it with `sandbar lease destroy %s`)\n",
@@ -105,6 +116,7 @@ struct run_opts {
 	char *via;
 	char *bridge;
 	char *remote_dir;
+	char *state_dir;
 	char **excludes;
 	bool network;
 	uint64_t memory;
@@ -123,12 +135,13 @@ static void run_opts_free(struct run_opts *o)
 	free(o->via);
 	free(o->bridge);
 	free(o->remote_dir);
+	free(o->state_dir);
 	sb_strv_free(o->excludes);
 	sb_strv_free(o->env);
 }
 
 enum { OPT_VIA = 256, OPT_BRIDGE, OPT_REMOTE_DIR, OPT_EXCLUDE, OPT_NETWORK, OPT_MEMORY,
-       OPT_TIMEOUT, OPT_KEEP, OPT_CONFLICT, OPT_JSON };
+       OPT_TIMEOUT, OPT_KEEP, OPT_CONFLICT, OPT_JSON, OPT_STATE_DIR };
 
 static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 {
@@ -143,6 +156,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"env", required_argument, NULL, 'e'},
 		{"keep", no_argument, NULL, OPT_KEEP},
+		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 		{"conflict", required_argument, NULL, OPT_CONFLICT},
 		{"quiet", no_argument, NULL, 'q'},
 		{"json", no_argument, NULL, OPT_JSON},
@@ -200,6 +214,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 			break;
 		case 'q': o->quiet = true; break;
 		case OPT_JSON: o->json = true; break;
+		case OPT_STATE_DIR: free(o->state_dir); o->state_dir = sb_xstrdup(optarg); break;
 		case 'h': *help = true; return 0;
 		case ':':
 			return cli_usage_error("run", "option %s needs a value", argv[optind - 1]);
@@ -273,8 +288,11 @@ int cmd_run(int argc, char **argv)
 	cli_config cfg = {0};
 	if (o.bridge)
 		cfg.bridge_url = sb_xstrdup(o.bridge);
+	if (o.state_dir)
+		cfg.state_dir = sb_xstrdup(o.state_dir);
 	sb_err *err = cli_config_resolve(&cfg);
 	if (err) {
+		cli_config_deinit(&cfg); /* what the environment already set */
 		run_opts_free(&o);
 		return cli_fail_err("run", err);
 	}
@@ -303,6 +321,15 @@ int cmd_run(int argc, char **argv)
 				     o.via);
 		goto out_cfg;
 	}
+	/* The bridge protocol carries neither: the daemon's own settings decide, so a flag the
+	 * user gave would silently not hold. */
+	if ((o.memory || o.network) && topts.via == CLI_VIA_BRIDGE) {
+		rc = cli_usage_error("run", "%s cannot be passed to a bridge (%s): its daemon sets "
+					    "sandbox limits and network; drop the flag or use the "
+					    "embedded sandbox (--via sandbox)",
+				     o.memory ? "--memory" : "--network", topts.bridge_url);
+		goto out_cfg;
+	}
 
 	char *workspace = NULL;
 	{
@@ -318,7 +345,9 @@ int cmd_run(int argc, char **argv)
 		}
 	}
 
-	g_cancel = sb_cancel_new();
+	g_stage_cancel = sb_cancel_new();
+	g_exec_cancel = sb_cancel_new();
+	g_cancel = g_stage_cancel;
 	install_sigint();
 	run_report report;
 	run_report_init(&report);
@@ -331,12 +360,13 @@ int cmd_run(int argc, char **argv)
 	err = cli_target_acquire(&topts, &target);
 	report.phases.acquire_ms = sb_mono_ms() - t0;
 	if (err) {
-		cli_target_release(&target, false);
+		sb_err_free(cli_target_release(&target, false));
 		rc = cli_fail_err("run", sb_err_prefix(err, "acquiring a lease"));
-		goto out_ws;
+		goto out_report;
 	}
 	report.lease_id = target.lease_id ? sb_xstrdup(target.lease_id) : NULL;
-	set_abort_message(target.lease_id, target.remote_dir);
+	set_abort_message(target.lease_id, target.remote_dir,
+			  topts.via == CLI_VIA_BRIDGE ? topts.bridge_url : NULL);
 
 	/* 2. Stage. */
 	t0 = sb_mono_ms();
@@ -351,11 +381,25 @@ int cmd_run(int argc, char **argv)
 	popts.progress.fn = progress_line;
 	popts.progress.bytes = on_bytes;
 	popts.progress.ud = &bar;
-	popts.cancel = g_cancel;
+	popts.cancel = g_stage_cancel;
 	sb_runtime *rt = NULL;
 	err = sb_runtime_prepare(&popts, &rt);
 	cli_bar_clear(&bar);
 	report.phases.prepare_ms = sb_mono_ms() - t0;
+	g_cancel = g_exec_cancel;
+	if (!err && sb_cancel_is_set(g_stage_cancel)) {
+		/* The Ctrl-C landed as the staging finished: the restore would be cancelled too. */
+		sb_runtime_free(rt);
+		rt = NULL;
+		err = sb_err_new(SB_E_CANCELED, "staging cancelled");
+	}
+	if (err && g_interrupts > 0) {
+		/* Ctrl-C cancelled the staging: an interrupt, not a sandbar failure. */
+		sb_err_free(err);
+		fprintf(stderr, "sandbar run: interrupted while staging; nothing was run\n");
+		rc = SB_EXIT_SIGNAL_BASE + SIGINT;
+		goto out_release;
+	}
 	if (err) {
 		rc = cli_fail_err("run", sb_err_prefix(err, "staging %s", workspace));
 		goto out_release;
@@ -371,8 +415,8 @@ int cmd_run(int argc, char **argv)
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	sb_err *exec_err = NULL;
-	if (!sb_cancel_is_set(g_cancel))
-		exec_err = sb_runner_execute(target.runner, &req, &cbs, g_cancel, &res);
+	if (!sb_cancel_is_set(g_exec_cancel))
+		exec_err = sb_runner_execute(target.runner, &req, &cbs, g_exec_cancel, &res);
 	report.phases.exec_ms = sb_mono_ms() - t0;
 	bool interrupted = g_interrupts > 0;
 	if (exec_err) {
@@ -421,6 +465,10 @@ int cmd_run(int argc, char **argv)
 
 out_release:
 	t0 = sb_mono_ms();
+	/* Without a lease id (--via local, 'cmd:...') the kept thing is the remote directory. */
+	char *kept_dir = o.keep && !target.lease_id && target.remote_dir
+				 ? sb_xstrdup(target.remote_dir)
+				 : NULL;
 	err = cli_target_release(&target, o.keep);
 	report.phases.release_ms = sb_mono_ms() - t0;
 	if (err) {
@@ -431,15 +479,22 @@ out_release:
 	}
 	if (o.keep && report.lease_id)
 		fprintf(stderr, "sandbar run: lease %s kept\n", report.lease_id);
-	if (!o.quiet)
+	else if (kept_dir)
+		fprintf(stderr, "sandbar run: remote copy kept in %s\n", kept_dir);
+	free(kept_dir);
+	/* With --json the object is the summary (as in `sandbar pull` and sandbar(1)): stderr
+	 * then carries only the command's own output and sandbar's errors. */
+	if (!o.quiet && !o.json)
 		run_report_print_summary(&report, stderr);
 	if (o.json)
 		run_report_print_json(&report, stdout);
+out_report:
 	run_report_deinit(&report);
 	signal(SIGINT, SIG_DFL);
-	sb_cancel_free(g_cancel);
 	g_cancel = NULL;
-out_ws:
+	sb_cancel_free(g_stage_cancel);
+	sb_cancel_free(g_exec_cancel);
+	g_stage_cancel = g_exec_cancel = NULL;
 	free(workspace);
 out_cfg:
 	sb_strv_free(topts.prefix);

@@ -1,11 +1,13 @@
 /* `sandbar serve`: the daemon. Parses flags into an sb_server_config and hands over to the
  * server library; everything else (auth, routes, leases, recovery) lives there. */
+#include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <sandbar/server.h>
 
@@ -35,6 +37,22 @@ static const char serve_help[] =
 	"      --log-json           log as JSON lines\n"
 	"  -v, --verbose            debug logging\n"
 	"  -h, --help               this text\n";
+
+/* Every followed exec holds a few descriptors (spool files, the init connection, the client
+ * socket): the usual soft limit of 1024 would cap the daemon at about 200 streams. */
+static void raise_nofile_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+	if (rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+		sb_warn("could not raise the open-file limit to %llu: %s", (unsigned long long)want,
+			strerror(errno));
+}
 
 int cmd_serve(int argc, char **argv)
 {
@@ -105,6 +123,7 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	raise_nofile_limit();
 	sb_server *srv = NULL;
 	err = sb_fs_mkdir_p(state, 0700);
 	if (!err)

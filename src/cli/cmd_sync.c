@@ -58,6 +58,7 @@ static int parse(const char *cmd, const char *help, int argc, char **argv, struc
 	int c;
 	while ((c = getopt_long(argc, argv, ":l:w:qh", longopts, NULL)) != -1) {
 		sb_err *err = NULL;
+		const char *flag = NULL; /* names the flag in a value error */
 		switch (c) {
 		case 'l': a->lease = optarg; break;
 		case 'w':
@@ -68,6 +69,7 @@ static int parse(const char *cmd, const char *help, int argc, char **argv, struc
 		case OPT_EXCLUDE:
 			if (!is_push)
 				return cli_usage_error(cmd, "--exclude is fixed by the last push");
+			flag = "--exclude";
 			err = sb_excludes_check_user(optarg);
 			if (!err)
 				sb_strv_push(&a->excludes, optarg);
@@ -75,6 +77,7 @@ static int parse(const char *cmd, const char *help, int argc, char **argv, struc
 		case OPT_CONFLICT:
 			if (is_push)
 				return cli_usage_error(cmd, "--conflict belongs to `sandbar pull`");
+			flag = "--conflict";
 			err = sb_conflict_policy_parse(optarg, &a->policy);
 			break;
 		case OPT_JSON: a->json = true; break;
@@ -85,7 +88,8 @@ static int parse(const char *cmd, const char *help, int argc, char **argv, struc
 		default: return cli_usage_error(cmd, "unknown option %s", argv[optind - 1]);
 		}
 		if (err) {
-			int rc = cli_usage_error(cmd, "%s %s: %s", argv[optind - 1], optarg, err->msg);
+			/* Not argv[optind - 1]: that is the value when it came as its own word. */
+			int rc = cli_usage_error(cmd, "%s %s: %s", flag, optarg, err->msg);
 			sb_err_free(err);
 			return rc;
 		}

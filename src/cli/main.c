@@ -2,6 +2,7 @@
  * holds only the top-level usage, --version and the shared error printers. */
 #include "cli.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,10 @@ static const struct command commands[] = {
 
 int main(int argc, char **argv)
 {
+	/* A reader that goes away (`sandbar run ... | head`) must not kill us mid-run: the changes
+	 * still have to come back and the lease be released. Writes then fail with EPIPE, which the
+	 * output paths ignore. Commands we start get default signal handling back. */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2) {
 		fputs(usage_text, stderr);
 		return SB_EXIT_FAILURE;

@@ -2,8 +2,10 @@
  *
  * Each command gets its own session (so its process group is its pid), pipes for stdout and
  * stderr that init copies into the spool files (so sandboxed code never holds a spool fd), the
- * request's stdin, cwd and env, rlimits, no_new_privs and the lease's seccomp filter. A status
- * record (status.json) is replaced atomically when the command starts and when it ends.
+ * request's stdin, cwd and env, and rlimits; no_new_privs and the seccomp filter come from init
+ * itself. The starting connection hears of the exit first (message + wake-up byte); the status
+ * record (status.json, replaced atomically) follows in the same loop turn, and a "running"
+ * record is written only for commands that outlive a few milliseconds.
  */
 #include "init.h"
 
@@ -68,8 +70,26 @@ static outcome outcome_of(bool running, int wstatus, bool oom)
 	return o;
 }
 
-/* status.json, replaced atomically (temp file + rename in the exec's spool directory). */
-static void write_status(sbi_exec *x, outcome o)
+/* The exec's spool directory, made on first need. false when it cannot be (logged once; the
+ * exec's output is then dropped and its records skipped). */
+static bool ensure_dir(const sbi_state *st, sbi_exec *x)
+{
+	if (x->dirfd >= 0)
+		return true;
+	if (x->dir_failed)
+		return false;
+	if ((mkdirat(st->spool_fd, x->id, 0700) < 0 && errno != EEXIST) ||
+	    (x->dirfd = openat(st->spool_fd, x->id, O_DIRECTORY | O_PATH | O_CLOEXEC)) < 0) {
+		sbi_log("exec %s: creating its spool directory: %s (its output is dropped)", x->id,
+		        strerror(errno));
+		x->dir_failed = true;
+		return false;
+	}
+	return true;
+}
+
+/* status.json, replaced atomically (temp file + rename), by the writer thread. */
+static void write_status(const sbi_state *st, sbi_exec *x, outcome o)
 {
 	char code[16] = "null";
 	if (o.has_code)
@@ -84,27 +104,8 @@ static void write_status(sbi_exec *x, outcome o)
 	                 (long long)x->finished_ms, code, o.sig, x->timed_out ? "true" : "false",
 	                 o.oom ? "true" : "false", x->truncated[0] ? "true" : "false",
 	                 x->truncated[1] ? "true" : "false");
-	int fd =
-	    openat(x->dirfd, "status.json.tmp", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		sbi_log("exec %s: cannot write status: %s", x->id, strerror(errno));
-		return;
-	}
-	size_t done = 0;
-	while (done < (size_t)n) {
-		ssize_t w = write(fd, buf + done, (size_t)n - done);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			sbi_log("exec %s: writing status: %s", x->id, strerror(errno));
-			close(fd);
-			return;
-		}
-		done += (size_t)w;
-	}
-	close(fd);
-	if (renameat(x->dirfd, "status.json.tmp", x->dirfd, "status.json") < 0)
-		sbi_log("exec %s: renaming status: %s", x->id, strerror(errno));
+	if (n > 0 && (size_t)n < sizeof buf)
+		sbi_records_put(st, x, buf, (size_t)n);
 }
 
 void sbi_exec_describe(const sbi_exec *x, sbi_msg *m)
@@ -120,31 +121,71 @@ void sbi_exec_describe(const sbi_exec *x, sbi_msg *m)
 	sbi_msg_addi(m, "oom_killed", o.oom);
 	sbi_msg_addi(m, "stdout_truncated", x->truncated[0]);
 	sbi_msg_addi(m, "stderr_truncated", x->truncated[1]);
+	sbi_msg_addi(m, "recording", x->pending_records > 0);
 	sbi_msg_addi(m, "started_at_ms", x->started_ms);
 	sbi_msg_addi(m, "finished_at_ms", x->finished_ms);
 }
 
-/* Tell the connection that started the exec (when it asked) that it ended: the host learns
- * it from one message instead of re-reading status.json. A host that went away is fine. */
+bool sbi_exec_watch(sbi_exec *x, int notify_fd, int wake_fd)
+{
+	if (x->exited) {
+		if (notify_fd >= 0)
+			close(notify_fd);
+		if (wake_fd >= 0)
+			close(wake_fd);
+		return false;
+	}
+	struct sbi_watcher *w = realloc(x->watchers, (x->nwatchers + 1) * sizeof *w);
+	if (!w) {
+		if (notify_fd >= 0)
+			close(notify_fd);
+		if (wake_fd >= 0)
+			close(wake_fd);
+		return true; /* still running; this reader falls back to the files */
+	}
+	x->watchers = w;
+	if (wake_fd >= 0)
+		fcntl(wake_fd, F_SETFL, O_NONBLOCK);
+	x->watchers[x->nwatchers++] = (struct sbi_watcher){notify_fd, wake_fd};
+	return true;
+}
+
+/* Non-blocking: a full pipe means that reader has wake-ups pending anyway; a reader that went
+ * away makes the write fail (SIGPIPE is blocked). */
+static void wake_watchers(sbi_exec *x)
+{
+	for (size_t i = 0; i < x->nwatchers; i++)
+		if (x->watchers[i].wake_fd >= 0)
+			(void)!write(x->watchers[i].wake_fd, "w", 1);
+}
+
+static void drop_watchers(sbi_exec *x)
+{
+	for (size_t i = 0; i < x->nwatchers; i++) {
+		if (x->watchers[i].notify_fd >= 0)
+			close(x->watchers[i].notify_fd);
+		if (x->watchers[i].wake_fd >= 0)
+			close(x->watchers[i].wake_fd);
+	}
+	free(x->watchers);
+	x->watchers = NULL;
+	x->nwatchers = 0;
+}
+
+/* Tell every reader that it ended: one message instead of re-reading status.json, then a
+ * wake-up so that a reader polling its pipe looks. */
 static void notify_exit(sbi_exec *x)
 {
-	if (x->notify_fd < 0)
-		return;
 	sbi_msg m;
 	sbi_msg_init(&m);
 	sbi_msg_add(&m, "op", "exit");
 	sbi_exec_describe(x, &m);
-	(void)sbi_send(x->notify_fd, &m, NULL, 0);
+	for (size_t i = 0; i < x->nwatchers; i++)
+		if (x->watchers[i].notify_fd >= 0)
+			(void)sbi_send(x->watchers[i].notify_fd, &m, NULL, 0);
 	sbi_msg_deinit(&m);
-	close(x->notify_fd);
-	x->notify_fd = -1;
-}
-
-/* Non-blocking: a full pipe means the host has wake-ups pending anyway. */
-static void wake_host(sbi_exec *x)
-{
-	if (x->wake_fd >= 0)
-		(void)!write(x->wake_fd, "w", 1);
+	wake_watchers(x);
+	drop_watchers(x);
 }
 
 static const int limit_res[3] = {RLIMIT_NOFILE, RLIMIT_NPROC, RLIMIT_CORE};
@@ -267,23 +308,8 @@ static void exec_free(sbi_exec *x)
 	}
 	if (x->dirfd >= 0)
 		close(x->dirfd);
-	if (x->notify_fd >= 0)
-		close(x->notify_fd);
-	if (x->wake_fd >= 0)
-		close(x->wake_fd);
+	drop_watchers(x);
 	free(x);
-}
-
-static void spool_remove(int spool_fd, const char *id)
-{
-	int d = openat(spool_fd, id, O_DIRECTORY | O_CLOEXEC);
-	if (d >= 0) {
-		unlinkat(d, "stdout", 0);
-		unlinkat(d, "stderr", 0);
-		unlinkat(d, "status.json", 0);
-		close(d);
-	}
-	unlinkat(spool_fd, id, AT_REMOVEDIR);
 }
 
 void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd, int wake_fd,
@@ -313,28 +339,22 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 	}
 	snprintf(x->id, sizeof x->id, "%s", id);
 	x->dirfd = x->pipe[0] = x->pipe[1] = x->file[0] = x->file[1] = -1;
-	x->notify_fd = notify_fd;
-	notify_fd = -1;
-	x->wake_fd = wake_fd;
-	wake_fd = -1;
-	if (x->wake_fd >= 0)
-		fcntl(x->wake_fd, F_SETFL, O_NONBLOCK);
-	if (mkdirat(st->spool_fd, id, 0700) < 0) {
-		reply_err(reply, errno,
-		          errno == EEXIST ? "exec id already used" : "creating spool");
+	if (notify_fd >= 0 || wake_fd >= 0)
+		sbi_exec_watch(x, notify_fd, wake_fd);
+	notify_fd = wake_fd = -1;
+	/* The spool directory is made on first need (output, a status record), never on the
+	 * path the host waits on: a directory operation can take milliseconds on a busy disk.
+	 * Only the id's novelty is checked now. stdout and stderr files
+	 * appear with the first byte: readers treat a missing file as empty. */
+	struct stat sst;
+	if (fstatat(st->spool_fd, id, &sst, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT) {
+		reply_err(reply, EEXIST, "exec id already used");
 		goto out;
-	}
-	/* stdout and stderr files appear with the first byte: readers treat a missing file as
-	 * empty, and a silent command costs two file creations less */
-	x->dirfd = openat(st->spool_fd, id, O_DIRECTORY | O_PATH | O_CLOEXEC);
-	if (x->dirfd < 0) {
-		reply_err(reply, errno, "opening the spool directory");
-		goto out_rm;
 	}
 	int in = stdin_fd >= 0 ? stdin_fd : st->devnull;
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		reply_err(reply, errno, "creating pipes");
-		goto out_rm;
+		goto out;
 	}
 	x->oom_before = read_oom_kills(st);
 	x->started_ms = sbi_wall_ms();
@@ -344,12 +364,12 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 	static char *stack;
 	if (!stack && !(stack = malloc(CHILD_STACK))) {
 		reply_err(reply, ENOMEM, "out of memory");
-		goto out_rm;
+		goto out;
 	}
 	pid_t pid = clone(child, stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
 	if (pid < 0) {
 		reply_err(reply, errno, "clone");
-		goto out_rm;
+		goto out;
 	}
 	close(outp[1]);
 	close(errp[1]);
@@ -364,7 +384,7 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 		snprintf(msg, sizeof msg, "%s: %s", what, strerror(a.error));
 		reply_err(reply, a.error, msg);
 		sbi_msg_add(reply, "stage", a.stage == STAGE_CHDIR ? "chdir" : "exec");
-		goto out_rm;
+		goto out;
 	}
 	x->pid = pid;
 	x->pipe[0] = outp[0];
@@ -387,8 +407,6 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 	sbi_msg_addi(reply, "pid", pid);
 	sbi_msg_addi(reply, "started_at_ms", st->execs->started_ms);
 	goto out;
-out_rm:
-	spool_remove(st->spool_fd, id);
 out:
 	if (x)
 		exec_free(x);
@@ -418,10 +436,12 @@ sbi_exec *sbi_exec_find(sbi_state *st, const char *id)
 
 static const char *const stream_names[2] = {"stdout", "stderr"};
 
-static bool ensure_file(sbi_exec *x, int s)
+static bool ensure_file(const sbi_state *st, sbi_exec *x, int s)
 {
 	if (x->file[s] >= 0)
 		return true;
+	if (!ensure_dir(st, x))
+		return false;
 	x->file[s] = openat(x->dirfd, stream_names[s], O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	if (x->file[s] < 0)
 		sbi_log("exec %s: creating %s: %s", x->id, stream_names[s], strerror(errno));
@@ -479,13 +499,16 @@ void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 				x->truncated[s] = true;
 				continue;
 			}
-			if (n == 1 && ensure_file(x, s)) {
+			if (n == 1 && ensure_file(st, x, s)) {
 				spool_write(x, s, &c, 1);
 				continue;
 			}
-		} else if (!ensure_file(x, s)) {
-			n = -1;
-			errno = EIO;
+			if (n == 1) {
+				x->truncated[s] = true;
+				continue;
+			}
+		} else if (!ensure_file(st, x, s)) {
+			n = discard(x, s); /* nowhere to spool it: the command must not block */
 		} else {
 			size_t want =
 			    (unsigned long long)avail < room ? (size_t)avail : (size_t)room;
@@ -513,7 +536,7 @@ void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 		x->pipe[s] = -1;
 	}
 	if (moved && !x->exited)
-		wake_host(x); /* after the exit, the exit path wakes the host itself */
+		wake_watchers(x); /* after the exit, the exit path wakes them itself */
 }
 
 static void exec_finish(sbi_state *st, sbi_exec *x, int wstatus)
@@ -530,8 +553,7 @@ static void exec_finish(sbi_state *st, sbi_exec *x, int wstatus)
 	/* The host hears first; the record follows in this same loop turn, before init reads
 	 * any other request, so a status request (answered from this table) always agrees. */
 	notify_exit(x);
-	wake_host(x);
-	write_status(x, outcome_of(false, wstatus, x->oom));
+	write_status(st, x, outcome_of(false, wstatus, x->oom));
 }
 
 void sbi_exec_reap(sbi_state *st)
@@ -559,7 +581,7 @@ int sbi_exec_timeouts(sbi_state *st)
 			continue;
 		if (x->status_due_ms && now >= x->status_due_ms) {
 			x->status_due_ms = 0;
-			write_status(x, outcome_of(true, 0, false));
+			write_status(st, x, outcome_of(true, 0, false));
 		}
 		if (x->status_due_ms && (next < 0 || x->status_due_ms - now < next))
 			next = x->status_due_ms - now;
@@ -585,7 +607,7 @@ void sbi_exec_gc(sbi_state *st)
 	sbi_exec **pp = &st->execs;
 	while (*pp) {
 		sbi_exec *x = *pp;
-		if (x->exited && x->pipe[0] < 0 && x->pipe[1] < 0) {
+		if (x->exited && x->pipe[0] < 0 && x->pipe[1] < 0 && x->pending_records == 0) {
 			*pp = x->next;
 			exec_free(x);
 		} else {

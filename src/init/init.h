@@ -16,13 +16,17 @@
  * both output pipes have reached end of file (background children may keep them open). */
 typedef struct sbi_exec {
 	char id[65];
-	pid_t pid;     /* also its process group and session id */
-	int dirfd;     /* spool/<id> */
-	int notify_fd; /* connection to tell about the exit, or -1 */
-	int wake_fd;   /* host's pipe: one byte when output grew or the exec ended, or -1 */
-	int pipe[2];   /* read ends for stdout, stderr; -1 once at EOF */
-	int file[2];   /* spool files stdout, stderr */
-	off_t off[2];  /* bytes spooled so far */
+	pid_t pid; /* also its process group and session id */
+	int dirfd; /* spool/<id> */
+	/* Host readers following this exec: each gets a byte on its wake pipe when output was
+	 * spooled, and at the exit an "exit" message on its connection, then a last byte. */
+	struct sbi_watcher {
+		int notify_fd, wake_fd;
+	} * watchers;
+	size_t nwatchers;
+	int pipe[2];  /* read ends for stdout, stderr; -1 once at EOF */
+	int file[2];  /* spool files stdout, stderr */
+	off_t off[2]; /* bytes spooled so far */
 	int64_t started_ms, finished_ms;
 	int64_t deadline_ms; /* 0 = none */
 	int64_t grace_ms;
@@ -32,6 +36,8 @@ typedef struct sbi_exec {
 	bool oom;              /* once exited: the memory limit killed it */
 	bool truncated[2];     /* output past spool_max was dropped */
 	int64_t status_due_ms; /* when to write the "running" record; 0 = done */
+	bool dir_failed;       /* its spool directory could not be made */
+	int pending_records;   /* status records queued to the writer thread (records.c) */
 	long long oom_before;
 	struct sbi_exec *next;
 } sbi_exec;
@@ -52,11 +58,17 @@ int64_t sbi_mono_ms(void);
 /* Log a line to init's stderr (a host-side file outside the sandbox). */
 void sbi_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* records.c: start the record writer; returns the descriptor the main loop polls for
+ * completions (then calls sbi_records_reap), or -1. */
+int sbi_records_start(void);
+/* Queue an exec's status record (text of len bytes) for writing. */
+void sbi_records_put(const sbi_state *st, sbi_exec *x, const char *text, size_t len);
+void sbi_records_reap(void);
+
 /* Once at start: compute the commands' rlimits and open /dev/null. -1 on failure (errno). */
 int sbi_exec_setup(sbi_state *st);
 /* Handle an exec request: start the command, fill reply. stdin_fd, notify_fd and wake_fd (or
- * -1) are consumed; notify_fd gets an "exit" message when the command ends, wake_fd a byte
- * whenever output was spooled and after the exit message. */
+ * -1) are consumed; the latter two make the first watcher (see sbi_exec). */
 void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd, int wake_fd,
                     sbi_msg *reply);
 /* Reap exited children (after SIGCHLD) and record the status of the ones that are execs. */
@@ -68,6 +80,8 @@ int sbi_exec_timeouts(sbi_state *st);
 /* Free finished execs whose pipes are closed. */
 void sbi_exec_gc(sbi_state *st);
 sbi_exec *sbi_exec_find(sbi_state *st, const char *id);
+/* Add a watcher to a running exec (both fds consumed). false when it has exited already. */
+bool sbi_exec_watch(sbi_exec *x, int notify_fd, int wake_fd);
 /* The exec's state as message fields (running, pid, exit_code, signal, ...). */
 void sbi_exec_describe(const sbi_exec *x, sbi_msg *m);
 /* List processes into reply ("proc" fields). */

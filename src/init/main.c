@@ -17,13 +17,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <linux/seccomp.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CLIENTS 256
+#define MAX_CLIENTS 16384 /* each running exec started with notify keeps one */
 #define SECCOMP_MAX_BYTES (64u * 1024u)
 
 typedef struct client {
@@ -31,8 +32,8 @@ typedef struct client {
 	sbi_reader rd;
 } client;
 
-static client clients[MAX_CLIENTS];
-static int nclients;
+static client *clients;
+static int nclients, clients_cap;
 
 int64_t sbi_wall_ms(void)
 {
@@ -150,6 +151,28 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 		} else {
 			sbi_msg_add(&reply, "ok", "1");
 		}
+	} else if (strcmp(op, "watch") == 0) {
+		/* a reader attaching to a running exec: wake-ups on fds[0], the exit message on
+		 * this connection; the reply carries the state at this moment */
+		const char *id = sbi_msg_get(req, "id");
+		sbi_exec *x = id ? sbi_exec_find(st, id) : NULL;
+		if (!x) {
+			sbi_msg_add(&reply, "ok", "0");
+			sbi_msg_addi(&reply, "errno", ENOENT);
+			sbi_msg_add(&reply, "msg", "not tracked by sandbar-init");
+		} else {
+			int nfd = fcntl(cfd, F_DUPFD_CLOEXEC, 3);
+			bool watching = sbi_exec_watch(x, nfd, nfds > 0 ? fds[0] : -1);
+			used = nfds > 0 ? 1 : 0;
+			sbi_msg_add(&reply, "ok", "1");
+			sbi_msg_addi(&reply, "watching", watching);
+			sbi_exec_describe(x, &reply);
+		}
+	} else if (strcmp(op, "list") == 0) {
+		/* the execs init tracks: some may have no spool directory yet */
+		sbi_msg_add(&reply, "ok", "1");
+		for (sbi_exec *x = st->execs; x; x = x->next)
+			sbi_msg_add(&reply, "id", x->id);
 	} else if (strcmp(op, "status") == 0) {
 		/* from memory while init still tracks the exec; the host falls back to the
 		 * record on disk otherwise */
@@ -209,9 +232,18 @@ static void accept_clients(int lfd)
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			return; /* EAGAIN: the listening socket is non-blocking */
-		if (nclients == MAX_CLIENTS) {
-			close(fd);
-			continue;
+		if (nclients == clients_cap) {
+			int cap = clients_cap ? clients_cap * 2 : 64;
+			client *grown = cap <= MAX_CLIENTS
+			                    ? realloc(clients, (size_t)cap * sizeof *grown)
+			                    : NULL;
+			if (!grown) {
+				sbi_log("refusing a host connection: %d open already", nclients);
+				close(fd);
+				continue;
+			}
+			clients = grown;
+			clients_cap = cap;
 		}
 		struct timeval tv = {2, 0};
 		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -268,6 +300,13 @@ int main(int argc, char **argv)
 		for (int fd = 3; fd < 1024; fd++)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);
 	}
+	/* every running exec holds several descriptors here (pipes, spool files, connections):
+	 * use all the hard limit allows */
+	struct rlimit nof;
+	if (getrlimit(RLIMIT_NOFILE, &nof) == 0 && nof.rlim_cur < nof.rlim_max) {
+		nof.rlim_cur = nof.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nof);
+	}
 	if (sbi_exec_setup(&st) < 0) {
 		sbi_log("preparing command limits: %s", strerror(errno));
 		_exit(1);
@@ -287,10 +326,19 @@ int main(int argc, char **argv)
 	sigset_t mask;
 	sigemptyset(&mask);
 	sigaddset(&mask, SIGCHLD);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
 	int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	/* SIGPIPE blocked too (not ignored, which commands would inherit): a host that went away
+	 * leaves the wake pipe and the exit message without a reader; the writes just fail.
+	 * Commands start with an empty mask. */
+	sigaddset(&mask, SIGPIPE);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
 	if (sfd < 0 || fcntl(ctl, F_SETFL, O_NONBLOCK) < 0) {
 		sbi_log("setting up the event loop: %s", strerror(errno));
+		_exit(1);
+	}
+	int records = sbi_records_start();
+	if (records < 0) {
+		sbi_log("starting the record writer: %s", strerror(errno));
 		_exit(1);
 	}
 	if (ready >= 0) {
@@ -300,7 +348,7 @@ int main(int argc, char **argv)
 	struct pollfd *pfds = NULL;
 	size_t pcap = 0;
 	for (;;) {
-		size_t n = 0, want = 2 + (size_t)nclients;
+		size_t n = 0, want = 3 + (size_t)nclients;
 		for (sbi_exec *x = st.execs; x; x = x->next)
 			want += 2;
 		if (want > pcap) {
@@ -313,6 +361,7 @@ int main(int argc, char **argv)
 		}
 		pfds[n++] = (struct pollfd){ctl, POLLIN, 0};
 		pfds[n++] = (struct pollfd){sfd, POLLIN, 0};
+		pfds[n++] = (struct pollfd){records, POLLIN, 0};
 		for (int i = 0; i < nclients; i++)
 			pfds[n++] = (struct pollfd){clients[i].fd, POLLIN, 0};
 		for (sbi_exec *x = st.execs; x; x = x->next)
@@ -328,7 +377,7 @@ int main(int argc, char **argv)
 		if (rc <= 0)
 			continue;
 		/* output first, so a reaped exec's status comes after all its bytes */
-		size_t k = 2 + (size_t)nclients;
+		size_t k = 3 + (size_t)nclients;
 		for (sbi_exec *x = st.execs; x; x = x->next)
 			for (int s = 0; s < 2; s++, k++)
 				if (pfds[k].revents && x->pipe[s] == pfds[k].fd)
@@ -339,8 +388,10 @@ int main(int argc, char **argv)
 				;
 			sbi_exec_reap(&st);
 		}
+		if (pfds[2].revents)
+			sbi_records_reap();
 		for (int i = nclients - 1; i >= 0; i--)
-			if (pfds[2 + i].revents)
+			if (pfds[3 + i].revents)
 				client_readable(&st, i);
 		if (pfds[0].revents)
 			accept_clients(ctl);

@@ -12,6 +12,9 @@
 #define BRIDGE_PREFIX_V2 "/api/paperclip-sandbox/v2"
 #define BRIDGE_REQUEST_TIMEOUT_DEFAULT 300000
 #define BRIDGE_COMMAND_TIMEOUT_DEFAULT 300000
+/* The protocol has no "no deadline": a request without one asks for the longest timeout the
+ * protocol allows (the plugin's timeoutMs range ends at 24 h), not the 5-minute default. */
+#define BRIDGE_COMMAND_TIMEOUT_MAX 86400000
 #define BRIDGE_EXEC_GRACE_MS 60000
 #define BRIDGE_MAX_JSON_BODY (96u * 1024u * 1024u) /* complete results repeat 2 x 4 MiB */
 

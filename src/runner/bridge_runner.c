@@ -184,8 +184,9 @@ static sb_err *exec_body(const bridge_runner *br, const sb_exec_request *req, bo
 	} else {
 		json_object_set_new(o, "stdin", json_null());
 	}
-	if (req->timeout_ms > 0)
-		json_object_set_new(o, "timeoutMs", json_integer(req->timeout_ms));
+	json_object_set_new(o, "timeoutMs",
+	                    json_integer(req->timeout_ms > 0 ? req->timeout_ms
+	                                                     : BRIDGE_COMMAND_TIMEOUT_MAX));
 	json_object_set_new(o, "streamOutput", json_boolean(want_stream && !*bridge_channel));
 	if (*bridge_channel) {
 		char *sid = sb_strfmt("%s-bridge", br->session);
@@ -273,7 +274,7 @@ static sb_err *bridge_execute(sb_runner *r, const sb_exec_request *req, const sb
 
 	bool sign = false;
 	const bridge_conf *conf = bridge_client_conf(br->client, &sign);
-	int64_t cmd = req->timeout_ms > 0 ? req->timeout_ms : BRIDGE_COMMAND_TIMEOUT_DEFAULT;
+	int64_t cmd = req->timeout_ms > 0 ? req->timeout_ms : BRIDGE_COMMAND_TIMEOUT_MAX;
 	int64_t http_timeout = cmd + BRIDGE_EXEC_GRACE_MS;
 	if (http_timeout < conf->request_timeout_ms)
 		http_timeout = conf->request_timeout_ms;

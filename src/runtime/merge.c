@@ -207,6 +207,17 @@ static sb_err *write_entry(merger *g, int pfd, const char *name, const char *pat
 		return NULL;
 	}
 	if (s->type == SB_FT_SYMLINK) {
+		/* Like a file, the staged link itself is renamed into place: a temp link made
+		 * beside the target would outlive a restore killed between its two steps, and
+		 * the next restore would take it for a local addition. */
+		char *staged = sb_strfmt("%s/%s", g->m->source_dir, s->path);
+		int moved = g->moved_ok ? renameat(AT_FDCWD, staged, pfd, name) : -1;
+		int move_errno = errno;
+		free(staged);
+		if (moved == 0)
+			return NULL;
+		if (g->moved_ok && move_errno != EXDEV)
+			return sb_err_sys(move_errno, "moving the symlink %s into place", path);
 		char *tmp = sb_rt_temp_name(name, ".sandbar-link.");
 		sb_err *err = NULL;
 		if (symlinkat(s->target, pfd, tmp) != 0)

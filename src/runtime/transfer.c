@@ -4,11 +4,10 @@
  * handed to the runner's sync_in / sync_out. Both apply the same excludes and the same
  * destroy-then-replace rule, so they leave byte-identical trees.
  *
- * The archive is never streamed through a pipe with one end on another thread: a runner may
- * fork without exec inside sync_in / sync_out (the sandbox runner does, to act as the workspace
- * owner), and a child forked while another of our threads holds a libc lock (locale, iconv, NSS)
- * deadlocks on it. A file also needs no end-of-stream agreement with copies of a descriptor
- * that such a child inherits.
+ * The archive goes through a file rather than a pipe between threads: its size is known
+ * before the transfer starts (progress totals, the download limit), and no runner has to agree
+ * on an end of stream. Streaming would overlap tar and transfer (see the runtime benchmark),
+ * at the cost of both.
  */
 #include "runtime/rt.h"
 
@@ -45,6 +44,18 @@ static sb_err *rewind_fd(int fd)
 
 /* ---- stage in */
 
+/* Runners report native progress without a total (they see a stream); we know the size. */
+typedef struct known_total {
+	sb_rt_progress *p;
+	uint64_t total;
+} known_total;
+
+static void progress_with_total(void *ud, uint64_t done, uint64_t total)
+{
+	known_total *k = ud;
+	sb_rt_progress_fn(k->p, done, total ? total : k->total);
+}
+
 sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
 		       uint64_t *bytes_out)
 {
@@ -61,10 +72,11 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 		err = sb_tar_create(s->local_dir, s->ex, s->follow_symlinks, fd, &bytes);
 	sb_rt_timer_mark(&tm, "tar");
 	if (!err && s->native) {
+		known_total kt = {.p = p, .total = bytes};
 		err = rewind_fd(fd);
 		if (!err)
 			err = sb_runner_sync_in(c->runner, s->remote_dir, s->spare, fd,
-						sb_rt_progress_fn, p);
+						progress_with_total, &kt);
 		sb_rt_timer_mark(&tm, "transfer");
 		if (err)
 			sb_rt_progress_fail(p);
@@ -80,6 +92,16 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 		}
 	}
 	sb_rt_timer_finish(&tm, err != NULL);
+	if (err && !s->native) {
+		/* The archive is a temporary of this staging. The extract script's trap removes it
+		 * when that script ran; this covers an upload whose rename landed before its call
+		 * failed, and an extract call that never reached the far side. */
+		sb_buf rm = SB_BUF_INIT;
+		sb_buf_appends(&rm, "rm -f ");
+		sb_shell_quote(&rm, s->upload_tar);
+		sb_rt_run_quiet(c, sb_buf_cstr(&rm));
+		sb_buf_deinit(&rm);
+	}
 	sb_close(&fd);
 	free(script);
 	if (err)

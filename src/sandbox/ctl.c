@@ -58,8 +58,17 @@ sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int
 		}
 		long n = sbi_reader_fill(&rd, fd);
 		if (n == 0 || n == -ECONNRESET) {
-			err = sb_err_new(SB_E_STATE_LOST,
-			                 "sandbar-init of lease %s closed the connection", sb->id);
+			/* a live init that hangs up has refused the connection (too many open) */
+			bool alive = sb->info.init_pid > 0 &&
+			             sb_proc_start_time(sb->info.init_pid) == sb->init_start;
+			err = alive
+			          ? sb_err_new(SB_E_BUSY,
+			                       "sandbar-init of lease %s refused the request (too "
+			                       "many open connections); try again",
+			                       sb->id)
+			          : sb_err_new(SB_E_STATE_LOST,
+			                       "sandbar-init of lease %s closed the connection",
+			                       sb->id);
 			goto out;
 		}
 		if (n == -EAGAIN) {

@@ -88,6 +88,26 @@ static sb_err *build_request(sb_sandbox *sb, const sb_sandbox_exec_req *req, con
 	return NULL;
 }
 
+static sb_sandbox_exec *new_handle(sb_sandbox *sb, const char *exec_id)
+{
+	sb_sandbox_exec *x = sb_xcalloc(1, sizeof *x);
+	x->sb = sb;
+	snprintf(x->id, sizeof x->id, "%s", exec_id);
+	x->dirfd = x->out[0] = x->out[1] = x->ino = x->stdin_w = x->conn = x->wake = -1;
+	sbi_reader_init(&x->rd);
+	x->alive_checked_ms = sb_mono_ms();
+	return x;
+}
+
+/* init makes an exec's spool directory right after replying to its start: a handle from
+ * exec_start opens it on first need. False while it does not exist yet. */
+static bool ensure_dir(sb_sandbox_exec *x)
+{
+	if (x->dirfd < 0)
+		x->dirfd = openat(x->sb->spool_fd, x->id, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	return x->dirfd >= 0;
+}
+
 sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req, sb_sandbox_exec **out)
 {
 	*out = NULL;
@@ -135,12 +155,16 @@ sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req, sb
 		const char *msg = sbi_msg_get(&reply, "msg");
 		err = sb_err_new(SB_E_SPAWN, "failed to start \"%s\" in \"%s\": %s", req->argv[0],
 		                 cwd, msg ? msg : "unknown reason");
+		/* The caller tells "not found" (ENOENT from exec) from "cannot start" by it. */
+		long long e = 0;
+		const char *stage = sbi_msg_get(&reply, "stage");
+		if (!strcmp(stage, "exec") && sbi_msg_geti(&reply, "errno", 1, 4095, &e) == 0)
+			err->sys_errno = (int)e;
 		goto out;
 	}
 	if ((err = sb_ctl_reply_err(sb, &reply, "starting a command")))
 		goto out;
-	if ((err = sb_sandbox_exec_attach(sb, id, out)))
-		goto out;
+	*out = new_handle(sb, id);
 	(*out)->stdin_w = in[1];
 	in[1] = -1;
 	if ((err = sb_fd_set_nonblock(conn, true)))
@@ -174,19 +198,94 @@ out:
 	return err;
 }
 
-sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec **out)
+static void status_from_msg(const sbi_msg *m, const char *id, sb_sandbox_exec_status *f);
+
+/* Ask init to treat this handle like the one that started the exec: wake-ups on a pipe and
+ * the exit message on a connection, instead of an inotify watch per follower. Best effort:
+ * without it (init no longer tracks the exec, or the sandbox is dead) the handle falls back
+ * to the spool's files. */
+static void watch_exec(sb_sandbox_exec *x)
+{
+	int wake[2] = {-1, -1}, conn = -1;
+	sbi_msg m, reply;
+	sbi_msg_init(&m);
+	sbi_msg_init(&reply);
+	sbi_reader rd;
+	sbi_reader_init(&rd);
+	sb_err *err = NULL;
+	if (pipe2(wake, O_CLOEXEC) < 0 || (err = sb_fd_set_nonblock(wake[0], true)))
+		goto out;
+	sbi_msg_add(&m, "op", "watch");
+	sbi_msg_add(&m, "id", x->id);
+	if ((err = sb_ctl_call_keep(x->sb, &m, &wake[1], 1, &reply, &conn, &rd)))
+		goto out;
+	const char *ok = sbi_msg_get(&reply, "ok");
+	if (!ok || strcmp(ok, "1") != 0)
+		goto out;
+	sb_sandbox_exec_status st;
+	status_from_msg(&reply, x->id, &st);
+	long long watching = 0;
+	sbi_msg_geti(&reply, "watching", 0, 1, &watching);
+	if (!st.running) {
+		x->final_st = st;
+		x->final = true;
+		goto out;
+	}
+	if (!watching || (err = sb_fd_set_nonblock(conn, true)))
+		goto out;
+	x->pid = st.pid;
+	x->started_ms = st.started_at_ms;
+	x->conn = conn;
+	x->wake = wake[0];
+	conn = wake[0] = -1;
+	sbi_reader_deinit(&x->rd);
+	x->rd = rd;
+	sbi_reader_init(&rd);
+out:
+	sb_err_free(err);
+	sb_close(&conn);
+	sb_close(&wake[0]);
+	sb_close(&wake[1]);
+	sbi_reader_deinit(&rd);
+	sbi_msg_deinit(&m);
+	sbi_msg_deinit(&reply);
+}
+
+static bool init_tracks(sb_sandbox *sb, const char *exec_id)
+{
+	int saved = errno;
+	sbi_msg m, reply;
+	sbi_msg_init(&m);
+	sbi_msg_init(&reply);
+	sbi_msg_add(&m, "op", "status");
+	sbi_msg_add(&m, "id", exec_id);
+	sb_err *err = sb_ctl_call(sb, &m, NULL, 0, &reply);
+	const char *ok = err ? NULL : sbi_msg_get(&reply, "ok");
+	bool tracked = ok && strcmp(ok, "1") == 0;
+	sb_err_free(err);
+	sbi_msg_deinit(&m);
+	sbi_msg_deinit(&reply);
+	errno = saved;
+	return tracked;
+}
+
+static sb_err *attach_plain(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec **out)
 {
 	*out = NULL;
 	sb_err *err = sb_lease_check_id("exec", exec_id);
 	if (err)
 		return err;
-	sb_sandbox_exec *x = sb_xcalloc(1, sizeof *x);
-	x->sb = sb;
-	snprintf(x->id, sizeof x->id, "%s", exec_id);
-	x->out[0] = x->out[1] = x->ino = x->stdin_w = x->conn = x->wake = -1;
-	sbi_reader_init(&x->rd);
-	x->alive_checked_ms = sb_mono_ms();
+	sb_sandbox_exec *x = new_handle(sb, exec_id);
 	x->dirfd = openat(sb->spool_fd, exec_id, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (x->dirfd < 0 && errno == ENOENT && !sb->dead) {
+		/* init makes the directory on first need (output, a record): an exec it tracks
+		 * may have none yet. Once init answered, any directory it was making exists. */
+		if (init_tracks(sb, exec_id)) {
+			*out = x;
+			return NULL;
+		}
+		x->dirfd = openat(sb->spool_fd, exec_id, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	}
 	if (x->dirfd < 0) {
 		err = errno == ENOENT
 		          ? sb_err_new(SB_E_NOTFOUND, "no exec %s in lease %s", exec_id, sb->id)
@@ -197,6 +296,14 @@ sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_e
 	return NULL;
 fail:
 	sb_sandbox_exec_free(x);
+	return err;
+}
+
+sb_err *sb_sandbox_exec_attach(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec **out)
+{
+	sb_err *err = attach_plain(sb, exec_id, out);
+	if (!err && !sb->dead)
+		watch_exec(*out);
 	return err;
 }
 
@@ -227,6 +334,8 @@ sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offs
 	int s = stream == SB_STREAM_STDOUT ? 0 : 1;
 	if (x->out[s] < 0) {
 		/* init creates the file with the first byte */
+		if (!ensure_dir(x))
+			return NULL; /* not even the directory yet: nothing written */
 		x->out[s] = openat(x->dirfd, stream_names[s], O_RDONLY | O_CLOEXEC);
 		if (x->out[s] < 0 && errno == ENOENT)
 			return NULL;
@@ -285,7 +394,7 @@ static void fill_sizes(sb_sandbox_exec *x, sb_sandbox_exec_status *st)
 {
 	struct stat fs;
 	for (int s = 0; s < 2; s++) {
-		if (x->out[s] < 0)
+		if (x->out[s] < 0 && ensure_dir(x))
 			x->out[s] = openat(x->dirfd, stream_names[s], O_RDONLY | O_CLOEXEC);
 		if (x->out[s] >= 0 && fstat(x->out[s], &fs) == 0)
 			*(s == 0 ? &st->stdout_size : &st->stderr_size) = (uint64_t)fs.st_size;
@@ -376,7 +485,7 @@ sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *s
 	}
 	char buf[STATUS_MAX];
 	size_t len = 0;
-	int fd = openat(x->dirfd, "status.json", O_RDONLY | O_CLOEXEC);
+	int fd = ensure_dir(x) ? openat(x->dirfd, "status.json", O_RDONLY | O_CLOEXEC) : -1;
 	if (fd < 0 && errno != ENOENT)
 		return sb_err_sys(errno, "status of exec %s in lease %s", x->id, x->sb->id);
 	if (fd >= 0) {
@@ -498,6 +607,20 @@ sb_err *sb_sandbox_exec_wait(sb_sandbox_exec *x, int64_t timeout_ms, bool *chang
 	if (fd < 0) {
 		bool created = false;
 		sb_err *werr = ensure_watch(x, &created);
+		if (werr && werr->sys_errno == ENOENT) {
+			/* No spool directory: init makes it on first need, or the sandbox died
+			 * before it could. Tell the two apart, then poll briefly (the caller
+			 * re-reads after any wake-up, spurious ones included). */
+			sb_err_free(werr);
+			x->alive_checked_ms = 0;
+			sb_err *lost = check_alive(x);
+			if (lost)
+				return lost;
+			sb_sleep_ms(timeout_ms >= 0 && timeout_ms < 25 ? timeout_ms : 25);
+			if (changed)
+				*changed = true;
+			return NULL;
+		}
 		if (werr)
 			return werr;
 		if (created) {
@@ -547,7 +670,7 @@ void sb_sandbox_exec_free(sb_sandbox_exec *x)
 sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec_status *st)
 {
 	sb_sandbox_exec *x = NULL;
-	sb_err *err = sb_sandbox_exec_attach(sb, exec_id, &x);
+	sb_err *err = attach_plain(sb, exec_id, &x);
 	if (err)
 		return err;
 	/* init answers from memory for the execs it still tracks (exactly in step with its exit
@@ -573,9 +696,65 @@ sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandb
 	return err;
 }
 
+/* Is init still writing the exec's records (it would recreate a removed directory)? */
+static bool init_recording(sb_sandbox *sb, const char *exec_id)
+{
+	sbi_msg m, reply;
+	sbi_msg_init(&m);
+	sbi_msg_init(&reply);
+	sbi_msg_add(&m, "op", "status");
+	sbi_msg_add(&m, "id", exec_id);
+	sb_err *err = sb_ctl_call(sb, &m, NULL, 0, &reply);
+	long long v = 0;
+	bool busy = !err && sbi_msg_geti(&reply, "recording", 0, 1, &v) == 0 && v;
+	sb_err_free(err);
+	sbi_msg_deinit(&m);
+	sbi_msg_deinit(&reply);
+	return busy;
+}
+
+sb_err *sb_sandbox_exec_remove(sb_sandbox *sb, const char *exec_id)
+{
+	sb_sandbox_exec_status st;
+	sb_err *err = sb_sandbox_exec_status_get(sb, exec_id, &st);
+	if (err && err->code == SB_E_STATE_LOST) {
+		/* a dead sandbox runs nothing: its records can go */
+		sb_err_free(err);
+		err = NULL;
+		st.running = false;
+	}
+	if (err)
+		return err;
+	if (st.running)
+		return sb_err_new(SB_E_BUSY,
+		                  "exec %s in lease %s is still running; signal it first", exec_id,
+		                  sb->id);
+	/* its final record may still be on its way to the disk (a few ms) */
+	int64_t deadline = sb_mono_ms() + 2000;
+	while (!sb->dead && init_recording(sb, exec_id)) {
+		if (sb_mono_ms() > deadline)
+			return sb_err_new(SB_E_BUSY,
+			                  "exec %s in lease %s is still being recorded; try again",
+			                  exec_id, sb->id);
+		sb_sleep_ms(5);
+	}
+	char *dir = sb_strfmt("%s/%s", sb->spool_dir, exec_id);
+	err = sb_fs_rm_rf(dir);
+	free(dir);
+	return err ? sb_err_prefix(err, "removing exec %s of lease %s", exec_id, sb->id) : NULL;
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool has_id(char **ids, const char *id)
+{
+	for (size_t i = 0; ids && ids[i]; i++)
+		if (strcmp(ids[i], id) == 0)
+			return true;
+	return false;
 }
 
 sb_err *sb_sandbox_exec_list(sb_sandbox *sb, char ***ids_out)
@@ -598,6 +777,24 @@ sb_err *sb_sandbox_exec_list(sb_sandbox *sb, char ***ids_out)
 			n++;
 		}
 	closedir(d);
+	/* plus what init runs that has no spool directory yet (made on first need) */
+	if (!sb->dead) {
+		sbi_msg m, reply;
+		sbi_msg_init(&m);
+		sbi_msg_init(&reply);
+		sbi_msg_add(&m, "op", "list");
+		sb_err *err = sb_ctl_call(sb, &m, NULL, 0, &reply);
+		size_t pos = 0;
+		const char *k, *v;
+		while (!err && sbi_msg_next(&reply, &pos, &k, &v))
+			if (strcmp(k, "id") == 0 && sbi_id_valid(v) && !has_id(ids, v)) {
+				sb_strv_push(&ids, v);
+				n++;
+			}
+		sb_err_free(err);
+		sbi_msg_deinit(&m);
+		sbi_msg_deinit(&reply);
+	}
 	if (!ids)
 		ids = sb_xcalloc(1, sizeof(char *));
 	qsort(ids, n, sizeof *ids, cmp_str);

@@ -448,6 +448,19 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 		    sb_err_new(SB_E_SPAWN, "starting the sandbox of lease %s: fork failed", sb->id);
 		goto out;
 	}
+	/* bwrap reports init's pid right after creating it; what the caller records about the
+	 * sandbox (lease.json) is written while init is still starting */
+	sb_buf ib = SB_BUF_INIT;
+	read_info(info[0], &ib);
+	int pid = parse_child_pid(sb_buf_cstr(&ib));
+	if (pid > 0) {
+		sb->info.init_pid = pid;
+		sb->init_start = sb_proc_start_time(pid);
+		if (l->started && (err = l->started(sb))) {
+			kill(pid, SIGKILL);
+			goto done;
+		}
+	}
 	char c = 0;
 	struct pollfd pfd = {ready[0], POLLIN, 0};
 	int rc;
@@ -455,32 +468,23 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 		rc = poll(&pfd, 1, READY_TIMEOUT_MS);
 	while (rc < 0 && errno == EINTR);
 	ssize_t n = rc > 0 ? read(ready[0], &c, 1) : -1;
-	sb_buf ib = SB_BUF_INIT;
+	if (n == 1 && c == 'R' && pid > 0)
+		goto done;
 	if (n == 1 && c == 'R') {
-		read_info(info[0], &ib);
-		{
-			sb->info.init_pid = parse_child_pid(sb_buf_cstr(&ib));
-			if (sb->info.init_pid <= 0)
-				err = sb_err_new(SB_E_PROTOCOL,
-				                 "bwrap did not report the sandbox pid of lease %s",
-				                 sb->id);
-			else
-				sb->init_start = sb_proc_start_time(sb->info.init_pid);
-		}
-	} else {
-		char *tail = log_tail(sb);
-		err = sb_err_new(SB_E_SPAWN,
-		                 "the sandbox of lease %s did not start (%s): %s; check that "
-		                 "bubblewrap works for uid %lld and that %s is executable by it",
-		                 sb->id, rc == 0 ? "timed out" : "exited", tail,
-		                 (long long)sb->info.host_uid, l->init_path);
-		free(tail);
-		/* a hung start: kill it through its pid if bwrap told us */
-		read_info(info[0], &ib);
-		int pid = parse_child_pid(sb_buf_cstr(&ib));
-		if (rc == 0 && pid > 0)
-			kill(pid, SIGKILL);
+		err = sb_err_new(SB_E_PROTOCOL, "bwrap did not report the sandbox pid of lease %s",
+		                 sb->id);
+		goto done;
 	}
+	char *tail = log_tail(sb);
+	err = sb_err_new(SB_E_SPAWN,
+	                 "the sandbox of lease %s did not start (%s): %s; check that bubblewrap "
+	                 "works for uid %lld and that %s is executable by it",
+	                 sb->id, rc == 0 ? "timed out" : "exited", tail,
+	                 (long long)sb->info.host_uid, l->init_path);
+	free(tail);
+	if (rc == 0 && pid > 0)
+		kill(pid, SIGKILL); /* a hung start */
+done:
 	sb_buf_deinit(&ib);
 out:
 	for (int i = 0; i < nsrc; i++)

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <pwd.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -85,8 +86,24 @@ const char *sb_sandbox_init_path(const sb_sandbox_config *cfg)
 	return found_init_path;
 }
 
+/* PATH lookup of the default bwrap and of the default user, done once per process (both are
+ * on every lease creation's path); failures are not cached. */
+static pthread_mutex_t lookup_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *cached_bwrap;
+static bool cached_user;
+static int64_t cached_uid, cached_gid;
+
 sb_err *sb_sandbox_bwrap_path(const sb_sandbox_config *cfg, char **out)
 {
+	if (!cfg->bwrap_path) {
+		pthread_mutex_lock(&lookup_lock);
+		char *hit = cached_bwrap ? sb_xstrdup(cached_bwrap) : NULL;
+		pthread_mutex_unlock(&lookup_lock);
+		if (hit) {
+			*out = hit;
+			return NULL;
+		}
+	}
 	const char *name = cfg->bwrap_path ? cfg->bwrap_path : "bwrap";
 	if (strchr(name, '/')) {
 		if (access(name, X_OK) < 0)
@@ -102,6 +119,12 @@ sb_err *sb_sandbox_bwrap_path(const sb_sandbox_config *cfg, char **out)
 		if (access(p, X_OK) == 0) {
 			free(copy);
 			*out = p;
+			if (!cfg->bwrap_path) {
+				pthread_mutex_lock(&lookup_lock);
+				if (!cached_bwrap)
+					cached_bwrap = sb_xstrdup(p);
+				pthread_mutex_unlock(&lookup_lock);
+			}
 			return NULL;
 		}
 		free(p);
@@ -123,6 +146,13 @@ sb_err *sb_sandbox_resolve_owner(const sb_sandbox_config *cfg, int64_t *uid, int
 		*uid = cfg->host_uid;
 		*gid = cfg->host_gid >= 0 ? cfg->host_gid : cfg->host_uid;
 	} else {
+		pthread_mutex_lock(&lookup_lock);
+		bool hit = cached_user;
+		*uid = cached_uid;
+		*gid = cfg->host_gid >= 0 ? cfg->host_gid : cached_gid;
+		pthread_mutex_unlock(&lookup_lock);
+		if (hit)
+			goto check;
 		struct passwd pw, *res = NULL;
 		char buf[4096];
 		int rc = getpwnam_r(SB_SANDBOX_USER_DEFAULT, &pw, buf, sizeof buf, &res);
@@ -134,7 +164,13 @@ sb_err *sb_sandbox_resolve_owner(const sb_sandbox_config *cfg, int64_t *uid, int
 			                  SB_SANDBOX_USER_DEFAULT);
 		*uid = pw.pw_uid;
 		*gid = cfg->host_gid >= 0 ? cfg->host_gid : pw.pw_gid;
+		pthread_mutex_lock(&lookup_lock);
+		cached_user = true;
+		cached_uid = pw.pw_uid;
+		cached_gid = pw.pw_gid;
+		pthread_mutex_unlock(&lookup_lock);
 	}
+check:
 	if (*uid == 0 || *gid == 0)
 		return sb_err_new(SB_E_INVAL, "sandboxes must not run as host uid/gid 0");
 	return NULL;
@@ -220,7 +256,7 @@ static sb_err *write_replace(const char *path, const char *data, size_t len)
 	return err;
 }
 
-sb_err *sb_lease_save(const sb_sandbox *sb)
+sb_err *sb_lease_save(sb_sandbox *sb)
 {
 	const sb_sandbox_info *i = &sb->info;
 	json_t *cg = json_array();
@@ -414,17 +450,163 @@ static sb_err *check_reachable(const char *dir, int64_t uid, int64_t gid)
 			          ((int64_t)st.st_uid == uid && (st.st_mode & S_IXUSR)) ||
 			          ((int64_t)st.st_gid == gid && (st.st_mode & S_IXGRP));
 			if (!ok)
-				err = sb_err_new(SB_E_UNSUPPORTED,
-				                 "the state directory %s is out of reach of the sandbox "
-				                 "user (uid %lld): %s is not searchable by it; use a "
-				                 "state directory such as /var/lib/sandbar, or allow it "
-				                 "with `chmod o+x %s`",
-				                 dir, (long long)uid, real, real);
+				err = sb_err_new(
+				    SB_E_UNSUPPORTED,
+				    "the state directory %s is out of reach of the sandbox "
+				    "user (uid %lld): %s is not searchable by it; use a "
+				    "state directory such as /var/lib/sandbar, or allow it "
+				    "with `chmod o+x %s`",
+				    dir, (long long)uid, real, real);
 		}
 		real[end] = saved;
 	}
 	free(real);
 	return err;
+}
+
+/* The check walks every ancestor: done once per state directory and owner, as long as it
+ * passes (permissions above the state directory rarely change under a running daemon). */
+static sb_err *check_reachable_once(const char *dir, int64_t uid, int64_t gid)
+{
+	static char *ok_dir;
+	static int64_t ok_uid = -1, ok_gid = -1;
+	pthread_mutex_lock(&lookup_lock);
+	bool known = ok_dir && strcmp(ok_dir, dir) == 0 && ok_uid == uid && ok_gid == gid;
+	pthread_mutex_unlock(&lookup_lock);
+	if (known)
+		return NULL;
+	sb_err *err = check_reachable(dir, uid, gid);
+	if (!err) {
+		pthread_mutex_lock(&lookup_lock);
+		free(ok_dir);
+		ok_dir = sb_xstrdup(dir);
+		ok_uid = uid;
+		ok_gid = gid;
+		pthread_mutex_unlock(&lookup_lock);
+	}
+	return err;
+}
+
+/* A lease directory with its workspace, home, run and spool, owned as they must be. */
+static sb_err *make_skeleton(const char *dir, bool root, int64_t uid, int64_t gid)
+{
+	if (mkdir(dir, root ? 0711 : 0700) < 0)
+		return sb_err_sys(errno, "creating %s", dir);
+	static const struct {
+		const char *name;
+		mode_t mode;
+		bool owned; /* by the sandbox user (when we are root) */
+	} subs[] = {{"workspace", 0755, true},
+	            {"home", 0755, true},
+	            {"run", 0700, false},
+	            {"spool", 0700, true}};
+	for (size_t k = 0; k < sizeof subs / sizeof subs[0]; k++) {
+		char *p = sb_strfmt("%s/%s", dir, subs[k].name);
+		sb_err *err = mkdir_owned(p, subs[k].mode, root && subs[k].owned, uid, gid);
+		free(p);
+		if (err)
+			return err;
+	}
+	return NULL;
+}
+
+/* Spare lease skeletons: empty directory trees made ahead of time (when a lease is destroyed),
+ * so that creating a lease costs one rename instead of a dozen directory operations on its
+ * critical path. Named for the owner they were made for and with a random token of this
+ * process (leases/ is not listable: nobody else can guess them); never visible as leases (the
+ * dot). Spares of earlier processes are removed on the first refill. */
+#define SPARES 4
+
+static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
+static char *spare_token;
+
+static void make_spare_token(void)
+{
+	spare_token = sb_random_id("");
+}
+
+static char *spare_path(const char *leases_dir, int64_t uid, int64_t gid, int i)
+{
+	pthread_once(&spare_once, make_spare_token);
+	return sb_strfmt("%s/.spare-%s-%lld-%lld-%d", leases_dir, spare_token, (long long)uid,
+	                 (long long)gid, i);
+}
+
+static void remove_stale_spares(const char *leases_dir)
+{
+	DIR *d = opendir(leases_dir);
+	if (!d)
+		return;
+	char *mine = sb_strfmt(".spare-%s-", spare_token);
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (sb_str_has_prefix(de->d_name, ".spare-") &&
+		    !sb_str_has_prefix(de->d_name, mine)) {
+			char *p = sb_strfmt("%s/%s", leases_dir, de->d_name);
+			sb_err_free(sb_fs_rm_rf(p));
+			free(p);
+		}
+	free(mine);
+	closedir(d);
+}
+
+static char *leases_dir_of(const sb_sandbox *sb)
+{
+	char *d = sb_xstrdup(sb->lease_dir);
+	char *slash = strrchr(d, '/');
+	if (slash)
+		*slash = '\0';
+	return d;
+}
+
+/* 1: a spare became the lease directory; 0: none left; -1: the lease exists already. */
+static int take_spare(const sb_sandbox *sb, bool root)
+{
+	(void)root;
+	char *leases = leases_dir_of(sb);
+	int rc = 0;
+	for (int i = 0; i < SPARES && rc == 0; i++) {
+		char *p = spare_path(leases, sb->info.host_uid, sb->info.host_gid, i);
+		if (renameat2(AT_FDCWD, p, AT_FDCWD, sb->lease_dir, RENAME_NOREPLACE) == 0)
+			rc = 1;
+		else if (errno == EEXIST || errno == ENOTEMPTY)
+			rc = -1;
+		free(p);
+	}
+	free(leases);
+	return rc;
+}
+
+/* Make one missing spare (built under a temporary name, so that a half-made one is never
+ * taken). Best effort: a failure only costs the next creation its speed. */
+static void refill_spare(const sb_sandbox *sb)
+{
+	static atomic_bool stale_removed;
+	bool root = geteuid() == 0;
+	char *leases = leases_dir_of(sb);
+	pthread_once(&spare_once, make_spare_token);
+	/* once per process, in the first state directory it destroys a lease in */
+	if (!atomic_exchange(&stale_removed, true))
+		remove_stale_spares(leases);
+	for (int i = 0; i < SPARES; i++) {
+		char *p = spare_path(leases, sb->info.host_uid, sb->info.host_gid, i);
+		struct stat st;
+		bool missing = lstat(p, &st) < 0 && errno == ENOENT;
+		if (missing) {
+			char *tmp = sb_strfmt("%s.tmp%d", p, (int)getpid());
+			sb_err *err =
+			    make_skeleton(tmp, root, sb->info.host_uid, sb->info.host_gid);
+			if (err || rename(tmp, p) < 0) {
+				sb_err_free(err);
+				sb_err_free(sb_fs_rm_rf(tmp));
+			}
+			free(tmp);
+		}
+		free(p);
+		if (missing)
+			break;
+	}
+	free(leases);
 }
 
 sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
@@ -464,19 +646,23 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	bool created = false;
 	if ((err = sb_sandbox_resolve_owner(cfg, &i->host_uid, &i->host_gid)) ||
 	    (err = sb_sandbox_bwrap_path(cfg, &bwrap)) || (err = prepare_state(cfg, root)) ||
-	    (root && (err = check_reachable(cfg->state_dir, i->host_uid, i->host_gid))))
+	    (root && (err = check_reachable_once(cfg->state_dir, i->host_uid, i->host_gid))))
 		goto fail;
-	if (mkdir(sb->lease_dir, root ? 0711 : 0700) < 0) {
-		err = errno == EEXIST ? sb_err_new(SB_E_EXISTS, "lease %s exists already", lease_id)
-		                      : sb_err_sys(errno, "creating %s", sb->lease_dir);
+	int spare = take_spare(sb, root);
+	if (spare < 0) {
+		err = sb_err_new(SB_E_EXISTS, "lease %s exists already", lease_id);
 		goto fail;
 	}
 	created = true;
-	if ((err = mkdir_owned(sb->workspace, 0755, root, i->host_uid, i->host_gid)) ||
-	    (err = mkdir_owned(sb->home, 0755, root, i->host_uid, i->host_gid)) ||
-	    (err = mkdir_owned(sb->run_dir, 0700, false, 0, 0)) ||
-	    (err = mkdir_owned(sb->spool_dir, 0700, root, i->host_uid, i->host_gid)) ||
-	    (err = open_dirs(sb)))
+	if (!spare && (err = make_skeleton(sb->lease_dir, root, i->host_uid, i->host_gid))) {
+		if (err->sys_errno == EEXIST) {
+			sb_err_free(err);
+			created = false;
+			err = sb_err_new(SB_E_EXISTS, "lease %s exists already", lease_id);
+		}
+		goto fail;
+	}
+	if ((err = open_dirs(sb)))
 		goto fail;
 
 	const sb_sandbox_limits *lim = &opts->limits;
@@ -521,8 +707,9 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	    .drop_privs = root,
 	    .uid = i->host_uid,
 	    .gid = i->host_gid,
+	    .started = sb_lease_save,
 	};
-	if ((err = sb_launch_sandbox(sb, &l)) || (err = sb_lease_save(sb)))
+	if ((err = sb_launch_sandbox(sb, &l)))
 		goto fail;
 	free(bwrap);
 	free(oom_file);
@@ -677,6 +864,7 @@ sb_err *sb_sandbox_destroy(sb_sandbox *sb)
 	if (!sb)
 		return NULL;
 	sb_err *err = teardown(sb);
+	refill_spare(sb); /* the next creation takes it instead of making directories */
 	sandbox_free(sb);
 	return err;
 }

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -63,7 +64,15 @@ static void *owner_thread(void *arg)
 {
 	struct owner_job *job = arg;
 	const sb_sandbox *sb = job->sb;
-	if (geteuid() == 0) {
+	/* Its own cwd, root and umask: operations may fchdir into the workspace, and a shared
+	 * cwd would move the whole process (every other thread's relative paths, another
+	 * lease's transfer included) into a directory sandboxed code controls. */
+	if (unshare(CLONE_FS) < 0)
+		job->err = sb_err_sys(errno,
+		                      "unsharing the file system attributes of a workspace "
+		                      "operation in lease %s",
+		                      sb->id);
+	if (!job->err && geteuid() == 0) {
 		gid_t gid = (gid_t)sb->info.host_gid;
 		uid_t uid = (uid_t)sb->info.host_uid;
 		if (syscall(SYS_setgroups, 0, NULL) < 0 ||

@@ -150,8 +150,16 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 			in = -1;
 		}
 	}
+	/* Cancelling stops the command the way a timeout does: TERM, so it can save its work,
+	 * then KILL once the grace period is over. 0 = not cancelled yet. */
+	int64_t kill_at = 0;
 	for (;;) {
-		if (sb_cancel_is_set(cancel)) {
+		if (!kill_at && sb_cancel_is_set(cancel)) {
+			kill_at = sb_mono_ms() + xr.grace_ms;
+			sb_err_free(
+			    sb_sandbox_exec_signal(impl->sb, sb_sandbox_exec_id(rs.x), SIGTERM));
+		}
+		if (kill_at && sb_mono_ms() >= kill_at) {
 			err = sb_err_new(SB_E_CANCELED, "command \"%s\" cancelled", req->argv[0]);
 			goto kill;
 		}
@@ -159,13 +167,20 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 			break;
 		if ((err = drain(&rs)))
 			goto kill;
+		if (!st.running && kill_at) {
+			err = sb_err_new(SB_E_CANCELED, "command \"%s\" cancelled", req->argv[0]);
+			goto out;
+		}
 		if (!st.running)
 			break;
 		/* fetched each time: it changes if init goes away mid-command */
 		struct pollfd p[3] = {{sb_sandbox_exec_fd(rs.x), POLLIN, 0},
-		                      {sb_cancel_fd(cancel), POLLIN, 0},
+		                      {kill_at ? -1 : sb_cancel_fd(cancel), POLLIN, 0},
 		                      {in, POLLOUT, 0}};
-		int rc = poll(p, 3, POLL_MS);
+		int64_t wait_ms = POLL_MS;
+		if (kill_at && kill_at - sb_mono_ms() < wait_ms)
+			wait_ms = kill_at - sb_mono_ms() > 0 ? kill_at - sb_mono_ms() : 0;
+		int rc = poll(p, 3, (int)wait_ms);
 		if (rc < 0 && errno != EINTR) {
 			err = sb_err_sys(errno, "waiting for command \"%s\"", req->argv[0]);
 			goto kill;
@@ -268,7 +283,15 @@ static bool preserved(char *const *keep, const char *name)
 	return false;
 }
 
-/* In the owner child: the process is ours alone, so changing directory is fine. */
+/* "/proc/self/fd/<n>": a path for functions that take one, resolving to an open directory
+ * without walking its (possibly unreachable) ancestors. */
+static char *fd_path(int fd, const char *name)
+{
+	return name ? sb_strfmt("/proc/self/fd/%d/%s", fd, name)
+	            : sb_strfmt("/proc/self/fd/%d", fd);
+}
+
+/* As the owner: empty the directory but for preserve[], then extract into it. */
 static sb_err *do_sync_in(void *ud)
 {
 	xfer *t = ud;
@@ -276,14 +299,12 @@ static sb_err *do_sync_in(void *ud)
 	sb_err *err = open_confined(t->sb, t->rel, true, &dfd);
 	if (err)
 		return err;
-	if (fchdir(dfd) < 0) {
-		err = sb_err_sys(errno, "entering %s/%s", t->sb->workspace_mount, t->rel);
-		close(dfd);
-		return err;
-	}
-	DIR *d = fdopendir(dfd);
+	int lfd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
+	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
 	if (!d) {
 		err = sb_err_sys(errno, "listing %s/%s", t->sb->workspace_mount, t->rel);
+		if (lfd >= 0)
+			close(lfd);
 		close(dfd);
 		return err;
 	}
@@ -292,11 +313,17 @@ static sb_err *do_sync_in(void *ud)
 		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
 		    preserved(t->preserve, de->d_name))
 			continue;
-		err = sb_fs_rm_rf(de->d_name);
+		char *p = fd_path(dfd, de->d_name);
+		err = sb_fs_rm_rf(p);
+		free(p);
 	}
 	closedir(d);
-	if (!err)
-		err = sb_tar_extract(t->tar_fd, ".", NULL);
+	if (!err) {
+		char *p = fd_path(dfd, NULL);
+		err = sb_tar_extract(t->tar_fd, p, NULL);
+		free(p);
+	}
+	close(dfd);
 	return err;
 }
 
@@ -307,11 +334,10 @@ static sb_err *do_sync_out(void *ud)
 	sb_err *err = open_confined(t->sb, t->rel, false, &dfd);
 	if (err)
 		return err;
-	if (fchdir(dfd) < 0)
-		err = sb_err_sys(errno, "entering %s/%s", t->sb->workspace_mount, t->rel);
+	char *p = fd_path(dfd, NULL);
+	err = sb_tar_create(p, t->ex, false, t->tar_fd, NULL);
+	free(p);
 	close(dfd);
-	if (!err)
-		err = sb_tar_create(".", t->ex, false, t->tar_fd, NULL);
 	return err;
 }
 
@@ -352,7 +378,8 @@ out:
 }
 
 /* Run fn as the owner with t->tar_fd = tar_fd, or, with a progress callback, through a pipe
- * that we feed or drain while counting bytes. */
+ * that this thread feeds or drains while counting bytes (so progress is reported on the
+ * caller's thread) as the owner's thread does the tar work. */
 static sb_err *transfer(const sb_sandbox *sb, sb_err *(*fn)(void *), xfer *t, int tar_fd,
                         bool inbound, sb_progress_fn progress, void *ud)
 {

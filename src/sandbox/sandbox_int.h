@@ -25,7 +25,7 @@ struct sb_sandbox {
 };
 
 /* ---- lease.c */
-sb_err *sb_lease_save(const sb_sandbox *sb);
+sb_err *sb_lease_save(sb_sandbox *sb);
 sb_err *sb_lease_check_id(const char *what, const char *id);
 /* Running as root: sandboxes then run as cfg's (or the default) unprivileged user. */
 sb_err *sb_sandbox_resolve_owner(const sb_sandbox_config *cfg, int64_t *uid, int64_t *gid);
@@ -65,6 +65,9 @@ typedef struct sb_launch {
 	char *const *cgroups; /* to join before exec'ing bwrap */
 	bool drop_privs;
 	int64_t uid, gid;
+	/* Called once init's host pid is known, while init is still starting (may be NULL);
+	 * an error aborts the start. */
+	sb_err *(*started)(sb_sandbox *sb);
 } sb_launch;
 
 /* Start bwrap + sandbar-init for sb (directories already created), detached from us; wait until

@@ -391,6 +391,8 @@ sb_err *sbs_execs_start(sbs_execs *xs, sbs_lease *l, const sbs_exec_spec *spec, 
 	if (err) {
 		if (x)
 			sb_sandbox_exec_free(x);
+		if (err->code == SB_E_STATE_LOST)
+			sbs_lease_mark_lost(l, "an exec found the sandbox gone");
 		return err;
 	}
 	sbs_exec *e = sb_xcalloc(1, sizeof *e);

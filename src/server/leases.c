@@ -784,6 +784,27 @@ out:
 
 /* ------------------------------------------------------------------ reaper, recovery */
 
+
+void sbs_lease_mark_lost(sbs_lease *l, const char *reason)
+{
+	sbs_leases *ls = l->ls;
+	pthread_mutex_lock(&ls->mu);
+	bool changed = l->info.state == SBS_LEASE_ACTIVE;
+	if (changed) {
+		l->info.state = SBS_LEASE_LOST;
+		free(l->info.reason);
+		l->info.reason = sb_xstrdup(reason);
+	}
+	sbs_lease_info copy;
+	sbs_lease_info_copy(&copy, &l->info);
+	pthread_mutex_unlock(&ls->mu);
+	if (changed) {
+		persist(ls, &copy);
+		sb_warn("lease %s: sandbox is gone (%s), marked lost", copy.id, reason);
+	}
+	sbs_lease_info_deinit(&copy);
+}
+
 void sbs_leases_reap(sbs_leases *ls, int64_t now_ms)
 {
 	char **expired = NULL, **deferred = NULL, **probe = NULL;
@@ -827,20 +848,8 @@ void sbs_leases_reap(sbs_leases *ls, int64_t now_ms)
 			sb_err_free(err);
 			continue;
 		}
-		if (!sb_sandbox_alive(l->sb)) {
-			pthread_mutex_lock(&ls->mu);
-			if (l->info.state == SBS_LEASE_ACTIVE) {
-				l->info.state = SBS_LEASE_LOST;
-				free(l->info.reason);
-				l->info.reason = sb_xstrdup("sandbar-init stopped answering");
-			}
-			sbs_lease_info copy;
-			sbs_lease_info_copy(&copy, &l->info);
-			pthread_mutex_unlock(&ls->mu);
-			persist(ls, &copy);
-			sb_warn("lease %s: sandbox is gone, marked lost", copy.id);
-			sbs_lease_info_deinit(&copy);
-		}
+		if (!sb_sandbox_alive(l->sb))
+			sbs_lease_mark_lost(l, "sandbar-init stopped answering");
 		sbs_lease_put(l);
 	}
 	if (do_probe) {

@@ -80,6 +80,9 @@ enum {
  * DESTROYING, SB_E_STATE_LOST for a lost one without the flag. Release with sbs_lease_put. */
 sb_err *sbs_leases_get(sbs_leases *ls, const char *id, unsigned flags, sbs_lease **out);
 void sbs_lease_put(sbs_lease *l);
+/* The lease's sandbox is gone: an active lease becomes lost (persisted, logged once). Called by
+ * the reaper's probe and as soon as an operation on the sandbox reports SB_E_STATE_LOST. */
+void sbs_lease_mark_lost(sbs_lease *l, const char *reason);
 /* Another reference to a lease already held. */
 void sbs_lease_ref(sbs_lease *l);
 const char *sbs_lease_id(const sbs_lease *l);

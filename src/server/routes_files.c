@@ -7,6 +7,7 @@
  * directory). */
 #include "server/server_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -446,28 +447,124 @@ typedef struct ws_put_job {
 	uint64_t bytes;
 } ws_put_job;
 
+/* Prefix of the hidden directory a workspace PUT extracts into before anything is replaced. */
+#define PUT_STAGING_PREFIX ".sandbar-put-"
+
+/* Move every entry of the directory sfd into dfd under the same name. Only kept entries can
+ * already exist there: a directory on both sides is merged (the archive's content lands inside
+ * the kept directory, as an in-place extraction would put it), anything else is replaced. Every
+ * directory is opened without following symlinks. */
+static sb_err *move_entries(int sfd, int dfd, const char *what)
+{
+	/* names first: the directory is not renamed out of while it is being read */
+	int lfd = dup(sfd);
+	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
+	if (!d) {
+		if (lfd >= 0)
+			close(lfd);
+		return sb_err_sys(errno, "listing the extracted %s", what);
+	}
+	char **names = NULL;
+	struct dirent *de;
+	while ((errno = 0, de = readdir(d)))
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+			sb_strv_push(&names, de->d_name);
+	sb_err *err = errno ? sb_err_sys(errno, "listing the extracted %s", what) : NULL;
+	closedir(d);
+	for (size_t i = 0; !err && names && names[i]; i++) {
+		const char *n = names[i];
+		if (renameat(sfd, n, dfd, n) == 0)
+			continue;
+		int e = errno;
+		struct stat ss, ds;
+		if (fstatat(sfd, n, &ss, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    fstatat(dfd, n, &ds, AT_SYMLINK_NOFOLLOW) < 0) {
+			err = sb_err_sys(e, "moving %s into %s", n, what);
+			break;
+		}
+		if (S_ISDIR(ss.st_mode) && S_ISDIR(ds.st_mode)) {
+			int a = -1, b = -1;
+			err = sb_fs_open_beneath(sfd, n, O_RDONLY | O_DIRECTORY, 0, 0, &a);
+			if (!err)
+				err = sb_fs_open_beneath(dfd, n, O_RDONLY | O_DIRECTORY, 0, 0, &b);
+			if (!err)
+				err = move_entries(a, b, what);
+			if (a >= 0)
+				close(a);
+			if (b >= 0)
+				close(b);
+			continue;
+		}
+		char *p = sb_strfmt("/proc/self/fd/%d/%s", dfd, n);
+		err = sb_fs_rm_rf(p);
+		free(p);
+		if (!err && renameat(sfd, n, dfd, n) < 0)
+			err = sb_err_sys(errno, "moving %s into %s", n, what);
+	}
+	sb_strv_free(names);
+	return err;
+}
+
+/* Extract first, into a hidden staging directory inside the target, and only then replace: a
+ * refused or broken archive (400) destroys nothing, and a daemon killed while extracting leaves
+ * the old tree (the next PUT removes the stale staging directory). What remains non-atomic is
+ * the short clear-and-rename step at the end. */
 static sb_err *ws_put_as_owner(void *ud)
 {
 	ws_put_job *j = ud;
-	int dfd = -1;
+	const char *what = j->rel[0] ? j->rel : "the workspace";
+	int dfd = -1, sfd = -1;
+	char *staging = sb_random_id(PUT_STAGING_PREFIX);
+	char *sdir = NULL;
+	char **keep = NULL;
 	sb_err *err = open_dir_beneath(j->ws, j->rel, true, &dfd);
 	if (err)
-		return err;
-	/* Everything below goes through the confined directory fd. */
-	char *dir = sb_strfmt("/proc/self/fd/%d", dfd);
-	err = sb_fs_clear_dir(dfd, j->rel[0] ? j->rel : "the workspace", j->keep);
-	if (err) {
-		err = sb_err_prefix(err, "clearing %s", j->rel[0] ? j->rel : "the workspace");
+		goto out;
+	/* Everything below goes through the confined directory fds. */
+	if (mkdirat(dfd, staging, 0700) < 0) {
+		err = sb_err_sys(errno, "creating a staging directory in %s", what);
 		goto out;
 	}
+	err = sb_fs_open_beneath(dfd, staging, O_RDONLY | O_DIRECTORY, 0, 0, &sfd);
+	if (err)
+		goto out;
+	sdir = sb_strfmt("/proc/self/fd/%d", sfd);
 	if (lseek(j->src, 0, SEEK_SET) < 0) {
 		err = sb_err_sys(errno, "rewinding the upload");
 		goto out;
 	}
-	err = sb_tar_extract(j->src, dir, &j->bytes);
+	err = sb_tar_extract(j->src, sdir, &j->bytes);
+	if (err)
+		goto out;
+	/* Everything but the kept names and this staging directory goes (stale staging
+	 * directories too). */
+	keep = sb_strv_dup(j->keep);
+	sb_strv_push(&keep, staging);
+	err = sb_fs_clear_dir(dfd, what, keep);
+	if (err) {
+		err = sb_err_prefix(err, "clearing %s", what);
+		goto out;
+	}
+	err = move_entries(sfd, dfd, what);
 out:
-	free(dir);
-	close(dfd);
+	if (dfd >= 0) {
+		/* the staging directory goes whatever happened (empty after a success) */
+		char *p = sb_strfmt("/proc/self/fd/%d/%s", dfd, staging);
+		sb_err *rerr = sb_fs_rm_rf(p);
+		if (rerr) {
+			sb_warn("could not remove the upload staging directory %s in %s: %s",
+			        staging, what, rerr->msg);
+			sb_err_free(rerr);
+		}
+		free(p);
+	}
+	sb_strv_free(keep);
+	free(sdir);
+	free(staging);
+	if (sfd >= 0)
+		close(sfd);
+	if (dfd >= 0)
+		close(dfd);
 	return err;
 }
 

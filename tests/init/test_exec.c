@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static char *state;
@@ -241,6 +242,89 @@ static void env_and_cwd_follow_the_request(void **s)
 	sb_sandbox_exec_free(x);
 }
 
+static void attached_readers_are_woken_by_init(void **s)
+{
+	(void)s;
+	char *argv[] = {"sh", "-c", "echo one; read x; echo two; exit 4", NULL};
+	sb_sandbox_exec_req req = {.argv = argv, .stdin_mode = SB_SANDBOX_STDIN_PIPE};
+	sb_sandbox_exec *x = NULL;
+	SB_ASSERT_OK(sb_sandbox_exec_start(sb, &req, &x));
+	/* two more readers of the running exec, as a daemon would attach them */
+	sb_sandbox_exec *a = NULL, *b = NULL;
+	SB_ASSERT_OK(sb_sandbox_exec_attach(sb, sb_sandbox_exec_id(x), &a));
+	SB_ASSERT_OK(sb_sandbox_exec_attach(sb, sb_sandbox_exec_id(x), &b));
+	/* woken through a pipe from init, not an inotify watch */
+	struct stat st;
+	assert_int_equal(fstat(sb_sandbox_exec_fd(a), &st), 0);
+	assert_true(S_ISFIFO(st.st_mode));
+	SB_ASSERT_OK(sb_write_all(sb_sandbox_exec_stdin_fd(x), "go\n", 3));
+	sbx_result ra = {0}, rb = {0}, rx = {0};
+	sbx_follow(a, &ra);
+	sbx_follow(b, &rb);
+	sbx_follow(x, &rx);
+	assert_string_equal(sb_buf_cstr(&ra.out), "one\ntwo\n");
+	assert_string_equal(sb_buf_cstr(&rb.out), "one\ntwo\n");
+	assert_int_equal(ra.st.exit_code, 4);
+	assert_int_equal(rb.st.exit_code, 4);
+	assert_int_equal(rx.st.exit_code, 4);
+	sbx_result_free(&ra);
+	sbx_result_free(&rb);
+	sbx_result_free(&rx);
+	sb_sandbox_exec_free(a);
+	sb_sandbox_exec_free(b);
+	sb_sandbox_exec_free(x);
+	/* attaching to a finished exec reads its record */
+	char **ids = NULL;
+	SB_ASSERT_OK(sb_sandbox_exec_list(sb, &ids));
+	SB_ASSERT_OK(sb_sandbox_exec_attach(sb, ids[0], &a));
+	sb_sandbox_exec_status fs;
+	SB_ASSERT_OK(sb_sandbox_exec_get_status(a, &fs));
+	assert_false(fs.running);
+	sb_sandbox_exec_free(a);
+	sb_strv_free(ids);
+}
+
+static void finished_execs_can_be_removed(void **s)
+{
+	(void)s;
+	char *sleeper[] = {"sleep", "30", NULL};
+	sb_sandbox_exec_req req = {.argv = sleeper, .exec_id = "to-remove"};
+	sb_sandbox_exec *x = NULL;
+	SB_ASSERT_OK(sb_sandbox_exec_start(sb, &req, &x));
+	sb_err *err = sb_sandbox_exec_remove(sb, "to-remove");
+	assert_non_null(err);
+	assert_int_equal(err->code, SB_E_BUSY);
+	sb_err_free(err);
+	SB_ASSERT_OK(sb_sandbox_exec_signal(sb, "to-remove", SIGKILL));
+	sbx_result r = {0};
+	sbx_follow(x, &r);
+	sbx_result_free(&r);
+	sb_sandbox_exec_free(x);
+	SB_ASSERT_OK(sb_sandbox_exec_remove(sb, "to-remove"));
+	sb_sandbox_exec_status st;
+	err = sb_sandbox_exec_status_get(sb, "to-remove", &st);
+	assert_non_null(err);
+	assert_int_equal(err->code, SB_E_NOTFOUND);
+	sb_err_free(err);
+	err = sb_sandbox_exec_remove(sb, "never-was");
+	assert_non_null(err);
+	assert_int_equal(err->code, SB_E_NOTFOUND);
+	sb_err_free(err);
+}
+
+static void commands_get_default_signal_dispositions(void **s)
+{
+	(void)s;
+	/* init blocks SIGPIPE for itself; a command must still die of it quietly */
+	sbx_result r;
+	sbx_sh(sb, "yes | head -n 1; grep -E '^Sig(Blk|Ign):' /proc/self/status", &r);
+	const char *o = sb_buf_cstr(&r.out);
+	assert_true(sb_str_has_prefix(o, "y\n"));
+	assert_non_null(strstr(o, "SigBlk:\t0000000000000000"));
+	assert_string_equal(sb_buf_cstr(&r.err), "");
+	sbx_result_free(&r);
+}
+
 static void status_agrees_with_the_exit_message_at_once(void **s)
 {
 	(void)s;
@@ -305,6 +389,9 @@ int main(void)
 	    cmocka_unit_test(orphans_are_reaped),
 	    cmocka_unit_test(output_is_readable_while_running),
 	    cmocka_unit_test(env_and_cwd_follow_the_request),
+	    cmocka_unit_test(commands_get_default_signal_dispositions),
+	    cmocka_unit_test(finished_execs_can_be_removed),
+	    cmocka_unit_test(attached_readers_are_woken_by_init),
 	    cmocka_unit_test(status_agrees_with_the_exit_message_at_once),
 	    cmocka_unit_test(output_beyond_the_spool_limit_is_dropped_and_flagged),
 	};

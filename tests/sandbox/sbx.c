@@ -9,11 +9,53 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* State directories not yet freed: a failing test leaves its sandboxes running, so at exit
+ * every lease in them is destroyed (sandboxes outlive their creator by design). */
+static char *live_states[64];
+
+/* Destroy every lease still in a state directory, then the directory. */
+static void destroy_state(const char *dir)
+{
+	sb_sandbox_config cfg;
+	sbx_config(&cfg, dir);
+	char **ids = NULL;
+	sb_err *err = sb_sandbox_list(&cfg, &ids);
+	for (size_t k = 0; !err && ids[k]; k++) {
+		sb_sandbox *sb = NULL;
+		if (!sb_sandbox_open_dead(&cfg, ids[k], &sb))
+			sb_err_free(sb_sandbox_destroy(sb));
+	}
+	sb_err_free(err);
+	sb_strv_free(ids);
+	sb_err_free(sb_fs_rm_rf(dir));
+}
+
+static void destroy_leftovers(void)
+{
+	for (size_t i = 0; i < sizeof live_states / sizeof live_states[0]; i++) {
+		if (!live_states[i])
+			continue;
+		destroy_state(live_states[i]);
+		free(live_states[i]);
+		live_states[i] = NULL;
+	}
+}
+
 char *sbx_state_dir(void)
 {
+	static bool registered;
+	if (!registered) {
+		atexit(destroy_leftovers);
+		registered = true;
+	}
 	char tmpl[] = "/tmp/sbx-state-XXXXXX";
 	char *dir = mkdtemp(tmpl);
 	assert_non_null(dir); /* 0700: sb_sandbox_create makes it traversable (o+x) */
+	for (size_t i = 0; i < sizeof live_states / sizeof live_states[0]; i++)
+		if (!live_states[i]) {
+			live_states[i] = sb_xstrdup(dir);
+			break;
+		}
 	return sb_xstrdup(dir);
 }
 
@@ -21,7 +63,12 @@ void sbx_state_free(char *dir)
 {
 	if (!dir)
 		return;
-	sb_err_free(sb_fs_rm_rf(dir));
+	for (size_t i = 0; i < sizeof live_states / sizeof live_states[0]; i++)
+		if (live_states[i] && strcmp(live_states[i], dir) == 0) {
+			free(live_states[i]);
+			live_states[i] = NULL;
+		}
+	destroy_state(dir); /* leases a failed test left behind included */
 	free(dir);
 }
 

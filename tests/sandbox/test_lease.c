@@ -114,8 +114,14 @@ static sb_err *write_marker(void *ud)
 		return sb_err_sys(errno, "creating made-by-owner");
 	close(fd);
 	/* and the owner cannot reach what the sandbox user cannot */
-	if (access("/root", W_OK) == 0)
+	fd = open("/root/.sbx-owner-probe", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0 || errno != EACCES) {
+		if (fd >= 0) {
+			close(fd);
+			unlink("/root/.sbx-owner-probe");
+		}
 		return sb_err_new(SB_E_INTERNAL, "still privileged");
+	}
 	return NULL;
 }
 
@@ -128,6 +134,8 @@ static sb_err *fail_on_purpose(void *ud)
 static void owner_operations_run_as_the_sandbox_user(void **s)
 {
 	(void)s;
+	if (geteuid() != 0)
+		skip(); /* without root there is no identity to switch */
 	char *state = sbx_state_dir();
 	sb_sandbox *sb = sbx_create(state, "owner", NULL);
 	char *path = sb_strfmt("%s/made-by-owner", sb_sandbox_workspace_dir(sb));
@@ -143,7 +151,66 @@ static void owner_operations_run_as_the_sandbox_user(void **s)
 	assert_int_equal(err->code, SB_E_CONFLICT);
 	assert_string_equal(err->msg, "told to fail");
 	sb_err_free(err);
+	/* the thread is root again afterwards */
+	int fd = open("/root/.sbx-owner-probe", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	unlink("/root/.sbx-owner-probe");
 	SB_ASSERT_OK(sb_sandbox_destroy(sb));
+	sbx_state_free(state);
+}
+
+static size_t count_spares(const char *state)
+{
+	char *leases = sb_strfmt("%s/leases", state);
+	char *out = sbt_sh_out("ls -a '%s' | grep -c '^\\.spare-' || true", leases);
+	size_t n = (size_t)atoi(out);
+	free(out);
+	free(leases);
+	return n;
+}
+
+static void a_destroyed_lease_leaves_a_spare_for_the_next(void **s)
+{
+	(void)s;
+	char *state = sbx_state_dir();
+	sb_sandbox *a = sbx_create(state, "first", NULL);
+	assert_int_equal(count_spares(state), 0);
+	SB_ASSERT_OK(sb_sandbox_destroy(a));
+	assert_int_equal(count_spares(state), 1);
+	sb_sandbox_config cfg;
+	sbx_config(&cfg, state);
+	char **ids = NULL;
+	SB_ASSERT_OK(sb_sandbox_list(&cfg, &ids));
+	assert_int_equal(sb_strv_len(ids), 0); /* spares are not leases */
+	sb_strv_free(ids);
+	/* the next lease is made from it, with the same layout and owners */
+	sb_sandbox *b = sbx_create(state, "second", NULL);
+	assert_int_equal(count_spares(state), 0);
+	sb_sandbox_info info;
+	sb_sandbox_get_info(b, &info);
+	struct stat st;
+	assert_int_equal(stat(sb_sandbox_workspace_dir(b), &st), 0);
+	assert_int_equal(st.st_uid, (uid_t)info.host_uid);
+	assert_int_equal(st.st_mode & 07777, 0755);
+	char *run = sb_strfmt("%s/leases/second/run", state);
+	assert_int_equal(stat(run, &st), 0);
+	assert_int_equal(st.st_uid, geteuid());
+	assert_int_equal(st.st_mode & 07777, 0700);
+	free(run);
+	sbx_result r;
+	sbx_sh(b, "echo fine > /workspace/f && cat /workspace/f", &r);
+	assert_string_equal(sb_buf_cstr(&r.out), "fine\n");
+	sbx_result_free(&r);
+	/* a lease id that exists is still refused, spare or not */
+	SB_ASSERT_OK(sb_sandbox_destroy(sbx_create(state, "third", NULL)));
+	sb_sandbox *again = NULL;
+	sb_err *err = sb_sandbox_create(&cfg, "second", NULL, &again);
+	assert_non_null(err);
+	assert_int_equal(err->code, SB_E_EXISTS);
+	sb_err_free(err);
+	assert_int_equal(count_spares(state), 1);
+	SB_ASSERT_OK(sb_sandbox_destroy(b));
 	sbx_state_free(state);
 }
 
@@ -154,6 +221,7 @@ int main(void)
 	    cmocka_unit_test(lease_json_round_trips_through_open),
 	    cmocka_unit_test(inside_paths_map_to_the_workspace_only),
 	    cmocka_unit_test(owner_operations_run_as_the_sandbox_user),
+	    cmocka_unit_test(a_destroyed_lease_leaves_a_spare_for_the_next),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,6 +3,7 @@
 #include "sbx.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -92,6 +93,38 @@ static void memory_hog_is_killed_and_the_result_says_so(void **s)
 	sbx_state_free(state);
 }
 
+static void cpu_weight_sets_the_cgroup_share(void **s)
+{
+	(void)s;
+	char *state = sbx_state_dir();
+	sb_sandbox_opts o = {.limits = {.cpu_weight = 200}};
+	sb_sandbox *sb = sbx_create(state, "cpu", &o);
+	sb_sandbox_info info;
+	sb_sandbox_get_info(sb, &info);
+	assert_true(info.enforced.cpu);
+	/* the lease records its cgroup; v1 shares are weight * 1024 / 100 */
+	char *lease = sb_strfmt("%s/leases/cpu", state);
+	char *text = sbt_read(lease, "lease.json", NULL);
+	json_t *j = json_loads(text, 0, NULL);
+	assert_non_null(j);
+	const char *dir = json_string_value(json_array_get(json_object_get(j, "cgroups"), 0));
+	assert_non_null(dir);
+	char *shares = sbt_read(dir, "cpu.shares", NULL);
+	assert_string_equal(shares, "2048\n");
+	/* and the sandbox is in it */
+	char *procs = sbt_read(dir, "cgroup.procs", NULL);
+	char pid[16];
+	snprintf(pid, sizeof pid, "%d\n", info.init_pid);
+	assert_non_null(strstr(procs, pid));
+	free(procs);
+	free(shares);
+	json_decref(j);
+	free(text);
+	free(lease);
+	SB_ASSERT_OK(sb_sandbox_destroy(sb));
+	sbx_state_free(state);
+}
+
 static void health_reports_what_is_enforced(void **s)
 {
 	(void)s;
@@ -137,6 +170,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(fork_bomb_is_stopped_by_the_pids_limit),
 	    cmocka_unit_test(memory_hog_is_killed_and_the_result_says_so),
+	    cmocka_unit_test(cpu_weight_sets_the_cgroup_share),
 	    cmocka_unit_test(health_reports_what_is_enforced),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,9 +14,11 @@ static void tmp_and_background_process_persist_between_execs(void **s)
 	assert_string_equal(sb_buf_cstr(&r.out), "ok\n");
 	assert_true(r.st.has_exit_code && r.st.exit_code == 0);
 	sbx_result_free(&r);
+	/* (the background shell may still be on its way to exec'ing sleep: give it a moment) */
 	sbx_sh(sb,
-	       "cat /tmp/f; kill -0 $(cat /tmp/bg) && echo alive; "
-	       "cat /proc/$(cat /tmp/bg)/cmdline | tr '\\0' ' '",
+	       "cat /tmp/f; p=$(cat /tmp/bg); kill -0 $p && echo alive; "
+	       "for i in $(seq 100); do c=$(tr '\\0' ' ' < /proc/$p/cmdline); "
+	       "[ \"$c\" = 'sleep 300 ' ] && break; sleep 0.02; done; printf '%s' \"$c\"",
 	       &r);
 	assert_string_equal(sb_buf_cstr(&r.out), "kept\nalive\nsleep 300 ");
 	sbx_result_free(&r);

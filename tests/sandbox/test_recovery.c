@@ -151,6 +151,21 @@ static void dead_sandbox_is_reported_lost_and_keeps_results(void **s)
 	sbx_follow(x, &r);
 	sbx_result_free(&r);
 	sb_sandbox_exec_free(x);
+	/* init's writer thread puts the record on disk a moment after announcing the exit:
+	 * what survives init's own death is what reached the disk */
+	char *spool = sb_strfmt("%s/leases/dead/spool/first", state);
+	char *rec = NULL;
+	for (int i = 0; i < 400; i++) {
+		free(rec);
+		rec = sbt_read(spool, "status.json", NULL);
+		if (rec && strstr(rec, "\"running\":false"))
+			break;
+		sb_sleep_ms(5);
+	}
+	assert_non_null(rec);
+	assert_non_null(strstr(rec, "\"running\":false"));
+	free(rec);
+	free(spool);
 	char *sleeper[] = {"sleep", "300", NULL};
 	sb_sandbox_exec_req sreq = {.argv = sleeper, .exec_id = "sleeper"};
 	SB_ASSERT_OK(sb_sandbox_exec_start(sb, &sreq, &x));
