@@ -230,41 +230,26 @@ out:
  * symlinks anywhere: the workspace is writable by sandboxed code. */
 static sb_err *open_confined(const sb_sandbox *sb, const char *rel, bool create, int *out)
 {
-	int fd = openat(sb->workspace_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	/* workspace_fd is an O_PATH handle: open the directory itself for reading first. */
+	int root = openat(sb->workspace_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
 		return sb_err_sys(errno, "opening the workspace %s", sb->workspace);
-	char *copy = sb_xstrdup(rel), *save = NULL;
-	sb_err *err = NULL;
-	for (char *seg = strtok_r(copy, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
-		int next = openat(fd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (next < 0 && errno == ENOENT && create) {
-			if (mkdirat(fd, seg, 0755) < 0 && errno != EEXIST) {
-				err = sb_err_sys(errno, "creating %s/%s", sb->workspace, rel);
-				break;
-			}
-			next = openat(fd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		}
-		if (next < 0) {
-			err = errno == ELOOP || errno == ENOTDIR
-			          ? sb_err_new(SB_E_ESCAPE,
-			                       "%s/%s: a component is a symlink or not a directory",
-			                       sb->workspace_mount, rel)
-			      : errno == ENOENT
-			          ? sb_err_new(SB_E_NOTFOUND, "no directory %s/%s in lease %s",
-			                       sb->workspace_mount, rel, sb->id)
-			          : sb_err_sys(errno, "opening %s/%s", sb->workspace, rel);
-			break;
-		}
-		close(fd);
-		fd = next;
-	}
-	free(copy);
-	if (err) {
-		close(fd);
-		return err;
-	}
-	*out = fd;
-	return NULL;
+	sb_err *err = sb_fs_open_dir_nofollow(root, rel, create, out);
+	close(root);
+	if (!err)
+		return NULL;
+	/* Say what it means for a lease: a link or file on the way is an escape attempt. */
+	int e = err->sys_errno;
+	sb_err *mapped =
+	    e == ELOOP || e == ENOTDIR
+	        ? sb_err_new(SB_E_ESCAPE, "%s/%s: a component is a symlink or not a directory",
+	                     sb->workspace_mount, rel)
+	    : e == ENOENT ? sb_err_new(SB_E_NOTFOUND, "no directory %s/%s in lease %s",
+	                               sb->workspace_mount, rel, sb->id)
+	                  : sb_err_prefix(err, "lease %s", sb->id);
+	if (mapped != err)
+		sb_err_free(err);
+	return mapped;
 }
 
 typedef struct xfer {
@@ -274,14 +259,6 @@ typedef struct xfer {
 	const sb_excludes *ex;
 	int tar_fd;
 } xfer;
-
-static bool preserved(char *const *keep, const char *name)
-{
-	for (size_t i = 0; keep && keep[i]; i++)
-		if (strcmp(keep[i], name) == 0)
-			return true;
-	return false;
-}
 
 /* "/proc/self/fd/<n>": a path for functions that take one, resolving to an open directory
  * without walking its (possibly unreachable) ancestors. */
@@ -299,25 +276,9 @@ static sb_err *do_sync_in(void *ud)
 	sb_err *err = open_confined(t->sb, t->rel, true, &dfd);
 	if (err)
 		return err;
-	int lfd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
-	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
-	if (!d) {
-		err = sb_err_sys(errno, "listing %s/%s", t->sb->workspace_mount, t->rel);
-		if (lfd >= 0)
-			close(lfd);
-		close(dfd);
-		return err;
-	}
-	struct dirent *de;
-	while (!err && (de = readdir(d))) {
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
-		    preserved(t->preserve, de->d_name))
-			continue;
-		char *p = fd_path(dfd, de->d_name);
-		err = sb_fs_rm_rf(p);
-		free(p);
-	}
-	closedir(d);
+	char *display = sb_strfmt("%s/%s", t->sb->workspace_mount, t->rel);
+	err = sb_fs_clear_dir(dfd, display, t->preserve);
+	free(display);
 	if (!err) {
 		char *p = fd_path(dfd, NULL);
 		err = sb_tar_extract(t->tar_fd, p, NULL);
