@@ -587,7 +587,11 @@ static void begin(sbs_req *r, const char *method)
 		                                      r, sb_wall_ms() / 1000, &r->auth);
 		if (aerr) {
 			sbs_metrics_auth_failure(srv->metrics);
-			refuse(r, 401, "unauthorized", aerr->msg);
+			/* Paperclip's bridge routes answer in the bridge's own words (bridge spec
+			 * §2.2); the native routes say precisely what was wrong. */
+			bool bridge = sb_str_has_prefix(r->raw_target, "/api/paperclip-sandbox/");
+			refuse(r, 401, "unauthorized",
+			       bridge ? "Missing or invalid bridge bearer token." : aerr->msg);
 			sb_err_free(aerr);
 			sb_err_free(path_err);
 			return;

@@ -74,6 +74,9 @@ static void bridge_auth_runs_before_routing(void **state)
 			ct_resp_deinit(&r);
 			ct_http(&ct_shared, "GET", path, "wrong-token", NULL, NULL, NULL, &r);
 			assert_error(&r, 401, "unauthorized");
+			/* The stock plugin sees the bridge's own wording (spec §2.2). */
+			assert_string_equal(jstr(r.json, "message", NULL),
+			                    "Missing or invalid bridge bearer token.");
 			ct_resp_deinit(&r);
 			free(path);
 		}
