@@ -188,35 +188,6 @@ static void no_terminal_reaches_the_sandbox(void **s)
 	sbx_result_free(&r);
 }
 
-/* Host pids of every process in sb's pid namespace. */
-static size_t host_pids_of(sb_sandbox *x, int *pids, size_t max)
-{
-	sb_sandbox_info info;
-	sb_sandbox_get_info(x, &info);
-	char want[128], path[64], got[128];
-	snprintf(path, sizeof path, "/proc/%d/ns/pid", info.init_pid);
-	ssize_t n = readlink(path, want, sizeof want - 1);
-	assert_true(n > 0);
-	want[n] = '\0';
-	size_t count = 0;
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	while ((de = readdir(d)) && count < max) {
-		int pid = atoi(de->d_name);
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof path, "/proc/%d/ns/pid", pid);
-		n = readlink(path, got, sizeof got - 1);
-		if (n <= 0)
-			continue;
-		got[n] = '\0';
-		if (strcmp(got, want) == 0)
-			pids[count++] = pid;
-	}
-	closedir(d);
-	return count;
-}
-
 static void another_lease_cannot_be_signalled_or_traced(void **s)
 {
 	(void)s;
@@ -225,7 +196,7 @@ static void another_lease_cannot_be_signalled_or_traced(void **s)
 	sb_sandbox_exec *victim = NULL;
 	SB_ASSERT_OK(sb_sandbox_exec_start(other, &req, &victim));
 	int pids[32];
-	size_t n = host_pids_of(other, pids, 32);
+	size_t n = sbx_host_pids(other, pids, 32);
 	assert_true(n >= 2);
 	/* aim at the other lease's host pids (and the same numbers as seen inside: 1, 2, ...) */
 	char *args[48] = {"signal"};

@@ -1,6 +1,7 @@
 /* Test helpers for real sandboxes (see sbx.h). */
 #include "sbx.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -144,4 +145,33 @@ void sbx_install_probe(sb_sandbox *sb)
 	assert_int_equal(system(cmd), 0);
 	free(cmd);
 	free(dst);
+}
+
+size_t sbx_host_pids(sb_sandbox *sb, int *pids, size_t max)
+{
+	sb_sandbox_info info;
+	sb_sandbox_get_info(sb, &info);
+	char want[128], path[64], got[128];
+	snprintf(path, sizeof path, "/proc/%d/ns/pid", info.init_pid);
+	ssize_t n = readlink(path, want, sizeof want - 1);
+	assert_true(n > 0);
+	want[n] = '\0';
+	size_t count = 0;
+	DIR *d = opendir("/proc");
+	assert_non_null(d);
+	struct dirent *de;
+	while ((de = readdir(d)) && count < max) {
+		int pid = atoi(de->d_name);
+		if (pid <= 0)
+			continue;
+		snprintf(path, sizeof path, "/proc/%d/ns/pid", pid);
+		n = readlink(path, got, sizeof got - 1);
+		if (n <= 0)
+			continue;
+		got[n] = '\0';
+		if (strcmp(got, want) == 0)
+			pids[count++] = pid;
+	}
+	closedir(d);
+	return count;
 }

@@ -26,5 +26,7 @@ void sbx_sh(sb_sandbox *sb, const char *script, sbx_result *r);
 void sbx_result_free(sbx_result *r);
 /* Copy the probe helper into the workspace as /workspace/probe. */
 void sbx_install_probe(sb_sandbox *sb);
+/* Host pids of every process in sb's pid namespace (init's), at most max of them. */
+size_t sbx_host_pids(sb_sandbox *sb, int *pids, size_t max);
 
 #endif

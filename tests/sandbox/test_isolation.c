@@ -27,35 +27,6 @@ static int teardown(void **s)
 	return 0;
 }
 
-/* Host pids of every process in the sandbox's pid namespace (init's). */
-static size_t sandbox_host_pids(int *pids, size_t max)
-{
-	sb_sandbox_info info;
-	sb_sandbox_get_info(sb, &info);
-	char want[128], path[64], got[128];
-	snprintf(path, sizeof path, "/proc/%d/ns/pid", info.init_pid);
-	ssize_t n = readlink(path, want, sizeof want - 1);
-	assert_true(n > 0);
-	want[n] = '\0';
-	size_t count = 0;
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	while ((de = readdir(d)) && count < max) {
-		int pid = atoi(de->d_name);
-		if (pid <= 0)
-			continue;
-		snprintf(path, sizeof path, "/proc/%d/ns/pid", pid);
-		n = readlink(path, got, sizeof got - 1);
-		if (n <= 0)
-			continue;
-		got[n] = '\0';
-		if (strcmp(got, want) == 0)
-			pids[count++] = pid;
-	}
-	closedir(d);
-	return count;
-}
-
 static long host_uid_of(int pid)
 {
 	char *status = NULL, path[64];
@@ -77,7 +48,7 @@ static void sandboxed_processes_have_nonzero_host_uid(void **s)
 	sb_sandbox_exec *x = NULL;
 	SB_ASSERT_OK(sb_sandbox_exec_start(sb, &req, &x));
 	int pids[64];
-	size_t n = sandbox_host_pids(pids, 64);
+	size_t n = sbx_host_pids(sb, pids, 64);
 	assert_true(n >= 2); /* sandbar-init and sleep */
 	for (size_t i = 0; i < n; i++)
 		assert_int_not_equal(host_uid_of(pids[i]), 0);
