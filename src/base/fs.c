@@ -3,9 +3,10 @@
  * unlinkat), file copies that try a reflink first and never hard-link, and private temp dirs.
  * A reader of the target sees either the old or the new content, never a mix; a failed replace
  * leaves the old content and no temp file behind. */
-#include "base/fs_internal.h"
+#include "fs_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fs.h>

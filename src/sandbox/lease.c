@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "sb_json.h"
 
 #define LEASE_JSON_MAX (256u * 1024u)
 

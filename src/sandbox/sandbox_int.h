@@ -7,7 +7,7 @@
 
 #include <pthread.h>
 
-#include "init/proto.h"
+#include "proto.h"
 
 struct sb_sandbox {
 	char *id;

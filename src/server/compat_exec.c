@@ -10,12 +10,13 @@
  * session destroys the lease once no other exec runs (the bridge's destroy-after-execution);
  * in a named session it discards that session.
  */
-#include "server/compat_int.h"
+#include "compat_int.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "sb_json.h"
 
 /* ---------------------------------------------------------------- named sessions */
 
@@ -151,7 +152,7 @@ static void call_free(void *ud)
 	if (c->x)
 		sbs_exec_free(c->x);
 	if (c->lease)
-		sbs_lease_put(c->lease);
+		sbs_lease_unref(c->lease);
 	for (int i = 0; i < 3; i++)
 		sb_buf_deinit(&c->carry[i]);
 	sb_buf_deinit(&c->chunk);
@@ -193,7 +194,7 @@ static void after_exec(exec_call *c, const sb_exec_result *res)
 	}
 	sbs_exec_free(c->x);
 	c->x = NULL;
-	sbs_lease_put(c->lease);
+	sbs_lease_unref(c->lease);
 	c->lease = NULL;
 	sbs_destroy_opts o = {.acquisition_id = c->acquisition_id,
 	                      .defer = true,

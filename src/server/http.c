@@ -7,13 +7,14 @@
  * reference counted: the connection holds one reference until MHD reports completion and a
  * streamed reply holds one until its reader is freed; the last one writes the access-log line.
  */
-#include "server/http_int.h"
+#include "http_int.h"
 
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "sb_json.h"
 
 #define DISCARD_MAX (64ull << 20) /* body bytes swallowed after a refusal before hanging up */
 
@@ -28,7 +29,7 @@ struct sbs_req {
 	char *raw_target;
 	char *method;
 	char *path; /* decoded */
-	sbs_query query;
+	sb_query query;
 	sbs_match match;
 	bool matched;
 	int phase;            /* 0 new, 1 body, 2 replied */
@@ -91,7 +92,7 @@ static void req_unref(sbs_req *r)
 	free(r->raw_target);
 	free(r->method);
 	free(r->path);
-	sbs_query_deinit(&r->query);
+	sb_query_deinit(&r->query);
 	sbs_match_deinit(&r->match);
 	free(r->pend_code);
 	free(r->pend_msg);
@@ -160,14 +161,14 @@ const char *sbs_req_param(sbs_req *r, const char *name)
 	return NULL;
 }
 
-const sbs_query *sbs_req_query(sbs_req *r)
+const sb_query *sbs_req_query(sbs_req *r)
 {
 	return &r->query;
 }
 
 const char *sbs_req_query_get(sbs_req *r, const char *key)
 {
-	return sbs_query_get(&r->query, key);
+	return sb_query_get(&r->query, key);
 }
 
 const char *sbs_req_header(sbs_req *r, const char *name)
@@ -573,10 +574,10 @@ static void begin(sbs_req *r, const char *method)
 	size_t plen = q ? (size_t)(q - r->raw_target) : strlen(r->raw_target);
 	char *raw_path = sb_xstrndup(r->raw_target, plen);
 	sb_buf dp = SB_BUF_INIT;
-	sb_err *path_err = sbs_url_decode(raw_path, plen, false, &dp);
+	sb_err *path_err = sb_url_decode(raw_path, plen, false, &dp);
 	r->path = sb_buf_steal(&dp, NULL);
 	if (!path_err && q)
-		path_err = sbs_query_parse(q + 1, strlen(q + 1), &r->query);
+		path_err = sb_query_parse(q + 1, strlen(q + 1), &r->query);
 	if (!path_err) {
 		r->matched = sbs_router_match(srv->router, method, raw_path, &r->match, &path_err);
 	}

@@ -5,7 +5,7 @@
 
 #include <microhttpd.h>
 
-#include "server/server_int.h"
+#include "server_int.h"
 
 /* MHD_OPTION_URI_LOG_CALLBACK: allocates the request with the raw target. */
 void *sbs_http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn);

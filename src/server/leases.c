@@ -5,13 +5,14 @@
  * PENDING and DESTROYING states keep other callers off a lease meanwhile. A destroyed lease's
  * handle stays open until its last reference is put, so a reader racing a destroy sees I/O
  * errors, never freed memory. */
-#include "server/leases.h"
+#include "leases.h"
 
 #include <ctype.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include "sb_json.h"
 
 typedef struct fence {
 	char *id;
@@ -125,7 +126,7 @@ static void remove_locked(sbs_leases *ls, sbs_lease *l)
 		lease_free(l);
 }
 
-void sbs_lease_put(sbs_lease *l)
+void sbs_lease_unref(sbs_lease *l)
 {
 	if (!l)
 		return;
@@ -613,7 +614,7 @@ sb_err *sbs_leases_renew(sbs_leases *ls, const char *id, int64_t ttl_s, sbs_leas
 			sbs_lease_info_copy(out, &copy);
 	}
 	sbs_lease_info_deinit(&copy);
-	sbs_lease_put(l);
+	sbs_lease_unref(l);
 	return err;
 }
 
@@ -646,7 +647,7 @@ static sb_err *running_execs(sb_sandbox *sb, char ***ids, size_t *n)
 		return err;
 	for (size_t i = 0; all && all[i]; i++) {
 		sb_sandbox_exec_status st;
-		sb_err *e = sb_sandbox_exec_status_get(sb, all[i], &st);
+		sb_err *e = sb_sandbox_exec_status_by_id(sb, all[i], &st);
 		if (e) {
 			sb_err_free(e);
 			continue;
@@ -762,7 +763,7 @@ sb_err *sbs_leases_destroy(sbs_leases *ls, const char *id, const sbs_destroy_opt
 			*outcome = SBS_DESTROY_BUSY;
 		}
 		pthread_mutex_unlock(&ls->mu);
-		sbs_lease_put(l);
+		sbs_lease_unref(l);
 		goto out;
 	}
 	if (!err) {
@@ -776,7 +777,7 @@ sb_err *sbs_leases_destroy(sbs_leases *ls, const char *id, const sbs_destroy_opt
 			l->info.state = prev;
 		pthread_mutex_unlock(&ls->mu);
 	}
-	sbs_lease_put(l);
+	sbs_lease_unref(l);
 out:
 	sb_strv_free(scratch);
 	return err;
@@ -850,7 +851,7 @@ void sbs_leases_reap(sbs_leases *ls, int64_t now_ms)
 		}
 		if (!sb_sandbox_alive(l->sb))
 			sbs_lease_mark_lost(l, "sandbar-init stopped answering");
-		sbs_lease_put(l);
+		sbs_lease_unref(l);
 	}
 	if (do_probe) {
 		ls->last_probe_ms = now_ms;
@@ -935,7 +936,7 @@ sb_err *sbs_leases_recover(sbs_leases *ls)
 				sb_warn("%s", e->msg);
 				sb_err_free(e);
 			}
-			sbs_lease_put(l);
+			sbs_lease_unref(l);
 			break;
 		}
 		default:

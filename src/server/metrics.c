@@ -1,6 +1,6 @@
 /* Prometheus text for GET /metrics: request counts by status class, a latency histogram, auth
  * failures, exec and streaming counters. Lock-free: every counter is an atomic. */
-#include "server/metrics.h"
+#include "metrics.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>

@@ -3,8 +3,8 @@
  * socket (TCP, optionally TLS, and a unix socket), the reaper thread, signal handling and the
  * drain on SIGTERM. Connection threads inherit a mask with SIGTERM, SIGINT and SIGPIPE blocked,
  * so signals reach only run_until_signal's signalfd and broken pipes surface as EPIPE. */
-#include "server/http_int.h"
-#include "server/compat.h"
+#include "http_int.h"
+#include "compat.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "sb_sandbox_json.h"
 
 #define MAX_DAEMONS 2
 

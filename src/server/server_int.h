@@ -5,12 +5,13 @@
 
 #include <sandbar/server.h>
 
-#include "server/authn.h"
-#include "server/execs.h"
-#include "server/http.h"
-#include "server/leases.h"
-#include "server/metrics.h"
-#include "server/store.h"
+#include "authn.h"
+#include "execs.h"
+#include "http.h"
+#include "leases.h"
+#include "metrics.h"
+#include "store.h"
+#include "sb_sandbox_json.h"
 
 struct sbs_server {
 	sb_server_limits limits; /* defaults filled in */
