@@ -9,6 +9,7 @@
  */
 #include "http_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -22,6 +23,15 @@ typedef struct hdr {
 	char *name, *value;
 } hdr;
 
+/* Where a request is in its life: MHD calls the access handler again and again, and the phase
+ * says what that call means. NEW -> BODY -> REPLIED, or straight to REPLIED when a reply is queued
+ * early (a refusal); never backwards. */
+typedef enum sbs_req_phase {
+	SBS_REQ_NEW,     /* headers seen, nothing begun */
+	SBS_REQ_BODY,    /* begun: the body (if any) is arriving */
+	SBS_REQ_REPLIED, /* a reply is queued: any further body is dropped */
+} sbs_req_phase;
+
 struct sbs_req {
 	atomic_int refs;
 	sbs_server *srv;
@@ -32,7 +42,7 @@ struct sbs_req {
 	sb_query query;
 	sbs_match match;
 	bool matched;
-	int phase;            /* 0 new, 1 body, 2 replied */
+	sbs_req_phase phase;
 	bool refused;         /* reply queued early or pending: swallow the body */
 	unsigned pend_status; /* a refusal to send at the final call */
 	char *pend_code, *pend_msg;
@@ -52,11 +62,9 @@ struct sbs_req {
 	char lease[SB_SANDBOX_ID_MAX + 1];
 };
 
-static atomic_long g_inflight;
-
-long sbs_http_inflight(void)
+long sbs_http_inflight(sbs_server *srv)
 {
-	return atomic_load(&g_inflight);
+	return atomic_load(&srv->http_inflight);
 }
 
 static void access_log(sbs_req *r)
@@ -104,8 +112,11 @@ static void req_unref(sbs_req *r)
 		free(r->hdrs[i].value);
 	}
 	free(r->hdrs);
+	sbs_server *srv = r->srv;
 	free(r);
-	atomic_fetch_sub(&g_inflight, 1);
+	long before = atomic_fetch_sub(&srv->http_inflight, 1);
+	assert(before > 0);
+	(void)before;
 }
 
 void *sbs_http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
@@ -119,7 +130,7 @@ void *sbs_http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 	r->spool_fd = -1;
 	r->start_ns = sb_mono_ns();
 	r->status = 0;
-	atomic_fetch_add(&g_inflight, 1);
+	atomic_fetch_add(&r->srv->http_inflight, 1);
 	return r;
 }
 
@@ -252,7 +263,7 @@ static void queue(sbs_req *r, unsigned status, struct MHD_Response *resp, const 
 {
 	if (!resp) {
 		sb_error("cannot create a response for %s %s", r->method, r->path);
-		r->phase = 2;
+		r->phase = SBS_REQ_REPLIED;
 		return;
 	}
 	if (ctype)
@@ -265,7 +276,7 @@ static void queue(sbs_req *r, unsigned status, struct MHD_Response *resp, const 
 	if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
 		sb_warn("could not queue the %u reply to %s %s", status, r->method, r->path);
 	MHD_destroy_response(resp);
-	r->phase = 2;
+	r->phase = SBS_REQ_REPLIED;
 }
 
 void sbs_reply_bytes(sbs_req *r, unsigned status, const char *content_type, const void *p, size_t n)
@@ -693,7 +704,7 @@ static void finish(sbs_req *r)
 		return;
 	}
 	r->match.h(r, r->match.ud);
-	if (r->phase != 2) {
+	if (r->phase != SBS_REQ_REPLIED) {
 		sb_error("handler for %s %s queued no reply", r->method, r->path);
 		sbs_reply_error(r, 500, "internal_error", "the handler produced no reply");
 	}
@@ -710,9 +721,10 @@ enum MHD_Result sbs_http_access(void *cls, struct MHD_Connection *conn, const ch
 		r = sbs_http_uri_log(cls, url, conn);
 		*con_cls = r;
 	}
-	if (r->phase == 0) {
+	if (r->phase == SBS_REQ_NEW) {
 		begin(r, method);
-		r->phase = 1;
+		assert(r->phase == SBS_REQ_NEW); /* begin() only records a refusal */
+		r->phase = SBS_REQ_BODY;
 		/* Refuse before the body arrives when we can: the client need not send it. */
 		if (r->refused && *upload_data_size == 0) {
 			const char *cl = sbs_req_header(r, "Content-Length");
@@ -724,7 +736,7 @@ enum MHD_Result sbs_http_access(void *cls, struct MHD_Connection *conn, const ch
 		}
 		return MHD_YES;
 	}
-	if (r->phase == 2) {
+	if (r->phase == SBS_REQ_REPLIED) {
 		/* Reply queued early; MHD may still pass the body: drop it. */
 		*upload_data_size = 0;
 		return MHD_YES;

@@ -17,6 +17,6 @@ enum MHD_Result sbs_http_access(void *cls, struct MHD_Connection *conn, const ch
 void sbs_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                         enum MHD_RequestTerminationCode toe);
 /* Requests started and not yet completed (for draining). */
-long sbs_http_inflight(void);
+long sbs_http_inflight(sbs_server *srv);
 
 #endif

@@ -7,6 +7,7 @@
  * errors, never freed memory. */
 #include "leases.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <pthread.h>
 #include <signal.h>
@@ -122,6 +123,7 @@ static void remove_locked(sbs_leases *ls, sbs_lease *l)
 		}
 	}
 	l->removed = true;
+	assert(l->refs > 0); /* a reference is dropped only once */
 	if (--l->refs == 0)
 		lease_free(l);
 }
@@ -132,6 +134,7 @@ void sbs_lease_unref(sbs_lease *l)
 		return;
 	sbs_leases *ls = l->ls;
 	pthread_mutex_lock(&ls->mu);
+	assert(l->refs > 0); /* a reference is dropped only once */
 	if (--l->refs == 0)
 		lease_free(l);
 	pthread_mutex_unlock(&ls->mu);
@@ -140,6 +143,7 @@ void sbs_lease_unref(sbs_lease *l)
 void sbs_lease_ref(sbs_lease *l)
 {
 	pthread_mutex_lock(&l->ls->mu);
+	assert(l->refs > 0); /* only a lease still referenced gains one */
 	l->refs++;
 	pthread_mutex_unlock(&l->ls->mu);
 }
@@ -319,6 +323,7 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 	rec.created_ms = rec.renewed_ms = sb_wall_ms();
 	rec.expires_ms = p->ttl_s > 0 ? rec.created_ms + p->ttl_s * 1000 : 0;
 	l = add_locked(ls, &rec);
+	assert(l->refs > 0); /* only a lease still referenced gains one */
 	l->refs++; /* ours, while setting up */
 	pthread_mutex_unlock(&ls->mu);
 	persist(ls, &rec);
@@ -332,6 +337,7 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 	pthread_mutex_lock(&ls->mu);
 	if (err) {
 		remove_locked(ls, l);
+		assert(l->refs > 0); /* a reference is dropped only once */
 		l->refs--;
 		if (l->refs == 0)
 			lease_free(l);
@@ -358,6 +364,7 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 		l->info.expires_ms = si.expires_at_ms;
 	sbs_lease_info copy;
 	sbs_lease_info_copy(&copy, &l->info);
+	assert(l->refs > 0); /* a reference is dropped only once */
 	l->refs--;
 	pthread_mutex_unlock(&ls->mu);
 	persist(ls, &copy);
@@ -474,6 +481,7 @@ sb_err *sbs_leases_get(sbs_leases *ls, const char *id, unsigned flags, sbs_lease
 		break;
 	}
 	if (!err) {
+		assert(l->refs > 0); /* only a lease still referenced gains one */
 		l->refs++;
 		*out = l;
 	}
@@ -555,6 +563,7 @@ void sbs_lease_fence_end(sbs_lease *l, const char *fence_id)
 	for (size_t i = 0; i < l->nfences; i++) {
 		if (strcmp(l->fences[i].id, fence_id) == 0) {
 			free(l->fences[i].id);
+			assert(l->nfences > 0);
 			l->fences[i] = l->fences[--l->nfences];
 			break;
 		}
@@ -741,6 +750,7 @@ sb_err *sbs_leases_destroy(sbs_leases *ls, const char *id, const sbs_destroy_opt
 	sbs_lease_state prev = was_deferred ? SBS_LEASE_ACTIVE : l->info.state;
 	l->info.state = SBS_LEASE_DESTROYING;
 	l->deferred = false;
+	assert(l->refs > 0); /* only a lease still referenced gains one */
 	l->refs++;
 	size_t nbusy = o->force ? 0 : live_fences_locked(l, sb_wall_ms(), busy);
 	sb_sandbox *sb = l->sb;
@@ -929,6 +939,7 @@ sb_err *sbs_leases_recover(sbs_leases *ls)
 		case SBS_LEASE_DESTROYING: {
 			pthread_mutex_lock(&ls->mu);
 			sbs_lease *l = add_locked(ls, rec);
+			assert(l->refs > 0); /* only a lease still referenced gains one */
 			l->refs++;
 			pthread_mutex_unlock(&ls->mu);
 			sb_err *e = destroy_now(ls, l, rec->reason ? rec->reason : "client");

@@ -164,6 +164,7 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 		return sb_err_new(SB_E_INVAL, "--tls-cert and --tls-key go together");
 	sb_server *s = sb_xcalloc(1, sizeof *s);
 	sbs_server *srv = &s->srv;
+	atomic_init(&srv->http_inflight, 0);
 	s->stop_fd = -1;
 	for (size_t i = 0; i < MAX_DAEMONS; i++)
 		s->listen_fd[i] = -1;
@@ -383,6 +384,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 static sb_err *start_daemon(sb_server *s, int fd, bool tls, const char *cert, const char *key)
 {
 	sbs_server *srv = &s->srv;
+	atomic_init(&srv->http_inflight, 0);
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 	                 MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
 	if (tls)
@@ -557,11 +559,11 @@ void sb_server_stop(sb_server *s)
 		(void)fd; /* our listen_fd, closed below */
 	}
 	int64_t deadline = sb_mono_ms() + s->srv.limits.drain_ms;
-	while (sbs_http_inflight() > 0 && sb_mono_ms() < deadline)
+	while (sbs_http_inflight(&s->srv) > 0 && sb_mono_ms() < deadline)
 		sb_sleep_ms(20);
-	if (sbs_http_inflight() > 0)
+	if (sbs_http_inflight(&s->srv) > 0)
 		sb_warn("drain: %ld request(s) still running after %lld ms; closing them",
-		        sbs_http_inflight(), (long long)s->srv.limits.drain_ms);
+		        sbs_http_inflight(&s->srv), (long long)s->srv.limits.drain_ms);
 	for (size_t i = 0; i < s->nd; i++) {
 		MHD_stop_daemon(s->d[i]);
 		s->d[i] = NULL;
@@ -587,6 +589,7 @@ void sb_server_free(sb_server *s)
 		return;
 	sb_server_stop(s);
 	sbs_server *srv = &s->srv;
+	atomic_init(&srv->http_inflight, 0);
 	sbs_router_free(srv->router);
 	sbs_execs_free(srv->execs);
 	sbs_leases_free(srv->leases);

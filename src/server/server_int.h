@@ -4,6 +4,7 @@
 #define SB_SERVER_SERVER_INT_H
 
 #include <sandbar/server.h>
+#include <stdatomic.h>
 
 #include "authn.h"
 #include "execs.h"
@@ -30,6 +31,7 @@ struct sbs_server {
 	int64_t started_ms;
 	volatile int draining;   /* set when SIGTERM arrived: streams end */
 	sb_cancel *drain_cancel; /* triggered with draining: for handlers that wait (collect) */
+	atomic_long http_inflight; /* requests started and not completed (http.c; drain waits) */
 };
 
 /* Route registration (one per route file). */
