@@ -378,6 +378,10 @@ void sb_fs_beneath_force_fallback(bool on);
  * they read from a directory or checked); "" opens rootfd itself again. */
 sb_err *sb_fs_open_dir_nofollow(int rootfd, const char *rel, bool create, int *out_fd);
 
+/* A nameless temp file in dir (O_TMPFILE, or created and unlinked at once where the file system
+ * lacks it), O_RDWR|O_CLOEXEC, mode 0600. */
+sb_err *sb_fs_tmpfile(const char *dir, int *fd_out);
+
 /* --------------------------------------------------------------- excludes */
 
 /* The one exclude matcher (managed-runtime spec §2.8) that drives archives, snapshots and

@@ -453,3 +453,22 @@ sb_err *sb_fs_mkdtemp(const char *prefix, char **out)
 	*out = tmpl;
 	return NULL;
 }
+
+sb_err *sb_fs_tmpfile(const char *dir, int *fd_out)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		/* O_TMPFILE unsupported on this file system: create and unlink at once. */
+		char *path = sb_strfmt("%s/spool-XXXXXX", dir);
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd < 0) {
+			sb_err *err = sb_err_sys(errno, "creating a temp file in %s", dir);
+			free(path);
+			return err;
+		}
+		unlink(path);
+		free(path);
+	}
+	*fd_out = fd;
+	return NULL;
+}

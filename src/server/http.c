@@ -154,6 +154,11 @@ sbs_server *sbs_req_server(sbs_req *r)
 	return r->srv;
 }
 
+sb_err *sbs_req_spool_file(sbs_req *r, int *fd_out)
+{
+	return sb_fs_tmpfile(r->srv->tmp_dir, fd_out);
+}
+
 const char *sbs_req_method(sbs_req *r)
 {
 	return r->method;
@@ -642,7 +647,7 @@ static void begin(sbs_req *r, const char *method)
 	if (r->auth.hmac)
 		r->hash = sb_sha256_new();
 	if (r->match.flags & SBS_ROUTE_BODY_SPOOL) {
-		sb_err *e = sbs_server_tmpfile(srv, &r->spool_fd);
+		sb_err *e = sb_fs_tmpfile(srv->tmp_dir, &r->spool_fd);
 		if (e) {
 			refuse(r, 500, "internal_error", e->msg);
 			sb_err_free(e);

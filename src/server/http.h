@@ -65,6 +65,8 @@ bool sbs_param_name_eq(const char *pattern_name, const char *name);
 /* ------------------------------------------------------------------ the request */
 
 sbs_server *sbs_req_server(sbs_req *r);
+/* A nameless temp file in the daemon's spool directory, for a route that buffers a transfer. */
+sb_err *sbs_req_spool_file(sbs_req *r, int *fd_out);
 const char *sbs_req_method(sbs_req *r);
 /* Decoded path (no query). */
 const char *sbs_req_path(sbs_req *r);

@@ -292,7 +292,7 @@ static void h_get_file(sbs_req *r, void *ud)
 	if (!l)
 		return;
 	int spool = -1, pp[2] = {-1, -1};
-	sb_err *err = sbs_server_tmpfile(sbs_req_server(r), &spool);
+	sb_err *err = sbs_req_spool_file(r, &spool);
 	if (!err && pipe2(pp, O_CLOEXEC) < 0)
 		err = sb_err_sys(errno, "pipe");
 	if (!err) {
@@ -711,7 +711,7 @@ static void h_get_workspace(sbs_req *r, void *ud)
 		return;
 	}
 	int spool = -1;
-	sb_err *err = sbs_server_tmpfile(sbs_req_server(r), &spool);
+	sb_err *err = sbs_req_spool_file(r, &spool);
 	if (!err) {
 		ws_get_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
 		                .rel = rel,

@@ -88,25 +88,6 @@ static char *default_state_dir(void)
 	return sb_strfmt("%s/.local/state/sandbar", home && home[0] ? home : "/tmp");
 }
 
-sb_err *sbs_server_tmpfile(sbs_server *srv, int *fd_out)
-{
-	int fd = open(srv->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		/* O_TMPFILE unsupported on this file system: create and unlink at once. */
-		char *path = sb_strfmt("%s/spool-XXXXXX", srv->tmp_dir);
-		fd = mkostemp(path, O_CLOEXEC);
-		if (fd < 0) {
-			sb_err *err = sb_err_sys(errno, "creating a temp file in %s", srv->tmp_dir);
-			free(path);
-			return err;
-		}
-		unlink(path);
-		free(path);
-	}
-	*fd_out = fd;
-	return NULL;
-}
-
 static sb_err *persist_nonce(void *ud, const char *key, int64_t expires_s)
 {
 	return sbs_store_nonce_put(ud, key, expires_s);

@@ -38,7 +38,5 @@ struct sbs_server {
 void sbs_native_routes_register(sbs_server *srv);
 void sbs_file_routes_register(sbs_server *srv);
 
-/* Temp file under tmp_dir, already unlinked, O_RDWR|O_CLOEXEC. */
-sb_err *sbs_server_tmpfile(sbs_server *srv, int *fd_out);
 
 #endif
