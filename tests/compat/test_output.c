@@ -172,12 +172,33 @@ static void native_result_keeps_invalid_utf8_in_b64(void **state)
 	free(id);
 }
 
+/* Tests with a daemon of their own keep it in *state, so that the teardown stops it (and its
+ * sandboxes) also when an assertion fails half-way. */
+static ct_daemon *own_daemon(void **state, const ct_daemon_opts *o)
+{
+	ct_daemon *d = sb_xcalloc(1, sizeof *d);
+	*state = d;
+	ct_daemon_start_opts(d, o);
+	return d;
+}
+
+static int stop_own_daemon(void **state)
+{
+	ct_daemon *d = *state;
+	if (d) {
+		if (d->pid > 0)
+			ct_daemon_stop(d);
+		free(d);
+	}
+	*state = NULL;
+	return 0;
+}
+
 static void output_over_max_output_is_an_error(void **state)
 {
-	(void)state;
-	ct_daemon d;
 	ct_daemon_opts o = {.token = CT_TOKEN, .max_output = 1u << 20};
-	ct_daemon_start_opts(&d, &o);
+	const ct_daemon *dp = own_daemon(state, &o);
+	const ct_daemon d = *dp;
 	char *id = acquire(&d, "big-1");
 	const char *script = "head -c 2000000 /dev/zero | tr '\\0' a";
 	ct_resp r;
@@ -214,7 +235,6 @@ static void output_over_max_output_is_an_error(void **state)
 	ct_resp_deinit(&r);
 	free(path);
 	free(id);
-	ct_daemon_stop(&d);
 }
 
 static void bridge_suffixed_session_streams(void **state)
@@ -293,16 +313,14 @@ static size_t big_data(char *p, size_t size, size_t nmemb, void *ud)
 
 static void gib_output_returns_whole_with_bounded_memory(void **state)
 {
-	(void)state;
 #ifdef CT_SANITIZED
 	/* Sanitizer builds move 64 MiB; memory bounds are asserted in the plain build only. */
 	const uint64_t size = 64ull << 20;
 #else
 	const uint64_t size = 1ull << 30;
 #endif
-	ct_daemon d;
 	ct_daemon_opts o = {.token = CT_TOKEN};
-	ct_daemon_start_opts(&d, &o);
+	const ct_daemon d = *own_daemon(state, &o);
 	char *id = acquire(&d, "gib-1");
 	ct_resp r;
 	exec_sh(&d, id, "gib-1", "echo warm", NULL, false, &r); /* a first exec's one-off costs */
@@ -363,7 +381,6 @@ static void gib_output_returns_whole_with_bounded_memory(void **state)
 	assert_true(grown < 5 * 64 * 1024);
 #endif
 	free(id);
-	ct_daemon_stop(&d);
 }
 
 int main(void)
@@ -371,9 +388,10 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(base64_read_of_5mb_file_is_whole),
 	    cmocka_unit_test(native_result_keeps_invalid_utf8_in_b64),
-	    cmocka_unit_test(output_over_max_output_is_an_error),
+	    cmocka_unit_test_teardown(output_over_max_output_is_an_error, stop_own_daemon),
 	    cmocka_unit_test(bridge_suffixed_session_streams),
-	    cmocka_unit_test(gib_output_returns_whole_with_bounded_memory),
+	    cmocka_unit_test_teardown(gib_output_returns_whole_with_bounded_memory,
+	                              stop_own_daemon),
 	};
 	return cmocka_run_group_tests(tests, ct_group_setup, ct_group_teardown);
 }
