@@ -23,6 +23,36 @@ void sbt_expect_code(sb_err *err, sb_errcode code, const char *what)
 	sb_err_free(err);
 }
 
+void sbt_skip_at(const char *file, int line, const char *func, const char *fmt, ...)
+{
+	char why[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof why, fmt, ap);
+	va_end(ap);
+	const char *allow = getenv("SANDBAR_ALLOW_SKIP");
+	if (!allow || strcmp(allow, "1") != 0) {
+		print_error("%s:%d: %s cannot run here: %s\n"
+		            "(this is a failure; set SANDBAR_ALLOW_SKIP=1 to skip it instead)\n",
+		            file, line, func, why);
+		fail();
+	}
+	const char *prog = program_invocation_short_name;
+	char *msg =
+	    sb_strfmt("%s %s %s (%s:%d): %s\n", SBT_SKIP_MARKER, prog, func, file, line, why);
+	print_message("%s", msg);
+	const char *log = getenv("SBT_SKIP_LOG");
+	if (log && *log) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			sb_err_free(sb_write_all(fd, msg, strlen(msg)));
+			close(fd);
+		}
+	}
+	free(msg);
+	skip();
+}
+
 char *sbt_mkdtemp(const char *tag)
 {
 	char *dir = NULL;

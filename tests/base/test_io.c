@@ -49,6 +49,8 @@ static void read_file_enforces_limit(void **state)
 
 static void *trigger_later(void *arg)
 {
+	/* no event says the other thread is blocked in poll yet; the test passes either way, the
+	 * pause only makes the interesting order (poll first, then trigger) the likely one */
 	sb_sleep_ms(20);
 	sb_cancel_trigger(arg);
 	return NULL;
@@ -106,10 +108,10 @@ static void log_writes_text_and_json_lines(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(write_all_and_read_full_through_a_pipe),
-		cmocka_unit_test(read_file_enforces_limit),
-		cmocka_unit_test(cancel_wakes_a_poller_in_another_thread),
-		cmocka_unit_test(log_writes_text_and_json_lines),
+	    cmocka_unit_test(write_all_and_read_full_through_a_pipe),
+	    cmocka_unit_test(read_file_enforces_limit),
+	    cmocka_unit_test(cancel_wakes_a_poller_in_another_thread),
+	    cmocka_unit_test(log_writes_text_and_json_lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -77,9 +77,10 @@ static void shell_quote_round_trips_through_sh(void **state)
 {
 	(void)state;
 	const char *cases[] = {
-		"plain", "with space", "it's", "'", "''", "a\"b", "$HOME", "`id`", "*", "?",
-		"back\\slash", "new\nline", "tab\there", "unicodé ✓ 日本", "-n", "", "!x",
-		"a'\"'\"'b", ";rm -rf /;", "$(echo no)",
+	    "plain",      "with space",     "it's", "'", "''",          "a\"b",
+	    "$HOME",      "`id`",           "*",    "?", "back\\slash", "new\nline",
+	    "tab\there",  "unicodé ✓ 日本", "-n",   "",  "!x",          "a'\"'\"'b",
+	    ";rm -rf /;", "$(echo no)",
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		char *q = sb_shell_quoted(cases[i]);
@@ -117,7 +118,7 @@ static void iso8601_formats_and_parses(void **state)
 	sb_err_free(err);
 	assert_true(sb_mono_ms() > 0);
 	int64_t a = sb_mono_ns();
-	sb_sleep_ms(2);
+	sb_sleep_ms(2); /* not synchronisation: the clock must show the time slept */
 	assert_true(sb_mono_ns() - a >= 2000000);
 }
 
@@ -166,15 +167,15 @@ static void hex_decode_takes_either_case_and_refuses_non_digits(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(strv_push_dup_free),
-		cmocka_unit_test(parse_size_units_and_errors),
-		cmocka_unit_test(parse_duration_units_and_errors),
-		cmocka_unit_test(parse_int64_is_strict),
-		cmocka_unit_test(shell_quote_round_trips_through_sh),
-		cmocka_unit_test(iso8601_formats_and_parses),
-		cmocka_unit_test(errors_carry_code_message_and_context),
-		cmocka_unit_test(hex_and_prefix_helpers),
-		cmocka_unit_test(hex_decode_takes_either_case_and_refuses_non_digits),
+	    cmocka_unit_test(strv_push_dup_free),
+	    cmocka_unit_test(parse_size_units_and_errors),
+	    cmocka_unit_test(parse_duration_units_and_errors),
+	    cmocka_unit_test(parse_int64_is_strict),
+	    cmocka_unit_test(shell_quote_round_trips_through_sh),
+	    cmocka_unit_test(iso8601_formats_and_parses),
+	    cmocka_unit_test(errors_carry_code_message_and_context),
+	    cmocka_unit_test(hex_and_prefix_helpers),
+	    cmocka_unit_test(hex_decode_takes_either_case_and_refuses_non_digits),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

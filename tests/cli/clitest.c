@@ -1,5 +1,6 @@
-/* cli test helpers (see clitest.h). A failed step aborts the running test; leases a test leaves
- * behind are destroyed by clit_fini, which each test's teardown calls. */
+/* cli test helpers (see clitest.h). A failed step aborts the running test; the processes and
+ * leases a test leaves behind are stopped and destroyed by clit_fini, which the fixture's
+ * teardown calls whether the test passed or failed. */
 #include "clitest.h"
 
 #include <errno.h>
@@ -12,7 +13,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <unistd.h>
 
 void clit_init(clit *t)
@@ -47,11 +50,73 @@ void clit_destroy_leases(clit *t, const char *state_dir)
 	clit_res_free(&r);
 }
 
+void clit_track(clit *t, pid_t pid)
+{
+	for (size_t i = 0; i < sizeof t->live / sizeof t->live[0]; i++)
+		if (t->live[i] == 0) {
+			t->live[i] = pid;
+			return;
+		}
+	print_error("more than %zu live processes in one cli test\n",
+	            sizeof t->live / sizeof t->live[0]);
+	fail();
+}
+
+void clit_untrack(clit *t, pid_t pid)
+{
+	for (size_t i = 0; i < sizeof t->live / sizeof t->live[0]; i++)
+		if (t->live[i] == pid)
+			t->live[i] = 0;
+}
+
+/* Wait for pid at most ms; returns whether it was reaped (status in *st). */
+static bool wait_ms(pid_t pid, int *st, int ms)
+{
+	for (int i = 0; i <= ms / 10; i++) {
+		pid_t w = waitpid(pid, st, WNOHANG);
+		if (w == pid || (w < 0 && errno == ECHILD))
+			return true;
+		usleep(10000); /* polling waitpid: a child's exit has no descriptor to wait on */
+	}
+	return false;
+}
+
+int clit_stop(clit *t, pid_t pid, int sig)
+{
+	int st = 0;
+	kill(pid, sig);
+	if (!wait_ms(pid, &st, 30000)) {
+		print_error("pid %d ignored signal %d for 30 s: killed\n", (int)pid, sig);
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+	}
+	clit_untrack(t, pid);
+	return st;
+}
+
 void clit_fini(clit *t)
 {
 	if (!t->root)
 		return;
-	clit_destroy_leases(t, t->state);
+	/* sandbar handles TERM by cleaning up (a daemon stops, a run destroys its lease) */
+	for (size_t i = 0; i < sizeof t->live / sizeof t->live[0]; i++)
+		if (t->live[i] > 0)
+			clit_stop(t, t->live[i], SIGTERM);
+	/* every state directory under the root: t->state and those a test made */
+	DIR *d = opendir(t->root);
+	for (struct dirent *e; d && (e = readdir(d));) {
+		char *leases = sb_strfmt("%s/%s/leases", t->root, e->d_name);
+		struct stat sst;
+		if (e->d_name[0] != '.' && stat(leases, &sst) == 0 && S_ISDIR(sst.st_mode)) {
+			char *state = sbt_path(t->root, e->d_name);
+			clit_destroy_leases(t, state);
+			free(state);
+		}
+		free(leases);
+	}
+	if (d)
+		closedir(d);
 	sbt_rmtree(t->root);
 	free(t->state);
 	free(t->ws);
@@ -59,11 +124,28 @@ void clit_fini(clit *t)
 	memset(t, 0, sizeof *t);
 }
 
+int clit_setup(void **state)
+{
+	clit *t = sb_xcalloc(1, sizeof *t);
+	clit_init(t);
+	*state = t;
+	return 0;
+}
+
+int clit_teardown(void **state)
+{
+	clit *t = *state;
+	clit_fini(t);
+	free(t);
+	*state = NULL;
+	return 0;
+}
+
 static void child_env(clit *t, const char *const *env)
 {
-	static const char *const unset[] = {"SANDBAR_BRIDGE_URL", "SANDBAR_TOKEN_FILE",
-					    "SANDBAR_TOKEN", "SANDBAR_HMAC_KEY_ID",
-					    "SANDBAR_HMAC_KEY_FILE", "XDG_STATE_HOME"};
+	static const char *const unset[] = {"SANDBAR_BRIDGE_URL",    "SANDBAR_TOKEN_FILE",
+	                                    "SANDBAR_TOKEN",         "SANDBAR_HMAC_KEY_ID",
+	                                    "SANDBAR_HMAC_KEY_FILE", "XDG_STATE_HOME"};
 	for (size_t i = 0; i < sizeof unset / sizeof *unset; i++)
 		unsetenv(unset[i]);
 	setenv("SANDBAR_STATE_DIR", t->state, 1);
@@ -83,7 +165,7 @@ static void child_env(clit *t, const char *const *env)
 }
 
 static void start(clit *t, clit_proc *p, const char *const *env, const char *const *args,
-		  const char *stdin_path);
+                  const char *stdin_path);
 
 void clit_start(clit *t, clit_proc *p, const char *const *env, const char *const *args)
 {
@@ -91,18 +173,18 @@ void clit_start(clit *t, clit_proc *p, const char *const *env, const char *const
 }
 
 int clit_run_stdin(clit *t, clit_res *r, const char *input, const char *const *env,
-		   const char *const *args)
+                   const char *const *args)
 {
 	char *in = sb_strfmt("%s/in.%u", t->root, t->seq);
 	sbt_write("/", in + 1, input, strlen(input), 0644);
 	clit_proc p;
 	start(t, &p, env, args, in);
 	free(in);
-	return clit_finish(&p, r);
+	return clit_finish(t, &p, r);
 }
 
 static void start(clit *t, clit_proc *p, const char *const *env, const char *const *args,
-		  const char *stdin_path)
+                  const char *stdin_path)
 {
 	unsigned n = ++t->seq;
 	p->out_path = sb_strfmt("%s/out.%u", t->root, n);
@@ -114,9 +196,13 @@ static void start(clit *t, clit_proc *p, const char *const *env, const char *con
 	argv[0] = t->bin;
 	for (size_t i = 0; i < nargs; i++)
 		argv[i + 1] = (char *)args[i];
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
+		/* a test process that dies outright must not leave a daemon behind */
+		if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0 || getppid() != parent)
+			_exit(97);
 		int in = open(stdin_path, O_RDONLY | O_CLOEXEC);
 		int out = open(p->out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		int err = open(p->err_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -130,9 +216,10 @@ static void start(clit *t, clit_proc *p, const char *const *env, const char *con
 	}
 	free(argv);
 	p->pid = pid;
+	clit_track(t, pid);
 }
 
-int clit_finish(clit_proc *p, clit_res *r)
+int clit_finish(clit *t, clit_proc *p, clit_res *r)
 {
 	int st = 0;
 	for (int i = 0;; i++) {
@@ -143,11 +230,13 @@ int clit_finish(clit_proc *p, clit_res *r)
 		if (i == 6000) {
 			kill(p->pid, SIGKILL);
 			waitpid(p->pid, &st, 0);
+			clit_untrack(t, p->pid);
 			print_error("sandbar (pid %d) did not finish within 60 s\n", (int)p->pid);
 			fail();
 		}
-		usleep(10000);
+		usleep(10000); /* polling waitpid: a child's exit has no descriptor to wait on */
 	}
+	clit_untrack(t, p->pid);
 	r->code = WIFEXITED(st) ? WEXITSTATUS(st) : -WTERMSIG(st);
 	r->out = sbt_read("/", p->out_path + 1, NULL);
 	r->err = sbt_read("/", p->err_path + 1, NULL);
@@ -165,7 +254,7 @@ int clit_run(clit *t, clit_res *r, const char *const *env, const char *const *ar
 {
 	clit_proc p;
 	clit_start(t, &p, env, args);
-	return clit_finish(&p, r);
+	return clit_finish(t, &p, r);
 }
 
 void clit_res_free(clit_res *r)
@@ -183,7 +272,7 @@ void clit_wait_for(const char *path, const char *needle)
 		free(s);
 		if (found)
 			return;
-		usleep(10000);
+		usleep(10000); /* poll interval: nothing notifies this condition */
 	}
 	char *s = sbt_read("/", path + 1, NULL);
 	print_error("\"%s\" never appeared in %s; it holds:\n%s\n", needle, path, s ? s : "");
@@ -203,7 +292,7 @@ char *clit_wait_glob(const char *pattern)
 		}
 		if (rc == 0)
 			globfree(&g);
-		usleep(10000);
+		usleep(10000); /* poll interval: nothing notifies this condition */
 	}
 	print_error("%s never matched exactly one path\n", pattern);
 	fail();
@@ -232,8 +321,8 @@ bool clit_json_set_eq(json_t *arr, const char *const *want)
 		bool found = false;
 		size_t k;
 		json_t *v;
-		json_array_foreach(arr, k, v)
-			found = found || (json_is_string(v) && !strcmp(json_string_value(v), want[i]));
+		json_array_foreach(arr, k, v) found =
+		    found || (json_is_string(v) && !strcmp(json_string_value(v), want[i]));
 		if (!found)
 			return false;
 	}

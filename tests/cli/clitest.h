@@ -1,6 +1,12 @@
 /* Helpers for the cli tests: each test gets a private root (0755, so the sandbox user can reach
  * the state directory under it), a workspace and a state directory, and drives the real
- * `sandbar` binary as a subprocess with its stdout and stderr captured in files. */
+ * `sandbar` binary as a subprocess with its stdout and stderr captured in files.
+ *
+ * Every cli test runs in the one fixture CLIT_TEST gives it (clit_setup/clit_teardown): the
+ * teardown also runs after a failed assertion, stops every sandbar the test started and did not
+ * wait for (a `sandbar serve` included), destroys the leases in every state directory under the
+ * root, and only then removes the root. A test process that dies outright takes its children
+ * with it (PR_SET_PDEATHSIG). */
 #ifndef SB_CLITEST_H
 #define SB_CLITEST_H
 
@@ -14,6 +20,7 @@ typedef struct clit {
 	char *ws;    /* root/ws: an empty workspace */
 	char *bin;   /* the sandbar binary */
 	unsigned seq;
+	pid_t live[16]; /* started and not yet waited for: stopped by clit_fini */
 } clit;
 
 typedef struct clit_res {
@@ -27,8 +34,19 @@ typedef struct clit_res {
 #define CLIT_V(...) ((const char *const[]){__VA_ARGS__, NULL})
 
 void clit_init(clit *t);
-/* Destroys every lease left in t->state, removes the root. */
+/* Stops the processes still live, destroys every lease left in any state directory under the
+ * root (t->state and the ones a test made, a daemon's included), removes the root. */
 void clit_fini(clit *t);
+/* The cmocka fixture every cli test uses: *state is the test's clit. */
+int clit_setup(void **state);
+int clit_teardown(void **state);
+#define CLIT_TEST(f) cmocka_unit_test_setup_teardown(f, clit_setup, clit_teardown)
+/* Record / forget a child the test started by other means (a pty): clit_fini stops it. */
+void clit_track(clit *t, pid_t pid);
+void clit_untrack(clit *t, pid_t pid);
+/* Send sig to a started process, wait for it (at most 30 s, then KILL) and forget it; returns
+ * its wait status. */
+int clit_stop(clit *t, pid_t pid, int sig);
 /* Destroys every lease in state_dir (for daemons' state directories too). */
 void clit_destroy_leases(clit *t, const char *state_dir);
 
@@ -36,7 +54,7 @@ void clit_destroy_leases(clit *t, const char *state_dir);
 int clit_run(clit *t, clit_res *r, const char *const *env, const char *const *args);
 /* The same with input as its standard input (instead of /dev/null). */
 int clit_run_stdin(clit *t, clit_res *r, const char *input, const char *const *env,
-		   const char *const *args);
+                   const char *const *args);
 void clit_res_free(clit_res *r);
 
 /* Start sandbar without waiting; stdout/stderr go to the returned paths (malloc'd). */
@@ -46,7 +64,7 @@ typedef struct clit_proc {
 } clit_proc;
 void clit_start(clit *t, clit_proc *p, const char *const *env, const char *const *args);
 /* Wait (at most 60 s, then KILL and fail) and collect; frees the paths. */
-int clit_finish(clit_proc *p, clit_res *r);
+int clit_finish(clit *t, clit_proc *p, clit_res *r);
 /* Poll (at most 30 s) until the file at path contains needle; fails the test otherwise. */
 void clit_wait_for(const char *path, const char *needle);
 /* Poll (at most 30 s) until the glob pattern matches exactly one path; returns it. */

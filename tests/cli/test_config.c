@@ -6,28 +6,6 @@
 
 #include "clitest.h"
 
-static int setup(void **state)
-{
-	clit *t = sb_xcalloc(1, sizeof *t);
-	clit_init(t);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	clit *t = *state;
-	char *dirs[] = {"s-flag", "s-env", "s-file"};
-	for (size_t i = 0; i < 3; i++) {
-		char *d = sbt_path(t->root, dirs[i]);
-		clit_destroy_leases(t, d);
-		free(d);
-	}
-	clit_fini(t);
-	free(t);
-	return 0;
-}
-
 /* Acquires a lease with the given env and extra args; returns the state dir it landed in
  * (one of s-flag, s-env, s-file), malloc'd. */
 static char *where_acquired(clit *t, const char *const *env, const char *flag, const char *value)
@@ -72,13 +50,14 @@ static void flag_beats_env_beats_config_file(void **state)
 
 	/* `sandbar run` takes the state dir from the config file too (its lease is kept). */
 	clit_res r;
-	assert_int_equal(clit_run(t, &r, CLIT_V(cfg, "SANDBAR_STATE_DIR"),
-				  CLIT_V("run", "-q", "--keep", "--json", "-w", t->ws, "--", "true")),
-			 0);
+	assert_int_equal(
+	    clit_run(t, &r, CLIT_V(cfg, "SANDBAR_STATE_DIR"),
+	             CLIT_V("run", "-q", "--keep", "--json", "-w", t->ws, "--", "true")),
+	    0);
 	json_t *j = clit_json(r.out);
 	assert_int_equal(sbt_sh("test -d '%s/leases/%s'", file,
-				json_string_value(json_object_get(j, "lease_id"))),
-			 0);
+	                        json_string_value(json_object_get(j, "lease_id"))),
+	                 0);
 	json_decref(j);
 	clit_res_free(&r);
 	free(flag);
@@ -99,7 +78,7 @@ static void unknown_key_is_an_error_naming_the_line(void **state)
 	assert_non_null(strstr(r.err, "stat_dir"));
 	clit_res_free(&r);
 	assert_int_equal(clit_run(t, &r, CLIT_V(cfg), CLIT_V("run", "-w", t->ws, "--", "true")),
-			 125);
+	                 125);
 	assert_non_null(strstr(r.err, "config:3"));
 	clit_res_free(&r);
 	/* A line without `=`. */
@@ -114,14 +93,14 @@ static void bridge_url_from_the_config_file(void **state)
 {
 	clit *t = *state;
 	/* Nothing listens on port 1: the run fails reaching it, which proves it was used. */
-	sbt_write_str(t->root, "config", "bridge_url = http://127.0.0.1:1\ntoken_file = /dev/null\n");
+	sbt_write_str(t->root, "config",
+	              "bridge_url = http://127.0.0.1:1\ntoken_file = /dev/null\n");
 	sbt_write_str(t->root, "tok", "some-token\n");
 	char *cfg = sb_strfmt("SANDBAR_CONFIG=%s/config", t->root);
 	char *tok = sb_strfmt("SANDBAR_TOKEN_FILE=%s/tok", t->root);
 	clit_res r;
-	assert_int_equal(clit_run(t, &r, CLIT_V(cfg, tok),
-				  CLIT_V("run", "-q", "-w", t->ws, "--", "true")),
-			 125);
+	assert_int_equal(
+	    clit_run(t, &r, CLIT_V(cfg, tok), CLIT_V("run", "-q", "-w", t->ws, "--", "true")), 125);
 	assert_non_null(strstr(r.err, "127.0.0.1:1"));
 	clit_res_free(&r);
 	free(tok);
@@ -131,10 +110,10 @@ static void bridge_url_from_the_config_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(flag_beats_env_beats_config_file),
-		T(unknown_key_is_an_error_naming_the_line),
-		T(bridge_url_from_the_config_file),
+#define T(f) CLIT_TEST(f)
+	    T(flag_beats_env_beats_config_file),
+	    T(unknown_key_is_an_error_naming_the_line),
+	    T(bridge_url_from_the_config_file),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,24 +7,8 @@
 
 #include "clitest.h"
 
-static int setup(void **state)
-{
-	clit *t = sb_xcalloc(1, sizeof *t);
-	clit_init(t);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	clit *t = *state;
-	clit_fini(t);
-	free(t);
-	return 0;
-}
-
 static const char script[] = "echo remote > f.txt; echo other > other.txt; echo ready; "
-			     "while [ ! -e go ]; do sleep 0.01; done; rm -f go";
+                             "while [ ! -e go ]; do sleep 0.01; done; rm -f go";
 
 /* Runs the conflicting command with extra flags; returns the exit code. */
 static int conflicting_run(clit *t, clit_res *r, const char *f1, const char *f2)
@@ -51,7 +35,7 @@ static int conflicting_run(clit *t, clit_res *r, const char *f1, const char *f2)
 	sbt_write_str(remote_ws, "go", "");
 	free(remote_ws);
 	free(pattern);
-	return clit_finish(&p, r);
+	return clit_finish(t, &p, r);
 }
 
 static void conflict_keeps_both_versions_and_is_reported(void **state)
@@ -122,11 +106,11 @@ static void conflict_take_remote_takes_it(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(conflict_keeps_both_versions_and_is_reported),
-		T(conflict_in_json),
-		T(conflict_fail_applies_nothing_and_exits_125),
-		T(conflict_take_remote_takes_it),
+#define T(f) CLIT_TEST(f)
+	    T(conflict_keeps_both_versions_and_is_reported),
+	    T(conflict_in_json),
+	    T(conflict_fail_applies_nothing_and_exits_125),
+	    T(conflict_take_remote_takes_it),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,28 +5,12 @@
 
 #include "clitest.h"
 
-static int setup(void **state)
-{
-	clit *t = sb_xcalloc(1, sizeof *t);
-	clit_init(t);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	clit *t = *state;
-	clit_fini(t);
-	free(t);
-	return 0;
-}
-
 static void check_phases(json_t *j)
 {
 	json_t *ph = json_object_get(j, "phases");
 	assert_true(json_is_object(ph));
-	for (const char *const *k = CLIT_V("acquire_ms", "prepare_ms", "exec_ms", "restore_ms",
-					   "release_ms");
+	for (const char *const *k =
+	         CLIT_V("acquire_ms", "prepare_ms", "exec_ms", "restore_ms", "release_ms");
 	     *k; k++) {
 		json_t *v = json_object_get(ph, *k);
 		if (!json_is_integer(v) || json_integer_value(v) < 0) {
@@ -47,11 +31,11 @@ static void json_reports_every_field(void **state)
 	sbt_write(t->ws, "blob.bin", big, sizeof big, 0644);
 	clit_res r;
 	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("run", "--json", "-w", t->ws, "--", "sh", "-c",
-					 "echo command-stdout; echo command-stderr >&2; "
-					 "echo v2 > edit.txt; rm gone.txt sub/deep/old.txt; "
-					 "mkdir -p sub/new; echo n > sub/new/made.txt; exit 4")),
-			 4);
+	                          CLIT_V("run", "--json", "-w", t->ws, "--", "sh", "-c",
+	                                 "echo command-stdout; echo command-stderr >&2; "
+	                                 "echo v2 > edit.txt; rm gone.txt sub/deep/old.txt; "
+	                                 "mkdir -p sub/new; echo n > sub/new/made.txt; exit 4")),
+	                 4);
 	/* stdout is the JSON object and nothing else. */
 	assert_null(strstr(r.out, "command-stdout"));
 	assert_non_null(strstr(r.err, "command-stdout\n"));
@@ -79,8 +63,8 @@ static void json_reports_every_field(void **state)
 	assert_true(json_is_object(ch));
 	assert_true(clit_json_set_eq(json_object_get(ch, "added"), CLIT_V("sub/new/made.txt")));
 	assert_true(clit_json_set_eq(json_object_get(ch, "changed"), CLIT_V("edit.txt")));
-	assert_true(
-		clit_json_set_eq(json_object_get(ch, "deleted"), CLIT_V("gone.txt", "sub/deep/old.txt")));
+	assert_true(clit_json_set_eq(json_object_get(ch, "deleted"),
+	                             CLIT_V("gone.txt", "sub/deep/old.txt")));
 	assert_true(json_is_array(json_object_get(ch, "conflicts")));
 	assert_int_equal(json_array_size(json_object_get(ch, "conflicts")), 0);
 	/* The lease was released. */
@@ -98,10 +82,10 @@ static void json_reports_a_signal(void **state)
 {
 	clit *t = *state;
 	clit_res r;
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("run", "--json", "-q", "-w", t->ws, "--", "sh", "-c",
-					 "kill -TERM $$")),
-			 128 + 15);
+	assert_int_equal(
+	    clit_run(t, &r, NULL,
+	             CLIT_V("run", "--json", "-q", "-w", t->ws, "--", "sh", "-c", "kill -TERM $$")),
+	    128 + 15);
 	json_t *j = clit_json(r.out);
 	assert_true(json_is_null(json_object_get(j, "exit_code")));
 	const char *sig = json_string_value(json_object_get(j, "signal"));
@@ -118,9 +102,9 @@ static void json_reports_a_timeout(void **state)
 	clit *t = *state;
 	clit_res r;
 	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("run", "--json", "-q", "--timeout", "100ms", "-w", t->ws,
-					 "--", "sleep", "30")),
-			 124);
+	                          CLIT_V("run", "--json", "-q", "--timeout", "100ms", "-w", t->ws,
+	                                 "--", "sleep", "30")),
+	                 124);
 	json_t *j = clit_json(r.out);
 	assert_true(json_is_true(json_object_get(j, "timed_out")));
 	json_decref(j);
@@ -131,9 +115,10 @@ static void json_with_keep_names_the_kept_lease(void **state)
 {
 	clit *t = *state;
 	clit_res r;
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("run", "--json", "--keep", "-q", "-w", t->ws, "--", "true")),
-			 0);
+	assert_int_equal(
+	    clit_run(t, &r, NULL,
+	             CLIT_V("run", "--json", "--keep", "-q", "-w", t->ws, "--", "true")),
+	    0);
 	json_t *j = clit_json(r.out);
 	const char *lease = json_string_value(json_object_get(j, "lease_id"));
 	assert_non_null(lease);
@@ -147,11 +132,11 @@ static void json_with_keep_names_the_kept_lease(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(json_reports_every_field),
-		T(json_reports_a_signal),
-		T(json_reports_a_timeout),
-		T(json_with_keep_names_the_kept_lease),
+#define T(f) CLIT_TEST(f)
+	    T(json_reports_every_field),
+	    T(json_reports_a_signal),
+	    T(json_reports_a_timeout),
+	    T(json_with_keep_names_the_kept_lease),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,22 +5,6 @@
 
 #include "clitest.h"
 
-static int setup(void **state)
-{
-	clit *t = sb_xcalloc(1, sizeof *t);
-	clit_init(t);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	clit *t = *state;
-	clit_fini(t);
-	free(t);
-	return 0;
-}
-
 static char *acquire(clit *t)
 {
 	clit_res r;
@@ -42,9 +26,8 @@ static json_t *find_lease(clit *t, const char *id)
 	json_t *found = NULL;
 	size_t i;
 	json_t *o;
-	json_array_foreach(arr, i, o)
-		if (!strcmp(json_string_value(json_object_get(o, "id")), id))
-			found = json_incref(o);
+	json_array_foreach(arr, i, o) if (!strcmp(json_string_value(json_object_get(o, "id")), id))
+	    found = json_incref(o);
 	json_decref(arr);
 	return found;
 }
@@ -95,9 +78,9 @@ static void lease_acquire_with_ttl_and_limits(void **state)
 	clit *t = *state;
 	clit_res r;
 	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("lease", "acquire", "--ttl", "10m", "--memory", "256M",
-					 "--pids", "64")),
-			 0);
+	                          CLIT_V("lease", "acquire", "--ttl", "10m", "--memory", "256M",
+	                                 "--pids", "64")),
+	                 0);
 	char *id = sb_xstrndup(r.out, strcspn(r.out, "\n"));
 	clit_res_free(&r);
 	json_t *o = find_lease(t, id);
@@ -115,9 +98,9 @@ static void exec_passes_the_exit_code_and_prints_the_exec_id(void **state)
 	char *id = acquire(t);
 	clit_res r;
 	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("exec", "--lease", id, "-e", "SB_X=42", "--", "sh", "-c",
-					 "echo out $SB_X; echo err >&2; pwd; exit 9")),
-			 9);
+	                          CLIT_V("exec", "--lease", id, "-e", "SB_X=42", "--", "sh", "-c",
+	                                 "echo out $SB_X; echo err >&2; pwd; exit 9")),
+	                 9);
 	assert_non_null(strstr(r.out, "out 42\n/workspace\n"));
 	assert_non_null(strstr(r.err, "err\n"));
 	char *exec_id = clit_word_after(r.err, "exec ");
@@ -126,37 +109,38 @@ static void exec_passes_the_exit_code_and_prints_the_exec_id(void **state)
 	clit_res_free(&r);
 	/* -q: no exec id line. */
 	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("exec", "-q", "--lease", id, "--", "true")),
-			 0);
+	                 0);
 	assert_string_equal(r.err, "");
 	clit_res_free(&r);
 	/* Not found, signal, timeout. */
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("exec", "-q", "--lease", id, "--", "no-such-command-z")),
-			 127);
+	assert_int_equal(
+	    clit_run(t, &r, NULL, CLIT_V("exec", "-q", "--lease", id, "--", "no-such-command-z")),
+	    127);
 	clit_res_free(&r);
 	/* Found but not executable: 126, not 127. */
 	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("exec", "-q", "--lease", id, "--", "sh", "-c",
-					 "printf 'echo hi' > noexec.sh; chmod 644 noexec.sh")),
-			 0);
+	                          CLIT_V("exec", "-q", "--lease", id, "--", "sh", "-c",
+	                                 "printf 'echo hi' > noexec.sh; chmod 644 noexec.sh")),
+	                 0);
+	clit_res_free(&r);
+	assert_int_equal(
+	    clit_run(t, &r, NULL,
+	             CLIT_V("exec", "-q", "--lease", id, "--", "/workspace/noexec.sh")),
+	    126);
+	clit_res_free(&r);
+	assert_int_equal(
+	    clit_run(t, &r, NULL,
+	             CLIT_V("exec", "-q", "--lease", id, "--", "sh", "-c", "kill -9 $$")),
+	    137);
 	clit_res_free(&r);
 	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("exec", "-q", "--lease", id, "--", "/workspace/noexec.sh")),
-			 126);
-	clit_res_free(&r);
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("exec", "-q", "--lease", id, "--", "sh", "-c", "kill -9 $$")),
-			 137);
-	clit_res_free(&r);
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("exec", "-q", "--lease", id, "--timeout", "100ms", "--",
-					 "sleep", "30")),
-			 124);
+	                          CLIT_V("exec", "-q", "--lease", id, "--timeout", "100ms", "--",
+	                                 "sleep", "30")),
+	                 124);
 	clit_res_free(&r);
 	/* An unknown lease is a sandbar error that points at `sandbar lease list`. */
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("exec", "--lease", "lease-nope", "--", "true")),
-			 125);
+	assert_int_equal(
+	    clit_run(t, &r, NULL, CLIT_V("exec", "--lease", "lease-nope", "--", "true")), 125);
 	assert_non_null(strstr(r.err, "lease list"));
 	clit_res_free(&r);
 	free(exec_id);
@@ -170,16 +154,16 @@ static void exec_interactive_passes_stdin_and_its_end(void **state)
 	clit_res r;
 	/* The command sees our input and then EOF, so it finishes. */
 	assert_int_equal(clit_run_stdin(t, &r, "hello\nworld\n", NULL,
-					CLIT_V("exec", "-q", "-i", "--lease", id, "--", "sh", "-c",
-					       "cat; echo done; exit 3")),
-			 3);
+	                                CLIT_V("exec", "-q", "-i", "--lease", id, "--", "sh", "-c",
+	                                       "cat; echo done; exit 3")),
+	                 3);
 	assert_string_equal(r.out, "hello\nworld\ndone\n");
 	clit_res_free(&r);
 	/* Without -i the command's stdin is empty. */
-	assert_int_equal(clit_run_stdin(t, &r, "ignored\n", NULL,
-					CLIT_V("exec", "-q", "--lease", id, "--", "sh", "-c",
-					       "cat; echo done")),
-			 0);
+	assert_int_equal(
+	    clit_run_stdin(t, &r, "ignored\n", NULL,
+	                   CLIT_V("exec", "-q", "--lease", id, "--", "sh", "-c", "cat; echo done")),
+	    0);
 	assert_string_equal(r.out, "done\n");
 	clit_res_free(&r);
 	free(id);
@@ -191,33 +175,34 @@ static void logs_print_from_an_offset(void **state)
 	char *id = acquire(t);
 	clit_res r;
 	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("exec", "--lease", id, "--", "sh", "-c",
-					 "printf 0123456789; printf abcdef >&2")),
-			 0);
+	                          CLIT_V("exec", "--lease", id, "--", "sh", "-c",
+	                                 "printf 0123456789; printf abcdef >&2")),
+	                 0);
 	char *exec_id = clit_word_after(r.err, "exec ");
 	clit_res_free(&r);
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("logs", "--lease", id, "--exec", exec_id, "--offset", "4")),
-			 0);
+	assert_int_equal(
+	    clit_run(t, &r, NULL,
+	             CLIT_V("logs", "--lease", id, "--exec", exec_id, "--offset", "4")),
+	    0);
 	assert_string_equal(r.out, "456789");
 	assert_string_equal(r.err, "ef");
 	clit_res_free(&r);
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("logs", "--lease", id, "--exec", exec_id, "--stream",
-					 "stdout")),
-			 0);
+	assert_int_equal(
+	    clit_run(t, &r, NULL,
+	             CLIT_V("logs", "--lease", id, "--exec", exec_id, "--stream", "stdout")),
+	    0);
 	assert_string_equal(r.out, "0123456789");
 	assert_string_equal(r.err, "");
 	clit_res_free(&r);
 	/* Past the end: nothing, no error. */
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("logs", "--lease", id, "--exec", exec_id, "--offset", "100")),
-			 0);
+	assert_int_equal(
+	    clit_run(t, &r, NULL,
+	             CLIT_V("logs", "--lease", id, "--exec", exec_id, "--offset", "100")),
+	    0);
 	assert_string_equal(r.out, "");
 	clit_res_free(&r);
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("logs", "--lease", id, "--exec", "ex_nope")),
-			 125);
+	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("logs", "--lease", id, "--exec", "ex_nope")),
+	                 125);
 	clit_res_free(&r);
 	free(exec_id);
 	free(id);
@@ -230,9 +215,9 @@ static void logs_follow_until_the_exec_ends(void **state)
 	/* The exec prints, then waits for a go file dropped into the lease's workspace. */
 	clit_proc x;
 	clit_start(t, &x, NULL,
-		   CLIT_V("exec", "--lease", id, "--", "sh", "-c",
-			  "echo first; while [ ! -e go ]; do sleep 0.01; done; rm -f go; "
-			  "echo second; exit 7"));
+	           CLIT_V("exec", "--lease", id, "--", "sh", "-c",
+	                  "echo first; while [ ! -e go ]; do sleep 0.01; done; rm -f go; "
+	                  "echo second; exit 7"));
 	clit_wait_for(x.out_path, "first");
 	char *err = sbt_read("/", x.err_path + 1, NULL);
 	char *exec_id = clit_word_after(err, "exec ");
@@ -243,10 +228,10 @@ static void logs_follow_until_the_exec_ends(void **state)
 	char *ws = sb_strfmt("%s/leases/%s/workspace", t->state, id);
 	sbt_write_str(ws, "go", "");
 	clit_res r;
-	assert_int_equal(clit_finish(&f, &r), 7);
+	assert_int_equal(clit_finish(t, &f, &r), 7);
 	assert_string_equal(r.out, "first\nsecond\n");
 	clit_res_free(&r);
-	assert_int_equal(clit_finish(&x, &r), 7);
+	assert_int_equal(clit_finish(t, &x, &r), 7);
 	assert_string_equal(r.out, "first\nsecond\n");
 	clit_res_free(&r);
 	free(ws);
@@ -257,13 +242,13 @@ static void logs_follow_until_the_exec_ends(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(lease_acquire_list_renew_destroy),
-		T(lease_acquire_with_ttl_and_limits),
-		T(exec_passes_the_exit_code_and_prints_the_exec_id),
-		T(exec_interactive_passes_stdin_and_its_end),
-		T(logs_print_from_an_offset),
-		T(logs_follow_until_the_exec_ends),
+#define T(f) CLIT_TEST(f)
+	    T(lease_acquire_list_renew_destroy),
+	    T(lease_acquire_with_ttl_and_limits),
+	    T(exec_passes_the_exit_code_and_prints_the_exec_id),
+	    T(exec_interactive_passes_stdin_and_its_end),
+	    T(logs_print_from_an_offset),
+	    T(logs_follow_until_the_exec_ends),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,22 +6,6 @@
 
 #include "clitest.h"
 
-static int setup(void **state)
-{
-	clit *t = sb_xcalloc(1, sizeof *t);
-	clit_init(t);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	clit *t = *state;
-	clit_fini(t);
-	free(t);
-	return 0;
-}
-
 /* Runs `sandbar run -q -w ws -- sh -c script` and returns the exit code. */
 static int run_sh(clit *t, clit_res *r, const char *script)
 {
@@ -61,16 +45,15 @@ static void command_not_found_is_127(void **state)
 {
 	clit *t = *state;
 	clit_res r;
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("run", "-q", "-w", t->ws, "--", "no-such-command-x")),
-			 127);
+	assert_int_equal(
+	    clit_run(t, &r, NULL, CLIT_V("run", "-q", "-w", t->ws, "--", "no-such-command-x")),
+	    127);
 	assert_non_null(strstr(r.err, "no-such-command-x"));
 	clit_res_free(&r);
 	/* Found but not executable: 126. */
 	sbt_write(t->ws, "noexec.sh", "echo hi\n", 8, 0644);
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("run", "-q", "-w", t->ws, "--", "./noexec.sh")),
-			 126);
+	assert_int_equal(
+	    clit_run(t, &r, NULL, CLIT_V("run", "-q", "-w", t->ws, "--", "./noexec.sh")), 126);
 	clit_res_free(&r);
 	/* Through a shell too: the shell's own 127 passes through. */
 	assert_int_equal(run_sh(t, &r, "no-such-command-y"), 127);
@@ -81,11 +64,12 @@ static void timeout_is_124_even_when_term_is_ignored(void **state)
 {
 	clit *t = *state;
 	clit_res r;
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("run", "-q", "-w", t->ws, "--timeout", "200ms", "--", "sh",
-					 "-c", "trap '' TERM; echo started > s.txt; "
-					       "while :; do sleep 0.05; done")),
-			 124);
+	assert_int_equal(
+	    clit_run(t, &r, NULL,
+	             CLIT_V("run", "-q", "-w", t->ws, "--timeout", "200ms", "--", "sh", "-c",
+	                    "trap '' TERM; echo started > s.txt; "
+	                    "while :; do sleep 0.05; done")),
+	    124);
 	clit_res_free(&r);
 	char *s = sbt_read(t->ws, "s.txt", NULL);
 	assert_non_null(s); /* what it did before the timeout comes back */
@@ -117,23 +101,23 @@ static void bad_flags_are_usage_errors_naming_the_flag(void **state)
 		const char *args[8];
 		const char *named;
 	} cases[] = {
-		{{"run", "--bogus", "--", "true"}, "--bogus"},
-		{{"run", "--memory", "lots", "--", "true"}, "--memory"},
-		{{"run", "--timeout", "soon", "--", "true"}, "--timeout"},
-		{{"run", "--conflict", "merge", "--", "true"}, "--conflict"},
-		{{"run", "--env", "NOEQUALS", "--", "true"}, "--env"},
-		{{"run", "--via", "teleport", "--", "true"}, "--via"},
-		{{"run", "--workspace"}, "--workspace"},
-		{{"run", "--exclude", "../outside", "--", "true"}, "--exclude"},
-		{{"run", "--remote-dir", "relative/dir", "--", "true"}, "--remote-dir"},
-		{{"run", "--timeout", "0", "--", "true"}, "--timeout"},
-		{{"exec", "--timeout", "soon", "--lease", "x", "--", "true"}, "--timeout"},
-		{{"pull", "--lease", "x", "--conflict", "merge"}, "--conflict"},
-		{{"exec", "--lease", "x", "--frob", "--", "true"}, "--frob"},
-		{{"lease", "--pids", "many", "list"}, "--pids"},
-		{{"logs", "--offset", "-3", "--lease", "a", "--exec", "b"}, "--offset"},
-		{{"push", "--nope", "--lease", "a"}, "--nope"},
-		{{"serve", "--port", "1"}, "--port"},
+	    {{"run", "--bogus", "--", "true"}, "--bogus"},
+	    {{"run", "--memory", "lots", "--", "true"}, "--memory"},
+	    {{"run", "--timeout", "soon", "--", "true"}, "--timeout"},
+	    {{"run", "--conflict", "merge", "--", "true"}, "--conflict"},
+	    {{"run", "--env", "NOEQUALS", "--", "true"}, "--env"},
+	    {{"run", "--via", "teleport", "--", "true"}, "--via"},
+	    {{"run", "--workspace"}, "--workspace"},
+	    {{"run", "--exclude", "../outside", "--", "true"}, "--exclude"},
+	    {{"run", "--remote-dir", "relative/dir", "--", "true"}, "--remote-dir"},
+	    {{"run", "--timeout", "0", "--", "true"}, "--timeout"},
+	    {{"exec", "--timeout", "soon", "--lease", "x", "--", "true"}, "--timeout"},
+	    {{"pull", "--lease", "x", "--conflict", "merge"}, "--conflict"},
+	    {{"exec", "--lease", "x", "--frob", "--", "true"}, "--frob"},
+	    {{"lease", "--pids", "many", "list"}, "--pids"},
+	    {{"logs", "--offset", "-3", "--lease", "a", "--exec", "b"}, "--offset"},
+	    {{"push", "--nope", "--lease", "a"}, "--nope"},
+	    {{"serve", "--port", "1"}, "--port"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		const char *args[9] = {0};
@@ -142,7 +126,7 @@ static void bad_flags_are_usage_errors_naming_the_flag(void **state)
 		int code = clit_run(t, &r, CLIT_V("SANDBAR_UNUSED=1"), args);
 		if (code != 125 || !strstr(r.err, cases[i].named) || !strstr(r.err, "--help")) {
 			print_error("case %zu (%s): exit %d, stderr: %s\n", i, cases[i].named, code,
-				    r.err);
+			            r.err);
 			fail();
 		}
 		clit_res_free(&r);
@@ -165,11 +149,12 @@ static void env_reaches_the_command(void **state)
 {
 	clit *t = *state;
 	clit_res r;
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("run", "-q", "-w", t->ws, "--env", "SB_GREETING=hello there",
-					 "-e", "SB_OTHER=x=y", "--", "sh", "-c",
-					 "printf '%s|%s\\n' \"$SB_GREETING\" \"$SB_OTHER\"")),
-			 0);
+	assert_int_equal(
+	    clit_run(t, &r, NULL,
+	             CLIT_V("run", "-q", "-w", t->ws, "--env", "SB_GREETING=hello there", "-e",
+	                    "SB_OTHER=x=y", "--", "sh", "-c",
+	                    "printf '%s|%s\\n' \"$SB_GREETING\" \"$SB_OTHER\"")),
+	    0);
 	assert_non_null(strstr(r.out, "hello there|x=y\n"));
 	clit_res_free(&r);
 }
@@ -181,12 +166,12 @@ static void exclude_keeps_a_path_out_both_ways(void **state)
 	sbt_write_str(t->ws, "keep.txt", "k\n");
 	clit_res r;
 	assert_int_equal(
-		clit_run(t, &r, NULL,
-			 CLIT_V("run", "-q", "-w", t->ws, "--exclude", "secret", "--", "sh", "-c",
-				"if [ -e secret/key ]; then echo staged; else echo absent; fi; "
-				"cat keep.txt; mkdir -p secret; echo remote > secret/key; "
-				"echo remote > secret/new; echo changed > keep.txt")),
-		0);
+	    clit_run(t, &r, NULL,
+	             CLIT_V("run", "-q", "-w", t->ws, "--exclude", "secret", "--", "sh", "-c",
+	                    "if [ -e secret/key ]; then echo staged; else echo absent; fi; "
+	                    "cat keep.txt; mkdir -p secret; echo remote > secret/key; "
+	                    "echo remote > secret/new; echo changed > keep.txt")),
+	    0);
 	assert_non_null(strstr(r.out, "absent\nk\n"));
 	clit_res_free(&r);
 	char *key = sbt_read(t->ws, "secret/key", NULL);
@@ -216,11 +201,11 @@ static void a_closed_stdout_does_not_stop_the_run(void **state)
 	/* `sandbar run ... | head -c 1`: our stdout closes early; the changes must still come
 	 * back and the lease be released, with the command's own exit code. */
 	assert_int_equal(sbt_sh("cd '%s' && { SANDBAR_STATE_DIR='%s' SANDBAR_CONFIG=/nonexistent "
-				"'%s' run -q -w '%s' -- sh -c 'head -c 4000000 /dev/zero; "
-				"echo done > piped.txt; exit 6'; echo $? > rc; } | head -c 1 "
-				">/dev/null",
-				t->root, t->state, t->bin, t->ws),
-			 0);
+	                        "'%s' run -q -w '%s' -- sh -c 'head -c 4000000 /dev/zero; "
+	                        "echo done > piped.txt; exit 6'; echo $? > rc; } | head -c 1 "
+	                        ">/dev/null",
+	                        t->root, t->state, t->bin, t->ws),
+	                 0);
 	char *rc = sbt_read(t->root, "rc", NULL);
 	assert_string_equal(rc, "6\n");
 	free(rc);
@@ -239,9 +224,9 @@ static void summary_names_changes_unless_quiet(void **state)
 	sbt_write_str(t->ws, "edit.txt", "v1\n");
 	clit_res r;
 	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("run", "-w", t->ws, "--", "sh", "-c",
-					 "rm old.txt; echo v2 > edit.txt; echo n > new.txt")),
-			 0);
+	                          CLIT_V("run", "-w", t->ws, "--", "sh", "-c",
+	                                 "rm old.txt; echo v2 > edit.txt; echo n > new.txt")),
+	                 0);
 	assert_non_null(strstr(r.err, "1 added, 1 changed, 1 deleted, 0 in conflict"));
 	assert_non_null(strstr(r.err, "+ new.txt"));
 	assert_non_null(strstr(r.err, "~ edit.txt"));
@@ -271,22 +256,23 @@ static void help_and_version(void **state)
 		const char *cmd;
 		const char *flags[8];
 	} helps[] = {
-		{"run", {"--workspace", "--via", "--bridge", "--exclude", "--timeout", "--conflict",
-			 "--json", "--keep"}},
-		{"serve", {"--listen", "--socket", "--state-dir", "--token-file", "--hmac-keys",
-			   "--tls-cert"}},
-		{"exec", {"--lease", "--cwd", "--env", "--timeout", "--state-dir"}},
-		{"lease", {"list", "acquire", "renew", "destroy", "--ttl", "--json"}},
-		{"push", {"--lease", "--workspace", "--exclude"}},
-		{"pull", {"--lease", "--conflict", "--json"}},
-		{"logs", {"--lease", "--exec", "--follow", "--offset"}},
+	    {"run",
+	     {"--workspace", "--via", "--bridge", "--exclude", "--timeout", "--conflict", "--json",
+	      "--keep"}},
+	    {"serve",
+	     {"--listen", "--socket", "--state-dir", "--token-file", "--hmac-keys", "--tls-cert"}},
+	    {"exec", {"--lease", "--cwd", "--env", "--timeout", "--state-dir"}},
+	    {"lease", {"list", "acquire", "renew", "destroy", "--ttl", "--json"}},
+	    {"push", {"--lease", "--workspace", "--exclude"}},
+	    {"pull", {"--lease", "--conflict", "--json"}},
+	    {"logs", {"--lease", "--exec", "--follow", "--offset"}},
 	};
 	for (size_t i = 0; i < sizeof helps / sizeof *helps; i++) {
 		assert_int_equal(clit_run(t, &r, NULL, CLIT_V(helps[i].cmd, "--help")), 0);
 		for (size_t k = 0; k < 8 && helps[i].flags[k]; k++) {
 			if (!strstr(r.out, helps[i].flags[k])) {
 				print_error("`sandbar %s --help` does not mention %s:\n%s\n",
-					    helps[i].cmd, helps[i].flags[k], r.out);
+				            helps[i].cmd, helps[i].flags[k], r.out);
 				fail();
 			}
 		}
@@ -297,20 +283,20 @@ static void help_and_version(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(exit_code_is_the_commands_own),
-		T(death_by_signal_is_128_plus_n),
-		T(command_not_found_is_127),
-		T(timeout_is_124_even_when_term_is_ignored),
-		T(missing_workspace_is_125_and_says_so),
-		T(bad_flags_are_usage_errors_naming_the_flag),
-		T(no_command_and_unknown_subcommand_are_125),
-		T(env_reaches_the_command),
-		T(exclude_keeps_a_path_out_both_ways),
-		T(stdout_and_stderr_stream_to_their_own_fds),
-		T(a_closed_stdout_does_not_stop_the_run),
-		T(summary_names_changes_unless_quiet),
-		T(help_and_version),
+#define T(f) CLIT_TEST(f)
+	    T(exit_code_is_the_commands_own),
+	    T(death_by_signal_is_128_plus_n),
+	    T(command_not_found_is_127),
+	    T(timeout_is_124_even_when_term_is_ignored),
+	    T(missing_workspace_is_125_and_says_so),
+	    T(bad_flags_are_usage_errors_naming_the_flag),
+	    T(no_command_and_unknown_subcommand_are_125),
+	    T(env_reaches_the_command),
+	    T(exclude_keeps_a_path_out_both_ways),
+	    T(stdout_and_stderr_stream_to_their_own_fds),
+	    T(a_closed_stdout_does_not_stop_the_run),
+	    T(summary_names_changes_unless_quiet),
+	    T(help_and_version),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

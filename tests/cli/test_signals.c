@@ -7,22 +7,6 @@
 
 #include "clitest.h"
 
-static int setup(void **state)
-{
-	clit *t = sb_xcalloc(1, sizeof *t);
-	clit_init(t);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	clit *t = *state;
-	clit_fini(t);
-	free(t);
-	return 0;
-}
-
 /* Leases in the state dir; hidden entries (.spare-* skeletons kept for fast creation) are
  * not leases. */
 static int count_leases(clit *t)
@@ -38,14 +22,14 @@ static void first_sigint_stops_restores_and_releases(void **state)
 	clit *t = *state;
 	clit_proc p;
 	clit_start(t, &p, NULL,
-		   CLIT_V("run", "-w", t->ws, "--", "sh", "-c",
-			  "echo partial > made.txt; trap 'echo term > term.txt; exit 0' TERM; "
-			  "echo ready; sleep 60 & wait $!"));
+	           CLIT_V("run", "-w", t->ws, "--", "sh", "-c",
+	                  "echo partial > made.txt; trap 'echo term > term.txt; exit 0' TERM; "
+	                  "echo ready; sleep 60 & wait $!"));
 	clit_wait_for(p.out_path, "ready");
 	assert_int_equal(count_leases(t), 1);
 	assert_int_equal(kill(p.pid, SIGINT), 0);
 	clit_res r;
-	assert_int_equal(clit_finish(&p, &r), 130);
+	assert_int_equal(clit_finish(t, &p, &r), 130);
 	assert_non_null(strstr(r.err, "stopping the command"));
 	clit_res_free(&r);
 	char *made = sbt_read(t->ws, "made.txt", NULL);
@@ -62,13 +46,13 @@ static void first_sigint_kills_a_command_ignoring_term(void **state)
 	clit *t = *state;
 	clit_proc p;
 	clit_start(t, &p, NULL,
-		   CLIT_V("run", "-q", "-w", t->ws, "--", "sh", "-c",
-			  "trap '' TERM; echo partial > made.txt; echo ready; "
-			  "while :; do sleep 0.05; done"));
+	           CLIT_V("run", "-q", "-w", t->ws, "--", "sh", "-c",
+	                  "trap '' TERM; echo partial > made.txt; echo ready; "
+	                  "while :; do sleep 0.05; done"));
 	clit_wait_for(p.out_path, "ready");
 	assert_int_equal(kill(p.pid, SIGINT), 0);
 	clit_res r;
-	assert_int_equal(clit_finish(&p, &r), 130);
+	assert_int_equal(clit_finish(t, &p, &r), 130);
 	clit_res_free(&r);
 	char *made = sbt_read(t->ws, "made.txt", NULL);
 	assert_string_equal(made, "partial\n");
@@ -83,15 +67,15 @@ static void second_sigint_aborts_and_names_the_lease(void **state)
 	/* The command ignores TERM, so after the first Ctrl-C sandbar waits out the grace period:
 	 * the second one lands in it. */
 	clit_start(t, &p, NULL,
-		   CLIT_V("run", "-w", t->ws, "--", "sh", "-c",
-			  "trap '' TERM; echo partial > made.txt; echo ready; "
-			  "while :; do sleep 0.05; done"));
+	           CLIT_V("run", "-w", t->ws, "--", "sh", "-c",
+	                  "trap '' TERM; echo partial > made.txt; echo ready; "
+	                  "while :; do sleep 0.05; done"));
 	clit_wait_for(p.out_path, "ready");
 	assert_int_equal(kill(p.pid, SIGINT), 0);
 	clit_wait_for(p.err_path, "Ctrl-C again");
 	assert_int_equal(kill(p.pid, SIGINT), 0);
 	clit_res r;
-	assert_int_equal(clit_finish(&p, &r), 130);
+	assert_int_equal(clit_finish(t, &p, &r), 130);
 	assert_non_null(strstr(r.err, "left behind"));
 	char *lease = clit_word_after(r.err, "sandbar lease destroy ");
 	clit_res_free(&r);
@@ -115,12 +99,12 @@ static void sigint_during_staging_is_130_and_cleans_up(void **state)
 	clit *t = *state;
 	/* A command prefix that holds the first transfer (the staging tar) until killed. */
 	char *script = sb_strfmt("#!/bin/sh\n"
-				 "case \"$*\" in *tar*)\n"
-				 "  if [ ! -e '%s/held' ]; then : > '%s/held';\n"
-				 "    while :; do sleep 0.01; done; fi;;\n"
-				 "esac\n"
-				 "exec \"$@\"\n",
-				 t->root, t->root);
+	                         "case \"$*\" in *tar*)\n"
+	                         "  if [ ! -e '%s/held' ]; then : > '%s/held';\n"
+	                         "    while :; do sleep 0.01; done; fi;;\n"
+	                         "esac\n"
+	                         "exec \"$@\"\n",
+	                         t->root, t->root);
 	sbt_write(t->root, "holdsh", script, strlen(script), 0755);
 	free(script);
 	char *tmp = sbt_path(t->root, "tmp");
@@ -130,12 +114,12 @@ static void sigint_during_staging_is_130_and_cleans_up(void **state)
 	char *ran = sbt_path(t->root, "ran");
 	clit_proc p;
 	clit_start(t, &p, CLIT_V(env_tmp),
-		   CLIT_V("run", "-w", t->ws, "--via", via, "--", "touch", ran));
+	           CLIT_V("run", "-w", t->ws, "--via", via, "--", "touch", ran));
 	char *held = sbt_path(t->root, "held");
 	clit_wait_for(held, "");
 	assert_int_equal(kill(p.pid, SIGINT), 0);
 	clit_res r;
-	assert_int_equal(clit_finish(&p, &r), 130);
+	assert_int_equal(clit_finish(t, &p, &r), 130);
 	assert_non_null(strstr(r.err, "interrupted while staging"));
 	clit_res_free(&r);
 	assert_int_not_equal(sbt_sh("test -e '%s'", ran), 0);
@@ -152,11 +136,11 @@ static void sigint_during_staging_is_130_and_cleans_up(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(first_sigint_stops_restores_and_releases),
-		T(first_sigint_kills_a_command_ignoring_term),
-		T(second_sigint_aborts_and_names_the_lease),
-		T(sigint_during_staging_is_130_and_cleans_up),
+#define T(f) CLIT_TEST(f)
+	    T(first_sigint_stops_restores_and_releases),
+	    T(first_sigint_kills_a_command_ignoring_term),
+	    T(second_sigint_aborts_and_names_the_lease),
+	    T(sigint_during_staging_is_130_and_cleans_up),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,28 +6,11 @@
 
 #include "clitest.h"
 
-static int setup(void **state)
-{
-	clit *t = sb_xcalloc(1, sizeof *t);
-	clit_init(t);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	clit *t = *state;
-	clit_fini(t);
-	free(t);
-	return 0;
-}
-
 static char *run_keep(clit *t)
 {
 	clit_res r;
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("run", "--keep", "--json", "-w", t->ws, "--", "true")),
-			 0);
+	assert_int_equal(
+	    clit_run(t, &r, NULL, CLIT_V("run", "--keep", "--json", "-w", t->ws, "--", "true")), 0);
 	json_t *j = clit_json(r.out);
 	char *id = sb_xstrdup(json_string_value(json_object_get(j, "lease_id")));
 	assert_non_null(strstr(r.err, id)); /* "lease ... kept" */
@@ -39,7 +22,8 @@ static char *run_keep(clit *t)
 static void exec_in(clit *t, const char *id, const char *script)
 {
 	clit_res r;
-	int code = clit_run(t, &r, NULL, CLIT_V("exec", "-q", "--lease", id, "--", "sh", "-c", script));
+	int code =
+	    clit_run(t, &r, NULL, CLIT_V("exec", "-q", "--lease", id, "--", "sh", "-c", script));
 	if (code != 0) {
 		print_error("exec `%s`: exit %d\n%s\n", script, code, r.err);
 		fail();
@@ -70,7 +54,8 @@ static void push_exec_pull_and_pull_again(void **state)
 	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("push", "--lease", id, "-w", t->ws)), 0);
 	assert_non_null(strstr(r.err, "staged into lease"));
 	clit_res_free(&r);
-	exec_in(t, id, "cat a.txt >/dev/null && echo a2 > a.txt && echo one > one.txt && rm old.txt");
+	exec_in(t, id,
+	        "cat a.txt >/dev/null && echo a2 > a.txt && echo one > one.txt && rm old.txt");
 	json_t *j = pull_json(t, id, 0);
 	json_t *ch = json_object_get(j, "changes");
 	assert_true(clit_json_set_eq(json_object_get(ch, "added"), CLIT_V("one.txt")));
@@ -124,21 +109,22 @@ static void push_exclude_holds_both_ways(void **state)
 	char *id = run_keep(t);
 	sbt_write_str(t->ws, "secret/k", "mine\n");
 	clit_res r;
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("push", "-q", "--lease", id, "-w", t->ws, "--exclude",
-					 "secret")),
-			 0);
+	assert_int_equal(
+	    clit_run(t, &r, NULL,
+	             CLIT_V("push", "-q", "--lease", id, "-w", t->ws, "--exclude", "secret")),
+	    0);
 	clit_res_free(&r);
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("exec", "-q", "--lease", id, "--", "sh", "-c",
-					 "if [ -e secret/k ]; then echo staged; else echo absent; fi; "
-					 "mkdir -p secret; echo theirs > secret/k; echo x > x.txt")),
-			 0);
+	assert_int_equal(
+	    clit_run(t, &r, NULL,
+	             CLIT_V("exec", "-q", "--lease", id, "--", "sh", "-c",
+	                    "if [ -e secret/k ]; then echo staged; else echo absent; fi; "
+	                    "mkdir -p secret; echo theirs > secret/k; echo x > x.txt")),
+	    0);
 	assert_string_equal(r.out, "absent\n");
 	clit_res_free(&r);
 	json_t *j = pull_json(t, id, 0);
 	assert_true(clit_json_set_eq(json_object_get(json_object_get(j, "changes"), "added"),
-				     CLIT_V("x.txt")));
+	                             CLIT_V("x.txt")));
 	json_decref(j);
 	char *k = sbt_read(t->ws, "secret/k", NULL);
 	assert_string_equal(k, "mine\n");
@@ -168,10 +154,10 @@ static void pull_before_push_and_unknown_lease_are_125(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(push_exec_pull_and_pull_again),
-		T(push_exclude_holds_both_ways),
-		T(pull_before_push_and_unknown_lease_are_125),
+#define T(f) CLIT_TEST(f)
+	    T(push_exec_pull_and_pull_again),
+	    T(push_exclude_holds_both_ways),
+	    T(pull_before_push_and_unknown_lease_are_125),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,11 +12,9 @@
 
 #include "clitest.h"
 
-static int setup(void **state)
+/* Big enough for the bar to be drawn: a few MiB in several files of the workspace. */
+static void fill_workspace(clit *t)
 {
-	clit *t = sb_xcalloc(1, sizeof *t);
-	clit_init(t);
-	/* Big enough for the bar to be drawn: a few MiB in several files. */
 	size_t n = 1 << 20;
 	char *blob = sb_xmalloc(n);
 	for (int i = 0; i < 4; i++) {
@@ -26,16 +24,6 @@ static int setup(void **state)
 		sbt_write(t->ws, name, blob, n, 0644);
 	}
 	free(blob);
-	*state = t;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	clit *t = *state;
-	clit_fini(t);
-	free(t);
-	return 0;
 }
 
 /* Runs sandbar with stdout and stderr on a fresh pseudo-terminal; returns what the terminal
@@ -62,6 +50,7 @@ static char *run_in_pty(clit *t, const char *const *args, int *code)
 	}
 	free(argv);
 	free(nocfg);
+	clit_track(t, pid);
 	sb_buf b = SB_BUF_INIT;
 	char chunk[4096];
 	for (int idle = 0; idle < 6000;) {
@@ -81,6 +70,7 @@ static char *run_in_pty(clit *t, const char *const *args, int *code)
 	int st = 0;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
+	clit_untrack(t, pid);
 	close(master);
 	*code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 	return sb_buf_steal(&b, NULL);
@@ -89,10 +79,12 @@ static char *run_in_pty(clit *t, const char *const *args, int *code)
 static void bar_is_drawn_and_cleared_on_a_terminal(void **state)
 {
 	clit *t = *state;
+	fill_workspace(t);
 	int code = -1;
-	char *tty = run_in_pty(t, CLIT_V("run", "-w", t->ws, "--", "sh", "-c",
-					 "cat data/*.bin > /dev/null; echo made > m.txt"),
-			       &code);
+	char *tty = run_in_pty(t,
+	                       CLIT_V("run", "-w", t->ws, "--", "sh", "-c",
+	                              "cat data/*.bin > /dev/null; echo made > m.txt"),
+	                       &code);
 	assert_int_equal(code, 0);
 	const char *bar = strstr(tty, "\rstaging");
 	if (!bar || !strstr(tty, "MB") || !strstr(tty, "[")) {
@@ -115,10 +107,12 @@ static void bar_is_drawn_and_cleared_on_a_terminal(void **state)
 static void no_bar_with_quiet(void **state)
 {
 	clit *t = *state;
+	fill_workspace(t);
 	int code = -1;
-	char *tty = run_in_pty(t, CLIT_V("run", "-q", "-w", t->ws, "--", "sh", "-c",
-					 "echo made > m.txt; echo done-here"),
-			       &code);
+	char *tty = run_in_pty(
+	    t,
+	    CLIT_V("run", "-q", "-w", t->ws, "--", "sh", "-c", "echo made > m.txt; echo done-here"),
+	    &code);
 	assert_int_equal(code, 0);
 	assert_non_null(strstr(tty, "done-here"));
 	assert_null(strstr(tty, "staging"));
@@ -129,11 +123,12 @@ static void no_bar_with_quiet(void **state)
 static void no_bar_when_stderr_is_not_a_terminal(void **state)
 {
 	clit *t = *state;
+	fill_workspace(t);
 	clit_res r;
-	assert_int_equal(clit_run(t, &r, NULL,
-				  CLIT_V("run", "-w", t->ws, "--", "sh", "-c",
-					 "echo made > m.txt")),
-			 0);
+	assert_int_equal(
+	    clit_run(t, &r, NULL,
+	             CLIT_V("run", "-w", t->ws, "--", "sh", "-c", "echo made > m.txt")),
+	    0);
 	assert_non_null(strstr(r.err, "1 added"));
 	assert_null(strstr(r.err, "staging"));
 	assert_null(strstr(r.err, "\033[K"));
@@ -144,10 +139,10 @@ static void no_bar_when_stderr_is_not_a_terminal(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-		T(bar_is_drawn_and_cleared_on_a_terminal),
-		T(no_bar_with_quiet),
-		T(no_bar_when_stderr_is_not_a_terminal),
+#define T(f) CLIT_TEST(f)
+	    T(bar_is_drawn_and_cleared_on_a_terminal),
+	    T(no_bar_with_quiet),
+	    T(no_bar_when_stderr_is_not_a_terminal),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

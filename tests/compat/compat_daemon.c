@@ -234,5 +234,5 @@ void ct_kill_sandbox(const ct_daemon *d, const char *lease_id)
 	sb_sandbox_close(sb);
 	/* Until the kernel has reaped it, the control socket may still look alive. */
 	for (int i = 0; i < 500 && kill(info.init_pid, 0) == 0; i++)
-		usleep(10000);
+		usleep(10000); /* poll interval: nothing notifies this condition */
 }

@@ -125,7 +125,9 @@ static void env_free(env *e)
 }
 
 /* Sandboxed code puts a `tar` on the command PATH that answers `tar -cf <file> ...` with the
- * crafted archive (kept in the sandbox's /tmp) instead of the workspace. */
+ * crafted archive (kept in the sandbox's /tmp) instead of the workspace. Every call appends its
+ * arguments to /tmp/tar-calls, and every archive served a line to /tmp/tar-served, so the test
+ * can tell that the restore read the crafted archive and not an honest one. */
 static void plant_shim(env *e, const sb_buf *archive)
 {
 	const char *ws = sb_sandbox_workspace_dir(sb);
@@ -133,13 +135,31 @@ static void plant_shim(env *e, const sb_buf *archive)
 	sbx_result r;
 	sbx_sh(sb,
 	       "set -e; mkdir -p /tmp/bin; mv /workspace/.evil.tar /tmp/evil.tar; "
+	       "rm -f /tmp/tar-served; "
 	       "real=$(command -v tar); "
-	       "printf '#!/bin/sh\\nif [ \"$1\" = \"-cf\" ]; then cat /tmp/evil.tar > \"$2\"; "
-	       "exit 0; fi\\nexec %s \"$@\"\\n' \"$real\" > /tmp/bin/tar; chmod 755 /tmp/bin/tar",
+	       "printf '#!/bin/sh\\necho \"$*\" >> /tmp/tar-calls\\n"
+	       "if [ \"$1\" = \"-cf\" ]; then cat /tmp/evil.tar > \"$2\"; "
+	       "echo served >> /tmp/tar-served; exit 0; fi\\nexec %s \"$@\"\\n' \"$real\" "
+	       "> /tmp/bin/tar; chmod 755 /tmp/bin/tar",
 	       &r);
 	assert_int_equal(r.st.exit_code, 0);
 	sbx_result_free(&r);
 	rth_rec_add_env(e->rec, "PATH=/tmp/bin:/usr/local/bin:/usr/bin:/bin");
+}
+
+/* How many crafted archives the shim served since it was planted; on none, prints how the
+ * runtime called tar (the shim must be adapted to it, or the test tests nothing). */
+static int served_count(void)
+{
+	sbx_result r;
+	sbx_sh(sb, "cat /tmp/tar-served 2>/dev/null | wc -l; echo '--'; cat /tmp/tar-calls", &r);
+	assert_int_equal(r.st.exit_code, 0);
+	const char *o = sb_buf_cstr(&r.out);
+	int n = atoi(o);
+	if (n == 0)
+		print_error("the crafted archive was never served; tar calls:\n%s\n", o);
+	sbx_result_free(&r);
+	return n;
 }
 
 /* Nothing appeared beside the local workspace or at the absolute target. */
@@ -161,11 +181,26 @@ static void assert_nothing_outside(env *e)
 	free(links);
 }
 
-static void restore_archive(env *e, sb_buf *archive, const char *what)
+/* The crafted archive must be what the restore read (served exactly once). expect is a
+ * fragment of the message the restore must refuse it with (a path_escape error), or NULL when
+ * the archive is harmless as a whole and must be applied (its a.txt then arrives). */
+static void restore_archive(env *e, sb_buf *archive, const char *what, const char *expect)
 {
 	plant_shim(e, archive);
 	sb_err *err = sb_runtime_restore(e->rt, NULL, NULL);
-	print_message("%s: %s\n", what, err ? err->msg : "restore succeeded");
+	const char *msg = err ? err->msg : "restore succeeded";
+	print_message("%s: %s\n", what, msg);
+	assert_int_equal(served_count(), 1);
+	if (!expect) {
+		if (err)
+			fail_msg("%s: a harmless archive was refused: %s", what, msg);
+		rth_assert_file(e->local, "a.txt", "remote a\n");
+	} else if (!err) {
+		fail_msg("%s: the restore accepted the crafted archive", what);
+	} else if (err->code != SB_E_ESCAPE || !strstr(msg, expect)) {
+		fail_msg("%s: refused for another reason than [path_escape] \"%s\": [%s] %s", what,
+		         expect, sb_errcode_name(err->code), msg);
+	}
 	sb_err_free(err);
 	assert_nothing_outside(e);
 }
@@ -190,7 +225,8 @@ static char *expand(env *e, const char *s)
 	return sb_xstrdup(s);
 }
 
-static void try_cases(const char *what, const tmember *const *cases, size_t n)
+static void try_cases(const char *what, const tmember *const *cases, const char *const *expect,
+                      size_t n)
 {
 	env e;
 	env_init(&e);
@@ -205,7 +241,7 @@ static void try_cases(const char *what, const tmember *const *cases, size_t n)
 		}
 		finish(&a);
 		char *label = sb_strfmt("%s, case %zu", what, c);
-		restore_archive(&e, &a, label);
+		restore_archive(&e, &a, label, expect[c]);
 		free(label);
 		sb_buf_deinit(&a);
 	}
@@ -222,7 +258,11 @@ static void dotdot_members_never_land_outside(void **s)
 	static const tmember c4[] = {
 	    {"..", '5', NULL, NULL}, {"../escaped4.txt", '0', NULL, "x"}, {0}};
 	const tmember *const cases[] = {c0, c1, c2, c3, c4};
-	try_cases("../ members", cases, sizeof cases / sizeof cases[0]);
+	const char *const why[] = {"climbs out with \"..\"", "climbs out with \"..\"",
+	                           "climbs out with \"..\"", "climbs out with \"..\"",
+	                           "climbs out with \"..\""};
+	assert_int_equal(sizeof why / sizeof why[0], sizeof cases / sizeof cases[0]);
+	try_cases("../ members", cases, why, sizeof cases / sizeof cases[0]);
 }
 
 static void absolute_members_never_land_outside(void **s)
@@ -232,7 +272,10 @@ static void absolute_members_never_land_outside(void **s)
 	static const tmember c1[] = {{"@/keep.txt", '0', NULL, "overwritten\n"}, {0}};
 	static const tmember c2[] = {{"@/newdir", '5', NULL, NULL}, {0}};
 	const tmember *const cases[] = {c0, c1, c2};
-	try_cases("absolute members", cases, sizeof cases / sizeof cases[0]);
+	const char *const why[] = {"is an absolute path", "is an absolute path",
+	                           "is an absolute path"};
+	assert_int_equal(sizeof why / sizeof why[0], sizeof cases / sizeof cases[0]);
+	try_cases("absolute members", cases, why, sizeof cases / sizeof cases[0]);
 }
 
 static void write_through_a_symlink_member_never_lands_outside(void **s)
@@ -259,7 +302,13 @@ static void write_through_a_symlink_member_never_lands_outside(void **s)
 	static const tmember c6[] = {
 	    {"z", '2', "../outside", NULL}, {"z/sub", '5', NULL, NULL}, {0}};
 	const tmember *const cases[] = {c0, c1, c2, c3, c4, c5, c6};
-	try_cases("symlink then write", cases, sizeof cases / sizeof cases[0]);
+	const char *const why[] = {
+	    "would be written through the symlink l",   "would be written through the symlink l",
+	    "would be written through the symlink r",   "would be written through the symlink up",
+	    NULL /* the regular f replaces the link */, "would be written through the symlink y",
+	    "would be written through the symlink z"};
+	assert_int_equal(sizeof why / sizeof why[0], sizeof cases / sizeof cases[0]);
+	try_cases("symlink then write", cases, why, sizeof cases / sizeof cases[0]);
 }
 
 static void hard_link_members_never_reach_host_files(void **s)
@@ -271,7 +320,10 @@ static void hard_link_members_never_reach_host_files(void **s)
 	static const tmember c2[] = {
 	    {"l", '2', "../outside", NULL}, {"h3", '1', "l/keep.txt", NULL}, {0}};
 	const tmember *const cases[] = {c0, c1, c2};
-	try_cases("hard links", cases, sizeof cases / sizeof cases[0]);
+	const char *const why[] = {"is an absolute path", "climbs out with \"..\"",
+	                           "would be written through the symlink l"};
+	assert_int_equal(sizeof why / sizeof why[0], sizeof cases / sizeof cases[0]);
+	try_cases("hard links", cases, why, sizeof cases / sizeof cases[0]);
 }
 
 int main(void)

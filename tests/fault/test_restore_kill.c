@@ -140,6 +140,7 @@ static bool restore_in_child(sb_runtime *rt, int64_t delay_us)
 	}
 	setpgid(pid, pid);
 	if (delay_us >= 0) {
+		/* not synchronisation: the caller sweeps the kill point across the restore */
 		usleep((useconds_t)delay_us);
 		kill(-pid, SIGKILL);
 	}

@@ -40,7 +40,7 @@ static size_t count_processes(void)
 static void wait_no_processes(void)
 {
 	for (int i = 0; i < 300 && count_processes() > 0; i++)
-		sb_sleep_ms(10);
+		sb_sleep_ms(10); /* poll interval: nothing notifies this condition */
 	assert_int_equal(count_processes(), 0);
 }
 
@@ -91,7 +91,7 @@ static void signal_reaches_the_exec(void **s)
 			break;
 		sb_sandbox_processes_free(p, n);
 		p = NULL;
-		sb_sleep_ms(10);
+		sb_sleep_ms(10); /* poll interval: nothing notifies this condition */
 	}
 	assert_int_equal(n, 1);
 	assert_non_null(p);
@@ -184,7 +184,7 @@ static void orphans_are_reaped(void **s)
 		SB_ASSERT_OK(sb_sandbox_list_processes(sb, &p, &n));
 		sb_sandbox_processes_free(p, n);
 		if (n)
-			sb_sleep_ms(10);
+			sb_sleep_ms(10); /* poll interval: nothing notifies this condition */
 	}
 	assert_int_equal(n, 0);
 }

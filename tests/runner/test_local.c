@@ -361,7 +361,7 @@ static sb_err *bp_output(void *ud, sb_stream stream, const char *data, size_t le
 		s->probed = true;
 	}
 	if (++s->calls % 64 == 0)
-		sb_sleep_ms(1);
+		sb_sleep_ms(1); /* not synchronisation: the slow consumer the test is about */
 	return NULL;
 }
 
@@ -484,7 +484,8 @@ static sb_err *probe_spawn(void *ud, int pid, const char *started_at)
 	spawn_probe *p = ud;
 	assert_true(pid > 0);
 	assert_true(strlen(started_at) >= 20);
-	/* Give a runner that wrote stdin early the time to show it: cat would have echoed. */
+	/* Give a runner that wrote stdin early the time to show it: cat would have echoed. This
+	 * waits for something that must NOT happen, so no event can end the wait early. */
 	sb_sleep_ms(100);
 	p->pending_in = pipe_pending(pid, 0);
 	p->pending_out = pipe_pending(pid, 1);

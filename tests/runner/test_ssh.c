@@ -130,7 +130,7 @@ static bool start_sshd(void)
 			fx.sshd = 0;
 			return false;
 		}
-		sb_sleep_ms(10);
+		sb_sleep_ms(10); /* poll interval: nothing notifies this condition */
 	}
 	fx.why_not = sb_xstrdup("sshd did not listen within 5 s");
 	return false;
@@ -181,10 +181,8 @@ static int teardown(void **state)
 
 #define NEED_SSHD()                                                                                \
 	do {                                                                                       \
-		if (fx.why_not) {                                                                  \
-			print_message("skipped: real sshd unavailable: %s\n", fx.why_not);         \
-			skip();                                                                    \
-		}                                                                                  \
+		if (fx.why_not)                                                                    \
+			sbt_skip("real sshd unavailable: %s", fx.why_not);                         \
 	} while (0)
 
 static void run_ok(const sb_exec_request *req, sb_exec_result *res)

@@ -180,6 +180,8 @@ static void restore_waits_for_the_lock(void **state)
 	pthread_t t;
 	assert_int_equal(pthread_create(&t, NULL, run_restore, &j), 0);
 	/* the restore fetches, then blocks on the lock: the file stays as it was */
+	/* waits for something that must NOT happen (the restore finishing), so no event can end
+	 * the wait early */
 	for (int i = 0; i < 20 && !atomic_load(&j.done); i++)
 		sb_sleep_ms(25);
 	assert_false(atomic_load(&j.done));

@@ -135,7 +135,7 @@ static void owner_operations_run_as_the_sandbox_user(void **s)
 {
 	(void)s;
 	if (geteuid() != 0)
-		skip(); /* without root there is no identity to switch */
+		sbt_skip("not root: without root there is no identity to switch");
 	char *state = sbx_state_dir();
 	sb_sandbox *sb = sbx_create(state, "owner", NULL);
 	char *path = sb_strfmt("%s/made-by-owner", sb_sandbox_workspace_dir(sb));

@@ -48,7 +48,7 @@ static void fork_bomb_is_stopped_by_the_pids_limit(void **s)
 		sb_sandbox_processes_free(p, n);
 		if (n == 0)
 			break;
-		sb_sleep_ms(10);
+		sb_sleep_ms(10); /* poll interval: nothing notifies this condition */
 	}
 	assert_int_equal(n, 0);
 	sbx_sh(sb, "echo ok", &r);

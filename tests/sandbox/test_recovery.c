@@ -86,7 +86,7 @@ static void recovers_streaming_exec_after_creator_is_killed(void **s)
 	char *out_path = sb_strfmt("%s/leases/rec/spool/long/stdout", state);
 	struct stat st;
 	for (int i = 0; i < 500 && (stat(out_path, &st) < 0 || st.st_size == 0); i++)
-		sb_sleep_ms(5);
+		sb_sleep_ms(5); /* poll interval: nothing notifies this condition */
 	assert_true(st.st_size > 0);
 	free(out_path);
 	assert_int_equal(kill(child, SIGKILL), 0);
@@ -160,7 +160,7 @@ static void dead_sandbox_is_reported_lost_and_keeps_results(void **s)
 		rec = sbt_read(spool, "status.json", NULL);
 		if (rec && strstr(rec, "\"running\":false"))
 			break;
-		sb_sleep_ms(5);
+		sb_sleep_ms(5); /* poll interval: nothing notifies this condition */
 	}
 	assert_non_null(rec);
 	assert_non_null(strstr(rec, "\"running\":false"));
@@ -185,7 +185,7 @@ static void dead_sandbox_is_reported_lost_and_keeps_results(void **s)
 	for (int i = 0; i < 50 && !err; i++) {
 		err = sb_sandbox_exec_status_of(x, &es);
 		if (!err)
-			sb_sleep_ms(50);
+			sb_sleep_ms(50); /* poll interval: nothing notifies this condition */
 	}
 	assert_non_null(err);
 	assert_int_equal(err->code, SB_E_STATE_LOST);

@@ -177,7 +177,7 @@ static void callback_error_cancels_the_command(void **s)
 		SB_ASSERT_OK(sb_sandbox_list_processes(sb, &p, &n));
 		sb_sandbox_processes_free(p, n);
 		if (n)
-			sb_sleep_ms(10);
+			sb_sleep_ms(10); /* poll interval: nothing notifies this condition */
 	}
 	assert_int_equal(n, 0);
 }

@@ -63,7 +63,7 @@ static void works_for_an_unprivileged_caller(void **s)
 	(void)s;
 	struct passwd *pw = getpwnam(SB_SANDBOX_USER_DEFAULT);
 	if (!pw || getuid() != 0)
-		skip(); /* needs root to become the unprivileged user */
+		sbt_skip("not root: needs root to become the unprivileged user");
 	char *state = sbx_state_dir();
 	assert_int_equal(chown(state, pw->pw_uid, pw->pw_gid), 0);
 	pid_t pid = fork();

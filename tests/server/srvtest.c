@@ -146,7 +146,7 @@ static void spawn(sbt_daemon *d)
 			free(l);
 			fail();
 		}
-		usleep(10000);
+		usleep(10000); /* poll interval: nothing notifies this condition */
 	}
 	assert_true(d->port > 0);
 	track(d);

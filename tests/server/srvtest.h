@@ -50,12 +50,8 @@ void sbt_daemon_stop(sbt_daemon *d);
  * then sbt_daemon_start(d, o); sbt_daemon_stop(d) then curl_global_cleanup. */
 void sbt_group_start(sbt_daemon *d, const sbt_daemon_opts *o);
 void sbt_group_stop(sbt_daemon *d);
-/* Skip the calling test unless ok (the group's sbt_sandbox_ok result). */
-#define SBT_NEED_SANDBOX(ok)                                                                       \
-	do {                                                                                       \
-		if (!(ok))                                                                         \
-			skip();                                                                    \
-	} while (0)
+/* The calling test needs sandboxes: ok is the group's sbt_sandbox_ok result (see sbt_skip). */
+#define SBT_NEED_SANDBOX(ok) SBT_REQUIRE(ok, SBT_NO_SANDBOX)
 
 typedef enum sbt_auth {
 	SBT_AUTH_BEARER = 0,
@@ -121,7 +117,7 @@ void sbt_events_free(sbt_event *v, size_t n);
 const char *sbt_jstr(const json_t *j, const char *k);
 /* A fresh lease via POST /v1/leases; returns its id (malloc'd). */
 char *sbt_acquire(sbt_daemon *d, const char *acquisition_id);
-/* Skip the calling test when sandboxes cannot be created on this host. */
+/* Whether the daemon reports it can create sandboxes on this host (GET /v1/health). */
 bool sbt_sandbox_ok(sbt_daemon *d);
 
 #endif

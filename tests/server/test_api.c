@@ -166,7 +166,7 @@ static void connections_beyond_the_limit_are_refused(void **state)
 		st = sbt_http(&d, &rq, &r);
 		sbt_resp_deinit(&r);
 		if (st != 200)
-			usleep(20000);
+			usleep(20000); /* poll interval: nothing notifies this condition */
 	}
 	assert_int_equal(st, 200);
 	sbt_daemon_stop(&d);

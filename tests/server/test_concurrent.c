@@ -16,7 +16,7 @@ static void two_hundred_concurrent_streams_lose_no_bytes(void **state)
 	if (!sbt_sandbox_ok(&d)) {
 		sbt_daemon_stop(&d);
 		curl_global_cleanup();
-		skip();
+		sbt_skip(SBT_NO_SANDBOX);
 	}
 	char *lease = sbt_acquire(&d, "concurrent");
 	char *t = sb_strfmt("/v1/leases/%s/exec", lease);

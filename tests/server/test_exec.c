@@ -317,7 +317,7 @@ static void running_exec_fences_destroy_until_signalled(void **state)
 			assert_string_equal(sbt_jstr(j, "signal"), "SIGKILL");
 		json_decref(j);
 		if (running)
-			usleep(10000);
+			usleep(10000); /* poll interval: nothing notifies this condition */
 	}
 	assert_false(running);
 

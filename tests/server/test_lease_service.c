@@ -133,7 +133,7 @@ static void replay_during_setup_is_in_progress(void **state)
 {
 	env *e = *state;
 	if (!host_ok(e))
-		skip();
+		sbt_skip(SBT_NO_SANDBOX);
 	gate g = {0};
 	acq_thread a = {0};
 	sbs_acquire_outcome seen, conflict;
@@ -155,7 +155,7 @@ static void failed_setup_leaves_nothing_behind(void **state)
 {
 	env *e = *state;
 	if (!host_ok(e))
-		skip();
+		sbt_skip(SBT_NO_SANDBOX);
 	gate g = {0};
 	acq_thread a = {0};
 	sbs_acquire_outcome seen, conflict;
@@ -178,7 +178,7 @@ static void fences_hold_off_destroy(void **state)
 {
 	env *e = *state;
 	if (!host_ok(e))
-		skip();
+		sbt_skip(SBT_NO_SANDBOX);
 	sbs_lease_params p = {.acquisition_id = "svc-fence", .lease_id = "pc-acq-svc-fence"};
 	sbs_acquire_outcome oc;
 	SB_ASSERT_OK(sbs_leases_acquire(e->ls, &p, &oc, NULL));

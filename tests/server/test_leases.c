@@ -133,7 +133,7 @@ static void renew_moves_expiry_and_reaper_destroys_expired(void **state)
 			assert_string_equal(sbt_jstr(j, "reason"), "expired");
 		json_decref(j);
 		if (!destroyed)
-			usleep(20000);
+			usleep(20000); /* poll interval: nothing notifies this condition */
 	}
 	assert_true(destroyed);
 	free(t);
@@ -172,7 +172,7 @@ static void defer_destroys_after_the_running_exec(void **state)
 		destroyed = !strcmp(sbt_jstr(j, "state"), "destroyed");
 		json_decref(j);
 		if (!destroyed)
-			usleep(20000);
+			usleep(20000); /* poll interval: nothing notifies this condition */
 	}
 	assert_true(destroyed);
 	free(g);
