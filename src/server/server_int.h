@@ -5,6 +5,7 @@
 
 #include <sandbar/server.h>
 
+#include "server/gate.h"
 #include "server/authn.h"
 #include "server/execs.h"
 #include "server/http.h"
@@ -29,6 +30,8 @@ struct sbs_server {
 	int64_t started_ms;
 	volatile int draining;   /* set when SIGTERM arrived: streams end */
 	sb_cancel *drain_cancel; /* triggered with draining: for handlers that wait (collect) */
+	sbs_gate *gates[2];      /* the listeners' front doors (server.c owns them) */
+	uint64_t nofile;         /* the soft RLIMIT_NOFILE in force at start */
 };
 
 /* Route registration (one per route file). */
