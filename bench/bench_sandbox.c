@@ -35,7 +35,7 @@ static double exec_true(sb_sandbox *sb)
 	die(sb_sandbox_exec_start(sb, &req, &x), "exec");
 	sb_sandbox_exec_status st;
 	for (;;) {
-		die(sb_sandbox_exec_get_status(x, &st), "status");
+		die(sb_sandbox_exec_status_of(x, &st), "status");
 		if (!st.running)
 			break;
 		die(sb_sandbox_exec_wait(x, 1000, NULL), "wait");

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "benchutil.h"
+#include "sb_json.h"
 
 #define N_EXEC 200
 #define N_REQ 3000
@@ -208,7 +209,7 @@ int main(void)
 				return 1;
 			sb_sandbox_exec_status xs;
 			for (;;) {
-				if (sb_sandbox_exec_get_status(x, &xs) || !xs.running)
+				if (sb_sandbox_exec_status_of(x, &xs) || !xs.running)
 					break;
 				sb_sandbox_exec_wait(x, 1000, NULL);
 			}

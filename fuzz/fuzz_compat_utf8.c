@@ -6,6 +6,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "sb_json.h"
+#include <stdio.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

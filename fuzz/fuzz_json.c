@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "sb_json.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

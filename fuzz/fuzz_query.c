@@ -1,5 +1,5 @@
 /* Fuzz target: the query-string parser and its canonical form. Every accepted query has at most
- * SBS_QUERY_MAX_PAIRS pairs without NUL bytes, and canonicalisation is idempotent: the canonical
+ * SB_QUERY_MAX_PAIRS pairs without NUL bytes, and canonicalisation is idempotent: the canonical
  * query of a canonical query is itself (when it still fits the
  * length bound). */
 #include <sandbar/auth.h>
@@ -13,12 +13,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	sbs_query q;
-	sb_err *err = sbs_query_parse((const char *)data, size, &q);
+	sb_query q;
+	sb_err *err = sb_query_parse((const char *)data, size, &q);
 	if (!err) {
-		if (q.n > SBS_QUERY_MAX_PAIRS)
+		if (q.n > SB_QUERY_MAX_PAIRS)
 			abort();
-		sbs_query_deinit(&q);
+		sb_query_deinit(&q);
 	}
 	sb_err_free(err);
 	sb_buf c1 = SB_BUF_INIT, c2 = SB_BUF_INIT;

@@ -11,6 +11,13 @@
 
 #include <sandbar/base.h>
 
+/* The tests are white-box: they use the internal JSON helpers (jansson) and stdio freely, which
+ * the public headers no longer pull in. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "sb_json.h"
+
 /* Fail the test with the error's message when err != NULL (and free it). */
 #define SB_ASSERT_OK(expr)                                                                   \
 	do {                                                                                 \

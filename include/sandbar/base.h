@@ -12,7 +12,6 @@
 #ifndef SANDBAR_BASE_H
 #define SANDBAR_BASE_H
 
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -165,6 +164,30 @@ void sb_hex_encode(const void *p, size_t n, char *out);
  * partly written, if any of those characters is not a hex digit. */
 bool sb_hex_decode(const char *s, size_t n, unsigned char *out);
 
+/* --------------------------------------------------------------- URL encoding */
+
+/* Percent-decode src[0..len) into out; SB_E_INVAL on a malformed escape or a NUL byte. '+' is
+ * decoded to ' ' when plus_is_space (query strings). */
+sb_err *sb_url_decode(const char *src, size_t len, bool plus_is_space, sb_buf *out);
+
+typedef struct sb_query_pair {
+	char *key;
+	char *value; /* "" when the pair had no '=' */
+} sb_query_pair;
+
+typedef struct sb_query {
+	sb_query_pair *pairs;
+	size_t n;
+} sb_query;
+
+#define SB_QUERY_MAX_PAIRS 256
+/* Parse a raw query string (no '?'): '&'-separated, percent-decoded, in order, duplicates kept.
+ * SB_E_INVAL for a malformed escape or NUL; SB_E_TOO_LARGE past SB_QUERY_MAX_PAIRS. */
+sb_err *sb_query_parse(const char *raw, size_t len, sb_query *out);
+void sb_query_deinit(sb_query *q);
+/* First value of key, NULL when absent. */
+const char *sb_query_get(const sb_query *q, const char *key);
+
 /* --------------------------------------------------------------- shell */
 
 /* Append s single-quoted for POSIX sh: each ' becomes '"'"'. */
@@ -264,30 +287,6 @@ bool sb_ct_streq(const char *a, const char *b);
 sb_err *sb_random_bytes(void *p, size_t n);
 /* prefix + 32 hex characters from 16 random bytes. Aborts if the kernel CSPRNG fails. */
 char *sb_random_id(const char *prefix);
-
-/* --------------------------------------------------------------- JSON */
-
-#define SB_JSON_MAX_DEPTH_DEFAULT 64
-#define SB_JSON_MAX_BYTES_DEFAULT (1u << 20)
-
-/* Parse text into *out after checking its size and nesting depth (an object or array inside
- * another counts one level). Errors are SB_E_TOO_LARGE or SB_E_INVAL with the position. */
-sb_err *sb_json_parse(const char *text, size_t len, size_t max_bytes, size_t max_depth,
-		      json_t **out);
-/* Same, but the top level must be an object. */
-sb_err *sb_json_parse_object(const char *text, size_t len, size_t max_bytes, size_t max_depth,
-			     json_t **out);
-/* Compact serialisation; malloc'd. */
-char *sb_json_dumps(const json_t *j);
-/* Field accessors. Absent (or JSON null) optional fields leave *out untouched and succeed; a
- * present field of the wrong type is an SB_E_INVAL error naming the field. */
-sb_err *sb_json_get_str(const json_t *obj, const char *key, bool required, const char **out);
-sb_err *sb_json_get_int(const json_t *obj, const char *key, bool required, int64_t min,
-			int64_t max, int64_t *out);
-sb_err *sb_json_get_bool(const json_t *obj, const char *key, bool required, bool *out);
-/* An array of strings into a NULL-terminated vector (caller frees with sb_strv_free). */
-sb_err *sb_json_get_strv(const json_t *obj, const char *key, bool required, size_t max_items,
-			 char ***out);
 
 /* --------------------------------------------------------------- cancellation */
 
@@ -395,6 +394,10 @@ void sb_fs_beneath_force_fallback(bool on);
  * are made (mode 0755 adjusted by umask). rel holds no "." or ".." components (callers pass paths
  * they read from a directory or checked); "" opens rootfd itself again. */
 sb_err *sb_fs_open_dir_nofollow(int rootfd, const char *rel, bool create, int *out_fd);
+
+/* A nameless temp file in dir (O_TMPFILE, or created and unlinked at once where the file system
+ * lacks it), O_RDWR|O_CLOEXEC, mode 0600. */
+sb_err *sb_fs_tmpfile(const char *dir, int *fd_out);
 
 /* --------------------------------------------------------------- excludes */
 

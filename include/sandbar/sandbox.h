@@ -237,7 +237,7 @@ sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offs
 /* Current status plus the spool sizes: from init's exit message while this handle follows a
  * running exec (running until it comes), else from the spool's status.json. SB_E_STATE_LOST
  * when the exec can never finish because the sandbox died (checked at most every 0.5 s). */
-sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *st);
+sb_err *sb_sandbox_exec_status_of(sb_sandbox_exec *x, sb_sandbox_exec_status *st);
 /* Pollable fd (POLLIN) that becomes readable when output grows or the status changes; call
  * sb_sandbox_exec_wait (timeout 0) to consume the events. Fetch it again after each wait: it
  * changes when the sandbox goes away mid-command. */
@@ -250,7 +250,7 @@ void sb_sandbox_exec_free(sb_sandbox_exec *x);
 /* Status of one exec without attaching: from sandbar-init's memory while it tracks the exec
  * (always in step with exit messages), else from status.json. SB_E_NOTFOUND for an unknown
  * id. */
-sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec_status *st);
+sb_err *sb_sandbox_exec_status_by_id(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec_status *st);
 /* Forget a finished exec: remove its spool (output and status). SB_E_BUSY while it runs,
  * SB_E_NOTFOUND for an unknown id. For long-lived leases whose spool would otherwise grow
  * with every command. */
@@ -290,9 +290,6 @@ typedef struct sb_sandbox_health {
  * out->ok / out->message. Free with sb_sandbox_health_deinit. */
 void sb_sandbox_health_check(const sb_sandbox_config *cfg, sb_sandbox_health *out);
 void sb_sandbox_health_deinit(sb_sandbox_health *h);
-/* {"ok":..,"message":..,"bwrap":..,"root":..,"uid":..,"gid":..,"cgroup":"v1",
- *  "limits":{"memory":true,"pids":true,"cpu":false,"rlimits":true,"seccomp":true,"ttl":true}} */
-json_t *sb_sandbox_health_json(const sb_sandbox_health *h);
 
 /* ------------------------------------------------------------ runner */
 

@@ -4,7 +4,7 @@
  * component at a time with O_NOFOLLOW, expands each symlink lexically into the remaining path
  * (at most 40 of them) and refuses any ".." above the root or absolute link, exactly the
  * cases where the kernel answers EXDEV. Both report an escape as SB_E_ESCAPE. */
-#include "base/fs_internal.h"
+#include "fs_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,9 +3,10 @@
  * unlinkat), file copies that try a reflink first and never hard-link, and private temp dirs.
  * A reader of the target sees either the old or the new content, never a mix; a failed replace
  * leaves the old content and no temp file behind. */
-#include "base/fs_internal.h"
+#include "fs_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/fs.h>
@@ -455,5 +456,24 @@ sb_err *sb_fs_mkdtemp(const char *prefix, char **out)
 		return err;
 	}
 	*out = tmpl;
+	return NULL;
+}
+
+sb_err *sb_fs_tmpfile(const char *dir, int *fd_out)
+{
+	int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		/* O_TMPFILE unsupported on this file system: create and unlink at once. */
+		char *path = sb_strfmt("%s/spool-XXXXXX", dir);
+		fd = mkostemp(path, O_CLOEXEC);
+		if (fd < 0) {
+			sb_err *err = sb_err_sys(errno, "creating a temp file in %s", dir);
+			free(path);
+			return err;
+		}
+		unlink(path);
+		free(path);
+	}
+	*fd_out = fd;
 	return NULL;
 }

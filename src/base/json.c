@@ -5,6 +5,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "sb_json.h"
 
 /* Depth of the deepest array/object nesting, skipping string contents. Returns the byte offset
  * where max_depth was first exceeded, or len when it never was. */

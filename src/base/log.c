@@ -5,6 +5,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include "sb_json.h"
 
 static _Atomic int log_level = SB_LOG_INFO;
 static _Atomic bool log_json = false;

@@ -6,7 +6,7 @@
  * daemon cannot chdir, and walking fds refuses "..", absolute names and writes through any
  * symlink by construction. Names are bytes: libarchive runs under a thread-local UTF-8 locale so
  * it neither mangles nor rejects non-ASCII names. */
-#include "base/fs_internal.h"
+#include "fs_internal.h"
 
 #include <archive.h>
 #include <archive_entry.h>

@@ -3,7 +3,7 @@
  * symlink is reported as a symlink and never entered, even when a directory is swapped for a
  * link mid-walk (the open then fails instead of following). Siblings are sorted by strcmp and
  * parents are reported before their children, so archives and snapshots come out stable. */
-#include "base/fs_internal.h"
+#include "fs_internal.h"
 
 #include <dirent.h>
 #include <errno.h>

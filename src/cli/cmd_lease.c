@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "lease_store.h"
+#include "sb_json.h"
 
 static const char lease_help[] =
 	"usage: sandbar lease list [--json]\n"

@@ -35,7 +35,7 @@ sb_err *cli_exec_follow(sb_sandbox_exec *x, unsigned streams, uint64_t out_offse
 	for (;;) {
 		/* Status first: output written before the exec finished is then surely in the
 		 * spool when we drain below, so nothing is missed on the last round. */
-		err = sb_sandbox_exec_get_status(x, st);
+		err = sb_sandbox_exec_status_of(x, st);
 		if (err)
 			break;
 		bool moved = false;

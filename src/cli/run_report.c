@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "sb_json.h"
 
 void run_report_init(run_report *r)
 {

@@ -6,6 +6,7 @@
 
 #include <sandbar/runner.h>
 #include <sandbar/runtime.h>
+#include "sb_json.h"
 
 typedef struct run_report {
 	char *lease_id;

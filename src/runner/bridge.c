@@ -4,11 +4,12 @@
  * bridge_runner.c. Request bodies are built with the protocol's defaults so that a stock
  * bridge and sandbar see exactly what the Paperclip plugin would send.
  */
-#include "runner/bridge_int.h"
+#include "bridge_int.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "sb_json.h"
 
 struct sb_bridge {
 	bridge_conf conf;

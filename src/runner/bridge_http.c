@@ -4,7 +4,7 @@
  * and deadlines abort the transfer through curl's progress callback and timeout. Each call
  * uses its own easy handle, so calls from several threads never share curl state.
  */
-#include "runner/bridge_int.h"
+#include "bridge_int.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "sb_json.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;

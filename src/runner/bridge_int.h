@@ -7,6 +7,7 @@
 #include <sandbar/runner.h>
 
 #include "sse.h" /* beside this header */
+#include "sb_json.h"
 
 #define BRIDGE_PREFIX_V1 "/api/paperclip-sandbox/v1"
 #define BRIDGE_PREFIX_V2 "/api/paperclip-sandbox/v2"

@@ -4,7 +4,7 @@
  * sandbar that serves its native workspace routes, sync_in/sync_out move tar streams through
  * PUT/GET /v1/leases/{id}/workspace instead of commands.
  */
-#include "runner/bridge_int.h"
+#include "bridge_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "sb_json.h"
 
 #define BRIDGE_CHANNEL_VAR "PAPERCLIP_SANDBOX_EXEC_CHANNEL"
 

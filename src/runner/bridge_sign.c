@@ -2,7 +2,7 @@
  * client and the server can never disagree on the canonical form: the four headers of a
  * SANDBAR-HMAC-SHA256 request over method, target, Host, timestamp, nonce and body digest.
  */
-#include "runner/bridge_int.h"
+#include "bridge_int.h"
 
 #include <sandbar/auth.h>
 #include <stdlib.h>

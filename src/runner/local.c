@@ -15,7 +15,7 @@
  * caller's mask is restored, unless the caller had SIGPIPE blocked already. Nothing process-wide
  * is changed.
  */
-#include "runner/runner_int.h"
+#include "runner_int.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -5,7 +5,7 @@
  * that cannot start fails with a message naming the exact cause (and the PATH that was searched)
  * instead of a bare errno from the child.
  */
-#include "runner/runner_int.h"
+#include "runner_int.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,7 +3,7 @@
  * sb_tar_extract / sb_tar_create; this file adds the "replace the contents, keep what the caller
  * preserves" rule and the progress report.
  */
-#include "runner/runner_int.h"
+#include "runner_int.h"
 
 #include <errno.h>
 #include <fcntl.h>

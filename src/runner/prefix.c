@@ -10,7 +10,7 @@
  * with '-') is run through an extra `sh -c 'exec "$@"' sh` hop; that shell drops variables whose
  * names are not shell names and adds PWD, the one case where the environment is not exact.
  */
-#include "runner/runner_int.h"
+#include "runner_int.h"
 
 #include <stdlib.h>
 #include <string.h>

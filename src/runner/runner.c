@@ -3,7 +3,7 @@
  * receive only requests that passed sb_runner_execute's checks, with grace_ms and output_cap
  * already resolved to their effective values (see runner_int.h).
  */
-#include "runner/runner_int.h"
+#include "runner_int.h"
 
 #include <signal.h>
 #include <stdio.h>

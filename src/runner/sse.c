@@ -3,7 +3,7 @@
  * blank line dispatches it. Bytes arrive in arbitrary pieces; the only state carried between
  * pieces is the unterminated line and a possible '\r' awaiting its '\n'.
  */
-#include "runner/sse.h"
+#include "sse.h"
 
 #include <string.h>
 

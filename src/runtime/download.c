@@ -3,7 +3,7 @@
  * that no single command prints more than ~4.2 MiB, decoded as they stream in and written at
  * their offsets (two chunks in flight), each checked against the size the probe announced.
  */
-#include "runtime/rt.h"
+#include "rt.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -5,7 +5,7 @@
  * no owner record and is older than 30 s, is stale: it is renamed away (so only one waiter
  * claims it) and removed.
  */
-#include "runtime/rt.h"
+#include "rt.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "sb_json.h"
 
 #define POLL_MS 50
 

@@ -6,7 +6,7 @@
  * target path is opened beneath the workspace root without following symlinks, so neither a
  * remote entry nor a local symlink can make the merge write outside the workspace.
  */
-#include "runtime/rt.h"
+#include "rt.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,11 +2,12 @@
  * in different processes (`sandbar push` now, `sandbar pull` later). The file holds everything
  * restore needs: the directories, the exclude lists and the baseline snapshot. Paths are stored
  * base64-encoded because file names need not be UTF-8 and JSON strings must be. */
-#include "runtime/rt.h"
+#include "rt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "sb_json.h"
 
 #define PERSIST_VERSION 1
 #define PERSIST_MAX_BYTES (512u * 1024u * 1024u)

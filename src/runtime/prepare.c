@@ -3,7 +3,7 @@
  * workspace, then stage the workspace (destroy-then-replace, sparing the overlay and the
  * preserved names) and each asset directory, on the native path when the runner offers it.
  */
-#include "runtime/rt.h"
+#include "rt.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * 10% step or per 2 s, always emits the first report and the terminal 100% exactly once, and
  * mirrors every line into the status sink without the "[sandbar] " prefix.
  */
-#include "runtime/rt.h"
+#include "rt.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * and never hand tar a "./" self-entry: extracting one would chmod/utime a directory the sandbox
  * user may not own.
  */
-#include "runtime/rt.h"
+#include "rt.h"
 
 #include <stdlib.h>
 

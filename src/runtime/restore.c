@@ -4,7 +4,7 @@
  * forward to what the remote now holds. Failures always reach the caller; the last status is
  * always "finalize".
  */
-#include "runtime/rt.h"
+#include "rt.h"
 
 #include <errno.h>
 #include <fcntl.h>

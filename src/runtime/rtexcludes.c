@@ -3,9 +3,10 @@
  * archives, the baseline and both restore snapshots; this file also derives the subset a remote
  * `tar -c` can apply exactly, so the remote side never drops more than the host matcher would.
  */
-#include "runtime/rt.h"
+#include "rt.h"
 
 #include <string.h>
+#include <stdlib.h>
 
 static const char *const heavy_dirs[] = {
     "node_modules", "vendor", "dist", "build", "out", "coverage", ".next", ".turbo", ".cache",

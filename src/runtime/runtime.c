@@ -1,7 +1,7 @@
 /* The prepared runtime's accessors and teardown, the restore report, and the names of the
  * conflict policies and kinds.
  */
-#include "runtime/rt.h"
+#include "rt.h"
 
 #include <stdlib.h>
 #include <string.h>

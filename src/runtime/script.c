@@ -3,7 +3,7 @@
  * failure becomes an error carrying the script and the tails of stderr and stdout (spec §5.3),
  * because some tools (tar) report only on stdout.
  */
-#include "runtime/rt.h"
+#include "rt.h"
 
 #include <string.h>
 

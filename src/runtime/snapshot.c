@@ -4,7 +4,7 @@
  * everything while the tree is as it was at prepare; the other snapshots hash a file only when a
  * comparison gets that far (same kind, mode and size), which keeps restores of big trees cheap.
  */
-#include "runtime/rt.h"
+#include "rt.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -9,7 +9,7 @@
  * on an end of stream. Streaming would overlap tar and transfer (see the runtime benchmark),
  * at the cost of both.
  */
-#include "runtime/rt.h"
+#include "rt.h"
 
 #include <errno.h>
 #include <fcntl.h>

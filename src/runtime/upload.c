@@ -4,7 +4,7 @@
  * without stdin. Every protocol writes a unique temp name beside the target and renames it with
  * `mv -f`, so the target is either old or complete; the temp is removed when anything fails.
  */
-#include "runtime/rt.h"
+#include "rt.h"
 
 #include <errno.h>
 #include <pthread.h>

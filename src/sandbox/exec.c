@@ -14,6 +14,7 @@
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "sb_json.h"
 
 #define STATUS_MAX 4096
 #define ALIVE_CHECK_MS 500
@@ -465,7 +466,7 @@ static void poll_exit_message(sb_sandbox_exec *x)
 		sb_close(&x->conn);
 }
 
-sb_err *sb_sandbox_exec_get_status(sb_sandbox_exec *x, sb_sandbox_exec_status *st)
+sb_err *sb_sandbox_exec_status_of(sb_sandbox_exec *x, sb_sandbox_exec_status *st)
 {
 	memset(st, 0, sizeof *st);
 	poll_exit_message(x);
@@ -667,7 +668,7 @@ void sb_sandbox_exec_free(sb_sandbox_exec *x)
 	free(x);
 }
 
-sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec_status *st)
+sb_err *sb_sandbox_exec_status_by_id(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec_status *st)
 {
 	sb_sandbox_exec *x = NULL;
 	sb_err *err = attach_plain(sb, exec_id, &x);
@@ -687,7 +688,7 @@ sb_err *sb_sandbox_exec_status_get(sb_sandbox *sb, const char *exec_id, sb_sandb
 		status_from_msg(&reply, exec_id, st);
 		fill_sizes(x, st);
 	} else {
-		err = sb_sandbox_exec_get_status(x, st);
+		err = sb_sandbox_exec_status_of(x, st);
 	}
 	sb_err_free(cerr);
 	sbi_msg_deinit(&m);
@@ -716,7 +717,7 @@ static bool init_recording(sb_sandbox *sb, const char *exec_id)
 sb_err *sb_sandbox_exec_remove(sb_sandbox *sb, const char *exec_id)
 {
 	sb_sandbox_exec_status st;
-	sb_err *err = sb_sandbox_exec_status_get(sb, exec_id, &st);
+	sb_err *err = sb_sandbox_exec_status_by_id(sb, exec_id, &st);
 	if (err && err->code == SB_E_STATE_LOST) {
 		/* a dead sandbox runs nothing: its records can go */
 		sb_err_free(err);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "sb_sandbox_json.h"
 
 static char *bwrap_version(const char *bwrap)
 {

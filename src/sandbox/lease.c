@@ -1,4 +1,5 @@
-/* Leases on disk: creating, re-adopting, listing, renewing and destroying sandboxes.
+/* The sandbox object: creating, re-adopting, listing, renewing and destroying leases on disk
+ * (finding helper binaries: helpers.c; directory skeletons and the spare pool: spare.c).
  *
  * Everything needed to find a sandbox again lives in <state>/leases/<id>/lease.json (limits,
  * owner, init's host pid and start time, cgroup directories). When we are root the lease
@@ -21,6 +22,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "sb_json.h"
 
 #define LEASE_JSON_MAX (256u * 1024u)
 
@@ -36,143 +38,6 @@ sb_err *sb_lease_check_id(const char *what, const char *id)
 	if (!id || !sbi_id_valid(id))
 		return sb_err_new(SB_E_INVAL, "invalid %s id \"%s\": use 1-%d of [A-Za-z0-9_-]",
 		                  what, id ? id : "(null)", SB_SANDBOX_ID_MAX);
-	return NULL;
-}
-
-/* Where sandbar-init is, found once: $SANDBAR_INIT, then beside the running program (the build
- * tree puts sandbar and sandbar-init side by side), then <prefix>/libexec/sandbar/ relative to
- * it (an installed tree, wherever it was installed), then the paths baked in at build time. */
-static char *found_init_path;
-static pthread_once_t found_init_once = PTHREAD_ONCE_INIT;
-
-static bool try_init_candidate(char *candidate)
-{
-	if (access(candidate, X_OK) == 0) {
-		found_init_path = candidate;
-		return true;
-	}
-	free(candidate);
-	return false;
-}
-
-static void find_init_path(void)
-{
-	const char *env = getenv("SANDBAR_INIT");
-	if (env && *env && try_init_candidate(sb_xstrdup(env)))
-		return;
-	char *exe = realpath("/proc/self/exe", NULL);
-	if (exe) {
-		char *slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = '\0';
-			if (try_init_candidate(sb_strfmt("%s/sandbar-init", exe)) ||
-			    try_init_candidate(sb_strfmt("%s/../libexec/sandbar/sandbar-init", exe))) {
-				free(exe);
-				return;
-			}
-		}
-		free(exe);
-	}
-	if (try_init_candidate(sb_xstrdup(SANDBAR_INIT_BUILD_PATH)))
-		return;
-	found_init_path = sb_xstrdup(SANDBAR_INIT_INSTALL_PATH);
-}
-
-const char *sb_sandbox_init_path(const sb_sandbox_config *cfg)
-{
-	if (cfg->init_path)
-		return cfg->init_path;
-	pthread_once(&found_init_once, find_init_path);
-	return found_init_path;
-}
-
-/* PATH lookup of the default bwrap and of the default user, done once per process (both are
- * on every lease creation's path); failures are not cached. */
-static pthread_mutex_t lookup_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *cached_bwrap;
-static bool cached_user;
-static int64_t cached_uid, cached_gid;
-
-sb_err *sb_sandbox_bwrap_path(const sb_sandbox_config *cfg, char **out)
-{
-	if (!cfg->bwrap_path) {
-		pthread_mutex_lock(&lookup_lock);
-		char *hit = cached_bwrap ? sb_xstrdup(cached_bwrap) : NULL;
-		pthread_mutex_unlock(&lookup_lock);
-		if (hit) {
-			*out = hit;
-			return NULL;
-		}
-	}
-	const char *name = cfg->bwrap_path ? cfg->bwrap_path : "bwrap";
-	if (strchr(name, '/')) {
-		if (access(name, X_OK) < 0)
-			return sb_err_sys(errno, "bubblewrap at %s", name);
-		*out = sb_xstrdup(name);
-		return NULL;
-	}
-	const char *path = getenv("PATH");
-	char *copy = sb_xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-	char *save = NULL;
-	for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-		char *p = sb_strfmt("%s/%s", dir, name);
-		if (access(p, X_OK) == 0) {
-			free(copy);
-			*out = p;
-			if (!cfg->bwrap_path) {
-				pthread_mutex_lock(&lookup_lock);
-				if (!cached_bwrap)
-					cached_bwrap = sb_xstrdup(p);
-				pthread_mutex_unlock(&lookup_lock);
-			}
-			return NULL;
-		}
-		free(p);
-	}
-	free(copy);
-	return sb_err_new(SB_E_UNSUPPORTED,
-	                  "bubblewrap (%s) not found in PATH: install the bubblewrap package",
-	                  name);
-}
-
-sb_err *sb_sandbox_resolve_owner(const sb_sandbox_config *cfg, int64_t *uid, int64_t *gid)
-{
-	if (geteuid() != 0) {
-		*uid = geteuid();
-		*gid = getegid();
-		return NULL;
-	}
-	if (cfg->host_uid >= 0) {
-		*uid = cfg->host_uid;
-		*gid = cfg->host_gid >= 0 ? cfg->host_gid : cfg->host_uid;
-	} else {
-		pthread_mutex_lock(&lookup_lock);
-		bool hit = cached_user;
-		*uid = cached_uid;
-		*gid = cfg->host_gid >= 0 ? cfg->host_gid : cached_gid;
-		pthread_mutex_unlock(&lookup_lock);
-		if (hit)
-			goto check;
-		struct passwd pw, *res = NULL;
-		char buf[4096];
-		int rc = getpwnam_r(SB_SANDBOX_USER_DEFAULT, &pw, buf, sizeof buf, &res);
-		if (rc != 0 || !res)
-			return sb_err_new(SB_E_UNSUPPORTED,
-			                  "running as root, sandboxes need an unprivileged host "
-			                  "user: create \"%s\" (scripts/create-sandbar-user) or "
-			                  "configure host_uid/host_gid",
-			                  SB_SANDBOX_USER_DEFAULT);
-		*uid = pw.pw_uid;
-		*gid = cfg->host_gid >= 0 ? cfg->host_gid : pw.pw_gid;
-		pthread_mutex_lock(&lookup_lock);
-		cached_user = true;
-		cached_uid = pw.pw_uid;
-		cached_gid = pw.pw_gid;
-		pthread_mutex_unlock(&lookup_lock);
-	}
-check:
-	if (*uid == 0 || *gid == 0)
-		return sb_err_new(SB_E_INVAL, "sandboxes must not run as host uid/gid 0");
 	return NULL;
 }
 
@@ -353,18 +218,6 @@ out:
 	return err;
 }
 
-static sb_err *mkdir_owned(const char *path, mode_t mode, bool chown_it, int64_t uid, int64_t gid)
-{
-	if (mkdir(path, mode) < 0)
-		return sb_err_sys(errno, "creating %s", path);
-	if (chmod(path, mode) < 0) /* umask */
-		return sb_err_sys(errno, "chmod %s", path);
-	if (chown_it && chown(path, (uid_t)uid, (gid_t)gid) < 0)
-		return sb_err_sys(errno, "chown %s to %lld:%lld", path, (long long)uid,
-		                  (long long)gid);
-	return NULL;
-}
-
 /* bwrap resolves the directories it binds by path (even given descriptors), as the sandbox
  * user: the state and leases directories must be traversable by it, though leases/ is not
  * listable. Owner operations use descriptors (sb_sandbox_workspace_fd). */
@@ -422,248 +275,6 @@ static sb_err *teardown(sb_sandbox *sb)
 	return err ? sb_err_prefix(err, "destroying lease %s", sb->id) : NULL;
 }
 
-/* bubblewrap, running as the sandbox user, resolves the bind sources it is handed by path, so
- * every directory above the state directory must be searchable by that user. Checked up front
- * because bwrap's own message ("Can't find source path /proc/self/fd/9") names no directory. */
-static sb_err *check_reachable(const char *dir, int64_t uid, int64_t gid)
-{
-	char *real = realpath(dir, NULL);
-	if (!real)
-		return sb_err_sys(errno, "resolving the state directory %s", dir);
-	sb_err *err = NULL;
-	size_t len = strlen(real);
-	for (size_t end = 1; end <= len && !err; end++) {
-		if (end != len && real[end] != '/')
-			continue;
-		char saved = real[end];
-		real[end] = '\0';
-		struct stat st;
-		if (stat(end == 0 ? "/" : real, &st) != 0) {
-			err = sb_err_sys(errno, "checking %s", real);
-		} else {
-			bool ok = (st.st_mode & S_IXOTH) ||
-			          ((int64_t)st.st_uid == uid && (st.st_mode & S_IXUSR)) ||
-			          ((int64_t)st.st_gid == gid && (st.st_mode & S_IXGRP));
-			if (!ok)
-				err = sb_err_new(
-				    SB_E_UNSUPPORTED,
-				    "the state directory %s is out of reach of the sandbox "
-				    "user (uid %lld): %s is not searchable by it; use a "
-				    "state directory such as /var/lib/sandbar, or allow it "
-				    "with `chmod o+x %s`",
-				    dir, (long long)uid, real, real);
-		}
-		real[end] = saved;
-	}
-	free(real);
-	return err;
-}
-
-/* The check walks every ancestor: done once per state directory and owner, as long as it
- * passes (permissions above the state directory rarely change under a running daemon). */
-static sb_err *check_reachable_once(const char *dir, int64_t uid, int64_t gid)
-{
-	static char *ok_dir;
-	static int64_t ok_uid = -1, ok_gid = -1;
-	pthread_mutex_lock(&lookup_lock);
-	bool known = ok_dir && strcmp(ok_dir, dir) == 0 && ok_uid == uid && ok_gid == gid;
-	pthread_mutex_unlock(&lookup_lock);
-	if (known)
-		return NULL;
-	sb_err *err = check_reachable(dir, uid, gid);
-	if (!err) {
-		pthread_mutex_lock(&lookup_lock);
-		free(ok_dir);
-		ok_dir = sb_xstrdup(dir);
-		ok_uid = uid;
-		ok_gid = gid;
-		pthread_mutex_unlock(&lookup_lock);
-	}
-	return err;
-}
-
-/* The subdirectories of a lease directory and how they must be. */
-static const struct skel_sub {
-	const char *name;
-	mode_t mode;
-	bool owned; /* by the sandbox user (when we are root) */
-} skel_subs[] = {{"workspace", 0755, true}, {"home", 0755, true}, {"run", 0700, false},
-                 {"spool", 0700, true}};
-#define NSKEL_SUBS (sizeof skel_subs / sizeof skel_subs[0])
-
-static sb_err *make_subdirs(const char *dir, bool root, int64_t uid, int64_t gid)
-{
-	for (size_t k = 0; k < NSKEL_SUBS; k++) {
-		char *p = sb_strfmt("%s/%s", dir, skel_subs[k].name);
-		sb_err *err = mkdir_owned(p, skel_subs[k].mode, root && skel_subs[k].owned, uid, gid);
-		free(p);
-		if (err)
-			return err;
-	}
-	return NULL;
-}
-
-/* A lease directory with its workspace, home, run and spool, owned as they must be. */
-static sb_err *make_skeleton(const char *dir, bool root, int64_t uid, int64_t gid)
-{
-	if (mkdir(dir, root ? 0711 : 0700) < 0)
-		return sb_err_sys(errno, "creating %s", dir);
-	return make_subdirs(dir, root, uid, gid);
-}
-
-/* Does dir hold every subdirectory of a skeleton, with its mode and owner? */
-static bool skeleton_complete(const char *dir, bool root, int64_t uid, int64_t gid)
-{
-	for (size_t k = 0; k < NSKEL_SUBS; k++) {
-		char *p = sb_strfmt("%s/%s", dir, skel_subs[k].name);
-		struct stat st;
-		bool ok = lstat(p, &st) == 0 && S_ISDIR(st.st_mode) &&
-		          (st.st_mode & 07777) == skel_subs[k].mode;
-		if (ok && root && skel_subs[k].owned)
-			ok = (int64_t)st.st_uid == uid && (int64_t)st.st_gid == gid;
-		free(p);
-		if (!ok)
-			return false;
-	}
-	return true;
-}
-
-/* Spare lease skeletons: empty directory trees made ahead of time (when a lease is destroyed),
- * so that creating a lease costs one rename instead of a dozen directory operations on its
- * critical path. Named for the owner they were made for and with a random token of this
- * process (leases/ is not listable: nobody else can guess them); never visible as leases (the
- * dot). Spares of earlier processes are removed on the first refill.
- *
- * Any number of threads and processes may share a state directory: a spare is built under a
- * name unique to its builder (mkdtemp) and published with a rename that never replaces; a
- * taken spare is checked complete before it is used, and one that is not (a stale-spare sweep
- * of another process raced us) is discarded and counted, never handed out. */
-#define SPARES 4
-
-static pthread_once_t spare_once = PTHREAD_ONCE_INIT;
-static char *spare_token;
-/* Process-wide like the spares themselves (they are named by this process's token). */
-static atomic_ullong spares_discarded;
-
-static void make_spare_token(void)
-{
-	spare_token = sb_random_id("");
-}
-
-uint64_t sb_sandbox_spares_discarded(void)
-{
-	return atomic_load(&spares_discarded);
-}
-
-static char *spare_path(const char *leases_dir, int64_t uid, int64_t gid, int i)
-{
-	pthread_once(&spare_once, make_spare_token);
-	return sb_strfmt("%s/.spare-%s-%lld-%lld-%d", leases_dir, spare_token, (long long)uid,
-	                 (long long)gid, i);
-}
-
-/* Remove spares (and half-built ones) of other processes. Each is first renamed to a name of
- * our own, so that a process taking it at the same moment either gets it whole or not at all. */
-static void remove_stale_spares(const char *leases_dir)
-{
-	DIR *d = opendir(leases_dir);
-	if (!d)
-		return;
-	char *mine = sb_strfmt(".spare-%s-", spare_token);
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (!sb_str_has_prefix(de->d_name, ".spare-") || sb_str_has_prefix(de->d_name, mine))
-			continue;
-		char *p = sb_strfmt("%s/%s", leases_dir, de->d_name);
-		char *trash = sb_strfmt("%s/.trash-%s-XXXXXX", leases_dir, spare_token);
-		int fd = mkstemp(trash);
-		if (fd >= 0) {
-			close(fd);
-			if (rename(p, trash) == 0)
-				sb_err_free(sb_fs_rm_rf(trash));
-			else
-				unlink(trash);
-		}
-		free(trash);
-		free(p);
-	}
-	free(mine);
-	closedir(d);
-}
-
-static char *leases_dir_of(const sb_sandbox *sb)
-{
-	char *d = sb_xstrdup(sb->lease_dir);
-	char *slash = strrchr(d, '/');
-	if (slash)
-		*slash = '\0';
-	return d;
-}
-
-/* 1: a spare became the lease directory; 0: none left; -1: the lease exists already. */
-static int take_spare(const sb_sandbox *sb, bool root)
-{
-	char *leases = leases_dir_of(sb);
-	int rc = 0;
-	for (int i = 0; i < SPARES && rc == 0; i++) {
-		char *p = spare_path(leases, sb->info.host_uid, sb->info.host_gid, i);
-		if (renameat2(AT_FDCWD, p, AT_FDCWD, sb->lease_dir, RENAME_NOREPLACE) == 0) {
-			rc = 1;
-			if (!skeleton_complete(sb->lease_dir, root, sb->info.host_uid,
-			                       sb->info.host_gid)) {
-				atomic_fetch_add(&spares_discarded, 1);
-				sb_warn("lease %s: discarded an incomplete spare directory (%s)",
-				        sb->id, p);
-				sb_err_free(sb_fs_rm_rf(sb->lease_dir));
-				rc = 0;
-			}
-		} else if (errno == EEXIST || errno == ENOTEMPTY) {
-			rc = -1;
-		}
-		free(p);
-	}
-	free(leases);
-	return rc;
-}
-
-/* Make one missing spare, built under a name no other thread or process uses and published
- * only when complete. Best effort: a failure only costs the next creation its speed. */
-static void refill_spare(const sb_sandbox *sb)
-{
-	static atomic_bool stale_removed;
-	bool root = geteuid() == 0;
-	char *leases = leases_dir_of(sb);
-	pthread_once(&spare_once, make_spare_token);
-	/* once per process, in the first state directory it destroys a lease in */
-	if (!atomic_exchange(&stale_removed, true))
-		remove_stale_spares(leases);
-	for (int i = 0; i < SPARES; i++) {
-		char *p = spare_path(leases, sb->info.host_uid, sb->info.host_gid, i);
-		struct stat st;
-		bool missing = lstat(p, &st) < 0 && errno == ENOENT;
-		if (missing) {
-			char *tmp = sb_strfmt("%s/.spare-%s-tmp-XXXXXX", leases, spare_token);
-			sb_err *err = NULL;
-			if (!mkdtemp(tmp))
-				err = sb_err_sys(errno, "creating %s", tmp);
-			else if (chmod(tmp, root ? 0711 : 0700) < 0)
-				err = sb_err_sys(errno, "chmod %s", tmp);
-			else
-				err = make_subdirs(tmp, root, sb->info.host_uid, sb->info.host_gid);
-			if (err || renameat2(AT_FDCWD, tmp, AT_FDCWD, p, RENAME_NOREPLACE) < 0) {
-				/* another thread published this spare first, or building failed */
-				sb_err_free(err);
-				sb_err_free(sb_fs_rm_rf(tmp));
-			}
-			free(tmp);
-		}
-		free(p);
-		if (missing)
-			break;
-	}
-	free(leases);
-}
-
 sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
                           const sb_sandbox_opts *opts, sb_sandbox **out)
 {
@@ -701,15 +312,15 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	bool created = false;
 	if ((err = sb_sandbox_resolve_owner(cfg, &i->host_uid, &i->host_gid)) ||
 	    (err = sb_sandbox_bwrap_path(cfg, &bwrap)) || (err = prepare_state(cfg, root)) ||
-	    (root && (err = check_reachable_once(cfg->state_dir, i->host_uid, i->host_gid))))
+	    (root && (err = sb_lease_check_reachable_once(cfg->state_dir, i->host_uid, i->host_gid))))
 		goto fail;
-	int spare = take_spare(sb, root);
+	int spare = sb_lease_take_spare(sb, root);
 	if (spare < 0) {
 		err = sb_err_new(SB_E_EXISTS, "lease %s exists already", lease_id);
 		goto fail;
 	}
 	created = true;
-	if (!spare && (err = make_skeleton(sb->lease_dir, root, i->host_uid, i->host_gid))) {
+	if (!spare && (err = sb_lease_make_skeleton(sb->lease_dir, root, i->host_uid, i->host_gid))) {
 		if (err->sys_errno == EEXIST) {
 			sb_err_free(err);
 			created = false;
@@ -919,7 +530,7 @@ sb_err *sb_sandbox_destroy(sb_sandbox *sb)
 	if (!sb)
 		return NULL;
 	sb_err *err = teardown(sb);
-	refill_spare(sb); /* the next creation takes it instead of making directories */
+	sb_lease_refill_spare(sb); /* the next creation takes it instead of making directories */
 	sandbox_free(sb);
 	return err;
 }

@@ -132,7 +132,7 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 	/* the wake-up fd exists before the first read, so no change can slip between them */
 	(void)sb_sandbox_exec_fd(rs.x);
 	sb_sandbox_exec_status st;
-	if ((err = sb_sandbox_exec_get_status(rs.x, &st)))
+	if ((err = sb_sandbox_exec_status_of(rs.x, &st)))
 		goto kill;
 	if (cb && cb->on_spawn) {
 		char started[SB_ISO8601_LEN];
@@ -163,7 +163,7 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 			err = sb_err_new(SB_E_CANCELED, "command \"%s\" cancelled", req->argv[0]);
 			goto kill;
 		}
-		if ((err = sb_sandbox_exec_get_status(rs.x, &st)))
+		if ((err = sb_sandbox_exec_status_of(rs.x, &st)))
 			break;
 		if ((err = drain(&rs)))
 			goto kill;

@@ -7,7 +7,7 @@
 
 #include <pthread.h>
 
-#include "init/proto.h"
+#include "proto.h"
 
 struct sb_sandbox {
 	char *id;
@@ -27,6 +27,18 @@ struct sb_sandbox {
 /* ---- lease.c */
 sb_err *sb_lease_save(sb_sandbox *sb);
 sb_err *sb_lease_check_id(const char *what, const char *id);
+
+/* helpers.c: bubblewrap resolves its bind sources by path as the sandbox user, so every
+ * directory above the state directory must be searchable by it; checked once per directory and
+ * owner while it passes. */
+sb_err *sb_lease_check_reachable_once(const char *dir, int64_t uid, int64_t gid);
+
+/* spare.c: a lease directory with its workspace, home, run and spool, owned as they must be. */
+sb_err *sb_lease_make_skeleton(const char *dir, bool root, int64_t uid, int64_t gid);
+/* 1: a spare skeleton became sb's lease directory; 0: none left; -1: the lease exists already. */
+int sb_lease_take_spare(const sb_sandbox *sb, bool root);
+/* Make one missing spare for sb's owner (best effort), e.g. after a lease was destroyed. */
+void sb_lease_refill_spare(const sb_sandbox *sb);
 /* Running as root: sandboxes then run as cfg's (or the default) unprivileged user. */
 sb_err *sb_sandbox_resolve_owner(const sb_sandbox_config *cfg, int64_t *uid, int64_t *gid);
 const char *sb_sandbox_init_path(const sb_sandbox_config *cfg);

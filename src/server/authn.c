@@ -3,7 +3,7 @@
  * the signature over the canonical string (hmac.c), and the declared body digest is compared
  * with the received body after the upload. Nonces live in a hash table that forgets entries
  * once their timestamp leaves the window, bounded in size (full = refuse, never forget early). */
-#include "server/authn.h"
+#include "authn.h"
 
 #include <ctype.h>
 #include <openssl/crypto.h>

@@ -8,6 +8,7 @@
 #define SB_SERVER_COMPAT_H
 
 #include <sandbar/base.h>
+#include "sb_json.h"
 
 typedef struct sbs_server sbs_server;
 

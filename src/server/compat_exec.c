@@ -10,13 +10,14 @@
  * session destroys the lease once no other exec runs (the bridge's destroy-after-execution);
  * in a named session it discards that session.
  */
-#include "server/compat_int.h"
-#include "server/exec_result.h"
+#include "compat_int.h"
+#include "exec_result.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "sb_json.h"
 
 /* ---------------------------------------------------------------- named sessions */
 
@@ -160,7 +161,7 @@ static void call_free(void *ud)
 	if (c->x)
 		sbs_exec_free(c->x);
 	if (c->lease)
-		sbs_lease_put(c->lease);
+		sbs_lease_unref(c->lease);
 	for (int i = 0; i < 3; i++)
 		sb_buf_deinit(&c->carry[i]);
 	sb_buf_deinit(&c->chunk);
@@ -222,7 +223,7 @@ static void after_exec(exec_call *c)
 	}
 	sbs_exec_free(c->x);
 	c->x = NULL;
-	sbs_lease_put(c->lease);
+	sbs_lease_unref(c->lease);
 	c->lease = NULL;
 	sbs_destroy_opts o = {.acquisition_id = c->acquisition_id,
 	                      .defer = true,

@@ -2,8 +2,8 @@
  * ids (§2.4), the ownership-mirror script, the exec script (§2.6) and UTF-8 repair of command
  * output for JSON strings. No daemon state here, so all of it is unit-tested and fuzzed.
  */
-#include "server/compat.h"
-#include "server/leases.h"
+#include "compat.h"
+#include "leases.h"
 
 #include <sandbar/sandbox.h>
 
@@ -11,6 +11,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "sb_json.h"
 
 /* ---------------------------------------------------------------- coercion */
 

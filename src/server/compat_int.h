@@ -3,8 +3,9 @@
 #ifndef SB_SERVER_COMPAT_INT_H
 #define SB_SERVER_COMPAT_INT_H
 
-#include "server/compat.h"
-#include "server/server_int.h"
+#include "compat.h"
+#include "server_int.h"
+#include "sb_json.h"
 
 #define COMPAT_EXEC_BODY_MAX (64u * 1024u * 1024u) /* /exec JSON, stdin included */
 

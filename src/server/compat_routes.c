@@ -4,12 +4,13 @@
  * matches), release and destroy (refused while an exec runs). Ownership lives in the lease
  * service's records; the `.paperclip-lease.json` file in remoteCwd only mirrors it.
  */
-#include "server/compat.h"
-#include "server/compat_int.h"
+#include "compat.h"
+#include "compat_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "sb_json.h"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -473,7 +474,7 @@ out:
 		sbs_lease_fence_end(l, fence);
 	free(fence);
 	if (l)
-		sbs_lease_put(l);
+		sbs_lease_unref(l);
 	json_decref(mirror);
 	sb_err_free(err);
 	sbs_lease_info_deinit(&info);

@@ -5,7 +5,7 @@
  * 3, so base64 needs no carry within a stream but at its end), encoded into the staging buffer,
  * which the caller drains. UTF-8 sequences split between two spool reads wait in a carry.
  */
-#include "server/exec_result.h"
+#include "exec_result.h"
 
 #include <assert.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
 #ifndef SB_SERVER_EXEC_RESULT_H
 #define SB_SERVER_EXEC_RESULT_H
 
-#include "server/execs.h"
+#include "execs.h"
 
 /* How a stream's bytes become a JSON value. */
 typedef enum sbs_text_enc {

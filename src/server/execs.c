@@ -2,7 +2,7 @@
  * spooled output from byte offsets (the spool is sandbar-init's, so offsets survive a daemon
  * restart), collects complete results and keeps the running/total exec metrics honest by
  * polling the execs it started from the reaper thread. */
-#include "server/execs.h"
+#include "execs.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "sb_json.h"
 
 #define READ_CHUNK (64u * 1024u)
 #define STDIN_INLINE_MAX (60u * 1024u) /* fits a pipe buffer: written before returning */
@@ -298,10 +299,10 @@ void sbs_execs_tick(sbs_execs *xs, sbs_leases *ls)
 		sb_err *err = sbs_leases_get(ls, v[i].lease_id, 0, &l);
 		if (!err) {
 			sb_sandbox_exec_status st;
-			err = sb_sandbox_exec_status_get(sbs_lease_sandbox(l), v[i].exec_id, &st);
+			err = sb_sandbox_exec_status_by_id(sbs_lease_sandbox(l), v[i].exec_id, &st);
 			if (!err && st.running)
 				done = false;
-			sbs_lease_put(l);
+			sbs_lease_unref(l);
 		}
 		sb_err_free(err);
 		if (done)
@@ -436,7 +437,7 @@ const char *sbs_exec_id(const sbs_exec *x)
 
 sb_err *sbs_exec_status(sbs_exec *x, sb_sandbox_exec_status *st)
 {
-	return sb_sandbox_exec_get_status(x->x, st);
+	return sb_sandbox_exec_status_of(x->x, st);
 }
 
 void sbs_exec_free(sbs_exec *x)
@@ -444,7 +445,7 @@ void sbs_exec_free(sbs_exec *x)
 	if (!x)
 		return;
 	sb_sandbox_exec_free(x->x);
-	sbs_lease_put(x->l);
+	sbs_lease_unref(x->l);
 	free(x);
 }
 
@@ -517,7 +518,7 @@ sb_err *sbs_exec_pump(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, int64_t
 		}
 		/* Status first: if it says finished, everything spooled before it is in the
 		 * files, so an empty read afterwards really is the end. */
-		if ((err = sb_sandbox_exec_get_status(x->x, &st)))
+		if ((err = sb_sandbox_exec_status_of(x->x, &st)))
 			return err;
 		bool got = false;
 		if ((err = pump_once(x, c, max_bytes, fn, ud, &got)))

@@ -8,8 +8,9 @@
 #include <sandbar/runner.h>
 #include <sandbar/sandbox.h>
 
-#include "server/leases.h"
-#include "server/metrics.h"
+#include "leases.h"
+#include "metrics.h"
+#include "sb_json.h"
 
 #define SBS_EXEC_MAX_ARGS 4096
 #define SBS_EXEC_MAX_ENV 1024

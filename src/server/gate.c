@@ -6,7 +6,7 @@
  * accept order, which is also deadline order: the head is the oldest, the first to time out or
  * to be evicted. Per-peer counts live in a small hash table keyed by the peer's name.
  */
-#include "server/gate.h"
+#include "gate.h"
 
 #include <microhttpd.h>
 

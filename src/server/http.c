@@ -7,19 +7,30 @@
  * reference counted: the connection holds one reference until MHD reports completion and a
  * streamed reply holds one until its reader is freed; the last one writes the access-log line.
  */
-#include "server/http_int.h"
+#include "http_int.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "sb_json.h"
 
 #define DISCARD_MAX (64ull << 20) /* body bytes swallowed after a refusal before hanging up */
 
 typedef struct hdr {
 	char *name, *value;
 } hdr;
+
+/* Where a request is in its life: MHD calls the access handler again and again, and the phase
+ * says what that call means. NEW -> BODY -> REPLIED, or straight to REPLIED when a reply is queued
+ * early (a refusal); never backwards. */
+typedef enum sbs_req_phase {
+	SBS_REQ_NEW,     /* headers seen, nothing begun */
+	SBS_REQ_BODY,    /* begun: the body (if any) is arriving */
+	SBS_REQ_REPLIED, /* a reply is queued: any further body is dropped */
+} sbs_req_phase;
 
 struct sbs_req {
 	atomic_int refs;
@@ -28,10 +39,10 @@ struct sbs_req {
 	char *raw_target;
 	char *method;
 	char *path; /* decoded */
-	sbs_query query;
+	sb_query query;
 	sbs_match match;
 	bool matched;
-	int phase;            /* 0 new, 1 body, 2 replied */
+	sbs_req_phase phase;
 	bool refused;         /* reply queued early or pending: swallow the body */
 	unsigned pend_status; /* a refusal to send at the final call */
 	char *pend_code, *pend_msg;
@@ -51,11 +62,9 @@ struct sbs_req {
 	char lease[SB_SANDBOX_ID_MAX + 1];
 };
 
-static atomic_long g_inflight;
-
-long sbs_http_inflight(void)
+long sbs_http_inflight(sbs_server *srv)
 {
-	return atomic_load(&g_inflight);
+	return atomic_load(&srv->http_inflight);
 }
 
 static void access_log(sbs_req *r)
@@ -91,7 +100,7 @@ static void req_unref(sbs_req *r)
 	free(r->raw_target);
 	free(r->method);
 	free(r->path);
-	sbs_query_deinit(&r->query);
+	sb_query_deinit(&r->query);
 	sbs_match_deinit(&r->match);
 	free(r->pend_code);
 	free(r->pend_msg);
@@ -103,8 +112,11 @@ static void req_unref(sbs_req *r)
 		free(r->hdrs[i].value);
 	}
 	free(r->hdrs);
+	sbs_server *srv = r->srv;
 	free(r);
-	atomic_fetch_sub(&g_inflight, 1);
+	long before = atomic_fetch_sub(&srv->http_inflight, 1);
+	assert(before > 0);
+	(void)before;
 }
 
 void *sbs_http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
@@ -118,7 +130,7 @@ void *sbs_http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn)
 	r->spool_fd = -1;
 	r->start_ns = sb_mono_ns();
 	r->status = 0;
-	atomic_fetch_add(&g_inflight, 1);
+	atomic_fetch_add(&r->srv->http_inflight, 1);
 	return r;
 }
 
@@ -142,6 +154,11 @@ sbs_server *sbs_req_server(sbs_req *r)
 	return r->srv;
 }
 
+sb_err *sbs_req_spool_file(sbs_req *r, int *fd_out)
+{
+	return sb_fs_tmpfile(r->srv->tmp_dir, fd_out);
+}
+
 const char *sbs_req_method(sbs_req *r)
 {
 	return r->method;
@@ -160,14 +177,14 @@ const char *sbs_req_param(sbs_req *r, const char *name)
 	return NULL;
 }
 
-const sbs_query *sbs_req_query(sbs_req *r)
+const sb_query *sbs_req_query(sbs_req *r)
 {
 	return &r->query;
 }
 
 const char *sbs_req_query_get(sbs_req *r, const char *key)
 {
-	return sbs_query_get(&r->query, key);
+	return sb_query_get(&r->query, key);
 }
 
 const char *sbs_req_header(sbs_req *r, const char *name)
@@ -251,7 +268,7 @@ static void queue(sbs_req *r, unsigned status, struct MHD_Response *resp, const 
 {
 	if (!resp) {
 		sb_error("cannot create a response for %s %s", r->method, r->path);
-		r->phase = 2;
+		r->phase = SBS_REQ_REPLIED;
 		return;
 	}
 	if (ctype)
@@ -266,7 +283,7 @@ static void queue(sbs_req *r, unsigned status, struct MHD_Response *resp, const 
 	if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
 		sb_warn("could not queue the %u reply to %s %s", status, r->method, r->path);
 	MHD_destroy_response(resp);
-	r->phase = 2;
+	r->phase = SBS_REQ_REPLIED;
 }
 
 void sbs_reply_bytes(sbs_req *r, unsigned status, const char *content_type, const void *p, size_t n)
@@ -599,10 +616,10 @@ static void begin(sbs_req *r, const char *method)
 	size_t plen = q ? (size_t)(q - r->raw_target) : strlen(r->raw_target);
 	char *raw_path = sb_xstrndup(r->raw_target, plen);
 	sb_buf dp = SB_BUF_INIT;
-	sb_err *path_err = sbs_url_decode(raw_path, plen, false, &dp);
+	sb_err *path_err = sb_url_decode(raw_path, plen, false, &dp);
 	r->path = sb_buf_steal(&dp, NULL);
 	if (!path_err && q)
-		path_err = sbs_query_parse(q + 1, strlen(q + 1), &r->query);
+		path_err = sb_query_parse(q + 1, strlen(q + 1), &r->query);
 	if (!path_err) {
 		r->matched = sbs_router_match(srv->router, method, raw_path, &r->match, &path_err);
 	}
@@ -656,7 +673,7 @@ static void begin(sbs_req *r, const char *method)
 	if (r->auth.hmac)
 		r->hash = sb_sha256_new();
 	if (r->match.flags & SBS_ROUTE_BODY_SPOOL) {
-		sb_err *e = sbs_server_tmpfile(srv, &r->spool_fd);
+		sb_err *e = sb_fs_tmpfile(srv->tmp_dir, &r->spool_fd);
 		if (e) {
 			refuse(r, 500, "internal_error", e->msg);
 			sb_err_free(e);
@@ -718,7 +735,7 @@ static void finish(sbs_req *r)
 		return;
 	}
 	r->match.h(r, r->match.ud);
-	if (r->phase != 2) {
+	if (r->phase != SBS_REQ_REPLIED) {
 		sb_error("handler for %s %s queued no reply", r->method, r->path);
 		sbs_reply_error(r, 500, "internal_error", "the handler produced no reply");
 	}
@@ -735,9 +752,10 @@ enum MHD_Result sbs_http_access(void *cls, struct MHD_Connection *conn, const ch
 		r = sbs_http_uri_log(cls, url, conn);
 		*con_cls = r;
 	}
-	if (r->phase == 0) {
+	if (r->phase == SBS_REQ_NEW) {
 		begin(r, method);
-		r->phase = 1;
+		assert(r->phase == SBS_REQ_NEW); /* begin() only records a refusal */
+		r->phase = SBS_REQ_BODY;
 		/* Refuse before the body arrives when we can: the client need not send it. */
 		if (r->refused && *upload_data_size == 0) {
 			const char *cl = sbs_req_header(r, "Content-Length");
@@ -749,7 +767,7 @@ enum MHD_Result sbs_http_access(void *cls, struct MHD_Connection *conn, const ch
 		}
 		return MHD_YES;
 	}
-	if (r->phase == 2) {
+	if (r->phase == SBS_REQ_REPLIED) {
 		/* Reply queued early; MHD may still pass the body: drop it. */
 		*upload_data_size = 0;
 		return MHD_YES;

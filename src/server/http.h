@@ -11,6 +11,7 @@
 #define SB_SERVER_HTTP_H
 
 #include <sandbar/base.h>
+#include "sb_json.h"
 
 typedef struct sbs_server sbs_server;
 typedef struct sbs_req sbs_req;
@@ -61,39 +62,17 @@ void sbs_match_deinit(sbs_match *m);
 /* Does a match name (pattern text after '{': "id}" or "path...}") name parameter `name`? */
 bool sbs_param_name_eq(const char *pattern_name, const char *name);
 
-/* Percent-decode src[0..len) into out; SB_E_INVAL on a malformed escape or a NUL byte. '+' is
- * decoded to ' ' when plus_is_space (query strings). */
-sb_err *sbs_url_decode(const char *src, size_t len, bool plus_is_space, sb_buf *out);
-
-/* ------------------------------------------------------------------ query strings */
-
-typedef struct sbs_query_pair {
-	char *key;
-	char *value; /* "" when the pair had no '=' */
-} sbs_query_pair;
-
-typedef struct sbs_query {
-	sbs_query_pair *pairs;
-	size_t n;
-} sbs_query;
-
-#define SBS_QUERY_MAX_PAIRS 256
-/* Parse a raw query string (no '?'): '&'-separated, percent-decoded, in order, duplicates kept.
- * SB_E_INVAL for a malformed escape or NUL; SB_E_TOO_LARGE past SBS_QUERY_MAX_PAIRS. */
-sb_err *sbs_query_parse(const char *raw, size_t len, sbs_query *out);
-void sbs_query_deinit(sbs_query *q);
-/* First value of key, NULL when absent. */
-const char *sbs_query_get(const sbs_query *q, const char *key);
-
 /* ------------------------------------------------------------------ the request */
 
 sbs_server *sbs_req_server(sbs_req *r);
+/* A nameless temp file in the daemon's spool directory, for a route that buffers a transfer. */
+sb_err *sbs_req_spool_file(sbs_req *r, int *fd_out);
 const char *sbs_req_method(sbs_req *r);
 /* Decoded path (no query). */
 const char *sbs_req_path(sbs_req *r);
 /* A route parameter by name ("id", "path"); NULL when absent. */
 const char *sbs_req_param(sbs_req *r, const char *name);
-const sbs_query *sbs_req_query(sbs_req *r);
+const sb_query *sbs_req_query(sbs_req *r);
 const char *sbs_req_query_get(sbs_req *r, const char *key);
 /* Request header (case-insensitive name); NULL when absent. */
 const char *sbs_req_header(sbs_req *r, const char *name);

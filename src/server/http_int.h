@@ -5,7 +5,7 @@
 
 #include <microhttpd.h>
 
-#include "server/server_int.h"
+#include "server_int.h"
 
 /* MHD_OPTION_URI_LOG_CALLBACK: allocates the request with the raw target. */
 void *sbs_http_uri_log(void *cls, const char *uri, struct MHD_Connection *conn);
@@ -17,6 +17,6 @@ enum MHD_Result sbs_http_access(void *cls, struct MHD_Connection *conn, const ch
 void sbs_http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                         enum MHD_RequestTerminationCode toe);
 /* Requests started and not yet completed (for draining). */
-long sbs_http_inflight(void);
+long sbs_http_inflight(sbs_server *srv);
 
 #endif

@@ -1,9 +1,10 @@
 /* Lease records: their lifetime and their JSON form, which is both the API's "Lease" object
  * (docs/api.md) and what the store keeps, so the two cannot disagree. */
-#include "server/store.h"
+#include "store.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include "sb_json.h"
 
 static const char *state_names[] = {"pending", "active", "destroying", "destroyed", "lost"};
 

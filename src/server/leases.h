@@ -11,7 +11,8 @@
 
 #include <sandbar/sandbox.h>
 
-#include "server/store.h"
+#include "store.h"
+#include "sb_json.h"
 
 typedef struct sbs_leases sbs_leases;
 typedef struct sbs_lease sbs_lease; /* a referenced live lease */
@@ -77,9 +78,9 @@ enum {
 };
 /* A referenced handle of an ACTIVE lease (or LOST with the flag). SB_E_NOTFOUND for unknown or
  * destroyed ids (the message says which), SB_E_BUSY while PENDING, SB_E_CONFLICT while
- * DESTROYING, SB_E_STATE_LOST for a lost one without the flag. Release with sbs_lease_put. */
+ * DESTROYING, SB_E_STATE_LOST for a lost one without the flag. Release with sbs_lease_unref. */
 sb_err *sbs_leases_get(sbs_leases *ls, const char *id, unsigned flags, sbs_lease **out);
-void sbs_lease_put(sbs_lease *l);
+void sbs_lease_unref(sbs_lease *l);
 /* The lease's sandbox is gone: an active lease becomes lost (persisted, logged once). Called by
  * the reaper's probe and as soon as an operation on the sandbox reports SB_E_STATE_LOST. */
 void sbs_lease_mark_lost(sbs_lease *l, const char *reason);

@@ -1,7 +1,7 @@
 /* Prometheus text for GET /metrics: request counts by status class, request and acquire latency
  * histograms, auth and acquire failures, exec and streaming counters. Lock-free: every counter
  * is an atomic; acquire failure reasons are a fixed set of error-code names. */
-#include "server/metrics.h"
+#include "metrics.h"
 
 #include <sandbar/sandbox.h>
 

@@ -2,7 +2,7 @@
  * percent-decoded segments of a request path, plus per-prefix fallbacks for authenticated
  * requests that match nothing. Patterns are split once at registration; matching allocates only
  * the decoded parameter values it returns. */
-#include "server/http.h"
+#include "http.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -113,7 +113,7 @@ static sb_err *split_path(const char *raw, char **segs, size_t *nsegs)
 		const char *slash = strchr(p, '/');
 		size_t n = slash ? (size_t)(slash - p) : strlen(p);
 		sb_buf_clear(&b);
-		sb_err *err = sbs_url_decode(p, n, false, &b);
+		sb_err *err = sb_url_decode(p, n, false, &b);
 		if (!err &&
 		    (strcmp(sb_buf_cstr(&b), ".") == 0 || strcmp(sb_buf_cstr(&b), "..") == 0))
 			err = sb_err_new(SB_E_INVAL, "\".\" and \"..\" segments are not allowed");

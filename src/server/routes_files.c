@@ -5,7 +5,7 @@
  * symlink planted by sandboxed code can reach outside it, and the daemon's root rights are
  * never used on files the sandbox controls. Writes are atomic (temp + rename in the target
  * directory). */
-#include "server/server_int.h"
+#include "server_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "sb_json.h"
 
 #define COPY_CHUNK (128u * 1024u)
 
@@ -234,7 +235,7 @@ static void h_put_file(sbs_req *r, void *ud)
 	             .src = sbs_req_body_fd(r, &size),
 	             .mode = mode};
 	sb_err *err = as_owner_fenced(l, "file-", put_as_owner, &j);
-	sbs_lease_put(l);
+	sbs_lease_unref(l);
 	if (err) {
 		sbs_reply_err(r, err);
 		return;
@@ -291,7 +292,7 @@ static void h_get_file(sbs_req *r, void *ud)
 	if (!l)
 		return;
 	int spool = -1, pp[2] = {-1, -1};
-	sb_err *err = sbs_server_tmpfile(sbs_req_server(r), &spool);
+	sb_err *err = sbs_req_spool_file(r, &spool);
 	if (!err && pipe2(pp, O_CLOEXEC) < 0)
 		err = sb_err_sys(errno, "pipe");
 	if (!err) {
@@ -301,7 +302,7 @@ static void h_get_file(sbs_req *r, void *ud)
 		             .info_fd = pp[1]};
 		err = sb_sandbox_as_owner(sbs_lease_sandbox(l), get_as_owner, &j);
 	}
-	sbs_lease_put(l);
+	sbs_lease_unref(l);
 	uint32_t mode = 0;
 	if (!err) {
 		size_t got = 0;
@@ -384,7 +385,7 @@ static void h_delete_file(sbs_req *r, void *ud)
 	             .rel = rel,
 	             .recursive = rq && (strcmp(rq, "1") == 0 || strcmp(rq, "true") == 0)};
 	sb_err *err = sb_sandbox_as_owner(sbs_lease_sandbox(l), del_as_owner, &j);
-	sbs_lease_put(l);
+	sbs_lease_unref(l);
 	if (err) {
 		reply_workspace_err(r, err, rel);
 		return;
@@ -591,7 +592,7 @@ static void h_put_workspace(sbs_req *r, void *ud)
 	sbs_server *srv = sbs_req_server(r);
 	char **keep = NULL;
 	bool any_preserve = false;
-	const sbs_query *q = sbs_req_query(r);
+	const sb_query *q = sbs_req_query(r);
 	for (size_t i = 0; i < q->n; i++) {
 		if (strcmp(q->pairs[i].key, "preserve") != 0)
 			continue;
@@ -614,7 +615,7 @@ static void h_put_workspace(sbs_req *r, void *ud)
 	}
 	char *rel = dir_param_or_reply(r, l);
 	if (!rel) {
-		sbs_lease_put(l);
+		sbs_lease_unref(l);
 		sb_strv_free(keep);
 		return;
 	}
@@ -624,7 +625,7 @@ static void h_put_workspace(sbs_req *r, void *ud)
 	                .keep = keep,
 	                .src = sbs_req_body_fd(r, &size)};
 	sb_err *err = as_owner_fenced(l, "workspace-", ws_put_as_owner, &j);
-	sbs_lease_put(l);
+	sbs_lease_unref(l);
 	free(rel);
 	if (err) {
 		sb_strv_free(keep);
@@ -684,7 +685,7 @@ static void h_get_workspace(sbs_req *r, void *ud)
 	(void)ud;
 	sb_excludes ex;
 	sb_excludes_init(&ex);
-	const sbs_query *q = sbs_req_query(r);
+	const sb_query *q = sbs_req_query(r);
 	for (size_t i = 0; i < q->n; i++) {
 		if (strcmp(q->pairs[i].key, "exclude") != 0)
 			continue;
@@ -705,12 +706,12 @@ static void h_get_workspace(sbs_req *r, void *ud)
 	}
 	char *rel = dir_param_or_reply(r, l);
 	if (!rel) {
-		sbs_lease_put(l);
+		sbs_lease_unref(l);
 		sb_excludes_deinit(&ex);
 		return;
 	}
 	int spool = -1;
-	sb_err *err = sbs_server_tmpfile(sbs_req_server(r), &spool);
+	sb_err *err = sbs_req_spool_file(r, &spool);
 	if (!err) {
 		ws_get_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
 		                .rel = rel,
@@ -718,7 +719,7 @@ static void h_get_workspace(sbs_req *r, void *ud)
 		                .dst = spool};
 		err = sb_sandbox_as_owner(sbs_lease_sandbox(l), ws_get_as_owner, &j);
 	}
-	sbs_lease_put(l);
+	sbs_lease_unref(l);
 	sb_excludes_deinit(&ex);
 	free(rel);
 	struct stat st;

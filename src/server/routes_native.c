@@ -2,13 +2,14 @@
  * and resumable output, signals and processes. File and workspace routes are in
  * routes_files.c. Handlers validate input (400 naming the field), call the lease and exec
  * services, and map outcomes to the documented status codes. */
-#include "server/exec_result.h"
-#include "server/server_int.h"
+#include "exec_result.h"
+#include "server_int.h"
 
 #include <assert.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include "sb_json.h"
 
 /* ------------------------------------------------------------------ helpers */
 
@@ -578,7 +579,7 @@ static void h_exec(sbs_req *r, void *ud)
 	sbs_exec *x = NULL;
 	err = sbs_execs_start(srv->execs, l, &spec, &x);
 	sbs_exec_spec_deinit(&spec);
-	sbs_lease_put(l);
+	sbs_lease_unref(l);
 	if (err) {
 		if (err->code == SB_E_CONFLICT) {
 			sbs_reply_error(r, 409, "lease_busy", "%s", err->msg);
@@ -609,7 +610,7 @@ static sbs_exec *exec_or_reply(sbs_req *r)
 	sbs_exec *x = NULL;
 	sb_err *err =
 	    sbs_execs_attach(sbs_req_server(r)->execs, l, sbs_req_param(r, "exec_id"), &x);
-	sbs_lease_put(l);
+	sbs_lease_unref(l);
 	if (err) {
 		sbs_reply_err(r, err);
 		return NULL;
@@ -644,7 +645,7 @@ static void h_exec_list(sbs_req *r, void *ud)
 	json_t *arr = json_array();
 	for (size_t i = 0; !err && ids && ids[i]; i++) {
 		sb_sandbox_exec_status st;
-		sb_err *e = sb_sandbox_exec_status_get(sbs_lease_sandbox(l), ids[i], &st);
+		sb_err *e = sb_sandbox_exec_status_by_id(sbs_lease_sandbox(l), ids[i], &st);
 		if (e) {
 			sb_err_free(e);
 			continue;
@@ -652,7 +653,7 @@ static void h_exec_list(sbs_req *r, void *ud)
 		json_array_append_new(arr, sbs_exec_status_json(&st));
 	}
 	sb_strv_free(ids);
-	sbs_lease_put(l);
+	sbs_lease_unref(l);
 	if (err) {
 		json_decref(arr);
 		sbs_reply_err(r, err);
@@ -850,7 +851,7 @@ static void h_exec_signal(sbs_req *r, void *ud)
 		return;
 	const char *xid = sbs_req_param(r, "exec_id");
 	sb_err *err = sbs_execs_signal(sbs_req_server(r)->execs, l, xid, signo);
-	sbs_lease_put(l);
+	sbs_lease_unref(l);
 	if (err) {
 		sbs_reply_err(r, err);
 		return;
@@ -868,7 +869,7 @@ static void h_processes(sbs_req *r, void *ud)
 	sb_sandbox_process *p = NULL;
 	size_t n = 0;
 	sb_err *err = sb_sandbox_list_processes(sbs_lease_sandbox(l), &p, &n);
-	sbs_lease_put(l);
+	sbs_lease_unref(l);
 	if (err) {
 		sbs_reply_err(r, err);
 		return;

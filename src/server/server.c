@@ -3,8 +3,8 @@
  * socket (TCP, optionally TLS, and a unix socket), the reaper thread, signal handling and the
  * drain on SIGTERM. Connection threads inherit a mask with SIGTERM, SIGINT and SIGPIPE blocked,
  * so signals reach only run_until_signal's signalfd and broken pipes surface as EPIPE. */
-#include "server/http_int.h"
-#include "server/compat.h"
+#include "http_int.h"
+#include "compat.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "sb_sandbox_json.h"
 
 #define MAX_DAEMONS 2
 
@@ -99,25 +100,6 @@ static char *default_state_dir(void)
 	return sb_strfmt("%s/.local/state/sandbar", home && home[0] ? home : "/tmp");
 }
 
-sb_err *sbs_server_tmpfile(sbs_server *srv, int *fd_out)
-{
-	int fd = open(srv->tmp_dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		/* O_TMPFILE unsupported on this file system: create and unlink at once. */
-		char *path = sb_strfmt("%s/spool-XXXXXX", srv->tmp_dir);
-		fd = mkostemp(path, O_CLOEXEC);
-		if (fd < 0) {
-			sb_err *err = sb_err_sys(errno, "creating a temp file in %s", srv->tmp_dir);
-			free(path);
-			return err;
-		}
-		unlink(path);
-		free(path);
-	}
-	*fd_out = fd;
-	return NULL;
-}
-
 static sb_err *persist_nonce(void *ud, const char *key, int64_t expires_s)
 {
 	return sbs_store_nonce_put(ud, key, expires_s);
@@ -181,6 +163,7 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 		                  (unsigned long long)SB_SANDBOX_SPOOL_BYTES_DEFAULT);
 	sb_server *s = sb_xcalloc(1, sizeof *s);
 	sbs_server *srv = &s->srv;
+	atomic_init(&srv->http_inflight, 0);
 	s->stop_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
@@ -608,11 +591,11 @@ void sb_server_stop(sb_server *s)
 		s->srv.gates[i] = NULL;
 	}
 	int64_t deadline = sb_mono_ms() + s->srv.limits.drain_ms;
-	while (sbs_http_inflight() > 0 && sb_mono_ms() < deadline)
+	while (sbs_http_inflight(&s->srv) > 0 && sb_mono_ms() < deadline)
 		sb_sleep_ms(20);
-	if (sbs_http_inflight() > 0)
+	if (sbs_http_inflight(&s->srv) > 0)
 		sb_warn("drain: %ld request(s) still running after %lld ms; closing them",
-		        sbs_http_inflight(), (long long)s->srv.limits.drain_ms);
+		        sbs_http_inflight(&s->srv), (long long)s->srv.limits.drain_ms);
 	for (size_t i = 0; i < s->nd; i++) {
 		MHD_stop_daemon(s->d[i]);
 		s->d[i] = NULL;
@@ -637,6 +620,7 @@ void sb_server_free(sb_server *s)
 		return;
 	sb_server_stop(s);
 	sbs_server *srv = &s->srv;
+	atomic_init(&srv->http_inflight, 0);
 	sbs_router_free(srv->router);
 	sbs_execs_free(srv->execs);
 	sbs_leases_free(srv->leases);

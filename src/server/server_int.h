@@ -4,14 +4,16 @@
 #define SB_SERVER_SERVER_INT_H
 
 #include <sandbar/server.h>
+#include <stdatomic.h>
 
-#include "server/gate.h"
-#include "server/authn.h"
-#include "server/execs.h"
-#include "server/http.h"
-#include "server/leases.h"
-#include "server/metrics.h"
-#include "server/store.h"
+#include "authn.h"
+#include "execs.h"
+#include "gate.h"
+#include "http.h"
+#include "leases.h"
+#include "metrics.h"
+#include "store.h"
+#include "sb_sandbox_json.h"
 
 struct sbs_server {
 	sb_server_limits limits; /* defaults filled in */
@@ -30,15 +32,14 @@ struct sbs_server {
 	int64_t started_ms;
 	volatile int draining;   /* set when SIGTERM arrived: streams end */
 	sb_cancel *drain_cancel; /* triggered with draining: for handlers that wait (collect) */
-	sbs_gate *gates[2];      /* the listeners' front doors (server.c owns them) */
-	uint64_t nofile;         /* the soft RLIMIT_NOFILE in force at start */
+	atomic_long http_inflight; /* requests started and not completed (http.c; drain waits) */
+	sbs_gate *gates[2];        /* the listeners' front doors (server.c owns them) */
+	uint64_t nofile;           /* the soft RLIMIT_NOFILE in force at start */
 };
 
 /* Route registration (one per route file). */
 void sbs_native_routes_register(sbs_server *srv);
 void sbs_file_routes_register(sbs_server *srv);
 
-/* Temp file under tmp_dir, already unlinked, O_RDWR|O_CLOEXEC. */
-sb_err *sbs_server_tmpfile(sbs_server *srv, int *fd_out);
 
 #endif

@@ -1,12 +1,13 @@
 /* SQLite state of the daemon (DESIGN.md §7): <state>/sandbar.db in WAL mode. A lease record is
  * kept as its JSON form (lease_info.c) next to the indexed columns the lookups need; the audit
  * table appends one row per lease event. One connection behind a mutex. */
-#include "server/store.h"
+#include "store.h"
 
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include "sb_json.h"
 
 struct sbs_store {
 	sqlite3 *db;

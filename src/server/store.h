@@ -6,6 +6,7 @@
 
 #include <sandbar/base.h>
 #include <sandbar/sandbox.h>
+#include "sb_json.h"
 
 typedef enum sbs_lease_state {
 	SBS_LEASE_PENDING = 0, /* claimed, sandbox being set up */

@@ -7,6 +7,8 @@
 #include <sandbar/base.h>
 #include <sys/types.h>
 
+#include "sb_json.h"
+
 #define CT_TOKEN "compat-test-token-0123456789"
 
 typedef struct ct_daemon {

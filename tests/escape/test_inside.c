@@ -225,7 +225,7 @@ static void another_lease_cannot_be_signalled_or_traced(void **s)
 	sbx_result_free(&r);
 	/* the other lease's command and init are untouched */
 	sb_sandbox_exec_status st;
-	SB_ASSERT_OK(sb_sandbox_exec_get_status(victim, &st));
+	SB_ASSERT_OK(sb_sandbox_exec_status_of(victim, &st));
 	assert_true(st.running);
 	assert_true(sb_sandbox_alive(other));
 	for (size_t i = 0; i < n; i++)

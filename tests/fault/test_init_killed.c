@@ -44,7 +44,7 @@ static void running_exec_reports_state_lost(void **state)
 	sb_err *err = NULL;
 	for (int i = 0; i < 200; i++) {
 		sb_sandbox_exec_status st;
-		err = sb_sandbox_exec_get_status(x, &st);
+		err = sb_sandbox_exec_status_of(x, &st);
 		if (err)
 			break;
 		assert_true(st.running); /* a dead sandbox must not look like a finished command */

@@ -206,7 +206,7 @@ static void output_is_readable_while_running(void **s)
 	assert_int_equal(got, 6);
 	assert_memory_equal(buf, "first\n", 6);
 	sb_sandbox_exec_status st;
-	SB_ASSERT_OK(sb_sandbox_exec_get_status(x, &st));
+	SB_ASSERT_OK(sb_sandbox_exec_status_of(x, &st));
 	assert_true(st.running);
 	assert_int_equal(st.stdout_size, 6);
 	SB_ASSERT_OK(sb_write_all(sb_sandbox_exec_stdin_fd(x), "go\n", 3));
@@ -278,7 +278,7 @@ static void attached_readers_are_woken_by_init(void **s)
 	SB_ASSERT_OK(sb_sandbox_exec_list(sb, &ids));
 	SB_ASSERT_OK(sb_sandbox_exec_attach(sb, ids[0], &a));
 	sb_sandbox_exec_status fs;
-	SB_ASSERT_OK(sb_sandbox_exec_get_status(a, &fs));
+	SB_ASSERT_OK(sb_sandbox_exec_status_of(a, &fs));
 	assert_false(fs.running);
 	sb_sandbox_exec_free(a);
 	sb_strv_free(ids);
@@ -302,7 +302,7 @@ static void finished_execs_can_be_removed(void **s)
 	sb_sandbox_exec_free(x);
 	SB_ASSERT_OK(sb_sandbox_exec_remove(sb, "to-remove"));
 	sb_sandbox_exec_status st;
-	err = sb_sandbox_exec_status_get(sb, "to-remove", &st);
+	err = sb_sandbox_exec_status_by_id(sb, "to-remove", &st);
 	assert_non_null(err);
 	assert_int_equal(err->code, SB_E_NOTFOUND);
 	sb_err_free(err);
@@ -339,7 +339,7 @@ static void status_agrees_with_the_exit_message_at_once(void **s)
 		sbx_follow(x, &r);
 		/* another reader asking right after the exit sees the same outcome */
 		sb_sandbox_exec_status st;
-		SB_ASSERT_OK(sb_sandbox_exec_status_get(sb, sb_sandbox_exec_id(x), &st));
+		SB_ASSERT_OK(sb_sandbox_exec_status_by_id(sb, sb_sandbox_exec_id(x), &st));
 		assert_false(st.running);
 		assert_true(st.has_exit_code);
 		assert_int_equal(st.exit_code, i % 7);
@@ -372,7 +372,7 @@ static void output_beyond_the_spool_limit_is_dropped_and_flagged(void **s)
 	char **ids = NULL;
 	SB_ASSERT_OK(sb_sandbox_exec_list(small, &ids));
 	sb_sandbox_exec_status st;
-	SB_ASSERT_OK(sb_sandbox_exec_status_get(small, ids[0], &st));
+	SB_ASSERT_OK(sb_sandbox_exec_status_by_id(small, ids[0], &st));
 	assert_true(st.stdout_truncated);
 	sb_strv_free(ids);
 	SB_ASSERT_OK(sb_sandbox_destroy(small));

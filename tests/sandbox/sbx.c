@@ -104,7 +104,7 @@ static void read_new(sb_sandbox_exec *x, sb_stream s, sb_buf *b)
 void sbx_follow(sb_sandbox_exec *x, sbx_result *r)
 {
 	for (;;) {
-		SB_ASSERT_OK(sb_sandbox_exec_get_status(x, &r->st));
+		SB_ASSERT_OK(sb_sandbox_exec_status_of(x, &r->st));
 		read_new(x, SB_STREAM_STDOUT, &r->out);
 		read_new(x, SB_STREAM_STDERR, &r->err);
 		if (!r->st.running)

@@ -33,7 +33,7 @@ static void *work(void *arg)
 		sb_sandbox_exec_status st = {0};
 		sb_buf out = SB_BUF_INIT;
 		while (!err) {
-			if ((err = sb_sandbox_exec_get_status(x, &st)))
+			if ((err = sb_sandbox_exec_status_of(x, &st)))
 				break;
 			char buf[4096];
 			size_t got = 0;

@@ -9,6 +9,8 @@
 
 #include <sandbar/runner.h>
 
+#include "sb_sandbox_json.h"
+
 static void fork_bomb_is_stopped_by_the_pids_limit(void **s)
 {
 	(void)s;

@@ -125,7 +125,7 @@ static void recovers_streaming_exec_after_creator_is_killed(void **s)
 
 	/* the short command finished while nobody was attached: its result was kept */
 	sb_sandbox_exec_status es;
-	SB_ASSERT_OK(sb_sandbox_exec_status_get(sb, "short", &es));
+	SB_ASSERT_OK(sb_sandbox_exec_status_by_id(sb, "short", &es));
 	assert_false(es.running);
 	assert_true(es.has_exit_code);
 	assert_int_equal(es.exit_code, 3);
@@ -183,7 +183,7 @@ static void dead_sandbox_is_reported_lost_and_keeps_results(void **s)
 	sb_sandbox_exec_status es;
 	sb_err *err = NULL;
 	for (int i = 0; i < 50 && !err; i++) {
-		err = sb_sandbox_exec_get_status(x, &es);
+		err = sb_sandbox_exec_status_of(x, &es);
 		if (!err)
 			sb_sleep_ms(50);
 	}
@@ -205,7 +205,7 @@ static void dead_sandbox_is_reported_lost_and_keeps_results(void **s)
 	sb_err_free(err);
 
 	SB_ASSERT_OK(sb_sandbox_open_dead(&cfg, "dead", &sb));
-	SB_ASSERT_OK(sb_sandbox_exec_status_get(sb, "first", &es));
+	SB_ASSERT_OK(sb_sandbox_exec_status_by_id(sb, "first", &es));
 	assert_true(es.has_exit_code);
 	assert_int_equal(es.exit_code, 5);
 	err = sb_sandbox_exec_start(sb, &req, &x);

@@ -39,7 +39,7 @@ static int as_user(const char *state)
 	}
 	sb_sandbox_exec_status st;
 	for (;;) {
-		if ((err = sb_sandbox_exec_get_status(x, &st)))
+		if ((err = sb_sandbox_exec_status_of(x, &st)))
 			return 4;
 		if (!st.running)
 			break;

@@ -122,15 +122,15 @@ static void keyring_parses_lines_and_rejects_duplicates(void **state)
 static void query_parser_keeps_duplicates_in_order(void **state)
 {
 	(void)state;
-	sbs_query q;
+	sb_query q;
 	const char *raw = "exclude=a&exclude=b%2Fc&&x";
-	SB_ASSERT_OK(sbs_query_parse(raw, strlen(raw), &q));
+	SB_ASSERT_OK(sb_query_parse(raw, strlen(raw), &q));
 	assert_int_equal(q.n, 3);
 	assert_string_equal(q.pairs[1].value, "b/c");
 	assert_string_equal(q.pairs[2].key, "x");
 	assert_string_equal(q.pairs[2].value, "");
-	assert_string_equal(sbs_query_get(&q, "exclude"), "a");
-	sbs_query_deinit(&q);
+	assert_string_equal(sb_query_get(&q, "exclude"), "a");
+	sb_query_deinit(&q);
 }
 
 static void noop(sbs_req *r, void *ud)

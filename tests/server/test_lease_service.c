@@ -219,7 +219,7 @@ static void fences_hold_off_destroy(void **state)
 	assert_int_equal(err->code, SB_E_CONFLICT);
 	sb_err_free(err);
 	sbs_lease_fence_end(l, "exec-1");
-	sbs_lease_put(l);
+	sbs_lease_unref(l);
 	sbs_lease_info li;
 	sbs_lease_info_init(&li);
 	SB_ASSERT_OK(sbs_leases_info(e->ls, "pc-acq-svc-fence", &li));
@@ -233,7 +233,7 @@ static void fences_hold_off_destroy(void **state)
 	SB_ASSERT_OK(sbs_leases_acquire(e->ls, &p2, &oc, &li));
 	SB_ASSERT_OK(sbs_leases_get(e->ls, li.id, 0, &l));
 	SB_ASSERT_OK(sbs_lease_fence_begin(l, "old", sb_wall_ms() - 1, NULL));
-	sbs_lease_put(l);
+	sbs_lease_unref(l);
 	SB_ASSERT_OK(sbs_leases_destroy(e->ls, li.id, NULL, &d, NULL));
 	assert_int_equal(d, SBS_DESTROY_DONE);
 	sbs_lease_info_deinit(&li);

@@ -9,7 +9,6 @@
 #include <openssl/crypto.h>
 #include <string.h>
 
-#include "server/http.h"
 
 static bool unreserved(unsigned char c)
 {
@@ -38,7 +37,7 @@ sb_err *sb_hmac_canonical_path(const char *raw_path, size_t len, sb_buf *out)
 		return sb_err_new(SB_E_TOO_LARGE, "request path longer than %u bytes",
 		                  SB_HMAC_CANON_MAX);
 	sb_buf d = SB_BUF_INIT;
-	sb_err *err = sbs_url_decode(raw_path, len, false, &d);
+	sb_err *err = sb_url_decode(raw_path, len, false, &d);
 	if (!err)
 		encode(out, d.data ? d.data : "", d.len, true);
 	sb_buf_deinit(&d);
@@ -63,8 +62,8 @@ sb_err *sb_hmac_canonical_query(const char *raw_query, size_t len, sb_buf *out)
 	if (len > SB_HMAC_CANON_MAX)
 		return sb_err_new(SB_E_TOO_LARGE, "query string longer than %u bytes",
 		                  SB_HMAC_CANON_MAX);
-	sbs_query q;
-	sb_err *err = sbs_query_parse(raw_query, len, &q);
+	sb_query q;
+	sb_err *err = sb_query_parse(raw_query, len, &q);
 	if (err)
 		return err;
 	qpair *v = sb_xcalloc(q.n ? q.n : 1, sizeof *v);
@@ -83,7 +82,7 @@ sb_err *sb_hmac_canonical_query(const char *raw_query, size_t len, sb_buf *out)
 		sb_buf_deinit(&v[i].v);
 	}
 	free(v);
-	sbs_query_deinit(&q);
+	sb_query_deinit(&q);
 	return NULL;
 }
 

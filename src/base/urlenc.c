@@ -1,12 +1,12 @@
 /* Percent-decoding and query-string parsing for request targets from outside. Every input is
  * bounded by the caller (the header size limit); malformed escapes and NUL bytes are refused
  * rather than passed on, so no later layer sees an ambiguous path. */
-#include "server/http.h"
+#include <sandbar/base.h>
 
 #include <stdlib.h>
 #include <string.h>
 
-sb_err *sbs_url_decode(const char *src, size_t len, bool plus_is_space, sb_buf *out)
+sb_err *sb_url_decode(const char *src, size_t len, bool plus_is_space, sb_buf *out)
 {
 	for (size_t i = 0; i < len; i++) {
 		char c = src[i];
@@ -29,7 +29,7 @@ sb_err *sbs_url_decode(const char *src, size_t len, bool plus_is_space, sb_buf *
 	return NULL;
 }
 
-sb_err *sbs_query_parse(const char *raw, size_t len, sbs_query *out)
+sb_err *sb_query_parse(const char *raw, size_t len, sb_query *out)
 {
 	out->pairs = NULL;
 	out->n = 0;
@@ -40,19 +40,19 @@ sb_err *sbs_query_parse(const char *raw, size_t len, sbs_query *out)
 		const char *amp = memchr(raw + i, '&', len - i);
 		size_t end = amp ? (size_t)(amp - raw) : len;
 		if (end > i) {
-			if (out->n >= SBS_QUERY_MAX_PAIRS) {
+			if (out->n >= SB_QUERY_MAX_PAIRS) {
 				err = sb_err_new(SB_E_TOO_LARGE, "more than %d query parameters",
-				                 SBS_QUERY_MAX_PAIRS);
+				                 SB_QUERY_MAX_PAIRS);
 				goto fail;
 			}
 			const char *eq = memchr(raw + i, '=', end - i);
 			size_t klen = eq ? (size_t)(eq - (raw + i)) : end - i;
 			sb_buf_clear(&k);
 			sb_buf_clear(&v);
-			if ((err = sbs_url_decode(raw + i, klen, true, &k)))
+			if ((err = sb_url_decode(raw + i, klen, true, &k)))
 				goto fail;
 			if (eq &&
-			    (err = sbs_url_decode(eq + 1, end - (size_t)(eq + 1 - raw), true, &v)))
+			    (err = sb_url_decode(eq + 1, end - (size_t)(eq + 1 - raw), true, &v)))
 				goto fail;
 			out->pairs = sb_xrealloc(out->pairs, (out->n + 1) * sizeof *out->pairs);
 			out->pairs[out->n].key = sb_xstrdup(sb_buf_cstr(&k));
@@ -67,11 +67,11 @@ sb_err *sbs_query_parse(const char *raw, size_t len, sbs_query *out)
 fail:
 	sb_buf_deinit(&k);
 	sb_buf_deinit(&v);
-	sbs_query_deinit(out);
+	sb_query_deinit(out);
 	return sb_err_prefix(err, "query string");
 }
 
-void sbs_query_deinit(sbs_query *q)
+void sb_query_deinit(sb_query *q)
 {
 	for (size_t i = 0; i < q->n; i++) {
 		free(q->pairs[i].key);
@@ -82,7 +82,7 @@ void sbs_query_deinit(sbs_query *q)
 	q->n = 0;
 }
 
-const char *sbs_query_get(const sbs_query *q, const char *key)
+const char *sb_query_get(const sb_query *q, const char *key)
 {
 	for (size_t i = 0; i < q->n; i++)
 		if (strcmp(q->pairs[i].key, key) == 0)

@@ -1,0 +1,214 @@
+/* Finding what every lease creation needs from the host, once per process: sandbar-init, the
+ * bwrap binary, the sandbox host user, and whether the state directory is reachable by that
+ * user. Lookups are cached process-wide because they describe the host, not a lease. */
+#include "sandbox_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Where sandbar-init is, found once: $SANDBAR_INIT, then beside the running program (the build
+ * tree puts sandbar and sandbar-init side by side), then <prefix>/libexec/sandbar/ relative to
+ * it (an installed tree, wherever it was installed), then the paths baked in at build time. */
+static char *found_init_path;
+static pthread_once_t found_init_once = PTHREAD_ONCE_INIT;
+
+static bool try_init_candidate(char *candidate)
+{
+	if (access(candidate, X_OK) == 0) {
+		found_init_path = candidate;
+		return true;
+	}
+	free(candidate);
+	return false;
+}
+
+static void find_init_path(void)
+{
+	const char *env = getenv("SANDBAR_INIT");
+	if (env && *env && try_init_candidate(sb_xstrdup(env)))
+		return;
+	char *exe = realpath("/proc/self/exe", NULL);
+	if (exe) {
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			if (try_init_candidate(sb_strfmt("%s/sandbar-init", exe)) ||
+			    try_init_candidate(
+			        sb_strfmt("%s/../libexec/sandbar/sandbar-init", exe))) {
+				free(exe);
+				return;
+			}
+		}
+		free(exe);
+	}
+	if (try_init_candidate(sb_xstrdup(SANDBAR_INIT_BUILD_PATH)))
+		return;
+	found_init_path = sb_xstrdup(SANDBAR_INIT_INSTALL_PATH);
+}
+
+const char *sb_sandbox_init_path(const sb_sandbox_config *cfg)
+{
+	if (cfg->init_path)
+		return cfg->init_path;
+	pthread_once(&found_init_once, find_init_path);
+	return found_init_path;
+}
+
+/* PATH lookup of the default bwrap and of the default user, done once per process (both are
+ * on every lease creation's path); failures are not cached. */
+static pthread_mutex_t lookup_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *cached_bwrap;
+static bool cached_user;
+static int64_t cached_uid, cached_gid;
+
+sb_err *sb_sandbox_bwrap_path(const sb_sandbox_config *cfg, char **out)
+{
+	if (!cfg->bwrap_path) {
+		pthread_mutex_lock(&lookup_lock);
+		char *hit = cached_bwrap ? sb_xstrdup(cached_bwrap) : NULL;
+		pthread_mutex_unlock(&lookup_lock);
+		if (hit) {
+			*out = hit;
+			return NULL;
+		}
+	}
+	const char *name = cfg->bwrap_path ? cfg->bwrap_path : "bwrap";
+	if (strchr(name, '/')) {
+		if (access(name, X_OK) < 0)
+			return sb_err_sys(errno, "bubblewrap at %s", name);
+		*out = sb_xstrdup(name);
+		return NULL;
+	}
+	const char *path = getenv("PATH");
+	char *copy = sb_xstrdup(path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+	char *save = NULL;
+	for (char *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+		char *p = sb_strfmt("%s/%s", dir, name);
+		if (access(p, X_OK) == 0) {
+			free(copy);
+			*out = p;
+			if (!cfg->bwrap_path) {
+				pthread_mutex_lock(&lookup_lock);
+				if (!cached_bwrap)
+					cached_bwrap = sb_xstrdup(p);
+				pthread_mutex_unlock(&lookup_lock);
+			}
+			return NULL;
+		}
+		free(p);
+	}
+	free(copy);
+	return sb_err_new(SB_E_UNSUPPORTED,
+	                  "bubblewrap (%s) not found in PATH: install the bubblewrap package",
+	                  name);
+}
+
+sb_err *sb_sandbox_resolve_owner(const sb_sandbox_config *cfg, int64_t *uid, int64_t *gid)
+{
+	if (geteuid() != 0) {
+		*uid = geteuid();
+		*gid = getegid();
+		return NULL;
+	}
+	if (cfg->host_uid >= 0) {
+		*uid = cfg->host_uid;
+		*gid = cfg->host_gid >= 0 ? cfg->host_gid : cfg->host_uid;
+	} else {
+		pthread_mutex_lock(&lookup_lock);
+		bool hit = cached_user;
+		*uid = cached_uid;
+		*gid = cfg->host_gid >= 0 ? cfg->host_gid : cached_gid;
+		pthread_mutex_unlock(&lookup_lock);
+		if (hit)
+			goto check;
+		struct passwd pw, *res = NULL;
+		char buf[4096];
+		int rc = getpwnam_r(SB_SANDBOX_USER_DEFAULT, &pw, buf, sizeof buf, &res);
+		if (rc != 0 || !res)
+			return sb_err_new(SB_E_UNSUPPORTED,
+			                  "running as root, sandboxes need an unprivileged host "
+			                  "user: create \"%s\" (scripts/create-sandbar-user) or "
+			                  "configure host_uid/host_gid",
+			                  SB_SANDBOX_USER_DEFAULT);
+		*uid = pw.pw_uid;
+		*gid = cfg->host_gid >= 0 ? cfg->host_gid : pw.pw_gid;
+		pthread_mutex_lock(&lookup_lock);
+		cached_user = true;
+		cached_uid = pw.pw_uid;
+		cached_gid = pw.pw_gid;
+		pthread_mutex_unlock(&lookup_lock);
+	}
+check:
+	if (*uid == 0 || *gid == 0)
+		return sb_err_new(SB_E_INVAL, "sandboxes must not run as host uid/gid 0");
+	return NULL;
+}
+
+/* bubblewrap, running as the sandbox user, resolves the bind sources it is handed by path, so
+ * every directory above the state directory must be searchable by that user. Checked up front
+ * because bwrap's own message ("Can't find source path /proc/self/fd/9") names no directory. */
+static sb_err *check_reachable(const char *dir, int64_t uid, int64_t gid)
+{
+	char *real = realpath(dir, NULL);
+	if (!real)
+		return sb_err_sys(errno, "resolving the state directory %s", dir);
+	sb_err *err = NULL;
+	size_t len = strlen(real);
+	for (size_t end = 1; end <= len && !err; end++) {
+		if (end != len && real[end] != '/')
+			continue;
+		char saved = real[end];
+		real[end] = '\0';
+		struct stat st;
+		if (stat(end == 0 ? "/" : real, &st) != 0) {
+			err = sb_err_sys(errno, "checking %s", real);
+		} else {
+			bool ok = (st.st_mode & S_IXOTH) ||
+			          ((int64_t)st.st_uid == uid && (st.st_mode & S_IXUSR)) ||
+			          ((int64_t)st.st_gid == gid && (st.st_mode & S_IXGRP));
+			if (!ok)
+				err = sb_err_new(
+				    SB_E_UNSUPPORTED,
+				    "the state directory %s is out of reach of the sandbox "
+				    "user (uid %lld): %s is not searchable by it; use a "
+				    "state directory such as /var/lib/sandbar, or allow it "
+				    "with `chmod o+x %s`",
+				    dir, (long long)uid, real, real);
+		}
+		real[end] = saved;
+	}
+	free(real);
+	return err;
+}
+
+/* The check walks every ancestor: done once per state directory and owner, as long as it
+ * passes (permissions above the state directory rarely change under a running daemon). */
+sb_err *sb_lease_check_reachable_once(const char *dir, int64_t uid, int64_t gid)
+{
+	static char *ok_dir;
+	static int64_t ok_uid = -1, ok_gid = -1;
+	pthread_mutex_lock(&lookup_lock);
+	bool known = ok_dir && strcmp(ok_dir, dir) == 0 && ok_uid == uid && ok_gid == gid;
+	pthread_mutex_unlock(&lookup_lock);
+	if (known)
+		return NULL;
+	sb_err *err = check_reachable(dir, uid, gid);
+	if (!err) {
+		pthread_mutex_lock(&lookup_lock);
+		free(ok_dir);
+		ok_dir = sb_xstrdup(dir);
+		ok_uid = uid;
+		ok_gid = gid;
+		pthread_mutex_unlock(&lookup_lock);
+	}
+	return err;
+}

@@ -1,0 +1,50 @@
+/* The lease service's insides, shared by its files (leases.c, lease_acquire.c, lease_fences.c,
+ * lease_reaper.c) and by nothing else: the table, the lease record with its references and
+ * fences. Every function here expects ls->mu held when its name ends in _locked or says so. */
+#ifndef SB_SERVER_LEASES_INT_H
+#define SB_SERVER_LEASES_INT_H
+
+#include "leases.h"
+
+#include <pthread.h>
+
+typedef struct fence {
+	char *id;
+	int64_t expires_ms;
+} fence;
+
+struct sbs_lease {
+	int refs; /* under ls->mu */
+	sbs_leases *ls;
+	sbs_lease_info info;
+	sb_sandbox *sb; /* NULL while PENDING */
+	fence *fences;
+	size_t nfences;
+	bool deferred; /* a destroy waits for the fences/execs to end */
+	char *deferred_reason;
+	bool removed; /* no longer in the table */
+};
+
+struct sbs_leases {
+	pthread_mutex_t mu;
+	const sb_sandbox_config *cfg;
+	sbs_store *store;
+	sbs_lease **v;
+	size_t n;
+	int64_t tombstones;
+	int64_t last_probe_ms;
+};
+
+void sbs_lt_free(sbs_lease *l);
+sbs_lease *sbs_lt_find(sbs_leases *ls, const char *id);
+sbs_lease *sbs_lt_find_acq(sbs_leases *ls, const char *acq);
+sbs_lease *sbs_lt_add(sbs_leases *ls, const sbs_lease_info *info);
+void sbs_lt_remove(sbs_leases *ls, sbs_lease *l);
+void sbs_lt_audit(sbs_leases *ls, const char *id, const char *action, json_t *detail);
+void sbs_lt_persist(sbs_leases *ls, const sbs_lease_info *li);
+sb_err *sbs_lt_find_tombstone(sbs_leases *ls, const char *id);
+size_t sbs_lt_live_fences(sbs_lease *l, int64_t now, char ***ids);
+sb_err *sbs_lt_destroy_now(sbs_leases *ls, sbs_lease *l, const char *reason);
+sb_err *sbs_lt_running_execs(sb_sandbox *sb, char ***ids, size_t *n);
+
+#endif
