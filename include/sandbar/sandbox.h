@@ -52,6 +52,16 @@ typedef struct sb_sandbox_config {
 	const char *cgroup_root; /* NULL = "/sys/fs/cgroup" */
 } sb_sandbox_config;
 
+/* For long-running creators of sandboxes (the daemon): adopt the detached bwrap processes of
+ * our sandboxes as their subreaper, and reap those that ended (returns how many). Without it
+ * they are left to PID 1. Reaping never takes a child a sandbar thread waits for. */
+sb_err *sb_sandbox_adopt_orphans(void);
+size_t sb_sandbox_reap_orphans(void);
+
+/* Spare lease directories this process found incomplete when taking them, and discarded
+ * instead of using (a race with another process sharing the state directory). */
+uint64_t sb_sandbox_spares_discarded(void);
+
 /* Fill defaults (host_uid/gid = -1, everything else NULL). */
 void sb_sandbox_config_init(sb_sandbox_config *cfg);
 

@@ -17,7 +17,10 @@ extern "C" {
 #define SB_SERVER_LISTEN_DEFAULT "127.0.0.1:7469"
 
 /* Bounds; 0 in the config = these defaults. */
-#define SB_SERVER_MAX_CONNECTIONS_DEFAULT 1024
+#define SB_SERVER_MAX_CONNECTIONS_DEFAULT 8192 /* with a complete request: a thread each */
+#define SB_SERVER_MAX_WAITING_DEFAULT 8192     /* still sending their request head */
+#define SB_SERVER_HEADER_TIMEOUT_MS_DEFAULT 10000
+#define SB_SERVER_IDLE_TIMEOUT_S_DEFAULT 30 /* a kept-alive connection between requests */
 #define SB_SERVER_MAX_HEADER_BYTES_DEFAULT (32u * 1024u) /* request line + headers */
 #define SB_SERVER_MAX_JSON_BYTES_DEFAULT (1u << 20)      /* JSON request bodies */
 #define SB_SERVER_MAX_JSON_DEPTH_DEFAULT 32
@@ -29,7 +32,12 @@ extern "C" {
 #define SB_SERVER_NONCE_CACHE_DEFAULT 200000               /* remembered HMAC nonces */
 
 typedef struct sb_server_limits {
-	unsigned max_connections;
+	unsigned max_connections;      /* connections past their request head (thread each) */
+	unsigned max_waiting;          /* connections still sending their request head */
+	unsigned max_waiting_per_peer; /* of those, per uid (unix socket) or address (TCP); a
+	                                * new one evicts the peer's oldest */
+	int64_t header_timeout_ms;     /* to send a complete request head */
+	unsigned idle_timeout_s;       /* a kept-alive connection between two requests */
 	size_t max_header_bytes;
 	size_t max_json_bytes;
 	size_t max_json_depth;

@@ -172,6 +172,11 @@ sb_err *sb_atomic_commit(sb_atomic_file *af)
 	return sb_atomic_commit_opt(af, true);
 }
 
+sb_err *sb_atomic_commit_nosync(sb_atomic_file *af)
+{
+	return sb_atomic_commit_opt(af, false);
+}
+
 sb_err *sb_fs_write_atomic(const char *path, const void *p, size_t n, mode_t mode)
 {
 	sb_atomic_file af;

@@ -2,6 +2,7 @@
  * server library; everything else (auth, routes, leases, recovery) lives there. */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +38,10 @@ static const char serve_help[] =
 	"      --max-output SIZE    most output per stream a JSON exec result returns whole\n"
 	"                           (default and maximum 1G, the sandbox spool); a longer one\n"
 	"                           is answered 413 output_too_large, never cut\n"
+	"      --max-connections N  connections served at once (a thread each), and as many more\n"
+	"                           still sending their request (default 8192); one peer may hold\n"
+	"                           at most 3/4 of the waiting ones, its oldest go first\n"
+	"      --header-timeout S   seconds a connection has to send its request head (default 10)\n"
 	"      --log-json           log as JSON lines\n"
 	"  -v, --verbose            debug logging\n"
 	"  -h, --help               this text\n";
@@ -48,7 +53,8 @@ static void raise_nofile_limit(void)
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return;
-	rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+	/* The hard limit (an unlimited one taken as 1Mi, the kernel's usual nr_open). */
+	rlim_t want = rl.rlim_max == RLIM_INFINITY ? (rlim_t)1 << 20 : rl.rlim_max;
 	if (rl.rlim_cur >= want)
 		return;
 	rl.rlim_cur = want;
@@ -60,7 +66,7 @@ static void raise_nofile_limit(void)
 int cmd_serve(int argc, char **argv)
 {
 	enum { OPT_LISTEN = 256, OPT_SOCKET, OPT_NO_TCP, OPT_STATE_DIR, OPT_TOKEN_FILE, OPT_HMAC,
-	       OPT_HOST, OPT_CERT, OPT_KEY, OPT_LOG_JSON, OPT_MAX_OUTPUT };
+	       OPT_HOST, OPT_CERT, OPT_KEY, OPT_LOG_JSON, OPT_MAX_OUTPUT, OPT_MAX_CONN, OPT_HEADER_TIMEOUT };
 	static const struct option longopts[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"socket", required_argument, NULL, OPT_SOCKET},
@@ -73,6 +79,8 @@ int cmd_serve(int argc, char **argv)
 		{"tls-key", required_argument, NULL, OPT_KEY},
 		{"log-json", no_argument, NULL, OPT_LOG_JSON},
 		{"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+		{"max-connections", required_argument, NULL, OPT_MAX_CONN},
+		{"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -104,6 +112,26 @@ int cmd_serve(int argc, char **argv)
 				goto out;
 			}
 			scfg.limits.output_cap = v;
+			break;
+		}
+		case OPT_MAX_CONN: {
+			char *end = NULL;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (!end || *end || v < 16 || v > 1000000) {
+				rc = cli_usage_error("serve", "--max-connections takes 16..1000000, not \"%s\"", optarg);
+				goto out;
+			}
+			scfg.limits.max_connections = scfg.limits.max_waiting = (unsigned)v;
+			break;
+		}
+		case OPT_HEADER_TIMEOUT: {
+			char *end = NULL;
+			unsigned long v = strtoul(optarg, &end, 10);
+			if (!end || *end || v < 1 || v > 300) {
+				rc = cli_usage_error("serve", "--header-timeout takes 1..300 seconds, not \"%s\"", optarg);
+				goto out;
+			}
+			scfg.limits.header_timeout_ms = (int64_t)v * 1000;
 			break;
 		}
 		case 'v': sb_log_set_level(SB_LOG_DEBUG); break;
@@ -139,6 +167,9 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	raise_nofile_limit();
+	/* A thread per served connection would otherwise get an arena each (up to 8 per core),
+	 * and their free memory is hard to give back. */
+	mallopt(M_ARENA_MAX, 4);
 	sb_server *srv = NULL;
 	err = sb_fs_mkdir_p(state, 0700);
 	if (!err)

@@ -15,13 +15,17 @@ static char *bwrap_version(const char *bwrap)
 	char *q = sb_shell_quoted(bwrap);
 	char *cmd = sb_strfmt("%s --version 2>/dev/null", q);
 	free(q);
+	sb_children_wait_begin();
 	FILE *f = popen(cmd, "r");
 	free(cmd);
-	if (!f)
+	if (!f) {
+		sb_children_wait_end();
 		return NULL;
+	}
 	char line[256] = "";
 	char *got = fgets(line, sizeof line, f);
 	pclose(f);
+	sb_children_wait_end();
 	if (!got)
 		return NULL;
 	line[strcspn(line, "\n")] = '\0';

@@ -423,8 +423,10 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 		sb_strv_push(&procs, p);
 		free(p);
 	}
+	sb_children_wait_begin();
 	pid_t mid = fork();
 	if (mid < 0) {
+		sb_children_wait_end();
 		err = sb_err_sys(errno, "fork for lease %s", sb->id);
 		goto out;
 	}
@@ -439,6 +441,7 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	int ws = 0;
 	while (waitpid(mid, &ws, 0) < 0 && errno == EINTR)
 		;
+	sb_children_wait_end();
 	/* our copies of the child's ends must go, so EOF means the sandbox died */
 	sb_close(&ready[1]);
 	sb_close(&info[1]);

@@ -101,24 +101,19 @@ static json_t *enforced_json(const sb_sandbox_enforced *e)
 }
 
 /* Atomic replace without fsync: lease.json must survive our crash, not a power cut, and a
- * fsync would dominate the lease creation time. */
+ * fsync would dominate the lease creation time. The temp file has a name of its own, so that
+ * two threads saving one lease never write into each other's. */
 static sb_err *write_replace(const char *path, const char *data, size_t len)
 {
-	char *tmp = sb_strfmt("%s.tmp", path);
-	sb_err *err = NULL;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		err = sb_err_sys(errno, "creating %s", tmp);
-	else if ((err = sb_write_all(fd, data, len)))
-		err = sb_err_prefix(err, "writing %s", tmp);
-	if (fd >= 0 && close(fd) < 0 && !err)
-		err = sb_err_sys(errno, "writing %s", tmp);
-	if (!err && rename(tmp, path) < 0)
-		err = sb_err_sys(errno, "renaming %s", tmp);
+	sb_atomic_file af;
+	sb_err *err = sb_atomic_open(path, 0600, &af);
 	if (err)
-		unlink(tmp);
-	free(tmp);
-	return err;
+		return err;
+	if ((err = sb_write_all(af.fd, data, len))) {
+		sb_atomic_abort(&af);
+		return sb_err_prefix(err, "writing %s", path);
+	}
+	return sb_atomic_commit_nosync(&af);
 }
 
 sb_err *sb_lease_save(sb_sandbox *sb)

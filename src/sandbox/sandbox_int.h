@@ -85,6 +85,11 @@ typedef struct sb_launch {
 /* Start bwrap + sandbar-init for sb (directories already created), detached from us; wait until
  * init is ready. Fills sb->info.init_pid and sb->init_start. */
 sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l);
+
+/* Around a fork and the waitpid for that child (reap.c): sb_sandbox_reap_orphans never takes
+ * a child in between. */
+void sb_children_wait_begin(void);
+void sb_children_wait_end(void);
 /* /proc/<pid>/stat starttime, -1 when gone. */
 long long sb_proc_start_time(int pid);
 

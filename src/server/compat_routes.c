@@ -340,11 +340,15 @@ static void route_acquire(sbs_req *r, void *ud)
 	                      .setup = setup_lease,
 	                      .setup_ud = &sc};
 	sbs_acquire_outcome outcome;
+	int64_t t0 = (sb_mono_ns() / 1000);
 	err = sbs_leases_acquire(srv->leases, &p, &outcome, &info);
+	if (!err && outcome == SBS_ACQ_CLAIMED)
+		sbs_metrics_acquired(srv->metrics, (sb_mono_ns() / 1000) - t0);
 	json_decref(md);
 	sbs_req_set_lease(r, id);
 	if (err) {
 		/* The lease service destroyed what it created; nothing survives to report. */
+		sbs_metrics_acquire_failed(srv->metrics, sb_errcode_name(err->code));
 		sbs_reply_error(r, 500, "acquisition_failed", "%s", err->msg);
 		goto out;
 	}

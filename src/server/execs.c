@@ -264,6 +264,25 @@ static void track(sbs_execs *xs, const char *lease_id, const char *exec_id)
 	sbs_metrics_exec_started(xs->m);
 }
 
+/* The exec was seen to end (or its lease is gone): it no longer counts as running. Called
+ * where an end is observed, so the gauge is exact at once; the reaper's tick covers execs
+ * nobody follows. */
+static void untrack(sbs_execs *xs, const char *lease_id, const char *exec_id)
+{
+	pthread_mutex_lock(&xs->mu);
+	for (size_t j = 0; j < xs->n; j++) {
+		if (strcmp(xs->v[j].exec_id, exec_id) == 0 &&
+		    strcmp(xs->v[j].lease_id, lease_id) == 0) {
+			free(xs->v[j].lease_id);
+			free(xs->v[j].exec_id);
+			xs->v[j] = xs->v[--xs->n];
+			sbs_metrics_exec_finished(xs->m);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&xs->mu);
+}
+
 void sbs_execs_tick(sbs_execs *xs, sbs_leases *ls)
 {
 	pthread_mutex_lock(&xs->mu);
@@ -286,20 +305,8 @@ void sbs_execs_tick(sbs_execs *xs, sbs_leases *ls)
 			sbs_lease_unref(l);
 		}
 		sb_err_free(err);
-		if (!done)
-			continue;
-		pthread_mutex_lock(&xs->mu);
-		for (size_t j = 0; j < xs->n; j++) {
-			if (strcmp(xs->v[j].exec_id, v[i].exec_id) == 0 &&
-			    strcmp(xs->v[j].lease_id, v[i].lease_id) == 0) {
-				free(xs->v[j].lease_id);
-				free(xs->v[j].exec_id);
-				xs->v[j] = xs->v[--xs->n];
-				sbs_metrics_exec_finished(xs->m);
-				break;
-			}
-		}
-		pthread_mutex_unlock(&xs->mu);
+		if (done)
+			untrack(xs, v[i].lease_id, v[i].exec_id);
 	}
 	for (size_t i = 0; i < n; i++) {
 		free(v[i].lease_id);
@@ -523,6 +530,8 @@ sb_err *sbs_exec_pump(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, int64_t
 		if (got || *finished || sb_mono_ms() >= deadline)
 			break;
 	}
+	if (*finished)
+		untrack(x->xs, sbs_lease_id(x->l), sbs_exec_id(x));
 	if (st_out)
 		*st_out = st;
 	return NULL;

@@ -275,7 +275,9 @@ static void queue(sbs_req *r, unsigned status, struct MHD_Response *resp, const 
 		MHD_add_response_header(resp, "Content-Type", ctype);
 	for (size_t i = 0; i < r->nhdrs; i++)
 		MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
-	if (r->srv->draining)
+	/* A client that has not authenticated may not keep a connection (and its thread) open:
+	 * the gate only holds connections still sending their first request. */
+	if (r->srv->draining || status == 401)
 		MHD_add_response_header(resp, "Connection", "close");
 	r->status = status;
 	if (MHD_queue_response(r->conn, status, resp) != MHD_YES)
@@ -405,12 +407,13 @@ void sbs_reply_fd(sbs_req *r, unsigned status, const char *content_type, int fd,
 		return;
 	}
 	atomic_fetch_add(&r->bytes_out, size);
-	sbs_metrics_bytes_streamed(r->srv->metrics, size);
+	sbs_metrics_bytes_streamed(r->srv->metrics, SBS_STREAM_FILE, size);
 	queue(r, status, resp, content_type);
 }
 
 typedef struct stream_ctx {
 	sbs_req *r;
+	sbs_stream_kind kind; /* for the bytes-streamed counter */
 	sbs_stream_fill fill;
 	void *ud;
 	void (*free_ud)(void *ud);
@@ -424,7 +427,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 		ssize_t n = c->fill(c->ud, buf, max);
 		if (n > 0) {
 			atomic_fetch_add(&c->r->bytes_out, (uint64_t)n);
-			sbs_metrics_bytes_streamed(c->r->srv->metrics, (uint64_t)n);
+			sbs_metrics_bytes_streamed(c->r->srv->metrics, c->kind, (uint64_t)n);
 			return n;
 		}
 		if (n == -1)
@@ -454,6 +457,9 @@ void sbs_reply_stream(sbs_req *r, unsigned status, const char *content_type, sbs
 {
 	stream_ctx *c = sb_xcalloc(1, sizeof *c);
 	c->r = r;
+	c->kind = strcmp(content_type, "text/event-stream") == 0  ? SBS_STREAM_SSE
+	          : strcmp(content_type, "application/json") == 0 ? SBS_STREAM_JSON
+	                                                          : SBS_STREAM_FILE;
 	c->fill = fill;
 	c->ud = ud;
 	c->free_ud = free_ud;

@@ -60,6 +60,12 @@ static void h_health(sbs_req *r, void *ud)
 	json_t *lim = json_object();
 	json_object_set_new(lim, "max_connections",
 	                    json_integer((json_int_t)srv->limits.max_connections));
+	json_object_set_new(lim, "max_waiting", json_integer(srv->limits.max_waiting));
+	json_object_set_new(lim, "max_waiting_per_peer",
+	                    json_integer(srv->limits.max_waiting_per_peer));
+	json_object_set_new(lim, "header_timeout_ms", json_integer(srv->limits.header_timeout_ms));
+	json_object_set_new(lim, "idle_timeout_s", json_integer(srv->limits.idle_timeout_s));
+	json_object_set_new(lim, "open_files", json_integer((json_int_t)srv->nofile));
 	json_object_set_new(lim, "max_header_bytes",
 	                    json_integer((json_int_t)srv->limits.max_header_bytes));
 	json_object_set_new(lim, "max_json_bytes",
@@ -93,6 +99,31 @@ static void h_metrics(sbs_req *r, void *ud)
 	                       .lost = c[SBS_LEASE_LOST]};
 	sb_buf out = SB_BUF_INIT;
 	sbs_metrics_render(srv->metrics, &lc, &out);
+	sbs_gate_stats g = {0};
+	for (size_t i = 0; i < sizeof srv->gates / sizeof srv->gates[0]; i++) {
+		sbs_gate_stats one;
+		if (!srv->gates[i])
+			continue;
+		sbs_gate_stats_get(srv->gates[i], &one);
+		g.waiting += one.waiting;
+		g.accepted += one.accepted;
+		g.evicted += one.evicted;
+		g.timed_out += one.timed_out;
+		g.too_large += one.too_large;
+	}
+	sb_buf_appendf(&out,
+	               "# HELP sandbar_connections_waiting Connections still sending their first "
+	               "request head.\n# TYPE sandbar_connections_waiting gauge\n"
+	               "sandbar_connections_waiting %llu\n"
+	               "# HELP sandbar_connections_total Connections by fate at the gate.\n"
+	               "# TYPE sandbar_connections_total counter\n"
+	               "sandbar_connections_total{fate=\"served\"} %llu\n"
+	               "sandbar_connections_total{fate=\"evicted\"} %llu\n"
+	               "sandbar_connections_total{fate=\"header_timeout\"} %llu\n"
+	               "sandbar_connections_total{fate=\"header_too_large\"} %llu\n",
+	               (unsigned long long)g.waiting, (unsigned long long)g.accepted,
+	               (unsigned long long)g.evicted, (unsigned long long)g.timed_out,
+	               (unsigned long long)g.too_large);
 	sbs_reply_bytes(r, 200, "text/plain; version=0.0.4", sb_buf_cstr(&out), out.len);
 	sb_buf_deinit(&out);
 }
@@ -158,15 +189,25 @@ static void h_acquire(sbs_req *r, void *ud)
 	sbs_acquire_outcome oc;
 	sbs_lease_info li;
 	sbs_lease_info_init(&li);
+	int64_t t0 = (sb_mono_ns() / 1000);
 	err = sbs_leases_acquire(srv->leases, &p, &oc, &li);
+	if (!err && oc == SBS_ACQ_CLAIMED)
+		sbs_metrics_acquired(srv->metrics, (sb_mono_ns() / 1000) - t0);
 	json_decref(b);
 	if (err) {
+		/* Only a request the client can correct is its fault; anything that failed inside
+		 * the daemon (a file of the state directory missing is ENOENT, not "no such
+		 * lease") is a 500 the client may retry with the same acquisition id. */
 		const char *code;
 		unsigned st = sbs_err_status(err, &code);
-		if (st >= 500)
+		bool clients_fault = err->code == SB_E_INVAL || err->code == SB_E_CONFLICT ||
+		                     err->code == SB_E_EXISTS || err->code == SB_E_TOO_LARGE;
+		if (!clients_fault || st >= 500) {
+			sbs_metrics_acquire_failed(srv->metrics, sb_errcode_name(err->code));
 			sbs_reply_error(r, 500, "acquisition_failed", "%s", err->msg);
-		else
+		} else {
 			sbs_reply_error(r, st, code, "%s", err->msg);
+		}
 		sb_err_free(err);
 		sbs_lease_info_deinit(&li);
 		return;

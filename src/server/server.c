@@ -17,6 +17,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <malloc.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -32,7 +34,7 @@ struct sb_server {
 	char *socket_path;
 	char *tls_cert, *tls_key;
 	struct MHD_Daemon *d[MAX_DAEMONS];
-	int listen_fd[MAX_DAEMONS];
+	sbs_gate *gate[MAX_DAEMONS]; /* each daemon's front door (owns its listening socket) */
 	size_t nd;
 	int port;
 	bool socket_bound; /* we created socket_path and remove it at stop */
@@ -57,6 +59,16 @@ static void fill_limits(sb_server_limits *l)
 {
 	if (!l->max_connections)
 		l->max_connections = SB_SERVER_MAX_CONNECTIONS_DEFAULT;
+	if (!l->max_waiting)
+		l->max_waiting = SB_SERVER_MAX_WAITING_DEFAULT;
+	if (!l->max_waiting_per_peer) /* one peer never holds every waiting slot */
+		l->max_waiting_per_peer = l->max_waiting - l->max_waiting / 4;
+	if (l->max_waiting_per_peer > l->max_waiting)
+		l->max_waiting_per_peer = l->max_waiting;
+	if (!l->header_timeout_ms)
+		l->header_timeout_ms = SB_SERVER_HEADER_TIMEOUT_MS_DEFAULT;
+	if (!l->idle_timeout_s)
+		l->idle_timeout_s = SB_SERVER_IDLE_TIMEOUT_S_DEFAULT;
 	if (!l->max_header_bytes)
 		l->max_header_bytes = SB_SERVER_MAX_HEADER_BYTES_DEFAULT;
 	if (!l->max_json_bytes)
@@ -153,14 +165,20 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	sbs_server *srv = &s->srv;
 	atomic_init(&srv->http_inflight, 0);
 	s->stop_fd = -1;
-	for (size_t i = 0; i < MAX_DAEMONS; i++)
-		s->listen_fd[i] = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	srv->limits = cfg->limits;
 	fill_limits(&srv->limits);
 	srv->access_log = cfg->access_log;
 	srv->started_ms = sb_wall_ms();
+	struct rlimit nof;
+	srv->nofile = getrlimit(RLIMIT_NOFILE, &nof) == 0 ? (uint64_t)nof.rlim_cur : 0;
+	uint64_t want = (uint64_t)srv->limits.max_connections + srv->limits.max_waiting + 1024;
+	if (srv->nofile && srv->nofile < want)
+		sb_warn("the open-file limit is %llu, below the %llu that --max-connections and the "
+		        "waiting connections may need; raise it (ulimit -n, or LimitNOFILE= in the "
+		        "systemd unit)",
+		        (unsigned long long)srv->nofile, (unsigned long long)want);
 	srv->state_dir = cfg->state_dir ? sb_xstrdup(cfg->state_dir) : default_state_dir();
 	srv->tmp_dir = sb_strfmt("%s/tmp", srv->state_dir);
 	srv->overlay_dir = sb_xstrdup(cfg->overlay_dir ? cfg->overlay_dir : ".paperclip-runtime");
@@ -371,19 +389,19 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 static sb_err *start_daemon(sb_server *s, int fd, bool tls, const char *cert, const char *key)
 {
 	sbs_server *srv = &s->srv;
-	atomic_init(&srv->http_inflight, 0);
+	/* No listening socket of its own: the gate hands it connections whose request head
+	 * is complete, so no thread waits for a client that sends nothing. */
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-	                 MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	                 MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET;
 	if (tls)
 		flags |= MHD_USE_TLS;
 	size_t mem = srv->limits.max_header_bytes * 2;
 	if (mem < 64 * 1024)
 		mem = 64 * 1024;
 	struct MHD_OptionItem opts[] = {
-	    {MHD_OPTION_LISTEN_SOCKET, fd, NULL},
 	    {MHD_OPTION_CONNECTION_LIMIT, (intptr_t)srv->limits.max_connections, NULL},
 	    {MHD_OPTION_CONNECTION_MEMORY_LIMIT, (intptr_t)mem, NULL},
-	    {MHD_OPTION_CONNECTION_TIMEOUT, 300, NULL},
+	    {MHD_OPTION_CONNECTION_TIMEOUT, (intptr_t)srv->limits.idle_timeout_s, NULL},
 	    {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)sbs_http_uri_log, srv},
 	    {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)sbs_http_completed, srv},
 	    {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
@@ -396,8 +414,20 @@ static sb_err *start_daemon(sb_server *s, int fd, bool tls, const char *cert, co
 	if (!d)
 		return sb_err_new(SB_E_IO, "libmicrohttpd refused to start (%s)",
 		                  tls ? "check the TLS certificate and key" : "see the log");
+	sbs_gate_limits gl = {.max_waiting = srv->limits.max_waiting,
+	                      .max_waiting_per_peer = srv->limits.max_waiting_per_peer,
+	                      .header_timeout_ms = srv->limits.header_timeout_ms,
+	                      .max_header_bytes = srv->limits.max_header_bytes,
+	                      .tls = tls};
+	sbs_gate *g = NULL;
+	sb_err *err = sbs_gate_start(fd, d, &gl, &g);
+	if (err) {
+		MHD_stop_daemon(d);
+		return err;
+	}
 	s->d[s->nd] = d;
-	s->listen_fd[s->nd] = fd;
+	s->gate[s->nd] = g;
+	srv->gates[s->nd] = g;
 	s->nd++;
 	return NULL;
 }
@@ -405,7 +435,7 @@ static sb_err *start_daemon(sb_server *s, int fd, bool tls, const char *cert, co
 static void *reaper_main(void *arg)
 {
 	sb_server *s = arg;
-	int64_t last_nonce_prune = 0;
+	int64_t last_nonce_prune = 0, last_trim = 0;
 	pthread_mutex_lock(&s->mu);
 	while (!s->stopping) {
 		struct timespec ts;
@@ -420,6 +450,13 @@ static void *reaper_main(void *arg)
 		int64_t now = sb_wall_ms();
 		sbs_leases_reap(s->srv.leases, now);
 		sbs_execs_tick(s->srv.execs, s->srv.leases);
+		sb_sandbox_reap_orphans(); /* bwrap processes of sandboxes that ended */
+		if (now - last_trim >= 5000) {
+			/* Give back what a burst of connection threads left in malloc's arenas:
+			 * memory follows the work, not its high-water mark. */
+			malloc_trim(0);
+			last_trim = now;
+		}
 		if (now - last_nonce_prune >= 60000) {
 			sb_err *err = sbs_store_nonces_prune(s->srv.store, now / 1000);
 			if (err) {
@@ -471,6 +508,13 @@ sb_err *sb_server_start(sb_server *s)
 			goto out;
 		}
 		sb_info("listening on unix:%s", s->socket_path);
+	}
+	/* The detached bwrap of every sandbox we destroy comes back to us to be reaped, instead
+	 * of piling up as zombies under a slow PID 1. */
+	if ((err = sb_sandbox_adopt_orphans())) {
+		sb_warn("%s: ended sandboxes are left to PID 1 to reap", err->msg);
+		sb_err_free(err);
+		err = NULL;
 	}
 	int rc = pthread_create(&s->reaper, NULL, reaper_main, s);
 	if (rc) {
@@ -541,9 +585,10 @@ void sb_server_stop(sb_server *s)
 	s->srv.draining = 1;
 	if (s->srv.drain_cancel)
 		sb_cancel_trigger(s->srv.drain_cancel);
-	for (size_t i = 0; i < s->nd; i++) {
-		MHD_socket fd = MHD_quiesce_daemon(s->d[i]);
-		(void)fd; /* our listen_fd, closed below */
+	for (size_t i = 0; i < s->nd; i++) { /* no new connections */
+		sbs_gate_stop(s->gate[i]);
+		s->gate[i] = NULL;
+		s->srv.gates[i] = NULL;
 	}
 	int64_t deadline = sb_mono_ms() + s->srv.limits.drain_ms;
 	while (sbs_http_inflight(&s->srv) > 0 && sb_mono_ms() < deadline)
@@ -554,7 +599,6 @@ void sb_server_stop(sb_server *s)
 	for (size_t i = 0; i < s->nd; i++) {
 		MHD_stop_daemon(s->d[i]);
 		s->d[i] = NULL;
-		sb_close(&s->listen_fd[i]);
 	}
 	s->nd = 0;
 	if (s->socket_bound)

@@ -8,6 +8,7 @@
 
 #include "authn.h"
 #include "execs.h"
+#include "gate.h"
 #include "http.h"
 #include "leases.h"
 #include "metrics.h"
@@ -32,6 +33,8 @@ struct sbs_server {
 	volatile int draining;   /* set when SIGTERM arrived: streams end */
 	sb_cancel *drain_cancel; /* triggered with draining: for handlers that wait (collect) */
 	atomic_long http_inflight; /* requests started and not completed (http.c; drain waits) */
+	sbs_gate *gates[2];        /* the listeners' front doors (server.c owns them) */
+	uint64_t nofile;           /* the soft RLIMIT_NOFILE in force at start */
 };
 
 /* Route registration (one per route file). */

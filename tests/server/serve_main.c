@@ -15,7 +15,7 @@ static void usage(void)
 	        "[--no-tcp] [--state-dir DIR] [--token-file FILE] [--hmac-keys FILE] "
 	        "[--expected-host HOST] [--tls-cert FILE --tls-key FILE] "
 	        "[--port-file FILE] [--keepalive-ms N] [--max-json-bytes N] "
-	        "[--max-upload-bytes N] [--reap-ms N] [--max-connections N] [--no-access-log]\n");
+	        "[--max-upload-bytes N] [--reap-ms N] [--max-connections N] [--max-waiting-per-peer N] [--header-timeout-ms N] [--no-access-log]\n");
 }
 
 int main(int argc, char **argv)
@@ -55,6 +55,10 @@ int main(int argc, char **argv)
 			cfg.limits.reap_ms = atoll(v);
 		else if (!strcmp(a, "--max-connections") && v)
 			cfg.limits.max_connections = (unsigned)atoi(v);
+		else if (!strcmp(a, "--max-waiting-per-peer") && v)
+			cfg.limits.max_waiting_per_peer = (unsigned)atoi(v);
+		else if (!strcmp(a, "--header-timeout-ms") && v)
+			cfg.limits.header_timeout_ms = atoll(v);
 		else {
 			takes = false;
 			if (!strcmp(a, "--no-tcp"))

@@ -67,7 +67,7 @@ static void spawn(sbt_daemon *d)
 	unlink(d->port_file);
 	char *argv[40];
 	int n = 0;
-	char ka[32], mj[32], mu[32], mc[32];
+	char ka[32], mj[32], mu[32], mc[32], mw[32], ht[32];
 	argv[n++] = prog;
 	argv[n++] = "--listen";
 	argv[n++] = "127.0.0.1:0";
@@ -106,6 +106,16 @@ static void spawn(sbt_daemon *d)
 		snprintf(mc, sizeof mc, "%d", d->opts.max_connections);
 		argv[n++] = "--max-connections";
 		argv[n++] = mc;
+	}
+	if (d->opts.max_waiting_per_peer) {
+		snprintf(mw, sizeof mw, "%d", d->opts.max_waiting_per_peer);
+		argv[n++] = "--max-waiting-per-peer";
+		argv[n++] = mw;
+	}
+	if (d->opts.header_timeout_ms) {
+		snprintf(ht, sizeof ht, "%ld", d->opts.header_timeout_ms);
+		argv[n++] = "--header-timeout-ms";
+		argv[n++] = ht;
 	}
 	char *cert = NULL, *key = NULL;
 	if (d->opts.tls) {

@@ -24,6 +24,8 @@ typedef struct sbt_daemon_opts {
 	long max_json_bytes;
 	long max_upload_bytes;
 	int max_connections;
+	int max_waiting_per_peer;
+	long header_timeout_ms;
 } sbt_daemon_opts;
 
 typedef struct sbt_daemon {

@@ -3,6 +3,8 @@
  * Prometheus metrics, and HTTPS with a self-signed certificate. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -134,42 +136,89 @@ static void oversized_headers_are_refused(void **state)
 	free(big);
 }
 
-static void connections_beyond_the_limit_are_refused(void **state)
+static int tcp_connect(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	return fd;
+}
+
+/* Idle and trickling connections wait at the gate without a thread: even far more of them
+ * than --max-connections never keep another request from being answered, the peer's oldest
+ * waiting ones make room for its new ones, and the header deadline closes the rest. */
+static void idle_connections_never_lock_a_client_out(void **state)
 {
 	(void)state;
 	sbt_daemon d;
-	sbt_daemon_opts o = {.max_connections = 3};
+	sbt_daemon_opts o = {.max_connections = 3, .max_waiting_per_peer = 40,
+	                     .header_timeout_ms = 1500};
 	sbt_daemon_start(&d, &o);
-	int fds[3];
-	for (int i = 0; i < 3; i++) {
-		fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		struct sockaddr_in sa = {.sin_family = AF_INET,
-		                         .sin_port = htons((uint16_t)d.port)};
-		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		assert_int_equal(connect(fds[i], (struct sockaddr *)&sa, sizeof sa), 0);
+	enum { IDLE = 60, TRICKLE = 10 };
+	int fds[IDLE + TRICKLE];
+	for (int i = 0; i < IDLE + TRICKLE; i++) {
+		fds[i] = tcp_connect(d.port);
+		if (i >= IDLE) /* a request head that never completes */
+			assert_int_equal(write(fds[i], "GET /v1/hea", 11), 11);
 	}
-	/* The idle connections hold every slot: a fourth gets no answer. */
 	sbt_req rq = {.method = "GET", .target = "/v1/health", .auth = SBT_AUTH_NONE, .tcp = true};
-	sbt_resp r;
-	bool refused = false;
-	for (int i = 0; i < 50 && !refused; i++) {
-		refused = sbt_http(&d, &rq, &r) == 0;
+	sbt_req leases = {.method = "GET", .target = "/v1/leases", .tcp = true};
+	for (int i = 0; i < 5; i++) {
+		sbt_resp r;
+		int64_t t0 = sb_mono_ms();
+		assert_int_equal(sbt_http(&d, i % 2 ? &leases : &rq, &r), 200);
+		assert_true(sb_mono_ms() - t0 < 1000);
 		sbt_resp_deinit(&r);
-		if (!refused)
-			usleep(20000); /* the daemon may not have accepted the three yet */
 	}
-	assert_true(refused);
-	for (int i = 0; i < 3; i++)
+	/* More than the per-peer cap waited: the oldest were closed to make room. */
+	char buf[16];
+	ssize_t got = read(fds[0], buf, sizeof buf);
+	if (got != 0)
+		print_error("read of the oldest idle connection: %zd (%s)\n", got, strerror(errno));
+	assert_int_equal(got, 0);
+	/* The newest ones are closed at the header deadline. */
+	struct pollfd p = {.fd = fds[IDLE + TRICKLE - 1], .events = POLLIN};
+	assert_int_equal(poll(&p, 1, 5000), 1);
+	/* closed with its unread bytes: a reset rather than an end of file */
+	got = read(fds[IDLE + TRICKLE - 1], buf, sizeof buf);
+	assert_true(got == 0 || (got < 0 && errno == ECONNRESET));
+	for (int i = 0; i < IDLE + TRICKLE; i++)
 		close(fds[i]);
-	long st = 0;
-	for (int i = 0; i < 100 && st != 200; i++) {
-		st = sbt_http(&d, &rq, &r);
-		sbt_resp_deinit(&r);
-		if (st != 200)
-			usleep(20000); /* poll interval: nothing notifies this condition */
-	}
-	assert_int_equal(st, 200);
+	sbt_resp r;
+	sbt_req m = {.method = "GET", .target = "/metrics", .tcp = true};
+	assert_int_equal(sbt_http(&d, &m, &r), 200);
+	const char *text = sb_buf_cstr(&r.body);
+	assert_null(strstr(text, "sandbar_connections_total{fate=\"evicted\"} 0\n"));
+	assert_null(strstr(text, "sandbar_connections_total{fate=\"header_timeout\"} 0\n"));
+	sbt_resp_deinit(&r);
 	sbt_daemon_stop(&d);
+}
+
+/* The header limit /v1/health advertises is the one enforced, to the byte range. */
+static void headers_over_the_advertised_limit_are_431(void **state)
+{
+	(void)state;
+	long st = 0;
+	json_t *h = sbt_call(&D, "GET", "/v1/health", NULL, &st);
+	size_t limit = (size_t)json_integer_value(
+	    json_object_get(json_object_get(h, "limits"), "max_header_bytes"));
+	json_decref(h);
+	assert_true(limit > 4096);
+	for (int over = 0; over <= 1; over++) {
+		size_t n = over ? limit + 64 : limit - 1024;
+		char *v = sb_xmalloc(n + 1);
+		memset(v, 'a', n);
+		v[n] = '\0';
+		char *hdr = sb_strfmt("X-Pad: %s", v);
+		const char *hdrs[] = {hdr, NULL};
+		sbt_req rq = {.method = "GET", .target = "/v1/leases", .headers = hdrs};
+		sbt_resp r;
+		assert_int_equal(sbt_http(&D, &rq, &r), over ? 431 : 200);
+		sbt_resp_deinit(&r);
+		free(hdr);
+		free(v);
+	}
 }
 
 static void a_second_daemon_never_takes_a_live_socket(void **state)
@@ -249,7 +298,8 @@ int main(void)
 	    cmocka_unit_test(upload_beyond_limit_is_413),
 	    cmocka_unit_test(unknown_things_are_404_and_wrong_methods_405),
 	    cmocka_unit_test(oversized_headers_are_refused),
-	    cmocka_unit_test(connections_beyond_the_limit_are_refused),
+	    cmocka_unit_test(idle_connections_never_lock_a_client_out),
+	    cmocka_unit_test(headers_over_the_advertised_limit_are_431),
 	    cmocka_unit_test(a_second_daemon_never_takes_a_live_socket),
 	    cmocka_unit_test(metrics_are_prometheus_text),
 	    cmocka_unit_test(https_with_a_self_signed_certificate),

@@ -1,0 +1,267 @@
+/* The daemon under churn: cycles of acquire -> JSON exec of `seq 1 1000` -> DELETE at
+ * concurrency 1, 20 and 100 (cycles per second, acquire p50/p99, failures), 5000 idle
+ * connections held (the daemon's RSS against its start figure, GET /v1/health latency while
+ * they are open), and the RSS five seconds after the load ended. The daemon is the real
+ * `sandbar serve` on a unix socket in a child process, so its memory is its own. */
+#include <sandbar/base.h>
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "benchutil.h"
+
+#define TOKEN "bench-token-0123456789abcdef"
+#define IDLE_CONNECTIONS 5000
+
+static char g_sock[100];
+static pid_t g_daemon;
+
+static size_t sink(char *p, size_t sz, size_t nm, void *ud)
+{
+	sb_buf_append(ud, p, sz * nm);
+	return sz * nm;
+}
+
+static long call(CURL *c, const char *method, const char *target, const char *body, sb_buf *out)
+{
+	char url[512];
+	snprintf(url, sizeof url, "http://localhost%s", target);
+	sb_buf_clear(out);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, g_sock);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+	if (!body)
+		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
+	h = curl_slist_append(h, "Expect:");
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	long st = 0;
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
+	curl_slist_free_all(h);
+	return st;
+}
+
+static long rss_kib(void)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)g_daemon);
+	FILE *f = fopen(path, "r");
+	long kib = -1;
+	char line[256];
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+typedef struct worker {
+	int idx, cycles, failures;
+	double *acquire_s; /* per cycle */
+	const char *tag;
+} worker;
+
+static void *work(void *ud)
+{
+	worker *w = ud;
+	CURL *c = curl_easy_init();
+	sb_buf out = SB_BUF_INIT;
+	for (int i = 0; i < w->cycles; i++) {
+		char body[128];
+		snprintf(body, sizeof body, "{\"acquisition_id\":\"%s-%d-%d\"}", w->tag, w->idx, i);
+		double t0 = sbb_now();
+		long st = call(c, "POST", "/v1/leases", body, &out);
+		w->acquire_s[i] = sbb_now() - t0;
+		const char *p = strstr(sb_buf_cstr(&out), "\"id\":\"");
+		if (st != 200 || !p) {
+			if (!w->failures)
+				fprintf(stderr, "# acquire failed: %ld %s\n", st,
+				        sb_buf_cstr(&out));
+			w->failures++;
+			continue;
+		}
+		char id[80];
+		snprintf(id, sizeof id, "%.*s", (int)strcspn(p + 6, "\""), p + 6);
+		char t[160];
+		snprintf(t, sizeof t, "/v1/leases/%s/exec", id);
+		if (call(c, "POST", t, "{\"argv\":[\"seq\",\"1\",\"1000\"]}", &out) != 200)
+			w->failures++;
+		snprintf(t, sizeof t, "/v1/leases/%s", id);
+		if (call(c, "DELETE", t, NULL, &out) != 200)
+			w->failures++;
+	}
+	sb_buf_deinit(&out);
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
+static double percentile(double *v, size_t n, double q)
+{
+	sbb_median(v, n); /* sorts */
+	size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
+static void churn(int conc, int total)
+{
+	int per = total / conc;
+	worker *w = sb_xcalloc((size_t)conc, sizeof *w);
+	pthread_t *th = sb_xcalloc((size_t)conc, sizeof *th);
+	double *acq = sb_xcalloc((size_t)(per * conc), sizeof *acq);
+	char tag[32];
+	snprintf(tag, sizeof tag, "c%d", conc);
+	double t0 = sbb_now();
+	for (int i = 0; i < conc; i++) {
+		w[i] = (worker){.idx = i, .cycles = per, .acquire_s = acq + i * per, .tag = tag};
+		pthread_create(&th[i], NULL, work, &w[i]);
+	}
+	int failures = 0;
+	for (int i = 0; i < conc; i++) {
+		pthread_join(th[i], NULL);
+		failures += w[i].failures;
+	}
+	double wall = sbb_now() - t0;
+	size_t n = (size_t)(per * conc);
+	char fig[128], ours[128], base[64];
+	snprintf(fig, sizeof fig,
+	         "churn at concurrency %d (%zu cycles: acquire, exec seq 1 1000, destroy)", conc,
+	         n);
+	snprintf(ours, sizeof ours, "%.0f cycles/s, %d failures", (double)n / wall, failures);
+	sbb_row(fig, ours, "-", conc == 20 ? "target >= 150 cycles/s, 0 failures" : "0 failures");
+	double p50 = percentile(acq, n, 0.5), p99 = percentile(acq, n, 0.99);
+	snprintf(fig, sizeof fig, "acquire latency at concurrency %d, p50 / p99", conc);
+	snprintf(ours, sizeof ours, "%.2f ms / %.2f ms", p50 * 1e3, p99 * 1e3);
+	snprintf(base, sizeof base, "-");
+	sbb_row(fig, ours, base, "-");
+	free(acq);
+	free(th);
+	free(w);
+}
+
+static int connect_unix(void)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", g_sock);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void idle_connections(long start_kib)
+{
+	int *fds = sb_xcalloc(IDLE_CONNECTIONS, sizeof *fds);
+	int held = 0;
+	for (int i = 0; i < IDLE_CONNECTIONS; i++)
+		if ((fds[i] = connect_unix()) >= 0)
+			held++;
+	sb_sleep_ms(500); /* let the daemon accept them all */
+	long kib = rss_kib();
+	CURL *c = curl_easy_init();
+	sb_buf out = SB_BUF_INIT;
+	double lat[200];
+	int ok = 0;
+	for (int i = 0; i < 200; i++) {
+		double t0 = sbb_now();
+		ok += call(c, "GET", "/v1/health", NULL, &out) == 200;
+		lat[i] = sbb_now() - t0;
+	}
+	char ours[128], base[64], ratio[64];
+	snprintf(ours, sizeof ours, "%d of %d held, RSS %.1f MiB", held, IDLE_CONNECTIONS,
+	         (double)kib / 1024);
+	snprintf(base, sizeof base, "RSS at start %.1f MiB", (double)start_kib / 1024);
+	snprintf(ratio, sizeof ratio, "target <= 64 MiB");
+	sbb_row("idle connections held (unix socket, nothing sent)", ours, base, ratio);
+	double p50 = percentile(lat, 200, 0.5), p99 = percentile(lat, 200, 0.99);
+	snprintf(ours, sizeof ours, "p50 %.2f ms, p99 %.2f ms, %d/200 answered", p50 * 1e3,
+	         p99 * 1e3, ok);
+	sbb_row("GET /v1/health while 5000 idle connections are open", ours, "-",
+	        "target p99 <= 50 ms");
+	for (int i = 0; i < IDLE_CONNECTIONS; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	free(fds);
+	sb_buf_deinit(&out);
+	curl_easy_cleanup(c);
+}
+
+int main(void)
+{
+	curl_global_init(CURL_GLOBAL_ALL);
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	char dir[] = "/tmp/bench-churn-XXXXXX";
+	/* ours: made traversable for the sandbox user, as sandboxes bind from below it */
+	if (!mkdtemp(dir) || chmod(dir, 0711) < 0)
+		return 1;
+	snprintf(g_sock, sizeof g_sock, "%s/sock", dir);
+	char state[600];
+	snprintf(state, sizeof state, "%s/state", dir);
+	g_daemon = fork();
+	if (g_daemon == 0) {
+		setenv("SANDBAR_TOKEN", TOKEN, 1);
+		int devnull = open("/dev/null", O_WRONLY);
+		dup2(devnull, 2);
+		execl(SB_BENCH_BUILD_DIR "/sandbar", "sandbar", "serve", "--no-tcp", "--socket",
+		      g_sock, "--state-dir", state, (char *)NULL);
+		_exit(127);
+	}
+	CURL *c = curl_easy_init();
+	sb_buf out = SB_BUF_INIT;
+	long st = 0;
+	for (int i = 0; i < 200 && st != 200; i++) {
+		sb_sleep_ms(25);
+		st = call(c, "GET", "/v1/health", NULL, &out);
+	}
+	if (st != 200) {
+		fprintf(stderr, "the daemon did not start\n");
+		kill(g_daemon, SIGKILL);
+		return 1;
+	}
+	long start_kib = rss_kib();
+	churn(1, 50);
+	churn(20, 400);
+	churn(100, 500);
+	idle_connections(start_kib);
+	sb_sleep_ms(5000);
+	long after = rss_kib();
+	char ours[64], base[64], ratio[64];
+	snprintf(ours, sizeof ours, "%.1f MiB", (double)after / 1024);
+	snprintf(base, sizeof base, "%.1f MiB at start", (double)start_kib / 1024);
+	snprintf(ratio, sizeof ratio, "%.2fx (target <= 2x)", (double)after / (double)start_kib);
+	sbb_row("daemon RSS 5 s after the load ended", ours, base, ratio);
+	kill(g_daemon, SIGTERM);
+	waitpid(g_daemon, NULL, 0);
+	char *rm = sb_strfmt("rm -rf '%s'", dir);
+	if (system(rm) != 0)
+		fprintf(stderr, "# could not remove %s\n", dir);
+	free(rm);
+	sb_buf_deinit(&out);
+	curl_easy_cleanup(c);
+	curl_global_cleanup();
+	return 0;
+}
