@@ -228,6 +228,8 @@ sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offs
  * running exec (running until it comes), else from the spool's status.json. SB_E_STATE_LOST
  * when the exec can never finish because the sandbox died (checked at most every 0.5 s). */
 sb_err *sb_sandbox_exec_status_of(sb_sandbox_exec *x, sb_sandbox_exec_status *st);
+/* The exit status to report for a finished exec: sb_exit_status (<sandbar/runner.h>). */
+int sb_sandbox_exec_exit_status(const sb_sandbox_exec_status *st);
 /* Pollable fd (POLLIN) that becomes readable when output grows or the status changes; call
  * sb_sandbox_exec_wait (timeout 0) to consume the events. Fetch it again after each wait: it
  * changes when the sandbox goes away mid-command. */
