@@ -93,7 +93,10 @@ typedef struct sb_buf {
 	size_t cap;
 } sb_buf;
 
-#define SB_BUF_INIT {NULL, 0, 0}
+#define SB_BUF_INIT                                                                                \
+	{                                                                                          \
+		NULL, 0, 0                                                                         \
+	}
 
 void sb_buf_init(sb_buf *b);
 void sb_buf_deinit(sb_buf *b);
@@ -113,7 +116,7 @@ char *sb_buf_steal(sb_buf *b, size_t *len_out);
 
 /* Keeps the LAST cap bytes written to it (output tails). */
 typedef struct sb_tail {
-	sb_buf buf;     /* ring storage, cap bytes once full */
+	sb_buf buf; /* ring storage, cap bytes once full */
 	size_t cap;
 	size_t start;   /* ring start once full */
 	uint64_t total; /* bytes ever appended */
@@ -248,9 +251,9 @@ void sb_b64enc_final(sb_b64enc *e, sb_buf *out);
  * alphabet, data after padding, and a final group that is incomplete or has non-zero pad bits. */
 typedef struct sb_b64dec {
 	uint32_t acc;
-	unsigned nacc;    /* sextets in acc */
-	unsigned npad;    /* '=' seen */
-	uint64_t offset;  /* characters consumed, for error messages */
+	unsigned nacc;   /* sextets in acc */
+	unsigned npad;   /* '=' seen */
+	uint64_t offset; /* characters consumed, for error messages */
 } sb_b64dec;
 
 void sb_b64dec_init(sb_b64dec *d);
@@ -277,7 +280,7 @@ void sb_sha256_once(const void *p, size_t n, unsigned char out[SB_SHA256_LEN]);
 void sb_sha256_hex(const void *p, size_t n, char out[SB_SHA256_HEX_LEN]);
 sb_err *sb_sha256_file(const char *path, unsigned char out[SB_SHA256_LEN]);
 void sb_hmac_sha256(const void *key, size_t keylen, const void *p, size_t n,
-		    unsigned char out[SB_SHA256_LEN]);
+                    unsigned char out[SB_SHA256_LEN]);
 /* Constant-time comparison of two equal-length byte strings. */
 bool sb_ct_equal(const void *a, const void *b, size_t n);
 /* Constant-time comparison of two strings of possibly different lengths (via SHA-256 digests,
@@ -385,7 +388,7 @@ sb_err *sb_path_check_relative(const char *rel);
  * With SB_OPEN_MKDIRS, missing parent directories are created (mode 0755 adjusted by umask). */
 #define SB_OPEN_MKDIRS 0x1
 sb_err *sb_fs_open_beneath(int rootfd, const char *rel, int flags, mode_t mode, unsigned sbflags,
-			   int *out_fd);
+                           int *out_fd);
 /* Force the fallback resolver (for tests). */
 void sb_fs_beneath_force_fallback(bool on);
 /* Open the directory rel beneath rootfd one component at a time with O_NOFOLLOW, stricter than
@@ -428,7 +431,7 @@ typedef void (*sb_progress_fn)(void *ud, uint64_t done, uint64_t total);
  * as links unless follow_symlinks. An empty selection yields a valid empty archive (1024 zero
  * bytes). *bytes_out (optional) receives the archive size. */
 sb_err *sb_tar_create(const char *dir, const sb_excludes *ex, bool follow_symlinks, int fd,
-		      uint64_t *bytes_out);
+                      uint64_t *bytes_out);
 
 /* Extract an archive read from fd into dir (created if missing). Every member is confined to dir:
  * absolute names, ".." segments and writes through symlinks are refused (SB_E_ESCAPE). Hard links
@@ -436,6 +439,17 @@ sb_err *sb_tar_create(const char *dir, const sb_excludes *ex, bool follow_symlin
  * and socket members are skipped with a warning. Modes are kept (permission bits only), owners
  * are not. */
 sb_err *sb_tar_extract(int fd, const char *dir, uint64_t *bytes_out);
+
+/* What sb_tar_extract_ex does with a device, FIFO or socket member. */
+typedef enum sb_tar_special {
+	SB_TAR_SPECIAL_SKIP = 0, /* skip it with a warning, count it (sb_tar_extract's choice) */
+	SB_TAR_SPECIAL_REFUSE,   /* stop with SB_E_INVAL naming the member */
+} sb_tar_special;
+
+/* sb_tar_extract with a policy for special members; *specials_out (optional) receives how many
+ * were skipped. */
+sb_err *sb_tar_extract_ex(int fd, const char *dir, sb_tar_special special, uint64_t *bytes_out,
+                          uint64_t *specials_out);
 
 #ifdef __cplusplus
 }

@@ -70,6 +70,36 @@ void sb_exec_result_init(sb_exec_result *r);
 void sb_exec_result_deinit(sb_exec_result *r);
 /* exit code 0 and not timed out (and no transport error). */
 bool sb_exec_result_ok(const sb_exec_result *r);
+/* The exit status sandbar's commands report for a command they ran (sandbar(1), EXIT STATUS).
+ * A command's own exit code passes through unchanged; these are the ones sandbar adds. This is
+ * the only place that maps how a command ended to a status: callers never pick one themselves,
+ * and never by looking at an error message's text. */
+enum {
+	SB_EXIT_OK = 0,
+	SB_EXIT_TIMEOUT = 124,     /* the command hit its timeout */
+	SB_EXIT_FAILURE = 125,     /* sandbar itself failed (usage, setup, staging, restore, daemon) */
+	SB_EXIT_NOEXEC = 126,      /* the command was found but could not be started */
+	SB_EXIT_NOTFOUND = 127,    /* the command was not found */
+	SB_EXIT_SIGNAL_BASE = 128, /* + n when the command was killed by signal n */
+};
+
+/* How a command that started ended, as every exec record (runner result, sandbox exec status)
+ * can describe it. */
+typedef struct sb_exit_how {
+	bool timed_out;
+	bool has_exit_code;
+	int exit_code;
+	int signo; /* terminating signal number, 0 when none or unknown */
+} sb_exit_how;
+
+/* timed out -> 124; else its exit code; else killed by signal n -> 128+n; else 125. */
+int sb_exit_status(const sb_exit_how *how);
+/* sb_exit_status for a runner's result (its signal name mapped back to a number). */
+int sb_exec_result_exit_status(const sb_exec_result *r);
+/* The status for a command that could not be started: SB_E_SPAWN with errno ENOENT -> 127,
+ * any other SB_E_SPAWN -> 126, any other error (sandbar failed) -> 125. */
+int sb_exit_status_for_start_error(const sb_err *err);
+
 /* "SIGKILL" for 9, "SIG<n>" for unknown numbers; and back (0 when unknown). */
 const char *sb_signal_name(int signo);
 int sb_signal_number(const char *name);

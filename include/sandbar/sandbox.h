@@ -164,6 +164,42 @@ sb_err *sb_sandbox_map_path(const sb_sandbox *sb, const char *inside_path, char 
  * workspace. fn must not change process-wide state (current directory, umask). */
 sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud);
 
+/* ------------------------------------------------------------ workspace replace */
+
+/* What a replace does with a device, FIFO or socket member of the archive. */
+typedef enum sb_replace_special {
+	SB_REPLACE_SPECIAL_REFUSE = 0, /* fail (SB_E_INVAL naming the member); nothing changes */
+	SB_REPLACE_SPECIAL_SKIP_AND_COUNT, /* leave it out, count it in specials_skipped */
+} sb_replace_special;
+
+typedef struct sb_sandbox_replace_opts {
+	const char *rel;   /* directory to replace, relative to the workspace as
+	                    * sb_sandbox_map_path gives it; NULL or "" = the workspace */
+	char *const *keep; /* top-level names of that directory left in place (may be NULL); the
+	                    * archive's entries of the same name merge into a kept directory */
+	sb_replace_special special;
+	sb_progress_fn progress; /* optional: bytes read from tar_fd so far, on this thread */
+	void *progress_ud;
+} sb_sandbox_replace_opts;
+
+typedef struct sb_sandbox_replace_result {
+	uint64_t bytes;            /* bytes of file content extracted */
+	uint64_t specials_skipped; /* with SKIP_AND_COUNT */
+} sb_sandbox_replace_result;
+
+/* Replace the contents of a directory of the workspace (all but opts->keep) with the tar archive
+ * read from tar_fd (read once, from its current offset), as the lease owner, confined below the
+ * workspace (DESIGN.md §9.7). The archive is first extracted whole into a hidden staging
+ * directory inside the target (".sandbar-replace-*"), so a malformed or refused archive
+ * changes nothing; only then are the old entries moved into the staging directory and the new
+ * ones moved into place, under an intent journal in the lease's run/ directory. A crash in
+ * between is rolled back (old entries moved back) or finished (new ones moved in) by the next
+ * sb_sandbox_open or replace of the lease; the directory itself is never renamed (it may be
+ * the sandbox's bind-mount root). Replaces of one lease are serialised. */
+sb_err *sb_sandbox_workspace_replace(sb_sandbox *sb, int tar_fd,
+                                     const sb_sandbox_replace_opts *opts,
+                                     sb_sandbox_replace_result *res);
+
 /* Extend (or set) the TTL: expires_at = now + ttl_s (0 clears it). Rewrites lease.json. */
 sb_err *sb_sandbox_renew(sb_sandbox *sb, int64_t ttl_s);
 
@@ -238,6 +274,8 @@ sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offs
  * running exec (running until it comes), else from the spool's status.json. SB_E_STATE_LOST
  * when the exec can never finish because the sandbox died (checked at most every 0.5 s). */
 sb_err *sb_sandbox_exec_status_of(sb_sandbox_exec *x, sb_sandbox_exec_status *st);
+/* The exit status to report for a finished exec: sb_exit_status (<sandbar/runner.h>). */
+int sb_sandbox_exec_exit_status(const sb_sandbox_exec_status *st);
 /* Pollable fd (POLLIN) that becomes readable when output grows or the status changes; call
  * sb_sandbox_exec_wait (timeout 0) to consume the events. Fetch it again after each wait: it
  * changes when the sandbox goes away mid-command. */
@@ -250,7 +288,8 @@ void sb_sandbox_exec_free(sb_sandbox_exec *x);
 /* Status of one exec without attaching: from sandbar-init's memory while it tracks the exec
  * (always in step with exit messages), else from status.json. SB_E_NOTFOUND for an unknown
  * id. */
-sb_err *sb_sandbox_exec_status_by_id(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec_status *st);
+sb_err *sb_sandbox_exec_status_by_id(sb_sandbox *sb, const char *exec_id,
+                                     sb_sandbox_exec_status *st);
 /* Forget a finished exec: remove its spool (output and status). SB_E_BUSY while it runs,
  * SB_E_NOTFOUND for an unknown id. For long-lived leases whose spool would otherwise grow
  * with every command. */

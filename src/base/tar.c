@@ -398,6 +398,8 @@ struct tar_extract {
 	int rootfd;
 	int in_fd;
 	uint64_t bytes;
+	sb_tar_special special;
+	uint64_t specials;
 	sb_err *read_err;
 	char *rbuf;
 	/* Open directories (O_PATH) along the last member's parent path: most members share a
@@ -798,10 +800,19 @@ static sb_err *extract_member(struct tar_extract *x, struct archive *a, struct a
 	}
 	unsigned type = archive_entry_filetype(e);
 	if (type != AE_IFREG && type != AE_IFDIR && type != AE_IFLNK) {
+		sb_strv_free(segs);
+		if (x->special == SB_TAR_SPECIAL_REFUSE)
+			return sb_err_new(SB_E_INVAL,
+			                  "extracting into %s: member %s is a %s; devices, FIFOs "
+			                  "and sockets are refused",
+			                  x->dir, member,
+			                  type == AE_IFIFO    ? "FIFO"
+			                  : type == AE_IFSOCK ? "socket"
+			                                      : "device");
+		x->specials++;
 		sb_warn("extracting into %s: skipping %s (devices, FIFOs and sockets are not "
 		        "extracted)",
 		        x->dir, member);
-		sb_strv_free(segs);
 		return NULL;
 	}
 	int pfd = -1;
@@ -864,14 +875,22 @@ static sb_err *apply_dirs(struct tar_extract *x)
 
 sb_err *sb_tar_extract(int fd, const char *dir, uint64_t *bytes_out)
 {
+	return sb_tar_extract_ex(fd, dir, SB_TAR_SPECIAL_SKIP, bytes_out, NULL);
+}
+
+sb_err *sb_tar_extract_ex(int fd, const char *dir, sb_tar_special special, uint64_t *bytes_out,
+                          uint64_t *specials_out)
+{
 	if (bytes_out)
 		*bytes_out = 0;
+	if (specials_out)
+		*specials_out = 0;
 	if (!dir || !*dir)
 		return sb_err_new(SB_E_INVAL, "extracting: the target directory path is empty");
 	sb_err *err = sb_fs_mkdir_p(dir, 0755);
 	if (err)
 		return sb_err_prefix(err, "extracting");
-	struct tar_extract x = {.dir = dir, .in_fd = fd, .rootfd = -1};
+	struct tar_extract x = {.dir = dir, .in_fd = fd, .rootfd = -1, .special = special};
 	x.rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (x.rootfd < 0)
 		return sb_err_sys(errno, "extracting into %s: opening the directory", dir);
@@ -918,5 +937,7 @@ sb_err *sb_tar_extract(int fd, const char *dir, uint64_t *bytes_out)
 	close(x.rootfd);
 	if (bytes_out)
 		*bytes_out = x.bytes;
+	if (specials_out)
+		*specials_out = x.specials;
 	return err;
 }

@@ -4,17 +4,9 @@
 #define SB_CLI_H
 
 #include <sandbar/base.h>
+#include <sandbar/runner.h>
 
-/* Exit codes (documented in sandbar(1)). A command's own exit code passes through unchanged;
- * these are the ones sandbar adds. */
-enum {
-	SB_EXIT_OK = 0,
-	SB_EXIT_TIMEOUT = 124,  /* the command hit --timeout */
-	SB_EXIT_FAILURE = 125,  /* sandbar itself failed (usage, setup, staging, restore, daemon) */
-	SB_EXIT_NOEXEC = 126,   /* the command was found but could not be started */
-	SB_EXIT_NOTFOUND = 127, /* the command was not found */
-	SB_EXIT_SIGNAL_BASE = 128, /* + n when the command was killed by signal n */
-};
+/* Exit codes (SB_EXIT_*, documented in sandbar(1)) and their one mapping: <sandbar/runner.h>. */
 
 /* Settings that flags, the environment and the config file can all provide. NULL = unset. */
 typedef struct cli_config {

@@ -138,9 +138,7 @@ int cmd_exec(int argc, char **argv)
 	if (err) {
 		/* As in `sandbar run`: 127 only when exec said ENOENT, 126 for any other start
 		 * failure (not executable, bad --cwd). */
-		rc = err->code != SB_E_SPAWN     ? SB_EXIT_FAILURE
-		     : err->sys_errno == ENOENT ? SB_EXIT_NOTFOUND
-						: SB_EXIT_NOEXEC;
+		rc = sb_exit_status_for_start_error(err);
 		fprintf(stderr, "sandbar exec: %s\n", err->msg);
 		sb_err_free(err);
 	} else {
@@ -161,7 +159,7 @@ int cmd_exec(int argc, char **argv)
 		if (err)
 			rc = cli_fail_err("exec", err);
 		else
-			rc = cli_exec_exit_code(&st);
+			rc = sb_sandbox_exec_exit_status(&st);
 		sb_sandbox_exec_free(x);
 	}
 	sb_sandbox_close(sb);

@@ -99,7 +99,7 @@ int cmd_logs(int argc, char **argv)
 		sb_sandbox_exec_status st;
 		err = cli_exec_follow(x, streams, (uint64_t)offset, (uint64_t)offset, follow, &st);
 		if (!err && follow)
-			rc = cli_exec_exit_code(&st);
+			rc = sb_sandbox_exec_exit_status(&st);
 	}
 	if (err)
 		rc = cli_fail_err("logs", err);

@@ -262,16 +262,6 @@ static void progress_line(void *ud, const char *line)
 	(void)line;
 }
 
-static int exit_code_for(const sb_exec_result *res)
-{
-	if (res->timed_out)
-		return SB_EXIT_TIMEOUT;
-	if (res->has_exit_code)
-		return res->exit_code;
-	int signo = sb_signal_number(res->signal);
-	return signo > 0 ? SB_EXIT_SIGNAL_BASE + signo : SB_EXIT_FAILURE;
-}
-
 int cmd_run(int argc, char **argv)
 {
 	struct run_opts o;
@@ -422,9 +412,7 @@ int cmd_run(int argc, char **argv)
 	if (exec_err) {
 		if (exec_err->code == SB_E_SPAWN) {
 			fprintf(stderr, "sandbar run: %s\n", exec_err->msg);
-			rc = exec_err->sys_errno == ENOENT || strstr(exec_err->msg, "PATH")
-				     ? SB_EXIT_NOTFOUND
-				     : SB_EXIT_NOEXEC;
+			rc = sb_exit_status_for_start_error(exec_err);
 		} else if (interrupted) {
 			rc = SB_EXIT_SIGNAL_BASE + SIGINT;
 		} else {
@@ -433,7 +421,7 @@ int cmd_run(int argc, char **argv)
 		}
 		sb_err_free(exec_err);
 	} else {
-		rc = interrupted ? SB_EXIT_SIGNAL_BASE + SIGINT : exit_code_for(&res);
+		rc = interrupted ? SB_EXIT_SIGNAL_BASE + SIGINT : sb_exec_result_exit_status(&res);
 		run_report_set_result(&report, &res);
 	}
 

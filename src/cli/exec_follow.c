@@ -53,14 +53,3 @@ sb_err *cli_exec_follow(sb_sandbox_exec *x, unsigned streams, uint64_t out_offse
 	free(buf);
 	return err;
 }
-
-int cli_exec_exit_code(const sb_sandbox_exec_status *st)
-{
-	if (st->timed_out)
-		return SB_EXIT_TIMEOUT;
-	if (st->has_exit_code)
-		return st->exit_code;
-	if (st->signal > 0)
-		return SB_EXIT_SIGNAL_BASE + st->signal;
-	return SB_EXIT_FAILURE;
-}

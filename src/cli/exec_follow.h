@@ -8,7 +8,5 @@
 /* streams: bit 1 stdout, bit 2 stderr. On return *st holds the last status read. */
 sb_err *cli_exec_follow(sb_sandbox_exec *x, unsigned streams, uint64_t out_offset,
 			uint64_t err_offset, bool follow, sb_sandbox_exec_status *st);
-/* The process exit code for a finished exec (124 timeout, 128+n signal, else its code). */
-int cli_exec_exit_code(const sb_sandbox_exec_status *st);
 
 #endif

@@ -279,6 +279,8 @@ sb_err *sb_local_spawn(const sb_exec_request *req, const char *cwd, sb_local_chi
 			err = spawn_error(cmd, cwd, "no such file");
 		else
 			err = spawn_error(cmd, cwd, "%s", strerror(lookup));
+		/* How the exit status tells "not found" (127) from "cannot start" (126). */
+		err->sys_errno = lookup;
 		free(envp);
 		return err;
 	}
@@ -323,9 +325,10 @@ sb_err *sb_local_spawn(const sb_exec_request *req, const char *cwd, sb_local_chi
 	} else {
 		pid_t pid = 0;
 		rc = posix_spawn(&pid, exe, &fa, &attr, req->argv, envp);
-		if (rc != 0)
+		if (rc != 0) {
 			err = spawn_error(cmd, cwd, "%s", strerror(rc));
-		else
+			err->sys_errno = rc;
+		} else
 			child->pid = pid;
 	}
 	posix_spawnattr_destroy(&attr);

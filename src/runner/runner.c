@@ -5,6 +5,7 @@
  */
 #include "runner_int.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,37 @@ bool sb_exec_result_ok(const sb_exec_result *r)
 {
 	return r->has_exit_code && r->exit_code == 0 && !r->timed_out &&
 	       r->transport_error_code == NULL;
+}
+
+/* ---------------------------------------------------------------- exit status */
+
+int sb_exit_status(const sb_exit_how *how)
+{
+	if (how->timed_out)
+		return SB_EXIT_TIMEOUT;
+	if (how->has_exit_code)
+		return how->exit_code;
+	if (how->signo > 0)
+		return SB_EXIT_SIGNAL_BASE + how->signo;
+	return SB_EXIT_FAILURE;
+}
+
+int sb_exec_result_exit_status(const sb_exec_result *r)
+{
+	sb_exit_how how = {.timed_out = r->timed_out,
+	                   .has_exit_code = r->has_exit_code,
+	                   .exit_code = r->exit_code,
+	                   .signo = sb_signal_number(r->signal)};
+	return sb_exit_status(&how);
+}
+
+int sb_exit_status_for_start_error(const sb_err *err)
+{
+	if (!err)
+		return SB_EXIT_OK;
+	if (err->code != SB_E_SPAWN)
+		return SB_EXIT_FAILURE;
+	return err->sys_errno == ENOENT ? SB_EXIT_NOTFOUND : SB_EXIT_NOEXEC;
 }
 
 /* ---------------------------------------------------------------- signals */

@@ -878,3 +878,12 @@ void sb_sandbox_processes_free(sb_sandbox_process *p, size_t n)
 	}
 	free(p);
 }
+
+int sb_sandbox_exec_exit_status(const sb_sandbox_exec_status *st)
+{
+	sb_exit_how how = {.timed_out = st->timed_out,
+	                   .has_exit_code = st->has_exit_code,
+	                   .exit_code = st->exit_code,
+	                   .signo = st->signal};
+	return sb_exit_status(&how);
+}

@@ -312,7 +312,8 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	bool created = false;
 	if ((err = sb_sandbox_resolve_owner(cfg, &i->host_uid, &i->host_gid)) ||
 	    (err = sb_sandbox_bwrap_path(cfg, &bwrap)) || (err = prepare_state(cfg, root)) ||
-	    (root && (err = sb_lease_check_reachable_once(cfg->state_dir, i->host_uid, i->host_gid))))
+	    (root &&
+	     (err = sb_lease_check_reachable_once(cfg->state_dir, i->host_uid, i->host_gid))))
 		goto fail;
 	int spare = sb_lease_take_spare(sb, root);
 	if (spare < 0) {
@@ -320,7 +321,8 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 		goto fail;
 	}
 	created = true;
-	if (!spare && (err = sb_lease_make_skeleton(sb->lease_dir, root, i->host_uid, i->host_gid))) {
+	if (!spare &&
+	    (err = sb_lease_make_skeleton(sb->lease_dir, root, i->host_uid, i->host_gid))) {
 		if (err->sys_errno == EEXIST) {
 			sb_err_free(err);
 			created = false;
@@ -424,7 +426,17 @@ static sb_err *open_common(const sb_sandbox_config *cfg, const char *lease_id, b
 
 sb_err *sb_sandbox_open(const sb_sandbox_config *cfg, const char *lease_id, sb_sandbox **out)
 {
-	return open_common(cfg, lease_id, true, out);
+	sb_err *err = open_common(cfg, lease_id, true, out);
+	if (err)
+		return err;
+	/* A workspace replace a crash interrupted is finished or rolled back now (§9.7); one
+	 * in progress elsewhere is left to its owner. */
+	sb_err *rerr = sb_replace_recover(*out, true);
+	if (rerr) {
+		sb_warn("%s", rerr->msg);
+		sb_err_free(rerr);
+	}
+	return NULL;
 }
 
 sb_err *sb_sandbox_open_dead(const sb_sandbox_config *cfg, const char *lease_id, sb_sandbox **out)

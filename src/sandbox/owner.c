@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -88,8 +90,8 @@ static void *owner_thread(void *arg)
 	return NULL;
 }
 
-sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud,
-                       int close_when_done, sb_owner_child *oc)
+sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud, int close_when_done,
+                       sb_owner_child *oc)
 {
 	struct owner_job *job = sb_xcalloc(1, sizeof *job);
 	job->sb = sb;
@@ -125,4 +127,94 @@ sb_err *sb_sandbox_as_owner(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void 
 	sb_owner_child oc;
 	sb_err *err = sb_owner_start(sb, fn, ud, -1, &oc);
 	return err ? err : sb_owner_finish(sb, &oc);
+}
+
+/* Write to the stdin pipe without a process-wide SIGPIPE when the command closed its end. */
+ssize_t sb_write_nosigpipe(int fd, const void *p, size_t n)
+{
+	sigset_t pipe_set, old;
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+	ssize_t w = write(fd, p, n);
+	int saved = errno;
+	if (w < 0 && errno == EPIPE) {
+		struct timespec zero = {0, 0};
+		while (sigtimedwait(&pipe_set, NULL, &zero) > 0)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	errno = saved;
+	return w;
+}
+
+#define PUMP_CHUNK (64u * 1024u)
+
+/* Copy src to dst counting bytes for progress. A reader that went away (EPIPE) ends the
+ * copy quietly: its own error is the one worth reporting. */
+static sb_err *pump(int src, int dst, sb_progress_fn progress, void *ud)
+{
+	char *buf = sb_xmalloc(PUMP_CHUNK);
+	uint64_t done = 0;
+	sb_err *err = NULL;
+	for (;;) {
+		ssize_t n = read(src, buf, PUMP_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			err = sb_err_sys(errno, "reading the tar stream");
+			break;
+		}
+		if (n == 0)
+			break;
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = sb_write_nosigpipe(dst, buf + off, (size_t)(n - off));
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w < 0) {
+				if (errno != EPIPE)
+					err = sb_err_sys(errno, "writing the tar stream");
+				goto out;
+			}
+			off += w;
+		}
+		done += (uint64_t)n;
+		progress(ud, done, 0);
+	}
+out:
+	free(buf);
+	return err;
+}
+
+/* Run fn as the owner with *fd_slot = tar_fd, or, with a progress callback, through a pipe
+ * that this thread feeds or drains while counting bytes (so progress is reported on the
+ * caller's thread) as the owner's thread does the tar work. */
+sb_err *sb_owner_transfer(const sb_sandbox *sb, sb_err *(*fn)(void *), void *fn_ud, int *fd_slot,
+                          int tar_fd, bool inbound, sb_progress_fn progress, void *ud)
+{
+	if (!progress) {
+		*fd_slot = tar_fd;
+		return sb_sandbox_as_owner(sb, fn, fn_ud);
+	}
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return sb_err_sys(errno, "pipe for a workspace transfer in lease %s", sb->id);
+	int mine = inbound ? p[1] : p[0], theirs = inbound ? p[0] : p[1];
+	*fd_slot = theirs;
+	sb_owner_child oc;
+	/* The owner thread closes its end when done: a writer's EOF ends our pump. */
+	sb_err *err = sb_owner_start(sb, fn, fn_ud, theirs, &oc);
+	if (err) {
+		close(mine);
+		return err;
+	}
+	sb_err *perr =
+	    inbound ? pump(tar_fd, mine, progress, ud) : pump(mine, tar_fd, progress, ud);
+	close(mine);
+	err = sb_owner_finish(sb, &oc);
+	if (err) {
+		sb_err_free(perr);
+		return err;
+	}
+	return perr;
 }

@@ -28,25 +28,6 @@ typedef struct sandbox_runner {
 	bool own;
 } sandbox_runner;
 
-/* Write to the stdin pipe without a process-wide SIGPIPE when the command closed its end. */
-static ssize_t write_nosigpipe(int fd, const void *p, size_t n)
-{
-	sigset_t pipe_set, old;
-	sigemptyset(&pipe_set);
-	sigaddset(&pipe_set, SIGPIPE);
-	pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
-	ssize_t w = write(fd, p, n);
-	int saved = errno;
-	if (w < 0 && errno == EPIPE) {
-		struct timespec zero = {0, 0};
-		while (sigtimedwait(&pipe_set, NULL, &zero) > 0)
-			;
-	}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	errno = saved;
-	return w;
-}
-
 typedef struct run_state {
 	sb_sandbox_exec *x;
 	const sb_exec_callbacks *cb;
@@ -189,7 +170,8 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 			goto kill;
 		if (in >= 0 && p[2].revents) {
 			const char *data = req->stdin_data;
-			ssize_t w = write_nosigpipe(in, data + in_done, req->stdin_len - in_done);
+			ssize_t w =
+			    sb_write_nosigpipe(in, data + in_done, req->stdin_len - in_done);
 			if (w > 0) {
 				in_done += (size_t)w;
 				if (cb && cb->on_stdin_progress)
@@ -226,151 +208,29 @@ out:
 
 /* ---- file transfer */
 
-/* Open (and with create, make) rel below the workspace one component at a time, refusing
- * symlinks anywhere: the workspace is writable by sandboxed code. */
-static sb_err *open_confined(const sb_sandbox *sb, const char *rel, bool create, int *out)
-{
-	/* workspace_fd is an O_PATH handle: open the directory itself for reading first. */
-	int root = openat(sb->workspace_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (root < 0)
-		return sb_err_sys(errno, "opening the workspace %s", sb->workspace);
-	sb_err *err = sb_fs_open_dir_nofollow(root, rel, create, out);
-	close(root);
-	if (!err)
-		return NULL;
-	/* Say what it means for a lease: a link or file on the way is an escape attempt. */
-	int e = err->sys_errno;
-	sb_err *mapped =
-	    e == ELOOP || e == ENOTDIR
-	        ? sb_err_new(SB_E_ESCAPE, "%s/%s: a component is a symlink or not a directory",
-	                     sb->workspace_mount, rel)
-	    : e == ENOENT ? sb_err_new(SB_E_NOTFOUND, "no directory %s/%s in lease %s",
-	                               sb->workspace_mount, rel, sb->id)
-	                  : sb_err_prefix(err, "lease %s", sb->id);
-	if (mapped != err)
-		sb_err_free(err);
-	return mapped;
-}
-
 typedef struct xfer {
 	const sb_sandbox *sb;
 	const char *rel;
-	char *const *preserve;
 	const sb_excludes *ex;
 	int tar_fd;
 } xfer;
-
-/* "/proc/self/fd/<n>": a path for functions that take one, resolving to an open directory
- * without walking its (possibly unreachable) ancestors. */
-static char *fd_path(int fd, const char *name)
-{
-	return name ? sb_strfmt("/proc/self/fd/%d/%s", fd, name)
-	            : sb_strfmt("/proc/self/fd/%d", fd);
-}
-
-/* As the owner: empty the directory but for preserve[], then extract into it. */
-static sb_err *do_sync_in(void *ud)
-{
-	xfer *t = ud;
-	int dfd = -1;
-	sb_err *err = open_confined(t->sb, t->rel, true, &dfd);
-	if (err)
-		return err;
-	char *display = sb_strfmt("%s/%s", t->sb->workspace_mount, t->rel);
-	err = sb_fs_clear_dir(dfd, display, t->preserve);
-	free(display);
-	if (!err) {
-		char *p = fd_path(dfd, NULL);
-		err = sb_tar_extract(t->tar_fd, p, NULL);
-		free(p);
-	}
-	close(dfd);
-	return err;
-}
 
 static sb_err *do_sync_out(void *ud)
 {
 	xfer *t = ud;
 	int dfd = -1;
-	sb_err *err = open_confined(t->sb, t->rel, false, &dfd);
+	sb_err *err = sb_ws_open_dir(t->sb, t->rel, false, &dfd);
 	if (err)
 		return err;
-	char *p = fd_path(dfd, NULL);
+	char *p = sb_strfmt("/proc/self/fd/%d", dfd);
 	err = sb_tar_create(p, t->ex, false, t->tar_fd, NULL);
 	free(p);
 	close(dfd);
 	return err;
 }
 
-/* Copy src to dst counting bytes for progress. A reader that went away (EPIPE) ends the
- * copy quietly: its own error is the one worth reporting. */
-static sb_err *pump(int src, int dst, sb_progress_fn progress, void *ud)
-{
-	char *buf = sb_xmalloc(READ_CHUNK);
-	uint64_t done = 0;
-	sb_err *err = NULL;
-	for (;;) {
-		ssize_t n = read(src, buf, READ_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err = sb_err_sys(errno, "reading the tar stream");
-			break;
-		}
-		if (n == 0)
-			break;
-		for (ssize_t off = 0; off < n;) {
-			ssize_t w = write_nosigpipe(dst, buf + off, (size_t)(n - off));
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w < 0) {
-				if (errno != EPIPE)
-					err = sb_err_sys(errno, "writing the tar stream");
-				goto out;
-			}
-			off += w;
-		}
-		done += (uint64_t)n;
-		progress(ud, done, 0);
-	}
-out:
-	free(buf);
-	return err;
-}
-
-/* Run fn as the owner with t->tar_fd = tar_fd, or, with a progress callback, through a pipe
- * that this thread feeds or drains while counting bytes (so progress is reported on the
- * caller's thread) as the owner's thread does the tar work. */
-static sb_err *transfer(const sb_sandbox *sb, sb_err *(*fn)(void *), xfer *t, int tar_fd,
-                        bool inbound, sb_progress_fn progress, void *ud)
-{
-	if (!progress) {
-		t->tar_fd = tar_fd;
-		return sb_sandbox_as_owner(sb, fn, t);
-	}
-	int p[2];
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return sb_err_sys(errno, "pipe for a workspace transfer in lease %s", sb->id);
-	int mine = inbound ? p[1] : p[0], theirs = inbound ? p[0] : p[1];
-	t->tar_fd = theirs;
-	sb_owner_child oc;
-	/* The owner thread closes its end when done: a writer's EOF ends our pump. */
-	sb_err *err = sb_owner_start(sb, fn, t, theirs, &oc);
-	if (err) {
-		close(mine);
-		return err;
-	}
-	sb_err *perr =
-	    inbound ? pump(tar_fd, mine, progress, ud) : pump(mine, tar_fd, progress, ud);
-	close(mine);
-	err = sb_owner_finish(sb, &oc);
-	if (err) {
-		sb_err_free(perr);
-		return err;
-	}
-	return perr;
-}
-
+/* Sync-in is the one workspace replace (sb_sandbox_workspace_replace): the old tree survives
+ * anything that fails, and special members are skipped and counted as tar always did here. */
 static sb_err *sr_sync_in(sb_runner *r, const char *remote_dir, char *const *preserve, int tar_fd,
                           sb_progress_fn progress, void *progress_ud)
 {
@@ -379,9 +239,17 @@ static sb_err *sr_sync_in(sb_runner *r, const char *remote_dir, char *const *pre
 	sb_err *err = sb_sandbox_map_path(impl->sb, remote_dir, &rel);
 	if (err)
 		return err;
-	xfer t = {.sb = impl->sb, .rel = rel, .preserve = preserve};
-	err = transfer(impl->sb, do_sync_in, &t, tar_fd, true, progress, progress_ud);
+	sb_sandbox_replace_opts o = {.rel = rel,
+	                             .keep = preserve,
+	                             .special = SB_REPLACE_SPECIAL_SKIP_AND_COUNT,
+	                             .progress = progress,
+	                             .progress_ud = progress_ud};
+	sb_sandbox_replace_result res;
+	err = sb_sandbox_workspace_replace(impl->sb, tar_fd, &o, &res);
 	free(rel);
+	if (!err && res.specials_skipped)
+		sb_info("sync into %s of lease %s: skipped %llu device, FIFO or socket member(s)",
+		        remote_dir, impl->sb->id, (unsigned long long)res.specials_skipped);
 	return err ? sb_err_prefix(err, "sync into %s of lease %s", remote_dir, impl->sb->id)
 	           : NULL;
 }
@@ -395,7 +263,8 @@ static sb_err *sr_sync_out(sb_runner *r, const char *remote_dir, const sb_exclud
 	if (err)
 		return err;
 	xfer t = {.sb = impl->sb, .rel = rel, .ex = ex};
-	err = transfer(impl->sb, do_sync_out, &t, tar_fd, false, progress, progress_ud);
+	err = sb_owner_transfer(impl->sb, do_sync_out, &t, &t.tar_fd, tar_fd, false, progress,
+	                        progress_ud);
 	free(rel);
 	return err ? sb_err_prefix(err, "sync out of %s of lease %s", remote_dir, impl->sb->id)
 	           : NULL;

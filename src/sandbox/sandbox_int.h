@@ -113,8 +113,23 @@ typedef struct sb_owner_child {
 	pthread_t thread;
 	struct owner_job *job;
 } sb_owner_child;
-sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud,
-                       int close_when_done, sb_owner_child *oc);
+sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud, int close_when_done,
+                       sb_owner_child *oc);
 sb_err *sb_owner_finish(const sb_sandbox *sb, sb_owner_child *oc);
+/* Run fn(fn_ud) as the owner with *fd_slot = tar_fd, or, with a progress callback, with
+ * *fd_slot = one end of a pipe that this thread feeds from tar_fd (inbound) or drains into it,
+ * counting bytes, so progress is reported on the caller's thread. */
+sb_err *sb_owner_transfer(const sb_sandbox *sb, sb_err *(*fn)(void *), void *fn_ud, int *fd_slot,
+                          int tar_fd, bool inbound, sb_progress_fn progress, void *ud);
+/* write(2) without a process-wide SIGPIPE when the reader closed its end (EPIPE instead). */
+ssize_t sb_write_nosigpipe(int fd, const void *p, size_t n);
+
+/* ---- replace.c */
+/* Open (with create, make) the directory rel ("" = the workspace) below the workspace one
+ * component at a time, refusing symlinks anywhere. Run as the owner. */
+sb_err *sb_ws_open_dir(const sb_sandbox *sb, const char *rel, bool create, int *out);
+/* Finish or roll back a workspace replace a crash interrupted (DESIGN.md §9.7); nothing to do
+ * without a journal. With try_lock, a replace in progress elsewhere is left alone. */
+sb_err *sb_replace_recover(const sb_sandbox *sb, bool try_lock);
 
 #endif

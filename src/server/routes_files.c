@@ -395,9 +395,9 @@ static void h_delete_file(sbs_req *r, void *ud)
 
 /* ------------------------------------------------------------------ workspace tar */
 
-/* Open (creating it when create) the directory rel beneath the workspace; "" is the workspace
- * itself. Runs as the lease owner. */
-static sb_err *open_dir_beneath(const char *ws, const char *rel, bool create, int *out)
+/* Open the directory rel beneath the workspace; "" is the workspace itself. Runs as the lease
+ * owner. */
+static sb_err *open_dir_beneath(const char *ws, const char *rel, int *out)
 {
 	int root = open(ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
@@ -406,166 +406,8 @@ static sb_err *open_dir_beneath(const char *ws, const char *rel, bool create, in
 		*out = root;
 		return NULL;
 	}
-	sb_err *err = NULL;
-	if (create) {
-		/* One component at a time, each opened beneath the previous one: a symlink
-		 * planted on the way cannot lead out. */
-		int cur = dup(root);
-		char *copy = sb_xstrdup(rel), *save = NULL;
-		if (cur < 0)
-			err = sb_err_sys(errno, "dup");
-		for (char *seg = strtok_r(copy, "/", &save); !err && seg;
-		     seg = strtok_r(NULL, "/", &save)) {
-			if (mkdirat(cur, seg, 0755) < 0 && errno != EEXIST) {
-				err = sb_err_sys(errno, "creating %s in %s", seg, rel);
-				break;
-			}
-			int next = -1;
-			err = sb_fs_open_beneath(cur, seg, O_RDONLY | O_DIRECTORY, 0, 0, &next);
-			close(cur);
-			cur = next;
-		}
-		free(copy);
-		if (!err) {
-			close(root);
-			*out = cur;
-			return NULL;
-		}
-		if (cur >= 0)
-			close(cur);
-	}
-	if (!err)
-		err = sb_fs_open_beneath(root, rel, O_RDONLY | O_DIRECTORY, 0, 0, out);
+	sb_err *err = sb_fs_open_beneath(root, rel, O_RDONLY | O_DIRECTORY, 0, 0, out);
 	close(root);
-	return err;
-}
-
-typedef struct ws_put_job {
-	const char *ws;
-	const char *rel;   /* directory to replace, relative to the workspace */
-	char *const *keep; /* top-level names kept */
-	int src;
-	uint64_t bytes;
-} ws_put_job;
-
-/* Prefix of the hidden directory a workspace PUT extracts into before anything is replaced. */
-#define PUT_STAGING_PREFIX ".sandbar-put-"
-
-/* Move every entry of the directory sfd into dfd under the same name. Only kept entries can
- * already exist there: a directory on both sides is merged (the archive's content lands inside
- * the kept directory, as an in-place extraction would put it), anything else is replaced. Every
- * directory is opened without following symlinks. */
-static sb_err *move_entries(int sfd, int dfd, const char *what)
-{
-	/* names first: the directory is not renamed out of while it is being read */
-	int lfd = dup(sfd);
-	DIR *d = lfd >= 0 ? fdopendir(lfd) : NULL;
-	if (!d) {
-		if (lfd >= 0)
-			close(lfd);
-		return sb_err_sys(errno, "listing the extracted %s", what);
-	}
-	char **names = NULL;
-	struct dirent *de;
-	while ((errno = 0, de = readdir(d)))
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
-			sb_strv_push(&names, de->d_name);
-	sb_err *err = errno ? sb_err_sys(errno, "listing the extracted %s", what) : NULL;
-	closedir(d);
-	for (size_t i = 0; !err && names && names[i]; i++) {
-		const char *n = names[i];
-		if (renameat(sfd, n, dfd, n) == 0)
-			continue;
-		int e = errno;
-		struct stat ss, ds;
-		if (fstatat(sfd, n, &ss, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    fstatat(dfd, n, &ds, AT_SYMLINK_NOFOLLOW) < 0) {
-			err = sb_err_sys(e, "moving %s into %s", n, what);
-			break;
-		}
-		if (S_ISDIR(ss.st_mode) && S_ISDIR(ds.st_mode)) {
-			int a = -1, b = -1;
-			err = sb_fs_open_beneath(sfd, n, O_RDONLY | O_DIRECTORY, 0, 0, &a);
-			if (!err)
-				err = sb_fs_open_beneath(dfd, n, O_RDONLY | O_DIRECTORY, 0, 0, &b);
-			if (!err)
-				err = move_entries(a, b, what);
-			if (a >= 0)
-				close(a);
-			if (b >= 0)
-				close(b);
-			continue;
-		}
-		char *p = sb_strfmt("/proc/self/fd/%d/%s", dfd, n);
-		err = sb_fs_rm_rf(p);
-		free(p);
-		if (!err && renameat(sfd, n, dfd, n) < 0)
-			err = sb_err_sys(errno, "moving %s into %s", n, what);
-	}
-	sb_strv_free(names);
-	return err;
-}
-
-/* Extract first, into a hidden staging directory inside the target, and only then replace: a
- * refused or broken archive (400) destroys nothing, and a daemon killed while extracting leaves
- * the old tree (the next PUT removes the stale staging directory). What remains non-atomic is
- * the short clear-and-rename step at the end. */
-static sb_err *ws_put_as_owner(void *ud)
-{
-	ws_put_job *j = ud;
-	const char *what = j->rel[0] ? j->rel : "the workspace";
-	int dfd = -1, sfd = -1;
-	char *staging = sb_random_id(PUT_STAGING_PREFIX);
-	char *sdir = NULL;
-	char **keep = NULL;
-	sb_err *err = open_dir_beneath(j->ws, j->rel, true, &dfd);
-	if (err)
-		goto out;
-	/* Everything below goes through the confined directory fds. */
-	if (mkdirat(dfd, staging, 0700) < 0) {
-		err = sb_err_sys(errno, "creating a staging directory in %s", what);
-		goto out;
-	}
-	err = sb_fs_open_beneath(dfd, staging, O_RDONLY | O_DIRECTORY, 0, 0, &sfd);
-	if (err)
-		goto out;
-	sdir = sb_strfmt("/proc/self/fd/%d", sfd);
-	if (lseek(j->src, 0, SEEK_SET) < 0) {
-		err = sb_err_sys(errno, "rewinding the upload");
-		goto out;
-	}
-	err = sb_tar_extract(j->src, sdir, &j->bytes);
-	if (err)
-		goto out;
-	/* Everything but the kept names and this staging directory goes (stale staging
-	 * directories too). */
-	keep = sb_strv_dup(j->keep);
-	sb_strv_push(&keep, staging);
-	err = sb_fs_clear_dir(dfd, what, keep);
-	if (err) {
-		err = sb_err_prefix(err, "clearing %s", what);
-		goto out;
-	}
-	err = move_entries(sfd, dfd, what);
-out:
-	if (dfd >= 0) {
-		/* the staging directory goes whatever happened (empty after a success) */
-		char *p = sb_strfmt("/proc/self/fd/%d/%s", dfd, staging);
-		sb_err *rerr = sb_fs_rm_rf(p);
-		if (rerr) {
-			sb_warn("could not remove the upload staging directory %s in %s: %s",
-			        staging, what, rerr->msg);
-			sb_err_free(rerr);
-		}
-		free(p);
-	}
-	sb_strv_free(keep);
-	free(sdir);
-	free(staging);
-	if (sfd >= 0)
-		close(sfd);
-	if (dfd >= 0)
-		close(dfd);
 	return err;
 }
 
@@ -620,11 +462,22 @@ static void h_put_workspace(sbs_req *r, void *ud)
 		return;
 	}
 	uint64_t size = 0;
-	ws_put_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
-	                .rel = rel,
-	                .keep = keep,
-	                .src = sbs_req_body_fd(r, &size)};
-	sb_err *err = as_owner_fenced(l, "workspace-", ws_put_as_owner, &j);
+	int src = sbs_req_body_fd(r, &size);
+	sb_err *err = NULL;
+	if (lseek(src, 0, SEEK_SET) < 0)
+		err = sb_err_sys(errno, "rewinding the upload");
+	/* The one workspace replace: the old tree survives a bad archive, and a device, FIFO
+	 * or socket member is refused (400 naming it) rather than skipped. */
+	char *fence = sb_random_id("workspace-");
+	if (!err)
+		err = sbs_lease_fence_begin(l, fence, 0, NULL);
+	if (!err) {
+		sb_sandbox_replace_opts o = {
+		    .rel = rel, .keep = keep, .special = SB_REPLACE_SPECIAL_REFUSE};
+		err = sb_sandbox_workspace_replace(sbs_lease_sandbox(l), src, &o, NULL);
+		sbs_lease_fence_end(l, fence);
+	}
+	free(fence);
 	sbs_lease_unref(l);
 	free(rel);
 	if (err) {
@@ -650,7 +503,7 @@ static sb_err *ws_get_as_owner(void *ud)
 {
 	ws_get_job *j = ud;
 	int dfd = -1;
-	sb_err *err = open_dir_beneath(j->ws, j->rel, false, &dfd);
+	sb_err *err = open_dir_beneath(j->ws, j->rel, &dfd);
 	if (err)
 		return err;
 	char *dir = sb_strfmt("/proc/self/fd/%d", dfd);

@@ -273,6 +273,68 @@ static void workspace_routes_take_a_directory_and_preserve_list(void **state)
 	free(tar);
 }
 
+/* A listing of the whole workspace with modes, sizes and checksums: equal means byte-identical. */
+static char *tree_state(void)
+{
+	long st;
+	json_t *j = sh("cd /workspace && find . -printf '%p %y %m %s\\n' | sort && find . -type f "
+	               "-print0 | sort -z | xargs -0 -r md5sum",
+	               &st);
+	assert_int_equal(st, 200);
+	char *out = sb_xstrdup(json_string_value(json_object_get(j, "stdout")));
+	json_decref(j);
+	return out;
+}
+
+static void workspace_put_refused_mid_archive_keeps_the_old_tree(void **state)
+{
+	(void)state;
+	SBT_NEED_SANDBOX(OK);
+	long st;
+	json_t *j = sh("rm -rf /workspace/* && mkdir -p /workspace/keepme/d && echo old > "
+	               "/workspace/keepme/d/f && head -c 4096 /dev/urandom > /workspace/bin && "
+	               "chmod 0640 /workspace/bin && ln -s keepme /workspace/link",
+	               &st);
+	assert_int_equal(st, 200);
+	json_decref(j);
+	char *before = tree_state();
+	assert_non_null(strstr(before, "./keepme/d/f f 644 4"));
+	/* Good members first, then a member cut off in the middle of its data. */
+	assert_int_equal(sbt_sh("cd '%s' && rm -rf mid && mkdir -p mid/a && echo A > mid/a/x && "
+	                        "head -c 200000 /dev/urandom > mid/big && tar -C mid -cf full.tar "
+	                        "a big && head -c 100000 full.tar > cut.tar",
+	                        TMP),
+	                 0);
+	char *cut = sbt_path(TMP, "cut.tar");
+	char *t = sb_strfmt("/v1/leases/%s/workspace", L);
+	sbt_req put = {.method = "PUT", .target = t, .in_file = cut};
+	sbt_resp r;
+	assert_int_equal(sbt_http(&D, &put, &r), 400);
+	sbt_resp_deinit(&r);
+	char *after = tree_state();
+	assert_string_equal(after, before); /* no staging directory left either */
+	free(after);
+	/* A FIFO member (after good ones) is refused with a 400 naming it. */
+	assert_int_equal(sbt_sh("cd '%s' && rm -rf ff && mkdir -p ff && echo A > ff/a && mkfifo "
+	                        "ff/the-pipe && tar -C ff -cf fifo.tar a the-pipe",
+	                        TMP),
+	                 0);
+	char *ff = sbt_path(TMP, "fifo.tar");
+	sbt_req pf = {.method = "PUT", .target = t, .in_file = ff};
+	assert_int_equal(sbt_http(&D, &pf, &r), 400);
+	sb_buf_appendc(&r.body, '\0');
+	assert_non_null(strstr(r.body.data, "the-pipe"));
+	assert_non_null(strstr(r.body.data, "FIFO"));
+	sbt_resp_deinit(&r);
+	after = tree_state();
+	assert_string_equal(after, before);
+	free(after);
+	free(ff);
+	free(before);
+	free(t);
+	free(cut);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -280,6 +342,7 @@ int main(void)
 	    cmocka_unit_test(paths_stay_inside_the_workspace),
 	    cmocka_unit_test(workspace_tar_in_replaces_but_keeps_overlay_and_out_excludes),
 	    cmocka_unit_test(workspace_routes_take_a_directory_and_preserve_list),
+	    cmocka_unit_test(workspace_put_refused_mid_archive_keeps_the_old_tree),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
