@@ -279,8 +279,10 @@ static sb_err *do_remove_staging(void *ud)
 	job *j = ud;
 	int dfd = -1;
 	sb_err *err = sb_ws_open_dir(j->sb, j->rel, false, &dfd);
-	if (err && err->code == SB_E_NOTFOUND) {
-		sb_err_free(err); /* the target went away: so did the staging directory */
+	if (err && (err->code == SB_E_NOTFOUND || err->code == SB_E_ESCAPE)) {
+		/* The target went away, or sandboxed code put a link in its place: the staging
+		 * directory went with the old directory, out of our reach (never followed). */
+		sb_err_free(err);
 		return NULL;
 	}
 	if (err)
@@ -415,6 +417,14 @@ static sb_err *recover_locked(const sb_sandbox *sb)
 		sb_warn("lease %s: finishing a workspace replace of %s that was interrupted",
 		        sb->id, what_of(&j));
 		err = sb_sandbox_as_owner(sb, do_install, &j);
+	}
+	if (err && err->code == SB_E_ESCAPE) {
+		/* Sandboxed code replaced the target with a link: never follow it. What was
+		 * staged moved with the directory; the journal must not block every later replace. */
+		sb_warn("lease %s: abandoning the interrupted replace of %s: %s", sb->id,
+		        what_of(&j), err->msg);
+		sb_err_free(err);
+		err = NULL;
 	}
 	if (!err)
 		err = sb_sandbox_as_owner(sb, do_remove_staging, &j);

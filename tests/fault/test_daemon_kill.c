@@ -214,7 +214,7 @@ static int check_after_kill(fixture *f, bool *mixed)
 			continue;
 		/* the PUT's staging directory (a kill during extraction): the next PUT removes
 		 * it; its files may be partial */
-		if (sb_str_has_prefix(rel, ".sandbar-put-"))
+		if (sb_str_has_prefix(rel, ".sandbar-replace-"))
 			continue;
 		size_t lw = 0, lo = 0, ln = 0;
 		char *w = sbt_read(f->ws, rel, &lw);
@@ -305,7 +305,7 @@ static void truncated_archive_replaces_nothing(void **state)
 	long s = put_tar(&f, cut);
 	assert_int_equal(s, 400);
 	assert_tree(f.old, f.ws);
-	char *left = sbt_sh_out("ls -A '%s' | grep '^.sandbar-put-' ; true", f.ws);
+	char *left = sbt_sh_out("ls -A '%s' | grep '^.sandbar-replace-' ; true", f.ws);
 	assert_string_equal(left, "");
 	free(left);
 	free(cut);
