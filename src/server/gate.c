@@ -90,7 +90,7 @@ static void peer_drop(sbs_gate *g, peer *p)
 			return;
 		}
 	}
-	assert(!"a waiting peer is always in the table");
+	assert(false && "a waiting peer is always in the table");
 }
 
 /* uid of a unix-socket peer, the address of a TCP one. */
