@@ -30,10 +30,9 @@ extern "C" {
 /* Host-wide settings, shared by every lease. Strings are borrowed for the duration of a call
  * (sb_sandbox_open/create copy what they keep). Zeroed fields take the defaults. */
 typedef struct sb_sandbox_config {
-	/* Required: <state>, leases live in <state>/leases. When we are root it is made traversable
-	 * (o+x) for the sandbox user, because bwrap resolves the directories it binds by path as
-	 * that user; leases/ and each lease directory are 0711 (not listable). Its ancestors must
-	 * be traversable too (e.g. /var/lib/sandbar, not something under /root). */
+	/* Required: <state>, leases live in <state>/leases. Anywhere (a 0700 ancestor, /root/...,
+	 * spaces are fine): created 0700 when missing and never chmod'ed; the sandbox user
+	 * reaches its workspace and home through binds made in a private mount namespace. */
 	const char *state_dir;
 	const char *init_path;  /* sandbar-init binary; NULL = build path, else install path */
 	const char *bwrap_path; /* NULL = "bwrap" from PATH */

@@ -66,7 +66,8 @@ static void find_init_path(void)
 		if (slash) {
 			*slash = '\0';
 			if (try_init_candidate(sb_strfmt("%s/sandbar-init", exe)) ||
-			    try_init_candidate(sb_strfmt("%s/../libexec/sandbar/sandbar-init", exe))) {
+			    try_init_candidate(
+			        sb_strfmt("%s/../libexec/sandbar/sandbar-init", exe))) {
 				free(exe);
 				return;
 			}
@@ -370,22 +371,18 @@ static sb_err *mkdir_owned(const char *path, mode_t mode, bool chown_it, int64_t
 	return NULL;
 }
 
-/* bwrap resolves the directories it binds by path (even given descriptors), as the sandbox
- * user: the state and leases directories must be traversable by it, though leases/ is not
- * listable. Owner operations use descriptors (sb_sandbox_workspace_fd). */
-static sb_err *prepare_state(const sb_sandbox_config *cfg, bool root)
+/* The state directory and leases/ are private to us: the sandbox user reaches its workspace
+ * and home through binds made in a private mount namespace (launch.c), so nothing above them
+ * needs to be traversable by it and sandbar never changes the mode of a directory it did not
+ * create. */
+static sb_err *prepare_state(const sb_sandbox_config *cfg)
 {
-	sb_err *err = sb_fs_mkdir_p(cfg->state_dir, 0755);
+	sb_err *err = sb_fs_mkdir_p(cfg->state_dir, 0700);
 	if (err)
 		return sb_err_prefix(err, "creating the state directory");
 	char *leases = sb_strfmt("%s/leases", cfg->state_dir);
-	if (mkdir(leases, root ? 0711 : 0700) < 0 && errno != EEXIST)
+	if (mkdir(leases, 0700) < 0 && errno != EEXIST)
 		err = sb_err_sys(errno, "creating %s", leases);
-	struct stat st;
-	if (!err && root && stat(cfg->state_dir, &st) == 0 && !(st.st_mode & S_IXOTH) &&
-	    chmod(cfg->state_dir, st.st_mode | S_IXOTH) < 0)
-		err =
-		    sb_err_sys(errno, "making %s traversable for the sandbox user", cfg->state_dir);
 	free(leases);
 	return err;
 }
@@ -425,66 +422,6 @@ static sb_err *teardown(sb_sandbox *sb)
 	else
 		sb_err_free(e2);
 	return err ? sb_err_prefix(err, "destroying lease %s", sb->id) : NULL;
-}
-
-/* bubblewrap, running as the sandbox user, resolves the bind sources it is handed by path, so
- * every directory above the state directory must be searchable by that user. Checked up front
- * because bwrap's own message ("Can't find source path /proc/self/fd/9") names no directory. */
-static sb_err *check_reachable(const char *dir, int64_t uid, int64_t gid)
-{
-	char *real = realpath(dir, NULL);
-	if (!real)
-		return sb_err_sys(errno, "resolving the state directory %s", dir);
-	sb_err *err = NULL;
-	size_t len = strlen(real);
-	for (size_t end = 1; end <= len && !err; end++) {
-		if (end != len && real[end] != '/')
-			continue;
-		char saved = real[end];
-		real[end] = '\0';
-		struct stat st;
-		if (stat(end == 0 ? "/" : real, &st) != 0) {
-			err = sb_err_sys(errno, "checking %s", real);
-		} else {
-			bool ok = (st.st_mode & S_IXOTH) ||
-			          ((int64_t)st.st_uid == uid && (st.st_mode & S_IXUSR)) ||
-			          ((int64_t)st.st_gid == gid && (st.st_mode & S_IXGRP));
-			if (!ok)
-				err = sb_err_new(
-				    SB_E_UNSUPPORTED,
-				    "the state directory %s is out of reach of the sandbox "
-				    "user (uid %lld): %s is not searchable by it; use a "
-				    "state directory such as /var/lib/sandbar, or allow it "
-				    "with `chmod o+x %s`",
-				    dir, (long long)uid, real, real);
-		}
-		real[end] = saved;
-	}
-	free(real);
-	return err;
-}
-
-/* The check walks every ancestor: done once per state directory and owner, as long as it
- * passes (permissions above the state directory rarely change under a running daemon). */
-static sb_err *check_reachable_once(const char *dir, int64_t uid, int64_t gid)
-{
-	static char *ok_dir;
-	static int64_t ok_uid = -1, ok_gid = -1;
-	pthread_mutex_lock(&lookup_lock);
-	bool known = ok_dir && strcmp(ok_dir, dir) == 0 && ok_uid == uid && ok_gid == gid;
-	pthread_mutex_unlock(&lookup_lock);
-	if (known)
-		return NULL;
-	sb_err *err = check_reachable(dir, uid, gid);
-	if (!err) {
-		pthread_mutex_lock(&lookup_lock);
-		free(ok_dir);
-		ok_dir = sb_xstrdup(dir);
-		ok_uid = uid;
-		ok_gid = gid;
-		pthread_mutex_unlock(&lookup_lock);
-	}
-	return err;
 }
 
 /* A lease directory with its workspace, home, run and spool, owned as they must be. */
@@ -645,8 +582,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	i->enforced.rlimits = i->enforced.seccomp = i->enforced.ttl = true;
 	bool created = false;
 	if ((err = sb_sandbox_resolve_owner(cfg, &i->host_uid, &i->host_gid)) ||
-	    (err = sb_sandbox_bwrap_path(cfg, &bwrap)) || (err = prepare_state(cfg, root)) ||
-	    (root && (err = check_reachable_once(cfg->state_dir, i->host_uid, i->host_gid))))
+	    (err = sb_sandbox_bwrap_path(cfg, &bwrap)) || (err = prepare_state(cfg)))
 		goto fail;
 	int spare = take_spare(sb, root);
 	if (spare < 0) {
