@@ -54,6 +54,8 @@ enum {
 	FD_OOM,
 	FD_PASSWD,
 	FD_GROUP,
+	FD_NETEXIT,
+	FD_RESOLV,
 	FD_ROOTFS,
 	FD_COUNT_MAX
 };
@@ -201,8 +203,53 @@ static void bind_srcs_deinit(bind_srcs *b)
 	free(b->rootfs);
 }
 
+/* Is path (resolved) inside what add_system_dirs shows the sandbox? */
+static bool visible_in_sandbox(const char *path)
+{
+	static const char *const dirs[] = {"/usr",   "/etc",   "/bin",    "/sbin", "/lib",
+	                                   "/lib32", "/lib64", "/libx32", "/opt"};
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		size_t n = strlen(dirs[i]);
+		if (strncmp(path, dirs[i], n) == 0 && (path[n] == '/' || path[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+/* The daemon's configuration and whatever the caller names: covered where the sandbox would
+ * see them (after the system directories are bound, before / turns read-only). */
+static void add_hidden(char ***v, const sb_launch *l)
+{
+	if (l->rootfs)
+		return; /* a root file system of its own shows nothing of the host's */
+	const char *fixed[] = {"/etc/sandbar", NULL};
+	const char *const *lists[] = {fixed, l->hide_paths};
+	for (size_t k = 0; k < 2; k++) {
+		for (size_t i = 0; lists[k] && lists[k][i]; i++) {
+			char *real = realpath(lists[k][i], NULL);
+			struct stat st;
+			bool covered = false; /* inside a directory hidden already */
+			for (size_t j = 0; real && *v && (*v)[j] && !covered; j++) {
+				size_t n = strlen((*v)[j]);
+				covered = j > 0 && strcmp((*v)[j - 1], "--tmpfs") == 0 &&
+				          strncmp(real, (*v)[j], n) == 0 &&
+				          (real[n] == '/' || real[n] == '\0');
+			}
+			if (real && !covered && visible_in_sandbox(real) && lstat(real, &st) == 0) {
+				if (S_ISDIR(st.st_mode)) {
+					push3(v, "--perms", "0700", NULL);
+					push3(v, "--tmpfs", real, NULL);
+				} else {
+					push3(v, "--ro-bind", "/dev/null", real);
+				}
+			}
+			free(real);
+		}
+	}
+}
+
 static char **build_argv(const sb_sandbox *sb, const sb_launch *l, const bind_srcs *bs,
-                         bool have_oom, bool have_accounts)
+                         bool have_oom, bool have_accounts, bool have_resolv)
 {
 	char **v = NULL, num[32];
 	push(&v, l->bwrap);
@@ -211,8 +258,7 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, const bind_sr
 	push(&v, "--unshare-pid");
 	push(&v, "--unshare-uts");
 	push(&v, "--unshare-cgroup");
-	if (!l->network)
-		push(&v, "--unshare-net");
+	push(&v, "--unshare-net"); /* always: full network is slirp4netns attached to it */
 	snprintf(num, sizeof num, "%d", SB_SANDBOX_INNER_UID);
 	push3(&v, "--uid", num, NULL);
 	push3(&v, "--gid", num, NULL);
@@ -222,6 +268,7 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, const bind_sr
 	snprintf(num, sizeof num, "%d", FD_INFO);
 	push3(&v, "--info-fd", num, NULL);
 	add_system_dirs(&v, l->rootfs, bs->rootfs, sb->workspace_mount);
+	add_hidden(&v, l);
 	if (have_accounts) {
 		/* a name for the sandbox uid, whatever the host's /etc says about uid 1000 */
 		snprintf(num, sizeof num, "%d", FD_PASSWD);
@@ -229,11 +276,19 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, const bind_sr
 		snprintf(num, sizeof num, "%d", FD_GROUP);
 		push3(&v, "--ro-bind-data", num, "/etc/group");
 	}
+	if (have_resolv) {
+		snprintf(num, sizeof num, "%d", FD_RESOLV);
+		push3(&v, "--ro-bind-data", num, "/etc/resolv.conf");
+	}
 	push3(&v, "--proc", "/proc", NULL);
 	push3(&v, "--dev", "/dev", NULL);
+	char size[32];
+	snprintf(size, sizeof size, "%llu", (unsigned long long)l->tmpfs_bytes);
 	push3(&v, "--perms", "01777", NULL);
+	push3(&v, "--size", size, NULL);
 	push3(&v, "--tmpfs", "/dev/shm", NULL);
 	push3(&v, "--perms", "01777", NULL);
+	push3(&v, "--size", size, NULL);
 	push3(&v, "--tmpfs", "/tmp", NULL);
 	push3(&v, bs->priv ? "--bind" : "--bind-fd", bs->home, SB_SANDBOX_HOME);
 	push3(&v, bs->priv ? "--bind" : "--bind-fd", bs->ws, sb->workspace_mount);
@@ -483,6 +538,7 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	int nsrc = FD_ROOTFS - FD_CTL + 1;
 	bind_srcs bs;
 	bind_srcs_init(&bs, l);
+	int net_exit_rd = -1;
 	for (int i = 0; i < nsrc; i++)
 		src[i] = -1;
 	int ready[2] = {-1, -1}, info[2] = {-1, -1}, devnull = -1, log = -1;
@@ -536,7 +592,31 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 		sb_close(&src[FD_PASSWD - FD_CTL]);
 		sb_close(&src[FD_GROUP - FD_CTL]);
 	}
-	argv = build_argv(sb, l, &bs, l->oom_file != NULL, accounts);
+	bool resolv = false;
+	if (l->network) {
+		/* slirp4netns exits when this pipe's write end (held by bwrap and init) closes */
+		int ex[2];
+		if (pipe2(ex, O_CLOEXEC) < 0) {
+			err = sb_err_sys(errno, "creating pipes for lease %s", sb->id);
+			goto out;
+		}
+		net_exit_rd = ex[0];
+		src[FD_NETEXIT - FD_CTL] = ex[1];
+		if ((err = sb_net_host_guard(l->uid)))
+			goto out;
+		/* a generated resolv.conf where the system's is a plain file */
+		char *rc = sb_strfmt("%s/etc/resolv.conf", l->rootfs ? l->rootfs : "");
+		struct stat rst;
+		if (lstat(rc, &rst) == 0 && S_ISREG(rst.st_mode)) {
+			if ((err = sb_net_resolv_conf(&src[FD_RESOLV - FD_CTL]))) {
+				free(rc);
+				goto out;
+			}
+			resolv = true;
+		}
+		free(rc);
+	}
+	argv = build_argv(sb, l, &bs, l->oom_file != NULL, accounts, resolv);
 	for (size_t i = 0; l->cgroups && l->cgroups[i]; i++) {
 		char *p = sb_strfmt("%s/cgroup.procs", l->cgroups[i]);
 		sb_strv_push(&procs, p);
@@ -561,6 +641,7 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	/* our copies of the child's ends must go, so EOF means the sandbox died */
 	sb_close(&ready[1]);
 	sb_close(&info[1]);
+	sb_close(&src[FD_NETEXIT - FD_CTL]);
 	src[FD_READY - FD_CTL] = src[FD_INFO - FD_CTL] = -1;
 	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
 		err =
@@ -587,8 +668,11 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 		rc = poll(&pfd, 1, READY_TIMEOUT_MS);
 	while (rc < 0 && errno == EINTR);
 	ssize_t n = rc > 0 ? read(ready[0], &c, 1) : -1;
-	if (n == 1 && c == 'R' && pid > 0)
+	if (n == 1 && c == 'R' && pid > 0) {
+		if (l->network && (err = sb_net_start(sb, l, pid, net_exit_rd, log)))
+			kill(pid, SIGKILL);
 		goto done;
+	}
 	if (n == 1 && c == 'R') {
 		err = sb_err_new(SB_E_PROTOCOL, "bwrap did not report the sandbox pid of lease %s",
 		                 sb->id);
@@ -615,6 +699,7 @@ out:
 	sb_close(&info[1]);
 	sb_close(&devnull);
 	sb_close(&log);
+	sb_close(&net_exit_rd);
 	sb_strv_free(argv);
 	sb_strv_free(procs);
 	bind_srcs_deinit(&bs);

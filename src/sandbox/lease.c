@@ -579,6 +579,11 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	sb_sandbox_info *i = &sb->info;
 	i->network = opts->network;
 	i->limits = opts->limits;
+	/* safe defaults: a pids limit always, the operator's memory default */
+	if (!i->limits.pids)
+		i->limits.pids = SB_SANDBOX_PIDS_DEFAULT;
+	if (!i->limits.memory_bytes)
+		i->limits.memory_bytes = cfg->default_memory_bytes;
 	i->enforced.rlimits = i->enforced.seccomp = i->enforced.ttl = true;
 	bool created = false;
 	if ((err = sb_sandbox_resolve_owner(cfg, &i->host_uid, &i->host_gid)) ||
@@ -601,7 +606,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	if ((err = open_dirs(sb)))
 		goto fail;
 
-	const sb_sandbox_limits *lim = &opts->limits;
+	const sb_sandbox_limits *lim = &i->limits;
 	if (lim->memory_bytes || lim->pids || lim->cpu_weight) {
 		sb_cg_detect(cfg->cgroup_root, &cg);
 		if ((err = sb_cg_create(&cg, lease_id, lim, &i->enforced, &sb->cgroups, &oom_file)))
@@ -611,7 +616,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 		size_t nm = 0;
 		if (lim->memory_bytes && !i->enforced.memory)
 			missing[nm++] = "memory";
-		if (lim->pids && !i->enforced.pids)
+		if (opts->limits.pids && !i->enforced.pids) /* the default is best effort */
 			missing[nm++] = "pids";
 		if (lim->cpu_weight && !i->enforced.cpu)
 			missing[nm++] = "cpu";
@@ -635,8 +640,10 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	    .init_path = init,
 	    .rootfs = cfg->rootfs,
 	    .network = opts->network,
+	    .hide_paths = cfg->hide_paths,
 	    .nofile = lim->nofile ? lim->nofile : 4096,
-	    .nproc = lim->nproc ? lim->nproc : (lim->pids ? lim->pids : 4096),
+	    .nproc = lim->nproc ? lim->nproc : (opts->limits.pids ? opts->limits.pids : 4096),
+	    .tmpfs_bytes = lim->memory_bytes ? lim->memory_bytes : SB_SANDBOX_TMPFS_DEFAULT,
 	    .spool_max = lim->spool_bytes ? lim->spool_bytes : SB_SANDBOX_SPOOL_BYTES_DEFAULT,
 	    .oom_file = oom_file,
 	    .cgroups = sb->cgroups,
@@ -645,6 +652,8 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	    .gid = i->host_gid,
 	    .started = sb_lease_save,
 	};
+	i->limits.nofile = l.nofile; /* recorded as in force */
+	i->limits.nproc = l.nproc;
 	if ((err = sb_launch_sandbox(sb, &l)))
 		goto fail;
 	free(bwrap);

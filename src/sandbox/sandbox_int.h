@@ -60,7 +60,9 @@ typedef struct sb_launch {
 	const char *init_path;
 	const char *rootfs;
 	bool network;
+	const char *const *hide_paths; /* sb_sandbox_config.hide_paths */
 	uint64_t nofile, nproc, spool_max;
+	uint64_t tmpfs_bytes; /* size of /tmp and /dev/shm */
 	const char *oom_file; /* NULL = none */
 	char *const *cgroups; /* to join before exec'ing bwrap */
 	bool drop_privs;
@@ -75,6 +77,18 @@ typedef struct sb_launch {
 sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l);
 /* /proc/<pid>/stat starttime, -1 when gone. */
 long long sb_proc_start_time(int pid);
+
+/* ---- netns.c */
+/* Is what full network needs here (slirp4netns; nft when root)? */
+sb_err *sb_net_check(void);
+/* As root: the nftables rule rejecting traffic from uid's sockets to the host's own addresses
+ * (once per process). No-op otherwise. */
+sb_err *sb_net_host_guard(int64_t uid);
+/* A memfd with the resolv.conf of a full-network sandbox. */
+sb_err *sb_net_resolv_conf(int *fd_out);
+/* Attach slirp4netns to the network namespace of init_pid, detached and as l's user; returns
+ * once the interface is configured. It exits when exit_rd reaches EOF. */
+sb_err *sb_net_start(const sb_sandbox *sb, const sb_launch *l, int init_pid, int exit_rd, int log);
 
 /* ---- ctl.c */
 /* One request/response round trip with sandbar-init on a fresh connection. fds are sent with
@@ -96,8 +110,8 @@ typedef struct sb_owner_child {
 	pthread_t thread;
 	struct owner_job *job;
 } sb_owner_child;
-sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud,
-                       int close_when_done, sb_owner_child *oc);
+sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud, int close_when_done,
+                       sb_owner_child *oc);
 sb_err *sb_owner_finish(const sb_sandbox *sb, sb_owner_child *oc);
 
 #endif

@@ -230,6 +230,15 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		if (*strs[i])
 			*strs[i] = sb_xstrdup(*strs[i]);
+	/* no sandbox sees the daemon's state, socket or secrets (whatever their modes) */
+	const char *hide[] = {srv->state_dir, cfg->socket_path, cfg->token_file,
+	                      cfg->hmac_keys_file, cfg->tls_key_file};
+	for (size_t i = 0; i < sizeof hide / sizeof hide[0]; i++)
+		if (hide[i])
+			sb_strv_push(&srv->hide_paths, hide[i]);
+	for (size_t i = 0; cfg->sandbox.hide_paths && cfg->sandbox.hide_paths[i]; i++)
+		sb_strv_push(&srv->hide_paths, cfg->sandbox.hide_paths[i]);
+	srv->sandbox.hide_paths = (const char *const *)srv->hide_paths;
 
 	char *token = NULL;
 	sb_hmac_keyring keys = {0};
@@ -643,6 +652,7 @@ void sb_server_free(sb_server *s)
 	free(srv->state_dir);
 	free(srv->tmp_dir);
 	free(srv->overlay_dir);
+	sb_strv_free(srv->hide_paths);
 	free(s->listen);
 	free(s->socket_path);
 	free(s->tls_cert);
