@@ -34,6 +34,24 @@ static void state_dir_in_a_private_directory(void **state)
 	free(body);
 	free(path);
 	json_decref(lease);
+	/* the header limit /v1/health advertises is the one enforced */
+	assert_int_equal(anyt_http(a, "GET", "/v1/health", NULL, &body), 200);
+	json_t *h = clit_json(body);
+	free(body);
+	json_int_t max =
+	    json_integer_value(json_object_get(json_object_get(h, "limits"), "max_header_bytes"));
+	json_decref(h);
+	assert_true(max > 1024);
+	char *code = sbt_sh_out("curl -s -o /dev/null -w '%%{http_code}' -H \"X-Pad: $(head -c %d "
+	                        "/dev/zero | tr '\\0' a)\" %s/v1/health",
+	                        (int)max + 16, a->url);
+	assert_string_equal(code, "431");
+	free(code);
+	code = sbt_sh_out("curl -s -o /dev/null -w '%%{http_code}' -H \"X-Pad: $(head -c %d "
+	                  "/dev/zero | tr '\\0' a)\" %s/v1/health",
+	                  (int)max - 512, a->url);
+	assert_string_equal(code, "200");
+	free(code);
 	struct stat sst;
 	assert_int_equal(stat(a->t.root, &sst), 0);
 	assert_int_equal(sst.st_mode & 0777, 0700);
