@@ -88,8 +88,8 @@ static void *owner_thread(void *arg)
 	return NULL;
 }
 
-sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud, int close_when_done,
-                       sb_owner_child *oc)
+sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud,
+                       int close_when_done, sb_owner_child *oc)
 {
 	struct owner_job *job = sb_xcalloc(1, sizeof *job);
 	job->sb = sb;

@@ -57,12 +57,11 @@ static void check_roundtrip(clit *t, const char *const *env, const char *flag, c
 	sbt_write_str(t->ws, "edit.txt", "v1\n");
 	sbt_write_str(t->ws, "gone.txt", "x\n");
 	clit_res r;
-	int code =
-	    clit_run(t, &r, env,
-	             CLIT_V("run", "--json", "-w", t->ws, flag, value, "-e", "SB_T=hello world",
-	                    "--", "sh", "-c",
-	                    "echo \"env:$SB_T\"; cat edit.txt; echo v2 > edit.txt; rm gone.txt; "
-	                    "echo made > new.txt; exit 5"));
+	int code = clit_run(t, &r, env,
+			    CLIT_V("run", "--json", "-w", t->ws, flag, value, "-e",
+				   "SB_T=hello world", "--", "sh", "-c",
+				   "echo \"env:$SB_T\"; cat edit.txt; echo v2 > edit.txt; rm gone.txt; "
+				   "echo made > new.txt; exit 5"));
 	if (code != 5) {
 		print_error("exit %d, stderr:\n%s\n", code, r.err);
 		fail();
@@ -95,8 +94,8 @@ static void via_local_runs_on_the_host_and_cleans_up(void **state)
 	/* And it was not the workspace itself: the command ran elsewhere. */
 	clit_res r;
 	assert_int_equal(clit_run(t, &r, CLIT_V(env_tmp),
-	                          CLIT_V("run", "-q", "-w", t->ws, "--via", "local", "--", "pwd")),
-	                 0);
+				  CLIT_V("run", "-q", "-w", t->ws, "--via", "local", "--", "pwd")),
+			 0);
 	assert_true(sb_str_has_prefix(r.out, tmp));
 	clit_res_free(&r);
 	free(env_tmp);
@@ -113,9 +112,9 @@ static void via_prefix_through_a_shell(void **state)
 	/* Arguments with spaces and quotes survive the extra shell. */
 	clit_res r;
 	assert_int_equal(clit_run(t, &r, CLIT_V(env_tmp),
-	                          CLIT_V("run", "-q", "-w", t->ws, "--via", "cmd:sh -c", "--",
-	                                 "printf", "[%s]", "two words", "it's")),
-	                 0);
+				  CLIT_V("run", "-q", "-w", t->ws, "--via", "cmd:sh -c", "--",
+					 "printf", "[%s]", "two words", "it's")),
+			 0);
 	assert_string_equal(r.out, "[two words][it's]");
 	clit_res_free(&r);
 	free(env_tmp);
@@ -130,9 +129,9 @@ static void keep_with_via_local_names_the_kept_copy(void **state)
 	sbt_write_str(t->ws, "mine.txt", "m\n");
 	clit_res r;
 	assert_int_equal(clit_run(t, &r, CLIT_V(env_tmp),
-	                          CLIT_V("run", "-q", "--keep", "-w", t->ws, "--via", "local", "--",
-	                                 "sh", "-c", "echo r > theirs.txt")),
-	                 0);
+				  CLIT_V("run", "-q", "--keep", "-w", t->ws, "--via", "local", "--",
+					 "sh", "-c", "echo r > theirs.txt")),
+			 0);
 	char *dir = clit_word_after(r.err, "remote copy kept in ");
 	clit_res_free(&r);
 	assert_true(sb_str_has_prefix(dir, tmp));
@@ -157,9 +156,8 @@ typedef struct daemon {
 static bool port_open(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET,
-	                        .sin_port = htons((uint16_t)port),
-	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
 	if (fd >= 0)
 		close(fd);
@@ -172,15 +170,15 @@ static void daemon_start(clit *t, srv *d)
 	d->state = sbt_path(t->root, "dstate");
 	d->token = sbt_path(t->root, "token");
 	d->log = sbt_path(t->root, "daemon.log");
-	sbt_write(t->root, "token", "cli-test-token-0123456789\n", 26, 0600);
+	sbt_write(t->root, "token", "cli-test-token-0123456789\n", 26, 0600); /* 0644 is refused */
 	d->port = clit_free_port();
 	char listen[64];
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", d->port);
 	d->url = sb_strfmt("http://127.0.0.1:%d", d->port);
 	clit_proc p;
-	clit_start(
-	    t, &p, NULL,
-	    CLIT_V("serve", "--listen", listen, "--state-dir", d->state, "--token-file", d->token));
+	clit_start(t, &p, NULL,
+		   CLIT_V("serve", "--listen", listen, "--state-dir", d->state, "--token-file",
+			  d->token));
 	d->pid = p.pid;
 	for (int i = 0; i < 3000 && !port_open(d->port); i++) {
 		int st;
@@ -227,28 +225,26 @@ static void bridge_against_a_real_daemon(void **state)
 	char *url = sb_strfmt("SANDBAR_BRIDGE_URL=%s", d.url);
 	clit_res r;
 	assert_int_equal(clit_run(t, &r, CLIT_V(tok, url),
-	                          CLIT_V("run", "-q", "-w", t->ws, "--", "sh", "-c",
-	                                 "echo via-env > env.txt; exit 2")),
-	                 2);
+				  CLIT_V("run", "-q", "-w", t->ws, "--", "sh", "-c",
+					 "echo via-env > env.txt; exit 2")),
+			 2);
 	clit_res_free(&r);
 	char *e = sbt_read(t->ws, "env.txt", NULL);
 	assert_string_equal(e, "via-env\n");
 	free(e);
 	assert_int_equal(count_entries(leases), 0);
 	/* No credentials: a sandbar error that says what to set. */
-	assert_int_equal(
-	    clit_run(t, &r, NULL,
-	             CLIT_V("run", "-q", "-w", t->ws, "--bridge", d.url, "--", "true")),
-	    125);
+	assert_int_equal(clit_run(t, &r, NULL,
+				  CLIT_V("run", "-q", "-w", t->ws, "--bridge", d.url, "--", "true")),
+			 125);
 	assert_non_null(strstr(r.err, "SANDBAR_TOKEN_FILE"));
 	clit_res_free(&r);
 	/* A wrong token: refused, 125. */
 	sbt_write_str(t->root, "badtoken", "wrong\n");
 	char *bad = sb_strfmt("SANDBAR_TOKEN_FILE=%s/badtoken", t->root);
-	assert_int_equal(
-	    clit_run(t, &r, CLIT_V(bad),
-	             CLIT_V("run", "-q", "-w", t->ws, "--bridge", d.url, "--", "true")),
-	    125);
+	assert_int_equal(clit_run(t, &r, CLIT_V(bad),
+				  CLIT_V("run", "-q", "-w", t->ws, "--bridge", d.url, "--", "true")),
+			 125);
 	clit_res_free(&r);
 	free(bad);
 	free(url);
@@ -262,19 +258,19 @@ static void flags_a_target_cannot_honour_are_usage_errors(void **state)
 	clit *t = *state;
 	clit_res r;
 	assert_int_equal(clit_run(t, &r, NULL,
-	                          CLIT_V("run", "--via", "local", "--bridge", "http://127.0.0.1:1",
-	                                 "-w", t->ws, "--", "true")),
-	                 125);
+				  CLIT_V("run", "--via", "local", "--bridge", "http://127.0.0.1:1",
+					 "-w", t->ws, "--", "true")),
+			 125);
 	assert_non_null(strstr(r.err, "--bridge"));
 	clit_res_free(&r);
 	/* Limits that a target cannot enforce are refused, never silently dropped. */
 	static const struct {
 		const char *env, *args[6], *named;
 	} cases[] = {
-	    {NULL, {"--via", "local", "--memory", "1G"}, "--memory"},
-	    {NULL, {"--bridge", "http://127.0.0.1:1", "--memory", "1G"}, "--memory"},
-	    {NULL, {"--bridge", "http://127.0.0.1:1", "--network"}, "--network"},
-	    {"SANDBAR_BRIDGE_URL=http://127.0.0.1:1", {"--memory", "1G"}, "--memory"},
+		{NULL, {"--via", "local", "--memory", "1G"}, "--memory"},
+		{NULL, {"--bridge", "http://127.0.0.1:1", "--memory", "1G"}, "--memory"},
+		{NULL, {"--bridge", "http://127.0.0.1:1", "--network"}, "--network"},
+		{"SANDBAR_BRIDGE_URL=http://127.0.0.1:1", {"--memory", "1G"}, "--memory"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		const char *args[12] = {"run", "-w", t->ws};
@@ -297,9 +293,11 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
-	    T(via_local_runs_on_the_host_and_cleans_up),      T(via_prefix_through_a_shell),
-	    T(keep_with_via_local_names_the_kept_copy),       T(bridge_against_a_real_daemon),
-	    T(flags_a_target_cannot_honour_are_usage_errors),
+		T(via_local_runs_on_the_host_and_cleans_up),
+		T(via_prefix_through_a_shell),
+		T(keep_with_via_local_names_the_kept_copy),
+		T(bridge_against_a_real_daemon),
+		T(flags_a_target_cannot_honour_are_usage_errors),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
