@@ -75,6 +75,7 @@ install: bootstrap
 	cmake --build $(BUILD) -j $(JOBS)
 	cmake --install $(BUILD)
 	@scripts/create-sandbar-user || true
+	@scripts/create-token
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

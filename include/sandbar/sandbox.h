@@ -30,10 +30,9 @@ extern "C" {
 /* Host-wide settings, shared by every lease. Strings are borrowed for the duration of a call
  * (sb_sandbox_open/create copy what they keep). Zeroed fields take the defaults. */
 typedef struct sb_sandbox_config {
-	/* Required: <state>, leases live in <state>/leases. When we are root it is made traversable
-	 * (o+x) for the sandbox user, because bwrap resolves the directories it binds by path as
-	 * that user; leases/ and each lease directory are 0711 (not listable). Its ancestors must
-	 * be traversable too (e.g. /var/lib/sandbar, not something under /root). */
+	/* Required: <state>, leases live in <state>/leases. Anywhere (a 0700 ancestor, /root/...,
+	 * spaces are fine): created 0700 when missing and never chmod'ed; the sandbox user
+	 * reaches its workspace and home through binds made in a private mount namespace. */
 	const char *state_dir;
 	const char *init_path;  /* sandbar-init binary; NULL = build path, else install path */
 	const char *bwrap_path; /* NULL = "bwrap" from PATH */
@@ -50,6 +49,14 @@ typedef struct sb_sandbox_config {
 	int64_t host_uid;
 	int64_t host_gid;
 	const char *cgroup_root; /* NULL = "/sys/fs/cgroup" */
+	/* Host paths no sandbox may see (NULL-terminated, may be NULL): the daemon's state
+	 * directory, socket, token and key files. Where one lies in a directory the sandbox sees, a
+	 * directory is covered by an empty tmpfs and anything else by an empty file. /etc/sandbar
+	 * (the daemon's configuration) is always hidden. */
+	const char *const *hide_paths;
+	/* Memory limit of a lease that asks for none (0 = none). Whatever the memory limit, /tmp
+	 * and /dev/shm are tmpfs of at most that size (SB_SANDBOX_TMPFS_DEFAULT without one). */
+	uint64_t default_memory_bytes;
 } sb_sandbox_config;
 
 /* For long-running creators of sandboxes (the daemon): adopt the detached bwrap processes of
@@ -62,16 +69,22 @@ size_t sb_sandbox_reap_orphans(void);
  * instead of using (a race with another process sharing the state directory). */
 uint64_t sb_sandbox_spares_discarded(void);
 
+/* Safe defaults every lease gets unless it asks for a limit of its own. */
+#define SB_SANDBOX_PIDS_DEFAULT 1024u
+#define SB_SANDBOX_TMPFS_DEFAULT (1ull << 30)
+
 /* Fill defaults (host_uid/gid = -1, everything else NULL). */
 void sb_sandbox_config_init(sb_sandbox_config *cfg);
 
 /* Per-lease limits; 0 = not limited (rlimits get sane defaults). */
 typedef struct sb_sandbox_limits {
-	uint64_t memory_bytes; /* cgroup memory limit for the whole sandbox */
-	uint64_t pids;         /* cgroup pids limit for the whole sandbox (includes sandbar-init) */
+	uint64_t memory_bytes; /* cgroup memory limit for the whole sandbox; 0 = the config's
+	                        * default_memory_bytes */
+	uint64_t pids; /* cgroup pids limit for the whole sandbox (includes sandbar-init); 0 = the
+	                * default, SB_SANDBOX_PIDS_DEFAULT */
 	uint64_t cpu_weight;  /* relative share, 1..10000, 100 = normal (v1: shares = w*1024/100) */
 	uint64_t nofile;      /* RLIMIT_NOFILE per command; 0 = 4096 */
-	uint64_t nproc;       /* RLIMIT_NPROC per command; 0 = pids or 4096 */
+	uint64_t nproc;       /* RLIMIT_NPROC per command; 0 = pids */
 	int64_t ttl_s;        /* wall-clock lifetime; 0 = none. Recorded, enforced by the caller's
 	                       * reaper (sb_sandbox_info.expires_at_ms). */
 	uint64_t spool_bytes; /* spooled output kept per stream of each exec; 0 = 1 GiB. Output

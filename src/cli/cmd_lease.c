@@ -49,6 +49,15 @@ static json_t *info_json(const sb_sandbox_info *in, bool alive)
 			    in->expires_at_ms ? json_string(expires) : json_null());
 	json_object_set_new(o, "memory_bytes", json_integer((json_int_t)in->limits.memory_bytes));
 	json_object_set_new(o, "pids", json_integer((json_int_t)in->limits.pids));
+	/* every limit in force, the defaults filled in */
+	const sb_sandbox_limits *l = &in->limits;
+	json_object_set_new(
+	    o, "limits",
+	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "memory_bytes", (json_int_t)l->memory_bytes,
+		      "pids", (json_int_t)l->pids, "cpu_weight", (json_int_t)l->cpu_weight,
+		      "nofile", (json_int_t)(l->nofile ? l->nofile : 4096), "nproc",
+		      (json_int_t)(l->nproc ? l->nproc : 4096), "tmpfs_bytes",
+		      (json_int_t)(l->memory_bytes ? l->memory_bytes : SB_SANDBOX_TMPFS_DEFAULT)));
 	return o;
 }
 

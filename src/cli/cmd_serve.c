@@ -172,6 +172,19 @@ int cmd_serve(int argc, char **argv)
 	mallopt(M_ARENA_MAX, 4);
 	sb_server *srv = NULL;
 	err = sb_fs_mkdir_p(state, 0700);
+	if (!err) {
+		/* what cannot work is said at start, not at the first acquire */
+		sb_sandbox_config hc = scfg.sandbox;
+		hc.state_dir = state;
+		sb_sandbox_health h;
+		sb_sandbox_health_check(&hc, &h);
+		if (!h.ok)
+			err = sb_err_new(SB_E_UNSUPPORTED,
+					 "sandboxes cannot be created on this host: %s (`sandbar "
+					 "doctor` names the fix for each piece)",
+					 h.message ? h.message : "unknown reason");
+		sb_sandbox_health_deinit(&h);
+	}
 	if (!err)
 		err = sb_server_new(&scfg, &srv);
 	if (!err)

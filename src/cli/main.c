@@ -20,6 +20,7 @@ static const char usage_text[] =
 	"  push     stage a workspace into a kept lease\n"
 	"  pull     merge a kept lease's workspace back\n"
 	"  logs     print (or follow) an exec's output from any byte offset\n"
+	"  doctor   check this host for sandboxes (prints the fix for each broken piece)\n"
 	"\n"
 	"`sandbar <command> --help` describes each command. See sandbar(1) for exit codes,\n"
 	"configuration (flags, SANDBAR_* environment, ~/.config/sandbar/config) and examples.\n";
@@ -61,6 +62,7 @@ struct command {
 static const struct command commands[] = {
 	{"run", cmd_run},     {"serve", cmd_serve}, {"exec", cmd_exec}, {"lease", cmd_lease},
 	{"push", cmd_push},   {"pull", cmd_pull},   {"logs", cmd_logs},
+	{"doctor", cmd_doctor},
 };
 
 int main(int argc, char **argv)

@@ -3,9 +3,18 @@
  * The caller forks twice (the middle process calls setsid and exits at once) so bwrap is not
  * our child and never dies with us: no --die-with-parent. The grandchild joins the lease's
  * cgroups, drops to the sandbox host user when we are root, arranges the descriptors init
- * needs at fixed numbers and execs bwrap. Directories are bound from descriptors (--bind-fd),
- * so the unprivileged bwrap needs no access to the state directory's path. Readiness is one
- * byte on a pipe from init; bwrap's --info-fd gives init's host pid.
+ * needs at fixed numbers and execs bwrap. Readiness is one byte on a pipe from init; bwrap's
+ * --info-fd gives init's host pid.
+ *
+ * Reaching the bind sources (DESIGN §9.3): bubblewrap 0.8 resolves even --bind-fd sources back
+ * through their path, as the sandbox user, so a state directory or sandbar-init below a 0700
+ * directory (/root/..., any mktemp -d) would be out of its reach. When we are root the
+ * grandchild therefore enters a private mount namespace before dropping privileges, mounts a
+ * small 0755 tmpfs on an unused top-level directory there (PRIV_BASES) and binds the
+ * workspace, home, sandbar-init and the root file system into it from descriptors opened as
+ * root; bwrap then binds those paths. Nothing on the host changes mode and the host's mount
+ * table does not see any of it. Without root the sandbox runs as the caller, who can reach
+ * its own paths, and the descriptors are bound directly.
  */
 #include "sandbox_int.h"
 
@@ -14,13 +23,16 @@
 #include <dirent.h>
 #include <grp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,8 +54,25 @@ enum {
 	FD_OOM,
 	FD_PASSWD,
 	FD_GROUP,
+	FD_NETEXIT,
+	FD_RESOLV,
+	FD_ROOTFS,
 	FD_COUNT_MAX
 };
+
+/* Where the private mount namespace puts the bind sources: the first of these that is a
+ * directory (sandboxes never see the host's copy of them). */
+static const char *const PRIV_BASES[] = {"/mnt", "/media", "/srv", "/tmp"};
+
+static const char *priv_base(void)
+{
+	for (size_t i = 0; i < sizeof PRIV_BASES / sizeof PRIV_BASES[0]; i++) {
+		struct stat st;
+		if (lstat(PRIV_BASES[i], &st) == 0 && S_ISDIR(st.st_mode))
+			return PRIV_BASES[i];
+	}
+	return NULL;
+}
 
 long long sb_proc_start_time(int pid)
 {
@@ -80,7 +109,7 @@ static void push3(char ***v, const char *a, const char *b, const char *c)
 
 /* The read-only system part of the file system. */
 /* One top-level entry made visible read-only: a directory or file bound, a symlink recreated. */
-static void add_entry(char ***v, const char *src, const char *dst)
+static void add_entry(char ***v, const char *src, const char *bind_src, const char *dst)
 {
 	struct stat st;
 	if (lstat(src, &st) < 0)
@@ -93,20 +122,21 @@ static void add_entry(char ***v, const char *src, const char *dst)
 		target[n] = '\0';
 		push3(v, "--symlink", target, dst);
 	} else if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
-		push3(v, "--ro-bind", src, dst);
+		push3(v, "--ro-bind", bind_src, dst);
 	}
 }
 
 /* The read-only system part of the file system: the host's /usr, /etc, /bin, /sbin, /lib*,
  * /opt, or every top-level entry of a configured root file system except the places the
  * sandbox provides itself (so their mount points can be made in bwrap's own root). */
-static void add_system_dirs(char ***v, const char *rootfs, const char *workspace_mount)
+static void add_system_dirs(char ***v, const char *rootfs, const char *rootfs_bind,
+                            const char *workspace_mount)
 {
 	if (!rootfs) {
 		static const char *const dirs[] = {"/usr",   "/etc",   "/bin",    "/sbin", "/lib",
 		                                   "/lib32", "/lib64", "/libx32", "/opt"};
 		for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
-			add_entry(v, dirs[i], dirs[i]);
+			add_entry(v, dirs[i], dirs[i], dirs[i]);
 		return;
 	}
 	size_t wlen = strcspn(workspace_mount + 1, "/");
@@ -132,15 +162,94 @@ static void add_system_dirs(char ***v, const char *rootfs, const char *workspace
 	for (size_t i = 0; i < n; i++) {
 		char *src = sb_strfmt("%s/%s", rootfs, names[i]);
 		char *dst = sb_strfmt("/%s", names[i]);
-		add_entry(v, src, dst);
+		char *bsrc = sb_strfmt("%s/%s", rootfs_bind, names[i]);
+		add_entry(v, src, bsrc, dst);
+		free(bsrc);
 		free(src);
 		free(dst);
 	}
 	sb_strv_free(names);
 }
 
-static char **build_argv(const sb_sandbox *sb, const sb_launch *l, bool have_oom,
-                         bool have_accounts)
+/* The bind sources as bwrap sees them: in the private mount namespace (priv != NULL) or from
+ * descriptors. */
+typedef struct bind_srcs {
+	const char *priv; /* PRIV_BASES entry, or NULL */
+	char *ws, *home, *init, *rootfs;
+} bind_srcs;
+
+static void bind_srcs_init(bind_srcs *b, const sb_launch *l)
+{
+	memset(b, 0, sizeof *b);
+	b->priv = l->drop_privs ? priv_base() : NULL;
+	if (b->priv) {
+		b->ws = sb_strfmt("%s/w", b->priv);
+		b->home = sb_strfmt("%s/h", b->priv);
+		b->init = sb_strfmt("%s/i", b->priv);
+		b->rootfs = sb_strfmt("%s/r", b->priv);
+	} else {
+		b->ws = sb_strfmt("%d", FD_WS);
+		b->home = sb_strfmt("%d", FD_HOME);
+		b->init = sb_strfmt("%d", FD_INIT);
+		b->rootfs = l->rootfs ? sb_xstrdup(l->rootfs) : NULL;
+	}
+}
+
+static void bind_srcs_deinit(bind_srcs *b)
+{
+	free(b->ws);
+	free(b->home);
+	free(b->init);
+	free(b->rootfs);
+}
+
+/* Is path (resolved) inside what add_system_dirs shows the sandbox? */
+static bool visible_in_sandbox(const char *path)
+{
+	static const char *const dirs[] = {"/usr",   "/etc",   "/bin",    "/sbin", "/lib",
+	                                   "/lib32", "/lib64", "/libx32", "/opt"};
+	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+		size_t n = strlen(dirs[i]);
+		if (strncmp(path, dirs[i], n) == 0 && (path[n] == '/' || path[n] == '\0'))
+			return true;
+	}
+	return false;
+}
+
+/* The daemon's configuration and whatever the caller names: covered where the sandbox would
+ * see them (after the system directories are bound, before / turns read-only). */
+static void add_hidden(char ***v, const sb_launch *l)
+{
+	if (l->rootfs)
+		return; /* a root file system of its own shows nothing of the host's */
+	const char *fixed[] = {"/etc/sandbar", NULL};
+	const char *const *lists[] = {fixed, l->hide_paths};
+	for (size_t k = 0; k < 2; k++) {
+		for (size_t i = 0; lists[k] && lists[k][i]; i++) {
+			char *real = realpath(lists[k][i], NULL);
+			struct stat st;
+			bool covered = false; /* inside a directory hidden already */
+			for (size_t j = 0; real && *v && (*v)[j] && !covered; j++) {
+				size_t n = strlen((*v)[j]);
+				covered = j > 0 && strcmp((*v)[j - 1], "--tmpfs") == 0 &&
+				          strncmp(real, (*v)[j], n) == 0 &&
+				          (real[n] == '/' || real[n] == '\0');
+			}
+			if (real && !covered && visible_in_sandbox(real) && lstat(real, &st) == 0) {
+				if (S_ISDIR(st.st_mode)) {
+					push3(v, "--perms", "0700", NULL);
+					push3(v, "--tmpfs", real, NULL);
+				} else {
+					push3(v, "--ro-bind", "/dev/null", real);
+				}
+			}
+			free(real);
+		}
+	}
+}
+
+static char **build_argv(const sb_sandbox *sb, const sb_launch *l, const bind_srcs *bs,
+                         bool have_oom, bool have_accounts, bool have_resolv)
 {
 	char **v = NULL, num[32];
 	push(&v, l->bwrap);
@@ -149,8 +258,7 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, bool have_oom
 	push(&v, "--unshare-pid");
 	push(&v, "--unshare-uts");
 	push(&v, "--unshare-cgroup");
-	if (!l->network)
-		push(&v, "--unshare-net");
+	push(&v, "--unshare-net"); /* always: full network is slirp4netns attached to it */
 	snprintf(num, sizeof num, "%d", SB_SANDBOX_INNER_UID);
 	push3(&v, "--uid", num, NULL);
 	push3(&v, "--gid", num, NULL);
@@ -159,7 +267,8 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, bool have_oom
 	push(&v, "--new-session");
 	snprintf(num, sizeof num, "%d", FD_INFO);
 	push3(&v, "--info-fd", num, NULL);
-	add_system_dirs(&v, l->rootfs, sb->workspace_mount);
+	add_system_dirs(&v, l->rootfs, bs->rootfs, sb->workspace_mount);
+	add_hidden(&v, l);
 	if (have_accounts) {
 		/* a name for the sandbox uid, whatever the host's /etc says about uid 1000 */
 		snprintf(num, sizeof num, "%d", FD_PASSWD);
@@ -167,18 +276,23 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, bool have_oom
 		snprintf(num, sizeof num, "%d", FD_GROUP);
 		push3(&v, "--ro-bind-data", num, "/etc/group");
 	}
+	if (have_resolv) {
+		snprintf(num, sizeof num, "%d", FD_RESOLV);
+		push3(&v, "--ro-bind-data", num, "/etc/resolv.conf");
+	}
 	push3(&v, "--proc", "/proc", NULL);
 	push3(&v, "--dev", "/dev", NULL);
+	char size[32];
+	snprintf(size, sizeof size, "%llu", (unsigned long long)l->tmpfs_bytes);
 	push3(&v, "--perms", "01777", NULL);
+	push3(&v, "--size", size, NULL);
 	push3(&v, "--tmpfs", "/dev/shm", NULL);
 	push3(&v, "--perms", "01777", NULL);
+	push3(&v, "--size", size, NULL);
 	push3(&v, "--tmpfs", "/tmp", NULL);
-	snprintf(num, sizeof num, "%d", FD_HOME);
-	push3(&v, "--bind-fd", num, SB_SANDBOX_HOME);
-	snprintf(num, sizeof num, "%d", FD_WS);
-	push3(&v, "--bind-fd", num, sb->workspace_mount);
-	snprintf(num, sizeof num, "%d", FD_INIT);
-	push3(&v, "--ro-bind-fd", num, "/.sandbar-init");
+	push3(&v, bs->priv ? "--bind" : "--bind-fd", bs->home, SB_SANDBOX_HOME);
+	push3(&v, bs->priv ? "--bind" : "--bind-fd", bs->ws, sb->workspace_mount);
+	push3(&v, bs->priv ? "--ro-bind" : "--ro-bind-fd", bs->init, "/.sandbar-init");
 	push3(&v, "--remount-ro", "/dev", NULL);
 	push3(&v, "--remount-ro", "/", NULL);
 	push3(&v, "--chdir", "/", NULL);
@@ -222,17 +336,62 @@ static void write_pid(const char *cgdir_procs, int pid)
 	close(fd);
 }
 
-static void grandchild(const sb_launch *l, char **argv, char **envp, char **procs_files,
-                       const int *src, int nsrc, int devnull, int log)
+static void say(int log, const char *a, const char *b)
+{
+	if (write(log, a, strlen(a)) < 0 || write(log, b, strlen(b)) < 0 || write(log, "\n", 1) < 0)
+		return;
+}
+
+/* As root, in a mount namespace of our own: the bind sources at bs's paths (see the top).
+ * Each source is cloned as a detached mount before the unshare (a plain bind from a descriptor
+ * fails with EINVAL once the descriptor's mount belongs to another namespace) and attached in
+ * the new namespace. */
+static void private_binds(const bind_srcs *bs, bool rootfs, int log)
+{
+	static const int fds[] = {FD_WS, FD_HOME, FD_INIT, FD_ROOTFS};
+	const char *dst[] = {bs->ws, bs->home, bs->init, bs->rootfs};
+	int n = rootfs ? 4 : 3, tree[4];
+	for (int i = 0; i < n; i++) {
+		unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH;
+		if (i == 3)
+			flags |= AT_RECURSIVE;
+		tree[i] = (int)syscall(SYS_open_tree, fds[i], "", flags);
+		if (tree[i] < 0) {
+			say(log, "sandbar: open_tree of a bind source: ", strerror(errno));
+			_exit(127);
+		}
+		close(fds[i]);
+	}
+	if (unshare(CLONE_NEWNS) < 0) {
+		say(log, "sandbar: unshare(CLONE_NEWNS): ", strerror(errno));
+		_exit(127);
+	}
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("sandbar", bs->priv, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k") < 0) {
+		say(log, "sandbar: mounting a tmpfs on ", bs->priv);
+		_exit(127);
+	}
+	int fd = open(bs->init, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+	if (fd < 0 || close(fd) < 0 || mkdir(bs->ws, 0755) < 0 || mkdir(bs->home, 0755) < 0 ||
+	    (rootfs && mkdir(bs->rootfs, 0755) < 0)) {
+		say(log, "sandbar: creating mount points in ", bs->priv);
+		_exit(127);
+	}
+	for (int i = 0; i < n; i++) {
+		if (syscall(SYS_move_mount, tree[i], "", AT_FDCWD, dst[i],
+		            MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+			say(log, "sandbar: binding into the private mount namespace: ", dst[i]);
+			_exit(127);
+		}
+		close(tree[i]);
+	}
+}
+
+static void grandchild(const sb_launch *l, const bind_srcs *bs, char **argv, char **envp,
+                       char **procs_files, const int *src, int nsrc, int devnull, int log)
 {
 	for (size_t i = 0; procs_files && procs_files[i]; i++)
 		write_pid(procs_files[i], getpid());
-	if (l->drop_privs) {
-		if (setgroups(0, NULL) < 0 ||
-		    setresgid((gid_t)l->gid, (gid_t)l->gid, (gid_t)l->gid) < 0 ||
-		    setresuid((uid_t)l->uid, (uid_t)l->uid, (uid_t)l->uid) < 0)
-			_exit(122);
-	}
 	/* move every descriptor above the target range first, then into place */
 	int tmp[FD_COUNT_MAX];
 	for (int i = 0; i < nsrc; i++) {
@@ -246,6 +405,14 @@ static void grandchild(const sb_launch *l, char **argv, char **envp, char **proc
 		if (tmp[i] >= 0 && dup2(tmp[i], FD_CTL + i) < 0)
 			_exit(125);
 	close_range(FD_CTL + (unsigned)nsrc, ~0U, 0);
+	if (bs->priv)
+		private_binds(bs, l->rootfs != NULL, 2);
+	if (l->drop_privs) {
+		if (setgroups(0, NULL) < 0 ||
+		    setresgid((gid_t)l->gid, (gid_t)l->gid, (gid_t)l->gid) < 0 ||
+		    setresuid((uid_t)l->uid, (uid_t)l->uid, (uid_t)l->uid) < 0)
+			_exit(122);
+	}
 	signal(SIGPIPE, SIG_DFL);
 	sigset_t none;
 	sigemptyset(&none);
@@ -368,7 +535,10 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 {
 	sb_err *err = NULL;
 	int src[FD_COUNT_MAX - FD_CTL];
-	int nsrc = FD_GROUP - FD_CTL + 1;
+	int nsrc = FD_ROOTFS - FD_CTL + 1;
+	bind_srcs bs;
+	bind_srcs_init(&bs, l);
+	int net_exit_rd = -1;
 	for (int i = 0; i < nsrc; i++)
 		src[i] = -1;
 	int ready[2] = {-1, -1}, info[2] = {-1, -1}, devnull = -1, log = -1;
@@ -394,6 +564,11 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	    (err = account_file(l->rootfs, "group", "sandbox:x:" SB_STR(SB_SANDBOX_INNER_UID) ":\n",
 	                        &src[FD_GROUP - FD_CTL])))
 		goto out;
+	if (bs.priv && l->rootfs &&
+	    (src[FD_ROOTFS - FD_CTL] = open(l->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+		err = sb_err_sys(errno, "opening the root file system %s", l->rootfs);
+		goto out;
+	}
 	if (l->oom_file && (src[FD_OOM - FD_CTL] = open(l->oom_file, O_RDONLY | O_CLOEXEC)) < 0) {
 		err = sb_err_sys(errno, "opening %s", l->oom_file);
 		goto out;
@@ -417,7 +592,31 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 		sb_close(&src[FD_PASSWD - FD_CTL]);
 		sb_close(&src[FD_GROUP - FD_CTL]);
 	}
-	argv = build_argv(sb, l, l->oom_file != NULL, accounts);
+	bool resolv = false;
+	if (l->network) {
+		/* slirp4netns exits when this pipe's write end (held by bwrap and init) closes */
+		int ex[2];
+		if (pipe2(ex, O_CLOEXEC) < 0) {
+			err = sb_err_sys(errno, "creating pipes for lease %s", sb->id);
+			goto out;
+		}
+		net_exit_rd = ex[0];
+		src[FD_NETEXIT - FD_CTL] = ex[1];
+		if ((err = sb_net_host_guard(l->uid)))
+			goto out;
+		/* a generated resolv.conf where the system's is a plain file */
+		char *rc = sb_strfmt("%s/etc/resolv.conf", l->rootfs ? l->rootfs : "");
+		struct stat rst;
+		if (lstat(rc, &rst) == 0 && S_ISREG(rst.st_mode)) {
+			if ((err = sb_net_resolv_conf(&src[FD_RESOLV - FD_CTL]))) {
+				free(rc);
+				goto out;
+			}
+			resolv = true;
+		}
+		free(rc);
+	}
+	argv = build_argv(sb, l, &bs, l->oom_file != NULL, accounts, resolv);
 	for (size_t i = 0; l->cgroups && l->cgroups[i]; i++) {
 		char *p = sb_strfmt("%s/cgroup.procs", l->cgroups[i]);
 		sb_strv_push(&procs, p);
@@ -435,7 +634,7 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 			_exit(120);
 		pid_t g = fork();
 		if (g == 0)
-			grandchild(l, argv, envp, procs, src, nsrc, devnull, log);
+			grandchild(l, &bs, argv, envp, procs, src, nsrc, devnull, log);
 		_exit(g < 0 ? 119 : 0);
 	}
 	int ws = 0;
@@ -445,6 +644,7 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	/* our copies of the child's ends must go, so EOF means the sandbox died */
 	sb_close(&ready[1]);
 	sb_close(&info[1]);
+	sb_close(&src[FD_NETEXIT - FD_CTL]);
 	src[FD_READY - FD_CTL] = src[FD_INFO - FD_CTL] = -1;
 	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
 		err =
@@ -471,8 +671,11 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 		rc = poll(&pfd, 1, READY_TIMEOUT_MS);
 	while (rc < 0 && errno == EINTR);
 	ssize_t n = rc > 0 ? read(ready[0], &c, 1) : -1;
-	if (n == 1 && c == 'R' && pid > 0)
+	if (n == 1 && c == 'R' && pid > 0) {
+		if (l->network && (err = sb_net_start(sb, l, pid, net_exit_rd, log)))
+			kill(pid, SIGKILL);
 		goto done;
+	}
 	if (n == 1 && c == 'R') {
 		err = sb_err_new(SB_E_PROTOCOL, "bwrap did not report the sandbox pid of lease %s",
 		                 sb->id);
@@ -499,7 +702,9 @@ out:
 	sb_close(&info[1]);
 	sb_close(&devnull);
 	sb_close(&log);
+	sb_close(&net_exit_rd);
 	sb_strv_free(argv);
 	sb_strv_free(procs);
+	bind_srcs_deinit(&bs);
 	return err;
 }

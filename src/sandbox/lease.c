@@ -218,22 +218,18 @@ out:
 	return err;
 }
 
-/* bwrap resolves the directories it binds by path (even given descriptors), as the sandbox
- * user: the state and leases directories must be traversable by it, though leases/ is not
- * listable. Owner operations use descriptors (sb_sandbox_workspace_fd). */
-static sb_err *prepare_state(const sb_sandbox_config *cfg, bool root)
+/* The state directory and leases/ are private to us: the sandbox user reaches its workspace
+ * and home through binds made in a private mount namespace (launch.c), so nothing above them
+ * needs to be traversable by it and sandbar never changes the mode of a directory it did not
+ * create. */
+static sb_err *prepare_state(const sb_sandbox_config *cfg)
 {
-	sb_err *err = sb_fs_mkdir_p(cfg->state_dir, 0755);
+	sb_err *err = sb_fs_mkdir_p(cfg->state_dir, 0700);
 	if (err)
 		return sb_err_prefix(err, "creating the state directory");
 	char *leases = sb_strfmt("%s/leases", cfg->state_dir);
-	if (mkdir(leases, root ? 0711 : 0700) < 0 && errno != EEXIST)
+	if (mkdir(leases, 0700) < 0 && errno != EEXIST)
 		err = sb_err_sys(errno, "creating %s", leases);
-	struct stat st;
-	if (!err && root && stat(cfg->state_dir, &st) == 0 && !(st.st_mode & S_IXOTH) &&
-	    chmod(cfg->state_dir, st.st_mode | S_IXOTH) < 0)
-		err =
-		    sb_err_sys(errno, "making %s traversable for the sandbox user", cfg->state_dir);
 	free(leases);
 	return err;
 }
@@ -308,12 +304,15 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	sb_sandbox_info *i = &sb->info;
 	i->network = opts->network;
 	i->limits = opts->limits;
+	/* safe defaults: a pids limit always, the operator's memory default */
+	if (!i->limits.pids)
+		i->limits.pids = SB_SANDBOX_PIDS_DEFAULT;
+	if (!i->limits.memory_bytes)
+		i->limits.memory_bytes = cfg->default_memory_bytes;
 	i->enforced.rlimits = i->enforced.seccomp = i->enforced.ttl = true;
 	bool created = false;
 	if ((err = sb_sandbox_resolve_owner(cfg, &i->host_uid, &i->host_gid)) ||
-	    (err = sb_sandbox_bwrap_path(cfg, &bwrap)) || (err = prepare_state(cfg, root)) ||
-	    (root &&
-	     (err = sb_lease_check_reachable_once(cfg->state_dir, i->host_uid, i->host_gid))))
+	    (err = sb_sandbox_bwrap_path(cfg, &bwrap)) || (err = prepare_state(cfg)))
 		goto fail;
 	int spare = sb_lease_take_spare(sb, root);
 	if (spare < 0) {
@@ -333,7 +332,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	if ((err = open_dirs(sb)))
 		goto fail;
 
-	const sb_sandbox_limits *lim = &opts->limits;
+	const sb_sandbox_limits *lim = &i->limits;
 	if (lim->memory_bytes || lim->pids || lim->cpu_weight) {
 		sb_cg_detect(cfg->cgroup_root, &cg);
 		if ((err = sb_cg_create(&cg, lease_id, lim, &i->enforced, &sb->cgroups, &oom_file)))
@@ -343,7 +342,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 		size_t nm = 0;
 		if (lim->memory_bytes && !i->enforced.memory)
 			missing[nm++] = "memory";
-		if (lim->pids && !i->enforced.pids)
+		if (opts->limits.pids && !i->enforced.pids) /* the default is best effort */
 			missing[nm++] = "pids";
 		if (lim->cpu_weight && !i->enforced.cpu)
 			missing[nm++] = "cpu";
@@ -367,8 +366,10 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	    .init_path = init,
 	    .rootfs = cfg->rootfs,
 	    .network = opts->network,
+	    .hide_paths = cfg->hide_paths,
 	    .nofile = lim->nofile ? lim->nofile : 4096,
-	    .nproc = lim->nproc ? lim->nproc : (lim->pids ? lim->pids : 4096),
+	    .nproc = lim->nproc ? lim->nproc : (opts->limits.pids ? opts->limits.pids : 4096),
+	    .tmpfs_bytes = lim->memory_bytes ? lim->memory_bytes : SB_SANDBOX_TMPFS_DEFAULT,
 	    .spool_max = lim->spool_bytes ? lim->spool_bytes : SB_SANDBOX_SPOOL_BYTES_DEFAULT,
 	    .oom_file = oom_file,
 	    .cgroups = sb->cgroups,
@@ -377,6 +378,8 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	    .gid = i->host_gid,
 	    .started = sb_lease_save,
 	};
+	i->limits.nofile = l.nofile; /* recorded as in force */
+	i->limits.nproc = l.nproc;
 	if ((err = sb_launch_sandbox(sb, &l)))
 		goto fail;
 	free(bwrap);

@@ -31,7 +31,6 @@ sb_err *sb_lease_check_id(const char *what, const char *id);
 /* helpers.c: bubblewrap resolves its bind sources by path as the sandbox user, so every
  * directory above the state directory must be searchable by it; checked once per directory and
  * owner while it passes. */
-sb_err *sb_lease_check_reachable_once(const char *dir, int64_t uid, int64_t gid);
 
 /* spare.c: a lease directory with its workspace, home, run and spool, owned as they must be. */
 sb_err *sb_lease_make_skeleton(const char *dir, bool root, int64_t uid, int64_t gid);
@@ -72,7 +71,9 @@ typedef struct sb_launch {
 	const char *init_path;
 	const char *rootfs;
 	bool network;
+	const char *const *hide_paths; /* sb_sandbox_config.hide_paths */
 	uint64_t nofile, nproc, spool_max;
+	uint64_t tmpfs_bytes; /* size of /tmp and /dev/shm */
 	const char *oom_file; /* NULL = none */
 	char *const *cgroups; /* to join before exec'ing bwrap */
 	bool drop_privs;
@@ -92,6 +93,18 @@ void sb_children_wait_begin(void);
 void sb_children_wait_end(void);
 /* /proc/<pid>/stat starttime, -1 when gone. */
 long long sb_proc_start_time(int pid);
+
+/* ---- netns.c */
+/* Is what full network needs here (slirp4netns; nft when root)? */
+sb_err *sb_net_check(void);
+/* As root: the nftables rule rejecting traffic from uid's sockets to the host's own addresses
+ * (once per process). No-op otherwise. */
+sb_err *sb_net_host_guard(int64_t uid);
+/* A memfd with the resolv.conf of a full-network sandbox. */
+sb_err *sb_net_resolv_conf(int *fd_out);
+/* Attach slirp4netns to the network namespace of init_pid, detached and as l's user; returns
+ * once the interface is configured. It exits when exit_rd reaches EOF. */
+sb_err *sb_net_start(const sb_sandbox *sb, const sb_launch *l, int init_pid, int exit_rd, int log);
 
 /* ---- ctl.c */
 /* One request/response round trip with sandbar-init on a fresh connection. fds are sent with

@@ -608,10 +608,30 @@ static void send_refusal(sbs_req *r)
 }
 
 /* First call: everything that can be decided from the request line and headers. */
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                       const char *value)
+{
+	(void)kind;
+	*(size_t *)cls += strlen(key) + 2 + (value ? strlen(value) : 0) + 2; /* "k: v\r\n" */
+	return MHD_YES;
+}
+
 static void begin(sbs_req *r, const char *method)
 {
 	sbs_server *srv = r->srv;
 	r->method = sb_xstrdup(method);
+	/* The limit /v1/health advertises is the one enforced (MHD's own bound is the connection
+	 * memory, twice as large): request line plus header fields. */
+	size_t hbytes = strlen(method) + 1 + strlen(r->raw_target) + 11;
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, add_header_size, &hbytes);
+	if (hbytes > srv->limits.max_header_bytes) {
+		char *m = sb_strfmt("request headers of %zu bytes exceed the limit of %zu", hbytes,
+		                    srv->limits.max_header_bytes);
+		r->path = sb_xstrdup(r->raw_target);
+		refuse(r, 431, "request_header_fields_too_large", m);
+		free(m);
+		return;
+	}
 	const char *q = strchr(r->raw_target, '?');
 	size_t plen = q ? (size_t)(q - r->raw_target) : strlen(r->raw_target);
 	char *raw_path = sb_xstrndup(r->raw_target, plen);

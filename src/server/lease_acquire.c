@@ -179,6 +179,7 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 	l->sb = sb;
 	l->info.state = SBS_LEASE_ACTIVE;
 	l->info.enforced = si.enforced;
+	l->info.limits = si.limits; /* the limits in force: the defaults filled in */
 	if (si.expires_at_ms)
 		l->info.expires_ms = si.expires_at_ms;
 	sbs_lease_info copy;

@@ -90,6 +90,10 @@ json_t *sbs_lease_info_json(const sbs_lease_info *li)
 	json_object_set_new(lim, "cpu_weight", json_integer((json_int_t)li->limits.cpu_weight));
 	json_object_set_new(lim, "nofile", json_integer((json_int_t)li->limits.nofile));
 	json_object_set_new(lim, "nproc", json_integer((json_int_t)li->limits.nproc));
+	json_object_set_new(
+	    lim, "tmpfs_bytes",
+	    json_integer((json_int_t)(li->limits.memory_bytes ? li->limits.memory_bytes
+	                                                      : SB_SANDBOX_TMPFS_DEFAULT)));
 	json_object_set_new(j, "limits", lim);
 	json_t *enf = json_object();
 	json_object_set_new(enf, "memory", json_boolean(li->enforced.memory));

@@ -117,6 +117,10 @@ static sb_err *split_path(const char *raw, char **segs, size_t *nsegs)
 		if (!err &&
 		    (strcmp(sb_buf_cstr(&b), ".") == 0 || strcmp(sb_buf_cstr(&b), "..") == 0))
 			err = sb_err_new(SB_E_INVAL, "\".\" and \"..\" segments are not allowed");
+		/* a decoded '/' would turn one parameter into two path segments */
+		if (!err && memchr(sb_buf_cstr(&b), '/', b.len))
+			err = sb_err_new(SB_E_INVAL,
+			                 "an encoded '/' (%%2F) is not allowed in a path segment");
 		if (!err && *nsegs >= MAX_SEGS)
 			err = sb_err_new(SB_E_INVAL, "more than %d path segments", MAX_SEGS);
 		if (err) {

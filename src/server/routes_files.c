@@ -99,11 +99,18 @@ static void split_rel(const char *rel, char **parent, const char **name)
 	}
 }
 
+/* The workspace directory, opened through its O_PATH descriptor (as the owner, who may not be
+ * able to traverse the state directory's path). */
+static int open_ws(int ws_fd)
+{
+	return openat(ws_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
 /* Open the parent directory of rel beneath the workspace (creating it when mkdirs). */
-static sb_err *open_parent(const char *ws, const char *rel, bool mkdirs, int *pfd,
+static sb_err *open_parent(const char *ws, int ws_fd, const char *rel, bool mkdirs, int *pfd,
                            const char **name, char **parent)
 {
-	int root = open(ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int root = open_ws(ws_fd);
 	if (root < 0)
 		return sb_err_sys(errno, "opening workspace %s", ws);
 	split_rel(rel, parent, name);
@@ -121,7 +128,8 @@ static sb_err *open_parent(const char *ws, const char *rel, bool mkdirs, int *pf
 /* ------------------------------------------------------------------ PUT file */
 
 typedef struct put_job {
-	const char *ws;
+	const char *ws; /* for messages */
+	int ws_fd;      /* O_PATH of the workspace: reachable whatever its ancestors' modes */
 	const char *rel;
 	int src;
 	mode_t mode;
@@ -146,7 +154,7 @@ static sb_err *put_as_owner(void *ud)
 		tmp = sb_strfmt(".sbtmp-%s", rnd);
 	}
 	tmp_rel = parent[0] ? sb_strfmt("%s/%s", parent, tmp) : sb_xstrdup(tmp);
-	root = open(j->ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	root = open_ws(j->ws_fd);
 	if (root < 0) {
 		err = sb_err_sys(errno, "opening workspace %s", j->ws);
 		goto out;
@@ -231,6 +239,7 @@ static void h_put_file(sbs_req *r, void *ud)
 		return;
 	uint64_t size = 0;
 	put_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
+	             .ws_fd = sb_sandbox_workspace_fd(sbs_lease_sandbox(l)),
 	             .rel = rel,
 	             .src = sbs_req_body_fd(r, &size),
 	             .mode = mode};
@@ -250,7 +259,8 @@ static void h_put_file(sbs_req *r, void *ud)
 /* ------------------------------------------------------------------ GET file */
 
 typedef struct get_job {
-	const char *ws;
+	const char *ws; /* for messages */
+	int ws_fd;      /* O_PATH of the workspace: reachable whatever its ancestors' modes */
 	const char *rel;
 	int dst;
 	int info_fd; /* the mode goes back through a pipe (the job may run in a child) */
@@ -259,7 +269,7 @@ typedef struct get_job {
 static sb_err *get_as_owner(void *ud)
 {
 	get_job *j = ud;
-	int root = open(j->ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int root = open_ws(j->ws_fd);
 	if (root < 0)
 		return sb_err_sys(errno, "opening workspace %s", j->ws);
 	int fd = -1;
@@ -297,6 +307,7 @@ static void h_get_file(sbs_req *r, void *ud)
 		err = sb_err_sys(errno, "pipe");
 	if (!err) {
 		get_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
+		             .ws_fd = sb_sandbox_workspace_fd(sbs_lease_sandbox(l)),
 		             .rel = rel,
 		             .dst = spool,
 		             .info_fd = pp[1]};
@@ -330,7 +341,8 @@ static void h_get_file(sbs_req *r, void *ud)
 /* ------------------------------------------------------------------ DELETE file */
 
 typedef struct del_job {
-	const char *ws;
+	const char *ws; /* for messages */
+	int ws_fd;      /* O_PATH of the workspace: reachable whatever its ancestors' modes */
 	const char *rel;
 	bool recursive;
 } del_job;
@@ -341,7 +353,7 @@ static sb_err *del_as_owner(void *ud)
 	int pfd = -1;
 	char *parent = NULL;
 	const char *name = NULL;
-	sb_err *err = open_parent(j->ws, j->rel, false, &pfd, &name, &parent);
+	sb_err *err = open_parent(j->ws, j->ws_fd, j->rel, false, &pfd, &name, &parent);
 	if (err)
 		goto out;
 	if (unlinkat(pfd, name, 0) == 0)
@@ -382,6 +394,7 @@ static void h_delete_file(sbs_req *r, void *ud)
 	if (!l)
 		return;
 	del_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
+	             .ws_fd = sb_sandbox_workspace_fd(sbs_lease_sandbox(l)),
 	             .rel = rel,
 	             .recursive = rq && (strcmp(rq, "1") == 0 || strcmp(rq, "true") == 0)};
 	sb_err *err = sb_sandbox_as_owner(sbs_lease_sandbox(l), del_as_owner, &j);
@@ -397,9 +410,9 @@ static void h_delete_file(sbs_req *r, void *ud)
 
 /* Open the directory rel beneath the workspace; "" is the workspace itself. Runs as the lease
  * owner. */
-static sb_err *open_dir_beneath(const char *ws, const char *rel, int *out)
+static sb_err *open_dir_beneath(const char *ws, int ws_fd, const char *rel, int *out)
 {
-	int root = open(ws, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int root = open_ws(ws_fd);
 	if (root < 0)
 		return sb_err_sys(errno, "opening workspace %s", ws);
 	if (!rel[0]) {
@@ -493,7 +506,8 @@ static void h_put_workspace(sbs_req *r, void *ud)
 }
 
 typedef struct ws_get_job {
-	const char *ws;
+	const char *ws; /* for messages */
+	int ws_fd;      /* O_PATH of the workspace: reachable whatever its ancestors' modes */
 	const char *rel;
 	const sb_excludes *ex;
 	int dst;
@@ -503,7 +517,7 @@ static sb_err *ws_get_as_owner(void *ud)
 {
 	ws_get_job *j = ud;
 	int dfd = -1;
-	sb_err *err = open_dir_beneath(j->ws, j->rel, &dfd);
+	sb_err *err = open_dir_beneath(j->ws, j->ws_fd, j->rel, &dfd);
 	if (err)
 		return err;
 	char *dir = sb_strfmt("/proc/self/fd/%d", dfd);
@@ -567,6 +581,7 @@ static void h_get_workspace(sbs_req *r, void *ud)
 	sb_err *err = sbs_req_spool_file(r, &spool);
 	if (!err) {
 		ws_get_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
+		                .ws_fd = sb_sandbox_workspace_fd(sbs_lease_sandbox(l)),
 		                .rel = rel,
 		                .ex = &ex,
 		                .dst = spool};

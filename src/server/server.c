@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -110,6 +111,41 @@ static void remember_nonce(void *ud, const char *key, int64_t expires_s)
 	sbs_auth_remember(ud, key, expires_s);
 }
 
+/* A secret (token, HMAC keys) must be readable by nobody but us: not by group or others and
+ * not by the user sandboxes run as (a sandboxed process that reads it owns the daemon). */
+static sb_err *check_secret_file(const char *what, const char *path, int64_t sandbox_uid)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return sb_err_sys(errno, "reading the %s %s", what, path);
+	if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH))
+		return sb_err_new(SB_E_INVAL,
+		                  "the %s %s is accessible by group or others (mode %04o): anyone "
+		                  "who reads it controls the daemon; fix it with `chmod 600 %s`",
+		                  what, path, (unsigned)(st.st_mode & 07777), path);
+	if (sandbox_uid > 0 && (int64_t)st.st_uid == sandbox_uid)
+		return sb_err_new(
+		    SB_E_INVAL,
+		    "the %s %s belongs to the sandbox user (uid %lld), so sandboxed "
+		    "code could read it; fix it with `chown root:root %s && chmod 600 %s`",
+		    what, path, (long long)sandbox_uid, path, path);
+	return NULL;
+}
+
+/* The host uid sandboxes run as, or -1 when we are not root (they then run as us). */
+static int64_t sandbox_uid_of(const sb_sandbox_config *sc)
+{
+	if (geteuid() != 0)
+		return -1;
+	if (sc->host_uid >= 0)
+		return sc->host_uid;
+	struct passwd pw, *res = NULL;
+	char buf[4096];
+	if (getpwnam_r(SB_SANDBOX_USER_DEFAULT, &pw, buf, sizeof buf, &res) != 0 || !res)
+		return -1;
+	return (int64_t)pw.pw_uid;
+}
+
 static sb_err *read_token(const sb_server_config *cfg, char **out)
 {
 	*out = NULL;
@@ -119,7 +155,11 @@ static sb_err *read_token(const sb_server_config *cfg, char **out)
 	}
 	if (cfg->token_file) {
 		sb_buf b = SB_BUF_INIT;
-		sb_err *err = sb_read_file(cfg->token_file, 4096, &b);
+		sb_err *err =
+		    check_secret_file("token file", cfg->token_file, sandbox_uid_of(&cfg->sandbox));
+		if (err)
+			return err;
+		err = sb_read_file(cfg->token_file, 4096, &b);
 		if (err)
 			return sb_err_prefix(err, "reading the token file");
 		size_t n = b.len;
@@ -197,13 +237,24 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
 		if (*strs[i])
 			*strs[i] = sb_xstrdup(*strs[i]);
+	/* no sandbox sees the daemon's state, socket or secrets (whatever their modes) */
+	const char *hide[] = {srv->state_dir, cfg->socket_path, cfg->token_file,
+	                      cfg->hmac_keys_file, cfg->tls_key_file};
+	for (size_t i = 0; i < sizeof hide / sizeof hide[0]; i++)
+		if (hide[i])
+			sb_strv_push(&srv->hide_paths, hide[i]);
+	for (size_t i = 0; cfg->sandbox.hide_paths && cfg->sandbox.hide_paths[i]; i++)
+		sb_strv_push(&srv->hide_paths, cfg->sandbox.hide_paths[i]);
+	srv->sandbox.hide_paths = (const char *const *)srv->hide_paths;
 
 	char *token = NULL;
 	sb_hmac_keyring keys = {0};
 	sb_err *err = NULL;
 	if ((err = read_token(cfg, &token)))
 		goto fail;
-	if (cfg->hmac_keys_file && (err = sb_hmac_keyring_load(cfg->hmac_keys_file, &keys)))
+	if (cfg->hmac_keys_file && ((err = check_secret_file("HMAC key file", cfg->hmac_keys_file,
+	                                                     sandbox_uid_of(&cfg->sandbox))) ||
+	                            (err = sb_hmac_keyring_load(cfg->hmac_keys_file, &keys))))
 		goto fail;
 	if (s->tls_cert && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
 		err = sb_err_new(SB_E_UNSUPPORTED, "this libmicrohttpd was built without TLS");
@@ -636,6 +687,7 @@ void sb_server_free(sb_server *s)
 	free(srv->state_dir);
 	free(srv->tmp_dir);
 	free(srv->overlay_dir);
+	sb_strv_free(srv->hide_paths);
 	free(s->listen);
 	free(s->socket_path);
 	free(s->tls_cert);

@@ -20,6 +20,7 @@ struct sbs_server {
 	char *state_dir;
 	char *tmp_dir;             /* <state>/tmp: spooled uploads and downloads */
 	char *overlay_dir;         /* ".paperclip-runtime" */
+	char **hide_paths;         /* sandbox.hide_paths: state, socket, token, keys */
 	sb_sandbox_config sandbox; /* strings owned by the server */
 	sbs_router *router;
 	sbs_auth *auth;

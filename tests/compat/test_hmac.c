@@ -23,8 +23,8 @@ static int setup(void **state)
 {
 	(void)state;
 	keys_dir = sbt_mkdtemp("compat-hmac");
-	sbt_write_str(keys_dir, "keys",
-	              "# test keys\nk1 s3cret-one-0123456789\nk2 s3cret-two-0123456789\n");
+	const char *keys = "# test keys\nk1 s3cret-one-0123456789\nk2 s3cret-two-0123456789\n";
+	sbt_write(keys_dir, "keys", keys, strlen(keys), 0600); /* the daemon refuses 0644 */
 	char *path = sbt_path(keys_dir, "keys");
 	ct_daemon_start_ex(&D, NULL, path, "bridge.test:7469", 0);
 	free(path);

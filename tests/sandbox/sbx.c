@@ -51,7 +51,7 @@ char *sbx_state_dir(void)
 	}
 	char tmpl[] = "/tmp/sbx-state-XXXXXX";
 	char *dir = mkdtemp(tmpl);
-	assert_non_null(dir); /* 0700: sb_sandbox_create makes it traversable (o+x) */
+	assert_non_null(dir); /* 0700, and stays so: sandboxes reach their leases anyway */
 	for (size_t i = 0; i < sizeof live_states / sizeof live_states[0]; i++)
 		if (!live_states[i]) {
 			live_states[i] = sb_xstrdup(dir);

@@ -109,9 +109,16 @@ static void cpu_weight_sets_the_cgroup_share(void **s)
 	char *text = sbt_read(lease, "lease.json", NULL);
 	json_t *j = json_loads(text, 0, NULL);
 	assert_non_null(j);
-	const char *dir = json_string_value(json_array_get(json_object_get(j, "cgroups"), 0));
-	assert_non_null(dir);
-	char *shares = sbt_read(dir, "cpu.shares", NULL);
+	/* v1: one directory per controller (every lease also has the default pids limit): the
+	 * one with cpu.shares */
+	json_t *dirs = json_object_get(j, "cgroups");
+	const char *dir = NULL;
+	char *shares = NULL;
+	for (size_t k = 0; k < json_array_size(dirs) && !shares; k++) {
+		dir = json_string_value(json_array_get(dirs, k));
+		shares = dir ? sbt_read(dir, "cpu.shares", NULL) : NULL;
+	}
+	assert_non_null(shares);
 	assert_string_equal(shares, "2048\n");
 	/* and the sandbox is in it */
 	char *procs = sbt_read(dir, "cgroup.procs", NULL);

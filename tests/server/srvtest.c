@@ -174,14 +174,16 @@ void sbt_daemon_start(sbt_daemon *d, const sbt_daemon_opts *o)
 	if (o)
 		d->opts = *o;
 	d->dir = sbt_mkdtemp("srv");
-	/* Sandboxes run as an unprivileged user when we are root: let it reach its lease dir. */
-	chmod(d->dir, 0755);
+	/* d->dir stays 0700 (mkdtemp): sandboxes reach their lease directories wherever the state
+	 * directory is (issue 12). */
 	d->state_dir = sbt_path(d->dir, "state");
 	d->sock = sbt_path(d->dir, "sock");
 	d->port_file = sbt_path(d->dir, "port");
-	sbt_write_str(d->dir, "token", SBT_TOKEN "\n");
-	sbt_write_str(d->dir, "keys",
-	              "# test keys\n" SBT_KEY1 " " SBT_SECRET1 "\n" SBT_KEY2 " " SBT_SECRET2 "\n");
+	/* secrets 0600: the daemon refuses anything readable by others */
+	sbt_write(d->dir, "token", SBT_TOKEN "\n", strlen(SBT_TOKEN "\n"), 0600);
+	const char *keys =
+	    "# test keys\n" SBT_KEY1 " " SBT_SECRET1 "\n" SBT_KEY2 " " SBT_SECRET2 "\n";
+	sbt_write(d->dir, "keys", keys, strlen(keys), 0600);
 	if (d->opts.tls) {
 		assert_int_equal(
 		    sbt_sh("cd '%s' && openssl req -x509 -newkey rsa:2048 -nodes -days 2 "

@@ -22,7 +22,6 @@ static int setup(void **state)
 {
 	env *e = sb_xcalloc(1, sizeof *e);
 	e->dir = sbt_mkdtemp("lsvc");
-	chmod(e->dir, 0755);
 	sb_sandbox_config_init(&e->cfg);
 	e->cfg.state_dir = e->dir;
 	char *db = sbt_path(e->dir, "sandbar.db");
