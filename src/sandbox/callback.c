@@ -834,7 +834,7 @@ out:
 	return err;
 }
 
-sb_err *sb_callback_resume(sb_sandbox *sb, const sb_sandbox_config *cfg)
+sb_err *sb_callback_resume(sb_sandbox *sb, const sb_sandbox_config *cfg, bool relay)
 {
 	char *path = state_path(sb);
 	sb_buf b = SB_BUF_INIT;
@@ -860,7 +860,7 @@ sb_err *sb_callback_resume(sb_sandbox *sb, const sb_sandbox_config *cfg)
 	if (err)
 		goto out;
 	set_env(sb, c, token, (int)port);
-	if (cfg && cfg->run_callbacks && !sb->dead) {
+	if (relay && cfg && cfg->run_callbacks && !sb->dead) {
 		struct sbcb_relay *r = NULL;
 		if ((err = relay_start(sb, cfg, c, token, (int)port, &r)))
 			goto out;

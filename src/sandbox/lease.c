@@ -754,7 +754,7 @@ static sb_err *open_common(const sb_sandbox_config *cfg, const char *lease_id, b
 		                  "its spooled results stay readable until the lease is destroyed",
 		                  lease_id);
 	}
-	if ((err = sb_callback_resume(sb, cfg))) {
+	if ((err = sb_callback_resume(sb, cfg, need_alive))) {
 		/* the lease itself is fine; only its callback endpoint will not answer */
 		sb_warn("%s", err->msg);
 		sb_err_free(err);

@@ -95,8 +95,8 @@ sb_err *sb_ctl_reply_err(sb_sandbox *sb, const sbi_msg *reply, const char *what)
 sb_err *sb_callback_setup(sb_sandbox *sb, const sb_sandbox_config *cfg,
                           const sb_callback_config *c);
 /* On open: the exec environment of a lease with a callback, and its relay when
- * cfg->run_callbacks. */
-sb_err *sb_callback_resume(sb_sandbox *sb, const sb_sandbox_config *cfg);
+ * cfg->run_callbacks and relay (sb_sandbox_open, not the short-lived sb_sandbox_open_dead). */
+sb_err *sb_callback_resume(sb_sandbox *sb, const sb_sandbox_config *cfg, bool relay);
 /* Stop the relay (requests in flight finish on their own) and forget the environment. */
 void sb_callback_stop(sb_sandbox *sb);
 
