@@ -170,7 +170,7 @@ static void token_and_credentials_stay_on_their_side(void **state)
 	char *found = cbt_sh(&d, lease,
 	                     "s1=upstream-secret-; s2=Zq8Wv4Kt1Lp0; n=0; "
 	                     "for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do "
-	                     "c=$(tr '\\0' '\\n' < $f 2>/dev/null); "
+	                     "c=$(tr '\\0' '\\n' 2>/dev/null < $f); "
 	                     "case \"$c\" in *\"$s1$s2\"*) n=$((n+1));; esac; done; echo $n; "
 	                     "grep -rsl Zq8Wv4Kt1Lp0 /workspace /home /tmp /etc /run 2>/dev/null "
 	                     "| head -3; env | grep -c " CBT_SECRET_ENV);
