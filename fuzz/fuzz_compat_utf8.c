@@ -17,10 +17,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *s = (const char *)data + 1;
 	size_t n = size - 1;
 	sb_buf whole = SB_BUF_INIT, split = SB_BUF_INIT, carry = SB_BUF_INIT;
-	compat_utf8_repair(s, n, &whole);
+	sb_utf8_repair(s, n, &whole);
 	for (size_t off = 0; off < n; off += piece)
-		compat_utf8_feed(&carry, s + off, n - off < piece ? n - off : piece, false, &split);
-	compat_utf8_feed(&carry, "", 0, true, &split);
+		sb_utf8_feed(&carry, s + off, n - off < piece ? n - off : piece, false, &split);
+	sb_utf8_feed(&carry, "", 0, true, &split);
 	if (carry.len != 0 || whole.len != split.len ||
 	    memcmp(sb_buf_cstr(&whole), sb_buf_cstr(&split), whole.len) != 0)
 		abort();

@@ -127,6 +127,20 @@ void sb_tail_append(sb_tail *t, const void *p, size_t n);
  * kept tail is advanced to a UTF-8 code point boundary (at most 3 bytes) and *truncated is set. */
 void sb_tail_finish(sb_tail *t, sb_buf *out, bool *truncated);
 
+/* --------------------------------------------------------------- UTF-8 */
+
+/* Append the valid UTF-8 prefix of carry+data to out, replacing invalid sequences with U+FFFD.
+ * An incomplete sequence at the very end stays in carry (at most 3 bytes) unless final, when it
+ * becomes U+FFFD too. carry is a buffer the caller keeps per stream. */
+void sb_utf8_feed(sb_buf *carry, const char *data, size_t len, bool final, sb_buf *out);
+/* Whole-buffer form of sb_utf8_feed. */
+void sb_utf8_repair(const char *data, size_t len, sb_buf *out);
+/* Streaming validity check of carry+data: false at the first invalid sequence (or, when final,
+ * an incomplete one at the end); an incomplete tail otherwise waits in carry. */
+bool sb_utf8_check(sb_buf *carry, const char *data, size_t len, bool final);
+/* Append data (valid UTF-8, NULs allowed) escaped as the inside of a JSON string. */
+void sb_json_escape(const char *data, size_t len, sb_buf *out);
+
 /* --------------------------------------------------------------- strings */
 
 bool sb_str_has_prefix(const char *s, const char *prefix);

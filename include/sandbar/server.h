@@ -22,7 +22,7 @@ extern "C" {
 #define SB_SERVER_MAX_JSON_BYTES_DEFAULT (1u << 20)      /* JSON request bodies */
 #define SB_SERVER_MAX_JSON_DEPTH_DEFAULT 32
 #define SB_SERVER_MAX_UPLOAD_BYTES_DEFAULT (4ull << 30)    /* files and workspace uploads */
-#define SB_SERVER_OUTPUT_CAP_DEFAULT SB_OUTPUT_CAP_DEFAULT /* JSON exec result, per stream */
+#define SB_SERVER_OUTPUT_CAP_DEFAULT SB_SANDBOX_SPOOL_BYTES_DEFAULT /* JSON exec result */
 #define SB_SERVER_KEEPALIVE_MS_DEFAULT 15000               /* SSE ": keepalive" interval */
 #define SB_SERVER_REAP_MS_DEFAULT 1000                     /* reaper period */
 #define SB_SERVER_DRAIN_MS_DEFAULT 10000                   /* SIGTERM: wait for requests */
@@ -34,7 +34,9 @@ typedef struct sb_server_limits {
 	size_t max_json_bytes;
 	size_t max_json_depth;
 	uint64_t max_upload_bytes;
-	size_t output_cap;
+	/* The most output per stream a JSON exec result (native or bridge) returns; a longer one is
+	 * a 413 output_too_large, never a cut result. At most the sandbox spool size. */
+	uint64_t output_cap;
 	int64_t keepalive_ms;
 	int64_t reap_ms;
 	int64_t drain_ms;

@@ -34,6 +34,9 @@ static const char serve_help[] =
 	"      --expected-host HOST the Host signed requests must carry (pinning)\n"
 	"      --tls-cert FILE      serve HTTPS with this PEM certificate ...\n"
 	"      --tls-key FILE       ... and this PEM private key\n"
+	"      --max-output SIZE    most output per stream a JSON exec result returns whole\n"
+	"                           (default and maximum 1G, the sandbox spool); a longer one\n"
+	"                           is answered 413 output_too_large, never cut\n"
 	"      --log-json           log as JSON lines\n"
 	"  -v, --verbose            debug logging\n"
 	"  -h, --help               this text\n";
@@ -57,7 +60,7 @@ static void raise_nofile_limit(void)
 int cmd_serve(int argc, char **argv)
 {
 	enum { OPT_LISTEN = 256, OPT_SOCKET, OPT_NO_TCP, OPT_STATE_DIR, OPT_TOKEN_FILE, OPT_HMAC,
-	       OPT_HOST, OPT_CERT, OPT_KEY, OPT_LOG_JSON };
+	       OPT_HOST, OPT_CERT, OPT_KEY, OPT_LOG_JSON, OPT_MAX_OUTPUT };
 	static const struct option longopts[] = {
 		{"listen", required_argument, NULL, OPT_LISTEN},
 		{"socket", required_argument, NULL, OPT_SOCKET},
@@ -69,6 +72,7 @@ int cmd_serve(int argc, char **argv)
 		{"tls-cert", required_argument, NULL, OPT_CERT},
 		{"tls-key", required_argument, NULL, OPT_KEY},
 		{"log-json", no_argument, NULL, OPT_LOG_JSON},
+		{"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -91,6 +95,17 @@ int cmd_serve(int argc, char **argv)
 		case OPT_CERT: scfg.tls_cert_file = optarg; break;
 		case OPT_KEY: scfg.tls_key_file = optarg; break;
 		case OPT_LOG_JSON: sb_log_set_json(true); break;
+		case OPT_MAX_OUTPUT: {
+			uint64_t v = 0;
+			sb_err *e = sb_parse_size(optarg, &v);
+			if (e || v == 0) {
+				sb_err_free(e);
+				rc = cli_usage_error("serve", "--max-output needs a size such as 512M or 1G, not \"%s\"", optarg);
+				goto out;
+			}
+			scfg.limits.output_cap = v;
+			break;
+		}
 		case 'v': sb_log_set_level(SB_LOG_DEBUG); break;
 		case 'h': fputs(serve_help, stdout); goto out;
 		case ':': rc = cli_usage_error("serve", "option %s needs a value", argv[optind - 1]); goto out;

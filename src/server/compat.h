@@ -90,13 +90,4 @@ typedef struct compat_cmd {
  * then exec of the quoted command and args. malloc'd. */
 char *compat_exec_script(const compat_cmd *c);
 
-/* ---------------------------------------------------------------- UTF-8 */
-
-/* Append the valid UTF-8 prefix of carry+data to out, replacing invalid sequences with U+FFFD.
- * An incomplete sequence at the very end stays in carry (at most 3 bytes) unless final, when it
- * becomes U+FFFD too. carry is a buffer the caller keeps per stream. */
-void compat_utf8_feed(sb_buf *carry, const char *data, size_t len, bool final, sb_buf *out);
-/* Whole-buffer form. */
-void compat_utf8_repair(const char *data, size_t len, sb_buf *out);
-
 #endif

@@ -1,16 +1,17 @@
 /* POST /exec of the bridge protocol (§2.3, §2.6) on the daemon's exec service: the request is
  * composed into one `sh -c` script (profile, cd, stdin staged through a private temp file,
  * exec of the quoted command) with env values passed in the exec's environment, never in argv.
- * The answer is one JSON result, or with streamOutput an SSE stream of `stdout`/`stderr`
+ * The answer is one JSON result with both streams whole (streamed from the spool, up to the
+ * operator's --max-output; 413 past it, never a cut result), or with streamOutput an SSE stream of `stdout`/`stderr`
  * chunks (UTF-8 sequences never split between events), `complete` with the full result, or
  * `error`, with the daemon's SSE writer adding `: keepalive` every 15 s.
  *
- * Named sessions keep a cwd and an environment per (lease, sessionId) in memory; the session
- * "<id>-bridge" (the callback-bridge channel) is never streamed. A timeout in the default
+ * Named sessions keep a cwd and an environment per (lease, sessionId) in memory. A timeout in the default
  * session destroys the lease once no other exec runs (the bridge's destroy-after-execution);
  * in a named session it discards that session.
  */
 #include "server/compat_int.h"
+#include "server/exec_result.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -135,7 +136,10 @@ typedef struct exec_call {
 	              * (reusable) lease id never inherits an earlier owner's cwd or env */
 	bool named;
 	int64_t timeout_ms;
-	size_t cap;
+	uint64_t max_output; /* per stream; a longer output is an error, never a cut result */
+	sbs_result_json *result; /* the finished exec's JSON result, being written */
+	bool after_due;          /* after_exec runs once the result was written */
+	bool timed_out;
 	/* streaming */
 	sbs_sse *sse;
 	sbs_exec_cursor cur;
@@ -143,11 +147,16 @@ typedef struct exec_call {
 	sb_buf chunk;
 } exec_call;
 
+static void after_exec(exec_call *c);
+
 static void call_free(void *ud)
 {
 	exec_call *c = ud;
 	if (!c)
 		return;
+	sbs_result_json_free(c->result);
+	if (c->after_due)
+		after_exec(c);
 	if (c->x)
 		sbs_exec_free(c->x);
 	if (c->lease)
@@ -162,30 +171,50 @@ static void call_free(void *ud)
 	free(c);
 }
 
-static json_t *result_json(const exec_call *c, sb_exec_result *res)
+/* The bridge's result, {exitCode, signal, timedOut, stdout, stderr, stdoutTruncated,
+ * stderrTruncated}, with every byte of both streams (never a tail: a cut result would be
+ * taken for the whole by clients that read files back through exec). */
+static sb_err *start_result(exec_call *c, const sb_sandbox_exec_status *st)
 {
-	sb_buf out = SB_BUF_INIT, err = SB_BUF_INIT;
-	compat_utf8_repair(res->out.data ? res->out.data : "", res->out.len, &out);
-	compat_utf8_repair(res->err.data ? res->err.data : "", res->err.len, &err);
-	if (res->timed_out)
-		sb_buf_appendf(&err, "Command timed out after %lldms\n", (long long)c->timeout_ms);
-	json_t *j = json_pack(
-	    "{s:o, s:o, s:b, s:s%, s:s%, s:b, s:b}", "exitCode",
-	    res->has_exit_code && !res->timed_out ? json_integer(res->exit_code) : json_null(),
-	    "signal", res->signal[0] ? json_string(res->signal) : json_null(), "timedOut",
-	    res->timed_out, "stdout", out.data ? out.data : "", out.len, "stderr",
-	    err.data ? err.data : "", err.len, "stdoutTruncated", res->out_truncated,
-	    "stderrTruncated", res->err_truncated);
-	sb_buf_deinit(&out);
-	sb_buf_deinit(&err);
-	return j;
+	sb_err *err = sbs_result_check_size(st, c->max_output);
+	if (err)
+		return err;
+	c->timed_out = st->timed_out;
+	c->after_due = true;
+	c->result = sbs_result_json_new(c->x);
+	sb_buf h = SB_BUF_INIT;
+	if (st->has_exit_code && !st->timed_out)
+		sb_buf_appendf(&h, "{\"exitCode\":%d", st->exit_code);
+	else
+		sb_buf_appends(&h, "{\"exitCode\":null");
+	if (st->signal)
+		sb_buf_appendf(&h, ",\"signal\":\"%s\"", sb_signal_name(st->signal));
+	else
+		sb_buf_appends(&h, ",\"signal\":null");
+	sb_buf_appendf(&h, ",\"timedOut\":%s,\"stdout\":", st->timed_out ? "true" : "false");
+	sbs_result_json_text(c->result, sb_buf_cstr(&h));
+	sb_buf_deinit(&h);
+	char *note = st->timed_out ? sb_strfmt("Command timed out after %lldms\n",
+	                                       (long long)c->timeout_ms)
+	                           : NULL;
+	err = sbs_result_json_stream(c->result, SB_STREAM_STDOUT, st->stdout_size,
+	                             SBS_TEXT_REPAIRED, NULL);
+	if (!err) {
+		sbs_result_json_text(c->result, ",\"stderr\":");
+		err = sbs_result_json_stream(c->result, SB_STREAM_STDERR, st->stderr_size,
+		                             SBS_TEXT_REPAIRED, note);
+	}
+	sbs_result_json_text(c->result, ",\"stdoutTruncated\":false,\"stderrTruncated\":false}");
+	free(note);
+	return err;
 }
 
 /* After the command: a timeout discards a named session, or destroys a default-session lease
  * (deferred past any other exec) as the bridge's destroy-after-execution does. */
-static void after_exec(exec_call *c, const sb_exec_result *res)
+static void after_exec(exec_call *c)
 {
-	if (!res->timed_out)
+	c->after_due = false;
+	if (!c->timed_out)
 		return;
 	if (c->named) {
 		session_drop(c->owner, c->session_id);
@@ -208,18 +237,26 @@ static void after_exec(exec_call *c, const sb_exec_result *res)
 	session_drop(c->owner, NULL);
 }
 
-static sb_err *finish(exec_call *c, json_t **result)
+/* Wait for the end and prepare the result; after_exec runs once it is written. */
+static sb_err *finish(exec_call *c)
 {
-	sb_exec_result res;
-	sb_exec_result_init(&res);
 	sb_sandbox_exec_status st;
-	sb_err *err = sbs_exec_collect(c->x, c->cap, NULL, &res, &st);
-	if (!err) {
-		*result = result_json(c, &res);
-		after_exec(c, &res);
+	sb_err *err = sbs_exec_wait_end(c->x, NULL, &st);
+	return err ? err : start_result(c, &st);
+}
+
+static ssize_t result_fill(void *ud, char *buf, size_t max)
+{
+	exec_call *c = ud;
+	size_t got = 0;
+	sb_err *err = sbs_result_json_read(c->result, buf, max, &got);
+	if (err) {
+		/* Cut the response: a chunked body without its end tells the client. */
+		sb_warn("bridge exec result on lease %s: %s", c->lease_id, err->msg);
+		sb_err_free(err);
+		return -2;
 	}
-	sb_exec_result_deinit(&res);
-	return err;
+	return got ? (ssize_t)got : -1;
 }
 
 /* ---------------------------------------------------------------- streaming */
@@ -237,15 +274,42 @@ static sb_err *on_output(void *ud, sb_stream stream, uint64_t offset, const char
 {
 	(void)offset;
 	exec_call *c = ud;
-	compat_utf8_feed(&c->carry[stream], data, len, false, &c->chunk);
+	sb_utf8_feed(&c->carry[stream], data, len, false, &c->chunk);
 	emit_chunk(c, stream);
 	return NULL;
+}
+
+#define SSE_RESULT_PIECE (256u * 1024u)
+
+/* The `complete` event carries the whole result, written a piece per step so that a large one
+ * waits for the client instead of filling memory. False once the event is complete. */
+static bool write_complete(exec_call *c, sbs_sse *s)
+{
+	char *piece = sb_xmalloc(SSE_RESULT_PIECE);
+	size_t got = 0;
+	sb_err *err = sbs_result_json_read(c->result, piece, SSE_RESULT_PIECE, &got);
+	if (!err && got)
+		sbs_sse_raw(s, piece, got);
+	free(piece);
+	if (err) {
+		/* The event is half written: only cutting the stream can tell the client. */
+		sb_warn("bridge exec result on lease %s: %s", c->lease_id, err->msg);
+		sb_err_free(err);
+		sbs_sse_abort(s);
+		return false;
+	}
+	if (got)
+		return true;
+	sbs_sse_raw(s, "\n\n", 2);
+	return false;
 }
 
 static bool sse_step(void *ud, sbs_sse *s, int64_t max_wait_ms)
 {
 	exec_call *c = ud;
 	c->sse = s;
+	if (c->result)
+		return write_complete(c, s);
 	if (sbs_sse_draining(s))
 		return false;
 	bool finished = false;
@@ -253,22 +317,21 @@ static bool sse_step(void *ud, sbs_sse *s, int64_t max_wait_ms)
 	    sbs_exec_pump(c->x, &c->cur, 256 * 1024, max_wait_ms, on_output, c, &finished, NULL);
 	if (!err && !finished)
 		return true;
-	json_t *result = NULL;
 	if (!err) {
 		/* Whatever is still held back can no longer complete. */
 		for (int st = SB_STREAM_STDOUT; st <= SB_STREAM_STDERR; st++) {
-			compat_utf8_feed(&c->carry[st], "", 0, true, &c->chunk);
+			sb_utf8_feed(&c->carry[st], "", 0, true, &c->chunk);
 			emit_chunk(c, (sb_stream)st);
 		}
-		err = finish(c, &result);
+		err = finish(c);
 	}
 	if (err) {
 		sbs_sse_event(s, "error", NULL, json_pack("{s:s}", "error", err->msg));
 		sb_err_free(err);
-	} else {
-		sbs_sse_event(s, "complete", NULL, result);
+		return false;
 	}
-	return false;
+	sbs_sse_raw(s, "event: complete\ndata: ", 22);
+	return true;
 }
 
 /* ---------------------------------------------------------------- parsing */
@@ -420,7 +483,7 @@ void compat_route_exec(sbs_req *r, void *ud)
 	c->owner = sb_strfmt("%s/%s", id, acq);
 	c->named = o.named;
 	c->timeout_ms = o.timeout_ms;
-	c->cap = srv->limits.output_cap;
+	c->max_output = srv->limits.output_cap;
 	c->cur.streams = (1u << SB_STREAM_STDOUT) | (1u << SB_STREAM_STDERR);
 	if ((err = sbs_leases_get(srv->leases, id, 0, &c->lease))) {
 		if (err->code == SB_E_STATE_LOST)
@@ -473,19 +536,22 @@ void compat_route_exec(sbs_req *r, void *ud)
 		                "starting the command on lease %s failed: %s", id, err->msg);
 		goto out;
 	}
-	/* The callback-bridge channel carries JSON, base64 and readiness payloads on stdout: it
-	 * always gets the single JSON answer. */
-	bool bridge_channel = o.named && sb_str_has_suffix(o.session_id, "-bridge");
-	if (compat_bool(body, "streamOutput", false) && !bridge_channel) {
+	if (compat_bool(body, "streamOutput", false)) {
 		sbs_reply_sse(r, sse_step, c, call_free);
 		c = NULL;
 		goto out;
 	}
-	json_t *result = NULL;
-	if ((err = finish(c, &result)))
-		sbs_reply_error(r, 500, "internal_error", "exec on lease %s: %s", id, err->msg);
-	else
-		sbs_reply_json(r, 200, result);
+	if ((err = finish(c))) {
+		if (err->code == SB_E_TOO_LARGE)
+			sbs_reply_error(r, 413, "output_too_large", "exec on lease %s: %s", id,
+			                err->msg);
+		else
+			sbs_reply_error(r, 500, "internal_error", "exec on lease %s: %s", id,
+			                err->msg);
+		goto out;
+	}
+	sbs_reply_stream(r, 200, "application/json", result_fill, c, call_free);
+	c = NULL;
 out:
 	call_free(c);
 	sb_err_free(err);

@@ -527,6 +527,32 @@ sb_err *sbs_exec_pump(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, int64_t
 	return NULL;
 }
 
+sb_err *sbs_exec_read(sbs_exec *x, sb_stream s, uint64_t offset, void *buf, size_t max,
+                      size_t *got)
+{
+	return sb_sandbox_exec_read(x->x, s, offset, buf, max, got);
+}
+
+static sb_err *ignore_out(void *ud, sb_stream s, uint64_t off, const char *d, size_t n)
+{
+	(void)ud, (void)s, (void)off, (void)d, (void)n;
+	return NULL;
+}
+
+sb_err *sbs_exec_wait_end(sbs_exec *x, sb_cancel *cancel, sb_sandbox_exec_status *st)
+{
+	sbs_exec_cursor none = {.streams = 0}; /* no stream: only the end is awaited */
+	for (bool finished = false; !finished;) {
+		if (cancel && sb_cancel_is_set(cancel))
+			return sb_err_new(SB_E_CANCELED, "canceled while waiting for exec %s",
+			                  sbs_exec_id(x));
+		sb_err *err = sbs_exec_pump(x, &none, 0, 500, ignore_out, NULL, &finished, st);
+		if (err)
+			return err;
+	}
+	return NULL;
+}
+
 typedef struct collect_ctx {
 	sb_tail tails[3];
 } collect_ctx;

@@ -67,6 +67,13 @@ typedef sb_err *(*sbs_output_fn)(void *ud, sb_stream stream, uint64_t offset, co
 sb_err *sbs_exec_pump(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, int64_t max_wait_ms,
                       sbs_output_fn fn, void *ud, bool *finished, sb_sandbox_exec_status *st);
 
+/* Read up to max bytes of a stream's spool at offset (fewer, or 0, at what is spooled so far). */
+sb_err *sbs_exec_read(sbs_exec *x, sb_stream s, uint64_t offset, void *buf, size_t max,
+                      size_t *got);
+/* Wait for the exec to end, without reading its output; st receives the final status.
+ * cancel may be NULL; SB_E_CANCELED when it is set first. */
+sb_err *sbs_exec_wait_end(sbs_exec *x, sb_cancel *cancel, sb_sandbox_exec_status *st);
+
 /* Wait for the end and gather the result (the last cap bytes per stream). cancel may be NULL. */
 sb_err *sbs_exec_collect(sbs_exec *x, size_t cap, sb_cancel *cancel, sb_exec_result *res,
                          sb_sandbox_exec_status *st);

@@ -459,6 +459,8 @@ struct sbs_sse {
 	size_t pos;
 	int64_t last_ms; /* last time anything was queued */
 	bool done;
+	bool aborted; /* cut the stream: the client must not take it for complete */
+	bool partial; /* an event is half written (sbs_sse_raw): no keepalive may cut in */
 	sbs_sse_step step;
 	void *ud;
 	void (*free_ud)(void *ud);
@@ -482,6 +484,20 @@ void sbs_sse_comment(sbs_sse *s, const char *text)
 	s->last_ms = sb_mono_ms();
 }
 
+void sbs_sse_raw(sbs_sse *s, const void *data, size_t len)
+{
+	sb_buf_append(&s->buf, data, len);
+	s->last_ms = sb_mono_ms();
+	const char *d = data;
+	s->partial = !(len >= 2 && d[len - 2] == '\n' && d[len - 1] == '\n');
+}
+
+void sbs_sse_abort(sbs_sse *s)
+{
+	s->aborted = true;
+	s->done = true;
+}
+
 bool sbs_sse_draining(const sbs_sse *s)
 {
 	return s->srv->draining != 0;
@@ -498,20 +514,24 @@ size_t sbs_sse_pending(const sbs_sse *s)
 static ssize_t sse_fill(void *ud, char *out, size_t max)
 {
 	sbs_sse *s = ud;
+	if (s->aborted)
+		return -2;
 	while (s->pos >= s->buf.len) {
 		sb_buf_clear(&s->buf);
 		s->pos = 0;
 		if (s->done || s->srv->draining)
-			return -1;
+			return s->partial ? -2 : -1; /* a half event must not look complete */
 		int64_t ka = s->srv->limits.keepalive_ms;
 		int64_t left = s->last_ms + ka - sb_mono_ms();
-		if (left <= 0) {
+		if (left <= 0 && !s->partial) {
 			sbs_sse_comment(s, "keepalive");
 			break;
 		}
-		int64_t wait = left < SSE_STEP_MAX_MS ? left : SSE_STEP_MAX_MS;
+		int64_t wait = left < SSE_STEP_MAX_MS ? (left > 0 ? left : 0) : SSE_STEP_MAX_MS;
 		if (!s->step(s->ud, s, wait))
 			s->done = true;
+		if (s->aborted)
+			return -2;
 	}
 	size_t n = s->buf.len - s->pos;
 	if (n > max)

@@ -163,6 +163,12 @@ typedef bool (*sbs_sse_step)(void *ud, sbs_sse *s, int64_t max_wait_ms);
 void sbs_reply_sse(sbs_req *r, sbs_sse_step step, void *ud, void (*free_ud)(void *ud));
 /* "event: <type>\n[id: <id>\n]data: <compact JSON>\n\n"; steals data. id may be NULL. */
 void sbs_sse_event(sbs_sse *s, const char *type, const char *id, json_t *data);
+/* Raw bytes of an event being written in pieces (a large `data:` line); the producer writes the
+ * "event:"/"data: " framing and the final blank line itself. */
+void sbs_sse_raw(sbs_sse *s, const void *data, size_t len);
+/* End the stream as cut (the connection is closed without the chunked terminator), for a
+ * producer that cannot finish an event it began. */
+void sbs_sse_abort(sbs_sse *s);
 /* ": <text>\n\n" */
 void sbs_sse_comment(sbs_sse *s, const char *text);
 /* True once the server started draining: stop producing. */

@@ -2,8 +2,10 @@
  * and resumable output, signals and processes. File and workspace routes are in
  * routes_files.c. Handlers validate input (400 naming the field), call the lease and exec
  * services, and map outcomes to the documented status codes. */
+#include "server/exec_result.h"
 #include "server/server_int.h"
 
+#include <assert.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -441,54 +443,104 @@ static void reply_exec_sse(sbs_req *r, sbs_exec *x, const sbs_exec_cursor *cur, 
 	sbs_reply_sse(r, sse_step, e, sse_exec_free);
 }
 
-static json_t *text_or_null(const sb_buf *b)
+static ssize_t result_fill(void *ud, char *buf, size_t max)
 {
-	json_t *s = json_stringn(b->data ? b->data : "", b->len);
-	return s ? s : json_null(); /* not UTF-8: the _b64 field has the bytes */
+	size_t got = 0;
+	sb_err *err = sbs_result_json_read(ud, buf, max, &got);
+	if (err) {
+		/* Cut the response: a chunked body without its end tells the client. */
+		sb_warn("exec result: %s", err->msg);
+		sb_err_free(err);
+		return -2;
+	}
+	return got ? (ssize_t)got : -1;
+}
+
+static void result_free(void *ud)
+{
+	sbs_result_json_free(ud);
+}
+
+/* The end fields, pid, both streams whole as text (null when not UTF-8) and as base64, and the
+ * times, streamed from the spool: never a tail, never the whole output in memory. */
+static sb_err *result_writer(sbs_exec *x, const sb_sandbox_exec_status *st, sbs_result_json **out)
+{
+	sbs_result_json *w = sbs_result_json_new(x);
+	json_t *j = end_json(st);
+	json_object_set_new(j, "pid", json_integer(st->pid));
+	json_object_set_new(j, "stdout_truncated", json_false());
+	json_object_set_new(j, "stderr_truncated", json_false());
+	char t[SB_ISO8601_LEN];
+	sb_iso8601(st->started_at_ms, t);
+	json_object_set_new(j, "started_at", json_string(t));
+	sb_iso8601(st->finished_at_ms, t);
+	json_object_set_new(j, "finished_at", json_string(t));
+	json_object_set_new(j, "duration_ms", json_integer(st->finished_at_ms - st->started_at_ms));
+	char *head = sb_json_dumps(j);
+	json_decref(j);
+	size_t n = strlen(head);
+	assert(n >= 2 && head[n - 1] == '}');
+	head[n - 1] = '\0'; /* the object goes on with the streams */
+	sbs_result_json_text(w, head);
+	free(head);
+	static const struct {
+		const char *key;
+		sb_stream s;
+		sbs_text_enc enc;
+	} fields[] = {
+	    {",\"stdout\":", SB_STREAM_STDOUT, SBS_TEXT_STRICT},
+	    {",\"stderr\":", SB_STREAM_STDERR, SBS_TEXT_STRICT},
+	    {",\"stdout_b64\":", SB_STREAM_STDOUT, SBS_TEXT_BASE64},
+	    {",\"stderr_b64\":", SB_STREAM_STDERR, SBS_TEXT_BASE64},
+	};
+	sb_err *err = NULL;
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !err; i++) {
+		sbs_result_json_text(w, fields[i].key);
+		uint64_t len =
+		    fields[i].s == SB_STREAM_STDOUT ? st->stdout_size : st->stderr_size;
+		err = sbs_result_json_stream(w, fields[i].s, len, fields[i].enc, NULL);
+	}
+	sbs_result_json_text(w, "}");
+	if (err) {
+		sbs_result_json_free(w);
+		return err;
+	}
+	*out = w;
+	return NULL;
 }
 
 static void reply_exec_json(sbs_req *r, sbs_exec *x)
 {
 	sbs_server *srv = sbs_req_server(r);
-	sb_exec_result res;
-	sb_exec_result_init(&res);
 	sb_sandbox_exec_status st;
-	sb_err *err = sbs_exec_collect(x, srv->limits.output_cap, srv->drain_cancel, &res, &st);
+	sb_err *err = sbs_exec_wait_end(x, srv->drain_cancel, &st);
+	if (err && err->code == SB_E_CANCELED) {
+		/* The command keeps running; its result stays readable after a restart. */
+		sbs_reply_error_details(
+		    r, 503, "shutting_down", json_pack("{s:s}", "exec_id", sbs_exec_id(x)),
+		    "the daemon is shutting down; the command keeps running: read its end "
+		    "with GET .../execs/%s/output",
+		    sbs_exec_id(x));
+		sb_err_free(err);
+		return;
+	}
+	if (!err && (err = sbs_result_check_size(&st, srv->limits.output_cap)) &&
+	    err->code == SB_E_TOO_LARGE) {
+		sbs_reply_error_details(r, 413, "output_too_large",
+		                        json_pack("{s:s}", "exec_id", sbs_exec_id(x)), "%s",
+		                        err->msg);
+		sb_err_free(err);
+		return;
+	}
+	sbs_result_json *w = NULL;
+	if (!err)
+		err = result_writer(x, &st, &w);
 	if (err) {
-		sb_exec_result_deinit(&res);
-		if (err->code == SB_E_CANCELED) {
-			/* The command keeps running; its result stays readable after a restart. */
-			sbs_reply_error_details(
-			    r, 503, "shutting_down", json_pack("{s:s}", "exec_id", sbs_exec_id(x)),
-			    "the daemon is shutting down; the command keeps running: read its end "
-			    "with GET .../execs/%s/output",
-			    sbs_exec_id(x));
-			sb_err_free(err);
-			return;
-		}
 		sbs_reply_err(r, err);
 		return;
 	}
-	sb_buf o64 = SB_BUF_INIT, e64 = SB_BUF_INIT;
-	sb_b64_encode(res.out.data ? res.out.data : "", res.out.len, &o64);
-	sb_b64_encode(res.err.data ? res.err.data : "", res.err.len, &e64);
-	json_t *j = end_json(&st);
-	json_object_set_new(j, "pid", json_integer(res.pid));
-	json_object_set_new(j, "stdout", text_or_null(&res.out));
-	json_object_set_new(j, "stderr", text_or_null(&res.err));
-	json_object_set_new(j, "stdout_b64", json_string(sb_buf_cstr(&o64)));
-	json_object_set_new(j, "stderr_b64", json_string(sb_buf_cstr(&e64)));
-	json_object_set_new(j, "stdout_truncated", json_boolean(res.out_truncated));
-	json_object_set_new(j, "stderr_truncated", json_boolean(res.err_truncated));
-	json_object_set_new(j, "truncated", json_boolean(res.out_truncated || res.err_truncated));
-	json_object_set_new(j, "started_at", json_string(res.started_at));
-	json_object_set_new(j, "finished_at", json_string(res.finished_at));
-	json_object_set_new(j, "duration_ms", json_integer(res.duration_ms));
-	sb_buf_deinit(&o64);
-	sb_buf_deinit(&e64);
-	sb_exec_result_deinit(&res);
 	sbs_req_add_header(r, "X-Sandbar-Exec-Id", sbs_exec_id(x));
-	sbs_reply_json(r, 200, j);
+	sbs_reply_stream(r, 200, "application/json", result_fill, w, result_free);
 }
 
 static void exec_free_cb(void *ud)

@@ -161,6 +161,12 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	*out = NULL;
 	if (!!cfg->tls_cert_file != !!cfg->tls_key_file)
 		return sb_err_new(SB_E_INVAL, "--tls-cert and --tls-key go together");
+	if (cfg->limits.output_cap > SB_SANDBOX_SPOOL_BYTES_DEFAULT)
+		return sb_err_new(SB_E_INVAL,
+		                  "--max-output %llu is over the %llu bytes a sandbox spools per "
+		                  "stream: a larger result could never be complete",
+		                  (unsigned long long)cfg->limits.output_cap,
+		                  (unsigned long long)SB_SANDBOX_SPOOL_BYTES_DEFAULT);
 	sb_server *s = sb_xcalloc(1, sizeof *s);
 	sbs_server *srv = &s->srv;
 	s->stop_fd = -1;

@@ -26,6 +26,16 @@ void ct_daemon_start(ct_daemon *d, const char *token, const char *hmac_keys_file
 void ct_daemon_start_ex(ct_daemon *d, const char *token, const char *hmac_keys_file,
                         const char *expected_host, int64_t keepalive_ms)
 {
+	ct_daemon_opts o = {.token = token,
+	                    .hmac_keys_file = hmac_keys_file,
+	                    .expected_host = expected_host,
+	                    .keepalive_ms = keepalive_ms};
+	ct_daemon_start_opts(d, &o);
+}
+
+void ct_daemon_start_opts(ct_daemon *d, const ct_daemon_opts *o)
+{
+	const char *token = o->token;
 	memset(d, 0, sizeof(*d));
 	d->state_dir = sbt_mkdtemp("compat-state");
 	int p[2];
@@ -48,9 +58,10 @@ void ct_daemon_start_ex(ct_daemon *d, const char *token, const char *hmac_keys_f
 		cfg.listen = "127.0.0.1:0";
 		cfg.state_dir = d->state_dir;
 		cfg.token = token;
-		cfg.hmac_keys_file = hmac_keys_file;
-		cfg.expected_host = expected_host;
-		cfg.limits.keepalive_ms = keepalive_ms;
+		cfg.hmac_keys_file = o->hmac_keys_file;
+		cfg.expected_host = o->expected_host;
+		cfg.limits.keepalive_ms = o->keepalive_ms;
+		cfg.limits.output_cap = o->max_output;
 		cfg.access_log = false;
 		if (!token)
 			unsetenv("SANDBAR_TOKEN");

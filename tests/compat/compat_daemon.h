@@ -22,6 +22,13 @@ void ct_daemon_start(ct_daemon *d, const char *token, const char *hmac_keys_file
  * (0 = the daemon's default). */
 void ct_daemon_start_ex(ct_daemon *d, const char *token, const char *hmac_keys_file,
                         const char *expected_host, int64_t keepalive_ms);
+/* All the knobs: zero/NULL fields take the daemon's defaults. */
+typedef struct ct_daemon_opts {
+	const char *token, *hmac_keys_file, *expected_host;
+	int64_t keepalive_ms;
+	uint64_t max_output; /* --max-output */
+} ct_daemon_opts;
+void ct_daemon_start_opts(ct_daemon *d, const ct_daemon_opts *o);
 /* SIGTERM, wait, remove the state directory (sandboxes destroyed first). */
 void ct_daemon_stop(ct_daemon *d);
 

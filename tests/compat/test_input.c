@@ -176,7 +176,7 @@ static void utf8_repair_keeps_valid_text_and_replaces_the_rest(void **state)
 {
 	(void)state;
 	sb_buf out = SB_BUF_INIT;
-	compat_utf8_repair("a\xc3\xa9\xff"
+	sb_utf8_repair("a\xc3\xa9\xff"
 	                   "b\xed\xa0\x80"
 	                   "c\xf0\x9f\x98\x80",
 	                   14, &out);
@@ -188,15 +188,15 @@ static void utf8_repair_keeps_valid_text_and_replaces_the_rest(void **state)
 	/* "€" split over three feeds: nothing is emitted until it is whole. */
 	sb_buf carry = SB_BUF_INIT;
 	sb_buf_init(&out);
-	compat_utf8_feed(&carry, "x\xe2", 2, false, &out);
+	sb_utf8_feed(&carry, "x\xe2", 2, false, &out);
 	assert_string_equal(sb_buf_cstr(&out), "x");
-	compat_utf8_feed(&carry, "\x82", 1, false, &out);
+	sb_utf8_feed(&carry, "\x82", 1, false, &out);
 	assert_string_equal(sb_buf_cstr(&out), "x");
-	compat_utf8_feed(&carry, "\xac", 1, false, &out);
+	sb_utf8_feed(&carry, "\xac", 1, false, &out);
 	assert_string_equal(sb_buf_cstr(&out), "x\xe2\x82\xac");
 	/* An incomplete sequence at the very end becomes U+FFFD. */
-	compat_utf8_feed(&carry, "\xf0\x9f", 2, false, &out);
-	compat_utf8_feed(&carry, "", 0, true, &out);
+	sb_utf8_feed(&carry, "\xf0\x9f", 2, false, &out);
+	sb_utf8_feed(&carry, "", 0, true, &out);
 	assert_string_equal(sb_buf_cstr(&out), "x\xe2\x82\xac\xef\xbf\xbd");
 	assert_int_equal(carry.len, 0);
 	sb_buf_deinit(&carry);

@@ -438,15 +438,6 @@ static void bridge_exec_runs_commands_as_composed(void **state)
 		assert_error(&r, 400, "invalid_request");
 		ct_resp_deinit(&r);
 
-		/* The callback-bridge session never streams, even when asked to. */
-		json_t *br = exec_body(id, acq, "echo ready");
-		json_object_set_new(br, "streamOutput", json_true());
-		json_object_set_new(br, "sessionId", json_string("paperclip-bridge"));
-		ct_call(&ct_shared, "POST", path, br, &r);
-		assert_int_equal(r.status, 200);
-		assert_true(sb_str_has_prefix(r.content_type, "application/json"));
-		assert_string_equal(jstr(r.json, "stdout", NULL), "ready\n");
-		ct_resp_deinit(&r);
 		free(ws);
 		free(path);
 		free(id);
