@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -780,6 +781,40 @@ static sb_err *relay_start(sb_sandbox *sb, const sb_sandbox_config *cfg, sb_call
 fail:
 	r->cfg = NULL; /* the caller's */
 	relay_unref(r);
+	return err;
+}
+
+sb_err *sb_callback_hosts_fd(const char *rootfs, const char *name, int *out)
+{
+	*out = -1;
+	char *path = sb_strfmt("%s/etc/hosts", rootfs ? rootfs : "");
+	sb_buf b = SB_BUF_INIT;
+	sb_err *err = sb_read_file(path, 1u << 20, &b);
+	free(path);
+	if (err && err->sys_errno == ENOENT) {
+		sb_err_free(err);
+		err = NULL;
+		sb_buf_appends(&b, "127.0.0.1\tlocalhost\n::1\tlocalhost\n");
+	}
+	if (err) {
+		sb_buf_deinit(&b);
+		return sb_err_prefix(err, "/etc/hosts for the callback bridge");
+	}
+	if (b.len && b.data[b.len - 1] != '\n')
+		sb_buf_appends(&b, "\n");
+	char *line = sb_strfmt("127.0.0.1\t%s\n", name);
+	sb_buf_appends(&b, line);
+	free(line);
+	int fd = memfd_create("hosts", MFD_CLOEXEC);
+	if (fd < 0)
+		err = sb_err_sys(errno, "memfd for /etc/hosts");
+	else if ((err = sb_write_all(fd, b.data, b.len)) || lseek(fd, 0, SEEK_SET) < 0) {
+		err = err ? err : sb_err_sys(errno, "rewinding /etc/hosts");
+		close(fd);
+	} else {
+		*out = fd;
+	}
+	sb_buf_deinit(&b);
 	return err;
 }
 

@@ -709,6 +709,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	    .uid = i->host_uid,
 	    .gid = i->host_gid,
 	    .started = sb_lease_save,
+	    .hosts_name = opts->callback ? opts->callback->host_name : NULL,
 	};
 	if ((err = sb_launch_sandbox(sb, &l)) ||
 	    (opts->callback && (err = sb_callback_setup(sb, cfg, opts->callback))))

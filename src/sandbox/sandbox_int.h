@@ -68,6 +68,7 @@ typedef struct sb_launch {
 	char *const *cgroups; /* to join before exec'ing bwrap */
 	bool drop_privs;
 	int64_t uid, gid;
+	const char *hosts_name; /* callback bridge name for /etc/hosts (127.0.0.1), or NULL */
 	/* Called once init's host pid is known, while init is still starting (may be NULL);
 	 * an error aborts the start. */
 	sb_err *(*started)(sb_sandbox *sb);
@@ -97,6 +98,8 @@ sb_err *sb_callback_setup(sb_sandbox *sb, const sb_sandbox_config *cfg,
 /* On open: the exec environment of a lease with a callback, and its relay when
  * cfg->run_callbacks and relay (sb_sandbox_open, not the short-lived sb_sandbox_open_dead). */
 sb_err *sb_callback_resume(sb_sandbox *sb, const sb_sandbox_config *cfg, bool relay);
+/* A sealed memfd with rootfs' (or the host's) /etc/hosts plus "127.0.0.1 name". */
+sb_err *sb_callback_hosts_fd(const char *rootfs, const char *name, int *out);
 /* Stop the relay (requests in flight finish on their own) and forget the environment. */
 void sb_callback_stop(sb_sandbox *sb);
 

@@ -225,6 +225,8 @@ char *sbs_lease_params_fingerprint(const sbs_lease_params *p)
 	json_object_set_new(j, "reuse_scope",
 	                    p->reuse_scope ? json_string(p->reuse_scope) : json_null());
 	json_object_set_new(j, "lease_id", p->lease_id ? json_string(p->lease_id) : json_null());
+	if (p->callback_json) /* only when given: fingerprints of other leases stay as they were */
+		json_object_set_new(j, "callback", json_string(p->callback_json));
 	/* jansson keeps insertion order; JSON_SORT_KEYS makes the text canonical anyway. */
 	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);

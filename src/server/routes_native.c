@@ -155,17 +155,23 @@ static sb_err *parse_acquire(const json_t *b, sbs_lease_params *p)
 }
 
 /* The `callback` field: checked against the operator's [callback NAME] entries (§9.11). */
-static sb_err *parse_callback(sbs_server *srv, const json_t *b, sb_callback_config **out)
+static sb_err *parse_callback(sbs_server *srv, const json_t *b, sb_callback_config **out,
+                              char **text_out)
 {
 	const json_t *cb = json_object_get(b, "callback");
 	if (!cb || json_is_null(cb))
 		return NULL;
 	if (!json_is_object(cb))
 		return sb_err_new(SB_E_INVAL, "\"callback\" must be an object");
-	char *text = sb_json_dumps(cb);
+	char *text = json_dumps(cb, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!text)
+		return sb_err_new(SB_E_INTERNAL, "serialising \"callback\"");
 	sb_err *err = sb_callback_config_from_json(text, strlen(text), srv->callbacks,
 	                                           srv->ncallbacks, out);
-	free(text);
+	if (err)
+		free(text);
+	else
+		*text_out = text;
 	return err;
 }
 
@@ -178,9 +184,12 @@ static void h_acquire(sbs_req *r, void *ud)
 		return;
 	sbs_lease_params p = {0};
 	sb_callback_config *cb = NULL;
+	char *cb_text = NULL;
 	sb_err *err = parse_acquire(b, &p);
-	if (!err && (err = parse_callback(srv, b, &cb)) == NULL)
+	if (!err && (err = parse_callback(srv, b, &cb, &cb_text)) == NULL) {
 		p.callback = cb;
+		p.callback_json = cb_text;
+	}
 	if (err) {
 		sbs_reply_err(r, err);
 		json_decref(b);
@@ -191,6 +200,7 @@ static void h_acquire(sbs_req *r, void *ud)
 	sbs_lease_info_init(&li);
 	err = sbs_leases_acquire(srv->leases, &p, &oc, &li);
 	sb_callback_config_free(cb);
+	free(cb_text);
 	json_decref(b);
 	if (err) {
 		const char *code;

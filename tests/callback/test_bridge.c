@@ -266,6 +266,23 @@ static void slow_post_409_indeterminate_sent_once(void **state)
 	destroy(lease);
 }
 
+static void host_name_in_hosts_url_and_no_proxy(void **state)
+{
+	(void)state;
+	char *lease = lease_with("\"hostName\":\"orchestrator.internal\"");
+	char *o = cbt_sh(&d, lease,
+	                 "getent hosts orchestrator.internal | cut -d' ' -f1; "
+	                 "echo \"$SANDBAR_CALLBACK_URL\" | cut -d: -f1,2; echo \"$NO_PROXY\"");
+	assert_string_equal(o, "127.0.0.1\nhttp://orchestrator.internal\n"
+	                       "localhost,127.0.0.1,::1,orchestrator.internal\n");
+	free(o);
+	cbt_result r;
+	cbt_call(&d, lease, "GET", "/api/items/3", NULL, 0, NULL, NULL, NULL, &r);
+	assert_int_equal(r.http, 200); /* Host: orchestrator.internal:<port> */
+	cbt_result_deinit(&r);
+	destroy(lease);
+}
+
 typedef struct bg_call {
 	const char *lease, *method, *path, *exec_id;
 	cbt_result r;
@@ -380,6 +397,7 @@ int main(void)
 	    cmocka_unit_test(oversized_body_413_upstream_untouched),
 	    cmocka_unit_test(slow_post_409_indeterminate_sent_once),
 	    cmocka_unit_test(queue_full_503),
+	    cmocka_unit_test(host_name_in_hosts_url_and_no_proxy),
 	    cmocka_unit_test(daemon_killed_mid_post_no_duplicate),
 	};
 	if (getenv("CBT_ONLY"))
