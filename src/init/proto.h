@@ -59,7 +59,8 @@ void sbi_reader_deinit(sbi_reader *r);
  * -errno (-EAGAIN when non-blocking and empty, -EPROTO on an oversized frame). */
 long sbi_reader_fill(sbi_reader *r, int sock);
 /* When a complete frame is buffered: fill *m with it, move the fds that came with its bytes
- * to fds (up to *nfds on input; extra ones are closed; fds of later frames stay) and return 1. 0 when incomplete, -1 when malformed. */
+ * to fds (up to *nfds on input; extra ones are closed; fds of later frames stay) and return 1. 0
+ * when incomplete, -1 when malformed. */
 int sbi_reader_take(sbi_reader *r, sbi_msg *m, int *fds, int *nfds);
 
 /* Is s a valid lease or exec id: [A-Za-z0-9_-]{1,64}? */

@@ -166,8 +166,8 @@ static sb_err *parse_callback(sbs_server *srv, const json_t *b, sb_callback_conf
 	char *text = json_dumps(cb, JSON_COMPACT | JSON_SORT_KEYS);
 	if (!text)
 		return sb_err_new(SB_E_INTERNAL, "serialising \"callback\"");
-	sb_err *err = sb_callback_config_from_json(text, strlen(text), srv->callbacks,
-	                                           srv->ncallbacks, out);
+	sb_err *err =
+	    sb_callback_config_from_json(text, strlen(text), srv->callbacks, srv->ncallbacks, out);
 	if (err)
 		free(text);
 	else
