@@ -57,6 +57,11 @@ typedef struct sb_sandbox_config {
 	/* Memory limit of a lease that asks for none (0 = none). Whatever the memory limit, /tmp
 	 * and /dev/shm are tmpfs of at most that size (SB_SANDBOX_TMPFS_DEFAULT without one). */
 	uint64_t default_memory_bytes;
+	/* Callback bridges (sb_callback_config): when true, sb_sandbox_open resumes the relay of
+	 * a lease that has one, in this process (the daemon re-adopting its leases). A lease
+	 * created with a callback always runs its relay in the creating process. */
+	bool run_callbacks;
+	struct sb_callback_stats *callback_stats; /* counters to add to, or NULL */
 } sb_sandbox_config;
 
 /* For long-running creators of sandboxes (the daemon): adopt the detached bwrap processes of
@@ -93,8 +98,12 @@ typedef struct sb_sandbox_limits {
 
 #define SB_SANDBOX_SPOOL_BYTES_DEFAULT (1ull << 30)
 
+typedef struct sb_callback_config sb_callback_config;
+
 typedef struct sb_sandbox_opts {
 	bool network; /* share the host network; false = own netns with only lo */
+	/* A callback bridge for the lease (see below), or NULL. Copied. */
+	const sb_callback_config *callback;
 	sb_sandbox_limits limits;
 	/* A requested cgroup limit the host cannot enforce fails the create (SB_E_UNSUPPORTED)
 	 * when true; when false it is logged as a warning and reported in info.enforced. */
@@ -342,6 +351,69 @@ typedef struct sb_sandbox_health {
  * out->ok / out->message. Free with sb_sandbox_health_deinit. */
 void sb_sandbox_health_check(const sb_sandbox_config *cfg, sb_sandbox_health *out);
 void sb_sandbox_health_deinit(sb_sandbox_health *h);
+
+/* ------------------------------------------------------------ callback bridge */
+
+/* A sandboxed program calls its orchestrator's API through a loopback endpoint inside the
+ * sandbox (SANDBAR_CALLBACK_URL, with the per-lease SANDBAR_CALLBACK_TOKEN); sandbar-init hands
+ * each connection to the host over the control channel, where the relay checks it (token, Host,
+ * route and header allowlists, body limit, JSON, queue depth) and forwards it upstream with
+ * credentials the sandbox never sees. An unsafe request whose outcome is unknown is answered
+ * 409 {"outcome":"indeterminate","retryable":false}, never sent twice, also across a restart of
+ * the relaying process. See docs/api.md and docs/paperclip-bridge.md. */
+
+typedef struct sb_callback_route {
+	char *method;  /* "GET", "POST", ... */
+	char *pattern; /* anchored path: literal text, "\." and "[^/]+" segments */
+	bool any_body; /* the body need not be JSON (multipart uploads) */
+} sb_callback_route;
+
+struct sb_callback_config {
+	char *upstream;          /* base URL "http(s)://host[:port][/prefix]", no trailing '/' */
+	char *credential;        /* "env:VAR", "file:PATH" or NULL: read by the relaying process */
+	char *credential_header; /* header carrying it; NULL = "Authorization: Bearer <value>" */
+	char *host_name;         /* extra name accepted in Host (and put in /etc/hosts), or NULL */
+	sb_callback_route *routes;
+	size_t nroutes;
+	char **headers;          /* lower-case request header allowlist (NULL-terminated) */
+	uint64_t max_body_bytes; /* request body limit */
+	uint32_t queue_depth;    /* requests relayed at once; more get 503 */
+	int64_t timeout_ms;      /* upstream response timeout */
+	bool paperclip;          /* the Paperclip preset: PAPERCLIP_API_URL / _BRIDGE_TOKEN too */
+};
+
+/* An operator's [callback NAME] entry: what API clients may refer to by name. */
+typedef struct sb_callback_entry {
+	char *name;
+	char **origins;          /* allowed upstream origins, the first is the default upstream */
+	char *credential;        /* "env:VAR" | "file:PATH" | NULL */
+	char *credential_header; /* NULL = Authorization: Bearer */
+	uint64_t max_body_bytes; /* ceilings; 0 = the defaults (10 MiB + 64 KiB, 64, 30 s) */
+	uint32_t queue_depth;
+	int64_t timeout_ms;
+} sb_callback_entry;
+
+/* Counters a process shares between its relays (atomically updated). */
+typedef struct sb_callback_stats {
+	uint64_t allowed;       /* relayed upstream */
+	uint64_t denied;        /* refused before reaching upstream */
+	uint64_t indeterminate; /* answered 409 indeterminate */
+} sb_callback_stats;
+
+/* Build a config from the client JSON (the native API's `callback` field, `sandbar run
+ * --callback FILE`): {"name": "<entry>", "upstream"?, "preset"?: "paperclip", "routes"?: [{
+ * "method", "path", "anyBody"?}], "headers"?: [...], "hostName"?, "maxBodyBytes"?,
+ * "queueDepth"?, "timeoutMs"?}. The upstream must match one of the entry's origins; limits may
+ * be lowered (0 / omitted = the entry's ceiling), never raised. SB_E_INVAL with a message
+ * naming the field otherwise. Free with sb_callback_config_free. */
+sb_err *sb_callback_config_from_json(const char *text, size_t len, const sb_callback_entry *entries,
+                                     size_t nentries, sb_callback_config **out);
+void sb_callback_config_free(sb_callback_config *c);
+void sb_callback_entry_deinit(sb_callback_entry *e);
+
+/* The lease's callback endpoint as seen inside the sandbox: URL (malloc'd) or NULL when the
+ * lease has none. */
+char *sb_sandbox_callback_url(const sb_sandbox *sb);
 
 /* ------------------------------------------------------------ runner */
 

@@ -175,7 +175,7 @@ void sbi_reader_deinit(sbi_reader *r)
 	sbi_reader_init(r);
 }
 
-static void reader_keep_fds(sbi_reader *r, struct msghdr *mh)
+static void reader_keep_fds(sbi_reader *r, struct msghdr *mh, size_t at)
 {
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
 		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
@@ -184,9 +184,10 @@ static void reader_keep_fds(sbi_reader *r, struct msghdr *mh)
 		for (size_t i = 0; i < n; i++) {
 			int fd;
 			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-			if (r->nfds < SBI_MAX_FDS)
+			if (r->nfds < SBI_MAX_FDS) {
+				r->fd_at[r->nfds] = at;
 				r->fds[r->nfds++] = fd;
-			else
+			} else
 				close(fd);
 		}
 	}
@@ -194,15 +195,26 @@ static void reader_keep_fds(sbi_reader *r, struct msghdr *mh)
 
 long sbi_reader_fill(sbi_reader *r, int sock)
 {
-	size_t want = 65536;
-	if (r->len >= 4) {
+	/* Read no further than the end of the frame being received: the kernel hands the fds of
+	 * a sendmsg over with the first bytes read of it, and may join the bytes of several
+	 * sendmsgs in one read, so a read that stays inside one frame is what ties fds to their
+	 * frame (and a reply to the fd-carrying message behind it cannot take its fds). */
+	size_t off = 0, want;
+	for (;;) {
+		if (r->len - off < 4) {
+			want = 4 - (r->len - off);
+			break;
+		}
 		uint32_t fl = 0;
 		for (int i = 0; i < 4; i++)
-			fl |= (uint32_t)(unsigned char)r->buf[i] << (8 * i);
+			fl |= (uint32_t)(unsigned char)r->buf[off + i] << (8 * i);
 		if (fl > SBI_FRAME_MAX)
 			return -EPROTO;
-		if (4 + (size_t)fl > r->len)
-			want = 4 + (size_t)fl - r->len;
+		if (4 + (size_t)fl > r->len - off) {
+			want = 4 + (size_t)fl - (r->len - off);
+			break;
+		}
+		off += 4 + (size_t)fl;
 	}
 	if (r->cap - r->len < want) {
 		size_t cap = r->cap ? r->cap : 4096;
@@ -229,7 +241,7 @@ long sbi_reader_fill(sbi_reader *r, int sock)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -errno;
-	reader_keep_fds(r, &mh);
+	reader_keep_fds(r, &mh, r->len);
 	r->len += (size_t)n;
 	return (long)n;
 }
@@ -251,14 +263,19 @@ int sbi_reader_take(sbi_reader *r, sbi_msg *m, int *fds, int *nfds)
 	memcpy(data, r->buf + 4, fl);
 	memmove(r->buf, r->buf + 4 + fl, r->len - 4 - fl);
 	r->len -= 4 + (size_t)fl;
-	int cap = nfds ? *nfds : 0, got = 0;
+	/* the fds sent with this frame; a later frame's (read in the same recvmsg) stay */
+	int cap = nfds ? *nfds : 0, got = 0, kept = 0;
 	for (int i = 0; i < r->nfds; i++) {
-		if (got < cap)
+		if (r->fd_at[i] >= 4 + (size_t)fl) {
+			r->fd_at[kept] = r->fd_at[i] - (4 + (size_t)fl);
+			r->fds[kept++] = r->fds[i];
+		} else if (got < cap) {
 			fds[got++] = r->fds[i];
-		else
+		} else {
 			close(r->fds[i]);
+		}
 	}
-	r->nfds = 0;
+	r->nfds = kept;
 	if (nfds)
 		*nfds = got;
 	if (sbi_msg_adopt(m, data, fl) < 0) {

@@ -48,6 +48,7 @@ typedef struct sbi_reader {
 	char *buf;
 	size_t len, cap;
 	int fds[SBI_MAX_FDS];
+	size_t fd_at[SBI_MAX_FDS]; /* buffer offset of the bytes each fd came with */
 	int nfds;
 } sbi_reader;
 
@@ -57,8 +58,9 @@ void sbi_reader_deinit(sbi_reader *r);
 /* One recvmsg on sock (honouring its blocking mode). Returns bytes read (> 0), 0 on EOF, or
  * -errno (-EAGAIN when non-blocking and empty, -EPROTO on an oversized frame). */
 long sbi_reader_fill(sbi_reader *r, int sock);
-/* When a complete frame is buffered: fill *m with it, move the collected fds to fds (up to
- * *nfds on input; extra ones are closed) and return 1. 0 when incomplete, -1 when malformed. */
+/* When a complete frame is buffered: fill *m with it, move the fds that came with its bytes
+ * to fds (up to *nfds on input; extra ones are closed; fds of later frames stay) and return 1. 0
+ * when incomplete, -1 when malformed. */
 int sbi_reader_take(sbi_reader *r, sbi_msg *m, int *fds, int *nfds);
 
 /* Is s a valid lease or exec id: [A-Za-z0-9_-]{1,64}? */

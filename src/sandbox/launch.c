@@ -57,6 +57,7 @@ enum {
 	FD_NETEXIT,
 	FD_RESOLV,
 	FD_ROOTFS,
+	FD_HOSTS,
 	FD_COUNT_MAX
 };
 
@@ -279,6 +280,11 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, const bind_sr
 	if (have_resolv) {
 		snprintf(num, sizeof num, "%d", FD_RESOLV);
 		push3(&v, "--ro-bind-data", num, "/etc/resolv.conf");
+	}
+	if (l->hosts_name) {
+		/* the callback bridge's name resolves to the sandbox's loopback */
+		snprintf(num, sizeof num, "%d", FD_HOSTS);
+		push3(&v, "--ro-bind-data", num, "/etc/hosts");
 	}
 	push3(&v, "--proc", "/proc", NULL);
 	push3(&v, "--dev", "/dev", NULL);
@@ -535,7 +541,7 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 {
 	sb_err *err = NULL;
 	int src[FD_COUNT_MAX - FD_CTL];
-	int nsrc = FD_ROOTFS - FD_CTL + 1;
+	int nsrc = FD_HOSTS - FD_CTL + 1;
 	bind_srcs bs;
 	bind_srcs_init(&bs, l);
 	int net_exit_rd = -1;
@@ -569,6 +575,9 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 		err = sb_err_sys(errno, "opening the root file system %s", l->rootfs);
 		goto out;
 	}
+	if (l->hosts_name &&
+	    (err = sb_callback_hosts_fd(l->rootfs, l->hosts_name, &src[FD_HOSTS - FD_CTL])))
+		goto out;
 	if (l->oom_file && (src[FD_OOM - FD_CTL] = open(l->oom_file, O_RDONLY | O_CLOEXEC)) < 0) {
 		err = sb_err_sys(errno, "opening %s", l->oom_file);
 		goto out;

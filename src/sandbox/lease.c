@@ -58,6 +58,7 @@ static void sandbox_free(sb_sandbox *sb)
 {
 	if (!sb)
 		return;
+	sb_callback_stop(sb);
 	sb_close(&sb->run_fd);
 	sb_close(&sb->spool_fd);
 	sb_close(&sb->workspace_fd);
@@ -377,10 +378,12 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	    .uid = i->host_uid,
 	    .gid = i->host_gid,
 	    .started = sb_lease_save,
+	    .hosts_name = opts->callback ? opts->callback->host_name : NULL,
 	};
 	i->limits.nofile = l.nofile; /* recorded as in force */
 	i->limits.nproc = l.nproc;
-	if ((err = sb_launch_sandbox(sb, &l)))
+	if ((err = sb_launch_sandbox(sb, &l)) ||
+	    (opts->callback && (err = sb_callback_setup(sb, cfg, opts->callback))))
 		goto fail;
 	free(bwrap);
 	free(oom_file);
@@ -422,6 +425,11 @@ static sb_err *open_common(const sb_sandbox_config *cfg, const char *lease_id, b
 		                  "the sandbox of lease %s is gone (sandbar-init does not answer); "
 		                  "its spooled results stay readable until the lease is destroyed",
 		                  lease_id);
+	}
+	if ((err = sb_callback_resume(sb, cfg, need_alive))) {
+		/* the lease itself is fine; only its callback endpoint will not answer */
+		sb_warn("%s", err->msg);
+		sb_err_free(err);
 	}
 	*out = sb;
 	return NULL;
@@ -544,6 +552,7 @@ sb_err *sb_sandbox_destroy(sb_sandbox *sb)
 {
 	if (!sb)
 		return NULL;
+	sb_callback_stop(sb); /* before init goes: its channel closing is then expected */
 	sb_err *err = teardown(sb);
 	sb_lease_refill_spare(sb); /* the next creation takes it instead of making directories */
 	sandbox_free(sb);

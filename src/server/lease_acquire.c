@@ -49,6 +49,8 @@ char *sbs_lease_params_fingerprint(const sbs_lease_params *p)
 	json_object_set_new(j, "reuse_scope",
 	                    p->reuse_scope ? json_string(p->reuse_scope) : json_null());
 	json_object_set_new(j, "lease_id", p->lease_id ? json_string(p->lease_id) : json_null());
+	if (p->callback_json) /* only when given: fingerprints of other leases stay as they were */
+		json_object_set_new(j, "callback", json_string(p->callback_json));
 	/* jansson keeps insertion order; JSON_SORT_KEYS makes the text canonical anyway. */
 	char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);
@@ -147,7 +149,8 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 	pthread_mutex_unlock(&ls->mu);
 	sbs_lt_persist(ls, &rec);
 
-	sb_sandbox_opts opts = {.network = p->network, .limits = p->limits};
+	sb_sandbox_opts opts = {
+	    .network = p->network, .limits = p->limits, .callback = p->callback};
 	opts.limits.ttl_s = p->ttl_s;
 	sb_sandbox *sb = NULL;
 	err = sb_sandbox_create(ls->cfg, rec.id, &opts, &sb);

@@ -124,6 +124,20 @@ static void h_metrics(sbs_req *r, void *ud)
 	               (unsigned long long)g.waiting, (unsigned long long)g.accepted,
 	               (unsigned long long)g.evicted, (unsigned long long)g.timed_out,
 	               (unsigned long long)g.too_large);
+	{
+		/* callback bridges (issue 16) */
+		const sb_callback_stats *cs = &srv->callback_stats;
+		char line[512];
+		snprintf(line, sizeof line,
+		         "# TYPE sandbar_callback_requests_total counter\n"
+		         "sandbar_callback_requests_total{outcome=\"allowed\"} %llu\n"
+		         "sandbar_callback_requests_total{outcome=\"denied\"} %llu\n"
+		         "sandbar_callback_requests_total{outcome=\"indeterminate\"} %llu\n",
+		         (unsigned long long)__atomic_load_n(&cs->allowed, __ATOMIC_RELAXED),
+		         (unsigned long long)__atomic_load_n(&cs->denied, __ATOMIC_RELAXED),
+		         (unsigned long long)__atomic_load_n(&cs->indeterminate, __ATOMIC_RELAXED));
+		sb_buf_appends(&out, line);
+	}
 	sbs_reply_bytes(r, 200, "text/plain; version=0.0.4", sb_buf_cstr(&out), out.len);
 	sb_buf_deinit(&out);
 }
@@ -172,6 +186,27 @@ static sb_err *parse_acquire(const json_t *b, sbs_lease_params *p)
 	return NULL;
 }
 
+/* The `callback` field: checked against the operator's [callback NAME] entries (§9.11). */
+static sb_err *parse_callback(sbs_server *srv, const json_t *b, sb_callback_config **out,
+                              char **text_out)
+{
+	const json_t *cb = json_object_get(b, "callback");
+	if (!cb || json_is_null(cb))
+		return NULL;
+	if (!json_is_object(cb))
+		return sb_err_new(SB_E_INVAL, "\"callback\" must be an object");
+	char *text = json_dumps(cb, JSON_COMPACT | JSON_SORT_KEYS);
+	if (!text)
+		return sb_err_new(SB_E_INTERNAL, "serialising \"callback\"");
+	sb_err *err =
+	    sb_callback_config_from_json(text, strlen(text), srv->callbacks, srv->ncallbacks, out);
+	if (err)
+		free(text);
+	else
+		*text_out = text;
+	return err;
+}
+
 static void h_acquire(sbs_req *r, void *ud)
 {
 	(void)ud;
@@ -180,7 +215,13 @@ static void h_acquire(sbs_req *r, void *ud)
 	if (!sbs_req_json(r, &b))
 		return;
 	sbs_lease_params p = {0};
+	sb_callback_config *cb = NULL;
+	char *cb_text = NULL;
 	sb_err *err = parse_acquire(b, &p);
+	if (!err && (err = parse_callback(srv, b, &cb, &cb_text)) == NULL) {
+		p.callback = cb;
+		p.callback_json = cb_text;
+	}
 	if (err) {
 		sbs_reply_err(r, err);
 		json_decref(b);
@@ -193,6 +234,8 @@ static void h_acquire(sbs_req *r, void *ud)
 	err = sbs_leases_acquire(srv->leases, &p, &oc, &li);
 	if (!err && oc == SBS_ACQ_CLAIMED)
 		sbs_metrics_acquired(srv->metrics, (sb_mono_ns() / 1000) - t0);
+	sb_callback_config_free(cb);
+	free(cb_text);
 	json_decref(b);
 	if (err) {
 		/* Only a request the client can correct is its fault; anything that failed inside
