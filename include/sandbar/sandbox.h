@@ -50,6 +50,11 @@ typedef struct sb_sandbox_config {
 	int64_t host_uid;
 	int64_t host_gid;
 	const char *cgroup_root; /* NULL = "/sys/fs/cgroup" */
+	/* Callback bridges (sb_callback_config): when true, sb_sandbox_open resumes the relay of
+	 * a lease that has one, in this process (the daemon re-adopting its leases). A lease
+	 * created with a callback always runs its relay in the creating process. */
+	bool run_callbacks;
+	struct sb_callback_stats *callback_stats; /* counters to add to, or NULL */
 } sb_sandbox_config;
 
 /* Fill defaults (host_uid/gid = -1, everything else NULL). */
@@ -70,8 +75,12 @@ typedef struct sb_sandbox_limits {
 
 #define SB_SANDBOX_SPOOL_BYTES_DEFAULT (1ull << 30)
 
+typedef struct sb_callback_config sb_callback_config;
+
 typedef struct sb_sandbox_opts {
 	bool network; /* share the host network; false = own netns with only lo */
+	/* A callback bridge for the lease (see below), or NULL. Copied. */
+	const sb_callback_config *callback;
 	sb_sandbox_limits limits;
 	/* A requested cgroup limit the host cannot enforce fails the create (SB_E_UNSUPPORTED)
 	 * when true; when false it is logged as a warning and reported in info.enforced. */
@@ -283,6 +292,69 @@ void sb_sandbox_health_deinit(sb_sandbox_health *h);
 /* {"ok":..,"message":..,"bwrap":..,"root":..,"uid":..,"gid":..,"cgroup":"v1",
  *  "limits":{"memory":true,"pids":true,"cpu":false,"rlimits":true,"seccomp":true,"ttl":true}} */
 json_t *sb_sandbox_health_json(const sb_sandbox_health *h);
+
+/* ------------------------------------------------------------ callback bridge */
+
+/* A sandboxed program calls its orchestrator's API through a loopback endpoint inside the
+ * sandbox (SANDBAR_CALLBACK_URL, with the per-lease SANDBAR_CALLBACK_TOKEN); sandbar-init hands
+ * each connection to the host over the control channel, where the relay checks it (token, Host,
+ * route and header allowlists, body limit, JSON, queue depth) and forwards it upstream with
+ * credentials the sandbox never sees. An unsafe request whose outcome is unknown is answered
+ * 409 {"outcome":"indeterminate","retryable":false}, never sent twice, also across a restart of
+ * the relaying process. See docs/api.md and docs/paperclip-bridge.md. */
+
+typedef struct sb_callback_route {
+	char *method;  /* "GET", "POST", ... */
+	char *pattern; /* anchored path: literal text, "\." and "[^/]+" segments */
+	bool any_body; /* the body need not be JSON (multipart uploads) */
+} sb_callback_route;
+
+struct sb_callback_config {
+	char *upstream;          /* base URL "http(s)://host[:port][/prefix]", no trailing '/' */
+	char *credential;        /* "env:VAR", "file:PATH" or NULL: read by the relaying process */
+	char *credential_header; /* header carrying it; NULL = "Authorization: Bearer <value>" */
+	char *host_name;         /* extra name accepted in Host (and put in /etc/hosts), or NULL */
+	sb_callback_route *routes;
+	size_t nroutes;
+	char **headers;          /* lower-case request header allowlist (NULL-terminated) */
+	uint64_t max_body_bytes; /* request body limit */
+	uint32_t queue_depth;    /* requests relayed at once; more get 503 */
+	int64_t timeout_ms;      /* upstream response timeout */
+	bool paperclip;          /* the Paperclip preset: PAPERCLIP_API_URL / _BRIDGE_TOKEN too */
+};
+
+/* An operator's [callback NAME] entry: what API clients may refer to by name. */
+typedef struct sb_callback_entry {
+	char *name;
+	char **origins;          /* allowed upstream origins, the first is the default upstream */
+	char *credential;        /* "env:VAR" | "file:PATH" | NULL */
+	char *credential_header; /* NULL = Authorization: Bearer */
+	uint64_t max_body_bytes; /* ceilings; 0 = the defaults (10 MiB + 64 KiB, 64, 30 s) */
+	uint32_t queue_depth;
+	int64_t timeout_ms;
+} sb_callback_entry;
+
+/* Counters a process shares between its relays (atomically updated). */
+typedef struct sb_callback_stats {
+	uint64_t allowed;       /* relayed upstream */
+	uint64_t denied;        /* refused before reaching upstream */
+	uint64_t indeterminate; /* answered 409 indeterminate */
+} sb_callback_stats;
+
+/* Build a config from the client JSON (the native API's `callback` field, `sandbar run
+ * --callback FILE`): {"name": "<entry>", "upstream"?, "preset"?: "paperclip", "routes"?: [{
+ * "method", "path", "anyBody"?}], "headers"?: [...], "hostName"?, "maxBodyBytes"?,
+ * "queueDepth"?, "timeoutMs"?}. The upstream must match one of the entry's origins; limits may
+ * be lowered (0 / omitted = the entry's ceiling), never raised. SB_E_INVAL with a message
+ * naming the field otherwise. Free with sb_callback_config_free. */
+sb_err *sb_callback_config_from_json(const char *text, size_t len, const sb_callback_entry *entries,
+                                     size_t nentries, sb_callback_config **out);
+void sb_callback_config_free(sb_callback_config *c);
+void sb_callback_entry_deinit(sb_callback_entry *e);
+
+/* The lease's callback endpoint as seen inside the sandbox: URL (malloc'd) or NULL when the
+ * lease has none. */
+char *sb_sandbox_callback_url(const sb_sandbox *sb);
 
 /* ------------------------------------------------------------ runner */
 

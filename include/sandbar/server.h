@@ -60,6 +60,10 @@ typedef struct sb_server_config {
 	sb_sandbox_config sandbox; /* state_dir is filled from ours */
 	const char *overlay_dir;   /* kept by PUT workspace; NULL = ".paperclip-runtime" */
 	bool access_log;           /* one JSON line per request on the log fd; default true */
+	/* The operator's [callback NAME] entries that acquire's `callback` field may name
+	 * (borrowed: they must outlive the server). */
+	const sb_callback_entry *callbacks;
+	size_t ncallbacks;
 } sb_server_config;
 
 void sb_server_config_init(sb_server_config *cfg);

@@ -4,6 +4,7 @@
 #define SB_CLI_H
 
 #include <sandbar/base.h>
+#include <sandbar/sandbox.h>
 
 /* Exit codes (documented in sandbar(1)). A command's own exit code passes through unchanged;
  * these are the ones sandbar adds. */
@@ -24,6 +25,12 @@ typedef struct cli_config {
 	char *hmac_key_id; /* SANDBAR_HMAC_KEY_ID, hmac_key_id = */
 	char *hmac_key_file; /* SANDBAR_HMAC_KEY_FILE, hmac_key_file = (the secret, one line) */
 	char *config_path; /* where the file was read from, for messages */
+	/* Set by the command before cli_config_resolve: "run" or "serve" read their own section
+	 * ([run], [serve]) besides the top level; others read only the top level. */
+	const char *program;
+	/* [callback NAME] sections (DESIGN.md §9.15), read by every program */
+	sb_callback_entry *callbacks;
+	size_t ncallbacks;
 } cli_config;
 
 /* Fill unset fields from the environment, then from the config file ($SANDBAR_CONFIG, else
@@ -31,7 +38,8 @@ typedef struct cli_config {
  * flags) are kept. A missing file is fine; a malformed one is an error naming the line. */
 sb_err *cli_config_resolve(cli_config *cfg);
 void cli_config_deinit(cli_config *cfg);
-/* Parse one `key = value` config text (exported for tests). */
+/* Parse one `key = value` config text with [run], [serve] and [callback NAME] sections
+ * (exported for tests). */
 sb_err *cli_config_parse(cli_config *cfg, const char *text, const char *origin);
 /* The state directory to use: cfg->state_dir, else $XDG_STATE_HOME/sandbar, else
  * /var/lib/sandbar for root, else ~/.local/state/sandbar. malloc'd. */

@@ -37,6 +37,9 @@ static const char run_help[] =
 	"                         sandbox's /workspace, or a fresh temporary directory)\n"
 	"      --exclude PATH     do not stage or restore PATH (a literal relative path; repeat)\n"
 	"      --network          give the sandbox network access (default: only loopback)\n"
+	"      --callback FILE    give COMMAND a callback bridge to an upstream API: FILE holds the\n"
+	"                         JSON of the API's `callback` field, naming a [callback NAME]\n"
+	"                         section of the config file (see docs/api.md)\n"
 	"      --memory SIZE      memory limit for the sandbox, e.g. 512M, 2G\n"
 	"      --timeout DUR      stop COMMAND after DUR (e.g. 90s, 10m): TERM, then KILL\n"
 	"  -e, --env K=V          set an environment variable for COMMAND (repeat)\n"
@@ -117,6 +120,7 @@ struct run_opts {
 	char *bridge;
 	char *remote_dir;
 	char *state_dir;
+	char *callback;
 	char **excludes;
 	bool network;
 	uint64_t memory;
@@ -136,12 +140,14 @@ static void run_opts_free(struct run_opts *o)
 	free(o->bridge);
 	free(o->remote_dir);
 	free(o->state_dir);
+	free(o->callback);
 	sb_strv_free(o->excludes);
 	sb_strv_free(o->env);
 }
 
 enum { OPT_VIA = 256, OPT_BRIDGE, OPT_REMOTE_DIR, OPT_EXCLUDE, OPT_NETWORK, OPT_MEMORY,
-       OPT_TIMEOUT, OPT_KEEP, OPT_CONFLICT, OPT_JSON, OPT_STATE_DIR };
+       OPT_TIMEOUT, OPT_KEEP, OPT_CONFLICT, OPT_JSON, OPT_STATE_DIR,
+       OPT_CALLBACK };
 
 static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 {
@@ -157,6 +163,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 		{"env", required_argument, NULL, 'e'},
 		{"keep", no_argument, NULL, OPT_KEEP},
 		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+		{"callback", required_argument, NULL, OPT_CALLBACK},
 		{"conflict", required_argument, NULL, OPT_CONFLICT},
 		{"quiet", no_argument, NULL, 'q'},
 		{"json", no_argument, NULL, OPT_JSON},
@@ -215,6 +222,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 		case 'q': o->quiet = true; break;
 		case OPT_JSON: o->json = true; break;
 		case OPT_STATE_DIR: free(o->state_dir); o->state_dir = sb_xstrdup(optarg); break;
+		case OPT_CALLBACK: free(o->callback); o->callback = sb_xstrdup(optarg); break;
 		case 'h': *help = true; return 0;
 		case ':':
 			return cli_usage_error("run", "option %s needs a value", argv[optind - 1]);
@@ -285,7 +293,8 @@ int cmd_run(int argc, char **argv)
 		return rc;
 	}
 
-	cli_config cfg = {0};
+	cli_config cfg = {.program = "run"};
+	sb_callback_config *callback = NULL;
 	if (o.bridge)
 		cfg.bridge_url = sb_xstrdup(o.bridge);
 	if (o.state_dir)
@@ -329,6 +338,25 @@ int cmd_run(int argc, char **argv)
 					    "embedded sandbox (--via sandbox)",
 				     o.memory ? "--memory" : "--network", topts.bridge_url);
 		goto out_cfg;
+	}
+
+	if (o.callback) {
+		if (topts.via != CLI_VIA_SANDBOX) {
+			rc = cli_usage_error("run", "--callback needs the embedded sandbox (--via "
+						    "sandbox): the bridge's relay runs in this process");
+			goto out_cfg;
+		}
+		sb_buf cb = SB_BUF_INIT;
+		err = sb_read_file(o.callback, 256 * 1024, &cb);
+		if (!err)
+			err = sb_callback_config_from_json(cb.data ? cb.data : "", cb.len,
+							   cfg.callbacks, cfg.ncallbacks, &callback);
+		sb_buf_deinit(&cb);
+		if (err) {
+			rc = cli_fail_err("run", sb_err_prefix(err, "--callback %s", o.callback));
+			goto out_cfg;
+		}
+		topts.callback = callback;
 	}
 
 	char *workspace = NULL;
@@ -498,6 +526,7 @@ out_report:
 	free(workspace);
 out_cfg:
 	sb_strv_free(topts.prefix);
+	sb_callback_config_free(callback);
 	cli_config_deinit(&cfg);
 	run_opts_free(&o);
 	return rc;

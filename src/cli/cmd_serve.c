@@ -79,7 +79,7 @@ int cmd_serve(int argc, char **argv)
 	};
 	sb_server_config scfg;
 	sb_server_config_init(&scfg);
-	cli_config cfg = {0};
+	cli_config cfg = {.program = "serve"};
 	int rc = 0, c;
 	opterr = 0;
 	optind = 1;
@@ -132,6 +132,8 @@ int cmd_serve(int argc, char **argv)
 	char *state = cli_state_dir(&cfg);
 	scfg.state_dir = state;
 	scfg.token_file = cfg.token_file;
+	scfg.callbacks = cfg.callbacks;
+	scfg.ncallbacks = cfg.ncallbacks;
 	/* The server waits for SIGTERM/SIGINT on a signalfd: block them in every thread. */
 	sigset_t set;
 	sigemptyset(&set);

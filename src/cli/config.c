@@ -41,9 +41,98 @@ static char *trim(char *s)
 	return s;
 }
 
+enum { SEC_TOP, SEC_SKIP, SEC_CALLBACK };
+
+static sb_err *section_start(cli_config *cfg, char *line, const char *origin, int lineno,
+                             int *section)
+{
+	size_t n = strlen(line);
+	if (n < 3 || line[n - 1] != ']')
+		return sb_err_new(SB_E_INVAL, "%s:%d: expected `[section]`", origin, lineno);
+	line[n - 1] = '\0';
+	char *name = trim(line + 1);
+	if (strcmp(name, "run") == 0 || strcmp(name, "serve") == 0) {
+		*section = cfg->program && strcmp(cfg->program, name) == 0 ? SEC_TOP : SEC_SKIP;
+		return NULL;
+	}
+	if (strncmp(name, "callback", 8) == 0 && isspace((unsigned char)name[8])) {
+		char *cb = trim(name + 8);
+		bool ok = *cb && strlen(cb) <= 64;
+		for (char *c = cb; *c && ok; c++)
+			ok = isalnum((unsigned char)*c) || *c == '-' || *c == '_';
+		if (!ok)
+			return sb_err_new(SB_E_INVAL,
+			                  "%s:%d: callback names are [A-Za-z0-9_-]{1,64}, not \"%s\"",
+			                  origin, lineno, cb);
+		for (size_t i = 0; i < cfg->ncallbacks; i++)
+			if (strcmp(cfg->callbacks[i].name, cb) == 0)
+				return sb_err_new(SB_E_INVAL, "%s:%d: [callback %s] appears twice",
+				                  origin, lineno, cb);
+		cfg->callbacks =
+		    sb_xrealloc(cfg->callbacks, (cfg->ncallbacks + 1) * sizeof *cfg->callbacks);
+		memset(&cfg->callbacks[cfg->ncallbacks], 0, sizeof *cfg->callbacks);
+		cfg->callbacks[cfg->ncallbacks++].name = sb_xstrdup(cb);
+		*section = SEC_CALLBACK;
+		return NULL;
+	}
+	return sb_err_new(SB_E_INVAL,
+	                  "%s:%d: unknown section [%s] (known: [run], [serve], [callback NAME])",
+	                  origin, lineno, name);
+}
+
+static sb_err *callback_key(sb_callback_entry *e, const char *key, const char *value,
+                            const char *origin, int lineno)
+{
+	if (strcmp(key, "upstream") == 0) {
+		/* one or more allowed origins, comma separated; the first is the default */
+		char *v = sb_xstrdup(value), *save = NULL;
+		for (char *tok = strtok_r(v, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save))
+			sb_strv_push(&e->origins, tok);
+		free(v);
+		return NULL;
+	}
+	if (strcmp(key, "credential") == 0) {
+		if (strncmp(value, "env:", 4) != 0 && strncmp(value, "file:", 5) != 0)
+			return sb_err_new(SB_E_INVAL,
+			                  "%s:%d: credential must be env:VAR or file:PATH (the config "
+			                  "file holds no secret values)",
+			                  origin, lineno);
+		free(e->credential);
+		e->credential = sb_xstrdup(value);
+		return NULL;
+	}
+	if (strcmp(key, "credential_header") == 0) {
+		free(e->credential_header);
+		e->credential_header = sb_xstrdup(value);
+		return NULL;
+	}
+	char *end = NULL;
+	errno = 0;
+	unsigned long long n = strtoull(value, &end, 10);
+	bool num = *value && !*end && !errno && isdigit((unsigned char)*value);
+	if (strcmp(key, "max_body_bytes") == 0 && num) {
+		e->max_body_bytes = n;
+		return NULL;
+	}
+	if (strcmp(key, "queue_depth") == 0 && num && n > 0 && n <= 100000) {
+		e->queue_depth = (uint32_t)n;
+		return NULL;
+	}
+	if (strcmp(key, "timeout_ms") == 0 && num && n > 0 && n <= 3600000) {
+		e->timeout_ms = (int64_t)n;
+		return NULL;
+	}
+	return sb_err_new(SB_E_INVAL,
+	                  "%s:%d: [callback %s]: unknown key or bad value \"%s = %s\" (known: "
+	                  "upstream, credential, credential_header, max_body_bytes, queue_depth, "
+	                  "timeout_ms)",
+	                  origin, lineno, e->name, key, value);
+}
+
 sb_err *cli_config_parse(cli_config *cfg, const char *text, const char *origin)
 {
 	char *copy = sb_xstrdup(text);
+	int section = SEC_TOP;
 	int lineno = 0;
 	sb_err *err = NULL;
 	char *p = copy;
@@ -56,6 +145,12 @@ sb_err *cli_config_parse(cli_config *cfg, const char *text, const char *origin)
 		p = nl ? nl + 1 : NULL;
 		if (*line == '\0' || *line == '#')
 			continue;
+		if (*line == '[') {
+			err = section_start(cfg, line, origin, lineno, &section);
+			continue;
+		}
+		if (section == SEC_SKIP)
+			continue;
 		char *eq = strchr(line, '=');
 		if (!eq) {
 			err = sb_err_new(SB_E_INVAL, "%s:%d: expected `key = value`", origin, lineno);
@@ -63,6 +158,11 @@ sb_err *cli_config_parse(cli_config *cfg, const char *text, const char *origin)
 		}
 		*eq = '\0';
 		char *key = trim(line), *value = trim(eq + 1);
+		if (section == SEC_CALLBACK) {
+			err = callback_key(&cfg->callbacks[cfg->ncallbacks - 1], key, value, origin,
+			                   lineno);
+			continue;
+		}
 		const struct key_slot *slot = NULL;
 		for (size_t i = 0; i < sizeof slots / sizeof *slots; i++)
 			if (!strcmp(slots[i].key, key))
@@ -133,6 +233,11 @@ void cli_config_deinit(cli_config *cfg)
 	}
 	free(cfg->config_path);
 	cfg->config_path = NULL;
+	for (size_t i = 0; i < cfg->ncallbacks; i++)
+		sb_callback_entry_deinit(&cfg->callbacks[i]);
+	free(cfg->callbacks);
+	cfg->callbacks = NULL;
+	cfg->ncallbacks = 0;
 }
 
 char *cli_state_dir(const cli_config *cfg)

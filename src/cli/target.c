@@ -57,6 +57,7 @@ static sb_err *acquire_sandbox(const cli_target_opts *o, cli_target *t)
 	memset(&sopts, 0, sizeof sopts);
 	sopts.network = o->network;
 	sopts.limits.memory_bytes = o->memory_bytes;
+	sopts.callback = o->callback; /* its relay runs in this process for the run */
 	/* An explicit --memory must hold: refuse to run rather than run unlimited. */
 	sopts.require_limits = o->memory_bytes > 0;
 	t->lease_id = sb_random_id("run-");

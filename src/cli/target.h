@@ -24,6 +24,7 @@ typedef struct cli_target_opts {
 	const char *bridge_url; /* CLI_VIA_BRIDGE */
 	bool network;
 	uint64_t memory_bytes;
+	const sb_callback_config *callback; /* CLI_VIA_SANDBOX: a callback bridge, or NULL */
 	const cli_config *config;
 } cli_target_opts;
 

@@ -5,6 +5,7 @@
 #define SANDBAR_INIT_H
 
 #include <linux/filter.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/resource.h>
@@ -86,5 +87,20 @@ bool sbi_exec_watch(sbi_exec *x, int notify_fd, int wake_fd);
 void sbi_exec_describe(const sbi_exec *x, sbi_msg *m);
 /* List processes into reply ("proc" fields). */
 void sbi_ps(sbi_state *st, sbi_msg *reply);
+
+/* forward.c: loopback listeners whose connections go to the host (see there). */
+/* op "listen" on connection cfd; *attached says whether cfd became an attachment (then call
+ * sbi_forward_attached after the reply went out, to hand it the connections held). */
+void sbi_forward_listen(int cfd, const sbi_msg *req, sbi_msg *reply, bool *attached);
+void sbi_forward_attached(int cfd);
+void sbi_forward_mark(const sbi_msg *req);    /* op "mark": no reply */
+void sbi_forward_release(const sbi_msg *req); /* op "release": no reply */
+/* cfd is going away: forwards attached to it wait for the next attachment. */
+void sbi_forward_detach(int cfd);
+size_t sbi_forward_count(void);
+/* Fill sbi_forward_count() entries (fd -1 while a forward must not accept). */
+size_t sbi_forward_pollfds(struct pollfd *p);
+/* Accept what the listeners in p have pending and hand it to the attachments. */
+void sbi_forward_ready(const struct pollfd *p);
 
 #endif

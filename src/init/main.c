@@ -107,6 +107,7 @@ static int load_seccomp(sbi_state *st, int fd)
 
 static void client_drop(int i)
 {
+	sbi_forward_detach(clients[i].fd);
 	close(clients[i].fd);
 	sbi_reader_deinit(&clients[i].rd);
 	clients[i] = clients[--nclients];
@@ -118,6 +119,18 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 	sbi_msg_init(&reply);
 	const char *op = sbi_msg_get(req, "op");
 	int used = 0;
+	bool attached = false;
+	if (op && (strcmp(op, "mark") == 0 || strcmp(op, "release") == 0)) {
+		/* forwarded connections' bookkeeping: no reply, the host does not wait */
+		if (strcmp(op, "mark") == 0)
+			sbi_forward_mark(req);
+		else
+			sbi_forward_release(req);
+		for (int i = 0; i < nfds; i++)
+			close(fds[i]);
+		sbi_msg_deinit(&reply);
+		return;
+	}
 	if (!op) {
 		sbi_msg_add(&reply, "ok", "0");
 		sbi_msg_add(&reply, "msg", "request without op");
@@ -188,6 +201,8 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 		}
 	} else if (strcmp(op, "ps") == 0) {
 		sbi_ps(st, &reply);
+	} else if (strcmp(op, "listen") == 0) {
+		sbi_forward_listen(cfd, req, &reply, &attached);
 	} else {
 		sbi_msg_add(&reply, "ok", "0");
 		sbi_msg_add(&reply, "msg", "unknown op");
@@ -197,6 +212,8 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 	int rc = sbi_send(cfd, &reply, NULL, 0);
 	if (rc < 0 && rc != -EPIPE)
 		sbi_log("reply to host: %s", strerror(-rc));
+	if (attached && rc >= 0)
+		sbi_forward_attached(cfd);
 	sbi_msg_deinit(&reply);
 }
 
@@ -348,7 +365,7 @@ int main(int argc, char **argv)
 	struct pollfd *pfds = NULL;
 	size_t pcap = 0;
 	for (;;) {
-		size_t n = 0, want = 3 + (size_t)nclients;
+		size_t n = 0, want = 3 + (size_t)nclients + sbi_forward_count();
 		for (sbi_exec *x = st.execs; x; x = x->next)
 			want += 2;
 		if (want > pcap) {
@@ -367,6 +384,8 @@ int main(int argc, char **argv)
 		for (sbi_exec *x = st.execs; x; x = x->next)
 			for (int s = 0; s < 2; s++)
 				pfds[n++] = (struct pollfd){x->pipe[s], POLLIN, 0};
+		size_t fwd_at = n;
+		n += sbi_forward_pollfds(pfds + n);
 		int timeout = sbi_exec_timeouts(&st);
 		int rc = poll(pfds, (nfds_t)n, timeout);
 		if (rc < 0 && errno != EINTR) {
@@ -395,6 +414,8 @@ int main(int argc, char **argv)
 				client_readable(&st, i);
 		if (pfds[0].revents)
 			accept_clients(ctl);
+		/* after the clients: a dropped attachment must not receive connections */
+		sbi_forward_ready(pfds + fwd_at);
 		sbi_exec_gc(&st);
 	}
 }

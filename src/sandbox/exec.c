@@ -75,6 +75,10 @@ static sb_err *build_request(sb_sandbox *sb, const sb_sandbox_exec_req *req, con
 		for (size_t i = 0; default_env[i]; i++)
 			if (!env_overridden(req->env, default_env[i]))
 				bad |= sbi_msg_add(m, "env", default_env[i]);
+	/* the callback bridge's endpoint (callback.c), unless the request sets its own */
+	for (size_t i = 0; sb->cb_env && sb->cb_env[i]; i++)
+		if (!env_overridden(req->env, sb->cb_env[i]))
+			bad |= sbi_msg_add(m, "env", sb->cb_env[i]);
 	for (size_t i = 0; req->env && req->env[i]; i++) {
 		if (!strchr(req->env[i], '=') || req->env[i][0] == '=')
 			return sb_err_new(SB_E_INVAL, "environment entry \"%s\" is not KEY=VALUE",

@@ -193,6 +193,7 @@ static void sandbox_free(sb_sandbox *sb)
 {
 	if (!sb)
 		return;
+	sb_callback_stop(sb);
 	sb_close(&sb->run_fd);
 	sb_close(&sb->spool_fd);
 	sb_close(&sb->workspace_fd);
@@ -709,7 +710,8 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	    .gid = i->host_gid,
 	    .started = sb_lease_save,
 	};
-	if ((err = sb_launch_sandbox(sb, &l)))
+	if ((err = sb_launch_sandbox(sb, &l)) ||
+	    (opts->callback && (err = sb_callback_setup(sb, cfg, opts->callback))))
 		goto fail;
 	free(bwrap);
 	free(oom_file);
@@ -751,6 +753,11 @@ static sb_err *open_common(const sb_sandbox_config *cfg, const char *lease_id, b
 		                  "the sandbox of lease %s is gone (sandbar-init does not answer); "
 		                  "its spooled results stay readable until the lease is destroyed",
 		                  lease_id);
+	}
+	if ((err = sb_callback_resume(sb, cfg))) {
+		/* the lease itself is fine; only its callback endpoint will not answer */
+		sb_warn("%s", err->msg);
+		sb_err_free(err);
 	}
 	*out = sb;
 	return NULL;
@@ -863,6 +870,7 @@ sb_err *sb_sandbox_destroy(sb_sandbox *sb)
 {
 	if (!sb)
 		return NULL;
+	sb_callback_stop(sb); /* before init goes: its channel closing is then expected */
 	sb_err *err = teardown(sb);
 	refill_spare(sb); /* the next creation takes it instead of making directories */
 	sandbox_free(sb);

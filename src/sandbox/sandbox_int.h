@@ -21,6 +21,9 @@ struct sb_sandbox {
 	int workspace_fd;     /* O_PATH of workspace/: reachable after dropping to the owner even
 	                       * when the state directory's ancestors are not */
 	bool dead;
+	struct sbcb_relay *cb_relay; /* callback.c: the relay this process runs, or NULL */
+	char **cb_env;               /* callback.c: env added to every exec, or NULL */
+	char *cb_url;                /* callback.c: the endpoint inside the sandbox, or NULL */
 	pthread_mutex_t lock; /* info and lease.json against concurrent renew/get_info */
 };
 
@@ -86,6 +89,16 @@ sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int
                          sbi_msg *reply, int *keep, sbi_reader *keep_rd);
 /* Turn an {"ok":"0"} reply into an error. */
 sb_err *sb_ctl_reply_err(sb_sandbox *sb, const sbi_msg *reply, const char *what);
+
+/* ---- callback.c (the callback bridge's relay) */
+/* After the sandbox started: make the in-sandbox endpoint and run the relay here. */
+sb_err *sb_callback_setup(sb_sandbox *sb, const sb_sandbox_config *cfg,
+                          const sb_callback_config *c);
+/* On open: the exec environment of a lease with a callback, and its relay when
+ * cfg->run_callbacks. */
+sb_err *sb_callback_resume(sb_sandbox *sb, const sb_sandbox_config *cfg);
+/* Stop the relay (requests in flight finish on their own) and forget the environment. */
+void sb_callback_stop(sb_sandbox *sb);
 
 /* ---- owner.c */
 /* sb_sandbox_as_owner in two halves, so the caller can feed or drain a pipe meanwhile. The

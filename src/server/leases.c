@@ -322,7 +322,7 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 	pthread_mutex_unlock(&ls->mu);
 	persist(ls, &rec);
 
-	sb_sandbox_opts opts = {.network = p->network, .limits = p->limits};
+	sb_sandbox_opts opts = {.network = p->network, .limits = p->limits, .callback = p->callback};
 	opts.limits.ttl_s = p->ttl_s;
 	sb_sandbox *sb = NULL;
 	err = sb_sandbox_create(ls->cfg, rec.id, &opts, &sb);

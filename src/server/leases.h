@@ -35,6 +35,7 @@ typedef struct sbs_lease_params {
 	const char *acquisition_id; /* required, 1..SBS_ACQUISITION_ID_MAX printable bytes */
 	const char *fingerprint;    /* NULL = derived from the fields below */
 	bool network;
+	const sb_callback_config *callback; /* a callback bridge for the lease, or NULL */
 	sb_sandbox_limits limits;
 	int64_t ttl_s;                               /* 0 = no expiry */
 	const char *issue_id, *run_id, *reuse_scope; /* audit; may be NULL */

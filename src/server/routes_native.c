@@ -92,6 +92,20 @@ static void h_metrics(sbs_req *r, void *ud)
 	                       .lost = c[SBS_LEASE_LOST]};
 	sb_buf out = SB_BUF_INIT;
 	sbs_metrics_render(srv->metrics, &lc, &out);
+	{
+		/* callback bridges (issue 16) */
+		const sb_callback_stats *cs = &srv->callback_stats;
+		char line[512];
+		snprintf(line, sizeof line,
+		         "# TYPE sandbar_callback_requests_total counter\n"
+		         "sandbar_callback_requests_total{outcome=\"allowed\"} %llu\n"
+		         "sandbar_callback_requests_total{outcome=\"denied\"} %llu\n"
+		         "sandbar_callback_requests_total{outcome=\"indeterminate\"} %llu\n",
+		         (unsigned long long)__atomic_load_n(&cs->allowed, __ATOMIC_RELAXED),
+		         (unsigned long long)__atomic_load_n(&cs->denied, __ATOMIC_RELAXED),
+		         (unsigned long long)__atomic_load_n(&cs->indeterminate, __ATOMIC_RELAXED));
+		sb_buf_appends(&out, line);
+	}
 	sbs_reply_bytes(r, 200, "text/plain; version=0.0.4", sb_buf_cstr(&out), out.len);
 	sb_buf_deinit(&out);
 }
@@ -140,6 +154,21 @@ static sb_err *parse_acquire(const json_t *b, sbs_lease_params *p)
 	return NULL;
 }
 
+/* The `callback` field: checked against the operator's [callback NAME] entries (§9.11). */
+static sb_err *parse_callback(sbs_server *srv, const json_t *b, sb_callback_config **out)
+{
+	const json_t *cb = json_object_get(b, "callback");
+	if (!cb || json_is_null(cb))
+		return NULL;
+	if (!json_is_object(cb))
+		return sb_err_new(SB_E_INVAL, "\"callback\" must be an object");
+	char *text = sb_json_dumps(cb);
+	sb_err *err = sb_callback_config_from_json(text, strlen(text), srv->callbacks,
+	                                           srv->ncallbacks, out);
+	free(text);
+	return err;
+}
+
 static void h_acquire(sbs_req *r, void *ud)
 {
 	(void)ud;
@@ -148,7 +177,10 @@ static void h_acquire(sbs_req *r, void *ud)
 	if (!sbs_req_json(r, &b))
 		return;
 	sbs_lease_params p = {0};
+	sb_callback_config *cb = NULL;
 	sb_err *err = parse_acquire(b, &p);
+	if (!err && (err = parse_callback(srv, b, &cb)) == NULL)
+		p.callback = cb;
 	if (err) {
 		sbs_reply_err(r, err);
 		json_decref(b);
@@ -158,6 +190,7 @@ static void h_acquire(sbs_req *r, void *ud)
 	sbs_lease_info li;
 	sbs_lease_info_init(&li);
 	err = sbs_leases_acquire(srv->leases, &p, &oc, &li);
+	sb_callback_config_free(cb);
 	json_decref(b);
 	if (err) {
 		const char *code;

@@ -190,6 +190,11 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	/* Sandbox config: copy the strings we keep. */
 	srv->sandbox = cfg->sandbox;
 	srv->sandbox.state_dir = srv->state_dir;
+	/* the daemon relays the callback bridges of the leases it holds, also re-adopted ones */
+	srv->sandbox.run_callbacks = true;
+	srv->sandbox.callback_stats = &srv->callback_stats;
+	srv->callbacks = cfg->callbacks;
+	srv->ncallbacks = cfg->ncallbacks;
 	const char **strs[] = {&srv->sandbox.init_path, &srv->sandbox.bwrap_path,
 	                       &srv->sandbox.rootfs, &srv->sandbox.workspace_mount,
 	                       &srv->sandbox.cgroup_root};

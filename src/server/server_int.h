@@ -24,6 +24,9 @@ struct sbs_server {
 	sbs_leases *leases;
 	sbs_execs *execs;
 	sbs_metrics *metrics;
+	const sb_callback_entry *callbacks; /* the operator's, borrowed from the config */
+	size_t ncallbacks;
+	sb_callback_stats callback_stats; /* relays of this daemon's leases add to it */
 	json_t *sandbox_health; /* sb_sandbox_health_json at start */
 	bool access_log;
 	int64_t started_ms;
