@@ -42,6 +42,7 @@ enum {
 	FD_OOM,
 	FD_PASSWD,
 	FD_GROUP,
+	FD_CABUNDLE,
 	FD_COUNT_MAX
 };
 
@@ -166,6 +167,11 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, bool have_oom
 		push3(&v, "--ro-bind-data", num, "/etc/passwd");
 		snprintf(num, sizeof num, "%d", FD_GROUP);
 		push3(&v, "--ro-bind-data", num, "/etc/group");
+	}
+	if (l->ca_bundle) {
+		/* the egress proxy's CA added to the system bundle (proxy_lease.c) */
+		snprintf(num, sizeof num, "%d", FD_CABUNDLE);
+		push3(&v, "--ro-bind-data", num, "/etc/ssl/certs/ca-certificates.crt");
 	}
 	push3(&v, "--proc", "/proc", NULL);
 	push3(&v, "--dev", "/dev", NULL);
@@ -368,7 +374,7 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 {
 	sb_err *err = NULL;
 	int src[FD_COUNT_MAX - FD_CTL];
-	int nsrc = FD_GROUP - FD_CTL + 1;
+	int nsrc = FD_CABUNDLE - FD_CTL + 1;
 	for (int i = 0; i < nsrc; i++)
 		src[i] = -1;
 	int ready[2] = {-1, -1}, info[2] = {-1, -1}, devnull = -1, log = -1;
@@ -394,6 +400,17 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	    (err = account_file(l->rootfs, "group", "sandbox:x:" SB_STR(SB_SANDBOX_INNER_UID) ":\n",
 	                        &src[FD_GROUP - FD_CTL])))
 		goto out;
+	if (l->ca_bundle) {
+		int fd = memfd_create("ca-bundle", MFD_CLOEXEC);
+		if (fd < 0 || (err = sb_write_all(fd, l->ca_bundle, strlen(l->ca_bundle))) ||
+		    lseek(fd, 0, SEEK_SET) < 0) {
+			err = err ? err : sb_err_sys(errno, "memfd for the CA bundle of %s", sb->id);
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		src[FD_CABUNDLE - FD_CTL] = fd;
+	}
 	if (l->oom_file && (src[FD_OOM - FD_CTL] = open(l->oom_file, O_RDONLY | O_CLOEXEC)) < 0) {
 		err = sb_err_sys(errno, "opening %s", l->oom_file);
 		goto out;
