@@ -377,9 +377,26 @@ const char *sbpx_addr_denied(const sbpx_policy *p, const struct sockaddr *sa)
 {
 	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
 		return "not an internet address";
-	for (size_t i = 0; i < p->ndeny; i++)
-		if (same_addr(sa, (const struct sockaddr *)&p->deny[i], true))
+	for (size_t i = 0; i < p->ndeny; i++) {
+		const struct sockaddr *d = (const struct sockaddr *)&p->deny[i];
+		if (same_addr(sa, d, true))
 			return "the sandbar daemon's own listener (never reachable from a sandbox)";
+		/* a listener on 0.0.0.0 / :: answers on every address of this host */
+		int df, dp, sf, sp;
+		unsigned char da[16], sa_[16];
+		static const unsigned char zero[16];
+		norm(d, &df, da, &dp);
+		norm(sa, &sf, sa_, &sp);
+		if (memcmp(da, zero, df == AF_INET ? 4 : 16) == 0 && (dp == 0 || dp == sp)) {
+			bool host = (sf == AF_INET && sa_[0] == 127) ||
+			            (sf == AF_INET6 && memcmp(sa_, zero, 15) == 0 && sa_[15] == 1);
+			for (size_t k = 0; k < p->nlocal && !host; k++)
+				host = same_addr(sa, (const struct sockaddr *)&p->local[k], false);
+			if (host)
+				return "the sandbar daemon's own listener (never reachable from a "
+				       "sandbox)";
+		}
+	}
 	int fam, port;
 	unsigned char a[16];
 	norm(sa, &fam, a, &port);
