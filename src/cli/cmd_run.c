@@ -54,6 +54,7 @@ static const char run_help[] =
 	"      --timeout DUR      stop COMMAND after DUR (e.g. 90s, 10m): TERM, then KILL\n"
 	"  -e, --env K=V          set an environment variable for COMMAND (repeat); -e K passes\n"
 	"                         this process's value of K\n"
+	"  -i, --interactive      stream this process's stdin to COMMAND (embedded sandbox)\n"
 	"      --env-file FILE    KEY=VALUE lines (and KEY alone: this process's value; # comments)\n"
 	"      --keep             keep the lease afterwards and print its id\n"
 	"      --conflict POLICY  when both sides changed a file: keep-local (default: yours stays,\n"
@@ -137,6 +138,7 @@ struct run_opts {
 	int net_mode; /* sb_net_mode, -1 = not given */
 	char **allow_net;
 	char **secrets;
+	bool interactive; /* -i */
 	char **excludes;
 	bool network;
 	uint64_t memory;
@@ -239,6 +241,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 		{"allow-net", required_argument, NULL, OPT_ALLOW_NET},
 		{"secret", required_argument, NULL, OPT_SECRET},
 		{"env-file", required_argument, NULL, OPT_ENV_FILE},
+		{"interactive", no_argument, NULL, 'i'},
 		{"memory", required_argument, NULL, OPT_MEMORY},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"env", required_argument, NULL, 'e'},
@@ -255,7 +258,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 	optind = 1;
 	int c;
 	/* '+': stop at the first non-option, so COMMAND's own flags are never ours. */
-	while ((c = getopt_long(argc, argv, "+:w:e:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:w:e:iqh", longopts, NULL)) != -1) {
 		sb_err *err = NULL;
 		const char *flag = NULL; /* names the flag in a value error */
 		switch (c) {
@@ -309,6 +312,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 			sb_strv_push(&o->secrets, optarg);
 			break;
 		}
+		case 'i': o->interactive = true; break;
 		case OPT_ENV_FILE:
 			if ((err = env_file_read(optarg, &o->env))) {
 				int rc = cli_usage_error("run", "--env-file %s: %s", optarg, err->msg);
@@ -595,6 +599,11 @@ int cmd_run(int argc, char **argv)
 	sb_exec_callbacks cbs = {.on_output = on_output, .ud = &sctx};
 	sb_exec_request req = {.argv = o.command, .cwd = target.remote_dir, .env = o.env,
 			       .timeout_ms = o.timeout_ms};
+	if (o.interactive) { /* -i: stdin streams to the command until its EOF */
+		req.has_stdin = true;
+		req.stdin_stream = true;
+		req.stdin_fd = 0;
+	}
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	sb_err *exec_err = NULL;

@@ -926,7 +926,9 @@ sb_err *sb_egress_proxy_new(const sb_egress_config *c, const char *name, sb_egre
 		s->header = sb_xstrdup(c->secrets[i].header);
 		for (char *ch = s->header; *ch; ch++)
 			*ch = (char)tolower((unsigned char)*ch);
-		s->line = sb_strfmt("%s: %s\r\n", c->secrets[i].header, v);
+		/* an Authorization value without a scheme is a bearer token (OPENAI_API_KEY) */
+		bool bearer = strcasecmp(s->header, "authorization") == 0 && !strchr(v, ' ');
+		s->line = sb_strfmt("%s: %s%s\r\n", c->secrets[i].header, bearer ? "Bearer " : "", v);
 		memset(v, 0, strlen(v));
 		free(v);
 	}
