@@ -30,6 +30,10 @@ typedef struct sb_exec_request {
 	bool has_stdin;        /* false: no stdin at all (/dev/null); true: stdin_data is written */
 	const void *stdin_data; /* may be NULL when stdin_len == 0 (closed at once) */
 	size_t stdin_len;
+	/* Stream stdin from stdin_fd until its EOF instead of stdin_data (has_stdin must be set).
+	 * Only runners with SB_RUNNER_CAP_STDIN_STREAM accept it; others fail SB_E_UNSUPPORTED. */
+	bool stdin_stream;
+	int stdin_fd;
 	int64_t timeout_ms; /* 0 = no deadline */
 	int64_t grace_ms;   /* TERM-to-KILL grace; 0 = default; raised to at least 1000 */
 	size_t output_cap;  /* per stream, the LAST bytes kept; 0 = SB_OUTPUT_CAP_DEFAULT */
@@ -107,6 +111,7 @@ int sb_signal_number(const char *name);
 enum {
 	SB_RUNNER_CAP_STDIN = 1u << 0,           /* requests may carry stdin */
 	SB_RUNNER_CAP_STDIN_PROGRESS = 1u << 1,  /* one stdin exec can stream a large upload */
+	SB_RUNNER_CAP_STDIN_STREAM = 1u << 7,    /* requests may stream stdin from a descriptor */
 	SB_RUNNER_CAP_FILE_TRANSFER = 1u << 2,   /* sync_in / sync_out available */
 };
 

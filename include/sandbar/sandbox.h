@@ -99,11 +99,17 @@ typedef struct sb_sandbox_limits {
 #define SB_SANDBOX_SPOOL_BYTES_DEFAULT (1ull << 30)
 
 typedef struct sb_callback_config sb_callback_config;
+typedef struct sb_egress_config sb_egress_config;
+/* The network modes (issue 14): see the egress section below. */
+typedef enum sb_net_mode { SB_NET_NONE = 0, SB_NET_ALLOWLIST, SB_NET_FULL } sb_net_mode;
 
 typedef struct sb_sandbox_opts {
 	bool network; /* share the host network; false = own netns with only lo */
 	/* A callback bridge for the lease (see below), or NULL. Copied. */
 	const sb_callback_config *callback;
+	/* Network mode `allowlist` (issue 14): network must be false; the sandbox keeps only its
+	 * loopback plus an egress proxy that runs in the creating process (see below). Copied. */
+	const sb_egress_config *egress;
 	sb_sandbox_limits limits;
 	/* A requested cgroup limit the host cannot enforce fails the create (SB_E_UNSUPPORTED)
 	 * when true; when false it is logged as a warning and reported in info.enforced. */
@@ -126,7 +132,8 @@ typedef struct sb_sandbox sb_sandbox;
 
 typedef struct sb_sandbox_info {
 	char id[SB_SANDBOX_ID_MAX + 1];
-	bool network;
+	bool network;        /* mode full */
+	sb_net_mode net_mode; /* what the lease was created with */
 	sb_sandbox_limits limits;
 	sb_sandbox_enforced enforced;
 	int64_t created_at_ms;      /* wall clock */
@@ -414,6 +421,74 @@ void sb_callback_entry_deinit(sb_callback_entry *e);
 /* The lease's callback endpoint as seen inside the sandbox: URL (malloc'd) or NULL when the
  * lease has none. */
 char *sb_sandbox_callback_url(const sb_sandbox *sb);
+
+/* ------------------------------------------------------------ network egress (issue 14) */
+
+/* The three network modes by name: `none` (only the sandbox's own loopback), `allowlist` (that,
+ * plus an egress proxy outside the sandbox reached through sandbar-init's loopback forwarder,
+ * DESIGN.md §9.14) and `full` (sb_sandbox_opts.network). */
+const char *sb_net_mode_name(sb_net_mode m);
+/* "none" | "allowlist" | "full" (also "true"/"false"); -1 when unknown. */
+int sb_net_mode_parse(const char *s);
+
+/* A credential the proxy sets on requests to one host; the sandbox only ever sees a
+ * placeholder in placeholder_env. */
+typedef struct sb_egress_secret {
+	char *host;            /* exact host name (lower case) */
+	char *header;          /* header set on every request to host, e.g. "x-api-key" */
+	char *value_ref;       /* "env:VAR" or "file:PATH": read by the proxying process */
+	char *placeholder_env; /* VAR holding a placeholder inside the sandbox, or NULL */
+} sb_egress_secret;
+
+struct sb_egress_config {
+	/* Allowlist entries: "HOST[:PORT]", "*.SUFFIX[:PORT]" (subdomains of SUFFIX), an IP
+	 * literal "A.B.C.D[:PORT]" / "[V6][:PORT]" or a CIDR "A.B.C.D/N" (only these lift the
+	 * address deny list, DESIGN.md §9.10), and request rules "HOST METHOD /path-prefix"
+	 * (that host then gets only matching requests; HTTPS to it is terminated). */
+	char **allow;
+	sb_egress_secret *secrets;
+	size_t nsecrets;
+	char *hosts_file;  /* resolve names from this hosts(5) file only (tests), or NULL = DNS */
+	char *upstream_ca; /* an extra CA file trusted for upstream TLS (tests), or NULL */
+	/* "ADDR:PORT" listeners the proxy refuses even when explicitly allowed (the daemon's). */
+	char **deny_listeners;
+};
+
+/* Parse and check one entry / the whole config: SB_E_INVAL naming the entry. */
+sb_err *sb_egress_config_check(const sb_egress_config *c);
+sb_egress_config *sb_egress_config_copy(const sb_egress_config *c);
+void sb_egress_config_free(sb_egress_config *c);
+/* "HOST=HEADER:ENV" (the CLI's --secret): value_ref "env:ENV", placeholder_env ENV. */
+sb_err *sb_egress_secret_parse(const char *spec, sb_egress_secret *out);
+void sb_egress_secret_deinit(sb_egress_secret *s);
+
+/* What a proxy did. denied lists "HOST:PORT (rule)" once each, at most 64 (NULL-terminated). */
+typedef struct sb_egress_stats {
+	uint64_t conns_allowed, conns_denied;
+	uint64_t bytes_up, bytes_down; /* sandbox -> upstream, upstream -> sandbox */
+	char **denied;
+	uint64_t denied_more; /* distinct denied destinations beyond the list */
+} sb_egress_stats;
+void sb_egress_stats_deinit(sb_egress_stats *s);
+
+/* The proxy on its own: every connection handed to it (a unix socket listener, or
+ * sb_egress_proxy_serve_fd) speaks HTTP CONNECT or plain-HTTP proxying; each is served on its
+ * own thread. A config with secrets or request rules makes a per-proxy CA (OpenSSL), whose
+ * certificate sb_egress_proxy_ca_pem returns (the key never leaves this process). */
+typedef struct sb_egress_proxy sb_egress_proxy;
+sb_err *sb_egress_proxy_new(const sb_egress_config *c, const char *name, sb_egress_proxy **out);
+/* Listen on a unix socket at path (created 0600) on a thread of its own. */
+sb_err *sb_egress_proxy_listen_unix(sb_egress_proxy *p, const char *path);
+/* Serve one accepted connection (the fd is the proxy's from now on). */
+void sb_egress_proxy_serve_fd(sb_egress_proxy *p, int fd);
+/* The CA certificate (PEM, malloc'd) or NULL when the proxy terminates no TLS. */
+char *sb_egress_proxy_ca_pem(const sb_egress_proxy *p);
+void sb_egress_proxy_stats(sb_egress_proxy *p, sb_egress_stats *out);
+/* Stop listening, wait for the connections in flight to end, free. */
+void sb_egress_proxy_free(sb_egress_proxy *p);
+
+/* The egress statistics of a lease whose proxy runs in this process; false when none. */
+bool sb_sandbox_egress_stats(sb_sandbox *sb, sb_egress_stats *out);
 
 /* ------------------------------------------------------------ runner */
 

@@ -36,13 +36,26 @@ static const char run_help[] =
 	"      --remote-dir PATH  where the workspace goes on the far side (default: the\n"
 	"                         sandbox's /workspace, or a fresh temporary directory)\n"
 	"      --exclude PATH     do not stage or restore PATH (a literal relative path; repeat)\n"
-	"      --network          give the sandbox network access (default: only loopback)\n"
+	"      --network[=MODE]   the sandbox's network: none (the default: only its own\n"
+	"                         loopback), allowlist (an egress proxy outside the sandbox lets\n"
+	"                         through the --allow-net hosts only) or full; --network alone\n"
+	"                         means full\n"
+	"      --allow-net HOST[:PORT]  allow HTTP(S) to HOST (repeat; *.example.com for its\n"
+	"                         subdomains; an IP or CIDR lifts the private-address check;\n"
+	"                         'HOST METHOD /path-prefix' allows only those requests);\n"
+	"                         implies --network=allowlist\n"
+	"      --secret HOST=HEADER:ENV  the proxy sets HEADER to this process's $ENV on every\n"
+	"                         request to HOST (TLS terminated with a per-run CA); inside the\n"
+	"                         sandbox ENV holds only a placeholder (repeat)\n"
 	"      --callback FILE    give COMMAND a callback bridge to an upstream API: FILE holds the\n"
 	"                         JSON of the API's `callback` field, naming a [callback NAME]\n"
 	"                         section of the config file (see docs/api.md)\n"
 	"      --memory SIZE      memory limit for the sandbox, e.g. 512M, 2G\n"
 	"      --timeout DUR      stop COMMAND after DUR (e.g. 90s, 10m): TERM, then KILL\n"
-	"  -e, --env K=V          set an environment variable for COMMAND (repeat)\n"
+	"  -e, --env K=V          set an environment variable for COMMAND (repeat); -e K passes\n"
+	"                         this process's value of K\n"
+	"  -i, --interactive      stream this process's stdin to COMMAND (embedded sandbox)\n"
+	"      --env-file FILE    KEY=VALUE lines (and KEY alone: this process's value; # comments)\n"
 	"      --keep             keep the lease afterwards and print its id\n"
 	"      --conflict POLICY  when both sides changed a file: keep-local (default: yours stays,\n"
 	"                         theirs is written beside it as NAME.sandbar-remote),\n"
@@ -121,6 +134,11 @@ struct run_opts {
 	char *remote_dir;
 	char *state_dir;
 	char *callback;
+	/* network (issue 14) */
+	int net_mode; /* sb_net_mode, -1 = not given */
+	char **allow_net;
+	char **secrets;
+	bool interactive; /* -i */
 	char **excludes;
 	bool network;
 	uint64_t memory;
@@ -141,13 +159,75 @@ static void run_opts_free(struct run_opts *o)
 	free(o->remote_dir);
 	free(o->state_dir);
 	free(o->callback);
+	sb_strv_free(o->allow_net);
+	sb_strv_free(o->secrets);
 	sb_strv_free(o->excludes);
 	sb_strv_free(o->env);
 }
 
 enum { OPT_VIA = 256, OPT_BRIDGE, OPT_REMOTE_DIR, OPT_EXCLUDE, OPT_NETWORK, OPT_MEMORY,
        OPT_TIMEOUT, OPT_KEEP, OPT_CONFLICT, OPT_JSON, OPT_STATE_DIR,
-       OPT_CALLBACK };
+       OPT_CALLBACK,
+       OPT_ALLOW_NET, OPT_SECRET, OPT_ENV_FILE };
+
+/* -e KEY=VALUE, or -e KEY: this process's value of KEY (an unset KEY is an error, never
+ * skipped quietly). The values stay out of every log and report. */
+static sb_err *env_add(const char *spec, char ***env)
+{
+	const char *eq = strchr(spec, '=');
+	size_t klen = eq ? (size_t)(eq - spec) : strlen(spec);
+	if (klen == 0 || klen > 256)
+		return sb_err_new(SB_E_INVAL, "wants KEY=VALUE or KEY");
+	for (size_t i = 0; i < klen; i++)
+		if (!(spec[i] == '_' || (spec[i] >= 'A' && spec[i] <= 'Z') ||
+		      (spec[i] >= 'a' && spec[i] <= 'z') || (i && spec[i] >= '0' && spec[i] <= '9')))
+			return sb_err_new(SB_E_INVAL, "\"%.*s\" is not a variable name", (int)klen,
+					  spec);
+	if (eq) {
+		sb_strv_push(env, spec);
+		return NULL;
+	}
+	const char *v = getenv(spec);
+	if (!v)
+		return sb_err_new(SB_E_INVAL, "%s is not set in this environment (set it, or write "
+					      "%s=VALUE)",
+				  spec, spec);
+	char *kv = sb_strfmt("%s=%s", spec, v);
+	sb_strv_push(env, kv);
+	memset(kv, 0, strlen(kv));
+	free(kv);
+	return NULL;
+}
+
+/* --env-file: KEY=VALUE or KEY lines, blank lines and # comments; no quoting, no expansion. */
+static sb_err *env_file_read(const char *path, char ***env)
+{
+	sb_buf b = SB_BUF_INIT;
+	sb_err *err = sb_read_file(path, 1u << 20, &b);
+	if (err) {
+		sb_buf_deinit(&b);
+		return err;
+	}
+	char *save = NULL;
+	int lineno = 0;
+	for (char *line = strtok_r(b.data ? b.data : (char[]){""}, "\n", &save); line && !err;
+	     line = strtok_r(NULL, "\n", &save)) {
+		lineno++;
+		size_t n = strlen(line);
+		if (n && line[n - 1] == '\r')
+			line[--n] = '\0';
+		while (*line == ' ' || *line == '\t')
+			line++;
+		if (!*line || *line == '#')
+			continue;
+		if ((err = env_add(line, env)))
+			err = sb_err_prefix(err, "line %d", lineno);
+	}
+	if (b.data)
+		memset(b.data, 0, b.len);
+	sb_buf_deinit(&b);
+	return err;
+}
 
 static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 {
@@ -157,7 +237,11 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 		{"bridge", required_argument, NULL, OPT_BRIDGE},
 		{"remote-dir", required_argument, NULL, OPT_REMOTE_DIR},
 		{"exclude", required_argument, NULL, OPT_EXCLUDE},
-		{"network", no_argument, NULL, OPT_NETWORK},
+		{"network", optional_argument, NULL, OPT_NETWORK},
+		{"allow-net", required_argument, NULL, OPT_ALLOW_NET},
+		{"secret", required_argument, NULL, OPT_SECRET},
+		{"env-file", required_argument, NULL, OPT_ENV_FILE},
+		{"interactive", no_argument, NULL, 'i'},
 		{"memory", required_argument, NULL, OPT_MEMORY},
 		{"timeout", required_argument, NULL, OPT_TIMEOUT},
 		{"env", required_argument, NULL, 'e'},
@@ -174,7 +258,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 	optind = 1;
 	int c;
 	/* '+': stop at the first non-option, so COMMAND's own flags are never ours. */
-	while ((c = getopt_long(argc, argv, "+:w:e:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:w:e:iqh", longopts, NULL)) != -1) {
 		sb_err *err = NULL;
 		const char *flag = NULL; /* names the flag in a value error */
 		switch (c) {
@@ -197,7 +281,45 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 			}
 			sb_strv_push(&o->excludes, optarg);
 			break;
-		case OPT_NETWORK: o->network = true; break;
+		/* ---- network (issue 14) */
+		case OPT_NETWORK:
+			o->net_mode = optarg ? sb_net_mode_parse(optarg) : SB_NET_FULL;
+			if (o->net_mode < 0)
+				return cli_usage_error("run", "--network wants none, allowlist or full, "
+							      "not \"%s\"",
+						       optarg);
+			break;
+		case OPT_ALLOW_NET: {
+			sb_egress_config one = {.allow = (char *[]){optarg, NULL}};
+			err = sb_egress_config_check(&one);
+			if (err) {
+				int rc = cli_usage_error("run", "--allow-net: %s", err->msg);
+				sb_err_free(err);
+				return rc;
+			}
+			sb_strv_push(&o->allow_net, optarg);
+			break;
+		}
+		case OPT_SECRET: {
+			sb_egress_secret sec;
+			err = sb_egress_secret_parse(optarg, &sec);
+			if (err) {
+				int rc = cli_usage_error("run", "--secret: %s", err->msg);
+				sb_err_free(err);
+				return rc;
+			}
+			sb_egress_secret_deinit(&sec);
+			sb_strv_push(&o->secrets, optarg);
+			break;
+		}
+		case 'i': o->interactive = true; break;
+		case OPT_ENV_FILE:
+			if ((err = env_file_read(optarg, &o->env))) {
+				int rc = cli_usage_error("run", "--env-file %s: %s", optarg, err->msg);
+				sb_err_free(err);
+				return rc;
+			}
+			break;
 		case OPT_MEMORY:
 			flag = "--memory";
 			err = sb_parse_size(optarg, &o->memory);
@@ -209,10 +331,11 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 				err = sb_err_new(SB_E_INVAL, "must be more than zero");
 			break;
 		case 'e':
-			if (!strchr(optarg, '=') || optarg[0] == '=')
-				return cli_usage_error("run", "--env wants KEY=VALUE, not \"%s\"",
-						       optarg);
-			sb_strv_push(&o->env, optarg);
+			if ((err = env_add(optarg, &o->env))) {
+				int rc = cli_usage_error("run", "--env %s: %s", optarg, err->msg);
+				sb_err_free(err);
+				return rc;
+			}
 			break;
 		case OPT_KEEP: o->keep = true; break;
 		case OPT_CONFLICT:
@@ -274,6 +397,7 @@ int cmd_run(int argc, char **argv)
 {
 	struct run_opts o;
 	memset(&o, 0, sizeof o);
+	o.net_mode = -1;
 	bool help = false;
 	int rc = parse_args(argc, argv, &o, &help);
 	if (rc || help) {
@@ -296,9 +420,37 @@ int cmd_run(int argc, char **argv)
 		return cli_fail_err("run", err);
 	}
 
+	/* ---- network (issue 14): --allow-net / --secret imply allowlist */
+	sb_egress_config *egress = NULL;
+	if (o.net_mode < 0)
+		o.net_mode = o.allow_net || o.secrets ? SB_NET_ALLOWLIST : SB_NET_NONE;
+	if (o.net_mode != SB_NET_ALLOWLIST && (o.allow_net || o.secrets)) {
+		rc = cli_usage_error("run", "--allow-net and --secret need --network=allowlist, not "
+					    "--network=%s",
+				     sb_net_mode_name((sb_net_mode)o.net_mode));
+		cli_config_deinit(&cfg);
+		run_opts_free(&o);
+		return rc;
+	}
+	o.network = o.net_mode == SB_NET_FULL;
+	if (o.net_mode == SB_NET_ALLOWLIST) {
+		egress = sb_xcalloc(1, sizeof *egress);
+		for (size_t i = 0; o.allow_net && o.allow_net[i]; i++)
+			sb_strv_push(&egress->allow, o.allow_net[i]);
+		size_t ns = sb_strv_len(o.secrets);
+		egress->secrets = ns ? sb_xcalloc(ns, sizeof *egress->secrets) : NULL;
+		for (size_t i = 0; i < ns; i++, egress->nsecrets++)
+			sb_err_free(sb_egress_secret_parse(o.secrets[i], &egress->secrets[i]));
+		/* test options: a hosts file for the proxy's resolver, a CA for upstreams */
+		const char *hf = getenv("SANDBAR_TEST_PROXY_HOSTS"),
+			   *ca = getenv("SANDBAR_TEST_PROXY_UPSTREAM_CA");
+		egress->hosts_file = hf && *hf ? sb_xstrdup(hf) : NULL;
+		egress->upstream_ca = ca && *ca ? sb_xstrdup(ca) : NULL;
+	}
+
 	cli_target_opts topts = {.via = CLI_VIA_SANDBOX, .config = &cfg,
 				 .remote_dir = o.remote_dir, .network = o.network,
-				 .memory_bytes = o.memory};
+				 .egress = egress, .memory_bytes = o.memory};
 	if (o.via) {
 		err = cli_via_parse(o.via, &topts.via, &topts.prefix);
 		if (err) {
@@ -322,11 +474,18 @@ int cmd_run(int argc, char **argv)
 	}
 	/* The bridge protocol carries neither: the daemon's own settings decide, so a flag the
 	 * user gave would silently not hold. */
-	if ((o.memory || o.network) && topts.via == CLI_VIA_BRIDGE) {
+	if ((o.memory || o.net_mode != SB_NET_NONE) && topts.via == CLI_VIA_BRIDGE) {
 		rc = cli_usage_error("run", "%s cannot be passed to a bridge (%s): its daemon sets "
 					    "sandbox limits and network; drop the flag or use the "
 					    "embedded sandbox (--via sandbox)",
-				     o.memory ? "--memory" : "--network", topts.bridge_url);
+				     o.memory ? "--memory" : "--network/--allow-net", topts.bridge_url);
+		goto out_cfg;
+	}
+	if (o.net_mode != SB_NET_NONE &&
+	    (topts.via == CLI_VIA_LOCAL || topts.via == CLI_VIA_PREFIX)) {
+		rc = cli_usage_error("run", "--network/--allow-net apply to sandboxes only: --via "
+					    "%s has whatever network its machine has",
+				     o.via);
 		goto out_cfg;
 	}
 
@@ -430,6 +589,11 @@ int cmd_run(int argc, char **argv)
 	sb_exec_callbacks cbs = {.on_output = on_output, .ud = &sctx};
 	sb_exec_request req = {.argv = o.command, .cwd = target.remote_dir, .env = o.env,
 			       .timeout_ms = o.timeout_ms};
+	if (o.interactive) { /* -i: stdin streams to the command until its EOF */
+		req.has_stdin = true;
+		req.stdin_stream = true;
+		req.stdin_fd = 0;
+	}
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	sb_err *exec_err = NULL;
@@ -480,6 +644,10 @@ int cmd_run(int argc, char **argv)
 	sb_runtime_free(rt);
 
 out_release:
+	if (target.sandbox) {
+		report.net_mode = sb_net_mode_name((sb_net_mode)o.net_mode);
+		report.has_egress = sb_sandbox_egress_stats(target.sandbox, &report.net);
+	}
 	t0 = sb_mono_ms();
 	/* Without a lease id (--via local, 'cmd:...') the kept thing is the remote directory. */
 	char *kept_dir = o.keep && !target.lease_id && target.remote_dir
@@ -515,6 +683,7 @@ out_report:
 out_cfg:
 	sb_strv_free(topts.prefix);
 	sb_callback_config_free(callback);
+	sb_egress_config_free(egress);
 	cli_config_deinit(&cfg);
 	run_opts_free(&o);
 	return rc;

@@ -19,6 +19,7 @@ void run_report_deinit(run_report *r)
 	sb_strv_free(r->changed);
 	sb_strv_free(r->deleted);
 	json_decref(r->conflicts);
+	sb_egress_stats_deinit(&r->net);
 	memset(r, 0, sizeof *r);
 }
 
@@ -89,6 +90,23 @@ json_t *run_report_json(const run_report *r)
 				      strv_json(r->deleted), "conflicts", conflict_paths));
 	json_object_set(o, "conflict_details", r->conflicts);
 	json_object_set_new(o, "output_truncated", json_boolean(r->truncated));
+	if (r->net_mode) {
+		json_t *n = json_pack("{s:s}", "mode", r->net_mode);
+		if (r->has_egress) {
+			json_object_set_new(n, "connections_allowed",
+					    json_integer((json_int_t)r->net.conns_allowed));
+			json_object_set_new(n, "connections_denied",
+					    json_integer((json_int_t)r->net.conns_denied));
+			json_object_set_new(n, "bytes_up", json_integer((json_int_t)r->net.bytes_up));
+			json_object_set_new(n, "bytes_down",
+					    json_integer((json_int_t)r->net.bytes_down));
+			json_object_set_new(n, "denied", strv_json(r->net.denied));
+			if (r->net.denied_more)
+				json_object_set_new(n, "denied_more",
+						    json_integer((json_int_t)r->net.denied_more));
+		}
+		json_object_set_new(o, "network", n);
+	}
 	return o;
 }
 
@@ -145,6 +163,20 @@ void run_report_print_summary(const run_report *r, FILE *f)
 			json_string_value(json_object_get(c, "kind")),
 			json_string_value(json_object_get(c, "kept")),
 			copy ? ", remote version in " : "", copy ? copy : "");
+	}
+	if (r->has_egress) {
+		char nu[32], nd[32];
+		human_bytes(r->net.bytes_up, nu, sizeof nu);
+		human_bytes(r->net.bytes_down, nd, sizeof nd);
+		fprintf(f, "sandbar: network allowlist: %llu connections allowed (%s up, %s down), "
+			   "%llu denied\n",
+			(unsigned long long)r->net.conns_allowed, nu, nd,
+			(unsigned long long)r->net.conns_denied);
+		for (size_t k = 0; r->net.denied && r->net.denied[k]; k++)
+			fprintf(f, "sandbar:   denied %s\n", r->net.denied[k]);
+		if (r->net.denied_more)
+			fprintf(f, "sandbar:   ... and %llu more denied destinations\n",
+				(unsigned long long)r->net.denied_more);
 	}
 	fprintf(f,
 		"sandbar: acquire %lldms, stage %lldms, run %lldms, restore %lldms, release %lldms\n",

@@ -6,6 +6,7 @@
 
 #include <sandbar/runner.h>
 #include <sandbar/runtime.h>
+#include <sandbar/sandbox.h>
 #include "sb_json.h"
 
 typedef struct run_report {
@@ -22,6 +23,9 @@ typedef struct run_report {
 	uint64_t bytes_up, bytes_down;
 	char **added, **changed, **deleted; /* NULL-terminated copies */
 	json_t *conflicts;       /* array of {path, kind, kept, remote_copy} */
+	const char *net_mode;    /* "none" | "allowlist" | "full", NULL when not known */
+	bool has_egress;         /* net: what the egress proxy did (allowlist mode) */
+	sb_egress_stats net;
 } run_report;
 
 void run_report_init(run_report *r);
@@ -31,7 +35,9 @@ void run_report_set_changes(run_report *r, const sb_restore_report *rr);
 void run_report_print_summary(const run_report *r, FILE *f);
 /* {"exit_code","signal","timed_out","lease_id","phases":{...},"bytes_up","bytes_down",
  *  "changes":{"added":[],"changed":[],"deleted":[],"conflicts":[paths]},
- *  "conflict_details":[{path,kind,kept,remote_copy}]} and a newline. */
+ *  "conflict_details":[{path,kind,kept,remote_copy}],
+ *  "network":{"mode","connections_allowed","connections_denied","bytes_up","bytes_down",
+ *             "denied":["HOST:PORT (rule)"]}} and a newline. */
 void run_report_print_json(const run_report *r, FILE *f);
 json_t *run_report_json(const run_report *r);
 

@@ -58,6 +58,7 @@ static sb_err *acquire_sandbox(const cli_target_opts *o, cli_target *t)
 	sopts.network = o->network;
 	sopts.limits.memory_bytes = o->memory_bytes;
 	sopts.callback = o->callback; /* its relay runs in this process for the run */
+	sopts.egress = o->egress;     /* so does the egress proxy */
 	/* An explicit --memory must hold: refuse to run rather than run unlimited. */
 	sopts.require_limits = o->memory_bytes > 0;
 	t->lease_id = sb_random_id("run-");

@@ -23,6 +23,7 @@ typedef struct cli_target_opts {
 	const char *remote_dir; /* NULL = the target's default */
 	const char *bridge_url; /* CLI_VIA_BRIDGE */
 	bool network;
+	const sb_egress_config *egress; /* CLI_VIA_SANDBOX: network mode allowlist, or NULL */
 	uint64_t memory_bytes;
 	const sb_callback_config *callback; /* CLI_VIA_SANDBOX: a callback bridge, or NULL */
 	const cli_config *config;

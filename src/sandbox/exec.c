@@ -76,9 +76,14 @@ static sb_err *build_request(sb_sandbox *sb, const sb_sandbox_exec_req *req, con
 		for (size_t i = 0; default_env[i]; i++)
 			if (!env_overridden(req->env, default_env[i]))
 				bad |= sbi_msg_add(m, "env", default_env[i]);
-	/* the callback bridge's endpoint (callback.c), unless the request sets its own */
+	/* the egress proxy (proxy_lease.c) and the callback bridge's endpoint (callback.c),
+	 * unless the request sets its own; the proxy's NO_PROXY covers the callback name too */
+	for (size_t i = 0; sb->px_env && sb->px_env[i]; i++)
+		if (!env_overridden(req->env, sb->px_env[i]))
+			bad |= sbi_msg_add(m, "env", sb->px_env[i]);
 	for (size_t i = 0; sb->cb_env && sb->cb_env[i]; i++)
-		if (!env_overridden(req->env, sb->cb_env[i]))
+		if (!env_overridden(req->env, sb->cb_env[i]) &&
+		    !env_overridden(sb->px_env, sb->cb_env[i]))
 			bad |= sbi_msg_add(m, "env", sb->cb_env[i]);
 	for (size_t i = 0; req->env && req->env[i]; i++) {
 		if (!strchr(req->env[i], '=') || req->env[i][0] == '=')

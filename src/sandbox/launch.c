@@ -58,6 +58,7 @@ enum {
 	FD_RESOLV,
 	FD_ROOTFS,
 	FD_HOSTS,
+	FD_CABUNDLE,
 	FD_COUNT_MAX
 };
 
@@ -285,6 +286,11 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, const bind_sr
 		/* the callback bridge's name resolves to the sandbox's loopback */
 		snprintf(num, sizeof num, "%d", FD_HOSTS);
 		push3(&v, "--ro-bind-data", num, "/etc/hosts");
+	}
+	if (l->ca_bundle) {
+		/* the egress proxy's CA added to the system bundle (proxy_lease.c) */
+		snprintf(num, sizeof num, "%d", FD_CABUNDLE);
+		push3(&v, "--ro-bind-data", num, "/etc/ssl/certs/ca-certificates.crt");
 	}
 	push3(&v, "--proc", "/proc", NULL);
 	push3(&v, "--dev", "/dev", NULL);
@@ -541,7 +547,7 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 {
 	sb_err *err = NULL;
 	int src[FD_COUNT_MAX - FD_CTL];
-	int nsrc = FD_HOSTS - FD_CTL + 1;
+	int nsrc = FD_CABUNDLE - FD_CTL + 1;
 	bind_srcs bs;
 	bind_srcs_init(&bs, l);
 	int net_exit_rd = -1;
@@ -578,6 +584,17 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	if (l->hosts_name &&
 	    (err = sb_callback_hosts_fd(l->rootfs, l->hosts_name, &src[FD_HOSTS - FD_CTL])))
 		goto out;
+	if (l->ca_bundle) {
+		int fd = memfd_create("ca-bundle", MFD_CLOEXEC);
+		if (fd < 0 || (err = sb_write_all(fd, l->ca_bundle, strlen(l->ca_bundle))) ||
+		    lseek(fd, 0, SEEK_SET) < 0) {
+			err = err ? err : sb_err_sys(errno, "memfd for the CA bundle of %s", sb->id);
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		src[FD_CABUNDLE - FD_CTL] = fd;
+	}
 	if (l->oom_file && (src[FD_OOM - FD_CTL] = open(l->oom_file, O_RDONLY | O_CLOEXEC)) < 0) {
 		err = sb_err_sys(errno, "opening %s", l->oom_file);
 		goto out;

@@ -59,6 +59,7 @@ static void sandbox_free(sb_sandbox *sb)
 	if (!sb)
 		return;
 	sb_callback_stop(sb);
+	sb_egress_stop(sb);
 	sb_close(&sb->run_fd);
 	sb_close(&sb->spool_fd);
 	sb_close(&sb->workspace_fd);
@@ -131,6 +132,8 @@ sb_err *sb_lease_save(sb_sandbox *sb)
 	              "init_start", (json_int_t)sb->init_start, "host_uid", (json_int_t)i->host_uid,
 	              "host_gid", (json_int_t)i->host_gid, "workspace_mount", sb->workspace_mount,
 	              "cgroup_version", i->cgroup_version, "cgroups", cg);
+	if (j)
+		json_object_set_new(j, "network_mode", json_string(sb_net_mode_name(i->net_mode)));
 	if (!j)
 		return sb_err_new(SB_E_INTERNAL, "encoding lease.json of %s", sb->id);
 	char *text = sb_json_dumps(j);
@@ -171,6 +174,9 @@ static sb_err *lease_load(sb_sandbox *sb)
 	int64_t pid = 0, start = 0;
 	const json_t *lim = json_object_get(j, "limits"), *enf = json_object_get(j, "enforced");
 	bool b1 = false;
+	const json_t *nm = json_object_get(j, "network_mode");
+	if (json_is_string(nm) && sb_net_mode_parse(json_string_value(nm)) >= 0)
+		i->net_mode = (sb_net_mode)sb_net_mode_parse(json_string_value(nm));
 	if ((err = sb_json_get_bool(j, "network", false, &i->network)) ||
 	    (err = sb_json_get_int(j, "created_at_ms", false, 0, INT64_MAX, &i->created_at_ms)) ||
 	    (err = sb_json_get_int(j, "expires_at_ms", false, 0, INT64_MAX, &i->expires_at_ms)) ||
@@ -304,7 +310,15 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	sb->workspace_mount = sb_xstrdup(mount);
 	sb_sandbox_info *i = &sb->info;
 	i->network = opts->network;
+	i->net_mode = opts->network ? SB_NET_FULL : opts->egress ? SB_NET_ALLOWLIST : SB_NET_NONE;
 	i->limits = opts->limits;
+	if (opts->network && opts->egress) {
+		err = sb_err_new(SB_E_INVAL, "lease %s: network modes full and allowlist exclude each "
+		                             "other",
+		                 lease_id);
+		sandbox_free(sb);
+		return err;
+	}
 	/* safe defaults: a pids limit always, the operator's memory default */
 	if (!i->limits.pids)
 		i->limits.pids = SB_SANDBOX_PIDS_DEFAULT;
@@ -360,6 +374,9 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 			        lease_id, missing[k]);
 		}
 	}
+	char *ca_bundle = NULL;
+	if (opts->egress && (err = sb_egress_prepare(sb, opts->egress, cfg->rootfs, &ca_bundle)))
+		goto fail;
 	i->created_at_ms = sb_wall_ms();
 	i->expires_at_ms = lim->ttl_s > 0 ? i->created_at_ms + lim->ttl_s * 1000 : 0;
 	sb_launch l = {
@@ -373,6 +390,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	    .tmpfs_bytes = lim->memory_bytes ? lim->memory_bytes : SB_SANDBOX_TMPFS_DEFAULT,
 	    .spool_max = lim->spool_bytes ? lim->spool_bytes : SB_SANDBOX_SPOOL_BYTES_DEFAULT,
 	    .oom_file = oom_file,
+	    .ca_bundle = ca_bundle,
 	    .cgroups = sb->cgroups,
 	    .drop_privs = root,
 	    .uid = i->host_uid,
@@ -382,8 +400,11 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	};
 	i->limits.nofile = l.nofile; /* recorded as in force */
 	i->limits.nproc = l.nproc;
-	if ((err = sb_launch_sandbox(sb, &l)) ||
-	    (opts->callback && (err = sb_callback_setup(sb, cfg, opts->callback))))
+	err = sb_launch_sandbox(sb, &l);
+	free(ca_bundle);
+	if (err || (opts->callback && (err = sb_callback_setup(sb, cfg, opts->callback))) ||
+	    (opts->egress &&
+	     (err = sb_egress_start(sb, opts->callback ? opts->callback->host_name : NULL))))
 		goto fail;
 	free(bwrap);
 	free(oom_file);
@@ -553,6 +574,7 @@ sb_err *sb_sandbox_destroy(sb_sandbox *sb)
 	if (!sb)
 		return NULL;
 	sb_callback_stop(sb); /* before init goes: its channel closing is then expected */
+	sb_egress_stop(sb);
 	sb_err *err = teardown(sb);
 	sb_lease_refill_spare(sb); /* the next creation takes it instead of making directories */
 	sandbox_free(sb);

@@ -28,6 +28,8 @@ typedef struct sandbox_runner {
 	bool own;
 } sandbox_runner;
 
+#define STDIN_STREAM_BUF (64u * 1024u)
+
 typedef struct run_state {
 	sb_sandbox_exec *x;
 	const sb_exec_callbacks *cb;
@@ -89,6 +91,7 @@ static void fill_result(const sb_sandbox_exec_status *st, run_state *rs, sb_exec
 static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exec_callbacks *cb,
                           sb_cancel *cancel, sb_exec_result *res)
 {
+	char *sbuf = NULL; /* a streamed stdin's buffer */
 	sandbox_runner *impl = r->impl;
 	if (!req || !req->argv || !req->argv[0])
 		return sb_err_new(SB_E_INVAL, "sandbox runner: argv is empty");
@@ -126,11 +129,17 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 	if (in >= 0) {
 		if ((err = sb_fd_set_nonblock(in, true)))
 			goto kill;
-		if (req->stdin_len == 0) {
+		if (req->stdin_len == 0 && !req->stdin_stream) {
 			sb_sandbox_exec_close_stdin(rs.x);
 			in = -1;
 		}
 	}
+	/* a streamed stdin (sandbar run -i): what the source has, as the command takes it */
+	sbuf = req->stdin_stream ? malloc(STDIN_STREAM_BUF) : NULL;
+	size_t sfill = 0, soff = 0;
+	bool src_open = req->stdin_stream;
+	if (req->stdin_stream && !sbuf)
+		abort();
 	/* Cancelling stops the command the way a timeout does: TERM, so it can save its work,
 	 * then KILL once the grace period is over. 0 = not cancelled yet. */
 	int64_t kill_at = 0;
@@ -155,20 +164,43 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 		if (!st.running)
 			break;
 		/* fetched each time: it changes if init goes away mid-command */
-		struct pollfd p[3] = {{sb_sandbox_exec_fd(rs.x), POLLIN, 0},
+		bool want_src = src_open && in >= 0 && soff == sfill;
+		struct pollfd p[4] = {{sb_sandbox_exec_fd(rs.x), POLLIN, 0},
 		                      {kill_at ? -1 : sb_cancel_fd(cancel), POLLIN, 0},
-		                      {in, POLLOUT, 0}};
+		                      {req->stdin_stream && soff == sfill ? -1 : in, POLLOUT, 0},
+		                      {want_src ? req->stdin_fd : -1, POLLIN, 0}};
 		int64_t wait_ms = POLL_MS;
 		if (kill_at && kill_at - sb_mono_ms() < wait_ms)
 			wait_ms = kill_at - sb_mono_ms() > 0 ? kill_at - sb_mono_ms() : 0;
-		int rc = poll(p, 3, (int)wait_ms);
+		int rc = poll(p, 4, (int)wait_ms);
 		if (rc < 0 && errno != EINTR) {
 			err = sb_err_sys(errno, "waiting for command \"%s\"", req->argv[0]);
 			goto kill;
 		}
 		if (rc > 0 && p[0].revents && (err = sb_sandbox_exec_wait(rs.x, 0, NULL)))
 			goto kill;
-		if (in >= 0 && p[2].revents) {
+		if (req->stdin_stream && in >= 0 && p[3].revents) {
+			ssize_t n = read(req->stdin_fd, sbuf, STDIN_STREAM_BUF);
+			if (n > 0) {
+				sfill = (size_t)n;
+				soff = 0;
+			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+				src_open =
+				    false; /* EOF (or the source failed): the command sees EOF */
+				sb_sandbox_exec_close_stdin(rs.x);
+				in = -1;
+			}
+		}
+		if (req->stdin_stream && in >= 0 && soff < sfill && p[2].revents) {
+			ssize_t w = sb_write_nosigpipe(in, sbuf + soff, sfill - soff);
+			if (w > 0)
+				soff += (size_t)w;
+			else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				src_open = false; /* the command stopped reading */
+				sb_sandbox_exec_close_stdin(rs.x);
+				in = -1;
+			}
+		} else if (!req->stdin_stream && in >= 0 && p[2].revents) {
 			const char *data = req->stdin_data;
 			ssize_t w =
 			    sb_write_nosigpipe(in, data + in_done, req->stdin_len - in_done);
@@ -199,6 +231,7 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 kill:
 	sb_err_free(sb_sandbox_exec_signal(impl->sb, sb_sandbox_exec_id(rs.x), SIGKILL));
 out:
+	free(sbuf);
 	sb_sandbox_exec_free(rs.x);
 	sb_tail_deinit(&rs.tail[0]);
 	sb_tail_deinit(&rs.tail[1]);
@@ -300,7 +333,8 @@ sb_err *sb_sandbox_runner_new(sb_sandbox *sb, const sb_sandbox_runner_opts *opts
 	    sb_xstrdup(opts && opts->default_cwd ? opts->default_cwd : sb->workspace_mount);
 	sb_runner *r = sb_xcalloc(1, sizeof *r);
 	r->ops = &sandbox_ops;
-	r->caps = SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS | SB_RUNNER_CAP_FILE_TRANSFER;
+	r->caps = SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS | SB_RUNNER_CAP_STDIN_STREAM |
+	          SB_RUNNER_CAP_FILE_TRANSFER;
 	r->impl = impl;
 	*out = r;
 	return NULL;

@@ -24,6 +24,8 @@ struct sb_sandbox {
 	struct sbcb_relay *cb_relay; /* callback.c: the relay this process runs, or NULL */
 	char **cb_env;               /* callback.c: env added to every exec, or NULL */
 	char *cb_url;                /* callback.c: the endpoint inside the sandbox, or NULL */
+	struct sbpx_lease *px;       /* proxy_lease.c: the egress proxy run here, or NULL */
+	char **px_env;               /* proxy_lease.c: env added to every exec, or NULL */
 	pthread_mutex_t lock; /* info and lease.json against concurrent renew/get_info */
 };
 
@@ -78,6 +80,7 @@ typedef struct sb_launch {
 	uint64_t nofile, nproc, spool_max;
 	uint64_t tmpfs_bytes; /* size of /tmp and /dev/shm */
 	const char *oom_file; /* NULL = none */
+	const char *ca_bundle; /* the sandbox's CA bundle (egress proxy with TLS), or NULL */
 	char *const *cgroups; /* to join before exec'ing bwrap */
 	bool drop_privs;
 	int64_t uid, gid;
@@ -132,6 +135,16 @@ sb_err *sb_callback_resume(sb_sandbox *sb, const sb_sandbox_config *cfg, bool re
 sb_err *sb_callback_hosts_fd(const char *rootfs, const char *name, int *out);
 /* Stop the relay (requests in flight finish on their own) and forget the environment. */
 void sb_callback_stop(sb_sandbox *sb);
+
+/* ---- proxy_lease.c (the egress proxy of network mode `allowlist`) */
+/* Before the launch: make the proxy (and its CA); *ca_bundle (malloc'd) is then the CA bundle
+ * the sandbox must see at /etc/ssl/certs/ca-certificates.crt, or NULL. */
+sb_err *sb_egress_prepare(sb_sandbox *sb, const sb_egress_config *c, const char *rootfs,
+                          char **ca_bundle);
+/* After the launch: attach to init's forwarder and fill the exec environment. */
+sb_err *sb_egress_start(sb_sandbox *sb, const char *callback_host);
+/* Stop the proxy (connections in flight are cut) and forget the environment. */
+void sb_egress_stop(sb_sandbox *sb);
 
 /* ---- owner.c */
 /* sb_sandbox_as_owner in two halves, so the caller can feed or drain a pipe meanwhile. The

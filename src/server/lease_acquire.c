@@ -37,7 +37,18 @@ static bool acq_ok(const char *a)
 char *sbs_lease_params_fingerprint(const sbs_lease_params *p)
 {
 	json_t *j = json_object();
-	json_object_set_new(j, "network", json_boolean(p->network));
+	/* the normalised network object (DESIGN.md §9.9) */
+	json_t *net = json_pack("{s:s}", "mode",
+	                        sb_net_mode_name(p->network  ? SB_NET_FULL
+	                                         : p->egress ? SB_NET_ALLOWLIST
+	                                                     : SB_NET_NONE));
+	if (p->egress) {
+		json_t *allow = json_array();
+		for (size_t i = 0; p->egress->allow && p->egress->allow[i]; i++)
+			json_array_append_new(allow, json_string(p->egress->allow[i]));
+		json_object_set_new(net, "allow", allow);
+	}
+	json_object_set_new(j, "network", net);
 	json_object_set_new(j, "ttl_s", json_integer(p->ttl_s));
 	json_object_set_new(j, "memory_bytes", json_integer((json_int_t)p->limits.memory_bytes));
 	json_object_set_new(j, "pids", json_integer((json_int_t)p->limits.pids));
@@ -149,8 +160,10 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 	pthread_mutex_unlock(&ls->mu);
 	sbs_lt_persist(ls, &rec);
 
-	sb_sandbox_opts opts = {
-	    .network = p->network, .limits = p->limits, .callback = p->callback};
+	sb_sandbox_opts opts = {.network = p->network,
+	                        .limits = p->limits,
+	                        .callback = p->callback,
+	                        .egress = p->egress};
 	opts.limits.ttl_s = p->ttl_s;
 	sb_sandbox *sb = NULL;
 	err = sb_sandbox_create(ls->cfg, rec.id, &opts, &sb);

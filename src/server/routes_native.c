@@ -159,7 +159,6 @@ static sb_err *parse_acquire(const json_t *b, sbs_lease_params *p)
 	if ((err = sb_json_get_str(b, "acquisition_id", true, &p->acquisition_id)) ||
 	    (err = sb_json_get_str(b, "lease_id", false, &p->lease_id)) ||
 	    (err = sb_json_get_int(b, "ttl_s", false, 0, 365LL * 24 * 3600, &p->ttl_s)) ||
-	    (err = sb_json_get_bool(b, "network", false, &p->network)) ||
 	    (err = sb_json_get_str(b, "issue_id", false, &p->issue_id)) ||
 	    (err = sb_json_get_str(b, "run_id", false, &p->run_id)) ||
 	    (err = sb_json_get_str(b, "reuse_scope", false, &p->reuse_scope)))
@@ -183,6 +182,74 @@ static sb_err *parse_acquire(const json_t *b, sbs_lease_params *p)
 			return sb_err_new(SB_E_INVAL, "\"metadata\" must be an object");
 		p->metadata = md;
 	}
+	return NULL;
+}
+
+/* The `network` field (issue 14, DESIGN.md §9.9): true (= full), false (= none) or
+ * {"mode": "none"|"allowlist"|"full", "allow": ["HOST[:PORT]", ...]}. An allowlist lease's
+ * egress proxy runs in the daemon; the daemon's own listeners are never reachable through it.
+ * *egress is set for allowlist (free with sb_egress_config_free). */
+static sb_err *parse_network(sbs_server *srv, const json_t *b, sbs_lease_params *p,
+                             sb_egress_config **egress)
+{
+	*egress = NULL;
+	const json_t *n = json_object_get(b, "network");
+	if (!n || json_is_null(n))
+		return NULL;
+	if (json_is_boolean(n)) {
+		p->network = json_is_true(n);
+		return NULL;
+	}
+	if (!json_is_object(n))
+		return sb_err_new(SB_E_INVAL, "\"network\" must be true, false or {\"mode\": "
+		                              "\"none\"|\"allowlist\"|\"full\", \"allow\": [...]}");
+	const char *k;
+	const json_t *v;
+	json_object_foreach((json_t *)n, k, v)
+	{
+		if (strcmp(k, "mode") != 0 && strcmp(k, "allow") != 0)
+			return sb_err_new(SB_E_INVAL,
+			                  "\"network.%s\" is not a field (mode, allow; secrets are "
+			                  "named in the operator's config)",
+			                  k);
+	}
+	const json_t *m = json_object_get(n, "mode"), *allow = json_object_get(n, "allow");
+	int mode = json_is_string(m) ? sb_net_mode_parse(json_string_value(m)) : -1;
+	if (mode < 0 || !strcmp(json_string_value(m), "true") ||
+	    !strcmp(json_string_value(m), "false"))
+		return sb_err_new(SB_E_INVAL,
+		                  "\"network.mode\" must be \"none\", \"allowlist\" or \"full\"");
+	if (allow && !json_is_null(allow) && (!json_is_array(allow) || mode != SB_NET_ALLOWLIST))
+		return sb_err_new(SB_E_INVAL, "\"network.allow\" is an array, for mode allowlist");
+	if (json_array_size(allow) > 256)
+		return sb_err_new(SB_E_INVAL, "\"network.allow\" holds over 256 entries");
+	p->network = mode == SB_NET_FULL;
+	if (mode != SB_NET_ALLOWLIST)
+		return NULL;
+	sb_egress_config *c = sb_xcalloc(1, sizeof *c);
+	size_t i;
+	json_array_foreach(allow, i, v)
+	{
+		if (!json_is_string(v)) {
+			sb_egress_config_free(c);
+			return sb_err_new(SB_E_INVAL, "\"network.allow[%zu]\" must be a string", i);
+		}
+		sb_strv_push(&c->allow, json_string_value(v));
+	}
+	/* the daemon's own TCP listener */
+	int port = srv->listen_port;
+	if (port) {
+		/* unspecified address: that port on loopback and every address of this host */
+		char *d = sb_strfmt("0.0.0.0:%d", port);
+		sb_strv_push(&c->deny_listeners, d);
+		free(d);
+	}
+	sb_err *err = sb_egress_config_check(c);
+	if (err) {
+		sb_egress_config_free(c);
+		return sb_err_prefix(err, "\"network\"");
+	}
+	*egress = c;
 	return NULL;
 }
 
@@ -217,12 +284,18 @@ static void h_acquire(sbs_req *r, void *ud)
 	sbs_lease_params p = {0};
 	sb_callback_config *cb = NULL;
 	char *cb_text = NULL;
+	sb_egress_config *egress = NULL;
 	sb_err *err = parse_acquire(b, &p);
 	if (!err && (err = parse_callback(srv, b, &cb, &cb_text)) == NULL) {
 		p.callback = cb;
 		p.callback_json = cb_text;
 	}
+	if (!err && (err = parse_network(srv, b, &p, &egress)) == NULL)
+		p.egress = egress;
 	if (err) {
+		sb_callback_config_free(cb);
+		free(cb_text);
+		sb_egress_config_free(egress);
 		sbs_reply_err(r, err);
 		json_decref(b);
 		return;
@@ -236,6 +309,7 @@ static void h_acquire(sbs_req *r, void *ud)
 		sbs_metrics_acquired(srv->metrics, (sb_mono_ns() / 1000) - t0);
 	sb_callback_config_free(cb);
 	free(cb_text);
+	sb_egress_config_free(egress);
 	json_decref(b);
 	if (err) {
 		/* Only a request the client can correct is its fault; anything that failed inside

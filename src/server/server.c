@@ -553,6 +553,7 @@ sb_err *sb_server_start(sb_server *s)
 		}
 		sb_info("listening on %s://%s (port %d)", cert ? "https" : "http", s->listen,
 		        s->port);
+		s->srv.listen_port = s->port; /* never reachable through an egress proxy */
 	}
 	if (s->socket_path) {
 		int fd = -1;

@@ -33,6 +33,7 @@ struct sbs_server {
 	sb_callback_stats callback_stats; /* relays of this daemon's leases add to it */
 	json_t *sandbox_health; /* sb_sandbox_health_json at start */
 	bool access_log;
+	int listen_port; /* the TCP listener's port, 0 = none (egress proxies deny it) */
 	int64_t started_ms;
 	volatile int draining;   /* set when SIGTERM arrived: streams end */
 	sb_cancel *drain_cancel; /* triggered with draining: for handlers that wait (collect) */

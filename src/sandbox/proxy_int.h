@@ -1,0 +1,90 @@
+/* Internals of the egress proxy (issue 14, DESIGN.md §9.10, §9.14): the policy (proxy_policy.c:
+ * allowlist entries, request rules, the address deny list, a hosts-file resolver; no I/O but
+ * the resolver, fuzzed), the TLS side (proxy_tls.c: per-proxy CA, leaf certificates, upstream
+ * verification), the connection handler (proxy.c) and the lease glue (proxy_lease.c). */
+#ifndef SANDBAR_PROXY_INT_H
+#define SANDBAR_PROXY_INT_H
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <sandbar/sandbox.h>
+
+#define SBPX_HEAD_MAX (32u * 1024u) /* request line + headers */
+#define SBPX_ADDRS_MAX 16           /* addresses tried per name */
+#define SBPX_DENIED_LIST_MAX 64
+#define SBPX_FORWARD_NAME "proxy" /* the init forward (src/init/forward.c) */
+
+typedef enum { SBPX_NAME, SBPX_WILD, SBPX_ADDR } sbpx_kind;
+
+typedef struct sbpx_entry {
+	sbpx_kind kind;
+	char *name;             /* NAME: the host; WILD: ".suffix" (lower case) */
+	int family;             /* ADDR: AF_INET or AF_INET6 */
+	unsigned char addr[16]; /* ADDR: network order */
+	int prefix;             /* ADDR: prefix length */
+	int port;               /* 0 = any */
+	char *method;           /* request rule, or NULL */
+	char *path;             /* request rule path prefix, or NULL */
+	char *text;             /* the entry as written, for messages */
+} sbpx_entry;
+
+typedef struct sbpx_hosts_line {
+	char *name; /* lower case */
+	struct sockaddr_storage addr;
+} sbpx_hosts_line;
+
+typedef struct sbpx_policy {
+	sbpx_entry *entries;
+	size_t nentries;
+	sbpx_hosts_line *hosts; /* from hosts_file, when set */
+	size_t nhosts;
+	bool use_hosts;
+	struct sockaddr_storage *deny; /* listeners refused always (port 0 = every port) */
+	size_t ndeny;
+	struct sockaddr_storage *local; /* the host's own addresses (getifaddrs) */
+	size_t nlocal;
+} sbpx_policy;
+
+/* Parse one allowlist entry; SB_E_INVAL naming it. */
+sb_err *sbpx_entry_parse(const char *text, sbpx_entry *out);
+void sbpx_entry_deinit(sbpx_entry *e);
+/* Build the policy (entries, hosts file, deny listeners, the host's addresses). */
+sb_err *sbpx_policy_init(sbpx_policy *p, const sb_egress_config *c);
+void sbpx_policy_deinit(sbpx_policy *p);
+/* Parse hosts(5) text into p->hosts (bounded: lines past the limit are an error). */
+sb_err *sbpx_hosts_parse(sbpx_policy *p, const char *text, size_t len);
+
+/* Is host (a name or an IP literal, lower case) at port on the allowlist? Returns the first
+ * matching entry or NULL. *inspect is set when every matching entry is a request rule (so the
+ * requests themselves must be checked, and HTTPS terminated). */
+const sbpx_entry *sbpx_host_allowed(const sbpx_policy *p, const char *host, int port,
+                                    bool *inspect);
+/* Is METHOD path allowed to host:port by a request rule (or an entry without one)? */
+bool sbpx_request_allowed(const sbpx_policy *p, const char *host, int port, const char *method,
+                          const char *path);
+/* The address check (DESIGN.md §9.10): NULL when sa may be connected to, else the rule that
+ * denies it (static text). An IP/CIDR entry lifts the range check, never the daemon's own
+ * listeners. */
+const char *sbpx_addr_denied(const sbpx_policy *p, const struct sockaddr *sa);
+/* Resolve host (name or literal) to at most max addresses with port set: the hosts file when
+ * configured, else getaddrinfo. Returns the count, 0 when unknown (*why says why). */
+size_t sbpx_resolve(const sbpx_policy *p, const char *host, int port, struct sockaddr_storage *out,
+                    size_t max, const char **why);
+/* "a.b.c.d" / "v6" text of an address. */
+void sbpx_addr_text(const struct sockaddr *sa, char *buf, size_t len);
+/* Split "host:port" / "[v6]:port" (CONNECT target); host lower-cased into host. */
+bool sbpx_split_hostport(const char *s, char *host, size_t hostlen, int *port, int defport);
+
+/* ---- proxy_tls.c */
+typedef struct sbpx_tls sbpx_tls;
+sb_err *sbpx_tls_new(const char *upstream_ca, const char *name, sbpx_tls **out);
+void sbpx_tls_free(sbpx_tls *t);
+char *sbpx_tls_ca_pem(const sbpx_tls *t);
+/* An SSL_CTX (as void *, to keep OpenSSL out of this header) serving a certificate for host;
+ * cached. NULL with *err on failure. */
+void *sbpx_tls_server_ctx(sbpx_tls *t, const char *host, sb_err **err);
+/* The upstream client context (verifies against the system store plus upstream_ca). */
+void *sbpx_tls_client_ctx(sbpx_tls *t);
+
+#endif
