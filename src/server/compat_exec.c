@@ -412,8 +412,10 @@ void compat_route_exec(sbs_req *r, void *ud)
 		                "providerLeaseId and command are required");
 		goto out;
 	}
-	/* Checked before the lease is even looked up: no unowned command ever runs. */
-	if (!acq) {
+	/* Checked before the lease is even looked up: no unowned command ever runs. A G1 client
+	 * (v1, no acquisitionId) may run commands only on a lease acquired through G1. */
+	bool g1 = !acq && compat_req_is_v1(r);
+	if (!acq && !g1) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "acquisitionId is required (ownership API v2)");
 		goto out;
@@ -456,7 +458,6 @@ void compat_route_exec(sbs_req *r, void *ud)
 	c = sb_xcalloc(1, sizeof(*c));
 	c->srv = srv;
 	c->lease_id = sb_xstrdup(id);
-	c->acquisition_id = sb_xstrdup(acq);
 	c->session_id = sb_xstrdup(o.session_id);
 	c->named = o.named;
 	c->timeout_ms = o.timeout_ms;
@@ -473,6 +474,17 @@ void compat_route_exec(sbs_req *r, void *ud)
 		goto out;
 	}
 	sbs_lease_get_info(c->lease, &info);
+	if (g1 && compat_lease_is_g1(&info))
+		acq = sb_xstrdup(info.acquisition_id);
+	if (!acq) {
+		sbs_reply_error(
+		    r, 409, "acquisition_conflict",
+		    "lease %s is owned through the ownership API (v2): the request must "
+		    "name its acquisitionId",
+		    id);
+		goto out;
+	}
+	c->acquisition_id = sb_xstrdup(acq);
 	if (!info.acquisition_id || strcmp(info.acquisition_id, acq) != 0 ||
 	    !compat_record_meta(&info)) {
 		sbs_reply_error(r, 409, "acquisition_conflict",
