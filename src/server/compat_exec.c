@@ -122,7 +122,8 @@ typedef struct exec_call {
 	/* streaming */
 	sbs_sse *sse;
 	sbs_exec_cursor cur;
-	sb_buf carry[3]; /* per stream: an incomplete UTF-8 sequence held back */
+	uint64_t sent[3]; /* per stream: bytes delivered in events (what `id:` carries) */
+	sb_buf carry[3];  /* per stream: an incomplete UTF-8 sequence held back */
 	sb_buf chunk;
 } exec_call;
 
@@ -239,20 +240,33 @@ static ssize_t result_fill(void *ud, char *buf, size_t max)
 
 /* ---------------------------------------------------------------- streaming */
 
+/* An output event, `id: <exec id>:<stdout bytes>,<stderr bytes>` first: the byte counts
+ * delivered up to and including this event, which a client hands back as Last-Event-ID
+ * (re-posting the same /exec) to resume the stream right after it. */
 static void emit_chunk(exec_call *c, sb_stream stream)
 {
 	if (c->chunk.len == 0)
 		return;
-	sbs_sse_event(c->sse, stream == SB_STREAM_STDOUT ? "stdout" : "stderr", NULL,
-	              json_pack("{s:s%}", "data", c->chunk.data, c->chunk.len));
+	json_t *j = json_pack("{s:s%}", "data", c->chunk.data, c->chunk.len);
+	char *d = sb_json_dumps(j);
+	json_decref(j);
+	sb_buf ev = SB_BUF_INIT;
+	sb_buf_appendf(&ev, "id: %s:%llu,%llu\nevent: %s\ndata: %s\n\n", sbs_exec_id(c->x),
+	               (unsigned long long)c->sent[SB_STREAM_STDOUT],
+	               (unsigned long long)c->sent[SB_STREAM_STDERR],
+	               stream == SB_STREAM_STDOUT ? "stdout" : "stderr", d);
+	sbs_sse_raw(c->sse, ev.data, ev.len);
+	sb_buf_deinit(&ev);
+	free(d);
 	sb_buf_clear(&c->chunk);
 }
 
 static sb_err *on_output(void *ud, sb_stream stream, uint64_t offset, const char *data, size_t len)
 {
-	(void)offset;
 	exec_call *c = ud;
 	sb_utf8_feed(&c->carry[stream], data, len, false, &c->chunk);
+	/* Held-back bytes of an incomplete character are not delivered yet. */
+	c->sent[stream] = offset + len - c->carry[stream].len;
 	emit_chunk(c, stream);
 	return NULL;
 }
@@ -298,6 +312,7 @@ static bool sse_step(void *ud, sbs_sse *s, int64_t max_wait_ms)
 	if (!err) {
 		/* Whatever is still held back can no longer complete. */
 		for (int st = SB_STREAM_STDOUT; st <= SB_STREAM_STDERR; st++) {
+			c->sent[st] += c->carry[st].len;
 			sb_utf8_feed(&c->carry[st], "", 0, true, &c->chunk);
 			emit_chunk(c, (sb_stream)st);
 		}
@@ -378,6 +393,22 @@ static void add_keys_of(char *const *env, char ***keys)
 	}
 }
 
+/* Last-Event-ID of the compat stream: "<exec id>:<stdout bytes>,<stderr bytes>". */
+static bool parse_resume_id(const char *v, char **exec_id, uint64_t *o, uint64_t *e)
+{
+	const char *colon = strrchr(v, ':');
+	if (!colon || colon == v || (size_t)(colon - v) > 128)
+		return false;
+	unsigned long long a = 0, b = 0;
+	char tail = 0;
+	if (sscanf(colon + 1, "%llu,%llu%c", &a, &b, &tail) != 2)
+		return false;
+	*exec_id = sb_xstrndup(v, (size_t)(colon - v));
+	*o = a;
+	*e = b;
+	return true;
+}
+
 void compat_route_exec(sbs_req *r, void *ud)
 {
 	sbs_server *srv = ud;
@@ -386,7 +417,8 @@ void compat_route_exec(sbs_req *r, void *ud)
 	memset(&o, 0, sizeof(o));
 	char *id = NULL, *acq = NULL, *cmd = NULL, *cwd = NULL;
 	char **args = NULL, **env = NULL, **keys = NULL;
-	char *script = NULL, *tag = NULL;
+	char *script = NULL, *tag = NULL, *resume_exec = NULL;
+	uint64_t resume_off[3] = {0, 0, 0};
 	exec_call *c = NULL;
 	sbs_lease_info info;
 	sbs_lease_info_init(&info);
@@ -421,6 +453,17 @@ void compat_route_exec(sbs_req *r, void *ud)
 		goto out;
 	}
 	sbs_req_set_lease(r, id);
+	bool stream = compat_bool(body, "streamOutput", false);
+	const char *lei = sbs_req_header(r, "Last-Event-ID");
+	if (lei && *lei && stream &&
+	    !parse_resume_id(lei, &resume_exec, &resume_off[SB_STREAM_STDOUT],
+	                     &resume_off[SB_STREAM_STDERR])) {
+		sbs_reply_error(r, 400, "invalid_request",
+		                "Last-Event-ID \"%.200s\" is not an id of this stream "
+		                "(\"<exec id>:<stdout bytes>,<stderr bytes>\")",
+		                lei);
+		goto out;
+	}
 	json_t *ja = json_object_get(body, "args");
 	size_t i;
 	json_t *v;
@@ -528,6 +571,20 @@ void compat_route_exec(sbs_req *r, void *ud)
 	if (has_stdin)
 		sb_buf_append(&spec.stdin_data, json_string_value(jin), json_string_length(jin));
 	spec.timeout_ms = o.timeout_ms;
+	if (resume_exec) {
+		/* A resumed stream: the same command, from right after the last event seen. */
+		if ((err = sbs_execs_attach(srv->execs, c->lease, resume_exec, &c->x))) {
+			sbs_reply_error(r, 400, "invalid_request",
+			                "Last-Event-ID names no exec of lease %s to resume: %s", id,
+			                err->msg);
+			goto out;
+		}
+		for (int st = SB_STREAM_STDOUT; st <= SB_STREAM_STDERR; st++)
+			c->cur.off[st] = c->sent[st] = resume_off[st];
+		sbs_reply_sse(r, sse_step, c, call_free);
+		c = NULL;
+		goto out;
+	}
 	if ((err = sbs_execs_start(srv->execs, c->lease, &spec, &c->x))) {
 		sbs_reply_error(r, err->code == SB_E_CONFLICT ? 409 : 500,
 		                err->code == SB_E_CONFLICT ? "acquisition_conflict"
@@ -535,7 +592,7 @@ void compat_route_exec(sbs_req *r, void *ud)
 		                "starting the command on lease %s failed: %s", id, err->msg);
 		goto out;
 	}
-	if (compat_bool(body, "streamOutput", false)) {
+	if (stream) {
 		sbs_reply_sse(r, sse_step, c, call_free);
 		c = NULL;
 		goto out;
@@ -558,6 +615,7 @@ out:
 	sbs_lease_info_deinit(&info);
 	free(script);
 	free(tag);
+	free(resume_exec);
 	sb_strv_free(args);
 	sb_strv_free(env);
 	sb_strv_free(keys);
