@@ -33,6 +33,10 @@ const char *sb_sandbox_init_path(const sb_sandbox_config *cfg);
 /* Full path of the bwrap binary (PATH lookup), malloc'd. */
 sb_err *sb_sandbox_bwrap_path(const sb_sandbox_config *cfg, char **out);
 
+/* ---- freeze.c */
+void sb_sandbox_freezer_release(sb_sandbox *sb); /* thaw, if a freezer group was made */
+void sb_sandbox_freezer_remove(sb_sandbox *sb);  /* rmdir it once its processes are gone */
+
 /* ---- cgroup.c */
 typedef struct sb_cg_host {
 	char version[4]; /* "v1", "v2" or "" */
@@ -96,8 +100,8 @@ typedef struct sb_owner_child {
 	pthread_t thread;
 	struct owner_job *job;
 } sb_owner_child;
-sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud,
-                       int close_when_done, sb_owner_child *oc);
+sb_err *sb_owner_start(const sb_sandbox *sb, sb_err *(*fn)(void *ud), void *ud, int close_when_done,
+                       sb_owner_child *oc);
 sb_err *sb_owner_finish(const sb_sandbox *sb, sb_owner_child *oc);
 
 #endif

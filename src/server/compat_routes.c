@@ -7,6 +7,8 @@
 #include "server/compat.h"
 #include "server/compat_int.h"
 
+#include "server/sleep.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -164,6 +166,28 @@ static json_t *lease_answer(const char *lease_id, const char *acquisition_id, co
 		json_object_del(m, "reuseScopeId");
 	}
 	return json_pack("{s:s, s:o}", "providerLeaseId", lease_id, "metadata", m);
+}
+
+/* keepAlive:false leases sleep after sleepAfter without requests or commands (sleep.h). */
+static void set_sleep_policy(sbs_server *srv, const char *id, const compat_opts *o)
+{
+	int64_t ms = 0;
+	sb_err *err = NULL;
+	if (!o->keep_alive) {
+		json_t *v = json_string(o->sleep_after);
+		err = sbs_parse_duration_ms(v, &ms);
+		json_decref(v);
+		if (err) {
+			sb_warn("lease %s: sleepAfter: %s; using %s", id, err->msg,
+			        COMPAT_DEFAULT_SLEEP_AFTER);
+			sb_err_free(err);
+			ms = 10 * 60 * 1000;
+		}
+	}
+	if ((err = sbs_sleep_set_policy(srv->sleep, id, ms))) {
+		sb_warn("%s", err->msg);
+		sb_err_free(err);
+	}
 }
 
 static bool parse_body(sbs_req *r, json_t **body, compat_opts *o)
@@ -401,9 +425,10 @@ static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const co
 	json_decref(md);
 	if (err)
 		sbs_reply_error(r, 500, "internal_error", "%s", err->msg);
-	else if (outcome == SBS_ACQ_CLAIMED || outcome == SBS_ACQ_REPLAYED)
+	else if (outcome == SBS_ACQ_CLAIMED || outcome == SBS_ACQ_REPLAYED) {
+		set_sleep_policy(srv, id, o);
 		sbs_reply_json(r, 200, lease_answer(id, acq, o, reuse, NULL, false));
-	else
+	} else
 		sbs_reply_error(r, 409, "acquisition_conflict",
 		                "Refusing to adopt sandbox %s: %s (another acquire of it is "
 		                "running or it is being destroyed; retry)",
@@ -500,6 +525,8 @@ static void route_acquire(sbs_req *r, void *ud)
 	switch (outcome) {
 	case SBS_ACQ_CLAIMED:
 	case SBS_ACQ_REPLAYED:
+		if (outcome == SBS_ACQ_CLAIMED)
+			set_sleep_policy(srv, id, &o);
 		sbs_reply_json(r, 200,
 		               lease_answer(id, acq, &o, reuse, reuse ? scope : NULL, false));
 		break;

@@ -38,7 +38,15 @@ struct sbs_leases {
 	size_t n;
 	int64_t tombstones;
 	int64_t last_probe_ms;
+	void (*use_hook)(void *ud, const char *id);
+	void *use_ud;
 };
+
+void sbs_leases_set_use_hook(sbs_leases *ls, void (*fn)(void *ud, const char *id), void *ud)
+{
+	ls->use_hook = fn;
+	ls->use_ud = ud;
+}
 
 static const char *outcome_names[] = {"claimed",  "replayed",  "in_progress",
                                       "conflict", "completed", "destroying"};
@@ -477,6 +485,8 @@ sb_err *sbs_leases_get(sbs_leases *ls, const char *id, unsigned flags, sbs_lease
 		*out = l;
 	}
 	pthread_mutex_unlock(&ls->mu);
+	if (!err && ls->use_hook && !(flags & SBS_GET_QUIET))
+		ls->use_hook(ls->use_ud, id);
 	return err;
 }
 
@@ -783,7 +793,6 @@ out:
 }
 
 /* ------------------------------------------------------------------ reaper, recovery */
-
 
 void sbs_lease_mark_lost(sbs_lease *l, const char *reason)
 {

@@ -2,6 +2,7 @@
  * and resumable output, signals and processes. File and workspace routes are in
  * routes_files.c. Handlers validate input (400 naming the field), call the lease and exec
  * services, and map outcomes to the documented status codes. */
+#include "server/sleep.h"
 #include "server/exec_result.h"
 #include "server/server_int.h"
 
@@ -92,6 +93,11 @@ static void h_metrics(sbs_req *r, void *ud)
 	                       .lost = c[SBS_LEASE_LOST]};
 	sb_buf out = SB_BUF_INIT;
 	sbs_metrics_render(srv->metrics, &lc, &out);
+	sb_buf_appendf(&out,
+	               "# HELP sandbar_leases_sleeping Active leases whose command processes are "
+	               "frozen (idle sleep).\n# TYPE sandbar_leases_sleeping gauge\n"
+	               "sandbar_leases_sleeping %zu\n",
+	               sbs_sleep_count(srv->sleep));
 	sbs_reply_bytes(r, 200, "text/plain; version=0.0.4", sb_buf_cstr(&out), out.len);
 	sb_buf_deinit(&out);
 }
@@ -149,6 +155,10 @@ static void h_acquire(sbs_req *r, void *ud)
 		return;
 	sbs_lease_params p = {0};
 	sb_err *err = parse_acquire(b, &p);
+	int64_t sleep_after = 0;
+	const json_t *jsa = json_object_get(b, "sleep_after");
+	if (!err && jsa && !json_is_null(jsa) && (err = sbs_parse_duration_ms(jsa, &sleep_after)))
+		err = sb_err_prefix(err, "\"sleep_after\"");
 	if (err) {
 		sbs_reply_err(r, err);
 		json_decref(b);
@@ -176,7 +186,13 @@ static void h_acquire(sbs_req *r, void *ud)
 	switch (oc) {
 	case SBS_ACQ_CLAIMED:
 	case SBS_ACQ_REPLAYED: {
+		if (oc == SBS_ACQ_CLAIMED && sleep_after > 0 &&
+		    (err = sbs_sleep_set_policy(srv->sleep, li.id, sleep_after))) {
+			sb_warn("%s", err->msg);
+			sb_err_free(err);
+		}
 		json_t *j = sbs_lease_info_json(&li);
+		sbs_sleep_annotate(srv->sleep, j);
 		json_object_set_new(j, "replayed", json_boolean(oc == SBS_ACQ_REPLAYED));
 		json_decref(details);
 		sbs_reply_json(r, 200, j);
@@ -214,7 +230,37 @@ static void h_list(sbs_req *r, void *ud)
 		sbs_reply_err(r, err);
 		return;
 	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) sbs_sleep_annotate(sbs_req_server(r)->sleep, v);
 	sbs_reply_json(r, 200, json_pack("{s:o}", "leases", arr));
+}
+
+/* POST /v1/leases/{id}/sleep and /wake: idle sleep on request (docs/api.md). */
+static void h_sleep(sbs_req *r, void *ud)
+{
+	bool wake = ud != NULL;
+	const char *id = sbs_req_param(r, "id");
+	sbs_req_set_lease(r, id);
+	sbs_server *srv = sbs_req_server(r);
+	sb_err *err = wake ? sbs_sleep_wake(srv->sleep, id) : sbs_sleep_now(srv->sleep, id);
+	if (err) {
+		if (err->code == SB_E_BUSY)
+			sbs_reply_error(r, 409, "lease_busy", "%s", err->msg);
+		else
+			sbs_reply_err(r, err);
+		return;
+	}
+	sbs_lease_info li;
+	sbs_lease_info_init(&li);
+	if ((err = sbs_leases_info(srv->leases, id, &li))) {
+		sbs_reply_err(r, err);
+		return;
+	}
+	json_t *j = sbs_lease_info_json(&li);
+	sbs_sleep_annotate(srv->sleep, j);
+	sbs_reply_json(r, 200, j);
+	sbs_lease_info_deinit(&li);
 }
 
 static void h_get(sbs_req *r, void *ud)
@@ -229,7 +275,9 @@ static void h_get(sbs_req *r, void *ud)
 		sbs_reply_err(r, err);
 		return;
 	}
-	sbs_reply_json(r, 200, sbs_lease_info_json(&li));
+	json_t *j = sbs_lease_info_json(&li);
+	sbs_sleep_annotate(sbs_req_server(r)->sleep, j);
+	sbs_reply_json(r, 200, j);
 	sbs_lease_info_deinit(&li);
 }
 
@@ -463,8 +511,7 @@ static sb_err *result_writer(sbs_exec *x, const sb_sandbox_exec_status *st, sbs_
 	sb_err *err = NULL;
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !err; i++) {
 		sbs_result_json_text(w, fields[i].key);
-		uint64_t len =
-		    fields[i].s == SB_STREAM_STDOUT ? st->stdout_size : st->stderr_size;
+		uint64_t len = fields[i].s == SB_STREAM_STDOUT ? st->stdout_size : st->stderr_size;
 		err = sbs_result_json_stream(w, fields[i].s, len, fields[i].enc, NULL);
 	}
 	sbs_result_json_text(w, "}");
@@ -855,6 +902,8 @@ void sbs_native_routes_register(sbs_server *srv)
 	sbs_router_add(rt, "GET", "/v1/leases/{id}", 0, h_get, NULL);
 	sbs_router_add(rt, "DELETE", "/v1/leases/{id}", 0, h_destroy, NULL);
 	sbs_router_add(rt, "POST", "/v1/leases/{id}/renew", SBS_ROUTE_BODY_JSON, h_renew, NULL);
+	sbs_router_add(rt, "POST", "/v1/leases/{id}/sleep", 0, h_sleep, NULL);
+	sbs_router_add(rt, "POST", "/v1/leases/{id}/wake", 0, h_sleep, (void *)1);
 	sbs_router_add(rt, "POST", "/v1/leases/{id}/exec", SBS_ROUTE_BODY_JSON, h_exec, NULL);
 	sbs_router_add(rt, "GET", "/v1/leases/{id}/execs", 0, h_exec_list, NULL);
 	sbs_router_add(rt, "GET", "/v1/leases/{id}/execs/{exec_id}", 0, h_exec_status, NULL);

@@ -3,6 +3,7 @@
  * socket (TCP, optionally TLS, and a unix socket), the reaper thread, signal handling and the
  * drain on SIGTERM. Connection threads inherit a mask with SIGTERM, SIGINT and SIGPIPE blocked,
  * so signals reach only run_until_signal's signalfd and broken pipes surface as EPIPE. */
+#include "server/sleep.h"
 #include "server/http_int.h"
 #include "server/compat.h"
 
@@ -246,6 +247,8 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 		goto fail;
 	if ((err = sbs_leases_recover(srv->leases)))
 		goto fail;
+	if ((err = sbs_sleep_new(srv->leases, srv->store, &srv->sleep)))
+		goto fail;
 	srv->execs = sbs_execs_new(srv->metrics);
 	srv->drain_cancel = sb_cancel_new();
 	sb_sandbox_health h;
@@ -436,6 +439,7 @@ static void *reaper_main(void *arg)
 		int64_t now = sb_wall_ms();
 		sbs_leases_reap(s->srv.leases, now);
 		sbs_execs_tick(s->srv.execs, s->srv.leases);
+		sbs_sleep_tick(s->srv.sleep, now);
 		if (now - last_nonce_prune >= 60000) {
 			sb_err *err = sbs_store_nonces_prune(s->srv.store, now / 1000);
 			if (err) {
@@ -594,6 +598,9 @@ void sb_server_free(sb_server *s)
 	sbs_server *srv = &s->srv;
 	sbs_router_free(srv->router);
 	sbs_execs_free(srv->execs);
+	if (srv->leases)
+		sbs_leases_set_use_hook(srv->leases, NULL, NULL);
+	sbs_sleep_free(srv->sleep);
 	sbs_leases_free(srv->leases);
 	sbs_store_close(srv->store);
 	sbs_auth_free(srv->auth);

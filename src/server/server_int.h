@@ -23,6 +23,7 @@ struct sbs_server {
 	sbs_store *store;
 	sbs_leases *leases;
 	sbs_execs *execs;
+	struct sbs_sleep *sleep; /* idle sleep (sleep.h) */
 	sbs_metrics *metrics;
 	json_t *sandbox_health; /* sb_sandbox_health_json at start */
 	bool access_log;

@@ -35,6 +35,9 @@ static const char *schema =
     "  lease_id TEXT NOT NULL, acquisition_id TEXT NOT NULL, session_id TEXT NOT NULL,"
     "  cwd TEXT, env TEXT NOT NULL, used_ms INTEGER NOT NULL,"
     "  PRIMARY KEY(lease_id, acquisition_id, session_id));"
+    "CREATE TABLE IF NOT EXISTS sleep (" /* sleep.c */
+    "  lease_id TEXT PRIMARY KEY, after_ms INTEGER NOT NULL, asleep_ms INTEGER NOT NULL,"
+    "  cgroup TEXT);"
     "CREATE TABLE IF NOT EXISTS nonces (key TEXT PRIMARY KEY, expires_s INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS audit ("
     "  ts_ms INTEGER NOT NULL, lease_id TEXT, action TEXT NOT NULL, detail TEXT);";
