@@ -506,7 +506,7 @@ void compat_route_exec(sbs_req *r, void *ud)
 	c->timeout_ms = o.timeout_ms;
 	c->max_output = srv->limits.output_cap;
 	c->cur.streams = (1u << SB_STREAM_STDOUT) | (1u << SB_STREAM_STDERR);
-	if ((err = sbs_leases_get(srv->leases, id, 0, &c->lease))) {
+	if ((err = sbs_leases_get(srv->leases, id, SBS_GET_USE, &c->lease))) {
 		if (err->code == SB_E_STATE_LOST)
 			sbs_reply_error(r, 409, "sandbox_state_lost",
 			                "the sandbox of lease %s is gone: %s", id, err->msg);

@@ -380,7 +380,7 @@ static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const co
 			goto out;
 		}
 		sbs_lease *l = NULL;
-		if ((err = sbs_leases_get(srv->leases, id, 0, &l))) {
+		if ((err = sbs_leases_get(srv->leases, id, SBS_GET_USE, &l))) {
 			sbs_reply_error(r, 500, "internal_error", "reusing sandbox %s: %s", id,
 			                err->msg);
 			goto out;
@@ -588,7 +588,7 @@ static void route_resume(sbs_req *r, void *ud)
 		goto out;
 	}
 	sbs_req_set_lease(r, id);
-	if ((err = sbs_leases_get(srv->leases, id, 0, &l))) {
+	if ((err = sbs_leases_get(srv->leases, id, SBS_GET_USE, &l))) {
 		/* Unknown, destroyed, dying or dead: the sandbox the caller knew is gone. */
 		if (err->code == SB_E_BUSY)
 			sbs_reply_error(r, 409, "acquisition_conflict",

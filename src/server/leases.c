@@ -485,7 +485,7 @@ sb_err *sbs_leases_get(sbs_leases *ls, const char *id, unsigned flags, sbs_lease
 		*out = l;
 	}
 	pthread_mutex_unlock(&ls->mu);
-	if (!err && ls->use_hook && !(flags & SBS_GET_QUIET))
+	if (!err && ls->use_hook && (flags & SBS_GET_USE))
 		ls->use_hook(ls->use_ud, id);
 	return err;
 }

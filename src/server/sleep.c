@@ -88,7 +88,7 @@ static void warn(sb_err *err)
 static sb_err *apply(sbs_sleep *z, entry *e, bool freeze, bool require_idle)
 {
 	sbs_lease *l = NULL;
-	sb_err *err = sbs_leases_get(z->ls, e->id, SBS_GET_QUIET, &l);
+	sb_err *err = sbs_leases_get(z->ls, e->id, 0, &l);
 	if (err)
 		return err;
 	sb_sandbox *sb = sbs_lease_sandbox(l);
@@ -233,7 +233,7 @@ void sbs_sleep_tick(sbs_sleep *z, int64_t now_ms)
 sb_err *sbs_sleep_now(sbs_sleep *z, const char *id)
 {
 	sbs_lease *l = NULL;
-	sb_err *err = sbs_leases_get(z->ls, id, SBS_GET_QUIET, &l);
+	sb_err *err = sbs_leases_get(z->ls, id, 0, &l);
 	if (err)
 		return err;
 	sbs_lease_put(l);
@@ -254,7 +254,7 @@ sb_err *sbs_sleep_wake(sbs_sleep *z, const char *id)
 {
 	sbs_lease *l = NULL;
 	/* A use: the hook wakes it. */
-	sb_err *err = sbs_leases_get(z->ls, id, 0, &l);
+	sb_err *err = sbs_leases_get(z->ls, id, SBS_GET_USE, &l);
 	if (!err)
 		sbs_lease_put(l);
 	return err;
