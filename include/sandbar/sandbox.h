@@ -314,6 +314,13 @@ int sb_sandbox_exec_fd(sb_sandbox_exec *x);
 sb_err *sb_sandbox_exec_wait(sb_sandbox_exec *x, int64_t timeout_ms, bool *changed);
 void sb_sandbox_exec_free(sb_sandbox_exec *x);
 
+/* Idle sleep: freeze (or thaw) the sandbox's command processes, every process but sandbar-init,
+ * in a cgroup v1 freezer group (SB_E_UNSUPPORTED without one). *nprocs (may be NULL) counts the
+ * processes frozen. Thawing a sandbox that never slept does nothing. */
+sb_err *sb_sandbox_freeze(sb_sandbox *sb, bool freeze, size_t *nprocs);
+/* Its command processes are frozen now. */
+bool sb_sandbox_frozen(sb_sandbox *sb);
+
 /* Status of one exec without attaching: from sandbar-init's memory while it tracks the exec
  * (always in step with exit messages), else from status.json. SB_E_NOTFOUND for an unknown
  * id. */

@@ -267,7 +267,9 @@ static void kill_init(const sb_sandbox *sb)
 
 static sb_err *teardown(sb_sandbox *sb)
 {
+	sb_sandbox_freezer_release(sb); /* a frozen process cannot die */
 	kill_init(sb);
+	sb_sandbox_freezer_remove(sb);
 	sb_err *err = sb_cg_destroy(sb->cgroups);
 	/* sb_fs_rm_rf also copes with directories sandboxed code made unreadable */
 	sb_err *e2 = sb_fs_rm_rf(sb->lease_dir);

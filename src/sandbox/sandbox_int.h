@@ -49,6 +49,10 @@ const char *sb_sandbox_init_path(const sb_sandbox_config *cfg);
 /* Full path of the bwrap binary (PATH lookup), malloc'd. */
 sb_err *sb_sandbox_bwrap_path(const sb_sandbox_config *cfg, char **out);
 
+/* ---- freeze.c */
+void sb_sandbox_freezer_release(sb_sandbox *sb); /* thaw, if a freezer group was made */
+void sb_sandbox_freezer_remove(sb_sandbox *sb);  /* rmdir it once its processes are gone */
+
 /* ---- cgroup.c */
 typedef struct sb_cg_host {
 	char version[4]; /* "v1", "v2" or "" */

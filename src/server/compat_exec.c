@@ -2,11 +2,13 @@
  * composed into one `sh -c` script (profile, cd, stdin staged through a private temp file,
  * exec of the quoted command) with env values passed in the exec's environment, never in argv.
  * The answer is one JSON result with both streams whole (streamed from the spool, up to the
- * operator's --max-output; 413 past it, never a cut result), or with streamOutput an SSE stream of `stdout`/`stderr`
- * chunks (UTF-8 sequences never split between events), `complete` with the full result, or
- * `error`, with the daemon's SSE writer adding `: keepalive` every 15 s.
+ * operator's --max-output; 413 past it, never a cut result), or with streamOutput an SSE stream of
+ * `stdout`/`stderr` chunks (UTF-8 sequences never split between events), `complete` with the full
+ * result, or `error`, with the daemon's SSE writer adding `: keepalive` every 15 s.
  *
- * Named sessions keep a cwd and an environment per (lease, sessionId) in memory. A timeout in the default
+ * Named sessions keep a cwd and an environment per (lease, acquisition, sessionId) in the state
+ * database (store_sessions.c), so they survive a restart; modes survive the runtime's `tar -x`
+ * (TAR_OPTIONS=--preserve-permissions unless the client sets TAR_OPTIONS). A timeout in the default
  * session destroys the lease once no other exec runs (the bridge's destroy-after-execution);
  * in a named session it discards that session.
  */
@@ -21,53 +23,13 @@
 
 /* ---------------------------------------------------------------- named sessions */
 
-#define SESSIONS_MAX 4096
+/* Sessions per lease (the least recently used goes first), and the size of one session's
+ * environment: requests merge into it, so it is bounded here rather than per request. */
+#define SESSIONS_PER_LEASE 256
+#define SESSION_ENV_BYTES (1u << 20)
 
-typedef struct session {
-	struct session *next;
-	char *lease_id, *id; /* lease_id is the owner key "<lease id>/<acquisition id>" */
-	char *cwd;           /* NULL = the lease's remoteCwd */
-	char **env;          /* "K=V" */
-	int64_t used_ms;
-} session;
-
+/* Read-merge-write of a session is serialised in the daemon (one daemon owns the database). */
 static pthread_mutex_t sessions_mu = PTHREAD_MUTEX_INITIALIZER;
-static session *sessions;
-static size_t nsessions;
-
-static void session_free(session *s)
-{
-	free(s->lease_id);
-	free(s->id);
-	free(s->cwd);
-	sb_strv_free(s->env);
-	free(s);
-}
-
-static session **session_find(const char *lease_id, const char *id)
-{
-	for (session **p = &sessions; *p; p = &(*p)->next)
-		if (strcmp((*p)->lease_id, lease_id) == 0 && strcmp((*p)->id, id) == 0)
-			return p;
-	return NULL;
-}
-
-/* Forget one session (after a timeout), or every session of a lease when id is NULL. */
-static void session_drop(const char *lease_id, const char *id)
-{
-	pthread_mutex_lock(&sessions_mu);
-	for (session **p = &sessions; *p;) {
-		if (strcmp((*p)->lease_id, lease_id) == 0 && (!id || strcmp((*p)->id, id) == 0)) {
-			session *dead = *p;
-			*p = dead->next;
-			session_free(dead);
-			nsessions--;
-		} else {
-			p = &(*p)->next;
-		}
-	}
-	pthread_mutex_unlock(&sessions_mu);
-}
 
 static const char *env_get(char *const *env, const char *key, size_t klen)
 {
@@ -77,53 +39,70 @@ static const char *env_get(char *const *env, const char *key, size_t klen)
 	return NULL;
 }
 
+/* Forget one session (after a timeout), or every session of the lease's acquisition. */
+static void session_drop(sbs_server *srv, const char *lease_id, const char *acq, const char *id)
+{
+	sb_err *err = sbs_store_session_drop(srv->store, lease_id, acq, id);
+	if (err) {
+		sb_warn("bridge session %s: %s", id ? id : "(all)", err->msg);
+		sb_err_free(err);
+	}
+}
+
 /* The env and cwd a named-session exec runs with: the session's, overridden by the request's
- * (which then persist). A new session starts with the request's env and cwd. */
-static void session_apply(const char *lease_id, const char *id, char ***env, char **cwd)
+ * (which then persist in the state database). A new session starts with the request's. */
+static sb_err *session_apply(sbs_server *srv, const char *lease_id, const char *acq, const char *id,
+                             char ***env, char **cwd)
 {
 	pthread_mutex_lock(&sessions_mu);
-	session **p = session_find(lease_id, id);
-	session *s = p ? *p : NULL;
-	if (!s) {
-		if (nsessions >= SESSIONS_MAX) {
-			/* Evict the least recently used. */
-			session **lru = &sessions;
-			for (session **q = &sessions; *q; q = &(*q)->next)
-				if ((*q)->used_ms < (*lru)->used_ms)
-					lru = q;
-			session *dead = *lru;
-			*lru = dead->next;
-			session_free(dead);
-			nsessions--;
-		}
-		s = sb_xcalloc(1, sizeof(*s));
-		s->lease_id = sb_xstrdup(lease_id);
-		s->id = sb_xstrdup(id);
-		s->next = sessions;
-		sessions = s;
-		nsessions++;
-	}
-	s->used_ms = sb_mono_ms();
+	bool found = false;
+	char *s_cwd = NULL;
+	char **s_env = NULL, **merged = NULL;
+	sb_err *err = sbs_store_session_get(srv->store, lease_id, acq, id, &found, &s_cwd, &s_env);
+	if (err)
+		goto out;
 	/* Merge: session values first, request values replace them. */
-	char **merged = NULL;
-	for (char **e = s->env; e && *e; e++) {
+	size_t n = 0, bytes = 0;
+	for (char **e = s_env; e && *e; e++) {
 		size_t kl = (size_t)(strchr(*e, '=') - *e);
-		if (!env_get(*env, *e, kl))
+		if (!env_get(*env, *e, kl)) {
 			sb_strv_push(&merged, *e);
+			n++;
+			bytes += strlen(*e);
+		}
 	}
-	for (char **e = *env; e && *e; e++)
+	for (char **e = *env; e && *e; e++) {
 		sb_strv_push(&merged, *e);
-	sb_strv_free(s->env);
-	s->env = sb_strv_dup(merged);
+		n++;
+		bytes += strlen(*e);
+	}
+	if (n > SBS_EXEC_MAX_ENV || bytes > SESSION_ENV_BYTES) {
+		err =
+		    sb_err_new(SB_E_INVAL,
+		               "session %s of lease %s would hold %zu environment variables "
+		               "(%zu bytes), over the limit of %d (%u bytes); use another session "
+		               "or fewer variables",
+		               id, lease_id, n, bytes, SBS_EXEC_MAX_ENV, SESSION_ENV_BYTES);
+		goto out;
+	}
+	if (*cwd) {
+		free(s_cwd);
+		s_cwd = sb_xstrdup(*cwd);
+	} else if (s_cwd) {
+		*cwd = sb_xstrdup(s_cwd);
+	}
+	if ((err = sbs_store_session_put(srv->store, lease_id, acq, id, s_cwd, merged, sb_wall_ms(),
+	                                 SESSIONS_PER_LEASE)))
+		goto out;
 	sb_strv_free(*env);
 	*env = merged;
-	if (*cwd) {
-		free(s->cwd);
-		s->cwd = sb_xstrdup(*cwd);
-	} else if (s->cwd) {
-		*cwd = sb_xstrdup(s->cwd);
-	}
+	merged = NULL;
+out:
 	pthread_mutex_unlock(&sessions_mu);
+	sb_strv_free(merged);
+	sb_strv_free(s_env);
+	free(s_cwd);
+	return err;
 }
 
 /* ---------------------------------------------------------------- the request */
@@ -132,19 +111,20 @@ typedef struct exec_call {
 	sbs_server *srv;
 	sbs_lease *lease;
 	sbs_exec *x;
+	/* sessions belong to one acquisition of a lease: a later owner of the same (reusable)
+	 * lease id never inherits an earlier owner's cwd or env */
 	char *lease_id, *acquisition_id, *session_id;
-	char *owner; /* sessions belong to one acquisition of a lease: a later owner of the same
-	              * (reusable) lease id never inherits an earlier owner's cwd or env */
 	bool named;
 	int64_t timeout_ms;
-	uint64_t max_output; /* per stream; a longer output is an error, never a cut result */
+	uint64_t max_output;     /* per stream; a longer output is an error, never a cut result */
 	sbs_result_json *result; /* the finished exec's JSON result, being written */
 	bool after_due;          /* after_exec runs once the result was written */
 	bool timed_out;
 	/* streaming */
 	sbs_sse *sse;
 	sbs_exec_cursor cur;
-	sb_buf carry[3]; /* per stream: an incomplete UTF-8 sequence held back */
+	uint64_t sent[3]; /* per stream: bytes delivered in events (what `id:` carries) */
+	sb_buf carry[3];  /* per stream: an incomplete UTF-8 sequence held back */
 	sb_buf chunk;
 } exec_call;
 
@@ -168,7 +148,6 @@ static void call_free(void *ud)
 	free(c->lease_id);
 	free(c->acquisition_id);
 	free(c->session_id);
-	free(c->owner);
 	free(c);
 }
 
@@ -195,9 +174,9 @@ static sb_err *start_result(exec_call *c, const sb_sandbox_exec_status *st)
 	sb_buf_appendf(&h, ",\"timedOut\":%s,\"stdout\":", st->timed_out ? "true" : "false");
 	sbs_result_json_text(c->result, sb_buf_cstr(&h));
 	sb_buf_deinit(&h);
-	char *note = st->timed_out ? sb_strfmt("Command timed out after %lldms\n",
-	                                       (long long)c->timeout_ms)
-	                           : NULL;
+	char *note = st->timed_out
+	                 ? sb_strfmt("Command timed out after %lldms\n", (long long)c->timeout_ms)
+	                 : NULL;
 	err = sbs_result_json_stream(c->result, SB_STREAM_STDOUT, st->stdout_size,
 	                             SBS_TEXT_REPAIRED, NULL);
 	if (!err) {
@@ -218,7 +197,7 @@ static void after_exec(exec_call *c)
 	if (!c->timed_out)
 		return;
 	if (c->named) {
-		session_drop(c->owner, c->session_id);
+		session_drop(c->srv, c->lease_id, c->acquisition_id, c->session_id);
 		return;
 	}
 	sbs_exec_free(c->x);
@@ -235,7 +214,7 @@ static void after_exec(exec_call *c)
 		        c->lease_id, err->msg);
 		sb_err_free(err);
 	}
-	session_drop(c->owner, NULL);
+	session_drop(c->srv, c->lease_id, c->acquisition_id, NULL);
 }
 
 /* Wait for the end and prepare the result; after_exec runs once it is written. */
@@ -262,20 +241,33 @@ static ssize_t result_fill(void *ud, char *buf, size_t max)
 
 /* ---------------------------------------------------------------- streaming */
 
+/* An output event, `id: <exec id>:<stdout bytes>,<stderr bytes>` first: the byte counts
+ * delivered up to and including this event, which a client hands back as Last-Event-ID
+ * (re-posting the same /exec) to resume the stream right after it. */
 static void emit_chunk(exec_call *c, sb_stream stream)
 {
 	if (c->chunk.len == 0)
 		return;
-	sbs_sse_event(c->sse, stream == SB_STREAM_STDOUT ? "stdout" : "stderr", NULL,
-	              json_pack("{s:s%}", "data", c->chunk.data, c->chunk.len));
+	json_t *j = json_pack("{s:s%}", "data", c->chunk.data, c->chunk.len);
+	char *d = sb_json_dumps(j);
+	json_decref(j);
+	sb_buf ev = SB_BUF_INIT;
+	sb_buf_appendf(&ev, "id: %s:%llu,%llu\nevent: %s\ndata: %s\n\n", sbs_exec_id(c->x),
+	               (unsigned long long)c->sent[SB_STREAM_STDOUT],
+	               (unsigned long long)c->sent[SB_STREAM_STDERR],
+	               stream == SB_STREAM_STDOUT ? "stdout" : "stderr", d);
+	sbs_sse_raw(c->sse, ev.data, ev.len);
+	sb_buf_deinit(&ev);
+	free(d);
 	sb_buf_clear(&c->chunk);
 }
 
 static sb_err *on_output(void *ud, sb_stream stream, uint64_t offset, const char *data, size_t len)
 {
-	(void)offset;
 	exec_call *c = ud;
 	sb_utf8_feed(&c->carry[stream], data, len, false, &c->chunk);
+	/* Held-back bytes of an incomplete character are not delivered yet. */
+	c->sent[stream] = offset + len - c->carry[stream].len;
 	emit_chunk(c, stream);
 	return NULL;
 }
@@ -321,6 +313,7 @@ static bool sse_step(void *ud, sbs_sse *s, int64_t max_wait_ms)
 	if (!err) {
 		/* Whatever is still held back can no longer complete. */
 		for (int st = SB_STREAM_STDOUT; st <= SB_STREAM_STDERR; st++) {
+			c->sent[st] += c->carry[st].len;
 			sb_utf8_feed(&c->carry[st], "", 0, true, &c->chunk);
 			emit_chunk(c, (sb_stream)st);
 		}
@@ -401,6 +394,22 @@ static void add_keys_of(char *const *env, char ***keys)
 	}
 }
 
+/* Last-Event-ID of the compat stream: "<exec id>:<stdout bytes>,<stderr bytes>". */
+static bool parse_resume_id(const char *v, char **exec_id, uint64_t *o, uint64_t *e)
+{
+	const char *colon = strrchr(v, ':');
+	if (!colon || colon == v || (size_t)(colon - v) > 128)
+		return false;
+	unsigned long long a = 0, b = 0;
+	char tail = 0;
+	if (sscanf(colon + 1, "%llu,%llu%c", &a, &b, &tail) != 2)
+		return false;
+	*exec_id = sb_xstrndup(v, (size_t)(colon - v));
+	*o = a;
+	*e = b;
+	return true;
+}
+
 void compat_route_exec(sbs_req *r, void *ud)
 {
 	sbs_server *srv = ud;
@@ -409,7 +418,8 @@ void compat_route_exec(sbs_req *r, void *ud)
 	memset(&o, 0, sizeof(o));
 	char *id = NULL, *acq = NULL, *cmd = NULL, *cwd = NULL;
 	char **args = NULL, **env = NULL, **keys = NULL;
-	char *script = NULL, *tag = NULL;
+	char *script = NULL, *tag = NULL, *resume_exec = NULL;
+	uint64_t resume_off[3] = {0, 0, 0};
 	exec_call *c = NULL;
 	sbs_lease_info info;
 	sbs_lease_info_init(&info);
@@ -435,13 +445,26 @@ void compat_route_exec(sbs_req *r, void *ud)
 		                "providerLeaseId and command are required");
 		goto out;
 	}
-	/* Checked before the lease is even looked up: no unowned command ever runs. */
-	if (!acq) {
+	/* Checked before the lease is even looked up: no unowned command ever runs. A G1 client
+	 * (v1, no acquisitionId) may run commands only on a lease acquired through G1. */
+	bool g1 = !acq && compat_req_is_v1(r);
+	if (!acq && !g1) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "acquisitionId is required (ownership API v2)");
 		goto out;
 	}
 	sbs_req_set_lease(r, id);
+	bool stream = compat_bool(body, "streamOutput", false);
+	const char *lei = sbs_req_header(r, "Last-Event-ID");
+	if (lei && *lei && stream &&
+	    !parse_resume_id(lei, &resume_exec, &resume_off[SB_STREAM_STDOUT],
+	                     &resume_off[SB_STREAM_STDERR])) {
+		sbs_reply_error(r, 400, "invalid_request",
+		                "Last-Event-ID \"%.200s\" is not an id of this stream "
+		                "(\"<exec id>:<stdout bytes>,<stderr bytes>\")",
+		                lei);
+		goto out;
+	}
 	json_t *ja = json_object_get(body, "args");
 	size_t i;
 	json_t *v;
@@ -479,14 +502,12 @@ void compat_route_exec(sbs_req *r, void *ud)
 	c = sb_xcalloc(1, sizeof(*c));
 	c->srv = srv;
 	c->lease_id = sb_xstrdup(id);
-	c->acquisition_id = sb_xstrdup(acq);
 	c->session_id = sb_xstrdup(o.session_id);
-	c->owner = sb_strfmt("%s/%s", id, acq);
 	c->named = o.named;
 	c->timeout_ms = o.timeout_ms;
 	c->max_output = srv->limits.output_cap;
 	c->cur.streams = (1u << SB_STREAM_STDOUT) | (1u << SB_STREAM_STDERR);
-	if ((err = sbs_leases_get(srv->leases, id, 0, &c->lease))) {
+	if ((err = sbs_leases_get(srv->leases, id, SBS_GET_USE, &c->lease))) {
 		if (err->code == SB_E_STATE_LOST)
 			sbs_reply_error(r, 409, "sandbox_state_lost",
 			                "the sandbox of lease %s is gone: %s", id, err->msg);
@@ -497,6 +518,17 @@ void compat_route_exec(sbs_req *r, void *ud)
 		goto out;
 	}
 	sbs_lease_get_info(c->lease, &info);
+	if (g1 && compat_lease_is_g1(&info))
+		acq = sb_xstrdup(info.acquisition_id);
+	if (!acq) {
+		sbs_reply_error(
+		    r, 409, "acquisition_conflict",
+		    "lease %s is owned through the ownership API (v2): the request must "
+		    "name its acquisitionId",
+		    id);
+		goto out;
+	}
+	c->acquisition_id = sb_xstrdup(acq);
 	if (!info.acquisition_id || strcmp(info.acquisition_id, acq) != 0 ||
 	    !compat_record_meta(&info)) {
 		sbs_reply_error(r, 409, "acquisition_conflict",
@@ -504,13 +536,23 @@ void compat_route_exec(sbs_req *r, void *ud)
 		goto out;
 	}
 	if (o.named) {
-		session_apply(c->owner, o.session_id, &env, &cwd);
+		if ((err = session_apply(srv, id, acq, o.session_id, &env, &cwd))) {
+			sbs_reply_error(r, err->code == SB_E_INVAL ? 400 : 500,
+			                err->code == SB_E_INVAL ? "invalid_request"
+			                                        : "internal_error",
+			                "%s", err->msg);
+			goto out;
+		}
 		/* A session starts in the lease's workspace directory. */
 		const char *home =
 		    json_string_value(json_object_get(compat_record_meta(&info), "requestedCwd"));
 		if (!cwd && home)
 			cwd = sb_xstrdup(home);
 	}
+	/* GNU tar run by a non-root user narrows extracted modes by the umask (a 664 file lands
+	 * as 644); Cloudflare's containers run commands as root, where tar keeps them. */
+	if (!env_get(env, "TAR_OPTIONS", strlen("TAR_OPTIONS")))
+		sb_strv_push(&env, "TAR_OPTIONS=--preserve-permissions");
 	sb_strv_free(keys);
 	keys = NULL;
 	add_keys_of(env, &keys);
@@ -530,6 +572,20 @@ void compat_route_exec(sbs_req *r, void *ud)
 	if (has_stdin)
 		sb_buf_append(&spec.stdin_data, json_string_value(jin), json_string_length(jin));
 	spec.timeout_ms = o.timeout_ms;
+	if (resume_exec) {
+		/* A resumed stream: the same command, from right after the last event seen. */
+		if ((err = sbs_execs_attach(srv->execs, c->lease, resume_exec, &c->x))) {
+			sbs_reply_error(r, 400, "invalid_request",
+			                "Last-Event-ID names no exec of lease %s to resume: %s", id,
+			                err->msg);
+			goto out;
+		}
+		for (int st = SB_STREAM_STDOUT; st <= SB_STREAM_STDERR; st++)
+			c->cur.off[st] = c->sent[st] = resume_off[st];
+		sbs_reply_sse(r, sse_step, c, call_free);
+		c = NULL;
+		goto out;
+	}
 	if ((err = sbs_execs_start(srv->execs, c->lease, &spec, &c->x))) {
 		sbs_reply_error(r, err->code == SB_E_CONFLICT ? 409 : 500,
 		                err->code == SB_E_CONFLICT ? "acquisition_conflict"
@@ -537,7 +593,7 @@ void compat_route_exec(sbs_req *r, void *ud)
 		                "starting the command on lease %s failed: %s", id, err->msg);
 		goto out;
 	}
-	if (compat_bool(body, "streamOutput", false)) {
+	if (stream) {
 		sbs_reply_sse(r, sse_step, c, call_free);
 		c = NULL;
 		goto out;
@@ -560,6 +616,7 @@ out:
 	sbs_lease_info_deinit(&info);
 	free(script);
 	free(tag);
+	free(resume_exec);
 	sb_strv_free(args);
 	sb_strv_free(env);
 	sb_strv_free(keys);

@@ -20,6 +20,15 @@ sb_err *compat_write_mirror(sb_sandbox *sb, const char *lease_id, const char *ac
 /* metadata.paperclip of a lease record, NULL when the lease was not made by the bridge. */
 const json_t *compat_record_meta(const sbs_lease_info *li);
 
+/* G1 (pre-ownership) clients: requests under COMPAT_PREFIX_V1 without an acquisitionId. A
+ * lease they acquire is owned by the internal acquisition "g1:<lease id>" (an acquisitionId a
+ * G2 client may not use), and only such a lease accepts G1 requests (§9.11: any other answers
+ * 409 to a request without acquisitionId). */
+#define COMPAT_G1_ACQ_PREFIX "g1:"
+bool compat_is_g1_acquisition(const char *acquisition_id);
+bool compat_lease_is_g1(const sbs_lease_info *li);
+bool compat_req_is_v1(sbs_req *r);
+
 /* POST /exec (compat_exec.c). */
 void compat_route_exec(sbs_req *r, void *ud);
 

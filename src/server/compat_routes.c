@@ -7,6 +7,8 @@
 #include "compat.h"
 #include "compat_int.h"
 
+#include "sleep.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +69,11 @@ sb_err *compat_write_mirror(sb_sandbox *sb, const char *lease_id, const char *ac
                             const char *fingerprint, const compat_opts *o, bool resumed)
 {
 	json_t *m = compat_mirror_json(lease_id, acquisition_id, fingerprint, o, resumed);
+	if (compat_is_g1_acquisition(acquisition_id)) {
+		/* The G1 sentinel: no ownership fields. */
+		json_object_del(m, "acquisitionId");
+		json_object_del(m, "acquisitionFingerprint");
+	}
 	char *text = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(m);
 	char *tag = sb_random_id("");
@@ -115,6 +122,23 @@ const json_t *compat_record_meta(const sbs_lease_info *li)
 	return json_is_object(pc) ? pc : NULL;
 }
 
+bool compat_is_g1_acquisition(const char *acquisition_id)
+{
+	return acquisition_id &&
+	       strncmp(acquisition_id, COMPAT_G1_ACQ_PREFIX, strlen(COMPAT_G1_ACQ_PREFIX)) == 0;
+}
+
+bool compat_lease_is_g1(const sbs_lease_info *li)
+{
+	return compat_record_meta(li) && compat_is_g1_acquisition(li->acquisition_id);
+}
+
+bool compat_req_is_v1(sbs_req *r)
+{
+	const char *p = sbs_req_path(r);
+	return p && strncmp(p, COMPAT_PREFIX_V1 "/", strlen(COMPAT_PREFIX_V1) + 1) == 0;
+}
+
 /* Options as stored at acquire time. */
 static sb_err *stored_opts(const sbs_lease_info *li, compat_opts *o)
 {
@@ -136,7 +160,35 @@ static json_t *lease_answer(const char *lease_id, const char *acquisition_id, co
 	                      "keepAlive", o->keep_alive, "sleepAfter", o->sleep_after,
 	                      "normalizeId", o->normalize_id, "reuseLease", reuse, "reuseScopeId",
 	                      scope ? json_string(scope) : json_null(), "resumedLease", resumed);
+	if (compat_is_g1_acquisition(acquisition_id)) {
+		/* G1's answer: no ownership or scope fields. */
+		json_object_del(m, "acquisitionId");
+		json_object_del(m, "reuseLease");
+		json_object_del(m, "reuseScopeId");
+	}
 	return json_pack("{s:s, s:o}", "providerLeaseId", lease_id, "metadata", m);
+}
+
+/* keepAlive:false leases sleep after sleepAfter without requests or commands (sleep.h). */
+static void set_sleep_policy(sbs_server *srv, const char *id, const compat_opts *o)
+{
+	int64_t ms = 0;
+	sb_err *err = NULL;
+	if (!o->keep_alive) {
+		json_t *v = json_string(o->sleep_after);
+		err = sbs_parse_duration_ms(v, &ms);
+		json_decref(v);
+		if (err) {
+			sb_warn("lease %s: sleepAfter: %s; using %s", id, err->msg,
+			        COMPAT_DEFAULT_SLEEP_AFTER);
+			sb_err_free(err);
+			ms = 10 * 60 * 1000;
+		}
+	}
+	if ((err = sbs_sleep_set_policy(srv->sleep, id, ms))) {
+		sb_warn("%s", err->msg);
+		sb_err_free(err);
+	}
 }
 
 static bool parse_body(sbs_req *r, json_t **body, compat_opts *o)
@@ -282,6 +334,118 @@ static char *fingerprint_of(const json_t *body, const compat_opts *o, const char
 	return sb_xstrdup(hex);
 }
 
+/* G1 acquire (no acquisitionId): the lease is `pc-env-<environmentId>` with reuseLease (an
+ * existing G1 lease of that id is reused as the bridge's getSandbox would), else
+ * `pc-<runId>-<8 hex>`; its owner is a fresh internal acquisition "g1:<id>:<random>", so that a
+ * destroyed reusable id can be acquired again. */
+static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const compat_opts *o)
+{
+	char *env_id = compat_str(body, "environmentId", NULL);
+	char *run_id = compat_str(body, "runId", NULL);
+	char *issue_id = compat_str(body, "issueId", NULL);
+	bool reuse = compat_bool(body, "reuseLease", false);
+	char *raw = NULL, *id = NULL, *acq = NULL, *rnd = NULL;
+	sbs_lease_info info;
+	sbs_lease_info_init(&info);
+	sb_err *err = NULL;
+	if (!env_id || !run_id) {
+		sbs_reply_error(r, 400, "invalid_request", "environmentId and runId are required");
+		goto out;
+	}
+	if (strlen(env_id) > COMPAT_STR_MAX || strlen(run_id) > COMPAT_STR_MAX ||
+	    (issue_id && strlen(issue_id) > COMPAT_STR_MAX)) {
+		sbs_reply_error(r, 400, "invalid_request",
+		                "environmentId, runId or issueId is longer than %d bytes",
+		                COMPAT_STR_MAX);
+		goto out;
+	}
+	rnd = sb_random_id("");
+	raw = reuse ? sb_strfmt("pc-env-%s", env_id) : sb_strfmt("pc-%s-%.8s", run_id, rnd);
+	id = o->normalize_id ? compat_normalize_id(raw) : sb_xstrdup(raw);
+	if (!sbs_id_ok(id)) {
+		sbs_reply_error(r, 400, "invalid_request",
+		                "the lease id \"%.80s\" derived from %s is not a valid sandbox id "
+		                "([A-Za-z0-9_-], 1 to %d characters); use a shorter id or "
+		                "normalizeId",
+		                id, reuse ? "environmentId" : "runId", SB_SANDBOX_ID_MAX);
+		goto out;
+	}
+	sbs_req_set_lease(r, id);
+	if (reuse && !sbs_leases_info(srv->leases, id, &info) &&
+	    (info.state == SBS_LEASE_ACTIVE || info.state == SBS_LEASE_PENDING)) {
+		if (!compat_lease_is_g1(&info)) {
+			sbs_reply_error(r, 409, "acquisition_conflict",
+			                "Refusing to adopt sandbox %s: it is owned through the "
+			                "ownership API (v2)",
+			                id);
+			goto out;
+		}
+		sbs_lease *l = NULL;
+		if ((err = sbs_leases_get(srv->leases, id, SBS_GET_USE, &l))) {
+			sbs_reply_error(r, 500, "internal_error", "reusing sandbox %s: %s", id,
+			                err->msg);
+			goto out;
+		}
+		compat_opts so;
+		memset(&so, 0, sizeof so);
+		if (!(err = stored_opts(&info, &so))) {
+			so.timeout_ms = o->timeout_ms;
+			err = compat_write_mirror(sbs_lease_sandbox(l), id, info.acquisition_id,
+			                          "g1", &so, false);
+		}
+		sbs_lease_unref(l);
+		if (err)
+			sbs_reply_error(r, 500, "internal_error", "%s", err->msg);
+		else
+			sbs_reply_json(
+			    r, 200, lease_answer(id, info.acquisition_id, &so, true, NULL, false));
+		compat_opts_deinit(&so);
+		goto out;
+	}
+	acq = sb_strfmt(COMPAT_G1_ACQ_PREFIX "%s:%.16s", id, rnd);
+	json_t *md = json_pack(
+	    "{s:{s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:o, s:s, s:o, s:i}}", "paperclip",
+	    "environmentId", env_id, "requestedCwd", o->remote_cwd, "sessionStrategy",
+	    o->named ? "named" : "default", "keepAlive", o->keep_alive, "sleepAfter",
+	    o->sleep_after, "normalizeId", o->normalize_id, "reuseLease", reuse, "reuseScopeId",
+	    json_null(), "sessionId", o->session_id, "sessions", json_object(), "generation", 1);
+	setup_ctx sc = {.lease_id = id, .acquisition_id = acq, .fingerprint = "g1", .o = o};
+	sbs_lease_params p = {.lease_id = id,
+	                      .acquisition_id = acq,
+	                      .fingerprint = "g1",
+	                      .network = true,
+	                      .issue_id = issue_id,
+	                      .run_id = run_id,
+	                      .metadata = md,
+	                      .setup = setup_lease,
+	                      .setup_ud = &sc};
+	sbs_acquire_outcome outcome;
+	sbs_lease_info_deinit(&info);
+	sbs_lease_info_init(&info);
+	err = sbs_leases_acquire(srv->leases, &p, &outcome, &info);
+	json_decref(md);
+	if (err)
+		sbs_reply_error(r, 500, "internal_error", "%s", err->msg);
+	else if (outcome == SBS_ACQ_CLAIMED || outcome == SBS_ACQ_REPLAYED) {
+		set_sleep_policy(srv, id, o);
+		sbs_reply_json(r, 200, lease_answer(id, acq, o, reuse, NULL, false));
+	} else
+		sbs_reply_error(r, 409, "acquisition_conflict",
+		                "Refusing to adopt sandbox %s: %s (another acquire of it is "
+		                "running or it is being destroyed; retry)",
+		                id, sbs_acquire_outcome_name(outcome));
+out:
+	sb_err_free(err);
+	sbs_lease_info_deinit(&info);
+	free(env_id);
+	free(run_id);
+	free(issue_id);
+	free(raw);
+	free(id);
+	free(acq);
+	free(rnd);
+}
+
 static void route_acquire(sbs_req *r, void *ud)
 {
 	sbs_server *srv = ud;
@@ -299,9 +463,20 @@ static void route_acquire(sbs_req *r, void *ud)
 	sbs_lease_info info;
 	sbs_lease_info_init(&info);
 	sb_err *err = NULL;
+	if (!acq && compat_req_is_v1(r)) {
+		acquire_g1(r, srv, body, &o);
+		goto out;
+	}
 	if (!acq || !env_id || !run_id) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "acquisitionId, environmentId and runId are required");
+		goto out;
+	}
+	if (compat_is_g1_acquisition(acq)) {
+		sbs_reply_error(r, 400, "invalid_request",
+		                "acquisitionId \"%.80s\" is reserved (the \"%s\" prefix marks "
+		                "G1 leases)",
+		                acq, COMPAT_G1_ACQ_PREFIX);
 		goto out;
 	}
 	if (strlen(acq) > SBS_ACQUISITION_ID_MAX || strlen(env_id) > COMPAT_STR_MAX ||
@@ -355,6 +530,8 @@ static void route_acquire(sbs_req *r, void *ud)
 	switch (outcome) {
 	case SBS_ACQ_CLAIMED:
 	case SBS_ACQ_REPLAYED:
+		if (outcome == SBS_ACQ_CLAIMED)
+			set_sleep_policy(srv, id, &o);
 		sbs_reply_json(r, 200,
 		               lease_answer(id, acq, &o, reuse, reuse ? scope : NULL, false));
 		break;
@@ -416,7 +593,7 @@ static void route_resume(sbs_req *r, void *ud)
 		goto out;
 	}
 	sbs_req_set_lease(r, id);
-	if ((err = sbs_leases_get(srv->leases, id, 0, &l))) {
+	if ((err = sbs_leases_get(srv->leases, id, SBS_GET_USE, &l))) {
 		/* Unknown, destroyed, dying or dead: the sandbox the caller knew is gone. */
 		if (err->code == SB_E_BUSY)
 			sbs_reply_error(r, 409, "acquisition_conflict",
@@ -426,6 +603,9 @@ static void route_resume(sbs_req *r, void *ud)
 		goto out;
 	}
 	sbs_lease_get_info(l, &info);
+	bool g1 = !acq && compat_req_is_v1(r);
+	if (g1 && compat_lease_is_g1(&info))
+		acq = sb_xstrdup(info.acquisition_id);
 	if (!acq || !info.acquisition_id || strcmp(acq, info.acquisition_id) != 0) {
 		sbs_reply_error(r, 409, "acquisition_conflict",
 		                "lease %s is owned by another acquisition%s", id,
@@ -444,8 +624,13 @@ static void route_resume(sbs_req *r, void *ud)
 	}
 	const char *m_acq = json_string_value(json_object_get(mirror, "acquisitionId"));
 	const char *m_fp = json_string_value(json_object_get(mirror, "acquisitionFingerprint"));
-	if (!mirror || !m_acq || !m_fp || strcmp(m_acq, acq) != 0 || !info.fingerprint ||
-	    strcmp(m_fp, info.fingerprint) != 0) {
+	if (g1 && !mirror) {
+		/* G1 checks only that the sentinel is still there. */
+		reply_lost(r, id, "its lease sentinel is missing or corrupt");
+		goto out;
+	}
+	if (!g1 && (!mirror || !m_acq || !m_fp || strcmp(m_acq, acq) != 0 || !info.fingerprint ||
+	            strcmp(m_fp, info.fingerprint) != 0)) {
 		reply_lost(r, id, "its ownership mirror is missing, corrupt or foreign");
 		goto out;
 	}
@@ -499,9 +684,45 @@ static bool destroyed_by(sbs_server *srv, const char *id, const char *acq)
 	return yes;
 }
 
+/* G1 release/destroy (no acquisitionId under v1) of a G1 lease: destroyed once no exec runs,
+ * errors swallowed, always 200 (an unknown or destroyed id included). keep: reuseLease. */
+static void g1_release(sbs_req *r, sbs_server *srv, const char *id, bool keep)
+{
+	sbs_lease_info info;
+	sbs_lease_info_init(&info);
+	sb_err *err = sbs_leases_info(srv->leases, id, &info);
+	bool live = !err && info.state != SBS_LEASE_DESTROYED;
+	if (live && !compat_lease_is_g1(&info)) {
+		sbs_reply_error(
+		    r, 409, "acquisition_conflict",
+		    "lease %s is owned through the ownership API (v2): the request must "
+		    "name its acquisitionId",
+		    id);
+		goto out;
+	}
+	if (live && !keep) {
+		sbs_destroy_opts o = {
+		    .acquisition_id = info.acquisition_id, .defer = true, .reason = "paperclip g1"};
+		sbs_destroy_outcome out;
+		sb_err *derr = sbs_leases_destroy(srv->leases, id, &o, &out, NULL);
+		if (derr) {
+			sb_warn("bridge (G1) destroy of lease %s: %s", id, derr->msg);
+			sb_err_free(derr);
+		}
+	}
+	sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
+out:
+	sb_err_free(err);
+	sbs_lease_info_deinit(&info);
+}
+
 /* Coordinated destroy of lease id by acquisition acq; replies. */
 static void destroy_and_reply(sbs_req *r, sbs_server *srv, const char *id, const char *acq)
 {
+	if (!acq && compat_req_is_v1(r)) {
+		g1_release(r, srv, id, false);
+		return;
+	}
 	if (!acq) {
 		/* sandbar never had unowned (legacy) bridge leases: no identity, no destroy. */
 		sbs_reply_error(r, 409, "acquisition_conflict",
@@ -567,6 +788,10 @@ static void route_release(sbs_req *r, void *ud)
 	sbs_req_set_lease(r, id);
 	if (!compat_bool(body, "reuseLease", false)) {
 		destroy_and_reply(r, srv, id, acq);
+		goto out;
+	}
+	if (!acq && compat_req_is_v1(r)) {
+		g1_release(r, srv, id, true);
 		goto out;
 	}
 	if (!acq) {

@@ -239,6 +239,12 @@ sb_err *sbs_lt_find_tombstone(sbs_leases *ls, const char *id)
 	return err;
 }
 
+void sbs_leases_set_use_hook(sbs_leases *ls, void (*fn)(void *ud, const char *id), void *ud)
+{
+	ls->use_hook = fn;
+	ls->use_ud = ud;
+}
+
 sb_err *sbs_leases_get(sbs_leases *ls, const char *id, unsigned flags, sbs_lease **out)
 {
 	sb_err *err = NULL;
@@ -273,6 +279,8 @@ sb_err *sbs_leases_get(sbs_leases *ls, const char *id, unsigned flags, sbs_lease
 		*out = l;
 	}
 	pthread_mutex_unlock(&ls->mu);
+	if (!err && ls->use_hook && (flags & SBS_GET_USE))
+		ls->use_hook(ls->use_ud, id);
 	return err;
 }
 

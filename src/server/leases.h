@@ -78,7 +78,12 @@ void sbs_leases_counts(sbs_leases *ls, uint64_t counts[5]); /* indexed by sbs_le
 
 enum {
 	SBS_GET_ALLOW_LOST = 1u << 0, /* also return LOST leases (sandbox opened dead) */
+	SBS_GET_USE = 1u << 1, /* a client's request: the use hook runs (the reaper's probes and
+	                        * exec bookkeeping are not uses) */
 };
+/* Called (outside the service's lock) with the id of every lease sbs_leases_get hands out with
+ * SBS_GET_USE: the idle-sleep service (sleep.c) counts it as activity and wakes the lease. */
+void sbs_leases_set_use_hook(sbs_leases *ls, void (*fn)(void *ud, const char *id), void *ud);
 /* A referenced handle of an ACTIVE lease (or LOST with the flag). SB_E_NOTFOUND for unknown or
  * destroyed ids (the message says which), SB_E_BUSY while PENDING, SB_E_CONFLICT while
  * DESTROYING, SB_E_STATE_LOST for a lost one without the flag. Release with sbs_lease_unref. */

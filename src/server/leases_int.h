@@ -33,6 +33,8 @@ struct sbs_leases {
 	size_t n;
 	int64_t tombstones;
 	int64_t last_probe_ms;
+	void (*use_hook)(void *ud, const char *id); /* idle sleep: a lease was used */
+	void *use_ud;
 };
 
 void sbs_lt_free(sbs_lease *l);

@@ -23,7 +23,7 @@ static sbs_lease *lease_or_reply(sbs_req *r)
 	const char *id = sbs_req_param(r, "id");
 	sbs_req_set_lease(r, id);
 	sbs_lease *l = NULL;
-	sb_err *err = sbs_leases_get(sbs_req_server(r)->leases, id, 0, &l);
+	sb_err *err = sbs_leases_get(sbs_req_server(r)->leases, id, SBS_GET_USE, &l);
 	if (err) {
 		sbs_reply_err(r, err);
 		return NULL;

@@ -4,6 +4,7 @@
  * services, and map outcomes to the documented status codes. */
 #include "exec_result.h"
 #include "server_int.h"
+#include "sleep.h"
 
 #include <assert.h>
 #include <signal.h>
@@ -19,7 +20,7 @@ static sbs_lease *lease_or_reply(sbs_req *r, unsigned flags)
 	const char *id = sbs_req_param(r, "id");
 	sbs_req_set_lease(r, id);
 	sbs_lease *l = NULL;
-	sb_err *err = sbs_leases_get(sbs_req_server(r)->leases, id, flags, &l);
+	sb_err *err = sbs_leases_get(sbs_req_server(r)->leases, id, flags | SBS_GET_USE, &l);
 	if (err) {
 		sbs_reply_err(r, err);
 		return NULL;
@@ -138,6 +139,11 @@ static void h_metrics(sbs_req *r, void *ud)
 		         (unsigned long long)__atomic_load_n(&cs->indeterminate, __ATOMIC_RELAXED));
 		sb_buf_appends(&out, line);
 	}
+	sb_buf_appendf(&out,
+	               "# HELP sandbar_leases_sleeping Active leases whose command processes are "
+	               "frozen (idle sleep).\n# TYPE sandbar_leases_sleeping gauge\n"
+	               "sandbar_leases_sleeping %zu\n",
+	               sbs_sleep_count(srv->sleep));
 	sbs_reply_bytes(r, 200, "text/plain; version=0.0.4", sb_buf_cstr(&out), out.len);
 	sb_buf_deinit(&out);
 }
@@ -292,6 +298,10 @@ static void h_acquire(sbs_req *r, void *ud)
 	}
 	if (!err && (err = parse_network(srv, b, &p, &egress)) == NULL)
 		p.egress = egress;
+	int64_t sleep_after = 0;
+	const json_t *jsa = json_object_get(b, "sleep_after");
+	if (!err && jsa && !json_is_null(jsa) && (err = sbs_parse_duration_ms(jsa, &sleep_after)))
+		err = sb_err_prefix(err, "\"sleep_after\"");
 	if (err) {
 		sb_callback_config_free(cb);
 		free(cb_text);
@@ -335,7 +345,13 @@ static void h_acquire(sbs_req *r, void *ud)
 	switch (oc) {
 	case SBS_ACQ_CLAIMED:
 	case SBS_ACQ_REPLAYED: {
+		if (oc == SBS_ACQ_CLAIMED && sleep_after > 0 &&
+		    (err = sbs_sleep_set_policy(srv->sleep, li.id, sleep_after))) {
+			sb_warn("%s", err->msg);
+			sb_err_free(err);
+		}
 		json_t *j = sbs_lease_info_json(&li);
+		sbs_sleep_annotate(srv->sleep, j);
 		json_object_set_new(j, "replayed", json_boolean(oc == SBS_ACQ_REPLAYED));
 		json_decref(details);
 		sbs_reply_json(r, 200, j);
@@ -373,7 +389,37 @@ static void h_list(sbs_req *r, void *ud)
 		sbs_reply_err(r, err);
 		return;
 	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) sbs_sleep_annotate(sbs_req_server(r)->sleep, v);
 	sbs_reply_json(r, 200, json_pack("{s:o}", "leases", arr));
+}
+
+/* POST /v1/leases/{id}/sleep and /wake: idle sleep on request (docs/api.md). */
+static void h_sleep(sbs_req *r, void *ud)
+{
+	bool wake = ud != NULL;
+	const char *id = sbs_req_param(r, "id");
+	sbs_req_set_lease(r, id);
+	sbs_server *srv = sbs_req_server(r);
+	sb_err *err = wake ? sbs_sleep_wake(srv->sleep, id) : sbs_sleep_now(srv->sleep, id);
+	if (err) {
+		if (err->code == SB_E_BUSY)
+			sbs_reply_error(r, 409, "lease_busy", "%s", err->msg);
+		else
+			sbs_reply_err(r, err);
+		return;
+	}
+	sbs_lease_info li;
+	sbs_lease_info_init(&li);
+	if ((err = sbs_leases_info(srv->leases, id, &li))) {
+		sbs_reply_err(r, err);
+		return;
+	}
+	json_t *j = sbs_lease_info_json(&li);
+	sbs_sleep_annotate(srv->sleep, j);
+	sbs_reply_json(r, 200, j);
+	sbs_lease_info_deinit(&li);
 }
 
 static void h_get(sbs_req *r, void *ud)
@@ -388,7 +434,9 @@ static void h_get(sbs_req *r, void *ud)
 		sbs_reply_err(r, err);
 		return;
 	}
-	sbs_reply_json(r, 200, sbs_lease_info_json(&li));
+	json_t *j = sbs_lease_info_json(&li);
+	sbs_sleep_annotate(sbs_req_server(r)->sleep, j);
+	sbs_reply_json(r, 200, j);
 	sbs_lease_info_deinit(&li);
 }
 
@@ -622,8 +670,7 @@ static sb_err *result_writer(sbs_exec *x, const sb_sandbox_exec_status *st, sbs_
 	sb_err *err = NULL;
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !err; i++) {
 		sbs_result_json_text(w, fields[i].key);
-		uint64_t len =
-		    fields[i].s == SB_STREAM_STDOUT ? st->stdout_size : st->stderr_size;
+		uint64_t len = fields[i].s == SB_STREAM_STDOUT ? st->stdout_size : st->stderr_size;
 		err = sbs_result_json_stream(w, fields[i].s, len, fields[i].enc, NULL);
 	}
 	sbs_result_json_text(w, "}");
@@ -1014,6 +1061,8 @@ void sbs_native_routes_register(sbs_server *srv)
 	sbs_router_add(rt, "GET", "/v1/leases/{id}", 0, h_get, NULL);
 	sbs_router_add(rt, "DELETE", "/v1/leases/{id}", 0, h_destroy, NULL);
 	sbs_router_add(rt, "POST", "/v1/leases/{id}/renew", SBS_ROUTE_BODY_JSON, h_renew, NULL);
+	sbs_router_add(rt, "POST", "/v1/leases/{id}/sleep", 0, h_sleep, NULL);
+	sbs_router_add(rt, "POST", "/v1/leases/{id}/wake", 0, h_sleep, (void *)1);
 	sbs_router_add(rt, "POST", "/v1/leases/{id}/exec", SBS_ROUTE_BODY_JSON, h_exec, NULL);
 	sbs_router_add(rt, "GET", "/v1/leases/{id}/execs", 0, h_exec_list, NULL);
 	sbs_router_add(rt, "GET", "/v1/leases/{id}/execs/{exec_id}", 0, h_exec_status, NULL);

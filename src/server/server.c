@@ -5,6 +5,7 @@
  * so signals reach only run_until_signal's signalfd and broken pipes surface as EPIPE. */
 #include "http_int.h"
 #include "compat.h"
+#include "sleep.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -303,6 +304,8 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 		goto fail;
 	if ((err = sbs_leases_recover(srv->leases)))
 		goto fail;
+	if ((err = sbs_sleep_new(srv->leases, srv->store, &srv->sleep)))
+		goto fail;
 	srv->execs = sbs_execs_new(srv->metrics);
 	srv->drain_cancel = sb_cancel_new();
 	sb_sandbox_health h;
@@ -513,6 +516,7 @@ static void *reaper_main(void *arg)
 			malloc_trim(0);
 			last_trim = now;
 		}
+		sbs_sleep_tick(s->srv.sleep, now);
 		if (now - last_nonce_prune >= 60000) {
 			sb_err *err = sbs_store_nonces_prune(s->srv.store, now / 1000);
 			if (err) {
@@ -680,6 +684,9 @@ void sb_server_free(sb_server *s)
 	atomic_init(&srv->http_inflight, 0);
 	sbs_router_free(srv->router);
 	sbs_execs_free(srv->execs);
+	if (srv->leases)
+		sbs_leases_set_use_hook(srv->leases, NULL, NULL);
+	sbs_sleep_free(srv->sleep);
 	sbs_leases_free(srv->leases);
 	sbs_store_close(srv->store);
 	sbs_auth_free(srv->auth);

@@ -27,6 +27,7 @@ struct sbs_server {
 	sbs_store *store;
 	sbs_leases *leases;
 	sbs_execs *execs;
+	struct sbs_sleep *sleep; /* idle sleep (sleep.h) */
 	sbs_metrics *metrics;
 	const sb_callback_entry *callbacks; /* the operator's, borrowed from the config */
 	size_t ncallbacks;

@@ -1,23 +1,18 @@
 /* SQLite state of the daemon (DESIGN.md §7): <state>/sandbar.db in WAL mode. A lease record is
  * kept as its JSON form (lease_info.c) next to the indexed columns the lookups need; the audit
  * table appends one row per lease event. One connection behind a mutex. */
-#include "store.h"
+#include "store_int.h"
 
-#include <pthread.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include "sb_json.h"
 
-struct sbs_store {
-	sqlite3 *db;
-	pthread_mutex_t mu;
-};
-
-static sb_err *db_err(sqlite3 *db, const char *what)
+sb_err *sbs_store_db_err(sqlite3 *db, const char *what)
 {
 	return sb_err_new(SB_E_IO, "state database: %s: %s", what, sqlite3_errmsg(db));
 }
+
+#define db_err sbs_store_db_err
 
 static const char *schema =
     "PRAGMA journal_mode=WAL;"
@@ -37,6 +32,13 @@ static const char *schema =
     "  finished_ms INTEGER NOT NULL,"
     "  record TEXT NOT NULL);"
     "CREATE INDEX IF NOT EXISTS tombstones_id ON tombstones(id, finished_ms);"
+    "CREATE TABLE IF NOT EXISTS sessions (" /* store_sessions.c */
+    "  lease_id TEXT NOT NULL, acquisition_id TEXT NOT NULL, session_id TEXT NOT NULL,"
+    "  cwd TEXT, env TEXT NOT NULL, used_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(lease_id, acquisition_id, session_id));"
+    "CREATE TABLE IF NOT EXISTS sleep (" /* sleep.c */
+    "  lease_id TEXT PRIMARY KEY, after_ms INTEGER NOT NULL, asleep_ms INTEGER NOT NULL,"
+    "  cgroup TEXT);"
     "CREATE TABLE IF NOT EXISTS nonces (key TEXT PRIMARY KEY, expires_s INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS audit ("
     "  ts_ms INTEGER NOT NULL, lease_id TEXT, action TEXT NOT NULL, detail TEXT);";
@@ -178,7 +180,7 @@ sb_err *sbs_store_lease_tombstone(sbs_store *st, const sbs_lease_info *li)
 	    li->acquisition_id ? sb_xstrdup(li->acquisition_id) : sb_strfmt("adopted:%s", li->id);
 	sb_err *err = NULL;
 	pthread_mutex_lock(&st->mu);
-	sqlite3_stmt *s = NULL, *d = NULL;
+	sqlite3_stmt *s = NULL, *d = NULL, *ds = NULL;
 	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
 		err = db_err(st->db, "starting tombstone transaction");
 		goto out;
@@ -188,6 +190,8 @@ sb_err *sbs_store_lease_tombstone(sbs_store *st, const sbs_lease_info *li)
 	                       "record) VALUES(?,?,?,?)",
 	                       -1, &s, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(st->db, "DELETE FROM leases WHERE id = ?", -1, &d, NULL) !=
+	        SQLITE_OK ||
+	    sqlite3_prepare_v2(st->db, "DELETE FROM sessions WHERE lease_id = ?", -1, &ds, NULL) !=
 	        SQLITE_OK) {
 		err = db_err(st->db, "preparing tombstone write");
 		goto rollback;
@@ -197,7 +201,9 @@ sb_err *sbs_store_lease_tombstone(sbs_store *st, const sbs_lease_info *li)
 	sqlite3_bind_int64(s, 3, li->finished_ms);
 	sqlite3_bind_text(s, 4, rec, -1, SQLITE_STATIC);
 	sqlite3_bind_text(d, 1, li->id, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) != SQLITE_DONE || sqlite3_step(d) != SQLITE_DONE) {
+	sqlite3_bind_text(ds, 1, li->id, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE || sqlite3_step(d) != SQLITE_DONE ||
+	    sqlite3_step(ds) != SQLITE_DONE) {
 		err = db_err(st->db, "writing tombstone");
 		goto rollback;
 	}
@@ -209,6 +215,7 @@ rollback:
 out:
 	sqlite3_finalize(s);
 	sqlite3_finalize(d);
+	sqlite3_finalize(ds);
 	pthread_mutex_unlock(&st->mu);
 	free(rec);
 	free(acq);

@@ -70,6 +70,20 @@ sb_err *sbs_store_nonce_put(sbs_store *st, const char *key, int64_t expires_s);
 sb_err *sbs_store_nonces_load(sbs_store *st, int64_t now_s,
                               void (*fn)(void *ud, const char *key, int64_t expires_s), void *ud);
 sb_err *sbs_store_nonces_prune(sbs_store *st, int64_t now_s);
+/* Named sessions of the bridge protocol (store_sessions.c), kept with their lease (dropped with
+ * it) and bounded per lease: each (lease, acquisition, session id) has a cwd (NULL = none yet)
+ * and an environment ("K=V" entries). */
+/* *found false (and *cwd, *env NULL) when there is no such session. */
+sb_err *sbs_store_session_get(sbs_store *st, const char *lease_id, const char *acquisition_id,
+                              const char *session_id, bool *found, char **cwd, char ***env);
+/* Insert or replace, then keep only the max_per_lease most recently used sessions of the lease. */
+sb_err *sbs_store_session_put(sbs_store *st, const char *lease_id, const char *acquisition_id,
+                              const char *session_id, const char *cwd, char *const *env,
+                              int64_t used_ms, size_t max_per_lease);
+/* Forget one session, or (session_id NULL) every session of that lease and acquisition. */
+sb_err *sbs_store_session_drop(sbs_store *st, const char *lease_id, const char *acquisition_id,
+                               const char *session_id);
+int64_t sbs_store_session_count(sbs_store *st, const char *lease_id);
 /* Append an audit line (detail may be NULL; borrowed). */
 sb_err *sbs_store_audit(sbs_store *st, const char *lease_id, const char *action,
                         const json_t *detail);

@@ -37,7 +37,7 @@ void ct_daemon_start_opts(ct_daemon *d, const ct_daemon_opts *o)
 {
 	const char *token = o->token;
 	memset(d, 0, sizeof(*d));
-	d->state_dir = sbt_mkdtemp("compat-state");
+	d->state_dir = o->state_dir ? sb_xstrdup(o->state_dir) : sbt_mkdtemp("compat-state");
 	int p[2];
 	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
 	pid_t parent = getpid();
@@ -125,6 +125,19 @@ void ct_daemon_stop(ct_daemon *d)
 	memset(d, 0, sizeof(*d));
 }
 
+void ct_daemon_restart(ct_daemon *d)
+{
+	kill(d->pid, SIGTERM);
+	int st;
+	while (waitpid(d->pid, &st, 0) < 0 && errno == EINTR)
+		;
+	char *dir = d->state_dir;
+	free(d->base_url);
+	ct_daemon_opts o = {.token = CT_TOKEN, .state_dir = dir};
+	ct_daemon_start_opts(d, &o);
+	free(dir);
+}
+
 ct_daemon ct_shared;
 
 int ct_group_setup(void **state)
@@ -167,6 +180,13 @@ static size_t on_data(char *p, size_t size, size_t nmemb, void *ud)
 void ct_http(const ct_daemon *d, const char *method, const char *path, const char *token,
              const char *body, ct_piece_fn on_body, void *ud, ct_resp *out)
 {
+	ct_http_h(d, method, path, token, NULL, body, on_body, ud, out);
+}
+
+void ct_http_h(const ct_daemon *d, const char *method, const char *path, const char *token,
+               const char *const *headers, const char *body, ct_piece_fn on_body, void *ud,
+               ct_resp *out)
+{
 	memset(out, 0, sizeof(*out));
 	sb_buf_init(&out->body);
 	CURL *h = curl_easy_init();
@@ -178,6 +198,8 @@ void ct_http(const ct_daemon *d, const char *method, const char *path, const cha
 		hdrs = curl_slist_append(hdrs, auth);
 	hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
 	hdrs = curl_slist_append(hdrs, "Expect:");
+	for (const char *const *h2 = headers; h2 && *h2; h2++)
+		hdrs = curl_slist_append(hdrs, *h2);
 	sink s = {out, on_body, ud};
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);

@@ -28,11 +28,15 @@ void ct_daemon_start_ex(ct_daemon *d, const char *token, const char *hmac_keys_f
 typedef struct ct_daemon_opts {
 	const char *token, *hmac_keys_file, *expected_host;
 	int64_t keepalive_ms;
-	uint64_t max_output; /* --max-output */
+	uint64_t max_output;   /* --max-output */
+	const char *state_dir; /* an existing state directory (a restart); NULL = a new one */
 } ct_daemon_opts;
 void ct_daemon_start_opts(ct_daemon *d, const ct_daemon_opts *o);
 /* SIGTERM, wait, remove the state directory (sandboxes destroyed first). */
 void ct_daemon_stop(ct_daemon *d);
+/* Stop the daemon (its sandboxes and state stay) and start a new one on the same state
+ * directory with the test token (a new port: base_url changes). */
+void ct_daemon_restart(ct_daemon *d);
 
 /* The daemon one test program's tests share: ct_group_setup (a cmocka group setup) starts it
  * with the test token, ct_group_teardown stops it. */
@@ -54,6 +58,10 @@ void ct_resp_deinit(ct_resp *r);
 typedef void (*ct_piece_fn)(void *ud, const char *p, size_t n);
 void ct_http(const ct_daemon *d, const char *method, const char *path, const char *token,
              const char *body, ct_piece_fn on_body, void *ud, ct_resp *out);
+/* The same with extra request headers ("Name: value" lines; NULL-terminated; may be NULL). */
+void ct_http_h(const ct_daemon *d, const char *method, const char *path, const char *token,
+               const char *const *headers, const char *body, ct_piece_fn on_body, void *ud,
+               ct_resp *out);
 /* POST/DELETE with a JSON body built by json_pack-style args, the test token. */
 void ct_call(const ct_daemon *d, const char *method, const char *path, json_t *body, ct_resp *out);
 

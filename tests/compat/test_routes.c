@@ -344,7 +344,12 @@ static void bridge_release_keeps_reusable_and_destroys_others(void **state)
 		char *id = acquire(i, acq, "/workspace/paperclip");
 		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:b}", "providerLeaseId", id, "reuseLease", 1), &r);
-		assert_error(&r, 400, "invalid_request"); /* reuse needs the owner */
+		/* reuse needs the owner: v2 validates the body, v1 (a G1 request) meets a G2
+		 * lease, which refuses requests without an acquisition (DESIGN.md §9.11) */
+		if (i == 0)
+			assert_error(&r, 409, "acquisition_conflict");
+		else
+			assert_error(&r, 400, "invalid_request");
 		ct_resp_deinit(&r);
 		ct_call(&ct_shared, "POST", path,
 		        json_pack("{s:s, s:s, s:b}", "providerLeaseId", id, "acquisitionId", "x",
@@ -417,7 +422,11 @@ static void bridge_exec_runs_commands_as_composed(void **state)
 		json_t *noacq = exec_body(id, acq, "true");
 		json_object_del(noacq, "acquisitionId");
 		ct_call(&ct_shared, "POST", path, noacq, &r);
-		assert_error(&r, 400, "invalid_request");
+		/* v2: 400 before any lookup; v1 (G1) finds a G2 lease: 409 (DESIGN.md §9.11) */
+		if (i == 0)
+			assert_error(&r, 409, "acquisition_conflict");
+		else
+			assert_error(&r, 400, "invalid_request");
 		ct_resp_deinit(&r);
 		ct_call(&ct_shared, "POST", path,
 		        exec_body(id, "intruder", "touch /workspace/pwned"), &r);

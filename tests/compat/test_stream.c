@@ -63,14 +63,22 @@ static void stream_frames_are_byte_exact(void **state)
 		ct_http(&ct_shared, "POST", path, CT_TOKEN, text, on_piece, &s, &r);
 		assert_int_equal(r.status, 200);
 		assert_true(sb_str_has_prefix(r.content_type, "text/event-stream"));
-		const char *want =
-		    "event: stdout\ndata: {\"data\":\"a\\nb\"}\n\n"
-		    "event: stderr\ndata: {\"data\":\"x\"}\n\n"
-		    "event: stdout\ndata: {\"data\":\"\xc3\xa9z\"}\n\n"
+		/* Each output event carries `id: <exec id>:<stdout bytes>,<stderr bytes>` (what
+		 * Last-Event-ID resumes from). */
+		const char *body = sb_buf_cstr(&r.body);
+		assert_true(sb_str_has_prefix(body, "id: "));
+		char *xid = sb_xstrndup(body + 4, strcspn(body + 4, ":"));
+		char *want = sb_strfmt(
+		    "id: %s:3,0\nevent: stdout\ndata: {\"data\":\"a\\nb\"}\n\n"
+		    "id: %s:3,1\nevent: stderr\ndata: {\"data\":\"x\"}\n\n"
+		    "id: %s:6,1\nevent: stdout\ndata: {\"data\":\"\xc3\xa9z\"}\n\n"
 		    "event: complete\ndata: {\"exitCode\":0,\"signal\":null,\"timedOut\":false,"
 		    "\"stdout\":\"a\\nb\xc3\xa9z\",\"stderr\":\"x\",\"stdoutTruncated\":false,"
-		    "\"stderrTruncated\":false}\n\n";
+		    "\"stderrTruncated\":false}\n\n",
+		    xid, xid, xid);
+		free(xid);
 		assert_string_equal(sb_buf_cstr(&r.body), want);
+		free(want);
 		ct_resp_deinit(&r);
 		sb_buf_deinit(&s.seen);
 		free(s.ws);
