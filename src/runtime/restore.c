@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,6 +60,62 @@ static void remove_staging(const char *dir)
 	}
 }
 
+/* Commits made remotely come back as a branch, fetched from the staged copy of the remote
+ * .git (never copied over the local one). A failure here is a warning in the report: the
+ * working-tree changes still merge, and the remote .git stays in the sandbox. */
+static void import_commits(sb_runtime *rt, const sb_runtime_restore_opts *o, const char *tree,
+                           sb_restore_report *rep)
+{
+	char remote_head[41];
+	char *git = sb_strfmt("%s/.git", tree);
+	struct stat st;
+	bool staged = lstat(git, &st) == 0 && S_ISDIR(st.st_mode);
+	free(git);
+	if (!staged)
+		return;
+	sb_err *err = sb_git_head(tree, remote_head);
+	if (!err && (!remote_head[0] || strcmp(remote_head, rt->git_base) == 0))
+		return; /* no commit made remotely */
+	char *branch = NULL;
+	if (!err) {
+		if (o->branch && *o->branch)
+			branch = sb_xstrdup(o->branch);
+		else if (rt->lease_id && *rt->lease_id && strcmp(rt->lease_id, "managed") != 0)
+			branch = sb_strfmt("sandbar/%s", rt->lease_id);
+		else
+			branch = sb_strfmt("sandbar/run-%lld", (long long)(sb_wall_ms() / 1000));
+		char local_head[41];
+		err = sb_git_head(rt->local_dir, local_head);
+		if (!err && !local_head[0] && !rt->git_base[0]) {
+			char *lg = sb_strfmt("%s/.git", rt->local_dir);
+			bool has = lstat(lg, &st) == 0;
+			free(lg);
+			if (!has)
+				err = sb_err_new(
+				    SB_E_NOTFOUND,
+				    "commits were made in the sandbox, but %s holds no git "
+				    "repository to bring them into",
+				    rt->local_dir);
+		}
+	}
+	size_t n = 0;
+	if (!err)
+		err =
+		    sb_git_fetch_branch(rt->local_dir, tree, remote_head, branch, rt->git_base, &n);
+	if (err) {
+		free(rep->git_warning);
+		rep->git_warning =
+		    sb_strfmt("commits made in the sandbox were not brought back: %s", err->msg);
+		sb_rt_say(&rt->ctx.progress, rep->git_warning);
+		sb_err_free(err);
+		free(branch);
+		return;
+	}
+	free(rep->branch);
+	rep->branch = branch;
+	rep->n_commits = n;
+}
+
 static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o, const sb_rt_ctx *c,
                                sb_restore_report *rep)
 {
@@ -86,7 +143,7 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	                    "workspace", "from");
 	sb_rt_fetch f = {
 	    .remote_dir = rt->remote_dir,
-	    .ex = &rt->restore_ex,
+	    .ex = &rt->archive_ex, /* the transfer set: .git comes too, for its commits */
 	    .download_tar = download,
 	    .max_bytes = o->max_bytes,
 	    .local_dest = tree,
@@ -98,6 +155,7 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	if (err)
 		goto out;
 	rep->bytes_moved += bytes;
+	import_commits(rt, o, tree, rep);
 	sb_rt_merge m = {
 	    .baseline = &rt->baseline,
 	    .source_dir = tree,
