@@ -109,13 +109,11 @@ bool sb_excludes_match_entry(const sb_excludes *ex, const char *relpath, bool is
 	for (char **pat = ex->patterns; pat && *pat; pat++)
 		if (match_one(*pat, relpath))
 			return true;
-	if (!ex->matcher || strncmp(relpath, ".git/", 5) == 0)
+	/* Inside a repository's own directory no rule applies: it is staged whole or not at all
+	 * (sb_matcher_match decides on the ".git" entry itself). */
+	if (!ex->matcher || strncmp(relpath, ".git/", 5) == 0 || strstr(relpath, "/.git/"))
 		return false;
-	sb_rule_source src = sb_matcher_match(ex->matcher, relpath, is_dir);
-	/* git never applies its ignore files to its own directory. */
-	if (src == SB_RULE_GITIGNORE && strcmp(relpath, ".git") == 0)
-		return false;
-	return src != SB_RULE_NONE;
+	return sb_matcher_match(ex->matcher, relpath, is_dir) != SB_RULE_NONE;
 }
 
 bool sb_excludes_match(const sb_excludes *ex, const char *relpath)

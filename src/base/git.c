@@ -6,6 +6,8 @@
 
 #include <git2.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 void sb_git_lib_init(void);
 
@@ -73,7 +75,14 @@ sb_err *sb_git_fetch_branch(const char *host_dir, const char *src_dir, const cha
 	fo.download_tags = GIT_REMOTE_DOWNLOAD_TAGS_NONE;
 	char *specs[] = {spec};
 	git_strarray refspecs = {specs, 1};
+	char *fetch_head = sb_strfmt("%s/FETCH_HEAD", git_repository_path(host));
+	struct stat fst;
+	bool had_fetch_head = lstat(fetch_head, &fst) == 0;
 	rc = git_remote_fetch(remote, &refspecs, &fo, "sandbar: commits made in the sandbox");
+	/* libgit2 creates an empty FETCH_HEAD even when told not to write it. */
+	if (!had_fetch_head && lstat(fetch_head, &fst) == 0 && fst.st_size == 0)
+		(void)unlink(fetch_head);
+	free(fetch_head);
 	if (rc < 0) {
 		err = lg2_error(rc, "fetching the sandbox's commits from", url);
 		goto out;

@@ -288,10 +288,44 @@ static bool ignored(git_repository *r, const char *path)
 	return ig != 0;
 }
 
+/* libgit2 reports every ".git" as ignored; git never applies ignore rules to it at all. A
+ * repository directory is left out only by a rule that names it literally (".git", "/.git",
+ * with or without a trailing "/"), the last such rule deciding; "!" lines re-include it. */
+static sb_rule_source match_dotgit(const sb_matcher *m, bool top)
+{
+	sb_rule_source src = SB_RULE_NONE;
+	for (int s = SB_RULE_PRESET; s < SB_RULE_N_SOURCES; s++) {
+		const char *p = m->rules[s].len ? sb_buf_cstr((sb_buf *)&m->rules[s]) : "";
+		while (*p) {
+			const char *nl = strchr(p, '\n');
+			size_t n = nl ? (size_t)(nl - p) : strlen(p);
+			bool neg = n && p[0] == '!';
+			const char *l = p + neg;
+			size_t ln = n - neg;
+			if (ln && l[ln - 1] == '/')
+				ln--;
+			bool anchored = ln && l[0] == '/';
+			if (anchored) {
+				l++;
+				ln--;
+			}
+			if (ln == 4 && memcmp(l, ".git", 4) == 0 && (top || !anchored))
+				src = neg ? SB_RULE_NONE : (sb_rule_source)s;
+			p += n;
+			if (*p)
+				p++;
+		}
+	}
+	return src;
+}
+
 sb_rule_source sb_matcher_match(sb_matcher *m, const char *relpath, bool is_dir)
 {
 	if (!m || !relpath || !*relpath || (!m->gitignore && !has_internal(m)))
 		return SB_RULE_NONE;
+	const char *last = strrchr(relpath, '/');
+	if (strcmp(last ? last + 1 : relpath, ".git") == 0)
+		return match_dotgit(m, !last);
 	pthread_mutex_lock(&m->mu);
 	if (!m->built) {
 		m->built = true;

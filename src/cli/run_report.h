@@ -9,19 +9,27 @@
 
 typedef struct run_report {
 	char *lease_id;
-	bool ran;                /* the command ran and returned a result */
+	bool ran; /* the command ran and returned a result */
 	bool has_exit_code;
 	int exit_code;
 	char signal[16];
 	bool timed_out;
-	bool truncated;          /* an output tail was cut (only the live stream is whole) */
+	bool truncated; /* an output tail was cut (only the live stream is whole) */
 	struct {
 		int64_t acquire_ms, prepare_ms, exec_ms, restore_ms, release_ms;
 	} phases;
 	uint64_t bytes_up, bytes_down;
 	char **added, **changed, **deleted; /* NULL-terminated copies */
-	json_t *conflicts;       /* array of {path, kind, kept, remote_copy} */
+	json_t *conflicts;                  /* array of {path, kind, kept, remote_copy} */
+	char *branch;                       /* commits made remotely came back on this branch */
+	size_t n_commits;
+	char *git_warning;
+	bool has_excluded;
+	sb_runtime_excluded excluded; /* special_paths borrowed: cleared before the runtime goes */
 } run_report;
+
+/* What the staging left out, from a prepared runtime (copied, special_paths too). */
+void run_report_set_excluded(run_report *r, const sb_runtime_excluded *ex);
 
 void run_report_init(run_report *r);
 void run_report_deinit(run_report *r);

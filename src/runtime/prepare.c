@@ -243,9 +243,8 @@ static int plan_cb(const sb_walk_entry *e, void *ud, sb_err **err)
 		return is_dir ? SB_WALK_SKIP : SB_WALK_CONTINUE;
 	sb_rule_source src = SB_RULE_NONE;
 	if (sb_excludes_match_entry(w->ex, e->relpath, is_dir)) {
-		src = w->ex->matcher && strncmp(e->relpath, ".git/", 5) != 0
-		          ? sb_matcher_match(w->ex->matcher, e->relpath, is_dir)
-		          : SB_RULE_NONE;
+		src = w->ex->matcher ? sb_matcher_match(w->ex->matcher, e->relpath, is_dir)
+		                     : SB_RULE_NONE;
 		if (src == SB_RULE_NONE)
 			src = SB_RULE_EXCLUDE;
 	}
