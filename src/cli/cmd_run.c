@@ -307,6 +307,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 		case OPT_MEMORY:
 			flag = "--memory";
 			err = sb_parse_size(optarg, &o->memory);
+			if (!err && o->memory < 16u * 1024 * 1024)
+				err = sb_err_new(SB_E_INVAL, "too small: a sandbox needs at least 16M "
+							     "(sizes take a unit: 512M, 2G)");
 			break;
 		case OPT_TIMEOUT:
 			flag = "--timeout";
