@@ -349,46 +349,16 @@ static void progress_line(void *ud, const char *line)
 
 /* ---- what is staged (issue 13) */
 
-/* A name from the workspace or the remote, quoted the way git quotes it when it holds a
- * control character, a quote, a backslash or a byte that is not ASCII: "a\033b". */
-static void put_name(FILE *f, const char *name)
-{
-	bool plain = true;
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-		if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\')
-			plain = false;
-	if (plain) {
-		fputs(name, f);
-		return;
-	}
-	fputc('"', f);
-	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
-		switch (*p) {
-		case '\n': fputs("\\n", f); break;
-		case '\r': fputs("\\r", f); break;
-		case '\t': fputs("\\t", f); break;
-		case '"': fputs("\\\"", f); break;
-		case '\\': fputs("\\\\", f); break;
-		default:
-			if (*p < 0x20 || *p >= 0x7f)
-				fprintf(f, "\\%03o", *p);
-			else
-				fputc(*p, f);
-		}
-	}
-	fputc('"', f);
-}
-
 static void plan_line(void *ud, const char *relpath, bool is_dir, sb_rule_source src)
 {
 	(void)ud;
 	if (src == SB_RULE_NONE) {
 		fputs("stage ", stdout);
-		put_name(stdout, relpath);
+		run_report_put_name(stdout, relpath);
 		fputs(is_dir ? "/\n" : "\n", stdout);
 	} else {
 		fputs("exclude ", stdout);
-		put_name(stdout, relpath);
+		run_report_put_name(stdout, relpath);
 		fprintf(stdout, "%s (%s)\n", is_dir ? "/" : "", sb_rule_source_name(src));
 	}
 }
@@ -717,6 +687,8 @@ out_release:
 	 * then carries only the command's own output and sandbar's errors. */
 	if (!o.quiet && !o.json)
 		run_report_print_summary(&report, stderr);
+	else if (o.quiet)
+		run_report_print_warnings(&report, stderr); /* -q hides progress, never conflicts */
 	if (o.json)
 		run_report_print_json(&report, stdout);
 out_report:

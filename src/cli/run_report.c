@@ -141,15 +141,85 @@ static void human_bytes(uint64_t n, char *out, size_t len)
 		snprintf(out, len, "%.1f MiB", (double)n / (1024.0 * 1024.0));
 }
 
+void run_report_put_name(FILE *f, const char *name)
+{
+	bool plain = true;
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		if (*p < 0x20 || *p >= 0x7f || *p == '"' || *p == '\\')
+			plain = false;
+	if (plain) {
+		fputs(name, f);
+		return;
+	}
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++) {
+		switch (*p) {
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		default:
+			if (*p < 0x20 || *p >= 0x7f)
+				fprintf(f, "\\%03o", *p);
+			else
+				fputc(*p, f);
+		}
+	}
+	fputc('"', f);
+}
+
 /* Names the first few paths of a change list; a long list ends with a count. */
 static void print_paths(FILE *f, char mark, char **paths)
 {
 	enum { SHOWN = 10 };
 	size_t n = sb_strv_len(paths);
-	for (size_t i = 0; i < n && i < SHOWN; i++)
-		fprintf(f, "sandbar:   %c %s\n", mark, paths[i]);
+	for (size_t i = 0; i < n && i < SHOWN; i++) {
+		fprintf(f, "sandbar:   %c ", mark);
+		run_report_put_name(f, paths[i]);
+		fputc('\n', f);
+	}
 	if (n > SHOWN)
 		fprintf(f, "sandbar:   %c ... and %zu more\n", mark, n - SHOWN);
+}
+
+static void print_conflicts(const run_report *r, FILE *f)
+{
+	size_t i;
+	json_t *c;
+	json_array_foreach(r->conflicts, i, c)
+	{
+		const char *copy = json_string_value(json_object_get(c, "remote_copy"));
+		fputs("sandbar: conflict: ", f);
+		run_report_put_name(f, json_string_value(json_object_get(c, "path")));
+		fprintf(f, " (%s; kept %s%s", json_string_value(json_object_get(c, "kind")),
+		        json_string_value(json_object_get(c, "kept")),
+		        copy ? ", remote version in " : "");
+		if (copy)
+			run_report_put_name(f, copy);
+		fputs(")\n", f);
+	}
+}
+
+void run_report_print_warnings(const run_report *r, FILE *f)
+{
+	print_conflicts(r, f);
+	if (r->git_warning)
+		fprintf(f, "sandbar: warning: %s\n", r->git_warning);
+	if (r->has_excluded && r->excluded.specials)
+		fprintf(f, "sandbar: warning: %llu FIFOs, sockets or devices were not staged\n",
+		        (unsigned long long)r->excluded.specials);
+	fflush(f);
 }
 
 void run_report_print_summary(const run_report *r, FILE *f)
@@ -165,17 +235,7 @@ void run_report_print_summary(const run_report *r, FILE *f)
 	print_paths(f, '+', r->added);
 	print_paths(f, '~', r->changed);
 	print_paths(f, '-', r->deleted);
-	size_t i;
-	json_t *c;
-	json_array_foreach(r->conflicts, i, c)
-	{
-		const char *copy = json_string_value(json_object_get(c, "remote_copy"));
-		fprintf(f, "sandbar: conflict: %s (%s; kept %s%s%s)\n",
-		        json_string_value(json_object_get(c, "path")),
-		        json_string_value(json_object_get(c, "kind")),
-		        json_string_value(json_object_get(c, "kept")),
-		        copy ? ", remote version in " : "", copy ? copy : "");
-	}
+	print_conflicts(r, f);
 	if (r->has_excluded) {
 		for (int s = SB_RULE_GITIGNORE; s < SB_RULE_N_SOURCES; s++) {
 			if (!r->excluded.entries[s])

@@ -36,6 +36,10 @@ void run_report_deinit(run_report *r);
 void run_report_set_result(run_report *r, const sb_exec_result *res);
 void run_report_set_changes(run_report *r, const sb_restore_report *rr);
 void run_report_print_summary(const run_report *r, FILE *f);
+/* What -q still shows: conflicts and warnings. */
+void run_report_print_warnings(const run_report *r, FILE *f);
+/* A path as git quotes it when it holds control characters or non-ASCII bytes. */
+void run_report_put_name(FILE *f, const char *name);
 /* {"exit_code","signal","timed_out","lease_id","phases":{...},"bytes_up","bytes_down",
  *  "changes":{"added":[],"changed":[],"deleted":[],"conflicts":[paths]},
  *  "conflict_details":[{path,kind,kept,remote_copy}]} and a newline. */
