@@ -34,6 +34,20 @@ void run_report_set_result(run_report *r, const sb_exec_result *res)
 	r->truncated = res->out_truncated || res->err_truncated;
 }
 
+/* A name as JSON: a string when it is valid UTF-8, else {"b64": base64 of its bytes}, so
+ * that every name is represented (docs/sandbar.1). */
+static json_t *name_json(const char *name)
+{
+	json_t *j = json_string(name);
+	if (j)
+		return j;
+	sb_buf b = SB_BUF_INIT;
+	sb_b64_encode(name, strlen(name), &b);
+	j = json_pack("{s:s}", "b64", sb_buf_cstr(&b));
+	sb_buf_deinit(&b);
+	return j;
+}
+
 void run_report_set_changes(run_report *r, const sb_restore_report *rr)
 {
 	sb_strv_free(r->added);
@@ -51,7 +65,7 @@ void run_report_set_changes(run_report *r, const sb_restore_report *rr)
 	json_array_clear(r->conflicts);
 	for (size_t i = 0; i < rr->n_conflicts; i++) {
 		const sb_runtime_conflict *c = &rr->conflicts[i];
-		json_t *o = json_pack("{s:s, s:s, s:s}", "path", c->path, "kind",
+		json_t *o = json_pack("{s:o, s:s, s:s}", "path", name_json(c->path), "kind",
 		                      sb_conflict_kind_name(c->kind), "kept",
 		                      c->kept_remote ? "remote" : "local");
 		json_object_set_new(o, "remote_copy",
@@ -72,7 +86,7 @@ static json_t *strv_json(char **v)
 {
 	json_t *a = json_array();
 	for (size_t i = 0; v && v[i]; i++)
-		json_array_append_new(a, json_string(v[i]));
+		json_array_append_new(a, name_json(v[i]));
 	return a;
 }
 
@@ -193,6 +207,24 @@ static void print_paths(FILE *f, char mark, char **paths)
 		fprintf(f, "sandbar:   %c ... and %zu more\n", mark, n - SHOWN);
 }
 
+/* The inverse of name_json, quoted for a terminal. */
+static void put_json_name(FILE *f, const json_t *j)
+{
+	if (json_is_string(j)) {
+		run_report_put_name(f, json_string_value(j));
+		return;
+	}
+	const char *b = json_string_value(json_object_get(j, "b64"));
+	sb_buf raw = SB_BUF_INIT;
+	sb_err *err = b ? sb_b64_decode(b, strlen(b), &raw) : NULL;
+	if (b && !err)
+		run_report_put_name(f, sb_buf_cstr(&raw));
+	else
+		fputs("(unnamed)", f);
+	sb_err_free(err);
+	sb_buf_deinit(&raw);
+}
+
 static void print_conflicts(const run_report *r, FILE *f)
 {
 	size_t i;
@@ -201,12 +233,14 @@ static void print_conflicts(const run_report *r, FILE *f)
 	{
 		const char *copy = json_string_value(json_object_get(c, "remote_copy"));
 		fputs("sandbar: conflict: ", f);
-		run_report_put_name(f, json_string_value(json_object_get(c, "path")));
+		put_json_name(f, json_object_get(c, "path"));
 		fprintf(f, " (%s; kept %s%s", json_string_value(json_object_get(c, "kind")),
 		        json_string_value(json_object_get(c, "kept")),
-		        copy ? ", remote version in " : "");
-		if (copy)
-			run_report_put_name(f, copy);
+		        copy || json_is_object(json_object_get(c, "remote_copy"))
+		            ? ", remote version in "
+		            : "");
+		if (copy || json_is_object(json_object_get(c, "remote_copy")))
+			put_json_name(f, json_object_get(c, "remote_copy"));
 		fputs(")\n", f);
 	}
 }
