@@ -64,7 +64,13 @@ sb_err *sb_git_fetch_branch(const char *host_dir, const char *src_dir, const cha
 		err = lg2_error(rc, "opening the git repository in", host_dir);
 		goto out;
 	}
-	rc = git_remote_create_anonymous(&remote, host, url);
+	/* An anonymous remote on a local path: no url.*.insteadOf rewriting (which would be
+	 * wrong for a path, and leaks in libgit2 1.5's PCRE2 matcher). */
+	git_remote_create_options ro;
+	git_remote_create_options_init(&ro, GIT_REMOTE_CREATE_OPTIONS_VERSION);
+	ro.repository = host;
+	ro.flags = GIT_REMOTE_CREATE_SKIP_INSTEADOF | GIT_REMOTE_CREATE_SKIP_DEFAULT_FETCHSPEC;
+	rc = git_remote_create_with_opts(&remote, url, &ro);
 	if (rc < 0) {
 		err = lg2_error(rc, "reading the sandbox's repository", url);
 		goto out;
