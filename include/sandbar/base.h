@@ -407,8 +407,13 @@ sb_err *sb_fs_tmpfile(const char *dir, int *fd_out);
 /* The one exclude matcher (managed-runtime spec §2.8) that drives archives, snapshots and
  * restores alike. Patterns: "*\/X/\*" or "*\/X" match segment X at any depth; "X/\*" matches
  * under X; anything else is a literal path prefix (p == X or p starts with "X/"). No globbing. */
+typedef struct sb_matcher sb_matcher;
+
 typedef struct sb_excludes {
 	char **patterns; /* NULL-terminated */
+	/* Optional (borrowed): gitignore-syntax rules evaluated after the literal patterns. Never
+	 * consulted below ".git/": git's own directory is staged whole or not at all. */
+	sb_matcher *matcher;
 } sb_excludes;
 
 void sb_excludes_init(sb_excludes *ex);
@@ -421,6 +426,63 @@ void sb_excludes_add_dir(sb_excludes *ex, const char *dir);
  * no "." / ".." / empty segments. */
 sb_err *sb_excludes_check_user(const char *path);
 bool sb_excludes_match(const sb_excludes *ex, const char *relpath);
+/* Same, knowing whether relpath is a directory (the matcher's "dir/" rules need it). */
+bool sb_excludes_match_entry(const sb_excludes *ex, const char *relpath, bool is_dir);
+
+/* ------------------------------------------------------- exclude matcher (DESIGN.md §9.4)
+ * The one matcher of user exclusion rules, in gitignore syntax (globs, "**", trailing "/",
+ * leading "/" anchors, "!" re-includes), evaluated on the host with libgit2's ignore rules. The
+ * rules form one ordered list in which a later rule wins: the repository's ignore files (with
+ * --gitignore: every .gitignore, .git/info/exclude and core.excludesFile, exactly as git reads
+ * them), then the preset, then .sandbarignore, then --exclude. As in git, nothing below an
+ * excluded directory can be re-included, because walks do not descend into it. */
+typedef enum sb_rule_source {
+	SB_RULE_NONE = 0,
+	SB_RULE_GITIGNORE,
+	SB_RULE_PRESET,
+	SB_RULE_SANDBARIGNORE,
+	SB_RULE_EXCLUDE,
+	SB_RULE_N_SOURCES,
+} sb_rule_source;
+
+/* "gitignore", "preset", ".sandbarignore", "--exclude" ("" for SB_RULE_NONE). */
+const char *sb_rule_source_name(sb_rule_source s);
+
+/* A matcher for the tree at root (an existing directory). Free with sb_matcher_free. */
+sb_err *sb_matcher_new(const char *root, sb_matcher **out);
+void sb_matcher_free(sb_matcher *m);
+/* Append rules: text holds one gitignore line per line (blank lines and # comments ignored).
+ * src is SB_RULE_PRESET, SB_RULE_SANDBARIGNORE or SB_RULE_EXCLUDE. */
+sb_err *sb_matcher_add_rules(sb_matcher *m, sb_rule_source src, const char *text);
+/* The rules of a named preset ("paperclip": the spec's heavy build directories at any depth and
+ * the top-level .git); NULL for an unknown name. */
+const char *sb_matcher_preset_rules(const char *name);
+/* Honour the ignore files of the git repository that contains root (SB_E_NOTFOUND when root
+ * is in none). */
+sb_err *sb_matcher_use_gitignore(sb_matcher *m);
+bool sb_matcher_uses_gitignore(const sb_matcher *m);
+/* The rules added for src, in order, one per line ("" when none; owned by m). */
+const char *sb_matcher_rules(const sb_matcher *m, sb_rule_source src);
+/* SB_RULE_NONE when relpath (relative to root, no leading "/") is kept; else the source of the
+ * rule that excludes it. Thread-safe. A rule that cannot be evaluated keeps the path. */
+sb_rule_source sb_matcher_match(sb_matcher *m, const char *relpath, bool is_dir);
+/* Names that a far-side `tar --exclude NAME` may drop at any depth without ever dropping more
+ * than sb_matcher_match: the preset's plain names, only while no rule re-includes ("!") and no
+ * repository ignore file takes part. NULL-terminated, caller frees (NULL when none). */
+char **sb_matcher_far_side_names(const sb_matcher *m);
+
+/* ------------------------------------------------------------------ git (DESIGN.md §9.4)
+ * The repository operations sandbar needs, with libgit2 hidden. Object ids are 40-hex
+ * strings. */
+/* HEAD's commit id of the repository whose work tree or git dir is dir, resolved without
+ * searching parent directories; *out is "" when dir holds no repository or HEAD is unborn. */
+sb_err *sb_git_head(const char *dir, char out[41]);
+/* Fetch the commit src_head from the repository at src_dir (a work tree holding .git) into the
+ * repository at host_dir as refs/heads/<branch> (replacing a branch of that name), touching
+ * neither HEAD, nor the index, nor any other ref. *n_commits receives the number of commits
+ * reachable from the branch and not from base (a commit id or ""). */
+sb_err *sb_git_fetch_branch(const char *host_dir, const char *src_dir, const char *src_head,
+                            const char *branch, const char *base, size_t *n_commits);
 
 /* --------------------------------------------------------------- tar */
 

@@ -80,8 +80,20 @@ typedef struct sb_runtime_prepare_opts {
 	const char *workspace_local_dir;  /* required, an existing directory */
 	const char *workspace_remote_dir; /* absolute; NULL = spec.remote_cwd */
 	/* Caller excludes: literal relative paths (no globs, no ./.. segments), matched as path
-	 * prefixes, added to the heavy-directory set. They apply in both directions. */
+	 * prefixes. They apply in both directions. */
 	char *const *excludes;
+	/* Exclusion rules (DESIGN.md §9.4), one ordered list evaluated by sb_matcher: the
+	 * repository's ignore files when gitignore is set, then the named preset (NULL or
+	 * "paperclip": the spec's heavy directories and .git, for orchestrators that reinstall
+	 * dependencies inside the sandbox), then <workspace>/.sandbarignore unless
+	 * no_sandbarignore, then exclude_patterns (gitignore syntax, one rule per element). By
+	 * default nothing is excluded but the overlay and sandbar's own directories; .git is
+	 * staged so git works remotely, but never merged back file by file: commits made remotely
+	 * come back as a branch (sb_runtime_restore_opts.branch). */
+	char *const *exclude_patterns;
+	const char *exclude_preset;
+	bool gitignore;
+	bool no_sandbarignore;
 	/* Paths never deleted locally when absent remotely (e.g. ".claude", ".claude.json"):
 	 * uploaded, spared by the remote wipe (top-level names), never restored. */
 	char *const *preserve_absent_on_restore;
@@ -120,6 +132,27 @@ const char *sb_runtime_asset_dir(const sb_runtime *rt, const char *key);
 bool sb_runtime_uses_native(const sb_runtime *rt);
 /* Bytes sent to the far side by prepare (archives of the workspace and assets). */
 uint64_t sb_runtime_bytes_up(const sb_runtime *rt);
+
+/* What the staging left out (counted by prepare's walk of the local workspace): entries and
+ * file bytes excluded per rule source (index: sb_rule_source; an excluded directory counts as
+ * one entry and all the bytes below it), and special files (FIFOs, sockets, devices) that
+ * cannot be staged. */
+typedef struct sb_runtime_excluded {
+	uint64_t entries[SB_RULE_N_SOURCES];
+	uint64_t bytes[SB_RULE_N_SOURCES];
+	uint64_t specials;
+	char **special_paths; /* NULL-terminated, at most SB_RUNTIME_NAMED_MAX */
+} sb_runtime_excluded;
+#define SB_RUNTIME_NAMED_MAX 20
+const sb_runtime_excluded *sb_runtime_excluded_stats(const sb_runtime *rt);
+
+/* Walk the local workspace with the exclusion rules of opts (only the workspace and exclusion
+ * fields are read; nothing remote happens) and call fn for every entry, parents first, with
+ * the source that excludes it (SB_RULE_NONE: staged). Nothing below an excluded directory is
+ * reported. */
+typedef void (*sb_runtime_plan_fn)(void *ud, const char *relpath, bool is_dir,
+                                   sb_rule_source excluded_by);
+sb_err *sb_runtime_plan(const sb_runtime_prepare_opts *opts, sb_runtime_plan_fn fn, void *ud);
 
 typedef enum sb_conflict_policy {
 	/* The local entry stays; a remote file or symlink is written beside it as
@@ -163,6 +196,10 @@ typedef struct sb_restore_report {
 	size_t n_conflicts;
 	uint64_t bytes_moved;   /* archive bytes transferred from the remote side */
 	uint64_t bytes_written; /* file bytes written into the local workspace */
+	/* Commits made remotely, brought back as refs/heads/<branch> (NULL: none). */
+	char *branch;
+	size_t n_commits;
+	char *git_warning; /* why commits could not be brought back (NULL: no problem) */
 } sb_restore_report;
 
 void sb_restore_report_init(sb_restore_report *r);
@@ -175,6 +212,9 @@ typedef struct sb_runtime_restore_opts {
 	 * limit bytes) and apply nothing. Command path: decided by the size probe before any content
 	 * is read; native path: after the transfer, before extraction. */
 	int64_t max_bytes;
+	/* Branch for commits made remotely; NULL = "sandbar/<lease id>" (spec.lease_id), or
+	 * "sandbar/run-<time>" without one. */
+	const char *branch;
 } sb_runtime_restore_opts;
 
 /* Bring the remote workspace back and merge it into the local directory (spec §3). opts may be

@@ -12,6 +12,7 @@
 void sb_excludes_init(sb_excludes *ex)
 {
 	ex->patterns = sb_xcalloc(1, sizeof *ex->patterns);
+	ex->matcher = NULL;
 }
 
 void sb_excludes_deinit(sb_excludes *ex)
@@ -101,12 +102,21 @@ static bool match_one(const char *pat, const char *p)
 	return under_or_equal(p, pat, plen);
 }
 
-bool sb_excludes_match(const sb_excludes *ex, const char *relpath)
+bool sb_excludes_match_entry(const sb_excludes *ex, const char *relpath, bool is_dir)
 {
-	if (!ex || !ex->patterns || !relpath)
+	if (!ex || !relpath)
 		return false;
-	for (char **pat = ex->patterns; *pat; pat++)
+	for (char **pat = ex->patterns; pat && *pat; pat++)
 		if (match_one(*pat, relpath))
 			return true;
-	return false;
+	/* Inside a repository's own directory no rule applies: it is staged whole or not at all
+	 * (sb_matcher_match decides on the ".git" entry itself). */
+	if (!ex->matcher || strncmp(relpath, ".git/", 5) == 0 || strstr(relpath, "/.git/"))
+		return false;
+	return sb_matcher_match(ex->matcher, relpath, is_dir) != SB_RULE_NONE;
+}
+
+bool sb_excludes_match(const sb_excludes *ex, const char *relpath)
+{
+	return sb_excludes_match_entry(ex, relpath, false);
 }

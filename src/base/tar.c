@@ -287,7 +287,8 @@ static int add_followed(struct tar_create *c, const sb_walk_entry *e, sb_err **e
 static int create_cb(const sb_walk_entry *e, void *ud, sb_err **err)
 {
 	struct tar_create *c = ud;
-	if (strncmp(e->name, "._", 2) == 0 || sb_excludes_match(c->ex, e->relpath))
+	if (strncmp(e->name, "._", 2) == 0 ||
+	    sb_excludes_match_entry(c->ex, e->relpath, e->type == SB_FT_DIR))
 		return SB_WALK_SKIP;
 	stack_trim(c, e->relpath);
 	struct stat st;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "lease_store.h"
@@ -88,14 +89,27 @@ static int lease_list(cli_sandbox_env *env, bool json)
 		sb_sandbox_info info;
 		sb_sandbox_get_info(sb, &info);
 		json_t *o = info_json(&info, alive);
+		/* A lease holding staged work (a kept run, a failed restore, a push) says how to
+		 * finish it; a lease past its TTL says so. */
+		char *state = sb_strfmt("%s/runtime/%s.json", env->state_dir, info.id);
+		bool kept = access(state, F_OK) == 0;
+		free(state);
+		bool expired = info.expires_at_ms > 0 && info.expires_at_ms <= sb_wall_ms();
+		const char *st = !alive ? "lost" : expired ? "expired" : kept ? "kept" : "active";
+		char *pull = kept ? sb_strfmt("sandbar pull %s", info.id) : NULL;
 		if (json) {
+			json_object_set_new(o, "state", json_string(st));
+			json_object_set_new(o, "finish", pull ? json_string(pull) : json_null());
 			json_array_append_new(arr, o);
 		} else {
 			const char *exp = json_string_value(json_object_get(o, "expires_at"));
-			printf("%-40s %-7s %-24s %s\n", info.id, alive ? "active" : "lost",
+			printf("%-40s %-7s %-24s %s\n", info.id, st,
 			       json_string_value(json_object_get(o, "created_at")), exp ? exp : "-");
+			if (pull)
+				printf("    finish with: %s\n", pull);
 			json_decref(o);
 		}
+		free(pull);
 		sb_sandbox_close(sb);
 	}
 	if (json) {

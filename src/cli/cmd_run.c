@@ -35,7 +35,19 @@ static const char run_help[] =
 	"                         bridge (also SANDBAR_BRIDGE_URL; token: SANDBAR_TOKEN_FILE)\n"
 	"      --remote-dir PATH  where the workspace goes on the far side (default: the\n"
 	"                         sandbox's /workspace, or a fresh temporary directory)\n"
-	"      --exclude PATH     do not stage or restore PATH (a literal relative path; repeat)\n"
+	"      --exclude PATTERN  do not stage or restore what PATTERN matches (gitignore syntax:\n"
+	"                         globs, **, trailing / for directories, leading / anchors,\n"
+	"                         !PATTERN re-includes; repeat)\n"
+	"      --exclude-preset NAME  add a named rule set: paperclip (node_modules vendor dist\n"
+	"                         build out coverage .next .turbo .cache at any depth, and .git)\n"
+	"      --gitignore        also leave out what the repository's .gitignore files,\n"
+	"                         .git/info/exclude and core.excludesFile ignore, as git does\n"
+	"      --branch NAME      branch for commits made in the sandbox (default:\n"
+	"                         sandbar/<lease id>)\n"
+	"      --dry-run          list what would be staged (and what each rule leaves out), run\n"
+	"                         nothing\n"
+	"      --force            allow --remote-dir to name a non-empty directory that sandbar\n"
+	"                         did not create (its content is replaced)\n"
 	"      --network[=MODE]   the sandbox's network: none (the default: only its own\n"
 	"                         loopback), allowlist (an egress proxy outside the sandbox lets\n"
 	"                         through the --allow-net hosts only) or full; --network alone\n"
@@ -63,12 +75,28 @@ static const char run_help[] =
 	"  -q, --quiet            no progress bar and no summary\n"
 	"      --json             print one JSON result object on stdout at the end instead of\n"
 	"                         the summary; COMMAND's own output then goes to stderr\n"
-	"  -h, --help             this text\n"
+	"  -h, --help             this text\n";
+
+/* The rules behind the options (a separate string: C99 promises 4095 characters per literal). */
+static const char run_help_rules[] =
 	"\n"
-	"exit status: COMMAND's exit code; 128+N when it was killed by signal N; 124 when it timed\n"
-	"out; 127 when it was not found; 126 when it could not be started; 125 when sandbar itself\n"
-	"failed (then nothing was run, or the changes could not be brought back: the message says\n"
-	"which).\n";
+	"what is staged: the whole workspace, .git included (so git works inside), except the\n"
+	"overlay directory .paperclip-runtime, sandbar's own .sandbar-restore, and what the rules\n"
+	"exclude: the repository's ignore files (--gitignore), then --exclude-preset, then a\n"
+	".sandbarignore file in the workspace (gitignore syntax), then --exclude; a later rule wins.\n"
+	"Excluded entries are neither staged nor restored, and the summary counts them. .git is\n"
+	"never copied back: commits made inside come back as the branch sandbar/<lease id> (or\n"
+	"--branch), leaving your HEAD, index and other branches alone.\n"
+	"\n"
+	"stopping: SIGINT (Ctrl-C), SIGTERM and SIGHUP stop COMMAND (TERM, then KILL), bring back\n"
+	"what it produced and release the lease; a second signal aborts at once. If the changes\n"
+	"cannot be brought back, the lease is kept and the message gives the `sandbar pull`\n"
+	"command that finishes the job.\n"
+	"\n"
+	"exit status: 128+N when sandbar run received signal N; else 125 when sandbar itself\n"
+	"failed (nothing was run, or the changes could not be brought back: the message says which\n"
+	"and names the lease); else COMMAND's exit code: 128+N when it was killed by signal N,\n"
+	"124 when it timed out, 127 when it was not found, 126 when it could not be started.\n";
 
 /* Ctrl-C state, touched from the signal handler: only async-signal-safe operations.
  * g_cancel is the token of the phase a Ctrl-C stops: the staging, then the command. They are
@@ -77,21 +105,36 @@ static const char run_help[] =
 static sb_cancel *volatile g_cancel;
 static sb_cancel *g_stage_cancel, *g_exec_cancel;
 static volatile sig_atomic_t g_interrupts;
+static volatile sig_atomic_t g_signo; /* the first stopping signal received */
 static char g_abort_msg[512];
 static size_t g_abort_len;
 
 static void on_sigint(int signo)
 {
-	(void)signo;
 	if (++g_interrupts == 1) {
+		g_signo = signo;
 		sb_cancel_trigger(g_cancel);
-		static const char msg[] =
-			"\nsandbar: stopping the command (Ctrl-C again to abort at once)\n";
-		(void)!write(2, msg, sizeof msg - 1);
+		static const char msg_int[] = "\nsandbar: SIGINT: stopping the command and bringing "
+					      "its changes back (Ctrl-C again to abort at once)\n";
+		static const char msg_term[] = "\nsandbar: SIGTERM: stopping the command and bringing "
+					       "its changes back\n";
+		static const char msg_hup[] = "\nsandbar: SIGHUP: stopping the command and bringing "
+					      "its changes back\n";
+		const char *m = signo == SIGTERM ? msg_term : signo == SIGHUP ? msg_hup : msg_int;
+		size_t n = signo == SIGTERM  ? sizeof msg_term - 1
+			   : signo == SIGHUP ? sizeof msg_hup - 1
+					     : sizeof msg_int - 1;
+		(void)!write(2, m, n);
 		return;
 	}
 	(void)!write(2, g_abort_msg, g_abort_len);
-	_exit(SB_EXIT_SIGNAL_BASE + SIGINT);
+	_exit(SB_EXIT_SIGNAL_BASE + (g_signo ? g_signo : signo));
+}
+
+/* The exit status after a stopping signal: 128+N of the first one. */
+static int signal_exit(void)
+{
+	return SB_EXIT_SIGNAL_BASE + (g_signo ? g_signo : SIGINT);
 }
 
 static void set_abort_message(const char *lease_id, const char *remote_dir,
@@ -106,9 +149,10 @@ static void set_abort_message(const char *lease_id, const char *remote_dir,
 			     lease_id, bridge_url);
 	else if (lease_id)
 		n = snprintf(g_abort_msg, sizeof g_abort_msg,
-			     "\nsandbar: aborted without restoring; lease %s is left behind "
-			     "(remove it with `sandbar lease destroy %s`)\n",
-			     lease_id, lease_id);
+			     "\nsandbar: aborted without restoring; lease %s is left behind: bring the "
+			     "changes back with `sandbar pull %s`, or drop them with `sandbar "
+			     "lease destroy %s`\n",
+			     lease_id, lease_id, lease_id);
 	else
 		n = snprintf(g_abort_msg, sizeof g_abort_msg,
 			     "\nsandbar: aborted without restoring; the remote copy in %s is left "
@@ -125,6 +169,8 @@ static void install_sigint(void)
 	sa.sa_handler = on_sigint;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 }
 
 struct run_opts {
@@ -140,6 +186,14 @@ struct run_opts {
 	char **secrets;
 	bool interactive; /* -i */
 	char **excludes;
+	/* ---- what is staged (issue 13) */
+	char **exclude_patterns;
+	char *exclude_preset;
+	bool gitignore;
+	char *branch;
+	bool dry_run;
+	bool force;
+	/* ---- */
 	bool network;
 	uint64_t memory;
 	int64_t timeout_ms;
@@ -162,6 +216,9 @@ static void run_opts_free(struct run_opts *o)
 	sb_strv_free(o->allow_net);
 	sb_strv_free(o->secrets);
 	sb_strv_free(o->excludes);
+	sb_strv_free(o->exclude_patterns);
+	free(o->exclude_preset);
+	free(o->branch);
 	sb_strv_free(o->env);
 }
 
@@ -229,6 +286,9 @@ static sb_err *env_file_read(const char *path, char ***env)
 	return err;
 }
 
+/* What is staged (issue 13). */
+enum { OPT_EXCLUDE_PRESET = 400, OPT_GITIGNORE, OPT_BRANCH, OPT_DRY_RUN, OPT_FORCE };
+
 static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 {
 	static const struct option longopts[] = {
@@ -252,6 +312,11 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 		{"quiet", no_argument, NULL, 'q'},
 		{"json", no_argument, NULL, OPT_JSON},
 		{"help", no_argument, NULL, 'h'},
+		{"exclude-preset", required_argument, NULL, OPT_EXCLUDE_PRESET},
+		{"gitignore", no_argument, NULL, OPT_GITIGNORE},
+		{"branch", required_argument, NULL, OPT_BRANCH},
+		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
+		{"force", no_argument, NULL, OPT_FORCE},
 		{NULL, 0, NULL, 0},
 	};
 	opterr = 0;
@@ -272,14 +337,17 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 			free(o->remote_dir);
 			o->remote_dir = sb_xstrdup(optarg);
 			break;
+		/* ---- what is staged (issue 13) */
 		case OPT_EXCLUDE:
-			err = sb_excludes_check_user(optarg);
-			if (err) {
-				int rc = cli_usage_error("run", "--exclude %s: %s", optarg, err->msg);
-				sb_err_free(err);
-				return rc;
-			}
-			sb_strv_push(&o->excludes, optarg);
+			if (!optarg[0] || strpbrk(optarg, "\r\n"))
+				return cli_usage_error("run", "--exclude wants one gitignore pattern "
+							      "on one line, not \"%s\"", optarg);
+			if (!strcmp(optarg, "..") || !strncmp(optarg, "../", 3) ||
+			    strstr(optarg, "/../") || sb_str_has_suffix(optarg, "/.."))
+				return cli_usage_error("run", "--exclude %s: patterns match inside the "
+							      "workspace; \"..\" never matches",
+						       optarg);
+			sb_strv_push(&o->exclude_patterns, optarg);
 			break;
 		/* ---- network (issue 14) */
 		case OPT_NETWORK:
@@ -320,9 +388,29 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 				return rc;
 			}
 			break;
+		case OPT_EXCLUDE_PRESET:
+			if (!sb_matcher_preset_rules(optarg))
+				return cli_usage_error("run", "--exclude-preset %s: unknown preset "
+							      "(known: paperclip)", optarg);
+			free(o->exclude_preset);
+			o->exclude_preset = sb_xstrdup(optarg);
+			break;
+		case OPT_GITIGNORE: o->gitignore = true; break;
+		case OPT_BRANCH:
+			if (!optarg[0] || strpbrk(optarg, " ~^:?*[\\") || optarg[0] == '-')
+				return cli_usage_error("run", "--branch %s: not a valid branch name",
+						       optarg);
+			free(o->branch);
+			o->branch = sb_xstrdup(optarg);
+			break;
+		case OPT_DRY_RUN: o->dry_run = true; break;
+		case OPT_FORCE: o->force = true; break;
 		case OPT_MEMORY:
 			flag = "--memory";
 			err = sb_parse_size(optarg, &o->memory);
+			if (!err && o->memory < 16u * 1024 * 1024)
+				err = sb_err_new(SB_E_INVAL, "too small: a sandbox needs at least 16M "
+							     "(sizes take a unit: 512M, 2G)");
 			break;
 		case OPT_TIMEOUT:
 			flag = "--timeout";
@@ -358,7 +446,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 			return rc;
 		}
 	}
-	if (optind >= argc)
+	if (optind >= argc && !o->dry_run)
 		return cli_usage_error("run", "no command given (put it after --)");
 	o->command = argv + optind;
 	return 0;
@@ -393,6 +481,54 @@ static void progress_line(void *ud, const char *line)
 	(void)line;
 }
 
+/* ---- what is staged (issue 13) */
+
+static void plan_line(void *ud, const char *relpath, bool is_dir, sb_rule_source src)
+{
+	(void)ud;
+	if (src == SB_RULE_NONE) {
+		fputs("stage ", stdout);
+		run_report_put_name(stdout, relpath);
+		fputs(is_dir ? "/\n" : "\n", stdout);
+	} else {
+		fputs("exclude ", stdout);
+		run_report_put_name(stdout, relpath);
+		fprintf(stdout, "%s (%s)\n", is_dir ? "/" : "", sb_rule_source_name(src));
+	}
+}
+
+/* --remote-dir never deletes what sandbar did not create: a non-empty directory is refused
+ * unless it holds sandbar's overlay (an earlier staging) or --force is given. */
+static sb_err *check_remote_dir(sb_runner *runner, const char *dir)
+{
+	sb_buf script = SB_BUF_INIT;
+	char *q = sb_shell_quoted(dir);
+	sb_buf_appendf(&script,
+		       "[ -d %s ] || exit 0; [ -z \"$(ls -A %s 2>/dev/null | head -n 1)\" ] && exit 0; "
+		       "[ -d %s/" SB_RUNTIME_OVERLAY_DEFAULT "/sandbar ] && exit 0; exit 3",
+		       q, q, q);
+	char *argv[] = {"sh", "-c", (char *)sb_buf_cstr(&script), NULL};
+	sb_exec_request req = {.argv = argv, .cwd = "/", .timeout_ms = 60000};
+	sb_exec_result res;
+	sb_exec_result_init(&res);
+	sb_err *err = sb_runner_execute(runner, &req, NULL, NULL, &res);
+	if (!err && res.has_exit_code && res.exit_code == 3)
+		err = sb_err_new(SB_E_EXISTS,
+				 "--remote-dir %s is not empty and was not created by sandbar: "
+				 "staging would replace its content; pick an empty or new directory, "
+				 "or pass --force",
+				 dir);
+	else if (!err && !sb_exec_result_ok(&res))
+		err = sb_err_new(SB_E_COMMAND, "checking --remote-dir %s failed: %s", dir,
+				 sb_buf_cstr(&res.err));
+	sb_exec_result_deinit(&res);
+	free(q);
+	sb_buf_deinit(&script);
+	return err;
+}
+
+/* ---- */
+
 int cmd_run(int argc, char **argv)
 {
 	struct run_opts o;
@@ -401,8 +537,10 @@ int cmd_run(int argc, char **argv)
 	bool help = false;
 	int rc = parse_args(argc, argv, &o, &help);
 	if (rc || help) {
-		if (help)
+		if (help) {
 			fputs(run_help, stdout);
+			fputs(run_help_rules, stdout);
+		}
 		run_opts_free(&o);
 		return rc;
 	}
@@ -522,6 +660,20 @@ int cmd_run(int argc, char **argv)
 		}
 	}
 
+	if (o.dry_run) {
+		sb_runtime_prepare_opts plan = {.workspace_local_dir = workspace,
+						.exclude_patterns = o.exclude_patterns,
+						.exclude_preset = o.exclude_preset,
+						.gitignore = o.gitignore};
+		err = sb_runtime_plan(&plan, plan_line, NULL);
+		fflush(stdout);
+		rc = err ? cli_fail_err("run", sb_err_prefix(err, "planning the staging of %s",
+							      workspace))
+			 : 0;
+		free(workspace);
+		goto out_cfg;
+	}
+
 	g_stage_cancel = sb_cancel_new();
 	g_exec_cancel = sb_cancel_new();
 	g_cancel = g_stage_cancel;
@@ -545,6 +697,14 @@ int cmd_run(int argc, char **argv)
 	set_abort_message(target.lease_id, target.remote_dir,
 			  topts.via == CLI_VIA_BRIDGE ? topts.bridge_url : NULL);
 
+	if (o.remote_dir && !o.force) {
+		err = check_remote_dir(target.runner, target.remote_dir);
+		if (err) {
+			rc = cli_fail_err("run", err);
+			goto out_release;
+		}
+	}
+
 	/* 2. Stage. */
 	t0 = sb_mono_ms();
 	cli_bar_phase(&bar, "staging");
@@ -555,6 +715,10 @@ int cmd_run(int argc, char **argv)
 	popts.adapter_key = "sandbar";
 	popts.workspace_local_dir = workspace;
 	popts.excludes = o.excludes;
+	popts.exclude_patterns = o.exclude_patterns;
+	popts.exclude_preset = o.exclude_preset;
+	popts.gitignore = o.gitignore;
+	popts.spec.lease_id = target.lease_id;
 	popts.progress.fn = progress_line;
 	popts.progress.bytes = on_bytes;
 	popts.progress.ud = &bar;
@@ -574,7 +738,7 @@ int cmd_run(int argc, char **argv)
 		/* Ctrl-C cancelled the staging: an interrupt, not a sandbar failure. */
 		sb_err_free(err);
 		fprintf(stderr, "sandbar run: interrupted while staging; nothing was run\n");
-		rc = SB_EXIT_SIGNAL_BASE + SIGINT;
+		rc = signal_exit();
 		goto out_release;
 	}
 	if (err) {
@@ -582,6 +746,28 @@ int cmd_run(int argc, char **argv)
 		goto out_release;
 	}
 	report.bytes_up = sb_runtime_bytes_up(rt);
+	run_report_set_excluded(&report, sb_runtime_excluded_stats(rt));
+	/* What `sandbar pull LEASE` needs to finish the job if the restore cannot: saved now, so
+	 * it holds after a failed restore, a signal or a kill. */
+	char *state_file = NULL;
+	if (target.lease_id && topts.via == CLI_VIA_SANDBOX) {
+		char *sd = cli_state_dir(&cfg);
+		char *rdir = sb_strfmt("%s/runtime", sd);
+		state_file = sb_strfmt("%s/%s.json", rdir, target.lease_id);
+		err = sb_fs_mkdir_p(rdir, 0700);
+		if (!err)
+			err = sb_runtime_save(rt, state_file);
+		if (err) {
+			fprintf(stderr, "sandbar run: lease %s: saving the staging state failed (%s); "
+					"`sandbar pull` will not be able to finish a failed restore\n",
+				target.lease_id, err->msg);
+			sb_err_free(err);
+			free(state_file);
+			state_file = NULL;
+		}
+		free(rdir);
+		free(sd);
+	}
 
 	/* 3. Run. */
 	t0 = sb_mono_ms();
@@ -606,14 +792,14 @@ int cmd_run(int argc, char **argv)
 			fprintf(stderr, "sandbar run: %s\n", exec_err->msg);
 			rc = sb_exit_status_for_start_error(exec_err);
 		} else if (interrupted) {
-			rc = SB_EXIT_SIGNAL_BASE + SIGINT;
+			rc = signal_exit();
 		} else {
 			fprintf(stderr, "sandbar run: running the command: %s\n", exec_err->msg);
 			rc = SB_EXIT_FAILURE;
 		}
 		sb_err_free(exec_err);
 	} else {
-		rc = interrupted ? SB_EXIT_SIGNAL_BASE + SIGINT : sb_exec_result_exit_status(&res);
+		rc = interrupted ? signal_exit() : sb_exec_result_exit_status(&res);
 		run_report_set_result(&report, &res);
 	}
 
@@ -622,6 +808,7 @@ int cmd_run(int argc, char **argv)
 	cli_bar_phase(&bar, "restoring");
 	sb_runtime_restore_opts ropts = {
 		.policy = o.policy,
+		.branch = o.branch,
 		.progress = {.fn = progress_line, .bytes = on_bytes, .ud = &bar}};
 	sb_restore_report rr;
 	sb_restore_report_init(&rr);
@@ -630,15 +817,34 @@ int cmd_run(int argc, char **argv)
 	report.phases.restore_ms = sb_mono_ms() - t0;
 	run_report_set_changes(&report, &rr);
 	if (err) {
-		fprintf(stderr, "sandbar run: bringing the changes back: %s\n", err->msg);
-		if (err->code == SB_E_CONFLICT)
-			fprintf(stderr, "sandbar run: nothing was applied (--conflict fail); the "
-					"lease is kept so you can inspect it\n");
-		if (err->code == SB_E_CONFLICT)
-			o.keep = true;
+		/* A failed restore never throws the work away: the lease stays, with the command
+		 * that finishes the job. */
+		const char *why = err->code == SB_E_CONFLICT ? " (--conflict fail: nothing was applied)"
+				  : err->sys_errno == ENOSPC ? " (no space left on device)"
+							     : "";
+		if (target.lease_id) {
+			fprintf(stderr, "sandbar run: lease %s: bringing the changes back failed%s: %s\n",
+				target.lease_id, why, err->msg);
+			if (state_file)
+				fprintf(stderr, "sandbar run: lease %s is kept; finish with `sandbar pull "
+						"%s%s%s`\n",
+					target.lease_id, target.lease_id,
+					o.policy == SB_CONFLICT_FAIL ? " --conflict " : "",
+					o.policy == SB_CONFLICT_FAIL ? "keep-local" : "");
+			else
+				fprintf(stderr, "sandbar run: lease %s is kept so you can inspect it\n",
+					target.lease_id);
+		} else {
+			fprintf(stderr, "sandbar run: bringing the changes back failed%s: %s\n", why,
+				err->msg);
+		}
+		o.keep = true;
 		sb_err_free(err);
-		rc = SB_EXIT_FAILURE;
+		rc = interrupted ? signal_exit() : SB_EXIT_FAILURE;
+	} else if (state_file && !o.keep) {
+		(void)unlink(state_file);
 	}
+	free(state_file);
 	sb_restore_report_deinit(&rr);
 	sb_exec_result_deinit(&res);
 	sb_runtime_free(rt);
@@ -670,11 +876,15 @@ out_release:
 	 * then carries only the command's own output and sandbar's errors. */
 	if (!o.quiet && !o.json)
 		run_report_print_summary(&report, stderr);
+	else if (o.quiet)
+		run_report_print_warnings(&report, stderr); /* -q hides progress, never conflicts */
 	if (o.json)
 		run_report_print_json(&report, stdout);
 out_report:
 	run_report_deinit(&report);
 	signal(SIGINT, SIG_DFL);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	g_cancel = NULL;
 	sb_cancel_free(g_stage_cancel);
 	sb_cancel_free(g_exec_cancel);

@@ -22,7 +22,7 @@ static const char push_help[] =
 	"what was there, and remember its state so `sandbar pull` can merge the changes back.\n";
 
 static const char pull_help[] =
-	"usage: sandbar pull --lease ID [--conflict keep-local|take-remote|fail] [--json] [--quiet]\n"
+	"usage: sandbar pull [--lease] ID [--conflict keep-local|take-remote|fail] [--json] [--quiet]\n"
 	"\n"
 	"Merge the kept lease ID's workspace back into the directory last pushed to it: changes\n"
 	"made in the lease are applied, your own edits since the push are kept, and when both\n"
@@ -94,6 +94,9 @@ static int parse(const char *cmd, const char *help, int argc, char **argv, struc
 			return rc;
 		}
 	}
+	/* `sandbar pull LEASE`: the form `sandbar run` prints when it keeps a lease. */
+	if (optind == argc - 1 && !a->lease && !is_push)
+		a->lease = argv[optind++];
 	if (optind < argc)
 		return cli_usage_error(cmd, "unexpected argument \"%s\"", argv[optind]);
 	if (!a->lease)

@@ -76,6 +76,14 @@ int main(int argc, char **argv)
 		return SB_EXIT_FAILURE;
 	}
 	const char *name = argv[1];
+	if (!strcmp(name, "help") && argc > 2) {
+		/* `sandbar help run` = `sandbar run --help`. */
+		for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+			if (!strcmp(commands[i].name, argv[2])) {
+				char *hargv[] = {argv[2], "--help", NULL};
+				return commands[i].fn(2, hargv);
+			}
+	}
 	if (!strcmp(name, "--help") || !strcmp(name, "-h") || !strcmp(name, "help")) {
 		fputs(usage_text, stdout);
 		return SB_EXIT_OK;

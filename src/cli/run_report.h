@@ -11,12 +11,12 @@
 
 typedef struct run_report {
 	char *lease_id;
-	bool ran;                /* the command ran and returned a result */
+	bool ran; /* the command ran and returned a result */
 	bool has_exit_code;
 	int exit_code;
 	char signal[16];
 	bool timed_out;
-	bool truncated;          /* an output tail was cut (only the live stream is whole) */
+	bool truncated; /* an output tail was cut (only the live stream is whole) */
 	struct {
 		int64_t acquire_ms, prepare_ms, exec_ms, restore_ms, release_ms;
 	} phases;
@@ -26,13 +26,25 @@ typedef struct run_report {
 	const char *net_mode;    /* "none" | "allowlist" | "full", NULL when not known */
 	bool has_egress;         /* net: what the egress proxy did (allowlist mode) */
 	sb_egress_stats net;
+	char *branch;                       /* commits made remotely came back on this branch */
+	size_t n_commits;
+	char *git_warning;
+	bool has_excluded;
+	sb_runtime_excluded excluded; /* special_paths borrowed: cleared before the runtime goes */
 } run_report;
+
+/* What the staging left out, from a prepared runtime (copied, special_paths too). */
+void run_report_set_excluded(run_report *r, const sb_runtime_excluded *ex);
 
 void run_report_init(run_report *r);
 void run_report_deinit(run_report *r);
 void run_report_set_result(run_report *r, const sb_exec_result *res);
 void run_report_set_changes(run_report *r, const sb_restore_report *rr);
 void run_report_print_summary(const run_report *r, FILE *f);
+/* What -q still shows: conflicts and warnings. */
+void run_report_print_warnings(const run_report *r, FILE *f);
+/* A path as git quotes it when it holds control characters or non-ASCII bytes. */
+void run_report_put_name(FILE *f, const char *name);
 /* {"exit_code","signal","timed_out","lease_id","phases":{...},"bytes_up","bytes_down",
  *  "changes":{"added":[],"changed":[],"deleted":[],"conflicts":[paths]},
  *  "conflict_details":[{path,kind,kept,remote_copy}],

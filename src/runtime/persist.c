@@ -45,8 +45,8 @@ sb_err *sb_runtime_save(sb_runtime *rt, const char *path)
 	for (size_t i = 0; i < rt->baseline.n; i++) {
 		const sb_snap_entry *e = &rt->baseline.v[i];
 		json_t *o = json_pack("{s:o, s:s, s:I, s:I}", "p", b64_json(e->path), "t",
-				      type_code(e->type), "m", (json_int_t)e->mode, "s",
-				      (json_int_t)e->size);
+		                      type_code(e->type), "m", (json_int_t)e->mode, "s",
+		                      (json_int_t)e->size);
 		if (e->type == SB_FT_FILE) {
 			char hex[SB_SHA256_HEX_LEN];
 			sb_hex_encode(e->sha, SB_SHA256_LEN, hex);
@@ -70,6 +70,17 @@ sb_err *sb_runtime_save(sb_runtime *rt, const char *path)
 	json_object_set_new(root, "native", json_boolean(rt->native));
 	json_object_set_new(root, "archive_excludes", strv_json(rt->archive_ex.patterns));
 	json_object_set_new(root, "restore_excludes", strv_json(rt->restore_ex.patterns));
+	if (rt->matcher) {
+		json_t *rules = json_object();
+		for (int src = SB_RULE_PRESET; src < SB_RULE_N_SOURCES; src++)
+			json_object_set_new(
+			    rules, sb_rule_source_name((sb_rule_source)src),
+			    b64_json(sb_matcher_rules(rt->matcher, (sb_rule_source)src)));
+		json_object_set_new(rules, "gitignore",
+		                    json_boolean(sb_matcher_uses_gitignore(rt->matcher)));
+		json_object_set_new(root, "rules", rules);
+	}
+	json_object_set_new(root, "git_base", json_string(rt->git_base));
 	json_object_set_new(root, "asset_keys", strv_json(rt->asset_keys));
 	json_object_set_new(root, "asset_dirs", strv_json(rt->asset_dirs));
 	json_object_set_new(root, "baseline", entries);
@@ -184,6 +195,43 @@ static sb_err *load_baseline(const json_t *root, sb_snap *s)
 	return NULL;
 }
 
+/* The user's exclusion rules as they were at staging (the .sandbarignore text included), and
+ * the git HEAD the remote started from. */
+static sb_err *load_rules(const json_t *root, sb_runtime *rt)
+{
+	const char *base = NULL;
+	sb_err *err = sb_json_get_str(root, "git_base", false, &base);
+	if (err)
+		return err;
+	if (base && (strlen(base) >= sizeof rt->git_base ||
+	             strspn(base, "0123456789abcdef") != strlen(base)))
+		return sb_err_new(SB_E_INVAL, "field \"git_base\" is not a commit id");
+	snprintf(rt->git_base, sizeof rt->git_base, "%s", base ? base : "");
+	json_t *rules = json_object_get(root, "rules");
+	if (!rules)
+		return NULL;
+	if (!json_is_object(rules))
+		return sb_err_new(SB_E_INVAL, "field \"rules\" must be an object");
+	err = sb_matcher_new(rt->local_dir, &rt->matcher);
+	for (int src = SB_RULE_PRESET; !err && src < SB_RULE_N_SOURCES; src++) {
+		char *text = NULL;
+		err = get_b64(rules, sb_rule_source_name((sb_rule_source)src), &text);
+		if (!err)
+			err = sb_matcher_add_rules(rt->matcher, (sb_rule_source)src, text);
+		free(text);
+	}
+	bool gi = false;
+	if (!err)
+		err = sb_json_get_bool(rules, "gitignore", true, &gi);
+	if (!err && gi)
+		err = sb_matcher_use_gitignore(rt->matcher);
+	if (!err) {
+		rt->archive_ex.matcher = rt->matcher;
+		rt->restore_ex.matcher = rt->matcher;
+	}
+	return err ? sb_err_prefix(err, "field \"rules\"") : NULL;
+}
+
 sb_err *sb_runtime_load(const char *path, const sb_runtime_load_opts *o, sb_runtime **out)
 {
 	*out = NULL;
@@ -194,7 +242,7 @@ sb_err *sb_runtime_load(const char *path, const sb_runtime_load_opts *o, sb_runt
 	json_t *root = NULL;
 	if (!err)
 		err = sb_json_parse_object(sb_buf_cstr(&text), text.len, PERSIST_MAX_BYTES,
-					   PERSIST_MAX_DEPTH, &root);
+		                           PERSIST_MAX_DEPTH, &root);
 	sb_buf_deinit(&text);
 	if (err)
 		return sb_err_prefix(err, "loading the runtime state %s", path);
@@ -208,7 +256,7 @@ sb_err *sb_runtime_load(const char *path, const sb_runtime_load_opts *o, sb_runt
 	err = sb_json_get_int(root, "version", true, 1, 1000, &version);
 	if (!err && version != PERSIST_VERSION)
 		err = sb_err_new(SB_E_UNSUPPORTED, "state version %lld is not %d",
-				 (long long)version, PERSIST_VERSION);
+		                 (long long)version, PERSIST_VERSION);
 	if (!err)
 		err = get_b64(root, "local_dir", &rt->local_dir);
 	if (!err)
@@ -241,6 +289,8 @@ sb_err *sb_runtime_load(const char *path, const sb_runtime_load_opts *o, sb_runt
 		err = sb_err_new(SB_E_INVAL, "asset keys and directories do not pair up");
 	if (!err)
 		err = load_baseline(root, &rt->baseline);
+	if (!err)
+		err = load_rules(root, rt);
 	json_decref(root);
 	for (size_t i = 0; archive && archive[i]; i++)
 		sb_excludes_add(&rt->archive_ex, archive[i]);
@@ -257,14 +307,14 @@ sb_err *sb_runtime_load(const char *path, const sb_runtime_load_opts *o, sb_runt
 	if (o->lock_root)
 		rt->lock_root = sb_xstrdup(o->lock_root);
 	rt->native = native && (sb_runner_caps(o->runner) & SB_RUNNER_CAP_FILE_TRANSFER) &&
-		     !o->force_command_path;
+	             !o->force_command_path;
 	rt->ctx = (sb_rt_ctx){
-		.runner = o->runner,
-		.shell = rt->shell,
-		.timeout_ms = timeout_ms,
-		.cancel = o->cancel,
-		.progress = o->progress,
-		.status = o->status,
+	    .runner = o->runner,
+	    .shell = rt->shell,
+	    .timeout_ms = timeout_ms,
+	    .cancel = o->cancel,
+	    .progress = o->progress,
+	    .status = o->status,
 	};
 	*out = rt;
 	return NULL;

@@ -202,8 +202,107 @@ static sb_err *init_runtime(const sb_runtime_prepare_opts *o, sb_runtime *rt)
 	};
 	rt->native =
 	    (sb_runner_caps(o->runner) & SB_RUNNER_CAP_FILE_TRANSFER) && !o->force_command_path;
+	err = sb_rt_build_matcher(rt->local_dir, o->exclude_patterns, o->exclude_preset,
+	                          o->gitignore, o->no_sandbarignore, &rt->matcher);
+	if (err)
+		return err;
 	return sb_rt_build_excludes(rt->overlay, o->excludes, o->preserve_absent_on_restore,
-	                            &rt->archive_ex, &rt->restore_ex);
+	                            rt->matcher, &rt->archive_ex, &rt->restore_ex);
+}
+
+/* ---- what the transfer set leaves out, counted (and, for a plan, listed) */
+
+typedef struct plan_walk {
+	const char *root;
+	const sb_excludes *ex;
+	sb_runtime_plan_fn fn;
+	void *ud;
+	sb_runtime_excluded *stats;
+} plan_walk;
+
+static int size_cb(const sb_walk_entry *e, void *ud, sb_err **err)
+{
+	(void)err;
+	uint64_t *sum = ud;
+	if (e->type == SB_FT_FILE)
+		*sum += e->size;
+	return SB_WALK_CONTINUE;
+}
+
+static int plan_cb(const sb_walk_entry *e, void *ud, sb_err **err)
+{
+	plan_walk *w = ud;
+	(void)err;
+	if (sb_rt_name_ignored(e->name))
+		return e->type == SB_FT_DIR ? SB_WALK_SKIP : SB_WALK_CONTINUE;
+	bool is_dir = e->type == SB_FT_DIR;
+	/* The fixed exclusions (overlay, sandbar's directories, literal paths) are not rules. */
+	sb_excludes literal = *w->ex;
+	literal.matcher = NULL;
+	if (sb_excludes_match_entry(&literal, e->relpath, is_dir))
+		return is_dir ? SB_WALK_SKIP : SB_WALK_CONTINUE;
+	sb_rule_source src = SB_RULE_NONE;
+	if (sb_excludes_match_entry(w->ex, e->relpath, is_dir)) {
+		src = w->ex->matcher ? sb_matcher_match(w->ex->matcher, e->relpath, is_dir)
+		                     : SB_RULE_NONE;
+		if (src == SB_RULE_NONE)
+			src = SB_RULE_EXCLUDE;
+	}
+	if (w->fn)
+		w->fn(w->ud, e->relpath, is_dir, src);
+	if (w->stats && src != SB_RULE_NONE) {
+		w->stats->entries[src]++;
+		uint64_t bytes = e->type == SB_FT_FILE ? e->size : 0;
+		if (is_dir) {
+			char *dir = sb_strfmt("%s/%s", w->root, e->relpath);
+			sb_err_free(sb_fs_walk(dir, size_cb, &bytes)); /* a count, not a failure */
+			free(dir);
+		}
+		w->stats->bytes[src] += bytes;
+	}
+	if (w->stats && src == SB_RULE_NONE && e->type == SB_FT_OTHER) {
+		w->stats->specials++;
+		if (sb_strv_len(w->stats->special_paths) < SB_RUNTIME_NAMED_MAX)
+			sb_strv_push(&w->stats->special_paths, e->relpath);
+	}
+	return is_dir && src != SB_RULE_NONE ? SB_WALK_SKIP : SB_WALK_CONTINUE;
+}
+
+sb_err *sb_runtime_plan(const sb_runtime_prepare_opts *o, sb_runtime_plan_fn fn, void *ud)
+{
+	if (!o || !o->workspace_local_dir)
+		return sb_err_new(SB_E_INVAL, "planning a staging needs a local workspace");
+	char *local = realpath(o->workspace_local_dir, NULL);
+	if (!local)
+		return sb_err_sys(errno, "resolving the local workspace %s",
+		                  o->workspace_local_dir);
+	sb_matcher *m = NULL;
+	sb_excludes archive, restore;
+	sb_excludes_init(&archive);
+	sb_excludes_init(&restore);
+	sb_err *err = sb_rt_build_matcher(local, o->exclude_patterns, o->exclude_preset,
+	                                  o->gitignore, o->no_sandbarignore, &m);
+	if (!err)
+		err = sb_rt_build_excludes(o->overlay_dir ? o->overlay_dir
+		                                          : SB_RUNTIME_OVERLAY_DEFAULT,
+		                           o->excludes, NULL, m, &archive, &restore);
+	if (!err) {
+		plan_walk w = {.root = local, .ex = &archive, .fn = fn, .ud = ud};
+		err = sb_fs_walk(local, plan_cb, &w);
+	}
+	sb_excludes_deinit(&archive);
+	sb_excludes_deinit(&restore);
+	sb_matcher_free(m);
+	free(local);
+	return err;
+}
+
+static sb_err *count_excluded(sb_runtime *rt)
+{
+	plan_walk w = {.root = rt->local_dir, .ex = &rt->archive_ex, .stats = &rt->excluded};
+	sb_err *err = sb_fs_walk(rt->local_dir, plan_cb, &w);
+	return err ? sb_err_prefix(err, "counting what staging leaves out of %s", rt->local_dir)
+	           : NULL;
 }
 
 /* Walk, then hash on two threads: the baseline needs every file's hash before anything is
@@ -320,6 +419,16 @@ sb_err *sb_runtime_prepare(const sb_runtime_prepare_opts *o, sb_runtime **out)
 	/* The baseline is taken before anything is uploaded: it is what the remote starts from. */
 	if (!err)
 		err = take_baseline(rt);
+	if (!err)
+		err = count_excluded(rt);
+	/* Commits made remotely are counted from the HEAD staged with .git. */
+	if (!err && !sb_excludes_match_entry(&rt->archive_ex, ".git", true)) {
+		sb_err *gerr = sb_git_head(rt->local_dir, rt->git_base);
+		if (gerr) {
+			sb_warn("%s", gerr->msg);
+			sb_err_free(gerr);
+		}
+	}
 	if (!err)
 		err = stage_workspace(rt, o);
 	if (!err && o->n_assets)

@@ -7,8 +7,10 @@
 #include "rt.h"
 
 #include <errno.h>
+#include <string.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -59,6 +61,117 @@ static void remove_staging(const char *dir)
 	}
 }
 
+/* Running as root, what the restore created in a user's workspace takes the owner of its
+ * parent directory (a replaced file had that of the file it replaced, which in a user's tree
+ * is the same): root never leaves root-owned files behind in someone else's repository. */
+static void own_like_parent(const char *root, const char *rel)
+{
+	char *path = sb_strfmt("%s/%s", root, rel);
+	size_t skip = strlen(root) + 1;
+	/* Each component from the top, so that created directories are fixed too. */
+	for (char *p = path + skip;; p++) {
+		bool end = *p == '\0';
+		if (*p != '/' && !end)
+			continue;
+		char saved = *p;
+		*p = '\0';
+		struct stat st, pst;
+		char *slash = strrchr(path, '/');
+		*slash = '\0';
+		bool have_parent = stat(path, &pst) == 0;
+		*slash = '/';
+		if (have_parent && lstat(path, &st) == 0 && st.st_uid == 0 && pst.st_uid != 0 &&
+		    lchown(path, pst.st_uid, pst.st_gid) != 0)
+			sb_warn("could not give %s the owner of its directory: %s", path,
+			        strerror(errno));
+		*p = saved;
+		if (end)
+			break;
+	}
+	free(path);
+}
+
+void sb_rt_fix_owners(const char *root, char *const *paths);
+void sb_rt_fix_owners(const char *root, char *const *paths)
+{
+	if (geteuid() != 0)
+		return;
+	for (size_t i = 0; paths && paths[i]; i++)
+		own_like_parent(root, paths[i]);
+}
+
+/* Commits made remotely come back as a branch, fetched from the staged copy of the remote
+ * .git (never copied over the local one). A failure here is a warning in the report: the
+ * working-tree changes still merge, and the remote .git stays in the sandbox. */
+static int chown_cb(const sb_walk_entry *e, void *ud, sb_err **err)
+{
+	(void)err;
+	struct stat gst, st;
+	if (stat((const char *)ud, &gst) == 0 && gst.st_uid != 0 &&
+	    fstatat(e->dirfd, e->name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_uid == 0)
+		(void)fchownat(e->dirfd, e->name, gst.st_uid, gst.st_gid, AT_SYMLINK_NOFOLLOW);
+	return SB_WALK_CONTINUE;
+}
+
+static void import_commits(sb_runtime *rt, const sb_runtime_restore_opts *o, const char *tree,
+                           sb_restore_report *rep)
+{
+	char remote_head[41];
+	char *git = sb_strfmt("%s/.git", tree);
+	struct stat st;
+	bool staged = lstat(git, &st) == 0 && S_ISDIR(st.st_mode);
+	free(git);
+	if (!staged)
+		return;
+	sb_err *err = sb_git_head(tree, remote_head);
+	if (!err && (!remote_head[0] || strcmp(remote_head, rt->git_base) == 0))
+		return; /* no commit made remotely */
+	char *branch = NULL;
+	if (!err) {
+		if (o->branch && *o->branch)
+			branch = sb_xstrdup(o->branch);
+		else if (rt->lease_id && *rt->lease_id && strcmp(rt->lease_id, "managed") != 0)
+			branch = sb_strfmt("sandbar/%s", rt->lease_id);
+		else
+			branch = sb_strfmt("sandbar/run-%lld", (long long)(sb_wall_ms() / 1000));
+		char local_head[41];
+		err = sb_git_head(rt->local_dir, local_head);
+		if (!err && !local_head[0] && !rt->git_base[0]) {
+			char *lg = sb_strfmt("%s/.git", rt->local_dir);
+			bool has = lstat(lg, &st) == 0;
+			free(lg);
+			if (!has)
+				err = sb_err_new(
+				    SB_E_NOTFOUND,
+				    "commits were made in the sandbox, but %s holds no git "
+				    "repository to bring them into",
+				    rt->local_dir);
+		}
+	}
+	size_t n = 0;
+	if (!err)
+		err =
+		    sb_git_fetch_branch(rt->local_dir, tree, remote_head, branch, rt->git_base, &n);
+	if (err) {
+		free(rep->git_warning);
+		rep->git_warning =
+		    sb_strfmt("commits made in the sandbox were not brought back: %s", err->msg);
+		sb_rt_say(&rt->ctx.progress, rep->git_warning);
+		sb_err_free(err);
+		free(branch);
+		return;
+	}
+	free(rep->branch);
+	rep->branch = branch;
+	rep->n_commits = n;
+	/* The fetch wrote objects and refs under .git as us. */
+	if (geteuid() == 0) {
+		char *g = sb_strfmt("%s/.git", rt->local_dir);
+		sb_err_free(sb_fs_walk(g, chown_cb, g));
+		free(g);
+	}
+}
+
 static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o, const sb_rt_ctx *c,
                                sb_restore_report *rep)
 {
@@ -86,7 +199,7 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	                    "workspace", "from");
 	sb_rt_fetch f = {
 	    .remote_dir = rt->remote_dir,
-	    .ex = &rt->restore_ex,
+	    .ex = &rt->archive_ex, /* the transfer set: .git comes too, for its commits */
 	    .download_tar = download,
 	    .max_bytes = o->max_bytes,
 	    .local_dest = tree,
@@ -98,6 +211,7 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	if (err)
 		goto out;
 	rep->bytes_moved += bytes;
+	import_commits(rt, o, tree, rep);
 	sb_rt_merge m = {
 	    .baseline = &rt->baseline,
 	    .source_dir = tree,
@@ -107,6 +221,14 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	    .move_files = true,
 	};
 	err = sb_rt_merge_apply(&m, rep, &next);
+	sb_rt_fix_owners(rt->local_dir, rep->added);
+	sb_rt_fix_owners(rt->local_dir, rep->changed);
+	for (size_t i = 0; i < rep->n_conflicts; i++) {
+		char *one[] = {rep->conflicts[i].remote_copy ? rep->conflicts[i].remote_copy
+		                                             : rep->conflicts[i].path,
+		               NULL};
+		sb_rt_fix_owners(rt->local_dir, one);
+	}
 	/* The remote tree is now the common ancestor of both sides: the next restore compares
 	 * against it, so changes applied now are not seen again as conflicts. */
 	if (!err)

@@ -119,9 +119,13 @@ sb_err *sb_rt_download(const sb_rt_ctx *c, const char *path, int64_t max_bytes, 
                        uint64_t *size_out, sb_rt_progress *p);
 
 /* ---- rtexcludes.c: the exclude sets (spec §2.5, §2.8) and their shell forms. */
-/* archive: heavy dirs + .git + overlay + caller excludes. restore: archive + preserve. */
+/* archive (the transfer set): overlay + sandbar's directories + caller literals + matcher.
+ * restore (the merge set): archive + the top-level .git + preserve. */
 sb_err *sb_rt_build_excludes(const char *overlay, char *const *caller, char *const *preserve,
-                             sb_excludes *archive, sb_excludes *restore);
+                             sb_matcher *matcher, sb_excludes *archive, sb_excludes *restore);
+/* The matcher of opts' rules for local_dir; *out NULL when there are none. */
+sb_err *sb_rt_build_matcher(const char *local_dir, char *const *patterns, const char *preset,
+                            bool gitignore, bool no_sandbarignore, sb_matcher **out);
 /* A name the archives always skip ("._*" AppleDouble files), so snapshots skip them too. */
 bool sb_rt_name_ignored(const char *name);
 /* The part of ex a remote `tar -c` can apply exactly: segment names (for --exclude, matched at
@@ -245,6 +249,9 @@ struct sb_runtime {
 	char *provider_key, *lease_id;
 	char **asset_keys, **asset_dirs; /* NULL-terminated, parallel */
 	sb_excludes archive_ex, restore_ex;
+	sb_matcher *matcher; /* user rules; shared by both exclude sets; may be NULL */
+	sb_runtime_excluded excluded;
+	char git_base[41]; /* HEAD of the local repository at staging ("" when none) */
 	sb_snap baseline;
 	bool native;
 	uint64_t bytes_up; /* archive bytes staged by prepare */

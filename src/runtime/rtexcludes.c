@@ -1,16 +1,18 @@
-/* The runtime's exclude sets (spec §2.5, §2.8, §3.2): heavy build directories at any depth, the
- * top-level .git, the overlay and the caller's literal paths. One sb_excludes list drives the
- * archives, the baseline and both restore snapshots; this file also derives the subset a remote
+/* The runtime's two lists (DESIGN.md §9.4). The transfer set (what staging sends and restore
+ * fetches) leaves out only the overlay, sandbar's own directories, the caller's literal paths
+ * and whatever the user's rules exclude; it includes .git. The merge set (baseline, snapshots,
+ * three-way merge) is the transfer set without the top-level .git and the preserved paths:
+ * git's directory never comes back file by file. This file also derives the subset a remote
  * `tar -c` can apply exactly, so the remote side never drops more than the host matcher would.
  */
 #include "rt.h"
 
+#include <errno.h>
 #include <string.h>
 #include <stdlib.h>
 
-static const char *const heavy_dirs[] = {
-    "node_modules", "vendor", "dist", "build", "out", "coverage", ".next", ".turbo", ".cache",
-};
+#define SANDBARIGNORE ".sandbarignore"
+#define SANDBARIGNORE_MAX (1024 * 1024)
 
 static sb_err *add_user(sb_excludes *ex, const char *p, const char *what)
 {
@@ -21,19 +23,68 @@ static sb_err *add_user(sb_excludes *ex, const char *p, const char *what)
 	return NULL;
 }
 
+sb_err *sb_rt_build_matcher(const char *local_dir, char *const *patterns, const char *preset,
+                            bool gitignore, bool no_sandbarignore, sb_matcher **out)
+{
+	*out = NULL;
+	const char *preset_rules = NULL;
+	if (preset && *preset) {
+		preset_rules = sb_matcher_preset_rules(preset);
+		if (!preset_rules)
+			return sb_err_new(
+			    SB_E_INVAL, "unknown exclude preset \"%s\" (known: paperclip)", preset);
+	}
+	sb_buf ignore_file = SB_BUF_INIT;
+	sb_err *err = NULL;
+	if (!no_sandbarignore) {
+		char *path = sb_strfmt("%s/%s", local_dir, SANDBARIGNORE);
+		err = sb_read_file(path, SANDBARIGNORE_MAX, &ignore_file);
+		if (err && (err->sys_errno == ENOENT || err->code == SB_E_NOTFOUND)) {
+			sb_err_free(err);
+			err = NULL;
+		} else if (err) {
+			err = sb_err_prefix(err, "reading %s", path);
+		}
+		free(path);
+	}
+	bool any = preset_rules || gitignore || ignore_file.len || (patterns && patterns[0]);
+	sb_matcher *m = NULL;
+	if (!err && any)
+		err = sb_matcher_new(local_dir, &m);
+	if (!err && m && preset_rules)
+		err = sb_matcher_add_rules(m, SB_RULE_PRESET, preset_rules);
+	if (!err && m && ignore_file.len)
+		err = sb_matcher_add_rules(m, SB_RULE_SANDBARIGNORE, sb_buf_cstr(&ignore_file));
+	for (size_t i = 0; !err && m && patterns && patterns[i]; i++) {
+		if (strchr(patterns[i], '\n') || strchr(patterns[i], '\r'))
+			err = sb_err_new(SB_E_INVAL, "exclude pattern \"%s\" spans lines",
+			                 patterns[i]);
+		else
+			err = sb_matcher_add_rules(m, SB_RULE_EXCLUDE, patterns[i]);
+	}
+	if (!err && m && gitignore)
+		err = sb_matcher_use_gitignore(m);
+	sb_buf_deinit(&ignore_file);
+	if (err) {
+		sb_matcher_free(m);
+		return err;
+	}
+	*out = m;
+	return NULL;
+}
+
 sb_err *sb_rt_build_excludes(const char *overlay, char *const *caller, char *const *preserve,
-                             sb_excludes *archive, sb_excludes *restore)
+                             sb_matcher *matcher, sb_excludes *archive, sb_excludes *restore)
 {
 	sb_err *err = NULL;
-	for (size_t i = 0; i < sizeof heavy_dirs / sizeof heavy_dirs[0]; i++) {
-		sb_excludes_add_dir(archive, heavy_dirs[i]);
-		sb_excludes_add_dir(restore, heavy_dirs[i]);
-	}
-	const char *fixed[] = {".git", ".git/*", overlay, SB_RT_STAGING_DIR};
+	const char *fixed[] = {overlay, SB_RT_STAGING_DIR};
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
 		sb_excludes_add(archive, fixed[i]);
 		sb_excludes_add(restore, fixed[i]);
 	}
+	sb_excludes_add(restore, ".git");
+	archive->matcher = matcher;
+	restore->matcher = matcher;
 	for (size_t i = 0; caller && caller[i] && !err; i++) {
 		err = add_user(archive, caller[i], "workspace exclude");
 		if (!err)
@@ -69,6 +120,10 @@ void sb_rt_remote_tar_filters(const sb_excludes *ex, char ***segments, char ***t
 {
 	*segments = NULL;
 	*toplevel = NULL;
+	char **names = sb_matcher_far_side_names(ex->matcher);
+	for (size_t i = 0; names && names[i]; i++)
+		push_unique(segments, names[i], strlen(names[i]));
+	sb_strv_free(names);
 	for (size_t i = 0; ex->patterns && ex->patterns[i]; i++) {
 		const char *p = ex->patterns[i];
 		size_t n = strlen(p);

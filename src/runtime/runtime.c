@@ -39,6 +39,11 @@ uint64_t sb_runtime_bytes_up(const sb_runtime *rt)
 	return rt->bytes_up;
 }
 
+const sb_runtime_excluded *sb_runtime_excluded_stats(const sb_runtime *rt)
+{
+	return &rt->excluded;
+}
+
 void sb_runtime_free(sb_runtime *rt)
 {
 	if (!rt)
@@ -56,6 +61,8 @@ void sb_runtime_free(sb_runtime *rt)
 	sb_strv_free(rt->asset_dirs);
 	sb_excludes_deinit(&rt->archive_ex);
 	sb_excludes_deinit(&rt->restore_ex);
+	sb_matcher_free(rt->matcher);
+	sb_strv_free(rt->excluded.special_paths);
 	sb_snap_deinit(&rt->baseline);
 	free(rt);
 }
@@ -75,6 +82,8 @@ void sb_restore_report_deinit(sb_restore_report *r)
 		free(r->conflicts[i].remote_copy);
 	}
 	free(r->conflicts);
+	free(r->branch);
+	free(r->git_warning);
 	sb_restore_report_init(r);
 }
 

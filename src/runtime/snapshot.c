@@ -77,7 +77,8 @@ typedef struct walk_ctx {
 static int on_entry(const sb_walk_entry *we, void *ud, sb_err **err)
 {
 	walk_ctx *w = ud;
-	if (sb_rt_name_ignored(we->name) || sb_excludes_match(w->ex, we->relpath))
+	if (sb_rt_name_ignored(we->name) ||
+	    sb_excludes_match_entry(w->ex, we->relpath, we->type == SB_FT_DIR))
 		return we->type == SB_FT_DIR ? SB_WALK_SKIP : SB_WALK_CONTINUE;
 	if (we->type == SB_FT_OTHER)
 		return SB_WALK_CONTINUE;

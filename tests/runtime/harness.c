@@ -381,6 +381,8 @@ sb_runtime *rth_prepare(sb_runner *runner, const char *local, const char *ws)
 	    .spec = {.remote_cwd = ws},
 	    .adapter_key = "claude",
 	    .workspace_local_dir = local,
+	    /* The seed's behaviour: Paperclip's heavy directories and .git stay local. */
+	    .exclude_preset = "paperclip",
 	};
 	sb_runtime *rt = NULL;
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));

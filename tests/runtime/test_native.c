@@ -50,6 +50,7 @@ static void side_prepare(side *s, bool native)
 	    .adapter_key = "claude",
 	    .workspace_local_dir = s->local,
 	    .force_command_path = !native,
+	    .exclude_preset = "paperclip", /* the heavy directories stay on their side */
 	};
 	SB_ASSERT_OK(sb_runtime_prepare(&o, &s->rt));
 	assert_int_equal(sb_runtime_uses_native(s->rt), native);

@@ -1,0 +1,52 @@
+# Shared fixture of the roundtrip tests: a private temporary tree with its own state directory,
+# removed on every exit path together with any sandbox a test left running.
+set -eu
+SB="$SB_TEST_BUILD_DIR/sandbar"
+T=$(mktemp -d /tmp/sb-roundtrip-XXXXXX)
+chmod 755 "$T"
+export SANDBAR_STATE_DIR="$T/state"
+export GIT_CONFIG_NOSYSTEM=1 HOME="$T/home"
+mkdir -p "$HOME"
+git config --global user.email t@example.com
+git config --global user.name tester
+git config --global safe.directory '*'
+git config --global init.defaultBranch main
+
+# Identity for commits made inside the sandbox (its HOME is not ours).
+GITID="-e GIT_AUTHOR_NAME=t -e GIT_AUTHOR_EMAIL=t@example.com -e GIT_COMMITTER_NAME=t -e GIT_COMMITTER_EMAIL=t@example.com"
+
+# Processes that belong to this test's sandboxes (their command lines name our state dir).
+sandbox_procs() {
+	n=0
+	for c in /proc/[0-9]*/cmdline; do
+		if { tr "\0" " " <"$c"; } 2>/dev/null | grep -q "$T/state"; then n=$((n + 1)); fi
+	done
+	echo "$n"
+}
+
+cleanup() {
+	rc=$?
+	for c in /proc/[0-9]*/cmdline; do
+		if { tr "\0" " " <"$c"; } 2>/dev/null | grep -q "$T/state"; then
+			p=${c#/proc/}; p=${p%/cmdline}
+			kill -KILL "$p" 2>/dev/null || true
+		fi
+	done
+	for m in $(awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r); do
+		umount -l "$m" 2>/dev/null || true
+	done
+	rm -rf "$T"
+	exit $rc
+}
+trap cleanup EXIT INT TERM
+
+fail() {
+	echo "FAIL: $*" >&2
+	exit 1
+}
+
+# A git repository with one commit, owned by nobody like a user's checkout.
+make_repo() {
+	mkdir -p "$1"
+	(cd "$1" && git init -q . && echo hello >a.txt && git add a.txt && git commit -qm init)
+}
