@@ -255,6 +255,16 @@ static void exec_path(spawn_args *a)
 	errno = saved;
 }
 
+/* Half the cgroup's memory added to a command's OOM badness: any command outranks init. */
+#define COMMAND_OOM_SCORE_ADJ "500"
+
+static void oom_adj_set(const sbi_state *st, const char *v)
+{
+	/* best effort: a failure only loses the preference */
+	if (st->oom_adj_fd >= 0 && pwrite(st->oom_adj_fd, v, strlen(v), 0) < 0)
+		sbi_log("setting oom_score_adj to %s: %s", v, strerror(errno));
+}
+
 /* Runs in the child (CLONE_VM | CLONE_VFORK, own stack): only system calls from here. */
 static int child(void *arg)
 {
@@ -366,7 +376,13 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 		reply_err(reply, ENOMEM, "out of memory");
 		goto out;
 	}
+	/* When the lease's memory runs out, the kernel kills the largest process of its cgroup:
+	 * make that a command, never us (the lease would go with us). The child inherits the
+	 * raised score; going back down to 0 needs no privilege either. The child cannot raise
+	 * its own: a non-dumpable process's /proc/self is root's until it execs. */
+	oom_adj_set(st, COMMAND_OOM_SCORE_ADJ);
 	pid_t pid = clone(child, stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+	oom_adj_set(st, "0");
 	if (pid < 0) {
 		reply_err(reply, errno, "clone");
 		goto out;

@@ -51,6 +51,7 @@ typedef struct sbi_state {
 	unsigned long long spool_max; /* bytes kept per stream of an exec */
 	struct rlimit limits[3];      /* NOFILE, NPROC, CORE for commands, clamped once */
 	int devnull;                  /* stdin of commands without a stdin pipe */
+	int oom_adj_fd;               /* our /proc/self/oom_score_adj, opened while dumpable */
 	sbi_exec *execs;
 } sbi_state;
 

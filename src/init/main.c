@@ -307,6 +307,8 @@ int main(int argc, char **argv)
 	}
 	if (ctl < 0 || st.spool_fd < 0 || seccomp < 0)
 		usage_exit("missing descriptors");
+	/* Opened now: once we are non-dumpable, /proc/self is root's (see sbi_exec_start). */
+	st.oom_adj_fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
 	/* Sandboxed commands run under our uid: being non-dumpable puts /proc/1/{fd,mem,environ}
 	 * and ptrace out of their reach. Everything inherited must not leak into commands. */
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {

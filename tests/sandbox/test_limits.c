@@ -95,6 +95,30 @@ static void memory_hog_is_killed_and_the_result_says_so(void **s)
 	sbx_state_free(state);
 }
 
+/* Memory no process owns (a full /tmp tmpfs) fills the cgroup: the OOM killer must pick a
+ * command, never sandbar-init, or the lease dies with it (an ASan-built init is the largest
+ * process of a small lease). */
+static void oom_kills_a_command_never_init(void **s)
+{
+	(void)s;
+	char *state = sbx_state_dir();
+	sb_sandbox_opts o = {.limits = {.memory_bytes = 64u << 20}};
+	sb_sandbox *sb = sbx_create(state, "oom-init", &o);
+	sbx_result r;
+	sbx_sh(sb, "cat /proc/self/oom_score_adj", &r);
+	assert_string_equal(sb_buf_cstr(&r.out), "500\n");
+	sbx_result_free(&r);
+	sbx_sh(sb, "dd if=/dev/zero of=/tmp/fill bs=1M count=80 2>/dev/null; echo dd=$?", &r);
+	assert_null(strstr(sb_buf_cstr(&r.out), "dd=0"));
+	sbx_result_free(&r);
+	assert_true(sb_sandbox_alive(sb));
+	sbx_sh(sb, "rm -f /tmp/fill; echo ok", &r);
+	assert_string_equal(sb_buf_cstr(&r.out), "ok\n");
+	sbx_result_free(&r);
+	SB_ASSERT_OK(sb_sandbox_destroy(sb));
+	sbx_state_free(state);
+}
+
 static void cpu_weight_sets_the_cgroup_share(void **s)
 {
 	(void)s;
@@ -179,6 +203,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(fork_bomb_is_stopped_by_the_pids_limit),
 	    cmocka_unit_test(memory_hog_is_killed_and_the_result_says_so),
+	    cmocka_unit_test(oom_kills_a_command_never_init),
 	    cmocka_unit_test(cpu_weight_sets_the_cgroup_share),
 	    cmocka_unit_test(health_reports_what_is_enforced),
 	};
