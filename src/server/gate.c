@@ -253,9 +253,18 @@ static void on_readable(sbs_gate *g, waiter *w)
 		return;
 	}
 	if ((size_t)n >= cap) {
-		static const char reply[] = "HTTP/1.1 431 Request Header Fields Too Large\r\n"
-		                            "Connection: close\r\nContent-Length: 0\r\n\r\n";
-		ssize_t sent = send(w->fd, reply, sizeof reply - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+		/* The same error object as every other refusal (docs/api.md). */
+		char body[200], reply[400];
+		int blen = snprintf(body, sizeof body,
+		                    "{\"error\":\"request_header_fields_too_large\",\"message\":"
+		                    "\"the request line and headers exceed %zu bytes\"}\n",
+		                    g->lim.max_header_bytes);
+		int rlen = snprintf(reply, sizeof reply,
+		                    "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+		                    "Content-Type: application/json\r\nConnection: close\r\n"
+		                    "Content-Length: %d\r\n\r\n%s",
+		                    blen, body);
+		ssize_t sent = send(w->fd, reply, (size_t)rlen, MSG_NOSIGNAL | MSG_DONTWAIT);
 		(void)sent;
 		atomic_fetch_add(&g->too_large, 1);
 		close_waiter(g, w);

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include "sb_json.h"
 
@@ -273,8 +274,14 @@ static void queue(sbs_req *r, unsigned status, struct MHD_Response *resp, const 
 	}
 	if (ctype)
 		MHD_add_response_header(resp, "Content-Type", ctype);
-	for (size_t i = 0; i < r->nhdrs; i++)
+	bool retry_after = false;
+	for (size_t i = 0; i < r->nhdrs; i++) {
 		MHD_add_response_header(resp, r->hdrs[i].name, r->hdrs[i].value);
+		retry_after = retry_after || strcasecmp(r->hdrs[i].name, "Retry-After") == 0;
+	}
+	/* Every 503 says when to come back (docs/api.md): the conditions are all short-lived. */
+	if (status == 503 && !retry_after)
+		MHD_add_response_header(resp, "Retry-After", "1");
 	/* A client that has not authenticated may not keep a connection (and its thread) open:
 	 * the gate only holds connections still sending their first request. */
 	if (r->srv->draining || status == 401)
@@ -381,7 +388,7 @@ unsigned sbs_err_status(const sb_err *err, const char **code)
 		return 503;
 	case SB_E_UNSUPPORTED:
 		*code = "unsupported";
-		return 400;
+		return 501;
 	default:
 		*code = "internal_error";
 		return 500;

@@ -108,10 +108,10 @@ void sbs_reply_error(sbs_req *r, unsigned status, const char *code, const char *
 /* Same with "details" (stolen, may be NULL). */
 void sbs_reply_error_details(sbs_req *r, unsigned status, const char *code, json_t *details,
                              const char *fmt, ...) SB_PRINTF(5, 6);
-/* Map an sb_err to status + code (INVAL 400 invalid_request, NOTFOUND 404 not_found, CONFLICT
- * 409 conflict, TOO_LARGE 413 payload_too_large, BUSY 503 busy, ESCAPE 400 path_escape,
- * STATE_LOST 409 sandbox_state_lost, SPAWN 400 spawn_failed, AUTH 401, else 500
- * internal_error) and reply; frees err. */
+/* Map an sb_err to status + code (INVAL and ESCAPE 400 invalid_request, NOTFOUND 404 not_found,
+ * EXISTS and CONFLICT 409 conflict, TOO_LARGE 413 payload_too_large, BUSY 503 busy, STATE_LOST
+ * 409 sandbox_state_lost, SPAWN 400 spawn_failed, AUTH 401, UNSUPPORTED 501 unsupported, else
+ * 500 internal_error) and reply; frees err. Every 503 reply carries Retry-After: 1. */
 void sbs_reply_err(sbs_req *r, sb_err *err);
 unsigned sbs_err_status(const sb_err *err, const char **code);
 /* Raw bytes (copied). */

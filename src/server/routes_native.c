@@ -359,22 +359,28 @@ static void h_acquire(sbs_req *r, void *ud)
 	}
 	case SBS_ACQ_IN_PROGRESS:
 		sbs_req_add_header(r, "Retry-After", "1");
-		sbs_reply_error_details(r, 503, "acquisition_in_progress", details,
-		                        "acquisition is still being set up; retry");
+		sbs_reply_error_details(
+		    r, 503, "acquisition_in_progress", details,
+		    "acquisition \"%s\" (lease %s) is still being set up; retry", li.acquisition_id,
+		    li.id);
 		break;
 	case SBS_ACQ_CONFLICT:
 		sbs_reply_error_details(r, 409, "acquisition_conflict", details,
-		                        "acquisition id or lease id is already used with different "
-		                        "parameters");
+		                        "acquisition \"%s\" or lease id %s is already used with "
+		                        "different parameters; use a new acquisition_id",
+		                        li.acquisition_id, li.id);
 		break;
 	case SBS_ACQ_COMPLETED:
-		sbs_reply_error_details(r, 409, "acquisition_conflict", details,
-		                        "this acquisition's lease was destroyed; use a new "
-		                        "acquisition_id");
+		sbs_reply_error_details(
+		    r, 409, "acquisition_conflict", details,
+		    "the lease %s of acquisition \"%s\" was destroyed; use a new "
+		    "acquisition_id",
+		    li.id, li.acquisition_id);
 		break;
 	case SBS_ACQ_DESTROYING:
 		sbs_reply_error_details(r, 409, "acquisition_conflict", details,
-		                        "the lease of this acquisition is being destroyed");
+		                        "the lease %s of acquisition \"%s\" is being destroyed",
+		                        li.id, li.acquisition_id);
 		break;
 	}
 	sbs_lease_info_deinit(&li);
@@ -735,9 +741,20 @@ static void h_exec(sbs_req *r, void *ud)
 		sbs_reply_err(r, err);
 		return;
 	}
-	sbs_lease *l = lease_or_reply(r, 0);
-	if (!l) {
+	/* A lease waiting to be destroyed refuses new execs: 409 lease_busy (docs/api.md). */
+	const char *id = sbs_req_param(r, "id");
+	sbs_req_set_lease(r, id);
+	sbs_lease *l = NULL;
+	err = sbs_leases_get(srv->leases, id, SBS_GET_USE, &l);
+	if (err) {
 		sbs_exec_spec_deinit(&spec);
+		if (err->code == SB_E_CONFLICT) {
+			sbs_reply_error(r, 409, "lease_busy", "%s; no new exec starts in it",
+			                err->msg);
+			sb_err_free(err);
+		} else {
+			sbs_reply_err(r, err);
+		}
 		return;
 	}
 	sbs_exec *x = NULL;

@@ -10,12 +10,14 @@
 
 static void usage(void)
 {
-	fprintf(stderr,
-	        "usage: sandbar-serve-test [--listen HOST:PORT] [--socket PATH] "
-	        "[--no-tcp] [--state-dir DIR] [--token-file FILE] [--hmac-keys FILE] "
-	        "[--expected-host HOST] [--tls-cert FILE --tls-key FILE] "
-	        "[--port-file FILE] [--keepalive-ms N] [--max-json-bytes N] "
-	        "[--max-upload-bytes N] [--reap-ms N] [--max-connections N] [--max-waiting-per-peer N] [--header-timeout-ms N] [--no-access-log]\n");
+	fprintf(
+	    stderr,
+	    "usage: sandbar-serve-test [--listen HOST:PORT] [--socket PATH] "
+	    "[--no-tcp] [--state-dir DIR] [--token-file FILE] [--hmac-keys FILE] "
+	    "[--expected-host HOST] [--tls-cert FILE --tls-key FILE] "
+	    "[--port-file FILE] [--keepalive-ms N] [--max-json-bytes N] "
+	    "[--max-upload-bytes N] [--reap-ms N] [--max-connections N] [--max-waiting-per-peer N] "
+	    "[--header-timeout-ms N] [--max-output N] [--no-access-log]\n");
 }
 
 int main(int argc, char **argv)
@@ -59,6 +61,8 @@ int main(int argc, char **argv)
 			cfg.limits.max_waiting_per_peer = (unsigned)atoi(v);
 		else if (!strcmp(a, "--header-timeout-ms") && v)
 			cfg.limits.header_timeout_ms = atoll(v);
+		else if (!strcmp(a, "--max-output") && v)
+			cfg.limits.output_cap = (uint64_t)atoll(v);
 		else {
 			takes = false;
 			if (!strcmp(a, "--no-tcp"))

@@ -117,6 +117,12 @@ static void spawn(sbt_daemon *d)
 		argv[n++] = "--header-timeout-ms";
 		argv[n++] = ht;
 	}
+	char mo[32];
+	if (d->opts.max_output) {
+		snprintf(mo, sizeof mo, "%ld", d->opts.max_output);
+		argv[n++] = "--max-output";
+		argv[n++] = mo;
+	}
 	char *cert = NULL, *key = NULL;
 	if (d->opts.tls) {
 		cert = sbt_path(d->dir, "cert.pem");

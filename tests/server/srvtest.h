@@ -26,6 +26,7 @@ typedef struct sbt_daemon_opts {
 	int max_connections;
 	int max_waiting_per_peer;
 	long header_timeout_ms;
+	long max_output; /* bytes per stream of a JSON exec (--max-output); 0 = default */
 } sbt_daemon_opts;
 
 typedef struct sbt_daemon {
