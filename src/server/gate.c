@@ -235,7 +235,7 @@ static void hand_over(sbs_gate *g, waiter *w)
 	free(w);
 }
 
-static void on_readable(sbs_gate *g, waiter *w)
+static void on_readable(sbs_gate *g, waiter *w, uint32_t events)
 {
 	size_t cap = g->lim.max_header_bytes + 1;
 	ssize_t n;
@@ -250,6 +250,14 @@ static void on_readable(sbs_gate *g, waiter *w)
 	}
 	if (g->lim.tls || head_complete(g->peek, (size_t)n)) {
 		hand_over(g, w);
+		return;
+	}
+	if ((events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && (size_t)n < cap) {
+		/* The peer stopped sending before its head was complete: it never will be. (Its
+		 * unread bytes keep the peek above from ever seeing the end, so without this a
+		 * client that sends half a head and leaves would hold its slot until the header
+		 * deadline.) */
+		close_waiter(g, w);
 		return;
 	}
 	if ((size_t)n >= cap) {
@@ -303,7 +311,7 @@ static void *gate_main(void *arg)
 			if (ptr == &g->listen_fd)
 				accept_all(g);
 			else
-				on_readable(g, ptr);
+				on_readable(g, ptr, evs[i].events);
 		}
 	}
 }

@@ -4,7 +4,7 @@
  * under one temporary name was handed out half-made, 404 on acquire), nothing may be left
  * behind (lease directories, cgroups, sandbox processes, zombies), and /metrics must say exactly
  * what happened. SANDBAR_STRESS_CYCLES raises the count (`make soak`). */
-#include "srvtest.h"
+#include "stress.h"
 
 #include <dirent.h>
 #include <pthread.h>
@@ -21,6 +21,7 @@ typedef struct worker {
 	sbt_daemon *d;
 	int idx, cycles;
 	int done, failures;
+	uint64_t json_bytes; /* bodies of the JSON exec results received */
 	char first_error[600];
 	char **lease_ids; /* every lease this worker made (NULL-terminated) */
 	size_t nleases;
@@ -69,12 +70,17 @@ static void *work(void *ud)
 		w->nleases++;
 
 		char *t = sb_strfmt("/v1/leases/%s/exec", lease);
-		j = sbt_call(w->d, "POST", t, "{\"argv\":[\"seq\",\"1\",\"1000\"]}", &st);
+		sbt_req xr = {
+		    .method = "POST", .target = t, .body = "{\"argv\":[\"seq\",\"1\",\"1000\"]}"};
+		sbt_resp r;
+		st = sbt_http(w->d, &xr, &r);
 		free(t);
-		const char *out = sbt_jstr(j, "stdout");
+		const char *out = sbt_jstr(r.json, "stdout");
 		if (st != 200 || !out || strcmp(out, expected_seq()) != 0)
-			failed(w, "exec", st, j);
-		json_decref(j);
+			failed(w, "exec", st, r.json);
+		if (st == 200)
+			w->json_bytes += r.body.len;
+		sbt_resp_deinit(&r);
 
 		t = sb_strfmt("/v1/leases/%s", lease);
 		j = sbt_call(w->d, "DELETE", t, NULL, &st);
@@ -90,103 +96,6 @@ static void *work(void *ud)
 	return NULL;
 }
 
-static int cycles_per_thread(void)
-{
-	const char *e = getenv("SANDBAR_STRESS_CYCLES");
-	int n = e ? atoi(e) : 0;
-	return n > 0 ? n : CYCLES_DEFAULT;
-}
-
-/* Entries of <state>/leases that are leases (the hidden spare skeletons are not). */
-static int leftover_lease_dirs(const sbt_daemon *d)
-{
-	char *p = sb_strfmt("%s/leases", d->state_dir);
-	DIR *dir = opendir(p);
-	free(p);
-	int n = 0;
-	for (struct dirent *de; dir && (de = readdir(dir));)
-		if (de->d_name[0] != '.')
-			n++;
-	if (dir)
-		closedir(dir);
-	return n;
-}
-
-static int leftover_cgroups(char **ids, size_t n)
-{
-	static const char *ctls[] = {"memory", "pids", "cpu", "freezer", "unified", ""};
-	int found = 0;
-	for (size_t k = 0; k < sizeof ctls / sizeof ctls[0]; k++) {
-		char *base =
-		    sb_strfmt("/sys/fs/cgroup/%s%ssandbar", ctls[k], ctls[k][0] ? "/" : "");
-		DIR *dir = opendir(base);
-		for (struct dirent *de; dir && (de = readdir(dir));)
-			for (size_t i = 0; i < n; i++)
-				if (sb_str_has_prefix(de->d_name, ids[i]) &&
-				    de->d_name[strlen(ids[i])] == '-')
-					found++;
-		if (dir)
-			closedir(dir);
-		free(base);
-	}
-	return found;
-}
-
-/* Processes that hold something of the state directory open (sandbar-init keeps its log and
- * spool there), and zombie children of the daemon (sandbox launchers not reaped). */
-static void count_processes(const sbt_daemon *d, int *holders, int *zombies)
-{
-	*holders = *zombies = 0;
-	DIR *proc = opendir("/proc");
-	for (struct dirent *de; proc && (de = readdir(proc));) {
-		int pid = atoi(de->d_name);
-		if (pid <= 0 || pid == d->pid)
-			continue;
-		char *stat = sb_strfmt("/proc/%d/stat", pid);
-		FILE *f = fopen(stat, "r");
-		free(stat);
-		int ppid = 0;
-		char state = 0;
-		if (f) {
-			if (fscanf(f, "%*d (%*[^)]) %c %d", &state, &ppid) != 2)
-				state = 0;
-			fclose(f);
-		}
-		if (state == 'Z' && ppid == d->pid)
-			(*zombies)++;
-		char *fds = sb_strfmt("/proc/%d/fd", pid);
-		DIR *fd = opendir(fds);
-		for (struct dirent *e; fd && (e = readdir(fd));) {
-			char *l = sb_strfmt("%s/%s", fds, e->d_name);
-			char target[4096];
-			ssize_t len = readlink(l, target, sizeof target - 1);
-			free(l);
-			if (len > 0) {
-				target[len] = '\0';
-				if (sb_str_has_prefix(target, d->state_dir)) {
-					(*holders)++;
-					break;
-				}
-			}
-		}
-		if (fd)
-			closedir(fd);
-		free(fds);
-	}
-	if (proc)
-		closedir(proc);
-}
-
-/* A sample's value from the Prometheus text; -1 when absent. */
-static double metric(const char *text, const char *sample)
-{
-	char *key = sb_strfmt("\n%s ", sample);
-	const char *p = strstr(text, key);
-	double v = p ? strtod(p + strlen(key), NULL) : -1;
-	free(key);
-	return v;
-}
-
 static void churn_never_fails_and_leaves_nothing(void **state)
 {
 	(void)state;
@@ -194,7 +103,7 @@ static void churn_never_fails_and_leaves_nothing(void **state)
 	sbt_daemon d;
 	sbt_daemon_start(&d, NULL);
 	assert_true(sbt_sandbox_ok(&d));
-	int cycles = cycles_per_thread();
+	int cycles = sbt_stress_count("SANDBAR_STRESS_CYCLES", CYCLES_DEFAULT);
 	worker w[THREADS];
 	pthread_t th[THREADS];
 	memset(w, 0, sizeof w);
@@ -203,12 +112,14 @@ static void churn_never_fails_and_leaves_nothing(void **state)
 		assert_int_equal(pthread_create(&th[i], NULL, work, &w[i]), 0);
 	}
 	int failures = 0, done = 0;
+	uint64_t json_bytes = 0;
 	char **ids = NULL;
 	size_t nids = 0;
 	for (int i = 0; i < THREADS; i++) {
 		pthread_join(th[i], NULL);
 		failures += w[i].failures;
 		done += w[i].done;
+		json_bytes += w[i].json_bytes;
 		if (w[i].first_error[0])
 			print_error("thread %d: %d failures, first: %s\n", i, w[i].failures,
 			            w[i].first_error);
@@ -220,37 +131,26 @@ static void churn_never_fails_and_leaves_nothing(void **state)
 	assert_int_equal(failures, 0);
 	assert_int_equal(done, THREADS * cycles);
 
-	/* Nothing left: lease directories at once; processes once the kernel has reaped
-	 * them (a destroy waits for the sandbox to die, so this is quick). */
-	assert_int_equal(leftover_lease_dirs(&d), 0);
-	assert_int_equal(leftover_cgroups(ids, nids), 0);
-	int holders = 0, zombies = 0;
-	for (int tries = 0; tries < 100; tries++) {
-		count_processes(&d, &holders, &zombies);
-		if (tries == 0)
-			print_message(
-			    "right after the loop: %d processes hold the state directory, "
-			    "%d zombie children of the daemon\n",
-			    holders, zombies);
-		if (!holders && !zombies)
-			break;
-		usleep(20000); /* nothing to wait on for another process's reaping */
-	}
-	assert_int_equal(holders, 0);
-	assert_int_equal(zombies, 0);
+	assert_nothing_left(&d, ids, nids);
 
-	sbt_resp r;
-	sbt_req rq = {.method = "GET", .target = "/metrics"};
-	assert_int_equal(sbt_http(&d, &rq, &r), 200);
-	const char *m = sb_buf_cstr(&r.body);
-	assert_true(metric(m, "sandbar_execs_running") == 0);
-	assert_true(metric(m, "sandbar_execs_total") == THREADS * cycles);
-	assert_true(metric(m, "sandbar_leases{state=\"active\"}") == 0);
-	assert_true(metric(m, "sandbar_bytes_streamed_total{kind=\"json\"}") >=
-	            (double)THREADS * cycles * (double)strlen(expected_seq()));
-	assert_true(metric(m, "sandbar_acquire_failures_total{reason=\"none\"}") == 0);
-	assert_true(metric(m, "sandbar_acquire_duration_seconds_count") == THREADS * cycles);
-	sbt_resp_deinit(&r);
+	char *m = metrics_text(&d);
+	assert_metric(m, "sandbar_execs_running", 0);
+	assert_metric(m, "sandbar_execs_total", THREADS * cycles);
+	assert_metric(m, "sandbar_leases{state=\"active\"}", 0);
+	assert_metric(m, "sandbar_leases{state=\"pending\"}", 0);
+	assert_metric(m, "sandbar_leases{state=\"destroying\"}", 0);
+	assert_metric(m, "sandbar_leases{state=\"destroyed\"}", THREADS * cycles);
+	/* every byte of every JSON result, counted once (each worker summed what it got) */
+	assert_metric(m, "sandbar_bytes_streamed_total{kind=\"json\"}", json_bytes);
+	assert_metric(m, "sandbar_bytes_streamed_total{kind=\"sse\"}", 0);
+	assert_metric(m, "sandbar_bytes_streamed_total{kind=\"file\"}", 0);
+	assert_metric(m, "sandbar_acquire_failures_total{reason=\"none\"}", 0);
+	assert_metric(m, "sandbar_spares_discarded_total", 0);
+	assert_metric(m, "sandbar_acquire_duration_seconds_count", THREADS * cycles);
+	assert_metric(m, "sandbar_auth_failures_total", 0);
+	assert_metric(m, "sandbar_http_requests_total{class=\"4xx\"}", 0);
+	assert_metric(m, "sandbar_http_requests_total{class=\"5xx\"}", 0);
+	free(m);
 	sb_strv_free(ids);
 	sbt_daemon_stop(&d);
 	curl_global_cleanup();
