@@ -120,8 +120,36 @@ static double percentile(double *v, size_t n, double q)
 	return v[i < n ? i : n - 1];
 }
 
+/* GET /v1/health every 10 ms while a churn runs: the latency a monitor sees under load. */
+typedef struct prober {
+	volatile int stop;
+	size_t n, failed;
+	double lat[20000];
+} prober;
+
+static void *probe(void *ud)
+{
+	prober *p = ud;
+	CURL *c = curl_easy_init();
+	sb_buf out = SB_BUF_INIT;
+	while (!p->stop && p->n < sizeof p->lat / sizeof p->lat[0]) {
+		double t0 = sbb_now();
+		if (call(c, "GET", "/v1/health", NULL, &out) == 200)
+			p->lat[p->n++] = sbb_now() - t0;
+		else
+			p->failed++;
+		sb_sleep_ms(10);
+	}
+	sb_buf_deinit(&out);
+	curl_easy_cleanup(c);
+	return NULL;
+}
+
 static void churn(int conc, int total)
 {
+	prober *pr = sb_xcalloc(1, sizeof *pr);
+	pthread_t pth;
+	pthread_create(&pth, NULL, probe, pr);
 	int per = total / conc;
 	worker *w = sb_xcalloc((size_t)conc, sizeof *w);
 	pthread_t *th = sb_xcalloc((size_t)conc, sizeof *th);
@@ -139,6 +167,8 @@ static void churn(int conc, int total)
 		failures += w[i].failures;
 	}
 	double wall = sbb_now() - t0;
+	pr->stop = 1;
+	pthread_join(pth, NULL);
 	size_t n = (size_t)(per * conc);
 	char fig[128], ours[128], base[64];
 	snprintf(fig, sizeof fig,
@@ -151,6 +181,15 @@ static void churn(int conc, int total)
 	snprintf(ours, sizeof ours, "%.2f ms / %.2f ms", p50 * 1e3, p99 * 1e3);
 	snprintf(base, sizeof base, "-");
 	sbb_row(fig, ours, base, "-");
+	snprintf(fig, sizeof fig, "GET /v1/health during churn at concurrency %d, p50 / p99", conc);
+	if (pr->n)
+		snprintf(ours, sizeof ours, "%.2f ms / %.2f ms (%zu probes, %zu failed)",
+		         percentile(pr->lat, pr->n, 0.5) * 1e3,
+		         percentile(pr->lat, pr->n, 0.99) * 1e3, pr->n, pr->failed);
+	else
+		snprintf(ours, sizeof ours, "no probe answered (%zu failed)", pr->failed);
+	sbb_row(fig, ours, "-", "target p99 <= 50 ms");
+	free(pr);
 	free(acq);
 	free(th);
 	free(w);
