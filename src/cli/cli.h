@@ -23,6 +23,8 @@ typedef struct cli_config {
 	char *hmac_key_file; /* SANDBAR_HMAC_KEY_FILE, hmac_key_file = (the secret, one line) */
 	char *memory;        /* SANDBAR_MEMORY, memory = (default memory limit of a sandbox) */
 	uint64_t memory_bytes; /* memory, parsed by cli_config_resolve (0: none) */
+	char *compat_callback; /* SANDBAR_COMPAT_CALLBACK, compat_callback = (serve: the callback
+	                        * of every Paperclip-compat lease, JSON or a [callback NAME]) */
 	char *config_path; /* where the file was read from, for messages */
 	/* Set by the command before cli_config_resolve: "run" or "serve" read their own section
 	 * ([run], [serve]) besides the top level; others read only the top level. */

@@ -25,6 +25,7 @@ static const struct key_slot slots[] = {
 	{"hmac_key_id", "SANDBAR_HMAC_KEY_ID", offsetof(cli_config, hmac_key_id)},
 	{"hmac_key_file", "SANDBAR_HMAC_KEY_FILE", offsetof(cli_config, hmac_key_file)},
 	{"memory", "SANDBAR_MEMORY", offsetof(cli_config, memory)},
+	{"compat_callback", "SANDBAR_COMPAT_CALLBACK", offsetof(cli_config, compat_callback)},
 };
 
 static char **slot_ptr(cli_config *cfg, const struct key_slot *s)
