@@ -117,6 +117,7 @@ static void exec_while_destroy_answers_cleanly(void **state)
 				print_error("round %d: %s\n", round, e[i].first_error);
 		}
 		sb_strv_push(&ids, lease);
+		free(lease);
 	}
 	print_message("%d rounds: %d execs ran, %d refused cleanly\n", rounds, ok, refused);
 	assert_int_equal(failures, 0);

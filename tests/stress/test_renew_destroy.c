@@ -96,6 +96,7 @@ static void renew_while_destroy_never_revives(void **state)
 		json_decref(j);
 		free(t);
 		sb_strv_push(&ids, lease);
+		free(lease);
 	}
 	print_message("%d rounds: %d renewals, %d refused cleanly\n", rounds, ok, refused);
 	assert_int_equal(failures, 0);
