@@ -263,6 +263,7 @@ sb_err *sbs_lt_destroy_now(sbs_leases *ls, sbs_lease *l, const char *reason)
 		return sb_err_prefix(err, "destroying lease %s (state kept \"destroying\"; retry)",
 		                     l->info.id);
 	}
+	pthread_mutex_lock(&ls->tomb_mu);
 	pthread_mutex_lock(&ls->mu);
 	l->info.state = SBS_LEASE_DESTROYED;
 	l->info.finished_ms = sb_wall_ms();
@@ -276,6 +277,7 @@ sb_err *sbs_lt_destroy_now(sbs_leases *ls, sbs_lease *l, const char *reason)
 	}
 	pthread_mutex_unlock(&ls->mu);
 	err = sbs_store_lease_tombstone(ls->store, &copy);
+	pthread_mutex_unlock(&ls->tomb_mu);
 	if (err) {
 		sb_error("%s", err->msg);
 		sb_err_free(err);

@@ -81,6 +81,7 @@ void sbs_leases_reap(sbs_leases *ls, int64_t now_ms)
 	}
 	if (do_probe) {
 		ls->last_probe_ms = now_ms;
+		pthread_mutex_lock(&ls->tomb_mu);
 		sb_err *err =
 		    sbs_store_prune_tombstones(ls->store, now_ms - 7LL * 24 * 3600 * 1000);
 		if (err) {
@@ -92,6 +93,7 @@ void sbs_leases_reap(sbs_leases *ls, int64_t now_ms)
 			ls->tombstones = n;
 			pthread_mutex_unlock(&ls->mu);
 		}
+		pthread_mutex_unlock(&ls->tomb_mu);
 	}
 	sb_strv_free(expired);
 	sb_strv_free(deferred);

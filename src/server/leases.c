@@ -30,6 +30,7 @@ sb_err *sbs_leases_new(const sb_sandbox_config *sbcfg, sbs_store *store, sbs_lea
 {
 	sbs_leases *ls = sb_xcalloc(1, sizeof *ls);
 	pthread_mutex_init(&ls->mu, NULL);
+	pthread_mutex_init(&ls->tomb_mu, NULL);
 	ls->cfg = sbcfg;
 	ls->store = store;
 	ls->tombstones = sbs_store_tombstone_count(store);
@@ -57,6 +58,7 @@ void sbs_leases_free(sbs_leases *ls)
 		sbs_lt_free(ls->v[i]);
 	free(ls->v);
 	pthread_mutex_destroy(&ls->mu);
+	pthread_mutex_destroy(&ls->tomb_mu);
 	free(ls);
 }
 

@@ -32,6 +32,9 @@ struct sbs_leases {
 	sbs_lease **v;
 	size_t n;
 	int64_t tombstones;
+	/* Held across a tombstone's store write and its count, and across the reaper's prune and
+	 * recount, so that a recount never misses a tombstone counted but not yet stored. */
+	pthread_mutex_t tomb_mu;
 	int64_t last_probe_ms;
 	void (*use_hook)(void *ud, const char *id); /* idle sleep: a lease was used */
 	void *use_ud;
