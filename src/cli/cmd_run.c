@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "progress_bar.h"
 #include "run_report.h"
+#include "lease_store.h"
 #include "target.h"
 
 static const char run_help[] =
@@ -683,7 +684,14 @@ int cmd_run(int argc, char **argv)
 	cli_bar bar;
 	cli_bar_init(&bar, 2, !o.quiet && isatty(2));
 
-	/* 1. Acquire. */
+	/* 1. Acquire, after removing what killed runs left (their sandboxes stopped themselves;
+	 * leases holding work stay). */
+	if (topts.via == CLI_VIA_SANDBOX) {
+		cli_sandbox_env penv;
+		cli_sandbox_env_init(&penv, &cfg);
+		(void)cli_lease_prune(&penv, "run-", o.quiet ? NULL : stderr);
+		cli_sandbox_env_deinit(&penv);
+	}
 	int64_t t0 = sb_mono_ms();
 	cli_target target;
 	err = cli_target_acquire(&topts, &target);

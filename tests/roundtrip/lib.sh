@@ -15,22 +15,36 @@ git config --global init.defaultBranch main
 # Identity for commits made inside the sandbox (its HOME is not ours).
 GITID="-e GIT_AUTHOR_NAME=t -e GIT_AUTHOR_EMAIL=t@example.com -e GIT_COMMITTER_NAME=t -e GIT_COMMITTER_EMAIL=t@example.com"
 
-# Processes that belong to this test's sandboxes (their command lines name our state dir).
-sandbox_procs() {
-	n=0
-	for c in /proc/[0-9]*/cmdline; do
-		if { tr "\0" " " <"$c"; } 2>/dev/null | grep -q "$T/state"; then n=$((n + 1)); fi
+# Processes that belong to this test's sandboxes: bwrap and sandbar-init write to a log in our
+# state directory, and every process in a pid namespace of theirs is in a sandbox of ours (the
+# bind sources on bwrap's command line are in a private mount namespace, so command lines do
+# not name the state directory).
+sandbox_pids() {
+	self_ns=$(readlink /proc/self/ns/pid)
+	nss=" "
+	for d in /proc/[0-9]*; do
+		case "$(readlink "$d/fd/2" 2>/dev/null)" in
+		"$T/state/"*)
+			ns=$(readlink "$d/ns/pid" 2>/dev/null) || continue
+			[ "$ns" = "$self_ns" ] || nss="$nss$ns "
+			echo "${d#/proc/}" ;;
+		esac
 	done
-	echo "$n"
+	for d in /proc/[0-9]*; do
+		case "$(readlink "$d/fd/2" 2>/dev/null)" in "$T/state/"*) continue ;; esac
+		ns=$(readlink "$d/ns/pid" 2>/dev/null) || continue
+		case "$nss" in *" $ns "*) echo "${d#/proc/}" ;; esac
+	done | sort -u
+}
+
+sandbox_procs() {
+	sandbox_pids | sort -u | grep -c . || true
 }
 
 cleanup() {
 	rc=$?
-	for c in /proc/[0-9]*/cmdline; do
-		if { tr "\0" " " <"$c"; } 2>/dev/null | grep -q "$T/state"; then
-			p=${c#/proc/}; p=${p%/cmdline}
-			kill -KILL "$p" 2>/dev/null || true
-		fi
+	for p in $(sandbox_pids); do
+		kill -KILL "$p" 2>/dev/null || true
 	done
 	for m in $(awk -v t="$T" 'index($2, t) == 1 {print $2}' /proc/mounts | sort -r); do
 		umount -l "$m" 2>/dev/null || true
