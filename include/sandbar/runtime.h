@@ -142,6 +142,10 @@ typedef struct sb_runtime_excluded {
 	uint64_t bytes[SB_RULE_N_SOURCES];
 	uint64_t specials;
 	char **special_paths; /* NULL-terminated, at most SB_RUNTIME_NAMED_MAX */
+	/* Regular files with more than one hard link: staged, but a change made to one in the
+	 * sandbox comes back as a separate file (the link is not kept). */
+	uint64_t hardlinks;
+	char **hardlink_paths; /* NULL-terminated, at most SB_RUNTIME_NAMED_MAX */
 } sb_runtime_excluded;
 #define SB_RUNTIME_NAMED_MAX 20
 const sb_runtime_excluded *sb_runtime_excluded_stats(const sb_runtime *rt);
