@@ -29,8 +29,7 @@ grep -q '"outcome": *"killed: out of memory (limit 64M)"' "$T/oom.json" || fail 
 "$SB" run -q -- sh -c 'echo remote >a.txt; echo ready; while [ ! -e go ]; do sleep 0.1; done' \
 	>"$T/q.out" 2>"$T/q.err" &
 pid=$!
-i=0; while ! grep -q ready "$T/q.out" && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
-grep -q ready "$T/q.out" || { kill -KILL $pid; fail "-q: the command never started"; }
+wait_ready "$T/q.out" $pid -q
 echo local >a.txt
 # the sandbox waits for `go`, which only its own workspace can hold: made through sandbar exec
 lease=$(ls "$SANDBAR_STATE_DIR/leases" | grep '^run-' | head -n 1)

@@ -21,20 +21,16 @@ GITID="-e GIT_AUTHOR_NAME=t -e GIT_AUTHOR_EMAIL=t@example.com -e GIT_COMMITTER_N
 # not name the state directory).
 sandbox_pids() {
 	self_ns=$(readlink /proc/self/ns/pid)
-	nss=" "
-	for d in /proc/[0-9]*; do
-		case "$(readlink "$d/fd/2" 2>/dev/null)" in
-		"$T/state/"*)
-			ns=$(readlink "$d/ns/pid" 2>/dev/null) || continue
-			[ "$ns" = "$self_ns" ] || nss="$nss$ns "
-			echo "${d#/proc/}" ;;
-		esac
-	done
-	for d in /proc/[0-9]*; do
-		case "$(readlink "$d/fd/2" 2>/dev/null)" in "$T/state/"*) continue ;; esac
-		ns=$(readlink "$d/ns/pid" 2>/dev/null) || continue
-		case "$nss" in *" $ns "*) echo "${d#/proc/}" ;; esac
-	done | sort -u
+	find /proc -maxdepth 3 -path '/proc/[0-9]*/fd/2' -lname "$T/state/*" 2>/dev/null \
+		| cut -d/ -f3 >"$T/.pids" || true
+	find /proc -maxdepth 3 -path '/proc/[0-9]*/ns/pid' -printf '%p %l\n' 2>/dev/null \
+		| awk -v self="$self_ns" -v pidfile="$T/.pids" '
+			BEGIN { while ((getline p < pidfile) > 0) mine[p] = 1 }
+			{ split($1, f, "/"); pid = f[3]; ns[pid] = $2 }
+			END {
+				for (p in mine) { print p; if (ns[p] != self) keep[ns[p]] = 1 }
+				for (p in ns) if (ns[p] in keep) print p
+			}' | sort -u
 }
 
 sandbox_procs() {
@@ -57,6 +53,14 @@ trap cleanup EXIT INT TERM
 fail() {
 	echo "FAIL: $*" >&2
 	exit 1
+}
+
+# Wait (60 s at most) until the background run PID has written "ready" to OUT; kill it and fail
+# naming WHAT if it never does.
+wait_ready() {
+	_i=0
+	while ! grep -q ready "$1" && [ $_i -lt 600 ]; do sleep 0.1; _i=$((_i + 1)); done
+	grep -q ready "$1" || { kill -KILL "$2"; fail "$3: the command never started"; }
 }
 
 # A git repository with one commit, owned by nobody like a user's checkout.

@@ -10,8 +10,7 @@ for sig in TERM HUP; do
 	: >"$T/out.$sig"
 	"$SB" run -- sh -c 'echo work >made; echo ready; exec sleep 300' >"$T/out.$sig" 2>"$T/err.$sig" &
 	pid=$!
-	i=0; while ! grep -q ready "$T/out.$sig" && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
-	grep -q ready "$T/out.$sig" || { kill -KILL $pid; fail "$sig: the command never started"; }
+	wait_ready "$T/out.$sig" $pid "$sig"
 	kill -$sig $pid
 	rc=0; wait $pid || rc=$?
 	case $sig in TERM) want=143 ;; HUP) want=129 ;; esac
@@ -25,8 +24,7 @@ rm -f made
 : >"$T/out.KILL"
 "$SB" run -- sh -c 'echo killed-work >made; echo ready; exec sleep 300' >"$T/out.KILL" 2>"$T/err.KILL" &
 pid=$!
-i=0; while ! grep -q ready "$T/out.KILL" && [ $i -lt 600 ]; do sleep 0.1; i=$((i + 1)); done
-grep -q ready "$T/out.KILL" || { kill -KILL $pid; fail "KILL: the command never started"; }
+wait_ready "$T/out.KILL" $pid KILL
 [ "$(sandbox_procs)" -gt 0 ] || fail "KILL: no sandbox process to count before the kill"
 kill -KILL $pid
 wait $pid || true
