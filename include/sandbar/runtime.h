@@ -142,6 +142,10 @@ typedef struct sb_runtime_excluded {
 	uint64_t bytes[SB_RULE_N_SOURCES];
 	uint64_t specials;
 	char **special_paths; /* NULL-terminated, at most SB_RUNTIME_NAMED_MAX */
+	/* Regular files with more than one hard link: staged, but a change made to one in the
+	 * sandbox comes back as a separate file (the link is not kept). */
+	uint64_t hardlinks;
+	char **hardlink_paths; /* NULL-terminated, at most SB_RUNTIME_NAMED_MAX */
 } sb_runtime_excluded;
 #define SB_RUNTIME_NAMED_MAX 20
 const sb_runtime_excluded *sb_runtime_excluded_stats(const sb_runtime *rt);
@@ -209,8 +213,8 @@ typedef struct sb_runtime_restore_opts {
 	sb_runtime_progress_sink progress; /* fn NULL = the prepare sink */
 	sb_conflict_policy policy;
 	/* > 0: refuse a workspace archive larger than this (SB_E_FILE_TOO_LARGE with actual and
-	 * limit bytes) and apply nothing. Command path: decided by the size probe before any content
-	 * is read; native path: after the transfer, before extraction. */
+	 * limit bytes) and apply nothing. Command path: decided by the size probe before any
+	 * content is read; native path: after the transfer, before extraction. */
 	int64_t max_bytes;
 	/* Branch for commits made remotely; NULL = "sandbar/<lease id>" (spec.lease_id), or
 	 * "sandbar/run-<time>" without one. */
@@ -240,6 +244,10 @@ typedef struct sb_runtime_load_opts {
 	bool force_command_path;
 	const char *lock_root;
 	sb_cancel *cancel;
+	/* The remote directory is now reached at this path (a dead sandbox's workspace read from
+	 * the host): the saved remote and runtime directories below it are moved there. NULL =
+	 * where it was at prepare. */
+	const char *remote_dir_at;
 } sb_runtime_load_opts;
 
 /* Load a runtime saved by sb_runtime_save. The file is validated as outside input. */

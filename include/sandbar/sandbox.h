@@ -114,6 +114,12 @@ typedef struct sb_sandbox_opts {
 	/* A requested cgroup limit the host cannot enforce fails the create (SB_E_UNSUPPORTED)
 	 * when true; when false it is logged as a warning and reported in info.enforced. */
 	bool require_limits;
+	/* The creator watch, for sandboxes whose life is one process's (`sandbar run`): when the
+	 * creating process exits without sb_sandbox_close (a SIGKILL, a crash), sandbar-init
+	 * stops every process in the sandbox (TERM, KILL after 2 s) and exits; the workspace and
+	 * the lease directory stay (the lease is then `orphaned`). Never for a daemon's leases:
+	 * those outlive a daemon crash and are re-adopted. */
+	bool watch_owner;
 } sb_sandbox_opts;
 
 /* Which limits are actually in force (per lease, and host-wide in health). */
@@ -132,7 +138,7 @@ typedef struct sb_sandbox sb_sandbox;
 
 typedef struct sb_sandbox_info {
 	char id[SB_SANDBOX_ID_MAX + 1];
-	bool network;        /* mode full */
+	bool network;         /* mode full */
 	sb_net_mode net_mode; /* what the lease was created with */
 	sb_sandbox_limits limits;
 	sb_sandbox_enforced enforced;

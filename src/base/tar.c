@@ -195,6 +195,77 @@ static sb_err *add_symlink(struct tar_create *c, int dirfd, const char *name, co
 	return add_header(c, relpath);
 }
 
+/* A file with holes: its data regions (at most SPARSE_MAX_REGIONS, else it is archived whole),
+ * found with SEEK_DATA/SEEK_HOLE. False when it has no hole worth keeping. */
+#define SPARSE_MAX_REGIONS 256
+typedef struct sparse_region {
+	int64_t off, len;
+} sparse_region;
+
+static bool sparse_map(int fd, const struct stat *st, sparse_region *regs, size_t *n)
+{
+	*n = 0;
+	if (st->st_size < 64 * 1024 || (int64_t)st->st_blocks * 512 >= (int64_t)st->st_size)
+		return false;
+	int64_t data_bytes = 0;
+	off_t pos = 0;
+	while (pos < st->st_size) {
+		off_t d = lseek(fd, pos, SEEK_DATA);
+		if (d < 0 && errno == ENXIO)
+			break; /* a hole up to the end */
+		if (d < 0)
+			return false;
+		off_t h = lseek(fd, d, SEEK_HOLE);
+		if (h < 0 || h <= d || *n == SPARSE_MAX_REGIONS)
+			return false;
+		if (h > st->st_size)
+			h = st->st_size;
+		regs[(*n)++] = (sparse_region){d, h - d};
+		data_bytes += h - d;
+		pos = h;
+	}
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return false;
+	return data_bytes < st->st_size;
+}
+
+/* One data region of a sparse member; a file that shrank meanwhile is padded by libarchive. */
+static sb_err *copy_region(struct tar_create *c, int fd, const char *relpath, int64_t off,
+                           uint64_t left)
+{
+	while (left > 0) {
+		size_t want = left < SB_FS_COPY_BUF ? (size_t)left : SB_FS_COPY_BUF;
+		ssize_t n = pread(fd, c->buf, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return sb_err_sys(errno, "archiving %s: reading %s", c->dir, relpath);
+		if (n == 0)
+			return NULL;
+		if (archive_write_data(c->a, c->buf, (size_t)n) < 0)
+			return take_write_err(c, relpath);
+		left -= (uint64_t)n;
+		off += n;
+	}
+	return NULL;
+}
+
+static sb_err *skip_hole(struct tar_create *c, const char *relpath, uint64_t left)
+{
+	static const char zeros[64 * 1024];
+	while (left > 0) {
+		size_t n = left < sizeof zeros ? (size_t)left : sizeof zeros;
+		la_ssize_t w = archive_write_data(c->a, zeros, n);
+		if (w < 0)
+			return take_write_err(c, relpath);
+		if (w == 0)
+			return sb_err_new(SB_E_IO, "archiving %s: %s: a hole was not taken", c->dir,
+			                  relpath);
+		left -= (uint64_t)w;
+	}
+	return NULL;
+}
+
 static sb_err *add_file(struct tar_create *c, int dirfd, const char *name, const char *relpath,
                         bool follow)
 {
@@ -213,6 +284,26 @@ static sb_err *add_file(struct tar_create *c, int dirfd, const char *name, const
 	if (!S_ISREG(st.st_mode))
 		goto out; /* replaced by something else since the listing */
 	entry_common(c, relpath, &st, AE_IFREG);
+	/* Holes stay holes: a sparse file's data regions only, as a pax sparse member. */
+	sparse_region regs[SPARSE_MAX_REGIONS];
+	size_t nregs = 0;
+	if (sparse_map(fd, &st, regs, &nregs)) {
+		for (size_t i = 0; i < nregs; i++)
+			archive_entry_sparse_add_entry(c->entry, regs[i].off, regs[i].len);
+		archive_entry_sparse_add_entry(c->entry, st.st_size, 0);
+		err = add_header(c, relpath);
+		/* libarchive takes the whole logical stream and drops the hole bytes itself:
+		 * holes are fed from a buffer it never reads, never from the file */
+		int64_t pos = 0;
+		for (size_t i = 0; !err && i <= nregs; i++) {
+			int64_t at = i < nregs ? regs[i].off : st.st_size;
+			err = skip_hole(c, relpath, (uint64_t)(at - pos));
+			if (!err && i < nregs)
+				err = copy_region(c, fd, relpath, at, (uint64_t)regs[i].len);
+			pos = i < nregs ? at + regs[i].len : at;
+		}
+		goto out;
+	}
 	err = add_header(c, relpath);
 	uint64_t left = (uint64_t)st.st_size;
 	while (!err && left > 0) {

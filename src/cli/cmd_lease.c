@@ -15,9 +15,13 @@ static const char lease_help[] =
 	"       sandbar lease acquire [--ttl DUR] [--network] [--memory SIZE] [--pids N]\n"
 	"       sandbar lease renew ID --ttl DUR\n"
 	"       sandbar lease destroy ID\n"
+	"       sandbar lease prune\n"
 	"\n"
 	"Manage the sandboxes (leases) in the state directory. `acquire` prints the new lease id;\n"
-	"use it with `sandbar exec`, `sandbar push` and `sandbar pull`.\n"
+	"use it with `sandbar exec`, `sandbar push` and `sandbar pull`. `prune` removes the leases\n"
+	"whose sandbox is gone and that hold no work; kept and orphaned leases (a `sandbar run`\n"
+	"that was killed: its sandbox stopped itself, its work stays) are listed with the\n"
+	"`sandbar pull` that finishes them.\n"
 	"\n"
 	"options:\n"
 	"      --ttl DUR        lifetime (e.g. 30m, 2h); recorded, enforced by `sandbar serve`\n"
@@ -91,11 +95,14 @@ static int lease_list(cli_sandbox_env *env, bool json)
 		json_t *o = info_json(&info, alive);
 		/* A lease holding staged work (a kept run, a failed restore, a push) says how to
 		 * finish it; a lease past its TTL says so. */
-		char *state = sb_strfmt("%s/runtime/%s.json", env->state_dir, info.id);
+		char *state = cli_lease_state_file(env, info.id);
 		bool kept = access(state, F_OK) == 0;
 		free(state);
 		bool expired = info.expires_at_ms > 0 && info.expires_at_ms <= sb_wall_ms();
-		const char *st = !alive ? "lost" : expired ? "expired" : kept ? "kept" : "active";
+		/* orphaned: its run was killed and its sandbox stopped itself; the work stays */
+		const char *st = !alive ? (kept ? "orphaned" : "lost")
+			       : expired ? "expired"
+			       : kept ? "kept" : "active";
 		char *pull = kept ? sb_strfmt("sandbar pull %s", info.id) : NULL;
 		if (json) {
 			json_object_set_new(o, "state", json_string(st));
@@ -192,7 +199,7 @@ int cmd_lease(int argc, char **argv)
 	const char *sub = optind < argc ? argv[optind] : NULL;
 	const char *id = optind + 1 < argc ? argv[optind + 1] : NULL;
 	if (!sub) {
-		rc = cli_usage_error("lease", "which one: list, acquire, renew or destroy?");
+		rc = cli_usage_error("lease", "which one: list, acquire, renew, destroy or prune?");
 		goto out;
 	}
 	sb_err *err = cli_config_resolve(&cfg);
@@ -204,6 +211,9 @@ int cmd_lease(int argc, char **argv)
 	cli_sandbox_env_init(&env, &cfg);
 	if (!strcmp(sub, "list")) {
 		rc = lease_list(&env, a.json);
+	} else if (!strcmp(sub, "prune")) {
+		int n = cli_lease_prune(&env, NULL, stderr);
+		printf("%d lease%s removed\n", n, n == 1 ? "" : "s");
 	} else if (!strcmp(sub, "acquire")) {
 		rc = lease_acquire(&env, &a);
 	} else if (!strcmp(sub, "renew") || !strcmp(sub, "destroy")) {
@@ -220,6 +230,11 @@ int cmd_lease(int argc, char **argv)
 				sb_sandbox_close(sb);
 			} else if (!err) {
 				err = sb_sandbox_destroy(sb);
+				if (!err) { /* its saved staging state goes with it */
+					char *state = cli_lease_state_file(&env, id);
+					(void)unlink(state);
+					free(state);
+				}
 			}
 			if (err)
 				rc = cli_fail_err("lease", err);

@@ -16,6 +16,7 @@
 #include "cli.h"
 #include "progress_bar.h"
 #include "run_report.h"
+#include "lease_store.h"
 #include "target.h"
 
 static const char run_help[] =
@@ -499,6 +500,31 @@ static void plan_line(void *ud, const char *relpath, bool is_dir, sb_rule_source
 
 /* --remote-dir never deletes what sandbar did not create: a non-empty directory is refused
  * unless it holds sandbar's overlay (an earlier staging) or --force is given. */
+/* The top of the git repository holding dir when dir is below it (not its top), or NULL. */
+static char *git_top_above(const char *dir)
+{
+	char *p = sb_xstrdup(dir);
+	char *top = NULL;
+	struct stat st;
+	char *own = sb_strfmt("%s/.git", p);
+	bool is_top = lstat(own, &st) == 0;
+	free(own);
+	while (!is_top && !top) {
+		char *slash = strrchr(p, '/');
+		if (!slash)
+			break;
+		*slash = '\0';
+		char *g = sb_strfmt("%s/.git", *p ? p : "");
+		if (lstat(g, &st) == 0)
+			top = sb_xstrdup(*p ? p : "/");
+		free(g);
+		if (!*p)
+			break;
+	}
+	free(p);
+	return top;
+}
+
 static sb_err *check_remote_dir(sb_runner *runner, const char *dir)
 {
 	sb_buf script = SB_BUF_INIT;
@@ -674,6 +700,18 @@ int cmd_run(int argc, char **argv)
 		goto out_cfg;
 	}
 
+	if (!o.quiet && !o.json) {
+		/* From a subdirectory of a repository, say what is staged: that directory only,
+		 * without the repository's .git. */
+		char *top = git_top_above(workspace);
+		if (top)
+			fprintf(stderr, "sandbar run: staging %s only, a subdirectory of the git "
+					"repository %s (its .git is not staged; use --workspace %s to "
+					"stage the whole repository)\n",
+				workspace, top, top);
+		free(top);
+	}
+
 	g_stage_cancel = sb_cancel_new();
 	g_exec_cancel = sb_cancel_new();
 	g_cancel = g_stage_cancel;
@@ -683,7 +721,16 @@ int cmd_run(int argc, char **argv)
 	cli_bar bar;
 	cli_bar_init(&bar, 2, !o.quiet && isatty(2));
 
-	/* 1. Acquire. */
+	bool staged = false; /* a summary of changes only when something was staged */
+	report.timeout_ms = o.timeout_ms;
+	/* 1. Acquire, after removing what killed runs left (their sandboxes stopped themselves;
+	 * leases holding work stay). */
+	if (topts.via == CLI_VIA_SANDBOX) {
+		cli_sandbox_env penv;
+		cli_sandbox_env_init(&penv, &cfg);
+		(void)cli_lease_prune(&penv, "run-", o.quiet ? NULL : stderr);
+		cli_sandbox_env_deinit(&penv);
+	}
 	int64_t t0 = sb_mono_ms();
 	cli_target target;
 	err = cli_target_acquire(&topts, &target);
@@ -745,6 +792,7 @@ int cmd_run(int argc, char **argv)
 		rc = cli_fail_err("run", sb_err_prefix(err, "staging %s", workspace));
 		goto out_release;
 	}
+	staged = true;
 	report.bytes_up = sb_runtime_bytes_up(rt);
 	run_report_set_excluded(&report, sb_runtime_excluded_stats(rt));
 	/* What `sandbar pull LEASE` needs to finish the job if the restore cannot: saved now, so
@@ -851,6 +899,9 @@ int cmd_run(int argc, char **argv)
 
 out_release:
 	if (target.sandbox) {
+		sb_sandbox_info sinfo;
+		sb_sandbox_get_info(target.sandbox, &sinfo);
+		report.memory_limit = sinfo.limits.memory_bytes;
 		report.net_mode = sb_net_mode_name((sb_net_mode)o.net_mode);
 		report.has_egress = sb_sandbox_egress_stats(target.sandbox, &report.net);
 	}
@@ -874,9 +925,9 @@ out_release:
 	free(kept_dir);
 	/* With --json the object is the summary (as in `sandbar pull` and sandbar(1)): stderr
 	 * then carries only the command's own output and sandbar's errors. */
-	if (!o.quiet && !o.json)
+	if (!o.quiet && !o.json && staged)
 		run_report_print_summary(&report, stderr);
-	else if (o.quiet)
+	else if (o.quiet && staged)
 		run_report_print_warnings(&report, stderr); /* -q hides progress, never conflicts */
 	if (o.json)
 		run_report_print_json(&report, stdout);

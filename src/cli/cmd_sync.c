@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <sandbar/runtime.h>
@@ -35,6 +36,7 @@ struct sync_args {
 	sb_conflict_policy policy;
 	bool quiet, json;
 	cli_config cfg;
+	char *remote_at; /* pull from a dead sandbox: its workspace on the host */
 };
 
 static int parse(const char *cmd, const char *help, int argc, char **argv, struct sync_args *a,
@@ -120,6 +122,53 @@ static void ignore_line(void *ud, const char *line)
 	(void)line;
 }
 
+/* A path below dir (relative) that is a symlink or not a directory, or NULL. */
+static sb_err *check_real_dirs(const char *dir, const char *rel)
+{
+	char *p = sb_xstrdup(rel);
+	sb_err *err = NULL;
+	for (char *c = p; !err && *c;) {
+		char *slash = strchr(c, '/');
+		if (slash)
+			*slash = '\0';
+		char *full = sb_strfmt("%s/%s", dir, p);
+		struct stat st;
+		if (lstat(full, &st) == 0 && !S_ISDIR(st.st_mode))
+			err = sb_err_new(SB_E_ESCAPE, "%s is not a directory (a symlink?): refusing "
+						      "to read the lease's workspace on the host",
+					 full);
+		free(full);
+		if (!slash)
+			break;
+		*slash = '/';
+		c = slash + 1;
+	}
+	free(p);
+	return err;
+}
+
+/* Pull from a lease whose sandbox is gone: no process of the sandbox is left to race us, so
+ * its workspace is read on the host by a local runner, after checking that the runtime's own
+ * directory in it holds no symlink planted to redirect our writes. */
+static sb_err *open_orphan(cli_sandbox_env *env, const char *lease, char **at, sb_runner **out)
+{
+	sb_sandbox *sb = NULL;
+	sb_err *err = sb_sandbox_open_dead(&env->cfg, lease, &sb);
+	if (err)
+		return err;
+	char *ws = sb_xstrdup(sb_sandbox_workspace_dir(sb));
+	sb_sandbox_close(sb);
+	err = check_real_dirs(ws, SB_RUNTIME_OVERLAY_DEFAULT "/sandbar");
+	if (err) {
+		free(ws);
+		return err;
+	}
+	sb_local_runner_opts lo = {.file_transfer = true, .default_cwd = ws};
+	*out = sb_local_runner_new(&lo);
+	*at = ws;
+	return NULL;
+}
+
 /* The shared frame: parse, resolve, open the lease and its runner, call fn, clean up. */
 typedef int (*sync_fn)(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner,
 		       cli_bar *bar);
@@ -142,7 +191,12 @@ static int with_lease(const char *cmd, const char *help, int argc, char **argv, 
 	sb_sandbox *sb = NULL;
 	sb_runner *runner = NULL;
 	err = cli_open_lease(&env, a.lease, &sb);
-	if (!err) {
+	if (err && err->code == SB_E_STATE_LOST && strcmp(cmd, "pull") == 0) {
+		/* an orphaned lease (its `sandbar run` was killed and its sandbox stopped itself):
+		 * its workspace is read on the host */
+		sb_err_free(err);
+		err = open_orphan(&env, a.lease, &a.remote_at, &runner);
+	} else if (!err) {
 		sb_sandbox_runner_opts ro = {.own_sandbox = true};
 		err = sb_sandbox_runner_new(sb, &ro, &runner);
 		if (err)
@@ -159,6 +213,7 @@ static int with_lease(const char *cmd, const char *help, int argc, char **argv, 
 	cli_sandbox_env_deinit(&env);
 out:
 	sb_strv_free(a.excludes);
+	free(a.remote_at);
 	cli_config_deinit(&a.cfg);
 	return rc;
 }
@@ -206,6 +261,7 @@ static int do_pull(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner,
 	sb_runtime_load_opts lo = {
 		.runner = runner,
 		.progress = {.fn = ignore_line, .bytes = on_bytes, .ud = bar},
+		.remote_dir_at = a->remote_at,
 	};
 	sb_runtime *rt = NULL;
 	sb_err *err = sb_runtime_load(path, &lo, &rt);
@@ -227,8 +283,12 @@ static int do_pull(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner,
 		cli_bar_clear(bar);
 		run_report_set_changes(&report, &rr);
 		sb_restore_report_deinit(&rr);
-		/* The merged state is the next pull's baseline. */
-		if (!err)
+		/* The merged state is the next pull's baseline; a dead sandbox has nothing more
+		 * to give: the lease then holds no work and `lease prune` or the next run removes
+		 * it (its spooled output stays readable until then). */
+		if (!err && a->remote_at)
+			(void)unlink(path);
+		else if (!err)
 			err = sb_runtime_save(rt, path);
 	}
 	if (err)

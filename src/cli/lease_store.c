@@ -1,8 +1,11 @@
 /* Kept leases of the embedded backend (see lease_store.h). */
 #include "lease_store.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void cli_sandbox_env_init(cli_sandbox_env *env, const cli_config *config)
 {
@@ -30,4 +33,74 @@ sb_err *cli_open_lease(cli_sandbox_env *env, const char *lease_id, sb_sandbox **
 					  "`sandbar lease destroy %s`",
 				     lease_id, lease_id);
 	return err;
+}
+
+char *cli_lease_state_file(const cli_sandbox_env *env, const char *lease_id)
+{
+	return sb_strfmt("%s/runtime/%s.json", env->state_dir, lease_id);
+}
+
+/* A lease whose init is certainly gone: not merely slow to answer, nor still starting. */
+static bool init_gone(const sb_sandbox_info *in)
+{
+	if (in->init_pid > 0)
+		return kill(in->init_pid, 0) < 0 && errno == ESRCH;
+	return sb_wall_ms() - in->created_at_ms > 60 * 1000; /* never recorded a start */
+}
+
+int cli_lease_prune(cli_sandbox_env *env, const char *prefix, FILE *out)
+{
+	char **ids = NULL;
+	sb_err *err = sb_sandbox_list(&env->cfg, &ids);
+	if (err) {
+		if (out)
+			fprintf(out, "sandbar: listing the leases in %s: %s\n", env->state_dir,
+				err->msg);
+		sb_err_free(err);
+		return 0;
+	}
+	int removed = 0;
+	for (size_t i = 0; ids[i]; i++) {
+		if (prefix && strncmp(ids[i], prefix, strlen(prefix)) != 0)
+			continue;
+		sb_sandbox *sb = NULL;
+		err = sb_sandbox_open(&env->cfg, ids[i], &sb);
+		if (!err) {
+			sb_sandbox_close(sb); /* alive */
+			continue;
+		}
+		bool lost = err->code == SB_E_STATE_LOST;
+		sb_err_free(err);
+		if (!lost || (err = sb_sandbox_open_dead(&env->cfg, ids[i], &sb))) {
+			sb_err_free(err);
+			continue;
+		}
+		sb_sandbox_info info;
+		sb_sandbox_get_info(sb, &info);
+		char *state = cli_lease_state_file(env, ids[i]);
+		bool work = access(state, F_OK) == 0;
+		free(state);
+		if (!init_gone(&info) || work) {
+			if (work && out)
+				fprintf(out, "sandbar: lease %s is orphaned and holds work: finish with "
+					     "`sandbar pull %s` or remove it with `sandbar lease destroy "
+					     "%s`\n",
+					ids[i], ids[i], ids[i]);
+			sb_sandbox_close(sb);
+			continue;
+		}
+		err = sb_sandbox_destroy(sb);
+		if (err) {
+			if (out)
+				fprintf(out, "sandbar: removing lease %s: %s\n", ids[i], err->msg);
+			sb_err_free(err);
+		} else {
+			removed++;
+			if (out)
+				fprintf(out, "sandbar: removed lease %s (its sandbox was gone)\n",
+					ids[i]);
+		}
+	}
+	sb_strv_free(ids);
+	return removed;
 }

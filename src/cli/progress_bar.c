@@ -46,10 +46,10 @@ void cli_bar_render(const cli_bar *bar, int64_t now_ms, char *out, size_t outlen
 	double secs = (double)(now_ms - bar->started_ms) / 1000.0;
 	double rate = secs > 0.05 ? mb(bar->done) / secs : 0.0;
 	if (bar->total > 0)
-		snprintf(out, outlen, "%-10s [%s] %.1f/%.1f MB %.1f MB/s", bar->label, cells,
+		snprintf(out, outlen, "%-10s [%s] %.1f/%.1f MiB %.1f MiB/s", bar->label, cells,
 			 mb(bar->done), mb(bar->total), rate);
 	else
-		snprintf(out, outlen, "%-10s [%s] %.1f MB %.1f MB/s", bar->label, cells,
+		snprintf(out, outlen, "%-10s [%s] %.1f MiB %.1f MiB/s", bar->label, cells,
 			 mb(bar->done), rate);
 }
 

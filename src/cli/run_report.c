@@ -23,6 +23,7 @@ void run_report_deinit(run_report *r)
 	free(r->branch);
 	free(r->git_warning);
 	sb_strv_free(r->excluded.special_paths);
+	sb_strv_free(r->excluded.hardlink_paths);
 	memset(r, 0, sizeof *r);
 }
 
@@ -33,6 +34,7 @@ void run_report_set_result(run_report *r, const sb_exec_result *res)
 	r->exit_code = res->exit_code;
 	snprintf(r->signal, sizeof r->signal, "%s", res->signal);
 	r->timed_out = res->timed_out;
+	r->oom_killed = res->oom_killed;
 	r->truncated = res->out_truncated || res->err_truncated;
 }
 
@@ -79,8 +81,10 @@ void run_report_set_changes(run_report *r, const sb_restore_report *rr)
 void run_report_set_excluded(run_report *r, const sb_runtime_excluded *ex)
 {
 	sb_strv_free(r->excluded.special_paths);
+	sb_strv_free(r->excluded.hardlink_paths);
 	r->excluded = *ex;
 	r->excluded.special_paths = sb_strv_dup(ex->special_paths);
+	r->excluded.hardlink_paths = sb_strv_dup(ex->hardlink_paths);
 	r->has_excluded = true;
 }
 
@@ -150,7 +154,15 @@ json_t *run_report_json(const run_report *r)
 		                    json_pack("{s:I, s:o}", "count",
 		                              (json_int_t)r->excluded.specials, "paths",
 		                              strv_json(r->excluded.special_paths)));
+		json_object_set_new(o, "hard_links_copied",
+		                    json_pack("{s:I, s:o}", "count",
+		                              (json_int_t)r->excluded.hardlinks, "paths",
+		                              strv_json(r->excluded.hardlink_paths)));
 	}
+	json_object_set_new(o, "oom_killed", json_boolean(r->oom_killed));
+	char ob[96];
+	const char *outcome = run_report_outcome(r, ob, sizeof ob);
+	json_object_set_new(o, "outcome", outcome ? json_string(outcome) : json_null());
 	return o;
 }
 
@@ -164,14 +176,57 @@ void run_report_print_json(const run_report *r, FILE *f)
 	json_decref(o);
 }
 
+/* One unit everywhere (the progress bar too): MiB. */
 static void human_bytes(uint64_t n, char *out, size_t len)
 {
-	if (n < 1024)
-		snprintf(out, len, "%llu B", (unsigned long long)n);
-	else if (n < 1024 * 1024)
-		snprintf(out, len, "%.1f KiB", (double)n / 1024.0);
+	snprintf(out, len, "%.1f MiB", (double)n / (1024.0 * 1024.0));
+}
+
+/* A size as given to --memory: 64M, 2G, 512K, else bytes. */
+static void size_flag(uint64_t n, char *out, size_t len)
+{
+	static const char units[] = "GMK";
+	for (int i = 0; i < 3; i++) {
+		uint64_t u = 1ull << (10 * (3 - i));
+		if (n >= u && n % u == 0) {
+			snprintf(out, len, "%llu%c", (unsigned long long)(n / u), units[i]);
+			return;
+		}
+	}
+	snprintf(out, len, "%llu", (unsigned long long)n);
+}
+
+/* A duration as given to --timeout: 10s, 2m, 1h, 1.5s. */
+static void duration_flag(int64_t ms, char *out, size_t len)
+{
+	if (ms >= 3600000 && ms % 3600000 == 0)
+		snprintf(out, len, "%lldh", (long long)(ms / 3600000));
+	else if (ms >= 60000 && ms % 60000 == 0)
+		snprintf(out, len, "%lldm", (long long)(ms / 60000));
+	else if (ms % 1000 == 0)
+		snprintf(out, len, "%llds", (long long)(ms / 1000));
 	else
-		snprintf(out, len, "%.1f MiB", (double)n / (1024.0 * 1024.0));
+		snprintf(out, len, "%.1fs", (double)ms / 1000.0);
+}
+
+const char *run_report_outcome(const run_report *r, char *buf, size_t len)
+{
+	char v[32];
+	if (r->timed_out) {
+		if (!r->timeout_ms)
+			return "timed out";
+		duration_flag(r->timeout_ms, v, sizeof v);
+		snprintf(buf, len, "timed out after %s", v);
+		return buf;
+	}
+	if (r->oom_killed) {
+		if (!r->memory_limit)
+			return "killed: out of memory";
+		size_flag(r->memory_limit, v, sizeof v);
+		snprintf(buf, len, "killed: out of memory (limit %s)", v);
+		return buf;
+	}
+	return NULL;
 }
 
 void run_report_put_name(FILE *f, const char *name)
@@ -272,6 +327,13 @@ void run_report_print_warnings(const run_report *r, FILE *f)
 	if (r->has_excluded && r->excluded.specials)
 		fprintf(f, "sandbar: warning: %llu FIFOs, sockets or devices were not staged\n",
 		        (unsigned long long)r->excluded.specials);
+	if (r->has_excluded && r->excluded.hardlinks)
+		fprintf(f, "sandbar: warning: %llu hard-linked files staged as copies\n",
+		        (unsigned long long)r->excluded.hardlinks);
+	char ob[96];
+	const char *outcome = run_report_outcome(r, ob, sizeof ob);
+	if (outcome)
+		fprintf(f, "sandbar: command %s\n", outcome);
 	fflush(f);
 }
 
@@ -289,6 +351,10 @@ void run_report_print_summary(const run_report *r, FILE *f)
 	print_paths(f, '~', r->changed);
 	print_paths(f, '-', r->deleted);
 	print_conflicts(r, f);
+	char ob[96];
+	const char *outcome = run_report_outcome(r, ob, sizeof ob);
+	if (outcome)
+		fprintf(f, "sandbar: command %s\n", outcome);
 	if (r->has_excluded) {
 		for (int s = SB_RULE_GITIGNORE; s < SB_RULE_N_SOURCES; s++) {
 			if (!r->excluded.entries[s])
@@ -303,6 +369,12 @@ void run_report_print_summary(const run_report *r, FILE *f)
 			fprintf(f, "sandbar: not staged: %llu FIFOs, sockets or devices\n",
 			        (unsigned long long)r->excluded.specials);
 			print_paths(f, '!', r->excluded.special_paths);
+		}
+		if (r->excluded.hardlinks) {
+			fprintf(f, "sandbar: %llu hard-linked files staged as copies: a change made "
+				   "to one comes back as a separate file\n",
+				(unsigned long long)r->excluded.hardlinks);
+			print_paths(f, '=', r->excluded.hardlink_paths);
 		}
 	}
 	if (r->has_egress) {

@@ -16,6 +16,9 @@ typedef struct run_report {
 	int exit_code;
 	char signal[16];
 	bool timed_out;
+	bool oom_killed;
+	int64_t timeout_ms;    /* the --timeout in force (for "timed out after 10s"), 0 = none */
+	uint64_t memory_limit; /* the sandbox's memory limit (for the OOM line), 0 = unknown */
 	bool truncated; /* an output tail was cut (only the live stream is whole) */
 	struct {
 		int64_t acquire_ms, prepare_ms, exec_ms, restore_ms, release_ms;
@@ -51,6 +54,9 @@ void run_report_put_name(FILE *f, const char *name);
  *  "network":{"mode","connections_allowed","connections_denied","bytes_up","bytes_down",
  *             "denied":["HOST:PORT (rule)"]}} and a newline. */
 void run_report_print_json(const run_report *r, FILE *f);
+/* How the command ended when sandbar stopped it: "timed out after 10s", "killed: out of
+ * memory (limit 64M)"; NULL otherwise. Static or in buf. */
+const char *run_report_outcome(const run_report *r, char *buf, size_t len);
 json_t *run_report_json(const run_report *r);
 
 #endif

@@ -62,6 +62,9 @@ static sb_err *acquire_sandbox(const cli_target_opts *o, cli_target *t)
 	sopts.egress = o->egress;     /* so does the egress proxy */
 	/* An explicit --memory must hold: refuse to run rather than run unlimited. */
 	sopts.require_limits = o->memory_bytes > 0;
+	/* The sandbox lives as long as this run: if it is killed outright, init stops the
+	 * sandbox by itself (a kept lease is released from the watch on close). */
+	sopts.watch_owner = true;
 	t->lease_id = sb_random_id("run-");
 	sb_err *err = sb_fs_mkdir_p(state, 0700);
 	if (!err)

@@ -21,6 +21,7 @@
 #include <linux/seccomp.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -270,10 +271,53 @@ static void accept_clients(int lfd)
 	}
 }
 
+/* The creator watch (--owner-fd): a socket whose other end only the creating process holds.
+ * 'D' means it let go on purpose (a kept lease); end of file without it means it died. Then the
+ * sandbox has no owner: every process is stopped (TERM, KILL after a grace) and init exits,
+ * which ends the sandbox. The workspace lives on the host and stays, with the lease (§9.6). */
+#define OWNER_GRACE_MS 2000
+
+static void owner_died(void)
+{
+	sbi_log("the process that created this sandbox is gone: stopping every process; the "
+	        "workspace is kept");
+	kill(-1, SIGTERM);
+	int64_t until = sbi_mono_ms() + OWNER_GRACE_MS;
+	while (sbi_mono_ms() < until) {
+		pid_t p = waitpid(-1, NULL, WNOHANG);
+		if (p < 0 && errno == ECHILD)
+			break;
+		if (p <= 0)
+			usleep(20000);
+	}
+	kill(-1, SIGKILL);
+	_exit(0);
+}
+
+static int owner_readable(int fd)
+{
+	char c[16];
+	ssize_t n;
+	do
+		n = read(fd, c, sizeof c);
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return fd;
+	if (n > 0 && memchr(c, 'D', (size_t)n)) {
+		close(fd); /* released: the sandbox now lives on its own (a kept lease) */
+		return -1;
+	}
+	if (n > 0)
+		return fd;
+	owner_died();
+	return -1;
+}
+
 static void usage_exit(const char *why)
 {
 	sbi_log("%s (usage: sandbar-init --ctl-fd N --spool-fd N --seccomp-fd N [--ready-fd N] "
-	        "[--oom-fd N] [--nofile N] [--nproc N] [--spool-max N]); this program is started "
+	        "[--oom-fd N] [--owner-fd N] [--nofile N] [--nproc N] [--spool-max N]); this "
+	        "program is started "
 	        "by sandbar",
 	        why);
 	_exit(2);
@@ -283,7 +327,7 @@ int main(int argc, char **argv)
 {
 	sbi_state st = {
 	    .spool_fd = -1, .oom_fd = -1, .nofile = 4096, .nproc = 4096, .spool_max = 1ull << 30};
-	int ctl = -1, ready = -1, seccomp = -1;
+	int ctl = -1, ready = -1, seccomp = -1, owner = -1;
 	for (int i = 1; i + 1 < argc; i += 2) {
 		const char *k = argv[i], *v = argv[i + 1];
 		if (strcmp(k, "--ctl-fd") == 0)
@@ -296,6 +340,8 @@ int main(int argc, char **argv)
 			seccomp = parse_fd_arg(v);
 		else if (strcmp(k, "--oom-fd") == 0)
 			st.oom_fd = parse_fd_arg(v);
+		else if (strcmp(k, "--owner-fd") == 0)
+			owner = parse_fd_arg(v);
 		else if (strcmp(k, "--nofile") == 0)
 			st.nofile = strtoull(v, NULL, 10);
 		else if (strcmp(k, "--nproc") == 0)
@@ -351,7 +397,8 @@ int main(int argc, char **argv)
 	 * Commands start with an empty mask. */
 	sigaddset(&mask, SIGPIPE);
 	sigprocmask(SIG_BLOCK, &mask, NULL);
-	if (sfd < 0 || fcntl(ctl, F_SETFL, O_NONBLOCK) < 0) {
+	if (sfd < 0 || fcntl(ctl, F_SETFL, O_NONBLOCK) < 0 ||
+	    (owner >= 0 && fcntl(owner, F_SETFL, O_NONBLOCK) < 0)) {
 		sbi_log("setting up the event loop: %s", strerror(errno));
 		_exit(1);
 	}
@@ -367,7 +414,7 @@ int main(int argc, char **argv)
 	struct pollfd *pfds = NULL;
 	size_t pcap = 0;
 	for (;;) {
-		size_t n = 0, want = 3 + (size_t)nclients + sbi_forward_count();
+		size_t n = 0, want = 4 + (size_t)nclients + sbi_forward_count();
 		for (sbi_exec *x = st.execs; x; x = x->next)
 			want += 2;
 		if (want > pcap) {
@@ -388,6 +435,9 @@ int main(int argc, char **argv)
 				pfds[n++] = (struct pollfd){x->pipe[s], POLLIN, 0};
 		size_t fwd_at = n;
 		n += sbi_forward_pollfds(pfds + n);
+		size_t owner_at = n;
+		if (owner >= 0)
+			pfds[n++] = (struct pollfd){owner, POLLIN, 0};
 		int timeout = sbi_exec_timeouts(&st);
 		int rc = poll(pfds, (nfds_t)n, timeout);
 		if (rc < 0 && errno != EINTR) {
@@ -397,6 +447,8 @@ int main(int argc, char **argv)
 		}
 		if (rc <= 0)
 			continue;
+		if (owner >= 0 && pfds[owner_at].revents)
+			owner = owner_readable(owner);
 		/* output first, so a reaped exec's status comes after all its bytes */
 		size_t k = 3 + (size_t)nclients;
 		for (sbi_exec *x = st.execs; x; x = x->next)

@@ -232,6 +232,24 @@ static sb_err *load_rules(const json_t *root, sb_runtime *rt)
 	return err ? sb_err_prefix(err, "field \"rules\"") : NULL;
 }
 
+/* The saved remote directory and the runtime directory below it, now under `at`. */
+static sb_err *move_remote(sb_runtime *rt, const char *at)
+{
+	size_t n = strlen(rt->remote_dir);
+	if (strncmp(rt->root_dir, rt->remote_dir, n) != 0 ||
+	    (rt->root_dir[n] != '/' && rt->root_dir[n] != '\0'))
+		return sb_err_new(SB_E_INVAL,
+		                  "the runtime directory %s is not below the remote "
+		                  "directory %s",
+		                  rt->root_dir, rt->remote_dir);
+	char *root = sb_strfmt("%s%s", at, rt->root_dir + n);
+	free(rt->root_dir);
+	rt->root_dir = root;
+	free(rt->remote_dir);
+	rt->remote_dir = sb_xstrdup(at);
+	return NULL;
+}
+
 sb_err *sb_runtime_load(const char *path, const sb_runtime_load_opts *o, sb_runtime **out)
 {
 	*out = NULL;
@@ -306,6 +324,10 @@ sb_err *sb_runtime_load(const char *path, const sb_runtime_load_opts *o, sb_runt
 	}
 	if (o->lock_root)
 		rt->lock_root = sb_xstrdup(o->lock_root);
+	if (o->remote_dir_at && (err = move_remote(rt, o->remote_dir_at))) {
+		sb_runtime_free(rt);
+		return sb_err_prefix(err, "loading the runtime state %s", path);
+	}
 	rt->native = native && (sb_runner_caps(o->runner) & SB_RUNNER_CAP_FILE_TRANSFER) &&
 	             !o->force_command_path;
 	rt->ctx = (sb_rt_ctx){

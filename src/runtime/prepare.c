@@ -6,6 +6,7 @@
 #include "rt.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -259,6 +260,14 @@ static int plan_cb(const sb_walk_entry *e, void *ud, sb_err **err)
 			free(dir);
 		}
 		w->stats->bytes[src] += bytes;
+	}
+	struct stat lst;
+	if (w->stats && src == SB_RULE_NONE && e->type == SB_FT_FILE &&
+	    fstatat(e->dirfd, e->name, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(lst.st_mode) &&
+	    lst.st_nlink > 1) {
+		w->stats->hardlinks++;
+		if (sb_strv_len(w->stats->hardlink_paths) < SB_RUNTIME_NAMED_MAX)
+			sb_strv_push(&w->stats->hardlink_paths, e->relpath);
 	}
 	if (w->stats && src == SB_RULE_NONE && e->type == SB_FT_OTHER) {
 		w->stats->specials++;

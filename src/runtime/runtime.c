@@ -63,6 +63,7 @@ void sb_runtime_free(sb_runtime *rt)
 	sb_excludes_deinit(&rt->restore_ex);
 	sb_matcher_free(rt->matcher);
 	sb_strv_free(rt->excluded.special_paths);
+	sb_strv_free(rt->excluded.hardlink_paths);
 	sb_snap_deinit(&rt->baseline);
 	free(rt);
 }

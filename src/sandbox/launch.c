@@ -59,6 +59,7 @@ enum {
 	FD_ROOTFS,
 	FD_HOSTS,
 	FD_CABUNDLE,
+	FD_OWNER,
 	FD_COUNT_MAX
 };
 
@@ -327,6 +328,10 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, const bind_sr
 	push3(&v, "--nproc", num, NULL);
 	snprintf(num, sizeof num, "%llu", (unsigned long long)l->spool_max);
 	push3(&v, "--spool-max", num, NULL);
+	if (l->watch_owner) {
+		snprintf(num, sizeof num, "%d", FD_OWNER);
+		push3(&v, "--owner-fd", num, NULL);
+	}
 	return v;
 }
 
@@ -547,13 +552,13 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 {
 	sb_err *err = NULL;
 	int src[FD_COUNT_MAX - FD_CTL];
-	int nsrc = FD_CABUNDLE - FD_CTL + 1;
+	int nsrc = FD_OWNER - FD_CTL + 1;
 	bind_srcs bs;
 	bind_srcs_init(&bs, l);
 	int net_exit_rd = -1;
 	for (int i = 0; i < nsrc; i++)
 		src[i] = -1;
-	int ready[2] = {-1, -1}, info[2] = {-1, -1}, devnull = -1, log = -1;
+	int ready[2] = {-1, -1}, info[2] = {-1, -1}, devnull = -1, log = -1, owner_wr = -1;
 	char **argv = NULL, **procs = NULL;
 	char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
 
@@ -588,7 +593,8 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 		int fd = memfd_create("ca-bundle", MFD_CLOEXEC);
 		if (fd < 0 || (err = sb_write_all(fd, l->ca_bundle, strlen(l->ca_bundle))) ||
 		    lseek(fd, 0, SEEK_SET) < 0) {
-			err = err ? err : sb_err_sys(errno, "memfd for the CA bundle of %s", sb->id);
+			err =
+			    err ? err : sb_err_sys(errno, "memfd for the CA bundle of %s", sb->id);
 			if (fd >= 0)
 				close(fd);
 			goto out;
@@ -602,6 +608,17 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	if (pipe2(ready, O_CLOEXEC) < 0 || pipe2(info, O_CLOEXEC) < 0) {
 		err = sb_err_sys(errno, "creating pipes for lease %s", sb->id);
 		goto out;
+	}
+	if (l->watch_owner) {
+		/* init's end of the creator watch; ours is held by this process alone (close on
+		 * exec), so it closes exactly when the creator exits, however it exits */
+		int ow[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ow) < 0) {
+			err = sb_err_sys(errno, "creating the owner socket of lease %s", sb->id);
+			goto out;
+		}
+		src[FD_OWNER - FD_CTL] = ow[0];
+		owner_wr = ow[1];
 	}
 	src[FD_READY - FD_CTL] = ready[1];
 	src[FD_INFO - FD_CTL] = info[1];
@@ -700,6 +717,10 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	if (n == 1 && c == 'R' && pid > 0) {
 		if (l->network && (err = sb_net_start(sb, l, pid, net_exit_rd, log)))
 			kill(pid, SIGKILL);
+		if (!err && owner_wr >= 0) {
+			sb->owner_fd = owner_wr;
+			owner_wr = -1;
+		}
 		goto done;
 	}
 	if (n == 1 && c == 'R') {
@@ -729,6 +750,7 @@ out:
 	sb_close(&devnull);
 	sb_close(&log);
 	sb_close(&net_exit_rd);
+	sb_close(&owner_wr);
 	sb_strv_free(argv);
 	sb_strv_free(procs);
 	bind_srcs_deinit(&bs);

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include "sb_json.h"
 
@@ -60,6 +61,12 @@ static void sandbox_free(sb_sandbox *sb)
 		return;
 	sb_callback_stop(sb);
 	sb_egress_stop(sb);
+	if (sb->owner_fd >= 0) {
+		/* closed on purpose (a kept lease outlives this process): tell init first, so
+		 * the closing is not taken for the creator's death */
+		(void)!send(sb->owner_fd, "D", 1, MSG_NOSIGNAL);
+		sb_close(&sb->owner_fd);
+	}
 	sb_close(&sb->run_fd);
 	sb_close(&sb->spool_fd);
 	sb_close(&sb->workspace_fd);
@@ -308,6 +315,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	memset(&cg, 0, sizeof cg);
 	char *oom_file = NULL;
 	sb_sandbox *sb = sb_xcalloc(1, sizeof *sb);
+	sb->owner_fd = -1;
 	set_paths(sb, cfg, lease_id);
 	sb->workspace_mount = sb_xstrdup(mount);
 	sb_sandbox_info *i = &sb->info;
@@ -315,8 +323,9 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	i->net_mode = opts->network ? SB_NET_FULL : opts->egress ? SB_NET_ALLOWLIST : SB_NET_NONE;
 	i->limits = opts->limits;
 	if (opts->network && opts->egress) {
-		err = sb_err_new(SB_E_INVAL, "lease %s: network modes full and allowlist exclude each "
-		                             "other",
+		err = sb_err_new(SB_E_INVAL,
+		                 "lease %s: network modes full and allowlist exclude each "
+		                 "other",
 		                 lease_id);
 		sandbox_free(sb);
 		return err;
@@ -399,6 +408,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	    .gid = i->host_gid,
 	    .started = sb_lease_save,
 	    .hosts_name = opts->callback ? opts->callback->host_name : NULL,
+	    .watch_owner = opts->watch_owner,
 	};
 	i->limits.nofile = l.nofile; /* recorded as in force */
 	i->limits.nproc = l.nproc;
@@ -436,6 +446,7 @@ static sb_err *open_common(const sb_sandbox_config *cfg, const char *lease_id, b
 	if (err)
 		return err;
 	sb_sandbox *sb = sb_xcalloc(1, sizeof *sb);
+	sb->owner_fd = -1;
 	set_paths(sb, cfg, lease_id);
 	if ((err = lease_load(sb)) || (err = open_dirs(sb))) {
 		sandbox_free(sb);
@@ -578,6 +589,7 @@ sb_err *sb_sandbox_destroy(sb_sandbox *sb)
 	sb_callback_stop(sb); /* before init goes: its channel closing is then expected */
 	sb_egress_stop(sb);
 	sb_err *err = teardown(sb);
+	sb_close(&sb->owner_fd);   /* init is gone: nothing to detach */
 	sb_lease_refill_spare(sb); /* the next creation takes it instead of making directories */
 	sandbox_free(sb);
 	return err;

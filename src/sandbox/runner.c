@@ -63,6 +63,7 @@ static void fill_result(const sb_sandbox_exec_status *st, run_state *rs, sb_exec
 	if (st->signal)
 		snprintf(res->signal, sizeof res->signal, "%s", sb_signal_name(st->signal));
 	res->timed_out = st->timed_out;
+	res->oom_killed = st->oom_killed;
 	if (st->oom_killed) {
 		static const char note[] =
 		    "\nsandbar: the command was killed by the lease's memory limit (out of "

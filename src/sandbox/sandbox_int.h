@@ -21,12 +21,15 @@ struct sb_sandbox {
 	int workspace_fd;     /* O_PATH of workspace/: reachable after dropping to the owner even
 	                       * when the state directory's ancestors are not */
 	bool dead;
+	/* The creator watch (sb_sandbox_opts.watch_owner): our end of the socket whose closing
+	 * tells init that its creator died; -1 = none. sb_sandbox_close detaches it first. */
+	int owner_fd;
 	struct sbcb_relay *cb_relay; /* callback.c: the relay this process runs, or NULL */
 	char **cb_env;               /* callback.c: env added to every exec, or NULL */
 	char *cb_url;                /* callback.c: the endpoint inside the sandbox, or NULL */
 	struct sbpx_lease *px;       /* proxy_lease.c: the egress proxy run here, or NULL */
 	char **px_env;               /* proxy_lease.c: env added to every exec, or NULL */
-	pthread_mutex_t lock; /* info and lease.json against concurrent renew/get_info */
+	pthread_mutex_t lock;        /* info and lease.json against concurrent renew/get_info */
 };
 
 /* ---- lease.c */
@@ -82,13 +85,14 @@ typedef struct sb_launch {
 	bool network;
 	const char *const *hide_paths; /* sb_sandbox_config.hide_paths */
 	uint64_t nofile, nproc, spool_max;
-	uint64_t tmpfs_bytes; /* size of /tmp and /dev/shm */
-	const char *oom_file; /* NULL = none */
+	uint64_t tmpfs_bytes;  /* size of /tmp and /dev/shm */
+	const char *oom_file;  /* NULL = none */
 	const char *ca_bundle; /* the sandbox's CA bundle (egress proxy with TLS), or NULL */
-	char *const *cgroups; /* to join before exec'ing bwrap */
+	char *const *cgroups;  /* to join before exec'ing bwrap */
 	bool drop_privs;
 	int64_t uid, gid;
 	const char *hosts_name; /* callback bridge name for /etc/hosts (127.0.0.1), or NULL */
+	bool watch_owner;       /* init stops the sandbox when this process exits (sb->owner_fd) */
 	/* Called once init's host pid is known, while init is still starting (may be NULL);
 	 * an error aborts the start. */
 	sb_err *(*started)(sb_sandbox *sb);

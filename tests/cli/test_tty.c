@@ -87,7 +87,7 @@ static void bar_is_drawn_and_cleared_on_a_terminal(void **state)
 	                       &code);
 	assert_int_equal(code, 0);
 	const char *bar = strstr(tty, "\rstaging");
-	if (!bar || !strstr(tty, "MB") || !strstr(tty, "[")) {
+	if (!bar || !strstr(tty, "MiB") || !strstr(tty, "[")) {
 		print_error("no staging bar on the terminal:\n%s\n", tty);
 		fail();
 	}
@@ -97,7 +97,15 @@ static void bar_is_drawn_and_cleared_on_a_terminal(void **state)
 	/* The restore has its bar too, erased in turn. */
 	const char *restoring = strstr(erase, "\rrestoring");
 	assert_non_null(restoring);
-	assert_non_null(strstr(restoring, "\r\033[K"));
+	const char *restore_end = strstr(restoring, "\r\033[K");
+	assert_non_null(restore_end);
+	/* one unit, and the restore bar shows its total ("done/total MiB") */
+	char *rline = strndup(restoring, (size_t)(restore_end - restoring));
+	if (!strstr(rline, "/") || !strstr(rline, "MiB")) {
+		print_error("the restore bar shows no total in MiB: %s\n", rline);
+		fail();
+	}
+	free(rline);
 	const char *summary = strstr(tty, "1 added");
 	assert_non_null(summary);
 	assert_true(erase < summary);
