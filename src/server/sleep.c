@@ -22,6 +22,7 @@ struct sbs_sleep {
 	sbs_store *st;
 	entry *v;
 	size_t n;
+	bool held; /* a sb_freezer_hold reference, taken while any lease sleeps: cheap wakes */
 };
 
 static entry *find(sbs_sleep *z, const char *id)
@@ -84,6 +85,25 @@ static void warn(sb_err *err)
 	}
 }
 
+/* Take the freezer hold before the first lease sleeps; the caller holds z->mu. Without it a
+ * wake only costs more, so a failure is a warning. */
+static void hold(sbs_sleep *z)
+{
+	if (z->held)
+		return;
+	sb_err *err = sb_freezer_hold(true);
+	z->held = !err;
+	warn(err);
+}
+
+static bool any_asleep(const sbs_sleep *z)
+{
+	for (size_t i = 0; i < z->n; i++)
+		if (z->v[i].asleep_ms)
+			return true;
+	return false;
+}
+
 /* Freeze or thaw the lease's sandbox; the caller holds z->mu. */
 static sb_err *apply(sbs_sleep *z, entry *e, bool freeze, bool require_idle)
 {
@@ -108,6 +128,8 @@ static sb_err *apply(sbs_sleep *z, entry *e, bool freeze, bool require_idle)
 		}
 		sb_strv_free(ids);
 	}
+	if (!err && freeze)
+		hold(z);
 	if (!err)
 		err = sb_sandbox_freeze(sb, freeze, NULL);
 	sbs_lease_unref(l);
@@ -158,6 +180,8 @@ sb_err *sbs_sleep_new(sbs_leases *ls, sbs_store *st, sbs_sleep **out)
 		sbs_sleep_free(z);
 		return err;
 	}
+	if (any_asleep(z))
+		hold(z); /* before the first wake after a restart */
 	sbs_leases_set_use_hook(ls, on_use, z);
 	*out = z;
 	return NULL;
@@ -170,6 +194,8 @@ void sbs_sleep_free(sbs_sleep *z)
 	for (size_t i = 0; i < z->n; i++)
 		free(z->v[i].id);
 	free(z->v);
+	if (z->held)
+		warn(sb_freezer_hold(false));
 	pthread_mutex_destroy(&z->mu);
 	free(z);
 }
@@ -227,7 +253,14 @@ void sbs_sleep_tick(sbs_sleep *z, int64_t now_ms)
 		}
 		i++;
 	}
+	/* No lease asleep: let the hold go, outside the mutex (the kernel's code rewrite takes
+	 * milliseconds, and requests to other leases take the mutex). */
+	bool release = z->held && !any_asleep(z);
+	if (release)
+		z->held = false;
 	pthread_mutex_unlock(&z->mu);
+	if (release)
+		warn(sb_freezer_hold(false));
 }
 
 sb_err *sbs_sleep_now(sbs_sleep *z, const char *id)
