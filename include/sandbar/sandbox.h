@@ -323,7 +323,7 @@ bool sb_sandbox_frozen(sb_sandbox *sb);
 /* Keep thaws cheap (freeze.c): true takes a reference on an empty freezer group of this process
  * held FROZEN, which spares the kernel a code rewrite (milliseconds) on each wake; false drops
  * it, and the last reference thaws and removes the group. Holds left by dead processes are
- * removed when one is created. Take one while any lease sleeps. */
+ * removed when one is created. Take one while any lease may sleep. */
 sb_err *sb_freezer_hold(bool hold);
 
 /* Status of one exec without attaching: from sandbar-init's memory while it tracks the exec

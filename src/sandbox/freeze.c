@@ -8,7 +8,7 @@
  * The kernel rewrites its own code (the freezer's static key: text patching synchronised over
  * every CPU, milliseconds on a VM) whenever the number of freezing groups goes from 0 to 1 or
  * back, so a lease thawed while no other group is frozen pays that on the request that wakes
- * it. sb_freezer_hold keeps an empty group of this process frozen while leases sleep: the
+ * it. sb_freezer_hold keeps an empty group of this process frozen while leases may sleep: the
  * count never reaches 0, and a wake is a plain state change (tens of microseconds). */
 #include "sandbox_int.h"
 

@@ -22,7 +22,11 @@ struct sbs_sleep {
 	sbs_store *st;
 	entry *v;
 	size_t n;
-	bool held; /* a sb_freezer_hold reference, taken while any lease sleeps: cheap wakes */
+	/* A sb_freezer_hold reference, held while any lease may sleep (has a policy, or
+	 * sleeps): wakes stay cheap, and the kernel's code rewrite that taking or dropping it
+	 * costs (milliseconds, felt by every CPU) happens rarely and off the request path. */
+	bool held;
+	bool hold_failed; /* warned once; the reaper stops retrying */
 };
 
 static entry *find(sbs_sleep *z, const char *id)
@@ -85,21 +89,26 @@ static void warn(sb_err *err)
 	}
 }
 
-/* Take the freezer hold before the first lease sleeps; the caller holds z->mu. Without it a
- * wake only costs more, so a failure is a warning. */
+/* Take the freezer hold at the latest before a lease sleeps; the caller holds z->mu. Without
+ * it a wake only costs more, so a failure is a warning (once). */
 static void hold(sbs_sleep *z)
 {
 	if (z->held)
 		return;
 	sb_err *err = sb_freezer_hold(true);
-	z->held = !err;
-	warn(err);
+	bool failed = err != NULL;
+	z->held = !failed;
+	if (failed && !z->hold_failed)
+		warn(err);
+	else
+		sb_err_free(err);
+	z->hold_failed = failed;
 }
 
-static bool any_asleep(const sbs_sleep *z)
+static bool wants_hold(const sbs_sleep *z)
 {
 	for (size_t i = 0; i < z->n; i++)
-		if (z->v[i].asleep_ms)
+		if (z->v[i].asleep_ms || z->v[i].after_ms > 0)
 			return true;
 	return false;
 }
@@ -180,7 +189,7 @@ sb_err *sbs_sleep_new(sbs_leases *ls, sbs_store *st, sbs_sleep **out)
 		sbs_sleep_free(z);
 		return err;
 	}
-	if (any_asleep(z))
+	if (wants_hold(z))
 		hold(z); /* before the first wake after a restart */
 	sbs_leases_set_use_hook(ls, on_use, z);
 	*out = z;
@@ -253,14 +262,32 @@ void sbs_sleep_tick(sbs_sleep *z, int64_t now_ms)
 		}
 		i++;
 	}
-	/* No lease asleep: let the hold go, outside the mutex (the kernel's code rewrite takes
-	 * milliseconds, and requests to other leases take the mutex). */
-	bool release = z->held && !any_asleep(z);
+	/* Take or let go of the hold outside the mutex: the kernel's code rewrite takes
+	 * milliseconds, and every request to a lease takes the mutex. */
+	bool want = wants_hold(z);
+	bool take = want && !z->held && !z->hold_failed;
+	bool release = !want && z->held;
 	if (release)
 		z->held = false;
 	pthread_mutex_unlock(&z->mu);
 	if (release)
 		warn(sb_freezer_hold(false));
+	if (take) {
+		sb_err *err = sb_freezer_hold(true);
+		bool failed = err != NULL;
+		pthread_mutex_lock(&z->mu);
+		bool extra = !failed && z->held; /* a sleep took one meanwhile */
+		if (!failed)
+			z->held = true;
+		else if (!z->hold_failed)
+			warn(sb_err_prefix(err, "leases will wake more slowly"));
+		else
+			sb_err_free(err);
+		z->hold_failed = failed;
+		pthread_mutex_unlock(&z->mu);
+		if (extra)
+			warn(sb_freezer_hold(false));
+	}
 }
 
 sb_err *sbs_sleep_now(sbs_sleep *z, const char *id)

@@ -279,6 +279,16 @@ static char *hold_path(int pid)
 	return sb_strfmt("/sys/fs/cgroup/freezer/sandbar/hold-%d", pid);
 }
 
+static bool hold_frozen(int pid)
+{
+	char *p = hold_path(pid);
+	char *st = sbt_sh_out("cat %s/freezer.state 2>/dev/null", p);
+	bool yes = strcmp(st, "FROZEN\n") == 0;
+	free(st);
+	free(p);
+	return yes;
+}
+
 static bool hold_gone(int pid)
 {
 	char *p = hold_path(pid);
@@ -287,13 +297,14 @@ static bool hold_gone(int pid)
 	return gone;
 }
 
-/* While a lease sleeps the daemon holds an empty freezer group frozen (so that the kernel does
- * not rewrite its code on each wake); it lets it go once no lease sleeps, and removes holds
- * left by a daemon that died. */
+/* While a lease may sleep (has a sleep policy) the daemon holds an empty freezer group frozen,
+ * so that the kernel does not rewrite its code on each wake; it lets it go once no lease may
+ * sleep, and removes holds left by a daemon that died. */
 static void sleeping_leases_hold_the_freezer(void **state)
 {
 	(void)state;
-	/* Earlier tests' sleeps: the hold is swept for stale ones when it is taken anew. */
+	/* Earlier tests' leases are gone: their hold goes, and is swept for stale ones when it is
+	 * taken anew. */
 	assert_true(eventually(hold_gone, d.pid));
 	pid_t dead = fork();
 	if (dead == 0)
@@ -309,6 +320,10 @@ static void sleeping_leases_hold_the_freezer(void **state)
 	assert_int_equal(r.status, 200);
 	char *id = sb_xstrdup(json_string_value(json_object_get(r.json, "id")));
 	ct_resp_deinit(&r);
+	/* Taken by the reaper's next pass, before the lease could sleep. */
+	assert_true(eventually(hold_frozen, d.pid));
+	assert_true(hold_gone(dead));
+
 	char *xpath = sb_strfmt("/v1/leases/%s/exec", id);
 	ct_call(&d, "POST", xpath,
 	        json_pack("{s:[sss]}", "argv", "sh", "-c",
@@ -329,27 +344,22 @@ static void sleeping_leases_hold_the_freezer(void **state)
 	assert_int_equal(r.status, 200);
 	ct_resp_deinit(&r);
 	assert_true(frozen(pid));
-	char *hold = hold_path(d.pid);
-	char *st = sbt_sh_out("cat %s/freezer.state", hold);
-	assert_string_equal(st, "FROZEN\n");
-	free(st);
-	assert_true(hold_gone(dead));
-
 	char *wpath = sb_strfmt("/v1/leases/%s/wake", id);
 	ct_call(&d, "POST", wpath, NULL, &r);
 	assert_int_equal(r.status, 200);
 	ct_resp_deinit(&r);
 	assert_false(frozen(pid));
-	/* Released by the reaper's next pass once no lease sleeps. */
-	assert_true(eventually(hold_gone, d.pid));
+	/* Still held while the lease may sleep again. */
+	assert_true(hold_frozen(d.pid));
 
 	char *dpath = sb_strfmt("/v1/leases/%s", id);
 	ct_call(&d, "DELETE", dpath, NULL, &r);
 	assert_int_equal(r.status, 200);
 	ct_resp_deinit(&r);
+	/* Let go by the reaper once no lease may sleep. */
+	assert_true(eventually(hold_gone, d.pid));
 	free(dpath);
 	free(wpath);
-	free(hold);
 	free(spath);
 	free(xpath);
 	free(stale);
