@@ -312,6 +312,26 @@ int sb_sandbox_exec_fd(sb_sandbox_exec *x);
 /* Block until output grows or the status changes, or timeout_ms passes (-1 = forever).
  * *changed (optional) says which. Always re-check by reading: wake-ups may be spurious. */
 sb_err *sb_sandbox_exec_wait(sb_sandbox_exec *x, int64_t timeout_ms, bool *changed);
+
+/* The one output follower (used by the sandbox runner, the daemon's JSON and SSE paths and
+ * `sandbar exec`/`logs`). A cursor holds a byte offset per stream (indexed by sb_stream) and
+ * which streams it follows (bit 1u << stream). */
+typedef struct sb_exec_cursor {
+	uint64_t off[3];
+	unsigned streams;
+} sb_exec_cursor;
+
+typedef sb_err *(*sb_exec_output_fn)(void *ud, sb_stream stream, uint64_t offset,
+                                     const char *data, size_t len);
+
+/* Status first, then hand what the spool holds after the cursor to fn (at most max_bytes in
+ * this call, 0 = no limit; stdout before stderr), advancing the cursor. When nothing came,
+ * wait up to max_wait_ms for more (inotify; polling when the host is out of inotify instances)
+ * and look again. *finished is set once the exec has ended and every byte of the followed
+ * streams was delivered; st (optional) receives the latest status. */
+sb_err *sb_sandbox_exec_follow(sb_sandbox_exec *x, sb_exec_cursor *c, size_t max_bytes,
+                               int64_t max_wait_ms, sb_exec_output_fn fn, void *ud,
+                               bool *finished, sb_sandbox_exec_status *st);
 void sb_sandbox_exec_free(sb_sandbox_exec *x);
 
 /* Idle sleep: freeze (or thaw) the sandbox's command processes, every process but sandbar-init,

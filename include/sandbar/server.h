@@ -72,6 +72,10 @@ typedef struct sb_server_config {
 	 * (borrowed: they must outlive the server). */
 	const sb_callback_entry *callbacks;
 	size_t ncallbacks;
+	/* The callback bridge every Paperclip-compat lease gets (its clients cannot ask for one):
+	 * the JSON of acquire's `callback` field, or just the NAME of a [callback NAME] entry,
+	 * meaning {"name": NAME, "preset": "paperclip"}. NULL = none. */
+	const char *compat_callback;
 } sb_server_config;
 
 void sb_server_config_init(sb_server_config *cfg);

@@ -160,6 +160,8 @@ int cmd_serve(int argc, char **argv)
 	char *state = cli_state_dir(&cfg);
 	scfg.state_dir = state;
 	scfg.token_file = cfg.token_file;
+	scfg.sandbox.default_memory_bytes = cfg.memory_bytes;
+	scfg.compat_callback = cfg.compat_callback;
 	scfg.callbacks = cfg.callbacks;
 	scfg.ncallbacks = cfg.ncallbacks;
 	/* The server waits for SIGTERM/SIGINT on a signalfd: block them in every thread. */

@@ -24,6 +24,8 @@ static const struct key_slot slots[] = {
 	{"state_dir", "SANDBAR_STATE_DIR", offsetof(cli_config, state_dir)},
 	{"hmac_key_id", "SANDBAR_HMAC_KEY_ID", offsetof(cli_config, hmac_key_id)},
 	{"hmac_key_file", "SANDBAR_HMAC_KEY_FILE", offsetof(cli_config, hmac_key_file)},
+	{"memory", "SANDBAR_MEMORY", offsetof(cli_config, memory)},
+	{"compat_callback", "SANDBAR_COMPAT_CALLBACK", offsetof(cli_config, compat_callback)},
 };
 
 static char **slot_ptr(cli_config *cfg, const struct key_slot *s)
@@ -168,10 +170,12 @@ sb_err *cli_config_parse(cli_config *cfg, const char *text, const char *origin)
 			if (!strcmp(slots[i].key, key))
 				slot = &slots[i];
 		if (!slot) {
-			err = sb_err_new(SB_E_INVAL,
-					 "%s:%d: unknown key \"%s\" (known: bridge_url, token_file, "
-					 "state_dir, hmac_key_id, hmac_key_file)",
-					 origin, lineno, key);
+			sb_buf known = SB_BUF_INIT;
+			for (size_t i = 0; i < sizeof slots / sizeof *slots; i++)
+				sb_buf_appendf(&known, "%s%s", i ? ", " : "", slots[i].key);
+			err = sb_err_new(SB_E_INVAL, "%s:%d: unknown key \"%s\" (known: %s)", origin,
+					 lineno, key, sb_buf_cstr(&known));
+			sb_buf_deinit(&known);
 			break;
 		}
 		char **dst = slot_ptr(cfg, slot);
@@ -196,6 +200,23 @@ static char *config_file_path(void)
 	return NULL;
 }
 
+/* The operator's default memory limit of a sandbox (DESIGN.md: safe defaults): checked once
+ * here, so a typo fails every command instead of running unlimited. */
+static sb_err *resolve_memory(cli_config *cfg, const char *path)
+{
+	cfg->memory_bytes = 0;
+	if (!cfg->memory)
+		return NULL;
+	sb_err *err = sb_parse_size(cfg->memory, &cfg->memory_bytes);
+	if (!err && cfg->memory_bytes < CLI_MEMORY_MIN)
+		err = sb_err_new(SB_E_INVAL, "%llu bytes is too small to run anything (at least %s)",
+				 (unsigned long long)cfg->memory_bytes, CLI_MEMORY_MIN_TEXT);
+	if (err)
+		err = sb_err_prefix(err, "memory = %s (from $SANDBAR_MEMORY or %s)", cfg->memory,
+				    path ? path : "the config file");
+	return err;
+}
+
 sb_err *cli_config_resolve(cli_config *cfg)
 {
 	for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) {
@@ -206,7 +227,7 @@ sb_err *cli_config_resolve(cli_config *cfg)
 	}
 	char *path = config_file_path();
 	if (!path)
-		return NULL;
+		return resolve_memory(cfg, NULL);
 	sb_buf text = SB_BUF_INIT;
 	sb_err *err = sb_read_file(path, CONFIG_MAX_BYTES, &text);
 	if (err && err->code == SB_E_NOTFOUND) {
@@ -220,6 +241,8 @@ sb_err *cli_config_resolve(cli_config *cfg)
 		}
 	}
 	sb_buf_deinit(&text);
+	if (!err)
+		err = resolve_memory(cfg, path);
 	free(path);
 	return err;
 }

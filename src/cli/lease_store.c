@@ -10,6 +10,7 @@ void cli_sandbox_env_init(cli_sandbox_env *env, const cli_config *config)
 	env->state_dir = cli_state_dir(config);
 	sb_sandbox_config_init(&env->cfg);
 	env->cfg.state_dir = env->state_dir;
+	env->cfg.default_memory_bytes = config ? config->memory_bytes : 0;
 }
 
 void cli_sandbox_env_deinit(cli_sandbox_env *env)

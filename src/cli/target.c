@@ -53,6 +53,7 @@ static sb_err *acquire_sandbox(const cli_target_opts *o, cli_target *t)
 	sb_sandbox_config cfg;
 	sb_sandbox_config_init(&cfg);
 	cfg.state_dir = state;
+	cfg.default_memory_bytes = o->config ? o->config->memory_bytes : 0;
 	sb_sandbox_opts sopts;
 	memset(&sopts, 0, sizeof sopts);
 	sopts.network = o->network;

@@ -19,7 +19,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define READ_CHUNK (64u * 1024u)
 #define POLL_MS 500 /* also how often a dead sandbox is noticed */
 
 typedef struct sandbox_runner {
@@ -34,33 +33,26 @@ typedef struct run_state {
 	sb_sandbox_exec *x;
 	const sb_exec_callbacks *cb;
 	sb_tail tail[2];
-	uint64_t off[2];
-	char *buf;
+	sb_exec_cursor cur; /* both streams, from the start */
 } run_state;
 
-/* Hand every new byte of both streams to the callbacks and the tails. */
-static sb_err *drain(run_state *rs)
+static sb_err *take_output(void *ud, sb_stream stream, uint64_t offset, const char *data,
+                           size_t len)
 {
-	for (int s = 0; s < 2; s++) {
-		for (;;) {
-			size_t got = 0;
-			sb_err *err = sb_sandbox_exec_read(
-			    rs->x, s == 0 ? SB_STREAM_STDOUT : SB_STREAM_STDERR, rs->off[s],
-			    rs->buf, READ_CHUNK, &got);
-			if (err)
-				return err;
-			if (got == 0)
-				break;
-			rs->off[s] += got;
-			sb_tail_append(&rs->tail[s], rs->buf, got);
-			if (rs->cb && rs->cb->on_output &&
-			    (err = rs->cb->on_output(rs->cb->ud,
-			                             s == 0 ? SB_STREAM_STDOUT : SB_STREAM_STDERR,
-			                             rs->buf, got)))
-				return err;
-		}
-	}
+	(void)offset;
+	run_state *rs = ud;
+	sb_tail_append(&rs->tail[stream == SB_STREAM_STDOUT ? 0 : 1], data, len);
+	if (rs->cb && rs->cb->on_output)
+		return rs->cb->on_output(rs->cb->ud, stream, data, len);
 	return NULL;
+}
+
+/* Status, then every new byte of both streams to the callbacks and the tails, through the one
+ * follower (without waiting: this loop also watches stdin and cancellation). */
+static sb_err *status_and_drain(run_state *rs, sb_sandbox_exec_status *st)
+{
+	bool finished = false;
+	return sb_sandbox_exec_follow(rs->x, &rs->cur, 0, 0, take_output, rs, &finished, st);
 }
 
 static void fill_result(const sb_sandbox_exec_status *st, run_state *rs, sb_exec_result *res)
@@ -109,7 +101,7 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 	sb_tail_init(&rs.tail[0], cap);
 	sb_tail_init(&rs.tail[1], cap);
 	rs.cb = cb;
-	rs.buf = sb_xmalloc(READ_CHUNK);
+	rs.cur.streams = (1u << SB_STREAM_STDOUT) | (1u << SB_STREAM_STDERR);
 	sb_err *err = sb_sandbox_exec_start(impl->sb, &xr, &rs.x);
 	if (err)
 		goto out;
@@ -153,10 +145,11 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 			err = sb_err_new(SB_E_CANCELED, "command \"%s\" cancelled", req->argv[0]);
 			goto kill;
 		}
-		if ((err = sb_sandbox_exec_status_of(rs.x, &st)))
-			break;
-		if ((err = drain(&rs)))
+		if ((err = status_and_drain(&rs, &st))) {
+			if (err->code == SB_E_STATE_LOST)
+				break; /* the sandbox died: reported as before, nothing to kill */
 			goto kill;
+		}
 		if (!st.running && kill_at) {
 			err = sb_err_new(SB_E_CANCELED, "command \"%s\" cancelled", req->argv[0]);
 			goto out;
@@ -235,7 +228,6 @@ out:
 	sb_sandbox_exec_free(rs.x);
 	sb_tail_deinit(&rs.tail[0]);
 	sb_tail_deinit(&rs.tail[1]);
-	free(rs.buf);
 	return err;
 }
 

@@ -14,7 +14,6 @@
 #include <unistd.h>
 #include "sb_json.h"
 
-#define READ_CHUNK (64u * 1024u)
 #define STDIN_INLINE_MAX (60u * 1024u) /* fits a pipe buffer: written before returning */
 
 typedef struct running {
@@ -449,92 +448,14 @@ void sbs_exec_free(sbs_exec *x)
 	free(x);
 }
 
-#define POLL_FALLBACK_MS 25
-
-static bool wait_exhausted(const sb_err *err)
-{
-	static atomic_bool warned;
-	bool out = err->code == SB_E_IO && (err->sys_errno == EMFILE || err->sys_errno == ENFILE ||
-	                                    err->sys_errno == ENOSPC);
-	if (out && !atomic_exchange(&warned, true))
-		sb_warn("%s; following exec output by polling (raise "
-		        "fs.inotify.max_user_instances or RLIMIT_NOFILE)",
-		        err->msg);
-	return out;
-}
-
-/* Read what is available after the cursor; *got_any says whether anything was delivered. */
-static sb_err *pump_once(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, sbs_output_fn fn,
-                         void *ud, bool *got_any)
-{
-	char *buf = sb_xmalloc(READ_CHUNK);
-	size_t budget = max_bytes ? max_bytes : SIZE_MAX;
-	sb_err *err = NULL;
-	*got_any = false;
-	for (int s = SB_STREAM_STDOUT; s <= SB_STREAM_STDERR && budget; s++) {
-		if (!(c->streams & (1u << s)))
-			continue;
-		while (budget) {
-			size_t want = budget < READ_CHUNK ? budget : READ_CHUNK;
-			size_t got = 0;
-			err = sb_sandbox_exec_read(x->x, (sb_stream)s, c->off[s], buf, want, &got);
-			if (err)
-				goto out;
-			if (got == 0)
-				break;
-			err = fn(ud, (sb_stream)s, c->off[s], buf, got);
-			c->off[s] += got;
-			budget -= got;
-			*got_any = true;
-			if (err)
-				goto out;
-		}
-	}
-out:
-	free(buf);
-	return err;
-}
-
 sb_err *sbs_exec_pump(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, int64_t max_wait_ms,
                       sbs_output_fn fn, void *ud, bool *finished, sb_sandbox_exec_status *st_out)
 {
-	*finished = false;
-	sb_sandbox_exec_status st;
-	int64_t deadline = sb_mono_ms() + (max_wait_ms > 0 ? max_wait_ms : 0);
-	sb_err *err = NULL;
-	for (bool first = true;; first = false) {
-		if (!first) {
-			int64_t left = deadline - sb_mono_ms();
-			if ((err = sb_sandbox_exec_wait(x->x, left > 0 ? left : 0, NULL))) {
-				if (!wait_exhausted(err))
-					return err;
-				/* Out of inotify instances (fs.inotify.max_user_instances, 128 by
-				 * default, one per followed exec): poll the spool instead. */
-				sb_err_free(err);
-				err = NULL;
-				sb_sleep_ms(left < POLL_FALLBACK_MS ? (left > 0 ? left : 0)
-				                                    : POLL_FALLBACK_MS);
-			}
-		}
-		/* Status first: if it says finished, everything spooled before it is in the
-		 * files, so an empty read afterwards really is the end. */
-		if ((err = sb_sandbox_exec_status_of(x->x, &st)))
-			return err;
-		bool got = false;
-		if ((err = pump_once(x, c, max_bytes, fn, ud, &got)))
-			return err;
-		if (!got && !st.running)
-			*finished = true;
-		/* Wake-ups may be spurious (the first wait only sets up the watch): go on
-		 * waiting until something came, the exec ended or the time is up. */
-		if (got || *finished || sb_mono_ms() >= deadline)
-			break;
-	}
-	if (*finished)
+	sb_err *err =
+	    sb_sandbox_exec_follow(x->x, c, max_bytes, max_wait_ms, fn, ud, finished, st_out);
+	if (!err && *finished)
 		untrack(x->xs, sbs_lease_id(x->l), sbs_exec_id(x));
-	if (st_out)
-		*st_out = st;
-	return NULL;
+	return err;
 }
 
 sb_err *sbs_exec_read(sbs_exec *x, sb_stream s, uint64_t offset, void *buf, size_t max,

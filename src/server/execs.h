@@ -53,13 +53,9 @@ void sbs_exec_release(sbs_exec *x);
 
 /* Read positions per stream; streams is a mask of (1 << SB_STREAM_STDOUT | 1 << SB_STREAM_STDERR).
  */
-typedef struct sbs_exec_cursor {
-	uint64_t off[3]; /* indexed by sb_stream */
-	unsigned streams;
-} sbs_exec_cursor;
-
-typedef sb_err *(*sbs_output_fn)(void *ud, sb_stream stream, uint64_t offset, const char *data,
-                                 size_t len);
+/* The sandbox layer's follower cursor and output callback (sb_sandbox_exec_follow). */
+typedef sb_exec_cursor sbs_exec_cursor;
+typedef sb_exec_output_fn sbs_output_fn;
 
 /* Hand the output after the cursor to fn (at most max_bytes in this call, stdout before stderr
  * for what is available), advancing the cursor; when nothing is available, wait up to

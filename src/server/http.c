@@ -602,6 +602,26 @@ static void refuse(sbs_req *r, unsigned status, const char *code, const char *ms
 	r->pend_msg = sb_xstrdup(msg);
 }
 
+/* Whether to answer a refused request before its body arrives. A reply sent early is followed
+ * by a close with the body still unread, which the kernel turns into a reset that many clients
+ * see instead of the reply (curl: "send failure"). So a body we can afford to swallow is read
+ * and dropped first, and the reply then arrives whole; only an unauthenticated request or a
+ * body beyond DISCARD_MAX is cut short. */
+static bool refuse_before_body(sbs_req *r)
+{
+	const char *cl = sbs_req_header(r, "Content-Length");
+	const char *te = sbs_req_header(r, "Transfer-Encoding");
+	if (!te && (!cl || strcmp(cl, "0") == 0))
+		return false; /* no body: the reply goes at the end as usual */
+	if (r->pend_status == 401)
+		return true;
+	int64_t n = 0;
+	sb_err *e = cl ? sb_parse_int64(cl, 0, INT64_MAX, &n) : NULL;
+	bool big = e || (cl && (uint64_t)n > DISCARD_MAX);
+	sb_err_free(e);
+	return big;
+}
+
 static void send_refusal(sbs_req *r)
 {
 	sbs_reply_error(r, r->pend_status, r->pend_code, "%s", r->pend_msg);
@@ -776,14 +796,9 @@ enum MHD_Result sbs_http_access(void *cls, struct MHD_Connection *conn, const ch
 		begin(r, method);
 		assert(r->phase == SBS_REQ_NEW); /* begin() only records a refusal */
 		r->phase = SBS_REQ_BODY;
-		/* Refuse before the body arrives when we can: the client need not send it. */
-		if (r->refused && *upload_data_size == 0) {
-			const char *cl = sbs_req_header(r, "Content-Length");
-			const char *te = sbs_req_header(r, "Transfer-Encoding");
-			if ((cl && strcmp(cl, "0") != 0) || te) {
-				send_refusal(r);
-				return MHD_YES;
-			}
+		if (r->refused && *upload_data_size == 0 && refuse_before_body(r)) {
+			send_refusal(r);
+			return MHD_YES;
 		}
 		return MHD_YES;
 	}

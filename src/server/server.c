@@ -191,6 +191,31 @@ static void block_signals(void)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
+/* The operator's callback for compat leases, checked against the [callback NAME] entries at
+ * start: a mistake stops the daemon instead of failing every Paperclip acquire. */
+static sb_err *load_compat_callback(sbs_server *srv, const sb_server_config *cfg)
+{
+	const char *v = cfg->compat_callback;
+	if (!v || !*v)
+		return NULL;
+	char *text = NULL;
+	if (v[0] == '{') {
+		text = sb_xstrdup(v);
+	} else {
+		json_t *j = json_pack("{s:s, s:s}", "name", v, "preset", "paperclip");
+		text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+		json_decref(j);
+	}
+	sb_err *err = sb_callback_config_from_json(text, strlen(text), srv->callbacks,
+	                                           srv->ncallbacks, &srv->compat_callback);
+	if (err) {
+		free(text);
+		return sb_err_prefix(err, "compat_callback = %s", v);
+	}
+	srv->compat_callback_json = text;
+	return NULL;
+}
+
 sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 {
 	*out = NULL;
@@ -256,7 +281,7 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	char *token = NULL;
 	sb_hmac_keyring keys = {0};
 	sb_err *err = NULL;
-	if ((err = read_token(cfg, &token)))
+	if ((err = read_token(cfg, &token)) || (err = load_compat_callback(srv, cfg)))
 		goto fail;
 	if (cfg->hmac_keys_file && ((err = check_secret_file("HMAC key file", cfg->hmac_keys_file,
 	                                                     sandbox_uid_of(&cfg->sandbox))) ||
@@ -701,6 +726,8 @@ void sb_server_free(sb_server *s)
 	free(srv->tmp_dir);
 	free(srv->overlay_dir);
 	sb_strv_free(srv->hide_paths);
+	sb_callback_config_free(srv->compat_callback);
+	free(srv->compat_callback_json);
 	free(s->listen);
 	free(s->socket_path);
 	free(s->tls_cert);

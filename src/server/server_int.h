@@ -32,6 +32,8 @@ struct sbs_server {
 	const sb_callback_entry *callbacks; /* the operator's, borrowed from the config */
 	size_t ncallbacks;
 	sb_callback_stats callback_stats; /* relays of this daemon's leases add to it */
+	sb_callback_config *compat_callback; /* every compat lease's, or NULL (compat_routes.c) */
+	char *compat_callback_json;
 	json_t *sandbox_health; /* sb_sandbox_health_json at start */
 	bool access_log;
 	int listen_port; /* the TCP listener's port, 0 = none (egress proxies deny it) */

@@ -75,12 +75,56 @@ static void limits_shown_in_lease_info(void **state)
 	clit_res_free(&r);
 }
 
+/* The operator's memory default: `memory =` in the config file's [run] section for `sandbar
+ * run`, $SANDBAR_MEMORY for the daemon; a value too small to run anything is refused. */
+static void memory_default_from_the_config(void **state)
+{
+	anyt *a = *state;
+	char *cfg = sbt_path(a->t.root, "config");
+	sbt_write_str(a->t.root, "config", "[serve]\nmemory = 1G\n[run]\nmemory = 96M\n");
+	char *env_cfg = sb_strfmt("SANDBAR_CONFIG=%s", cfg);
+	const char *const env[] = {env_cfg, NULL};
+	clit_res r;
+	int code = clit_run(&a->t, &r, env,
+	                    CLIT_V("run", "-q", "-w", a->t.ws, "--", "grep", " /tmp ", "/proc/mounts"));
+	if (code != 0)
+		print_error("%d: %s / %s\n", code, r.out, r.err);
+	assert_int_equal(code, 0);
+	assert_non_null(strstr(r.out, "size=98304k")); /* the tmpfs follows the memory limit */
+	clit_res_free(&r);
+	sbt_write_str(a->t.root, "config", "memory = 10\n");
+	code = clit_run(&a->t, &r, env, CLIT_V("run", "-q", "-w", a->t.ws, "--", "true"));
+	assert_int_equal(code, 125);
+	assert_non_null(strstr(r.err, "too small"));
+	assert_non_null(strstr(r.err, cfg));
+	clit_res_free(&r);
+	/* the daemon: its leases get the default, and show it as in force */
+	setenv("SANDBAR_MEMORY", "80M", 1);
+	char *tok = sbt_path(a->t.root, "token");
+	int rc = anyt_serve(a, "127.0.0.1", tok, 0600, NULL);
+	unsetenv("SANDBAR_MEMORY");
+	assert_int_equal(rc, 0);
+	char *body = NULL;
+	assert_int_equal(
+	    anyt_http(a, "POST", "/v1/leases", "{\"acquisition_id\":\"mem-1\"}", &body), 200);
+	json_t *lease = clit_json(body);
+	free(body);
+	json_t *lim = json_object_get(lease, "limits");
+	assert_int_equal(json_integer_value(json_object_get(lim, "memory_bytes")), 80 << 20);
+	json_decref(lease);
+	free(tok);
+	free(env_cfg);
+	free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(pids_default_enforced, anyt_setup, anyt_teardown),
 	    cmocka_unit_test_setup_teardown(tmpfs_sizes_bounded, anyt_setup, anyt_teardown),
 	    cmocka_unit_test_setup_teardown(limits_shown_in_lease_info, anyt_setup, anyt_teardown),
+	    cmocka_unit_test_setup_teardown(memory_default_from_the_config, anyt_setup,
+	                                    anyt_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,7 +21,7 @@ static void denied_system_calls_fail_inside(void **s)
 	    "keyctl",        "add_key",       "request_key",
 	    "userfaultfd",   "setns",         "reboot",
 	    "swapon",        "swapoff",       "open_by_handle_at",
-	    "prlimit_init",
+	    "prlimit_init",  "io_uring_setup",
 	};
 	for (size_t i = 0; i < sizeof eperm / sizeof eperm[0]; i++) {
 		char *want = sb_strfmt("\n%s=EPERM\n", eperm[i]);
