@@ -140,8 +140,19 @@ void sb_utf8_repair(const char *data, size_t len, sb_buf *out);
 /* Streaming validity check of carry+data: false at the first invalid sequence (or, when final,
  * an incomplete one at the end); an incomplete tail otherwise waits in carry. */
 bool sb_utf8_check(sb_buf *carry, const char *data, size_t len, bool final);
+/* Validity of data[0, len): false at the first invalid sequence (or, when final, an incomplete
+ * one at the end). *used: the bytes found valid; when true and not final, data[*used, len) is an
+ * incomplete sequence (at most 3 bytes) to check again with the bytes that follow. */
+bool sb_utf8_valid_span(const char *data, size_t len, bool final, size_t *used);
 /* Append data (valid UTF-8, NULs allowed) escaped as the inside of a JSON string. */
 void sb_json_escape(const char *data, size_t len, sb_buf *out);
+/* sb_utf8_feed then sb_json_escape in one pass, into a plain buffer: data as the inside of a
+ * JSON string, invalid UTF-8 as U+FFFD, written to out (room bytes). Stops before a character
+ * that does not fit (an escape takes up to 6 bytes) and, unless final, before an incomplete
+ * sequence at the end of data (*used then leaves it, at most 3 bytes, to join the next bytes).
+ * Returns the bytes written; *used, the bytes of data consumed. */
+size_t sb_json_escape_utf8(const char *data, size_t len, bool final, char *out, size_t room,
+                           size_t *used);
 
 /* --------------------------------------------------------------- strings */
 
@@ -262,6 +273,8 @@ sb_err *sb_b64dec_final(sb_b64dec *d, sb_buf *out);
 
 size_t sb_b64_encoded_len(size_t n);
 void sb_b64_encode(const void *in, size_t n, sb_buf *out);
+/* The same into a plain buffer of sb_b64_encoded_len(n) bytes (not terminated): that length. */
+size_t sb_b64_encode_to(const void *in, size_t n, char *out);
 sb_err *sb_b64_decode(const void *in, size_t n, sb_buf *out);
 
 /* --------------------------------------------------------------- crypto */

@@ -23,11 +23,11 @@ typedef enum sb_stream {
 } sb_stream;
 
 typedef struct sb_exec_request {
-	char *const *argv;     /* required, NULL-terminated, argv[0] looked up in PATH */
-	const char *cwd;       /* NULL = the runner's default */
-	char *const *env;      /* "KEY=VALUE" additions, NULL-terminated; may be NULL */
-	bool clear_env;        /* start from an empty environment instead of the runner's */
-	bool has_stdin;        /* false: no stdin at all (/dev/null); true: stdin_data is written */
+	char *const *argv; /* required, NULL-terminated, argv[0] looked up in PATH */
+	const char *cwd;   /* NULL = the runner's default */
+	char *const *env;  /* "KEY=VALUE" additions, NULL-terminated; may be NULL */
+	bool clear_env;    /* start from an empty environment instead of the runner's */
+	bool has_stdin;    /* false: no stdin at all (/dev/null); true: stdin_data is written */
 	const void *stdin_data; /* may be NULL when stdin_len == 0 (closed at once) */
 	size_t stdin_len;
 	/* Stream stdin from stdin_fd until its EOF instead of stdin_data (has_stdin must be set).
@@ -56,12 +56,12 @@ typedef struct sb_exec_callbacks {
 typedef struct sb_exec_result {
 	bool has_exit_code; /* false when killed by a signal (or unknown) */
 	int exit_code;
-	char signal[16];    /* "SIGKILL", "" when none */
+	char signal[16]; /* "SIGKILL", "" when none */
 	bool timed_out;
 	bool oom_killed;    /* a sandbox's memory limit killed it (signal is then SIGKILL) */
 	sb_buf out, err;    /* the last output_cap bytes, cut at a UTF-8 boundary when truncated */
 	bool out_truncated, err_truncated;
-	int pid;            /* 0 when unknown */
+	int pid; /* 0 when unknown */
 	char started_at[SB_ISO8601_LEN];
 	char finished_at[SB_ISO8601_LEN];
 	int64_t duration_ms;
@@ -81,10 +81,10 @@ bool sb_exec_result_ok(const sb_exec_result *r);
  * and never by looking at an error message's text. */
 enum {
 	SB_EXIT_OK = 0,
-	SB_EXIT_TIMEOUT = 124,     /* the command hit its timeout */
-	SB_EXIT_FAILURE = 125,     /* sandbar itself failed (usage, setup, staging, restore, daemon) */
-	SB_EXIT_NOEXEC = 126,      /* the command was found but could not be started */
-	SB_EXIT_NOTFOUND = 127,    /* the command was not found */
+	SB_EXIT_TIMEOUT = 124,  /* the command hit its timeout */
+	SB_EXIT_FAILURE = 125,  /* sandbar itself failed (usage, setup, staging, restore, daemon) */
+	SB_EXIT_NOEXEC = 126,   /* the command was found but could not be started */
+	SB_EXIT_NOTFOUND = 127, /* the command was not found */
 	SB_EXIT_SIGNAL_BASE = 128, /* + n when the command was killed by signal n */
 };
 
@@ -110,10 +110,10 @@ const char *sb_signal_name(int signo);
 int sb_signal_number(const char *name);
 
 enum {
-	SB_RUNNER_CAP_STDIN = 1u << 0,           /* requests may carry stdin */
-	SB_RUNNER_CAP_STDIN_PROGRESS = 1u << 1,  /* one stdin exec can stream a large upload */
-	SB_RUNNER_CAP_STDIN_STREAM = 1u << 7,    /* requests may stream stdin from a descriptor */
-	SB_RUNNER_CAP_FILE_TRANSFER = 1u << 2,   /* sync_in / sync_out available */
+	SB_RUNNER_CAP_STDIN = 1u << 0,          /* requests may carry stdin */
+	SB_RUNNER_CAP_STDIN_PROGRESS = 1u << 1, /* one stdin exec can stream a large upload */
+	SB_RUNNER_CAP_STDIN_STREAM = 1u << 7,   /* requests may stream stdin from a descriptor */
+	SB_RUNNER_CAP_FILE_TRANSFER = 1u << 2,  /* sync_in / sync_out available */
 };
 
 typedef struct sb_runner sb_runner;
@@ -122,16 +122,16 @@ typedef struct sb_runner sb_runner;
 typedef struct sb_runner_ops {
 	const char *name;
 	sb_err *(*execute)(sb_runner *r, const sb_exec_request *req, const sb_exec_callbacks *cb,
-			   sb_cancel *cancel, sb_exec_result *res);
+	                   sb_cancel *cancel, sb_exec_result *res);
 	/* Native transfer in: replace the contents of remote_dir (created if missing) with the tar
 	 * stream read from tar_fd, first deleting every top-level entry except the names in
 	 * preserve (NULL-terminated, may be NULL). */
 	sb_err *(*sync_in)(sb_runner *r, const char *remote_dir, char *const *preserve, int tar_fd,
-			   sb_progress_fn progress, void *progress_ud);
+	                   sb_progress_fn progress, void *progress_ud);
 	/* Native transfer out: write a tar of remote_dir (entries relative to it, never "./"),
 	 * skipping what ex matches and "._*", to tar_fd. */
 	sb_err *(*sync_out)(sb_runner *r, const char *remote_dir, const sb_excludes *ex, int tar_fd,
-			    sb_progress_fn progress, void *progress_ud);
+	                    sb_progress_fn progress, void *progress_ud);
 	void (*destroy)(sb_runner *r);
 } sb_runner_ops;
 
@@ -147,13 +147,13 @@ struct sb_runner {
  * exit) fills *res and returns NULL. res must have been initialised with sb_exec_result_init.
  * Safe to call from several threads at once on the same runner. cancel may be NULL. */
 sb_err *sb_runner_execute(sb_runner *r, const sb_exec_request *req, const sb_exec_callbacks *cb,
-			  sb_cancel *cancel, sb_exec_result *res);
+                          sb_cancel *cancel, sb_exec_result *res);
 unsigned sb_runner_caps(const sb_runner *r);
 const char *sb_runner_name(const sb_runner *r);
-sb_err *sb_runner_sync_in(sb_runner *r, const char *remote_dir, char *const *preserve,
-			  int tar_fd, sb_progress_fn progress, void *progress_ud);
-sb_err *sb_runner_sync_out(sb_runner *r, const char *remote_dir, const sb_excludes *ex,
-			   int tar_fd, sb_progress_fn progress, void *progress_ud);
+sb_err *sb_runner_sync_in(sb_runner *r, const char *remote_dir, char *const *preserve, int tar_fd,
+                          sb_progress_fn progress, void *progress_ud);
+sb_err *sb_runner_sync_out(sb_runner *r, const char *remote_dir, const sb_excludes *ex, int tar_fd,
+                           sb_progress_fn progress, void *progress_ud);
 void sb_runner_free(sb_runner *r);
 
 /* ---- local runner: child processes on this host. */
@@ -176,11 +176,10 @@ sb_runner *sb_local_runner_new(const sb_local_runner_opts *opts);
 typedef struct sb_prefix_runner_opts {
 	char *const *prefix; /* NULL-terminated, required */
 	bool prefix_is_shell;
-	bool no_stdin;       /* the far side cannot take stdin: SB_RUNNER_CAP_STDIN off */
+	bool no_stdin; /* the far side cannot take stdin: SB_RUNNER_CAP_STDIN off */
 } sb_prefix_runner_opts;
 
 sb_err *sb_prefix_runner_new(const sb_prefix_runner_opts *opts, sb_runner **out);
-
 
 /* ---- bridge client and runner: a lease on a remote `sandbar serve`, or on any server that
  * speaks Paperclip's sandbox bridge protocol (paperclip-bridge-protocol.md), over HTTP(S) with
@@ -191,14 +190,14 @@ sb_err *sb_prefix_runner_new(const sb_prefix_runner_opts *opts, sb_runner **out)
  * otherwise the managed runtime moves files with commands. Requests carry the bearer token, or
  * are HMAC-signed when a key is configured and the server advertises signing. */
 typedef struct sb_bridge_opts {
-	const char *base_url;      /* required: "https://host:port" (http only for loopback) */
-	const char *token;         /* bearer token; required unless an HMAC key is given */
-	const char *hmac_key_id;   /* optional HMAC key (id and secret together) */
+	const char *base_url;    /* required: "https://host:port" (http only for loopback) */
+	const char *token;       /* bearer token; required unless an HMAC key is given */
+	const char *hmac_key_id; /* optional HMAC key (id and secret together) */
 	const char *hmac_secret;
-	const char *expected_host; /* Host header to send and sign; NULL = the URL's authority */
-	const char *ca_file;       /* PEM bundle to trust (self-signed servers); NULL = system */
-	bool insecure;             /* skip TLS verification (tests only) */
-	const char *unix_socket;   /* connect through this unix socket instead of TCP */
+	const char *expected_host;  /* Host header to send and sign; NULL = the URL's authority */
+	const char *ca_file;        /* PEM bundle to trust (self-signed servers); NULL = system */
+	bool insecure;              /* skip TLS verification (tests only) */
+	const char *unix_socket;    /* connect through this unix socket instead of TCP */
 	int64_t request_timeout_ms; /* non-exec requests and the acquire budget; 0 = 300000 */
 } sb_bridge_opts;
 
@@ -206,12 +205,13 @@ typedef struct sb_bridge sb_bridge;
 
 /* What GET /health advertised. */
 typedef struct sb_bridge_health {
-	char *provider;       /* "cloudflare" for the stock bridge, "sandbar" for ours */
+	char *provider; /* "cloudflare" for the stock bridge, "sandbar" for ours */
 	char *bridge_version;
 	bool reuse_lease, named_sessions, acquisition_replay, scoped_reuse;
-	bool sandbar;         /* the server is sandbar (native routes below may exist) */
-	bool hmac;            /* it verifies SANDBAR-HMAC-SHA256 signatures */
-	bool workspace_tar;   /* it serves PUT/GET /v1/leases/{id}/workspace */
+	bool sandbar;       /* the server is sandbar (native routes below may exist) */
+	bool hmac;          /* it verifies SANDBAR-HMAC-SHA256 signatures */
+	bool workspace_tar; /* it serves PUT/GET /v1/leases/{id}/workspace */
+	bool cancel;        /* an exec named by sandbarExecId can be signalled (native API) */
 } sb_bridge_health;
 
 void sb_bridge_health_deinit(sb_bridge_health *h);
@@ -267,7 +267,7 @@ sb_err *sb_bridge_acquire(sb_bridge *b, const sb_bridge_lease_params *p, sb_brid
  * SB_E_STATE_LOST when the sandbox is gone (409): acquire again. SB_E_UNSUPPORTED for a bridge
  * without the v2 ownership API. */
 sb_err *sb_bridge_resume(sb_bridge *b, const char *lease_id, const sb_bridge_lease_params *p,
-			 sb_bridge_lease *out);
+                         sb_bridge_lease *out);
 /* POST /v2/leases/release: kept when p->reuse_lease, destroyed otherwise. */
 sb_err *sb_bridge_release(sb_bridge *b, const char *lease_id, const sb_bridge_lease_params *p);
 /* DELETE /v2/leases/{id}: forced teardown (idempotent). SB_E_CONFLICT while an exec runs or
@@ -275,7 +275,7 @@ sb_err *sb_bridge_release(sb_bridge *b, const char *lease_id, const sb_bridge_le
 sb_err *sb_bridge_destroy(sb_bridge *b, const char *lease_id, const sb_bridge_lease_params *p);
 
 typedef struct sb_bridge_runner_opts {
-	sb_bridge_opts bridge;        /* connection (copied) */
+	sb_bridge_opts bridge;         /* connection (copied) */
 	const char *provider_lease_id; /* the lease to run on (from sb_bridge_acquire) */
 	const char *acquisition_id;    /* its owner */
 	const char *remote_cwd;        /* default cwd of requests without one; NULL = "/" */

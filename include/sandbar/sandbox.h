@@ -346,6 +346,11 @@ void sb_sandbox_exec_free(sb_sandbox_exec *x);
 sb_err *sb_sandbox_freeze(sb_sandbox *sb, bool freeze, size_t *nprocs);
 /* Its command processes are frozen now. */
 bool sb_sandbox_frozen(sb_sandbox *sb);
+/* Keep thaws cheap (freeze.c): true takes a reference on an empty freezer group of this process
+ * held FROZEN, which spares the kernel a code rewrite (milliseconds) on each wake; false drops
+ * it, and the last reference thaws and removes the group. Holds left by dead processes are
+ * removed when one is created. Take one while any lease may sleep. */
+sb_err *sb_freezer_hold(bool hold);
 
 /* Status of one exec without attaching: from sandbar-init's memory while it tracks the exec
  * (always in step with exit messages), else from status.json. SB_E_NOTFOUND for an unknown

@@ -5,7 +5,96 @@
  */
 #include <sandbar/base.h>
 
+#include <stdint.h>
 #include <stdio.h>
+#include <string.h>
+
+/* Eight bytes at a time (SWAR): the common case, plain ASCII text, is found a word at a time
+ * and copied in runs. Each test is exact as a boolean for the whole word. */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+static inline uint64_t load8(const unsigned char *s)
+{
+	uint64_t w;
+	memcpy(&w, s, sizeof w);
+	return w;
+}
+
+static inline uint64_t has_zero(uint64_t v)
+{
+	return (v - ONES) & ~v & HIGHS;
+}
+
+/* Bytes that go into a JSON string as they are: printable ASCII but '"' and '\\'. */
+static inline bool plain_byte(unsigned char c)
+{
+	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+static inline bool plain8(uint64_t w)
+{
+	uint64_t bad = w & HIGHS;              /* not ASCII */
+	bad |= (w - ONES * 0x20) & ~w & HIGHS; /* a control character */
+	bad |= has_zero(w ^ (ONES * '"'));
+	bad |= has_zero(w ^ (ONES * '\\'));
+	return bad == 0;
+}
+
+/* Length of the run of plain bytes at s (at most n). */
+static size_t plain_run(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (n - i >= 8 && plain8(load8(s + i)))
+		i += 8;
+	while (i < n && plain_byte(s[i]))
+		i++;
+	return i;
+}
+
+/* Length of the run of ASCII bytes at s (at most n). */
+static size_t ascii_run(const unsigned char *s, size_t n)
+{
+	size_t i = 0;
+	while (n - i >= 8 && !(load8(s + i) & HIGHS))
+		i += 8;
+	while (i < n && s[i] < 0x80)
+		i++;
+	return i;
+}
+
+/* The JSON escape of a byte that is not plain ASCII text (< 0x20, '"', '\\'): its length. */
+static size_t escape_byte(unsigned char c, char e[6])
+{
+	static const char hex[] = "0123456789abcdef";
+	e[0] = '\\';
+	switch (c) {
+	case '"':
+	case '\\':
+		e[1] = (char)c;
+		return 2;
+	case '\n':
+		e[1] = 'n';
+		return 2;
+	case '\r':
+		e[1] = 'r';
+		return 2;
+	case '\t':
+		e[1] = 't';
+		return 2;
+	case '\b':
+		e[1] = 'b';
+		return 2;
+	case '\f':
+		e[1] = 'f';
+		return 2;
+	default:
+		memcpy(e + 1, "u00", 3);
+		e[4] = hex[c >> 4];
+		e[5] = hex[c & 15];
+		return 6;
+	}
+}
 
 /* 1: a valid sequence of *n bytes; 0: a valid but incomplete prefix (needs more bytes);
  * -1: invalid, replace *n bytes (the maximal invalid subpart, at least 1). */
@@ -54,6 +143,9 @@ static void utf8_scan(const unsigned char *s, size_t len, bool final, sb_buf *ou
 {
 	size_t i = 0, run = 0; /* run: start of the pending stretch of valid bytes */
 	while (i < len) {
+		i += ascii_run(s + i, len - i);
+		if (i == len)
+			break;
 		size_t n = 0;
 		int k = utf8_seq(s + i, len - i, &n);
 		if (k == 1) {
@@ -92,70 +184,107 @@ void sb_utf8_repair(const char *data, size_t len, sb_buf *out)
 	utf8_scan((const unsigned char *)data, len, true, out, NULL);
 }
 
+bool sb_utf8_valid_span(const char *data, size_t len, bool final, size_t *used)
+{
+	const unsigned char *s = (const unsigned char *)data;
+	size_t i = 0;
+	bool ok = true;
+	while (i < len) {
+		i += ascii_run(s + i, len - i);
+		if (i == len)
+			break;
+		size_t k = 0;
+		int r = utf8_seq(s + i, len - i, &k);
+		if (r == 1) {
+			i += k;
+			continue;
+		}
+		ok = r == 0 && !final;
+		break;
+	}
+	*used = i;
+	return ok;
+}
+
 bool sb_utf8_check(sb_buf *carry, const char *data, size_t len, bool final)
 {
 	sb_buf joined = SB_BUF_INIT;
-	const unsigned char *s = (const unsigned char *)data;
+	const char *s = data;
 	size_t n = len;
 	if (carry->len) {
 		sb_buf_append(&joined, carry->data, carry->len);
 		sb_buf_append(&joined, data, len);
 		sb_buf_clear(carry);
-		s = (const unsigned char *)joined.data;
+		s = joined.data;
 		n = joined.len;
 	}
-	bool ok = true;
-	for (size_t i = 0; i < n && ok;) {
-		size_t k = 0;
-		int r = utf8_seq(s + i, n - i, &k);
-		if (r == 1) {
-			i += k;
-		} else if (r == 0 && !final) {
-			sb_buf_append(carry, s + i, n - i);
-			break;
-		} else {
-			ok = false;
-		}
-	}
+	size_t used = 0;
+	bool ok = sb_utf8_valid_span(s, n, final, &used);
+	if (ok && used < n)
+		sb_buf_append(carry, s + used, n - used);
 	sb_buf_deinit(&joined);
 	return ok;
 }
 
 void sb_json_escape(const char *data, size_t len, sb_buf *out)
 {
-	size_t run = 0;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)data[i];
-		if (c >= 0x20 && c != '"' && c != '\\')
-			continue;
-		sb_buf_append(out, data + run, i - run);
-		run = i + 1;
-		switch (c) {
-		case '"':
-			sb_buf_appends(out, "\\\"");
+	const unsigned char *s = (const unsigned char *)data;
+	size_t i = 0;
+	while (i < len) {
+		size_t run = plain_run(s + i, len - i);
+		/* bytes >= 0x80 of the (valid) UTF-8 go as they are too */
+		while (i + run < len && s[i + run] >= 0x80)
+			run += 1 + plain_run(s + i + run + 1, len - i - run - 1);
+		sb_buf_append(out, data + i, run);
+		i += run;
+		if (i == len)
 			break;
-		case '\\':
-			sb_buf_appends(out, "\\\\");
-			break;
-		case '\n':
-			sb_buf_appends(out, "\\n");
-			break;
-		case '\r':
-			sb_buf_appends(out, "\\r");
-			break;
-		case '\t':
-			sb_buf_appends(out, "\\t");
-			break;
-		case '\b':
-			sb_buf_appends(out, "\\b");
-			break;
-		case '\f':
-			sb_buf_appends(out, "\\f");
-			break;
-		default:
-			sb_buf_appendf(out, "\\u%04x", c);
-			break;
-		}
+		char e[6];
+		sb_buf_append(out, e, escape_byte(s[i++], e));
 	}
-	sb_buf_append(out, data + run, len - run);
+}
+
+size_t sb_json_escape_utf8(const char *data, size_t len, bool final, char *out, size_t room,
+                           size_t *used)
+{
+	const unsigned char *s = (const unsigned char *)data;
+	size_t i = 0, o = 0;
+	while (i < len && o < room) {
+		size_t lim = len - i < room - o ? len - i : room - o;
+		size_t run = plain_run(s + i, lim);
+		memcpy(out + o, s + i, run);
+		i += run;
+		o += run;
+		if (i == len || o == room)
+			break;
+		unsigned char c = s[i];
+		if (c < 0x80) {
+			char e[6];
+			size_t k = escape_byte(c, e);
+			if (room - o < k)
+				break;
+			memcpy(out + o, e, k);
+			o += k;
+			i++;
+			continue;
+		}
+		size_t k = 0;
+		int r = utf8_seq(s + i, len - i, &k);
+		if (r == 0 && !final)
+			break; /* an incomplete sequence: it waits for the next bytes */
+		if (r == 1) {
+			if (room - o < k)
+				break;
+			memcpy(out + o, s + i, k);
+			o += k;
+		} else {
+			if (room - o < 3)
+				break;
+			memcpy(out + o, "\xEF\xBF\xBD", 3);
+			o += 3;
+		}
+		i += k;
+	}
+	*used = i;
+	return o;
 }

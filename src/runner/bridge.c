@@ -250,6 +250,7 @@ static sb_err *health_once(sb_bridge *b, int64_t timeout_ms, sb_bridge_health *o
 		out->sandbar = true;
 		out->hmac = json_is_true(json_object_get(sb, "hmac"));
 		out->workspace_tar = json_is_true(json_object_get(sb, "workspaceTar"));
+		out->cancel = json_is_true(json_object_get(sb, "cancel"));
 	}
 	pthread_mutex_lock(&b->mu);
 	if (!b->health_known) {

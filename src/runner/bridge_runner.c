@@ -20,6 +20,7 @@
 typedef struct bridge_runner {
 	sb_bridge *client;
 	char *lease_id, *acquisition_id, *remote_cwd, *strategy, *session;
+	bool cancel; /* the server is sandbar and can cancel a command (health: sandbar.cancel) */
 } bridge_runner;
 
 /* ---------------------------------------------------------------- results */
@@ -185,9 +186,9 @@ static sb_err *exec_body(const bridge_runner *br, const sb_exec_request *req, bo
 	} else {
 		json_object_set_new(o, "stdin", json_null());
 	}
-	json_object_set_new(o, "timeoutMs",
-	                    json_integer(req->timeout_ms > 0 ? req->timeout_ms
-	                                                     : BRIDGE_COMMAND_TIMEOUT_MAX));
+	json_object_set_new(
+	    o, "timeoutMs",
+	    json_integer(req->timeout_ms > 0 ? req->timeout_ms : BRIDGE_COMMAND_TIMEOUT_MAX));
 	json_object_set_new(o, "streamOutput", json_boolean(want_stream && !*bridge_channel));
 	if (*bridge_channel) {
 		char *sid = sb_strfmt("%s-bridge", br->session);
@@ -254,6 +255,74 @@ static sb_err *on_event(void *ud, const char *event, const char *id, const char 
 	return e;
 }
 
+/* ---------------------------------------------------------------- cancel */
+
+#define CANCEL_BUDGET_MS 10000 /* to find the command and see it end */
+#define CANCEL_GRACE_MS 2000   /* from TERM to KILL */
+
+/* One native call about exec exec_id of the runner's lease, outside the caller's cancel token:
+ * the HTTP status (0 on a transport error), the body's "running" in *running (optional). */
+static long cancel_call(bridge_runner *br, const char *exec_id, const char *what, const char *body,
+                        bool *running)
+{
+	bool sign = false;
+	const bridge_conf *conf = bridge_client_conf(br->client, &sign);
+	char *path = sb_strfmt("/v1/leases/%s/execs/%s%s", br->lease_id, exec_id, what);
+	bridge_req rq = BRIDGE_REQ_INIT;
+	rq.method = body ? "POST" : "GET";
+	rq.path = path;
+	rq.body = body;
+	rq.body_len = body ? strlen(body) : 0;
+	rq.timeout_ms = CANCEL_BUDGET_MS;
+	rq.sign = sign;
+	bridge_resp rs;
+	long status = 0;
+	sb_err *err = bridge_http_do(conf, &rq, &rs);
+	if (!err) {
+		status = rs.status;
+		if (running) {
+			json_t *j =
+			    json_loadb(rs.body.data ? rs.body.data : "", rs.body.len, 0, NULL);
+			*running = json_is_true(json_object_get(j, "running"));
+			json_decref(j);
+		}
+	}
+	bridge_resp_deinit(&rs);
+	sb_err_free(err);
+	free(path);
+	return status;
+}
+
+/* The caller stopped waiting for exec exec_id: end the command too (TERM to its process
+ * group, KILL after a grace period). The request may still be on its way, so an exec not
+ * known yet is looked for again until the budget runs out. Best effort: a failure is logged,
+ * the caller's outcome is the cancellation either way. */
+static void cancel_remote(bridge_runner *br, const char *exec_id)
+{
+	int64_t t0 = sb_mono_ms();
+	const char *sig = "{\"signal\":\"TERM\"}";
+	int64_t term_at = 0;
+	while (sb_mono_ms() - t0 < CANCEL_BUDGET_MS) {
+		bool running = false;
+		long st = cancel_call(br, exec_id, "", NULL, &running);
+		if (st == 200 && !running)
+			return; /* ended */
+		if (st == 200 && (!term_at || sb_mono_ms() - term_at >= CANCEL_GRACE_MS)) {
+			if (term_at)
+				sig = "{\"signal\":\"KILL\"}";
+			cancel_call(br, exec_id, "/signal", sig, NULL);
+			if (!term_at)
+				term_at = sb_mono_ms();
+		} else if (st != 200 && st != 404) {
+			break; /* 0: unreachable; other: refused */
+		}
+		sb_sleep_ms(50);
+	}
+	sb_warn("bridge lease %s: could not confirm that exec %s ended after the cancel; it "
+	        "stops at its timeout",
+	        br->lease_id, exec_id);
+}
+
 /* ---------------------------------------------------------------- execute */
 
 static sb_err *bridge_execute(sb_runner *r, const sb_exec_request *req, const sb_exec_callbacks *cb,
@@ -270,6 +339,9 @@ static sb_err *bridge_execute(sb_runner *r, const sb_exec_request *req, const sb
 		return sb_err_prefix(err, "exec of \"%s\" on bridge lease %s", req->argv[0],
 		                     br->lease_id);
 	bool stream = json_is_true(json_object_get(body, "streamOutput"));
+	char *exec_id = br->cancel ? sb_random_id("bx_") : NULL;
+	if (exec_id)
+		json_object_set_new(body, "sandbarExecId", json_string(exec_id));
 	char *text = sb_json_dumps(body);
 	json_decref(body);
 
@@ -300,6 +372,8 @@ static sb_err *bridge_execute(sb_runner *r, const sb_exec_request *req, const sb
 	char *what = sb_strfmt("exec of \"%s\" on bridge lease %s", req->argv[0], br->lease_id);
 	err = bridge_http_do(conf, &rq, &rs);
 	free(text);
+	if (err && err->code == SB_E_CANCELED && exec_id)
+		cancel_remote(br, exec_id);
 	if (err) {
 		err = sb_err_prefix(err, "%s", what);
 		goto out;
@@ -352,6 +426,7 @@ out:
 	sb_sse_deinit(&sse);
 	bridge_resp_deinit(&rs);
 	free(what);
+	free(exec_id);
 	return err;
 }
 
@@ -567,6 +642,7 @@ sb_err *sb_bridge_runner_new(const sb_bridge_runner_opts *opts, sb_runner **out)
 	r->caps = SB_RUNNER_CAP_STDIN;
 	if (h.sandbar && h.workspace_tar && !opts->no_file_transfer)
 		r->caps |= SB_RUNNER_CAP_FILE_TRANSFER;
+	br->cancel = h.sandbar && h.cancel;
 	sb_bridge_health_deinit(&h);
 	*out = r;
 	return NULL;

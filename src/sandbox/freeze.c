@@ -3,13 +3,21 @@
  * frozen; init keeps running, so the lease stays reachable and its liveness is checked as
  * always. Thawing takes the group back to THAWED; the processes stay in it, harmlessly, and a
  * later freeze collects the new ones. The group's path is kept in run/freezer so that a
- * restarted daemon, or the teardown, finds it (a frozen process cannot die: teardown thaws). */
+ * restarted daemon, or the teardown, finds it (a frozen process cannot die: teardown thaws).
+ *
+ * The kernel rewrites its own code (the freezer's static key: text patching synchronised over
+ * every CPU, milliseconds on a VM) whenever the number of freezing groups goes from 0 to 1 or
+ * back, so a lease thawed while no other group is frozen pays that on the request that wakes
+ * it. sb_freezer_hold keeps an empty group of this process frozen while leases may sleep: the
+ * count never reaches 0, and a wake is a plain state change (tens of microseconds). */
 #include "sandbox_int.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -65,10 +73,13 @@ static bool state_is(const char *dir, const char *want)
 	return yes;
 }
 
+/* Thawing on cgroup v1 is synchronous: the write returns with every task runnable, so it is
+ * not read back (no wait on the request that wakes a lease). Freezing is not: the group is
+ * FREEZING until each task has stopped, polled here. */
 static sb_err *set_state(const char *dir, const char *state)
 {
 	sb_err *err = write_str(dir, "freezer.state", state);
-	if (err)
+	if (err || strcmp(state, "THAWED") == 0)
 		return err;
 	for (int64_t t0 = sb_mono_ms(); !state_is(dir, state);) {
 		if (sb_mono_ms() - t0 > FREEZE_WAIT_MS)
@@ -78,6 +89,71 @@ static sb_err *set_state(const char *dir, const char *state)
 		usleep(500);
 	}
 	return NULL;
+}
+
+static pthread_mutex_t hold_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned hold_refs;
+static char *hold_dir;
+
+/* Remove the hold groups of processes that are gone (a daemon killed while leases slept). */
+static void sweep_holds(const char *base)
+{
+	DIR *d = opendir(base);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (strncmp(de->d_name, "hold-", 5) != 0)
+			continue;
+		char *end = NULL;
+		long pid = strtol(de->d_name + 5, &end, 10);
+		if (!end || *end || pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue;
+		char *dir = sb_strfmt("%s/%s", base, de->d_name);
+		sb_err_free(write_str(dir, "freezer.state", "THAWED"));
+		rmdir(dir);
+		free(dir);
+	}
+	closedir(d);
+}
+
+sb_err *sb_freezer_hold(bool hold)
+{
+	sb_err *err = NULL;
+	pthread_mutex_lock(&hold_mu);
+	if (!hold) {
+		if (hold_refs && --hold_refs == 0 && hold_dir) {
+			sb_err_free(write_str(hold_dir, "freezer.state", "THAWED"));
+			if (rmdir(hold_dir) < 0 && errno != ENOENT)
+				err = sb_err_sys(errno, "removing freezer group %s", hold_dir);
+			free(hold_dir);
+			hold_dir = NULL;
+		}
+		pthread_mutex_unlock(&hold_mu);
+		return err;
+	}
+	if (hold_refs++ == 0) {
+		char *base = sb_strfmt("%s/sandbar", FREEZER_ROOT);
+		char *dir = sb_strfmt("%s/hold-%d", base, (int)getpid());
+		if (mkdir(base, 0755) < 0 && errno != EEXIST)
+			err = sb_err_sys(errno, "creating freezer group %s", base);
+		else
+			sweep_holds(base);
+		if (!err && mkdir(dir, 0755) < 0 && errno != EEXIST)
+			err = sb_err_sys(errno, "creating freezer group %s", dir);
+		if (!err)
+			err = set_state(dir, "FROZEN");
+		if (err) {
+			rmdir(dir);
+			free(dir);
+			hold_refs--;
+		} else {
+			hold_dir = dir;
+		}
+		free(base);
+	}
+	pthread_mutex_unlock(&hold_mu);
+	return err ? sb_err_prefix(err, "holding the freezer for cheap wakes") : NULL;
 }
 
 /* Move every process of init's pid namespace but init into dir; *moved counts them. */

@@ -498,6 +498,14 @@ void compat_route_exec(sbs_req *r, void *ud)
 		sbs_reply_error(r, 400, "invalid_request", "stdin must be a string or null");
 		goto out;
 	}
+	/* sandbar's extension (health: sandbar.cancel): the client names the exec, so that it can
+	 * cancel the command through the native signal route while it waits. */
+	json_t *jxid = json_object_get(body, "sandbarExecId");
+	if (jxid && !(json_is_string(jxid) && sbs_id_ok(json_string_value(jxid)))) {
+		sbs_reply_error(r, 400, "invalid_request",
+		                "sandbarExecId must be a string of [A-Za-z0-9_-]{1,64}");
+		goto out;
+	}
 
 	c = sb_xcalloc(1, sizeof(*c));
 	c->srv = srv;
@@ -572,6 +580,8 @@ void compat_route_exec(sbs_req *r, void *ud)
 	if (has_stdin)
 		sb_buf_append(&spec.stdin_data, json_string_value(jin), json_string_length(jin));
 	spec.timeout_ms = o.timeout_ms;
+	if (jxid)
+		spec.exec_id = sb_xstrdup(json_string_value(jxid));
 	if (resume_exec) {
 		/* A resumed stream: the same command, from right after the last event seen. */
 		if ((err = sbs_execs_attach(srv->execs, c->lease, resume_exec, &c->x))) {

@@ -214,9 +214,10 @@ static void route_health(sbs_req *r, void *ud)
 	json_t *caps = json_pack("{s:b, s:b, s:b, s:b, s:b}", "reuseLease", 1, "namedSessions", 1,
 	                         "previewUrls", 0, "acquisitionReplay", 1, "scopedReuse", 1);
 	/* sandbar's own object: ignored by the stock plugin, read by sandbar's bridge runner to
-	 * choose HMAC signing and the native workspace routes. */
-	json_t *ext = json_pack("{s:s, s:b, s:b, s:s}", "version", SB_VERSION, "hmac", 1,
-	                        "workspaceTar", 1, "nativeApi", "/v1");
+	 * choose HMAC signing, the native workspace routes, and cancelling a command it stops
+	 * waiting for (an exec named by sandbarExecId, signalled through the native API). */
+	json_t *ext = json_pack("{s:s, s:b, s:b, s:s, s:b}", "version", SB_VERSION, "hmac", 1,
+	                        "workspaceTar", 1, "nativeApi", "/v1", "cancel", 1);
 	sbs_reply_json(r, 200,
 	               json_pack("{s:b, s:s, s:s, s:o, s:o}", "ok", 1, "provider", COMPAT_PROVIDER,
 	                         "bridgeVersion", SB_VERSION, "capabilities", caps, "sandbar",

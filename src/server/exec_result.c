@@ -1,44 +1,46 @@
 /* A finished exec's result as a JSON document streamed from the spool (see exec_result.h).
  *
- * The document is a list of pieces, literal text or a stream of the exec. Reading produces one
- * staging chunk at a time: a literal whole, a stream 48 KiB of spool at a time (a multiple of
- * 3, so base64 needs no carry within a stream but at its end), encoded into the staging buffer,
- * which the caller drains. UTF-8 sequences split between two spool reads wait in a carry.
+ * The document is a list of pieces: literal text, or the bytes of a stream. Reading encodes
+ * straight into the caller's buffer: literals are copied, a stream is read from the spool a
+ * big window at a time and encoded in one pass (UTF-8 repair and JSON escaping together, plain
+ * ASCII runs a word at a time; or base64). Bytes that cannot be encoded yet (an incomplete
+ * UTF-8 sequence, base64's 1-2 leftover bytes) stay at the end of the window and move to its
+ * start when it is refilled. A character that does not fit the caller's buffer goes through a
+ * few bytes of overflow. Memory: the window, whatever the output's size.
  */
 #include "exec_result.h"
 
-#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define SPOOL_CHUNK (48u * 1024u)
+#define WINDOW (256u * 1024u) /* spool bytes read at once */
+#define UNIT_MAX 8            /* the most one encoded character takes (6: \u00XX) */
 
 typedef struct piece {
 	bool is_stream;
-	sb_buf text; /* literal, or the stream's suffix */
+	sb_buf text; /* literal */
 	sb_stream stream;
 	uint64_t len;
-	sbs_text_enc enc;
+	bool b64;
 } piece;
 
 struct sbs_result_json {
 	sbs_exec *x;
 	piece *pieces;
-	size_t npieces, next; /* next: the piece the next staging chunk comes from */
-	bool in_stream;       /* the current stream piece has begun (its '"' is out) */
-	uint64_t off;         /* read position in the current stream */
-	sb_buf carry;         /* an incomplete UTF-8 sequence, or base64's 1-2 leftover bytes */
-	sb_buf staging;       /* encoded, not yet handed out */
-	size_t pos;
-	sb_buf scratch;
-	char *chunk;
+	size_t npieces, next; /* next: the piece being written */
+	size_t lit;           /* bytes of the current literal written */
+	uint64_t off;         /* bytes of the current stream read from the spool */
+	char *win;            /* spool bytes read, [wpos, wlen) not yet encoded */
+	size_t wpos, wlen;
+	char over[UNIT_MAX]; /* encoded, not yet handed out: [opos, olen) */
+	size_t opos, olen;
 };
 
 sbs_result_json *sbs_result_json_new(sbs_exec *x)
 {
 	sbs_result_json *w = sb_xcalloc(1, sizeof *w);
 	w->x = x;
-	w->chunk = sb_xmalloc(SPOOL_CHUNK);
+	w->win = sb_xmalloc(WINDOW);
 	return w;
 }
 
@@ -49,10 +51,7 @@ void sbs_result_json_free(sbs_result_json *w)
 	for (size_t i = 0; i < w->npieces; i++)
 		sb_buf_deinit(&w->pieces[i].text);
 	free(w->pieces);
-	sb_buf_deinit(&w->carry);
-	sb_buf_deinit(&w->staging);
-	sb_buf_deinit(&w->scratch);
-	free(w->chunk);
+	free(w->win);
 	free(w);
 }
 
@@ -70,47 +69,58 @@ void sbs_result_json_text(sbs_result_json *w, const char *text)
 	sb_buf_appends(&p->text, text);
 }
 
-static sb_err *read_spool(sbs_result_json *w, sb_stream s, uint64_t off, uint64_t len, size_t *got)
+/* Keep the window's unencoded tail, then fill the rest from the spool at w->off. */
+static sb_err *refill(sbs_result_json *w, const piece *p)
 {
-	uint64_t left = len - off;
-	size_t want = left < SPOOL_CHUNK ? (size_t)left : SPOOL_CHUNK;
-	sb_err *err = sbs_exec_read(w->x, s, off, w->chunk, want, got);
+	size_t keep = w->wlen - w->wpos;
+	memmove(w->win, w->win + w->wpos, keep);
+	w->wpos = 0;
+	w->wlen = keep;
+	uint64_t left = p->len - w->off;
+	size_t want = WINDOW - keep;
+	if (left < want)
+		want = (size_t)left;
+	size_t got = 0;
+	sb_err *err = sbs_exec_read(w->x, p->stream, w->off, w->win + keep, want, &got);
 	if (err)
 		return err;
-	if (*got == 0 && want > 0)
-		return sb_err_new(SB_E_IO,
-		                  "the %s spool of exec %s ends at byte %llu of %llu announced",
-		                  s == SB_STREAM_STDOUT ? "stdout" : "stderr", sbs_exec_id(w->x),
-		                  (unsigned long long)off, (unsigned long long)len);
+	if (got == 0 && want > 0)
+		return sb_err_new(
+		    SB_E_IO, "the %s spool of exec %s ends at byte %llu of %llu announced",
+		    p->stream == SB_STREAM_STDOUT ? "stdout" : "stderr", sbs_exec_id(w->x),
+		    (unsigned long long)w->off, (unsigned long long)p->len);
+	w->off += got;
+	w->wlen += got;
 	return NULL;
 }
 
-/* Is the stream's [0, len) valid UTF-8? Reads it once. */
-static sb_err *stream_is_utf8(sbs_result_json *w, sb_stream s, uint64_t len, bool *ok)
+/* Is the stream's [0, len) valid UTF-8? Reads it once, through the window. */
+static sb_err *stream_is_utf8(sbs_result_json *w, const piece *p, bool *ok)
 {
-	sb_buf carry = SB_BUF_INIT;
 	sb_err *err = NULL;
 	*ok = true;
-	for (uint64_t off = 0; off < len && *ok;) {
-		size_t got = 0;
-		if ((err = read_spool(w, s, off, len, &got)))
+	w->off = w->wpos = w->wlen = 0;
+	while (*ok && !err && (w->off < p->len || w->wpos < w->wlen)) {
+		if (w->off < p->len && (err = refill(w, p)))
 			break;
-		off += got;
-		*ok = sb_utf8_check(&carry, w->chunk, got, off == len);
+		size_t used = 0;
+		bool final = w->off == p->len;
+		*ok = sb_utf8_valid_span(w->win + w->wpos, w->wlen - w->wpos, final, &used);
+		w->wpos += used;
+		if (final)
+			break;
 	}
-	if (!err && len == 0)
-		*ok = true;
-	sb_buf_deinit(&carry);
+	w->off = w->wpos = w->wlen = 0;
 	return err;
 }
 
 sb_err *sbs_result_json_stream(sbs_result_json *w, sb_stream s, uint64_t len, sbs_text_enc enc,
                                const char *suffix)
 {
-	assert(enc != SBS_TEXT_BASE64 || !suffix);
 	if (enc == SBS_TEXT_STRICT) {
+		piece probe = {.is_stream = true, .stream = s, .len = len};
 		bool ok = false;
-		sb_err *err = stream_is_utf8(w, s, len, &ok);
+		sb_err *err = stream_is_utf8(w, &probe, &ok);
 		if (err)
 			return err;
 		if (!ok) {
@@ -118,67 +128,75 @@ sb_err *sbs_result_json_stream(sbs_result_json *w, sb_stream s, uint64_t len, sb
 			return NULL;
 		}
 	}
+	sbs_result_json_text(w, "\"");
 	piece *p = add_piece(w);
 	p->is_stream = true;
 	p->stream = s;
 	p->len = len;
-	p->enc = enc;
+	p->b64 = enc == SBS_TEXT_BASE64;
+	p = add_piece(w);
 	if (suffix)
-		sb_buf_appends(&p->text, suffix);
+		sb_json_escape(suffix, strlen(suffix), &p->text);
+	sb_buf_appendc(&p->text, '"');
 	return NULL;
 }
 
-static void encode_text(sbs_result_json *w, const char *d, size_t n, bool final)
+/* Encode window bytes into out (room bytes): the count written. *more: the window must be
+ * refilled before anything else can be encoded. */
+static size_t encode(sbs_result_json *w, const piece *p, char *out, size_t room, bool *more)
 {
-	sb_buf_clear(&w->scratch);
-	sb_utf8_feed(&w->carry, d, n, final, &w->scratch);
-	sb_json_escape(w->scratch.data ? w->scratch.data : "", w->scratch.len, &w->staging);
+	bool final = w->off == p->len;
+	const char *in = w->win + w->wpos;
+	size_t n = w->wlen - w->wpos, used = 0, o = 0;
+	if (!p->b64) {
+		o = sb_json_escape_utf8(in, n, final, out, room, &used);
+	} else {
+		size_t groups = n / 3 < room / 4 ? n / 3 : room / 4;
+		used = groups * 3;
+		o = sb_b64_encode_to(in, used, out);
+		if (final && used == n - n % 3 && n % 3 && room - o >= 4) {
+			o += sb_b64_encode_to(in + used, n % 3, out + o);
+			used = n;
+		}
+	}
+	w->wpos += used;
+	/* Nothing encodable left but an incomplete tail (UTF-8 sequence, base64 group). */
+	*more = !final && (w->wpos == w->wlen || (o == 0 && used == 0));
+	return o;
 }
 
-static void encode_b64(sbs_result_json *w, const char *d, size_t n, bool final)
-{
-	sb_buf_append(&w->carry, d, n);
-	size_t whole = final ? w->carry.len : w->carry.len / 3 * 3;
-	if (whole == 0)
-		return;
-	sb_b64_encode(w->carry.data, whole, &w->staging);
-	memmove(w->carry.data, w->carry.data + whole, w->carry.len - whole);
-	w->carry.len -= whole;
-}
-
-/* Produce the next staging chunk from the current piece. */
-static sb_err *produce(sbs_result_json *w)
+/* Write what fits of the current piece into out (room >= UNIT_MAX, or any for a literal). */
+static sb_err *produce(sbs_result_json *w, char *out, size_t room, size_t *wrote)
 {
 	piece *p = &w->pieces[w->next];
+	*wrote = 0;
 	if (!p->is_stream) {
-		sb_buf_append(&w->staging, p->text.data, p->text.len);
+		size_t n = p->text.len - w->lit;
+		if (n > room)
+			n = room;
+		memcpy(out, p->text.data + w->lit, n);
+		w->lit += n;
+		*wrote = n;
+		if (w->lit == p->text.len) {
+			w->lit = 0;
+			w->next++;
+		}
+		return NULL;
+	}
+	if (w->off == p->len && w->wpos == w->wlen) {
+		w->off = w->wpos = w->wlen = 0;
 		w->next++;
 		return NULL;
 	}
-	if (!w->in_stream) {
-		w->in_stream = true;
-		w->off = 0;
-		sb_buf_clear(&w->carry);
-		sb_buf_appendc(&w->staging, '"');
-	}
-	size_t got = 0;
-	if (w->off < p->len) {
-		sb_err *err = read_spool(w, p->stream, w->off, p->len, &got);
+	if (w->wpos == w->wlen && w->off < p->len) {
+		sb_err *err = refill(w, p);
 		if (err)
 			return err;
-		w->off += got;
 	}
-	bool final = w->off == p->len;
-	if (p->enc == SBS_TEXT_BASE64)
-		encode_b64(w, w->chunk, got, final);
-	else
-		encode_text(w, w->chunk, got, final);
-	if (final) {
-		sb_json_escape(p->text.data ? p->text.data : "", p->text.len, &w->staging);
-		sb_buf_appendc(&w->staging, '"');
-		w->in_stream = false;
-		w->next++;
-	}
+	bool more = false;
+	*wrote = encode(w, p, out, room, &more);
+	if (more && *wrote == 0)
+		return refill(w, p);
 	return NULL;
 }
 
@@ -186,22 +204,29 @@ sb_err *sbs_result_json_read(sbs_result_json *w, char *buf, size_t max, size_t *
 {
 	*got = 0;
 	while (*got < max) {
-		if (w->pos == w->staging.len) {
-			sb_buf_clear(&w->staging);
-			w->pos = 0;
-			if (w->next == w->npieces)
-				break;
-			sb_err *err = produce(w);
-			if (err)
-				return err;
+		if (w->opos < w->olen) {
+			size_t n = w->olen - w->opos;
+			if (n > max - *got)
+				n = max - *got;
+			memcpy(buf + *got, w->over + w->opos, n);
+			w->opos += n;
+			*got += n;
 			continue;
 		}
-		size_t n = w->staging.len - w->pos;
-		if (n > max - *got)
-			n = max - *got;
-		memcpy(buf + *got, w->staging.data + w->pos, n);
-		w->pos += n;
-		*got += n;
+		if (w->next == w->npieces)
+			break;
+		size_t room = max - *got, n = 0;
+		sb_err *err = NULL;
+		if (room >= UNIT_MAX || !w->pieces[w->next].is_stream) {
+			err = produce(w, buf + *got, room, &n);
+			*got += n;
+		} else {
+			err = produce(w, w->over, sizeof w->over, &n);
+			w->opos = 0;
+			w->olen = n;
+		}
+		if (err)
+			return err;
 	}
 	return NULL;
 }

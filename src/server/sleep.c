@@ -22,6 +22,11 @@ struct sbs_sleep {
 	sbs_store *st;
 	entry *v;
 	size_t n;
+	/* A sb_freezer_hold reference, held while any lease may sleep (has a policy, or
+	 * sleeps): wakes stay cheap, and the kernel's code rewrite that taking or dropping it
+	 * costs (milliseconds, felt by every CPU) happens rarely and off the request path. */
+	bool held;
+	bool hold_failed; /* warned once; the reaper stops retrying */
 };
 
 static entry *find(sbs_sleep *z, const char *id)
@@ -84,6 +89,30 @@ static void warn(sb_err *err)
 	}
 }
 
+/* Take the freezer hold at the latest before a lease sleeps; the caller holds z->mu. Without
+ * it a wake only costs more, so a failure is a warning (once). */
+static void hold(sbs_sleep *z)
+{
+	if (z->held)
+		return;
+	sb_err *err = sb_freezer_hold(true);
+	bool failed = err != NULL;
+	z->held = !failed;
+	if (failed && !z->hold_failed)
+		warn(err);
+	else
+		sb_err_free(err);
+	z->hold_failed = failed;
+}
+
+static bool wants_hold(const sbs_sleep *z)
+{
+	for (size_t i = 0; i < z->n; i++)
+		if (z->v[i].asleep_ms || z->v[i].after_ms > 0)
+			return true;
+	return false;
+}
+
 /* Freeze or thaw the lease's sandbox; the caller holds z->mu. */
 static sb_err *apply(sbs_sleep *z, entry *e, bool freeze, bool require_idle)
 {
@@ -108,6 +137,8 @@ static sb_err *apply(sbs_sleep *z, entry *e, bool freeze, bool require_idle)
 		}
 		sb_strv_free(ids);
 	}
+	if (!err && freeze)
+		hold(z);
 	if (!err)
 		err = sb_sandbox_freeze(sb, freeze, NULL);
 	sbs_lease_unref(l);
@@ -158,6 +189,8 @@ sb_err *sbs_sleep_new(sbs_leases *ls, sbs_store *st, sbs_sleep **out)
 		sbs_sleep_free(z);
 		return err;
 	}
+	if (wants_hold(z))
+		hold(z); /* before the first wake after a restart */
 	sbs_leases_set_use_hook(ls, on_use, z);
 	*out = z;
 	return NULL;
@@ -170,6 +203,8 @@ void sbs_sleep_free(sbs_sleep *z)
 	for (size_t i = 0; i < z->n; i++)
 		free(z->v[i].id);
 	free(z->v);
+	if (z->held)
+		warn(sb_freezer_hold(false));
 	pthread_mutex_destroy(&z->mu);
 	free(z);
 }
@@ -227,7 +262,32 @@ void sbs_sleep_tick(sbs_sleep *z, int64_t now_ms)
 		}
 		i++;
 	}
+	/* Take or let go of the hold outside the mutex: the kernel's code rewrite takes
+	 * milliseconds, and every request to a lease takes the mutex. */
+	bool want = wants_hold(z);
+	bool take = want && !z->held && !z->hold_failed;
+	bool release = !want && z->held;
+	if (release)
+		z->held = false;
 	pthread_mutex_unlock(&z->mu);
+	if (release)
+		warn(sb_freezer_hold(false));
+	if (take) {
+		sb_err *err = sb_freezer_hold(true);
+		bool failed = err != NULL;
+		pthread_mutex_lock(&z->mu);
+		bool extra = !failed && z->held; /* a sleep took one meanwhile */
+		if (!failed)
+			z->held = true;
+		else if (!z->hold_failed)
+			warn(sb_err_prefix(err, "leases will wake more slowly"));
+		else
+			sb_err_free(err);
+		z->hold_failed = failed;
+		pthread_mutex_unlock(&z->mu);
+		if (extra)
+			warn(sb_freezer_hold(false));
+	}
 }
 
 sb_err *sbs_sleep_now(sbs_sleep *z, const char *id)

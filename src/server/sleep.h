@@ -3,7 +3,9 @@
  * and no running command for that long has its command processes frozen (sb_sandbox_freeze);
  * the next request to it thaws them before it is served (the lease service's use hook). Policy
  * and state live in the state database, so a sleeping lease stays asleep, and is woken, across
- * daemon restarts. */
+ * daemon restarts. While any lease may sleep, the daemon holds an empty freezer group frozen
+ * (sb_freezer_hold), so that a wake is a plain thaw (tens of microseconds) rather than a
+ * kernel code rewrite (milliseconds); the reaper takes and lets go of it. */
 #ifndef SB_SERVER_SLEEP_H
 #define SB_SERVER_SLEEP_H
 

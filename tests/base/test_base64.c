@@ -23,6 +23,24 @@ static void encodes_rfc4648_vectors(void **state)
 	}
 }
 
+/* The plain-buffer encoder gives the streaming encoder's bytes for every length. */
+static void encode_to_matches_streaming(void **state)
+{
+	(void)state;
+	unsigned char data[300];
+	sbt_fill_random(data, sizeof data, 11);
+	char out[400];
+	for (size_t n = 0; n <= sizeof data; n++) {
+		sb_buf want = SB_BUF_INIT;
+		sb_b64_encode(data, n, &want);
+		size_t o = sb_b64_encode_to(data, n, out);
+		assert_int_equal(o, sb_b64_encoded_len(n));
+		assert_int_equal(o, want.len);
+		assert_memory_equal(out, want.data ? want.data : "", o);
+		sb_buf_deinit(&want);
+	}
+}
+
 /* Streams split at every possible point give the same bytes as one call. */
 static void streaming_split_anywhere_round_trips(void **state)
 {
@@ -69,16 +87,16 @@ static void decode_rejects_malformed_input(void **state)
 {
 	(void)state;
 	const char *bad[] = {
-		"Zm9v!",     /* foreign character */
-		"Zg=",       /* ends inside a group */
-		"Zg",        /* dangling final group */
-		"Z===",      /* padding too early */
-		"Zg==Zg==",  /* data after padding */
-		"Zh==",      /* non-zero pad bits */
-		"Zm9=",      /* non-zero pad bits (2-byte group) */
-		"=Zm9",      /* padding first */
-		"Zm9vY",     /* lone sextet */
-		"Zm\x00v",   /* NUL */
+	    "Zm9v!",    /* foreign character */
+	    "Zg=",      /* ends inside a group */
+	    "Zg",       /* dangling final group */
+	    "Z===",     /* padding too early */
+	    "Zg==Zg==", /* data after padding */
+	    "Zh==",     /* non-zero pad bits */
+	    "Zm9=",     /* non-zero pad bits (2-byte group) */
+	    "=Zm9",     /* padding first */
+	    "Zm9vY",    /* lone sextet */
+	    "Zm\x00v",  /* NUL */
 	};
 	size_t lens[] = {5, 3, 2, 4, 8, 4, 4, 4, 5, 4};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
@@ -113,11 +131,12 @@ static void matches_coreutils_base64(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(encodes_rfc4648_vectors),
-		cmocka_unit_test(streaming_split_anywhere_round_trips),
-		cmocka_unit_test(decode_skips_whitespace_like_base64_wraps),
-		cmocka_unit_test(decode_rejects_malformed_input),
-		cmocka_unit_test(matches_coreutils_base64),
+	    cmocka_unit_test(encodes_rfc4648_vectors),
+	    cmocka_unit_test(encode_to_matches_streaming),
+	    cmocka_unit_test(streaming_split_anywhere_round_trips),
+	    cmocka_unit_test(decode_skips_whitespace_like_base64_wraps),
+	    cmocka_unit_test(decode_rejects_malformed_input),
+	    cmocka_unit_test(matches_coreutils_base64),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,9 +8,12 @@
 
 #include <sandbar/runner.h>
 
+#include <dirent.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static sb_bridge_opts opts(void)
 {
@@ -334,30 +337,117 @@ static sb_err *cancel_on_output(void *ud, sb_stream s, const char *p, size_t n)
 	return NULL;
 }
 
-/* Cancelling stops waiting for the command (the protocol has no abort; the command itself ends
- * at its timeout). */
-static void bridge_runner_cancel_stops_waiting(void **state)
+/* Host pid of the process whose command line is exactly "sleep <arg>", or 0. */
+static int find_sleeper(const char *arg)
+{
+	DIR *dir = opendir("/proc");
+	assert_non_null(dir);
+	struct dirent *de;
+	int found = 0;
+	char want[64];
+	int wl = snprintf(want, sizeof want, "sleep%c%s", 0, arg);
+	while (!found && (de = readdir(dir))) {
+		int pid = atoi(de->d_name);
+		if (pid <= 0)
+			continue;
+		char p[64];
+		snprintf(p, sizeof p, "/proc/%d/cmdline", pid);
+		FILE *f = fopen(p, "r");
+		if (!f)
+			continue;
+		char buf[128] = {0};
+		size_t n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		if (n == (size_t)wl + 1 && memcmp(buf, want, (size_t)wl + 1) == 0)
+			found = pid;
+	}
+	closedir(dir);
+	return found;
+}
+
+/* A process that is gone, or a zombie not yet reaped. */
+static bool process_gone(int pid)
+{
+	char *p = sb_strfmt("/proc/%d/stat", pid);
+	FILE *f = fopen(p, "r");
+	free(p);
+	if (!f)
+		return true;
+	char buf[512] = {0};
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	const char *rp = n ? strrchr(buf, ')') : NULL;
+	return !rp || rp[1] != ' ' || rp[2] == 'Z' || rp[2] == 'X';
+}
+
+typedef struct canceller {
+	sb_cancel *c;
+	const char *arg;
+	int pid; /* the remote command, once seen */
+} canceller;
+
+/* Cancel once the remote command runs (a JSON exec sends nothing before its end). */
+static void *cancel_when_running(void *ud)
+{
+	canceller *k = ud;
+	for (int i = 0; i < 3000 && !(k->pid = find_sleeper(k->arg)); i++)
+		usleep(10000);
+	sb_cancel_trigger(k->c);
+	return NULL;
+}
+
+/* Cancelling stops waiting for the command, and (the server being sandbar, which says so in
+ * its /health) ends the command in the sandbox too: streamed and JSON execs alike. */
+static void bridge_runner_cancel_ends_the_remote_command(void **state)
 {
 	(void)state;
 	sb_bridge *b = NULL;
 	sb_bridge_opts o = opts();
 	SB_ASSERT_OK(sb_bridge_new(&o, &b));
+	sb_bridge_health h;
+	SB_ASSERT_OK(sb_bridge_health_get(b, &h));
+	assert_true(h.sandbar && h.cancel);
+	sb_bridge_health_deinit(&h);
 	sb_bridge_lease_params p = params("runner-cancel");
 	sb_bridge_lease l = {0};
 	SB_ASSERT_OK(sb_bridge_acquire(b, &p, &l));
 	sb_runner *r = runner_for(&l);
-	sb_cancel *c = sb_cancel_new();
-	char *argv[] = {"sh", "-c", "echo first; sleep 30", NULL};
-	sb_exec_request rq = {.argv = argv, .timeout_ms = 60000};
-	sb_exec_callbacks cb = {.on_output = cancel_on_output, .ud = c};
-	sb_exec_result res;
-	sb_exec_result_init(&res);
-	sb_err *err = sb_runner_execute(r, &rq, &cb, c, &res);
-	assert_non_null(err);
-	assert_int_equal(err->code, SB_E_CANCELED);
-	sb_err_free(err);
-	sb_exec_result_deinit(&res);
-	sb_cancel_free(c);
+	for (int streamed = 1; streamed >= 0; streamed--) {
+		const char *arg = streamed ? "300.0625" : "300.125";
+		sb_cancel *c = sb_cancel_new();
+		char *script = sb_strfmt("echo first; sleep %s; echo never", arg);
+		char *argv[] = {"sh", "-c", script, NULL};
+		sb_exec_request rq = {.argv = argv, .timeout_ms = 600000};
+		sb_exec_callbacks cb = {.on_output = streamed ? cancel_on_output : NULL, .ud = c};
+		canceller k = {.c = c, .arg = arg};
+		pthread_t th;
+		if (!streamed)
+			assert_int_equal(pthread_create(&th, NULL, cancel_when_running, &k), 0);
+		sb_exec_result res;
+		sb_exec_result_init(&res);
+		int64_t t0 = sb_mono_ms();
+		sb_err *err = sb_runner_execute(r, &rq, &cb, c, &res);
+		if (!streamed)
+			pthread_join(th, NULL);
+		assert_non_null(err);
+		assert_int_equal(err->code, SB_E_CANCELED);
+		sb_err_free(err);
+		/* Returned at the cancel (plus the TERM's effect), long before the command's end.
+		 */
+		assert_true(sb_mono_ms() - t0 < 60000);
+		int pid = streamed ? find_sleeper(arg) : k.pid;
+		if (streamed) /* cancelled at the first output: the sleep may not have begun */
+			assert_true(pid == 0 || process_gone(pid));
+		else
+			assert_true(pid > 0 && process_gone(pid));
+		/* Nothing of that command is left in the sandbox. */
+		for (int i = 0; i < 500 && find_sleeper(arg); i++)
+			usleep(10000);
+		assert_int_equal(find_sleeper(arg), 0);
+		sb_exec_result_deinit(&res);
+		sb_cancel_free(c);
+		free(script);
+	}
 	sb_runner_free(r);
 	sb_bridge_lease_deinit(&l);
 	sb_bridge_free(b);
@@ -370,7 +460,7 @@ int main(void)
 	    cmocka_unit_test(bridge_client_reports_bad_credentials_and_requests),
 	    cmocka_unit_test(bridge_runner_executes_json_and_streamed),
 	    cmocka_unit_test(bridge_client_concurrent_replays_share_one_lease),
-	    cmocka_unit_test(bridge_runner_cancel_stops_waiting),
+	    cmocka_unit_test(bridge_runner_cancel_ends_the_remote_command),
 	};
 	return cmocka_run_group_tests(tests, ct_group_setup, ct_group_teardown);
 }

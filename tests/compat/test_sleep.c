@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define V2 "/api/paperclip-sandbox/v2"
@@ -155,8 +156,18 @@ static void idle_lease_sleeps_and_the_next_exec_wakes_it(void **state)
 	assert_int_equal(metric_sleeping(), 1);
 
 	/* A restart keeps it asleep, and knows it is. */
+	int old = d.pid;
 	ct_daemon_restart(&d);
 	assert_true(frozen(pid));
+	/* The new daemon holds the freezer for the first wake; the old one let its hold go. */
+	char *hold = sb_strfmt("/sys/fs/cgroup/freezer/sandbar/hold-%d/freezer.state", d.pid);
+	char *hs = sbt_sh_out("cat %s", hold);
+	assert_string_equal(hs, "FROZEN\n");
+	free(hs);
+	free(hold);
+	hold = sb_strfmt("/sys/fs/cgroup/freezer/sandbar/hold-%d", old);
+	assert_true(access(hold, F_OK) != 0);
+	free(hold);
 	st = lease_state(id);
 	assert_string_equal(st, "sleeping");
 	free(st);
@@ -263,6 +274,98 @@ static void native_sleep_and_wake_on_request(void **state)
 	free(id);
 }
 
+static char *hold_path(int pid)
+{
+	return sb_strfmt("/sys/fs/cgroup/freezer/sandbar/hold-%d", pid);
+}
+
+static bool hold_frozen(int pid)
+{
+	char *p = hold_path(pid);
+	char *st = sbt_sh_out("cat %s/freezer.state 2>/dev/null", p);
+	bool yes = strcmp(st, "FROZEN\n") == 0;
+	free(st);
+	free(p);
+	return yes;
+}
+
+static bool hold_gone(int pid)
+{
+	char *p = hold_path(pid);
+	bool gone = access(p, F_OK) != 0;
+	free(p);
+	return gone;
+}
+
+/* While a lease may sleep (has a sleep policy) the daemon holds an empty freezer group frozen,
+ * so that the kernel does not rewrite its code on each wake; it lets it go once no lease may
+ * sleep, and removes holds left by a daemon that died. */
+static void sleeping_leases_hold_the_freezer(void **state)
+{
+	(void)state;
+	/* Earlier tests' leases are gone: their hold goes, and is swept for stale ones when it is
+	 * taken anew. */
+	assert_true(eventually(hold_gone, d.pid));
+	pid_t dead = fork();
+	if (dead == 0)
+		_exit(0);
+	assert_true(dead > 0);
+	waitpid(dead, NULL, 0);
+	char *stale = hold_path(dead);
+	assert_int_equal(sbt_sh("mkdir -p %s && echo FROZEN > %s/freezer.state", stale, stale), 0);
+
+	ct_resp r;
+	ct_call(&d, "POST", "/v1/leases",
+	        json_pack("{s:s, s:s}", "acquisition_id", "held-sleep", "sleep_after", "1h"), &r);
+	assert_int_equal(r.status, 200);
+	char *id = sb_xstrdup(json_string_value(json_object_get(r.json, "id")));
+	ct_resp_deinit(&r);
+	/* Taken by the reaper's next pass, before the lease could sleep. */
+	assert_true(eventually(hold_frozen, d.pid));
+	assert_true(hold_gone(dead));
+
+	char *xpath = sb_strfmt("/v1/leases/%s/exec", id);
+	ct_call(&d, "POST", xpath,
+	        json_pack("{s:[sss]}", "argv", "sh", "-c",
+	                  "setsid sleep 7777.125 </dev/null >/dev/null 2>&1 &"),
+	        &r);
+	assert_int_equal(r.status, 200);
+	ct_resp_deinit(&r);
+	int pid = wait_sleeper("7777.125");
+	assert_true(pid > 0);
+	char *spath = sb_strfmt("/v1/leases/%s/sleep", id);
+	for (int i = 0; i < 500; i++) {
+		ct_call(&d, "POST", spath, NULL, &r);
+		if (r.status != 409)
+			break;
+		ct_resp_deinit(&r);
+		usleep(10000);
+	}
+	assert_int_equal(r.status, 200);
+	ct_resp_deinit(&r);
+	assert_true(frozen(pid));
+	char *wpath = sb_strfmt("/v1/leases/%s/wake", id);
+	ct_call(&d, "POST", wpath, NULL, &r);
+	assert_int_equal(r.status, 200);
+	ct_resp_deinit(&r);
+	assert_false(frozen(pid));
+	/* Still held while the lease may sleep again. */
+	assert_true(hold_frozen(d.pid));
+
+	char *dpath = sb_strfmt("/v1/leases/%s", id);
+	ct_call(&d, "DELETE", dpath, NULL, &r);
+	assert_int_equal(r.status, 200);
+	ct_resp_deinit(&r);
+	/* Let go by the reaper once no lease may sleep. */
+	assert_true(eventually(hold_gone, d.pid));
+	free(dpath);
+	free(wpath);
+	free(spath);
+	free(xpath);
+	free(stale);
+	free(id);
+}
+
 static int setup(void **state)
 {
 	(void)state;
@@ -283,6 +386,7 @@ int main(void)
 	    cmocka_unit_test(idle_lease_sleeps_and_the_next_exec_wakes_it),
 	    cmocka_unit_test(keep_alive_lease_never_sleeps),
 	    cmocka_unit_test(native_sleep_and_wake_on_request),
+	    cmocka_unit_test(sleeping_leases_hold_the_freezer),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
