@@ -213,8 +213,10 @@ sb_err *sbs_result_json_read(sbs_result_json *w, char *buf, size_t max, size_t *
 			*got += n;
 			continue;
 		}
-		if (w->next == w->npieces)
+		if (w->next == w->npieces) {
+			sbs_exec_spool_read(w->x); /* only buffered bytes remain */
 			break;
+		}
 		size_t room = max - *got, n = 0;
 		sb_err *err = NULL;
 		if (room >= UNIT_MAX || !w->pieces[w->next].is_stream) {

@@ -46,7 +46,26 @@ struct sbs_exec {
 	sbs_execs *xs;
 	sbs_lease *l;
 	sb_sandbox_exec *x;
+	/* Held from the start until the handle is released: a destroy (deferred or not) waits
+	 * for the reply to have read the output from the spool, not only for the command. */
+	char *fence;
 };
+
+static void end_fence(sbs_exec *x);
+
+void sbs_exec_spool_read(sbs_exec *x)
+{
+	end_fence(x);
+}
+
+static void end_fence(sbs_exec *x)
+{
+	if (!x->fence)
+		return;
+	sbs_lease_fence_end(x->l, x->fence);
+	free(x->fence);
+	x->fence = NULL;
+}
 
 void sbs_exec_spec_init(sbs_exec_spec *s)
 {
@@ -217,6 +236,7 @@ void sbs_exec_release(sbs_exec *x)
 	if (!x)
 		return;
 	sbs_execs *xs = x->xs;
+	end_fence(x);
 	if (!xs->jrunning) {
 		sbs_exec_free(x);
 		return;
@@ -372,7 +392,7 @@ static sb_err *feed_stdin(sb_sandbox_exec *x, const sbs_exec_spec *spec)
 
 sb_err *sbs_execs_start(sbs_execs *xs, sbs_lease *l, const sbs_exec_spec *spec, sbs_exec **out)
 {
-	char *fence = sb_random_id("exec-start-");
+	char *fence = sb_random_id("exec-reply-");
 	sb_err *err = sbs_lease_fence_begin(l, fence, 0, NULL);
 	if (err) {
 		free(fence);
@@ -393,9 +413,9 @@ sb_err *sbs_execs_start(sbs_execs *xs, sbs_lease *l, const sbs_exec_spec *spec, 
 		track(xs, sbs_lease_id(l), sb_sandbox_exec_id(x));
 		err = feed_stdin(x, spec);
 	}
-	sbs_lease_fence_end(l, fence);
-	free(fence);
 	if (err) {
+		sbs_lease_fence_end(l, fence);
+		free(fence);
 		if (x)
 			sb_sandbox_exec_free(x);
 		if (err->code == SB_E_STATE_LOST)
@@ -406,6 +426,7 @@ sb_err *sbs_execs_start(sbs_execs *xs, sbs_lease *l, const sbs_exec_spec *spec, 
 	e->xs = xs;
 	e->l = l;
 	e->x = x;
+	e->fence = fence;
 	/* The handle keeps the lease (and so its sandbox handle) alive. */
 	sbs_lease_ref(l);
 	*out = e;
@@ -443,6 +464,7 @@ void sbs_exec_free(sbs_exec *x)
 {
 	if (!x)
 		return;
+	end_fence(x);
 	sb_sandbox_exec_free(x->x);
 	sbs_lease_unref(x->l);
 	free(x);
@@ -453,8 +475,10 @@ sb_err *sbs_exec_pump(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, int64_t
 {
 	sb_err *err =
 	    sb_sandbox_exec_follow(x->x, c, max_bytes, max_wait_ms, fn, ud, finished, st_out);
-	if (!err && *finished)
+	if (!err && *finished) {
 		untrack(x->xs, sbs_lease_id(x->l), sbs_exec_id(x));
+		end_fence(x); /* all delivered: the spool is no longer needed by this reader */
+	}
 	return err;
 }
 

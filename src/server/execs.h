@@ -50,6 +50,9 @@ void sbs_exec_free(sbs_exec *x);
 /* Same, but on the service's janitor thread: for connection threads, which should not wait for
  * the handle's teardown (an inotify close can take milliseconds) before their next request. */
 void sbs_exec_release(sbs_exec *x);
+/* The reply has read everything it will send from the exec's spool: a destroy need no longer
+ * wait for this handle (the rest of the reply may still be on its way). Idempotent. */
+void sbs_exec_spool_read(sbs_exec *x);
 
 /* Read positions per stream; streams is a mask of (1 << SB_STREAM_STDOUT | 1 << SB_STREAM_STDERR).
  */
