@@ -5,7 +5,7 @@
 #   make run        build, then run the main job on a copy of examples/demo
 #   make bench      run every benchmark and print one Markdown table
 #   make fuzz       build the libFuzzer targets (clang) and run each for a short while
-#   make format     clang-format every C file
+#   make format     clang-format every C file (make test fails on any difference: format-check)
 #   make install    PREFIX=/usr/local by default
 #   make clean
 PREFIX ?= /usr/local
@@ -18,7 +18,7 @@ WERROR ?= ON
 CTEST_FLAGS ?= --output-on-failure --timeout 300
 FUZZ_SECONDS ?= 20
 
-.PHONY: all build bootstrap test test-plain test-asan run bench fuzz format install clean
+.PHONY: all build bootstrap test test-plain test-asan run bench fuzz format format-check install clean
 
 all: build
 
@@ -36,7 +36,7 @@ $(ASAN_BUILD)/CMakeCache.txt:
 	CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSANDBAR_SANITIZE=ON \
 		-DSANDBAR_BENCH=OFF -DSANDBAR_WERROR=$(WERROR) $(CMAKE_FLAGS)
 
-test: bootstrap test-plain test-asan
+test: bootstrap format-check test-plain test-asan
 
 # A test that cannot run here (no sandbox, root or sshd) fails; with SANDBAR_ALLOW_SKIP=1 it is
 # skipped instead, and every skipped case is listed after the run (tests/meta, sbt_skip).
@@ -69,6 +69,12 @@ fuzz: bootstrap
 
 format:
 	find include src tests bench fuzz -name '*.[ch]' -print0 | xargs -0 clang-format -i
+
+# Every C file as .clang-format wants it; `make format` fixes a difference.
+format-check: bootstrap
+	@find include src tests bench fuzz -name '*.[ch]' -print0 | \
+		xargs -0 clang-format --dry-run --Werror || \
+		{ echo "format-check: run \`make format\`" >&2; exit 1; }
 
 install: bootstrap
 	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX)

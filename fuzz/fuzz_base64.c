@@ -22,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((err == NULL) != split_ok)
 		abort();
 	if (!err) {
-		if (whole.len != split.len || (whole.len && memcmp(whole.data, split.data, whole.len)))
+		if (whole.len != split.len ||
+		    (whole.len && memcmp(whole.data, split.data, whole.len)))
 			abort();
 		sb_buf again = SB_BUF_INIT;
 		sb_b64_encode(whole.data, whole.len, &again);

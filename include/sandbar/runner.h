@@ -58,8 +58,8 @@ typedef struct sb_exec_result {
 	int exit_code;
 	char signal[16]; /* "SIGKILL", "" when none */
 	bool timed_out;
-	bool oom_killed;    /* a sandbox's memory limit killed it (signal is then SIGKILL) */
-	sb_buf out, err;    /* the last output_cap bytes, cut at a UTF-8 boundary when truncated */
+	bool oom_killed; /* a sandbox's memory limit killed it (signal is then SIGKILL) */
+	sb_buf out, err; /* the last output_cap bytes, cut at a UTF-8 boundary when truncated */
 	bool out_truncated, err_truncated;
 	int pid; /* 0 when unknown */
 	char started_at[SB_ISO8601_LEN];

@@ -327,8 +327,8 @@ typedef struct sb_exec_cursor {
 	unsigned streams;
 } sb_exec_cursor;
 
-typedef sb_err *(*sb_exec_output_fn)(void *ud, sb_stream stream, uint64_t offset,
-                                     const char *data, size_t len);
+typedef sb_err *(*sb_exec_output_fn)(void *ud, sb_stream stream, uint64_t offset, const char *data,
+                                     size_t len);
 
 /* Status first, then hand what the spool holds after the cursor to fn (at most max_bytes in
  * this call, 0 = no limit; stdout before stderr), advancing the cursor. When nothing came,
@@ -336,8 +336,8 @@ typedef sb_err *(*sb_exec_output_fn)(void *ud, sb_stream stream, uint64_t offset
  * and look again. *finished is set once the exec has ended and every byte of the followed
  * streams was delivered; st (optional) receives the latest status. */
 sb_err *sb_sandbox_exec_follow(sb_sandbox_exec *x, sb_exec_cursor *c, size_t max_bytes,
-                               int64_t max_wait_ms, sb_exec_output_fn fn, void *ud,
-                               bool *finished, sb_sandbox_exec_status *st);
+                               int64_t max_wait_ms, sb_exec_output_fn fn, void *ud, bool *finished,
+                               sb_sandbox_exec_status *st);
 void sb_sandbox_exec_free(sb_sandbox_exec *x);
 
 /* Idle sleep: freeze (or thaw) the sandbox's command processes, every process but sandbar-init,

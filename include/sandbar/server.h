@@ -24,12 +24,12 @@ extern "C" {
 #define SB_SERVER_MAX_HEADER_BYTES_DEFAULT (32u * 1024u) /* request line + headers */
 #define SB_SERVER_MAX_JSON_BYTES_DEFAULT (1u << 20)      /* JSON request bodies */
 #define SB_SERVER_MAX_JSON_DEPTH_DEFAULT 32
-#define SB_SERVER_MAX_UPLOAD_BYTES_DEFAULT (4ull << 30)    /* files and workspace uploads */
+#define SB_SERVER_MAX_UPLOAD_BYTES_DEFAULT (4ull << 30) /* files and workspace uploads */
 #define SB_SERVER_OUTPUT_CAP_DEFAULT SB_SANDBOX_SPOOL_BYTES_DEFAULT /* JSON exec result */
-#define SB_SERVER_KEEPALIVE_MS_DEFAULT 15000               /* SSE ": keepalive" interval */
-#define SB_SERVER_REAP_MS_DEFAULT 1000                     /* reaper period */
-#define SB_SERVER_DRAIN_MS_DEFAULT 10000                   /* SIGTERM: wait for requests */
-#define SB_SERVER_NONCE_CACHE_DEFAULT 200000               /* remembered HMAC nonces */
+#define SB_SERVER_KEEPALIVE_MS_DEFAULT 15000                        /* SSE ": keepalive" interval */
+#define SB_SERVER_REAP_MS_DEFAULT 1000                              /* reaper period */
+#define SB_SERVER_DRAIN_MS_DEFAULT 10000                            /* SIGTERM: wait for requests */
+#define SB_SERVER_NONCE_CACHE_DEFAULT 200000                        /* remembered HMAC nonces */
 
 typedef struct sb_server_limits {
 	unsigned max_connections;      /* connections past their request head (thread each) */

@@ -99,7 +99,7 @@ sb_err *sb_sha256_file(const char *path, unsigned char out[SB_SHA256_LEN])
 }
 
 void sb_hmac_sha256(const void *key, size_t keylen, const void *p, size_t n,
-		    unsigned char out[SB_SHA256_LEN])
+                    unsigned char out[SB_SHA256_LEN])
 {
 	unsigned int len = 0;
 	static const unsigned char empty = 0;

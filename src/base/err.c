@@ -77,25 +77,44 @@ void sb_err_free(sb_err *err)
 const char *sb_errcode_name(sb_errcode code)
 {
 	switch (code) {
-	case SB_E_OK: return "ok";
-	case SB_E_INVAL: return "invalid_request";
-	case SB_E_IO: return "io_error";
-	case SB_E_NOTFOUND: return "not_found";
-	case SB_E_EXISTS: return "already_exists";
-	case SB_E_TOO_LARGE: return "too_large";
-	case SB_E_FILE_TOO_LARGE: return "ERR_SANDBOX_FILE_TOO_LARGE";
-	case SB_E_ESCAPE: return "path_escape";
-	case SB_E_TIMEOUT: return "timeout";
-	case SB_E_CANCELED: return "canceled";
-	case SB_E_PROTOCOL: return "protocol_error";
-	case SB_E_CONFLICT: return "conflict";
-	case SB_E_AUTH: return "unauthorized";
-	case SB_E_BUSY: return "busy";
-	case SB_E_UNSUPPORTED: return "unsupported";
-	case SB_E_STATE_LOST: return "sandbox_state_lost";
-	case SB_E_SPAWN: return "spawn_failed";
-	case SB_E_COMMAND: return "command_failed";
-	case SB_E_INTERNAL: return "internal_error";
+	case SB_E_OK:
+		return "ok";
+	case SB_E_INVAL:
+		return "invalid_request";
+	case SB_E_IO:
+		return "io_error";
+	case SB_E_NOTFOUND:
+		return "not_found";
+	case SB_E_EXISTS:
+		return "already_exists";
+	case SB_E_TOO_LARGE:
+		return "too_large";
+	case SB_E_FILE_TOO_LARGE:
+		return "ERR_SANDBOX_FILE_TOO_LARGE";
+	case SB_E_ESCAPE:
+		return "path_escape";
+	case SB_E_TIMEOUT:
+		return "timeout";
+	case SB_E_CANCELED:
+		return "canceled";
+	case SB_E_PROTOCOL:
+		return "protocol_error";
+	case SB_E_CONFLICT:
+		return "conflict";
+	case SB_E_AUTH:
+		return "unauthorized";
+	case SB_E_BUSY:
+		return "busy";
+	case SB_E_UNSUPPORTED:
+		return "unsupported";
+	case SB_E_STATE_LOST:
+		return "sandbox_state_lost";
+	case SB_E_SPAWN:
+		return "spawn_failed";
+	case SB_E_COMMAND:
+		return "command_failed";
+	case SB_E_INTERNAL:
+		return "internal_error";
 	}
 	return "unknown_error";
 }

@@ -9,7 +9,6 @@
 #include <openssl/crypto.h>
 #include <string.h>
 
-
 static bool unreserved(unsigned char c)
 {
 	return isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~';

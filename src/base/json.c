@@ -37,28 +37,28 @@ static size_t depth_scan(const char *s, size_t len, size_t max_depth)
 }
 
 sb_err *sb_json_parse(const char *text, size_t len, size_t max_bytes, size_t max_depth,
-		      json_t **out)
+                      json_t **out)
 {
 	*out = NULL;
 	if (len > max_bytes)
 		return sb_err_new(SB_E_TOO_LARGE, "JSON body is %zu bytes, over the %zu byte limit",
-				  len, max_bytes);
+		                  len, max_bytes);
 	size_t where = depth_scan(text, len, max_depth);
 	if (where < len)
 		return sb_err_new(SB_E_TOO_LARGE,
-				  "JSON nesting deeper than %zu levels (at byte %zu)", max_depth,
-				  where);
+		                  "JSON nesting deeper than %zu levels (at byte %zu)", max_depth,
+		                  where);
 	json_error_t jerr;
 	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
 	if (!j)
 		return sb_err_new(SB_E_INVAL, "invalid JSON at line %d, column %d: %s", jerr.line,
-				  jerr.column, jerr.text);
+		                  jerr.column, jerr.text);
 	*out = j;
 	return NULL;
 }
 
 sb_err *sb_json_parse_object(const char *text, size_t len, size_t max_bytes, size_t max_depth,
-			     json_t **out)
+                             json_t **out)
 {
 	sb_err *err = sb_json_parse(text, len, max_bytes, max_depth, out);
 	if (err)
@@ -103,8 +103,8 @@ sb_err *sb_json_get_str(const json_t *obj, const char *key, bool required, const
 	return NULL;
 }
 
-sb_err *sb_json_get_int(const json_t *obj, const char *key, bool required, int64_t min,
-			int64_t max, int64_t *out)
+sb_err *sb_json_get_int(const json_t *obj, const char *key, bool required, int64_t min, int64_t max,
+                        int64_t *out)
 {
 	json_t *v;
 	sb_err *err = field(obj, key, required, &v);
@@ -115,7 +115,7 @@ sb_err *sb_json_get_int(const json_t *obj, const char *key, bool required, int64
 	json_int_t n = json_integer_value(v);
 	if (n < min || n > max)
 		return sb_err_new(SB_E_INVAL, "field \"%s\" must be between %lld and %lld", key,
-				  (long long)min, (long long)max);
+		                  (long long)min, (long long)max);
 	*out = (int64_t)n;
 	return NULL;
 }
@@ -133,7 +133,7 @@ sb_err *sb_json_get_bool(const json_t *obj, const char *key, bool required, bool
 }
 
 sb_err *sb_json_get_strv(const json_t *obj, const char *key, bool required, size_t max_items,
-			 char ***out)
+                         char ***out)
 {
 	json_t *v;
 	sb_err *err = field(obj, key, required, &v);
@@ -143,8 +143,9 @@ sb_err *sb_json_get_strv(const json_t *obj, const char *key, bool required, size
 		return sb_err_new(SB_E_INVAL, "field \"%s\" must be an array of strings", key);
 	size_t n = json_array_size(v);
 	if (n > max_items)
-		return sb_err_new(SB_E_TOO_LARGE, "field \"%s\" has %zu items, over the limit of %zu",
-				  key, n, max_items);
+		return sb_err_new(SB_E_TOO_LARGE,
+		                  "field \"%s\" has %zu items, over the limit of %zu", key, n,
+		                  max_items);
 	char **vec = sb_xcalloc(n + 1, sizeof *vec);
 	for (size_t i = 0; i < n; i++) {
 		json_t *item = json_array_get(v, i);
@@ -155,7 +156,8 @@ sb_err *sb_json_get_strv(const json_t *obj, const char *key, bool required, size
 		const char *s = json_string_value(item);
 		if (strlen(s) != json_string_length(item)) {
 			sb_strv_free(vec);
-			return sb_err_new(SB_E_INVAL, "field \"%s\"[%zu] contains a NUL byte", key, i);
+			return sb_err_new(SB_E_INVAL, "field \"%s\"[%zu] contains a NUL byte", key,
+			                  i);
 		}
 		vec[i] = sb_xstrdup(s);
 	}

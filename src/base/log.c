@@ -34,10 +34,14 @@ void sb_log_set_fd(int fd)
 static const char *level_name(sb_log_level level)
 {
 	switch (level) {
-	case SB_LOG_ERROR: return "error";
-	case SB_LOG_WARN: return "warn";
-	case SB_LOG_INFO: return "info";
-	case SB_LOG_DEBUG: return "debug";
+	case SB_LOG_ERROR:
+		return "error";
+	case SB_LOG_WARN:
+		return "warn";
+	case SB_LOG_INFO:
+		return "info";
+	case SB_LOG_DEBUG:
+		return "debug";
 	}
 	return "info";
 }
@@ -59,7 +63,7 @@ void sb_log(sb_log_level level, const char *fmt, ...)
 	if (atomic_load(&log_json)) {
 		/* A message that is not valid UTF-8 cannot be a JSON string: fall back to text. */
 		json_t *j = json_pack("{s:s, s:s, s:s%}", "ts", ts, "level", level_name(level),
-				      "msg", msg.data ? msg.data : "", msg.len);
+		                      "msg", msg.data ? msg.data : "", msg.len);
 		json_line = j ? sb_json_dumps(j) : NULL;
 		json_decref(j);
 	}
@@ -67,7 +71,8 @@ void sb_log(sb_log_level level, const char *fmt, ...)
 		sb_buf_appends(&line, json_line);
 		free(json_line);
 	} else {
-		sb_buf_appendf(&line, "%s sandbar %s: %s", ts, level_name(level), sb_buf_cstr(&msg));
+		sb_buf_appendf(&line, "%s sandbar %s: %s", ts, level_name(level),
+		               sb_buf_cstr(&msg));
 	}
 	sb_buf_appendc(&line, '\n');
 	/* Best effort: a log line that cannot be written is dropped, never retried forever. */

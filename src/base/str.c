@@ -74,8 +74,8 @@ sb_err *sb_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
 	if (errno == ERANGE || *end != '\0')
 		return sb_err_new(SB_E_INVAL, "expected a whole number, got \"%s\"", s);
 	if (v < min || v > max)
-		return sb_err_new(SB_E_INVAL, "%lld is out of range [%lld, %lld]", v, (long long)min,
-				  (long long)max);
+		return sb_err_new(SB_E_INVAL, "%lld is out of range [%lld, %lld]", v,
+		                  (long long)min, (long long)max);
 	*out = (int64_t)v;
 	return NULL;
 }
@@ -101,7 +101,7 @@ sb_err *sb_parse_size(const char *s, uint64_t *out)
 	const char *unit;
 	if (!split_number(s, &v, &unit))
 		return sb_err_new(SB_E_INVAL, "invalid size \"%s\" (examples: 512M, 2G, 65536)",
-				  s ? s : "");
+		                  s ? s : "");
 	double mul;
 	if (!strcmp(unit, "") || !strcasecmp(unit, "b"))
 		mul = 1;
@@ -128,8 +128,8 @@ sb_err *sb_parse_duration_ms(const char *s, int64_t *out)
 	const char *unit;
 	if (!split_number(s, &v, &unit))
 		return sb_err_new(SB_E_INVAL,
-				  "invalid duration \"%s\" (examples: 500ms, 30s, 5m, 1h)",
-				  s ? s : "");
+		                  "invalid duration \"%s\" (examples: 500ms, 30s, 5m, 1h)",
+		                  s ? s : "");
 	double mul;
 	if (!strcmp(unit, "ms"))
 		mul = 1;
@@ -142,7 +142,8 @@ sb_err *sb_parse_duration_ms(const char *s, int64_t *out)
 	else if (!strcmp(unit, "d"))
 		mul = 86400000;
 	else
-		return sb_err_new(SB_E_INVAL, "invalid duration unit in \"%s\" (use ms, s, m, h)", s);
+		return sb_err_new(SB_E_INVAL, "invalid duration unit in \"%s\" (use ms, s, m, h)",
+		                  s);
 	double ms = v * mul;
 	if (ms > 9.0e15)
 		return sb_err_new(SB_E_INVAL, "duration \"%s\" is too long", s);

@@ -39,7 +39,7 @@ void sb_iso8601(int64_t wall_ms, char out[SB_ISO8601_LEN])
 	/* Format into a roomy buffer first: the compiler cannot prove the fields' ranges. */
 	char tmp[96];
 	snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+	         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 	size_t n = strnlen(tmp, SB_ISO8601_LEN - 1);
 	memcpy(out, tmp, n);
 	out[n] = '\0';

@@ -41,21 +41,23 @@ sb_err *cli_bridge_acquire(const cli_target_opts *o, cli_target *t)
 	if (err)
 		return err;
 	if (!st->token && !st->hmac_secret)
-		return sb_err_new(SB_E_AUTH, "no credentials for %s: set SANDBAR_TOKEN_FILE (or "
-					     "token_file in the config file)",
-				  o->bridge_url);
-	sb_bridge_opts bo = {.base_url = o->bridge_url, .token = st->token,
-			     .hmac_key_id = st->hmac_secret ? o->config->hmac_key_id : NULL,
-			     .hmac_secret = st->hmac_secret};
+		return sb_err_new(SB_E_AUTH,
+		                  "no credentials for %s: set SANDBAR_TOKEN_FILE (or "
+		                  "token_file in the config file)",
+		                  o->bridge_url);
+	sb_bridge_opts bo = {.base_url = o->bridge_url,
+	                     .token = st->token,
+	                     .hmac_key_id = st->hmac_secret ? o->config->hmac_key_id : NULL,
+	                     .hmac_secret = st->hmac_secret};
 	err = sb_bridge_new(&bo, &st->client);
 	if (err)
 		return err;
 	st->acquisition_id = sb_random_id("sandbar-run-");
 	sb_bridge_lease_params p = {.acquisition_id = st->acquisition_id,
-				    .environment_id = "sandbar-cli",
-				    .run_id = st->acquisition_id,
-				    .requested_cwd = o->remote_dir,
-				    .session_strategy = "default"};
+	                            .environment_id = "sandbar-cli",
+	                            .run_id = st->acquisition_id,
+	                            .requested_cwd = o->remote_dir,
+	                            .session_strategy = "default"};
 	err = sb_bridge_acquire(st->client, &p, &st->lease);
 	if (err) {
 		if (st->lease.orphan_lease_id)
@@ -63,14 +65,14 @@ sb_err *cli_bridge_acquire(const cli_target_opts *o, cli_target *t)
 		return err;
 	}
 	t->lease_id = sb_xstrdup(st->lease.provider_lease_id);
-	t->remote_dir = sb_xstrdup(st->lease.remote_cwd ? st->lease.remote_cwd
-							: (o->remote_dir ? o->remote_dir
-									 : "/workspace/paperclip"));
+	t->remote_dir = sb_xstrdup(st->lease.remote_cwd
+	                               ? st->lease.remote_cwd
+	                               : (o->remote_dir ? o->remote_dir : "/workspace/paperclip"));
 	sb_bridge_runner_opts ro = {.bridge = bo,
-				    .provider_lease_id = st->lease.provider_lease_id,
-				    .acquisition_id = st->acquisition_id,
-				    .remote_cwd = t->remote_dir,
-				    .session_strategy = "default"};
+	                            .provider_lease_id = st->lease.provider_lease_id,
+	                            .acquisition_id = st->acquisition_id,
+	                            .remote_cwd = t->remote_dir,
+	                            .session_strategy = "default"};
 	return sb_bridge_runner_new(&ro, &t->runner);
 }
 
@@ -82,7 +84,7 @@ sb_err *cli_bridge_release(cli_target *t, bool keep)
 	sb_err *err = NULL;
 	if (st->client && st->lease.provider_lease_id && !keep) {
 		sb_bridge_lease_params p = {.acquisition_id = st->acquisition_id,
-					    .session_strategy = "default"};
+		                            .session_strategy = "default"};
 		err = sb_bridge_release(st->client, st->lease.provider_lease_id, &p);
 	}
 	sb_bridge_lease_deinit(&st->lease);

@@ -13,21 +13,21 @@
 #include "lease_store.h"
 
 static const char exec_help[] =
-	"usage: sandbar exec --lease ID [options] -- COMMAND [ARG...]\n"
-	"\n"
-	"Run COMMAND in the kept lease ID (see `sandbar lease list`), stream its output and exit\n"
-	"with its exit code (124 timed out, 128+N killed by signal N, 125 sandbar failed).\n"
-	"\n"
-	"options:\n"
-	"  -l, --lease ID       the lease (required)\n"
-	"  -C, --cwd DIR        working directory inside the sandbox (default /workspace)\n"
-	"  -e, --env K=V        environment variable for COMMAND (repeat)\n"
-	"      --timeout DUR    stop COMMAND after DUR (e.g. 30s, 5m): TERM, then KILL\n"
-	"  -i, --interactive    pass our standard input to COMMAND\n"
-	"  -q, --quiet          do not print the exec id\n"
-	"      --state-dir DIR  where leases live (default: SANDBAR_STATE_DIR, the config file,\n"
-	"                       then $XDG_STATE_HOME/sandbar or /var/lib/sandbar for root)\n"
-	"  -h, --help           this text\n";
+    "usage: sandbar exec --lease ID [options] -- COMMAND [ARG...]\n"
+    "\n"
+    "Run COMMAND in the kept lease ID (see `sandbar lease list`), stream its output and exit\n"
+    "with its exit code (124 timed out, 128+N killed by signal N, 125 sandbar failed).\n"
+    "\n"
+    "options:\n"
+    "  -l, --lease ID       the lease (required)\n"
+    "  -C, --cwd DIR        working directory inside the sandbox (default /workspace)\n"
+    "  -e, --env K=V        environment variable for COMMAND (repeat)\n"
+    "      --timeout DUR    stop COMMAND after DUR (e.g. 30s, 5m): TERM, then KILL\n"
+    "  -i, --interactive    pass our standard input to COMMAND\n"
+    "  -q, --quiet          do not print the exec id\n"
+    "      --state-dir DIR  where leases live (default: SANDBAR_STATE_DIR, the config file,\n"
+    "                       then $XDG_STATE_HOME/sandbar or /var/lib/sandbar for root)\n"
+    "  -h, --help           this text\n";
 
 struct stdin_copy {
 	sb_sandbox_exec *x;
@@ -60,15 +60,15 @@ int cmd_exec(int argc, char **argv)
 {
 	enum { OPT_TIMEOUT = 256, OPT_STATE_DIR };
 	static const struct option longopts[] = {
-		{"lease", required_argument, NULL, 'l'},
-		{"cwd", required_argument, NULL, 'C'},
-		{"env", required_argument, NULL, 'e'},
-		{"timeout", required_argument, NULL, OPT_TIMEOUT},
-		{"interactive", no_argument, NULL, 'i'},
-		{"quiet", no_argument, NULL, 'q'},
-		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"lease", required_argument, NULL, 'l'},
+	    {"cwd", required_argument, NULL, 'C'},
+	    {"env", required_argument, NULL, 'e'},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"interactive", no_argument, NULL, 'i'},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *lease = NULL, *cwd = NULL;
 	char **env = NULL;
@@ -80,12 +80,16 @@ int cmd_exec(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "+:l:C:e:iqh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'l': lease = optarg; break;
-		case 'C': cwd = optarg; break;
+		case 'l':
+			lease = optarg;
+			break;
+		case 'C':
+			cwd = optarg;
+			break;
 		case 'e':
 			if (!strchr(optarg, '=') || optarg[0] == '=') {
 				rc = cli_usage_error("exec", "--env wants KEY=VALUE, not \"%s\"",
-						     optarg);
+				                     optarg);
 				goto out;
 			}
 			sb_strv_push(&env, optarg);
@@ -99,12 +103,25 @@ int cmd_exec(int argc, char **argv)
 			}
 			break;
 		}
-		case 'i': interactive = true; break;
-		case 'q': quiet = true; break;
-		case OPT_STATE_DIR: free(cfg.state_dir); cfg.state_dir = sb_xstrdup(optarg); break;
-		case 'h': fputs(exec_help, stdout); goto out;
-		case ':': rc = cli_usage_error("exec", "option %s needs a value", argv[optind - 1]); goto out;
-		default: rc = cli_usage_error("exec", "unknown option %s", argv[optind - 1]); goto out;
+		case 'i':
+			interactive = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case OPT_STATE_DIR:
+			free(cfg.state_dir);
+			cfg.state_dir = sb_xstrdup(optarg);
+			break;
+		case 'h':
+			fputs(exec_help, stdout);
+			goto out;
+		case ':':
+			rc = cli_usage_error("exec", "option %s needs a value", argv[optind - 1]);
+			goto out;
+		default:
+			rc = cli_usage_error("exec", "unknown option %s", argv[optind - 1]);
+			goto out;
 		}
 	}
 	if (!lease) {
@@ -129,10 +146,12 @@ int cmd_exec(int argc, char **argv)
 		cli_sandbox_env_deinit(&senv);
 		goto out;
 	}
-	sb_sandbox_exec_req req = {.argv = argv + optind, .cwd = cwd, .env = env,
-				   .timeout_ms = timeout_ms,
-				   .stdin_mode = interactive ? SB_SANDBOX_STDIN_PIPE
-							     : SB_SANDBOX_STDIN_NULL};
+	sb_sandbox_exec_req req = {.argv = argv + optind,
+	                           .cwd = cwd,
+	                           .env = env,
+	                           .timeout_ms = timeout_ms,
+	                           .stdin_mode =
+	                               interactive ? SB_SANDBOX_STDIN_PIPE : SB_SANDBOX_STDIN_NULL};
 	sb_sandbox_exec *x = NULL;
 	err = sb_sandbox_exec_start(sb, &req, &x);
 	if (err) {
@@ -143,12 +162,12 @@ int cmd_exec(int argc, char **argv)
 		sb_err_free(err);
 	} else {
 		if (!quiet)
-			fprintf(stderr, "sandbar exec: exec %s in lease %s\n", sb_sandbox_exec_id(x),
-				lease);
+			fprintf(stderr, "sandbar exec: exec %s in lease %s\n",
+			        sb_sandbox_exec_id(x), lease);
 		pthread_t t;
 		struct stdin_copy sc = {.x = x, .fd = sb_sandbox_exec_stdin_fd(x)};
-		bool copying = interactive && sc.fd >= 0 &&
-			       pthread_create(&t, NULL, copy_stdin, &sc) == 0;
+		bool copying =
+		    interactive && sc.fd >= 0 && pthread_create(&t, NULL, copy_stdin, &sc) == 0;
 		sb_sandbox_exec_status st;
 		err = cli_exec_follow(x, 3, 0, 0, true, &st);
 		if (copying) {

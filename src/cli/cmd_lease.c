@@ -11,26 +11,26 @@
 #include "sb_json.h"
 
 static const char lease_help[] =
-	"usage: sandbar lease list [--json]\n"
-	"       sandbar lease acquire [--ttl DUR] [--network] [--memory SIZE] [--pids N]\n"
-	"       sandbar lease renew ID --ttl DUR\n"
-	"       sandbar lease destroy ID\n"
-	"       sandbar lease prune\n"
-	"\n"
-	"Manage the sandboxes (leases) in the state directory. `acquire` prints the new lease id;\n"
-	"use it with `sandbar exec`, `sandbar push` and `sandbar pull`. `prune` removes the leases\n"
-	"whose sandbox is gone and that hold no work; kept and orphaned leases (a `sandbar run`\n"
-	"that was killed: its sandbox stopped itself, its work stays) are listed with the\n"
-	"`sandbar pull` that finishes them.\n"
-	"\n"
-	"options:\n"
-	"      --ttl DUR        lifetime (e.g. 30m, 2h); recorded, enforced by `sandbar serve`\n"
-	"      --network        give the sandbox network access\n"
-	"      --memory SIZE    memory limit, e.g. 512M\n"
-	"      --pids N         process limit\n"
-	"      --json           machine-readable list\n"
-	"      --state-dir DIR  where leases live\n"
-	"  -h, --help           this text\n";
+    "usage: sandbar lease list [--json]\n"
+    "       sandbar lease acquire [--ttl DUR] [--network] [--memory SIZE] [--pids N]\n"
+    "       sandbar lease renew ID --ttl DUR\n"
+    "       sandbar lease destroy ID\n"
+    "       sandbar lease prune\n"
+    "\n"
+    "Manage the sandboxes (leases) in the state directory. `acquire` prints the new lease id;\n"
+    "use it with `sandbar exec`, `sandbar push` and `sandbar pull`. `prune` removes the leases\n"
+    "whose sandbox is gone and that hold no work; kept and orphaned leases (a `sandbar run`\n"
+    "that was killed: its sandbox stopped itself, its work stays) are listed with the\n"
+    "`sandbar pull` that finishes them.\n"
+    "\n"
+    "options:\n"
+    "      --ttl DUR        lifetime (e.g. 30m, 2h); recorded, enforced by `sandbar serve`\n"
+    "      --network        give the sandbox network access\n"
+    "      --memory SIZE    memory limit, e.g. 512M\n"
+    "      --pids N         process limit\n"
+    "      --json           machine-readable list\n"
+    "      --state-dir DIR  where leases live\n"
+    "  -h, --help           this text\n";
 
 struct lease_args {
 	int64_t ttl_ms;
@@ -41,17 +41,16 @@ struct lease_args {
 	int64_t pids;
 };
 
-
 static json_t *info_json(const sb_sandbox_info *in, bool alive)
 {
 	char created[SB_ISO8601_LEN], expires[SB_ISO8601_LEN];
 	sb_iso8601(in->created_at_ms, created);
 	sb_iso8601(in->expires_at_ms, expires);
-	json_t *o = json_pack("{s:s, s:s, s:b, s:s}", "id", in->id, "state",
-			      alive ? "active" : "lost", "network", in->network, "created_at",
-			      created);
+	json_t *o =
+	    json_pack("{s:s, s:s, s:b, s:s}", "id", in->id, "state", alive ? "active" : "lost",
+	              "network", in->network, "created_at", created);
 	json_object_set_new(o, "expires_at",
-			    in->expires_at_ms ? json_string(expires) : json_null());
+	                    in->expires_at_ms ? json_string(expires) : json_null());
 	json_object_set_new(o, "memory_bytes", json_integer((json_int_t)in->limits.memory_bytes));
 	json_object_set_new(o, "pids", json_integer((json_int_t)in->limits.pids));
 	/* every limit in force, the defaults filled in */
@@ -59,10 +58,10 @@ static json_t *info_json(const sb_sandbox_info *in, bool alive)
 	json_object_set_new(
 	    o, "limits",
 	    json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "memory_bytes", (json_int_t)l->memory_bytes,
-		      "pids", (json_int_t)l->pids, "cpu_weight", (json_int_t)l->cpu_weight,
-		      "nofile", (json_int_t)(l->nofile ? l->nofile : 4096), "nproc",
-		      (json_int_t)(l->nproc ? l->nproc : 4096), "tmpfs_bytes",
-		      (json_int_t)(l->memory_bytes ? l->memory_bytes : SB_SANDBOX_TMPFS_DEFAULT)));
+	              "pids", (json_int_t)l->pids, "cpu_weight", (json_int_t)l->cpu_weight,
+	              "nofile", (json_int_t)(l->nofile ? l->nofile : 4096), "nproc",
+	              (json_int_t)(l->nproc ? l->nproc : 4096), "tmpfs_bytes",
+	              (json_int_t)(l->memory_bytes ? l->memory_bytes : SB_SANDBOX_TMPFS_DEFAULT)));
 	return o;
 }
 
@@ -100,9 +99,10 @@ static int lease_list(cli_sandbox_env *env, bool json)
 		free(state);
 		bool expired = info.expires_at_ms > 0 && info.expires_at_ms <= sb_wall_ms();
 		/* orphaned: its run was killed and its sandbox stopped itself; the work stays */
-		const char *st = !alive ? (kept ? "orphaned" : "lost")
-			       : expired ? "expired"
-			       : kept ? "kept" : "active";
+		const char *st = !alive    ? (kept ? "orphaned" : "lost")
+		                 : expired ? "expired"
+		                 : kept    ? "kept"
+		                           : "active";
 		char *pull = kept ? sb_strfmt("sandbar pull %s", info.id) : NULL;
 		if (json) {
 			json_object_set_new(o, "state", json_string(st));
@@ -111,7 +111,8 @@ static int lease_list(cli_sandbox_env *env, bool json)
 		} else {
 			const char *exp = json_string_value(json_object_get(o, "expires_at"));
 			printf("%-40s %-7s %-24s %s\n", info.id, st,
-			       json_string_value(json_object_get(o, "created_at")), exp ? exp : "-");
+			       json_string_value(json_object_get(o, "created_at")),
+			       exp ? exp : "-");
 			if (pull)
 				printf("    finish with: %s\n", pull);
 			json_decref(o);
@@ -157,14 +158,14 @@ int cmd_lease(int argc, char **argv)
 {
 	enum { OPT_TTL = 256, OPT_NETWORK, OPT_MEMORY, OPT_PIDS, OPT_JSON, OPT_STATE_DIR };
 	static const struct option longopts[] = {
-		{"ttl", required_argument, NULL, OPT_TTL},
-		{"network", no_argument, NULL, OPT_NETWORK},
-		{"memory", required_argument, NULL, OPT_MEMORY},
-		{"pids", required_argument, NULL, OPT_PIDS},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"ttl", required_argument, NULL, OPT_TTL},
+	    {"network", no_argument, NULL, OPT_NETWORK},
+	    {"memory", required_argument, NULL, OPT_MEMORY},
+	    {"pids", required_argument, NULL, OPT_PIDS},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	struct lease_args a;
 	memset(&a, 0, sizeof a);
@@ -181,14 +182,33 @@ int cmd_lease(int argc, char **argv)
 			err = sb_parse_duration_ms(optarg, &a.ttl_ms);
 			a.has_ttl = true;
 			break;
-		case OPT_NETWORK: a.network = true; break;
-		case OPT_MEMORY: flag = "--memory"; err = sb_parse_size(optarg, &a.memory); break;
-		case OPT_PIDS: flag = "--pids"; err = sb_parse_int64(optarg, 1, 1 << 22, &a.pids); break;
-		case OPT_JSON: a.json = true; break;
-		case OPT_STATE_DIR: free(cfg.state_dir); cfg.state_dir = sb_xstrdup(optarg); break;
-		case 'h': fputs(lease_help, stdout); goto out;
-		case ':': rc = cli_usage_error("lease", "option %s needs a value", argv[optind - 1]); goto out;
-		default: rc = cli_usage_error("lease", "unknown option %s", argv[optind - 1]); goto out;
+		case OPT_NETWORK:
+			a.network = true;
+			break;
+		case OPT_MEMORY:
+			flag = "--memory";
+			err = sb_parse_size(optarg, &a.memory);
+			break;
+		case OPT_PIDS:
+			flag = "--pids";
+			err = sb_parse_int64(optarg, 1, 1 << 22, &a.pids);
+			break;
+		case OPT_JSON:
+			a.json = true;
+			break;
+		case OPT_STATE_DIR:
+			free(cfg.state_dir);
+			cfg.state_dir = sb_xstrdup(optarg);
+			break;
+		case 'h':
+			fputs(lease_help, stdout);
+			goto out;
+		case ':':
+			rc = cli_usage_error("lease", "option %s needs a value", argv[optind - 1]);
+			goto out;
+		default:
+			rc = cli_usage_error("lease", "unknown option %s", argv[optind - 1]);
+			goto out;
 		}
 		if (err) {
 			rc = cli_usage_error("lease", "%s %s: %s", flag, optarg, err->msg);
@@ -224,7 +244,7 @@ int cmd_lease(int argc, char **argv)
 		} else {
 			sb_sandbox *sb = NULL;
 			err = !strcmp(sub, "renew") ? cli_open_lease(&env, id, &sb)
-						    : sb_sandbox_open_dead(&env.cfg, id, &sb);
+			                            : sb_sandbox_open_dead(&env.cfg, id, &sb);
 			if (!err && !strcmp(sub, "renew")) {
 				err = sb_sandbox_renew(sb, (a.ttl_ms + 999) / 1000);
 				sb_sandbox_close(sb);

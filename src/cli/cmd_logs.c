@@ -10,33 +10,33 @@
 #include "lease_store.h"
 
 static const char logs_help[] =
-	"usage: sandbar logs --lease ID --exec EXEC [--follow] [--offset N] [--stream S]\n"
-	"\n"
-	"Print the output of exec EXEC in lease ID, from byte offset N (default 0), stdout to\n"
-	"stdout and stderr to stderr. With --follow, keep printing until the exec finishes and\n"
-	"exit with its exit code.\n"
-	"\n"
-	"options:\n"
-	"  -l, --lease ID       the lease (required)\n"
-	"  -x, --exec EXEC      the exec id printed by `sandbar exec` (required)\n"
-	"  -f, --follow         follow until the exec finishes\n"
-	"      --offset N       start at byte N of each selected stream\n"
-	"      --stream S       stdout, stderr or both (default both)\n"
-	"      --state-dir DIR  where leases live\n"
-	"  -h, --help           this text\n";
+    "usage: sandbar logs --lease ID --exec EXEC [--follow] [--offset N] [--stream S]\n"
+    "\n"
+    "Print the output of exec EXEC in lease ID, from byte offset N (default 0), stdout to\n"
+    "stdout and stderr to stderr. With --follow, keep printing until the exec finishes and\n"
+    "exit with its exit code.\n"
+    "\n"
+    "options:\n"
+    "  -l, --lease ID       the lease (required)\n"
+    "  -x, --exec EXEC      the exec id printed by `sandbar exec` (required)\n"
+    "  -f, --follow         follow until the exec finishes\n"
+    "      --offset N       start at byte N of each selected stream\n"
+    "      --stream S       stdout, stderr or both (default both)\n"
+    "      --state-dir DIR  where leases live\n"
+    "  -h, --help           this text\n";
 
 int cmd_logs(int argc, char **argv)
 {
 	enum { OPT_OFFSET = 256, OPT_STREAM, OPT_STATE_DIR };
 	static const struct option longopts[] = {
-		{"lease", required_argument, NULL, 'l'},
-		{"exec", required_argument, NULL, 'x'},
-		{"follow", no_argument, NULL, 'f'},
-		{"offset", required_argument, NULL, OPT_OFFSET},
-		{"stream", required_argument, NULL, OPT_STREAM},
-		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"lease", required_argument, NULL, 'l'},
+	    {"exec", required_argument, NULL, 'x'},
+	    {"follow", no_argument, NULL, 'f'},
+	    {"offset", required_argument, NULL, OPT_OFFSET},
+	    {"stream", required_argument, NULL, OPT_STREAM},
+	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *lease = NULL, *exec_id = NULL;
 	bool follow = false;
@@ -48,9 +48,15 @@ int cmd_logs(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":l:x:fh", longopts, NULL)) != -1) {
 		switch (c) {
-		case 'l': lease = optarg; break;
-		case 'x': exec_id = optarg; break;
-		case 'f': follow = true; break;
+		case 'l':
+			lease = optarg;
+			break;
+		case 'x':
+			exec_id = optarg;
+			break;
+		case 'f':
+			follow = true;
+			break;
 		case OPT_OFFSET: {
 			sb_err *err = sb_parse_int64(optarg, 0, INT64_MAX, &offset);
 			if (err) {
@@ -68,14 +74,24 @@ int cmd_logs(int argc, char **argv)
 			else if (!strcmp(optarg, "both"))
 				streams = 3;
 			else {
-				rc = cli_usage_error("logs", "--stream must be stdout, stderr or both");
+				rc = cli_usage_error("logs",
+				                     "--stream must be stdout, stderr or both");
 				goto out;
 			}
 			break;
-		case OPT_STATE_DIR: free(cfg.state_dir); cfg.state_dir = sb_xstrdup(optarg); break;
-		case 'h': fputs(logs_help, stdout); goto out;
-		case ':': rc = cli_usage_error("logs", "option %s needs a value", argv[optind - 1]); goto out;
-		default: rc = cli_usage_error("logs", "unknown option %s", argv[optind - 1]); goto out;
+		case OPT_STATE_DIR:
+			free(cfg.state_dir);
+			cfg.state_dir = sb_xstrdup(optarg);
+			break;
+		case 'h':
+			fputs(logs_help, stdout);
+			goto out;
+		case ':':
+			rc = cli_usage_error("logs", "option %s needs a value", argv[optind - 1]);
+			goto out;
+		default:
+			rc = cli_usage_error("logs", "unknown option %s", argv[optind - 1]);
+			goto out;
 		}
 	}
 	if (!lease || !exec_id) {

@@ -20,84 +20,84 @@
 #include "target.h"
 
 static const char run_help[] =
-	"usage: sandbar run [options] -- COMMAND [ARG...]\n"
-	"\n"
-	"Stage a workspace into a throwaway sandbox, run COMMAND there with its output streamed\n"
-	"live, merge the changes back (three-way, against the state at staging), and exit with\n"
-	"COMMAND's exit code.\n"
-	"\n"
-	"options:\n"
-	"  -w, --workspace DIR    workspace to stage (default: the current directory)\n"
-	"      --via WHERE        sandbox (default): an embedded local sandbox, no daemon needed;\n"
-	"                         local: the host itself, in a fresh temporary directory (no\n"
-	"                         isolation); 'cmd:PREFIX...': any machine a command reaches, e.g.\n"
-	"                         'cmd:ssh -T host --' or 'cmd:kubectl exec -i pod --'\n"
-	"      --bridge URL       a lease on a running `sandbar serve` or a Paperclip-compatible\n"
-	"                         bridge (also SANDBAR_BRIDGE_URL; token: SANDBAR_TOKEN_FILE)\n"
-	"      --remote-dir PATH  where the workspace goes on the far side (default: the\n"
-	"                         sandbox's /workspace, or a fresh temporary directory)\n"
-	"      --exclude PATTERN  do not stage or restore what PATTERN matches (gitignore syntax:\n"
-	"                         globs, **, trailing / for directories, leading / anchors,\n"
-	"                         !PATTERN re-includes; repeat)\n"
-	"      --exclude-preset NAME  add a named rule set: paperclip (node_modules vendor dist\n"
-	"                         build out coverage .next .turbo .cache at any depth, and .git)\n"
-	"      --gitignore        also leave out what the repository's .gitignore files,\n"
-	"                         .git/info/exclude and core.excludesFile ignore, as git does\n"
-	"      --branch NAME      branch for commits made in the sandbox (default:\n"
-	"                         sandbar/<lease id>)\n"
-	"      --dry-run          list what would be staged (and what each rule leaves out), run\n"
-	"                         nothing\n"
-	"      --force            allow --remote-dir to name a non-empty directory that sandbar\n"
-	"                         did not create (its content is replaced)\n"
-	"      --network[=MODE]   the sandbox's network: none (the default: only its own\n"
-	"                         loopback), allowlist (an egress proxy outside the sandbox lets\n"
-	"                         through the --allow-net hosts only) or full; --network alone\n"
-	"                         means full\n"
-	"      --allow-net HOST[:PORT]  allow HTTP(S) to HOST (repeat; *.example.com for its\n"
-	"                         subdomains; an IP or CIDR lifts the private-address check;\n"
-	"                         'HOST METHOD /path-prefix' allows only those requests);\n"
-	"                         implies --network=allowlist\n"
-	"      --secret HOST=HEADER:ENV  the proxy sets HEADER to this process's $ENV on every\n"
-	"                         request to HOST (TLS terminated with a per-run CA); inside the\n"
-	"                         sandbox ENV holds only a placeholder (repeat)\n"
-	"      --callback FILE    give COMMAND a callback bridge to an upstream API: FILE holds the\n"
-	"                         JSON of the API's `callback` field, naming a [callback NAME]\n"
-	"                         section of the config file (see docs/api.md)\n"
-	"      --memory SIZE      memory limit for the sandbox, e.g. 512M, 2G\n"
-	"      --timeout DUR      stop COMMAND after DUR (e.g. 90s, 10m): TERM, then KILL\n"
-	"  -e, --env K=V          set an environment variable for COMMAND (repeat); -e K passes\n"
-	"                         this process's value of K\n"
-	"  -i, --interactive      stream this process's stdin to COMMAND (embedded sandbox)\n"
-	"      --env-file FILE    KEY=VALUE lines (and KEY alone: this process's value; # comments)\n"
-	"      --keep             keep the lease afterwards and print its id\n"
-	"      --conflict POLICY  when both sides changed a file: keep-local (default: yours stays,\n"
-	"                         theirs is written beside it as NAME.sandbar-remote),\n"
-	"                         take-remote, or fail (apply nothing)\n"
-	"  -q, --quiet            no progress bar and no summary\n"
-	"      --json             print one JSON result object on stdout at the end instead of\n"
-	"                         the summary; COMMAND's own output then goes to stderr\n"
-	"  -h, --help             this text\n";
+    "usage: sandbar run [options] -- COMMAND [ARG...]\n"
+    "\n"
+    "Stage a workspace into a throwaway sandbox, run COMMAND there with its output streamed\n"
+    "live, merge the changes back (three-way, against the state at staging), and exit with\n"
+    "COMMAND's exit code.\n"
+    "\n"
+    "options:\n"
+    "  -w, --workspace DIR    workspace to stage (default: the current directory)\n"
+    "      --via WHERE        sandbox (default): an embedded local sandbox, no daemon needed;\n"
+    "                         local: the host itself, in a fresh temporary directory (no\n"
+    "                         isolation); 'cmd:PREFIX...': any machine a command reaches, e.g.\n"
+    "                         'cmd:ssh -T host --' or 'cmd:kubectl exec -i pod --'\n"
+    "      --bridge URL       a lease on a running `sandbar serve` or a Paperclip-compatible\n"
+    "                         bridge (also SANDBAR_BRIDGE_URL; token: SANDBAR_TOKEN_FILE)\n"
+    "      --remote-dir PATH  where the workspace goes on the far side (default: the\n"
+    "                         sandbox's /workspace, or a fresh temporary directory)\n"
+    "      --exclude PATTERN  do not stage or restore what PATTERN matches (gitignore syntax:\n"
+    "                         globs, **, trailing / for directories, leading / anchors,\n"
+    "                         !PATTERN re-includes; repeat)\n"
+    "      --exclude-preset NAME  add a named rule set: paperclip (node_modules vendor dist\n"
+    "                         build out coverage .next .turbo .cache at any depth, and .git)\n"
+    "      --gitignore        also leave out what the repository's .gitignore files,\n"
+    "                         .git/info/exclude and core.excludesFile ignore, as git does\n"
+    "      --branch NAME      branch for commits made in the sandbox (default:\n"
+    "                         sandbar/<lease id>)\n"
+    "      --dry-run          list what would be staged (and what each rule leaves out), run\n"
+    "                         nothing\n"
+    "      --force            allow --remote-dir to name a non-empty directory that sandbar\n"
+    "                         did not create (its content is replaced)\n"
+    "      --network[=MODE]   the sandbox's network: none (the default: only its own\n"
+    "                         loopback), allowlist (an egress proxy outside the sandbox lets\n"
+    "                         through the --allow-net hosts only) or full; --network alone\n"
+    "                         means full\n"
+    "      --allow-net HOST[:PORT]  allow HTTP(S) to HOST (repeat; *.example.com for its\n"
+    "                         subdomains; an IP or CIDR lifts the private-address check;\n"
+    "                         'HOST METHOD /path-prefix' allows only those requests);\n"
+    "                         implies --network=allowlist\n"
+    "      --secret HOST=HEADER:ENV  the proxy sets HEADER to this process's $ENV on every\n"
+    "                         request to HOST (TLS terminated with a per-run CA); inside the\n"
+    "                         sandbox ENV holds only a placeholder (repeat)\n"
+    "      --callback FILE    give COMMAND a callback bridge to an upstream API: FILE holds the\n"
+    "                         JSON of the API's `callback` field, naming a [callback NAME]\n"
+    "                         section of the config file (see docs/api.md)\n"
+    "      --memory SIZE      memory limit for the sandbox, e.g. 512M, 2G\n"
+    "      --timeout DUR      stop COMMAND after DUR (e.g. 90s, 10m): TERM, then KILL\n"
+    "  -e, --env K=V          set an environment variable for COMMAND (repeat); -e K passes\n"
+    "                         this process's value of K\n"
+    "  -i, --interactive      stream this process's stdin to COMMAND (embedded sandbox)\n"
+    "      --env-file FILE    KEY=VALUE lines (and KEY alone: this process's value; # comments)\n"
+    "      --keep             keep the lease afterwards and print its id\n"
+    "      --conflict POLICY  when both sides changed a file: keep-local (default: yours stays,\n"
+    "                         theirs is written beside it as NAME.sandbar-remote),\n"
+    "                         take-remote, or fail (apply nothing)\n"
+    "  -q, --quiet            no progress bar and no summary\n"
+    "      --json             print one JSON result object on stdout at the end instead of\n"
+    "                         the summary; COMMAND's own output then goes to stderr\n"
+    "  -h, --help             this text\n";
 
 /* The rules behind the options (a separate string: C99 promises 4095 characters per literal). */
 static const char run_help_rules[] =
-	"\n"
-	"what is staged: the whole workspace, .git included (so git works inside), except the\n"
-	"overlay directory .paperclip-runtime, sandbar's own .sandbar-restore, and what the rules\n"
-	"exclude: the repository's ignore files (--gitignore), then --exclude-preset, then a\n"
-	".sandbarignore file in the workspace (gitignore syntax), then --exclude; a later rule wins.\n"
-	"Excluded entries are neither staged nor restored, and the summary counts them. .git is\n"
-	"never copied back: commits made inside come back as the branch sandbar/<lease id> (or\n"
-	"--branch), leaving your HEAD, index and other branches alone.\n"
-	"\n"
-	"stopping: SIGINT (Ctrl-C), SIGTERM and SIGHUP stop COMMAND (TERM, then KILL), bring back\n"
-	"what it produced and release the lease; a second signal aborts at once. If the changes\n"
-	"cannot be brought back, the lease is kept and the message gives the `sandbar pull`\n"
-	"command that finishes the job.\n"
-	"\n"
-	"exit status: 128+N when sandbar run received signal N; else 125 when sandbar itself\n"
-	"failed (nothing was run, or the changes could not be brought back: the message says which\n"
-	"and names the lease); else COMMAND's exit code: 128+N when it was killed by signal N,\n"
-	"124 when it timed out, 127 when it was not found, 126 when it could not be started.\n";
+    "\n"
+    "what is staged: the whole workspace, .git included (so git works inside), except the\n"
+    "overlay directory .paperclip-runtime, sandbar's own .sandbar-restore, and what the rules\n"
+    "exclude: the repository's ignore files (--gitignore), then --exclude-preset, then a\n"
+    ".sandbarignore file in the workspace (gitignore syntax), then --exclude; a later rule wins.\n"
+    "Excluded entries are neither staged nor restored, and the summary counts them. .git is\n"
+    "never copied back: commits made inside come back as the branch sandbar/<lease id> (or\n"
+    "--branch), leaving your HEAD, index and other branches alone.\n"
+    "\n"
+    "stopping: SIGINT (Ctrl-C), SIGTERM and SIGHUP stop COMMAND (TERM, then KILL), bring back\n"
+    "what it produced and release the lease; a second signal aborts at once. If the changes\n"
+    "cannot be brought back, the lease is kept and the message gives the `sandbar pull`\n"
+    "command that finishes the job.\n"
+    "\n"
+    "exit status: 128+N when sandbar run received signal N; else 125 when sandbar itself\n"
+    "failed (nothing was run, or the changes could not be brought back: the message says which\n"
+    "and names the lease); else COMMAND's exit code: 128+N when it was killed by signal N,\n"
+    "124 when it timed out, 127 when it was not found, 126 when it could not be started.\n";
 
 /* Ctrl-C state, touched from the signal handler: only async-signal-safe operations.
  * g_cancel is the token of the phase a Ctrl-C stops: the staging, then the command. They are
@@ -115,16 +115,19 @@ static void on_sigint(int signo)
 	if (++g_interrupts == 1) {
 		g_signo = signo;
 		sb_cancel_trigger(g_cancel);
-		static const char msg_int[] = "\nsandbar: SIGINT: stopping the command and bringing "
-					      "its changes back (Ctrl-C again to abort at once)\n";
-		static const char msg_term[] = "\nsandbar: SIGTERM: stopping the command and bringing "
-					       "its changes back\n";
-		static const char msg_hup[] = "\nsandbar: SIGHUP: stopping the command and bringing "
-					      "its changes back\n";
+		static const char msg_int[] =
+		    "\nsandbar: SIGINT: stopping the command and bringing "
+		    "its changes back (Ctrl-C again to abort at once)\n";
+		static const char msg_term[] =
+		    "\nsandbar: SIGTERM: stopping the command and bringing "
+		    "its changes back\n";
+		static const char msg_hup[] =
+		    "\nsandbar: SIGHUP: stopping the command and bringing "
+		    "its changes back\n";
 		const char *m = signo == SIGTERM ? msg_term : signo == SIGHUP ? msg_hup : msg_int;
 		size_t n = signo == SIGTERM  ? sizeof msg_term - 1
-			   : signo == SIGHUP ? sizeof msg_hup - 1
-					     : sizeof msg_int - 1;
+		           : signo == SIGHUP ? sizeof msg_hup - 1
+		                             : sizeof msg_int - 1;
 		(void)!write(2, m, n);
 		return;
 	}
@@ -138,29 +141,29 @@ static int signal_exit(void)
 	return SB_EXIT_SIGNAL_BASE + (g_signo ? g_signo : SIGINT);
 }
 
-static void set_abort_message(const char *lease_id, const char *remote_dir,
-			      const char *bridge_url)
+static void set_abort_message(const char *lease_id, const char *remote_dir, const char *bridge_url)
 {
 	int n;
 	if (lease_id && bridge_url)
 		/* `sandbar lease` manages local leases only: this one lives on the bridge. */
 		n = snprintf(g_abort_msg, sizeof g_abort_msg,
-			     "\nsandbar: aborted without restoring; lease %s is left behind on %s "
-			     "(release it through that bridge)\n",
-			     lease_id, bridge_url);
+		             "\nsandbar: aborted without restoring; lease %s is left behind on %s "
+		             "(release it through that bridge)\n",
+		             lease_id, bridge_url);
 	else if (lease_id)
-		n = snprintf(g_abort_msg, sizeof g_abort_msg,
-			     "\nsandbar: aborted without restoring; lease %s is left behind: bring the "
-			     "changes back with `sandbar pull %s`, or drop them with `sandbar "
-			     "lease destroy %s`\n",
-			     lease_id, lease_id, lease_id);
+		n = snprintf(
+		    g_abort_msg, sizeof g_abort_msg,
+		    "\nsandbar: aborted without restoring; lease %s is left behind: bring the "
+		    "changes back with `sandbar pull %s`, or drop them with `sandbar "
+		    "lease destroy %s`\n",
+		    lease_id, lease_id, lease_id);
 	else
 		n = snprintf(g_abort_msg, sizeof g_abort_msg,
-			     "\nsandbar: aborted without restoring; the remote copy in %s is left "
-			     "behind\n",
-			     remote_dir ? remote_dir : "(none)");
-	g_abort_len = n > 0 ? ((size_t)n < sizeof g_abort_msg ? (size_t)n : sizeof g_abort_msg - 1)
-			    : 0;
+		             "\nsandbar: aborted without restoring; the remote copy in %s is left "
+		             "behind\n",
+		             remote_dir ? remote_dir : "(none)");
+	g_abort_len =
+	    n > 0 ? ((size_t)n < sizeof g_abort_msg ? (size_t)n : sizeof g_abort_msg - 1) : 0;
 }
 
 static void install_sigint(void)
@@ -223,10 +226,23 @@ static void run_opts_free(struct run_opts *o)
 	sb_strv_free(o->env);
 }
 
-enum { OPT_VIA = 256, OPT_BRIDGE, OPT_REMOTE_DIR, OPT_EXCLUDE, OPT_NETWORK, OPT_MEMORY,
-       OPT_TIMEOUT, OPT_KEEP, OPT_CONFLICT, OPT_JSON, OPT_STATE_DIR,
-       OPT_CALLBACK,
-       OPT_ALLOW_NET, OPT_SECRET, OPT_ENV_FILE };
+enum {
+	OPT_VIA = 256,
+	OPT_BRIDGE,
+	OPT_REMOTE_DIR,
+	OPT_EXCLUDE,
+	OPT_NETWORK,
+	OPT_MEMORY,
+	OPT_TIMEOUT,
+	OPT_KEEP,
+	OPT_CONFLICT,
+	OPT_JSON,
+	OPT_STATE_DIR,
+	OPT_CALLBACK,
+	OPT_ALLOW_NET,
+	OPT_SECRET,
+	OPT_ENV_FILE
+};
 
 /* -e KEY=VALUE, or -e KEY: this process's value of KEY (an unset KEY is an error, never
  * skipped quietly). The values stay out of every log and report. */
@@ -238,18 +254,20 @@ static sb_err *env_add(const char *spec, char ***env)
 		return sb_err_new(SB_E_INVAL, "wants KEY=VALUE or KEY");
 	for (size_t i = 0; i < klen; i++)
 		if (!(spec[i] == '_' || (spec[i] >= 'A' && spec[i] <= 'Z') ||
-		      (spec[i] >= 'a' && spec[i] <= 'z') || (i && spec[i] >= '0' && spec[i] <= '9')))
+		      (spec[i] >= 'a' && spec[i] <= 'z') ||
+		      (i && spec[i] >= '0' && spec[i] <= '9')))
 			return sb_err_new(SB_E_INVAL, "\"%.*s\" is not a variable name", (int)klen,
-					  spec);
+			                  spec);
 	if (eq) {
 		sb_strv_push(env, spec);
 		return NULL;
 	}
 	const char *v = getenv(spec);
 	if (!v)
-		return sb_err_new(SB_E_INVAL, "%s is not set in this environment (set it, or write "
-					      "%s=VALUE)",
-				  spec, spec);
+		return sb_err_new(SB_E_INVAL,
+		                  "%s is not set in this environment (set it, or write "
+		                  "%s=VALUE)",
+		                  spec, spec);
 	char *kv = sb_strfmt("%s=%s", spec, v);
 	sb_strv_push(env, kv);
 	memset(kv, 0, strlen(kv));
@@ -293,32 +311,32 @@ enum { OPT_EXCLUDE_PRESET = 400, OPT_GITIGNORE, OPT_BRANCH, OPT_DRY_RUN, OPT_FOR
 static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 {
 	static const struct option longopts[] = {
-		{"workspace", required_argument, NULL, 'w'},
-		{"via", required_argument, NULL, OPT_VIA},
-		{"bridge", required_argument, NULL, OPT_BRIDGE},
-		{"remote-dir", required_argument, NULL, OPT_REMOTE_DIR},
-		{"exclude", required_argument, NULL, OPT_EXCLUDE},
-		{"network", optional_argument, NULL, OPT_NETWORK},
-		{"allow-net", required_argument, NULL, OPT_ALLOW_NET},
-		{"secret", required_argument, NULL, OPT_SECRET},
-		{"env-file", required_argument, NULL, OPT_ENV_FILE},
-		{"interactive", no_argument, NULL, 'i'},
-		{"memory", required_argument, NULL, OPT_MEMORY},
-		{"timeout", required_argument, NULL, OPT_TIMEOUT},
-		{"env", required_argument, NULL, 'e'},
-		{"keep", no_argument, NULL, OPT_KEEP},
-		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
-		{"callback", required_argument, NULL, OPT_CALLBACK},
-		{"conflict", required_argument, NULL, OPT_CONFLICT},
-		{"quiet", no_argument, NULL, 'q'},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"help", no_argument, NULL, 'h'},
-		{"exclude-preset", required_argument, NULL, OPT_EXCLUDE_PRESET},
-		{"gitignore", no_argument, NULL, OPT_GITIGNORE},
-		{"branch", required_argument, NULL, OPT_BRANCH},
-		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
-		{"force", no_argument, NULL, OPT_FORCE},
-		{NULL, 0, NULL, 0},
+	    {"workspace", required_argument, NULL, 'w'},
+	    {"via", required_argument, NULL, OPT_VIA},
+	    {"bridge", required_argument, NULL, OPT_BRIDGE},
+	    {"remote-dir", required_argument, NULL, OPT_REMOTE_DIR},
+	    {"exclude", required_argument, NULL, OPT_EXCLUDE},
+	    {"network", optional_argument, NULL, OPT_NETWORK},
+	    {"allow-net", required_argument, NULL, OPT_ALLOW_NET},
+	    {"secret", required_argument, NULL, OPT_SECRET},
+	    {"env-file", required_argument, NULL, OPT_ENV_FILE},
+	    {"interactive", no_argument, NULL, 'i'},
+	    {"memory", required_argument, NULL, OPT_MEMORY},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"env", required_argument, NULL, 'e'},
+	    {"keep", no_argument, NULL, OPT_KEEP},
+	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	    {"callback", required_argument, NULL, OPT_CALLBACK},
+	    {"conflict", required_argument, NULL, OPT_CONFLICT},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"help", no_argument, NULL, 'h'},
+	    {"exclude-preset", required_argument, NULL, OPT_EXCLUDE_PRESET},
+	    {"gitignore", no_argument, NULL, OPT_GITIGNORE},
+	    {"branch", required_argument, NULL, OPT_BRANCH},
+	    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	    {"force", no_argument, NULL, OPT_FORCE},
+	    {NULL, 0, NULL, 0},
 	};
 	opterr = 0;
 	optind = 1;
@@ -328,35 +346,50 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 		sb_err *err = NULL;
 		const char *flag = NULL; /* names the flag in a value error */
 		switch (c) {
-		case 'w': free(o->workspace); o->workspace = sb_xstrdup(optarg); break;
-		case OPT_VIA: free(o->via); o->via = sb_xstrdup(optarg); break;
-		case OPT_BRIDGE: free(o->bridge); o->bridge = sb_xstrdup(optarg); break;
+		case 'w':
+			free(o->workspace);
+			o->workspace = sb_xstrdup(optarg);
+			break;
+		case OPT_VIA:
+			free(o->via);
+			o->via = sb_xstrdup(optarg);
+			break;
+		case OPT_BRIDGE:
+			free(o->bridge);
+			o->bridge = sb_xstrdup(optarg);
+			break;
 		case OPT_REMOTE_DIR:
 			if (optarg[0] != '/')
-				return cli_usage_error("run", "--remote-dir must be an absolute path, "
-							      "not \"%s\"", optarg);
+				return cli_usage_error("run",
+				                       "--remote-dir must be an absolute path, "
+				                       "not \"%s\"",
+				                       optarg);
 			free(o->remote_dir);
 			o->remote_dir = sb_xstrdup(optarg);
 			break;
 		/* ---- what is staged (issue 13) */
 		case OPT_EXCLUDE:
 			if (!optarg[0] || strpbrk(optarg, "\r\n"))
-				return cli_usage_error("run", "--exclude wants one gitignore pattern "
-							      "on one line, not \"%s\"", optarg);
+				return cli_usage_error("run",
+				                       "--exclude wants one gitignore pattern "
+				                       "on one line, not \"%s\"",
+				                       optarg);
 			if (!strcmp(optarg, "..") || !strncmp(optarg, "../", 3) ||
 			    strstr(optarg, "/../") || sb_str_has_suffix(optarg, "/.."))
-				return cli_usage_error("run", "--exclude %s: patterns match inside the "
-							      "workspace; \"..\" never matches",
-						       optarg);
+				return cli_usage_error("run",
+				                       "--exclude %s: patterns match inside the "
+				                       "workspace; \"..\" never matches",
+				                       optarg);
 			sb_strv_push(&o->exclude_patterns, optarg);
 			break;
 		/* ---- network (issue 14) */
 		case OPT_NETWORK:
 			o->net_mode = optarg ? sb_net_mode_parse(optarg) : SB_NET_FULL;
 			if (o->net_mode < 0)
-				return cli_usage_error("run", "--network wants none, allowlist or full, "
-							      "not \"%s\"",
-						       optarg);
+				return cli_usage_error("run",
+				                       "--network wants none, allowlist or full, "
+				                       "not \"%s\"",
+				                       optarg);
 			break;
 		case OPT_ALLOW_NET: {
 			sb_egress_config one = {.allow = (char *[]){optarg, NULL}};
@@ -381,37 +414,49 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 			sb_strv_push(&o->secrets, optarg);
 			break;
 		}
-		case 'i': o->interactive = true; break;
+		case 'i':
+			o->interactive = true;
+			break;
 		case OPT_ENV_FILE:
 			if ((err = env_file_read(optarg, &o->env))) {
-				int rc = cli_usage_error("run", "--env-file %s: %s", optarg, err->msg);
+				int rc =
+				    cli_usage_error("run", "--env-file %s: %s", optarg, err->msg);
 				sb_err_free(err);
 				return rc;
 			}
 			break;
 		case OPT_EXCLUDE_PRESET:
 			if (!sb_matcher_preset_rules(optarg))
-				return cli_usage_error("run", "--exclude-preset %s: unknown preset "
-							      "(known: paperclip)", optarg);
+				return cli_usage_error("run",
+				                       "--exclude-preset %s: unknown preset "
+				                       "(known: paperclip)",
+				                       optarg);
 			free(o->exclude_preset);
 			o->exclude_preset = sb_xstrdup(optarg);
 			break;
-		case OPT_GITIGNORE: o->gitignore = true; break;
+		case OPT_GITIGNORE:
+			o->gitignore = true;
+			break;
 		case OPT_BRANCH:
 			if (!optarg[0] || strpbrk(optarg, " ~^:?*[\\") || optarg[0] == '-')
-				return cli_usage_error("run", "--branch %s: not a valid branch name",
-						       optarg);
+				return cli_usage_error(
+				    "run", "--branch %s: not a valid branch name", optarg);
 			free(o->branch);
 			o->branch = sb_xstrdup(optarg);
 			break;
-		case OPT_DRY_RUN: o->dry_run = true; break;
-		case OPT_FORCE: o->force = true; break;
+		case OPT_DRY_RUN:
+			o->dry_run = true;
+			break;
+		case OPT_FORCE:
+			o->force = true;
+			break;
 		case OPT_MEMORY:
 			flag = "--memory";
 			err = sb_parse_size(optarg, &o->memory);
 			if (!err && o->memory < 16u * 1024 * 1024)
-				err = sb_err_new(SB_E_INVAL, "too small: a sandbox needs at least 16M "
-							     "(sizes take a unit: 512M, 2G)");
+				err = sb_err_new(SB_E_INVAL,
+				                 "too small: a sandbox needs at least 16M "
+				                 "(sizes take a unit: 512M, 2G)");
 			break;
 		case OPT_TIMEOUT:
 			flag = "--timeout";
@@ -426,16 +471,30 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 				return rc;
 			}
 			break;
-		case OPT_KEEP: o->keep = true; break;
+		case OPT_KEEP:
+			o->keep = true;
+			break;
 		case OPT_CONFLICT:
 			flag = "--conflict";
 			err = sb_conflict_policy_parse(optarg, &o->policy);
 			break;
-		case 'q': o->quiet = true; break;
-		case OPT_JSON: o->json = true; break;
-		case OPT_STATE_DIR: free(o->state_dir); o->state_dir = sb_xstrdup(optarg); break;
-		case OPT_CALLBACK: free(o->callback); o->callback = sb_xstrdup(optarg); break;
-		case 'h': *help = true; return 0;
+		case 'q':
+			o->quiet = true;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_STATE_DIR:
+			free(o->state_dir);
+			o->state_dir = sb_xstrdup(optarg);
+			break;
+		case OPT_CALLBACK:
+			free(o->callback);
+			o->callback = sb_xstrdup(optarg);
+			break;
+		case 'h':
+			*help = true;
+			return 0;
 		case ':':
 			return cli_usage_error("run", "option %s needs a value", argv[optind - 1]);
 		default:
@@ -529,24 +588,26 @@ static sb_err *check_remote_dir(sb_runner *runner, const char *dir)
 {
 	sb_buf script = SB_BUF_INIT;
 	char *q = sb_shell_quoted(dir);
-	sb_buf_appendf(&script,
-		       "[ -d %s ] || exit 0; [ -z \"$(ls -A %s 2>/dev/null | head -n 1)\" ] && exit 0; "
-		       "[ -d %s/" SB_RUNTIME_OVERLAY_DEFAULT "/sandbar ] && exit 0; exit 3",
-		       q, q, q);
+	sb_buf_appendf(
+	    &script,
+	    "[ -d %s ] || exit 0; [ -z \"$(ls -A %s 2>/dev/null | head -n 1)\" ] && exit 0; "
+	    "[ -d %s/" SB_RUNTIME_OVERLAY_DEFAULT "/sandbar ] && exit 0; exit 3",
+	    q, q, q);
 	char *argv[] = {"sh", "-c", (char *)sb_buf_cstr(&script), NULL};
 	sb_exec_request req = {.argv = argv, .cwd = "/", .timeout_ms = 60000};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	sb_err *err = sb_runner_execute(runner, &req, NULL, NULL, &res);
 	if (!err && res.has_exit_code && res.exit_code == 3)
-		err = sb_err_new(SB_E_EXISTS,
-				 "--remote-dir %s is not empty and was not created by sandbar: "
-				 "staging would replace its content; pick an empty or new directory, "
-				 "or pass --force",
-				 dir);
+		err =
+		    sb_err_new(SB_E_EXISTS,
+		               "--remote-dir %s is not empty and was not created by sandbar: "
+		               "staging would replace its content; pick an empty or new directory, "
+		               "or pass --force",
+		               dir);
 	else if (!err && !sb_exec_result_ok(&res))
 		err = sb_err_new(SB_E_COMMAND, "checking --remote-dir %s failed: %s", dir,
-				 sb_buf_cstr(&res.err));
+		                 sb_buf_cstr(&res.err));
 	sb_exec_result_deinit(&res);
 	free(q);
 	sb_buf_deinit(&script);
@@ -589,9 +650,10 @@ int cmd_run(int argc, char **argv)
 	if (o.net_mode < 0)
 		o.net_mode = o.allow_net || o.secrets ? SB_NET_ALLOWLIST : SB_NET_NONE;
 	if (o.net_mode != SB_NET_ALLOWLIST && (o.allow_net || o.secrets)) {
-		rc = cli_usage_error("run", "--allow-net and --secret need --network=allowlist, not "
-					    "--network=%s",
-				     sb_net_mode_name((sb_net_mode)o.net_mode));
+		rc = cli_usage_error("run",
+		                     "--allow-net and --secret need --network=allowlist, not "
+		                     "--network=%s",
+		                     sb_net_mode_name((sb_net_mode)o.net_mode));
 		cli_config_deinit(&cfg);
 		run_opts_free(&o);
 		return rc;
@@ -607,14 +669,17 @@ int cmd_run(int argc, char **argv)
 			sb_err_free(sb_egress_secret_parse(o.secrets[i], &egress->secrets[i]));
 		/* test options: a hosts file for the proxy's resolver, a CA for upstreams */
 		const char *hf = getenv("SANDBAR_TEST_PROXY_HOSTS"),
-			   *ca = getenv("SANDBAR_TEST_PROXY_UPSTREAM_CA");
+		           *ca = getenv("SANDBAR_TEST_PROXY_UPSTREAM_CA");
 		egress->hosts_file = hf && *hf ? sb_xstrdup(hf) : NULL;
 		egress->upstream_ca = ca && *ca ? sb_xstrdup(ca) : NULL;
 	}
 
-	cli_target_opts topts = {.via = CLI_VIA_SANDBOX, .config = &cfg,
-				 .remote_dir = o.remote_dir, .network = o.network,
-				 .egress = egress, .memory_bytes = o.memory};
+	cli_target_opts topts = {.via = CLI_VIA_SANDBOX,
+	                         .config = &cfg,
+	                         .remote_dir = o.remote_dir,
+	                         .network = o.network,
+	                         .egress = egress,
+	                         .memory_bytes = o.memory};
 	if (o.via) {
 		err = cli_via_parse(o.via, &topts.via, &topts.prefix);
 		if (err) {
@@ -633,37 +698,42 @@ int cmd_run(int argc, char **argv)
 	}
 	if (o.memory && topts.via != CLI_VIA_SANDBOX && topts.via != CLI_VIA_BRIDGE) {
 		rc = cli_usage_error("run", "--memory applies to sandboxes only (not --via %s)",
-				     o.via);
+		                     o.via);
 		goto out_cfg;
 	}
 	/* The bridge protocol carries neither: the daemon's own settings decide, so a flag the
 	 * user gave would silently not hold. */
 	if ((o.memory || o.net_mode != SB_NET_NONE) && topts.via == CLI_VIA_BRIDGE) {
-		rc = cli_usage_error("run", "%s cannot be passed to a bridge (%s): its daemon sets "
-					    "sandbox limits and network; drop the flag or use the "
-					    "embedded sandbox (--via sandbox)",
-				     o.memory ? "--memory" : "--network/--allow-net", topts.bridge_url);
+		rc = cli_usage_error("run",
+		                     "%s cannot be passed to a bridge (%s): its daemon sets "
+		                     "sandbox limits and network; drop the flag or use the "
+		                     "embedded sandbox (--via sandbox)",
+		                     o.memory ? "--memory" : "--network/--allow-net",
+		                     topts.bridge_url);
 		goto out_cfg;
 	}
 	if (o.net_mode != SB_NET_NONE &&
 	    (topts.via == CLI_VIA_LOCAL || topts.via == CLI_VIA_PREFIX)) {
-		rc = cli_usage_error("run", "--network/--allow-net apply to sandboxes only: --via "
-					    "%s has whatever network its machine has",
-				     o.via);
+		rc = cli_usage_error("run",
+		                     "--network/--allow-net apply to sandboxes only: --via "
+		                     "%s has whatever network its machine has",
+		                     o.via);
 		goto out_cfg;
 	}
 
 	if (o.callback) {
 		if (topts.via != CLI_VIA_SANDBOX) {
-			rc = cli_usage_error("run", "--callback needs the embedded sandbox (--via "
-						    "sandbox): the bridge's relay runs in this process");
+			rc = cli_usage_error("run",
+			                     "--callback needs the embedded sandbox (--via "
+			                     "sandbox): the bridge's relay runs in this process");
 			goto out_cfg;
 		}
 		sb_buf cb = SB_BUF_INIT;
 		err = sb_read_file(o.callback, 256 * 1024, &cb);
 		if (!err)
-			err = sb_callback_config_from_json(cb.data ? cb.data : "", cb.len,
-							   cfg.callbacks, cfg.ncallbacks, &callback);
+			err =
+			    sb_callback_config_from_json(cb.data ? cb.data : "", cb.len,
+			                                 cfg.callbacks, cfg.ncallbacks, &callback);
 		sb_buf_deinit(&cb);
 		if (err) {
 			rc = cli_fail_err("run", sb_err_prefix(err, "--callback %s", o.callback));
@@ -678,9 +748,10 @@ int cmd_run(int argc, char **argv)
 		workspace = realpath(ws, NULL);
 		struct stat st;
 		if (!workspace || stat(workspace, &st) != 0 || !S_ISDIR(st.st_mode)) {
-			rc = cli_fail("run", "workspace %s is not a directory (%s); pass an existing "
-					     "one with --workspace",
-				      ws, workspace ? "not a directory" : strerror(errno));
+			rc = cli_fail("run",
+			              "workspace %s is not a directory (%s); pass an existing "
+			              "one with --workspace",
+			              ws, workspace ? "not a directory" : strerror(errno));
 			free(workspace);
 			goto out_cfg;
 		}
@@ -688,14 +759,14 @@ int cmd_run(int argc, char **argv)
 
 	if (o.dry_run) {
 		sb_runtime_prepare_opts plan = {.workspace_local_dir = workspace,
-						.exclude_patterns = o.exclude_patterns,
-						.exclude_preset = o.exclude_preset,
-						.gitignore = o.gitignore};
+		                                .exclude_patterns = o.exclude_patterns,
+		                                .exclude_preset = o.exclude_preset,
+		                                .gitignore = o.gitignore};
 		err = sb_runtime_plan(&plan, plan_line, NULL);
 		fflush(stdout);
-		rc = err ? cli_fail_err("run", sb_err_prefix(err, "planning the staging of %s",
-							      workspace))
-			 : 0;
+		rc = err ? cli_fail_err("run",
+		                        sb_err_prefix(err, "planning the staging of %s", workspace))
+		         : 0;
 		free(workspace);
 		goto out_cfg;
 	}
@@ -705,10 +776,11 @@ int cmd_run(int argc, char **argv)
 		 * without the repository's .git. */
 		char *top = git_top_above(workspace);
 		if (top)
-			fprintf(stderr, "sandbar run: staging %s only, a subdirectory of the git "
-					"repository %s (its .git is not staged; use --workspace %s to "
-					"stage the whole repository)\n",
-				workspace, top, top);
+			fprintf(stderr,
+			        "sandbar run: staging %s only, a subdirectory of the git "
+			        "repository %s (its .git is not staged; use --workspace %s to "
+			        "stage the whole repository)\n",
+			        workspace, top, top);
 		free(top);
 	}
 
@@ -742,7 +814,7 @@ int cmd_run(int argc, char **argv)
 	}
 	report.lease_id = target.lease_id ? sb_xstrdup(target.lease_id) : NULL;
 	set_abort_message(target.lease_id, target.remote_dir,
-			  topts.via == CLI_VIA_BRIDGE ? topts.bridge_url : NULL);
+	                  topts.via == CLI_VIA_BRIDGE ? topts.bridge_url : NULL);
 
 	if (o.remote_dir && !o.force) {
 		err = check_remote_dir(target.runner, target.remote_dir);
@@ -806,9 +878,10 @@ int cmd_run(int argc, char **argv)
 		if (!err)
 			err = sb_runtime_save(rt, state_file);
 		if (err) {
-			fprintf(stderr, "sandbar run: lease %s: saving the staging state failed (%s); "
-					"`sandbar pull` will not be able to finish a failed restore\n",
-				target.lease_id, err->msg);
+			fprintf(stderr,
+			        "sandbar run: lease %s: saving the staging state failed (%s); "
+			        "`sandbar pull` will not be able to finish a failed restore\n",
+			        target.lease_id, err->msg);
 			sb_err_free(err);
 			free(state_file);
 			state_file = NULL;
@@ -821,8 +894,8 @@ int cmd_run(int argc, char **argv)
 	t0 = sb_mono_ms();
 	struct stream_ctx sctx = {.out_fd = o.json ? 2 : 1, .bar = &bar};
 	sb_exec_callbacks cbs = {.on_output = on_output, .ud = &sctx};
-	sb_exec_request req = {.argv = o.command, .cwd = target.remote_dir, .env = o.env,
-			       .timeout_ms = o.timeout_ms};
+	sb_exec_request req = {
+	    .argv = o.command, .cwd = target.remote_dir, .env = o.env, .timeout_ms = o.timeout_ms};
 	if (o.interactive) { /* -i: stdin streams to the command until its EOF */
 		req.has_stdin = true;
 		req.stdin_stream = true;
@@ -855,9 +928,9 @@ int cmd_run(int argc, char **argv)
 	t0 = sb_mono_ms();
 	cli_bar_phase(&bar, "restoring");
 	sb_runtime_restore_opts ropts = {
-		.policy = o.policy,
-		.branch = o.branch,
-		.progress = {.fn = progress_line, .bytes = on_bytes, .ud = &bar}};
+	    .policy = o.policy,
+	    .branch = o.branch,
+	    .progress = {.fn = progress_line, .bytes = on_bytes, .ud = &bar}};
 	sb_restore_report rr;
 	sb_restore_report_init(&rr);
 	err = sb_runtime_restore(rt, &ropts, &rr);
@@ -867,24 +940,28 @@ int cmd_run(int argc, char **argv)
 	if (err) {
 		/* A failed restore never throws the work away: the lease stays, with the command
 		 * that finishes the job. */
-		const char *why = err->code == SB_E_CONFLICT ? " (--conflict fail: nothing was applied)"
-				  : err->sys_errno == ENOSPC ? " (no space left on device)"
-							     : "";
+		const char *why = err->code == SB_E_CONFLICT
+		                      ? " (--conflict fail: nothing was applied)"
+		                  : err->sys_errno == ENOSPC ? " (no space left on device)"
+		                                             : "";
 		if (target.lease_id) {
-			fprintf(stderr, "sandbar run: lease %s: bringing the changes back failed%s: %s\n",
-				target.lease_id, why, err->msg);
+			fprintf(stderr,
+			        "sandbar run: lease %s: bringing the changes back failed%s: %s\n",
+			        target.lease_id, why, err->msg);
 			if (state_file)
-				fprintf(stderr, "sandbar run: lease %s is kept; finish with `sandbar pull "
-						"%s%s%s`\n",
-					target.lease_id, target.lease_id,
-					o.policy == SB_CONFLICT_FAIL ? " --conflict " : "",
-					o.policy == SB_CONFLICT_FAIL ? "keep-local" : "");
+				fprintf(stderr,
+				        "sandbar run: lease %s is kept; finish with `sandbar pull "
+				        "%s%s%s`\n",
+				        target.lease_id, target.lease_id,
+				        o.policy == SB_CONFLICT_FAIL ? " --conflict " : "",
+				        o.policy == SB_CONFLICT_FAIL ? "keep-local" : "");
 			else
-				fprintf(stderr, "sandbar run: lease %s is kept so you can inspect it\n",
-					target.lease_id);
+				fprintf(stderr,
+				        "sandbar run: lease %s is kept so you can inspect it\n",
+				        target.lease_id);
 		} else {
-			fprintf(stderr, "sandbar run: bringing the changes back failed%s: %s\n", why,
-				err->msg);
+			fprintf(stderr, "sandbar run: bringing the changes back failed%s: %s\n",
+			        why, err->msg);
 		}
 		o.keep = true;
 		sb_err_free(err);
@@ -907,9 +984,8 @@ out_release:
 	}
 	t0 = sb_mono_ms();
 	/* Without a lease id (--via local, 'cmd:...') the kept thing is the remote directory. */
-	char *kept_dir = o.keep && !target.lease_id && target.remote_dir
-				 ? sb_xstrdup(target.remote_dir)
-				 : NULL;
+	char *kept_dir =
+	    o.keep && !target.lease_id && target.remote_dir ? sb_xstrdup(target.remote_dir) : NULL;
 	err = cli_target_release(&target, o.keep);
 	report.phases.release_ms = sb_mono_ms() - t0;
 	if (err) {

@@ -15,36 +15,36 @@
 #include "cli.h"
 
 static const char serve_help[] =
-	"usage: sandbar serve [options]\n"
-	"\n"
-	"Run the sandbox daemon: the native API under /v1 and the Paperclip sandbox bridge\n"
-	"protocol under /api/paperclip-sandbox/v1 and /v2. Every route except GET /v1/health needs\n"
-	"a bearer token or an HMAC-signed request; with neither configured every request is\n"
-	"refused. SIGTERM drains requests and exits, leaving sandboxes running; the next start\n"
-	"re-adopts them.\n"
-	"\n"
-	"options:\n"
-	"      --listen HOST:PORT   TCP address (default 127.0.0.1:7469; '[::1]:7469' for IPv6)\n"
-	"      --socket PATH        also listen on a unix socket\n"
-	"      --no-tcp             listen only on --socket\n"
-	"      --state-dir DIR      leases, spools and sandbar.db (default: SANDBAR_STATE_DIR, the\n"
-	"                           config file, then $XDG_STATE_HOME/sandbar or /var/lib/sandbar)\n"
-	"      --token-file FILE    bearer token (also SANDBAR_TOKEN_FILE; SANDBAR_TOKEN holds the\n"
-	"                           token itself)\n"
-	"      --hmac-keys FILE     `key-id secret` lines for HMAC-SHA256 signed requests\n"
-	"      --expected-host HOST the Host signed requests must carry (pinning)\n"
-	"      --tls-cert FILE      serve HTTPS with this PEM certificate ...\n"
-	"      --tls-key FILE       ... and this PEM private key\n"
-	"      --max-output SIZE    most output per stream a JSON exec result returns whole\n"
-	"                           (default and maximum 1G, the sandbox spool); a longer one\n"
-	"                           is answered 413 output_too_large, never cut\n"
-	"      --max-connections N  connections served at once (a thread each), and as many more\n"
-	"                           still sending their request (default 8192); one peer may hold\n"
-	"                           at most 3/4 of the waiting ones, its oldest go first\n"
-	"      --header-timeout S   seconds a connection has to send its request head (default 10)\n"
-	"      --log-json           log as JSON lines\n"
-	"  -v, --verbose            debug logging\n"
-	"  -h, --help               this text\n";
+    "usage: sandbar serve [options]\n"
+    "\n"
+    "Run the sandbox daemon: the native API under /v1 and the Paperclip sandbox bridge\n"
+    "protocol under /api/paperclip-sandbox/v1 and /v2. Every route except GET /v1/health needs\n"
+    "a bearer token or an HMAC-signed request; with neither configured every request is\n"
+    "refused. SIGTERM drains requests and exits, leaving sandboxes running; the next start\n"
+    "re-adopts them.\n"
+    "\n"
+    "options:\n"
+    "      --listen HOST:PORT   TCP address (default 127.0.0.1:7469; '[::1]:7469' for IPv6)\n"
+    "      --socket PATH        also listen on a unix socket\n"
+    "      --no-tcp             listen only on --socket\n"
+    "      --state-dir DIR      leases, spools and sandbar.db (default: SANDBAR_STATE_DIR, the\n"
+    "                           config file, then $XDG_STATE_HOME/sandbar or /var/lib/sandbar)\n"
+    "      --token-file FILE    bearer token (also SANDBAR_TOKEN_FILE; SANDBAR_TOKEN holds the\n"
+    "                           token itself)\n"
+    "      --hmac-keys FILE     `key-id secret` lines for HMAC-SHA256 signed requests\n"
+    "      --expected-host HOST the Host signed requests must carry (pinning)\n"
+    "      --tls-cert FILE      serve HTTPS with this PEM certificate ...\n"
+    "      --tls-key FILE       ... and this PEM private key\n"
+    "      --max-output SIZE    most output per stream a JSON exec result returns whole\n"
+    "                           (default and maximum 1G, the sandbox spool); a longer one\n"
+    "                           is answered 413 output_too_large, never cut\n"
+    "      --max-connections N  connections served at once (a thread each), and as many more\n"
+    "                           still sending their request (default 8192); one peer may hold\n"
+    "                           at most 3/4 of the waiting ones, its oldest go first\n"
+    "      --header-timeout S   seconds a connection has to send its request head (default 10)\n"
+    "      --log-json           log as JSON lines\n"
+    "  -v, --verbose            debug logging\n"
+    "  -h, --help               this text\n";
 
 /* Every followed exec holds a few descriptors (spool files, the init connection, the client
  * socket): the usual soft limit of 1024 would cap the daemon at about 200 streams. */
@@ -60,30 +60,43 @@ static void raise_nofile_limit(void)
 	rl.rlim_cur = want;
 	if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
 		sb_warn("could not raise the open-file limit to %llu: %s", (unsigned long long)want,
-			strerror(errno));
+		        strerror(errno));
 }
 
 int cmd_serve(int argc, char **argv)
 {
-	enum { OPT_LISTEN = 256, OPT_SOCKET, OPT_NO_TCP, OPT_STATE_DIR, OPT_TOKEN_FILE, OPT_HMAC,
-	       OPT_HOST, OPT_CERT, OPT_KEY, OPT_LOG_JSON, OPT_MAX_OUTPUT, OPT_MAX_CONN, OPT_HEADER_TIMEOUT };
+	enum {
+		OPT_LISTEN = 256,
+		OPT_SOCKET,
+		OPT_NO_TCP,
+		OPT_STATE_DIR,
+		OPT_TOKEN_FILE,
+		OPT_HMAC,
+		OPT_HOST,
+		OPT_CERT,
+		OPT_KEY,
+		OPT_LOG_JSON,
+		OPT_MAX_OUTPUT,
+		OPT_MAX_CONN,
+		OPT_HEADER_TIMEOUT
+	};
 	static const struct option longopts[] = {
-		{"listen", required_argument, NULL, OPT_LISTEN},
-		{"socket", required_argument, NULL, OPT_SOCKET},
-		{"no-tcp", no_argument, NULL, OPT_NO_TCP},
-		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
-		{"token-file", required_argument, NULL, OPT_TOKEN_FILE},
-		{"hmac-keys", required_argument, NULL, OPT_HMAC},
-		{"expected-host", required_argument, NULL, OPT_HOST},
-		{"tls-cert", required_argument, NULL, OPT_CERT},
-		{"tls-key", required_argument, NULL, OPT_KEY},
-		{"log-json", no_argument, NULL, OPT_LOG_JSON},
-		{"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
-		{"max-connections", required_argument, NULL, OPT_MAX_CONN},
-		{"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
-		{"verbose", no_argument, NULL, 'v'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"listen", required_argument, NULL, OPT_LISTEN},
+	    {"socket", required_argument, NULL, OPT_SOCKET},
+	    {"no-tcp", no_argument, NULL, OPT_NO_TCP},
+	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+	    {"hmac-keys", required_argument, NULL, OPT_HMAC},
+	    {"expected-host", required_argument, NULL, OPT_HOST},
+	    {"tls-cert", required_argument, NULL, OPT_CERT},
+	    {"tls-key", required_argument, NULL, OPT_KEY},
+	    {"log-json", no_argument, NULL, OPT_LOG_JSON},
+	    {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
+	    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+	    {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+	    {"verbose", no_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	sb_server_config scfg;
 	sb_server_config_init(&scfg);
@@ -93,22 +106,47 @@ int cmd_serve(int argc, char **argv)
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":vh", longopts, NULL)) != -1) {
 		switch (c) {
-		case OPT_LISTEN: scfg.listen = optarg; break;
-		case OPT_SOCKET: scfg.socket_path = optarg; break;
-		case OPT_NO_TCP: scfg.listen_tcp = false; break;
-		case OPT_STATE_DIR: free(cfg.state_dir); cfg.state_dir = sb_xstrdup(optarg); break;
-		case OPT_TOKEN_FILE: free(cfg.token_file); cfg.token_file = sb_xstrdup(optarg); break;
-		case OPT_HMAC: scfg.hmac_keys_file = optarg; break;
-		case OPT_HOST: scfg.expected_host = optarg; break;
-		case OPT_CERT: scfg.tls_cert_file = optarg; break;
-		case OPT_KEY: scfg.tls_key_file = optarg; break;
-		case OPT_LOG_JSON: sb_log_set_json(true); break;
+		case OPT_LISTEN:
+			scfg.listen = optarg;
+			break;
+		case OPT_SOCKET:
+			scfg.socket_path = optarg;
+			break;
+		case OPT_NO_TCP:
+			scfg.listen_tcp = false;
+			break;
+		case OPT_STATE_DIR:
+			free(cfg.state_dir);
+			cfg.state_dir = sb_xstrdup(optarg);
+			break;
+		case OPT_TOKEN_FILE:
+			free(cfg.token_file);
+			cfg.token_file = sb_xstrdup(optarg);
+			break;
+		case OPT_HMAC:
+			scfg.hmac_keys_file = optarg;
+			break;
+		case OPT_HOST:
+			scfg.expected_host = optarg;
+			break;
+		case OPT_CERT:
+			scfg.tls_cert_file = optarg;
+			break;
+		case OPT_KEY:
+			scfg.tls_key_file = optarg;
+			break;
+		case OPT_LOG_JSON:
+			sb_log_set_json(true);
+			break;
 		case OPT_MAX_OUTPUT: {
 			uint64_t v = 0;
 			sb_err *e = sb_parse_size(optarg, &v);
 			if (e || v == 0) {
 				sb_err_free(e);
-				rc = cli_usage_error("serve", "--max-output needs a size such as 512M or 1G, not \"%s\"", optarg);
+				rc = cli_usage_error(
+				    "serve",
+				    "--max-output needs a size such as 512M or 1G, not \"%s\"",
+				    optarg);
 				goto out;
 			}
 			scfg.limits.output_cap = v;
@@ -118,7 +156,9 @@ int cmd_serve(int argc, char **argv)
 			char *end = NULL;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (!end || *end || v < 16 || v > 1000000) {
-				rc = cli_usage_error("serve", "--max-connections takes 16..1000000, not \"%s\"", optarg);
+				rc = cli_usage_error(
+				    "serve", "--max-connections takes 16..1000000, not \"%s\"",
+				    optarg);
 				goto out;
 			}
 			scfg.limits.max_connections = scfg.limits.max_waiting = (unsigned)v;
@@ -128,16 +168,26 @@ int cmd_serve(int argc, char **argv)
 			char *end = NULL;
 			unsigned long v = strtoul(optarg, &end, 10);
 			if (!end || *end || v < 1 || v > 300) {
-				rc = cli_usage_error("serve", "--header-timeout takes 1..300 seconds, not \"%s\"", optarg);
+				rc = cli_usage_error(
+				    "serve", "--header-timeout takes 1..300 seconds, not \"%s\"",
+				    optarg);
 				goto out;
 			}
 			scfg.limits.header_timeout_ms = (int64_t)v * 1000;
 			break;
 		}
-		case 'v': sb_log_set_level(SB_LOG_DEBUG); break;
-		case 'h': fputs(serve_help, stdout); goto out;
-		case ':': rc = cli_usage_error("serve", "option %s needs a value", argv[optind - 1]); goto out;
-		default: rc = cli_usage_error("serve", "unknown option %s", argv[optind - 1]); goto out;
+		case 'v':
+			sb_log_set_level(SB_LOG_DEBUG);
+			break;
+		case 'h':
+			fputs(serve_help, stdout);
+			goto out;
+		case ':':
+			rc = cli_usage_error("serve", "option %s needs a value", argv[optind - 1]);
+			goto out;
+		default:
+			rc = cli_usage_error("serve", "unknown option %s", argv[optind - 1]);
+			goto out;
 		}
 	}
 	if (optind < argc) {
@@ -184,9 +234,9 @@ int cmd_serve(int argc, char **argv)
 		sb_sandbox_health_check(&hc, &h);
 		if (!h.ok)
 			err = sb_err_new(SB_E_UNSUPPORTED,
-					 "sandboxes cannot be created on this host: %s (`sandbar "
-					 "doctor` names the fix for each piece)",
-					 h.message ? h.message : "unknown reason");
+			                 "sandboxes cannot be created on this host: %s (`sandbar "
+			                 "doctor` names the fix for each piece)",
+			                 h.message ? h.message : "unknown reason");
 		sb_sandbox_health_deinit(&h);
 	}
 	if (!err)
@@ -196,9 +246,9 @@ int cmd_serve(int argc, char **argv)
 	if (!err) {
 		if (scfg.listen_tcp)
 			sb_info("listening on %s (port %d)%s%s",
-				scfg.listen ? scfg.listen : SB_SERVER_LISTEN_DEFAULT,
-				sb_server_port(srv), scfg.socket_path ? " and " : "",
-				scfg.socket_path ? scfg.socket_path : "");
+			        scfg.listen ? scfg.listen : SB_SERVER_LISTEN_DEFAULT,
+			        sb_server_port(srv), scfg.socket_path ? " and " : "",
+			        scfg.socket_path ? scfg.socket_path : "");
 		err = sb_server_run_until_signal(srv);
 	}
 	if (err)

@@ -17,17 +17,17 @@
 #include "run_report.h"
 
 static const char push_help[] =
-	"usage: sandbar push --lease ID [--workspace DIR] [--exclude PATH]... [--quiet]\n"
-	"\n"
-	"Stage DIR (default: the current directory) into the kept lease ID's workspace, replacing\n"
-	"what was there, and remember its state so `sandbar pull` can merge the changes back.\n";
+    "usage: sandbar push --lease ID [--workspace DIR] [--exclude PATH]... [--quiet]\n"
+    "\n"
+    "Stage DIR (default: the current directory) into the kept lease ID's workspace, replacing\n"
+    "what was there, and remember its state so `sandbar pull` can merge the changes back.\n";
 
 static const char pull_help[] =
-	"usage: sandbar pull [--lease] ID [--conflict keep-local|take-remote|fail] [--json] [--quiet]\n"
-	"\n"
-	"Merge the kept lease ID's workspace back into the directory last pushed to it: changes\n"
-	"made in the lease are applied, your own edits since the push are kept, and when both\n"
-	"sides changed a file nothing is overwritten silently (see --conflict in `sandbar run`).\n";
+    "usage: sandbar pull [--lease] ID [--conflict keep-local|take-remote|fail] [--json] [--quiet]\n"
+    "\n"
+    "Merge the kept lease ID's workspace back into the directory last pushed to it: changes\n"
+    "made in the lease are applied, your own edits since the push are kept, and when both\n"
+    "sides changed a file nothing is overwritten silently (see --conflict in `sandbar run`).\n";
 
 struct sync_args {
 	const char *lease;
@@ -40,19 +40,19 @@ struct sync_args {
 };
 
 static int parse(const char *cmd, const char *help, int argc, char **argv, struct sync_args *a,
-		 bool *done)
+                 bool *done)
 {
 	enum { OPT_EXCLUDE = 256, OPT_CONFLICT, OPT_JSON, OPT_STATE_DIR };
 	static const struct option longopts[] = {
-		{"lease", required_argument, NULL, 'l'},
-		{"workspace", required_argument, NULL, 'w'},
-		{"exclude", required_argument, NULL, OPT_EXCLUDE},
-		{"conflict", required_argument, NULL, OPT_CONFLICT},
-		{"json", no_argument, NULL, OPT_JSON},
-		{"quiet", no_argument, NULL, 'q'},
-		{"state-dir", required_argument, NULL, OPT_STATE_DIR},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"lease", required_argument, NULL, 'l'},
+	    {"workspace", required_argument, NULL, 'w'},
+	    {"exclude", required_argument, NULL, OPT_EXCLUDE},
+	    {"conflict", required_argument, NULL, OPT_CONFLICT},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	bool is_push = !strcmp(cmd, "push");
 	opterr = 0;
@@ -62,10 +62,13 @@ static int parse(const char *cmd, const char *help, int argc, char **argv, struc
 		sb_err *err = NULL;
 		const char *flag = NULL; /* names the flag in a value error */
 		switch (c) {
-		case 'l': a->lease = optarg; break;
+		case 'l':
+			a->lease = optarg;
+			break;
 		case 'w':
 			if (!is_push)
-				return cli_usage_error(cmd, "--workspace is fixed by the last push");
+				return cli_usage_error(cmd,
+				                       "--workspace is fixed by the last push");
 			a->workspace = optarg;
 			break;
 		case OPT_EXCLUDE:
@@ -82,12 +85,24 @@ static int parse(const char *cmd, const char *help, int argc, char **argv, struc
 			flag = "--conflict";
 			err = sb_conflict_policy_parse(optarg, &a->policy);
 			break;
-		case OPT_JSON: a->json = true; break;
-		case 'q': a->quiet = true; break;
-		case OPT_STATE_DIR: free(a->cfg.state_dir); a->cfg.state_dir = sb_xstrdup(optarg); break;
-		case 'h': fputs(help, stdout); *done = true; return 0;
-		case ':': return cli_usage_error(cmd, "option %s needs a value", argv[optind - 1]);
-		default: return cli_usage_error(cmd, "unknown option %s", argv[optind - 1]);
+		case OPT_JSON:
+			a->json = true;
+			break;
+		case 'q':
+			a->quiet = true;
+			break;
+		case OPT_STATE_DIR:
+			free(a->cfg.state_dir);
+			a->cfg.state_dir = sb_xstrdup(optarg);
+			break;
+		case 'h':
+			fputs(help, stdout);
+			*done = true;
+			return 0;
+		case ':':
+			return cli_usage_error(cmd, "option %s needs a value", argv[optind - 1]);
+		default:
+			return cli_usage_error(cmd, "unknown option %s", argv[optind - 1]);
 		}
 		if (err) {
 			/* Not argv[optind - 1]: that is the value when it came as its own word. */
@@ -134,9 +149,10 @@ static sb_err *check_real_dirs(const char *dir, const char *rel)
 		char *full = sb_strfmt("%s/%s", dir, p);
 		struct stat st;
 		if (lstat(full, &st) == 0 && !S_ISDIR(st.st_mode))
-			err = sb_err_new(SB_E_ESCAPE, "%s is not a directory (a symlink?): refusing "
-						      "to read the lease's workspace on the host",
-					 full);
+			err = sb_err_new(SB_E_ESCAPE,
+			                 "%s is not a directory (a symlink?): refusing "
+			                 "to read the lease's workspace on the host",
+			                 full);
 		free(full);
 		if (!slash)
 			break;
@@ -170,8 +186,7 @@ static sb_err *open_orphan(cli_sandbox_env *env, const char *lease, char **at, s
 }
 
 /* The shared frame: parse, resolve, open the lease and its runner, call fn, clean up. */
-typedef int (*sync_fn)(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner,
-		       cli_bar *bar);
+typedef int (*sync_fn)(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner, cli_bar *bar);
 
 static int with_lease(const char *cmd, const char *help, int argc, char **argv, sync_fn fn)
 {
@@ -223,7 +238,7 @@ static int do_push(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner,
 	char *workspace = realpath(a->workspace ? a->workspace : ".", NULL);
 	if (!workspace)
 		return cli_fail("push", "workspace %s does not exist",
-				a->workspace ? a->workspace : ".");
+		                a->workspace ? a->workspace : ".");
 	sb_runtime_prepare_opts o;
 	memset(&o, 0, sizeof o);
 	o.runner = runner;
@@ -247,7 +262,7 @@ static int do_push(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner,
 		rc = cli_fail_err("push", err);
 	else if (!a->quiet)
 		fprintf(stderr, "sandbar push: %s staged into lease %s (%llu bytes)\n", workspace,
-			a->lease, (unsigned long long)sb_runtime_bytes_up(rt));
+		        a->lease, (unsigned long long)sb_runtime_bytes_up(rt));
 	sb_runtime_free(rt);
 	free(dir);
 	free(path);
@@ -259,15 +274,15 @@ static int do_pull(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner,
 {
 	char *path = state_path(env, a->lease);
 	sb_runtime_load_opts lo = {
-		.runner = runner,
-		.progress = {.fn = ignore_line, .bytes = on_bytes, .ud = bar},
-		.remote_dir_at = a->remote_at,
+	    .runner = runner,
+	    .progress = {.fn = ignore_line, .bytes = on_bytes, .ud = bar},
+	    .remote_dir_at = a->remote_at,
 	};
 	sb_runtime *rt = NULL;
 	sb_err *err = sb_runtime_load(path, &lo, &rt);
 	if (err && err->code == SB_E_NOTFOUND)
-		err = sb_err_prefix(err, "nothing was pushed to lease %s (run `sandbar push` first)",
-				    a->lease);
+		err = sb_err_prefix(
+		    err, "nothing was pushed to lease %s (run `sandbar push` first)", a->lease);
 	run_report report;
 	run_report_init(&report);
 	report.lease_id = sb_xstrdup(a->lease);

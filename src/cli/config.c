@@ -19,13 +19,13 @@ struct key_slot {
 };
 
 static const struct key_slot slots[] = {
-	{"bridge_url", "SANDBAR_BRIDGE_URL", offsetof(cli_config, bridge_url)},
-	{"token_file", "SANDBAR_TOKEN_FILE", offsetof(cli_config, token_file)},
-	{"state_dir", "SANDBAR_STATE_DIR", offsetof(cli_config, state_dir)},
-	{"hmac_key_id", "SANDBAR_HMAC_KEY_ID", offsetof(cli_config, hmac_key_id)},
-	{"hmac_key_file", "SANDBAR_HMAC_KEY_FILE", offsetof(cli_config, hmac_key_file)},
-	{"memory", "SANDBAR_MEMORY", offsetof(cli_config, memory)},
-	{"compat_callback", "SANDBAR_COMPAT_CALLBACK", offsetof(cli_config, compat_callback)},
+    {"bridge_url", "SANDBAR_BRIDGE_URL", offsetof(cli_config, bridge_url)},
+    {"token_file", "SANDBAR_TOKEN_FILE", offsetof(cli_config, token_file)},
+    {"state_dir", "SANDBAR_STATE_DIR", offsetof(cli_config, state_dir)},
+    {"hmac_key_id", "SANDBAR_HMAC_KEY_ID", offsetof(cli_config, hmac_key_id)},
+    {"hmac_key_file", "SANDBAR_HMAC_KEY_FILE", offsetof(cli_config, hmac_key_file)},
+    {"memory", "SANDBAR_MEMORY", offsetof(cli_config, memory)},
+    {"compat_callback", "SANDBAR_COMPAT_CALLBACK", offsetof(cli_config, compat_callback)},
 };
 
 static char **slot_ptr(cli_config *cfg, const struct key_slot *s)
@@ -63,9 +63,9 @@ static sb_err *section_start(cli_config *cfg, char *line, const char *origin, in
 		for (char *c = cb; *c && ok; c++)
 			ok = isalnum((unsigned char)*c) || *c == '-' || *c == '_';
 		if (!ok)
-			return sb_err_new(SB_E_INVAL,
-			                  "%s:%d: callback names are [A-Za-z0-9_-]{1,64}, not \"%s\"",
-			                  origin, lineno, cb);
+			return sb_err_new(
+			    SB_E_INVAL, "%s:%d: callback names are [A-Za-z0-9_-]{1,64}, not \"%s\"",
+			    origin, lineno, cb);
 		for (size_t i = 0; i < cfg->ncallbacks; i++)
 			if (strcmp(cfg->callbacks[i].name, cb) == 0)
 				return sb_err_new(SB_E_INVAL, "%s:%d: [callback %s] appears twice",
@@ -95,10 +95,11 @@ static sb_err *callback_key(sb_callback_entry *e, const char *key, const char *v
 	}
 	if (strcmp(key, "credential") == 0) {
 		if (strncmp(value, "env:", 4) != 0 && strncmp(value, "file:", 5) != 0)
-			return sb_err_new(SB_E_INVAL,
-			                  "%s:%d: credential must be env:VAR or file:PATH (the config "
-			                  "file holds no secret values)",
-			                  origin, lineno);
+			return sb_err_new(
+			    SB_E_INVAL,
+			    "%s:%d: credential must be env:VAR or file:PATH (the config "
+			    "file holds no secret values)",
+			    origin, lineno);
 		free(e->credential);
 		e->credential = sb_xstrdup(value);
 		return NULL;
@@ -155,7 +156,8 @@ sb_err *cli_config_parse(cli_config *cfg, const char *text, const char *origin)
 			continue;
 		char *eq = strchr(line, '=');
 		if (!eq) {
-			err = sb_err_new(SB_E_INVAL, "%s:%d: expected `key = value`", origin, lineno);
+			err =
+			    sb_err_new(SB_E_INVAL, "%s:%d: expected `key = value`", origin, lineno);
 			break;
 		}
 		*eq = '\0';
@@ -173,8 +175,8 @@ sb_err *cli_config_parse(cli_config *cfg, const char *text, const char *origin)
 			sb_buf known = SB_BUF_INIT;
 			for (size_t i = 0; i < sizeof slots / sizeof *slots; i++)
 				sb_buf_appendf(&known, "%s%s", i ? ", " : "", slots[i].key);
-			err = sb_err_new(SB_E_INVAL, "%s:%d: unknown key \"%s\" (known: %s)", origin,
-					 lineno, key, sb_buf_cstr(&known));
+			err = sb_err_new(SB_E_INVAL, "%s:%d: unknown key \"%s\" (known: %s)",
+			                 origin, lineno, key, sb_buf_cstr(&known));
 			sb_buf_deinit(&known);
 			break;
 		}
@@ -209,11 +211,12 @@ static sb_err *resolve_memory(cli_config *cfg, const char *path)
 		return NULL;
 	sb_err *err = sb_parse_size(cfg->memory, &cfg->memory_bytes);
 	if (!err && cfg->memory_bytes < CLI_MEMORY_MIN)
-		err = sb_err_new(SB_E_INVAL, "%llu bytes is too small to run anything (at least %s)",
-				 (unsigned long long)cfg->memory_bytes, CLI_MEMORY_MIN_TEXT);
+		err =
+		    sb_err_new(SB_E_INVAL, "%llu bytes is too small to run anything (at least %s)",
+		               (unsigned long long)cfg->memory_bytes, CLI_MEMORY_MIN_TEXT);
 	if (err)
 		err = sb_err_prefix(err, "memory = %s (from $SANDBAR_MEMORY or %s)", cfg->memory,
-				    path ? path : "the config file");
+		                    path ? path : "the config file");
 	return err;
 }
 

@@ -7,6 +7,6 @@
 
 /* streams: bit 1 stdout, bit 2 stderr. On return *st holds the last status read. */
 sb_err *cli_exec_follow(sb_sandbox_exec *x, unsigned streams, uint64_t out_offset,
-			uint64_t err_offset, bool follow, sb_sandbox_exec_status *st);
+                        uint64_t err_offset, bool follow, sb_sandbox_exec_status *st);
 
 #endif

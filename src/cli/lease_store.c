@@ -27,11 +27,12 @@ sb_err *cli_open_lease(cli_sandbox_env *env, const char *lease_id, sb_sandbox **
 	sb_err *err = sb_sandbox_open(&env->cfg, lease_id, out);
 	if (err && err->code == SB_E_NOTFOUND)
 		return sb_err_prefix(err, "no lease %s in %s (see `sandbar lease list`)", lease_id,
-				     env->state_dir);
+		                     env->state_dir);
 	if (err && err->code == SB_E_STATE_LOST)
-		return sb_err_prefix(err, "lease %s is lost (its sandbox died); remove it with "
-					  "`sandbar lease destroy %s`",
-				     lease_id, lease_id);
+		return sb_err_prefix(err,
+		                     "lease %s is lost (its sandbox died); remove it with "
+		                     "`sandbar lease destroy %s`",
+		                     lease_id, lease_id);
 	return err;
 }
 
@@ -55,7 +56,7 @@ int cli_lease_prune(cli_sandbox_env *env, const char *prefix, FILE *out)
 	if (err) {
 		if (out)
 			fprintf(out, "sandbar: listing the leases in %s: %s\n", env->state_dir,
-				err->msg);
+			        err->msg);
 		sb_err_free(err);
 		return 0;
 	}
@@ -82,10 +83,12 @@ int cli_lease_prune(cli_sandbox_env *env, const char *prefix, FILE *out)
 		free(state);
 		if (!init_gone(&info) || work) {
 			if (work && out)
-				fprintf(out, "sandbar: lease %s is orphaned and holds work: finish with "
-					     "`sandbar pull %s` or remove it with `sandbar lease destroy "
-					     "%s`\n",
-					ids[i], ids[i], ids[i]);
+				fprintf(
+				    out,
+				    "sandbar: lease %s is orphaned and holds work: finish with "
+				    "`sandbar pull %s` or remove it with `sandbar lease destroy "
+				    "%s`\n",
+				    ids[i], ids[i], ids[i]);
 			sb_sandbox_close(sb);
 			continue;
 		}
@@ -98,7 +101,7 @@ int cli_lease_prune(cli_sandbox_env *env, const char *prefix, FILE *out)
 			removed++;
 			if (out)
 				fprintf(out, "sandbar: removed lease %s (its sandbox was gone)\n",
-					ids[i]);
+				        ids[i]);
 		}
 	}
 	sb_strv_free(ids);

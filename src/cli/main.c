@@ -8,22 +8,22 @@
 #include <string.h>
 
 static const char usage_text[] =
-	"usage: sandbar <command> [options]\n"
-	"\n"
-	"Run AI coding agents' commands in isolated Linux sandboxes and bring their changes back.\n"
-	"\n"
-	"commands:\n"
-	"  run      stage a workspace into a sandbox, run a command, merge the changes back\n"
-	"  serve    run the authenticated sandbox daemon (HTTP, native and Paperclip APIs)\n"
-	"  exec     run a command in a kept lease\n"
-	"  lease    list, acquire, renew or destroy leases\n"
-	"  push     stage a workspace into a kept lease\n"
-	"  pull     merge a kept lease's workspace back\n"
-	"  logs     print (or follow) an exec's output from any byte offset\n"
-	"  doctor   check this host for sandboxes (prints the fix for each broken piece)\n"
-	"\n"
-	"`sandbar <command> --help` describes each command. See sandbar(1) for exit codes,\n"
-	"configuration (flags, SANDBAR_* environment, ~/.config/sandbar/config) and examples.\n";
+    "usage: sandbar <command> [options]\n"
+    "\n"
+    "Run AI coding agents' commands in isolated Linux sandboxes and bring their changes back.\n"
+    "\n"
+    "commands:\n"
+    "  run      stage a workspace into a sandbox, run a command, merge the changes back\n"
+    "  serve    run the authenticated sandbox daemon (HTTP, native and Paperclip APIs)\n"
+    "  exec     run a command in a kept lease\n"
+    "  lease    list, acquire, renew or destroy leases\n"
+    "  push     stage a workspace into a kept lease\n"
+    "  pull     merge a kept lease's workspace back\n"
+    "  logs     print (or follow) an exec's output from any byte offset\n"
+    "  doctor   check this host for sandboxes (prints the fix for each broken piece)\n"
+    "\n"
+    "`sandbar <command> --help` describes each command. See sandbar(1) for exit codes,\n"
+    "configuration (flags, SANDBAR_* environment, ~/.config/sandbar/config) and examples.\n";
 
 int cli_fail_err(const char *cmd, sb_err *err)
 {
@@ -60,9 +60,8 @@ struct command {
 };
 
 static const struct command commands[] = {
-	{"run", cmd_run},     {"serve", cmd_serve}, {"exec", cmd_exec}, {"lease", cmd_lease},
-	{"push", cmd_push},   {"pull", cmd_pull},   {"logs", cmd_logs},
-	{"doctor", cmd_doctor},
+    {"run", cmd_run},   {"serve", cmd_serve}, {"exec", cmd_exec}, {"lease", cmd_lease},
+    {"push", cmd_push}, {"pull", cmd_pull},   {"logs", cmd_logs}, {"doctor", cmd_doctor},
 };
 
 int main(int argc, char **argv)

@@ -47,10 +47,10 @@ void cli_bar_render(const cli_bar *bar, int64_t now_ms, char *out, size_t outlen
 	double rate = secs > 0.05 ? mb(bar->done) / secs : 0.0;
 	if (bar->total > 0)
 		snprintf(out, outlen, "%-10s [%s] %.1f/%.1f MiB %.1f MiB/s", bar->label, cells,
-			 mb(bar->done), mb(bar->total), rate);
+		         mb(bar->done), mb(bar->total), rate);
 	else
 		snprintf(out, outlen, "%-10s [%s] %.1f MiB %.1f MiB/s", bar->label, cells,
-			 mb(bar->done), rate);
+		         mb(bar->done), rate);
 }
 
 static void draw(cli_bar *bar, int64_t now)
@@ -60,8 +60,8 @@ static void draw(cli_bar *bar, int64_t now)
 	char line[192];
 	int n = snprintf(line, sizeof line, "\r%s\033[K", text);
 	if (n > 0)
-		sb_err_free(sb_write_all(bar->fd, line, (size_t)n < sizeof line ? (size_t)n
-										 : sizeof line - 1));
+		sb_err_free(sb_write_all(bar->fd, line,
+		                         (size_t)n < sizeof line ? (size_t)n : sizeof line - 1));
 	bar->drawn = true;
 	bar->last_draw_ms = now;
 }

@@ -127,16 +127,17 @@ json_t *run_report_json(const run_report *r)
 		json_t *n = json_pack("{s:s}", "mode", r->net_mode);
 		if (r->has_egress) {
 			json_object_set_new(n, "connections_allowed",
-					    json_integer((json_int_t)r->net.conns_allowed));
+			                    json_integer((json_int_t)r->net.conns_allowed));
 			json_object_set_new(n, "connections_denied",
-					    json_integer((json_int_t)r->net.conns_denied));
-			json_object_set_new(n, "bytes_up", json_integer((json_int_t)r->net.bytes_up));
+			                    json_integer((json_int_t)r->net.conns_denied));
+			json_object_set_new(n, "bytes_up",
+			                    json_integer((json_int_t)r->net.bytes_up));
 			json_object_set_new(n, "bytes_down",
-					    json_integer((json_int_t)r->net.bytes_down));
+			                    json_integer((json_int_t)r->net.bytes_down));
 			json_object_set_new(n, "denied", strv_json(r->net.denied));
 			if (r->net.denied_more)
 				json_object_set_new(n, "denied_more",
-						    json_integer((json_int_t)r->net.denied_more));
+				                    json_integer((json_int_t)r->net.denied_more));
 		}
 		json_object_set_new(o, "network", n);
 	}
@@ -371,9 +372,10 @@ void run_report_print_summary(const run_report *r, FILE *f)
 			print_paths(f, '!', r->excluded.special_paths);
 		}
 		if (r->excluded.hardlinks) {
-			fprintf(f, "sandbar: %llu hard-linked files staged as copies: a change made "
-				   "to one comes back as a separate file\n",
-				(unsigned long long)r->excluded.hardlinks);
+			fprintf(f,
+			        "sandbar: %llu hard-linked files staged as copies: a change made "
+			        "to one comes back as a separate file\n",
+			        (unsigned long long)r->excluded.hardlinks);
 			print_paths(f, '=', r->excluded.hardlink_paths);
 		}
 	}
@@ -381,10 +383,11 @@ void run_report_print_summary(const run_report *r, FILE *f)
 		char nu[32], nd[32];
 		human_bytes(r->net.bytes_up, nu, sizeof nu);
 		human_bytes(r->net.bytes_down, nd, sizeof nd);
-		fprintf(f, "sandbar: network allowlist: %llu connections allowed (%s up, %s down), "
-			   "%llu denied\n",
-			(unsigned long long)r->net.conns_allowed, nu, nd,
-			(unsigned long long)r->net.conns_denied);
+		fprintf(f,
+		        "sandbar: network allowlist: %llu connections allowed (%s up, %s down), "
+		        "%llu denied\n",
+		        (unsigned long long)r->net.conns_allowed, nu, nd,
+		        (unsigned long long)r->net.conns_denied);
 		for (size_t k = 0; r->net.denied && r->net.denied[k]; k++) {
 			/* a destination the sandboxed code chose: escaped like a file name */
 			fputs("sandbar:   denied ", f);
@@ -393,7 +396,7 @@ void run_report_print_summary(const run_report *r, FILE *f)
 		}
 		if (r->net.denied_more)
 			fprintf(f, "sandbar:   ... and %llu more denied destinations\n",
-				(unsigned long long)r->net.denied_more);
+			        (unsigned long long)r->net.denied_more);
 	}
 	if (r->branch)
 		fprintf(f, "sandbar: %zu commit%s made in the sandbox on branch %s\n", r->n_commits,

@@ -19,17 +19,17 @@ typedef struct run_report {
 	bool oom_killed;
 	int64_t timeout_ms;    /* the --timeout in force (for "timed out after 10s"), 0 = none */
 	uint64_t memory_limit; /* the sandbox's memory limit (for the OOM line), 0 = unknown */
-	bool truncated; /* an output tail was cut (only the live stream is whole) */
+	bool truncated;        /* an output tail was cut (only the live stream is whole) */
 	struct {
 		int64_t acquire_ms, prepare_ms, exec_ms, restore_ms, release_ms;
 	} phases;
 	uint64_t bytes_up, bytes_down;
 	char **added, **changed, **deleted; /* NULL-terminated copies */
-	json_t *conflicts;       /* array of {path, kind, kept, remote_copy} */
-	const char *net_mode;    /* "none" | "allowlist" | "full", NULL when not known */
-	bool has_egress;         /* net: what the egress proxy did (allowlist mode) */
+	json_t *conflicts;                  /* array of {path, kind, kept, remote_copy} */
+	const char *net_mode;               /* "none" | "allowlist" | "full", NULL when not known */
+	bool has_egress;                    /* net: what the egress proxy did (allowlist mode) */
 	sb_egress_stats net;
-	char *branch;                       /* commits made remotely came back on this branch */
+	char *branch; /* commits made remotely came back on this branch */
 	size_t n_commits;
 	char *git_warning;
 	bool has_excluded;

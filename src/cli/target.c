@@ -27,13 +27,13 @@ sb_err *cli_via_parse(const char *s, cli_via *via, char ***prefix)
 			sb_strv_free(*prefix);
 			*prefix = NULL;
 			return sb_err_new(SB_E_INVAL, "--via cmd: needs a command prefix, e.g. "
-						      "'cmd:ssh -T host --'");
+			                              "'cmd:ssh -T host --'");
 		}
 		*via = CLI_VIA_PREFIX;
 		return NULL;
 	}
-	return sb_err_new(SB_E_INVAL,
-			  "--via must be sandbox, local or 'cmd:PREFIX...', not \"%s\"", s);
+	return sb_err_new(SB_E_INVAL, "--via must be sandbox, local or 'cmd:PREFIX...', not \"%s\"",
+	                  s);
 }
 
 /* A prefix that hands its arguments to a shell as one string (ssh, `sh -c`, `bash -c`) needs
@@ -76,8 +76,8 @@ static sb_err *acquire_sandbox(const cli_target_opts *o, cli_target *t)
 	err = sb_sandbox_runner_new(t->sandbox, &ropts, &t->runner);
 	if (err)
 		return err;
-	t->remote_dir = sb_xstrdup(o->remote_dir ? o->remote_dir
-						 : sb_sandbox_workspace_mount(t->sandbox));
+	t->remote_dir =
+	    sb_xstrdup(o->remote_dir ? o->remote_dir : sb_sandbox_workspace_mount(t->sandbox));
 	return NULL;
 }
 
@@ -106,7 +106,7 @@ static sb_err *remote_capture(sb_runner *r, const char *script, char **out)
 	sb_err *err = sb_runner_execute(r, &req, NULL, NULL, &res);
 	if (!err && !sb_exec_result_ok(&res))
 		err = sb_err_new(SB_E_COMMAND, "`%s` failed on the remote side: %s", script,
-				 sb_buf_cstr(&res.err));
+		                 sb_buf_cstr(&res.err));
 	if (!err) {
 		char *s = sb_xstrdup(sb_buf_cstr(&res.out));
 		size_t n = strlen(s);
@@ -121,7 +121,7 @@ static sb_err *remote_capture(sb_runner *r, const char *script, char **out)
 static sb_err *acquire_prefix(const cli_target_opts *o, cli_target *t)
 {
 	sb_prefix_runner_opts popts = {.prefix = o->prefix,
-				       .prefix_is_shell = prefix_takes_shell_string(o->prefix)};
+	                               .prefix_is_shell = prefix_takes_shell_string(o->prefix)};
 	sb_err *err = sb_prefix_runner_new(&popts, &t->runner);
 	if (err)
 		return err;
@@ -130,12 +130,12 @@ static sb_err *acquire_prefix(const cli_target_opts *o, cli_target *t)
 		return NULL;
 	}
 	err = remote_capture(t->runner, "mktemp -d \"${TMPDIR:-/tmp}/sandbar-run-XXXXXX\"",
-			     &t->remote_dir);
+	                     &t->remote_dir);
 	if (err)
 		return sb_err_prefix(err, "creating a remote directory");
 	if (t->remote_dir[0] != '/')
 		return sb_err_new(SB_E_PROTOCOL, "the remote mktemp printed \"%s\", not a path",
-				  t->remote_dir);
+		                  t->remote_dir);
 	t->remote_tmp = true;
 	return NULL;
 }

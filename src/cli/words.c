@@ -23,7 +23,7 @@ sb_err *cli_split_words(const char *s, char ***out)
 			if (in_word) {
 				if (++nwords > WORDS_MAX) {
 					err = sb_err_new(SB_E_TOO_LARGE, "more than %d words",
-							 WORDS_MAX);
+					                 WORDS_MAX);
 					break;
 				}
 				sb_strv_push(&words, sb_buf_cstr(&w));
@@ -65,7 +65,8 @@ sb_err *cli_split_words(const char *s, char ***out)
 			sb_buf_appendc(&w, c);
 		}
 		if (w.len > WORD_MAX) {
-			err = sb_err_new(SB_E_TOO_LARGE, "a word is longer than %d bytes", WORD_MAX);
+			err =
+			    sb_err_new(SB_E_TOO_LARGE, "a word is longer than %d bytes", WORD_MAX);
 			break;
 		}
 	}

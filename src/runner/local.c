@@ -56,7 +56,7 @@ typedef struct run {
 	bool stopping;       /* SIGTERM sent */
 	bool timed_out;
 	bool callbacks_off; /* a callback failed: call none again */
-	sb_err *fail; /* what execute returns */
+	sb_err *fail;       /* what execute returns */
 } run;
 
 static int open_pidfd(pid_t pid)

@@ -30,8 +30,8 @@ static sb_err *new_archive_file(const char *what, int *fd)
 		return NULL;
 	*fd = memfd_create(what, MFD_CLOEXEC);
 	if (*fd < 0)
-		return sb_err_sys(errno, "creating a temp file for the %s archive (in %s or memory)",
-				  what, tmp);
+		return sb_err_sys(
+		    errno, "creating a temp file for the %s archive (in %s or memory)", what, tmp);
 	return NULL;
 }
 
@@ -57,7 +57,7 @@ static void progress_with_total(void *ud, uint64_t done, uint64_t total)
 }
 
 sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
-		       uint64_t *bytes_out)
+                       uint64_t *bytes_out)
 {
 	sb_err *err = sb_rt_check_cancel(c);
 	if (err)
@@ -76,7 +76,7 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 		err = rewind_fd(fd);
 		if (!err)
 			err = sb_runner_sync_in(c->runner, s->remote_dir, s->spare, fd,
-						progress_with_total, &kt);
+			                        progress_with_total, &kt);
 		sb_rt_timer_mark(&tm, "transfer");
 		if (err)
 			sb_rt_progress_fail(p);
@@ -106,7 +106,7 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 	free(script);
 	if (err)
 		return sb_err_prefix(err, "staging %s into %s%s", s->local_dir, s->remote_dir,
-				     s->native ? " (native transfer)" : "");
+		                     s->native ? " (native transfer)" : "");
 	*bytes_out = bytes;
 	return NULL;
 }
@@ -115,7 +115,7 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 
 /* Native: sync_out into the file, then the size limit, then extraction. */
 static sb_err *fetch_native(const sb_rt_ctx *c, const sb_rt_fetch *f, int fd, sb_rt_progress *p,
-			    sb_rt_timer *tm, uint64_t *size)
+                            sb_rt_timer *tm, uint64_t *size)
 {
 	sb_err *err = sb_runner_sync_out(c->runner, f->remote_dir, f->ex, fd, sb_rt_progress_fn, p);
 	sb_rt_timer_mark(tm, "transfer");
@@ -125,11 +125,11 @@ static sb_err *fetch_native(const sb_rt_ctx *c, const sb_rt_fetch *f, int fd, sb
 	if (!err) {
 		*size = (uint64_t)st.st_size;
 		if (f->max_bytes > 0 && *size > (uint64_t)f->max_bytes) {
-			err = sb_err_new(SB_E_FILE_TOO_LARGE,
-					 "Remote archive of %s is %llu bytes, exceeding the %lld byte "
-					 "limit",
-					 f->remote_dir, (unsigned long long)*size,
-					 (long long)f->max_bytes);
+			err = sb_err_new(
+			    SB_E_FILE_TOO_LARGE,
+			    "Remote archive of %s is %llu bytes, exceeding the %lld byte "
+			    "limit",
+			    f->remote_dir, (unsigned long long)*size, (long long)f->max_bytes);
 			err->actual_bytes = (int64_t)*size;
 			err->limit_bytes = f->max_bytes;
 		}
@@ -143,7 +143,7 @@ static sb_err *fetch_native(const sb_rt_ctx *c, const sb_rt_fetch *f, int fd, sb
 
 /* Command path: remote tar into the overlay, chunked download, then the remote copy goes. */
 static sb_err *fetch_command(const sb_rt_ctx *c, const sb_rt_fetch *f, int fd, sb_rt_progress *p,
-			     sb_rt_timer *tm, uint64_t *size)
+                             sb_rt_timer *tm, uint64_t *size)
 {
 	char *script = sb_rt_script_archive(f->remote_dir, f->download_tar, f->ex);
 	sb_err *err = sb_rt_run(c, script, NULL, NULL, 0, NULL);
@@ -163,7 +163,7 @@ static sb_err *fetch_command(const sb_rt_ctx *c, const sb_rt_fetch *f, int fd, s
 }
 
 sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
-			uint64_t *bytes_out)
+                        uint64_t *bytes_out)
 {
 	sb_err *err = sb_rt_check_cancel(c);
 	if (err)
@@ -175,7 +175,7 @@ sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress
 	err = new_archive_file("workspace-download", &fd);
 	if (!err)
 		err = f->native ? fetch_native(c, f, fd, p, &tm, &size)
-				: fetch_command(c, f, fd, p, &tm, &size);
+		                : fetch_command(c, f, fd, p, &tm, &size);
 	if (!err)
 		err = rewind_fd(fd);
 	if (!err) {
@@ -186,7 +186,7 @@ sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress
 	sb_close(&fd);
 	if (err)
 		return sb_err_prefix(err, "fetching %s%s", f->remote_dir,
-				     f->native ? " (native transfer)" : "");
+		                     f->native ? " (native transfer)" : "");
 	*bytes_out = size;
 	return NULL;
 }

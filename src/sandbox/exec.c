@@ -677,7 +677,8 @@ void sb_sandbox_exec_free(sb_sandbox_exec *x)
 	free(x);
 }
 
-sb_err *sb_sandbox_exec_status_by_id(sb_sandbox *sb, const char *exec_id, sb_sandbox_exec_status *st)
+sb_err *sb_sandbox_exec_status_by_id(sb_sandbox *sb, const char *exec_id,
+                                     sb_sandbox_exec_status *st)
 {
 	sb_sandbox_exec *x = NULL;
 	sb_err *err = attach_plain(sb, exec_id, &x);

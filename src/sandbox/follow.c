@@ -56,8 +56,8 @@ out:
 }
 
 sb_err *sb_sandbox_exec_follow(sb_sandbox_exec *x, sb_exec_cursor *c, size_t max_bytes,
-                               int64_t max_wait_ms, sb_exec_output_fn fn, void *ud,
-                               bool *finished, sb_sandbox_exec_status *st_out)
+                               int64_t max_wait_ms, sb_exec_output_fn fn, void *ud, bool *finished,
+                               sb_sandbox_exec_status *st_out)
 {
 	*finished = false;
 	sb_sandbox_exec_status st;

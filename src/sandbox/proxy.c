@@ -928,7 +928,8 @@ sb_err *sb_egress_proxy_new(const sb_egress_config *c, const char *name, sb_egre
 			*ch = (char)tolower((unsigned char)*ch);
 		/* an Authorization value without a scheme is a bearer token (OPENAI_API_KEY) */
 		bool bearer = strcasecmp(s->header, "authorization") == 0 && !strchr(v, ' ');
-		s->line = sb_strfmt("%s: %s%s\r\n", c->secrets[i].header, bearer ? "Bearer " : "", v);
+		s->line =
+		    sb_strfmt("%s: %s%s\r\n", c->secrets[i].header, bearer ? "Bearer " : "", v);
 		memset(v, 0, strlen(v));
 		free(v);
 	}

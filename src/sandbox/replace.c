@@ -420,7 +420,8 @@ static sb_err *recover_locked(const sb_sandbox *sb)
 	}
 	if (err && err->code == SB_E_ESCAPE) {
 		/* Sandboxed code replaced the target with a link: never follow it. What was
-		 * staged moved with the directory; the journal must not block every later replace. */
+		 * staged moved with the directory; the journal must not block every later replace.
+		 */
 		sb_warn("lease %s: abandoning the interrupted replace of %s: %s", sb->id,
 		        what_of(&j), err->msg);
 		sb_err_free(err);

@@ -31,15 +31,16 @@ static const struct skel_sub {
 	const char *name;
 	mode_t mode;
 	bool owned; /* by the sandbox user (when we are root) */
-} skel_subs[] = {{"workspace", 0755, true}, {"home", 0755, true}, {"run", 0700, false},
-                 {"spool", 0700, true}};
+} skel_subs[] = {
+    {"workspace", 0755, true}, {"home", 0755, true}, {"run", 0700, false}, {"spool", 0700, true}};
 #define NSKEL_SUBS (sizeof skel_subs / sizeof skel_subs[0])
 
 static sb_err *make_subdirs(const char *dir, bool root, int64_t uid, int64_t gid)
 {
 	for (size_t k = 0; k < NSKEL_SUBS; k++) {
 		char *p = sb_strfmt("%s/%s", dir, skel_subs[k].name);
-		sb_err *err = mkdir_owned(p, skel_subs[k].mode, root && skel_subs[k].owned, uid, gid);
+		sb_err *err =
+		    mkdir_owned(p, skel_subs[k].mode, root && skel_subs[k].owned, uid, gid);
 		free(p);
 		if (err)
 			return err;
@@ -116,7 +117,8 @@ static void remove_stale_spares(const char *leases_dir)
 	char *mine = sb_strfmt(".spare-%s-", spare_token);
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		if (!sb_str_has_prefix(de->d_name, ".spare-") || sb_str_has_prefix(de->d_name, mine))
+		if (!sb_str_has_prefix(de->d_name, ".spare-") ||
+		    sb_str_has_prefix(de->d_name, mine))
 			continue;
 		char *p = sb_strfmt("%s/%s", leases_dir, de->d_name);
 		char *trash = sb_strfmt("%s/.trash-%s-XXXXXX", leases_dir, spare_token);

@@ -482,8 +482,7 @@ sb_err *sbs_exec_pump(sbs_exec *x, sbs_exec_cursor *c, size_t max_bytes, int64_t
 	return err;
 }
 
-sb_err *sbs_exec_read(sbs_exec *x, sb_stream s, uint64_t offset, void *buf, size_t max,
-                      size_t *got)
+sb_err *sbs_exec_read(sbs_exec *x, sb_stream s, uint64_t offset, void *buf, size_t max, size_t *got)
 {
 	return sb_sandbox_exec_read(x->x, s, offset, buf, max, got);
 }

@@ -32,11 +32,11 @@ void sbs_leases_free(sbs_leases *ls);
 sb_err *sbs_leases_recover(sbs_leases *ls);
 
 typedef struct sbs_lease_params {
-	const char *lease_id;       /* NULL = generated "lease_<32 hex>"; [A-Za-z0-9_-]{1,64} */
-	const char *acquisition_id; /* required, 1..SBS_ACQUISITION_ID_MAX printable bytes */
-	const char *fingerprint;    /* NULL = derived from the fields below */
-	bool network;                       /* mode full */
-	const sb_egress_config *egress;     /* mode allowlist: the proxy's config, or NULL */
+	const char *lease_id;           /* NULL = generated "lease_<32 hex>"; [A-Za-z0-9_-]{1,64} */
+	const char *acquisition_id;     /* required, 1..SBS_ACQUISITION_ID_MAX printable bytes */
+	const char *fingerprint;        /* NULL = derived from the fields below */
+	bool network;                   /* mode full */
+	const sb_egress_config *egress; /* mode allowlist: the proxy's config, or NULL */
 	const sb_callback_config *callback; /* a callback bridge for the lease, or NULL */
 	const char *callback_json;          /* its request JSON (canonical): in the fingerprint */
 	sb_sandbox_limits limits;

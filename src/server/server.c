@@ -241,10 +241,11 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	srv->nofile = getrlimit(RLIMIT_NOFILE, &nof) == 0 ? (uint64_t)nof.rlim_cur : 0;
 	uint64_t want = (uint64_t)srv->limits.max_connections + srv->limits.max_waiting + 1024;
 	if (srv->nofile && srv->nofile < want)
-		sb_warn("the open-file limit is %llu, below the %llu that --max-connections and the "
-		        "waiting connections may need; raise it (ulimit -n, or LimitNOFILE= in the "
-		        "systemd unit)",
-		        (unsigned long long)srv->nofile, (unsigned long long)want);
+		sb_warn(
+		    "the open-file limit is %llu, below the %llu that --max-connections and the "
+		    "waiting connections may need; raise it (ulimit -n, or LimitNOFILE= in the "
+		    "systemd unit)",
+		    (unsigned long long)srv->nofile, (unsigned long long)want);
 	srv->state_dir = cfg->state_dir ? sb_xstrdup(cfg->state_dir) : default_state_dir();
 	srv->tmp_dir = sb_strfmt("%s/tmp", srv->state_dir);
 	srv->overlay_dir = sb_xstrdup(cfg->overlay_dir ? cfg->overlay_dir : ".paperclip-runtime");

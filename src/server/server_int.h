@@ -31,15 +31,15 @@ struct sbs_server {
 	sbs_metrics *metrics;
 	const sb_callback_entry *callbacks; /* the operator's, borrowed from the config */
 	size_t ncallbacks;
-	sb_callback_stats callback_stats; /* relays of this daemon's leases add to it */
+	sb_callback_stats callback_stats;    /* relays of this daemon's leases add to it */
 	sb_callback_config *compat_callback; /* every compat lease's, or NULL (compat_routes.c) */
 	char *compat_callback_json;
 	json_t *sandbox_health; /* sb_sandbox_health_json at start */
 	bool access_log;
 	int listen_port; /* the TCP listener's port, 0 = none (egress proxies deny it) */
 	int64_t started_ms;
-	volatile int draining;   /* set when SIGTERM arrived: streams end */
-	sb_cancel *drain_cancel; /* triggered with draining: for handlers that wait (collect) */
+	volatile int draining;     /* set when SIGTERM arrived: streams end */
+	sb_cancel *drain_cancel;   /* triggered with draining: for handlers that wait (collect) */
 	atomic_long http_inflight; /* requests started and not completed (http.c; drain waits) */
 	sbs_gate *gates[2];        /* the listeners' front doors (server.c owns them) */
 	uint64_t nofile;           /* the soft RLIMIT_NOFILE in force at start */
@@ -48,6 +48,5 @@ struct sbs_server {
 /* Route registration (one per route file). */
 void sbs_native_routes_register(sbs_server *srv);
 void sbs_file_routes_register(sbs_server *srv);
-
 
 #endif

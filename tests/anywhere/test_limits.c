@@ -85,8 +85,9 @@ static void memory_default_from_the_config(void **state)
 	char *env_cfg = sb_strfmt("SANDBAR_CONFIG=%s", cfg);
 	const char *const env[] = {env_cfg, NULL};
 	clit_res r;
-	int code = clit_run(&a->t, &r, env,
-	                    CLIT_V("run", "-q", "-w", a->t.ws, "--", "grep", " /tmp ", "/proc/mounts"));
+	int code =
+	    clit_run(&a->t, &r, env,
+	             CLIT_V("run", "-q", "-w", a->t.ws, "--", "grep", " /tmp ", "/proc/mounts"));
 	if (code != 0)
 		print_error("%d: %s / %s\n", code, r.out, r.err);
 	assert_int_equal(code, 0);

@@ -83,7 +83,8 @@ static void tail_cut_starts_at_utf8_boundary(void **state)
 	sb_buf out = SB_BUF_INIT;
 	bool trunc = false;
 	/* € is 3 bytes (e2 82 ac): the last 5 bytes start inside it. */
-	const char *s = "xxxx\xe2\x82\xac" "abc";
+	const char *s = "xxxx\xe2\x82\xac"
+	                "abc";
 	sb_tail_append(&t, s, strlen(s));
 	sb_tail_finish(&t, &out, &trunc);
 	assert_true(trunc);
@@ -96,10 +97,10 @@ static void tail_cut_starts_at_utf8_boundary(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(buf_appends_and_stays_nul_terminated),
-		cmocka_unit_test(buf_holds_binary_and_grows),
-		cmocka_unit_test(tail_keeps_last_bytes_exactly),
-		cmocka_unit_test(tail_cut_starts_at_utf8_boundary),
+	    cmocka_unit_test(buf_appends_and_stays_nul_terminated),
+	    cmocka_unit_test(buf_holds_binary_and_grows),
+	    cmocka_unit_test(tail_keeps_last_bytes_exactly),
+	    cmocka_unit_test(tail_cut_starts_at_utf8_boundary),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -9,9 +9,11 @@ static void sha256_known_vectors_and_streaming(void **state)
 	(void)state;
 	char hex[SB_SHA256_HEX_LEN];
 	sb_sha256_hex("", 0, hex);
-	assert_string_equal(hex, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	assert_string_equal(hex,
+	                    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 	sb_sha256_hex("abc", 3, hex);
-	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	assert_string_equal(hex,
+	                    "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 	sb_sha256 *c = sb_sha256_new();
 	sb_sha256_update(c, "a", 1);
 	sb_sha256_update(c, "bc", 2);
@@ -58,10 +60,12 @@ static void hmac_sha256_rfc4231(void **state)
 	sb_hmac_sha256(key, sizeof key, "Hi There", 8, mac);
 	char hex[SB_SHA256_HEX_LEN];
 	sb_hex_encode(mac, sizeof mac, hex);
-	assert_string_equal(hex, "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
+	assert_string_equal(hex,
+	                    "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7");
 	sb_hmac_sha256("Jefe", 4, "what do ya want for nothing?", 28, mac);
 	sb_hex_encode(mac, sizeof mac, hex);
-	assert_string_equal(hex, "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+	assert_string_equal(hex,
+	                    "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
 }
 
 static void constant_time_compares(void **state)
@@ -95,11 +99,11 @@ static void random_ids_are_unique_and_hex(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(sha256_known_vectors_and_streaming),
-		cmocka_unit_test(sha256_file_matches_sha256sum),
-		cmocka_unit_test(hmac_sha256_rfc4231),
-		cmocka_unit_test(constant_time_compares),
-		cmocka_unit_test(random_ids_are_unique_and_hex),
+	    cmocka_unit_test(sha256_known_vectors_and_streaming),
+	    cmocka_unit_test(sha256_file_matches_sha256sum),
+	    cmocka_unit_test(hmac_sha256_rfc4231),
+	    cmocka_unit_test(constant_time_compares),
+	    cmocka_unit_test(random_ids_are_unique_and_hex),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -67,7 +67,7 @@ static void accessors_check_types_and_name_fields(void **state)
 {
 	(void)state;
 	const char *t = "{\"n\":5,\"b\":true,\"s\":\"str\",\"v\":[\"a\",\"b\"],\"bad\":[1],"
-			"\"nul\":null}";
+	                "\"nul\":null}";
 	json_t *j = NULL;
 	SB_ASSERT_OK(sb_json_parse_object(t, strlen(t), 1024, 8, &j));
 	int64_t n = 0;
@@ -90,19 +90,19 @@ static void accessors_check_types_and_name_fields(void **state)
 		sb_err *err;
 		const char *needle;
 	} cases[] = {
-		{sb_json_get_int(j, "n", true, 0, 4, &n), "between 0 and 4"},
-		{sb_json_get_int(j, "s", true, 0, 4, &n), "\"s\" must be an integer"},
-		{sb_json_get_str(j, "n", true, &s), "\"n\" must be a string"},
-		{sb_json_get_bool(j, "s", true, &b), "\"s\" must be true or false"},
-		{sb_json_get_str(j, "missing", true, &s), "\"missing\" is required"},
-		{sb_json_get_strv(j, "bad", true, 10, &v), "\"bad\"[0] must be a string"},
-		{sb_json_get_strv(j, "v", true, 1, &v), "over the limit"},
+	    {sb_json_get_int(j, "n", true, 0, 4, &n), "between 0 and 4"},
+	    {sb_json_get_int(j, "s", true, 0, 4, &n), "\"s\" must be an integer"},
+	    {sb_json_get_str(j, "n", true, &s), "\"n\" must be a string"},
+	    {sb_json_get_bool(j, "s", true, &b), "\"s\" must be true or false"},
+	    {sb_json_get_str(j, "missing", true, &s), "\"missing\" is required"},
+	    {sb_json_get_strv(j, "bad", true, 10, &v), "\"bad\"[0] must be a string"},
+	    {sb_json_get_strv(j, "v", true, 1, &v), "over the limit"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		assert_non_null(cases[i].err);
 		if (!strstr(cases[i].err->msg, cases[i].needle))
 			fail_msg("case %zu: \"%s\" lacks \"%s\"", i, cases[i].err->msg,
-				 cases[i].needle);
+			         cases[i].needle);
 		sb_err_free(cases[i].err);
 	}
 	json_decref(j);
@@ -111,10 +111,10 @@ static void accessors_check_types_and_name_fields(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(parses_within_bounds),
-		cmocka_unit_test(rejects_too_deep),
-		cmocka_unit_test(rejects_too_large_and_malformed),
-		cmocka_unit_test(accessors_check_types_and_name_fields),
+	    cmocka_unit_test(parses_within_bounds),
+	    cmocka_unit_test(rejects_too_deep),
+	    cmocka_unit_test(rejects_too_large_and_malformed),
+	    cmocka_unit_test(accessors_check_types_and_name_fields),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -36,12 +36,11 @@ static void compat_lease_gets_the_operator_callback(void **state)
 	json_t *a = json_loads(sb_buf_cstr(&out), 0, NULL);
 	const char *id = json_string_value(json_object_get(a, "providerLeaseId"));
 	assert_non_null(id);
-	json_t *ex = json_pack(
-	    "{s:s, s:s, s:s, s:[ss]}", "providerLeaseId", id, "acquisitionId", "cb-compat-1",
-	    "command", "sh", "args", "-c",
-	    "curl -sS -H \"Authorization: Bearer $PAPERCLIP_BRIDGE_TOKEN\" "
-	    "\"$PAPERCLIP_API_URL/api/agents/me\"; echo; "
-	    "env | grep -c upstream-secret-Zq8 || true");
+	json_t *ex = json_pack("{s:s, s:s, s:s, s:[ss]}", "providerLeaseId", id, "acquisitionId",
+	                       "cb-compat-1", "command", "sh", "args", "-c",
+	                       "curl -sS -H \"Authorization: Bearer $PAPERCLIP_BRIDGE_TOKEN\" "
+	                       "\"$PAPERCLIP_API_URL/api/agents/me\"; echo; "
+	                       "env | grep -c upstream-secret-Zq8 || true");
 	char *exs = json_dumps(ex, JSON_COMPACT);
 	sb_buf_clear(&out);
 	st = cbt_api(&d, "POST", V2 "/exec", exs, &out);

@@ -177,9 +177,9 @@ static void utf8_repair_keeps_valid_text_and_replaces_the_rest(void **state)
 	(void)state;
 	sb_buf out = SB_BUF_INIT;
 	sb_utf8_repair("a\xc3\xa9\xff"
-	                   "b\xed\xa0\x80"
-	                   "c\xf0\x9f\x98\x80",
-	                   14, &out);
+	               "b\xed\xa0\x80"
+	               "c\xf0\x9f\x98\x80",
+	               14, &out);
 	assert_string_equal(sb_buf_cstr(&out), "a\xc3\xa9\xef\xbf\xbd"
 	                                       "b\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"
 	                                       "c\xf0\x9f\x98\x80");

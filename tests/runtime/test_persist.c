@@ -83,29 +83,29 @@ static void damaged_state_files_are_refused(void **state)
 	(void)state;
 	char *dir = sbt_mkdtemp("sb-persist-bad");
 	const char *bad[] = {
-		"",
-		"[]",
-		"{\"version\":2}",
-		"{\"version\":1}",
-		/* valid shape but a path that is not base64 */
-		"{\"version\":1,\"local_dir\":\"!!\",\"remote_dir\":\"L3g=\",\"root_dir\":\"L3g=\","
-		"\"overlay\":\"eA==\",\"adapter_key\":\"eA==\",\"shell\":\"c2g=\","
-		"\"provider_key\":\"eA==\",\"lease_id\":\"eA==\",\"timeout_ms\":1,\"native\":false,"
-		"\"archive_excludes\":[],\"restore_excludes\":[],\"asset_keys\":[],"
-		"\"asset_dirs\":[],\"baseline\":[]}",
-		/* a shell other than sh or bash ("rm") */
-		"{\"version\":1,\"local_dir\":\"L3g=\",\"remote_dir\":\"L3g=\",\"root_dir\":\"L3g=\","
-		"\"overlay\":\"eA==\",\"adapter_key\":\"eA==\",\"shell\":\"cm0=\","
-		"\"provider_key\":\"eA==\",\"lease_id\":\"eA==\",\"timeout_ms\":1,\"native\":false,"
-		"\"archive_excludes\":[],\"restore_excludes\":[],\"asset_keys\":[],"
-		"\"asset_dirs\":[],\"baseline\":[]}",
-		/* unsorted baseline */
-		"{\"version\":1,\"local_dir\":\"L3g=\",\"remote_dir\":\"L3g=\",\"root_dir\":\"L3g=\","
-		"\"overlay\":\"eA==\",\"adapter_key\":\"eA==\",\"shell\":\"c2g=\","
-		"\"provider_key\":\"eA==\",\"lease_id\":\"eA==\",\"timeout_ms\":1,\"native\":false,"
-		"\"archive_excludes\":[],\"restore_excludes\":[],\"asset_keys\":[],"
-		"\"asset_dirs\":[],\"baseline\":[{\"p\":\"Yg==\",\"t\":\"d\",\"m\":16877,\"s\":0},"
-		"{\"p\":\"YQ==\",\"t\":\"d\",\"m\":16877,\"s\":0}]}",
+	    "",
+	    "[]",
+	    "{\"version\":2}",
+	    "{\"version\":1}",
+	    /* valid shape but a path that is not base64 */
+	    "{\"version\":1,\"local_dir\":\"!!\",\"remote_dir\":\"L3g=\",\"root_dir\":\"L3g=\","
+	    "\"overlay\":\"eA==\",\"adapter_key\":\"eA==\",\"shell\":\"c2g=\","
+	    "\"provider_key\":\"eA==\",\"lease_id\":\"eA==\",\"timeout_ms\":1,\"native\":false,"
+	    "\"archive_excludes\":[],\"restore_excludes\":[],\"asset_keys\":[],"
+	    "\"asset_dirs\":[],\"baseline\":[]}",
+	    /* a shell other than sh or bash ("rm") */
+	    "{\"version\":1,\"local_dir\":\"L3g=\",\"remote_dir\":\"L3g=\",\"root_dir\":\"L3g=\","
+	    "\"overlay\":\"eA==\",\"adapter_key\":\"eA==\",\"shell\":\"cm0=\","
+	    "\"provider_key\":\"eA==\",\"lease_id\":\"eA==\",\"timeout_ms\":1,\"native\":false,"
+	    "\"archive_excludes\":[],\"restore_excludes\":[],\"asset_keys\":[],"
+	    "\"asset_dirs\":[],\"baseline\":[]}",
+	    /* unsorted baseline */
+	    "{\"version\":1,\"local_dir\":\"L3g=\",\"remote_dir\":\"L3g=\",\"root_dir\":\"L3g=\","
+	    "\"overlay\":\"eA==\",\"adapter_key\":\"eA==\",\"shell\":\"c2g=\","
+	    "\"provider_key\":\"eA==\",\"lease_id\":\"eA==\",\"timeout_ms\":1,\"native\":false,"
+	    "\"archive_excludes\":[],\"restore_excludes\":[],\"asset_keys\":[],"
+	    "\"asset_dirs\":[],\"baseline\":[{\"p\":\"Yg==\",\"t\":\"d\",\"m\":16877,\"s\":0},"
+	    "{\"p\":\"YQ==\",\"t\":\"d\",\"m\":16877,\"s\":0}]}",
 	};
 	sb_runner *r = rth_runner(false);
 	sb_runtime_load_opts lo = {.runner = r};
@@ -135,8 +135,8 @@ static void damaged_state_files_are_refused(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(saved_runtime_restores_three_way_after_load),
-		cmocka_unit_test(damaged_state_files_are_refused),
+	    cmocka_unit_test(saved_runtime_restores_three_way_after_load),
+	    cmocka_unit_test(damaged_state_files_are_refused),
 	};
 	return rth_run_both("persist", tests, sizeof tests / sizeof *tests);
 }

@@ -11,8 +11,9 @@
 #include <unistd.h>
 
 #define OLD_TREE                                                                                   \
-	"rm -rf /workspace/* /workspace/.[!.]* 2>/dev/null; cd /workspace && mkdir -p b e keep && " \
-	"echo old-a > a && echo old-c > b/c && echo old-f > e/f && echo k > keep/k && "          \
+	"rm -rf /workspace/* /workspace/.[!.]* 2>/dev/null; cd /workspace && mkdir -p b e keep "   \
+	"&& "                                                                                      \
+	"echo old-a > a && echo old-c > b/c && echo old-f > e/f && echo k > keep/k && "            \
 	"echo old-g > g"
 #define OLD_LIST "./a\n./b\n./b/c\n./e\n./e/f\n./g\n./keep\n./keep/k\n"
 #define NEW_LIST "./b\n./b/d\n./keep\n./keep/k\n./keep/n\n./x\n./y\n./y/z\n"
@@ -63,7 +64,8 @@ static void replace_keeps_only_the_kept_names(void **s)
 	assert_string_equal(l, NEW_LIST);
 	free(l);
 	/* an archive with a FIFO, refused: nothing changes, nothing is left over */
-	assert_int_equal(sbt_sh("cd '%s' && mkfifo t/pipe && tar -C t -cf fifo.tar x pipe", tmp), 0);
+	assert_int_equal(sbt_sh("cd '%s' && mkfifo t/pipe && tar -C t -cf fifo.tar x pipe", tmp),
+	                 0);
 	char *fifo = sbt_path(tmp, "fifo.tar");
 	sb_err *err = replace_from(sb, fifo, SB_REPLACE_SPECIAL_REFUSE);
 	assert_non_null(err);
@@ -118,8 +120,9 @@ static void killed_after_any_move_recovers_old_or_new(void **s)
 		char *l = listing(sb);
 		bool is_old = strcmp(l, OLD_LIST) == 0, is_new = strcmp(l, NEW_LIST) == 0;
 		if (!is_old && !is_new)
-			fail_msg("after a crash at move %d the workspace is neither old nor new:\n%s", k,
-			         l);
+			fail_msg(
+			    "after a crash at move %d the workspace is neither old nor new:\n%s", k,
+			    l);
 		olds += is_old;
 		news += is_new;
 		free(l);

@@ -14,14 +14,29 @@ static void denied_system_calls_fail_inside(void **s)
 	sbx_run(sb, argv, 60000, &r);
 	const char *o = sb_buf_cstr(&r.out);
 	static const char *const eperm[] = {
-	    "unshare_user",  "clone_newuser", "mount",
-	    "umount2",       "pivot_root",    "ptrace",
-	    "kexec_load",    "init_module",   "finit_module",
-	    "delete_module", "bpf",           "perf_event_open",
-	    "keyctl",        "add_key",       "request_key",
-	    "userfaultfd",   "setns",         "reboot",
-	    "swapon",        "swapoff",       "open_by_handle_at",
-	    "prlimit_init",  "io_uring_setup",
+	    "unshare_user",
+	    "clone_newuser",
+	    "mount",
+	    "umount2",
+	    "pivot_root",
+	    "ptrace",
+	    "kexec_load",
+	    "init_module",
+	    "finit_module",
+	    "delete_module",
+	    "bpf",
+	    "perf_event_open",
+	    "keyctl",
+	    "add_key",
+	    "request_key",
+	    "userfaultfd",
+	    "setns",
+	    "reboot",
+	    "swapon",
+	    "swapoff",
+	    "open_by_handle_at",
+	    "prlimit_init",
+	    "io_uring_setup",
 	};
 	for (size_t i = 0; i < sizeof eperm / sizeof eperm[0]; i++) {
 		char *want = sb_strfmt("\n%s=EPERM\n", eperm[i]);

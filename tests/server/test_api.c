@@ -152,8 +152,8 @@ static void idle_connections_never_lock_a_client_out(void **state)
 {
 	(void)state;
 	sbt_daemon d;
-	sbt_daemon_opts o = {.max_connections = 3, .max_waiting_per_peer = 40,
-	                     .header_timeout_ms = 1500};
+	sbt_daemon_opts o = {
+	    .max_connections = 3, .max_waiting_per_peer = 40, .header_timeout_ms = 1500};
 	sbt_daemon_start(&d, &o);
 	enum { IDLE = 60, TRICKLE = 10 };
 	int fds[IDLE + TRICKLE];
