@@ -156,7 +156,8 @@ static void chunked_encode(const unsigned char *d, size_t n, uint64_t seed, size
 	for (;;) {
 		if (need && fed < n) {
 			/* keep the unencoded tail, add the next chunk */
-			memmove(win.data, win.data + pos, win.len - pos);
+			if (win.data) /* nothing is allocated before the first chunk */
+				memmove(win.data, win.data + pos, win.len - pos);
 			win.len -= pos;
 			pos = 0;
 			size_t chunk = 1 + (size_t)(rng(&s) % 300);
