@@ -3,6 +3,8 @@
  * lease kept with --keep can be used later by `sandbar exec` or `sandbar serve`. */
 #include "target.h"
 
+#include "lease_store.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,11 +51,8 @@ static bool prefix_takes_shell_string(char *const *prefix)
 
 static sb_err *acquire_sandbox(const cli_target_opts *o, cli_target *t)
 {
-	char *state = cli_state_dir(o->config);
-	sb_sandbox_config cfg;
-	sb_sandbox_config_init(&cfg);
-	cfg.state_dir = state;
-	cfg.default_memory_bytes = o->config ? o->config->memory_bytes : 0;
+	cli_sandbox_env env; /* the state directory and the operator's defaults, as `lease` uses */
+	cli_sandbox_env_init(&env, o->config);
 	sb_sandbox_opts sopts;
 	memset(&sopts, 0, sizeof sopts);
 	sopts.network = o->network;
@@ -66,10 +65,10 @@ static sb_err *acquire_sandbox(const cli_target_opts *o, cli_target *t)
 	 * sandbox by itself (a kept lease is released from the watch on close). */
 	sopts.watch_owner = true;
 	t->lease_id = sb_random_id("run-");
-	sb_err *err = sb_fs_mkdir_p(state, 0700);
+	sb_err *err = sb_fs_mkdir_p(env.state_dir, 0700);
 	if (!err)
-		err = sb_sandbox_create(&cfg, t->lease_id, &sopts, &t->sandbox);
-	free(state);
+		err = sb_sandbox_create(&env.cfg, t->lease_id, &sopts, &t->sandbox);
+	cli_sandbox_env_deinit(&env);
 	if (err)
 		return sb_err_prefix(err, "creating a sandbox");
 	sb_sandbox_runner_opts ropts = {0};
