@@ -7,7 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 void sbt_expect_code(sb_err *err, sb_errcode code, const char *what)
@@ -173,4 +177,44 @@ void sbt_fill_random(void *p, size_t n, uint64_t seed)
 		x ^= x >> 27;
 		out[i] = (unsigned char)((x * 0x2545f4914f6cdd1dull) >> 56);
 	}
+}
+
+/* The default ephemeral range starts at 32768; read it in case the host lowered it. */
+static int ephemeral_low(void)
+{
+	int low = 32768, high = 60999;
+	FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "re");
+	if (f) {
+		if (fscanf(f, "%d %d", &low, &high) != 2)
+			low = 32768;
+		fclose(f);
+	}
+	return low;
+}
+
+int sbt_free_port(void)
+{
+	int low = 10000, high = ephemeral_low() - 1;
+	if (high - low < 1000) { /* the host's ephemeral range is unusually wide: take its top */
+		low = 61000;
+		high = 65000;
+	}
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	unsigned seed = (unsigned)getpid() ^ (unsigned)now.tv_nsec;
+	for (int attempt = 0; attempt < 500; attempt++) {
+		int port = low + (int)(rand_r(&seed) % (unsigned)(high - low + 1));
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		assert_true(fd >= 0);
+		struct sockaddr_in a = {.sin_family = AF_INET,
+		                        .sin_port = htons((uint16_t)port),
+		                        .sin_addr.s_addr = htonl(INADDR_ANY)};
+		bool free_here = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+		close(fd);
+		if (free_here)
+			return port;
+	}
+	print_error("no free TCP port in %d-%d after 500 tries\n", low, high);
+	fail();
+	return -1;
 }

@@ -71,5 +71,9 @@ int sbt_sh(const char *fmt, ...) SB_PRINTF(1, 2);
 char *sbt_sh_out(const char *fmt, ...) SB_PRINTF(1, 2);
 /* Deterministic pseudo-random bytes for fixtures. */
 void sbt_fill_random(void *p, size_t n, uint64_t seed);
+/* A TCP port free on every address for a daemon the test starts. It is drawn at random below
+ * the kernel's ephemeral range, so the outgoing connections of tests running in parallel can
+ * never take it between this check and the daemon's bind (they did, at 1 run in ~50). */
+int sbt_free_port(void);
 
 #endif

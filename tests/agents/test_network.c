@@ -78,8 +78,8 @@ static int group_setup(void **state)
 	              "127.0.0.2 allowed.test secret.test model.test rebind.test\n"
 	              "127.0.0.3 denied.test\n");
 	f->hosts = sbt_path(f->dir, "hosts");
-	f->http_port = clit_free_port();
-	f->https_port = clit_free_port();
+	f->http_port = sbt_free_port();
+	f->https_port = sbt_free_port();
 	f->pids[f->npids++] = start_server(f, "127.0.0.2", f->http_port, "allowed", false);
 	f->pids[f->npids++] = start_server(f, "127.0.0.2", f->https_port, "allowed", true);
 	f->pids[f->npids++] = start_server(f, "127.0.0.3", f->http_port, "denied", false);

@@ -87,7 +87,7 @@ int anyt_serve(anyt *a, const char *listen_host, const char *token_path, unsigne
 	*strrchr(dir, '/') = '\0';
 	sbt_write(dir, strrchr(token_path, '/') + 1, TOKEN "\n", strlen(TOKEN "\n"), token_mode);
 	free(dir);
-	a->port = clit_free_port();
+	a->port = sbt_free_port();
 	char *listen = sb_strfmt("%s:%d", listen_host, a->port);
 	a->url = sb_strfmt("http://127.0.0.1:%d", a->port);
 	pid_t parent = getpid();

@@ -328,7 +328,7 @@ void cbt_daemon_start(cbt_daemon *d, clit *t, const char *config)
 	d->config = sb_xstrdup(config);
 	d->state = sbt_path(t->root, "dstate");
 	d->log = sbt_path(t->root, "daemon.log");
-	d->port = clit_free_port();
+	d->port = sbt_free_port();
 	daemon_spawn(d);
 }
 

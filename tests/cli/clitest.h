@@ -77,7 +77,5 @@ bool clit_json_set_eq(json_t *arr, const char *const *want);
 
 /* Extract the first token after marker in text (up to whitespace or a quote); malloc'd. */
 char *clit_word_after(const char *text, const char *marker);
-/* A TCP port on 127.0.0.1 that was free a moment ago. */
-int clit_free_port(void);
 
 #endif

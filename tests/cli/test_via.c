@@ -162,7 +162,7 @@ static void daemon_start(clit *t, srv *d)
 	d->token = sbt_path(t->root, "token");
 	d->log = sbt_path(t->root, "daemon.log");
 	sbt_write(t->root, "token", "cli-test-token-0123456789\n", 26, 0600); /* 0644 is refused */
-	d->port = clit_free_port();
+	d->port = sbt_free_port();
 	char listen[64];
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", d->port);
 	d->url = sb_strfmt("http://127.0.0.1:%d", d->port);

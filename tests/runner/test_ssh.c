@@ -35,18 +35,6 @@ typedef struct ssh_fixture {
 
 static ssh_fixture fx;
 
-static int free_port(void)
-{
-	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(s >= 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	assert_int_equal(bind(s, (struct sockaddr *)&a, sizeof(a)), 0);
-	socklen_t len = sizeof(a);
-	assert_int_equal(getsockname(s, (struct sockaddr *)&a, &len), 0);
-	close(s);
-	return ntohs(a.sin_port);
-}
-
 static bool port_open(int port)
 {
 	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -91,7 +79,7 @@ static bool start_sshd(void)
 		fx.why_not = sb_xstrdup("ssh-keygen failed");
 		return false;
 	}
-	fx.port = free_port();
+	fx.port = sbt_free_port();
 	char *conf = sb_strfmt("Port %d\nListenAddress 127.0.0.1\nHostKey %s/host_key\n"
 	                       "PidFile %s/sshd.pid\nAuthorizedKeysFile %s/authorized_keys\n"
 	                       "StrictModes no\nPubkeyAuthentication yes\n"
