@@ -492,6 +492,8 @@ struct tar_extract {
 	uint64_t bytes;
 	sb_tar_special special;
 	uint64_t specials;
+	uint64_t max_written; /* 0: no limit */
+	uint64_t written;     /* file data bytes written (holes excluded) */
 	sb_err *read_err;
 	char *rbuf;
 	/* Open directories (O_PATH) along the last member's parent path: most members share a
@@ -674,6 +676,40 @@ static sb_err *archive_err(struct tar_extract *x, struct archive *a, const char 
 	                  x->dir, what, archive_error_string(a));
 }
 
+/* Count a member's file data against the limit before any of it is written. */
+static sb_err *charge(struct tar_extract *x, uint64_t n, const char *member)
+{
+	if (x->max_written && n > x->max_written - x->written) {
+		sb_err *err = sb_err_new(
+		    SB_E_FILE_TOO_LARGE,
+		    "extracting into %s: refused at %s: the archive expands to more than the limit "
+		    "of %llu bytes (%llu written before it, %llu more in it)",
+		    x->dir, member, (unsigned long long)x->max_written,
+		    (unsigned long long)x->written, (unsigned long long)n);
+		err->actual_bytes =
+		    (int64_t)(x->written + n > INT64_MAX ? INT64_MAX : x->written + n);
+		err->limit_bytes = (int64_t)x->max_written;
+		return err;
+	}
+	x->written += n;
+	return NULL;
+}
+
+/* The data bytes a regular member carries: its data regions when it is sparse. */
+static uint64_t member_data_bytes(struct archive_entry *e)
+{
+	int64_t size = archive_entry_size(e);
+	if (archive_entry_sparse_reset(e) > 0) {
+		uint64_t sum = 0;
+		la_int64_t off, len;
+		while (archive_entry_sparse_next(e, &off, &len) == ARCHIVE_OK)
+			if (len > 0)
+				sum += (uint64_t)len;
+		return sum;
+	}
+	return size > 0 ? (uint64_t)size : 0;
+}
+
 static int open_new_file(int pfd, const char *name, mode_t mode)
 {
 	int fd;
@@ -688,6 +724,9 @@ static sb_err *extract_file(struct tar_extract *x, struct archive *a, struct arc
                             int pfd, const char *name, const char *member)
 {
 	mode_t mode = archive_entry_perm(e) & 0777;
+	sb_err *lerr = charge(x, member_data_bytes(e), member);
+	if (lerr)
+		return lerr;
 	int fd = open_new_file(pfd, name, mode);
 	if (fd < 0 && errno == EEXIST) {
 		sb_err *err = clear_way(x, pfd, name, member);
@@ -838,6 +877,8 @@ static sb_err *extract_hardlink(struct tar_extract *x, struct archive_entry *e, 
 			                 "extracting hard link %s into %s: its target %s is not a "
 			                 "regular file",
 			                 member, x->dir, target);
+		else
+			err = charge(x, (uint64_t)st.st_size, member); /* the copy is dense */
 	}
 	int pfd = -1;
 	if (!err)
@@ -967,12 +1008,15 @@ static sb_err *apply_dirs(struct tar_extract *x)
 
 sb_err *sb_tar_extract(int fd, const char *dir, uint64_t *bytes_out)
 {
-	return sb_tar_extract_ex(fd, dir, SB_TAR_SPECIAL_SKIP, bytes_out, NULL);
+	return sb_tar_extract_ex(fd, dir, NULL, bytes_out, NULL);
 }
 
-sb_err *sb_tar_extract_ex(int fd, const char *dir, sb_tar_special special, uint64_t *bytes_out,
-                          uint64_t *specials_out)
+sb_err *sb_tar_extract_ex(int fd, const char *dir, const sb_tar_extract_opts *opts,
+                          uint64_t *bytes_out, uint64_t *specials_out)
 {
+	sb_tar_extract_opts o = {0};
+	if (opts)
+		o = *opts;
 	if (bytes_out)
 		*bytes_out = 0;
 	if (specials_out)
@@ -982,7 +1026,11 @@ sb_err *sb_tar_extract_ex(int fd, const char *dir, sb_tar_special special, uint6
 	sb_err *err = sb_fs_mkdir_p(dir, 0755);
 	if (err)
 		return sb_err_prefix(err, "extracting");
-	struct tar_extract x = {.dir = dir, .in_fd = fd, .rootfd = -1, .special = special};
+	struct tar_extract x = {.dir = dir,
+	                        .in_fd = fd,
+	                        .rootfd = -1,
+	                        .special = o.special,
+	                        .max_written = o.max_bytes};
 	x.rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (x.rootfd < 0)
 		return sb_err_sys(errno, "extracting into %s: opening the directory", dir);

@@ -16,13 +16,16 @@
 #define CLI_MEMORY_MIN_TEXT "16M"
 
 typedef struct cli_config {
-	char *bridge_url;      /* SANDBAR_BRIDGE_URL, bridge_url = */
-	char *token_file;      /* SANDBAR_TOKEN_FILE, token_file = */
-	char *state_dir;       /* SANDBAR_STATE_DIR, state_dir = */
-	char *hmac_key_id;     /* SANDBAR_HMAC_KEY_ID, hmac_key_id = */
-	char *hmac_key_file;   /* SANDBAR_HMAC_KEY_FILE, hmac_key_file = (the secret, one line) */
-	char *memory;          /* SANDBAR_MEMORY, memory = (default memory limit of a sandbox) */
-	uint64_t memory_bytes; /* memory, parsed by cli_config_resolve (0: none) */
+	char *bridge_url;       /* SANDBAR_BRIDGE_URL, bridge_url = */
+	char *token_file;       /* SANDBAR_TOKEN_FILE, token_file = */
+	char *state_dir;        /* SANDBAR_STATE_DIR, state_dir = */
+	char *hmac_key_id;      /* SANDBAR_HMAC_KEY_ID, hmac_key_id = */
+	char *hmac_key_file;    /* SANDBAR_HMAC_KEY_FILE, hmac_key_file = (the secret, one line) */
+	char *memory;           /* SANDBAR_MEMORY, memory = (default memory limit of a sandbox) */
+	uint64_t memory_bytes;  /* memory, parsed by cli_config_resolve (0: none) */
+	char *max_restore_size; /* SANDBAR_MAX_RESTORE_SIZE, max_restore_size = (SIZE or
+	                         * "unlimited": the file data a restore may unpack) */
+	int64_t max_restore_bytes; /* parsed by cli_config_resolve: 0 default, -1 unlimited */
 	char *compat_callback; /* SANDBAR_COMPAT_CALLBACK, compat_callback = (serve: the callback
 	                        * of every Paperclip-compat lease, JSON or a [callback NAME]) */
 	char *config_path;     /* where the file was read from, for messages */

@@ -69,10 +69,16 @@ static const char run_help[] =
     "                         this process's value of K\n"
     "  -i, --interactive      stream this process's stdin to COMMAND (embedded sandbox)\n"
     "      --env-file FILE    KEY=VALUE lines (and KEY alone: this process's value; # comments)\n"
-    "      --keep             keep the lease afterwards and print its id\n"
+    "      --keep             keep the lease afterwards and print its id\n";
+
+/* Options of the way back, and the output (C99 promises 4095 characters per literal). */
+static const char run_help_back[] =
     "      --conflict POLICY  when both sides changed a file: keep-local (default: yours stays,\n"
     "                         theirs is written beside it as NAME.sandbar-remote),\n"
     "                         take-remote, or fail (apply nothing)\n"
+    "      --max-restore-size SIZE  refuse to bring back a tree holding more file data than\n"
+    "                         SIZE, or `unlimited' (default: 8 times the workspace, at least\n"
+    "                         4G; config max_restore_size)\n"
     "  -q, --quiet            no progress bar and no summary\n"
     "      --json             print one JSON result object on stdout at the end instead of\n"
     "                         the summary; COMMAND's own output then goes to stderr\n"
@@ -183,6 +189,7 @@ struct run_opts {
 	char *bridge;
 	char *remote_dir;
 	char *state_dir;
+	char *max_restore_size;
 	char *callback;
 	/* network (issue 14) */
 	int net_mode; /* sb_net_mode, -1 = not given */
@@ -216,6 +223,7 @@ static void run_opts_free(struct run_opts *o)
 	free(o->bridge);
 	free(o->remote_dir);
 	free(o->state_dir);
+	free(o->max_restore_size);
 	free(o->callback);
 	sb_strv_free(o->allow_net);
 	sb_strv_free(o->secrets);
@@ -306,7 +314,14 @@ static sb_err *env_file_read(const char *path, char ***env)
 }
 
 /* What is staged (issue 13). */
-enum { OPT_EXCLUDE_PRESET = 400, OPT_GITIGNORE, OPT_BRANCH, OPT_DRY_RUN, OPT_FORCE };
+enum {
+	OPT_EXCLUDE_PRESET = 400,
+	OPT_GITIGNORE,
+	OPT_BRANCH,
+	OPT_DRY_RUN,
+	OPT_FORCE,
+	OPT_MAX_RESTORE,
+};
 
 static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 {
@@ -334,6 +349,7 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 	    {"exclude-preset", required_argument, NULL, OPT_EXCLUDE_PRESET},
 	    {"gitignore", no_argument, NULL, OPT_GITIGNORE},
 	    {"branch", required_argument, NULL, OPT_BRANCH},
+	    {"max-restore-size", required_argument, NULL, OPT_MAX_RESTORE},
 	    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
 	    {"force", no_argument, NULL, OPT_FORCE},
 	    {NULL, 0, NULL, 0},
@@ -446,6 +462,10 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 			break;
 		case OPT_DRY_RUN:
 			o->dry_run = true;
+			break;
+		case OPT_MAX_RESTORE: /* checked by cli_config_resolve, with the config key */
+			free(o->max_restore_size);
+			o->max_restore_size = sb_xstrdup(optarg);
 			break;
 		case OPT_FORCE:
 			o->force = true;
@@ -626,6 +646,7 @@ int cmd_run(int argc, char **argv)
 	if (rc || help) {
 		if (help) {
 			fputs(run_help, stdout);
+			fputs(run_help_back, stdout);
 			fputs(run_help_rules, stdout);
 		}
 		run_opts_free(&o);
@@ -638,6 +659,8 @@ int cmd_run(int argc, char **argv)
 		cfg.bridge_url = sb_xstrdup(o.bridge);
 	if (o.state_dir)
 		cfg.state_dir = sb_xstrdup(o.state_dir);
+	if (o.max_restore_size)
+		cfg.max_restore_size = sb_xstrdup(o.max_restore_size);
 	sb_err *err = cli_config_resolve(&cfg);
 	if (err) {
 		cli_config_deinit(&cfg); /* what the environment already set */
@@ -929,6 +952,7 @@ int cmd_run(int argc, char **argv)
 	cli_bar_phase(&bar, "restoring");
 	sb_runtime_restore_opts ropts = {
 	    .policy = o.policy,
+	    .max_extracted_bytes = cfg.max_restore_bytes,
 	    .branch = o.branch,
 	    .progress = {.fn = progress_line, .bytes = on_bytes, .ud = &bar}};
 	sb_restore_report rr;
@@ -940,10 +964,8 @@ int cmd_run(int argc, char **argv)
 	if (err) {
 		/* A failed restore never throws the work away: the lease stays, with the command
 		 * that finishes the job. */
-		const char *why = err->code == SB_E_CONFLICT
-		                      ? " (--conflict fail: nothing was applied)"
-		                  : err->sys_errno == ENOSPC ? " (no space left on device)"
-		                                             : "";
+		const char *hint = run_report_restore_hint(err);
+		char *why = *hint ? sb_strfmt(" (%s)", hint) : sb_xstrdup("");
 		if (target.lease_id) {
 			fprintf(stderr,
 			        "sandbar run: lease %s: bringing the changes back failed%s: %s\n",
@@ -963,6 +985,7 @@ int cmd_run(int argc, char **argv)
 			fprintf(stderr, "sandbar run: bringing the changes back failed%s: %s\n",
 			        why, err->msg);
 		}
+		free(why);
 		o.keep = true;
 		sb_err_free(err);
 		rc = interrupted ? signal_exit() : SB_EXIT_FAILURE;

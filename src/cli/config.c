@@ -25,6 +25,7 @@ static const struct key_slot slots[] = {
     {"hmac_key_id", "SANDBAR_HMAC_KEY_ID", offsetof(cli_config, hmac_key_id)},
     {"hmac_key_file", "SANDBAR_HMAC_KEY_FILE", offsetof(cli_config, hmac_key_file)},
     {"memory", "SANDBAR_MEMORY", offsetof(cli_config, memory)},
+    {"max_restore_size", "SANDBAR_MAX_RESTORE_SIZE", offsetof(cli_config, max_restore_size)},
     {"compat_callback", "SANDBAR_COMPAT_CALLBACK", offsetof(cli_config, compat_callback)},
 };
 
@@ -220,6 +221,35 @@ static sb_err *resolve_memory(cli_config *cfg, const char *path)
 	return err;
 }
 
+/* How much file data a restore may unpack (sb_runtime_restore_opts.max_extracted_bytes). */
+static sb_err *resolve_max_restore(cli_config *cfg, const char *path)
+{
+	cfg->max_restore_bytes = 0;
+	if (!cfg->max_restore_size)
+		return NULL;
+	if (strcmp(cfg->max_restore_size, "unlimited") == 0) {
+		cfg->max_restore_bytes = -1;
+		return NULL;
+	}
+	uint64_t n = 0;
+	sb_err *err = sb_parse_size(cfg->max_restore_size, &n);
+	if (!err && (n == 0 || n > INT64_MAX))
+		err = sb_err_new(SB_E_INVAL, "must be more than zero and at most 8E, or unlimited");
+	if (err)
+		return sb_err_prefix(err,
+		                     "max_restore_size = %s (from --max-restore-size, "
+		                     "$SANDBAR_MAX_RESTORE_SIZE or %s)",
+		                     cfg->max_restore_size, path ? path : "the config file");
+	cfg->max_restore_bytes = (int64_t)n;
+	return NULL;
+}
+
+static sb_err *resolve_values(cli_config *cfg, const char *path)
+{
+	sb_err *err = resolve_memory(cfg, path);
+	return err ? err : resolve_max_restore(cfg, path);
+}
+
 sb_err *cli_config_resolve(cli_config *cfg)
 {
 	for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) {
@@ -230,7 +260,7 @@ sb_err *cli_config_resolve(cli_config *cfg)
 	}
 	char *path = config_file_path();
 	if (!path)
-		return resolve_memory(cfg, NULL);
+		return resolve_values(cfg, NULL);
 	sb_buf text = SB_BUF_INIT;
 	sb_err *err = sb_read_file(path, CONFIG_MAX_BYTES, &text);
 	if (err && err->code == SB_E_NOTFOUND) {
@@ -245,7 +275,7 @@ sb_err *cli_config_resolve(cli_config *cfg)
 	}
 	sb_buf_deinit(&text);
 	if (!err)
-		err = resolve_memory(cfg, path);
+		err = resolve_values(cfg, path);
 	free(path);
 	return err;
 }

@@ -142,11 +142,10 @@ static sb_err *do_extract(void *ud)
 		err = open_sub(dfd, j->staging, "new", true, &nfd);
 	if (!err) {
 		char *p = sb_strfmt("/proc/self/fd/%d", nfd);
-		err = sb_tar_extract_ex(j->tar_fd, p,
-		                        j->special == SB_REPLACE_SPECIAL_REFUSE
-		                            ? SB_TAR_SPECIAL_REFUSE
-		                            : SB_TAR_SPECIAL_SKIP,
-		                        &j->bytes, &j->specials);
+		sb_tar_extract_opts xo = {.special = j->special == SB_REPLACE_SPECIAL_REFUSE
+		                                         ? SB_TAR_SPECIAL_REFUSE
+		                                         : SB_TAR_SPECIAL_SKIP};
+		err = sb_tar_extract_ex(j->tar_fd, p, &xo, &j->bytes, &j->specials);
 		free(p);
 	}
 	if (nfd >= 0)
