@@ -971,12 +971,14 @@ int cmd_run(int argc, char **argv)
 			        "sandbar run: lease %s: bringing the changes back failed%s: %s\n",
 			        target.lease_id, why, err->msg);
 			if (state_file)
-				fprintf(stderr,
-				        "sandbar run: lease %s is kept; finish with `sandbar pull "
-				        "%s%s%s`\n",
-				        target.lease_id, target.lease_id,
-				        o.policy == SB_CONFLICT_FAIL ? " --conflict " : "",
-				        o.policy == SB_CONFLICT_FAIL ? "keep-local" : "");
+				fprintf(
+				    stderr,
+				    "sandbar run: lease %s is kept; finish with `sandbar pull "
+				    "%s%s%s`\n",
+				    target.lease_id, target.lease_id,
+				    o.policy == SB_CONFLICT_FAIL ? " --conflict keep-local" : "",
+				    err->code == SB_E_FILE_TOO_LARGE ? " --max-restore-size SIZE"
+				                                     : "");
 			else
 				fprintf(stderr,
 				        "sandbar run: lease %s is kept so you can inspect it\n",
