@@ -17,6 +17,7 @@
 #include "progress_bar.h"
 #include "run_report.h"
 #include "lease_store.h"
+#include "run_config.h"
 #include "target.h"
 
 static const char run_help[] =
@@ -82,7 +83,14 @@ static const char run_help_back[] =
     "  -q, --quiet            no progress bar and no summary\n"
     "      --json             print one JSON result object on stdout at the end instead of\n"
     "                         the summary; COMMAND's own output then goes to stderr\n"
-    "  -h, --help             this text\n";
+    "      --print-config     print every setting, resolved, and where it came from; run\n"
+    "                         nothing\n"
+    "  -h, --help             this text\n"
+    "\n"
+    "config: every option is also a config key, its long name with _ for - (timeout = 10m,\n"
+    "allow_net = api.example.com, one line per value; keep = true), in [run] or at the top of\n"
+    "$SANDBAR_CONFIG, else ~/.config/sandbar/config and then /etc/sandbar/config (the first\n"
+    "file to set a key wins). The command line wins over them; repeatable options add up.\n";
 
 /* The rules behind the options (a separate string: C99 promises 4095 characters per literal). */
 static const char run_help_rules[] =
@@ -204,6 +212,7 @@ struct run_opts {
 	char *branch;
 	bool dry_run;
 	bool force;
+	bool print_config;
 	/* ---- */
 	bool network;
 	uint64_t memory;
@@ -232,6 +241,7 @@ static void run_opts_free(struct run_opts *o)
 	free(o->exclude_preset);
 	free(o->branch);
 	sb_strv_free(o->env);
+	sb_strv_free(o->command);
 }
 
 enum {
@@ -321,10 +331,32 @@ enum {
 	OPT_DRY_RUN,
 	OPT_FORCE,
 	OPT_MAX_RESTORE,
+	OPT_PRINT_CONFIG,
 };
 
-static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
+/* The long name of a short option, for --print-config. */
+static const char *short_flag_name(int c)
 {
+	switch (c) {
+	case 'w':
+		return "workspace";
+	case 'e':
+		return "env";
+	case 'i':
+		return "interactive";
+	case 'q':
+		return "quiet";
+	default:
+		return NULL;
+	}
+}
+
+/* rca: the command line with the config's settings first (run_config.c); every option applied
+ * is noted there for --print-config. */
+static int parse_args(run_config_argv *rca, struct run_opts *o, bool *help)
+{
+	int argc = rca->argc;
+	char **argv = rca->argv;
 	static const struct option longopts[] = {
 	    {"workspace", required_argument, NULL, 'w'},
 	    {"via", required_argument, NULL, OPT_VIA},
@@ -352,13 +384,21 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 	    {"max-restore-size", required_argument, NULL, OPT_MAX_RESTORE},
 	    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
 	    {"force", no_argument, NULL, OPT_FORCE},
+	    {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
 	    {NULL, 0, NULL, 0},
 	};
 	opterr = 0;
 	optind = 1;
-	int c;
+	int c, at = optind, li = -1;
 	/* '+': stop at the first non-option, so COMMAND's own flags are never ours. */
-	while ((c = getopt_long(argc, argv, "+:w:e:iqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:w:e:iqh", longopts, &li)) != -1) {
+		const char *name = li >= 0 ? longopts[li].name : short_flag_name(c);
+		rca->last_at = at;
+		if (name && c != OPT_PRINT_CONFIG)
+			run_config_note_option(rca, name, at,
+			                       c == OPT_NETWORK && !optarg ? "full" : optarg);
+		at = optind;
+		li = -1;
 		sb_err *err = NULL;
 		const char *flag = NULL; /* names the flag in a value error */
 		switch (c) {
@@ -470,6 +510,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 		case OPT_FORCE:
 			o->force = true;
 			break;
+		case OPT_PRINT_CONFIG:
+			o->print_config = true;
+			break;
 		case OPT_MEMORY:
 			flag = "--memory";
 			err = sb_parse_size(optarg, &o->memory);
@@ -526,9 +569,9 @@ static int parse_args(int argc, char **argv, struct run_opts *o, bool *help)
 			return rc;
 		}
 	}
-	if (optind >= argc && !o->dry_run)
+	if (optind >= argc && !o->dry_run && !o->print_config)
 		return cli_usage_error("run", "no command given (put it after --)");
-	o->command = argv + optind;
+	o->command = sb_strv_dup(argv + optind); /* argv is rebuilt, freed before the run */
 	return 0;
 }
 
@@ -642,13 +685,29 @@ int cmd_run(int argc, char **argv)
 	memset(&o, 0, sizeof o);
 	o.net_mode = -1;
 	bool help = false;
-	int rc = parse_args(argc, argv, &o, &help);
+	/* The config's run settings go first, as options, so one parser checks both. */
+	cli_config settings = {.program = "run"};
+	run_config_argv rca;
+	sb_err *err = cli_config_resolve(&settings);
+	if (!err)
+		err = run_config_args(&settings, argc, argv, &rca);
+	if (err) {
+		cli_config_deinit(&settings);
+		run_opts_free(&o);
+		return cli_fail_err("run", err);
+	}
+	int rc = parse_args(&rca, &o, &help);
+	if (rc && rca.last_at >= 1 && rca.last_at <= rca.nconfig)
+		fprintf(stderr, "sandbar run: that setting comes from %s\n",
+		        rca.origins[rca.last_at - 1]);
 	if (rc || help) {
 		if (help) {
 			fputs(run_help, stdout);
 			fputs(run_help_back, stdout);
 			fputs(run_help_rules, stdout);
 		}
+		run_config_argv_deinit(&rca);
+		cli_config_deinit(&settings);
 		run_opts_free(&o);
 		return rc;
 	}
@@ -661,11 +720,15 @@ int cmd_run(int argc, char **argv)
 		cfg.state_dir = sb_xstrdup(o.state_dir);
 	if (o.max_restore_size)
 		cfg.max_restore_size = sb_xstrdup(o.max_restore_size);
-	sb_err *err = cli_config_resolve(&cfg);
-	if (err) {
+	err = cli_config_resolve(&cfg);
+	if (!err && o.print_config)
+		run_config_print(&rca, &cfg, stdout);
+	run_config_argv_deinit(&rca);
+	cli_config_deinit(&settings);
+	if (err || o.print_config) {
 		cli_config_deinit(&cfg); /* what the environment already set */
 		run_opts_free(&o);
-		return cli_fail_err("run", err);
+		return err ? cli_fail_err("run", err) : 0;
 	}
 
 	/* ---- network (issue 14): --allow-net / --secret imply allowlist */
