@@ -81,8 +81,9 @@ int sbpx_head_parse(sbpx_head *h, const char **why)
 	if (ll && line[ll - 1] == '\r')
 		line[--ll] = '\0';
 	char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-	if (!sp1 || sp1 == line || !sp2 || (size_t)(sp1 - line) >= sizeof h->method || strchr(sp2 + 1, ' ') ||
-	    strlen(sp2 + 1) >= sizeof h->version || strncmp(sp2 + 1, "HTTP/1.", 7) != 0) {
+	if (!sp1 || sp1 == line || !sp2 || (size_t)(sp1 - line) >= sizeof h->method ||
+	    strchr(sp2 + 1, ' ') || strlen(sp2 + 1) >= sizeof h->version ||
+	    strncmp(sp2 + 1, "HTTP/1.", 7) != 0) {
 		*why = "malformed request line";
 		return 400;
 	}
