@@ -87,6 +87,15 @@ void *sbpx_tls_server_ctx(sbpx_tls *t, const char *host, sb_err **err);
 /* The upstream client context (verifies against the system store plus upstream_ca). */
 void *sbpx_tls_client_ctx(sbpx_tls *t);
 
+/* ---- shared by proxy_policy.c, proxy_addr.c and egress_config.c */
+void sbpx_lower(char *s);
+/* A host name of [A-Za-z0-9._-], at most 253 characters. */
+bool sbpx_name_ok(const char *s);
+/* An IPv4 or IPv6 literal into addr (16 bytes); *family AF_INET or AF_INET6. */
+bool sbpx_parse_addr(const char *s, int *family, unsigned char *addr);
+bool sbpx_entry_matches_host(const sbpx_entry *e, const char *host, int port);
+void sbpx_set_port(struct sockaddr_storage *ss, int port);
+
 /* ---- proxy_relay.c: I/O over a socket or a TLS session, and the relay */
 typedef struct sbpx_io {
 	int fd;
