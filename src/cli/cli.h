@@ -82,6 +82,12 @@ sb_err *cli_read_token(const cli_config *cfg, char **token_out);
 int cli_fail(const char *cmd, const char *fmt, ...) SB_PRINTF(2, 3);
 /* Same for an error (frees it). */
 int cli_fail_err(const char *cmd, sb_err *err);
+/* The long-option value of --state-dir, the same in every command. */
+#define CLI_OPT_STATE_DIR 0x1000
+/* What a command's option loop does with an option it did not handle itself: --state-dir (into
+ * cfg), -h (prints help), a missing value or an unknown option (a usage error). Returns -1 when
+ * parsing goes on, else the command's exit status. */
+int cli_common_option(const char *cmd, int c, char **argv, cli_config *cfg, const char *help);
 /* A usage error: names the offending flag and points at --help. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) SB_PRINTF(2, 3);
 

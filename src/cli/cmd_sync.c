@@ -45,7 +45,7 @@ struct sync_args {
 static int parse(const char *cmd, const char *help, int argc, char **argv, struct sync_args *a,
                  bool *done)
 {
-	enum { OPT_EXCLUDE = 256, OPT_CONFLICT, OPT_JSON, OPT_STATE_DIR, OPT_MAX_RESTORE };
+	enum { OPT_EXCLUDE = 256, OPT_CONFLICT, OPT_JSON, OPT_MAX_RESTORE };
 	static const struct option longopts[] = {
 	    {"lease", required_argument, NULL, 'l'},
 	    {"workspace", required_argument, NULL, 'w'},
@@ -54,7 +54,7 @@ static int parse(const char *cmd, const char *help, int argc, char **argv, struc
 	    {"max-restore-size", required_argument, NULL, OPT_MAX_RESTORE},
 	    {"json", no_argument, NULL, OPT_JSON},
 	    {"quiet", no_argument, NULL, 'q'},
-	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	    {"state-dir", required_argument, NULL, CLI_OPT_STATE_DIR},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -102,18 +102,13 @@ static int parse(const char *cmd, const char *help, int argc, char **argv, struc
 		case 'q':
 			a->quiet = true;
 			break;
-		case OPT_STATE_DIR:
-			free(a->cfg.state_dir);
-			a->cfg.state_dir = sb_xstrdup(optarg);
+		default: {
+			int rc = cli_common_option(cmd, c, argv, &a->cfg, help);
+			*done = c == 'h';
+			if (rc >= 0)
+				return rc;
 			break;
-		case 'h':
-			fputs(help, stdout);
-			*done = true;
-			return 0;
-		case ':':
-			return cli_usage_error(cmd, "option %s needs a value", argv[optind - 1]);
-		default:
-			return cli_usage_error(cmd, "unknown option %s", argv[optind - 1]);
+		}
 		}
 		if (err) {
 			/* Not argv[optind - 1]: that is the value when it came as its own word. */

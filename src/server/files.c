@@ -96,12 +96,25 @@ static sb_err *open_parent(const char *ws, int ws_fd, const char *rel, bool mkdi
 	return err;
 }
 
+/* Where a job acts: the workspace (its path for messages, and its O_PATH descriptor, reachable
+ * whatever the modes of its ancestors) and the path relative to it. */
+typedef struct ws_ref {
+	const char *ws;
+	int ws_fd;
+	const char *rel;
+} ws_ref;
+
+static ws_ref ws_of(sbs_lease *l, const char *rel)
+{
+	return (ws_ref){.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
+	                .ws_fd = sb_sandbox_workspace_fd(sbs_lease_sandbox(l)),
+	                .rel = rel};
+}
+
 /* ------------------------------------------------------------------ PUT file */
 
 typedef struct put_job {
-	const char *ws; /* for messages */
-	int ws_fd;      /* O_PATH of the workspace: reachable whatever its ancestors' modes */
-	const char *rel;
+	ws_ref at;
 	int src;
 	mode_t mode;
 } put_job;
@@ -113,7 +126,7 @@ static sb_err *put_as_owner(void *ud)
 	char *parent = NULL, *tmp = NULL, *tmp_rel = NULL;
 	const char *name = NULL;
 	sb_err *err = NULL;
-	split_rel(j->rel, &parent, &name);
+	split_rel(j->at.rel, &parent, &name);
 	char rnd[17];
 	unsigned char b[8];
 	if ((err = sb_random_bytes(b, sizeof b)))
@@ -125,9 +138,9 @@ static sb_err *put_as_owner(void *ud)
 		tmp = sb_strfmt(".sbtmp-%s", rnd);
 	}
 	tmp_rel = parent[0] ? sb_strfmt("%s/%s", parent, tmp) : sb_xstrdup(tmp);
-	root = open_ws(j->ws_fd);
+	root = open_ws(j->at.ws_fd);
 	if (root < 0) {
-		err = sb_err_sys(errno, "opening workspace %s", j->ws);
+		err = sb_err_sys(errno, "opening workspace %s", j->at.ws);
 		goto out;
 	}
 	/* The temp file first (creating missing parents), then the parent it landed in: both
@@ -145,20 +158,20 @@ static sb_err *put_as_owner(void *ud)
 	if ((err = copy_fd(j->src, tfd, NULL)))
 		goto unlink;
 	if (fchmod(tfd, j->mode) < 0 || fsync(tfd) < 0) {
-		err = sb_err_sys(errno, "finishing %s", j->rel);
+		err = sb_err_sys(errno, "finishing %s", j->at.rel);
 		goto unlink;
 	}
 	struct stat st;
 	if (fstatat(pfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
-		err = sb_err_new(SB_E_CONFLICT, "%s is a directory", j->rel);
+		err = sb_err_new(SB_E_CONFLICT, "%s is a directory", j->at.rel);
 		goto unlink;
 	}
 	if (renameat(pfd, tmp, pfd, name) < 0) {
-		err = sb_err_sys(errno, "replacing %s", j->rel);
+		err = sb_err_sys(errno, "replacing %s", j->at.rel);
 		goto unlink;
 	}
 	if (fsync(pfd) < 0)
-		err = sb_err_sys(errno, "syncing the directory of %s", j->rel);
+		err = sb_err_sys(errno, "syncing the directory of %s", j->at.rel);
 	goto out;
 unlink:
 	unlinkat(pfd, tmp, 0);
@@ -176,9 +189,7 @@ out:
 }
 
 typedef struct get_job {
-	const char *ws; /* for messages */
-	int ws_fd;      /* O_PATH of the workspace: reachable whatever its ancestors' modes */
-	const char *rel;
+	ws_ref at;
 	int dst;
 	int info_fd; /* the mode goes back through a pipe (the job may run in a child) */
 } get_job;
@@ -186,19 +197,19 @@ typedef struct get_job {
 static sb_err *get_as_owner(void *ud)
 {
 	get_job *j = ud;
-	int root = open_ws(j->ws_fd);
+	int root = open_ws(j->at.ws_fd);
 	if (root < 0)
-		return sb_err_sys(errno, "opening workspace %s", j->ws);
+		return sb_err_sys(errno, "opening workspace %s", j->at.ws);
 	int fd = -1;
-	sb_err *err = sb_fs_open_beneath(root, j->rel, O_RDONLY, 0, 0, &fd);
+	sb_err *err = sb_fs_open_beneath(root, j->at.rel, O_RDONLY, 0, 0, &fd);
 	close(root);
 	if (err)
 		return err;
 	struct stat st;
 	if (fstat(fd, &st) < 0) {
-		err = sb_err_sys(errno, "stat %s", j->rel);
+		err = sb_err_sys(errno, "stat %s", j->at.rel);
 	} else if (!S_ISREG(st.st_mode)) {
-		err = sb_err_new(SB_E_INVAL, "%s is not a regular file", j->rel);
+		err = sb_err_new(SB_E_INVAL, "%s is not a regular file", j->at.rel);
 	} else {
 		uint32_t m = (uint32_t)(st.st_mode & 07777);
 		err = sb_write_all(j->info_fd, &m, sizeof m);
@@ -210,9 +221,7 @@ static sb_err *get_as_owner(void *ud)
 }
 
 typedef struct del_job {
-	const char *ws; /* for messages */
-	int ws_fd;      /* O_PATH of the workspace: reachable whatever its ancestors' modes */
-	const char *rel;
+	ws_ref at;
 	bool recursive;
 } del_job;
 
@@ -222,7 +231,7 @@ static sb_err *del_as_owner(void *ud)
 	int pfd = -1;
 	char *parent = NULL;
 	const char *name = NULL;
-	sb_err *err = open_parent(j->ws, j->ws_fd, j->rel, false, &pfd, &name, &parent);
+	sb_err *err = open_parent(j->at.ws, j->at.ws_fd, j->at.rel, false, &pfd, &name, &parent);
 	if (err)
 		goto out;
 	if (unlinkat(pfd, name, 0) == 0)
@@ -234,8 +243,8 @@ static sb_err *del_as_owner(void *ud)
 				          ? sb_err_new(SB_E_CONFLICT,
 				                       "%s is a non-empty directory; add "
 				                       "?recursive=1",
-				                       j->rel)
-				          : sb_err_sys(errno, "removing %s", j->rel);
+				                       j->at.rel)
+				          : sb_err_sys(errno, "removing %s", j->at.rel);
 			goto out;
 		}
 		/* Through the already-confined parent fd: rm_rf never follows symlinks. */
@@ -244,7 +253,7 @@ static sb_err *del_as_owner(void *ud)
 		free(p);
 		goto out;
 	}
-	err = sb_err_sys(errno, "removing %s", j->rel);
+	err = sb_err_sys(errno, "removing %s", j->at.rel);
 out:
 	if (pfd >= 0)
 		close(pfd);
@@ -269,9 +278,7 @@ static sb_err *open_dir_beneath(const char *ws, int ws_fd, const char *rel, int 
 }
 
 typedef struct ws_get_job {
-	const char *ws; /* for messages */
-	int ws_fd;      /* O_PATH of the workspace: reachable whatever its ancestors' modes */
-	const char *rel;
+	ws_ref at;
 	const sb_excludes *ex;
 	int dst;
 } ws_get_job;
@@ -280,7 +287,7 @@ static sb_err *ws_get_as_owner(void *ud)
 {
 	ws_get_job *j = ud;
 	int dfd = -1;
-	sb_err *err = open_dir_beneath(j->ws, j->ws_fd, j->rel, &dfd);
+	sb_err *err = open_dir_beneath(j->at.ws, j->at.ws_fd, j->at.rel, &dfd);
 	if (err)
 		return err;
 	char *dir = sb_strfmt("/proc/self/fd/%d", dfd);
@@ -292,11 +299,7 @@ static sb_err *ws_get_as_owner(void *ud)
 
 sb_err *sbs_files_put(sbs_lease *l, const char *rel, int src, mode_t mode)
 {
-	put_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
-	             .ws_fd = sb_sandbox_workspace_fd(sbs_lease_sandbox(l)),
-	             .rel = rel,
-	             .src = src,
-	             .mode = mode};
+	put_job j = {.at = ws_of(l, rel), .src = src, .mode = mode};
 	return as_owner_fenced(l, "file-", put_as_owner, &j);
 }
 
@@ -305,11 +308,7 @@ sb_err *sbs_files_get(sbs_lease *l, const char *rel, int dst, uint32_t *mode_out
 	int pp[2] = {-1, -1};
 	if (pipe2(pp, O_CLOEXEC) < 0)
 		return sb_err_sys(errno, "pipe");
-	get_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
-	             .ws_fd = sb_sandbox_workspace_fd(sbs_lease_sandbox(l)),
-	             .rel = rel,
-	             .dst = dst,
-	             .info_fd = pp[1]};
+	get_job j = {.at = ws_of(l, rel), .dst = dst, .info_fd = pp[1]};
 	sb_err *err = sb_sandbox_as_owner(sbs_lease_sandbox(l), get_as_owner, &j);
 	if (!err) {
 		size_t got = 0;
@@ -325,10 +324,7 @@ sb_err *sbs_files_get(sbs_lease *l, const char *rel, int dst, uint32_t *mode_out
 
 sb_err *sbs_files_delete(sbs_lease *l, const char *rel, bool recursive)
 {
-	del_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
-	             .ws_fd = sb_sandbox_workspace_fd(sbs_lease_sandbox(l)),
-	             .rel = rel,
-	             .recursive = recursive};
+	del_job j = {.at = ws_of(l, rel), .recursive = recursive};
 	return sb_sandbox_as_owner(sbs_lease_sandbox(l), del_as_owner, &j);
 }
 
@@ -355,10 +351,6 @@ sb_err *sbs_files_replace_workspace(sbs_lease *l, const char *rel, int src, char
 
 sb_err *sbs_files_workspace_tar(sbs_lease *l, const char *rel, const sb_excludes *ex, int dst)
 {
-	ws_get_job j = {.ws = sb_sandbox_workspace_dir(sbs_lease_sandbox(l)),
-	                .ws_fd = sb_sandbox_workspace_fd(sbs_lease_sandbox(l)),
-	                .rel = rel,
-	                .ex = ex,
-	                .dst = dst};
+	ws_get_job j = {.at = ws_of(l, rel), .ex = ex, .dst = dst};
 	return sb_sandbox_as_owner(sbs_lease_sandbox(l), ws_get_as_owner, &j);
 }
