@@ -232,6 +232,29 @@ static const px_secret *secret_for(struct sb_egress_proxy *p, const char *host)
 	return NULL;
 }
 
+static void allowed(struct sb_egress_proxy *p)
+{
+	pthread_mutex_lock(&p->mu);
+	p->allowed++;
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Send the client's request upstream (its head rebuilt for path, with the secret when sec),
+ * then relay what follows both ways. The head can hold the secret: it is wiped. */
+static void forward(struct sb_egress_proxy *p, sbpx_io *cl, sbpx_io *up, const sbpx_head *h,
+                    const char *path, const char *host, const px_secret *sec)
+{
+	sb_buf hb = SB_BUF_INIT;
+	sbpx_upstream_head(h, path, host, sec ? sec->header : NULL, sec ? sec->line : NULL, &hb);
+	bool sent = sbpx_io_write(up, hb.data, hb.len);
+	memset(hb.data, 0, hb.len);
+	sb_buf_deinit(&hb);
+	if (sent) {
+		allowed(p);
+		relay(p, cl, up, h->buf + h->head_len, h->len - h->head_len);
+	}
+}
+
 /* ---- one connection */
 
 static void set_up(px_conn *k, int fd)
@@ -242,13 +265,6 @@ static void set_up(px_conn *k, int fd)
 	pthread_mutex_unlock(&k->p->mu);
 	if (stopping && fd >= 0)
 		shutdown(fd, SHUT_RDWR);
-}
-
-static void allowed(struct sb_egress_proxy *p)
-{
-	pthread_mutex_lock(&p->mu);
-	p->allowed++;
-	pthread_mutex_unlock(&p->mu);
 }
 
 /* The terminated tunnel of a CONNECT to host:port (secret or request rules). */
@@ -318,18 +334,7 @@ static void serve_terminated(px_conn *k, sbpx_io *cl, const char *host, int port
 		goto out;
 	}
 	tu.ssl = us;
-	sb_buf hb = SB_BUF_INIT;
-	const px_secret *rsec = secret_for(p, host);
-	sbpx_upstream_head(&rq, rq.target, host, rsec ? rsec->header : NULL,
-	                   rsec ? rsec->line : NULL, &hb);
-	bool sent = sbpx_io_write(&tu, hb.data, hb.len);
-	/* the head can hold the secret: wipe it */
-	memset(hb.data, 0, hb.len);
-	sb_buf_deinit(&hb);
-	if (sent) {
-		allowed(p);
-		relay(p, &tc, &tu, rq.buf + rq.head_len, rq.len - rq.head_len);
-	}
+	forward(p, &tc, &tu, &rq, rq.target, host, secret_for(p, host));
 out:
 	sbpx_head_deinit(&rq);
 	if (cs) {
@@ -420,16 +425,7 @@ static void serve(px_conn *k)
 			relay(p, &cl, &up, h.buf + h.head_len, h.len - h.head_len);
 		}
 	} else {
-		sb_buf hb = SB_BUF_INIT;
-		sbpx_upstream_head(&h, path, host, sec ? sec->header : NULL, sec ? sec->line : NULL,
-		                   &hb);
-		bool sent = sbpx_io_write(&up, hb.data, hb.len);
-		memset(hb.data, 0, hb.len);
-		sb_buf_deinit(&hb);
-		if (sent) {
-			allowed(p);
-			relay(p, &cl, &up, h.buf + h.head_len, h.len - h.head_len);
-		}
+		forward(p, &cl, &up, &h, path, host, sec);
 	}
 out:
 	sbpx_head_deinit(&h);

@@ -8,6 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The end of every call: the statement finalised, the lock released, the error naming the
+ * lease. */
+static sb_err *finish(sbs_store *st, sqlite3_stmt *s, sb_err *err, const char *lease_id)
+{
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->mu);
+	return err ? sb_err_prefix(err, "lease %s", lease_id) : NULL;
+}
+
 /* A session's key: parameters 1 to 3 of s. */
 static void bind_key(sqlite3_stmt *s, const char *lease_id, const char *acquisition_id,
                      const char *session_id)
@@ -63,11 +72,7 @@ sb_err *sbs_store_session_get(sbs_store *st, const char *lease_id, const char *a
 	*cwd = c ? sb_xstrdup(c) : NULL;
 	*found = true;
 out:
-	sqlite3_finalize(s);
-	pthread_mutex_unlock(&st->mu);
-	if (err)
-		err = sb_err_prefix(err, "lease %s", lease_id);
-	return err;
+	return finish(st, s, err, lease_id);
 }
 
 sb_err *sbs_store_session_put(sbs_store *st, const char *lease_id, const char *acquisition_id,
@@ -146,11 +151,7 @@ sb_err *sbs_store_session_drop(sbs_store *st, const char *lease_id, const char *
 	if (sqlite3_step(s) != SQLITE_DONE)
 		err = sbs_store_db_err(st->db, "deleting session");
 out:
-	sqlite3_finalize(s);
-	pthread_mutex_unlock(&st->mu);
-	if (err)
-		err = sb_err_prefix(err, "lease %s", lease_id);
-	return err;
+	return finish(st, s, err, lease_id);
 }
 
 int64_t sbs_store_session_count(sbs_store *st, const char *lease_id)
