@@ -1,7 +1,10 @@
 /* `sandbar run`: the main job. Acquire a lease, stage the workspace, run the command with its
  * output streamed live, merge the changes back, release the lease, and exit with the command's
  * exit code. Ctrl-C once stops the command and still brings back what it produced; twice
- * aborts at once and says which lease is left behind. */
+ * aborts at once and says which lease is left behind.
+ *
+ * Just over 600 lines: the run is one sequence (acquire, stage, run, restore, release) whose
+ * every step must see the signal state and the lease to keep; its options are run_options.c. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>

@@ -3,6 +3,10 @@
  * all output, is authoritative for the result); otherwise one JSON result. When the server is a
  * sandbar that serves its native workspace routes, sync_in/sync_out move tar streams through
  * PUT/GET /v1/leases/{id}/workspace instead of commands.
+ *
+ * Over 600 lines: the runner interface's every operation over the one bridge protocol (acquire,
+ * exec in both result forms, cancel, sync both ways, release); the protocol's pieces that stand
+ * alone (SSE parser, HTTP client, JSON forms) are in sse.c, bridge_http.c and bridge.c.
  */
 #include "bridge_int.h"
 

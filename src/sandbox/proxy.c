@@ -5,7 +5,11 @@
  * each request is checked and gets the secret header, and the real upstream is verified.
  *
  * One request per upstream connection: the proxy sends "Connection: close" upstream, so a
- * client cannot reuse a tunnel it was given for one host or request for another. */
+ * client cannot reuse a tunnel it was given for one host or request for another.
+ *
+ * Over 600 lines: one connection's life from head to relay, in its plain and TLS-terminated
+ * forms, plus the listener and the proxy's lifetime; the head parser (proxy_head.c), the relay
+ * (proxy_relay.c), the policy and addresses (proxy_policy.c, proxy_addr.c) are apart. */
 #include "proxy_int.h"
 
 #include <arpa/inet.h>
