@@ -103,6 +103,20 @@ typedef struct sb_egress_config sb_egress_config;
 /* The network modes (issue 14): see the egress section below. */
 typedef enum sb_net_mode { SB_NET_NONE = 0, SB_NET_ALLOWLIST, SB_NET_FULL } sb_net_mode;
 
+/* A host path bound into the sandbox (`--mount`, issue 14): read-only unless rw. Never at or
+ * around the workspace, never the daemon's own paths; the sandbox's user must be able to read
+ * it (and write it when rw). What is mounted is outside the workspace, so it is never staged or
+ * restored. */
+typedef struct sb_sandbox_mount {
+	char *host;   /* absolute, resolved when checked */
+	char *target; /* absolute path inside the sandbox */
+	bool rw;
+} sb_sandbox_mount;
+
+/* Parse "HOST_PATH:SANDBOX_PATH[:ro|rw]" (SB_E_INVAL naming what is wrong). */
+sb_err *sb_sandbox_mount_parse(const char *spec, sb_sandbox_mount *out);
+void sb_sandbox_mount_deinit(sb_sandbox_mount *m);
+
 typedef struct sb_sandbox_opts {
 	bool network; /* share the host network; false = own netns with only lo */
 	/* A callback bridge for the lease (see below), or NULL. Copied. */
@@ -120,6 +134,9 @@ typedef struct sb_sandbox_opts {
 	 * the lease directory stay (the lease is then `orphaned`). Never for a daemon's leases:
 	 * those outlive a daemon crash and are re-adopted. */
 	bool watch_owner;
+	/* Host paths bound into the sandbox, checked at create (see sb_sandbox_mount). */
+	const sb_sandbox_mount *mounts;
+	size_t nmounts;
 } sb_sandbox_opts;
 
 /* Which limits are actually in force (per lease, and host-wide in health). */

@@ -285,7 +285,9 @@ int cmd_run(int argc, char **argv)
 	                         .remote_dir = o.remote_dir,
 	                         .network = o.network,
 	                         .egress = egress,
-	                         .memory_bytes = o.memory};
+	                         .memory_bytes = o.memory,
+	                         .mounts = o.mounts,
+	                         .nmounts = o.nmounts};
 	if (o.via) {
 		err = cli_via_parse(o.via, &topts.via, &topts.prefix);
 		if (err) {
@@ -327,6 +329,14 @@ int cmd_run(int argc, char **argv)
 		goto out_cfg;
 	}
 
+	if (o.nmounts && topts.via != CLI_VIA_SANDBOX) {
+		rc =
+		    cli_usage_error("run", "--mount needs the embedded sandbox (--via sandbox): %s",
+		                    topts.via == CLI_VIA_BRIDGE
+		                        ? "a daemon binds only the host paths its operator allows"
+		                        : "the far side has no access to this machine's files");
+		goto out_cfg;
+	}
 	if (o.callback) {
 		if (topts.via != CLI_VIA_SANDBOX) {
 			rc = cli_usage_error("run",

@@ -35,6 +35,7 @@ static const struct run_key {
     {"timeout", "timeout", RK_VALUE, "none"},
     {"env", "env", RK_LIST, "none"},
     {"env_file", "env-file", RK_LIST, "none"},
+    {"mount", "mount", RK_LIST, "none"},
     {"interactive", "interactive", RK_BOOL, "false"},
     {"keep", "keep", RK_BOOL, "false"},
     {"conflict", "conflict", RK_VALUE, "keep-local"},

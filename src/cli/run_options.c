@@ -59,6 +59,8 @@ static const char run_help[] =
     "                         this process's value of K\n"
     "  -i, --interactive      stream this process's stdin to COMMAND (embedded sandbox)\n"
     "      --env-file FILE    KEY=VALUE lines (and KEY alone: this process's value; # comments)\n"
+    "      --mount HOST:PATH[:ro|rw]  bind HOST into the sandbox at PATH, read-only unless\n"
+    "                         :rw (repeat); never at the workspace, never staged or restored\n"
     "      --keep             keep the lease afterwards and print its id\n";
 
 /* Options of the way back, and the output (C99 promises 4095 characters per literal). */
@@ -117,6 +119,9 @@ void run_opts_free(struct run_opts *o)
 	free(o->callback);
 	sb_strv_free(o->allow_net);
 	sb_strv_free(o->secrets);
+	for (size_t i = 0; i < o->nmounts; i++)
+		sb_sandbox_mount_deinit(&o->mounts[i]);
+	free(o->mounts);
 	sb_strv_free(o->excludes);
 	sb_strv_free(o->exclude_patterns);
 	free(o->exclude_preset);
@@ -140,7 +145,8 @@ enum {
 	OPT_CALLBACK,
 	OPT_ALLOW_NET,
 	OPT_SECRET,
-	OPT_ENV_FILE
+	OPT_ENV_FILE,
+	OPT_MOUNT
 };
 
 /* -e KEY=VALUE, or -e KEY: this process's value of KEY (an unset KEY is an error, never
@@ -248,6 +254,7 @@ int run_opts_parse(run_config_argv *rca, struct run_opts *o, bool *help)
 	    {"allow-net", required_argument, NULL, OPT_ALLOW_NET},
 	    {"secret", required_argument, NULL, OPT_SECRET},
 	    {"env-file", required_argument, NULL, OPT_ENV_FILE},
+	    {"mount", required_argument, NULL, OPT_MOUNT},
 	    {"interactive", no_argument, NULL, 'i'},
 	    {"memory", required_argument, NULL, OPT_MEMORY},
 	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
@@ -354,6 +361,18 @@ int run_opts_parse(run_config_argv *rca, struct run_opts *o, bool *help)
 		case 'i':
 			o->interactive = true;
 			break;
+		case OPT_MOUNT: {
+			sb_sandbox_mount m;
+			err = sb_sandbox_mount_parse(optarg, &m);
+			if (err) {
+				int rc = cli_usage_error("run", "--mount: %s", err->msg);
+				sb_err_free(err);
+				return rc;
+			}
+			o->mounts = sb_xrealloc(o->mounts, (o->nmounts + 1) * sizeof *o->mounts);
+			o->mounts[o->nmounts++] = m;
+			break;
+		}
 		case OPT_ENV_FILE:
 			if ((err = env_file_read(optarg, &o->env))) {
 				int rc =

@@ -23,6 +23,8 @@ struct run_opts {
 	int net_mode; /* sb_net_mode, -1 = not given */
 	char **allow_net;
 	char **secrets;
+	sb_sandbox_mount *mounts; /* --mount, parsed */
+	size_t nmounts;
 	bool interactive; /* -i */
 	char **excludes;
 	/* ---- what is staged (issue 13) */

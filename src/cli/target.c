@@ -64,6 +64,8 @@ static sb_err *acquire_sandbox(const cli_target_opts *o, cli_target *t)
 	/* The sandbox lives as long as this run: if it is killed outright, init stops the
 	 * sandbox by itself (a kept lease is released from the watch on close). */
 	sopts.watch_owner = true;
+	sopts.mounts = o->mounts;
+	sopts.nmounts = o->nmounts;
 	t->lease_id = sb_random_id("run-");
 	sb_err *err = sb_fs_mkdir_p(env.state_dir, 0700);
 	if (!err)

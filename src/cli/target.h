@@ -25,6 +25,8 @@ typedef struct cli_target_opts {
 	bool network;
 	const sb_egress_config *egress; /* CLI_VIA_SANDBOX: network mode allowlist, or NULL */
 	uint64_t memory_bytes;
+	const sb_sandbox_mount *mounts; /* CLI_VIA_SANDBOX: --mount */
+	size_t nmounts;
 	const sb_callback_config *callback; /* CLI_VIA_SANDBOX: a callback bridge, or NULL */
 	const cli_config *config;
 } cli_target_opts;

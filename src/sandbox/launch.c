@@ -179,12 +179,21 @@ static void add_system_dirs(char ***v, const char *rootfs, const char *rootfs_bi
 typedef struct bind_srcs {
 	const char *priv; /* PRIV_BASES entry, or NULL */
 	char *ws, *home, *init, *rootfs;
+	char **mounts; /* one per l->mounts: priv/mN, or the host path itself */
+	const sb_launch *l;
 } bind_srcs;
 
 static void bind_srcs_init(bind_srcs *b, const sb_launch *l)
 {
 	memset(b, 0, sizeof *b);
+	b->l = l;
 	b->priv = l->drop_privs ? priv_base() : NULL;
+	for (size_t i = 0; i < l->nmounts; i++) {
+		char *m =
+		    b->priv ? sb_strfmt("%s/m%zu", b->priv, i) : sb_xstrdup(l->mounts[i].host);
+		sb_strv_push(&b->mounts, m);
+		free(m);
+	}
 	if (b->priv) {
 		b->ws = sb_strfmt("%s/w", b->priv);
 		b->home = sb_strfmt("%s/h", b->priv);
@@ -204,6 +213,7 @@ static void bind_srcs_deinit(bind_srcs *b)
 	free(b->home);
 	free(b->init);
 	free(b->rootfs);
+	sb_strv_free(b->mounts);
 }
 
 /* Is path (resolved) inside what add_system_dirs shows the sandbox? */
@@ -306,6 +316,9 @@ static char **build_argv(const sb_sandbox *sb, const sb_launch *l, const bind_sr
 	push3(&v, bs->priv ? "--bind" : "--bind-fd", bs->home, SB_SANDBOX_HOME);
 	push3(&v, bs->priv ? "--bind" : "--bind-fd", bs->ws, sb->workspace_mount);
 	push3(&v, bs->priv ? "--ro-bind" : "--ro-bind-fd", bs->init, "/.sandbar-init");
+	for (size_t i = 0; i < l->nmounts; i++) /* after home: a target may lie in it */
+		push3(&v, l->mounts[i].rw ? "--bind" : "--ro-bind", bs->mounts[i],
+		      l->mounts[i].target);
 	push3(&v, "--remount-ro", "/dev", NULL);
 	push3(&v, "--remount-ro", "/", NULL);
 	push3(&v, "--chdir", "/", NULL);
@@ -379,6 +392,21 @@ static void private_binds(const bind_srcs *bs, bool rootfs, int log)
 		}
 		close(fds[i]);
 	}
+	/* the --mount sources, by path: we are still root here and can reach them */
+	int mtree[SB_MOUNTS_MAX];
+	bool mdir[SB_MOUNTS_MAX];
+	size_t nm = bs->l->nmounts;
+	for (size_t i = 0; i < nm; i++) {
+		struct stat st;
+		const char *host = bs->l->mounts[i].host;
+		mtree[i] = (int)syscall(SYS_open_tree, AT_FDCWD, host,
+		                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		if (mtree[i] < 0 || fstat(mtree[i], &st) < 0) {
+			say(log, "sandbar: open_tree of a --mount source: ", host);
+			_exit(127);
+		}
+		mdir[i] = S_ISDIR(st.st_mode);
+	}
 	if (unshare(CLONE_NEWNS) < 0) {
 		say(log, "sandbar: unshare(CLONE_NEWNS): ", strerror(errno));
 		_exit(127);
@@ -401,6 +429,20 @@ static void private_binds(const bind_srcs *bs, bool rootfs, int log)
 			_exit(127);
 		}
 		close(tree[i]);
+	}
+	for (size_t i = 0; i < nm; i++) {
+		const char *dst_m = bs->mounts[i];
+		int mp = mdir[i]
+		             ? mkdir(dst_m, 0755)
+		             : close(open(dst_m, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+		if (mp < 0 || syscall(SYS_move_mount, mtree[i], "", AT_FDCWD, dst_m,
+		                      MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+			say(log,
+			    "sandbar: binding a --mount source into the private mount namespace: ",
+			    dst_m);
+			_exit(127);
+		}
+		close(mtree[i]);
 	}
 }
 

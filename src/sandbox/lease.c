@@ -287,6 +287,13 @@ static sb_err *teardown(sb_sandbox *sb)
 	return err ? sb_err_prefix(err, "destroying lease %s", sb->id) : NULL;
 }
 
+static void free_mounts(sb_sandbox_mount *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		sb_sandbox_mount_deinit(&m[i]);
+	free(m);
+}
+
 sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
                           const sb_sandbox_opts *opts, sb_sandbox **out)
 {
@@ -385,9 +392,20 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 			        lease_id, missing[k]);
 		}
 	}
-	char *ca_bundle = NULL;
-	if (opts->egress && (err = sb_egress_prepare(sb, opts->egress, cfg->rootfs, &ca_bundle)))
+	sb_sandbox_mount *mounts = opts->nmounts ? sb_xcalloc(opts->nmounts, sizeof *mounts) : NULL;
+	for (size_t k = 0; k < opts->nmounts; k++)
+		mounts[k] = (sb_sandbox_mount){.host = sb_xstrdup(opts->mounts[k].host),
+		                               .target = sb_xstrdup(opts->mounts[k].target),
+		                               .rw = opts->mounts[k].rw};
+	if ((err = sb_mounts_check(sb, cfg, mounts, opts->nmounts))) {
+		free_mounts(mounts, opts->nmounts);
 		goto fail;
+	}
+	char *ca_bundle = NULL;
+	if (opts->egress && (err = sb_egress_prepare(sb, opts->egress, cfg->rootfs, &ca_bundle))) {
+		free_mounts(mounts, opts->nmounts);
+		goto fail;
+	}
 	i->created_at_ms = sb_wall_ms();
 	i->expires_at_ms = lim->ttl_s > 0 ? i->created_at_ms + lim->ttl_s * 1000 : 0;
 	sb_launch l = {
@@ -409,11 +427,14 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	    .started = sb_lease_save,
 	    .hosts_name = opts->callback ? opts->callback->host_name : NULL,
 	    .watch_owner = opts->watch_owner,
+	    .mounts = mounts,
+	    .nmounts = opts->nmounts,
 	};
 	i->limits.nofile = l.nofile; /* recorded as in force */
 	i->limits.nproc = l.nproc;
 	err = sb_launch_sandbox(sb, &l);
 	free(ca_bundle);
+	free_mounts(mounts, opts->nmounts);
 	if (err || (opts->callback && (err = sb_callback_setup(sb, cfg, opts->callback))) ||
 	    (opts->egress &&
 	     (err = sb_egress_start(sb, opts->callback ? opts->callback->host_name : NULL))))
