@@ -8,6 +8,14 @@
  * allowlisted headers and the credential (read here, never inside the sandbox), and writes the
  * response back binary-safe, then closes (one request per connection).
  *
+ * Upstream connections are kept alive between requests: finished curl handles go back to a
+ * small per-relay pool, each with its connection cache. libcurl silently resends a request
+ * when a reused connection dies before any response byte arrives (Curl_retry_request, for
+ * POSTs too; CURLOPT_FORBID_RETRY_ON_REUSE only exists from 8.16), so an unsafe request
+ * always goes on a fresh connection (CURLOPT_FRESH_CONNECT): a resend can then never happen,
+ * and a connection lost after sending is the indeterminate 409 below. Safe requests may be
+ * resent: that is what makes them safe.
+ *
  * Never twice: before an unsafe request goes upstream the relay marks the connection "sent" in
  * init, which holds its own copy of every connection until released. If this process dies
  * mid-request, the next relay gets the connection back from init with that mark and answers
@@ -33,6 +41,7 @@
 #define CLIENT_IO_TIMEOUT_S 10 /* reading the request, writing the response */
 #define CREDENTIAL_MAX (64u * 1024u)
 #define EXTRA_WORKERS 32 /* connections read beyond the queue depth, to answer 503 */
+#define CURL_POOL_MAX 8  /* idle upstream handles (and their connections) kept per relay */
 
 struct sbcb_relay {
 	pthread_mutex_t mu; /* refs, workers, inflight, sends on attach */
@@ -49,6 +58,8 @@ struct sbcb_relay {
 	char *cred_header; /* "Name: value" or NULL */
 	uint32_t workers, inflight;
 	sb_callback_stats *stats;
+	CURL *idle[CURL_POOL_MAX]; /* finished handles, their connections still open */
+	size_t nidle;
 };
 
 typedef struct cb_conn {
@@ -81,6 +92,8 @@ static void relay_unref(struct sbcb_relay *r)
 	free(r->lease_id);
 	free(r->token);
 	free(r->cred_header);
+	for (size_t i = 0; i < r->nidle; i++)
+		curl_easy_cleanup(r->idle[i]);
 	pthread_mutex_destroy(&r->mu);
 	free(r);
 }
@@ -268,6 +281,30 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
+/* An upstream handle: an idle one (a live connection to reuse) or a new one. */
+static CURL *handle_take(struct sbcb_relay *r)
+{
+	pthread_mutex_lock(&r->mu);
+	CURL *h = r->nidle ? r->idle[--r->nidle] : NULL;
+	pthread_mutex_unlock(&r->mu);
+	return h ? h : curl_easy_init();
+}
+
+/* Back to the pool, options cleared (its connections stay open), or closed when full. */
+static void handle_give(struct sbcb_relay *r, CURL *h)
+{
+	if (!h)
+		return;
+	curl_easy_reset(h);
+	pthread_mutex_lock(&r->mu);
+	bool kept = r->nidle < CURL_POOL_MAX;
+	if (kept)
+		r->idle[r->nidle++] = h;
+	pthread_mutex_unlock(&r->mu);
+	if (!kept)
+		curl_easy_cleanup(h);
+}
+
 /* ---- one connection */
 
 static bool read_more(int fd, sb_buf *b, size_t want)
@@ -334,7 +371,7 @@ static void relay_upstream(struct sbcb_relay *r, cb_conn *k, const sbcb_request 
 		return;
 	}
 	pthread_once(&curl_once, curl_init);
-	CURL *h = curl_easy_init();
+	CURL *h = handle_take(r);
 	upstream_resp u = {SB_BUF_INIT, SB_BUF_INIT, 0, false, false};
 	u.max = (size_t)(r->cfg->max_body_bytes * 6 + 65536);
 	if (u.max < (16u << 20))
@@ -373,6 +410,8 @@ static void relay_upstream(struct sbcb_relay *r, cb_conn *k, const sbcb_request 
 		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 		curl_easy_setopt(h, CURLOPT_HEADERDATA, &u);
 		curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+		/* never on a reused connection: libcurl would resend it if that one was dead */
+		curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, unsafe ? 1L : 0L);
 		if (strcmp(q->method, "HEAD") == 0) {
 			curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 		} else if (strcmp(q->method, "GET") != 0 || blen > 0) {
@@ -419,8 +458,10 @@ static void relay_upstream(struct sbcb_relay *r, cb_conn *k, const sbcb_request 
 		sb_warn("callback lease %s: %s %s: %s", r->lease_id, q->method, q->path,
 		        curl_easy_strerror(rc));
 	curl_slist_free_all(hl);
-	if (h)
-		curl_easy_cleanup(h);
+	if (rc == CURLE_OK)
+		handle_give(r, h);
+	else if (h)
+		curl_easy_cleanup(h); /* whatever state its connection is in, drop it */
 	free(url);
 	sb_buf_deinit(&u.body);
 	sb_buf_deinit(&u.headers);
