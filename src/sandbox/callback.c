@@ -3,7 +3,8 @@
  *
  * The relay attaches to sandbar-init's "callback" forward (src/init/forward.c) on a connection
  * of its own; init hands it every connection made to the in-sandbox endpoint. Each connection
- * gets a thread that reads one request (bounded), checks token (401), Host (421), route (403),
+ * goes to a worker thread (kept for a while when idle, so a request does not pay for a thread
+ * start) that reads one request (bounded), checks token (401), Host (421), route (403),
  * body size (413), JSON (415) and queue depth (503), forwards it upstream with libcurl, the
  * allowlisted headers and the credential (read here, never inside the sandbox), and writes the
  * response back binary-safe, then closes (one request per connection).
@@ -35,6 +36,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TOKEN_BYTES 32         /* >= 24 random bytes (issue 16), base64url */
@@ -42,6 +44,7 @@
 #define CREDENTIAL_MAX (64u * 1024u)
 #define EXTRA_WORKERS 32 /* connections read beyond the queue depth, to answer 503 */
 #define CURL_POOL_MAX 8  /* idle upstream handles (and their connections) kept per relay */
+#define WORKER_IDLE_S 30 /* an idle worker thread ends after this long */
 
 struct sbcb_relay {
 	pthread_mutex_t mu; /* refs, workers, inflight, sends on attach */
@@ -55,8 +58,12 @@ struct sbcb_relay {
 	char *lease_id;
 	char *token;
 	int port;
-	char *cred_header; /* "Name: value" or NULL */
-	uint32_t workers, inflight;
+	char *cred_header;          /* "Name: value" or NULL */
+	uint32_t workers, inflight; /* connections being served (queued included), upstream calls */
+	pthread_cond_t work;        /* a connection queued, or stopping */
+	struct cb_conn *queue, *queue_tail;
+	uint32_t threads, idle_threads, queued;
+	bool stopping;
 	sb_callback_stats *stats;
 	CURL *idle[CURL_POOL_MAX]; /* finished handles, their connections still open */
 	size_t nidle;
@@ -64,6 +71,7 @@ struct sbcb_relay {
 
 typedef struct cb_conn {
 	struct sbcb_relay *r;
+	struct cb_conn *next;
 	int fd;
 	unsigned long long id;
 	bool handed;
@@ -95,6 +103,7 @@ static void relay_unref(struct sbcb_relay *r)
 	for (size_t i = 0; i < r->nidle; i++)
 		curl_easy_cleanup(r->idle[i]);
 	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->work);
 	free(r);
 }
 
@@ -573,9 +582,8 @@ out:
 	sb_buf_deinit(&b);
 }
 
-static void *conn_main(void *arg)
+static void conn_serve(cb_conn *k)
 {
-	cb_conn *k = arg;
 	struct sbcb_relay *r = k->r;
 	int64_t t0 = sb_mono_ms();
 	outcome o = {0, NULL, 0, 0, -1};
@@ -597,6 +605,39 @@ static void *conn_main(void *arg)
 	r->workers--;
 	pthread_mutex_unlock(&r->mu);
 	free(k);
+}
+
+/* A worker: serves queued connections; ends when idle for WORKER_IDLE_S or when the relay
+ * stops with nothing queued. Holds a reference on the relay. */
+static void *worker_main(void *arg)
+{
+	struct sbcb_relay *r = arg;
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		while (!r->queue && !r->stopping) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += WORKER_IDLE_S;
+			r->idle_threads++;
+			int rc = pthread_cond_timedwait(&r->work, &r->mu, &ts);
+			r->idle_threads--;
+			if (rc == ETIMEDOUT && !r->queue)
+				goto end;
+		}
+		cb_conn *k = r->queue;
+		if (!k)
+			break; /* stopping */
+		r->queue = k->next;
+		r->queued--;
+		if (!r->queue)
+			r->queue_tail = NULL;
+		pthread_mutex_unlock(&r->mu);
+		conn_serve(k);
+		pthread_mutex_lock(&r->mu);
+	}
+end:
+	r->threads--;
+	pthread_mutex_unlock(&r->mu);
 	relay_unref(r);
 	return NULL;
 }
@@ -618,27 +659,36 @@ static void conn_arrived(struct sbcb_relay *r, const sbi_msg *m, int fd)
 	snprintf(k->state, sizeof k->state, "%s", st ? st : "");
 	pthread_mutex_lock(&r->mu);
 	bool room = r->workers < r->cfg->queue_depth + EXTRA_WORKERS;
+	/* a thread per connection being served, started only when none is idle */
+	bool spawn = room && r->queued >= r->idle_threads;
+	if (spawn) {
+		r->threads++;
+		r->refs++;
+		pthread_t t;
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&a, 256 * 1024);
+		if (pthread_create(&t, &a, worker_main, r) != 0) {
+			r->threads--;
+			r->refs--;
+			room = r->threads > 0; /* the running ones will get to it */
+		}
+		pthread_attr_destroy(&a);
+	}
 	if (room) {
 		r->workers++;
-		r->refs++;
+		if (r->queue_tail)
+			r->queue_tail->next = k;
+		else
+			r->queue = k;
+		r->queue_tail = k;
+		r->queued++;
+		pthread_cond_signal(&r->work);
 	}
 	pthread_mutex_unlock(&r->mu);
-	pthread_t t;
-	pthread_attr_t a;
-	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&a, 256 * 1024);
-	if (room && pthread_create(&t, &a, conn_main, k) == 0) {
-		pthread_attr_destroy(&a);
+	if (room)
 		return;
-	}
-	pthread_attr_destroy(&a);
-	if (room) {
-		pthread_mutex_lock(&r->mu);
-		r->workers--;
-		r->refs--;
-		pthread_mutex_unlock(&r->mu);
-	}
 	/* too many connections at once: answer without reading (the client may see a reset) */
 	struct timeval tv = {1, 0};
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -770,6 +820,7 @@ static sb_err *relay_start(sb_sandbox *sb, const sb_sandbox_config *cfg, sb_call
 {
 	struct sbcb_relay *r = sb_xcalloc(1, sizeof *r);
 	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->work, NULL);
 	r->refs = 1;
 	r->attach = r->stop[0] = r->stop[1] = -1;
 	sbi_reader_init(&r->rd);
@@ -966,7 +1017,11 @@ void sb_callback_stop(sb_sandbox *sb)
 		(void)!write(r->stop[1], "x", 1);
 		pthread_join(r->thread, NULL);
 	}
-	/* running requests keep their reference and finish on their own */
+	/* running and queued requests are served; then the workers end (their references) */
+	pthread_mutex_lock(&r->mu);
+	r->stopping = true;
+	pthread_cond_broadcast(&r->work);
+	pthread_mutex_unlock(&r->mu);
 	relay_unref(r);
 }
 
