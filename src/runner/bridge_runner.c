@@ -3,6 +3,10 @@
  * all output, is authoritative for the result); otherwise one JSON result. When the server is a
  * sandbar that serves its native workspace routes, sync_in/sync_out move tar streams through
  * PUT/GET /v1/leases/{id}/workspace instead of commands.
+ *
+ * Over 600 lines: the runner interface's every operation over the one bridge protocol (exec
+ * in both result forms, cancel, sync both ways); the lease operations are in bridge.c, the HTTP
+ * exchange in bridge_http.c, the SSE parser in sse.c and request signing in bridge_sign.c.
  */
 #include "bridge_int.h"
 
