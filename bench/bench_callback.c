@@ -1,17 +1,24 @@
 /* Callback bridge benchmarks (issue 16): a GET relayed from inside a sandbox (curl -> in-sandbox
  * endpoint -> sandbar-init -> relay -> upstream) against the same GET sent directly to the
- * upstream on loopback, both timed by curl itself (median of its per-transfer time_total, one
- * new connection each); and a sustained run of relayed GETs from one sandbox (one after another),
- * counting errors. The upstream is a minimal HTTP responder on a thread of this process. */
+ * upstream on loopback, both timed by curl itself (median of its per-transfer time_total); and a
+ * sustained run of relayed GETs from one sandbox (one after another), counting errors.
+ *
+ * The in-sandbox endpoint answers one request per connection, so the relayed client opens a new
+ * connection each time. The direct baseline is measured twice, labelled: with a new connection
+ * each (Connection: close, like for like) and with one kept-alive connection (the best a direct
+ * client can do). The upstream is a minimal HTTP/1.1 responder with keep-alive, a thread per
+ * connection, in this process; the relay may keep its own connection to it alive. */
 #include <sandbar/sandbox.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,31 +38,60 @@ static void die(sb_err *err, const char *what)
 	}
 }
 
+/* The upstream: one thread, epoll over the listener and every connection (no thread start in
+ * any measured path); GETs without bodies, kept alive until the client closes or asks to. */
+typedef struct up_conn {
+	int fd;
+	size_t len;
+	char buf[8192];
+} up_conn;
+
 static void *upstream(void *arg)
 {
 	(void)arg;
 	static const char reply[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-	                            "Content-Length: 11\r\nConnection: close\r\n\r\n{\"ok\":true}";
+	                            "Content-Length: 11\r\n\r\n{\"ok\":true}";
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+	epoll_ctl(ep, EPOLL_CTL_ADD, up_fd, &ev);
 	for (;;) {
-		int fd = accept4(up_fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR)
-				continue;
+		struct epoll_event evs[64];
+		int n = epoll_wait(ep, evs, 64, -1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
 			return NULL;
+		for (int i = 0; i < n; i++) {
+			up_conn *c = evs[i].data.ptr;
+			if (!c) {
+				int fd = accept4(up_fd, NULL, NULL, SOCK_CLOEXEC);
+				if (fd < 0)
+					continue;
+				int one = 1;
+				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+				c = calloc(1, sizeof *c);
+				c->fd = fd;
+				struct epoll_event ce = {.events = EPOLLIN, .data.ptr = c};
+				epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ce);
+				continue;
+			}
+			ssize_t got = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+			bool done = got <= 0;
+			if (got > 0)
+				c->len += (size_t)got;
+			char *end;
+			while (!done && (end = memmem(c->buf, c->len, "\r\n\r\n", 4))) {
+				size_t hlen = (size_t)(end - c->buf) + 4;
+				done = memmem(c->buf, hlen, "\r\nConnection: close", 19) != NULL;
+				(void)!send(c->fd, reply, sizeof reply - 1, MSG_NOSIGNAL);
+				memmove(c->buf, c->buf + hlen, c->len - hlen);
+				c->len -= hlen;
+			}
+			if (done || c->len == sizeof c->buf) {
+				close(c->fd); /* also leaves the epoll set */
+				free(c);
+			}
 		}
-		char buf[8192];
-		size_t len = 0;
-		while (len < sizeof buf - 1) {
-			ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
-			if (n <= 0)
-				break;
-			len += (size_t)n;
-			buf[len] = '\0';
-			if (strstr(buf, "\r\n\r\n"))
-				break;
-		}
-		(void)!send(fd, reply, sizeof reply - 1, MSG_NOSIGNAL);
-		close(fd);
 	}
 }
 
@@ -118,7 +154,7 @@ static double median_of(const char *text, size_t *n_out, size_t *errors)
 }
 
 /* A curl command line fetching url n times (config on stdin keeps argv short). */
-static char *curl_script(const char *url, int n, bool parallel, bool token)
+static char *curl_script(const char *url, int n, bool parallel, bool token, bool fresh)
 {
 	sb_buf b = SB_BUF_INIT;
 	sb_buf_appends(&b, "{ ");
@@ -133,10 +169,29 @@ static char *curl_script(const char *url, int n, bool parallel, bool token)
 		sb_buf_appends(&b, "--parallel --parallel-max 8 ");
 	if (token)
 		sb_buf_appends(&b, "-H \"Authorization: Bearer $SANDBAR_CALLBACK_TOKEN\" ");
+	if (fresh)
+		sb_buf_appends(&b, "-H 'Connection: close' ");
 	sb_buf_appends(&b, "-w '%{http_code} %{time_total}\\n'");
 	char *s = sb_xstrdup(sb_buf_cstr(&b));
 	sb_buf_deinit(&b);
 	return s;
+}
+
+/* Median curl time_total of N_LAT direct GETs from this host. */
+static double direct_median(const char *url, bool fresh, size_t *n, size_t *errors)
+{
+	char *s = curl_script(url, N_LAT, false, false, fresh);
+	FILE *p = popen(s, "r");
+	sb_buf hb = SB_BUF_INIT;
+	char line[256];
+	while (p && fgets(line, sizeof line, p))
+		sb_buf_appends(&hb, line);
+	if (p)
+		pclose(p);
+	double m = median_of(sb_buf_cstr(&hb), n, errors);
+	sb_buf_deinit(&hb);
+	free(s);
+	return m;
 }
 
 int main(void)
@@ -178,39 +233,32 @@ int main(void)
 	char *direct = sb_strfmt("%s/api/ping", origin);
 
 	/* warm-up */
-	char *s = curl_script(relayed, 20, false, true);
+	char *s = curl_script(relayed, 20, false, true, false);
 	free(run_in(sb, s));
 	free(s);
 
-	size_t n_r, n_d, err_r, err_d;
-	s = curl_script(relayed, N_LAT, false, true);
+	size_t n_r, n_d, n_k, err_r, err_d, err_k;
+	s = curl_script(relayed, N_LAT, false, true, false);
 	char *out = run_in(sb, s);
 	double med_r = median_of(out, &n_r, &err_r);
 	free(out);
 	free(s);
-	s = curl_script(direct, N_LAT, false, false);
-	char *cmd = sb_strfmt("%s", s);
-	FILE *p = popen(cmd, "r");
-	sb_buf hb = SB_BUF_INIT;
-	char line[256];
-	while (p && fgets(line, sizeof line, p))
-		sb_buf_appends(&hb, line);
-	if (p)
-		pclose(p);
-	double med_d = median_of(sb_buf_cstr(&hb), &n_d, &err_d);
-	sb_buf_deinit(&hb);
-	free(cmd);
-	free(s);
-	if (n_r < N_LAT || n_d < N_LAT || err_r || err_d) {
+	double med_d = direct_median(direct, true, &n_d, &err_d);
+	double med_k = direct_median(direct, false, &n_k, &err_k);
+	if (n_r < N_LAT || n_d < N_LAT || n_k < N_LAT || err_r || err_d || err_k) {
 		fprintf(stderr,
-		        "bench_callback: %zu/%zu relayed (%zu errors), %zu/%zu direct (%zu)\n", n_r,
-		        (size_t)N_LAT, err_r, n_d, (size_t)N_LAT, err_d);
+		        "bench_callback: %zu/%zu relayed (%zu errors), %zu/%zu direct (%zu), "
+		        "%zu/%zu direct keep-alive (%zu)\n",
+		        n_r, (size_t)N_LAT, err_r, n_d, (size_t)N_LAT, err_d, n_k, (size_t)N_LAT,
+		        err_k);
 		return 1;
 	}
-	sbb_row_ms("callback: relayed GET round trip (median of 300)", med_r, med_d,
-	           "direct GET on loopback");
+	sbb_row_ms("callback: relayed GET round trip, new client connection each (median of 300)",
+	           med_r, med_d, "direct GET on loopback, new connection each");
+	sbb_row_ms("callback: relayed GET round trip, new client connection each (median of 300)",
+	           med_r, med_k, "direct GET on loopback, one kept-alive connection");
 
-	s = curl_script(relayed, N_RATE, false, true);
+	s = curl_script(relayed, N_RATE, false, true, false);
 	double t0 = sbb_now();
 	out = run_in(sb, s);
 	double dt = sbb_now() - t0;

@@ -3,10 +3,19 @@
  *
  * The relay attaches to sandbar-init's "callback" forward (src/init/forward.c) on a connection
  * of its own; init hands it every connection made to the in-sandbox endpoint. Each connection
- * gets a thread that reads one request (bounded), checks token (401), Host (421), route (403),
+ * goes to a worker thread (kept for a while when idle, so a request does not pay for a thread
+ * start) that reads one request (bounded), checks token (401), Host (421), route (403),
  * body size (413), JSON (415) and queue depth (503), forwards it upstream with libcurl, the
  * allowlisted headers and the credential (read here, never inside the sandbox), and writes the
  * response back binary-safe, then closes (one request per connection).
+ *
+ * Upstream connections are kept alive between requests: finished curl handles go back to a
+ * small per-relay pool, each with its connection cache. libcurl silently resends a request
+ * when a reused connection dies before any response byte arrives (Curl_retry_request, for
+ * POSTs too; CURLOPT_FORBID_RETRY_ON_REUSE only exists from 8.16), so an unsafe request
+ * always goes on a fresh connection (CURLOPT_FRESH_CONNECT): a resend can then never happen,
+ * and a connection lost after sending is the indeterminate 409 below. Safe requests may be
+ * resent: that is what makes them safe.
  *
  * Never twice: before an unsafe request goes upstream the relay marks the connection "sent" in
  * init, which holds its own copy of every connection until released. If this process dies
@@ -27,12 +36,15 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define TOKEN_BYTES 32         /* >= 24 random bytes (issue 16), base64url */
 #define CLIENT_IO_TIMEOUT_S 10 /* reading the request, writing the response */
 #define CREDENTIAL_MAX (64u * 1024u)
 #define EXTRA_WORKERS 32 /* connections read beyond the queue depth, to answer 503 */
+#define CURL_POOL_MAX 8  /* idle upstream handles (and their connections) kept per relay */
+#define WORKER_IDLE_S 30 /* an idle worker thread ends after this long */
 
 struct sbcb_relay {
 	pthread_mutex_t mu; /* refs, workers, inflight, sends on attach */
@@ -46,13 +58,20 @@ struct sbcb_relay {
 	char *lease_id;
 	char *token;
 	int port;
-	char *cred_header; /* "Name: value" or NULL */
-	uint32_t workers, inflight;
+	char *cred_header;          /* "Name: value" or NULL */
+	uint32_t workers, inflight; /* connections being served (queued included), upstream calls */
+	pthread_cond_t work;        /* a connection queued, or stopping */
+	struct cb_conn *queue, *queue_tail;
+	uint32_t threads, idle_threads, queued;
+	bool stopping;
 	sb_callback_stats *stats;
+	CURL *idle[CURL_POOL_MAX]; /* finished handles, their connections still open */
+	size_t nidle;
 };
 
 typedef struct cb_conn {
 	struct sbcb_relay *r;
+	struct cb_conn *next;
 	int fd;
 	unsigned long long id;
 	bool handed;
@@ -81,7 +100,10 @@ static void relay_unref(struct sbcb_relay *r)
 	free(r->lease_id);
 	free(r->token);
 	free(r->cred_header);
+	for (size_t i = 0; i < r->nidle; i++)
+		curl_easy_cleanup(r->idle[i]);
 	pthread_mutex_destroy(&r->mu);
+	pthread_cond_destroy(&r->work);
 	free(r);
 }
 
@@ -268,6 +290,30 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
+/* An upstream handle: an idle one (a live connection to reuse) or a new one. */
+static CURL *handle_take(struct sbcb_relay *r)
+{
+	pthread_mutex_lock(&r->mu);
+	CURL *h = r->nidle ? r->idle[--r->nidle] : NULL;
+	pthread_mutex_unlock(&r->mu);
+	return h ? h : curl_easy_init();
+}
+
+/* Back to the pool, options cleared (its connections stay open), or closed when full. */
+static void handle_give(struct sbcb_relay *r, CURL *h)
+{
+	if (!h)
+		return;
+	curl_easy_reset(h);
+	pthread_mutex_lock(&r->mu);
+	bool kept = r->nidle < CURL_POOL_MAX;
+	if (kept)
+		r->idle[r->nidle++] = h;
+	pthread_mutex_unlock(&r->mu);
+	if (!kept)
+		curl_easy_cleanup(h);
+}
+
 /* ---- one connection */
 
 static bool read_more(int fd, sb_buf *b, size_t want)
@@ -334,7 +380,7 @@ static void relay_upstream(struct sbcb_relay *r, cb_conn *k, const sbcb_request 
 		return;
 	}
 	pthread_once(&curl_once, curl_init);
-	CURL *h = curl_easy_init();
+	CURL *h = handle_take(r);
 	upstream_resp u = {SB_BUF_INIT, SB_BUF_INIT, 0, false, false};
 	u.max = (size_t)(r->cfg->max_body_bytes * 6 + 65536);
 	if (u.max < (16u << 20))
@@ -373,6 +419,8 @@ static void relay_upstream(struct sbcb_relay *r, cb_conn *k, const sbcb_request 
 		curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 		curl_easy_setopt(h, CURLOPT_HEADERDATA, &u);
 		curl_easy_setopt(h, CURLOPT_NOPROXY, "*");
+		/* never on a reused connection: libcurl would resend it if that one was dead */
+		curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, unsafe ? 1L : 0L);
 		if (strcmp(q->method, "HEAD") == 0) {
 			curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 		} else if (strcmp(q->method, "GET") != 0 || blen > 0) {
@@ -419,8 +467,10 @@ static void relay_upstream(struct sbcb_relay *r, cb_conn *k, const sbcb_request 
 		sb_warn("callback lease %s: %s %s: %s", r->lease_id, q->method, q->path,
 		        curl_easy_strerror(rc));
 	curl_slist_free_all(hl);
-	if (h)
-		curl_easy_cleanup(h);
+	if (rc == CURLE_OK)
+		handle_give(r, h);
+	else if (h)
+		curl_easy_cleanup(h); /* whatever state its connection is in, drop it */
 	free(url);
 	sb_buf_deinit(&u.body);
 	sb_buf_deinit(&u.headers);
@@ -532,9 +582,8 @@ out:
 	sb_buf_deinit(&b);
 }
 
-static void *conn_main(void *arg)
+static void conn_serve(cb_conn *k)
 {
-	cb_conn *k = arg;
 	struct sbcb_relay *r = k->r;
 	int64_t t0 = sb_mono_ms();
 	outcome o = {0, NULL, 0, 0, -1};
@@ -556,6 +605,39 @@ static void *conn_main(void *arg)
 	r->workers--;
 	pthread_mutex_unlock(&r->mu);
 	free(k);
+}
+
+/* A worker: serves queued connections; ends when idle for WORKER_IDLE_S or when the relay
+ * stops with nothing queued. Holds a reference on the relay. */
+static void *worker_main(void *arg)
+{
+	struct sbcb_relay *r = arg;
+	pthread_mutex_lock(&r->mu);
+	for (;;) {
+		while (!r->queue && !r->stopping) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += WORKER_IDLE_S;
+			r->idle_threads++;
+			int rc = pthread_cond_timedwait(&r->work, &r->mu, &ts);
+			r->idle_threads--;
+			if (rc == ETIMEDOUT && !r->queue)
+				goto end;
+		}
+		cb_conn *k = r->queue;
+		if (!k)
+			break; /* stopping */
+		r->queue = k->next;
+		r->queued--;
+		if (!r->queue)
+			r->queue_tail = NULL;
+		pthread_mutex_unlock(&r->mu);
+		conn_serve(k);
+		pthread_mutex_lock(&r->mu);
+	}
+end:
+	r->threads--;
+	pthread_mutex_unlock(&r->mu);
 	relay_unref(r);
 	return NULL;
 }
@@ -577,27 +659,36 @@ static void conn_arrived(struct sbcb_relay *r, const sbi_msg *m, int fd)
 	snprintf(k->state, sizeof k->state, "%s", st ? st : "");
 	pthread_mutex_lock(&r->mu);
 	bool room = r->workers < r->cfg->queue_depth + EXTRA_WORKERS;
+	/* a thread per connection being served, started only when none is idle */
+	bool spawn = room && r->queued >= r->idle_threads;
+	if (spawn) {
+		r->threads++;
+		r->refs++;
+		pthread_t t;
+		pthread_attr_t a;
+		pthread_attr_init(&a);
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		pthread_attr_setstacksize(&a, 256 * 1024);
+		if (pthread_create(&t, &a, worker_main, r) != 0) {
+			r->threads--;
+			r->refs--;
+			room = r->threads > 0; /* the running ones will get to it */
+		}
+		pthread_attr_destroy(&a);
+	}
 	if (room) {
 		r->workers++;
-		r->refs++;
+		if (r->queue_tail)
+			r->queue_tail->next = k;
+		else
+			r->queue = k;
+		r->queue_tail = k;
+		r->queued++;
+		pthread_cond_signal(&r->work);
 	}
 	pthread_mutex_unlock(&r->mu);
-	pthread_t t;
-	pthread_attr_t a;
-	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&a, 256 * 1024);
-	if (room && pthread_create(&t, &a, conn_main, k) == 0) {
-		pthread_attr_destroy(&a);
+	if (room)
 		return;
-	}
-	pthread_attr_destroy(&a);
-	if (room) {
-		pthread_mutex_lock(&r->mu);
-		r->workers--;
-		r->refs--;
-		pthread_mutex_unlock(&r->mu);
-	}
 	/* too many connections at once: answer without reading (the client may see a reset) */
 	struct timeval tv = {1, 0};
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -729,6 +820,7 @@ static sb_err *relay_start(sb_sandbox *sb, const sb_sandbox_config *cfg, sb_call
 {
 	struct sbcb_relay *r = sb_xcalloc(1, sizeof *r);
 	pthread_mutex_init(&r->mu, NULL);
+	pthread_cond_init(&r->work, NULL);
 	r->refs = 1;
 	r->attach = r->stop[0] = r->stop[1] = -1;
 	sbi_reader_init(&r->rd);
@@ -925,7 +1017,11 @@ void sb_callback_stop(sb_sandbox *sb)
 		(void)!write(r->stop[1], "x", 1);
 		pthread_join(r->thread, NULL);
 	}
-	/* running requests keep their reference and finish on their own */
+	/* running and queued requests are served; then the workers end (their references) */
+	pthread_mutex_lock(&r->mu);
+	r->stopping = true;
+	pthread_cond_broadcast(&r->work);
+	pthread_mutex_unlock(&r->mu);
 	relay_unref(r);
 }
 

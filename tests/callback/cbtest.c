@@ -49,6 +49,8 @@ static void *up_conn_main(void *arg)
 	sb_buf b = SB_BUF_INIT;
 	char tmp[65536];
 	size_t hlen = 0;
+	bool keep = true;
+next:
 	for (;;) {
 		const char *e = b.len ? memmem(b.data, b.len, "\r\n\r\n", 4) : NULL;
 		if (e) {
@@ -80,6 +82,11 @@ static void *up_conn_main(void *arg)
 		sb_buf_append(&b, tmp, (size_t)n);
 	}
 	sb_buf_append(&s.body, b.data + hlen, b.len - hlen < clen ? b.len - hlen : clen);
+	size_t used = hlen + (b.len - hlen < clen ? b.len - hlen : clen);
+	memmove(b.data, b.data + used, b.len - used);
+	b.len -= used;
+	keep = !strcasestr(s.headers, "\nconnection: close") &&
+	       strncasecmp(s.headers, "connection: close", 17) != 0;
 	char ctype[256] = "application/octet-stream";
 	const char *ct = strcasestr(s.headers, "content-type:");
 	if (ct) {
@@ -93,6 +100,10 @@ static void *up_conn_main(void *arg)
 	const char *q = strstr(s.target, "ms=");
 	if (q)
 		ms = strtol(q + 3, NULL, 10);
+	/* /api/drop*: read, then close without an answer; /api/closes*: answer as if the
+	 * connection stayed open, then close it (a stale keep-alive connection) */
+	bool drop = strncmp(s.target, "/api/drop", 9) == 0;
+	bool closes = strncmp(s.target, "/api/closes", 11) == 0;
 	bool echo =
 	    strncmp(s.target, "/api/echo", 9) == 0 || strncmp(s.target, "/api/blobs", 10) == 0;
 	char *path = sb_xstrdup(s.target);
@@ -106,6 +117,11 @@ static void *up_conn_main(void *arg)
 		u->slow_arrived++;
 	pthread_cond_broadcast(&u->cond);
 	pthread_mutex_unlock(&u->mu);
+	if (drop) {
+		free(path);
+		sb_buf_deinit(&reply_body);
+		goto out;
+	}
 	if (slow && ms > 0) {
 		/* the upstream being slow is what these tests are about */
 		struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -119,13 +135,15 @@ static void *up_conn_main(void *arg)
 		snprintf(ctype, sizeof ctype, "application/json");
 	}
 	char *head = sb_strfmt("HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-	                       "X-Upstream-Private: drop-me\r\nConnection: close\r\n\r\n",
-	                       ctype, reply_body.len);
+	                       "X-Upstream-Private: drop-me\r\n%s\r\n",
+	                       ctype, reply_body.len, keep ? "" : "Connection: close\r\n");
 	send_all(k->fd, head, strlen(head));
 	send_all(k->fd, reply_body.data ? reply_body.data : "", reply_body.len);
 	free(head);
 	free(path);
 	sb_buf_deinit(&reply_body);
+	if (keep && !closes)
+		goto next; /* HTTP/1.1 keep-alive: the next request on this connection */
 out:
 	sb_buf_deinit(&b);
 	close(k->fd);
@@ -145,6 +163,7 @@ static void *up_main(void *arg)
 		}
 		pthread_mutex_lock(&u->mu);
 		bool stop = u->stop;
+		u->accepted++;
 		pthread_mutex_unlock(&u->mu);
 		if (stop) {
 			close(fd);
@@ -205,6 +224,14 @@ size_t cbt_upstream_count(cbt_upstream *u, const char *prefix)
 	pthread_mutex_lock(&u->mu);
 	for (size_t i = 0; i < u->nseen; i++)
 		n += !prefix || strncmp(u->seen[i].target, prefix, strlen(prefix)) == 0;
+	pthread_mutex_unlock(&u->mu);
+	return n;
+}
+
+int cbt_upstream_accepted(cbt_upstream *u)
+{
+	pthread_mutex_lock(&u->mu);
+	int n = u->accepted;
 	pthread_mutex_unlock(&u->mu);
 	return n;
 }

@@ -22,9 +22,12 @@ typedef struct cbt_seen {
 	sb_buf body;
 } cbt_seen;
 
-/* The upstream. Paths: /api/slow?ms=N answers after N ms (after signalling its arrival);
- * /api/echo* and /api/blobs* answer 200 with the request's body and Content-Type; anything
- * else answers 200 {"ok":true,"path":...}. Every request is recorded in full. */
+/* The upstream, HTTP/1.1 with keep-alive (unless the client sends Connection: close). Paths:
+ * /api/slow?ms=N answers after N ms (after signalling its arrival); /api/echo* and /api/blobs*
+ * answer 200 with the request's body and Content-Type; /api/drop* reads the request and closes
+ * without answering; /api/closes* answers, then closes the connection without saying so;
+ * anything else answers 200 {"ok":true,"path":...}. Every request is recorded in full, and
+ * every accepted connection counted. */
 typedef struct cbt_upstream {
 	int fd, port;
 	pthread_t thread;
@@ -33,6 +36,7 @@ typedef struct cbt_upstream {
 	cbt_seen *seen;
 	size_t nseen;
 	int slow_arrived;
+	int accepted; /* connections */
 	bool stop;
 } cbt_upstream;
 
@@ -40,6 +44,8 @@ void cbt_upstream_start(cbt_upstream *u);
 void cbt_upstream_stop(cbt_upstream *u);
 /* Requests received so far whose target starts with prefix (NULL = all). */
 size_t cbt_upstream_count(cbt_upstream *u, const char *prefix);
+/* Connections accepted so far. */
+int cbt_upstream_accepted(cbt_upstream *u);
 /* Wait (<= 30 s, else fail) until n requests to /api/slow have arrived. */
 void cbt_upstream_wait_slow(cbt_upstream *u, int n);
 /* Copy of the last request whose target starts with prefix (caller frees with

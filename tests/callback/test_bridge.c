@@ -19,7 +19,9 @@ static bool ready;
 	"{\"method\":\"POST\",\"path\":\"^/api/echo$\"},"                                          \
 	"{\"method\":\"POST\",\"path\":\"^/api/blobs$\",\"anyBody\":true},"                        \
 	"{\"method\":\"POST\",\"path\":\"^/api/slow$\"},"                                          \
-	"{\"method\":\"GET\",\"path\":\"^/api/slow$\"}]"
+	"{\"method\":\"GET\",\"path\":\"^/api/slow$\"},"                                           \
+	"{\"method\":\"POST\",\"path\":\"^/api/drop$\"},"                                          \
+	"{\"method\":\"GET\",\"path\":\"^/api/closes$\"}]"
 
 static const char *const json_ct[] = {"-H", "Content-Type: application/json", NULL};
 
@@ -266,6 +268,48 @@ static void slow_post_409_indeterminate_sent_once(void **state)
 	destroy(lease);
 }
 
+/* The relay keeps upstream connections alive, and libcurl resends a request whose reused
+ * connection dies before any answer: a POST must never travel on a reused connection. */
+static void reused_connection_never_duplicates_a_post(void **state)
+{
+	(void)state;
+	char *lease = lease_with(NULL);
+	cbt_result r;
+	int conns = cbt_upstream_accepted(&up);
+	cbt_call(&d, lease, "GET", "/api/items/1", NULL, 0, NULL, NULL, NULL, &r);
+	assert_int_equal(r.http, 200);
+	cbt_result_deinit(&r);
+	cbt_call(&d, lease, "GET", "/api/items/2", NULL, 0, NULL, NULL, NULL, &r);
+	assert_int_equal(r.http, 200);
+	cbt_result_deinit(&r);
+	/* the second GET went on the first one's connection: there is one to reuse */
+	assert_int_equal(cbt_upstream_accepted(&up), conns + 1);
+
+	/* the upstream reads the POST and closes without answering: sent once, outcome unknown */
+	size_t before = cbt_upstream_count(&up, "/api/drop");
+	cbt_call(&d, lease, "POST", "/api/drop", "{\"n\":1}", 7, json_ct, NULL, NULL, &r);
+	assert_int_equal(r.http, 409);
+	json_t *j = clit_json(sb_buf_cstr(&r.body));
+	assert_string_equal(json_string_value(json_object_get(j, "outcome")), "indeterminate");
+	assert_true(json_is_false(json_object_get(j, "retryable")));
+	json_decref(j);
+	cbt_result_deinit(&r);
+	assert_int_equal(cbt_upstream_count(&up, "/api/drop"), before + 1);
+
+	/* the upstream closes a kept-alive connection after answering: the next POST is sent
+	 * exactly once and answered */
+	cbt_call(&d, lease, "GET", "/api/closes", NULL, 0, NULL, NULL, NULL, &r);
+	assert_int_equal(r.http, 200);
+	cbt_result_deinit(&r);
+	before = cbt_upstream_count(&up, "/api/echo");
+	cbt_call(&d, lease, "POST", "/api/echo", "{\"n\":2}", 7, json_ct, NULL, NULL, &r);
+	assert_int_equal(r.http, 200);
+	assert_string_equal(sb_buf_cstr(&r.body), "{\"n\":2}");
+	cbt_result_deinit(&r);
+	assert_int_equal(cbt_upstream_count(&up, "/api/echo"), before + 1);
+	destroy(lease);
+}
+
 static void host_name_in_hosts_url_and_no_proxy(void **state)
 {
 	(void)state;
@@ -396,6 +440,7 @@ int main(void)
 	    cmocka_unit_test(wrong_token_401_wrong_host_421),
 	    cmocka_unit_test(oversized_body_413_upstream_untouched),
 	    cmocka_unit_test(slow_post_409_indeterminate_sent_once),
+	    cmocka_unit_test(reused_connection_never_duplicates_a_post),
 	    cmocka_unit_test(queue_full_503),
 	    cmocka_unit_test(host_name_in_hosts_url_and_no_proxy),
 	    cmocka_unit_test(daemon_killed_mid_post_no_duplicate),
