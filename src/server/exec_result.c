@@ -41,8 +41,8 @@ struct sbs_result_json {
 	size_t opos, olen;
 	/* UTF-8 validity per stream, found while a checked piece reads it: 1 valid, -1 not, 0
 	 * not yet; checked: a checked piece of the stream is in the document. */
-	int8_t utf8[2];
-	bool checked[2];
+	int8_t utf8[3]; /* indexed by sb_stream (1 stdout, 2 stderr) */
+	bool checked[3];
 	char vc[4]; /* an incomplete sequence at the end of the bytes checked so far */
 	size_t vclen;
 	bool vbad;
