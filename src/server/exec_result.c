@@ -22,6 +22,11 @@ typedef struct piece {
 	sb_stream stream;
 	uint64_t len;
 	bool b64;
+	bool check; /* validate the stream's UTF-8 while reading it (into utf8[stream]) */
+	/* Written only when the stream's validity, found by an earlier checked piece, is this:
+	 * 1 valid, -1 not (0: always written). */
+	int8_t when;
+	sb_stream when_stream;
 } piece;
 
 struct sbs_result_json {
@@ -34,6 +39,13 @@ struct sbs_result_json {
 	size_t wpos, wlen;
 	char over[UNIT_MAX]; /* encoded, not yet handed out: [opos, olen) */
 	size_t opos, olen;
+	/* UTF-8 validity per stream, found while a checked piece reads it: 1 valid, -1 not, 0
+	 * not yet; checked: a checked piece of the stream is in the document. */
+	int8_t utf8[3]; /* indexed by sb_stream (1 stdout, 2 stderr) */
+	bool checked[3];
+	char vc[4]; /* an incomplete sequence at the end of the bytes checked so far */
+	size_t vclen;
+	bool vbad;
 };
 
 sbs_result_json *sbs_result_json_new(sbs_exec *x)
@@ -69,6 +81,44 @@ void sbs_result_json_text(sbs_result_json *w, const char *text)
 	sb_buf_appends(&p->text, text);
 }
 
+/* Check the next n bytes of a checked piece's stream (final: its last); the verdict goes to
+ * utf8[] after the last. A sequence split between two reads waits in vc. */
+static void check_utf8(sbs_result_json *w, const piece *p, const char *d, size_t n, bool final)
+{
+	size_t i = 0, used = 0;
+	if (!w->vbad && w->vclen) {
+		/* complete the carried sequence with at most 3 more bytes (a sequence is <= 4) */
+		char t[8];
+		size_t take = n < 3 ? n : 3;
+		memcpy(t, w->vc, w->vclen);
+		memcpy(t + w->vclen, d, take);
+		size_t tl = w->vclen + take;
+		if (!sb_utf8_valid_span(t, tl, final && take == n, &used)) {
+			w->vbad = true;
+		} else if (used < w->vclen) { /* still incomplete: all of d is in t */
+			memmove(w->vc, t + used, tl - used);
+			w->vclen = tl - used;
+			i = n;
+		} else {
+			i = used - w->vclen;
+			w->vclen = 0;
+		}
+	}
+	if (!w->vbad && i < n) {
+		if (!sb_utf8_valid_span(d + i, n - i, final, &used)) {
+			w->vbad = true;
+		} else {
+			w->vclen = n - i - used;
+			memcpy(w->vc, d + i + used, w->vclen);
+		}
+	}
+	if (final) {
+		w->utf8[p->stream] = w->vbad ? -1 : 1;
+		w->vbad = false;
+		w->vclen = 0;
+	}
+}
+
 /* Keep the window's unencoded tail, then fill the rest from the spool at w->off. */
 static sb_err *refill(sbs_result_json *w, const piece *p)
 {
@@ -89,6 +139,8 @@ static sb_err *refill(sbs_result_json *w, const piece *p)
 		    SB_E_IO, "the %s spool of exec %s ends at byte %llu of %llu announced",
 		    p->stream == SB_STREAM_STDOUT ? "stdout" : "stderr", sbs_exec_id(w->x),
 		    (unsigned long long)w->off, (unsigned long long)p->len);
+	if (p->check)
+		check_utf8(w, p, w->win + keep, got, w->off + got == p->len);
 	w->off += got;
 	w->wlen += got;
 	return NULL;
@@ -117,6 +169,30 @@ static sb_err *stream_is_utf8(sbs_result_json *w, const piece *p, bool *ok)
 sb_err *sbs_result_json_stream(sbs_result_json *w, sb_stream s, uint64_t len, sbs_text_enc enc,
                                const char *suffix)
 {
+	if (enc == SBS_TEXT_STRICT && w->checked[s]) {
+		/* An earlier piece finds the validity while it reads the stream: decide then. */
+		piece *p = add_piece(w);
+		sb_buf_appends(&p->text, "null");
+		p->when = -1;
+		p->when_stream = s;
+		p = add_piece(w);
+		sb_buf_appendc(&p->text, '"');
+		p->when = 1;
+		p->when_stream = s;
+		p = add_piece(w);
+		p->is_stream = true;
+		p->stream = s;
+		p->len = len;
+		p->when = 1;
+		p->when_stream = s;
+		p = add_piece(w);
+		if (suffix)
+			sb_json_escape(suffix, strlen(suffix), &p->text);
+		sb_buf_appendc(&p->text, '"');
+		p->when = 1;
+		p->when_stream = s;
+		return NULL;
+	}
 	if (enc == SBS_TEXT_STRICT) {
 		piece probe = {.is_stream = true, .stream = s, .len = len};
 		bool ok = false;
@@ -134,6 +210,12 @@ sb_err *sbs_result_json_stream(sbs_result_json *w, sb_stream s, uint64_t len, sb
 	p->stream = s;
 	p->len = len;
 	p->b64 = enc == SBS_TEXT_BASE64;
+	if (p->b64 && !w->checked[s]) {
+		p->check = true;
+		w->checked[s] = true;
+		if (len == 0)
+			w->utf8[s] = 1;
+	}
 	p = add_piece(w);
 	if (suffix)
 		sb_json_escape(suffix, strlen(suffix), &p->text);
@@ -170,6 +252,10 @@ static sb_err *produce(sbs_result_json *w, char *out, size_t room, size_t *wrote
 {
 	piece *p = &w->pieces[w->next];
 	*wrote = 0;
+	if (p->when && w->utf8[p->when_stream] != p->when) {
+		w->next++; /* the other form of the value */
+		return NULL;
+	}
 	if (!p->is_stream) {
 		size_t n = p->text.len - w->lit;
 		if (n > room)

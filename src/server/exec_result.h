@@ -24,7 +24,9 @@ void sbs_result_json_free(sbs_result_json *w);
 void sbs_result_json_text(sbs_result_json *w, const char *text);
 /* Append bytes [0, len) of a stream as a JSON value in enc; suffix (may be NULL) is appended
  * to the string's text (it must be valid UTF-8; not with SBS_TEXT_BASE64). SBS_TEXT_STRICT
- * reads the stream once here to decide between a string and null. */
+ * must decide between a string and null: after the stream's SBS_TEXT_BASE64 value, which
+ * checks the bytes as it encodes them, it decides when it is written; otherwise it reads the
+ * stream once here. */
 sb_err *sbs_result_json_stream(sbs_result_json *w, sb_stream s, uint64_t len, sbs_text_enc enc,
                                const char *suffix);
 /* Write up to max bytes of the document into buf: the count, 0 at the end. A spool that

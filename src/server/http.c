@@ -472,7 +472,7 @@ void sbs_reply_stream(sbs_req *r, unsigned status, const char *content_type, sbs
 	c->free_ud = free_ud;
 	atomic_fetch_add(&r->refs, 1);
 	struct MHD_Response *resp = MHD_create_response_from_callback(
-	    MHD_SIZE_UNKNOWN, 64 * 1024, stream_reader, c, stream_free);
+	    MHD_SIZE_UNKNOWN, SBS_HTTP_POOL_MIN / 2, stream_reader, c, stream_free);
 	if (!resp) {
 		stream_free(c);
 		sbs_reply_error(r, 500, "internal_error", "cannot create a stream response");

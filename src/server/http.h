@@ -43,6 +43,9 @@ void sbs_router_set_fallback(sbs_router *rt, const char *prefix, sbs_handler h, 
 
 /* Result of matching (for the dispatcher and the fuzz target). params are decoded copies. */
 #define SBS_MAX_PARAMS 8
+/* The least memory pool of a connection (libmicrohttpd's CONNECTION_MEMORY_LIMIT), which also
+ * holds a streamed response's write buffer. */
+#define SBS_HTTP_POOL_MIN (256u * 1024u)
 typedef struct sbs_match {
 	sbs_handler h;
 	void *ud;

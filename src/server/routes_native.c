@@ -668,10 +668,12 @@ static sb_err *result_writer(sbs_exec *x, const sb_sandbox_exec_status *st, sbs_
 		sb_stream s;
 		sbs_text_enc enc;
 	} fields[] = {
-	    {",\"stdout\":", SB_STREAM_STDOUT, SBS_TEXT_STRICT},
-	    {",\"stderr\":", SB_STREAM_STDERR, SBS_TEXT_STRICT},
+	    /* base64 first: it checks the UTF-8 on its way, so the text needs no pass of its
+	     * own to choose between a string and null (a field order means nothing in JSON) */
 	    {",\"stdout_b64\":", SB_STREAM_STDOUT, SBS_TEXT_BASE64},
 	    {",\"stderr_b64\":", SB_STREAM_STDERR, SBS_TEXT_BASE64},
+	    {",\"stdout\":", SB_STREAM_STDOUT, SBS_TEXT_STRICT},
+	    {",\"stderr\":", SB_STREAM_STDERR, SBS_TEXT_STRICT},
 	};
 	sb_err *err = NULL;
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !err; i++) {

@@ -172,6 +172,113 @@ static void native_result_keeps_invalid_utf8_in_b64(void **state)
 	free(id);
 }
 
+/* Deterministic text for the large-result test: ASCII with quotes, backslashes and control
+ * bytes, NULs, 2-, 3- and 4-byte characters, and (binary) invalid UTF-8: stray and truncated
+ * sequences, a surrogate, 0xFF. Runs of random length land sequences across the daemon's read
+ * windows. */
+static void fill_mixed(sb_buf *b, size_t n, bool binary, uint64_t seed)
+{
+	static const char *const chars[] = {
+	    "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\"", "\\", "\x01\x1F\x7F\t\n", "\0"};
+	static const char *const bad[] = {"\xFF",         "\x80",     "\xC3",
+	                                  "\xED\xA0\x80", "\xF0\x9F", "\xE2\x82"};
+	uint64_t x = seed;
+	while (b->len < n) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		unsigned k = (unsigned)(x >> 33);
+		if (k % 4 == 0) {
+			size_t run = 1 + k / 4 % 300;
+			for (size_t i = 0; i < run; i++)
+				sb_buf_appendc(b, (char)(' ' + (k + i * 7) % 95));
+		} else if (binary && k % 4 == 1) {
+			sb_buf_appends(b, bad[k / 4 % 6]);
+		} else {
+			const char *c = chars[k / 4 % 7];
+			sb_buf_append(b, c, *c ? strlen(c) : 1);
+		}
+	}
+}
+
+static json_t *parse_nul(const ct_resp *r)
+{
+	json_error_t e;
+	json_t *j = json_loadb(r->body.data, r->body.len, JSON_ALLOW_NUL, &e);
+	if (!j)
+		fail_msg("result is not JSON (%s at %d), %zu bytes", e.text, e.position,
+		         r->body.len);
+	return j;
+}
+
+static void assert_json_bytes(json_t *j, const char *key, const sb_buf *want)
+{
+	json_t *v = json_object_get(j, key);
+	assert_true(json_is_string(v));
+	assert_int_equal(json_string_length(v), want->len);
+	assert_memory_equal(json_string_value(v), want->data, want->len);
+}
+
+static void large_mixed_result_is_byte_exact_on_both_paths(void **state)
+{
+	(void)state;
+#ifdef CT_SANITIZED
+	const size_t size = 4u << 20;
+#else
+	const size_t size = 24u << 20;
+#endif
+	sb_buf text = SB_BUF_INIT, bin = SB_BUF_INIT, repaired = SB_BUF_INIT;
+	fill_mixed(&text, size, false, 5);
+	fill_mixed(&bin, size, true, 6);
+	assert_true(sb_utf8_valid_span(text.data, text.len, true, &(size_t){0}));
+	assert_false(sb_utf8_valid_span(bin.data, bin.len, true, &(size_t){0}));
+	sb_utf8_repair(bin.data, bin.len, &repaired);
+	char *id = acquire(&ct_shared, "out-big");
+	char *ws = ct_workspace(&ct_shared, id);
+	sbt_write(ws, "t.txt", text.data, text.len, 0644);
+	sbt_write(ws, "b.bin", bin.data, bin.len, 0644);
+	char *path = sb_strfmt("/v1/leases/%s/exec", id);
+	static const char *const scripts[2] = {"cat /workspace/t.txt; cat /workspace/b.bin >&2",
+	                                       "cat /workspace/b.bin; cat /workspace/t.txt >&2"};
+	for (int i = 0; i < 2; i++) {
+		const sb_buf *out = i == 0 ? &text : &bin, *err = i == 0 ? &bin : &text;
+		/* Native: the valid stream as text, the other null; both exact in base64. */
+		ct_resp r;
+		ct_call(&ct_shared, "POST", path,
+		        json_pack("{s:[sss]}", "argv", "sh", "-c", scripts[i]), &r);
+		assert_int_equal(r.status, 200);
+		json_t *j = parse_nul(&r);
+		assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 0);
+		assert_int_equal(json_integer_value(json_object_get(j, "stdout_bytes")), out->len);
+		assert_int_equal(json_integer_value(json_object_get(j, "stderr_bytes")), err->len);
+		assert_true(json_is_null(json_object_get(j, i == 0 ? "stderr" : "stdout")));
+		assert_json_bytes(j, i == 0 ? "stdout" : "stderr", &text);
+		for (int s = 0; s < 2; s++) {
+			const sb_buf *want = s == 0 ? out : err;
+			sb_buf b64 = SB_BUF_INIT;
+			sb_b64_encode(want->data, want->len, &b64);
+			assert_json_bytes(j, s == 0 ? "stdout_b64" : "stderr_b64", &b64);
+			sb_buf_deinit(&b64);
+		}
+		json_decref(j);
+		ct_resp_deinit(&r);
+
+		/* Bridge: the valid stream exact, the other with U+FFFD for what is not UTF-8. */
+		exec_sh(&ct_shared, id, "out-big", scripts[i], NULL, false, &r);
+		assert_int_equal(r.status, 200);
+		j = parse_nul(&r);
+		assert_int_equal(json_integer_value(json_object_get(j, "exitCode")), 0);
+		assert_json_bytes(j, i == 0 ? "stdout" : "stderr", &text);
+		assert_json_bytes(j, i == 0 ? "stderr" : "stdout", &repaired);
+		json_decref(j);
+		ct_resp_deinit(&r);
+	}
+	free(path);
+	free(ws);
+	free(id);
+	sb_buf_deinit(&text);
+	sb_buf_deinit(&bin);
+	sb_buf_deinit(&repaired);
+}
+
 /* Tests with a daemon of their own keep it in *state, so that the teardown stops it (and its
  * sandboxes) also when an assertion fails half-way. */
 static ct_daemon *own_daemon(void **state, const ct_daemon_opts *o)
@@ -388,6 +495,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(base64_read_of_5mb_file_is_whole),
 	    cmocka_unit_test(native_result_keeps_invalid_utf8_in_b64),
+	    cmocka_unit_test(large_mixed_result_is_byte_exact_on_both_paths),
 	    cmocka_unit_test_teardown(output_over_max_output_is_an_error, stop_own_daemon),
 	    cmocka_unit_test(bridge_suffixed_session_streams),
 	    cmocka_unit_test_teardown(gib_output_returns_whole_with_bounded_memory,
