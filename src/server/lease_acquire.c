@@ -200,10 +200,9 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 		l->info.expires_ms = si.expires_at_ms;
 	sbs_lease_info copy;
 	sbs_lease_info_copy(&copy, &l->info);
-	assert(l->refs > 0); /* a reference is dropped only once */
-	l->refs--;
 	pthread_mutex_unlock(&ls->mu);
-	sbs_lt_persist(ls, &copy);
+	sbs_lt_persist_lease(ls, l);
+	sbs_lease_unref(l); /* the acquire's own reference */
 	json_t *d = json_pack("{s:s, s:s?, s:s?}", "acquisition_id", copy.acquisition_id,
 	                      "issue_id", copy.issue_id, "run_id", copy.run_id);
 	sbs_lt_audit(ls, copy.id, "acquire", d);
@@ -248,7 +247,7 @@ sb_err *sbs_lt_destroy_now(sbs_leases *ls, sbs_lease *l, const char *reason)
 	pthread_mutex_lock(&ls->mu);
 	sbs_lease_info_copy(&copy, &l->info);
 	pthread_mutex_unlock(&ls->mu);
-	sbs_lt_persist(ls, &copy);
+	sbs_lt_persist_lease(ls, l);
 	/* A handle of our own: l->sb stays valid for readers holding references. */
 	sb_sandbox *h = NULL;
 	sb_err *err = sb_sandbox_open_dead(ls->cfg, copy.id, &h);
@@ -263,6 +262,7 @@ sb_err *sbs_lt_destroy_now(sbs_leases *ls, sbs_lease *l, const char *reason)
 		return sb_err_prefix(err, "destroying lease %s (state kept \"destroying\"; retry)",
 		                     l->info.id);
 	}
+	pthread_mutex_lock(&ls->persist_mu);
 	pthread_mutex_lock(&ls->tomb_mu);
 	pthread_mutex_lock(&ls->mu);
 	l->info.state = SBS_LEASE_DESTROYED;
@@ -278,6 +278,7 @@ sb_err *sbs_lt_destroy_now(sbs_leases *ls, sbs_lease *l, const char *reason)
 	pthread_mutex_unlock(&ls->mu);
 	err = sbs_store_lease_tombstone(ls->store, &copy);
 	pthread_mutex_unlock(&ls->tomb_mu);
+	pthread_mutex_unlock(&ls->persist_mu);
 	if (err) {
 		sb_error("%s", err->msg);
 		sb_err_free(err);

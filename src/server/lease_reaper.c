@@ -26,7 +26,7 @@ void sbs_lease_mark_lost(sbs_lease *l, const char *reason)
 	sbs_lease_info_copy(&copy, &l->info);
 	pthread_mutex_unlock(&ls->mu);
 	if (changed) {
-		sbs_lt_persist(ls, &copy);
+		sbs_lt_persist_lease(ls, l);
 		sb_warn("lease %s: sandbox is gone (%s), marked lost", copy.id, reason);
 	}
 	sbs_lease_info_deinit(&copy);

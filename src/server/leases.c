@@ -31,6 +31,7 @@ sb_err *sbs_leases_new(const sb_sandbox_config *sbcfg, sbs_store *store, sbs_lea
 	sbs_leases *ls = sb_xcalloc(1, sizeof *ls);
 	pthread_mutex_init(&ls->mu, NULL);
 	pthread_mutex_init(&ls->tomb_mu, NULL);
+	pthread_mutex_init(&ls->persist_mu, NULL);
 	ls->cfg = sbcfg;
 	ls->store = store;
 	ls->tombstones = sbs_store_tombstone_count(store);
@@ -59,6 +60,7 @@ void sbs_leases_free(sbs_leases *ls)
 	free(ls->v);
 	pthread_mutex_destroy(&ls->mu);
 	pthread_mutex_destroy(&ls->tomb_mu);
+	pthread_mutex_destroy(&ls->persist_mu);
 	free(ls);
 }
 
@@ -167,6 +169,26 @@ void sbs_lt_persist(sbs_leases *ls, const sbs_lease_info *li)
 		sb_error("%s", err->msg);
 		sb_err_free(err);
 	}
+}
+
+/* Each write takes the info as it is when its turn comes, so a writer that was slower never
+ * puts an older state over a newer one: a renew that copied ACTIVE and stored it after the
+ * destroy's tombstone brought a destroyed lease back to life in the store. A removed lease's
+ * record belongs to its tombstone. */
+void sbs_lt_persist_lease(sbs_leases *ls, sbs_lease *l)
+{
+	pthread_mutex_lock(&ls->persist_mu);
+	pthread_mutex_lock(&ls->mu);
+	bool gone = l->removed || l->info.state == SBS_LEASE_DESTROYED;
+	sbs_lease_info copy;
+	if (!gone)
+		sbs_lease_info_copy(&copy, &l->info);
+	pthread_mutex_unlock(&ls->mu);
+	if (!gone) {
+		sbs_lt_persist(ls, &copy);
+		sbs_lease_info_deinit(&copy);
+	}
+	pthread_mutex_unlock(&ls->persist_mu);
 }
 
 /* ------------------------------------------------------------------ lookups */
@@ -309,7 +331,7 @@ sb_err *sbs_leases_renew(sbs_leases *ls, const char *id, int64_t ttl_s, sbs_leas
 	sbs_lease_info_copy(&copy, &l->info);
 	pthread_mutex_unlock(&ls->mu);
 	if (!err) {
-		sbs_lt_persist(ls, &copy);
+		sbs_lt_persist_lease(ls, l);
 		if (out)
 			sbs_lease_info_copy(out, &copy);
 	}
@@ -328,10 +350,9 @@ sb_err *sbs_leases_set_metadata(sbs_leases *ls, const char *id, const json_t *me
 	}
 	json_decref(l->info.metadata);
 	l->info.metadata = metadata ? json_deep_copy(metadata) : NULL;
-	sbs_lease_info copy;
-	sbs_lease_info_copy(&copy, &l->info);
+	l->refs++; /* l outlives the unlock until it is stored */
 	pthread_mutex_unlock(&ls->mu);
-	sbs_lt_persist(ls, &copy);
-	sbs_lease_info_deinit(&copy);
+	sbs_lt_persist_lease(ls, l);
+	sbs_lease_unref(l);
 	return NULL;
 }

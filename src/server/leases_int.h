@@ -35,6 +35,9 @@ struct sbs_leases {
 	/* Held across a tombstone's store write and its count, and across the reaper's prune and
 	 * recount, so that a recount never misses a tombstone counted but not yet stored. */
 	pthread_mutex_t tomb_mu;
+	/* Orders the store writes of lease records (sbs_lt_persist_lease, tombstones): taken
+	 * before tomb_mu and mu, never while holding either. */
+	pthread_mutex_t persist_mu;
 	int64_t last_probe_ms;
 	void (*use_hook)(void *ud, const char *id); /* idle sleep: a lease was used */
 	void *use_ud;
@@ -47,6 +50,8 @@ sbs_lease *sbs_lt_add(sbs_leases *ls, const sbs_lease_info *info);
 void sbs_lt_remove(sbs_leases *ls, sbs_lease *l);
 void sbs_lt_audit(sbs_leases *ls, const char *id, const char *action, json_t *detail);
 void sbs_lt_persist(sbs_leases *ls, const sbs_lease_info *li);
+/* Store l's info as it is now (see leases.c); the caller holds neither mu nor tomb_mu. */
+void sbs_lt_persist_lease(sbs_leases *ls, sbs_lease *l);
 sb_err *sbs_lt_find_tombstone(sbs_leases *ls, const char *id);
 size_t sbs_lt_live_fences(sbs_lease *l, int64_t now, char ***ids);
 sb_err *sbs_lt_destroy_now(sbs_leases *ls, sbs_lease *l, const char *reason);

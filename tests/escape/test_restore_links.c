@@ -180,7 +180,7 @@ static void command_restore_never_follows_a_replaced_directory(void **s)
  * host restores and prepares again and again. */
 static void start_flipper(void)
 {
-	char *script = sb_strfmt("cd /workspace && timeout 30 sh -c 'while :; do rm -rf race; "
+	char *script = sb_strfmt("cd /workspace && timeout 600 sh -c 'while :; do rm -rf race; "
 	                         "mkdir race; echo inside > race/f.txt; rm -rf race; "
 	                         "ln -s %s race; done' >/dev/null 2>&1 & echo $! > /tmp/flip.pid",
 	                         OUT);
