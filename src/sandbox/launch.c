@@ -477,6 +477,41 @@ typedef struct spawn_ctx {
 } spawn_ctx;
 
 #define SPAWN_STACK (128u * 1024u)
+#define SPAWN_STACKS_KEPT 8
+
+/* Stacks for the launcher processes, kept for reuse: unmapping memory the daemon's threads
+ * share costs a TLB shoot-down across CPUs on every launch. Process-wide by nature, like the
+ * children they serve. */
+static pthread_mutex_t stacks_mu = PTHREAD_MUTEX_INITIALIZER;
+static char *stacks_kept[SPAWN_STACKS_KEPT];
+static size_t nstacks_kept;
+
+/* Room for both processes: the middle's upper half, the grandchild's lower half. */
+static char *stacks_get(void)
+{
+	char *s = NULL;
+	pthread_mutex_lock(&stacks_mu);
+	if (nstacks_kept)
+		s = stacks_kept[--nstacks_kept];
+	pthread_mutex_unlock(&stacks_mu);
+	if (s)
+		return s;
+	s = mmap(NULL, 2 * SPAWN_STACK, PROT_READ | PROT_WRITE,
+	         MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+	return s == MAP_FAILED ? NULL : s;
+}
+
+static void stacks_put(char *s)
+{
+	pthread_mutex_lock(&stacks_mu);
+	if (nstacks_kept < SPAWN_STACKS_KEPT) {
+		stacks_kept[nstacks_kept++] = s;
+		s = NULL;
+	}
+	pthread_mutex_unlock(&stacks_mu);
+	if (s)
+		munmap(s, 2 * SPAWN_STACK);
+}
 
 static int grandchild_main(void *arg)
 {
@@ -724,11 +759,7 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 		sb_strv_push(&procs, p);
 		free(p);
 	}
-	/* one mapping for both stacks: the middle's above, the grandchild's below */
-	stacks = mmap(NULL, 2 * SPAWN_STACK, PROT_READ | PROT_WRITE,
-	              MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	if (stacks == MAP_FAILED) {
-		stacks = NULL;
+	if (!(stacks = stacks_get())) {
 		err = sb_err_sys(errno, "allocating the launch stacks of lease %s", sb->id);
 		goto out;
 	}
@@ -830,7 +861,7 @@ out:
 	sb_close(&net_exit_rd);
 	sb_close(&owner_wr);
 	if (stacks)
-		munmap(stacks, 2 * SPAWN_STACK);
+		stacks_put(stacks);
 	sb_strv_free(argv);
 	sb_strv_free(procs);
 	bind_srcs_deinit(&bs);
