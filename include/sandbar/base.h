@@ -521,10 +521,20 @@ typedef enum sb_tar_special {
 	SB_TAR_SPECIAL_REFUSE,   /* stop with SB_E_INVAL naming the member */
 } sb_tar_special;
 
-/* sb_tar_extract with a policy for special members; *specials_out (optional) receives how many
- * were skipped. */
-sb_err *sb_tar_extract_ex(int fd, const char *dir, sb_tar_special special, uint64_t *bytes_out,
-                          uint64_t *specials_out);
+/* How sb_tar_extract_ex extracts. */
+typedef struct sb_tar_extract_opts {
+	sb_tar_special special;
+	/* > 0: refuse (SB_E_FILE_TOO_LARGE, actual and limit bytes set) a member whose file data
+	 * would bring the total written past this many bytes, before writing any of it. Holes of
+	 * sparse members cost nothing; a hard link member costs its target's size, since it
+	 * becomes a copy (that is how a small archive can expand without bound). */
+	uint64_t max_bytes;
+} sb_tar_extract_opts;
+
+/* sb_tar_extract with options (NULL: sb_tar_extract's); *specials_out (optional) receives how
+ * many special members were skipped. */
+sb_err *sb_tar_extract_ex(int fd, const char *dir, const sb_tar_extract_opts *opts,
+                          uint64_t *bytes_out, uint64_t *specials_out);
 
 #ifdef __cplusplus
 }

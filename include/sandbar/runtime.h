@@ -209,6 +209,9 @@ typedef struct sb_restore_report {
 void sb_restore_report_init(sb_restore_report *r);
 void sb_restore_report_deinit(sb_restore_report *r);
 
+#define SB_RESTORE_EXTRACT_FACTOR 8
+#define SB_RESTORE_EXTRACT_FLOOR ((int64_t)4 << 30)
+
 typedef struct sb_runtime_restore_opts {
 	sb_runtime_progress_sink progress; /* fn NULL = the prepare sink */
 	sb_conflict_policy policy;
@@ -216,6 +219,11 @@ typedef struct sb_runtime_restore_opts {
 	 * limit bytes) and apply nothing. Command path: decided by the size probe before any
 	 * content is read; native path: after the transfer, before extraction. */
 	int64_t max_bytes;
+	/* The file data the restore may write while unpacking the remote tree (holes excluded; a
+	 * hard link that becomes a copy counts its size): > 0 that many bytes, < 0 no limit, 0 the
+	 * default, SB_RESTORE_EXTRACT_FACTOR times the workspace's size at staging but at least
+	 * SB_RESTORE_EXTRACT_FLOOR. Past it nothing is applied (SB_E_FILE_TOO_LARGE). */
+	int64_t max_extracted_bytes;
 	/* Branch for commits made remotely; NULL = "sandbar/<lease id>" (spec.lease_id), or
 	 * "sandbar/run-<time>" without one. */
 	const char *branch;

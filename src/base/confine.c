@@ -155,6 +155,18 @@ static bool is_symlink_at(int dirfd, const char *name)
 	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
 }
 
+/* When name in cur is a symlink, put its target in front of what is left to resolve and
+ * restart from there (*pos = 0): true to go on resolving; false with *rc set (the link's own
+ * error, e.g. ELOOP after too many) or untouched (not a link: the caller's error stands). */
+static bool follow_link(int cur, const char *name, sb_buf *rest, size_t *pos, int *links, int *rc)
+{
+	if (!is_symlink_at(cur, name))
+		return false;
+	*rc = expand_link(cur, name, rest, *pos, links);
+	*pos = 0;
+	return *rc == 0;
+}
+
 static int open_fallback(int rootfd, const char *rel, int flags, mode_t mode, int *out)
 {
 	struct fdstack dirs = {0};
@@ -207,13 +219,9 @@ static int open_fallback(int rootfd, const char *rel, int flags, mode_t mode, in
 				continue;
 			}
 			rc = errno;
-			if ((rc == ENOTDIR || rc == ELOOP) && is_symlink_at(cur, name)) {
-				rc = expand_link(cur, name, &rest, pos, &links);
-				pos = 0;
-				if (rc)
-					break;
+			if ((rc == ENOTDIR || rc == ELOOP) &&
+			    follow_link(cur, name, &rest, &pos, &links, &rc))
 				continue;
-			}
 			break;
 		}
 		/* The last component: the caller's flags, but never following a link here; a link
@@ -234,13 +242,8 @@ static int open_fallback(int rootfd, const char *rel, int flags, mode_t mode, in
 		}
 		rc = errno;
 		if (!(flags & O_NOFOLLOW) && (rc == ELOOP || rc == ENOTDIR) &&
-		    is_symlink_at(cur, name)) {
-			rc = expand_link(cur, name, &rest, pos, &links);
-			pos = 0;
-			if (rc)
-				break;
+		    follow_link(cur, name, &rest, &pos, &links, &rc))
 			continue;
-		}
 		break;
 	}
 	fdstack_free(&dirs);

@@ -15,14 +15,28 @@
 #define CLI_MEMORY_MIN (16ull << 20)
 #define CLI_MEMORY_MIN_TEXT "16M"
 
+/* A `sandbar run` option set in a config file: key as in run_config.c, value as written. */
+typedef struct cli_setting {
+	char *key, *value;
+	char *origin; /* "FILE:LINE" */
+} cli_setting;
+
+#define CLI_CONFIG_SLOTS 16
+/* Read after the user's config file, unless $SANDBAR_CONFIG names one ($SANDBAR_SYSTEM_CONFIG
+ * moves it). */
+#define CLI_SYSTEM_CONFIG "/etc/sandbar/config"
+
 typedef struct cli_config {
-	char *bridge_url;      /* SANDBAR_BRIDGE_URL, bridge_url = */
-	char *token_file;      /* SANDBAR_TOKEN_FILE, token_file = */
-	char *state_dir;       /* SANDBAR_STATE_DIR, state_dir = */
-	char *hmac_key_id;     /* SANDBAR_HMAC_KEY_ID, hmac_key_id = */
-	char *hmac_key_file;   /* SANDBAR_HMAC_KEY_FILE, hmac_key_file = (the secret, one line) */
-	char *memory;          /* SANDBAR_MEMORY, memory = (default memory limit of a sandbox) */
-	uint64_t memory_bytes; /* memory, parsed by cli_config_resolve (0: none) */
+	char *bridge_url;       /* SANDBAR_BRIDGE_URL, bridge_url = */
+	char *token_file;       /* SANDBAR_TOKEN_FILE, token_file = */
+	char *state_dir;        /* SANDBAR_STATE_DIR, state_dir = */
+	char *hmac_key_id;      /* SANDBAR_HMAC_KEY_ID, hmac_key_id = */
+	char *hmac_key_file;    /* SANDBAR_HMAC_KEY_FILE, hmac_key_file = (the secret, one line) */
+	char *memory;           /* SANDBAR_MEMORY, memory = (default memory limit of a sandbox) */
+	uint64_t memory_bytes;  /* memory, parsed by cli_config_resolve (0: none) */
+	char *max_restore_size; /* SANDBAR_MAX_RESTORE_SIZE, max_restore_size = (SIZE or
+	                         * "unlimited": the file data a restore may unpack) */
+	int64_t max_restore_bytes; /* parsed by cli_config_resolve: 0 default, -1 unlimited */
 	char *compat_callback; /* SANDBAR_COMPAT_CALLBACK, compat_callback = (serve: the callback
 	                        * of every Paperclip-compat lease, JSON or a [callback NAME]) */
 	char *config_path;     /* where the file was read from, for messages */
@@ -32,11 +46,27 @@ typedef struct cli_config {
 	/* [callback NAME] sections (DESIGN.md §9.15), read by every program */
 	sb_callback_entry *callbacks;
 	size_t ncallbacks;
+	/* `sandbar run` options from the config files (program "run" only), file order */
+	cli_setting *run_settings;
+	size_t nrun_settings;
+	/* where each key above got its value: "command line" (set before resolving),
+	 * "$VAR", "FILE:LINE"; NULL while unset. Indexed like the key table in config.c. */
+	char *slot_origins[CLI_CONFIG_SLOTS];
 } cli_config;
 
-/* Fill unset fields from the environment, then from the config file ($SANDBAR_CONFIG, else
- * $XDG_CONFIG_HOME/sandbar/config, else ~/.config/sandbar/config). Fields already set (from
- * flags) are kept. A missing file is fine; a malformed one is an error naming the line. */
+/* Each key of the table above with its value and origin, for --print-config. */
+typedef void (*cli_config_slot_fn)(void *ud, const char *key, const char *value,
+                                   const char *origin);
+void cli_config_each_slot(const cli_config *cfg, cli_config_slot_fn fn, void *ud);
+
+/* ---- run_config.c: a config key for every `sandbar run` option */
+/* Whether key names a `sandbar run` option settable in a config file. */
+bool cli_run_key_known(const char *key);
+
+/* Fill unset fields from the environment, then from the config files: $SANDBAR_CONFIG alone
+ * when it is set, else $XDG_CONFIG_HOME/sandbar/config (or ~/.config/sandbar/config) and then
+ * /etc/sandbar/config, the first file to set a key winning. Fields already set (from flags) are
+ * kept. A missing file is fine; a malformed one is an error naming the line. */
 sb_err *cli_config_resolve(cli_config *cfg);
 void cli_config_deinit(cli_config *cfg);
 /* Parse one `key = value` config text with [run], [serve] and [callback NAME] sections
@@ -52,6 +82,12 @@ sb_err *cli_read_token(const cli_config *cfg, char **token_out);
 int cli_fail(const char *cmd, const char *fmt, ...) SB_PRINTF(2, 3);
 /* Same for an error (frees it). */
 int cli_fail_err(const char *cmd, sb_err *err);
+/* The long-option value of --state-dir, the same in every command. */
+#define CLI_OPT_STATE_DIR 0x1000
+/* What a command's option loop does with an option it did not handle itself: --state-dir (into
+ * cfg), -h (prints help), a missing value or an unknown option (a usage error). Returns -1 when
+ * parsing goes on, else the command's exit status. */
+int cli_common_option(const char *cmd, int c, char **argv, cli_config *cfg, const char *help);
 /* A usage error: names the offending flag and points at --help. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) SB_PRINTF(2, 3);
 

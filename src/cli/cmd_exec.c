@@ -58,7 +58,7 @@ static void *copy_stdin(void *arg)
 
 int cmd_exec(int argc, char **argv)
 {
-	enum { OPT_TIMEOUT = 256, OPT_STATE_DIR };
+	enum { OPT_TIMEOUT = 256 };
 	static const struct option longopts[] = {
 	    {"lease", required_argument, NULL, 'l'},
 	    {"cwd", required_argument, NULL, 'C'},
@@ -66,7 +66,7 @@ int cmd_exec(int argc, char **argv)
 	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
 	    {"interactive", no_argument, NULL, 'i'},
 	    {"quiet", no_argument, NULL, 'q'},
-	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	    {"state-dir", required_argument, NULL, CLI_OPT_STATE_DIR},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -109,19 +109,14 @@ int cmd_exec(int argc, char **argv)
 		case 'q':
 			quiet = true;
 			break;
-		case OPT_STATE_DIR:
-			free(cfg.state_dir);
-			cfg.state_dir = sb_xstrdup(optarg);
+		default: {
+			int done = cli_common_option("exec", c, argv, &cfg, exec_help);
+			if (done >= 0) {
+				rc = done;
+				goto out;
+			}
 			break;
-		case 'h':
-			fputs(exec_help, stdout);
-			goto out;
-		case ':':
-			rc = cli_usage_error("exec", "option %s needs a value", argv[optind - 1]);
-			goto out;
-		default:
-			rc = cli_usage_error("exec", "unknown option %s", argv[optind - 1]);
-			goto out;
+		}
 		}
 	}
 	if (!lease) {

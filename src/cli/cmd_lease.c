@@ -156,14 +156,14 @@ static int lease_acquire(cli_sandbox_env *env, const struct lease_args *a)
 
 int cmd_lease(int argc, char **argv)
 {
-	enum { OPT_TTL = 256, OPT_NETWORK, OPT_MEMORY, OPT_PIDS, OPT_JSON, OPT_STATE_DIR };
+	enum { OPT_TTL = 256, OPT_NETWORK, OPT_MEMORY, OPT_PIDS, OPT_JSON };
 	static const struct option longopts[] = {
 	    {"ttl", required_argument, NULL, OPT_TTL},
 	    {"network", no_argument, NULL, OPT_NETWORK},
 	    {"memory", required_argument, NULL, OPT_MEMORY},
 	    {"pids", required_argument, NULL, OPT_PIDS},
 	    {"json", no_argument, NULL, OPT_JSON},
-	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	    {"state-dir", required_argument, NULL, CLI_OPT_STATE_DIR},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -196,19 +196,14 @@ int cmd_lease(int argc, char **argv)
 		case OPT_JSON:
 			a.json = true;
 			break;
-		case OPT_STATE_DIR:
-			free(cfg.state_dir);
-			cfg.state_dir = sb_xstrdup(optarg);
+		default: {
+			int done = cli_common_option("lease", c, argv, &cfg, lease_help);
+			if (done >= 0) {
+				rc = done;
+				goto out;
+			}
 			break;
-		case 'h':
-			fputs(lease_help, stdout);
-			goto out;
-		case ':':
-			rc = cli_usage_error("lease", "option %s needs a value", argv[optind - 1]);
-			goto out;
-		default:
-			rc = cli_usage_error("lease", "unknown option %s", argv[optind - 1]);
-			goto out;
+		}
 		}
 		if (err) {
 			rc = cli_usage_error("lease", "%s %s: %s", flag, optarg, err->msg);

@@ -27,14 +27,14 @@ static const char logs_help[] =
 
 int cmd_logs(int argc, char **argv)
 {
-	enum { OPT_OFFSET = 256, OPT_STREAM, OPT_STATE_DIR };
+	enum { OPT_OFFSET = 256, OPT_STREAM };
 	static const struct option longopts[] = {
 	    {"lease", required_argument, NULL, 'l'},
 	    {"exec", required_argument, NULL, 'x'},
 	    {"follow", no_argument, NULL, 'f'},
 	    {"offset", required_argument, NULL, OPT_OFFSET},
 	    {"stream", required_argument, NULL, OPT_STREAM},
-	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	    {"state-dir", required_argument, NULL, CLI_OPT_STATE_DIR},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -79,19 +79,14 @@ int cmd_logs(int argc, char **argv)
 				goto out;
 			}
 			break;
-		case OPT_STATE_DIR:
-			free(cfg.state_dir);
-			cfg.state_dir = sb_xstrdup(optarg);
+		default: {
+			int done = cli_common_option("logs", c, argv, &cfg, logs_help);
+			if (done >= 0) {
+				rc = done;
+				goto out;
+			}
 			break;
-		case 'h':
-			fputs(logs_help, stdout);
-			goto out;
-		case ':':
-			rc = cli_usage_error("logs", "option %s needs a value", argv[optind - 1]);
-			goto out;
-		default:
-			rc = cli_usage_error("logs", "unknown option %s", argv[optind - 1]);
-			goto out;
+		}
 		}
 	}
 	if (!lease || !exec_id) {

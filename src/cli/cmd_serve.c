@@ -69,7 +69,6 @@ int cmd_serve(int argc, char **argv)
 		OPT_LISTEN = 256,
 		OPT_SOCKET,
 		OPT_NO_TCP,
-		OPT_STATE_DIR,
 		OPT_TOKEN_FILE,
 		OPT_HMAC,
 		OPT_HOST,
@@ -84,7 +83,7 @@ int cmd_serve(int argc, char **argv)
 	    {"listen", required_argument, NULL, OPT_LISTEN},
 	    {"socket", required_argument, NULL, OPT_SOCKET},
 	    {"no-tcp", no_argument, NULL, OPT_NO_TCP},
-	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	    {"state-dir", required_argument, NULL, CLI_OPT_STATE_DIR},
 	    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
 	    {"hmac-keys", required_argument, NULL, OPT_HMAC},
 	    {"expected-host", required_argument, NULL, OPT_HOST},
@@ -114,10 +113,6 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case OPT_NO_TCP:
 			scfg.listen_tcp = false;
-			break;
-		case OPT_STATE_DIR:
-			free(cfg.state_dir);
-			cfg.state_dir = sb_xstrdup(optarg);
 			break;
 		case OPT_TOKEN_FILE:
 			free(cfg.token_file);
@@ -179,15 +174,14 @@ int cmd_serve(int argc, char **argv)
 		case 'v':
 			sb_log_set_level(SB_LOG_DEBUG);
 			break;
-		case 'h':
-			fputs(serve_help, stdout);
-			goto out;
-		case ':':
-			rc = cli_usage_error("serve", "option %s needs a value", argv[optind - 1]);
-			goto out;
-		default:
-			rc = cli_usage_error("serve", "unknown option %s", argv[optind - 1]);
-			goto out;
+		default: {
+			int done = cli_common_option("serve", c, argv, &cfg, serve_help);
+			if (done >= 0) {
+				rc = done;
+				goto out;
+			}
+			break;
+		}
 		}
 	}
 	if (optind < argc) {

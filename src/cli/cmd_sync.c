@@ -23,11 +23,14 @@ static const char push_help[] =
     "what was there, and remember its state so `sandbar pull` can merge the changes back.\n";
 
 static const char pull_help[] =
-    "usage: sandbar pull [--lease] ID [--conflict keep-local|take-remote|fail] [--json] [--quiet]\n"
+    "usage: sandbar pull [--lease] ID [--conflict keep-local|take-remote|fail]\n"
+    "                    [--max-restore-size SIZE|unlimited] [--json] [--quiet]\n"
     "\n"
     "Merge the kept lease ID's workspace back into the directory last pushed to it: changes\n"
     "made in the lease are applied, your own edits since the push are kept, and when both\n"
-    "sides changed a file nothing is overwritten silently (see --conflict in `sandbar run`).\n";
+    "sides changed a file nothing is overwritten silently (see --conflict in `sandbar run`).\n"
+    "--max-restore-size refuses a tree holding more file data than SIZE (default: 8 times\n"
+    "the workspace, at least 4G; config max_restore_size).\n";
 
 struct sync_args {
 	const char *lease;
@@ -42,15 +45,16 @@ struct sync_args {
 static int parse(const char *cmd, const char *help, int argc, char **argv, struct sync_args *a,
                  bool *done)
 {
-	enum { OPT_EXCLUDE = 256, OPT_CONFLICT, OPT_JSON, OPT_STATE_DIR };
+	enum { OPT_EXCLUDE = 256, OPT_CONFLICT, OPT_JSON, OPT_MAX_RESTORE };
 	static const struct option longopts[] = {
 	    {"lease", required_argument, NULL, 'l'},
 	    {"workspace", required_argument, NULL, 'w'},
 	    {"exclude", required_argument, NULL, OPT_EXCLUDE},
 	    {"conflict", required_argument, NULL, OPT_CONFLICT},
+	    {"max-restore-size", required_argument, NULL, OPT_MAX_RESTORE},
 	    {"json", no_argument, NULL, OPT_JSON},
 	    {"quiet", no_argument, NULL, 'q'},
-	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	    {"state-dir", required_argument, NULL, CLI_OPT_STATE_DIR},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -85,24 +89,26 @@ static int parse(const char *cmd, const char *help, int argc, char **argv, struc
 			flag = "--conflict";
 			err = sb_conflict_policy_parse(optarg, &a->policy);
 			break;
+		case OPT_MAX_RESTORE: /* checked by cli_config_resolve, with the config key */
+			if (is_push)
+				return cli_usage_error(
+				    cmd, "--max-restore-size belongs to `sandbar pull`");
+			free(a->cfg.max_restore_size);
+			a->cfg.max_restore_size = sb_xstrdup(optarg);
+			break;
 		case OPT_JSON:
 			a->json = true;
 			break;
 		case 'q':
 			a->quiet = true;
 			break;
-		case OPT_STATE_DIR:
-			free(a->cfg.state_dir);
-			a->cfg.state_dir = sb_xstrdup(optarg);
+		default: {
+			int rc = cli_common_option(cmd, c, argv, &a->cfg, help);
+			*done = c == 'h';
+			if (rc >= 0)
+				return rc;
 			break;
-		case 'h':
-			fputs(help, stdout);
-			*done = true;
-			return 0;
-		case ':':
-			return cli_usage_error(cmd, "option %s needs a value", argv[optind - 1]);
-		default:
-			return cli_usage_error(cmd, "unknown option %s", argv[optind - 1]);
+		}
 		}
 		if (err) {
 			/* Not argv[optind - 1]: that is the value when it came as its own word. */
@@ -288,7 +294,9 @@ static int do_pull(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner,
 	report.lease_id = sb_xstrdup(a->lease);
 	int rc = 0;
 	if (!err) {
-		sb_runtime_restore_opts ro = {.policy = a->policy, .progress = lo.progress};
+		sb_runtime_restore_opts ro = {.policy = a->policy,
+		                              .max_extracted_bytes = a->cfg.max_restore_bytes,
+		                              .progress = lo.progress};
 		sb_restore_report rr;
 		sb_restore_report_init(&rr);
 		cli_bar_phase(bar, "restoring");
@@ -306,8 +314,13 @@ static int do_pull(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner,
 		else if (!err)
 			err = sb_runtime_save(rt, path);
 	}
-	if (err)
+	if (err) {
+		char *hint = sb_xstrdup(run_report_restore_hint(err));
 		rc = cli_fail_err("pull", err);
+		if (*hint)
+			fprintf(stderr, "sandbar pull: %s\n", hint);
+		free(hint);
+	}
 	if (!a->quiet && !a->json)
 		run_report_print_summary(&report, stderr);
 	if (a->json)

@@ -25,8 +25,11 @@ static const struct key_slot slots[] = {
     {"hmac_key_id", "SANDBAR_HMAC_KEY_ID", offsetof(cli_config, hmac_key_id)},
     {"hmac_key_file", "SANDBAR_HMAC_KEY_FILE", offsetof(cli_config, hmac_key_file)},
     {"memory", "SANDBAR_MEMORY", offsetof(cli_config, memory)},
+    {"max_restore_size", "SANDBAR_MAX_RESTORE_SIZE", offsetof(cli_config, max_restore_size)},
     {"compat_callback", "SANDBAR_COMPAT_CALLBACK", offsetof(cli_config, compat_callback)},
 };
+
+_Static_assert(sizeof slots / sizeof *slots <= CLI_CONFIG_SLOTS, "cli_config.slot_origins");
 
 static char **slot_ptr(cli_config *cfg, const struct key_slot *s)
 {
@@ -44,6 +47,29 @@ static char *trim(char *s)
 }
 
 enum { SEC_TOP, SEC_SKIP, SEC_CALLBACK };
+
+/* A run option line: kept for `sandbar run` (its own parser checks the value), accepted and
+ * ignored by other programs. A key another file already set is left to that file. */
+static void run_setting_add(cli_config *cfg, const char *key, const char *value, const char *origin,
+                            int lineno)
+{
+	if (!cfg->program || strcmp(cfg->program, "run") != 0)
+		return;
+	char *where = sb_strfmt("%s:%d", origin, lineno);
+	for (size_t i = 0; i < cfg->nrun_settings; i++) {
+		const cli_setting *s = &cfg->run_settings[i];
+		size_t n = strlen(origin);
+		if (!strcmp(s->key, key) &&
+		    !(strncmp(s->origin, origin, n) == 0 && s->origin[n] == ':')) {
+			free(where);
+			return;
+		}
+	}
+	cfg->run_settings =
+	    sb_xrealloc(cfg->run_settings, (cfg->nrun_settings + 1) * sizeof *cfg->run_settings);
+	cfg->run_settings[cfg->nrun_settings++] =
+	    (cli_setting){.key = sb_xstrdup(key), .value = sb_xstrdup(value), .origin = where};
+}
 
 static sb_err *section_start(cli_config *cfg, char *line, const char *origin, int lineno,
                              int *section)
@@ -171,35 +197,54 @@ sb_err *cli_config_parse(cli_config *cfg, const char *text, const char *origin)
 		for (size_t i = 0; i < sizeof slots / sizeof *slots; i++)
 			if (!strcmp(slots[i].key, key))
 				slot = &slots[i];
+		if (!slot && cli_run_key_known(key)) {
+			run_setting_add(cfg, key, value, origin, lineno);
+			continue;
+		}
 		if (!slot) {
 			sb_buf known = SB_BUF_INIT;
 			for (size_t i = 0; i < sizeof slots / sizeof *slots; i++)
 				sb_buf_appendf(&known, "%s%s", i ? ", " : "", slots[i].key);
-			err = sb_err_new(SB_E_INVAL, "%s:%d: unknown key \"%s\" (known: %s)",
+			err = sb_err_new(SB_E_INVAL,
+			                 "%s:%d: unknown key \"%s\" (known: %s, and every `sandbar "
+			                 "run` option, e.g. timeout, allow_net, conflict)",
 			                 origin, lineno, key, sb_buf_cstr(&known));
 			sb_buf_deinit(&known);
 			break;
 		}
 		char **dst = slot_ptr(cfg, slot);
-		if (!*dst && *value)
+		if (!*dst && *value) {
 			*dst = sb_xstrdup(value);
+			char **o = &cfg->slot_origins[slot - slots];
+			free(*o);
+			*o = sb_strfmt("%s:%d", origin, lineno);
+		}
 	}
 	free(copy);
 	return err;
 }
 
-static char *config_file_path(void)
+/* The config files in precedence order (NULL-terminated): $SANDBAR_CONFIG alone, else the
+ * user's file and then the system's. */
+static char **config_file_paths(void)
 {
+	char **v = NULL;
 	const char *explicit_path = getenv("SANDBAR_CONFIG");
-	if (explicit_path && *explicit_path)
-		return sb_xstrdup(explicit_path);
+	if (explicit_path && *explicit_path) {
+		sb_strv_push(&v, explicit_path);
+		return v;
+	}
 	const char *xdg = getenv("XDG_CONFIG_HOME");
-	if (xdg && *xdg)
-		return sb_strfmt("%s/sandbar/config", xdg);
 	const char *home = getenv("HOME");
-	if (home && *home)
-		return sb_strfmt("%s/.config/sandbar/config", home);
-	return NULL;
+	char *user = xdg && *xdg     ? sb_strfmt("%s/sandbar/config", xdg)
+	             : home && *home ? sb_strfmt("%s/.config/sandbar/config", home)
+	                             : NULL;
+	if (user)
+		sb_strv_push(&v, user);
+	free(user);
+	const char *system_path = getenv("SANDBAR_SYSTEM_CONFIG"); /* packagers, tests */
+	sb_strv_push(&v, system_path && *system_path ? system_path : CLI_SYSTEM_CONFIG);
+	return v;
 }
 
 /* The operator's default memory limit of a sandbox (DESIGN.md: safe defaults): checked once
@@ -220,34 +265,77 @@ static sb_err *resolve_memory(cli_config *cfg, const char *path)
 	return err;
 }
 
+/* How much file data a restore may unpack (sb_runtime_restore_opts.max_extracted_bytes). */
+static sb_err *resolve_max_restore(cli_config *cfg, const char *path)
+{
+	cfg->max_restore_bytes = 0;
+	if (!cfg->max_restore_size)
+		return NULL;
+	if (strcmp(cfg->max_restore_size, "unlimited") == 0) {
+		cfg->max_restore_bytes = -1;
+		return NULL;
+	}
+	uint64_t n = 0;
+	sb_err *err = sb_parse_size(cfg->max_restore_size, &n);
+	if (!err && (n == 0 || n > INT64_MAX))
+		err = sb_err_new(SB_E_INVAL, "must be more than zero and at most 8E, or unlimited");
+	if (err)
+		return sb_err_prefix(err,
+		                     "max_restore_size = %s (from --max-restore-size, "
+		                     "$SANDBAR_MAX_RESTORE_SIZE or %s)",
+		                     cfg->max_restore_size, path ? path : "the config file");
+	cfg->max_restore_bytes = (int64_t)n;
+	return NULL;
+}
+
+static sb_err *resolve_values(cli_config *cfg, const char *path)
+{
+	sb_err *err = resolve_memory(cfg, path);
+	return err ? err : resolve_max_restore(cfg, path);
+}
+
 sb_err *cli_config_resolve(cli_config *cfg)
 {
 	for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) {
 		char **dst = slot_ptr(cfg, &slots[i]);
 		const char *v = getenv(slots[i].env);
-		if (!*dst && v && *v)
+		if (*dst && !cfg->slot_origins[i])
+			cfg->slot_origins[i] = sb_xstrdup("command line");
+		if (!*dst && v && *v) {
 			*dst = sb_xstrdup(v);
-	}
-	char *path = config_file_path();
-	if (!path)
-		return resolve_memory(cfg, NULL);
-	sb_buf text = SB_BUF_INIT;
-	sb_err *err = sb_read_file(path, CONFIG_MAX_BYTES, &text);
-	if (err && err->code == SB_E_NOTFOUND) {
-		sb_err_free(err);
-		err = NULL;
-	} else if (!err) {
-		err = cli_config_parse(cfg, sb_buf_cstr(&text), path);
-		if (!err) {
-			free(cfg->config_path);
-			cfg->config_path = sb_xstrdup(path);
+			cfg->slot_origins[i] = sb_strfmt("$%s", slots[i].env);
 		}
 	}
-	sb_buf_deinit(&text);
+	char **paths = config_file_paths();
+	sb_err *err = NULL;
+	const char *used = NULL; /* the first file that exists, named in value errors */
+	for (size_t i = 0; paths[i] && !err; i++) {
+		sb_buf text = SB_BUF_INIT;
+		err = sb_read_file(paths[i], CONFIG_MAX_BYTES, &text);
+		if (err && err->code == SB_E_NOTFOUND) {
+			sb_err_free(err);
+			err = NULL;
+		} else if (!err) {
+			err = cli_config_parse(cfg, sb_buf_cstr(&text), paths[i]);
+			if (!err && !cfg->config_path) {
+				cfg->config_path = sb_xstrdup(paths[i]);
+				used = paths[i];
+			}
+		}
+		sb_buf_deinit(&text);
+	}
 	if (!err)
-		err = resolve_memory(cfg, path);
-	free(path);
+		err = resolve_values(cfg, used);
+	sb_strv_free(paths);
 	return err;
+}
+
+void cli_config_each_slot(const cli_config *cfg, cli_config_slot_fn fn, void *ud)
+{
+	for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) {
+		char *const *v = (char *const *)((const char *)cfg + slots[i].offset);
+		fn(ud, slots[i].key, *v, cfg->slot_origins[i]);
+	}
 }
 
 void cli_config_deinit(cli_config *cfg)
@@ -259,6 +347,18 @@ void cli_config_deinit(cli_config *cfg)
 	}
 	free(cfg->config_path);
 	cfg->config_path = NULL;
+	for (size_t i = 0; i < CLI_CONFIG_SLOTS; i++) {
+		free(cfg->slot_origins[i]);
+		cfg->slot_origins[i] = NULL;
+	}
+	for (size_t i = 0; i < cfg->nrun_settings; i++) {
+		free(cfg->run_settings[i].key);
+		free(cfg->run_settings[i].value);
+		free(cfg->run_settings[i].origin);
+	}
+	free(cfg->run_settings);
+	cfg->run_settings = NULL;
+	cfg->nrun_settings = 0;
 	for (size_t i = 0; i < cfg->ncallbacks; i++)
 		sb_callback_entry_deinit(&cfg->callbacks[i]);
 	free(cfg->callbacks);

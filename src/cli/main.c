@@ -3,6 +3,7 @@
 #include "cli.h"
 
 #include <signal.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,6 +53,23 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	fprintf(stderr, "\nTry `sandbar %s --help`.\n", cmd);
 	va_end(ap);
 	return SB_EXIT_FAILURE;
+}
+
+int cli_common_option(const char *cmd, int c, char **argv, cli_config *cfg, const char *help)
+{
+	switch (c) {
+	case CLI_OPT_STATE_DIR:
+		free(cfg->state_dir);
+		cfg->state_dir = sb_xstrdup(optarg);
+		return -1;
+	case 'h':
+		fputs(help, stdout);
+		return 0;
+	case ':':
+		return cli_usage_error(cmd, "option %s needs a value", argv[optind - 1]);
+	default:
+		return cli_usage_error(cmd, "unknown option %s", argv[optind - 1]);
+	}
 }
 
 struct command {

@@ -2,6 +2,7 @@
  * people (a few lines on stderr) and for programs (one JSON object). */
 #include "run_report.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "sb_json.h"
@@ -410,4 +411,16 @@ void run_report_print_summary(const run_report *r, FILE *f)
 	    (long long)r->phases.exec_ms, (long long)r->phases.restore_ms,
 	    (long long)r->phases.release_ms);
 	fflush(f);
+}
+
+const char *run_report_restore_hint(const sb_err *err)
+{
+	if (err->code == SB_E_CONFLICT)
+		return "--conflict fail: nothing was applied";
+	if (err->sys_errno == ENOSPC)
+		return "no space left on device";
+	if (err->code == SB_E_FILE_TOO_LARGE)
+		return "nothing was applied; raise the limit with --max-restore-size SIZE or "
+		       "`unlimited', or max_restore_size in the config";
+	return "";
 }

@@ -43,6 +43,8 @@ void run_report_init(run_report *r);
 void run_report_deinit(run_report *r);
 void run_report_set_result(run_report *r, const sb_exec_result *res);
 void run_report_set_changes(run_report *r, const sb_restore_report *rr);
+/* Why a restore failed, in words a user can act on ("no space left on device", ...), or "". */
+const char *run_report_restore_hint(const sb_err *err);
 void run_report_print_summary(const run_report *r, FILE *f);
 /* What -q still shows: conflicts and warnings. */
 void run_report_print_warnings(const run_report *r, FILE *f);

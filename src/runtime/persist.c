@@ -9,7 +9,8 @@
 #include <string.h>
 #include "sb_json.h"
 
-#define PERSIST_VERSION 1
+/* 2: file hashes are sb_rt_content_hash's (holes unread); version 1 held plain SHA-256. */
+#define PERSIST_VERSION 2
 #define PERSIST_MAX_BYTES (512u * 1024u * 1024u)
 #define PERSIST_MAX_DEPTH 8
 
@@ -273,7 +274,10 @@ sb_err *sb_runtime_load(const char *path, const sb_runtime_load_opts *o, sb_runt
 	char **archive = NULL, **restore = NULL;
 	err = sb_json_get_int(root, "version", true, 1, 1000, &version);
 	if (!err && version != PERSIST_VERSION)
-		err = sb_err_new(SB_E_UNSUPPORTED, "state version %lld is not %d",
+		err = sb_err_new(SB_E_UNSUPPORTED,
+		                 "state version %lld is not %d: it was saved by another sandbar "
+		                 "version; pull with that version, or read the lease's workspace "
+		                 "with `sandbar exec` and destroy it",
 		                 (long long)version, PERSIST_VERSION);
 	if (!err)
 		err = get_b64(root, "local_dir", &rt->local_dir);

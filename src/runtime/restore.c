@@ -172,6 +172,24 @@ static void import_commits(sb_runtime *rt, const sb_runtime_restore_opts *o, con
 	}
 }
 
+/* The bytes the remote tree may unpack to (see sb_runtime_restore_opts.max_extracted_bytes):
+ * a generous multiple of the workspace as staged, so that a build or an install still fits,
+ * while an archive of hard links to one big file cannot fill the disk. */
+static uint64_t extract_limit(const sb_snap *baseline, int64_t asked)
+{
+	if (asked != 0)
+		return asked < 0 ? 0 : (uint64_t)asked;
+	uint64_t staged = 0;
+	for (size_t i = 0; i < baseline->n; i++)
+		if (baseline->v[i].type == SB_FT_FILE)
+			staged += baseline->v[i].size;
+	uint64_t limit = staged > UINT64_MAX / SB_RESTORE_EXTRACT_FACTOR
+	                     ? UINT64_MAX
+	                     : staged * SB_RESTORE_EXTRACT_FACTOR;
+	return limit < (uint64_t)SB_RESTORE_EXTRACT_FLOOR ? (uint64_t)SB_RESTORE_EXTRACT_FLOOR
+	                                                  : limit;
+}
+
 static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o, const sb_rt_ctx *c,
                                sb_restore_report *rep)
 {
@@ -202,6 +220,7 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	    .ex = &rt->archive_ex, /* the transfer set: .git comes too, for its commits */
 	    .download_tar = download,
 	    .max_bytes = o->max_bytes,
+	    .max_extracted = extract_limit(&rt->baseline, o->max_extracted_bytes),
 	    .local_dest = tree,
 	    .native = rt->native,
 	    .label = "workspace",

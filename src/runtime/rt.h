@@ -161,6 +161,7 @@ typedef struct sb_rt_fetch {
 	const sb_excludes *ex;
 	const char *download_tar; /* command path: where the remote archive is built */
 	int64_t max_bytes;
+	uint64_t max_extracted; /* file data bytes the extraction may write; 0: no limit */
 	const char *local_dest; /* extracted here (created) */
 	bool native;
 	const char *label;
@@ -168,6 +169,11 @@ typedef struct sb_rt_fetch {
 
 sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
                         uint64_t *bytes_out);
+
+/* ---- content_hash.c: a file's content hash, holes unread (see the file). *size_out receives
+ * the size hashed. SB_E_CONFLICT when the file shrank meanwhile. */
+sb_err *sb_rt_content_hash(int fd, const char *path, unsigned char out[SB_SHA256_LEN],
+                           uint64_t *size_out);
 
 /* ---- snapshot.c: dir / file{mode, sha256} / symlink{target} entries of a tree (spec §3.3). */
 typedef struct sb_snap_entry {

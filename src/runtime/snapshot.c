@@ -1,8 +1,9 @@
 /* Tree snapshots for the three-way merge (spec §3.3): every directory, regular file (permission
  * bits, size, SHA-256) and symlink (target text) below a root, under the runtime's one exclude
- * list; FIFOs, sockets and devices are ignored, symlinks never followed. The baseline hashes
- * everything while the tree is as it was at prepare; the other snapshots hash a file only when a
- * comparison gets that far (same kind, mode and size), which keeps restores of big trees cheap.
+ * list (the hash is sb_rt_content_hash's); FIFOs, sockets and devices are ignored, symlinks never
+ * followed. The baseline hashes everything while the tree is as it was at prepare; the other
+ * snapshots hash a file only when a comparison gets that far (same kind, mode and size), which
+ * keeps restores of big trees cheap.
  */
 #include "rt.h"
 
@@ -13,8 +14,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#define HASH_BUF (256u * 1024u)
 
 void sb_snap_init(sb_snap *s)
 {
@@ -41,30 +40,9 @@ static sb_err *hash_fd(int fd, const char *path, sb_snap_entry *e)
 		return sb_err_sys(errno, "stat %s", path);
 	if (!S_ISREG(st.st_mode))
 		return sb_err_new(SB_E_CONFLICT, "%s changed while it was being snapshotted", path);
-	sb_sha256 *h = sb_sha256_new();
-	char *buf = sb_xmalloc(HASH_BUF);
-	uint64_t total = 0;
-	sb_err *err = NULL;
-	for (;;) {
-		ssize_t r = read(fd, buf, HASH_BUF);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			err = sb_err_sys(errno, "reading %s", path);
-			break;
-		}
-		if (r == 0)
-			break;
-		sb_sha256_update(h, buf, (size_t)r);
-		total += (uint64_t)r;
-	}
-	if (!err) {
-		sb_sha256_final(h, e->sha);
+	sb_err *err = sb_rt_content_hash(fd, path, e->sha, &e->size);
+	if (!err)
 		e->hashed = true;
-		e->size = total;
-	}
-	free(buf);
-	sb_sha256_free(h);
 	return err;
 }
 

@@ -179,7 +179,8 @@ sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress
 	if (!err)
 		err = rewind_fd(fd);
 	if (!err) {
-		err = sb_tar_extract(fd, f->local_dest, NULL);
+		sb_tar_extract_opts xo = {.max_bytes = f->max_extracted};
+		err = sb_tar_extract_ex(fd, f->local_dest, &xo, NULL, NULL);
 		sb_rt_timer_mark(&tm, "extract");
 	}
 	sb_rt_timer_finish(&tm, err != NULL);

@@ -30,8 +30,6 @@
 
 #define CONNECT_TIMEOUT_MS 10000
 #define HEAD_TIMEOUT_S 60
-#define IDLE_TIMEOUT_MS (30 * 60 * 1000) /* a relay with no byte either way for this long ends */
-#define RELAY_BUF (256u * 1024u)
 #define CONNS_MAX 1024
 #define SECRET_MAX (64u * 1024u)
 
@@ -67,65 +65,6 @@ struct sb_egress_proxy {
 	bool lstarted;
 	char *lpath;
 };
-
-/* ---- I/O over a socket or a TLS session */
-
-typedef struct io {
-	int fd;
-	SSL *ssl;
-} io;
-
-/* >0 bytes, 0 EOF, -1 error, -2 nothing yet (TLS records that carried no data) */
-static ssize_t io_read(io *o, void *buf, size_t len)
-{
-	if (!o->ssl) {
-		ssize_t n;
-		do
-			n = read(o->fd, buf, len);
-		while (n < 0 && errno == EINTR);
-		return n < 0 ? -1 : n;
-	}
-	int n = SSL_read(o->ssl, buf, (int)(len > INT32_MAX ? INT32_MAX : len));
-	if (n > 0)
-		return n;
-	int e = SSL_get_error(o->ssl, n);
-	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-		return -2;
-	if (e == SSL_ERROR_ZERO_RETURN)
-		return 0;
-	ERR_clear_error();
-	return e == SSL_ERROR_SYSCALL && n == 0 ? 0 : -1;
-}
-
-static bool io_write(io *o, const void *buf, size_t len)
-{
-	const char *p = buf;
-	while (len) {
-		ssize_t n;
-		if (o->ssl) {
-			int k = SSL_write(o->ssl, p, (int)(len > (1u << 30) ? (1u << 30) : len));
-			if (k <= 0) {
-				ERR_clear_error();
-				return false;
-			}
-			n = k;
-		} else {
-			n = send(o->fd, p, len, MSG_NOSIGNAL);
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0)
-				return false;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return true;
-}
-
-static bool io_pending(io *o)
-{
-	return o->ssl && SSL_pending(o->ssl) > 0;
-}
 
 /* ---- statistics */
 
@@ -166,8 +105,8 @@ void sb_egress_proxy_stats(sb_egress_proxy *p, sb_egress_stats *out)
 
 /* ---- answers */
 
-static void answer(io *o, int status, const char *rule, const char *fmt, ...) SB_PRINTF(4, 5);
-static void answer(io *o, int status, const char *rule, const char *fmt, ...)
+static void answer(sbpx_io *o, int status, const char *rule, const char *fmt, ...) SB_PRINTF(4, 5);
+static void answer(sbpx_io *o, int status, const char *rule, const char *fmt, ...)
 {
 	char msg[1024];
 	va_list ap;
@@ -189,142 +128,7 @@ static void answer(io *o, int status, const char *rule, const char *fmt, ...)
 	                 status, reason, body, rule ? "X-Sandbar-Denied: " : "", rule ? rule : "",
 	                 rule ? "\r\n" : "", msg);
 	if (n > 0)
-		io_write(o, head, (size_t)n < sizeof head ? (size_t)n : sizeof head - 1);
-}
-
-/* ---- the request head */
-
-typedef struct head {
-	char *buf; /* the raw bytes read (head + whatever followed) */
-	size_t len, head_len;
-	char method[16];
-	char *target;
-	char version[16];
-	char *lines[128]; /* header lines "Name: value" (pointers into a copy) */
-	size_t nlines;
-	char *copy;
-} head;
-
-static void head_deinit(head *h)
-{
-	free(h->buf);
-	free(h->copy);
-	memset(h, 0, sizeof *h);
-}
-
-static size_t find_end(const char *b, size_t n)
-{
-	for (size_t i = 3; i < n; i++)
-		if (b[i] == '\n' && b[i - 1] == '\r' && b[i - 2] == '\n' && b[i - 3] == '\r')
-			return i + 1;
-	return 0;
-}
-
-/* Read and parse a head: 0, or the status to answer (*why set). */
-static int read_head(io *o, head *h, const char **why)
-{
-	memset(h, 0, sizeof *h);
-	h->buf = malloc(SBPX_HEAD_MAX);
-	if (!h->buf)
-		abort();
-	for (;;) {
-		if (h->len == SBPX_HEAD_MAX) {
-			*why = "request head over 32 KiB";
-			return 431;
-		}
-		ssize_t n = io_read(o, h->buf + h->len, SBPX_HEAD_MAX - h->len);
-		if (n == -2)
-			continue;
-		if (n <= 0) {
-			*why = "connection closed before a complete request";
-			return -1;
-		}
-		size_t from = h->len > 3 ? h->len - 3 : 0;
-		h->len += (size_t)n;
-		size_t e = find_end(h->buf + from, h->len - from);
-		if (e) {
-			h->head_len = from + e;
-			break;
-		}
-	}
-	h->copy = sb_xstrndup(h->buf, h->head_len);
-	char *save = NULL;
-	char *line = strtok_r(h->copy, "\n", &save);
-	if (!line) {
-		*why = "empty request";
-		return 400;
-	}
-	size_t ll = strlen(line);
-	if (ll && line[ll - 1] == '\r')
-		line[--ll] = '\0';
-	char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-	if (!sp1 || !sp2 || (size_t)(sp1 - line) >= sizeof h->method || strchr(sp2 + 1, ' ') ||
-	    strlen(sp2 + 1) >= sizeof h->version || strncmp(sp2 + 1, "HTTP/1.", 7) != 0) {
-		*why = "malformed request line";
-		return 400;
-	}
-	*sp1 = *sp2 = '\0';
-	snprintf(h->method, sizeof h->method, "%s", line);
-	for (const char *c = h->method; *c; c++)
-		if (!isupper((unsigned char)*c)) {
-			*why = "malformed method";
-			return 400;
-		}
-	h->target = sp1 + 1;
-	snprintf(h->version, sizeof h->version, "%s", sp2 + 1);
-	for (char *l; (l = strtok_r(NULL, "\n", &save));) {
-		size_t n = strlen(l);
-		if (n && l[n - 1] == '\r')
-			l[--n] = '\0';
-		if (!n)
-			break;
-		char *colon = strchr(l, ':');
-		if (!colon || colon == l || l[0] == ' ' || l[0] == '\t' || memchr(l, '\r', n)) {
-			*why = "malformed header line (folded lines are not accepted)";
-			return 400;
-		}
-		for (char *c = l; c < colon; c++)
-			if (!isgraph((unsigned char)*c)) {
-				*why = "malformed header name";
-				return 400;
-			}
-		if (h->nlines == sizeof h->lines / sizeof h->lines[0]) {
-			*why = "over 128 header lines";
-			return 431;
-		}
-		h->lines[h->nlines++] = l;
-	}
-	return 0;
-}
-
-static bool header_is(const char *line, const char *name)
-{
-	size_t n = strlen(name);
-	return strncasecmp(line, name, n) == 0 && line[n] == ':';
-}
-
-/* The head sent upstream: origin-form, hop-by-hop and proxy headers dropped, the secret (if
- * any) set, and "Connection: close". */
-static void build_upstream_head(const head *h, const char *path, const char *host_hdr,
-                                const px_secret *sec, sb_buf *out)
-{
-	sb_buf_appendf(out, "%s %s HTTP/1.1\r\n", h->method, path);
-	bool have_host = false;
-	for (size_t i = 0; i < h->nlines; i++) {
-		const char *l = h->lines[i];
-		if (header_is(l, "proxy-connection") || header_is(l, "proxy-authorization") ||
-		    header_is(l, "connection") || header_is(l, "keep-alive") ||
-		    (sec && header_is(l, sec->header)))
-			continue;
-		if (header_is(l, "host"))
-			have_host = true;
-		sb_buf_appendf(out, "%s\r\n", l);
-	}
-	if (!have_host)
-		sb_buf_appendf(out, "Host: %s\r\n", host_hdr);
-	if (sec)
-		sb_buf_appends(out, sec->line);
-	sb_buf_appends(out, "Connection: close\r\n\r\n");
+		sbpx_io_write(o, head, (size_t)n < sizeof head ? (size_t)n : sizeof head - 1);
 }
 
 /* ---- upstream connection */
@@ -357,7 +161,7 @@ static int connect_timeout(const struct sockaddr_storage *ss)
 }
 
 /* Check and connect: the upstream socket, or -1 after answering the client. */
-static int open_upstream(struct sb_egress_proxy *p, io *cl, const char *host, int port)
+static int open_upstream(struct sb_egress_proxy *p, sbpx_io *cl, const char *host, int port)
 {
 	struct sockaddr_storage addrs[SBPX_ADDRS_MAX];
 	const char *why = NULL;
@@ -409,134 +213,11 @@ static int open_upstream(struct sb_egress_proxy *p, io *cl, const char *host, in
 	return -1;
 }
 
-/* ---- relay */
-
-/* Move what one side has to the other through a pipe (no copy through user space): bytes moved,
- * 0 at EOF, -1 on error. */
-static ssize_t splice_once(int from, int to, int pipefd[2])
+/* Relay a and b (proxy_relay.c) and count the bytes moved. */
+static void relay(struct sb_egress_proxy *p, sbpx_io *a, sbpx_io *b, const char *pre, size_t prelen)
 {
-	ssize_t n;
-	do
-		n = splice(from, NULL, pipefd[1], NULL, RELAY_BUF, SPLICE_F_MOVE);
-	while (n < 0 && errno == EINTR);
-	if (n <= 0)
-		return n;
-	ssize_t left = n;
-	while (left > 0) {
-		ssize_t w = splice(pipefd[0], NULL, to, NULL, (size_t)left, SPLICE_F_MOVE);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		left -= w;
-	}
-	return n;
-}
-
-/* Both sides plain sockets: splice. False when this kernel cannot (then the copy loop runs). */
-static bool relay_splice(io *a, io *b, uint64_t *up, uint64_t *down)
-{
-	int pa[2], pb[2];
-	if (pipe2(pa, O_CLOEXEC) < 0)
-		return false;
-	if (pipe2(pb, O_CLOEXEC) < 0) {
-		close(pa[0]);
-		close(pa[1]);
-		return false;
-	}
-	fcntl(pa[1], F_SETPIPE_SZ, RELAY_BUF);
-	fcntl(pb[1], F_SETPIPE_SZ, RELAY_BUF);
-	bool a_open = true;
-	for (;;) {
-		struct pollfd pf[2] = {{a_open ? a->fd : -1, POLLIN, 0}, {b->fd, POLLIN, 0}};
-		int rc = poll(pf, 2, IDLE_TIMEOUT_MS);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc <= 0)
-			break;
-		if (pf[0].revents) {
-			ssize_t n = splice_once(a->fd, b->fd, pa);
-			if (n > 0) {
-				*up += (uint64_t)n;
-			} else {
-				a_open = false;
-				shutdown(b->fd, SHUT_WR);
-				if (n < 0)
-					break;
-			}
-		}
-		if (pf[1].revents) {
-			ssize_t n = splice_once(b->fd, a->fd, pb);
-			if (n <= 0)
-				break; /* the upstream is done: nothing more comes back */
-			*down += (uint64_t)n;
-		}
-	}
-	close(pa[0]);
-	close(pa[1]);
-	close(pb[0]);
-	close(pb[1]);
-	return true;
-}
-
-static void relay(struct sb_egress_proxy *p, io *a, io *b, const char *pre, size_t prelen)
-{
-	char *buf = malloc(RELAY_BUF);
-	if (!buf)
-		abort();
 	uint64_t up = 0, down = 0;
-	if (prelen) {
-		if (!io_write(b, pre, prelen))
-			goto out;
-		up += prelen;
-	}
-	if (!a->ssl && !b->ssl && relay_splice(a, b, &up, &down))
-		goto out;
-	bool a_open = true, b_open = true;
-	while (a_open || b_open) {
-		/* a side that has ended does not end the other direction (half close) */
-		bool ready_a = a_open && io_pending(a), ready_b = b_open && io_pending(b);
-		if (!ready_a && !ready_b) {
-			struct pollfd pf[2] = {{a_open ? a->fd : -1, POLLIN, 0},
-			                       {b_open ? b->fd : -1, POLLIN, 0}};
-			int rc = poll(pf, 2, IDLE_TIMEOUT_MS);
-			if (rc < 0 && errno == EINTR)
-				continue;
-			if (rc <= 0)
-				break;
-			ready_a = pf[0].revents != 0;
-			ready_b = pf[1].revents != 0;
-		}
-		if (ready_a) {
-			ssize_t n = io_read(a, buf, RELAY_BUF);
-			if (n > 0) {
-				if (!io_write(b, buf, (size_t)n))
-					break;
-				up += (uint64_t)n;
-			} else if (n != -2) {
-				a_open = false;
-				if (b->ssl)
-					SSL_shutdown(b->ssl);
-				else
-					shutdown(b->fd, SHUT_WR);
-				if (n < 0)
-					break;
-			}
-		}
-		if (ready_b) {
-			ssize_t n = io_read(b, buf, RELAY_BUF);
-			if (n > 0) {
-				if (!io_write(a, buf, (size_t)n))
-					break;
-				down += (uint64_t)n;
-			} else if (n != -2) {
-				/* the upstream is done: nothing more comes back */
-				break;
-			}
-		}
-	}
-out:
-	free(buf);
+	sbpx_relay(a, b, pre, prelen, &up, &down);
 	pthread_mutex_lock(&p->mu);
 	p->up += up;
 	p->down += down;
@@ -571,15 +252,15 @@ static void allowed(struct sb_egress_proxy *p)
 }
 
 /* The terminated tunnel of a CONNECT to host:port (secret or request rules). */
-static void serve_terminated(px_conn *k, io *cl, const char *host, int port, int upfd,
-                             const head *h)
+static void serve_terminated(px_conn *k, sbpx_io *cl, const char *host, int port, int upfd,
+                             const sbpx_head *h)
 {
 	struct sb_egress_proxy *p = k->p;
 	sb_err *err = NULL;
 	SSL_CTX *sctx = sbpx_tls_server_ctx(p->tls, host, &err);
 	SSL *cs = NULL, *us = NULL;
-	io tc = {cl->fd, NULL}, tu = {upfd, NULL};
-	head rq;
+	sbpx_io tc = {cl->fd, NULL}, tu = {upfd, NULL};
+	sbpx_head rq;
 	memset(&rq, 0, sizeof rq);
 	if (!sctx) {
 		answer(cl, 502, NULL, "%s", err->msg);
@@ -587,14 +268,14 @@ static void serve_terminated(px_conn *k, io *cl, const char *host, int port, int
 		return;
 	}
 	static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-	if (h->len > h->head_len || !io_write(cl, ok, sizeof ok - 1))
+	if (h->len > h->head_len || !sbpx_io_write(cl, ok, sizeof ok - 1))
 		goto out; /* bytes before our 200: not a TLS client that waits */
 	cs = SSL_new(sctx);
 	if (!cs || !SSL_set_fd(cs, cl->fd) || SSL_accept(cs) != 1)
 		goto out; /* the client did not trust us or went away */
 	tc.ssl = cs;
 	const char *why = NULL;
-	int st = read_head(&tc, &rq, &why);
+	int st = sbpx_head_read(&tc, &rq, &why);
 	if (st) {
 		if (st > 0)
 			answer(&tc, st, NULL, "%s", why);
@@ -638,8 +319,10 @@ static void serve_terminated(px_conn *k, io *cl, const char *host, int port, int
 	}
 	tu.ssl = us;
 	sb_buf hb = SB_BUF_INIT;
-	build_upstream_head(&rq, rq.target, host, secret_for(p, host), &hb);
-	bool sent = io_write(&tu, hb.data, hb.len);
+	const px_secret *rsec = secret_for(p, host);
+	sbpx_upstream_head(&rq, rq.target, host, rsec ? rsec->header : NULL,
+	                   rsec ? rsec->line : NULL, &hb);
+	bool sent = sbpx_io_write(&tu, hb.data, hb.len);
 	/* the head can hold the secret: wipe it */
 	memset(hb.data, 0, hb.len);
 	sb_buf_deinit(&hb);
@@ -648,7 +331,7 @@ static void serve_terminated(px_conn *k, io *cl, const char *host, int port, int
 		relay(p, &tc, &tu, rq.buf + rq.head_len, rq.len - rq.head_len);
 	}
 out:
-	head_deinit(&rq);
+	sbpx_head_deinit(&rq);
 	if (cs) {
 		SSL_shutdown(cs);
 		SSL_free(cs);
@@ -661,16 +344,16 @@ out:
 static void serve(px_conn *k)
 {
 	struct sb_egress_proxy *p = k->p;
-	io cl = {k->fd, NULL};
+	sbpx_io cl = {k->fd, NULL};
 	struct timeval tv = {HEAD_TIMEOUT_S, 0};
 	setsockopt(k->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	head h;
+	sbpx_head h;
 	const char *why = NULL;
-	int st = read_head(&cl, &h, &why);
+	int st = sbpx_head_read(&cl, &h, &why);
 	if (st) {
 		if (st > 0)
 			answer(&cl, st, NULL, "%s", why);
-		head_deinit(&h);
+		sbpx_head_deinit(&h);
 		return;
 	}
 	char host[256];
@@ -727,19 +410,20 @@ static void serve(px_conn *k)
 	if (upfd < 0)
 		goto out;
 	set_up(k, upfd);
-	io up = {upfd, NULL};
+	sbpx_io up = {upfd, NULL};
 	if (connect_req && (sec || inspect) && p->tls) {
 		serve_terminated(k, &cl, host, port, upfd, &h);
 	} else if (connect_req) {
 		static const char ok[] = "HTTP/1.1 200 Connection established\r\n\r\n";
-		if (io_write(&cl, ok, sizeof ok - 1)) {
+		if (sbpx_io_write(&cl, ok, sizeof ok - 1)) {
 			allowed(p);
 			relay(p, &cl, &up, h.buf + h.head_len, h.len - h.head_len);
 		}
 	} else {
 		sb_buf hb = SB_BUF_INIT;
-		build_upstream_head(&h, path, host, sec, &hb);
-		bool sent = io_write(&up, hb.data, hb.len);
+		sbpx_upstream_head(&h, path, host, sec ? sec->header : NULL, sec ? sec->line : NULL,
+		                   &hb);
+		bool sent = sbpx_io_write(&up, hb.data, hb.len);
 		memset(hb.data, 0, hb.len);
 		sb_buf_deinit(&hb);
 		if (sent) {
@@ -748,7 +432,7 @@ static void serve(px_conn *k)
 		}
 	}
 out:
-	head_deinit(&h);
+	sbpx_head_deinit(&h);
 }
 
 static void conn_forget(px_conn *k)
@@ -806,7 +490,7 @@ void sb_egress_proxy_serve_fd(sb_egress_proxy *p, int fd)
 	pthread_attr_destroy(&a);
 	if (room)
 		conn_forget(k);
-	io cl = {fd, NULL};
+	sbpx_io cl = {fd, NULL};
 	answer(&cl, 503, NULL, "too many connections through this proxy at once; retry");
 	close(fd);
 	free(k);

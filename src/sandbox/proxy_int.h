@@ -87,4 +87,54 @@ void *sbpx_tls_server_ctx(sbpx_tls *t, const char *host, sb_err **err);
 /* The upstream client context (verifies against the system store plus upstream_ca). */
 void *sbpx_tls_client_ctx(sbpx_tls *t);
 
+/* ---- shared by proxy_policy.c, proxy_addr.c and egress_config.c */
+void sbpx_lower(char *s);
+/* A host name of [A-Za-z0-9._-], at most 253 characters. */
+bool sbpx_name_ok(const char *s);
+/* An IPv4 or IPv6 literal into addr (16 bytes); *family AF_INET or AF_INET6. */
+bool sbpx_parse_addr(const char *s, int *family, unsigned char *addr);
+bool sbpx_entry_matches_host(const sbpx_entry *e, const char *host, int port);
+void sbpx_set_port(struct sockaddr_storage *ss, int port);
+
+/* ---- proxy_relay.c: I/O over a socket or a TLS session, and the relay */
+typedef struct sbpx_io {
+	int fd;
+	struct ssl_st *ssl; /* NULL: plain socket */
+} sbpx_io;
+/* >0 bytes, 0 EOF, -1 error, -2 nothing yet (TLS records that carried no data) */
+ssize_t sbpx_io_read(sbpx_io *o, void *buf, size_t len);
+bool sbpx_io_write(sbpx_io *o, const void *buf, size_t len);
+bool sbpx_io_pending(sbpx_io *o);
+/* Send pre (prelen bytes) to b, then move bytes both ways until the upstream b is done or
+ * neither side moves for a long time; *up_out and *down_out receive the bytes moved. */
+void sbpx_relay(sbpx_io *a, sbpx_io *b, const char *pre, size_t prelen, uint64_t *up_out,
+                uint64_t *down_out);
+
+/* ---- proxy_head.c: the request head */
+typedef struct sbpx_head {
+	char *buf; /* the raw bytes read (head + whatever followed) */
+	size_t len, head_len;
+	char method[16];
+	char *target;
+	char version[16];
+	char *lines[128]; /* header lines "Name: value" (pointers into a copy) */
+	size_t nlines;
+	char *copy;
+} sbpx_head;
+/* Read a head from o and parse it: 0, -1 when the client went away, or the HTTP status to
+ * answer (*why set). */
+int sbpx_head_read(sbpx_io *o, sbpx_head *h, const char **why);
+/* Parse h->buf[0..h->head_len) (a complete head, ending in an empty line): 0 or the status to
+ * answer (*why set). */
+int sbpx_head_parse(sbpx_head *h, const char **why);
+/* Where the head in b[0..n) ends (just past "\r\n\r\n"), 0 when it does not yet. */
+size_t sbpx_head_end(const char *b, size_t n);
+void sbpx_head_deinit(sbpx_head *h);
+/* Whether a header line names the header name (case-insensitive). */
+bool sbpx_header_is(const char *line, const char *name);
+/* The head sent upstream: origin-form path, hop-by-hop and proxy headers dropped, the secret
+ * line (when given) replacing any header secret_header, and "Connection: close". */
+void sbpx_upstream_head(const sbpx_head *h, const char *path, const char *host_hdr,
+                        const char *secret_header, const char *secret_line, sb_buf *out);
+
 #endif

@@ -142,11 +142,10 @@ static sb_err *do_extract(void *ud)
 		err = open_sub(dfd, j->staging, "new", true, &nfd);
 	if (!err) {
 		char *p = sb_strfmt("/proc/self/fd/%d", nfd);
-		err = sb_tar_extract_ex(j->tar_fd, p,
-		                        j->special == SB_REPLACE_SPECIAL_REFUSE
-		                            ? SB_TAR_SPECIAL_REFUSE
-		                            : SB_TAR_SPECIAL_SKIP,
-		                        &j->bytes, &j->specials);
+		sb_tar_extract_opts xo = {.special = j->special == SB_REPLACE_SPECIAL_REFUSE
+		                                         ? SB_TAR_SPECIAL_REFUSE
+		                                         : SB_TAR_SPECIAL_SKIP};
+		err = sb_tar_extract_ex(j->tar_fd, p, &xo, &j->bytes, &j->specials);
 		free(p);
 	}
 	if (nfd >= 0)
@@ -155,15 +154,31 @@ static sb_err *do_extract(void *ud)
 	return err;
 }
 
+/* The target directory and one directory of its staging area ("old" or "new"). */
+static sb_err *open_pair(job *j, const char *sub, bool create, int *dfd, int *sfd)
+{
+	*dfd = *sfd = -1;
+	sb_err *err = sb_ws_open_dir(j->sb, j->rel, false, dfd);
+	if (!err)
+		err = open_sub(*dfd, j->staging, sub, create, sfd);
+	return err;
+}
+
+static void close_pair(int dfd, int sfd)
+{
+	if (sfd >= 0)
+		close(sfd);
+	if (dfd >= 0)
+		close(dfd);
+}
+
 /* Old entries (all but kept ones and the staging directory) into <staging>/old. */
 static sb_err *do_stash(void *ud)
 {
 	job *j = ud;
-	int dfd = -1, ofd = -1;
+	int dfd, ofd;
 	char **names = NULL;
-	sb_err *err = sb_ws_open_dir(j->sb, j->rel, false, &dfd);
-	if (!err)
-		err = open_sub(dfd, j->staging, "old", true, &ofd);
+	sb_err *err = open_pair(j, "old", true, &dfd, &ofd);
 	if (!err)
 		err = list_names(dfd, what_of(j), &names);
 	for (size_t i = 0; !err && names && names[i]; i++) {
@@ -176,10 +191,7 @@ static sb_err *do_stash(void *ud)
 			moved(j);
 	}
 	sb_strv_free(names);
-	if (ofd >= 0)
-		close(ofd);
-	if (dfd >= 0)
-		close(dfd);
+	close_pair(dfd, ofd);
 	return err;
 }
 
@@ -187,16 +199,13 @@ static sb_err *do_stash(void *ud)
 static sb_err *do_unstash(void *ud)
 {
 	job *j = ud;
-	int dfd = -1, ofd = -1;
+	int dfd, ofd;
 	char **names = NULL;
-	sb_err *err = sb_ws_open_dir(j->sb, j->rel, false, &dfd);
-	if (!err) {
-		err = open_sub(dfd, j->staging, "old", false, &ofd);
-		if (err && err->sys_errno == ENOENT) {
-			sb_err_free(err); /* the crash came before anything was stashed */
-			close(dfd);
-			return NULL;
-		}
+	sb_err *err = open_pair(j, "old", false, &dfd, &ofd);
+	if (err && err->sys_errno == ENOENT) {
+		sb_err_free(err); /* the crash came before anything was stashed */
+		close_pair(dfd, ofd);
+		return NULL;
 	}
 	if (!err)
 		err = list_names(ofd, what_of(j), &names);
@@ -205,10 +214,7 @@ static sb_err *do_unstash(void *ud)
 			err =
 			    sb_err_sys(errno, "moving the old %s of %s back", names[i], what_of(j));
 	sb_strv_free(names);
-	if (ofd >= 0)
-		close(ofd);
-	if (dfd >= 0)
-		close(dfd);
+	close_pair(dfd, ofd);
 	return err;
 }
 
@@ -261,16 +267,11 @@ static sb_err *move_entries(job *j, int sfd, int dfd)
 static sb_err *do_install(void *ud)
 {
 	job *j = ud;
-	int dfd = -1, nfd = -1;
-	sb_err *err = sb_ws_open_dir(j->sb, j->rel, false, &dfd);
-	if (!err)
-		err = open_sub(dfd, j->staging, "new", false, &nfd);
+	int dfd, nfd;
+	sb_err *err = open_pair(j, "new", false, &dfd, &nfd);
 	if (!err)
 		err = move_entries(j, nfd, dfd);
-	if (nfd >= 0)
-		close(nfd);
-	if (dfd >= 0)
-		close(dfd);
+	close_pair(dfd, nfd);
 	return err;
 }
 

@@ -12,6 +12,13 @@ sb_err *sbs_store_db_err(sqlite3 *db, const char *what)
 	return sb_err_new(SB_E_IO, "state database: %s: %s", what, sqlite3_errmsg(db));
 }
 
+sb_err *sbs_store_prepare(sbs_store *st, const char *sql, const char *what, sqlite3_stmt **out)
+{
+	if (sqlite3_prepare_v2(st->db, sql, -1, out, NULL) != SQLITE_OK)
+		return sbs_store_db_err(st->db, what);
+	return NULL;
+}
+
 #define db_err sbs_store_db_err
 
 static const char *schema =

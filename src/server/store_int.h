@@ -14,5 +14,7 @@ struct sbs_store {
 };
 
 sb_err *sbs_store_db_err(sqlite3 *db, const char *what);
+/* Prepare sql into *out; the error names what was being done. */
+sb_err *sbs_store_prepare(sbs_store *st, const char *sql, const char *what, sqlite3_stmt **out);
 
 #endif

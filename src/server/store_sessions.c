@@ -8,6 +8,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A session's key: parameters 1 to 3 of s. */
+static void bind_key(sqlite3_stmt *s, const char *lease_id, const char *acquisition_id,
+                     const char *session_id)
+{
+	sqlite3_bind_text(s, 1, lease_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, acquisition_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, session_id, -1, SQLITE_STATIC);
+}
+
 sb_err *sbs_store_session_get(sbs_store *st, const char *lease_id, const char *acquisition_id,
                               const char *session_id, bool *found, char **cwd, char ***env)
 {
@@ -17,16 +26,13 @@ sb_err *sbs_store_session_get(sbs_store *st, const char *lease_id, const char *a
 	sb_err *err = NULL;
 	pthread_mutex_lock(&st->mu);
 	sqlite3_stmt *s = NULL;
-	if (sqlite3_prepare_v2(st->db,
-	                       "SELECT cwd, env FROM sessions WHERE lease_id = ? AND "
-	                       "acquisition_id = ? AND session_id = ?",
-	                       -1, &s, NULL) != SQLITE_OK) {
-		err = sbs_store_db_err(st->db, "preparing session read");
+	err = sbs_store_prepare(st,
+	                        "SELECT cwd, env FROM sessions WHERE lease_id = ? AND "
+	                        "acquisition_id = ? AND session_id = ?",
+	                        "preparing session read", &s);
+	if (err)
 		goto out;
-	}
-	sqlite3_bind_text(s, 1, lease_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, acquisition_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, session_id, -1, SQLITE_STATIC);
+	bind_key(s, lease_id, acquisition_id, session_id);
 	int rc = sqlite3_step(s);
 	if (rc == SQLITE_DONE)
 		goto out;
@@ -80,21 +86,17 @@ sb_err *sbs_store_session_put(sbs_store *st, const char *lease_id, const char *a
 		err = sbs_store_db_err(st->db, "starting session transaction");
 		goto out;
 	}
-	if (sqlite3_prepare_v2(st->db,
-	                       "INSERT OR REPLACE INTO sessions(lease_id, acquisition_id, "
-	                       "session_id, cwd, env, used_ms) VALUES(?,?,?,?,?,?)",
-	                       -1, &s, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(st->db,
-	                       "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM sessions "
-	                       "WHERE lease_id = ? ORDER BY used_ms DESC, rowid DESC LIMIT -1 "
-	                       "OFFSET ?)",
-	                       -1, &ev, NULL) != SQLITE_OK) {
-		err = sbs_store_db_err(st->db, "preparing session write");
+	if ((err = sbs_store_prepare(st,
+	                             "INSERT OR REPLACE INTO sessions(lease_id, acquisition_id, "
+	                             "session_id, cwd, env, used_ms) VALUES(?,?,?,?,?,?)",
+	                             "preparing session write", &s)) ||
+	    (err = sbs_store_prepare(st,
+	                             "DELETE FROM sessions WHERE rowid IN (SELECT rowid FROM "
+	                             "sessions WHERE lease_id = ? ORDER BY used_ms DESC, rowid "
+	                             "DESC LIMIT -1 OFFSET ?)",
+	                             "preparing session eviction", &ev)))
 		goto rollback;
-	}
-	sqlite3_bind_text(s, 1, lease_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, acquisition_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, session_id, -1, SQLITE_STATIC);
+	bind_key(s, lease_id, acquisition_id, session_id);
 	if (cwd)
 		sqlite3_bind_text(s, 4, cwd, -1, SQLITE_STATIC);
 	else

@@ -628,6 +628,66 @@ static void extract_turns_hard_links_into_copies_and_skips_devices(void **state)
 	hostile_down(&h);
 }
 
+/* The extraction limit counts file data written: hard link copies count their target's size,
+ * holes of a sparse member count nothing, and the member that would cross it is refused
+ * before any of its bytes are written. */
+static void extract_limit_counts_copies_not_holes(void **state)
+{
+	(void)state;
+	struct hostile h;
+	hostile_up(&h);
+	/* 6 bytes of data, 4 hard links: 30 bytes once extracted */
+	const struct member m[] = {{"f", AE_IFREG, "shared"},
+	                           {"h1", 0, "f"},
+	                           {"h2", 0, "f"},
+	                           {"h3", 0, "f"},
+	                           {"h4", 0, "f"}};
+	int fd = build_archive(m, 5);
+	rewind_fd(fd);
+	sb_tar_extract_opts xo = {.max_bytes = 29};
+	sb_err *err = sb_tar_extract_ex(fd, h.dst, &xo, NULL, NULL);
+	assert_non_null(err);
+	if (err->code != SB_E_FILE_TOO_LARGE)
+		print_error("%s\n", err->msg);
+	assert_int_equal(err->code, SB_E_FILE_TOO_LARGE);
+	assert_int_equal(err->limit_bytes, 29);
+	assert_int_equal(err->actual_bytes, 30);
+	assert_non_null(strstr(err->msg, "refused at h4"));
+	sb_err_free(err);
+	char *h4 = sbt_path(h.dst, "h4");
+	assert_int_equal(access(h4, F_OK), -1); /* refused before it was created */
+	free(h4);
+	rewind_fd(fd);
+	xo.max_bytes = 30;
+	SB_ASSERT_OK(sb_tar_extract_ex(fd, h.dst, &xo, NULL, NULL));
+	close(fd);
+	hostile_down(&h);
+
+	/* a 1 GiB sparse file holding 5 bytes of data (one file system block) passes a 64 KiB
+	 * limit */
+	char *top = sbt_mkdtemp("sb-tar-sparse-limit");
+	char *src = sbt_path(top, "src"), *dst = sbt_path(top, "dst");
+	SB_ASSERT_OK(sb_fs_mkdir_p(src, 0755));
+	assert_int_equal(sbt_sh("truncate -s 1G '%s/big' && printf hello | dd of='%s/big' bs=1 "
+	                        "seek=4096 conv=notrunc 2>/dev/null",
+	                        src, src),
+	                 0);
+	int afd = memfd();
+	SB_ASSERT_OK(sb_tar_create(src, NULL, false, afd, NULL));
+	rewind_fd(afd);
+	xo.max_bytes = 65536;
+	SB_ASSERT_OK(sb_tar_extract_ex(afd, dst, &xo, NULL, NULL));
+	close(afd);
+	char *big = sbt_path(dst, "big");
+	struct stat st;
+	assert_int_equal(stat(big, &st), 0);
+	assert_int_equal(st.st_size, (off_t)1 << 30);
+	free(big);
+	free(src);
+	free(dst);
+	sbt_rmtree(top);
+}
+
 static void extract_rejects_garbage_truncation_and_empty_input(void **state)
 {
 	(void)state;
@@ -699,6 +759,7 @@ int main(void)
 	    cmocka_unit_test(extract_refuses_writing_through_existing_symlinks),
 	    cmocka_unit_test(extract_replaces_existing_entries),
 	    cmocka_unit_test(extract_turns_hard_links_into_copies_and_skips_devices),
+	    cmocka_unit_test(extract_limit_counts_copies_not_holes),
 	    cmocka_unit_test(extract_rejects_garbage_truncation_and_empty_input),
 	    cmocka_unit_test(create_reports_missing_dir_and_write_errors),
 	};
