@@ -75,7 +75,7 @@ static long rss_kib(void)
 
 typedef struct worker {
 	int idx, cycles, failures;
-	double *acquire_s; /* per cycle */
+	double *acquire_s, *exec_s, *destroy_s; /* per cycle */
 	const char *tag;
 } worker;
 
@@ -102,11 +102,15 @@ static void *work(void *ud)
 		snprintf(id, sizeof id, "%.*s", (int)strcspn(p + 6, "\""), p + 6);
 		char t[160];
 		snprintf(t, sizeof t, "/v1/leases/%s/exec", id);
+		t0 = sbb_now();
 		if (call(c, "POST", t, "{\"argv\":[\"seq\",\"1\",\"1000\"]}", &out) != 200)
 			w->failures++;
+		w->exec_s[i] = sbb_now() - t0;
 		snprintf(t, sizeof t, "/v1/leases/%s", id);
+		t0 = sbb_now();
 		if (call(c, "DELETE", t, NULL, &out) != 200)
 			w->failures++;
+		w->destroy_s[i] = sbb_now() - t0;
 	}
 	sb_buf_deinit(&out);
 	curl_easy_cleanup(c);
@@ -154,11 +158,18 @@ static void churn(int conc, int total)
 	worker *w = sb_xcalloc((size_t)conc, sizeof *w);
 	pthread_t *th = sb_xcalloc((size_t)conc, sizeof *th);
 	double *acq = sb_xcalloc((size_t)(per * conc), sizeof *acq);
+	double *ex = sb_xcalloc((size_t)(per * conc), sizeof *ex);
+	double *de = sb_xcalloc((size_t)(per * conc), sizeof *de);
 	char tag[32];
 	snprintf(tag, sizeof tag, "c%d", conc);
 	double t0 = sbb_now();
 	for (int i = 0; i < conc; i++) {
-		w[i] = (worker){.idx = i, .cycles = per, .acquire_s = acq + i * per, .tag = tag};
+		w[i] = (worker){.idx = i,
+		                .cycles = per,
+		                .acquire_s = acq + i * per,
+		                .exec_s = ex + i * per,
+		                .destroy_s = de + i * per,
+		                .tag = tag};
 		pthread_create(&th[i], NULL, work, &w[i]);
 	}
 	int failures = 0;
@@ -181,6 +192,10 @@ static void churn(int conc, int total)
 	snprintf(ours, sizeof ours, "%.2f ms / %.2f ms", p50 * 1e3, p99 * 1e3);
 	snprintf(base, sizeof base, "-");
 	sbb_row(fig, ours, base, "-");
+	snprintf(fig, sizeof fig, "exec / destroy latency at concurrency %d, p50", conc);
+	snprintf(ours, sizeof ours, "%.2f ms / %.2f ms", percentile(ex, n, 0.5) * 1e3,
+	         percentile(de, n, 0.5) * 1e3);
+	sbb_row(fig, ours, "-", "-");
 	snprintf(fig, sizeof fig, "GET /v1/health during churn at concurrency %d, p50 / p99", conc);
 	if (pr->n)
 		snprintf(ours, sizeof ours, "%.2f ms / %.2f ms (%zu probes, %zu failed)",
@@ -191,6 +206,8 @@ static void churn(int conc, int total)
 	sbb_row(fig, ours, "-", "target p99 <= 50 ms");
 	free(pr);
 	free(acq);
+	free(ex);
+	free(de);
 	free(th);
 	free(w);
 }
@@ -282,10 +299,27 @@ int main(void)
 		return 1;
 	}
 	long start_kib = rss_kib();
-	churn(1, 50);
-	churn(20, 400);
-	churn(100, 500);
-	idle_connections(start_kib);
+	/* SANDBAR_BENCH_CHURN="20:400[,c:n...]" runs only those churns (for profiling) */
+	const char *only = getenv("SANDBAR_BENCH_CHURN");
+	if (only && *only) {
+		for (const char *p = only; *p;) {
+			int conc = 0, total = 0, used = 0;
+			if (sscanf(p, "%d:%d%n", &conc, &total, &used) != 2 || conc < 1 ||
+			    conc > 1000 || total < conc || total > 100000) {
+				fprintf(stderr, "SANDBAR_BENCH_CHURN: want c:n[,c:n...], got %s\n",
+				        only);
+				break;
+			}
+			churn(conc, total);
+			p += used;
+			p += *p == ',';
+		}
+	} else {
+		churn(1, 50);
+		churn(20, 400);
+		churn(100, 500);
+		idle_connections(start_kib);
+	}
 	sb_sleep_ms(5000);
 	long after = rss_kib();
 	char ours[64], base[64], ratio[64];
