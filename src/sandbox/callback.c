@@ -699,49 +699,18 @@ static void conn_arrived(struct sbcb_relay *r, const sbi_msg *m, int fd)
 	free(k);
 }
 
+static void on_conn(void *ud, const sbi_msg *m, int fd)
+{
+	conn_arrived(ud, m, fd);
+}
+
 static void *reader_main(void *arg)
 {
 	struct sbcb_relay *r = arg;
-	for (;;) {
-		struct pollfd p[2] = {{r->attach, POLLIN, 0}, {r->stop[0], POLLIN, 0}};
-		for (;;) {
-			sbi_msg m;
-			sbi_msg_init(&m);
-			int fds[SBI_MAX_FDS], nfds = SBI_MAX_FDS;
-			int got = sbi_reader_take(&r->rd, &m, fds, &nfds);
-			if (got <= 0) {
-				sbi_msg_deinit(&m);
-				if (got < 0)
-					goto gone;
-				break;
-			}
-			const char *op = sbi_msg_get(&m, "op");
-			if (op && strcmp(op, "conn") == 0 && nfds >= 1) {
-				conn_arrived(r, &m, fds[0]);
-				for (int i = 1; i < nfds; i++)
-					close(fds[i]);
-			} else {
-				for (int i = 0; i < nfds; i++)
-					close(fds[i]);
-			}
-			sbi_msg_deinit(&m);
-		}
-		int rc = poll(p, 2, -1);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc < 0 || p[1].revents)
-			break;
-		long n = sbi_reader_fill(&r->rd, r->attach);
-		if (n == -EAGAIN || n == -EINTR)
-			continue;
-		if (n <= 0)
-			goto gone;
-	}
-	return NULL;
-gone:
-	sb_warn("callback lease %s: sandbar-init closed the bridge's channel; the callback "
-	        "endpoint stops answering",
-	        r->lease_id);
+	if (!sb_ctl_forward_loop(r->attach, &r->rd, r->stop[0], on_conn, r))
+		sb_warn("callback lease %s: sandbar-init closed the bridge's channel; the "
+		        "callback endpoint stops answering",
+		        r->lease_id);
 	return NULL;
 }
 
@@ -844,24 +813,10 @@ static sb_err *relay_start(sb_sandbox *sb, const sb_sandbox_config *cfg, sb_call
 		err = sb_err_sys(errno, "callback of lease %s: pipe", sb->id);
 		goto fail;
 	}
-	sbi_msg req, reply;
-	sbi_msg_init(&req);
-	sbi_msg_init(&reply);
-	sbi_msg_add(&req, "op", "listen");
-	sbi_msg_add(&req, "name", SBCB_FORWARD_NAME);
-	sbi_msg_addi(&req, "port", port);
-	err = sb_ctl_call_keep(sb, &req, NULL, 0, &reply, &r->attach, &r->rd);
-	if (!err)
-		err = sb_ctl_reply_err(sb, &reply, "starting the callback endpoint");
-	long long p = 0;
-	if (!err && sbi_msg_geti(&reply, "port", 1, 65535, &p) < 0)
-		err =
-		    sb_err_new(SB_E_PROTOCOL, "sandbar-init of lease %s answered no port", sb->id);
-	sbi_msg_deinit(&req);
-	sbi_msg_deinit(&reply);
+	err = sb_ctl_listen(sb, SBCB_FORWARD_NAME, port, "starting the callback endpoint",
+	                    &r->attach, &r->rd, &r->port);
 	if (err)
 		goto fail;
-	r->port = (int)p;
 	int rc = pthread_create(&r->thread, NULL, reader_main, r);
 	if (rc) {
 		err = sb_err_sys(rc, "callback of lease %s: starting the relay thread", sb->id);

@@ -4,6 +4,7 @@
 #include "sandbox_int.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -115,4 +116,66 @@ sb_err *sb_ctl_reply_err(sb_sandbox *sb, const sbi_msg *reply, const char *what)
 	                         msg ? msg : "sandbar-init refused");
 	err->sys_errno = (int)e;
 	return err;
+}
+
+sb_err *sb_ctl_listen(sb_sandbox *sb, const char *name, int port, const char *what, int *keep,
+                      sbi_reader *keep_rd, int *port_out)
+{
+	sbi_msg req, reply;
+	sbi_msg_init(&req);
+	sbi_msg_init(&reply);
+	sbi_msg_add(&req, "op", "listen");
+	sbi_msg_add(&req, "name", name);
+	sbi_msg_addi(&req, "port", port);
+	sb_err *err = sb_ctl_call_keep(sb, &req, NULL, 0, &reply, keep, keep_rd);
+	if (!err)
+		err = sb_ctl_reply_err(sb, &reply, what);
+	long long p = 0;
+	if (!err && sbi_msg_geti(&reply, "port", 1, 65535, &p) < 0)
+		err =
+		    sb_err_new(SB_E_PROTOCOL, "sandbar-init of lease %s answered no port", sb->id);
+	sbi_msg_deinit(&req);
+	sbi_msg_deinit(&reply);
+	if (!err)
+		*port_out = (int)p;
+	return err;
+}
+
+bool sb_ctl_forward_loop(int attach, sbi_reader *rd, int stop_fd,
+                         void (*on_conn)(void *ud, const sbi_msg *m, int fd), void *ud)
+{
+	for (;;) {
+		for (;;) {
+			sbi_msg m;
+			sbi_msg_init(&m);
+			int fds[SBI_MAX_FDS], nfds = SBI_MAX_FDS;
+			int got = sbi_reader_take(rd, &m, fds, &nfds);
+			if (got <= 0) {
+				sbi_msg_deinit(&m);
+				if (got < 0)
+					return false;
+				break;
+			}
+			const char *op = sbi_msg_get(&m, "op");
+			int first = 0;
+			if (op && strcmp(op, "conn") == 0 && nfds >= 1) {
+				on_conn(ud, &m, fds[0]);
+				first = 1;
+			}
+			for (int i = first; i < nfds; i++)
+				close(fds[i]);
+			sbi_msg_deinit(&m);
+		}
+		struct pollfd p[2] = {{attach, POLLIN, 0}, {stop_fd, POLLIN, 0}};
+		int rc = poll(p, 2, -1);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc < 0 || p[1].revents)
+			return true;
+		long n = sbi_reader_fill(rd, attach);
+		if (n == -EAGAIN || n == -EINTR)
+			continue;
+		if (n <= 0)
+			return false;
+	}
 }

@@ -40,58 +40,32 @@ static void release(struct sbpx_lease *l, long long id)
 	sbi_msg_deinit(&m);
 }
 
+static void on_conn(void *ud, const sbi_msg *m, int fd)
+{
+	struct sbpx_lease *l = ud;
+	long long id = 0;
+	if (sbi_msg_geti(m, "id", 1, (long long)(~0ull >> 1), &id) != 0) {
+		close(fd);
+		return;
+	}
+	/* a connection another attachment already had is not resumed: its client sees it
+	 * closed */
+	long long handed = 0;
+	sbi_msg_geti(m, "handed", 0, 1, &handed);
+	if (handed)
+		close(fd);
+	else
+		sb_egress_proxy_serve_fd(l->px, fd);
+	release(l, id);
+}
+
 static void *reader_main(void *arg)
 {
 	struct sbpx_lease *l = arg;
-	for (;;) {
-		for (;;) {
-			sbi_msg m;
-			sbi_msg_init(&m);
-			int fds[SBI_MAX_FDS], nfds = SBI_MAX_FDS;
-			int got = sbi_reader_take(&l->rd, &m, fds, &nfds);
-			if (got <= 0) {
-				sbi_msg_deinit(&m);
-				if (got < 0)
-					goto gone;
-				break;
-			}
-			const char *op = sbi_msg_get(&m, "op");
-			long long id = 0;
-			if (op && strcmp(op, "conn") == 0 && nfds >= 1 &&
-			    sbi_msg_geti(&m, "id", 1, (long long)(~0ull >> 1), &id) == 0) {
-				/* a connection another attachment already had is not resumed: its
-				 * client sees it closed */
-				long long handed = 0;
-				sbi_msg_geti(&m, "handed", 0, 1, &handed);
-				if (handed)
-					close(fds[0]);
-				else
-					sb_egress_proxy_serve_fd(l->px, fds[0]);
-				release(l, id);
-				for (int i = 1; i < nfds; i++)
-					close(fds[i]);
-			} else {
-				for (int i = 0; i < nfds; i++)
-					close(fds[i]);
-			}
-			sbi_msg_deinit(&m);
-		}
-		struct pollfd p[2] = {{l->attach, POLLIN, 0}, {l->stop[0], POLLIN, 0}};
-		int rc = poll(p, 2, -1);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc < 0 || p[1].revents)
-			return NULL;
-		long n = sbi_reader_fill(&l->rd, l->attach);
-		if (n == -EAGAIN || n == -EINTR)
-			continue;
-		if (n <= 0)
-			goto gone;
-	}
-gone:
-	sb_warn("egress proxy of lease %s: sandbar-init closed the proxy's channel; the sandbox "
-	        "has no network from now on",
-	        l->lease_id);
+	if (!sb_ctl_forward_loop(l->attach, &l->rd, l->stop[0], on_conn, l))
+		sb_warn("egress proxy of lease %s: sandbar-init closed the proxy's channel; the "
+		        "sandbox has no network from now on",
+		        l->lease_id);
 	return NULL;
 }
 
@@ -191,24 +165,10 @@ sb_err *sb_egress_start(sb_sandbox *sb, const char *callback_host)
 	sb_err *err = NULL;
 	if (pipe2(l->stop, O_CLOEXEC) < 0)
 		return sb_err_sys(errno, "egress proxy of lease %s: pipe", sb->id);
-	sbi_msg req, reply;
-	sbi_msg_init(&req);
-	sbi_msg_init(&reply);
-	sbi_msg_add(&req, "op", "listen");
-	sbi_msg_add(&req, "name", SBPX_FORWARD_NAME);
-	sbi_msg_addi(&req, "port", 0);
-	err = sb_ctl_call_keep(sb, &req, NULL, 0, &reply, &l->attach, &l->rd);
-	if (!err)
-		err = sb_ctl_reply_err(sb, &reply, "starting the egress proxy's endpoint");
-	long long port = 0;
-	if (!err && sbi_msg_geti(&reply, "port", 1, 65535, &port) < 0)
-		err =
-		    sb_err_new(SB_E_PROTOCOL, "sandbar-init of lease %s answered no port", sb->id);
-	sbi_msg_deinit(&req);
-	sbi_msg_deinit(&reply);
+	err = sb_ctl_listen(sb, SBPX_FORWARD_NAME, 0, "starting the egress proxy's endpoint",
+	                    &l->attach, &l->rd, &l->port);
 	if (err)
 		return err;
-	l->port = (int)port;
 	int rc = pthread_create(&l->thread, NULL, reader_main, l);
 	if (rc)
 		return sb_err_sys(rc, "egress proxy of lease %s: starting its thread", sb->id);

@@ -140,6 +140,16 @@ sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int
                          sbi_msg *reply, int *keep, sbi_reader *keep_rd);
 /* Turn an {"ok":"0"} reply into an error. */
 sb_err *sb_ctl_reply_err(sb_sandbox *sb, const sbi_msg *reply, const char *what);
+/* Ask init for a loopback listener inside the sandbox whose connections are forwarded to us
+ * under name (port 0: init picks): the attachment stays open in *keep / *keep_rd, the port
+ * init listens on goes to *port_out. what names the endpoint in errors. */
+sb_err *sb_ctl_listen(sb_sandbox *sb, const char *name, int port, const char *what, int *keep,
+                      sbi_reader *keep_rd, int *port_out);
+/* Serve a listener's attachment: every forwarded connection ({"op":"conn"} with its fd) goes
+ * to on_conn, which owns the fd; other messages and extra fds are dropped. Returns true once
+ * stop_fd is readable, false when init closed the channel. */
+bool sb_ctl_forward_loop(int attach, sbi_reader *rd, int stop_fd,
+                         void (*on_conn)(void *ud, const sbi_msg *m, int fd), void *ud);
 
 /* ---- callback.c (the callback bridge's relay) */
 /* After the sandbox started: make the in-sandbox endpoint and run the relay here. */
