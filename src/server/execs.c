@@ -592,3 +592,25 @@ sb_err *sbs_execs_signal(sbs_execs *xs, sbs_lease *l, const char *exec_id, int s
 		return sb_err_new(SB_E_NOTFOUND, "no exec \"%s\"", exec_id);
 	return sb_sandbox_exec_signal(sbs_lease_sandbox(l), exec_id, signo);
 }
+
+sb_err *sbs_execs_list_json(sbs_lease *l, json_t **out)
+{
+	*out = NULL;
+	char **ids = NULL;
+	sb_err *err = sb_sandbox_exec_list(sbs_lease_sandbox(l), &ids);
+	if (err)
+		return err;
+	json_t *arr = json_array();
+	for (size_t i = 0; ids && ids[i]; i++) {
+		sb_sandbox_exec_status st;
+		sb_err *e = sb_sandbox_exec_status_by_id(sbs_lease_sandbox(l), ids[i], &st);
+		if (e) {
+			sb_err_free(e);
+			continue;
+		}
+		json_array_append_new(arr, sbs_exec_status_json(&st));
+	}
+	sb_strv_free(ids);
+	*out = arr;
+	return NULL;
+}

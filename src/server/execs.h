@@ -81,6 +81,9 @@ sb_err *sbs_exec_collect(sbs_exec *x, size_t cap, sb_cancel *cancel, sb_exec_res
 /* {"exec_id","running","exit_code","signal","timed_out","pid","started_at","finished_at",
  *  "stdout_bytes","stderr_bytes"} */
 json_t *sbs_exec_status_json(const sb_sandbox_exec_status *st);
+/* Every exec of lease l with a readable status (one whose record went away meanwhile is
+ * left out), as a JSON array of sbs_exec_status_json objects. */
+sb_err *sbs_execs_list_json(sbs_lease *l, json_t **out);
 
 /* Reaper tick: forget started execs that finished (keeps the running gauge right). */
 void sbs_execs_tick(sbs_execs *xs, sbs_leases *ls);

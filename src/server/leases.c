@@ -356,3 +356,25 @@ sb_err *sbs_leases_set_metadata(sbs_leases *ls, const char *id, const json_t *me
 	sbs_lease_unref(l);
 	return NULL;
 }
+
+sb_err *sbs_lease_processes_json(sbs_lease *l, json_t **out)
+{
+	*out = NULL;
+	sb_sandbox_process *p = NULL;
+	size_t n = 0;
+	sb_err *err = sb_sandbox_list_processes(sbs_lease_sandbox(l), &p, &n);
+	if (err)
+		return err;
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		char st[2] = {p[i].state, 0};
+		json_array_append_new(
+		    arr, json_pack("{s:i, s:i, s:i, s:s, s:I, s:s?, s:s}", "pid", p[i].pid, "ppid",
+		                   p[i].ppid, "pgid", p[i].pgid, "state", st, "rss_bytes",
+		                   (json_int_t)p[i].rss_bytes, "exec_id", p[i].exec_id, "cmdline",
+		                   p[i].cmdline ? p[i].cmdline : ""));
+	}
+	sb_sandbox_processes_free(p, n);
+	*out = arr;
+	return NULL;
+}

@@ -96,6 +96,9 @@ void sbs_lease_mark_lost(sbs_lease *l, const char *reason);
 void sbs_lease_ref(sbs_lease *l);
 const char *sbs_lease_id(const sbs_lease *l);
 sb_sandbox *sbs_lease_sandbox(sbs_lease *l);
+/* The processes running in l's sandbox, as a JSON array of {pid, ppid, pgid, state,
+ * rss_bytes, exec_id, cmdline}. */
+sb_err *sbs_lease_processes_json(sbs_lease *l, json_t **out);
 sbs_leases *sbs_lease_service(sbs_lease *l);
 /* Snapshot of the record. */
 void sbs_lease_get_info(sbs_lease *l, sbs_lease_info *out);

@@ -823,22 +823,10 @@ static void h_exec_list(sbs_req *r, void *ud)
 	sbs_lease *l = lease_or_reply(r, SBS_GET_ALLOW_LOST);
 	if (!l)
 		return;
-	char **ids = NULL;
-	sb_err *err = sb_sandbox_exec_list(sbs_lease_sandbox(l), &ids);
-	json_t *arr = json_array();
-	for (size_t i = 0; !err && ids && ids[i]; i++) {
-		sb_sandbox_exec_status st;
-		sb_err *e = sb_sandbox_exec_status_by_id(sbs_lease_sandbox(l), ids[i], &st);
-		if (e) {
-			sb_err_free(e);
-			continue;
-		}
-		json_array_append_new(arr, sbs_exec_status_json(&st));
-	}
-	sb_strv_free(ids);
+	json_t *arr = NULL;
+	sb_err *err = sbs_execs_list_json(l, &arr);
 	sbs_lease_unref(l);
 	if (err) {
-		json_decref(arr);
 		sbs_reply_err(r, err);
 		return;
 	}
@@ -1049,24 +1037,13 @@ static void h_processes(sbs_req *r, void *ud)
 	sbs_lease *l = lease_or_reply(r, 0);
 	if (!l)
 		return;
-	sb_sandbox_process *p = NULL;
-	size_t n = 0;
-	sb_err *err = sb_sandbox_list_processes(sbs_lease_sandbox(l), &p, &n);
+	json_t *arr = NULL;
+	sb_err *err = sbs_lease_processes_json(l, &arr);
 	sbs_lease_unref(l);
 	if (err) {
 		sbs_reply_err(r, err);
 		return;
 	}
-	json_t *arr = json_array();
-	for (size_t i = 0; i < n; i++) {
-		char st[2] = {p[i].state, 0};
-		json_array_append_new(
-		    arr, json_pack("{s:i, s:i, s:i, s:s, s:I, s:s?, s:s}", "pid", p[i].pid, "ppid",
-		                   p[i].ppid, "pgid", p[i].pgid, "state", st, "rss_bytes",
-		                   (json_int_t)p[i].rss_bytes, "exec_id", p[i].exec_id, "cmdline",
-		                   p[i].cmdline ? p[i].cmdline : ""));
-	}
-	sb_sandbox_processes_free(p, n);
 	sbs_reply_json(r, 200, json_pack("{s:o}", "processes", arr));
 }
 
