@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "clitest.h"
+#include "upstream_launch.h"
 
 typedef struct fixture {
 	clit t;
@@ -24,25 +25,8 @@ typedef struct fixture {
 static pid_t start_upstream(fixture *f, const char *netns, const char *addr, int port,
                             const char *name)
 {
-	char *script = sb_strfmt("%s/tests/agents/upstream.py", SB_TEST_SOURCE_DIR);
 	char *ready = sb_strfmt("%s/%s.out", f->t.root, name);
-	char portbuf[16];
-	snprintf(portbuf, sizeof portbuf, "%d", port);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		FILE *o = freopen(ready, "w", stdout);
-		(void)o;
-		if (netns)
-			execl("/usr/sbin/ip", "ip", "netns", "exec", netns, "/usr/bin/python3",
-			      script, addr, portbuf, name, f->log, (char *)NULL);
-		else
-			execl("/usr/bin/python3", "python3", script, addr, portbuf, name, f->log,
-			      (char *)NULL);
-		_exit(127);
-	}
-	clit_wait_for(ready, "ready");
-	free(script);
+	pid_t pid = agt_upstream_start(netns, addr, port, name, f->log, NULL, NULL, ready);
 	free(ready);
 	return pid;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "clitest.h"
+#include "upstream_launch.h"
 
 #define SECRET_VALUE "sk-test-9f2c6e1d-real-secret-value"
 #define HOSTVAR_VALUE "hostvar-7b1d-value-never-logged"
@@ -30,22 +31,10 @@ typedef struct fixture {
 
 static pid_t start_server(fixture *f, const char *addr, int port, const char *name, bool tls)
 {
-	char *script = sb_strfmt("%s/tests/agents/upstream.py", SB_TEST_SOURCE_DIR);
 	char *ready = sb_strfmt("%s/%s-%s.out", f->dir, name, tls ? "https" : "http");
 	char *cert = sbt_path(f->dir, "server.pem"), *key = sbt_path(f->dir, "server.key");
-	char portbuf[16];
-	snprintf(portbuf, sizeof portbuf, "%d", port);
-	pid_t pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		FILE *o = freopen(ready, "w", stdout);
-		(void)o;
-		execl("/usr/bin/python3", "python3", script, addr, portbuf, name, f->log,
-		      tls ? cert : (char *)NULL, tls ? key : (char *)NULL, (char *)NULL);
-		_exit(127);
-	}
-	clit_wait_for(ready, "ready");
-	free(script);
+	pid_t pid = agt_upstream_start(NULL, addr, port, name, f->log, tls ? cert : NULL,
+	                               tls ? key : NULL, ready);
 	free(ready);
 	free(cert);
 	free(key);
