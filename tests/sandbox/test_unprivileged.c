@@ -10,10 +10,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* A copy of sandbar-init the unprivileged user can reach: the build tree may lie below a
+ * directory only root can enter (a clone in /root), as an installed sandbar never does. */
+static char *init_copy;
+
 static int as_user(const char *state)
 {
 	sb_sandbox_config cfg;
 	sbx_config(&cfg, state);
+	cfg.init_path = init_copy;
 	sb_sandbox *sb = NULL;
 	sb_err *err = sb_sandbox_create(&cfg, "user", NULL, &sb);
 	if (err) {
@@ -66,6 +71,11 @@ static void works_for_an_unprivileged_caller(void **s)
 		sbt_skip("not root: needs root to become the unprivileged user");
 	char *state = sbx_state_dir();
 	assert_int_equal(chown(state, pw->pw_uid, pw->pw_gid), 0);
+	char *init_dir = sbt_mkdtemp("sb-unpriv-init");
+	init_copy = sbt_path(init_dir, "sandbar-init");
+	assert_int_equal(sbt_sh("chmod 0755 '%s' && cp '%s' '%s' && chmod 0755 '%s'", init_dir,
+	                        SB_TEST_BUILD_DIR "/sandbar-init", init_copy, init_copy),
+	                 0);
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
@@ -79,6 +89,8 @@ static void works_for_an_unprivileged_caller(void **s)
 	assert_true(WIFEXITED(ws));
 	assert_int_equal(WEXITSTATUS(ws), 0);
 	sbx_state_free(state);
+	free(init_copy);
+	sbt_rmtree(init_dir);
 }
 
 int main(void)
