@@ -69,6 +69,9 @@ bool cli_run_key_known(const char *key);
  * kept. A missing file is fine; a malformed one is an error naming the line. */
 sb_err *cli_config_resolve(cli_config *cfg);
 void cli_config_deinit(cli_config *cfg);
+/* After cli_config_resolve: key takes value from a command-line flag (its origin says so) and
+ * is checked again like one from a file. */
+sb_err *cli_config_override(cli_config *cfg, const char *key, const char *value);
 /* Parse one `key = value` config text with [run], [serve] and [callback NAME] sections
  * (exported for tests). */
 sb_err *cli_config_parse(cli_config *cfg, const char *text, const char *origin);

@@ -208,13 +208,13 @@ int cmd_run(int argc, char **argv)
 	o.net_mode = -1;
 	bool help = false;
 	/* The config's run settings go first, as options, so one parser checks both. */
-	cli_config settings = {.program = "run"};
+	cli_config cfg = {.program = "run"};
 	run_config_argv rca;
-	sb_err *err = cli_config_resolve(&settings);
+	sb_err *err = cli_config_resolve(&cfg);
 	if (!err)
-		err = run_config_args(&settings, argc, argv, &rca);
+		err = run_config_args(&cfg, argc, argv, &rca);
 	if (err) {
-		cli_config_deinit(&settings);
+		cli_config_deinit(&cfg);
 		run_opts_free(&o);
 		return cli_fail_err("run", err);
 	}
@@ -227,24 +227,22 @@ int cmd_run(int argc, char **argv)
 			run_opts_print_help(stdout);
 		}
 		run_config_argv_deinit(&rca);
-		cli_config_deinit(&settings);
+		cli_config_deinit(&cfg);
 		run_opts_free(&o);
 		return rc;
 	}
 
-	cli_config cfg = {.program = "run"};
+	/* The flags that are shared config keys win over the environment and the files. */
 	sb_callback_config *callback = NULL;
-	if (o.bridge)
-		cfg.bridge_url = sb_xstrdup(o.bridge);
-	if (o.state_dir)
-		cfg.state_dir = sb_xstrdup(o.state_dir);
-	if (o.max_restore_size)
-		cfg.max_restore_size = sb_xstrdup(o.max_restore_size);
-	err = cli_config_resolve(&cfg);
+	const char *const flag_keys[][2] = {{"bridge_url", o.bridge},
+	                                    {"state_dir", o.state_dir},
+	                                    {"max_restore_size", o.max_restore_size}};
+	for (size_t i = 0; i < sizeof flag_keys / sizeof *flag_keys && !err; i++)
+		if (flag_keys[i][1])
+			err = cli_config_override(&cfg, flag_keys[i][0], flag_keys[i][1]);
 	if (!err && o.print_config)
 		run_config_print(&rca, &cfg, stdout);
 	run_config_argv_deinit(&rca);
-	cli_config_deinit(&settings);
 	if (err || o.print_config) {
 		cli_config_deinit(&cfg); /* what the environment already set */
 		run_opts_free(&o);

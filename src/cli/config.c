@@ -330,6 +330,21 @@ sb_err *cli_config_resolve(cli_config *cfg)
 	return err;
 }
 
+sb_err *cli_config_override(cli_config *cfg, const char *key, const char *value)
+{
+	for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) {
+		if (strcmp(slots[i].key, key) != 0)
+			continue;
+		char **dst = slot_ptr(cfg, &slots[i]);
+		free(*dst);
+		*dst = sb_xstrdup(value);
+		free(cfg->slot_origins[i]);
+		cfg->slot_origins[i] = sb_xstrdup("command line");
+		return resolve_values(cfg, cfg->config_path);
+	}
+	return sb_err_new(SB_E_INTERNAL, "no config key \"%s\"", key);
+}
+
 void cli_config_each_slot(const cli_config *cfg, cli_config_slot_fn fn, void *ud)
 {
 	for (size_t i = 0; i < sizeof slots / sizeof *slots; i++) {
