@@ -12,8 +12,8 @@ t1=$(date +%s)
 kib=$(du -k big | cut -f1)
 [ "$kib" -lt 1024 ] || fail "big came back dense: $kib KiB allocated"
 grep -q '0.0 MiB down' "$T/err" || fail "the holes were transferred: $(cat "$T/err")"
-# Holes are neither hashed nor transferred: well under a second here; bound with headroom.
-[ $((t1 - t0)) -lt 30 ] || fail "the round trip took $((t1 - t0)) s"
+# A bound with wide headroom (well under a second here): holes are neither hashed (runtime.content_hash counts the bytes read) nor transferred (the 0.0 MiB below).
+[ $((t1 - t0)) -lt 150 ] || fail "the round trip took $((t1 - t0)) s"
 "$SB" run -- sh -c 'du -k big | cut -f1 >inside.kib' 2>"$T/err2" || fail "second run failed: $(cat "$T/err2")"
 [ "$(cat inside.kib)" -lt 1024 ] || fail "staged dense into the sandbox: $(cat inside.kib) KiB"
 grep -q '0.0 MiB up' "$T/err2" || fail "the holes were staged as data: $(cat "$T/err2")"
