@@ -34,6 +34,16 @@ typedef struct sb_exec_request {
 	 * Only runners with SB_RUNNER_CAP_STDIN_STREAM accept it; others fail SB_E_UNSUPPORTED. */
 	bool stdin_stream;
 	int stdin_fd;
+	/* A pseudo-terminal as the command's stdin, stdout and stderr (runners with
+	 * SB_RUNNER_CAP_TTY; others fail SB_E_UNSUPPORTED). Needs stdin_stream: what stdin_fd
+	 * gives is typed (its EOF is not passed on; a terminal has none). The output is one
+	 * stream, stdout. tty_rows/tty_cols: the initial size (0 = 24 x 80); tty_term: TERM
+	 * (NULL = xterm). tty_resize_fd (-1 for none): readable when the window changed, holding
+	 * records of two native uint16_t (rows, cols); the last one read wins. */
+	bool tty;
+	unsigned short tty_rows, tty_cols;
+	const char *tty_term;
+	int tty_resize_fd;
 	int64_t timeout_ms; /* 0 = no deadline */
 	int64_t grace_ms;   /* TERM-to-KILL grace; 0 = default; raised to at least 1000 */
 	size_t output_cap;  /* per stream, the LAST bytes kept; 0 = SB_OUTPUT_CAP_DEFAULT */
@@ -113,6 +123,7 @@ enum {
 	SB_RUNNER_CAP_STDIN = 1u << 0,          /* requests may carry stdin */
 	SB_RUNNER_CAP_STDIN_PROGRESS = 1u << 1, /* one stdin exec can stream a large upload */
 	SB_RUNNER_CAP_STDIN_STREAM = 1u << 7,   /* requests may stream stdin from a descriptor */
+	SB_RUNNER_CAP_TTY = 1u << 8,            /* requests may ask for a pseudo-terminal */
 	SB_RUNNER_CAP_FILE_TRANSFER = 1u << 2,  /* sync_in / sync_out available */
 };
 

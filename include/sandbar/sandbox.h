@@ -278,6 +278,14 @@ typedef struct sb_sandbox_exec_req {
 	int64_t timeout_ms;  /* 0 = none; enforced by sandbar-init on the process group */
 	int64_t grace_ms;    /* TERM-to-KILL; 0 = SB_GRACE_MS_DEFAULT */
 	const char *exec_id; /* NULL = generate "ex_<hex>" */
+	/* A pseudo-terminal (from the sandbox's own /dev/pts) as the command's controlling
+	 * terminal and its stdin, stdout and stderr: stdin_mode is then ignored, the output is
+	 * one stream (stdout), sb_sandbox_exec_stdin_fd() gives the terminal's master (what is
+	 * written there is typed, Ctrl-C included) and sb_sandbox_exec_resize() sets its size.
+	 * tty_term (NULL: "xterm") becomes TERM unless env sets it. */
+	bool tty;
+	unsigned short tty_rows, tty_cols; /* 0 = 24 x 80 */
+	const char *tty_term;
 } sb_sandbox_exec_req;
 
 typedef struct sb_sandbox_exec_status {
@@ -318,6 +326,9 @@ const char *sb_sandbox_exec_id(const sb_sandbox_exec *x);
  * call sb_sandbox_exec_close_stdin. */
 int sb_sandbox_exec_stdin_fd(const sb_sandbox_exec *x);
 void sb_sandbox_exec_close_stdin(sb_sandbox_exec *x);
+/* A tty exec's new window size (1..10000 each): the command's terminal gets it and its
+ * foreground process group SIGWINCH. SB_E_INVAL when the exec has no terminal here. */
+sb_err *sb_sandbox_exec_resize(sb_sandbox_exec *x, unsigned rows, unsigned cols);
 /* Read up to max bytes of stream from byte offset; *got = 0 means no more for now (check the
  * status: when it is finished, that is the end). Output stays readable after the exec ends. */
 sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offset, void *buf,

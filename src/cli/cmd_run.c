@@ -21,6 +21,7 @@
 #include "lease_store.h"
 #include "run_config.h"
 #include "run_options.h"
+#include "run_tty.h"
 #include "target.h"
 
 static sb_cancel *volatile g_cancel;
@@ -32,6 +33,7 @@ static size_t g_abort_len;
 
 static void on_sigint(int signo)
 {
+	cli_tty_restore(); /* -t: the messages below, and the user, get the terminal back */
 	if (++g_interrupts == 1) {
 		g_signo = signo;
 		sb_cancel_trigger(g_cancel);
@@ -327,6 +329,14 @@ int cmd_run(int argc, char **argv)
 		goto out_cfg;
 	}
 
+	if (o.tty && (topts.via != CLI_VIA_SANDBOX || !isatty(0))) {
+		rc = cli_usage_error("run", "%s",
+		                     topts.via != CLI_VIA_SANDBOX
+		                         ? "-t needs the embedded sandbox (--via sandbox)"
+		                         : "-t needs a terminal on stdin, and stdin is not one (use "
+		                           "-i to stream a pipe or a file to the command)");
+		goto out_cfg;
+	}
 	if (o.nmounts && topts.via != CLI_VIA_SANDBOX) {
 		rc =
 		    cli_usage_error("run", "--mount needs the embedded sandbox (--via sandbox): %s",
@@ -518,8 +528,12 @@ int cmd_run(int argc, char **argv)
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	sb_err *exec_err = NULL;
-	if (!sb_cancel_is_set(g_exec_cancel))
+	/* -t: a terminal inside, ours raw until the command is done (run_tty.c) */
+	if (o.tty && !(exec_err = cli_tty_prepare(0, &req)))
+		exec_err = cli_tty_begin(&req);
+	if (!exec_err && !sb_cancel_is_set(g_exec_cancel))
 		exec_err = sb_runner_execute(target.runner, &req, &cbs, g_exec_cancel, &res);
+	cli_tty_end();
 	report.phases.exec_ms = sb_mono_ms() - t0;
 	bool interrupted = g_interrupts > 0;
 	if (exec_err) {

@@ -37,6 +37,7 @@ static const struct run_key {
     {"env_file", "env-file", RK_LIST, "none"},
     {"mount", "mount", RK_LIST, "none"},
     {"interactive", "interactive", RK_BOOL, "false"},
+    {"tty", "tty", RK_BOOL, "false"},
     {"keep", "keep", RK_BOOL, "false"},
     {"conflict", "conflict", RK_VALUE, "keep-local"},
     {"quiet", "quiet", RK_BOOL, "false"},

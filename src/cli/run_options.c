@@ -58,13 +58,19 @@ static const char run_help[] =
     "  -e, --env K=V          set an environment variable for COMMAND (repeat); -e K passes\n"
     "                         this process's value of K\n"
     "  -i, --interactive      stream this process's stdin to COMMAND (embedded sandbox)\n"
-    "      --env-file FILE    KEY=VALUE lines (and KEY alone: this process's value; # comments)\n"
-    "      --mount HOST:PATH[:ro|rw]  bind HOST into the sandbox at PATH, read-only unless\n"
-    "                         :rw (repeat); never at the workspace, never staged or restored\n"
-    "      --keep             keep the lease afterwards and print its id\n";
+    "  -t, --tty              run COMMAND on a terminal inside the sandbox, for TUIs (embedded\n"
+    "                         sandbox; implies -i; stdin must be a terminal): your terminal is\n"
+    "                         raw while it runs (keys, Ctrl-C too, go to COMMAND, whose own\n"
+    "                         terminal sends it SIGINT), TERM and resizes are passed, its\n"
+    "                         output is one stream (stdout), and your settings come back when\n"
+    "                         it ends, before the summary\n"
+    "      --env-file FILE    KEY=VALUE lines (and KEY alone: this process's value; # comments)\n";
 
 /* Options of the way back, and the output (C99 promises 4095 characters per literal). */
 static const char run_help_back[] =
+    "      --mount HOST:PATH[:ro|rw]  bind HOST into the sandbox at PATH, read-only unless\n"
+    "                         :rw (repeat); never at the workspace, never staged or restored\n"
+    "      --keep             keep the lease afterwards and print its id\n"
     "      --conflict POLICY  when both sides changed a file: keep-local (default: yours stays,\n"
     "                         theirs is written beside it as NAME.sandbar-remote),\n"
     "                         take-remote, or fail (apply nothing)\n"
@@ -231,6 +237,8 @@ static const char *short_flag_name(int c)
 		return "env";
 	case 'i':
 		return "interactive";
+	case 't':
+		return "tty";
 	case 'q':
 		return "quiet";
 	default:
@@ -256,6 +264,7 @@ int run_opts_parse(run_config_argv *rca, struct run_opts *o, bool *help)
 	    {"env-file", required_argument, NULL, OPT_ENV_FILE},
 	    {"mount", required_argument, NULL, OPT_MOUNT},
 	    {"interactive", no_argument, NULL, 'i'},
+	    {"tty", no_argument, NULL, 't'},
 	    {"memory", required_argument, NULL, OPT_MEMORY},
 	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
 	    {"env", required_argument, NULL, 'e'},
@@ -279,7 +288,7 @@ int run_opts_parse(run_config_argv *rca, struct run_opts *o, bool *help)
 	optind = 1;
 	int c, at = optind, li = -1;
 	/* '+': stop at the first non-option, so COMMAND's own flags are never ours. */
-	while ((c = getopt_long(argc, argv, "+:w:e:iqh", longopts, &li)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:w:e:itqh", longopts, &li)) != -1) {
 		const char *name = li >= 0 ? longopts[li].name : short_flag_name(c);
 		rca->last_at = at;
 		if (name && c != OPT_PRINT_CONFIG)
@@ -360,6 +369,9 @@ int run_opts_parse(run_config_argv *rca, struct run_opts *o, bool *help)
 		}
 		case 'i':
 			o->interactive = true;
+			break;
+		case 't':
+			o->tty = o->interactive = true;
 			break;
 		case OPT_MOUNT: {
 			sb_sandbox_mount m;

@@ -26,6 +26,7 @@ struct run_opts {
 	sb_sandbox_mount *mounts; /* --mount, parsed */
 	size_t nmounts;
 	bool interactive; /* -i */
+	bool tty;         /* -t (implies -i) */
 	char **excludes;
 	/* ---- what is staged (issue 13) */
 	char **exclude_patterns;

@@ -213,6 +213,7 @@ typedef struct spawn_args {
 	char **argv, **env;
 	const char *cwd;
 	int in, out, err;
+	bool tty;         /* in = out = err = a terminal's slave, to become the controlling one */
 	int stage, error; /* written by the child before it exits */
 } spawn_args;
 
@@ -274,7 +275,8 @@ static int child(void *arg)
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	if (setsid() < 0 || dup2(a->in, 0) < 0 || dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0)
+	if (setsid() < 0 || (a->tty && ioctl(a->in, TIOCSCTTY, 0) < 0) || dup2(a->in, 0) < 0 ||
+	    dup2(a->out, 1) < 0 || dup2(a->err, 2) < 0)
 		goto fail;
 	a->stage = STAGE_CHDIR;
 	if (chdir(a->cwd) < 0)
@@ -324,8 +326,12 @@ static void exec_free(sbi_exec *x)
 }
 
 void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd, int wake_fd,
-                    sbi_msg *reply)
+                    sbi_msg *reply, int *reply_fd)
 {
+	*reply_fd = -1;
+	const char *tty_req = sbi_msg_get(req, "tty");
+	bool tty = tty_req && strcmp(tty_req, "1") == 0;
+	int master = -1, slave = -1;
 	const char *id = sbi_msg_get(req, "id"), *cwd = sbi_msg_get(req, "cwd");
 	long long timeout_ms = 0, grace_ms = 1000;
 	char **argv = NULL, **env = NULL;
@@ -363,17 +369,27 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 		goto out;
 	}
 	int in = stdin_fd >= 0 ? stdin_fd : st->devnull;
-	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+	if (tty) {
+		/* one terminal for all three; its output is the exec's stdout, stderr stays empty */
+		char why[160];
+		if (sbi_tty_open(req, &master, &slave, why, sizeof why) < 0) {
+			reply_err(reply, errno, why);
+			goto out;
+		}
+		in = slave;
+	} else if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		reply_err(reply, errno, "creating pipes");
 		goto out;
 	}
 	/* A bigger stdout pipe moves bulk output with a quarter of the wake-ups between the
 	 * command and our splice (a 100 MiB output spools in about half the time). Best effort:
 	 * the kernel refuses past the user's pipe-buffer allowance, and 64 KiB still works. */
-	(void)fcntl(outp[0], F_SETPIPE_SZ, STDOUT_PIPE_BYTES);
+	if (!tty)
+		(void)fcntl(outp[0], F_SETPIPE_SZ, STDOUT_PIPE_BYTES);
 	x->oom_before = read_oom_kills(st);
 	x->started_ms = sbi_wall_ms();
-	spawn_args a = {st, argv, env, cwd, in, outp[1], errp[1], 0, 0};
+	spawn_args a = {st,  argv, env, cwd, in, tty ? slave : outp[1], tty ? slave : errp[1],
+	                tty, 0,    0};
 	/* vfork semantics (like posix_spawn): no page-table copy, and we resume only once the
 	 * child has exec'd or failed, with the failure in a.stage / a.error */
 	static char *stack;
@@ -392,9 +408,14 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 		reply_err(reply, errno, "clone");
 		goto out;
 	}
-	close(outp[1]);
-	close(errp[1]);
+	if (outp[1] >= 0)
+		close(outp[1]);
+	if (errp[1] >= 0)
+		close(errp[1]);
 	outp[1] = errp[1] = -1;
+	if (slave >= 0)
+		close(slave); /* only the command holds it now: its exit ends the output (EIO) */
+	slave = -1;
 	if (a.error) {
 		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
 			;
@@ -408,11 +429,21 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 		goto out;
 	}
 	x->pid = pid;
-	x->pipe[0] = outp[0];
-	x->pipe[1] = errp[0];
-	outp[0] = errp[0] = -1;
+	if (tty) {
+		*reply_fd = fcntl(master, F_DUPFD_CLOEXEC, 3);
+		if (*reply_fd < 0)
+			sbi_log("exec %s: duplicating its terminal for the host: %s", x->id,
+			        strerror(errno));
+		x->pipe[0] = master;
+		master = -1;
+	} else {
+		x->pipe[0] = outp[0];
+		x->pipe[1] = errp[0];
+		outp[0] = errp[0] = -1;
+	}
 	for (int s = 0; s < 2; s++)
-		fcntl(x->pipe[s], F_SETFL, O_NONBLOCK);
+		if (x->pipe[s] >= 0)
+			fcntl(x->pipe[s], F_SETFL, O_NONBLOCK);
 	x->grace_ms = grace_ms;
 	if (timeout_ms > 0)
 		x->deadline_ms = sbi_mono_ms() + timeout_ms;
@@ -439,6 +470,10 @@ out:
 	}
 	if (stdin_fd >= 0)
 		close(stdin_fd);
+	if (master >= 0)
+		close(master);
+	if (slave >= 0)
+		close(slave);
 	if (notify_fd >= 0)
 		close(notify_fd);
 	if (wake_fd >= 0)
@@ -551,7 +586,7 @@ void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 			continue;
 		if (n < 0 && errno == EAGAIN)
 			break;
-		if (n < 0)
+		if (n < 0 && errno != EIO) /* EIO: a terminal whose slave side is closed */
 			sbi_log("exec %s: spooling: %s", x->id, strerror(errno));
 		close(x->pipe[s]); /* EOF (or a broken pipe): no writer is left */
 		x->pipe[s] = -1;

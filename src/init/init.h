@@ -25,7 +25,7 @@ typedef struct sbi_exec {
 		int notify_fd, wake_fd;
 	} * watchers;
 	size_t nwatchers;
-	int pipe[2];  /* read ends for stdout, stderr; -1 once at EOF */
+	int pipe[2];  /* read ends for stdout, stderr (a tty's master, and -1); -1 once at EOF */
 	int file[2];  /* spool files stdout, stderr */
 	off_t off[2]; /* bytes spooled so far */
 	int64_t started_ms, finished_ms;
@@ -70,9 +70,12 @@ void sbi_records_reap(void);
 /* Once at start: compute the commands' rlimits and open /dev/null. -1 on failure (errno). */
 int sbi_exec_setup(sbi_state *st);
 /* Handle an exec request: start the command, fill reply. stdin_fd, notify_fd and wake_fd (or
- * -1) are consumed; the latter two make the first watcher (see sbi_exec). */
+ * -1) are consumed; the latter two make the first watcher (see sbi_exec). With tty=1 the
+ * command runs on a new pseudo-terminal (stdin_fd is then unused) and *reply_fd receives a
+ * duplicate of its master for the host (the caller sends it with the reply, then closes it);
+ * otherwise it stays -1. */
 void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd, int wake_fd,
-                    sbi_msg *reply);
+                    sbi_msg *reply, int *reply_fd);
 /* Reap exited children (after SIGCHLD) and record the status of the ones that are execs. */
 void sbi_exec_reap(sbi_state *st);
 /* Move available output from pipes to spool files; close pipes at EOF. */
@@ -86,6 +89,12 @@ sbi_exec *sbi_exec_find(sbi_state *st, const char *id);
 bool sbi_exec_watch(sbi_exec *x, int notify_fd, int wake_fd);
 /* The exec's state as message fields (running, pid, exit_code, signal, ...). */
 void sbi_exec_describe(const sbi_exec *x, sbi_msg *m);
+/* tty.c: a pseudo-terminal for an exec request with tty=1 ("rows", "cols" optional): the
+ * master (non-blocking) and the slave, both close-on-exec. -1 with errno and why filled. */
+#define SBI_TTY_ROWS_DEFAULT 24
+#define SBI_TTY_COLS_DEFAULT 80
+#define SBI_TTY_DIM_MAX 10000
+int sbi_tty_open(const sbi_msg *req, int *master, int *slave, char *why, size_t why_len);
 /* List processes into reply ("proc" fields). */
 void sbi_ps(sbi_state *st, sbi_msg *reply);
 

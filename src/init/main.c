@@ -119,7 +119,7 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 	sbi_msg reply;
 	sbi_msg_init(&reply);
 	const char *op = sbi_msg_get(req, "op");
-	int used = 0;
+	int used = 0, reply_fd = -1; /* reply_fd: a tty exec's master, sent with the reply */
 	bool attached = false;
 	if (op && (strcmp(op, "mark") == 0 || strcmp(op, "release") == 0)) {
 		/* forwarded connections' bookkeeping: no reply, the host does not wait */
@@ -148,7 +148,7 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 			wake_fd = fds[used++];
 		const char *notify = sbi_msg_get(req, "notify");
 		int nfd = notify && strcmp(notify, "1") == 0 ? fcntl(cfd, F_DUPFD_CLOEXEC, 3) : -1;
-		sbi_exec_start(st, req, stdin_fd, nfd, wake_fd, &reply);
+		sbi_exec_start(st, req, stdin_fd, nfd, wake_fd, &reply, &reply_fd);
 	} else if (strcmp(op, "signal") == 0) {
 		const char *id = sbi_msg_get(req, "id");
 		long long sig = 0;
@@ -210,7 +210,9 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 	}
 	for (int i = used; i < nfds; i++)
 		close(fds[i]);
-	int rc = sbi_send(cfd, &reply, NULL, 0);
+	int rc = sbi_send(cfd, &reply, reply_fd >= 0 ? &reply_fd : NULL, reply_fd >= 0 ? 1 : 0);
+	if (reply_fd >= 0)
+		close(reply_fd);
 	if (rc < 0 && rc != -EPIPE)
 		sbi_log("reply to host: %s", strerror(-rc));
 	if (attached && rc >= 0)

@@ -146,6 +146,13 @@ static sb_err *check_request(const sb_runner *r, const sb_exec_request *req)
 	if (req->stdin_stream && (!req->has_stdin || req->stdin_len || req->stdin_fd < 0))
 		return sb_err_new(SB_E_INVAL, "exec request: a stdin stream needs has_stdin, a "
 		                              "descriptor and no stdin_data");
+	if (req->tty && !req->stdin_stream)
+		return sb_err_new(SB_E_INVAL, "exec request: a terminal needs a stdin stream");
+	if (req->tty && !(r->caps & SB_RUNNER_CAP_TTY))
+		return sb_err_new(SB_E_UNSUPPORTED,
+		                  "the %s runner cannot give a command a terminal (use the "
+		                  "embedded sandbox)",
+		                  r->ops->name);
 	if (req->stdin_stream && !(r->caps & SB_RUNNER_CAP_STDIN_STREAM))
 		return sb_err_new(SB_E_UNSUPPORTED,
 		                  "the %s runner cannot stream stdin (use the embedded sandbox)",

@@ -17,6 +17,14 @@
 sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
                          sbi_msg *reply, int *keep, sbi_reader *keep_rd)
 {
+	return sb_ctl_call_fd(sb, req, fds, nfds, reply, keep, keep_rd, NULL);
+}
+
+sb_err *sb_ctl_call_fd(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
+                       sbi_msg *reply, int *keep, sbi_reader *keep_rd, int *reply_fd)
+{
+	if (reply_fd)
+		*reply_fd = -1;
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return sb_err_sys(errno, "socket for lease %s", sb->id);
@@ -49,7 +57,10 @@ sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int
 		goto out;
 	}
 	for (;;) {
-		int got = sbi_reader_take(&rd, reply, NULL, NULL);
+		int rfd = -1, nrfd = reply_fd ? 1 : 0;
+		int got = sbi_reader_take(&rd, reply, reply_fd ? &rfd : NULL, &nrfd);
+		if (got == 1 && reply_fd && nrfd == 1)
+			*reply_fd = rfd;
 		if (got == 1)
 			break;
 		if (got < 0) {

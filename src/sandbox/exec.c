@@ -67,7 +67,10 @@ static sb_err *build_request(sb_sandbox *sb, const sb_sandbox_exec_req *req, con
 	bad |= sbi_msg_add(m, "cwd", cwd);
 	bad |= sbi_msg_addi(m, "timeout_ms", req->timeout_ms);
 	bad |= sbi_msg_addi(m, "grace_ms", req->grace_ms > 0 ? req->grace_ms : SB_GRACE_MS_DEFAULT);
-	bad |= sbi_msg_add(m, "stdin", req->stdin_mode == SB_SANDBOX_STDIN_PIPE ? "pipe" : "null");
+	bad |= sbi_msg_add(m, "stdin",
+	                   req->stdin_mode == SB_SANDBOX_STDIN_PIPE && !req->tty ? "pipe" : "null");
+	if (req->tty)
+		bad |= sb_exec_tty_fields(req, m);
 	bad |= sbi_msg_add(m, "notify", "1");
 	bad |= sbi_msg_add(m, "wake", "1");
 	for (size_t i = 0; req->argv[i]; i++)
@@ -139,12 +142,12 @@ sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req, sb
 	sbi_msg m, reply;
 	sbi_msg_init(&m);
 	sbi_msg_init(&reply);
-	int in[2] = {-1, -1}, wake[2] = {-1, -1}, conn = -1;
+	int in[2] = {-1, -1}, wake[2] = {-1, -1}, conn = -1, master = -1;
 	sbi_reader rd;
 	sbi_reader_init(&rd);
 	if (err || (err = build_request(sb, req, id, cwd, &m)))
 		goto out;
-	if (req->stdin_mode == SB_SANDBOX_STDIN_PIPE && pipe2(in, O_CLOEXEC) < 0) {
+	if (req->stdin_mode == SB_SANDBOX_STDIN_PIPE && !req->tty && pipe2(in, O_CLOEXEC) < 0) {
 		err = sb_err_sys(errno, "stdin pipe for lease %s", sb->id);
 		goto out;
 	}
@@ -157,7 +160,7 @@ sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req, sb
 	if (in[0] >= 0)
 		fds[nfds++] = in[0];
 	fds[nfds++] = wake[1];
-	if ((err = sb_ctl_call_keep(sb, &m, fds, nfds, &reply, &conn, &rd)))
+	if ((err = sb_ctl_call_fd(sb, &m, fds, nfds, &reply, &conn, &rd, &master)))
 		goto out;
 	sb_close(&in[0]);
 	sb_close(&wake[1]);
@@ -174,9 +177,27 @@ sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req, sb
 	}
 	if ((err = sb_ctl_reply_err(sb, &reply, "starting a command")))
 		goto out;
+	if (req->tty && master < 0) {
+		/* it runs, but nobody could type into it: stop it rather than hang */
+		sbi_msg kill_m;
+		sbi_msg_init(&kill_m);
+		sbi_msg_add(&kill_m, "op", "signal");
+		sbi_msg_add(&kill_m, "id", id);
+		sbi_msg_addi(&kill_m, "sig", SIGKILL);
+		sbi_msg_clear(&reply);
+		sb_err_free(sb_ctl_call(sb, &kill_m, NULL, 0, &reply));
+		sbi_msg_deinit(&kill_m);
+		err = sb_err_new(SB_E_PROTOCOL,
+		                 "exec %s in lease %s: sandbar-init sent no terminal for it", id,
+		                 sb->id);
+		goto out;
+	}
 	*out = new_handle(sb, id);
-	(*out)->stdin_w = in[1];
-	in[1] = -1;
+	(*out)->stdin_w = req->tty ? master : in[1];
+	if (req->tty)
+		master = -1;
+	else
+		in[1] = -1;
 	if ((err = sb_fd_set_nonblock(conn, true)))
 		goto out;
 	(*out)->conn = conn;
@@ -197,6 +218,7 @@ out:
 		*out = NULL;
 	}
 	sb_close(&conn);
+	sb_close(&master);
 	sbi_reader_deinit(&rd);
 	sb_close(&wake[0]);
 	sb_close(&wake[1]);

@@ -81,6 +81,22 @@ static void fill_result(const sb_sandbox_exec_status *st, run_state *rs, sb_exec
 	    (st->finished_at_ms ? st->finished_at_ms : sb_wall_ms()) - st->started_at_ms;
 }
 
+/* The last window size the resize descriptor holds goes to the command's terminal. */
+static void apply_resize(sb_sandbox_exec *x, int fd)
+{
+	uint16_t rec[2 * 32], last[2] = {0, 0};
+	ssize_t n;
+	while ((n = read(fd, rec, sizeof rec)) > 0) {
+		size_t whole = (size_t)n / sizeof last * 2;
+		if (whole >= 2)
+			memcpy(last, rec + whole - 2, sizeof last);
+		if ((size_t)n < sizeof rec)
+			break;
+	}
+	if (last[0] && last[1])
+		sb_err_free(sb_sandbox_exec_resize(x, last[0], last[1]));
+}
+
 static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exec_callbacks *cb,
                           sb_cancel *cancel, sb_exec_result *res)
 {
@@ -96,7 +112,12 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 	    .stdin_mode = req->has_stdin ? SB_SANDBOX_STDIN_PIPE : SB_SANDBOX_STDIN_NULL,
 	    .timeout_ms = req->timeout_ms,
 	    .grace_ms = req->grace_ms < SB_GRACE_MS_DEFAULT ? SB_GRACE_MS_DEFAULT : req->grace_ms,
+	    .tty = req->tty,
+	    .tty_rows = req->tty_rows,
+	    .tty_cols = req->tty_cols,
+	    .tty_term = req->tty_term,
 	};
+	int resize_fd = req->tty ? req->tty_resize_fd : -1;
 	run_state rs = {0};
 	size_t cap = req->output_cap ? req->output_cap : SB_OUTPUT_CAP_DEFAULT;
 	sb_tail_init(&rs.tail[0], cap);
@@ -159,14 +180,15 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 			break;
 		/* fetched each time: it changes if init goes away mid-command */
 		bool want_src = src_open && in >= 0 && soff == sfill;
-		struct pollfd p[4] = {{sb_sandbox_exec_fd(rs.x), POLLIN, 0},
+		struct pollfd p[5] = {{sb_sandbox_exec_fd(rs.x), POLLIN, 0},
 		                      {kill_at ? -1 : sb_cancel_fd(cancel), POLLIN, 0},
 		                      {req->stdin_stream && soff == sfill ? -1 : in, POLLOUT, 0},
-		                      {want_src ? req->stdin_fd : -1, POLLIN, 0}};
+		                      {want_src ? req->stdin_fd : -1, POLLIN, 0},
+		                      {in >= 0 ? resize_fd : -1, POLLIN, 0}};
 		int64_t wait_ms = POLL_MS;
 		if (kill_at && kill_at - sb_mono_ms() < wait_ms)
 			wait_ms = kill_at - sb_mono_ms() > 0 ? kill_at - sb_mono_ms() : 0;
-		int rc = poll(p, 4, (int)wait_ms);
+		int rc = poll(p, 5, (int)wait_ms);
 		if (rc < 0 && errno != EINTR) {
 			err = sb_err_sys(errno, "waiting for command \"%s\"", req->argv[0]);
 			goto kill;
@@ -179,12 +201,17 @@ static sb_err *sr_execute(sb_runner *r, const sb_exec_request *req, const sb_exe
 				sfill = (size_t)n;
 				soff = 0;
 			} else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-				src_open =
-				    false; /* EOF (or the source failed): the command sees EOF */
-				sb_sandbox_exec_close_stdin(rs.x);
-				in = -1;
+				/* EOF (or the source failed): the command sees EOF; a terminal has
+				 * none, so it keeps running and can still be resized */
+				src_open = false;
+				if (!req->tty) {
+					sb_sandbox_exec_close_stdin(rs.x);
+					in = -1;
+				}
 			}
 		}
+		if (in >= 0 && p[4].revents)
+			apply_resize(rs.x, resize_fd);
 		if (req->stdin_stream && in >= 0 && soff < sfill && p[2].revents) {
 			ssize_t w = sb_write_nosigpipe(in, sbuf + soff, sfill - soff);
 			if (w > 0)
@@ -327,6 +354,7 @@ sb_err *sb_sandbox_runner_new(sb_sandbox *sb, const sb_sandbox_runner_opts *opts
 	sb_runner *r = sb_xcalloc(1, sizeof *r);
 	r->ops = &sandbox_ops;
 	r->caps = SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS | SB_RUNNER_CAP_STDIN_STREAM |
+	          SB_RUNNER_CAP_TTY |
 	          SB_RUNNER_CAP_FILE_TRANSFER;
 	r->impl = impl;
 	*out = r;

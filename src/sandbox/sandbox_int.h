@@ -130,6 +130,11 @@ sb_err *sb_net_resolv_conf(int *fd_out);
  * once the interface is configured. It exits when exit_rd reaches EOF. */
 sb_err *sb_net_start(const sb_sandbox *sb, const sb_launch *l, int init_pid, int exit_rd, int log);
 
+/* ---- exec_tty.c */
+/* The exec request fields of a tty exec (tty, rows, cols, TERM unless req->env sets it);
+ * nonzero when the message would pass its limit. */
+int sb_exec_tty_fields(const sb_sandbox_exec_req *req, sbi_msg *m);
+
 /* ---- ctl.c */
 /* One request/response round trip with sandbar-init on a fresh connection. fds are sent with
  * the request. SB_E_STATE_LOST when init does not answer. */
@@ -138,6 +143,10 @@ sb_err *sb_ctl_call(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds
  * the reply in *keep_rd (for later messages). */
 sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
                          sbi_msg *reply, int *keep, sbi_reader *keep_rd);
+/* sb_ctl_call_keep that also takes the one descriptor the reply may carry (*reply_fd, else
+ * -1; the caller closes it). */
+sb_err *sb_ctl_call_fd(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
+                       sbi_msg *reply, int *keep, sbi_reader *keep_rd, int *reply_fd);
 /* Turn an {"ok":"0"} reply into an error. */
 sb_err *sb_ctl_reply_err(sb_sandbox *sb, const sbi_msg *reply, const char *what);
 /* Ask init for a loopback listener inside the sandbox whose connections are forwarded to us
