@@ -329,6 +329,12 @@ void sb_sandbox_exec_close_stdin(sb_sandbox_exec *x);
 /* A tty exec's new window size (1..10000 each): the command's terminal gets it and its
  * foreground process group SIGWINCH. SB_E_INVAL when the exec has no terminal here. */
 sb_err *sb_sandbox_exec_resize(sb_sandbox_exec *x, unsigned rows, unsigned cols);
+/* Move the stdin descriptor (pipe write end, or a tty exec's master) out of the handle: the
+ * caller owns it (and may outlive the handle); the handle then has none. -1 when none. */
+int sb_sandbox_exec_take_stdin(sb_sandbox_exec *x);
+/* sb_sandbox_exec_resize on a descriptor taken with sb_sandbox_exec_take_stdin; what names
+ * the exec in errors. */
+sb_err *sb_sandbox_tty_resize(int master_fd, const char *what, unsigned rows, unsigned cols);
 /* Read up to max bytes of stream from byte offset; *got = 0 means no more for now (check the
  * status: when it is finished, that is the end). Output stays readable after the exec ends. */
 sb_err *sb_sandbox_exec_read(sb_sandbox_exec *x, sb_stream stream, uint64_t offset, void *buf,

@@ -330,11 +330,12 @@ int cmd_run(int argc, char **argv)
 	}
 
 	if (o.tty && (topts.via != CLI_VIA_SANDBOX || !isatty(0))) {
-		rc = cli_usage_error("run", "%s",
-		                     topts.via != CLI_VIA_SANDBOX
-		                         ? "-t needs the embedded sandbox (--via sandbox)"
-		                         : "-t needs a terminal on stdin, and stdin is not one (use "
-		                           "-i to stream a pipe or a file to the command)");
+		rc =
+		    cli_usage_error("run", "%s",
+		                    topts.via != CLI_VIA_SANDBOX
+		                        ? "-t needs the embedded sandbox (--via sandbox)"
+		                        : "-t needs a terminal on stdin, and stdin is not one (use "
+		                          "-i to stream a pipe or a file to the command)");
 		goto out_cfg;
 	}
 	if (o.nmounts && topts.via != CLI_VIA_SANDBOX) {

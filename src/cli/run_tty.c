@@ -118,4 +118,3 @@ void cli_tty_end(void)
 			g_winch[i] = -1;
 		}
 }
-

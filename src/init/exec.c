@@ -370,7 +370,8 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 	}
 	int in = stdin_fd >= 0 ? stdin_fd : st->devnull;
 	if (tty) {
-		/* one terminal for all three; its output is the exec's stdout, stderr stays empty */
+		/* one terminal for all three; its output is the exec's stdout, stderr stays empty
+		 */
 		char why[160];
 		if (sbi_tty_open(req, &master, &slave, why, sizeof why) < 0) {
 			reply_err(reply, errno, why);

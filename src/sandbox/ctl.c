@@ -20,8 +20,8 @@ sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int
 	return sb_ctl_call_fd(sb, req, fds, nfds, reply, keep, keep_rd, NULL);
 }
 
-sb_err *sb_ctl_call_fd(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
-                       sbi_msg *reply, int *keep, sbi_reader *keep_rd, int *reply_fd)
+sb_err *sb_ctl_call_fd(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds, sbi_msg *reply,
+                       int *keep, sbi_reader *keep_rd, int *reply_fd)
 {
 	if (reply_fd)
 		*reply_fd = -1;

@@ -349,6 +349,13 @@ int sb_sandbox_exec_stdin_fd(const sb_sandbox_exec *x)
 	return x->stdin_w;
 }
 
+int sb_sandbox_exec_take_stdin(sb_sandbox_exec *x)
+{
+	int fd = x->stdin_w;
+	x->stdin_w = -1;
+	return fd;
+}
+
 void sb_sandbox_exec_close_stdin(sb_sandbox_exec *x)
 {
 	sb_close(&x->stdin_w);

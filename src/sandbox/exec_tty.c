@@ -7,6 +7,7 @@
 #include "sandbox_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <termios.h>
@@ -37,17 +38,23 @@ int sb_exec_tty_fields(const sb_sandbox_exec_req *req, sbi_msg *m)
 	return bad | sbi_msg_add(m, "env", kv);
 }
 
-sb_err *sb_sandbox_exec_resize(sb_sandbox_exec *x, unsigned rows, unsigned cols)
+sb_err *sb_sandbox_tty_resize(int fd, const char *what, unsigned rows, unsigned cols)
 {
-	int fd = sb_sandbox_exec_stdin_fd(x);
 	if (rows < 1 || rows > TTY_DIM_MAX || cols < 1 || cols > TTY_DIM_MAX)
-		return sb_err_new(SB_E_INVAL, "exec %s: window size %ux%u is outside 1..%d",
-		                  sb_sandbox_exec_id(x), rows, cols, TTY_DIM_MAX);
+		return sb_err_new(SB_E_INVAL, "%s: window size %ux%u is outside 1..%d", what, rows,
+		                  cols, TTY_DIM_MAX);
 	if (fd < 0 || !isatty(fd))
-		return sb_err_new(SB_E_INVAL, "exec %s has no terminal to resize (start it with tty)",
-		                  sb_sandbox_exec_id(x));
+		return sb_err_new(SB_E_INVAL, "%s has no terminal to resize (start it with a tty)",
+		                  what);
 	struct winsize ws = {.ws_row = (unsigned short)rows, .ws_col = (unsigned short)cols};
 	if (ioctl(fd, TIOCSWINSZ, &ws) < 0)
-		return sb_err_sys(errno, "resizing the terminal of exec %s", sb_sandbox_exec_id(x));
+		return sb_err_sys(errno, "resizing the terminal of %s", what);
 	return NULL;
+}
+
+sb_err *sb_sandbox_exec_resize(sb_sandbox_exec *x, unsigned rows, unsigned cols)
+{
+	char what[SB_SANDBOX_ID_MAX + 8];
+	snprintf(what, sizeof what, "exec %s", sb_sandbox_exec_id(x));
+	return sb_sandbox_tty_resize(sb_sandbox_exec_stdin_fd(x), what, rows, cols);
 }

@@ -354,8 +354,7 @@ sb_err *sb_sandbox_runner_new(sb_sandbox *sb, const sb_sandbox_runner_opts *opts
 	sb_runner *r = sb_xcalloc(1, sizeof *r);
 	r->ops = &sandbox_ops;
 	r->caps = SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS | SB_RUNNER_CAP_STDIN_STREAM |
-	          SB_RUNNER_CAP_TTY |
-	          SB_RUNNER_CAP_FILE_TRANSFER;
+	          SB_RUNNER_CAP_TTY | SB_RUNNER_CAP_FILE_TRANSFER;
 	r->impl = impl;
 	*out = r;
 	return NULL;

@@ -145,8 +145,8 @@ sb_err *sb_ctl_call_keep(sb_sandbox *sb, const sbi_msg *req, const int *fds, int
                          sbi_msg *reply, int *keep, sbi_reader *keep_rd);
 /* sb_ctl_call_keep that also takes the one descriptor the reply may carry (*reply_fd, else
  * -1; the caller closes it). */
-sb_err *sb_ctl_call_fd(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds,
-                       sbi_msg *reply, int *keep, sbi_reader *keep_rd, int *reply_fd);
+sb_err *sb_ctl_call_fd(sb_sandbox *sb, const sbi_msg *req, const int *fds, int nfds, sbi_msg *reply,
+                       int *keep, sbi_reader *keep_rd, int *reply_fd);
 /* Turn an {"ok":"0"} reply into an error. */
 sb_err *sb_ctl_reply_err(sb_sandbox *sb, const sbi_msg *reply, const char *what);
 /* Ask init for a loopback listener inside the sandbox whose connections are forwarded to us

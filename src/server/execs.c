@@ -3,6 +3,7 @@
  * restart), collects complete results and keeps the running/total exec metrics honest by
  * polling the execs it started from the reaper thread. */
 #include "execs.h"
+#include "exec_input.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -28,6 +29,7 @@ typedef struct dead_exec {
 
 struct sbs_execs {
 	sbs_metrics *m;
+	sbs_exec_inputs *inputs;
 	pthread_mutex_t mu;
 	running *v;
 	size_t n;
@@ -79,6 +81,7 @@ void sbs_exec_spec_deinit(sbs_exec_spec *s)
 	free(s->cwd);
 	free(s->exec_id);
 	sb_buf_deinit(&s->stdin_data);
+	free(s->tty_term);
 	memset(s, 0, sizeof *s);
 }
 
@@ -170,6 +173,8 @@ sb_err *sbs_exec_spec_from_json(const json_t *body, sbs_exec_spec *out)
 			goto fail;
 		}
 	}
+	if ((err = sbs_exec_spec_input_from_json(body, out)))
+		goto fail;
 	if ((err = sb_json_get_int(body, "timeout_ms", false, 0, INT64_MAX / 2, &out->timeout_ms)))
 		goto fail;
 	const char *xid = NULL;
@@ -217,6 +222,7 @@ sbs_execs *sbs_execs_new(sbs_metrics *m)
 {
 	sbs_execs *xs = sb_xcalloc(1, sizeof *xs);
 	xs->m = m;
+	xs->inputs = sbs_exec_inputs_new();
 	pthread_mutex_init(&xs->mu, NULL);
 	pthread_mutex_init(&xs->jmu, NULL);
 	pthread_cond_init(&xs->jcv, NULL);
@@ -269,6 +275,7 @@ void sbs_execs_free(sbs_execs *xs)
 	}
 	free(xs->v);
 	pthread_mutex_destroy(&xs->mu);
+	sbs_exec_inputs_free(xs->inputs);
 	free(xs);
 }
 
@@ -300,6 +307,7 @@ static void untrack(sbs_execs *xs, const char *lease_id, const char *exec_id)
 		}
 	}
 	pthread_mutex_unlock(&xs->mu);
+	sbs_exec_inputs_drop(xs->inputs, lease_id, exec_id); /* its stdin, if still open */
 }
 
 void sbs_execs_tick(sbs_execs *xs, sbs_leases *ls)
@@ -403,15 +411,24 @@ sb_err *sbs_execs_start(sbs_execs *xs, sbs_lease *l, const sbs_exec_spec *spec, 
 	    .cwd = spec->cwd,
 	    .env = spec->env,
 	    .clear_env = spec->clear_env,
-	    .stdin_mode = spec->has_stdin ? SB_SANDBOX_STDIN_PIPE : SB_SANDBOX_STDIN_NULL,
+	    .stdin_mode = spec->has_stdin || spec->stdin_stream ? SB_SANDBOX_STDIN_PIPE
+	                                                        : SB_SANDBOX_STDIN_NULL,
 	    .timeout_ms = spec->timeout_ms,
 	    .exec_id = spec->exec_id,
+	    .tty = spec->tty,
+	    .tty_rows = (unsigned short)spec->tty_rows,
+	    .tty_cols = (unsigned short)spec->tty_cols,
+	    .tty_term = spec->tty_term,
 	};
 	sb_sandbox_exec *x = NULL;
 	err = sb_sandbox_exec_start(sbs_lease_sandbox(l), &req, &x);
 	if (!err) {
 		track(xs, sbs_lease_id(l), sb_sandbox_exec_id(x));
-		err = feed_stdin(x, spec);
+		if (spec->stdin_stream) /* kept for POST .../stdin and .../resize */
+			sbs_exec_inputs_add(xs->inputs, sbs_lease_id(l), sb_sandbox_exec_id(x),
+			                    sb_sandbox_exec_take_stdin(x), spec->tty);
+		else
+			err = feed_stdin(x, spec);
 	}
 	if (err) {
 		sbs_lease_fence_end(l, fence);
@@ -583,6 +600,11 @@ json_t *sbs_exec_status_json(const sb_sandbox_exec_status *st)
 	json_object_set_new(j, "stdout_bytes", json_integer((json_int_t)st->stdout_size));
 	json_object_set_new(j, "stderr_bytes", json_integer((json_int_t)st->stderr_size));
 	return j;
+}
+
+sbs_exec_inputs *sbs_execs_inputs(sbs_execs *xs)
+{
+	return xs->inputs;
 }
 
 sb_err *sbs_execs_signal(sbs_execs *xs, sbs_lease *l, const char *exec_id, int signo)

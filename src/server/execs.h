@@ -23,6 +23,11 @@ typedef struct sbs_exec_spec {
 	bool clear_env;
 	bool has_stdin;
 	sb_buf stdin_data;
+	/* kept open for POST .../stdin (exec_input.h) instead of stdin_data */
+	bool stdin_stream;
+	bool tty;                    /* a terminal (implies stdin_stream) */
+	unsigned tty_rows, tty_cols; /* 0 = 24 x 80 */
+	char *tty_term;              /* NULL = xterm */
 	int64_t timeout_ms;
 	char *exec_id; /* NULL = generated */
 } sbs_exec_spec;
@@ -30,7 +35,8 @@ typedef struct sbs_exec_spec {
 void sbs_exec_spec_init(sbs_exec_spec *s);
 void sbs_exec_spec_deinit(sbs_exec_spec *s);
 /* The native body: {"argv":[..]} or {"script":"..."}, "cwd", "env":{K:V}, "clear_env",
- * "stdin" (base64), "timeout_ms", "exec_id". SB_E_INVAL naming the field. */
+ * "stdin" (base64), "stdin_stream", "tty", "timeout_ms", "exec_id". SB_E_INVAL naming the
+ * field. */
 sb_err *sbs_exec_spec_from_json(const json_t *body, sbs_exec_spec *out);
 
 typedef struct sbs_execs sbs_execs;
@@ -87,6 +93,9 @@ sb_err *sbs_execs_list_json(sbs_lease *l, json_t **out);
 
 /* Reaper tick: forget started execs that finished (keeps the running gauge right). */
 void sbs_execs_tick(sbs_execs *xs, sbs_leases *ls);
+
+/* The open stdins of execs started with stdin_stream or tty (exec_input.h). */
+struct sbs_exec_inputs *sbs_execs_inputs(sbs_execs *xs);
 
 sb_err *sbs_execs_signal(sbs_execs *xs, sbs_lease *l, const char *exec_id, int signo);
 

@@ -1066,5 +1066,6 @@ void sbs_native_routes_register(sbs_server *srv)
 	sbs_router_add(rt, "POST", "/v1/leases/{id}/execs/{exec_id}/signal", SBS_ROUTE_BODY_JSON,
 	               h_exec_signal, NULL);
 	sbs_router_add(rt, "GET", "/v1/leases/{id}/processes", 0, h_processes, NULL);
+	sbs_exec_input_routes_register(srv);
 	sbs_file_routes_register(srv);
 }

@@ -48,5 +48,6 @@ struct sbs_server {
 /* Route registration (one per route file). */
 void sbs_native_routes_register(sbs_server *srv);
 void sbs_file_routes_register(sbs_server *srv);
+void sbs_exec_input_routes_register(sbs_server *srv); /* routes_exec_input.c */
 
 #endif
