@@ -2,6 +2,7 @@
  * exit code. The exec id is printed so `sandbar logs` can reattach from any offset later. */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "cli.h"
 #include "exec_follow.h"
 #include "lease_store.h"
+#include "run_tty.h"
 
 static const char exec_help[] =
     "usage: sandbar exec --lease ID [options] -- COMMAND [ARG...]\n"
@@ -24,6 +26,9 @@ static const char exec_help[] =
     "  -e, --env K=V        environment variable for COMMAND (repeat)\n"
     "      --timeout DUR    stop COMMAND after DUR (e.g. 30s, 5m): TERM, then KILL\n"
     "  -i, --interactive    pass our standard input to COMMAND\n"
+    "  -t, --tty            run COMMAND on a terminal inside the sandbox (implies -i; stdin\n"
+    "                       must be a terminal): ours is raw meanwhile (Ctrl-C is a key for\n"
+    "                       COMMAND), TERM and resizes are passed, output is one stream\n"
     "  -q, --quiet          do not print the exec id\n"
     "      --state-dir DIR  where leases live (default: SANDBAR_STATE_DIR, the config file,\n"
     "                       then $XDG_STATE_HOME/sandbar or /var/lib/sandbar for root)\n"
@@ -32,7 +37,46 @@ static const char exec_help[] =
 struct stdin_copy {
 	sb_sandbox_exec *x;
 	int fd;
+	int resize_fd; /* -t: window changes (run_tty.c), else -1 */
 };
+
+/* -t: keys to the terminal's master (non-blocking: it is shared with sandbar-init) and
+ * window changes to its size, until the command is over (the thread is cancelled). */
+static void *copy_keys(void *arg)
+{
+	struct stdin_copy *c = arg;
+	char buf[4096];
+	bool in_open = true;
+	for (;;) {
+		struct pollfd p[2] = {{in_open ? 0 : -1, POLLIN, 0}, {c->resize_fd, POLLIN, 0}};
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		unsigned short rows, cols;
+		if (p[1].revents && cli_tty_resize_pending(&rows, &cols))
+			sb_err_free(sb_sandbox_tty_resize(c->fd, "the command", rows, cols));
+		if (!p[0].revents)
+			continue;
+		ssize_t n = read(0, buf, sizeof buf);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			in_open = false; /* a terminal has no EOF to pass on */
+			continue;
+		}
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = write(c->fd, buf + off, (size_t)(n - off));
+			if (w > 0) {
+				off += w;
+			} else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+				struct pollfd o = {c->fd, POLLOUT, 0};
+				(void)poll(&o, 1, 100);
+			} else {
+				return NULL; /* the terminal is gone */
+			}
+		}
+	}
+	return NULL;
+}
 
 /* Copies our stdin into the command's, then closes it, so the command sees EOF. */
 static void *copy_stdin(void *arg)
@@ -65,6 +109,7 @@ int cmd_exec(int argc, char **argv)
 	    {"env", required_argument, NULL, 'e'},
 	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
 	    {"interactive", no_argument, NULL, 'i'},
+	    {"tty", no_argument, NULL, 't'},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"state-dir", required_argument, NULL, CLI_OPT_STATE_DIR},
 	    {"help", no_argument, NULL, 'h'},
@@ -73,12 +118,12 @@ int cmd_exec(int argc, char **argv)
 	const char *lease = NULL, *cwd = NULL;
 	char **env = NULL;
 	int64_t timeout_ms = 0;
-	bool interactive = false, quiet = false;
+	bool interactive = false, quiet = false, tty = false;
 	cli_config cfg = {0};
 	int rc = 0, c;
 	opterr = 0;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+:l:C:e:iqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+:l:C:e:itqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			lease = optarg;
@@ -106,6 +151,9 @@ int cmd_exec(int argc, char **argv)
 		case 'i':
 			interactive = true;
 			break;
+		case 't':
+			tty = interactive = true;
+			break;
 		case 'q':
 			quiet = true;
 			break;
@@ -125,6 +173,11 @@ int cmd_exec(int argc, char **argv)
 	}
 	if (optind >= argc) {
 		rc = cli_usage_error("exec", "no command given (put it after --)");
+		goto out;
+	}
+	if (tty && !isatty(0)) {
+		rc = cli_usage_error("exec", "-t needs a terminal on stdin, and stdin is not one "
+		                             "(use -i to stream a pipe or a file to the command)");
 		goto out;
 	}
 	sb_err *err = cli_config_resolve(&cfg);
@@ -147,9 +200,20 @@ int cmd_exec(int argc, char **argv)
 	                           .timeout_ms = timeout_ms,
 	                           .stdin_mode =
 	                               interactive ? SB_SANDBOX_STDIN_PIPE : SB_SANDBOX_STDIN_NULL};
+	sb_exec_request treq = {0}; /* -t: the terminal's size and TERM, and the resize pipe */
+	if (tty && !(err = cli_tty_prepare(0, &treq))) {
+		req.tty = true;
+		req.tty_rows = treq.tty_rows;
+		req.tty_cols = treq.tty_cols;
+		req.tty_term = treq.tty_term;
+		cli_tty_restore_on_signals();
+		err = cli_tty_begin(&treq);
+	}
 	sb_sandbox_exec *x = NULL;
-	err = sb_sandbox_exec_start(sb, &req, &x);
+	if (!err)
+		err = sb_sandbox_exec_start(sb, &req, &x);
 	if (err) {
+		cli_tty_end();
 		/* As in `sandbar run`: 127 only when exec said ENOENT, 126 for any other start
 		 * failure (not executable, bad --cwd). */
 		rc = sb_exit_status_for_start_error(err);
@@ -157,12 +221,13 @@ int cmd_exec(int argc, char **argv)
 		sb_err_free(err);
 	} else {
 		if (!quiet)
-			fprintf(stderr, "sandbar exec: exec %s in lease %s\n",
-			        sb_sandbox_exec_id(x), lease);
+			fprintf(stderr, "sandbar exec: exec %s in lease %s%s",
+			        sb_sandbox_exec_id(x), lease, tty ? "\r\n" : "\n");
 		pthread_t t;
-		struct stdin_copy sc = {.x = x, .fd = sb_sandbox_exec_stdin_fd(x)};
-		bool copying =
-		    interactive && sc.fd >= 0 && pthread_create(&t, NULL, copy_stdin, &sc) == 0;
+		struct stdin_copy sc = {
+		    .x = x, .fd = sb_sandbox_exec_stdin_fd(x), .resize_fd = treq.tty_resize_fd};
+		bool copying = interactive && sc.fd >= 0 &&
+		               pthread_create(&t, NULL, tty ? copy_keys : copy_stdin, &sc) == 0;
 		sb_sandbox_exec_status st;
 		err = cli_exec_follow(x, 3, 0, 0, true, &st);
 		if (copying) {
@@ -170,6 +235,7 @@ int cmd_exec(int argc, char **argv)
 			pthread_cancel(t);
 			pthread_join(t, NULL);
 		}
+		cli_tty_end();
 		if (err)
 			rc = cli_fail_err("exec", err);
 		else

@@ -118,3 +118,40 @@ void cli_tty_end(void)
 			g_winch[i] = -1;
 		}
 }
+
+static void on_stop_signal(int signo)
+{
+	cli_tty_restore();
+	signal(signo, SIG_DFL);
+	raise(signo);
+}
+
+void cli_tty_restore_on_signals(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_stop_signal;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
+}
+
+int cli_tty_resize_pending(unsigned short *rows, unsigned short *cols)
+{
+	uint16_t rec[2 * 32];
+	int got = 0;
+	ssize_t n;
+	while (g_winch[0] >= 0 && (n = read(g_winch[0], rec, sizeof rec)) > 0) {
+		size_t whole = (size_t)n / (2 * sizeof rec[0]) * 2;
+		if (whole >= 2) {
+			*rows = rec[whole - 2];
+			*cols = rec[whole - 1];
+			got = 1;
+		}
+		if ((size_t)n < sizeof rec)
+			break;
+	}
+	return got;
+}

@@ -17,4 +17,11 @@ void cli_tty_restore(void);
 /* cli_tty_restore, then close the window-change pipe (not from a signal handler). */
 void cli_tty_end(void);
 
+/* For commands without their own stopping-signal handling (sandbar exec -t): on SIGTERM,
+ * SIGHUP, SIGINT or SIGQUIT restore the terminal, then die of the signal as before. */
+void cli_tty_restore_on_signals(void);
+/* The last window size the SIGWINCH handler queued since the previous call: 1 and *rows,
+ * *cols filled, or 0 when none (for callers that follow req->tty_resize_fd themselves). */
+int cli_tty_resize_pending(unsigned short *rows, unsigned short *cols);
+
 #endif

@@ -8,7 +8,8 @@
  * reaches the command as SIGWINCH with the new size; Ctrl-C (the byte 0x03) interrupts the
  * command through its own terminal (exit 130) without stopping sandbar; the user's terminal is
  * raw while the command runs and has its settings back afterwards, also after SIGTERM to
- * sandbar; -t without a terminal on stdin is refused with a message. */
+ * sandbar; `sandbar exec -t` does the same in a kept lease; -t without a terminal on stdin is
+ * refused with a message. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -145,6 +146,46 @@ static void settings_back_after_a_failing_command(void **state)
 	tty_fini(&r);
 }
 
+/* sandbar exec -t: the same terminal in a kept lease, resize and Ctrl-C included. */
+static void exec_t_in_a_kept_lease(void **state)
+{
+	clit *t = *state;
+	clit_res res;
+	assert_int_equal(
+	    clit_run(t, &res, NULL, CLIT_V("run", "--keep", "-w", t->ws, "--", "true")), 0);
+	char *lease = clit_word_after(res.err, "lease ");
+	assert_non_null(lease);
+	clit_res_free(&res);
+	ttyrun r;
+	tty_start(t, &r, 27, 99,
+	          CLIT_V("exec", "-t", "--lease", lease, "--", "sh", "-c",
+	                 "tty; stty size; trap 'echo \"winch $(stty size)\"' WINCH; echo ready; "
+	                 "until read line; do :; done; echo \"got=$line\"; exec sleep 60"));
+	tty_wait_for(&r, "ready");
+	assert_raw(&r);
+	assert_non_null(strstr(tty_text(&r), "/dev/pts/"));
+	assert_non_null(strstr(tty_text(&r), "27 99"));
+	struct winsize ws = {.ws_row = 45, .ws_col = 150};
+	assert_int_equal(ioctl(r.master, TIOCSWINSZ, &ws), 0);
+	tty_wait_for(&r, "winch 45 150");
+	tty_type(&r, "typed\r", 6);
+	tty_wait_for(&r, "got=typed");
+	tty_type(&r, "\003", 1);
+	assert_int_equal(tty_finish(t, &r), 130);
+	assert_settings_back(&r);
+	tty_fini(&r);
+	/* and SIGTERM to sandbar exec gives the terminal back too */
+	tty_start(t, &r, 24, 80,
+	          CLIT_V("exec", "-t", "--lease", lease, "--", "sh", "-c", "echo ready; sleep 60"));
+	tty_wait_for(&r, "ready");
+	assert_raw(&r);
+	assert_int_equal(kill(r.pid, SIGTERM), 0);
+	assert_int_equal(tty_finish(t, &r), -SIGTERM);
+	assert_settings_back(&r);
+	tty_fini(&r);
+	free(lease);
+}
+
 static void refused_without_a_terminal(void **state)
 {
 	clit *t = *state;
@@ -164,6 +205,7 @@ int main(void)
 	    CLIT_TEST(ctrl_c_interrupts_the_command),
 	    CLIT_TEST(settings_back_after_sigterm),
 	    CLIT_TEST(settings_back_after_a_failing_command),
+	    CLIT_TEST(exec_t_in_a_kept_lease),
 	    CLIT_TEST(refused_without_a_terminal),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
