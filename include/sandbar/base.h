@@ -325,6 +325,9 @@ sb_err *sb_read_full(int fd, void *p, size_t n, size_t *got);
 /* Read a whole fd or file, failing with SB_E_TOO_LARGE past max bytes. */
 sb_err *sb_read_fd_all(int fd, size_t max, sb_buf *out);
 sb_err *sb_read_file(const char *path, size_t max, sb_buf *out);
+/* A secret reference, `env:VAR` (set and non-empty) or `file:PATH` (one trailing newline
+ * dropped), read into *out (free it after clearing it), at most max bytes. */
+sb_err *sb_secret_ref_read(const char *ref, size_t max, char **out);
 sb_err *sb_fd_set_nonblock(int fd, bool on);
 sb_err *sb_fd_set_cloexec(int fd, bool on);
 void sb_close(int *fd); /* close if >= 0, set to -1, keep errno */

@@ -529,11 +529,7 @@ void compat_route_exec(sbs_req *r, void *ud)
 	if (g1 && compat_lease_is_g1(&info))
 		acq = sb_xstrdup(info.acquisition_id);
 	if (!acq) {
-		sbs_reply_error(
-		    r, 409, "acquisition_conflict",
-		    "lease %s is owned through the ownership API (v2): the request must "
-		    "name its acquisitionId",
-		    id);
+		compat_reply_owned_by_v2(r, id);
 		goto out;
 	}
 	c->acquisition_id = sb_xstrdup(acq);

@@ -1,4 +1,5 @@
-/* Internals shared by the bridge route files (compat_routes.c, compat_exec.c); they need the
+/* Internals shared by the bridge route files (compat_routes.c, compat_release.c, compat_exec.c)
+ * and their ownership service (compat_owner.c); they need the
  * daemon's service headers, which compat.h (the pure helpers) does not. */
 #ifndef SB_SERVER_COMPAT_INT_H
 #define SB_SERVER_COMPAT_INT_H
@@ -17,6 +18,11 @@ json_t *compat_mirror_json(const char *lease_id, const char *acquisition_id,
                            const char *fingerprint, const compat_opts *o, bool resumed);
 sb_err *compat_write_mirror(sb_sandbox *sb, const char *lease_id, const char *acquisition_id,
                             const char *fingerprint, const compat_opts *o, bool resumed);
+/* The mirror as the sandbox holds it now: NULL (and no error) when missing, corrupt or over
+ * COMPAT_SENTINEL_MAX bytes, since each of those means the same: state lost. */
+sb_err *compat_read_mirror(sb_sandbox *sb, const char *cwd, int64_t timeout_ms, json_t **out);
+/* "... failed with exit code N: <stderr>" for a setup command that ran and failed. */
+sb_err *compat_command_failed(const char *action, const sb_exec_result *res);
 /* metadata.paperclip of a lease record, NULL when the lease was not made by the bridge. */
 const json_t *compat_record_meta(const sbs_lease_info *li);
 
@@ -29,7 +35,12 @@ bool compat_is_g1_acquisition(const char *acquisition_id);
 bool compat_lease_is_g1(const sbs_lease_info *li);
 bool compat_req_is_v1(sbs_req *r);
 
-/* POST /exec (compat_exec.c). */
+/* 409: lease_id belongs to a G2 acquisition and the (G1) request named none. */
+void compat_reply_owned_by_v2(sbs_req *r, const char *lease_id);
+
+/* POST /exec (compat_exec.c); release and DELETE (compat_release.c). */
 void compat_route_exec(sbs_req *r, void *ud);
+void compat_route_release(sbs_req *r, void *ud);
+void compat_route_delete(sbs_req *r, void *ud);
 
 #endif

@@ -1,8 +1,8 @@
 /* The bridge's lease routes (paperclip-bridge-protocol.md §2.3, G2 semantics) on the daemon's
  * lease service: health, probe, acquire (idempotent on acquisitionId, fingerprint-checked,
  * tombstoned), resume (409 sandbox_state_lost when the sandbox died or its mirror no longer
- * matches), release and destroy (refused while an exec runs). Ownership lives in the lease
- * service's records; the `.paperclip-lease.json` file in remoteCwd only mirrors it.
+ * matches); release and destroy are in compat_release.c, the ownership mirror in
+ * compat_owner.c.
  */
 #include "compat.h"
 #include "compat_int.h"
@@ -13,131 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "sb_json.h"
-
-/* ---------------------------------------------------------------- helpers */
-
-sb_err *compat_run_sh(sb_sandbox *sb, const char *script, const void *stdin_data, size_t stdin_len,
-                      int64_t timeout_ms, sb_exec_result *res)
-{
-	sb_runner *runner = NULL;
-	sb_sandbox_runner_opts ro = {.default_cwd = "/"};
-	sb_err *err = sb_sandbox_runner_new(sb, &ro, &runner);
-	if (err)
-		return err;
-	char *argv[] = {"sh", "-c", (char *)script, NULL};
-	sb_exec_request rq = {
-	    .argv = argv,
-	    .cwd = "/",
-	    .has_stdin = stdin_data != NULL,
-	    .stdin_data = stdin_data,
-	    .stdin_len = stdin_len,
-	    .timeout_ms = timeout_ms,
-	    .output_cap = 64 * 1024,
-	};
-	err = sb_runner_execute(runner, &rq, NULL, NULL, res);
-	sb_runner_free(runner);
-	return err;
-}
-
-/* "... failed with exit code N: <stderr>" for a setup command that ran and failed. */
-static sb_err *command_failed(const char *action, const sb_exec_result *res)
-{
-	if (res->timed_out)
-		return sb_err_new(SB_E_TIMEOUT, "%s timed out", action);
-	const char *detail = res->err.len ? res->err.data : res->out.len ? res->out.data : "";
-	if (res->has_exit_code)
-		return sb_err_new(SB_E_COMMAND, "%s failed with exit code %d%s%.500s", action,
-		                  res->exit_code, *detail ? ": " : "", detail);
-	return sb_err_new(SB_E_COMMAND, "%s failed (killed by %s)", action, res->signal);
-}
-
-json_t *compat_mirror_json(const char *lease_id, const char *acquisition_id,
-                           const char *fingerprint, const compat_opts *o, bool resumed)
-{
-	char now[SB_ISO8601_LEN];
-	sb_iso8601(sb_wall_ms(), now);
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:s}", "provider",
-	                 COMPAT_PROVIDER, "providerLeaseId", lease_id, "acquisitionId",
-	                 acquisition_id, "acquisitionFingerprint", fingerprint, "remoteCwd",
-	                 o->remote_cwd, "sessionStrategy", o->named ? "named" : "default",
-	                 "sessionId", o->session_id, "keepAlive", o->keep_alive, "sleepAfter",
-	                 o->sleep_after, "normalizeId", o->normalize_id, "resumedLease", resumed,
-	                 "updatedAt", now);
-}
-
-sb_err *compat_write_mirror(sb_sandbox *sb, const char *lease_id, const char *acquisition_id,
-                            const char *fingerprint, const compat_opts *o, bool resumed)
-{
-	json_t *m = compat_mirror_json(lease_id, acquisition_id, fingerprint, o, resumed);
-	if (compat_is_g1_acquisition(acquisition_id)) {
-		/* The G1 sentinel: no ownership fields. */
-		json_object_del(m, "acquisitionId");
-		json_object_del(m, "acquisitionFingerprint");
-	}
-	char *text = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(m);
-	char *tag = sb_random_id("");
-	char *script = compat_sentinel_write_script(o->remote_cwd, text, tag);
-	sb_exec_result res;
-	sb_exec_result_init(&res);
-	sb_err *err = compat_run_sh(sb, script, NULL, 0, o->timeout_ms, &res);
-	if (!err && !sb_exec_result_ok(&res))
-		err = command_failed("writing the lease mirror", &res);
-	sb_exec_result_deinit(&res);
-	free(script);
-	free(tag);
-	free(text);
-	return err ? sb_err_prefix(err, "lease %s at %s", lease_id, o->remote_cwd) : NULL;
-}
-
-/* The mirror as the sandbox holds it now: NULL (and no error) when missing, corrupt or over
- * COMPAT_SENTINEL_MAX bytes, since each of those means the same: state lost. */
-static sb_err *read_mirror(sb_sandbox *sb, const char *cwd, int64_t timeout_ms, json_t **out)
-{
-	*out = NULL;
-	char *path = compat_sentinel_path(cwd);
-	sb_buf script = SB_BUF_INIT;
-	sb_buf_appendf(&script, "head -c %d ", COMPAT_SENTINEL_MAX + 1);
-	sb_shell_quote(&script, path);
-	sb_exec_result res;
-	sb_exec_result_init(&res);
-	sb_err *err = compat_run_sh(sb, sb_buf_cstr(&script), NULL, 0, timeout_ms, &res);
-	if (!err && sb_exec_result_ok(&res) && res.out.len <= COMPAT_SENTINEL_MAX) {
-		json_error_t jerr;
-		json_t *j = json_loadb(res.out.data ? res.out.data : "", res.out.len, 0, &jerr);
-		if (json_is_object(j))
-			*out = j;
-		else
-			json_decref(j);
-	}
-	sb_exec_result_deinit(&res);
-	sb_buf_deinit(&script);
-	free(path);
-	return err;
-}
-
-const json_t *compat_record_meta(const sbs_lease_info *li)
-{
-	json_t *pc = li->metadata ? json_object_get(li->metadata, "paperclip") : NULL;
-	return json_is_object(pc) ? pc : NULL;
-}
-
-bool compat_is_g1_acquisition(const char *acquisition_id)
-{
-	return acquisition_id &&
-	       strncmp(acquisition_id, COMPAT_G1_ACQ_PREFIX, strlen(COMPAT_G1_ACQ_PREFIX)) == 0;
-}
-
-bool compat_lease_is_g1(const sbs_lease_info *li)
-{
-	return compat_record_meta(li) && compat_is_g1_acquisition(li->acquisition_id);
-}
-
-bool compat_req_is_v1(sbs_req *r)
-{
-	const char *p = sbs_req_path(r);
-	return p && strncmp(p, COMPAT_PREFIX_V1 "/", strlen(COMPAT_PREFIX_V1) + 1) == 0;
-}
 
 /* Options as stored at acquire time. */
 static sb_err *stored_opts(const sbs_lease_info *li, compat_opts *o)
@@ -247,7 +122,7 @@ static sb_err *setup_lease(void *ud, sb_sandbox *sb)
 	sb_exec_result_init(&res);
 	sb_err *err = compat_run_sh(sb, sb_buf_cstr(&script), NULL, 0, sc->o->timeout_ms, &res);
 	if (!err && !sb_exec_result_ok(&res))
-		err = command_failed(sb_buf_cstr(&script), &res);
+		err = compat_command_failed(sb_buf_cstr(&script), &res);
 	if (!err)
 		sc->pwd = sb_xstrdup(res.out.data ? res.out.data : "");
 	sb_exec_result_deinit(&res);
@@ -625,7 +500,8 @@ static void route_resume(sbs_req *r, void *ud)
 	}
 	/* The mirror must still describe this owner; anything else means the workspace the
 	 * caller relies on is not the one it left. */
-	if ((err = read_mirror(sbs_lease_sandbox(l), so.remote_cwd, o.timeout_ms, &mirror))) {
+	if ((err =
+	         compat_read_mirror(sbs_lease_sandbox(l), so.remote_cwd, o.timeout_ms, &mirror))) {
 		reply_lost(r, id, err->msg);
 		goto out;
 	}
@@ -677,171 +553,6 @@ out:
 	json_decref(body);
 }
 
-/* ---------------------------------------------------------------- release, destroy */
-
-/* Was lease id, as owned by acquisition acq, destroyed already (a tombstone)? */
-static bool destroyed_by(sbs_server *srv, const char *id, const char *acq)
-{
-	sbs_lease_info li;
-	sbs_lease_info_init(&li);
-	sb_err *err = sbs_store_lease_by_acquisition(srv->store, acq, &li);
-	bool yes = !err && li.state == SBS_LEASE_DESTROYED && strcmp(li.id, id) == 0;
-	sb_err_free(err);
-	sbs_lease_info_deinit(&li);
-	return yes;
-}
-
-/* G1 release/destroy (no acquisitionId under v1) of a G1 lease: destroyed once no exec runs,
- * errors swallowed, always 200 (an unknown or destroyed id included). keep: reuseLease. */
-static void g1_release(sbs_req *r, sbs_server *srv, const char *id, bool keep)
-{
-	sbs_lease_info info;
-	sbs_lease_info_init(&info);
-	sb_err *err = sbs_leases_info(srv->leases, id, &info);
-	bool live = !err && info.state != SBS_LEASE_DESTROYED;
-	if (live && !compat_lease_is_g1(&info)) {
-		sbs_reply_error(
-		    r, 409, "acquisition_conflict",
-		    "lease %s is owned through the ownership API (v2): the request must "
-		    "name its acquisitionId",
-		    id);
-		goto out;
-	}
-	if (live && !keep) {
-		sbs_destroy_opts o = {
-		    .acquisition_id = info.acquisition_id, .defer = true, .reason = "paperclip g1"};
-		sbs_destroy_outcome out;
-		sb_err *derr = sbs_leases_destroy(srv->leases, id, &o, &out, NULL);
-		if (derr) {
-			sb_warn("bridge (G1) destroy of lease %s: %s", id, derr->msg);
-			sb_err_free(derr);
-		}
-	}
-	sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
-out:
-	sb_err_free(err);
-	sbs_lease_info_deinit(&info);
-}
-
-/* Coordinated destroy of lease id by acquisition acq; replies. */
-static void destroy_and_reply(sbs_req *r, sbs_server *srv, const char *id, const char *acq)
-{
-	if (!acq && compat_req_is_v1(r)) {
-		g1_release(r, srv, id, false);
-		return;
-	}
-	if (!acq) {
-		/* sandbar never had unowned (legacy) bridge leases: no identity, no destroy. */
-		sbs_reply_error(r, 409, "acquisition_conflict",
-		                "destroying lease %s requires its acquisitionId", id);
-		return;
-	}
-	sbs_destroy_opts o = {.acquisition_id = acq, .reason = "paperclip"};
-	sbs_destroy_outcome out;
-	char **busy = NULL;
-	sb_err *err = sbs_leases_destroy(srv->leases, id, &o, &out, &busy);
-	if (err) {
-		if (err->code == SB_E_NOTFOUND)
-			sbs_reply_error(r, 409, "acquisition_conflict",
-			                "lease %s has no ownership record: %s", id, err->msg);
-		else
-			/* The outcome is unknown and the record stays DESTROYING: retry. */
-			sbs_reply_error(r, 500, "internal_error", "%s", err->msg);
-		sb_err_free(err);
-		sb_strv_free(busy);
-		return;
-	}
-	switch (out) {
-	case SBS_DESTROY_DONE:
-	case SBS_DESTROY_ALREADY:
-		sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
-		break;
-	case SBS_DESTROY_BUSY:
-	case SBS_DESTROY_DEFERRED:
-	case SBS_DESTROY_IN_PROGRESS:
-		sbs_reply_error_details(r, 409, "acquisition_conflict",
-		                        json_pack("{s:s}", "providerLeaseId", id),
-		                        "lease %s is busy (a setup, resume or exec is running); "
-		                        "retry once it has finished",
-		                        id);
-		break;
-	case SBS_DESTROY_CONFLICT:
-		/* A repeated destroy by an acquisition whose lease is already gone succeeds
-		 * without touching the later owner of the same id. */
-		if (destroyed_by(srv, id, acq))
-			sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
-		else
-			sbs_reply_error(r, 409, "acquisition_conflict",
-			                "lease %s is owned by another acquisition", id);
-		break;
-	}
-	sb_strv_free(busy);
-}
-
-static void route_release(sbs_req *r, void *ud)
-{
-	sbs_server *srv = ud;
-	json_t *body = NULL;
-	if (!sbs_req_json(r, &body))
-		return;
-	char *id = compat_str(body, "providerLeaseId", NULL);
-	char *acq = compat_str(body, "acquisitionId", NULL);
-	sbs_lease_info info;
-	sbs_lease_info_init(&info);
-	if (!id) {
-		sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1)); /* nothing to release */
-		goto out;
-	}
-	sbs_req_set_lease(r, id);
-	if (!compat_bool(body, "reuseLease", false)) {
-		destroy_and_reply(r, srv, id, acq);
-		goto out;
-	}
-	if (!acq && compat_req_is_v1(r)) {
-		g1_release(r, srv, id, true);
-		goto out;
-	}
-	if (!acq) {
-		sbs_reply_error(r, 400, "invalid_request",
-		                "releasing a reusable lease requires its acquisitionId");
-		goto out;
-	}
-	sb_err *err = sbs_leases_info(srv->leases, id, &info);
-	if (err || info.state == SBS_LEASE_DESTROYED || info.state == SBS_LEASE_DESTROYING ||
-	    !info.acquisition_id || strcmp(info.acquisition_id, acq) != 0)
-		sbs_reply_error(r, 409, "acquisition_conflict",
-		                "lease %s is not owned by acquisition %s%s%s", id, acq,
-		                err ? ": " : "", err ? err->msg : "");
-	else
-		sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1)); /* kept for reuse */
-	sb_err_free(err);
-out:
-	sbs_lease_info_deinit(&info);
-	free(id);
-	free(acq);
-	json_decref(body);
-}
-
-static void route_delete(sbs_req *r, void *ud)
-{
-	sbs_server *srv = ud;
-	const char *id = sbs_req_param(r, "id");
-	if (!id || !*id) {
-		sbs_reply_error(r, 400, "invalid_request", "the lease id is empty");
-		return;
-	}
-	sbs_req_set_lease(r, id);
-	/* The body is optional and a broken one is ignored, as the bridge does. */
-	size_t len = 0;
-	const char *text = sbs_req_body(r, &len);
-	json_error_t jerr;
-	json_t *body = len ? json_loadb(text, len, 0, &jerr) : NULL;
-	char *acq = json_is_object(body) ? compat_str(body, "acquisitionId", NULL) : NULL;
-	destroy_and_reply(r, srv, id, acq);
-	free(acq);
-	json_decref(body);
-}
-
 static void route_not_found(sbs_req *r, void *ud)
 {
 	(void)ud;
@@ -866,8 +577,8 @@ void sbs_compat_routes_register(sbs_server *srv)
 		ROUTE("POST", "/probe", SBS_ROUTE_BODY_JSON, route_probe);
 		ROUTE("POST", "/leases/acquire", SBS_ROUTE_BODY_JSON, route_acquire);
 		ROUTE("POST", "/leases/resume", SBS_ROUTE_BODY_JSON, route_resume);
-		ROUTE("POST", "/leases/release", SBS_ROUTE_BODY_JSON, route_release);
-		ROUTE("DELETE", "/leases/{id}", SBS_ROUTE_BODY_JSON, route_delete);
+		ROUTE("POST", "/leases/release", SBS_ROUTE_BODY_JSON, compat_route_release);
+		ROUTE("DELETE", "/leases/{id}", SBS_ROUTE_BODY_JSON, compat_route_delete);
 		/* Exec bodies carry stdin (base64 upload chunks of 4 MiB and more): spooled, then
 		 * parsed under the route's own bound. */
 		ROUTE("POST", "/exec", SBS_ROUTE_BODY_SPOOL, compat_route_exec);
