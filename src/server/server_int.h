@@ -49,4 +49,14 @@ struct sbs_server {
 void sbs_native_routes_register(sbs_server *srv);
 void sbs_file_routes_register(sbs_server *srv);
 
+/* server_secrets.c: a secret file readable by nobody but us (and not by the sandbox user,
+ * sandbox_uid > 0); the host uid sandboxes run as (-1 when we are not root); the API token. */
+sb_err *sbs_secret_file_check(const char *what, const char *path, int64_t sandbox_uid);
+int64_t sbs_sandbox_host_uid(const sb_sandbox_config *sc);
+sb_err *sbs_read_token(const sb_server_config *cfg, char **out);
+
+/* server_listen.c: listening sockets (close-on-exec), the port actually bound. */
+sb_err *sbs_listen_tcp(const char *spec, int *fd_out, int *port_out);
+sb_err *sbs_listen_unix(const char *path, int *fd_out);
+
 #endif
