@@ -166,6 +166,8 @@ char **sb_strv_dup(char *const *v);
 void sb_strv_free(char **v);
 /* Append a copy of s; *v may be NULL. */
 void sb_strv_push(char ***v, const char *s);
+/* The value of the first KEY=VALUE entry of env whose key is key[0..klen), or NULL. */
+const char *sb_env_get(char *const *env, const char *key, size_t klen);
 /* Parse a size "512", "64k", "256M", "2G" (binary units) into bytes. */
 sb_err *sb_parse_size(const char *s, uint64_t *out);
 /* Parse a duration "500ms", "30s", "5m", "1h", plain number = seconds, into milliseconds. */

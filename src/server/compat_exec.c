@@ -21,90 +21,6 @@
 #include <unistd.h>
 #include "sb_json.h"
 
-/* ---------------------------------------------------------------- named sessions */
-
-/* Sessions per lease (the least recently used goes first), and the size of one session's
- * environment: requests merge into it, so it is bounded here rather than per request. */
-#define SESSIONS_PER_LEASE 256
-#define SESSION_ENV_BYTES (1u << 20)
-
-/* Read-merge-write of a session is serialised in the daemon (one daemon owns the database). */
-static pthread_mutex_t sessions_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static const char *env_get(char *const *env, const char *key, size_t klen)
-{
-	for (char *const *e = env; e && *e; e++)
-		if (strncmp(*e, key, klen) == 0 && (*e)[klen] == '=')
-			return *e + klen + 1;
-	return NULL;
-}
-
-/* Forget one session (after a timeout), or every session of the lease's acquisition. */
-static void session_drop(sbs_server *srv, const char *lease_id, const char *acq, const char *id)
-{
-	sb_err *err = sbs_store_session_drop(srv->store, lease_id, acq, id);
-	if (err) {
-		sb_warn("bridge session %s: %s", id ? id : "(all)", err->msg);
-		sb_err_free(err);
-	}
-}
-
-/* The env and cwd a named-session exec runs with: the session's, overridden by the request's
- * (which then persist in the state database). A new session starts with the request's. */
-static sb_err *session_apply(sbs_server *srv, const char *lease_id, const char *acq, const char *id,
-                             char ***env, char **cwd)
-{
-	pthread_mutex_lock(&sessions_mu);
-	bool found = false;
-	char *s_cwd = NULL;
-	char **s_env = NULL, **merged = NULL;
-	sb_err *err = sbs_store_session_get(srv->store, lease_id, acq, id, &found, &s_cwd, &s_env);
-	if (err)
-		goto out;
-	/* Merge: session values first, request values replace them. */
-	size_t n = 0, bytes = 0;
-	for (char **e = s_env; e && *e; e++) {
-		size_t kl = (size_t)(strchr(*e, '=') - *e);
-		if (!env_get(*env, *e, kl)) {
-			sb_strv_push(&merged, *e);
-			n++;
-			bytes += strlen(*e);
-		}
-	}
-	for (char **e = *env; e && *e; e++) {
-		sb_strv_push(&merged, *e);
-		n++;
-		bytes += strlen(*e);
-	}
-	if (n > SBS_EXEC_MAX_ENV || bytes > SESSION_ENV_BYTES) {
-		err =
-		    sb_err_new(SB_E_INVAL,
-		               "session %s of lease %s would hold %zu environment variables "
-		               "(%zu bytes), over the limit of %d (%u bytes); use another session "
-		               "or fewer variables",
-		               id, lease_id, n, bytes, SBS_EXEC_MAX_ENV, SESSION_ENV_BYTES);
-		goto out;
-	}
-	if (*cwd) {
-		free(s_cwd);
-		s_cwd = sb_xstrdup(*cwd);
-	} else if (s_cwd) {
-		*cwd = sb_xstrdup(s_cwd);
-	}
-	if ((err = sbs_store_session_put(srv->store, lease_id, acq, id, s_cwd, merged, sb_wall_ms(),
-	                                 SESSIONS_PER_LEASE)))
-		goto out;
-	sb_strv_free(*env);
-	*env = merged;
-	merged = NULL;
-out:
-	pthread_mutex_unlock(&sessions_mu);
-	sb_strv_free(merged);
-	sb_strv_free(s_env);
-	free(s_cwd);
-	return err;
-}
-
 /* ---------------------------------------------------------------- the request */
 
 typedef struct exec_call {
@@ -197,7 +113,7 @@ static void after_exec(exec_call *c)
 	if (!c->timed_out)
 		return;
 	if (c->named) {
-		session_drop(c->srv, c->lease_id, c->acquisition_id, c->session_id);
+		compat_session_drop(c->srv, c->lease_id, c->acquisition_id, c->session_id);
 		return;
 	}
 	sbs_exec_free(c->x);
@@ -214,7 +130,7 @@ static void after_exec(exec_call *c)
 		        c->lease_id, err->msg);
 		sb_err_free(err);
 	}
-	session_drop(c->srv, c->lease_id, c->acquisition_id, NULL);
+	compat_session_drop(c->srv, c->lease_id, c->acquisition_id, NULL);
 }
 
 /* Wait for the end and prepare the result; after_exec runs once it is written. */
@@ -540,7 +456,7 @@ void compat_route_exec(sbs_req *r, void *ud)
 		goto out;
 	}
 	if (o.named) {
-		if ((err = session_apply(srv, id, acq, o.session_id, &env, &cwd))) {
+		if ((err = compat_session_apply(srv, id, acq, o.session_id, &env, &cwd))) {
 			sbs_reply_error(r, err->code == SB_E_INVAL ? 400 : 500,
 			                err->code == SB_E_INVAL ? "invalid_request"
 			                                        : "internal_error",
@@ -555,7 +471,7 @@ void compat_route_exec(sbs_req *r, void *ud)
 	}
 	/* GNU tar run by a non-root user narrows extracted modes by the umask (a 664 file lands
 	 * as 644); Cloudflare's containers run commands as root, where tar keeps them. */
-	if (!env_get(env, "TAR_OPTIONS", strlen("TAR_OPTIONS")))
+	if (!sb_env_get(env, "TAR_OPTIONS", strlen("TAR_OPTIONS")))
 		sb_strv_push(&env, "TAR_OPTIONS=--preserve-permissions");
 	sb_strv_free(keys);
 	keys = NULL;

@@ -35,6 +35,13 @@ bool compat_is_g1_acquisition(const char *acquisition_id);
 bool compat_lease_is_g1(const sbs_lease_info *li);
 bool compat_req_is_v1(sbs_req *r);
 
+/* compat_sessions.c: the env and cwd a named-session exec runs with: the session's, overridden
+ * by the request's (which then persist). A new session starts with the request's. Drop forgets
+ * one session (after a timeout), or with id NULL every session of the acquisition. */
+sb_err *compat_session_apply(sbs_server *srv, const char *lease_id, const char *acq, const char *id,
+                             char ***env, char **cwd);
+void compat_session_drop(sbs_server *srv, const char *lease_id, const char *acq, const char *id);
+
 /* 409: lease_id belongs to a G2 acquisition and the (G1) request named none. */
 void compat_reply_owned_by_v2(sbs_req *r, const char *lease_id);
 

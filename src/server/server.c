@@ -160,6 +160,7 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	s->stop_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
+	pthread_mutex_init(&srv->compat_sessions_mu, NULL);
 	srv->limits = cfg->limits;
 	fill_limits(&srv->limits);
 	srv->access_log = cfg->access_log;
@@ -571,5 +572,6 @@ void sb_server_free(sb_server *s)
 	sb_close(&s->stop_fd);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->srv.compat_sessions_mu);
 	free(s);
 }

@@ -4,6 +4,7 @@
 #define SB_SERVER_SERVER_INT_H
 
 #include <sandbar/server.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "authn.h"
@@ -43,6 +44,8 @@ struct sbs_server {
 	atomic_long http_inflight; /* requests started and not completed (http.c; drain waits) */
 	sbs_gate *gates[2];        /* the listeners' front doors (server.c owns them) */
 	uint64_t nofile;           /* the soft RLIMIT_NOFILE in force at start */
+	pthread_mutex_t
+	    compat_sessions_mu; /* named sessions' read-merge-write (compat_sessions.c) */
 };
 
 /* Route registration (one per route file). */
