@@ -4,7 +4,7 @@
  * drain on SIGTERM. Connection threads inherit a mask with SIGTERM, SIGINT and SIGPIPE blocked,
  * so signals reach only run_until_signal's signalfd and broken pipes surface as EPIPE. */
 #include "http_int.h"
-#include "compat.h"
+#include "bridge.h"
 #include "sleep.h"
 
 #include <errno.h>
@@ -118,9 +118,9 @@ static void block_signals(void)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-/* The operator's callback for compat leases, checked against the [callback NAME] entries at
+/* The operator's callback for bridge leases, checked against the [callback NAME] entries at
  * start: a mistake stops the daemon instead of failing every Paperclip acquire. */
-static sb_err *load_compat_callback(sbs_server *srv, const sb_server_config *cfg)
+static sb_err *load_bridge_callback(sbs_server *srv, const sb_server_config *cfg)
 {
 	const char *v = cfg->compat_callback;
 	if (!v || !*v)
@@ -134,12 +134,12 @@ static sb_err *load_compat_callback(sbs_server *srv, const sb_server_config *cfg
 		json_decref(j);
 	}
 	sb_err *err = sb_callback_config_from_json(text, strlen(text), srv->callbacks,
-	                                           srv->ncallbacks, &srv->compat_callback);
+	                                           srv->ncallbacks, &srv->bridge_callback);
 	if (err) {
 		free(text);
 		return sb_err_prefix(err, "compat_callback = %s", v);
 	}
-	srv->compat_callback_json = text;
+	srv->bridge_callback_json = text;
 	return NULL;
 }
 
@@ -160,7 +160,7 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	s->stop_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
-	pthread_mutex_init(&srv->compat_sessions_mu, NULL);
+	pthread_mutex_init(&srv->bridge_sessions_mu, NULL);
 	srv->limits = cfg->limits;
 	fill_limits(&srv->limits);
 	srv->access_log = cfg->access_log;
@@ -210,7 +210,7 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	char *token = NULL;
 	sb_hmac_keyring keys = {0};
 	sb_err *err = NULL;
-	if ((err = sbs_read_token(cfg, &token)) || (err = load_compat_callback(srv, cfg)))
+	if ((err = sbs_read_token(cfg, &token)) || (err = load_bridge_callback(srv, cfg)))
 		goto fail;
 	if (cfg->hmac_keys_file &&
 	    ((err = sbs_secret_file_check("HMAC key file", cfg->hmac_keys_file,
@@ -272,7 +272,7 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	sb_sandbox_health_deinit(&h);
 	srv->router = sbs_router_new();
 	sbs_native_routes_register(srv);
-	sbs_compat_routes_register(srv); /* the Paperclip bridge (compat_routes.c) */
+	sbs_bridge_routes_register(srv); /* the Paperclip bridge (bridge_routes.c) */
 	s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->stop_fd < 0) {
 		err = sb_err_sys(errno, "eventfd");
@@ -563,8 +563,8 @@ void sb_server_free(sb_server *s)
 	free(srv->tmp_dir);
 	free(srv->overlay_dir);
 	sb_strv_free(srv->hide_paths);
-	sb_callback_config_free(srv->compat_callback);
-	free(srv->compat_callback_json);
+	sb_callback_config_free(srv->bridge_callback);
+	free(srv->bridge_callback_json);
 	free(s->listen);
 	free(s->socket_path);
 	free(s->tls_cert);
@@ -572,6 +572,6 @@ void sb_server_free(sb_server *s)
 	sb_close(&s->stop_fd);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
-	pthread_mutex_destroy(&s->srv.compat_sessions_mu);
+	pthread_mutex_destroy(&s->srv.bridge_sessions_mu);
 	free(s);
 }

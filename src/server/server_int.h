@@ -32,9 +32,10 @@ struct sbs_server {
 	sbs_metrics *metrics;
 	const sb_callback_entry *callbacks; /* the operator's, borrowed from the config */
 	size_t ncallbacks;
-	sb_callback_stats callback_stats;    /* relays of this daemon's leases add to it */
-	sb_callback_config *compat_callback; /* every compat lease's, or NULL (compat_routes.c) */
-	char *compat_callback_json;
+	sb_callback_stats callback_stats; /* relays of this daemon's leases add to it */
+	sb_callback_config
+	    *bridge_callback; /* every bridge lease's (cfg->compat_callback), or NULL */
+	char *bridge_callback_json;
 	json_t *sandbox_health; /* sb_sandbox_health_json at start */
 	bool access_log;
 	int listen_port; /* the TCP listener's port, 0 = none (egress proxies deny it) */
@@ -45,7 +46,7 @@ struct sbs_server {
 	sbs_gate *gates[2];        /* the listeners' front doors (server.c owns them) */
 	uint64_t nofile;           /* the soft RLIMIT_NOFILE in force at start */
 	pthread_mutex_t
-	    compat_sessions_mu; /* named sessions' read-merge-write (compat_sessions.c) */
+	    bridge_sessions_mu; /* named sessions' read-merge-write (bridge_sessions.c) */
 };
 
 /* Route registration (one per route file). */

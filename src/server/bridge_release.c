@@ -2,7 +2,7 @@
  * a reusable lease for its acquisition or destroys it; destroy is coordinated through the lease
  * service (refused while an exec runs) and idempotent per acquisition, tombstones included. G1
  * clients (no acquisitionId under v1) get their own lenient path. */
-#include "compat_int.h"
+#include "bridge_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +27,8 @@ static void g1_release(sbs_req *r, sbs_server *srv, const char *id, bool keep)
 	sbs_lease_info_init(&info);
 	sb_err *err = sbs_leases_info(srv->leases, id, &info);
 	bool live = !err && info.state != SBS_LEASE_DESTROYED;
-	if (live && !compat_lease_is_g1(&info)) {
-		compat_reply_owned_by_v2(r, id);
+	if (live && !bridge_lease_is_g1(&info)) {
+		bridge_reply_owned_by_v2(r, id);
 		goto out;
 	}
 	if (live && !keep) {
@@ -50,7 +50,7 @@ out:
 /* Coordinated destroy of lease id by acquisition acq; replies. */
 static void destroy_and_reply(sbs_req *r, sbs_server *srv, const char *id, const char *acq)
 {
-	if (!acq && compat_req_is_v1(r)) {
+	if (!acq && bridge_req_is_v1(r)) {
 		g1_release(r, srv, id, false);
 		return;
 	}
@@ -102,14 +102,14 @@ static void destroy_and_reply(sbs_req *r, sbs_server *srv, const char *id, const
 	sb_strv_free(busy);
 }
 
-void compat_route_release(sbs_req *r, void *ud)
+void bridge_route_release(sbs_req *r, void *ud)
 {
 	sbs_server *srv = ud;
 	json_t *body = NULL;
 	if (!sbs_req_json(r, &body))
 		return;
-	char *id = compat_str(body, "providerLeaseId", NULL);
-	char *acq = compat_str(body, "acquisitionId", NULL);
+	char *id = bridge_str(body, "providerLeaseId", NULL);
+	char *acq = bridge_str(body, "acquisitionId", NULL);
 	sbs_lease_info info;
 	sbs_lease_info_init(&info);
 	if (!id) {
@@ -117,11 +117,11 @@ void compat_route_release(sbs_req *r, void *ud)
 		goto out;
 	}
 	sbs_req_set_lease(r, id);
-	if (!compat_bool(body, "reuseLease", false)) {
+	if (!bridge_bool(body, "reuseLease", false)) {
 		destroy_and_reply(r, srv, id, acq);
 		goto out;
 	}
-	if (!acq && compat_req_is_v1(r)) {
+	if (!acq && bridge_req_is_v1(r)) {
 		g1_release(r, srv, id, true);
 		goto out;
 	}
@@ -146,7 +146,7 @@ out:
 	json_decref(body);
 }
 
-void compat_route_delete(sbs_req *r, void *ud)
+void bridge_route_delete(sbs_req *r, void *ud)
 {
 	sbs_server *srv = ud;
 	const char *id = sbs_req_param(r, "id");
@@ -160,7 +160,7 @@ void compat_route_delete(sbs_req *r, void *ud)
 	const char *text = sbs_req_body(r, &len);
 	json_error_t jerr;
 	json_t *body = len ? json_loadb(text, len, 0, &jerr) : NULL;
-	char *acq = json_is_object(body) ? compat_str(body, "acquisitionId", NULL) : NULL;
+	char *acq = json_is_object(body) ? bridge_str(body, "acquisitionId", NULL) : NULL;
 	destroy_and_reply(r, srv, id, acq);
 	free(acq);
 	json_decref(body);

@@ -1,11 +1,11 @@
 /* The bridge's lease routes (paperclip-bridge-protocol.md §2.3, G2 semantics) on the daemon's
  * lease service: health, probe, acquire (idempotent on acquisitionId, fingerprint-checked,
  * tombstoned), resume (409 sandbox_state_lost when the sandbox died or its mirror no longer
- * matches); release and destroy are in compat_release.c, the ownership mirror in
- * compat_owner.c.
+ * matches); release and destroy are in bridge_release.c, the ownership mirror in
+ * bridge_owner.c.
  */
-#include "compat.h"
-#include "compat_int.h"
+#include "bridge.h"
+#include "bridge_int.h"
 
 #include "sleep.h"
 
@@ -15,27 +15,27 @@
 #include "sb_json.h"
 
 /* Options as stored at acquire time. */
-static sb_err *stored_opts(const sbs_lease_info *li, compat_opts *o)
+static sb_err *stored_opts(const sbs_lease_info *li, bridge_opts *o)
 {
-	const json_t *pc = compat_record_meta(li);
+	const json_t *pc = bridge_record_meta(li);
 	if (!pc)
 		return sb_err_new(SB_E_CONFLICT,
 		                  "lease %s was not acquired through the bridge protocol", li->id);
-	return compat_opts_parse(pc, o);
+	return bridge_opts_parse(pc, o);
 }
 
 /* The metadata every lease answer carries. */
-static json_t *lease_answer(const char *lease_id, const char *acquisition_id, const compat_opts *o,
+static json_t *lease_answer(const char *lease_id, const char *acquisition_id, const bridge_opts *o,
                             bool reuse, const char *scope, bool resumed)
 {
 	json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:o, s:b}",
-	                      "provider", COMPAT_PROVIDER, "acquisitionId", acquisition_id,
+	                      "provider", BRIDGE_PROVIDER, "acquisitionId", acquisition_id,
 	                      "remoteCwd", o->remote_cwd, "sandboxId", lease_id, "sessionStrategy",
 	                      o->named ? "named" : "default", "sessionId", o->session_id,
 	                      "keepAlive", o->keep_alive, "sleepAfter", o->sleep_after,
 	                      "normalizeId", o->normalize_id, "reuseLease", reuse, "reuseScopeId",
 	                      scope ? json_string(scope) : json_null(), "resumedLease", resumed);
-	if (compat_is_g1_acquisition(acquisition_id)) {
+	if (bridge_is_g1_acquisition(acquisition_id)) {
 		/* G1's answer: no ownership or scope fields. */
 		json_object_del(m, "acquisitionId");
 		json_object_del(m, "reuseLease");
@@ -45,7 +45,7 @@ static json_t *lease_answer(const char *lease_id, const char *acquisition_id, co
 }
 
 /* keepAlive:false leases sleep after sleepAfter without requests or commands (sleep.h). */
-static void set_sleep_policy(sbs_server *srv, const char *id, const compat_opts *o)
+static void set_sleep_policy(sbs_server *srv, const char *id, const bridge_opts *o)
 {
 	int64_t ms = 0;
 	sb_err *err = NULL;
@@ -55,7 +55,7 @@ static void set_sleep_policy(sbs_server *srv, const char *id, const compat_opts 
 		json_decref(v);
 		if (err) {
 			sb_warn("lease %s: sleepAfter: %s; using %s", id, err->msg,
-			        COMPAT_DEFAULT_SLEEP_AFTER);
+			        BRIDGE_DEFAULT_SLEEP_AFTER);
 			sb_err_free(err);
 			ms = 10 * 60 * 1000;
 		}
@@ -66,11 +66,11 @@ static void set_sleep_policy(sbs_server *srv, const char *id, const compat_opts 
 	}
 }
 
-static bool parse_body(sbs_req *r, json_t **body, compat_opts *o)
+static bool parse_body(sbs_req *r, json_t **body, bridge_opts *o)
 {
 	if (!sbs_req_json(r, body))
 		return false;
-	sb_err *err = compat_opts_parse(*body, o);
+	sb_err *err = bridge_opts_parse(*body, o);
 	if (err) {
 		sbs_reply_error(r, 400, "invalid_request", "%s", err->msg);
 		sb_err_free(err);
@@ -94,14 +94,14 @@ static void route_health(sbs_req *r, void *ud)
 	json_t *ext = json_pack("{s:s, s:b, s:b, s:s, s:b}", "version", SB_VERSION, "hmac", 1,
 	                        "workspaceTar", 1, "nativeApi", "/v1", "cancel", 1);
 	sbs_reply_json(r, 200,
-	               json_pack("{s:b, s:s, s:s, s:o, s:o}", "ok", 1, "provider", COMPAT_PROVIDER,
+	               json_pack("{s:b, s:s, s:s, s:o, s:o}", "ok", 1, "provider", BRIDGE_PROVIDER,
 	                         "bridgeVersion", SB_VERSION, "capabilities", caps, "sandbar",
 	                         ext));
 }
 
 typedef struct setup_ctx {
 	const char *lease_id, *acquisition_id, *fingerprint;
-	const compat_opts *o;
+	const bridge_opts *o;
 	bool probe;
 	char *pwd; /* probe: what `pwd` printed */
 } setup_ctx;
@@ -110,7 +110,7 @@ static sb_err *setup_lease(void *ud, sb_sandbox *sb)
 {
 	setup_ctx *sc = ud;
 	if (!sc->probe)
-		return compat_write_mirror(sb, sc->lease_id, sc->acquisition_id, sc->fingerprint,
+		return bridge_write_mirror(sb, sc->lease_id, sc->acquisition_id, sc->fingerprint,
 		                           sc->o, false);
 	sb_buf script = SB_BUF_INIT;
 	sb_buf_appends(&script, "mkdir -p ");
@@ -120,9 +120,9 @@ static sb_err *setup_lease(void *ud, sb_sandbox *sb)
 	sb_buf_appends(&script, " && pwd");
 	sb_exec_result res;
 	sb_exec_result_init(&res);
-	sb_err *err = compat_run_sh(sb, sb_buf_cstr(&script), NULL, 0, sc->o->timeout_ms, &res);
+	sb_err *err = bridge_run_sh(sb, sb_buf_cstr(&script), NULL, 0, sc->o->timeout_ms, &res);
 	if (!err && !sb_exec_result_ok(&res))
-		err = compat_command_failed(sb_buf_cstr(&script), &res);
+		err = bridge_command_failed(sb_buf_cstr(&script), &res);
 	if (!err)
 		sc->pwd = sb_xstrdup(res.out.data ? res.out.data : "");
 	sb_exec_result_deinit(&res);
@@ -134,7 +134,7 @@ static void route_probe(sbs_req *r, void *ud)
 {
 	sbs_server *srv = ud;
 	json_t *body = NULL;
-	compat_opts o;
+	bridge_opts o;
 	if (!parse_body(r, &body, &o))
 		return;
 	/* Two probes in the same millisecond still get distinct sandboxes. */
@@ -146,8 +146,8 @@ static void route_probe(sbs_req *r, void *ud)
 	                      .acquisition_id = id,
 	                      .fingerprint = "probe",
 	                      .network = true,
-	                      .callback = srv->compat_callback,
-	                      .callback_json = srv->compat_callback_json,
+	                      .callback = srv->bridge_callback,
+	                      .callback_json = srv->bridge_callback_json,
 	                      .ttl_s = 600,
 	                      .setup = setup_lease,
 	                      .setup_ud = &sc};
@@ -174,7 +174,7 @@ static void route_probe(sbs_req *r, void *ud)
 		size_t n = sc.pwd ? strlen(sc.pwd) : 0;
 		while (n > 0 && sc.pwd[n - 1] == '\n')
 			sc.pwd[--n] = '\0';
-		json_t *m = json_pack("{s:s, s:s, s:b, s:s}", "provider", COMPAT_PROVIDER,
+		json_t *m = json_pack("{s:s, s:s, s:b, s:s}", "provider", BRIDGE_PROVIDER,
 		                      "remoteCwd", o.remote_cwd, "namedSessions", o.named, "stdout",
 		                      sc.pwd ? sc.pwd : "");
 		sbs_reply_json(r, 200,
@@ -186,13 +186,13 @@ static void route_probe(sbs_req *r, void *ud)
 	free(sc.pwd);
 	free(id);
 	free(rnd);
-	compat_opts_deinit(&o);
+	bridge_opts_deinit(&o);
 	json_decref(body);
 }
 
 /* ---------------------------------------------------------------- acquire */
 
-static char *fingerprint_of(const json_t *body, const compat_opts *o, const char *env_id,
+static char *fingerprint_of(const json_t *body, const bridge_opts *o, const char *env_id,
                             const char *run_id, const char *issue_id, bool reuse, const char *scope)
 {
 	/* The same fields as the bridge's fingerprint, hashed so the record stays small. */
@@ -216,12 +216,12 @@ static char *fingerprint_of(const json_t *body, const compat_opts *o, const char
  * existing G1 lease of that id is reused as the bridge's getSandbox would), else
  * `pc-<runId>-<8 hex>`; its owner is a fresh internal acquisition "g1:<id>:<random>", so that a
  * destroyed reusable id can be acquired again. */
-static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const compat_opts *o)
+static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const bridge_opts *o)
 {
-	char *env_id = compat_str(body, "environmentId", NULL);
-	char *run_id = compat_str(body, "runId", NULL);
-	char *issue_id = compat_str(body, "issueId", NULL);
-	bool reuse = compat_bool(body, "reuseLease", false);
+	char *env_id = bridge_str(body, "environmentId", NULL);
+	char *run_id = bridge_str(body, "runId", NULL);
+	char *issue_id = bridge_str(body, "issueId", NULL);
+	bool reuse = bridge_bool(body, "reuseLease", false);
 	char *raw = NULL, *id = NULL, *acq = NULL, *rnd = NULL;
 	sbs_lease_info info;
 	sbs_lease_info_init(&info);
@@ -230,16 +230,16 @@ static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const co
 		sbs_reply_error(r, 400, "invalid_request", "environmentId and runId are required");
 		goto out;
 	}
-	if (strlen(env_id) > COMPAT_STR_MAX || strlen(run_id) > COMPAT_STR_MAX ||
-	    (issue_id && strlen(issue_id) > COMPAT_STR_MAX)) {
+	if (strlen(env_id) > BRIDGE_STR_MAX || strlen(run_id) > BRIDGE_STR_MAX ||
+	    (issue_id && strlen(issue_id) > BRIDGE_STR_MAX)) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "environmentId, runId or issueId is longer than %d bytes",
-		                COMPAT_STR_MAX);
+		                BRIDGE_STR_MAX);
 		goto out;
 	}
 	rnd = sb_random_id("");
 	raw = reuse ? sb_strfmt("pc-env-%s", env_id) : sb_strfmt("pc-%s-%.8s", run_id, rnd);
-	id = o->normalize_id ? compat_normalize_id(raw) : sb_xstrdup(raw);
+	id = o->normalize_id ? bridge_normalize_id(raw) : sb_xstrdup(raw);
 	if (!sbs_id_ok(id)) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "the lease id \"%.80s\" derived from %s is not a valid sandbox id "
@@ -251,7 +251,7 @@ static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const co
 	sbs_req_set_lease(r, id);
 	if (reuse && !sbs_leases_info(srv->leases, id, &info) &&
 	    (info.state == SBS_LEASE_ACTIVE || info.state == SBS_LEASE_PENDING)) {
-		if (!compat_lease_is_g1(&info)) {
+		if (!bridge_lease_is_g1(&info)) {
 			sbs_reply_error(r, 409, "acquisition_conflict",
 			                "Refusing to adopt sandbox %s: it is owned through the "
 			                "ownership API (v2)",
@@ -264,11 +264,11 @@ static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const co
 			                err->msg);
 			goto out;
 		}
-		compat_opts so;
+		bridge_opts so;
 		memset(&so, 0, sizeof so);
 		if (!(err = stored_opts(&info, &so))) {
 			so.timeout_ms = o->timeout_ms;
-			err = compat_write_mirror(sbs_lease_sandbox(l), id, info.acquisition_id,
+			err = bridge_write_mirror(sbs_lease_sandbox(l), id, info.acquisition_id,
 			                          "g1", &so, false);
 		}
 		sbs_lease_unref(l);
@@ -277,10 +277,10 @@ static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const co
 		else
 			sbs_reply_json(
 			    r, 200, lease_answer(id, info.acquisition_id, &so, true, NULL, false));
-		compat_opts_deinit(&so);
+		bridge_opts_deinit(&so);
 		goto out;
 	}
-	acq = sb_strfmt(COMPAT_G1_ACQ_PREFIX "%s:%.16s", id, rnd);
+	acq = sb_strfmt(BRIDGE_G1_ACQ_PREFIX "%s:%.16s", id, rnd);
 	json_t *md = json_pack(
 	    "{s:{s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:o, s:s, s:o, s:i}}", "paperclip",
 	    "environmentId", env_id, "requestedCwd", o->remote_cwd, "sessionStrategy",
@@ -292,8 +292,8 @@ static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const co
 	                      .acquisition_id = acq,
 	                      .fingerprint = "g1",
 	                      .network = true,
-	                      .callback = srv->compat_callback,
-	                      .callback_json = srv->compat_callback_json,
+	                      .callback = srv->bridge_callback,
+	                      .callback_json = srv->bridge_callback_json,
 	                      .issue_id = issue_id,
 	                      .run_id = run_id,
 	                      .metadata = md,
@@ -330,20 +330,20 @@ static void route_acquire(sbs_req *r, void *ud)
 {
 	sbs_server *srv = ud;
 	json_t *body = NULL;
-	compat_opts o;
+	bridge_opts o;
 	if (!parse_body(r, &body, &o))
 		return;
-	char *acq = compat_str(body, "acquisitionId", NULL);
-	char *env_id = compat_str(body, "environmentId", NULL);
-	char *run_id = compat_str(body, "runId", NULL);
-	char *issue_id = compat_str(body, "issueId", NULL);
-	char *scope = compat_str(body, "reuseScopeId", NULL);
-	bool reuse = compat_bool(body, "reuseLease", false);
+	char *acq = bridge_str(body, "acquisitionId", NULL);
+	char *env_id = bridge_str(body, "environmentId", NULL);
+	char *run_id = bridge_str(body, "runId", NULL);
+	char *issue_id = bridge_str(body, "issueId", NULL);
+	char *scope = bridge_str(body, "reuseScopeId", NULL);
+	bool reuse = bridge_bool(body, "reuseLease", false);
 	char *id = NULL, *fp = NULL;
 	sbs_lease_info info;
 	sbs_lease_info_init(&info);
 	sb_err *err = NULL;
-	if (!acq && compat_req_is_v1(r)) {
+	if (!acq && bridge_req_is_v1(r)) {
 		acquire_g1(r, srv, body, &o);
 		goto out;
 	}
@@ -352,27 +352,27 @@ static void route_acquire(sbs_req *r, void *ud)
 		                "acquisitionId, environmentId and runId are required");
 		goto out;
 	}
-	if (compat_is_g1_acquisition(acq)) {
+	if (bridge_is_g1_acquisition(acq)) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "acquisitionId \"%.80s\" is reserved (the \"%s\" prefix marks "
 		                "G1 leases)",
-		                acq, COMPAT_G1_ACQ_PREFIX);
+		                acq, BRIDGE_G1_ACQ_PREFIX);
 		goto out;
 	}
-	if (strlen(acq) > SBS_ACQUISITION_ID_MAX || strlen(env_id) > COMPAT_STR_MAX ||
-	    strlen(run_id) > COMPAT_STR_MAX || (issue_id && strlen(issue_id) > COMPAT_STR_MAX)) {
+	if (strlen(acq) > SBS_ACQUISITION_ID_MAX || strlen(env_id) > BRIDGE_STR_MAX ||
+	    strlen(run_id) > BRIDGE_STR_MAX || (issue_id && strlen(issue_id) > BRIDGE_STR_MAX)) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "acquisitionId (max %d bytes), environmentId, runId or issueId is "
 		                "too long",
 		                SBS_ACQUISITION_ID_MAX);
 		goto out;
 	}
-	if (reuse && !compat_is_hex32(scope)) {
+	if (reuse && !bridge_is_hex32(scope)) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "reuseLease requires a reuseScopeId of exactly 32 hex characters");
 		goto out;
 	}
-	if ((err = compat_lease_id(acq, reuse ? scope : NULL, o.normalize_id, &id))) {
+	if ((err = bridge_lease_id(acq, reuse ? scope : NULL, o.normalize_id, &id))) {
 		sbs_reply_error(r, 400, "invalid_request", "%s", err->msg);
 		goto out;
 	}
@@ -388,8 +388,8 @@ static void route_acquire(sbs_req *r, void *ud)
 	                      .acquisition_id = acq,
 	                      .fingerprint = fp,
 	                      .network = true,
-	                      .callback = srv->compat_callback,
-	                      .callback_json = srv->compat_callback_json,
+	                      .callback = srv->bridge_callback,
+	                      .callback_json = srv->bridge_callback_json,
 	                      .issue_id = issue_id,
 	                      .run_id = run_id,
 	                      .reuse_scope = reuse ? scope : NULL,
@@ -440,7 +440,7 @@ out:
 	free(scope);
 	free(id);
 	free(fp);
-	compat_opts_deinit(&o);
+	bridge_opts_deinit(&o);
 	json_decref(body);
 }
 
@@ -458,12 +458,12 @@ static void route_resume(sbs_req *r, void *ud)
 {
 	sbs_server *srv = ud;
 	json_t *body = NULL;
-	compat_opts o, so;
+	bridge_opts o, so;
 	memset(&so, 0, sizeof(so));
 	if (!parse_body(r, &body, &o))
 		return;
-	char *id = compat_str(body, "providerLeaseId", NULL);
-	char *acq = compat_str(body, "acquisitionId", NULL);
+	char *id = bridge_str(body, "providerLeaseId", NULL);
+	char *acq = bridge_str(body, "acquisitionId", NULL);
 	sbs_lease *l = NULL;
 	sbs_lease_info info;
 	sbs_lease_info_init(&info);
@@ -485,8 +485,8 @@ static void route_resume(sbs_req *r, void *ud)
 		goto out;
 	}
 	sbs_lease_get_info(l, &info);
-	bool g1 = !acq && compat_req_is_v1(r);
-	if (g1 && compat_lease_is_g1(&info))
+	bool g1 = !acq && bridge_req_is_v1(r);
+	if (g1 && bridge_lease_is_g1(&info))
 		acq = sb_xstrdup(info.acquisition_id);
 	if (!acq || !info.acquisition_id || strcmp(acq, info.acquisition_id) != 0) {
 		sbs_reply_error(r, 409, "acquisition_conflict",
@@ -501,7 +501,7 @@ static void route_resume(sbs_req *r, void *ud)
 	/* The mirror must still describe this owner; anything else means the workspace the
 	 * caller relies on is not the one it left. */
 	if ((err =
-	         compat_read_mirror(sbs_lease_sandbox(l), so.remote_cwd, o.timeout_ms, &mirror))) {
+	         bridge_read_mirror(sbs_lease_sandbox(l), so.remote_cwd, o.timeout_ms, &mirror))) {
 		reply_lost(r, id, err->msg);
 		goto out;
 	}
@@ -518,7 +518,7 @@ static void route_resume(sbs_req *r, void *ud)
 		goto out;
 	}
 	fence = sb_random_id("resume-");
-	if ((err = sbs_lease_fence_begin(l, fence, sb_wall_ms() + COMPAT_FENCE_TTL_MS, NULL))) {
+	if ((err = sbs_lease_fence_begin(l, fence, sb_wall_ms() + BRIDGE_FENCE_TTL_MS, NULL))) {
 		free(fence);
 		fence = NULL;
 		sbs_reply_error(r, 409, "acquisition_conflict",
@@ -529,11 +529,11 @@ static void route_resume(sbs_req *r, void *ud)
 	 * only the command timeout is the caller's. */
 	so.timeout_ms = o.timeout_ms;
 	if ((err =
-	         compat_write_mirror(sbs_lease_sandbox(l), id, acq, info.fingerprint, &so, true))) {
+	         bridge_write_mirror(sbs_lease_sandbox(l), id, acq, info.fingerprint, &so, true))) {
 		sbs_reply_error(r, 500, "internal_error", "%s", err->msg);
 		goto out;
 	}
-	const json_t *pc = compat_record_meta(&info);
+	const json_t *pc = bridge_record_meta(&info);
 	bool reuse = json_is_true(json_object_get(pc, "reuseLease"));
 	const char *scope = json_string_value(json_object_get(pc, "reuseScopeId"));
 	sbs_reply_json(r, 200, lease_answer(id, acq, &so, reuse, scope, true));
@@ -548,8 +548,8 @@ out:
 	sbs_lease_info_deinit(&info);
 	free(id);
 	free(acq);
-	compat_opts_deinit(&so);
-	compat_opts_deinit(&o);
+	bridge_opts_deinit(&so);
+	bridge_opts_deinit(&o);
 	json_decref(body);
 }
 
@@ -562,9 +562,9 @@ static void route_not_found(sbs_req *r, void *ud)
 
 /* ---------------------------------------------------------------- registration */
 
-void sbs_compat_routes_register(sbs_server *srv)
+void sbs_bridge_routes_register(sbs_server *srv)
 {
-	static const char *const prefixes[] = {COMPAT_PREFIX_V1, COMPAT_PREFIX_V2};
+	static const char *const prefixes[] = {BRIDGE_PREFIX_V1, BRIDGE_PREFIX_V2};
 	for (size_t i = 0; i < 2; i++) {
 		const char *p = prefixes[i];
 		char buf[128];
@@ -577,11 +577,11 @@ void sbs_compat_routes_register(sbs_server *srv)
 		ROUTE("POST", "/probe", SBS_ROUTE_BODY_JSON, route_probe);
 		ROUTE("POST", "/leases/acquire", SBS_ROUTE_BODY_JSON, route_acquire);
 		ROUTE("POST", "/leases/resume", SBS_ROUTE_BODY_JSON, route_resume);
-		ROUTE("POST", "/leases/release", SBS_ROUTE_BODY_JSON, compat_route_release);
-		ROUTE("DELETE", "/leases/{id}", SBS_ROUTE_BODY_JSON, compat_route_delete);
+		ROUTE("POST", "/leases/release", SBS_ROUTE_BODY_JSON, bridge_route_release);
+		ROUTE("DELETE", "/leases/{id}", SBS_ROUTE_BODY_JSON, bridge_route_delete);
 		/* Exec bodies carry stdin (base64 upload chunks of 4 MiB and more): spooled, then
 		 * parsed under the route's own bound. */
-		ROUTE("POST", "/exec", SBS_ROUTE_BODY_SPOOL, compat_route_exec);
+		ROUTE("POST", "/exec", SBS_ROUTE_BODY_SPOOL, bridge_route_exec);
 #undef ROUTE
 	}
 	sbs_router_set_fallback(srv->router, "/api/paperclip-sandbox/", route_not_found, srv);

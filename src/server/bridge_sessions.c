@@ -3,7 +3,7 @@
  * request's values replace the session's and persist; the least recently used session of a
  * lease goes first past SESSIONS_PER_LEASE. Read-merge-write is serialised by the daemon,
  * which alone owns the database. */
-#include "compat_int.h"
+#include "bridge_int.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -14,7 +14,7 @@
 #define SESSIONS_PER_LEASE 256
 #define SESSION_ENV_BYTES (1u << 20)
 
-void compat_session_drop(sbs_server *srv, const char *lease_id, const char *acq, const char *id)
+void bridge_session_drop(sbs_server *srv, const char *lease_id, const char *acq, const char *id)
 {
 	sb_err *err = sbs_store_session_drop(srv->store, lease_id, acq, id);
 	if (err) {
@@ -23,10 +23,10 @@ void compat_session_drop(sbs_server *srv, const char *lease_id, const char *acq,
 	}
 }
 
-sb_err *compat_session_apply(sbs_server *srv, const char *lease_id, const char *acq, const char *id,
+sb_err *bridge_session_apply(sbs_server *srv, const char *lease_id, const char *acq, const char *id,
                              char ***env, char **cwd)
 {
-	pthread_mutex_lock(&srv->compat_sessions_mu);
+	pthread_mutex_lock(&srv->bridge_sessions_mu);
 	bool found = false;
 	char *s_cwd = NULL;
 	char **s_env = NULL, **merged = NULL;
@@ -70,7 +70,7 @@ sb_err *compat_session_apply(sbs_server *srv, const char *lease_id, const char *
 	*env = merged;
 	merged = NULL;
 out:
-	pthread_mutex_unlock(&srv->compat_sessions_mu);
+	pthread_mutex_unlock(&srv->bridge_sessions_mu);
 	sb_strv_free(merged);
 	sb_strv_free(s_env);
 	free(s_cwd);

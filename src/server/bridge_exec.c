@@ -12,7 +12,7 @@
  * session destroys the lease once no other exec runs (the bridge's destroy-after-execution);
  * in a named session it discards that session.
  */
-#include "compat_int.h"
+#include "bridge_int.h"
 #include "exec_result.h"
 
 #include <pthread.h>
@@ -113,7 +113,7 @@ static void after_exec(exec_call *c)
 	if (!c->timed_out)
 		return;
 	if (c->named) {
-		compat_session_drop(c->srv, c->lease_id, c->acquisition_id, c->session_id);
+		bridge_session_drop(c->srv, c->lease_id, c->acquisition_id, c->session_id);
 		return;
 	}
 	sbs_exec_free(c->x);
@@ -130,7 +130,7 @@ static void after_exec(exec_call *c)
 		        c->lease_id, err->msg);
 		sb_err_free(err);
 	}
-	compat_session_drop(c->srv, c->lease_id, c->acquisition_id, NULL);
+	bridge_session_drop(c->srv, c->lease_id, c->acquisition_id, NULL);
 }
 
 /* Wait for the end and prepare the result; after_exec runs once it is written. */
@@ -251,13 +251,13 @@ static sb_err *read_body(sbs_req *r, json_t **out)
 	*out = NULL;
 	uint64_t size = 0;
 	int fd = sbs_req_body_fd(r, &size);
-	if (size > COMPAT_EXEC_BODY_MAX)
+	if (size > BRIDGE_EXEC_BODY_MAX)
 		return sb_err_new(SB_E_TOO_LARGE,
 		                  "the exec body is %llu bytes, over the %u byte "
 		                  "limit",
-		                  (unsigned long long)size, COMPAT_EXEC_BODY_MAX);
+		                  (unsigned long long)size, BRIDGE_EXEC_BODY_MAX);
 	sb_buf b = SB_BUF_INIT;
-	sb_err *err = fd >= 0 ? sb_read_fd_all(fd, COMPAT_EXEC_BODY_MAX, &b) : NULL;
+	sb_err *err = fd >= 0 ? sb_read_fd_all(fd, BRIDGE_EXEC_BODY_MAX, &b) : NULL;
 	if (err) {
 		sb_buf_deinit(&b);
 		return sb_err_prefix(err, "reading the exec body");
@@ -288,7 +288,7 @@ static sb_err *parse_env(const json_t *body, char ***env)
 	json_t *v;
 	json_object_foreach(o, k, v)
 	{
-		if (!compat_env_key_ok(k))
+		if (!bridge_env_key_ok(k))
 			return sb_err_new(SB_E_INVAL,
 			                  "Invalid sandbox environment variable key: %s", k);
 		if (!json_is_string(v) || memchr(json_string_value(v), 0, json_string_length(v)))
@@ -310,7 +310,7 @@ static void add_keys_of(char *const *env, char ***keys)
 	}
 }
 
-/* Last-Event-ID of the compat stream: "<exec id>:<stdout bytes>,<stderr bytes>". */
+/* Last-Event-ID of the bridge stream: "<exec id>:<stdout bytes>,<stderr bytes>". */
 static bool parse_resume_id(const char *v, char **exec_id, uint64_t *o, uint64_t *e)
 {
 	const char *colon = strrchr(v, ':');
@@ -326,11 +326,11 @@ static bool parse_resume_id(const char *v, char **exec_id, uint64_t *o, uint64_t
 	return true;
 }
 
-void compat_route_exec(sbs_req *r, void *ud)
+void bridge_route_exec(sbs_req *r, void *ud)
 {
 	sbs_server *srv = ud;
 	json_t *body = NULL;
-	compat_opts o;
+	bridge_opts o;
 	memset(&o, 0, sizeof(o));
 	char *id = NULL, *acq = NULL, *cmd = NULL, *cwd = NULL;
 	char **args = NULL, **env = NULL, **keys = NULL;
@@ -346,12 +346,12 @@ void compat_route_exec(sbs_req *r, void *ud)
 		sbs_reply_err(r, err);
 		return;
 	}
-	if ((err = compat_opts_parse(body, &o))) {
+	if ((err = bridge_opts_parse(body, &o))) {
 		sbs_reply_error(r, 400, "invalid_request", "%s", err->msg);
 		goto out;
 	}
-	id = compat_str(body, "providerLeaseId", NULL);
-	acq = compat_str(body, "acquisitionId", NULL);
+	id = bridge_str(body, "providerLeaseId", NULL);
+	acq = bridge_str(body, "acquisitionId", NULL);
 	json_t *jcmd = json_object_get(body, "command");
 	if (json_is_string(jcmd) && json_string_length(jcmd) > 0 &&
 	    !memchr(json_string_value(jcmd), 0, json_string_length(jcmd)))
@@ -363,14 +363,14 @@ void compat_route_exec(sbs_req *r, void *ud)
 	}
 	/* Checked before the lease is even looked up: no unowned command ever runs. A G1 client
 	 * (v1, no acquisitionId) may run commands only on a lease acquired through G1. */
-	bool g1 = !acq && compat_req_is_v1(r);
+	bool g1 = !acq && bridge_req_is_v1(r);
 	if (!acq && !g1) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "acquisitionId is required (ownership API v2)");
 		goto out;
 	}
 	sbs_req_set_lease(r, id);
-	bool stream = compat_bool(body, "streamOutput", false);
+	bool stream = bridge_bool(body, "streamOutput", false);
 	const char *lei = sbs_req_header(r, "Last-Event-ID");
 	if (lei && *lei && stream &&
 	    !parse_resume_id(lei, &resume_exec, &resume_off[SB_STREAM_STDOUT],
@@ -403,8 +403,8 @@ void compat_route_exec(sbs_req *r, void *ud)
 		sbs_reply_error(r, 400, "invalid_request", "%s", err->msg);
 		goto out;
 	}
-	cwd = compat_str(body, "cwd", NULL);
-	if (cwd && (strlen(cwd) > COMPAT_STR_MAX || cwd[0] != '/')) {
+	cwd = bridge_str(body, "cwd", NULL);
+	if (cwd && (strlen(cwd) > BRIDGE_STR_MAX || cwd[0] != '/')) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "cwd \"%.200s\" must be an absolute path", cwd);
 		goto out;
@@ -442,21 +442,21 @@ void compat_route_exec(sbs_req *r, void *ud)
 		goto out;
 	}
 	sbs_lease_get_info(c->lease, &info);
-	if (g1 && compat_lease_is_g1(&info))
+	if (g1 && bridge_lease_is_g1(&info))
 		acq = sb_xstrdup(info.acquisition_id);
 	if (!acq) {
-		compat_reply_owned_by_v2(r, id);
+		bridge_reply_owned_by_v2(r, id);
 		goto out;
 	}
 	c->acquisition_id = sb_xstrdup(acq);
 	if (!info.acquisition_id || strcmp(info.acquisition_id, acq) != 0 ||
-	    !compat_record_meta(&info)) {
+	    !bridge_record_meta(&info)) {
 		sbs_reply_error(r, 409, "acquisition_conflict",
 		                "lease %s is not owned by acquisition %s", id, acq);
 		goto out;
 	}
 	if (o.named) {
-		if ((err = compat_session_apply(srv, id, acq, o.session_id, &env, &cwd))) {
+		if ((err = bridge_session_apply(srv, id, acq, o.session_id, &env, &cwd))) {
 			sbs_reply_error(r, err->code == SB_E_INVAL ? 400 : 500,
 			                err->code == SB_E_INVAL ? "invalid_request"
 			                                        : "internal_error",
@@ -465,7 +465,7 @@ void compat_route_exec(sbs_req *r, void *ud)
 		}
 		/* A session starts in the lease's workspace directory. */
 		const char *home =
-		    json_string_value(json_object_get(compat_record_meta(&info), "requestedCwd"));
+		    json_string_value(json_object_get(bridge_record_meta(&info), "requestedCwd"));
 		if (!cwd && home)
 			cwd = sb_xstrdup(home);
 	}
@@ -480,9 +480,9 @@ void compat_route_exec(sbs_req *r, void *ud)
 	bool has_stdin = json_is_string(jin) && json_string_length(jin) > 0;
 	if (has_stdin)
 		tag = sb_random_id("");
-	compat_cmd cc = {
+	bridge_cmd cc = {
 	    .command = cmd, .args = args, .cwd = cwd, .env_keys = keys, .stdin_tag = tag};
-	script = compat_exec_script(&cc);
+	script = bridge_exec_script(&cc);
 	sb_strv_push(&spec.argv, "sh");
 	sb_strv_push(&spec.argv, "-c");
 	sb_strv_push(&spec.argv, script);
@@ -546,6 +546,6 @@ out:
 	free(cmd);
 	free(id);
 	free(acq);
-	compat_opts_deinit(&o);
+	bridge_opts_deinit(&o);
 	json_decref(body);
 }
