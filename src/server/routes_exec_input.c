@@ -12,18 +12,35 @@
 #include "server_int.h"
 #include "sb_json.h"
 
-static bool lease_ok(sbs_req *r)
+/* The lease exists and the exec is still running (a terminal takes writes after its command
+ * ended: the table entry may outlive the end until the reaper notices). Else a reply is
+ * queued and the exec's input dropped. */
+static bool exec_live(sbs_req *r)
 {
-	const char *id = sbs_req_param(r, "id");
+	const char *id = sbs_req_param(r, "id"), *xid = sbs_req_param(r, "exec_id");
 	sbs_req_set_lease(r, id);
 	sbs_lease *l = NULL;
-	sb_err *err = sbs_leases_get(sbs_req_server(r)->leases, id, SBS_GET_USE, &l);
+	sbs_server *srv = sbs_req_server(r);
+	sb_err *err = sbs_leases_get(srv->leases, id, SBS_GET_USE, &l);
 	if (err) {
 		sbs_reply_err(r, err);
 		return false;
 	}
+	sb_sandbox_exec_status st;
+	err = sb_sandbox_exec_status_by_id(sbs_lease_sandbox(l), xid, &st);
 	sbs_lease_unref(l);
-	return true;
+	if (!err && st.running)
+		return true;
+	sbs_exec_inputs_drop(sbs_execs_inputs(srv->execs), id, xid);
+	if (err && err->code != SB_E_NOTFOUND) {
+		sbs_reply_err(r, err);
+		return false;
+	}
+	sb_err_free(err);
+	sbs_reply_error_details(
+	    r, 404, "not_found", json_pack("{s:s, s:I}", "exec_id", xid, "written", (json_int_t)0),
+	    "exec %s of lease %s is not running: it has no open stdin", xid, id);
+	return false;
 }
 
 static void h_stdin(sbs_req *r, void *ud)
@@ -35,7 +52,7 @@ static void h_stdin(sbs_req *r, void *ud)
 		sbs_reply_error(r, 400, "invalid_request", "\"eof\" must be 1/true or 0/false");
 		return;
 	}
-	if (!lease_ok(r))
+	if (!exec_live(r))
 		return;
 	const char *id = sbs_req_param(r, "id"), *xid = sbs_req_param(r, "exec_id");
 	uint64_t size = 0;
@@ -80,7 +97,7 @@ static void h_resize(sbs_req *r, void *ud)
 		sbs_reply_err(r, err);
 		return;
 	}
-	if (!lease_ok(r))
+	if (!exec_live(r))
 		return;
 	const char *id = sbs_req_param(r, "id"), *xid = sbs_req_param(r, "exec_id");
 	err = sbs_exec_inputs_resize(sbs_execs_inputs(sbs_req_server(r)->execs), id, xid,
