@@ -13,7 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define TOKEN "bench-token-0123456789abcdef"
 #define START_TRIES 400 /* 25 ms apart: 10 s */
 
 static size_t sink(char *p, size_t sz, size_t nm, void *ud)
@@ -25,6 +24,12 @@ static size_t sink(char *p, size_t sz, size_t nm, void *ud)
 long sbb_daemon_call(const sbb_daemon *d, CURL *c, const char *method, const char *target,
                      const char *body, sb_buf *out)
 {
+	return sbb_daemon_call_body(d, c, method, target, body, body ? strlen(body) : 0, out);
+}
+
+long sbb_daemon_call_body(const sbb_daemon *d, CURL *c, const char *method, const char *target,
+                          const void *body, size_t len, sb_buf *out)
+{
 	char url[512];
 	snprintf(url, sizeof url, "http://localhost%s", target);
 	sb_buf_clear(out);
@@ -33,13 +38,14 @@ long sbb_daemon_call(const sbb_daemon *d, CURL *c, const char *method, const cha
 	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, d->sock);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-	if (body)
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	else
+	} else
 		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
-	struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
+	struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " SBB_TOKEN);
 	h = curl_slist_append(h, "Expect:");
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
 	long st = 0;
@@ -85,7 +91,7 @@ bool sbb_daemon_start(sbb_daemon *d, const char *tag, const char *const *extra_a
 	argv[n] = NULL;
 	d->pid = fork();
 	if (d->pid == 0) {
-		setenv("SANDBAR_TOKEN", TOKEN, 1);
+		setenv("SANDBAR_TOKEN", SBB_TOKEN, 1);
 		int devnull = open("/dev/null", O_WRONLY);
 		dup2(devnull, 2);
 		execv(SB_BENCH_BUILD_DIR "/sandbar", (char *const *)argv);

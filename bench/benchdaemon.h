@@ -10,6 +10,8 @@
 #include <curl/curl.h>
 #include <sys/types.h>
 
+#define SBB_TOKEN "bench-token-0123456789abcdef" /* the daemon's bearer token */
+
 typedef struct sbb_daemon {
 	pid_t pid;
 	char dir[64];   /* /tmp/sandbar-<tag>-XXXXXX */
@@ -27,6 +29,9 @@ void sbb_daemon_stop(sbb_daemon *d);
  * NULL is a GET-style request without a body. The reply goes into out. */
 long sbb_daemon_call(const sbb_daemon *d, CURL *c, const char *method, const char *target,
                      const char *body, sb_buf *out);
+/* The same with a body of len bytes (binary: an archive). */
+long sbb_daemon_call_body(const sbb_daemon *d, CURL *c, const char *method, const char *target,
+                          const void *body, size_t len, sb_buf *out);
 /* The value of "key":"..." in a JSON reply, copied into buf (empty when absent). */
 const char *sbb_json_str(const char *json, const char *key, char *buf, size_t size);
 /* The daemon's resident memory (KiB), open descriptors, and the bytes of sandbar.db in use
