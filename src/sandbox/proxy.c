@@ -64,6 +64,8 @@ struct sb_egress_proxy {
 	char **denied_list;
 	size_t ndenied_list;
 	uint64_t denied_more;
+	void (*on_denied)(void *ud, const char *what);
+	void *on_denied_ud;
 	int lfd, stop[2];
 	pthread_t lthread;
 	bool lstarted;
@@ -89,7 +91,10 @@ static void count_denied(struct sb_egress_proxy *p, const char *host, int port, 
 		}
 	}
 	pthread_mutex_unlock(&p->mu);
-	sb_info("egress %s: denied %s", p->name, item);
+	if (p->on_denied)
+		p->on_denied(p->on_denied_ud, item);
+	else
+		sb_info("egress %s: denied %s", p->name, item);
 	free(item);
 }
 
@@ -251,10 +256,14 @@ static void forward(struct sb_egress_proxy *p, sbpx_io *cl, sbpx_io *up, const s
 	sb_buf hb = SB_BUF_INIT;
 	sbpx_upstream_head(h, path, host, sec ? sec->header : NULL, sec ? sec->line : NULL, &hb);
 	bool sent = sbpx_io_write(up, hb.data, hb.len);
+	size_t head_len = hb.len;
 	memset(hb.data, 0, hb.len);
 	sb_buf_deinit(&hb);
 	if (sent) {
 		allowed(p);
+		pthread_mutex_lock(&p->mu);
+		p->up += head_len; /* the head we sent counts as bytes up too */
+		pthread_mutex_unlock(&p->mu);
 		relay(p, cl, up, h->buf + h->head_len, h->len - h->head_len);
 	}
 }
@@ -572,6 +581,18 @@ static sb_err *read_secret(const char *ref, char **out)
 
 sb_err *sb_egress_proxy_new(const sb_egress_config *c, const char *name, sb_egress_proxy **out)
 {
+	return sbpx_proxy_new(c, name, NULL, NULL, out);
+}
+
+void sbpx_proxy_on_denied(sb_egress_proxy *p, void (*fn)(void *ud, const char *what), void *ud)
+{
+	p->on_denied = fn;
+	p->on_denied_ud = ud;
+}
+
+sb_err *sbpx_proxy_new(const sb_egress_config *c, const char *name, const char *ca_cert_pem,
+                       const char *ca_key_pem, sb_egress_proxy **out)
+{
 	sb_err *err = sb_egress_config_check(c);
 	if (err)
 		return err;
@@ -588,7 +609,8 @@ sb_err *sb_egress_proxy_new(const sb_egress_config *c, const char *name, sb_egre
 	bool terminate = c->nsecrets > 0;
 	for (size_t i = 0; i < p->pol.nentries; i++)
 		terminate |= p->pol.entries[i].method != NULL;
-	if (terminate && (err = sbpx_tls_new(c->upstream_ca, p->name, &p->tls)))
+	if (terminate &&
+	    (err = sbpx_tls_new(c->upstream_ca, p->name, ca_cert_pem, ca_key_pem, &p->tls)))
 		goto fail;
 	if (c->nsecrets)
 		p->secrets = sb_xcalloc(c->nsecrets, sizeof *p->secrets);
@@ -627,6 +649,11 @@ fail:
 char *sb_egress_proxy_ca_pem(const sb_egress_proxy *p)
 {
 	return p->tls ? sbpx_tls_ca_pem(p->tls) : NULL;
+}
+
+char *sbpx_proxy_ca_key_pem(const sb_egress_proxy *p)
+{
+	return p->tls ? sbpx_tls_ca_key_pem(p->tls) : NULL;
 }
 
 void sb_egress_proxy_free(sb_egress_proxy *p)

@@ -34,7 +34,12 @@ struct sbs_server {
 	sb_callback_stats callback_stats;    /* relays of this daemon's leases add to it */
 	sb_callback_config *compat_callback; /* every compat lease's, or NULL (compat_routes.c) */
 	char *compat_callback_json;
-	json_t *sandbox_health; /* sb_sandbox_health_json at start */
+	json_t *sandbox_health;                /* sb_sandbox_health_json at start */
+	const sb_egress_secret_entry *secrets; /* the operator's named secrets, borrowed */
+	size_t nsecrets;
+	char **mount_allow;      /* host paths acquire's mounts may bind below, or NULL */
+	char *egress_hosts_file; /* test options for the proxies, or NULL */
+	char *egress_upstream_ca;
 	bool access_log;
 	int listen_port; /* the TCP listener's port, 0 = none (egress proxies deny it) */
 	int64_t started_ms;
@@ -48,5 +53,9 @@ struct sbs_server {
 /* Route registration (one per route file). */
 void sbs_native_routes_register(sbs_server *srv);
 void sbs_file_routes_register(sbs_server *srv);
+
+/* lease_network.c: the sandbox config's egress_denied hook (ud = the sbs_server): a line in
+ * the access log per destination a lease's proxy denies. */
+void sbs_egress_denied_log(void *ud, const char *lease_id, const char *what);
 
 #endif
