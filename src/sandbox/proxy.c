@@ -60,6 +60,7 @@ struct sb_egress_proxy {
 	px_conn *conns[CONNS_MAX];
 	size_t nconns;
 	bool stopping;
+	sbpx_pool *pool; /* the connections' threads */
 	uint64_t allowed, denied, up, down;
 	char **denied_list;
 	size_t ndenied_list;
@@ -457,7 +458,7 @@ static void conn_forget(px_conn *k)
 	pthread_mutex_unlock(&p->mu);
 }
 
-static void *conn_main(void *arg)
+static void conn_main(void *arg)
 {
 	px_conn *k = arg;
 	serve(k);
@@ -470,7 +471,6 @@ static void *conn_main(void *arg)
 		close(up);
 	close(k->fd);
 	free(k);
-	return NULL;
 }
 
 void sb_egress_proxy_serve_fd(sb_egress_proxy *p, int fd)
@@ -487,16 +487,8 @@ void sb_egress_proxy_serve_fd(sb_egress_proxy *p, int fd)
 	if (room)
 		p->conns[p->nconns++] = k;
 	pthread_mutex_unlock(&p->mu);
-	pthread_t t;
-	pthread_attr_t a;
-	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&a, 256 * 1024);
-	if (room && pthread_create(&t, &a, conn_main, k) == 0) {
-		pthread_attr_destroy(&a);
+	if (room && sbpx_pool_run(p->pool, conn_main, k))
 		return;
-	}
-	pthread_attr_destroy(&a);
 	if (room)
 		conn_forget(k);
 	sbpx_io cl = {fd, NULL};
@@ -601,7 +593,9 @@ sb_err *sbpx_proxy_new(const sb_egress_config *c, const char *name, const char *
 	p->lfd = p->stop[0] = p->stop[1] = -1;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
+	p->pool = sbpx_pool_new(CONNS_MAX, 256 * 1024);
 	if ((err = sbpx_policy_init(&p->pol, c))) {
+		sbpx_pool_free(p->pool);
 		free(p->name);
 		free(p);
 		return err;
@@ -675,6 +669,7 @@ void sb_egress_proxy_free(sb_egress_proxy *p)
 	while (p->nconns)
 		pthread_cond_wait(&p->cv, &p->mu);
 	pthread_mutex_unlock(&p->mu);
+	sbpx_pool_free(p->pool); /* its workers are idle: every connection ended */
 	if (p->lfd >= 0)
 		close(p->lfd);
 	if (p->stop[0] >= 0) {

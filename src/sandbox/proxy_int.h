@@ -109,6 +109,15 @@ bool sbpx_parse_addr(const char *s, int *family, unsigned char *addr);
 bool sbpx_entry_matches_host(const sbpx_entry *e, const char *host, int port);
 void sbpx_set_port(struct sockaddr_storage *ss, int port);
 
+/* ---- proxy_pool.c: worker threads, reused across connections */
+typedef struct sbpx_pool sbpx_pool;
+sbpx_pool *sbpx_pool_new(size_t max_threads, size_t stack);
+/* Run fn(arg) on an idle worker or a new one; false when stopping, at the bound, or a thread
+ * cannot start (fn is then not called). */
+bool sbpx_pool_run(sbpx_pool *p, void (*fn)(void *), void *arg);
+/* Stop: queued tasks still run; waits until every worker has ended. */
+void sbpx_pool_free(sbpx_pool *p);
+
 /* ---- proxy_relay.c: I/O over a socket or a TLS session, and the relay */
 typedef struct sbpx_io {
 	int fd;
