@@ -4,7 +4,7 @@
 #                   ASan+UBSan build (clang, build-asan/); fails on any failure or sanitizer report
 #   make run        build, then run the main job on a copy of examples/demo
 #   make bench      run every benchmark and print one Markdown table
-#   make fuzz       build the libFuzzer targets (clang) and run each for a short while
+#   make fuzz       build the libFuzzer targets (clang), run each for FUZZ_SECONDS (60), print a table
 #   make format     clang-format every C file (make test fails on any difference: format-check)
 #   make install    PREFIX=/usr/local by default
 #   make clean
@@ -16,7 +16,7 @@ FUZZ_BUILD ?= build-fuzz
 CMAKE_FLAGS ?=
 WERROR ?= ON
 CTEST_FLAGS ?= --output-on-failure --timeout 300
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 60
 
 .PHONY: all build bootstrap test test-plain test-asan run bench fuzz format format-check install clean
 

@@ -35,7 +35,7 @@ typedef struct sbs_lease_info {
 	sb_sandbox_enforced enforced;
 	int64_t ttl_s;
 	int64_t created_ms, renewed_ms, expires_ms, finished_ms; /* expires 0 = none */
-	json_t *metadata; /* free-form, for route layers (compat); may be NULL */
+	json_t *metadata; /* free-form, for route layers (the bridge); may be NULL */
 } sbs_lease_info;
 
 void sbs_lease_info_init(sbs_lease_info *li);
