@@ -62,6 +62,19 @@ typedef struct sb_sandbox_config {
 	 * created with a callback always runs its relay in the creating process. */
 	bool run_callbacks;
 	struct sb_callback_stats *callback_stats; /* counters to add to, or NULL */
+	/* Egress proxies (network mode allowlist): when true, sb_sandbox_open restarts the proxy
+	 * of a lease that has one, in this process, with the CA its sandbox already trusts and the
+	 * allowlist it was created with (kept 0600 in the lease's run/ directory, which no sandbox
+	 * sees). A secret that came from a named entry is read again through the entry of that
+	 * name in egress_secrets (never stored by value); one no longer there is dropped with a
+	 * warning. A lease created with a proxy always runs it in the creating process. */
+	bool run_proxies;
+	const struct sb_egress_secret_entry *egress_secrets;
+	size_t negress_secrets;
+	/* Called (from a proxy thread) for every destination a lease's proxy denies: what is
+	 * "HOST:PORT (rule)". May be NULL. */
+	void (*egress_denied)(void *ud, const char *lease_id, const char *what);
+	void *egress_denied_ud;
 } sb_sandbox_config;
 
 /* For long-running creators of sandboxes (the daemon): adopt the detached bwrap processes of
@@ -137,6 +150,9 @@ typedef struct sb_sandbox_opts {
 	/* Host paths bound into the sandbox, checked at create (see sb_sandbox_mount). */
 	const sb_sandbox_mount *mounts;
 	size_t nmounts;
+	/* NULL = any host path. Else (the daemon's [serve] mount_allow) every mount's resolved
+	 * host path must be at or below one of these (resolved too): SB_E_INVAL otherwise. */
+	const char *const *mount_roots;
 } sb_sandbox_opts;
 
 /* Which limits are actually in force (per lease, and host-wide in health). */
@@ -510,7 +526,28 @@ typedef struct sb_egress_secret {
 	char *header;          /* header set on every request to host, e.g. "x-api-key" */
 	char *value_ref;       /* "env:VAR" or "file:PATH": read by the proxying process */
 	char *placeholder_env; /* VAR holding a placeholder inside the sandbox, or NULL */
+	/* The operator's entry (sb_egress_secret_entry) it came from, or NULL: a re-adopted
+	 * proxy reads the value again through the entry of that name. */
+	char *name;
 } sb_egress_secret;
+
+/* An operator's named secret (the daemon's [serve] `secret.NAME = env:VAR|file:PATH`,
+ * DESIGN.md §9.11): API clients refer to it by name only, never see its value, and cannot
+ * send it to any host but its own. */
+typedef struct sb_egress_secret_entry {
+	char *name;            /* [A-Za-z0-9_-]{1,64} */
+	char **hosts;          /* the hosts it is sent to (NULL-terminated, at least one) */
+	char *header;          /* NULL = "authorization" (a value without a scheme: Bearer) */
+	char *value_ref;       /* "env:VAR" or "file:PATH", read by the proxying process */
+	char *placeholder_env; /* VAR holding a placeholder inside; NULL = VAR of env:VAR */
+} sb_egress_secret_entry;
+void sb_egress_secret_entry_deinit(sb_egress_secret_entry *e);
+/* Check an entry (SB_E_INVAL naming what is wrong). */
+sb_err *sb_egress_secret_entry_check(const sb_egress_secret_entry *e);
+/* Append to c the secrets of the entry called name (one per host), with name set.
+ * SB_E_NOTFOUND naming the secret when no entry has that name. */
+sb_err *sb_egress_config_add_named(sb_egress_config *c, const sb_egress_secret_entry *entries,
+                                   size_t n, const char *name);
 
 struct sb_egress_config {
 	/* Allowlist entries: "HOST[:PORT]", "*.SUFFIX[:PORT]" (subdomains of SUFFIX), an IP

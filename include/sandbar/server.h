@@ -76,6 +76,18 @@ typedef struct sb_server_config {
 	 * the JSON of acquire's `callback` field, or just the NAME of a [callback NAME] entry,
 	 * meaning {"name": NAME, "preset": "paperclip"}. NULL = none. */
 	const char *compat_callback;
+	/* The operator's named secrets ([serve] secret.NAME, DESIGN.md §9.11) that acquire's
+	 * network.secrets may name; their values are read by the daemon, never sent to a client
+	 * or a sandbox (borrowed: they must outlive the server). */
+	const sb_egress_secret_entry *secrets;
+	size_t nsecrets;
+	/* Host paths below which acquire's mounts may bind ([serve] mount_allow, NULL-terminated;
+	 * NULL = no mounts through the API). Copied. */
+	const char *const *mount_allow;
+	/* Test options for every allowlist lease's proxy: a hosts file for its resolver and an
+	 * extra CA for upstreams (NULL = DNS, the system store). Copied. */
+	const char *egress_hosts_file;
+	const char *egress_upstream_ca;
 } sb_server_config;
 
 void sb_server_config_init(sb_server_config *cfg);

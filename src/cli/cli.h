@@ -46,6 +46,11 @@ typedef struct cli_config {
 	/* [callback NAME] sections (DESIGN.md §9.15), read by every program */
 	sb_callback_entry *callbacks;
 	size_t ncallbacks;
+	/* [serve] only (program "serve", serve_config.c): mount_allow = PATH (repeatable) and the
+	 * named secrets secret.NAME = env:VAR|file:PATH with .hosts, .header, .env */
+	char **mount_allow;
+	sb_egress_secret_entry *secrets;
+	size_t nsecrets;
 	/* `sandbar run` options from the config files (program "run" only), file order */
 	cli_setting *run_settings;
 	size_t nrun_settings;
@@ -58,6 +63,15 @@ typedef struct cli_config {
 typedef void (*cli_config_slot_fn)(void *ud, const char *key, const char *value,
                                    const char *origin);
 void cli_config_each_slot(const cli_config *cfg, cli_config_slot_fn fn, void *ud);
+
+/* ---- serve_config.c: the [serve] keys of the daemon's own (mounts and secrets for the API) */
+/* Handle key in the [serve] section: true when it is one of these (*err set when its value is
+ * wrong), false to let the common keys have it. */
+bool cli_serve_key(cli_config *cfg, const char *key, const char *value, const char *origin,
+                   int lineno, sb_err **err);
+/* Check the entries once every file is read (secrets need their hosts). */
+sb_err *cli_serve_config_check(cli_config *cfg);
+void cli_serve_config_deinit(cli_config *cfg);
 
 /* ---- run_config.c: a config key for every `sandbar run` option */
 /* Whether key names a `sandbar run` option settable in a config file. */

@@ -44,7 +44,15 @@ static const char serve_help[] =
     "      --header-timeout S   seconds a connection has to send its request head (default 10)\n"
     "      --log-json           log as JSON lines\n"
     "  -v, --verbose            debug logging\n"
-    "  -h, --help               this text\n";
+    "  -h, --help               this text\n"
+    "\n"
+    "The config file's [serve] section also takes (docs/api.md):\n"
+    "  mount_allow = PATH                 host paths API clients may mount below (repeatable;\n"
+    "                                     none by default: no mounts through the API)\n"
+    "  secret.NAME = env:VAR|file:PATH    a secret clients name in network.secrets, with\n"
+    "  secret.NAME.hosts = HOST[,HOST]    the hosts it goes to (required),\n"
+    "  secret.NAME.header = HEADER        its header (default Authorization: Bearer) and\n"
+    "  secret.NAME.env = VAR              the placeholder variable inside (default VAR)\n";
 
 /* Every followed exec holds a few descriptors (spool files, the init connection, the client
  * socket): the usual soft limit of 1024 would cap the daemon at about 200 streams. */
@@ -208,6 +216,14 @@ int cmd_serve(int argc, char **argv)
 	scfg.compat_callback = cfg.compat_callback;
 	scfg.callbacks = cfg.callbacks;
 	scfg.ncallbacks = cfg.ncallbacks;
+	scfg.secrets = cfg.secrets;
+	scfg.nsecrets = cfg.nsecrets;
+	scfg.mount_allow = (const char *const *)cfg.mount_allow;
+	/* test options: a hosts file for the proxies' resolver, a CA for upstreams */
+	const char *hf = getenv("SANDBAR_TEST_PROXY_HOSTS"),
+	           *ca = getenv("SANDBAR_TEST_PROXY_UPSTREAM_CA");
+	scfg.egress_hosts_file = hf && *hf ? hf : NULL;
+	scfg.egress_upstream_ca = ca && *ca ? ca : NULL;
 	/* The server waits for SIGTERM/SIGINT on a signalfd: block them in every thread. */
 	sigset_t set;
 	sigemptyset(&set);

@@ -46,7 +46,7 @@ static char *trim(char *s)
 	return s;
 }
 
-enum { SEC_TOP, SEC_SKIP, SEC_CALLBACK };
+enum { SEC_TOP, SEC_SKIP, SEC_CALLBACK, SEC_SERVE };
 
 /* A run option line: kept for `sandbar run` (its own parser checks the value), accepted and
  * ignored by other programs. A key another file already set is left to that file. */
@@ -80,7 +80,9 @@ static sb_err *section_start(cli_config *cfg, char *line, const char *origin, in
 	line[n - 1] = '\0';
 	char *name = trim(line + 1);
 	if (strcmp(name, "run") == 0 || strcmp(name, "serve") == 0) {
-		*section = cfg->program && strcmp(cfg->program, name) == 0 ? SEC_TOP : SEC_SKIP;
+		*section = !cfg->program || strcmp(cfg->program, name) != 0 ? SEC_SKIP
+		           : strcmp(name, "serve") == 0                     ? SEC_SERVE
+		                                                            : SEC_TOP;
 		return NULL;
 	}
 	if (strncmp(name, "callback", 8) == 0 && isspace((unsigned char)name[8])) {
@@ -193,6 +195,8 @@ sb_err *cli_config_parse(cli_config *cfg, const char *text, const char *origin)
 			                   lineno);
 			continue;
 		}
+		if (section == SEC_SERVE && cli_serve_key(cfg, key, value, origin, lineno, &err))
+			continue;
 		const struct key_slot *slot = NULL;
 		for (size_t i = 0; i < sizeof slots / sizeof *slots; i++)
 			if (!strcmp(slots[i].key, key))
@@ -326,6 +330,8 @@ sb_err *cli_config_resolve(cli_config *cfg)
 	}
 	if (!err)
 		err = resolve_values(cfg, used);
+	if (!err)
+		err = cli_serve_config_check(cfg);
 	sb_strv_free(paths);
 	return err;
 }
@@ -379,6 +385,7 @@ void cli_config_deinit(cli_config *cfg)
 	free(cfg->callbacks);
 	cfg->callbacks = NULL;
 	cfg->ncallbacks = 0;
+	cli_serve_config_deinit(cfg);
 }
 
 char *cli_state_dir(const cli_config *cfg)

@@ -74,6 +74,7 @@ sb_egress_config *sb_egress_config_copy(const sb_egress_config *c)
 			o->secrets[i].header = dup0(c->secrets[i].header);
 			o->secrets[i].value_ref = dup0(c->secrets[i].value_ref);
 			o->secrets[i].placeholder_env = dup0(c->secrets[i].placeholder_env);
+			o->secrets[i].name = dup0(c->secrets[i].name);
 		}
 	}
 	return o;
@@ -85,7 +86,94 @@ void sb_egress_secret_deinit(sb_egress_secret *s)
 	free(s->header);
 	free(s->value_ref);
 	free(s->placeholder_env);
+	free(s->name);
 	memset(s, 0, sizeof *s);
+}
+
+/* ---- the operator's named secrets (DESIGN.md §9.11) */
+
+void sb_egress_secret_entry_deinit(sb_egress_secret_entry *e)
+{
+	free(e->name);
+	sb_strv_free(e->hosts);
+	free(e->header);
+	free(e->value_ref);
+	free(e->placeholder_env);
+	memset(e, 0, sizeof *e);
+}
+
+static bool env_name_ok(const char *s)
+{
+	if (!*s || strlen(s) > 128 || isdigit((unsigned char)*s))
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '_')
+			return false;
+	return true;
+}
+
+sb_err *sb_egress_secret_entry_check(const sb_egress_secret_entry *e)
+{
+	size_t n = e->name ? strlen(e->name) : 0;
+	bool ok = n > 0 && n <= 64;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = isalnum((unsigned char)e->name[i]) || e->name[i] == '-' || e->name[i] == '_';
+	if (!ok)
+		return sb_err_new(SB_E_INVAL, "secret names are [A-Za-z0-9_-]{1,64}, not \"%s\"",
+		                  e->name ? e->name : "");
+	if (!e->value_ref ||
+	    (strncmp(e->value_ref, "env:", 4) != 0 && strncmp(e->value_ref, "file:", 5) != 0) ||
+	    (strncmp(e->value_ref, "env:", 4) == 0 && !env_name_ok(e->value_ref + 4)) ||
+	    (strncmp(e->value_ref, "file:", 5) == 0 && e->value_ref[5] != '/'))
+		return sb_err_new(SB_E_INVAL,
+		                  "secret %s: the value is env:VAR or file:/ABSOLUTE/PATH (the "
+		                  "config file holds no secret values)",
+		                  e->name);
+	if (!e->hosts || !e->hosts[0])
+		return sb_err_new(
+		    SB_E_INVAL, "secret %s: pin it to its hosts with secret.%s.hosts = HOST[, ...]",
+		    e->name, e->name);
+	for (size_t i = 0; e->hosts[i]; i++)
+		if (!sbpx_name_ok(e->hosts[i]) || strchr(e->hosts[i], '*'))
+			return sb_err_new(SB_E_INVAL, "secret %s: \"%s\" is not a host name",
+			                  e->name, e->hosts[i]);
+	if (e->header && !sbpx_name_ok(e->header))
+		return sb_err_new(SB_E_INVAL, "secret %s: \"%s\" is not a header name", e->name,
+		                  e->header);
+	if (e->placeholder_env && !env_name_ok(e->placeholder_env))
+		return sb_err_new(SB_E_INVAL, "secret %s: \"%s\" is not a variable name", e->name,
+		                  e->placeholder_env);
+	return NULL;
+}
+
+sb_err *sb_egress_config_add_named(sb_egress_config *c, const sb_egress_secret_entry *entries,
+                                   size_t n, const char *name)
+{
+	const sb_egress_secret_entry *e = NULL;
+	for (size_t i = 0; i < n && !e; i++)
+		if (strcmp(entries[i].name, name) == 0)
+			e = &entries[i];
+	if (!e)
+		return sb_err_new(SB_E_NOTFOUND,
+		                  "no secret \"%.64s\" in the operator's config (a [serve] "
+		                  "secret.NAME entry)",
+		                  name);
+	size_t k = sb_strv_len(e->hosts);
+	c->secrets = sb_xrealloc(c->secrets, (c->nsecrets + k) * sizeof *c->secrets);
+	for (size_t i = 0; i < k; i++) {
+		sb_egress_secret *s = &c->secrets[c->nsecrets++];
+		memset(s, 0, sizeof *s);
+		s->host = sb_xstrdup(e->hosts[i]);
+		sbpx_lower(s->host);
+		s->header = sb_xstrdup(e->header ? e->header : "authorization");
+		s->value_ref = sb_xstrdup(e->value_ref);
+		const char *ph = e->placeholder_env                      ? e->placeholder_env
+		                 : strncmp(e->value_ref, "env:", 4) == 0 ? e->value_ref + 4
+		                                                         : NULL;
+		s->placeholder_env = ph ? sb_xstrdup(ph) : NULL;
+		s->name = sb_xstrdup(e->name);
+	}
+	return NULL;
 }
 
 void sb_egress_config_free(sb_egress_config *c)

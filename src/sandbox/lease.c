@@ -397,12 +397,12 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 		mounts[k] = (sb_sandbox_mount){.host = sb_xstrdup(opts->mounts[k].host),
 		                               .target = sb_xstrdup(opts->mounts[k].target),
 		                               .rw = opts->mounts[k].rw};
-	if ((err = sb_mounts_check(sb, cfg, mounts, opts->nmounts))) {
+	if ((err = sb_mounts_check(sb, cfg, mounts, opts->nmounts, opts->mount_roots))) {
 		free_mounts(mounts, opts->nmounts);
 		goto fail;
 	}
 	char *ca_bundle = NULL;
-	if (opts->egress && (err = sb_egress_prepare(sb, opts->egress, cfg->rootfs, &ca_bundle))) {
+	if (opts->egress && (err = sb_egress_prepare(sb, cfg, opts->egress, &ca_bundle))) {
 		free_mounts(mounts, opts->nmounts);
 		goto fail;
 	}
@@ -483,6 +483,11 @@ static sb_err *open_common(const sb_sandbox_config *cfg, const char *lease_id, b
 	}
 	if ((err = sb_callback_resume(sb, cfg, need_alive))) {
 		/* the lease itself is fine; only its callback endpoint will not answer */
+		sb_warn("%s", err->msg);
+		sb_err_free(err);
+	}
+	if ((err = sb_egress_resume(sb, cfg, need_alive))) {
+		/* the lease itself is fine; only its network will not answer */
 		sb_warn("%s", err->msg);
 		sb_err_free(err);
 	}

@@ -166,8 +166,24 @@ static sb_err *access_as_owner(void *ud)
 	return NULL;
 }
 
+/* Is the resolved host path of m at or below one of roots? */
+static sb_err *check_root(const sb_sandbox_mount *m, const char *const *roots)
+{
+	for (size_t i = 0; roots[i]; i++) {
+		char *r = realpath(roots[i], NULL);
+		bool in = r && overlaps(m->host, r) && strlen(m->host) >= strlen(r);
+		free(r);
+		if (in)
+			return NULL;
+	}
+	return sb_err_new(SB_E_INVAL,
+	                  "mount %s: the host path is not under a path the operator allows "
+	                  "(the config's [serve] mount_allow)",
+	                  m->host);
+}
+
 sb_err *sb_mounts_check(const sb_sandbox *sb, const sb_sandbox_config *cfg, sb_sandbox_mount *m,
-                        size_t n)
+                        size_t n, const char *const *roots)
 {
 	if (n > SB_MOUNTS_MAX)
 		return sb_err_new(SB_E_INVAL, "%zu mounts: at most %d per sandbox", n,
@@ -176,6 +192,8 @@ sb_err *sb_mounts_check(const sb_sandbox *sb, const sb_sandbox_config *cfg, sb_s
 		sb_err *err = check_target(sb, &m[i]);
 		if (!err)
 			err = check_host(cfg, &m[i]);
+		if (!err && roots)
+			err = check_root(&m[i], roots);
 		if (err)
 			return err;
 		for (size_t k = 0; k < i; k++)

@@ -60,10 +60,13 @@ struct sb_egress_proxy {
 	px_conn *conns[CONNS_MAX];
 	size_t nconns;
 	bool stopping;
+	sbpx_pool *pool; /* the connections' threads */
 	uint64_t allowed, denied, up, down;
 	char **denied_list;
 	size_t ndenied_list;
 	uint64_t denied_more;
+	void (*on_denied)(void *ud, const char *what);
+	void *on_denied_ud;
 	int lfd, stop[2];
 	pthread_t lthread;
 	bool lstarted;
@@ -89,7 +92,10 @@ static void count_denied(struct sb_egress_proxy *p, const char *host, int port, 
 		}
 	}
 	pthread_mutex_unlock(&p->mu);
-	sb_info("egress %s: denied %s", p->name, item);
+	if (p->on_denied)
+		p->on_denied(p->on_denied_ud, item);
+	else
+		sb_info("egress %s: denied %s", p->name, item);
 	free(item);
 }
 
@@ -251,10 +257,14 @@ static void forward(struct sb_egress_proxy *p, sbpx_io *cl, sbpx_io *up, const s
 	sb_buf hb = SB_BUF_INIT;
 	sbpx_upstream_head(h, path, host, sec ? sec->header : NULL, sec ? sec->line : NULL, &hb);
 	bool sent = sbpx_io_write(up, hb.data, hb.len);
+	size_t head_len = hb.len;
 	memset(hb.data, 0, hb.len);
 	sb_buf_deinit(&hb);
 	if (sent) {
 		allowed(p);
+		pthread_mutex_lock(&p->mu);
+		p->up += head_len; /* the head we sent counts as bytes up too */
+		pthread_mutex_unlock(&p->mu);
 		relay(p, cl, up, h->buf + h->head_len, h->len - h->head_len);
 	}
 }
@@ -448,7 +458,7 @@ static void conn_forget(px_conn *k)
 	pthread_mutex_unlock(&p->mu);
 }
 
-static void *conn_main(void *arg)
+static void conn_main(void *arg)
 {
 	px_conn *k = arg;
 	serve(k);
@@ -461,7 +471,6 @@ static void *conn_main(void *arg)
 		close(up);
 	close(k->fd);
 	free(k);
-	return NULL;
 }
 
 void sb_egress_proxy_serve_fd(sb_egress_proxy *p, int fd)
@@ -478,16 +487,8 @@ void sb_egress_proxy_serve_fd(sb_egress_proxy *p, int fd)
 	if (room)
 		p->conns[p->nconns++] = k;
 	pthread_mutex_unlock(&p->mu);
-	pthread_t t;
-	pthread_attr_t a;
-	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	pthread_attr_setstacksize(&a, 256 * 1024);
-	if (room && pthread_create(&t, &a, conn_main, k) == 0) {
-		pthread_attr_destroy(&a);
+	if (room && sbpx_pool_run(p->pool, conn_main, k))
 		return;
-	}
-	pthread_attr_destroy(&a);
 	if (room)
 		conn_forget(k);
 	sbpx_io cl = {fd, NULL};
@@ -572,6 +573,18 @@ static sb_err *read_secret(const char *ref, char **out)
 
 sb_err *sb_egress_proxy_new(const sb_egress_config *c, const char *name, sb_egress_proxy **out)
 {
+	return sbpx_proxy_new(c, name, NULL, NULL, out);
+}
+
+void sbpx_proxy_on_denied(sb_egress_proxy *p, void (*fn)(void *ud, const char *what), void *ud)
+{
+	p->on_denied = fn;
+	p->on_denied_ud = ud;
+}
+
+sb_err *sbpx_proxy_new(const sb_egress_config *c, const char *name, const char *ca_cert_pem,
+                       const char *ca_key_pem, sb_egress_proxy **out)
+{
 	sb_err *err = sb_egress_config_check(c);
 	if (err)
 		return err;
@@ -580,7 +593,9 @@ sb_err *sb_egress_proxy_new(const sb_egress_config *c, const char *name, sb_egre
 	p->lfd = p->stop[0] = p->stop[1] = -1;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
+	p->pool = sbpx_pool_new(CONNS_MAX, 256 * 1024);
 	if ((err = sbpx_policy_init(&p->pol, c))) {
+		sbpx_pool_free(p->pool);
 		free(p->name);
 		free(p);
 		return err;
@@ -588,7 +603,8 @@ sb_err *sb_egress_proxy_new(const sb_egress_config *c, const char *name, sb_egre
 	bool terminate = c->nsecrets > 0;
 	for (size_t i = 0; i < p->pol.nentries; i++)
 		terminate |= p->pol.entries[i].method != NULL;
-	if (terminate && (err = sbpx_tls_new(c->upstream_ca, p->name, &p->tls)))
+	if (terminate &&
+	    (err = sbpx_tls_new(c->upstream_ca, p->name, ca_cert_pem, ca_key_pem, &p->tls)))
 		goto fail;
 	if (c->nsecrets)
 		p->secrets = sb_xcalloc(c->nsecrets, sizeof *p->secrets);
@@ -629,6 +645,11 @@ char *sb_egress_proxy_ca_pem(const sb_egress_proxy *p)
 	return p->tls ? sbpx_tls_ca_pem(p->tls) : NULL;
 }
 
+char *sbpx_proxy_ca_key_pem(const sb_egress_proxy *p)
+{
+	return p->tls ? sbpx_tls_ca_key_pem(p->tls) : NULL;
+}
+
 void sb_egress_proxy_free(sb_egress_proxy *p)
 {
 	if (!p)
@@ -648,6 +669,7 @@ void sb_egress_proxy_free(sb_egress_proxy *p)
 	while (p->nconns)
 		pthread_cond_wait(&p->cv, &p->mu);
 	pthread_mutex_unlock(&p->mu);
+	sbpx_pool_free(p->pool); /* its workers are idle: every connection ended */
 	if (p->lfd >= 0)
 		close(p->lfd);
 	if (p->stop[0] >= 0) {

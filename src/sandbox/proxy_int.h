@@ -78,9 +78,22 @@ bool sbpx_split_hostport(const char *s, char *host, size_t hostlen, int *port, i
 
 /* ---- proxy_tls.c */
 typedef struct sbpx_tls sbpx_tls;
-sb_err *sbpx_tls_new(const char *upstream_ca, const char *name, sbpx_tls **out);
+/* A new CA, or the one given (both PEM) when a re-adopted lease's sandbox trusts it. */
+sb_err *sbpx_tls_new(const char *upstream_ca, const char *name, const char *ca_cert_pem,
+                     const char *ca_key_pem, sbpx_tls **out);
 void sbpx_tls_free(sbpx_tls *t);
 char *sbpx_tls_ca_pem(const sbpx_tls *t);
+/* The CA's private key (PEM, malloc'd): only ever written 0600 outside every sandbox. */
+char *sbpx_tls_ca_key_pem(const sbpx_tls *t);
+
+/* ---- proxy.c, for proxy_lease.c */
+/* sb_egress_proxy_new with the CA kept from before (both PEM, or NULL = a new one). */
+sb_err *sbpx_proxy_new(const sb_egress_config *c, const char *name, const char *ca_cert_pem,
+                       const char *ca_key_pem, sb_egress_proxy **out);
+/* The CA key (PEM, malloc'd) or NULL when the proxy terminates no TLS. */
+char *sbpx_proxy_ca_key_pem(const sb_egress_proxy *p);
+/* Called for each denied destination ("HOST:PORT (rule)") from the connection's thread. */
+void sbpx_proxy_on_denied(sb_egress_proxy *p, void (*fn)(void *ud, const char *what), void *ud);
 /* An SSL_CTX (as void *, to keep OpenSSL out of this header) serving a certificate for host;
  * cached. NULL with *err on failure. */
 void *sbpx_tls_server_ctx(sbpx_tls *t, const char *host, sb_err **err);
@@ -95,6 +108,15 @@ bool sbpx_name_ok(const char *s);
 bool sbpx_parse_addr(const char *s, int *family, unsigned char *addr);
 bool sbpx_entry_matches_host(const sbpx_entry *e, const char *host, int port);
 void sbpx_set_port(struct sockaddr_storage *ss, int port);
+
+/* ---- proxy_pool.c: worker threads, reused across connections */
+typedef struct sbpx_pool sbpx_pool;
+sbpx_pool *sbpx_pool_new(size_t max_threads, size_t stack);
+/* Run fn(arg) on an idle worker or a new one; false when stopping, at the bound, or a thread
+ * cannot start (fn is then not called). */
+bool sbpx_pool_run(sbpx_pool *p, void (*fn)(void *), void *arg);
+/* Stop: queued tasks still run; waits until every worker has ended. */
+void sbpx_pool_free(sbpx_pool *p);
 
 /* ---- proxy_relay.c: I/O over a socket or a TLS session, and the relay */
 typedef struct sbpx_io {

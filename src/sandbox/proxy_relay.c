@@ -105,8 +105,9 @@ static bool relay_splice(sbpx_io *a, sbpx_io *b, uint64_t *up, uint64_t *down)
 		close(pa[1]);
 		return false;
 	}
-	fcntl(pa[1], F_SETPIPE_SZ, RELAY_BUF);
-	fcntl(pb[1], F_SETPIPE_SZ, RELAY_BUF);
+	/* pipes start at the kernel's default (64 KiB); a bulk download's grows once it has
+	 * moved that much: a small request does not pay for pages it never uses */
+	bool grown = false;
 	bool a_open = true;
 	for (;;) {
 		struct pollfd pf[2] = {{a_open ? a->fd : -1, POLLIN, 0}, {b->fd, POLLIN, 0}};
@@ -131,6 +132,10 @@ static bool relay_splice(sbpx_io *a, sbpx_io *b, uint64_t *up, uint64_t *down)
 			if (n <= 0)
 				break; /* the upstream is done: nothing more comes back */
 			*down += (uint64_t)n;
+			if (!grown && *down >= 65536) {
+				fcntl(pb[1], F_SETPIPE_SZ, RELAY_BUF);
+				grown = true;
+			}
 		}
 	}
 	close(pa[0]);
@@ -143,9 +148,7 @@ static bool relay_splice(sbpx_io *a, sbpx_io *b, uint64_t *up, uint64_t *down)
 void sbpx_relay(sbpx_io *a, sbpx_io *b, const char *pre, size_t prelen, uint64_t *up_out,
                 uint64_t *down_out)
 {
-	char *buf = malloc(RELAY_BUF);
-	if (!buf)
-		abort();
+	char *buf = NULL;
 	uint64_t up = 0, down = 0;
 	if (prelen) {
 		if (!sbpx_io_write(b, pre, prelen))
@@ -154,6 +157,8 @@ void sbpx_relay(sbpx_io *a, sbpx_io *b, const char *pre, size_t prelen, uint64_t
 	}
 	if (!a->ssl && !b->ssl && relay_splice(a, b, &up, &down))
 		goto out;
+	if (!(buf = malloc(RELAY_BUF))) /* only the copy loop needs one */
+		abort();
 	bool a_open = true, b_open = true;
 	while (a_open || b_open) {
 		/* a side that has ended does not end the other direction (half close) */

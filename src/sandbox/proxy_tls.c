@@ -77,7 +77,25 @@ static X509 *new_cert(long serial, const char *cn, EVP_PKEY *pub)
 	return c;
 }
 
-sb_err *sbpx_tls_new(const char *upstream_ca, const char *name, sbpx_tls **out)
+/* The CA kept from before (a re-adopted lease's sandbox trusts it already). */
+static sb_err *load_ca(sbpx_tls *t, const char *cert_pem, const char *key_pem)
+{
+	BIO *cb = BIO_new_mem_buf(cert_pem, -1), *kb = BIO_new_mem_buf(key_pem, -1);
+	if (cb)
+		t->ca = PEM_read_bio_X509(cb, NULL, NULL, NULL);
+	if (kb)
+		t->ca_key = PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL);
+	BIO_free(cb);
+	BIO_free(kb);
+	if (!t->ca || !t->ca_key || X509_check_private_key(t->ca, t->ca_key) != 1)
+		return ossl_err("loading the kept CA");
+	if (!(t->leaf_key = new_key()))
+		return ossl_err("making the certificate key");
+	return NULL;
+}
+
+sb_err *sbpx_tls_new(const char *upstream_ca, const char *name, const char *ca_cert_pem,
+                     const char *ca_key_pem, sbpx_tls **out)
 {
 	sbpx_tls *t = sb_xcalloc(1, sizeof *t);
 	pthread_mutex_init(&t->mu, NULL);
@@ -90,6 +108,11 @@ sb_err *sbpx_tls_new(const char *upstream_ca, const char *name, sbpx_tls **out)
 	for (size_t i = 0; i < 6; i++)
 		serial = (serial << 8) | rnd[i];
 	t->serial = serial + 1;
+	if (ca_cert_pem && ca_key_pem) {
+		if ((err = load_ca(t, ca_cert_pem, ca_key_pem)))
+			goto fail;
+		goto client;
+	}
 	char cn[160];
 	snprintf(cn, sizeof cn, "sandbar egress proxy CA %.64s", name ? name : "");
 	if (!(t->ca_key = new_key()) || !(t->leaf_key = new_key()) ||
@@ -105,6 +128,7 @@ sb_err *sbpx_tls_new(const char *upstream_ca, const char *name, sbpx_tls **out)
 		err = ossl_err("signing the CA certificate");
 		goto fail;
 	}
+client:
 	if (!(t->client = SSL_CTX_new(TLS_client_method()))) {
 		err = ossl_err("client context");
 		goto fail;
@@ -153,6 +177,21 @@ char *sbpx_tls_ca_pem(const sbpx_tls *t)
 	char *data;
 	long n = BIO_get_mem_data(b, &data);
 	char *out = sb_xstrndup(data, (size_t)n);
+	BIO_free(b);
+	return out;
+}
+
+char *sbpx_tls_ca_key_pem(const sbpx_tls *t)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	if (!b || PEM_write_bio_PrivateKey(b, t->ca_key, NULL, NULL, 0, NULL, NULL) != 1) {
+		BIO_free(b);
+		return NULL;
+	}
+	char *data;
+	long n = BIO_get_mem_data(b, &data);
+	char *out = sb_xstrndup(data, (size_t)n);
+	OPENSSL_cleanse(data, (size_t)n);
 	BIO_free(b);
 	return out;
 }

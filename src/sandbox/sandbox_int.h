@@ -103,9 +103,9 @@ typedef struct sb_launch {
 /* ---- mounts.c */
 #define SB_MOUNTS_MAX 32 /* --mount entries per sandbox */
 /* Check the mounts of a sandbox about to start (see mounts.c); resolves each host path in
- * place. */
+ * place. roots (NULL = any): the host paths must lie at or below one of these. */
 sb_err *sb_mounts_check(const sb_sandbox *sb, const sb_sandbox_config *cfg, sb_sandbox_mount *m,
-                        size_t n);
+                        size_t n, const char *const *roots);
 
 /* Start bwrap + sandbar-init for sb (directories already created), detached from us; wait until
  * init is ready. Fills sb->info.init_pid and sb->init_start. */
@@ -175,10 +175,14 @@ void sb_callback_stop(sb_sandbox *sb);
 /* ---- proxy_lease.c (the egress proxy of network mode `allowlist`) */
 /* Before the launch: make the proxy (and its CA); *ca_bundle (malloc'd) is then the CA bundle
  * the sandbox must see at /etc/ssl/certs/ca-certificates.crt, or NULL. */
-sb_err *sb_egress_prepare(sb_sandbox *sb, const sb_egress_config *c, const char *rootfs,
+sb_err *sb_egress_prepare(sb_sandbox *sb, const sb_sandbox_config *cfg, const sb_egress_config *c,
                           char **ca_bundle);
-/* After the launch: attach to init's forwarder and fill the exec environment. */
+/* After the launch: attach to init's forwarder, fill the exec environment and keep what a
+ * restarted proxy needs in run/egress.json (0600: the config without secret values, the CA). */
 sb_err *sb_egress_start(sb_sandbox *sb, const char *callback_host);
+/* On open: the exec environment of a lease with a proxy, and the proxy itself when
+ * cfg->run_proxies and run (sb_sandbox_open, not sb_sandbox_open_dead). */
+sb_err *sb_egress_resume(sb_sandbox *sb, const sb_sandbox_config *cfg, bool run);
 /* Stop the proxy (connections in flight are cut) and forget the environment. */
 void sb_egress_stop(sb_sandbox *sb);
 

@@ -38,17 +38,10 @@ char *sbs_lease_params_fingerprint(const sbs_lease_params *p)
 {
 	json_t *j = json_object();
 	/* the normalised network object (DESIGN.md §9.9) */
-	json_t *net = json_pack("{s:s}", "mode",
-	                        sb_net_mode_name(p->network  ? SB_NET_FULL
-	                                         : p->egress ? SB_NET_ALLOWLIST
-	                                                     : SB_NET_NONE));
-	if (p->egress) {
-		json_t *allow = json_array();
-		for (size_t i = 0; p->egress->allow && p->egress->allow[i]; i++)
-			json_array_append_new(allow, json_string(p->egress->allow[i]));
-		json_object_set_new(net, "allow", allow);
-	}
-	json_object_set_new(j, "network", net);
+	json_object_set_new(j, "network", sbs_lease_params_network_json(p));
+	json_t *mounts = sbs_lease_params_mounts_json(p);
+	if (mounts) /* only when given: fingerprints of other leases stay as they were */
+		json_object_set_new(j, "mounts", mounts);
 	json_object_set_new(j, "ttl_s", json_integer(p->ttl_s));
 	json_object_set_new(j, "memory_bytes", json_integer((json_int_t)p->limits.memory_bytes));
 	json_object_set_new(j, "pids", json_integer((json_int_t)p->limits.pids));
@@ -149,6 +142,8 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 	rec.metadata = p->metadata ? json_deep_copy(p->metadata) : NULL;
 	rec.state = SBS_LEASE_PENDING;
 	rec.network = p->network;
+	rec.net = sbs_lease_params_network_json(p);
+	rec.mounts = sbs_lease_params_mounts_json(p);
 	rec.limits = p->limits;
 	rec.limits.ttl_s = p->ttl_s;
 	rec.ttl_s = p->ttl_s;
@@ -163,7 +158,10 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 	sb_sandbox_opts opts = {.network = p->network,
 	                        .limits = p->limits,
 	                        .callback = p->callback,
-	                        .egress = p->egress};
+	                        .egress = p->egress,
+	                        .mounts = p->mounts,
+	                        .nmounts = p->nmounts,
+	                        .mount_roots = p->mount_roots};
 	opts.limits.ttl_s = p->ttl_s;
 	sb_sandbox *sb = NULL;
 	err = sb_sandbox_create(ls->cfg, rec.id, &opts, &sb);

@@ -35,6 +35,8 @@ void sbs_lease_info_deinit(sbs_lease_info *li)
 	free(li->reuse_scope);
 	free(li->reason);
 	json_decref(li->metadata);
+	json_decref(li->net);
+	json_decref(li->mounts);
 	memset(li, 0, sizeof *li);
 }
 
@@ -53,6 +55,8 @@ void sbs_lease_info_copy(sbs_lease_info *dst, const sbs_lease_info *src)
 	dst->reuse_scope = dup_or_null(src->reuse_scope);
 	dst->reason = dup_or_null(src->reason);
 	dst->metadata = src->metadata ? json_deep_copy(src->metadata) : NULL;
+	dst->net = src->net ? json_deep_copy(src->net) : NULL;
+	dst->mounts = src->mounts ? json_deep_copy(src->mounts) : NULL;
 }
 
 static void set_str(json_t *j, const char *k, const char *v)
@@ -82,7 +86,11 @@ json_t *sbs_lease_info_json(const sbs_lease_info *li)
 	set_str(j, "run_id", li->run_id);
 	set_str(j, "reuse_scope", li->reuse_scope);
 	set_str(j, "reason", li->reason);
-	json_object_set_new(j, "network", json_boolean(li->network));
+	/* the network object (issue 14); live proxy counters are added by the routes */
+	json_object_set_new(j, "network",
+	                    li->net ? json_deep_copy(li->net)
+	                            : json_pack("{s:s}", "mode", li->network ? "full" : "none"));
+	json_object_set_new(j, "mounts", li->mounts ? json_deep_copy(li->mounts) : json_array());
 	json_object_set_new(j, "ttl_s", json_integer(li->ttl_s));
 	json_t *lim = json_object();
 	json_object_set_new(lim, "memory_bytes", json_integer((json_int_t)li->limits.memory_bytes));
@@ -149,7 +157,24 @@ sb_err *sbs_lease_info_from_json(const json_t *j, sbs_lease_info *out)
 	out->run_id = get_s(j, "run_id");
 	out->reuse_scope = get_s(j, "reuse_scope");
 	out->reason = get_s(j, "reason");
-	out->network = get_b(j, "network");
+	/* "network" was a boolean before the network object */
+	const json_t *net = json_object_get(j, "network");
+	if (json_is_object(net)) {
+		out->net = json_object();
+		static const char *const keep[] = {"mode", "allow", "secrets"};
+		for (size_t i = 0; i < sizeof keep / sizeof *keep; i++) {
+			json_t *v = json_object_get(net, keep[i]);
+			if (v)
+				json_object_set_new(out->net, keep[i], json_deep_copy(v));
+		}
+		const char *mode = json_string_value(json_object_get(net, "mode"));
+		out->network = mode && strcmp(mode, "full") == 0;
+	} else {
+		out->network = json_is_true(net);
+	}
+	const json_t *mounts = json_object_get(j, "mounts");
+	if (json_is_array(mounts) && json_array_size(mounts))
+		out->mounts = json_deep_copy(mounts);
 	out->ttl_s = get_i(j, "ttl_s");
 	const json_t *lim = json_object_get(j, "limits");
 	out->limits.memory_bytes = (uint64_t)get_i(lim, "memory_bytes");

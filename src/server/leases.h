@@ -37,6 +37,10 @@ typedef struct sbs_lease_params {
 	const char *fingerprint;        /* NULL = derived from the fields below */
 	bool network;                   /* mode full */
 	const sb_egress_config *egress; /* mode allowlist: the proxy's config, or NULL */
+	char *const *secret_names;      /* the named secrets in egress (fingerprint, lease info) */
+	const sb_sandbox_mount *mounts; /* host paths bound into the sandbox (resolved) */
+	size_t nmounts;
+	const char *const *mount_roots; /* the operator's mount_allow, checked again at create */
 	const sb_callback_config *callback; /* a callback bridge for the lease, or NULL */
 	const char *callback_json;          /* its request JSON (canonical): in the fingerprint */
 	sb_sandbox_limits limits;
@@ -69,6 +73,16 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 
 /* The fingerprint acquire derives when p->fingerprint is NULL (hex SHA-256); malloc'd. */
 char *sbs_lease_params_fingerprint(const sbs_lease_params *p);
+
+/* lease_network.c: the normalised network object of p ({"mode", "allow"?, "secrets"?}) and its
+ * mounts ([{"host", "path", "mode"}], NULL when none): the fingerprint and the record use them. */
+json_t *sbs_lease_params_network_json(const sbs_lease_params *p);
+json_t *sbs_lease_params_mounts_json(const sbs_lease_params *p);
+/* Add the live counters of the lease's egress proxy to the "network" object of a Lease JSON
+ * (connections_allowed/denied, bytes_up/down, denied, denied_more); nothing without one. */
+void sbs_leases_annotate_network(sbs_leases *ls, json_t *lease);
+/* Per-lease egress proxy counters as Prometheus text (docs/api.md "Metrics"). */
+void sbs_leases_egress_metrics(sbs_leases *ls, sb_buf *out);
 
 /* Record of a lease (tombstones included). SB_E_NOTFOUND when never seen. */
 sb_err *sbs_leases_info(sbs_leases *ls, const char *id, sbs_lease_info *out);

@@ -2,6 +2,7 @@
  * and resumable output, signals and processes. File and workspace routes are in
  * routes_files.c. Handlers validate input (400 naming the field), call the lease and exec
  * services, and map outcomes to the documented status codes. */
+#include "acquire_request.h"
 #include "exec_result.h"
 #include "server_int.h"
 #include "sleep.h"
@@ -144,141 +145,12 @@ static void h_metrics(sbs_req *r, void *ud)
 	               "frozen (idle sleep).\n# TYPE sandbar_leases_sleeping gauge\n"
 	               "sandbar_leases_sleeping %zu\n",
 	               sbs_sleep_count(srv->sleep));
+	sbs_leases_egress_metrics(srv->leases, &out);
 	sbs_reply_bytes(r, 200, "text/plain; version=0.0.4", sb_buf_cstr(&out), out.len);
 	sb_buf_deinit(&out);
 }
 
 /* ------------------------------------------------------------------ leases */
-
-static sb_err *get_u64(const json_t *o, const char *key, uint64_t max, uint64_t *out)
-{
-	int64_t v = (int64_t)*out;
-	sb_err *err = sb_json_get_int(o, key, false, 0, (int64_t)max, &v);
-	if (!err)
-		*out = (uint64_t)v;
-	return err;
-}
-
-static sb_err *parse_acquire(const json_t *b, sbs_lease_params *p)
-{
-	sb_err *err;
-	if ((err = sb_json_get_str(b, "acquisition_id", true, &p->acquisition_id)) ||
-	    (err = sb_json_get_str(b, "lease_id", false, &p->lease_id)) ||
-	    (err = sb_json_get_int(b, "ttl_s", false, 0, 365LL * 24 * 3600, &p->ttl_s)) ||
-	    (err = sb_json_get_str(b, "issue_id", false, &p->issue_id)) ||
-	    (err = sb_json_get_str(b, "run_id", false, &p->run_id)) ||
-	    (err = sb_json_get_str(b, "reuse_scope", false, &p->reuse_scope)))
-		return err;
-	if (p->acquisition_id[0] == '\0')
-		return sb_err_new(SB_E_INVAL, "\"acquisition_id\" must not be empty");
-	const json_t *lim = json_object_get(b, "limits");
-	if (lim && !json_is_null(lim)) {
-		if (!json_is_object(lim))
-			return sb_err_new(SB_E_INVAL, "\"limits\" must be an object");
-		if ((err = get_u64(lim, "memory_bytes", UINT64_MAX / 2, &p->limits.memory_bytes)) ||
-		    (err = get_u64(lim, "pids", 1u << 22, &p->limits.pids)) ||
-		    (err = get_u64(lim, "cpu_weight", 10000, &p->limits.cpu_weight)) ||
-		    (err = get_u64(lim, "nofile", 1u << 20, &p->limits.nofile)) ||
-		    (err = get_u64(lim, "nproc", 1u << 22, &p->limits.nproc)))
-			return sb_err_prefix(err, "\"limits\"");
-	}
-	const json_t *md = json_object_get(b, "metadata");
-	if (md && !json_is_null(md)) {
-		if (!json_is_object(md))
-			return sb_err_new(SB_E_INVAL, "\"metadata\" must be an object");
-		p->metadata = md;
-	}
-	return NULL;
-}
-
-/* The `network` field (issue 14, DESIGN.md §9.9): true (= full), false (= none) or
- * {"mode": "none"|"allowlist"|"full", "allow": ["HOST[:PORT]", ...]}. An allowlist lease's
- * egress proxy runs in the daemon; the daemon's own listeners are never reachable through it.
- * *egress is set for allowlist (free with sb_egress_config_free). */
-static sb_err *parse_network(sbs_server *srv, const json_t *b, sbs_lease_params *p,
-                             sb_egress_config **egress)
-{
-	*egress = NULL;
-	const json_t *n = json_object_get(b, "network");
-	if (!n || json_is_null(n))
-		return NULL;
-	if (json_is_boolean(n)) {
-		p->network = json_is_true(n);
-		return NULL;
-	}
-	if (!json_is_object(n))
-		return sb_err_new(SB_E_INVAL, "\"network\" must be true, false or {\"mode\": "
-		                              "\"none\"|\"allowlist\"|\"full\", \"allow\": [...]}");
-	const char *k;
-	const json_t *v;
-	json_object_foreach((json_t *)n, k, v)
-	{
-		if (strcmp(k, "mode") != 0 && strcmp(k, "allow") != 0)
-			return sb_err_new(SB_E_INVAL,
-			                  "\"network.%s\" is not a field (mode, allow; secrets are "
-			                  "named in the operator's config)",
-			                  k);
-	}
-	const json_t *m = json_object_get(n, "mode"), *allow = json_object_get(n, "allow");
-	int mode = json_is_string(m) ? sb_net_mode_parse(json_string_value(m)) : -1;
-	if (mode < 0 || !strcmp(json_string_value(m), "true") ||
-	    !strcmp(json_string_value(m), "false"))
-		return sb_err_new(SB_E_INVAL,
-		                  "\"network.mode\" must be \"none\", \"allowlist\" or \"full\"");
-	if (allow && !json_is_null(allow) && (!json_is_array(allow) || mode != SB_NET_ALLOWLIST))
-		return sb_err_new(SB_E_INVAL, "\"network.allow\" is an array, for mode allowlist");
-	if (json_array_size(allow) > 256)
-		return sb_err_new(SB_E_INVAL, "\"network.allow\" holds over 256 entries");
-	p->network = mode == SB_NET_FULL;
-	if (mode != SB_NET_ALLOWLIST)
-		return NULL;
-	sb_egress_config *c = sb_xcalloc(1, sizeof *c);
-	size_t i;
-	json_array_foreach(allow, i, v)
-	{
-		if (!json_is_string(v)) {
-			sb_egress_config_free(c);
-			return sb_err_new(SB_E_INVAL, "\"network.allow[%zu]\" must be a string", i);
-		}
-		sb_strv_push(&c->allow, json_string_value(v));
-	}
-	/* the daemon's own TCP listener */
-	int port = srv->listen_port;
-	if (port) {
-		/* unspecified address: that port on loopback and every address of this host */
-		char *d = sb_strfmt("0.0.0.0:%d", port);
-		sb_strv_push(&c->deny_listeners, d);
-		free(d);
-	}
-	sb_err *err = sb_egress_config_check(c);
-	if (err) {
-		sb_egress_config_free(c);
-		return sb_err_prefix(err, "\"network\"");
-	}
-	*egress = c;
-	return NULL;
-}
-
-/* The `callback` field: checked against the operator's [callback NAME] entries (§9.11). */
-static sb_err *parse_callback(sbs_server *srv, const json_t *b, sb_callback_config **out,
-                              char **text_out)
-{
-	const json_t *cb = json_object_get(b, "callback");
-	if (!cb || json_is_null(cb))
-		return NULL;
-	if (!json_is_object(cb))
-		return sb_err_new(SB_E_INVAL, "\"callback\" must be an object");
-	char *text = json_dumps(cb, JSON_COMPACT | JSON_SORT_KEYS);
-	if (!text)
-		return sb_err_new(SB_E_INTERNAL, "serialising \"callback\"");
-	sb_err *err =
-	    sb_callback_config_from_json(text, strlen(text), srv->callbacks, srv->ncallbacks, out);
-	if (err)
-		free(text);
-	else
-		*text_out = text;
-	return err;
-}
 
 static void h_acquire(sbs_req *r, void *ud)
 {
@@ -287,39 +159,27 @@ static void h_acquire(sbs_req *r, void *ud)
 	json_t *b = NULL;
 	if (!sbs_req_json(r, &b))
 		return;
-	sbs_lease_params p = {0};
-	sb_callback_config *cb = NULL;
-	char *cb_text = NULL;
-	sb_egress_config *egress = NULL;
-	sb_err *err = parse_acquire(b, &p);
-	if (!err && (err = parse_callback(srv, b, &cb, &cb_text)) == NULL) {
-		p.callback = cb;
-		p.callback_json = cb_text;
-	}
-	if (!err && (err = parse_network(srv, b, &p, &egress)) == NULL)
-		p.egress = egress;
-	int64_t sleep_after = 0;
-	const json_t *jsa = json_object_get(b, "sleep_after");
-	if (!err && jsa && !json_is_null(jsa) && (err = sbs_parse_duration_ms(jsa, &sleep_after)))
-		err = sb_err_prefix(err, "\"sleep_after\"");
+	sbs_acquire_req q;
+	sb_err *err = sbs_acquire_req_parse(srv, b, &q);
 	if (err) {
-		sb_callback_config_free(cb);
-		free(cb_text);
-		sb_egress_config_free(egress);
-		sbs_reply_err(r, err);
+		if (q.forbidden) {
+			sbs_reply_error(r, 403, q.forbidden, "%s", err->msg);
+			sb_err_free(err);
+		} else {
+			sbs_reply_err(r, err);
+		}
 		json_decref(b);
 		return;
 	}
+	int64_t sleep_after = q.sleep_after_ms;
 	sbs_acquire_outcome oc;
 	sbs_lease_info li;
 	sbs_lease_info_init(&li);
 	int64_t t0 = (sb_mono_ns() / 1000);
-	err = sbs_leases_acquire(srv->leases, &p, &oc, &li);
+	err = sbs_leases_acquire(srv->leases, &q.p, &oc, &li);
 	if (!err && oc == SBS_ACQ_CLAIMED)
 		sbs_metrics_acquired(srv->metrics, (sb_mono_ns() / 1000) - t0);
-	sb_callback_config_free(cb);
-	free(cb_text);
-	sb_egress_config_free(egress);
+	sbs_acquire_req_deinit(&q);
 	json_decref(b);
 	if (err) {
 		/* Only a request the client can correct is its fault; anything that failed inside
@@ -352,6 +212,7 @@ static void h_acquire(sbs_req *r, void *ud)
 		}
 		json_t *j = sbs_lease_info_json(&li);
 		sbs_sleep_annotate(srv->sleep, j);
+		sbs_leases_annotate_network(srv->leases, j);
 		json_object_set_new(j, "replayed", json_boolean(oc == SBS_ACQ_REPLAYED));
 		json_decref(details);
 		sbs_reply_json(r, 200, j);
@@ -397,7 +258,11 @@ static void h_list(sbs_req *r, void *ud)
 	}
 	size_t i;
 	json_t *v;
-	json_array_foreach(arr, i, v) sbs_sleep_annotate(sbs_req_server(r)->sleep, v);
+	json_array_foreach(arr, i, v)
+	{
+		sbs_sleep_annotate(sbs_req_server(r)->sleep, v);
+		sbs_leases_annotate_network(sbs_req_server(r)->leases, v);
+	}
 	sbs_reply_json(r, 200, json_pack("{s:o}", "leases", arr));
 }
 
@@ -424,6 +289,7 @@ static void h_sleep(sbs_req *r, void *ud)
 	}
 	json_t *j = sbs_lease_info_json(&li);
 	sbs_sleep_annotate(srv->sleep, j);
+	sbs_leases_annotate_network(srv->leases, j);
 	sbs_reply_json(r, 200, j);
 	sbs_lease_info_deinit(&li);
 }
@@ -442,6 +308,7 @@ static void h_get(sbs_req *r, void *ud)
 	}
 	json_t *j = sbs_lease_info_json(&li);
 	sbs_sleep_annotate(sbs_req_server(r)->sleep, j);
+	sbs_leases_annotate_network(sbs_req_server(r)->leases, j);
 	sbs_reply_json(r, 200, j);
 	sbs_lease_info_deinit(&li);
 }
@@ -1052,6 +919,7 @@ void sbs_native_routes_register(sbs_server *srv)
 	sbs_router *rt = srv->router;
 	sbs_router_add(rt, "GET", "/v1/health", SBS_ROUTE_NOAUTH, h_health, NULL);
 	sbs_router_add(rt, "GET", "/metrics", 0, h_metrics, NULL);
+	sbs_router_add(rt, "GET", "/v1/metrics", 0, h_metrics, NULL); /* the same, under /v1 */
 	sbs_router_add(rt, "POST", "/v1/leases", SBS_ROUTE_BODY_JSON, h_acquire, NULL);
 	sbs_router_add(rt, "GET", "/v1/leases", 0, h_list, NULL);
 	sbs_router_add(rt, "GET", "/v1/leases/{id}", 0, h_get, NULL);

@@ -191,6 +191,20 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	srv->sandbox.callback_stats = &srv->callback_stats;
 	srv->callbacks = cfg->callbacks;
 	srv->ncallbacks = cfg->ncallbacks;
+	/* and the egress proxies of its allowlist leases, named secrets read again by name */
+	srv->secrets = cfg->secrets;
+	srv->nsecrets = cfg->nsecrets;
+	srv->sandbox.run_proxies = true;
+	srv->sandbox.egress_secrets = cfg->secrets;
+	srv->sandbox.negress_secrets = cfg->nsecrets;
+	srv->sandbox.egress_denied = sbs_egress_denied_log;
+	srv->sandbox.egress_denied_ud = srv;
+	for (size_t i = 0; cfg->mount_allow && cfg->mount_allow[i]; i++)
+		sb_strv_push(&srv->mount_allow, cfg->mount_allow[i]);
+	if (cfg->egress_hosts_file)
+		srv->egress_hosts_file = sb_xstrdup(cfg->egress_hosts_file);
+	if (cfg->egress_upstream_ca)
+		srv->egress_upstream_ca = sb_xstrdup(cfg->egress_upstream_ca);
 	const char **strs[] = {&srv->sandbox.init_path, &srv->sandbox.bwrap_path,
 	                       &srv->sandbox.rootfs, &srv->sandbox.workspace_mount,
 	                       &srv->sandbox.cgroup_root};
@@ -212,6 +226,9 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	sb_err *err = NULL;
 	if ((err = sbs_read_token(cfg, &token)) || (err = load_bridge_callback(srv, cfg)))
 		goto fail;
+	for (size_t i = 0; i < cfg->nsecrets; i++)
+		if ((err = sb_egress_secret_entry_check(&cfg->secrets[i])))
+			goto fail;
 	if (cfg->hmac_keys_file &&
 	    ((err = sbs_secret_file_check("HMAC key file", cfg->hmac_keys_file,
 	                                  sbs_sandbox_host_uid(&cfg->sandbox))) ||
@@ -563,6 +580,9 @@ void sb_server_free(sb_server *s)
 	free(srv->tmp_dir);
 	free(srv->overlay_dir);
 	sb_strv_free(srv->hide_paths);
+	sb_strv_free(srv->mount_allow);
+	free(srv->egress_hosts_file);
+	free(srv->egress_upstream_ca);
 	sb_callback_config_free(srv->bridge_callback);
 	free(srv->bridge_callback_json);
 	free(s->listen);

@@ -36,7 +36,12 @@ struct sbs_server {
 	sb_callback_config
 	    *bridge_callback; /* every bridge lease's (cfg->compat_callback), or NULL */
 	char *bridge_callback_json;
-	json_t *sandbox_health; /* sb_sandbox_health_json at start */
+	json_t *sandbox_health;                /* sb_sandbox_health_json at start */
+	const sb_egress_secret_entry *secrets; /* the operator's named secrets, borrowed */
+	size_t nsecrets;
+	char **mount_allow;      /* host paths acquire's mounts may bind below, or NULL */
+	char *egress_hosts_file; /* test options for the proxies, or NULL */
+	char *egress_upstream_ca;
 	bool access_log;
 	int listen_port; /* the TCP listener's port, 0 = none (egress proxies deny it) */
 	int64_t started_ms;
@@ -53,6 +58,10 @@ struct sbs_server {
 void sbs_native_routes_register(sbs_server *srv);
 void sbs_file_routes_register(sbs_server *srv);
 void sbs_exec_input_routes_register(sbs_server *srv); /* routes_exec_input.c */
+
+/* lease_network.c: the sandbox config's egress_denied hook (ud = the sbs_server): a line in
+ * the access log per destination a lease's proxy denies. */
+void sbs_egress_denied_log(void *ud, const char *lease_id, const char *what);
 
 /* server_secrets.c: a secret file readable by nobody but us (and not by the sandbox user,
  * sandbox_uid > 0); the host uid sandboxes run as (-1 when we are not root); the API token. */

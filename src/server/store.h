@@ -26,7 +26,11 @@ typedef struct sbs_lease_info {
 	char *issue_id, *run_id, *reuse_scope;
 	char *reason; /* why destroyed / lost */
 	sbs_lease_state state;
-	bool network;
+	bool network; /* mode full */
+	/* The normalised network object {"mode", "allow"?, "secrets"?} (secrets by name) and the
+	 * mounts [{"host", "path", "mode"}]; NULL = mode none or full as network says / none. */
+	json_t *net;
+	json_t *mounts;
 	sb_sandbox_limits limits;
 	sb_sandbox_enforced enforced;
 	int64_t ttl_s;
