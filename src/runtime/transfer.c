@@ -1,8 +1,9 @@
-/* Moving a directory tree into or out of the remote side. The tar is built (or read) on the host
- * with libarchive in an unnamed temp file. Command path: it is uploaded or downloaded through
- * remote commands and extracted (or created) by the remote tar. Native path: the same file is
- * handed to the runner's sync_in / sync_out. Both apply the same excludes and the same
- * destroy-then-replace rule, so they leave byte-identical trees.
+/* Moving a directory tree into or out of the remote side. Runners that stream bytes both ways
+ * take the streamed command path (stream.c: one command per direction, no temp file). Otherwise
+ * the tar is built (or read) on the host with libarchive in an unnamed temp file. Command path: it
+ * is uploaded or downloaded through remote commands and extracted (or created) by the remote tar.
+ * Native path: the same file is handed to the runner's sync_in / sync_out. Both apply the same
+ * excludes and the same destroy-then-replace rule, so they leave byte-identical trees.
  *
  * The archive goes through a file rather than a pipe between threads: its size is known
  * before the transfer starts (progress totals, the download limit), and no runner has to agree
@@ -67,6 +68,15 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 	int fd = -1;
 	uint64_t bytes = 0;
 	char *script = NULL;
+	if (!s->native && sb_rt_can_stream(c)) {
+		err = sb_rt_stream_in(c, s, p, &tm, &bytes);
+		sb_rt_timer_finish(&tm, err != NULL);
+		if (err)
+			return sb_err_prefix(err, "staging %s into %s (streamed)", s->local_dir,
+			                     s->remote_dir);
+		*bytes_out = bytes;
+		return NULL;
+	}
 	err = new_archive_file("workspace-upload", &fd);
 	if (!err)
 		err = sb_tar_create(s->local_dir, s->ex, s->follow_symlinks, fd, &bytes);
@@ -172,6 +182,14 @@ sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress
 	sb_rt_timer_start(&tm, &c->progress, "restore", f->label ? f->label : "tree", f->native);
 	int fd = -1;
 	uint64_t size = 0;
+	if (!f->native && sb_rt_can_stream(c)) {
+		err = sb_rt_stream_out(c, f, p, &tm, &size);
+		sb_rt_timer_finish(&tm, err != NULL);
+		if (err)
+			return sb_err_prefix(err, "fetching %s (streamed)", f->remote_dir);
+		*bytes_out = size;
+		return NULL;
+	}
 	err = new_archive_file("workspace-download", &fd);
 	if (!err)
 		err = f->native ? fetch_native(c, f, fd, p, &tm, &size)
