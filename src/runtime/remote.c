@@ -103,3 +103,24 @@ char *sb_rt_script_archive(const char *dir, const char *tar, const sb_excludes *
 	sb_strv_free(toplevel);
 	return sb_buf_steal(&s, NULL);
 }
+
+char *sb_rt_script_guard(const char *dir, const char *ours)
+{
+	sb_buf s = SB_BUF_INIT;
+	sb_buf_appends(&s, "if [ -d ");
+	sb_shell_quote(&s, dir);
+	sb_buf_appends(&s, " ] && [ -n \"$(ls -A ");
+	sb_shell_quote(&s, dir);
+	sb_buf_appends(&s, " 2>/dev/null | head -n 1)\" ] && [ ! -d ");
+	sb_shell_quote(&s, ours);
+	sb_buf_appendf(&s, " ]; then exit %d; fi; ", SB_RT_FOREIGN_EXIT);
+	return sb_buf_steal(&s, NULL);
+}
+
+sb_err *sb_rt_foreign_error(const char *dir)
+{
+	return sb_err_new(SB_E_EXISTS,
+	                  "%s is not empty and was not created by sandbar: staging would replace "
+	                  "its content; pick an empty or new directory, or pass --force",
+	                  dir);
+}

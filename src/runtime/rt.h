@@ -156,7 +156,16 @@ typedef struct sb_rt_stage {
 	/* Created after the transfer (the runtime root, which the chunked upload creates by
 	 * uploading into it); NULL = none. The streamed path does it in the same command. */
 	const char *ensure_dir;
+	/* Refuse a non-empty remote_dir that lacks this directory (see refuse_foreign_remote);
+	 * NULL = no check. */
+	const char *ours_marker;
 } sb_rt_stage;
+
+/* The exit status of the guard in the staging script, and the error for it. */
+#define SB_RT_FOREIGN_EXIT 97
+sb_err *sb_rt_foreign_error(const char *dir);
+/* "<guard>; " that exits SB_RT_FOREIGN_EXIT when dir is not empty and lacks ours; malloc'd. */
+char *sb_rt_script_guard(const char *dir, const char *ours);
 
 sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
                        uint64_t *bytes_out);

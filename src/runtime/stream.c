@@ -121,23 +121,43 @@ sb_err *sb_rt_stream_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress
 	}
 	sb_rt_progress_report(p, 0, 0);
 	char *script = sb_rt_script_extract(s->remote_dir, NULL, s->spare);
-	if (s->ensure_dir) {
+	if (s->ensure_dir || s->ours_marker) {
 		sb_buf b = SB_BUF_INIT;
+		if (s->ours_marker) {
+			char *guard = sb_rt_script_guard(s->remote_dir, s->ours_marker);
+			sb_buf_appends(&b, guard);
+			free(guard);
+		}
 		sb_buf_appends(&b, script);
-		sb_buf_appends(&b, " && mkdir -p ");
-		sb_shell_quote(&b, s->ensure_dir);
+		if (s->ensure_dir) {
+			sb_buf_appends(&b, " && mkdir -p ");
+			sb_shell_quote(&b, s->ensure_dir);
+		}
 		free(script);
 		script = sb_buf_steal(&b, NULL);
 	}
 	sb_rt_stdin in = {.has = true, .stream = true, .fd = fds[0]};
 	sb_exec_callbacks cb = {.on_stdin_progress = on_stdin_progress, .ud = p};
-	sb_err *rerr = sb_rt_run(c, script, &in, &cb, STREAM_OUTPUT_CAP, NULL);
+	sb_exec_result res;
+	sb_exec_result_init(&res);
+	sb_err *rerr = sb_rt_run(c, script, &in, &cb, STREAM_OUTPUT_CAP, &res);
+	if (rerr && s->ours_marker && res.has_exit_code && res.exit_code == SB_RT_FOREIGN_EXIT) {
+		sb_err_free(rerr);
+		rerr = sb_rt_foreign_error(s->remote_dir);
+	}
+	sb_exec_result_deinit(&res);
 	free(script);
 	/* The far side is done reading: a writer still going gets EPIPE, not a hang. */
 	close(fds[0]);
 	pthread_join(t, NULL);
 	sb_rt_timer_mark(tm, "stream");
-	sb_err *err = pick_error(pr.err, rerr);
+	sb_err *err;
+	if (rerr && rerr->code == SB_E_EXISTS) {
+		sb_err_free(pr.err); /* its EPIPE: the guard read nothing */
+		err = rerr;
+	} else {
+		err = pick_error(pr.err, rerr);
+	}
 	if (err) {
 		sb_rt_progress_fail(p);
 		return err;

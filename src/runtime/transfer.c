@@ -77,6 +77,23 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 		*bytes_out = bytes;
 		return NULL;
 	}
+	if (s->ours_marker) {
+		/* Checked on its own before anything is uploaded into the directory. */
+		char *guard = sb_rt_script_guard(s->remote_dir, s->ours_marker);
+		sb_exec_result res;
+		sb_exec_result_init(&res);
+		err = sb_rt_run(c, guard, NULL, NULL, 0, &res);
+		if (err && res.has_exit_code && res.exit_code == SB_RT_FOREIGN_EXIT) {
+			sb_err_free(err);
+			err = sb_rt_foreign_error(s->remote_dir);
+		}
+		sb_exec_result_deinit(&res);
+		free(guard);
+		if (err) {
+			sb_rt_timer_finish(&tm, true);
+			return err;
+		}
+	}
 	err = new_archive_file("workspace-upload", &fd);
 	if (!err)
 		err = sb_tar_create(s->local_dir, s->ex, s->follow_symlinks, fd, &bytes);

@@ -1,7 +1,7 @@
 /* sync.invocations: a run through a command prefix costs a fixed number of remote commands
  * whatever the workspace's size (before #15, 85 for 113 MiB): one that stages (the archive
  * streamed into the far tar's stdin), the command, one that restores (the far tar's stdout
- * streamed into the extractor), plus the directory's check, or its creation and removal.
+ * streamed into the extractor), plus a temporary directory's creation and removal.
  * The prefix is a wrapper script that counts every invocation and how many stdin bytes it
  * carried, then runs the command with `sh -c` as ssh would. */
 #include <stdio.h>
@@ -84,13 +84,13 @@ static void run_counted(clit *t, const char *remote_dir, int max_calls)
 	free(calls);
 }
 
-/* The user's own remote directory: the check that it is empty or ours, stage, command,
+/* The user's own remote directory: stage (which checks that it is empty or ours), command,
  * restore. */
-static void prefix_run_into_a_given_dir_is_four_commands(void **state)
+static void prefix_run_into_a_given_dir_is_three_commands(void **state)
 {
 	clit *t = *state;
 	char *remote = sbt_path(t->root, "remote");
-	run_counted(t, remote, 4);
+	run_counted(t, remote, 3);
 	free(remote);
 }
 
@@ -101,11 +101,50 @@ static void prefix_run_with_a_temp_dir_is_at_most_five_commands(void **state)
 	run_counted(t, NULL, 5);
 }
 
+/* A --remote-dir holding someone else's files is refused by the staging command itself, on
+ * both the streamed (cmd:) and the native (local) path, and nothing in it is deleted; --force
+ * or an earlier staging of ours lets it through. */
+static void foreign_remote_dir_is_refused_and_kept(void **state)
+{
+	clit *t = *state;
+	SB_ASSERT_OK(sb_fs_mkdir_p(t->ws, 0755));
+	sbt_write_str(t->ws, "a.txt", "mine\n");
+	const char *vias[] = {"cmd:sh -c", "local"};
+	for (size_t i = 0; i < 2; i++) {
+		char *remote = sb_strfmt("%s/remote%zu", t->root, i);
+		sbt_write_str(remote, "precious.txt", "keep me\n");
+		clit_res r;
+		int code = clit_run(t, &r, NULL,
+		                    CLIT_V("run", "-q", "-w", t->ws, "--via", vias[i],
+		                           "--remote-dir", remote, "--", "true"));
+		assert_int_equal(code, 125);
+		assert_non_null(strstr(r.err, "is not empty and was not created by sandbar"));
+		rth_assert_file(remote, "precious.txt", "keep me\n");
+		clit_res_free(&r);
+		/* --force: replaced */
+		code = clit_run(t, &r, NULL,
+		                CLIT_V("run", "-q", "-w", t->ws, "--via", vias[i], "--remote-dir",
+		                       remote, "--force", "--", "cat", "a.txt"));
+		assert_int_equal(code, 0);
+		assert_false(rth_exists(remote, "precious.txt"));
+		clit_res_free(&r);
+		/* ours now: staged again without --force */
+		code = clit_run(t, &r, NULL,
+		                CLIT_V("run", "-q", "-w", t->ws, "--via", vias[i], "--remote-dir",
+		                       remote, "--", "cat", "a.txt"));
+		assert_int_equal(code, 0);
+		assert_string_equal(r.out, "mine\n");
+		clit_res_free(&r);
+		free(remote);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    CLIT_TEST(prefix_run_into_a_given_dir_is_four_commands),
+	    CLIT_TEST(prefix_run_into_a_given_dir_is_three_commands),
 	    CLIT_TEST(prefix_run_with_a_temp_dir_is_at_most_five_commands),
+	    CLIT_TEST(foreign_remote_dir_is_refused_and_kept),
 	};
 	return cmocka_run_group_tests_name("sync.invocations", tests, NULL, NULL);
 }
