@@ -167,6 +167,36 @@ sb_err *sb_rt_stream_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress
 	return NULL;
 }
 
+/* Native: the same producer feeds the runner's sync_in through a pipe (no temp archive). */
+sb_err *sb_rt_stream_native_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
+                               sb_rt_timer *tm, uint64_t *bytes_out)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return sb_err_sys(errno, "creating the pipe that streams %s", s->local_dir);
+	producer pr = {.s = s, .fd = fds[1]};
+	pthread_t t;
+	int rc = pthread_create(&t, NULL, produce, &pr);
+	if (rc != 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return sb_err_sys(rc, "starting the archive writer for %s", s->local_dir);
+	}
+	sb_err *rerr =
+	    sb_runner_sync_in(c->runner, s->remote_dir, s->spare, fds[0], on_stdin_progress, p);
+	close(fds[0]);
+	pthread_join(t, NULL);
+	sb_rt_timer_mark(tm, "stream");
+	sb_err *err = pick_error(pr.err, rerr);
+	if (err) {
+		sb_rt_progress_fail(p);
+		return err;
+	}
+	sb_rt_progress_complete(p, pr.bytes, pr.bytes);
+	*bytes_out = pr.bytes;
+	return NULL;
+}
+
 /* ---- out */
 
 typedef struct extractor {

@@ -45,18 +45,6 @@ static sb_err *rewind_fd(int fd)
 
 /* ---- stage in */
 
-/* Runners report native progress without a total (they see a stream); we know the size. */
-typedef struct known_total {
-	sb_rt_progress *p;
-	uint64_t total;
-} known_total;
-
-static void progress_with_total(void *ud, uint64_t done, uint64_t total)
-{
-	known_total *k = ud;
-	sb_rt_progress_fn(k->p, done, total ? total : k->total);
-}
-
 sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
                        uint64_t *bytes_out)
 {
@@ -94,22 +82,20 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 			return err;
 		}
 	}
+	if (s->native) {
+		err = sb_rt_stream_native_in(c, s, p, &tm, &bytes);
+		sb_rt_timer_finish(&tm, err != NULL);
+		if (err)
+			return sb_err_prefix(err, "staging %s into %s (native transfer)",
+			                     s->local_dir, s->remote_dir);
+		*bytes_out = bytes;
+		return NULL;
+	}
 	err = new_archive_file("workspace-upload", &fd);
 	if (!err)
 		err = sb_tar_create(s->local_dir, s->ex, s->follow_symlinks, fd, &bytes);
 	sb_rt_timer_mark(&tm, "tar");
-	if (!err && s->native) {
-		known_total kt = {.p = p, .total = bytes};
-		err = rewind_fd(fd);
-		if (!err)
-			err = sb_runner_sync_in(c->runner, s->remote_dir, s->spare, fd,
-			                        progress_with_total, &kt);
-		sb_rt_timer_mark(&tm, "transfer");
-		if (err)
-			sb_rt_progress_fail(p);
-		else
-			sb_rt_progress_complete(p, bytes, bytes);
-	} else if (!err) {
+	if (!err) {
 		err = sb_rt_upload(c, fd, bytes, s->upload_tar, p);
 		sb_rt_timer_mark(&tm, "upload");
 		if (!err) {
