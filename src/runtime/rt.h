@@ -193,6 +193,8 @@ sb_err *sb_rt_stream_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress
                         sb_rt_timer *tm, uint64_t *bytes_out);
 sb_err *sb_rt_stream_native_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
                                sb_rt_timer *tm, uint64_t *bytes_out);
+sb_err *sb_rt_stream_native_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
+                                sb_rt_timer *tm, uint64_t *bytes_out);
 sb_err *sb_rt_stream_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
                          sb_rt_timer *tm, uint64_t *bytes_out);
 

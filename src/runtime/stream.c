@@ -320,3 +320,53 @@ sb_err *sb_rt_stream_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progres
 	*bytes_out = k.bytes;
 	return NULL;
 }
+
+/* Native out without a size limit: the runner's sync_out writes into a pipe that the extractor
+ * unpacks as it comes (with a limit, transfer.c keeps the archive in a file to measure it
+ * before extracting anything). */
+typedef struct native_count {
+	sb_rt_progress *p;
+	uint64_t bytes;
+} native_count;
+
+static void count_native(void *ud, uint64_t done, uint64_t total)
+{
+	(void)total;
+	native_count *n = ud;
+	if (done > n->bytes)
+		n->bytes = done;
+	sb_rt_progress_report(n->p, done, 0);
+}
+
+sb_err *sb_rt_stream_native_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
+                                sb_rt_timer *tm, uint64_t *bytes_out)
+{
+	int fds[2];
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return sb_err_sys(errno, "creating the pipe that streams %s", f->remote_dir);
+	extractor x = {.fd = fds[0], .dest = f->local_dest, .max_extracted = f->max_extracted};
+	pthread_t t;
+	int rc = pthread_create(&t, NULL, extract, &x);
+	if (rc != 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return sb_err_sys(rc, "starting the extractor for %s", f->remote_dir);
+	}
+	bool was_blocked = block_sigpipe();
+	native_count n = {.p = p};
+	sb_err *rerr =
+	    sb_runner_sync_out(c->runner, f->remote_dir, f->ex, fds[1], count_native, &n);
+	close(fds[1]);
+	pthread_join(t, NULL);
+	restore_sigpipe(was_blocked);
+	sb_rt_timer_mark(tm, "stream");
+	/* A sync_out that failed on EPIPE was stopped by the extractor: report the cause. */
+	sb_err *err = rerr && x.err ? (sb_err_free(rerr), x.err) : rerr ? rerr : x.err;
+	if (err) {
+		sb_rt_progress_fail(p);
+		return err;
+	}
+	sb_rt_progress_complete(p, n.bytes, n.bytes);
+	*bytes_out = n.bytes;
+	return NULL;
+}

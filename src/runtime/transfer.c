@@ -1,14 +1,11 @@
-/* Moving a directory tree into or out of the remote side. Runners that stream bytes both ways
- * take the streamed command path (stream.c: one command per direction, no temp file). Otherwise
- * the tar is built (or read) on the host with libarchive in an unnamed temp file. Command path: it
- * is uploaded or downloaded through remote commands and extracted (or created) by the remote tar.
- * Native path: the same file is handed to the runner's sync_in / sync_out. Both apply the same
- * excludes and the same destroy-then-replace rule, so they leave byte-identical trees.
- *
- * The archive goes through a file rather than a pipe between threads: its size is known
- * before the transfer starts (progress totals, the download limit), and no runner has to agree
- * on an end of stream. Streaming would overlap tar and transfer (see the runtime benchmark),
- * at the cost of both.
+/* Moving a directory tree into or out of the remote side. Streamed wherever the runner allows
+ * (stream.c): the command path over a runner that carries bytes both ways (one remote command
+ * per direction), native staging always, native restore unless a byte limit must be checked on
+ * the whole archive before extraction. Otherwise the tar is built (or read) on the host with
+ * libarchive in an unnamed temp file, uploaded or downloaded through remote commands and
+ * extracted (or created) by the remote tar, or handed to sync_out, whose size is then known
+ * before anything is extracted. Both paths apply the same excludes and the same
+ * destroy-then-replace rule, so they leave byte-identical trees.
  */
 #include "rt.h"
 
@@ -185,11 +182,13 @@ sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress
 	sb_rt_timer_start(&tm, &c->progress, "restore", f->label ? f->label : "tree", f->native);
 	int fd = -1;
 	uint64_t size = 0;
-	if (!f->native && sb_rt_can_stream(c)) {
-		err = sb_rt_stream_out(c, f, p, &tm, &size);
+	if ((!f->native && sb_rt_can_stream(c)) || (f->native && f->max_bytes <= 0)) {
+		err = f->native ? sb_rt_stream_native_out(c, f, p, &tm, &size)
+		                : sb_rt_stream_out(c, f, p, &tm, &size);
 		sb_rt_timer_finish(&tm, err != NULL);
 		if (err)
-			return sb_err_prefix(err, "fetching %s (streamed)", f->remote_dir);
+			return sb_err_prefix(err, "fetching %s (%s)", f->remote_dir,
+			                     f->native ? "native transfer" : "streamed");
 		*bytes_out = size;
 		return NULL;
 	}
