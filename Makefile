@@ -4,7 +4,9 @@
 #                   ASan+UBSan build (clang, build-asan/); fails on any failure or sanitizer report
 #   make run        build, then run the main job on a copy of examples/demo
 #   make bench      run every benchmark and print one Markdown table
-#   make fuzz       build the libFuzzer targets (clang) and run each for a short while
+#   make soak       run every soak scenario (faults and load, minutes), print one Markdown
+#                   table; fails when any scenario had a failure
+#   make fuzz       build the libFuzzer targets (clang), run each for FUZZ_SECONDS (60), print a table
 #   make format     clang-format every C file (make test fails on any difference: format-check)
 #   make install    PREFIX=/usr/local by default
 #   make clean
@@ -16,9 +18,9 @@ FUZZ_BUILD ?= build-fuzz
 CMAKE_FLAGS ?=
 WERROR ?= ON
 CTEST_FLAGS ?= --output-on-failure --timeout 300
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 60
 
-.PHONY: all build bootstrap test test-plain test-asan run bench fuzz format format-check install clean
+.PHONY: all build bootstrap test test-plain test-asan run bench soak fuzz format format-check install clean
 
 all: build
 
@@ -60,6 +62,10 @@ run: build
 bench: bootstrap $(BUILD)/CMakeCache.txt
 	@cmake --build $(BUILD) -j $(JOBS) >&2
 	@scripts/bench $(BUILD)
+
+soak: bootstrap $(BUILD)/CMakeCache.txt
+	@cmake --build $(BUILD) -j $(JOBS) >&2
+	@scripts/soak $(BUILD)
 
 fuzz: bootstrap
 	CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSANDBAR_FUZZ=ON \

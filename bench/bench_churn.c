@@ -20,57 +20,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "benchdaemon.h"
 #include "benchutil.h"
 
-#define TOKEN "bench-token-0123456789abcdef"
 #define IDLE_CONNECTIONS 5000
 
-static char g_sock[100];
-static pid_t g_daemon;
-
-static size_t sink(char *p, size_t sz, size_t nm, void *ud)
-{
-	sb_buf_append(ud, p, sz * nm);
-	return sz * nm;
-}
+static sbb_daemon g_d;
 
 static long call(CURL *c, const char *method, const char *target, const char *body, sb_buf *out)
 {
-	char url[512];
-	snprintf(url, sizeof url, "http://localhost%s", target);
-	sb_buf_clear(out);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, g_sock);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-	if (!body)
-		curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	struct curl_slist *h = curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
-	h = curl_slist_append(h, "Expect:");
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	long st = 0;
-	if (curl_easy_perform(c) == CURLE_OK)
-		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &st);
-	curl_slist_free_all(h);
-	return st;
-}
-
-static long rss_kib(void)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/status", (int)g_daemon);
-	FILE *f = fopen(path, "r");
-	long kib = -1;
-	char line[256];
-	while (f && fgets(line, sizeof line, f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return kib;
+	return sbb_daemon_call(&g_d, c, method, target, body, out);
 }
 
 typedef struct worker {
@@ -115,13 +74,6 @@ static void *work(void *ud)
 	sb_buf_deinit(&out);
 	curl_easy_cleanup(c);
 	return NULL;
-}
-
-static double percentile(double *v, size_t n, double q)
-{
-	sbb_median(v, n); /* sorts */
-	size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-	return v[i < n ? i : n - 1];
 }
 
 /* GET /v1/health every 10 ms while a churn runs: the latency a monitor sees under load. */
@@ -187,20 +139,20 @@ static void churn(int conc, int total)
 	         n);
 	snprintf(ours, sizeof ours, "%.0f cycles/s, %d failures", (double)n / wall, failures);
 	sbb_row(fig, ours, "-", conc == 20 ? "target >= 150 cycles/s, 0 failures" : "0 failures");
-	double p50 = percentile(acq, n, 0.5), p99 = percentile(acq, n, 0.99);
+	double p50 = sbb_percentile(acq, n, 0.5), p99 = sbb_percentile(acq, n, 0.99);
 	snprintf(fig, sizeof fig, "acquire latency at concurrency %d, p50 / p99", conc);
 	snprintf(ours, sizeof ours, "%.2f ms / %.2f ms", p50 * 1e3, p99 * 1e3);
 	snprintf(base, sizeof base, "-");
 	sbb_row(fig, ours, base, "-");
 	snprintf(fig, sizeof fig, "exec / destroy latency at concurrency %d, p50", conc);
-	snprintf(ours, sizeof ours, "%.2f ms / %.2f ms", percentile(ex, n, 0.5) * 1e3,
-	         percentile(de, n, 0.5) * 1e3);
+	snprintf(ours, sizeof ours, "%.2f ms / %.2f ms", sbb_percentile(ex, n, 0.5) * 1e3,
+	         sbb_percentile(de, n, 0.5) * 1e3);
 	sbb_row(fig, ours, "-", "-");
 	snprintf(fig, sizeof fig, "GET /v1/health during churn at concurrency %d, p50 / p99", conc);
 	if (pr->n)
 		snprintf(ours, sizeof ours, "%.2f ms / %.2f ms (%zu probes, %zu failed)",
-		         percentile(pr->lat, pr->n, 0.5) * 1e3,
-		         percentile(pr->lat, pr->n, 0.99) * 1e3, pr->n, pr->failed);
+		         sbb_percentile(pr->lat, pr->n, 0.5) * 1e3,
+		         sbb_percentile(pr->lat, pr->n, 0.99) * 1e3, pr->n, pr->failed);
 	else
 		snprintf(ours, sizeof ours, "no probe answered (%zu failed)", pr->failed);
 	sbb_row(fig, ours, "-", "target p99 <= 50 ms");
@@ -216,7 +168,7 @@ static int connect_unix(void)
 {
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", g_sock);
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", g_d.sock);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
 		if (fd >= 0)
 			close(fd);
@@ -233,7 +185,7 @@ static void idle_connections(long start_kib)
 		if ((fds[i] = connect_unix()) >= 0)
 			held++;
 	sb_sleep_ms(500); /* let the daemon accept them all */
-	long kib = rss_kib();
+	long kib = sbb_daemon_rss_kib(&g_d);
 	CURL *c = curl_easy_init();
 	sb_buf out = SB_BUF_INIT;
 	double lat[200];
@@ -249,7 +201,7 @@ static void idle_connections(long start_kib)
 	snprintf(base, sizeof base, "RSS at start %.1f MiB", (double)start_kib / 1024);
 	snprintf(ratio, sizeof ratio, "target <= 64 MiB");
 	sbb_row("idle connections held (unix socket, nothing sent)", ours, base, ratio);
-	double p50 = percentile(lat, 200, 0.5), p99 = percentile(lat, 200, 0.99);
+	double p50 = sbb_percentile(lat, 200, 0.5), p99 = sbb_percentile(lat, 200, 0.99);
 	snprintf(ours, sizeof ours, "p50 %.2f ms, p99 %.2f ms, %d/200 answered", p50 * 1e3,
 	         p99 * 1e3, ok);
 	sbb_row("GET /v1/health while 5000 idle connections are open", ours, "-",
@@ -265,40 +217,9 @@ static void idle_connections(long start_kib)
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_ALL);
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	char dir[] = "/tmp/bench-churn-XXXXXX";
-	/* ours: made traversable for the sandbox user, as sandboxes bind from below it */
-	if (!mkdtemp(dir) || chmod(dir, 0711) < 0)
+	if (!sbb_daemon_start(&g_d, "bench-churn", NULL))
 		return 1;
-	snprintf(g_sock, sizeof g_sock, "%s/sock", dir);
-	char state[600];
-	snprintf(state, sizeof state, "%s/state", dir);
-	g_daemon = fork();
-	if (g_daemon == 0) {
-		setenv("SANDBAR_TOKEN", TOKEN, 1);
-		int devnull = open("/dev/null", O_WRONLY);
-		dup2(devnull, 2);
-		execl(SB_BENCH_BUILD_DIR "/sandbar", "sandbar", "serve", "--no-tcp", "--socket",
-		      g_sock, "--state-dir", state, (char *)NULL);
-		_exit(127);
-	}
-	CURL *c = curl_easy_init();
-	sb_buf out = SB_BUF_INIT;
-	long st = 0;
-	for (int i = 0; i < 200 && st != 200; i++) {
-		sb_sleep_ms(25);
-		st = call(c, "GET", "/v1/health", NULL, &out);
-	}
-	if (st != 200) {
-		fprintf(stderr, "the daemon did not start\n");
-		kill(g_daemon, SIGKILL);
-		return 1;
-	}
-	long start_kib = rss_kib();
+	long start_kib = sbb_daemon_rss_kib(&g_d);
 	/* SANDBAR_BENCH_CHURN="20:400[,c:n...]" runs only those churns (for profiling) */
 	const char *only = getenv("SANDBAR_BENCH_CHURN");
 	if (only && *only) {
@@ -321,20 +242,13 @@ int main(void)
 		idle_connections(start_kib);
 	}
 	sb_sleep_ms(5000);
-	long after = rss_kib();
+	long after = sbb_daemon_rss_kib(&g_d);
 	char ours[64], base[64], ratio[64];
 	snprintf(ours, sizeof ours, "%.1f MiB", (double)after / 1024);
 	snprintf(base, sizeof base, "%.1f MiB at start", (double)start_kib / 1024);
 	snprintf(ratio, sizeof ratio, "%.2fx (target <= 2x)", (double)after / (double)start_kib);
 	sbb_row("daemon RSS 5 s after the load ended", ours, base, ratio);
-	kill(g_daemon, SIGTERM);
-	waitpid(g_daemon, NULL, 0);
-	char *rm = sb_strfmt("rm -rf '%s'", dir);
-	if (system(rm) != 0)
-		fprintf(stderr, "# could not remove %s\n", dir);
-	free(rm);
-	sb_buf_deinit(&out);
-	curl_easy_cleanup(c);
+	sbb_daemon_stop(&g_d);
 	curl_global_cleanup();
 	return 0;
 }

@@ -23,6 +23,15 @@ double sbb_median(double *v, size_t n)
 	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+double sbb_percentile(double *v, size_t n, double q)
+{
+	if (n == 0)
+		return 0;
+	qsort(v, n, sizeof *v, cmp_double);
+	size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+	return v[i < n ? i : n - 1];
+}
+
 void sbb_row(const char *figure, const char *ours, const char *baseline, const char *ratio)
 {
 	printf("%s\t%s\t%s\t%s\n", figure, ours, baseline, ratio);

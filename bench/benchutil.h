@@ -6,6 +6,8 @@
 
 /* Median of n samples (sorts in place). */
 double sbb_median(double *v, size_t n);
+/* The q-quantile (0..1) of n samples, nearest rank (sorts in place). */
+double sbb_percentile(double *v, size_t n, double q);
 /* Print one row: figure, ours, baseline, ratio (ratio = ours/baseline unless given). */
 void sbb_row(const char *figure, const char *ours, const char *baseline, const char *ratio);
 /* Seconds from a monotonic clock. */

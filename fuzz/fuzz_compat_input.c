@@ -2,7 +2,7 @@
  * bounds (absolute cwd, timeout within range, bounded strings), and what it derives from a body
  * (lease id, exec script) is well formed: lease ids are valid sandbox ids and the exec script
  * never contains an unquoted copy of a value. */
-#include "../src/server/compat.h" /* private header, reached without extra include paths */
+#include "../src/server/bridge.h" /* private header, reached without extra include paths */
 
 #include <stdlib.h>
 #include <string.h>
@@ -18,17 +18,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sb_err_free(err);
 		return 0;
 	}
-	compat_opts o;
-	err = compat_opts_parse(body, &o);
+	bridge_opts o;
+	err = bridge_opts_parse(body, &o);
 	if (!err) {
 		if (o.remote_cwd[0] != '/' || o.timeout_ms < 1 ||
-		    o.timeout_ms > COMPAT_MAX_TIMEOUT_MS || strlen(o.remote_cwd) > COMPAT_STR_MAX ||
-		    strlen(o.session_id) > COMPAT_STR_MAX)
+		    o.timeout_ms > BRIDGE_MAX_TIMEOUT_MS || strlen(o.remote_cwd) > BRIDGE_STR_MAX ||
+		    strlen(o.session_id) > BRIDGE_STR_MAX)
 			abort();
-		char *acq = compat_str(body, "acquisitionId", "a");
-		char *scope = compat_str(body, "reuseScopeId", NULL);
+		char *acq = bridge_str(body, "acquisitionId", "a");
+		char *scope = bridge_str(body, "reuseScopeId", NULL);
 		char *id = NULL;
-		sb_err *e = compat_lease_id(acq, compat_is_hex32(scope) ? scope : NULL,
+		sb_err *e = bridge_lease_id(acq, bridge_is_hex32(scope) ? scope : NULL,
 		                            o.normalize_id, &id);
 		if (!e) {
 			size_t n = strlen(id);
@@ -39,26 +39,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			free(id);
 		}
 		sb_err_free(e);
-		char *cmd = compat_str(body, "command", "true");
+		char *cmd = bridge_str(body, "command", "true");
 		char *args[] = {cmd, NULL};
-		char *keys[] = {compat_env_key_ok(acq) ? acq : "K", NULL};
-		compat_cmd c = {.command = cmd,
+		char *keys[] = {bridge_env_key_ok(acq) ? acq : "K", NULL};
+		bridge_cmd c = {.command = cmd,
 		                .args = args,
 		                .cwd = o.remote_cwd,
 		                .env_keys = keys,
 		                .stdin_tag = "t"};
-		char *script = compat_exec_script(&c);
+		char *script = bridge_exec_script(&c);
 		if (!script)
 			abort();
 		free(script);
-		char *mirror = compat_sentinel_write_script(o.remote_cwd, cmd, "p");
+		char *mirror = bridge_sentinel_write_script(o.remote_cwd, cmd, "p");
 		free(mirror);
-		(void)compat_int(body, "timeoutMs", 1);
-		(void)compat_bool(body, "keepAlive", false);
+		(void)bridge_int(body, "timeoutMs", 1);
+		(void)bridge_bool(body, "keepAlive", false);
 		free(cmd);
 		free(acq);
 		free(scope);
-		compat_opts_deinit(&o);
+		bridge_opts_deinit(&o);
 	}
 	sb_err_free(err);
 	json_decref(body);

@@ -2,7 +2,7 @@
  * accepts it as a JSON string), leaves valid input unchanged, and gives the same bytes whether
  * the output arrives whole or in pieces (the streamed `stdout` events and the `complete`
  * result must agree). */
-#include "../src/server/compat.h" /* private header, reached without extra include paths */
+#include "../src/server/bridge.h" /* private header, reached without extra include paths */
 
 #include <stdlib.h>
 #include <string.h>

@@ -166,6 +166,8 @@ char **sb_strv_dup(char *const *v);
 void sb_strv_free(char **v);
 /* Append a copy of s; *v may be NULL. */
 void sb_strv_push(char ***v, const char *s);
+/* The value of the first KEY=VALUE entry of env whose key is key[0..klen), or NULL. */
+const char *sb_env_get(char *const *env, const char *key, size_t klen);
 /* Parse a size "512", "64k", "256M", "2G" (binary units) into bytes. */
 sb_err *sb_parse_size(const char *s, uint64_t *out);
 /* Parse a duration "500ms", "30s", "5m", "1h", plain number = seconds, into milliseconds. */
@@ -325,6 +327,9 @@ sb_err *sb_read_full(int fd, void *p, size_t n, size_t *got);
 /* Read a whole fd or file, failing with SB_E_TOO_LARGE past max bytes. */
 sb_err *sb_read_fd_all(int fd, size_t max, sb_buf *out);
 sb_err *sb_read_file(const char *path, size_t max, sb_buf *out);
+/* A secret reference, `env:VAR` (set and non-empty) or `file:PATH` (one trailing newline
+ * dropped), read into *out (free it after clearing it), at most max bytes. */
+sb_err *sb_secret_ref_read(const char *ref, size_t max, char **out);
 sb_err *sb_fd_set_nonblock(int fd, bool on);
 sb_err *sb_fd_set_cloexec(int fd, bool on);
 void sb_close(int *fd); /* close if >= 0, set to -1, keep errno */

@@ -64,6 +64,14 @@ void sb_strv_push(char ***v, const char *s)
 	(*v)[n + 1] = NULL;
 }
 
+const char *sb_env_get(char *const *env, const char *key, size_t klen)
+{
+	for (char *const *e = env; e && *e; e++)
+		if (strncmp(*e, key, klen) == 0 && (*e)[klen] == '=')
+			return *e + klen + 1;
+	return NULL;
+}
+
 sb_err *sb_parse_int64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
 	if (!s || !*s || isspace((unsigned char)*s))

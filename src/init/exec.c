@@ -469,6 +469,17 @@ static bool ensure_file(const sbi_state *st, sbi_exec *x, int s)
 	return x->file[s] >= 0;
 }
 
+/* A spool write failed (the disk is full, a quota): what the command writes from here on is
+ * read and dropped, never written after a gap, and the exec says its output was cut. */
+static void spool_failed(sbi_exec *x, int s, int err)
+{
+	if (!x->spool_failed[s])
+		sbi_log("exec %s: spooling its %s: %s; the rest of it is dropped", x->id,
+		        s ? "stderr" : "stdout", strerror(err));
+	x->spool_failed[s] = true;
+	x->truncated[s] = true;
+}
+
 static void spool_write(sbi_exec *x, int s, const char *buf, ssize_t n)
 {
 	ssize_t done = 0;
@@ -477,7 +488,7 @@ static void spool_write(sbi_exec *x, int s, const char *buf, ssize_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0) {
-			sbi_log("exec %s: spool write: %s", x->id, strerror(errno));
+			spool_failed(x, s, w < 0 ? errno : ENOSPC);
 			return;
 		}
 		done += w;
@@ -510,13 +521,13 @@ void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 		unsigned long long room = (unsigned long long)x->off[s] >= st->spool_max
 		                              ? 0
 		                              : st->spool_max - (unsigned long long)x->off[s];
-		if (avail > 0 && room == 0) {
+		if (avail > 0 && (room == 0 || x->spool_failed[s])) {
 			n = discard(x, s);
 		} else if (avail == 0) {
 			/* empty: end of file, or nothing yet (or a byte that raced in) */
 			char c;
 			n = read(x->pipe[s], &c, 1);
-			if (n == 1 && room == 0) {
+			if (n == 1 && (room == 0 || x->spool_failed[s])) {
 				x->truncated[s] = true;
 				continue;
 			}
@@ -540,6 +551,11 @@ void sbi_exec_pump(sbi_state *st, sbi_exec *x, int s)
 				n = read(x->pipe[s], buf, want < sizeof buf ? want : sizeof buf);
 				if (n > 0)
 					spool_write(x, s, buf, n);
+			} else if (n < 0 && errno != EINTR && errno != EAGAIN) {
+				/* the file side failed (ENOSPC, EDQUOT, EFBIG, EIO): the pipe
+				 * still holds the command's output, drop it from now on */
+				spool_failed(x, s, errno);
+				continue;
 			}
 		}
 		if (n > 0) {

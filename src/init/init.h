@@ -35,7 +35,8 @@ typedef struct sbi_exec {
 	bool exited, timed_out;
 	int wstatus;           /* once exited */
 	bool oom;              /* once exited: the memory limit killed it */
-	bool truncated[2];     /* output past spool_max was dropped */
+	bool truncated[2];     /* output past spool_max, or after a spool write failed, was dropped */
+	bool spool_failed[2];  /* a spool write failed (disk full): the rest is dropped, not gapped */
 	int64_t status_due_ms; /* when to write the "running" record; 0 = done */
 	bool dir_failed;       /* its spool directory could not be made */
 	int pending_records;   /* status records queued to the writer thread (records.c) */

@@ -50,6 +50,23 @@ bool sbcb_unsafe_method(const char *m);
 
 /* callback_config.c */
 /* The config as JSON text (for run/callback.json), and back. */
+/* callback_respond.c: a whole response to the sandboxed client, then shutdown(SHUT_WR); errors
+ * are ignored (the client went away). */
+void sbcb_respond(int fd, int status, const char *headers, const void *body, size_t len,
+                  bool head_only);
+void sbcb_respond_json(int fd, int status, const char *json);
+void sbcb_respond_error(int fd, int status, const char *msg, bool retryable);
+void sbcb_respond_indeterminate(int fd);
+
+/* callback.c: the relay of one lease. Start takes c (freed by the relay; on failure, still the
+ * caller's) and listens on the in-sandbox port (0: any); stop serves what is queued, then
+ * drops the starter's reference. */
+struct sbcb_relay;
+sb_err *sbcb_relay_start(sb_sandbox *sb, const sb_sandbox_config *cfg, sb_callback_config *c,
+                         const char *token, int port, struct sbcb_relay **out);
+int sbcb_relay_port(const struct sbcb_relay *r);
+void sbcb_relay_stop(struct sbcb_relay *r);
+
 char *sbcb_config_dump(const sb_callback_config *c);
 sb_err *sbcb_config_load(const char *json_text, size_t len, sb_callback_config **out);
 /* Default ceilings and header allowlist. */

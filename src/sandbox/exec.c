@@ -17,7 +17,7 @@
 #include "sb_json.h"
 
 #define STATUS_MAX 4096
-#define ALIVE_CHECK_MS 500
+#define ALIVE_CHECK_MS 100 /* a dead supervisor is reported within a second (#18) */
 
 struct sb_sandbox_exec {
 	sb_sandbox *sb;

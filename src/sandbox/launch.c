@@ -24,7 +24,7 @@
  * table does not see any of it. Without root the sandbox runs as the caller, who can reach
  * its own paths, and the descriptors are bound directly.
  */
-#include "sandbox_int.h"
+#include "launch_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,42 +50,6 @@
 #define SB_STR_(x) #x
 #define SB_STR(x) SB_STR_(x)
 
-/* Descriptor numbers inside bwrap / init. */
-enum {
-	FD_CTL = 3,
-	FD_SPOOL,
-	FD_SECCOMP,
-	FD_READY,
-	FD_INFO,
-	FD_WS,
-	FD_HOME,
-	FD_INIT,
-	FD_OOM,
-	FD_PASSWD,
-	FD_GROUP,
-	FD_NETEXIT,
-	FD_RESOLV,
-	FD_ROOTFS,
-	FD_HOSTS,
-	FD_CABUNDLE,
-	FD_OWNER,
-	FD_COUNT_MAX
-};
-
-/* Where the private mount namespace puts the bind sources: the first of these that is a
- * directory (sandboxes never see the host's copy of them). */
-static const char *const PRIV_BASES[] = {"/mnt", "/media", "/srv", "/tmp"};
-
-static const char *priv_base(void)
-{
-	for (size_t i = 0; i < sizeof PRIV_BASES / sizeof PRIV_BASES[0]; i++) {
-		struct stat st;
-		if (lstat(PRIV_BASES[i], &st) == 0 && S_ISDIR(st.st_mode))
-			return PRIV_BASES[i];
-	}
-	return NULL;
-}
-
 long long sb_proc_start_time(int pid)
 {
 	char path[64];
@@ -104,473 +68,6 @@ long long sb_proc_start_time(int pid)
 	sb_err_free(err);
 	sb_buf_deinit(&b);
 	return t;
-}
-
-static void push(char ***v, const char *a)
-{
-	sb_strv_push(v, a);
-}
-
-static void push3(char ***v, const char *a, const char *b, const char *c)
-{
-	sb_strv_push(v, a);
-	sb_strv_push(v, b);
-	if (c)
-		sb_strv_push(v, c);
-}
-
-/* The read-only system part of the file system. */
-/* One top-level entry made visible read-only: a directory or file bound, a symlink recreated. */
-static void add_entry(char ***v, const char *src, const char *bind_src, const char *dst)
-{
-	struct stat st;
-	if (lstat(src, &st) < 0)
-		return;
-	if (S_ISLNK(st.st_mode)) {
-		char target[4096];
-		ssize_t n = readlink(src, target, sizeof target - 1);
-		if (n <= 0)
-			return;
-		target[n] = '\0';
-		push3(v, "--symlink", target, dst);
-	} else if (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode)) {
-		push3(v, "--ro-bind", bind_src, dst);
-	}
-}
-
-/* The read-only system part of the file system: the host's /usr, /etc, /bin, /sbin, /lib*,
- * /opt, or every top-level entry of a configured root file system except the places the
- * sandbox provides itself (so their mount points can be made in bwrap's own root). */
-static void add_system_dirs(char ***v, const char *rootfs, const char *rootfs_bind,
-                            const char *workspace_mount)
-{
-	if (!rootfs) {
-		static const char *const dirs[] = {"/usr",   "/etc",   "/bin",    "/sbin", "/lib",
-		                                   "/lib32", "/lib64", "/libx32", "/opt"};
-		for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++)
-			add_entry(v, dirs[i], dirs[i], dirs[i]);
-		return;
-	}
-	size_t wlen = strcspn(workspace_mount + 1, "/");
-	DIR *d = opendir(rootfs);
-	if (!d)
-		return; /* bwrap then runs on an empty root and init fails to start: reported */
-	char **names = NULL;
-	size_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		static const char *const own[] = {".",   "..",  "proc", "dev",
-		                                  "tmp", "sys", "home", ".sandbar-init"};
-		bool skip = strlen(de->d_name) == wlen &&
-		            strncmp(de->d_name, workspace_mount + 1, wlen) == 0;
-		for (size_t i = 0; i < sizeof own / sizeof own[0] && !skip; i++)
-			skip = strcmp(de->d_name, own[i]) == 0;
-		if (!skip) {
-			sb_strv_push(&names, de->d_name);
-			n++;
-		}
-	}
-	closedir(d);
-	for (size_t i = 0; i < n; i++) {
-		char *src = sb_strfmt("%s/%s", rootfs, names[i]);
-		char *dst = sb_strfmt("/%s", names[i]);
-		char *bsrc = sb_strfmt("%s/%s", rootfs_bind, names[i]);
-		add_entry(v, src, bsrc, dst);
-		free(bsrc);
-		free(src);
-		free(dst);
-	}
-	sb_strv_free(names);
-}
-
-/* The bind sources as bwrap sees them: in the private mount namespace (priv != NULL) or from
- * descriptors. */
-typedef struct bind_srcs {
-	const char *priv; /* PRIV_BASES entry, or NULL */
-	char *ws, *home, *init, *rootfs;
-	char **mounts; /* one per l->mounts: priv/mN, or the host path itself */
-	const sb_launch *l;
-} bind_srcs;
-
-static void bind_srcs_init(bind_srcs *b, const sb_launch *l)
-{
-	memset(b, 0, sizeof *b);
-	b->l = l;
-	b->priv = l->drop_privs ? priv_base() : NULL;
-	for (size_t i = 0; i < l->nmounts; i++) {
-		char *m =
-		    b->priv ? sb_strfmt("%s/m%zu", b->priv, i) : sb_xstrdup(l->mounts[i].host);
-		sb_strv_push(&b->mounts, m);
-		free(m);
-	}
-	if (b->priv) {
-		b->ws = sb_strfmt("%s/w", b->priv);
-		b->home = sb_strfmt("%s/h", b->priv);
-		b->init = sb_strfmt("%s/i", b->priv);
-		b->rootfs = sb_strfmt("%s/r", b->priv);
-	} else {
-		b->ws = sb_strfmt("%d", FD_WS);
-		b->home = sb_strfmt("%d", FD_HOME);
-		b->init = sb_strfmt("%d", FD_INIT);
-		b->rootfs = l->rootfs ? sb_xstrdup(l->rootfs) : NULL;
-	}
-}
-
-static void bind_srcs_deinit(bind_srcs *b)
-{
-	free(b->ws);
-	free(b->home);
-	free(b->init);
-	free(b->rootfs);
-	sb_strv_free(b->mounts);
-}
-
-/* Is path (resolved) inside what add_system_dirs shows the sandbox? */
-static bool visible_in_sandbox(const char *path)
-{
-	static const char *const dirs[] = {"/usr",   "/etc",   "/bin",    "/sbin", "/lib",
-	                                   "/lib32", "/lib64", "/libx32", "/opt"};
-	for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
-		size_t n = strlen(dirs[i]);
-		if (strncmp(path, dirs[i], n) == 0 && (path[n] == '/' || path[n] == '\0'))
-			return true;
-	}
-	return false;
-}
-
-/* The daemon's configuration and whatever the caller names: covered where the sandbox would
- * see them (after the system directories are bound, before / turns read-only). */
-static void add_hidden(char ***v, const sb_launch *l)
-{
-	if (l->rootfs)
-		return; /* a root file system of its own shows nothing of the host's */
-	const char *fixed[] = {"/etc/sandbar", NULL};
-	const char *const *lists[] = {fixed, l->hide_paths};
-	for (size_t k = 0; k < 2; k++) {
-		for (size_t i = 0; lists[k] && lists[k][i]; i++) {
-			char *real = realpath(lists[k][i], NULL);
-			struct stat st;
-			bool covered = false; /* inside a directory hidden already */
-			for (size_t j = 0; real && *v && (*v)[j] && !covered; j++) {
-				size_t n = strlen((*v)[j]);
-				covered = j > 0 && strcmp((*v)[j - 1], "--tmpfs") == 0 &&
-				          strncmp(real, (*v)[j], n) == 0 &&
-				          (real[n] == '/' || real[n] == '\0');
-			}
-			if (real && !covered && visible_in_sandbox(real) && lstat(real, &st) == 0) {
-				if (S_ISDIR(st.st_mode)) {
-					push3(v, "--perms", "0700", NULL);
-					push3(v, "--tmpfs", real, NULL);
-				} else {
-					push3(v, "--ro-bind", "/dev/null", real);
-				}
-			}
-			free(real);
-		}
-	}
-}
-
-static char **build_argv(const sb_sandbox *sb, const sb_launch *l, const bind_srcs *bs,
-                         bool have_oom, bool have_accounts, bool have_resolv)
-{
-	char **v = NULL, num[32];
-	push(&v, l->bwrap);
-	push(&v, "--unshare-user");
-	push(&v, "--unshare-ipc");
-	push(&v, "--unshare-pid");
-	push(&v, "--unshare-uts");
-	push(&v, "--unshare-cgroup");
-	push(&v, "--unshare-net"); /* always: full network is slirp4netns attached to it */
-	snprintf(num, sizeof num, "%d", SB_SANDBOX_INNER_UID);
-	push3(&v, "--uid", num, NULL);
-	push3(&v, "--gid", num, NULL);
-	push3(&v, "--hostname", "sandbar", NULL);
-	push(&v, "--as-pid-1");
-	push(&v, "--new-session");
-	snprintf(num, sizeof num, "%d", FD_INFO);
-	push3(&v, "--info-fd", num, NULL);
-	add_system_dirs(&v, l->rootfs, bs->rootfs, sb->workspace_mount);
-	add_hidden(&v, l);
-	if (have_accounts) {
-		/* a name for the sandbox uid, whatever the host's /etc says about uid 1000 */
-		snprintf(num, sizeof num, "%d", FD_PASSWD);
-		push3(&v, "--ro-bind-data", num, "/etc/passwd");
-		snprintf(num, sizeof num, "%d", FD_GROUP);
-		push3(&v, "--ro-bind-data", num, "/etc/group");
-	}
-	if (have_resolv) {
-		snprintf(num, sizeof num, "%d", FD_RESOLV);
-		push3(&v, "--ro-bind-data", num, "/etc/resolv.conf");
-	}
-	if (l->hosts_name) {
-		/* the callback bridge's name resolves to the sandbox's loopback */
-		snprintf(num, sizeof num, "%d", FD_HOSTS);
-		push3(&v, "--ro-bind-data", num, "/etc/hosts");
-	}
-	if (l->ca_bundle) {
-		/* the egress proxy's CA added to the system bundle (proxy_lease.c) */
-		snprintf(num, sizeof num, "%d", FD_CABUNDLE);
-		push3(&v, "--ro-bind-data", num, "/etc/ssl/certs/ca-certificates.crt");
-	}
-	push3(&v, "--proc", "/proc", NULL);
-	push3(&v, "--dev", "/dev", NULL);
-	char size[32];
-	snprintf(size, sizeof size, "%llu", (unsigned long long)l->tmpfs_bytes);
-	push3(&v, "--perms", "01777", NULL);
-	push3(&v, "--size", size, NULL);
-	push3(&v, "--tmpfs", "/dev/shm", NULL);
-	push3(&v, "--perms", "01777", NULL);
-	push3(&v, "--size", size, NULL);
-	push3(&v, "--tmpfs", "/tmp", NULL);
-	push3(&v, bs->priv ? "--bind" : "--bind-fd", bs->home, SB_SANDBOX_HOME);
-	push3(&v, bs->priv ? "--bind" : "--bind-fd", bs->ws, sb->workspace_mount);
-	push3(&v, bs->priv ? "--ro-bind" : "--ro-bind-fd", bs->init, "/.sandbar-init");
-	for (size_t i = 0; i < l->nmounts; i++) /* after home: a target may lie in it */
-		push3(&v, l->mounts[i].rw ? "--bind" : "--ro-bind", bs->mounts[i],
-		      l->mounts[i].target);
-	push3(&v, "--remount-ro", "/dev", NULL);
-	push3(&v, "--remount-ro", "/", NULL);
-	push3(&v, "--chdir", "/", NULL);
-	push(&v, "/.sandbar-init");
-	snprintf(num, sizeof num, "%d", FD_CTL);
-	push3(&v, "--ctl-fd", num, NULL);
-	snprintf(num, sizeof num, "%d", FD_SPOOL);
-	push3(&v, "--spool-fd", num, NULL);
-	snprintf(num, sizeof num, "%d", FD_SECCOMP);
-	push3(&v, "--seccomp-fd", num, NULL);
-	snprintf(num, sizeof num, "%d", FD_READY);
-	push3(&v, "--ready-fd", num, NULL);
-	if (have_oom) {
-		snprintf(num, sizeof num, "%d", FD_OOM);
-		push3(&v, "--oom-fd", num, NULL);
-	}
-	snprintf(num, sizeof num, "%llu", (unsigned long long)l->nofile);
-	push3(&v, "--nofile", num, NULL);
-	snprintf(num, sizeof num, "%llu", (unsigned long long)l->nproc);
-	push3(&v, "--nproc", num, NULL);
-	snprintf(num, sizeof num, "%llu", (unsigned long long)l->spool_max);
-	push3(&v, "--spool-max", num, NULL);
-	if (l->watch_owner) {
-		snprintf(num, sizeof num, "%d", FD_OWNER);
-		push3(&v, "--owner-fd", num, NULL);
-	}
-	return v;
-}
-
-/* Only async-signal-safe calls from here until exec: the caller may have threads. */
-static void write_pid(const char *cgdir_procs, int pid)
-{
-	char num[16];
-	int n = 0;
-	char rev[16];
-	do {
-		rev[n++] = (char)('0' + pid % 10);
-		pid /= 10;
-	} while (pid > 0);
-	for (int i = 0; i < n; i++)
-		num[i] = rev[n - 1 - i];
-	int fd = open(cgdir_procs, O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || write(fd, num, (size_t)n) != n)
-		_exit(121);
-	close(fd);
-}
-
-static void say(int log, const char *a, const char *b)
-{
-	if (write(log, a, strlen(a)) < 0 || write(log, b, strlen(b)) < 0 || write(log, "\n", 1) < 0)
-		return;
-}
-
-/* strerror may allocate (it translates): the static description instead. */
-static const char *errno_text(int e)
-{
-	const char *s = strerrordesc_np(e);
-	return s ? s : "unknown error";
-}
-
-/* As root, in a mount namespace of our own: the bind sources at bs's paths (see the top).
- * Each source is cloned as a detached mount before the unshare (a plain bind from a descriptor
- * fails with EINVAL once the descriptor's mount belongs to another namespace) and attached in
- * the new namespace. */
-static void private_binds(const bind_srcs *bs, bool rootfs, int log)
-{
-	static const int fds[] = {FD_WS, FD_HOME, FD_INIT, FD_ROOTFS};
-	const char *dst[] = {bs->ws, bs->home, bs->init, bs->rootfs};
-	int n = rootfs ? 4 : 3, tree[4];
-	for (int i = 0; i < n; i++) {
-		unsigned flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH;
-		if (i == 3)
-			flags |= AT_RECURSIVE;
-		tree[i] = (int)syscall(SYS_open_tree, fds[i], "", flags);
-		if (tree[i] < 0) {
-			say(log, "sandbar: open_tree of a bind source: ", errno_text(errno));
-			_exit(127);
-		}
-		close(fds[i]);
-	}
-	/* the --mount sources, by path: we are still root here and can reach them */
-	int mtree[SB_MOUNTS_MAX];
-	bool mdir[SB_MOUNTS_MAX];
-	size_t nm = bs->l->nmounts;
-	for (size_t i = 0; i < nm; i++) {
-		struct stat st;
-		const char *host = bs->l->mounts[i].host;
-		mtree[i] = (int)syscall(SYS_open_tree, AT_FDCWD, host,
-		                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
-		if (mtree[i] < 0 || fstat(mtree[i], &st) < 0) {
-			say(log, "sandbar: open_tree of a --mount source: ", host);
-			_exit(127);
-		}
-		mdir[i] = S_ISDIR(st.st_mode);
-	}
-	if (unshare(CLONE_NEWNS) < 0) {
-		say(log, "sandbar: unshare(CLONE_NEWNS): ", errno_text(errno));
-		_exit(127);
-	}
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-	    mount("sandbar", bs->priv, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k") < 0) {
-		say(log, "sandbar: mounting a tmpfs on ", bs->priv);
-		_exit(127);
-	}
-	int fd = open(bs->init, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
-	if (fd < 0 || close(fd) < 0 || mkdir(bs->ws, 0755) < 0 || mkdir(bs->home, 0755) < 0 ||
-	    (rootfs && mkdir(bs->rootfs, 0755) < 0)) {
-		say(log, "sandbar: creating mount points in ", bs->priv);
-		_exit(127);
-	}
-	for (int i = 0; i < n; i++) {
-		if (syscall(SYS_move_mount, tree[i], "", AT_FDCWD, dst[i],
-		            MOVE_MOUNT_F_EMPTY_PATH) < 0) {
-			say(log, "sandbar: binding into the private mount namespace: ", dst[i]);
-			_exit(127);
-		}
-		close(tree[i]);
-	}
-	for (size_t i = 0; i < nm; i++) {
-		const char *dst_m = bs->mounts[i];
-		int mp = mdir[i]
-		             ? mkdir(dst_m, 0755)
-		             : close(open(dst_m, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-		if (mp < 0 || syscall(SYS_move_mount, mtree[i], "", AT_FDCWD, dst_m,
-		                      MOVE_MOUNT_F_EMPTY_PATH) < 0) {
-			say(log,
-			    "sandbar: binding a --mount source into the private mount namespace: ",
-			    dst_m);
-			_exit(127);
-		}
-		close(mtree[i]);
-	}
-}
-
-static void grandchild(const sb_launch *l, const bind_srcs *bs, char **argv, char **envp,
-                       char **procs_files, const int *src, int nsrc, int devnull, int log)
-{
-	for (size_t i = 0; procs_files && procs_files[i]; i++)
-		write_pid(procs_files[i], getpid());
-	/* move every descriptor above the target range first, then into place */
-	int tmp[FD_COUNT_MAX];
-	for (int i = 0; i < nsrc; i++) {
-		tmp[i] = -1;
-		if (src[i] >= 0 && (tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 64)) < 0)
-			_exit(123);
-	}
-	if (dup2(devnull, 0) < 0 || dup2(log, 1) < 0 || dup2(log, 2) < 0)
-		_exit(124);
-	for (int i = 0; i < nsrc; i++)
-		if (tmp[i] >= 0 && dup2(tmp[i], FD_CTL + i) < 0)
-			_exit(125);
-	close_range(FD_CTL + (unsigned)nsrc, ~0U, 0);
-	if (bs->priv)
-		private_binds(bs, l->rootfs != NULL, 2);
-	if (l->drop_privs) {
-		/* raw: libc's wrappers would signal the daemon's threads to change theirs too */
-		if (syscall(SYS_setgroups, 0, NULL) < 0 ||
-		    syscall(SYS_setresgid, (gid_t)l->gid, (gid_t)l->gid, (gid_t)l->gid) < 0 ||
-		    syscall(SYS_setresuid, (uid_t)l->uid, (uid_t)l->uid, (uid_t)l->uid) < 0)
-			_exit(122);
-	}
-	/* The daemon's handlers live in the memory we share: none may run here. What the
-	 * daemon ignores stays ignored across exec, except SIGPIPE. */
-	for (int sig = 1; sig < NSIG; sig++) {
-		struct sigaction sa;
-		if (sigaction(sig, NULL, &sa) < 0)
-			continue;
-		if ((sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN) || sig == SIGPIPE) {
-			memset(&sa, 0, sizeof sa);
-			sa.sa_handler = SIG_DFL;
-			sigaction(sig, &sa, NULL);
-		}
-	}
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	execve(argv[0], argv, envp);
-	_exit(126);
-}
-
-/* What the two processes the launch starts need (they share our memory while they run). */
-typedef struct spawn_ctx {
-	const sb_launch *l;
-	const bind_srcs *bs;
-	char **argv, **envp, **procs;
-	const int *src;
-	int nsrc, devnull, log;
-	char *stack; /* the grandchild's */
-} spawn_ctx;
-
-#define SPAWN_STACK (128u * 1024u)
-#define SPAWN_STACKS_KEPT 8
-
-/* Stacks for the launcher processes, kept for reuse: unmapping memory the daemon's threads
- * share costs a TLB shoot-down across CPUs on every launch. Process-wide by nature, like the
- * children they serve. */
-static pthread_mutex_t stacks_mu = PTHREAD_MUTEX_INITIALIZER;
-static char *stacks_kept[SPAWN_STACKS_KEPT];
-static size_t nstacks_kept;
-
-/* Room for both processes: the middle's upper half, the grandchild's lower half. */
-static char *stacks_get(void)
-{
-	char *s = NULL;
-	pthread_mutex_lock(&stacks_mu);
-	if (nstacks_kept)
-		s = stacks_kept[--nstacks_kept];
-	pthread_mutex_unlock(&stacks_mu);
-	if (s)
-		return s;
-	s = mmap(NULL, 2 * SPAWN_STACK, PROT_READ | PROT_WRITE,
-	         MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-	return s == MAP_FAILED ? NULL : s;
-}
-
-static void stacks_put(char *s)
-{
-	pthread_mutex_lock(&stacks_mu);
-	if (nstacks_kept < SPAWN_STACKS_KEPT) {
-		stacks_kept[nstacks_kept++] = s;
-		s = NULL;
-	}
-	pthread_mutex_unlock(&stacks_mu);
-	if (s)
-		munmap(s, 2 * SPAWN_STACK);
-}
-
-static int grandchild_main(void *arg)
-{
-	const spawn_ctx *c = arg;
-	grandchild(c->l, c->bs, c->argv, c->envp, c->procs, c->src, c->nsrc, c->devnull, c->log);
-	return 126; /* not reached */
-}
-
-/* The middle process: a session of its own, the grandchild, and gone once that has exec'd. */
-static int middle_main(void *arg)
-{
-	spawn_ctx *c = arg;
-	if (setsid() < 0)
-		_exit(120);
-	pid_t g =
-	    clone(grandchild_main, c->stack + SPAWN_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, c);
-	_exit(g < 0 ? 119 : 0);
 }
 
 /* The host's (or rootfs') passwd/group without any entry for the sandbox uid/gid or name,
@@ -689,13 +186,12 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	int src[FD_COUNT_MAX - FD_CTL];
 	int nsrc = FD_OWNER - FD_CTL + 1;
 	bind_srcs bs;
-	bind_srcs_init(&bs, l);
+	sb_launch_binds_init(&bs, l);
 	int net_exit_rd = -1;
 	for (int i = 0; i < nsrc; i++)
 		src[i] = -1;
 	int ready[2] = {-1, -1}, info[2] = {-1, -1}, devnull = -1, log = -1, owner_wr = -1;
 	char **argv = NULL, **procs = NULL;
-	char *stacks = NULL;
 	char *envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", NULL};
 
 	if ((err = bind_listener(sb, &src[FD_CTL - FD_CTL])))
@@ -795,15 +291,11 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 		}
 		free(rc);
 	}
-	argv = build_argv(sb, l, &bs, l->oom_file != NULL, accounts, resolv);
+	argv = sb_launch_bwrap_argv(sb, l, &bs, l->oom_file != NULL, accounts, resolv);
 	for (size_t i = 0; l->cgroups && l->cgroups[i]; i++) {
 		char *p = sb_strfmt("%s/cgroup.procs", l->cgroups[i]);
 		sb_strv_push(&procs, p);
 		free(p);
-	}
-	if (!(stacks = stacks_get())) {
-		err = sb_err_sys(errno, "allocating the launch stacks of lease %s", sb->id);
-		goto out;
 	}
 	spawn_ctx ctx = {.l = l,
 	                 .bs = &bs,
@@ -813,26 +305,10 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	                 .src = src,
 	                 .nsrc = nsrc,
 	                 .devnull = devnull,
-	                 .log = log,
-	                 .stack = stacks};
-	sigset_t all, saved;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &saved);
-	sb_children_wait_begin();
-	/* returns once the middle process has exited, i.e. once bwrap runs */
-	pid_t mid =
-	    clone(middle_main, stacks + 2 * SPAWN_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &ctx);
-	int clone_errno = errno;
-	pthread_sigmask(SIG_SETMASK, &saved, NULL);
-	if (mid < 0) {
-		sb_children_wait_end();
-		err = sb_err_sys(clone_errno, "starting the sandbox process of lease %s", sb->id);
-		goto out;
-	}
+	                 .log = log};
 	int ws = 0;
-	while (waitpid(mid, &ws, 0) < 0 && errno == EINTR)
-		;
-	sb_children_wait_end();
+	if ((err = sb_launch_spawn(&ctx, sb->id, &ws)))
+		goto out;
 	/* our copies of the child's ends must go, so EOF means the sandbox died */
 	sb_close(&ready[1]);
 	sb_close(&info[1]);
@@ -902,10 +378,8 @@ out:
 	sb_close(&log);
 	sb_close(&net_exit_rd);
 	sb_close(&owner_wr);
-	if (stacks)
-		stacks_put(stacks);
 	sb_strv_free(argv);
 	sb_strv_free(procs);
-	bind_srcs_deinit(&bs);
+	sb_launch_binds_deinit(&bs);
 	return err;
 }

@@ -493,6 +493,11 @@ static sb_err *ignore_out(void *ud, sb_stream s, uint64_t off, const char *d, si
 	return NULL;
 }
 
+/* How long one wait for an exec's end lasts before its status is read again: a sandbox that
+ * dies sends nothing into the spool, so this bounds how late its loss is seen (with
+ * ALIVE_CHECK_MS in sandbox/exec.c; #18 wants it within a second). */
+#define END_POLL_MS 250
+
 sb_err *sbs_exec_wait_end(sbs_exec *x, sb_cancel *cancel, sb_sandbox_exec_status *st)
 {
 	sbs_exec_cursor none = {.streams = 0}; /* no stream: only the end is awaited */
@@ -500,7 +505,7 @@ sb_err *sbs_exec_wait_end(sbs_exec *x, sb_cancel *cancel, sb_sandbox_exec_status
 		if (cancel && sb_cancel_is_set(cancel))
 			return sb_err_new(SB_E_CANCELED, "canceled while waiting for exec %s",
 			                  sbs_exec_id(x));
-		sb_err *err = sbs_exec_pump(x, &none, 0, 500, ignore_out, NULL, &finished, st);
+		sb_err *err = sbs_exec_pump(x, &none, 0, END_POLL_MS, ignore_out, NULL, &finished, st);
 		if (err)
 			return err;
 	}
@@ -536,7 +541,7 @@ sb_err *sbs_exec_collect(sbs_exec *x, size_t cap, sb_cancel *cancel, sb_exec_res
 			                 sbs_exec_id(x));
 			break;
 		}
-		if ((err = sbs_exec_pump(x, &cur, 0, 500, collect_out, &c, &finished, &st)))
+		if ((err = sbs_exec_pump(x, &cur, 0, END_POLL_MS, collect_out, &c, &finished, &st)))
 			break;
 	}
 	if (!err) {

@@ -82,8 +82,9 @@ void sbs_leases_reap(sbs_leases *ls, int64_t now_ms)
 	if (do_probe) {
 		ls->last_probe_ms = now_ms;
 		pthread_mutex_lock(&ls->tomb_mu);
-		sb_err *err =
-		    sbs_store_prune_tombstones(ls->store, now_ms - 7LL * 24 * 3600 * 1000);
+		sb_err *err = sbs_store_prune_tombstones(ls->store, now_ms - SBS_RETENTION_MS);
+		if (!err)
+			err = sbs_store_prune_audit(ls->store, now_ms - SBS_RETENTION_MS);
 		if (err) {
 			sb_warn("%s", err->msg);
 			sb_err_free(err);

@@ -4,15 +4,12 @@
  * drain on SIGTERM. Connection threads inherit a mask with SIGTERM, SIGINT and SIGPIPE blocked,
  * so signals reach only run_until_signal's signalfd and broken pipes surface as EPIPE. */
 #include "http_int.h"
-#include "compat.h"
+#include "bridge.h"
 #include "sleep.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
-#include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -23,7 +20,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 #include "sb_sandbox_json.h"
 
@@ -112,75 +108,6 @@ static void remember_nonce(void *ud, const char *key, int64_t expires_s)
 	sbs_auth_remember(ud, key, expires_s);
 }
 
-/* A secret (token, HMAC keys) must be readable by nobody but us: not by group or others and
- * not by the user sandboxes run as (a sandboxed process that reads it owns the daemon). */
-static sb_err *check_secret_file(const char *what, const char *path, int64_t sandbox_uid)
-{
-	struct stat st;
-	if (stat(path, &st) < 0)
-		return sb_err_sys(errno, "reading the %s %s", what, path);
-	if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH))
-		return sb_err_new(SB_E_INVAL,
-		                  "the %s %s is accessible by group or others (mode %04o): anyone "
-		                  "who reads it controls the daemon; fix it with `chmod 600 %s`",
-		                  what, path, (unsigned)(st.st_mode & 07777), path);
-	if (sandbox_uid > 0 && (int64_t)st.st_uid == sandbox_uid)
-		return sb_err_new(
-		    SB_E_INVAL,
-		    "the %s %s belongs to the sandbox user (uid %lld), so sandboxed "
-		    "code could read it; fix it with `chown root:root %s && chmod 600 %s`",
-		    what, path, (long long)sandbox_uid, path, path);
-	return NULL;
-}
-
-/* The host uid sandboxes run as, or -1 when we are not root (they then run as us). */
-static int64_t sandbox_uid_of(const sb_sandbox_config *sc)
-{
-	if (geteuid() != 0)
-		return -1;
-	if (sc->host_uid >= 0)
-		return sc->host_uid;
-	struct passwd pw, *res = NULL;
-	char buf[4096];
-	if (getpwnam_r(SB_SANDBOX_USER_DEFAULT, &pw, buf, sizeof buf, &res) != 0 || !res)
-		return -1;
-	return (int64_t)pw.pw_uid;
-}
-
-static sb_err *read_token(const sb_server_config *cfg, char **out)
-{
-	*out = NULL;
-	if (cfg->token && cfg->token[0]) {
-		*out = sb_xstrdup(cfg->token);
-		return NULL;
-	}
-	if (cfg->token_file) {
-		sb_buf b = SB_BUF_INIT;
-		sb_err *err =
-		    check_secret_file("token file", cfg->token_file, sandbox_uid_of(&cfg->sandbox));
-		if (err)
-			return err;
-		err = sb_read_file(cfg->token_file, 4096, &b);
-		if (err)
-			return sb_err_prefix(err, "reading the token file");
-		size_t n = b.len;
-		while (n && (b.data[n - 1] == '\n' || b.data[n - 1] == '\r' ||
-		             b.data[n - 1] == ' ' || b.data[n - 1] == '\t'))
-			n--;
-		if (n == 0) {
-			sb_buf_deinit(&b);
-			return sb_err_new(SB_E_INVAL, "token file %s is empty", cfg->token_file);
-		}
-		*out = sb_xstrndup(b.data, n);
-		sb_buf_deinit(&b);
-		return NULL;
-	}
-	const char *env = getenv("SANDBAR_TOKEN");
-	if (env && env[0])
-		*out = sb_xstrdup(env);
-	return NULL;
-}
-
 static void block_signals(void)
 {
 	sigset_t set;
@@ -191,9 +118,9 @@ static void block_signals(void)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-/* The operator's callback for compat leases, checked against the [callback NAME] entries at
+/* The operator's callback for bridge leases, checked against the [callback NAME] entries at
  * start: a mistake stops the daemon instead of failing every Paperclip acquire. */
-static sb_err *load_compat_callback(sbs_server *srv, const sb_server_config *cfg)
+static sb_err *load_bridge_callback(sbs_server *srv, const sb_server_config *cfg)
 {
 	const char *v = cfg->compat_callback;
 	if (!v || !*v)
@@ -207,12 +134,12 @@ static sb_err *load_compat_callback(sbs_server *srv, const sb_server_config *cfg
 		json_decref(j);
 	}
 	sb_err *err = sb_callback_config_from_json(text, strlen(text), srv->callbacks,
-	                                           srv->ncallbacks, &srv->compat_callback);
+	                                           srv->ncallbacks, &srv->bridge_callback);
 	if (err) {
 		free(text);
 		return sb_err_prefix(err, "compat_callback = %s", v);
 	}
-	srv->compat_callback_json = text;
+	srv->bridge_callback_json = text;
 	return NULL;
 }
 
@@ -233,6 +160,7 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	s->stop_fd = -1;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
+	pthread_mutex_init(&srv->bridge_sessions_mu, NULL);
 	srv->limits = cfg->limits;
 	fill_limits(&srv->limits);
 	srv->access_log = cfg->access_log;
@@ -282,11 +210,12 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	char *token = NULL;
 	sb_hmac_keyring keys = {0};
 	sb_err *err = NULL;
-	if ((err = read_token(cfg, &token)) || (err = load_compat_callback(srv, cfg)))
+	if ((err = sbs_read_token(cfg, &token)) || (err = load_bridge_callback(srv, cfg)))
 		goto fail;
-	if (cfg->hmac_keys_file && ((err = check_secret_file("HMAC key file", cfg->hmac_keys_file,
-	                                                     sandbox_uid_of(&cfg->sandbox))) ||
-	                            (err = sb_hmac_keyring_load(cfg->hmac_keys_file, &keys))))
+	if (cfg->hmac_keys_file &&
+	    ((err = sbs_secret_file_check("HMAC key file", cfg->hmac_keys_file,
+	                                  sbs_sandbox_host_uid(&cfg->sandbox))) ||
+	     (err = sb_hmac_keyring_load(cfg->hmac_keys_file, &keys))))
 		goto fail;
 	if (s->tls_cert && !MHD_is_feature_supported(MHD_FEATURE_TLS)) {
 		err = sb_err_new(SB_E_UNSUPPORTED, "this libmicrohttpd was built without TLS");
@@ -343,7 +272,7 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	sb_sandbox_health_deinit(&h);
 	srv->router = sbs_router_new();
 	sbs_native_routes_register(srv);
-	sbs_compat_routes_register(srv); /* the Paperclip bridge (compat_routes.c) */
+	sbs_bridge_routes_register(srv); /* the Paperclip bridge (bridge_routes.c) */
 	s->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (s->stop_fd < 0) {
 		err = sb_err_sys(errno, "eventfd");
@@ -359,103 +288,6 @@ fail:
 	sb_hmac_keyring_deinit(&keys);
 	sb_server_free(s);
 	return sb_err_prefix(err, "starting the daemon");
-}
-
-/* "host:port", "[v6]:port" */
-static sb_err *tcp_listen(const char *spec, int *fd_out, int *port_out)
-{
-	char *host = NULL, *port = NULL;
-	if (spec[0] == '[') {
-		const char *e = strchr(spec, ']');
-		if (!e || e[1] != ':')
-			return sb_err_new(SB_E_INVAL, "bad listen address \"%s\": use [v6]:port",
-			                  spec);
-		host = sb_xstrndup(spec + 1, (size_t)(e - spec - 1));
-		port = sb_xstrdup(e + 2);
-	} else {
-		const char *c = strrchr(spec, ':');
-		if (!c)
-			return sb_err_new(SB_E_INVAL, "bad listen address \"%s\": use HOST:PORT",
-			                  spec);
-		host = sb_xstrndup(spec, (size_t)(c - spec));
-		port = sb_xstrdup(c + 1);
-	}
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-	                         .ai_socktype = SOCK_STREAM,
-	                         .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-	struct addrinfo *ai = NULL;
-	int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &ai);
-	sb_err *err = NULL;
-	if (rc) {
-		err = sb_err_new(SB_E_INVAL, "listen address \"%s\": %s", spec, gai_strerror(rc));
-		goto out;
-	}
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		err = sb_err_sys(errno, "socket for %s", spec);
-		goto out;
-	}
-	int one = 1;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 512) < 0) {
-		err = sb_err_sys(errno, "listening on %s", spec);
-		close(fd);
-		goto out;
-	}
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	*port_out = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-	                                           : ((struct sockaddr_in *)&ss)->sin_port);
-	*fd_out = fd;
-out:
-	if (ai)
-		freeaddrinfo(ai);
-	free(host);
-	free(port);
-	return err;
-}
-
-static sb_err *unix_listen(const char *path, int *fd_out)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	if (strlen(path) >= sizeof sa.sun_path)
-		return sb_err_new(SB_E_INVAL, "socket path %s is longer than %zu bytes", path,
-		                  sizeof sa.sun_path - 1);
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return sb_err_sys(errno, "socket for %s", path);
-	struct stat st;
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			close(fd);
-			return sb_err_new(SB_E_EXISTS, "%s exists and is not a socket", path);
-		}
-		/* Remove a stale socket of an earlier run, never a live one. */
-		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0;
-		if (probe >= 0)
-			close(probe);
-		if (live) {
-			close(fd);
-			return sb_err_new(SB_E_EXISTS,
-			                  "another daemon is listening on %s; stop it or choose "
-			                  "another --socket",
-			                  path);
-		}
-		unlink(path);
-	}
-	mode_t old = umask(0117);
-	int rc = bind(fd, (struct sockaddr *)&sa, sizeof sa);
-	umask(old);
-	if (rc < 0 || listen(fd, 512) < 0) {
-		sb_err *err = sb_err_sys(errno, "listening on %s", path);
-		close(fd);
-		return err;
-	}
-	*fd_out = fd;
-	return NULL;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) SB_PRINTF(2, 0);
@@ -579,7 +411,7 @@ sb_err *sb_server_start(sb_server *s)
 	}
 	if (s->listen_tcp) {
 		int fd = -1;
-		if ((err = tcp_listen(s->listen, &fd, &s->port)))
+		if ((err = sbs_listen_tcp(s->listen, &fd, &s->port)))
 			goto out;
 		if ((err = start_daemon(s, fd, cert != NULL, cert, key))) {
 			close(fd);
@@ -591,7 +423,7 @@ sb_err *sb_server_start(sb_server *s)
 	}
 	if (s->socket_path) {
 		int fd = -1;
-		if ((err = unix_listen(s->socket_path, &fd)))
+		if ((err = sbs_listen_unix(s->socket_path, &fd)))
 			goto out;
 		s->socket_bound = true;
 		if ((err = start_daemon(s, fd, false, NULL, NULL))) {
@@ -731,8 +563,8 @@ void sb_server_free(sb_server *s)
 	free(srv->tmp_dir);
 	free(srv->overlay_dir);
 	sb_strv_free(srv->hide_paths);
-	sb_callback_config_free(srv->compat_callback);
-	free(srv->compat_callback_json);
+	sb_callback_config_free(srv->bridge_callback);
+	free(srv->bridge_callback_json);
 	free(s->listen);
 	free(s->socket_path);
 	free(s->tls_cert);
@@ -740,5 +572,6 @@ void sb_server_free(sb_server *s)
 	sb_close(&s->stop_fd);
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->srv.bridge_sessions_mu);
 	free(s);
 }

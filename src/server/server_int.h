@@ -4,6 +4,7 @@
 #define SB_SERVER_SERVER_INT_H
 
 #include <sandbar/server.h>
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include "authn.h"
@@ -31,9 +32,10 @@ struct sbs_server {
 	sbs_metrics *metrics;
 	const sb_callback_entry *callbacks; /* the operator's, borrowed from the config */
 	size_t ncallbacks;
-	sb_callback_stats callback_stats;    /* relays of this daemon's leases add to it */
-	sb_callback_config *compat_callback; /* every compat lease's, or NULL (compat_routes.c) */
-	char *compat_callback_json;
+	sb_callback_stats callback_stats; /* relays of this daemon's leases add to it */
+	sb_callback_config
+	    *bridge_callback; /* every bridge lease's (cfg->compat_callback), or NULL */
+	char *bridge_callback_json;
 	json_t *sandbox_health; /* sb_sandbox_health_json at start */
 	bool access_log;
 	int listen_port; /* the TCP listener's port, 0 = none (egress proxies deny it) */
@@ -43,10 +45,22 @@ struct sbs_server {
 	atomic_long http_inflight; /* requests started and not completed (http.c; drain waits) */
 	sbs_gate *gates[2];        /* the listeners' front doors (server.c owns them) */
 	uint64_t nofile;           /* the soft RLIMIT_NOFILE in force at start */
+	pthread_mutex_t
+	    bridge_sessions_mu; /* named sessions' read-merge-write (bridge_sessions.c) */
 };
 
 /* Route registration (one per route file). */
 void sbs_native_routes_register(sbs_server *srv);
 void sbs_file_routes_register(sbs_server *srv);
+
+/* server_secrets.c: a secret file readable by nobody but us (and not by the sandbox user,
+ * sandbox_uid > 0); the host uid sandboxes run as (-1 when we are not root); the API token. */
+sb_err *sbs_secret_file_check(const char *what, const char *path, int64_t sandbox_uid);
+int64_t sbs_sandbox_host_uid(const sb_sandbox_config *sc);
+sb_err *sbs_read_token(const sb_server_config *cfg, char **out);
+
+/* server_listen.c: listening sockets (close-on-exec), the port actually bound. */
+sb_err *sbs_listen_tcp(const char *spec, int *fd_out, int *port_out);
+sb_err *sbs_listen_unix(const char *path, int *fd_out);
 
 #endif

@@ -37,6 +37,19 @@ static entry *find(sbs_sleep *z, const char *id)
 	return NULL;
 }
 
+/* Called with z->mu held. */
+static entry *find_or_add(sbs_sleep *z, const char *id)
+{
+	entry *e = find(z, id);
+	if (!e) {
+		z->v = sb_xrealloc(z->v, (z->n + 1) * sizeof *z->v);
+		e = &z->v[z->n++];
+		memset(e, 0, sizeof *e);
+		e->id = sb_xstrdup(id);
+	}
+	return e;
+}
+
 static void drop(sbs_sleep *z, entry *e)
 {
 	free(e->id);
@@ -212,13 +225,7 @@ void sbs_sleep_free(sbs_sleep *z)
 sb_err *sbs_sleep_set_policy(sbs_sleep *z, const char *id, int64_t after_ms)
 {
 	pthread_mutex_lock(&z->mu);
-	entry *e = find(z, id);
-	if (!e) {
-		z->v = sb_xrealloc(z->v, (z->n + 1) * sizeof *z->v);
-		e = &z->v[z->n++];
-		memset(e, 0, sizeof *e);
-		e->id = sb_xstrdup(id);
-	}
+	entry *e = find_or_add(z, id);
 	e->after_ms = after_ms;
 	e->last_use_ms = sb_mono_ms();
 	sb_err *err = persist(z, e);
@@ -298,13 +305,7 @@ sb_err *sbs_sleep_now(sbs_sleep *z, const char *id)
 		return err;
 	sbs_lease_unref(l);
 	pthread_mutex_lock(&z->mu);
-	entry *e = find(z, id);
-	if (!e) {
-		z->v = sb_xrealloc(z->v, (z->n + 1) * sizeof *z->v);
-		e = &z->v[z->n++];
-		memset(e, 0, sizeof *e);
-		e->id = sb_xstrdup(id);
-	}
+	entry *e = find_or_add(z, id);
 	err = e->asleep_ms ? NULL : apply(z, e, true, true);
 	pthread_mutex_unlock(&z->mu);
 	return err;

@@ -48,7 +48,8 @@ static const char *schema =
     "  cgroup TEXT);"
     "CREATE TABLE IF NOT EXISTS nonces (key TEXT PRIMARY KEY, expires_s INTEGER NOT NULL);"
     "CREATE TABLE IF NOT EXISTS audit ("
-    "  ts_ms INTEGER NOT NULL, lease_id TEXT, action TEXT NOT NULL, detail TEXT);";
+    "  ts_ms INTEGER NOT NULL, lease_id TEXT, action TEXT NOT NULL, detail TEXT);"
+    "CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts_ms);";
 
 sb_err *sbs_store_open(const char *path, sbs_store **out)
 {
@@ -319,6 +320,25 @@ sb_err *sbs_store_prune_tombstones(sbs_store *st, int64_t cutoff_ms)
 {
 	return exec1(st, "DELETE FROM tombstones WHERE finished_ms < ?", NULL, cutoff_ms,
 	             "pruning tombstones");
+}
+
+sb_err *sbs_store_prune_audit(sbs_store *st, int64_t cutoff_ms)
+{
+	return exec1(st, "DELETE FROM audit WHERE ts_ms < ?", NULL, cutoff_ms,
+	             "pruning the audit trail");
+}
+
+int64_t sbs_store_audit_count(sbs_store *st)
+{
+	int64_t n = 0;
+	pthread_mutex_lock(&st->mu);
+	sqlite3_stmt *s = NULL;
+	if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM audit", -1, &s, NULL) == SQLITE_OK &&
+	    sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	pthread_mutex_unlock(&st->mu);
+	return n;
 }
 
 sb_err *sbs_store_nonce_put(sbs_store *st, const char *key, int64_t expires_s)

@@ -31,7 +31,7 @@ typedef struct sbs_lease_info {
 	sb_sandbox_enforced enforced;
 	int64_t ttl_s;
 	int64_t created_ms, renewed_ms, expires_ms, finished_ms; /* expires 0 = none */
-	json_t *metadata; /* free-form, for route layers (compat); may be NULL */
+	json_t *metadata; /* free-form, for route layers (the bridge); may be NULL */
 } sbs_lease_info;
 
 void sbs_lease_info_init(sbs_lease_info *li);
@@ -62,8 +62,12 @@ sb_err *sbs_store_lease_delete(sbs_store *st, const char *id);
  * (acquisition "adopted:<id>" when it has none). */
 sb_err *sbs_store_lease_tombstone(sbs_store *st, const sbs_lease_info *li);
 int64_t sbs_store_tombstone_count(sbs_store *st);
-/* Forget tombstones finished before cutoff_ms. */
+/* How long tombstones and audit lines are kept: a destroy stays idempotent for a week. */
+#define SBS_RETENTION_MS (7LL * 24 * 3600 * 1000)
+/* Forget tombstones finished before cutoff_ms, and audit lines written before it. */
 sb_err *sbs_store_prune_tombstones(sbs_store *st, int64_t cutoff_ms);
+sb_err *sbs_store_prune_audit(sbs_store *st, int64_t cutoff_ms);
+int64_t sbs_store_audit_count(sbs_store *st);
 /* Accepted HMAC nonces, so that a restart does not reopen the replay window. */
 sb_err *sbs_store_nonce_put(sbs_store *st, const char *key, int64_t expires_s);
 /* Call fn for every nonce that expires after now_s. */
@@ -84,7 +88,8 @@ sb_err *sbs_store_session_put(sbs_store *st, const char *lease_id, const char *a
 sb_err *sbs_store_session_drop(sbs_store *st, const char *lease_id, const char *acquisition_id,
                                const char *session_id);
 int64_t sbs_store_session_count(sbs_store *st, const char *lease_id);
-/* Append an audit line (detail may be NULL; borrowed). */
+/* Append an audit line (detail may be NULL; borrowed). The trail keeps the same days as the
+ * tombstones (SBS_RETENTION_MS): the reaper prunes older lines, so it never grows without end. */
 sb_err *sbs_store_audit(sbs_store *st, const char *lease_id, const char *action,
                         const json_t *detail);
 

@@ -1,8 +1,8 @@
 /* Test helpers for the bridge tests: a real daemon in a child process (its own state directory,
  * a bearer token, 127.0.0.1 on a free port), and a plain libcurl client that returns status,
  * content type and the exact body bytes, so the tests see the wire and not our own client. */
-#ifndef COMPAT_DAEMON_H
-#define COMPAT_DAEMON_H
+#ifndef BRIDGE_DAEMON_H
+#define BRIDGE_DAEMON_H
 
 #include <sandbar/base.h>
 #include <sys/types.h>

@@ -3,7 +3,7 @@
  * quoting, env restoration, stdin staging and the atomic mirror write are proven, not read. */
 #include "testutil.h"
 
-#include "../../src/server/compat.h"
+#include "../../src/server/bridge.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,8 +23,8 @@ static void input_coercion_follows_the_bridge_rules(void **state)
 	json_t *b = J("{\"keepAlive\":\"true\",\"normalizeId\":false,\"sessionId\":\"  s1  \","
 	              "\"sleepAfter\":\"\",\"timeoutMs\":\"450000.9\",\"sessionStrategy\":\"x\","
 	              "\"requestedCwd\":\"/w/p///\"}");
-	compat_opts o;
-	SB_ASSERT_OK(compat_opts_parse(b, &o));
+	bridge_opts o;
+	SB_ASSERT_OK(bridge_opts_parse(b, &o));
 	assert_false(o.keep_alive); /* only JSON true is true */
 	assert_false(o.normalize_id);
 	assert_string_equal(o.session_id, "s1");
@@ -32,21 +32,21 @@ static void input_coercion_follows_the_bridge_rules(void **state)
 	assert_int_equal(o.timeout_ms, 450000);    /* Number() then truncation */
 	assert_true(o.named);                      /* anything but "default" */
 	assert_string_equal(o.remote_cwd, "/w/p");
-	compat_opts_deinit(&o);
+	bridge_opts_deinit(&o);
 	json_decref(b);
 
 	b = J("{\"sessionStrategy\":\"default\",\"timeoutMs\":\"abc\",\"keepAlive\":true}");
-	SB_ASSERT_OK(compat_opts_parse(b, &o));
+	SB_ASSERT_OK(bridge_opts_parse(b, &o));
 	assert_false(o.named);
 	assert_true(o.keep_alive);
 	assert_int_equal(o.timeout_ms, 300000);
 	assert_string_equal(o.remote_cwd, "/workspace/paperclip");
 	assert_string_equal(o.session_id, "paperclip");
-	compat_opts_deinit(&o);
+	bridge_opts_deinit(&o);
 	json_decref(b);
 
 	b = J("{\"requestedCwd\":\"relative/dir\"}");
-	sb_err *err = compat_opts_parse(b, &o);
+	sb_err *err = bridge_opts_parse(b, &o);
 	assert_non_null(err);
 	assert_int_equal(err->code, SB_E_INVAL);
 	sb_err_free(err);
@@ -56,31 +56,31 @@ static void input_coercion_follows_the_bridge_rules(void **state)
 static void lease_ids_are_normalised_like_the_bridge(void **state)
 {
 	(void)state;
-	char *s = compat_normalize_id("--PC_acq::Run 42!!--");
+	char *s = bridge_normalize_id("--PC_acq::Run 42!!--");
 	assert_string_equal(s, "pc-acq-run-42");
 	free(s);
 	char *id = NULL;
-	SB_ASSERT_OK(compat_lease_id("Acquisition_1", NULL, true, &id));
+	SB_ASSERT_OK(bridge_lease_id("Acquisition_1", NULL, true, &id));
 	assert_string_equal(id, "pc-acq-acquisition-1");
 	free(id);
-	SB_ASSERT_OK(compat_lease_id("ignored", "0123456789ABCDEF0123456789abcdef", true, &id));
+	SB_ASSERT_OK(bridge_lease_id("ignored", "0123456789ABCDEF0123456789abcdef", true, &id));
 	assert_string_equal(id, "pc-scope-0123456789abcdef0123456789abcdef");
 	free(id);
 	/* Too long for a sandbox id. */
 	char longacq[80];
 	memset(longacq, 'a', sizeof(longacq) - 1);
 	longacq[sizeof(longacq) - 1] = '\0';
-	sb_err *err = compat_lease_id(longacq, NULL, true, &id);
+	sb_err *err = bridge_lease_id(longacq, NULL, true, &id);
 	assert_non_null(err);
 	assert_int_equal(err->code, SB_E_INVAL);
 	sb_err_free(err);
-	assert_true(compat_is_hex32("0123456789abcdef0123456789ABCDEF"));
-	assert_false(compat_is_hex32("0123456789abcdef0123456789abcde"));
-	assert_false(compat_is_hex32("0123456789abcdef0123456789abcdeg"));
-	assert_true(compat_env_key_ok("_A1"));
-	assert_false(compat_env_key_ok("bad-key"));
-	assert_false(compat_env_key_ok("1A"));
-	assert_false(compat_env_key_ok(""));
+	assert_true(bridge_is_hex32("0123456789abcdef0123456789ABCDEF"));
+	assert_false(bridge_is_hex32("0123456789abcdef0123456789abcde"));
+	assert_false(bridge_is_hex32("0123456789abcdef0123456789abcdeg"));
+	assert_true(bridge_env_key_ok("_A1"));
+	assert_false(bridge_env_key_ok("bad-key"));
+	assert_false(bridge_env_key_ok("1A"));
+	assert_false(bridge_env_key_ok(""));
 }
 
 /* Run script with sh -c; env additions and stdin optional; returns stdout. */
@@ -119,9 +119,9 @@ static void exec_script_runs_the_command_with_args_env_cwd_and_stdin(void **stat
 	                "ls /tmp/.paperclip-bridge-stdin-TAG1 2>/dev/null || echo ' gone'",
 	                "x", "it's \"quoted\" $HOME * \\ ünï", NULL};
 	char *keys[] = {"GREETING", NULL};
-	compat_cmd c = {
+	bridge_cmd c = {
 	    .command = "sh", .args = args, .cwd = dir, .env_keys = keys, .stdin_tag = "TAG1"};
-	char *script = compat_exec_script(&c);
+	char *script = bridge_exec_script(&c);
 	assert_null(strstr(script, "hello world")); /* values never in the script */
 	char *env[] = {"GREETING=hello world", NULL};
 	int st;
@@ -136,8 +136,8 @@ static void exec_script_runs_the_command_with_args_env_cwd_and_stdin(void **stat
 
 	/* No stdin: no staging and no redirect. */
 	char *args2[] = {"-c", "exit 7", NULL};
-	compat_cmd c2 = {.command = "sh", .args = args2};
-	script = compat_exec_script(&c2);
+	bridge_cmd c2 = {.command = "sh", .args = args2};
+	script = bridge_exec_script(&c2);
 	assert_null(strstr(script, "paperclip-bridge-stdin"));
 	out = run_sh(script, NULL, NULL, &st);
 	assert_string_equal(out, "rc=7\n");
@@ -152,7 +152,7 @@ static void mirror_script_writes_atomically_and_quotes_a_hostile_cwd(void **stat
 	char *base = sbt_mkdtemp("compat-mirror");
 	char *cwd = sb_strfmt("%s/it's;touch %s/pwned", base, base);
 	const char *json = "{\n  \"a\": \"it's\"\n}";
-	char *script = compat_sentinel_write_script(cwd, json, "p1");
+	char *script = bridge_sentinel_write_script(cwd, json, "p1");
 	int st;
 	char *out = run_sh(script, NULL, NULL, &st);
 	assert_string_equal(out, "rc=0\n");
@@ -167,7 +167,7 @@ static void mirror_script_writes_atomically_and_quotes_a_hostile_cwd(void **stat
 	free(script);
 	free(cwd);
 	sbt_rmtree(base);
-	char *p = compat_sentinel_path("/w/x//");
+	char *p = bridge_sentinel_path("/w/x//");
 	assert_string_equal(p, "/w/x/.paperclip-lease.json");
 	free(p);
 }

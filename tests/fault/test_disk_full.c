@@ -1,9 +1,15 @@
-/* The local disk filling up during a restore: the local workspace is a small tmpfs mounted in
- * this test's private mount namespace (we are root), and the remote side grew beyond it. The
- * restore must fail with an error that says the disk is full, leave every local file as it was,
- * and leave no staging behind; once there is room again, a restore completes.
+/* A disk filling up, on a small tmpfs mounted in this test's private mount namespace (we are
+ * root):
+ *  - during a restore (the local workspace is full): the restore fails with an error that says
+ *    the disk is full and where, leaves every local file as it was and no staging behind; once
+ *    there is room again, a restore completes;
+ *  - during staging (the far side is full): the prepare fails saying so, the local workspace
+ *    is untouched;
+ *  - during a spool write (the lease's state is full): the command is neither blocked nor
+ *    killed by a closed pipe, and its status says its output was cut (never a silent gap).
  */
 #include "harness.h"
+#include "sbx.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -115,11 +121,97 @@ static void command_path_restore_on_a_full_disk(void **state)
 	full_disk_fails_the_restore_and_keeps_local_files(true);
 }
 
+static void full_far_side_fails_the_staging(bool command_path)
+{
+	SBT_REQUIRE(have_mounts, "needs root and a private mount namespace to mount a small tmpfs");
+	char *local = sbt_mkdtemp("df-stage-local");
+	char *ref = sbt_mkdtemp("df-stage-ref");
+	char *remote = sbt_mkdtemp("df-stage-remote");
+	mount_small(remote, "1m");
+	char *ws = sbt_path(remote, "ws");
+	sbt_write_str(local, "README", "the local workspace\n");
+	assert_int_equal(sbt_sh("head -c 3145728 /dev/urandom > '%s/big.bin'", local), 0);
+	assert_int_equal(sbt_sh("cp -a '%s/.' '%s/'", local, ref), 0);
+	sb_runner *runner = rth_runner(true);
+	sb_runtime_prepare_opts o = {
+	    .runner = runner,
+	    .spec = {.remote_cwd = ws},
+	    .adapter_key = "claude",
+	    .workspace_local_dir = local,
+	    .force_command_path = command_path,
+	};
+	sb_runtime *rt = NULL;
+	sb_err *err = sb_runtime_prepare(&o, &rt);
+	assert_non_null(err);
+	print_message("staging onto a full disk: %s\n", err->msg);
+	assert_true(strstr(err->msg, "No space left on device") != NULL);
+	sb_err_free(err);
+	assert_null(rt);
+	rth_assert_trees_equal(ref, local, NULL);
+	sb_runner_free(runner);
+	free(ws);
+	assert_int_equal(umount2(remote, MNT_DETACH), 0);
+	sbt_rmtree(remote);
+	sbt_rmtree(ref);
+	sbt_rmtree(local);
+}
+
+static void native_staging_onto_a_full_disk(void **state)
+{
+	(void)state;
+	full_far_side_fails_the_staging(false);
+}
+
+static void command_path_staging_onto_a_full_disk(void **state)
+{
+	(void)state;
+	full_far_side_fails_the_staging(true);
+}
+
+static void spool_on_a_full_disk_is_cut_and_said(void **state)
+{
+	(void)state;
+	SBT_REQUIRE(have_mounts, "needs root and a private mount namespace to mount a small tmpfs");
+	char *st_dir = sbx_state_dir();
+	mount_small(st_dir, "6m");
+	sb_sandbox *sb = sbx_create(st_dir, "diskfull", NULL);
+	/* 16 MiB into a spool with 6 MiB of room, then a word on stdout's exit status */
+	char *argv[] = {"sh", "-c", "head -c 16777216 /dev/zero; exit $?", NULL};
+	sb_sandbox_exec_req req = {.argv = argv};
+	sb_sandbox_exec *x = NULL;
+	SB_ASSERT_OK(sb_sandbox_exec_start(sb, &req, &x));
+	sb_sandbox_exec_status st;
+	int64_t deadline = sb_mono_ms() + 60000;
+	for (;;) {
+		SB_ASSERT_OK(sb_sandbox_exec_status_of(x, &st));
+		if (!st.running || sb_mono_ms() > deadline)
+			break;
+		SB_ASSERT_OK(sb_sandbox_exec_wait(x, 200, NULL));
+	}
+	print_message("spool on a full disk: running %d, exit %d, signal %d, %llu bytes spooled, "
+	              "truncated %d\n",
+	              st.running, st.exit_code, st.signal, (unsigned long long)st.stdout_size,
+	              st.stdout_truncated);
+	assert_false(st.running); /* never blocked on a pipe nobody reads */
+	/* head wrote everything: no EPIPE, no SIGPIPE from a pipe closed under it */
+	assert_true(st.has_exit_code);
+	assert_int_equal(st.exit_code, 0);
+	assert_true(st.stdout_truncated); /* and the cut is said */
+	assert_true(st.stdout_size < 16777216u);
+	sb_sandbox_exec_free(x);
+	SB_ASSERT_OK(sb_sandbox_destroy(sb));
+	assert_int_equal(umount2(st_dir, MNT_DETACH), 0);
+	sbx_state_free(st_dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(native_restore_on_a_full_disk),
 	    cmocka_unit_test(command_path_restore_on_a_full_disk),
+	    cmocka_unit_test(native_staging_onto_a_full_disk),
+	    cmocka_unit_test(command_path_staging_onto_a_full_disk),
+	    cmocka_unit_test(spool_on_a_full_disk_is_cut_and_said),
 	};
 	return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -1,11 +1,11 @@
 /* The bridge's lease routes (paperclip-bridge-protocol.md §2.3, G2 semantics) on the daemon's
  * lease service: health, probe, acquire (idempotent on acquisitionId, fingerprint-checked,
  * tombstoned), resume (409 sandbox_state_lost when the sandbox died or its mirror no longer
- * matches), release and destroy (refused while an exec runs). Ownership lives in the lease
- * service's records; the `.paperclip-lease.json` file in remoteCwd only mirrors it.
+ * matches); release and destroy are in bridge_release.c, the ownership mirror in
+ * bridge_owner.c.
  */
-#include "compat.h"
-#include "compat_int.h"
+#include "bridge.h"
+#include "bridge_int.h"
 
 #include "sleep.h"
 
@@ -14,153 +14,28 @@
 #include <string.h>
 #include "sb_json.h"
 
-/* ---------------------------------------------------------------- helpers */
-
-sb_err *compat_run_sh(sb_sandbox *sb, const char *script, const void *stdin_data, size_t stdin_len,
-                      int64_t timeout_ms, sb_exec_result *res)
-{
-	sb_runner *runner = NULL;
-	sb_sandbox_runner_opts ro = {.default_cwd = "/"};
-	sb_err *err = sb_sandbox_runner_new(sb, &ro, &runner);
-	if (err)
-		return err;
-	char *argv[] = {"sh", "-c", (char *)script, NULL};
-	sb_exec_request rq = {
-	    .argv = argv,
-	    .cwd = "/",
-	    .has_stdin = stdin_data != NULL,
-	    .stdin_data = stdin_data,
-	    .stdin_len = stdin_len,
-	    .timeout_ms = timeout_ms,
-	    .output_cap = 64 * 1024,
-	};
-	err = sb_runner_execute(runner, &rq, NULL, NULL, res);
-	sb_runner_free(runner);
-	return err;
-}
-
-/* "... failed with exit code N: <stderr>" for a setup command that ran and failed. */
-static sb_err *command_failed(const char *action, const sb_exec_result *res)
-{
-	if (res->timed_out)
-		return sb_err_new(SB_E_TIMEOUT, "%s timed out", action);
-	const char *detail = res->err.len ? res->err.data : res->out.len ? res->out.data : "";
-	if (res->has_exit_code)
-		return sb_err_new(SB_E_COMMAND, "%s failed with exit code %d%s%.500s", action,
-		                  res->exit_code, *detail ? ": " : "", detail);
-	return sb_err_new(SB_E_COMMAND, "%s failed (killed by %s)", action, res->signal);
-}
-
-json_t *compat_mirror_json(const char *lease_id, const char *acquisition_id,
-                           const char *fingerprint, const compat_opts *o, bool resumed)
-{
-	char now[SB_ISO8601_LEN];
-	sb_iso8601(sb_wall_ms(), now);
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:s}", "provider",
-	                 COMPAT_PROVIDER, "providerLeaseId", lease_id, "acquisitionId",
-	                 acquisition_id, "acquisitionFingerprint", fingerprint, "remoteCwd",
-	                 o->remote_cwd, "sessionStrategy", o->named ? "named" : "default",
-	                 "sessionId", o->session_id, "keepAlive", o->keep_alive, "sleepAfter",
-	                 o->sleep_after, "normalizeId", o->normalize_id, "resumedLease", resumed,
-	                 "updatedAt", now);
-}
-
-sb_err *compat_write_mirror(sb_sandbox *sb, const char *lease_id, const char *acquisition_id,
-                            const char *fingerprint, const compat_opts *o, bool resumed)
-{
-	json_t *m = compat_mirror_json(lease_id, acquisition_id, fingerprint, o, resumed);
-	if (compat_is_g1_acquisition(acquisition_id)) {
-		/* The G1 sentinel: no ownership fields. */
-		json_object_del(m, "acquisitionId");
-		json_object_del(m, "acquisitionFingerprint");
-	}
-	char *text = json_dumps(m, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(m);
-	char *tag = sb_random_id("");
-	char *script = compat_sentinel_write_script(o->remote_cwd, text, tag);
-	sb_exec_result res;
-	sb_exec_result_init(&res);
-	sb_err *err = compat_run_sh(sb, script, NULL, 0, o->timeout_ms, &res);
-	if (!err && !sb_exec_result_ok(&res))
-		err = command_failed("writing the lease mirror", &res);
-	sb_exec_result_deinit(&res);
-	free(script);
-	free(tag);
-	free(text);
-	return err ? sb_err_prefix(err, "lease %s at %s", lease_id, o->remote_cwd) : NULL;
-}
-
-/* The mirror as the sandbox holds it now: NULL (and no error) when missing, corrupt or over
- * COMPAT_SENTINEL_MAX bytes, since each of those means the same: state lost. */
-static sb_err *read_mirror(sb_sandbox *sb, const char *cwd, int64_t timeout_ms, json_t **out)
-{
-	*out = NULL;
-	char *path = compat_sentinel_path(cwd);
-	sb_buf script = SB_BUF_INIT;
-	sb_buf_appendf(&script, "head -c %d ", COMPAT_SENTINEL_MAX + 1);
-	sb_shell_quote(&script, path);
-	sb_exec_result res;
-	sb_exec_result_init(&res);
-	sb_err *err = compat_run_sh(sb, sb_buf_cstr(&script), NULL, 0, timeout_ms, &res);
-	if (!err && sb_exec_result_ok(&res) && res.out.len <= COMPAT_SENTINEL_MAX) {
-		json_error_t jerr;
-		json_t *j = json_loadb(res.out.data ? res.out.data : "", res.out.len, 0, &jerr);
-		if (json_is_object(j))
-			*out = j;
-		else
-			json_decref(j);
-	}
-	sb_exec_result_deinit(&res);
-	sb_buf_deinit(&script);
-	free(path);
-	return err;
-}
-
-const json_t *compat_record_meta(const sbs_lease_info *li)
-{
-	json_t *pc = li->metadata ? json_object_get(li->metadata, "paperclip") : NULL;
-	return json_is_object(pc) ? pc : NULL;
-}
-
-bool compat_is_g1_acquisition(const char *acquisition_id)
-{
-	return acquisition_id &&
-	       strncmp(acquisition_id, COMPAT_G1_ACQ_PREFIX, strlen(COMPAT_G1_ACQ_PREFIX)) == 0;
-}
-
-bool compat_lease_is_g1(const sbs_lease_info *li)
-{
-	return compat_record_meta(li) && compat_is_g1_acquisition(li->acquisition_id);
-}
-
-bool compat_req_is_v1(sbs_req *r)
-{
-	const char *p = sbs_req_path(r);
-	return p && strncmp(p, COMPAT_PREFIX_V1 "/", strlen(COMPAT_PREFIX_V1) + 1) == 0;
-}
-
 /* Options as stored at acquire time. */
-static sb_err *stored_opts(const sbs_lease_info *li, compat_opts *o)
+static sb_err *stored_opts(const sbs_lease_info *li, bridge_opts *o)
 {
-	const json_t *pc = compat_record_meta(li);
+	const json_t *pc = bridge_record_meta(li);
 	if (!pc)
 		return sb_err_new(SB_E_CONFLICT,
 		                  "lease %s was not acquired through the bridge protocol", li->id);
-	return compat_opts_parse(pc, o);
+	return bridge_opts_parse(pc, o);
 }
 
 /* The metadata every lease answer carries. */
-static json_t *lease_answer(const char *lease_id, const char *acquisition_id, const compat_opts *o,
+static json_t *lease_answer(const char *lease_id, const char *acquisition_id, const bridge_opts *o,
                             bool reuse, const char *scope, bool resumed)
 {
 	json_t *m = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:o, s:b}",
-	                      "provider", COMPAT_PROVIDER, "acquisitionId", acquisition_id,
+	                      "provider", BRIDGE_PROVIDER, "acquisitionId", acquisition_id,
 	                      "remoteCwd", o->remote_cwd, "sandboxId", lease_id, "sessionStrategy",
 	                      o->named ? "named" : "default", "sessionId", o->session_id,
 	                      "keepAlive", o->keep_alive, "sleepAfter", o->sleep_after,
 	                      "normalizeId", o->normalize_id, "reuseLease", reuse, "reuseScopeId",
 	                      scope ? json_string(scope) : json_null(), "resumedLease", resumed);
-	if (compat_is_g1_acquisition(acquisition_id)) {
+	if (bridge_is_g1_acquisition(acquisition_id)) {
 		/* G1's answer: no ownership or scope fields. */
 		json_object_del(m, "acquisitionId");
 		json_object_del(m, "reuseLease");
@@ -170,7 +45,7 @@ static json_t *lease_answer(const char *lease_id, const char *acquisition_id, co
 }
 
 /* keepAlive:false leases sleep after sleepAfter without requests or commands (sleep.h). */
-static void set_sleep_policy(sbs_server *srv, const char *id, const compat_opts *o)
+static void set_sleep_policy(sbs_server *srv, const char *id, const bridge_opts *o)
 {
 	int64_t ms = 0;
 	sb_err *err = NULL;
@@ -180,7 +55,7 @@ static void set_sleep_policy(sbs_server *srv, const char *id, const compat_opts 
 		json_decref(v);
 		if (err) {
 			sb_warn("lease %s: sleepAfter: %s; using %s", id, err->msg,
-			        COMPAT_DEFAULT_SLEEP_AFTER);
+			        BRIDGE_DEFAULT_SLEEP_AFTER);
 			sb_err_free(err);
 			ms = 10 * 60 * 1000;
 		}
@@ -191,11 +66,11 @@ static void set_sleep_policy(sbs_server *srv, const char *id, const compat_opts 
 	}
 }
 
-static bool parse_body(sbs_req *r, json_t **body, compat_opts *o)
+static bool parse_body(sbs_req *r, json_t **body, bridge_opts *o)
 {
 	if (!sbs_req_json(r, body))
 		return false;
-	sb_err *err = compat_opts_parse(*body, o);
+	sb_err *err = bridge_opts_parse(*body, o);
 	if (err) {
 		sbs_reply_error(r, 400, "invalid_request", "%s", err->msg);
 		sb_err_free(err);
@@ -219,14 +94,14 @@ static void route_health(sbs_req *r, void *ud)
 	json_t *ext = json_pack("{s:s, s:b, s:b, s:s, s:b}", "version", SB_VERSION, "hmac", 1,
 	                        "workspaceTar", 1, "nativeApi", "/v1", "cancel", 1);
 	sbs_reply_json(r, 200,
-	               json_pack("{s:b, s:s, s:s, s:o, s:o}", "ok", 1, "provider", COMPAT_PROVIDER,
+	               json_pack("{s:b, s:s, s:s, s:o, s:o}", "ok", 1, "provider", BRIDGE_PROVIDER,
 	                         "bridgeVersion", SB_VERSION, "capabilities", caps, "sandbar",
 	                         ext));
 }
 
 typedef struct setup_ctx {
 	const char *lease_id, *acquisition_id, *fingerprint;
-	const compat_opts *o;
+	const bridge_opts *o;
 	bool probe;
 	char *pwd; /* probe: what `pwd` printed */
 } setup_ctx;
@@ -235,7 +110,7 @@ static sb_err *setup_lease(void *ud, sb_sandbox *sb)
 {
 	setup_ctx *sc = ud;
 	if (!sc->probe)
-		return compat_write_mirror(sb, sc->lease_id, sc->acquisition_id, sc->fingerprint,
+		return bridge_write_mirror(sb, sc->lease_id, sc->acquisition_id, sc->fingerprint,
 		                           sc->o, false);
 	sb_buf script = SB_BUF_INIT;
 	sb_buf_appends(&script, "mkdir -p ");
@@ -245,9 +120,9 @@ static sb_err *setup_lease(void *ud, sb_sandbox *sb)
 	sb_buf_appends(&script, " && pwd");
 	sb_exec_result res;
 	sb_exec_result_init(&res);
-	sb_err *err = compat_run_sh(sb, sb_buf_cstr(&script), NULL, 0, sc->o->timeout_ms, &res);
+	sb_err *err = bridge_run_sh(sb, sb_buf_cstr(&script), NULL, 0, sc->o->timeout_ms, &res);
 	if (!err && !sb_exec_result_ok(&res))
-		err = command_failed(sb_buf_cstr(&script), &res);
+		err = bridge_command_failed(sb_buf_cstr(&script), &res);
 	if (!err)
 		sc->pwd = sb_xstrdup(res.out.data ? res.out.data : "");
 	sb_exec_result_deinit(&res);
@@ -259,7 +134,7 @@ static void route_probe(sbs_req *r, void *ud)
 {
 	sbs_server *srv = ud;
 	json_t *body = NULL;
-	compat_opts o;
+	bridge_opts o;
 	if (!parse_body(r, &body, &o))
 		return;
 	/* Two probes in the same millisecond still get distinct sandboxes. */
@@ -271,8 +146,8 @@ static void route_probe(sbs_req *r, void *ud)
 	                      .acquisition_id = id,
 	                      .fingerprint = "probe",
 	                      .network = true,
-	                      .callback = srv->compat_callback,
-	                      .callback_json = srv->compat_callback_json,
+	                      .callback = srv->bridge_callback,
+	                      .callback_json = srv->bridge_callback_json,
 	                      .ttl_s = 600,
 	                      .setup = setup_lease,
 	                      .setup_ud = &sc};
@@ -299,7 +174,7 @@ static void route_probe(sbs_req *r, void *ud)
 		size_t n = sc.pwd ? strlen(sc.pwd) : 0;
 		while (n > 0 && sc.pwd[n - 1] == '\n')
 			sc.pwd[--n] = '\0';
-		json_t *m = json_pack("{s:s, s:s, s:b, s:s}", "provider", COMPAT_PROVIDER,
+		json_t *m = json_pack("{s:s, s:s, s:b, s:s}", "provider", BRIDGE_PROVIDER,
 		                      "remoteCwd", o.remote_cwd, "namedSessions", o.named, "stdout",
 		                      sc.pwd ? sc.pwd : "");
 		sbs_reply_json(r, 200,
@@ -311,13 +186,13 @@ static void route_probe(sbs_req *r, void *ud)
 	free(sc.pwd);
 	free(id);
 	free(rnd);
-	compat_opts_deinit(&o);
+	bridge_opts_deinit(&o);
 	json_decref(body);
 }
 
 /* ---------------------------------------------------------------- acquire */
 
-static char *fingerprint_of(const json_t *body, const compat_opts *o, const char *env_id,
+static char *fingerprint_of(const json_t *body, const bridge_opts *o, const char *env_id,
                             const char *run_id, const char *issue_id, bool reuse, const char *scope)
 {
 	/* The same fields as the bridge's fingerprint, hashed so the record stays small. */
@@ -341,12 +216,12 @@ static char *fingerprint_of(const json_t *body, const compat_opts *o, const char
  * existing G1 lease of that id is reused as the bridge's getSandbox would), else
  * `pc-<runId>-<8 hex>`; its owner is a fresh internal acquisition "g1:<id>:<random>", so that a
  * destroyed reusable id can be acquired again. */
-static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const compat_opts *o)
+static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const bridge_opts *o)
 {
-	char *env_id = compat_str(body, "environmentId", NULL);
-	char *run_id = compat_str(body, "runId", NULL);
-	char *issue_id = compat_str(body, "issueId", NULL);
-	bool reuse = compat_bool(body, "reuseLease", false);
+	char *env_id = bridge_str(body, "environmentId", NULL);
+	char *run_id = bridge_str(body, "runId", NULL);
+	char *issue_id = bridge_str(body, "issueId", NULL);
+	bool reuse = bridge_bool(body, "reuseLease", false);
 	char *raw = NULL, *id = NULL, *acq = NULL, *rnd = NULL;
 	sbs_lease_info info;
 	sbs_lease_info_init(&info);
@@ -355,16 +230,16 @@ static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const co
 		sbs_reply_error(r, 400, "invalid_request", "environmentId and runId are required");
 		goto out;
 	}
-	if (strlen(env_id) > COMPAT_STR_MAX || strlen(run_id) > COMPAT_STR_MAX ||
-	    (issue_id && strlen(issue_id) > COMPAT_STR_MAX)) {
+	if (strlen(env_id) > BRIDGE_STR_MAX || strlen(run_id) > BRIDGE_STR_MAX ||
+	    (issue_id && strlen(issue_id) > BRIDGE_STR_MAX)) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "environmentId, runId or issueId is longer than %d bytes",
-		                COMPAT_STR_MAX);
+		                BRIDGE_STR_MAX);
 		goto out;
 	}
 	rnd = sb_random_id("");
 	raw = reuse ? sb_strfmt("pc-env-%s", env_id) : sb_strfmt("pc-%s-%.8s", run_id, rnd);
-	id = o->normalize_id ? compat_normalize_id(raw) : sb_xstrdup(raw);
+	id = o->normalize_id ? bridge_normalize_id(raw) : sb_xstrdup(raw);
 	if (!sbs_id_ok(id)) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "the lease id \"%.80s\" derived from %s is not a valid sandbox id "
@@ -376,7 +251,7 @@ static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const co
 	sbs_req_set_lease(r, id);
 	if (reuse && !sbs_leases_info(srv->leases, id, &info) &&
 	    (info.state == SBS_LEASE_ACTIVE || info.state == SBS_LEASE_PENDING)) {
-		if (!compat_lease_is_g1(&info)) {
+		if (!bridge_lease_is_g1(&info)) {
 			sbs_reply_error(r, 409, "acquisition_conflict",
 			                "Refusing to adopt sandbox %s: it is owned through the "
 			                "ownership API (v2)",
@@ -389,11 +264,11 @@ static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const co
 			                err->msg);
 			goto out;
 		}
-		compat_opts so;
+		bridge_opts so;
 		memset(&so, 0, sizeof so);
 		if (!(err = stored_opts(&info, &so))) {
 			so.timeout_ms = o->timeout_ms;
-			err = compat_write_mirror(sbs_lease_sandbox(l), id, info.acquisition_id,
+			err = bridge_write_mirror(sbs_lease_sandbox(l), id, info.acquisition_id,
 			                          "g1", &so, false);
 		}
 		sbs_lease_unref(l);
@@ -402,10 +277,10 @@ static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const co
 		else
 			sbs_reply_json(
 			    r, 200, lease_answer(id, info.acquisition_id, &so, true, NULL, false));
-		compat_opts_deinit(&so);
+		bridge_opts_deinit(&so);
 		goto out;
 	}
-	acq = sb_strfmt(COMPAT_G1_ACQ_PREFIX "%s:%.16s", id, rnd);
+	acq = sb_strfmt(BRIDGE_G1_ACQ_PREFIX "%s:%.16s", id, rnd);
 	json_t *md = json_pack(
 	    "{s:{s:s, s:s, s:s, s:b, s:s, s:b, s:b, s:o, s:s, s:o, s:i}}", "paperclip",
 	    "environmentId", env_id, "requestedCwd", o->remote_cwd, "sessionStrategy",
@@ -417,8 +292,8 @@ static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const co
 	                      .acquisition_id = acq,
 	                      .fingerprint = "g1",
 	                      .network = true,
-	                      .callback = srv->compat_callback,
-	                      .callback_json = srv->compat_callback_json,
+	                      .callback = srv->bridge_callback,
+	                      .callback_json = srv->bridge_callback_json,
 	                      .issue_id = issue_id,
 	                      .run_id = run_id,
 	                      .metadata = md,
@@ -455,20 +330,20 @@ static void route_acquire(sbs_req *r, void *ud)
 {
 	sbs_server *srv = ud;
 	json_t *body = NULL;
-	compat_opts o;
+	bridge_opts o;
 	if (!parse_body(r, &body, &o))
 		return;
-	char *acq = compat_str(body, "acquisitionId", NULL);
-	char *env_id = compat_str(body, "environmentId", NULL);
-	char *run_id = compat_str(body, "runId", NULL);
-	char *issue_id = compat_str(body, "issueId", NULL);
-	char *scope = compat_str(body, "reuseScopeId", NULL);
-	bool reuse = compat_bool(body, "reuseLease", false);
+	char *acq = bridge_str(body, "acquisitionId", NULL);
+	char *env_id = bridge_str(body, "environmentId", NULL);
+	char *run_id = bridge_str(body, "runId", NULL);
+	char *issue_id = bridge_str(body, "issueId", NULL);
+	char *scope = bridge_str(body, "reuseScopeId", NULL);
+	bool reuse = bridge_bool(body, "reuseLease", false);
 	char *id = NULL, *fp = NULL;
 	sbs_lease_info info;
 	sbs_lease_info_init(&info);
 	sb_err *err = NULL;
-	if (!acq && compat_req_is_v1(r)) {
+	if (!acq && bridge_req_is_v1(r)) {
 		acquire_g1(r, srv, body, &o);
 		goto out;
 	}
@@ -477,27 +352,27 @@ static void route_acquire(sbs_req *r, void *ud)
 		                "acquisitionId, environmentId and runId are required");
 		goto out;
 	}
-	if (compat_is_g1_acquisition(acq)) {
+	if (bridge_is_g1_acquisition(acq)) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "acquisitionId \"%.80s\" is reserved (the \"%s\" prefix marks "
 		                "G1 leases)",
-		                acq, COMPAT_G1_ACQ_PREFIX);
+		                acq, BRIDGE_G1_ACQ_PREFIX);
 		goto out;
 	}
-	if (strlen(acq) > SBS_ACQUISITION_ID_MAX || strlen(env_id) > COMPAT_STR_MAX ||
-	    strlen(run_id) > COMPAT_STR_MAX || (issue_id && strlen(issue_id) > COMPAT_STR_MAX)) {
+	if (strlen(acq) > SBS_ACQUISITION_ID_MAX || strlen(env_id) > BRIDGE_STR_MAX ||
+	    strlen(run_id) > BRIDGE_STR_MAX || (issue_id && strlen(issue_id) > BRIDGE_STR_MAX)) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "acquisitionId (max %d bytes), environmentId, runId or issueId is "
 		                "too long",
 		                SBS_ACQUISITION_ID_MAX);
 		goto out;
 	}
-	if (reuse && !compat_is_hex32(scope)) {
+	if (reuse && !bridge_is_hex32(scope)) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "reuseLease requires a reuseScopeId of exactly 32 hex characters");
 		goto out;
 	}
-	if ((err = compat_lease_id(acq, reuse ? scope : NULL, o.normalize_id, &id))) {
+	if ((err = bridge_lease_id(acq, reuse ? scope : NULL, o.normalize_id, &id))) {
 		sbs_reply_error(r, 400, "invalid_request", "%s", err->msg);
 		goto out;
 	}
@@ -513,8 +388,8 @@ static void route_acquire(sbs_req *r, void *ud)
 	                      .acquisition_id = acq,
 	                      .fingerprint = fp,
 	                      .network = true,
-	                      .callback = srv->compat_callback,
-	                      .callback_json = srv->compat_callback_json,
+	                      .callback = srv->bridge_callback,
+	                      .callback_json = srv->bridge_callback_json,
 	                      .issue_id = issue_id,
 	                      .run_id = run_id,
 	                      .reuse_scope = reuse ? scope : NULL,
@@ -565,7 +440,7 @@ out:
 	free(scope);
 	free(id);
 	free(fp);
-	compat_opts_deinit(&o);
+	bridge_opts_deinit(&o);
 	json_decref(body);
 }
 
@@ -583,12 +458,12 @@ static void route_resume(sbs_req *r, void *ud)
 {
 	sbs_server *srv = ud;
 	json_t *body = NULL;
-	compat_opts o, so;
+	bridge_opts o, so;
 	memset(&so, 0, sizeof(so));
 	if (!parse_body(r, &body, &o))
 		return;
-	char *id = compat_str(body, "providerLeaseId", NULL);
-	char *acq = compat_str(body, "acquisitionId", NULL);
+	char *id = bridge_str(body, "providerLeaseId", NULL);
+	char *acq = bridge_str(body, "acquisitionId", NULL);
 	sbs_lease *l = NULL;
 	sbs_lease_info info;
 	sbs_lease_info_init(&info);
@@ -610,8 +485,8 @@ static void route_resume(sbs_req *r, void *ud)
 		goto out;
 	}
 	sbs_lease_get_info(l, &info);
-	bool g1 = !acq && compat_req_is_v1(r);
-	if (g1 && compat_lease_is_g1(&info))
+	bool g1 = !acq && bridge_req_is_v1(r);
+	if (g1 && bridge_lease_is_g1(&info))
 		acq = sb_xstrdup(info.acquisition_id);
 	if (!acq || !info.acquisition_id || strcmp(acq, info.acquisition_id) != 0) {
 		sbs_reply_error(r, 409, "acquisition_conflict",
@@ -625,7 +500,8 @@ static void route_resume(sbs_req *r, void *ud)
 	}
 	/* The mirror must still describe this owner; anything else means the workspace the
 	 * caller relies on is not the one it left. */
-	if ((err = read_mirror(sbs_lease_sandbox(l), so.remote_cwd, o.timeout_ms, &mirror))) {
+	if ((err =
+	         bridge_read_mirror(sbs_lease_sandbox(l), so.remote_cwd, o.timeout_ms, &mirror))) {
 		reply_lost(r, id, err->msg);
 		goto out;
 	}
@@ -642,7 +518,7 @@ static void route_resume(sbs_req *r, void *ud)
 		goto out;
 	}
 	fence = sb_random_id("resume-");
-	if ((err = sbs_lease_fence_begin(l, fence, sb_wall_ms() + COMPAT_FENCE_TTL_MS, NULL))) {
+	if ((err = sbs_lease_fence_begin(l, fence, sb_wall_ms() + BRIDGE_FENCE_TTL_MS, NULL))) {
 		free(fence);
 		fence = NULL;
 		sbs_reply_error(r, 409, "acquisition_conflict",
@@ -653,11 +529,11 @@ static void route_resume(sbs_req *r, void *ud)
 	 * only the command timeout is the caller's. */
 	so.timeout_ms = o.timeout_ms;
 	if ((err =
-	         compat_write_mirror(sbs_lease_sandbox(l), id, acq, info.fingerprint, &so, true))) {
+	         bridge_write_mirror(sbs_lease_sandbox(l), id, acq, info.fingerprint, &so, true))) {
 		sbs_reply_error(r, 500, "internal_error", "%s", err->msg);
 		goto out;
 	}
-	const json_t *pc = compat_record_meta(&info);
+	const json_t *pc = bridge_record_meta(&info);
 	bool reuse = json_is_true(json_object_get(pc, "reuseLease"));
 	const char *scope = json_string_value(json_object_get(pc, "reuseScopeId"));
 	sbs_reply_json(r, 200, lease_answer(id, acq, &so, reuse, scope, true));
@@ -672,173 +548,8 @@ out:
 	sbs_lease_info_deinit(&info);
 	free(id);
 	free(acq);
-	compat_opts_deinit(&so);
-	compat_opts_deinit(&o);
-	json_decref(body);
-}
-
-/* ---------------------------------------------------------------- release, destroy */
-
-/* Was lease id, as owned by acquisition acq, destroyed already (a tombstone)? */
-static bool destroyed_by(sbs_server *srv, const char *id, const char *acq)
-{
-	sbs_lease_info li;
-	sbs_lease_info_init(&li);
-	sb_err *err = sbs_store_lease_by_acquisition(srv->store, acq, &li);
-	bool yes = !err && li.state == SBS_LEASE_DESTROYED && strcmp(li.id, id) == 0;
-	sb_err_free(err);
-	sbs_lease_info_deinit(&li);
-	return yes;
-}
-
-/* G1 release/destroy (no acquisitionId under v1) of a G1 lease: destroyed once no exec runs,
- * errors swallowed, always 200 (an unknown or destroyed id included). keep: reuseLease. */
-static void g1_release(sbs_req *r, sbs_server *srv, const char *id, bool keep)
-{
-	sbs_lease_info info;
-	sbs_lease_info_init(&info);
-	sb_err *err = sbs_leases_info(srv->leases, id, &info);
-	bool live = !err && info.state != SBS_LEASE_DESTROYED;
-	if (live && !compat_lease_is_g1(&info)) {
-		sbs_reply_error(
-		    r, 409, "acquisition_conflict",
-		    "lease %s is owned through the ownership API (v2): the request must "
-		    "name its acquisitionId",
-		    id);
-		goto out;
-	}
-	if (live && !keep) {
-		sbs_destroy_opts o = {
-		    .acquisition_id = info.acquisition_id, .defer = true, .reason = "paperclip g1"};
-		sbs_destroy_outcome out;
-		sb_err *derr = sbs_leases_destroy(srv->leases, id, &o, &out, NULL);
-		if (derr) {
-			sb_warn("bridge (G1) destroy of lease %s: %s", id, derr->msg);
-			sb_err_free(derr);
-		}
-	}
-	sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
-out:
-	sb_err_free(err);
-	sbs_lease_info_deinit(&info);
-}
-
-/* Coordinated destroy of lease id by acquisition acq; replies. */
-static void destroy_and_reply(sbs_req *r, sbs_server *srv, const char *id, const char *acq)
-{
-	if (!acq && compat_req_is_v1(r)) {
-		g1_release(r, srv, id, false);
-		return;
-	}
-	if (!acq) {
-		/* sandbar never had unowned (legacy) bridge leases: no identity, no destroy. */
-		sbs_reply_error(r, 409, "acquisition_conflict",
-		                "destroying lease %s requires its acquisitionId", id);
-		return;
-	}
-	sbs_destroy_opts o = {.acquisition_id = acq, .reason = "paperclip"};
-	sbs_destroy_outcome out;
-	char **busy = NULL;
-	sb_err *err = sbs_leases_destroy(srv->leases, id, &o, &out, &busy);
-	if (err) {
-		if (err->code == SB_E_NOTFOUND)
-			sbs_reply_error(r, 409, "acquisition_conflict",
-			                "lease %s has no ownership record: %s", id, err->msg);
-		else
-			/* The outcome is unknown and the record stays DESTROYING: retry. */
-			sbs_reply_error(r, 500, "internal_error", "%s", err->msg);
-		sb_err_free(err);
-		sb_strv_free(busy);
-		return;
-	}
-	switch (out) {
-	case SBS_DESTROY_DONE:
-	case SBS_DESTROY_ALREADY:
-		sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
-		break;
-	case SBS_DESTROY_BUSY:
-	case SBS_DESTROY_DEFERRED:
-	case SBS_DESTROY_IN_PROGRESS:
-		sbs_reply_error_details(r, 409, "acquisition_conflict",
-		                        json_pack("{s:s}", "providerLeaseId", id),
-		                        "lease %s is busy (a setup, resume or exec is running); "
-		                        "retry once it has finished",
-		                        id);
-		break;
-	case SBS_DESTROY_CONFLICT:
-		/* A repeated destroy by an acquisition whose lease is already gone succeeds
-		 * without touching the later owner of the same id. */
-		if (destroyed_by(srv, id, acq))
-			sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1));
-		else
-			sbs_reply_error(r, 409, "acquisition_conflict",
-			                "lease %s is owned by another acquisition", id);
-		break;
-	}
-	sb_strv_free(busy);
-}
-
-static void route_release(sbs_req *r, void *ud)
-{
-	sbs_server *srv = ud;
-	json_t *body = NULL;
-	if (!sbs_req_json(r, &body))
-		return;
-	char *id = compat_str(body, "providerLeaseId", NULL);
-	char *acq = compat_str(body, "acquisitionId", NULL);
-	sbs_lease_info info;
-	sbs_lease_info_init(&info);
-	if (!id) {
-		sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1)); /* nothing to release */
-		goto out;
-	}
-	sbs_req_set_lease(r, id);
-	if (!compat_bool(body, "reuseLease", false)) {
-		destroy_and_reply(r, srv, id, acq);
-		goto out;
-	}
-	if (!acq && compat_req_is_v1(r)) {
-		g1_release(r, srv, id, true);
-		goto out;
-	}
-	if (!acq) {
-		sbs_reply_error(r, 400, "invalid_request",
-		                "releasing a reusable lease requires its acquisitionId");
-		goto out;
-	}
-	sb_err *err = sbs_leases_info(srv->leases, id, &info);
-	if (err || info.state == SBS_LEASE_DESTROYED || info.state == SBS_LEASE_DESTROYING ||
-	    !info.acquisition_id || strcmp(info.acquisition_id, acq) != 0)
-		sbs_reply_error(r, 409, "acquisition_conflict",
-		                "lease %s is not owned by acquisition %s%s%s", id, acq,
-		                err ? ": " : "", err ? err->msg : "");
-	else
-		sbs_reply_json(r, 200, json_pack("{s:b}", "ok", 1)); /* kept for reuse */
-	sb_err_free(err);
-out:
-	sbs_lease_info_deinit(&info);
-	free(id);
-	free(acq);
-	json_decref(body);
-}
-
-static void route_delete(sbs_req *r, void *ud)
-{
-	sbs_server *srv = ud;
-	const char *id = sbs_req_param(r, "id");
-	if (!id || !*id) {
-		sbs_reply_error(r, 400, "invalid_request", "the lease id is empty");
-		return;
-	}
-	sbs_req_set_lease(r, id);
-	/* The body is optional and a broken one is ignored, as the bridge does. */
-	size_t len = 0;
-	const char *text = sbs_req_body(r, &len);
-	json_error_t jerr;
-	json_t *body = len ? json_loadb(text, len, 0, &jerr) : NULL;
-	char *acq = json_is_object(body) ? compat_str(body, "acquisitionId", NULL) : NULL;
-	destroy_and_reply(r, srv, id, acq);
-	free(acq);
+	bridge_opts_deinit(&so);
+	bridge_opts_deinit(&o);
 	json_decref(body);
 }
 
@@ -851,9 +562,9 @@ static void route_not_found(sbs_req *r, void *ud)
 
 /* ---------------------------------------------------------------- registration */
 
-void sbs_compat_routes_register(sbs_server *srv)
+void sbs_bridge_routes_register(sbs_server *srv)
 {
-	static const char *const prefixes[] = {COMPAT_PREFIX_V1, COMPAT_PREFIX_V2};
+	static const char *const prefixes[] = {BRIDGE_PREFIX_V1, BRIDGE_PREFIX_V2};
 	for (size_t i = 0; i < 2; i++) {
 		const char *p = prefixes[i];
 		char buf[128];
@@ -866,11 +577,11 @@ void sbs_compat_routes_register(sbs_server *srv)
 		ROUTE("POST", "/probe", SBS_ROUTE_BODY_JSON, route_probe);
 		ROUTE("POST", "/leases/acquire", SBS_ROUTE_BODY_JSON, route_acquire);
 		ROUTE("POST", "/leases/resume", SBS_ROUTE_BODY_JSON, route_resume);
-		ROUTE("POST", "/leases/release", SBS_ROUTE_BODY_JSON, route_release);
-		ROUTE("DELETE", "/leases/{id}", SBS_ROUTE_BODY_JSON, route_delete);
+		ROUTE("POST", "/leases/release", SBS_ROUTE_BODY_JSON, bridge_route_release);
+		ROUTE("DELETE", "/leases/{id}", SBS_ROUTE_BODY_JSON, bridge_route_delete);
 		/* Exec bodies carry stdin (base64 upload chunks of 4 MiB and more): spooled, then
 		 * parsed under the route's own bound. */
-		ROUTE("POST", "/exec", SBS_ROUTE_BODY_SPOOL, compat_route_exec);
+		ROUTE("POST", "/exec", SBS_ROUTE_BODY_SPOOL, bridge_route_exec);
 #undef ROUTE
 	}
 	sbs_router_set_fallback(srv->router, "/api/paperclip-sandbox/", route_not_found, srv);

@@ -2,7 +2,7 @@
  * ids (§2.4), the ownership-mirror script, the exec script (§2.6) and UTF-8 repair of command
  * output for JSON strings. No daemon state here, so all of it is unit-tested and fuzzed.
  */
-#include "compat.h"
+#include "bridge.h"
 #include "leases.h"
 
 #include <sandbar/sandbox.h>
@@ -15,7 +15,7 @@
 
 /* ---------------------------------------------------------------- coercion */
 
-bool compat_bool(const json_t *o, const char *key, bool def)
+bool bridge_bool(const json_t *o, const char *key, bool def)
 {
 	json_t *v = json_object_get(o, key);
 	if (!v)
@@ -34,7 +34,7 @@ static char *trimmed(const char *s, size_t n)
 	return n ? sb_xstrndup(s, n) : NULL;
 }
 
-char *compat_str(const json_t *o, const char *key, const char *def)
+char *bridge_str(const json_t *o, const char *key, const char *def)
 {
 	json_t *v = json_object_get(o, key);
 	char *s = json_is_string(v) ? trimmed(json_string_value(v), json_string_length(v)) : NULL;
@@ -43,7 +43,7 @@ char *compat_str(const json_t *o, const char *key, const char *def)
 	return def ? sb_xstrdup(def) : NULL;
 }
 
-int64_t compat_int(const json_t *o, const char *key, int64_t def)
+int64_t bridge_int(const json_t *o, const char *key, int64_t def)
 {
 	json_t *v = json_object_get(o, key);
 	double d;
@@ -71,30 +71,30 @@ int64_t compat_int(const json_t *o, const char *key, int64_t def)
 
 static sb_err *check_len(const char *field, const char *s)
 {
-	if (s && strlen(s) > COMPAT_STR_MAX)
-		return sb_err_new(SB_E_INVAL, "%s is longer than %d bytes", field, COMPAT_STR_MAX);
+	if (s && strlen(s) > BRIDGE_STR_MAX)
+		return sb_err_new(SB_E_INVAL, "%s is longer than %d bytes", field, BRIDGE_STR_MAX);
 	return NULL;
 }
 
-sb_err *compat_opts_parse(const json_t *body, compat_opts *out)
+sb_err *bridge_opts_parse(const json_t *body, bridge_opts *out)
 {
 	memset(out, 0, sizeof(*out));
-	out->remote_cwd = compat_str(body, "requestedCwd", COMPAT_DEFAULT_CWD);
+	out->remote_cwd = bridge_str(body, "requestedCwd", BRIDGE_DEFAULT_CWD);
 	size_t n = strlen(out->remote_cwd);
 	while (n > 1 && out->remote_cwd[n - 1] == '/')
 		out->remote_cwd[--n] = '\0';
-	char *strategy = compat_str(body, "sessionStrategy", NULL);
+	char *strategy = bridge_str(body, "sessionStrategy", NULL);
 	out->named = !(strategy && strcmp(strategy, "default") == 0);
 	free(strategy);
-	out->session_id = compat_str(body, "sessionId", COMPAT_DEFAULT_SESSION);
-	out->keep_alive = compat_bool(body, "keepAlive", false);
-	out->sleep_after = compat_str(body, "sleepAfter", COMPAT_DEFAULT_SLEEP_AFTER);
-	out->normalize_id = compat_bool(body, "normalizeId", true);
-	out->timeout_ms = compat_int(body, "timeoutMs", COMPAT_DEFAULT_TIMEOUT_MS);
+	out->session_id = bridge_str(body, "sessionId", BRIDGE_DEFAULT_SESSION);
+	out->keep_alive = bridge_bool(body, "keepAlive", false);
+	out->sleep_after = bridge_str(body, "sleepAfter", BRIDGE_DEFAULT_SLEEP_AFTER);
+	out->normalize_id = bridge_bool(body, "normalizeId", true);
+	out->timeout_ms = bridge_int(body, "timeoutMs", BRIDGE_DEFAULT_TIMEOUT_MS);
 	if (out->timeout_ms <= 0)
-		out->timeout_ms = COMPAT_DEFAULT_TIMEOUT_MS;
-	if (out->timeout_ms > COMPAT_MAX_TIMEOUT_MS)
-		out->timeout_ms = COMPAT_MAX_TIMEOUT_MS;
+		out->timeout_ms = BRIDGE_DEFAULT_TIMEOUT_MS;
+	if (out->timeout_ms > BRIDGE_MAX_TIMEOUT_MS)
+		out->timeout_ms = BRIDGE_MAX_TIMEOUT_MS;
 	sb_err *err = NULL;
 	if (out->remote_cwd[0] != '/')
 		err = sb_err_new(SB_E_INVAL, "requestedCwd \"%s\" must be an absolute path",
@@ -106,11 +106,11 @@ sb_err *compat_opts_parse(const json_t *body, compat_opts *out)
 	if (!err)
 		err = check_len("sleepAfter", out->sleep_after);
 	if (err)
-		compat_opts_deinit(out);
+		bridge_opts_deinit(out);
 	return err;
 }
 
-void compat_opts_deinit(compat_opts *o)
+void bridge_opts_deinit(bridge_opts *o)
 {
 	free(o->remote_cwd);
 	free(o->session_id);
@@ -120,7 +120,7 @@ void compat_opts_deinit(compat_opts *o)
 
 /* ---------------------------------------------------------------- ids */
 
-char *compat_normalize_id(const char *s)
+char *bridge_normalize_id(const char *s)
 {
 	sb_buf b = SB_BUF_INIT;
 	bool dash = true; /* suppresses leading and repeated '-' */
@@ -139,7 +139,7 @@ char *compat_normalize_id(const char *s)
 	return sb_buf_steal(&b, NULL);
 }
 
-bool compat_is_hex32(const char *s)
+bool bridge_is_hex32(const char *s)
 {
 	if (!s || strlen(s) != 32)
 		return false;
@@ -149,13 +149,13 @@ bool compat_is_hex32(const char *s)
 	return true;
 }
 
-sb_err *compat_lease_id(const char *acquisition_id, const char *reuse_scope_id, bool normalize,
+sb_err *bridge_lease_id(const char *acquisition_id, const char *reuse_scope_id, bool normalize,
                         char **out)
 {
 	*out = NULL;
 	char *raw = reuse_scope_id ? sb_strfmt("pc-scope-%s", reuse_scope_id)
 	                           : sb_strfmt("pc-acq-%s", acquisition_id);
-	char *id = normalize ? compat_normalize_id(raw) : sb_xstrdup(raw);
+	char *id = normalize ? bridge_normalize_id(raw) : sb_xstrdup(raw);
 	free(raw);
 	if (!sbs_id_ok(id)) {
 		sb_err *err = sb_err_new(SB_E_INVAL,
@@ -171,7 +171,7 @@ sb_err *compat_lease_id(const char *acquisition_id, const char *reuse_scope_id, 
 	return NULL;
 }
 
-bool compat_env_key_ok(const char *k)
+bool bridge_env_key_ok(const char *k)
 {
 	if (!k || !(isalpha((unsigned char)k[0]) || k[0] == '_'))
 		return false;
@@ -183,17 +183,17 @@ bool compat_env_key_ok(const char *k)
 
 /* ---------------------------------------------------------------- the mirror */
 
-char *compat_sentinel_path(const char *cwd)
+char *bridge_sentinel_path(const char *cwd)
 {
 	size_t n = strlen(cwd);
 	while (n > 0 && cwd[n - 1] == '/')
 		n--;
-	return sb_strfmt("%.*s/%s", (int)n, cwd, COMPAT_SENTINEL_NAME);
+	return sb_strfmt("%.*s/%s", (int)n, cwd, BRIDGE_SENTINEL_NAME);
 }
 
-char *compat_sentinel_write_script(const char *cwd, const char *json, const char *pending_tag)
+char *bridge_sentinel_write_script(const char *cwd, const char *json, const char *pending_tag)
 {
-	char *path = compat_sentinel_path(cwd);
+	char *path = bridge_sentinel_path(cwd);
 	char *pending = sb_strfmt("%s.pending.%s", path, pending_tag);
 	sb_buf s = SB_BUF_INIT;
 	sb_buf_appends(&s, "set -eu\nmkdir -p ");
@@ -212,7 +212,7 @@ char *compat_sentinel_write_script(const char *cwd, const char *json, const char
 
 /* ---------------------------------------------------------------- exec script */
 
-char *compat_exec_script(const compat_cmd *c)
+char *bridge_exec_script(const bridge_cmd *c)
 {
 	sb_buf s = SB_BUF_INIT;
 	if (c->stdin_tag) {

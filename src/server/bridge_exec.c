@@ -12,7 +12,7 @@
  * session destroys the lease once no other exec runs (the bridge's destroy-after-execution);
  * in a named session it discards that session.
  */
-#include "compat_int.h"
+#include "bridge_int.h"
 #include "exec_result.h"
 
 #include <pthread.h>
@@ -20,90 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 #include "sb_json.h"
-
-/* ---------------------------------------------------------------- named sessions */
-
-/* Sessions per lease (the least recently used goes first), and the size of one session's
- * environment: requests merge into it, so it is bounded here rather than per request. */
-#define SESSIONS_PER_LEASE 256
-#define SESSION_ENV_BYTES (1u << 20)
-
-/* Read-merge-write of a session is serialised in the daemon (one daemon owns the database). */
-static pthread_mutex_t sessions_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static const char *env_get(char *const *env, const char *key, size_t klen)
-{
-	for (char *const *e = env; e && *e; e++)
-		if (strncmp(*e, key, klen) == 0 && (*e)[klen] == '=')
-			return *e + klen + 1;
-	return NULL;
-}
-
-/* Forget one session (after a timeout), or every session of the lease's acquisition. */
-static void session_drop(sbs_server *srv, const char *lease_id, const char *acq, const char *id)
-{
-	sb_err *err = sbs_store_session_drop(srv->store, lease_id, acq, id);
-	if (err) {
-		sb_warn("bridge session %s: %s", id ? id : "(all)", err->msg);
-		sb_err_free(err);
-	}
-}
-
-/* The env and cwd a named-session exec runs with: the session's, overridden by the request's
- * (which then persist in the state database). A new session starts with the request's. */
-static sb_err *session_apply(sbs_server *srv, const char *lease_id, const char *acq, const char *id,
-                             char ***env, char **cwd)
-{
-	pthread_mutex_lock(&sessions_mu);
-	bool found = false;
-	char *s_cwd = NULL;
-	char **s_env = NULL, **merged = NULL;
-	sb_err *err = sbs_store_session_get(srv->store, lease_id, acq, id, &found, &s_cwd, &s_env);
-	if (err)
-		goto out;
-	/* Merge: session values first, request values replace them. */
-	size_t n = 0, bytes = 0;
-	for (char **e = s_env; e && *e; e++) {
-		size_t kl = (size_t)(strchr(*e, '=') - *e);
-		if (!env_get(*env, *e, kl)) {
-			sb_strv_push(&merged, *e);
-			n++;
-			bytes += strlen(*e);
-		}
-	}
-	for (char **e = *env; e && *e; e++) {
-		sb_strv_push(&merged, *e);
-		n++;
-		bytes += strlen(*e);
-	}
-	if (n > SBS_EXEC_MAX_ENV || bytes > SESSION_ENV_BYTES) {
-		err =
-		    sb_err_new(SB_E_INVAL,
-		               "session %s of lease %s would hold %zu environment variables "
-		               "(%zu bytes), over the limit of %d (%u bytes); use another session "
-		               "or fewer variables",
-		               id, lease_id, n, bytes, SBS_EXEC_MAX_ENV, SESSION_ENV_BYTES);
-		goto out;
-	}
-	if (*cwd) {
-		free(s_cwd);
-		s_cwd = sb_xstrdup(*cwd);
-	} else if (s_cwd) {
-		*cwd = sb_xstrdup(s_cwd);
-	}
-	if ((err = sbs_store_session_put(srv->store, lease_id, acq, id, s_cwd, merged, sb_wall_ms(),
-	                                 SESSIONS_PER_LEASE)))
-		goto out;
-	sb_strv_free(*env);
-	*env = merged;
-	merged = NULL;
-out:
-	pthread_mutex_unlock(&sessions_mu);
-	sb_strv_free(merged);
-	sb_strv_free(s_env);
-	free(s_cwd);
-	return err;
-}
 
 /* ---------------------------------------------------------------- the request */
 
@@ -197,7 +113,7 @@ static void after_exec(exec_call *c)
 	if (!c->timed_out)
 		return;
 	if (c->named) {
-		session_drop(c->srv, c->lease_id, c->acquisition_id, c->session_id);
+		bridge_session_drop(c->srv, c->lease_id, c->acquisition_id, c->session_id);
 		return;
 	}
 	sbs_exec_free(c->x);
@@ -214,7 +130,7 @@ static void after_exec(exec_call *c)
 		        c->lease_id, err->msg);
 		sb_err_free(err);
 	}
-	session_drop(c->srv, c->lease_id, c->acquisition_id, NULL);
+	bridge_session_drop(c->srv, c->lease_id, c->acquisition_id, NULL);
 }
 
 /* Wait for the end and prepare the result; after_exec runs once it is written. */
@@ -335,13 +251,13 @@ static sb_err *read_body(sbs_req *r, json_t **out)
 	*out = NULL;
 	uint64_t size = 0;
 	int fd = sbs_req_body_fd(r, &size);
-	if (size > COMPAT_EXEC_BODY_MAX)
+	if (size > BRIDGE_EXEC_BODY_MAX)
 		return sb_err_new(SB_E_TOO_LARGE,
 		                  "the exec body is %llu bytes, over the %u byte "
 		                  "limit",
-		                  (unsigned long long)size, COMPAT_EXEC_BODY_MAX);
+		                  (unsigned long long)size, BRIDGE_EXEC_BODY_MAX);
 	sb_buf b = SB_BUF_INIT;
-	sb_err *err = fd >= 0 ? sb_read_fd_all(fd, COMPAT_EXEC_BODY_MAX, &b) : NULL;
+	sb_err *err = fd >= 0 ? sb_read_fd_all(fd, BRIDGE_EXEC_BODY_MAX, &b) : NULL;
 	if (err) {
 		sb_buf_deinit(&b);
 		return sb_err_prefix(err, "reading the exec body");
@@ -372,7 +288,7 @@ static sb_err *parse_env(const json_t *body, char ***env)
 	json_t *v;
 	json_object_foreach(o, k, v)
 	{
-		if (!compat_env_key_ok(k))
+		if (!bridge_env_key_ok(k))
 			return sb_err_new(SB_E_INVAL,
 			                  "Invalid sandbox environment variable key: %s", k);
 		if (!json_is_string(v) || memchr(json_string_value(v), 0, json_string_length(v)))
@@ -394,7 +310,7 @@ static void add_keys_of(char *const *env, char ***keys)
 	}
 }
 
-/* Last-Event-ID of the compat stream: "<exec id>:<stdout bytes>,<stderr bytes>". */
+/* Last-Event-ID of the bridge stream: "<exec id>:<stdout bytes>,<stderr bytes>". */
 static bool parse_resume_id(const char *v, char **exec_id, uint64_t *o, uint64_t *e)
 {
 	const char *colon = strrchr(v, ':');
@@ -410,11 +326,11 @@ static bool parse_resume_id(const char *v, char **exec_id, uint64_t *o, uint64_t
 	return true;
 }
 
-void compat_route_exec(sbs_req *r, void *ud)
+void bridge_route_exec(sbs_req *r, void *ud)
 {
 	sbs_server *srv = ud;
 	json_t *body = NULL;
-	compat_opts o;
+	bridge_opts o;
 	memset(&o, 0, sizeof(o));
 	char *id = NULL, *acq = NULL, *cmd = NULL, *cwd = NULL;
 	char **args = NULL, **env = NULL, **keys = NULL;
@@ -430,12 +346,12 @@ void compat_route_exec(sbs_req *r, void *ud)
 		sbs_reply_err(r, err);
 		return;
 	}
-	if ((err = compat_opts_parse(body, &o))) {
+	if ((err = bridge_opts_parse(body, &o))) {
 		sbs_reply_error(r, 400, "invalid_request", "%s", err->msg);
 		goto out;
 	}
-	id = compat_str(body, "providerLeaseId", NULL);
-	acq = compat_str(body, "acquisitionId", NULL);
+	id = bridge_str(body, "providerLeaseId", NULL);
+	acq = bridge_str(body, "acquisitionId", NULL);
 	json_t *jcmd = json_object_get(body, "command");
 	if (json_is_string(jcmd) && json_string_length(jcmd) > 0 &&
 	    !memchr(json_string_value(jcmd), 0, json_string_length(jcmd)))
@@ -447,14 +363,14 @@ void compat_route_exec(sbs_req *r, void *ud)
 	}
 	/* Checked before the lease is even looked up: no unowned command ever runs. A G1 client
 	 * (v1, no acquisitionId) may run commands only on a lease acquired through G1. */
-	bool g1 = !acq && compat_req_is_v1(r);
+	bool g1 = !acq && bridge_req_is_v1(r);
 	if (!acq && !g1) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "acquisitionId is required (ownership API v2)");
 		goto out;
 	}
 	sbs_req_set_lease(r, id);
-	bool stream = compat_bool(body, "streamOutput", false);
+	bool stream = bridge_bool(body, "streamOutput", false);
 	const char *lei = sbs_req_header(r, "Last-Event-ID");
 	if (lei && *lei && stream &&
 	    !parse_resume_id(lei, &resume_exec, &resume_off[SB_STREAM_STDOUT],
@@ -487,8 +403,8 @@ void compat_route_exec(sbs_req *r, void *ud)
 		sbs_reply_error(r, 400, "invalid_request", "%s", err->msg);
 		goto out;
 	}
-	cwd = compat_str(body, "cwd", NULL);
-	if (cwd && (strlen(cwd) > COMPAT_STR_MAX || cwd[0] != '/')) {
+	cwd = bridge_str(body, "cwd", NULL);
+	if (cwd && (strlen(cwd) > BRIDGE_STR_MAX || cwd[0] != '/')) {
 		sbs_reply_error(r, 400, "invalid_request",
 		                "cwd \"%.200s\" must be an absolute path", cwd);
 		goto out;
@@ -526,25 +442,21 @@ void compat_route_exec(sbs_req *r, void *ud)
 		goto out;
 	}
 	sbs_lease_get_info(c->lease, &info);
-	if (g1 && compat_lease_is_g1(&info))
+	if (g1 && bridge_lease_is_g1(&info))
 		acq = sb_xstrdup(info.acquisition_id);
 	if (!acq) {
-		sbs_reply_error(
-		    r, 409, "acquisition_conflict",
-		    "lease %s is owned through the ownership API (v2): the request must "
-		    "name its acquisitionId",
-		    id);
+		bridge_reply_owned_by_v2(r, id);
 		goto out;
 	}
 	c->acquisition_id = sb_xstrdup(acq);
 	if (!info.acquisition_id || strcmp(info.acquisition_id, acq) != 0 ||
-	    !compat_record_meta(&info)) {
+	    !bridge_record_meta(&info)) {
 		sbs_reply_error(r, 409, "acquisition_conflict",
 		                "lease %s is not owned by acquisition %s", id, acq);
 		goto out;
 	}
 	if (o.named) {
-		if ((err = session_apply(srv, id, acq, o.session_id, &env, &cwd))) {
+		if ((err = bridge_session_apply(srv, id, acq, o.session_id, &env, &cwd))) {
 			sbs_reply_error(r, err->code == SB_E_INVAL ? 400 : 500,
 			                err->code == SB_E_INVAL ? "invalid_request"
 			                                        : "internal_error",
@@ -553,13 +465,13 @@ void compat_route_exec(sbs_req *r, void *ud)
 		}
 		/* A session starts in the lease's workspace directory. */
 		const char *home =
-		    json_string_value(json_object_get(compat_record_meta(&info), "requestedCwd"));
+		    json_string_value(json_object_get(bridge_record_meta(&info), "requestedCwd"));
 		if (!cwd && home)
 			cwd = sb_xstrdup(home);
 	}
 	/* GNU tar run by a non-root user narrows extracted modes by the umask (a 664 file lands
 	 * as 644); Cloudflare's containers run commands as root, where tar keeps them. */
-	if (!env_get(env, "TAR_OPTIONS", strlen("TAR_OPTIONS")))
+	if (!sb_env_get(env, "TAR_OPTIONS", strlen("TAR_OPTIONS")))
 		sb_strv_push(&env, "TAR_OPTIONS=--preserve-permissions");
 	sb_strv_free(keys);
 	keys = NULL;
@@ -568,9 +480,9 @@ void compat_route_exec(sbs_req *r, void *ud)
 	bool has_stdin = json_is_string(jin) && json_string_length(jin) > 0;
 	if (has_stdin)
 		tag = sb_random_id("");
-	compat_cmd cc = {
+	bridge_cmd cc = {
 	    .command = cmd, .args = args, .cwd = cwd, .env_keys = keys, .stdin_tag = tag};
-	script = compat_exec_script(&cc);
+	script = bridge_exec_script(&cc);
 	sb_strv_push(&spec.argv, "sh");
 	sb_strv_push(&spec.argv, "-c");
 	sb_strv_push(&spec.argv, script);
@@ -634,6 +546,6 @@ out:
 	free(cmd);
 	free(id);
 	free(acq);
-	compat_opts_deinit(&o);
+	bridge_opts_deinit(&o);
 	json_decref(body);
 }
