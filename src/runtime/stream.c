@@ -360,8 +360,9 @@ sb_err *sb_rt_stream_native_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_
 	pthread_join(t, NULL);
 	restore_sigpipe(was_blocked);
 	sb_rt_timer_mark(tm, "stream");
-	/* A sync_out that failed on EPIPE was stopped by the extractor: report the cause. */
-	sb_err *err = rerr && x.err ? (sb_err_free(rerr), x.err) : rerr ? rerr : x.err;
+	/* A sync_out that failed on EPIPE was stopped by the extractor: report the cause. Any
+	 * other failure of the transfer is the cause itself (the extractor then saw a cut). */
+	sb_err *err = pick_error(rerr, x.err);
 	if (err) {
 		sb_rt_progress_fail(p);
 		return err;
