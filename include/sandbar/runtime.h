@@ -108,6 +108,10 @@ typedef struct sb_runtime_prepare_opts {
 	sb_runtime_status_sink status;
 	/* Use the command path even when the runner offers native file transfer. */
 	bool force_command_path;
+	/* Refuse (SB_E_EXISTS, nothing deleted) to stage into a remote workspace that exists, is
+	 * not empty and holds no runtime root of this adapter (an earlier staging): staging
+	 * replaces its content. Checked in the staging command itself where the runner streams. */
+	bool refuse_foreign_remote;
 	/* Private instance-scoped directory for restore locks; NULL = $XDG_RUNTIME_DIR/sandbar/
 	 * restore-locks, else $TMPDIR (or /tmp)/sandbar-<uid>/restore-locks (mode 0700). */
 	const char *lock_root;

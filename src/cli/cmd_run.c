@@ -144,8 +144,6 @@ static void plan_line(void *ud, const char *relpath, bool is_dir, sb_rule_source
 	}
 }
 
-/* --remote-dir never deletes what sandbar did not create: a non-empty directory is refused
- * unless it holds sandbar's overlay (an earlier staging) or --force is given. */
 /* The top of the git repository holding dir when dir is below it (not its top), or NULL. */
 static char *git_top_above(const char *dir)
 {
@@ -169,36 +167,6 @@ static char *git_top_above(const char *dir)
 	}
 	free(p);
 	return top;
-}
-
-static sb_err *check_remote_dir(sb_runner *runner, const char *dir)
-{
-	sb_buf script = SB_BUF_INIT;
-	char *q = sb_shell_quoted(dir);
-	sb_buf_appendf(
-	    &script,
-	    "[ -d %s ] || exit 0; [ -z \"$(ls -A %s 2>/dev/null | head -n 1)\" ] && exit 0; "
-	    "[ -d %s/" SB_RUNTIME_OVERLAY_DEFAULT "/sandbar ] && exit 0; exit 3",
-	    q, q, q);
-	char *argv[] = {"sh", "-c", (char *)sb_buf_cstr(&script), NULL};
-	sb_exec_request req = {.argv = argv, .cwd = "/", .timeout_ms = 60000};
-	sb_exec_result res;
-	sb_exec_result_init(&res);
-	sb_err *err = sb_runner_execute(runner, &req, NULL, NULL, &res);
-	if (!err && res.has_exit_code && res.exit_code == 3)
-		err =
-		    sb_err_new(SB_E_EXISTS,
-		               "--remote-dir %s is not empty and was not created by sandbar: "
-		               "staging would replace its content; pick an empty or new directory, "
-		               "or pass --force",
-		               dir);
-	else if (!err && !sb_exec_result_ok(&res))
-		err = sb_err_new(SB_E_COMMAND, "checking --remote-dir %s failed: %s", dir,
-		                 sb_buf_cstr(&res.err));
-	sb_exec_result_deinit(&res);
-	free(q);
-	sb_buf_deinit(&script);
-	return err;
 }
 
 /* ---- */
@@ -441,13 +409,8 @@ int cmd_run(int argc, char **argv)
 	set_abort_message(target.lease_id, target.remote_dir,
 	                  topts.via == CLI_VIA_BRIDGE ? topts.bridge_url : NULL);
 
-	if (o.remote_dir && !o.force) {
-		err = check_remote_dir(target.runner, target.remote_dir);
-		if (err) {
-			rc = cli_fail_err("run", err);
-			goto out_release;
-		}
-	}
+	/* --remote-dir never deletes what sandbar did not create: the staging itself refuses a
+	 * non-empty directory without sandbar's overlay (one remote command less). */
 
 	/* 2. Stage. */
 	t0 = sb_mono_ms();
@@ -458,6 +421,7 @@ int cmd_run(int argc, char **argv)
 	popts.spec.remote_cwd = target.remote_dir;
 	popts.adapter_key = "sandbar";
 	popts.workspace_local_dir = workspace;
+	popts.refuse_foreign_remote = o.remote_dir && !o.force;
 	popts.excludes = o.excludes;
 	popts.exclude_patterns = o.exclude_patterns;
 	popts.exclude_preset = o.exclude_preset;

@@ -46,6 +46,11 @@ typedef struct run {
 	int pidfd;
 	int cancel_fd;
 	size_t in_off;
+	/* stdin_stream: bytes read from req->stdin_fd not yet written to the child */
+	char *sbuf;
+	size_t soff, sfill;
+	uint64_t streamed;
+	bool src_open;
 	sb_tail out, err;
 	char *chunk;
 	int64_t grace_ms;
@@ -178,6 +183,50 @@ static void write_stdin(run *r)
 	sb_close(&r->child.in_fd);
 }
 
+/* stdin_stream: refill the buffer from the caller's descriptor (readable or at EOF). */
+static void read_source(run *r)
+{
+	ssize_t n;
+	do
+		n = read(r->req->stdin_fd, r->sbuf, READ_CHUNK);
+	while (n < 0 && errno == EINTR);
+	if (n > 0) {
+		r->soff = 0;
+		r->sfill = (size_t)n;
+		return;
+	}
+	if (n < 0 && errno == EAGAIN)
+		return;
+	if (n < 0)
+		sb_warn("reading the stdin source of pid %d: %s; closing its stdin",
+		        (int)r->child.pid, strerror(errno));
+	r->src_open = false;
+	sb_close(&r->child.in_fd);
+}
+
+/* stdin_stream: hand buffered bytes to the child. */
+static void write_stream(run *r)
+{
+	ssize_t n;
+	do
+		n = write(r->child.in_fd, r->sbuf + r->soff, r->sfill - r->soff);
+	while (n < 0 && errno == EINTR);
+	if (n >= 0) {
+		r->soff += (size_t)n;
+		r->streamed += (uint64_t)n;
+		if (r->cb->on_stdin_progress && !r->callbacks_off)
+			r->cb->on_stdin_progress(r->cb->ud, r->streamed, 0);
+		return;
+	}
+	if (errno == EAGAIN)
+		return;
+	if (errno != EPIPE)
+		sb_warn("writing stdin of pid %d: %s; closing it", (int)r->child.pid,
+		        strerror(errno));
+	sb_close(&r->child.in_fd);
+	r->src_open = false; /* the caller sees its writer fail once it closes the source */
+}
+
 static int64_t earliest(int64_t a, int64_t b)
 {
 	if (!a)
@@ -221,13 +270,21 @@ static void loop(run *r)
 		if (r->exited && r->child.out_fd < 0 && r->child.err_fd < 0)
 			return;
 
-		struct pollfd pfd[5];
-		int n = 0, i_out = -1, i_err = -1, i_in = -1, i_pid = -1, i_cancel = -1;
+		struct pollfd pfd[6];
+		int n = 0, i_out = -1, i_err = -1, i_in = -1, i_pid = -1, i_cancel = -1, i_src = -1;
+		bool streaming = r->req->stdin_stream;
+		if (streaming && r->child.in_fd >= 0 && r->soff == r->sfill) {
+			if (r->src_open)
+				pfd[i_src = n++] =
+				    (struct pollfd){.fd = r->req->stdin_fd, .events = POLLIN};
+			else
+				sb_close(&r->child.in_fd);
+		}
 		if (r->child.out_fd >= 0)
 			pfd[i_out = n++] = (struct pollfd){.fd = r->child.out_fd, .events = POLLIN};
 		if (r->child.err_fd >= 0)
 			pfd[i_err = n++] = (struct pollfd){.fd = r->child.err_fd, .events = POLLIN};
-		if (r->child.in_fd >= 0)
+		if (r->child.in_fd >= 0 && (!streaming || r->soff < r->sfill))
 			pfd[i_in = n++] = (struct pollfd){.fd = r->child.in_fd, .events = POLLOUT};
 		if (r->pidfd >= 0)
 			pfd[i_pid = n++] = (struct pollfd){.fd = r->pidfd, .events = POLLIN};
@@ -261,7 +318,10 @@ static void loop(run *r)
 			read_stream(r, &r->child.err_fd, SB_STREAM_STDERR);
 		if (i_in >= 0 && r->child.in_fd >= 0 &&
 		    (pfd[i_in].revents & (POLLOUT | POLLHUP | POLLERR | POLLNVAL)))
-			write_stdin(r);
+			streaming ? write_stream(r) : write_stdin(r);
+		if (i_src >= 0 && r->child.in_fd >= 0 &&
+		    (pfd[i_src].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)))
+			read_source(r);
 		if (i_pid >= 0 && (pfd[i_pid].revents & (done | POLLNVAL)))
 			check_exit(r);
 		if (i_cancel >= 0 && (pfd[i_cancel].revents & (done | POLLNVAL)))
@@ -370,8 +430,12 @@ static sb_err *local_execute(sb_runner *base, const sb_exec_request *req,
 			stop(&r, e);
 		}
 	}
-	if (r.child.in_fd >= 0 && req->stdin_len == 0)
+	if (req->stdin_stream) {
+		r.sbuf = sb_xmalloc(READ_CHUNK);
+		r.src_open = true;
+	} else if (r.child.in_fd >= 0 && req->stdin_len == 0) {
 		sb_close(&r.child.in_fd);
+	}
 
 	loop(&r);
 	finish(&r, res);
@@ -385,6 +449,7 @@ static sb_err *local_execute(sb_runner *base, const sb_exec_request *req,
 	sb_tail_deinit(&r.out);
 	sb_tail_deinit(&r.err);
 	free(r.chunk);
+	free(r.sbuf);
 	sigset_t pending;
 	if (!sigismember(&old_mask, SIGPIPE) && sigpending(&pending) == 0 &&
 	    sigismember(&pending, SIGPIPE)) {
@@ -430,7 +495,8 @@ sb_runner *sb_local_runner_new(const sb_local_runner_opts *opts)
 	local_runner *lr = sb_xcalloc(1, sizeof(*lr));
 	lr->base.ops = &local_ops;
 	lr->base.impl = lr;
-	lr->base.caps = SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS;
+	lr->base.caps =
+	    SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS | SB_RUNNER_CAP_STDIN_STREAM;
 	if (opts && opts->file_transfer)
 		lr->base.caps |= SB_RUNNER_CAP_FILE_TRANSFER;
 	if (opts && opts->default_cwd)

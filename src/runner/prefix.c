@@ -139,6 +139,8 @@ static sb_err *prefix_execute(sb_runner *base, const sb_exec_request *req,
 	    .has_stdin = req->has_stdin,
 	    .stdin_data = req->stdin_data,
 	    .stdin_len = req->stdin_len,
+	    .stdin_stream = req->stdin_stream,
+	    .stdin_fd = req->stdin_fd,
 	    .timeout_ms = req->timeout_ms,
 	    .grace_ms = req->grace_ms,
 	    .output_cap = req->output_cap,
@@ -179,7 +181,11 @@ sb_err *sb_prefix_runner_new(const sb_prefix_runner_opts *opts, sb_runner **out)
 	prefix_runner *pr = sb_xcalloc(1, sizeof(*pr));
 	pr->base.ops = &prefix_ops;
 	pr->base.impl = pr;
-	pr->base.caps = opts->no_stdin ? 0 : SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS;
+	/* The prefix's stdin is a byte pipe to the far command (ssh -T, kubectl exec -i, docker
+	 * exec -i), so a stream of any bytes and any length goes through it. */
+	pr->base.caps = opts->no_stdin ? 0
+	                               : SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS |
+	                                     SB_RUNNER_CAP_STDIN_STREAM;
 	pr->prefix = sb_strv_dup(opts->prefix);
 	pr->is_shell = opts->prefix_is_shell;
 	pr->inner = sb_local_runner_new(NULL);

@@ -350,6 +350,8 @@ static sb_err *stage_workspace(sb_runtime *rt, const sb_runtime_prepare_opts *o)
 	    .spare = spare,
 	    .native = rt->native,
 	    .label = "workspace",
+	    .ensure_dir = rt->root_dir,
+	    .ours_marker = o->refuse_foreign_remote ? rt->root_dir : NULL,
 	};
 	uint64_t bytes = 0;
 	sb_err *err = sb_rt_stage_in(c, &s, &p, &bytes);

@@ -10,15 +10,18 @@
 char *sb_rt_script_extract(const char *dir, const char *tar, char *const *spare)
 {
 	sb_buf s = SB_BUF_INIT;
-	/* The trap command is itself quoted once more, as one argument of `trap`. */
-	sb_buf q = SB_BUF_INIT;
-	sb_shell_quote(&q, tar);
-	char *rm = sb_strfmt("rm -f %s", sb_buf_cstr(&q));
-	sb_buf_appends(&s, "trap ");
-	sb_shell_quote(&s, rm);
-	sb_buf_appends(&s, " EXIT; trap 'exit 129' HUP INT TERM; ");
-	free(rm);
-	sb_buf_deinit(&q);
+	if (tar) {
+		/* The trap command is itself quoted once more, as one argument of `trap`. */
+		sb_buf q = SB_BUF_INIT;
+		sb_shell_quote(&q, tar);
+		char *rm = sb_strfmt("rm -f %s", sb_buf_cstr(&q));
+		sb_buf_appends(&s, "trap ");
+		sb_shell_quote(&s, rm);
+		sb_buf_appends(&s, " EXIT; ");
+		free(rm);
+		sb_buf_deinit(&q);
+	}
+	sb_buf_appends(&s, "trap 'exit 129' HUP INT TERM; ");
 	if (spare) {
 		sb_buf_appends(&s, "mkdir -p ");
 		sb_shell_quote(&s, dir);
@@ -39,11 +42,16 @@ char *sb_rt_script_extract(const char *dir, const char *tar, char *const *spare)
 	/* -p: the archive's modes, not the remote umask (a umask-narrowed mode would read back as
 	 * a remote change); -o: never chown to the host's uids when the sandbox runs as root. */
 	sb_buf_appends(&s, " && tar -x -p -o -f ");
-	sb_shell_quote(&s, tar);
+	if (tar)
+		sb_shell_quote(&s, tar);
+	else
+		sb_buf_appendc(&s, '-');
 	sb_buf_appends(&s, " -C ");
 	sb_shell_quote(&s, dir);
-	sb_buf_appends(&s, " && rm -f ");
-	sb_shell_quote(&s, tar);
+	if (tar) {
+		sb_buf_appends(&s, " && rm -f ");
+		sb_shell_quote(&s, tar);
+	}
 	return sb_buf_steal(&s, NULL);
 }
 
@@ -51,14 +59,16 @@ char *sb_rt_script_archive(const char *dir, const char *tar, const sb_excludes *
 {
 	char **segments, **toplevel;
 	sb_rt_remote_tar_filters(ex, &segments, &toplevel);
-	char *tardir = sb_rt_dirname(tar);
+	char *tardir = tar ? sb_rt_dirname(tar) : NULL;
 	sb_buf s = SB_BUF_INIT;
 	/* cd first: a workspace that vanished must fail the restore, not be recreated (by the
 	 * mkdir of the archive's directory inside it) and read back as "everything deleted". */
 	sb_buf_appends(&s, "cd ");
 	sb_shell_quote(&s, dir);
-	sb_buf_appends(&s, " && mkdir -p ");
-	sb_shell_quote(&s, tardir);
+	if (tardir) {
+		sb_buf_appends(&s, " && mkdir -p ");
+		sb_shell_quote(&s, tardir);
+	}
 	sb_buf_appends(&s, " || exit 1; set --; for e in * .[!.]* ..?*; do ");
 	if (toplevel) {
 		sb_buf_appends(&s, "case \"$e\" in ");
@@ -71,10 +81,16 @@ char *sb_rt_script_archive(const char *dir, const char *tar, const sb_excludes *
 	}
 	/* Globs that matched nothing stay literal: keep only names that exist (or dangle). */
 	sb_buf_appends(&s, "if [ -e \"$e\" ] || [ -L \"$e\" ]; then set -- \"$@\" \"$e\"; fi; "
-	                   "done; if [ \"$#\" -eq 0 ]; then dd if=/dev/zero of=");
-	sb_shell_quote(&s, tar);
+	                   "done; if [ \"$#\" -eq 0 ]; then dd if=/dev/zero");
+	if (tar) {
+		sb_buf_appends(&s, " of=");
+		sb_shell_quote(&s, tar);
+	}
 	sb_buf_appends(&s, " bs=1024 count=1 2>/dev/null; else { tar -cf ");
-	sb_shell_quote(&s, tar);
+	if (tar)
+		sb_shell_quote(&s, tar);
+	else
+		sb_buf_appendc(&s, '-');
 	sb_buf_appends(&s, " --exclude '._*'");
 	for (size_t i = 0; segments && segments[i]; i++) {
 		sb_buf_appends(&s, " --exclude ");
@@ -86,4 +102,25 @@ char *sb_rt_script_archive(const char *dir, const char *tar, const sb_excludes *
 	sb_strv_free(segments);
 	sb_strv_free(toplevel);
 	return sb_buf_steal(&s, NULL);
+}
+
+char *sb_rt_script_guard(const char *dir, const char *ours)
+{
+	sb_buf s = SB_BUF_INIT;
+	sb_buf_appends(&s, "if [ -d ");
+	sb_shell_quote(&s, dir);
+	sb_buf_appends(&s, " ] && [ -n \"$(ls -A ");
+	sb_shell_quote(&s, dir);
+	sb_buf_appends(&s, " 2>/dev/null | head -n 1)\" ] && [ ! -d ");
+	sb_shell_quote(&s, ours);
+	sb_buf_appendf(&s, " ]; then exit %d; fi; ", SB_RT_FOREIGN_EXIT);
+	return sb_buf_steal(&s, NULL);
+}
+
+sb_err *sb_rt_foreign_error(const char *dir)
+{
+	return sb_err_new(SB_E_EXISTS,
+	                  "%s is not empty and was not created by sandbar: staging would replace "
+	                  "its content; pick an empty or new directory, or pass --force",
+	                  dir);
 }

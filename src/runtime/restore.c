@@ -18,6 +18,16 @@
 
 #define STAGING_MARK "sandbar-staging"
 
+/* Remove the staging dir with its marker last, so that a removal killed part way leaves
+ * either the marker (ours: cleared next time) or an empty directory. */
+static sb_err *clear_staging(const char *staging)
+{
+	char *tree = sb_strfmt("%s/tree", staging);
+	sb_err *err = sb_fs_rm_rf(tree);
+	free(tree);
+	return err ? err : sb_fs_rm_rf(staging);
+}
+
 /* Create <workspace>/.sandbar-restore with its marker; a leftover of ours (marker present) is
  * cleared first, anything else by that name is the user's and is refused, never deleted. */
 static sb_err *make_staging(const char *staging)
@@ -27,14 +37,18 @@ static sb_err *make_staging(const char *staging)
 	struct stat st;
 	if (lstat(staging, &st) == 0) {
 		struct stat ms;
-		if (!S_ISDIR(st.st_mode) || lstat(mark, &ms) != 0)
+		/* A removal killed between the marker and the directory leaves it empty: an empty
+		 * directory holds nothing of anyone's, and rmdir removes nothing else. */
+		if (S_ISDIR(st.st_mode) && lstat(mark, &ms) != 0 && rmdir(staging) == 0)
+			; /* gone: created afresh below */
+		else if (!S_ISDIR(st.st_mode) || lstat(mark, &ms) != 0)
 			err =
 			    sb_err_new(SB_E_EXISTS,
 			               "%s exists but was not made by sandbar; move it out of the "
 			               "workspace and restore again",
 			               staging);
 		else
-			err = sb_fs_rm_rf(staging); /* left by a crashed restore */
+			err = clear_staging(staging); /* left by a crashed restore */
 	} else if (errno != ENOENT) {
 		err = sb_err_sys(errno, "checking %s", staging);
 	}
@@ -54,7 +68,7 @@ static sb_err *make_staging(const char *staging)
 
 static void remove_staging(const char *dir)
 {
-	sb_err *err = sb_fs_rm_rf(dir);
+	sb_err *err = clear_staging(dir);
 	if (err) {
 		sb_warn("could not remove the restore staging dir %s: %s", dir, err->msg);
 		sb_err_free(err);

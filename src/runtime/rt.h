@@ -35,6 +35,8 @@ typedef struct sb_rt_stdin {
 	bool has;
 	const void *data;
 	size_t len;
+	bool stream; /* read stdin from fd until its EOF instead (SB_RUNNER_CAP_STDIN_STREAM) */
+	int fd;
 } sb_rt_stdin;
 
 /* Runs script. in may be NULL (no stdin). cb may be NULL. output_cap 0 = runner default.
@@ -134,11 +136,11 @@ bool sb_rt_name_ignored(const char *name);
 void sb_rt_remote_tar_filters(const sb_excludes *ex, char ***segments, char ***toplevel);
 
 /* ---- remote.c: the scripts of the command path. All return malloc'd scripts. */
-/* Destroy-then-replace: wipe <dir>'s top-level entries except spare, then extract tar. When
- * spare is NULL the whole dir is recreated. */
+/* Destroy-then-replace: wipe <dir>'s top-level entries except spare, then extract tar (NULL:
+ * from stdin). When spare is NULL the whole dir is recreated. */
 char *sb_rt_script_extract(const char *dir, const char *tar, char *const *spare);
-/* Archive <dir> into tar: entries by name (never "./"), tolerant of tar exit 1, empty archive
- * from /dev/zero. */
+/* Archive <dir> into tar (NULL: to stdout): entries by name (never "./"), tolerant of tar exit
+ * 1, empty archive from /dev/zero. */
 char *sb_rt_script_archive(const char *dir, const char *tar, const sb_excludes *ex);
 
 /* ---- transfer.c: move a directory tree in or out, command path or native. */
@@ -151,7 +153,19 @@ typedef struct sb_rt_stage {
 	char *const *spare;     /* top-level names kept by the wipe; NULL = recreate the dir */
 	bool native;
 	const char *label; /* "workspace" or the asset key, for the stage timer */
+	/* Created after the transfer (the runtime root, which the chunked upload creates by
+	 * uploading into it); NULL = none. The streamed path does it in the same command. */
+	const char *ensure_dir;
+	/* Refuse a non-empty remote_dir that lacks this directory (see refuse_foreign_remote);
+	 * NULL = no check. */
+	const char *ours_marker;
 } sb_rt_stage;
+
+/* The exit status of the guard in the staging script, and the error for it. */
+#define SB_RT_FOREIGN_EXIT 97
+sb_err *sb_rt_foreign_error(const char *dir);
+/* "<guard>; " that exits SB_RT_FOREIGN_EXIT when dir is not empty and lacks ours; malloc'd. */
+char *sb_rt_script_guard(const char *dir, const char *ours);
 
 sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
                        uint64_t *bytes_out);
@@ -169,6 +183,20 @@ typedef struct sb_rt_fetch {
 
 sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
                         uint64_t *bytes_out);
+
+/* ---- stream.c: the command path over a runner that streams bytes both ways
+ * (SB_RUNNER_CAP_STDIN_STREAM): one remote command per direction, the archive piped from the
+ * walker into the far tar's stdin and from the far tar's stdout into the extractor, no
+ * temporary archive on either side. */
+bool sb_rt_can_stream(const sb_rt_ctx *c);
+sb_err *sb_rt_stream_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
+                        sb_rt_timer *tm, uint64_t *bytes_out);
+sb_err *sb_rt_stream_native_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
+                               sb_rt_timer *tm, uint64_t *bytes_out);
+sb_err *sb_rt_stream_native_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
+                                sb_rt_timer *tm, uint64_t *bytes_out);
+sb_err *sb_rt_stream_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
+                         sb_rt_timer *tm, uint64_t *bytes_out);
 
 /* ---- content_hash.c: a file's content hash, holes unread (see the file). *size_out receives
  * the size hashed. SB_E_CONFLICT when the file shrank meanwhile. */

@@ -1,13 +1,11 @@
-/* Moving a directory tree into or out of the remote side. The tar is built (or read) on the host
- * with libarchive in an unnamed temp file. Command path: it is uploaded or downloaded through
- * remote commands and extracted (or created) by the remote tar. Native path: the same file is
- * handed to the runner's sync_in / sync_out. Both apply the same excludes and the same
+/* Moving a directory tree into or out of the remote side. Streamed wherever the runner allows
+ * (stream.c): the command path over a runner that carries bytes both ways (one remote command
+ * per direction), native staging always, native restore unless a byte limit must be checked on
+ * the whole archive before extraction. Otherwise the tar is built (or read) on the host with
+ * libarchive in an unnamed temp file, uploaded or downloaded through remote commands and
+ * extracted (or created) by the remote tar, or handed to sync_out, whose size is then known
+ * before anything is extracted. Both paths apply the same excludes and the same
  * destroy-then-replace rule, so they leave byte-identical trees.
- *
- * The archive goes through a file rather than a pipe between threads: its size is known
- * before the transfer starts (progress totals, the download limit), and no runner has to agree
- * on an end of stream. Streaming would overlap tar and transfer (see the runtime benchmark),
- * at the cost of both.
  */
 #include "rt.h"
 
@@ -44,18 +42,6 @@ static sb_err *rewind_fd(int fd)
 
 /* ---- stage in */
 
-/* Runners report native progress without a total (they see a stream); we know the size. */
-typedef struct known_total {
-	sb_rt_progress *p;
-	uint64_t total;
-} known_total;
-
-static void progress_with_total(void *ud, uint64_t done, uint64_t total)
-{
-	known_total *k = ud;
-	sb_rt_progress_fn(k->p, done, total ? total : k->total);
-}
-
 sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
                        uint64_t *bytes_out)
 {
@@ -67,22 +53,46 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 	int fd = -1;
 	uint64_t bytes = 0;
 	char *script = NULL;
+	if (!s->native && sb_rt_can_stream(c)) {
+		err = sb_rt_stream_in(c, s, p, &tm, &bytes);
+		sb_rt_timer_finish(&tm, err != NULL);
+		if (err)
+			return sb_err_prefix(err, "staging %s into %s (streamed)", s->local_dir,
+			                     s->remote_dir);
+		*bytes_out = bytes;
+		return NULL;
+	}
+	if (s->ours_marker) {
+		/* Checked on its own before anything is uploaded into the directory. */
+		char *guard = sb_rt_script_guard(s->remote_dir, s->ours_marker);
+		sb_exec_result res;
+		sb_exec_result_init(&res);
+		err = sb_rt_run(c, guard, NULL, NULL, 0, &res);
+		if (err && res.has_exit_code && res.exit_code == SB_RT_FOREIGN_EXIT) {
+			sb_err_free(err);
+			err = sb_rt_foreign_error(s->remote_dir);
+		}
+		sb_exec_result_deinit(&res);
+		free(guard);
+		if (err) {
+			sb_rt_timer_finish(&tm, true);
+			return err;
+		}
+	}
+	if (s->native) {
+		err = sb_rt_stream_native_in(c, s, p, &tm, &bytes);
+		sb_rt_timer_finish(&tm, err != NULL);
+		if (err)
+			return sb_err_prefix(err, "staging %s into %s (native transfer)",
+			                     s->local_dir, s->remote_dir);
+		*bytes_out = bytes;
+		return NULL;
+	}
 	err = new_archive_file("workspace-upload", &fd);
 	if (!err)
 		err = sb_tar_create(s->local_dir, s->ex, s->follow_symlinks, fd, &bytes);
 	sb_rt_timer_mark(&tm, "tar");
-	if (!err && s->native) {
-		known_total kt = {.p = p, .total = bytes};
-		err = rewind_fd(fd);
-		if (!err)
-			err = sb_runner_sync_in(c->runner, s->remote_dir, s->spare, fd,
-			                        progress_with_total, &kt);
-		sb_rt_timer_mark(&tm, "transfer");
-		if (err)
-			sb_rt_progress_fail(p);
-		else
-			sb_rt_progress_complete(p, bytes, bytes);
-	} else if (!err) {
+	if (!err) {
 		err = sb_rt_upload(c, fd, bytes, s->upload_tar, p);
 		sb_rt_timer_mark(&tm, "upload");
 		if (!err) {
@@ -172,6 +182,16 @@ sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress
 	sb_rt_timer_start(&tm, &c->progress, "restore", f->label ? f->label : "tree", f->native);
 	int fd = -1;
 	uint64_t size = 0;
+	if ((!f->native && sb_rt_can_stream(c)) || (f->native && f->max_bytes <= 0)) {
+		err = f->native ? sb_rt_stream_native_out(c, f, p, &tm, &size)
+		                : sb_rt_stream_out(c, f, p, &tm, &size);
+		sb_rt_timer_finish(&tm, err != NULL);
+		if (err)
+			return sb_err_prefix(err, "fetching %s (%s)", f->remote_dir,
+			                     f->native ? "native transfer" : "streamed");
+		*bytes_out = size;
+		return NULL;
+	}
 	err = new_archive_file("workspace-download", &fd);
 	if (!err)
 		err = f->native ? fetch_native(c, f, fd, p, &tm, &size)

@@ -138,7 +138,8 @@ static void plant_shim(env *e, const sb_buf *archive)
 	       "rm -f /tmp/tar-served; "
 	       "real=$(command -v tar); "
 	       "printf '#!/bin/sh\\necho \"$*\" >> /tmp/tar-calls\\n"
-	       "if [ \"$1\" = \"-cf\" ]; then cat /tmp/evil.tar > \"$2\"; "
+	       "if [ \"$1\" = \"-cf\" ]; then if [ \"$2\" = - ]; then "
+	       "cat /tmp/evil.tar; else cat /tmp/evil.tar > \"$2\"; fi; "
 	       "echo served >> /tmp/tar-served; exit 0; fi\\nexec %s \"$@\"\\n' \"$real\" "
 	       "> /tmp/bin/tar; chmod 755 /tmp/bin/tar",
 	       &r);

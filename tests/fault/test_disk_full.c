@@ -144,7 +144,10 @@ static void full_far_side_fails_the_staging(bool command_path)
 	sb_err *err = sb_runtime_prepare(&o, &rt);
 	assert_non_null(err);
 	print_message("staging onto a full disk: %s\n", err->msg);
-	assert_true(strstr(err->msg, "No space left on device") != NULL);
+	/* GNU tar reading a stream reports the short write itself ("Wrote only N of M bytes")
+	 * rather than the errno. */
+	assert_true(strstr(err->msg, "No space left on device") != NULL ||
+	            strstr(err->msg, "Wrote only") != NULL);
 	sb_err_free(err);
 	assert_null(rt);
 	rth_assert_trees_equal(ref, local, NULL);

@@ -198,9 +198,12 @@ static void install_hostile_tar(rth_env *e, const char *make_archive)
 	real[strcspn(real, "\n")] = '\0';
 	char *shim = sbt_path(e->base, "shim");
 	char *script = sb_strfmt("#!/bin/sh\n"
+	                         "if [ \"$1\" = \"-cf\" ] && [ \"$2\" = - ]; then "
+	                         "out=$(mktemp); { %s; } >&2 && cat \"$out\"; rc=$?; "
+	                         "rm -f \"$out\"; exit $rc; fi\n"
 	                         "if [ \"$1\" = \"-cf\" ]; then out=\"$2\"; %s; exit $?; fi\n"
 	                         "exec '%s' \"$@\"\n",
-	                         make_archive, real);
+	                         make_archive, make_archive, real);
 	sbt_write(shim, "tar", script, strlen(script), 0755);
 	char *path = sb_strfmt("PATH=%s:/usr/local/bin:/usr/bin:/bin", shim);
 	rth_rec_add_env(e->rec, path);

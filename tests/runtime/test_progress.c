@@ -164,9 +164,10 @@ static void prepare_and_restore_report_phases(void **state)
 	    1);
 	assert_int_equal(
 	    rth_strv_count_containing(l.lines, "[sandbar] Syncing home to sandbox: 100% ("), 1);
-	assert_int_equal(rth_strv_count_containing(l.lines, "[sandbar] sync stage workspace: tar "),
-	                 1);
-	assert_int_equal(rth_strv_count_containing(l.lines, "[sandbar] sync stage home: tar "), 1);
+	/* One timer line per tree: "tar .., upload .., extract .." chunked, "stream .." when the
+	 * runner streams. */
+	assert_int_equal(rth_strv_count_containing(l.lines, "[sandbar] sync stage workspace: "), 1);
+	assert_int_equal(rth_strv_count_containing(l.lines, "[sandbar] sync stage home: "), 1);
 	SB_ASSERT_OK(sb_runtime_restore(rt, NULL, NULL));
 	assert_int_equal(rth_strv_count_equal(l.status, "restore|Restoring workspace from sandbox"),
 	                 1);
@@ -176,8 +177,8 @@ static void prepare_and_restore_report_phases(void **state)
 	assert_int_equal(rth_strv_count_containing(
 	                     l.lines, "[sandbar] Restoring workspace from sandbox: 100% ("),
 	                 1);
-	assert_int_equal(
-	    rth_strv_count_containing(l.lines, "[sandbar] sync restore workspace: archive "), 1);
+	assert_int_equal(rth_strv_count_containing(l.lines, "[sandbar] sync restore workspace: "),
+	                 1);
 	size_t ns = sb_strv_len(l.status);
 	assert_string_equal(l.status[ns - 1], "finalize|Finalizing sandbox workspace");
 	rth_lines_free(&l);
