@@ -33,10 +33,11 @@ typedef struct sbi_exec {
 	int64_t grace_ms;
 	int64_t kill_at_ms; /* SIGKILL due (after TERM on timeout); 0 = none */
 	bool exited, timed_out;
-	int wstatus;           /* once exited */
-	bool oom;              /* once exited: the memory limit killed it */
-	bool truncated[2];     /* output past spool_max, or after a spool write failed, was dropped */
-	bool spool_failed[2];  /* a spool write failed (disk full): the rest is dropped, not gapped */
+	int wstatus;       /* once exited */
+	bool oom;          /* once exited: the memory limit killed it */
+	bool truncated[2]; /* output past spool_max, or after a spool write failed, was dropped */
+	bool
+	    spool_failed[2]; /* a spool write failed (disk full): the rest is dropped, not gapped */
 	int64_t status_due_ms; /* when to write the "running" record; 0 = done */
 	bool dir_failed;       /* its spool directory could not be made */
 	int pending_records;   /* status records queued to the writer thread (records.c) */

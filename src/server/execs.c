@@ -522,7 +522,8 @@ sb_err *sbs_exec_wait_end(sbs_exec *x, sb_cancel *cancel, sb_sandbox_exec_status
 		if (cancel && sb_cancel_is_set(cancel))
 			return sb_err_new(SB_E_CANCELED, "canceled while waiting for exec %s",
 			                  sbs_exec_id(x));
-		sb_err *err = sbs_exec_pump(x, &none, 0, END_POLL_MS, ignore_out, NULL, &finished, st);
+		sb_err *err =
+		    sbs_exec_pump(x, &none, 0, END_POLL_MS, ignore_out, NULL, &finished, st);
 		if (err)
 			return err;
 	}

@@ -21,9 +21,8 @@ static void audit_lines_are_pruned_after_the_retention(void **state)
 	SB_ASSERT_OK(sbs_store_prune_audit(st, sb_wall_ms() + 1000));
 	assert_int_equal(sbs_store_audit_count(st), 0);
 	sbs_store_close(st);
-	sbt_rmtree(dir);
 	free(db);
-	free(dir);
+	sbt_rmtree(dir); /* frees dir */
 }
 
 int main(void)
