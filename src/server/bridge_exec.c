@@ -105,8 +105,26 @@ static sb_err *start_result(exec_call *c, const sb_sandbox_exec_status *st)
 	return err;
 }
 
-/* After the command: a timeout discards a named session, or destroys a default-session lease
- * (deferred past any other exec) as the bridge's destroy-after-execution does. */
+/* A default-session timeout destroys the lease, as the bridge's destroy-after-execution does.
+ * The destroy is registered before the client can read the result's end: the exec's fence
+ * defers it until the reply has read the spool, and meanwhile the lease already answers as
+ * being destroyed, so a resume racing the reply's last bytes sees the state as lost. */
+static void destroy_after_timeout(exec_call *c)
+{
+	sbs_destroy_opts o = {.acquisition_id = c->acquisition_id,
+	                      .defer = true,
+	                      .reason = "paperclip default-session timeout"};
+	sbs_destroy_outcome out;
+	sb_err *err = sbs_leases_destroy(c->srv->leases, c->lease_id, &o, &out, NULL);
+	if (err) {
+		sb_warn("bridge exec on lease %s timed out; destroying the lease failed: %s",
+		        c->lease_id, err->msg);
+		sb_err_free(err);
+	}
+}
+
+/* After the result was written: a timeout discards a named session; a default session's
+ * lease, whose destroy destroy_after_timeout registered, goes once the exec's fence ends. */
 static void after_exec(exec_call *c)
 {
 	c->after_due = false;
@@ -120,16 +138,6 @@ static void after_exec(exec_call *c)
 	c->x = NULL;
 	sbs_lease_unref(c->lease);
 	c->lease = NULL;
-	sbs_destroy_opts o = {.acquisition_id = c->acquisition_id,
-	                      .defer = true,
-	                      .reason = "paperclip default-session timeout"};
-	sbs_destroy_outcome out;
-	sb_err *err = sbs_leases_destroy(c->srv->leases, c->lease_id, &o, &out, NULL);
-	if (err) {
-		sb_warn("bridge exec on lease %s timed out; destroying the lease failed: %s",
-		        c->lease_id, err->msg);
-		sb_err_free(err);
-	}
 	bridge_session_drop(c->srv, c->lease_id, c->acquisition_id, NULL);
 }
 
@@ -138,7 +146,11 @@ static sb_err *finish(exec_call *c)
 {
 	sb_sandbox_exec_status st;
 	sb_err *err = sbs_exec_wait_end(c->x, NULL, &st);
-	return err ? err : start_result(c, &st);
+	if (!err)
+		err = start_result(c, &st);
+	if (!err && c->timed_out && !c->named)
+		destroy_after_timeout(c);
+	return err;
 }
 
 static ssize_t result_fill(void *ud, char *buf, size_t max)
