@@ -19,7 +19,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	for (size_t i = 0; i < m.n; i++) {
 		const sb_manifest_entry *e = &m.v[i];
-		if (!e->path[0] || e->path[0] == '/' || (i && strcmp(m.v[i - 1].path, e->path) >= 0))
+		if (!e->path[0] || e->path[0] == '/' ||
+		    (i && strcmp(m.v[i - 1].path, e->path) >= 0))
 			abort();
 		if (e->hashed && e->type != SB_FT_FILE)
 			abort();

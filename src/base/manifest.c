@@ -49,8 +49,9 @@ static bool next_record(cursor *c, const char **rec, size_t *len, sb_err **err)
 		return false;
 	const char *nul = memchr(c->p, '\0', (size_t)(c->end - c->p));
 	if (!nul) {
-		*err = sb_err_new(SB_E_PROTOCOL, "manifest record %zu is not terminated (truncated)",
-		                  c->recno + 1);
+		*err =
+		    sb_err_new(SB_E_PROTOCOL, "manifest record %zu is not terminated (truncated)",
+		               c->recno + 1);
 		return false;
 	}
 	*rec = c->p;
@@ -152,7 +153,8 @@ static bool kind_of(char y, sb_ftype *t)
 static sb_err *check_path(const char *p, size_t n, size_t recno)
 {
 	if (n == 0 || n > PATH_MAX)
-		return sb_err_new(SB_E_PROTOCOL, "manifest record %zu: path of %zu bytes", recno, n);
+		return sb_err_new(SB_E_PROTOCOL, "manifest record %zu: path of %zu bytes", recno,
+		                  n);
 	char *s = sb_xstrndup(p, n);
 	sb_err *err = sb_path_check_relative(s);
 	free(s);
@@ -230,7 +232,8 @@ static sb_err *parse_hash(sb_manifest *m, const char *rec, size_t len, size_t re
 	free(path);
 	if (!e || e->type != SB_FT_FILE || e->hashed)
 		return sb_err_new(SB_E_PROTOCOL,
-		                  "manifest record %zu: a hash for no listed file, or twice", recno);
+		                  "manifest record %zu: a hash for no listed file, or twice",
+		                  recno);
 	memcpy(e->sha, sha, sizeof sha);
 	e->hashed = true;
 	return NULL;

@@ -19,7 +19,7 @@
 
 struct content_hash {
 	sb_sha256 *sha;
-	uint64_t zeros; /* length of the zero run not fed yet */
+	uint64_t zeros;   /* length of the zero run not fed yet */
 	sb_sha256 *plain; /* the plain SHA-256 of the bytes (what sha256sum prints), or NULL */
 };
 

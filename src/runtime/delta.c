@@ -128,8 +128,7 @@ static sb_err *on_manifest_output(void *ud, sb_stream stream, const char *data, 
 }
 
 sb_err *sb_rt_manifest_fetch(const sb_rt_ctx *c, const char *dir, const sb_excludes *ex,
-                             int64_t hash_since, bool hash_all, sb_manifest *out,
-                             uint64_t *bytes)
+                             int64_t hash_since, bool hash_all, sb_manifest *out, uint64_t *bytes)
 {
 	sb_manifest_init(out);
 	char *script = sb_rt_script_manifest(dir, ex, hash_since, hash_all);
@@ -239,8 +238,8 @@ bool sb_rt_is_git_path(const char *path)
 /* The snapshot of the local .git (entries relative to the workspace, "…/.git/x"), stat only,
  * with the plain hash of every racy file (or of all of them with checksum), for comparing the
  * remote .git by manifest. */
-sb_err *sb_rt_git_snapshot(const char *local_dir, const sb_excludes *archive_ex,
-                           int64_t hash_since, bool checksum, sb_snap *out)
+sb_err *sb_rt_git_snapshot(const char *local_dir, const sb_excludes *archive_ex, int64_t hash_since,
+                           bool checksum, sb_snap *out)
 {
 	sb_snap_init(out);
 	char *git = sb_strfmt("%s/.git", local_dir);
@@ -283,13 +282,13 @@ typedef struct planner {
 	const sb_manifest *man;
 	int64_t since;
 	bool checksum;
-	sb_snap src;        /* entries in order; changed files/links filled after extraction */
-	size_t *fill;       /* indexes into src of entries to take from the extracted tree */
+	sb_snap src;  /* entries in order; changed files/links filled after extraction */
+	size_t *fill; /* indexes into src of entries to take from the extracted tree */
 	size_t n_fill, cap_fill;
-	sb_buf list;        /* NUL-separated paths for the far tar */
+	sb_buf list; /* NUL-separated paths for the far tar */
 	bool git_changed;
-	char **git_items;   /* .git files and links (all of them, fetched when .git changed) */
-	sb_snap git_next;   /* the remote .git as listed: the next git snapshot */
+	char **git_items; /* .git files and links (all of them, fetched when .git changed) */
+	sb_snap git_next; /* the remote .git as listed: the next git snapshot */
 } planner;
 
 static void note_fill(planner *pl)
@@ -308,8 +307,12 @@ static void plan_git(planner *pl, const sb_manifest_entry *m)
 		pl->git_changed = true;
 	if (m->type == SB_FT_FILE || m->type == SB_FT_SYMLINK)
 		sb_strv_push(&pl->git_items, m->path);
-	sb_snap_entry e = {.path = m->path, .type = m->type, .mode = m->mode, .size = m->size,
-	                   .mtime_sec = m->mtime_sec, .target = m->target,
+	sb_snap_entry e = {.path = m->path,
+	                   .type = m->type,
+	                   .mode = m->mode,
+	                   .size = m->size,
+	                   .mtime_sec = m->mtime_sec,
+	                   .target = m->target,
 	                   .has_plain = m->hashed};
 	memcpy(e.plain, m->sha, SB_SHA256_LEN);
 	push_entry(&pl->git_next, &e);
@@ -336,8 +339,12 @@ static void plan_entries(planner *pl)
 			pl->src.v[pl->src.n - 1].mtime_sec = m->mtime_sec;
 			continue;
 		}
-		sb_snap_entry e = {.path = m->path, .type = m->type, .mode = m->mode,
-		                   .size = m->size, .mtime_sec = m->mtime_sec, .target = m->target};
+		sb_snap_entry e = {.path = m->path,
+		                   .type = m->type,
+		                   .mode = m->mode,
+		                   .size = m->size,
+		                   .mtime_sec = m->mtime_sec,
+		                   .target = m->target};
 		push_entry(&pl->src, &e);
 		if (m->type != SB_FT_DIR) {
 			note_fill(pl);
@@ -372,8 +379,8 @@ static sb_err *fill_from_tree(planner *pl, const char *tree)
 		}
 		bool is_file = S_ISREG(st.st_mode), is_link = S_ISLNK(st.st_mode);
 		if ((e->type == SB_FT_FILE && !is_file) || (e->type == SB_FT_SYMLINK && !is_link)) {
-			err = sb_err_new(SB_E_CONFLICT, "%s changed kind while it was being fetched",
-			                 e->path);
+			err = sb_err_new(SB_E_CONFLICT,
+			                 "%s changed kind while it was being fetched", e->path);
 			break;
 		}
 		e->mode = st.st_mode;
@@ -407,9 +414,13 @@ static void planner_deinit(planner *pl)
 	sb_strv_free(pl->git_items);
 }
 
-/* A reason to take the full path: said once, never an error. */
+/* A reason to take the full path: said once, never an error. A failed command's message
+ * starts with its (long) script: only what follows "failed with" is worth a line. */
 static void fall_back(const sb_rt_ctx *c, const char *why)
 {
+	const char *failed = strstr(why, "failed with exit code");
+	if (failed)
+		why = failed;
 	char *line = sb_strfmt("incremental restore not possible (%s): fetching the whole "
 	                       "workspace",
 	                       why);
@@ -425,8 +436,8 @@ static bool is_final(const sb_err *e)
 	       e->code == SB_E_TOO_LARGE || e->code == SB_E_TIMEOUT || e->sys_errno == ENOSPC;
 }
 
-sb_err *sb_rt_delta_fetch(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_fetch *f,
-                          bool checksum, sb_rt_progress *p, sb_rt_delta *out, bool *full)
+sb_err *sb_rt_delta_fetch(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_fetch *f, bool checksum,
+                          sb_rt_progress *p, sb_rt_delta *out, bool *full)
 {
 	*full = true;
 	memset(out, 0, sizeof *out);
@@ -443,7 +454,7 @@ sb_err *sb_rt_delta_fetch(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_fetch 
 	int64_t since = sb_rt_hash_since(rt->base_sec);
 	int64_t t0 = sb_wall_ms() / 1000;
 	sb_rt_timer tm;
-	sb_rt_timer_start(&tm, &c->progress, "restore", "workspace delta", rt->native);
+	sb_rt_timer_start(&tm, &c->progress, "restore", f->label ? f->label : "tree", rt->native);
 	sb_manifest man;
 	uint64_t man_bytes = 0;
 	sb_err *err = sb_rt_manifest_fetch(c, f->remote_dir, &rt->archive_ex, since, checksum, &man,

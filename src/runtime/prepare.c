@@ -330,11 +330,12 @@ static sb_err *take_baseline(sb_runtime *rt)
 		err = sb_snap_hash_all(&rt->baseline); /* drops the root fd */
 	if (!err) {
 		/* The .git goes whole (it is no part of the merge): its stat snapshot tells an
-		 * incremental restore (which the restore options may ask for) whether it changed. */
+		 * incremental restore (which the restore options may ask for) whether it changed.
+		 */
 		if (!sb_excludes_match_entry(&rt->archive_ex, ".git", true))
 			err = sb_rt_git_snapshot(rt->local_dir, &rt->archive_ex,
-			                         sb_rt_hash_since(rt->base_sec), sb_rt_sync_checksum(),
-			                         &rt->git_snap);
+			                         sb_rt_hash_since(rt->base_sec),
+			                         sb_rt_sync_checksum(), &rt->git_snap);
 		rt->git_snap_ok = rt->delta_ok = !err;
 	}
 	return err ? sb_err_prefix(err, "recording the baseline of %s", rt->local_dir) : NULL;

@@ -274,14 +274,13 @@ char *sb_rt_script_manifest(const char *dir, const sb_excludes *ex, int64_t hash
 /* `tar -c` of the NUL-separated relative paths on stdin, in dir, to stdout. */
 char *sb_rt_script_select(const char *dir);
 sb_err *sb_rt_manifest_fetch(const sb_rt_ctx *c, const char *dir, const sb_excludes *ex,
-                             int64_t hash_since, bool hash_all, sb_manifest *out,
-                             uint64_t *bytes);
+                             int64_t hash_since, bool hash_all, sb_manifest *out, uint64_t *bytes);
 bool sb_rt_excluded_path(const sb_excludes *ex, const char *path, bool is_dir);
 bool sb_rt_entry_same(const sb_snap_entry *b, const sb_manifest_entry *m, int64_t hash_since,
                       bool checksum);
 bool sb_rt_is_git_path(const char *path);
-sb_err *sb_rt_git_snapshot(const char *local_dir, const sb_excludes *archive_ex,
-                           int64_t hash_since, bool checksum, sb_snap *out);
+sb_err *sb_rt_git_snapshot(const char *local_dir, const sb_excludes *archive_ex, int64_t hash_since,
+                           bool checksum, sb_snap *out);
 
 typedef struct sb_rt_delta {
 	sb_snap src;      /* the remote tree as the merge's source (rootfd: the staging tree) */
