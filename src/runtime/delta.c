@@ -421,11 +421,9 @@ static void fall_back(const sb_rt_ctx *c, const char *why)
 	const char *failed = strstr(why, "failed with exit code");
 	if (failed)
 		why = failed;
-	char *line = sb_strfmt("incremental restore not possible (%s): fetching the whole "
-	                       "workspace",
-	                       why);
-	sb_rt_say(&c->progress, line);
-	free(line);
+	(void)c;
+	/* The log, not the progress sink: the CLI shows progress as a bar and drops its lines. */
+	sb_warn("incremental restore not possible (%s): fetching the whole workspace", why);
 }
 
 /* An error that a full transfer would meet just the same (or that must stop the restore):
