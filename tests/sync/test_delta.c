@@ -1,12 +1,13 @@
 /* sync.delta: incremental restores (#15, SANDBAR_SYNC=incremental) through the real `sandbar`
  * binary and a counting command prefix: only the changed files come back (bytes counted),
  * deletions, kind changes both ways, mode-only changes, a content change under an unchanged
- * mtime (caught when the size changed, and by --checksum when it did not), the fallback when
- * the far side has no sha256sum, and the number of remote commands per run. */
+ * mtime (caught when the size changed, and by --checksum when it did not), the fallbacks when
+ * the far side has no sha256sum or another clock, and the number of remote commands per run. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "clitest.h"
 #include "runtime/harness.h"
@@ -191,27 +192,58 @@ static void old_mtime_content_change(void **state)
 	run_out_free(&o);
 }
 
+/* root/path: every tool of /usr/bin and /bin but the one named drop (the wrapper then runs the
+ * far side with that PATH). Freed by the caller with sbt_rmtree. */
+static char *far_path_without(clit *t, const char *drop)
+{
+	char *path = sbt_path(t->root, "path");
+	int rc = sbt_sh("mkdir -p '%s' && for f in /usr/bin/* /bin/*; do "
+	                "ln -sf \"$f\" '%s/' 2>/dev/null; done; rm -f '%s/%s'",
+	                path, path, path, drop);
+	assert_int_equal(rc, 0);
+	return path;
+}
+
+static void assert_fell_back(clit *t, const char *cmd, const char *why)
+{
+	run_out o;
+	run_in(t, "incremental", false, cmd, &o);
+	assert_int_equal(o.code, 0);
+	char *line = sb_strfmt("incremental restore not possible (%s", why);
+	if (!strstr(o.err, line)) {
+		print_error("no \"%s\" line in stderr:\n%s\n", line, o.err);
+		fail();
+	}
+	free(line);
+	/* the whole tree came back, and the change with it */
+	assert_true(o.bytes_down > (long long)N_FILES * FILE_BYTES);
+	run_out_free(&o);
+}
+
 /* A far side without sha256sum: one line, then the whole tree, and the right result. */
 static void missing_sha256sum_falls_back(void **state)
 {
 	clit *t = *state;
 	fill_workspace(t);
-	char *path = sbt_path(t->root, "path");
-	int rc = sbt_sh("mkdir -p '%s' && for f in /usr/bin/* /bin/*; do "
-	                "ln -sf \"$f\" '%s/' 2>/dev/null; done; rm -f '%s/sha256sum'",
-	                path, path, path);
-	assert_int_equal(rc, 0);
-	run_out o;
-	run_in(t, "incremental", false, "echo changed > src/f3.bin", &o);
-	assert_int_equal(o.code, 0);
+	char *path = far_path_without(t, "sha256sum");
+	assert_fell_back(t, "echo changed > src/f3.bin", "sha256sum is missing");
 	rth_assert_file(t->ws, "src/f3.bin", "changed\n");
-	if (!strstr(o.err, "incremental restore not possible (sha256sum is missing)")) {
-		print_error("no fallback line in stderr:\n%s\n", o.err);
-		fail();
-	}
-	assert_true(o.bytes_down > (long long)N_FILES * FILE_BYTES);
 	sbt_rmtree(path); /* frees path */
-	run_out_free(&o);
+}
+
+/* A far clock an hour ahead: its mtimes say nothing about ours. */
+static void clock_skew_falls_back(void **state)
+{
+	clit *t = *state;
+	fill_workspace(t);
+	char *path = far_path_without(t, "date");
+	char *fake = sb_strfmt("#!/bin/sh\necho $(( $(%s +%%s) + 3600 ))\n",
+	                       access("/usr/bin/date", X_OK) == 0 ? "/usr/bin/date" : "/bin/date");
+	sbt_write(path, "date", fake, strlen(fake), 0755);
+	free(fake);
+	assert_fell_back(t, "echo changed > src/f4.bin", "the far clock is");
+	rth_assert_file(t->ws, "src/f4.bin", "changed\n");
+	sbt_rmtree(path);
 }
 
 int main(void)
@@ -222,6 +254,7 @@ int main(void)
 	    CLIT_TEST(mode_only_change_comes_back),
 	    CLIT_TEST(old_mtime_content_change),
 	    CLIT_TEST(missing_sha256sum_falls_back),
+	    CLIT_TEST(clock_skew_falls_back),
 	};
 	return cmocka_run_group_tests_name("sync.delta", tests, NULL, NULL);
 }
