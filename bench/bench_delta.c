@@ -150,8 +150,8 @@ int main(void)
 	       "temp dirs under %s\n",
 	       NFILES, TOTAL_BYTES >> 20, 100 / CHANGE_EVERY, (unsigned long long)changed, RUNS,
 	       root);
-	sbb_row_ms("repeat restore, incremental vs full (1% changed)", sbb_median(inc_restore, RUNS),
-	           sbb_median(full_restore, RUNS), "full restore");
+	sbb_row_ms("repeat restore, incremental vs full (1% changed)",
+	           sbb_median(inc_restore, RUNS), sbb_median(full_restore, RUNS), "full restore");
 	sbb_row_ms("repeat run overhead (prepare + restore), incremental restore",
 	           sbb_median(inc_run, RUNS), sbb_median(full_run, RUNS), "full path");
 	double m = sbb_median(moved, RUNS), base = (double)(changed + man);

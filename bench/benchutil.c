@@ -116,4 +116,3 @@ sb_err *sbb_make_tree(const char *src, int nfiles, int nlarge, size_t total)
 	free(sizes);
 	return NULL;
 }
-
