@@ -10,34 +10,11 @@
 #include <unistd.h>
 
 #include "clitest.h"
+#include "counting.h"
 #include "runtime/harness.h"
 
 #define N_FILES 200
 #define FILE_BYTES 20000
-
-/* root/count-prefix: one line per invocation in root/calls, then runs its arguments with PATH
- * root/path when that directory exists (the sha256sum-less far side). */
-static char *write_wrapper(clit *t, char **calls_out)
-{
-	char *calls = sbt_path(t->root, "calls");
-	char *path = sbt_path(t->root, "path");
-	char *script = sb_strfmt("#!/bin/sh\necho call >> '%s'\n"
-	                         "if [ -d '%s' ]; then PATH='%s'; export PATH; fi\nexec \"$@\"\n",
-	                         calls, path, path);
-	sbt_write(t->root, "count-prefix", script, strlen(script), 0755);
-	free(script);
-	free(path);
-	*calls_out = calls;
-	return sbt_path(t->root, "count-prefix");
-}
-
-static int count_lines(const char *path)
-{
-	char *n = sbt_sh_out("cat '%s' 2>/dev/null | wc -l", path);
-	int c = atoi(n);
-	free(n);
-	return c;
-}
 
 /* N_FILES files of FILE_BYTES, a script, a directory and a file to change kinds; every mtime an
  * hour old (files written just before staging are compared by content, not by mtime). */
@@ -64,7 +41,7 @@ typedef struct run_out {
 static void run_in(clit *t, const char *mode, bool checksum, const char *cmd, run_out *o)
 {
 	char *calls;
-	char *wrapper = write_wrapper(t, &calls);
+	char *wrapper = synct_wrapper(t, &calls);
 	sbt_sh("rm -f '%s'", calls);
 	char *via = sb_strfmt("cmd:%s", wrapper);
 	char *remote = sbt_path(t->root, "remote");
@@ -82,7 +59,7 @@ static void run_in(clit *t, const char *mode, bool checksum, const char *cmd, ru
 	if (o->code != 0)
 		print_error("exit %d, stderr:\n%s\n", o->code, r.err);
 	o->err = sb_xstrdup(r.err);
-	o->calls = count_lines(calls);
+	o->calls = synct_count_lines(calls);
 	clit_res_free(&r);
 	free(env_mode);
 	free(remote);
