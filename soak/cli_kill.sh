@@ -139,7 +139,7 @@ while [ $trial -lt "$TRIALS" ]; do
 		off=$(old_or_new "$T/cur" "$T/old" "$T/ref.new" | head -5)
 		[ -z "$off" ] || bad "after the run's kill, neither old nor new: $off"
 		sandbox_gone || bad "$(sandbox_procs) sandbox processes still run 10 s after the kill"
-		lease=$(ls "$SANDBAR_STATE_DIR/leases" 2>/dev/null | grep '^run-')
+		lease=$(ls "$SANDBAR_STATE_DIR/leases" 2>/dev/null | grep '^run-' | head -1)
 		if [ -n "$lease" ]; then
 			# the pull killed at a random point of its own restore
 			(cd "$W" && exec "$SB" pull "$lease" -q >/dev/null 2>"$T/pull.err") &
@@ -164,8 +164,12 @@ while [ $trial -lt "$TRIALS" ]; do
 			bad "no convergence: $(diff "$T/ref.new" "$T/cur" | head -5 | tr '\n' ' ')"
 		fi
 		[ ! -e "$W/.sandbar-restore" ] || bad ".sandbar-restore left after the final pull"
-		left=$(ls "$SANDBAR_STATE_DIR/leases" 2>/dev/null | grep -c .)
-		[ "$left" = 0 ] || bad "$left leases left: $(ls "$SANDBAR_STATE_DIR/leases")"
+		left=$(ls "$SANDBAR_STATE_DIR/leases" 2>/dev/null)
+		if [ -n "$left" ]; then
+			bad "leases left: $(cd "$SANDBAR_STATE_DIR/leases" && find . -maxdepth 2 | sort | tr '\n' ' '); listed: $("$SB" lease list 2>&1 | tail -n +2 | tr '\n' ' ')"
+			# the next trial starts clean all the same
+			for l in $left; do "$SB" lease destroy "$l" >/dev/null 2>&1; done
+		fi
 		[ "$(sandbox_procs)" = 0 ] || bad "$(sandbox_procs) sandbox processes left"
 	fi
 	failures=$((failures + trial_fail))
