@@ -78,7 +78,8 @@ echo ready; read go" <"$T/fifo" >"$T/run.out" 2>"$T/run.err") &
 	run_pid=$!
 	exec 3>"$T/fifo"
 	_i=0
-	while ! grep -q ready "$T/run.out" 2>/dev/null && [ $_i -lt 600 ]; do
+	# staging a few thousand files takes seconds, more under ASan on a loaded host
+	while ! grep -q ready "$T/run.out" 2>/dev/null && [ $_i -lt 2400 ]; do
 		sleep 0.05
 		_i=$((_i + 1))
 	done
@@ -86,7 +87,7 @@ echo ready; read go" <"$T/fifo" >"$T/run.out" 2>"$T/run.err") &
 		exec 3>&-
 		kill -KILL $run_pid
 		wait $run_pid 2>/dev/null
-		bad "the command never got ready: $(cat "$T/run.err")"
+		bad "the command never got ready in 120 s: $(tail -c 300 "$T/run.err" | tr '\n' ' ')"
 		return 1
 	fi
 	(cd "$W" && sh -c "$LOCAL") || bad "local edits failed"
@@ -127,30 +128,30 @@ grep -q 'sandbar-remote' "$T/ref.new" || note "the uninterrupted run made no con
 rm -rf "$REF" && mv "$W" "$REF"
 note "$NFILES files; an uninterrupted restore takes $span ms"
 
+# SIGKILL process $1 after a random part of the restore span (seed $2); succeeds when the kill
+# landed (the process had not finished). Then every file must be old or new ($3 names when).
+kill_and_check() {
+	sleep "$(random_delay "$span" "$2")"
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	_rc=$?
+	manifest "$W" >"$T/cur"
+	_off=$(old_or_new "$T/cur" "$T/old" "$T/ref.new" | head -5)
+	[ -z "$_off" ] || bad "after the $3's kill, neither old nor new: $_off"
+	[ $_rc = 137 ]
+}
+
 trial=0
 while [ $trial -lt "$TRIALS" ]; do
 	trial_fail=0
 	if start_run "$T/old"; then
-		sleep "$(random_delay "$span" "$trial$$")"
-		kill -KILL $run_pid 2>/dev/null
-		wait $run_pid 2>/dev/null
-		[ $? = 137 ] && killed_run=$((killed_run + 1))
-		manifest "$W" >"$T/cur"
-		off=$(old_or_new "$T/cur" "$T/old" "$T/ref.new" | head -5)
-		[ -z "$off" ] || bad "after the run's kill, neither old nor new: $off"
+		kill_and_check $run_pid "$trial$$" run && killed_run=$((killed_run + 1))
 		sandbox_gone || bad "$(sandbox_procs) sandbox processes still run 10 s after the kill"
 		lease=$(ls "$SANDBAR_STATE_DIR/leases" 2>/dev/null | grep '^run-' | head -1)
 		if [ -n "$lease" ]; then
 			# the pull killed at a random point of its own restore
 			(cd "$W" && exec "$SB" pull "$lease" -q >/dev/null 2>"$T/pull.err") &
-			pid=$!
-			sleep "$(random_delay "$span" "$trial$$-pull")"
-			kill -KILL $pid 2>/dev/null
-			wait $pid 2>/dev/null
-			[ $? = 137 ] && killed_pull=$((killed_pull + 1))
-			manifest "$W" >"$T/cur"
-			off=$(old_or_new "$T/cur" "$T/old" "$T/ref.new" | head -5)
-			[ -z "$off" ] || bad "after the pull's kill, neither old nor new: $off"
+			kill_and_check $! "$trial$$-pull" pull && killed_pull=$((killed_pull + 1))
 			# a pull that got as far as dropping the lease's runtime state has brought
 			# the work home; otherwise the next pull finishes the job
 			if [ -e "$SANDBAR_STATE_DIR/runtime/$lease.json" ]; then

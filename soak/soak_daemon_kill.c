@@ -13,7 +13,8 @@
  * After every trial no lease is lost, duplicated or leaked: each live lease has exactly one
  * sandbar-init and its cgroups, every other lease the daemon's state ever named has neither.
  * SANDBAR_SOAK_TRIALS sets the count (default 100); exits 1 when a trial failed (the quick
- * version, fault.daemon_kill_phases, runs it with a few trials). */
+ * version, fault.daemon_kill_phases, runs it with a few trials). Over 600 lines: the five
+ * phases share the fixture, the upstream and the lease accounting, and read best together. */
 #include <glob.h>
 #include <dirent.h>
 #include <jansson.h>
@@ -448,26 +449,39 @@ static const char exec_script[] =
     "echo \"line $i of the soak's exec, padded to carry some bytes\"; i=$((i + 1)); "
     "[ $((i % 10)) = 0 ] && sleep 0.05; done; exit 7";
 
+/* Start the exec (script, exec_id) on lease in the background, kill the daemon after delay,
+ * and once it is back wait for the command's end: its status, or NULL (*st 404: the daemon
+ * died before it started it; *ok false: no end). */
+static json_t *exec_across_kill(fixture *f, int phase, const char *lease, const char *script,
+                                const char *exec_id, double delay, bool *ok)
+{
+	json_t *req = json_pack("{s:s,s:s}", "script", script, "exec_id", exec_id);
+	char *body = json_dumps(req, JSON_COMPACT);
+	json_decref(req);
+	bg b = {.method = "POST", .body = body, .len = strlen(body)};
+	snprintf(b.target, sizeof b.target, "/v1/leases/%s/exec", lease);
+	bg_start(&b);
+	*ok = kill_at(delay);
+	pthread_join(b.t, NULL);
+	f->outcomes[phase][b.status == 200]++;
+	long st = 0;
+	json_t *end = *ok ? exec_end(lease, exec_id, &st) : NULL;
+	if (!end && st != 404) {
+		say("exec %s: no end (%ld)", exec_id, st);
+		*ok = false;
+	}
+	sb_buf_deinit(&b.out);
+	free(body);
+	return end;
+}
+
 static bool phase_exec(fixture *f, double delay, char ***ids)
 {
 	(void)ids;
 	char exec_id[64];
 	snprintf(exec_id, sizeof exec_id, "soak-dk-ex-%d", g_trial);
-	json_t *req = json_pack("{s:s,s:s}", "script", exec_script, "exec_id", exec_id);
-	char *body = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	bg b = {.method = "POST", .body = body, .len = strlen(body)};
-	snprintf(b.target, sizeof b.target, "/v1/leases/%s/exec", f->exec_lease);
-	bg_start(&b);
-	bool ok = kill_at(delay);
-	pthread_join(b.t, NULL);
-	f->outcomes[1][b.status == 200]++;
-	long st = 0;
-	json_t *end = ok ? exec_end(f->exec_lease, exec_id, &st) : NULL;
-	if (!end && st != 404) {
-		say("exec %s: no end (%ld)", exec_id, st);
-		ok = false;
-	}
+	bool ok = true;
+	json_t *end = exec_across_kill(f, 1, f->exec_lease, exec_script, exec_id, delay, &ok);
 	if (end) {
 		/* what the command wrote: EXEC_LINES lines */
 		sb_buf want = SB_BUF_INIT;
@@ -491,8 +505,6 @@ static bool phase_exec(fixture *f, double delay, char ***ids)
 		sb_buf_deinit(&want);
 		json_decref(end);
 	}
-	sb_buf_deinit(&b.out);
-	free(body);
 	return ok;
 }
 
@@ -579,17 +591,8 @@ static bool phase_callback(fixture *f, double delay, char ***ids)
 	                         "'Content-Type: application/json' --data '{\"n\":%d}' "
 	                         "\"$SANDBAR_CALLBACK_URL%s\"",
 	                         g_trial, up_target);
-	json_t *req = json_pack("{s:s,s:s}", "script", script, "exec_id", exec_id);
-	char *body = json_dumps(req, JSON_COMPACT);
-	json_decref(req);
-	bg b = {.method = "POST", .body = body, .len = strlen(body)};
-	snprintf(b.target, sizeof b.target, "/v1/leases/%s/exec", f->cb_lease);
-	bg_start(&b);
-	bool ok = kill_at(delay);
-	pthread_join(b.t, NULL);
-	f->outcomes[3][b.status == 200]++;
-	long st = 0;
-	json_t *end = ok ? exec_end(f->cb_lease, exec_id, &st) : NULL;
+	bool ok = true;
+	json_t *end = exec_across_kill(f, 3, f->cb_lease, script, exec_id, delay, &ok);
 	sb_buf code = end ? exec_output(f->cb_lease, exec_id) : (sb_buf)SB_BUF_INIT;
 	size_t sent = upstream_count(up_target);
 	const char *c = code.len ? sb_buf_cstr(&code) : "none";
@@ -598,10 +601,6 @@ static bool phase_callback(fixture *f, double delay, char ***ids)
 	f->cb_503 += strcmp(c, "503") == 0;
 	f->cb_other += strcmp(c, "200") && strcmp(c, "409") && strcmp(c, "503");
 	f->cb_max_sent = sent > f->cb_max_sent ? sent : f->cb_max_sent;
-	if (!end && st != 404) {
-		say("callback exec %s: no end (%ld)", exec_id, st);
-		ok = false;
-	}
 	if (sent > 1 || (strcmp(c, "200") == 0 && sent != 1) ||
 	    (strcmp(c, "503") == 0 && sent != 0)) {
 		say("the POST reached the upstream %zu times; the sandbox got %s", sent, c);
@@ -609,8 +608,6 @@ static bool phase_callback(fixture *f, double delay, char ***ids)
 	}
 	sb_buf_deinit(&code);
 	json_decref(end);
-	sb_buf_deinit(&b.out);
-	free(body);
 	free(script);
 	return ok;
 }
