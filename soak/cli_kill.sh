@@ -7,7 +7,8 @@
 # (no sandbox left without an owner); a final `sandbar pull` converges on the uninterrupted
 # result exactly, with no staging or temp name left, and `sandbar lease prune` then leaves no
 # lease. Prints one row for scripts/soak (scenario, trials, failures, figures); exits 1 when a
-# trial failed. SANDBAR_SOAK_TRIALS sets the count (default 100); SB_TEST_BUILD_DIR the build.
+# trial failed. SANDBAR_SOAK_TRIALS sets the count (default 100), SANDBAR_SOAK_FILES the files
+# (default 2500); SB_TEST_BUILD_DIR names the build.
 SB_RT_LIB=${SB_RT_LIB:-$(dirname "$0")/../tests/roundtrip/lib.sh}
 . "$SB_RT_LIB"
 set +e
