@@ -2,8 +2,11 @@
  *  - request latency through the proxy vs direct (one small GET per connection, loopback);
  *  - bulk throughput through the proxy vs direct (one 64 MiB GET);
  *  - `sandbar run -- true` with an allowlist vs without.
- * The upstream is a small C server on 127.0.0.1 (allowed by an IP entry); the proxy listens on
- * a unix socket, as it is reached from a sandbox (sandbar-init hands it the sandbox's socket). */
+ * The upstream is a small C server on 127.0.0.1 (allowed by an IP entry). The first two are
+ * measured twice: from a command inside a sandbox (`sandbar run --allow-net`, the path agents
+ * take: loopback in the sandbox, sandbar-init's forwarder, the proxy) against the same client
+ * on the host going direct; and against the proxy alone on a unix socket, which isolates the
+ * proxy's own cost from the forwarder's. */
 #include "benchutil.h"
 
 #include <sandbar/sandbox.h>
@@ -26,6 +29,7 @@
 #define BULK_BYTES (64u << 20)
 #define BULK_ROUNDS 7
 #define RUNS 11
+#define BOX_ROUNDS 3
 
 extern char **environ;
 
@@ -167,6 +171,80 @@ static double run_true(const char *sandbar, const char *state, const char *ws, b
 	return sbb_now() - t0;
 }
 
+/* Run argv, its stdout captured; returns the first line as a number (the client's median). */
+static double spawn_median(char *const argv[], char *const envp[])
+{
+	int pfd[2];
+	if (pipe(pfd) < 0)
+		die("pipe");
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+	posix_spawn_file_actions_addclose(&fa, pfd[0]);
+	pid_t pid;
+	if (posix_spawn(&pid, argv[0], &fa, NULL, argv, envp) != 0)
+		die("spawn");
+	posix_spawn_file_actions_destroy(&fa);
+	close(pfd[1]);
+	char out[256];
+	size_t n = 0;
+	ssize_t k;
+	while (n < sizeof out - 1 && (k = read(pfd[0], out + n, sizeof out - 1 - n)) > 0)
+		n += (size_t)k;
+	out[n] = '\0';
+	close(pfd[0]);
+	int st;
+	waitpid(pid, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || !n) {
+		fprintf(stderr, "bench_proxy: %s failed\n", argv[0]);
+		exit(1);
+	}
+	return strtod(out, NULL);
+}
+
+/* The client's median over n requests for path, inside a sandbox through the proxy or on the
+ * host direct. */
+static double client_median(const char *sandbar, const char *state, const char *ws, bool boxed,
+                            int n, const char *path, size_t want)
+{
+	char ns[16], port[16], wants[32];
+	snprintf(ns, sizeof ns, "%d", n);
+	snprintf(port, sizeof port, "%d", srv_port);
+	snprintf(wants, sizeof wants, "%zu", want);
+	char *client = NULL;
+	if (asprintf(&client, "%s/proxy_client", ws) < 0)
+		die("asprintf");
+	char *boxed_argv[] = {(char *)sandbar,
+	                      "run",
+	                      "-q",
+	                      "--state-dir",
+	                      (char *)state,
+	                      "-w",
+	                      (char *)ws,
+	                      "--allow-net",
+	                      "127.0.0.1",
+	                      "--",
+	                      "./proxy_client",
+	                      ns,
+	                      port,
+	                      (char *)path,
+	                      wants,
+	                      NULL};
+	char *direct_argv[] = {client, ns, port, (char *)path, wants, NULL};
+	char *no_env[] = {"PATH=/usr/bin:/bin", NULL};
+	double t = boxed ? spawn_median(boxed_argv, environ) : spawn_median(direct_argv, no_env);
+	free(client);
+	return t;
+}
+
+static void copy_file(const char *from, const char *to)
+{
+	char *cmd = NULL;
+	if (asprintf(&cmd, "cp '%s' '%s'", from, to) < 0 || system(cmd) != 0)
+		die("copying the proxy client");
+	free(cmd);
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/sandbar-bench-proxy-XXXXXX";
@@ -207,7 +285,7 @@ int main(void)
 		direct[i] = get(NULL, "/small", 16);
 		proxied[i] = get(sock, "/small", 16);
 	}
-	sbb_row_ms("request latency (proxy vs direct)", sbb_median(proxied, REQUESTS),
+	sbb_row_ms("proxy alone: request latency (proxy vs direct)", sbb_median(proxied, REQUESTS),
 	           sbb_median(direct, REQUESTS), "direct");
 
 	double bd[BULK_ROUNDS], bp[BULK_ROUNDS];
@@ -221,15 +299,39 @@ int main(void)
 	snprintf(o, sizeof o, "%.0f MB/s", mbp);
 	snprintf(b, sizeof b, "%.0f MB/s (direct)", mbd);
 	snprintf(r, sizeof r, "%.2f", mbp / mbd);
-	sbb_row("bulk throughput (proxy / direct)", o, b, r);
+	sbb_row("proxy alone: bulk throughput (proxy / direct)", o, b, r);
 	sb_egress_proxy_free(px);
 
-	/* sandbar run -- true with and without an allowlist */
-	char *sandbar = NULL, *state = NULL, *ws = NULL;
+	/* The sandboxed command's path, and sandbar run -- true with and without an allowlist */
+	char *sandbar = NULL, *state = NULL, *ws = NULL, *client = NULL;
 	if (asprintf(&sandbar, "%s/sandbar", SB_BENCH_BUILD_DIR) < 0 ||
-	    asprintf(&state, "%s/state", dir) < 0 || asprintf(&ws, "%s/ws", dir) < 0)
+	    asprintf(&state, "%s/state", dir) < 0 || asprintf(&ws, "%s/ws", dir) < 0 ||
+	    asprintf(&client, "%s/bench/proxy_client", SB_BENCH_BUILD_DIR) < 0)
 		die("asprintf");
 	mkdir(ws, 0755);
+	char *ws_client = NULL;
+	if (asprintf(&ws_client, "%s/proxy_client", ws) < 0)
+		die("asprintf");
+	copy_file(client, ws_client);
+	double lb[BOX_ROUNDS], ld[BOX_ROUNDS], bb[BOX_ROUNDS], bdir[BOX_ROUNDS];
+	for (int i = 0; i < BOX_ROUNDS; i++) { /* interleaved rounds: the same load for both */
+		lb[i] = client_median(sandbar, state, ws, true, REQUESTS, "/small", 16);
+		ld[i] = client_median(sandbar, state, ws, false, REQUESTS, "/small", 16);
+		bb[i] = client_median(sandbar, state, ws, true, BULK_ROUNDS, "/bulk", BULK_BYTES);
+		bdir[i] =
+		    client_median(sandbar, state, ws, false, BULK_ROUNDS, "/bulk", BULK_BYTES);
+	}
+	sbb_row_ms("sandboxed command: request latency (proxy vs direct)",
+	           sbb_median(lb, BOX_ROUNDS), sbb_median(ld, BOX_ROUNDS), "direct");
+	double mbb = BULK_BYTES / sbb_median(bb, BOX_ROUNDS) / 1e6;
+	double mbdir = BULK_BYTES / sbb_median(bdir, BOX_ROUNDS) / 1e6;
+	snprintf(o, sizeof o, "%.0f MB/s", mbb);
+	snprintf(b, sizeof b, "%.0f MB/s (direct)", mbdir);
+	snprintf(r, sizeof r, "%.2f", mbb / mbdir);
+	sbb_row("sandboxed command: bulk throughput (proxy / direct)", o, b, r);
+	unlink(ws_client);
+	free(ws_client);
+	free(client);
 	double with[RUNS], without[RUNS];
 	run_true(sandbar, state, ws, false);
 	run_true(sandbar, state, ws, true);

@@ -368,15 +368,16 @@ static void conn_arrived(struct sbcb_relay *r, const sbi_msg *m, int fd)
 	free(k);
 }
 
-static void on_conn(void *ud, const sbi_msg *m, int fd)
+static bool on_conn(void *ud, const sbi_msg *m, int fd)
 {
 	conn_arrived(ud, m, fd);
+	return true;
 }
 
 static void *reader_main(void *arg)
 {
 	struct sbcb_relay *r = arg;
-	if (!sb_ctl_forward_loop(r->attach, &r->rd, r->stop[0], on_conn, r))
+	if (sb_ctl_forward_loop(r->attach, &r->rd, r->stop[0], on_conn, r) == SB_FWD_CLOSED)
 		sb_warn("callback lease %s: sandbar-init closed the bridge's channel; the "
 		        "callback endpoint stops answering",
 		        r->lease_id);

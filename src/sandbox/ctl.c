@@ -152,8 +152,8 @@ sb_err *sb_ctl_listen(sb_sandbox *sb, const char *name, int port, const char *wh
 	return err;
 }
 
-bool sb_ctl_forward_loop(int attach, sbi_reader *rd, int stop_fd,
-                         void (*on_conn)(void *ud, const sbi_msg *m, int fd), void *ud)
+sb_fwd_end sb_ctl_forward_loop(int attach, sbi_reader *rd, int stop_fd,
+                               bool (*on_conn)(void *ud, const sbi_msg *m, int fd), void *ud)
 {
 	for (;;) {
 		for (;;) {
@@ -164,29 +164,32 @@ bool sb_ctl_forward_loop(int attach, sbi_reader *rd, int stop_fd,
 			if (got <= 0) {
 				sbi_msg_deinit(&m);
 				if (got < 0)
-					return false;
+					return SB_FWD_CLOSED;
 				break;
 			}
 			const char *op = sbi_msg_get(&m, "op");
 			int first = 0;
+			bool more = true;
 			if (op && strcmp(op, "conn") == 0 && nfds >= 1) {
-				on_conn(ud, &m, fds[0]);
+				more = on_conn(ud, &m, fds[0]);
 				first = 1;
 			}
 			for (int i = first; i < nfds; i++)
 				close(fds[i]);
 			sbi_msg_deinit(&m);
+			if (!more)
+				return SB_FWD_YIELDED;
 		}
 		struct pollfd p[2] = {{attach, POLLIN, 0}, {stop_fd, POLLIN, 0}};
 		int rc = poll(p, 2, -1);
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc < 0 || p[1].revents)
-			return true;
+			return SB_FWD_STOPPED;
 		long n = sbi_reader_fill(rd, attach);
 		if (n == -EAGAIN || n == -EINTR)
 			continue;
 		if (n <= 0)
-			return false;
+			return SB_FWD_CLOSED;
 	}
 }

@@ -68,8 +68,8 @@ struct sb_egress_proxy {
 	void (*on_denied)(void *ud, const char *what);
 	void *on_denied_ud;
 	int lfd, stop[2];
-	pthread_t lthread;
-	bool lstarted;
+	pthread_t lthread; /* the listener's first thread; the listening moves between threads */
+	bool lstarted, listening;
 	char *lpath;
 };
 
@@ -473,33 +473,65 @@ static void conn_main(void *arg)
 	free(k);
 }
 
-void sb_egress_proxy_serve_fd(sb_egress_proxy *p, int fd)
+/* A connection record for fd, listed unless the proxy stops or is full (then NULL, fd kept). */
+static px_conn *conn_take(sb_egress_proxy *p, int fd)
 {
+	int fl = fcntl(fd, F_GETFL);
+	if (fl >= 0 && (fl & O_NONBLOCK))
+		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	px_conn *k = sb_xcalloc(1, sizeof *k);
 	k->p = p;
 	k->fd = fd;
 	k->up = -1;
-	int fl = fcntl(fd, F_GETFL);
-	if (fl >= 0 && (fl & O_NONBLOCK))
-		fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 	pthread_mutex_lock(&p->mu);
 	bool room = !p->stopping && p->nconns < CONNS_MAX;
 	if (room)
 		p->conns[p->nconns++] = k;
 	pthread_mutex_unlock(&p->mu);
-	if (room && sbpx_pool_run(p->pool, conn_main, k))
-		return;
-	if (room)
-		conn_forget(k);
+	if (!room)
+		free(k);
+	return room ? k : NULL;
+}
+
+static void refuse(int fd)
+{
 	sbpx_io cl = {fd, NULL};
 	answer(&cl, 503, NULL, "too many connections through this proxy at once; retry");
 	close(fd);
-	free(k);
 }
 
-/* ---- unix socket listener */
+void sb_egress_proxy_serve_fd(sb_egress_proxy *p, int fd)
+{
+	px_conn *k = conn_take(p, fd);
+	if (k && sbpx_pool_run(p->pool, conn_main, k))
+		return;
+	if (k) {
+		conn_forget(k);
+		free(k);
+	}
+	refuse(fd);
+}
 
-static void *listen_main(void *arg)
+bool sbpx_proxy_serve_here(sb_egress_proxy *p, int fd, void (*next)(void *), void *next_arg)
+{
+	px_conn *k = conn_take(p, fd);
+	if (k && sbpx_pool_run(p->pool, next, next_arg)) {
+		conn_main(k);
+		return true;
+	}
+	if (k) {
+		conn_forget(k);
+		free(k);
+	}
+	refuse(fd);
+	return false;
+}
+
+/* ---- unix socket listener: whichever thread accepts serves that connection itself and hands
+ * the listening on to a worker (one thread wake-up less per connection than a listener that
+ * hands each connection over) */
+
+static void listen_loop(void *arg)
 {
 	struct sb_egress_proxy *p = arg;
 	for (;;) {
@@ -508,13 +540,23 @@ static void *listen_main(void *arg)
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc < 0 || pf[1].revents)
-			return NULL;
+			break;
 		int fd = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0)
-			sb_egress_proxy_serve_fd(p, fd);
-		else if (errno == EMFILE || errno == ENFILE)
+		if (fd >= 0 && sbpx_proxy_serve_here(p, fd, listen_loop, p))
+			return; /* the listening went on in a worker */
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE))
 			poll(NULL, 0, 100); /* let connections finish */
 	}
+	pthread_mutex_lock(&p->mu);
+	p->listening = false;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void *listen_main(void *arg)
+{
+	listen_loop(arg);
+	return NULL;
 }
 
 sb_err *sb_egress_proxy_listen_unix(sb_egress_proxy *p, const char *path)
@@ -531,9 +573,12 @@ sb_err *sb_egress_proxy_listen_unix(sb_egress_proxy *p, const char *path)
 	umask(old);
 	if (rc < 0 || listen(p->lfd, 512) < 0 || pipe2(p->stop, O_CLOEXEC) < 0)
 		return sb_err_sys(errno, "egress proxy: listening on %s", path);
+	p->listening = true;
 	int e = pthread_create(&p->lthread, NULL, listen_main, p);
-	if (e)
+	if (e) {
+		p->listening = false;
 		return sb_err_sys(e, "egress proxy: starting the listener thread");
+	}
 	p->lstarted = true;
 	p->lpath = sb_xstrdup(path);
 	return NULL;
@@ -654,12 +699,15 @@ void sb_egress_proxy_free(sb_egress_proxy *p)
 {
 	if (!p)
 		return;
+	pthread_mutex_lock(&p->mu);
 	if (p->lstarted) {
+		/* the listening ends first, then the connections (the listener's first thread may
+		 * be serving one), then that thread is joined */
 		(void)!write(p->stop[1], "x", 1);
-		pthread_join(p->lthread, NULL);
+		while (p->listening)
+			pthread_cond_wait(&p->cv, &p->mu);
 		unlink(p->lpath);
 	}
-	pthread_mutex_lock(&p->mu);
 	p->stopping = true;
 	for (size_t i = 0; i < p->nconns; i++) {
 		shutdown(p->conns[i]->fd, SHUT_RDWR);
@@ -669,6 +717,8 @@ void sb_egress_proxy_free(sb_egress_proxy *p)
 	while (p->nconns)
 		pthread_cond_wait(&p->cv, &p->mu);
 	pthread_mutex_unlock(&p->mu);
+	if (p->lstarted)
+		pthread_join(p->lthread, NULL);
 	sbpx_pool_free(p->pool); /* its workers are idle: every connection ended */
 	if (p->lfd >= 0)
 		close(p->lfd);

@@ -93,6 +93,11 @@ sb_err *sbpx_proxy_new(const sb_egress_config *c, const char *name, const char *
 /* The CA key (PEM, malloc'd) or NULL when the proxy terminates no TLS. */
 char *sbpx_proxy_ca_key_pem(const sb_egress_proxy *p);
 /* Called for each denied destination ("HOST:PORT (rule)") from the connection's thread. */
+/* Serve fd on the calling thread once a worker has taken next(next_arg), the caller's own loop
+ * (a listener's or a forwarder's): the connection skips a thread wake-up and the loop goes on
+ * in parallel. False when the proxy refused fd (stopping, full: answered 503 and closed) or no
+ * worker could take next: the caller keeps its loop. */
+bool sbpx_proxy_serve_here(sb_egress_proxy *p, int fd, void (*next)(void *), void *next_arg);
 void sbpx_proxy_on_denied(sb_egress_proxy *p, void (*fn)(void *ud, const char *what), void *ud);
 /* An SSL_CTX (as void *, to keep OpenSSL out of this header) serving a certificate for host;
  * cached. NULL with *err on failure. */

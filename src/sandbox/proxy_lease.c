@@ -29,8 +29,11 @@ struct sbpx_lease {
 	int attach;
 	sbi_reader rd;
 	int stop[2];
-	pthread_t thread;
-	bool started;
+	pthread_t thread; /* the reader's first thread; the reading moves between threads */
+	bool started, reading;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int pending_fd; /* a connection on_conn took, for the reading thread to serve */
 	int port;
 	char *lease_id;
 	void (*denied)(void *ud, const char *lease_id, const char *what); /* cfg's hook */
@@ -57,32 +60,53 @@ static void release(struct sbpx_lease *l, long long id)
 	sbi_msg_deinit(&m);
 }
 
-static void on_conn(void *ud, const sbi_msg *m, int fd)
+static bool on_conn(void *ud, const sbi_msg *m, int fd)
 {
 	struct sbpx_lease *l = ud;
 	long long id = 0;
 	if (sbi_msg_geti(m, "id", 1, (long long)(~0ull >> 1), &id) != 0) {
 		close(fd);
-		return;
+		return true;
 	}
 	/* a connection another attachment already had is not resumed: its client sees it
 	 * closed */
 	long long handed = 0;
 	sbi_msg_geti(m, "handed", 0, 1, &handed);
-	if (handed)
-		close(fd);
-	else
-		sb_egress_proxy_serve_fd(l->px, fd);
 	release(l, id);
+	if (handed) {
+		close(fd);
+		return true;
+	}
+	l->pending_fd = fd;
+	return false; /* read_on serves it here and hands the reading on */
+}
+
+/* The reading of the proxy's channel: whichever thread receives a connection serves it and a
+ * worker reads on (one thread wake-up less per connection than handing each one over). */
+static void read_on(void *arg)
+{
+	struct sbpx_lease *l = arg;
+	sb_fwd_end end;
+	while ((end = sb_ctl_forward_loop(l->attach, &l->rd, l->stop[0], on_conn, l)) ==
+	       SB_FWD_YIELDED) {
+		int fd = l->pending_fd;
+		l->pending_fd = -1;
+		if (sbpx_proxy_serve_here(l->px, fd, read_on, l))
+			return; /* l belongs to the worker reading on */
+	}
+	if (end == SB_FWD_CLOSED)
+		sb_warn("egress proxy of lease %s: sandbar-init closed the proxy's channel; the "
+		        "sandbox has no network from now on",
+		        l->lease_id);
+	pthread_mutex_lock(&l->mu);
+	l->reading = false;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
 }
 
 static void *reader_main(void *arg)
 {
-	struct sbpx_lease *l = arg;
-	if (!sb_ctl_forward_loop(l->attach, &l->rd, l->stop[0], on_conn, l))
-		sb_warn("egress proxy of lease %s: sandbar-init closed the proxy's channel; the "
-		        "sandbox has no network from now on",
-		        l->lease_id);
+	read_on(arg);
 	return NULL;
 }
 
@@ -91,10 +115,17 @@ static void lease_free(struct sbpx_lease *l)
 	if (!l)
 		return;
 	if (l->started) {
+		/* the reading ends, then the proxy and its connections (the reader's first
+		 * thread may be serving one), then that thread is joined */
 		(void)!write(l->stop[1], "x", 1);
-		pthread_join(l->thread, NULL);
+		pthread_mutex_lock(&l->mu);
+		while (l->reading)
+			pthread_cond_wait(&l->cv, &l->mu);
+		pthread_mutex_unlock(&l->mu);
 	}
 	sb_egress_proxy_free(l->px);
+	if (l->started)
+		pthread_join(l->thread, NULL);
 	if (l->attach >= 0)
 		close(l->attach);
 	if (l->stop[0] >= 0) {
@@ -102,6 +133,8 @@ static void lease_free(struct sbpx_lease *l)
 		close(l->stop[1]);
 	}
 	sbi_reader_deinit(&l->rd);
+	pthread_mutex_destroy(&l->mu);
+	pthread_cond_destroy(&l->cv);
 	sb_egress_config_free(l->conf);
 	free(l->lease_id);
 	free(l);
@@ -110,7 +143,9 @@ static void lease_free(struct sbpx_lease *l)
 static struct sbpx_lease *lease_new(sb_sandbox *sb, const sb_sandbox_config *cfg)
 {
 	struct sbpx_lease *l = sb_xcalloc(1, sizeof *l);
-	l->attach = l->stop[0] = l->stop[1] = -1;
+	l->attach = l->stop[0] = l->stop[1] = l->pending_fd = -1;
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
 	sbi_reader_init(&l->rd);
 	l->lease_id = sb_xstrdup(sb->id);
 	if (cfg) {
@@ -373,9 +408,12 @@ static sb_err *attach(sb_sandbox *sb, struct sbpx_lease *l, int port)
 	                  &l->attach, &l->rd, &l->port);
 	if (err)
 		return err;
+	l->reading = true;
 	int rc = pthread_create(&l->thread, NULL, reader_main, l);
-	if (rc)
+	if (rc) {
+		l->reading = false;
 		return sb_err_sys(rc, "egress proxy of lease %s: starting its thread", sb->id);
+	}
 	l->started = true;
 	return NULL;
 }

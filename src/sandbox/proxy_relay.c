@@ -1,6 +1,6 @@
 /* The egress proxy's byte mover (proxy.c): reads and writes over a plain socket or a TLS
- * session, and the relay between a client and its upstream, with splice() when neither side
- * is TLS and half-close kept in both directions. */
+ * session, and the relay between a client and its upstream, with splice() for the bulk of a
+ * transfer when neither side is TLS, and half-close kept in both directions. */
 #include "proxy_int.h"
 
 #include <errno.h>
@@ -14,7 +14,9 @@
 #include <openssl/ssl.h>
 
 #define IDLE_TIMEOUT_MS (30 * 60 * 1000) /* a relay with no byte either way for this long ends */
-#define RELAY_BUF (256u * 1024u)
+#define RELAY_BUF (1024u * 1024u)        /* a bulk pipe: one splice pair moves up to this */
+#define COPY_BUF (16u * 1024u)           /* a direction's first bytes are copied through this */
+#define TLS_BUF (256u * 1024u)           /* the TLS copy loop's buffer */
 
 /* ---- I/O over a socket or a TLS session */
 
@@ -72,42 +74,68 @@ bool sbpx_io_pending(sbpx_io *o)
 
 /* ---- relay */
 
-/* Move what one side has to the other through a pipe (no copy through user space): bytes moved,
- * 0 at EOF, -1 on error. */
-static ssize_t splice_once(int from, int to, int pipefd[2])
+/* One direction of a plain relay. Its first bytes are copied through a small buffer; only a
+ * direction that fills that buffer (a bulk transfer) gets a pipe and moves by splice() (no copy
+ * through user space): a small request never pays for the pipes' creation and teardown. */
+typedef struct direction {
+	int from, to;
+	int pipe[2];
+	bool grown; /* the pipe starts at the kernel's default and is grown (once) on first use */
+} direction;
+
+/* Move what `from` has to `to`: bytes moved, 0 at EOF, -1 on error. */
+static ssize_t move_once(direction *d)
 {
+	if (d->pipe[0] < 0) {
+		char buf[COPY_BUF];
+		ssize_t n;
+		do
+			n = read(d->from, buf, sizeof buf);
+		while (n < 0 && errno == EINTR);
+		if (n <= 0)
+			return n;
+		sbpx_io o = {d->to, NULL};
+		if (!sbpx_io_write(&o, buf, (size_t)n))
+			return -1;
+		if ((size_t)n == sizeof buf && pipe2(d->pipe, O_CLOEXEC) < 0)
+			d->pipe[0] = d->pipe[1] = -1; /* no pipe: copying goes on */
+		return n;
+	}
 	ssize_t n;
 	do
-		n = splice(from, NULL, pipefd[1], NULL, RELAY_BUF, SPLICE_F_MOVE);
+		n = splice(d->from, NULL, d->pipe[1], NULL, RELAY_BUF, SPLICE_F_MOVE);
 	while (n < 0 && errno == EINTR);
 	if (n <= 0)
 		return n;
 	ssize_t left = n;
 	while (left > 0) {
-		ssize_t w = splice(pipefd[0], NULL, to, NULL, (size_t)left, SPLICE_F_MOVE);
+		ssize_t w = splice(d->pipe[0], NULL, d->to, NULL, (size_t)left, SPLICE_F_MOVE);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
 			return -1;
 		left -= w;
 	}
+	if (!d->grown) {
+		d->grown = true;
+		(void)fcntl(d->pipe[1], F_SETPIPE_SZ,
+		            RELAY_BUF); /* the default works too, slower */
+	}
 	return n;
 }
 
-/* Both sides plain sockets: splice. False when this kernel cannot (then the copy loop runs). */
-static bool relay_splice(sbpx_io *a, sbpx_io *b, uint64_t *up, uint64_t *down)
+static void direction_end(direction *d)
 {
-	int pa[2], pb[2];
-	if (pipe2(pa, O_CLOEXEC) < 0)
-		return false;
-	if (pipe2(pb, O_CLOEXEC) < 0) {
-		close(pa[0]);
-		close(pa[1]);
-		return false;
+	if (d->pipe[0] >= 0) {
+		close(d->pipe[0]);
+		close(d->pipe[1]);
 	}
-	/* pipes start at the kernel's default (64 KiB); a bulk download's grows once it has
-	 * moved that much: a small request does not pay for pages it never uses */
-	bool grown = false;
+}
+
+/* Both sides plain sockets: copy, then splice once bulk. */
+static void relay_plain(sbpx_io *a, sbpx_io *b, uint64_t *up, uint64_t *down)
+{
+	direction da = {a->fd, b->fd, {-1, -1}, false}, db = {b->fd, a->fd, {-1, -1}, false};
 	bool a_open = true;
 	for (;;) {
 		struct pollfd pf[2] = {{a_open ? a->fd : -1, POLLIN, 0}, {b->fd, POLLIN, 0}};
@@ -117,7 +145,7 @@ static bool relay_splice(sbpx_io *a, sbpx_io *b, uint64_t *up, uint64_t *down)
 		if (rc <= 0)
 			break;
 		if (pf[0].revents) {
-			ssize_t n = splice_once(a->fd, b->fd, pa);
+			ssize_t n = move_once(&da);
 			if (n > 0) {
 				*up += (uint64_t)n;
 			} else {
@@ -128,21 +156,14 @@ static bool relay_splice(sbpx_io *a, sbpx_io *b, uint64_t *up, uint64_t *down)
 			}
 		}
 		if (pf[1].revents) {
-			ssize_t n = splice_once(b->fd, a->fd, pb);
+			ssize_t n = move_once(&db);
 			if (n <= 0)
 				break; /* the upstream is done: nothing more comes back */
 			*down += (uint64_t)n;
-			if (!grown && *down >= 65536) {
-				fcntl(pb[1], F_SETPIPE_SZ, RELAY_BUF);
-				grown = true;
-			}
 		}
 	}
-	close(pa[0]);
-	close(pa[1]);
-	close(pb[0]);
-	close(pb[1]);
-	return true;
+	direction_end(&da);
+	direction_end(&db);
 }
 
 void sbpx_relay(sbpx_io *a, sbpx_io *b, const char *pre, size_t prelen, uint64_t *up_out,
@@ -155,9 +176,11 @@ void sbpx_relay(sbpx_io *a, sbpx_io *b, const char *pre, size_t prelen, uint64_t
 			goto out;
 		up += prelen;
 	}
-	if (!a->ssl && !b->ssl && relay_splice(a, b, &up, &down))
+	if (!a->ssl && !b->ssl) {
+		relay_plain(a, b, &up, &down);
 		goto out;
-	if (!(buf = malloc(RELAY_BUF))) /* only the copy loop needs one */
+	}
+	if (!(buf = malloc(TLS_BUF))) /* only the copy loop needs one */
 		abort();
 	bool a_open = true, b_open = true;
 	while (a_open || b_open) {
@@ -175,7 +198,7 @@ void sbpx_relay(sbpx_io *a, sbpx_io *b, const char *pre, size_t prelen, uint64_t
 			ready_b = pf[1].revents != 0;
 		}
 		if (ready_a) {
-			ssize_t n = sbpx_io_read(a, buf, RELAY_BUF);
+			ssize_t n = sbpx_io_read(a, buf, TLS_BUF);
 			if (n > 0) {
 				if (!sbpx_io_write(b, buf, (size_t)n))
 					break;
@@ -191,7 +214,7 @@ void sbpx_relay(sbpx_io *a, sbpx_io *b, const char *pre, size_t prelen, uint64_t
 			}
 		}
 		if (ready_b) {
-			ssize_t n = sbpx_io_read(b, buf, RELAY_BUF);
+			ssize_t n = sbpx_io_read(b, buf, TLS_BUF);
 			if (n > 0) {
 				if (!sbpx_io_write(a, buf, (size_t)n))
 					break;

@@ -155,10 +155,12 @@ sb_err *sb_ctl_reply_err(sb_sandbox *sb, const sbi_msg *reply, const char *what)
 sb_err *sb_ctl_listen(sb_sandbox *sb, const char *name, int port, const char *what, int *keep,
                       sbi_reader *keep_rd, int *port_out);
 /* Serve a listener's attachment: every forwarded connection ({"op":"conn"} with its fd) goes
- * to on_conn, which owns the fd; other messages and extra fds are dropped. Returns true once
- * stop_fd is readable, false when init closed the channel. */
-bool sb_ctl_forward_loop(int attach, sbi_reader *rd, int stop_fd,
-                         void (*on_conn)(void *ud, const sbi_msg *m, int fd), void *ud);
+ * to on_conn, which owns the fd and returns whether to read on; other messages and extra fds
+ * are dropped. Ends when stop_fd is readable, when init closed the channel, or when on_conn
+ * returned false (the caller hands the reading to another thread: rd keeps what was read). */
+typedef enum sb_fwd_end { SB_FWD_STOPPED, SB_FWD_CLOSED, SB_FWD_YIELDED } sb_fwd_end;
+sb_fwd_end sb_ctl_forward_loop(int attach, sbi_reader *rd, int stop_fd,
+                               bool (*on_conn)(void *ud, const sbi_msg *m, int fd), void *ud);
 
 /* ---- callback.c (the callback bridge's relay) */
 /* After the sandbox started: make the in-sandbox endpoint and run the relay here. */

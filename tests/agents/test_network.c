@@ -204,6 +204,56 @@ static void allowlist_http_https_and_denials(void **state)
 	free(ws);
 }
 
+/* Many connections at once and bulk transfers both ways: every connection is served (the
+ * proxy's reading moves between threads), and the bytes of a download and an upload that go
+ * from copying to splicing arrive whole. */
+static void parallel_connections_and_bulk_both_ways(void **state)
+{
+	fixture *f = *state;
+	char *ws = new_ws(f, "ws-parallel");
+	char *script = sb_strfmt(
+	    "H=%d\n"
+	    "set -eu\n"
+	    "i=0; while [ $i -lt 40 ]; do\n"
+	    "  curl -sS http://allowed.test:$H/p$i > out.$i & i=$((i+1))\n"
+	    "done\n"
+	    "wait\n"
+	    "i=0; ok=0; while [ $i -lt 40 ]; do\n"
+	    "  grep -qx \"hello from allowed GET /p$i\" out.$i && ok=$((ok+1)); i=$((i+1))\n"
+	    "done\n"
+	    "rm -f out.*\n"
+	    "echo \"PARALLEL=$ok\"\n"
+	    "echo \"DOWN=$(curl -sS http://allowed.test:$H/bulk/20000000 | wc -c)\"\n"
+	    "head -c 6000000 /dev/urandom > up.bin\n"
+	    "echo \"UPSHA=$(sha256sum < up.bin | cut -d' ' -f1)\"\n"
+	    "curl -sS -X POST --data-binary @up.bin http://allowed.test:$H/upload > /dev/null\n"
+	    "rm up.bin\n",
+	    f->http_port);
+	clit_res r;
+	int code = clit_run(&f->t, &r, CLIT_V(f->env_hosts),
+	                    CLIT_V("run", "-w", ws, "--allow-net", "allowed.test", "--allow-net",
+	                           "127.0.0.2", "--", "sh", "-c", script));
+	if (code != 0)
+		print_error("stderr: %s\nstdout: %s\n", r.err, r.out);
+	assert_int_equal(code, 0);
+	if (!strstr(r.out, "PARALLEL=40\n"))
+		print_error("stdout: %s\n", r.out);
+	assert_non_null(strstr(r.out, "PARALLEL=40\n"));
+	assert_non_null(strstr(r.out, "DOWN=20000000\n"));
+	const char *sha = strstr(r.out, "UPSHA=");
+	assert_non_null(sha);
+	char want[128];
+	snprintf(want, sizeof want, "\"body_len\": 6000000, \"body_sha256\": \"%.64s\"", sha + 6);
+	char *log = read_log(f);
+	if (!strstr(log, want))
+		print_error("want %s in the upstream's log\n", want);
+	assert_non_null(strstr(log, want));
+	free(log);
+	clit_res_free(&r);
+	free(script);
+	free(ws);
+}
+
 static void address_check_without_ip_entry(void **state)
 {
 	fixture *f = *state;
@@ -383,6 +433,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(allowlist_http_https_and_denials),
+	    cmocka_unit_test(parallel_connections_and_bulk_both_ways),
 	    cmocka_unit_test(address_check_without_ip_entry),
 	    cmocka_unit_test(secret_injected_outside_the_sandbox),
 	    cmocka_unit_test(env_key_passes_the_host_value_unlogged),

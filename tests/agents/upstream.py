@@ -4,11 +4,12 @@
 usage: upstream.py ADDR PORT NAME LOG [CERT KEY]
 
 Every request is answered 200 with "hello from NAME <METHOD> <PATH>\n" and recorded in LOG as
-one JSON line {"name","method","path","headers":{...},"body_len"}. GET /bulk/N answers N bytes;
+one JSON line {"name","method","path","headers":{...},"body_len","body_sha256"}. GET /bulk/N answers N bytes;
 POST /v1/messages answers a canned "model" reply ({"edit": "..."}), for the agent stand-in.
 Prints "ready" on stdout once listening.
 """
 import http.server
+import hashlib
 import json
 import socketserver
 import ssl
@@ -31,7 +32,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         with lock, open(log, "a") as f:
             f.write(json.dumps({"name": name, "method": self.command, "path": self.path,
                                 "headers": {k.lower(): v for k, v in self.headers.items()},
-                                "body_len": len(body)}) + "\n")
+                                "body_len": len(body),
+                                "body_sha256": hashlib.sha256(body).hexdigest()}) + "\n")
         if self.path.startswith("/bulk/"):
             size = int(self.path[6:])
             self.send_response(200)
