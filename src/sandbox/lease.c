@@ -163,14 +163,14 @@ static sb_err *get_u64(const json_t *o, const char *k, uint64_t *out)
 
 #define SETUP_RECORD "setup.cgroups"
 
-/* The cgroups a creation made, one path a line, in run/ before anything is launched: a
- * process killed before lease.json exists (a daemon mid-acquire) leaves them for the destroy
- * of the unfinished lease to find (open_common). */
-static sb_err *setup_save(const sb_sandbox *sb)
+/* The cgroups a creation is about to make (dirs: every one it may), one path a line, in run/
+ * before it makes any: a process killed before lease.json exists (a daemon mid-acquire)
+ * leaves them for the destroy of the unfinished lease to find (open_common). */
+static sb_err *setup_save(const sb_sandbox *sb, char *const *dirs)
 {
 	sb_buf b = SB_BUF_INIT;
-	for (size_t k = 0; sb->cgroups && sb->cgroups[k]; k++) {
-		sb_buf_appends(&b, sb->cgroups[k]);
+	for (size_t k = 0; dirs && dirs[k]; k++) {
+		sb_buf_appends(&b, dirs[k]);
 		sb_buf_appends(&b, "\n");
 	}
 	char *path = sb_strfmt("%s/%s", sb->run_dir, SETUP_RECORD);
@@ -410,7 +410,15 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	const sb_sandbox_limits *lim = &i->limits;
 	if (lim->memory_bytes || lim->pids || lim->cpu_weight) {
 		sb_cg_detect(cfg->cgroup_root, &cg);
-		if ((err = sb_cg_create(&cg, lease_id, lim, &i->enforced, &sb->cgroups, &oom_file)))
+		char *cg_name = sb_cg_dir_name(lease_id);
+		char **planned = sb_cg_planned_dirs(&cg, cg_name);
+		err = setup_save(sb, planned);
+		sb_strv_free(planned);
+		if (!err)
+			err =
+			    sb_cg_create(&cg, cg_name, lim, &i->enforced, &sb->cgroups, &oom_file);
+		free(cg_name);
+		if (err)
 			goto fail;
 		snprintf(i->cgroup_version, sizeof i->cgroup_version, "%s", cg.version);
 		const char *missing[3];
@@ -433,8 +441,6 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 			        "controller on this host (see sandbar health)",
 			        lease_id, missing[k]);
 		}
-		if ((err = setup_save(sb)))
-			goto fail;
 	}
 	sb_sandbox_mount *mounts = opts->nmounts ? sb_xcalloc(opts->nmounts, sizeof *mounts) : NULL;
 	for (size_t k = 0; k < opts->nmounts; k++)
