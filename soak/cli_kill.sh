@@ -86,9 +86,10 @@ echo ready; read go" <"$T/fifo" >"$T/run.out" 2>"$T/run.err") &
 	done
 	if ! grep -q ready "$T/run.out"; then
 		exec 3>&-
-		kill -KILL $run_pid
+		kill -0 $run_pid 2>/dev/null && _st=running || _st=ended
+		kill -KILL $run_pid 2>/dev/null
 		wait $run_pid 2>/dev/null
-		bad "the command never got ready in 120 s: $(tail -c 300 "$T/run.err" | tr '\n' ' ')"
+		bad "the command never got ready in 120 s (run $_st, status $?): out: $(tail -c 200 "$T/run.out" | tr '\n' ' ') err: $(tail -c 300 "$T/run.err" | tr '\n' ' ')"
 		return 1
 	fi
 	(cd "$W" && sh -c "$LOCAL") || bad "local edits failed"
