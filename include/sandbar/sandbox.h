@@ -302,6 +302,11 @@ typedef struct sb_sandbox_exec_req {
 	bool tty;
 	unsigned short tty_rows, tty_cols; /* 0 = 24 x 80 */
 	const char *tty_term;
+	/* sandbar-init holds on to the input (STDIN_PIPE's write end; a terminal's master) so
+	 * that another process, or this one restarted, can take it again with
+	 * sb_sandbox_exec_input_attach. The command then sees EOF on a pipe only once the
+	 * holder's end is closed AND sb_sandbox_exec_input_release was called. */
+	bool input_reattach;
 } sb_sandbox_exec_req;
 
 typedef struct sb_sandbox_exec_status {
@@ -348,6 +353,12 @@ sb_err *sb_sandbox_exec_resize(sb_sandbox_exec *x, unsigned rows, unsigned cols)
 /* Move the stdin descriptor (pipe write end, or a tty exec's master) out of the handle: the
  * caller owns it (and may outlive the handle); the handle then has none. -1 when none. */
 int sb_sandbox_exec_take_stdin(sb_sandbox_exec *x);
+/* For an exec started with input_reattach: a new descriptor for its input (*tty: a terminal's
+ * master, else a pipe's write end), while it runs and until released. SB_E_NOTFOUND when it
+ * is not running, SB_E_STATE_LOST when its input was released or there is none. */
+sb_err *sb_sandbox_exec_input_attach(sb_sandbox *sb, const char *exec_id, int *fd, bool *tty);
+/* The end of an input_reattach exec's input: sandbar-init lets go of it (see above). */
+sb_err *sb_sandbox_exec_input_release(sb_sandbox *sb, const char *exec_id);
 /* sb_sandbox_exec_resize on a descriptor taken with sb_sandbox_exec_take_stdin; what names
  * the exec in errors. */
 sb_err *sb_sandbox_tty_resize(int master_fd, const char *what, unsigned rows, unsigned cols);

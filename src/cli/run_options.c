@@ -294,6 +294,8 @@ int run_opts_parse(run_config_argv *rca, struct run_opts *o, bool *help)
 		if (name && c != OPT_PRINT_CONFIG)
 			run_config_note_option(rca, name, at,
 			                       c == OPT_NETWORK && !optarg ? "full" : optarg);
+		if (c == 't') /* -t implies -i: --print-config says so */
+			run_config_note_option(rca, "interactive", at, NULL);
 		at = optind;
 		li = -1;
 		sb_err *err = NULL;

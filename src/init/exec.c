@@ -313,6 +313,8 @@ static char **collect(const sbi_msg *m, const char *key)
 
 static void exec_free(sbi_exec *x)
 {
+	if (x->input >= 0)
+		close(x->input);
 	for (int s = 0; s < 2; s++) {
 		if (x->pipe[s] >= 0)
 			close(x->pipe[s]);
@@ -325,8 +327,8 @@ static void exec_free(sbi_exec *x)
 	free(x);
 }
 
-void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd, int wake_fd,
-                    sbi_msg *reply, int *reply_fd)
+void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int held_fd, int notify_fd,
+                    int wake_fd, sbi_msg *reply, int *reply_fd)
 {
 	*reply_fd = -1;
 	const char *tty_req = sbi_msg_get(req, "tty");
@@ -356,6 +358,8 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 	}
 	snprintf(x->id, sizeof x->id, "%s", id);
 	x->dirfd = x->pipe[0] = x->pipe[1] = x->file[0] = x->file[1] = -1;
+	x->input = held_fd;
+	held_fd = -1;
 	if (notify_fd >= 0 || wake_fd >= 0)
 		sbi_exec_watch(x, notify_fd, wake_fd);
 	notify_fd = wake_fd = -1;
@@ -436,6 +440,7 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_
 			sbi_log("exec %s: duplicating its terminal for the host: %s", x->id,
 			        strerror(errno));
 		x->pipe[0] = master;
+		x->tty = true;
 		master = -1;
 	} else {
 		x->pipe[0] = outp[0];
@@ -471,6 +476,8 @@ out:
 	}
 	if (stdin_fd >= 0)
 		close(stdin_fd);
+	if (held_fd >= 0)
+		close(held_fd);
 	if (master >= 0)
 		close(master);
 	if (slave >= 0)
@@ -617,6 +624,10 @@ static void exec_finish(sbi_state *st, sbi_exec *x, int wstatus)
 	/* the process is gone, so what it wrote is in the pipes: spool it before the status
 	 * (exited first: this pump needs no wake-up of its own, the exit message follows) */
 	x->exited = true;
+	if (x->input >= 0) { /* nobody reads it any more */
+		close(x->input);
+		x->input = -1;
+	}
 	for (int s = 0; s < 2; s++)
 		sbi_exec_pump(st, x, s);
 	x->finished_ms = sbi_wall_ms();

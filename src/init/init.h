@@ -42,6 +42,11 @@ typedef struct sbi_exec {
 	bool dir_failed;       /* its spool directory could not be made */
 	int pending_records;   /* status records queued to the writer thread (records.c) */
 	long long oom_before;
+	/* A streamed input the host may re-attach to after it restarts (input.c): for a pipe,
+	 * a copy of its write end (-1 none, or released); for a terminal, its master (pipe[0]),
+	 * until the host released it. */
+	int input;
+	bool tty, input_released;
 	struct sbi_exec *next;
 } sbi_exec;
 
@@ -76,8 +81,12 @@ int sbi_exec_setup(sbi_state *st);
  * command runs on a new pseudo-terminal (stdin_fd is then unused) and *reply_fd receives a
  * duplicate of its master for the host (the caller sends it with the reply, then closes it);
  * otherwise it stays -1. */
-void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int notify_fd, int wake_fd,
-                    sbi_msg *reply, int *reply_fd);
+void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int held_fd, int notify_fd,
+                    int wake_fd, sbi_msg *reply, int *reply_fd);
+/* input.c: {op:input, id, action:attach|release}. attach answers a copy of a running exec's
+ * held input in *reply_fd (its stdin pipe's write end, or its terminal's master); release
+ * lets go of it (a pipe's copy is closed, so the command sees EOF once the host's is). */
+void sbi_input_request(sbi_state *st, const sbi_msg *req, sbi_msg *reply, int *reply_fd);
 /* Reap exited children (after SIGCHLD) and record the status of the ones that are execs. */
 void sbi_exec_reap(sbi_state *st);
 /* Move available output from pipes to spool files; close pipes at EOF. */

@@ -119,7 +119,8 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 	sbi_msg reply;
 	sbi_msg_init(&reply);
 	const char *op = sbi_msg_get(req, "op");
-	int used = 0, reply_fd = -1; /* reply_fd: a tty exec's master, sent with the reply */
+	int used = 0,
+	    reply_fd = -1; /* reply_fd: an exec's input (tty master), sent with the reply */
 	bool attached = false;
 	if (op && (strcmp(op, "mark") == 0 || strcmp(op, "release") == 0)) {
 		/* forwarded connections' bookkeeping: no reply, the host does not wait */
@@ -139,16 +140,20 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 		sbi_msg_add(&reply, "ok", "1");
 		sbi_msg_addi(&reply, "pid", getpid());
 	} else if (strcmp(op, "exec") == 0) {
-		/* fds in order: the stdin pipe (stdin=pipe), then the wake pipe (wake=1) */
+		/* fds in order: the stdin pipe (stdin=pipe), a copy of its write end to hold
+		 * (hold=1), then the wake pipe (wake=1) */
 		const char *in = sbi_msg_get(req, "stdin"), *wake = sbi_msg_get(req, "wake");
-		int stdin_fd = -1, wake_fd = -1;
+		const char *hold = sbi_msg_get(req, "hold");
+		int stdin_fd = -1, held_fd = -1, wake_fd = -1;
 		if (in && strcmp(in, "pipe") == 0 && used < nfds)
 			stdin_fd = fds[used++];
+		if (stdin_fd >= 0 && hold && strcmp(hold, "1") == 0 && used < nfds)
+			held_fd = fds[used++];
 		if (wake && strcmp(wake, "1") == 0 && used < nfds)
 			wake_fd = fds[used++];
 		const char *notify = sbi_msg_get(req, "notify");
 		int nfd = notify && strcmp(notify, "1") == 0 ? fcntl(cfd, F_DUPFD_CLOEXEC, 3) : -1;
-		sbi_exec_start(st, req, stdin_fd, nfd, wake_fd, &reply, &reply_fd);
+		sbi_exec_start(st, req, stdin_fd, held_fd, nfd, wake_fd, &reply, &reply_fd);
 	} else if (strcmp(op, "signal") == 0) {
 		const char *id = sbi_msg_get(req, "id");
 		long long sig = 0;
@@ -202,6 +207,8 @@ static void handle(sbi_state *st, int cfd, sbi_msg *req, int *fds, int nfds)
 		}
 	} else if (strcmp(op, "ps") == 0) {
 		sbi_ps(st, &reply);
+	} else if (strcmp(op, "input") == 0) {
+		sbi_input_request(st, req, &reply, &reply_fd);
 	} else if (strcmp(op, "listen") == 0) {
 		sbi_forward_listen(cfd, req, &reply, &attached);
 	} else {

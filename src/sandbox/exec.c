@@ -69,6 +69,8 @@ static sb_err *build_request(sb_sandbox *sb, const sb_sandbox_exec_req *req, con
 	bad |= sbi_msg_addi(m, "grace_ms", req->grace_ms > 0 ? req->grace_ms : SB_GRACE_MS_DEFAULT);
 	bad |= sbi_msg_add(m, "stdin",
 	                   req->stdin_mode == SB_SANDBOX_STDIN_PIPE && !req->tty ? "pipe" : "null");
+	if (req->stdin_mode == SB_SANDBOX_STDIN_PIPE && !req->tty && req->input_reattach)
+		bad |= sbi_msg_add(m, "hold", "1");
 	if (req->tty)
 		bad |= sb_exec_tty_fields(req, m);
 	bad |= sbi_msg_add(m, "notify", "1");
@@ -156,9 +158,11 @@ sb_err *sb_sandbox_exec_start(sb_sandbox *sb, const sb_sandbox_exec_req *req, sb
 		err = err ? err : sb_err_sys(errno, "wake pipe for lease %s", sb->id);
 		goto out;
 	}
-	int fds[2], nfds = 0;
+	int fds[3], nfds = 0;
 	if (in[0] >= 0)
 		fds[nfds++] = in[0];
+	if (in[0] >= 0 && req->input_reattach)
+		fds[nfds++] = in[1]; /* init keeps a copy of the write end (init/input.c) */
 	fds[nfds++] = wake[1];
 	if ((err = sb_ctl_call_fd(sb, &m, fds, nfds, &reply, &conn, &rd, &master)))
 		goto out;

@@ -184,7 +184,7 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 {
 	sb_err *err = NULL;
 	int src[FD_COUNT_MAX - FD_CTL];
-	int nsrc = FD_OWNER - FD_CTL + 1;
+	int nsrc = FD_MOUNTS - FD_CTL + (int)l->nmounts;
 	bind_srcs bs;
 	sb_launch_binds_init(&bs, l);
 	int net_exit_rd = -1;
@@ -199,6 +199,13 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	if ((err = sb_seccomp_memfd(&src[FD_SECCOMP - FD_CTL])))
 		goto out;
 	src[FD_SPOOL - FD_CTL] = fcntl(sb->spool_fd, F_DUPFD_CLOEXEC, 3);
+	for (size_t i = 0; i < l->nmounts; i++)
+		if ((src[FD_MOUNTS - FD_CTL + (int)i] =
+		         fcntl(l->mount_fds[i], F_DUPFD_CLOEXEC, 3)) < 0) {
+			err = sb_err_sys(errno, "duplicating the --mount sources of lease %s",
+			                 sb->id);
+			goto out;
+		}
 	if ((src[FD_WS - FD_CTL] = fcntl(sb->workspace_fd, F_DUPFD_CLOEXEC, 3)) < 0 ||
 	    (src[FD_HOME - FD_CTL] = open(sb->home, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0 ||
 	    (src[FD_INIT - FD_CTL] = open(l->init_path, O_PATH | O_CLOEXEC)) < 0) {

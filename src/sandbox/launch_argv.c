@@ -109,8 +109,8 @@ void sb_launch_binds_init(bind_srcs *b, const sb_launch *l)
 	b->l = l;
 	b->priv = l->drop_privs ? priv_base() : NULL;
 	for (size_t i = 0; i < l->nmounts; i++) {
-		char *m =
-		    b->priv ? sb_strfmt("%s/m%zu", b->priv, i) : sb_xstrdup(l->mounts[i].host);
+		char *m = b->priv ? sb_strfmt("%s/m%zu", b->priv, i)
+		                  : sb_strfmt("%d", FD_MOUNTS + (int)i);
 		sb_strv_push(&b->mounts, m);
 		free(m);
 	}
@@ -237,8 +237,10 @@ char **sb_launch_bwrap_argv(const sb_sandbox *sb, const sb_launch *l, const bind
 	push3(&v, bs->priv ? "--bind" : "--bind-fd", bs->ws, sb->workspace_mount);
 	push3(&v, bs->priv ? "--ro-bind" : "--ro-bind-fd", bs->init, "/.sandbar-init");
 	for (size_t i = 0; i < l->nmounts; i++) /* after home: a target may lie in it */
-		push3(&v, l->mounts[i].rw ? "--bind" : "--ro-bind", bs->mounts[i],
-		      l->mounts[i].target);
+		push3(&v,
+		      bs->priv ? (l->mounts[i].rw ? "--bind" : "--ro-bind")
+		               : (l->mounts[i].rw ? "--bind-fd" : "--ro-bind-fd"),
+		      bs->mounts[i], l->mounts[i].target);
 	push3(&v, "--remount-ro", "/dev", NULL);
 	push3(&v, "--remount-ro", "/", NULL);
 	push3(&v, "--chdir", "/", NULL);

@@ -24,7 +24,8 @@ enum {
 	FD_HOSTS,
 	FD_CABUNDLE,
 	FD_OWNER,
-	FD_COUNT_MAX
+	FD_MOUNTS, /* the --mount sources, opened when they were checked (SB_MOUNTS_MAX) */
+	FD_COUNT_MAX = FD_MOUNTS + SB_MOUNTS_MAX
 };
 
 /* The bind sources as bwrap sees them: in the private mount namespace (priv != NULL) or from
@@ -32,7 +33,7 @@ enum {
 typedef struct bind_srcs {
 	const char *priv; /* PRIV_BASES entry, or NULL */
 	char *ws, *home, *init, *rootfs;
-	char **mounts; /* one per l->mounts: priv/mN, or the host path itself */
+	char **mounts; /* one per l->mounts: priv/mN, or its descriptor's number */
 	const sb_launch *l;
 } bind_srcs;
 

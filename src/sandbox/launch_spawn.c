@@ -76,19 +76,20 @@ static void private_binds(const bind_srcs *bs, bool rootfs, int log)
 		}
 		close(fds[i]);
 	}
-	/* the --mount sources, by path: we are still root here and can reach them */
+	/* the --mount sources, from the descriptors opened when they were checked */
 	int mtree[SB_MOUNTS_MAX];
 	bool mdir[SB_MOUNTS_MAX];
 	size_t nm = bs->l->nmounts;
 	for (size_t i = 0; i < nm; i++) {
 		struct stat st;
-		const char *host = bs->l->mounts[i].host;
-		mtree[i] = (int)syscall(SYS_open_tree, AT_FDCWD, host,
-		                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+		mtree[i] = (int)syscall(SYS_open_tree, FD_MOUNTS + (int)i, "",
+		                        OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE |
+		                            AT_EMPTY_PATH);
 		if (mtree[i] < 0 || fstat(mtree[i], &st) < 0) {
-			say(log, "sandbar: open_tree of a --mount source: ", host);
+			say(log, "sandbar: open_tree of a --mount source: ", bs->l->mounts[i].host);
 			_exit(127);
 		}
+		close(FD_MOUNTS + (int)i);
 		mdir[i] = S_ISDIR(st.st_mode);
 	}
 	if (unshare(CLONE_NEWNS) < 0) {

@@ -329,10 +329,14 @@ static sb_err *teardown(sb_sandbox *sb)
 	return err ? sb_err_prefix(err, "destroying lease %s", sb->id) : NULL;
 }
 
-static void free_mounts(sb_sandbox_mount *m, size_t n)
+/* The mounts and (fds != NULL) their opened sources. */
+static void free_mounts(sb_sandbox_mount *m, const int *fds, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		sb_sandbox_mount_deinit(&m[i]);
+		if (fds && fds[i] >= 0)
+			close(fds[i]);
+	}
 	free(m);
 }
 
@@ -447,13 +451,14 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 		mounts[k] = (sb_sandbox_mount){.host = sb_xstrdup(opts->mounts[k].host),
 		                               .target = sb_xstrdup(opts->mounts[k].target),
 		                               .rw = opts->mounts[k].rw};
-	if ((err = sb_mounts_check(sb, cfg, mounts, opts->nmounts, opts->mount_roots))) {
-		free_mounts(mounts, opts->nmounts);
+	int mount_fds[SB_MOUNTS_MAX];
+	if ((err = sb_mounts_check(sb, cfg, mounts, opts->nmounts, opts->mount_roots, mount_fds))) {
+		free_mounts(mounts, NULL, opts->nmounts);
 		goto fail;
 	}
 	char *ca_bundle = NULL;
 	if (opts->egress && (err = sb_egress_prepare(sb, cfg, opts->egress, &ca_bundle))) {
-		free_mounts(mounts, opts->nmounts);
+		free_mounts(mounts, mount_fds, opts->nmounts);
 		goto fail;
 	}
 	i->created_at_ms = sb_wall_ms();
@@ -478,13 +483,14 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	    .hosts_name = opts->callback ? opts->callback->host_name : NULL,
 	    .watch_owner = opts->watch_owner,
 	    .mounts = mounts,
+	    .mount_fds = mount_fds,
 	    .nmounts = opts->nmounts,
 	};
 	i->limits.nofile = l.nofile; /* recorded as in force */
 	i->limits.nproc = l.nproc;
 	err = sb_launch_sandbox(sb, &l);
 	free(ca_bundle);
-	free_mounts(mounts, opts->nmounts);
+	free_mounts(mounts, mount_fds, opts->nmounts);
 	if (err || (opts->callback && (err = sb_callback_setup(sb, cfg, opts->callback))) ||
 	    (opts->egress &&
 	     (err = sb_egress_start(sb, opts->callback ? opts->callback->host_name : NULL))))

@@ -8,10 +8,13 @@
 #include "sandbox_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define MOUNT_PATH_MAX 1024
@@ -135,7 +138,7 @@ static sb_err *check_host(const sb_sandbox_config *cfg, sb_sandbox_mount *m)
 		return err;
 	}
 	free(m->host);
-	m->host = real; /* bound by its resolved path: a link swapped later changes nothing */
+	m->host = real; /* opened by its resolved path, without following links (open_checked) */
 	return NULL;
 }
 
@@ -182,26 +185,54 @@ static sb_err *check_root(const sb_sandbox_mount *m, const char *const *roots)
 	                  m->host);
 }
 
+/* Open m's resolved host path without following any link: realpath gave a path with none, so
+ * a link found now was swapped in after the resolution, and the open fails rather than follow
+ * it. What the descriptor names is what was checked, and it is what gets bound. */
+static sb_err *open_checked(const sb_sandbox_mount *m, int *fd)
+{
+	struct open_how how = {.flags = O_PATH | O_CLOEXEC,
+	                       .resolve = RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS};
+	long r = syscall(SYS_openat2, AT_FDCWD, m->host, &how, sizeof how);
+	if (r < 0)
+		return sb_err_sys(errno,
+		                  "mount %s: opening it (a link swapped in while it was checked is "
+		                  "refused)",
+		                  m->host);
+	*fd = (int)r;
+	return NULL;
+}
+
 sb_err *sb_mounts_check(const sb_sandbox *sb, const sb_sandbox_config *cfg, sb_sandbox_mount *m,
-                        size_t n, const char *const *roots)
+                        size_t n, const char *const *roots, int *fds)
 {
 	if (n > SB_MOUNTS_MAX)
 		return sb_err_new(SB_E_INVAL, "%zu mounts: at most %d per sandbox", n,
 		                  SB_MOUNTS_MAX);
-	for (size_t i = 0; i < n; i++) {
-		sb_err *err = check_target(sb, &m[i]);
+	for (size_t i = 0; i < n; i++)
+		fds[i] = -1;
+	sb_err *err = NULL;
+	for (size_t i = 0; i < n && !err; i++) {
+		err = check_target(sb, &m[i]);
 		if (!err)
 			err = check_host(cfg, &m[i]);
+		if (!err)
+			err = open_checked(&m[i], &fds[i]);
 		if (!err && roots)
 			err = check_root(&m[i], roots);
-		if (err)
-			return err;
-		for (size_t k = 0; k < i; k++)
+		for (size_t k = 0; k < i && !err; k++)
 			if (overlaps(m[k].target, m[i].target))
-				return sb_err_new(SB_E_INVAL,
-				                  "mounts %s and %s overlap inside the sandbox",
-				                  m[k].target, m[i].target);
+				err = sb_err_new(SB_E_INVAL,
+				                 "mounts %s and %s overlap inside the sandbox",
+				                 m[k].target, m[i].target);
 	}
 	struct access_job j = {.m = m, .n = n};
-	return n ? sb_sandbox_as_owner(sb, access_as_owner, &j) : NULL;
+	if (!err && n)
+		err = sb_sandbox_as_owner(sb, access_as_owner, &j);
+	if (err)
+		for (size_t i = 0; i < n; i++)
+			if (fds[i] >= 0) {
+				close(fds[i]);
+				fds[i] = -1;
+			}
+	return err;
 }

@@ -101,6 +101,7 @@ typedef struct sb_launch {
 	const char *hosts_name; /* callback bridge name for /etc/hosts (127.0.0.1), or NULL */
 	bool watch_owner;       /* init stops the sandbox when this process exits (sb->owner_fd) */
 	const sb_sandbox_mount *mounts; /* checked by sb_mounts_check: host paths resolved */
+	const int *mount_fds;           /* each mount's source, opened by sb_mounts_check */
 	size_t nmounts;
 	/* Called once init's host pid is known, while init is still starting (may be NULL);
 	 * an error aborts the start. */
@@ -110,9 +111,11 @@ typedef struct sb_launch {
 /* ---- mounts.c */
 #define SB_MOUNTS_MAX 32 /* --mount entries per sandbox */
 /* Check the mounts of a sandbox about to start (see mounts.c); resolves each host path in
- * place. roots (NULL = any): the host paths must lie at or below one of these. */
+ * place and opens it (O_PATH) into fds[i], what the sandbox binds: a path swapped after the
+ * check changes nothing. roots (NULL = any): the host paths must lie at or below one of
+ * these. On error every fds[i] is -1. */
 sb_err *sb_mounts_check(const sb_sandbox *sb, const sb_sandbox_config *cfg, sb_sandbox_mount *m,
-                        size_t n, const char *const *roots);
+                        size_t n, const char *const *roots, int *fds);
 
 /* Start bwrap + sandbar-init for sb (directories already created), detached from us; wait until
  * init is ready. Fills sb->info.init_pid and sb->init_start. */

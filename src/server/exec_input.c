@@ -146,6 +146,16 @@ void sbs_exec_inputs_drop(sbs_exec_inputs *in, const char *lease_id, const char 
 	pthread_mutex_unlock(&in->mu);
 }
 
+bool sbs_exec_inputs_has(sbs_exec_inputs *in, const char *lease_id, const char *exec_id)
+{
+	pthread_mutex_lock(&in->mu);
+	bool has = false;
+	for (input *e = in->list; e && !has; e = e->next)
+		has = !strcmp(e->exec_id, exec_id) && !strcmp(e->lease_id, lease_id);
+	pthread_mutex_unlock(&in->mu);
+	return has;
+}
+
 static sb_err *get(sbs_exec_inputs *in, const char *lease_id, const char *exec_id, input **out)
 {
 	pthread_mutex_lock(&in->mu);

@@ -29,6 +29,8 @@ void sbs_exec_inputs_add(sbs_exec_inputs *in, const char *lease_id, const char *
                          bool tty);
 /* The exec ended or its lease went: close its stdin (once no write is under way). */
 void sbs_exec_inputs_drop(sbs_exec_inputs *in, const char *lease_id, const char *exec_id);
+/* Is the exec's input in the table? (After a restart it is not until taken again.) */
+bool sbs_exec_inputs_has(sbs_exec_inputs *in, const char *lease_id, const char *exec_id);
 /* Append len bytes read from src (a file at its offset) to the exec's stdin, then close it
  * when eof. *written: bytes the command's stdin took. SB_E_NOTFOUND when the exec has no open
  * stdin here; SB_E_TIMEOUT after SBS_STDIN_STALL_MS without progress; SB_E_STATE_LOST when

@@ -419,6 +419,8 @@ sb_err *sbs_execs_start(sbs_execs *xs, sbs_lease *l, const sbs_exec_spec *spec, 
 	    .tty_rows = (unsigned short)spec->tty_rows,
 	    .tty_cols = (unsigned short)spec->tty_cols,
 	    .tty_term = spec->tty_term,
+	    /* a restarted daemon takes a streamed input again (routes_exec_input.c) */
+	    .input_reattach = spec->stdin_stream,
 	};
 	sb_sandbox_exec *x = NULL;
 	err = sb_sandbox_exec_start(sbs_lease_sandbox(l), &req, &x);

@@ -13,34 +13,45 @@
 #include "sb_json.h"
 
 /* The lease exists and the exec is still running (a terminal takes writes after its command
- * ended: the table entry may outlive the end until the reaper notices). Else a reply is
- * queued and the exec's input dropped. */
-static bool exec_live(sbs_req *r)
+ * ended: the table entry may outlive the end until the reaper notices), with its input in
+ * the table: after a restart it is taken again from sandbar-init. Returns the lease (a
+ * reference), else NULL with a reply queued and the exec's input dropped. */
+static sbs_lease *exec_live(sbs_req *r)
 {
 	const char *id = sbs_req_param(r, "id"), *xid = sbs_req_param(r, "exec_id");
 	sbs_req_set_lease(r, id);
 	sbs_lease *l = NULL;
 	sbs_server *srv = sbs_req_server(r);
+	sbs_exec_inputs *inputs = sbs_execs_inputs(srv->execs);
 	sb_err *err = sbs_leases_get(srv->leases, id, SBS_GET_USE, &l);
 	if (err) {
 		sbs_reply_err(r, err);
-		return false;
+		return NULL;
 	}
 	sb_sandbox_exec_status st;
 	err = sb_sandbox_exec_status_by_id(sbs_lease_sandbox(l), xid, &st);
-	sbs_lease_unref(l);
+	if (!err && st.running && !sbs_exec_inputs_has(inputs, id, xid)) {
+		int fd = -1;
+		bool tty = false;
+		err = sb_sandbox_exec_input_attach(sbs_lease_sandbox(l), xid, &fd, &tty);
+		if (!err)
+			sbs_exec_inputs_add(inputs, id, xid, fd, tty);
+		else if (err->code == SB_E_STATE_LOST)
+			st.running = false; /* released, or started without one: nothing to write */
+	}
 	if (!err && st.running)
-		return true;
-	sbs_exec_inputs_drop(sbs_execs_inputs(srv->execs), id, xid);
-	if (err && err->code != SB_E_NOTFOUND) {
+		return l;
+	sbs_lease_unref(l);
+	sbs_exec_inputs_drop(inputs, id, xid);
+	if (err && err->code != SB_E_NOTFOUND && err->code != SB_E_STATE_LOST) {
 		sbs_reply_err(r, err);
-		return false;
+		return NULL;
 	}
 	sb_err_free(err);
-	sbs_reply_error_details(
-	    r, 404, "not_found", json_pack("{s:s, s:I}", "exec_id", xid, "written", (json_int_t)0),
-	    "exec %s of lease %s is not running: it has no open stdin", xid, id);
-	return false;
+	sbs_reply_error_details(r, 404, "not_found",
+	                        json_pack("{s:s, s:I}", "exec_id", xid, "written", (json_int_t)0),
+	                        "exec %s of lease %s is not running or has no open stdin", xid, id);
+	return NULL;
 }
 
 static void h_stdin(sbs_req *r, void *ud)
@@ -52,7 +63,8 @@ static void h_stdin(sbs_req *r, void *ud)
 		sbs_reply_error(r, 400, "invalid_request", "\"eof\" must be 1/true or 0/false");
 		return;
 	}
-	if (!exec_live(r))
+	sbs_lease *l = exec_live(r);
+	if (!l)
 		return;
 	const char *id = sbs_req_param(r, "id"), *xid = sbs_req_param(r, "exec_id");
 	uint64_t size = 0;
@@ -60,6 +72,14 @@ static void h_stdin(sbs_req *r, void *ud)
 	uint64_t written = 0;
 	sb_err *err = sbs_exec_inputs_write(sbs_execs_inputs(sbs_req_server(r)->execs), id, xid, fd,
 	                                    size, eof, &written);
+	if (!err && eof) { /* sandbar-init's copy goes too: the command sees EOF */
+		sb_err *rel = sb_sandbox_exec_input_release(sbs_lease_sandbox(l), xid);
+		if (rel && rel->code == SB_E_NOTFOUND)
+			sb_err_free(rel); /* it ended meanwhile: no input is left to close */
+		else
+			err = rel;
+	}
+	sbs_lease_unref(l);
 	if (err) {
 		json_t *details =
 		    json_pack("{s:s, s:I}", "exec_id", xid, "written", (json_int_t)written);
@@ -97,8 +117,10 @@ static void h_resize(sbs_req *r, void *ud)
 		sbs_reply_err(r, err);
 		return;
 	}
-	if (!exec_live(r))
+	sbs_lease *l = exec_live(r);
+	if (!l)
 		return;
+	sbs_lease_unref(l);
 	const char *id = sbs_req_param(r, "id"), *xid = sbs_req_param(r, "exec_id");
 	err = sbs_exec_inputs_resize(sbs_execs_inputs(sbs_req_server(r)->execs), id, xid,
 	                             (unsigned)rows, (unsigned)cols);

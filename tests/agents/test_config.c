@@ -87,6 +87,12 @@ static void print_config_names_every_origin(void **state)
 	assert_null(strstr(r.out, "s3cr3t"));
 	assert_null(strstr(r.err, "s3cr3t"));
 	clit_res_free(&r);
+	/* -t implies -i, and says so */
+	clit_run(t, &r, CLIT_V(cfg_env), CLIT_V("run", "--print-config", "-t"));
+	assert_int_equal(r.code, 0);
+	assert_non_null(strstr(r.out, "tty               = true  # command line\n"));
+	assert_non_null(strstr(r.out, "interactive       = true  # command line\n"));
+	clit_res_free(&r);
 	free(cfg_env);
 	free(cfg);
 }

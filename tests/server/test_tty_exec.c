@@ -3,8 +3,11 @@
  * as SIGWINCH with the new size, reads lines typed with POST .../stdin, passes raw bytes
  * through byte-exact once the command put its terminal in raw mode, and gets SIGINT from a
  * typed Ctrl-C. A stdin_stream exec takes a few MiB in several POSTs byte-exact and sees EOF
- * at ?eof=1. Input to an exec without an open stdin is 404; a resize of a pipe exec is 400. */
+ * at ?eof=1. Input to an exec without an open stdin is 404; a resize of a pipe exec is 400.
+ * Both kinds of input survive a daemon SIGKILL and restart. */
+#include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "srvtest.h"
@@ -256,12 +259,42 @@ static void input_errors(void **state)
 	json_decref(wait_end("plain-a"));
 }
 
+/* A daemon SIGKILLed while commands wait for input: after the restart, the pipe's and the
+ * terminal's input are taken again from sandbar-init, the bytes arrive in order, EOF still
+ * reaches the pipe's command, and input after EOF is refused. */
+static void input_survives_a_daemon_restart(void **state)
+{
+	(void)state;
+	SBT_NEED_SANDBOX(OK);
+	start_exec("{\"exec_id\":\"pipe-r\",\"stdin_stream\":true,\"script\":\"cat; "
+	           "echo; echo eof-seen\"}");
+	start_exec("{\"exec_id\":\"tty-r\",\"tty\":true,\"script\":\"read x; echo "
+	           "got:$x\"}");
+	assert_int_equal(post_stdin("pipe-r", "before-", 7, false, NULL), 200);
+	wait_stdout("pipe-r", "before-");
+	int st = sbt_daemon_signal(&D, SIGKILL);
+	assert_true(WIFSIGNALED(st));
+	sbt_daemon_restart(&D);
+	assert_int_equal(post_stdin("tty-r", "typed\r", 6, false, NULL), 200);
+	wait_stdout("tty-r", "got:typed");
+	assert_int_equal(post_stdin("pipe-r", "after", 5, true, NULL), 200);
+	json_t *end = wait_end("pipe-r");
+	assert_int_equal(json_integer_value(json_object_get(end, "exit_code")), 0);
+	json_decref(end);
+	char *out = stdout_now("pipe-r");
+	assert_string_equal(out, "before-after\neof-seen\n");
+	free(out);
+	assert_int_equal(post_stdin("pipe-r", "late", 4, false, NULL), 404);
+	json_decref(wait_end("tty-r"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(tty_exec_size_resize_typing_raw_bytes_and_ctrl_c),
 	    cmocka_unit_test(stdin_stream_takes_mibs_byte_exact),
 	    cmocka_unit_test(input_errors),
+	    cmocka_unit_test(input_survives_a_daemon_restart),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
