@@ -320,15 +320,8 @@ static sb_err *teardown(sb_sandbox *sb)
 	kill_init(sb);
 	sb_sandbox_freezer_remove(sb);
 	sb_err *err = sb_cg_destroy(sb->cgroups);
-	/* The bulky trees first and lease.json last: a process killed part way (`sandbar run`
-	 * releasing its lease) leaves a lease that `lease list` and `prune` still see, not a
-	 * nameless workspace. sb_fs_rm_rf copes with directories sandboxed code made unreadable. */
-	const char *trees[] = {sb->workspace, sb->home, sb->spool_dir};
-	sb_err *e2 = NULL;
-	for (size_t k = 0; k < sizeof trees / sizeof *trees && !e2; k++)
-		e2 = sb_fs_rm_rf(trees[k]);
-	if (!e2)
-		e2 = sb_fs_rm_rf(sb->lease_dir);
+	/* sb_fs_rm_rf also copes with directories sandboxed code made unreadable */
+	sb_err *e2 = sb_fs_rm_rf(sb->lease_dir);
 	if (e2 && !err)
 		err = e2;
 	else
