@@ -37,39 +37,9 @@ static void sh(const char *cmd)
 	}
 }
 
-/* 4,950 small files (2-14 KiB) and 50 large ones that make up the rest of exactly 100 MiB,
- * spread over 50 directories of 3 subdirectories each. */
 static void make_tree(const char *src)
 {
-	size_t sizes[NFILES], small_sum = 0;
-	for (int i = 0; i < NFILES - NLARGE; i++) {
-		sizes[i] = (size_t)(i % 7 + 1) * 2048 + (size_t)(i % 13);
-		small_sum += sizes[i];
-	}
-	size_t large = (TOTAL_BYTES - small_sum) / NLARGE;
-	for (int i = NFILES - NLARGE; i < NFILES; i++)
-		sizes[i] = large;
-	sizes[NFILES - 1] += TOTAL_BYTES - small_sum - large * NLARGE;
-	/* files start at different offsets of one random buffer, so no two are alike */
-	size_t buflen = sizes[NFILES - 1] + 4096;
-	char *buf = sb_xmalloc(buflen);
-	uint64_t x = 0x9e3779b97f4a7c15ull;
-	for (size_t i = 0; i < buflen; i++) {
-		x ^= x << 13;
-		x ^= x >> 7;
-		x ^= x << 17;
-		buf[i] = (char)x;
-	}
-	for (int i = 0; i < NFILES; i++) {
-		char *path = sb_strfmt("%s/d%02d/sub%d/file-%04d.dat", src, i % 50, i % 3, i);
-		char *slash = strrchr(path, '/');
-		*slash = '\0';
-		die_err(sb_fs_mkdir_p(path, 0755), "mkdir");
-		*slash = '/';
-		die_err(sb_fs_write_atomic(path, buf + (i % 4096), sizes[i], 0644), "write");
-		free(path);
-	}
-	free(buf);
+	die_err(sbb_make_tree(src, NFILES, NLARGE, TOTAL_BYTES), "making the tree");
 }
 
 static char *fresh_dir(const char *root, const char *name)

@@ -1,9 +1,12 @@
 /* Benchmark helpers (see benchutil.h). */
 #include "benchutil.h"
 
+#include <sandbar/base.h>
+
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -71,4 +74,45 @@ double sbb_spawn_wait(char *const *argv)
 		exit(1);
 	}
 	return sbb_now() - t0;
+}
+
+sb_err *sbb_make_tree(const char *src, int nfiles, int nlarge, size_t total)
+{
+	size_t *sizes = sb_xcalloc((size_t)nfiles, sizeof *sizes), small_sum = 0;
+	for (int i = 0; i < nfiles - nlarge; i++) {
+		sizes[i] = (size_t)(i % 7 + 1) * 2048 + (size_t)(i % 13);
+		small_sum += sizes[i];
+	}
+	size_t large = (total - small_sum) / (size_t)nlarge;
+	for (int i = nfiles - nlarge; i < nfiles; i++)
+		sizes[i] = large;
+	sizes[nfiles - 1] += total - small_sum - large * (size_t)nlarge;
+	/* files start at different offsets of one random buffer, so no two are alike */
+	size_t buflen = sizes[nfiles - 1] + 4096;
+	char *buf = sb_xmalloc(buflen);
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (size_t i = 0; i < buflen; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		buf[i] = (char)x;
+	}
+	for (int i = 0; i < nfiles; i++) {
+		char *path = sb_strfmt("%s/d%02d/sub%d/file-%04d.dat", src, i % 50, i % 3, i);
+		char *slash = strrchr(path, '/');
+		*slash = '\0';
+		sb_err *err = sb_fs_mkdir_p(path, 0755);
+		*slash = '/';
+		if (!err)
+			err = sb_fs_write_atomic(path, buf + (i % 4096), sizes[i], 0644);
+		free(path);
+		if (err) {
+			free(buf);
+			free(sizes);
+			return err;
+		}
+	}
+	free(buf);
+	free(sizes);
+	return NULL;
 }

@@ -18,4 +18,9 @@ void sbb_row_ms(const char *figure, double ours_s, double base_s, const char *ba
 /* The bare baseline: seconds for posix_spawnp(argv[0]) + waitpid. Exits 1 if the command cannot
  * be started or does not exit 0 (a failed baseline would make every ratio meaningless). */
 double sbb_spawn_wait(char *const *argv);
+/* nfiles files under src (created): nfiles - nlarge small ones (2-14 KiB) and nlarge large ones
+ * making up the rest of exactly total bytes, spread over 50 directories of 3 subdirectories,
+ * each file at another offset of one pseudo-random buffer (no two alike). */
+typedef struct sb_err sb_err;
+sb_err *sbb_make_tree(const char *src, int nfiles, int nlarge, size_t total);
 #endif

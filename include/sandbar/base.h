@@ -379,7 +379,8 @@ typedef struct sb_walk_entry {
 	sb_ftype type;
 	mode_t mode; /* full st_mode */
 	uint64_t size;
-	int dirfd; /* open directory holding the entry (valid during the callback only) */
+	int64_t mtime_sec; /* st_mtim.tv_sec */
+	int dirfd;         /* open directory holding the entry (valid during the callback only) */
 } sb_walk_entry;
 
 enum {
@@ -395,6 +396,39 @@ typedef int (*sb_walk_fn)(const sb_walk_entry *e, void *ud, sb_err **err);
 /* Depth-first walk below root (root itself is not reported). Never follows symlinks: a link is
  * reported as SB_FT_SYMLINK. A directory that cannot be read is an error. */
 sb_err *sb_fs_walk(const char *root, sb_walk_fn fn, void *ud);
+
+/* A tree manifest as a far side prints it (src/base/manifest.c documents the format): per entry
+ * its relative path, kind, permission bits, size, mtime seconds, symlink target and, for the
+ * files the far side hashed, their plain SHA-256. The text is outside input: every field is
+ * bounded and checked, paths are lexically relative, none twice. */
+typedef struct sb_manifest_entry {
+	char *path;
+	sb_ftype type;
+	uint32_t mode; /* permission bits (07777) */
+	uint64_t size;
+	int64_t mtime_sec;
+	char *target; /* symlinks only, else NULL */
+	bool hashed;
+	unsigned char sha[SB_SHA256_LEN]; /* plain SHA-256 of the bytes; valid when hashed */
+} sb_manifest_entry;
+
+typedef struct sb_manifest {
+	sb_manifest_entry *v; /* sorted by strcmp(path), unique */
+	size_t n, cap;
+	int64_t now_sec; /* the far side's clock when it started listing */
+	/* Set when the far side said it cannot list (a tool missing): the reason, else NULL. */
+	char *untrusted;
+} sb_manifest;
+
+#define SB_MANIFEST_MAX_BYTES (512u * 1024u * 1024u)
+#define SB_MANIFEST_MAX_ENTRIES 4000000u
+
+void sb_manifest_init(sb_manifest *m);
+void sb_manifest_deinit(sb_manifest *m);
+/* Parse data[0, len) into out (initialised here). SB_E_PROTOCOL on anything malformed or
+ * truncated (the end record is required), SB_E_TOO_LARGE past the bounds above. */
+sb_err *sb_manifest_parse(const char *data, size_t len, sb_manifest *out);
+sb_manifest_entry *sb_manifest_find(const sb_manifest *m, const char *path);
 
 /* Lexical check of a relative path from outside: not empty, not absolute, no "." / ".." / empty
  * segments, no NUL, at most PATH_MAX bytes. */

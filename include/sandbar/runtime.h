@@ -231,6 +231,12 @@ typedef struct sb_runtime_restore_opts {
 	/* Branch for commits made remotely; NULL = "sandbar/<lease id>" (spec.lease_id), or
 	 * "sandbar/run-<time>" without one. */
 	const char *branch;
+	/* Incremental restore (the default; SANDBAR_SYNC=full turns it off): the far side's
+	 * manifest is compared with the baseline and only what differs is fetched. A remote file
+	 * whose kind, mode, size and mtime match the baseline counts as unchanged unless its mtime
+	 * is recent enough to be hashed; checksum (or SANDBAR_SYNC=checksum) hashes every file
+	 * instead. */
+	bool checksum;
 } sb_runtime_restore_opts;
 
 /* Bring the remote workspace back and merge it into the local directory (spec §3). opts may be

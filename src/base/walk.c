@@ -123,6 +123,7 @@ static sb_err *walk_dir(struct walk *w, int dfd)
 		    .type = type_of(st.st_mode),
 		    .mode = st.st_mode,
 		    .size = (uint64_t)st.st_size,
+		    .mtime_sec = (int64_t)st.st_mtim.tv_sec,
 		    .dirfd = dfd,
 		};
 		sb_err *cb_err = NULL;

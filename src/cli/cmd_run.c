@@ -524,6 +524,7 @@ int cmd_run(int argc, char **argv)
 	    .policy = o.policy,
 	    .max_extracted_bytes = cfg.max_restore_bytes,
 	    .branch = o.branch,
+	    .checksum = o.checksum,
 	    .progress = {.fn = progress_line, .bytes = on_bytes, .ud = &bar}};
 	sb_restore_report rr;
 	sb_restore_report_init(&rr);

@@ -68,6 +68,9 @@ static const char run_help[] =
 
 /* Options of the way back, and the output (C99 promises 4095 characters per literal). */
 static const char run_help_back[] =
+    "      --checksum         restore incrementally comparing every file by content; without\n"
+    "                         it (SANDBAR_SYNC=incremental) a remote file with the staged\n"
+    "                         size and mtime counts as unchanged unless written after staging\n"
     "      --mount HOST:PATH[:ro|rw]  bind HOST into the sandbox at PATH, read-only unless\n"
     "                         :rw (repeat); never at the workspace, never staged or restored\n"
     "      --keep             keep the lease afterwards and print its id\n"
@@ -225,6 +228,7 @@ enum {
 	OPT_FORCE,
 	OPT_MAX_RESTORE,
 	OPT_PRINT_CONFIG,
+	OPT_CHECKSUM,
 };
 
 /* The long name of a short option, for --print-config. */
@@ -281,6 +285,7 @@ int run_opts_parse(run_config_argv *rca, struct run_opts *o, bool *help)
 	    {"max-restore-size", required_argument, NULL, OPT_MAX_RESTORE},
 	    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
 	    {"force", no_argument, NULL, OPT_FORCE},
+	    {"checksum", no_argument, NULL, OPT_CHECKSUM},
 	    {"print-config", no_argument, NULL, OPT_PRINT_CONFIG},
 	    {NULL, 0, NULL, 0},
 	};
@@ -423,6 +428,9 @@ int run_opts_parse(run_config_argv *rca, struct run_opts *o, bool *help)
 			break;
 		case OPT_FORCE:
 			o->force = true;
+			break;
+		case OPT_CHECKSUM:
+			o->checksum = true;
 			break;
 		case OPT_PRINT_CONFIG:
 			o->print_config = true;

@@ -35,6 +35,7 @@ struct run_opts {
 	char *branch;
 	bool dry_run;
 	bool force;
+	bool checksum; /* restore by manifest, every file hashed (#15) */
 	bool print_config;
 	/* ---- */
 	bool network;

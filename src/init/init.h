@@ -89,8 +89,12 @@ void sbi_exec_start(sbi_state *st, const sbi_msg *req, int stdin_fd, int held_fd
 void sbi_input_request(sbi_state *st, const sbi_msg *req, sbi_msg *reply, int *reply_fd);
 /* Reap exited children (after SIGCHLD) and record the status of the ones that are execs. */
 void sbi_exec_reap(sbi_state *st);
-/* Move available output from pipes to spool files; close pipes at EOF. */
+/* spool.c: move available output from pipes to spool files; close pipes at EOF. */
 void sbi_exec_pump(sbi_state *st, sbi_exec *x, int stream);
+/* The exec's spool directory, made on first need; false when it cannot be (logged once). */
+bool sbi_exec_ensure_dir(const sbi_state *st, sbi_exec *x);
+/* Wake every reader following x (a byte on each wake pipe, never blocking). */
+void sbi_exec_wake_watchers(sbi_exec *x);
 /* Apply due timeouts and deferred records; returns the ms until the next deadline (-1 = none). */
 int sbi_exec_timeouts(sbi_state *st);
 /* Free finished execs whose pipes are closed. */

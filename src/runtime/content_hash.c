@@ -19,8 +19,19 @@
 
 struct content_hash {
 	sb_sha256 *sha;
-	uint64_t zeros; /* length of the zero run not fed yet */
+	uint64_t zeros;   /* length of the zero run not fed yet */
+	sb_sha256 *plain; /* the plain SHA-256 of the bytes (what sha256sum prints), or NULL */
 };
+
+/* Holes read as zeros: the plain hash needs their bytes. */
+static void feed_plain_zeros(struct content_hash *h, const unsigned char *zero, uint64_t n)
+{
+	while (h->plain && n) {
+		size_t k = n < BLOCK ? (size_t)n : BLOCK;
+		sb_sha256_update(h->plain, zero, k);
+		n -= k;
+	}
+}
 
 static void flush_zeros(struct content_hash *h)
 {
@@ -40,6 +51,8 @@ static bool all_zero(const unsigned char *p, size_t n)
 
 static void feed_block(struct content_hash *h, const unsigned char *p, size_t n)
 {
+	if (h->plain)
+		sb_sha256_update(h->plain, p, n);
 	if (all_zero(p, n)) {
 		h->zeros += n;
 		return;
@@ -80,13 +93,20 @@ static uint64_t next_data(int fd, uint64_t pos, uint64_t size)
 sb_err *sb_rt_content_hash(int fd, const char *path, unsigned char out[SB_SHA256_LEN],
                            uint64_t *size_out)
 {
+	return sb_rt_content_hash2(fd, path, out, NULL, size_out);
+}
+
+sb_err *sb_rt_content_hash2(int fd, const char *path, unsigned char out[SB_SHA256_LEN],
+                            unsigned char plain[SB_SHA256_LEN], uint64_t *size_out)
+{
 	struct stat st;
 	if (fstat(fd, &st) != 0)
 		return sb_err_sys(errno, "stat %s", path);
 	uint64_t size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
 	bool has_holes = (uint64_t)st.st_blocks * 512 < size;
-	struct content_hash h = {.sha = sb_sha256_new()};
+	struct content_hash h = {.sha = sb_sha256_new(), .plain = plain ? sb_sha256_new() : NULL};
 	unsigned char *buf = sb_xmalloc(BLOCK);
+	unsigned char *zero = plain && has_holes ? sb_xcalloc(1, BLOCK) : NULL;
 	sb_err *err = NULL;
 	uint64_t pos = 0;
 	while (!err && pos < size) {
@@ -96,6 +116,7 @@ sb_err *sb_rt_content_hash(int fd, const char *path, unsigned char out[SB_SHA256
 			uint64_t skip_to = d >= size ? size : d - d % BLOCK;
 			if (skip_to > pos) {
 				h.zeros += skip_to - pos;
+				feed_plain_zeros(&h, zero, skip_to - pos);
 				pos = skip_to;
 				continue;
 			}
@@ -109,9 +130,14 @@ sb_err *sb_rt_content_hash(int fd, const char *path, unsigned char out[SB_SHA256
 	flush_zeros(&h);
 	if (!err) {
 		sb_sha256_final(h.sha, out);
+		if (plain)
+			sb_sha256_final(h.plain, plain);
 		*size_out = size;
 	}
 	free(buf);
+	free(zero);
 	sb_sha256_free(h.sha);
+	if (h.plain)
+		sb_sha256_free(h.plain);
 	return err;
 }

@@ -458,7 +458,13 @@ sb_err *sb_rt_merge_apply(const sb_rt_merge *m, sb_restore_report *rep, sb_snap 
 	g.cap_deleted = g.rep->n_deleted ? g.rep->n_deleted + 1 : 0;
 	sb_snap_init(&g.src);
 	sb_snap_init(&g.cur);
-	sb_err *err = sb_snap_take(m->source_dir, m->ex, false, &g.src);
+	sb_err *err = NULL;
+	if (m->source) {
+		g.src = *m->source;
+		sb_snap_init(m->source);
+	} else {
+		err = sb_snap_take(m->source_dir, m->ex, false, &g.src);
+	}
 	if (!err) {
 		/* Every source file is hashed anyway (it becomes the next baseline): do it on two
 		 * threads, overlapping the walk of the local tree. */

@@ -269,6 +269,7 @@ sb_err *sb_runtime_load(const char *path, const sb_runtime_load_opts *o, sb_runt
 	sb_excludes_init(&rt->archive_ex);
 	sb_excludes_init(&rt->restore_ex);
 	sb_snap_init(&rt->baseline);
+	sb_snap_init(&rt->git_snap); /* no mtimes saved: restores take the full path */
 	int64_t version = 0, timeout_ms = 0;
 	bool native = false;
 	char **archive = NULL, **restore = NULL;

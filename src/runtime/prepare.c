@@ -318,6 +318,8 @@ static sb_err *count_excluded(sb_runtime *rt)
  * uploaded (so that it is never newer than what the remote receives). */
 static sb_err *take_baseline(sb_runtime *rt)
 {
+	/* Read before the walk: an entry written during it is newer, hence hashed remotely. */
+	rt->base_sec = sb_wall_ms() / 1000;
 	sb_err *err = sb_snap_take(rt->local_dir, &rt->restore_ex, false, &rt->baseline);
 	if (err)
 		return err;
@@ -326,6 +328,16 @@ static sb_err *take_baseline(sb_runtime *rt)
 	err = sb_snap_hash_finish(&h);
 	if (!err)
 		err = sb_snap_hash_all(&rt->baseline); /* drops the root fd */
+	if (!err) {
+		/* The .git goes whole (it is no part of the merge): its stat snapshot tells an
+		 * incremental restore (which the restore options may ask for) whether it changed.
+		 */
+		if (!sb_excludes_match_entry(&rt->archive_ex, ".git", true))
+			err = sb_rt_git_snapshot(rt->local_dir, &rt->archive_ex,
+			                         sb_rt_hash_since(rt->base_sec),
+			                         sb_rt_sync_checksum(), &rt->git_snap);
+		rt->git_snap_ok = rt->delta_ok = !err;
+	}
 	return err ? sb_err_prefix(err, "recording the baseline of %s", rt->local_dir) : NULL;
 }
 
@@ -422,6 +434,7 @@ sb_err *sb_runtime_prepare(const sb_runtime_prepare_opts *o, sb_runtime **out)
 	sb_excludes_init(&rt->archive_ex);
 	sb_excludes_init(&rt->restore_ex);
 	sb_snap_init(&rt->baseline);
+	sb_snap_init(&rt->git_snap);
 	err = init_runtime(o, rt);
 	if (!err)
 		err = sb_rt_check_cancel(&rt->ctx);

@@ -240,11 +240,36 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	    .label = "workspace",
 	};
 	uint64_t bytes = 0;
-	err = sb_rt_fetch_out(c, &f, &p, &bytes);
-	if (err)
-		goto out;
-	rep->bytes_moved += bytes;
-	import_commits(rt, o, tree, rep);
+	bool full = true, checksum = o->checksum || sb_rt_sync_checksum();
+	int64_t fetched_at = sb_wall_ms() / 1000;
+	sb_rt_delta d;
+	memset(&d, 0, sizeof d);
+	sb_snap_init(&d.src);
+	sb_snap_init(&d.git_next);
+	if (sb_rt_sync_incremental() || checksum) {
+		err = sb_fs_mkdir_p(tree, 0700);
+		if (!err)
+			err = sb_rt_delta_fetch(rt, c, &f, checksum, &p, &d, &full);
+		if (!err && full)
+			err = sb_fs_rm_rf(tree); /* a partial selection, or empty */
+		if (err) {
+			sb_rt_delta_deinit(&d);
+			goto out;
+		}
+		rep->bytes_moved += d.bytes + d.manifest_bytes;
+	}
+	if (full) {
+		sb_rt_progress_init(&p, &c->progress, &c->status, SB_PHASE_RESTORE, "Restoring",
+		                    "workspace", "from");
+		err = sb_rt_fetch_out(c, &f, &p, &bytes);
+		if (err) {
+			sb_rt_delta_deinit(&d);
+			goto out;
+		}
+		rep->bytes_moved += bytes;
+	}
+	if (full || d.git_changed)
+		import_commits(rt, o, tree, rep);
 	sb_rt_merge m = {
 	    .baseline = &rt->baseline,
 	    .source_dir = tree,
@@ -252,6 +277,7 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	    .ex = &rt->restore_ex,
 	    .policy = o->policy,
 	    .move_files = true,
+	    .source = full ? NULL : &d.src,
 	};
 	err = sb_rt_merge_apply(&m, rep, &next);
 	sb_rt_fix_owners(rt->local_dir, rep->added);
@@ -270,7 +296,16 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 		sb_snap_deinit(&rt->baseline);
 		rt->baseline = next;
 		sb_snap_init(&next);
+		/* What the far side held when it was listed (or archived) is the new baseline. */
+		rt->base_sec = full ? fetched_at : d.listed_at;
+		sb_snap_deinit(&rt->git_snap);
+		rt->git_snap_ok = !full;
+		if (!full) {
+			rt->git_snap = d.git_next;
+			sb_snap_init(&d.git_next);
+		}
 	}
+	sb_rt_delta_deinit(&d);
 out:
 	if (staging)
 		remove_staging(staging);

@@ -179,6 +179,10 @@ typedef struct sb_rt_fetch {
 	const char *local_dest; /* extracted here (created) */
 	bool native;
 	const char *label;
+	/* Streamed path only: archive exactly these NUL-separated relative paths (files and
+	 * links, sb_rt_script_select) instead of the tree; NULL = the tree. */
+	const char *list;
+	size_t list_len;
 } sb_rt_fetch;
 
 sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
@@ -202,6 +206,10 @@ sb_err *sb_rt_stream_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progres
  * the size hashed. SB_E_CONFLICT when the file shrank meanwhile. */
 sb_err *sb_rt_content_hash(int fd, const char *path, unsigned char out[SB_SHA256_LEN],
                            uint64_t *size_out);
+/* The same, and plain (may be NULL) receives the plain SHA-256 of the bytes from the same reads:
+ * what a far side's sha256sum prints, so manifests can be compared with a snapshot. */
+sb_err *sb_rt_content_hash2(int fd, const char *path, unsigned char out[SB_SHA256_LEN],
+                            unsigned char plain[SB_SHA256_LEN], uint64_t *size_out);
 
 /* ---- snapshot.c: dir / file{mode, sha256} / symlink{target} entries of a tree (spec §3.3). */
 typedef struct sb_snap_entry {
@@ -209,8 +217,13 @@ typedef struct sb_snap_entry {
 	sb_ftype type; /* SB_FT_FILE, SB_FT_DIR or SB_FT_SYMLINK */
 	mode_t mode;
 	uint64_t size;
+	int64_t mtime_sec; /* as walked, or as the far side's manifest listed it */
 	bool hashed;
 	unsigned char sha[SB_SHA256_LEN];
+	/* plain SHA-256 (sha256sum's), taken with sha; false for entries loaded from a saved
+	 * runtime (persist.c keeps only sha) or built from a manifest without a hash */
+	bool has_plain;
+	unsigned char plain[SB_SHA256_LEN];
 	char *target; /* symlinks */
 } sb_snap_entry;
 
@@ -245,6 +258,46 @@ sb_snap_entry *sb_snap_find(const sb_snap *s, const char *path);
 sb_err *sb_snap_equal(const sb_snap *sa, sb_snap_entry *a, const sb_snap *sb, sb_snap_entry *b,
                       bool *eq);
 
+/* ---- delta.c: incremental restore by manifest (see the file for the mtime+size assumption). */
+/* SANDBAR_SYNC: "incremental", "checksum" (incremental, every file hashed), anything else or
+ * unset: "full" (the whole tree each time). */
+const char *sb_rt_sync_env(void);
+bool sb_rt_sync_incremental(void);
+bool sb_rt_sync_checksum(void);
+/* Files with an mtime at or after this are compared by content: a sandbox writing after a
+ * baseline read at base_sec, with the far clock at most the skew allowance away. */
+int64_t sb_rt_hash_since(int64_t base_sec);
+/* The far side's one-exec manifest of dir under ex: files with an mtime at or after hash_since
+ * (every file with hash_all) are hashed. */
+char *sb_rt_script_manifest(const char *dir, const sb_excludes *ex, int64_t hash_since,
+                            bool hash_all);
+/* `tar -c` of the NUL-separated relative paths on stdin, in dir, to stdout. */
+char *sb_rt_script_select(const char *dir);
+sb_err *sb_rt_manifest_fetch(const sb_rt_ctx *c, const char *dir, const sb_excludes *ex,
+                             int64_t hash_since, bool hash_all, sb_manifest *out, uint64_t *bytes);
+bool sb_rt_excluded_path(const sb_excludes *ex, const char *path, bool is_dir);
+bool sb_rt_entry_same(const sb_snap_entry *b, const sb_manifest_entry *m, int64_t hash_since,
+                      bool checksum);
+bool sb_rt_is_git_path(const char *path);
+sb_err *sb_rt_git_snapshot(const char *local_dir, const sb_excludes *archive_ex, int64_t hash_since,
+                           bool checksum, sb_snap *out);
+
+typedef struct sb_rt_delta {
+	sb_snap src;      /* the remote tree as the merge's source (rootfd: the staging tree) */
+	sb_snap git_next; /* the remote .git as listed */
+	bool git_changed; /* the staging tree holds the whole remote .git */
+	uint64_t bytes, manifest_bytes;
+	int64_t listed_at; /* our clock before the listing: the next baseline's time */
+} sb_rt_delta;
+
+struct sb_runtime;
+/* Fetch what changed into f->local_dest (which exists). *full: take the full path instead
+ * (said on the progress sink; the caller clears f->local_dest first). An error only for
+ * what the full path would meet as well (cancel, limits, timeouts, a full disk). */
+sb_err *sb_rt_delta_fetch(struct sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_fetch *f,
+                          bool checksum, sb_rt_progress *p, sb_rt_delta *out, bool *full);
+void sb_rt_delta_deinit(sb_rt_delta *d);
+
 /* ---- lock.c: the restore lock (spec §3.4, §8.3). */
 typedef struct sb_rt_lock {
 	char *dir;
@@ -268,6 +321,9 @@ typedef struct sb_rt_merge {
 	const sb_excludes *ex;
 	sb_conflict_policy policy;
 	bool move_files; /* rename files out of source_dir instead of copying them */
+	/* The source snapshot already built (incremental restore), moved into the merge; its
+	 * unhashed files are read from source_dir. NULL: snapshot source_dir. */
+	sb_snap *source;
 } sb_rt_merge;
 
 /* source_out (may be NULL) receives the source snapshot on success (to become the next
@@ -289,6 +345,13 @@ struct sb_runtime {
 	sb_snap baseline;
 	bool native;
 	uint64_t bytes_up; /* archive bytes staged by prepare */
+	/* Incremental restore (delta.c): the baseline has mtimes and plain hashes read in this
+	 * process, at our clock's base_sec or later; git_snap is the .git as staged or last
+	 * listed (git_snap_ok false: unknown, the next delta fetches the whole .git). */
+	bool delta_ok;
+	int64_t base_sec;
+	sb_snap git_snap;
+	bool git_snap_ok;
 };
 
 #endif

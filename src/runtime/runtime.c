@@ -65,6 +65,7 @@ void sb_runtime_free(sb_runtime *rt)
 	sb_strv_free(rt->excluded.special_paths);
 	sb_strv_free(rt->excluded.hardlink_paths);
 	sb_snap_deinit(&rt->baseline);
+	sb_snap_deinit(&rt->git_snap);
 	free(rt);
 }
 

@@ -40,9 +40,9 @@ static sb_err *hash_fd(int fd, const char *path, sb_snap_entry *e)
 		return sb_err_sys(errno, "stat %s", path);
 	if (!S_ISREG(st.st_mode))
 		return sb_err_new(SB_E_CONFLICT, "%s changed while it was being snapshotted", path);
-	sb_err *err = sb_rt_content_hash(fd, path, e->sha, &e->size);
+	sb_err *err = sb_rt_content_hash2(fd, path, e->sha, e->plain, &e->size);
 	if (!err)
-		e->hashed = true;
+		e->hashed = e->has_plain = true;
 	return err;
 }
 
@@ -71,6 +71,7 @@ static int on_entry(const sb_walk_entry *we, void *ud, sb_err **err)
 	e->type = we->type;
 	e->mode = we->mode;
 	e->size = we->size;
+	e->mtime_sec = we->mtime_sec;
 	s->n++;
 	if (we->type == SB_FT_SYMLINK) {
 		sb_buf t = SB_BUF_INIT;

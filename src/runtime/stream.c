@@ -273,12 +273,14 @@ sb_err *sb_rt_stream_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progres
 	}
 	bool was_blocked = block_sigpipe();
 	sb_rt_progress_report(p, 0, 0);
-	char *script = sb_rt_script_archive(f->remote_dir, NULL, f->ex);
+	char *script = f->list ? sb_rt_script_select(f->remote_dir)
+	                       : sb_rt_script_archive(f->remote_dir, NULL, f->ex);
 	out_sink k = {.f = f, .p = p, .fd = fds[1]};
 	sb_exec_callbacks cb = {.on_output = on_tar_output, .ud = &k};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
-	sb_err *rerr = sb_rt_run(c, script, NULL, &cb, STREAM_OUTPUT_CAP, &res);
+	sb_rt_stdin list = {.has = true, .data = f->list, .len = f->list_len};
+	sb_err *rerr = sb_rt_run(c, script, f->list ? &list : NULL, &cb, STREAM_OUTPUT_CAP, &res);
 	if (rerr && (rerr->code == SB_E_COMMAND || rerr->code == SB_E_TIMEOUT)) {
 		/* stdout is the archive; the far tar's own words (some tars report on stdout)
 		 * follow its last NUL byte. */

@@ -1,40 +1,20 @@
 /* Execs on the host side: start a command through sandbar-init, then follow it through its
  * spool directory (output files readable from any offset, status.json replaced atomically by
- * init, an inotify watch to wake up on changes). Attaching by id works the same before and
- * after a restart, which is what makes recovery possible. */
-#include "sandbox_int.h"
+ * init; waiting for changes: exec_wait.c). Attaching by id works the same before and after a
+ * restart, which is what makes recovery possible. Execs by id (status, removal, list, signal)
+ * and the sandbox's processes: exec_admin.c. */
+#include "exec_int.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "sb_json.h"
 
 #define STATUS_MAX 4096
-#define ALIVE_CHECK_MS 100 /* a dead supervisor is reported within a second (#18) */
-
-struct sb_sandbox_exec {
-	sb_sandbox *sb;
-	char id[SB_SANDBOX_ID_MAX + 1];
-	int dirfd;
-	int out[2];
-	int ino;
-	int stdin_w;
-	int64_t alive_checked_ms; /* last liveness check of init while the exec ran */
-	int pid;                  /* from the start reply, until status.json has it */
-	int64_t started_ms;
-	int conn; /* start connection, on which init announces the exit */
-	int wake; /* started execs: pipe init writes a byte to on output / exit */
-	sbi_reader rd;
-	bool final; /* final_st holds the outcome from init's exit message */
-	sb_sandbox_exec_status final_st;
-};
 
 static const char *const stream_names[2] = {"stdout", "stderr"};
 
@@ -446,7 +426,7 @@ static void fill_sizes(sb_sandbox_exec *x, sb_sandbox_exec_status *st)
 
 /* A dead sandbox never finishes its execs: say so instead of letting readers wait. Checked
  * at most every ALIVE_CHECK_MS (a /proc read). */
-static sb_err *check_alive(sb_sandbox_exec *x)
+sb_err *sb_exec_check_alive(sb_sandbox_exec *x)
 {
 	if (!x->sb->dead && sb_mono_ms() - x->alive_checked_ms < ALIVE_CHECK_MS)
 		return NULL;
@@ -524,7 +504,7 @@ sb_err *sb_sandbox_exec_status_of(sb_sandbox_exec *x, sb_sandbox_exec_status *st
 		st->pid = x->pid;
 		st->started_at_ms = x->started_ms;
 		fill_sizes(x, st);
-		return check_alive(x);
+		return sb_exec_check_alive(x);
 	}
 	char buf[STATUS_MAX];
 	size_t len = 0;
@@ -549,152 +529,12 @@ sb_err *sb_sandbox_exec_status_of(sb_sandbox_exec *x, sb_sandbox_exec_status *st
 	if (err)
 		return err;
 	fill_sizes(x, st);
-	return st->running ? check_alive(x) : NULL;
+	return st->running ? sb_exec_check_alive(x) : NULL;
 }
 
 /* The inotify watch is set up on first need: a command that is over before anyone waits
  * never pays for it. Returns true when it was just created (the caller must re-read, since
  * changes before the watch existed were not seen). */
-static sb_err *ensure_watch(sb_sandbox_exec *x, bool *created)
-{
-	*created = false;
-	if (x->ino >= 0)
-		return NULL;
-	char *dir = sb_strfmt("%s/%s", x->sb->spool_dir, x->id);
-	x->ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	sb_err *err = NULL;
-	if (x->ino < 0 ||
-	    inotify_add_watch(x->ino, dir, IN_MODIFY | IN_MOVED_TO | IN_CREATE | IN_DELETE_SELF) <
-	        0)
-		err = sb_err_sys(errno, "watching %s", dir);
-	free(dir);
-	if (err)
-		sb_close(&x->ino);
-	else
-		*created = true;
-	return err;
-}
-
-int sb_sandbox_exec_fd(sb_sandbox_exec *x)
-{
-	if (x->wake >= 0)
-		return x->wake;
-	bool created;
-	sb_err *err = ensure_watch(x, &created);
-	if (err) {
-		sb_warn("%s", err->msg);
-		sb_err_free(err);
-		return -1;
-	}
-	return x->ino;
-}
-
-/* Does one inotify event matter to readers: output grew or the status record was replaced
- * (the temp file init writes before renaming does not). */
-static bool event_relevant(const struct inotify_event *ev)
-{
-	if (ev->mask & (IN_DELETE_SELF | IN_IGNORED | IN_Q_OVERFLOW))
-		return true;
-	if (ev->len == 0)
-		return false;
-	if (ev->mask & IN_MOVED_TO)
-		return strcmp(ev->name, "status.json") == 0;
-	if (ev->mask & IN_CREATE)
-		return false; /* the first byte follows as IN_MODIFY */
-	return strcmp(ev->name, "stdout") == 0 || strcmp(ev->name, "stderr") == 0;
-}
-
-static bool drain_events(int ino)
-{
-	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
-	bool any = false;
-	for (;;) {
-		ssize_t n = read(ino, buf, sizeof buf);
-		if (n <= 0)
-			return any;
-		for (ssize_t off = 0; off < n;) {
-			const struct inotify_event *ev = (const void *)(buf + off);
-			any |= event_relevant(ev);
-			off += (ssize_t)(sizeof *ev + ev->len);
-		}
-	}
-}
-
-/* Empty the wake pipe; at its end of file (init is gone) force a liveness check. */
-static bool drain_wake(sb_sandbox_exec *x)
-{
-	char buf[256];
-	bool any = false;
-	for (;;) {
-		ssize_t n = read(x->wake, buf, sizeof buf);
-		if (n > 0) {
-			any = true;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n == 0) {
-			sb_close(&x->wake);
-			x->alive_checked_ms = 0;
-			any = true;
-		}
-		return any;
-	}
-}
-
-sb_err *sb_sandbox_exec_wait(sb_sandbox_exec *x, int64_t timeout_ms, bool *changed)
-{
-	if (changed)
-		*changed = false;
-	int fd = x->wake;
-	if (fd < 0) {
-		bool created = false;
-		sb_err *werr = ensure_watch(x, &created);
-		if (werr && werr->sys_errno == ENOENT) {
-			/* No spool directory: init makes it on first need, or the sandbox died
-			 * before it could. Tell the two apart, then poll briefly (the caller
-			 * re-reads after any wake-up, spurious ones included). */
-			sb_err_free(werr);
-			x->alive_checked_ms = 0;
-			sb_err *lost = check_alive(x);
-			if (lost)
-				return lost;
-			sb_sleep_ms(timeout_ms >= 0 && timeout_ms < 25 ? timeout_ms : 25);
-			if (changed)
-				*changed = true;
-			return NULL;
-		}
-		if (werr)
-			return werr;
-		if (created) {
-			if (changed)
-				*changed = true;
-			return NULL;
-		}
-		fd = x->ino;
-	}
-	int64_t deadline = timeout_ms < 0 ? -1 : sb_mono_ms() + timeout_ms;
-	for (;;) {
-		int64_t left = deadline < 0 ? -1 : deadline - sb_mono_ms();
-		if (deadline >= 0 && left < 0)
-			left = 0;
-		struct pollfd p = {fd, POLLIN, 0};
-		int rc = poll(&p, 1, left > INT32_MAX ? INT32_MAX : (int)left);
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc < 0)
-			return sb_err_sys(errno, "waiting for exec %s", x->id);
-		if (rc == 0)
-			return NULL;
-		bool any = fd == x->wake ? drain_wake(x) : drain_events(x->ino);
-		if (any) {
-			if (changed)
-				*changed = true;
-			return NULL;
-		}
-	}
-}
-
 void sb_sandbox_exec_free(sb_sandbox_exec *x)
 {
 	if (!x)
@@ -741,187 +581,6 @@ sb_err *sb_sandbox_exec_status_by_id(sb_sandbox *sb, const char *exec_id,
 }
 
 /* Is init still writing the exec's records (it would recreate a removed directory)? */
-static bool init_recording(sb_sandbox *sb, const char *exec_id)
-{
-	sbi_msg m, reply;
-	sbi_msg_init(&m);
-	sbi_msg_init(&reply);
-	sbi_msg_add(&m, "op", "status");
-	sbi_msg_add(&m, "id", exec_id);
-	sb_err *err = sb_ctl_call(sb, &m, NULL, 0, &reply);
-	long long v = 0;
-	bool busy = !err && sbi_msg_geti(&reply, "recording", 0, 1, &v) == 0 && v;
-	sb_err_free(err);
-	sbi_msg_deinit(&m);
-	sbi_msg_deinit(&reply);
-	return busy;
-}
-
-sb_err *sb_sandbox_exec_remove(sb_sandbox *sb, const char *exec_id)
-{
-	sb_sandbox_exec_status st;
-	sb_err *err = sb_sandbox_exec_status_by_id(sb, exec_id, &st);
-	if (err && err->code == SB_E_STATE_LOST) {
-		/* a dead sandbox runs nothing: its records can go */
-		sb_err_free(err);
-		err = NULL;
-		st.running = false;
-	}
-	if (err)
-		return err;
-	if (st.running)
-		return sb_err_new(SB_E_BUSY,
-		                  "exec %s in lease %s is still running; signal it first", exec_id,
-		                  sb->id);
-	/* its final record may still be on its way to the disk (a few ms) */
-	int64_t deadline = sb_mono_ms() + 2000;
-	while (!sb->dead && init_recording(sb, exec_id)) {
-		if (sb_mono_ms() > deadline)
-			return sb_err_new(SB_E_BUSY,
-			                  "exec %s in lease %s is still being recorded; try again",
-			                  exec_id, sb->id);
-		sb_sleep_ms(5);
-	}
-	char *dir = sb_strfmt("%s/%s", sb->spool_dir, exec_id);
-	err = sb_fs_rm_rf(dir);
-	free(dir);
-	return err ? sb_err_prefix(err, "removing exec %s of lease %s", exec_id, sb->id) : NULL;
-}
-
-static int cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-static bool has_id(char **ids, const char *id)
-{
-	for (size_t i = 0; ids && ids[i]; i++)
-		if (strcmp(ids[i], id) == 0)
-			return true;
-	return false;
-}
-
-sb_err *sb_sandbox_exec_list(sb_sandbox *sb, char ***ids_out)
-{
-	*ids_out = NULL;
-	int fd = openat(sb->spool_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-	if (!d) {
-		sb_err *err = sb_err_sys(errno, "listing %s", sb->spool_dir);
-		if (fd >= 0)
-			close(fd);
-		return err;
-	}
-	char **ids = NULL;
-	size_t n = 0;
-	struct dirent *de;
-	while ((de = readdir(d)))
-		if (sbi_id_valid(de->d_name)) {
-			sb_strv_push(&ids, de->d_name);
-			n++;
-		}
-	closedir(d);
-	/* plus what init runs that has no spool directory yet (made on first need) */
-	if (!sb->dead) {
-		sbi_msg m, reply;
-		sbi_msg_init(&m);
-		sbi_msg_init(&reply);
-		sbi_msg_add(&m, "op", "list");
-		sb_err *err = sb_ctl_call(sb, &m, NULL, 0, &reply);
-		size_t pos = 0;
-		const char *k, *v;
-		while (!err && sbi_msg_next(&reply, &pos, &k, &v))
-			if (strcmp(k, "id") == 0 && sbi_id_valid(v) && !has_id(ids, v)) {
-				sb_strv_push(&ids, v);
-				n++;
-			}
-		sb_err_free(err);
-		sbi_msg_deinit(&m);
-		sbi_msg_deinit(&reply);
-	}
-	if (!ids)
-		ids = sb_xcalloc(1, sizeof(char *));
-	qsort(ids, n, sizeof *ids, cmp_str);
-	*ids_out = ids;
-	return NULL;
-}
-
-sb_err *sb_sandbox_exec_signal(sb_sandbox *sb, const char *exec_id, int signo)
-{
-	sb_err *err = sb_lease_check_id("exec", exec_id);
-	if (err)
-		return err;
-	if (signo < 1 || signo > 64)
-		return sb_err_new(SB_E_INVAL, "invalid signal number %d", signo);
-	sbi_msg m, reply;
-	sbi_msg_init(&m);
-	sbi_msg_init(&reply);
-	sbi_msg_add(&m, "op", "signal");
-	sbi_msg_add(&m, "id", exec_id);
-	sbi_msg_addi(&m, "sig", signo);
-	if (!(err = sb_ctl_call(sb, &m, NULL, 0, &reply)))
-		err = sb_ctl_reply_err(sb, &reply, "signalling an exec");
-	sbi_msg_deinit(&m);
-	sbi_msg_deinit(&reply);
-	return err;
-}
-
-sb_err *sb_sandbox_list_processes(sb_sandbox *sb, sb_sandbox_process **out, size_t *n)
-{
-	*out = NULL;
-	*n = 0;
-	sbi_msg m, reply;
-	sbi_msg_init(&m);
-	sbi_msg_init(&reply);
-	sbi_msg_add(&m, "op", "ps");
-	sb_err *err = sb_ctl_call(sb, &m, NULL, 0, &reply);
-	if (!err)
-		err = sb_ctl_reply_err(sb, &reply, "listing processes");
-	if (!err) {
-		size_t cap = sbi_msg_count(&reply, "proc"), pos = 0;
-		sb_sandbox_process *p = sb_xcalloc(cap ? cap : 1, sizeof *p);
-		const char *k, *v;
-		while (sbi_msg_next(&reply, &pos, &k, &v)) {
-			if (strcmp(k, "proc") != 0)
-				continue;
-			/* pid ppid pgid state rss exec_id cmdline, tab-separated */
-			char *f[7] = {0}, *copy = sb_xstrdup(v), *s = copy;
-			int nf = 0;
-			while (nf < 6 && s) {
-				f[nf++] = s;
-				s = strchr(s, '\t');
-				if (s)
-					*s++ = '\0';
-			}
-			f[6] = s;
-			if (nf == 6 && s) {
-				sb_sandbox_process *q = &p[(*n)++];
-				q->pid = atoi(f[0]);
-				q->ppid = atoi(f[1]);
-				q->pgid = atoi(f[2]);
-				q->state = f[3][0];
-				q->rss_bytes = strtoull(f[4], NULL, 10);
-				q->exec_id = f[5][0] ? sb_xstrdup(f[5]) : NULL;
-				q->cmdline = sb_xstrdup(f[6]);
-			}
-			free(copy);
-		}
-		*out = p;
-	}
-	sbi_msg_deinit(&m);
-	sbi_msg_deinit(&reply);
-	return err;
-}
-
-void sb_sandbox_processes_free(sb_sandbox_process *p, size_t n)
-{
-	for (size_t i = 0; p && i < n; i++) {
-		free(p[i].exec_id);
-		free(p[i].cmdline);
-	}
-	free(p);
-}
-
 int sb_sandbox_exec_exit_status(const sb_sandbox_exec_status *st)
 {
 	sb_exit_how how = {.timed_out = st->timed_out,

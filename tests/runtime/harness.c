@@ -17,6 +17,12 @@ const char *rth_kind_name(rth_kind k)
 	return k == RTH_LOCAL ? "local" : "prefix-sh";
 }
 
+bool rth_incremental(void)
+{
+	const char *v = getenv("SANDBAR_SYNC");
+	return v && (strcmp(v, "incremental") == 0 || strcmp(v, "checksum") == 0);
+}
+
 sb_runner *rth_runner(bool file_transfer)
 {
 	if (rth_current == RTH_LOCAL) {

@@ -18,6 +18,9 @@ typedef enum rth_kind {
 
 /* The runner kind the current group runs through (set by rth_run_both). */
 extern rth_kind rth_current;
+/* Whether this run restores incrementally (SANDBAR_SYNC=incremental or checksum: the sync.runtime_*
+ * registrations), where a restore lists the remote tree and fetches a selection with stdin. */
+bool rth_incremental(void);
 
 /* A real runner of the current kind. file_transfer only applies to the local runner. */
 sb_runner *rth_runner(bool file_transfer);

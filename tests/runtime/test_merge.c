@@ -198,7 +198,8 @@ static void install_hostile_tar(rth_env *e, const char *make_archive)
 	real[strcspn(real, "\n")] = '\0';
 	char *shim = sbt_path(e->base, "shim");
 	char *script = sb_strfmt("#!/bin/sh\n"
-	                         "if [ \"$1\" = \"-cf\" ] && [ \"$2\" = - ]; then "
+	                         "if { [ \"$1\" = \"-cf\" ] && [ \"$2\" = - ]; } || "
+	                         "{ [ \"$1\" = \"-c\" ] && [ \"$2\" = -f ]; }; then "
 	                         "out=$(mktemp); { %s; } >&2 && cat \"$out\"; rc=$?; "
 	                         "rm -f \"$out\"; exit $rc; fi\n"
 	                         "if [ \"$1\" = \"-cf\" ]; then out=\"$2\"; %s; exit $?; fi\n"
@@ -215,6 +216,8 @@ static void install_hostile_tar(rth_env *e, const char *make_archive)
 
 static void assert_hostile_restore_refused(rth_env *e)
 {
+	/* A remote change, so that an incremental restore asks the far tar for a selection. */
+	sbt_write_str(e->ws, "remote-change.txt", "new\n");
 	sb_restore_report rep;
 	sb_restore_report_init(&rep);
 	sb_err *err = sb_runtime_restore(e->rt, NULL, &rep);

@@ -23,10 +23,11 @@ static void shim_tar(rth_env *e, const char *after)
 	char *real = sbt_sh_out("command -v tar");
 	real[strcspn(real, "\n")] = '\0';
 	char *dir = sbt_path(e->base, "shim");
-	char *script = sb_strfmt("#!/bin/sh\n"
-	                         "if [ \"$1\" = \"-cf\" ]; then '%s' \"$@\"; %s; fi\n"
-	                         "exec '%s' \"$@\"\n",
-	                         real, after, real);
+	char *script =
+	    sb_strfmt("#!/bin/sh\n"
+	              "if [ \"$1\" = \"-cf\" ] || [ \"$1\" = \"-c\" ]; then '%s' \"$@\"; %s; fi\n"
+	              "exec '%s' \"$@\"\n",
+	              real, after, real);
 	sbt_write(dir, "tar", script, strlen(script), 0755);
 	char *path = sb_strfmt("PATH=%s:/usr/local/bin:/usr/bin:/bin", dir);
 	rth_rec_add_env(e->rec, path);

@@ -9,27 +9,8 @@
 #include <string.h>
 
 #include "clitest.h"
+#include "counting.h"
 #include "runtime/harness.h"
-
-/* root/count-prefix: appends one line per invocation to root/calls, then execs its arguments
- * (an argv prefix: the runner appends sh -c <line>). */
-static char *write_wrapper(clit *t, char **calls_out)
-{
-	char *calls = sbt_path(t->root, "calls");
-	char *script = sb_strfmt("#!/bin/sh\necho call >> '%s'\nexec \"$@\"\n", calls);
-	sbt_write(t->root, "count-prefix", script, strlen(script), 0755);
-	free(script);
-	*calls_out = calls;
-	return sbt_path(t->root, "count-prefix");
-}
-
-static int count_lines(const char *path)
-{
-	char *n = sbt_sh_out("cat '%s' 2>/dev/null | wc -l", path);
-	int c = atoi(n);
-	free(n);
-	return c;
-}
 
 /* 40 MiB in 400 files: far past the old 3 MiB chunks (which took one command each). */
 static void fill_workspace(clit *t)
@@ -47,7 +28,7 @@ static void run_counted(clit *t, const char *remote_dir, int max_calls)
 {
 	fill_workspace(t);
 	char *calls;
-	char *wrapper = write_wrapper(t, &calls);
+	char *wrapper = synct_wrapper(t, &calls);
 	char *via = sb_strfmt("cmd:%s", wrapper);
 	char *tmp = sbt_path(t->root, "tmp");
 	SB_ASSERT_OK(sb_fs_mkdir_p(tmp, 0755));
@@ -71,7 +52,7 @@ static void run_counted(clit *t, const char *remote_dir, int max_calls)
 	rth_assert_file(t->ws, "new.txt", "made\n");
 	assert_false(rth_exists(t->ws, "gone.txt"));
 	assert_int_equal(sbt_sh("test $(stat -c %%s '%s/src/big-new.bin') -eq 1000000", t->ws), 0);
-	int n = count_lines(calls);
+	int n = synct_count_lines(calls);
 	if (n > max_calls) {
 		print_error("%d remote invocations, at most %d expected\n", n, max_calls);
 		fail();
