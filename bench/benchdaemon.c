@@ -67,33 +67,22 @@ const char *sbb_json_str(const char *json, const char *key, char *buf, size_t si
 	return buf;
 }
 
-bool sbb_daemon_start(sbb_daemon *d, const char *tag, const char *const *extra_args)
+/* Start `sandbar serve` on d's directory and wait until /v1/health answers. */
+static bool spawn(sbb_daemon *d)
 {
-	memset(d, 0, sizeof *d);
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-	snprintf(d->dir, sizeof d->dir, "/tmp/sandbar-%s-XXXXXX", tag);
-	/* ours: made traversable for the sandbox user, as sandboxes bind from below it */
-	if (!mkdtemp(d->dir) || chmod(d->dir, 0711) < 0) {
-		perror("making the daemon's directory");
-		return false;
-	}
-	snprintf(d->sock, sizeof d->sock, "%s/sock", d->dir);
-	snprintf(d->state, sizeof d->state, "%s/state", d->dir);
 	const char *argv[32] = {"sandbar", "serve",       "--no-tcp", "--socket",
 	                        d->sock,   "--state-dir", d->state};
 	size_t n = 7;
-	for (size_t i = 0; extra_args && extra_args[i] && n < 31; i++)
-		argv[n++] = extra_args[i];
+	for (size_t i = 0; i < d->nextra && n < 31; i++)
+		argv[n++] = d->extra[i];
 	argv[n] = NULL;
 	d->pid = fork();
 	if (d->pid == 0) {
 		setenv("SANDBAR_TOKEN", SBB_TOKEN, 1);
-		int devnull = open("/dev/null", O_WRONLY);
-		dup2(devnull, 2);
+		/* SBB_DAEMON_LOG names a file for the daemon's log (default: none) */
+		const char *log = getenv("SBB_DAEMON_LOG");
+		int logfd = open(log ? log : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0600);
+		dup2(logfd, 2);
 		execv(SB_BENCH_BUILD_DIR "/sandbar", (char *const *)argv);
 		_exit(127);
 	}
@@ -114,6 +103,37 @@ bool sbb_daemon_start(sbb_daemon *d, const char *tag, const char *const *extra_a
 		return false;
 	}
 	return true;
+}
+
+bool sbb_daemon_start(sbb_daemon *d, const char *tag, const char *const *extra_args)
+{
+	memset(d, 0, sizeof *d);
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	snprintf(d->dir, sizeof d->dir, "/tmp/sandbar-%s-XXXXXX", tag);
+	/* ours: made traversable for the sandbox user, as sandboxes bind from below it */
+	if (!mkdtemp(d->dir) || chmod(d->dir, 0711) < 0) {
+		perror("making the daemon's directory");
+		return false;
+	}
+	snprintf(d->sock, sizeof d->sock, "%s/sock", d->dir);
+	snprintf(d->state, sizeof d->state, "%s/state", d->dir);
+	for (size_t i = 0; extra_args && extra_args[i] && d->nextra < SBB_MAX_EXTRA; i++)
+		d->extra[d->nextra++] = extra_args[i];
+	return spawn(d);
+}
+
+bool sbb_daemon_kill_restart(sbb_daemon *d)
+{
+	if (d->pid > 0) {
+		kill(d->pid, SIGKILL);
+		waitpid(d->pid, NULL, 0);
+		d->pid = 0;
+	}
+	return spawn(d);
 }
 
 void sbb_daemon_stop(sbb_daemon *d)

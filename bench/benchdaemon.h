@@ -12,8 +12,13 @@
 
 #define SBB_TOKEN "bench-token-0123456789abcdef" /* the daemon's bearer token */
 
+#define SBB_MAX_EXTRA 24
+
 typedef struct sbb_daemon {
 	pid_t pid;
+	const char
+	    *extra[SBB_MAX_EXTRA]; /* extra `sandbar serve` arguments (the caller's strings) */
+	size_t nextra;
 	char dir[64];   /* /tmp/sandbar-<tag>-XXXXXX */
 	char sock[100]; /* dir/sock */
 	char state[128];
@@ -23,6 +28,10 @@ typedef struct sbb_daemon {
  * wait until /v1/health answers; false (with a message on stderr) if it did not. Raises our
  * RLIMIT_NOFILE to its hard limit first. */
 bool sbb_daemon_start(sbb_daemon *d, const char *tag, const char *const *extra_args);
+/* (SBB_DAEMON_LOG=FILE appends the daemon's log to FILE.) */
+/* SIGKILL the daemon, then start it again on the same state and socket (sandboxes outlive it);
+ * false (with a message on stderr) when it did not come back. */
+bool sbb_daemon_kill_restart(sbb_daemon *d);
 /* SIGTERM, wait, and remove its directory. */
 void sbb_daemon_stop(sbb_daemon *d);
 /* One request on c (a handle of the caller's thread); the status, 0 when none arrived. body

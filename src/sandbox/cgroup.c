@@ -100,9 +100,29 @@ static sb_err *write_value(const char *dir, const char *file, const char *value)
 	return err;
 }
 
-/* <parent>/sandbar/<lease-id>-<random>: lease ids are unique per state directory only, and
- * several state directories (daemons, tests) may share the host's cgroups. */
-static sb_err *make_dir(const char *parent, const char *lease_id, char **out)
+char *sb_cg_dir_name(const char *lease_id)
+{
+	char *prefix = sb_strfmt("%s-", lease_id);
+	char *name = sb_random_id(prefix);
+	free(prefix);
+	return name;
+}
+
+char **sb_cg_planned_dirs(const sb_cg_host *h, const char *name)
+{
+	char **v = NULL;
+	const char *parents[4] = {h->v2, h->v1[0], h->v1[1], h->v1[2]};
+	for (size_t k = 0; k < 4; k++)
+		if (parents[k]) {
+			char *d = sb_strfmt("%s/sandbar/%s", parents[k], name);
+			sb_strv_push(&v, d);
+			free(d);
+		}
+	return v;
+}
+
+/* <parent>/sandbar/<name>, name from sb_cg_dir_name. */
+static sb_err *make_dir(const char *parent, const char *name, char **out)
 {
 	char *base = sb_strfmt("%s/sandbar", parent);
 	if (mkdir(base, 0755) < 0 && errno != EEXIST) {
@@ -110,11 +130,7 @@ static sb_err *make_dir(const char *parent, const char *lease_id, char **out)
 		free(base);
 		return err;
 	}
-	char *prefix = sb_strfmt("%s-", lease_id);
-	char *name = sb_random_id(prefix);
 	*out = sb_strfmt("%s/%s", base, name);
-	free(name);
-	free(prefix);
 	free(base);
 	if (mkdir(*out, 0755) < 0) {
 		sb_err *err = sb_err_sys(errno, "creating cgroup %s", *out);
@@ -225,14 +241,14 @@ out:
 	return err;
 }
 
-sb_err *sb_cg_create(const sb_cg_host *h, const char *lease_id, const sb_sandbox_limits *lim,
+sb_err *sb_cg_create(const sb_cg_host *h, const char *name, const sb_sandbox_limits *lim,
                      sb_sandbox_enforced *enf, char ***dirs_out, char **oom_file_out)
 {
 	*dirs_out = NULL;
 	*oom_file_out = NULL;
 	enf->memory = enf->pids = enf->cpu = false;
-	sb_err *err = h->v2 ? create_v2(h, lease_id, lim, enf, dirs_out, oom_file_out)
-	                    : create_v1(h, lease_id, lim, enf, dirs_out, oom_file_out);
+	sb_err *err = h->v2 ? create_v2(h, name, lim, enf, dirs_out, oom_file_out)
+	                    : create_v1(h, name, lim, enf, dirs_out, oom_file_out);
 	if (err) {
 		sb_err_free(sb_cg_destroy(*dirs_out));
 		sb_strv_free(*dirs_out);

@@ -161,6 +161,48 @@ static sb_err *get_u64(const json_t *o, const char *k, uint64_t *out)
 	return err;
 }
 
+#define SETUP_RECORD "setup.cgroups"
+
+/* The cgroups a creation is about to make (dirs: every one it may), one path a line, in run/
+ * before it makes any: a process killed before lease.json exists (a daemon mid-acquire)
+ * leaves them for the destroy of the unfinished lease to find (open_common). */
+static sb_err *setup_save(const sb_sandbox *sb, char *const *dirs)
+{
+	sb_buf b = SB_BUF_INIT;
+	for (size_t k = 0; dirs && dirs[k]; k++) {
+		sb_buf_appends(&b, dirs[k]);
+		sb_buf_appends(&b, "\n");
+	}
+	char *path = sb_strfmt("%s/%s", sb->run_dir, SETUP_RECORD);
+	sb_err *err = write_replace(path, sb_buf_cstr(&b), b.len);
+	free(path);
+	sb_buf_deinit(&b);
+	return err;
+}
+
+/* Read the setup record of an unfinished creation; false when there is none. Only paths of
+ * this lease's own cgroups (.../sandbar/<id>-<random>) are taken. */
+static bool setup_load(sb_sandbox *sb)
+{
+	char *path = sb_strfmt("%s/%s", sb->run_dir, SETUP_RECORD);
+	sb_buf b = SB_BUF_INIT;
+	sb_err *err = sb_read_file(path, LEASE_JSON_MAX, &b);
+	free(path);
+	if (err) {
+		sb_err_free(err);
+		sb_buf_deinit(&b);
+		return false;
+	}
+	char *mine = sb_strfmt("/sandbar/%s-", sb->id), *save = NULL;
+	for (char *l = strtok_r((char *)sb_buf_cstr(&b), "\n", &save); l;
+	     l = strtok_r(NULL, "\n", &save))
+		if (strstr(l, mine) && !strstr(l, "/../"))
+			sb_strv_push(&sb->cgroups, l);
+	free(mine);
+	sb_buf_deinit(&b);
+	return true;
+}
+
 static sb_err *lease_load(sb_sandbox *sb)
 {
 	char *path = sb_strfmt("%s/lease.json", sb->lease_dir);
@@ -372,7 +414,15 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	const sb_sandbox_limits *lim = &i->limits;
 	if (lim->memory_bytes || lim->pids || lim->cpu_weight) {
 		sb_cg_detect(cfg->cgroup_root, &cg);
-		if ((err = sb_cg_create(&cg, lease_id, lim, &i->enforced, &sb->cgroups, &oom_file)))
+		char *cg_name = sb_cg_dir_name(lease_id);
+		char **planned = sb_cg_planned_dirs(&cg, cg_name);
+		err = setup_save(sb, planned);
+		sb_strv_free(planned);
+		if (!err)
+			err =
+			    sb_cg_create(&cg, cg_name, lim, &i->enforced, &sb->cgroups, &oom_file);
+		free(cg_name);
+		if (err)
 			goto fail;
 		snprintf(i->cgroup_version, sizeof i->cgroup_version, "%s", cg.version);
 		const char *missing[3];
@@ -475,9 +525,22 @@ static sb_err *open_common(const sb_sandbox_config *cfg, const char *lease_id, b
 	sb_sandbox *sb = sb_xcalloc(1, sizeof *sb);
 	sb->owner_fd = -1;
 	set_paths(sb, cfg, lease_id);
-	if ((err = lease_load(sb)) || (err = open_dirs(sb))) {
+	err = lease_load(sb);
+	/* A creation killed before lease.json was written: nothing can be alive to ask (an init
+	 * that never got its setup may not answer at all), but its destroy removes what it made. */
+	bool unfinished = err && err->code == SB_E_NOTFOUND && !need_alive && setup_load(sb);
+	if (unfinished) {
+		sb_err_free(err);
+		err = NULL;
+	}
+	if (err || (err = open_dirs(sb))) {
 		sandbox_free(sb);
 		return err;
+	}
+	if (unfinished) {
+		sb->dead = true;
+		*out = sb;
+		return NULL;
 	}
 	sb->dead = !sb_sandbox_alive(sb);
 	if (sb->dead && need_alive) {

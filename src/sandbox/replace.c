@@ -147,6 +147,11 @@ static sb_err *do_extract(void *ud)
 		                                         : SB_TAR_SPECIAL_SKIP};
 		err = sb_tar_extract_ex(j->tar_fd, p, &xo, &j->bytes, &j->specials);
 		free(p);
+		/* p names a descriptor; say where that is on the host (a full disk, say) */
+		if (err)
+			err = sb_err_prefix(err, "in %s%s%s/%s/new", j->sb->workspace,
+			                    j->rel && j->rel[0] ? "/" : "", j->rel ? j->rel : "",
+			                    j->staging);
 	}
 	if (nfd >= 0)
 		close(nfd);

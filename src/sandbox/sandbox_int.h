@@ -66,9 +66,16 @@ typedef struct sb_cg_host {
 
 void sb_cg_detect(const char *root, sb_cg_host *h);
 void sb_cg_host_deinit(sb_cg_host *h);
-/* Create the lease's cgroups with the limits (only for limits that are set). Fills which are
- * enforced, the directories (to join and later remove) and the file counting OOM kills. */
-sb_err *sb_cg_create(const sb_cg_host *h, const char *lease_id, const sb_sandbox_limits *lim,
+/* "<lease-id>-<random>": the name of a lease's cgroup directories under each controller's
+ * sandbar/ (lease ids are unique per state directory only, and several state directories may
+ * share the host's cgroups). Chosen first so that the creator can record where they will be. */
+char *sb_cg_dir_name(const char *lease_id);
+/* Every directory sb_cg_create may make with that name on this host (a superset). */
+char **sb_cg_planned_dirs(const sb_cg_host *h, const char *name);
+/* Create the lease's cgroups (named by sb_cg_dir_name) with the limits (only for limits that
+ * are set). Fills which are enforced, the directories (to join and later remove) and the file
+ * counting OOM kills. */
+sb_err *sb_cg_create(const sb_cg_host *h, const char *name, const sb_sandbox_limits *lim,
                      sb_sandbox_enforced *enf, char ***dirs_out, char **oom_file_out);
 /* Kill whatever is left in the cgroups and remove them. */
 sb_err *sb_cg_destroy(char *const *dirs);

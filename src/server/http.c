@@ -373,6 +373,9 @@ static void body_chunk(sbs_req *r, const char *data, size_t n)
 	if (flags & SBS_ROUTE_BODY_SPOOL) {
 		sb_err *e = sb_write_all(r->spool_fd, data, n);
 		if (e) {
+			/* the descriptor's number tells a client nothing: name the directory (a
+			 * full disk is the usual cause) */
+			e = sb_err_prefix(e, "spooling the request body in %s", r->srv->tmp_dir);
 			refuse(r, 500, "internal_error", e->msg);
 			sb_err_free(e);
 		}

@@ -6,10 +6,14 @@
  *  - during staging (the far side is full): the prepare fails saying so, the local workspace
  *    is untouched;
  *  - during a spool write (the lease's state is full): the command is neither blocked nor
- *    killed by a closed pipe, and its status says its output was cut (never a silent gap).
+ *    killed by a closed pipe, and its status says its output was cut (never a silent gap);
+ *  - during the daemon's workspace upload (PUT /v1/leases/{id}/workspace onto a full state
+ *    directory): an error that says the disk is full and names the path, the workspace exactly
+ *    as it was, no staging directory left, and the lease still usable.
  */
 #include "harness.h"
 #include "sbx.h"
+#include "srvtest.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -17,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static bool have_mounts;
@@ -207,6 +212,104 @@ static void spool_on_a_full_disk_is_cut_and_said(void **state)
 	sbx_state_free(st_dir);
 }
 
+static char *put_workspace(sbt_daemon *d, const char *lease, const char *tar, long *status)
+{
+	char *t = sb_strfmt("/v1/leases/%s/workspace", lease);
+	sbt_req rq = {.method = "PUT", .target = t, .in_file = tar};
+	sbt_resp r;
+	*status = sbt_http(d, &rq, &r);
+	char *body = sb_xstrdup(sb_buf_cstr(&r.body));
+	sbt_resp_deinit(&r);
+	free(t);
+	return body;
+}
+
+/* A daemon whose state directory is a 24 MiB tmpfs, a lease holding the small "old" tree, and a
+ * PUT of new.tar (made by make_new in the test's directory): the reply must be an error saying
+ * the disk is full and naming a path on it (prefix), the workspace must stay the old tree with no
+ * staging left, and the lease must go on working. */
+static void upload_onto_a_full_disk(const char *make_new, bool spool_side)
+{
+	SBT_REQUIRE(have_mounts, "needs root and a private mount namespace to mount a small tmpfs");
+	char *tmp = sbt_mkdtemp("df-put");
+	assert_int_equal(
+	    sbt_sh("cd '%s' && mkdir old new && for i in 1 2 3 4 5; do echo old $i > "
+	           "old/f$i.txt; done && mkdir old/sub && echo deep > old/sub/d.txt && "
+	           "(cd new && %s) && echo new > new/f1.txt && tar -C old -cf old.tar . "
+	           "&& tar -C new -cf new.tar .",
+	           tmp, make_new),
+	    0);
+	char *room = sbt_path(tmp, "room");
+	assert_int_equal(mkdir(room, 0755), 0);
+	mount_small(room, "24m");
+	/* the daemon's directory (state, request spool, workspaces) on the small disk */
+	char *saved = getenv("TMPDIR") ? sb_xstrdup(getenv("TMPDIR")) : NULL;
+	setenv("TMPDIR", room, 1);
+	sbt_daemon d;
+	sbt_daemon_start(&d, NULL);
+	if (saved)
+		setenv("TMPDIR", saved, 1);
+	else
+		unsetenv("TMPDIR");
+	free(saved);
+	SBT_REQUIRE(sbt_sandbox_ok(&d), SBT_NO_SANDBOX);
+	char *lease = sbt_acquire(&d, "fault-put-full");
+	char *ws = sb_strfmt("%s/leases/%s/workspace", d.state_dir, lease);
+	char *old_tar = sbt_path(tmp, "old.tar"), *new_tar = sbt_path(tmp, "new.tar");
+	long status = 0;
+	char *body = put_workspace(&d, lease, old_tar, &status);
+	assert_int_equal(status, 200);
+	free(body);
+
+	body = put_workspace(&d, lease, new_tar, &status);
+	print_message("PUT onto a full disk: %ld %s", status, body);
+	assert_int_equal(status, 500);
+	/* says what happened and where: the request spool, or the workspace being extracted */
+	assert_non_null(strstr(body, "No space left on device"));
+	assert_non_null(strstr(body, spool_side ? d.state_dir : ws));
+	free(body);
+	/* the workspace is exactly the old tree, with no staging left behind */
+	assert_int_equal(
+	    sbt_sh("diff -r --no-dereference -x .paperclip-runtime '%s/old' '%s'", tmp, ws), 0);
+	char *left = sbt_sh_out("ls -A '%s' | grep '^.sandbar-replace-'; true", ws);
+	assert_string_equal(left, "");
+	free(left);
+	/* and the lease goes on: a command runs, a smaller upload goes through */
+	char *x = sb_strfmt("/v1/leases/%s/exec", lease);
+	json_t *j = sbt_call(&d, "POST", x, "{\"argv\":[\"cat\",\"f1.txt\"]}", &status);
+	assert_int_equal(status, 200);
+	assert_string_equal(sbt_jstr(j, "stdout"), "old 1\n");
+	json_decref(j);
+	free(x);
+	body = put_workspace(&d, lease, old_tar, &status);
+	assert_int_equal(status, 200);
+	free(body);
+
+	sbt_daemon_stop(&d);
+	assert_int_equal(umount2(room, MNT_DETACH), 0);
+	free(old_tar);
+	free(new_tar);
+	free(ws);
+	free(lease);
+	free(room);
+	sbt_rmtree(tmp);
+}
+
+/* 36 MiB of incompressible data: the request body itself does not fit. */
+static void daemon_upload_spool_on_a_full_disk(void **state)
+{
+	(void)state;
+	upload_onto_a_full_disk(
+	    "for i in 1 2 3; do head -c 12582912 /dev/urandom > big$i.bin; done", true);
+}
+
+/* 14 MiB: the body is spooled, but its extraction beside it does not fit. */
+static void daemon_upload_extract_on_a_full_disk(void **state)
+{
+	(void)state;
+	upload_onto_a_full_disk("head -c 14680064 /dev/urandom > big.bin", false);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -215,6 +318,11 @@ int main(void)
 	    cmocka_unit_test(native_staging_onto_a_full_disk),
 	    cmocka_unit_test(command_path_staging_onto_a_full_disk),
 	    cmocka_unit_test(spool_on_a_full_disk_is_cut_and_said),
+	    cmocka_unit_test(daemon_upload_spool_on_a_full_disk),
+	    cmocka_unit_test(daemon_upload_extract_on_a_full_disk),
 	};
-	return cmocka_run_group_tests(tests, setup, NULL);
+	curl_global_init(CURL_GLOBAL_ALL);
+	int rc = cmocka_run_group_tests(tests, setup, NULL);
+	curl_global_cleanup();
+	return rc;
 }
