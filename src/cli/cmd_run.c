@@ -255,7 +255,9 @@ int cmd_run(int argc, char **argv)
 	                         .egress = egress,
 	                         .memory_bytes = o.memory,
 	                         .mounts = o.mounts,
-	                         .nmounts = o.nmounts};
+	                         .nmounts = o.nmounts,
+	                         .reuse_key = o.reuse,
+	                         .reuse_idle_ms = o.reuse_idle_ms > 0 ? o.reuse_idle_ms : 3600000};
 	if (o.via) {
 		err = cli_via_parse(o.via, &topts.via, &topts.prefix);
 		if (err) {
@@ -304,6 +306,12 @@ int cmd_run(int argc, char **argv)
 		                        ? "-t needs the embedded sandbox (--via sandbox)"
 		                        : "-t needs a terminal on stdin, and stdin is not one (use "
 		                          "-i to stream a pipe or a file to the command)");
+		goto out_cfg;
+	}
+	if (o.reuse && (topts.via != CLI_VIA_SANDBOX || o.callback || egress)) {
+		/* The callback relay and the egress proxy live in this process for one run. */
+		rc = cli_usage_error("run", "--reuse needs the embedded sandbox (--via sandbox) "
+		                            "without --callback, --allow-net or --secret");
 		goto out_cfg;
 	}
 	if (o.nmounts && topts.via != CLI_VIA_SANDBOX) {
@@ -582,7 +590,7 @@ out_release:
 	/* Without a lease id (--via local, 'cmd:...') the kept thing is the remote directory. */
 	char *kept_dir =
 	    o.keep && !target.lease_id && target.remote_dir ? sb_xstrdup(target.remote_dir) : NULL;
-	err = cli_target_release(&target, o.keep);
+	err = cli_target_release(&target, o.keep || o.reuse);
 	report.phases.release_ms = sb_mono_ms() - t0;
 	if (err) {
 		fprintf(stderr, "sandbar run: releasing the lease: %s\n", err->msg);

@@ -39,6 +39,8 @@ static const struct run_key {
     {"interactive", "interactive", RK_BOOL, "false"},
     {"tty", "tty", RK_BOOL, "false"},
     {"keep", "keep", RK_BOOL, "false"},
+    {"reuse", "reuse", RK_VALUE, "none"},
+    {"reuse_idle", "reuse-idle", RK_VALUE, "1h"},
     {"conflict", "conflict", RK_VALUE, "keep-local"},
     {"quiet", "quiet", RK_BOOL, "false"},
     {"json", "json", RK_BOOL, "false"},

@@ -74,6 +74,9 @@ static const char run_help_back[] =
     "      --mount HOST:PATH[:ro|rw]  bind HOST into the sandbox at PATH, read-only unless\n"
     "                         :rw (repeat); never at the workspace, never staged or restored\n"
     "      --keep             keep the lease afterwards and print its id\n"
+    "      --reuse KEY        keep the lease for the next run with the same KEY and settings\n"
+    "                         (a changed setting or a lost lease starts fresh, said on stderr)\n"
+    "      --reuse-idle DUR   a reused lease idle longer than DUR is replaced (default 1h)\n"
     "      --conflict POLICY  when both sides changed a file: keep-local (default: yours stays,\n"
     "                         theirs is written beside it as NAME.sandbar-remote),\n"
     "                         take-remote, or fail (apply nothing)\n"
@@ -121,6 +124,7 @@ void run_opts_free(struct run_opts *o)
 {
 	free(o->workspace);
 	free(o->via);
+	free(o->reuse);
 	free(o->bridge);
 	free(o->remote_dir);
 	free(o->state_dir);
@@ -229,6 +233,8 @@ enum {
 	OPT_MAX_RESTORE,
 	OPT_PRINT_CONFIG,
 	OPT_CHECKSUM,
+	OPT_REUSE,
+	OPT_REUSE_IDLE,
 };
 
 /* The long name of a short option, for --print-config. */
@@ -273,6 +279,8 @@ int run_opts_parse(run_config_argv *rca, struct run_opts *o, bool *help)
 	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
 	    {"env", required_argument, NULL, 'e'},
 	    {"keep", no_argument, NULL, OPT_KEEP},
+	    {"reuse", required_argument, NULL, OPT_REUSE},
+	    {"reuse-idle", required_argument, NULL, OPT_REUSE_IDLE},
 	    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
 	    {"callback", required_argument, NULL, OPT_CALLBACK},
 	    {"conflict", required_argument, NULL, OPT_CONFLICT},
@@ -458,6 +466,17 @@ int run_opts_parse(run_config_argv *rca, struct run_opts *o, bool *help)
 			break;
 		case OPT_KEEP:
 			o->keep = true;
+			break;
+		case OPT_REUSE:
+			flag = "--reuse";
+			free(o->reuse);
+			o->reuse = sb_xstrdup(optarg);
+			break;
+		case OPT_REUSE_IDLE:
+			flag = "--reuse-idle";
+			err = sb_parse_duration_ms(optarg, &o->reuse_idle_ms);
+			if (!err && o->reuse_idle_ms <= 0)
+				err = sb_err_new(SB_E_INVAL, "must be more than zero");
 			break;
 		case OPT_CONFLICT:
 			flag = "--conflict";

@@ -43,6 +43,8 @@ struct run_opts {
 	int64_t timeout_ms;
 	char **env;
 	bool keep;
+	char *reuse;           /* --reuse KEY: keep the lease and find it again next run */
+	int64_t reuse_idle_ms; /* --reuse-idle: a reused lease idle longer is replaced */
 	sb_conflict_policy policy;
 	bool quiet;
 	bool json;

@@ -2,6 +2,7 @@
  * needs no daemon: the lease lives in the state directory like the daemon's leases do, so a
  * lease kept with --keep can be used later by `sandbar exec` or `sandbar serve`. */
 #include "target.h"
+#include "reuse.h"
 
 #include "lease_store.h"
 
@@ -66,10 +67,14 @@ static sb_err *acquire_sandbox(const cli_target_opts *o, cli_target *t)
 	sopts.watch_owner = true;
 	sopts.mounts = o->mounts;
 	sopts.nmounts = o->nmounts;
-	t->lease_id = sb_random_id("run-");
 	sb_err *err = sb_fs_mkdir_p(env.state_dir, 0700);
-	if (!err)
+	if (!err && o->reuse_key) {
+		err = cli_reuse_acquire(&env, o->reuse_key, &sopts, o->reuse_idle_ms, &t->lease_id,
+		                        &t->sandbox);
+	} else if (!err) {
+		t->lease_id = sb_random_id("run-");
 		err = sb_sandbox_create(&env.cfg, t->lease_id, &sopts, &t->sandbox);
+	}
 	cli_sandbox_env_deinit(&env);
 	if (err)
 		return sb_err_prefix(err, "creating a sandbox");

@@ -28,6 +28,8 @@ typedef struct cli_target_opts {
 	const sb_sandbox_mount *mounts; /* CLI_VIA_SANDBOX: --mount */
 	size_t nmounts;
 	const sb_callback_config *callback; /* CLI_VIA_SANDBOX: a callback bridge, or NULL */
+	const char *reuse_key;              /* CLI_VIA_SANDBOX: --reuse KEY, or NULL */
+	int64_t reuse_idle_ms;
 	const cli_config *config;
 } cli_target_opts;
 

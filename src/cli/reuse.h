@@ -1,0 +1,16 @@
+/* `sandbar run --reuse KEY`: a lease of the embedded sandbox kept between runs and found again
+ * by its key, as long as it was made with the same settings and has not sat idle too long. */
+#ifndef SB_CLI_REUSE_H
+#define SB_CLI_REUSE_H
+
+#include <sandbar/sandbox.h>
+
+#include "lease_store.h"
+
+/* Open the live lease kept under key when its settings' fingerprint matches and it was used
+ * less than idle_ms ago; otherwise destroy what is left of it and create a fresh one (saying why
+ * on stderr). The lease id is "reuse-KEY" (caller frees). */
+sb_err *cli_reuse_acquire(cli_sandbox_env *env, const char *key, const sb_sandbox_opts *sopts,
+                          int64_t idle_ms, char **lease_id, sb_sandbox **out);
+
+#endif
