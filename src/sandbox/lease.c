@@ -25,6 +25,8 @@
 #include <unistd.h>
 #include "sb_json.h"
 
+#define GONE_PREFIX ".gone-" /* a lease directory being removed (teardown) */
+
 #define LEASE_JSON_MAX (256u * 1024u)
 
 void sb_sandbox_config_init(sb_sandbox_config *cfg)
@@ -320,8 +322,19 @@ static sb_err *teardown(sb_sandbox *sb)
 	kill_init(sb);
 	sb_sandbox_freezer_remove(sb);
 	sb_err *err = sb_cg_destroy(sb->cgroups);
+	/* The directory leaves leases/ in one step, renamed to a dot name that no listing takes
+	 * for a lease, and only then goes: a destroy killed halfway never leaves half a lease
+	 * (a workspace without its lease.json) that nothing would list or prune; the next
+	 * listing sweeps what it left (sb_sandbox_list). */
+	char *rnd = sb_random_id("");
+	char *gone = sb_strfmt("%.*s/" GONE_PREFIX "%s-%s",
+	                       (int)(strrchr(sb->lease_dir, '/') - sb->lease_dir), sb->lease_dir,
+	                       sb->id, rnd);
+	free(rnd);
+	const char *victim = rename(sb->lease_dir, gone) == 0 ? gone : sb->lease_dir;
 	/* sb_fs_rm_rf also copes with directories sandboxed code made unreadable */
-	sb_err *e2 = sb_fs_rm_rf(sb->lease_dir);
+	sb_err *e2 = sb_fs_rm_rf(victim);
+	free(gone);
 	if (e2 && !err)
 		err = e2;
 	else
@@ -605,6 +618,13 @@ sb_err *sb_sandbox_list(const sb_sandbox_config *cfg, char ***ids_out)
 	size_t n = 0;
 	struct dirent *de;
 	while ((de = readdir(d))) {
+		if (!strncmp(de->d_name, GONE_PREFIX, strlen(GONE_PREFIX))) {
+			/* a destroy that was killed after taking the lease out (teardown) */
+			char *g = sb_strfmt("%s/%s", leases, de->d_name);
+			sb_err_free(sb_fs_rm_rf(g));
+			free(g);
+			continue;
+		}
 		if (!sbi_id_valid(de->d_name))
 			continue;
 		char *p = sb_strfmt("%s/%s/lease.json", leases, de->d_name);
