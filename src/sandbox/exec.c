@@ -267,19 +267,26 @@ out:
 	sbi_msg_deinit(&reply);
 }
 
+sb_err *sb_exec_ask_status(sb_sandbox *sb, const char *exec_id, sbi_msg *reply)
+{
+	sbi_msg m;
+	sbi_msg_init(&m);
+	sbi_msg_add(&m, "op", "status");
+	sbi_msg_add(&m, "id", exec_id);
+	sb_err *err = sb_ctl_call(sb, &m, NULL, 0, reply);
+	sbi_msg_deinit(&m);
+	return err;
+}
+
 static bool init_tracks(sb_sandbox *sb, const char *exec_id)
 {
 	int saved = errno;
-	sbi_msg m, reply;
-	sbi_msg_init(&m);
+	sbi_msg reply;
 	sbi_msg_init(&reply);
-	sbi_msg_add(&m, "op", "status");
-	sbi_msg_add(&m, "id", exec_id);
-	sb_err *err = sb_ctl_call(sb, &m, NULL, 0, &reply);
+	sb_err *err = sb_exec_ask_status(sb, exec_id, &reply);
 	const char *ok = err ? NULL : sbi_msg_get(&reply, "ok");
 	bool tracked = ok && strcmp(ok, "1") == 0;
 	sb_err_free(err);
-	sbi_msg_deinit(&m);
 	sbi_msg_deinit(&reply);
 	errno = saved;
 	return tracked;

@@ -1,6 +1,6 @@
 /* Execs by id, without a handle kept (exec.c holds the handles): their status, removal, the
  * list of a sandbox's execs and signals; and the sandbox's processes (sandbar-init's ps). */
-#include "sandbox_int.h"
+#include "exec_int.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -13,16 +13,12 @@
 
 static bool init_recording(sb_sandbox *sb, const char *exec_id)
 {
-	sbi_msg m, reply;
-	sbi_msg_init(&m);
+	sbi_msg reply;
 	sbi_msg_init(&reply);
-	sbi_msg_add(&m, "op", "status");
-	sbi_msg_add(&m, "id", exec_id);
-	sb_err *err = sb_ctl_call(sb, &m, NULL, 0, &reply);
+	sb_err *err = sb_exec_ask_status(sb, exec_id, &reply);
 	long long v = 0;
 	bool busy = !err && sbi_msg_geti(&reply, "recording", 0, 1, &v) == 0 && v;
 	sb_err_free(err);
-	sbi_msg_deinit(&m);
 	sbi_msg_deinit(&reply);
 	return busy;
 }

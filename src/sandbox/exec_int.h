@@ -1,4 +1,5 @@
-/* Private to the host side of execs (exec.c, exec_wait.c): the handle, and what both use. */
+/* Private to the host side of execs (exec.c, exec_wait.c, exec_admin.c): the handle, and what both
+ * use. */
 #ifndef SANDBAR_EXEC_INT_H
 #define SANDBAR_EXEC_INT_H
 
@@ -26,5 +27,7 @@ struct sb_sandbox_exec {
 /* Is init still there to finish x? Checked at most every ALIVE_CHECK_MS while it runs; an
  * error (SB_E_STATE_LOST) once the sandbox is gone. */
 sb_err *sb_exec_check_alive(sb_sandbox_exec *x);
+/* Ask sandbar-init for an exec's state ({op:status}); *reply holds its answer. */
+sb_err *sb_exec_ask_status(sb_sandbox *sb, const char *exec_id, sbi_msg *reply);
 
 #endif
