@@ -145,6 +145,15 @@ const char *sbs_req_query_get(sbs_req *r, const char *key)
 	return sb_query_get(&r->query, key);
 }
 
+bool sbs_req_query_bool(sbs_req *r, const char *key, bool dflt)
+{
+	const char *v = sbs_req_query_get(r, key);
+	if (!v)
+		return dflt;
+	return strcmp(v, "1") == 0 || strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 ||
+	       v[0] == '\0';
+}
+
 const char *sbs_req_header(sbs_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);

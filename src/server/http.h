@@ -77,6 +77,8 @@ const char *sbs_req_path(sbs_req *r);
 const char *sbs_req_param(sbs_req *r, const char *name);
 const sb_query *sbs_req_query(sbs_req *r);
 const char *sbs_req_query_get(sbs_req *r, const char *key);
+/* A query flag: "1", "true", "yes" or present without a value; dflt when absent. */
+bool sbs_req_query_bool(sbs_req *r, const char *key, bool dflt);
 /* Request header (case-insensitive name); NULL when absent. */
 const char *sbs_req_header(sbs_req *r, const char *name);
 /* True when the Accept header asks for text/event-stream. */

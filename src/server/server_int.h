@@ -56,6 +56,10 @@ struct sbs_server {
 
 /* Route registration (one per route file). */
 void sbs_native_routes_register(sbs_server *srv);
+void sbs_exec_routes_register(sbs_server *srv); /* routes_execs.c */
+/* Resolve the route's {id} to a referenced lease (flags: sbs_leases_get's, USE added), or
+ * queue the error reply and return NULL. */
+sbs_lease *sbs_route_lease(sbs_req *r, unsigned flags);
 void sbs_file_routes_register(sbs_server *srv);
 void sbs_exec_input_routes_register(sbs_server *srv); /* routes_exec_input.c */
 
