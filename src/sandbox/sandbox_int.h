@@ -32,8 +32,15 @@ struct sb_sandbox {
 	pthread_mutex_t lock;        /* info and lease.json against concurrent renew/get_info */
 };
 
-/* ---- lease.c */
+/* ---- lease.c, lease_record.c */
 sb_err *sb_lease_save(sb_sandbox *sb);
+/* Read lease.json into sb (SB_E_NOTFOUND when there is none). */
+sb_err *sb_lease_load(sb_sandbox *sb);
+/* The cgroups a creation is about to make, recorded in run/ before it makes any: a process
+ * killed before lease.json exists leaves them for the destroy of the unfinished lease. */
+sb_err *sb_lease_setup_save(const sb_sandbox *sb, char *const *dirs);
+/* Read that record into sb->cgroups (this lease's own only); false when there is none. */
+bool sb_lease_setup_load(sb_sandbox *sb);
 sb_err *sb_lease_check_id(const char *what, const char *id);
 
 /* helpers.c: bubblewrap resolves its bind sources by path as the sandbox user, so every
