@@ -209,12 +209,7 @@ int main(void)
 	pthread_t th;
 	pthread_create(&th, NULL, upstream, NULL);
 
-	char tmpl[] = "/tmp/sandbar-bench-XXXXXX";
-	char *state = mkdtemp(tmpl);
-	if (!state || chmod(state, 0711) < 0) {
-		perror("mkdtemp");
-		return 1;
-	}
+	char *state = sbb_tmpdir("sandbar-bench", 0711);
 	sb_sandbox_config cfg;
 	sb_sandbox_config_init(&cfg);
 	cfg.state_dir = state;

@@ -247,10 +247,7 @@ static void copy_file(const char *from, const char *to)
 
 int main(void)
 {
-	char tmpl[] = "/tmp/sandbar-bench-proxy-XXXXXX";
-	char *dir = mkdtemp(tmpl);
-	if (!dir || chmod(dir, 0755) < 0)
-		die("mkdtemp");
+	char *dir = sbb_tmpdir("sandbar-bench-proxy", 0755);
 	int lfd = socket(AF_INET, SOCK_STREAM, 0);
 	struct sockaddr_in sa = {.sin_family = AF_INET};
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);

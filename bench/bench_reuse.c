@@ -11,12 +11,7 @@
 
 int main(void)
 {
-	char tmpl[] = "/tmp/sandbar-bench-XXXXXX";
-	char *root = mkdtemp(tmpl);
-	if (!root || chmod(root, 0711) < 0) {
-		perror("mkdtemp");
-		return 1;
-	}
+	char *root = sbb_tmpdir("sandbar-bench", 0711);
 	char state[512], ws[512], cmd[1200];
 	snprintf(state, sizeof state, "%s/state", root);
 	snprintf(ws, sizeof ws, "%s/ws", root);

@@ -51,12 +51,7 @@ static double exec_true(sb_sandbox *sb)
 
 int main(void)
 {
-	char tmpl[] = "/tmp/sandbar-bench-XXXXXX";
-	char *state = mkdtemp(tmpl);
-	if (!state || chmod(state, 0711) < 0) {
-		perror("mkdtemp");
-		return 1;
-	}
+	char *state = sbb_tmpdir("sandbar-bench", 0711);
 	sb_sandbox_config cfg;
 	sb_sandbox_config_init(&cfg);
 	cfg.state_dir = state;

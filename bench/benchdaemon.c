@@ -1,5 +1,6 @@
 /* A real daemon for benchmarks and soak scenarios (see benchdaemon.h). */
 #include "benchdaemon.h"
+#include "benchutil.h"
 
 #include <dirent.h>
 #include <sqlite3.h>
@@ -113,12 +114,19 @@ bool sbb_daemon_start(sbb_daemon *d, const char *tag, const char *const *extra_a
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	snprintf(d->dir, sizeof d->dir, "/tmp/sandbar-%s-XXXXXX", tag);
 	/* ours: made traversable for the sandbox user, as sandboxes bind from below it */
-	if (!mkdtemp(d->dir) || chmod(d->dir, 0711) < 0) {
-		perror("making the daemon's directory");
+	char *prefix = sb_strfmt("sandbar-%s", tag);
+	char *dir = sbb_tmpdir(prefix, 0711);
+	free(prefix);
+	if (strlen(dir) >= sizeof d->dir) { /* its socket path must fit sockaddr_un */
+		fprintf(stderr, "the daemon's directory %s is too long (set a shorter TMPDIR)\n",
+		        dir);
+		rmdir(dir);
+		free(dir);
 		return false;
 	}
+	snprintf(d->dir, sizeof d->dir, "%s", dir);
+	free(dir);
 	snprintf(d->sock, sizeof d->sock, "%s/sock", d->dir);
 	snprintf(d->state, sizeof d->state, "%s/state", d->dir);
 	for (size_t i = 0; extra_args && extra_args[i] && d->nextra < SBB_MAX_EXTRA; i++)

@@ -19,7 +19,7 @@ typedef struct sbb_daemon {
 	const char
 	    *extra[SBB_MAX_EXTRA]; /* extra `sandbar serve` arguments (the caller's strings) */
 	size_t nextra;
-	char dir[64];   /* /tmp/sandbar-<tag>-XXXXXX */
+	char dir[64];   /* $TMPDIR/sandbar-<tag>-XXXXXX */
 	char sock[100]; /* dir/sock */
 	char state[128];
 } sbb_daemon;

@@ -3,10 +3,12 @@
 
 #include <sandbar/base.h>
 
+#include <errno.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 
@@ -115,4 +117,16 @@ sb_err *sbb_make_tree(const char *src, int nfiles, int nlarge, size_t total)
 	free(buf);
 	free(sizes);
 	return NULL;
+}
+
+char *sbb_tmpdir(const char *prefix, mode_t mode)
+{
+	char *dir = NULL;
+	sb_err *err = sb_fs_mkdtemp(prefix, &dir);
+	if (err || chmod(dir, mode) < 0) {
+		fprintf(stderr, "%s: making a temp directory: %s\n", prefix,
+		        err ? err->msg : strerror(errno));
+		exit(1);
+	}
+	return dir;
 }

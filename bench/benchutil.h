@@ -3,6 +3,7 @@
 #define SB_BENCHUTIL_H
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Median of n samples (sorts in place). */
 double sbb_median(double *v, size_t n);
@@ -23,4 +24,7 @@ double sbb_spawn_wait(char *const *argv);
  * each file at another offset of one pseudo-random buffer (no two alike). */
 typedef struct sb_err sb_err;
 sb_err *sbb_make_tree(const char *src, int nfiles, int nlarge, size_t total);
+/* A fresh temp directory under $TMPDIR (or /tmp) named prefix-XXXXXX (sb_fs_mkdtemp), with
+ * mode (sandboxes bind from below it: 0711 or 0755); exits 1 when it cannot be made. */
+char *sbb_tmpdir(const char *prefix, mode_t mode);
 #endif

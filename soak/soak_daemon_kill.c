@@ -756,9 +756,7 @@ int main(void)
 		return 1;
 	/* the daemon reads its callback section from the config named here, written below
 	 * before its first restart reads it... so write it before the first start */
-	char cfgdir[] = "/tmp/sandbar-soak-dk-cfg-XXXXXX";
-	if (!mkdtemp(cfgdir))
-		return 1;
+	char *cfgdir = sbb_tmpdir("sandbar-soak-dk-cfg", 0700);
 	char *cfg = sb_strfmt("%s/config", cfgdir);
 	char *text = sb_strfmt("[serve]\n[callback up]\nupstream = http://127.0.0.1:%d\n"
 	                       "credential = env:" SECRET_ENV "\ntimeout_ms = 30000\n",
@@ -824,6 +822,7 @@ int main(void)
 	sbb_daemon_stop(&g_d);
 	unlink(cfg);
 	rmdir(cfgdir);
+	free(cfgdir);
 	free(cfg);
 	curl_global_cleanup();
 	return failures ? 1 : 0;

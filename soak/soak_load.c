@@ -250,9 +250,7 @@ static void *upload_loop(void *arg)
 
 static bool make_archive(sb_buf *out)
 {
-	char dir[] = "/tmp/sandbar-soak-tar-XXXXXX";
-	if (!mkdtemp(dir))
-		return false;
+	char *dir = sbb_tmpdir("sandbar-soak-tar", 0700);
 	char cmd[400];
 	snprintf(cmd, sizeof cmd,
 	         "mkdir -p %s/soak && head -c %u /dev/urandom > %s/soak/blob && tar -C %s -cf "
@@ -266,6 +264,7 @@ static bool make_archive(sb_buf *out)
 	sb_err_free(err);
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	ok = system(cmd) == 0 && ok;
+	free(dir);
 	return ok;
 }
 

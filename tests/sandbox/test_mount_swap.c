@@ -45,9 +45,8 @@ static void swapped_link_is_never_bound(void **state)
 {
 	(void)state;
 	char *st = sbx_state_dir();
-	char tmpl[] = "/tmp/sandbar-mount-swap-XXXXXX";
-	char *base = mkdtemp(tmpl);
-	assert_non_null(base);
+	char *base = NULL;
+	SB_ASSERT_OK(sb_fs_mkdtemp("sandbar-mount-swap", &base));
 	assert_int_equal(chmod(base, 0755), 0);
 	assert_int_equal(sbt_sh("cd '%s' && mkdir -p allowed/a outside && chmod -R 0755 . && "
 	                        "echo allowed > allowed/a/f && echo outside > outside/f && "
@@ -94,6 +93,7 @@ static void swapped_link_is_never_bound(void **state)
 	assert_true(atomic_load(&s.flips) > 100);
 	assert_true(ok > 0);
 	assert_int_equal(sbt_sh("rm -rf '%s'", base), 0);
+	free(base);
 	free(root);
 	free(s.link);
 	free(s.parked);
