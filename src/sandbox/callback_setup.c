@@ -133,21 +133,14 @@ out:
 
 sb_err *sb_callback_resume(sb_sandbox *sb, const sb_sandbox_config *cfg, bool relay)
 {
-	char *path = state_path(sb);
-	sb_buf b = SB_BUF_INIT;
-	sb_err *err = sb_read_file(path, 1u << 20, &b);
-	free(path);
-	if (err && err->sys_errno == ENOENT) {
-		sb_err_free(err);
-		sb_buf_deinit(&b);
-		return NULL; /* no callback on this lease */
-	}
 	json_t *j = NULL;
 	sb_callback_config *c = NULL;
 	const char *token = NULL;
 	int64_t port = 0;
-	if (err || (err = sb_json_parse_object(b.data, b.len, 1u << 20, 10, &j)) ||
-	    (err = sb_json_get_str(j, "token", true, &token)) ||
+	sb_err *err = sb_lease_state_read(sb, "callback.json", &j);
+	if (!err && !j)
+		return NULL; /* no callback on this lease */
+	if (err || (err = sb_json_get_str(j, "token", true, &token)) ||
 	    (err = sb_json_get_int(j, "port", true, 1, 65535, &port)))
 		goto out;
 	char *cs = json_dumps(json_object_get(j, "config"), JSON_COMPACT);
@@ -169,7 +162,6 @@ out:
 		err = sb_err_prefix(err, "resuming the callback bridge of lease %s", sb->id);
 	sb_callback_config_free(c);
 	json_decref(j);
-	sb_buf_deinit(&b);
 	return err;
 }
 

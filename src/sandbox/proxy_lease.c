@@ -420,21 +420,14 @@ static sb_err *attach(sb_sandbox *sb, struct sbpx_lease *l, int port)
 
 sb_err *sb_egress_resume(sb_sandbox *sb, const sb_sandbox_config *cfg, bool run)
 {
-	char *path = state_path(sb);
-	sb_buf b = SB_BUF_INIT;
-	sb_err *err = sb_read_file(path, 1u << 20, &b);
-	free(path);
-	if (err && err->sys_errno == ENOENT) {
-		sb_err_free(err);
-		sb_buf_deinit(&b);
-		return NULL; /* no proxy on this lease */
-	}
 	json_t *j = NULL;
 	sb_egress_config *c = NULL;
 	int64_t port = 0;
 	struct sbpx_lease *l = NULL;
-	if (err || (err = sb_json_parse_object(b.data, b.len, 1u << 20, 10, &j)) ||
-	    (err = sb_json_get_int(j, "port", true, 1, 65535, &port)) ||
+	sb_err *err = sb_lease_state_read(sb, "egress.json", &j);
+	if (!err && !j)
+		return NULL; /* no proxy on this lease */
+	if (err || (err = sb_json_get_int(j, "port", true, 1, 65535, &port)) ||
 	    (err = load_config(sb, cfg, json_object_get(j, "config"), &c)))
 		goto out;
 	const char *cert = json_string_value(json_object_get(j, "ca_cert"));
@@ -459,9 +452,6 @@ out:
 	lease_free(l);
 	sb_egress_config_free(c);
 	json_decref(j);
-	if (b.data)
-		memset(b.data, 0, b.len);
-	sb_buf_deinit(&b);
 	return err;
 }
 

@@ -41,6 +41,10 @@ sb_err *sb_lease_load(sb_sandbox *sb);
 sb_err *sb_lease_setup_save(const sb_sandbox *sb, char *const *dirs);
 /* Read that record into sb->cgroups (this lease's own only); false when there is none. */
 bool sb_lease_setup_load(sb_sandbox *sb);
+/* A run-time record of the lease (run/<name>: the egress proxy's, the callback bridge's),
+ * parsed; NULL with *out NULL when there is none. */
+struct json_t;
+sb_err *sb_lease_state_read(const sb_sandbox *sb, const char *name, struct json_t **out);
 sb_err *sb_lease_check_id(const char *what, const char *id);
 
 /* helpers.c: bubblewrap resolves its bind sources by path as the sandbox user, so every
