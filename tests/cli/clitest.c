@@ -340,3 +340,17 @@ char *clit_word_after(const char *text, const char *marker)
 	size_t n = strcspn(p, " \t\n\"'`)");
 	return sb_xstrndup(p, n);
 }
+
+char *clit_acquire(clit *t)
+{
+	clit_res r;
+	int code = clit_run(t, &r, NULL, CLIT_V("lease", "acquire"));
+	if (code != 0)
+		print_error("lease acquire: exit %d: %s\n", code, r.err);
+	assert_int_equal(code, 0);
+	size_t n = strcspn(r.out, "\n");
+	assert_true(n > 0);
+	char *id = sb_xstrndup(r.out, n);
+	clit_res_free(&r);
+	return id;
+}

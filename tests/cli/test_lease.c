@@ -5,17 +5,6 @@
 
 #include "clitest.h"
 
-static char *acquire(clit *t)
-{
-	clit_res r;
-	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("lease", "acquire")), 0);
-	size_t n = strcspn(r.out, "\n");
-	assert_true(n > 0);
-	char *id = sb_xstrndup(r.out, n);
-	clit_res_free(&r);
-	return id;
-}
-
 static json_t *find_lease(clit *t, const char *id)
 {
 	clit_res r;
@@ -35,7 +24,7 @@ static json_t *find_lease(clit *t, const char *id)
 static void lease_acquire_list_renew_destroy(void **state)
 {
 	clit *t = *state;
-	char *id = acquire(t);
+	char *id = clit_acquire(t);
 	json_t *o = find_lease(t, id);
 	assert_non_null(o);
 	assert_string_equal(json_string_value(json_object_get(o, "state")), "active");
@@ -95,7 +84,7 @@ static void lease_acquire_with_ttl_and_limits(void **state)
 static void exec_passes_the_exit_code_and_prints_the_exec_id(void **state)
 {
 	clit *t = *state;
-	char *id = acquire(t);
+	char *id = clit_acquire(t);
 	clit_res r;
 	assert_int_equal(clit_run(t, &r, NULL,
 	                          CLIT_V("exec", "--lease", id, "-e", "SB_X=42", "--", "sh", "-c",
@@ -150,7 +139,7 @@ static void exec_passes_the_exit_code_and_prints_the_exec_id(void **state)
 static void exec_interactive_passes_stdin_and_its_end(void **state)
 {
 	clit *t = *state;
-	char *id = acquire(t);
+	char *id = clit_acquire(t);
 	clit_res r;
 	/* The command sees our input and then EOF, so it finishes. */
 	assert_int_equal(clit_run_stdin(t, &r, "hello\nworld\n", NULL,
@@ -172,7 +161,7 @@ static void exec_interactive_passes_stdin_and_its_end(void **state)
 static void logs_print_from_an_offset(void **state)
 {
 	clit *t = *state;
-	char *id = acquire(t);
+	char *id = clit_acquire(t);
 	clit_res r;
 	assert_int_equal(clit_run(t, &r, NULL,
 	                          CLIT_V("exec", "--lease", id, "--", "sh", "-c",
@@ -211,7 +200,7 @@ static void logs_print_from_an_offset(void **state)
 static void logs_follow_until_the_exec_ends(void **state)
 {
 	clit *t = *state;
-	char *id = acquire(t);
+	char *id = clit_acquire(t);
 	/* The exec prints, then waits for a go file dropped into the lease's workspace. */
 	clit_proc x;
 	clit_start(t, &x, NULL,

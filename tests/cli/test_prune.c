@@ -12,17 +12,6 @@
 
 #include "clitest.h"
 
-static char *acquire(clit *t)
-{
-	clit_res r;
-	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("lease", "acquire")), 0);
-	size_t n = strcspn(r.out, "\n");
-	assert_true(n > 0);
-	char *id = sb_xstrndup(r.out, n);
-	clit_res_free(&r);
-	return id;
-}
-
 /* The state `lease list --json` gives lease id, or NULL when it is not listed; malloc'd. */
 static char *listed_state(clit *t, const char *id)
 {
@@ -103,7 +92,7 @@ static void wait_gone(pid_t pid)
 static void prune_removes_a_dead_lease_whose_init_pid_was_reused(void **state)
 {
 	clit *t = *state;
-	char *id = acquire(t);
+	char *id = clit_acquire(t);
 	char *rec = sb_strfmt("leases/%s/lease.json", id);
 	char *text = sbt_read(t->state, rec, NULL);
 	assert_non_null(text);
