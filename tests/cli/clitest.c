@@ -354,3 +354,19 @@ char *clit_acquire(clit *t)
 	clit_res_free(&r);
 	return id;
 }
+
+json_t *clit_find_lease(clit *t, const char *id)
+{
+	clit_res r;
+	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("lease", "list", "--json")), 0);
+	json_t *arr = json_loads(r.out, 0, NULL);
+	assert_true(json_is_array(arr));
+	clit_res_free(&r);
+	json_t *found = NULL;
+	size_t i;
+	json_t *o;
+	json_array_foreach(arr, i, o) if (!strcmp(json_string_value(json_object_get(o, "id")), id))
+	    found = json_incref(o);
+	json_decref(arr);
+	return found;
+}

@@ -15,20 +15,9 @@
 /* The state `lease list --json` gives lease id, or NULL when it is not listed; malloc'd. */
 static char *listed_state(clit *t, const char *id)
 {
-	clit_res r;
-	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("lease", "list", "--json")), 0);
-	json_t *arr = json_loads(r.out, 0, NULL);
-	assert_true(json_is_array(arr));
-	clit_res_free(&r);
-	char *st = NULL;
-	size_t i;
-	json_t *o;
-	json_array_foreach(arr, i, o)
-	{
-		if (!strcmp(json_string_value(json_object_get(o, "id")), id))
-			st = sb_xstrdup(json_string_value(json_object_get(o, "state")));
-	}
-	json_decref(arr);
+	json_t *o = clit_find_lease(t, id);
+	char *st = o ? sb_xstrdup(json_string_value(json_object_get(o, "state"))) : NULL;
+	json_decref(o);
 	return st;
 }
 
