@@ -75,6 +75,10 @@ typedef struct sb_sandbox_config {
 	 * "HOST:PORT (rule)". May be NULL. */
 	void (*egress_denied)(void *ud, const char *lease_id, const char *what);
 	void *egress_denied_ud;
+	/* A lease directory without lease.json whose creation lock nobody holds (its creator was
+	 * killed before the sandbox was recorded) is removed by sb_sandbox_list once it has not
+	 * changed for this long (0 = 60 s, longer than any creation takes to record itself). */
+	int64_t abandoned_after_ms;
 } sb_sandbox_config;
 
 /* For long-running creators of sandboxes (the daemon): adopt the detached bwrap processes of

@@ -260,6 +260,12 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	}
 	src[FD_READY - FD_CTL] = ready[1];
 	src[FD_INFO - FD_CTL] = info[1];
+	/* bwrap writes its info once it has cloned the sandbox's first process, which then waits
+	 * for bwrap's go-ahead. Were we killed before that write with the only read end, bwrap
+	 * would die of SIGPIPE and leave that process waiting forever, owned by nobody. With a
+	 * read end of its own the write succeeds; init then finds its creator gone and ends the
+	 * sandbox (owner_died). */
+	src[FD_INFO_HELD - FD_CTL] = info[0];
 	char *logpath = sb_strfmt("%s/init.log", sb->run_dir);
 	log = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
 	free(logpath);
@@ -319,7 +325,7 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 	sb_close(&ready[1]);
 	sb_close(&info[1]);
 	sb_close(&src[FD_NETEXIT - FD_CTL]);
-	src[FD_READY - FD_CTL] = src[FD_INFO - FD_CTL] = -1;
+	src[FD_READY - FD_CTL] = src[FD_INFO - FD_CTL] = src[FD_INFO_HELD - FD_CTL] = -1;
 	if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0) {
 		err = sb_err_new(SB_E_SPAWN,
 		                 "starting the sandbox of lease %s: the launcher process could not "
@@ -373,6 +379,8 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l)
 done:
 	sb_buf_deinit(&ib);
 out:
+	/* these slots only lend the pipes' ends, which are closed below */
+	src[FD_READY - FD_CTL] = src[FD_INFO - FD_CTL] = src[FD_INFO_HELD - FD_CTL] = -1;
 	for (int i = 0; i < nsrc; i++)
 		if (src[i] >= 0)
 			close(src[i]);

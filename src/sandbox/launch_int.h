@@ -12,6 +12,7 @@ enum {
 	FD_SECCOMP,
 	FD_READY,
 	FD_INFO,
+	FD_INFO_HELD, /* a read end of the info pipe (launch.c says why) */
 	FD_WS,
 	FD_HOME,
 	FD_INIT,

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/socket.h>
@@ -222,6 +223,7 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 		i->limits.memory_bytes = cfg->default_memory_bytes;
 	i->enforced.rlimits = i->enforced.seccomp = i->enforced.ttl = true;
 	bool created = false;
+	int create_lock = -1;
 	if ((err = sb_sandbox_resolve_owner(cfg, &i->host_uid, &i->host_gid)) ||
 	    (err = sb_sandbox_bwrap_path(cfg, &bwrap)) || (err = prepare_state(cfg)))
 		goto fail;
@@ -240,6 +242,11 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 		}
 		goto fail;
 	}
+	/* Held until this function returns: a listing never takes the directory of a creation
+	 * under way for an abandoned one (sweep_abandoned). */
+	create_lock = open(sb->lease_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (create_lock >= 0)
+		(void)flock(create_lock, LOCK_EX);
 	if ((err = open_dirs(sb)))
 		goto fail;
 
@@ -330,9 +337,11 @@ sb_err *sb_sandbox_create(const sb_sandbox_config *cfg, const char *lease_id,
 	free(bwrap);
 	free(oom_file);
 	sb_cg_host_deinit(&cg);
+	sb_close(&create_lock);
 	*out = sb;
 	return NULL;
 fail:
+	sb_close(&create_lock);
 	if (created) {
 		sb_err_free(teardown(sb));
 	} else {
@@ -422,6 +431,34 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* A lease directory without lease.json: if its creation lock is free and it has not changed
+ * for cfg->abandoned_after_ms, its creator was killed before recording the sandbox (whose init
+ * then ended itself: it watches its creator). Nothing would ever list, prune or destroy it:
+ * remove it with what it made (its cgroups, from the setup record). The age covers the moment
+ * between a directory's appearance and its creator's lock. */
+static void sweep_abandoned(const sb_sandbox_config *cfg, const char *id)
+{
+	sb_sandbox *sb = sb_xcalloc(1, sizeof *sb);
+	sb->owner_fd = -1;
+	set_paths(sb, cfg, id);
+	int64_t after = cfg->abandoned_after_ms > 0 ? cfg->abandoned_after_ms : 60 * 1000;
+	int fd = open(sb->lease_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && fstat(fd, &st) == 0 &&
+	    faccessat(fd, "lease.json", F_OK, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT) {
+		int64_t changed = (int64_t)st.st_ctim.tv_sec * 1000 + st.st_ctim.tv_nsec / 1000000;
+		if (sb_wall_ms() - changed >= after) {
+			sb_lease_setup_load(sb);
+			sb_warn("lease %s: removing what a creation killed before it finished left",
+			        id);
+			sb_err_free(teardown(sb));
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	sandbox_free(sb);
+}
+
 sb_err *sb_sandbox_list(const sb_sandbox_config *cfg, char ***ids_out)
 {
 	*ids_out = NULL;
@@ -451,6 +488,8 @@ sb_err *sb_sandbox_list(const sb_sandbox_config *cfg, char ***ids_out)
 		if (access(p, F_OK) == 0) {
 			sb_strv_push(&ids, de->d_name);
 			n++;
+		} else if (errno == ENOENT) {
+			sweep_abandoned(cfg, de->d_name);
 		}
 		free(p);
 	}
