@@ -27,6 +27,7 @@
 
 #define SKEW_SEC 2 /* as delta.c: the far clock may be this far from ours */
 #define STATE_NAME "sync-state"
+#define DELETE_BATCH 512 /* paths per rm: far below any ARG_MAX */
 #define DUPLEX_OUTPUT_CAP 4096u
 /* A first staging: no fallback to speak of. */
 #define NO_RECORD "no earlier staging"
@@ -48,33 +49,45 @@ static char *stage_script(const sb_runtime *rt, const sb_rt_stage *s, const char
 		sb_buf_appends(&b, guard);
 		free(guard);
 	}
-	sb_buf_appends(&b, "mkdir -p ");
+	/* Builtins wherever they do: every process costs, inside a sandbox most. */
+	sb_buf_appends(&b, "cd ");
+	sb_shell_quote(&b, s->remote_dir);
+	sb_buf_appends(&b, " 2>/dev/null || { mkdir -p ");
 	sb_shell_quote(&b, s->remote_dir);
 	sb_buf_appends(&b, " && cd ");
 	sb_shell_quote(&b, s->remote_dir);
-	sb_buf_appends(&b, " || exit 1; st=$(cat ");
+	sb_buf_appends(&b, "; } || exit 1; st=; if [ -f ");
+	sb_shell_quote(&b, state);
+	sb_buf_appends(&b, " ]; then IFS= read -r st < ");
 	sb_shell_quote(&b, state);
 	sb_buf_appendf(&b,
-	               " 2>/dev/null); set -- $st; if [ -z \"$st\" ]; then printf 'U " NO_RECORD
+	               " || :; fi; set -- $st; if [ -z \"$st\" ]; then printf 'U " NO_RECORD
 	               "\\0'; elif [ \"$1\" != 1 ] || [ \"$2\" != %s ]; then printf 'U the "
 	               "earlier staging is of another workspace\\0'; else case $3 in "
 	               "''|*[!0-9]*) printf 'U the staging record is unreadable\\0';; *) "
 	               "printf 'S %%s\\0' \"$3\"; ",
 	               id);
 	sb_rt_script_listing(&b, &rt->archive_ex, "$(($3 - 4))", checksum, true);
-	sb_buf_appends(&b, ";; esac; fi; IFS= read -r mode || exit 1; rm -f ");
+	/* An emptied record reads as none: a staging that fails from here on is never trusted. */
+	sb_buf_appends(&b, ";; esac; fi; IFS= read -r mode || exit 1; [ -z \"$st\" ] || : > ");
 	sb_shell_quote(&b, state);
 	char *full = sb_rt_script_extract(s->remote_dir, NULL, s->spare);
+	/* DELTA: the paths to delete (one rm per DELETE_BATCH), then the archive; CLEAN: the
+	 * paths only (nothing to send). */
 	sb_buf_appendf(&b,
-	               " || exit 1; case $mode in FULL) %s;; DELTA) while IFS= read -r p && "
-	               "[ -n \"$p\" ]; do rm -rf -- \"./$p\" || exit 1; done && tar -x -p -o -f - "
+	               " || exit 1; case $mode in FULL) %s;; DELTA|CLEAN) set --; while IFS= "
+	               "read -r p && [ -n \"$p\" ]; do set -- \"$@\" \"./$p\"; if [ $# -ge %d ]; "
+	               "then rm -rf -- \"$@\" || exit 1; set --; fi; done; if [ $# -gt 0 ]; then "
+	               "rm -rf -- \"$@\" || exit 1; fi; [ \"$mode\" = CLEAN ] || tar -x -p -o -f - "
 	               "-C ",
-	               full);
+	               full, DELETE_BATCH);
 	free(full);
 	sb_shell_quote(&b, s->remote_dir);
-	sb_buf_appends(&b, ";; *) exit 1;; esac && mkdir -p ");
+	sb_buf_appends(&b, ";; *) exit 1;; esac && { [ -d ");
 	sb_shell_quote(&b, rt->root_dir);
-	sb_buf_appendf(&b, " && printf '1 %s %lld\\n' > ", id, (long long)rt->base_sec);
+	sb_buf_appends(&b, " ] || mkdir -p ");
+	sb_shell_quote(&b, rt->root_dir);
+	sb_buf_appendf(&b, "; } && printf '1 %s %lld\\n' > ", id, (long long)rt->base_sec);
 	sb_shell_quote(&b, state);
 	free(state);
 	return sb_buf_steal(&b, NULL);
@@ -240,7 +253,8 @@ typedef struct answer {
 
 static sb_err *write_answer(int fd, answer *a)
 {
-	const char *head = a->delta ? "DELTA\n" : "FULL\n";
+	bool clean = a->delta && !a->pl->send;
+	const char *head = clean ? "CLEAN\n" : a->delta ? "DELTA\n" : "FULL\n";
 	sb_err *err = sb_write_all(fd, head, strlen(head));
 	if (!err && a->delta) {
 		if (a->pl->del.len)
@@ -248,7 +262,7 @@ static sb_err *write_answer(int fd, answer *a)
 		if (!err)
 			err = sb_write_all(fd, "\n", 1);
 	}
-	if (err)
+	if (err || clean)
 		return err;
 	if (!a->delta)
 		return sb_tar_create(a->s->local_dir, a->s->ex, a->s->follow_symlinks, fd,

@@ -2,7 +2,8 @@
  * (SANDBAR_SYNC=incremental, #15) sends only what differs and deletes what was deleted: bytes
  * counted ("bytes_up" of --json), local deletions and deletions on the far side, a file
  * replaced by a directory and the reverse, mode-only changes, one remote command for staging,
- * the fallback (one line) for another workspace's staging and a far side without sha256sum, and
+ * the fallback (one line) for another workspace's staging and a far side without sha256sum or
+ * without find -printf (busybox), and
  * a reused sandbox lease (--reuse). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +232,39 @@ static void missing_sha256sum_falls_back(void **state)
 	sbt_rmtree(path); /* frees path */
 }
 
+/* A far find without -printf (busybox's): the listing fails, one line, then everything; the
+ * restore likewise. */
+static void find_without_printf_falls_back(void **state)
+{
+	clit *t = *state;
+	fill_workspace(t);
+	run_out o;
+	run_in(t, t->ws, "true", &o);
+	free(o.err);
+	char *path = synct_far_path_without(t, "find");
+	char *real = sbt_sh_out("command -v find");
+	real[strcspn(real, "\n")] = '\0';
+	char *fake =
+	    sb_strfmt("#!/bin/sh\nfor a; do case $a in -printf) echo \"find: unrecognized: "
+	              "$a\" >&2; exit 1;; esac; done\nexec '%s' \"$@\"\n",
+	              real);
+	sbt_write(path, "find", fake, strlen(fake), 0755);
+	sbt_write_str(t->ws, "src/f6.bin", "changed\n");
+	run_in(t, t->ws, "cat src/f6.bin; echo back > back.txt", &o);
+	assert_int_equal(o.code, 0);
+	expect_out(&o, FALLBACK);
+	expect_out(&o, "changed\n");
+	if (o.bytes_up <= (long long)(N_FILES - 1) * FILE_BYTES) {
+		print_error("staged %lld bytes:\n%s\n", o.bytes_up, o.err);
+		fail();
+	}
+	rth_assert_file(t->ws, "back.txt", "back\n");
+	free(o.err);
+	free(fake);
+	free(real);
+	sbt_rmtree(path); /* frees path */
+}
+
 /* A reused sandbox lease: the second run stages what changed. */
 static void reused_lease_sends_only_changes(void **state)
 {
@@ -270,6 +304,7 @@ int main(void)
 	    CLIT_TEST(mode_only_change),
 	    CLIT_TEST(other_workspace_falls_back),
 	    CLIT_TEST(missing_sha256sum_falls_back),
+	    CLIT_TEST(find_without_printf_falls_back),
 	    CLIT_TEST(reused_lease_sends_only_changes),
 	};
 	return cmocka_run_group_tests_name("sync.delta_stage", tests, NULL, NULL);
