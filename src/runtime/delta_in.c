@@ -224,7 +224,7 @@ static sb_err *make_plan(const sb_runtime *rt, const sb_rt_stage *s, sb_snap *lo
 		sb_snap_entry *l = &local->v[i];
 		const sb_manifest_entry *m = sb_manifest_find(man, l->path);
 		bool eq = false;
-		if (m && m->type != SB_FT_SYMLINK) {
+		if (m) {
 			sb_err *err = same(rt, local, l, m, since, checksum, &eq);
 			if (err)
 				return err;
