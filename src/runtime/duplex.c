@@ -99,6 +99,9 @@ static void *run(void *arg)
 	sb_rt_stdin in = {.has = true, .stream = true, .fd = d->in_r};
 	sb_exec_callbacks cb = {.on_output = on_output, .ud = d};
 	sb_err *err = sb_rt_run(d->c, d->script, &in, &cb, d->output_cap, &d->res);
+	/* Nobody reads the answer any more: a writer still going gets EPIPE, not a hang on a
+	 * full pipe. */
+	sb_close(&d->in_r);
 	pthread_mutex_lock(&d->mu);
 	d->err = err;
 	d->done = true;

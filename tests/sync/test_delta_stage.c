@@ -265,6 +265,27 @@ static void find_without_printf_falls_back(void **state)
 	sbt_rmtree(path); /* frees path */
 }
 
+/* The far tar dies before reading the archive (1 MB, past any pipe buffer): the run fails
+ * naming it, rather than waiting for ever on a write nobody reads. */
+static void far_tar_failure_is_an_error(void **state)
+{
+	clit *t = *state;
+	fill_workspace(t);
+	run_out o;
+	run_in(t, t->ws, "true", &o);
+	free(o.err);
+	char *path = synct_far_path_without(t, "tar");
+	const char *fake = "#!/bin/sh\necho 'tar: refusing to extract' >&2\nexit 2\n";
+	sbt_write(path, "tar", fake, strlen(fake), 0755);
+	assert_int_equal(sbt_sh("head -c 1000000 /dev/urandom > '%s/src/big.bin'", t->ws), 0);
+	run_in(t, t->ws, "echo SHOULD-NOT-RUN", &o);
+	assert_int_not_equal(o.code, 0);
+	assert_null(strstr(o.err, "SHOULD-NOT-RUN"));
+	expect_out(&o, "refusing to extract");
+	free(o.err);
+	sbt_rmtree(path); /* frees path */
+}
+
 /* A reused sandbox lease: the second run stages what changed. */
 static void reused_lease_sends_only_changes(void **state)
 {
@@ -305,6 +326,7 @@ int main(void)
 	    CLIT_TEST(other_workspace_falls_back),
 	    CLIT_TEST(missing_sha256sum_falls_back),
 	    CLIT_TEST(find_without_printf_falls_back),
+	    CLIT_TEST(far_tar_failure_is_an_error),
 	    CLIT_TEST(reused_lease_sends_only_changes),
 	};
 	return cmocka_run_group_tests_name("sync.delta_stage", tests, NULL, NULL);
