@@ -73,23 +73,26 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # Leaves the run's pid in $run_pid and the release time in $released.
 start_run() {
 	rm -rf "$W" && cp -a "$BASE" "$W" || return 1
-	rm -f "$T/fifo" && mkfifo "$T/fifo"
+	# The last trial's run.out says "ready": gone before this run starts, or a check made
+	# before this run's shell truncates it passes, the next one fails at once, and a run
+	# that just started looked hung before its command (the "hang" of issue 18's first bug).
+	rm -f "$T/fifo" "$T/run.out" "$T/run.err" && mkfifo "$T/fifo"
+	ls "$SANDBAR_STATE_DIR/leases" 2>/dev/null >"$T/leases.before"
+	_t0=$(now_ms)
 	(cd "$W" && exec "$SB" run -q -i -- sh -c "$REMOTE
 echo ready; read go" <"$T/fifo" >"$T/run.out" 2>"$T/run.err") &
 	run_pid=$!
 	exec 3>"$T/fifo"
-	_i=0
 	# staging a few thousand files takes seconds, more under ASan on a loaded host
-	while ! grep -q ready "$T/run.out" 2>/dev/null && [ $_i -lt 2400 ]; do
+	while ! grep -q ready "$T/run.out" 2>/dev/null && [ $(($(now_ms) - _t0)) -lt 120000 ]; do
 		sleep 0.05
-		_i=$((_i + 1))
 	done
-	if ! grep -q ready "$T/run.out"; then
+	if ! grep -q ready "$T/run.out" 2>/dev/null; then
 		exec 3>&-
 		kill -0 $run_pid 2>/dev/null && _st=running || _st=ended
 		kill -KILL $run_pid 2>/dev/null
 		wait $run_pid 2>/dev/null
-		bad "the command never got ready in 120 s (run $_st, status $?): out: $(tail -c 200 "$T/run.out" | tr '\n' ' ') err: $(tail -c 300 "$T/run.err" | tr '\n' ' ')"
+		bad "the command never got ready in $(($(now_ms) - _t0)) ms (run $_st, status $?): out: $(tail -c 200 "$T/run.out" | tr '\n' ' ') err: $(tail -c 300 "$T/run.err" | tr '\n' ' ')"
 		return 1
 	fi
 	(cd "$W" && sh -c "$LOCAL") || bad "local edits failed"
@@ -149,7 +152,9 @@ while [ $trial -lt "$TRIALS" ]; do
 	if start_run "$T/old"; then
 		kill_and_check $run_pid "$trial$$" run && killed_run=$((killed_run + 1))
 		sandbox_gone || bad "$(sandbox_procs) sandbox processes still run 10 s after the kill"
-		lease=$(ls "$SANDBAR_STATE_DIR/leases" 2>/dev/null | grep '^run-' | head -1)
+		# this run's lease: not one an earlier trial left
+		lease=$(ls "$SANDBAR_STATE_DIR/leases" 2>/dev/null | grep '^run-' |
+			grep -vxF -f "$T/leases.before" | head -1)
 		if [ -n "$lease" ]; then
 			# the pull killed at a random point of its own restore
 			(cd "$W" && exec "$SB" pull "$lease" -q >/dev/null 2>"$T/pull.err") &

@@ -203,6 +203,10 @@ sb_err *sb_sandbox_list(const sb_sandbox_config *cfg, char ***ids_out);
 
 /* Is sandbar-init still answering? (one ping round trip) */
 bool sb_sandbox_alive(sb_sandbox *sb);
+/* Is the lease's sandbar-init process certainly gone? Its pid and start time must both match:
+ * pids are reused (pid_max may be 32768), so a live pid alone proves nothing. A lease that never
+ * recorded its init counts as gone once older than a minute (its creation was killed). */
+bool sb_sandbox_init_gone(const sb_sandbox *sb);
 
 const char *sb_sandbox_id(const sb_sandbox *sb);
 void sb_sandbox_get_info(const sb_sandbox *sb, sb_sandbox_info *out);

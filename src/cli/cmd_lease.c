@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "lease_store.h"
+#include "reuse.h"
 #include "sb_json.h"
 
 static const char lease_help[] =
@@ -19,9 +20,10 @@ static const char lease_help[] =
     "\n"
     "Manage the sandboxes (leases) in the state directory. `acquire` prints the new lease id;\n"
     "use it with `sandbar exec`, `sandbar push` and `sandbar pull`. `prune` removes the leases\n"
-    "whose sandbox is gone and that hold no work; kept and orphaned leases (a `sandbar run`\n"
-    "that was killed: its sandbox stopped itself, its work stays) are listed with the\n"
-    "`sandbar pull` that finishes them.\n"
+    "whose sandbox is gone and that hold no work, and the `sandbar run --reuse` leases idle\n"
+    "longer than their --reuse-idle (never one a run is using); kept and orphaned leases (a\n"
+    "`sandbar run` that was killed: its sandbox stopped itself, its work stays) are listed\n"
+    "with the `sandbar pull` that finishes them.\n"
     "\n"
     "options:\n"
     "      --ttl DUR        lifetime (e.g. 30m, 2h); recorded, enforced by `sandbar serve`\n"
@@ -228,6 +230,7 @@ int cmd_lease(int argc, char **argv)
 		rc = lease_list(&env, a.json);
 	} else if (!strcmp(sub, "prune")) {
 		int n = cli_lease_prune(&env, NULL, stderr);
+		n += cli_reuse_reap(&env, NULL, stderr); /* reused leases idle past their limit */
 		printf("%d lease%s removed\n", n, n == 1 ? "" : "s");
 	} else if (!strcmp(sub, "acquire")) {
 		rc = lease_acquire(&env, &a);

@@ -19,6 +19,7 @@
 #include "progress_bar.h"
 #include "run_report.h"
 #include "lease_store.h"
+#include "reuse.h"
 #include "run_config.h"
 #include "run_options.h"
 #include "run_tty.h"
@@ -402,6 +403,7 @@ int cmd_run(int argc, char **argv)
 		cli_sandbox_env penv;
 		cli_sandbox_env_init(&penv, &cfg);
 		(void)cli_lease_prune(&penv, "run-", o.quiet ? NULL : stderr);
+		(void)cli_reuse_reap(&penv, o.reuse, o.quiet ? NULL : stderr); /* idle --reuse */
 		cli_sandbox_env_deinit(&penv);
 	}
 	int64_t t0 = sb_mono_ms();
@@ -591,6 +593,12 @@ out_release:
 	char *kept_dir =
 	    o.keep && !target.lease_id && target.remote_dir ? sb_xstrdup(target.remote_dir) : NULL;
 	err = cli_target_release(&target, o.keep || o.reuse);
+	if (o.reuse && topts.via == CLI_VIA_SANDBOX) {
+		cli_sandbox_env renv; /* the lease's idle time starts when this run ends */
+		cli_sandbox_env_init(&renv, &cfg);
+		cli_reuse_release(&renv, o.reuse);
+		cli_sandbox_env_deinit(&renv);
+	}
 	report.phases.release_ms = sb_mono_ms() - t0;
 	if (err) {
 		fprintf(stderr, "sandbar run: releasing the lease: %s\n", err->msg);

@@ -30,7 +30,9 @@ static const char pull_help[] =
     "made in the lease are applied, your own edits since the push are kept, and when both\n"
     "sides changed a file nothing is overwritten silently (see --conflict in `sandbar run`).\n"
     "--max-restore-size refuses a tree holding more file data than SIZE (default: 8 times\n"
-    "the workspace, at least 4G; config max_restore_size).\n";
+    "the workspace, at least 4G; config max_restore_size). An orphaned lease (its `sandbar\n"
+    "run` was killed and its sandbox stopped itself) is read on the host and removed once its\n"
+    "work is home.\n";
 
 struct sync_args {
 	const char *lease;
@@ -276,6 +278,25 @@ static int do_push(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner,
 	return rc;
 }
 
+/* After a pull from a dead sandbox: its staged state and then the lease itself go. A failure
+ * to remove is said, not fatal: the work is home, and `sandbar lease prune` removes the rest. */
+static void remove_finished(cli_sandbox_env *env, const char *lease, const char *path, bool quiet)
+{
+	(void)unlink(path);
+	sb_sandbox *sb = NULL;
+	sb_err *err = sb_sandbox_open_dead(&env->cfg, lease, &sb);
+	if (!err)
+		err = sb_sandbox_destroy(sb);
+	if (err)
+		fprintf(stderr, "sandbar pull: removing lease %s: %s\n", lease, err->msg);
+	else if (!quiet)
+		fprintf(stderr,
+		        "sandbar pull: lease %s removed (its sandbox was gone; its work is "
+		        "home)\n",
+		        lease);
+	sb_err_free(err);
+}
+
 static int do_pull(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner, cli_bar *bar)
 {
 	char *path = state_path(env, a->lease);
@@ -286,7 +307,14 @@ static int do_pull(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner,
 	};
 	sb_runtime *rt = NULL;
 	sb_err *err = sb_runtime_load(path, &lo, &rt);
-	if (err && err->code == SB_E_NOTFOUND)
+	if (err && err->code == SB_E_NOTFOUND && a->remote_at)
+		/* its run was killed before staging ended, or after its work came home */
+		err = sb_err_prefix(err,
+		                    "lease %s holds no staged work to bring back (its sandbox is "
+		                    "gone); remove it with `sandbar lease prune` or `sandbar lease "
+		                    "destroy %s`",
+		                    a->lease, a->lease);
+	else if (err && err->code == SB_E_NOTFOUND)
 		err = sb_err_prefix(
 		    err, "nothing was pushed to lease %s (run `sandbar push` first)", a->lease);
 	run_report report;
@@ -307,10 +335,10 @@ static int do_pull(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner,
 		run_report_set_changes(&report, &rr);
 		sb_restore_report_deinit(&rr);
 		/* The merged state is the next pull's baseline; a dead sandbox has nothing more
-		 * to give: the lease then holds no work and `lease prune` or the next run removes
-		 * it (its spooled output stays readable until then). */
+		 * to give: its work is home, so the lease goes (§9.6). The state file first: a
+		 * pull killed in between leaves a lease without work, which prune removes. */
 		if (!err && a->remote_at)
-			(void)unlink(path);
+			remove_finished(env, a->lease, path, a->quiet);
 		else if (!err)
 			err = sb_runtime_save(rt, path);
 	}

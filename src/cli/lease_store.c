@@ -1,8 +1,6 @@
 /* Kept leases of the embedded backend (see lease_store.h). */
 #include "lease_store.h"
 
-#include <errno.h>
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -41,14 +39,6 @@ char *cli_lease_state_file(const cli_sandbox_env *env, const char *lease_id)
 	return sb_strfmt("%s/runtime/%s.json", env->state_dir, lease_id);
 }
 
-/* A lease whose init is certainly gone: not merely slow to answer, nor still starting. */
-static bool init_gone(const sb_sandbox_info *in)
-{
-	if (in->init_pid > 0)
-		return kill(in->init_pid, 0) < 0 && errno == ESRCH;
-	return sb_wall_ms() - in->created_at_ms > 60 * 1000; /* never recorded a start */
-}
-
 int cli_lease_prune(cli_sandbox_env *env, const char *prefix, FILE *out)
 {
 	char **ids = NULL;
@@ -70,18 +60,20 @@ int cli_lease_prune(cli_sandbox_env *env, const char *prefix, FILE *out)
 			sb_sandbox_close(sb); /* alive */
 			continue;
 		}
+		/* Not lost (gone meanwhile, unreadable): not ours to judge. One error, freed
+		 * once: a double free here corrupted the heap of the `sandbar run` that pruned. */
 		bool lost = err->code == SB_E_STATE_LOST;
 		sb_err_free(err);
-		if (!lost || (err = sb_sandbox_open_dead(&env->cfg, ids[i], &sb))) {
+		err = lost ? sb_sandbox_open_dead(&env->cfg, ids[i], &sb) : NULL;
+		if (!lost || err) {
 			sb_err_free(err);
 			continue;
 		}
-		sb_sandbox_info info;
-		sb_sandbox_get_info(sb, &info);
 		char *state = cli_lease_state_file(env, ids[i]);
 		bool work = access(state, F_OK) == 0;
 		free(state);
-		if (!init_gone(&info) || work) {
+		/* An init whose pid now belongs to another process is gone all the same. */
+		if (!sb_sandbox_init_gone(sb) || work) {
 			if (work && out)
 				fprintf(
 				    out,

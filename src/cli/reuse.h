@@ -13,4 +13,13 @@
 sb_err *cli_reuse_acquire(cli_sandbox_env *env, const char *key, const sb_sandbox_opts *sopts,
                           int64_t idle_ms, char **lease_id, sb_sandbox **out);
 
+/* The run using key's lease let it go: its idle time starts now. */
+void cli_reuse_release(cli_sandbox_env *env, const char *key);
+
+/* Destroy the reused leases idle past the limit they were made with (and their records),
+ * except skip_key's (the run about to take it judges it itself) and any a run holds. One
+ * readdir and a stat per key: cheap enough for every run's start. Each removal is reported on
+ * out (NULL = silent). Returns how many were removed. */
+int cli_reuse_reap(cli_sandbox_env *env, const char *skip_key, FILE *out);
+
 #endif

@@ -477,6 +477,15 @@ bool sb_sandbox_alive(sb_sandbox *sb)
 	return ok;
 }
 
+bool sb_sandbox_init_gone(const sb_sandbox *sb)
+{
+	if (sb->info.init_pid <= 0)
+		return sb_wall_ms() - sb->info.created_at_ms > 60 * 1000;
+	if (sb->init_start <= 0) /* a record without the start time: the pid is all there is */
+		return kill(sb->info.init_pid, 0) < 0 && errno == ESRCH;
+	return !pid_matches(sb);
+}
+
 const char *sb_sandbox_id(const sb_sandbox *sb)
 {
 	return sb->id;

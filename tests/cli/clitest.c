@@ -340,3 +340,33 @@ char *clit_word_after(const char *text, const char *marker)
 	size_t n = strcspn(p, " \t\n\"'`)");
 	return sb_xstrndup(p, n);
 }
+
+char *clit_acquire(clit *t)
+{
+	clit_res r;
+	int code = clit_run(t, &r, NULL, CLIT_V("lease", "acquire"));
+	if (code != 0)
+		print_error("lease acquire: exit %d: %s\n", code, r.err);
+	assert_int_equal(code, 0);
+	size_t n = strcspn(r.out, "\n");
+	assert_true(n > 0);
+	char *id = sb_xstrndup(r.out, n);
+	clit_res_free(&r);
+	return id;
+}
+
+json_t *clit_find_lease(clit *t, const char *id)
+{
+	clit_res r;
+	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("lease", "list", "--json")), 0);
+	json_t *arr = json_loads(r.out, 0, NULL);
+	assert_true(json_is_array(arr));
+	clit_res_free(&r);
+	json_t *found = NULL;
+	size_t i;
+	json_t *o;
+	json_array_foreach(arr, i, o) if (!strcmp(json_string_value(json_object_get(o, "id")), id))
+	    found = json_incref(o);
+	json_decref(arr);
+	return found;
+}

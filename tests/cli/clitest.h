@@ -70,6 +70,11 @@ void clit_wait_for(const char *path, const char *needle);
 /* Poll (at most 30 s) until the glob pattern matches exactly one path; returns it. */
 char *clit_wait_glob(const char *pattern);
 
+/* `sandbar lease acquire` (must succeed): the new lease's id, malloc'd. */
+char *clit_acquire(clit *t);
+/* Lease id's object in `sandbar lease list --json` (a new reference), or NULL when unlisted. */
+json_t *clit_find_lease(clit *t, const char *id);
+
 /* Parse text as one JSON object (fails the test when it is not). */
 json_t *clit_json(const char *text);
 /* Whether the JSON array of strings arr holds exactly the given strings, in any order. */

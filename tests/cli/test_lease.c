@@ -5,38 +5,11 @@
 
 #include "clitest.h"
 
-static char *acquire(clit *t)
-{
-	clit_res r;
-	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("lease", "acquire")), 0);
-	size_t n = strcspn(r.out, "\n");
-	assert_true(n > 0);
-	char *id = sb_xstrndup(r.out, n);
-	clit_res_free(&r);
-	return id;
-}
-
-static json_t *find_lease(clit *t, const char *id)
-{
-	clit_res r;
-	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("lease", "list", "--json")), 0);
-	json_t *arr = json_loads(r.out, 0, NULL);
-	assert_true(json_is_array(arr));
-	clit_res_free(&r);
-	json_t *found = NULL;
-	size_t i;
-	json_t *o;
-	json_array_foreach(arr, i, o) if (!strcmp(json_string_value(json_object_get(o, "id")), id))
-	    found = json_incref(o);
-	json_decref(arr);
-	return found;
-}
-
 static void lease_acquire_list_renew_destroy(void **state)
 {
 	clit *t = *state;
-	char *id = acquire(t);
-	json_t *o = find_lease(t, id);
+	char *id = clit_acquire(t);
+	json_t *o = clit_find_lease(t, id);
 	assert_non_null(o);
 	assert_string_equal(json_string_value(json_object_get(o, "state")), "active");
 	assert_true(json_is_null(json_object_get(o, "expires_at")));
@@ -51,13 +24,13 @@ static void lease_acquire_list_renew_destroy(void **state)
 	clit_res_free(&r);
 	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("lease", "renew", id, "--ttl", "1h")), 0);
 	clit_res_free(&r);
-	o = find_lease(t, id);
+	o = clit_find_lease(t, id);
 	assert_true(json_is_string(json_object_get(o, "expires_at")));
 	json_decref(o);
 
 	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("lease", "destroy", id)), 0);
 	clit_res_free(&r);
-	assert_null(find_lease(t, id));
+	assert_null(clit_find_lease(t, id));
 	char *dir = sb_strfmt("%s/leases/%s", t->state, id);
 	assert_int_not_equal(sbt_sh("test -e '%s'", dir), 0);
 	free(dir);
@@ -83,7 +56,7 @@ static void lease_acquire_with_ttl_and_limits(void **state)
 	                 0);
 	char *id = sb_xstrndup(r.out, strcspn(r.out, "\n"));
 	clit_res_free(&r);
-	json_t *o = find_lease(t, id);
+	json_t *o = clit_find_lease(t, id);
 	assert_non_null(o);
 	assert_true(json_is_string(json_object_get(o, "expires_at")));
 	assert_int_equal(json_integer_value(json_object_get(o, "memory_bytes")), 256 << 20);
@@ -95,7 +68,7 @@ static void lease_acquire_with_ttl_and_limits(void **state)
 static void exec_passes_the_exit_code_and_prints_the_exec_id(void **state)
 {
 	clit *t = *state;
-	char *id = acquire(t);
+	char *id = clit_acquire(t);
 	clit_res r;
 	assert_int_equal(clit_run(t, &r, NULL,
 	                          CLIT_V("exec", "--lease", id, "-e", "SB_X=42", "--", "sh", "-c",
@@ -150,7 +123,7 @@ static void exec_passes_the_exit_code_and_prints_the_exec_id(void **state)
 static void exec_interactive_passes_stdin_and_its_end(void **state)
 {
 	clit *t = *state;
-	char *id = acquire(t);
+	char *id = clit_acquire(t);
 	clit_res r;
 	/* The command sees our input and then EOF, so it finishes. */
 	assert_int_equal(clit_run_stdin(t, &r, "hello\nworld\n", NULL,
@@ -172,7 +145,7 @@ static void exec_interactive_passes_stdin_and_its_end(void **state)
 static void logs_print_from_an_offset(void **state)
 {
 	clit *t = *state;
-	char *id = acquire(t);
+	char *id = clit_acquire(t);
 	clit_res r;
 	assert_int_equal(clit_run(t, &r, NULL,
 	                          CLIT_V("exec", "--lease", id, "--", "sh", "-c",
@@ -211,7 +184,7 @@ static void logs_print_from_an_offset(void **state)
 static void logs_follow_until_the_exec_ends(void **state)
 {
 	clit *t = *state;
-	char *id = acquire(t);
+	char *id = clit_acquire(t);
 	/* The exec prints, then waits for a go file dropped into the lease's workspace. */
 	clit_proc x;
 	clit_start(t, &x, NULL,

@@ -136,9 +136,7 @@ static void pull_before_push_and_unknown_lease_are_125(void **state)
 {
 	clit *t = *state;
 	clit_res r;
-	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("lease", "acquire")), 0);
-	char *id = sb_xstrndup(r.out, strcspn(r.out, "\n"));
-	clit_res_free(&r);
+	char *id = clit_acquire(t);
 	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("pull", "--lease", id)), 125);
 	assert_non_null(strstr(r.err, "sandbar push"));
 	clit_res_free(&r);

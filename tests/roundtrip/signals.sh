@@ -1,7 +1,7 @@
 # SIGTERM and SIGHUP of `sandbar run` stop the command, bring back what it made, release the
 # sandbox (no process left) and exit 128+N. SIGKILL leaves no running sandbox either: its
 # sandbar-init sees its creator die and stops the sandbox within seconds; the lease is then
-# orphaned, `sandbar pull` brings its work back, and the next run removes it.
+# orphaned, `sandbar pull` brings its work back and then removes it.
 . "$SB_RT_LIB"
 W="$T/ws"
 mkdir -p "$W" && cd "$W"
@@ -41,12 +41,12 @@ grep -q "finish with: sandbar pull $lease" "$T/list" || fail "KILL: no pull comm
 # pruning keeps it: it holds work
 "$SB" lease prune >/dev/null 2>"$T/prune"
 [ -d "$SANDBAR_STATE_DIR/leases/$lease" ] || fail "KILL: prune removed a lease holding work"
-"$SB" pull "$lease" -q 2>"$T/pull" || fail "KILL: sandbar pull failed: $(cat "$T/pull")"
+"$SB" pull "$lease" 2>"$T/pull" || fail "KILL: sandbar pull failed: $(cat "$T/pull")"
 [ "$(cat made)" = killed-work ] || fail "KILL: the work did not come back through sandbar pull"
-# its work is home: the next run removes it
+# its work is home: the pull removed it, and says so
+grep -q "lease $lease removed" "$T/pull" || fail "KILL: the pull did not say it removed $lease: $(cat "$T/pull")"
+[ ! -d "$SANDBAR_STATE_DIR/leases/$lease" ] || fail "KILL: the pull left lease $lease"
 "$SB" run -- true 2>"$T/next" || fail "KILL: the next run failed: $(cat "$T/next")"
-grep -q "removed lease $lease" "$T/next" || fail "KILL: the next run did not say it removed $lease: $(cat "$T/next")"
-[ ! -d "$SANDBAR_STATE_DIR/leases/$lease" ] || fail "KILL: the next run left lease $lease"
 
 # `sandbar lease prune` removes a lease whose sandbox died (here: its init killed) and that
 # holds no work, and leaves a live one alone.
