@@ -550,6 +550,17 @@ typedef void (*sb_progress_fn)(void *ud, uint64_t done, uint64_t total);
 sb_err *sb_tar_create(const char *dir, const sb_excludes *ex, bool follow_symlinks, int fd,
                       uint64_t *bytes_out);
 
+/* What a pick function says of an entry the walk reached (after the excludes). */
+enum {
+	SB_TAR_PICK_SKIP = 0, /* leave it out, and a directory's contents with it */
+	SB_TAR_PICK_DESCEND,  /* leave it out, but walk a directory's contents */
+	SB_TAR_PICK_ADD,      /* archive it (and walk a directory's contents) */
+};
+typedef int (*sb_tar_pick_fn)(void *ud, const char *relpath, sb_ftype type);
+/* sb_tar_create of only the entries pick (NULL: all) chooses: a delta of a tree. */
+sb_err *sb_tar_create_pick(const char *dir, const sb_excludes *ex, bool follow_symlinks, int fd,
+                           uint64_t *bytes_out, sb_tar_pick_fn pick, void *pick_ud);
+
 /* Extract an archive read from fd into dir (created if missing). Every member is confined to dir:
  * absolute names, ".." segments and writes through symlinks are refused (SB_E_ESCAPE). Hard links
  * inside the tree become independent copies (one pointing outside is SB_E_ESCAPE); device, FIFO

@@ -29,6 +29,8 @@ struct tar_create {
 	struct archive *a;
 	struct archive_entry *entry;
 	const sb_excludes *ex;
+	sb_tar_pick_fn pick; /* optional: which entries of the walk go in */
+	void *pick_ud;
 	bool follow;
 	const char *dir;
 	int out_fd;
@@ -338,6 +340,13 @@ static int create_cb(const sb_walk_entry *e, void *ud, sb_err **err)
 	if (strncmp(e->name, "._", 2) == 0 ||
 	    sb_excludes_match_entry(c->ex, e->relpath, e->type == SB_FT_DIR))
 		return SB_WALK_SKIP;
+	if (c->pick) {
+		int pick = c->pick(c->pick_ud, e->relpath, e->type);
+		if (pick == SB_TAR_PICK_SKIP)
+			return SB_WALK_SKIP;
+		if (pick == SB_TAR_PICK_DESCEND)
+			return SB_WALK_CONTINUE;
+	}
 	stack_trim(c, e->relpath);
 	struct stat st;
 	switch (e->type) {
@@ -376,6 +385,12 @@ static int create_cb(const sb_walk_entry *e, void *ud, sb_err **err)
 sb_err *sb_tar_create(const char *dir, const sb_excludes *ex, bool follow_symlinks, int fd,
                       uint64_t *bytes_out)
 {
+	return sb_tar_create_pick(dir, ex, follow_symlinks, fd, bytes_out, NULL, NULL);
+}
+
+sb_err *sb_tar_create_pick(const char *dir, const sb_excludes *ex, bool follow_symlinks, int fd,
+                           uint64_t *bytes_out, sb_tar_pick_fn pick, void *pick_ud)
+{
 	if (bytes_out)
 		*bytes_out = 0;
 	if (!dir || !*dir)
@@ -392,6 +407,8 @@ sb_err *sb_tar_create(const char *dir, const sb_excludes *ex, bool follow_symlin
 	locale_t prev = sb_tar_enter_utf8();
 	struct tar_create c = {
 	    .ex = ex,
+	    .pick = pick,
+	    .pick_ud = pick_ud,
 	    .follow = follow_symlinks,
 	    .dir = dir,
 	    .out_fd = fd,

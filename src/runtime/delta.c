@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #define SKEW_MAX_SEC 2
+#define DUPLEX_OUTPUT_CAP 4096u /* the archive is consumed; the tail feeds messages */
+#define ENTRY_FORMAT "-printf 'E %y %m %s %T@ %P\\0%l\\0'"
 
 const char *sb_rt_sync_env(void)
 {
@@ -48,7 +50,10 @@ bool sb_rt_sync_checksum(void)
 	return strcmp(sb_rt_sync_env(), "checksum") == 0;
 }
 
-static void prune_expr(sb_buf *s, const sb_excludes *ex)
+/* The far find's exclusions: what a remote tar could apply exactly (sb_rt_remote_tar_filters);
+ * the host's matcher drops the rest. print_pruned: list a pruned entry itself (not its
+ * contents), so that staging can delete what the transfer set leaves out. */
+static void prune_expr(sb_buf *s, const sb_excludes *ex, bool print_pruned)
 {
 	char **segments, **toplevel;
 	sb_rt_remote_tar_filters(ex, &segments, &toplevel);
@@ -63,91 +68,54 @@ static void prune_expr(sb_buf *s, const sb_excludes *ex)
 		sb_shell_quote(s, p);
 		free(p);
 	}
-	sb_buf_appends(s, " \\) -prune -o");
+	sb_buf_appends(s, " \\) -prune");
+	if (print_pruned)
+		sb_buf_appends(s, " " ENTRY_FORMAT);
+	sb_buf_appends(s, " -o");
 	sb_strv_free(segments);
 	sb_strv_free(toplevel);
 }
 
-char *sb_rt_script_manifest(const char *dir, const sb_excludes *ex, int64_t hash_since,
-                            bool hash_all)
+void sb_rt_script_listing(sb_buf *s, const sb_excludes *ex, const char *newer_than, bool hash_all,
+                          bool print_pruned)
 {
-	sb_buf s = SB_BUF_INIT;
-	sb_buf_appends(&s, "cd ");
-	sb_shell_quote(&s, dir);
+	/* A missing sha256sum is said as a "U" record (the host falls back). A find without
+	 * -printf or -newermt (busybox) fails the command, which the host takes the same way: no
+	 * probe for it, since every process the far side starts costs (a sandbox's most). */
 	sb_buf_appends(
-	    &s, " || exit 1; "
-	        "command -v sha256sum >/dev/null 2>&1 || { printf 'U sha256sum is missing\\0'; "
-	        "exit 0; }; "
-	        "printf '' | sha256sum -z >/dev/null 2>&1 || { printf 'U sha256sum lacks -z\\0'; "
-	        "exit 0; }; "
-	        "find . -maxdepth 0 -newermt @0 -printf '' >/dev/null 2>&1 || { printf 'U find "
-	        "lacks -printf or -newermt\\0'; exit 0; }; "
-	        "printf 'V 1 %s\\0' \"$(date +%s)\" && find . -mindepth 1");
-	prune_expr(&s, ex);
-	sb_buf_appends(&s, " -printf 'E %y %m %s %T@ %P\\0%l\\0' || exit 1; printf 'H\\0'; "
-	                   "find . -mindepth 1");
-	prune_expr(&s, ex);
-	sb_buf_appends(&s, " -type f");
-	if (!hash_all)
-		sb_buf_appendf(&s, " -newermt @%lld", (long long)(hash_since - 1));
-	sb_buf_appends(&s, " -exec sha256sum -z -- {} + || exit 1; printf 'Z\\0'");
-	return sb_buf_steal(&s, NULL);
+	    s, "if ! command -v sha256sum >/dev/null 2>&1; then printf 'U sha256sum is "
+	       "missing\\0'; elif ! sha256sum -z </dev/null >/dev/null 2>&1; then printf 'U "
+	       "sha256sum lacks -z\\0'; else printf 'V 1 %s\\0' \"$(date +%s)\" && find . "
+	       "-mindepth 1");
+	prune_expr(s, ex, print_pruned);
+	sb_buf_appends(s, " " ENTRY_FORMAT " && printf 'H\\0' && find . -mindepth 1");
+	prune_expr(s, ex, false);
+	sb_buf_appends(s, " -type f");
+	if (!hash_all) {
+		sb_buf_appends(s, " -newermt @");
+		sb_buf_appends(s, newer_than);
+	}
+	sb_buf_appends(s, " -exec sha256sum -z -- {} + && printf 'Z\\0' || exit 1; fi");
 }
 
-char *sb_rt_script_select(const char *dir)
+/* The restore's one command: the listing, then the answer on stdin: "SEL" and the
+ * NUL-separated relative paths to archive (files and links only, so no recursion; a name
+ * starting with "-" stays a name; tar's exit 1 is "file changed as we read it"), or anything
+ * else (the host takes the full path, or nothing changed). */
+char *sb_rt_script_restore(const char *dir, const sb_excludes *ex, int64_t hash_since,
+                           bool hash_all)
 {
 	sb_buf s = SB_BUF_INIT;
 	sb_buf_appends(&s, "cd ");
 	sb_shell_quote(&s, dir);
-	/* The list arrives on stdin, NUL-separated; never a directory in it (no recursion), and a
-	 * name starting with "-" stays a name. Exit 1 is "file changed as we read it". */
-	sb_buf_appends(&s, " || exit 1; tar -c -f - --no-recursion --null --verbatim-files-from "
-	                   "-T -; rc=$?; if [ \"$rc\" -gt 1 ]; then exit \"$rc\"; fi");
+	sb_buf_appends(&s, " || exit 1; ");
+	char *newer = sb_strfmt("%lld", (long long)(hash_since - 1));
+	sb_rt_script_listing(&s, ex, newer, hash_all, false);
+	free(newer);
+	sb_buf_appends(&s, "; IFS= read -r mode || exit 0; [ \"$mode\" = SEL ] || exit 0; "
+	                   "tar -c -f - --no-recursion --null --verbatim-files-from -T -; rc=$?; "
+	                   "if [ \"$rc\" -gt 1 ]; then exit \"$rc\"; fi");
 	return sb_buf_steal(&s, NULL);
-}
-
-/* ---- fetching and parsing the manifest */
-
-typedef struct collect {
-	sb_buf out;
-	sb_err *err;
-} collect;
-
-static sb_err *on_manifest_output(void *ud, sb_stream stream, const char *data, size_t len)
-{
-	collect *k = ud;
-	if (stream != SB_STREAM_STDOUT)
-		return NULL;
-	if (k->out.len + len > SB_MANIFEST_MAX_BYTES) {
-		k->err = sb_err_new(SB_E_TOO_LARGE, "the far side's manifest exceeds %u bytes",
-		                    SB_MANIFEST_MAX_BYTES);
-		return sb_err_new(SB_E_TOO_LARGE, "%s", k->err->msg);
-	}
-	sb_buf_append(&k->out, data, len);
-	return NULL;
-}
-
-sb_err *sb_rt_manifest_fetch(const sb_rt_ctx *c, const char *dir, const sb_excludes *ex,
-                             int64_t hash_since, bool hash_all, sb_manifest *out, uint64_t *bytes)
-{
-	sb_manifest_init(out);
-	char *script = sb_rt_script_manifest(dir, ex, hash_since, hash_all);
-	collect k = {.out = SB_BUF_INIT};
-	sb_exec_callbacks cb = {.on_output = on_manifest_output, .ud = &k};
-	sb_exec_result res;
-	sb_exec_result_init(&res);
-	sb_err *err = sb_rt_run(c, script, NULL, &cb, 4096, &res);
-	sb_exec_result_deinit(&res);
-	free(script);
-	if (k.err) {
-		sb_err_free(err);
-		err = k.err;
-	}
-	*bytes = k.out.len;
-	if (!err)
-		err = sb_manifest_parse(k.out.data ? k.out.data : "", k.out.len, out);
-	sb_buf_deinit(&k.out);
-	return err ? sb_err_prefix(err, "listing %s", dir) : NULL;
 }
 
 /* ---- comparing */
@@ -453,58 +421,80 @@ sb_err *sb_rt_delta_fetch(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_fetch 
 	int64_t t0 = sb_wall_ms() / 1000;
 	sb_rt_timer tm;
 	sb_rt_timer_start(&tm, &c->progress, "restore", f->label ? f->label : "tree", rt->native);
-	sb_manifest man;
-	uint64_t man_bytes = 0;
-	sb_err *err = sb_rt_manifest_fetch(c, f->remote_dir, &rt->archive_ex, since, checksum, &man,
-	                                   &man_bytes);
+	char *script = sb_rt_script_restore(f->remote_dir, &rt->archive_ex, since, checksum);
+	sb_rt_duplex *d;
+	sb_err *err = sb_rt_duplex_start(c, script, DUPLEX_OUTPUT_CAP, &d);
+	if (err) {
+		free(script);
+		sb_rt_timer_finish(&tm, true);
+		return err;
+	}
+	const char *listing;
+	size_t man_bytes;
+	bool listed = sb_rt_duplex_listing(d, &listing, &man_bytes);
 	sb_rt_timer_mark(&tm, "manifest");
 	int64_t t1 = sb_wall_ms() / 1000;
-	if (err) {
-		sb_rt_timer_finish(&tm, true);
-		if (is_final(err))
-			return err;
-		fall_back(c, err->msg);
-		sb_err_free(err);
-		return NULL;
-	}
 	out->manifest_bytes = man_bytes;
-	if (man.untrusted) {
-		sb_rt_timer_finish(&tm, false);
-		fall_back(c, man.untrusted);
-		sb_manifest_deinit(&man);
-		return NULL;
-	}
-	if (man.now_sec < t0 - SKEW_MAX_SEC - 1 || man.now_sec > t1 + SKEW_MAX_SEC + 1) {
-		sb_rt_timer_finish(&tm, false);
-		char *why = sb_strfmt("the far clock is %llds away from ours",
-		                      (long long)(man.now_sec - t0));
-		fall_back(c, why);
-		free(why);
-		sb_manifest_deinit(&man);
-		return NULL;
-	}
+	sb_manifest man;
+	sb_manifest_init(&man);
+	char *why = NULL; /* a reason for the full path */
+	if (listed)
+		err = sb_manifest_parse(listing, man_bytes, &man);
+	if (listed && !err && man.untrusted)
+		why = sb_xstrdup(man.untrusted);
+	else if (listed && !err &&
+	         (man.now_sec < t0 - SKEW_MAX_SEC - 1 || man.now_sec > t1 + SKEW_MAX_SEC + 1))
+		why = sb_strfmt("the far clock is %llds away from ours",
+		                (long long)(man.now_sec - t0));
 	planner pl = {.rt = rt, .man = &man, .since = since, .checksum = checksum};
 	sb_snap_init(&pl.src);
 	sb_snap_init(&pl.git_next);
-	plan_entries(&pl);
+	if (listed && !err && !why)
+		plan_entries(&pl);
+	/* The answer: the list, or nothing (the far side then stops). */
 	uint64_t bytes = 0;
-	if (pl.list.len) {
-		sb_rt_fetch sel = *f;
-		sel.list = pl.list.data;
-		sel.list_len = pl.list.len;
-		err = sb_rt_stream_out(c, &sel, p, &tm, &bytes);
-	} else {
-		sb_rt_progress_complete(p, 0, 0);
+	sb_rt_out *o = NULL;
+	sb_err *werr = NULL;
+	if (listed && !err && !why && pl.list.len) {
+		err = sb_rt_out_open(f, p, &o);
+		if (!err) {
+			int fd = sb_rt_duplex_answer_begin(d, sb_rt_out_callbacks(o));
+			werr = sb_write_all(fd, "SEL\n", 4);
+			if (!werr)
+				werr = sb_write_all(fd, pl.list.data, pl.list.len);
+		}
+	} else if (listed) {
+		sb_rt_duplex_answer_begin(d, NULL);
 	}
-	if (!err)
+	sb_exec_result *res;
+	sb_err *rerr = sb_rt_duplex_finish(d, &res);
+	if (o) {
+		/* the far tar's failure (or the extractor's) is the cause of an EPIPE here */
+		sb_err_free(werr);
+		err = sb_rt_out_close(o, rerr, script, res, &bytes);
+	} else if (!err && !why && (rerr || !listed)) {
+		/* never an empty listing taken for "everything was deleted" */
+		err = rerr ? rerr
+		           : sb_err_new(SB_E_PROTOCOL, "the far side ended without its listing");
+	} else {
+		sb_err_free(rerr);
+		if (!why && !err)
+			sb_rt_progress_complete(p, 0, 0);
+	}
+	sb_rt_duplex_free(d);
+	free(script);
+	if (!err && !why)
 		err = fill_from_tree(&pl, f->local_dest);
 	sb_rt_timer_finish(&tm, err != NULL);
-	if (err) {
+	if (err || why) {
 		planner_deinit(&pl);
 		sb_manifest_deinit(&man);
-		if (is_final(err))
+		if (err && is_final(err)) {
+			free(why);
 			return err;
-		fall_back(c, err->msg);
+		}
+		fall_back(c, why ? why : err->msg);
+		free(why);
 		sb_err_free(err);
 		return NULL;
 	}

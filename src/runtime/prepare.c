@@ -366,9 +366,16 @@ static sb_err *stage_workspace(sb_runtime *rt, const sb_runtime_prepare_opts *o)
 	    .ours_marker = o->refuse_foreign_remote ? rt->root_dir : NULL,
 	};
 	uint64_t bytes = 0;
-	sb_err *err = sb_rt_stage_in(c, &s, &p, &bytes);
+	bool done = false;
+	sb_err *err = NULL;
+	/* Incremental: into an earlier staging of this workspace, only what differs (one command
+	 * that also creates the runtime root). */
+	if (sb_rt_sync_incremental())
+		err = sb_rt_delta_stage(rt, c, &s, sb_rt_sync_checksum(), &p, &bytes, &done);
+	if (!err && !done)
+		err = sb_rt_stage_in(c, &s, &p, &bytes);
 	rt->bytes_up += bytes;
-	if (!err && rt->native) {
+	if (!err && !done && rt->native) {
 		/* The command path creates the runtime root by uploading into it; create it here
 		 * too so both paths leave the same tree (callers put assets and queues there). */
 		sb_buf m = SB_BUF_INIT;

@@ -179,10 +179,6 @@ typedef struct sb_rt_fetch {
 	const char *local_dest; /* extracted here (created) */
 	bool native;
 	const char *label;
-	/* Streamed path only: archive exactly these NUL-separated relative paths (files and
-	 * links, sb_rt_script_select) instead of the tree; NULL = the tree. */
-	const char *list;
-	size_t list_len;
 } sb_rt_fetch;
 
 sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
@@ -201,6 +197,15 @@ sb_err *sb_rt_stream_native_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_
                                 sb_rt_timer *tm, uint64_t *bytes_out);
 sb_err *sb_rt_stream_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
                          sb_rt_timer *tm, uint64_t *bytes_out);
+
+/* The receiving end of a far archive on stdout: an extractor thread into f->local_dest, fed by
+ * the callbacks (size limits checked on the running total). close takes the command's error
+ * (and its result, whose stdout tail it trims for the message) and returns the one to report. */
+typedef struct sb_rt_out sb_rt_out;
+sb_err *sb_rt_out_open(const sb_rt_fetch *f, sb_rt_progress *p, sb_rt_out **out);
+const sb_exec_callbacks *sb_rt_out_callbacks(sb_rt_out *o);
+sb_err *sb_rt_out_close(sb_rt_out *o, sb_err *rerr, const char *script, sb_exec_result *res,
+                        uint64_t *bytes_out);
 
 /* ---- content_hash.c: a file's content hash, holes unread (see the file). *size_out receives
  * the size hashed. SB_E_CONFLICT when the file shrank meanwhile. */
@@ -267,14 +272,16 @@ bool sb_rt_sync_checksum(void);
 /* Files with an mtime at or after this are compared by content: a sandbox writing after a
  * baseline read at base_sec, with the far clock at most the skew allowance away. */
 int64_t sb_rt_hash_since(int64_t base_sec);
-/* The far side's one-exec manifest of dir under ex: files with an mtime at or after hash_since
- * (every file with hash_all) are hashed. */
-char *sb_rt_script_manifest(const char *dir, const sb_excludes *ex, int64_t hash_since,
-                            bool hash_all);
-/* `tar -c` of the NUL-separated relative paths on stdin, in dir, to stdout. */
-char *sb_rt_script_select(const char *dir);
-sb_err *sb_rt_manifest_fetch(const sb_rt_ctx *c, const char *dir, const sb_excludes *ex,
-                             int64_t hash_since, bool hash_all, sb_manifest *out, uint64_t *bytes);
+/* Append the far side's listing (run in the listed directory): the manifest records of
+ * sb_manifest_parse, or one "U <reason>" record when a tool is missing. newer_than: a shell word
+ * for find's -newermt @<word> (files hashed unless hash_all). print_pruned: also list the
+ * entries the far find prunes (not their contents). */
+void sb_rt_script_listing(sb_buf *s, const sb_excludes *ex, const char *newer_than, bool hash_all,
+                          bool print_pruned);
+/* Restore's one command (the listing, then "SEL" and the paths to archive on stdin). Files
+ * with an mtime at or after hash_since (every file with hash_all) are hashed. */
+char *sb_rt_script_restore(const char *dir, const sb_excludes *ex, int64_t hash_since,
+                           bool hash_all);
 bool sb_rt_excluded_path(const sb_excludes *ex, const char *path, bool is_dir);
 bool sb_rt_entry_same(const sb_snap_entry *b, const sb_manifest_entry *m, int64_t hash_since,
                       bool checksum);
@@ -297,6 +304,28 @@ struct sb_runtime;
 sb_err *sb_rt_delta_fetch(struct sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_fetch *f,
                           bool checksum, sb_rt_progress *p, sb_rt_delta *out, bool *full);
 void sb_rt_delta_deinit(sb_rt_delta *d);
+
+/* ---- duplex.c: a far command that prints a listing and then reads the answer to it. */
+typedef struct sb_rt_duplex sb_rt_duplex;
+sb_err *sb_rt_duplex_start(const sb_rt_ctx *c, const char *script, size_t output_cap,
+                           sb_rt_duplex **out);
+/* Wait for the listing (its records, the "Z" or "U" one included); false when the command
+ * ended without one (then finish says why). */
+bool sb_rt_duplex_listing(sb_rt_duplex *d, const char **data, size_t *len);
+/* The descriptor to write the answer to (SIGPIPE blocked until finish); output after the listing
+ * goes to tail (may be NULL: dropped). */
+int sb_rt_duplex_answer_begin(sb_rt_duplex *d, const sb_exec_callbacks *tail);
+/* Close the answer, wait for the command: its error (owned by the caller); *res (may be NULL)
+ * stays valid until free. Idempotent. */
+sb_err *sb_rt_duplex_finish(sb_rt_duplex *d, sb_exec_result **res);
+void sb_rt_duplex_free(sb_rt_duplex *d);
+
+/* ---- delta_in.c: staging into a directory that holds an earlier staging of the same
+ * workspace (see the file). One remote command either way: *done false means the caller stages
+ * the usual way (the runner cannot stream, or the command failed before it changed anything;
+ * said in the log). */
+sb_err *sb_rt_delta_stage(struct sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_stage *s,
+                          bool checksum, sb_rt_progress *p, uint64_t *bytes, bool *done);
 
 /* ---- lock.c: the restore lock (spec §3.4, §8.3). */
 typedef struct sb_rt_lock {

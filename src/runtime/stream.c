@@ -257,70 +257,100 @@ static sb_err *on_tar_output(void *ud, sb_stream stream, const char *data, size_
 	return NULL;
 }
 
-sb_err *sb_rt_stream_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
-                         sb_rt_timer *tm, uint64_t *bytes_out)
+struct sb_rt_out {
+	extractor x;
+	pthread_t thread;
+	out_sink k;
+	bool was_blocked;
+	sb_exec_callbacks cb;
+};
+
+const sb_exec_callbacks *sb_rt_out_callbacks(sb_rt_out *o)
 {
+	return &o->cb;
+}
+
+sb_err *sb_rt_out_open(const sb_rt_fetch *f, sb_rt_progress *p, sb_rt_out **out)
+{
+	*out = NULL;
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) != 0)
 		return sb_err_sys(errno, "creating the pipe that streams %s", f->remote_dir);
-	extractor x = {.fd = fds[0], .dest = f->local_dest, .max_extracted = f->max_extracted};
-	pthread_t t;
-	int rc = pthread_create(&t, NULL, extract, &x);
+	sb_rt_out *o = sb_xcalloc(1, sizeof *o);
+	o->x = (extractor){.fd = fds[0], .dest = f->local_dest, .max_extracted = f->max_extracted};
+	int rc = pthread_create(&o->thread, NULL, extract, &o->x);
 	if (rc != 0) {
 		close(fds[0]);
 		close(fds[1]);
+		free(o);
 		return sb_err_sys(rc, "starting the extractor for %s", f->remote_dir);
 	}
-	bool was_blocked = block_sigpipe();
+	o->was_blocked = block_sigpipe();
 	sb_rt_progress_report(p, 0, 0);
-	char *script = f->list ? sb_rt_script_select(f->remote_dir)
-	                       : sb_rt_script_archive(f->remote_dir, NULL, f->ex);
-	out_sink k = {.f = f, .p = p, .fd = fds[1]};
-	sb_exec_callbacks cb = {.on_output = on_tar_output, .ud = &k};
-	sb_exec_result res;
-	sb_exec_result_init(&res);
-	sb_rt_stdin list = {.has = true, .data = f->list, .len = f->list_len};
-	sb_err *rerr = sb_rt_run(c, script, f->list ? &list : NULL, &cb, STREAM_OUTPUT_CAP, &res);
-	if (rerr && (rerr->code == SB_E_COMMAND || rerr->code == SB_E_TIMEOUT)) {
+	o->k = (out_sink){.f = f, .p = p, .fd = fds[1]};
+	o->cb = (sb_exec_callbacks){.on_output = on_tar_output, .ud = &o->k};
+	*out = o;
+	return NULL;
+}
+
+sb_err *sb_rt_out_close(sb_rt_out *o, sb_err *rerr, const char *script, sb_exec_result *res,
+                        uint64_t *bytes_out)
+{
+	if (rerr && res && (rerr->code == SB_E_COMMAND || rerr->code == SB_E_TIMEOUT)) {
 		/* stdout is the archive; the far tar's own words (some tars report on stdout)
 		 * follow its last NUL byte. */
-		size_t keep = res.out.len;
-		while (keep > 0 && res.out.data[keep - 1] != '\0')
+		size_t keep = res->out.len;
+		while (keep > 0 && res->out.data[keep - 1] != '\0')
 			keep--;
-		sb_buf_consume(&res.out, keep);
+		sb_buf_consume(&res->out, keep);
 		sb_err_free(rerr);
-		rerr = sb_rt_command_error(script, &res);
+		rerr = sb_rt_command_error(script, res);
 	}
-	sb_exec_result_deinit(&res);
-	free(script);
-	close(fds[1]); /* the extractor sees the end of the archive */
-	pthread_join(t, NULL);
-	restore_sigpipe(was_blocked);
-	sb_rt_timer_mark(tm, "stream");
+	close(o->k.fd); /* the extractor sees the end of the archive */
+	pthread_join(o->thread, NULL);
+	restore_sigpipe(o->was_blocked);
 	sb_err *err;
-	if (k.err && !is_epipe(k.err)) {
+	if (o->k.err && !is_epipe(o->k.err)) {
 		/* The size limit (or a failed write) stopped the far tar. */
 		sb_err_free(rerr);
-		sb_err_free(x.err);
-		err = k.err;
+		sb_err_free(o->x.err);
+		err = o->k.err;
 	} else if (rerr && (rerr->code == SB_E_COMMAND || rerr->code == SB_E_TIMEOUT)) {
 		/* The far tar failed by itself: its message says why; what it wrote is junk. */
-		sb_err_free(k.err);
-		sb_err_free(x.err);
+		sb_err_free(o->k.err);
+		sb_err_free(o->x.err);
 		err = rerr;
 	} else {
 		/* The extractor refused the stream (then the writes fail with EPIPE and the
 		 * far tar is stopped: the extractor's error is the cause). */
-		sb_err_free(k.err);
-		err = pick_error(x.err, rerr);
+		sb_err_free(o->k.err);
+		err = pick_error(o->x.err, rerr);
 	}
-	if (err) {
-		sb_rt_progress_fail(p);
+	if (err)
+		sb_rt_progress_fail(o->k.p);
+	else
+		sb_rt_progress_complete(o->k.p, o->k.bytes, o->k.bytes);
+	*bytes_out = o->k.bytes;
+	free(o);
+	return err;
+}
+
+sb_err *sb_rt_stream_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
+                         sb_rt_timer *tm, uint64_t *bytes_out)
+{
+	sb_rt_out *o;
+	sb_err *err = sb_rt_out_open(f, p, &o);
+	if (err)
 		return err;
-	}
-	sb_rt_progress_complete(p, k.bytes, k.bytes);
-	*bytes_out = k.bytes;
-	return NULL;
+	char *script = sb_rt_script_archive(f->remote_dir, NULL, f->ex);
+	sb_exec_result res;
+	sb_exec_result_init(&res);
+	sb_err *rerr = sb_rt_run(c, script, NULL, &o->cb, STREAM_OUTPUT_CAP, &res);
+	err = sb_rt_out_close(o, rerr, script, &res, bytes_out);
+	sb_exec_result_deinit(&res);
+	free(script);
+	sb_rt_timer_mark(tm, "stream");
+	return err;
 }
 
 /* Native out without a size limit: the runner's sync_out writes into a pipe that the extractor

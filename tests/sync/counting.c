@@ -25,3 +25,15 @@ int synct_count_lines(const char *path)
 	free(n);
 	return c;
 }
+
+/* root/path: every tool of /usr/bin and /bin but the one named drop (the wrapper then runs the
+ * far side with that PATH). Freed by the caller with sbt_rmtree. */
+char *synct_far_path_without(clit *t, const char *drop)
+{
+	char *path = sbt_path(t->root, "path");
+	int rc = sbt_sh("mkdir -p '%s' && { [ -L /bin ] || ln -sf /bin/* '%s/'; } && "
+	                "ln -sf /usr/bin/* '%s/' 2>/dev/null; rm -f '%s/%s'",
+	                path, path, path, path, drop);
+	assert_int_equal(rc, 0);
+	return path;
+}

@@ -12,4 +12,8 @@ char *synct_wrapper(clit *t, char **calls_out);
 /* Lines in path (0 when it does not exist). */
 int synct_count_lines(const char *path);
 
+/* root/path: every tool of /usr/bin and /bin but the one named drop (the wrapper then runs the
+ * far side with that PATH). Freed by the caller with sbt_rmtree. */
+char *synct_far_path_without(clit *t, const char *drop);
+
 #endif

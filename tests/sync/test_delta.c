@@ -169,18 +169,6 @@ static void old_mtime_content_change(void **state)
 	run_out_free(&o);
 }
 
-/* root/path: every tool of /usr/bin and /bin but the one named drop (the wrapper then runs the
- * far side with that PATH). Freed by the caller with sbt_rmtree. */
-static char *far_path_without(clit *t, const char *drop)
-{
-	char *path = sbt_path(t->root, "path");
-	int rc = sbt_sh("mkdir -p '%s' && { [ -L /bin ] || ln -sf /bin/* '%s/'; } && "
-	                "ln -sf /usr/bin/* '%s/' 2>/dev/null; rm -f '%s/%s'",
-	                path, path, path, path, drop);
-	assert_int_equal(rc, 0);
-	return path;
-}
-
 static void assert_fell_back(clit *t, const char *cmd, const char *why)
 {
 	run_out o;
@@ -202,7 +190,7 @@ static void missing_sha256sum_falls_back(void **state)
 {
 	clit *t = *state;
 	fill_workspace(t);
-	char *path = far_path_without(t, "sha256sum");
+	char *path = synct_far_path_without(t, "sha256sum");
 	assert_fell_back(t, "echo changed > src/f3.bin", "sha256sum is missing");
 	rth_assert_file(t->ws, "src/f3.bin", "changed\n");
 	sbt_rmtree(path); /* frees path */
@@ -213,7 +201,7 @@ static void clock_skew_falls_back(void **state)
 {
 	clit *t = *state;
 	fill_workspace(t);
-	char *path = far_path_without(t, "date");
+	char *path = synct_far_path_without(t, "date");
 	char *fake = sb_strfmt("#!/bin/sh\necho $(( $(%s +%%s) + 3600 ))\n",
 	                       access("/usr/bin/date", X_OK) == 0 ? "/usr/bin/date" : "/bin/date");
 	sbt_write(path, "date", fake, strlen(fake), 0755);
