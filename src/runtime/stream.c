@@ -84,7 +84,9 @@ static sb_err *pick_error(sb_err *local, sb_err *remote)
 
 typedef struct producer {
 	const sb_rt_stage *s;
-	int fd;
+	int fd; /* the pipe's write end, the thread's */
+	int rd; /* its read end, the caller's */
+	pthread_t thread;
 	uint64_t bytes;
 	sb_err *err;
 } producer;
@@ -105,20 +107,42 @@ static void on_stdin_progress(void *ud, uint64_t done, uint64_t total)
 	sb_rt_progress_report(ud, done, 0);
 }
 
-sb_err *sb_rt_stream_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
-                        sb_rt_timer *tm, uint64_t *bytes_out)
+/* The archive writer on a thread of its own, writing into a new pipe whose read end is
+ * *read_fd. */
+static sb_err *start_producer(const sb_rt_stage *s, producer *pr)
 {
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) != 0)
 		return sb_err_sys(errno, "creating the pipe that streams %s", s->local_dir);
-	producer pr = {.s = s, .fd = fds[1]};
-	pthread_t t;
-	int rc = pthread_create(&t, NULL, produce, &pr);
+	*pr = (producer){.s = s, .fd = fds[1], .rd = fds[0]};
+	int rc = pthread_create(&pr->thread, NULL, produce, pr);
 	if (rc != 0) {
 		close(fds[0]);
 		close(fds[1]);
 		return sb_err_sys(rc, "starting the archive writer for %s", s->local_dir);
 	}
+	return NULL;
+}
+
+/* A transfer's end, told to the progress display; the byte count out when it succeeded. */
+static sb_err *transfer_end(sb_rt_progress *p, sb_err *err, uint64_t bytes, uint64_t *bytes_out)
+{
+	if (err) {
+		sb_rt_progress_fail(p);
+		return err;
+	}
+	sb_rt_progress_complete(p, bytes, bytes);
+	*bytes_out = bytes;
+	return NULL;
+}
+
+sb_err *sb_rt_stream_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
+                        sb_rt_timer *tm, uint64_t *bytes_out)
+{
+	producer pr;
+	sb_err *serr = start_producer(s, &pr);
+	if (serr)
+		return serr;
 	sb_rt_progress_report(p, 0, 0);
 	char *script = sb_rt_script_extract(s->remote_dir, NULL, s->spare);
 	if (s->ensure_dir || s->ours_marker) {
@@ -136,7 +160,7 @@ sb_err *sb_rt_stream_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress
 		free(script);
 		script = sb_buf_steal(&b, NULL);
 	}
-	sb_rt_stdin in = {.has = true, .stream = true, .fd = fds[0]};
+	sb_rt_stdin in = {.has = true, .stream = true, .fd = pr.rd};
 	sb_exec_callbacks cb = {.on_stdin_progress = on_stdin_progress, .ud = p};
 	sb_exec_result res;
 	sb_exec_result_init(&res);
@@ -148,8 +172,8 @@ sb_err *sb_rt_stream_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress
 	sb_exec_result_deinit(&res);
 	free(script);
 	/* The far side is done reading: a writer still going gets EPIPE, not a hang. */
-	close(fds[0]);
-	pthread_join(t, NULL);
+	close(pr.rd);
+	pthread_join(pr.thread, NULL);
 	sb_rt_timer_mark(tm, "stream");
 	sb_err *err;
 	if (rerr && rerr->code == SB_E_EXISTS) {
@@ -158,43 +182,23 @@ sb_err *sb_rt_stream_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress
 	} else {
 		err = pick_error(pr.err, rerr);
 	}
-	if (err) {
-		sb_rt_progress_fail(p);
-		return err;
-	}
-	sb_rt_progress_complete(p, pr.bytes, pr.bytes);
-	*bytes_out = pr.bytes;
-	return NULL;
+	return transfer_end(p, err, pr.bytes, bytes_out);
 }
 
 /* Native: the same producer feeds the runner's sync_in through a pipe (no temp archive). */
 sb_err *sb_rt_stream_native_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
                                sb_rt_timer *tm, uint64_t *bytes_out)
 {
-	int fds[2];
-	if (pipe2(fds, O_CLOEXEC) != 0)
-		return sb_err_sys(errno, "creating the pipe that streams %s", s->local_dir);
-	producer pr = {.s = s, .fd = fds[1]};
-	pthread_t t;
-	int rc = pthread_create(&t, NULL, produce, &pr);
-	if (rc != 0) {
-		close(fds[0]);
-		close(fds[1]);
-		return sb_err_sys(rc, "starting the archive writer for %s", s->local_dir);
-	}
+	producer pr;
+	sb_err *serr = start_producer(s, &pr);
+	if (serr)
+		return serr;
 	sb_err *rerr =
-	    sb_runner_sync_in(c->runner, s->remote_dir, s->spare, fds[0], on_stdin_progress, p);
-	close(fds[0]);
-	pthread_join(t, NULL);
+	    sb_runner_sync_in(c->runner, s->remote_dir, s->spare, pr.rd, on_stdin_progress, p);
+	close(pr.rd);
+	pthread_join(pr.thread, NULL);
 	sb_rt_timer_mark(tm, "stream");
-	sb_err *err = pick_error(pr.err, rerr);
-	if (err) {
-		sb_rt_progress_fail(p);
-		return err;
-	}
-	sb_rt_progress_complete(p, pr.bytes, pr.bytes);
-	*bytes_out = pr.bytes;
-	return NULL;
+	return transfer_end(p, pick_error(pr.err, rerr), pr.bytes, bytes_out);
 }
 
 /* ---- out */
@@ -394,12 +398,5 @@ sb_err *sb_rt_stream_native_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_
 	sb_rt_timer_mark(tm, "stream");
 	/* A sync_out that failed on EPIPE was stopped by the extractor: report the cause. Any
 	 * other failure of the transfer is the cause itself (the extractor then saw a cut). */
-	sb_err *err = pick_error(rerr, x.err);
-	if (err) {
-		sb_rt_progress_fail(p);
-		return err;
-	}
-	sb_rt_progress_complete(p, n.bytes, n.bytes);
-	*bytes_out = n.bytes;
-	return NULL;
+	return transfer_end(p, pick_error(rerr, x.err), n.bytes, bytes_out);
 }
