@@ -105,6 +105,8 @@ int cli_fail_err(const char *cmd, sb_err *err);
  * cfg), -h (prints help), a missing value or an unknown option (a usage error). Returns -1 when
  * parsing goes on, else the command's exit status. */
 int cli_common_option(const char *cmd, int c, char **argv, cli_config *cfg, const char *help);
+/* handler for SIGINT, SIGTERM and SIGHUP (and SIGQUIT when quit), no flags, nothing masked. */
+void cli_catch_stop_signals(void (*handler)(int), bool quit);
 /* A usage error: names the offending flag and points at --help. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) SB_PRINTF(2, 3);
 

@@ -91,13 +91,7 @@ static void set_abort_message(const char *lease_id, const char *remote_dir, cons
 
 static void install_sigint(void)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_sigint;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
+	cli_catch_stop_signals(on_sigint, false);
 }
 
 /* ---- streaming the command's output */

@@ -55,6 +55,17 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 	return SB_EXIT_FAILURE;
 }
 
+void cli_catch_stop_signals(void (*handler)(int), bool quit)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = handler;
+	sigemptyset(&sa.sa_mask);
+	static const int stops[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+	for (size_t i = 0; i < (quit ? 4u : 3u); i++)
+		sigaction(stops[i], &sa, NULL);
+}
+
 int cli_common_option(const char *cmd, int c, char **argv, cli_config *cfg, const char *help)
 {
 	switch (c) {

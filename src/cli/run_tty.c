@@ -9,6 +9,8 @@
  * the stopping-signal handlers, and at exit. */
 #include "run_tty.h"
 
+#include "cli.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -128,14 +130,7 @@ static void on_stop_signal(int signo)
 
 void cli_tty_restore_on_signals(void)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_stop_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGQUIT, &sa, NULL);
+	cli_catch_stop_signals(on_stop_signal, true);
 }
 
 int cli_tty_resize_pending(unsigned short *rows, unsigned short *cols)
