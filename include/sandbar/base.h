@@ -327,6 +327,9 @@ sb_err *sb_read_full(int fd, void *p, size_t n, size_t *got);
 /* Read a whole fd or file, failing with SB_E_TOO_LARGE past max bytes. */
 sb_err *sb_read_fd_all(int fd, size_t max, sb_buf *out);
 sb_err *sb_read_file(const char *path, size_t max, sb_buf *out);
+/* sb_read_file for a file that may be missing: then *found is false, out stays empty and that
+ * is no error. */
+sb_err *sb_read_file_if_any(const char *path, size_t max, sb_buf *out, bool *found);
 /* A secret reference, `env:VAR` (set and non-empty) or `file:PATH` (one trailing newline
  * dropped), read into *out (free it after clearing it), at most max bytes. */
 sb_err *sb_secret_ref_read(const char *ref, size_t max, char **out);

@@ -75,6 +75,17 @@ sb_err *sb_read_file(const char *path, size_t max, sb_buf *out)
 	return err ? sb_err_prefix(err, "reading %s", path) : NULL;
 }
 
+sb_err *sb_read_file_if_any(const char *path, size_t max, sb_buf *out, bool *found)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	*found = fd >= 0;
+	if (fd < 0)
+		return errno == ENOENT ? NULL : sb_err_sys(errno, "opening %s", path);
+	sb_err *err = sb_read_fd_all(fd, max, out);
+	close(fd);
+	return err ? sb_err_prefix(err, "reading %s", path) : NULL;
+}
+
 static sb_err *set_flag(int fd, int get, int set, int flag, bool on)
 {
 	int flags = fcntl(fd, get);

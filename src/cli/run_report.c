@@ -127,15 +127,13 @@ json_t *run_report_json(const run_report *r)
 	if (r->net_mode) {
 		json_t *n = json_pack("{s:s}", "mode", r->net_mode);
 		if (r->has_egress) {
-			json_object_set_new(n, "connections_allowed",
-			                    json_integer((json_int_t)r->net.conns_allowed));
-			json_object_set_new(n, "connections_denied",
-			                    json_integer((json_int_t)r->net.conns_denied));
-			json_object_set_new(n, "bytes_up",
-			                    json_integer((json_int_t)r->net.bytes_up));
-			json_object_set_new(n, "bytes_down",
-			                    json_integer((json_int_t)r->net.bytes_down));
-			json_object_set_new(n, "denied", strv_json(r->net.denied));
+			json_object_update_new(
+			    n, json_pack("{s:I, s:I, s:I, s:I, s:o}", "connections_allowed",
+			                 (json_int_t)r->net.conns_allowed, "connections_denied",
+			                 (json_int_t)r->net.conns_denied, "bytes_up",
+			                 (json_int_t)r->net.bytes_up, "bytes_down",
+			                 (json_int_t)r->net.bytes_down, "denied",
+			                 strv_json(r->net.denied)));
 			if (r->net.denied_more)
 				json_object_set_new(n, "denied_more",
 				                    json_integer((json_int_t)r->net.denied_more));

@@ -157,30 +157,37 @@ static void read_stream(run *r, int *fd, sb_stream stream)
 	}
 }
 
-static void write_stdin(run *r)
+/* Hand len bytes to the child's stdin: how many it took, or -1 when stdin is closed now. A
+ * full pipe (EAGAIN) takes 0. The command stopped reading (closed stdin or exited): like a
+ * shell pipeline, that is its business, not a failure of the run. */
+static ssize_t write_child(run *r, const char *data, size_t len)
 {
-	const char *data = r->req->stdin_data;
-	size_t left = r->req->stdin_len - r->in_off;
 	ssize_t n;
 	do
-		n = write(r->child.in_fd, data + r->in_off, left);
+		n = write(r->child.in_fd, data, len);
 	while (n < 0 && errno == EINTR);
-	if (n >= 0) {
-		r->in_off += (size_t)n;
-		if (r->in_off == r->req->stdin_len)
-			sb_close(&r->child.in_fd);
-		if (r->cb->on_stdin_progress && !r->callbacks_off)
-			r->cb->on_stdin_progress(r->cb->ud, r->in_off, r->req->stdin_len);
-		return;
-	}
+	if (n >= 0)
+		return n;
 	if (errno == EAGAIN)
-		return;
-	/* The command stopped reading (closed stdin or exited): like a shell pipeline, that is its
-	 * business, not a failure of the run. */
+		return 0;
 	if (errno != EPIPE)
 		sb_warn("writing stdin of pid %d: %s; closing it", (int)r->child.pid,
 		        strerror(errno));
 	sb_close(&r->child.in_fd);
+	return -1;
+}
+
+static void write_stdin(run *r)
+{
+	ssize_t n = write_child(r, (const char *)r->req->stdin_data + r->in_off,
+	                        r->req->stdin_len - r->in_off);
+	if (n <= 0)
+		return;
+	r->in_off += (size_t)n;
+	if (r->in_off == r->req->stdin_len)
+		sb_close(&r->child.in_fd);
+	if (r->cb->on_stdin_progress && !r->callbacks_off)
+		r->cb->on_stdin_progress(r->cb->ud, r->in_off, r->req->stdin_len);
 }
 
 /* stdin_stream: refill the buffer from the caller's descriptor (readable or at EOF). */
@@ -207,24 +214,15 @@ static void read_source(run *r)
 /* stdin_stream: hand buffered bytes to the child. */
 static void write_stream(run *r)
 {
-	ssize_t n;
-	do
-		n = write(r->child.in_fd, r->sbuf + r->soff, r->sfill - r->soff);
-	while (n < 0 && errno == EINTR);
-	if (n >= 0) {
-		r->soff += (size_t)n;
-		r->streamed += (uint64_t)n;
-		if (r->cb->on_stdin_progress && !r->callbacks_off)
-			r->cb->on_stdin_progress(r->cb->ud, r->streamed, 0);
+	ssize_t n = write_child(r, r->sbuf + r->soff, r->sfill - r->soff);
+	if (n < 0) {
+		r->src_open = false; /* the caller sees its writer fail once it closes the source */
 		return;
 	}
-	if (errno == EAGAIN)
-		return;
-	if (errno != EPIPE)
-		sb_warn("writing stdin of pid %d: %s; closing it", (int)r->child.pid,
-		        strerror(errno));
-	sb_close(&r->child.in_fd);
-	r->src_open = false; /* the caller sees its writer fail once it closes the source */
+	r->soff += (size_t)n;
+	r->streamed += (uint64_t)n;
+	if (n > 0 && r->cb->on_stdin_progress && !r->callbacks_off)
+		r->cb->on_stdin_progress(r->cb->ud, r->streamed, 0);
 }
 
 static int64_t earliest(int64_t a, int64_t b)

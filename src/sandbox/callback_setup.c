@@ -50,13 +50,11 @@ sb_err *sb_callback_hosts_fd(const char *rootfs, const char *name, int *out)
 	*out = -1;
 	char *path = sb_strfmt("%s/etc/hosts", rootfs ? rootfs : "");
 	sb_buf b = SB_BUF_INIT;
-	sb_err *err = sb_read_file(path, 1u << 20, &b);
+	bool found;
+	sb_err *err = sb_read_file_if_any(path, 1u << 20, &b, &found);
 	free(path);
-	if (err && err->sys_errno == ENOENT) {
-		sb_err_free(err);
-		err = NULL;
+	if (!err && !found)
 		sb_buf_appends(&b, "127.0.0.1\tlocalhost\n::1\tlocalhost\n");
-	}
 	if (err) {
 		sb_buf_deinit(&b);
 		return sb_err_prefix(err, "/etc/hosts for the callback bridge");

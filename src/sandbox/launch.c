@@ -77,15 +77,14 @@ static sb_err *account_file(const char *rootfs, const char *name, const char *li
 	char *path = sb_strfmt("%s/etc/%s", rootfs ? rootfs : "", name);
 	sb_buf in = SB_BUF_INIT, outb = SB_BUF_INIT;
 	*out = -1;
-	sb_err *err = sb_read_file(path, 4u << 20, &in);
+	bool found;
+	sb_err *err = sb_read_file_if_any(path, 4u << 20, &in, &found);
 	free(path);
-	if (err && err->sys_errno == ENOENT) {
-		/* a root file system without the file: leave it so (its /etc may be read-only) */
-		sb_err_free(err);
-		return NULL;
-	}
 	if (err)
 		return err;
+	if (!found) /* a root file system without the file: leave it so (its /etc may be read-only)
+	             */
+		return NULL;
 	char id[16];
 	snprintf(id, sizeof id, "%d", SB_SANDBOX_INNER_UID);
 	const char *p = sb_buf_cstr(&in);

@@ -200,14 +200,11 @@ sb_err *sb_lease_state_read(const sb_sandbox *sb, const char *name, struct json_
 	*out = NULL;
 	char *path = sb_strfmt("%s/%s", sb->run_dir, name);
 	sb_buf b = SB_BUF_INIT;
-	sb_err *err = sb_read_file(path, 1u << 20, &b);
+	bool found;
+	sb_err *err = sb_read_file_if_any(path, 1u << 20, &b, &found);
 	free(path);
-	if (err && err->sys_errno == ENOENT) {
-		sb_err_free(err);
-		err = NULL;
-	} else if (!err) {
+	if (!err && found)
 		err = sb_json_parse_object(b.data, b.len, 1u << 20, 10, out);
-	}
 	if (b.data) /* it may hold a CA key or a token: the parsed copy is all that stays */
 		memset(b.data, 0, b.len);
 	sb_buf_deinit(&b);

@@ -400,13 +400,11 @@ static sb_err *recover_locked(const sb_sandbox *sb)
 {
 	char *path = journal_path(sb);
 	sb_buf b = SB_BUF_INIT;
-	sb_err *err = sb_read_file(path, JOURNAL_MAX, &b);
+	bool found;
+	sb_err *err = sb_read_file_if_any(path, JOURNAL_MAX, &b, &found);
 	free(path);
-	if (err && err->sys_errno == ENOENT) {
-		sb_err_free(err);
-		sb_buf_deinit(&b);
+	if (!err && !found)
 		return NULL;
-	}
 	phase ph = PH_EXTRACT;
 	char *rel = NULL, *staging = NULL;
 	if (!err)

@@ -263,7 +263,7 @@ out:
 
 typedef struct xfer {
 	const sb_sandbox *sb;
-	const char *rel;
+	char *rel; /* owned */
 	const sb_excludes *ex;
 	int tar_fd;
 } xfer;
@@ -311,14 +311,12 @@ static sb_err *sr_sync_out(sb_runner *r, const char *remote_dir, const sb_exclud
                            sb_progress_fn progress, void *progress_ud)
 {
 	sandbox_runner *impl = r->impl;
-	char *rel = NULL;
-	sb_err *err = sb_sandbox_map_path(impl->sb, remote_dir, &rel);
-	if (err)
-		return err;
-	xfer t = {.sb = impl->sb, .rel = rel, .ex = ex};
-	err = sb_owner_transfer(impl->sb, do_sync_out, &t, &t.tar_fd, tar_fd, false, progress,
-	                        progress_ud);
-	free(rel);
+	xfer t = {.sb = impl->sb, .ex = ex};
+	sb_err *err = sb_sandbox_map_path(impl->sb, remote_dir, &t.rel);
+	if (!err)
+		err = sb_owner_transfer(impl->sb, do_sync_out, &t, &t.tar_fd, tar_fd, false,
+		                        progress, progress_ud);
+	free(t.rel);
 	return err ? sb_err_prefix(err, "sync out of %s of lease %s", remote_dir, impl->sb->id)
 	           : NULL;
 }

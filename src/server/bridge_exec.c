@@ -351,8 +351,7 @@ void bridge_route_exec(sbs_req *r, void *ud)
 	exec_call *c = NULL;
 	sbs_lease_info info;
 	sbs_lease_info_init(&info);
-	sbs_exec_spec spec;
-	sbs_exec_spec_init(&spec);
+	sbs_exec_spec spec = {0};
 	sb_err *err = read_body(r, &body);
 	if (err) {
 		sbs_reply_err(r, err);

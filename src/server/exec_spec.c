@@ -9,11 +9,6 @@
 #include <string.h>
 #include "sb_json.h"
 
-void sbs_exec_spec_init(sbs_exec_spec *s)
-{
-	memset(s, 0, sizeof *s);
-}
-
 void sbs_exec_spec_deinit(sbs_exec_spec *s)
 {
 	sb_strv_free(s->argv);
@@ -37,7 +32,7 @@ static bool env_key_ok(const char *k)
 
 sb_err *sbs_exec_spec_from_json(const json_t *body, sbs_exec_spec *out)
 {
-	sbs_exec_spec_init(out);
+	*out = (sbs_exec_spec){0};
 	sb_err *err = NULL;
 	const json_t *argv = json_object_get(body, "argv");
 	const char *script = NULL;

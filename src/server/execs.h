@@ -30,9 +30,8 @@ typedef struct sbs_exec_spec {
 	char *tty_term;              /* NULL = xterm */
 	int64_t timeout_ms;
 	char *exec_id; /* NULL = generated */
-} sbs_exec_spec;
+} sbs_exec_spec;       /* = {0} is an empty spec */
 
-void sbs_exec_spec_init(sbs_exec_spec *s);
 void sbs_exec_spec_deinit(sbs_exec_spec *s);
 /* The native body: {"argv":[..]} or {"script":"..."}, "cwd", "env":{K:V}, "clear_env",
  * "stdin" (base64), "stdin_stream", "tty", "timeout_ms", "exec_id". SB_E_INVAL naming the

@@ -153,7 +153,7 @@ static void idle_connections_never_lock_a_client_out(void **state)
 	(void)state;
 	sbt_daemon d;
 	sbt_daemon_opts o = {
-	    .max_connections = 3, .max_waiting_per_peer = 40, .header_timeout_ms = 1500};
+	    .max_connections = 3, .max_waiting_per_peer = 40, .header_timeout_ms = 3000};
 	sbt_daemon_start(&d, &o);
 	enum { IDLE = 60, TRICKLE = 10 };
 	int fds[IDLE + TRICKLE];
@@ -166,11 +166,13 @@ static void idle_connections_never_lock_a_client_out(void **state)
 	sbt_req leases = {.method = "GET", .target = "/v1/leases", .tcp = true};
 	for (int i = 0; i < 5; i++) {
 		sbt_resp r;
-		int64_t t0 = sb_mono_ms();
 		assert_int_equal(sbt_http(&d, i % 2 ? &leases : &rq, &r), 200);
-		assert_true(sb_mono_ms() - t0 < 1000);
 		sbt_resp_deinit(&r);
 	}
+	/* Answered while the newest trickler still waits: nothing waited for the header deadline
+	 * to free a slot (a condition, not a stopwatch: the machine may be loaded). */
+	struct pollfd waiting = {.fd = fds[IDLE + TRICKLE - 1], .events = POLLIN};
+	assert_int_equal(poll(&waiting, 1, 0), 0);
 	/* More than the per-peer cap waited: the oldest were closed to make room. */
 	char buf[16];
 	ssize_t got = read(fds[0], buf, sizeof buf);
@@ -179,7 +181,7 @@ static void idle_connections_never_lock_a_client_out(void **state)
 	assert_int_equal(got, 0);
 	/* The newest ones are closed at the header deadline. */
 	struct pollfd p = {.fd = fds[IDLE + TRICKLE - 1], .events = POLLIN};
-	assert_int_equal(poll(&p, 1, 5000), 1);
+	assert_int_equal(poll(&p, 1, 15000), 1);
 	/* closed with its unread bytes: a reset rather than an end of file */
 	got = read(fds[IDLE + TRICKLE - 1], buf, sizeof buf);
 	assert_true(got == 0 || (got < 0 && errno == ECONNRESET));
