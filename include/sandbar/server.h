@@ -88,6 +88,9 @@ typedef struct sb_server_config {
 	 * extra CA for upstreams (NULL = DNS, the system store). Copied. */
 	const char *egress_hosts_file;
 	const char *egress_upstream_ca;
+	/* Sandboxes of the default acquire configuration kept started (`serve --warm N`,
+	 * [serve] warm = N): 0 = none, at most 64. Destroyed when the daemon stops. */
+	unsigned warm;
 } sb_server_config;
 
 void sb_server_config_init(sb_server_config *cfg);

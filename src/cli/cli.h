@@ -51,6 +51,10 @@ typedef struct cli_config {
 	char **mount_allow;
 	sb_egress_secret_entry *secrets;
 	size_t nsecrets;
+	/* [serve] warm = N: sandboxes kept started for acquires of the default configuration
+	 * (serve_config.c; --warm overrides); warm_origin is NULL while unset */
+	unsigned warm;
+	const char *warm_origin;
 	/* `sandbar run` options from the config files (program "run" only), file order */
 	cli_setting *run_settings;
 	size_t nrun_settings;
@@ -71,6 +75,9 @@ bool cli_serve_key(cli_config *cfg, const char *key, const char *value, const ch
                    int lineno, sb_err **err);
 /* Check the entries once every file is read (secrets need their hosts). */
 sb_err *cli_serve_config_check(cli_config *cfg);
+/* The value of --warm and [serve] warm: a decimal 0..CLI_WARM_MAX (the server's limit). */
+#define CLI_WARM_MAX 64
+bool cli_parse_warm(const char *s, unsigned *out);
 void cli_serve_config_deinit(cli_config *cfg);
 
 /* ---- run_config.c: a config key for every `sandbar run` option */

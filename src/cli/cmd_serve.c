@@ -42,6 +42,14 @@ static const char serve_help[] =
     "                           still sending their request (default 8192); one peer may hold\n"
     "                           at most 3/4 of the waiting ones, its oldest go first\n"
     "      --header-timeout S   seconds a connection has to send its request head (default 10)\n"
+    "      --warm N             keep N sandboxes (0..64, default 0) of the default acquire\n"
+    "                           configuration started: a POST /v1/leases without lease_id,\n"
+    "                           network, mounts, callback or limits (ttl_s may be given)\n"
+    "                           claims one instead of starting a sandbox, and the pool refills\n"
+    "                           in the background. A claimed sandbox is never used again; the\n"
+    "                           waiting ones are not leases and go when the daemon stops.\n"
+    "                           Paperclip-compat leases (and so `sandbar run --bridge`) never\n"
+    "                           claim: they have their own id and network full\n"
     "      --log-json           log as JSON lines\n"
     "  -v, --verbose            debug logging\n"
     "  -h, --help               this text\n"
@@ -52,7 +60,8 @@ static const char serve_help[] =
     "  secret.NAME = env:VAR|file:PATH    a secret clients name in network.secrets, with\n"
     "  secret.NAME.hosts = HOST[,HOST]    the hosts it goes to (required),\n"
     "  secret.NAME.header = HEADER        its header (default Authorization: Bearer) and\n"
-    "  secret.NAME.env = VAR              the placeholder variable inside (default VAR)\n";
+    "  secret.NAME.env = VAR              the placeholder variable inside (default VAR)\n"
+    "  warm = N                           like --warm (the command line wins)\n";
 
 /* Every followed exec holds a few descriptors (spool files, the init connection, the client
  * socket): the usual soft limit of 1024 would cap the daemon at about 200 streams. */
@@ -85,7 +94,8 @@ int cmd_serve(int argc, char **argv)
 		OPT_LOG_JSON,
 		OPT_MAX_OUTPUT,
 		OPT_MAX_CONN,
-		OPT_HEADER_TIMEOUT
+		OPT_HEADER_TIMEOUT,
+		OPT_WARM
 	};
 	static const struct option longopts[] = {
 	    {"listen", required_argument, NULL, OPT_LISTEN},
@@ -101,6 +111,7 @@ int cmd_serve(int argc, char **argv)
 	    {"max-output", required_argument, NULL, OPT_MAX_OUTPUT},
 	    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
 	    {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+	    {"warm", required_argument, NULL, OPT_WARM},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -179,6 +190,15 @@ int cmd_serve(int argc, char **argv)
 			scfg.limits.header_timeout_ms = (int64_t)v * 1000;
 			break;
 		}
+		case OPT_WARM:
+			if (!cli_parse_warm(optarg, &cfg.warm)) {
+				rc = cli_usage_error("serve",
+				                     "--warm takes 0..%d sandboxes, not \"%s\"",
+				                     CLI_WARM_MAX, optarg);
+				goto out;
+			}
+			cfg.warm_origin = "command line"; /* over the config file's */
+			break;
 		case 'v':
 			sb_log_set_level(SB_LOG_DEBUG);
 			break;
@@ -219,6 +239,7 @@ int cmd_serve(int argc, char **argv)
 	scfg.secrets = cfg.secrets;
 	scfg.nsecrets = cfg.nsecrets;
 	scfg.mount_allow = (const char *const *)cfg.mount_allow;
+	scfg.warm = cfg.warm;
 	/* test options: a hosts file for the proxies' resolver, a CA for upstreams */
 	const char *hf = getenv("SANDBAR_TEST_PROXY_HOSTS"),
 	           *ca = getenv("SANDBAR_TEST_PROXY_UPSTREAM_CA");

@@ -6,12 +6,15 @@
  *   secret.NAME.header = x-api-key     the header it is sent in (default Authorization: Bearer)
  *   secret.NAME.env = VAR              the variable holding a placeholder inside the sandbox
  *                                      (default VAR of env:VAR)
+ *   warm = N                           sandboxes of the default configuration kept started
+ *                                      (0..64, like --warm)
  *
  * The file holds references, never values. The first file to set a key wins (the user's before
  * the system's), like every other key. */
 #include "cli.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -44,6 +47,17 @@ bool cli_serve_key(cli_config *cfg, const char *key, const char *value, const ch
 			                  origin, lineno);
 		else
 			sb_strv_push(&cfg->mount_allow, value);
+		return true;
+	}
+	if (strcmp(key, "warm") == 0) {
+		unsigned v = 0;
+		if (!cli_parse_warm(value, &v))
+			*err = sb_err_new(SB_E_INVAL, "%s:%d: warm takes 0..%d, not \"%s\"", origin,
+			                  lineno, CLI_WARM_MAX, value);
+		else if (!cfg->warm_origin) {
+			cfg->warm = v;
+			cfg->warm_origin = "config";
+		}
 		return true;
 	}
 	if (strncmp(key, "secret.", 7) != 0)
@@ -84,6 +98,17 @@ bool cli_serve_key(cli_config *cfg, const char *key, const char *value, const ch
 		                  "secret.%.*s.hosts, .header and .env)",
 		                  origin, lineno, key, (int)len, name, (int)len, name);
 	}
+	return true;
+}
+
+bool cli_parse_warm(const char *s, unsigned *out)
+{
+	char *end = NULL;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (!isdigit((unsigned char)s[0]) || !end || *end || errno || v > CLI_WARM_MAX)
+		return false;
+	*out = (unsigned)v;
 	return true;
 }
 

@@ -484,8 +484,13 @@ sb_err *sb_sandbox_list(const sb_sandbox_config *cfg, char ***ids_out)
 		}
 		if (!sbi_id_valid(de->d_name))
 			continue;
+		/* A sandbox a daemon's warm pool holds (server/warm_pool.c) is not a lease until
+		 * claimed: `lease list` and prune leave it alone. */
+		char *w = sb_strfmt("%s/warm/%s", cfg->state_dir, de->d_name);
+		bool warm = access(w, F_OK) == 0;
+		free(w);
 		char *p = sb_strfmt("%s/%s/lease.json", leases, de->d_name);
-		if (access(p, F_OK) == 0) {
+		if (!warm && access(p, F_OK) == 0) {
 			sb_strv_push(&ids, de->d_name);
 			n++;
 		} else if (errno == ENOENT) {

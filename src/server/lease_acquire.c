@@ -126,8 +126,13 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 		pthread_mutex_unlock(&ls->mu);
 		goto done;
 	}
+	/* A sandbox of the warm pool, when the configuration is the pool's: it is ours alone
+	 * from here on (never handed to another acquisition), and gives the lease its id. */
+	sb_sandbox *warm = ls->warm && sbs_warm_matches(p) ? sbs_warm_take(ls->warm) : NULL;
 	/* Claim: the PENDING record makes concurrent replays answer "in progress". */
-	if (p->lease_id) {
+	if (warm) {
+		snprintf(rec.id, sizeof rec.id, "%s", sb_sandbox_id(warm));
+	} else if (p->lease_id) {
 		snprintf(rec.id, sizeof rec.id, "%s", p->lease_id);
 	} else {
 		char *gid = sb_random_id("lease_");
@@ -164,7 +169,15 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 	                        .mount_roots = p->mount_roots};
 	opts.limits.ttl_s = p->ttl_s;
 	sb_sandbox *sb = NULL;
-	err = sb_sandbox_create(ls->cfg, rec.id, &opts, &sb);
+	if (warm) {
+		/* the record owns it now: recovery goes by the record, not the pool's marker */
+		sbs_warm_claimed(ls->warm, rec.id);
+		sb = warm;
+		if (p->ttl_s) /* a warm sandbox waits without one */
+			err = sb_sandbox_renew(sb, p->ttl_s);
+	} else {
+		err = sb_sandbox_create(ls->cfg, rec.id, &opts, &sb);
+	}
 	if (!err && p->setup)
 		err = p->setup(p->setup_ud, sb);
 	pthread_mutex_lock(&ls->mu);
@@ -204,6 +217,8 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 	json_t *d = json_pack("{s:s, s:s?, s:s?}", "acquisition_id", copy.acquisition_id,
 	                      "issue_id", copy.issue_id, "run_id", copy.run_id);
 	sbs_lt_audit(ls, copy.id, "acquire", d);
+	if (warm)
+		sb_debug("lease %s: claimed from the warm pool", copy.id);
 	*outcome = SBS_ACQ_CLAIMED;
 	fill_out(out, &copy);
 	sbs_lease_info_deinit(&copy);

@@ -129,6 +129,15 @@ static void adopt(sbs_leases *ls, sbs_lease_info *rec)
 	sbs_lt_persist(ls, rec);
 }
 
+static bool known_lease(void *ud, const char *id)
+{
+	sbs_leases *ls = ud;
+	pthread_mutex_lock(&ls->mu);
+	bool known = sbs_lt_find(ls, id) != NULL;
+	pthread_mutex_unlock(&ls->mu);
+	return known;
+}
+
 sb_err *sbs_leases_recover(sbs_leases *ls)
 {
 	sbs_lease_info *all = NULL;
@@ -178,6 +187,9 @@ sb_err *sbs_leases_recover(sbs_leases *ls)
 		}
 	}
 	sbs_store_leases_free(all, n);
+	/* Before the directories on disk are adopted: a warm sandbox never becomes a lease
+	 * unless its record says it was claimed. */
+	sbs_warm_recover(ls->cfg, known_lease, ls);
 
 	char **ids = NULL;
 	err = sb_sandbox_list(ls->cfg, &ids);

@@ -263,6 +263,11 @@ sb_err *sbs_lt_find_tombstone(sbs_leases *ls, const char *id)
 	return err;
 }
 
+void sbs_leases_set_warm(sbs_leases *ls, struct sbs_warm *w)
+{
+	ls->warm = w;
+}
+
 void sbs_leases_set_use_hook(sbs_leases *ls, void (*fn)(void *ud, const char *id), void *ud)
 {
 	ls->use_hook = fn;

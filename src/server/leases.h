@@ -95,6 +95,11 @@ enum {
 	SBS_GET_USE = 1u << 1, /* a client's request: the use hook runs (the reaper's probes and
 	                        * exec bookkeeping are not uses) */
 };
+/* The warm pool (warm_pool.h) an acquire of the default configuration claims a sandbox from
+ * instead of starting one; NULL = none. Set before serving, cleared after serving stopped. */
+struct sbs_warm;
+void sbs_leases_set_warm(sbs_leases *ls, struct sbs_warm *w);
+
 /* Called (outside the service's lock) with the id of every lease sbs_leases_get hands out with
  * SBS_GET_USE: the idle-sleep service (sleep.c) counts it as activity and wakes the lease. */
 void sbs_leases_set_use_hook(sbs_leases *ls, void (*fn)(void *ud, const char *id), void *ud);

@@ -5,6 +5,7 @@
 #define SB_SERVER_LEASES_INT_H
 
 #include "leases.h"
+#include "warm_pool.h"
 
 #include <pthread.h>
 
@@ -40,6 +41,9 @@ struct sbs_leases {
 	pthread_mutex_t persist_mu;
 	int64_t last_probe_ms;
 	void (*use_hook)(void *ud, const char *id); /* idle sleep: a lease was used */
+	/* The warm pool acquire claims from, or NULL: set before the daemon serves and cleared
+	 * after it stopped serving, so acquire reads it without mu. */
+	sbs_warm *warm;
 	void *use_ud;
 };
 

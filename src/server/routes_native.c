@@ -4,6 +4,7 @@
  * (400 naming the field), call the lease and exec services, and map outcomes to the
  * documented status codes. */
 #include "acquire_request.h"
+#include "warm_pool.h"
 #include "server_int.h"
 #include "sleep.h"
 
@@ -74,6 +75,12 @@ static void h_health(sbs_req *r, void *ud)
 	json_object_set_new(lim, "sandbox", enf ? json_deep_copy(enf) : json_object());
 	json_object_set_new(j, "limits", lim);
 	json_object_set_new(j, "sandbox", sh ? json_deep_copy(sh) : json_null());
+	/* the warm pool: its size and the sandboxes waiting in it (not leases until claimed) */
+	unsigned wsize = 0, wready = 0;
+	if (srv->warm)
+		sbs_warm_counts(srv->warm, &wsize, &wready);
+	json_object_set_new(j, "warm", json_integer(wsize));
+	json_object_set_new(j, "warm_ready", json_integer(wready));
 	sbs_reply_json(r, 200, j);
 }
 

@@ -6,6 +6,7 @@
 #include "http_int.h"
 #include "bridge.h"
 #include "sleep.h"
+#include "warm_pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -191,6 +192,7 @@ sb_err *sb_server_new(const sb_server_config *cfg, sb_server **out)
 	srv->sandbox.callback_stats = &srv->callback_stats;
 	srv->callbacks = cfg->callbacks;
 	srv->ncallbacks = cfg->ncallbacks;
+	srv->warm_size = cfg->warm;
 	/* and the egress proxies of its allowlist leases, named secrets read again by name */
 	srv->secrets = cfg->secrets;
 	srv->nsecrets = cfg->nsecrets;
@@ -426,6 +428,11 @@ sb_err *sb_server_start(sb_server *s)
 		cert = sb_buf_steal(&c, NULL);
 		key = sb_buf_steal(&k, NULL);
 	}
+	if (s->srv.warm_size) {
+		if ((err = sbs_warm_start(&s->srv.sandbox, s->srv.warm_size, &s->srv.warm)))
+			goto out;
+		sbs_leases_set_warm(s->srv.leases, s->srv.warm);
+	}
 	if (s->listen_tcp) {
 		int fd = -1;
 		if ((err = sbs_listen_tcp(s->listen, &fd, &s->port)))
@@ -543,6 +550,11 @@ void sb_server_stop(sb_server *s)
 	s->nd = 0;
 	if (s->socket_bound)
 		unlink(s->socket_path);
+	if (s->srv.warm) { /* no acquire runs any more: the waiting sandboxes go */
+		sbs_leases_set_warm(s->srv.leases, NULL);
+		sbs_warm_stop(s->srv.warm);
+		s->srv.warm = NULL;
+	}
 	pthread_mutex_lock(&s->mu);
 	s->stopping = true;
 	pthread_cond_broadcast(&s->cv);
@@ -551,7 +563,7 @@ void sb_server_stop(sb_server *s)
 		pthread_join(s->reaper, NULL);
 		s->reaper_running = false;
 	}
-	sb_info("stopped; sandboxes keep running");
+	sb_info("stopped; leased sandboxes keep running");
 }
 
 void sb_server_free(sb_server *s)

@@ -50,6 +50,8 @@ struct sbs_server {
 	atomic_long http_inflight; /* requests started and not completed (http.c; drain waits) */
 	sbs_gate *gates[2];        /* the listeners' front doors (server.c owns them) */
 	uint64_t nofile;           /* the soft RLIMIT_NOFILE in force at start */
+	unsigned warm_size;        /* cfg->warm */
+	struct sbs_warm *warm;     /* the warm pool while serving, or NULL (warm_pool.h) */
 	pthread_mutex_t
 	    bridge_sessions_mu; /* named sessions' read-merge-write (bridge_sessions.c) */
 };

@@ -17,7 +17,7 @@ static void usage(void)
 	    "[--expected-host HOST] [--tls-cert FILE --tls-key FILE] "
 	    "[--port-file FILE] [--keepalive-ms N] [--max-json-bytes N] "
 	    "[--max-upload-bytes N] [--reap-ms N] [--max-connections N] [--max-waiting-per-peer N] "
-	    "[--header-timeout-ms N] [--max-output N] [--no-access-log]\n");
+	    "[--header-timeout-ms N] [--max-output N] [--warm N] [--no-access-log]\n");
 }
 
 int main(int argc, char **argv)
@@ -63,6 +63,8 @@ int main(int argc, char **argv)
 			cfg.limits.header_timeout_ms = atoll(v);
 		else if (!strcmp(a, "--max-output") && v)
 			cfg.limits.output_cap = (uint64_t)atoll(v);
+		else if (!strcmp(a, "--warm") && v)
+			cfg.warm = (unsigned)atoi(v);
 		else {
 			takes = false;
 			if (!strcmp(a, "--no-tcp"))

@@ -123,6 +123,12 @@ static void spawn(sbt_daemon *d)
 		argv[n++] = "--max-output";
 		argv[n++] = mo;
 	}
+	char wm[32];
+	if (d->opts.warm) {
+		snprintf(wm, sizeof wm, "%d", d->opts.warm);
+		argv[n++] = "--warm";
+		argv[n++] = wm;
+	}
 	char *cert = NULL, *key = NULL;
 	if (d->opts.tls) {
 		cert = sbt_path(d->dir, "cert.pem");

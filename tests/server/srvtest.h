@@ -27,6 +27,7 @@ typedef struct sbt_daemon_opts {
 	int max_waiting_per_peer;
 	long header_timeout_ms;
 	long max_output; /* bytes per stream of a JSON exec (--max-output); 0 = default */
+	int warm;        /* sandboxes in the warm pool (--warm); 0 = none */
 } sbt_daemon_opts;
 
 typedef struct sbt_daemon {

@@ -1,0 +1,178 @@
+/* Helpers for the warm-pool tests (warmtest.h). */
+#include "warmtest.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void warmt_start(sbt_daemon *d, int n)
+{
+	sbt_daemon_opts o = {.warm = n};
+	sbt_group_start(d, &o);
+	SBT_NEED_SANDBOX(sbt_sandbox_ok(d));
+}
+
+void warmt_counts(sbt_daemon *d, int *size, int *ready)
+{
+	long st = 0;
+	json_t *j = sbt_call(d, "GET", "/v1/health", NULL, &st);
+	assert_int_equal(st, 200);
+	json_t *w = json_object_get(j, "warm"), *r = json_object_get(j, "warm_ready");
+	assert_true(json_is_integer(w) && json_is_integer(r));
+	*size = (int)json_integer_value(w);
+	*ready = (int)json_integer_value(r);
+	json_decref(j);
+}
+
+void warmt_wait_ready(sbt_daemon *d, int n)
+{
+	int size = 0, ready = -1;
+	for (int i = 0; i < 3000; i++) {
+		warmt_counts(d, &size, &ready);
+		if (ready == n)
+			return;
+		usleep(10000); /* poll interval: the condition is the pool's count */
+	}
+	print_error("the warm pool has %d sandbox(es) ready after 30 s, not %d\n", ready, n);
+	fail();
+}
+
+char **warmt_ids(sbt_daemon *d)
+{
+	char *dir = sbt_path(d->state_dir, "warm");
+	char **ids = sb_xcalloc(1, sizeof *ids);
+	DIR *dh = opendir(dir);
+	if (dh) {
+		struct dirent *de;
+		while ((de = readdir(dh)))
+			if (de->d_name[0] != '.')
+				sb_strv_push(&ids, de->d_name);
+		closedir(dh);
+	}
+	free(dir);
+	return ids;
+}
+
+bool warmt_has(char *const *ids, const char *id)
+{
+	for (size_t i = 0; ids && ids[i]; i++)
+		if (strcmp(ids[i], id) == 0)
+			return true;
+	return false;
+}
+
+void warmt_sandbox_read(sbt_daemon *d, const char *id, warmt_sandbox *out)
+{
+	memset(out, 0, sizeof *out);
+	char *rel = sb_strfmt("leases/%s/lease.json", id);
+	char *text = sbt_read(d->state_dir, rel, NULL);
+	free(rel);
+	assert_non_null(text);
+	json_t *j = json_loads(text, 0, NULL);
+	free(text);
+	assert_non_null(j);
+	out->init_pid = (long)json_integer_value(json_object_get(j, "init_pid"));
+	out->init_start = (long long)json_integer_value(json_object_get(j, "init_start"));
+	out->cgroups = sb_xcalloc(1, sizeof *out->cgroups);
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(j, "cgroups"), i, v)
+	    sb_strv_push(&out->cgroups, json_string_value(v));
+	json_decref(j);
+	assert_true(out->init_pid > 0);
+}
+
+void warmt_sandbox_deinit(warmt_sandbox *s)
+{
+	sb_strv_free(s->cgroups);
+	memset(s, 0, sizeof *s);
+}
+
+int warmt_procs(const char *id)
+{
+	char *needle = sb_strfmt("/sandbar/%s-", id);
+	int n = 0;
+	DIR *dh = opendir("/proc");
+	assert_non_null(dh);
+	struct dirent *de;
+	while ((de = readdir(dh))) {
+		if (de->d_name[0] < '1' || de->d_name[0] > '9')
+			continue;
+		char *p = sb_strfmt("/proc/%s/cgroup", de->d_name);
+		char *text = sbt_read("/", p + 1, NULL);
+		if (text && strstr(text, needle))
+			n++;
+		free(text);
+		free(p);
+	}
+	closedir(dh);
+	free(needle);
+	return n;
+}
+
+bool warmt_init_alive(const warmt_sandbox *s)
+{
+	char *p = sb_strfmt("proc/%ld/stat", s->init_pid);
+	char *text = sbt_read("/", p, NULL);
+	free(p);
+	if (!text)
+		return false;
+	/* field 22, counted after the command name's closing parenthesis */
+	const char *c = strrchr(text, ')');
+	long long start = -1;
+	for (int f = 2; c && *c; c++)
+		if (*c == ' ' && ++f == 22) {
+			start = atoll(c + 1);
+			break;
+		}
+	free(text);
+	return start == s->init_start;
+}
+
+char *warmt_acquire(sbt_daemon *d, const char *body)
+{
+	long st = 0;
+	json_t *j = sbt_call(d, "POST", "/v1/leases", body, &st);
+	if (st != 200 || !sbt_jstr(j, "id")) {
+		char *s = j ? json_dumps(j, 0) : NULL;
+		print_error("acquire %s: %ld %s\n", body, st, s ? s : "");
+		free(s);
+		fail();
+	}
+	char *id = sb_xstrdup(sbt_jstr(j, "id"));
+	json_decref(j);
+	return id;
+}
+
+char *warmt_exec(sbt_daemon *d, const char *id, const char *script)
+{
+	json_t *req = json_pack("{s:s}", "script", script);
+	char *body = json_dumps(req, 0);
+	json_decref(req);
+	char *t = sb_strfmt("/v1/leases/%s/exec", id);
+	long st = 0;
+	json_t *j = sbt_call(d, "POST", t, body, &st);
+	free(t);
+	free(body);
+	if (st != 200 || json_integer_value(json_object_get(j, "exit_code")) != 0) {
+		char *s = j ? json_dumps(j, 0) : NULL;
+		print_error("exec in %s: %ld %s\n", id, st, s ? s : "");
+		free(s);
+		fail();
+	}
+	char *out = sb_xstrdup(sbt_jstr(j, "stdout") ? sbt_jstr(j, "stdout") : "");
+	json_decref(j);
+	return out;
+}
+
+void warmt_destroy(sbt_daemon *d, const char *id)
+{
+	char *t = sb_strfmt("/v1/leases/%s?force=1", id);
+	long st = 0;
+	json_decref(sbt_call(d, "DELETE", t, NULL, &st));
+	free(t);
+	assert_true(st == 200 || st == 204);
+}

@@ -1,0 +1,37 @@
+/* Helpers for the warm-pool tests (sync.warm_*): a real daemon (sandbar-serve-test, the library
+ * `sandbar serve` wraps) with --warm N, the pool's sandboxes as the state directory shows them
+ * (<state>/warm/<id> markers, lease.json) and the host processes inside a sandbox's cgroup. */
+#ifndef SB_SYNC_WARMTEST_H
+#define SB_SYNC_WARMTEST_H
+
+#include "srvtest.h"
+
+/* curl_global_init, a daemon with a pool of n, and a check that sandboxes can be made here. */
+void warmt_start(sbt_daemon *d, int n);
+/* GET /v1/health's "warm" and "warm_ready". */
+void warmt_counts(sbt_daemon *d, int *size, int *ready);
+/* Wait (at most 30 s) until warm_ready is n; fails the test otherwise. */
+void warmt_wait_ready(sbt_daemon *d, int n);
+/* The ids of the sandboxes waiting in the pool (their markers), NULL-terminated (sb_strv_free). */
+char **warmt_ids(sbt_daemon *d);
+bool warmt_has(char *const *ids, const char *id);
+/* The cgroup directories and init's host pid and start time a lease's lease.json records. */
+typedef struct warmt_sandbox {
+	char **cgroups;
+	long init_pid;
+	long long init_start;
+} warmt_sandbox;
+void warmt_sandbox_read(sbt_daemon *d, const char *id, warmt_sandbox *out);
+void warmt_sandbox_deinit(warmt_sandbox *s);
+/* Host processes in a cgroup of lease id (any hierarchy: /proc/PID/cgroup names
+ * /sandbar/<id>-...). */
+int warmt_procs(const char *id);
+/* Whether the process recorded as the sandbox's init still runs (same pid and start time). */
+bool warmt_init_alive(const warmt_sandbox *s);
+/* POST /v1/leases with body; returns the lease id (malloc'd) or fails the test. */
+char *warmt_acquire(sbt_daemon *d, const char *body);
+/* Run script in lease id (JSON exec); returns its stdout (malloc'd), fails on a non-zero exit. */
+char *warmt_exec(sbt_daemon *d, const char *id, const char *script);
+void warmt_destroy(sbt_daemon *d, const char *id);
+
+#endif
