@@ -312,11 +312,8 @@ sb_err *sbs_leases_destroy(sbs_leases *ls, const char *id, const sbs_destroy_opt
 		busy = &scratch; /* callers that do not care still get the check */
 	sb_err *err = NULL;
 	const char *reason = o->reason ? o->reason : "client";
-	pthread_mutex_lock(&ls->mu);
-	sbs_lease *l = sbs_lt_find(ls, id);
+	sbs_lease *l = sbs_lt_lock_find(ls, id, &err);
 	if (!l) {
-		pthread_mutex_unlock(&ls->mu);
-		err = sbs_lt_find_tombstone(ls, id);
 		if (!err)
 			*outcome = SBS_DESTROY_ALREADY;
 		goto out;

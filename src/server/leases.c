@@ -263,6 +263,18 @@ sb_err *sbs_lt_find_tombstone(sbs_leases *ls, const char *id)
 	return err;
 }
 
+sbs_lease *sbs_lt_lock_find(sbs_leases *ls, const char *id, sb_err **gone)
+{
+	*gone = NULL;
+	pthread_mutex_lock(&ls->mu);
+	sbs_lease *l = sbs_lt_find(ls, id);
+	if (!l) {
+		pthread_mutex_unlock(&ls->mu);
+		*gone = sbs_lt_find_tombstone(ls, id);
+	}
+	return l;
+}
+
 void sbs_leases_set_warm(sbs_leases *ls, struct sbs_warm *w)
 {
 	ls->warm = w;
@@ -277,15 +289,9 @@ void sbs_leases_set_use_hook(sbs_leases *ls, void (*fn)(void *ud, const char *id
 sb_err *sbs_leases_get(sbs_leases *ls, const char *id, unsigned flags, sbs_lease **out)
 {
 	sb_err *err = NULL;
-	pthread_mutex_lock(&ls->mu);
-	sbs_lease *l = sbs_lt_find(ls, id);
-	if (!l) {
-		pthread_mutex_unlock(&ls->mu);
-		err = sbs_lt_find_tombstone(ls, id);
-		if (!err)
-			err = sb_err_new(SB_E_NOTFOUND, "lease \"%s\" was destroyed", id);
-		return err;
-	}
+	sbs_lease *l = sbs_lt_lock_find(ls, id, &err);
+	if (!l)
+		return err ? err : sb_err_new(SB_E_NOTFOUND, "lease \"%s\" was destroyed", id);
 	switch (l->info.state) {
 	case SBS_LEASE_ACTIVE:
 		break;

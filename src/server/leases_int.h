@@ -57,6 +57,9 @@ void sbs_lt_persist(sbs_leases *ls, const sbs_lease_info *li);
 /* Store l's info as it is now (see leases.c); the caller holds neither mu nor tomb_mu. */
 void sbs_lt_persist_lease(sbs_leases *ls, sbs_lease *l);
 sb_err *sbs_lt_find_tombstone(sbs_leases *ls, const char *id);
+/* Take mu and find id: the live lease, mu held; or NULL, mu released, and *gone set as
+ * sbs_lt_find_tombstone says (NULL: it was destroyed). */
+sbs_lease *sbs_lt_lock_find(sbs_leases *ls, const char *id, sb_err **gone);
 size_t sbs_lt_live_fences(sbs_lease *l, int64_t now, char ***ids);
 sb_err *sbs_lt_destroy_now(sbs_leases *ls, sbs_lease *l, const char *reason);
 sb_err *sbs_lt_running_execs(sb_sandbox *sb, char ***ids, size_t *n);

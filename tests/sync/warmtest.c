@@ -122,6 +122,11 @@ bool warmt_init_alive(const warmt_sandbox *s)
 		return false;
 	/* field 22, counted after the command name's closing parenthesis */
 	const char *c = strrchr(text, ')');
+	/* a zombie has ended: killed, it waits only for bwrap (its parent) to reap it */
+	if (c && c[1] == ' ' && c[2] == 'Z') {
+		free(text);
+		return false;
+	}
 	long long start = -1;
 	for (int f = 2; c && *c; c++)
 		if (*c == ' ' && ++f == 22) {
