@@ -8,8 +8,6 @@
 
 #define CLAIMS 6
 
-static sbt_daemon D;
-
 /* Prints one line per thing an earlier claim could have left; nothing for a fresh sandbox.
  * The process check compares whole command lines, so it never matches this script. */
 #define CHECK                                                                                      \
@@ -24,30 +22,16 @@ static sbt_daemon D;
 	"echo x > /workspace/warm-mark; echo x > /tmp/warm-mark; echo x > \"$HOME/warm-mark\"; "   \
 	"setsid sleep 7777 </dev/null >/dev/null 2>&1 & sleep 0.2; " CHECK
 
-static int setup(void **state)
-{
-	(void)state;
-	warmt_start(&D, 2);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	sbt_group_stop(&D);
-	return 0;
-}
-
 static void warm_pool_claim_is_fresh(void **state)
 {
 	(void)state;
 	char **claimed = sb_xcalloc(1, sizeof *claimed);
 	for (int i = 0; i < CLAIMS; i++) {
-		warmt_wait_ready(&D, 2);
-		char **waiting = warmt_ids(&D);
+		warmt_wait_ready(&warmt_daemon, 2);
+		char **waiting = warmt_ids(&warmt_daemon);
 		assert_int_equal(sb_strv_len(waiting), 2);
 		char *body = sb_strfmt("{\"acquisition_id\":\"fresh-%d\",\"ttl_s\":600}", i);
-		char *id = warmt_acquire(&D, body);
+		char *id = warmt_acquire(&warmt_daemon, body);
 		free(body);
 		/* claimed from the pool; no waiting sandbox has the id of an earlier claim */
 		assert_true(warmt_has(waiting, id));
@@ -55,21 +39,21 @@ static void warm_pool_claim_is_fresh(void **state)
 			assert_false(warmt_has(claimed, waiting[k]));
 		sb_strv_push(&claimed, id);
 		sb_strv_free(waiting);
-		waiting = warmt_ids(&D);
+		waiting = warmt_ids(&warmt_daemon);
 		assert_false(warmt_has(waiting, id)); /* it left the pool for good */
 		sb_strv_free(waiting);
 
-		char *out = warmt_exec(&D, id, CHECK);
+		char *out = warmt_exec(&warmt_daemon, id, CHECK);
 		assert_string_equal(out, "");
 		free(out);
 		/* Leave state behind; the check sees it here, so it would see it in a reused one.
 		 */
-		out = warmt_exec(&D, id, DIRTY);
+		out = warmt_exec(&warmt_daemon, id, DIRTY);
 		assert_non_null(strstr(out, "left: /workspace/warm-mark"));
 		assert_non_null(strstr(out, "left: /tmp/warm-mark"));
 		assert_non_null(strstr(out, "process left"));
 		free(out);
-		warmt_destroy(&D, id);
+		warmt_destroy(&warmt_daemon, id);
 		free(id);
 	}
 	sb_strv_free(claimed);
@@ -78,7 +62,7 @@ static void warm_pool_claim_is_fresh(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(warm_pool_claim_is_fresh, setup, teardown),
+	    cmocka_unit_test_setup_teardown(warm_pool_claim_is_fresh, warmt_setup, warmt_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,22 +10,6 @@
 
 #include "warmtest.h"
 
-static sbt_daemon D;
-
-static int setup(void **state)
-{
-	(void)state;
-	warmt_start(&D, 2);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	sbt_group_stop(&D);
-	return 0;
-}
-
 static bool exists(const char *path)
 {
 	struct stat st;
@@ -35,10 +19,10 @@ static bool exists(const char *path)
 /* The pool's sandboxes as they are now, each checked running. */
 static char **running_pool(warmt_sandbox *sbs)
 {
-	char **ids = warmt_ids(&D);
+	char **ids = warmt_ids(&warmt_daemon);
 	assert_int_equal(sb_strv_len(ids), 2);
 	for (size_t k = 0; ids[k]; k++) {
-		warmt_sandbox_read(&D, ids[k], &sbs[k]);
+		warmt_sandbox_read(&warmt_daemon, ids[k], &sbs[k]);
 		assert_true(warmt_init_alive(&sbs[k]));
 		assert_true(warmt_procs(ids[k]) >= 1); /* the count below can see them */
 		assert_true(sb_strv_len(sbs[k].cgroups) >= 1);
@@ -53,7 +37,7 @@ static void gone(const char *id, warmt_sandbox *s)
 	assert_false(warmt_init_alive(s));
 	for (size_t k = 0; s->cgroups[k]; k++)
 		assert_false(exists(s->cgroups[k]));
-	char *dir = sb_strfmt("%s/leases/%s", D.state_dir, id);
+	char *dir = sb_strfmt("%s/leases/%s", warmt_daemon.state_dir, id);
 	assert_false(exists(dir));
 	free(dir);
 }
@@ -61,7 +45,7 @@ static void gone(const char *id, warmt_sandbox *s)
 static void leases_are(const char *const *want)
 {
 	long st = 0;
-	json_t *j = sbt_call(&D, "GET", "/v1/leases", NULL, &st);
+	json_t *j = sbt_call(&warmt_daemon, "GET", "/v1/leases", NULL, &st);
 	assert_int_equal(st, 200);
 	json_t *arr = json_object_get(j, "leases");
 	size_t n = 0;
@@ -79,25 +63,25 @@ static void leases_are(const char *const *want)
 static void warm_pool_crash_leaks_nothing(void **state)
 {
 	(void)state;
-	warmt_wait_ready(&D, 2);
-	char *lease = warmt_acquire(&D, "{\"acquisition_id\":\"before-crash\"}");
-	warmt_wait_ready(&D, 2);
+	warmt_wait_ready(&warmt_daemon, 2);
+	char *lease = warmt_acquire(&warmt_daemon, "{\"acquisition_id\":\"before-crash\"}");
+	warmt_wait_ready(&warmt_daemon, 2);
 	warmt_sandbox old[2];
 	char **old_ids = running_pool(old);
 	assert_false(warmt_has(old_ids, lease));
 
-	int st = sbt_daemon_signal(&D, SIGKILL);
+	int st = sbt_daemon_signal(&warmt_daemon, SIGKILL);
 	assert_true(WIFSIGNALED(st));
 	for (size_t k = 0; k < 2; k++) /* a crash leaves them running: recovery's job */
 		assert_true(warmt_init_alive(&old[k]));
-	sbt_daemon_restart(&D);
-	warmt_wait_ready(&D, 2);
+	sbt_daemon_restart(&warmt_daemon);
+	warmt_wait_ready(&warmt_daemon, 2);
 	for (size_t k = 0; k < 2; k++) {
 		gone(old_ids[k], &old[k]);
 		warmt_sandbox_deinit(&old[k]);
 	}
 	leases_are((const char *const[]){lease, NULL}); /* adopted: only the claimed one */
-	char *out = warmt_exec(&D, lease, "echo alive");
+	char *out = warmt_exec(&warmt_daemon, lease, "echo alive");
 	assert_string_equal(out, "alive\n");
 	free(out);
 
@@ -105,15 +89,15 @@ static void warm_pool_crash_leaks_nothing(void **state)
 	char **new_ids = running_pool(now);
 	for (size_t k = 0; new_ids[k]; k++)
 		assert_false(warmt_has(old_ids, new_ids[k]));
-	warmt_destroy(&D, lease);
+	warmt_destroy(&warmt_daemon, lease);
 	/* A clean stop destroys what waits in the pool. */
-	st = sbt_daemon_signal(&D, SIGTERM);
+	st = sbt_daemon_signal(&warmt_daemon, SIGTERM);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	for (size_t k = 0; k < 2; k++) {
 		gone(new_ids[k], &now[k]);
 		warmt_sandbox_deinit(&now[k]);
 	}
-	char **left = warmt_ids(&D);
+	char **left = warmt_ids(&warmt_daemon);
 	assert_int_equal(sb_strv_len(left), 0);
 	sb_strv_free(left);
 	sb_strv_free(old_ids);
@@ -124,7 +108,8 @@ static void warm_pool_crash_leaks_nothing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(warm_pool_crash_leaks_nothing, setup, teardown),
+	    cmocka_unit_test_setup_teardown(warm_pool_crash_leaks_nothing, warmt_setup,
+	                                    warmt_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,26 +6,10 @@
 
 #include "warmtest.h"
 
-static sbt_daemon D;
-
-static int setup(void **state)
-{
-	(void)state;
-	warmt_start(&D, 2);
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	sbt_group_stop(&D);
-	return 0;
-}
-
 static size_t lease_count(void)
 {
 	long st = 0;
-	json_t *j = sbt_call(&D, "GET", "/v1/leases", NULL, &st);
+	json_t *j = sbt_call(&warmt_daemon, "GET", "/v1/leases", NULL, &st);
 	assert_int_equal(st, 200);
 	size_t n = json_array_size(json_object_get(j, "leases"));
 	json_decref(j);
@@ -35,12 +19,12 @@ static size_t lease_count(void)
 /* Acquire with body; whether the lease came from the pool (its id was waiting there). */
 static bool acquire_claims(const char *body, char ***ids)
 {
-	warmt_wait_ready(&D, 2);
-	char **before = warmt_ids(&D);
-	char *id = warmt_acquire(&D, body);
+	warmt_wait_ready(&warmt_daemon, 2);
+	char **before = warmt_ids(&warmt_daemon);
+	char *id = warmt_acquire(&warmt_daemon, body);
 	bool claimed = warmt_has(before, id);
 	if (!claimed) { /* the pool was not touched: the same sandboxes still wait */
-		char **after = warmt_ids(&D);
+		char **after = warmt_ids(&warmt_daemon);
 		assert_int_equal(sb_strv_len(after), 2);
 		for (size_t k = 0; before[k]; k++)
 			assert_true(warmt_has(after, before[k]));
@@ -56,17 +40,17 @@ static void warm_pool_refills(void **state)
 {
 	(void)state;
 	char **ids = sb_xcalloc(1, sizeof *ids);
-	warmt_wait_ready(&D, 2);
+	warmt_wait_ready(&warmt_daemon, 2);
 	int size = 0, ready = 0;
-	warmt_counts(&D, &size, &ready);
+	warmt_counts(&warmt_daemon, &size, &ready);
 	assert_int_equal(size, 2);
 	assert_int_equal(lease_count(), 0); /* waiting sandboxes are not leases */
 
 	/* Claims without waiting in between take the pool down; it refills to 2 meanwhile. */
-	char **before = warmt_ids(&D);
+	char **before = warmt_ids(&warmt_daemon);
 	for (int i = 0; i < 3; i++) {
 		char *body = sb_strfmt("{\"acquisition_id\":\"refill-%d\"}", i);
-		char *id = warmt_acquire(&D, body);
+		char *id = warmt_acquire(&warmt_daemon, body);
 		sb_strv_push(&ids, id);
 		free(id);
 		free(body);
@@ -75,9 +59,9 @@ static void warm_pool_refills(void **state)
 	assert_true(warmt_has(before, ids[0]));
 	assert_true(warmt_has(before, ids[1]));
 	sb_strv_free(before);
-	warmt_wait_ready(&D, 2);
+	warmt_wait_ready(&warmt_daemon, 2);
 	assert_int_equal(lease_count(), 3);
-	char **waiting = warmt_ids(&D);
+	char **waiting = warmt_ids(&warmt_daemon);
 	for (size_t k = 0; ids[k]; k++)
 		assert_false(warmt_has(waiting, ids[k]));
 	sb_strv_free(waiting);
@@ -96,16 +80,16 @@ static void warm_pool_refills(void **state)
 	    acquire_claims("{\"acquisition_id\":\"none\",\"network\":false,\"ttl_s\":60}", &ids));
 	assert_int_equal(lease_count(), 8);
 	for (size_t k = 0; ids[k]; k++)
-		warmt_destroy(&D, ids[k]);
+		warmt_destroy(&warmt_daemon, ids[k]);
 	assert_int_equal(lease_count(), 0);
-	warmt_wait_ready(&D, 2);
+	warmt_wait_ready(&warmt_daemon, 2);
 	sb_strv_free(ids);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test_setup_teardown(warm_pool_refills, setup, teardown),
+	    cmocka_unit_test_setup_teardown(warm_pool_refills, warmt_setup, warmt_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

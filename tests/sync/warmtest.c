@@ -8,6 +8,22 @@
 #include <string.h>
 #include <unistd.h>
 
+sbt_daemon warmt_daemon;
+
+int warmt_setup(void **state)
+{
+	(void)state;
+	warmt_start(&warmt_daemon, 2);
+	return 0;
+}
+
+int warmt_teardown(void **state)
+{
+	(void)state;
+	sbt_group_stop(&warmt_daemon);
+	return 0;
+}
+
 void warmt_start(sbt_daemon *d, int n)
 {
 	sbt_daemon_opts o = {.warm = n};

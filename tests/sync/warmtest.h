@@ -8,6 +8,10 @@
 
 /* curl_global_init, a daemon with a pool of n, and a check that sandboxes can be made here. */
 void warmt_start(sbt_daemon *d, int n);
+/* The daemon of a warm-pool test group: cmocka setup (`serve --warm 2`) and teardown. */
+extern sbt_daemon warmt_daemon;
+int warmt_setup(void **state);
+int warmt_teardown(void **state);
 /* GET /v1/health's "warm" and "warm_ready". */
 void warmt_counts(sbt_daemon *d, int *size, int *ready);
 /* Wait (at most 30 s) until warm_ready is n; fails the test otherwise. */
