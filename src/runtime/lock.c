@@ -1,9 +1,11 @@
 /* The restore lock (spec §3.4, §8.3): restores into the same local directory run one at a time.
  * A mkdir mutex named by the SHA-256 of the target's canonical path, kept in a private
  * instance-scoped directory (not beside the target, whose parent may be unwritable, #12187),
- * holding owner.json {pid, createdAt}. A lock whose owner pid is dead or unreadable, or that has
- * no owner record and is older than 30 s, is stale: it is renamed away (so only one waiter
- * claims it) and removed.
+ * holding owner.json {pid, createdAt, pidStartTime}. A lock whose owner pid is dead, whose pid
+ * now names another process (pidStartTime differs: pids are reused), whose record is unreadable,
+ * or that has no owner record and is older than 30 s, is stale: it is renamed away (so only one
+ * waiter claims it) and removed. A record without pidStartTime (another writer of the format)
+ * is judged by its pid alone.
  */
 #include "rt.h"
 
@@ -113,10 +115,12 @@ static bool lock_is_stale(const char *dir, int64_t *owner)
 		return age_ms > SB_RT_LOCK_STALE_MS;
 	}
 	json_t *j = NULL;
-	int64_t pid = 0;
+	int64_t pid = 0, start = -1;
 	err = sb_json_parse_object(b.data, b.len, 4096, 4, &j);
 	if (!err)
 		err = sb_json_get_int(j, "pid", true, 1, INT_MAX, &pid);
+	if (!err)
+		err = sb_json_get_int(j, "pidStartTime", false, 0, INT64_MAX, &start);
 	json_decref(j);
 	sb_buf_deinit(&b);
 	if (err) {
@@ -124,6 +128,8 @@ static bool lock_is_stale(const char *dir, int64_t *owner)
 		return true;
 	}
 	*owner = pid;
+	if (start >= 0 && sb_proc_start_time((int)pid) != start)
+		return true; /* dead, or its pid went to another process */
 	return !pid_alive(pid);
 }
 
@@ -133,7 +139,12 @@ static sb_err *write_owner(const char *dir)
 {
 	char ts[SB_ISO8601_LEN];
 	sb_iso8601(sb_wall_ms(), ts);
-	char *body = sb_strfmt("{\"pid\":%ld,\"createdAt\":\"%s\"}\n", (long)getpid(), ts);
+	long long start = sb_proc_start_time(getpid()); /* -1 without /proc: then left out */
+	char *body = start >= 0
+	                 ? sb_strfmt("{\"pid\":%ld,\"createdAt\":\"%s\",\"pidStartTime\":"
+	                             "%lld}\n",
+	                             (long)getpid(), ts, start)
+	                 : sb_strfmt("{\"pid\":%ld,\"createdAt\":\"%s\"}\n", (long)getpid(), ts);
 	char *tmp = sb_strfmt("%s/owner.json.tmp", dir);
 	char *path = sb_strfmt("%s/owner.json", dir);
 	sb_err *err = NULL;

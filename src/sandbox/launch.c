@@ -50,26 +50,6 @@
 #define SB_STR_(x) #x
 #define SB_STR(x) SB_STR_(x)
 
-long long sb_proc_start_time(int pid)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/proc/%d/stat", pid);
-	sb_buf b = SB_BUF_INIT;
-	sb_err *err = sb_read_file(path, 4096, &b);
-	long long t = -1;
-	if (!err) {
-		const char *p = strrchr(sb_buf_cstr(&b), ')');
-		/* field 22 (starttime); after ')' come fields 3.. */
-		for (int field = 2; p && field < 22; field++)
-			p = strchr(p + 1, ' ');
-		if (p)
-			t = strtoll(p + 1, NULL, 10);
-	}
-	sb_err_free(err);
-	sb_buf_deinit(&b);
-	return t;
-}
-
 /* The host's (or rootfs') passwd/group without any entry for the sandbox uid/gid or name,
  * plus "sandbox" for them, in a sealed memfd. */
 static sb_err *account_file(const char *rootfs, const char *name, const char *line, int *out)

@@ -137,7 +137,6 @@ sb_err *sb_launch_sandbox(sb_sandbox *sb, const sb_launch *l);
 void sb_children_wait_begin(void);
 void sb_children_wait_end(void);
 /* /proc/<pid>/stat starttime, -1 when gone. */
-long long sb_proc_start_time(int pid);
 
 /* ---- netns.c */
 /* Is what full network needs here (slirp4netns; nft when root)? */

@@ -141,6 +141,44 @@ static void ownerless_lock_recovered_only_when_old(void **state)
 	fx_free(&f);
 }
 
+/* pids are reused: a record whose pid is alive but started at another time than the owner did
+ * names another process, and the lock is stale; with the owner's start time it is held. */
+static void reused_owner_pid_is_recovered(void **state)
+{
+	(void)state;
+	fx f;
+	fx_init(&f);
+	char *d = lock_dir(&f);
+	long long start = sb_proc_start_time(getpid());
+	assert_true(start >= 0);
+	assert_int_equal(mkdir(d, 0700), 0);
+	char *owner = sb_strfmt("{\"pid\":%d,\"createdAt\":\"2026-01-01T00:00:00.000Z\","
+	                        "\"pidStartTime\":%lld}",
+	                        getpid(), start);
+	sbt_write_str(d, "owner.json", owner);
+	sb_rt_lock l;
+	sb_err *err = sb_rt_lock_acquire(f.root, f.target, 150, &l);
+	assert_non_null(err); /* the same process: held */
+	assert_int_equal(err->code, SB_E_TIMEOUT);
+	sb_err_free(err);
+	free(owner);
+	owner = sb_strfmt("{\"pid\":%d,\"createdAt\":\"2026-01-01T00:00:00.000Z\","
+	                  "\"pidStartTime\":%lld}",
+	                  getpid(), start + 1);
+	sbt_write_str(d, "owner.json", owner);
+	SB_ASSERT_OK(sb_rt_lock_acquire(f.root, f.target, 5000, &l));
+	/* what a lock records names its owner for good */
+	char *rec = sbt_read(d, "owner.json", NULL);
+	char *want = sb_strfmt("\"pidStartTime\":%lld", start);
+	assert_non_null(strstr(rec, want));
+	free(want);
+	free(rec);
+	sb_rt_lock_release(&l);
+	free(owner);
+	free(d);
+	fx_free(&f);
+}
+
 typedef struct restore_job {
 	sb_runtime *rt;
 	atomic_bool done;
@@ -204,6 +242,7 @@ int main(void)
 	    cmocka_unit_test(held_lock_times_out_then_frees),
 	    cmocka_unit_test(dead_owner_is_recovered),
 	    cmocka_unit_test(ownerless_lock_recovered_only_when_old),
+	    cmocka_unit_test(reused_owner_pid_is_recovered),
 	    cmocka_unit_test(restore_waits_for_the_lock),
 	};
 	return cmocka_run_group_tests_name("runtime.lock", tests, NULL, NULL);
