@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -139,12 +140,13 @@ static sb_err *write_owner(const char *dir)
 {
 	char ts[SB_ISO8601_LEN];
 	sb_iso8601(sb_wall_ms(), ts);
-	long long start = sb_proc_start_time(getpid()); /* -1 without /proc: then left out */
-	char *body = start >= 0
-	                 ? sb_strfmt("{\"pid\":%ld,\"createdAt\":\"%s\",\"pidStartTime\":"
-	                             "%lld}\n",
-	                             (long)getpid(), ts, start)
-	                 : sb_strfmt("{\"pid\":%ld,\"createdAt\":\"%s\"}\n", (long)getpid(), ts);
+	/* the start time names this process for good; without /proc it is left out */
+	long long start = sb_proc_start_time(getpid());
+	char start_field[48] = "";
+	if (start >= 0)
+		snprintf(start_field, sizeof start_field, ",\"pidStartTime\":%lld", start);
+	char *body =
+	    sb_strfmt("{\"pid\":%ld,\"createdAt\":\"%s\"%s}\n", (long)getpid(), ts, start_field);
 	char *tmp = sb_strfmt("%s/owner.json.tmp", dir);
 	char *path = sb_strfmt("%s/owner.json", dir);
 	sb_err *err = NULL;
