@@ -330,14 +330,27 @@ sb_err *sbs_leases_destroy(sbs_leases *ls, const char *id, const sbs_destroy_opt
 		pthread_mutex_unlock(&ls->mu);
 		goto out;
 	}
-	bool was_deferred = l->deferred;
-	sbs_lease_state prev = was_deferred ? SBS_LEASE_ACTIVE : l->info.state;
+	/* A lease already waiting to be destroyed is checked again (not forced) by one thread at
+	 * a time; it stays deferred meanwhile, so a forced destroy can take it over. */
+	bool recheck = l->deferred && !o->force;
+	if (recheck && l->rechecking) {
+		*outcome = SBS_DESTROY_DEFERRED;
+		pthread_mutex_unlock(&ls->mu);
+		goto out;
+	}
+	sbs_lease_state prev = l->deferred ? SBS_LEASE_ACTIVE : l->info.state;
 	l->info.state = SBS_LEASE_DESTROYING;
-	l->deferred = false;
+	if (recheck) {
+		l->rechecking = true;
+		reason = l->deferred_reason ? l->deferred_reason : reason;
+	} else {
+		l->deferred = false;
+	}
 	assert(l->refs > 0); /* only a lease still referenced gains one */
 	l->refs++;
 	size_t nbusy = o->force ? 0 : sbs_lt_live_fences(l, sb_wall_ms(), busy);
 	sb_sandbox *sb = l->sb;
+	char *reason_copy = sb_xstrdup(reason);
 	pthread_mutex_unlock(&ls->mu);
 
 	if (!o->force && sb && prev == SBS_LEASE_ACTIVE) {
@@ -345,32 +358,40 @@ sb_err *sbs_leases_destroy(sbs_leases *ls, const char *id, const sbs_destroy_opt
 		err = sbs_lt_running_execs(sb, busy, &nrun);
 		nbusy += nrun;
 	}
-	if (!err && nbusy) {
-		pthread_mutex_lock(&ls->mu);
-		if (o->defer || was_deferred) {
-			l->deferred = true;
-			free(l->deferred_reason);
-			l->deferred_reason = sb_xstrdup(reason);
+	pthread_mutex_lock(&ls->mu);
+	if (recheck)
+		l->rechecking = false;
+	bool taken_over = recheck && !l->deferred; /* by a forced destroy, while we looked */
+	if (taken_over) {
+		*outcome = SBS_DESTROY_IN_PROGRESS;
+	} else if (!err && nbusy) {
+		if (o->defer || recheck) {
+			if (!recheck) {
+				l->deferred = true;
+				free(l->deferred_reason);
+				l->deferred_reason = sb_xstrdup(reason_copy);
+			}
 			*outcome = SBS_DESTROY_DEFERRED;
 		} else {
 			l->info.state = prev;
 			*outcome = SBS_DESTROY_BUSY;
 		}
-		pthread_mutex_unlock(&ls->mu);
-		sbs_lease_unref(l);
-		goto out;
+	} else if (err) {
+		/* Could not tell whether execs run: do not destroy blind (a deferred lease stays
+		 * deferred, and the reaper asks again). */
+		if (!recheck && l->info.state == SBS_LEASE_DESTROYING && !l->deferred)
+			l->info.state = prev;
+	} else {
+		l->deferred = false; /* ours to destroy now */
 	}
-	if (!err) {
-		err = sbs_lt_destroy_now(ls, l, reason);
+	bool destroy = !taken_over && !err && !nbusy;
+	pthread_mutex_unlock(&ls->mu);
+	if (destroy) {
+		err = sbs_lt_destroy_now(ls, l, reason_copy);
 		if (!err)
 			*outcome = SBS_DESTROY_DONE;
-	} else {
-		/* Could not tell whether execs run: do not destroy blind. */
-		pthread_mutex_lock(&ls->mu);
-		if (l->info.state == SBS_LEASE_DESTROYING && !l->deferred)
-			l->info.state = prev;
-		pthread_mutex_unlock(&ls->mu);
 	}
+	free(reason_copy);
 	sbs_lease_unref(l);
 out:
 	sb_strv_free(scratch);

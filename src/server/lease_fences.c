@@ -76,7 +76,6 @@ size_t sbs_lt_live_fences(sbs_lease *l, int64_t now, char ***ids)
 void sbs_lease_fence_end(sbs_lease *l, const char *fence_id)
 {
 	sbs_leases *ls = l->ls;
-	bool run_deferred = false;
 	pthread_mutex_lock(&ls->mu);
 	for (size_t i = 0; i < l->nfences; i++) {
 		if (strcmp(l->fences[i].id, fence_id) == 0) {
@@ -86,27 +85,16 @@ void sbs_lease_fence_end(sbs_lease *l, const char *fence_id)
 			break;
 		}
 	}
-	if (l->deferred && l->info.state == SBS_LEASE_DESTROYING &&
-	    sbs_lt_live_fences(l, sb_wall_ms(), NULL) == 0 && !l->removed) {
-		l->deferred = false; /* we take the destroy over */
-		run_deferred = true;
-	}
+	/* The last fence of a lease waiting to be destroyed: the destroy runs now, unless
+	 * commands still run (then the reaper retries). */
+	bool run_deferred = l->deferred && l->info.state == SBS_LEASE_DESTROYING &&
+	                    sbs_lt_live_fences(l, sb_wall_ms(), NULL) == 0 && !l->removed;
 	pthread_mutex_unlock(&ls->mu);
 	if (!run_deferred)
 		return;
-	size_t nrun = 0;
-	char **ids = NULL;
-	sb_err *err = l->sb ? sbs_lt_running_execs(l->sb, &ids, &nrun) : NULL;
-	sb_strv_free(ids);
-	if (!err && nrun) {
-		/* Still running commands: the reaper retries. */
-		pthread_mutex_lock(&ls->mu);
-		l->deferred = true;
-		pthread_mutex_unlock(&ls->mu);
-		return;
-	}
-	sb_err_free(err);
-	err = sbs_lt_destroy_now(ls, l, l->deferred_reason ? l->deferred_reason : "client");
+	sbs_destroy_opts o = {.defer = true};
+	sbs_destroy_outcome oc;
+	sb_err *err = sbs_leases_destroy(ls, l->info.id, &o, &oc, NULL);
 	if (err) {
 		sb_warn("deferred destroy of lease %s: %s", l->info.id, err->msg);
 		sb_err_free(err);

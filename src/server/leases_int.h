@@ -22,6 +22,10 @@ struct sbs_lease {
 	fence *fences;
 	size_t nfences;
 	bool deferred; /* a destroy waits for the fences/execs to end */
+	/* A thread is checking whether a deferred destroy can run now; the lease stays deferred
+	 * meanwhile, so a forced destroy can still take it over (and the checker then steps aside).
+	 */
+	bool rechecking;
 	char *deferred_reason;
 	bool removed; /* no longer in the table */
 };
