@@ -155,17 +155,18 @@ while [ $trial -lt "$TRIALS" ]; do
 		# this run's lease: not one an earlier trial left
 		lease=$(ls "$SANDBAR_STATE_DIR/leases" 2>/dev/null | grep '^run-' |
 			grep -vxF -f "$T/leases.before" | head -1)
+		rm -f "$T/pull1.err" "$T/pull2.err" "$T/prune.out"
 		if [ -n "$lease" ]; then
 			# the pull killed at a random point of its own restore
-			(cd "$W" && exec "$SB" pull "$lease" -q >/dev/null 2>"$T/pull.err") &
+			(cd "$W" && exec "$SB" pull "$lease" -q >/dev/null 2>"$T/pull1.err") &
 			kill_and_check $! "$trial$$-pull" pull && killed_pull=$((killed_pull + 1))
 			# a pull that got as far as dropping the lease's runtime state has brought
 			# the work home; otherwise the next pull finishes the job
 			if [ -e "$SANDBAR_STATE_DIR/runtime/$lease.json" ]; then
-				(cd "$W" && "$SB" pull "$lease" -q >/dev/null 2>"$T/pull.err") ||
-					bad "the final pull failed: $(cat "$T/pull.err")"
+				(cd "$W" && "$SB" pull "$lease" -q >/dev/null 2>"$T/pull2.err") ||
+					bad "the final pull failed: $(cat "$T/pull2.err")"
 			fi
-			"$SB" lease prune >/dev/null 2>&1 || bad "lease prune failed"
+			"$SB" lease prune >"$T/prune.out" 2>&1 || bad "lease prune failed: $(cat "$T/prune.out")"
 		fi
 		manifest "$W" >"$T/cur"
 		if ! cmp -s "$T/cur" "$T/ref.new"; then
@@ -174,7 +175,7 @@ while [ $trial -lt "$TRIALS" ]; do
 		[ ! -e "$W/.sandbar-restore" ] || bad ".sandbar-restore left after the final pull"
 		left=$(ls "$SANDBAR_STATE_DIR/leases" 2>/dev/null)
 		if [ -n "$left" ]; then
-			bad "leases left: $(cd "$SANDBAR_STATE_DIR/leases" && find . -maxdepth 2 | sort | tr '\n' ' '); listed: $("$SB" lease list 2>&1 | tail -n +2 | tr '\n' ' ')"
+			bad "leases left: $(cd "$SANDBAR_STATE_DIR/leases" && find . -maxdepth 2 | sort | tr '\n' ' '); listed: $("$SB" lease list 2>&1 | tail -n +2 | tr '\n' ' '); killed pull said: $(cat "$T/pull1.err" 2>/dev/null | tr '\n' ' '); final pull said: $(cat "$T/pull2.err" 2>/dev/null | tr '\n' ' '); prune said: $(cat "$T/prune.out" 2>/dev/null | tr '\n' ' ')"
 			# the next trial starts clean all the same
 			for l in $left; do "$SB" lease destroy "$l" >/dev/null 2>&1; done
 		fi

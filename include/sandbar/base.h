@@ -331,7 +331,9 @@ sb_err *sb_read_file(const char *path, size_t max, sb_buf *out);
  * is no error. */
 sb_err *sb_read_file_if_any(const char *path, size_t max, sb_buf *out, bool *found);
 /* The start time of process pid (field 22 of /proc/PID/stat, clock ticks since boot), or -1
- * when there is no such process. The pid and this together name one process for good. */
+ * when there is no such process or it has ended (a zombie its parent has not reaped yet: on a
+ * host whose PID 1 reaps late, an ended sandbox's init can stay one for seconds). The pid and
+ * this together name one living process for good. */
 long long sb_proc_start_time(int pid);
 /* A secret reference, `env:VAR` (set and non-empty) or `file:PATH` (one trailing newline
  * dropped), read into *out (free it after clearing it), at most max bytes. */

@@ -15,6 +15,9 @@ long long sb_proc_start_time(int pid)
 	long long t = -1;
 	if (!err) {
 		const char *p = strrchr(sb_buf_cstr(&b), ')');
+		/* field 3 (state): Z and X have ended, whatever their parent does */
+		if (p && (p[1] != ' ' || p[2] == 'Z' || p[2] == 'X'))
+			p = NULL;
 		/* field 22 (starttime); after ')' come fields 3.. */
 		for (int field = 2; p && field < 22; field++)
 			p = strchr(p + 1, ' ');

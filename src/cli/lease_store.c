@@ -73,7 +73,8 @@ int cli_lease_prune(cli_sandbox_env *env, const char *prefix, FILE *out)
 		bool work = access(state, F_OK) == 0;
 		free(state);
 		/* An init whose pid now belongs to another process is gone all the same. */
-		if (!sb_sandbox_init_gone(sb) || work) {
+		bool init_runs = !sb_sandbox_init_gone(sb);
+		if (init_runs || work) {
 			if (work && out)
 				fprintf(
 				    out,
@@ -81,6 +82,13 @@ int cli_lease_prune(cli_sandbox_env *env, const char *prefix, FILE *out)
 				    "`sandbar pull %s` or remove it with `sandbar lease destroy "
 				    "%s`\n",
 				    ids[i], ids[i], ids[i]);
+			else if (out)
+				fprintf(
+				    out,
+				    "sandbar: lease %s does not answer, but its sandbar-init still "
+				    "runs (it may be ending): kept; prune again shortly, or remove "
+				    "it with `sandbar lease destroy %s`\n",
+				    ids[i], ids[i]);
 			sb_sandbox_close(sb);
 			continue;
 		}

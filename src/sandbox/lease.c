@@ -526,7 +526,7 @@ bool sb_sandbox_init_gone(const sb_sandbox *sb)
 	if (sb->info.init_pid <= 0)
 		return sb_wall_ms() - sb->info.created_at_ms > 60 * 1000;
 	if (sb->init_start <= 0) /* a record without the start time: the pid is all there is */
-		return kill(sb->info.init_pid, 0) < 0 && errno == ESRCH;
+		return sb_proc_start_time(sb->info.init_pid) < 0;
 	return !pid_matches(sb);
 }
 
