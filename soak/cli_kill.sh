@@ -7,8 +7,10 @@
 # (no sandbox left without an owner); a final `sandbar pull` converges on the uninterrupted
 # result exactly, with no staging or temp name left, and `sandbar lease prune` then leaves no
 # lease. Prints one row for scripts/soak (scenario, trials, failures, figures); exits 1 when a
-# trial failed. SANDBAR_SOAK_TRIALS sets the count (default 100), SANDBAR_SOAK_FILES the files
-# (default 2500); SB_TEST_BUILD_DIR names the build.
+# trial failed. Trials alternate the sync modes (SANDBAR_SYNC full, then incremental: the
+# restore fetches only what differs from the far side's manifest), both held to the same
+# uninterrupted result. SANDBAR_SOAK_TRIALS sets the count (default 100), SANDBAR_SOAK_FILES the
+# files (default 2500); SB_TEST_BUILD_DIR names the build.
 SB_RT_LIB=${SB_RT_LIB:-$(dirname "$0")/../tests/roundtrip/lib.sh}
 . "$SB_RT_LIB"
 set +e
@@ -20,7 +22,7 @@ failures=0 killed_run=0 killed_pull=0 trial_fail=0
 
 note() { echo "# cli-kill: $*" >&2; }
 bad() {
-	note "trial $trial: $*"
+	note "trial $trial (sync ${SANDBAR_SYNC:-full}): $*"
 	trial_fail=1
 }
 
@@ -149,6 +151,8 @@ kill_and_check() {
 trial=0
 while [ $trial -lt "$TRIALS" ]; do
 	trial_fail=0
+	[ $((trial % 2)) = 0 ] && SANDBAR_SYNC=full || SANDBAR_SYNC=incremental
+	export SANDBAR_SYNC
 	if start_run "$T/old"; then
 		kill_and_check $run_pid "$trial$$" run && killed_run=$((killed_run + 1))
 		sandbox_gone || bad "$(sandbox_procs) sandbox processes still run 10 s after the kill"
@@ -187,5 +191,5 @@ done
 
 printf 'sandbar run, then sandbar pull, SIGKILLed mid-restore (%s files, both sides changed)\t%s\t%s\t%s\n' \
 	"$NFILES" "$TRIALS" "$failures" \
-	"runs killed $killed_run, pulls killed $killed_pull; restore span $span ms; every file old or new, pull converges"
+	"sync modes full and incremental alternately; runs killed $killed_run, pulls killed $killed_pull; restore span $span ms; every file old or new, pull converges"
 [ $failures = 0 ]
