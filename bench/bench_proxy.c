@@ -6,7 +6,11 @@
  * measured twice: from a command inside a sandbox (`sandbar run --allow-net`, the path agents
  * take: loopback in the sandbox, sandbar-init's forwarder, the proxy) against the same client
  * on the host going direct; and against the proxy alone on a unix socket, which isolates the
- * proxy's own cost from the forwarder's. */
+ * proxy's own cost from the forwarder's. The sandboxed path crosses two TCP connections (the
+ * sandbox's loopback, then the upstream) where the direct client crosses one, so its bulk row is
+ * also compared with a bare TCP relay (bare_relay.c): the same client on the host through a relay
+ * that only moves bytes, what any user-space proxy costs on this machine. */
+#include "bare_relay.h"
 #include "benchutil.h"
 
 #include <sandbar/sandbox.h>
@@ -203,13 +207,13 @@ static double spawn_median(char *const argv[], char *const envp[])
 }
 
 /* The client's median over n requests for path, inside a sandbox through the proxy or on the
- * host direct. */
-static double client_median(const char *sandbar, const char *state, const char *ws, bool boxed,
-                            int n, const char *path, size_t want)
+ * host straight to port (the upstream's, or the bare relay's). */
+static double client_median_to(const char *sandbar, const char *state, const char *ws, bool boxed,
+                               int to_port, int n, const char *path, size_t want)
 {
 	char ns[16], port[16], wants[32];
 	snprintf(ns, sizeof ns, "%d", n);
-	snprintf(port, sizeof port, "%d", srv_port);
+	snprintf(port, sizeof port, "%d", to_port);
 	snprintf(wants, sizeof wants, "%zu", want);
 	char *client = NULL;
 	if (asprintf(&client, "%s/proxy_client", ws) < 0)
@@ -235,6 +239,14 @@ static double client_median(const char *sandbar, const char *state, const char *
 	double t = boxed ? spawn_median(boxed_argv, environ) : spawn_median(direct_argv, no_env);
 	free(client);
 	return t;
+}
+
+/* The client's median over n requests for path, inside a sandbox through the proxy or on the
+ * host direct. */
+static double client_median(const char *sandbar, const char *state, const char *ws, bool boxed,
+                            int n, const char *path, size_t want)
+{
+	return client_median_to(sandbar, state, ws, boxed, srv_port, n, path, want);
 }
 
 static void copy_file(const char *from, const char *to)
@@ -310,22 +322,38 @@ int main(void)
 	if (asprintf(&ws_client, "%s/proxy_client", ws) < 0)
 		die("asprintf");
 	copy_file(client, ws_client);
-	double lb[BOX_ROUNDS], ld[BOX_ROUNDS], bb[BOX_ROUNDS], bdir[BOX_ROUNDS];
+	int relay_port = bare_relay_start(srv_port);
+	double lb[BOX_ROUNDS], ld[BOX_ROUNDS], bb[BOX_ROUNDS], bdir[BOX_ROUNDS], brel[BOX_ROUNDS],
+	    lrel[BOX_ROUNDS];
 	for (int i = 0; i < BOX_ROUNDS; i++) { /* interleaved rounds: the same load for both */
 		lb[i] = client_median(sandbar, state, ws, true, REQUESTS, "/small", 16);
 		ld[i] = client_median(sandbar, state, ws, false, REQUESTS, "/small", 16);
 		bb[i] = client_median(sandbar, state, ws, true, BULK_ROUNDS, "/bulk", BULK_BYTES);
 		bdir[i] =
 		    client_median(sandbar, state, ws, false, BULK_ROUNDS, "/bulk", BULK_BYTES);
+		lrel[i] =
+		    client_median_to(sandbar, state, ws, false, relay_port, REQUESTS, "/small", 16);
+		brel[i] = client_median_to(sandbar, state, ws, false, relay_port, BULK_ROUNDS,
+		                           "/bulk", BULK_BYTES);
 	}
 	sbb_row_ms("sandboxed command: request latency (proxy vs direct)",
 	           sbb_median(lb, BOX_ROUNDS), sbb_median(ld, BOX_ROUNDS), "direct");
+	sbb_row_ms("reference: bare TCP relay on the host, request latency (relay vs direct)",
+	           sbb_median(lrel, BOX_ROUNDS), sbb_median(ld, BOX_ROUNDS), "direct");
 	double mbb = BULK_BYTES / sbb_median(bb, BOX_ROUNDS) / 1e6;
 	double mbdir = BULK_BYTES / sbb_median(bdir, BOX_ROUNDS) / 1e6;
 	snprintf(o, sizeof o, "%.0f MB/s", mbb);
 	snprintf(b, sizeof b, "%.0f MB/s (direct)", mbdir);
 	snprintf(r, sizeof r, "%.2f", mbb / mbdir);
 	sbb_row("sandboxed command: bulk throughput (proxy / direct)", o, b, r);
+	double mbrel = BULK_BYTES / sbb_median(brel, BOX_ROUNDS) / 1e6;
+	snprintf(o, sizeof o, "%.0f MB/s", mbrel);
+	snprintf(r, sizeof r, "%.2f", mbrel / mbdir);
+	sbb_row("reference: bare TCP relay on the host (relay / direct)", o, b, r);
+	snprintf(o, sizeof o, "%.0f MB/s", mbb);
+	snprintf(b, sizeof b, "%.0f MB/s (bare relay)", mbrel);
+	snprintf(r, sizeof r, "%.2f", mbb / mbrel);
+	sbb_row("sandboxed command: bulk throughput (proxy / bare TCP relay)", o, b, r);
 	unlink(ws_client);
 	free(ws_client);
 	free(client);
