@@ -5,11 +5,53 @@
 #include <sandbar/base.h>
 
 #include <git2.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 void sb_git_lib_init(void);
+
+/* libgit2's start parses the whole system CA bundle (its TLS backend, which sandbar never uses,
+ * loads it eagerly): ~7 ms here, paid again after every last git_libgit2_shutdown(). The
+ * prewarm pays it once, on a thread of its own, and keeps that reference for the process's
+ * life, so later sb_git_* calls only take another. libgit2 serialises its start: a call made
+ * while the thread is still in it waits for it to finish. */
+static void *prewarm_main(void *arg)
+{
+	(void)arg;
+	sb_git_lib_init(); /* never shut down: held until the process exits */
+	return NULL;
+}
+
+static void prewarm_start(void)
+{
+	pthread_t t;
+	if (pthread_create(&t, NULL, prewarm_main, NULL) == 0)
+		pthread_detach(t);
+	else
+		sb_git_lib_init(); /* no thread: hold the reference all the same, paid now */
+}
+
+void sb_git_prewarm(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, prewarm_start);
+}
+
+/* Whether dir can hold a repository for an open without search: a work tree has .git (a
+ * directory, or a file naming one), a git dir has HEAD. Without either, libgit2 is not started
+ * at all. */
+static bool may_hold_repository(const char *dir)
+{
+	struct stat st;
+	char *git = sb_strfmt("%s/.git", dir);
+	char *head = sb_strfmt("%s/HEAD", dir);
+	bool may = lstat(git, &st) == 0 || lstat(head, &st) == 0;
+	free(git);
+	free(head);
+	return may;
+}
 
 static sb_err *lg2_error(int rc, const char *what, const char *dir)
 {
@@ -21,6 +63,8 @@ static sb_err *lg2_error(int rc, const char *what, const char *dir)
 sb_err *sb_git_head(const char *dir, char out[41])
 {
 	out[0] = '\0';
+	if (!may_hold_repository(dir))
+		return NULL;
 	sb_git_lib_init();
 	git_repository *r = NULL;
 	sb_err *err = NULL;

@@ -367,6 +367,16 @@ int cmd_run(int argc, char **argv)
 		goto out_cfg;
 	}
 
+	{
+		/* Git support starts while the sandbox does (sb_git_prewarm): the staging reads
+		 * HEAD, the restore imports commits, --gitignore matches with it. */
+		char *dotgit = sb_strfmt("%s/.git", workspace);
+		struct stat st;
+		if (o.gitignore || lstat(dotgit, &st) == 0)
+			sb_git_prewarm();
+		free(dotgit);
+	}
+
 	if (!o.quiet && !o.json) {
 		/* From a subdirectory of a repository, say what is staged: that directory only,
 		 * without the repository's .git. */
