@@ -12,8 +12,9 @@
 static char *repo_with_commit(const char *root)
 {
 	char *repo = sbt_path(root, "repo");
-	assert_int_equal(sbt_sh("mkdir -p '%s' && cd '%s' && " GIT "init -q && echo a > a.txt && "
-	                        GIT "add a.txt && " GIT "commit -qm one",
+	assert_int_equal(sbt_sh("mkdir -p '%s' && cd '%s' && " GIT
+	                        "init -q && echo a > a.txt && " GIT "add a.txt && " GIT
+	                        "commit -qm one",
 	                        repo, repo),
 	                 0);
 	return repo;
