@@ -389,6 +389,7 @@ typedef struct sb_walk_entry {
 	uint64_t size;
 	int64_t mtime_sec; /* st_mtim.tv_sec */
 	int dirfd;         /* open directory holding the entry (valid during the callback only) */
+	const struct stat *st; /* the entry's full lstat (valid during the callback only) */
 } sb_walk_entry;
 
 enum {

@@ -115,6 +115,10 @@ typedef struct sb_runtime_prepare_opts {
 	/* Private instance-scoped directory for restore locks; NULL = $XDG_RUNTIME_DIR/sandbar/
 	 * restore-locks, else $TMPDIR (or /tmp)/sandbar-<uid>/restore-locks (mode 0700). */
 	const char *lock_root;
+	/* A file of this host where the workspace's file hashes are kept between runs, so that a
+	 * repeat run hashes only the files written since (a file counts as unchanged while its
+	 * size, mtime, ctime, inode and device are); NULL = hash every file each time. */
+	const char *hash_cache_file;
 	sb_cancel *cancel; /* may be NULL; checked between remote commands */
 } sb_runtime_prepare_opts;
 

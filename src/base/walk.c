@@ -125,6 +125,7 @@ static sb_err *walk_dir(struct walk *w, int dfd)
 		    .size = (uint64_t)st.st_size,
 		    .mtime_sec = (int64_t)st.st_mtim.tv_sec,
 		    .dirfd = dfd,
+		    .st = &st,
 		};
 		sb_err *cb_err = NULL;
 		int r = w->fn(&e, w->ud, &cb_err);

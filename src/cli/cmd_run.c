@@ -445,8 +445,20 @@ int cmd_run(int argc, char **argv)
 	popts.progress.bytes = on_bytes;
 	popts.progress.ud = &bar;
 	popts.cancel = g_stage_cancel;
+	/* The workspace's file hashes, kept for the next run (not with --checksum: every file is
+	 * hashed then). One file per workspace path in the state directory. */
+	char *hash_cache = NULL;
+	if (!o.checksum) {
+		char hex[SB_SHA256_HEX_LEN];
+		sb_sha256_hex(workspace, strlen(workspace), hex);
+		char *sd = cli_state_dir(&cfg);
+		hash_cache = sb_strfmt("%s/hashes/%.32s", sd, hex);
+		free(sd);
+	}
+	popts.hash_cache_file = hash_cache;
 	sb_runtime *rt = NULL;
 	err = sb_runtime_prepare(&popts, &rt);
+	free(hash_cache);
 	cli_bar_clear(&bar);
 	report.phases.prepare_ms = sb_mono_ms() - t0;
 	g_cancel = g_exec_cancel;

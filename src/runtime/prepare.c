@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 static bool is_segment(const char *s)
 {
@@ -316,13 +317,18 @@ static sb_err *count_excluded(sb_runtime *rt)
 
 /* Walk, then hash on two threads: the baseline needs every file's hash before anything is
  * uploaded (so that it is never newer than what the remote receives). */
-static sb_err *take_baseline(sb_runtime *rt)
+static sb_err *take_baseline(sb_runtime *rt, const char *hash_cache)
 {
 	/* Read before the walk: an entry written during it is newer, hence hashed remotely. */
-	rt->base_sec = sb_wall_ms() / 1000;
+	struct timespec walk_start;
+	clock_gettime(CLOCK_REALTIME, &walk_start);
+	rt->base_sec = walk_start.tv_sec;
 	sb_err *err = sb_snap_take(rt->local_dir, &rt->restore_ex, false, &rt->baseline);
 	if (err)
 		return err;
+	size_t cached = hash_cache ? sb_rt_hash_cache_apply(hash_cache, &rt->baseline) : 0;
+	sb_debug("baseline of %s: %zu entries, %zu file hashes from the cache", rt->local_dir,
+	         rt->baseline.n, cached);
 	sb_snap_hasher h;
 	sb_snap_hash_start(&rt->baseline, &h);
 	err = sb_snap_hash_finish(&h);
@@ -337,6 +343,14 @@ static sb_err *take_baseline(sb_runtime *rt)
 			                         sb_rt_hash_since(rt->base_sec),
 			                         sb_rt_sync_checksum(), &rt->git_snap);
 		rt->git_snap_ok = rt->delta_ok = !err;
+	}
+	if (!err && hash_cache) {
+		sb_err *cerr = sb_rt_hash_cache_save(hash_cache, &rt->baseline,
+		                                     (int64_t)walk_start.tv_sec * 1000000000 +
+		                                         walk_start.tv_nsec);
+		if (cerr) /* it only saves time: the next run hashes every file */
+			sb_warn("%s", cerr->msg);
+		sb_err_free(cerr);
 	}
 	return err ? sb_err_prefix(err, "recording the baseline of %s", rt->local_dir) : NULL;
 }
@@ -449,7 +463,7 @@ sb_err *sb_runtime_prepare(const sb_runtime_prepare_opts *o, sb_runtime **out)
 		run_install(&rt->ctx, o);
 	/* The baseline is taken before anything is uploaded: it is what the remote starts from. */
 	if (!err)
-		err = take_baseline(rt);
+		err = take_baseline(rt, o->hash_cache_file);
 	if (!err)
 		err = count_excluded(rt);
 	/* Commits made remotely are counted from the HEAD staged with .git. */

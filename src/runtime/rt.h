@@ -230,6 +230,12 @@ typedef struct sb_snap_entry {
 	bool has_plain;
 	unsigned char plain[SB_SHA256_LEN];
 	char *target; /* symlinks */
+	/* what the walk saw, naming this version of a file for the hash cache (hash_cache.c):
+	 * a write changes ctime, which no one can set back */
+	struct {
+		int64_t mtime_ns, ctime_ns;
+		uint64_t ino, dev;
+	} seen;
 } sb_snap_entry;
 
 typedef struct sb_snap {
@@ -256,6 +262,15 @@ typedef struct sb_snap_hasher {
 } sb_snap_hasher;
 void sb_snap_hash_start(sb_snap *s, sb_snap_hasher *h);
 sb_err *sb_snap_hash_finish(sb_snap_hasher *h);
+/* ---- hash_cache.c: the baseline's file hashes kept between runs of one workspace. */
+/* Give every file entry of s not hashed yet the cached hash of the same version of that file
+ * (size, mtime, ctime, inode, device unchanged); the number of entries given. A missing or
+ * unreadable cache gives none. */
+size_t sb_rt_hash_cache_apply(const char *file, sb_snap *s);
+/* Write s's hashed files to the cache, but none whose ctime or mtime is within a second of
+ * walk_start_ns (the wall clock, in ns, before the walk that took s). */
+sb_err *sb_rt_hash_cache_save(const char *file, const sb_snap *s, int64_t walk_start_ns);
+
 /* Hash every file not hashed yet and drop the root fd: the snapshot then stands alone. */
 sb_err *sb_snap_hash_all(sb_snap *s);
 sb_snap_entry *sb_snap_find(const sb_snap *s, const char *path);

@@ -72,6 +72,10 @@ static int on_entry(const sb_walk_entry *we, void *ud, sb_err **err)
 	e->mode = we->mode;
 	e->size = we->size;
 	e->mtime_sec = we->mtime_sec;
+	e->seen.mtime_ns = (int64_t)we->st->st_mtim.tv_sec * 1000000000 + we->st->st_mtim.tv_nsec;
+	e->seen.ctime_ns = (int64_t)we->st->st_ctim.tv_sec * 1000000000 + we->st->st_ctim.tv_nsec;
+	e->seen.ino = (uint64_t)we->st->st_ino;
+	e->seen.dev = (uint64_t)we->st->st_dev;
 	s->n++;
 	if (we->type == SB_FT_SYMLINK) {
 		sb_buf t = SB_BUF_INIT;
