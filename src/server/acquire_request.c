@@ -29,7 +29,8 @@ static sb_err *parse_acquire(const json_t *b, sbs_lease_params *p)
 	    (err = sb_json_get_int(b, "ttl_s", false, 0, 365LL * 24 * 3600, &p->ttl_s)) ||
 	    (err = sb_json_get_str(b, "issue_id", false, &p->issue_id)) ||
 	    (err = sb_json_get_str(b, "run_id", false, &p->run_id)) ||
-	    (err = sb_json_get_str(b, "reuse_scope", false, &p->reuse_scope)))
+	    (err = sb_json_get_str(b, "reuse_scope", false, &p->reuse_scope)) ||
+	    (err = sb_json_get_str(b, "reuse_key", false, &p->reuse_key)))
 		return err;
 	if (p->acquisition_id[0] == '\0')
 		return sb_err_new(SB_E_INVAL, "\"acquisition_id\" must not be empty");

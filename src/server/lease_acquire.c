@@ -64,6 +64,20 @@ char *sbs_lease_params_fingerprint(const sbs_lease_params *p)
 	return sb_xstrdup(hex);
 }
 
+/* What a reuse must match: the sandbox's configuration alone (not the audit fields, the TTL
+ * or the ids, which differ from one run to the next). */
+static char *reuse_fingerprint(const sbs_lease_params *p)
+{
+	sbs_lease_params c = {.network = p->network,
+	                      .egress = p->egress,
+	                      .secret_names = p->secret_names,
+	                      .mounts = p->mounts,
+	                      .nmounts = p->nmounts,
+	                      .callback_json = p->callback_json,
+	                      .limits = p->limits};
+	return sbs_lease_params_fingerprint(&c);
+}
+
 static void fill_out(sbs_lease_info *out, const sbs_lease_info *src)
 {
 	if (!out)
@@ -77,6 +91,13 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 {
 	if (!p->acquisition_id || !acq_ok(p->acquisition_id))
 		return sb_err_new(SB_E_INVAL, "acquisition_id must be 1..%d printable characters",
+		                  SBS_ACQUISITION_ID_MAX);
+	if (p->reuse_key && (!acq_ok(p->reuse_key) || p->lease_id))
+		return sb_err_new(SB_E_INVAL,
+		                  p->lease_id
+		                      ? "reuse_key and lease_id cannot be combined: a reused "
+		                        "lease keeps the id it was made with"
+		                      : "reuse_key must be 1..%d printable characters",
 		                  SBS_ACQUISITION_ID_MAX);
 	if (p->lease_id && !sbs_id_ok(p->lease_id))
 		return sb_err_new(SB_E_INVAL, "lease id \"%s\" must match [A-Za-z0-9_-]{1,%d}",
@@ -119,6 +140,50 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 		goto done;
 	}
 	sb_err_free(e);
+	char *reuse_fp = p->reuse_key ? reuse_fingerprint(p) : NULL;
+	if (p->reuse_key && (l = sbs_lt_find_reuse(ls, p->reuse_key))) {
+		bool same = l->info.state == SBS_LEASE_ACTIVE && l->info.reuse_fingerprint &&
+		            strcmp(l->info.reuse_fingerprint, reuse_fp) == 0;
+		if (l->info.state == SBS_LEASE_PENDING || same) {
+			*outcome = same ? SBS_ACQ_REUSED : SBS_ACQ_IN_PROGRESS;
+			char id[SB_SANDBOX_ID_MAX + 1];
+			snprintf(id, sizeof id, "%s", l->info.id);
+			fill_out(out, &l->info);
+			pthread_mutex_unlock(&ls->mu);
+			free(reuse_fp);
+			if (same && p->ttl_s > 0) {
+				/* each reuse starts the TTL again: an idle reused lease expires
+				 * ttl_s after its last acquire */
+				sbs_lease_info renewed;
+				sbs_lease_info_init(&renewed);
+				err = sbs_leases_renew(ls, id, p->ttl_s, &renewed);
+				if (!err)
+					fill_out(out, &renewed);
+				sbs_lease_info_deinit(&renewed);
+			}
+			goto done;
+		}
+		/* Another configuration, or its sandbox is lost: replaced by a fresh lease. */
+		char replaced[SB_SANDBOX_ID_MAX + 1];
+		snprintf(replaced, sizeof replaced, "%s", l->info.id);
+		pthread_mutex_unlock(&ls->mu);
+		free(reuse_fp);
+		sb_info("lease %s (reuse key \"%s\"): its configuration differs or its sandbox is "
+		        "lost; replacing it",
+		        replaced, p->reuse_key);
+		sbs_destroy_opts dopts = {.force = true, .reason = "replaced (reuse_key)"};
+		sbs_destroy_outcome doc;
+		err = sbs_leases_destroy(ls, replaced, &dopts, &doc, NULL);
+		if (err) {
+			err = sb_err_prefix(err, "replacing lease %s (reuse key \"%s\")", replaced,
+			                    p->reuse_key);
+			goto done;
+		}
+		sbs_lease_info_deinit(&rec);
+		free(fp);
+		/* once: the replaced lease is gone or being destroyed, so it is not found again */
+		return sbs_leases_acquire(ls, p, outcome, out);
+	}
 	if (p->lease_id && (l = sbs_lt_find(ls, p->lease_id))) {
 		*outcome =
 		    l->info.state == SBS_LEASE_DESTROYING ? SBS_ACQ_DESTROYING : SBS_ACQ_CONFLICT;
@@ -144,6 +209,8 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 	rec.issue_id = p->issue_id ? sb_xstrdup(p->issue_id) : NULL;
 	rec.run_id = p->run_id ? sb_xstrdup(p->run_id) : NULL;
 	rec.reuse_scope = p->reuse_scope ? sb_xstrdup(p->reuse_scope) : NULL;
+	rec.reuse_key = p->reuse_key ? sb_xstrdup(p->reuse_key) : NULL;
+	rec.reuse_fingerprint = reuse_fp; /* the record owns it */
 	rec.metadata = p->metadata ? json_deep_copy(p->metadata) : NULL;
 	rec.state = SBS_LEASE_PENDING;
 	rec.network = p->network;

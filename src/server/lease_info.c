@@ -33,6 +33,8 @@ void sbs_lease_info_deinit(sbs_lease_info *li)
 	free(li->issue_id);
 	free(li->run_id);
 	free(li->reuse_scope);
+	free(li->reuse_key);
+	free(li->reuse_fingerprint);
 	free(li->reason);
 	json_decref(li->metadata);
 	json_decref(li->net);
@@ -53,6 +55,8 @@ void sbs_lease_info_copy(sbs_lease_info *dst, const sbs_lease_info *src)
 	dst->issue_id = dup_or_null(src->issue_id);
 	dst->run_id = dup_or_null(src->run_id);
 	dst->reuse_scope = dup_or_null(src->reuse_scope);
+	dst->reuse_key = dup_or_null(src->reuse_key);
+	dst->reuse_fingerprint = dup_or_null(src->reuse_fingerprint);
 	dst->reason = dup_or_null(src->reason);
 	dst->metadata = src->metadata ? json_deep_copy(src->metadata) : NULL;
 	dst->net = src->net ? json_deep_copy(src->net) : NULL;
@@ -85,6 +89,8 @@ json_t *sbs_lease_info_json(const sbs_lease_info *li)
 	set_str(j, "issue_id", li->issue_id);
 	set_str(j, "run_id", li->run_id);
 	set_str(j, "reuse_scope", li->reuse_scope);
+	set_str(j, "reuse_key", li->reuse_key);
+	set_str(j, "reuse_fingerprint", li->reuse_fingerprint);
 	set_str(j, "reason", li->reason);
 	/* the network object (issue 14); live proxy counters are added by the routes */
 	json_object_set_new(j, "network",
@@ -156,6 +162,8 @@ sb_err *sbs_lease_info_from_json(const json_t *j, sbs_lease_info *out)
 	out->issue_id = get_s(j, "issue_id");
 	out->run_id = get_s(j, "run_id");
 	out->reuse_scope = get_s(j, "reuse_scope");
+	out->reuse_key = get_s(j, "reuse_key");
+	out->reuse_fingerprint = get_s(j, "reuse_fingerprint");
 	out->reason = get_s(j, "reason");
 	/* "network" was a boolean before the network object */
 	const json_t *net = json_object_get(j, "network");

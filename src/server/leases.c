@@ -18,12 +18,13 @@
 #include <string.h>
 #include "sb_json.h"
 
-static const char *outcome_names[] = {"claimed",  "replayed",  "in_progress",
-                                      "conflict", "completed", "destroying"};
+static const char *outcome_names[] = {"claimed",   "replayed",   "in_progress", "conflict",
+                                      "completed", "destroying", "reused"};
 
 const char *sbs_acquire_outcome_name(sbs_acquire_outcome o)
 {
-	return (unsigned)o < 6 ? outcome_names[o] : "unknown";
+	return (unsigned)o < sizeof outcome_names / sizeof *outcome_names ? outcome_names[o]
+	                                                                  : "unknown";
 }
 
 sb_err *sbs_leases_new(const sb_sandbox_config *sbcfg, sbs_store *store, sbs_leases **out)
@@ -77,6 +78,15 @@ sbs_lease *sbs_lt_find_acq(sbs_leases *ls, const char *acq)
 	for (size_t i = 0; i < ls->n; i++)
 		if (ls->v[i]->info.acquisition_id &&
 		    strcmp(ls->v[i]->info.acquisition_id, acq) == 0)
+			return ls->v[i];
+	return NULL;
+}
+
+sbs_lease *sbs_lt_find_reuse(sbs_leases *ls, const char *key)
+{
+	for (size_t i = 0; i < ls->n; i++)
+		if (ls->v[i]->info.reuse_key && ls->v[i]->info.state != SBS_LEASE_DESTROYING &&
+		    strcmp(ls->v[i]->info.reuse_key, key) == 0)
 			return ls->v[i];
 	return NULL;
 }

@@ -46,7 +46,13 @@ typedef struct sbs_lease_params {
 	sb_sandbox_limits limits;
 	int64_t ttl_s;                               /* 0 = no expiry */
 	const char *issue_id, *run_id, *reuse_scope; /* audit; may be NULL */
-	const json_t *metadata;                      /* stored with the record; borrowed */
+	/* Keep the lease for reuse under this key (1..SBS_ACQUISITION_ID_MAX printable bytes):
+	 * an acquire with the key of a live lease whose configuration (network, mounts, limits,
+	 * callback) is the same gets that lease back (SBS_ACQ_REUSED, its TTL renewed); with
+	 * another configuration, or a lost sandbox, that lease is destroyed and a new one made.
+	 * Not with lease_id. NULL = an ordinary acquire. */
+	const char *reuse_key;
+	const json_t *metadata; /* stored with the record; borrowed */
 	/* Runs after the sandbox exists and before the lease turns ACTIVE (e.g. mkdir, sentinel).
 	 * An error destroys the sandbox and fails the acquire. May be NULL. */
 	sb_err *(*setup)(void *ud, sb_sandbox *sb);
@@ -60,6 +66,7 @@ typedef enum sbs_acquire_outcome {
 	SBS_ACQ_CONFLICT,    /* acquisition or lease id taken with other parameters/owner (409) */
 	SBS_ACQ_COMPLETED,   /* this acquisition's lease was destroyed: never revived (409) */
 	SBS_ACQ_DESTROYING,  /* the lease is being destroyed (409) */
+	SBS_ACQ_REUSED,      /* reuse_key: the live lease kept under that key, same configuration */
 } sbs_acquire_outcome;
 
 const char *sbs_acquire_outcome_name(sbs_acquire_outcome o);

@@ -200,7 +200,8 @@ static void h_acquire(sbs_req *r, void *ud)
 	    json_pack("{s:s, s:s}", "lease_id", li.id, "state", sbs_lease_state_name(li.state));
 	switch (oc) {
 	case SBS_ACQ_CLAIMED:
-	case SBS_ACQ_REPLAYED: {
+	case SBS_ACQ_REPLAYED:
+	case SBS_ACQ_REUSED: {
 		if (oc == SBS_ACQ_CLAIMED && sleep_after > 0 &&
 		    (err = sbs_sleep_set_policy(srv->sleep, li.id, sleep_after))) {
 			sb_warn("%s", err->msg);
@@ -210,6 +211,7 @@ static void h_acquire(sbs_req *r, void *ud)
 		sbs_sleep_annotate(srv->sleep, j);
 		sbs_leases_annotate_network(srv->leases, j);
 		json_object_set_new(j, "replayed", json_boolean(oc == SBS_ACQ_REPLAYED));
+		json_object_set_new(j, "reused", json_boolean(oc == SBS_ACQ_REUSED));
 		json_decref(details);
 		sbs_reply_json(r, 200, j);
 		break;

@@ -24,6 +24,9 @@ typedef struct sbs_lease_info {
 	char *acquisition_id;
 	char *fingerprint;
 	char *issue_id, *run_id, *reuse_scope;
+	/* a lease kept for reuse (POST /v1/leases "reuse_key"): its key, and the fingerprint of
+	 * the configuration a reuse must match (network, mounts, limits, callback) */
+	char *reuse_key, *reuse_fingerprint;
 	char *reason; /* why destroyed / lost */
 	sbs_lease_state state;
 	bool network; /* mode full */
