@@ -6,21 +6,13 @@
  */
 #include "bridge_int.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "sb_curl.h"
 #include "sb_json.h"
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_rc;
-
-static void curl_init(void)
-{
-	curl_init_rc = curl_global_init(CURL_GLOBAL_ALL);
-}
 
 static void trim_trailing_slashes(char *s)
 {
@@ -63,10 +55,9 @@ sb_err *bridge_conf_init(bridge_conf *c, const sb_bridge_opts *o)
 		return sb_err_new(SB_E_INVAL, "bridge: a bearer token or an HMAC key is required");
 	if (o->request_timeout_ms < 0)
 		return sb_err_new(SB_E_INVAL, "bridge: request_timeout_ms is negative");
-	pthread_once(&curl_once, curl_init);
-	if (curl_init_rc != CURLE_OK)
-		return sb_err_new(SB_E_INTERNAL, "bridge: libcurl failed to initialise: %s",
-		                  curl_easy_strerror(curl_init_rc));
+	sb_err *cerr = sb_curl_load();
+	if (cerr)
+		return sb_err_prefix(cerr, "bridge");
 	c->base_url = sb_xstrdup(o->base_url);
 	trim_trailing_slashes(c->base_url);
 	c->token = dup_or_null(o->token);

@@ -389,6 +389,9 @@ static void *reader_main(void *arg)
 sb_err *sbcb_relay_start(sb_sandbox *sb, const sb_sandbox_config *cfg, sb_callback_config *c,
                          const char *token, int port, struct sbcb_relay **out)
 {
+	sb_err *lerr = sb_curl_load(); /* the upstream calls need it: fail now, not per call */
+	if (lerr)
+		return sb_err_prefix(lerr, "callback of lease %s", sb->id);
 	struct sbcb_relay *r = sb_xcalloc(1, sizeof *r);
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->work, NULL);

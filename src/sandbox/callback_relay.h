@@ -3,7 +3,7 @@
 #ifndef SANDBAR_CALLBACK_RELAY_H
 #define SANDBAR_CALLBACK_RELAY_H
 
-#include <curl/curl.h>
+#include "sb_curl.h"
 #include <pthread.h>
 
 #include "callback_int.h"

@@ -10,13 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-
-static void curl_init(void)
-{
-	curl_global_init(CURL_GLOBAL_ALL);
-}
-
 typedef struct upstream_resp {
 	sb_buf body;
 	sb_buf headers; /* relayed response headers, "Name: value\r\n" each */
@@ -102,7 +95,6 @@ void sbcb_upstream_call(struct sbcb_relay *r, int fd, const sbcb_request *q, con
                         size_t blen, sbcb_outcome *o)
 {
 	bool unsafe = sbcb_unsafe_method(q->method);
-	pthread_once(&curl_once, curl_init);
 	CURL *h = handle_take(r);
 	upstream_resp u = {SB_BUF_INIT, SB_BUF_INIT, 0, false, false};
 	u.max = (size_t)(r->cfg->max_body_bytes * 6 + 65536);
