@@ -118,7 +118,12 @@ void cli_catch_stop_signals(void (*handler)(int), bool quit);
 int cli_usage_error(const char *cmd, const char *fmt, ...) SB_PRINTF(2, 3);
 
 int cmd_run(int argc, char **argv);
+/* The daemon, in the sandbar-serve program (serve_main.c); `sandbar serve` runs
+ * cmd_serve_exec, which execs that program (serve_exec.c). */
 int cmd_serve(int argc, char **argv);
+int cmd_serve_exec(int argc, char **argv);
+/* The path of the sandbar-serve program (malloc'd). */
+char *cli_serve_program(void);
 int cmd_exec(int argc, char **argv);
 int cmd_lease(int argc, char **argv);
 int cmd_push(int argc, char **argv);

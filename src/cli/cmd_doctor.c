@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <getopt.h>
-#include <microhttpd.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,15 +231,29 @@ int cmd_doctor(int argc, char **argv)
 	/* secrets */
 	check_secret(&r, "token file", cfg.token_file);
 	check_secret(&r, "HMAC key file", hmac ? hmac : cfg.hmac_key_file);
-	/* libmicrohttpd */
+	/* the daemon's program, and its HTTP library */
 	{
-		const char *v = MHD_get_version();
-		char *d =
-		    sb_strfmt("%s%s%s", v ? v : "?",
-		              MHD_is_feature_supported(MHD_FEATURE_TLS) ? ", TLS" : ", no TLS",
-		              MHD_is_feature_supported(MHD_FEATURE_EPOLL) ? ", epoll" : "");
-		ok("libmicrohttpd", d);
-		free(d);
+		char *prog = cli_serve_program();
+		char *cmd = NULL;
+		char *q = sb_shell_quoted(prog);
+		cmd = sb_strfmt("%s --libmicrohttpd-info 2>/dev/null", q);
+		FILE *f = popen(cmd, "r");
+		char line[256] = "";
+		bool got = f && fgets(line, sizeof line, f) != NULL;
+		int st = f ? pclose(f) : -1;
+		line[strcspn(line, "\n")] = '\0';
+		if (got && st == 0) {
+			char *d = sb_strfmt("%s (libmicrohttpd %s)", prog, line);
+			ok("daemon program", d);
+			free(d);
+		} else {
+			warn(&r, "daemon program", prog,
+			     "`sandbar serve` cannot start without it: reinstall sandbar, or set "
+			     "SANDBAR_SERVE to its path");
+		}
+		free(q);
+		free(cmd);
+		free(prog);
 	}
 	/* full network */
 	bool slirp = tool("slirp4netns"), nft = geteuid() != 0 || tool("nft");

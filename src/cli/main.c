@@ -1,5 +1,5 @@
 /* sandbar: the command-line tool. Dispatches to one subcommand per file (cmd_*.c); this file
- * holds only the top-level usage, --version and the shared error printers. */
+ * holds only the top-level usage and --version (the shared error printers: cli_common.c). */
 #include "cli.h"
 
 #include <signal.h>
@@ -26,71 +26,14 @@ static const char usage_text[] =
     "`sandbar <command> --help` describes each command. See sandbar(1) for exit codes,\n"
     "configuration (flags, SANDBAR_* environment, ~/.config/sandbar/config) and examples.\n";
 
-int cli_fail_err(const char *cmd, sb_err *err)
-{
-	fprintf(stderr, "sandbar %s: %s\n", cmd, err ? err->msg : "unknown error");
-	sb_err_free(err);
-	return SB_EXIT_FAILURE;
-}
-
-int cli_fail(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "sandbar %s: ", cmd);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
-	va_end(ap);
-	return SB_EXIT_FAILURE;
-}
-
-int cli_usage_error(const char *cmd, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	fprintf(stderr, "sandbar %s: ", cmd);
-	vfprintf(stderr, fmt, ap);
-	fprintf(stderr, "\nTry `sandbar %s --help`.\n", cmd);
-	va_end(ap);
-	return SB_EXIT_FAILURE;
-}
-
-void cli_catch_stop_signals(void (*handler)(int), bool quit)
-{
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = handler;
-	sigemptyset(&sa.sa_mask);
-	static const int stops[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-	for (size_t i = 0; i < (quit ? 4u : 3u); i++)
-		sigaction(stops[i], &sa, NULL);
-}
-
-int cli_common_option(const char *cmd, int c, char **argv, cli_config *cfg, const char *help)
-{
-	switch (c) {
-	case CLI_OPT_STATE_DIR:
-		free(cfg->state_dir);
-		cfg->state_dir = sb_xstrdup(optarg);
-		return -1;
-	case 'h':
-		fputs(help, stdout);
-		return 0;
-	case ':':
-		return cli_usage_error(cmd, "option %s needs a value", argv[optind - 1]);
-	default:
-		return cli_usage_error(cmd, "unknown option %s", argv[optind - 1]);
-	}
-}
-
 struct command {
 	const char *name;
 	int (*fn)(int, char **);
 };
 
 static const struct command commands[] = {
-    {"run", cmd_run},   {"serve", cmd_serve}, {"exec", cmd_exec}, {"lease", cmd_lease},
-    {"push", cmd_push}, {"pull", cmd_pull},   {"logs", cmd_logs}, {"doctor", cmd_doctor},
+    {"run", cmd_run},   {"serve", cmd_serve_exec}, {"exec", cmd_exec}, {"lease", cmd_lease},
+    {"push", cmd_push}, {"pull", cmd_pull},        {"logs", cmd_logs}, {"doctor", cmd_doctor},
 };
 
 int main(int argc, char **argv)
