@@ -152,6 +152,52 @@ static void replay_during_setup_is_in_progress(void **state)
 	sbs_lease_info_deinit(&li);
 }
 
+/* Two acquires under one new reuse_key at once make one lease: the second, while the first
+ * sets its sandbox up, is told to retry, and once the first is done it gets that lease. */
+static void one_reuse_key_makes_one_lease(void **state)
+{
+	env *e = *state;
+	if (!host_ok(e))
+		sbt_skip(SBT_NO_SANDBOX);
+	gate g = {0};
+	pthread_mutex_init(&g.mu, NULL);
+	pthread_cond_init(&g.cv, NULL);
+	acq_thread a = {.e = e};
+	a.p = (sbs_lease_params){.acquisition_id = "reuse-1",
+	                         .reuse_key = "one-key",
+	                         .setup = gated_setup,
+	                         .setup_ud = &g};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, acquire_main, &a), 0);
+	pthread_mutex_lock(&g.mu);
+	while (!g.entered)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+	sbs_lease_params p = {.acquisition_id = "reuse-2", .reuse_key = "one-key"};
+	sbs_acquire_outcome seen;
+	sbs_lease_info li;
+	sbs_lease_info_init(&li);
+	SB_ASSERT_OK(sbs_leases_acquire(e->ls, &p, &seen, &li));
+	assert_int_equal(seen, SBS_ACQ_IN_PROGRESS);
+	pthread_mutex_lock(&g.mu);
+	g.open = true;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	pthread_join(t, NULL);
+	SB_ASSERT_OK(a.err);
+	assert_int_equal(a.oc, SBS_ACQ_CLAIMED);
+	char first[SB_SANDBOX_ID_MAX + 1];
+	snprintf(first, sizeof first, "%s", li.id);
+	SB_ASSERT_OK(sbs_leases_acquire(e->ls, &p, &seen, &li));
+	assert_int_equal(seen, SBS_ACQ_REUSED);
+	assert_string_equal(li.id, first);
+	sbs_lease_info_deinit(&li);
+	char **ids = NULL;
+	SB_ASSERT_OK(sb_sandbox_list(&e->cfg, &ids));
+	assert_int_equal(sb_strv_len(ids), 1);
+	sb_strv_free(ids);
+}
+
 static void failed_setup_leaves_nothing_behind(void **state)
 {
 	env *e = *state;
@@ -293,6 +339,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(replay_during_setup_is_in_progress, setup, teardown),
+	    cmocka_unit_test_setup_teardown(one_reuse_key_makes_one_lease, setup, teardown),
 	    cmocka_unit_test_setup_teardown(failed_setup_leaves_nothing_behind, setup, teardown),
 	    cmocka_unit_test_setup_teardown(fences_hold_off_destroy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(force_takes_over_a_deferred_recheck, setup, teardown),
