@@ -1,6 +1,6 @@
 /* Helpers of the anywhere tests: a private (0700) root whose path has spaces, holding copies of
- * the built `sandbar` and `sandbar-init`, a workspace and a state directory; and a real
- * `sandbar serve` started from that copy, stopped (and its leases destroyed) on every exit
+ * the built `sandbar`, `sandbar-init` and `sandbar-serve`, a workspace and a state directory; and a
+ * real `sandbar serve` started from that copy, stopped (and its leases destroyed) on every exit
  * path: by the teardown, by an atexit handler when a failure unwinds, and by SIGTERM
  * (PR_SET_PDEATHSIG) when the test program itself dies. */
 #ifndef SB_ANYT_H
