@@ -153,10 +153,11 @@ static double sandbar_round_trip(sb_runner *r, const char *src, const char *loca
 	double staged = sbb_now() - t0;
 	if (err)
 		die(err->msg);
-	/* every file changed by the command (the far side is this host: rewrite it directly) */
+	/* every file changed by the command (the far side is this host: one byte appended to each)
+	 */
 	cmd =
 	    sb_strfmt("cd '%s' && find . -path ./.paperclip-runtime -prune -o -type f -exec sh -c "
-	              "'for f; do printf x | dd of=\"$f\" conv=notrunc status=none; done' sh {} +",
+	              "'for f; do printf x >> \"$f\"; done' sh {} +",
 	              far);
 	sh(cmd);
 	free(cmd);
