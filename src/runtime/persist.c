@@ -36,27 +36,44 @@ static const char *type_code(sb_ftype t)
 	return t == SB_FT_DIR ? "d" : t == SB_FT_SYMLINK ? "l" : "f";
 }
 
+static void append_b64(sb_buf *out, const char *s)
+{
+	sb_b64_encode(s, strlen(s), out); /* base64's alphabet needs no JSON escape */
+}
+
+/* The baseline as a JSON array, written directly: one entry per file of the workspace, so a
+ * JSON tree of it (five values per entry) would cost more than everything else in the file.
+ * The same text a json_dumps of those entries gives, read back by load_baseline. */
+static void append_baseline(sb_buf *out, const sb_snap *s)
+{
+	sb_buf_appendc(out, '[');
+	for (size_t i = 0; i < s->n; i++) {
+		const sb_snap_entry *e = &s->v[i];
+		sb_buf_appends(out, i ? ",{\"p\":\"" : "{\"p\":\"");
+		append_b64(out, e->path);
+		sb_buf_appendf(out, "\",\"t\":\"%s\",\"m\":%llu,\"s\":%llu", type_code(e->type),
+		               (unsigned long long)e->mode, (unsigned long long)e->size);
+		if (e->type == SB_FT_FILE) {
+			char hex[SB_SHA256_HEX_LEN];
+			sb_hex_encode(e->sha, SB_SHA256_LEN, hex);
+			sb_buf_appendf(out, ",\"h\":\"%s\"", hex);
+		}
+		if (e->type == SB_FT_SYMLINK && e->target) {
+			sb_buf_appends(out, ",\"l\":\"");
+			append_b64(out, e->target);
+			sb_buf_appendc(out, '"');
+		}
+		sb_buf_appendc(out, '}');
+	}
+	sb_buf_appendc(out, ']');
+}
+
 sb_err *sb_runtime_save(sb_runtime *rt, const char *path)
 {
 	/* The baseline must stand alone: no lazily hashed entry may be left. */
 	sb_err *err = sb_snap_hash_all(&rt->baseline);
 	if (err)
 		return sb_err_prefix(err, "saving the runtime state");
-	json_t *entries = json_array();
-	for (size_t i = 0; i < rt->baseline.n; i++) {
-		const sb_snap_entry *e = &rt->baseline.v[i];
-		json_t *o = json_pack("{s:o, s:s, s:I, s:I}", "p", b64_json(e->path), "t",
-		                      type_code(e->type), "m", (json_int_t)e->mode, "s",
-		                      (json_int_t)e->size);
-		if (e->type == SB_FT_FILE) {
-			char hex[SB_SHA256_HEX_LEN];
-			sb_hex_encode(e->sha, SB_SHA256_LEN, hex);
-			json_object_set_new(o, "h", json_string(hex));
-		}
-		if (e->type == SB_FT_SYMLINK && e->target)
-			json_object_set_new(o, "l", b64_json(e->target));
-		json_array_append_new(entries, o);
-	}
 	json_t *root = json_object();
 	json_object_set_new(root, "version", json_integer(PERSIST_VERSION));
 	json_object_set_new(root, "local_dir", b64_json(rt->local_dir));
@@ -84,13 +101,22 @@ sb_err *sb_runtime_save(sb_runtime *rt, const char *path)
 	json_object_set_new(root, "git_base", json_string(rt->git_base));
 	json_object_set_new(root, "asset_keys", strv_json(rt->asset_keys));
 	json_object_set_new(root, "asset_dirs", strv_json(rt->asset_dirs));
-	json_object_set_new(root, "baseline", entries);
 	char *text = json_dumps(root, JSON_COMPACT);
 	json_decref(root);
-	if (!text)
+	size_t tlen = text ? strlen(text) : 0;
+	if (tlen < 2 || text[tlen - 1] != '}') {
+		free(text);
 		return sb_err_new(SB_E_INTERNAL, "serialising the runtime state failed");
-	err = sb_fs_write_atomic(path, text, strlen(text), 0600);
+	}
+	/* the object's last member: the baseline */
+	sb_buf b = SB_BUF_INIT;
+	sb_buf_append(&b, text, tlen - 1);
 	free(text);
+	sb_buf_appends(&b, ",\"baseline\":");
+	append_baseline(&b, &rt->baseline);
+	sb_buf_appendc(&b, '}');
+	err = sb_fs_write_atomic(path, b.data, b.len, 0600);
+	sb_buf_deinit(&b);
 	return err ? sb_err_prefix(err, "saving the runtime state") : NULL;
 }
 
