@@ -28,16 +28,21 @@ static char *rev_parse(const char *dir)
 	return out;
 }
 
+static void assert_head_is_gits(const char *dir)
+{
+	char head[41];
+	SB_ASSERT_OK(sb_git_head(dir, head));
+	char *want = rev_parse(dir);
+	assert_string_equal(head, want);
+	free(want);
+}
+
 static void work_tree_head_is_gits(void **state)
 {
 	(void)state;
 	char *root = sbt_mkdtemp("git");
 	char *repo = repo_with_commit(root);
-	char head[41];
-	SB_ASSERT_OK(sb_git_head(repo, head));
-	char *want = rev_parse(repo);
-	assert_string_equal(head, want);
-	free(want);
+	assert_head_is_gits(repo);
 	free(repo);
 	sbt_sh("rm -rf '%s'", root);
 	free(root);
@@ -53,11 +58,7 @@ static void linked_work_tree_head_is_gits(void **state)
 	                        "> b.txt && " GIT "add b.txt && " GIT "commit -qm two",
 	                        repo, linked, linked),
 	                 0);
-	char head[41];
-	SB_ASSERT_OK(sb_git_head(linked, head));
-	char *want = rev_parse(linked);
-	assert_string_equal(head, want);
-	free(want);
+	assert_head_is_gits(linked);
 	free(linked);
 	free(repo);
 	sbt_sh("rm -rf '%s'", root);
