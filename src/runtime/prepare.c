@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -315,6 +316,42 @@ static sb_err *count_excluded(sb_runtime *rt)
 	           : NULL;
 }
 
+/* The count is a walk of its own, into excluded directories too (node_modules ...), and only
+ * feeds the report: it runs on a thread beside the baseline and the staging. It reads the
+ * workspace and writes rt->excluded alone; the rule matcher it shares serialises itself. */
+typedef struct excluded_count {
+	sb_runtime *rt;
+	pthread_t thread;
+	bool started;
+	sb_err *err;
+} excluded_count;
+
+static void *count_main(void *arg)
+{
+	excluded_count *c = arg;
+	c->err = count_excluded(c->rt);
+	return NULL;
+}
+
+static void count_start(excluded_count *c, sb_runtime *rt)
+{
+	c->rt = rt;
+	c->err = NULL;
+	c->started = pthread_create(&c->thread, NULL, count_main, c) == 0;
+}
+
+/* Joins the count (or makes it here, when no thread could start); its error. */
+static sb_err *count_finish(excluded_count *c)
+{
+	if (!c->rt)
+		return NULL; /* never started: nothing was prepared */
+	if (!c->started)
+		return count_excluded(c->rt);
+	pthread_join(c->thread, NULL);
+	c->started = false;
+	return c->err;
+}
+
 /* Walk, then hash on two threads: the baseline needs every file's hash before anything is
  * uploaded (so that it is never newer than what the remote receives). */
 static sb_err *take_baseline(sb_runtime *rt, const char *hash_cache)
@@ -461,11 +498,12 @@ sb_err *sb_runtime_prepare(const sb_runtime_prepare_opts *o, sb_runtime **out)
 		err = sb_rt_check_cancel(&rt->ctx);
 	if (!err)
 		run_install(&rt->ctx, o);
+	excluded_count counting = {0};
+	if (!err)
+		count_start(&counting, rt);
 	/* The baseline is taken before anything is uploaded: it is what the remote starts from. */
 	if (!err)
 		err = take_baseline(rt, o->hash_cache_file);
-	if (!err)
-		err = count_excluded(rt);
 	/* Commits made remotely are counted from the HEAD staged with .git. */
 	if (!err && !sb_excludes_match_entry(&rt->archive_ex, ".git", true)) {
 		sb_err *gerr = sb_git_head(rt->local_dir, rt->git_base);
@@ -481,6 +519,11 @@ sb_err *sb_runtime_prepare(const sb_runtime_prepare_opts *o, sb_runtime **out)
 		             "Syncing runtime assets to sandbox");
 	for (size_t i = 0; !err && i < o->n_assets; i++)
 		err = stage_asset(rt, &o->assets[i]);
+	sb_err *cerr = count_finish(&counting);
+	if (!err)
+		err = cerr;
+	else
+		sb_err_free(cerr);
 	if (err) {
 		sb_runtime_free(rt);
 		return sb_err_prefix(err, "preparing the managed runtime");
