@@ -42,7 +42,9 @@ int cmd_serve_exec(int argc, char **argv)
 {
 	(void)argc;
 	char *prog = cli_serve_program();
-	argv[0] = "serve";
+	/* what ps shows, as before the daemon had a program of its own: `pgrep -f 'sandbar
+	 * serve'` still finds it */
+	argv[0] = "sandbar serve";
 	execv(prog, argv);
 	int e = errno;
 	int rc = cli_fail("serve",

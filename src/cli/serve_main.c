@@ -1,6 +1,7 @@
 /* sandbar-serve: the daemon's program. `sandbar serve ARGS` execs it (serve_exec.c), so that the
  * sandbar program itself links neither libmicrohttpd nor SQLite: their dependency trees would
- * cost every other command's start. argv[0] is "serve", as cmd_serve expects. */
+ * cost every other command's start. argv[0] is "sandbar serve" (what ps shows); cmd_serve reads
+ * its options from argv[1] on. */
 #include <microhttpd.h>
 #include <stdio.h>
 #include <string.h>
