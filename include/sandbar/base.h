@@ -335,6 +335,12 @@ sb_err *sb_read_file_if_any(const char *path, size_t max, sb_buf *out, bool *fou
  * host whose PID 1 reaps late, an ended sandbox's init can stay one for seconds). The pid and
  * this together name one living process for good. */
 long long sb_proc_start_time(int pid);
+/* Where one of sandbar's own programs (sandbar-init, sandbar-serve) is: $env_var when set (as
+ * is), else name beside the running program (a build tree puts them side by side), else
+ * ../libexec/sandbar/name relative to it (an installed tree, wherever it was installed), else
+ * build_path when executable (may be NULL), else install_path. malloc'd. */
+char *sb_helper_program(const char *env_var, const char *name, const char *build_path,
+                        const char *install_path);
 /* A secret reference, `env:VAR` (set and non-empty) or `file:PATH` (one trailing newline
  * dropped), read into *out (free it after clearing it), at most max bytes. */
 sb_err *sb_secret_ref_read(const char *ref, size_t max, char **out);

@@ -15,44 +15,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Where sandbar-init is, found once: $SANDBAR_INIT, then beside the running program (the build
- * tree puts sandbar and sandbar-init side by side), then <prefix>/libexec/sandbar/ relative to
- * it (an installed tree, wherever it was installed), then the paths baked in at build time. */
+/* Where sandbar-init is (sb_helper_program: $SANDBAR_INIT, beside the running program, its
+ * ../libexec/sandbar/, the paths baked in at build time), found once per process. */
 static char *found_init_path;
 static pthread_once_t found_init_once = PTHREAD_ONCE_INIT;
 
-static bool try_init_candidate(char *candidate)
-{
-	if (access(candidate, X_OK) == 0) {
-		found_init_path = candidate;
-		return true;
-	}
-	free(candidate);
-	return false;
-}
-
 static void find_init_path(void)
 {
-	const char *env = getenv("SANDBAR_INIT");
-	if (env && *env && try_init_candidate(sb_xstrdup(env)))
-		return;
-	char *exe = realpath("/proc/self/exe", NULL);
-	if (exe) {
-		char *slash = strrchr(exe, '/');
-		if (slash) {
-			*slash = '\0';
-			if (try_init_candidate(sb_strfmt("%s/sandbar-init", exe)) ||
-			    try_init_candidate(
-			        sb_strfmt("%s/../libexec/sandbar/sandbar-init", exe))) {
-				free(exe);
-				return;
-			}
-		}
-		free(exe);
-	}
-	if (try_init_candidate(sb_xstrdup(SANDBAR_INIT_BUILD_PATH)))
-		return;
-	found_init_path = sb_xstrdup(SANDBAR_INIT_INSTALL_PATH);
+	found_init_path = sb_helper_program("SANDBAR_INIT", "sandbar-init", SANDBAR_INIT_BUILD_PATH,
+	                                    SANDBAR_INIT_INSTALL_PATH);
 }
 
 const char *sb_sandbox_init_path(const sb_sandbox_config *cfg)
