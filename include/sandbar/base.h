@@ -541,10 +541,11 @@ char **sb_matcher_far_side_names(const sb_matcher *m);
 /* ------------------------------------------------------------------ git (DESIGN.md §9.4)
  * The repository operations sandbar needs, with libgit2 hidden. Object ids are 40-hex
  * strings. */
-/* Start git support in the background now and keep it until the process exits: for a command
- * that will need it (a workspace with .git), its start (~7 ms) then overlaps other work and is
- * paid once rather than at each call. Idempotent; optional. */
-void sb_git_prewarm(void);
+/* Start git support in the background now and keep it until the process exits, when dir may
+ * hold a repository (a work tree with .git, a git dir) or dir is NULL (it will be needed in any
+ * case): its start (~7 ms) then overlaps other work and is paid once rather than at each call.
+ * Idempotent; optional. */
+void sb_git_prewarm(const char *dir);
 /* HEAD's commit id of the repository whose work tree or git dir is dir, resolved without
  * searching parent directories; *out is "" when dir holds no repository or HEAD is unborn. */
 sb_err *sb_git_head(const char *dir, char out[41]);

@@ -33,12 +33,6 @@ static void prewarm_start(void)
 		sb_git_lib_init(); /* no thread: hold the reference all the same, paid now */
 }
 
-void sb_git_prewarm(void)
-{
-	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	pthread_once(&once, prewarm_start);
-}
-
 /* Whether dir can hold a repository for an open without search: a work tree has .git (a
  * directory, or a file naming one), a git dir has HEAD. Without either, libgit2 is not started
  * at all. */
@@ -51,6 +45,13 @@ static bool may_hold_repository(const char *dir)
 	free(git);
 	free(head);
 	return may;
+}
+
+void sb_git_prewarm(const char *dir)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	if (!dir || may_hold_repository(dir))
+		pthread_once(&once, prewarm_start);
 }
 
 static sb_err *lg2_error(int rc, const char *what, const char *dir)

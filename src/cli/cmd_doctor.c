@@ -234,9 +234,8 @@ int cmd_doctor(int argc, char **argv)
 	/* the daemon's program, and its HTTP library */
 	{
 		char *prog = cli_serve_program();
-		char *cmd = NULL;
 		char *q = sb_shell_quoted(prog);
-		cmd = sb_strfmt("%s --libmicrohttpd-info 2>/dev/null", q);
+		char *cmd = sb_strfmt("%s --libmicrohttpd-info 2>/dev/null", q);
 		FILE *f = popen(cmd, "r");
 		char line[256] = "";
 		bool got = f && fgets(line, sizeof line, f) != NULL;

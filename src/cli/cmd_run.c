@@ -367,15 +367,9 @@ int cmd_run(int argc, char **argv)
 		goto out_cfg;
 	}
 
-	{
-		/* Git support starts while the sandbox does (sb_git_prewarm): the staging reads
-		 * HEAD, the restore imports commits, --gitignore matches with it. */
-		char *dotgit = sb_strfmt("%s/.git", workspace);
-		struct stat st;
-		if (o.gitignore || lstat(dotgit, &st) == 0)
-			sb_git_prewarm();
-		free(dotgit);
-	}
+	/* Git support starts while the sandbox does: the staging reads HEAD, the restore imports
+	 * commits, --gitignore matches with it (whether or not there is a repository). */
+	sb_git_prewarm(o.gitignore ? NULL : workspace);
 
 	if (!o.quiet && !o.json) {
 		/* From a subdirectory of a repository, say what is staged: that directory only,
