@@ -142,8 +142,11 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 	sb_err_free(e);
 	char *reuse_fp = p->reuse_key ? reuse_fingerprint(p) : NULL;
 	if (p->reuse_key && (l = sbs_lt_find_reuse(ls, p->reuse_key))) {
-		bool same = l->info.state == SBS_LEASE_ACTIVE && l->info.reuse_fingerprint &&
-		            strcmp(l->info.reuse_fingerprint, reuse_fp) == 0;
+		/* one past its TTL that the reaper has not destroyed yet is not handed out again */
+		bool expired = l->info.expires_ms && l->info.expires_ms <= sb_wall_ms();
+		bool same_config =
+		    l->info.reuse_fingerprint && strcmp(l->info.reuse_fingerprint, reuse_fp) == 0;
+		bool same = l->info.state == SBS_LEASE_ACTIVE && !expired && same_config;
 		if (l->info.state == SBS_LEASE_PENDING || same) {
 			*outcome = same ? SBS_ACQ_REUSED : SBS_ACQ_IN_PROGRESS;
 			char id[SB_SANDBOX_ID_MAX + 1];
@@ -163,14 +166,17 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 			}
 			goto done;
 		}
-		/* Another configuration, or its sandbox is lost: replaced by a fresh lease. */
+		/* Another configuration, a lost sandbox or an expired lease: replaced by a fresh
+		 * one. */
+		const char *why = l->info.state != SBS_LEASE_ACTIVE ? "its sandbox is lost"
+		                  : expired                         ? "it has expired"
+		                                                    : "its configuration differs";
 		char replaced[SB_SANDBOX_ID_MAX + 1];
 		snprintf(replaced, sizeof replaced, "%s", l->info.id);
 		pthread_mutex_unlock(&ls->mu);
 		free(reuse_fp);
-		sb_info("lease %s (reuse key \"%s\"): its configuration differs or its sandbox is "
-		        "lost; replacing it",
-		        replaced, p->reuse_key);
+		sb_info("lease %s (reuse key \"%s\"): %s; replacing it", replaced, p->reuse_key,
+		        why);
 		sbs_destroy_opts dopts = {.force = true, .reason = "replaced (reuse_key)"};
 		sbs_destroy_outcome doc;
 		err = sbs_leases_destroy(ls, replaced, &dopts, &doc, NULL);

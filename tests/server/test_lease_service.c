@@ -198,6 +198,31 @@ static void one_reuse_key_makes_one_lease(void **state)
 	sb_strv_free(ids);
 }
 
+/* A lease past its TTL that no reaper pass has destroyed yet is not handed out again under its
+ * reuse_key: it is replaced. (No reaper runs in this fixture.) */
+static void an_expired_reuse_lease_is_replaced(void **state)
+{
+	env *e = *state;
+	if (!host_ok(e))
+		sbt_skip(SBT_NO_SANDBOX);
+	sbs_lease_params p = {.acquisition_id = "exp-1", .reuse_key = "exp-key", .ttl_s = 1};
+	sbs_acquire_outcome seen;
+	sbs_lease_info li;
+	sbs_lease_info_init(&li);
+	SB_ASSERT_OK(sbs_leases_acquire(e->ls, &p, &seen, &li));
+	assert_int_equal(seen, SBS_ACQ_CLAIMED);
+	char first[SB_SANDBOX_ID_MAX + 1];
+	snprintf(first, sizeof first, "%s", li.id);
+	/* the TTL is wall-clock time: nothing but its passing makes the lease expired */
+	while (sb_wall_ms() <= li.expires_ms)
+		sb_sleep_ms(50);
+	p.acquisition_id = "exp-2";
+	SB_ASSERT_OK(sbs_leases_acquire(e->ls, &p, &seen, &li));
+	assert_int_equal(seen, SBS_ACQ_CLAIMED);
+	assert_string_not_equal(li.id, first);
+	sbs_lease_info_deinit(&li);
+}
+
 static void failed_setup_leaves_nothing_behind(void **state)
 {
 	env *e = *state;
@@ -340,6 +365,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(replay_during_setup_is_in_progress, setup, teardown),
 	    cmocka_unit_test_setup_teardown(one_reuse_key_makes_one_lease, setup, teardown),
+	    cmocka_unit_test_setup_teardown(an_expired_reuse_lease_is_replaced, setup, teardown),
 	    cmocka_unit_test_setup_teardown(failed_setup_leaves_nothing_behind, setup, teardown),
 	    cmocka_unit_test_setup_teardown(fences_hold_off_destroy, setup, teardown),
 	    cmocka_unit_test_setup_teardown(force_takes_over_a_deferred_recheck, setup, teardown),
