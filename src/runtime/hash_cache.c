@@ -65,8 +65,9 @@ static bool same_version(const sb_snap_entry *e, const sb_snap_entry *rec)
 	       e->seen.ino == rec->seen.ino && e->seen.dev == rec->seen.dev;
 }
 
-size_t sb_rt_hash_cache_apply(const char *file, sb_snap *s)
+size_t sb_rt_hash_cache_apply(const char *file, sb_snap *s, bool *all_used)
 {
+	*all_used = false;
 	sb_buf b = SB_BUF_INIT;
 	bool found = false;
 	sb_err *err = sb_read_file_if_any(file, FILE_MAX, &b, &found);
@@ -107,13 +108,16 @@ size_t sb_rt_hash_cache_apply(const char *file, sb_snap *s)
 		used++;
 	}
 	sb_buf_deinit(&b);
+	*all_used = used == nrec;
 	return used;
 }
 
-sb_err *sb_rt_hash_cache_save(const char *file, const sb_snap *s, int64_t walk_start_ns)
+sb_err *sb_rt_hash_cache_save(const char *file, const sb_snap *s, int64_t walk_start_ns,
+                              size_t unchanged)
 {
 	sb_buf b = SB_BUF_INIT;
 	sb_buf_appends(&b, MAGIC);
+	size_t nrec = 0;
 	for (size_t i = 0; i < s->n; i++) {
 		const sb_snap_entry *e = &s->v[i];
 		size_t len = strlen(e->path);
@@ -133,6 +137,13 @@ sb_err *sb_rt_hash_cache_save(const char *file, const sb_snap *s, int64_t walk_s
 		uint16_t l16 = (uint16_t)len;
 		sb_buf_append(&b, &l16, sizeof l16);
 		sb_buf_append(&b, e->path, len);
+		nrec++;
+	}
+	if (nrec == unchanged) {
+		/* Every record the file holds was used and nothing else is cacheable: the cache
+		 * already says exactly this (same versions, same hashes, same order). */
+		sb_buf_deinit(&b);
+		return NULL;
 	}
 	char *dir = sb_rt_dirname(file);
 	sb_err *err = sb_fs_mkdir_p(dir, 0700);

@@ -363,7 +363,9 @@ static sb_err *take_baseline(sb_runtime *rt, const char *hash_cache)
 	sb_err *err = sb_snap_take(rt->local_dir, &rt->restore_ex, false, &rt->baseline);
 	if (err)
 		return err;
-	size_t cached = hash_cache ? sb_rt_hash_cache_apply(hash_cache, &rt->baseline) : 0;
+	bool all_used = false;
+	size_t cached =
+	    hash_cache ? sb_rt_hash_cache_apply(hash_cache, &rt->baseline, &all_used) : 0;
 	sb_debug("baseline of %s: %zu entries, %zu file hashes from the cache", rt->local_dir,
 	         rt->baseline.n, cached);
 	sb_snap_hasher h;
@@ -384,7 +386,8 @@ static sb_err *take_baseline(sb_runtime *rt, const char *hash_cache)
 	if (!err && hash_cache) {
 		sb_err *cerr = sb_rt_hash_cache_save(hash_cache, &rt->baseline,
 		                                     (int64_t)walk_start.tv_sec * 1000000000 +
-		                                         walk_start.tv_nsec);
+		                                         walk_start.tv_nsec,
+		                                     all_used ? cached : SIZE_MAX);
 		if (cerr) /* it only saves time: the next run hashes every file */
 			sb_warn("%s", cerr->msg);
 		sb_err_free(cerr);

@@ -265,11 +265,14 @@ sb_err *sb_snap_hash_finish(sb_snap_hasher *h);
 /* ---- hash_cache.c: the baseline's file hashes kept between runs of one workspace. */
 /* Give every file entry of s not hashed yet the cached hash of the same version of that file
  * (size, mtime, ctime, inode, device unchanged); the number of entries given. A missing or
- * unreadable cache gives none. */
-size_t sb_rt_hash_cache_apply(const char *file, sb_snap *s);
+ * unreadable cache gives none. *all_used: every record of the cache was given to an entry. */
+size_t sb_rt_hash_cache_apply(const char *file, sb_snap *s, bool *all_used);
 /* Write s's hashed files to the cache, but none whose ctime or mtime is within a second of
- * walk_start_ns (the wall clock, in ns, before the walk that took s). */
-sb_err *sb_rt_hash_cache_save(const char *file, const sb_snap *s, int64_t walk_start_ns);
+ * walk_start_ns (the wall clock, in ns, before the walk that took s). unchanged: when the
+ * cache's every record was used, how many (SIZE_MAX otherwise); the file is not rewritten when
+ * that is all it would hold. */
+sb_err *sb_rt_hash_cache_save(const char *file, const sb_snap *s, int64_t walk_start_ns,
+                              size_t unchanged);
 
 /* Hash every file not hashed yet and drop the root fd: the snapshot then stands alone. */
 sb_err *sb_snap_hash_all(sb_snap *s);

@@ -1,7 +1,8 @@
 /* runtime.hash_cache: the local hash cache (runtime/hash_cache.c) gives a file its cached hash
  * only while that version of the file is unchanged: a rewrite of the same size with its mtime
  * set back, or a replacement by another inode, is hashed again; files written within a second
- * of the walk are never cached; a cache that does not read back whole gives nothing. */
+ * of the walk are never cached; a cache that does not read back whole gives nothing; a cache
+ * that is still exact is not written again. */
 #include "harness.h"
 
 #include "runtime/rt.h"
@@ -62,7 +63,7 @@ static void save_cache(fixture *f, int64_t walk_offset_s)
 	sb_snap s;
 	SB_ASSERT_OK(sb_snap_take(f->ws, &f->ex, false, &s));
 	SB_ASSERT_OK(sb_snap_hash_all(&s));
-	SB_ASSERT_OK(sb_rt_hash_cache_save(f->cache, &s, now_ns(walk_offset_s)));
+	SB_ASSERT_OK(sb_rt_hash_cache_save(f->cache, &s, now_ns(walk_offset_s), SIZE_MAX));
 	sb_snap_deinit(&s);
 }
 
@@ -78,7 +79,8 @@ static size_t count_hashed(const sb_snap *s)
 static size_t apply_and_check(fixture *f, sb_snap *s)
 {
 	SB_ASSERT_OK(sb_snap_take(f->ws, &f->ex, false, s));
-	size_t used = sb_rt_hash_cache_apply(f->cache, s);
+	bool all_used;
+	size_t used = sb_rt_hash_cache_apply(f->cache, s, &all_used);
 	assert_int_equal(used, count_hashed(s));
 	sb_snap truth;
 	SB_ASSERT_OK(sb_snap_take(f->ws, &f->ex, false, &truth));
@@ -101,6 +103,41 @@ static void unchanged_files_take_their_hash_from_the_cache(void **state)
 	save_cache(f, 2); /* a walk two seconds from now: no file is too recent to cache */
 	sb_snap s;
 	assert_int_equal(apply_and_check(f, &s), NFILES);
+	sb_snap_deinit(&s);
+}
+
+static ino_t inode_of(const char *path)
+{
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	return st.st_ino;
+}
+
+/* A repeat run that finds every cached hash still good does not write the cache again; one that
+ * hashed a file anew does (a new file, by an atomic rename). */
+static void an_unchanged_cache_is_not_rewritten(void **state)
+{
+	fixture *f = *state;
+	save_cache(f, 2);
+	ino_t before = inode_of(f->cache);
+	sb_snap s;
+	SB_ASSERT_OK(sb_snap_take(f->ws, &f->ex, false, &s));
+	bool all_used;
+	size_t used = sb_rt_hash_cache_apply(f->cache, &s, &all_used);
+	assert_int_equal(used, NFILES);
+	assert_true(all_used);
+	SB_ASSERT_OK(sb_snap_hash_all(&s));
+	SB_ASSERT_OK(sb_rt_hash_cache_save(f->cache, &s, now_ns(2), used));
+	assert_int_equal(inode_of(f->cache), before);
+	sb_snap_deinit(&s);
+	/* one file more: cacheable, so the cache is written */
+	assert_int_equal(sbt_sh("echo new > '%s/sub/new.txt'", f->ws), 0);
+	SB_ASSERT_OK(sb_snap_take(f->ws, &f->ex, false, &s));
+	used = sb_rt_hash_cache_apply(f->cache, &s, &all_used);
+	assert_int_equal(used, NFILES);
+	SB_ASSERT_OK(sb_snap_hash_all(&s));
+	SB_ASSERT_OK(sb_rt_hash_cache_save(f->cache, &s, now_ns(2), used));
+	assert_int_not_equal(inode_of(f->cache), before);
 	sb_snap_deinit(&s);
 }
 
@@ -173,6 +210,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(unchanged_files_take_their_hash_from_the_cache, setup,
 	                                    teardown),
+	    cmocka_unit_test_setup_teardown(an_unchanged_cache_is_not_rewritten, setup, teardown),
 	    cmocka_unit_test_setup_teardown(a_rewrite_with_its_mtime_set_back_is_hashed_again,
 	                                    setup, teardown),
 	    cmocka_unit_test_setup_teardown(a_replacement_by_another_inode_is_hashed_again, setup,
