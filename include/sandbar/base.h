@@ -374,6 +374,10 @@ sb_err *sb_fs_rm_rf(const char *path);
  * (NULL-terminated, may be NULL), each the way sb_fs_rm_rf does (never following a symlink).
  * display names the directory in error messages. */
 sb_err *sb_fs_clear_dir(int dfd, const char *display, char *const *keep);
+/* Remove rel (relative, lexically checked) below the open directory rootfd (not closed), a tree
+ * whole, the way sb_fs_rm_rf does; every directory on the way is opened without following a
+ * symlink (SB_E_ESCAPE when one is a link). A missing rel is success. */
+sb_err *sb_fs_remove_below(int rootfd, const char *rel, const char *display);
 /* Copy a regular file's bytes (FICLONE reflink when possible, else copy_file_range/read-write)
  * to dst atomically (temp + rename) with the given mode. Never a hard link. */
 sb_err *sb_fs_copy_file(const char *src, const char *dst, mode_t mode);
@@ -496,6 +500,26 @@ bool sb_excludes_match(const sb_excludes *ex, const char *relpath);
 /* Same, knowing whether relpath is a directory (the matcher's "dir/" rules need it). */
 bool sb_excludes_match_entry(const sb_excludes *ex, const char *relpath, bool is_dir);
 
+/* How sb_manifest_take lists a tree: what the far side's listing script does (find -printf,
+ * sha256sum), done by a runner that reaches the tree itself. */
+typedef struct sb_manifest_opts {
+	/* Hash every regular file whose mtime is after this second (find's -newermt @X: the
+	 * sub-second part counts), or every one with hash_all. */
+	int64_t hash_newer_than;
+	/* > 0: also hash every regular file whose ctime (ns since the epoch) is at or after this.
+	 * Nothing can set a ctime back, so a file rewritten since that moment is hashed even when
+	 * its mtime was set back (cp -p, tar x, npm's fixed 1985 mtimes). */
+	int64_t hash_ctime_since_ns;
+	bool hash_all;
+	bool list_pruned; /* list an excluded entry itself (not what is below it) */
+} sb_manifest_opts;
+
+/* The manifest of the tree below root (root itself not listed): every entry but "._*" names
+ * and what ex (may be NULL) matches, never following a symlink; now_sec is this host's clock
+ * when the walk starts. Entries come sorted as sb_manifest_parse gives them. */
+sb_err *sb_manifest_take(const char *root, const sb_excludes *ex, const sb_manifest_opts *o,
+                         sb_manifest *out);
+
 /* ------------------------------------------------------- exclude matcher (DESIGN.md §9.4)
  * The one matcher of user exclusion rules, in gitignore syntax (globs, "**", trailing "/",
  * leading "/" anchors, "!" re-includes), evaluated on the host with libgit2's ignore rules. The
@@ -578,6 +602,11 @@ typedef int (*sb_tar_pick_fn)(void *ud, const char *relpath, sb_ftype type);
 sb_err *sb_tar_create_pick(const char *dir, const sb_excludes *ex, bool follow_symlinks, int fd,
                            uint64_t *bytes_out, sb_tar_pick_fn pick, void *pick_ud);
 
+/* A tar of exactly the entries paths names (relative files and symlinks below dir,
+ * NULL-terminated, any order; no recursion), with the directories on their way walked but not
+ * archived: the far half of an incremental transfer. An entry that is not there is left out. */
+sb_err *sb_tar_create_paths(const char *dir, char *const *paths, int fd, uint64_t *bytes_out);
+
 /* Extract an archive read from fd into dir (created if missing). Every member is confined to dir:
  * absolute names, ".." segments and writes through symlinks are refused (SB_E_ESCAPE). Hard links
  * inside the tree become independent copies (one pointing outside is SB_E_ESCAPE); device, FIFO
@@ -605,6 +634,13 @@ typedef struct sb_tar_extract_opts {
  * many special members were skipped. */
 sb_err *sb_tar_extract_ex(int fd, const char *dir, const sb_tar_extract_opts *opts,
                           uint64_t *bytes_out, uint64_t *specials_out);
+
+/* Apply an incremental transfer to the directory dir: remove each relative path of dels
+ * (NULL-terminated, may be NULL) as sb_fs_remove_below does, then extract the archive read from
+ * tar_fd (-1: none) over what remains, with xo (NULL: sb_tar_extract's choices). */
+sb_err *sb_tree_apply_delta(const char *dir, char *const *dels, int tar_fd,
+                            const sb_tar_extract_opts *xo, uint64_t *bytes_out,
+                            uint64_t *specials_out);
 
 #ifdef __cplusplus
 }

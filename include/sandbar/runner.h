@@ -125,6 +125,9 @@ enum {
 	SB_RUNNER_CAP_STDIN_STREAM = 1u << 7,   /* requests may stream stdin from a descriptor */
 	SB_RUNNER_CAP_TTY = 1u << 8,            /* requests may ask for a pseudo-terminal */
 	SB_RUNNER_CAP_FILE_TRANSFER = 1u << 2,  /* sync_in / sync_out available */
+	/* With SB_RUNNER_CAP_FILE_TRANSFER: the incremental transfer ops below (manifest,
+	 * sync_out_paths, sync_in_delta, file_read, file_write) are available. */
+	SB_RUNNER_CAP_DELTA = 1u << 9,
 };
 
 typedef struct sb_runner sb_runner;
@@ -143,6 +146,28 @@ typedef struct sb_runner_ops {
 	 * skipping what ex matches and "._*", to tar_fd. */
 	sb_err *(*sync_out)(sb_runner *r, const char *remote_dir, const sb_excludes *ex, int tar_fd,
 	                    sb_progress_fn progress, void *progress_ud);
+	/* Optional, with SB_RUNNER_CAP_DELTA (incremental native transfer, #15): the runner reaches
+	 * the far tree itself, so it lists and moves only what differs without a far command.
+	 * manifest: remote_dir's manifest as sb_manifest_take makes it (SB_E_NOTFOUND when
+	 * remote_dir does not exist). */
+	sb_err *(*manifest)(sb_runner *r, const char *remote_dir, const sb_excludes *ex,
+	                    const sb_manifest_opts *o, sb_manifest *out);
+	/* A tar of exactly these entries of remote_dir (relative paths of files and symlinks,
+	 * NULL-terminated; no recursion) to tar_fd; an entry gone meanwhile is left out (the caller
+	 * checks what came). */
+	sb_err *(*sync_out_paths)(sb_runner *r, const char *remote_dir, char *const *paths,
+	                          int tar_fd, sb_progress_fn progress, void *progress_ud);
+	/* Remove each relative path of dels (NULL-terminated, may be NULL; a tree whole, never
+	 * following a symlink), then extract the tar stream read from tar_fd (-1: none) over
+	 * remote_dir (created if missing). Not atomic: the caller's record of the far tree must
+	 * say "unknown" while it runs. */
+	sb_err *(*sync_in_delta)(sb_runner *r, const char *remote_dir, char *const *dels,
+	                         int tar_fd, sb_progress_fn progress, void *progress_ud);
+	/* A small file at an absolute remote path: read at most max bytes (SB_E_NOTFOUND when
+	 * missing, SB_E_TOO_LARGE past max); write it whole (its directory created) so a reader
+	 * sees the old or the new content; data NULL: remove it (missing is success). */
+	sb_err *(*file_read)(sb_runner *r, const char *path, size_t max, sb_buf *out);
+	sb_err *(*file_write)(sb_runner *r, const char *path, const void *data, size_t len);
 	void (*destroy)(sb_runner *r);
 } sb_runner_ops;
 
@@ -165,6 +190,18 @@ sb_err *sb_runner_sync_in(sb_runner *r, const char *remote_dir, char *const *pre
                           sb_progress_fn progress, void *progress_ud);
 sb_err *sb_runner_sync_out(sb_runner *r, const char *remote_dir, const sb_excludes *ex, int tar_fd,
                            sb_progress_fn progress, void *progress_ud);
+/* Whether r has SB_RUNNER_CAP_DELTA and every one of its ops (a wrapper that copies an inner
+ * runner's caps without passing the ops on has not). */
+bool sb_runner_can_delta(const sb_runner *r);
+/* The SB_RUNNER_CAP_DELTA ops (SB_E_UNSUPPORTED on a runner without them). */
+sb_err *sb_runner_manifest(sb_runner *r, const char *remote_dir, const sb_excludes *ex,
+                           const sb_manifest_opts *o, sb_manifest *out);
+sb_err *sb_runner_sync_out_paths(sb_runner *r, const char *remote_dir, char *const *paths,
+                                 int tar_fd, sb_progress_fn progress, void *progress_ud);
+sb_err *sb_runner_sync_in_delta(sb_runner *r, const char *remote_dir, char *const *dels, int tar_fd,
+                                sb_progress_fn progress, void *progress_ud);
+sb_err *sb_runner_file_read(sb_runner *r, const char *path, size_t max, sb_buf *out);
+sb_err *sb_runner_file_write(sb_runner *r, const char *path, const void *data, size_t len);
 void sb_runner_free(sb_runner *r);
 
 /* ---- local runner: child processes on this host. */

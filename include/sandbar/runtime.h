@@ -112,6 +112,10 @@ typedef struct sb_runtime_prepare_opts {
 	 * not empty and holds no runtime root of this adapter (an earlier staging): staging
 	 * replaces its content. Checked in the staging command itself where the runner streams. */
 	bool refuse_foreign_remote;
+	/* Create the remote workspace directory (mode 0700) in the first staging command instead
+	 * of expecting it: it must not exist yet (the staging fails otherwise, nothing written), as
+	 * a directory from mktemp would be, without a command of its own. */
+	bool create_remote_dir;
 	/* Private instance-scoped directory for restore locks; NULL = $XDG_RUNTIME_DIR/sandbar/
 	 * restore-locks, else $TMPDIR (or /tmp)/sandbar-<uid>/restore-locks (mode 0700). */
 	const char *lock_root;

@@ -308,6 +308,52 @@ sb_err *sb_fs_clear_dir(int dfd, const char *display, char *const *keep)
 	return err;
 }
 
+sb_err *sb_fs_remove_below(int rootfd, const char *rel, const char *display)
+{
+	sb_err *err = sb_path_check_relative(rel);
+	if (err)
+		return sb_err_prefix(err, "removing %s/%s", display, rel);
+	char *p = sb_xstrdup(rel);
+	int dfd = rootfd;
+	char *seg = p, *slash;
+	while (!err && (slash = strchr(seg, '/'))) {
+		*slash = '\0';
+		int next = openat(dfd, seg, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0 && (errno == ELOOP || errno == ENOTDIR)) {
+			struct stat st;
+			bool link =
+			    fstatat(dfd, seg, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+			err = link ? sb_err_new(SB_E_ESCAPE, "removing %s/%s: %s is a symlink",
+			                        display, rel, p)
+			           : NULL; /* a file where a directory was: nothing below it to
+			                      remove */
+			seg = NULL;
+		} else if (next < 0) {
+			err = errno == ENOENT ? NULL
+			                      : sb_err_sys(errno, "removing %s/%s: opening %s",
+			                                   display, rel, p);
+			seg = NULL;
+		}
+		if (dfd != rootfd)
+			close(dfd);
+		dfd = next;
+		if (!seg)
+			break;
+		*slash = '/';
+		seg = slash + 1;
+	}
+	if (!err && seg) {
+		sb_buf shown = SB_BUF_INIT;
+		sb_buf_appendf(&shown, "%s/%s", display, rel);
+		err = rm_at(dfd, seg, &shown);
+		sb_buf_deinit(&shown);
+	}
+	if (dfd >= 0 && dfd != rootfd)
+		close(dfd);
+	free(p);
+	return err;
+}
+
 sb_err *sb_fs_rm_rf(const char *path)
 {
 	if (!path || !*path)

@@ -430,6 +430,7 @@ int cmd_run(int argc, char **argv)
 	popts.adapter_key = "sandbar";
 	popts.workspace_local_dir = workspace;
 	popts.refuse_foreign_remote = o.remote_dir && !o.force;
+	popts.create_remote_dir = target.remote_tmp;
 	popts.excludes = o.excludes;
 	popts.exclude_patterns = o.exclude_patterns;
 	popts.exclude_preset = o.exclude_preset;

@@ -135,13 +135,10 @@ static sb_err *acquire_prefix(const cli_target_opts *o, cli_target *t)
 		t->remote_dir = sb_xstrdup(o->remote_dir);
 		return NULL;
 	}
-	err = remote_capture(t->runner, "mktemp -d \"${TMPDIR:-/tmp}/sandbar-run-XXXXXX\"",
-	                     &t->remote_dir);
-	if (err)
-		return sb_err_prefix(err, "creating a remote directory");
-	if (t->remote_dir[0] != '/')
-		return sb_err_new(SB_E_PROTOCOL, "the remote mktemp printed \"%s\", not a path",
-		                  t->remote_dir);
+	/* A name nobody can guess, made by the first staging command itself (mkdir without -p,
+	 * refused when anything is there): what mktemp gives, without a command of its own (#15:
+	 * at most 4 remote commands per run). */
+	t->remote_dir = sb_random_id("/tmp/sandbar-run-");
 	t->remote_tmp = true;
 	return NULL;
 }

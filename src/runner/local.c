@@ -485,6 +485,11 @@ static const sb_runner_ops local_ops = {
     .execute = local_execute,
     .sync_in = local_sync_in,
     .sync_out = local_sync_out,
+    .manifest = sb_local_manifest,
+    .sync_out_paths = sb_local_sync_out_paths,
+    .sync_in_delta = sb_local_sync_in_delta,
+    .file_read = sb_local_file_read,
+    .file_write = sb_local_file_write,
     .destroy = local_destroy,
 };
 
@@ -496,7 +501,7 @@ sb_runner *sb_local_runner_new(const sb_local_runner_opts *opts)
 	lr->base.caps =
 	    SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS | SB_RUNNER_CAP_STDIN_STREAM;
 	if (opts && opts->file_transfer)
-		lr->base.caps |= SB_RUNNER_CAP_FILE_TRANSFER;
+		lr->base.caps |= SB_RUNNER_CAP_FILE_TRANSFER | SB_RUNNER_CAP_DELTA;
 	if (opts && opts->default_cwd)
 		lr->default_cwd = opts->default_cwd[0] == '/'
 		                      ? sb_xstrdup(opts->default_cwd)

@@ -246,6 +246,68 @@ sb_err *sb_runner_sync_out(sb_runner *r, const char *remote_dir, const sb_exclud
 	return r->ops->sync_out(r, remote_dir, ex, tar_fd, progress, progress_ud);
 }
 
+bool sb_runner_can_delta(const sb_runner *r)
+{
+	const sb_runner_ops *o = r && r->ops ? r->ops : NULL;
+	return o && (r->caps & SB_RUNNER_CAP_DELTA) && (r->caps & SB_RUNNER_CAP_FILE_TRANSFER) &&
+	       o->manifest && o->sync_out_paths && o->sync_in_delta && o->file_read &&
+	       o->file_write;
+}
+
+/* The checks every SB_RUNNER_CAP_DELTA op shares: a runner that has the op, a remote path. */
+static sb_err *delta_check(const sb_runner *r, bool has_op, const char *what, const char *path)
+{
+	if (!r || !r->ops)
+		return sb_err_new(SB_E_INVAL, "%s: no runner", what);
+	if (!(r->caps & SB_RUNNER_CAP_DELTA) || !has_op)
+		return sb_err_new(SB_E_UNSUPPORTED, "the %s runner cannot %s", r->ops->name, what);
+	if (!path || path[0] != '/')
+		return sb_err_new(SB_E_INVAL,
+		                  "%s on the %s runner: the remote path is not absolute", what,
+		                  r->ops->name);
+	return NULL;
+}
+
+sb_err *sb_runner_manifest(sb_runner *r, const char *remote_dir, const sb_excludes *ex,
+                           const sb_manifest_opts *o, sb_manifest *out)
+{
+	sb_manifest_init(out);
+	sb_err *err = delta_check(r, r && r->ops && r->ops->manifest, "list a tree", remote_dir);
+	return err ? err : r->ops->manifest(r, remote_dir, ex, o, out);
+}
+
+sb_err *sb_runner_sync_out_paths(sb_runner *r, const char *remote_dir, char *const *paths,
+                                 int tar_fd, sb_progress_fn progress, void *progress_ud)
+{
+	sb_err *err = delta_check(r, r && r->ops && r->ops->sync_out_paths, "send chosen entries",
+	                          remote_dir);
+	if (!err && tar_fd < 0)
+		err = sb_err_new(SB_E_INVAL, "sync out of %s: no tar stream", remote_dir);
+	return err ? err
+	           : r->ops->sync_out_paths(r, remote_dir, paths, tar_fd, progress, progress_ud);
+}
+
+sb_err *sb_runner_sync_in_delta(sb_runner *r, const char *remote_dir, char *const *dels, int tar_fd,
+                                sb_progress_fn progress, void *progress_ud)
+{
+	sb_err *err =
+	    delta_check(r, r && r->ops && r->ops->sync_in_delta, "apply a delta", remote_dir);
+	return err ? err
+	           : r->ops->sync_in_delta(r, remote_dir, dels, tar_fd, progress, progress_ud);
+}
+
+sb_err *sb_runner_file_read(sb_runner *r, const char *path, size_t max, sb_buf *out)
+{
+	sb_err *err = delta_check(r, r && r->ops && r->ops->file_read, "read a file", path);
+	return err ? err : r->ops->file_read(r, path, max, out);
+}
+
+sb_err *sb_runner_file_write(sb_runner *r, const char *path, const void *data, size_t len)
+{
+	sb_err *err = delta_check(r, r && r->ops && r->ops->file_write, "write a file", path);
+	return err ? err : r->ops->file_write(r, path, data, len);
+}
+
 void sb_runner_free(sb_runner *r)
 {
 	if (r && r->ops && r->ops->destroy)

@@ -30,5 +30,15 @@ sb_err *sb_local_sync_in(const char *remote_dir, char *const *preserve, int tar_
                          sb_progress_fn progress, void *progress_ud);
 sb_err *sb_local_sync_out(const char *remote_dir, const sb_excludes *ex, int tar_fd,
                           sb_progress_fn progress, void *progress_ud);
+/* Its incremental ops (sb_runner_ops: manifest, sync_out_paths, sync_in_delta, file_read,
+ * file_write) on the same directories. */
+sb_err *sb_local_manifest(sb_runner *r, const char *remote_dir, const sb_excludes *ex,
+                          const sb_manifest_opts *o, sb_manifest *out);
+sb_err *sb_local_sync_out_paths(sb_runner *r, const char *remote_dir, char *const *paths,
+                                int tar_fd, sb_progress_fn progress, void *progress_ud);
+sb_err *sb_local_sync_in_delta(sb_runner *r, const char *remote_dir, char *const *dels, int tar_fd,
+                               sb_progress_fn progress, void *progress_ud);
+sb_err *sb_local_file_read(sb_runner *r, const char *path, size_t max, sb_buf *out);
+sb_err *sb_local_file_write(sb_runner *r, const char *path, const void *data, size_t len);
 
 #endif

@@ -1,14 +1,15 @@
 /* Incremental restore (#15): instead of the whole remote tree, fetch its manifest (one exec:
- * `find -printf` + `sha256sum -z`, see manifest_script), compare it with the baseline, and fetch
- * one tar of exactly the files and links that differ. The merge then gets a source snapshot
+ * `find -printf` + `sha256sum -z`, see sb_rt_script_listing; or, on a runner that reaches the far
+ * tree itself, SB_RUNNER_CAP_DELTA, the runner's own listing), compare it with the baseline, and
+ * fetch one tar of exactly the files and links that differ. The merge then gets a source snapshot
  * built from the manifest: unchanged entries are the baseline's own (hashes and all), changed
  * ones are the extracted files. Deletions need no transfer: an entry missing from the manifest
  * is missing from the source snapshot.
  *
- * The assumption (documented in docs/sync.md): a remote file whose kind, permission bits, size
- * and mtime (whole seconds) equal the baseline's has the baseline's content. The far side hashes
- * every file whose mtime is at or after the baseline's time minus the skew allowance, so any
- * file the sandbox wrote after staging is compared by content, not by mtime; only a file
+ * The assumption (documented in sandbar(1), SANDBAR_SYNC): a remote file whose kind, permission
+ * bits, size and mtime (whole seconds) equal the baseline's has the baseline's content. The far
+ * side hashes every file whose mtime is at or after the baseline's time minus the skew allowance,
+ * so any file the sandbox wrote after staging is compared by content, not by mtime; only a file
  * written with an explicitly old mtime and the same size escapes, which --checksum (hash every
  * file) covers. Anything that cannot be trusted falls back to the full transfer with one line:
  * a tool missing on the far side, a clock more than SKEW_MAX_SEC away, a malformed manifest, a
@@ -22,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SKEW_MAX_SEC 2
@@ -31,13 +33,29 @@
 const char *sb_rt_sync_env(void)
 {
 	const char *v = getenv("SANDBAR_SYNC");
-	return v && *v ? v : "full";
+	return v && *v ? v : "auto";
 }
 
-bool sb_rt_sync_incremental(void)
+bool sb_rt_sync_incremental(const sb_runtime *rt)
 {
 	const char *v = sb_rt_sync_env();
-	return strcmp(v, "incremental") == 0 || strcmp(v, "checksum") == 0;
+	if (strcmp(v, "incremental") == 0 || strcmp(v, "checksum") == 0)
+		return true;
+	if (strcmp(v, "full") == 0)
+		return false;
+	/* auto: incremental where it costs no far command (the runner lists the far tree itself);
+	 * on the command path the listing is one more command, which a small tree does not pay
+	 * back. */
+	return rt->native && sb_runner_can_delta(rt->ctx.runner) &&
+	       rt->delta_ok; /* a saved runtime (`sandbar pull`) has no file times: full, quietly */
+}
+
+int64_t sb_rt_ctime_clock_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	/* a margin of several coarse ticks (each up to 4 ms), for a clock read on another CPU */
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - 50 * 1000000;
 }
 
 int64_t sb_rt_hash_since(int64_t base_sec)
@@ -402,6 +420,87 @@ static bool is_final(const sb_err *e)
 	       e->code == SB_E_TOO_LARGE || e->code == SB_E_TIMEOUT || e->sys_errno == ENOSPC;
 }
 
+/* A successful plan becomes the delta the merge takes. */
+static void take_plan(sb_runtime *rt, planner *pl, uint64_t bytes, int64_t listed_at,
+                      sb_rt_delta *out)
+{
+	out->src = pl->src;
+	sb_snap_init(&pl->src);
+	out->git_next = pl->git_next;
+	sb_snap_init(&pl->git_next);
+	out->git_changed = pl->git_changed || !rt->git_snap_ok;
+	out->bytes = bytes;
+	out->listed_at = listed_at;
+}
+
+/* NUL-separated paths as a NULL-terminated vector (NULL when there are none). */
+static char **list_paths(const sb_buf *list)
+{
+	char **v = NULL;
+	for (size_t at = 0; at < list->len; at += strlen(list->data + at) + 1)
+		sb_strv_push(&v, list->data + at);
+	return v;
+}
+
+/* The native path (SB_RUNNER_CAP_DELTA): the runner lists the far tree and sends the chosen
+ * entries itself, so no far command runs at all. */
+static sb_err *native_fetch(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_fetch *f, bool checksum,
+                            sb_rt_progress *p, sb_rt_delta *out, bool *full)
+{
+	int64_t since = sb_rt_hash_since(rt->base_sec);
+	int64_t t0 = sb_wall_ms() / 1000, t0_ns = sb_rt_ctime_clock_ns();
+	sb_rt_timer tm;
+	sb_rt_timer_start(&tm, &c->progress, "restore", f->label ? f->label : "tree", true);
+	/* as the script's find -newermt @(since - 1), and every file written since the far tree
+	 * was known, whatever its mtime says */
+	sb_manifest_opts mo = {.hash_newer_than = since - 1,
+	                       .hash_ctime_since_ns = rt->far_known_ns,
+	                       .hash_all = checksum};
+	sb_manifest man;
+	sb_err *err = sb_runner_manifest(c->runner, f->remote_dir, &rt->archive_ex, &mo, &man);
+	sb_rt_timer_mark(&tm, "manifest");
+	planner pl = {.rt = rt, .man = &man, .since = since, .checksum = checksum};
+	sb_snap_init(&pl.src);
+	sb_snap_init(&pl.git_next);
+	uint64_t bytes = 0;
+	if (!err) {
+		plan_entries(&pl);
+		char **paths = list_paths(&pl.list);
+		if (paths) {
+			sb_rt_fetch sel = *f;
+			sel.paths = paths;
+			err = sb_rt_stream_native_out(c, &sel, p, &tm, &bytes);
+		} else {
+			sb_rt_progress_complete(p, 0, 0);
+		}
+		sb_strv_free(paths);
+	}
+	if (!err && f->max_bytes > 0 && bytes > (uint64_t)f->max_bytes) {
+		err =
+		    sb_err_new(SB_E_FILE_TOO_LARGE,
+		               "Remote archive of %s is %llu bytes, exceeding the %lld byte limit",
+		               f->remote_dir, (unsigned long long)bytes, (long long)f->max_bytes);
+		err->actual_bytes = bytes > INT64_MAX ? INT64_MAX : (int64_t)bytes;
+		err->limit_bytes = f->max_bytes;
+	}
+	if (!err)
+		err = fill_from_tree(&pl, f->local_dest);
+	sb_rt_timer_finish(&tm, err != NULL);
+	if (!err) {
+		*full = false;
+		take_plan(rt, &pl, bytes, t0, out);
+		out->listed_ns = t0_ns;
+	}
+	planner_deinit(&pl);
+	sb_manifest_deinit(&man);
+	if (err && !is_final(err)) {
+		fall_back(c, err->msg);
+		sb_err_free(err);
+		err = NULL;
+	}
+	return err;
+}
+
 sb_err *sb_rt_delta_fetch(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_fetch *f, bool checksum,
                           sb_rt_progress *p, sb_rt_delta *out, bool *full)
 {
@@ -413,6 +512,8 @@ sb_err *sb_rt_delta_fetch(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_fetch 
 		fall_back(c, "the baseline has no file times (a saved runtime)");
 		return NULL;
 	}
+	if (f->native && sb_runner_can_delta(c->runner))
+		return native_fetch(rt, c, f, checksum, p, out, full);
 	if (!sb_rt_can_stream(c)) {
 		fall_back(c, "the runner cannot stream a file list");
 		return NULL;
@@ -499,13 +600,7 @@ sb_err *sb_rt_delta_fetch(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_fetch 
 		return NULL;
 	}
 	*full = false;
-	out->src = pl.src;
-	sb_snap_init(&pl.src);
-	out->git_next = pl.git_next;
-	sb_snap_init(&pl.git_next);
-	out->git_changed = pl.git_changed || !rt->git_snap_ok;
-	out->bytes = bytes;
-	out->listed_at = t0;
+	take_plan(rt, &pl, bytes, t0, out);
 	planner_deinit(&pl);
 	sb_manifest_deinit(&man);
 	return NULL;

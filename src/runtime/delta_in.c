@@ -29,6 +29,7 @@
 #define STATE_NAME "sync-state"
 #define DELETE_BATCH 512 /* paths per rm: far below any ARG_MAX */
 #define DUPLEX_OUTPUT_CAP 4096u
+#define RECORD_MAX 256 /* "1 <64 hex> <time>\n" */
 /* A first staging: no fallback to speak of. */
 #define NO_RECORD "no earlier staging"
 
@@ -44,11 +45,7 @@ static char *stage_script(const sb_runtime *rt, const sb_rt_stage *s, const char
 	char *state = sb_strfmt("%s/%s", rt->root_dir, STATE_NAME);
 	sb_buf b = SB_BUF_INIT;
 	sb_buf_appends(&b, "trap 'exit 129' HUP INT TERM; ");
-	if (s->ours_marker) {
-		char *guard = sb_rt_script_guard(s->remote_dir, s->ours_marker);
-		sb_buf_appends(&b, guard);
-		free(guard);
-	}
+	sb_rt_script_stage_head(&b, s);
 	/* Builtins wherever they do: every process costs, inside a sandbox most. */
 	sb_buf_appends(&b, "cd ");
 	sb_shell_quote(&b, s->remote_dir);
@@ -275,6 +272,38 @@ static sb_err *write_answer(int fd, answer *a)
 	                          pick, &k);
 }
 
+/* The plan from the far manifest and the earlier staging's time, when they can be trusted. */
+static sb_err *plan_delta(sb_runtime *rt, const sb_rt_stage *s, const sb_manifest *man,
+                          int64_t stamp, bool checksum, int64_t t0, int64_t t1, plan *pl,
+                          bool *delta)
+{
+	*delta = false;
+	if (man->now_sec < t0 - SKEW_SEC - 1 || man->now_sec > t1 + SKEW_SEC + 1 ||
+	    stamp > t1 + SKEW_SEC + 1) {
+		fall_back("the far clock disagrees with ours");
+		return NULL;
+	}
+	sb_snap local;
+	sb_err *err = sb_snap_take(s->local_dir, s->ex, false, &local);
+	if (!err)
+		err = make_plan(rt, s, &local, man, sb_rt_hash_since(stamp), checksum, pl);
+	sb_snap_deinit(&local);
+	if (err)
+		return err;
+	if (pl->why_full) {
+		fall_back(pl->why_full);
+		return NULL;
+	}
+	size_t n = sb_strv_len(pl->send);
+	if (n)
+		qsort(pl->send, n, sizeof *pl->send, cmp_str);
+	n = sb_strv_len(pl->pass);
+	if (n)
+		qsort(pl->pass, n, sizeof *pl->pass, cmp_str);
+	*delta = true;
+	return NULL;
+}
+
 /* Decide from the listing: *delta, and the plan when it is one. Never an error for a reason to
  * send everything. */
 static sb_err *decide(sb_runtime *rt, const sb_rt_stage *s, const char *data, size_t len,
@@ -309,32 +338,165 @@ static sb_err *decide(sb_runtime *rt, const sb_rt_stage *s, const char *data, si
 		sb_manifest_deinit(&man);
 		return NULL;
 	}
-	if (man.now_sec < t0 - SKEW_SEC - 1 || man.now_sec > t1 + SKEW_SEC + 1 ||
-	    stamp > t1 + SKEW_SEC + 1) {
-		fall_back("the far clock disagrees with ours");
-		sb_manifest_deinit(&man);
-		return NULL;
-	}
-	sb_snap local;
-	err = sb_snap_take(s->local_dir, s->ex, false, &local);
-	if (!err)
-		err = make_plan(rt, s, &local, &man, sb_rt_hash_since(stamp), checksum, pl);
-	sb_snap_deinit(&local);
+	err = plan_delta(rt, s, &man, stamp, checksum, t0, t1, pl, delta);
 	sb_manifest_deinit(&man);
+	return err;
+}
+
+/* ---- the native path (SB_RUNNER_CAP_DELTA): the runner reads the record and the far tree
+ * itself and applies the delta; no far command. */
+
+static char *record_path(const sb_runtime *rt)
+{
+	return sb_strfmt("%s/%s", rt->root_dir, STATE_NAME);
+}
+
+sb_err *sb_rt_delta_record(sb_runtime *rt, const sb_rt_ctx *c)
+{
+	char id[SB_SHA256_HEX_LEN];
+	workspace_id(rt->local_dir, id);
+	char *path = record_path(rt);
+	/* The staging just ended: whatever changes there from now on gets a later ctime. (A
+	 * fourth field, which the command path's record lacks and its script ignores.) */
+	rt->far_known_ns = sb_rt_ctime_clock_ns();
+	char *rec =
+	    sb_strfmt("1 %s %lld %lld\n", id, (long long)rt->base_sec, (long long)rt->far_known_ns);
+	sb_err *err = sb_runner_file_write(c->runner, path, rec, strlen(rec));
+	free(rec);
+	free(path);
+	return err;
+}
+
+/* The earlier staging's time from its record, or -1 with *why (NULL: there was none); *far_ns
+ * its sb_rt_delta_record moment (0 when the record has none). */
+static int64_t read_record(const sb_runtime *rt, const sb_rt_ctx *c, const char **why,
+                           int64_t *far_ns)
+{
+	*why = NULL;
+	*far_ns = 0;
+	char *path = record_path(rt);
+	sb_buf b = SB_BUF_INIT;
+	sb_err *err = sb_runner_file_read(c->runner, path, RECORD_MAX, &b);
+	free(path);
+	int64_t stamp = -1;
+	char id[SB_SHA256_HEX_LEN];
+	workspace_id(rt->local_dir, id);
+	const char *r = sb_buf_cstr(&b);
+	size_t idlen = SB_SHA256_HEX_LEN - 1;
+	if (err && err->code != SB_E_NOTFOUND)
+		*why = "the staging record cannot be read";
+	else if (err || b.len == 0)
+		; /* none, or emptied by a staging that did not finish */
+	else if (strncmp(r, "1 ", 2) != 0 || strlen(r) < 2 + idlen + 2 || r[2 + idlen] != ' ')
+		*why = "the staging record is unreadable";
+	else if (strncmp(r + 2, id, idlen) != 0)
+		*why = "the earlier staging is of another workspace";
+	else {
+		char *end = NULL;
+		long long v = strtoll(r + 3 + idlen, &end, 10), ns = 0;
+		if (v > 0 && end && *end == ' ')
+			ns = strtoll(end + 1, &end, 10);
+		if (v > 0 && ns >= 0 && end && (*end == '\n' || *end == '\0')) {
+			stamp = v;
+			*far_ns = ns;
+		} else {
+			*why = "the staging record is unreadable";
+		}
+	}
+	sb_err_free(err);
+	sb_buf_deinit(&b);
+	return stamp;
+}
+
+/* Newline-separated paths as a NULL-terminated vector. */
+static char **lines_to_strv(const sb_buf *b)
+{
+	char **v = NULL;
+	const char *p = b->data, *end = b->data + b->len;
+	while (p && p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		char *one = sb_xstrndup(p, n);
+		sb_strv_push(&v, one);
+		free(one);
+		p = nl ? nl + 1 : end;
+	}
+	return v;
+}
+
+static sb_err *native_stage(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_stage *s, bool checksum,
+                            sb_rt_progress *p, uint64_t *bytes, bool *done)
+{
+	sb_err *err = s->ours_marker || s->create_fresh ? sb_rt_stage_guard(c, s) : NULL;
 	if (err)
 		return err;
-	if (pl->why_full) {
-		fall_back(pl->why_full);
+	int64_t t0 = sb_wall_ms() / 1000;
+	const char *why;
+	int64_t far_ns;
+	int64_t stamp = read_record(rt, c, &why, &far_ns);
+	if (stamp < 0) {
+		if (why)
+			fall_back(why);
+		else
+			sb_debug("staging %s: the first into %s", s->local_dir, s->remote_dir);
 		return NULL;
 	}
-	size_t n = sb_strv_len(pl->send);
-	if (n)
-		qsort(pl->send, n, sizeof *pl->send, cmp_str);
-	n = sb_strv_len(pl->pass);
-	if (n)
-		qsort(pl->pass, n, sizeof *pl->pass, cmp_str);
-	*delta = true;
-	return NULL;
+	sb_rt_timer tm;
+	sb_rt_timer_start(&tm, &c->progress, "stage", s->label ? s->label : "tree", true);
+	/* as the script's find -newermt @(stamp - 4), and every file written there since that
+	 * staging ended, whatever its mtime says */
+	sb_manifest_opts mo = {.hash_newer_than = stamp - 4,
+	                       .hash_ctime_since_ns = far_ns,
+	                       .hash_all = checksum,
+	                       .list_pruned = true};
+	sb_manifest man;
+	err = sb_runner_manifest(c->runner, s->remote_dir, &rt->archive_ex, &mo, &man);
+	sb_rt_timer_mark(&tm, "manifest");
+	int64_t t1 = sb_wall_ms() / 1000;
+	plan pl = {.del = SB_BUF_INIT};
+	bool delta = false;
+	if (err && err->code != SB_E_CANCELED) {
+		fall_back(err->msg);
+		sb_err_free(err);
+		err = NULL;
+	} else if (!err) {
+		err = plan_delta(rt, s, &man, stamp, checksum, t0, t1, &pl, &delta);
+	}
+	sb_manifest_deinit(&man);
+	/* Nothing to change there: only the record's time moves on. */
+	bool same = delta && !pl.send && pl.del.len == 0;
+	char *path = record_path(rt);
+	/* An emptied record reads as none: a delta that fails from here on is never trusted. */
+	if (!err && delta && !same)
+		err = sb_runner_file_write(c->runner, path, "", 0);
+	free(path);
+	if (!err && same) {
+		err = sb_rt_delta_record(rt, c);
+		sb_rt_progress_complete(p, 0, 0);
+		*done = err == NULL;
+	} else if (!err && delta) {
+		picker k = {.send = pl.send,
+		            .pass = pl.pass,
+		            .n_send = sb_strv_len(pl.send),
+		            .n_pass = sb_strv_len(pl.pass)};
+		char **dels = lines_to_strv(&pl.del);
+		sb_rt_stage d = *s;
+		d.delta = true;
+		d.dels = dels;
+		d.pick = k.n_send ? pick : NULL;
+		d.pick_ud = &k;
+		sb_rt_progress_report(p, 0, 0);
+		err = sb_rt_stream_native_in(c, &d, p, &tm, bytes);
+		sb_strv_free(dels);
+		if (!err)
+			err = sb_rt_delta_record(rt, c);
+		*done = err == NULL;
+	}
+	sb_rt_timer_finish(&tm, err != NULL);
+	sb_strv_free(pl.send);
+	sb_strv_free(pl.pass);
+	sb_buf_deinit(&pl.del);
+	return err ? sb_err_prefix(err, "staging %s into %s", s->local_dir, s->remote_dir) : NULL;
 }
 
 sb_err *sb_rt_delta_stage(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_stage *s, bool checksum,
@@ -342,6 +504,8 @@ sb_err *sb_rt_delta_stage(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_stage 
 {
 	*done = false;
 	*bytes = 0;
+	if (s->native && sb_runner_can_delta(c->runner))
+		return native_stage(rt, c, s, checksum, p, bytes, done);
 	if (!sb_rt_can_stream(c)) {
 		fall_back("the runner cannot stream");
 		return NULL;
@@ -377,9 +541,7 @@ sb_err *sb_rt_delta_stage(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_stage 
 	sb_exec_result *res;
 	sb_err *rerr = sb_rt_duplex_finish(d, &res);
 	sb_rt_timer_mark(&tm, "stream");
-	if (rerr && s->ours_marker && res->has_exit_code && res->exit_code == SB_RT_FOREIGN_EXIT) {
-		sb_err_free(rerr);
-		rerr = sb_rt_foreign_error(s->remote_dir);
+	if (rerr && (rerr = sb_rt_stage_head_error(s, res, rerr))->code == SB_E_EXISTS) {
 		sb_err_free(werr);
 		werr = NULL;
 	}

@@ -418,20 +418,26 @@ static sb_err *stage_workspace(sb_runtime *rt, const sb_runtime_prepare_opts *o)
 	    .label = "workspace",
 	    .ensure_dir = rt->root_dir,
 	    .ours_marker = o->refuse_foreign_remote ? rt->root_dir : NULL,
+	    .create_fresh = o->create_remote_dir,
 	};
 	uint64_t bytes = 0;
 	bool done = false;
 	sb_err *err = NULL;
 	/* Incremental: into an earlier staging of this workspace, only what differs (one command
 	 * that also creates the runtime root). */
-	if (sb_rt_sync_incremental())
+	if (sb_rt_sync_incremental(rt)) {
 		err = sb_rt_delta_stage(rt, c, &s, sb_rt_sync_checksum(), &p, &bytes, &done);
+		s.create_fresh = false; /* made by that command, when it got that far */
+	}
 	if (!err && !done)
 		err = sb_rt_stage_in(c, &s, &p, &bytes);
 	rt->bytes_up += bytes;
-	if (!err && !done && rt->native) {
-		/* The command path creates the runtime root by uploading into it; create it here
-		 * too so both paths leave the same tree (callers put assets and queues there). */
+	if (!err && !done && rt->native && sb_runner_can_delta(c->runner)) {
+		/* The staging record, which the runner writes into the runtime root it creates: the
+		 * command path creates that root by uploading into it, so both leave the same tree
+		 * (callers put assets and queues there). */
+		err = sb_rt_delta_record(rt, c);
+	} else if (!err && !done && rt->native) {
 		sb_buf m = SB_BUF_INIT;
 		sb_buf_appends(&m, "mkdir -p ");
 		sb_shell_quote(&m, rt->root_dir);

@@ -117,6 +117,40 @@ char *sb_rt_script_guard(const char *dir, const char *ours)
 	return sb_buf_steal(&s, NULL);
 }
 
+void sb_rt_script_stage_head(sb_buf *b, const sb_rt_stage *s)
+{
+	if (s->create_fresh) {
+		/* mkdir without -p: whatever is already there (a planted directory or link) fails
+		 * the staging rather than receiving the workspace */
+		sb_buf_appends(b, "mkdir -m 700 -- ");
+		sb_shell_quote(b, s->remote_dir);
+		sb_buf_appendf(b, " || exit %d; ", SB_RT_TAKEN_EXIT);
+	}
+	if (s->ours_marker) {
+		char *guard = sb_rt_script_guard(s->remote_dir, s->ours_marker);
+		sb_buf_appends(b, guard);
+		free(guard);
+	}
+}
+
+sb_err *sb_rt_stage_head_error(const sb_rt_stage *s, const sb_exec_result *res, sb_err *rerr)
+{
+	if (!rerr || !res->has_exit_code)
+		return rerr;
+	if (s->ours_marker && res->exit_code == SB_RT_FOREIGN_EXIT) {
+		sb_err_free(rerr);
+		return sb_rt_foreign_error(s->remote_dir);
+	}
+	if (s->create_fresh && res->exit_code == SB_RT_TAKEN_EXIT) {
+		sb_err_free(rerr);
+		return sb_err_new(SB_E_EXISTS,
+		                  "the remote directory %s to be made for this run exists already: "
+		                  "nothing was staged into it",
+		                  s->remote_dir);
+	}
+	return rerr;
+}
+
 sb_err *sb_rt_foreign_error(const char *dir)
 {
 	return sb_err_new(SB_E_EXISTS,

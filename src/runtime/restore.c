@@ -241,12 +241,12 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	};
 	uint64_t bytes = 0;
 	bool full = true, checksum = o->checksum || sb_rt_sync_checksum();
-	int64_t fetched_at = sb_wall_ms() / 1000;
+	int64_t fetched_at = sb_wall_ms() / 1000, fetched_ns = sb_rt_ctime_clock_ns();
 	sb_rt_delta d;
 	memset(&d, 0, sizeof d);
 	sb_snap_init(&d.src);
 	sb_snap_init(&d.git_next);
-	if (sb_rt_sync_incremental() || checksum) {
+	if (sb_rt_sync_incremental(rt) || checksum) {
 		err = sb_fs_mkdir_p(tree, 0700);
 		if (!err)
 			err = sb_rt_delta_fetch(rt, c, &f, checksum, &p, &d, &full);
@@ -298,6 +298,7 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 		sb_snap_init(&next);
 		/* What the far side held when it was listed (or archived) is the new baseline. */
 		rt->base_sec = full ? fetched_at : d.listed_at;
+		rt->far_known_ns = full ? fetched_ns : d.listed_ns;
 		sb_snap_deinit(&rt->git_snap);
 		rt->git_snap_ok = !full;
 		if (!full) {

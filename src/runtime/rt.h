@@ -159,16 +159,36 @@ typedef struct sb_rt_stage {
 	/* Refuse a non-empty remote_dir that lacks this directory (see refuse_foreign_remote);
 	 * NULL = no check. */
 	const char *ours_marker;
+	/* Create remote_dir (mkdir -m 0700, refused when it exists) before anything else. */
+	bool create_fresh;
+	/* A native delta (SB_RUNNER_CAP_DELTA, sb_rt_stream_native_in): delta set, the far paths
+	 * in dels removed first, only the entries pick chooses sent (pick NULL: none). */
+	bool delta;
+	char *const *dels;
+	sb_tar_pick_fn pick;
+	void *pick_ud;
 } sb_rt_stage;
 
 /* The exit status of the guard in the staging script, and the error for it. */
 #define SB_RT_FOREIGN_EXIT 97
 sb_err *sb_rt_foreign_error(const char *dir);
+/* The exit status of the create_fresh mkdir when the name is taken. */
+#define SB_RT_TAKEN_EXIT 98
+/* A staging command's error rerr (consumed) in the words of its head's checks: SB_E_EXISTS for
+ * the guard's and the fresh mkdir's exit statuses, rerr itself otherwise. */
+sb_err *sb_rt_stage_head_error(const struct sb_rt_stage *s, const sb_exec_result *res,
+                               sb_err *rerr);
 /* "<guard>; " that exits SB_RT_FOREIGN_EXIT when dir is not empty and lacks ours; malloc'd. */
 char *sb_rt_script_guard(const char *dir, const char *ours);
+/* The commands a staging script starts with: s->create_fresh's mkdir, s->ours_marker's guard
+ * (each ending in "; "), appended to b. */
+void sb_rt_script_stage_head(sb_buf *b, const struct sb_rt_stage *s);
 
 sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
                        uint64_t *bytes_out);
+/* Run the ours_marker check on its own (one command): SB_RT_FOREIGN_EXIT becomes
+ * sb_rt_foreign_error. */
+sb_err *sb_rt_stage_guard(const sb_rt_ctx *c, const sb_rt_stage *s);
 
 typedef struct sb_rt_fetch {
 	const char *remote_dir;
@@ -179,6 +199,8 @@ typedef struct sb_rt_fetch {
 	const char *local_dest; /* extracted here (created) */
 	bool native;
 	const char *label;
+	/* Native only (SB_RUNNER_CAP_DELTA): fetch just these entries (sync_out_paths). */
+	char *const *paths;
 } sb_rt_fetch;
 
 sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
@@ -282,10 +304,12 @@ sb_err *sb_snap_equal(const sb_snap *sa, sb_snap_entry *a, const sb_snap *sb, sb
                       bool *eq);
 
 /* ---- delta.c: incremental restore by manifest (see the file for the mtime+size assumption). */
-/* SANDBAR_SYNC: "incremental", "checksum" (incremental, every file hashed), anything else or
- * unset: "full" (the whole tree each time). */
+/* SANDBAR_SYNC: "incremental", "checksum" (incremental, every file hashed), "full" (the whole
+ * tree each time), anything else or unset: "auto" (incremental on a native runner with
+ * SB_RUNNER_CAP_DELTA, full on the command path). */
 const char *sb_rt_sync_env(void);
-bool sb_rt_sync_incremental(void);
+struct sb_runtime;
+bool sb_rt_sync_incremental(const struct sb_runtime *rt);
 bool sb_rt_sync_checksum(void);
 /* Files with an mtime at or after this are compared by content: a sandbox writing after a
  * baseline read at base_sec, with the far clock at most the skew allowance away. */
@@ -313,6 +337,7 @@ typedef struct sb_rt_delta {
 	bool git_changed; /* the staging tree holds the whole remote .git */
 	uint64_t bytes, manifest_bytes;
 	int64_t listed_at; /* our clock before the listing: the next baseline's time */
+	int64_t listed_ns; /* native: sb_rt_ctime_clock_ns() before the listing (else 0) */
 } sb_rt_delta;
 
 struct sb_runtime;
@@ -344,6 +369,9 @@ void sb_rt_duplex_free(sb_rt_duplex *d);
  * said in the log). */
 sb_err *sb_rt_delta_stage(struct sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_stage *s,
                           bool checksum, sb_rt_progress *p, uint64_t *bytes, bool *done);
+/* After a whole staging on a runner with SB_RUNNER_CAP_DELTA: the record that lets the next
+ * staging be a delta (written by the runner; it creates the runtime root). */
+sb_err *sb_rt_delta_record(struct sb_runtime *rt, const sb_rt_ctx *c);
 
 /* ---- lock.c: the restore lock (spec §3.4, §8.3). */
 typedef struct sb_rt_lock {
@@ -399,6 +427,15 @@ struct sb_runtime {
 	int64_t base_sec;
 	sb_snap git_snap;
 	bool git_snap_ok;
+	/* Native delta (SB_RUNNER_CAP_DELTA): a moment (ns, this host's clock, which the far tree's
+	 * ctimes share) after which every change of the far tree has a later ctime, while before
+	 * it the far tree was what the baseline says (0: unknown). Set when a staging ends and at
+	 * each restore's listing. */
+	int64_t far_known_ns;
 };
+
+/* Now on the clock file systems stamp ctimes with (the coarse realtime clock), less a margin
+ * of a few of its ticks: a ctime written after this call is never earlier than the result. */
+int64_t sb_rt_ctime_clock_ns(void);
 
 #endif

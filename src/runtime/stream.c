@@ -95,8 +95,11 @@ static void *produce(void *arg)
 {
 	producer *pr = arg;
 	block_sigpipe(); /* a new thread: nothing to restore, the mask dies with it */
-	pr->err =
-	    sb_tar_create(pr->s->local_dir, pr->s->ex, pr->s->follow_symlinks, pr->fd, &pr->bytes);
+	const sb_rt_stage *s = pr->s;
+	pr->err = s->delta
+	              ? sb_tar_create_pick(s->local_dir, s->ex, s->follow_symlinks, pr->fd,
+	                                   &pr->bytes, s->pick, s->pick_ud)
+	              : sb_tar_create(s->local_dir, s->ex, s->follow_symlinks, pr->fd, &pr->bytes);
 	sb_close(&pr->fd);
 	return NULL;
 }
@@ -145,13 +148,9 @@ sb_err *sb_rt_stream_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress
 		return serr;
 	sb_rt_progress_report(p, 0, 0);
 	char *script = sb_rt_script_extract(s->remote_dir, NULL, s->spare);
-	if (s->ensure_dir || s->ours_marker) {
+	if (s->ensure_dir || s->ours_marker || s->create_fresh) {
 		sb_buf b = SB_BUF_INIT;
-		if (s->ours_marker) {
-			char *guard = sb_rt_script_guard(s->remote_dir, s->ours_marker);
-			sb_buf_appends(&b, guard);
-			free(guard);
-		}
+		sb_rt_script_stage_head(&b, s);
 		sb_buf_appends(&b, script);
 		if (s->ensure_dir) {
 			sb_buf_appends(&b, " && mkdir -p ");
@@ -165,10 +164,7 @@ sb_err *sb_rt_stream_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress
 	sb_exec_result res;
 	sb_exec_result_init(&res);
 	sb_err *rerr = sb_rt_run(c, script, &in, &cb, STREAM_OUTPUT_CAP, &res);
-	if (rerr && s->ours_marker && res.has_exit_code && res.exit_code == SB_RT_FOREIGN_EXIT) {
-		sb_err_free(rerr);
-		rerr = sb_rt_foreign_error(s->remote_dir);
-	}
+	rerr = sb_rt_stage_head_error(s, &res, rerr);
 	sb_exec_result_deinit(&res);
 	free(script);
 	/* The far side is done reading: a writer still going gets EPIPE, not a hang. */
@@ -189,12 +185,20 @@ sb_err *sb_rt_stream_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress
 sb_err *sb_rt_stream_native_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
                                sb_rt_timer *tm, uint64_t *bytes_out)
 {
+	if (s->delta && !s->pick) { /* removals only */
+		sb_err *err =
+		    sb_runner_sync_in_delta(c->runner, s->remote_dir, s->dels, -1, NULL, NULL);
+		sb_rt_timer_mark(tm, "stream");
+		return transfer_end(p, err, 0, bytes_out);
+	}
 	producer pr;
 	sb_err *serr = start_producer(s, &pr);
 	if (serr)
 		return serr;
-	sb_err *rerr =
-	    sb_runner_sync_in(c->runner, s->remote_dir, s->spare, pr.rd, on_stdin_progress, p);
+	sb_err *rerr = s->delta ? sb_runner_sync_in_delta(c->runner, s->remote_dir, s->dels, pr.rd,
+	                                                  on_stdin_progress, p)
+	                        : sb_runner_sync_in(c->runner, s->remote_dir, s->spare, pr.rd,
+	                                            on_stdin_progress, p);
 	close(pr.rd);
 	pthread_join(pr.thread, NULL);
 	sb_rt_timer_mark(tm, "stream");
@@ -390,8 +394,10 @@ sb_err *sb_rt_stream_native_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_
 	}
 	bool was_blocked = block_sigpipe();
 	native_count n = {.p = p};
-	sb_err *rerr =
-	    sb_runner_sync_out(c->runner, f->remote_dir, f->ex, fds[1], count_native, &n);
+	sb_err *rerr = f->paths ? sb_runner_sync_out_paths(c->runner, f->remote_dir, f->paths,
+	                                                   fds[1], count_native, &n)
+	                        : sb_runner_sync_out(c->runner, f->remote_dir, f->ex, fds[1],
+	                                             count_native, &n);
 	close(fds[1]);
 	pthread_join(t, NULL);
 	restore_sigpipe(was_blocked);

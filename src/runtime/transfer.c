@@ -42,6 +42,20 @@ static sb_err *rewind_fd(int fd)
 
 /* ---- stage in */
 
+sb_err *sb_rt_stage_guard(const sb_rt_ctx *c, const sb_rt_stage *s)
+{
+	sb_buf b = SB_BUF_INIT;
+	sb_rt_script_stage_head(&b, s);
+	char *guard = sb_buf_steal(&b, NULL);
+	sb_exec_result res;
+	sb_exec_result_init(&res);
+	sb_err *err = sb_rt_run(c, guard, NULL, NULL, 0, &res);
+	err = sb_rt_stage_head_error(s, &res, err);
+	sb_exec_result_deinit(&res);
+	free(guard);
+	return err;
+}
+
 sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
                        uint64_t *bytes_out)
 {
@@ -62,18 +76,9 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 		*bytes_out = bytes;
 		return NULL;
 	}
-	if (s->ours_marker) {
-		/* Checked on its own before anything is uploaded into the directory. */
-		char *guard = sb_rt_script_guard(s->remote_dir, s->ours_marker);
-		sb_exec_result res;
-		sb_exec_result_init(&res);
-		err = sb_rt_run(c, guard, NULL, NULL, 0, &res);
-		if (err && res.has_exit_code && res.exit_code == SB_RT_FOREIGN_EXIT) {
-			sb_err_free(err);
-			err = sb_rt_foreign_error(s->remote_dir);
-		}
-		sb_exec_result_deinit(&res);
-		free(guard);
+	if (s->ours_marker || s->create_fresh) {
+		/* Checked (or made) on its own before anything is uploaded into the directory. */
+		err = sb_rt_stage_guard(c, s);
 		if (err) {
 			sb_rt_timer_finish(&tm, true);
 			return err;

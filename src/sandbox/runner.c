@@ -321,6 +321,37 @@ static sb_err *sr_sync_out(sb_runner *r, const char *remote_dir, const sb_exclud
 	           : NULL;
 }
 
+/* The incremental ops: runner_delta.c on this runner's lease. */
+static sb_err *sr_manifest(sb_runner *r, const char *remote_dir, const sb_excludes *ex,
+                           const sb_manifest_opts *o, sb_manifest *out)
+{
+	return sb_ws_manifest(((sandbox_runner *)r->impl)->sb, remote_dir, ex, o, out);
+}
+
+static sb_err *sr_sync_out_paths(sb_runner *r, const char *remote_dir, char *const *paths,
+                                 int tar_fd, sb_progress_fn progress, void *progress_ud)
+{
+	return sb_ws_sync_out_paths(((sandbox_runner *)r->impl)->sb, remote_dir, paths, tar_fd,
+	                            progress, progress_ud);
+}
+
+static sb_err *sr_sync_in_delta(sb_runner *r, const char *remote_dir, char *const *dels, int tar_fd,
+                                sb_progress_fn progress, void *progress_ud)
+{
+	return sb_ws_sync_in_delta(((sandbox_runner *)r->impl)->sb, remote_dir, dels, tar_fd,
+	                           progress, progress_ud);
+}
+
+static sb_err *sr_file_read(sb_runner *r, const char *path, size_t max, sb_buf *out)
+{
+	return sb_ws_file_read(((sandbox_runner *)r->impl)->sb, path, max, out);
+}
+
+static sb_err *sr_file_write(sb_runner *r, const char *path, const void *data, size_t len)
+{
+	return sb_ws_file_write(((sandbox_runner *)r->impl)->sb, path, data, len);
+}
+
 static void sr_destroy(sb_runner *r)
 {
 	sandbox_runner *impl = r->impl;
@@ -336,6 +367,11 @@ static const sb_runner_ops sandbox_ops = {
     .execute = sr_execute,
     .sync_in = sr_sync_in,
     .sync_out = sr_sync_out,
+    .manifest = sr_manifest,
+    .sync_out_paths = sr_sync_out_paths,
+    .sync_in_delta = sr_sync_in_delta,
+    .file_read = sr_file_read,
+    .file_write = sr_file_write,
     .destroy = sr_destroy,
 };
 
@@ -352,7 +388,7 @@ sb_err *sb_sandbox_runner_new(sb_sandbox *sb, const sb_sandbox_runner_opts *opts
 	sb_runner *r = sb_xcalloc(1, sizeof *r);
 	r->ops = &sandbox_ops;
 	r->caps = SB_RUNNER_CAP_STDIN | SB_RUNNER_CAP_STDIN_PROGRESS | SB_RUNNER_CAP_STDIN_STREAM |
-	          SB_RUNNER_CAP_TTY | SB_RUNNER_CAP_FILE_TRANSFER;
+	          SB_RUNNER_CAP_TTY | SB_RUNNER_CAP_FILE_TRANSFER | SB_RUNNER_CAP_DELTA;
 	r->impl = impl;
 	*out = r;
 	return NULL;

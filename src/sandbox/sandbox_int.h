@@ -232,6 +232,18 @@ ssize_t sb_write_nosigpipe(int fd, const void *p, size_t n);
 /* Open (with create, make) the directory rel ("" = the workspace) below the workspace one
  * component at a time, refusing symlinks anywhere. Run as the owner. */
 sb_err *sb_ws_open_dir(const sb_sandbox *sb, const char *rel, bool create, int *out);
+
+/* ---- runner_delta.c: the sandbox runner's incremental ops (sb_runner_ops, SB_RUNNER_CAP_DELTA)
+ * on the lease's workspace, as the owner; remote paths are in-sandbox paths. */
+sb_err *sb_ws_manifest(const sb_sandbox *sb, const char *remote_dir, const sb_excludes *ex,
+                       const sb_manifest_opts *o, sb_manifest *out);
+sb_err *sb_ws_sync_out_paths(const sb_sandbox *sb, const char *remote_dir, char *const *paths,
+                             int tar_fd, sb_progress_fn progress, void *progress_ud);
+sb_err *sb_ws_sync_in_delta(const sb_sandbox *sb, const char *remote_dir, char *const *dels,
+                            int tar_fd, sb_progress_fn progress, void *progress_ud);
+sb_err *sb_ws_file_read(const sb_sandbox *sb, const char *path, size_t max, sb_buf *out);
+sb_err *sb_ws_file_write(const sb_sandbox *sb, const char *path, const void *data, size_t len);
+
 /* Finish or roll back a workspace replace a crash interrupted (DESIGN.md §9.7); nothing to do
  * without a journal. With try_lock, a replace in progress elsewhere is left alone. */
 sb_err *sb_replace_recover(const sb_sandbox *sb, bool try_lock);

@@ -23,6 +23,12 @@ bool rth_incremental(void)
 	return v && (strcmp(v, "incremental") == 0 || strcmp(v, "checksum") == 0);
 }
 
+bool rth_incremental_native(void)
+{
+	const char *v = getenv("SANDBAR_SYNC");
+	return !v || strcmp(v, "full") != 0; /* auto (the default) is incremental there */
+}
+
 sb_runner *rth_runner(bool file_transfer)
 {
 	if (rth_current == RTH_LOCAL) {
@@ -122,6 +128,47 @@ static sb_err *rec_sync_out(sb_runner *rr, const char *dir, const sb_excludes *e
 	return sb_runner_sync_out(r->inner, dir, ex, fd, p, ud);
 }
 
+/* The incremental ops pass through too, each recorded as one call. */
+static sb_err *rec_manifest(sb_runner *rr, const char *dir, const sb_excludes *ex,
+                            const sb_manifest_opts *o, sb_manifest *out)
+{
+	rth_rec *r = rr->impl;
+	push_call(r, (rth_call){.script = sb_strfmt("manifest %s", dir), .cwd = sb_xstrdup("")});
+	return sb_runner_manifest(r->inner, dir, ex, o, out);
+}
+
+static sb_err *rec_sync_out_paths(sb_runner *rr, const char *dir, char *const *paths, int fd,
+                                  sb_progress_fn p, void *ud)
+{
+	rth_rec *r = rr->impl;
+	push_call(r,
+	          (rth_call){.script = sb_strfmt("sync_out_paths %s", dir), .cwd = sb_xstrdup("")});
+	return sb_runner_sync_out_paths(r->inner, dir, paths, fd, p, ud);
+}
+
+static sb_err *rec_sync_in_delta(sb_runner *rr, const char *dir, char *const *dels, int fd,
+                                 sb_progress_fn p, void *ud)
+{
+	rth_rec *r = rr->impl;
+	push_call(r,
+	          (rth_call){.script = sb_strfmt("sync_in_delta %s", dir), .cwd = sb_xstrdup("")});
+	return sb_runner_sync_in_delta(r->inner, dir, dels, fd, p, ud);
+}
+
+static sb_err *rec_file_read(sb_runner *rr, const char *path, size_t max, sb_buf *out)
+{
+	rth_rec *r = rr->impl;
+	push_call(r, (rth_call){.script = sb_strfmt("file_read %s", path), .cwd = sb_xstrdup("")});
+	return sb_runner_file_read(r->inner, path, max, out);
+}
+
+static sb_err *rec_file_write(sb_runner *rr, const char *path, const void *data, size_t len)
+{
+	rth_rec *r = rr->impl;
+	push_call(r, (rth_call){.script = sb_strfmt("file_write %s", path), .cwd = sb_xstrdup("")});
+	return sb_runner_file_write(r->inner, path, data, len);
+}
+
 static void rec_destroy(sb_runner *rr)
 {
 	rth_rec *r = rr->impl;
@@ -137,6 +184,11 @@ static const sb_runner_ops rec_ops = {
     .execute = rec_execute,
     .sync_in = rec_sync_in,
     .sync_out = rec_sync_out,
+    .manifest = rec_manifest,
+    .sync_out_paths = rec_sync_out_paths,
+    .sync_in_delta = rec_sync_in_delta,
+    .file_read = rec_file_read,
+    .file_write = rec_file_write,
     .destroy = rec_destroy,
 };
 

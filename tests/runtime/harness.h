@@ -21,6 +21,9 @@ extern rth_kind rth_current;
 /* Whether this run restores incrementally (SANDBAR_SYNC=incremental or checksum: the sync.runtime_*
  * registrations), where a restore lists the remote tree and fetches a selection with stdin. */
 bool rth_incremental(void);
+/* Whether a native runner with SB_RUNNER_CAP_DELTA syncs incrementally: unless SANDBAR_SYNC=full
+ * (the default, auto, is incremental there). */
+bool rth_incremental_native(void);
 
 /* A real runner of the current kind. file_transfer only applies to the local runner. */
 sb_runner *rth_runner(bool file_transfer);

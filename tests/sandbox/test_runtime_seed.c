@@ -54,8 +54,12 @@ static void rec_destroy(sb_runner *r)
 	free(r);
 }
 
-static const sb_runner_ops rec_ops = {"recording-sandbox", rec_execute, rec_sync_in, rec_sync_out,
-                                      rec_destroy};
+/* No incremental ops (SB_RUNNER_CAP_DELTA is cleared): every transfer shows as a call. */
+static const sb_runner_ops rec_ops = {.name = "recording-sandbox",
+                                      .execute = rec_execute,
+                                      .sync_in = rec_sync_in,
+                                      .sync_out = rec_sync_out,
+                                      .destroy = rec_destroy};
 
 static sb_runner *rec_new(sb_runner *inner, unsigned caps_clear, recorder **out)
 {
@@ -63,7 +67,7 @@ static sb_runner *rec_new(sb_runner *inner, unsigned caps_clear, recorder **out)
 	rc->inner = inner;
 	sb_runner *r = sb_xcalloc(1, sizeof *r);
 	r->ops = &rec_ops;
-	r->caps = sb_runner_caps(inner) & ~caps_clear;
+	r->caps = sb_runner_caps(inner) & ~caps_clear & ~(unsigned)SB_RUNNER_CAP_DELTA;
 	r->impl = rc;
 	*out = rc;
 	return r;

@@ -22,8 +22,8 @@ static void fill_workspace(clit *t)
 	assert_int_equal(rc, 0);
 }
 
-/* One run in mode; its remote commands. */
-static int counted_run(clit *t, const char *mode, bool temp_dir, const char *cmd)
+/* One run in mode; its remote commands (and its stdout into *out, when out is given). */
+static int counted_run_out(clit *t, const char *mode, bool temp_dir, const char *cmd, char **out)
 {
 	char *calls;
 	char *wrapper = synct_wrapper(t, &calls);
@@ -46,6 +46,8 @@ static int counted_run(clit *t, const char *mode, bool temp_dir, const char *cmd
 		print_error("%s: exit %d, stderr:\n%s\n", mode, code, r.err);
 	assert_int_equal(code, 0);
 	int n = synct_count_lines(calls);
+	if (out)
+		*out = sb_xstrdup(r.out);
 	clit_res_free(&r);
 	free(env_mode);
 	free(env_tmp);
@@ -55,6 +57,11 @@ static int counted_run(clit *t, const char *mode, bool temp_dir, const char *cmd
 	free(wrapper);
 	free(calls);
 	return n;
+}
+
+static int counted_run(clit *t, const char *mode, bool temp_dir, const char *cmd)
+{
+	return counted_run_out(t, mode, temp_dir, cmd, NULL);
 }
 
 static void expect_at_most(int n, int max, const char *what)
@@ -86,13 +93,26 @@ static void given_dir_is_three_commands_in_both_modes(void **state)
 	}
 }
 
-static void temp_dir_adds_its_creation_and_removal(void **state)
+static void temp_dir_is_made_by_the_staging_command(void **state)
 {
 	clit *t = *state;
 	fill_workspace(t);
 	const char *modes[] = {"full", "incremental"};
-	for (size_t i = 0; i < 2; i++)
-		expect_at_most(counted_run(t, modes[i], true, "echo v3 > edit.txt"), 5, modes[i]);
+	for (size_t i = 0; i < 2; i++) {
+		char *out = NULL;
+		int n = counted_run_out(t, modes[i], true, "echo v3 > edit.txt; pwd; stat -c %a .",
+		                        &out);
+		expect_at_most(n, 4, modes[i]);
+		assert_int_equal(n, 4); /* stage, run, restore, remove */
+		/* a fresh private directory while it ran, gone afterwards */
+		assert_int_equal(strncmp(out, "/tmp/sandbar-run-", 17), 0);
+		char *nl = strchr(out, '\n');
+		assert_non_null(nl);
+		*nl = '\0';
+		assert_string_equal(nl + 1, "700\n");
+		assert_int_equal(sbt_sh("test ! -e '%s'", out), 0);
+		free(out);
+	}
 	rth_assert_file(t->ws, "edit.txt", "v3\n");
 }
 
@@ -100,7 +120,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    CLIT_TEST(given_dir_is_three_commands_in_both_modes),
-	    CLIT_TEST(temp_dir_adds_its_creation_and_removal),
+	    CLIT_TEST(temp_dir_is_made_by_the_staging_command),
 	};
 	return cmocka_run_group_tests_name("sync.cmd_invocations", tests, NULL, NULL);
 }
