@@ -2,25 +2,32 @@
  * read a repository's HEAD, and bring a commit from a staged copy of a repository into the
  * host's as a branch, the way `git fetch` would, without touching HEAD, the index or any other
  * ref. */
-#include <sandbar/base.h>
+#include "sb_git2.h"
 
-#include <git2.h>
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-void sb_git_lib_init(void);
+/* Loading libgit2 (~5 ms of dynamic linking) and its start, which parses the whole system CA
+ * bundle (its TLS backend, which sandbar never uses, loads it eagerly: ~7 ms here, paid again
+ * after every last git_libgit2_shutdown()). The prewarm pays both once, on a thread of its own,
+ * and keeps that reference for the process's life, so later sb_git_* calls only take another.
+ * The load and libgit2's start are serialised: a call made while the thread is still in them
+ * waits for it to finish. A library that cannot be loaded is reported by the call that needs
+ * it. */
+static void prewarm_hold(void)
+{
+	sb_err *err = sb_git_lib_init(); /* never shut down: held until the process exits */
+	if (err)
+		sb_debug("git support not prewarmed: %s", err->msg);
+	sb_err_free(err);
+}
 
-/* libgit2's start parses the whole system CA bundle (its TLS backend, which sandbar never uses,
- * loads it eagerly): ~7 ms here, paid again after every last git_libgit2_shutdown(). The
- * prewarm pays it once, on a thread of its own, and keeps that reference for the process's
- * life, so later sb_git_* calls only take another. libgit2 serialises its start: a call made
- * while the thread is still in it waits for it to finish. */
 static void *prewarm_main(void *arg)
 {
 	(void)arg;
-	sb_git_lib_init(); /* never shut down: held until the process exits */
+	prewarm_hold();
 	return NULL;
 }
 
@@ -30,7 +37,7 @@ static void prewarm_start(void)
 	if (pthread_create(&t, NULL, prewarm_main, NULL) == 0)
 		pthread_detach(t);
 	else
-		sb_git_lib_init(); /* no thread: hold the reference all the same, paid now */
+		prewarm_hold(); /* no thread: hold the reference all the same, paid now */
 }
 
 /* Whether dir can hold a repository for an open without search: a work tree has .git (a
@@ -66,9 +73,10 @@ sb_err *sb_git_head(const char *dir, char out[41])
 	out[0] = '\0';
 	if (!may_hold_repository(dir))
 		return NULL;
-	sb_git_lib_init();
+	sb_err *err = sb_git_lib_init();
+	if (err)
+		return sb_err_prefix(err, "reading HEAD of %s", dir);
 	git_repository *r = NULL;
-	sb_err *err = NULL;
 	int rc = git_repository_open_ext(&r, dir, GIT_REPOSITORY_OPEN_NO_SEARCH, NULL);
 	if (rc == GIT_ENOTFOUND)
 		goto out;
@@ -92,11 +100,12 @@ sb_err *sb_git_fetch_branch(const char *host_dir, const char *src_dir, const cha
                             const char *branch, const char *base, size_t *n_commits)
 {
 	*n_commits = 0;
-	sb_git_lib_init();
+	sb_err *err = sb_git_lib_init();
+	if (err)
+		return sb_err_prefix(err, "bringing the sandbox's commits into %s", host_dir);
 	git_repository *host = NULL;
 	git_remote *remote = NULL;
 	git_revwalk *walk = NULL;
-	sb_err *err = NULL;
 	char *ref = sb_strfmt("refs/heads/%s", branch);
 	char *spec = sb_strfmt("+HEAD:%s", ref);
 	char *url = sb_strfmt("%s/.git", src_dir);

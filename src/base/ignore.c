@@ -9,10 +9,9 @@
  *
  * Attribution (which source excluded a path) asks one repository object per source, only for
  * paths the whole list excludes. */
-#include <sandbar/base.h>
+#include "sb_git2.h"
 
 #include <errno.h>
-#include <git2.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -73,27 +72,23 @@ static sb_err *lg2_error(int rc, const char *what)
 	                  rc);
 }
 
-/* libgit2 is initialised once per user (reference counted); ownership validation is off
- * because sandbar, often root, reads users' repositories but runs nothing from them. */
-void sb_git_lib_init(void);
-void sb_git_lib_init(void)
-{
-	git_libgit2_init();
-	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
-}
-
 sb_err *sb_matcher_new(const char *root, sb_matcher **out)
 {
 	*out = NULL;
 	char *real = realpath(root, NULL);
 	if (!real)
 		return sb_err_sys(errno, "resolving the workspace %s", root);
+	/* Every matcher holds one reference on libgit2, dropped by sb_matcher_free. */
+	sb_err *err = sb_git_lib_init();
+	if (err) {
+		free(real);
+		return sb_err_prefix(err, "matching exclusion rules in %s", root);
+	}
 	sb_matcher *m = sb_xcalloc(1, sizeof *m);
 	pthread_mutex_init(&m->mu, NULL);
 	m->root = real;
 	for (int i = 0; i < SB_RULE_N_SOURCES; i++)
 		sb_buf_init(&m->rules[i]);
-	sb_git_lib_init();
 	*out = m;
 	return NULL;
 }

@@ -4,8 +4,6 @@
  * match; sparse files keep their holes. */
 #include "tar_int.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -395,6 +393,9 @@ sb_err *sb_tar_create_pick(const char *dir, const sb_excludes *ex, bool follow_s
 		*bytes_out = 0;
 	if (!dir || !*dir)
 		return sb_err_new(SB_E_INVAL, "archiving: the directory path is empty");
+	sb_err *lerr = sb_archive_load();
+	if (lerr)
+		return sb_err_prefix(lerr, "archiving %s", dir);
 	int rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (rootfd < 0)
 		return sb_err_sys(errno, "archiving %s: opening the directory", dir);

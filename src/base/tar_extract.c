@@ -10,8 +10,6 @@
  * apart would expose the chain's internals to make four files out of one job. */
 #include "tar_int.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -567,7 +565,10 @@ sb_err *sb_tar_extract_ex(int fd, const char *dir, const sb_tar_extract_opts *op
 		*specials_out = 0;
 	if (!dir || !*dir)
 		return sb_err_new(SB_E_INVAL, "extracting: the target directory path is empty");
-	sb_err *err = sb_fs_mkdir_p(dir, 0755);
+	sb_err *err = sb_archive_load(); /* before anything is created */
+	if (err)
+		return sb_err_prefix(err, "extracting into %s", dir);
+	err = sb_fs_mkdir_p(dir, 0755);
 	if (err)
 		return sb_err_prefix(err, "extracting");
 	struct tar_extract x = {.dir = dir,

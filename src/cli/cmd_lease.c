@@ -105,7 +105,10 @@ static int lease_list(cli_sandbox_env *env, bool json)
 		                 : expired ? "expired"
 		                 : kept    ? "kept"
 		                           : "active";
-		char *pull = kept ? sb_strfmt("sandbar pull %s", info.id) : NULL;
+		/* only while something is left to bring back: not the baseline a pull left */
+		char *pull = kept && cli_lease_work_pending(env, info.id)
+		                 ? sb_strfmt("sandbar pull %s", info.id)
+		                 : NULL;
 		if (json) {
 			json_object_set_new(o, "state", json_string(st));
 			json_object_set_new(o, "finish", pull ? json_string(pull) : json_null());
@@ -248,11 +251,8 @@ int cmd_lease(int argc, char **argv)
 				sb_sandbox_close(sb);
 			} else if (!err) {
 				err = sb_sandbox_destroy(sb);
-				if (!err) { /* its saved staging state goes with it */
-					char *state = cli_lease_state_file(&env, id);
-					(void)unlink(state);
-					free(state);
-				}
+				if (!err) /* its saved staging state goes with it */
+					cli_lease_forget_state(&env, id);
 			}
 			if (err)
 				rc = cli_fail_err("lease", err);

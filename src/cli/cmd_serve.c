@@ -42,14 +42,17 @@ static const char serve_help[] =
     "                           still sending their request (default 8192); one peer may hold\n"
     "                           at most 3/4 of the waiting ones, its oldest go first\n"
     "      --header-timeout S   seconds a connection has to send its request head (default 10)\n"
-    "      --warm N             keep N sandboxes (0..64, default 0) of the default acquire\n"
-    "                           configuration started: a POST /v1/leases without lease_id,\n"
-    "                           network, mounts, callback or limits (ttl_s may be given)\n"
-    "                           claims one instead of starting a sandbox, and the pool refills\n"
-    "                           in the background. A claimed sandbox is never used again; the\n"
-    "                           waiting ones are not leases and go when the daemon stops.\n"
-    "                           Paperclip-compat leases (and so `sandbar run --bridge`) never\n"
-    "                           claim: they have their own id and network full\n"
+    "      --warm N             keep N sandboxes (0..64, default 0) started for each acquire\n"
+    "                           configuration the daemon serves by default, 2N in all: the\n"
+    "                           native one (POST /v1/leases with network none and no mounts,\n"
+    "                           callback or limits) and the Paperclip bridge's (network full\n"
+    "                           and the compat callback, if any: every /api/paperclip-sandbox\n"
+    "                           acquire, and so `sandbar run --bridge`). An acquire of exactly\n"
+    "                           one of them, by whichever route, claims one instead of starting\n"
+    "                           a sandbox (lease id, ttl_s and metadata do not matter), and\n"
+    "                           that pool refills in the background; any other configuration\n"
+    "                           starts its own. A claimed sandbox is never used again; the\n"
+    "                           waiting ones are not leases and go when the daemon stops\n"
     "      --log-json           log as JSON lines\n"
     "  -v, --verbose            debug logging\n"
     "  -h, --help               this text\n"
@@ -61,7 +64,8 @@ static const char serve_help[] =
     "  secret.NAME.hosts = HOST[,HOST]    the hosts it goes to (required),\n"
     "  secret.NAME.header = HEADER        its header (default Authorization: Bearer) and\n"
     "  secret.NAME.env = VAR              the placeholder variable inside (default VAR)\n"
-    "  warm = N                           like --warm (the command line wins)\n";
+    "  warm = N                           like --warm: N per configuration (the command\n"
+    "                                     line wins)\n";
 
 /* Every followed exec holds a few descriptors (spool files, the init connection, the client
  * socket): the usual soft limit of 1024 would cap the daemon at about 200 streams. */

@@ -280,9 +280,9 @@ static int do_push(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner,
 
 /* After a pull from a dead sandbox: its staged state and then the lease itself go. A failure
  * to remove is said, not fatal: the work is home, and `sandbar lease prune` removes the rest. */
-static void remove_finished(cli_sandbox_env *env, const char *lease, const char *path, bool quiet)
+static void remove_finished(cli_sandbox_env *env, const char *lease, bool quiet)
 {
-	(void)unlink(path);
+	cli_lease_forget_state(env, lease);
 	sb_sandbox *sb = NULL;
 	sb_err *err = sb_sandbox_open_dead(&env->cfg, lease, &sb);
 	if (!err)
@@ -337,10 +337,19 @@ static int do_pull(struct sync_args *a, cli_sandbox_env *env, sb_runner *runner,
 		/* The merged state is the next pull's baseline; a dead sandbox has nothing more
 		 * to give: its work is home, so the lease goes (§9.6). The state file first: a
 		 * pull killed in between leaves a lease without work, which prune removes. */
-		if (!err && a->remote_at)
-			remove_finished(env, a->lease, path, a->quiet);
-		else if (!err)
+		if (!err && a->remote_at) {
+			remove_finished(env, a->lease, a->quiet);
+		} else if (!err) {
 			err = sb_runtime_save(rt, path);
+			/* `sandbar lease list` offers a pull only while one has work to bring */
+			sb_err *merr = err ? NULL : cli_lease_mark_pulled(env, a->lease);
+			if (merr)
+				fprintf(stderr,
+				        "sandbar pull: lease %s: recording the pull failed (%s); "
+				        "`sandbar lease list` will still offer to pull it\n",
+				        a->lease, merr->msg);
+			sb_err_free(merr);
+		}
 	}
 	if (err) {
 		char *hint = sb_xstrdup(run_report_restore_hint(err));

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void cli_sandbox_env_init(cli_sandbox_env *env, const cli_config *config)
@@ -37,6 +38,63 @@ sb_err *cli_open_lease(cli_sandbox_env *env, const char *lease_id, sb_sandbox **
 char *cli_lease_state_file(const cli_sandbox_env *env, const char *lease_id)
 {
 	return sb_strfmt("%s/runtime/%s.json", env->state_dir, lease_id);
+}
+
+static char *pulled_file(const cli_sandbox_env *env, const char *lease_id)
+{
+	return sb_strfmt("%s/runtime/%s.pulled", env->state_dir, lease_id);
+}
+
+/* The identity of the state file as its pulled mark records it; NULL when it is missing. */
+static char *state_stamp(const cli_sandbox_env *env, const char *lease_id)
+{
+	char *state = cli_lease_state_file(env, lease_id);
+	struct stat st;
+	int rc = stat(state, &st);
+	free(state);
+	if (rc < 0)
+		return NULL;
+	return sb_strfmt("%llu %llu %lld %lld.%09ld\n", (unsigned long long)st.st_dev,
+	                 (unsigned long long)st.st_ino, (long long)st.st_size,
+	                 (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+}
+
+bool cli_lease_work_pending(const cli_sandbox_env *env, const char *lease_id)
+{
+	char *stamp = state_stamp(env, lease_id);
+	if (!stamp)
+		return false; /* nothing saved */
+	char *path = pulled_file(env, lease_id);
+	sb_buf mark = SB_BUF_INIT;
+	sb_err *err = sb_read_file(path, 256, &mark);
+	bool pending = err || strcmp(sb_buf_cstr(&mark), stamp) != 0;
+	sb_err_free(err);
+	sb_buf_deinit(&mark);
+	free(path);
+	free(stamp);
+	return pending;
+}
+
+sb_err *cli_lease_mark_pulled(const cli_sandbox_env *env, const char *lease_id)
+{
+	char *stamp = state_stamp(env, lease_id);
+	if (!stamp)
+		return sb_err_new(SB_E_NOTFOUND, "lease %s has no saved state", lease_id);
+	char *path = pulled_file(env, lease_id);
+	sb_err *err = sb_fs_write_atomic(path, stamp, strlen(stamp), 0600);
+	free(path);
+	free(stamp);
+	return err;
+}
+
+void cli_lease_forget_state(const cli_sandbox_env *env, const char *lease_id)
+{
+	char *state = cli_lease_state_file(env, lease_id);
+	char *pulled = pulled_file(env, lease_id);
+	(void)unlink(state);
+	(void)unlink(pulled);
+	free(pulled);
+	free(state);
 }
 
 int cli_lease_prune(cli_sandbox_env *env, const char *prefix, FILE *out)

@@ -6,8 +6,8 @@
  *   secret.NAME.header = x-api-key     the header it is sent in (default Authorization: Bearer)
  *   secret.NAME.env = VAR              the variable holding a placeholder inside the sandbox
  *                                      (default VAR of env:VAR)
- *   warm = N                           sandboxes of the default configuration kept started
- *                                      (0..64, like --warm)
+ *   warm = N                           sandboxes kept started for each default acquire
+ *                                      configuration, native and Paperclip (0..64, like --warm)
  *
  * The file holds references, never values. The first file to set a key wins (the user's before
  * the system's), like every other key. */

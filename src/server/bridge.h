@@ -14,6 +14,10 @@ typedef struct sbs_server sbs_server;
 
 /* Register every bridge route (both prefixes) and the bridge's 404 fallback. */
 void sbs_bridge_routes_register(sbs_server *srv);
+/* The sandbox configuration of every bridge lease (acquire, G1, probe), named "paperclip":
+ * the warm pool keeps sandboxes of exactly this one for the bridge (warm_pool.h). */
+struct sbs_warm_config;
+void sbs_bridge_warm_config(const sbs_server *srv, struct sbs_warm_config *out);
 
 #define BRIDGE_PREFIX_V1 "/api/paperclip-sandbox/v1"
 #define BRIDGE_PREFIX_V2 "/api/paperclip-sandbox/v2"

@@ -8,11 +8,33 @@
 #include "bridge_int.h"
 
 #include "sleep.h"
+#include "warm_pool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "sb_json.h"
+
+/* One place for the sandbox configuration of bridge leases (network full for Paperclip compat
+ * leases, DESIGN.md 9.9; the operator's compat_callback): every acquire below takes it from
+ * here, and so does the warm pool's "paperclip" configuration, so the two cannot drift apart
+ * (a drift would only cost claims: the pool claims on an exact match alone). */
+void sbs_bridge_warm_config(const sbs_server *srv, sbs_warm_config *out)
+{
+	*out = (sbs_warm_config){.name = "paperclip",
+	                         .network = true,
+	                         .callback = srv->bridge_callback,
+	                         .callback_json = srv->bridge_callback_json};
+}
+
+static void bridge_sandbox_config(const sbs_server *srv, sbs_lease_params *p)
+{
+	sbs_warm_config c;
+	sbs_bridge_warm_config(srv, &c);
+	p->network = c.network;
+	p->callback = c.callback;
+	p->callback_json = c.callback_json;
+}
 
 /* Options as stored at acquire time. */
 static sb_err *stored_opts(const sbs_lease_info *li, bridge_opts *o)
@@ -145,12 +167,10 @@ static void route_probe(sbs_req *r, void *ud)
 	sbs_lease_params p = {.lease_id = id,
 	                      .acquisition_id = id,
 	                      .fingerprint = "probe",
-	                      .network = true,
-	                      .callback = srv->bridge_callback,
-	                      .callback_json = srv->bridge_callback_json,
 	                      .ttl_s = 600,
 	                      .setup = setup_lease,
 	                      .setup_ud = &sc};
+	bridge_sandbox_config(srv, &p);
 	sbs_acquire_outcome outcome;
 	sb_err *err = sbs_leases_acquire(srv->leases, &p, &outcome, NULL);
 	if (!err && outcome != SBS_ACQ_CLAIMED)
@@ -291,14 +311,12 @@ static void acquire_g1(sbs_req *r, sbs_server *srv, const json_t *body, const br
 	sbs_lease_params p = {.lease_id = id,
 	                      .acquisition_id = acq,
 	                      .fingerprint = "g1",
-	                      .network = true,
-	                      .callback = srv->bridge_callback,
-	                      .callback_json = srv->bridge_callback_json,
 	                      .issue_id = issue_id,
 	                      .run_id = run_id,
 	                      .metadata = md,
 	                      .setup = setup_lease,
 	                      .setup_ud = &sc};
+	bridge_sandbox_config(srv, &p);
 	sbs_acquire_outcome outcome;
 	sbs_lease_info_deinit(&info);
 	sbs_lease_info_init(&info);
@@ -387,15 +405,13 @@ static void route_acquire(sbs_req *r, void *ud)
 	sbs_lease_params p = {.lease_id = id,
 	                      .acquisition_id = acq,
 	                      .fingerprint = fp,
-	                      .network = true,
-	                      .callback = srv->bridge_callback,
-	                      .callback_json = srv->bridge_callback_json,
 	                      .issue_id = issue_id,
 	                      .run_id = run_id,
 	                      .reuse_scope = reuse ? scope : NULL,
 	                      .metadata = md,
 	                      .setup = setup_lease,
 	                      .setup_ud = &sc};
+	bridge_sandbox_config(srv, &p);
 	sbs_acquire_outcome outcome;
 	int64_t t0 = (sb_mono_ns() / 1000);
 	err = sbs_leases_acquire(srv->leases, &p, &outcome, &info);

@@ -5,6 +5,10 @@
  * libmicrohttpd later reads the request from the start. Waiting connections form one list in
  * accept order, which is also deadline order: the head is the oldest, the first to time out or
  * to be evicted. Per-peer counts live in a small hash table keyed by the peer's name.
+ *
+ * A connection whose head is complete while libmicrohttpd is at its connection limit moves to
+ * a second list, the held ones, in the order their heads completed; nothing tells the gate when
+ * libmicrohttpd has room again, so it looks every HOLD_POLL_MS while any is held.
  */
 #include "gate.h"
 
@@ -27,6 +31,11 @@
 
 #define PEER_BUCKETS 1024
 #define PEER_NAME_MAX 64
+/* How often the gate asks libmicrohttpd for room while it holds complete connections. */
+#define HOLD_POLL_MS 5
+/* A connection handed over is counted by libmicrohttpd only once its own thread has taken it
+ * from its queue: until this long after the last hand-over, the gate counts those itself. */
+#define HANDOVER_SETTLE_MS 10
 
 typedef struct peer {
 	struct peer *next;
@@ -35,10 +44,10 @@ typedef struct peer {
 } peer;
 
 typedef struct waiter {
-	struct waiter *prev, *next; /* accept order */
+	struct waiter *prev, *next; /* accept order (held: the order their heads completed) */
 	int fd;
 	int64_t deadline_ms;
-	peer *p;
+	peer *p; /* NULL once held: a held connection no longer counts against its peer */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 } waiter;
@@ -48,11 +57,15 @@ struct sbs_gate {
 	struct MHD_Daemon *d;
 	int listen_fd, ep, stop_fd;
 	pthread_t thread;
-	waiter *oldest, *newest;
+	waiter *oldest, *newest; /* waiting for their request head; nwaiting of them */
 	unsigned nwaiting;
+	waiter *held_oldest, *held_newest; /* complete, until libmicrohttpd has room; nheld */
+	unsigned nheld;
+	unsigned handed_recent;   /* hand-overs libmicrohttpd may not have counted yet */
+	int64_t last_handover_ms; /* handed_recent is reset HANDOVER_SETTLE_MS after it */
 	peer *peers[PEER_BUCKETS];
 	char *peek; /* max_header_bytes + 1 */
-	atomic_uint_fast64_t waiting, accepted, evicted, timed_out, too_large;
+	atomic_uint_fast64_t waiting, held, accepted, evicted, timed_out, too_large;
 };
 
 /* ------------------------------------------------------------------ peers */
@@ -155,7 +168,10 @@ static void admit(sbs_gate *g, int fd, const struct sockaddr_storage *a, socklen
 	char name[PEER_NAME_MAX];
 	peer_name(fd, a, name);
 	peer *p = peer_ref(g, name);
-	if (p->waiting >= g->lim.max_waiting_per_peer)
+	/* Counted before anything is evicted: evicting the peer's last other connection would
+	 * otherwise free p under us. */
+	p->waiting++;
+	if (p->waiting > g->lim.max_waiting_per_peer)
 		evict_oldest_of(g, p);
 	if (g->nwaiting >= g->lim.max_waiting)
 		evict_oldest_of(g, NULL);
@@ -163,7 +179,6 @@ static void admit(sbs_gate *g, int fd, const struct sockaddr_storage *a, socklen
 	w->fd = fd;
 	w->deadline_ms = sb_mono_ms() + g->lim.header_timeout_ms;
 	w->p = p;
-	p->waiting++;
 	w->addr = *a;
 	w->addrlen = alen;
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = w};
@@ -221,9 +236,24 @@ static bool head_complete(const char *p, size_t n)
 	return false;
 }
 
-static void hand_over(sbs_gate *g, waiter *w)
+/* Whether libmicrohttpd would take one more connection now rather than close it unanswered. */
+static bool mhd_has_room(sbs_gate *g)
 {
-	unlink_waiter(g, w);
+	if (!g->lim.max_connections)
+		return true;
+	if (g->handed_recent && sb_mono_ms() - g->last_handover_ms >= HANDOVER_SETTLE_MS)
+		g->handed_recent = 0;
+	const union MHD_DaemonInfo *info =
+	    MHD_get_daemon_info(g->d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	unsigned busy = info ? info->num_connections : 0;
+	return busy + g->handed_recent < g->lim.max_connections;
+}
+
+/* w is unlinked from either list: libmicrohttpd's from here. */
+static void give_to_mhd(sbs_gate *g, waiter *w)
+{
+	g->handed_recent++;
+	g->last_handover_ms = sb_mono_ms();
 	int fl = fcntl(w->fd, F_GETFL);
 	if (fl >= 0)
 		fcntl(w->fd, F_SETFL, fl & ~O_NONBLOCK);
@@ -233,6 +263,50 @@ static void hand_over(sbs_gate *g, waiter *w)
 	    MHD_YES)
 		sb_debug("gate: libmicrohttpd refused a connection: %s", strerror(errno));
 	free(w);
+}
+
+static void unlink_held(sbs_gate *g, waiter *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		g->held_oldest = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		g->held_newest = w->prev;
+	assert(g->nheld > 0);
+	g->nheld--;
+	atomic_store(&g->held, g->nheld);
+}
+
+/* A complete head: to libmicrohttpd now if it has room and nothing held is older, else held. */
+static void hand_over(sbs_gate *g, waiter *w)
+{
+	unlink_waiter(g, w);
+	if (!g->held_oldest && mhd_has_room(g)) {
+		give_to_mhd(g, w);
+		return;
+	}
+	w->p = NULL;
+	w->next = NULL;
+	w->prev = g->held_newest;
+	if (g->held_newest)
+		g->held_newest->next = w;
+	else
+		g->held_oldest = w;
+	g->held_newest = w;
+	g->nheld++;
+	atomic_store(&g->held, g->nheld);
+}
+
+static void hand_over_held(sbs_gate *g)
+{
+	while (g->held_oldest && mhd_has_room(g)) {
+		waiter *w = g->held_oldest;
+		unlink_held(g, w);
+		give_to_mhd(g, w);
+	}
 }
 
 static void on_readable(sbs_gate *g, waiter *w, uint32_t events)
@@ -294,7 +368,8 @@ static void *gate_main(void *arg)
 	for (;;) {
 		int64_t now = sb_mono_ms();
 		expire(g, now);
-		int timeout = 1000;
+		hand_over_held(g);
+		int timeout = g->held_oldest ? HOLD_POLL_MS : 1000;
 		if (g->oldest) {
 			int64_t left = g->oldest->deadline_ms - now;
 			timeout = left < timeout ? (int)(left > 0 ? left : 0) : timeout;
@@ -304,15 +379,21 @@ static void *gate_main(void *arg)
 			sb_warn("gate: epoll_wait: %s", strerror(errno));
 			sb_sleep_ms(10);
 		}
+		/* New connections last: admitting one may evict a waiting connection whose event
+		 * is further on in evs (freed, it must not be read). Reading one closes at most
+		 * itself. */
+		bool new_connections = false;
 		for (int i = 0; i < n; i++) {
 			void *ptr = evs[i].data.ptr;
 			if (ptr == &g->stop_fd)
 				return NULL;
 			if (ptr == &g->listen_fd)
-				accept_all(g);
+				new_connections = true;
 			else
 				on_readable(g, ptr, evs[i].events);
 		}
+		if (new_connections)
+			accept_all(g);
 	}
 }
 
@@ -369,6 +450,12 @@ void sbs_gate_stop(sbs_gate *g)
 	pthread_join(g->thread, NULL);
 	while (g->oldest)
 		close_waiter(g, g->oldest);
+	while (g->held_oldest) {
+		waiter *w = g->held_oldest;
+		unlink_held(g, w);
+		close(w->fd);
+		free(w);
+	}
 	for (size_t i = 0; i < PEER_BUCKETS; i++)
 		assert(!g->peers[i]); /* every peer left with its last connection */
 	close(g->listen_fd);
@@ -381,6 +468,7 @@ void sbs_gate_stop(sbs_gate *g)
 void sbs_gate_stats_get(sbs_gate *g, sbs_gate_stats *out)
 {
 	out->waiting = atomic_load(&g->waiting);
+	out->held = atomic_load(&g->held);
 	out->accepted = atomic_load(&g->accepted);
 	out->evicted = atomic_load(&g->evicted);
 	out->timed_out = atomic_load(&g->timed_out);

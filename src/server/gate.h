@@ -1,6 +1,7 @@
 /* The daemon's front door: accepts connections and holds them, without a thread each, until a
- * complete request head has arrived; only then are they handed to libmicrohttpd (a thread per
- * connection, so handlers may block). The one connection policy (DESIGN §9.13): a global cap on
+ * complete request head has arrived; only then, and only while libmicrohttpd has room for them
+ * (below max_connections), are they handed to it (a thread per connection, so handlers may
+ * block). The one connection policy (DESIGN §9.13): a global cap on
  * connections waiting for their request, a per-peer cap on them (uid on a unix socket, address
  * on TCP) where a new connection evicts the peer's oldest waiting one, a deadline for the
  * request head, and room for every new client: when the gate is full, the oldest waiting
@@ -21,10 +22,15 @@ typedef struct sbs_gate_limits {
 	int64_t header_timeout_ms;     /* to send a complete request head */
 	size_t max_header_bytes;       /* request line + headers; 431 beyond */
 	bool tls;                      /* hand over at the first byte: the head is encrypted */
+	/* libmicrohttpd's MHD_OPTION_CONNECTION_LIMIT. It closes a connection handed to it at that
+	 * limit without an answer, and counts a finished one until its own thread has reaped it,
+	 * so a complete request is held here until it has room. 0: handed over at once. */
+	unsigned max_connections;
 } sbs_gate_limits;
 
 typedef struct sbs_gate_stats {
 	uint64_t waiting;   /* now */
+	uint64_t held;      /* now: complete, until libmicrohttpd has room (max_connections) */
 	uint64_t accepted;  /* handed to libmicrohttpd */
 	uint64_t evicted;   /* closed to make room (global or per-peer cap) */
 	uint64_t timed_out; /* closed at the header deadline */

@@ -190,18 +190,27 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 		/* once: the replaced lease is gone or being destroyed, so it is not found again */
 		return sbs_leases_acquire(ls, p, outcome, out);
 	}
-	if (p->lease_id && (l = sbs_lt_find(ls, p->lease_id))) {
+	/* A lease id is taken by a lease of that id, and by a lease whose (warm) sandbox has it:
+	 * the sandbox layer would refuse the directory anyway. */
+	if (p->lease_id &&
+	    ((l = sbs_lt_find(ls, p->lease_id)) || (l = sbs_lt_find_sandbox(ls, p->lease_id)))) {
 		*outcome =
 		    l->info.state == SBS_LEASE_DESTROYING ? SBS_ACQ_DESTROYING : SBS_ACQ_CONFLICT;
 		fill_out(out, &l->info);
 		pthread_mutex_unlock(&ls->mu);
 		goto done;
 	}
-	/* A sandbox of the warm pool, when the configuration is the pool's: it is ours alone
-	 * from here on (never handed to another acquisition), and gives the lease its id. */
-	sb_sandbox *warm = ls->warm && sbs_warm_matches(p) ? sbs_warm_take(ls->warm) : NULL;
+	/* A sandbox of the warm pool, when the configuration is exactly one the pool keeps: it
+	 * is ours alone from here on (never handed to another acquisition). Without a lease id
+	 * of its own the lease takes the sandbox's; with one (the bridge's pc-acq-..., a client's)
+	 * the record says which sandbox is its (sandbox_id). */
+	const char *warm_config = NULL;
+	sb_sandbox *warm = ls->warm ? sbs_warm_take(ls->warm, p, &warm_config) : NULL;
 	/* Claim: the PENDING record makes concurrent replays answer "in progress". */
-	if (warm) {
+	if (warm && p->lease_id) {
+		snprintf(rec.id, sizeof rec.id, "%s", p->lease_id);
+		snprintf(rec.sandbox_id, sizeof rec.sandbox_id, "%s", sb_sandbox_id(warm));
+	} else if (warm) {
 		snprintf(rec.id, sizeof rec.id, "%s", sb_sandbox_id(warm));
 	} else if (p->lease_id) {
 		snprintf(rec.id, sizeof rec.id, "%s", p->lease_id);
@@ -244,7 +253,7 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 	sb_sandbox *sb = NULL;
 	if (warm) {
 		/* the record owns it now: recovery goes by the record, not the pool's marker */
-		sbs_warm_claimed(ls->warm, rec.id);
+		sbs_warm_claimed(ls->warm, sb_sandbox_id(warm));
 		sb = warm;
 		if (p->ttl_s) /* a warm sandbox waits without one */
 			err = sb_sandbox_renew(sb, p->ttl_s);
@@ -291,7 +300,8 @@ sb_err *sbs_leases_acquire(sbs_leases *ls, const sbs_lease_params *p, sbs_acquir
 	                      "issue_id", copy.issue_id, "run_id", copy.run_id);
 	sbs_lt_audit(ls, copy.id, "acquire", d);
 	if (warm)
-		sb_debug("lease %s: claimed from the warm pool", copy.id);
+		sb_debug("lease %s: claimed warm sandbox %s (configuration %s)", copy.id,
+		         sbs_lease_info_sandbox_id(&copy), warm_config);
 	*outcome = SBS_ACQ_CLAIMED;
 	fill_out(out, &copy);
 	sbs_lease_info_deinit(&copy);
@@ -336,7 +346,7 @@ sb_err *sbs_lt_destroy_now(sbs_leases *ls, sbs_lease *l, const char *reason)
 	sbs_lt_persist_lease(ls, l);
 	/* A handle of our own: l->sb stays valid for readers holding references. */
 	sb_sandbox *h = NULL;
-	sb_err *err = sb_sandbox_open_dead(ls->cfg, copy.id, &h);
+	sb_err *err = sb_sandbox_open_dead(ls->cfg, sbs_lease_info_sandbox_id(&copy), &h);
 	if (!err) {
 		err = sb_sandbox_destroy(h);
 	} else if (err->code == SB_E_NOTFOUND) {

@@ -42,6 +42,11 @@ void sbs_lease_info_deinit(sbs_lease_info *li)
 	memset(li, 0, sizeof *li);
 }
 
+const char *sbs_lease_info_sandbox_id(const sbs_lease_info *li)
+{
+	return li->sandbox_id[0] ? li->sandbox_id : li->id;
+}
+
 static char *dup_or_null(const char *s)
 {
 	return s ? sb_xstrdup(s) : NULL;
@@ -83,6 +88,7 @@ json_t *sbs_lease_info_json(const sbs_lease_info *li)
 {
 	json_t *j = json_object();
 	json_object_set_new(j, "id", json_string(li->id));
+	json_object_set_new(j, "sandbox_id", json_string(sbs_lease_info_sandbox_id(li)));
 	json_object_set_new(j, "state", json_string(sbs_lease_state_name(li->state)));
 	set_str(j, "acquisition_id", li->acquisition_id);
 	set_str(j, "fingerprint", li->fingerprint);
@@ -156,6 +162,14 @@ sb_err *sbs_lease_info_from_json(const json_t *j, sbs_lease_info *out)
 	    !json_is_string(st) || state_from_name(json_string_value(st)) < 0)
 		return sb_err_new(SB_E_INVAL, "lease record without a valid id or state");
 	snprintf(out->id, sizeof out->id, "%s", json_string_value(id));
+	/* absent in records written before warm claims could keep a lease id of their own */
+	const json_t *sid = json_object_get(j, "sandbox_id");
+	if (json_is_string(sid) && strcmp(json_string_value(sid), out->id) != 0) {
+		if (strlen(json_string_value(sid)) > SB_SANDBOX_ID_MAX)
+			return sb_err_new(SB_E_INVAL, "lease record %s: sandbox_id too long",
+			                  out->id);
+		snprintf(out->sandbox_id, sizeof out->sandbox_id, "%s", json_string_value(sid));
+	}
 	out->state = (sbs_lease_state)state_from_name(json_string_value(st));
 	out->acquisition_id = get_s(j, "acquisition_id");
 	out->fingerprint = get_s(j, "fingerprint");

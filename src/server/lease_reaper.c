@@ -105,14 +105,15 @@ void sbs_leases_reap(sbs_leases *ls, int64_t now_ms)
 static void adopt(sbs_leases *ls, sbs_lease_info *rec)
 {
 	sb_sandbox *sb = NULL;
-	sb_err *err = sb_sandbox_open(ls->cfg, rec->id, &sb);
+	const char *sid = sbs_lease_info_sandbox_id(rec);
+	sb_err *err = sb_sandbox_open(ls->cfg, sid, &sb);
 	if (err) {
 		const char *why =
 		    err->code == SB_E_NOTFOUND ? "lease directory missing" : "sandbox died";
 		sb_warn("lease %s: %s; marked lost", rec->id, err->msg);
 		sb_err_free(err);
 		sb = NULL;
-		sb_err *e2 = sb_sandbox_open_dead(ls->cfg, rec->id, &sb);
+		sb_err *e2 = sb_sandbox_open_dead(ls->cfg, sid, &sb);
 		sb_err_free(e2);
 		if (e2)
 			sb = NULL;
@@ -129,11 +130,12 @@ static void adopt(sbs_leases *ls, sbs_lease_info *rec)
 	sbs_lt_persist(ls, rec);
 }
 
+/* Whether a lease owns the sandbox of id (by its id, or as the warm sandbox it claimed). */
 static bool known_lease(void *ud, const char *id)
 {
 	sbs_leases *ls = ud;
 	pthread_mutex_lock(&ls->mu);
-	bool known = sbs_lt_find(ls, id) != NULL;
+	bool known = sbs_lt_find(ls, id) != NULL || sbs_lt_find_sandbox(ls, id) != NULL;
 	pthread_mutex_unlock(&ls->mu);
 	return known;
 }
@@ -154,7 +156,8 @@ sb_err *sbs_leases_recover(sbs_leases *ls)
 		case SBS_LEASE_PENDING: {
 			/* Setup never finished: undo it; the client's retry claims afresh. */
 			sb_sandbox *h = NULL;
-			sb_err *e = sb_sandbox_open_dead(ls->cfg, rec->id, &h);
+			sb_err *e =
+			    sb_sandbox_open_dead(ls->cfg, sbs_lease_info_sandbox_id(rec), &h);
 			if (!e)
 				e = sb_sandbox_destroy(h);
 			if (e && e->code != SB_E_NOTFOUND)
@@ -199,10 +202,7 @@ sb_err *sbs_leases_recover(sbs_leases *ls)
 		ids = NULL;
 	}
 	for (size_t i = 0; ids && ids[i]; i++) {
-		pthread_mutex_lock(&ls->mu);
-		bool known = sbs_lt_find(ls, ids[i]) != NULL;
-		pthread_mutex_unlock(&ls->mu);
-		if (known)
+		if (known_lease(ls, ids[i]))
 			continue;
 		sbs_lease_info rec;
 		sbs_lease_info_init(&rec);

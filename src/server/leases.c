@@ -82,6 +82,14 @@ sbs_lease *sbs_lt_find_acq(sbs_leases *ls, const char *acq)
 	return NULL;
 }
 
+sbs_lease *sbs_lt_find_sandbox(sbs_leases *ls, const char *sid)
+{
+	for (size_t i = 0; i < ls->n; i++)
+		if (strcmp(sbs_lease_info_sandbox_id(&ls->v[i]->info), sid) == 0)
+			return ls->v[i];
+	return NULL;
+}
+
 sbs_lease *sbs_lt_find_reuse(sbs_leases *ls, const char *key)
 {
 	for (size_t i = 0; i < ls->n; i++)

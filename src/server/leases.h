@@ -102,8 +102,9 @@ enum {
 	SBS_GET_USE = 1u << 1, /* a client's request: the use hook runs (the reaper's probes and
 	                        * exec bookkeeping are not uses) */
 };
-/* The warm pool (warm_pool.h) an acquire of the default configuration claims a sandbox from
- * instead of starting one; NULL = none. Set before serving, cleared after serving stopped. */
+/* The warm pool (warm_pool.h) an acquire of one of its configurations claims a sandbox from
+ * instead of starting one (the lease's sandbox_id names it when the lease has an id of its
+ * own); NULL = none. Set before serving, cleared after serving stopped. */
 struct sbs_warm;
 void sbs_leases_set_warm(sbs_leases *ls, struct sbs_warm *w);
 

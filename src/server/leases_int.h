@@ -54,6 +54,8 @@ struct sbs_leases {
 void sbs_lt_free(sbs_lease *l);
 sbs_lease *sbs_lt_find(sbs_leases *ls, const char *id);
 sbs_lease *sbs_lt_find_acq(sbs_leases *ls, const char *acq);
+/* The live lease whose sandbox has id sid (sbs_lease_info_sandbox_id), or NULL. */
+sbs_lease *sbs_lt_find_sandbox(sbs_leases *ls, const char *sid);
 /* The live lease kept for reuse under key (not one being destroyed), or NULL. */
 sbs_lease *sbs_lt_find_reuse(sbs_leases *ls, const char *key);
 sbs_lease *sbs_lt_add(sbs_leases *ls, const sbs_lease_info *info);

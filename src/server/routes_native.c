@@ -75,12 +75,24 @@ static void h_health(sbs_req *r, void *ud)
 	json_object_set_new(lim, "sandbox", enf ? json_deep_copy(enf) : json_object());
 	json_object_set_new(j, "limits", lim);
 	json_object_set_new(j, "sandbox", sh ? json_deep_copy(sh) : json_null());
-	/* the warm pool: its size and the sandboxes waiting in it (not leases until claimed) */
+	/* the warm pool: its size and the sandboxes waiting in it (not leases until claimed),
+	 * in all and per configuration */
 	unsigned wsize = 0, wready = 0;
-	if (srv->warm)
+	json_t *pools = json_object();
+	if (srv->warm) {
 		sbs_warm_counts(srv->warm, &wsize, &wready);
+		sbs_warm_stats st[SBS_WARM_CONFIGS_MAX];
+		size_t n = sbs_warm_stats_get(srv->warm, st, SBS_WARM_CONFIGS_MAX);
+		for (size_t i = 0; i < n; i++)
+			json_object_set_new(
+			    pools, st[i].name,
+			    json_pack("{s:I, s:I, s:I, s:I}", "size", (json_int_t)st[i].size,
+			              "ready", (json_int_t)st[i].ready, "claimed",
+			              (json_int_t)st[i].claimed, "empty", (json_int_t)st[i].empty));
+	}
 	json_object_set_new(j, "warm", json_integer(wsize));
 	json_object_set_new(j, "warm_ready", json_integer(wready));
+	json_object_set_new(j, "warm_pools", pools);
 	sbs_reply_json(r, 200, j);
 }
 
@@ -141,6 +153,28 @@ static void h_metrics(sbs_req *r, void *ud)
 	               "frozen (idle sleep).\n# TYPE sandbar_leases_sleeping gauge\n"
 	               "sandbar_leases_sleeping %zu\n",
 	               sbs_sleep_count(srv->sleep));
+	if (srv->warm) {
+		sbs_warm_stats st[SBS_WARM_CONFIGS_MAX];
+		size_t n = sbs_warm_stats_get(srv->warm, st, SBS_WARM_CONFIGS_MAX);
+		sb_buf_appends(&out,
+		               "# HELP sandbar_warm_ready Warm sandboxes started and waiting, "
+		               "by configuration.\n# TYPE sandbar_warm_ready gauge\n");
+		for (size_t i = 0; i < n; i++)
+			sb_buf_appendf(&out, "sandbar_warm_ready{config=\"%s\"} %u\n", st[i].name,
+			               st[i].ready);
+		sb_buf_appends(&out, "# HELP sandbar_warm_acquires_total Acquires of a warm "
+		                     "configuration: claimed a waiting sandbox or found none.\n"
+		                     "# TYPE sandbar_warm_acquires_total counter\n");
+		for (size_t i = 0; i < n; i++)
+			sb_buf_appendf(
+			    &out,
+			    "sandbar_warm_acquires_total{config=\"%s\",outcome=\"claimed\"} "
+			    "%llu\n"
+			    "sandbar_warm_acquires_total{config=\"%s\",outcome=\"empty\"} "
+			    "%llu\n",
+			    st[i].name, (unsigned long long)st[i].claimed, st[i].name,
+			    (unsigned long long)st[i].empty);
+	}
 	sbs_leases_egress_metrics(srv->leases, &out);
 	sbs_reply_bytes(r, 200, "text/plain; version=0.0.4", sb_buf_cstr(&out), out.len);
 	sb_buf_deinit(&out);

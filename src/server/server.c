@@ -429,7 +429,11 @@ sb_err *sb_server_start(sb_server *s)
 		key = sb_buf_steal(&k, NULL);
 	}
 	if (s->srv.warm_size) {
-		if ((err = sbs_warm_start(&s->srv.sandbox, s->srv.warm_size, &s->srv.warm)))
+		/* N of each configuration an acquire asks for by default: the native API's
+		 * (network none, nothing else) and the Paperclip bridge's (bridge_routes.c). */
+		sbs_warm_config wc[2] = {{.name = "default"}};
+		sbs_bridge_warm_config(&s->srv, &wc[1]);
+		if ((err = sbs_warm_start(&s->srv.sandbox, wc, 2, s->srv.warm_size, &s->srv.warm)))
 			goto out;
 		sbs_leases_set_warm(s->srv.leases, s->srv.warm);
 	}

@@ -21,6 +21,11 @@ const char *sbs_lease_state_name(sbs_lease_state s);
 /* One lease record. Strings are malloc'd (NULL when absent); metadata is a reference. */
 typedef struct sbs_lease_info {
 	char id[SB_SANDBOX_ID_MAX + 1];
+	/* The id of the lease's sandbox (its directory under <state>/leases/, its cgroups): ""
+	 * = id. Differs from id only when the lease claimed a warm sandbox (started under an id
+	 * of the pool's) and has an id of its own (the bridge's pc-acq-..., a client's lease_id).
+	 * sbs_lease_info_sandbox_id() reads it. */
+	char sandbox_id[SB_SANDBOX_ID_MAX + 1];
 	char *acquisition_id;
 	char *fingerprint;
 	char *issue_id, *run_id, *reuse_scope;
@@ -42,6 +47,8 @@ typedef struct sbs_lease_info {
 } sbs_lease_info;
 
 void sbs_lease_info_init(sbs_lease_info *li);
+/* The id the lease's sandbox has on disk: sandbox_id, else id. */
+const char *sbs_lease_info_sandbox_id(const sbs_lease_info *li);
 void sbs_lease_info_deinit(sbs_lease_info *li);
 void sbs_lease_info_copy(sbs_lease_info *dst, const sbs_lease_info *src);
 /* The public JSON form (docs/api.md "Lease"). */

@@ -132,6 +132,44 @@ static void push_exclude_holds_both_ways(void **state)
 	free(id);
 }
 
+static bool list_offers_pull(clit *t, const char *id)
+{
+	clit_res r;
+	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("lease", "list")), 0);
+	char *hint = sb_strfmt("finish with: sandbar pull %s\n", id);
+	bool offered = strstr(r.out, hint) != NULL;
+	free(hint);
+	clit_res_free(&r);
+	return offered;
+}
+
+/* `sandbar lease list` offers `sandbar pull` only while there is something to bring back:
+ * after a push, not after the pull that brought it (it said so forever, the baseline a pull
+ * leaves looking like staged work), and again after the next push. */
+static void lease_list_offers_a_pull_only_while_work_is_pending(void **state)
+{
+	clit *t = *state;
+	char *id = run_keep(t);
+	sbt_write_str(t->ws, "a.txt", "a1\n");
+	clit_res r;
+	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("push", "-q", "--lease", id, "-w", t->ws)),
+	                 0);
+	clit_res_free(&r);
+	assert_true(list_offers_pull(t, id));
+	exec_in(t, id, "echo a2 > a.txt");
+	json_decref(pull_json(t, id, 0));
+	assert_false(list_offers_pull(t, id));
+	json_t *o = clit_find_lease(t, id);
+	assert_non_null(o);
+	assert_true(json_is_null(json_object_get(o, "finish")));
+	json_decref(o);
+	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("push", "-q", "--lease", id, "-w", t->ws)),
+	                 0);
+	clit_res_free(&r);
+	assert_true(list_offers_pull(t, id));
+	free(id);
+}
+
 static void pull_before_push_and_unknown_lease_are_125(void **state)
 {
 	clit *t = *state;
@@ -155,6 +193,7 @@ int main(void)
 #define T(f) CLIT_TEST(f)
 	    T(push_exec_pull_and_pull_again),
 	    T(push_exclude_holds_both_ways),
+	    T(lease_list_offers_a_pull_only_while_work_is_pending),
 	    T(pull_before_push_and_unknown_lease_are_125),
 #undef T
 	};

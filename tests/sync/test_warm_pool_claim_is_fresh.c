@@ -1,5 +1,6 @@
 /* sync.warm_pool_claim_is_fresh: with `serve --warm 2`, each default acquire claims a sandbox
- * the pool started ahead of time (its id was one of the pool's), and every claim is fresh:
+ * the pool started ahead of time for the default configuration (its id was one of those), and
+ * every claim is fresh:
  * nothing an earlier claim wrote (workspace, /tmp, home) nor a process it left in the
  * background is there, and no lease id ever comes back. */
 #include <string.h>
@@ -28,7 +29,7 @@ static void warm_pool_claim_is_fresh(void **state)
 	char **claimed = sb_xcalloc(1, sizeof *claimed);
 	for (int i = 0; i < CLAIMS; i++) {
 		warmt_wait_ready(&warmt_daemon, 2);
-		char **waiting = warmt_ids(&warmt_daemon);
+		char **waiting = warmt_ids(&warmt_daemon, WARMT_DEFAULT);
 		assert_int_equal(sb_strv_len(waiting), 2);
 		char *body = sb_strfmt("{\"acquisition_id\":\"fresh-%d\",\"ttl_s\":600}", i);
 		char *id = warmt_acquire(&warmt_daemon, body);
@@ -39,7 +40,7 @@ static void warm_pool_claim_is_fresh(void **state)
 			assert_false(warmt_has(claimed, waiting[k]));
 		sb_strv_push(&claimed, id);
 		sb_strv_free(waiting);
-		waiting = warmt_ids(&warmt_daemon);
+		waiting = warmt_ids(&warmt_daemon, WARMT_DEFAULT);
 		assert_false(warmt_has(waiting, id)); /* it left the pool for good */
 		sb_strv_free(waiting);
 

@@ -1,7 +1,9 @@
 /* sync.warm_pool_crash_leaks_nothing: after a SIGKILL of a daemon with `--warm 2`, the restart
- * destroys the sandboxes the pool held (no process left in their cgroups, init gone, cgroup and
- * lease directories removed), never adopts them as leases, keeps the lease claimed before the
- * crash, and fills the pool back to 2. A clean stop (SIGTERM) then destroys the waiting ones. */
+ * destroys the sandboxes the pool held for both configurations (no process left in their
+ * cgroups, init gone, cgroup and lease directories removed), never adopts them as leases, keeps
+ * the leases claimed before the crash (a native one, and a Paperclip one whose lease id is not
+ * its sandbox's), and fills the pool back to 2 of each. A clean stop (SIGTERM) then destroys the
+ * waiting ones. */
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -9,6 +11,8 @@
 #include <unistd.h>
 
 #include "warmtest.h"
+
+#define POOL (2 * WARMT_CONFIGS) /* sandboxes waiting in all */
 
 static bool exists(const char *path)
 {
@@ -19,8 +23,8 @@ static bool exists(const char *path)
 /* The pool's sandboxes as they are now, each checked running. */
 static char **running_pool(warmt_sandbox *sbs)
 {
-	char **ids = warmt_ids(&warmt_daemon);
-	assert_int_equal(sb_strv_len(ids), 2);
+	char **ids = warmt_ids(&warmt_daemon, NULL);
+	assert_int_equal(sb_strv_len(ids), POOL);
 	for (size_t k = 0; ids[k]; k++) {
 		warmt_sandbox_read(&warmt_daemon, ids[k], &sbs[k]);
 		assert_true(warmt_init_alive(&sbs[k]));
@@ -65,44 +69,64 @@ static void warm_pool_crash_leaks_nothing(void **state)
 	(void)state;
 	warmt_wait_ready(&warmt_daemon, 2);
 	char *lease = warmt_acquire(&warmt_daemon, "{\"acquisition_id\":\"before-crash\"}");
+	char **bridge_pool = warmt_ids(&warmt_daemon, WARMT_BRIDGE);
+	char *pc = warmt_bridge_acquire(&warmt_daemon, "before-crash-pc");
+	char *pc_sb = warmt_sandbox_id(&warmt_daemon, pc);
+	assert_true(warmt_has(bridge_pool, pc_sb)); /* claimed from the pool: another id */
+	sb_strv_free(bridge_pool);
 	warmt_wait_ready(&warmt_daemon, 2);
-	warmt_sandbox old[2];
+	warmt_sandbox old[POOL];
 	char **old_ids = running_pool(old);
 	assert_false(warmt_has(old_ids, lease));
+	assert_false(warmt_has(old_ids, pc_sb));
 
 	int st = sbt_daemon_signal(&warmt_daemon, SIGKILL);
 	assert_true(WIFSIGNALED(st));
-	for (size_t k = 0; k < 2; k++) /* a crash leaves them running: recovery's job */
+	for (size_t k = 0; k < POOL; k++) /* a crash leaves them running: recovery's job */
 		assert_true(warmt_init_alive(&old[k]));
 	sbt_daemon_restart(&warmt_daemon);
 	warmt_wait_ready(&warmt_daemon, 2);
-	for (size_t k = 0; k < 2; k++) {
+	for (size_t k = 0; k < POOL; k++) {
 		gone(old_ids[k], &old[k]);
 		warmt_sandbox_deinit(&old[k]);
 	}
-	leases_are((const char *const[]){lease, NULL}); /* adopted: only the claimed one */
+	/* adopted: only the claimed ones, the Paperclip one still on the sandbox it claimed */
+	leases_are((const char *const[]){lease, pc, NULL});
+	char *sid = warmt_sandbox_id(&warmt_daemon, pc);
+	assert_string_equal(sid, pc_sb);
+	free(sid);
 	char *out = warmt_exec(&warmt_daemon, lease, "echo alive");
 	assert_string_equal(out, "alive\n");
 	free(out);
+	out = warmt_exec(&warmt_daemon, pc, "echo alive");
+	assert_string_equal(out, "alive\n");
+	free(out);
 
-	warmt_sandbox now[2];
+	warmt_sandbox now[POOL];
 	char **new_ids = running_pool(now);
 	for (size_t k = 0; new_ids[k]; k++)
 		assert_false(warmt_has(old_ids, new_ids[k]));
+	warmt_sandbox pcs;
+	warmt_sandbox_read(&warmt_daemon, pc_sb, &pcs);
 	warmt_destroy(&warmt_daemon, lease);
+	warmt_destroy(&warmt_daemon, pc);
+	gone(pc_sb, &pcs); /* a destroy finds the sandbox by the record's sandbox_id */
+	warmt_sandbox_deinit(&pcs);
 	/* A clean stop destroys what waits in the pool. */
 	st = sbt_daemon_signal(&warmt_daemon, SIGTERM);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	for (size_t k = 0; k < 2; k++) {
+	for (size_t k = 0; k < POOL; k++) {
 		gone(new_ids[k], &now[k]);
 		warmt_sandbox_deinit(&now[k]);
 	}
-	char **left = warmt_ids(&warmt_daemon);
+	char **left = warmt_ids(&warmt_daemon, NULL);
 	assert_int_equal(sb_strv_len(left), 0);
 	sb_strv_free(left);
 	sb_strv_free(old_ids);
 	sb_strv_free(new_ids);
 	free(lease);
+	free(pc);
+	free(pc_sb);
 }
 
 int main(void)

@@ -1,7 +1,9 @@
-/* sync.warm_pool_refills: the pool of `serve --warm 2` refills to 2 in the background after
- * claims (the claimed leases stay), its sandboxes are no leases (GET /v1/leases, health's
- * counts), and only an acquire of the default configuration claims: network full, a limit, a
- * lease id of the client's own each start a sandbox of their own and leave the pool alone. */
+/* sync.warm_pool_refills: the pool of `serve --warm 2` refills to 2 of each configuration in
+ * the background after claims (the claimed leases stay), its sandboxes are no leases (GET
+ * /v1/leases, health's counts), and an acquire claims only from the configuration it asks for
+ * exactly: a limit or an allowlist starts a sandbox of its own and leaves both pools alone;
+ * network full is the bridge's configuration (no compat_callback here), so it claims from that
+ * one; a lease id of the client's own claims, the lease naming its sandbox in sandbox_id. */
 #include <string.h>
 
 #include "warmtest.h"
@@ -16,24 +18,38 @@ static size_t lease_count(void)
 	return n;
 }
 
-/* Acquire with body; whether the lease came from the pool (its id was waiting there). */
-static bool acquire_claims(const char *body, char ***ids)
+/* Acquire with body; which configuration's pool the lease's sandbox came from (its sandbox id
+ * was waiting there), or "(no pool)". Every other pool was not touched: the same sandboxes wait. */
+static const char *acquire_claims(const char *body, char ***ids)
 {
+	static const char *const configs[WARMT_CONFIGS] = {WARMT_DEFAULT, WARMT_BRIDGE};
 	warmt_wait_ready(&warmt_daemon, 2);
-	char **before = warmt_ids(&warmt_daemon);
+	char **before[WARMT_CONFIGS];
+	for (int k = 0; k < WARMT_CONFIGS; k++)
+		before[k] = warmt_ids(&warmt_daemon, configs[k]);
 	char *id = warmt_acquire(&warmt_daemon, body);
-	bool claimed = warmt_has(before, id);
-	if (!claimed) { /* the pool was not touched: the same sandboxes still wait */
-		char **after = warmt_ids(&warmt_daemon);
+	char *sid = warmt_sandbox_id(&warmt_daemon, id);
+	const char *from = NULL;
+	for (int k = 0; k < WARMT_CONFIGS; k++) {
+		if (warmt_has(before[k], sid)) {
+			assert_true(from == NULL); /* one pool at most */
+			from = configs[k];
+			continue;
+		}
+		char **after = warmt_ids(&warmt_daemon, configs[k]);
 		assert_int_equal(sb_strv_len(after), 2);
-		for (size_t k = 0; before[k]; k++)
-			assert_true(warmt_has(after, before[k]));
+		for (size_t i = 0; before[k][i]; i++)
+			assert_true(warmt_has(after, before[k][i]));
 		sb_strv_free(after);
 	}
-	sb_strv_free(before);
+	if (!from) /* a sandbox of its own: named for the lease */
+		assert_string_equal(sid, id);
+	for (int k = 0; k < WARMT_CONFIGS; k++)
+		sb_strv_free(before[k]);
 	sb_strv_push(ids, id);
 	free(id);
-	return claimed;
+	free(sid);
+	return from ? from : "(no pool)";
 }
 
 static void warm_pool_refills(void **state)
@@ -42,12 +58,17 @@ static void warm_pool_refills(void **state)
 	char **ids = sb_xcalloc(1, sizeof *ids);
 	warmt_wait_ready(&warmt_daemon, 2);
 	int size = 0, ready = 0;
-	warmt_counts(&warmt_daemon, &size, &ready);
+	warmt_counts(&warmt_daemon, WARMT_DEFAULT, &size, &ready);
 	assert_int_equal(size, 2);
+	warmt_counts(&warmt_daemon, WARMT_BRIDGE, &size, &ready);
+	assert_int_equal(size, 2);
+	warmt_counts(&warmt_daemon, NULL, &size, &ready); /* in all: 2 of each */
+	assert_int_equal(size, 4);
+	assert_int_equal(ready, 4);
 	assert_int_equal(lease_count(), 0); /* waiting sandboxes are not leases */
 
 	/* Claims without waiting in between take the pool down; it refills to 2 meanwhile. */
-	char **before = warmt_ids(&warmt_daemon);
+	char **before = warmt_ids(&warmt_daemon, WARMT_DEFAULT);
 	for (int i = 0; i < 3; i++) {
 		char *body = sb_strfmt("{\"acquisition_id\":\"refill-%d\"}", i);
 		char *id = warmt_acquire(&warmt_daemon, body);
@@ -61,24 +82,37 @@ static void warm_pool_refills(void **state)
 	sb_strv_free(before);
 	warmt_wait_ready(&warmt_daemon, 2);
 	assert_int_equal(lease_count(), 3);
-	char **waiting = warmt_ids(&warmt_daemon);
+	char **waiting = warmt_ids(&warmt_daemon, NULL);
 	for (size_t k = 0; ids[k]; k++)
 		assert_false(warmt_has(waiting, ids[k]));
 	sb_strv_free(waiting);
 
 	/* Another configuration never claims. */
-	assert_false(acquire_claims("{\"acquisition_id\":\"net\",\"network\":true}", &ids));
-	assert_false(
+	assert_string_equal(
+	    "(no pool)",
 	    acquire_claims("{\"acquisition_id\":\"lim\",\"limits\":{\"pids\":256}}", &ids));
-	assert_false(acquire_claims("{\"acquisition_id\":\"own\",\"lease_id\":\"mine-1\"}", &ids));
-	assert_false(acquire_claims(
-	    "{\"acquisition_id\":\"allow\",\"network\":{\"mode\":\"allowlist\",\"allow\":"
-	    "[\"example.com\"]}}",
-	    &ids));
+	assert_string_equal("(no pool)",
+	                    acquire_claims("{\"acquisition_id\":\"netlim\",\"network\":true,"
+	                                   "\"limits\":{\"nofile\":512}}",
+	                                   &ids));
+	assert_string_equal(
+	    "(no pool)",
+	    acquire_claims(
+	        "{\"acquisition_id\":\"allow\",\"network\":{\"mode\":\"allowlist\",\"allow\":"
+	        "[\"example.com\"]}}",
+	        &ids));
+	/* Network full is exactly the bridge's configuration here: its pool serves it. */
+	assert_string_equal(acquire_claims("{\"acquisition_id\":\"net\",\"network\":true}", &ids),
+	                    WARMT_BRIDGE);
+	/* A lease id of the client's own keeps it; the sandbox keeps the pool's. */
+	assert_string_equal(
+	    acquire_claims("{\"acquisition_id\":\"own\",\"lease_id\":\"mine-1\"}", &ids),
+	    WARMT_DEFAULT);
 	/* The same configuration spelt out does (network false is none: DESIGN.md 9.9). */
-	assert_true(
-	    acquire_claims("{\"acquisition_id\":\"none\",\"network\":false,\"ttl_s\":60}", &ids));
-	assert_int_equal(lease_count(), 8);
+	assert_string_equal(
+	    acquire_claims("{\"acquisition_id\":\"none\",\"network\":false,\"ttl_s\":60}", &ids),
+	    WARMT_DEFAULT);
+	assert_int_equal(lease_count(), 9);
 	for (size_t k = 0; ids[k]; k++)
 		warmt_destroy(&warmt_daemon, ids[k]);
 	assert_int_equal(lease_count(), 0);

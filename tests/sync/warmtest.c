@@ -31,45 +31,95 @@ void warmt_start(sbt_daemon *d, int n)
 	SBT_NEED_SANDBOX(sbt_sandbox_ok(d));
 }
 
-void warmt_counts(sbt_daemon *d, int *size, int *ready)
+void warmt_counts(sbt_daemon *d, const char *config, int *size, int *ready)
 {
 	long st = 0;
 	json_t *j = sbt_call(d, "GET", "/v1/health", NULL, &st);
 	assert_int_equal(st, 200);
 	json_t *w = json_object_get(j, "warm"), *r = json_object_get(j, "warm_ready");
+	if (config) {
+		json_t *p = json_object_get(json_object_get(j, "warm_pools"), config);
+		w = json_object_get(p, "size");
+		r = json_object_get(p, "ready");
+	}
 	assert_true(json_is_integer(w) && json_is_integer(r));
 	*size = (int)json_integer_value(w);
 	*ready = (int)json_integer_value(r);
 	json_decref(j);
 }
 
+void warmt_claims(sbt_daemon *d, const char *config, int *claimed, int *empty)
+{
+	long st = 0;
+	json_t *j = sbt_call(d, "GET", "/v1/health", NULL, &st);
+	assert_int_equal(st, 200);
+	json_t *p = json_object_get(json_object_get(j, "warm_pools"), config);
+	json_t *c = json_object_get(p, "claimed"), *e = json_object_get(p, "empty");
+	assert_true(json_is_integer(c) && json_is_integer(e));
+	*claimed = (int)json_integer_value(c);
+	*empty = (int)json_integer_value(e);
+	json_decref(j);
+}
+
 void warmt_wait_ready(sbt_daemon *d, int n)
 {
-	int size = 0, ready = -1;
+	static const char *const configs[WARMT_CONFIGS] = {WARMT_DEFAULT, WARMT_BRIDGE};
+	int size = 0, ready[WARMT_CONFIGS] = {-1, -1};
 	for (int i = 0; i < 3000; i++) {
-		warmt_counts(d, &size, &ready);
-		if (ready == n)
+		bool all = true;
+		for (int k = 0; k < WARMT_CONFIGS; k++) {
+			warmt_counts(d, configs[k], &size, &ready[k]);
+			char **ids = warmt_ids(d, configs[k]);
+			all = all && ready[k] == n && (int)sb_strv_len(ids) == n;
+			sb_strv_free(ids);
+		}
+		if (all)
 			return;
 		usleep(10000); /* poll interval: the condition is the pool's count */
 	}
-	print_error("the warm pool has %d sandbox(es) ready after 30 s, not %d\n", ready, n);
+	print_error("the warm pool has %d + %d sandbox(es) ready after 30 s, not %d of each\n",
+	            ready[0], ready[1], n);
 	fail();
 }
 
-char **warmt_ids(sbt_daemon *d)
+char **warmt_ids(sbt_daemon *d, const char *config)
 {
 	char *dir = sbt_path(d->state_dir, "warm");
 	char **ids = sb_xcalloc(1, sizeof *ids);
 	DIR *dh = opendir(dir);
 	if (dh) {
 		struct dirent *de;
-		while ((de = readdir(dh)))
-			if (de->d_name[0] != '.')
+		while ((de = readdir(dh))) {
+			if (de->d_name[0] == '.')
+				continue;
+			char *rel = sb_strfmt("warm/%s", de->d_name);
+			char *text = sbt_read(d->state_dir, rel, NULL);
+			free(rel);
+			/* written with the sandbox's configuration's name before the sandbox starts
+			 */
+			char *want = config ? sb_strfmt("%s\n", config) : NULL;
+			if (!config || (text && strcmp(text, want) == 0))
 				sb_strv_push(&ids, de->d_name);
+			free(want);
+			free(text);
+		}
 		closedir(dh);
 	}
 	free(dir);
 	return ids;
+}
+
+char *warmt_sandbox_id(sbt_daemon *d, const char *id)
+{
+	char *t = sb_strfmt("/v1/leases/%s", id);
+	long st = 0;
+	json_t *j = sbt_call(d, "GET", t, NULL, &st);
+	free(t);
+	assert_int_equal(st, 200);
+	assert_non_null(sbt_jstr(j, "sandbox_id"));
+	char *sid = sb_xstrdup(sbt_jstr(j, "sandbox_id"));
+	json_decref(j);
+	return sid;
 }
 
 bool warmt_has(char *const *ids, const char *id)
@@ -151,6 +201,26 @@ bool warmt_init_alive(const warmt_sandbox *s)
 		}
 	free(text);
 	return start == s->init_start;
+}
+
+char *warmt_bridge_acquire(sbt_daemon *d, const char *acq)
+{
+	json_t *req = json_pack("{s:s, s:s, s:s}", "acquisitionId", acq, "environmentId", "env",
+	                        "runId", "run");
+	char *body = json_dumps(req, 0);
+	json_decref(req);
+	long st = 0;
+	json_t *j = sbt_call(d, "POST", "/api/paperclip-sandbox/v2/leases/acquire", body, &st);
+	if (st != 200 || !sbt_jstr(j, "providerLeaseId")) {
+		char *s = j ? json_dumps(j, 0) : NULL;
+		print_error("bridge acquire %s: %ld %s\n", body, st, s ? s : "");
+		free(s);
+		fail();
+	}
+	free(body);
+	char *id = sb_xstrdup(sbt_jstr(j, "providerLeaseId"));
+	json_decref(j);
+	return id;
 }
 
 char *warmt_acquire(sbt_daemon *d, const char *body)

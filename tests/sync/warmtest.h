@@ -12,13 +12,25 @@ void warmt_start(sbt_daemon *d, int n);
 extern sbt_daemon warmt_daemon;
 int warmt_setup(void **state);
 int warmt_teardown(void **state);
-/* GET /v1/health's "warm" and "warm_ready". */
-void warmt_counts(sbt_daemon *d, int *size, int *ready);
-/* Wait (at most 30 s) until warm_ready is n; fails the test otherwise. */
+/* The configurations `serve --warm N` keeps N sandboxes of each: the native API's default and
+ * the Paperclip bridge's (network full, the operator's compat_callback: none here). */
+#define WARMT_DEFAULT "default"
+#define WARMT_BRIDGE "paperclip"
+#define WARMT_CONFIGS 2
+/* GET /v1/health's "warm" and "warm_ready" (config NULL: the totals), else the size and ready
+ * count of warm_pools.<config>. */
+void warmt_counts(sbt_daemon *d, const char *config, int *size, int *ready);
+/* warm_pools.<config>.claimed and .empty: acquires that claimed one, that found none. */
+void warmt_claims(sbt_daemon *d, const char *config, int *claimed, int *empty);
+/* Wait (at most 30 s) until every configuration has n ready (and the markers say so too);
+ * fails the test otherwise. */
 void warmt_wait_ready(sbt_daemon *d, int n);
-/* The ids of the sandboxes waiting in the pool (their markers), NULL-terminated (sb_strv_free). */
-char **warmt_ids(sbt_daemon *d);
+/* The ids of the sandboxes waiting in the pool for config (NULL: any; their markers, which name
+ * the configuration), NULL-terminated (sb_strv_free). */
+char **warmt_ids(sbt_daemon *d, const char *config);
 bool warmt_has(char *const *ids, const char *id);
+/* The "sandbox_id" of lease id (GET /v1/leases/{id}): its directory under <state>/leases/. */
+char *warmt_sandbox_id(sbt_daemon *d, const char *id);
 /* The cgroup directories and init's host pid and start time a lease's lease.json records. */
 typedef struct warmt_sandbox {
 	char **cgroups;
@@ -32,6 +44,9 @@ void warmt_sandbox_deinit(warmt_sandbox *s);
 int warmt_procs(const char *id);
 /* Whether the process recorded as the sandbox's init still runs (same pid and start time). */
 bool warmt_init_alive(const warmt_sandbox *s);
+/* POST /api/paperclip-sandbox/v2/leases/acquire for acquisition acq (environment "env", run
+ * "run"); returns providerLeaseId (malloc'd) or fails the test. */
+char *warmt_bridge_acquire(sbt_daemon *d, const char *acq);
 /* POST /v1/leases with body; returns the lease id (malloc'd) or fails the test. */
 char *warmt_acquire(sbt_daemon *d, const char *body);
 /* Run script in lease id (JSON exec); returns its stdout (malloc'd), fails on a non-zero exit. */
