@@ -585,6 +585,20 @@ int cmd_run(int argc, char **argv)
 		rc = interrupted ? signal_exit() : SB_EXIT_FAILURE;
 	} else if (state_file && !o.keep) {
 		(void)unlink(state_file);
+	} else if (state_file) {
+		/* A kept lease whose work came back: the saved state moves on to the new baseline
+		 * (what a later `sandbar pull` compares with), and nothing waits to be pulled. */
+		cli_sandbox_env kenv;
+		cli_sandbox_env_init(&kenv, &cfg);
+		sb_err *serr = sb_runtime_save(rt, state_file);
+		if (!serr)
+			serr = cli_lease_mark_pulled(&kenv, target.lease_id);
+		if (serr) {
+			fprintf(stderr, "sandbar run: lease %s: recording the restored state: %s\n",
+			        target.lease_id, serr->msg);
+			sb_err_free(serr);
+		}
+		cli_sandbox_env_deinit(&kenv);
 	}
 	free(state_file);
 	sb_restore_report_deinit(&rr);

@@ -354,7 +354,8 @@ static sb_err *start_daemon(sb_server *s, int fd, bool tls, const char *cert, co
 	if (!d)
 		return sb_err_new(SB_E_IO, "libmicrohttpd refused to start (%s)",
 		                  tls ? "check the TLS certificate and key" : "see the log");
-	sbs_gate_limits gl = {.max_waiting = srv->limits.max_waiting,
+	sbs_gate_limits gl = {.max_connections = srv->limits.max_connections,
+	                      .max_waiting = srv->limits.max_waiting,
 	                      .max_waiting_per_peer = srv->limits.max_waiting_per_peer,
 	                      .header_timeout_ms = srv->limits.header_timeout_ms,
 	                      .max_header_bytes = srv->limits.max_header_bytes,

@@ -170,6 +170,37 @@ static void lease_list_offers_a_pull_only_while_work_is_pending(void **state)
 	free(id);
 }
 
+/* `sandbar run --keep` whose restore succeeded leaves nothing to pull, and its saved state is
+ * the restored one: a later pull of what the lease changed since applies cleanly, with no
+ * conflict against the run's own changes. */
+static void a_kept_run_whose_work_came_back_offers_no_pull(void **state)
+{
+	clit *t = *state;
+	sbt_write_str(t->ws, "a.txt", "a0\n");
+	clit_res r;
+	assert_int_equal(clit_run(t, &r, NULL,
+	                          CLIT_V("run", "-q", "--keep", "--json", "-w", t->ws, "--", "sh",
+	                                 "-c", "echo a1 > a.txt")),
+	                 0);
+	json_t *j = clit_json(r.out);
+	char *id = sb_xstrdup(json_string_value(json_object_get(j, "lease_id")));
+	json_decref(j);
+	clit_res_free(&r);
+	char *a = sbt_read(t->ws, "a.txt", NULL);
+	assert_string_equal(a, "a1\n");
+	free(a);
+	assert_false(list_offers_pull(t, id));
+	exec_in(t, id, "echo a2 > a.txt");
+	j = pull_json(t, id, 0);
+	assert_int_equal(
+	    json_array_size(json_object_get(json_object_get(j, "changes"), "conflicts")), 0);
+	json_decref(j);
+	a = sbt_read(t->ws, "a.txt", NULL);
+	assert_string_equal(a, "a2\n");
+	free(a);
+	free(id);
+}
+
 static void pull_before_push_and_unknown_lease_are_125(void **state)
 {
 	clit *t = *state;
@@ -194,6 +225,7 @@ int main(void)
 	    T(push_exec_pull_and_pull_again),
 	    T(push_exclude_holds_both_ways),
 	    T(lease_list_offers_a_pull_only_while_work_is_pending),
+	    T(a_kept_run_whose_work_came_back_offers_no_pull),
 	    T(pull_before_push_and_unknown_lease_are_125),
 #undef T
 	};
