@@ -77,34 +77,62 @@ static sb_err *copy_to_tmp(int in, size_t limit, int *out)
 	return NULL;
 }
 
-static sb_err *flaky_sync_in(sb_runner *r, const char *dir, char *const *preserve, int tar_fd,
-                             sb_progress_fn p, void *ud)
+/* One inbound transfer: sync_in, or (delta) sync_in_delta with keep as its removals. */
+static sb_err *inner_in(flaky *f, bool delta, const char *dir, char *const *keep, int tar_fd,
+                        sb_progress_fn p, void *ud)
+{
+	return delta ? sb_runner_sync_in_delta(f->inner, dir, keep, tar_fd, p, ud)
+	             : sb_runner_sync_in(f->inner, dir, keep, tar_fd, p, ud);
+}
+
+static sb_err *flaky_in(sb_runner *r, bool delta, const char *dir, char *const *keep, int tar_fd,
+                        sb_progress_fn p, void *ud)
 {
 	flaky *f = r->impl;
-	if (!f->cut_bytes)
-		return sb_runner_sync_in(f->inner, dir, preserve, tar_fd, p, ud);
+	if (!f->cut_bytes || tar_fd < 0)
+		return inner_in(f, delta, dir, keep, tar_fd, p, ud);
 	int cut = -1;
 	sb_err *err = copy_to_tmp(tar_fd, f->cut_bytes, &cut);
 	if (err)
 		return err;
-	err = sb_runner_sync_in(f->inner, dir, preserve, cut, p, ud);
+	err = inner_in(f, delta, dir, keep, cut, p, ud);
 	close(cut);
 	sb_err_free(err);
 	return sb_err_new(SB_E_IO, "injected: the channel died after %zu bytes", f->cut_bytes);
 }
 
-static sb_err *flaky_sync_out(sb_runner *r, const char *dir, const sb_excludes *ex, int tar_fd,
-                              sb_progress_fn p, void *ud)
+static sb_err *flaky_sync_in(sb_runner *r, const char *dir, char *const *preserve, int tar_fd,
+                             sb_progress_fn p, void *ud)
+{
+	return flaky_in(r, false, dir, preserve, tar_fd, p, ud);
+}
+
+static sb_err *flaky_sync_in_delta(sb_runner *r, const char *dir, char *const *dels, int tar_fd,
+                                   sb_progress_fn p, void *ud)
+{
+	return flaky_in(r, true, dir, dels, tar_fd, p, ud);
+}
+
+/* One outbound transfer: sync_out, or with paths sync_out_paths. */
+static sb_err *inner_out(flaky *f, const char *dir, const sb_excludes *ex, char *const *paths,
+                         int tar_fd, sb_progress_fn p, void *ud)
+{
+	return paths ? sb_runner_sync_out_paths(f->inner, dir, paths, tar_fd, p, ud)
+	             : sb_runner_sync_out(f->inner, dir, ex, tar_fd, p, ud);
+}
+
+static sb_err *flaky_out(sb_runner *r, const char *dir, const sb_excludes *ex, char *const *paths,
+                         int tar_fd, sb_progress_fn p, void *ud)
 {
 	flaky *f = r->impl;
 	if (!f->cut_bytes)
-		return sb_runner_sync_out(f->inner, dir, ex, tar_fd, p, ud);
+		return inner_out(f, dir, ex, paths, tar_fd, p, ud);
 	char tmpl[] = "/tmp/flt-out-XXXXXX";
 	int full = mkstemp(tmpl);
 	if (full < 0)
 		return sb_err_sys(errno, "creating a temp file");
 	unlink(tmpl);
-	sb_err *err = sb_runner_sync_out(f->inner, dir, ex, full, p, ud);
+	sb_err *err = inner_out(f, dir, ex, paths, full, p, ud);
 	if (err) {
 		close(full);
 		return err;
@@ -126,6 +154,35 @@ static sb_err *flaky_sync_out(sb_runner *r, const char *dir, const sb_excludes *
 	return sb_err_new(SB_E_IO, "injected: the channel died after %zu bytes", f->cut_bytes);
 }
 
+static sb_err *flaky_sync_out(sb_runner *r, const char *dir, const sb_excludes *ex, int tar_fd,
+                              sb_progress_fn p, void *ud)
+{
+	return flaky_out(r, dir, ex, NULL, tar_fd, p, ud);
+}
+
+static sb_err *flaky_sync_out_paths(sb_runner *r, const char *dir, char *const *paths, int tar_fd,
+                                    sb_progress_fn p, void *ud)
+{
+	return flaky_out(r, dir, NULL, paths, tar_fd, p, ud);
+}
+
+/* The listing and the record pass through: only the archives are cut. */
+static sb_err *flaky_manifest(sb_runner *r, const char *dir, const sb_excludes *ex,
+                              const sb_manifest_opts *o, sb_manifest *out)
+{
+	return sb_runner_manifest(((flaky *)r->impl)->inner, dir, ex, o, out);
+}
+
+static sb_err *flaky_file_read(sb_runner *r, const char *path, size_t max, sb_buf *out)
+{
+	return sb_runner_file_read(((flaky *)r->impl)->inner, path, max, out);
+}
+
+static sb_err *flaky_file_write(sb_runner *r, const char *path, const void *data, size_t len)
+{
+	return sb_runner_file_write(((flaky *)r->impl)->inner, path, data, len);
+}
+
 static void flaky_destroy(sb_runner *r)
 {
 	flaky *f = r->impl;
@@ -138,6 +195,11 @@ static const sb_runner_ops flaky_ops = {
     .execute = flaky_execute,
     .sync_in = flaky_sync_in,
     .sync_out = flaky_sync_out,
+    .manifest = flaky_manifest,
+    .sync_out_paths = flaky_sync_out_paths,
+    .sync_in_delta = flaky_sync_in_delta,
+    .file_read = flaky_file_read,
+    .file_write = flaky_file_write,
     .destroy = flaky_destroy,
 };
 
@@ -435,6 +497,64 @@ static sb_runner *dying_prefix(const char *dir, size_t k, rth_rec **rec)
 	return rth_rec_new(r, SB_RUNNER_CAP_STDIN_PROGRESS, rec);
 }
 
+/* A native delta staging (into an earlier staging, SB_RUNNER_CAP_DELTA) cut part way: prepare
+ * fails naming the step, the far record says "unknown" from before the first change, and the
+ * next staging is whole again and leaves the far tree equal to the local one. */
+static void cut_native_delta_staging_is_never_trusted(void **state)
+{
+	(void)state;
+	/* the default, whatever the environment says: delta stagings are what this test cuts */
+	char *was = getenv("SANDBAR_SYNC") ? sb_xstrdup(getenv("SANDBAR_SYNC")) : NULL;
+	setenv("SANDBAR_SYNC", "auto", 1);
+	char *local = sbt_mkdtemp("flt-local");
+	fill_workspace(local);
+	flaky *f = flaky_native_new();
+	char *base = sbt_mkdtemp("flt-remote");
+	char *ws = sbt_path(base, "ws");
+	sb_runtime_prepare_opts o = prep_opts(&f->base, local, ws);
+	sb_runtime *rt = NULL;
+	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));
+	sb_runtime_free(rt);
+	rt = NULL;
+	const char *record = ".paperclip-runtime/claude/sync-state";
+	char *rec = sbt_read(ws, record, NULL);
+	assert_non_null(rec);
+	assert_true(rec[0] == '1');
+	free(rec);
+	/* a local change and a local deletion, sent as a delta that the channel cuts */
+	char *big = sb_xmalloc(256u << 10);
+	sbt_fill_random(big, 256u << 10, 11);
+	sbt_write(local, "src/new.bin", big, 256u << 10, 0644);
+	free(big);
+	sbt_write_str(local, "a.txt", "alpha, edited here\n");
+	assert_int_equal(sbt_sh("rm '%s/src/lib/util.c'", local), 0);
+	f->cut_bytes = 100 * 1024;
+	sb_err *err = sb_runtime_prepare(&o, &rt);
+	assert_non_null(err);
+	assert_non_null(strstr(err->msg, "staging"));
+	assert_non_null(strstr(err->msg, "injected"));
+	sb_err_free(err);
+	rec = sbt_read(ws, record, NULL);
+	assert_non_null(rec);
+	assert_string_equal(rec, ""); /* emptied before the first change: never trusted */
+	free(rec);
+	assert_no_leftovers(base, "cut delta staging");
+	/* the channel is back: the whole tree goes, and both sides agree */
+	f->cut_bytes = 0;
+	SB_ASSERT_OK(sb_runtime_prepare(&o, &rt));
+	rth_assert_trees_equal(local, ws, (const char *const[]){".paperclip-runtime", NULL});
+	sb_runtime_free(rt);
+	sb_runner_free(&f->base);
+	sbt_rmtree(base);
+	free(ws);
+	sbt_rmtree(local);
+	if (was)
+		setenv("SANDBAR_SYNC", was, 1);
+	else
+		unsetenv("SANDBAR_SYNC");
+	free(was);
+}
+
 static void far_side_dying_like_ssh_leaves_nothing_behind(void **state)
 {
 	(void)state;
@@ -489,6 +609,7 @@ int main(void)
 	int rc = rth_run_both("fault.transfer", tests, sizeof tests / sizeof tests[0]);
 	const struct CMUnitTest native[] = {
 	    cmocka_unit_test(cut_native_transfers_fail_and_leave_no_staging),
+	    cmocka_unit_test(cut_native_delta_staging_is_never_trusted),
 	    cmocka_unit_test(far_side_dying_like_ssh_leaves_nothing_behind),
 	};
 	return rc + cmocka_run_group_tests_name("fault.transfer native", native, NULL, NULL);
