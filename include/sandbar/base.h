@@ -294,6 +294,8 @@ void sb_sha256_free(sb_sha256 *c);
 void sb_sha256_once(const void *p, size_t n, unsigned char out[SB_SHA256_LEN]);
 void sb_sha256_hex(const void *p, size_t n, char out[SB_SHA256_HEX_LEN]);
 sb_err *sb_sha256_file(const char *path, unsigned char out[SB_SHA256_LEN]);
+/* The SHA-256 of what fd gives until its end (display names it in errors); fd stays open. */
+sb_err *sb_sha256_fd(int fd, const char *display, unsigned char out[SB_SHA256_LEN]);
 void sb_hmac_sha256(const void *key, size_t keylen, const void *p, size_t n,
                     unsigned char out[SB_SHA256_LEN]);
 /* Constant-time comparison of two equal-length byte strings. */

@@ -69,11 +69,8 @@ void sb_sha256_hex(const void *p, size_t n, char out[SB_SHA256_HEX_LEN])
 	sb_hex_encode(d, sizeof d, out);
 }
 
-sb_err *sb_sha256_file(const char *path, unsigned char out[SB_SHA256_LEN])
+sb_err *sb_sha256_fd(int fd, const char *display, unsigned char out[SB_SHA256_LEN])
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return sb_err_sys(errno, "opening %s", path);
 	sb_sha256 *c = sb_sha256_new();
 	size_t cap = 256 * 1024;
 	char *buf = sb_xmalloc(cap);
@@ -83,7 +80,7 @@ sb_err *sb_sha256_file(const char *path, unsigned char out[SB_SHA256_LEN])
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			err = sb_err_sys(errno, "reading %s", path);
+			err = sb_err_sys(errno, "reading %s", display);
 			break;
 		}
 		if (n == 0)
@@ -94,6 +91,15 @@ sb_err *sb_sha256_file(const char *path, unsigned char out[SB_SHA256_LEN])
 		sb_sha256_final(c, out);
 	free(buf);
 	sb_sha256_free(c);
+	return err;
+}
+
+sb_err *sb_sha256_file(const char *path, unsigned char out[SB_SHA256_LEN])
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return sb_err_sys(errno, "opening %s", path);
+	sb_err *err = sb_sha256_fd(fd, path, out);
 	close(fd);
 	return err;
 }

@@ -14,13 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HASH_CHUNK (256u * 1024u)
-
 typedef struct taker {
 	const sb_excludes *ex;
 	const sb_manifest_opts *o;
 	sb_manifest *m;
-	char *buf; /* HASH_CHUNK bytes for reading files */
 } taker;
 
 static bool wants_hash(const taker *t, const struct stat *st)
@@ -36,29 +33,14 @@ static bool wants_hash(const taker *t, const struct stat *st)
 	       (st->st_mtim.tv_sec == t->o->hash_newer_than && st->st_mtim.tv_nsec > 0);
 }
 
-static sb_err *hash_at(taker *t, int dirfd, const char *name, const char *rel,
+static sb_err *hash_at(int dirfd, const char *name, const char *rel,
                        unsigned char out[SB_SHA256_LEN])
 {
 	int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		return sb_err_sys(errno, "hashing %s: opening it", rel);
-	sb_sha256 *c = sb_sha256_new();
-	sb_err *err = NULL;
-	for (;;) {
-		ssize_t n = read(fd, t->buf, HASH_CHUNK);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			err = sb_err_sys(errno, "hashing %s", rel);
-			break;
-		}
-		if (n == 0)
-			break;
-		sb_sha256_update(c, t->buf, (size_t)n);
-	}
+	sb_err *err = sb_sha256_fd(fd, rel, out);
 	close(fd);
-	sb_sha256_final(c, out);
-	sb_sha256_free(c);
 	return err;
 }
 
@@ -81,7 +63,7 @@ static sb_err *add_entry(taker *t, const sb_walk_entry *e, bool hash)
 		me.target = sb_xstrdup(target);
 	}
 	if (hash && e->type == SB_FT_FILE && wants_hash(t, e->st)) {
-		sb_err *err = hash_at(t, e->dirfd, e->name, e->relpath, me.sha);
+		sb_err *err = hash_at(e->dirfd, e->name, e->relpath, me.sha);
 		if (err) {
 			free(me.target);
 			return err;
@@ -121,9 +103,8 @@ sb_err *sb_manifest_take(const char *root, const sb_excludes *ex, const sb_manif
 {
 	sb_manifest_init(out);
 	out->now_sec = (int64_t)time(NULL);
-	taker t = {.ex = ex, .o = o, .m = out, .buf = sb_xmalloc(HASH_CHUNK)};
+	taker t = {.ex = ex, .o = o, .m = out};
 	sb_err *err = sb_fs_walk(root, take_cb, &t);
-	free(t.buf);
 	if (err) {
 		sb_manifest_deinit(out);
 		return sb_err_prefix(err, "listing %s", root);

@@ -412,8 +412,10 @@ static int64_t read_record(const sb_runtime *rt, const sb_rt_ctx *c, const char 
 static char **lines_to_strv(const sb_buf *b)
 {
 	char **v = NULL;
+	if (!b->len)
+		return NULL;
 	const char *p = b->data, *end = b->data + b->len;
-	while (p && p < end) {
+	while (p < end) {
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		char *one = sb_xstrndup(p, n);
