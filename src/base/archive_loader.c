@@ -31,4 +31,3 @@ sb_err *sb_archive_load(void)
 	pthread_once(&once, load);
 	return sb_archive_api_loaded ? NULL : sb_err_new(SB_E_UNSUPPORTED, "%s", why);
 }
-
