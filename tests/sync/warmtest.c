@@ -252,6 +252,14 @@ char *warmt_exec(sbt_daemon *d, const char *id, const char *script)
 		char *s = j ? json_dumps(j, 0) : NULL;
 		print_error("exec in %s: %ld %s\n", id, st, s ? s : "");
 		free(s);
+		/* what the lease's init said about it (a spool it could not write, ...) */
+		char *sid = warmt_sandbox_id(d, id);
+		char *rel = sb_strfmt("leases/%s/run/init.log", sid);
+		char *log = sbt_read(d->state_dir, rel, NULL);
+		print_error("%s:\n%s\n", rel, log ? log : "(none)");
+		free(log);
+		free(rel);
+		free(sid);
 		fail();
 	}
 	char *out = sb_xstrdup(sbt_jstr(j, "stdout") ? sbt_jstr(j, "stdout") : "");
