@@ -433,12 +433,18 @@ static void take_plan(sb_runtime *rt, planner *pl, uint64_t bytes, int64_t liste
 	out->listed_at = listed_at;
 }
 
-/* NUL-separated paths as a NULL-terminated vector (NULL when there are none). */
-static char **list_paths(const sb_buf *list)
+char **sb_rt_split_list(const sb_buf *list, char sep)
 {
 	char **v = NULL;
-	for (size_t at = 0; at < list->len; at += strlen(list->data + at) + 1)
-		sb_strv_push(&v, list->data + at);
+	const char *p = list->len ? list->data : NULL, *end = p ? p + list->len : NULL;
+	while (p && p < end) {
+		const char *at = memchr(p, sep, (size_t)(end - p));
+		size_t n = at ? (size_t)(at - p) : (size_t)(end - p);
+		char *one = sb_xstrndup(p, n);
+		sb_strv_push(&v, one);
+		free(one);
+		p = at ? at + 1 : end;
+	}
 	return v;
 }
 
@@ -465,7 +471,7 @@ static sb_err *native_fetch(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_fetc
 	uint64_t bytes = 0;
 	if (!err) {
 		plan_entries(&pl);
-		char **paths = list_paths(&pl.list);
+		char **paths = sb_rt_split_list(&pl.list, '\0');
 		if (paths) {
 			sb_rt_fetch sel = *f;
 			sel.paths = paths;

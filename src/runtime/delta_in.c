@@ -408,24 +408,6 @@ static int64_t read_record(const sb_runtime *rt, const sb_rt_ctx *c, const char 
 	return stamp;
 }
 
-/* Newline-separated paths as a NULL-terminated vector. */
-static char **lines_to_strv(const sb_buf *b)
-{
-	char **v = NULL;
-	if (!b->len)
-		return NULL;
-	const char *p = b->data, *end = b->data + b->len;
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		char *one = sb_xstrndup(p, n);
-		sb_strv_push(&v, one);
-		free(one);
-		p = nl ? nl + 1 : end;
-	}
-	return v;
-}
-
 static sb_err *native_stage(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_stage *s, bool checksum,
                             sb_rt_progress *p, uint64_t *bytes, bool *done)
 {
@@ -481,7 +463,7 @@ static sb_err *native_stage(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_stag
 		            .pass = pl.pass,
 		            .n_send = sb_strv_len(pl.send),
 		            .n_pass = sb_strv_len(pl.pass)};
-		char **dels = lines_to_strv(&pl.del);
+		char **dels = sb_rt_split_list(&pl.del, '\n');
 		sb_rt_stage d = *s;
 		d.delta = true;
 		d.dels = dels;

@@ -347,6 +347,9 @@ struct sb_runtime;
 sb_err *sb_rt_delta_fetch(struct sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_fetch *f,
                           bool checksum, sb_rt_progress *p, sb_rt_delta *out, bool *full);
 void sb_rt_delta_deinit(sb_rt_delta *d);
+/* The entries of a list separated (or each ended) by sep, as a NULL-terminated vector (NULL
+ * for an empty list). */
+char **sb_rt_split_list(const sb_buf *list, char sep);
 
 /* ---- duplex.c: a far command that prints a listing and then reads the answer to it. */
 typedef struct sb_rt_duplex sb_rt_duplex;

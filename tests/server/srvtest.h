@@ -124,4 +124,7 @@ char *sbt_acquire(sbt_daemon *d, const char *acquisition_id);
 /* Whether the daemon reports it can create sandboxes on this host (GET /v1/health). */
 bool sbt_sandbox_ok(sbt_daemon *d);
 
+/* A TCP connection to 127.0.0.1:port (the test fails when it cannot be made). */
+int sbt_tcp_connect(int port);
+
 #endif

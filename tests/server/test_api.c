@@ -136,15 +136,6 @@ static void oversized_headers_are_refused(void **state)
 	free(big);
 }
 
-static int tcp_connect(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	return fd;
-}
-
 /* Idle and trickling connections wait at the gate without a thread: even far more of them
  * than --max-connections never keep another request from being answered, the peer's oldest
  * waiting ones make room for its new ones, and the header deadline closes the rest. */
@@ -158,7 +149,7 @@ static void idle_connections_never_lock_a_client_out(void **state)
 	enum { IDLE = 60, TRICKLE = 10 };
 	int fds[IDLE + TRICKLE];
 	for (int i = 0; i < IDLE + TRICKLE; i++) {
-		fds[i] = tcp_connect(d.port);
+		fds[i] = sbt_tcp_connect(d.port);
 		if (i >= IDLE) /* a request head that never completes */
 			assert_int_equal(write(fds[i], "GET /v1/hea", 11), 11);
 	}

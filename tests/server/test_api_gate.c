@@ -173,15 +173,6 @@ static void a_complete_request_waits_for_a_free_connection(void **state)
 
 /* ------------------------------------------------------------------ the daemon's gate */
 
-static int tcp_connect(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	return fd;
-}
-
 static void wait_for_metric(sbt_daemon *d, const char *line)
 {
 	for (int i = 0; i < 1000; i++) {
@@ -208,13 +199,14 @@ static void a_connection_evicted_with_news_pending_is_not_touched(void **state)
 	sbt_daemon d;
 	sbt_daemon_opts o = {.max_waiting_per_peer = 1, .header_timeout_ms = 30000};
 	sbt_daemon_start(&d, &o);
-	int old = tcp_connect(d.port);
+	int old = sbt_tcp_connect(d.port);
 	wait_for_metric(&d, "\nsandbar_connections_waiting 1\n");
 	assert_int_equal(kill(d.pid, SIGSTOP), 0);
 	int st = 0;
 	assert_int_equal(waitpid(d.pid, &st, WUNTRACED), d.pid);
 	assert_true(WIFSTOPPED(st));
-	int fresh = tcp_connect(d.port); /* the kernel completes it while the daemon is stopped */
+	int fresh =
+	    sbt_tcp_connect(d.port); /* the kernel completes it while the daemon is stopped */
 	const char part[] = "GET /v1/health HTTP/1.1\r\n";
 	assert_int_equal(write(old, part, sizeof part - 1), (ssize_t)(sizeof part - 1));
 	usleep(50000); /* let the bytes reach the daemon's socket (loopback: at once) */

@@ -15,17 +15,12 @@
 /* One line per thing an earlier claim could have left; nothing for a fresh sandbox. The
  * bridge's setup wrote /workspace/paperclip/.paperclip-lease.json and nothing else. */
 #define CHECK                                                                                      \
-	"for f in /workspace/warm-mark /tmp/warm-mark \"$HOME/warm-mark\"; do "                    \
-	"[ -e \"$f\" ] && echo \"left: $f\"; done; "                                               \
+	WARMT_CHECK_LEFT                                                                           \
 	"[ \"$(ls -A /workspace)\" = paperclip ] || echo 'workspace: more than the mirror'; "      \
 	"[ \"$(ls -A /workspace/paperclip)\" = .paperclip-lease.json ] || echo 'cwd not fresh'; "  \
-	"for f in /proc/[0-9]*/cmdline; do "                                                       \
-	"[ \"$(tr '\\0' ' ' < $f 2>/dev/null)\" = 'sleep 7777 ' ] && echo 'process left'; done; "  \
 	"true"
 
-#define DIRTY                                                                                      \
-	"echo x > /workspace/warm-mark; echo x > /tmp/warm-mark; echo x > \"$HOME/warm-mark\"; "   \
-	"setsid sleep 7777 </dev/null >/dev/null 2>&1 & sleep 0.2; " CHECK
+#define DIRTY WARMT_DIRTY CHECK
 
 static bool exists(const char *path)
 {

@@ -203,39 +203,37 @@ bool warmt_init_alive(const warmt_sandbox *s)
 	return start == s->init_start;
 }
 
+/* POST body to route; the answer's string key (the new lease's id), or the test fails. */
+static char *post_for_id(sbt_daemon *d, const char *route, const char *body, const char *key)
+{
+	long st = 0;
+	json_t *j = sbt_call(d, "POST", route, body, &st);
+	if (st != 200 || !sbt_jstr(j, key)) {
+		char *s = j ? json_dumps(j, 0) : NULL;
+		print_error("POST %s %s: %ld %s\n", route, body, st, s ? s : "");
+		free(s);
+		fail();
+	}
+	char *id = sb_xstrdup(sbt_jstr(j, key));
+	json_decref(j);
+	return id;
+}
+
 char *warmt_bridge_acquire(sbt_daemon *d, const char *acq)
 {
 	json_t *req = json_pack("{s:s, s:s, s:s}", "acquisitionId", acq, "environmentId", "env",
 	                        "runId", "run");
 	char *body = json_dumps(req, 0);
 	json_decref(req);
-	long st = 0;
-	json_t *j = sbt_call(d, "POST", "/api/paperclip-sandbox/v2/leases/acquire", body, &st);
-	if (st != 200 || !sbt_jstr(j, "providerLeaseId")) {
-		char *s = j ? json_dumps(j, 0) : NULL;
-		print_error("bridge acquire %s: %ld %s\n", body, st, s ? s : "");
-		free(s);
-		fail();
-	}
+	char *id =
+	    post_for_id(d, "/api/paperclip-sandbox/v2/leases/acquire", body, "providerLeaseId");
 	free(body);
-	char *id = sb_xstrdup(sbt_jstr(j, "providerLeaseId"));
-	json_decref(j);
 	return id;
 }
 
 char *warmt_acquire(sbt_daemon *d, const char *body)
 {
-	long st = 0;
-	json_t *j = sbt_call(d, "POST", "/v1/leases", body, &st);
-	if (st != 200 || !sbt_jstr(j, "id")) {
-		char *s = j ? json_dumps(j, 0) : NULL;
-		print_error("acquire %s: %ld %s\n", body, st, s ? s : "");
-		free(s);
-		fail();
-	}
-	char *id = sb_xstrdup(sbt_jstr(j, "id"));
-	json_decref(j);
-	return id;
+	return post_for_id(d, "/v1/leases", body, "id");
 }
 
 char *warmt_exec(sbt_daemon *d, const char *id, const char *script)

@@ -53,4 +53,16 @@ char *warmt_acquire(sbt_daemon *d, const char *body);
 char *warmt_exec(sbt_daemon *d, const char *id, const char *script);
 void warmt_destroy(sbt_daemon *d, const char *id);
 
+/* Shell lines for the claim tests: WARMT_CHECK_LEFT prints one line per thing an earlier
+ * claim could have left (marks in the workspace, /tmp and $HOME; its background process);
+ * WARMT_DIRTY leaves each of them. */
+#define WARMT_CHECK_LEFT                                                                           \
+	"for f in /workspace/warm-mark /tmp/warm-mark \"$HOME/warm-mark\"; do "                    \
+	"[ -e \"$f\" ] && echo \"left: $f\"; done; "                                               \
+	"for f in /proc/[0-9]*/cmdline; do "                                                       \
+	"[ \"$(tr '\\0' ' ' < $f 2>/dev/null)\" = 'sleep 7777 ' ] && echo 'process left'; done; "
+#define WARMT_DIRTY                                                                                \
+	"echo x > /workspace/warm-mark; echo x > /tmp/warm-mark; echo x > \"$HOME/warm-mark\"; "   \
+	"setsid sleep 7777 </dev/null >/dev/null 2>&1 & sleep 0.2; "
+
 #endif
