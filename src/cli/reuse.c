@@ -6,6 +6,8 @@
  * reaper (cli_reuse_reap) never destroys a lease in use however long its command runs. */
 #include "reuse.h"
 
+#include "lease_store.h"
+
 #include <sandbar/base.h>
 
 #include <dirent.h>
@@ -109,6 +111,14 @@ sb_err *cli_reuse_acquire(cli_sandbox_env *env, const char *key, const sb_sandbo
 	if (lock >= 0)
 		while (flock(lock, LOCK_SH) < 0 && errno == EINTR)
 			;
+	/* A run on this lease that was killed (or whose restore failed) left its work there:
+	 * staging now would replace it, and starting fresh would destroy it. */
+	if (!err && cli_lease_work_pending(env, id))
+		err = sb_err_new(SB_E_CONFLICT,
+		                 "--reuse %s: lease %s holds work of a run that did not finish; "
+		                 "bring it back with `sandbar pull %s` (or drop it with `sandbar "
+		                 "lease destroy %s`), then run again",
+		                 key, id, id, id);
 	sb_buf old;
 	sb_buf_init(&old);
 	struct stat st;
@@ -196,9 +206,18 @@ int cli_reuse_reap(cli_sandbox_env *env, const char *skip_key, FILE *out)
 		}
 		int lock = !err && idle > limit ? lock_open(dir, key) : -1;
 		/* a run using the lease holds the lock: never destroyed under it */
-		if (lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0 && stat(record, &st) == 0 &&
-		    idle_since_ms(&st) > limit) {
-			char *id = sb_strfmt("reuse-%s", key);
+		char *id = sb_strfmt("reuse-%s", key);
+		bool expired = lock >= 0 && flock(lock, LOCK_EX | LOCK_NB) == 0 &&
+		               stat(record, &st) == 0 && idle_since_ms(&st) > limit;
+		/* no run uses it (the lock), but a killed one left work there: never reaped */
+		if (expired && cli_lease_work_pending(env, id)) {
+			if (out)
+				fprintf(out,
+				        "sandbar: kept idle reused lease %s: it holds work to "
+				        "bring back "
+				        "with `sandbar pull %s`\n",
+				        id, id);
+		} else if (expired) {
 			discard(env, id);
 			(void)unlink(record);
 			removed++;
@@ -207,8 +226,8 @@ int cli_reuse_reap(cli_sandbox_env *env, const char *skip_key, FILE *out)
 				        "sandbar: removed reused lease %s (idle %" PRId64
 				        " s, past its --reuse-idle of %" PRId64 " s)\n",
 				        id, idle / 1000, limit / 1000);
-			free(id);
 		}
+		free(id);
 		if (lock >= 0)
 			close(lock);
 		sb_err_free(err);

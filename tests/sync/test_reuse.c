@@ -2,6 +2,7 @@
  * second run finds the same lease (a marker left outside the workspace is still there), staging
  * still replaces the workspace wholly (a file deleted locally is gone in the lease), a changed
  * setting starts fresh, and a destroyed or idle-expired lease is replaced with a stderr line. */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,42 @@ static void destroyed_or_expired_lease_is_replaced(void **state)
 	expect(t, "k3", "--reuse-idle", "10m", MARK, "SAME", NULL);
 }
 
+/* A run on a reused lease killed with SIGKILL leaves its work in the lease: the next --reuse
+ * run refuses (staging would replace that work, starting fresh would destroy it) and names
+ * `sandbar pull`; after the pull the work is home and the lease is reused again. */
+static void a_killed_runs_work_is_never_staged_over(void **state)
+{
+	clit *t = *state;
+	expect(t, "k4", NULL, NULL, "true", NULL, NULL);
+	clit_proc p;
+	clit_start(t, &p, CLIT_V("SANDBAR_SYNC"),
+	           CLIT_V("run", "-q", "-w", t->ws, "--reuse", "k4", "--", "sh", "-c",
+	                  "echo work > made.txt; sleep 60"));
+	char *made = sb_strfmt("%s/leases/reuse-k4/workspace/made.txt", t->state);
+	clit_wait_for(made, "work");
+	free(made);
+	clit_stop(t, p.pid, SIGKILL);
+	free(p.out_path);
+	free(p.err_path);
+	/* idle past its limit: the reaper keeps it all the same, and says why */
+	assert_int_equal(sbt_sh("touch -d '2 hours ago' '%s/reuse/k4'", t->state), 0);
+	clit_res r;
+	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("lease", "prune")), 0);
+	assert_non_null(strstr(r.err, "kept idle reused lease reuse-k4"));
+	clit_res_free(&r);
+	assert_int_not_equal(reuse_run(t, &r, "k4", NULL, NULL, "true"), 0);
+	assert_non_null(strstr(r.err, "sandbar pull reuse-k4"));
+	clit_res_free(&r);
+	assert_int_equal(clit_run(t, &r, NULL, CLIT_V("pull", "-q", "reuse-k4")), 0);
+	clit_res_free(&r);
+	char *got = sbt_read(t->ws, "made.txt", NULL);
+	assert_non_null(got);
+	assert_string_equal(got, "work\n");
+	free(got);
+	/* home now; the lease had sat "2 hours" (past the default 1h), so it starts fresh */
+	expect(t, "k4", NULL, NULL, "cat made.txt", "work", "expired; starting fresh");
+}
+
 static void a_bad_key_is_refused(void **state)
 {
 	clit *t = *state;
@@ -102,6 +139,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(changed_settings_start_fresh, clit_setup,
 	                                    clit_teardown),
 	    cmocka_unit_test_setup_teardown(destroyed_or_expired_lease_is_replaced, clit_setup,
+	                                    clit_teardown),
+	    cmocka_unit_test_setup_teardown(a_killed_runs_work_is_never_staged_over, clit_setup,
 	                                    clit_teardown),
 	    cmocka_unit_test_setup_teardown(a_bad_key_is_refused, clit_setup, clit_teardown),
 	};
