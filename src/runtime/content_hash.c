@@ -1,12 +1,16 @@
-/* The content hash of a file, as the three-way merge compares files: SHA-256 over the file's
- * 64 KiB blocks (at fixed offsets), where each run of all-zero blocks is fed as one record
- * of its length instead of its bytes. Holes are therefore never read (SEEK_DATA skips them),
- * and a hole and a zero-filled block hash alike, so the same content hashes the same whether
- * it is sparse or dense: a 4 GiB sparse file costs its data regions, not 4 GiB of reads.
+/* A file's hashes, from one pass over its data regions (holes are never read: SEEK_DATA skips
+ * them, and they are fed as zeros).
  *
- * The stream fed to SHA-256 is 'Z' + 8-byte little-endian length for a zero run, 'D' + the
- * bytes for any other block. It parses back one way only (every data block but the last is
- * exactly 64 KiB), so two different contents never feed the same stream. */
+ * The plain SHA-256 of the bytes (what sha256sum prints) is what snapshots and manifests compare
+ * (sb_rt_plain_hash). The content hash (sb_rt_content_hash) is what a runtime saved with state
+ * version 2 holds: SHA-256 over the file's 64 KiB blocks (at fixed offsets), where each run of
+ * all-zero blocks is fed as one record of its length instead of its bytes. It is computed only to
+ * compare a live file with such a saved baseline; taking both on every file cost twice the
+ * SHA-256 work, most of a whole-tree restore's time after the transfer.
+ *
+ * The content hash's stream is 'Z' + 8-byte little-endian length for a zero run, 'D' + the bytes
+ * for any other block. It parses back one way only (every data block but the last is exactly
+ * 64 KiB), so two different contents never feed the same stream. */
 #include "rt.h"
 
 #include <errno.h>
@@ -18,8 +22,8 @@
 #define BLOCK (64u * 1024u)
 
 struct content_hash {
-	sb_sha256 *sha;
-	uint64_t zeros;   /* length of the zero run not fed yet */
+	sb_sha256 *sha;   /* the content hash, or NULL */
+	uint64_t zeros;   /* length of the content hash's zero run not fed yet */
 	sb_sha256 *plain; /* the plain SHA-256 of the bytes (what sha256sum prints), or NULL */
 };
 
@@ -35,7 +39,7 @@ static void feed_plain_zeros(struct content_hash *h, const unsigned char *zero, 
 
 static void flush_zeros(struct content_hash *h)
 {
-	if (!h->zeros)
+	if (!h->sha || !h->zeros)
 		return;
 	unsigned char rec[9] = {'Z'};
 	for (int i = 0; i < 8; i++)
@@ -53,6 +57,8 @@ static void feed_block(struct content_hash *h, const unsigned char *p, size_t n)
 {
 	if (h->plain)
 		sb_sha256_update(h->plain, p, n);
+	if (!h->sha)
+		return;
 	if (all_zero(p, n)) {
 		h->zeros += n;
 		return;
@@ -90,21 +96,17 @@ static uint64_t next_data(int fd, uint64_t pos, uint64_t size)
 	return (uint64_t)d < size ? (uint64_t)d : size;
 }
 
-sb_err *sb_rt_content_hash(int fd, const char *path, unsigned char out[SB_SHA256_LEN],
-                           uint64_t *size_out)
-{
-	return sb_rt_content_hash2(fd, path, out, NULL, size_out);
-}
-
-sb_err *sb_rt_content_hash2(int fd, const char *path, unsigned char out[SB_SHA256_LEN],
-                            unsigned char plain[SB_SHA256_LEN], uint64_t *size_out)
+/* Either or both of the hashes (a NULL out is not computed), from the same reads. */
+static sb_err *file_hashes(int fd, const char *path, unsigned char out[SB_SHA256_LEN],
+                           unsigned char plain[SB_SHA256_LEN], uint64_t *size_out)
 {
 	struct stat st;
 	if (fstat(fd, &st) != 0)
 		return sb_err_sys(errno, "stat %s", path);
 	uint64_t size = st.st_size > 0 ? (uint64_t)st.st_size : 0;
 	bool has_holes = (uint64_t)st.st_blocks * 512 < size;
-	struct content_hash h = {.sha = sb_sha256_new(), .plain = plain ? sb_sha256_new() : NULL};
+	struct content_hash h = {.sha = out ? sb_sha256_new() : NULL,
+	                         .plain = plain ? sb_sha256_new() : NULL};
 	unsigned char *buf = sb_xmalloc(BLOCK);
 	unsigned char *zero = plain && has_holes ? sb_xcalloc(1, BLOCK) : NULL;
 	sb_err *err = NULL;
@@ -129,15 +131,29 @@ sb_err *sb_rt_content_hash2(int fd, const char *path, unsigned char out[SB_SHA25
 	}
 	flush_zeros(&h);
 	if (!err) {
-		sb_sha256_final(h.sha, out);
+		if (out)
+			sb_sha256_final(h.sha, out);
 		if (plain)
 			sb_sha256_final(h.plain, plain);
 		*size_out = size;
 	}
 	free(buf);
 	free(zero);
-	sb_sha256_free(h.sha);
+	if (h.sha)
+		sb_sha256_free(h.sha);
 	if (h.plain)
 		sb_sha256_free(h.plain);
 	return err;
+}
+
+sb_err *sb_rt_content_hash(int fd, const char *path, unsigned char out[SB_SHA256_LEN],
+                           uint64_t *size_out)
+{
+	return file_hashes(fd, path, out, NULL, size_out);
+}
+
+sb_err *sb_rt_plain_hash(int fd, const char *path, unsigned char out[SB_SHA256_LEN],
+                         uint64_t *size_out)
+{
+	return file_hashes(fd, path, NULL, out, size_out);
 }

@@ -193,7 +193,8 @@ bool sb_rt_entry_same(const sb_snap_entry *b, const sb_manifest_entry *m, int64_
 	if ((b->mode & 0777) != (m->mode & 0777) || b->size != m->size)
 		return false;
 	if (m->hashed)
-		return b->has_plain && memcmp(b->plain, m->sha, SB_SHA256_LEN) == 0;
+		return b->hashed && !b->content_digest &&
+		       memcmp(b->sha, m->sha, SB_SHA256_LEN) == 0;
 	/* Unhashed: listed as older than hash_since. Equal whole-second mtimes then mean the
 	 * same content, unless the baseline's own mtime was that recent (a racy entry). */
 	return !checksum && b->mtime_sec == m->mtime_sec && b->mtime_sec < hash_since;
@@ -299,8 +300,8 @@ static void plan_git(planner *pl, const sb_manifest_entry *m)
 	                   .size = m->size,
 	                   .mtime_sec = m->mtime_sec,
 	                   .target = m->target,
-	                   .has_plain = m->hashed};
-	memcpy(e.plain, m->sha, SB_SHA256_LEN);
+	                   .hashed = m->hashed};
+	memcpy(e.sha, m->sha, SB_SHA256_LEN);
 	push_entry(&pl->git_next, &e);
 }
 

@@ -124,17 +124,17 @@ static int pick(void *ud, const char *relpath, sb_ftype type)
 	return SB_TAR_PICK_SKIP;
 }
 
-/* The baseline hashed every file of the merge set just before: take its plain hash when it is
- * the same file, else hash now. */
-static sb_err *local_plain(const sb_runtime *rt, sb_snap *local, sb_snap_entry *l)
+/* The baseline hashed every file of the merge set just before: take its hash when it is the
+ * same file, else hash now. */
+static sb_err *local_hash(const sb_runtime *rt, sb_snap *local, sb_snap_entry *l)
 {
-	if (l->has_plain)
+	if (l->hashed)
 		return NULL;
 	const sb_snap_entry *b = sb_snap_find(&rt->baseline, l->path);
-	if (b && b->has_plain && b->type == SB_FT_FILE && b->size == l->size &&
+	if (b && b->hashed && !b->content_digest && b->type == SB_FT_FILE && b->size == l->size &&
 	    b->mtime_sec == l->mtime_sec) {
-		memcpy(l->plain, b->plain, SB_SHA256_LEN);
-		l->has_plain = true;
+		memcpy(l->sha, b->sha, SB_SHA256_LEN);
+		l->hashed = true;
 		return NULL;
 	}
 	return sb_snap_entry_hash(local, l);
@@ -152,7 +152,7 @@ static sb_err *same(const sb_runtime *rt, sb_snap *local, sb_snap_entry *l,
 	}
 	if (m->type == SB_FT_FILE && m->hashed && (l->mode & 0777) == (m->mode & 0777) &&
 	    l->size == m->size) {
-		sb_err *err = local_plain(rt, local, l);
+		sb_err *err = local_hash(rt, local, l);
 		if (err)
 			return err;
 	}

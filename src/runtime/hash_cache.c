@@ -9,18 +9,18 @@
  * file whose ctime or mtime is less than a second older than the walk that hashed it is not
  * cached at all (hashed again next time).
  *
- * The file is this host's alone (native byte order): "sandbar-hash-cache 1\n", then per file
- * size, mtime_ns, ctime_ns, ino, dev (8 bytes each), the content hash and the plain SHA-256
- * (32 bytes each), the path's length (2 bytes) and the path. Anything that does not read back
- * exactly (a version, a short record, a bad path) discards the whole cache: it only saves time,
- * and a wrong hash must never come out of it. */
+ * The file is this host's alone (native byte order): "sandbar-hash-cache 2\n", then per file
+ * size, mtime_ns, ctime_ns, ino, dev (8 bytes each), the plain SHA-256 (32 bytes), the path's
+ * length (2 bytes) and the path. (Version 1 also held a content hash: such a file is discarded.)
+ * Anything that does not read back exactly (a version, a short record, a bad path) discards the
+ * whole cache: it only saves time, and a wrong hash must never come out of it. */
 #include "rt.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#define MAGIC "sandbar-hash-cache 1\n"
-#define FIXED (5 * 8 + 2 * SB_SHA256_LEN + 2)
+#define MAGIC "sandbar-hash-cache 2\n"
+#define FIXED (5 * 8 + SB_SHA256_LEN + 2)
 #define PATH_MAX_LEN 4096
 #define FILE_MAX (256u * 1024u * 1024u) /* ~1.5 M files; a bigger cache is not read */
 #define RACY_NS 1000000000LL
@@ -52,7 +52,6 @@ static size_t parse_record(const unsigned char *p, size_t n, sb_snap_entry *rec,
 	rec->seen.ino = get_u64(p + 24);
 	rec->seen.dev = get_u64(p + 32);
 	memcpy(rec->sha, p + 40, SB_SHA256_LEN);
-	memcpy(rec->plain, p + 40 + SB_SHA256_LEN, SB_SHA256_LEN);
 	memcpy(path, p + FIXED, len);
 	path[len] = '\0';
 	return FIXED + len;
@@ -103,8 +102,7 @@ size_t sb_rt_hash_cache_apply(const char *file, sb_snap *s, bool *all_used)
 		if (!e || !same_version(e, &rec))
 			continue;
 		memcpy(e->sha, rec.sha, SB_SHA256_LEN);
-		memcpy(e->plain, rec.plain, SB_SHA256_LEN);
-		e->hashed = e->has_plain = true;
+		e->hashed = true;
 		used++;
 	}
 	sb_buf_deinit(&b);
@@ -121,8 +119,8 @@ sb_err *sb_rt_hash_cache_save(const char *file, const sb_snap *s, int64_t walk_s
 	for (size_t i = 0; i < s->n; i++) {
 		const sb_snap_entry *e = &s->v[i];
 		size_t len = strlen(e->path);
-		if (e->type != SB_FT_FILE || !e->hashed || !e->has_plain || len > PATH_MAX_LEN ||
-		    e->seen.ctime_ns > walk_start_ns - RACY_NS ||
+		if (e->type != SB_FT_FILE || !e->hashed || e->content_digest ||
+		    len > PATH_MAX_LEN || e->seen.ctime_ns > walk_start_ns - RACY_NS ||
 		    e->seen.mtime_ns > walk_start_ns - RACY_NS)
 			continue;
 		if (b.len + FIXED + len > FILE_MAX)
@@ -133,7 +131,6 @@ sb_err *sb_rt_hash_cache_save(const char *file, const sb_snap *s, int64_t walk_s
 		put_u64(&b, e->seen.ino);
 		put_u64(&b, e->seen.dev);
 		sb_buf_append(&b, e->sha, SB_SHA256_LEN);
-		sb_buf_append(&b, e->plain, SB_SHA256_LEN);
 		uint16_t l16 = (uint16_t)len;
 		sb_buf_append(&b, &l16, sizeof l16);
 		sb_buf_append(&b, e->path, len);

@@ -4,9 +4,10 @@
  * (keep-local writes the remote version beside as <name>.sandbar-remote; take-remote applies it;
  * fail applies nothing). Every write goes to a temp name and is renamed into place, and every
  * target path is opened beneath the workspace root without following symlinks, so neither a
- * remote entry nor a local symlink can make the merge write outside the workspace.
+ * remote entry nor a local symlink can make the merge write outside the workspace. A new
+ * directory whose every entry is an addition moves in one rename (merge_whole.c).
  */
-#include "rt.h"
+#include "merge_int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,31 +17,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-typedef enum action { ACT_APPLY, ACT_DELETE, ACT_CONFLICT } action;
-
-typedef struct item {
-	const char *path;
-	sb_snap_entry *b, *s, *c;
-	action act;
-	sb_conflict_kind kind;
-} item;
-
-typedef struct merger {
-	const sb_rt_merge *m;
-	sb_snap src, cur;
-	int rootfd;
-	item *v;
-	size_t n, cap;
-	sb_restore_report *rep;
-	sb_restore_report scratch;
-	bool moved_ok; /* source files may be renamed out of the staging dir */
-	/* The parent directory of the previous entry, kept open: sorted paths mostly share it. */
-	char *pc_path;
-	int pc_fd;
-	size_t cap_added, cap_changed, cap_deleted;
-	char **added, **changed, **deleted;
-} merger;
-
 static void add_item(merger *g, const char *path, sb_snap_entry *b, sb_snap_entry *s,
                      sb_snap_entry *c, action act, sb_conflict_kind kind)
 {
@@ -48,7 +24,7 @@ static void add_item(merger *g, const char *path, sb_snap_entry *b, sb_snap_entr
 		g->cap = g->cap ? g->cap * 2 : 64;
 		g->v = sb_xrealloc(g->v, g->cap * sizeof *g->v);
 	}
-	g->v[g->n++] = (item){path, b, s, c, act, kind};
+	g->v[g->n++] = (item){path, b, s, c, act, kind, false};
 }
 
 static void add_conflict(merger *g, const char *path, sb_conflict_kind kind, bool kept_remote,
@@ -141,7 +117,7 @@ static void drop_parent_cache(merger *g)
 
 /* The parent directory of path (borrowed: valid until the next call or drop_parent_cache), and
  * *name set to the last segment. */
-static sb_err *open_parent(merger *g, const char *path, int *pfd, const char **name)
+sb_err *sb_rt_merge_open_parent(merger *g, const char *path, int *pfd, const char **name)
 {
 	const char *slash = strrchr(path, '/');
 	*name = slash ? slash + 1 : path;
@@ -153,7 +129,7 @@ static sb_err *open_parent(merger *g, const char *path, int *pfd, const char **n
 	drop_parent_cache(g);
 	char *parent = sb_xstrndup(path, plen);
 	/* Any symlink on the way, even one that stays inside the workspace, blocks the path
-	 * (is_blocking). Snapshot paths come from readdir: no "." or ".." components. */
+	 * (sb_rt_merge_blocked). Snapshot paths come from readdir: no "." or ".." components. */
 	sb_err *err = sb_fs_open_dir_nofollow(g->rootfd, parent, true, &g->pc_fd);
 	if (err) {
 		free(parent);
@@ -164,7 +140,7 @@ static sb_err *open_parent(merger *g, const char *path, int *pfd, const char **n
 	return NULL;
 }
 
-static bool is_blocking(const sb_err *err)
+bool sb_rt_merge_blocked(const sb_err *err)
 {
 	return err->code == SB_E_ESCAPE || err->sys_errno == ENOTDIR || err->sys_errno == ELOOP ||
 	       err->sys_errno == EXDEV;
@@ -265,9 +241,9 @@ static sb_err *apply_remote(merger *g, const item *it, bool force, bool *blocked
 	*blocked = false;
 	int pfd = -1;
 	const char *name;
-	sb_err *err = open_parent(g, it->path, &pfd, &name);
+	sb_err *err = sb_rt_merge_open_parent(g, it->path, &pfd, &name);
 	if (err) {
-		if (is_blocking(err)) {
+		if (sb_rt_merge_blocked(err)) {
 			sb_err_free(err);
 			*blocked = true;
 			return NULL;
@@ -347,9 +323,9 @@ static sb_err *delete_local(merger *g, const item *it, bool force, bool dir_pass
 {
 	int pfd = -1;
 	const char *name;
-	sb_err *err = open_parent(g, it->path, &pfd, &name);
+	sb_err *err = sb_rt_merge_open_parent(g, it->path, &pfd, &name);
 	if (err) {
-		bool gone = is_blocking(err) || err->sys_errno == ENOENT;
+		bool gone = sb_rt_merge_blocked(err) || err->sys_errno == ENOENT;
 		if (gone)
 			sb_err_free(err);
 		return gone ? NULL : err;
@@ -405,7 +381,16 @@ static sb_err *run_merge(merger *g)
 			continue;
 		if (it->act == ACT_CONFLICT && !it->s && pol == SB_CONFLICT_TAKE_REMOTE)
 			continue; /* settled by the deletion pass */
-		bool blocked = false;
+		bool blocked = false, moved = false;
+		size_t lo, hi;
+		if (!it->placed && sb_rt_merge_whole_dir_movable(g, k, &lo, &hi) &&
+		    (err = sb_rt_merge_move_whole_dir(g, k, lo, hi, &moved)))
+			break;
+		if (moved || it->placed) {
+			if (it->s->type != SB_FT_DIR)
+				note(&g->rep->added, &g->rep->n_added, &g->cap_added, it->path);
+			continue;
+		}
 		if (it->act == ACT_APPLY ||
 		    (it->act == ACT_CONFLICT && pol == SB_CONFLICT_TAKE_REMOTE)) {
 			err = apply_remote(g, it, it->act == ACT_CONFLICT, &blocked);
@@ -463,8 +448,9 @@ sb_err *sb_rt_merge_apply(const sb_rt_merge *m, sb_restore_report *rep, sb_snap 
 		g.src = *m->source;
 		sb_snap_init(m->source);
 	} else {
-		err = sb_snap_take(m->source_dir, m->ex, false, &g.src);
+		err = sb_snap_take_noting(m->source_dir, m->ex, false, &g.src, &g.left_out);
 	}
+	g.dir_mode = sb_rt_created_dir_mode();
 	if (!err) {
 		/* Every source file is hashed anyway (it becomes the next baseline): do it on two
 		 * threads, overlapping the walk of the local tree. */
@@ -489,6 +475,7 @@ sb_err *sb_rt_merge_apply(const sb_rt_merge *m, sb_restore_report *rep, sb_snap 
 	drop_parent_cache(&g);
 	sb_close(&g.rootfd);
 	free(g.v);
+	sb_strv_free(g.left_out);
 	if (!err && source_out) {
 		*source_out = g.src;
 		sb_snap_init(&g.src);

@@ -9,8 +9,11 @@
 #include <string.h>
 #include "sb_json.h"
 
-/* 2: file hashes are sb_rt_content_hash's (holes unread); version 1 held plain SHA-256. */
-#define PERSIST_VERSION 2
+/* 3: file hashes are plain SHA-256. 2 held sb_rt_content_hash's digests: still read (its entries
+ * are marked content_digest and compared by that hash), and written again for a baseline that
+ * still holds them, so a state saved by the previous sandbar can always be pulled. */
+#define PERSIST_VERSION 3
+#define PERSIST_VERSION_CONTENT_DIGESTS 2
 #define PERSIST_MAX_BYTES (512u * 1024u * 1024u)
 #define PERSIST_MAX_DEPTH 8
 
@@ -75,7 +78,12 @@ sb_err *sb_runtime_save(sb_runtime *rt, const char *path)
 	if (err)
 		return sb_err_prefix(err, "saving the runtime state");
 	json_t *root = json_object();
-	json_object_set_new(root, "version", json_integer(PERSIST_VERSION));
+	bool content_digests = false;
+	for (size_t i = 0; i < rt->baseline.n; i++)
+		content_digests |= rt->baseline.v[i].content_digest;
+	json_object_set_new(
+	    root, "version",
+	    json_integer(content_digests ? PERSIST_VERSION_CONTENT_DIGESTS : PERSIST_VERSION));
 	json_object_set_new(root, "local_dir", b64_json(rt->local_dir));
 	json_object_set_new(root, "remote_dir", b64_json(rt->remote_dir));
 	json_object_set_new(root, "root_dir", b64_json(rt->root_dir));
@@ -164,7 +172,7 @@ static sb_err *get_b64_strv(const json_t *obj, const char *key, char ***out)
 	return NULL;
 }
 
-static sb_err *load_entry(const json_t *o, sb_snap_entry *e)
+static sb_err *load_entry(const json_t *o, bool content_digest, sb_snap_entry *e)
 {
 	const char *t = NULL, *hex = NULL;
 	int64_t mode = 0, size = 0;
@@ -187,6 +195,7 @@ static sb_err *load_entry(const json_t *o, sb_snap_entry *e)
 		err = get_b64(o, "l", &e->target);
 	} else if (!strcmp(t, "f")) {
 		e->type = SB_FT_FILE;
+		e->content_digest = content_digest;
 		err = sb_json_get_str(o, "h", true, &hex);
 		if (!err && strlen(hex) != 2 * SB_SHA256_LEN)
 			err = sb_err_new(SB_E_INVAL, "bad digest for %s", e->path);
@@ -202,7 +211,7 @@ static sb_err *load_entry(const json_t *o, sb_snap_entry *e)
 	return err;
 }
 
-static sb_err *load_baseline(const json_t *root, sb_snap *s)
+static sb_err *load_baseline(const json_t *root, int64_t version, sb_snap *s)
 {
 	json_t *a = json_object_get(root, "baseline");
 	if (!json_is_array(a))
@@ -211,7 +220,8 @@ static sb_err *load_baseline(const json_t *root, sb_snap *s)
 	s->v = sb_xcalloc(n ? n : 1, sizeof *s->v);
 	s->cap = n ? n : 1;
 	for (size_t i = 0; i < n; i++) {
-		sb_err *err = load_entry(json_array_get(a, i), &s->v[i]);
+		sb_err *err = load_entry(json_array_get(a, i),
+		                         version == PERSIST_VERSION_CONTENT_DIGESTS, &s->v[i]);
 		s->n = i + 1;
 		if (err)
 			return sb_err_prefix(err, "baseline entry %zu", i);
@@ -300,12 +310,13 @@ sb_err *sb_runtime_load(const char *path, const sb_runtime_load_opts *o, sb_runt
 	bool native = false;
 	char **archive = NULL, **restore = NULL;
 	err = sb_json_get_int(root, "version", true, 1, 1000, &version);
-	if (!err && version != PERSIST_VERSION)
-		err = sb_err_new(SB_E_UNSUPPORTED,
-		                 "state version %lld is not %d: it was saved by another sandbar "
-		                 "version; pull with that version, or read the lease's workspace "
-		                 "with `sandbar exec` and destroy it",
-		                 (long long)version, PERSIST_VERSION);
+	if (!err && version != PERSIST_VERSION && version != PERSIST_VERSION_CONTENT_DIGESTS)
+		err = sb_err_new(
+		    SB_E_UNSUPPORTED,
+		    "state version %lld is not %d (or %d): it was saved by another sandbar "
+		    "version; pull with that version, or read the lease's workspace "
+		    "with `sandbar exec` and destroy it",
+		    (long long)version, PERSIST_VERSION, PERSIST_VERSION_CONTENT_DIGESTS);
 	if (!err)
 		err = get_b64(root, "local_dir", &rt->local_dir);
 	if (!err)
@@ -337,7 +348,7 @@ sb_err *sb_runtime_load(const char *path, const sb_runtime_load_opts *o, sb_runt
 	if (!err && sb_strv_len(rt->asset_keys) != sb_strv_len(rt->asset_dirs))
 		err = sb_err_new(SB_E_INVAL, "asset keys and directories do not pair up");
 	if (!err)
-		err = load_baseline(root, &rt->baseline);
+		err = load_baseline(root, version, &rt->baseline);
 	if (!err)
 		err = load_rules(root, rt);
 	json_decref(root);

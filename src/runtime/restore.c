@@ -77,22 +77,55 @@ static void remove_staging(const char *dir)
 
 /* Running as root, what the restore created in a user's workspace takes the owner of its
  * parent directory (a replaced file had that of the file it replaced, which in a user's tree
- * is the same): root never leaves root-owned files behind in someone else's repository. */
-static void own_like_parent(const char *root, const char *rel)
+ * is the same): root never leaves root-owned files behind in someone else's repository.
+ *
+ * Paths come sorted, so most share their directories with the one before: the directories
+ * already fixed for it are not looked at again, and the last parent's owner is remembered. */
+typedef struct owner_fixer {
+	const char *root;
+	char *done;   /* the directory part of the previous path, every component fixed */
+	char *parent; /* the directory whose stat is cached in pst */
+	struct stat pst;
+} owner_fixer;
+
+/* The owner of dir (absolute), from the cache when it is the last one asked for. */
+static bool parent_stat(owner_fixer *f, const char *dir, struct stat *st)
 {
-	char *path = sb_strfmt("%s/%s", root, rel);
-	size_t skip = strlen(root) + 1;
+	if (!f->parent || strcmp(f->parent, dir) != 0) {
+		free(f->parent);
+		f->parent = NULL;
+		if (stat(dir, &f->pst) != 0)
+			return false;
+		f->parent = sb_xstrdup(dir);
+	}
+	*st = f->pst;
+	return true;
+}
+
+/* Whether the first len bytes of rel are whole components of the already fixed directory. */
+static bool already_fixed(const owner_fixer *f, const char *rel, size_t len)
+{
+	return f->done && strncmp(f->done, rel, len) == 0 &&
+	       (f->done[len] == '\0' || f->done[len] == '/');
+}
+
+static void own_like_parent(owner_fixer *f, const char *rel)
+{
+	char *path = sb_strfmt("%s/%s", f->root, rel);
+	size_t skip = strlen(f->root) + 1;
 	/* Each component from the top, so that created directories are fixed too. */
 	for (char *p = path + skip;; p++) {
 		bool end = *p == '\0';
 		if (*p != '/' && !end)
+			continue;
+		if (!end && already_fixed(f, path + skip, (size_t)(p - path - (ptrdiff_t)skip)))
 			continue;
 		char saved = *p;
 		*p = '\0';
 		struct stat st, pst;
 		char *slash = strrchr(path, '/');
 		*slash = '\0';
-		bool have_parent = stat(path, &pst) == 0;
+		bool have_parent = parent_stat(f, path, &pst);
 		*slash = '/';
 		if (have_parent && lstat(path, &st) == 0 && st.st_uid == 0 && pst.st_uid != 0 &&
 		    lchown(path, pst.st_uid, pst.st_gid) != 0)
@@ -102,6 +135,9 @@ static void own_like_parent(const char *root, const char *rel)
 		if (end)
 			break;
 	}
+	free(f->done);
+	const char *last = strrchr(rel, '/');
+	f->done = last ? sb_xstrndup(rel, (size_t)(last - rel)) : NULL;
 	free(path);
 }
 
@@ -110,8 +146,11 @@ void sb_rt_fix_owners(const char *root, char *const *paths)
 {
 	if (geteuid() != 0)
 		return;
+	owner_fixer f = {.root = root};
 	for (size_t i = 0; paths && paths[i]; i++)
-		own_like_parent(root, paths[i]);
+		own_like_parent(&f, paths[i]);
+	free(f.done);
+	free(f.parent);
 }
 
 /* Commits made remotely come back as a branch, fetched from the staged copy of the remote

@@ -229,14 +229,13 @@ const sb_exec_callbacks *sb_rt_out_callbacks(sb_rt_out *o);
 sb_err *sb_rt_out_close(sb_rt_out *o, sb_err *rerr, const char *script, sb_exec_result *res,
                         uint64_t *bytes_out);
 
-/* ---- content_hash.c: a file's content hash, holes unread (see the file). *size_out receives
- * the size hashed. SB_E_CONFLICT when the file shrank meanwhile. */
+/* ---- content_hash.c: a file's hashes, holes unread (see the file). *size_out receives the size
+ * hashed. SB_E_CONFLICT when the file shrank meanwhile. The plain SHA-256 (sha256sum's) is what
+ * snapshots and manifests hold; the content hash only what a state saved as version 2 holds. */
+sb_err *sb_rt_plain_hash(int fd, const char *path, unsigned char out[SB_SHA256_LEN],
+                         uint64_t *size_out);
 sb_err *sb_rt_content_hash(int fd, const char *path, unsigned char out[SB_SHA256_LEN],
                            uint64_t *size_out);
-/* The same, and plain (may be NULL) receives the plain SHA-256 of the bytes from the same reads:
- * what a far side's sha256sum prints, so manifests can be compared with a snapshot. */
-sb_err *sb_rt_content_hash2(int fd, const char *path, unsigned char out[SB_SHA256_LEN],
-                            unsigned char plain[SB_SHA256_LEN], uint64_t *size_out);
 
 /* ---- snapshot.c: dir / file{mode, sha256} / symlink{target} entries of a tree (spec §3.3). */
 typedef struct sb_snap_entry {
@@ -245,12 +244,13 @@ typedef struct sb_snap_entry {
 	mode_t mode;
 	uint64_t size;
 	int64_t mtime_sec; /* as walked, or as the far side's manifest listed it */
+	/* sha holds the file's plain SHA-256 (sha256sum's); false for a file not hashed yet, or
+	 * built from a manifest that listed it without a hash */
 	bool hashed;
+	/* sha holds the content hash instead: an entry of a baseline saved as state version 2.
+	 * Compared with a live file by taking that file's content hash (sb_snap_equal). */
+	bool content_digest;
 	unsigned char sha[SB_SHA256_LEN];
-	/* plain SHA-256 (sha256sum's), taken with sha; false for entries loaded from a saved
-	 * runtime (persist.c keeps only sha) or built from a manifest without a hash */
-	bool has_plain;
-	unsigned char plain[SB_SHA256_LEN];
 	char *target; /* symlinks */
 	/* what the walk saw, naming this version of a file for the hash cache (hash_cache.c):
 	 * a write changes ctime, which no one can set back */
@@ -269,6 +269,11 @@ typedef struct sb_snap {
 /* Walk root under ex (and sb_rt_name_ignored). hash_now: hash every file during the walk (the
  * baseline); otherwise files are hashed on first comparison, from rootfd. */
 sb_err *sb_snap_take(const char *root, const sb_excludes *ex, bool hash_now, sb_snap *out);
+/* The same, and *left_out (a NULL-terminated list, sorted by strcmp) receives the relative path
+ * of every entry the walk passed over: excluded, ignored, or neither file, directory nor link
+ * (below an excluded directory, only that directory). */
+sb_err *sb_snap_take_noting(const char *root, const sb_excludes *ex, bool hash_now, sb_snap *out,
+                            char ***left_out);
 void sb_snap_init(sb_snap *s);
 void sb_snap_deinit(sb_snap *s);
 /* Hash one file entry now (no-op when hashed). */
@@ -299,6 +304,11 @@ sb_err *sb_rt_hash_cache_save(const char *file, const sb_snap *s, int64_t walk_s
 /* Hash every file not hashed yet and drop the root fd: the snapshot then stands alone. */
 sb_err *sb_snap_hash_all(sb_snap *s);
 sb_snap_entry *sb_snap_find(const sb_snap *s, const char *path);
+/* The index of the first entry whose path is not below key in strcmp order (s->n: none). */
+size_t sb_snap_lower_bound(const sb_snap *s, const char *key);
+/* How many entries' paths start with prefix ("dir/": the entries below dir). They stand
+ * together, from sb_snap_lower_bound(s, prefix) on. */
+size_t sb_snap_count_below(const sb_snap *s, const char *prefix);
 /* Entry equality (kinds, symlink targets, file mode + content); NULL entries mean absent. */
 sb_err *sb_snap_equal(const sb_snap *sa, sb_snap_entry *a, const sb_snap *sb, sb_snap_entry *b,
                       bool *eq);

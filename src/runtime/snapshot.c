@@ -1,9 +1,9 @@
 /* Tree snapshots for the three-way merge (spec §3.3): every directory, regular file (permission
  * bits, size, SHA-256) and symlink (target text) below a root, under the runtime's one exclude
- * list (the hash is sb_rt_content_hash's); FIFOs, sockets and devices are ignored, symlinks never
- * followed. The baseline hashes everything while the tree is as it was at prepare; the other
- * snapshots hash a file only when a comparison gets that far (same kind, mode and size), which
- * keeps restores of big trees cheap.
+ * list (the hash is the plain SHA-256, holes unread: sb_rt_plain_hash); FIFOs, sockets and devices
+ * are ignored, symlinks never followed. The baseline hashes everything while the tree is as it was
+ * at prepare; the other snapshots hash a file only when a comparison gets that far (same kind, mode
+ * and size), which keeps restores of big trees cheap.
  */
 #include "rt.h"
 
@@ -40,9 +40,11 @@ static sb_err *hash_fd(int fd, const char *path, sb_snap_entry *e)
 		return sb_err_sys(errno, "stat %s", path);
 	if (!S_ISREG(st.st_mode))
 		return sb_err_new(SB_E_CONFLICT, "%s changed while it was being snapshotted", path);
-	sb_err *err = sb_rt_content_hash2(fd, path, e->sha, e->plain, &e->size);
-	if (!err)
-		e->hashed = e->has_plain = true;
+	sb_err *err = sb_rt_plain_hash(fd, path, e->sha, &e->size);
+	if (!err) {
+		e->hashed = true;
+		e->content_digest = false;
+	}
 	return err;
 }
 
@@ -50,16 +52,23 @@ typedef struct walk_ctx {
 	sb_snap *s;
 	const sb_excludes *ex;
 	bool hash_now;
+	char ***left_out; /* NULL: not wanted */
 } walk_ctx;
 
 static int on_entry(const sb_walk_entry *we, void *ud, sb_err **err)
 {
 	walk_ctx *w = ud;
 	if (sb_rt_name_ignored(we->name) ||
-	    sb_excludes_match_entry(w->ex, we->relpath, we->type == SB_FT_DIR))
+	    sb_excludes_match_entry(w->ex, we->relpath, we->type == SB_FT_DIR)) {
+		if (w->left_out)
+			sb_strv_push(w->left_out, we->relpath);
 		return we->type == SB_FT_DIR ? SB_WALK_SKIP : SB_WALK_CONTINUE;
-	if (we->type == SB_FT_OTHER)
+	}
+	if (we->type == SB_FT_OTHER) {
+		if (w->left_out)
+			sb_strv_push(w->left_out, we->relpath);
 		return SB_WALK_CONTINUE;
+	}
 	sb_snap *s = w->s;
 	if (s->n == s->cap) {
 		s->cap = s->cap ? s->cap * 2 : 256;
@@ -117,10 +126,23 @@ static int cmp_entry(const void *a, const void *b)
 	return strcmp(((const sb_snap_entry *)a)->path, ((const sb_snap_entry *)b)->path);
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 sb_err *sb_snap_take(const char *root, const sb_excludes *ex, bool hash_now, sb_snap *out)
 {
+	return sb_snap_take_noting(root, ex, hash_now, out, NULL);
+}
+
+sb_err *sb_snap_take_noting(const char *root, const sb_excludes *ex, bool hash_now, sb_snap *out,
+                            char ***left_out)
+{
 	sb_snap_init(out);
-	walk_ctx w = {.s = out, .ex = ex, .hash_now = hash_now};
+	if (left_out)
+		*left_out = NULL;
+	walk_ctx w = {.s = out, .ex = ex, .hash_now = hash_now, .left_out = left_out};
 	sb_err *err = sb_fs_walk(root, on_entry, &w);
 	if (!err && !hash_now) {
 		out->rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -129,10 +151,17 @@ sb_err *sb_snap_take(const char *root, const sb_excludes *ex, bool hash_now, sb_
 	}
 	if (err) {
 		sb_snap_deinit(out);
+		if (left_out) {
+			sb_strv_free(*left_out);
+			*left_out = NULL;
+		}
 		return sb_err_prefix(err, "snapshotting %s", root);
 	}
 	if (out->n > 1)
 		qsort(out->v, out->n, sizeof *out->v, cmp_entry);
+	size_t n_left = left_out ? sb_strv_len(*left_out) : 0;
+	if (n_left > 1)
+		qsort(*left_out, n_left, sizeof **left_out, cmp_str);
 	return NULL;
 }
 
@@ -152,18 +181,49 @@ sb_snap_entry *sb_snap_find(const sb_snap *s, const char *path)
 	return NULL;
 }
 
+size_t sb_snap_lower_bound(const sb_snap *s, const char *key)
+{
+	size_t lo = 0, hi = s->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(s->v[mid].path, key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+size_t sb_snap_count_below(const sb_snap *s, const char *prefix)
+{
+	size_t len = strlen(prefix), i = sb_snap_lower_bound(s, prefix), n = 0;
+	while (i + n < s->n && strncmp(s->v[i + n].path, prefix, len) == 0)
+		n++;
+	return n;
+}
+
+/* Open e's file below s's root (never through a symlink), to hash it. */
+static sb_err *open_entry(const sb_snap *s, const sb_snap_entry *e, int *fd)
+{
+	if (s->rootfd < 0)
+		return sb_err_new(
+		    SB_E_INTERNAL,
+		    "snapshot entry %s must be hashed, and the snapshot no longer has "
+		    "its root",
+		    e->path);
+	sb_err *err = sb_fs_open_beneath(s->rootfd, e->path,
+	                                 O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0, 0, fd);
+	return err ? sb_err_prefix(err, "opening %s to hash it", e->path) : NULL;
+}
+
 static sb_err *ensure_hash(const sb_snap *s, sb_snap_entry *e)
 {
 	if (e->hashed)
 		return NULL;
-	if (s->rootfd < 0)
-		return sb_err_new(SB_E_INTERNAL, "snapshot entry %s has no hash and no root",
-		                  e->path);
 	int fd;
-	sb_err *err = sb_fs_open_beneath(s->rootfd, e->path,
-	                                 O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0, 0, &fd);
+	sb_err *err = open_entry(s, e, &fd);
 	if (err)
-		return sb_err_prefix(err, "opening %s to hash it", e->path);
+		return err;
 	err = hash_fd(fd, e->path, e);
 	close(fd);
 	return err;
@@ -229,6 +289,40 @@ sb_err *sb_snap_hash_all(sb_snap *s)
 	return NULL;
 }
 
+/* The content hash of the live file behind e (of snapshot s), to compare it with an entry of a
+ * baseline saved as state version 2. */
+static sb_err *live_content_hash(const sb_snap *s, const sb_snap_entry *e,
+                                 unsigned char out[SB_SHA256_LEN])
+{
+	int fd;
+	sb_err *err = open_entry(s, e, &fd);
+	if (err)
+		return err;
+	uint64_t size;
+	err = sb_rt_content_hash(fd, e->path, out, &size);
+	close(fd);
+	if (!err && size != e->size)
+		err = sb_err_new(SB_E_CONFLICT, "%s changed while it was being compared", e->path);
+	return err;
+}
+
+/* Two hashed files of the same size: equal digests, taking the content hash of the live side
+ * when exactly one side holds a saved version-2 content hash. */
+static sb_err *same_digest(const sb_snap *sa, const sb_snap_entry *a, const sb_snap *sb,
+                           const sb_snap_entry *b, bool *eq)
+{
+	if (a->content_digest == b->content_digest) {
+		*eq = memcmp(a->sha, b->sha, SB_SHA256_LEN) == 0;
+		return NULL;
+	}
+	const sb_snap_entry *saved = a->content_digest ? a : b;
+	unsigned char live[SB_SHA256_LEN];
+	sb_err *err =
+	    a->content_digest ? live_content_hash(sb, b, live) : live_content_hash(sa, a, live);
+	*eq = !err && memcmp(saved->sha, live, SB_SHA256_LEN) == 0;
+	return err;
+}
+
 sb_err *sb_snap_equal(const sb_snap *sa, sb_snap_entry *a, const sb_snap *sb, sb_snap_entry *b,
                       bool *eq)
 {
@@ -259,6 +353,7 @@ sb_err *sb_snap_equal(const sb_snap *sa, sb_snap_entry *a, const sb_snap *sb, sb
 		err = ensure_hash(sb, b);
 	if (err)
 		return err;
-	*eq = a->size == b->size && memcmp(a->sha, b->sha, SB_SHA256_LEN) == 0;
-	return NULL;
+	if (a->size != b->size)
+		return NULL; /* one of them was rewritten while it was hashed */
+	return same_digest(sa, a, sb, b, eq);
 }

@@ -1,7 +1,9 @@
-/* runtime.content_hash: the merge's content hash (runtime/content_hash.c) is a function of the
- * content alone: a sparse file and a dense file of the same bytes hash the same; any changed
- * byte, in data or in a zero region, or a different length changes it; and a 4 GiB sparse file
- * is hashed without reading its holes (counted in the bytes the process read, not timed). */
+/* runtime.content_hash: a file's hashes (runtime/content_hash.c) are functions of the content
+ * alone. The content hash (what a version-2 saved state holds): a sparse file and a dense file of
+ * the same bytes hash the same; any changed byte, in data or in a zero region, or a different
+ * length changes it; a 4 GiB sparse file is hashed without reading its holes (counted in the
+ * bytes the process read, not timed). The plain hash (what snapshots compare): exactly the
+ * SHA-256 of the bytes, sparse or dense, holes unread too. */
 #include "harness.h"
 
 #include "runtime/rt.h"
@@ -13,14 +15,20 @@
 
 static char *dir;
 
-static void hash_path(const char *name, unsigned char out[SB_SHA256_LEN], uint64_t *size)
+static void hash_path_with(sb_err *(*hash)(int, const char *, unsigned char *, uint64_t *),
+                           const char *name, unsigned char out[SB_SHA256_LEN], uint64_t *size)
 {
 	char *p = sbt_path(dir, name);
 	int fd = open(p, O_RDONLY | O_CLOEXEC);
 	assert_true(fd >= 0);
-	SB_ASSERT_OK(sb_rt_content_hash(fd, p, out, size));
+	SB_ASSERT_OK(hash(fd, p, out, size));
 	close(fd);
 	free(p);
+}
+
+static void hash_path(const char *name, unsigned char out[SB_SHA256_LEN], uint64_t *size)
+{
+	hash_path_with(sb_rt_content_hash, name, out, size);
 }
 
 /* A file of `size` bytes, zero but for `n` marks (offset, byte); sparse: by seeking, dense:
@@ -117,22 +125,64 @@ static uint64_t bytes_read_so_far(void)
 	return n;
 }
 
-static void holes_are_not_read(void **state)
+/* Bytes read while hashing (with hash) a new sparse file of size bytes, one byte set at off. */
+static uint64_t read_while_hashing(sb_err *(*hash)(int, const char *, unsigned char *, uint64_t *),
+                                   const char *name, uint64_t size, uint64_t off)
 {
-	(void)state;
-	const uint64_t size = (uint64_t)4 << 30;
-	const uint64_t offs[] = {1000000};
 	const unsigned char m[] = {'m'};
-	make("huge", size, true, offs, m, 1);
+	make(name, size, true, &off, m, 1);
 	uint64_t before = bytes_read_so_far();
 	unsigned char h[SB_SHA256_LEN];
 	uint64_t sz = 0;
-	hash_path("huge", h, &sz);
+	hash_path_with(hash, name, h, &sz);
 	uint64_t read = bytes_read_so_far() - before;
-	print_message("4 GiB sparse file hashed reading %llu bytes\n", (unsigned long long)read);
+	print_message("%s: a sparse file of %llu bytes hashed reading %llu bytes\n", name,
+	              (unsigned long long)size, (unsigned long long)read);
 	assert_int_equal(sz, size);
+	return read;
+}
+
+static void holes_are_not_read(void **state)
+{
+	(void)state;
 	/* its one data block (64 KiB), and whatever the page cache read ahead: never the holes */
-	assert_true(read < (uint64_t)1 << 20);
+	assert_true(read_while_hashing(sb_rt_content_hash, "huge", (uint64_t)4 << 30, 1000000) <
+	            (uint64_t)1 << 20);
+}
+
+/* The plain hash is sha256sum's, whatever the layout: compared with SHA-256 of the same bytes
+ * built in memory, for a sparse and a dense file, and the content hash differs from it. */
+static void plain_hash_is_the_sha256_of_the_bytes(void **state)
+{
+	(void)state;
+	const uint64_t size = 3u * 65536u + 77u;
+	const uint64_t offs[] = {5, 65536u * 2u + 1u, size - 1};
+	const unsigned char marks[] = {'p', 'q', 'r'};
+	make("plain_sparse", size, true, offs, marks, 3);
+	make("plain_dense", size, false, offs, marks, 3);
+	unsigned char *bytes = sb_xcalloc(1, size);
+	for (size_t i = 0; i < 3; i++)
+		bytes[offs[i]] = marks[i];
+	unsigned char want[SB_SHA256_LEN], sparse[SB_SHA256_LEN], dense[SB_SHA256_LEN],
+	    content[SB_SHA256_LEN];
+	sb_sha256_once(bytes, size, want);
+	free(bytes);
+	uint64_t ss = 0, sd = 0, sc = 0;
+	hash_path_with(sb_rt_plain_hash, "plain_sparse", sparse, &ss);
+	hash_path_with(sb_rt_plain_hash, "plain_dense", dense, &sd);
+	hash_path("plain_dense", content, &sc);
+	assert_int_equal(ss, size);
+	assert_int_equal(sd, size);
+	assert_memory_equal(sparse, want, SB_SHA256_LEN);
+	assert_memory_equal(dense, want, SB_SHA256_LEN);
+	assert_memory_not_equal(content, want, SB_SHA256_LEN);
+}
+
+static void plain_hash_reads_no_holes(void **state)
+{
+	(void)state;
+	assert_true(read_while_hashing(sb_rt_plain_hash, "plain_huge", (uint64_t)256 << 20,
+	                               3000000) < (uint64_t)1 << 20);
 }
 
 int main(void)
@@ -141,6 +191,8 @@ int main(void)
 	    cmocka_unit_test(same_content_same_hash_whatever_the_layout),
 	    cmocka_unit_test(any_difference_changes_the_hash),
 	    cmocka_unit_test(holes_are_not_read),
+	    cmocka_unit_test(plain_hash_is_the_sha256_of_the_bytes),
+	    cmocka_unit_test(plain_hash_reads_no_holes),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

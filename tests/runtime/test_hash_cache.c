@@ -91,7 +91,6 @@ static size_t apply_and_check(fixture *f, sb_snap *s)
 		sb_snap_entry *t = sb_snap_find(&truth, s->v[i].path);
 		assert_non_null(t);
 		assert_memory_equal(s->v[i].sha, t->sha, SB_SHA256_LEN);
-		assert_memory_equal(s->v[i].plain, t->plain, SB_SHA256_LEN);
 	}
 	sb_snap_deinit(&truth);
 	return used;
@@ -191,9 +190,9 @@ static void a_damaged_cache_gives_nothing(void **state)
 	sb_snap s;
 	assert_int_equal(apply_and_check(f, &s), 0);
 	sb_snap_deinit(&s);
-	/* another version's header */
+	/* another version's header (version 1 also held a content hash) */
 	save_cache(f, 2);
-	assert_int_equal(sbt_sh("printf 'sandbar-hash-cache 2' | dd of='%s' conv=notrunc "
+	assert_int_equal(sbt_sh("printf 'sandbar-hash-cache 1' | dd of='%s' conv=notrunc "
 	                        "status=none",
 	                        f->cache),
 	                 0);

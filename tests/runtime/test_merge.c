@@ -5,6 +5,7 @@
  */
 #include "harness.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -342,6 +343,100 @@ static void foreign_staging_dir_is_never_deleted(void **state)
 	rth_env_free(&e);
 }
 
+/* The mode mkdirat(…, 0755) gives under the current umask. */
+static mode_t created_dir_mode(void)
+{
+	mode_t mask = umask(022);
+	umask(mask);
+	return 0755 & ~mask;
+}
+
+static mode_t mode_of(const char *dir, const char *rel)
+{
+	char *p = sbt_path(dir, rel);
+	struct stat st;
+	assert_int_equal(lstat(p, &st), 0);
+	free(p);
+	return st.st_mode & 07777;
+}
+
+/* A directory the local side never had comes back whole (the merge moves it in one rename):
+ * every file, link and empty directory below it, each file and link in the report, directory
+ * modes as the entry-by-entry path creates them, and nothing the merge set leaves out (an
+ * ignored "._" name) brought in with it. On the full path and the incremental one. */
+static void new_directories_arrive_whole(const char *sync)
+{
+	setenv("SANDBAR_SYNC", sync, 1);
+	rth_env e;
+	rth_env_init(&e, false);
+	sbt_write_str(e.local, "kept.txt", "base\n");
+	rth_env_prepare(&e);
+	sbt_write_str(e.ws, "tree/a.txt", "a\n");
+	sbt_write_str(e.ws, "tree/deep/b.txt", "b\n");
+	sbt_write_str(e.ws, "tree/deep/._meta", "ignored\n");
+	assert_int_equal(sbt_sh("cd '%s/tree' && mkdir empty && ln -s deep/b.txt link && "
+	                        "chmod 700 . && chmod 777 deep",
+	                        e.ws),
+	                 0);
+	sb_restore_report rep;
+	sb_restore_report_init(&rep);
+	SB_ASSERT_OK(sb_runtime_restore(e.rt, NULL, &rep));
+	rth_assert_file(e.local, "tree/a.txt", "a\n");
+	rth_assert_file(e.local, "tree/deep/b.txt", "b\n");
+	rth_assert_file(e.local, "tree/link", "b\n");
+	assert_true(rth_exists(e.local, "tree/empty"));
+	assert_false(rth_exists(e.local, "tree/deep/._meta"));
+	assert_int_equal(mode_of(e.local, "tree"), created_dir_mode());
+	assert_int_equal(mode_of(e.local, "tree/deep"), created_dir_mode());
+	assert_int_equal(rep.n_added, 3);
+	assert_string_equal(rep.added[0], "tree/a.txt");
+	assert_string_equal(rep.added[1], "tree/deep/b.txt");
+	assert_string_equal(rep.added[2], "tree/link");
+	assert_int_equal(rep.n_conflicts, 0);
+	assert_false(rth_exists(e.local, ".sandbar-restore"));
+	sb_restore_report_deinit(&rep);
+	rth_env_free(&e);
+	unsetenv("SANDBAR_SYNC");
+}
+
+static void new_directories_arrive_whole_and_exact(void **state)
+{
+	(void)state;
+	new_directories_arrive_whole("full");
+}
+
+static void new_directories_arrive_whole_and_exact_incrementally(void **state)
+{
+	(void)state;
+	new_directories_arrive_whole("incremental");
+}
+
+/* A directory the local side deleted is not brought back whole because the remote added a
+ * file to it: the files the remote left as they were stay deleted. */
+static void a_locally_deleted_directory_gets_only_the_remote_additions(void **state)
+{
+	(void)state;
+	setenv("SANDBAR_SYNC", "full", 1);
+	rth_env e;
+	rth_env_init(&e, false);
+	sbt_write_str(e.local, "old/a.txt", "base\n");
+	sbt_write_str(e.local, "old/sub/b.txt", "base\n");
+	rth_env_prepare(&e);
+	assert_int_equal(sbt_sh("rm -r '%s/old'", e.local), 0);
+	sbt_write_str(e.ws, "old/new.txt", "remote\n");
+	sb_restore_report rep;
+	sb_restore_report_init(&rep);
+	SB_ASSERT_OK(sb_runtime_restore(e.rt, NULL, &rep));
+	rth_assert_file(e.local, "old/new.txt", "remote\n");
+	assert_false(rth_exists(e.local, "old/a.txt"));
+	assert_false(rth_exists(e.local, "old/sub/b.txt"));
+	assert_int_equal(rep.n_added, 1);
+	assert_int_equal(rep.n_conflicts, 0);
+	sb_restore_report_deinit(&rep);
+	rth_env_free(&e);
+	unsetenv("SANDBAR_SYNC");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -354,6 +449,9 @@ int main(void)
 	    cmocka_unit_test(remote_symlink_member_never_followed),
 	    cmocka_unit_test(local_symlink_on_path_blocks_writes),
 	    cmocka_unit_test(foreign_staging_dir_is_never_deleted),
+	    cmocka_unit_test(new_directories_arrive_whole_and_exact),
+	    cmocka_unit_test(new_directories_arrive_whole_and_exact_incrementally),
+	    cmocka_unit_test(a_locally_deleted_directory_gets_only_the_remote_additions),
 	};
 	return rth_run_both("runtime.merge", tests, sizeof tests / sizeof tests[0]);
 }
