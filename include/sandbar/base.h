@@ -622,9 +622,18 @@ typedef enum sb_tar_special {
 	SB_TAR_SPECIAL_REFUSE,   /* stop with SB_E_INVAL naming the member */
 } sb_tar_special;
 
+/* Told of each regular file member sb_tar_extract_ex wrote (a hard link member, which becomes a
+ * copy, is not told): its path below the target directory ("a/b", no "./"), its size, its ctime
+ * once written (nanoseconds; a later write changes it, and nothing sets it back) and the plain
+ * SHA-256 of its bytes (holes as zeros), taken from the bytes as they were written. */
+typedef void (*sb_tar_file_fn)(void *ud, const char *relpath, uint64_t size, int64_t ctime_ns,
+                               const unsigned char sha[SB_SHA256_LEN]);
+
 /* How sb_tar_extract_ex extracts. */
 typedef struct sb_tar_extract_opts {
 	sb_tar_special special;
+	sb_tar_file_fn on_file; /* NULL: no hashing */
+	void *on_file_ud;
 	/* > 0: refuse (SB_E_FILE_TOO_LARGE, actual and limit bytes set) a member whose file data
 	 * would bring the total written past this many bytes, before writing any of it. Holes of
 	 * sparse members cost nothing; a hard link member costs its target's size, since it

@@ -3,7 +3,8 @@
  * resolves names against the process cwd, which a threaded daemon cannot chdir, and walking
  * fds refuses "..", absolute names and writes through any symlink by construction. Names are
  * bytes (libarchive runs under a UTF-8 locale, tar_locale.c). The file data written is counted
- * against an optional limit, holes excluded.
+ * against an optional limit, holes excluded, and each file's SHA-256 can be told as it is written
+ * (sb_tar_extract_opts.on_file), so a caller need not read the tree again to hash it.
  *
  * Over 600 lines on purpose: every member kind (file, directory, symlink, hard link) goes
  * through the same directory-fd chain and the same clear-the-way rule, and splitting them
@@ -35,7 +36,9 @@ struct tar_extract {
 	sb_tar_special special;
 	uint64_t specials;
 	uint64_t max_written; /* 0: no limit */
-	uint64_t written;     /* file data bytes written (holes excluded) */
+	sb_tar_file_fn on_file;
+	void *on_file_ud;
+	uint64_t written; /* file data bytes written (holes excluded) */
 	sb_err *read_err;
 	char *rbuf;
 	/* Open directories (O_PATH) along the last member's parent path: most members share a
@@ -262,9 +265,63 @@ static int open_new_file(int pfd, const char *name, mode_t mode)
 	return fd;
 }
 
-static sb_err *extract_file(struct tar_extract *x, struct archive *a, struct archive_entry *e,
-                            int pfd, const char *name, const char *member)
+/* The plain SHA-256 of a member as it is written, for sb_tar_extract_opts.on_file: blocks
+ * come in order of offset, and the gaps between them (holes) are zeros. */
+typedef struct member_hash {
+	sb_sha256 *sha; /* NULL: not wanted, or blocks came out of order (then not told) */
+	uint64_t fed;
+} member_hash;
+
+static void feed_zeros(member_hash *h, uint64_t n)
 {
+	static const unsigned char zeros[1 << 16];
+	for (; h->sha && n;) {
+		size_t k = n < sizeof zeros ? (size_t)n : sizeof zeros;
+		sb_sha256_update(h->sha, zeros, k);
+		n -= k;
+		h->fed += k;
+	}
+}
+
+static void feed_block(member_hash *h, const void *buf, size_t size, int64_t off)
+{
+	if (!h->sha)
+		return;
+	if (off < 0 || (uint64_t)off < h->fed) {
+		sb_sha256_free(h->sha);
+		h->sha = NULL;
+		return;
+	}
+	feed_zeros(h, (uint64_t)off - h->fed);
+	sb_sha256_update(h->sha, buf, size);
+	h->fed += size;
+}
+
+/* Tell on_file of the member written as fd (its bytes all fed), under its path segs[0..n). */
+static void tell_file(struct tar_extract *x, member_hash *h, int fd, char *const *segs, size_t n,
+                      uint64_t size)
+{
+	struct stat st;
+	if (!h->sha || fstat(fd, &st) != 0)
+		return;
+	feed_zeros(h, size - h->fed);
+	unsigned char sha[SB_SHA256_LEN];
+	sb_sha256_final(h->sha, sha);
+	sb_buf rel = SB_BUF_INIT;
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			sb_buf_appendc(&rel, '/');
+		sb_buf_appends(&rel, segs[i]);
+	}
+	x->on_file(x->on_file_ud, sb_buf_cstr(&rel), size,
+	           (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec, sha);
+	sb_buf_deinit(&rel);
+}
+
+static sb_err *extract_file(struct tar_extract *x, struct archive *a, struct archive_entry *e,
+                            int pfd, char *const *segs, size_t n, const char *member)
+{
+	const char *name = segs[n - 1];
 	mode_t mode = archive_entry_perm(e) & 0777;
 	sb_err *lerr = charge(x, member_data_bytes(e), member);
 	if (lerr)
@@ -280,6 +337,7 @@ static sb_err *extract_file(struct tar_extract *x, struct archive *a, struct arc
 		return sb_err_sys(errno, "extracting %s into %s: creating it", member, x->dir);
 	sb_err *err = NULL;
 	int64_t end = 0;
+	member_hash h = {.sha = x->on_file ? sb_sha256_new() : NULL};
 	for (;;) {
 		const void *buf;
 		size_t size;
@@ -296,6 +354,7 @@ static sb_err *extract_file(struct tar_extract *x, struct archive *a, struct arc
 			err = sb_err_prefix(err, "extracting %s into %s", member, x->dir);
 			break;
 		}
+		feed_block(&h, buf, size, off);
 		if (off + (int64_t)size > end)
 			end = off + (int64_t)size;
 	}
@@ -312,6 +371,10 @@ static sb_err *extract_file(struct tar_extract *x, struct archive *a, struct arc
 			err = sb_err_sys(errno, "extracting %s into %s: setting its time", member,
 			                 x->dir);
 	}
+	if (!err)
+		tell_file(x, &h, fd, segs, n, size > end ? (uint64_t)size : (uint64_t)end);
+	if (h.sha)
+		sb_sha256_free(h.sha);
 	if (close(fd) != 0 && errno != EINTR && !err)
 		err = sb_err_sys(errno, "extracting %s into %s: closing it", member, x->dir);
 	return err;
@@ -495,7 +558,7 @@ static sb_err *extract_member(struct tar_extract *x, struct archive *a, struct a
 	if (!err) {
 		const char *name = segs[n - 1];
 		if (type == AE_IFREG)
-			err = extract_file(x, a, e, pfd, name, member);
+			err = extract_file(x, a, e, pfd, segs, n, member);
 		else if (type == AE_IFDIR)
 			err = extract_dir(x, e, pfd, name, segs, n, member);
 		else
@@ -575,7 +638,9 @@ sb_err *sb_tar_extract_ex(int fd, const char *dir, const sb_tar_extract_opts *op
 	                        .in_fd = fd,
 	                        .rootfd = -1,
 	                        .special = o.special,
-	                        .max_written = o.max_bytes};
+	                        .max_written = o.max_bytes,
+	                        .on_file = o.on_file,
+	                        .on_file_ud = o.on_file_ud};
 	x.rootfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (x.rootfd < 0)
 		return sb_err_sys(errno, "extracting into %s: opening the directory", dir);

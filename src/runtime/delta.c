@@ -372,6 +372,11 @@ static sb_err *fill_from_tree(planner *pl, const char *tree)
 		}
 		e->mode = st.st_mode;
 		e->size = (uint64_t)st.st_size;
+		/* which version of the file this is: the extraction's hash (sb_rt_known) fits it */
+		e->seen.mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		e->seen.ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+		e->seen.ino = (uint64_t)st.st_ino;
+		e->seen.dev = (uint64_t)st.st_dev;
 		if (is_link) {
 			char buf[PATH_MAX + 1];
 			ssize_t r = readlinkat(rootfd, e->path, buf, PATH_MAX);

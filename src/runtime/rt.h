@@ -201,7 +201,12 @@ typedef struct sb_rt_fetch {
 	const char *label;
 	/* Native only (SB_RUNNER_CAP_DELTA): fetch just these entries (sync_out_paths). */
 	char *const *paths;
+	/* When set, receives the hash of every file as it is extracted (known_hashes.c). */
+	struct sb_rt_known *known;
 } sb_rt_fetch;
+
+/* The extraction options a fetch asks for (its limit, its hash collector). */
+sb_tar_extract_opts sb_rt_fetch_extract_opts(const sb_rt_fetch *f);
 
 sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress *p,
                         uint64_t *bytes_out);
@@ -236,6 +241,17 @@ sb_err *sb_rt_plain_hash(int fd, const char *path, unsigned char out[SB_SHA256_L
                          uint64_t *size_out);
 sb_err *sb_rt_content_hash(int fd, const char *path, unsigned char out[SB_SHA256_LEN],
                            uint64_t *size_out);
+
+/* ---- known_hashes.c: hashes taken while extracting, for the snapshot of what was extracted */
+typedef struct sb_rt_known {
+	struct sb_rt_known_file *v;
+	size_t n, cap;
+} sb_rt_known;
+void sb_rt_known_init(sb_rt_known *k);
+void sb_rt_known_deinit(sb_rt_known *k);
+/* An sb_tar_file_fn: ud is the sb_rt_known. */
+void sb_rt_known_add(void *ud, const char *relpath, uint64_t size, int64_t ctime_ns,
+                     const unsigned char sha[SB_SHA256_LEN]);
 
 /* ---- snapshot.c: dir / file{mode, sha256} / symlink{target} entries of a tree (spec §3.3). */
 typedef struct sb_snap_entry {
@@ -301,6 +317,10 @@ size_t sb_rt_hash_cache_apply(const char *file, sb_snap *s, bool *all_used);
 sb_err *sb_rt_hash_cache_save(const char *file, const sb_snap *s, int64_t walk_start_ns,
                               size_t unchanged);
 
+/* Give each file entry of s not hashed yet its hash from k, when it is the same version of the
+ * file (same size and ctime as when extracted, s's paths relative to the extraction directory);
+ * how many were given. */
+size_t sb_rt_known_apply(sb_rt_known *k, sb_snap *s);
 /* Hash every file not hashed yet and drop the root fd: the snapshot then stands alone. */
 sb_err *sb_snap_hash_all(sb_snap *s);
 sb_snap_entry *sb_snap_find(const sb_snap *s, const char *path);
@@ -412,6 +432,8 @@ typedef struct sb_rt_merge {
 	/* The source snapshot already built (incremental restore), moved into the merge; its
 	 * unhashed files are read from source_dir. NULL: snapshot source_dir. */
 	sb_snap *source;
+	/* Hashes taken while source_dir was extracted (may be NULL): those files are not read. */
+	sb_rt_known *known;
 } sb_rt_merge;
 
 /* source_out (may be NULL) receives the source snapshot on success (to become the next

@@ -210,15 +210,14 @@ sb_err *sb_rt_stream_native_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_p
 typedef struct extractor {
 	int fd;
 	const char *dest;
-	uint64_t max_extracted;
+	sb_tar_extract_opts xo;
 	sb_err *err;
 } extractor;
 
 static void *extract(void *arg)
 {
 	extractor *x = arg;
-	sb_tar_extract_opts xo = {.max_bytes = x->max_extracted};
-	x->err = sb_tar_extract_ex(x->fd, x->dest, &xo, NULL, NULL);
+	x->err = sb_tar_extract_ex(x->fd, x->dest, &x->xo, NULL, NULL);
 	if (!x->err) {
 		/* Drain what follows the end marker (tar's record padding), so the writer never
 		 * blocks on a full pipe that nobody reads. */
@@ -285,7 +284,7 @@ sb_err *sb_rt_out_open(const sb_rt_fetch *f, sb_rt_progress *p, sb_rt_out **out)
 	if (pipe2(fds, O_CLOEXEC) != 0)
 		return sb_err_sys(errno, "creating the pipe that streams %s", f->remote_dir);
 	sb_rt_out *o = sb_xcalloc(1, sizeof *o);
-	o->x = (extractor){.fd = fds[0], .dest = f->local_dest, .max_extracted = f->max_extracted};
+	o->x = (extractor){.fd = fds[0], .dest = f->local_dest, .xo = sb_rt_fetch_extract_opts(f)};
 	int rc = pthread_create(&o->thread, NULL, extract, &o->x);
 	if (rc != 0) {
 		close(fds[0]);
@@ -384,7 +383,7 @@ sb_err *sb_rt_stream_native_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_
 	int fds[2];
 	if (pipe2(fds, O_CLOEXEC) != 0)
 		return sb_err_sys(errno, "creating the pipe that streams %s", f->remote_dir);
-	extractor x = {.fd = fds[0], .dest = f->local_dest, .max_extracted = f->max_extracted};
+	extractor x = {.fd = fds[0], .dest = f->local_dest, .xo = sb_rt_fetch_extract_opts(f)};
 	pthread_t t;
 	int rc = pthread_create(&t, NULL, extract, &x);
 	if (rc != 0) {

@@ -204,7 +204,7 @@ sb_err *sb_rt_fetch_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_progress
 	if (!err)
 		err = rewind_fd(fd);
 	if (!err) {
-		sb_tar_extract_opts xo = {.max_bytes = f->max_extracted};
+		sb_tar_extract_opts xo = sb_rt_fetch_extract_opts(f);
 		err = sb_tar_extract_ex(fd, f->local_dest, &xo, NULL, NULL);
 		sb_rt_timer_mark(&tm, "extract");
 	}

@@ -628,6 +628,92 @@ static void extract_turns_hard_links_into_copies_and_skips_devices(void **state)
 	hostile_down(&h);
 }
 
+/* What sb_tar_extract_opts.on_file was told, in order. */
+struct told {
+	size_t n;
+	char *path[8];
+	uint64_t size[8];
+	int64_t ctime_ns[8];
+	unsigned char sha[8][SB_SHA256_LEN];
+};
+
+static void tell(void *ud, const char *relpath, uint64_t size, int64_t ctime_ns,
+                 const unsigned char sha[SB_SHA256_LEN])
+{
+	struct told *t = ud;
+	assert_true(t->n < 8);
+	t->path[t->n] = sb_xstrdup(relpath);
+	t->size[t->n] = size;
+	t->ctime_ns[t->n] = ctime_ns;
+	memcpy(t->sha[t->n], sha, SB_SHA256_LEN);
+	t->n++;
+}
+
+static void assert_told(const struct told *t, size_t i, const char *path, const char *dir)
+{
+	assert_string_equal(t->path[i], path);
+	char *p = sbt_path(dir, path);
+	struct stat st;
+	unsigned char want[SB_SHA256_LEN];
+	assert_int_equal(stat(p, &st), 0);
+	SB_ASSERT_OK(sb_sha256_file(p, want));
+	free(p);
+	assert_int_equal(t->size[i], (uint64_t)st.st_size);
+	assert_int_equal(t->ctime_ns[i],
+	                 (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec);
+	assert_memory_equal(t->sha[i], want, SB_SHA256_LEN);
+}
+
+/* Each regular file written is told with its path below the target ("./" gone), its size and
+ * ctime as written and the SHA-256 of its bytes (sparse ones with their holes as zeros); a path
+ * written twice is told twice, the last as the file holds it; a hard link copy is not told. */
+static void extract_tells_each_files_hash_as_written(void **state)
+{
+	(void)state;
+	struct hostile h;
+	hostile_up(&h);
+	const struct member m[] = {{"./d", AE_IFDIR, NULL},    {"./d/f", AE_IFREG, "one"},
+	                           {"./g", AE_IFREG, "first"}, {"./g", AE_IFREG, "second"},
+	                           {"./h", 0, "./d/f"},        {"./l", AE_IFLNK, "g"}};
+	int fd = build_archive(m, 6);
+	rewind_fd(fd);
+	struct told t = {0};
+	sb_tar_extract_opts xo = {.on_file = tell, .on_file_ud = &t};
+	SB_ASSERT_OK(sb_tar_extract_ex(fd, h.dst, &xo, NULL, NULL));
+	close(fd);
+	assert_int_equal(t.n, 3);
+	assert_told(&t, 0, "d/f", h.dst);
+	assert_string_equal(t.path[1], "g");
+	assert_told(&t, 2, "g", h.dst);
+	for (size_t i = 0; i < t.n; i++)
+		free(t.path[i]);
+	hostile_down(&h);
+
+	char *top = sbt_mkdtemp("sb-tar-told-sparse");
+	char *src = sbt_path(top, "src"), *dst = sbt_path(top, "dst"),
+	     *arc = sbt_path(top, "s.tar");
+	SB_ASSERT_OK(sb_fs_mkdir_p(src, 0755));
+	assert_int_equal(sbt_sh("truncate -s 3M '%s/sparse' && printf data | dd of='%s/sparse' "
+	                        "bs=1 seek=1100000 conv=notrunc 2>/dev/null && "
+	                        "tar -S -cf '%s' -C '%s' .",
+	                        src, src, arc, src),
+	                 0);
+	fd = open(arc, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	struct told ts = {0};
+	xo.on_file_ud = &ts;
+	SB_ASSERT_OK(sb_tar_extract_ex(fd, dst, &xo, NULL, NULL));
+	close(fd);
+	assert_int_equal(ts.n, 1);
+	assert_told(&ts, 0, "sparse", dst);
+	assert_int_equal(ts.size[0], 3u << 20);
+	free(ts.path[0]);
+	free(src);
+	free(dst);
+	free(arc);
+	sbt_rmtree(top);
+}
+
 /* The extraction limit counts file data written: hard link copies count their target's size,
  * holes of a sparse member count nothing, and the member that would cross it is refused
  * before any of its bytes are written. */
@@ -759,6 +845,7 @@ int main(void)
 	    cmocka_unit_test(extract_refuses_writing_through_existing_symlinks),
 	    cmocka_unit_test(extract_replaces_existing_entries),
 	    cmocka_unit_test(extract_turns_hard_links_into_copies_and_skips_devices),
+	    cmocka_unit_test(extract_tells_each_files_hash_as_written),
 	    cmocka_unit_test(extract_limit_counts_copies_not_holes),
 	    cmocka_unit_test(extract_rejects_garbage_truncation_and_empty_input),
 	    cmocka_unit_test(create_reports_missing_dir_and_write_errors),
