@@ -52,6 +52,11 @@ static void note(char ***v, size_t *n, size_t *cap, const char *path)
 }
 
 /* Decide what to do with one path. */
+void sb_rt_merge_made_dir(merger *g, const char *path)
+{
+	note(&g->dirs_made, &g->n_dirs_made, &g->cap_dirs_made, path);
+}
+
 static sb_err *plan_path(merger *g, const char *path, sb_snap_entry *b, sb_snap_entry *s)
 {
 	sb_snap *base = g->m->baseline;
@@ -401,8 +406,11 @@ static sb_err *run_merge(merger *g)
 				continue;
 			}
 			if (!blocked) {
-				if (it->s->type == SB_FT_DIR)
+				if (it->s->type == SB_FT_DIR) {
+					if (!it->c || it->c->type != SB_FT_DIR)
+						sb_rt_merge_made_dir(g, it->path);
 					continue; /* the report lists files and links */
+				}
 				if (it->c)
 					note(&g->rep->changed, &g->rep->n_changed, &g->cap_changed,
 					     it->path);
@@ -450,6 +458,8 @@ sb_err *sb_rt_merge_apply(const sb_rt_merge *m, sb_restore_report *rep, sb_snap 
 	} else {
 		err = sb_snap_take_noting(m->source_dir, m->ex, false, &g.src, &g.left_out);
 	}
+	if (!err && m->known)
+		sb_rt_known_apply(m->known, &g.src);
 	g.dir_mode = sb_rt_created_dir_mode();
 	if (!err) {
 		/* Every source file is hashed anyway (it becomes the next baseline): do it on two
@@ -476,6 +486,10 @@ sb_err *sb_rt_merge_apply(const sb_rt_merge *m, sb_restore_report *rep, sb_snap 
 	sb_close(&g.rootfd);
 	free(g.v);
 	sb_strv_free(g.left_out);
+	if (m->dirs_made)
+		*m->dirs_made = g.dirs_made;
+	else
+		sb_strv_free(g.dirs_made);
 	if (!err && source_out) {
 		*source_out = g.src;
 		sb_snap_init(&g.src);

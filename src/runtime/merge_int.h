@@ -31,11 +31,16 @@ typedef struct merger {
 	int pc_fd;
 	size_t cap_added, cap_changed, cap_deleted;
 	char **added, **changed, **deleted;
+	/* the directories the merge created (the report lists files and links only) */
+	char **dirs_made;
+	size_t n_dirs_made, cap_dirs_made;
 } merger;
 
 /* The parent directory of path below the workspace root, opened without following symlinks
  * (borrowed: valid until the next call), and *name set to the last segment. */
 sb_err *sb_rt_merge_open_parent(merger *g, const char *path, int *pfd, const char **name);
+/* Record a directory the merge created. */
+void sb_rt_merge_made_dir(merger *g, const char *path);
 /* Whether an error opening a parent means a local entry blocks the path (a symlink, a file). */
 bool sb_rt_merge_blocked(const sb_err *err);
 

@@ -139,10 +139,13 @@ sb_err *sb_rt_merge_move_whole_dir(merger *g, size_t k, size_t lo, size_t hi, bo
 		           : sb_err_sys(rename_errno, "moving the directory %s into place",
 		                        it->path);
 	*moved = true;
+	sb_rt_merge_made_dir(g, it->path);
 	err = settle_dir(g, it->path);
 	for (size_t j = lo; j < hi; j++) {
 		item *c = &g->v[j];
 		c->placed = true;
+		if (c->s->type == SB_FT_DIR)
+			sb_rt_merge_made_dir(g, c->path);
 		if (c->s->type == SB_FT_FILE)
 			g->rep->bytes_written += c->s->size;
 		if (!err && c->s->type == SB_FT_DIR)

@@ -250,6 +250,9 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	sb_rt_lock lock = {NULL};
 	sb_snap next;
 	sb_snap_init(&next);
+	sb_rt_known known; /* every file's hash, taken as it is extracted */
+	sb_rt_known_init(&known);
+	char **dirs_made = NULL;
 	/* The lock covers the staging dir as well as the merge: both live in the workspace. */
 	sb_err *err = sb_rt_lock_root(rt->lock_root, &lock_root);
 	if (!err)
@@ -277,6 +280,7 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	    .local_dest = tree,
 	    .native = rt->native,
 	    .label = "workspace",
+	    .known = &known,
 	};
 	uint64_t bytes = 0;
 	bool full = true, checksum = o->checksum || sb_rt_sync_checksum();
@@ -317,8 +321,11 @@ static sb_err *fetch_and_merge(sb_runtime *rt, const sb_runtime_restore_opts *o,
 	    .policy = o->policy,
 	    .move_files = true,
 	    .source = full ? NULL : &d.src,
+	    .known = &known,
+	    .dirs_made = &dirs_made,
 	};
 	err = sb_rt_merge_apply(&m, rep, &next);
+	sb_rt_fix_owners(rt->local_dir, dirs_made); /* an empty one is in no file's path */
 	sb_rt_fix_owners(rt->local_dir, rep->added);
 	sb_rt_fix_owners(rt->local_dir, rep->changed);
 	for (size_t i = 0; i < rep->n_conflicts; i++) {
@@ -351,6 +358,8 @@ out:
 		remove_staging(staging);
 	sb_rt_lock_release(&lock);
 	sb_snap_deinit(&next);
+	sb_rt_known_deinit(&known);
+	sb_strv_free(dirs_made);
 	free(staging);
 	free(tree);
 	free(download);

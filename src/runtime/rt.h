@@ -434,6 +434,9 @@ typedef struct sb_rt_merge {
 	sb_snap *source;
 	/* Hashes taken while source_dir was extracted (may be NULL): those files are not read. */
 	sb_rt_known *known;
+	/* When set, receives the directories the merge created (NULL-terminated, or NULL), even
+	 * when it fails part way: the report lists files and links only. */
+	char ***dirs_made;
 } sb_rt_merge;
 
 /* source_out (may be NULL) receives the source snapshot on success (to become the next
