@@ -51,12 +51,12 @@ static void note(char ***v, size_t *n, size_t *cap, const char *path)
 	(*v)[*n] = NULL;
 }
 
-/* Decide what to do with one path. */
 void sb_rt_merge_made_dir(merger *g, const char *path)
 {
 	note(&g->dirs_made, &g->n_dirs_made, &g->cap_dirs_made, path);
 }
 
+/* Decide what to do with one path. */
 static sb_err *plan_path(merger *g, const char *path, sb_snap_entry *b, sb_snap_entry *s)
 {
 	sb_snap *base = g->m->baseline;

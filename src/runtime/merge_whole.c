@@ -7,6 +7,7 @@
 #include "merge_int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,39 +19,22 @@
  * every thread while it is read). */
 mode_t sb_rt_created_dir_mode(void)
 {
-	char *status = NULL;
 	sb_buf b = SB_BUF_INIT;
 	mode_t mask = 022;
 	sb_err *err = sb_read_file("/proc/self/status", 1u << 16, &b);
-	if (!err) {
-		status = sb_buf_steal(&b, NULL);
-		const char *u = strstr(status, "\nUmask:");
-		if (u)
-			mask = (mode_t)strtoul(u + 8, NULL, 8) & 0777;
-	}
+	const char *u = err ? NULL : strstr(sb_buf_cstr(&b), "\nUmask:");
+	if (u)
+		mask = (mode_t)strtoul(u + 8, NULL, 8) & 0777;
 	sb_err_free(err);
 	sb_buf_deinit(&b);
-	free(status);
 	return 0755 & ~mask;
 }
+
+_Static_assert(offsetof(item, path) == 0, "sb_rt_path_lower_bound reads the path first");
 
 static bool below(const char *path, const char *prefix, size_t len)
 {
 	return strncmp(path, prefix, len) == 0;
-}
-
-/* The first of the sorted list's n strings not below key in strcmp order. */
-static size_t strv_lower_bound(char *const *v, size_t n, const char *key)
-{
-	size_t lo = 0, hi = n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (strcmp(v[mid], key) < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
 }
 
 /* The items below the directory item k, [*lo, *hi), when the whole directory may be moved in
@@ -68,18 +52,11 @@ bool sb_rt_merge_whole_dir_movable(merger *g, size_t k, size_t *lo, size_t *hi)
 		return false;
 	char *prefix = sb_strfmt("%s/", it->path);
 	size_t len = strlen(prefix), n_left = sb_strv_len(g->left_out);
-	size_t l = strv_lower_bound(g->left_out, n_left, prefix);
+	size_t l = sb_rt_path_lower_bound(g->left_out, n_left, sizeof *g->left_out, prefix);
 	bool ok = sb_snap_count_below(g->m->baseline, prefix) == 0 &&
 	          sb_snap_count_below(&g->cur, prefix) == 0 &&
 	          !(l < n_left && below(g->left_out[l], prefix, len));
-	size_t a = k + 1, z = g->n;
-	while (a < z) { /* the first item at or after prefix */
-		size_t mid = a + (z - a) / 2;
-		if (strcmp(g->v[mid].path, prefix) < 0)
-			a = mid + 1;
-		else
-			z = mid;
-	}
+	size_t a = k + 1 + sb_rt_path_lower_bound(g->v + k + 1, g->n - k - 1, sizeof *g->v, prefix);
 	size_t e = a;
 	for (; ok && e < g->n && below(g->v[e].path, prefix, len); e++)
 		ok = g->v[e].act == ACT_APPLY && !g->v[e].b && !g->v[e].c && !g->v[e].placed;

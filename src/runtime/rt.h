@@ -326,6 +326,9 @@ sb_err *sb_snap_hash_all(sb_snap *s);
 sb_snap_entry *sb_snap_find(const sb_snap *s, const char *path);
 /* The index of the first entry whose path is not below key in strcmp order (s->n: none). */
 size_t sb_snap_lower_bound(const sb_snap *s, const char *key);
+/* The same over any array sorted by strcmp of a path that is each element's first member (a
+ * char * itself, an sb_snap_entry, a merge item): n elements of size bytes at v. */
+size_t sb_rt_path_lower_bound(const void *v, size_t n, size_t size, const char *key);
 /* How many entries' paths start with prefix ("dir/": the entries below dir). They stand
  * together, from sb_snap_lower_bound(s, prefix) on. */
 size_t sb_snap_count_below(const sb_snap *s, const char *prefix);

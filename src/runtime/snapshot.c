@@ -8,6 +8,7 @@
 #include "rt.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -165,33 +166,31 @@ sb_err *sb_snap_take_noting(const char *root, const sb_excludes *ex, bool hash_n
 	return NULL;
 }
 
-sb_snap_entry *sb_snap_find(const sb_snap *s, const char *path)
+size_t sb_rt_path_lower_bound(const void *v, size_t n, size_t size, const char *key)
 {
-	size_t lo = 0, hi = s->n;
+	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(s->v[mid].path, path);
-		if (c == 0)
-			return &s->v[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
-size_t sb_snap_lower_bound(const sb_snap *s, const char *key)
-{
-	size_t lo = 0, hi = s->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (strcmp(s->v[mid].path, key) < 0)
+		const char *path = *(const char *const *)((const char *)v + mid * size);
+		if (strcmp(path, key) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return lo;
+}
+
+sb_snap_entry *sb_snap_find(const sb_snap *s, const char *path)
+{
+	size_t i = sb_snap_lower_bound(s, path);
+	return i < s->n && strcmp(s->v[i].path, path) == 0 ? &s->v[i] : NULL;
+}
+
+_Static_assert(offsetof(sb_snap_entry, path) == 0, "sb_rt_path_lower_bound reads the path first");
+
+size_t sb_snap_lower_bound(const sb_snap *s, const char *key)
+{
+	return sb_rt_path_lower_bound(s->v, s->n, sizeof *s->v, key);
 }
 
 size_t sb_snap_count_below(const sb_snap *s, const char *prefix)
