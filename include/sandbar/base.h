@@ -604,6 +604,30 @@ typedef int (*sb_tar_pick_fn)(void *ud, const char *relpath, sb_ftype type);
 sb_err *sb_tar_create_pick(const char *dir, const sb_excludes *ex, bool follow_symlinks, int fd,
                            uint64_t *bytes_out, sb_tar_pick_fn pick, void *pick_ud);
 
+/* Told of a regular file an archive holds: its path relative to the tree ("a/b", no "./"), its
+ * size, its ctime (nanoseconds; a later write changes it, and nothing sets it back) and the plain
+ * SHA-256 of its bytes (holes as zeros), taken from the bytes as they went into, or came out of,
+ * the archive: never a second read of the file. */
+typedef void (*sb_tar_file_fn)(void *ud, const char *relpath, uint64_t size, int64_t ctime_ns,
+                               const unsigned char sha[SB_SHA256_LEN]);
+/* Whether the file at relpath is to be hashed as it is archived. */
+typedef bool (*sb_tar_want_fn)(void *ud, const char *relpath);
+
+/* How sb_tar_create_ex archives (zeroed: sb_tar_create's choices with no excludes). */
+typedef struct sb_tar_create_opts {
+	const sb_excludes *ex; /* NULL: none */
+	bool follow_symlinks;
+	sb_tar_pick_fn pick; /* NULL: every entry */
+	void *pick_ud;
+	/* NULL: no hashing. Else told of each regular file archived whole that want_hash (NULL:
+	 * all) chose, with the size and ctime fstat gave when it was opened. A file that shrank
+	 * while it was read (padded with zeros in the archive) is not told. */
+	sb_tar_file_fn on_file;
+	sb_tar_want_fn want_hash;
+	void *on_file_ud;
+} sb_tar_create_opts;
+sb_err *sb_tar_create_ex(const char *dir, const sb_tar_create_opts *o, int fd, uint64_t *bytes_out);
+
 /* A tar of exactly the entries paths names (relative files and symlinks below dir,
  * NULL-terminated, any order; no recursion), with the directories on their way walked but not
  * archived: the far half of an incremental transfer. An entry that is not there is left out. */
@@ -622,13 +646,9 @@ typedef enum sb_tar_special {
 	SB_TAR_SPECIAL_REFUSE,   /* stop with SB_E_INVAL naming the member */
 } sb_tar_special;
 
-/* Told of each regular file member sb_tar_extract_ex wrote (a hard link member, which becomes a
- * copy, is not told): its path below the target directory ("a/b", no "./"), its size, its ctime
- * once written (nanoseconds; a later write changes it, and nothing sets it back) and the plain
- * SHA-256 of its bytes (holes as zeros), taken from the bytes as they were written. */
-typedef void (*sb_tar_file_fn)(void *ud, const char *relpath, uint64_t size, int64_t ctime_ns,
-                               const unsigned char sha[SB_SHA256_LEN]);
-
+/* sb_tar_extract_ex tells on_file of each regular file member it wrote (a hard link member,
+ * which becomes a copy, is not told), with its path below the target directory, its size, its
+ * ctime once written and the SHA-256 of the bytes as they were written (see sb_tar_file_fn). */
 /* How sb_tar_extract_ex extracts. */
 typedef struct sb_tar_extract_opts {
 	sb_tar_special special;

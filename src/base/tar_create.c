@@ -26,10 +26,15 @@ struct dir_id {
 struct tar_create {
 	struct archive *a;
 	struct archive_entry *entry;
+	const sb_tar_create_opts *o;
 	const sb_excludes *ex;
 	sb_tar_pick_fn pick; /* optional: which entries of the walk go in */
 	void *pick_ud;
 	bool follow;
+	/* The current file's hash, when o->on_file wants it (one context, reset by each final);
+	 * hash_lost: the file shrank while read, so the archive holds zeros it never had. */
+	sb_sha256 *sha;
+	bool hashing, hash_lost;
 	const char *dir;
 	int out_fd;
 	uint64_t bytes;
@@ -186,6 +191,16 @@ static bool sparse_map(int fd, const struct stat *st, sparse_region *regs, size_
 	return data_bytes < st->st_size;
 }
 
+/* n bytes of the current file into the archive, and into its hash when one is taken. */
+static sb_err *archive_bytes(struct tar_create *c, const char *relpath, const void *p, size_t n)
+{
+	if (archive_write_data(c->a, p, n) < 0)
+		return take_write_err(c, relpath);
+	if (c->hashing)
+		sb_sha256_update(c->sha, p, n);
+	return NULL;
+}
+
 /* One data region of a sparse member; a file that shrank meanwhile is padded by libarchive. */
 static sb_err *copy_region(struct tar_create *c, int fd, const char *relpath, int64_t off,
                            uint64_t left)
@@ -197,10 +212,13 @@ static sb_err *copy_region(struct tar_create *c, int fd, const char *relpath, in
 			continue;
 		if (n < 0)
 			return sb_err_sys(errno, "archiving %s: reading %s", c->dir, relpath);
-		if (n == 0)
+		if (n == 0) {
+			c->hash_lost = true;
 			return NULL;
-		if (archive_write_data(c->a, c->buf, (size_t)n) < 0)
-			return take_write_err(c, relpath);
+		}
+		sb_err *err = archive_bytes(c, relpath, c->buf, (size_t)n);
+		if (err)
+			return err;
 		left -= (uint64_t)n;
 		off += n;
 	}
@@ -218,9 +236,34 @@ static sb_err *skip_hole(struct tar_create *c, const char *relpath, uint64_t lef
 		if (w == 0)
 			return sb_err_new(SB_E_IO, "archiving %s: %s: a hole was not taken", c->dir,
 			                  relpath);
+		if (c->hashing)
+			sb_sha256_update(c->sha, zeros, (size_t)w);
 		left -= (uint64_t)w;
 	}
 	return NULL;
+}
+
+/* Starts the hash of the file at relpath when the caller wants it. */
+static void hash_begin(struct tar_create *c, const char *relpath)
+{
+	c->hash_lost = false;
+	c->hashing =
+	    c->o->on_file && (!c->o->want_hash || c->o->want_hash(c->o->on_file_ud, relpath));
+	if (c->hashing && !c->sha)
+		c->sha = sb_sha256_new();
+}
+
+/* Tells the hash of the file archived whole (st: as it was opened); a shrunk one is not told. */
+static void hash_end(struct tar_create *c, const char *relpath, const struct stat *st, bool told)
+{
+	if (!c->hashing)
+		return;
+	c->hashing = false;
+	unsigned char sha[SB_SHA256_LEN];
+	sb_sha256_final(c->sha, sha); /* also resets the context for the next file */
+	if (told && !c->hash_lost)
+		c->o->on_file(c->o->on_file_ud, relpath, (uint64_t)st->st_size,
+		              (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec, sha);
 }
 
 static sb_err *add_file(struct tar_create *c, int dirfd, const char *name, const char *relpath,
@@ -241,6 +284,7 @@ static sb_err *add_file(struct tar_create *c, int dirfd, const char *name, const
 	if (!S_ISREG(st.st_mode))
 		goto out; /* replaced by something else since the listing */
 	entry_common(c, relpath, &st, AE_IFREG);
+	hash_begin(c, relpath);
 	/* Holes stay holes: a sparse file's data regions only, as a pax sparse member. */
 	sparse_region regs[SPARSE_MAX_REGIONS];
 	size_t nregs = 0;
@@ -276,15 +320,14 @@ static sb_err *add_file(struct tar_create *c, int dirfd, const char *name, const
 			/* Shrunk while we read: libarchive pads the member with zeros. */
 			sb_warn("archiving %s: %s shrank while being read; padded with zeros",
 			        c->dir, relpath);
+			c->hash_lost = true;
 			break;
 		}
-		if (archive_write_data(c->a, c->buf, (size_t)n) < 0) {
-			err = take_write_err(c, relpath);
-			break;
-		}
+		err = archive_bytes(c, relpath, c->buf, (size_t)n);
 		left -= (uint64_t)n;
 	}
 out:
+	hash_end(c, relpath, &st, !err);
 	close(fd);
 	return err;
 }
@@ -383,11 +426,19 @@ static int create_cb(const sb_walk_entry *e, void *ud, sb_err **err)
 sb_err *sb_tar_create(const char *dir, const sb_excludes *ex, bool follow_symlinks, int fd,
                       uint64_t *bytes_out)
 {
-	return sb_tar_create_pick(dir, ex, follow_symlinks, fd, bytes_out, NULL, NULL);
+	sb_tar_create_opts o = {.ex = ex, .follow_symlinks = follow_symlinks};
+	return sb_tar_create_ex(dir, &o, fd, bytes_out);
 }
 
 sb_err *sb_tar_create_pick(const char *dir, const sb_excludes *ex, bool follow_symlinks, int fd,
                            uint64_t *bytes_out, sb_tar_pick_fn pick, void *pick_ud)
+{
+	sb_tar_create_opts o = {
+	    .ex = ex, .follow_symlinks = follow_symlinks, .pick = pick, .pick_ud = pick_ud};
+	return sb_tar_create_ex(dir, &o, fd, bytes_out);
+}
+
+sb_err *sb_tar_create_ex(const char *dir, const sb_tar_create_opts *o, int fd, uint64_t *bytes_out)
 {
 	if (bytes_out)
 		*bytes_out = 0;
@@ -407,10 +458,11 @@ sb_err *sb_tar_create_pick(const char *dir, const sb_excludes *ex, bool follow_s
 	}
 	locale_t prev = sb_tar_enter_utf8();
 	struct tar_create c = {
-	    .ex = ex,
-	    .pick = pick,
-	    .pick_ud = pick_ud,
-	    .follow = follow_symlinks,
+	    .o = o,
+	    .ex = o->ex,
+	    .pick = o->pick,
+	    .pick_ud = o->pick_ud,
+	    .follow = o->follow_symlinks,
 	    .dir = dir,
 	    .out_fd = fd,
 	    .buf = sb_xmalloc(SB_FS_COPY_BUF),
@@ -444,6 +496,8 @@ sb_err *sb_tar_create_pick(const char *dir, const sb_excludes *ex, bool follow_s
 		free(c.stack[i].relpath);
 	free(c.stack);
 	free(c.buf);
+	if (c.sha)
+		sb_sha256_free(c.sha);
 	close(rootfd);
 	sb_tar_leave_utf8(prev);
 	if (bytes_out)

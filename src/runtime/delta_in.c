@@ -262,14 +262,12 @@ static sb_err *write_answer(int fd, answer *a)
 	if (err || clean)
 		return err;
 	if (!a->delta)
-		return sb_tar_create(a->s->local_dir, a->s->ex, a->s->follow_symlinks, fd,
-		                     &a->bytes);
+		return sb_rt_stage_tar(a->s, NULL, NULL, fd, &a->bytes);
 	picker k = {.send = a->pl->send,
 	            .pass = a->pl->pass,
 	            .n_send = sb_strv_len(a->pl->send),
 	            .n_pass = sb_strv_len(a->pl->pass)};
-	return sb_tar_create_pick(a->s->local_dir, a->s->ex, a->s->follow_symlinks, fd, &a->bytes,
-	                          pick, &k);
+	return sb_rt_stage_tar(a->s, pick, &k, fd, &a->bytes);
 }
 
 /* The plan from the far manifest and the earlier staging's time, when they can be trusted. */
@@ -283,8 +281,12 @@ static sb_err *plan_delta(sb_runtime *rt, const sb_rt_stage *s, const sb_manifes
 		fall_back("the far clock disagrees with ours");
 		return NULL;
 	}
+	/* The plan compares hashes: the baseline's, when the file is the same, saves a read. */
+	sb_err *err = sb_rt_baseline_hash(rt);
+	if (err)
+		return err;
 	sb_snap local;
-	sb_err *err = sb_snap_take(s->local_dir, s->ex, false, &local);
+	err = sb_snap_take(s->local_dir, s->ex, false, &local);
 	if (!err)
 		err = make_plan(rt, s, &local, man, sb_rt_hash_since(stamp), checksum, pl);
 	sb_snap_deinit(&local);

@@ -115,7 +115,7 @@ sb_err *sb_rt_duplex_start(const sb_rt_ctx *c, const char *script, size_t output
 {
 	*out = NULL;
 	int fds[2];
-	if (pipe2(fds, O_CLOEXEC) != 0)
+	if (sb_rt_stream_pipe(fds) != 0)
 		return sb_err_sys(errno, "creating the pipe of a remote command's stdin");
 	sb_rt_duplex *d = sb_xcalloc(1, sizeof *d);
 	d->c = c;

@@ -1,17 +1,16 @@
 /* prepare (spec §2.4, §2.5): validate the request, run the optional install (skipped when the
  * detect probe finds the tool; a failure only warns), record the baseline snapshot of the local
- * workspace, then stage the workspace (destroy-then-replace, sparing the overlay and the
- * preserved names) and each asset directory, on the native path when the runner offers it.
+ * workspace (baseline.c: walked first, hashed from the bytes the staging sends), then stage the
+ * workspace (destroy-then-replace, sparing the overlay and the preserved names) and each asset
+ * directory, on the native path when the runner offers it.
  */
 #include "rt.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 static bool is_segment(const char *s)
 {
@@ -263,10 +262,7 @@ static int plan_cb(const sb_walk_entry *e, void *ud, sb_err **err)
 		}
 		w->stats->bytes[src] += bytes;
 	}
-	struct stat lst;
-	if (w->stats && src == SB_RULE_NONE && e->type == SB_FT_FILE &&
-	    fstatat(e->dirfd, e->name, &lst, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(lst.st_mode) &&
-	    lst.st_nlink > 1) {
+	if (w->stats && src == SB_RULE_NONE && e->type == SB_FT_FILE && e->st->st_nlink > 1) {
 		w->stats->hardlinks++;
 		if (sb_strv_len(w->stats->hardlink_paths) < SB_RUNTIME_NAMED_MAX)
 			sb_strv_push(&w->stats->hardlink_paths, e->relpath);
@@ -352,49 +348,6 @@ static sb_err *count_finish(excluded_count *c)
 	return c->err;
 }
 
-/* Walk, then hash on two threads: the baseline needs every file's hash before anything is
- * uploaded (so that it is never newer than what the remote receives). */
-static sb_err *take_baseline(sb_runtime *rt, const char *hash_cache)
-{
-	/* Read before the walk: an entry written during it is newer, hence hashed remotely. */
-	struct timespec walk_start;
-	clock_gettime(CLOCK_REALTIME, &walk_start);
-	rt->base_sec = walk_start.tv_sec;
-	sb_err *err = sb_snap_take(rt->local_dir, &rt->restore_ex, false, &rt->baseline);
-	if (err)
-		return err;
-	bool all_used = false;
-	size_t cached =
-	    hash_cache ? sb_rt_hash_cache_apply(hash_cache, &rt->baseline, &all_used) : 0;
-	sb_debug("baseline of %s: %zu entries, %zu file hashes from the cache", rt->local_dir,
-	         rt->baseline.n, cached);
-	sb_snap_hasher h;
-	sb_snap_hash_start(&rt->baseline, &h);
-	err = sb_snap_hash_finish(&h);
-	if (!err)
-		err = sb_snap_hash_all(&rt->baseline); /* drops the root fd */
-	if (!err) {
-		/* The .git goes whole (it is no part of the merge): its stat snapshot tells an
-		 * incremental restore (which the restore options may ask for) whether it changed.
-		 */
-		if (!sb_excludes_match_entry(&rt->archive_ex, ".git", true))
-			err = sb_rt_git_snapshot(rt->local_dir, &rt->archive_ex,
-			                         sb_rt_hash_since(rt->base_sec),
-			                         sb_rt_sync_checksum(), &rt->git_snap);
-		rt->git_snap_ok = rt->delta_ok = !err;
-	}
-	if (!err && hash_cache) {
-		sb_err *cerr = sb_rt_hash_cache_save(hash_cache, &rt->baseline,
-		                                     (int64_t)walk_start.tv_sec * 1000000000 +
-		                                         walk_start.tv_nsec,
-		                                     all_used ? cached : SIZE_MAX);
-		if (cerr) /* it only saves time: the next run hashes every file */
-			sb_warn("%s", cerr->msg);
-		sb_err_free(cerr);
-	}
-	return err ? sb_err_prefix(err, "recording the baseline of %s", rt->local_dir) : NULL;
-}
-
 static sb_err *stage_workspace(sb_runtime *rt, const sb_runtime_prepare_opts *o)
 {
 	const sb_rt_ctx *c = &rt->ctx;
@@ -420,6 +373,7 @@ static sb_err *stage_workspace(sb_runtime *rt, const sb_runtime_prepare_opts *o)
 	    .ours_marker = o->refuse_foreign_remote ? rt->root_dir : NULL,
 	    .create_fresh = o->create_remote_dir,
 	};
+	sb_rt_baseline_hooks(rt, &s);
 	uint64_t bytes = 0;
 	bool done = false;
 	sb_err *err = NULL;
@@ -432,6 +386,8 @@ static sb_err *stage_workspace(sb_runtime *rt, const sb_runtime_prepare_opts *o)
 	if (!err && !done)
 		err = sb_rt_stage_in(c, &s, &p, &bytes);
 	rt->bytes_up += bytes;
+	if (!err)
+		err = sb_rt_baseline_hash(rt); /* what the staging's archive did not tell */
 	if (!err && !done && rt->native && sb_runner_can_delta(c->runner)) {
 		/* The staging record, which the runner writes into the runtime root it creates: the
 		 * command path creates that root by uploading into it, so both leave the same tree
@@ -510,9 +466,10 @@ sb_err *sb_runtime_prepare(const sb_runtime_prepare_opts *o, sb_runtime **out)
 	excluded_count counting = {0};
 	if (!err)
 		count_start(&counting, rt);
-	/* The baseline is taken before anything is uploaded: it is what the remote starts from. */
+	/* The baseline is walked before anything is uploaded: it is what the remote starts from.
+	 * Its hashes come with the staging (baseline.c). */
 	if (!err)
-		err = take_baseline(rt, o->hash_cache_file);
+		err = sb_rt_baseline_take(rt, o->hash_cache_file);
 	/* Commits made remotely are counted from the HEAD staged with .git. */
 	if (!err && !sb_excludes_match_entry(&rt->archive_ex, ".git", true)) {
 		sb_err *gerr = sb_git_head(rt->local_dir, rt->git_base);

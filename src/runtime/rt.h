@@ -167,7 +167,16 @@ typedef struct sb_rt_stage {
 	char *const *dels;
 	sb_tar_pick_fn pick;
 	void *pick_ud;
+	/* Told of each file archived that want_hash chooses, with the hash of the bytes sent
+	 * (sb_tar_create_opts.on_file; NULL: none): the baseline's hashes (baseline.c). */
+	sb_tar_file_fn on_file;
+	sb_tar_want_fn want_hash;
+	void *hash_ud;
 } sb_rt_stage;
+
+/* The tar of s's tree into fd (only what pick chooses, when pick is set), telling s->on_file. */
+sb_err *sb_rt_stage_tar(const sb_rt_stage *s, sb_tar_pick_fn pick, void *pick_ud, int fd,
+                        uint64_t *bytes_out);
 
 /* The exit status of the guard in the staging script, and the error for it. */
 #define SB_RT_FOREIGN_EXIT 97
@@ -183,6 +192,13 @@ char *sb_rt_script_guard(const char *dir, const char *ours);
 /* The commands a staging script starts with: s->create_fresh's mkdir, s->ours_marker's guard
  * (each ending in "; "), appended to b. */
 void sb_rt_script_stage_head(sb_buf *b, const struct sb_rt_stage *s);
+
+/* A pipe (O_CLOEXEC) for an archive stream, grown to SB_RT_STREAM_PIPE_BYTES where the kernel
+ * lets it: each wake-up of its reader or writer then moves up to 1 MiB, not 64 KiB. On a VM,
+ * where a context switch is dear, the default size cost a quarter of a staging's time. 0, or -1
+ * with errno (pipe2's). */
+#define SB_RT_STREAM_PIPE_BYTES (1 << 20)
+int sb_rt_stream_pipe(int fds[2]);
 
 sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
                        uint64_t *bytes_out);
@@ -466,6 +482,15 @@ struct sb_runtime {
 	 * listed (git_snap_ok false: unknown, the next delta fetches the whole .git). */
 	bool delta_ok;
 	int64_t base_sec;
+	/* The baseline's hashes still to take (baseline.c): pending from the walk until
+	 * sb_rt_baseline_hash, which prepare calls before it returns; cache_file (prepare's
+	 * caller's) is the hash cache to save then (NULL: none). */
+	struct sb_rt_base_hash {
+		bool pending;
+		const char *cache_file;
+		int64_t walk_ns; /* the wall clock before the walk */
+		size_t cached;   /* sb_rt_hash_cache_save's unchanged */
+	} base_hash;
 	sb_snap git_snap;
 	bool git_snap_ok;
 	/* Native delta (SB_RUNNER_CAP_DELTA): a moment (ns, this host's clock, which the far tree's
@@ -474,6 +499,15 @@ struct sb_runtime {
 	 * each restore's listing. */
 	int64_t far_known_ns;
 };
+
+/* baseline.c: rt->baseline walked (hashes from the hash cache file, when not NULL; the .git's
+ * snapshot too), the other hashes pending. */
+sb_err *sb_rt_baseline_take(struct sb_runtime *rt, const char *hash_cache);
+/* While hashes are pending, s's archive writer gives the baseline the hashes of the bytes it
+ * stages (sb_rt_stage.on_file). */
+void sb_rt_baseline_hooks(struct sb_runtime *rt, sb_rt_stage *s);
+/* Every pending hash taken (two threads), the hash cache saved; nothing once done. */
+sb_err *sb_rt_baseline_hash(struct sb_runtime *rt);
 
 /* Now on the clock file systems stamp ctimes with (the coarse realtime clock), less a margin
  * of a few of its ticks: a ctime written after this call is never earlier than the result. */

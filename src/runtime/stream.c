@@ -80,6 +80,15 @@ static sb_err *pick_error(sb_err *local, sb_err *remote)
 	return local;
 }
 
+int sb_rt_stream_pipe(int fds[2])
+{
+	if (pipe2(fds, O_CLOEXEC) != 0)
+		return -1;
+	/* Best effort: past the per-user pipe quota the kernel keeps the default size. */
+	(void)fcntl(fds[1], F_SETPIPE_SZ, SB_RT_STREAM_PIPE_BYTES);
+	return 0;
+}
+
 /* ---- in */
 
 typedef struct producer {
@@ -96,10 +105,8 @@ static void *produce(void *arg)
 	producer *pr = arg;
 	block_sigpipe(); /* a new thread: nothing to restore, the mask dies with it */
 	const sb_rt_stage *s = pr->s;
-	pr->err = s->delta
-	              ? sb_tar_create_pick(s->local_dir, s->ex, s->follow_symlinks, pr->fd,
-	                                   &pr->bytes, s->pick, s->pick_ud)
-	              : sb_tar_create(s->local_dir, s->ex, s->follow_symlinks, pr->fd, &pr->bytes);
+	pr->err = s->delta ? sb_rt_stage_tar(s, s->pick, s->pick_ud, pr->fd, &pr->bytes)
+	                   : sb_rt_stage_tar(s, NULL, NULL, pr->fd, &pr->bytes);
 	sb_close(&pr->fd);
 	return NULL;
 }
@@ -115,7 +122,7 @@ static void on_stdin_progress(void *ud, uint64_t done, uint64_t total)
 static sb_err *start_producer(const sb_rt_stage *s, producer *pr)
 {
 	int fds[2];
-	if (pipe2(fds, O_CLOEXEC) != 0)
+	if (sb_rt_stream_pipe(fds) != 0)
 		return sb_err_sys(errno, "creating the pipe that streams %s", s->local_dir);
 	*pr = (producer){.s = s, .fd = fds[1], .rd = fds[0]};
 	int rc = pthread_create(&pr->thread, NULL, produce, pr);
@@ -281,7 +288,7 @@ sb_err *sb_rt_out_open(const sb_rt_fetch *f, sb_rt_progress *p, sb_rt_out **out)
 {
 	*out = NULL;
 	int fds[2];
-	if (pipe2(fds, O_CLOEXEC) != 0)
+	if (sb_rt_stream_pipe(fds) != 0)
 		return sb_err_sys(errno, "creating the pipe that streams %s", f->remote_dir);
 	sb_rt_out *o = sb_xcalloc(1, sizeof *o);
 	o->x = (extractor){.fd = fds[0], .dest = f->local_dest, .xo = sb_rt_fetch_extract_opts(f)};
@@ -381,7 +388,7 @@ sb_err *sb_rt_stream_native_out(const sb_rt_ctx *c, const sb_rt_fetch *f, sb_rt_
                                 sb_rt_timer *tm, uint64_t *bytes_out)
 {
 	int fds[2];
-	if (pipe2(fds, O_CLOEXEC) != 0)
+	if (sb_rt_stream_pipe(fds) != 0)
 		return sb_err_sys(errno, "creating the pipe that streams %s", f->remote_dir);
 	extractor x = {.fd = fds[0], .dest = f->local_dest, .xo = sb_rt_fetch_extract_opts(f)};
 	pthread_t t;

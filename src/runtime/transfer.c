@@ -56,6 +56,21 @@ sb_err *sb_rt_stage_guard(const sb_rt_ctx *c, const sb_rt_stage *s)
 	return err;
 }
 
+sb_err *sb_rt_stage_tar(const sb_rt_stage *s, sb_tar_pick_fn pick, void *pick_ud, int fd,
+                        uint64_t *bytes_out)
+{
+	sb_tar_create_opts o = {
+	    .ex = s->ex,
+	    .follow_symlinks = s->follow_symlinks,
+	    .pick = pick,
+	    .pick_ud = pick_ud,
+	    .on_file = s->on_file,
+	    .want_hash = s->want_hash,
+	    .on_file_ud = s->hash_ud,
+	};
+	return sb_tar_create_ex(s->local_dir, &o, fd, bytes_out);
+}
+
 sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress *p,
                        uint64_t *bytes_out)
 {
@@ -95,7 +110,7 @@ sb_err *sb_rt_stage_in(const sb_rt_ctx *c, const sb_rt_stage *s, sb_rt_progress 
 	}
 	err = new_archive_file("workspace-upload", &fd);
 	if (!err)
-		err = sb_tar_create(s->local_dir, s->ex, s->follow_symlinks, fd, &bytes);
+		err = sb_rt_stage_tar(s, NULL, NULL, fd, &bytes);
 	sb_rt_timer_mark(&tm, "tar");
 	if (!err) {
 		err = sb_rt_upload(c, fd, bytes, s->upload_tar, p);

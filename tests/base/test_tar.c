@@ -714,6 +714,71 @@ static void extract_tells_each_files_hash_as_written(void **state)
 	sbt_rmtree(top);
 }
 
+static int pick_all_but_zz(void *ud, const char *relpath, sb_ftype type)
+{
+	(void)ud;
+	(void)type;
+	return strncmp(relpath, "zz-", 3) == 0 ? SB_TAR_PICK_SKIP : SB_TAR_PICK_ADD;
+}
+
+static bool want_all_but_skipped(void *ud, const char *relpath)
+{
+	(void)ud;
+	return strcmp(relpath, "skipped") != 0;
+}
+
+/* sb_tar_create_ex tells each regular file it archives whole, in the walk's order, with its
+ * size, its ctime and the SHA-256 of the bytes archived (a sparse file's holes as zeros): the
+ * hashes equal those of the files, and of what the archive gives back. A file want_hash declines,
+ * a symlink and a directory are not told; what pick leaves out is neither archived nor told. */
+static void create_tells_the_hash_of_each_file_it_archives(void **state)
+{
+	(void)state;
+	char *top = sbt_mkdtemp("sb-tar-create-told");
+	char *src = sbt_path(top, "src"), *dst = sbt_path(top, "dst");
+	SB_ASSERT_OK(sb_fs_mkdir_p(src, 0755));
+	assert_int_equal(sbt_sh("cd '%s' && mkdir d && printf one > d/f && head -c 300000 "
+	                        "/dev/urandom > big && printf no > skipped && ln -s big link && "
+	                        "truncate -s 3M sparse && printf data | dd of=sparse bs=1 "
+	                        "seek=1100000 conv=notrunc 2>/dev/null && printf out > zz-left",
+	                        src),
+	                 0);
+	char *arc = sbt_path(top, "a.tar");
+	int fd = open(arc, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	struct told t = {0};
+	sb_tar_create_opts o = {.pick = pick_all_but_zz,
+	                        .on_file = tell,
+	                        .want_hash = want_all_but_skipped,
+	                        .on_file_ud = &t};
+	SB_ASSERT_OK(sb_tar_create_ex(src, &o, fd, NULL));
+	assert_int_equal(t.n, 3);
+	assert_told(&t, 0, "big", src);
+	assert_told(&t, 1, "d/f", src);
+	assert_told(&t, 2, "sparse", src);
+	assert_int_equal(t.size[2], 3u << 20);
+	rewind_fd(fd);
+	SB_ASSERT_OK(sb_tar_extract(fd, dst, NULL));
+	close(fd);
+	for (size_t i = 0; i < t.n; i++) {
+		char *p = sbt_path(dst, t.path[i]);
+		unsigned char got[SB_SHA256_LEN];
+		SB_ASSERT_OK(sb_sha256_file(p, got));
+		assert_memory_equal(t.sha[i], got, SB_SHA256_LEN);
+		free(p);
+		free(t.path[i]);
+	}
+	char *left = sbt_path(dst, "zz-left"), *skipped = sbt_path(dst, "skipped");
+	assert_int_equal(access(left, F_OK), -1);
+	assert_int_equal(access(skipped, F_OK), 0); /* archived, only not hashed */
+	free(left);
+	free(skipped);
+	free(arc);
+	free(src);
+	free(dst);
+	sbt_rmtree(top);
+}
+
 /* The extraction limit counts file data written: hard link copies count their target's size,
  * holes of a sparse member count nothing, and the member that would cross it is refused
  * before any of its bytes are written. */
@@ -846,6 +911,7 @@ int main(void)
 	    cmocka_unit_test(extract_replaces_existing_entries),
 	    cmocka_unit_test(extract_turns_hard_links_into_copies_and_skips_devices),
 	    cmocka_unit_test(extract_tells_each_files_hash_as_written),
+	    cmocka_unit_test(create_tells_the_hash_of_each_file_it_archives),
 	    cmocka_unit_test(extract_limit_counts_copies_not_holes),
 	    cmocka_unit_test(extract_rejects_garbage_truncation_and_empty_input),
 	    cmocka_unit_test(create_reports_missing_dir_and_write_errors),
