@@ -38,6 +38,7 @@ struct tar_extract {
 	uint64_t max_written; /* 0: no limit */
 	sb_tar_file_fn on_file;
 	void *on_file_ud;
+	sb_sha256 *sha;   /* with on_file: every member's hash, one after the other */
 	uint64_t written; /* file data bytes written (holes excluded) */
 	sb_err *read_err;
 	char *rbuf;
@@ -268,14 +269,15 @@ static int open_new_file(int pfd, const char *name, mode_t mode)
 /* The plain SHA-256 of a member as it is written, for sb_tar_extract_opts.on_file: blocks
  * come in order of offset, and the gaps between them (holes) are zeros. */
 typedef struct member_hash {
-	sb_sha256 *sha; /* NULL: not wanted, or blocks came out of order (then not told) */
+	sb_sha256 *sha; /* the extraction's one context (reset by each final); NULL: not wanted */
+	bool broken;    /* blocks came out of order: not told */
 	uint64_t fed;
 } member_hash;
 
 static void feed_zeros(member_hash *h, uint64_t n)
 {
 	static const unsigned char zeros[1 << 16];
-	for (; h->sha && n;) {
+	for (; h->sha && !h->broken && n;) {
 		size_t k = n < sizeof zeros ? (size_t)n : sizeof zeros;
 		sb_sha256_update(h->sha, zeros, k);
 		n -= k;
@@ -285,11 +287,10 @@ static void feed_zeros(member_hash *h, uint64_t n)
 
 static void feed_block(member_hash *h, const void *buf, size_t size, int64_t off)
 {
-	if (!h->sha)
+	if (!h->sha || h->broken)
 		return;
 	if (off < 0 || (uint64_t)off < h->fed) {
-		sb_sha256_free(h->sha);
-		h->sha = NULL;
+		h->broken = true;
 		return;
 	}
 	feed_zeros(h, (uint64_t)off - h->fed);
@@ -297,16 +298,21 @@ static void feed_block(member_hash *h, const void *buf, size_t size, int64_t off
 	h->fed += size;
 }
 
-/* Tell on_file of the member written as fd (its bytes all fed), under its path segs[0..n). */
+/* Tell on_file of the member written as fd (its bytes all fed, when written), under its path
+ * segs[0..n); the hash is finished either way, ready for the next member. */
 static void tell_file(struct tar_extract *x, member_hash *h, int fd, char *const *segs, size_t n,
-                      uint64_t size)
+                      uint64_t size, bool written)
 {
-	struct stat st;
-	if (!h->sha || fstat(fd, &st) != 0)
+	if (!h->sha)
 		return;
-	feed_zeros(h, size - h->fed);
+	struct stat st;
+	bool told = written && !h->broken && fstat(fd, &st) == 0;
+	if (told)
+		feed_zeros(h, size - h->fed);
 	unsigned char sha[SB_SHA256_LEN];
 	sb_sha256_final(h->sha, sha);
+	if (!told)
+		return;
 	sb_buf rel = SB_BUF_INIT;
 	for (size_t i = 0; i < n; i++) {
 		if (i)
@@ -337,7 +343,7 @@ static sb_err *extract_file(struct tar_extract *x, struct archive *a, struct arc
 		return sb_err_sys(errno, "extracting %s into %s: creating it", member, x->dir);
 	sb_err *err = NULL;
 	int64_t end = 0;
-	member_hash h = {.sha = x->on_file ? sb_sha256_new() : NULL};
+	member_hash h = {.sha = x->sha};
 	for (;;) {
 		const void *buf;
 		size_t size;
@@ -371,10 +377,7 @@ static sb_err *extract_file(struct tar_extract *x, struct archive *a, struct arc
 			err = sb_err_sys(errno, "extracting %s into %s: setting its time", member,
 			                 x->dir);
 	}
-	if (!err)
-		tell_file(x, &h, fd, segs, n, size > end ? (uint64_t)size : (uint64_t)end);
-	if (h.sha)
-		sb_sha256_free(h.sha);
+	tell_file(x, &h, fd, segs, n, size > end ? (uint64_t)size : (uint64_t)end, !err);
 	if (close(fd) != 0 && errno != EINTR && !err)
 		err = sb_err_sys(errno, "extracting %s into %s: closing it", member, x->dir);
 	return err;
@@ -645,6 +648,7 @@ sb_err *sb_tar_extract_ex(int fd, const char *dir, const sb_tar_extract_opts *op
 	if (x.rootfd < 0)
 		return sb_err_sys(errno, "extracting into %s: opening the directory", dir);
 	x.rbuf = sb_xmalloc(SB_FS_COPY_BUF);
+	x.sha = x.on_file ? sb_sha256_new() : NULL;
 	locale_t prev = sb_tar_enter_utf8();
 	struct archive *a = archive_read_new();
 	if (!a)
@@ -684,6 +688,8 @@ sb_err *sb_tar_extract_ex(int fd, const char *dir, const sb_tar_extract_opts *op
 	free(x.dirs);
 	sb_err_free(x.read_err);
 	free(x.rbuf);
+	if (x.sha)
+		sb_sha256_free(x.sha);
 	close(x.rootfd);
 	if (bytes_out)
 		*bytes_out = x.bytes;

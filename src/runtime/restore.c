@@ -127,7 +127,8 @@ static void own_like_parent(owner_fixer *f, const char *rel)
 		*slash = '\0';
 		bool have_parent = parent_stat(f, path, &pst);
 		*slash = '/';
-		if (have_parent && lstat(path, &st) == 0 && st.st_uid == 0 && pst.st_uid != 0 &&
+		/* A directory of root's: what root created there already has its owner. */
+		if (have_parent && pst.st_uid != 0 && lstat(path, &st) == 0 && st.st_uid == 0 &&
 		    lchown(path, pst.st_uid, pst.st_gid) != 0)
 			sb_warn("could not give %s the owner of its directory: %s", path,
 			        strerror(errno));
