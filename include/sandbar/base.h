@@ -514,6 +514,11 @@ typedef struct sb_manifest_opts {
 	int64_t hash_ctime_since_ns;
 	bool hash_all;
 	bool list_pruned; /* list an excluded entry itself (not what is below it) */
+	/* Optional: of the files the rules above choose, hash only those it says yes to (the path
+	 * relative to the root, the size): a file nothing will compare needs no hash. Honoured
+	 * where the manifest is taken in this process; a far side hashes them all. */
+	bool (*want_hash)(void *ud, const char *relpath, uint64_t size);
+	void *want_hash_ud;
 } sb_manifest_opts;
 
 /* The manifest of the tree below root (root itself not listed): every entry but "._*" names

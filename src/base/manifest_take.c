@@ -20,7 +20,7 @@ typedef struct taker {
 	sb_manifest *m;
 } taker;
 
-static bool wants_hash(const taker *t, const struct stat *st)
+static bool rules_want_hash(const taker *t, const struct stat *st)
 {
 	if (t->o->hash_all)
 		return true;
@@ -31,6 +31,12 @@ static bool wants_hash(const taker *t, const struct stat *st)
 	/* find -newermt @X: strictly after X, the nanoseconds included */
 	return st->st_mtim.tv_sec > t->o->hash_newer_than ||
 	       (st->st_mtim.tv_sec == t->o->hash_newer_than && st->st_mtim.tv_nsec > 0);
+}
+
+static bool wants_hash(const taker *t, const sb_walk_entry *e)
+{
+	return rules_want_hash(t, e->st) &&
+	       (!t->o->want_hash || t->o->want_hash(t->o->want_hash_ud, e->relpath, e->size));
 }
 
 static sb_err *hash_at(int dirfd, const char *name, const char *rel,
@@ -62,7 +68,7 @@ static sb_err *add_entry(taker *t, const sb_walk_entry *e, bool hash)
 		target[n] = '\0';
 		me.target = sb_xstrdup(target);
 	}
-	if (hash && e->type == SB_FT_FILE && wants_hash(t, e->st)) {
+	if (hash && e->type == SB_FT_FILE && wants_hash(t, e)) {
 		sb_err *err = hash_at(e->dirfd, e->name, e->relpath, me.sha);
 		if (err) {
 			free(me.target);

@@ -454,6 +454,20 @@ char **sb_rt_split_list(const sb_buf *list, char sep)
 	return v;
 }
 
+/* Which far files the manifest hashes: only those the plan compares by hash. A file the
+ * baseline lacks, or holds as something else or with another size, is fetched whatever its bytes
+ * (sb_rt_entry_same looks at the size first), so its hash would be read for nothing: after an
+ * `npm install`, that is every file of node_modules. The .git keeps every hash (its snapshot
+ * becomes the next restore's reference). */
+static bool plan_compares(void *ud, const char *relpath, uint64_t size)
+{
+	const sb_runtime *rt = ud;
+	if (sb_rt_is_git_path(relpath))
+		return true;
+	const sb_snap_entry *b = sb_snap_find(&rt->baseline, relpath);
+	return b && b->type == SB_FT_FILE && b->size == size;
+}
+
 /* The native path (SB_RUNNER_CAP_DELTA): the runner lists the far tree and sends the chosen
  * entries itself, so no far command runs at all. */
 static sb_err *native_fetch(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_fetch *f, bool checksum,
@@ -467,7 +481,9 @@ static sb_err *native_fetch(sb_runtime *rt, const sb_rt_ctx *c, const sb_rt_fetc
 	 * was known, whatever its mtime says */
 	sb_manifest_opts mo = {.hash_newer_than = since - 1,
 	                       .hash_ctime_since_ns = rt->far_known_ns,
-	                       .hash_all = checksum};
+	                       .hash_all = checksum,
+	                       .want_hash = plan_compares,
+	                       .want_hash_ud = rt};
 	sb_manifest man;
 	sb_err *err = sb_runner_manifest(c->runner, f->remote_dir, &rt->archive_ex, &mo, &man);
 	sb_rt_timer_mark(&tm, "manifest");

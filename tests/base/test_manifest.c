@@ -1,8 +1,10 @@
 /* base.manifest: the far side's manifest parser (src/base/manifest.c) takes what the runtime's
  * script prints (checked against a real `find -printf` + `sha256sum -z` run) and refuses every
- * malformed, truncated or ambiguous listing; the fuzz target's seeds replay in fuzz.manifest. */
+ * malformed, truncated or ambiguous listing; the fuzz target's seeds replay in fuzz.manifest.
+ * The manifest taken in this process (src/base/manifest_take.c) hashes only what it is asked to. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -131,6 +133,48 @@ static void real_find_and_sha256sum_output_parses(void **state)
 	sbt_rmtree(dir);
 }
 
+static bool want_the_four_byte_ones(void *ud, const char *relpath, uint64_t size)
+{
+	(*(int *)ud)++;
+	(void)relpath;
+	return size == 4;
+}
+
+/* sb_manifest_take's want_hash narrows what its rules chose: asked of every file they chose
+ * (never of a directory or a link, nor of a file they passed over), and a file it declines is
+ * listed unhashed. */
+static void taking_hashes_only_what_want_hash_chooses(void **state)
+{
+	(void)state;
+	char *dir = sbt_mkdtemp("manifest-take");
+	sbt_write_str(dir, "a/four", "four");
+	sbt_write_str(dir, "five!", "five!");
+	sbt_write_str(dir, "old", "four");
+	assert_int_equal(sbt_sh("cd '%s' && ln -s five! link && touch -d '2 hours ago' old", dir),
+	                 0);
+	int asked = 0;
+	sb_manifest_opts o = {.hash_newer_than = (int64_t)time(NULL) - 3600,
+	                      .want_hash = want_the_four_byte_ones,
+	                      .want_hash_ud = &asked};
+	sb_manifest m;
+	SB_ASSERT_OK(sb_manifest_take(dir, NULL, &o, &m));
+	assert_int_equal(m.n, 5); /* a, a/four, five!, link, old */
+	assert_int_equal(asked, 2);
+	sb_manifest_entry *four = sb_manifest_find(&m, "a/four");
+	assert_true(four->hashed);
+	unsigned char want[SB_SHA256_LEN];
+	sb_sha256_once("four", 4, want);
+	assert_memory_equal(four->sha, want, SB_SHA256_LEN);
+	assert_false(sb_manifest_find(&m, "five!")->hashed);
+	assert_false(sb_manifest_find(&m, "old")->hashed); /* older than the rules look */
+	sb_manifest_deinit(&m);
+	o.want_hash = NULL;
+	SB_ASSERT_OK(sb_manifest_take(dir, NULL, &o, &m));
+	assert_true(sb_manifest_find(&m, "five!")->hashed);
+	sb_manifest_deinit(&m);
+	sbt_rmtree(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -138,6 +182,7 @@ int main(void)
 	    cmocka_unit_test(untrusted_listing_says_why),
 	    cmocka_unit_test(refuses_malformed_listings),
 	    cmocka_unit_test(real_find_and_sha256sum_output_parses),
+	    cmocka_unit_test(taking_hashes_only_what_want_hash_chooses),
 	};
 	return cmocka_run_group_tests_name("base.manifest", tests, NULL, NULL);
 }
