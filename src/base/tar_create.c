@@ -26,11 +26,7 @@ struct dir_id {
 struct tar_create {
 	struct archive *a;
 	struct archive_entry *entry;
-	const sb_tar_create_opts *o;
-	const sb_excludes *ex;
-	sb_tar_pick_fn pick; /* optional: which entries of the walk go in */
-	void *pick_ud;
-	bool follow;
+	const sb_tar_create_opts *o; /* excludes, links followed, pick (which entries go in) */
 	/* The current file's hash, when o->on_file wants it (one context, reset by each final);
 	 * hash_lost: the file shrank while read, so the archive holds zeros it never had. */
 	sb_sha256 *sha;
@@ -379,10 +375,10 @@ static int create_cb(const sb_walk_entry *e, void *ud, sb_err **err)
 {
 	struct tar_create *c = ud;
 	if (strncmp(e->name, "._", 2) == 0 ||
-	    sb_excludes_match_entry(c->ex, e->relpath, e->type == SB_FT_DIR))
+	    sb_excludes_match_entry(c->o->ex, e->relpath, e->type == SB_FT_DIR))
 		return SB_WALK_SKIP;
-	if (c->pick) {
-		int pick = c->pick(c->pick_ud, e->relpath, e->type);
+	if (c->o->pick) {
+		int pick = c->o->pick(c->o->pick_ud, e->relpath, e->type);
 		if (pick == SB_TAR_PICK_SKIP)
 			return SB_WALK_SKIP;
 		if (pick == SB_TAR_PICK_DESCEND)
@@ -405,7 +401,7 @@ static int create_cb(const sb_walk_entry *e, void *ud, sb_err **err)
 		*err = add_file(c, e->dirfd, e->name, e->relpath, false);
 		break;
 	case SB_FT_SYMLINK:
-		if (c->follow)
+		if (c->o->follow_symlinks)
 			return add_followed(c, e, err);
 		if (fstatat(e->dirfd, e->name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
 			if (errno == ENOENT)
@@ -459,10 +455,6 @@ sb_err *sb_tar_create_ex(const char *dir, const sb_tar_create_opts *o, int fd, u
 	locale_t prev = sb_tar_enter_utf8();
 	struct tar_create c = {
 	    .o = o,
-	    .ex = o->ex,
-	    .pick = o->pick,
-	    .pick_ud = o->pick_ud,
-	    .follow = o->follow_symlinks,
 	    .dir = dir,
 	    .out_fd = fd,
 	    .buf = sb_xmalloc(SB_FS_COPY_BUF),
