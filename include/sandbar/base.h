@@ -624,9 +624,10 @@ typedef struct sb_tar_create_opts {
 	bool follow_symlinks;
 	sb_tar_pick_fn pick; /* NULL: every entry */
 	void *pick_ud;
-	/* NULL: no hashing. Else told of each regular file archived whole that want_hash (NULL:
-	 * all) chose, with the size and ctime fstat gave when it was opened. A file that shrank
-	 * while it was read (padded with zeros in the archive) is not told. */
+	/* NULL: no hashing. Else told of each regular file archived that want_hash (NULL: all)
+	 * chose, with the size and ctime fstat gave when it was opened and the hash of the member
+	 * as archived: a file that shrank while it was read is archived, and hashed, with zeros
+	 * up to that size; one that grew, up to that size. */
 	sb_tar_file_fn on_file;
 	sb_tar_want_fn want_hash;
 	void *on_file_ud;

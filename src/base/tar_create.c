@@ -27,10 +27,9 @@ struct tar_create {
 	struct archive *a;
 	struct archive_entry *entry;
 	const sb_tar_create_opts *o; /* excludes, links followed, pick (which entries go in) */
-	/* The current file's hash, when o->on_file wants it (one context, reset by each final);
-	 * hash_lost: the file shrank while read, so the archive holds zeros it never had. */
+	/* The current file's hash, when o->on_file wants it (one context, reset by each final). */
 	sb_sha256 *sha;
-	bool hashing, hash_lost;
+	bool hashing;
 	const char *dir;
 	int out_fd;
 	uint64_t bytes;
@@ -197,31 +196,9 @@ static sb_err *archive_bytes(struct tar_create *c, const char *relpath, const vo
 	return NULL;
 }
 
-/* One data region of a sparse member; a file that shrank meanwhile is padded by libarchive. */
-static sb_err *copy_region(struct tar_create *c, int fd, const char *relpath, int64_t off,
-                           uint64_t left)
-{
-	while (left > 0) {
-		size_t want = left < SB_FS_COPY_BUF ? (size_t)left : SB_FS_COPY_BUF;
-		ssize_t n = pread(fd, c->buf, want, (off_t)off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return sb_err_sys(errno, "archiving %s: reading %s", c->dir, relpath);
-		if (n == 0) {
-			c->hash_lost = true;
-			return NULL;
-		}
-		sb_err *err = archive_bytes(c, relpath, c->buf, (size_t)n);
-		if (err)
-			return err;
-		left -= (uint64_t)n;
-		off += n;
-	}
-	return NULL;
-}
-
-static sb_err *skip_hole(struct tar_create *c, const char *relpath, uint64_t left)
+/* n zero bytes into the archive (and the hash): a hole, which libarchive drops from a sparse
+ * member, or the end of a file that shrank while it was read. */
+static sb_err *archive_zeros(struct tar_create *c, const char *relpath, uint64_t left)
 {
 	static const char zeros[64 * 1024];
 	while (left > 0) {
@@ -239,17 +216,38 @@ static sb_err *skip_hole(struct tar_create *c, const char *relpath, uint64_t lef
 	return NULL;
 }
 
+/* One data region of a sparse member; a file that shrank meanwhile is padded with zeros. */
+static sb_err *copy_region(struct tar_create *c, int fd, const char *relpath, int64_t off,
+                           uint64_t left)
+{
+	while (left > 0) {
+		size_t want = left < SB_FS_COPY_BUF ? (size_t)left : SB_FS_COPY_BUF;
+		ssize_t n = pread(fd, c->buf, want, (off_t)off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return sb_err_sys(errno, "archiving %s: reading %s", c->dir, relpath);
+		if (n == 0) /* keeps the regions after it where they belong */
+			return archive_zeros(c, relpath, left);
+		sb_err *err = archive_bytes(c, relpath, c->buf, (size_t)n);
+		if (err)
+			return err;
+		left -= (uint64_t)n;
+		off += n;
+	}
+	return NULL;
+}
+
 /* Starts the hash of the file at relpath when the caller wants it. */
 static void hash_begin(struct tar_create *c, const char *relpath)
 {
-	c->hash_lost = false;
 	c->hashing =
 	    c->o->on_file && (!c->o->want_hash || c->o->want_hash(c->o->on_file_ud, relpath));
 	if (c->hashing && !c->sha)
 		c->sha = sb_sha256_new();
 }
 
-/* Tells the hash of the file archived whole (st: as it was opened); a shrunk one is not told. */
+/* Tells the hash of the file as archived (st: as it was opened) unless archiving it failed. */
 static void hash_end(struct tar_create *c, const char *relpath, const struct stat *st, bool told)
 {
 	if (!c->hashing)
@@ -257,7 +255,7 @@ static void hash_end(struct tar_create *c, const char *relpath, const struct sta
 	c->hashing = false;
 	unsigned char sha[SB_SHA256_LEN];
 	sb_sha256_final(c->sha, sha); /* also resets the context for the next file */
-	if (told && !c->hash_lost)
+	if (told)
 		c->o->on_file(c->o->on_file_ud, relpath, (uint64_t)st->st_size,
 		              (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec, sha);
 }
@@ -294,7 +292,7 @@ static sb_err *add_file(struct tar_create *c, int dirfd, const char *name, const
 		int64_t pos = 0;
 		for (size_t i = 0; !err && i <= nregs; i++) {
 			int64_t at = i < nregs ? regs[i].off : st.st_size;
-			err = skip_hole(c, relpath, (uint64_t)(at - pos));
+			err = archive_zeros(c, relpath, (uint64_t)(at - pos));
 			if (!err && i < nregs)
 				err = copy_region(c, fd, relpath, at, (uint64_t)regs[i].len);
 			pos = i < nregs ? at + regs[i].len : at;
@@ -313,10 +311,10 @@ static sb_err *add_file(struct tar_create *c, int dirfd, const char *name, const
 			break;
 		}
 		if (n == 0) {
-			/* Shrunk while we read: libarchive pads the member with zeros. */
+			/* Shrunk while we read: the member keeps its size, ending in zeros. */
 			sb_warn("archiving %s: %s shrank while being read; padded with zeros",
 			        c->dir, relpath);
-			c->hash_lost = true;
+			err = archive_zeros(c, relpath, left);
 			break;
 		}
 		err = archive_bytes(c, relpath, c->buf, (size_t)n);

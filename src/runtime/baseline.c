@@ -5,7 +5,7 @@
  * (sb_rt_baseline_hooks): the baseline then says exactly what the far side received, and the
  * workspace is read once, not twice. An incremental staging compares hashes before it picks what
  * to send, so it has them all taken first (sb_rt_baseline_hash); so does everything after the
- * staging, for the files the archive did not tell (left out, or rewritten while read).
+ * staging, for the files the archive did not tell (left out of it, or gone before it read them).
  */
 #include "rt.h"
 

@@ -779,6 +779,46 @@ static void create_tells_the_hash_of_each_file_it_archives(void **state)
 	sbt_rmtree(top);
 }
 
+/* A file that holds fewer bytes than its size says (it shrank while it was read; a sysfs file
+ * reads so every time: size 4096, a few bytes of text) is archived with zeros up to that size,
+ * and told with the hash of exactly what the archive holds. */
+static void create_tells_a_shrunk_file_as_archived(void **state)
+{
+	(void)state;
+	const char *sys = "/sys/kernel/uevent_seqnum";
+	struct stat st;
+	assert_int_equal(stat(sys, &st), 0); /* the machine's own: it must be there */
+	assert_true(S_ISREG(st.st_mode) && st.st_size == 4096);
+	char *top = sbt_mkdtemp("sb-tar-create-shrunk");
+	char *src = sbt_path(top, "src"), *dst = sbt_path(top, "dst"),
+	     *arc = sbt_path(top, "a.tar");
+	SB_ASSERT_OK(sb_fs_mkdir_p(src, 0755));
+	assert_int_equal(sbt_sh("ln -s %s '%s/seq'", sys, src), 0);
+	int fd = open(arc, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	struct told t = {0};
+	sb_tar_create_opts o = {.follow_symlinks = true, .on_file = tell, .on_file_ud = &t};
+	SB_ASSERT_OK(sb_tar_create_ex(src, &o, fd, NULL));
+	assert_int_equal(t.n, 1);
+	assert_string_equal(t.path[0], "seq");
+	assert_int_equal(t.size[0], 4096);
+	rewind_fd(fd);
+	SB_ASSERT_OK(sb_tar_extract(fd, dst, NULL));
+	close(fd);
+	char *p = sbt_path(dst, "seq");
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_size, 4096);
+	unsigned char got[SB_SHA256_LEN];
+	SB_ASSERT_OK(sb_sha256_file(p, got));
+	assert_memory_equal(t.sha[0], got, SB_SHA256_LEN);
+	free(p);
+	free(t.path[0]);
+	free(arc);
+	free(src);
+	free(dst);
+	sbt_rmtree(top);
+}
+
 /* The extraction limit counts file data written: hard link copies count their target's size,
  * holes of a sparse member count nothing, and the member that would cross it is refused
  * before any of its bytes are written. */
@@ -912,6 +952,7 @@ int main(void)
 	    cmocka_unit_test(extract_turns_hard_links_into_copies_and_skips_devices),
 	    cmocka_unit_test(extract_tells_each_files_hash_as_written),
 	    cmocka_unit_test(create_tells_the_hash_of_each_file_it_archives),
+	    cmocka_unit_test(create_tells_a_shrunk_file_as_archived),
 	    cmocka_unit_test(extract_limit_counts_copies_not_holes),
 	    cmocka_unit_test(extract_rejects_garbage_truncation_and_empty_input),
 	    cmocka_unit_test(create_reports_missing_dir_and_write_errors),
