@@ -105,8 +105,7 @@ static void *produce(void *arg)
 	producer *pr = arg;
 	block_sigpipe(); /* a new thread: nothing to restore, the mask dies with it */
 	const sb_rt_stage *s = pr->s;
-	pr->err = s->delta ? sb_rt_stage_tar(s, s->pick, s->pick_ud, pr->fd, &pr->bytes)
-	                   : sb_rt_stage_tar(s, NULL, NULL, pr->fd, &pr->bytes);
+	pr->err = sb_rt_stage_tar(s, s->delta ? s->pick : NULL, s->pick_ud, pr->fd, &pr->bytes);
 	sb_close(&pr->fd);
 	return NULL;
 }
